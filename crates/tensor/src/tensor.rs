@@ -1,0 +1,230 @@
+//! The host tensor: an n-dimensional array of one dtype, cheap to clone and slice.
+
+use crate::dtype::{DType, Elem};
+use half::{bf16, f16};
+use ndarray::{ArcArray, IxDyn};
+
+/// A host tensor. Clones share the buffer (copy on write), so slicing a source
+/// into elements and passing values between ops does not copy data.
+#[derive(Clone, Debug, PartialEq)]
+#[allow(missing_docs)]
+pub enum Tensor {
+    Bool(ArcArray<bool, IxDyn>),
+    I8(ArcArray<i8, IxDyn>),
+    U8(ArcArray<u8, IxDyn>),
+    I16(ArcArray<i16, IxDyn>),
+    U16(ArcArray<u16, IxDyn>),
+    I32(ArcArray<i32, IxDyn>),
+    U32(ArcArray<u32, IxDyn>),
+    I64(ArcArray<i64, IxDyn>),
+    U64(ArcArray<u64, IxDyn>),
+    F16(ArcArray<f16, IxDyn>),
+    BF16(ArcArray<bf16, IxDyn>),
+    F32(ArcArray<f32, IxDyn>),
+    F64(ArcArray<f64, IxDyn>),
+}
+
+/// Applies a generic expression to the array inside a [`Tensor`], whatever its dtype.
+///
+/// `dispatch!(t, a => a.len())` binds `a` to the `ArcArray<T, IxDyn>` of any variant.
+#[macro_export]
+macro_rules! dispatch {
+    ($t:expr, $a:ident => $body:expr) => {
+        match $t {
+            $crate::Tensor::Bool($a) => $body,
+            $crate::Tensor::I8($a) => $body,
+            $crate::Tensor::U8($a) => $body,
+            $crate::Tensor::I16($a) => $body,
+            $crate::Tensor::U16($a) => $body,
+            $crate::Tensor::I32($a) => $body,
+            $crate::Tensor::U32($a) => $body,
+            $crate::Tensor::I64($a) => $body,
+            $crate::Tensor::U64($a) => $body,
+            $crate::Tensor::F16($a) => $body,
+            $crate::Tensor::BF16($a) => $body,
+            $crate::Tensor::F32($a) => $body,
+            $crate::Tensor::F64($a) => $body,
+        }
+    };
+}
+
+/// Like [`dispatch!`], but rebuilds a tensor of the same dtype from the result array.
+#[macro_export]
+macro_rules! map_same {
+    ($t:expr, $a:ident => $body:expr) => {
+        match $t {
+            $crate::Tensor::Bool($a) => $crate::Tensor::Bool($body),
+            $crate::Tensor::I8($a) => $crate::Tensor::I8($body),
+            $crate::Tensor::U8($a) => $crate::Tensor::U8($body),
+            $crate::Tensor::I16($a) => $crate::Tensor::I16($body),
+            $crate::Tensor::U16($a) => $crate::Tensor::U16($body),
+            $crate::Tensor::I32($a) => $crate::Tensor::I32($body),
+            $crate::Tensor::U32($a) => $crate::Tensor::U32($body),
+            $crate::Tensor::I64($a) => $crate::Tensor::I64($body),
+            $crate::Tensor::U64($a) => $crate::Tensor::U64($body),
+            $crate::Tensor::F16($a) => $crate::Tensor::F16($body),
+            $crate::Tensor::BF16($a) => $crate::Tensor::BF16($body),
+            $crate::Tensor::F32($a) => $crate::Tensor::F32($body),
+            $crate::Tensor::F64($a) => $crate::Tensor::F64($body),
+        }
+    };
+}
+
+/// Conversion between a typed array and a [`Tensor`].
+pub trait TensorElem: Elem {
+    /// Wraps an array of this element type.
+    fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor;
+    /// The array inside `t`, if `t` has this element type.
+    fn view(t: &Tensor) -> Option<&ArcArray<Self, IxDyn>>;
+}
+
+macro_rules! tensor_elem {
+    ($($t:ty => $v:ident),*) => {$(
+        impl TensorElem for $t {
+            fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor { Tensor::$v(a) }
+            fn view(t: &Tensor) -> Option<&ArcArray<Self, IxDyn>> {
+                match t { Tensor::$v(a) => Some(a), _ => None }
+            }
+        }
+        impl From<ArcArray<$t, IxDyn>> for Tensor {
+            fn from(a: ArcArray<$t, IxDyn>) -> Tensor { Tensor::$v(a) }
+        }
+    )*};
+}
+tensor_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
+             i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64);
+
+
+
+impl Tensor {
+    /// The dtype of the elements.
+    pub fn dtype(&self) -> DType {
+        fn d<T: Elem>(_: &ArcArray<T, IxDyn>) -> DType {
+            T::DTYPE
+        }
+        dispatch!(self, a => d(a))
+    }
+
+    /// The shape (one length per axis).
+    pub fn shape(&self) -> &[usize] {
+        dispatch!(self, a => a.shape())
+    }
+
+    /// The number of axes.
+    pub fn rank(&self) -> usize {
+        self.shape().len()
+    }
+
+    /// The number of elements.
+    pub fn len(&self) -> usize {
+        dispatch!(self, a => a.len())
+    }
+
+    /// Whether the tensor has no elements.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Bytes occupied by the elements (not counting sharing).
+    pub fn nbytes(&self) -> usize {
+        self.len() * self.dtype().size_bytes()
+    }
+
+    /// Builds a tensor from a shape and row-major data; `None` if the lengths differ.
+    pub fn from_vec<T: TensorElem>(shape: &[usize], data: Vec<T>) -> Option<Tensor> {
+        ArcArray::from_shape_vec(IxDyn(shape), data).ok().map(T::wrap)
+    }
+
+    /// A rank-0 tensor holding `value`.
+    pub fn scalar<T: TensorElem>(value: T) -> Tensor {
+        T::wrap(ArcArray::from_elem(IxDyn(&[]), value))
+    }
+
+    /// The typed array inside, if the dtype is `T`'s.
+    pub fn as_array<T: TensorElem>(&self) -> Option<&ArcArray<T, IxDyn>> {
+        T::view(self)
+    }
+
+    /// The element at row-major position `index` as a [`Scalar`].
+    pub fn get_flat(&self, index: usize) -> Option<Scalar> {
+        dispatch!(self, a => a.iter().nth(index).map(|v| Scalar::from_elem(*v)))
+    }
+
+    /// The `i`-th slice along axis 0 (shares the buffer).
+    pub fn index_axis0(&self, i: usize) -> Tensor {
+        map_same!(self, a => a.clone().index_axis_move(ndarray::Axis(0), i))
+    }
+}
+
+/// One element value of any dtype: constants in fused bodies, printing, folding.
+#[derive(Clone, Copy, Debug, PartialEq)]
+#[allow(missing_docs)]
+pub enum Scalar {
+    Bool(bool),
+    I8(i8),
+    U8(u8),
+    I16(i16),
+    U16(u16),
+    I32(i32),
+    U32(u32),
+    I64(i64),
+    U64(u64),
+    F16(f16),
+    BF16(bf16),
+    F32(f32),
+    F64(f64),
+}
+
+impl Scalar {
+    /// Wraps one element.
+    pub fn from_elem<T: Elem>(v: T) -> Scalar {
+        use std::any::Any;
+        let any = &v as &dyn Any;
+        macro_rules! try_as {
+            ($($t:ty => $var:ident),*) => {$(
+                if let Some(x) = any.downcast_ref::<$t>() { return Scalar::$var(*x); }
+            )*};
+        }
+        try_as!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
+                i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64);
+        unreachable!("every Elem type is listed above")
+    }
+
+    /// The dtype of the value.
+    pub fn dtype(self) -> DType {
+        match self {
+            Scalar::Bool(_) => DType::Bool,
+            Scalar::I8(_) => DType::I8,
+            Scalar::U8(_) => DType::U8,
+            Scalar::I16(_) => DType::I16,
+            Scalar::U16(_) => DType::U16,
+            Scalar::I32(_) => DType::I32,
+            Scalar::U32(_) => DType::U32,
+            Scalar::I64(_) => DType::I64,
+            Scalar::U64(_) => DType::U64,
+            Scalar::F16(_) => DType::F16,
+            Scalar::BF16(_) => DType::BF16,
+            Scalar::F32(_) => DType::F32,
+            Scalar::F64(_) => DType::F64,
+        }
+    }
+
+    /// A rank-0 tensor holding this value.
+    pub fn to_tensor(self) -> Tensor {
+        match self {
+            Scalar::Bool(v) => Tensor::scalar(v),
+            Scalar::I8(v) => Tensor::scalar(v),
+            Scalar::U8(v) => Tensor::scalar(v),
+            Scalar::I16(v) => Tensor::scalar(v),
+            Scalar::U16(v) => Tensor::scalar(v),
+            Scalar::I32(v) => Tensor::scalar(v),
+            Scalar::U32(v) => Tensor::scalar(v),
+            Scalar::I64(v) => Tensor::scalar(v),
+            Scalar::U64(v) => Tensor::scalar(v),
+            Scalar::F16(v) => Tensor::scalar(v),
+            Scalar::BF16(v) => Tensor::scalar(v),
+            Scalar::F32(v) => Tensor::scalar(v),
+            Scalar::F64(v) => Tensor::scalar(v),
+        }
+    }
+}

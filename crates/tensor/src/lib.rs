@@ -5,6 +5,8 @@
 
 mod dtype;
 mod tensor;
+pub mod ops;
+pub mod kernels;
 
 pub use dtype::{DType, Elem};
 pub use half::{bf16, f16};

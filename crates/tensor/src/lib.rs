@@ -6,6 +6,7 @@
 mod dtype;
 mod tensor;
 pub mod ops;
+pub mod format;
 pub mod kernels;
 
 pub use dtype::{DType, Elem};

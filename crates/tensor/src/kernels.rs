@@ -1,2 +1,143 @@
 //! The one implementation of every op: used by the interpreter, by constant folding and
 //! by eager functions alike.
+//!
+//! Per-element math lives in [`scalar`] (one generic function per op and element type);
+//! the array kernels here apply it with tight loops over contiguous slices when they can
+//! and with broadcasting `Zip`s otherwise. Semantics follow SPEC §6 and, where it is
+//! silent, numpy; deliberate divergences from numpy are noted on the function.
+
+mod cast;
+mod elementwise;
+mod host;
+mod linalg;
+mod reduce;
+pub mod scalar;
+mod shape;
+
+pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
+pub use elementwise::{
+    binary, binary_slice, broadcast_shapes, float_binary_slice, clip, float_unary_slice, num_unary_slice, select, unary,
+};
+pub use host::{boolean_mask, nonzero, sort, unique};
+pub use linalg::{matmul, one_hot};
+pub use reduce::reduce;
+pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
+pub use shape::{
+    arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice, squeeze, stack,
+    tile, transpose, zeros, SliceItem,
+};
+
+use crate::DType;
+use crate::ops::DTypeRuleError;
+
+/// Why a kernel could not produce a result.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum KernelError {
+    /// Integer `//` or `%` by zero; `index` is the row-major flat index in the broadcast output.
+    #[error("integer division by zero at element {index}")]
+    DivisionByZero {
+        /// Row-major flat index of the first offending element of the output.
+        index: usize,
+    },
+    /// Operand shapes do not broadcast.
+    #[error("shapes {lhs:?} and {rhs:?} do not broadcast")]
+    Broadcast {
+        /// Shape of the left operand.
+        lhs: Vec<usize>,
+        /// Shape of the right operand.
+        rhs: Vec<usize>,
+    },
+    /// An operand has a dtype the op does not accept.
+    #[error("{0}")]
+    DType(String),
+    /// An argument (axis, shape, step, ...) is invalid.
+    #[error("{0}")]
+    InvalidArgument(String),
+    /// The result would have too many elements to allocate.
+    #[error("result of {elements} elements is too large")]
+    TooLarge {
+        /// The number of elements asked for.
+        elements: u128,
+    },
+}
+
+/// Most elements a kernel will allocate; beyond it the result is [`KernelError::TooLarge`]
+/// rather than an allocation abort.
+const MAX_ELEMENTS: u128 = 1 << 40;
+
+/// The element count of `shape`, or `TooLarge`.
+fn checked_len(shape: &[usize]) -> Result<usize, KernelError> {
+    let n: u128 = shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    if n > MAX_ELEMENTS {
+        Err(KernelError::TooLarge { elements: n })
+    } else {
+        Ok(n as usize)
+    }
+}
+
+/// The error for an op applied to a dtype its rule rejects.
+fn rule_error(op: &str, dtypes: &[DType], err: DTypeRuleError) -> KernelError {
+    let tys = dtypes.iter().map(|d| d.name()).collect::<Vec<_>>().join(" and ");
+    let why = match err {
+        DTypeRuleError::NeedsFloat => "it needs a float dtype",
+        DTypeRuleError::NeedsBool => "it needs bool",
+        DTypeRuleError::Unsupported => "it is not defined on this dtype",
+    };
+    KernelError::DType(format!("`{op}` does not accept {tys}: {why}"))
+}
+
+/// Dispatches over the non-bool variants of a tensor; `bool` runs `$other`.
+macro_rules! num_dispatch {
+    ($t:expr, $a:ident => $body:expr, bool => $other:expr) => {
+        match $t {
+            $crate::Tensor::Bool(_) => $other,
+            $crate::Tensor::I8($a) => $body,
+            $crate::Tensor::U8($a) => $body,
+            $crate::Tensor::I16($a) => $body,
+            $crate::Tensor::U16($a) => $body,
+            $crate::Tensor::I32($a) => $body,
+            $crate::Tensor::U32($a) => $body,
+            $crate::Tensor::I64($a) => $body,
+            $crate::Tensor::U64($a) => $body,
+            $crate::Tensor::F16($a) => $body,
+            $crate::Tensor::BF16($a) => $body,
+            $crate::Tensor::F32($a) => $body,
+            $crate::Tensor::F64($a) => $body,
+        }
+    };
+}
+pub(crate) use num_dispatch;
+
+/// Dispatches over the float variants of a tensor; anything else runs `$other`.
+macro_rules! float_dispatch {
+    ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
+        match $t {
+            $crate::Tensor::F16($a) => $body,
+            $crate::Tensor::BF16($a) => $body,
+            $crate::Tensor::F32($a) => $body,
+            $crate::Tensor::F64($a) => $body,
+            _ => $other,
+        }
+    };
+}
+pub(crate) use float_dispatch;
+
+#[allow(unused_macros)]
+/// Dispatches over the integer variants of a tensor; anything else runs `$other`.
+macro_rules! int_dispatch {
+    ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
+        match $t {
+            $crate::Tensor::I8($a) => $body,
+            $crate::Tensor::U8($a) => $body,
+            $crate::Tensor::I16($a) => $body,
+            $crate::Tensor::U16($a) => $body,
+            $crate::Tensor::I32($a) => $body,
+            $crate::Tensor::U32($a) => $body,
+            $crate::Tensor::I64($a) => $body,
+            $crate::Tensor::U64($a) => $body,
+            _ => $other,
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use int_dispatch;

@@ -1,28 +1,102 @@
 //! Host-only ops whose result shape depends on values, and `sort`.
 
+use super::elementwise::Arr;
+use super::scalar::{CastElem, CastValue};
+use super::shape::standard;
 use super::KernelError;
-use crate::Tensor;
+use crate::{Tensor, TensorElem, dispatch, map_same};
+use ndarray::{ArcArray, Axis, Dimension, IxDyn};
+use std::cmp::Ordering;
 
-/// Sorted distinct values, 1-D (`numpy.unique`).
-pub fn unique(x: &Tensor) -> Result<Tensor, KernelError> {
-    let _ = x;
-    Err(KernelError::InvalidArgument("unique is not implemented yet".into()))
+/// Ascending order with NaN after everything (numpy's sort order).
+#[allow(clippy::eq_op)]
+fn nan_last<T: PartialOrd>(a: &T, b: &T) -> Ordering {
+    match a.partial_cmp(b) {
+        Some(o) => o,
+        None => (a != a).cmp(&(b != b)),
+    }
 }
 
-/// Indices of nonzero elements: `i64[n, rank]` (`np.argwhere`), or `i64[n]` for rank 1.
-pub fn nonzero(x: &Tensor) -> Result<Tensor, KernelError> {
-    let _ = x;
-    Err(KernelError::InvalidArgument("nonzero is not implemented yet".into()))
-}
-
-/// `x[mask]`.
-pub fn boolean_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor, KernelError> {
-    let _ = (x, mask);
-    Err(KernelError::InvalidArgument("boolean_mask is not implemented yet".into()))
-}
-
-/// Sorts along `axis`, ascending, NaN last (numpy).
+/// Sorts along `axis`, ascending, NaN last (numpy). The sort is stable, so equal values
+/// such as `-0.0` and `0.0` keep their order (numpy's default sort is not stable).
 pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
-    let _ = (x, axis);
-    Err(KernelError::InvalidArgument("sort is not implemented yet".into()))
+    if axis >= x.rank() {
+        return Err(KernelError::InvalidArgument(format!("`sort` axis {axis} is out of bounds for rank {}", x.rank())));
+    }
+    Ok(map_same!(x, a => {
+        let mut out = a.to_owned();
+        let mut buf = Vec::with_capacity(a.shape()[axis]);
+        for mut lane in out.lanes_mut(Axis(axis)) {
+            buf.clear();
+            buf.extend(lane.iter().copied());
+            buf.sort_by(nan_last);
+            for (d, s) in lane.iter_mut().zip(&buf) {
+                *d = *s;
+            }
+        }
+        out.into_shared()
+    }))
+}
+
+/// Sorted distinct values, 1-D (`numpy.unique`: NaNs collapse into one, last).
+pub fn unique(x: &Tensor) -> Result<Tensor, KernelError> {
+    Ok(map_same!(x, a => {
+        let mut v: Vec<_> = a.iter().copied().collect();
+        v.sort_by(nan_last);
+        #[allow(clippy::eq_op)]
+        v.dedup_by(|p, q| p == q || (p != p && q != q));
+        let n = v.len();
+        ArcArray::from_shape_vec(IxDyn(&[n]), v).expect("length matches")
+    }))
+}
+
+fn truthy<T: CastElem>(v: T) -> bool {
+    match v.to_cast_value() {
+        CastValue::Bool(b) => b,
+        CastValue::Int(i) => i != 0,
+        CastValue::Float(f) => f != 0.0,
+    }
+}
+
+/// Indices of the nonzero elements in row-major order: `i64[n, rank]` (`np.argwhere`,
+/// `tf.where`), or `i64[n]` for a rank-1 input.
+pub fn nonzero(x: &Tensor) -> Result<Tensor, KernelError> {
+    let rank = x.rank();
+    let mut out: Vec<i64> = Vec::new();
+    let mut n = 0;
+    dispatch!(x, a => {
+        for (idx, &v) in a.indexed_iter() {
+            if truthy(v) {
+                n += 1;
+                out.extend(idx.slice().iter().map(|&i| i as i64));
+            }
+        }
+    });
+    let shape: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, rank] };
+    Ok(Tensor::from_vec(&shape, out).expect("length matches shape"))
+}
+
+/// `x[mask]`: `mask` is `bool` with the shape of `x`'s leading axes; the result has one
+/// leading axis with the selected positions in row-major order, then `x`'s other axes.
+pub fn boolean_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor, KernelError> {
+    let Tensor::Bool(m) = mask else {
+        return Err(KernelError::DType(format!("`boolean_mask` needs a bool mask, not {}", mask.dtype())));
+    };
+    let k = m.ndim();
+    if k > x.rank() || m.shape() != &x.shape()[..k] {
+        return Err(KernelError::InvalidArgument(format!(
+            "mask of shape {:?} does not match the leading axes of shape {:?}",
+            m.shape(),
+            x.shape()
+        )));
+    }
+    let sel: Vec<usize> = m.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i).collect();
+    let lead: usize = x.shape()[..k].iter().product();
+    let mut flat = vec![lead];
+    flat.extend_from_slice(&x.shape()[k..]);
+    fn pick<T: TensorElem>(a: &Arr<T>, flat: &[usize], sel: &[usize]) -> Tensor {
+        let a = standard(a).into_shape_with_order(IxDyn(flat)).expect("length matches");
+        T::wrap(a.select(Axis(0), sel).into_shared())
+    }
+    Ok(dispatch!(x, a => pick(a, &flat, &sel)))
 }

@@ -1,7 +1,9 @@
 //! Shape ops, slicing and creation.
 
-use super::KernelError;
-use crate::{DType, Scalar, Tensor};
+use super::elementwise::{Arr, broadcast_shapes};
+use super::{KernelError, checked_len, scalar_from_f64, scalar_from_i128};
+use crate::{DType, Scalar, Tensor, TensorElem, dispatch, map_same};
+use ndarray::{ArcArray, Axis, IxDyn, Slice};
 
 /// One item of an index expression (Python/numpy semantics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -21,42 +23,288 @@ pub enum SliceItem {
     NewAxis,
 }
 
-macro_rules! todo_kernel {
-    ($($(#[$m:meta])* pub fn $name:ident($($arg:ident: $ty:ty),*);)*) => {$(
-        $(#[$m])*
-        pub fn $name($($arg: $ty),*) -> Result<Tensor, KernelError> {
-            let _ = ($($arg),*);
-            Err(KernelError::InvalidArgument(concat!(stringify!($name), " is not implemented yet").into()))
-        }
-    )*};
+fn invalid(msg: String) -> KernelError {
+    KernelError::InvalidArgument(msg)
 }
-todo_kernel! {
-    /// Same elements in a new shape (row-major).
-    pub fn reshape(x: &Tensor, shape: &[usize]);
-    /// Permutes the axes.
-    pub fn transpose(x: &Tensor, perm: &[usize]);
-    /// Inserts an axis of length 1 at `axis`.
-    pub fn expand_dims(x: &Tensor, axis: usize);
-    /// Removes the given axes of length 1 (all of them if `axes` is empty).
-    pub fn squeeze(x: &Tensor, axes: &[usize]);
-    /// Joins tensors along an existing axis.
-    pub fn concat(xs: &[Tensor], axis: usize);
-    /// Joins tensors along a new axis.
-    pub fn stack(xs: &[Tensor], axis: usize);
-    /// Broadcasts to `shape` (numpy).
-    pub fn broadcast_to(x: &Tensor, shape: &[usize]);
-    /// Repeats the tensor `reps` times along each axis (numpy `tile`).
-    pub fn tile(x: &Tensor, reps: &[usize]);
-    /// Reverses the order along the given axes.
-    pub fn reverse(x: &Tensor, axes: &[usize]);
-    /// Basic indexing: `items` cover leading axes; the ellipsis is already expanded.
-    pub fn slice(x: &Tensor, items: &[SliceItem]);
-    /// A tensor of zeros.
-    pub fn zeros(shape: &[usize], dtype: DType);
-    /// A tensor of ones.
-    pub fn ones(shape: &[usize], dtype: DType);
-    /// A tensor filled with `value`.
-    pub fn fill(shape: &[usize], value: Scalar);
-    /// `0, 1, ..., n-1` in `dtype`.
-    pub fn arange(n: usize, dtype: DType);
+
+fn check_axis(axis: usize, rank: usize, what: &str) -> Result<(), KernelError> {
+    if axis >= rank {
+        Err(invalid(format!("{what} axis {axis} is out of bounds for rank {rank}")))
+    } else {
+        Ok(())
+    }
+}
+
+/// A row-major copy when `a` is not already in standard layout.
+pub(crate) fn standard<T: Clone>(a: &Arr<T>) -> Arr<T> {
+    if a.is_standard_layout() {
+        a.clone()
+    } else {
+        a.as_standard_layout().into_owned().into_shared()
+    }
+}
+
+/// Same elements in a new shape (row-major order; `-1` is resolved by the caller).
+pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
+    let n = checked_len(shape)?;
+    if n != x.len() {
+        return Err(invalid(format!(
+            "cannot reshape {} elements of shape {:?} into shape {:?}",
+            x.len(),
+            x.shape(),
+            shape
+        )));
+    }
+    Ok(map_same!(x, a => standard(a).into_shape_with_order(IxDyn(shape)).expect("length checked")))
+}
+
+/// Permutes the axes; an empty `perm` on a tensor of rank > 0 reverses them (numpy's default).
+pub fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor, KernelError> {
+    let rank = x.rank();
+    let perm: Vec<usize> = if perm.is_empty() { (0..rank).rev().collect() } else { perm.to_vec() };
+    let mut seen = vec![false; rank];
+    if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
+        return Err(invalid(format!("{perm:?} is not a permutation of the {rank} axes")));
+    }
+    Ok(map_same!(x, a => a.clone().permuted_axes(IxDyn(&perm))))
+}
+
+/// Inserts an axis of length 1 at `axis` (`0..=rank`).
+pub fn expand_dims(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
+    check_axis(axis, x.rank() + 1, "expand_dims")?;
+    Ok(map_same!(x, a => a.clone().insert_axis(Axis(axis))))
+}
+
+/// Removes the given axes, which must have length 1 (all length-1 axes if `axes` is empty).
+pub fn squeeze(x: &Tensor, axes: &[usize]) -> Result<Tensor, KernelError> {
+    let shape = x.shape();
+    let mut axes: Vec<usize> = if axes.is_empty() {
+        (0..shape.len()).filter(|&i| shape[i] == 1).collect()
+    } else {
+        axes.to_vec()
+    };
+    for &ax in &axes {
+        check_axis(ax, shape.len(), "squeeze")?;
+        if shape[ax] != 1 {
+            return Err(invalid(format!("cannot squeeze axis {ax} of length {}", shape[ax])));
+        }
+    }
+    axes.sort_unstable();
+    axes.dedup();
+    Ok(map_same!(x, a => {
+        let mut a = a.clone();
+        for &ax in axes.iter().rev() {
+            a = a.index_axis_move(Axis(ax), 0);
+        }
+        a
+    }))
+}
+
+/// The arrays of `xs`, all of `first`'s dtype.
+fn same_dtype<'a, T: TensorElem>(_first: &Arr<T>, xs: &'a [Tensor], op: &str) -> Result<Vec<ndarray::ArrayViewD<'a, T>>, KernelError> {
+    xs.iter()
+        .map(|t| {
+            T::view(t).map(|a| a.view()).ok_or_else(|| {
+                KernelError::DType(format!("operands of `{op}` have different dtypes {} and {}", T::DTYPE, t.dtype()))
+            })
+        })
+        .collect()
+}
+
+/// Joins tensors along an existing axis.
+pub fn concat(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
+    let first = xs.first().ok_or_else(|| invalid("`concat` needs at least one tensor".into()))?;
+    let rank = first.rank();
+    check_axis(axis, rank, "concat")?;
+    for t in xs {
+        let ok = t.rank() == rank
+            && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (p, q))| i == axis || p == q);
+        if !ok {
+            return Err(invalid(format!(
+                "`concat` along axis {axis}: shapes {:?} and {:?} differ off that axis",
+                first.shape(),
+                t.shape()
+            )));
+        }
+    }
+    let total: usize = xs.iter().map(|t| t.shape()[axis]).sum();
+    let mut shape = first.shape().to_vec();
+    shape[axis] = total;
+    checked_len(&shape)?;
+    dispatch!(first, a => {
+        let views = same_dtype(a, xs, "concat")?;
+        Ok(Tensor::from(ndarray::concatenate(Axis(axis), &views).expect("shapes checked").into_shared()))
+    })
+}
+
+/// Joins tensors of one shape along a new axis.
+pub fn stack(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
+    let first = xs.first().ok_or_else(|| invalid("`stack` needs at least one tensor".into()))?;
+    check_axis(axis, first.rank() + 1, "stack")?;
+    if let Some(t) = xs.iter().find(|t| t.shape() != first.shape()) {
+        return Err(invalid(format!("`stack` needs equal shapes, got {:?} and {:?}", first.shape(), t.shape())));
+    }
+    checked_len(&[first.len(), xs.len()])?;
+    dispatch!(first, a => {
+        let views = same_dtype(a, xs, "stack")?;
+        Ok(Tensor::from(ndarray::stack(Axis(axis), &views).expect("shapes checked").into_shared()))
+    })
+}
+
+/// Broadcasts to `shape` (numpy `broadcast_to`); the result owns its elements.
+pub fn broadcast_to(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
+    if broadcast_shapes(x.shape(), shape).as_deref() != Some(shape) {
+        return Err(KernelError::Broadcast { lhs: x.shape().to_vec(), rhs: shape.to_vec() });
+    }
+    checked_len(shape)?;
+    Ok(map_same!(x, a => a.broadcast(IxDyn(shape)).expect("checked").to_owned().into_shared()))
+}
+
+/// Repeats the tensor `reps[i]` times along axis `i` (numpy `tile`: the shorter of the
+/// shape and `reps` is padded with leading 1s).
+pub fn tile(x: &Tensor, reps: &[usize]) -> Result<Tensor, KernelError> {
+    let n = reps.len().max(x.rank());
+    let mut shape = vec![1; n - x.rank()];
+    shape.extend_from_slice(x.shape());
+    let mut reps_full = vec![1; n - reps.len()];
+    reps_full.extend_from_slice(reps);
+    let out: Vec<usize> = shape.iter().zip(&reps_full).map(|(d, r)| d * r).collect();
+    checked_len(&out)?;
+    let mut t = reshape(x, &shape)?;
+    for (ax, &r) in reps_full.iter().enumerate() {
+        if r != 1 {
+            t = concat(&vec![t; r.max(1)], ax)?;
+            if r == 0 {
+                t = slice(&t, &std::iter::repeat_n(SliceItem::Range { start: None, stop: None, step: 1 }, ax)
+                    .chain([SliceItem::Range { start: Some(0), stop: Some(0), step: 1 }])
+                    .collect::<Vec<_>>())?;
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// Reverses the order of elements along each of `axes`.
+pub fn reverse(x: &Tensor, axes: &[usize]) -> Result<Tensor, KernelError> {
+    for &ax in axes {
+        check_axis(ax, x.rank(), "reverse")?;
+    }
+    Ok(map_same!(x, a => {
+        let mut a = a.clone();
+        for &ax in axes {
+            a.invert_axis(Axis(ax));
+        }
+        a
+    }))
+}
+
+/// Python's `slice.indices`: the first index, step and element count along an axis of `len`.
+fn slice_indices(start: Option<i64>, stop: Option<i64>, step: i64, len: usize) -> (i64, i64, usize) {
+    let len = len as i64;
+    let clamp = |v: i64, lo: i64, hi: i64| if v < 0 { (v + len).max(lo) } else { v.min(hi) };
+    let (start, stop) = if step > 0 {
+        (start.map_or(0, |v| clamp(v, 0, len)), stop.map_or(len, |v| clamp(v, 0, len)))
+    } else {
+        (start.map_or(len - 1, |v| clamp(v, -1, len - 1)), stop.map_or(-1, |v| clamp(v, -1, len - 1)))
+    };
+    let count = if step > 0 && stop > start {
+        (stop - start + step - 1) / step
+    } else if step < 0 && start > stop {
+        (start - stop - step - 1) / -step
+    } else {
+        0
+    };
+    (start, step, count as usize)
+}
+
+/// Basic indexing with Python/numpy semantics; `items` cover leading axes and the
+/// ellipsis is already expanded by the caller. The result shares `x`'s buffer.
+pub fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, KernelError> {
+    let consumed = items.iter().filter(|i| !matches!(i, SliceItem::NewAxis)).count();
+    if consumed > x.rank() {
+        return Err(invalid(format!("too many indices ({consumed}) for a tensor of rank {}", x.rank())));
+    }
+    let mut t = x.clone();
+    let mut ax = 0;
+    for item in items {
+        match *item {
+            SliceItem::Index(i) => {
+                let len = t.shape()[ax] as i64;
+                let j = if i < 0 { i + len } else { i };
+                if j < 0 || j >= len {
+                    return Err(invalid(format!("index {i} is out of bounds for axis {ax} with size {len}")));
+                }
+                t = map_same!(&t, a => a.clone().index_axis_move(Axis(ax), j as usize));
+            }
+            SliceItem::Range { start, stop, step } => {
+                if step == 0 {
+                    return Err(invalid("slice step cannot be zero".into()));
+                }
+                let (first, step, count) = slice_indices(start, stop, step, t.shape()[ax]);
+                let s = if count == 0 {
+                    Slice::new(0, Some(0), 1)
+                } else if step > 0 {
+                    Slice::new(first as isize, Some((first + (count as i64 - 1) * step + 1) as isize), step as isize)
+                } else {
+                    // ndarray walks a negative step from the end of the range.
+                    let last = first + (count as i64 - 1) * step;
+                    Slice::new(last as isize, Some(first as isize + 1), step as isize)
+                };
+                t = map_same!(&t, a => {
+                    let mut a = a.clone();
+                    a.slice_axis_inplace(Axis(ax), s);
+                    a
+                });
+                ax += 1;
+            }
+            SliceItem::NewAxis => {
+                t = map_same!(&t, a => a.clone().insert_axis(Axis(ax)));
+                ax += 1;
+            }
+        }
+    }
+    Ok(t)
+}
+
+/// A tensor of zeros.
+pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor, KernelError> {
+    fill(shape, scalar_from_f64(0.0, dtype))
+}
+
+/// A tensor of ones.
+pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor, KernelError> {
+    fill(shape, scalar_from_f64(1.0, dtype))
+}
+
+/// A tensor with every element `value`.
+pub fn fill(shape: &[usize], value: Scalar) -> Result<Tensor, KernelError> {
+    checked_len(shape)?;
+    fn f<T: TensorElem>(shape: &[usize], v: T) -> Tensor {
+        T::wrap(ArcArray::from_elem(IxDyn(shape), v))
+    }
+    Ok(match value {
+        Scalar::Bool(v) => f(shape, v),
+        Scalar::I8(v) => f(shape, v),
+        Scalar::U8(v) => f(shape, v),
+        Scalar::I16(v) => f(shape, v),
+        Scalar::U16(v) => f(shape, v),
+        Scalar::I32(v) => f(shape, v),
+        Scalar::U32(v) => f(shape, v),
+        Scalar::I64(v) => f(shape, v),
+        Scalar::U64(v) => f(shape, v),
+        Scalar::F16(v) => f(shape, v),
+        Scalar::BF16(v) => f(shape, v),
+        Scalar::F32(v) => f(shape, v),
+        Scalar::F64(v) => f(shape, v),
+    })
+}
+
+/// `0, 1, ..., n-1` as `dtype` (values beyond the dtype's range are an error).
+pub fn arange(n: usize, dtype: DType) -> Result<Tensor, KernelError> {
+    checked_len(&[n])?;
+    if n > 0 && scalar_from_i128(n as i128 - 1, dtype).is_none() {
+        return Err(invalid(format!("arange({n}) does not fit in {dtype}")));
+    }
+    let idx = Tensor::from_vec(&[n], (0..n as u64).collect::<Vec<u64>>()).expect("length matches");
+    Ok(super::cast(&idx, dtype))
 }

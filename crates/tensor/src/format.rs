@@ -30,6 +30,8 @@ const EDGE_ITEMS: usize = 3;
 const PRECISION: i32 = 8;
 
 /// Prints `t` exactly as numpy's `print(arr)` prints the same array.
+///
+/// bf16 prints as numpy would print a float dtype with bf16's bits (see the module docs).
 pub fn format_tensor(t: &Tensor) -> String {
     crate::dispatch!(t, a => format_array(a))
 }

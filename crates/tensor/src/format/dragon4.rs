@@ -87,7 +87,7 @@ fn dragon4(d: &Decoded, unique: bool, cutoff: Cutoff, cutoff_max: i32, cutoff_mi
     if d.mantissa == 0 {
         return (vec![b'0'], 0);
     }
-    let is_even = d.mantissa % 2 == 0;
+    let is_even = d.mantissa.is_multiple_of(2);
     let exponent = d.exponent;
     let mut value = BigUint::from_u64(d.mantissa);
     let (mut scale, mut margin_low);
@@ -120,8 +120,10 @@ fn dragon4(d: &Decoded, unique: bool, cutoff: Cutoff, cutoff_max: i32, cutoff_mi
     };
     let mut margin_high = high_of(&margin_low);
 
-    const LOG10_2: f64 = 0.301_029_995_663_981_2;
-    let mut digit_exponent = ((d.mantissa_bit as i32 + exponent) as f64 * LOG10_2 - 0.69).ceil() as i32;
+    // numpy's estimate of floor(log10(v)) + 1, biased low so it is exact or one short;
+    // kept verbatim because the fractional-cutoff clamp below acts on the estimate.
+    let mut digit_exponent =
+        ((d.mantissa_bit as i32 + exponent) as f64 * std::f64::consts::LOG10_2 - 0.69).ceil() as i32;
     if cutoff_max >= 0 && cutoff == Cutoff::Fraction && digit_exponent <= -cutoff_max {
         digit_exponent = -cutoff_max + 1;
     }

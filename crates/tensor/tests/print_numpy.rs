@@ -122,3 +122,12 @@ fn tuples_print_each_part_numpy_style() {
     assert_eq!(format_tuple(&[label]), "(7,)");
     assert_eq!(format_tuple(&[]), "()");
 }
+
+#[test]
+fn strided_views_print_in_logical_order() {
+    let grid = Tensor::from_vec(&[2, 3], vec![1.5f32, 2.0, 3.0, 4.0, 5.0, 6.25]).expect("2x3");
+    let transposed = Tensor::F32(grid.as_array::<f32>().expect("f32").clone().reversed_axes());
+    let copy = Tensor::from_vec(&[3, 2], vec![1.5f32, 4.0, 2.0, 5.0, 3.0, 6.25]).expect("3x2");
+    assert_eq!(format_tensor(&transposed), format_tensor(&copy));
+    assert_eq!(format_tensor(&copy), "[[1.5  4.  ]\n [2.   5.  ]\n [3.   6.25]]");
+}

@@ -52,7 +52,8 @@ fn item_sexp(item: &Item, out: &mut String) {
                 })
                 .collect();
             let ret = decl.ret.as_ref().map_or_else(|| "_".to_string(), type_sexp);
-            let _ = write!(out, "({kind} {} {} (params {}) (ret {ret})", at(item.span), id(&decl.name), params.join(" "));
+            let params = if params.is_empty() { "(params)".to_string() } else { format!("(params {})", params.join(" ")) };
+            let _ = write!(out, "({kind} {} {} {params} (ret {ret})", at(item.span), id(&decl.name));
             match &decl.body {
                 FnBody::Block(b) => {
                     out.push(' ');

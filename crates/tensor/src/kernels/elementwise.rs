@@ -96,11 +96,11 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone>(
     b: &Arr<B>,
     f: impl Fn(A, B) -> U,
 ) -> Result<Arr<U>, KernelError> {
-    if a.shape() == b.shape() {
-        if let (Some(x), Some(y)) = (a.as_slice(), b.as_slice()) {
-            let v: Vec<U> = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
-            return Ok(Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape"));
-        }
+    if a.shape() == b.shape()
+        && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
+    {
+        let v: Vec<U> = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
+        return Ok(Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape"));
     }
     let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| KernelError::Broadcast {
         lhs: a.shape().to_vec(),
@@ -108,19 +108,21 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone>(
     })?;
     super::checked_len(&shape)?;
     // Tensor-with-scalar is the common broadcast: keep it a slice loop.
-    if b.len() == 1 && a.shape() == shape.as_slice() {
-        if let Some(x) = a.as_slice() {
-            let q = *b.iter().next().expect("one element");
-            let v: Vec<U> = x.iter().map(|&p| f(p, q)).collect();
-            return Ok(Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape"));
-        }
+    if b.len() == 1
+        && a.shape() == shape.as_slice()
+        && let Some(x) = a.as_slice()
+    {
+        let q = *b.iter().next().expect("one element");
+        let v: Vec<U> = x.iter().map(|&p| f(p, q)).collect();
+        return Ok(Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape"));
     }
-    if a.len() == 1 && b.shape() == shape.as_slice() {
-        if let Some(y) = b.as_slice() {
-            let p = *a.iter().next().expect("one element");
-            let v: Vec<U> = y.iter().map(|&q| f(p, q)).collect();
-            return Ok(Arr::from_shape_vec(b.raw_dim(), v).expect("length matches shape"));
-        }
+    if a.len() == 1
+        && b.shape() == shape.as_slice()
+        && let Some(y) = b.as_slice()
+    {
+        let p = *a.iter().next().expect("one element");
+        let v: Vec<U> = y.iter().map(|&q| f(p, q)).collect();
+        return Ok(Arr::from_shape_vec(b.raw_dim(), v).expect("length matches shape"));
     }
     let dim = IxDyn(&shape);
     let av = a.broadcast(dim.clone()).expect("shapes broadcast");
@@ -306,7 +308,8 @@ fn compare_arr<T: TensorElem + PartialOrd>(op: BinaryOp, x: &Arr<T>, b: &Tensor)
 fn num_binary_arr<T: NumElem>(op: BinaryOp, x: &Arr<T>, y: &Arr<T>) -> Result<Tensor, KernelError> {
     if T::DTYPE.is_int() && matches!(op, BinaryOp::FloorDiv | BinaryOp::Mod | BinaryOp::Pow) {
         // Find the offending element in output order only when one exists.
-        if y.iter().any(|&v| T::is_zero(v) || T::is_negative(v)) {
+        let suspect = |v: T| if op == BinaryOp::Pow { T::is_negative(v) } else { T::is_zero(v) };
+        if y.iter().any(|&v| suspect(v)) {
             let shape = broadcast_shapes(x.shape(), y.shape()).ok_or_else(|| KernelError::Broadcast {
                 lhs: x.shape().to_vec(),
                 rhs: y.shape().to_vec(),

@@ -58,6 +58,16 @@ pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) ->
                 }
                 stack.pop();
                 out.push((tok, span));
+            } else if let Some((opener, opener_span)) = stack.pop() {
+                // `(1, 2]`: most likely a typo for the expected closer, so it stands in for it.
+                let expected = opener.closer().unwrap_or(Token::RParen);
+                diags.push(
+                    Diagnostic::error(Code::UnmatchedDelimiter, format!("mismatched closing delimiter {tok}"))
+                        .with_label(span, format!("expected {expected}"))
+                        .with_label(opener_span, format!("to close this {opener}"))
+                        .with_help(format!("replace {tok} with {expected}")),
+                );
+                out.push((expected, span));
             } else {
                 diags.push(
                     Diagnostic::error(Code::UnmatchedDelimiter, format!("unmatched closing {tok}"))
@@ -99,10 +109,23 @@ fn starts_statement(tok: &Token<'_>) -> bool {
 pub fn drop_newlines(tokens: Vec<Spanned<'_>>) -> Vec<Spanned<'_>> {
     let mut out: Vec<Spanned<'_>> = Vec::with_capacity(tokens.len());
     let mut stack: Vec<bool> = Vec::new(); // true: a `(` or `[`
+    // The first token after each position that is not a newline, found in one backward pass
+    // so that long runs of blank lines stay linear.
+    let mut next_real: Vec<Option<usize>> = vec![None; tokens.len() + 1];
+    for i in (0..tokens.len()).rev() {
+        next_real[i] = if tokens[i].0 == Token::Newline { next_real[i + 1] } else { Some(i) };
+    }
     for i in 0..tokens.len() {
         let (tok, span) = &tokens[i];
         if *tok == Token::Newline {
             if stack.last() == Some(&true) {
+                continue;
+            }
+            let next = next_real[i + 1].map(|j| &tokens[j]);
+            // A keyword that can only start a statement never continues an expression, so
+            // `let a = 1 +` then `fn f() ...` reports the `+` rather than swallowing the `fn`.
+            if next.is_some_and(|(t, _)| starts_statement(t)) && out.last().is_some_and(|(t, _)| *t != Token::Newline) {
+                out.push((tok.clone(), *span));
                 continue;
             }
             let prev_continues = match out.last() {
@@ -112,7 +135,6 @@ pub fn drop_newlines(tokens: Vec<Spanned<'_>>) -> Vec<Spanned<'_>> {
             if prev_continues {
                 continue;
             }
-            let next = tokens[i + 1..].iter().find(|(t, _)| *t != Token::Newline);
             if next.is_some_and(|(t, _)| continues_before(t)) {
                 continue;
             }

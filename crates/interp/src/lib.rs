@@ -1,1 +1,15 @@
-//! placeholder
+//! The pipec runtime: evaluates IR functions on host tensors and streams a pipeline's
+//! elements through a pull-based graph of dataset iterators.
+//!
+//! Memory does not grow with dataset length: every node holds at most what its semantics
+//! need (a batch, a shuffle buffer, a `cache`). Errors are diagnostics that name the
+//! pipeline node, the source span and the element index.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod func;
+mod rng;
+mod stream;
+
+pub use func::{CompiledFn, FnState};
+pub use stream::{open, Element, ElementStream, RunOptions};

@@ -1,1 +1,67 @@
-//! placeholder
+//! The pipec IR: straight-line SSA functions of tensor ops, and dataset pipelines as a
+//! petgraph graph whose `map`/`filter` nodes point at those functions.
+//!
+//! Tracing produces a [`Program`]; passes rewrite it; the interpreter runs it. The IR knows
+//! nothing of syntax: it holds spans only so that errors found later still point at the
+//! user's source. One printer ([`Program`]'s `Display`) serves `--emit-ir` and every
+//! snapshot, and [`verify`] checks the invariants after tracing and after every pass.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod eval;
+mod function;
+mod host;
+mod pipeline;
+mod print;
+mod types;
+mod verify;
+
+pub use function::{FusedBody, FusedInst, Function, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo};
+pub use host::{HostFn, HostFunction, HostInstance};
+pub use pipeline::{DsKind, DsNode, DsNodeId, Parallelism, Pipeline, Source};
+pub use types::{Dim, ElemType, Shape, TensorType};
+pub use verify::verify;
+pub use print::elem_text;
+
+/// Index of a function in [`Program::functions`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct FuncId(pub u32);
+
+impl FuncId {
+    /// The index into [`Program::functions`].
+    pub fn index(self) -> usize {
+        self.0 as usize
+    }
+}
+
+/// A whole compiled program: every traced function and every named pipeline.
+#[derive(Clone, Debug, Default)]
+pub struct Program {
+    /// All functions, addressed by [`FuncId`]; printed in this order.
+    pub functions: Vec<Function>,
+    /// The named pipelines, in source order.
+    pub pipelines: Vec<Pipeline>,
+}
+
+impl Program {
+    /// The function with id `id`.
+    pub fn func(&self, id: FuncId) -> &Function {
+        &self.functions[id.index()]
+    }
+
+    /// The function with id `id`, mutably.
+    pub fn func_mut(&mut self, id: FuncId) -> &mut Function {
+        &mut self.functions[id.index()]
+    }
+
+    /// Adds a function and returns its id.
+    pub fn add_function(&mut self, func: Function) -> FuncId {
+        self.functions.push(func);
+        FuncId(self.functions.len() as u32 - 1)
+    }
+
+    /// The pipeline called `name`.
+    pub fn pipeline(&self, name: &str) -> Option<&Pipeline> {
+        self.pipelines.iter().find(|p| p.name == name)
+    }
+}

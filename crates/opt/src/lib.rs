@@ -1,1 +1,87 @@
-//! placeholder
+//! Optimization passes over pipec IR, and the pass manager that runs them.
+//!
+//! A pass has a name (the one `--passes` and `--emit-ir=after=NAME` use), runs over the
+//! whole program, says whether it changed anything, and may leave remarks. The manager
+//! verifies the IR after every pass, so a broken rewrite is caught where it happens.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod dce;
+
+use pipec_diag::Diagnostic;
+use pipec_ir::Program;
+
+/// One optimization pass.
+pub trait Pass {
+    /// The pass's name in `--passes` and `--list-passes`.
+    fn name(&self) -> &'static str;
+    /// One line saying what it does, for `--list-passes`.
+    fn description(&self) -> &'static str;
+    /// Rewrites `prog`; returns whether anything changed. Remarks go to `remarks`.
+    fn run(&self, prog: &mut Program, remarks: &mut Vec<Diagnostic>) -> bool;
+}
+
+/// Every pass, in the order `-O2` runs them.
+pub fn all_passes() -> Vec<Box<dyn Pass>> {
+    vec![Box::new(dce::Dce)]
+}
+
+/// The pass names run at an optimization level (0, 1 or 2).
+pub fn passes_for_level(level: u8) -> Vec<&'static str> {
+    match level {
+        0 => vec![],
+        _ => all_passes().iter().map(|p| p.name()).collect(),
+    }
+}
+
+/// What running a pipeline of passes produced.
+pub struct Optimized {
+    /// The final program.
+    pub program: Program,
+    /// The program after each pass that changed something, in order (for `--emit-ir=all`).
+    pub stages: Vec<(String, Program)>,
+    /// Remarks from every pass.
+    pub remarks: Vec<Diagnostic>,
+}
+
+/// Why optimization stopped.
+#[derive(Debug)]
+pub enum OptError {
+    /// A pass name that does not exist.
+    UnknownPass(String, Vec<&'static str>),
+    /// The verifier rejected the IR after a pass (a compiler bug).
+    Verify(String, Vec<String>),
+}
+
+/// Runs the named passes, in order, repeating the sequence until nothing changes
+/// (at most a few rounds), verifying after each pass.
+pub fn optimize(mut prog: Program, names: &[&str]) -> Result<Optimized, OptError> {
+    let all = all_passes();
+    let mut passes = Vec::new();
+    for n in names {
+        match all.iter().position(|p| p.name() == *n) {
+            Some(i) => passes.push(i),
+            None => return Err(OptError::UnknownPass(n.to_string(), all.iter().map(|p| p.name()).collect())),
+        }
+    }
+    let mut stages = Vec::new();
+    let mut remarks = Vec::new();
+    for _round in 0..4 {
+        let mut changed = false;
+        for &i in &passes {
+            let pass = &all[i];
+            if pass.run(&mut prog, &mut remarks) {
+                changed = true;
+                for f in &mut prog.functions {
+                    f.compact();
+                }
+                pipec_ir::verify(&prog).map_err(|e| OptError::Verify(pass.name().to_string(), e))?;
+                stages.push((pass.name().to_string(), prog.clone()));
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    Ok(Optimized { program: prog, stages, remarks })
+}

@@ -1,1 +1,243 @@
-//! placeholder
+//! pipec as a library: compile `.pipe` programs, inspect their IR, run their pipelines,
+//! and register host functions for `extern eager fn` declarations.
+//!
+//! ```no_run
+//! let mut compiler = pipec::Compiler::new();
+//! compiler.register_host_fn("double", |args| Ok(vec![pipec::kernels::binary(
+//!     pipec::ops::BinaryOp::Add, &args[0], &args[0]).map_err(|e| e.to_string())?]));
+//! let source = pipec::SourceFile::from_path("examples/first.pipe".as_ref()).unwrap();
+//! let compiled = compiler.compile(&source, &pipec::CompileOptions::default()).unwrap();
+//! for element in compiled.run(&pipec::RunOptions::default()).unwrap() {
+//!     println!("{}", pipec::format_element(&compiled.element_type(), &element.unwrap()));
+//! }
+//! ```
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod host;
+
+pub use host::ClosureHost;
+pub use pipec_diag::{render, Code, Diagnostic, Severity, Span};
+pub use pipec_interp::{Element, ElementStream, RunOptions};
+pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program};
+pub use pipec_tensor::{format, io, kernels, ops, DType, Tensor};
+pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// A `.pipe` source file.
+#[derive(Clone, Debug)]
+pub struct SourceFile {
+    /// The name shown in diagnostics.
+    pub name: String,
+    /// The text.
+    pub text: String,
+    /// The directory relative paths in the program are resolved against.
+    pub dir: PathBuf,
+}
+
+impl SourceFile {
+    /// Reads a source file from disk.
+    pub fn from_path(path: &Path) -> std::io::Result<SourceFile> {
+        let text = std::fs::read_to_string(path)?;
+        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Ok(SourceFile { name: path.display().to_string(), text, dir })
+    }
+
+    /// A source held in memory; relative paths resolve against the current directory.
+    pub fn from_text(name: &str, text: &str) -> SourceFile {
+        SourceFile { name: name.to_string(), text: text.to_string(), dir: PathBuf::from(".") }
+    }
+}
+
+/// What to compile and how.
+#[derive(Clone, Debug)]
+pub struct CompileOptions {
+    /// The pipeline to compile (`None`: `main`, or the only one).
+    pub pipeline: Option<String>,
+    /// Optimization level, 0 to 2.
+    pub opt_level: u8,
+    /// An explicit pass list (overrides the level).
+    pub passes: Option<Vec<String>>,
+    /// Whether `exec` workers may be started.
+    pub allow_exec: bool,
+}
+
+impl Default for CompileOptions {
+    fn default() -> Self {
+        CompileOptions { pipeline: None, opt_level: 2, passes: None, allow_exec: false }
+    }
+}
+
+/// Compiles programs; holds the host functions an embedding program registered.
+#[derive(Clone, Default)]
+pub struct Compiler {
+    externs: BTreeMap<String, HostFn>,
+    print_sink: Option<PrintSink>,
+    exec_factory: Option<ExecFactory>,
+}
+
+/// A compiled program: the IR before and after optimization, and the chosen pipeline.
+pub struct Compiled {
+    /// The IR straight from tracing.
+    pub traced: Program,
+    /// The IR after the passes.
+    pub optimized: Program,
+    /// The IR after each pass that changed something.
+    pub stages: Vec<(String, Program)>,
+    /// Optimizer remarks.
+    pub remarks: Vec<Diagnostic>,
+    /// Warnings from compilation.
+    pub warnings: Vec<Diagnostic>,
+    /// The pipeline that runs.
+    pub pipeline: String,
+    /// The directory files are read from.
+    pub dir: PathBuf,
+}
+
+impl Compiler {
+    /// A compiler with no host functions registered.
+    pub fn new() -> Compiler {
+        Compiler::default()
+    }
+
+    /// Registers `f` as the body of `extern eager fn NAME(...)`.
+    pub fn register_host_fn(
+        &mut self,
+        name: &str,
+        f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>, String> + Send + Sync + 'static,
+    ) -> &mut Self {
+        self.externs.insert(name.to_string(), Arc::new(ClosureHost::new(name, f)));
+        self
+    }
+
+    /// Sets where `print` in eager functions writes.
+    pub fn set_print_sink(&mut self, sink: PrintSink) -> &mut Self {
+        self.print_sink = Some(sink);
+        self
+    }
+
+    /// Sets how `exec` workers are started.
+    pub fn set_exec_factory(&mut self, factory: ExecFactory) -> &mut Self {
+        self.exec_factory = Some(factory);
+        self
+    }
+
+    /// Parses, traces and optimizes `source`. Errors come back as diagnostics.
+    pub fn compile(&self, source: &SourceFile, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
+        let (ast, mut diags) = pipec_syntax::parse(&source.text);
+        if diags.iter().any(|d| d.is_error()) {
+            return Err(diags);
+        }
+        let trace_opts = pipec_trace::TraceOptions {
+            externs: self.externs.clone(),
+            allow_exec: opts.allow_exec,
+            exec_factory: self.exec_factory.clone(),
+            base_dir: source.dir.clone(),
+            print_sink: self.print_sink.clone(),
+        };
+        let ast = Arc::new(ast);
+        let pipelines: Vec<String> = ast
+            .items
+            .iter()
+            .filter_map(|i| match &i.kind {
+                pipec_syntax::ast::ItemKind::Pipeline { name, .. } => Some(name.name.clone()),
+                _ => None,
+            })
+            .collect();
+        let chosen = match &opts.pipeline {
+            Some(p) => p.clone(),
+            None if pipelines.iter().any(|p| p == "main") => "main".to_string(),
+            None if pipelines.len() == 1 => pipelines[0].clone(),
+            None if pipelines.is_empty() => String::new(),
+            None => {
+                return Err(vec![Diagnostic::error(
+                    Code::NoPipeline,
+                    format!("the program has {} pipelines and none is called `main`", pipelines.len()),
+                )
+                .with_help(format!("choose one with `--pipeline NAME`: {}", pipelines.join(", ")))]);
+            }
+        };
+        let traced = pipec_trace::trace(ast, &trace_opts, (!chosen.is_empty()).then_some(chosen.as_str()));
+        diags.extend(traced.diagnostics);
+        let Some(program) = traced.program else { return Err(diags) };
+        if let Err(errs) = pipec_ir::verify(&program) {
+            return Err(vec![internal_error("tracing", &errs)]);
+        }
+        let names: Vec<String> = match &opts.passes {
+            Some(list) => list.clone(),
+            None => pipec_opt::passes_for_level(opts.opt_level).into_iter().map(String::from).collect(),
+        };
+        let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
+        let optimized = match pipec_opt::optimize(program.clone(), &name_refs) {
+            Ok(o) => o,
+            Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
+                let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
+                if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
+                    d = d.with_note(format!("did you mean `{s}`?"));
+                }
+                return Err(vec![d.with_help(format!("the passes are: {}", valid.join(", ")))]);
+            }
+            Err(pipec_opt::OptError::Verify(pass, errs)) => return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]),
+        };
+        Ok(Compiled {
+            traced: program,
+            optimized: optimized.program,
+            stages: optimized.stages,
+            remarks: optimized.remarks,
+            warnings: diags,
+            pipeline: chosen,
+            dir: source.dir.clone(),
+        })
+    }
+}
+
+fn internal_error(stage: &str, errs: &[String]) -> Diagnostic {
+    let mut d = Diagnostic::error(Code::BadUsage, format!("internal compiler error: the IR is invalid after {stage}"))
+        .with_help("this is a bug in pipec; please report it with the program that triggers it");
+    for e in errs {
+        d = d.with_note(e.clone());
+    }
+    d
+}
+
+/// The passes, with one line each, for `--list-passes`.
+pub fn list_passes() -> Vec<(&'static str, &'static str)> {
+    pipec_opt::all_passes().iter().map(|p| (p.name(), p.description())).collect()
+}
+
+impl Compiled {
+    /// The element type of the chosen pipeline.
+    pub fn element_type(&self) -> ElemType {
+        let p = self.optimized.pipeline(&self.pipeline).expect("compiled pipeline exists");
+        p.graph[p.output].elem.clone()
+    }
+
+    /// Starts running the chosen pipeline.
+    pub fn run(&self, opts: &RunOptions) -> Result<ElementStream, Diagnostic> {
+        let p = self.optimized.pipeline(&self.pipeline).expect("compiled pipeline exists");
+        let mut opts = opts.clone();
+        if opts.base_dir.as_os_str().is_empty() || opts.base_dir == Path::new(".") {
+            opts.base_dir = self.dir.clone();
+        }
+        pipec_interp::open(&self.optimized, p, &opts)
+    }
+}
+
+/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`.
+pub fn format_element(elem: &ElemType, leaves: &[Tensor]) -> String {
+    let mut it = leaves.iter();
+    format_tree(elem, &mut it)
+}
+
+fn format_tree<'a>(elem: &ElemType, leaves: &mut impl Iterator<Item = &'a Tensor>) -> String {
+    match elem {
+        ElemType::Tensor(_) => leaves.next().map(format::format_tensor).unwrap_or_default(),
+        ElemType::Tuple(parts) => {
+            let texts: Vec<String> = parts.iter().map(|p| format_tree(p, leaves)).collect();
+            if texts.len() == 1 { format!("({},)", texts[0]) } else { format!("({})", texts.join(", ")) }
+        }
+    }
+}

@@ -12,6 +12,7 @@ mod host;
 mod linalg;
 mod reduce;
 pub mod scalar;
+mod pad;
 mod shape;
 
 pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
@@ -20,6 +21,7 @@ pub use elementwise::{
 };
 pub use host::{boolean_mask, nonzero, sort, unique};
 pub use linalg::{matmul, one_hot};
+pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{

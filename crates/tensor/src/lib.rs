@@ -8,6 +8,7 @@ mod tensor;
 pub mod ops;
 pub mod format;
 pub mod kernels;
+pub mod io;
 
 pub use dtype::{DType, Elem};
 pub use half::{bf16, f16};

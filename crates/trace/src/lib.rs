@@ -1,1 +1,73 @@
-//! placeholder
+//! Tracing: turns a parsed `.pipe` program into pipec IR.
+//!
+//! One walk over the AST serves two value domains, as in JAX and TF: while tracing, tensors
+//! are symbolic (an IR value and its type) and every op appends to the function being
+//! traced; inside an eager function at run time, tensors are host arrays and every op calls
+//! the kernels directly. Trace-time values (numbers, constants, shapes, loop counters) are
+//! computed during tracing in both.
+//!
+//! Each function given to `map`/`filter` is traced once per distinct element signature
+//! (one IR function per signature, like `tf.function`'s concrete functions).
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod builtins;
+mod dataset;
+mod eager;
+mod eval;
+mod infer;
+mod literal;
+mod shape_ops;
+mod types;
+mod value;
+
+use pipec_diag::Diagnostic;
+use pipec_ir::{HostFn, Program};
+use pipec_syntax::ast;
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+pub use eager::PrintSink;
+
+/// Builds the host function behind `eager fn f(..) -> T = exec(cmd, args..)`.
+pub type ExecFactory = Arc<dyn Fn(ExecSpec) -> HostFn + Send + Sync>;
+
+/// What an `exec` declaration asks for.
+#[derive(Clone, Debug)]
+pub struct ExecSpec {
+    /// The function's name.
+    pub name: String,
+    /// The command and its arguments.
+    pub argv: Vec<String>,
+    /// The directory of the `.pipe` file (the worker's working directory).
+    pub dir: PathBuf,
+}
+
+/// Everything tracing needs besides the program itself.
+#[derive(Clone, Default)]
+pub struct TraceOptions {
+    /// Host functions registered by an embedding program, for `extern eager fn`.
+    pub externs: BTreeMap<String, HostFn>,
+    /// Whether `exec` workers are allowed (`--allow-exec`).
+    pub allow_exec: bool,
+    /// Builds exec workers; without one, `exec` declarations are reported as unsupported.
+    pub exec_factory: Option<ExecFactory>,
+    /// The directory relative paths are resolved against (the `.pipe` file's).
+    pub base_dir: PathBuf,
+    /// Where `print` inside eager functions writes (stderr in the CLI).
+    pub print_sink: Option<PrintSink>,
+}
+
+/// The result of tracing: the IR (when there were no errors) and every diagnostic.
+pub struct Traced {
+    /// The program, if it traced without errors.
+    pub program: Option<Program>,
+    /// Errors and warnings, in source order.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+/// Traces every pipeline of `ast` (or only `only`, when given) into IR.
+pub fn trace(ast: Arc<ast::Program>, options: &TraceOptions, only: Option<&str>) -> Traced {
+    eval::trace_program(ast, options, only)
+}

@@ -1,0 +1,117 @@
+//! Running one IR function on one element (or one batch).
+
+use pipec_diag::{Code, Diagnostic};
+use pipec_ir::{Function, HostInstance, OpKind};
+use pipec_tensor::kernels::KernelError;
+use pipec_tensor::Tensor;
+
+/// A function prepared for repeated evaluation: when each value dies, so it can be freed early.
+#[derive(Debug)]
+pub struct CompiledFn {
+    func: Function,
+    /// For each op, the inputs whose last use it is.
+    frees: Vec<Vec<usize>>,
+}
+
+/// Per-lane state of a function: its eager ops' host instances, started on first use.
+#[derive(Default)]
+pub struct FnState {
+    hosts: Vec<Option<Box<dyn HostInstance>>>,
+}
+
+impl CompiledFn {
+    /// Prepares `func`.
+    pub fn new(func: Function) -> CompiledFn {
+        let mut last_use = vec![usize::MAX; func.values.len()];
+        for (i, op) in func.ops.iter().enumerate() {
+            for v in &op.inputs {
+                last_use[v.index()] = i;
+            }
+        }
+        for r in &func.results {
+            last_use[r.index()] = usize::MAX;
+        }
+        let mut frees = vec![Vec::new(); func.ops.len()];
+        for (v, &i) in last_use.iter().enumerate() {
+            if i != usize::MAX {
+                frees[i].push(v);
+            }
+        }
+        CompiledFn { func, frees }
+    }
+
+    /// The function.
+    pub fn func(&self) -> &Function {
+        &self.func
+    }
+
+    /// Evaluates the function on `args`; `element` is the dataset element index, for errors.
+    pub fn call(&self, state: &mut FnState, args: Vec<Tensor>, element: u64) -> Result<Vec<Tensor>, Diagnostic> {
+        let f = &self.func;
+        let mut vals: Vec<Option<Tensor>> = vec![None; f.values.len()];
+        for (p, a) in f.params.iter().zip(args) {
+            vals[p.index()] = Some(a);
+        }
+        if state.hosts.len() < f.ops.len() {
+            state.hosts.resize_with(f.ops.len(), || None);
+        }
+        for (i, op) in f.ops.iter().enumerate() {
+            let inputs: Vec<Tensor> =
+                op.inputs.iter().map(|v| vals[v.index()].clone().expect("verified: defined before use")).collect();
+            let outs = match &op.kind {
+                OpKind::Eager(host) => {
+                    if state.hosts[i].is_none() {
+                        state.hosts[i] = Some(host.instantiate()?);
+                    }
+                    let inst = state.hosts[i].as_mut().expect("just started");
+                    let outs = inst.call(&inputs).map_err(|d| d.with_note(format!("in element {element}")))?;
+                    let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
+                    let ok = outs.len() == want.len()
+                        && outs.iter().zip(&want).all(|(t, w)| t.dtype() == w.dtype && w.shape.admits(t.shape()));
+                    if !ok {
+                        let got: Vec<String> = outs.iter().map(|t| format!("{}{:?}", t.dtype(), t.shape())).collect();
+                        let declared: Vec<String> = want.iter().map(|t| t.to_string()).collect();
+                        return Err(Diagnostic::error(
+                            Code::EagerResultMismatch,
+                            format!(
+                                "eager function `{}` returned {} for element {element}, but it is declared to return {}",
+                                host.name(),
+                                got.join(", "),
+                                declared.join(", ")
+                            ),
+                        )
+                        .with_label(op.span, "called here")
+                        .with_help("return the declared dtype and shape (`cast`, `reshape`), or change the declaration"));
+                    }
+                    outs
+                }
+                kind => kind.eval(&inputs).map_err(|e| kernel_error(e, kind, op.span, element))?,
+            };
+            for (o, t) in op.outputs.iter().zip(outs) {
+                vals[o.index()] = Some(t);
+            }
+            for &v in &self.frees[i] {
+                vals[v] = None;
+            }
+        }
+        Ok(f.results.iter().map(|r| vals[r.index()].clone().expect("verified: results are defined")).collect())
+    }
+}
+
+/// Turns a kernel failure into a diagnostic naming the op's span and the element.
+pub(crate) fn kernel_error(e: KernelError, kind: &OpKind, span: pipec_diag::Span, element: u64) -> Diagnostic {
+    let (code, help) = match &e {
+        KernelError::DivisionByZero { .. } => {
+            (Code::DivisionByZero, Some("guard the divisor: `x // where(d == 0, 1, d)`, or filter such elements out first"))
+        }
+        KernelError::Broadcast { .. } => (Code::RuntimeShapeMismatch, Some("a `?` dim turned out not to match; check the data's shapes")),
+        KernelError::TooLarge { .. } => (Code::TensorTooLarge, None),
+        _ => (Code::RuntimeShapeMismatch, None),
+    };
+    let code = if matches!(kind, OpKind::EnsureShape(_)) { Code::EnsureShapeFailed } else { code };
+    let mut d = Diagnostic::error(code, format!("{e} in element {element}")).with_label(span, format!("in this `{}`", kind.mnemonic()));
+    if let Some(h) = help {
+        d = d.with_help(h);
+    }
+    d
+}

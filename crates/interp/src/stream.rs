@@ -1,0 +1,738 @@
+//! Dataset nodes as pull-based streams.
+//!
+//! A pipeline is first turned into a tree of plans (one per node, sharing compiled
+//! functions and loaded source data); opening a plan gives a fresh stream, so `repeat`
+//! simply reopens its input for every epoch.
+
+use crate::func::{CompiledFn, FnState};
+use crate::rng::Rng;
+use pipec_diag::{Code, Diagnostic, Span};
+use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
+use pipec_tensor::kernels;
+use pipec_tensor::{Scalar, Tensor};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// One dataset element: its tensor leaves, flat, in the order of the element type.
+pub type Element = Vec<Tensor>;
+
+/// How to run a pipeline.
+#[derive(Clone, Debug)]
+pub struct RunOptions {
+    /// Worker lanes for parallel `map`s (`--threads`).
+    pub threads: usize,
+    /// The directory relative file paths are resolved against.
+    pub base_dir: PathBuf,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        RunOptions { threads: 1, base_dir: PathBuf::from(".") }
+    }
+}
+
+/// A running pipeline: an iterator over its elements.
+pub struct ElementStream {
+    inner: Box<dyn Stream>,
+    /// The type of each element.
+    pub elem: ElemType,
+    done: bool,
+}
+
+impl Iterator for ElementStream {
+    type Item = Result<Element, Diagnostic>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        match self.inner.next() {
+            Ok(Some(e)) => Some(Ok(e)),
+            Ok(None) => {
+                self.done = true;
+                None
+            }
+            Err(d) => {
+                self.done = true;
+                Some(Err(d))
+            }
+        }
+    }
+}
+
+/// Starts running `pipeline` of `prog`.
+pub fn open(prog: &Program, pipeline: &Pipeline, opts: &RunOptions) -> Result<ElementStream, Diagnostic> {
+    let mut builder = PlanBuilder { prog, pipeline, opts, fns: HashMap::new(), plans: HashMap::new() };
+    let plan = builder.plan(pipeline.output)?;
+    Ok(ElementStream { inner: plan.open()?, elem: pipeline.graph[pipeline.output].elem.clone(), done: false })
+}
+
+/// Pulls elements one at a time.
+trait Stream: Send {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic>;
+}
+
+/// A node ready to be opened any number of times.
+struct Plan {
+    kind: PlanKind,
+    inputs: Vec<Arc<Plan>>,
+    span: Span,
+    elem: ElemType,
+}
+
+enum PlanKind {
+    Slices(Vec<Tensor>),
+    Whole(Vec<Tensor>),
+    Range { start: i64, stop: i64, step: i64 },
+    Map { f: Arc<CompiledFn>, lanes: usize },
+    Filter(Arc<CompiledFn>),
+    Batch { size: usize, drop_remainder: bool },
+    PaddedBatch { size: usize, shapes: Vec<Option<Vec<Option<usize>>>>, values: Vec<Scalar>, drop_remainder: bool },
+    Unbatch,
+    Shuffle { buffer: usize, seed: u64 },
+    Repeat(Option<u64>),
+    Take(i64),
+    Skip(i64),
+    Zip,
+    Concatenate,
+    Enumerate(i64),
+    Shard { num: u64, index: u64 },
+    Passthrough,
+    Cache(Arc<Mutex<Option<Arc<Vec<Element>>>>>),
+}
+
+struct PlanBuilder<'a> {
+    prog: &'a Program,
+    pipeline: &'a Pipeline,
+    opts: &'a RunOptions,
+    fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
+    plans: HashMap<DsNodeId, Arc<Plan>>,
+}
+
+impl PlanBuilder<'_> {
+    fn func(&mut self, id: pipec_ir::FuncId) -> Arc<CompiledFn> {
+        self.fns.entry(id).or_insert_with(|| Arc::new(CompiledFn::new(self.prog.func(id).clone()))).clone()
+    }
+
+    fn plan(&mut self, node: DsNodeId) -> Result<Arc<Plan>, Diagnostic> {
+        if let Some(p) = self.plans.get(&node) {
+            return Ok(p.clone());
+        }
+        let n = &self.pipeline.graph[node];
+        let inputs = self.pipeline.inputs(node).into_iter().map(|i| self.plan(i)).collect::<Result<Vec<_>, _>>()?;
+        let kind = match &n.kind {
+            DsKind::Range { start, stop, step } => PlanKind::Range { start: *start, stop: *stop, step: *step },
+            DsKind::FromTensorSlices(srcs) => PlanKind::Slices(self.load(srcs, n.span)?),
+            DsKind::FromTensors(srcs) => PlanKind::Whole(self.load(srcs, n.span)?),
+            DsKind::ReadCsv { .. } => {
+                return Err(Diagnostic::error(Code::FileUnreadable, "read_csv sources are not supported by this runtime yet").with_label(n.span, ""));
+            }
+            DsKind::Map { func, parallelism, .. } => {
+                let lanes = match parallelism {
+                    Parallelism::Sequential => 1,
+                    Parallelism::Fixed(k) => (*k).min(self.opts.threads.max(1)),
+                    Parallelism::Autotune => self.opts.threads.max(1),
+                };
+                PlanKind::Map { f: self.func(*func), lanes }
+            }
+            DsKind::Filter { func } => PlanKind::Filter(self.func(*func)),
+            DsKind::Batch { size, drop_remainder } => PlanKind::Batch { size: *size, drop_remainder: *drop_remainder },
+            DsKind::PaddedBatch { size, padded_shapes, padding_values, drop_remainder } => PlanKind::PaddedBatch {
+                size: *size,
+                shapes: padded_shapes.clone(),
+                values: padding_values.clone(),
+                drop_remainder: *drop_remainder,
+            },
+            DsKind::Unbatch => PlanKind::Unbatch,
+            DsKind::Shuffle { buffer, seed } => PlanKind::Shuffle { buffer: *buffer, seed: seed.unwrap_or_else(fresh_seed) },
+            DsKind::Repeat(c) => PlanKind::Repeat(*c),
+            DsKind::Take(k) => PlanKind::Take(*k),
+            DsKind::Skip(k) => PlanKind::Skip(*k),
+            DsKind::Zip => PlanKind::Zip,
+            DsKind::Concatenate => PlanKind::Concatenate,
+            DsKind::Enumerate(s) => PlanKind::Enumerate(*s),
+            DsKind::Shard { num, index } => PlanKind::Shard { num: *num, index: *index },
+            DsKind::Prefetch(_) => PlanKind::Passthrough,
+            DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
+        };
+        let plan = Arc::new(Plan { kind, inputs, span: n.span, elem: n.elem.clone() });
+        self.plans.insert(node, plan.clone());
+        Ok(plan)
+    }
+
+    fn load(&self, srcs: &[Source], span: Span) -> Result<Vec<Tensor>, Diagnostic> {
+        srcs.iter()
+            .map(|s| match s {
+                Source::Const(t) => Ok(t.clone()),
+                Source::Npy(path) => {
+                    let full = self.opts.base_dir.join(path);
+                    pipec_tensor::io::read_npy(&full).map_err(|e| file_error(e, &full, span))
+                }
+                Source::Npz(path, name) => {
+                    let full = self.opts.base_dir.join(path);
+                    pipec_tensor::io::read_npz(&full, name).map_err(|e| file_error(e, &full, span))
+                }
+            })
+            .collect()
+    }
+}
+
+fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -> Diagnostic {
+    let code = match e {
+        pipec_tensor::io::IoError::Io(_) => Code::FileUnreadable,
+        _ => Code::BadArrayFile,
+    };
+    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display())).with_label(span, "read here")
+}
+
+/// A seed for `shuffle` without one: differs between runs, as in tf.data.
+fn fresh_seed() -> u64 {
+    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    t ^ u64::from(std::process::id()).rotate_left(32)
+}
+
+impl Plan {
+    fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
+        let input = |i: usize| self.inputs[i].open();
+        Ok(match &self.kind {
+            PlanKind::Slices(comps) => {
+                let n = comps.first().map_or(0, |c| c.shape()[0]);
+                Box::new(Slices { comps: comps.clone(), next: 0, n })
+            }
+            PlanKind::Whole(comps) => Box::new(Whole(Some(comps.clone()))),
+            PlanKind::Range { start, stop, step } => Box::new(Range { cur: *start, stop: *stop, step: *step }),
+            PlanKind::Map { f, lanes } => {
+                if *lanes > 1 {
+                    Box::new(ParMap { input: input(0)?, f: f.clone(), states: (0..*lanes).map(|_| FnState::default()).collect(), out: Vec::new().into_iter(), count: 0, done: false })
+                } else {
+                    Box::new(Map { input: input(0)?, f: f.clone(), state: FnState::default(), count: 0 })
+                }
+            }
+            PlanKind::Filter(f) => Box::new(Filter { input: input(0)?, f: f.clone(), state: FnState::default(), count: 0 }),
+            PlanKind::Batch { size, drop_remainder } => {
+                Box::new(Batch { input: input(0)?, size: *size, drop_remainder: *drop_remainder, span: self.span, count: 0 })
+            }
+            PlanKind::PaddedBatch { size, shapes, values, drop_remainder } => Box::new(PaddedBatch {
+                input: input(0)?,
+                size: *size,
+                shapes: shapes.clone(),
+                values: values.clone(),
+                drop_remainder: *drop_remainder,
+                span: self.span,
+            }),
+            PlanKind::Unbatch => Box::new(Unbatch { input: input(0)?, current: None, next: 0, n: 0 }),
+            PlanKind::Shuffle { buffer, seed } => {
+                Box::new(Shuffle { input: Some(input(0)?), buffer: Vec::new(), size: *buffer, rng: Rng::new(*seed) })
+            }
+            PlanKind::Repeat(count) => Box::new(Repeat { plan: self.inputs[0].clone(), current: None, epoch: 0, count: *count, seen: false }),
+            PlanKind::Take(n) => Box::new(Take { input: input(0)?, left: if *n < 0 { u64::MAX } else { *n as u64 } }),
+            PlanKind::Skip(n) => Box::new(Skip { input: input(0)?, left: if *n < 0 { u64::MAX } else { *n as u64 } }),
+            PlanKind::Zip => Box::new(Zip { inputs: self.inputs.iter().map(|p| p.open()).collect::<Result<_, _>>()? }),
+            PlanKind::Concatenate => Box::new(Concat { first: Some(input(0)?), second: self.inputs[1].clone(), current: None }),
+            PlanKind::Enumerate(start) => Box::new(Enumerate { input: input(0)?, next: *start }),
+            PlanKind::Shard { num, index } => Box::new(Shard { input: input(0)?, num: *num, index: *index, pos: 0 }),
+            PlanKind::Passthrough => input(0)?,
+            PlanKind::Cache(store) => {
+                let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
+                match cached {
+                    Some(elems) => Box::new(Replay { elems, next: 0 }),
+                    None => Box::new(Record { input: input(0)?, store: store.clone(), seen: Vec::new() }),
+                }
+            }
+        })
+    }
+}
+
+struct Slices {
+    comps: Vec<Tensor>,
+    next: usize,
+    n: usize,
+}
+
+impl Stream for Slices {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if self.next >= self.n {
+            return Ok(None);
+        }
+        let i = self.next;
+        self.next += 1;
+        Ok(Some(self.comps.iter().map(|c| c.index_axis0(i)).collect()))
+    }
+}
+
+struct Whole(Option<Vec<Tensor>>);
+
+impl Stream for Whole {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        Ok(self.0.take())
+    }
+}
+
+struct Range {
+    cur: i64,
+    stop: i64,
+    step: i64,
+}
+
+impl Stream for Range {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let more = if self.step > 0 { self.cur < self.stop } else { self.cur > self.stop };
+        if !more {
+            return Ok(None);
+        }
+        let v = self.cur;
+        self.cur = self.cur.saturating_add(self.step);
+        if self.cur == v {
+            self.stop = v;
+        }
+        Ok(Some(vec![Tensor::scalar(v)]))
+    }
+}
+
+struct Map {
+    input: Box<dyn Stream>,
+    f: Arc<CompiledFn>,
+    state: FnState,
+    count: u64,
+}
+
+impl Stream for Map {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let Some(e) = self.input.next()? else { return Ok(None) };
+        let idx = self.count;
+        self.count += 1;
+        self.f.call(&mut self.state, e, idx).map(Some)
+    }
+}
+
+/// A parallel `map`: pulls a chunk, splits it over lanes (each with its own host
+/// instances), and emits results in order. Threads wake once per chunk, never per element.
+struct ParMap {
+    input: Box<dyn Stream>,
+    f: Arc<CompiledFn>,
+    states: Vec<FnState>,
+    out: std::vec::IntoIter<Element>,
+    count: u64,
+    done: bool,
+}
+
+/// Elements handed to each lane per wake-up.
+const PER_LANE_CHUNK: usize = 64;
+
+impl Stream for ParMap {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if let Some(e) = self.out.next() {
+            return Ok(Some(e));
+        }
+        if self.done {
+            return Ok(None);
+        }
+        let lanes = self.states.len();
+        let mut chunk = Vec::with_capacity(lanes * PER_LANE_CHUNK);
+        while chunk.len() < lanes * PER_LANE_CHUNK {
+            match self.input.next()? {
+                Some(e) => chunk.push(e),
+                None => {
+                    self.done = true;
+                    break;
+                }
+            }
+        }
+        if chunk.is_empty() {
+            return Ok(None);
+        }
+        let base = self.count;
+        self.count += chunk.len() as u64;
+        let per_lane = chunk.len().div_ceil(lanes);
+        let mut parts: Vec<Vec<Element>> = Vec::new();
+        let mut it = chunk.into_iter();
+        loop {
+            let part: Vec<Element> = it.by_ref().take(per_lane).collect();
+            if part.is_empty() {
+                break;
+            }
+            parts.push(part);
+        }
+        let f = &self.f;
+        let results: Vec<Result<Vec<Element>, Diagnostic>> = std::thread::scope(|s| {
+            let handles: Vec<_> = parts
+                .into_iter()
+                .zip(self.states.iter_mut())
+                .enumerate()
+                .map(|(lane, (part, state))| {
+                    s.spawn(move || {
+                        let start = base + (lane * per_lane) as u64;
+                        part.into_iter().enumerate().map(|(k, e)| f.call(state, e, start + k as u64)).collect::<Result<Vec<_>, _>>()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Diagnostic::error(Code::WrongKind, "a map lane panicked")))).collect()
+        });
+        let mut out = Vec::new();
+        for r in results {
+            out.extend(r?);
+        }
+        self.out = out.into_iter();
+        Ok(self.out.next())
+    }
+}
+
+struct Filter {
+    input: Box<dyn Stream>,
+    f: Arc<CompiledFn>,
+    state: FnState,
+    count: u64,
+}
+
+impl Stream for Filter {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        loop {
+            let Some(e) = self.input.next()? else { return Ok(None) };
+            let idx = self.count;
+            self.count += 1;
+            let keep = self.f.call(&mut self.state, e.clone(), idx)?;
+            let pass = keep.first().and_then(|t| t.as_array::<bool>()).and_then(|a| a.iter().next().copied()).unwrap_or(false);
+            if pass {
+                return Ok(Some(e));
+            }
+        }
+    }
+}
+
+struct Batch {
+    input: Box<dyn Stream>,
+    size: usize,
+    drop_remainder: bool,
+    span: Span,
+    count: u64,
+}
+
+impl Stream for Batch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let mut rows: Vec<Element> = Vec::with_capacity(self.size);
+        while rows.len() < self.size {
+            match self.input.next()? {
+                Some(e) => rows.push(e),
+                None => break,
+            }
+        }
+        if rows.is_empty() || (self.drop_remainder && rows.len() < self.size) {
+            return Ok(None);
+        }
+        let first = self.count;
+        self.count += rows.len() as u64;
+        stack_rows(rows, self.span, first).map(Some)
+    }
+}
+
+/// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.
+fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Diagnostic> {
+    let n_leaves = rows[0].len();
+    let mut out = Vec::with_capacity(n_leaves);
+    for leaf in 0..n_leaves {
+        let parts: Vec<Tensor> = rows.iter().map(|r| r[leaf].clone()).collect();
+        if let Some(k) = parts.iter().position(|p| p.shape() != parts[0].shape()) {
+            let which = if n_leaves > 1 { format!("component {leaf} of ") } else { String::new() };
+            return Err(Diagnostic::error(
+                Code::RaggedBatch,
+                format!(
+                    "cannot batch {which}elements of different shapes: {:?} (element {first}) and {:?} (element {})",
+                    parts[0].shape(),
+                    parts[k].shape(),
+                    first + k as u64
+                ),
+            )
+            .with_label(span, "this batch")
+            .with_help("use `padded_batch(n)` to pad each batch to its longest element"));
+        }
+        out.push(kernels::stack(&parts, 0).map_err(|e| Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(span, ""))?);
+    }
+    Ok(out)
+}
+
+struct PaddedBatch {
+    input: Box<dyn Stream>,
+    size: usize,
+    shapes: Vec<Option<Vec<Option<usize>>>>,
+    values: Vec<Scalar>,
+    drop_remainder: bool,
+    span: Span,
+}
+
+impl Stream for PaddedBatch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let mut rows: Vec<Element> = Vec::with_capacity(self.size);
+        while rows.len() < self.size {
+            match self.input.next()? {
+                Some(e) => rows.push(e),
+                None => break,
+            }
+        }
+        if rows.is_empty() || (self.drop_remainder && rows.len() < self.size) {
+            return Ok(None);
+        }
+        let mut out = Vec::new();
+        for leaf in 0..rows[0].len() {
+            let rank = rows[0][leaf].rank();
+            let longest: Vec<usize> = (0..rank).map(|ax| rows.iter().map(|r| r[leaf].shape()[ax]).max().unwrap_or(0)).collect();
+            let target: Vec<usize> = match &self.shapes[leaf] {
+                None => longest.clone(),
+                Some(dims) => dims.iter().zip(&longest).map(|(d, l)| d.unwrap_or(*l)).collect(),
+            };
+            let mut padded = Vec::new();
+            for r in &rows {
+                let t = &r[leaf];
+                if t.shape().iter().zip(&target).any(|(have, want)| have > want) {
+                    return Err(Diagnostic::error(
+                        Code::RaggedBatch,
+                        format!("an element of shape {:?} does not fit the padded shape {target:?}", t.shape()),
+                    )
+                    .with_label(self.span, "")
+                    .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
+                }
+                let mut base = kernels::fill(&target, self.values[leaf])
+                    .map_err(|e| Diagnostic::error(Code::TensorTooLarge, e.to_string()).with_label(self.span, ""))?;
+                base = pipec_tensor::kernels::paste(&base, t);
+                padded.push(base);
+            }
+            out.push(kernels::stack(&padded, 0).map_err(|e| Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(self.span, ""))?);
+        }
+        Ok(Some(out))
+    }
+}
+
+struct Unbatch {
+    input: Box<dyn Stream>,
+    current: Option<Element>,
+    next: usize,
+    n: usize,
+}
+
+impl Stream for Unbatch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        loop {
+            if let Some(cur) = &self.current {
+                if self.next < self.n {
+                    let i = self.next;
+                    self.next += 1;
+                    return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
+                }
+            }
+            let Some(e) = self.input.next()? else { return Ok(None) };
+            self.n = e.first().map_or(0, |t| t.shape()[0]);
+            self.next = 0;
+            self.current = Some(e);
+        }
+    }
+}
+
+/// tf.data's shuffle: fill a buffer, then emit a random slot and refill it from the input.
+struct Shuffle {
+    input: Option<Box<dyn Stream>>,
+    buffer: Vec<Element>,
+    size: usize,
+    rng: Rng,
+}
+
+impl Stream for Shuffle {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        while self.buffer.len() < self.size {
+            let Some(input) = self.input.as_mut() else { break };
+            match input.next()? {
+                Some(e) => self.buffer.push(e),
+                None => self.input = None,
+            }
+        }
+        if self.buffer.is_empty() {
+            return Ok(None);
+        }
+        let i = self.rng.below(self.buffer.len());
+        Ok(Some(self.buffer.swap_remove(i)))
+    }
+}
+
+struct Repeat {
+    plan: Arc<Plan>,
+    current: Option<Box<dyn Stream>>,
+    epoch: u64,
+    count: Option<u64>,
+    /// Whether the current epoch produced anything (an empty input would otherwise loop forever).
+    seen: bool,
+}
+
+impl Stream for Repeat {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        loop {
+            if self.count.is_some_and(|c| self.epoch >= c) {
+                return Ok(None);
+            }
+            if self.current.is_none() {
+                self.current = Some(self.plan.open()?);
+                self.seen = false;
+            }
+            match self.current.as_mut().expect("opened above").next()? {
+                Some(e) => {
+                    self.seen = true;
+                    return Ok(Some(e));
+                }
+                None => {
+                    self.current = None;
+                    self.epoch += 1;
+                    if !self.seen {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+    }
+}
+
+struct Take {
+    input: Box<dyn Stream>,
+    left: u64,
+}
+
+impl Stream for Take {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if self.left == 0 {
+            return Ok(None);
+        }
+        self.left -= 1;
+        self.input.next()
+    }
+}
+
+struct Skip {
+    input: Box<dyn Stream>,
+    left: u64,
+}
+
+impl Stream for Skip {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        while self.left > 0 {
+            self.left -= 1;
+            if self.input.next()?.is_none() {
+                self.left = 0;
+                return Ok(None);
+            }
+        }
+        self.input.next()
+    }
+}
+
+struct Zip {
+    inputs: Vec<Box<dyn Stream>>,
+}
+
+impl Stream for Zip {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let mut out = Vec::new();
+        for i in &mut self.inputs {
+            match i.next()? {
+                Some(e) => out.extend(e),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(out))
+    }
+}
+
+struct Concat {
+    first: Option<Box<dyn Stream>>,
+    second: Arc<Plan>,
+    current: Option<Box<dyn Stream>>,
+}
+
+impl Stream for Concat {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if let Some(f) = self.first.as_mut() {
+            if let Some(e) = f.next()? {
+                return Ok(Some(e));
+            }
+            self.first = None;
+        }
+        if self.current.is_none() {
+            self.current = Some(self.second.open()?);
+        }
+        self.current.as_mut().expect("opened above").next()
+    }
+}
+
+struct Enumerate {
+    input: Box<dyn Stream>,
+    next: i64,
+}
+
+impl Stream for Enumerate {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let Some(e) = self.input.next()? else { return Ok(None) };
+        let mut out = vec![Tensor::scalar(self.next)];
+        self.next += 1;
+        out.extend(e);
+        Ok(Some(out))
+    }
+}
+
+struct Shard {
+    input: Box<dyn Stream>,
+    num: u64,
+    index: u64,
+    pos: u64,
+}
+
+impl Stream for Shard {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        loop {
+            let Some(e) = self.input.next()? else { return Ok(None) };
+            let p = self.pos;
+            self.pos += 1;
+            if p % self.num == self.index {
+                return Ok(Some(e));
+            }
+        }
+    }
+}
+
+/// The first pass through a `cache`: passes elements on and keeps them.
+struct Record {
+    input: Box<dyn Stream>,
+    store: Arc<Mutex<Option<Arc<Vec<Element>>>>>,
+    seen: Vec<Element>,
+}
+
+impl Stream for Record {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        match self.input.next()? {
+            Some(e) => {
+                self.seen.push(e.clone());
+                Ok(Some(e))
+            }
+            None => {
+                if let Ok(mut g) = self.store.lock() {
+                    *g = Some(Arc::new(std::mem::take(&mut self.seen)));
+                }
+                Ok(None)
+            }
+        }
+    }
+}
+
+/// Later passes through a `cache`.
+struct Replay {
+    elems: Arc<Vec<Element>>,
+    next: usize,
+}
+
+impl Stream for Replay {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let e = self.elems.get(self.next).cloned();
+        self.next += 1;
+        Ok(e)
+    }
+}
+
+#[allow(dead_code)]
+fn unused(p: &Plan) -> &ElemType {
+    &p.elem
+}

@@ -1,0 +1,220 @@
+//! Dataset pipelines: a petgraph DAG of sources and transformations.
+//!
+//! Edges point from an input dataset to the node that consumes it; the edge weight is the
+//! input's position (`zip(a, b)` has edges weighted 0 and 1). Invariant: exactly one node,
+//! [`Pipeline::output`], has no consumer, and every node's element type is what its kind
+//! produces from its inputs' element types.
+
+use crate::types::ElemType;
+use crate::FuncId;
+use petgraph::stable_graph::{NodeIndex, StableDiGraph};
+use petgraph::visit::EdgeRef;
+use petgraph::Direction;
+use pipec_diag::Span;
+use pipec_tensor::{Scalar, Tensor};
+use std::path::PathBuf;
+
+/// A node of a pipeline graph.
+pub type DsNodeId = NodeIndex<u32>;
+
+/// Where the data of a source component comes from.
+#[derive(Clone, Debug)]
+pub enum Source {
+    /// A constant known at compile time.
+    Const(Tensor),
+    /// A `.npy` file, read when the pipeline starts.
+    Npy(PathBuf),
+    /// One array of a `.npz` file.
+    Npz(PathBuf, String),
+}
+
+/// How many elements a `map` processes at once.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Parallelism {
+    /// One at a time, in the pulling thread.
+    Sequential,
+    /// Up to this many lanes.
+    Fixed(usize),
+    /// `AUTOTUNE`: as many lanes as `--threads`.
+    Autotune,
+}
+
+/// What a pipeline node does.
+#[derive(Clone, Debug)]
+pub enum DsKind {
+    /// `range(start, stop, step)`: `i64[]` elements.
+    Range {
+        /// First value.
+        start: i64,
+        /// Bound (exclusive).
+        stop: i64,
+        /// Non-zero step.
+        step: i64,
+    },
+    /// `from_tensor_slices(x)`: slices along axis 0 of each component.
+    FromTensorSlices(Vec<Source>),
+    /// `from_tensors(x)`: one element, the whole value.
+    FromTensors(Vec<Source>),
+    /// `read_csv(path, dtype)` as a source: one element per row.
+    ReadCsv {
+        /// The CSV file.
+        path: PathBuf,
+        /// Whether the first line is a header (detected at compile time).
+        header: bool,
+    },
+    /// `map(f)`.
+    Map {
+        /// The traced function, taking the element's flat leaves.
+        func: FuncId,
+        /// `num_parallel_calls`.
+        parallelism: Parallelism,
+        /// `deterministic` (order kept).
+        deterministic: bool,
+    },
+    /// `filter(pred)`.
+    Filter {
+        /// The predicate, returning one `bool[]`.
+        func: FuncId,
+    },
+    /// `batch(n, drop_remainder)`.
+    Batch {
+        /// Elements per batch.
+        size: usize,
+        /// Whether a final short batch is dropped.
+        drop_remainder: bool,
+    },
+    /// `padded_batch(n, padded_shapes, padding_value)`.
+    PaddedBatch {
+        /// Elements per batch.
+        size: usize,
+        /// Target shape per leaf (`None`: the longest in the batch).
+        padded_shapes: Vec<Option<Vec<Option<usize>>>>,
+        /// Padding value per leaf.
+        padding_values: Vec<Scalar>,
+        /// Whether a final short batch is dropped.
+        drop_remainder: bool,
+    },
+    /// `unbatch()`.
+    Unbatch,
+    /// `shuffle(buffer, seed)`.
+    Shuffle {
+        /// Buffer size.
+        buffer: usize,
+        /// The seed (`None`: a fresh one per run).
+        seed: Option<u64>,
+    },
+    /// `repeat(count)`; `None` repeats forever.
+    Repeat(Option<u64>),
+    /// `take(n)`; negative takes all.
+    Take(i64),
+    /// `skip(n)`; negative skips all.
+    Skip(i64),
+    /// `zip(a, b, ...)`: tuples of the inputs' elements.
+    Zip,
+    /// `concatenate(other)`.
+    Concatenate,
+    /// `enumerate(start)`: `(i64[], element)`.
+    Enumerate(i64),
+    /// `shard(num_shards, index)`.
+    Shard {
+        /// Number of shards.
+        num: u64,
+        /// This shard's index.
+        index: u64,
+    },
+    /// `prefetch(n)`.
+    Prefetch(usize),
+    /// `cache()`.
+    Cache,
+}
+
+impl DsKind {
+    /// The mnemonic printed in the IR.
+    pub fn mnemonic(&self) -> &'static str {
+        match self {
+            DsKind::Range { .. } => "range",
+            DsKind::FromTensorSlices(_) => "from_tensor_slices",
+            DsKind::FromTensors(_) => "from_tensors",
+            DsKind::ReadCsv { .. } => "read_csv",
+            DsKind::Map { .. } => "map",
+            DsKind::Filter { .. } => "filter",
+            DsKind::Batch { .. } => "batch",
+            DsKind::PaddedBatch { .. } => "padded_batch",
+            DsKind::Unbatch => "unbatch",
+            DsKind::Shuffle { .. } => "shuffle",
+            DsKind::Repeat(_) => "repeat",
+            DsKind::Take(_) => "take",
+            DsKind::Skip(_) => "skip",
+            DsKind::Zip => "zip",
+            DsKind::Concatenate => "concatenate",
+            DsKind::Enumerate(_) => "enumerate",
+            DsKind::Shard { .. } => "shard",
+            DsKind::Prefetch(_) => "prefetch",
+            DsKind::Cache => "cache",
+        }
+    }
+}
+
+/// A dataset node: its kind, its element type and its source span.
+#[derive(Clone, Debug)]
+pub struct DsNode {
+    /// What it does.
+    pub kind: DsKind,
+    /// The type of its elements.
+    pub elem: ElemType,
+    /// The call it came from.
+    pub span: Span,
+}
+
+/// A named pipeline: a graph of dataset nodes with one output.
+#[derive(Clone, Debug)]
+pub struct Pipeline {
+    /// The name after `pipeline`.
+    pub name: String,
+    /// The `pipeline` item.
+    pub span: Span,
+    /// The dataset graph.
+    pub graph: StableDiGraph<DsNode, u32>,
+    /// The node whose elements are the pipeline's output.
+    pub output: DsNodeId,
+}
+
+impl Pipeline {
+    /// The inputs of `node`, ordered by position.
+    pub fn inputs(&self, node: DsNodeId) -> Vec<DsNodeId> {
+        let mut edges: Vec<(u32, DsNodeId)> =
+            self.graph.edges_directed(node, Direction::Incoming).map(|e| (*e.weight(), e.source())).collect();
+        edges.sort();
+        edges.into_iter().map(|(_, n)| n).collect()
+    }
+
+    /// The nodes that consume `node`.
+    pub fn consumers(&self, node: DsNodeId) -> Vec<DsNodeId> {
+        let mut out: Vec<DsNodeId> = self.graph.neighbors_directed(node, Direction::Outgoing).collect();
+        out.sort();
+        out
+    }
+
+    /// Nodes in a deterministic topological order (inputs before consumers).
+    pub fn topo_order(&self) -> Vec<DsNodeId> {
+        let mut order = Vec::new();
+        let mut seen = std::collections::HashSet::new();
+        let mut stack = vec![(self.output, false)];
+        while let Some((node, expanded)) = stack.pop() {
+            if expanded {
+                order.push(node);
+                continue;
+            }
+            if !seen.insert(node) {
+                continue;
+            }
+            stack.push((node, true));
+            for input in self.inputs(node).into_iter().rev() {
+                if !seen.contains(&input) {
+                    stack.push((input, false));
+                }
+            }
+        }
+        order
+    }
+}

@@ -1,0 +1,291 @@
+//! The one text form of the IR, used by `--emit-ir` and every snapshot.
+//!
+//! Deterministic: values are numbered densely in definition order, dataset nodes in
+//! topological order, and nothing depends on addresses or hash-map order.
+
+use crate::function::{FusedInst, Function, OpKind, ReshapeDim};
+use crate::pipeline::{DsKind, Parallelism, Pipeline, Source};
+use crate::types::ElemType;
+use crate::Program;
+use pipec_tensor::kernels::SliceItem;
+use pipec_tensor::{Scalar, Tensor};
+use std::collections::HashMap;
+use std::fmt::{self, Write};
+
+/// Constants with more elements than this print as a summary, not their data.
+const MAX_PRINTED_ELEMENTS: usize = 16;
+
+impl fmt::Display for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut first = true;
+        for p in &self.pipelines {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write_pipeline(f, self, p)?;
+        }
+        for func in &self.functions {
+            if !first {
+                writeln!(f)?;
+            }
+            first = false;
+            write!(f, "{func}")?;
+        }
+        Ok(())
+    }
+}
+
+fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> fmt::Result {
+    writeln!(f, "pipeline @{} -> dataset<{}> {{", p.name, p.graph[p.output].elem)?;
+    let order = p.topo_order();
+    let names: HashMap<_, _> = order.iter().enumerate().map(|(i, &n)| (n, format!("%d{i}"))).collect();
+    for &node in &order {
+        let n = &p.graph[node];
+        let inputs: Vec<&str> = p.inputs(node).iter().map(|i| names[i].as_str()).collect();
+        write!(f, "  {} = {}", names[&node], n.kind.mnemonic())?;
+        let mut args: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
+        match &n.kind {
+            DsKind::Range { start, stop, step } => args.extend([start, stop, step].map(|v| v.to_string())),
+            DsKind::FromTensorSlices(srcs) | DsKind::FromTensors(srcs) => {
+                let parts: Vec<String> = srcs.iter().map(source_text).collect();
+                args.push(if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(", ")) });
+            }
+            DsKind::ReadCsv { path, header } => {
+                args.push(format!("{:?}", path.display().to_string()));
+                args.push(format!("header={header}"));
+            }
+            DsKind::Map { func, parallelism, deterministic } => {
+                args.push(format!("@{}", prog.func(*func).name));
+                match parallelism {
+                    Parallelism::Sequential => {}
+                    Parallelism::Fixed(n) => args.push(format!("parallel={n}")),
+                    Parallelism::Autotune => args.push("parallel=autotune".into()),
+                }
+                if !deterministic {
+                    args.push("deterministic=false".into());
+                }
+            }
+            DsKind::Filter { func } => args.push(format!("@{}", prog.func(*func).name)),
+            DsKind::Batch { size, drop_remainder } => {
+                args.push(size.to_string());
+                args.push(format!("drop_remainder={drop_remainder}"));
+            }
+            DsKind::PaddedBatch { size, padded_shapes, padding_values, drop_remainder } => {
+                args.push(size.to_string());
+                let shapes: Vec<String> = padded_shapes
+                    .iter()
+                    .map(|s| match s {
+                        None => "longest".to_string(),
+                        Some(dims) => {
+                            let d: Vec<String> =
+                                dims.iter().map(|d| d.map_or("?".to_string(), |n| n.to_string())).collect();
+                            format!("[{}]", d.join(", "))
+                        }
+                    })
+                    .collect();
+                args.push(format!("padded_shapes=({})", shapes.join(", ")));
+                let values: Vec<String> = padding_values.iter().map(|s| scalar_text(*s)).collect();
+                args.push(format!("padding_values=({})", values.join(", ")));
+                args.push(format!("drop_remainder={drop_remainder}"));
+            }
+            DsKind::Shuffle { buffer, seed } => {
+                args.push(buffer.to_string());
+                args.push(seed.map_or("seed=none".to_string(), |s| format!("seed={s}")));
+            }
+            DsKind::Repeat(count) => args.push(count.map_or("forever".to_string(), |c| c.to_string())),
+            DsKind::Take(n) | DsKind::Skip(n) | DsKind::Enumerate(n) => args.push(n.to_string()),
+            DsKind::Shard { num, index } => {
+                args.push(num.to_string());
+                args.push(index.to_string());
+            }
+            DsKind::Prefetch(n) => args.push(n.to_string()),
+            DsKind::Unbatch | DsKind::Zip | DsKind::Concatenate | DsKind::Cache => {}
+        }
+        if !args.is_empty() {
+            write!(f, " {}", args.join(", "))?;
+        }
+        writeln!(f, " : dataset<{}>", n.elem)?;
+    }
+    writeln!(f, "  yield {}", names[&p.output])?;
+    writeln!(f, "}}")
+}
+
+fn source_text(src: &Source) -> String {
+    match src {
+        Source::Const(t) => tensor_text(t),
+        Source::Npy(path) => format!("read_npy({:?})", path.display().to_string()),
+        Source::Npz(path, name) => format!("read_npz({:?}, {name:?})", path.display().to_string()),
+    }
+}
+
+/// A constant as IR text: its data when small, otherwise its type only.
+pub(crate) fn tensor_text(t: &Tensor) -> String {
+    let ty = format!("{}{:?}", t.dtype(), t.shape());
+    if t.len() > MAX_PRINTED_ELEMENTS {
+        return format!("dense<{ty}> {{{} elements}}", t.len());
+    }
+    let flat: Vec<String> = (0..t.len()).map(|i| scalar_text(t.get_flat(i).expect("index in range"))).collect();
+    let mut out = String::new();
+    nest(&mut out, t.shape(), &flat);
+    format!("dense<{ty}> {out}")
+}
+
+fn nest(out: &mut String, shape: &[usize], flat: &[String]) {
+    match shape.split_first() {
+        None => out.push_str(&flat[0]),
+        Some((&n, rest)) => {
+            let stride: usize = rest.iter().product();
+            out.push('[');
+            for i in 0..n {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                nest(out, rest, &flat[i * stride..(i + 1) * stride]);
+            }
+            out.push(']');
+        }
+    }
+}
+
+/// A scalar as IR text: integers plainly, floats with a `.` so they read as floats.
+pub(crate) fn scalar_text(s: Scalar) -> String {
+    match s {
+        Scalar::Bool(v) => v.to_string(),
+        Scalar::I8(v) => v.to_string(),
+        Scalar::U8(v) => v.to_string(),
+        Scalar::I16(v) => v.to_string(),
+        Scalar::U16(v) => v.to_string(),
+        Scalar::I32(v) => v.to_string(),
+        Scalar::U32(v) => v.to_string(),
+        Scalar::I64(v) => v.to_string(),
+        Scalar::U64(v) => v.to_string(),
+        Scalar::F16(v) => format!("{:?}", v.to_f32()),
+        Scalar::BF16(v) => format!("{:?}", v.to_f32()),
+        Scalar::F32(v) => format!("{v:?}"),
+        Scalar::F64(v) => format!("{v:?}"),
+    }
+}
+
+fn list<T: fmt::Display>(items: &[T]) -> String {
+    let parts: Vec<String> = items.iter().map(|x| x.to_string()).collect();
+    format!("[{}]", parts.join(", "))
+}
+
+fn slice_text(items: &[SliceItem]) -> String {
+    let opt = |v: &Option<i64>| v.map_or(String::new(), |n| n.to_string());
+    let parts: Vec<String> = items
+        .iter()
+        .map(|it| match it {
+            SliceItem::Index(i) => i.to_string(),
+            SliceItem::NewAxis => "newaxis".to_string(),
+            SliceItem::Range { start, stop, step } => {
+                if *step == 1 {
+                    format!("{}:{}", opt(start), opt(stop))
+                } else {
+                    format!("{}:{}:{}", opt(start), opt(stop), step)
+                }
+            }
+        })
+        .collect();
+    format!("[{}]", parts.join(", "))
+}
+
+/// Whether `func` is one eager call on its parameters: printed as an `eager` declaration.
+fn as_eager_decl(func: &Function) -> Option<&str> {
+    match func.ops.as_slice() {
+        [op] if op.inputs == func.params && op.outputs == func.results => match &op.kind {
+            OpKind::Eager(host) => Some(host.flavor()),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+impl fmt::Display for Function {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let params: Vec<String> = self.params.iter().map(|&p| format!("{p}: {}", self.ty(p))).collect();
+        let results: Vec<String> = self.results.iter().map(|&r| self.ty(r).to_string()).collect();
+        let ret = if results.len() == 1 { results[0].clone() } else { format!("({})", results.join(", ")) };
+        write!(f, "func @{}({}) -> {}", self.name, params.join(", "), ret)?;
+        if let Some(flavor) = as_eager_decl(self) {
+            return writeln!(f, " {flavor}");
+        }
+        writeln!(f, " {{")?;
+        for op in &self.ops {
+            let outs: Vec<String> = op.outputs.iter().map(|o| o.to_string()).collect();
+            let ins: Vec<String> = op.inputs.iter().map(|i| i.to_string()).collect();
+            write!(f, "  {} = {}", outs.join(", "), op.kind.mnemonic())?;
+            let mut args = ins.join(", ");
+            let mut attr = |text: String| {
+                if !args.is_empty() {
+                    args.push_str(", ");
+                }
+                args.push_str(&text);
+            };
+            match &op.kind {
+                OpKind::Const(t) => attr(tensor_text(t)),
+                OpKind::Reduce { axes, keepdims, .. } => {
+                    attr(format!("axes={}", list(axes)));
+                    attr(format!("keepdims={keepdims}"));
+                }
+                OpKind::Reshape(dims) => {
+                    let d: Vec<String> = dims
+                        .iter()
+                        .map(|d| match d {
+                            ReshapeDim::Fixed(n) => n.to_string(),
+                            ReshapeDim::Infer => "-1".into(),
+                        })
+                        .collect();
+                    attr(format!("[{}]", d.join(", ")));
+                }
+                OpKind::Transpose(v) | OpKind::Squeeze(v) | OpKind::BroadcastTo(v) | OpKind::Tile(v) | OpKind::Reverse(v) => {
+                    attr(list(v))
+                }
+                OpKind::ExpandDims(a) | OpKind::Concat(a) | OpKind::Stack(a) | OpKind::Sort(a) => attr(format!("axis={a}")),
+                OpKind::Slice(items) => attr(slice_text(items)),
+                OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
+                OpKind::EnsureShape(shape) => attr(shape.to_string()),
+                OpKind::Eager(host) => {
+                    let a = std::mem::take(&mut args);
+                    args = format!("{}:@{}({a})", host.flavor(), host.name());
+                }
+                _ => {}
+            }
+            if !args.is_empty() {
+                write!(f, " {args}")?;
+            }
+            let tys: Vec<String> = op.outputs.iter().map(|&o| self.ty(o).to_string()).collect();
+            write!(f, " : {}", tys.join(", "))?;
+            if let OpKind::Fused(body) = &op.kind {
+                writeln!(f, " {{")?;
+                for (i, inst) in body.insts.iter().enumerate() {
+                    let text = match inst {
+                        FusedInst::Input(n) => format!("input {n}"),
+                        FusedInst::Const(s) => format!("const {}", scalar_text(*s)),
+                        FusedInst::Unary(op, a) => format!("{} ^{a}", op.name()),
+                        FusedInst::Binary(op, a, b) => format!("{} ^{a}, ^{b}", op.name()),
+                        FusedInst::Cast(_, a) => format!("cast ^{a}"),
+                        FusedInst::Select(c, a, b) => format!("where ^{c}, ^{a}, ^{b}"),
+                        FusedInst::Clip(x, lo, hi) => format!("clip ^{x}, ^{lo}, ^{hi}"),
+                    };
+                    writeln!(f, "    ^{i} = {text} : {}", body.dtypes[i])?;
+                }
+                let res: Vec<String> = body.results.iter().map(|r| format!("^{r}")).collect();
+                writeln!(f, "    yield {}", res.join(", "))?;
+                write!(f, "  }}")?;
+            }
+            writeln!(f)?;
+        }
+        let res: Vec<String> = self.results.iter().map(|r| r.to_string()).collect();
+        writeln!(f, "  return {}", res.join(", "))?;
+        writeln!(f, "}}")
+    }
+}
+
+/// Renders an element type the way dataset types print (`dataset<...>` payloads).
+pub fn elem_text(elem: &ElemType) -> String {
+    let mut s = String::new();
+    let _ = write!(s, "{elem}");
+    s
+}

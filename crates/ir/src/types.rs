@@ -1,0 +1,193 @@
+//! Static types: dims that may be unknown, tensor types, and element types (trees of tensors).
+
+use pipec_tensor::DType;
+use std::fmt;
+
+/// One dimension of a static shape.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Dim {
+    /// Known at compile time.
+    Known(usize),
+    /// `?`: known only at run time.
+    Unknown,
+}
+
+impl Dim {
+    /// The size, if known.
+    pub fn known(self) -> Option<usize> {
+        match self {
+            Dim::Known(n) => Some(n),
+            Dim::Unknown => None,
+        }
+    }
+
+    /// Whether a run-time size `n` fits this dim.
+    pub fn admits(self, n: usize) -> bool {
+        self.known().is_none_or(|k| k == n)
+    }
+}
+
+impl fmt::Display for Dim {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Dim::Known(n) => write!(f, "{n}"),
+            Dim::Unknown => f.write_str("?"),
+        }
+    }
+}
+
+/// A static shape: one [`Dim`] per axis.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Default)]
+pub struct Shape(pub Vec<Dim>);
+
+impl Shape {
+    /// A fully known shape.
+    pub fn known(dims: &[usize]) -> Shape {
+        Shape(dims.iter().map(|&n| Dim::Known(n)).collect())
+    }
+
+    /// The scalar shape `[]`.
+    pub fn scalar() -> Shape {
+        Shape(Vec::new())
+    }
+
+    /// The number of axes.
+    pub fn rank(&self) -> usize {
+        self.0.len()
+    }
+
+    /// The dims as sizes, if all are known.
+    pub fn as_known(&self) -> Option<Vec<usize>> {
+        self.0.iter().map(|d| d.known()).collect()
+    }
+
+    /// The element count, if every dim is known (and the product does not overflow).
+    pub fn num_elements(&self) -> Option<usize> {
+        self.0.iter().try_fold(1usize, |acc, d| acc.checked_mul(d.known()?))
+    }
+
+    /// Whether a run-time shape fits this static shape.
+    pub fn admits(&self, dims: &[usize]) -> bool {
+        self.0.len() == dims.len() && self.0.iter().zip(dims).all(|(d, &n)| d.admits(n))
+    }
+
+    /// This shape with `dim` prepended (the shape of a batch of these).
+    pub fn prepend(&self, dim: Dim) -> Shape {
+        let mut dims = Vec::with_capacity(self.0.len() + 1);
+        dims.push(dim);
+        dims.extend_from_slice(&self.0);
+        Shape(dims)
+    }
+}
+
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[")?;
+        for (i, d) in self.0.iter().enumerate() {
+            if i > 0 {
+                f.write_str(", ")?;
+            }
+            write!(f, "{d}")?;
+        }
+        f.write_str("]")
+    }
+}
+
+/// The static type of a tensor value: dtype and shape.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct TensorType {
+    /// The element dtype.
+    pub dtype: DType,
+    /// The shape, maybe with unknown dims.
+    pub shape: Shape,
+}
+
+impl TensorType {
+    /// A tensor type from a dtype and a shape.
+    pub fn new(dtype: DType, shape: Shape) -> TensorType {
+        TensorType { dtype, shape }
+    }
+
+    /// A scalar (rank-0) type.
+    pub fn scalar(dtype: DType) -> TensorType {
+        TensorType { dtype, shape: Shape::scalar() }
+    }
+
+    /// The rank.
+    pub fn rank(&self) -> usize {
+        self.shape.rank()
+    }
+}
+
+impl fmt::Display for TensorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}{}", self.dtype, self.shape)
+    }
+}
+
+/// The type of a dataset element: a tensor, or a tuple of element types.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub enum ElemType {
+    /// One tensor.
+    Tensor(TensorType),
+    /// A tuple; components may themselves be tuples.
+    Tuple(Vec<ElemType>),
+}
+
+impl ElemType {
+    /// The tensor leaves in order (how elements are stored at run time: flat).
+    pub fn leaves(&self) -> Vec<&TensorType> {
+        let mut out = Vec::new();
+        self.collect_leaves(&mut out);
+        out
+    }
+
+    fn collect_leaves<'a>(&'a self, out: &mut Vec<&'a TensorType>) {
+        match self {
+            ElemType::Tensor(t) => out.push(t),
+            ElemType::Tuple(parts) => parts.iter().for_each(|p| p.collect_leaves(out)),
+        }
+    }
+
+    /// The number of tensor leaves.
+    pub fn num_leaves(&self) -> usize {
+        match self {
+            ElemType::Tensor(_) => 1,
+            ElemType::Tuple(parts) => parts.iter().map(ElemType::num_leaves).sum(),
+        }
+    }
+
+    /// The same tree with every leaf replaced by `f(leaf)`.
+    pub fn map_leaves(&self, f: &mut impl FnMut(&TensorType) -> TensorType) -> ElemType {
+        match self {
+            ElemType::Tensor(t) => ElemType::Tensor(f(t)),
+            ElemType::Tuple(parts) => ElemType::Tuple(parts.iter().map(|p| p.map_leaves(f)).collect()),
+        }
+    }
+
+    /// Rebuilds a tree of this structure from flat leaves (taken in order).
+    pub fn rebuild(&self, leaves: &mut impl Iterator<Item = TensorType>) -> ElemType {
+        self.map_leaves(&mut |_| leaves.next().expect("as many leaves as the structure"))
+    }
+}
+
+impl fmt::Display for ElemType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ElemType::Tensor(t) => write!(f, "{t}"),
+            ElemType::Tuple(parts) => {
+                f.write_str("(")?;
+                for (i, p) in parts.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{p}")?;
+                }
+                if parts.len() == 1 {
+                    f.write_str(",")?;
+                }
+                f.write_str(")")
+            }
+        }
+    }
+}

@@ -1,0 +1,363 @@
+//! Dataset values during tracing, and their conversion to the IR's pipeline graph.
+
+use pipec_diag::Span;
+use pipec_ir::{DsKind, DsNode, DsNodeId, ElemType, Pipeline};
+use petgraph::stable_graph::StableDiGraph;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// A dataset value: a node and its inputs, shared where a dataset is used twice.
+#[derive(Debug)]
+pub struct DsExpr {
+    /// What the node does.
+    pub kind: DsKind,
+    /// Its input datasets, in order.
+    pub inputs: Vec<Arc<DsExpr>>,
+    /// The element type it produces.
+    pub elem: ElemType,
+    /// The call that made it.
+    pub span: Span,
+}
+
+/// Builds the pipeline graph rooted at `root`; a dataset value used twice becomes one node.
+pub fn to_pipeline(name: &str, span: Span, root: &Arc<DsExpr>) -> Pipeline {
+    let mut graph = StableDiGraph::new();
+    let mut ids: HashMap<*const DsExpr, DsNodeId> = HashMap::new();
+    let output = add(&mut graph, &mut ids, root);
+    Pipeline { name: name.to_string(), span, graph, output }
+}
+
+fn add(graph: &mut StableDiGraph<DsNode, u32>, ids: &mut HashMap<*const DsExpr, DsNodeId>, ds: &Arc<DsExpr>) -> DsNodeId {
+    if let Some(&id) = ids.get(&Arc::as_ptr(ds)) {
+        return id;
+    }
+    let inputs: Vec<DsNodeId> = ds.inputs.iter().map(|i| add(graph, ids, i)).collect();
+    let id = graph.add_node(DsNode { kind: ds.kind.clone(), elem: ds.elem.clone(), span: ds.span });
+    for (pos, input) in inputs.into_iter().enumerate() {
+        graph.add_edge(input, id, pos as u32);
+    }
+    ids.insert(Arc::as_ptr(ds), id);
+    id
+}
+
+use crate::eval::{Eval, Res};
+use crate::value::Value;
+use pipec_diag::{did_you_mean, Code, Diagnostic};
+use pipec_ir::{Dim, Parallelism, Shape, TensorType};
+use pipec_syntax::ast;
+use pipec_tensor::{DType, Scalar};
+
+/// The dataset transformations, for "did you mean".
+const METHODS: &[&str] = &[
+    "map", "filter", "batch", "padded_batch", "unbatch", "shuffle", "repeat", "take", "skip", "zip", "concatenate",
+    "enumerate", "shard", "prefetch", "cache",
+];
+
+impl Eval<'_> {
+    /// A transformation applied to a dataset (`ds.map(f)`, `ds.batch(32)`, ...).
+    pub(crate) fn dataset_method(
+        &mut self,
+        ds: Arc<DsExpr>,
+        name: &ast::Ident,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(ast::Ident, Value, Span)>,
+        span: Span,
+    ) -> Res<Value> {
+        let m = name.name.as_str();
+        macro_rules! bind {
+            ($params:expr, $req:expr) => {
+                match self.bind_ds_args(m, $params, $req, pos, named, span)? {
+                    Some(a) => a,
+                    None => return Ok(Value::Poison),
+                }
+            };
+        }
+        macro_rules! some {
+            ($e:expr) => {
+                match $e {
+                    Some(v) => v,
+                    None => return Ok(Value::Poison),
+                }
+            };
+        }
+        let node = |kind: DsKind, inputs: Vec<Arc<DsExpr>>, elem: ElemType| {
+            Ok(Value::Dataset(Arc::new(DsExpr { kind, inputs, elem, span })))
+        };
+        match m {
+            "map" => {
+                let a = bind!(&["func", "num_parallel_calls", "deterministic"], 1);
+                let f = some!(self.func_arg(a[0].clone().expect("required"), "map")?);
+                let parallelism = match a[1].clone() {
+                    None => Parallelism::Sequential,
+                    Some((v, s)) => match some!(self.int_value(v, s, "num_parallel_calls")?) {
+                        -1 => Parallelism::Autotune,
+                        n if n >= 1 => Parallelism::Fixed(n as usize),
+                        n => {
+                            let d = Diagnostic::error(Code::BadDatasetArgument, format!("num_parallel_calls must be at least 1, found {n}"))
+                                .with_label(s, "").with_help("use a positive number or AUTOTUNE");
+                            return self.fail(d);
+                        }
+                    },
+                };
+                let deterministic = some!(self.bool_arg(a[2].clone(), true)?);
+                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "map") else { return Ok(Value::Poison) };
+                node(DsKind::Map { func, parallelism, deterministic }, vec![ds], out)
+            }
+            "filter" => {
+                let a = bind!(&["predicate"], 1);
+                let (fv, fs) = a[0].clone().expect("required");
+                let f = some!(self.func_arg((fv, fs), "filter")?);
+                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "filter") else { return Ok(Value::Poison) };
+                if out != ElemType::Tensor(TensorType::scalar(DType::Bool)) {
+                    let d = Diagnostic::error(Code::PredicateNotBool, format!("a filter predicate must return bool[], but this one returns {out}"))
+                        .with_label(fs, format!("returns {out}"))
+                        .with_help(if matches!(&out, ElemType::Tensor(t) if t.dtype == DType::Bool) {
+                            "reduce it to one bool with `all(...)` or `any(...)`".to_string()
+                        } else {
+                            "compare to get a bool, e.g. `|x| x > 0`".to_string()
+                        });
+                    return self.fail(d);
+                }
+                let elem = ds.elem.clone();
+                node(DsKind::Filter { func }, vec![ds], elem)
+            }
+            "batch" => {
+                let a = bind!(&["batch_size", "drop_remainder"], 1);
+                let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
+                let drop_remainder = some!(self.bool_arg(a[1].clone(), false)?);
+                let dim = if drop_remainder { Dim::Known(size) } else { Dim::Unknown };
+                let elem = ds.elem.map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(dim)));
+                node(DsKind::Batch { size, drop_remainder }, vec![ds], elem)
+            }
+            "padded_batch" => {
+                let a = bind!(&["batch_size", "padded_shapes", "padding_value", "drop_remainder"], 1);
+                let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
+                let drop_remainder = some!(self.bool_arg(a[3].clone(), false)?);
+                let leaves: Vec<TensorType> = ds.elem.leaves().into_iter().cloned().collect();
+                let padded_shapes: Vec<Option<Vec<Option<usize>>>> = match a[1].clone() {
+                    None => vec![None; leaves.len()],
+                    Some((v, s)) => {
+                        let per_leaf: Vec<Value> = match (&v, leaves.len()) {
+                            (Value::Tuple(vs), n) if n > 1 => vs.clone(),
+                            _ => vec![v.clone()],
+                        };
+                        if per_leaf.len() != leaves.len() {
+                            let d = Diagnostic::error(Code::BadDatasetArgument, format!("padded_shapes has {} entries, the elements have {} components", per_leaf.len(), leaves.len())).with_label(s, "");
+                            return self.fail(d);
+                        }
+                        let mut out = Vec::new();
+                        for (v, leaf) in per_leaf.into_iter().zip(&leaves) {
+                            let dims = some!(self.int_list((v, s), "a padded shape")?);
+                            if dims.len() != leaf.rank() {
+                                let d = Diagnostic::error(Code::BadDatasetArgument, format!("padded shape {dims:?} has rank {}, the component {leaf} has rank {}", dims.len(), leaf.rank())).with_label(s, "");
+                                return self.fail(d);
+                            }
+                            for (want, have) in dims.iter().zip(&leaf.shape.0) {
+                                if let (true, Dim::Known(h)) = (*want >= 0, have) {
+                                    if (*want as usize) < *h {
+                                        let d = Diagnostic::error(Code::BadDatasetArgument, format!("padded shape {dims:?} is smaller than the component {leaf}")).with_label(s, "");
+                                        return self.fail(d);
+                                    }
+                                }
+                            }
+                            out.push(Some(dims.iter().map(|&d| (d >= 0).then_some(d as usize)).collect()));
+                        }
+                        out
+                    }
+                };
+                let padding_values: Vec<Scalar> = match a[2].clone() {
+                    None => leaves.iter().map(|l| pipec_tensor::kernels::scalar_from_i128(0, l.dtype).unwrap_or(Scalar::Bool(false))).collect(),
+                    Some((v, s)) => {
+                        let per_leaf: Vec<Value> = match (&v, leaves.len()) {
+                            (Value::Tuple(vs), n) if n > 1 => vs.clone(),
+                            _ => vec![v.clone(); leaves.len()],
+                        };
+                        let mut out = Vec::new();
+                        for (v, leaf) in per_leaf.iter().zip(&leaves) {
+                            let t = some!(self.weak_scalar(v, leaf.dtype, s)?);
+                            match t {
+                                crate::value::TVal::Concrete(t) => out.push(t.get_flat(0).expect("scalar")),
+                                _ => return Ok(Value::Poison),
+                            }
+                        }
+                        out
+                    }
+                };
+                let dim0 = if drop_remainder { Dim::Known(size) } else { Dim::Unknown };
+                let mut it = leaves.iter().zip(&padded_shapes).map(|(leaf, ps)| {
+                    let dims: Vec<Dim> = match ps {
+                        Some(ds) => ds.iter().map(|d| d.map_or(Dim::Unknown, Dim::Known)).collect(),
+                        None => leaf.shape.0.iter().map(|_| Dim::Unknown).collect(),
+                    };
+                    TensorType::new(leaf.dtype, Shape(dims).prepend(dim0))
+                });
+                let elem = ds.elem.rebuild(&mut it);
+                node(DsKind::PaddedBatch { size, padded_shapes, padding_values, drop_remainder }, vec![ds], elem)
+            }
+            "unbatch" => {
+                let _ = bind!(&[], 0);
+                if let Some(l) = ds.elem.leaves().into_iter().find(|l| l.rank() == 0) {
+                    let d = Diagnostic::error(Code::BadDatasetArgument, format!("`unbatch` needs every component to have rank 1 or more, found {l}")).with_label(span, "");
+                    return self.fail(d);
+                }
+                let elem = ds.elem.map_leaves(&mut |t| TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec())));
+                node(DsKind::Unbatch, vec![ds], elem)
+            }
+            "shuffle" => {
+                let a = bind!(&["buffer_size", "seed", "reshuffle_each_iteration"], 1);
+                let buffer = some!(self.positive(a[0].clone().expect("required"), "buffer_size")?);
+                let seed = match a[1].clone() {
+                    None => None,
+                    Some((v, s)) => {
+                        let n = some!(self.int_value(v, s, "the seed")?);
+                        Some(n as u64)
+                    }
+                };
+                let elem = ds.elem.clone();
+                node(DsKind::Shuffle { buffer, seed }, vec![ds], elem)
+            }
+            "repeat" => {
+                let a = bind!(&["count"], 0);
+                let count = match a[0].clone() {
+                    None => None,
+                    Some((v, s)) => {
+                        let n = some!(self.int_value(v, s, "the count")?);
+                        if n < 0 { None } else { Some(n as u64) }
+                    }
+                };
+                let elem = ds.elem.clone();
+                node(DsKind::Repeat(count), vec![ds], elem)
+            }
+            "take" | "skip" => {
+                let a = bind!(&["count"], 1);
+                let (v, s) = a[0].clone().expect("required");
+                let n = some!(self.int_value(v, s, "the count")?);
+                let elem = ds.elem.clone();
+                node(if m == "take" { DsKind::Take(n) } else { DsKind::Skip(n) }, vec![ds], elem)
+            }
+            "zip" => {
+                let mut inputs = vec![ds];
+                if let Some((n, _, _)) = named.first() {
+                    let d = Diagnostic::error(Code::BadNamedArgument, "`zip` takes no named arguments").with_label(n.span, "");
+                    return self.fail(d);
+                }
+                for (v, s) in pos {
+                    match v {
+                        Value::Dataset(d) => inputs.push(d),
+                        Value::Poison => return Ok(Value::Poison),
+                        other => {
+                            let d = Diagnostic::error(Code::WrongKind, format!("`zip` takes datasets, found {}", other.kind_name())).with_label(s, "not a dataset");
+                            return self.fail(d);
+                        }
+                    }
+                }
+                let elem = ElemType::Tuple(inputs.iter().map(|d| d.elem.clone()).collect());
+                node(DsKind::Zip, inputs, elem)
+            }
+            "concatenate" => {
+                let a = bind!(&["dataset"], 1);
+                let (v, s) = a[0].clone().expect("required");
+                let Value::Dataset(other) = v else {
+                    if matches!(v, Value::Poison) {
+                        return Ok(Value::Poison);
+                    }
+                    let d = Diagnostic::error(Code::WrongKind, format!("`concatenate` takes a dataset, found {}", v.kind_name())).with_label(s, "not a dataset");
+                    return self.fail(d);
+                };
+                let Some(elem) = join_elem(&ds.elem, &other.elem) else {
+                    let d = Diagnostic::error(Code::DatasetTypeMismatch, format!("cannot concatenate datasets of {} and {}", ds.elem, other.elem))
+                        .with_label(ds.span, format!("elements {}", ds.elem))
+                        .with_label(s, format!("elements {}", other.elem))
+                        .with_help("both datasets need the same dtypes and ranks; `cast` or `reshape` in a `map` first");
+                    return self.fail(d);
+                };
+                node(DsKind::Concatenate, vec![ds, other], elem)
+            }
+            "enumerate" => {
+                let a = bind!(&["start"], 0);
+                let start = match a[0].clone() {
+                    None => 0,
+                    Some((v, s)) => some!(self.int_value(v, s, "the start")?),
+                };
+                let elem = ElemType::Tuple(vec![ElemType::Tensor(TensorType::scalar(DType::I64)), ds.elem.clone()]);
+                node(DsKind::Enumerate(start), vec![ds], elem)
+            }
+            "shard" => {
+                let a = bind!(&["num_shards", "index"], 2);
+                let num = some!(self.positive(a[0].clone().expect("required"), "num_shards")?);
+                let (v, s) = a[1].clone().expect("required");
+                let index = some!(self.int_value(v, s, "the shard index")?);
+                if index < 0 || index as usize >= num {
+                    let d = Diagnostic::error(Code::BadDatasetArgument, format!("shard index {index} is out of range for {num} shards"))
+                        .with_label(s, format!("must be 0 to {}", num - 1));
+                    return self.fail(d);
+                }
+                let elem = ds.elem.clone();
+                node(DsKind::Shard { num: num as u64, index: index as u64 }, vec![ds], elem)
+            }
+            "prefetch" => {
+                let a = bind!(&["buffer_size"], 0);
+                let n = match a[0].clone() {
+                    None => 1,
+                    Some((v, s)) => {
+                        let n = some!(self.int_value(v, s, "the buffer size")?);
+                        if n < 0 { 1 } else { n as usize }
+                    }
+                };
+                let elem = ds.elem.clone();
+                node(DsKind::Prefetch(n), vec![ds], elem)
+            }
+            "cache" => {
+                let _ = bind!(&["filename"], 0);
+                let elem = ds.elem.clone();
+                node(DsKind::Cache, vec![ds], elem)
+            }
+            other => {
+                let mut d = Diagnostic::error(Code::UnknownName, format!("datasets have no method `{other}`")).with_label(name.span, "unknown transformation");
+                d = match did_you_mean(other, METHODS.iter().copied()) {
+                    Some(s) => d.with_help(format!("did you mean `.{s}(...)`?")),
+                    None => d.with_help(format!("the transformations are: {}", METHODS.join(", "))),
+                };
+                self.fail(d)
+            }
+        }
+    }
+
+    fn bind_ds_args(
+        &mut self,
+        m: &str,
+        params: &[&str],
+        required: usize,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(ast::Ident, Value, Span)>,
+        span: Span,
+    ) -> Res<Option<Vec<Option<(Value, Span)>>>> {
+        // Reuse the builtin binder; its messages name the method.
+        self.bind_args_pub(m, params, required, pos, named, span)
+    }
+
+    /// A positive size argument.
+    fn positive(&mut self, (v, s): (Value, Span), what: &str) -> Res<Option<usize>> {
+        let Some(n) = self.int_value(v, s, what)? else { return Ok(None) };
+        if n < 1 {
+            let d = Diagnostic::error(Code::BadDatasetArgument, format!("{what} must be at least 1, found {n}")).with_label(s, "");
+            self.fail(d)?;
+            return Ok(None);
+        }
+        Ok(Some(n as usize))
+    }
+}
+
+/// The common element type of two datasets joined by `concatenate`: dims that differ become `?`.
+fn join_elem(a: &ElemType, b: &ElemType) -> Option<ElemType> {
+    match (a, b) {
+        (ElemType::Tensor(x), ElemType::Tensor(y)) if x.dtype == y.dtype && x.rank() == y.rank() => {
+            let dims = x.shape.0.iter().zip(&y.shape.0).map(|(p, q)| if p == q { *p } else { Dim::Unknown }).collect();
+            Some(ElemType::Tensor(TensorType::new(x.dtype, Shape(dims))))
+        }
+        (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => {
+            xs.iter().zip(ys).map(|(x, y)| join_elem(x, y)).collect::<Option<Vec<_>>>().map(ElemType::Tuple)
+        }
+        _ => None,
+    }
+}

@@ -1,1 +1,80 @@
-#[test] fn t() {}
+//! End-to-end cases, run through the real `pipec` binary.
+//!
+//! - `tests/cases/run/*.pipe`: the output must equal `NAME.stdout`, which numpy itself
+//!   produced (`tests/numpy/gen_run_expect.py`), at `-O0` and at `-O2` alike.
+//! - `tests/cases/parse/err/*.pipe`: `pipec --check` reports coded errors and exits 1.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn pipec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipec")).args(args).output().expect("the pipec binary runs")
+}
+
+fn cases(dir: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(root().join(dir))
+        .unwrap_or_else(|e| panic!("{dir}: {e}"))
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pipe"))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn run_cases_match_numpy_at_every_opt_level() {
+    let mut failures = Vec::new();
+    let all = cases("tests/cases/run");
+    assert!(all.len() >= 5, "run cases are missing");
+    for case in &all {
+        let expected = std::fs::read_to_string(case.with_extension("stdout"))
+            .unwrap_or_else(|_| panic!("{} has no .stdout; run tests/numpy/gen_run_expect.py", case.display()));
+        for level in ["-O0", "-O2"] {
+            let out = pipec(&[level, case.to_str().expect("utf-8 path")]);
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            if !out.status.success() || stdout != expected {
+                failures.push(format!(
+                    "{} at {level}: exit {:?}\n--- expected\n{expected}--- got\n{stdout}--- stderr\n{}",
+                    case.display(),
+                    out.status.code(),
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn syntax_errors_exit_1_with_coded_diagnostics() {
+    let mut failures = Vec::new();
+    let all = cases("tests/cases/parse/err");
+    assert!(all.len() >= 25, "syntax error cases are missing");
+    for case in &all {
+        let out = pipec(&["--check", case.to_str().expect("utf-8 path")]);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let coded = stderr.contains("[E0");
+        if out.status.code() != Some(1) || !coded || stderr.contains("panicked") {
+            failures.push(format!("{}: exit {:?}\n{stderr}", case.display(), out.status.code()));
+        }
+    }
+    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(pipec(&["--no-such-flag"]).status.code(), Some(2));
+    assert_eq!(pipec(&["/no/such/file.pipe"]).status.code(), Some(2));
+    assert_eq!(pipec(&["--explain", "E9999"]).status.code(), Some(2));
+}
+
+#[test]
+fn explain_knows_every_code() {
+    let out = pipec(&["--explain", "E0101"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).starts_with("# E0101"));
+}

@@ -78,3 +78,20 @@ fn explain_knows_every_code() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).starts_with("# E0101"));
 }
+
+/// Compiles `path` and returns what a user sees: the traced IR, or the rendered diagnostics.
+fn traced_or_diagnostics(path: &Path) -> String {
+    let source = pipec::SourceFile::from_path(path).expect("case file reads");
+    let name = path.file_name().expect("file name").to_string_lossy().to_string();
+    match pipec::Compiler::new().compile(&source, &pipec::CompileOptions::default()) {
+        Ok(c) => c.traced.to_string(),
+        Err(diags) => pipec::render(&diags, &name, &source.text, false),
+    }
+}
+
+#[test]
+fn trace_cases_snapshot() {
+    insta::glob!("cases/trace/*.pipe", |path| {
+        insta::assert_snapshot!(traced_or_diagnostics(path));
+    });
+}

@@ -90,7 +90,8 @@ enum PlanKind {
     Batch { size: usize, drop_remainder: bool },
     PaddedBatch { size: usize, shapes: Vec<Option<Vec<Option<usize>>>>, values: Vec<Scalar>, drop_remainder: bool },
     Unbatch,
-    Shuffle { buffer: usize, seed: u64 },
+    /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default).
+    Shuffle { buffer: usize, seed: u64, epochs: std::sync::atomic::AtomicU64 },
     Repeat(Option<u64>),
     Take(i64),
     Skip(i64),
@@ -145,7 +146,9 @@ impl PlanBuilder<'_> {
                 drop_remainder: *drop_remainder,
             },
             DsKind::Unbatch => PlanKind::Unbatch,
-            DsKind::Shuffle { buffer, seed } => PlanKind::Shuffle { buffer: *buffer, seed: seed.unwrap_or_else(fresh_seed) },
+            DsKind::Shuffle { buffer, seed } => {
+                PlanKind::Shuffle { buffer: *buffer, seed: seed.unwrap_or_else(fresh_seed), epochs: Default::default() }
+            }
             DsKind::Repeat(c) => PlanKind::Repeat(*c),
             DsKind::Take(k) => PlanKind::Take(*k),
             DsKind::Skip(k) => PlanKind::Skip(*k),
@@ -222,8 +225,10 @@ impl Plan {
                 span: self.span,
             }),
             PlanKind::Unbatch => Box::new(Unbatch { input: input(0)?, current: None, next: 0, n: 0 }),
-            PlanKind::Shuffle { buffer, seed } => {
-                Box::new(Shuffle { input: Some(input(0)?), buffer: Vec::new(), size: *buffer, rng: Rng::new(*seed) })
+            PlanKind::Shuffle { buffer, seed, epochs } => {
+                let epoch = epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+                Box::new(Shuffle { input: Some(input(0)?), buffer: Vec::new(), size: *buffer, rng: Rng::new(seed) })
             }
             PlanKind::Repeat(count) => Box::new(Repeat { plan: self.inputs[0].clone(), current: None, epoch: 0, count: *count, seen: false }),
             PlanKind::Take(n) => Box::new(Take { input: input(0)?, left: if *n < 0 { u64::MAX } else { *n as u64 } }),

@@ -299,9 +299,17 @@ impl<'a> Eval<'a> {
                     }
                     let factory = self.comp().opts.exec_factory.clone();
                     let dir = self.comp().opts.base_dir.clone();
-                    if let Some(factory) = factory {
-                        let host = factory(crate::ExecSpec { name: f.name.name.clone(), argv, dir });
-                        self.comp().exec_hosts.insert(idx, host);
+                    match factory {
+                        Some(factory) => {
+                            let host = factory(crate::ExecSpec { name: f.name.name.clone(), argv, dir });
+                            self.comp().exec_hosts.insert(idx, host);
+                        }
+                        None => {
+                            let d = Diagnostic::error(Code::WorkerFailed, format!("`{}` needs an exec worker, which this build of pipec cannot start yet", f.name.name))
+                                .with_label(*span, "exec workers are not supported yet")
+                                .with_help("write the body as an `eager fn`, or register a host function from Rust (`extern eager fn`)");
+                            self.report(d);
+                        }
                     }
                 }
                 _ => {}
@@ -660,6 +668,11 @@ impl<'a> Eval<'a> {
         let vs = items.iter().map(|i| self.expr(i)).collect::<Res<Vec<_>>>()?;
         if vs.iter().any(|v| matches!(v, Value::Poison)) {
             return Ok(Value::Poison);
+        }
+        // Only a literal made of literals is a tensor literal; `[a, b]` of named tensors
+        // stays a list, so `concat`/`stack` see its parts (and their dtypes) unchanged.
+        if !is_literal_list(e) {
+            return Ok(Value::List(vs));
         }
         match crate::literal::tensor_from_values(&vs) {
             Ok(Some(t)) => Ok(Value::Tensor(TVal::Concrete(t))),
@@ -1198,6 +1211,16 @@ impl<'a> Eval<'a> {
         self.comp().traces.insert(key, Some(id));
         self.comp().result_elems.insert(id, out_elem.clone());
         Some((id, out_elem))
+    }
+}
+
+/// Whether `e` is a list written only with number/bool literals (and nested such lists).
+fn is_literal_list(e: &ast::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Unary { op: ast::UnaryOp::Neg, expr } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(_)),
+        ExprKind::List(items) => items.iter().all(is_literal_list),
+        _ => false,
     }
 }
 

@@ -7,6 +7,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod dce;
+mod pipeline;
 
 use pipec_diag::Diagnostic;
 use pipec_ir::Program;
@@ -23,7 +24,13 @@ pub trait Pass {
 
 /// Every pass, in the order `-O2` runs them.
 pub fn all_passes() -> Vec<Box<dyn Pass>> {
-    vec![Box::new(dce::Dce)]
+    vec![
+        Box::new(pipeline::EliminateNoops),
+        Box::new(pipeline::FuseMaps),
+        Box::new(pipeline::FuseFilters),
+        Box::new(pipeline::VectorizeMap),
+        Box::new(dce::Dce),
+    ]
 }
 
 /// The pass names run at an optimization level (0, 1 or 2).

@@ -64,6 +64,8 @@ impl Eval<'_> {
         span: Span,
     ) -> Res<Value> {
         let m = name.name.as_str();
+        // The node is the `.name(...)` call, not the whole chain before it.
+        let span = Span { start: name.span.start, end: span.end };
         macro_rules! bind {
             ($params:expr, $req:expr) => {
                 match self.bind_ds_args(m, $params, $req, pos, named, span)? {

@@ -95,3 +95,46 @@ fn trace_cases_snapshot() {
         insta::assert_snapshot!(traced_or_diagnostics(path));
     });
 }
+
+/// The IR before and after one pass, and the pass's remarks.
+fn before_after(path: &Path, pass: &str) -> String {
+    let source = pipec::SourceFile::from_path(path).expect("case file reads");
+    let name = path.file_name().expect("file name").to_string_lossy().to_string();
+    let opts = pipec::CompileOptions { passes: Some(vec![pass.to_string()]), ..Default::default() };
+    match pipec::Compiler::new().compile(&source, &opts) {
+        Ok(c) => format!(
+            "{}\n// ----- after {pass} -----\n{}\n// ----- remarks -----\n{}",
+            c.traced,
+            c.optimized,
+            pipec::render(&c.remarks, &name, &source.text, false)
+        ),
+        Err(diags) => pipec::render(&diags, &name, &source.text, false),
+    }
+}
+
+#[test]
+fn opt_pass_cases_snapshot() {
+    insta::glob!("cases/opt/*/*.pipe", |path| {
+        let pass = path.parent().and_then(|p| p.file_name()).expect("pass folder").to_string_lossy().to_string();
+        insta::assert_snapshot!(before_after(path, &pass));
+    });
+}
+
+#[test]
+fn opt_cases_run_identically_at_o0_and_o2() {
+    let mut failures = Vec::new();
+    for dir in std::fs::read_dir(root().join("tests/cases/opt")).expect("opt cases").flatten() {
+        for case in cases(&format!("tests/cases/opt/{}", dir.file_name().to_string_lossy())) {
+            let c = case.to_str().expect("utf-8 path");
+            let (a, b) = (pipec(&["-O0", c]), pipec(&["-O2", c]));
+            if a.stdout != b.stdout || a.status.code() != b.status.code() {
+                failures.push(format!(
+                    "{c}\n--- -O0\n{}--- -O2\n{}",
+                    String::from_utf8_lossy(&a.stdout),
+                    String::from_utf8_lossy(&b.stdout)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -42,6 +42,9 @@ impl Pass for EliminateNoops {
                 }
             }
         }
+        if changed {
+            super::gc_functions(prog);
+        }
         changed
     }
 }

@@ -1,8 +1,11 @@
-//! Array files: `.npy` reading and writing (format version 1.0–3.0), with errors that say
-//! what is wrong instead of panicking on malformed input.
+//! Array files: `.npy` reading and writing (format version 1.0–3.0), `.npz` archives, numeric
+//! CSV and JSON lines, with errors that say what is wrong instead of panicking on malformed
+//! input. Readers stream where the format allows (CSV rows); writers stream elements
+//! ([`NpyWriter`]) so output size does not bound memory.
 
 use crate::{DType, Tensor};
 use half::{bf16, f16};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
 /// Why an array file could not be read or written.
@@ -17,9 +20,35 @@ pub enum IoError {
     /// A valid file with a dtype pipec does not support.
     #[error("unsupported dtype `{0}` (pipec reads bool, ints, f16, f32 and f64)")]
     UnsupportedDtype(String),
+    /// The bytes are not a readable zip archive (or a member is damaged).
+    #[error("not a valid .npz archive: {0}")]
+    Archive(String),
     /// A `.npz` member that does not exist.
-    #[error("no array named `{0}` in the archive")]
-    MissingMember(String),
+    #[error("no array named `{name}` in the archive (it holds: {available})")]
+    MissingMember {
+        /// The name asked for.
+        name: String,
+        /// The names the archive does hold, comma-separated.
+        available: String,
+    },
+    /// A CSV cell that is not a number of the requested dtype, or a row of the wrong length.
+    #[error("line {line}, column {column}: {message}")]
+    Csv {
+        /// 1-based line number in the file.
+        line: u64,
+        /// 1-based column (cell) number.
+        column: usize,
+        /// The offending cell text (empty for a missing cell).
+        cell: String,
+        /// What is wrong, naming the cell text.
+        message: String,
+    },
+    /// A CSV file with no rows and no header (nothing to give the column count).
+    #[error("the CSV file is empty: there is no line to count the columns from")]
+    EmptyCsv,
+    /// Elements that cannot be stacked into one output array.
+    #[error("{0}")]
+    Output(String),
 }
 
 const MAGIC: &[u8] = b"\x93NUMPY";
@@ -191,9 +220,17 @@ fn build<T: crate::TensorElem>(h: &NpyHeader, data: Vec<T>) -> Result<Tensor, Io
     Tensor::from_vec(&h.shape, data).ok_or_else(|| IoError::Format("data does not match the shape".into()))
 }
 
-/// Encodes a tensor as `.npy` bytes (version 1.0, little-endian, C order).
-pub fn encode_npy(t: &Tensor) -> Vec<u8> {
-    let descr = match t.dtype() {
+// ---------------------------------------------------------------------------------------------
+// Writing `.npy`
+// ---------------------------------------------------------------------------------------------
+
+/// numpy reserves room for this many digits of the first dimension in every header, so that a
+/// file can grow in place; [`NpyWriter`] relies on it to patch the element count at the end.
+const GROWTH_AXIS_MAX_DIGITS: usize = 21;
+
+/// The `descr` numpy writes for a dtype.
+fn descr(dtype: DType) -> &'static str {
+    match dtype {
         DType::Bool => "|b1",
         DType::I8 => "|i1",
         DType::U8 => "|u1",
@@ -208,56 +245,532 @@ pub fn encode_npy(t: &Tensor) -> Vec<u8> {
         DType::BF16 => "<u2",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
-    };
-    let shape: Vec<String> = t.shape().iter().map(|d| d.to_string()).collect();
-    let shape = if shape.len() == 1 { format!("({},)", shape[0]) } else { format!("({})", shape.join(", ")) };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    let total = MAGIC.len() + 2 + 2 + header.len() + 1;
-    header.push_str(&" ".repeat((64 - total % 64) % 64));
-    header.push('\n');
-    let mut out = Vec::with_capacity(10 + header.len() + t.nbytes());
+    }
+}
+
+/// The `.npy` header (magic, version, length, dict, padding) exactly as `numpy.save` writes it.
+pub fn npy_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
+    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
+    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}", descr(dtype));
+    if let Some(first) = dims.first() {
+        dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(first.len())));
+    }
+    // Version 1.0 stores the length in 2 bytes; numpy switches to 2.0 past that.
+    let (version, len_size) = if dict.len() + 1 + 10 + 64 < 65536 { (1u8, 2usize) } else { (2u8, 4usize) };
+    let fixed = MAGIC.len() + 2 + len_size;
+    let total = fixed + dict.len() + 1;
+    dict.push_str(&" ".repeat((64 - total % 64) % 64));
+    dict.push('\n');
+    let mut out = Vec::with_capacity(fixed + dict.len());
     out.extend_from_slice(MAGIC);
-    out.extend_from_slice(&[1, 0]);
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    crate::dispatch!(t, a => {
-        for v in a.iter() {
-            out.extend_from_slice(&crate::io::le_bytes(*v));
-        }
-    });
+    out.extend_from_slice(&[version, 0]);
+    if len_size == 2 {
+        out.extend_from_slice(&(dict.len() as u16).to_le_bytes());
+    } else {
+        out.extend_from_slice(&(dict.len() as u32).to_le_bytes());
+    }
+    out.extend_from_slice(dict.as_bytes());
     out
 }
 
-/// Little-endian bytes of one element.
-pub(crate) fn le_bytes<T: LeBytes>(v: T) -> Vec<u8> {
-    v.le()
+/// Appends the elements of `t` in row-major order as little-endian bytes (`.npy` data).
+pub fn append_le_bytes(t: &Tensor, out: &mut Vec<u8>) {
+    out.reserve(t.nbytes());
+    crate::dispatch!(t, a => {
+        for v in a.iter() {
+            v.le_into(out);
+        }
+    });
+}
+
+/// Encodes a tensor as `.npy` bytes, byte for byte what `numpy.save` writes.
+pub fn encode_npy(t: &Tensor) -> Vec<u8> {
+    let mut out = npy_header(t.dtype(), t.shape());
+    append_le_bytes(t, &mut out);
+    out
 }
 
 /// Element types with a little-endian byte form.
 pub(crate) trait LeBytes {
-    fn le(self) -> Vec<u8>;
+    fn le_into(self, out: &mut Vec<u8>);
 }
 
 macro_rules! le {
-    ($($t:ty),*) => {$(impl LeBytes for $t { fn le(self) -> Vec<u8> { self.to_le_bytes().to_vec() } })*};
+    ($($t:ty),*) => {$(impl LeBytes for $t { fn le_into(self, out: &mut Vec<u8>) { out.extend_from_slice(&self.to_le_bytes()) } })*};
 }
 le!(i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64);
 
 impl LeBytes for bool {
-    fn le(self) -> Vec<u8> {
-        vec![u8::from(self)]
+    fn le_into(self, out: &mut Vec<u8>) {
+        out.push(u8::from(self));
     }
 }
 
-/// Reads one array of a `.npz` archive (not supported yet: reported as such).
+/// Streams equally shaped tensors into one `.npy` array stacked along a new first axis.
+///
+/// The element count is only known at the end, so the header is written first with a count of
+/// 0 and rewritten by [`NpyWriter::finish`]; numpy's header reserves room for 21 digits of the
+/// first dimension, so the rewritten header has the same length and the result is byte for
+/// byte what `numpy.save(np.stack(elements))` writes. Memory stays at one element.
+pub struct NpyWriter<W: Write + Seek> {
+    out: W,
+    dtype: DType,
+    /// The shape every element must have (fixed by the first one when not given).
+    elem_shape: Option<Vec<usize>>,
+    /// The shape written for an empty output with unknown dims.
+    fallback_shape: Vec<usize>,
+    count: u64,
+    buf: Vec<u8>,
+}
+
+impl<W: Write + Seek> NpyWriter<W> {
+    /// Starts an array of `dtype` elements; `fallback_shape` is the element shape written if
+    /// no element arrives (unknown dims as 0).
+    pub fn new(out: W, dtype: DType, fallback_shape: Vec<usize>) -> NpyWriter<W> {
+        NpyWriter { out, dtype, elem_shape: None, fallback_shape, count: 0, buf: Vec::new() }
+    }
+
+    /// Appends one element; its dtype and shape must match the first element's.
+    pub fn push(&mut self, t: &Tensor) -> Result<(), IoError> {
+        if t.dtype() != self.dtype {
+            return Err(IoError::Output(format!("element {} has dtype {}, expected {}", self.count, t.dtype(), self.dtype)));
+        }
+        match &self.elem_shape {
+            None => {
+                let shape = t.shape().to_vec();
+                let mut full = vec![0];
+                full.extend_from_slice(&shape);
+                self.out.write_all(&npy_header(self.dtype, &full))?;
+                self.elem_shape = Some(shape);
+            }
+            Some(s) if s.as_slice() != t.shape() => {
+                return Err(IoError::Output(format!(
+                    "element {} has shape {:?} but element 0 has shape {s:?}; a .npy holds one array of equally shaped elements",
+                    self.count,
+                    t.shape()
+                )));
+            }
+            Some(_) => {}
+        }
+        self.buf.clear();
+        append_le_bytes(t, &mut self.buf);
+        self.out.write_all(&self.buf)?;
+        self.count += 1;
+        Ok(())
+    }
+
+    /// Writes the final header (with the element count) and returns the writer.
+    pub fn finish(mut self) -> Result<W, IoError> {
+        let elem = self.elem_shape.clone().unwrap_or_else(|| self.fallback_shape.clone());
+        let n = usize::try_from(self.count).map_err(|_| IoError::Output("too many elements".into()))?;
+        let mut full = vec![n];
+        full.extend_from_slice(&elem);
+        let header = npy_header(self.dtype, &full);
+        if self.elem_shape.is_none() {
+            self.out.write_all(&header)?;
+        } else {
+            self.out.flush()?;
+            self.out.seek(SeekFrom::Start(0))?;
+            self.out.write_all(&header)?;
+            self.out.seek(SeekFrom::End(0))?;
+        }
+        self.out.flush()?;
+        Ok(self.out)
+    }
+
+    /// How many elements were written.
+    pub fn count(&self) -> u64 {
+        self.count
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// `.npz` archives
+// ---------------------------------------------------------------------------------------------
+
+fn archive_error(e: zip::result::ZipError) -> IoError {
+    match e {
+        zip::result::ZipError::Io(e) if e.kind() == std::io::ErrorKind::NotFound => IoError::Io(e),
+        other => IoError::Archive(other.to_string()),
+    }
+}
+
+fn open_archive(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, IoError> {
+    let file = std::fs::File::open(path)?;
+    zip::ZipArchive::new(file).map_err(archive_error)
+}
+
+/// The index of the member holding array `name` (`name.npy`, as `numpy.savez` stores it, or
+/// exactly `name`), or the list of names the archive holds.
+fn member_index(archive: &zip::ZipArchive<std::fs::File>, name: &str) -> Result<usize, IoError> {
+    if let Some(i) = archive.index_for_name(&format!("{name}.npy")).or_else(|| archive.index_for_name(name)) {
+        return Ok(i);
+    }
+    let mut names: Vec<String> =
+        archive.file_names().filter_map(Result::ok).map(|n| n.trim_end_matches(".npy").to_string()).collect();
+    names.sort();
+    let available = if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
+    Err(IoError::MissingMember { name: name.to_string(), available })
+}
+
+/// Reads only the header of array `name` in a `.npz` archive (what tracing needs to type it):
+/// the member is decompressed no further than its header.
+pub fn read_npz_header(path: &Path, name: &str) -> Result<NpyHeader, IoError> {
+    let mut archive = open_archive(path)?;
+    let i = member_index(&archive, name)?;
+    let member = archive.by_index(i).map_err(archive_error)?;
+    let mut prefix = Vec::new();
+    member.take(1 << 20).read_to_end(&mut prefix).map_err(|e| IoError::Archive(e.to_string()))?;
+    parse_header(&prefix)
+}
+
+/// Reads array `name` (with or without the `.npy` suffix) of a `.npz` archive, stored or deflated.
 pub fn read_npz(path: &Path, name: &str) -> Result<Tensor, IoError> {
-    let _ = (path, name);
-    Err(IoError::Format(".npz archives are not supported yet; save each array with numpy.save".into()))
+    let mut archive = open_archive(path)?;
+    let i = member_index(&archive, name)?;
+    let member = archive.by_index(i).map_err(archive_error)?;
+    let declared = member.size();
+    // Do not trust the declared size for the allocation (a damaged archive may claim anything);
+    // read at most that much, growing as data actually arrives.
+    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(64 << 20)).unwrap_or(0));
+    member.take(declared).read_to_end(&mut bytes).map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
+    parse_npy(&bytes)
+}
+
+/// Writes a `.npz` archive from finished `.npy` streams, one member per `(name, reader)`,
+/// uncompressed as `numpy.savez` does. Members are copied, never held in memory whole.
+pub fn write_npz<W: Write + Seek, R: Read>(out: W, members: Vec<(String, R)>) -> Result<W, IoError> {
+    let mut zip = zip::ZipWriter::new(out);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Stored)
+        // Zip64 sizes always, as numpy does (force_zip64): members may exceed 4 GiB.
+        .large_file(true);
+    for (name, mut reader) in members {
+        zip.start_file(format!("{name}.npy"), opts).map_err(archive_error)?;
+        std::io::copy(&mut reader, &mut zip)?;
+    }
+    zip.finish().map_err(archive_error)
+}
+
+// ---------------------------------------------------------------------------------------------
+// CSV
+// ---------------------------------------------------------------------------------------------
+
+/// What tracing needs to type a CSV file: its column count and whether it has a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CsvInfo {
+    /// Cells per row.
+    pub ncols: usize,
+    /// Whether the first non-blank line is a header (some cell is not a number).
+    pub header: bool,
+}
+
+/// Longest line accepted: protects against reading a binary file without newlines whole.
+const MAX_CSV_LINE: u64 = 16 << 20;
+
+/// Splits a line into trimmed cells. Numeric CSV only: no quoting, except that a header's
+/// cells may be wrapped in double quotes (stripped).
+fn csv_cells(line: &str) -> impl Iterator<Item = &str> {
+    line.split(',').map(|c| c.trim())
+}
+
+fn is_number(cell: &str) -> bool {
+    cell.parse::<f64>().is_ok()
+}
+
+/// Reads lines of a CSV file, counting them and skipping blank ones.
+struct CsvLines {
+    reader: BufReader<std::fs::File>,
+    line: u64,
+    buf: Vec<u8>,
+}
+
+impl CsvLines {
+    fn open(path: &Path) -> Result<CsvLines, IoError> {
+        Ok(CsvLines { reader: BufReader::new(std::fs::File::open(path)?), line: 0, buf: Vec::new() })
+    }
+
+    /// The next non-blank line (without its line ending) and its number, or `None` at the end.
+    fn next_line(&mut self) -> Result<Option<(u64, &str)>, IoError> {
+        loop {
+            self.buf.clear();
+            let n = (&mut self.reader).take(MAX_CSV_LINE + 1).read_until(b'\n', &mut self.buf)?;
+            if n == 0 {
+                return Ok(None);
+            }
+            self.line += 1;
+            if self.buf.len() as u64 > MAX_CSV_LINE {
+                return Err(IoError::Csv {
+                    line: self.line,
+                    column: 1,
+                    cell: String::new(),
+                    message: format!("the line is longer than {} MiB; is this a CSV file?", MAX_CSV_LINE >> 20),
+                });
+            }
+            let mut bytes: &[u8] = &self.buf;
+            if self.line == 1 {
+                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+            }
+            let text = std::str::from_utf8(bytes).map_err(|e| IoError::Csv {
+                line: self.line,
+                column: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b',').count(),
+                cell: String::new(),
+                message: "the line is not UTF-8 text; is this a CSV file?".into(),
+            })?;
+            let text = text.trim_end_matches(['\n', '\r']);
+            if text.trim().is_empty() {
+                continue;
+            }
+            // Where the text sits in `self.buf`, to hand it out after the borrows above end.
+            let (start, len) = (text.as_ptr() as usize - self.buf.as_ptr() as usize, text.len());
+            return Ok(std::str::from_utf8(&self.buf[start..start + len]).ok().map(|t| (self.line, t)));
+        }
+    }
+}
+
+/// Reads the first non-blank line of a CSV file: the column count and whether it is a header.
+pub fn csv_info(path: &Path) -> Result<CsvInfo, IoError> {
+    let mut lines = CsvLines::open(path)?;
+    let Some((_, first)) = lines.next_line()? else { return Err(IoError::EmptyCsv) };
+    let cells: Vec<&str> = csv_cells(first).collect();
+    let header = cells.iter().any(|c| !is_number(c));
+    Ok(CsvInfo { ncols: cells.len(), header })
+}
+
+/// Streams the rows of a numeric CSV file as tensors of shape `[ncols]`; memory stays at one
+/// line whatever the file's length.
+pub struct CsvRows {
+    lines: CsvLines,
+    dtype: DType,
+    ncols: usize,
+    skip_header: bool,
+}
+
+impl CsvRows {
+    /// Opens `path`; rows must have `ncols` cells of `dtype`; `header` skips the first
+    /// non-blank line.
+    pub fn open(path: &Path, dtype: DType, ncols: usize, header: bool) -> Result<CsvRows, IoError> {
+        Ok(CsvRows { lines: CsvLines::open(path)?, dtype, ncols, skip_header: header })
+    }
+
+    /// The next row, `None` at the end of the file.
+    pub fn next_row(&mut self) -> Result<Option<Tensor>, IoError> {
+        if self.skip_header {
+            self.skip_header = false;
+            if self.lines.next_line()?.is_none() {
+                return Ok(None);
+            }
+        }
+        let (dtype, ncols) = (self.dtype, self.ncols);
+        let Some((line_no, line)) = self.lines.next_line()? else { return Ok(None) };
+        parse_row(line, line_no, dtype, ncols).map(Some)
+    }
+}
+
+/// Parses one CSV line into a `[ncols]` tensor of `dtype`.
+fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Tensor, IoError> {
+    let cells: Vec<&str> = csv_cells(line).collect();
+    if cells.len() != ncols {
+        let column = cells.len().min(ncols) + 1;
+        let cell = cells.get(ncols).map(|c| c.to_string()).unwrap_or_default();
+        return Err(IoError::Csv {
+            line: line_no,
+            column,
+            cell,
+            message: format!("the row has {} cells, but the file's first row has {ncols}", cells.len()),
+        });
+    }
+    let bad = |column: usize, cell: &str, why: &str| IoError::Csv {
+        line: line_no,
+        column: column + 1,
+        cell: cell.to_string(),
+        message: format!("cannot read `{cell}` as {dtype}{why}"),
+    };
+    macro_rules! ints {
+        ($t:ty) => {{
+            let mut v: Vec<$t> = Vec::with_capacity(ncols);
+            for (i, c) in cells.iter().enumerate() {
+                match c.parse::<$t>() {
+                    Ok(x) => v.push(x),
+                    Err(e) => {
+                        let why = match e.kind() {
+                            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => " (out of range)",
+                            _ => "",
+                        };
+                        return Err(bad(i, c, why));
+                    }
+                }
+            }
+            Tensor::from_vec(&[ncols], v)
+        }};
+    }
+    macro_rules! floats {
+        ($t:ty, $conv:expr) => {{
+            let mut v: Vec<$t> = Vec::with_capacity(ncols);
+            for (i, c) in cells.iter().enumerate() {
+                match c.parse() {
+                    Ok(x) => v.push($conv(x)),
+                    Err(_) => return Err(bad(i, c, "")),
+                }
+            }
+            Tensor::from_vec(&[ncols], v)
+        }};
+    }
+    let t = match dtype {
+        DType::Bool => {
+            let mut v = Vec::with_capacity(ncols);
+            for (i, c) in cells.iter().enumerate() {
+                match c.to_ascii_lowercase().as_str() {
+                    "1" | "true" => v.push(true),
+                    "0" | "false" => v.push(false),
+                    _ => return Err(bad(i, c, " (write 0, 1, true or false)")),
+                }
+            }
+            Tensor::from_vec(&[ncols], v)
+        }
+        DType::I8 => ints!(i8),
+        DType::U8 => ints!(u8),
+        DType::I16 => ints!(i16),
+        DType::U16 => ints!(u16),
+        DType::I32 => ints!(i32),
+        DType::U32 => ints!(u32),
+        DType::I64 => ints!(i64),
+        DType::U64 => ints!(u64),
+        DType::F16 => floats!(f16, |x: f64| f16::from_f64(x)),
+        DType::BF16 => floats!(bf16, |x: f64| bf16::from_f64(x)),
+        // f32 cells are parsed as f32 directly: going through f64 could round twice.
+        DType::F32 => floats!(f32, |x: f32| x),
+        DType::F64 => floats!(f64, |x: f64| x),
+    };
+    t.ok_or_else(|| IoError::Output("row does not match its shape".into()))
+}
+
+/// Reads a whole numeric CSV file as one `[rows, ncols]` tensor (header detected).
+pub fn read_csv(path: &Path, dtype: DType) -> Result<Tensor, IoError> {
+    let info = csv_info(path)?;
+    let mut rows = CsvRows::open(path, dtype, info.ncols, info.header)?;
+    let mut parts = Vec::new();
+    while let Some(r) = rows.next_row()? {
+        parts.push(r);
+    }
+    if parts.is_empty() {
+        return crate::kernels::zeros(&[0, info.ncols], dtype).map_err(|e| IoError::Output(e.to_string()));
+    }
+    crate::kernels::stack(&parts, 0).map_err(|e| IoError::Output(e.to_string()))
+}
+
+// ---------------------------------------------------------------------------------------------
+// JSON lines
+// ---------------------------------------------------------------------------------------------
+
+/// Appends `t` as JSON: a number for a scalar, nested lists otherwise. Floats use the shortest
+/// text that reads back to the same value in their own dtype (`f16`/`bf16` via `f32`), in
+/// Python's `repr` style (`1.0`, `0.1`, `1e-07`, `1e+16`); NaN and infinities, which JSON
+/// lacks, are the strings `"nan"`, `"inf"` and `"-inf"`.
+pub fn append_json(t: &Tensor, out: &mut String) {
+    fn rec<T: Copy>(a: &ndarray::ArrayViewD<'_, T>, out: &mut String, f: &impl Fn(T, &mut String)) {
+        if a.ndim() == 0 {
+            if let Some(v) = a.iter().next() {
+                f(*v, out);
+            }
+            return;
+        }
+        out.push('[');
+        for (i, sub) in a.outer_iter().enumerate() {
+            if i > 0 {
+                out.push_str(", ");
+            }
+            rec(&sub, out, f);
+        }
+        out.push(']');
+    }
+    use std::fmt::Write as _;
+    macro_rules! int {
+        ($a:expr) => {
+            rec(&$a.view(), out, &|v, o: &mut String| {
+                let _ = write!(o, "{v}");
+            })
+        };
+    }
+    match t {
+        Tensor::Bool(a) => rec(&a.view(), out, &|v: bool, o: &mut String| o.push_str(if v { "true" } else { "false" })),
+        Tensor::I8(a) => int!(a),
+        Tensor::U8(a) => int!(a),
+        Tensor::I16(a) => int!(a),
+        Tensor::U16(a) => int!(a),
+        Tensor::I32(a) => int!(a),
+        Tensor::U32(a) => int!(a),
+        Tensor::I64(a) => int!(a),
+        Tensor::U64(a) => int!(a),
+        Tensor::F16(a) => rec(&a.view(), out, &|v: f16, o: &mut String| json_float(f32::from(v), o)),
+        Tensor::BF16(a) => rec(&a.view(), out, &|v: bf16, o: &mut String| json_float(f32::from(v), o)),
+        Tensor::F32(a) => rec(&a.view(), out, &|v: f32, o: &mut String| json_float(v, o)),
+        Tensor::F64(a) => rec(&a.view(), out, &|v: f64, o: &mut String| json_float(v, o)),
+    }
+}
+
+/// Appends one float as JSON (see [`append_json`]).
+fn json_float<T: std::fmt::LowerExp + Copy + Into<f64>>(v: T, out: &mut String) {
+    let x: f64 = v.into();
+    if x.is_nan() {
+        out.push_str("\"nan\"");
+        return;
+    }
+    if x.is_infinite() {
+        out.push_str(if x > 0.0 { "\"inf\"" } else { "\"-inf\"" });
+        return;
+    }
+    // `{:e}` gives the shortest round-trip digits of `T` itself: `1.2345e-7`.
+    let sci = format!("{v:e}");
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let exp: i32 = exp.parse().unwrap_or(0);
+    let (neg, mant) = match mant.strip_prefix('-') {
+        Some(m) => (true, m),
+        None => (false, mant),
+    };
+    let digits: String = mant.chars().filter(|c| *c != '.').collect();
+    if neg {
+        out.push('-');
+    }
+    if (-4..16).contains(&exp) {
+        // Positional, like Python's repr.
+        if exp < 0 {
+            out.push_str("0.");
+            out.push_str(&"0".repeat((-exp - 1) as usize));
+            out.push_str(&digits);
+        } else {
+            let int_len = exp as usize + 1;
+            if digits.len() <= int_len {
+                out.push_str(&digits);
+                out.push_str(&"0".repeat(int_len - digits.len()));
+                out.push_str(".0");
+            } else {
+                out.push_str(&digits[..int_len]);
+                out.push('.');
+                out.push_str(&digits[int_len..]);
+            }
+        }
+    } else {
+        out.push_str(&digits[..1]);
+        if digits.len() > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        out.push_str(&format!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()));
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::io::Cursor;
+
+    fn tmp(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("pipec-io-test-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        dir.join(name)
+    }
 
     #[test]
     fn npy_round_trip() {
@@ -269,8 +782,203 @@ mod tests {
     }
 
     #[test]
+    fn header_is_numpys() {
+        // From numpy 2.4: np.save of np.zeros((3, 4), np.float32), np.array(3.0), and a (12345678901, 0, 2) u8.
+        let h = npy_header(DType::F32, &[3, 4]);
+        let mut want = b"\x93NUMPY\x01\x00v\x00".to_vec();
+        want.extend_from_slice(format!("{{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }}{}\n", " ".repeat(58)).as_bytes());
+        assert_eq!(h, want);
+        let h = npy_header(DType::F64, &[]);
+        assert!(String::from_utf8_lossy(&h[10..]).starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (), }  "));
+        assert_eq!(h.len(), 128);
+        assert_eq!(npy_header(DType::U8, &[12345678901, 0, 2]).len(), 128);
+        // The count's digits never change the header length: what NpyWriter relies on.
+        assert_eq!(npy_header(DType::U8, &[0, 7]).len(), npy_header(DType::U8, &[usize::MAX, 7]).len());
+    }
+
+    #[test]
+    fn npy_writer_equals_encoding_the_stack() {
+        let rows: Vec<Tensor> = (0..5).map(|i| Tensor::from_vec::<f32>(&[3], vec![i as f32, 0.5, -1.0]).expect("fits")).collect();
+        let mut w = NpyWriter::new(Cursor::new(Vec::new()), DType::F32, vec![3]);
+        for r in &rows {
+            w.push(r).expect("same shape");
+        }
+        let bytes = w.finish().expect("finish").into_inner();
+        let stacked = crate::kernels::stack(&rows, 0).expect("stack");
+        assert_eq!(bytes, encode_npy(&stacked));
+        // Empty: the fallback shape.
+        let w = NpyWriter::new(Cursor::new(Vec::new()), DType::I64, vec![0, 2]);
+        let bytes = w.finish().expect("finish").into_inner();
+        assert_eq!(parse_npy(&bytes).expect("valid").shape(), &[0, 0, 2]);
+        // A shape change is an error, not a panic.
+        let mut w = NpyWriter::new(Cursor::new(Vec::new()), DType::F32, vec![3]);
+        w.push(&rows[0]).expect("first");
+        let short = Tensor::from_vec::<f32>(&[2], vec![1.0, 2.0]).expect("fits");
+        assert!(matches!(w.push(&short), Err(IoError::Output(m)) if m.contains("[2]")));
+    }
+
+    #[test]
     fn rejects_garbage() {
         assert!(parse_npy(b"hello").is_err());
         assert!(parse_npy(b"\x93NUMPY\x01\x00\xff\xff{").is_err());
+    }
+
+    #[test]
+    fn truncated_npy_never_panics() {
+        let t = Tensor::from_vec::<f64>(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).expect("fits");
+        let bytes = encode_npy(&t);
+        for n in 0..bytes.len() {
+            assert!(parse_npy(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+        }
+        // Every single-byte corruption either parses or is an error; never a panic.
+        for i in 0..bytes.len() {
+            for v in [0u8, 0x7f, 0xff, b'(', b',', b'9'] {
+                let mut b = bytes.clone();
+                b[i] = v;
+                let _ = parse_npy(&b);
+            }
+        }
+        // A header claiming a huge shape does not allocate it.
+        let mut huge = npy_header(DType::F64, &[1 << 40, 1 << 20]);
+        huge.extend_from_slice(&[0; 16]);
+        assert!(parse_npy(&huge).is_err());
+    }
+
+    fn npz_with(members: Vec<(&str, Vec<u8>)>, method: zip::CompressionMethod) -> Vec<u8> {
+        let mut z = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, bytes) in members {
+            z.start_file(name, opts).expect("start");
+            z.write_all(&bytes).expect("write");
+        }
+        z.finish().expect("finish").into_inner()
+    }
+
+    #[test]
+    fn npz_stored_and_deflated() {
+        let a = Tensor::from_vec::<i32>(&[2, 2], vec![1, 2, 3, 4]).expect("fits");
+        let b = Tensor::from_vec::<f32>(&[3], vec![0.5, 1.5, 2.5]).expect("fits");
+        for (k, method) in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated].into_iter().enumerate() {
+            let path = tmp(&format!("ab{k}.npz"));
+            std::fs::write(&path, npz_with(vec![("a.npy", encode_npy(&a)), ("b.npy", encode_npy(&b))], method)).expect("write");
+            assert_eq!(read_npz(&path, "a").expect("a"), a);
+            assert_eq!(read_npz(&path, "b.npy").expect("b"), b);
+            let h = read_npz_header(&path, "b").expect("header");
+            assert_eq!((h.dtype, h.shape), (DType::F32, vec![3]));
+            match read_npz(&path, "c") {
+                Err(IoError::MissingMember { available, .. }) => assert_eq!(available, "a, b"),
+                other => panic!("expected a missing member, got {other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn npz_writer_round_trip() {
+        let a = Tensor::from_vec::<i64>(&[3], vec![1, 2, 3]).expect("fits");
+        let out = write_npz(Cursor::new(Vec::new()), vec![("arr_0".to_string(), Cursor::new(encode_npy(&a)))]).expect("write");
+        let path = tmp("w.npz");
+        std::fs::write(&path, out.into_inner()).expect("write");
+        assert_eq!(read_npz(&path, "arr_0").expect("read"), a);
+    }
+
+    #[test]
+    fn damaged_npz_never_panics() {
+        let a = Tensor::from_vec::<i32>(&[4], vec![1, 2, 3, 4]).expect("fits");
+        for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
+            let good = npz_with(vec![("a.npy", encode_npy(&a))], method);
+            let path = tmp("damaged.npz");
+            for n in (0..good.len()).step_by(3) {
+                std::fs::write(&path, &good[..n]).expect("write");
+                assert!(read_npz(&path, "a").is_err(), "a {n}-byte prefix was accepted");
+            }
+            for i in 0..good.len() {
+                let mut b = good.clone();
+                b[i] ^= 0x5a;
+                std::fs::write(&path, &b).expect("write");
+                let _ = read_npz(&path, "a");
+                let _ = read_npz_header(&path, "a");
+            }
+        }
+        let path = tmp("garbage.npz");
+        std::fs::write(&path, b"PK\x03\x04 this is not a zip file at all").expect("write");
+        assert!(matches!(read_npz(&path, "a"), Err(IoError::Archive(_))));
+        assert!(matches!(read_npz(&tmp("missing.npz"), "a"), Err(IoError::Io(_))));
+    }
+
+    fn csv(name: &str, text: &[u8]) -> std::path::PathBuf {
+        let p = tmp(name);
+        std::fs::write(&p, text).expect("write");
+        p
+    }
+
+    #[test]
+    fn csv_header_detection_and_rows() {
+        let p = csv("h.csv", b"\xEF\xBB\xBFx, y ,z\r\n1,2.5,-3\r\n\r\n4,nan,1e3\r\n");
+        assert_eq!(csv_info(&p).expect("info"), CsvInfo { ncols: 3, header: true });
+        let t = read_csv(&p, DType::F32).expect("read");
+        assert_eq!(t.shape(), &[2, 3]);
+        assert_eq!(t.get_flat(5), Some(crate::Scalar::F32(1000.0)));
+        let p = csv("n.csv", b"1,2\n3,4");
+        assert_eq!(csv_info(&p).expect("info"), CsvInfo { ncols: 2, header: false });
+        assert_eq!(read_csv(&p, DType::I64).expect("read"), Tensor::from_vec::<i64>(&[2, 2], vec![1, 2, 3, 4]).expect("fits"));
+        let p = csv("only_header.csv", b"a,b\n");
+        assert_eq!(read_csv(&p, DType::F32).expect("read").shape(), &[0, 2]);
+        assert!(matches!(csv_info(&csv("empty.csv", b"\n\n")), Err(IoError::EmptyCsv)));
+    }
+
+    #[test]
+    fn csv_errors_name_line_column_and_cell() {
+        let p = csv("bad.csv", b"a,b,c\n1,2,3\n4,x5,6\n");
+        match read_csv(&p, DType::F32) {
+            Err(IoError::Csv { line, column, cell, message }) => {
+                assert_eq!((line, column, cell.as_str()), (3, 2, "x5"));
+                assert!(message.contains("`x5`") && message.contains("f32"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        let p = csv("ragged.csv", b"1,2,3\n4,5\n");
+        assert!(matches!(read_csv(&p, DType::F32), Err(IoError::Csv { line: 2, column: 3, .. })));
+        let p = csv("range.csv", b"1\n300\n");
+        assert!(matches!(read_csv(&p, DType::U8), Err(IoError::Csv { line: 2, column: 1, message, .. }) if message.contains("out of range")));
+        let p = csv("float_for_int.csv", b"1.5\n");
+        assert!(read_csv(&p, DType::I32).is_err());
+    }
+
+    #[test]
+    fn garbage_csv_never_panics() {
+        let good = b"a,b\n1,2\n3,4\n".to_vec();
+        for n in 0..good.len() {
+            let _ = read_csv(&csv("t.csv", &good[..n]), DType::F32);
+        }
+        let mut seed = 0x1234_5678_u64;
+        for _ in 0..200 {
+            let bytes: Vec<u8> = (0..64)
+                .map(|_| {
+                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    (seed >> 56) as u8
+                })
+                .collect();
+            let p = csv("g.csv", &bytes);
+            for d in [DType::F32, DType::I8, DType::Bool, DType::F16] {
+                let _ = read_csv(&p, d);
+            }
+        }
+    }
+
+    #[test]
+    fn json_floats() {
+        let j = |t: Tensor| {
+            let mut s = String::new();
+            append_json(&t, &mut s);
+            s
+        };
+        let f = Tensor::from_vec::<f64>(&[8], vec![1.0, 0.1, 1e-7, 1e16, 123456.789, -2.5, f64::NAN, f64::NEG_INFINITY]).expect("fits");
+        assert_eq!(j(f), r#"[1.0, 0.1, 1e-07, 1e+16, 123456.789, -2.5, "nan", "-inf"]"#);
+        let f = Tensor::from_vec::<f32>(&[2, 2], vec![0.1, 1.0 / 3.0, 0.0001, f32::INFINITY]).expect("fits");
+        assert_eq!(j(f), r#"[[0.1, 0.33333334], [0.0001, "inf"]]"#);
+        assert_eq!(j(Tensor::scalar(-0.0f32)), "-0.0");
+        assert_eq!(j(Tensor::scalar(true)), "true");
+        assert_eq!(j(Tensor::from_vec::<u64>(&[2], vec![u64::MAX, 0]).expect("fits")), "[18446744073709551615, 0]");
+        assert_eq!(j(Tensor::from_vec::<i32>(&[0, 2], vec![]).expect("fits")), "[]");
     }
 }

@@ -56,6 +56,9 @@ struct Cli {
     /// Allow `exec` workers to start processes.
     #[arg(long)]
     allow_exec: bool,
+    /// Seconds an `exec` worker may take to answer one call.
+    #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
+    worker_timeout: f64,
     /// Print elements, bytes and time on stderr.
     #[arg(long)]
     stats: bool,
@@ -123,6 +126,11 @@ fn real_main(cli: Cli) -> u8 {
         }
     };
     let mut compiler = Compiler::new();
+    if !(cli.worker_timeout > 0.0 && cli.worker_timeout.is_finite()) {
+        eprintln!("error[E0800]: --worker-timeout must be a positive number of seconds");
+        return 2;
+    }
+    compiler.set_worker_timeout(std::time::Duration::from_secs_f64(cli.worker_timeout));
     compiler.set_print_sink(Arc::new(|line: &str| {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }));

@@ -64,7 +64,12 @@ impl CompiledFn {
                         state.hosts[i] = Some(host.instantiate()?);
                     }
                     let inst = state.hosts[i].as_mut().expect("just started");
-                    let outs = inst.call(&inputs).map_err(|d| d.with_note(format!("in element {element}")))?;
+                    let outs = inst.call(&inputs).map_err(|mut d| {
+                        if d.labels.is_empty() {
+                            d = d.with_label(op.span, format!("calling `{}` on element {element}", host.name()));
+                        }
+                        d.with_note(format!("in element {element}"))
+                    })?;
                     let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
                     let ok = outs.len() == want.len()
                         && outs.iter().zip(&want).all(|(t, w)| t.dtype() == w.dtype && w.shape.admits(t.shape()));

@@ -14,8 +14,10 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod exec;
 mod host;
 
+pub use exec::ExecWorker;
 pub use host::ClosureHost;
 pub use pipec_diag::{render, Code, Diagnostic, Severity, Span};
 pub use pipec_interp::{Element, ElementStream, RunOptions};
@@ -77,6 +79,7 @@ pub struct Compiler {
     externs: BTreeMap<String, HostFn>,
     print_sink: Option<PrintSink>,
     exec_factory: Option<ExecFactory>,
+    worker_timeout: Option<std::time::Duration>,
 }
 
 /// A compiled program: the IR before and after optimization, and the chosen pipeline.
@@ -119,6 +122,12 @@ impl Compiler {
         self
     }
 
+    /// Sets how long an `exec` worker may take to answer one call (default 30 s).
+    pub fn set_worker_timeout(&mut self, timeout: std::time::Duration) -> &mut Self {
+        self.worker_timeout = Some(timeout);
+        self
+    }
+
     /// Sets how `exec` workers are started.
     pub fn set_exec_factory(&mut self, factory: ExecFactory) -> &mut Self {
         self.exec_factory = Some(factory);
@@ -134,7 +143,10 @@ impl Compiler {
         let trace_opts = pipec_trace::TraceOptions {
             externs: self.externs.clone(),
             allow_exec: opts.allow_exec,
-            exec_factory: self.exec_factory.clone(),
+            exec_factory: Some(self.exec_factory.clone().unwrap_or_else(|| {
+                let timeout = self.worker_timeout.unwrap_or(std::time::Duration::from_secs(30));
+                Arc::new(move |spec: ExecSpec| -> HostFn { Arc::new(ExecWorker::new(&spec.name, spec.argv, spec.dir, timeout)) })
+            })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
         };

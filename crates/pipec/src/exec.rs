@@ -1,0 +1,268 @@
+//! `exec` workers: an eager function served by a long-lived external process.
+//!
+//! The protocol (documented in `docs/exec-protocol.md`) is framed and binary: the worker
+//! first writes the line `PIPEC-WORKER 1\n`; then, per call, pipec writes a request and
+//! the worker answers with a response.
+//!
+//! ```text
+//! request:  b"CALL" u32 n_args  { u64 len, len bytes of .npy }*
+//! response: b"OK  " u32 n_results { u64 len, len bytes of .npy }*
+//!         | b"ERR " u64 len, len bytes of UTF-8 message
+//! ```
+//! All integers are little-endian. One worker per lane; it is killed and reaped when the
+//! lane ends. A worker that exits, hangs past the timeout, answers garbage or floods
+//! stderr gives an error naming it, and pipec never blocks on it forever.
+
+use pipec_diag::{Code, Diagnostic};
+use pipec_ir::{HostFunction, HostInstance};
+use pipec_tensor::Tensor;
+use std::collections::VecDeque;
+use std::io::{BufReader, Read, Write};
+use std::path::PathBuf;
+use std::process::{Child, ChildStdin, Command, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The greeting a worker must send first.
+const HELLO: &[u8] = b"PIPEC-WORKER 1\n";
+/// Largest frame accepted from a worker (guards against garbage lengths).
+const MAX_FRAME: u64 = 1 << 34;
+/// How much of a worker's stderr is kept for error messages.
+const STDERR_TAIL: usize = 4096;
+
+/// How to start a worker.
+#[derive(Clone, Debug)]
+pub struct ExecWorker {
+    name: String,
+    argv: Vec<String>,
+    dir: PathBuf,
+    timeout: Duration,
+}
+
+impl ExecWorker {
+    /// A worker running `argv` in `dir`, answering each call within `timeout`.
+    pub fn new(name: &str, argv: Vec<String>, dir: PathBuf, timeout: Duration) -> ExecWorker {
+        ExecWorker { name: name.to_string(), argv, dir, timeout }
+    }
+
+    fn error(&self, code: Code, msg: impl Into<String>) -> Diagnostic {
+        Diagnostic::error(code, format!("worker `{}` ({}): {}", self.name, self.argv.join(" "), msg.into()))
+    }
+}
+
+impl HostFunction for ExecWorker {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn flavor(&self) -> &'static str {
+        "exec"
+    }
+
+    fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
+        let mut cmd = Command::new(&self.argv[0]);
+        cmd.args(&self.argv[1..]).current_dir(&self.dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        let mut child = cmd.spawn().map_err(|e| {
+            self.error(Code::WorkerFailed, format!("cannot start: {e}"))
+                .with_help("check the command exists and is on PATH (paths are relative to the .pipe file)")
+        })?;
+        let stdin = child.stdin.take().expect("piped");
+        let stdout = child.stdout.take().expect("piped");
+        let stderr = child.stderr.take().expect("piped");
+        // Drain stderr continuously so a chatty worker never blocks on a full pipe; keep the tail.
+        let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
+        let tail_w = tail.clone();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stderr);
+            let mut buf = [0u8; 4096];
+            while let Ok(n) = r.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if let Ok(mut t) = tail_w.lock() {
+                    for &b in &buf[..n] {
+                        if t.len() == STDERR_TAIL {
+                            t.pop_front();
+                        }
+                        t.push_back(b);
+                    }
+                }
+            }
+        });
+        // Responses are read on a thread so that a hung worker meets the timeout.
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            let mut r = BufReader::new(stdout);
+            let mut hello = vec![0u8; HELLO.len()];
+            if r.read_exact(&mut hello).is_err() || hello != HELLO {
+                let _ = tx.send(Err("did not greet with `PIPEC-WORKER 1` (is it a pipec worker?)".to_string()));
+                return;
+            }
+            loop {
+                let msg = read_response(&mut r);
+                let stop = msg.is_err();
+                if tx.send(msg).is_err() || stop {
+                    return;
+                }
+            }
+        });
+        Ok(Box::new(Running { spec: self.clone(), child, stdin: Some(stdin), rx, stderr: tail }))
+    }
+}
+
+/// One started worker process.
+struct Running {
+    spec: ExecWorker,
+    child: Child,
+    stdin: Option<ChildStdin>,
+    rx: Receiver<Result<Vec<Tensor>, String>>,
+    stderr: Arc<Mutex<VecDeque<u8>>>,
+}
+
+impl Running {
+    fn stderr_note(&self, d: Diagnostic) -> Diagnostic {
+        let tail: Vec<u8> = self.stderr.lock().map(|t| t.iter().copied().collect()).unwrap_or_default();
+        let text = String::from_utf8_lossy(&tail);
+        // The last few lines, each cut short: enough to see a traceback's end.
+        let lines: Vec<String> = text
+            .trim()
+            .lines()
+            .rev()
+            .take(8)
+            .map(|l| if l.chars().count() > 160 { format!("{}…", l.chars().take(160).collect::<String>()) } else { l.to_string() })
+            .collect();
+        if lines.is_empty() {
+            return d;
+        }
+        let tail: Vec<String> = lines.into_iter().rev().collect();
+        d.with_note(format!("the worker's stderr ends with:\n{}", tail.join("\n")))
+    }
+
+    /// Why the worker stopped talking: its exit status if it exits soon after.
+    fn exit_status(&mut self) -> String {
+        let deadline = std::time::Instant::now() + Duration::from_millis(500);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(s)) => return format!("the worker exited ({s})"),
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                _ => return "the worker is still running".to_string(),
+            }
+        }
+    }
+}
+
+impl HostInstance for Running {
+    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        let mut frame = Vec::new();
+        frame.extend_from_slice(b"CALL");
+        frame.extend_from_slice(&(args.len() as u32).to_le_bytes());
+        for a in args {
+            let npy = pipec_tensor::io::encode_npy(a);
+            frame.extend_from_slice(&(npy.len() as u64).to_le_bytes());
+            frame.extend_from_slice(&npy);
+        }
+        let written = self.stdin.as_mut().map(|s| s.write_all(&frame).and_then(|_| s.flush()));
+        if !matches!(written, Some(Ok(()))) {
+            // Give the reader a moment to collect the exit status and stderr.
+            std::thread::sleep(Duration::from_millis(50));
+            let status = self.exit_status();
+            let d = self.spec.error(Code::WorkerFailed, format!("cannot send it a request: {status}"));
+            return Err(self.stderr_note(d));
+        }
+        match self.rx.recv_timeout(self.spec.timeout) {
+            Ok(Ok(results)) => Ok(results),
+            Ok(Err(msg)) => {
+                let code = if msg.starts_with("worker error:") {
+                    Code::HostFunctionFailed
+                } else if msg.starts_with("closed its output") {
+                    Code::WorkerFailed
+                } else {
+                    Code::WorkerProtocol
+                };
+                let status = if msg.contains("closed") { format!(" ({})", self.exit_status()) } else { String::new() };
+                let d = self.spec.error(code, format!("{msg}{status}"));
+                Err(self.stderr_note(d))
+            }
+            Err(RecvTimeoutError::Timeout) => {
+                let _ = self.child.kill();
+                let d = self
+                    .spec
+                    .error(Code::WorkerTimeout, format!("no answer within {:.1} s; the worker was killed", self.spec.timeout.as_secs_f64()))
+                    .with_help("raise the limit with `--worker-timeout SECONDS` if it is just slow");
+                Err(self.stderr_note(d))
+            }
+            Err(RecvTimeoutError::Disconnected) => {
+                let status = self.exit_status();
+                Err(self.stderr_note(self.spec.error(Code::WorkerFailed, status)))
+            }
+        }
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        // Closing stdin asks the worker to finish; kill in case it does not, then reap.
+        drop(self.stdin.take());
+        let deadline = std::time::Instant::now() + Duration::from_millis(200);
+        loop {
+            match self.child.try_wait() {
+                Ok(Some(_)) => return,
+                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                _ => break,
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn read_u32(r: &mut impl Read) -> Result<u32, String> {
+    let mut b = [0u8; 4];
+    r.read_exact(&mut b).map_err(|_| "closed its output mid-answer".to_string())?;
+    Ok(u32::from_le_bytes(b))
+}
+
+fn read_u64(r: &mut impl Read) -> Result<u64, String> {
+    let mut b = [0u8; 8];
+    r.read_exact(&mut b).map_err(|_| "closed its output mid-answer".to_string())?;
+    Ok(u64::from_le_bytes(b))
+}
+
+fn read_bytes(r: &mut impl Read, len: u64) -> Result<Vec<u8>, String> {
+    if len > MAX_FRAME {
+        return Err(format!("answered a frame of {len} bytes, more than the protocol allows"));
+    }
+    let mut buf = Vec::new();
+    r.take(len).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    if buf.len() as u64 != len {
+        return Err("closed its output mid-answer".into());
+    }
+    Ok(buf)
+}
+
+fn read_response(r: &mut impl Read) -> Result<Vec<Tensor>, String> {
+    let mut tag = [0u8; 4];
+    r.read_exact(&mut tag).map_err(|_| "closed its output".to_string())?;
+    match &tag {
+        b"OK  " => {
+            let n = read_u32(r)?;
+            if n > 1024 {
+                return Err(format!("answered {n} results, which is not a plausible count"));
+            }
+            let mut out = Vec::new();
+            for _ in 0..n {
+                let len = read_u64(r)?;
+                let bytes = read_bytes(r, len)?;
+                out.push(pipec_tensor::io::parse_npy(&bytes).map_err(|e| format!("answered an invalid array: {e}"))?);
+            }
+            Ok(out)
+        }
+        b"ERR " => {
+            let len = read_u64(r)?;
+            let bytes = read_bytes(r, len.min(1 << 20))?;
+            Err(format!("worker error: {}", String::from_utf8_lossy(&bytes)))
+        }
+        other => Err(format!("answered garbage (frame tag {:?}); a worker must only write protocol frames to stdout", String::from_utf8_lossy(other))),
+    }
+}

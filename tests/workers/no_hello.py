@@ -1,0 +1,3 @@
+"""Prints something else first (e.g. a forgotten debug print)."""
+print("debug: starting")
+import time; time.sleep(5)

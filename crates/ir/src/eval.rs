@@ -3,7 +3,7 @@
 //! implementation of every op.
 
 use crate::function::{FusedBody, FusedInst, OpKind, ReshapeDim};
-use pipec_tensor::kernels::{self, KernelError};
+use pipec_tensor::kernels::{self, FusedOp, FusedProgram, KernelError};
 use pipec_tensor::{DType, Tensor};
 
 impl OpKind {
@@ -63,7 +63,7 @@ impl OpKind {
                     )))
                 }
             }
-            OpKind::Fused(body) => body.eval(inputs),
+            OpKind::Fused(body) => body.eval_chunked(inputs),
             OpKind::Eager(host) => Err(KernelError::InvalidArgument(format!(
                 "eager function `{}` cannot be evaluated at compile time",
                 host.name()
@@ -76,21 +76,56 @@ impl FusedBody {
     /// Evaluates the scalar program on whole tensors, one instruction at a time: the
     /// reference semantics that the chunked fused kernel must reproduce bit for bit.
     pub fn eval(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        self.eval_located(inputs).map_err(|(_, e)| e)
+    }
+
+    /// [`FusedBody::eval`], with the index of the failing instruction on error.
+    pub fn eval_located(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, (usize, KernelError)> {
         let mut regs: Vec<Tensor> = Vec::with_capacity(self.insts.len());
-        for inst in &self.insts {
+        for (i, inst) in self.insts.iter().enumerate() {
             let r = |i: &u32| &regs[*i as usize];
             let t = match inst {
-                FusedInst::Input(n) => inputs[*n].clone(),
-                FusedInst::Const(s) => s.to_tensor(),
-                FusedInst::Unary(op, a) => kernels::unary(*op, r(a))?,
-                FusedInst::Binary(op, a, b) => kernels::binary(*op, r(a), r(b))?,
-                FusedInst::Cast(to, a) => kernels::cast(r(a), *to),
-                FusedInst::Select(c, a, b) => kernels::select(r(c), r(a), r(b))?,
-                FusedInst::Clip(x, lo, hi) => kernels::clip(r(x), r(lo), r(hi))?,
+                FusedInst::Input(n) => Ok(inputs[*n].clone()),
+                FusedInst::Const(s) => Ok(s.to_tensor()),
+                FusedInst::Unary(op, a) => kernels::unary(*op, r(a)),
+                FusedInst::Binary(op, a, b) => kernels::binary(*op, r(a), r(b)),
+                FusedInst::Cast(to, a) => Ok(kernels::cast(r(a), *to)),
+                FusedInst::Select(c, a, b) => kernels::select(r(c), r(a), r(b)),
+                FusedInst::Clip(x, lo, hi) => kernels::clip(r(x), r(lo), r(hi)),
             };
-            regs.push(t);
+            regs.push(t.map_err(|e| (i, e))?);
         }
         Ok(self.results.iter().map(|&i| regs[i as usize].clone()).collect())
+    }
+
+    /// Evaluates with the chunked kernel (`kernels::run_fused`): no full-size
+    /// intermediates. Layouts the kernel declines, and every error, go through the
+    /// reference [`FusedBody::eval_located`], so results and error messages (which op,
+    /// which element) are exactly those of the unfused ops.
+    pub fn eval_chunked_located(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, (usize, KernelError)> {
+        let ops: Vec<FusedOp> = self
+            .insts
+            .iter()
+            .map(|inst| match *inst {
+                FusedInst::Input(n) => FusedOp::Input(n),
+                FusedInst::Const(s) => FusedOp::Const(s),
+                FusedInst::Unary(op, a) => FusedOp::Unary(op, a),
+                FusedInst::Binary(op, a, b) => FusedOp::Binary(op, a, b),
+                FusedInst::Cast(_, a) => FusedOp::Cast(a),
+                FusedInst::Select(c, a, b) => FusedOp::Select(c, a, b),
+                FusedInst::Clip(x, lo, hi) => FusedOp::Clip(x, lo, hi),
+            })
+            .collect();
+        let prog = FusedProgram { ops: &ops, dtypes: &self.dtypes, results: &self.results };
+        match kernels::run_fused(&prog, inputs) {
+            Ok(Some(outs)) => Ok(outs),
+            _ => self.eval_located(inputs),
+        }
+    }
+
+    /// [`FusedBody::eval_chunked_located`] without the failing instruction.
+    pub fn eval_chunked(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, KernelError> {
+        self.eval_chunked_located(inputs).map_err(|(_, e)| e)
     }
 
     /// The dtype of register `reg`.

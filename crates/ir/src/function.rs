@@ -205,6 +205,9 @@ pub struct FusedBody {
     pub dtypes: Vec<DType>,
     /// The registers that are the op's outputs, in order.
     pub results: Vec<u32>,
+    /// The source span of each instruction (the op it came from), so a run-time error
+    /// inside the fused op points at the user's line; empty if unknown.
+    pub spans: Vec<Span>,
 }
 
 /// One operation in a function.

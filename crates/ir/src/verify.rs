@@ -1,7 +1,7 @@
 //! The IR verifier: run after tracing and after every pass. A failure is a compiler bug,
 //! reported as an internal error naming the stage, never a panic.
 
-use crate::function::{Function, OpKind, ValueDef};
+use crate::function::{FusedBody, FusedInst, Function, OpKind, ValueDef};
 use crate::pipeline::DsKind;
 use crate::types::{ElemType, TensorType};
 use crate::Program;
@@ -115,6 +115,12 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
                     bad(format!("cast to {to} produces another dtype"));
                 }
             }
+            OpKind::Fused(body) => {
+                let out_dtypes: Vec<Option<DType>> = op.outputs.iter().map(|&o| ty(o).map(|t| t.dtype)).collect();
+                for e in fused_errors(body, op.inputs.len(), &out_dtypes) {
+                    bad(format!("op {oi} (fused_elementwise): {e}"));
+                }
+            }
             OpKind::Const(t) => {
                 if let Some(out) = op.outputs.first().and_then(|&o| ty(o)) {
                     if out.dtype != t.dtype() || !out.shape.admits(t.shape()) {
@@ -130,4 +136,52 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
             bad(format!("result {r} is not defined"));
         }
     }
+}
+
+/// What is wrong with a fused body taking `n_inputs` inputs and producing `outputs`.
+fn fused_errors(body: &FusedBody, n_inputs: usize, outputs: &[Option<DType>]) -> Vec<String> {
+    let mut errs = Vec::new();
+    if body.dtypes.len() != body.insts.len() {
+        errs.push(format!("{} instructions but {} register dtypes", body.insts.len(), body.dtypes.len()));
+        return errs;
+    }
+    if !body.spans.is_empty() && body.spans.len() != body.insts.len() {
+        errs.push(format!("{} instructions but {} spans", body.insts.len(), body.spans.len()));
+    }
+    for (i, inst) in body.insts.iter().enumerate() {
+        let me = body.dtypes[i];
+        let operands: Vec<u32> = match *inst {
+            FusedInst::Input(_) | FusedInst::Const(_) => vec![],
+            FusedInst::Unary(_, a) | FusedInst::Cast(_, a) => vec![a],
+            FusedInst::Binary(_, a, b) => vec![a, b],
+            FusedInst::Select(a, b, c) | FusedInst::Clip(a, b, c) => vec![a, b, c],
+        };
+        if operands.iter().any(|&r| r as usize >= i) {
+            errs.push(format!("^{i} uses a register not defined before it"));
+            continue;
+        }
+        let d = |r: u32| body.dtypes[r as usize];
+        let ok = match *inst {
+            FusedInst::Input(n) => n < n_inputs,
+            FusedInst::Const(s) => s.dtype() == me,
+            FusedInst::Unary(op, a) => op.result_dtype(d(a)) == Ok(me),
+            FusedInst::Binary(op, a, b) => d(a) == d(b) && op.result_dtype(d(a)) == Ok(me),
+            FusedInst::Cast(to, _) => to == me,
+            FusedInst::Select(c, a, b) => d(c) == DType::Bool && d(a) == me && d(b) == me,
+            FusedInst::Clip(x, lo, hi) => d(x) == me && d(lo) == me && d(hi) == me,
+        };
+        if !ok {
+            errs.push(format!("^{i} is ill-typed"));
+        }
+    }
+    if body.results.len() != outputs.len() {
+        errs.push(format!("{} results for {} outputs", body.results.len(), outputs.len()));
+    }
+    for (k, (&r, out)) in body.results.iter().zip(outputs).enumerate() {
+        match body.dtypes.get(r as usize) {
+            Some(d) if Some(*d) == *out => {}
+            _ => errs.push(format!("result {k} (^{r}) does not match the output dtype")),
+        }
+    }
+    errs
 }

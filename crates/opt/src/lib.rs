@@ -6,8 +6,17 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod const_fold;
+mod cse;
 mod dce;
+mod fold_casts;
+mod fuse_elementwise;
 mod pipeline;
+mod simplify;
+mod util;
+
+pub use const_fold::MAX_FOLD_ELEMENTS;
+pub use fold_casts::{cast_chain_is_exact, roundtrip_is_exact, why_kept};
 
 use pipec_diag::Diagnostic;
 use pipec_ir::Program;
@@ -29,14 +38,26 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
         Box::new(pipeline::FuseMaps),
         Box::new(pipeline::FuseFilters),
         Box::new(pipeline::VectorizeMap),
+        // Function passes run after the pipeline passes have inlined and vectorized maps,
+        // so they see the final functions; fusion comes last because it hides ops from
+        // the others.
+        Box::new(fold_casts::FoldCasts),
+        Box::new(const_fold::ConstFold),
+        Box::new(simplify::Simplify),
+        Box::new(cse::Cse),
         Box::new(dce::Dce),
+        Box::new(fuse_elementwise::FuseElementwise),
     ]
 }
 
-/// The pass names run at an optimization level (0, 1 or 2).
+/// The pass names run at an optimization level (0, 1 or 2). `-O1` is the cheap,
+/// function-local subset: `eliminate-noops`, `fold-casts`, `const-fold`, `simplify`, `cse`
+/// and `dce` (no fusion, no restructuring of the pipeline); `-O2` runs every pass.
 pub fn passes_for_level(level: u8) -> Vec<&'static str> {
+    const O1: [&str; 6] = ["eliminate-noops", "fold-casts", "const-fold", "simplify", "cse", "dce"];
     match level {
         0 => vec![],
+        1 => all_passes().iter().map(|p| p.name()).filter(|n| O1.contains(n)).collect(),
         _ => all_passes().iter().map(|p| p.name()).collect(),
     }
 }

@@ -8,6 +8,7 @@
 
 mod cast;
 mod elementwise;
+pub mod fused;
 mod host;
 mod linalg;
 mod reduce;
@@ -19,6 +20,7 @@ pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
 pub use elementwise::{
     binary, binary_slice, broadcast_shapes, float_binary_slice, clip, float_unary_slice, num_unary_slice, select, unary,
 };
+pub use fused::{FusedOp, FusedProgram, run_fused};
 pub use host::{boolean_mask, nonzero, sort, unique};
 pub use linalg::{matmul, one_hot};
 pub use pad::paste;

@@ -1,0 +1,252 @@
+//! `fuse-elementwise`: maximal regions of elementwise ops (`cast`, unary, binary, `where`,
+//! `clip`, with rank-0 constants folded in) become one `fused_elementwise` op whose body is
+//! a scalar program, run by the chunked kernel without full-size intermediates.
+//!
+//! The region rule:
+//! - every op of a region has the same static output shape `S` (dtypes may differ);
+//! - every operand coming from outside the region is rank 0, or has exactly the trailing
+//!   dims of `S` (`f32[3]` into `f32[?, 3]`): the kernel repeats it cyclically, never
+//!   materializing a broadcast. An op with any other operand shape is not fused;
+//! - a region never spans an eager op (a barrier), a reduction or a shape op, and no op
+//!   outside the region may use a region value before the region's last op (the fused op
+//!   takes that op's place);
+//! - values used outside the region are the fused op's results (several are allowed);
+//! - a region of one op stays as it is.
+//!
+//! The fused op keeps the span of the region's last op and each instruction keeps the span
+//! of the op it came from, so a run-time error still points at the user's line.
+
+use crate::Pass;
+use crate::util::remark;
+use pipec_diag::{Diagnostic, Span};
+use pipec_ir::{FusedBody, FusedInst, Function, Op, OpKind, Program, Shape, ValueDef, ValueId};
+use pipec_tensor::DType;
+use std::collections::HashMap;
+
+/// Elementwise fusion.
+pub struct FuseElementwise;
+
+/// A rank-0 constant's value, if `v` is one.
+fn scalar_const(f: &Function, v: ValueId) -> Option<pipec_tensor::Scalar> {
+    match f.values[v.index()].def {
+        ValueDef::Op(op, _) => match &f.ops[op.index()].kind {
+            OpKind::Const(t) if t.rank() == 0 => t.get_flat(0),
+            _ => None,
+        },
+        ValueDef::Param(_) => None,
+    }
+}
+
+/// Whether an operand of static shape `s` feeds a region of shape `region` without a
+/// materialized broadcast: rank 0, or exactly the region's trailing dims.
+fn conforms(s: &Shape, region: &Shape) -> bool {
+    s.rank() <= region.rank() && region.0[region.rank() - s.rank()..] == s.0[..]
+}
+
+fn is_candidate_kind(kind: &OpKind) -> bool {
+    matches!(kind, OpKind::Unary(_) | OpKind::Binary(_) | OpKind::Cast(_) | OpKind::Select | OpKind::Clip)
+}
+
+struct Region {
+    /// Member op positions, ascending.
+    members: Vec<usize>,
+    shape: Shape,
+    /// Eager ops seen before the region started (regions never span one).
+    epoch: usize,
+}
+
+impl Pass for FuseElementwise {
+    fn name(&self) -> &'static str {
+        "fuse-elementwise"
+    }
+
+    fn description(&self) -> &'static str {
+        "fuse regions of elementwise ops into one chunked scalar-program kernel"
+    }
+
+    fn run(&self, prog: &mut Program, remarks: &mut Vec<Diagnostic>) -> bool {
+        let mut changed = false;
+        for f in &mut prog.functions {
+            changed |= fuse_function(f, self.name(), remarks);
+        }
+        changed
+    }
+}
+
+fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) -> bool {
+    let n_ops = f.ops.len();
+    // Positions of the ops using each value (usize::MAX: a function result).
+    let mut users: Vec<Vec<usize>> = vec![Vec::new(); f.values.len()];
+    for (i, op) in f.ops.iter().enumerate() {
+        for v in &op.inputs {
+            users[v.index()].push(i);
+        }
+    }
+    for r in &f.results {
+        users[r.index()].push(usize::MAX);
+    }
+    let def = |v: ValueId| match f.values[v.index()].def {
+        ValueDef::Op(op, _) => Some(op.index()),
+        ValueDef::Param(_) => None,
+    };
+    let mut region_of: Vec<Option<usize>> = vec![None; n_ops];
+    let mut regions: Vec<Region> = Vec::new();
+    let mut epoch = 0;
+    for i in 0..n_ops {
+        let op = &f.ops[i];
+        if !op.kind.is_pure() {
+            epoch += 1;
+            continue;
+        }
+        if !is_candidate_kind(&op.kind) || op.outputs.len() != 1 {
+            continue;
+        }
+        let shape = f.ty(op.outputs[0]).shape.clone();
+        if let Some(bad) = op.inputs.iter().find(|v| !conforms(&f.ty(**v).shape, &shape)) {
+            let msg = format!(
+                "did not fuse this `{}`: its operand of shape {} would need a materialized broadcast to {shape}",
+                op.kind.mnemonic(),
+                f.ty(*bad).shape
+            );
+            remark(remarks, pass, op.span, msg, "not fused");
+            continue;
+        }
+        // Regions of the operands this op may join.
+        let mut joins: Vec<usize> = Vec::new();
+        for &v in &op.inputs {
+            let Some(r) = def(v).and_then(|j| region_of[j]) else { continue };
+            if joins.contains(&r) || regions[r].shape != shape {
+                continue;
+            }
+            if regions[r].epoch != epoch {
+                let msg = format!("did not fuse this `{}` with the ops before an eager call: it is a barrier", op.kind.mnemonic());
+                remark(remarks, pass, op.span, msg, "not fused");
+                continue;
+            }
+            let members = &regions[r].members;
+            let used_early = members.iter().flat_map(|&m| &f.ops[m].outputs).flat_map(|o| &users[o.index()]).find(|&&u| {
+                u < i && !members.contains(&u)
+            });
+            if let Some(&u) = used_early {
+                let msg = format!(
+                    "did not fuse this `{}` with the ops computing its operands: `{}` uses their values in between",
+                    op.kind.mnemonic(),
+                    f.ops[u].kind.mnemonic()
+                );
+                remark(remarks, pass, op.span, msg, "not fused");
+                continue;
+            }
+            joins.push(r);
+        }
+        let target = match joins.first() {
+            Some(&r) => r,
+            None => {
+                regions.push(Region { members: Vec::new(), shape, epoch });
+                regions.len() - 1
+            }
+        };
+        for &r in joins.iter().skip(1) {
+            let moved = std::mem::take(&mut regions[r].members);
+            for &m in &moved {
+                region_of[m] = Some(target);
+            }
+            regions[target].members.extend(moved);
+        }
+        regions[target].members.push(i);
+        regions[target].members.sort_unstable();
+        region_of[i] = Some(target);
+    }
+
+    let mut fused_at: HashMap<usize, Op> = HashMap::new();
+    let mut removed = vec![false; n_ops];
+    for region in &regions {
+        if region.members.len() < 2 {
+            continue;
+        }
+        let (op, n) = build(f, &region.members, &users);
+        remark(remarks, pass, op.span, format!("fused {n} elementwise ops into one kernel"), "fused");
+        for &m in &region.members {
+            removed[m] = true;
+        }
+        fused_at.insert(*region.members.last().expect("non-empty"), op);
+    }
+    if fused_at.is_empty() {
+        return false;
+    }
+    let old = std::mem::take(&mut f.ops);
+    for (i, op) in old.into_iter().enumerate() {
+        if let Some(fused) = fused_at.remove(&i) {
+            f.ops.push(fused);
+        } else if !removed[i] {
+            f.ops.push(op);
+        }
+    }
+    // Scalar constants now inside fused bodies are often dead: drop those here rather
+    // than leave them for the next `dce`.
+    let used = crate::util::use_counts(f);
+    f.ops.retain(|op| !(matches!(op.kind, OpKind::Const(_)) && op.outputs.iter().all(|o| used[o.index()] == 0)));
+    crate::const_fold::reindex(f);
+    true
+}
+
+/// The fused op of a region (members ascending) and its number of ops.
+fn build(f: &Function, members: &[usize], users: &[Vec<usize>]) -> (Op, usize) {
+    let mut insts: Vec<FusedInst> = Vec::new();
+    let mut dtypes: Vec<DType> = Vec::new();
+    let mut spans: Vec<Span> = Vec::new();
+    let mut inputs: Vec<ValueId> = Vec::new();
+    let mut reg: HashMap<ValueId, u32> = HashMap::new();
+    let mut push = |insts: &mut Vec<FusedInst>, inst: FusedInst, dtype: DType, span: Span| {
+        insts.push(inst);
+        dtypes.push(dtype);
+        spans.push(span);
+        (insts.len() - 1) as u32
+    };
+    for &m in members {
+        let op = &f.ops[m];
+        let mut operands = Vec::with_capacity(op.inputs.len());
+        for &v in &op.inputs {
+            let r = match reg.get(&v) {
+                Some(&r) => r,
+                None => {
+                    let inst = match scalar_const(f, v) {
+                        Some(s) => FusedInst::Const(s),
+                        None => {
+                            inputs.push(v);
+                            FusedInst::Input(inputs.len() - 1)
+                        }
+                    };
+                    let r = push(&mut insts, inst, f.ty(v).dtype, op.span);
+                    reg.insert(v, r);
+                    r
+                }
+            };
+            operands.push(r);
+        }
+        let out = op.outputs[0];
+        let inst = match (&op.kind, operands.as_slice()) {
+            (OpKind::Unary(u), [a]) => FusedInst::Unary(*u, *a),
+            (OpKind::Binary(b), [a, c]) => FusedInst::Binary(*b, *a, *c),
+            (OpKind::Cast(to), [a]) => FusedInst::Cast(*to, *a),
+            (OpKind::Select, [c, a, b]) => FusedInst::Select(*c, *a, *b),
+            (OpKind::Clip, [x, lo, hi]) => FusedInst::Clip(*x, *lo, *hi),
+            _ => unreachable!("only elementwise ops with their arity are region members"),
+        };
+        let r = push(&mut insts, inst, f.ty(out).dtype, op.span);
+        reg.insert(out, r);
+    }
+    // Results: member values used by an op outside the region or returned.
+    let mut outputs = Vec::new();
+    let mut results = Vec::new();
+    for &m in members {
+        let out = f.ops[m].outputs[0];
+        if users[out.index()].iter().any(|u| *u == usize::MAX || !members.contains(u)) {
+            outputs.push(out);
+            results.push(reg[&out]);
+        }
+    }
+    let root = &f.ops[*members.last().expect("non-empty")];
+    let body = FusedBody { insts, dtypes, results, spans };
+    (Op { kind: OpKind::Fused(body), inputs, outputs, span: root.span }, members.len())
+}
+

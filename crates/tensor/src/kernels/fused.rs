@@ -1,0 +1,457 @@
+//! The chunked fused elementwise kernel (numexpr's approach): a scalar program runs over
+//! blocks of [`BLOCK`] elements, so every intermediate lives in a small cache-resident
+//! buffer instead of a full-size array.
+//!
+//! Each instruction calls the same per-element functions as the array kernels
+//! (`*_slice`, [`cast_slice`](super::cast_slice), the [`scalar`](super::scalar) traits), so
+//! results are bit-identical to evaluating the ops one by one.
+//!
+//! The kernel handles the common layouts only: every input either has the output's shape,
+//! a trailing part of it, or one element, and is repeated cyclically. For any other
+//! layout [`run_fused`] returns `Ok(None)`, and the caller evaluates op by op instead.
+
+use super::scalar::{CastElem, FloatElem, NumElem};
+use super::{KernelError, cast_slice, float_binary_slice, float_unary_slice, binary_slice, num_unary_slice};
+use crate::ops::{BinaryOp, UnaryOp};
+use crate::{DType, Scalar, Tensor, TensorElem};
+use half::{bf16, f16};
+use ndarray::{ArcArray, IxDyn};
+
+/// Elements per block: small enough that a program's registers stay in L1/L2.
+pub const BLOCK: usize = 1024;
+
+/// One instruction of a lowered fused program; operands are earlier instruction indices.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum FusedOp {
+    /// The n-th input.
+    Input(usize),
+    /// A scalar constant.
+    Const(Scalar),
+    /// A unary op.
+    Unary(UnaryOp, u32),
+    /// A binary op (both operands of one dtype).
+    Binary(BinaryOp, u32, u32),
+    /// A cast to the dtype of the instruction's register.
+    Cast(u32),
+    /// `where(c, a, b)`.
+    Select(u32, u32, u32),
+    /// `clip(x, lo, hi)`.
+    Clip(u32, u32, u32),
+}
+
+/// A scalar program: instruction `i` defines register `i` of dtype `dtypes[i]`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct FusedProgram<'a> {
+    /// The instructions, in order.
+    pub ops: &'a [FusedOp],
+    /// The dtype of each register.
+    pub dtypes: &'a [DType],
+    /// The registers returned, in order.
+    pub results: &'a [u32],
+}
+
+/// A block-sized register of one dtype.
+#[derive(Debug)]
+enum Buf {
+    Bool(Vec<bool>),
+    I8(Vec<i8>),
+    U8(Vec<u8>),
+    I16(Vec<i16>),
+    U16(Vec<u16>),
+    I32(Vec<i32>),
+    U32(Vec<u32>),
+    I64(Vec<i64>),
+    U64(Vec<u64>),
+    F16(Vec<f16>),
+    BF16(Vec<bf16>),
+    F32(Vec<f32>),
+    F64(Vec<f64>),
+}
+
+/// Element types a register can hold.
+trait BufElem: CastElem {
+    fn new_buf(n: usize) -> Buf;
+    fn get(b: &Buf) -> &[Self];
+    fn get_mut(b: &mut Buf) -> &mut [Self];
+}
+
+macro_rules! buf_elem {
+    ($($t:ty => $v:ident),*) => {$(
+        impl BufElem for $t {
+            fn new_buf(n: usize) -> Buf { Buf::$v(vec![<$t>::default(); n]) }
+            fn get(b: &Buf) -> &[Self] {
+                match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
+            }
+            fn get_mut(b: &mut Buf) -> &mut [Self] {
+                match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
+            }
+        }
+    )*};
+}
+buf_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
+          i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64);
+
+/// Binds type `$t` to the Rust type of dtype `$d` (every dtype).
+macro_rules! with_type {
+    ($d:expr, $t:ident => $body:expr) => {
+        match $d {
+            DType::Bool => { type $t = bool; $body }
+            DType::I8 => { type $t = i8; $body }
+            DType::U8 => { type $t = u8; $body }
+            DType::I16 => { type $t = i16; $body }
+            DType::U16 => { type $t = u16; $body }
+            DType::I32 => { type $t = i32; $body }
+            DType::U32 => { type $t = u32; $body }
+            DType::I64 => { type $t = i64; $body }
+            DType::U64 => { type $t = u64; $body }
+            DType::F16 => { type $t = f16; $body }
+            DType::BF16 => { type $t = bf16; $body }
+            DType::F32 => { type $t = f32; $body }
+            DType::F64 => { type $t = f64; $body }
+        }
+    };
+}
+
+/// Binds `$t` for numeric dtypes; `bool` runs `$other`.
+macro_rules! with_num_type {
+    ($d:expr, $t:ident => $body:expr, bool => $other:expr) => {
+        match $d {
+            DType::Bool => $other,
+            DType::I8 => { type $t = i8; $body }
+            DType::U8 => { type $t = u8; $body }
+            DType::I16 => { type $t = i16; $body }
+            DType::U16 => { type $t = u16; $body }
+            DType::I32 => { type $t = i32; $body }
+            DType::U32 => { type $t = u32; $body }
+            DType::I64 => { type $t = i64; $body }
+            DType::U64 => { type $t = u64; $body }
+            DType::F16 => { type $t = f16; $body }
+            DType::BF16 => { type $t = bf16; $body }
+            DType::F32 => { type $t = f32; $body }
+            DType::F64 => { type $t = f64; $body }
+        }
+    };
+}
+
+/// Binds `$t` for float dtypes; others run `$other`.
+macro_rules! with_float_type {
+    ($d:expr, $t:ident => $body:expr, _ => $other:expr) => {
+        match $d {
+            DType::F16 => { type $t = f16; $body }
+            DType::BF16 => { type $t = bf16; $body }
+            DType::F32 => { type $t = f32; $body }
+            DType::F64 => { type $t = f64; $body }
+            _ => $other,
+        }
+    };
+}
+
+/// How an input maps onto the output: its flat element `i % len` feeds output element `i`.
+struct Feed<'a> {
+    tensor: &'a Tensor,
+    /// The input's elements in row-major order, when not contiguous already.
+    owned: Option<Tensor>,
+    len: usize,
+}
+
+/// Runs `prog` over `inputs` in blocks. `Ok(None)` means the layout is not one the chunked
+/// kernel handles (see the module doc); an `Err` carries the first failing instruction's
+/// index and error, found in block order (callers wanting the op-by-op error order
+/// re-evaluate op by op).
+pub fn run_fused(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> Result<Option<Vec<Tensor>>, (usize, KernelError)> {
+    let Some(shape) = output_shape(inputs) else { return Ok(None) };
+    if !types_ok(prog, inputs) || !results_are_full(prog, inputs, &shape) {
+        return Ok(None);
+    }
+    let total: usize = shape.iter().product();
+    let feeds: Vec<Feed<'_>> = inputs
+        .iter()
+        .map(|t| {
+            let contiguous = crate::dispatch!(t, a => a.as_slice().is_some());
+            let owned = (!contiguous).then(|| crate::map_same!(t, a => a.as_standard_layout().into_owned().into_shared()));
+            Feed { tensor: t, owned, len: t.len() }
+        })
+        .collect();
+    let block = BLOCK.min(total.max(1));
+    let mut regs: Vec<Buf> = prog.dtypes.iter().map(|&d| with_type!(d, T => T::new_buf(block))).collect();
+    // Registers that do not vary across blocks (constants, one-element inputs) are
+    // filled once, before the loop.
+    let mut uniform = vec![false; prog.ops.len()];
+    for (i, op) in prog.ops.iter().enumerate() {
+        match op {
+            FusedOp::Const(s) => {
+                fill_scalar(&mut regs[i], *s);
+                uniform[i] = true;
+            }
+            FusedOp::Input(n) if feeds[*n].len == 1 => {
+                copy_cyclic(&mut regs[i], &feeds[*n], 0, block);
+                uniform[i] = true;
+            }
+            _ => {}
+        }
+    }
+    let mut outs: Vec<Buf> = prog.results.iter().map(|&r| with_type!(prog.dtypes[r as usize], T => T::new_buf(total))).collect();
+    let mut start = 0;
+    while start < total {
+        let n = block.min(total - start);
+        for (i, op) in prog.ops.iter().enumerate() {
+            if uniform[i] {
+                continue;
+            }
+            let (done, rest) = regs.split_at_mut(i);
+            let dst = &mut rest[0];
+            step(op, prog.dtypes, i, done, dst, &feeds, start, n).map_err(|e| match e {
+                // The slice kernels count from the block's start; report the output index.
+                KernelError::DivisionByZero { index } => (i, KernelError::DivisionByZero { index: start + index }),
+                e => (i, e),
+            })?;
+        }
+        for (o, &r) in outs.iter_mut().zip(prog.results) {
+            with_type!(prog.dtypes[r as usize], T => {
+                T::get_mut(o)[start..start + n].copy_from_slice(&T::get(&regs[r as usize])[..n]);
+            });
+        }
+        start += n;
+    }
+    let dim = IxDyn(&shape);
+    let tensors = outs
+        .into_iter()
+        .map(|b| {
+            macro_rules! wrap {
+                ($($v:ident),*) => {
+                    match b { $(Buf::$v(v) => Tensor::$v(ArcArray::from_shape_vec(dim.clone(), v).expect("length matches shape")),)* }
+                };
+            }
+            wrap!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64)
+        })
+        .collect();
+    Ok(Some(tensors))
+}
+
+/// The output shape when every input is the full shape, a trailing part of it, or a
+/// single element.
+fn output_shape(inputs: &[Tensor]) -> Option<Vec<usize>> {
+    let mut full: Vec<usize> = Vec::new();
+    for t in inputs {
+        full = super::broadcast_shapes(&full, t.shape())?;
+    }
+    let ok = inputs.iter().all(|t| {
+        let s = t.shape();
+        t.len() == 1 || full[full.len() - s.len()..] == *s
+    });
+    ok.then_some(full)
+}
+
+/// Whether every result has the full shape when evaluated op by op (a result computed
+/// only from constants and small inputs would be smaller there).
+fn results_are_full(prog: &FusedProgram<'_>, inputs: &[Tensor], full: &[usize]) -> bool {
+    let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(prog.ops.len());
+    for op in prog.ops {
+        let of = |regs: &[u32], shapes: &[Vec<usize>]| {
+            regs.iter().try_fold(Vec::new(), |acc, r| super::broadcast_shapes(&acc, &shapes[*r as usize]))
+        };
+        let s = match op {
+            FusedOp::Input(n) => Some(inputs[*n].shape().to_vec()),
+            FusedOp::Const(_) => Some(Vec::new()),
+            FusedOp::Unary(_, a) | FusedOp::Cast(a) => of(&[*a], &shapes),
+            FusedOp::Binary(_, a, b) => of(&[*a, *b], &shapes),
+            FusedOp::Select(a, b, c) | FusedOp::Clip(a, b, c) => of(&[*a, *b, *c], &shapes),
+        };
+        let Some(s) = s else { return false };
+        shapes.push(s);
+    }
+    prog.results.iter().all(|r| shapes[*r as usize] == full)
+}
+
+/// Whether the inputs and every instruction's operands have the dtypes the program says.
+fn types_ok(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> bool {
+    let d = |r: &u32| prog.dtypes.get(*r as usize).copied();
+    prog.dtypes.len() == prog.ops.len()
+        && prog.results.iter().all(|r| (*r as usize) < prog.ops.len())
+        && prog.ops.iter().enumerate().all(|(i, op)| {
+            let me = prog.dtypes[i];
+            let before = |r: &u32| (*r as usize) < i;
+            match op {
+                FusedOp::Input(n) => inputs.get(*n).is_some_and(|t| t.dtype() == me),
+                FusedOp::Const(s) => s.dtype() == me,
+                FusedOp::Unary(op, a) => before(a) && op.result_dtype(d(a).unwrap_or(me)) == Ok(me),
+                FusedOp::Binary(op, a, b) => {
+                    before(a) && before(b) && d(a) == d(b) && d(a).is_some_and(|x| op.result_dtype(x) == Ok(me))
+                }
+                FusedOp::Cast(a) => before(a),
+                FusedOp::Select(c, a, b) => {
+                    before(c) && before(a) && before(b) && d(c) == Some(DType::Bool) && d(a) == Some(me) && d(b) == Some(me)
+                }
+                FusedOp::Clip(x, lo, hi) => {
+                    before(x) && before(lo) && before(hi) && me != DType::Bool && [x, lo, hi].iter().all(|r| d(r) == Some(me))
+                }
+            }
+        })
+}
+
+fn fill_scalar(buf: &mut Buf, s: Scalar) {
+    macro_rules! fill {
+        ($($v:ident),*) => {
+            match (buf, s) {
+                $((Buf::$v(b), Scalar::$v(x)) => b.fill(x),)*
+                _ => unreachable!("register dtypes are checked before the run"),
+            }
+        };
+    }
+    fill!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64)
+}
+
+/// Copies output elements `start..start + n` of a cyclically repeated input into `buf`.
+fn copy_cyclic(buf: &mut Buf, feed: &Feed<'_>, start: usize, n: usize) {
+    let t = feed.owned.as_ref().unwrap_or(feed.tensor);
+    with_type!(t.dtype(), T => {
+        let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
+        let dst = &mut T::get_mut(buf)[..n];
+        let s = start % src.len();
+        if src.len() == 1 {
+            dst.fill(src[0]);
+        } else if s + n <= src.len() {
+            dst.copy_from_slice(&src[s..s + n]);
+        } else {
+            for (k, d) in dst.iter_mut().enumerate() {
+                *d = src[(start + k) % src.len()];
+            }
+        }
+    })
+}
+
+/// Runs one instruction on one block of `n` elements.
+#[allow(clippy::too_many_arguments)]
+fn step(
+    op: &FusedOp,
+    dtypes: &[DType],
+    i: usize,
+    regs: &[Buf],
+    dst: &mut Buf,
+    feeds: &[Feed<'_>],
+    start: usize,
+    n: usize,
+) -> Result<(), KernelError> {
+    let dt = |r: &u32| dtypes[*r as usize];
+    let reg = |r: &u32| &regs[*r as usize];
+    let bad = |what: &str| KernelError::InvalidArgument(format!("`{what}` is not defined on {}", dtypes[i]));
+    match op {
+        FusedOp::Input(k) => copy_cyclic(dst, &feeds[*k], start, n),
+        FusedOp::Const(_) => {}
+        FusedOp::Unary(op, a) => {
+            let src = reg(a);
+            match op {
+                UnaryOp::Not => map1::<bool, bool>(src, dst, n, |v| !v),
+                UnaryOp::IsNan => with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_nan), _ => return Err(bad(op.name()))),
+                UnaryOp::IsFinite => {
+                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_finite), _ => return Err(bad(op.name())))
+                }
+                _ if op.is_float_only() => with_float_type!(dt(a), T => {
+                    float_unary_slice::<T>(*op, &T::get(src)[..n], &mut T::get_mut(dst)[..n])?
+                }, _ => return Err(bad(op.name()))),
+                _ => with_num_type!(dt(a), T => {
+                    num_unary_slice::<T>(*op, &T::get(src)[..n], &mut T::get_mut(dst)[..n])?
+                }, bool => return Err(bad(op.name()))),
+            }
+        }
+        FusedOp::Binary(op, a, b) => {
+            let (x, y) = (reg(a), reg(b));
+            match op {
+                BinaryOp::And => map2::<bool, bool, bool>(x, y, dst, n, |p, q| p && q),
+                BinaryOp::Or => map2::<bool, bool, bool>(x, y, dst, n, |p, q| p || q),
+                BinaryOp::Eq => with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p == q)),
+                BinaryOp::Ne => with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p != q)),
+                BinaryOp::Lt => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p < q), bool => return Err(bad("lt"))),
+                BinaryOp::Le => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p <= q), bool => return Err(bad("le"))),
+                BinaryOp::Gt => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p > q), bool => return Err(bad("gt"))),
+                BinaryOp::Ge => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p >= q), bool => return Err(bad("ge"))),
+                BinaryOp::Div => with_float_type!(dt(a), T => {
+                    float_binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
+                }, _ => return Err(bad("div"))),
+                _ => with_num_type!(dt(a), T => {
+                    binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
+                }, bool => return Err(bad(op.name()))),
+            }
+        }
+        FusedOp::Cast(a) => {
+            with_type!(dt(a), S => with_type!(dtypes[i], D => {
+                cast_slice::<S, D>(&S::get(reg(a))[..n], &mut D::get_mut(dst)[..n])
+            }))
+        }
+        FusedOp::Select(c, a, b) => with_type!(dtypes[i], T => {
+            let (c, x, y) = (&bool::get(reg(c))[..n], &T::get(reg(a))[..n], &T::get(reg(b))[..n]);
+            for (k, o) in T::get_mut(dst)[..n].iter_mut().enumerate() {
+                *o = if c[k] { x[k] } else { y[k] };
+            }
+        }),
+        FusedOp::Clip(x, lo, hi) => with_num_type!(dtypes[i], T => {
+            let (x, l, h) = (&T::get(reg(x))[..n], &T::get(reg(lo))[..n], &T::get(reg(hi))[..n]);
+            for (k, o) in T::get_mut(dst)[..n].iter_mut().enumerate() {
+                *o = NumElem::minimum(NumElem::maximum(x[k], l[k]), h[k]);
+            }
+        }, bool => return Err(bad("clip"))),
+    }
+    Ok(())
+}
+
+fn map1<A: BufElem, U: BufElem>(src: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A) -> U) {
+    for (o, &v) in U::get_mut(dst)[..n].iter_mut().zip(&A::get(src)[..n]) {
+        *o = f(v);
+    }
+}
+
+fn map2<A: BufElem, B: BufElem, U: BufElem>(x: &Buf, y: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A, B) -> U) {
+    for ((o, &p), &q) in U::get_mut(dst)[..n].iter_mut().zip(&A::get(x)[..n]).zip(&B::get(y)[..n]) {
+        *o = f(p, q);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernels;
+
+    #[test]
+    fn chunked_matches_op_by_op_across_blocks() {
+        let n = 3 * BLOCK + 17;
+        let x: Vec<f32> = (0..n).map(|i| i as f32 * 0.37 - 100.0).collect();
+        let x = Tensor::from_vec(&[n], x).expect("shape");
+        let c = Tensor::from_vec(&[n / n], vec![2.5f32]).expect("shape");
+        // ^0 = x; ^1 = 2.5; ^2 = x * 2.5; ^3 = tanh ^2; ^4 = cast ^3 : f16; ^5 = ^2 > ^1
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Mul, 0, 1),
+            FusedOp::Unary(UnaryOp::Tanh, 2),
+            FusedOp::Cast(3),
+            FusedOp::Binary(BinaryOp::Gt, 2, 1),
+        ];
+        let dtypes = [DType::F32, DType::F32, DType::F32, DType::F32, DType::F16, DType::Bool];
+        let prog = FusedProgram { ops: &ops, dtypes: &dtypes, results: &[4, 5] };
+        let got = run_fused(&prog, &[x.clone(), c.clone()]).expect("runs").expect("layout handled");
+        let m = kernels::binary(BinaryOp::Mul, &x, &c).expect("mul");
+        let want = kernels::cast(&kernels::unary(UnaryOp::Tanh, &m).expect("tanh"), DType::F16);
+        assert_eq!(got[0], want);
+        assert_eq!(got[1], kernels::binary(BinaryOp::Gt, &m, &c).expect("gt"));
+    }
+
+    #[test]
+    fn integer_division_by_zero_is_an_error() {
+        let x = Tensor::from_vec(&[4], vec![1i32, 2, 3, 4]).expect("shape");
+        let d = Tensor::from_vec(&[4], vec![1i32, 1, 0, 1]).expect("shape");
+        let ops = [FusedOp::Input(0), FusedOp::Input(1), FusedOp::Binary(BinaryOp::FloorDiv, 0, 1)];
+        let dtypes = [DType::I32; 3];
+        let prog = FusedProgram { ops: &ops, dtypes: &dtypes, results: &[2] };
+        assert_eq!(run_fused(&prog, &[x, d]), Err((2, KernelError::DivisionByZero { index: 2 })));
+    }
+
+    #[test]
+    fn other_layouts_are_declined() {
+        let x = Tensor::from_vec(&[2, 3], vec![0f32; 6]).expect("shape");
+        let y = Tensor::from_vec(&[2, 1], vec![0f32; 2]).expect("shape");
+        let ops = [FusedOp::Input(0), FusedOp::Input(1), FusedOp::Binary(BinaryOp::Add, 0, 1)];
+        let dtypes = [DType::F32; 3];
+        let prog = FusedProgram { ops: &ops, dtypes: &dtypes, results: &[2] };
+        assert_eq!(run_fused(&prog, &[x, y]), Ok(None));
+    }
+}

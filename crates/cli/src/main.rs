@@ -3,7 +3,7 @@
 
 use clap::Parser;
 use pipec::{CompileOptions, Compiled, Compiler, Diagnostic, RunOptions, SourceFile};
-use std::io::{IsTerminal, Write};
+use std::io::{IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -44,11 +44,12 @@ struct Cli {
     /// Stop after N elements.
     #[arg(long, value_name = "N")]
     take: Option<u64>,
-    /// Write the elements to a file (.npy) instead of printing them.
+    /// Write the elements to a file instead of printing them: .npy (stacked), .npz (one array
+    /// per tuple component) or .jsonl (one JSON line per element); written atomically.
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
     /// Run to the end and drop the elements (for timing).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "output")]
     discard: bool,
     /// Worker threads for parallel maps.
     #[arg(long, value_name = "N", default_value_t = default_threads())]
@@ -209,47 +210,66 @@ fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
 
 fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     let start = std::time::Instant::now();
+    let elem = compiled.element_type();
+    // The sink is chosen before anything runs: a bad `--output` is bad usage (exit 2) and costs
+    // no computation.
+    let mut sink: Box<dyn Sink> = match &cli.output {
+        Some(path) => match open_output(path, &elem) {
+            Ok(s) => s,
+            Err(OutputError::Usage(d)) => {
+                report(&[d], source, color);
+                return 2;
+            }
+            Err(OutputError::Failed(d)) => {
+                report(&[d], source, color);
+                return 1;
+            }
+        },
+        None if cli.discard => Box::new(Discard),
+        None => Box::new(Print { out: std::io::BufWriter::new(std::io::stdout().lock()), elem: elem.clone() }),
+    };
     let opts = RunOptions { threads: cli.threads.max(1), base_dir: source.dir.clone() };
-    let stream = match compiled.run(&opts) {
+    let mut stream = match compiled.run(&opts) {
         Ok(s) => s,
         Err(d) => {
             report(&[d], source, color);
             return 1;
         }
     };
-    let elem = compiled.element_type();
-    let mut collected = Vec::new();
-    let stdout = std::io::stdout();
-    let mut out = std::io::BufWriter::new(stdout.lock());
     let (mut count, mut bytes) = (0u64, 0u64);
-    for item in stream {
+    loop {
+        // Check before pulling: `--take N` computes exactly N elements (a parallel `map` may
+        // still work ahead within its chunk, but never reports errors from there).
         if cli.take.is_some_and(|t| count >= t) {
             break;
         }
+        let Some(item) = stream.next() else { break };
         match item {
             Ok(e) => {
                 count += 1;
                 bytes += e.iter().map(|t| t.nbytes() as u64).sum::<u64>();
-                if cli.output.is_some() {
-                    collected.push(e);
-                } else if !cli.discard {
-                    let text = pipec::format_element(&elem, &e);
-                    if writeln!(out, "{text}").is_err() {
-                        return 0;
+                match sink.push(&e) {
+                    Ok(()) => {}
+                    // stdout closed (`pipec f.pipe | head`): not an error.
+                    Err(SinkError::Closed) => return 0,
+                    Err(SinkError::Failed(d)) => {
+                        report(&[d], source, color);
+                        return 1;
                     }
                 }
             }
             Err(d) => {
-                let _ = out.flush();
+                // Dropping the sink removes any temporary output: a failed run leaves nothing.
+                drop(sink);
                 report(&[d], source, color);
                 return 1;
             }
         }
     }
-    let _ = out.flush();
-    if let Some(path) = &cli.output {
-        if let Err(msg) = write_output(path, &collected) {
-            eprintln!("error[E0605]: cannot write `{}`: {msg}", path.display());
+    match sink.finish() {
+        Ok(()) | Err(SinkError::Closed) => {}
+        Err(SinkError::Failed(d)) => {
+            report(&[d], source, color);
             return 1;
         }
     }
@@ -260,23 +280,267 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     0
 }
 
-/// Writes elements stacked into one `.npy`, atomically (temporary file, then rename).
-fn write_output(path: &Path, elems: &[pipec::Element]) -> Result<(), String> {
+/// Why an element could not be delivered.
+enum SinkError {
+    /// The reader went away (closed stdout): stop quietly.
+    Closed,
+    /// A real failure (E0605).
+    Failed(Diagnostic),
+}
+
+/// Why `--output` cannot be honoured.
+enum OutputError {
+    /// The path or the element type make it impossible (exit 2).
+    Usage(Diagnostic),
+    /// The file system refused (exit 1).
+    Failed(Diagnostic),
+}
+
+/// Where elements go: stdout, nowhere, or an output file.
+trait Sink {
+    /// Delivers one element.
+    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError>;
+    /// Completes the output (for files: the rename that makes them appear).
+    fn finish(self: Box<Self>) -> Result<(), SinkError>;
+}
+
+/// Prints elements numpy-style, one per line.
+struct Print<W: Write> {
+    out: W,
+    elem: pipec::ElemType,
+}
+
+impl<W: Write> Sink for Print<W> {
+    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
+        let text = pipec::format_element(&self.elem, e);
+        writeln!(self.out, "{text}").map_err(|_| SinkError::Closed)
+    }
+
+    fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
+        self.out.flush().map_err(|_| SinkError::Closed)
+    }
+}
+
+impl<W: Write> Drop for Print<W> {
+    fn drop(&mut self) {
+        // What was printed before a run-time error stays printed.
+        let _ = self.out.flush();
+    }
+}
+
+/// `--discard`: runs to the end, keeps nothing.
+struct Discard;
+
+impl Sink for Discard {
+    fn push(&mut self, _: &pipec::Element) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), SinkError> {
+        Ok(())
+    }
+}
+
+fn output_failed(path: &Path, msg: impl std::fmt::Display) -> Diagnostic {
+    Diagnostic::error(pipec::Code::OutputFailed, format!("cannot write `{}`: {msg}", path.display()))
+}
+
+/// A temporary file next to the output, removed on drop unless renamed into place. Being in
+/// the same directory makes the final rename atomic (same file system).
+struct TempFile {
+    path: PathBuf,
+    kept: bool,
+}
+
+impl TempFile {
+    /// Creates `.NAME.PID[.PART].tmp` next to `dest`.
+    fn create(dest: &Path, part: Option<&str>) -> std::io::Result<(TempFile, std::fs::File)> {
+        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let part = part.map(|p| format!(".{p}")).unwrap_or_default();
+        let path = dir.join(format!(".{name}.{}{part}.tmp", std::process::id()));
+        // Readable too: `.npz` parts are read back into the archive.
+        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        Ok((TempFile { path, kept: false }, file))
+    }
+
+    /// Moves the file to `dest` (atomically replacing what was there).
+    fn persist(mut self, dest: &Path) -> std::io::Result<()> {
+        std::fs::rename(&self.path, dest)?;
+        self.kept = true;
+        Ok(())
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        if !self.kept {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Opens the sink for `--output PATH`, chosen by the extension.
+fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, OutputError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    if ext != "npy" {
-        return Err(format!("unsupported output format `.{ext}` (supported: .npy)"));
+    let leaves = elem.leaves();
+    let usage = |msg: String, help: &str| OutputError::Usage(Diagnostic::error(pipec::Code::BadUsage, msg).with_help(help.to_string()));
+    let failed = |e: std::io::Error| OutputError::Failed(output_failed(path, e));
+    // The array for one leaf: its dtype, and its element shape should nothing be produced.
+    let writer = |k: usize, part: Option<&str>| -> Result<(TempFile, NpyOut), OutputError> {
+        let (tmp, file) = TempFile::create(path, part).map_err(failed)?;
+        let fallback = leaves[k].shape.0.iter().map(|d| d.known().unwrap_or(0)).collect();
+        Ok((tmp, pipec::io::NpyWriter::new(std::io::BufWriter::new(file), leaves[k].dtype, fallback)))
+    };
+    match ext {
+        "npy" => {
+            if leaves.len() != 1 {
+                return Err(usage(
+                    format!("the elements are tuples `{elem}`; a .npy file holds one array"),
+                    "write `--output FILE.npz` (one array per component: arr_0, arr_1, ...) or `--output FILE.jsonl`",
+                ));
+            }
+            let (tmp, w) = writer(0, None)?;
+            Ok(Box::new(NpyFile { path: path.to_path_buf(), tmp, w }))
+        }
+        "npz" => {
+            let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
+            let mut parts = Vec::new();
+            for k in 0..leaves.len() {
+                parts.push(writer(k, Some(&format!("arr_{k}")))?);
+            }
+            Ok(Box::new(NpzFile { path: path.to_path_buf(), tmp, file, parts }))
+        }
+        "jsonl" => {
+            let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
+            Ok(Box::new(JsonlFile { path: path.to_path_buf(), tmp, out: std::io::BufWriter::new(file), elem: elem.clone(), line: String::new() }))
+        }
+        other => Err(usage(format!("unsupported output format `.{other}`"), "write to a .npy, .npz or .jsonl file")),
     }
-    let Some(first) = elems.first() else { return Err("the pipeline produced no elements".into()) };
-    if first.len() != 1 {
-        return Err("tuple elements need .npz output, which is not supported yet".into());
+}
+
+type NpyOut = pipec::io::NpyWriter<std::io::BufWriter<std::fs::File>>;
+
+/// Finishes a `.npy` stream and syncs it to disk.
+fn finish_npy(w: NpyOut) -> Result<std::fs::File, pipec::io::IoError> {
+    let file = w.finish()?.into_inner().map_err(|e| e.into_error())?;
+    file.sync_all()?;
+    Ok(file)
+}
+
+/// `.npy`: elements streamed into the temporary file, the header patched with the count at
+/// the end (no element is held in memory).
+struct NpyFile {
+    path: PathBuf,
+    tmp: TempFile,
+    w: NpyOut,
+}
+
+impl Sink for NpyFile {
+    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
+        self.w.push(&e[0]).map_err(|err| SinkError::Failed(npy_push_failed(&self.path, err)))
     }
-    let parts: Vec<pipec::Tensor> = elems.iter().map(|e| e[0].clone()).collect();
-    let stacked = pipec::kernels::stack(&parts, 0).map_err(|e| e.to_string())?;
-    let bytes = pipec::io::encode_npy(&stacked);
-    let tmp = path.with_extension("npy.tmp");
-    std::fs::write(&tmp, bytes).map_err(|e| e.to_string())?;
-    std::fs::rename(&tmp, path).map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        e.to_string()
-    })
+
+    fn finish(self: Box<Self>) -> Result<(), SinkError> {
+        let NpyFile { path, tmp, w } = *self;
+        finish_npy(w).map_err(|e| SinkError::Failed(output_failed(&path, e)))?;
+        tmp.persist(&path).map_err(|e| SinkError::Failed(output_failed(&path, e)))
+    }
+}
+
+fn npy_push_failed(path: &Path, err: pipec::io::IoError) -> Diagnostic {
+    let d = output_failed(path, &err);
+    match err {
+        pipec::io::IoError::Output(_) => d.with_help("pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes"),
+        _ => d,
+    }
+}
+
+/// `.npz`: like `numpy.savez(path, *components)`: one array per tuple component (leaves of
+/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements. Each
+/// component streams into its own temporary `.npy`; at the end they are copied into the
+/// archive (stored, as numpy does), so memory stays at one element.
+struct NpzFile {
+    path: PathBuf,
+    tmp: TempFile,
+    file: std::fs::File,
+    parts: Vec<(TempFile, NpyOut)>,
+}
+
+impl Sink for NpzFile {
+    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
+        for (k, ((_, w), t)) in self.parts.iter_mut().zip(e).enumerate() {
+            w.push(t).map_err(|err| {
+                let d = npy_push_failed(&self.path, err);
+                SinkError::Failed(d.with_note(format!("in component {k} (`arr_{k}`)")))
+            })?;
+        }
+        Ok(())
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), SinkError> {
+        let NpzFile { path, tmp, file, parts } = *self;
+        let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
+        let mut members = Vec::new();
+        let mut temps = Vec::new();
+        for (k, (part_tmp, w)) in parts.into_iter().enumerate() {
+            let mut f = finish_npy(w).map_err(|e| fail(&e))?;
+            f.seek(std::io::SeekFrom::Start(0)).map_err(|e| fail(&e))?;
+            members.push((format!("arr_{k}"), std::io::BufReader::new(f)));
+            temps.push(part_tmp);
+        }
+        let file = pipec::io::write_npz(std::io::BufWriter::new(file), members).map_err(|e| fail(&e))?;
+        let file = file.into_inner().map_err(|e| fail(&e.into_error()))?;
+        file.sync_all().map_err(|e| fail(&e))?;
+        drop(temps);
+        tmp.persist(&path).map_err(|e| fail(&e))
+    }
+}
+
+/// `.jsonl`: one JSON value per element and line, streamed. A tensor is nested lists (a
+/// scalar is a bare number), a tuple a JSON array of its components; see
+/// `pipec::io::append_json` for numbers (`"nan"`, `"inf"`, `"-inf"` for non-finite floats).
+struct JsonlFile {
+    path: PathBuf,
+    tmp: TempFile,
+    out: std::io::BufWriter<std::fs::File>,
+    elem: pipec::ElemType,
+    line: String,
+}
+
+fn json_element(elem: &pipec::ElemType, leaves: &mut std::slice::Iter<'_, pipec::Tensor>, out: &mut String) {
+    match elem {
+        pipec::ElemType::Tensor(_) => {
+            if let Some(t) = leaves.next() {
+                pipec::io::append_json(t, out);
+            }
+        }
+        pipec::ElemType::Tuple(parts) => {
+            out.push('[');
+            for (i, p) in parts.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_element(p, leaves, out);
+            }
+            out.push(']');
+        }
+    }
+}
+
+impl Sink for JsonlFile {
+    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
+        self.line.clear();
+        json_element(&self.elem, &mut e.iter(), &mut self.line);
+        self.line.push('\n');
+        self.out.write_all(self.line.as_bytes()).map_err(|err| SinkError::Failed(output_failed(&self.path, err)))
+    }
+
+    fn finish(self: Box<Self>) -> Result<(), SinkError> {
+        let JsonlFile { path, tmp, out, .. } = *self;
+        let fail = |e: std::io::Error| SinkError::Failed(output_failed(&path, e));
+        let file = out.into_inner().map_err(|e| fail(e.into_error()))?;
+        file.sync_all().map_err(fail)?;
+        tmp.persist(&path).map_err(fail)
+    }
 }

@@ -85,6 +85,7 @@ enum PlanKind {
     Slices(Vec<Tensor>),
     Whole(Vec<Tensor>),
     Range { start: i64, stop: i64, step: i64 },
+    ReadCsv { path: PathBuf, header: bool, dtype: pipec_tensor::DType, ncols: usize },
     Map { f: Arc<CompiledFn>, lanes: usize },
     Filter(Arc<CompiledFn>),
     Batch { size: usize, drop_remainder: bool },
@@ -100,6 +101,7 @@ enum PlanKind {
     Enumerate(i64),
     Shard { num: u64, index: u64 },
     Passthrough,
+    Prefetch(usize),
     Cache(Arc<Mutex<Option<Arc<Vec<Element>>>>>),
 }
 
@@ -126,8 +128,17 @@ impl PlanBuilder<'_> {
             DsKind::Range { start, stop, step } => PlanKind::Range { start: *start, stop: *stop, step: *step },
             DsKind::FromTensorSlices(srcs) => PlanKind::Slices(self.load(srcs, n.span)?),
             DsKind::FromTensors(srcs) => PlanKind::Whole(self.load(srcs, n.span)?),
-            DsKind::ReadCsv { .. } => {
-                return Err(Diagnostic::error(Code::FileUnreadable, "read_csv sources are not supported by this runtime yet").with_label(n.span, ""));
+            DsKind::ReadCsv { path, header } => {
+                // The element type (fixed at trace time from the first line) gives dtype and width.
+                let (dtype, ncols) = match &n.elem {
+                    ElemType::Tensor(t) if t.rank() == 1 => (t.dtype, t.shape.0[0].known()),
+                    _ => (pipec_tensor::DType::F32, None),
+                };
+                let Some(ncols) = ncols else {
+                    return Err(Diagnostic::error(Code::BadCsvCell, format!("`read_csv` node has element type {}, expected a known row width", n.elem))
+                        .with_label(n.span, ""));
+                };
+                PlanKind::ReadCsv { path: self.opts.base_dir.join(path), header: *header, dtype, ncols }
             }
             DsKind::Map { func, parallelism, .. } => {
                 let lanes = match parallelism {
@@ -156,7 +167,7 @@ impl PlanBuilder<'_> {
             DsKind::Concatenate => PlanKind::Concatenate,
             DsKind::Enumerate(s) => PlanKind::Enumerate(*s),
             DsKind::Shard { num, index } => PlanKind::Shard { num: *num, index: *index },
-            DsKind::Prefetch(_) => PlanKind::Passthrough,
+            DsKind::Prefetch(n) => prefetch_plan(*n),
             DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
         };
         let plan = Arc::new(Plan { kind, inputs, span: n.span, elem: n.elem.clone() });
@@ -189,6 +200,34 @@ fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) 
     Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display())).with_label(span, "read here")
 }
 
+/// A CSV problem at run time: a bad cell or ragged row is E0604 naming file, line, column and cell.
+fn csv_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -> Diagnostic {
+    match e {
+        pipec_tensor::io::IoError::Csv { line, column, message, .. } => Diagnostic::error(
+            Code::BadCsvCell,
+            format!("`{}`, line {line}, column {column}: {message}", path.display()),
+        )
+        .with_label(span, "rows read here")
+        .with_help("fix the cell, or filter the file first; every cell must be a number of the dtype given to `read_csv`"),
+        pipec_tensor::io::IoError::Io(_) => {
+            Diagnostic::error(Code::FileUnreadable, format!("cannot read `{}`: {e}", path.display())).with_label(span, "read here")
+        }
+        other => Diagnostic::error(Code::BadCsvCell, format!("cannot read `{}`: {other}", path.display())).with_label(span, "read here"),
+    }
+}
+
+/// How `prefetch(n)` runs: a background thread filling a buffer of up to `n` elements
+/// (capped, so a huge `n` cannot hold the whole dataset); `prefetch(0)` is a pass-through.
+fn prefetch_plan(n: usize) -> PlanKind {
+    match n {
+        0 => PlanKind::Passthrough,
+        n => PlanKind::Prefetch(n.min(MAX_PREFETCH)),
+    }
+}
+
+/// The most elements a `prefetch` buffers.
+const MAX_PREFETCH: usize = 1 << 12;
+
 /// A seed for `shuffle` without one: differs between runs, as in tf.data.
 fn fresh_seed() -> u64 {
     let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
@@ -205,9 +244,21 @@ impl Plan {
             }
             PlanKind::Whole(comps) => Box::new(Whole(Some(comps.clone()))),
             PlanKind::Range { start, stop, step } => Box::new(Range { cur: *start, stop: *stop, step: *step }),
+            PlanKind::ReadCsv { path, header, dtype, ncols } => {
+                let rows = pipec_tensor::io::CsvRows::open(path, *dtype, *ncols, *header).map_err(|e| csv_error(e, path, self.span))?;
+                Box::new(Csv { rows, path: path.clone(), span: self.span })
+            }
             PlanKind::Map { f, lanes } => {
                 if *lanes > 1 {
-                    Box::new(ParMap { input: input(0)?, f: f.clone(), states: (0..*lanes).map(|_| FnState::default()).collect(), out: Vec::new().into_iter(), count: 0, done: false })
+                    Box::new(ParMap {
+                        input: input(0)?,
+                        f: f.clone(),
+                        states: (0..*lanes).map(|_| FnState::default()).collect(),
+                        out: Vec::new().into_iter(),
+                        count: 0,
+                        done: false,
+                        pending: None,
+                    })
                 } else {
                     Box::new(Map { input: input(0)?, f: f.clone(), state: FnState::default(), count: 0 })
                 }
@@ -228,7 +279,8 @@ impl Plan {
             PlanKind::Shuffle { buffer, seed, epochs } => {
                 let epoch = epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
-                Box::new(Shuffle { input: Some(input(0)?), buffer: Vec::new(), size: *buffer, rng: Rng::new(seed) })
+                // A buffer of 0 would emit nothing; 1 keeps the order (tf.data requires >= 1).
+                Box::new(Shuffle { input: Some(input(0)?), buffer: Vec::new(), size: (*buffer).max(1), rng: Rng::new(seed) })
             }
             PlanKind::Repeat(count) => Box::new(Repeat { plan: self.inputs[0].clone(), current: None, epoch: 0, count: *count, seen: false }),
             PlanKind::Take(n) => Box::new(Take { input: input(0)?, left: if *n < 0 { u64::MAX } else { *n as u64 } }),
@@ -238,6 +290,7 @@ impl Plan {
             PlanKind::Enumerate(start) => Box::new(Enumerate { input: input(0)?, next: *start }),
             PlanKind::Shard { num, index } => Box::new(Shard { input: input(0)?, num: *num, index: *index, pos: 0 }),
             PlanKind::Passthrough => input(0)?,
+            PlanKind::Prefetch(n) => Box::new(Prefetch::start(input(0)?, *n, self.span)),
             PlanKind::Cache(store) => {
                 let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
                 match cached {
@@ -312,14 +365,19 @@ impl Stream for Map {
 }
 
 /// A parallel `map`: pulls a chunk, splits it over lanes (each with its own host
-/// instances), and emits results in order. Threads wake once per chunk, never per element.
+/// instances), and emits results in input order. Threads wake once per chunk, never per
+/// element. Errors are kept in place: an error in element k is reported only after elements
+/// before k were emitted, and never if the consumer stops before k (`take`); an input error is
+/// likewise reported after the chunk read before it.
 struct ParMap {
     input: Box<dyn Stream>,
     f: Arc<CompiledFn>,
     states: Vec<FnState>,
-    out: std::vec::IntoIter<Element>,
+    out: std::vec::IntoIter<Result<Element, Diagnostic>>,
     count: u64,
     done: bool,
+    /// An error from the input, reported once the elements read before it are out.
+    pending: Option<Diagnostic>,
 }
 
 /// Elements handed to each lane per wake-up.
@@ -327,8 +385,11 @@ const PER_LANE_CHUNK: usize = 64;
 
 impl Stream for ParMap {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        if let Some(e) = self.out.next() {
-            return Ok(Some(e));
+        if let Some(r) = self.out.next() {
+            return r.map(Some);
+        }
+        if let Some(d) = self.pending.take() {
+            return Err(d);
         }
         if self.done {
             return Ok(None);
@@ -336,16 +397,21 @@ impl Stream for ParMap {
         let lanes = self.states.len();
         let mut chunk = Vec::with_capacity(lanes * PER_LANE_CHUNK);
         while chunk.len() < lanes * PER_LANE_CHUNK {
-            match self.input.next()? {
-                Some(e) => chunk.push(e),
-                None => {
+            match self.input.next() {
+                Ok(Some(e)) => chunk.push(e),
+                Ok(None) => {
+                    self.done = true;
+                    break;
+                }
+                Err(d) => {
+                    self.pending = Some(d);
                     self.done = true;
                     break;
                 }
             }
         }
         if chunk.is_empty() {
-            return Ok(None);
+            return self.pending.take().map_or(Ok(None), Err);
         }
         let base = self.count;
         self.count += chunk.len() as u64;
@@ -360,7 +426,7 @@ impl Stream for ParMap {
             parts.push(part);
         }
         let f = &self.f;
-        let results: Vec<Result<Vec<Element>, Diagnostic>> = std::thread::scope(|s| {
+        let results: Vec<Vec<Result<Element, Diagnostic>>> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .into_iter()
                 .zip(self.states.iter_mut())
@@ -368,18 +434,41 @@ impl Stream for ParMap {
                 .map(|(lane, (part, state))| {
                     s.spawn(move || {
                         let start = base + (lane * per_lane) as u64;
-                        part.into_iter().enumerate().map(|(k, e)| f.call(state, e, start + k as u64)).collect::<Result<Vec<_>, _>>()
+                        let mut out = Vec::with_capacity(part.len());
+                        for (k, e) in part.into_iter().enumerate() {
+                            let r = f.call(state, e, start + k as u64);
+                            let failed = r.is_err();
+                            out.push(r);
+                            // Later elements of this lane can never be reported.
+                            if failed {
+                                break;
+                            }
+                        }
+                        out
                     })
                 })
                 .collect();
-            handles.into_iter().map(|h| h.join().unwrap_or_else(|_| Err(Diagnostic::error(Code::WrongKind, "a map lane panicked")))).collect()
+            handles
+                .into_iter()
+                .map(|h| h.join().unwrap_or_else(|_| vec![Err(Diagnostic::error(Code::WrongKind, "internal error: a map lane panicked"))]))
+                .collect()
         });
         let mut out = Vec::new();
-        for r in results {
-            out.extend(r?);
+        for lane in results {
+            for r in lane {
+                let failed = r.is_err();
+                out.push(r);
+                if failed {
+                    // Nothing after the first error in order is ever emitted.
+                    self.pending = None;
+                    self.done = true;
+                    self.out = out.into_iter();
+                    return self.next();
+                }
+            }
         }
         self.out = out.into_iter();
-        Ok(self.out.next())
+        self.next()
     }
 }
 
@@ -694,6 +783,71 @@ impl Stream for Shard {
             self.pos += 1;
             if p % self.num == self.index {
                 return Ok(Some(e));
+            }
+        }
+    }
+}
+
+/// Rows of a CSV file, read one line at a time.
+struct Csv {
+    rows: pipec_tensor::io::CsvRows,
+    path: PathBuf,
+    span: Span,
+}
+
+impl Stream for Csv {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        match self.rows.next_row() {
+            Ok(r) => Ok(r.map(|t| vec![t])),
+            Err(e) => Err(csv_error(e, &self.path, self.span)),
+        }
+    }
+}
+
+/// `prefetch(n)`: the input runs on its own thread, up to `n` elements ahead, through a
+/// bounded channel. One producer and one consumer keep the order (so determinism holds);
+/// an error travels in order like an element and ends the stream. When the consumer stops
+/// early the channel closes and the producer ends after at most one more element; elements
+/// computed ahead and never pulled are dropped, and so are their errors.
+struct Prefetch {
+    rx: std::sync::mpsc::Receiver<Result<Option<Element>, Diagnostic>>,
+    span: Span,
+    done: bool,
+}
+
+impl Prefetch {
+    fn start(mut input: Box<dyn Stream>, n: usize, span: Span) -> Prefetch {
+        let (tx, rx) = std::sync::mpsc::sync_channel(n.max(1));
+        let spawned = std::thread::Builder::new().name("pipec-prefetch".into()).spawn(move || {
+            loop {
+                let r = input.next();
+                let last = !matches!(r, Ok(Some(_)));
+                if tx.send(r).is_err() || last {
+                    break;
+                }
+            }
+        });
+        // Without a thread the receiver sees a closed channel and reports it.
+        drop(spawned);
+        Prefetch { rx, span, done: false }
+    }
+}
+
+impl Stream for Prefetch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if self.done {
+            return Ok(None);
+        }
+        match self.rx.recv() {
+            Ok(Ok(Some(e))) => Ok(Some(e)),
+            Ok(other) => {
+                self.done = true;
+                other
+            }
+            Err(_) => {
+                self.done = true;
+                Err(Diagnostic::error(Code::WrongKind, "internal error: the prefetch thread stopped (it could not start, or panicked)")
+                    .with_label(self.span, "in this `prefetch`"))
             }
         }
     }

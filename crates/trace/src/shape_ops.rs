@@ -481,7 +481,11 @@ impl Eval<'_> {
                     Some(v) => some!(self.dtype_arg(v)?),
                     None => DType::F32,
                 };
-                self.read_csv_source(&path, dtype, Self::req(&a, 0).1)
+                let header = match a[2].clone() {
+                    Some(v) => Some(some!(self.bool_arg(Some(v), false)?)),
+                    None => None,
+                };
+                self.read_csv_source(&path, dtype, header, Self::req(&a, 0).1)
             }
             "range" => {
                 let a = bind!(&["start", "stop", "step"], 1);
@@ -507,6 +511,12 @@ impl Eval<'_> {
                 let a = bind!(&["tensors"], 1);
                 let (v, vs) = Self::req(&a, 0);
                 let slices = name == "from_tensor_slices";
+                // The slices of a CSV table along axis 0 are its rows: the streamed source itself.
+                if let (true, Value::Dataset(d)) = (slices, &v) {
+                    if matches!(d.kind, DsKind::ReadCsv { .. }) {
+                        return Ok(v);
+                    }
+                }
                 let mut srcs = Vec::new();
                 let Some(elem) = self.source_components(v, vs, slices, &mut srcs)? else { return Ok(Value::Poison) };
                 let kind = if slices { DsKind::FromTensorSlices(srcs) } else { DsKind::FromTensors(srcs) };
@@ -714,37 +724,55 @@ pub(crate) fn check_elements(shape: &[usize], span: Span) -> Result<(), Diagnost
 }
 
 impl Eval<'_> {
-    /// `read_npy(path)` / `read_npz(path, name)`: the header types the array now; the data
-    /// is read when the pipeline starts.
+    /// `read_npy(path)` / `read_npz(path, name)`: the header types the array now (for `.npz`,
+    /// only the member's header is decompressed); the data is read when the pipeline starts.
     fn read_array_file(&mut self, path: &str, member: Option<&str>, span: Span) -> Res<Value> {
         let base = self.comp.as_ref().map(|c| c.opts.base_dir.clone()).unwrap_or_default();
         let full = base.join(path);
-        if let Some(name) = member {
-            let d = Diagnostic::error(Code::BadArrayFile, format!("cannot read `{name}` from `{path}`: .npz archives are not supported yet"))
-                .with_label(span, "")
-                .with_help("save the array on its own with numpy.save and use `read_npy`");
-            return self.fail(d);
-        }
-        match pipec_tensor::io::read_npy_header(&full) {
+        let header = match member {
+            Some(name) => pipec_tensor::io::read_npz_header(&full, name),
+            None => pipec_tensor::io::read_npy_header(&full),
+        };
+        match header {
             Ok(h) => {
                 let ty = TensorType::new(h.dtype, Shape::known(&h.shape));
-                Ok(Value::FileArray(Source::Npy(full), ty))
+                let src = match member {
+                    Some(name) => Source::Npz(full, name.trim_end_matches(".npy").to_string()),
+                    None => Source::Npy(full),
+                };
+                Ok(Value::FileArray(src, ty))
             }
             Err(e) => {
                 let code = if matches!(e, pipec_tensor::io::IoError::Io(_)) { Code::FileUnreadable } else { Code::BadArrayFile };
+                let mut d = Diagnostic::error(code, format!("cannot read `{}`: {e}", full.display()))
+                    .with_label(span, "this file")
+                    .with_note("paths are relative to the .pipe file");
+                if matches!(e, pipec_tensor::io::IoError::MissingMember { .. }) {
+                    d = d.with_help("name the array as `numpy.savez` did: `arr_0`, `arr_1`, ... or its keyword");
+                }
+                self.fail(d)
+            }
+        }
+    }
+
+    /// `read_csv(path, dtype[, header])`: the first line gives the column count and whether it
+    /// is a header (`header:` overrides the detection); rows are streamed at run time as
+    /// elements of type `dtype[ncols]`.
+    fn read_csv_source(&mut self, path: &str, dtype: DType, header: Option<bool>, span: Span) -> Res<Value> {
+        let base = self.comp.as_ref().map(|c| c.opts.base_dir.clone()).unwrap_or_default();
+        let full = base.join(path);
+        match pipec_tensor::io::csv_info(&full) {
+            Ok(info) => {
+                let elem = ElemType::Tensor(TensorType::new(dtype, Shape::known(&[info.ncols])));
+                Ok(self.source(DsKind::ReadCsv { path: full, header: header.unwrap_or(info.header) }, elem, span))
+            }
+            Err(e) => {
+                let code = if matches!(e, pipec_tensor::io::IoError::Io(_)) { Code::FileUnreadable } else { Code::BadCsvCell };
                 let d = Diagnostic::error(code, format!("cannot read `{}`: {e}", full.display()))
                     .with_label(span, "this file")
                     .with_note("paths are relative to the .pipe file");
                 self.fail(d)
             }
         }
-    }
-
-    fn read_csv_source(&mut self, path: &str, dtype: DType, span: Span) -> Res<Value> {
-        let _ = dtype;
-        let d = Diagnostic::error(Code::FileUnreadable, format!("cannot read `{path}`: `read_csv` is not supported yet"))
-            .with_label(span, "")
-            .with_help("convert the CSV to .npy (numpy.save) and use `read_npy`");
-        self.fail(d)
     }
 }

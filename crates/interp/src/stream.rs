@@ -22,7 +22,8 @@ pub type Element = Vec<Tensor>;
 pub struct RunOptions {
     /// Worker lanes for parallel `map`s (`--threads`).
     pub threads: usize,
-    /// The directory relative file paths are resolved against.
+    /// The directory of the source file. File paths in the IR were already resolved against
+    /// it when tracing (a file's header types it), so the runtime opens them as they are.
     pub base_dir: PathBuf,
 }
 
@@ -138,7 +139,7 @@ impl PlanBuilder<'_> {
                     return Err(Diagnostic::error(Code::BadCsvCell, format!("`read_csv` node has element type {}, expected a known row width", n.elem))
                         .with_label(n.span, ""));
                 };
-                PlanKind::ReadCsv { path: self.opts.base_dir.join(path), header: *header, dtype, ncols }
+                PlanKind::ReadCsv { path: path.clone(), header: *header, dtype, ncols }
             }
             DsKind::Map { func, parallelism, .. } => {
                 let lanes = match parallelism {
@@ -179,14 +180,8 @@ impl PlanBuilder<'_> {
         srcs.iter()
             .map(|s| match s {
                 Source::Const(t) => Ok(t.clone()),
-                Source::Npy(path) => {
-                    let full = self.opts.base_dir.join(path);
-                    pipec_tensor::io::read_npy(&full).map_err(|e| file_error(e, &full, span))
-                }
-                Source::Npz(path, name) => {
-                    let full = self.opts.base_dir.join(path);
-                    pipec_tensor::io::read_npz(&full, name).map_err(|e| file_error(e, &full, span))
-                }
+                Source::Npy(path) => pipec_tensor::io::read_npy(path).map_err(|e| file_error(e, path, span)),
+                Source::Npz(path, name) => pipec_tensor::io::read_npz(path, name).map_err(|e| file_error(e, path, span)),
             })
             .collect()
     }

@@ -1,0 +1,291 @@
+//! The runtime through the real `pipec` binary: output files (`.npy`, `.npz`, `.jsonl`) read
+//! back with pipec's own readers and compared with what numpy wrote (`tests/data/expect/`,
+//! from `tests/numpy/gen_files.py`), atomic output (a failed run leaves nothing), `--take`,
+//! file errors, ragged batches, and determinism across `--threads`.
+
+use pipec::io;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn data(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(name)
+}
+
+/// A fresh directory holding one `.pipe` file; removed on drop.
+struct Case {
+    dir: PathBuf,
+}
+
+impl Case {
+    fn new(test: &str, program: &str) -> Case {
+        let dir = std::env::temp_dir().join(format!("pipec-runtime-{test}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        // `DATA/` in a program stands for tests/data/.
+        let data_dir = data("").display().to_string();
+        std::fs::write(dir.join("p.pipe"), program.replace("DATA/", &data_dir)).expect("write program");
+        Case { dir }
+    }
+
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_pipec"))
+            .args(args)
+            .arg(self.dir.join("p.pipe"))
+            .current_dir(&self.dir)
+            .output()
+            .expect("the pipec binary runs")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.join(name)
+    }
+
+    /// The directory's files other than the program.
+    fn others(&self) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(&self.dir)
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .filter(|n| n != "p.pipe")
+            .collect();
+        v.sort();
+        v
+    }
+}
+
+impl Drop for Case {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[track_caller]
+fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+}
+
+#[test]
+fn npy_output_is_numpys_bytes() {
+    for (program, expect) in [
+        ("pipeline main = range(7).map(|x| cast(x, f32) * 0.5)", "halves.npy"),
+        ("pipeline main = range(12).batch(3)", "batches.npy"),
+        // No element at all: the element type gives the shape (0, 3).
+        (r#"pipeline main = read_csv("DATA/ints.csv").filter(|r| r[0] > 100.0)"#, "empty_rows.npy"),
+    ] {
+        let case = Case::new("npy", program);
+        let out = case.run(&["--output", "out.npy"]);
+        assert_exit(&out, 0);
+        assert_eq!(stdout(&out), "", "nothing is printed with --output");
+        let got = std::fs::read(case.path("out.npy")).expect("output written");
+        let want = std::fs::read(data("expect").join(expect)).expect("expected file");
+        assert_eq!(got, want, "{program}: bytes differ from numpy.save");
+        assert_eq!(case.others(), vec!["out.npy".to_string()], "no temporary file is left");
+    }
+}
+
+#[test]
+fn npz_output_has_one_array_per_component() {
+    let case = Case::new(
+        "npz",
+        r#"pipeline main = from_tensor_slices((read_npz("DATA/pair.npz", "x"), read_npz("DATA/pair_deflated.npz", "y"))).map(|a, b| (a * 2, b + 1.0))"#,
+    );
+    let out = case.run(&["--output", "out.npz"]);
+    assert_exit(&out, 0);
+    let path = case.path("out.npz");
+    for (member, expect) in [("arr_0", "pair_x.npy"), ("arr_1", "pair_y.npy")] {
+        let got = io::read_npz(&path, member).expect("member present");
+        let want = std::fs::read(data("expect").join(expect)).expect("expected file");
+        assert_eq!(io::encode_npy(&got), want, "{member}");
+        assert_eq!(got, io::parse_npy(&want).expect("numpy's file parses"));
+    }
+    assert!(matches!(io::read_npz(&path, "arr_2"), Err(io::IoError::MissingMember { .. })));
+    assert_eq!(case.others(), vec!["out.npz".to_string()], "component temporaries are removed");
+}
+
+#[test]
+fn jsonl_output_lines() {
+    let case = Case::new(
+        "jsonl",
+        "let v = [[0.1, -2.0], [1e20, 1e-7], [0.0, 0.0]]\n\
+         pipeline main = zip(range(3), from_tensor_slices(v)).map(|i, r| (i, (r / cast(i, f32), r > 0.0)))",
+    );
+    let out = case.run(&["--output", "out.jsonl"]);
+    assert_exit(&out, 0);
+    let got = std::fs::read_to_string(case.path("out.jsonl")).expect("written");
+    let want = "[0, [[\"inf\", \"-inf\"], [true, false]]]\n\
+                [1, [[1e+20, 1e-07], [true, true]]]\n\
+                [2, [[0.0, 0.0], [false, false]]]\n";
+    assert_eq!(got, want);
+    // A scalar is a bare number; f32 values use the shortest text that reads back as the same f32.
+    let case = Case::new("jsonl_scalar", "pipeline main = range(3).map(|x| cast(x, f32) / 3.0)");
+    assert_exit(&case.run(&["--output", "s.jsonl"]), 0);
+    assert_eq!(std::fs::read_to_string(case.path("s.jsonl")).expect("written"), "0.0\n0.33333334\n0.6666667\n");
+}
+
+#[test]
+fn a_failed_run_leaves_no_output() {
+    // Element 7 divides by zero after 7 elements were produced (and written).
+    for ext in ["npy", "npz", "jsonl"] {
+        for extra in [&[][..], &["--threads", "4"][..]] {
+            let case = Case::new(
+                "fail",
+                "pipeline main = range(10).map(|x| 10 // (x - 7), num_parallel_calls: 4).map(|x| (x, x * 2))",
+            );
+            let name = format!("out.{ext}");
+            if ext == "npy" {
+                std::fs::write(case.path("p.pipe"), "pipeline main = range(10).map(|x| 10 // (x - 7), num_parallel_calls: 4)")
+                    .expect("rewrite");
+            }
+            let mut args = vec!["--output", name.as_str()];
+            args.extend_from_slice(extra);
+            let out = case.run(&args);
+            assert_exit(&out, 1);
+            assert!(stderr(&out).contains("E0600"), "{}", stderr(&out));
+            assert_eq!(case.others(), Vec::<String>::new(), "{ext}: a failed run left files behind");
+            // An existing file is left as it was.
+            std::fs::write(case.path(&name), b"old").expect("write");
+            assert_exit(&case.run(&args), 1);
+            assert_eq!(std::fs::read(case.path(&name)).expect("still there"), b"old");
+            assert_eq!(case.others(), vec![name.clone()]);
+        }
+    }
+}
+
+#[test]
+fn bad_output_requests_are_usage_errors() {
+    let case = Case::new("usage", "pipeline main = range(3).map(|x| (x, x))");
+    let out = case.run(&["--output", "out.npy"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains(".npz"), "suggests .npz: {}", stderr(&out));
+    assert_exit(&case.run(&["--output", "out.csv"]), 2);
+    assert_exit(&case.run(&["--output", "out.npz", "--discard"]), 2);
+    assert_eq!(case.others(), Vec::<String>::new());
+    // A directory that does not exist: the write fails (exit 1, E0605).
+    let out = case.run(&["--output", "no/such/dir/out.npz"]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("E0605"), "{}", stderr(&out));
+    // Elements of different shapes cannot be one .npy.
+    let case = Case::new(
+        "ragged_out",
+        "eager fn upto(n) -> i64[?] {\n    return arange(item(n) + 1, i64)\n}\npipeline main = range(3).map(upto)",
+    );
+    let out = case.run(&["--output", "out.npy"]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("E0605") && stderr(&out).contains("padded_batch"), "{}", stderr(&out));
+    assert_eq!(case.others(), Vec::<String>::new());
+    assert_exit(&case.run(&["--output", "out.jsonl"]), 0);
+    assert_eq!(std::fs::read_to_string(case.path("out.jsonl")).expect("written"), "[0]\n[0, 1]\n[0, 1, 2]\n");
+}
+
+#[test]
+fn take_pulls_exactly_n() {
+    // Element 5 would fail: `--take 5` must never compute it (nor report it).
+    for program in [
+        "pipeline main = range(10).map(|x| 10 // (x - 5))",
+        "pipeline main = range(1000).map(|x| 10 // (x - 5), num_parallel_calls: 4)",
+        "pipeline main = range(10).map(|x| 10 // (x - 5)).prefetch(3)",
+    ] {
+        let case = Case::new("take", program);
+        for threads in ["1", "4"] {
+            let out = case.run(&["--take", "5", "--threads", threads]);
+            assert_exit(&out, 0);
+            assert_eq!(stdout(&out).lines().count(), 5, "{program}");
+            // Without --take the error is reported after the five good elements.
+            let out = case.run(&["--threads", threads]);
+            assert_exit(&out, 1);
+            assert_eq!(stdout(&out).lines().count(), 5, "{program}");
+            assert!(stderr(&out).contains("element 5"), "{}", stderr(&out));
+        }
+    }
+    // An eager function's side effects show how many elements ran.
+    let case = Case::new("take_eager", "eager fn loud(x) -> i64[] {\n    print(x)\n    return x\n}\npipeline main = range(100).map(loud)");
+    let out = case.run(&["--take", "3"]);
+    assert_exit(&out, 0);
+    assert_eq!(stderr(&out).lines().count(), 3, "{}", stderr(&out));
+}
+
+#[test]
+fn csv_errors_name_file_line_column_and_cell() {
+    let case = Case::new("csv_bad", r#"pipeline main = read_csv("DATA/bad_cell.csv")"#);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    for part in ["E0604", "bad_cell.csv", "line 4", "column 2", "`x7`", "f32"] {
+        assert!(err.contains(part), "missing {part:?} in:\n{err}");
+    }
+    assert_eq!(stdout(&out).lines().count(), 2, "rows before the bad one are printed");
+    let case = Case::new("csv_ragged", r#"pipeline main = from_tensor_slices(read_csv("DATA/ragged.csv", i64))"#);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("line 3") && stderr(&out).contains("2 cells"), "{}", stderr(&out));
+    let case = Case::new("csv_empty", r#"pipeline main = read_csv("DATA/empty.csv")"#);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("E0604") && stderr(&out).contains("empty"), "{}", stderr(&out));
+    let case = Case::new("csv_missing", r#"pipeline main = read_csv("DATA/no_such.csv")"#);
+    assert!(stderr(&case.run(&[])).contains("E0602"));
+}
+
+#[test]
+fn bad_array_files_are_errors_not_panics() {
+    let case = Case::new("npz_member", r#"pipeline main = from_tensor_slices(read_npz("DATA/pair.npz", "z"))"#);
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("E0603") && stderr(&out).contains("x, y"), "{}", stderr(&out));
+    // Garbage and truncated files, as .npy and .npz.
+    let good = std::fs::read(data("pair.npz")).expect("input");
+    for (name, bytes) in [
+        ("g.npy", b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (9".to_vec()),
+        ("g.npz", good[..good.len() / 2].to_vec()),
+        ("h.npz", b"PK\x03\x04garbage".to_vec()),
+    ] {
+        let call = if name.ends_with("npy") { format!("read_npy(\"{name}\")") } else { format!("read_npz(\"{name}\", \"x\")") };
+        let case = Case::new("garbage", &format!("pipeline main = from_tensor_slices({call})"));
+        std::fs::write(case.path(name), bytes).expect("write");
+        let out = case.run(&[]);
+        assert_exit(&out, 1);
+        assert!(stderr(&out).contains("E0603"), "{name}: {}", stderr(&out));
+    }
+}
+
+#[test]
+fn ragged_batch_names_component_shapes_and_padded_batch() {
+    let case = Case::new(
+        "ragged",
+        "eager fn upto(n) -> i64[?] {\n    return arange(item(n) + 1, i64)\n}\npipeline main = range(4).map(|x| (x, upto(x))).batch(2)",
+    );
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    let err = stderr(&out);
+    for part in ["component 1", "[1]", "[2]", "padded_batch"] {
+        assert!(err.contains(part), "missing {part:?} in:\n{err}");
+    }
+}
+
+#[test]
+fn shuffle_and_parallel_map_are_deterministic_at_any_thread_count() {
+    let case = Case::new(
+        "determinism",
+        "pipeline main = range(2000).shuffle(97, seed: 7).map(|x| x * 3 + 1, num_parallel_calls: AUTOTUNE)\n\
+         .map(|x| cast(x, f32) / 7.0, num_parallel_calls: 8, deterministic: true).prefetch(4).batch(50).repeat(2)",
+    );
+    let first = case.run(&["--threads", "1"]);
+    assert_exit(&first, 0);
+    assert_eq!(stdout(&first).matches('[').count(), 80, "80 batches");
+    for threads in ["1", "2", "4", "8"] {
+        let out = case.run(&["--threads", threads]);
+        assert_exit(&out, 0);
+        assert!(stdout(&out) == stdout(&first), "--threads {threads} changed the output");
+    }
+    // The two epochs are shuffled differently (reshuffle each iteration), yet each is a permutation.
+    let text = stdout(&first);
+    let half = text.len() / 2;
+    assert_ne!(text[..half], text[half..]);
+}

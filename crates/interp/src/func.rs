@@ -1,7 +1,7 @@
 //! Running one IR function on one element (or one batch).
 
 use pipec_diag::{Code, Diagnostic};
-use pipec_ir::{Function, HostInstance, OpKind};
+use pipec_ir::{FusedInst, Function, HostInstance, OpKind};
 use pipec_tensor::kernels::KernelError;
 use pipec_tensor::Tensor;
 
@@ -90,6 +90,12 @@ impl CompiledFn {
                     }
                     outs
                 }
+                // A fused op reports the error at the instruction that failed, with the
+                // span and mnemonic of the op it came from.
+                OpKind::Fused(body) => body.eval_chunked_located(&inputs).map_err(|(i, e)| {
+                    let span = body.spans.get(i).copied().unwrap_or(op.span);
+                    kernel_error(e, &fused_inst_kind(&body.insts[i]), span, element)
+                })?,
                 kind => kind.eval(&inputs).map_err(|e| kernel_error(e, kind, op.span, element))?,
             };
             for (o, t) in op.outputs.iter().zip(outs) {
@@ -100,6 +106,18 @@ impl CompiledFn {
             }
         }
         Ok(f.results.iter().map(|r| vals[r.index()].clone().expect("verified: results are defined")).collect())
+    }
+}
+
+/// The op a fused instruction stands for (to name it in errors).
+fn fused_inst_kind(inst: &FusedInst) -> OpKind {
+    match *inst {
+        FusedInst::Unary(op, _) => OpKind::Unary(op),
+        FusedInst::Binary(op, _, _) => OpKind::Binary(op),
+        FusedInst::Cast(to, _) => OpKind::Cast(to),
+        FusedInst::Select(..) => OpKind::Select,
+        FusedInst::Clip(..) => OpKind::Clip,
+        FusedInst::Input(_) | FusedInst::Const(_) => OpKind::Const(pipec_tensor::Tensor::scalar(false)),
     }
 }
 

@@ -13,7 +13,16 @@ use pipec_tensor::DType;
 /// Cast folding.
 pub struct FoldCasts;
 
-/// Whether `mid` holds every value of `src` exactly, so `src → mid → src` is the identity.
+/// Whether every value of the integer (or bool) dtype `src` is a value of `dst`.
+fn int_range_within(src: DType, dst: DType) -> bool {
+    match (src.is_signed_int(), dst.is_signed_int()) {
+        (true, false) => false,
+        _ => src.significand_bits() <= dst.significand_bits(),
+    }
+}
+
+/// Whether `src → mid → src` gives back every value of `src` bit for bit (NaN payloads
+/// aside).
 pub fn roundtrip_is_exact(src: DType, mid: DType) -> bool {
     if src == mid || src == DType::Bool {
         return true;
@@ -22,44 +31,48 @@ pub fn roundtrip_is_exact(src: DType, mid: DType) -> bool {
         return false;
     }
     if src.is_int() && mid.is_int() {
-        // Same signedness and no fewer value bits, or unsigned into a signed type with
-        // more value bits (u8 → i16); signed into unsigned loses the negatives.
-        let (s, m) = (src.significand_bits(), mid.significand_bits());
-        return match (src.is_signed_int(), mid.is_signed_int()) {
-            (true, false) => false,
-            _ => s <= m,
-        };
+        // Wrapping into a type at least as wide is injective, and wrapping back undoes it
+        // (i8 → u8 → i8), even where the middle value differs.
+        return mid.size_bytes() >= src.size_bytes();
     }
     if src.is_int() {
-        // Every integer of the source fits the significand (the exponent range of every
-        // float dtype reaches far beyond 2^64, except f16's 65504 — covered, since a
-        // 16-bit integer needs 16 significand bits and f16 has 11).
+        // Every integer of the source fits the significand (and then the exponent range:
+        // f16's 65504 only matters for 16-bit integers, which need 16 bits and get 11).
         return src.significand_bits() <= mid.significand_bits();
     }
     // float → float: the middle type's exponent range and significand cover the source.
     matches!((src, mid), (DType::F16 | DType::BF16, DType::F32 | DType::F64) | (DType::F32, DType::F64))
 }
 
-/// Whether `cast(cast(x: src, mid), dst)` equals `cast(x, dst)` for every `x`, by the rule
-/// that the round trip through `mid` is exact and casting from `mid` agrees with casting
-/// from `src`. (The second part fails in one case: an integer held exactly by a float
-/// `mid` saturates when cast to an integer `dst` too narrow for it, where the direct cast
-/// wraps.)
+/// Whether `cast(cast(x: src, mid), dst)` may become `cast(x, dst)`: the round trip
+/// through `mid` is exact for every `x` and casting from `mid` gives what the direct cast
+/// gives for every `x`. The second part fails when `mid` changes an integer's value (i8 →
+/// u8 maps -1 to 255), unless `dst` is `bool` or an integer no wider than `mid` (which
+/// wraps both alike), and when an integer held exactly by a float `mid` would saturate
+/// in an integer `dst` too narrow for it, where the direct cast wraps.
 pub fn cast_chain_is_exact(src: DType, mid: DType, dst: DType) -> bool {
-    roundtrip_is_exact(src, mid) && !(src.is_int() && mid.is_float() && dst.is_int() && !roundtrip_is_exact(src, dst))
+    if !roundtrip_is_exact(src, mid) {
+        return false;
+    }
+    if src.is_int() && mid.is_int() {
+        return int_range_within(src, mid) || dst == DType::Bool || dst.is_int() && dst.size_bytes() <= mid.size_bytes();
+    }
+    !(src.is_int() && mid.is_float() && dst.is_int() && !int_range_within(src, dst))
 }
 
 /// Why `cast(cast(x: src, mid), dst)` must stay as it is (assumes it must).
 pub fn why_kept(src: DType, mid: DType, dst: DType) -> String {
     if roundtrip_is_exact(src, mid) {
-        return format!("{src} values cast to {mid} saturate when cast to {dst}, where a direct cast wraps");
+        return if mid.is_float() {
+            format!("{src} values cast to {mid} saturate when cast to {dst}, where a direct cast wraps")
+        } else {
+            format!("{mid} changes the value of negative {src}s, which a cast to {dst} would see")
+        };
     }
     let detail = if src.is_float() && mid.is_int() {
         " (fractions, infinities and NaN)"
     } else if mid == DType::Bool {
         " (only 0 and 1)"
-    } else if src.is_signed_int() && mid.is_int() && !mid.is_signed_int() {
-        " (negative values)"
     } else {
         ""
     };

@@ -23,9 +23,14 @@ pub(crate) fn def_op(func: &Function, v: ValueId) -> Option<usize> {
     }
 }
 
-/// Every element of `t`, if it has any and all are bit-identical to `s`.
+/// Every element's bit pattern, in row-major order.
+pub(crate) fn tensor_bits(t: &Tensor) -> Vec<u64> {
+    pipec_tensor::dispatch!(t, a => a.iter().map(|v| scalar_bits(Scalar::from_elem(*v))).collect())
+}
+
+/// Whether `t` has elements and all are bit-identical to `s`.
 pub(crate) fn all_equal_bits(t: &Tensor, s: Scalar) -> bool {
-    t.dtype() == s.dtype() && !t.is_empty() && (0..t.len()).all(|i| t.get_flat(i).is_some_and(|e| scalar_bits(e) == scalar_bits(s)))
+    t.dtype() == s.dtype() && !t.is_empty() && tensor_bits(t).iter().all(|b| *b == scalar_bits(s))
 }
 
 /// A scalar's bit pattern (NaN payloads and the sign of zero included).
@@ -49,8 +54,7 @@ pub(crate) fn scalar_bits(s: Scalar) -> u64 {
 
 /// A tensor's identity for merging: dtype, shape and the bits of every element.
 pub(crate) fn tensor_key(t: &Tensor) -> (String, Vec<usize>, Vec<u64>) {
-    let bits = (0..t.len()).map(|i| scalar_bits(t.get_flat(i).expect("index in range"))).collect();
-    (t.dtype().name().to_string(), t.shape().to_vec(), bits)
+    (t.dtype().name().to_string(), t.shape().to_vec(), tensor_bits(t))
 }
 
 /// Replaces every use of `from` (op operands and function results) with `to`.

@@ -194,11 +194,18 @@ impl Compiler {
             }
             Err(pipec_opt::OptError::Verify(pass, errs)) => return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]),
         };
+        // Passes run to a fixed point and may repeat a remark in later rounds.
+        let mut remarks: Vec<Diagnostic> = Vec::new();
+        for r in optimized.remarks {
+            if !remarks.contains(&r) {
+                remarks.push(r);
+            }
+        }
         Ok(Compiled {
             traced: program,
             optimized: optimized.program,
             stages: optimized.stages,
-            remarks: optimized.remarks,
+            remarks,
             warnings: diags,
             pipeline: chosen,
             dir: source.dir.clone(),

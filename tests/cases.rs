@@ -138,3 +138,36 @@ fn opt_cases_run_identically_at_o0_and_o2() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn examples_print_what_numpy_prints() {
+    let mut failures = Vec::new();
+    let all = cases("examples");
+    assert!(all.len() >= 6, "examples are missing");
+    for case in &all {
+        let text = std::fs::read_to_string(case).expect("example reads");
+        let Ok(expected) = std::fs::read_to_string(case.with_extension("stdout")) else {
+            failures.push(format!("{} has no .stdout (add a `# numpy:` line and run tests/numpy/gen_run_expect.py)", case.display()));
+            continue;
+        };
+        let mut args: Vec<String> =
+            text.lines().filter_map(|l| l.strip_prefix("# args:")).flat_map(|a| a.split_whitespace().map(String::from)).collect();
+        args.push(case.to_str().expect("utf-8 path").to_string());
+        if text.contains("exec(") && !std::process::Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success()) {
+            eprintln!("NOTE: skipping {} (needs python3 with numpy)", case.display());
+            assert!(std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(), "PIPEC_REQUIRE_NUMPY is set but numpy is missing");
+            continue;
+        }
+        let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        let out = pipec(&arg_refs);
+        if String::from_utf8_lossy(&out.stdout) != expected || !out.status.success() {
+            failures.push(format!(
+                "{}\n--- expected\n{expected}--- got\n{}--- stderr\n{}",
+                case.display(),
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,4 +1,4 @@
-"""Writes the expected output of every run case: tests/cases/run/NAME.stdout.
+"""Writes the expected output of every run case and example: NAME.stdout beside NAME.pipe.
 
 Each case's header holds `# numpy: CODE`, Python that prints what pipec must print,
 computed with numpy itself (the oracle). Run: python3 tests/numpy/gen_run_expect.py
@@ -9,7 +9,9 @@ import pathlib
 
 import numpy as np
 
-ROOT = pathlib.Path(__file__).resolve().parent.parent / "cases" / "run"
+REPO = pathlib.Path(__file__).resolve().parent.parent.parent
+# Run cases, and the examples (each example documents its own expected output).
+ROOTS = [REPO / "tests" / "cases" / "run", REPO / "examples"]
 
 
 def ptuple(*parts):
@@ -18,7 +20,7 @@ def ptuple(*parts):
 
 
 def main():
-    for case in sorted(ROOT.glob("*.pipe")):
+    for case in sorted(p for root in ROOTS for p in root.glob("*.pipe")):
         code = [l[len("# numpy:"):].strip() for l in case.read_text().splitlines() if l.startswith("# numpy:")]
         if not code:
             raise SystemExit(f"{case.name}: no '# numpy:' line")

@@ -67,7 +67,11 @@ impl PyFunction {
                 _ => "function".into(),
             },
             FuncVal::Lambda(l) => {
-                if l.captured.values().any(|v| matches!(v, Value::Tensor(TVal::Symbolic(..)))) {
+                let mut used = Vec::new();
+                names_in(&l.body, &mut used);
+                let symbolic = |name: &String| matches!(l.captured.get(name), Some(Value::Tensor(TVal::Symbolic(..))));
+                let shadowed = |name: &String| l.params.iter().any(|p| &p.name == name);
+                if used.iter().any(|n| symbolic(n) && !shadowed(n)) {
                     let d = Diagnostic::error(Code::NotTraceTime, "a lambda given to `py_function` uses a symbolic tensor of the enclosing function")
                         .with_label(l.span, "captures a traced value")
                         .with_help("pass the tensor as an argument: `py_function(|x, y| ..., [x, y], T)`");
@@ -167,3 +171,44 @@ pub(crate) fn display_value(v: &Value) -> String {
 
 #[allow(dead_code)]
 fn unused(_: Flow) {}
+
+/// The names an expression refers to (a superset of its free variables is fine here).
+fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
+    use pipec_syntax::ast::{ExprKind, IndexItem};
+    match &e.kind {
+        ExprKind::Name(n) => out.push(n.clone()),
+        ExprKind::Tuple(xs) | ExprKind::List(xs) => xs.iter().for_each(|x| names_in(x, out)),
+        ExprKind::Unary { expr, .. } => names_in(expr, out),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            names_in(lhs, out);
+            names_in(rhs, out);
+        }
+        ExprKind::Call { callee, args } => {
+            names_in(callee, out);
+            args.iter().for_each(|a| names_in(&a.value, out));
+        }
+        ExprKind::Method { receiver, args, .. } => {
+            names_in(receiver, out);
+            args.iter().for_each(|a| names_in(&a.value, out));
+        }
+        ExprKind::Field { receiver, .. } => names_in(receiver, out),
+        ExprKind::Index { base, indices } => {
+            names_in(base, out);
+            for i in indices {
+                match i {
+                    IndexItem::Expr(x) => names_in(x, out),
+                    IndexItem::Slice { start, stop, step, .. } => {
+                        [start, stop, step].into_iter().flatten().for_each(|x| names_in(x, out));
+                    }
+                    IndexItem::Ellipsis(_) => {}
+                }
+            }
+        }
+        ExprKind::Lambda { body, .. } => names_in(body, out),
+        ExprKind::Range { start, end } => {
+            names_in(start, out);
+            names_in(end, out);
+        }
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
+    }
+}

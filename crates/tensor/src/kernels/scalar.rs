@@ -6,6 +6,8 @@
 use crate::TensorElem;
 use half::{bf16, f16};
 
+pub mod numpy_math;
+
 /// Element types with arithmetic: every dtype except `bool`.
 ///
 /// Integer ops wrap. Integer `floor_div`/`rem` by zero and `pow` with a negative exponent
@@ -393,8 +395,10 @@ pub fn bf16_from_f64(x: f64) -> bf16 {
     bf16::from_f32(f64_to_f32_odd(x))
 }
 
+/// `$exp`, `$log`, `$sin`, `$cos`, `$tanh` are the per-type routines numpy uses: its own
+/// SIMD kernels for `f32` ([`numpy_math`]), glibc (via Rust's methods) for `f64`.
 macro_rules! float_elem {
-    ($t:ty, $divmod:ident, $pairwise:ident) => {
+    ($t:ty, $divmod:ident, $pairwise:ident, $exp:path, $log:path, $sin:path, $cos:path, $tanh:path) => {
         impl NumElem for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -486,7 +490,7 @@ macro_rules! float_elem {
             }
             #[inline(always)]
             fn exp(x: Self) -> Self {
-                x.exp()
+                $exp(x)
             }
             #[inline(always)]
             fn expm1(x: Self) -> Self {
@@ -494,7 +498,7 @@ macro_rules! float_elem {
             }
             #[inline(always)]
             fn log(x: Self) -> Self {
-                x.ln()
+                $log(x)
             }
             #[inline(always)]
             fn log1p(x: Self) -> Self {
@@ -514,11 +518,11 @@ macro_rules! float_elem {
             }
             #[inline(always)]
             fn sin(x: Self) -> Self {
-                x.sin()
+                $sin(x)
             }
             #[inline(always)]
             fn cos(x: Self) -> Self {
-                x.cos()
+                $cos(x)
             }
             #[inline(always)]
             fn tan(x: Self) -> Self {
@@ -526,15 +530,15 @@ macro_rules! float_elem {
             }
             #[inline(always)]
             fn tanh(x: Self) -> Self {
-                x.tanh()
+                $tanh(x)
             }
             #[inline(always)]
             fn sigmoid(x: Self) -> Self {
                 // Split by sign so exp never overflows: both branches are exact rewrites.
                 if x >= 0.0 {
-                    1.0 / (1.0 + (-x).exp())
+                    1.0 / (1.0 + Self::exp(-x))
                 } else {
-                    let e = x.exp();
+                    let e = Self::exp(x);
                     e / (1.0 + e)
                 }
             }
@@ -565,8 +569,8 @@ macro_rules! float_elem {
         }
     };
 }
-float_elem!(f32, divmod_f32, pairwise_f32);
-float_elem!(f64, divmod_f64, pairwise_f64);
+float_elem!(f32, divmod_f32, pairwise_f32, numpy_math::exp_f32, numpy_math::log_f32, f32::sin, f32::cos, f32::tanh);
+float_elem!(f64, divmod_f64, pairwise_f64, f64::exp, f64::ln, f64::sin, f64::cos, f64::tanh);
 
 macro_rules! half_elem {
     ($t:ty, $pairwise:ident, $from64:ident) => {

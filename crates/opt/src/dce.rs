@@ -1,4 +1,6 @@
-//! `dce`: removes ops whose results nobody uses. Eager ops are effectful and always stay.
+//! `dce`: removes ops whose results nobody uses. Eager ops are effectful and always stay;
+//! so do ops that may fail at run time (integer division by zero, run-time shape
+//! mismatches), since the unoptimized program would report that error.
 
 use crate::Pass;
 use pipec_diag::Diagnostic;
@@ -13,7 +15,7 @@ impl Pass for Dce {
     }
 
     fn description(&self) -> &'static str {
-        "remove pure ops whose results are never used"
+        "remove pure ops whose results are never used (unless they may fail)"
     }
 
     fn run(&self, prog: &mut Program, _remarks: &mut Vec<Diagnostic>) -> bool {
@@ -25,7 +27,7 @@ impl Pass for Dce {
             }
             let mut keep = vec![false; f.ops.len()];
             for (i, op) in f.ops.iter().enumerate().rev() {
-                if !op.kind.is_pure() || op.outputs.iter().any(|o| live[o.index()]) {
+                if !op.kind.is_pure() || crate::util::op_may_fail(f, op) || op.outputs.iter().any(|o| live[o.index()]) {
                     keep[i] = true;
                     for v in &op.inputs {
                         live[v.index()] = true;

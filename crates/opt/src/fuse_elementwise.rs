@@ -127,6 +127,21 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
             let used_early = members.iter().flat_map(|&m| &f.ops[m].outputs).flat_map(|o| &users[o.index()]).find(|&&u| {
                 u < i && !members.contains(&u)
             });
+            // Members move down to the region's last op: one that may fail must not move
+            // past another op that may fail, or the first error reported would change.
+            let first_failing = members.iter().copied().find(|&m| crate::util::op_may_fail(f, &f.ops[m]));
+            let overtaken = first_failing.and_then(|m| {
+                (m + 1..i).find(|k| !members.contains(k) && crate::util::op_may_fail(f, &f.ops[*k]))
+            });
+            if let Some(k) = overtaken {
+                let msg = format!(
+                    "did not fuse this `{}` with the ops computing its operands: a `{}` that may fail runs in between",
+                    op.kind.mnemonic(),
+                    f.ops[k].kind.mnemonic()
+                );
+                remark(remarks, pass, op.span, msg, "not fused");
+                continue;
+            }
             if let Some(&u) = used_early {
                 let msg = format!(
                     "did not fuse this `{}` with the ops computing its operands: `{}` uses their values in between",

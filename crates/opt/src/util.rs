@@ -94,3 +94,28 @@ pub(crate) fn remark(remarks: &mut Vec<Diagnostic>, pass: &str, span: Span, mess
         remarks.push(d);
     }
 }
+
+/// Whether evaluating `op` may fail at run time (integer `//`/`%` by zero, a signed
+/// integer to a negative power, a shape that only turns out wrong at run time): such an
+/// op is not removed or moved past another one that may fail, so the optimized program
+/// reports the same first error as the unoptimized one.
+pub(crate) fn op_may_fail(func: &Function, op: &pipec_ir::Op) -> bool {
+    use pipec_tensor::ops::BinaryOp;
+    let int_div = |b: BinaryOp, d: pipec_tensor::DType| {
+        matches!(b, BinaryOp::FloorDiv | BinaryOp::Mod) && d.is_int() || b == BinaryOp::Pow && d.is_signed_int()
+    };
+    match &op.kind {
+        OpKind::Const(_) => false,
+        OpKind::Eager(_) => true,
+        OpKind::Binary(b) => {
+            int_div(*b, func.ty(op.inputs[0]).dtype) || op.inputs.iter().any(|v| func.ty(*v).shape.as_known().is_none())
+        }
+        OpKind::Fused(body) => {
+            body.insts.iter().any(|i| matches!(i, pipec_ir::FusedInst::Binary(b, a, _) if int_div(*b, body.dtype(*a))))
+                || op.inputs.iter().any(|v| func.ty(*v).shape.as_known().is_none())
+        }
+        OpKind::Unary(_) | OpKind::Cast(_) => false,
+        OpKind::Reshape(_) | OpKind::EnsureShape(_) => true,
+        _ => op.inputs.iter().any(|v| func.ty(*v).shape.as_known().is_none()),
+    }
+}

@@ -79,3 +79,16 @@ fn eager_print_goes_to_stderr_per_element() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[1 3]\n[2]\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "[3 1 3]\n[2 2 2]\n");
 }
+
+#[test]
+fn exec_workers_serve_parallel_lanes_in_order() {
+    if !python_has_numpy() {
+        return;
+    }
+    let expected: String = ["[1. 2. 3.]", "[7. 8. 9.]", "[4. 5. 6.]", "[-1.  0.  1.]"].map(|l| format!("{l}\n")).concat().repeat(50);
+    for threads in ["1", "4"] {
+        let (out, _) = pipec(&["--allow-exec", "--threads", threads, "tests/cases/eager/exec_parallel.pipe"]);
+        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "threads {threads}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert!(no_worker_left("workers/sort.py"), "workers were not reaped");
+}

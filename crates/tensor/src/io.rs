@@ -215,7 +215,7 @@ fn build<T: crate::TensorElem>(h: &NpyHeader, data: Vec<T>) -> Result<Tensor, Io
         let perm: Vec<usize> = (0..rev.len()).rev().collect();
         let t = crate::kernels::transpose(&t, &perm).map_err(|e| IoError::Format(e.to_string()))?;
         // Make it standard (row-major) layout, as everything downstream expects.
-        return Ok(crate::kernels::reshape(&t, &h.shape).map_err(|e| IoError::Format(e.to_string()))?);
+        return crate::kernels::reshape(&t, &h.shape).map_err(|e| IoError::Format(e.to_string()));
     }
     Tensor::from_vec(&h.shape, data).ok_or_else(|| IoError::Format("data does not match the shape".into()))
 }

@@ -289,3 +289,19 @@ fn shuffle_and_parallel_map_are_deterministic_at_any_thread_count() {
     let half = text.len() / 2;
     assert_ne!(text[..half], text[half..]);
 }
+
+#[test]
+fn mismatched_lengths_are_errors_not_panics() {
+    let case = Case::new("unbatch_lengths", "pipeline main = zip(range(6).batch(3), range(6).batch(2)).unbatch()");
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("E0601") && stderr(&out).contains("[3], [2]"), "{}", stderr(&out));
+    // File components have no length at trace time: checked when the pipeline starts.
+    let case = Case::new(
+        "slices_lengths",
+        r#"pipeline main = from_tensor_slices((read_npy("DATA/small.npy"), read_npz("DATA/pair.npz", "y")))"#,
+    );
+    let out = case.run(&[]);
+    assert_exit(&out, 1);
+    assert!(stderr(&out).contains("E0601") && stderr(&out).contains("[4, 3], [5]"), "{}", stderr(&out));
+}

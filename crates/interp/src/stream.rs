@@ -127,7 +127,21 @@ impl PlanBuilder<'_> {
         let inputs = self.pipeline.inputs(node).into_iter().map(|i| self.plan(i)).collect::<Result<Vec<_>, _>>()?;
         let kind = match &n.kind {
             DsKind::Range { start, stop, step } => PlanKind::Range { start: *start, stop: *stop, step: *step },
-            DsKind::FromTensorSlices(srcs) => PlanKind::Slices(self.load(srcs, n.span)?),
+            DsKind::FromTensorSlices(srcs) => {
+                let comps = self.load(srcs, n.span)?;
+                // File components are only known now: check what slicing needs.
+                let firsts: Vec<Option<usize>> = comps.iter().map(|c| c.shape().first().copied()).collect();
+                if firsts.iter().any(Option::is_none) || firsts.windows(2).any(|w| w[0] != w[1]) {
+                    let shapes: Vec<String> = comps.iter().map(|c| format!("{:?}", c.shape())).collect();
+                    return Err(Diagnostic::error(
+                        Code::RuntimeShapeMismatch,
+                        format!("`from_tensor_slices` needs components of rank >= 1 and one length along axis 0, found shapes {}", shapes.join(", ")),
+                    )
+                    .with_label(n.span, "sliced here")
+                    .with_help("check the files: every component must have the same number of rows"));
+                }
+                PlanKind::Slices(comps)
+            }
             DsKind::FromTensors(srcs) => PlanKind::Whole(self.load(srcs, n.span)?),
             DsKind::ReadCsv { path, header } => {
                 // The element type (fixed at trace time from the first line) gives dtype and width.
@@ -270,7 +284,7 @@ impl Plan {
                 drop_remainder: *drop_remainder,
                 span: self.span,
             }),
-            PlanKind::Unbatch => Box::new(Unbatch { input: input(0)?, current: None, next: 0, n: 0 }),
+            PlanKind::Unbatch => Box::new(Unbatch { input: input(0)?, current: None, next: 0, n: 0, span: self.span }),
             PlanKind::Shuffle { buffer, seed, epochs } => {
                 let epoch = epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
@@ -596,6 +610,7 @@ struct Unbatch {
     current: Option<Element>,
     next: usize,
     n: usize,
+    span: Span,
 }
 
 impl Stream for Unbatch {
@@ -609,7 +624,16 @@ impl Stream for Unbatch {
                 }
             }
             let Some(e) = self.input.next()? else { return Ok(None) };
-            self.n = e.first().map_or(0, |t| t.shape()[0]);
+            let firsts: Vec<Option<usize>> = e.iter().map(|t| t.shape().first().copied()).collect();
+            if firsts.iter().any(Option::is_none) || firsts.windows(2).any(|w| w[0] != w[1]) {
+                let shapes: Vec<String> = e.iter().map(|t| format!("{:?}", t.shape())).collect();
+                return Err(Diagnostic::error(
+                    Code::RuntimeShapeMismatch,
+                    format!("`unbatch` needs components with one length along axis 0, found shapes {}", shapes.join(", ")),
+                )
+                .with_label(self.span, "in this `unbatch`"));
+            }
+            self.n = firsts.first().copied().flatten().unwrap_or(0);
             self.next = 0;
             self.current = Some(e);
         }

@@ -90,5 +90,4 @@ fn exec_workers_serve_parallel_lanes_in_order() {
         let (out, _) = pipec(&["--allow-exec", "--threads", threads, "tests/cases/eager/exec_parallel.pipe"]);
         assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "threads {threads}: {}", String::from_utf8_lossy(&out.stderr));
     }
-    assert!(no_worker_left("workers/sort.py"), "workers were not reaped");
 }

@@ -83,10 +83,19 @@ fn explain_knows_every_code() {
 fn traced_or_diagnostics(path: &Path) -> String {
     let source = pipec::SourceFile::from_path(path).expect("case file reads");
     let name = path.file_name().expect("file name").to_string_lossy().to_string();
-    match pipec::Compiler::new().compile(&source, &pipec::CompileOptions::default()) {
-        Ok(c) => c.traced.to_string(),
-        Err(diags) => pipec::render(&diags, &name, &source.text, false),
-    }
+    // Tracing inlines calls up to 64 deep (the recursion case reaches that limit), which
+    // needs more than a test thread's stack in a debug build; the CLI uses a big one too.
+    std::thread::scope(|s| {
+        std::thread::Builder::new()
+            .stack_size(256 << 20)
+            .spawn_scoped(s, || match pipec::Compiler::new().compile(&source, &pipec::CompileOptions::default()) {
+                Ok(c) => c.traced.to_string(),
+                Err(diags) => pipec::render(&diags, &name, &source.text, false),
+            })
+            .expect("spawn a compile thread")
+            .join()
+            .expect("compiling does not panic")
+    })
 }
 
 #[test]

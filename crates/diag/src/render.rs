@@ -48,4 +48,14 @@ fn render_one(diag: &Diagnostic, name: &str, text: &str, color: bool, out: &mut 
     }
     // Writing into a Vec cannot fail; an error here would only lose this one report.
     let _ = report.finish().write((name, Source::from(text)), &mut *out);
+    // Without a label ariadne draws no source box, and with it go the notes and the help;
+    // a diagnostic about the whole program (no pipeline, bad usage) still needs them.
+    if diag.labels.is_empty() {
+        for note in &diag.notes {
+            out.extend_from_slice(format!("    Note: {note}\n").as_bytes());
+        }
+        if let Some(help) = &diag.help {
+            out.extend_from_slice(format!("    Help: {help}\n").as_bytes());
+        }
+    }
 }

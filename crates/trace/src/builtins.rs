@@ -245,6 +245,7 @@ impl Eval<'_> {
     }
 
     fn dtype_rule_error(&mut self, name: &str, dtype: DType, e: DTypeRuleError, span: Span) -> Res<Value> {
+        let shown = op_shown(name);
         let d = match e {
             DTypeRuleError::NeedsFloat if name == "div" => {
                 Diagnostic::error(Code::IntegerTrueDivision, format!("`/` on {dtype} tensors"))
@@ -252,15 +253,19 @@ impl Eval<'_> {
                     .with_note("`/` is true division and needs floats; integers are never converted implicitly")
                     .with_help("use `//` for floor division, or `cast(x, f32) / y` for a float result")
             }
-            DTypeRuleError::NeedsFloat => Diagnostic::error(Code::FloatOnlyOp, format!("`{name}` needs a float tensor, found {dtype}"))
+            DTypeRuleError::NeedsFloat => Diagnostic::error(Code::FloatOnlyOp, format!("`{shown}` needs a float tensor, found {dtype}"))
                 .with_label(span, format!("{dtype} here"))
                 .with_help(format!("cast first: `{name}(cast(x, f32))`")),
-            DTypeRuleError::NeedsBool => Diagnostic::error(Code::UnsupportedDtype, format!("`{name}` needs a bool tensor, found {dtype}"))
+            DTypeRuleError::NeedsBool => Diagnostic::error(Code::UnsupportedDtype, format!("`{shown}` needs a bool tensor, found {dtype}"))
                 .with_label(span, format!("{dtype} here"))
                 .with_help("compare first, e.g. `x != 0`, or `cast(x, bool)`"),
-            DTypeRuleError::Unsupported => Diagnostic::error(Code::UnsupportedDtype, format!("`{name}` is not defined on {dtype}"))
+            DTypeRuleError::Unsupported => Diagnostic::error(Code::UnsupportedDtype, format!("`{shown}` is not defined on {dtype}"))
                 .with_label(span, format!("{dtype} here"))
-                .with_help("cast to a number type first"),
+                .with_help(match (name, dtype) {
+                    ("neg", DType::Bool) => "to negate a bool use `!x`; for numbers, cast first: `-cast(x, i32)`".to_string(),
+                    (_, DType::Bool) => "bools are not numbers here: cast first, e.g. `cast(x, i32)`".to_string(),
+                    _ => format!("cast to a dtype that supports `{shown}` first, e.g. `cast(x, i32)`"),
+                }),
         };
         self.fail(d)
     }
@@ -273,6 +278,15 @@ impl Eval<'_> {
         }
         if let (Value::Num(a), Value::Num(b)) = (&l, &r) {
             return self.num_binary(op, *a, *b, span);
+        }
+        // Trace-time values that are not tensors compare by value: `x.dtype == f32`.
+        let same = match (&l, &r) {
+            (Value::DType(a), Value::DType(b)) => Some(a == b),
+            (Value::Str(a), Value::Str(b)) => Some(a == b),
+            _ => None,
+        };
+        if let (Some(same), ast::BinaryOp::Eq | ast::BinaryOp::Ne) = (same, op) {
+            return Ok(Value::Bool(same == (op == ast::BinaryOp::Eq)));
         }
         if let (Value::Bool(a), Value::Bool(b)) = (&l, &r) {
             match op {
@@ -454,21 +468,20 @@ impl Eval<'_> {
     }
 
     /// A host-only op inside a traced function: the SPEC §5 error.
-    fn host_only_error(&mut self, what: &str, span: Span) -> Res<Value> {
+    pub(crate) fn host_only_error(&mut self, what: &str, span: Span) -> Res<Value> {
         let fname = self.frame.fn_name.clone().unwrap_or_else(|| "this function".into());
-        let d = Diagnostic::error(Code::HostOnlyInTrace, format!("`{what}` needs concrete values, but `{fname}` is traced"))
+        let traced = if fname == "lambda" { "a lambda given to `map`/`filter`".to_string() } else { format!("`{fname}`") };
+        let d = Diagnostic::error(Code::HostOnlyInTrace, format!("`{what}` needs concrete values, but {traced} is traced"))
             .with_label(span, "host-only operation in a traced function")
             .with_note("inside `map` and `filter`, a function is traced once per element signature: its tensors are symbolic and have no values yet")
-            .with_help(format!(
-                "declare it `eager fn {fname}(...) -> TYPE {{ ... }}` to run it per element on host arrays, or call it as `py_function({fname}, [args], TYPE)`"
-            ));
+            .with_help(eager_fix_help(&fname));
         self.fail(d)
     }
 
     /// Calls a builtin by name.
     pub(crate) fn call_builtin(&mut self, name: &str, pos: Pos, named: Named, span: Span) -> Res<Value> {
         if self.tracing() && HOST_ONLY.contains(&name) {
-            return self.host_only_error(&format!("{name}()"), span);
+            return self.host_only_error(&format!("{name}(...)"), span);
         }
         if let Some(op) = UnaryOp::from_name(name) {
             let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else { return Ok(Value::Poison) };
@@ -689,6 +702,9 @@ impl Eval<'_> {
             return self.dataset_method(ds, name, pos, named, span);
         }
         if matches!(r, Value::Poison) {
+            // The arguments may hold independent errors (say, a `map` of another dataset
+            // passed to `zip`): evaluate them so those are reported too.
+            self.eval_args(args)?;
             return Ok(Value::Poison);
         }
         if self.tracing() && HOST_ONLY.contains(&name.name.as_str()) {
@@ -793,7 +809,8 @@ impl Eval<'_> {
                     if let Dim::Known(n) = ty.shape.0[axis] {
                         if i >= n as i64 || i < -(n as i64) {
                             let d = Diagnostic::error(Code::IndexOutOfRange, format!("index {i} is out of range for axis {axis} of size {n}"))
-                                .with_label(e.span, format!("valid indices are {} to {}", -(n as i64), n as i64 - 1));
+                                .with_label(e.span, format!("valid indices are {} to {}", -(n as i64), n as i64 - 1))
+                                .with_help("indices start at 0; negative indices count from the end (-1 is the last); a slice such as `x[1:]` never goes out of range");
                             return self.fail(d);
                         }
                     }
@@ -853,6 +870,44 @@ impl Eval<'_> {
                 Ok(None)
             }
         }
+    }
+}
+
+/// How an op is written in source, for messages: operators by their symbol, the rest by name.
+fn op_shown(name: &str) -> &str {
+    match name {
+        "neg" => "-",
+        "not" => "!",
+        "add" => "+",
+        "sub" => "-",
+        "mul" => "*",
+        "div" => "/",
+        "floordiv" => "//",
+        "mod" => "%",
+        "eq" => "==",
+        "ne" => "!=",
+        "lt" => "<",
+        "le" => "<=",
+        "gt" => ">",
+        "ge" => ">=",
+        "and" => "&&",
+        "or" => "||",
+        other => other,
+    }
+}
+
+/// The two fixes for code that needs values (SPEC §5): run it eagerly, either by declaring
+/// the function `eager fn` or by calling it through `py_function`. A lambda has no name to
+/// declare, so its help names a new function instead.
+pub(crate) fn eager_fix_help(fname: &str) -> String {
+    if fname == "lambda" {
+        "move the lambda's body into `eager fn f(x) -> TYPE { ... }` and map `f`, which runs per element on host arrays, \
+         or call it as `py_function(|x| ..., [x], TYPE)`"
+            .to_string()
+    } else {
+        format!(
+            "declare it `eager fn {fname}(...) -> TYPE {{ ... }}` to run it per element on host arrays, or call it as `py_function({fname}, [args], TYPE)`"
+        )
     }
 }
 

@@ -342,7 +342,9 @@ impl Eval<'_> {
     fn positive(&mut self, (v, s): (Value, Span), what: &str) -> Res<Option<usize>> {
         let Some(n) = self.int_value(v, s, what)? else { return Ok(None) };
         if n < 1 {
-            let d = Diagnostic::error(Code::BadDatasetArgument, format!("{what} must be at least 1, found {n}")).with_label(s, "");
+            let d = Diagnostic::error(Code::BadDatasetArgument, format!("{what} must be at least 1, found {n}"))
+                .with_label(s, format!("{n} is not a valid {what}"))
+                .with_help(format!("pass a positive {what}"));
             self.fail(d)?;
             return Ok(None);
         }

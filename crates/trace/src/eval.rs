@@ -152,7 +152,9 @@ pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: O
         }
         for item in &ast.items {
             match &item.kind {
-                ItemKind::Pipeline { name, value } if only.is_none_or(|o| o == name.name) => {
+                // Every pipeline is traced, not only the one that runs, so that an error in
+                // any of them is reported in the same run (as for unused `let`s below).
+                ItemKind::Pipeline { name, value } => {
                     let v = ev.expr(value).unwrap_or(Value::Poison);
                     match v {
                         Value::Dataset(ds) => {
@@ -590,12 +592,15 @@ impl<'a> Eval<'a> {
             }
             Value::Tensor(TVal::Symbolic(..)) => {
                 let fname = self.frame.fn_name.clone().unwrap_or_default();
-                let d = Diagnostic::error(Code::SymbolicControlFlow, format!("`{what}` on a symbolic tensor inside traced function `{fname}`"))
+                let inside = if fname == "lambda" { "a lambda given to `map`/`filter`".to_string() } else { format!("traced function `{fname}`") };
+                let fixes = crate::builtins::eager_fix_help(&fname);
+                // `where` replaces an `if` that picks a value; a value-dependent loop has no
+                // traced equivalent, so only the eager fixes apply to `while`.
+                let help = if what == "if" { format!("compute both branches and pick with `where(cond, a, b)`; or {fixes}") } else { fixes };
+                let d = Diagnostic::error(Code::SymbolicControlFlow, format!("`{what}` on a symbolic tensor inside {inside}"))
                     .with_label(span, "this condition has no value at trace time")
                     .with_note("inside `map` and `filter`, a function is traced once per element signature: its tensors are symbolic and have no values yet")
-                    .with_help(format!(
-                        "compute both sides and pick with `where(cond, a, b)`, or declare the function `eager fn {fname}(...) -> TYPE` to run it per element on host arrays, or call it through `py_function`"
-                    ));
+                    .with_help(help);
                 self.fail(d)?;
                 Ok(None)
             }
@@ -891,16 +896,24 @@ impl<'a> Eval<'a> {
         self.frame.scopes = saved_scopes;
         self.frame.fn_name = saved_name;
         match r? {
-            Flow::Return(v, _) => {
+            Flow::Return(v, ret_span) => {
                 if let (Some(te), false) = (&decl.ret, matches!(v, Value::Poison)) {
                     if let Ok(spec) = resolve(te) {
                         if let Some(elem) = self.elem_type_of(&v) {
                             if !spec.admits(&elem) {
+                                let fix = match (&spec, &elem) {
+                                    (TypeSpec::Tensor { dtype, .. }, ElemType::Tensor(t)) if *dtype != t.dtype => {
+                                        format!("cast the result (`return cast(..., {dtype})`), or declare `-> {elem}`")
+                                    }
+                                    _ => format!("return a value of the declared type (`cast` or `reshape` it), or declare `-> {elem}`"),
+                                };
                                 let d = Diagnostic::error(
                                     Code::ReturnTypeMismatch,
                                     format!("`{}` returns {elem}, but its declared type is {spec}", decl.name.name),
                                 )
-                                .with_label(te.span, "declared here");
+                                .with_label(ret_span, format!("this returns {elem}"))
+                                .with_label(te.span, "declared here")
+                                .with_help(fix);
                                 return self.fail(d);
                             }
                         }
@@ -913,9 +926,12 @@ impl<'a> Eval<'a> {
                 if errors_after > errors_before {
                     return Ok(Value::Poison);
                 }
+                // Point at the closing brace: that is where the missing `return` would go.
+                let end = Span { start: body.span.end.saturating_sub(1), end: body.span.end };
                 let d = Diagnostic::error(Code::MissingReturn, format!("`{}` ends without `return`", decl.name.name))
-                    .with_label(body.span, "no `return` on this path")
-                    .with_help("end the body with `return EXPR`");
+                    .with_label(end, "the body ends here without returning a value")
+                    .with_label(decl.name.span, "in this function")
+                    .with_help("end the body with `return EXPR` (every path through an `if` needs one too)");
                 self.fail(d)
             }
         }

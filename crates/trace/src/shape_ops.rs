@@ -32,6 +32,8 @@ impl Eval<'_> {
     pub(crate) fn int_list(&mut self, (v, s): (Value, Span), what: &str) -> Res<Option<Vec<i64>>> {
         let items: Vec<Value> = match v {
             Value::Tuple(vs) | Value::List(vs) => vs,
+            // `[]` is an empty f32 literal; as a shape it is the scalar shape.
+            Value::Tensor(TVal::Concrete(t)) if t.rank() == 1 && t.len() == 0 => vec![],
             Value::Tensor(TVal::Concrete(t)) if t.rank() <= 1 && t.dtype().is_int() => {
                 let t = kernels::cast(&t, DType::I64);
                 t.as_array::<i64>().map(|a| a.iter().map(|&i| Value::Num(Num::Int(i as i128))).collect()).unwrap_or_default()
@@ -59,9 +61,23 @@ impl Eval<'_> {
 
     fn usize_list(&mut self, arg: (Value, Span), what: &str) -> Res<Option<Vec<usize>>> {
         let s = arg.1;
+        // `int_list` reads a symbolic dim as -1 (right for `reshape` and `ensure_shape`); here
+        // every entry must be a real size, and a `?` dim is only known at run time.
+        if let Value::Tuple(vs) | Value::List(vs) = &arg.0 {
+            if vs.iter().any(|v| matches!(v, Value::SymDim | Value::Tensor(TVal::Symbolic(..)))) {
+                let d = Diagnostic::error(Code::NotTraceTime, format!("{what} must be known at trace time"))
+                    .with_label(s, "uses a dim that is only known at run time (`?`)")
+                    .with_note("tensors created at trace time (`zeros`, `ones`, `fill`, ...) and `broadcast_to`/`tile` need every size now")
+                    .with_help("use constant sizes, or derive the tensor from the input instead of creating it (`x * 0` has the shape of `x`)");
+                self.fail(d)?;
+                return Ok(None);
+            }
+        }
         let Some(list) = self.int_list(arg, what)? else { return Ok(None) };
         if list.iter().any(|&i| i < 0) {
-            let d = Diagnostic::error(Code::WrongKind, format!("{what} cannot have negative entries")).with_label(s, "");
+            let d = Diagnostic::error(Code::WrongKind, format!("{what} cannot have negative entries"))
+                .with_label(s, "a negative size")
+                .with_help("sizes are 0 or more; only `reshape` accepts -1 (infer this dim)");
             self.fail(d)?;
             return Ok(None);
         }

@@ -180,3 +180,145 @@ pub fn exp_f32(x_in: f32) -> f32 {
         poly
     }
 }
+
+// sin/cos constants from `simd_sincos_f32` in
+// `numpy/_core/src/umath/loops_trigonometric.dispatch.cpp`: 2/pi, a three-part Cody-Waite
+// split of -pi/2, and the minimax polynomials on [-pi/4, pi/4].
+const TWO_O_PI: f32 = f32::from_bits(0x3f22_f983); // 0x1.45f306p-1
+const CODY_WAITE_PI_O_2_HIGH: f32 = f32::from_bits(0xbfc9_0fd8); // -0x1.921fb0p+00
+const CODY_WAITE_PI_O_2_MED: f32 = f32::from_bits(0xb4a8_885a); // -0x1.5110b4p-22
+const CODY_WAITE_PI_O_2_LOW: f32 = f32::from_bits(0xa7c2_34c4); // -0x1.846988p-48
+const COS_INVF8: f32 = f32::from_bits(0x37cc_730b); // 0x1.98e616p-16
+const COS_INVF6: f32 = f32::from_bits(0xbab6_036e); // -0x1.6c06dcp-10
+const COS_INVF4: f32 = f32::from_bits(0x3d2a_aa9e); // 0x1.55553cp-05
+const COS_INVF2: f32 = -0.5;
+const COS_INVF0: f32 = 1.0;
+const SIN_INVF9: f32 = f32::from_bits(0x363e_9dde); // 0x1.7d3bbcp-19
+const SIN_INVF7: f32 = f32::from_bits(0xb950_35dd); // -0x1.a06bbap-13
+const SIN_INVF5: f32 = f32::from_bits(0x3c08_88cd); // 0x1.11119ap-07
+const SIN_INVF3: f32 = f32::from_bits(0xbe2a_aaab); // -0x1.555556p-03
+/// Beyond this `|x|` numpy's `sin` calls libm (`sinf`): Cody-Waite loses accuracy.
+const SIN_MAX_CODY: f32 = 117435.992;
+/// Beyond this `|x|` numpy's `cos` calls libm (`cosf`).
+const COS_MAX_CODY: f32 = 71476.0625;
+
+/// numpy's `simd_sincos_f32` lane computation; `cos` selects the cosine.
+#[inline(always)]
+fn sincos_f32(x_in: f32, cos: bool) -> f32 {
+    let nan = x_in.is_nan();
+    let x_in = if nan { 0.0 } else { x_in };
+    if x_in.abs() > if cos { COS_MAX_CODY } else { SIN_MAX_CODY } {
+        // numpy's scalar fallback for large (and infinite) inputs: glibc.
+        return if cos { x_in.cos() } else { x_in.sin() };
+    }
+    let x = x_in;
+    // numpy writes `Add(Mul(x, 2/pi), magic)`, but this file is C++ and GCC contracts
+    // C++ by default (`-ffp-contract=fast`; its headers spell `_mm256_mul_ps` as a
+    // vector `*`), so numpy's binary computes one FMA here. (The `.c` exp/log kernels
+    // build as ISO C11, where GCC does not contract.)
+    let quadrant = x.mul_add(TWO_O_PI, RINT_CVT_MAGIC) - RINT_CVT_MAGIC;
+    let mut r = quadrant.mul_add(CODY_WAITE_PI_O_2_HIGH, x);
+    r = quadrant.mul_add(CODY_WAITE_PI_O_2_MED, r);
+    r = quadrant.mul_add(CODY_WAITE_PI_O_2_LOW, r);
+    let r2 = r * r;
+    let mut c = COS_INVF8.mul_add(r2, COS_INVF6);
+    c = c.mul_add(r2, COS_INVF4);
+    c = c.mul_add(r2, COS_INVF2);
+    c = c.mul_add(r2, COS_INVF0);
+    let mut s = SIN_INVF9.mul_add(r2, SIN_INVF7);
+    s = s.mul_add(r2, SIN_INVF5);
+    s = s.mul_add(r2, SIN_INVF3);
+    s = s.mul_add(r2, 0.0);
+    s = s.mul_add(r, r);
+    // `hn::NearestInt` of an integral value; |quadrant| < 2^17 here.
+    let mut iquadrant = quadrant as i32;
+    if cos {
+        iquadrant += 1;
+    }
+    let mut v = if iquadrant & 1 == 0 { s } else { c };
+    if iquadrant & 2 == 2 {
+        // `MaskedSubOr(v, mask, 0, v)`: a subtraction from +0, not a sign flip.
+        v = 0.0 - v;
+    }
+    if nan { NAN } else { v }
+}
+
+/// `np.sin` on `float32`: numpy's `simd_sincos_f32` in
+/// `numpy/_core/src/umath/loops_trigonometric.dispatch.cpp` (Cody-Waite reduction by
+/// pi/2 with FMAs, sine/cosine polynomials picked by quadrant; glibc `sinf` above
+/// `|x| = 117435.992`).
+#[inline]
+pub fn sin_f32(x: f32) -> f32 {
+    sincos_f32(x, false)
+}
+
+/// `np.cos` on `float32`: as [`sin_f32`], glibc `cosf` above `|x| = 71476.0625`.
+#[inline]
+pub fn cos_f32(x: f32) -> f32 {
+    sincos_f32(x, true)
+}
+
+/// Per-interval coefficients of numpy's `simd_tanh_f32` (`lut8x32` in
+/// `numpy/_core/src/umath/loops_hyperbolic.dispatch.cpp.src`, converted from Intel SVML):
+/// each row is `c6, c5, c4, c3, c2, c1, c0, b` as `f32` bit patterns, row `i` covering
+/// the `|x|` whose exponent/high-mantissa bits select it (see [`tanh_f32`]).
+const TANH_LUT: [[u32; 8]; 32] = [
+    [0xbc0e2f66, 0x3e0910e9, 0xb76dd6b9, 0xbeaaaaa5, 0xb0343c7b, 0x3f800000, 0x0, 0x0],
+    [0x460bda12, 0x43761143, 0xbe1c276d, 0xbeab0612, 0xbd6ee69d, 0x3f7f1f84, 0x3d6fb9c9, 0x3d700000],
+    [0x43d638ef, 0x4165ecdc, 0x3c1dcf2f, 0xbea7f01f, 0xbd8f0da7, 0x3f7ebd11, 0x3d8fc35f, 0x3d900000],
+    [0xc3e11c3e, 0xc190f756, 0x3dc1a78d, 0xbea4e120, 0xbdae477d, 0x3f7e1e5f, 0x3daf9169, 0x3db00000],
+    [0xc2baa4e9, 0xc08c097d, 0x3d96f985, 0xbea387b7, 0xbdcd2a1f, 0x3f7d609f, 0x3dcf49ab, 0x3dd00000],
+    [0xc249da2d, 0xc02ba813, 0x3da2b61b, 0xbea15962, 0xbdeba80d, 0x3f7c842d, 0x3deee849, 0x3df00000],
+    [0xc1859b82, 0xbf7f6bda, 0x3dc13397, 0xbe9d57f7, 0xbe0c443b, 0x3f7b00e5, 0x3e0f0ee8, 0x3e100000],
+    [0x40dd5b57, 0x3f2b1dc0, 0x3dd2f670, 0xbe976b5a, 0xbe293cf3, 0x3f789580, 0x3e2e4984, 0x3e300000],
+    [0x40494640, 0x3ece105d, 0x3df48a0a, 0xbe90230d, 0xbe44f282, 0x3f75b8ad, 0x3e4d2f8e, 0x3e500000],
+    [0x40c730a8, 0x3f426a94, 0x3e06c5a8, 0xbe880dff, 0xbe5f3651, 0x3f726fd9, 0x3e6bb32e, 0x3e700000],
+    [0xbf0f160e, 0xbadb0dc4, 0x3e1a3aba, 0xbe7479b3, 0xbe81c7c0, 0x3f6cc59b, 0x3e8c51cd, 0x3e900000],
+    [0x3e30e76f, 0x3da43b17, 0x3e27c405, 0xbe4c3d88, 0xbe96d7ca, 0x3f63fb92, 0x3ea96163, 0x3eb00000],
+    [0xbea81387, 0xbd51ab88, 0x3e2e78d0, 0xbe212482, 0xbea7fb8e, 0x3f59ff97, 0x3ec543f1, 0x3ed00000],
+    [0xbdb26a1c, 0xbcaea23d, 0x3e2c3e44, 0xbdeb8cba, 0xbeb50e9e, 0x3f4f11d7, 0x3edfd735, 0x3ef00000],
+    [0xbd351e57, 0xbd3b6d8d, 0x3e1d3097, 0xbd5e78ad, 0xbec12efe, 0x3f3d7573, 0x3f028438, 0x3f100000],
+    [0xbb4c01a0, 0xbd6caaad, 0x3df4a8f4, 0x3c6b5e6e, 0xbec4be92, 0x3f24f360, 0x3f18abf0, 0x3f300000],
+    [0x3c1d7bfb, 0xbd795bed, 0x3da38508, 0x3d839143, 0xbebce070, 0x3f0cbfe7, 0x3f2bc480, 0x3f500000],
+    [0x3c722cd1, 0xbd5fddda, 0x3d31416a, 0x3dc21ee1, 0xbead510e, 0x3eec1a69, 0x3f3bec1c, 0x3f700000],
+    [0x3c973f1c, 0xbd038f3b, 0x3b562657, 0x3de347af, 0xbe8ef7d6, 0x3eb0a801, 0x3f4f2e5b, 0x3f900000],
+    [0x3c33a31b, 0xbc1cad63, 0xbcaeeac9, 0x3dcbec96, 0xbe4b8704, 0x3e6753a2, 0x3f613c53, 0x3fb00000],
+    [0x3b862ef4, 0x3abb4766, 0xbcce9419, 0x3d99ef2d, 0xbe083237, 0x3e132f1a, 0x3f6ce37d, 0x3fd00000],
+    [0x3a27b3d0, 0x3b95f10b, 0xbcaaeac4, 0x3d542ea1, 0xbdaf7449, 0x3db7e7d3, 0x3f743c4f, 0x3ff00000],
+    [0xba3b5907, 0x3b825873, 0xbc49e7d0, 0x3cdde701, 0xbd2e1ec4, 0x3d320845, 0x3f7a5feb, 0x40100000],
+    [0xba0efc22, 0x3afaea66, 0xbba71ddd, 0x3c2cca67, 0xbc83bf06, 0x3c84d3d4, 0x3f7dea85, 0x40300000],
+    [0xb97f9f0f, 0x3a49f878, 0xbb003b0e, 0x3b81cb27, 0xbbc3e0b5, 0x3bc477b7, 0x3f7f3b3d, 0x40500000],
+    [0xb8c8af50, 0x39996bf3, 0xba3f9a05, 0x3ac073a1, 0xbb10aadc, 0x3b10d3da, 0x3f7fb78c, 0x40700000],
+    [0xb7bdddfb, 0x388f3e6c, 0xb92c08a7, 0x39ac3032, 0xba0157db, 0x3a01601e, 0x3f7fefd4, 0x40900000],
+    [0xb64f2950, 0x371bb0e3, 0xb7ba9232, 0x383a94d9, 0xb88c18f2, 0x388c1a3b, 0x3f7ffdd0, 0x40b00000],
+    [0xb4e085b1, 0x35a8a5e6, 0xb64a0b0f, 0x36ca081d, 0xb717b096, 0x3717b0da, 0x3f7fffb4, 0x40d00000],
+    [0xb3731dfa, 0x34369b17, 0xb4dac169, 0x355abd4c, 0xb5a43bae, 0x35a43bce, 0x3f7ffff6, 0x40f00000],
+    [0xb15a1f04, 0x322487b0, 0xb2ab78ac, 0x332b3cb6, 0xb383012c, 0x338306c6, 0x3f7fffff, 0x41100000],
+    [0x0, 0x0, 0x0, 0x0, 0x0, 0x0, 0x3f800000, 0x0],
+];
+
+/// `np.tanh` on `float32`: numpy's `simd_tanh_f32` in
+/// `numpy/_core/src/umath/loops_hyperbolic.dispatch.cpp.src` (from Intel SVML).
+///
+/// The exponent and top mantissa bits of `|x|` pick one of 32 intervals, each with a
+/// degree-6 polynomial in `|x| - b` (FMA Horner); the sign is OR-ed back in. Huge
+/// inputs and infinities give +-1, NaN gives NaN.
+#[inline]
+pub fn tanh_f32(x: f32) -> f32 {
+    let ndnan = (x.to_bits() & 0x7fe0_0000) as i32;
+    let special = ndnan > 0x7f00_0000;
+    let idx = ((ndnan - 0x3d40_0000).clamp(0, 0x03e0_0000) as u32 >> 21) as usize;
+    let c = TANH_LUT[idx].map(f32::from_bits);
+    let y = x.abs() - c[7];
+    let mut r = c[0].mul_add(y, c[1]);
+    r = r.mul_add(y, c[2]);
+    r = r.mul_add(y, c[3]);
+    r = r.mul_add(y, c[4]);
+    r = r.mul_add(y, c[5]);
+    r = r.mul_add(y, c[6]);
+    if special {
+        r = 1.0;
+    }
+    r = f32::from_bits(r.to_bits() | (x.to_bits() & 0x8000_0000));
+    if x.is_nan() { NAN } else { r }
+}

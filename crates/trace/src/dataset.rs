@@ -291,7 +291,8 @@ impl Eval<'_> {
                 let index = some!(self.int_value(v, s, "the shard index")?);
                 if index < 0 || index as usize >= num {
                     let d = Diagnostic::error(Code::BadDatasetArgument, format!("shard index {index} is out of range for {num} shards"))
-                        .with_label(s, format!("must be 0 to {}", num - 1));
+                        .with_label(s, format!("must be 0 to {}", num - 1))
+                        .with_help("shard `index` counts from 0: the shards of `shard(n, i)` are i = 0, 1, ..., n - 1");
                     return self.fail(d);
                 }
                 let elem = ds.elem.clone();

@@ -901,16 +901,27 @@ impl<'a> Eval<'a> {
                     if let Ok(spec) = resolve(te) {
                         if let Some(elem) = self.elem_type_of(&v) {
                             if !spec.admits(&elem) {
+                                // An eager body runs per element: its sizes vary, so suggest
+                                // keeping the declared dims and changing only the dtype.
+                                let eager = decl.kind != FnKind::Traced;
+                                let suggested = match (&spec, &elem) {
+                                    (TypeSpec::Tensor { dims: Some(ds), .. }, ElemType::Tensor(t)) if eager => {
+                                        TypeSpec::Tensor { dtype: t.dtype, dims: Some(ds.clone()) }.to_string()
+                                    }
+                                    _ => elem.to_string(),
+                                };
                                 let fix = match (&spec, &elem) {
                                     (TypeSpec::Tensor { dtype, .. }, ElemType::Tensor(t)) if *dtype != t.dtype => {
-                                        format!("cast the result (`return cast(..., {dtype})`), or declare `-> {elem}`")
+                                        format!("cast the result (`return cast(..., {dtype})`), or declare `-> {suggested}`")
                                     }
-                                    _ => format!("return a value of the declared type (`cast` or `reshape` it), or declare `-> {elem}`"),
+                                    _ => format!("return a value of the declared type (`cast` or `reshape` it), or declare `-> {suggested}`"),
                                 };
-                                let d = Diagnostic::error(
-                                    Code::ReturnTypeMismatch,
-                                    format!("`{}` returns {elem}, but its declared type is {spec}", decl.name.name),
-                                )
+                                let (code, message) = if eager {
+                                    (Code::EagerResultMismatch, format!("eager function `{}` returned {elem}, but it is declared to return {spec}", decl.name.name))
+                                } else {
+                                    (Code::ReturnTypeMismatch, format!("`{}` returns {elem}, but its declared type is {spec}", decl.name.name))
+                                };
+                                let d = Diagnostic::error(code, message)
                                 .with_label(ret_span, format!("this returns {elem}"))
                                 .with_label(te.span, "declared here")
                                 .with_help(fix);

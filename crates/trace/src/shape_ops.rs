@@ -739,6 +739,21 @@ pub(crate) fn check_elements(shape: &[usize], span: Span) -> Result<(), Diagnost
     Ok(())
 }
 
+/// The help for a file that cannot be opened: the closest name in its directory, if any.
+fn missing_file_help(full: &std::path::Path) -> String {
+    let wanted = full.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = full.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(std::path::Path::new("."));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name().to_string_lossy().to_string()).collect())
+        .unwrap_or_default();
+    // Sorted, so that the suggestion does not depend on the directory's order.
+    names.sort();
+    match pipec_diag::did_you_mean(&wanted, names.iter().map(String::as_str)) {
+        Some(s) if s != wanted => format!("did you mean `{s}`? (paths are relative to the .pipe file)"),
+        _ => "check the path; it is relative to the .pipe file, not to the current directory".to_string(),
+    }
+}
+
 impl Eval<'_> {
     /// `read_npy(path)` / `read_npz(path, name)`: the header types the array now (for `.npz`,
     /// only the member's header is decompressed); the data is read when the pipeline starts.
@@ -763,9 +778,13 @@ impl Eval<'_> {
                 let mut d = Diagnostic::error(code, format!("cannot read `{}`: {e}", full.display()))
                     .with_label(span, "this file")
                     .with_note("paths are relative to the .pipe file");
-                if matches!(e, pipec_tensor::io::IoError::MissingMember { .. }) {
-                    d = d.with_help("name the array as `numpy.savez` did: `arr_0`, `arr_1`, ... or its keyword");
-                }
+                d = match &e {
+                    pipec_tensor::io::IoError::MissingMember { .. } => {
+                        d.with_help("name the array as `numpy.savez` did: `arr_0`, `arr_1`, ... or its keyword")
+                    }
+                    pipec_tensor::io::IoError::Io(_) => d.with_help(missing_file_help(&full)),
+                    _ => d.with_help("save plain numeric arrays with `numpy.save` (.npy) or `numpy.savez` (.npz)"),
+                };
                 self.fail(d)
             }
         }
@@ -784,9 +803,12 @@ impl Eval<'_> {
             }
             Err(e) => {
                 let code = if matches!(e, pipec_tensor::io::IoError::Io(_)) { Code::FileUnreadable } else { Code::BadCsvCell };
-                let d = Diagnostic::error(code, format!("cannot read `{}`: {e}", full.display()))
+                let mut d = Diagnostic::error(code, format!("cannot read `{}`: {e}", full.display()))
                     .with_label(span, "this file")
                     .with_note("paths are relative to the .pipe file");
+                if matches!(e, pipec_tensor::io::IoError::Io(_)) {
+                    d = d.with_help(missing_file_help(&full));
+                }
                 self.fail(d)
             }
         }

@@ -24,17 +24,21 @@ pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) ->
     let mut out: Vec<Spanned<'src>> = Vec::with_capacity(tokens.len());
     let mut synthetic = Vec::new();
     let mut stack: Vec<(Token<'src>, Span)> = Vec::new();
+    // Only the innermost of several openers closed at once is reported: one mistake, one error.
     let mut close_unclosed = |out: &mut Vec<Spanned<'src>>, opener: (Token<'src>, Span), at: u32, diags: &mut Vec<Diagnostic>, hint: Option<(Span, String)>| {
         let (tok, span) = opener;
         let closer = tok.closer().unwrap_or(Token::RParen);
+        out.push((closer.clone(), Span { start: at, end: at }));
+        synthetic.push(at);
+        if synthetic.len() > 1 && synthetic[synthetic.len() - 2] == at {
+            return;
+        }
         let mut diag = Diagnostic::error(Code::UnclosedDelimiter, format!("unclosed {tok}"))
             .with_label(span, "this delimiter is never closed");
         if let Some((hint_span, msg)) = hint {
             diag = diag.with_label(hint_span, msg);
         }
         diags.push(diag.with_help(format!("add the missing {closer}")));
-        out.push((closer, Span { start: at, end: at }));
-        synthetic.push(at);
     };
     let mut i = 0;
     while i < tokens.len() {

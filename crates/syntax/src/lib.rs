@@ -49,6 +49,13 @@ pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
     (program, diags)
 }
 
-fn sort(diags: &mut [Diagnostic]) {
+/// At most this many diagnostics are returned; past it they are mostly echoes of the first.
+pub const MAX_DIAGNOSTICS: usize = 100;
+
+fn sort(diags: &mut Vec<Diagnostic>) {
     diags.sort_by_key(|d| d.primary_span().map(|s| (s.start, s.end)));
+    diags.truncate(MAX_DIAGNOSTICS);
 }
+
+#[cfg(test)]
+mod tests;

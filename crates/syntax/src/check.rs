@@ -23,7 +23,13 @@ pub fn check(program: &mut Program, source: &str, diags: &mut Vec<Diagnostic>) {
         if let Some(at) = check_item(item, source, diags) {
             diags.push(too_deep(at));
             let span = item.span;
-            let old = std::mem::replace(item, Item { kind: ItemKind::Error, span });
+            let old = std::mem::replace(
+                item,
+                Item {
+                    kind: ItemKind::Error,
+                    span,
+                },
+            );
             dismantle(old);
         }
     }
@@ -33,7 +39,9 @@ pub fn check(program: &mut Program, source: &str, diags: &mut Vec<Diagnostic>) {
 fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<Span> {
     let mut stack: Vec<(Node<'_>, usize)> = Vec::new();
     match &item.kind {
-        ItemKind::Let { value, .. } | ItemKind::Pipeline { value, .. } => stack.push((Node::Expr(value), 1)),
+        ItemKind::Let { value, .. } | ItemKind::Pipeline { value, .. } => {
+            stack.push((Node::Expr(value), 1))
+        }
         ItemKind::Fn(decl) => {
             for p in &decl.params {
                 if let Some(ty) = &p.ty {
@@ -70,9 +78,15 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
                 }
             }
             Node::Stmt(s) => match &s.kind {
-                StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => stack.push((Node::Expr(value), d)),
+                StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => {
+                    stack.push((Node::Expr(value), d))
+                }
                 StmtKind::Return(value) => stack.extend(value.iter().map(|v| (Node::Expr(v), d))),
-                StmtKind::If { cond, then_block, else_block } => {
+                StmtKind::If {
+                    cond,
+                    then_block,
+                    else_block,
+                } => {
                     stack.push((Node::Expr(cond), d));
                     stack.push((Node::Block(then_block), d));
                     stack.extend(else_block.iter().map(|b| (Node::Block(b), d)));
@@ -97,13 +111,24 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
                     | ExprKind::Str(_)
                     | ExprKind::Name(_)
                     | ExprKind::Error => {}
-                    ExprKind::Tuple(xs) | ExprKind::List(xs) => stack.extend(xs.iter().map(|x| (Node::Expr(x), d))),
+                    ExprKind::Tuple(xs) | ExprKind::List(xs) => {
+                        stack.extend(xs.iter().map(|x| (Node::Expr(x), d)))
+                    }
                     ExprKind::Unary { expr, .. } => stack.push((Node::Expr(expr), d)),
-                    ExprKind::Binary { lhs, rhs, .. } | ExprKind::Range { start: lhs, end: rhs } => {
+                    ExprKind::Binary { lhs, rhs, .. }
+                    | ExprKind::Range {
+                        start: lhs,
+                        end: rhs,
+                    } => {
                         stack.push((Node::Expr(lhs), d));
                         stack.push((Node::Expr(rhs), d));
                     }
-                    ExprKind::Call { callee: base, args } | ExprKind::Method { receiver: base, args, .. } => {
+                    ExprKind::Call { callee: base, args }
+                    | ExprKind::Method {
+                        receiver: base,
+                        args,
+                        ..
+                    } => {
                         stack.push((Node::Expr(base), d));
                         stack.extend(args.iter().map(|a| (Node::Expr(&a.value), d)));
                     }
@@ -113,7 +138,9 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
                         for index in indices {
                             match index {
                                 IndexItem::Expr(x) => stack.push((Node::Expr(x), d)),
-                                IndexItem::Slice { start, stop, step, .. } => {
+                                IndexItem::Slice {
+                                    start, stop, step, ..
+                                } => {
                                     for x in [start, stop, step].into_iter().flatten() {
                                         stack.push((Node::Expr(x), d));
                                     }
@@ -131,33 +158,56 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
 }
 
 fn is_comparison(op: BinaryOp) -> bool {
-    matches!(op, BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge)
+    matches!(
+        op,
+        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge
+    )
 }
 
 /// Reports `a < b < c`. A parenthesized `(a < b) < c` is allowed: there the outer span
 /// starts at the `(`, before the inner comparison's own span.
 fn check_chain(e: &Expr, source: &str, diags: &mut Vec<Diagnostic>) {
-    let ExprKind::Binary { op, op_span, lhs, rhs } = &e.kind else { return };
-    let ExprKind::Binary { op: first_op, op_span: first_span, lhs: a, rhs: b } = &lhs.kind else { return };
+    let ExprKind::Binary {
+        op,
+        op_span,
+        lhs,
+        rhs,
+    } = &e.kind
+    else {
+        return;
+    };
+    let ExprKind::Binary {
+        op: first_op,
+        op_span: first_span,
+        lhs: a,
+        rhs: b,
+    } = &lhs.kind
+    else {
+        return;
+    };
     if !is_comparison(*op) || !is_comparison(*first_op) || lhs.span.start != e.span.start {
         return;
     }
     let text = |s: Span| source.get(s.range()).unwrap_or("");
     let (a, b, c) = (text(a.span), text(b.span), text(rhs.span));
-    let help = if a.len() + b.len() + c.len() <= 60 && !a.is_empty() && !b.is_empty() && !c.is_empty() {
-        format!(
-            "compare each pair and combine them: `({a} {} {b}) && ({b} {} {c})`",
-            first_op.symbol(),
-            op.symbol()
-        )
-    } else {
-        "compare each pair and combine them with `&&`".to_string()
-    };
+    let help =
+        if a.len() + b.len() + c.len() <= 60 && !a.is_empty() && !b.is_empty() && !c.is_empty() {
+            format!(
+                "compare each pair and combine them: `({a} {} {b}) && ({b} {} {c})`",
+                first_op.symbol(),
+                op.symbol()
+            )
+        } else {
+            "compare each pair and combine them with `&&`".to_string()
+        };
     diags.push(
-        Diagnostic::error(Code::ChainedComparison, "comparison operators cannot be chained")
-            .with_label(*op_span, "second comparison here")
-            .with_label(*first_span, "first comparison here")
-            .with_help(help),
+        Diagnostic::error(
+            Code::ChainedComparison,
+            "comparison operators cannot be chained",
+        )
+        .with_label(*op_span, "second comparison here")
+        .with_label(*first_span, "first comparison here")
+        .with_help(help),
     );
 }
 
@@ -169,9 +219,12 @@ fn dismantle(item: Item) {
         Stmt(Stmt),
     }
     let mut stack: Vec<Owned> = Vec::new();
-    let push_block = |stack: &mut Vec<Owned>, b: Block| stack.extend(b.stmts.into_iter().map(Owned::Stmt));
+    let push_block =
+        |stack: &mut Vec<Owned>, b: Block| stack.extend(b.stmts.into_iter().map(Owned::Stmt));
     match item.kind {
-        ItemKind::Let { value, .. } | ItemKind::Pipeline { value, .. } => stack.push(Owned::Expr(value)),
+        ItemKind::Let { value, .. } | ItemKind::Pipeline { value, .. } => {
+            stack.push(Owned::Expr(value))
+        }
         ItemKind::Fn(decl) => match decl.body {
             FnBody::Block(b) => push_block(&mut stack, b),
             FnBody::Exec { args, .. } => stack.extend(args.into_iter().map(Owned::Expr)),
@@ -182,16 +235,25 @@ fn dismantle(item: Item) {
     while let Some(node) = stack.pop() {
         match node {
             Owned::Stmt(s) => match s.kind {
-                StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => stack.push(Owned::Expr(value)),
+                StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => {
+                    stack.push(Owned::Expr(value))
+                }
                 StmtKind::Return(value) => stack.extend(value.map(Owned::Expr)),
-                StmtKind::If { cond, then_block, else_block } => {
+                StmtKind::If {
+                    cond,
+                    then_block,
+                    else_block,
+                } => {
                     stack.push(Owned::Expr(cond));
                     push_block(&mut stack, then_block);
                     if let Some(b) = else_block {
                         push_block(&mut stack, b);
                     }
                 }
-                StmtKind::For { iter: cond, body, .. } | StmtKind::While { cond, body } => {
+                StmtKind::For {
+                    iter: cond, body, ..
+                }
+                | StmtKind::While { cond, body } => {
                     stack.push(Owned::Expr(cond));
                     push_block(&mut stack, body);
                 }
@@ -199,14 +261,27 @@ fn dismantle(item: Item) {
                 StmtKind::Error => {}
             },
             Owned::Expr(e) => match e.kind {
-                ExprKind::Tuple(xs) | ExprKind::List(xs) => stack.extend(xs.into_iter().map(Owned::Expr)),
-                ExprKind::Unary { expr, .. } | ExprKind::Field { receiver: expr, .. } => stack.push(Owned::Expr(*expr)),
+                ExprKind::Tuple(xs) | ExprKind::List(xs) => {
+                    stack.extend(xs.into_iter().map(Owned::Expr))
+                }
+                ExprKind::Unary { expr, .. } | ExprKind::Field { receiver: expr, .. } => {
+                    stack.push(Owned::Expr(*expr))
+                }
                 ExprKind::Lambda { body, .. } => stack.push(Owned::Expr(*body)),
-                ExprKind::Binary { lhs, rhs, .. } | ExprKind::Range { start: lhs, end: rhs } => {
+                ExprKind::Binary { lhs, rhs, .. }
+                | ExprKind::Range {
+                    start: lhs,
+                    end: rhs,
+                } => {
                     stack.push(Owned::Expr(*lhs));
                     stack.push(Owned::Expr(*rhs));
                 }
-                ExprKind::Call { callee: base, args } | ExprKind::Method { receiver: base, args, .. } => {
+                ExprKind::Call { callee: base, args }
+                | ExprKind::Method {
+                    receiver: base,
+                    args,
+                    ..
+                } => {
                     stack.push(Owned::Expr(*base));
                     stack.extend(args.into_iter().map(|a| Owned::Expr(a.value)));
                 }
@@ -215,8 +290,12 @@ fn dismantle(item: Item) {
                     for index in indices {
                         match index {
                             IndexItem::Expr(x) => stack.push(Owned::Expr(x)),
-                            IndexItem::Slice { start, stop, step, .. } => {
-                                stack.extend([start, stop, step].into_iter().flatten().map(Owned::Expr));
+                            IndexItem::Slice {
+                                start, stop, step, ..
+                            } => {
+                                stack.extend(
+                                    [start, stop, step].into_iter().flatten().map(Owned::Expr),
+                                );
                             }
                             IndexItem::Ellipsis(_) => {}
                         }

@@ -20,12 +20,19 @@ pub const MAX_DEPTH: usize = 256;
 ///
 /// Returns the repaired tokens and the offsets of the synthetic closers, so that parse
 /// errors caused by them can be dropped.
-pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) -> (Vec<Spanned<'src>>, Vec<u32>) {
+pub fn balance<'src>(
+    tokens: Vec<Spanned<'src>>,
+    diags: &mut Vec<Diagnostic>,
+) -> (Vec<Spanned<'src>>, Vec<u32>) {
     let mut out: Vec<Spanned<'src>> = Vec::with_capacity(tokens.len());
     let mut synthetic = Vec::new();
     let mut stack: Vec<(Token<'src>, Span)> = Vec::new();
     // Only the innermost of several openers closed at once is reported: one mistake, one error.
-    let mut close_unclosed = |out: &mut Vec<Spanned<'src>>, opener: (Token<'src>, Span), at: u32, diags: &mut Vec<Diagnostic>, hint: Option<(Span, String)>| {
+    let mut close_unclosed = |out: &mut Vec<Spanned<'src>>,
+                              opener: (Token<'src>, Span),
+                              at: u32,
+                              diags: &mut Vec<Diagnostic>,
+                              hint: Option<(Span, String)>| {
         let (tok, span) = opener;
         let closer = tok.closer().unwrap_or(Token::RParen);
         out.push((closer.clone(), Span { start: at, end: at }));
@@ -53,7 +60,10 @@ pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) ->
             if stack.last().and_then(|(o, _)| o.closer()) == Some(tok.clone()) {
                 stack.pop();
                 out.push((tok, span));
-            } else if let Some(pos) = stack.iter().rposition(|(o, _)| o.closer() == Some(tok.clone())) {
+            } else if let Some(pos) = stack
+                .iter()
+                .rposition(|(o, _)| o.closer() == Some(tok.clone()))
+            {
                 let at = out.last().map_or(span.start, |(_, s)| s.end);
                 while stack.len() > pos + 1 {
                     let opener = stack.pop().expect("stack is deeper than pos");
@@ -66,10 +76,13 @@ pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) ->
                 // `(1, 2]`: most likely a typo for the expected closer, so it stands in for it.
                 let expected = opener.closer().unwrap_or(Token::RParen);
                 diags.push(
-                    Diagnostic::error(Code::UnmatchedDelimiter, format!("mismatched closing delimiter {tok}"))
-                        .with_label(span, format!("expected {expected}"))
-                        .with_label(opener_span, format!("to close this {opener}"))
-                        .with_help(format!("replace {tok} with {expected}")),
+                    Diagnostic::error(
+                        Code::UnmatchedDelimiter,
+                        format!("mismatched closing delimiter {tok}"),
+                    )
+                    .with_label(span, format!("expected {expected}"))
+                    .with_label(opener_span, format!("to close this {opener}"))
+                    .with_help(format!("replace {tok} with {expected}")),
                 );
                 out.push((expected, span));
             } else {
@@ -85,7 +98,9 @@ pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) ->
         // close it there rather than swallowing the rest of the file.
         if tok == Token::Newline
             && matches!(stack.last(), Some((Token::LParen | Token::LBracket, _)))
-            && tokens.get(i).is_some_and(|(next, _)| starts_statement(next))
+            && tokens
+                .get(i)
+                .is_some_and(|(next, _)| starts_statement(next))
         {
             let at = out.last().map_or(span.start, |(_, s)| s.end);
             while matches!(stack.last(), Some((Token::LParen | Token::LBracket, _))) {
@@ -105,7 +120,10 @@ pub fn balance<'src>(tokens: Vec<Spanned<'src>>, diags: &mut Vec<Diagnostic>) ->
 /// Keywords that can only begin a statement or an item.
 fn starts_statement(tok: &Token<'_>) -> bool {
     use Token::*;
-    matches!(tok, Let | Fn | Eager | Extern | Pipeline | Return | If | For | While)
+    matches!(
+        tok,
+        Let | Fn | Eager | Extern | Pipeline | Return | If | For | While
+    )
 }
 
 /// Drops the newlines that do not end a statement (SPEC §2): inside `()`/`[]`, after a token
@@ -117,7 +135,11 @@ pub fn drop_newlines(tokens: Vec<Spanned<'_>>) -> Vec<Spanned<'_>> {
     // so that long runs of blank lines stay linear.
     let mut next_real: Vec<Option<usize>> = vec![None; tokens.len() + 1];
     for i in (0..tokens.len()).rev() {
-        next_real[i] = if tokens[i].0 == Token::Newline { next_real[i + 1] } else { Some(i) };
+        next_real[i] = if tokens[i].0 == Token::Newline {
+            next_real[i + 1]
+        } else {
+            Some(i)
+        };
     }
     for i in 0..tokens.len() {
         let (tok, span) = &tokens[i];
@@ -128,7 +150,9 @@ pub fn drop_newlines(tokens: Vec<Spanned<'_>>) -> Vec<Spanned<'_>> {
             let next = next_real[i + 1].map(|j| &tokens[j]);
             // A keyword that can only start a statement never continues an expression, so
             // `let a = 1 +` then `fn f() ...` reports the `+` rather than swallowing the `fn`.
-            if next.is_some_and(|(t, _)| starts_statement(t)) && out.last().is_some_and(|(t, _)| *t != Token::Newline) {
+            if next.is_some_and(|(t, _)| starts_statement(t))
+                && out.last().is_some_and(|(t, _)| *t != Token::Newline)
+            {
                 out.push((tok.clone(), *span));
                 continue;
             }
@@ -164,7 +188,19 @@ fn continues_after(tok: &Token<'_>) -> bool {
     tok.is_binary_op()
         || matches!(
             tok,
-            Newline | Semi | Comma | Eq | Arrow | LParen | LBracket | LBrace | Dot | DotDot | Colon | Pipe | Bang
+            Newline
+                | Semi
+                | Comma
+                | Eq
+                | Arrow
+                | LParen
+                | LBracket
+                | LBrace
+                | Dot
+                | DotDot
+                | Colon
+                | Pipe
+                | Bang
         )
 }
 
@@ -193,8 +229,13 @@ pub fn check_depth(tokens: &[Spanned<'_>]) -> Option<Diagnostic> {
                 if frames.len() - 1 > MAX_BRACKET_DEPTH {
                     return Some(
                         Diagnostic::error(Code::NestingTooDeep, "brackets nested too deeply")
-                            .with_label(*span, format!("more than {MAX_BRACKET_DEPTH} levels deep here"))
-                            .with_help("split the expression with `let` bindings or helper functions"),
+                            .with_label(
+                                *span,
+                                format!("more than {MAX_BRACKET_DEPTH} levels deep here"),
+                            )
+                            .with_help(
+                                "split the expression with `let` bindings or helper functions",
+                            ),
                     );
                 }
             }

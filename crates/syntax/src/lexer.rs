@@ -389,10 +389,17 @@ fn report_invalid(
     let span = Span::new(start, end);
     let text = source.get(start..end).unwrap_or("");
     let shown: String = text.chars().flat_map(char::escape_debug).collect();
-    let plural = if text.chars().count() > 1 { "characters" } else { "character" };
+    let plural = if text.chars().count() > 1 {
+        "characters"
+    } else {
+        "character"
+    };
     diags.push(
-        Diagnostic::error(Code::InvalidCharacter, format!("invalid {plural} `{shown}`"))
-            .with_label(span, "not part of any token"),
+        Diagnostic::error(
+            Code::InvalidCharacter,
+            format!("invalid {plural} `{shown}`"),
+        )
+        .with_label(span, "not part of any token"),
     );
     tokens.push((Token::Error, span));
 }
@@ -402,17 +409,27 @@ fn lex_error(err: LexError, span: Span, text: &str) -> Diagnostic {
         LexError::InvalidCharacter => {
             Diagnostic::error(Code::InvalidCharacter, "invalid character").with_label(span, "")
         }
-        LexError::IntegerTooLarge => Diagnostic::error(Code::IntegerTooLarge, "integer literal is too large")
-            .with_label(span, "does not fit in 64 bits")
-            .with_help(format!("the largest integer literal is {}", u64::MAX)),
-        LexError::MalformedNumber => {
-            Diagnostic::error(Code::MalformedNumber, format!("malformed number `{text}`"))
-                .with_label(span, "not a valid number")
-                .with_help("write digits after an exponent (`1e-3`), single `_` between digits, and finite values")
+        LexError::IntegerTooLarge => {
+            Diagnostic::error(Code::IntegerTooLarge, "integer literal is too large")
+                .with_label(span, "does not fit in 64 bits")
+                .with_help(format!("the largest integer literal is {}", u64::MAX))
         }
-        LexError::UnterminatedString => Diagnostic::error(Code::UnterminatedString, "unterminated string literal")
-            .with_label(Span::new(span.start as usize, span.start as usize + 1), "this string is never closed")
-            .with_help("close the string with `\"` before the end of the line"),
+        LexError::MalformedNumber => Diagnostic::error(
+            Code::MalformedNumber,
+            format!("malformed number `{text}`"),
+        )
+        .with_label(span, "not a valid number")
+        .with_help(
+            "write digits after an exponent (`1e-3`), single `_` between digits, and finite values",
+        ),
+        LexError::UnterminatedString => {
+            Diagnostic::error(Code::UnterminatedString, "unterminated string literal")
+                .with_label(
+                    Span::new(span.start as usize, span.start as usize + 1),
+                    "this string is never closed",
+                )
+                .with_help("close the string with `\"` before the end of the line")
+        }
     }
 }
 
@@ -429,9 +446,14 @@ fn check_escapes(raw: &str, base: usize, diags: &mut Vec<Diagnostic>) {
             let span = Span::new(base + i, base + j + next.len_utf8());
             let shown: String = next.escape_debug().collect();
             diags.push(
-                Diagnostic::error(Code::InvalidEscape, format!("unknown escape `\\{shown}` in string"))
-                    .with_label(span, "unknown escape")
-                    .with_help("the escapes are `\\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a backslash"),
+                Diagnostic::error(
+                    Code::InvalidEscape,
+                    format!("unknown escape `\\{shown}` in string"),
+                )
+                .with_label(span, "unknown escape")
+                .with_help(
+                    "the escapes are `\\\"`, `\\\\`, `\\n` and `\\t`; write `\\\\` for a backslash",
+                ),
             );
         }
     }
@@ -472,7 +494,8 @@ fn merge_trailing_dot_floats<'src>(source: &str, tokens: Vec<Spanned<'src>>) -> 
             && int_span.end == span.start
         {
             let after = source.as_bytes().get(span.end as usize).copied();
-            let starts_more = after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
+            let starts_more =
+                after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
             if !starts_more {
                 let merged = (Token::Float(*n as f64), int_span.to(span));
                 out.pop();
@@ -498,7 +521,10 @@ mod tests {
         assert_eq!(kinds("0..5"), ["`0`", "`..`", "`5`"]);
         assert_eq!(kinds("2."), ["`2.0`"]);
         assert_eq!(kinds("2.exp"), ["`2`", "`.`", "`exp`"]);
-        assert_eq!(kinds("1e-3 3.5e2 1_000_000"), ["`0.001`", "`350.0`", "`1000000`"]);
+        assert_eq!(
+            kinds("1e-3 3.5e2 1_000_000"),
+            ["`0.001`", "`350.0`", "`1000000`"]
+        );
         assert_eq!(kinds("x[1:]"), ["`x`", "`[`", "`1`", "`:`", "`]`"]);
         let (_, diags) = lex("99999999999999999999");
         assert_eq!(diags[0].code, Code::IntegerTooLarge);

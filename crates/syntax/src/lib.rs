@@ -30,8 +30,13 @@ pub const MAX_SOURCE_LEN: usize = 8 << 20;
 pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
     if source.len() > MAX_SOURCE_LEN {
         let diag = Diagnostic::error(Code::ProgramTooLarge, "source file is too large")
-            .with_label(Span::new(0, 1), format!("the file is {} bytes long", source.len()))
-            .with_help(format!("the limit is {MAX_SOURCE_LEN} bytes (8 MiB); split the data into `.npy` files"));
+            .with_label(
+                Span::new(0, 1),
+                format!("the file is {} bytes long", source.len()),
+            )
+            .with_help(format!(
+                "the limit is {MAX_SOURCE_LEN} bytes (8 MiB); split the data into `.npy` files"
+            ));
         return (ast::Program::default(), vec![diag]);
     }
     let (tokens, mut diags) = lexer::lex(source);

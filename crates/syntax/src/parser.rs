@@ -81,7 +81,15 @@ enum Post {
 }
 
 fn binary(lhs: Expr, (op, op_span): (BinaryOp, Span), rhs: Expr, whole: SimpleSpan) -> Expr {
-    Expr { kind: ExprKind::Binary { op, op_span, lhs: Box::new(lhs), rhs: Box::new(rhs) }, span: span(whole) }
+    Expr {
+        kind: ExprKind::Binary {
+            op,
+            op_span,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+        },
+        span: span(whole),
+    }
 }
 
 fn expr<'t, 's: 't, I>() -> impl Parser<'t, I, Expr, Extra<'t, 's>> + Clone
@@ -98,9 +106,15 @@ where
             // Already reported by the lexer; standing in for the bad literal keeps parsing quiet.
             Token::Error => ExprKind::Error,
         }
-        .map_with(|kind, e| Expr { kind, span: span(e.span()) });
+        .map_with(|kind, e| Expr {
+            kind,
+            span: span(e.span()),
+        });
 
-        let name = ident().map(|id| Expr { kind: ExprKind::Name(id.name), span: id.span });
+        let name = ident().map(|id| Expr {
+            kind: ExprKind::Name(id.name),
+            span: id.span,
+        });
 
         let arg = ident()
             .then_ignore(just(Token::Colon))
@@ -114,12 +128,19 @@ where
             .delimited_by(just(Token::LParen), just(Token::RParen))
             .boxed();
 
-        let items = expr.clone().separated_by(just(Token::Comma)).allow_trailing().collect::<Vec<_>>();
+        let items = expr
+            .clone()
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>();
 
         let list = items
             .clone()
             .delimited_by(just(Token::LBracket), just(Token::RBracket))
-            .map_with(|xs, e| Expr { kind: ExprKind::List(xs), span: span(e.span()) });
+            .map_with(|xs, e| Expr {
+                kind: ExprKind::List(xs),
+                span: span(e.span()),
+            });
 
         // `()`, `(e)`, `(e,)`, `(a, b)`: the first expression is parsed once, whatever follows.
         let paren = expr
@@ -128,12 +149,18 @@ where
             .or_not()
             .delimited_by(just(Token::LParen), just(Token::RParen))
             .map_with(|inner, e| match inner {
-                None => Expr { kind: ExprKind::Tuple(Vec::new()), span: span(e.span()) },
+                None => Expr {
+                    kind: ExprKind::Tuple(Vec::new()),
+                    span: span(e.span()),
+                },
                 Some((first, None)) => first,
                 Some((first, Some(rest))) => {
                     let mut xs = vec![first];
                     xs.extend(rest);
-                    Expr { kind: ExprKind::Tuple(xs), span: span(e.span()) }
+                    Expr {
+                        kind: ExprKind::Tuple(xs),
+                        span: span(e.span()),
+                    }
                 }
             });
 
@@ -148,11 +175,16 @@ where
         let lambda = lambda_params
             .then(expr.clone().labelled("lambda body"))
             .map_with(|(params, body), e| Expr {
-                kind: ExprKind::Lambda { params, body: Box::new(body) },
+                kind: ExprKind::Lambda {
+                    params,
+                    body: Box::new(body),
+                },
                 span: span(e.span()),
             });
 
-        let atom = choice((literal, name, paren, list, lambda)).labelled("expression").boxed();
+        let atom = choice((literal, name, paren, list, lambda))
+            .labelled("expression")
+            .boxed();
 
         let opt = expr.clone().or_not();
         let slice_tail = just(Token::Colon)
@@ -160,15 +192,17 @@ where
             .then(just(Token::Colon).ignore_then(opt.clone()).or_not());
         let index_item = choice((
             just(Token::DotDotDot).map_with(|_, e| IndexItem::Ellipsis(span(e.span()))),
-            expr.clone().then(slice_tail.clone().or_not()).map_with(|(first, tail), e| match tail {
-                None => IndexItem::Expr(first),
-                Some((stop, step)) => IndexItem::Slice {
-                    start: Some(first),
-                    stop,
-                    step: step.flatten(),
-                    span: span(e.span()),
+            expr.clone().then(slice_tail.clone().or_not()).map_with(
+                |(first, tail), e| match tail {
+                    None => IndexItem::Expr(first),
+                    Some((stop, step)) => IndexItem::Slice {
+                        start: Some(first),
+                        stop,
+                        step: step.flatten(),
+                        span: span(e.span()),
+                    },
                 },
-            }),
+            ),
             slice_tail.map_with(|(stop, step), e| IndexItem::Slice {
                 start: None,
                 stop,
@@ -195,23 +229,47 @@ where
         let postfix = atom
             .foldl_with(post.repeated(), |base, post, e| {
                 let kind = match post {
-                    Post::Call(args) => ExprKind::Call { callee: Box::new(base), args },
-                    Post::Member(name, Some(args)) => ExprKind::Method { receiver: Box::new(base), name, args },
-                    Post::Member(name, None) => ExprKind::Field { receiver: Box::new(base), name },
-                    Post::Index(indices) => ExprKind::Index { base: Box::new(base), indices },
+                    Post::Call(args) => ExprKind::Call {
+                        callee: Box::new(base),
+                        args,
+                    },
+                    Post::Member(name, Some(args)) => ExprKind::Method {
+                        receiver: Box::new(base),
+                        name,
+                        args,
+                    },
+                    Post::Member(name, None) => ExprKind::Field {
+                        receiver: Box::new(base),
+                        name,
+                    },
+                    Post::Index(indices) => ExprKind::Index {
+                        base: Box::new(base),
+                        indices,
+                    },
                 };
-                Expr { kind, span: span(e.span()) }
+                Expr {
+                    kind,
+                    span: span(e.span()),
+                }
             })
             .boxed();
 
-        let op = |tok: Token<'s>, op: BinaryOp| just(tok).to(op).map_with(|op, e| (op, span(e.span())));
+        let op =
+            |tok: Token<'s>, op: BinaryOp| just(tok).to(op).map_with(|op, e| (op, span(e.span())));
         let unary = select! { Token::Minus => UnaryOp::Neg, Token::Bang => UnaryOp::Not };
 
         postfix
             .pratt((
-                infix(right(7), op(Token::StarStar, BinaryOp::Pow), |l, o, r, e| binary(l, o, r, e.span())),
+                infix(
+                    right(7),
+                    op(Token::StarStar, BinaryOp::Pow),
+                    |l, o, r, e| binary(l, o, r, e.span()),
+                ),
                 prefix(6, unary, |op, rhs, e| Expr {
-                    kind: ExprKind::Unary { op, expr: Box::new(rhs) },
+                    kind: ExprKind::Unary {
+                        op,
+                        expr: Box::new(rhs),
+                    },
                     span: span(e.span()),
                 }),
                 infix(
@@ -227,7 +285,10 @@ where
                 ),
                 infix(
                     left(4),
-                    choice((op(Token::Plus, BinaryOp::Add), op(Token::Minus, BinaryOp::Sub))),
+                    choice((
+                        op(Token::Plus, BinaryOp::Add),
+                        op(Token::Minus, BinaryOp::Sub),
+                    )),
                     |l, o, r, e| binary(l, o, r, e.span()),
                 ),
                 // Left-associative here; chains such as `a < b < c` are rejected after parsing (E0013).
@@ -243,8 +304,12 @@ where
                     )),
                     |l, o, r, e| binary(l, o, r, e.span()),
                 ),
-                infix(left(2), op(Token::AndAnd, BinaryOp::And), |l, o, r, e| binary(l, o, r, e.span())),
-                infix(left(1), op(Token::OrOr, BinaryOp::Or), |l, o, r, e| binary(l, o, r, e.span())),
+                infix(left(2), op(Token::AndAnd, BinaryOp::And), |l, o, r, e| {
+                    binary(l, o, r, e.span())
+                }),
+                infix(left(1), op(Token::OrOr, BinaryOp::Or), |l, o, r, e| {
+                    binary(l, o, r, e.span())
+                }),
             ))
             .labelled("expression")
             .boxed()
@@ -266,16 +331,21 @@ where
             .allow_trailing()
             .collect::<Vec<_>>()
             .delimited_by(just(Token::LBracket), just(Token::RBracket));
-        let tensor = ident().then(dims.or_not()).map_with(|(dtype, dims), e| TypeExpr {
-            kind: TypeExprKind::Tensor { dtype, dims },
-            span: span(e.span()),
-        });
+        let tensor = ident()
+            .then(dims.or_not())
+            .map_with(|(dtype, dims), e| TypeExpr {
+                kind: TypeExprKind::Tensor { dtype, dims },
+                span: span(e.span()),
+            });
         let tuple = ty
             .separated_by(just(Token::Comma))
             .allow_trailing()
             .collect::<Vec<_>>()
             .delimited_by(just(Token::LParen), just(Token::RParen))
-            .map_with(|tys, e| TypeExpr { kind: TypeExprKind::Tuple(tys), span: span(e.span()) });
+            .map_with(|tys, e| TypeExpr {
+                kind: TypeExprKind::Tuple(tys),
+                span: span(e.span()),
+            });
         choice((tensor, tuple)).labelled("type")
     })
 }
@@ -288,26 +358,30 @@ where
 }
 
 /// Tokens up to the end of the line, delimiters balanced (the layout pass made them so).
-fn junk<'t, 's: 't, I>(stop_at_brace: bool) -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
+fn junk<'t, 's: 't, I>() -> impl Parser<'t, I, (), Extra<'t, 's>> + Clone
 where
     I: ValueInput<'t, Token = Token<'s>, Span = SimpleSpan>,
 {
     let group = recursive(|group| {
-        let plain = any().filter(|t: &Token<'s>| t.closer().is_none() && !t.is_closer()).ignored();
+        let plain = any()
+            .filter(|t: &Token<'s>| t.closer().is_none() && !t.is_closer())
+            .ignored();
         let inner = choice((group, plain)).repeated();
         choice((
-            inner.clone().delimited_by(just(Token::LParen), just(Token::RParen)),
-            inner.clone().delimited_by(just(Token::LBracket), just(Token::RBracket)),
+            inner
+                .clone()
+                .delimited_by(just(Token::LParen), just(Token::RParen)),
+            inner
+                .clone()
+                .delimited_by(just(Token::LBracket), just(Token::RBracket)),
             inner.delimited_by(just(Token::LBrace), just(Token::RBrace)),
         ))
         .ignored()
     });
+    // Never a closer: the junk of a statement stops at its block's `}`.
     let plain = any()
-        .filter(move |t: &Token<'s>| {
-            t.closer().is_none()
-                && !t.is_closer()
-                && !matches!(t, Token::Newline | Token::Semi)
-                && !(stop_at_brace && *t == Token::RBrace)
+        .filter(|t: &Token<'s>| {
+            !(t.closer().is_some() || t.is_closer() || matches!(t, Token::Newline | Token::Semi))
         })
         .ignored();
     choice((group, plain)).repeated().at_least(1)
@@ -320,7 +394,11 @@ where
     let param = ident()
         .labelled("parameter")
         .then(just(Token::Colon).ignore_then(type_expr()).or_not())
-        .map_with(|(name, ty), e| Param { name, ty, span: span(e.span()) });
+        .map_with(|(name, ty), e| Param {
+            name,
+            ty,
+            span: span(e.span()),
+        });
     param
         .separated_by(just(Token::Comma))
         .allow_trailing()
@@ -350,7 +428,10 @@ where
 {
     recursive(|block| {
         let expr = expr();
-        let stmt_of = |kind, e: SimpleSpan| Stmt { kind, span: span(e) };
+        let stmt_of = |kind, e: SimpleSpan| Stmt {
+            kind,
+            span: span(e),
+        };
 
         let let_stmt = just(Token::Let)
             .ignore_then(ident().labelled("name"))
@@ -370,51 +451,79 @@ where
                     just(Token::Else)
                         .ignore_then(choice((
                             block.clone(),
-                            if_stmt.map(|s: Stmt| Block { span: s.span, stmts: vec![s] }),
+                            if_stmt.map(|s: Stmt| Block {
+                                span: s.span,
+                                stmts: vec![s],
+                            }),
                         )))
                         .or_not(),
                 )
                 .map_with(move |((cond, then_block), else_block), e| {
-                    stmt_of(StmtKind::If { cond, then_block, else_block }, e.span())
+                    stmt_of(
+                        StmtKind::If {
+                            cond,
+                            then_block,
+                            else_block,
+                        },
+                        e.span(),
+                    )
                 })
         });
 
-        let iter = expr.clone().then(just(Token::DotDot).ignore_then(expr.clone()).or_not()).map_with(
-            |(start, end), e| match end {
+        let iter = expr
+            .clone()
+            .then(just(Token::DotDot).ignore_then(expr.clone()).or_not())
+            .map_with(|(start, end), e| match end {
                 None => start,
                 Some(end) => Expr {
-                    kind: ExprKind::Range { start: Box::new(start), end: Box::new(end) },
+                    kind: ExprKind::Range {
+                        start: Box::new(start),
+                        end: Box::new(end),
+                    },
                     span: span(e.span()),
                 },
-            },
-        );
+            });
         let for_stmt = just(Token::For)
             .ignore_then(ident().labelled("loop variable"))
             .then_ignore(just(Token::In))
             .then(iter)
             .then(block.clone())
-            .map_with(move |((var, iter), body), e| stmt_of(StmtKind::For { var, iter, body }, e.span()));
+            .map_with(move |((var, iter), body), e| {
+                stmt_of(StmtKind::For { var, iter, body }, e.span())
+            });
 
         let while_stmt = just(Token::While)
             .ignore_then(expr.clone())
             .then(block.clone())
             .map_with(move |(cond, body), e| stmt_of(StmtKind::While { cond, body }, e.span()));
 
-        let misplaced = choice((just(Token::Fn), just(Token::Eager), just(Token::Extern), just(Token::Pipeline)))
-            .map_with(|tok, e| (tok, e.span()))
-            .then_ignore(junk(true).or_not())
-            .validate(|(tok, at), e, emitter| {
-                let what = if tok == Token::Pipeline { "a pipeline" } else { "a function" };
-                emitter.emit(custom(
-                    Code::MisplacedItem,
-                    at,
-                    &format!("{what} cannot be declared inside a function body"),
-                    "only statements may appear here",
-                    Some("move the declaration to the top level of the file"),
-                    None,
-                ));
-                Stmt { kind: StmtKind::Error, span: span(e.span()) }
-            });
+        let misplaced = choice((
+            just(Token::Fn),
+            just(Token::Eager),
+            just(Token::Extern),
+            just(Token::Pipeline),
+        ))
+        .map_with(|tok, e| (tok, e.span()))
+        .then_ignore(junk().or_not())
+        .validate(|(tok, at), e, emitter| {
+            let what = if tok == Token::Pipeline {
+                "a pipeline"
+            } else {
+                "a function"
+            };
+            emitter.emit(custom(
+                Code::MisplacedItem,
+                at,
+                &format!("{what} cannot be declared inside a function body"),
+                "only statements may appear here",
+                Some("move the declaration to the top level of the file"),
+                None,
+            ));
+            Stmt {
+                kind: StmtKind::Error,
+                span: span(e.span()),
+            }
+        });
 
         let expr_stmt = expr
             .clone()
@@ -440,19 +549,39 @@ where
                 Stmt { kind, span: span(e.span()) }
             });
 
-        let stmt = choice((let_stmt, return_stmt, if_stmt, for_stmt, while_stmt, misplaced, expr_stmt))
-            .labelled("statement");
-        let stmt_end = choice((just(Token::Newline), just(Token::Semi), just(Token::RBrace))).rewind();
+        let stmt = choice((
+            let_stmt,
+            return_stmt,
+            if_stmt,
+            for_stmt,
+            while_stmt,
+            misplaced,
+            expr_stmt,
+        ))
+        .labelled("statement");
+        let stmt_end =
+            choice((just(Token::Newline), just(Token::Semi), just(Token::RBrace))).rewind();
         let stmt_line = stmt
             .then_ignore(stmt_end)
-            .recover_with(via_parser(junk(true).map_with(|_, e| Stmt { kind: StmtKind::Error, span: span(e.span()) })))
+            .recover_with(via_parser(junk().map_with(|_, e| Stmt {
+                kind: StmtKind::Error,
+                span: span(e.span()),
+            })))
             .boxed();
 
         separator()
             .repeated()
-            .ignore_then(stmt_line.then_ignore(separator().repeated()).repeated().collect::<Vec<_>>())
+            .ignore_then(
+                stmt_line
+                    .then_ignore(separator().repeated())
+                    .repeated()
+                    .collect::<Vec<_>>(),
+            )
             .delimited_by(just(Token::LBrace), just(Token::RBrace))
-            .map_with(|stmts, e| Block { stmts, span: span(e.span()) })
+            .map_with(|stmts, e| Block {
+                stmts,
+                span: span(e.span()),
+            })
             .boxed()
     })
 }
@@ -475,7 +604,10 @@ where
         .map(|(name, value)| ItemKind::Pipeline { name, value });
 
     let fn_kind = choice((
-        just(Token::Extern).then(just(Token::Eager)).then(just(Token::Fn)).to(FnKind::Extern),
+        just(Token::Extern)
+            .then(just(Token::Eager))
+            .then(just(Token::Fn))
+            .to(FnKind::Extern),
         just(Token::Eager).then(just(Token::Fn)).to(FnKind::Eager),
         just(Token::Fn).to(FnKind::Traced),
     ));
@@ -488,10 +620,16 @@ where
                 .collect::<Vec<_>>()
                 .delimited_by(just(Token::LParen), just(Token::RParen)),
         )
-        .map_with(|args, e| FnBody::Exec { args, span: span(e.span()) });
-    let body = choice((block().map(FnBody::Block), just(Token::Eq).ignore_then(exec_call)))
-        .or_not()
-        .map(|b| b.unwrap_or(FnBody::None));
+        .map_with(|args, e| FnBody::Exec {
+            args,
+            span: span(e.span()),
+        });
+    let body = choice((
+        block().map(FnBody::Block),
+        just(Token::Eq).ignore_then(exec_call),
+    ))
+    .or_not()
+    .map(|b| b.unwrap_or(FnBody::None));
     let fn_item = fn_kind
         .then(ident().labelled("function name"))
         .then(params())
@@ -557,7 +695,7 @@ where
 
     let stray_stmt = choice((just(Token::Return), just(Token::If), just(Token::For), just(Token::While)))
         .map_with(|tok, e| (tok, e.span()))
-        .then_ignore(junk(false).or_not())
+        .then_ignore(junk().or_not())
         .validate(|(tok, at), _, emitter| {
             emitter.emit(custom(
                 Code::MisplacedItem,
@@ -570,7 +708,7 @@ where
             ItemKind::Error
         });
     let stray_expr = expr
-        .then(just(Token::Eq).ignore_then(junk(false)).or_not())
+        .then(just(Token::Eq).ignore_then(junk()).or_not())
         .validate(|(lhs, _), _, emitter| {
             emitter.emit(custom(
                 Code::MisplacedItem,
@@ -585,7 +723,10 @@ where
 
     choice((let_item, pipeline_item, fn_item, stray_stmt, stray_expr))
         .labelled("item")
-        .map_with(|kind, e| Item { kind, span: span(e.span()) })
+        .map_with(|kind, e| Item {
+            kind,
+            span: span(e.span()),
+        })
 }
 
 fn program<'t, 's: 't, I>() -> impl Parser<'t, I, Program, Extra<'t, 's>>
@@ -595,21 +736,37 @@ where
     let item_end = choice((separator(), end()));
     let item_line = item()
         .then_ignore(item_end.rewind())
-        .recover_with(via_parser(junk(false).map_with(|_, e| Item { kind: ItemKind::Error, span: span(e.span()) })));
+        .recover_with(via_parser(junk().map_with(|_, e| Item {
+            kind: ItemKind::Error,
+            span: span(e.span()),
+        })));
     separator()
         .repeated()
-        .ignore_then(item_line.then_ignore(separator().repeated()).repeated().collect::<Vec<_>>())
+        .ignore_then(
+            item_line
+                .then_ignore(separator().repeated())
+                .repeated()
+                .collect::<Vec<_>>(),
+        )
         .then_ignore(end())
         .map(|items| Program { items })
 }
 
 /// Parses the laid-out tokens of a source of `len` bytes. Errors caused by the synthetic
 /// closers of the layout pass (at `synthetic` offsets) were already reported and are dropped.
-pub fn parse_tokens(tokens: &[(Token<'_>, Span)], len: usize, synthetic: &[u32]) -> (Program, Vec<Diagnostic>) {
-    let input: Vec<(Token<'_>, SimpleSpan)> =
-        tokens.iter().map(|(t, s)| (t.clone(), SimpleSpan::from(s.range()))).collect();
+pub fn parse_tokens(
+    tokens: &[(Token<'_>, Span)],
+    len: usize,
+    synthetic: &[u32],
+) -> (Program, Vec<Diagnostic>) {
+    let input: Vec<(Token<'_>, SimpleSpan)> = tokens
+        .iter()
+        .map(|(t, s)| (t.clone(), SimpleSpan::from(s.range())))
+        .collect();
     let eoi = SimpleSpan::from(len..len);
-    let (program, errors) = program().parse(input.as_slice().split_token_span(eoi)).into_output_errors();
+    let (program, errors) = program()
+        .parse(input.as_slice().split_token_span(eoi))
+        .into_output_errors();
     let mut diags = Vec::new();
     for err in errors {
         if let Some(diag) = convert(&err, tokens, synthetic) {
@@ -621,7 +778,11 @@ pub fn parse_tokens(tokens: &[(Token<'_>, Span)], len: usize, synthetic: &[u32])
 
 /// Turns a chumsky error into a diagnostic, or `None` when it only echoes an error already
 /// reported (a lexer error token, a synthetic closer).
-fn convert(err: &Rich<'_, Token<'_>, SimpleSpan>, tokens: &[(Token<'_>, Span)], synthetic: &[u32]) -> Option<Diagnostic> {
+fn convert(
+    err: &Rich<'_, Token<'_>, SimpleSpan>,
+    tokens: &[(Token<'_>, Span)],
+    synthetic: &[u32],
+) -> Option<Diagnostic> {
     let mut at = span(*err.span());
     match err.reason() {
         RichReason::Custom(text) => Some(decode(text, at)),
@@ -634,15 +795,24 @@ fn convert(err: &Rich<'_, Token<'_>, SimpleSpan>, tokens: &[(Token<'_>, Span)], 
             }
             if at.is_empty() {
                 // End of input: point at the last token, as the thing left unfinished.
-                if let Some((_, last)) = tokens.iter().rev().find(|(_, s)| s.end <= at.start && !s.is_empty()) {
+                if let Some((_, last)) = tokens
+                    .iter()
+                    .rev()
+                    .find(|(_, s)| s.end <= at.start && !s.is_empty())
+                {
                     at = *last;
                 }
             }
-            let found = found.as_deref().map_or_else(|| "end of input".to_string(), |t| t.to_string());
+            let found = found
+                .as_deref()
+                .map_or_else(|| "end of input".to_string(), |t| t.to_string());
             let expected = describe_expected(expected);
             Some(
-                Diagnostic::error(Code::UnexpectedToken, format!("expected {expected}, found {found}"))
-                    .with_label(at, format!("expected {expected}")),
+                Diagnostic::error(
+                    Code::UnexpectedToken,
+                    format!("expected {expected}, found {found}"),
+                )
+                .with_label(at, format!("expected {expected}")),
             )
         }
     }

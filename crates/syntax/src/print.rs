@@ -32,7 +32,13 @@ fn item_sexp(item: &Item, out: &mut String) {
             let _ = write!(out, "(let {} {} {})", at(item.span), id(name), expr(value));
         }
         ItemKind::Pipeline { name, value } => {
-            let _ = write!(out, "(pipeline {} {} {})", at(item.span), id(name), expr(value));
+            let _ = write!(
+                out,
+                "(pipeline {} {} {})",
+                at(item.span),
+                id(name),
+                expr(value)
+            );
         }
         ItemKind::Error => {
             let _ = write!(out, "(error {})", at(item.span));
@@ -52,8 +58,17 @@ fn item_sexp(item: &Item, out: &mut String) {
                 })
                 .collect();
             let ret = decl.ret.as_ref().map_or_else(|| "_".to_string(), type_sexp);
-            let params = if params.is_empty() { "(params)".to_string() } else { format!("(params {})", params.join(" ")) };
-            let _ = write!(out, "({kind} {} {} {params} (ret {ret})", at(item.span), id(&decl.name));
+            let params = if params.is_empty() {
+                "(params)".to_string()
+            } else {
+                format!("(params {})", params.join(" "))
+            };
+            let _ = write!(
+                out,
+                "({kind} {} {} {params} (ret {ret})",
+                at(item.span),
+                id(&decl.name)
+            );
             match &decl.body {
                 FnBody::Block(b) => {
                     out.push(' ');
@@ -101,7 +116,11 @@ fn stmt(s: &Stmt, depth: usize, out: &mut String) {
         StmtKind::Return(None) => {
             let _ = write!(out, "(return {sp})");
         }
-        StmtKind::If { cond, then_block, else_block } => {
+        StmtKind::If {
+            cond,
+            then_block,
+            else_block,
+        } => {
             let _ = write!(out, "(if {sp} {} ", expr(cond));
             block(then_block, depth + 1, out);
             if let Some(e) = else_block {
@@ -132,7 +151,10 @@ fn stmt(s: &Stmt, depth: usize, out: &mut String) {
 fn type_sexp(t: &TypeExpr) -> String {
     match &t.kind {
         TypeExprKind::Tensor { dtype, dims: None } => format!("(ty {} {})", dtype.name, at(t.span)),
-        TypeExprKind::Tensor { dtype, dims: Some(dims) } => {
+        TypeExprKind::Tensor {
+            dtype,
+            dims: Some(dims),
+        } => {
             let dims: Vec<String> = dims
                 .iter()
                 .map(|d| match d {
@@ -189,14 +211,24 @@ fn expr(e: &Expr) -> String {
             format!("(unary {op} {} {})", at(sp), expr(x))
         }
         ExprKind::Binary { op, lhs, rhs, .. } => {
-            format!("(binary {} {} {} {})", op.symbol(), at(sp), expr(lhs), expr(rhs))
+            format!(
+                "(binary {} {} {} {})",
+                op.symbol(),
+                at(sp),
+                expr(lhs),
+                expr(rhs)
+            )
         }
         ExprKind::Call { callee, args: a } => {
             let mut parts = vec![expr(callee)];
             parts.extend(args(a));
             list("call", sp, parts)
         }
-        ExprKind::Method { receiver, name, args: a } => {
+        ExprKind::Method {
+            receiver,
+            name,
+            args: a,
+        } => {
             let mut parts = vec![id(name), expr(receiver)];
             parts.extend(args(a));
             list("method", sp, parts)
@@ -206,8 +238,19 @@ fn expr(e: &Expr) -> String {
             let mut parts = vec![expr(base)];
             parts.extend(indices.iter().map(|i| match i {
                 IndexItem::Expr(x) => expr(x),
-                IndexItem::Slice { start, stop, step, span } => {
-                    format!("(slice {} {} {} {})", at(*span), opt(start), opt(stop), opt(step))
+                IndexItem::Slice {
+                    start,
+                    stop,
+                    step,
+                    span,
+                } => {
+                    format!(
+                        "(slice {} {} {} {})",
+                        at(*span),
+                        opt(start),
+                        opt(stop),
+                        opt(step)
+                    )
                 }
                 IndexItem::Ellipsis(s) => format!("(ellipsis {})", at(*s)),
             }));
@@ -217,7 +260,9 @@ fn expr(e: &Expr) -> String {
             let ps: Vec<String> = params.iter().map(id).collect();
             format!("(lambda {} ({}) {})", at(sp), ps.join(" "), expr(body))
         }
-        ExprKind::Range { start, end } => format!("(range {} {} {})", at(sp), expr(start), expr(end)),
+        ExprKind::Range { start, end } => {
+            format!("(range {} {} {})", at(sp), expr(start), expr(end))
+        }
         ExprKind::Error => format!("(error {})", at(sp)),
     }
 }

@@ -8,8 +8,13 @@ use super::*;
 fn check_invariants(src: &str) {
     let (_, diags) = parse(src);
     for d in &diags {
-        let span = d.primary_span().expect("every diagnostic has a primary span");
-        assert!(span.end as usize <= src.len().max(1), "`{d}` points past the end of {src:?}");
+        let span = d
+            .primary_span()
+            .expect("every diagnostic has a primary span");
+        assert!(
+            span.end as usize <= src.len().max(1),
+            "`{d}` points past the end of {src:?}"
+        );
     }
     // Rendering must not panic either (spans on char boundaries).
     let _ = pipec_diag::render(&diags, "t.pipe", src, false);
@@ -39,7 +44,11 @@ fn deep_inputs_of_every_kind_are_rejected() {
     ];
     for src in &cases {
         let (_, diags) = parse(src);
-        assert!(diags.iter().any(|d| d.code == Code::NestingTooDeep || d.code == Code::UnmatchedDelimiter));
+        assert!(
+            diags
+                .iter()
+                .any(|d| d.code == Code::NestingTooDeep || d.code == Code::UnmatchedDelimiter)
+        );
         check_invariants(src);
     }
 }
@@ -69,10 +78,11 @@ fn many_blank_lines_stay_fast() {
 
 /// Tokens of the grammar, as text, for token soups.
 const TOKENS: &[&str] = &[
-    "fn", "eager", "extern", "let", "pipeline", "return", "if", "else", "for", "in", "while", "true", "false", "x",
-    "f32", "exec", "0", "1_000", "2.", "0.5", "1e-3", "\"s\"", "\"\\q\"", "\"open", "+", "-", "*", "/", "//", "%",
-    "**", "@", "==", "!=", "<", "<=", ">", ">=", "&&", "||", "!", "=", "->", ",", ":", ";", ".", "..", "...", "(",
-    ")", "[", "]", "{", "}", "|", "?", "\n", "$", "#c\n", "é",
+    "fn", "eager", "extern", "let", "pipeline", "return", "if", "else", "for", "in", "while",
+    "true", "false", "x", "f32", "exec", "0", "1_000", "2.", "0.5", "1e-3", "\"s\"", "\"\\q\"",
+    "\"open", "+", "-", "*", "/", "//", "%", "**", "@", "==", "!=", "<", "<=", ">", ">=", "&&",
+    "||", "!", "=", "->", ",", ":", ";", ".", "..", "...", "(", ")", "[", "]", "{", "}", "|", "?",
+    "\n", "$", "#c\n", "é",
 ];
 
 proptest! {

@@ -136,6 +136,21 @@ impl Compiler {
 
     /// Parses, traces and optimizes `source`. Errors come back as diagnostics.
     pub fn compile(&self, source: &SourceFile, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
+        // Tracing recurses over the program (nested expressions, inlined calls); run it on a
+        // thread with a generous stack so that embedding programs, whose threads may have
+        // small stacks, get diagnostics rather than a stack overflow.
+        std::thread::scope(|s| {
+            std::thread::Builder::new()
+                .name("pipec-compile".into())
+                .stack_size(COMPILE_STACK)
+                .spawn_scoped(s, || self.compile_here(source, opts))
+                .map_err(|e| vec![Diagnostic::error(Code::BadUsage, format!("cannot start the compiler thread: {e}"))])?
+                .join()
+                .unwrap_or_else(|_| Err(vec![internal_error("a panic in the compiler", &[])]))
+        })
+    }
+
+    fn compile_here(&self, source: &SourceFile, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
         let (ast, mut diags) = pipec_syntax::parse(&source.text);
         if diags.iter().any(|d| d.is_error()) {
             return Err(diags);
@@ -212,6 +227,9 @@ impl Compiler {
         })
     }
 }
+
+/// Stack for the compiler thread: deep enough for every program the parser accepts.
+const COMPILE_STACK: usize = 256 << 20;
 
 fn internal_error(stage: &str, errs: &[String]) -> Diagnostic {
     let mut d = Diagnostic::error(Code::BadUsage, format!("internal compiler error: the IR is invalid after {stage}"))

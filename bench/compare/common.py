@@ -1,0 +1,52 @@
+"""Shared helpers for the comparison scripts: input loading, timing and the output line.
+
+Each script prints `seconds=MEDIAN` on stdout, which `pipec-bench` reads; run it from the
+repository root after `cargo run --release -p pipec-bench -- --gen` has written the inputs.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "workloads", "data")
+
+
+def load(stem):
+    """The same .npy input pipec reads (bench/workloads/data/STEM.npy)."""
+    import numpy as np
+
+    path = os.path.join(DATA, stem + ".npy")
+    if not os.path.exists(path):
+        sys.exit(f"{path} is missing: run `cargo run --release -p pipec-bench -- --gen` first")
+    return np.load(path)
+
+
+def run(fn, setup=None):
+    """Times `fn(setup())` --reps times (setup not timed) and prints the median."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--reps", type=int, default=5)
+    args = ap.parse_args()
+    times = []
+    for _ in range(args.reps):
+        arg = setup() if setup else None
+        t = time.perf_counter()
+        fn(arg)
+        times.append(time.perf_counter() - t)
+    print(f"seconds={statistics.median(times):.6f}")
+
+
+def require_tensorflow():
+    """Exits quietly (status 0, no `seconds=` line) when TensorFlow is not installed."""
+    try:
+        import tensorflow as tf  # noqa: F401
+    except ImportError:
+        print("skipped: tensorflow is not installed", file=sys.stderr)
+        sys.exit(0)
+    return tf
+
+
+def drain(ds):
+    """Iterates a tf.data dataset to the end without keeping elements (like --discard)."""
+    for _ in ds:
+        pass

@@ -1,0 +1,370 @@
+//! `cargo run --release -p pipec-bench [-- OPTIONS]`: runs the workloads of the "Performance"
+//! issue in pipec, in their fused Rust reference loops and (when installed) in numpy and
+//! tf.data, then prints a markdown table of medians, throughputs and ratios. See
+//! `docs/performance.md` for how to read it.
+
+use pipec_bench::{Id, Out};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+const USAGE: &str = "\
+usage: pipec-bench [OPTIONS]
+
+  --quick          fewer repetitions, no whole-process runs (about a minute)
+  --gen            only (re)generate bench/workloads/data/*.npy and exit
+  --only LIST      comma-separated workloads: w1,w2,w3,w4,w4t,w5
+  --reps N         repetitions of each pipec run (default 3, --quick 1)
+  --threads N      --threads for pipec (default: the number of cores, like the CLI)
+  --no-process     skip whole-process `pipec --discard` timing
+  --no-python      skip the numpy and tf.data scripts
+  --no-startup     skip the `pipec --check examples/*.pipe` start-up timing
+  --no-build       do not run `cargo build --release -p pipec-cli` first";
+
+/// Parsed command line.
+struct Args {
+    quick: bool,
+    gen_only: bool,
+    only: Option<Vec<String>>,
+    reps: usize,
+    threads: usize,
+    process: bool,
+    python: bool,
+    startup: bool,
+    build: bool,
+}
+
+fn parse_args() -> Result<Args, String> {
+    let mut a = Args {
+        quick: false,
+        gen_only: false,
+        only: None,
+        reps: 0,
+        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        process: true,
+        python: true,
+        startup: true,
+        build: true,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(arg) = it.next() {
+        let mut value = |name: &str| it.next().ok_or_else(|| format!("{name} needs a value"));
+        match arg.as_str() {
+            "--quick" => a.quick = true,
+            "--gen" => a.gen_only = true,
+            "--only" => a.only = Some(value("--only")?.split(',').map(|s| s.trim().to_lowercase()).collect()),
+            "--reps" => a.reps = value("--reps")?.parse().map_err(|e| format!("--reps: {e}"))?,
+            "--threads" => a.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--no-process" => a.process = false,
+            "--no-python" => a.python = false,
+            "--no-startup" => a.startup = false,
+            "--no-build" => a.build = false,
+            "-h" | "--help" => return Err(String::new()),
+            other => return Err(format!("unknown option `{other}`")),
+        }
+    }
+    if a.reps == 0 {
+        a.reps = if a.quick { 1 } else { 3 };
+    }
+    if a.quick {
+        a.process = false;
+    }
+    Ok(a)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    if n == 0 {
+        f64::NAN
+    } else if n % 2 == 1 {
+        v[n / 2]
+    } else {
+        (v[n / 2 - 1] + v[n / 2]) / 2.0
+    }
+}
+
+fn secs(d: Duration) -> f64 {
+    d.as_secs_f64()
+}
+
+/// Where things are: the repository root and the `pipec` binary.
+struct Paths {
+    root: PathBuf,
+    workloads: PathBuf,
+    pipec: Option<PathBuf>,
+}
+
+fn locate(build: bool) -> Paths {
+    // The bench is run from the repository through cargo; the manifest path is stable.
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ has a parent").to_path_buf();
+    let workloads = root.join("bench/workloads");
+    if build {
+        eprintln!("building the pipec binary (cargo build --release -p pipec-cli) ...");
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let ok = Command::new(cargo)
+            .args(["build", "--release", "-q", "-p", "pipec-cli"])
+            .current_dir(&root)
+            .status()
+            .is_ok_and(|s| s.success());
+        if !ok {
+            eprintln!("warning: building pipec-cli failed; using whatever target/release/pipec exists");
+        }
+    }
+    // The benchmark binary sits next to `pipec` in target/release.
+    let pipec = std::env::current_exe()
+        .ok()
+        .and_then(|exe| exe.parent().map(|d| d.join(format!("pipec{}", std::env::consts::EXE_SUFFIX))))
+        .filter(|p| p.exists());
+    Paths { root, workloads, pipec }
+}
+
+/// The measurements of one workload (seconds are medians; `None`: not measured).
+#[derive(Default)]
+struct Row {
+    compile: f64,
+    pipec: Option<f64>,
+    pipec_reps: usize,
+    outputs: usize,
+    process: Option<f64>,
+    reference: f64,
+    ref_outputs: usize,
+    numpy: Option<f64>,
+    tfdata: Option<f64>,
+    note: String,
+}
+
+fn time_pipec(id: Id, paths: &Paths, args: &Args, row: &mut Row) -> Result<(), String> {
+    let file = paths.workloads.join(id.file());
+    let t = Instant::now();
+    let compiled = pipec_bench::compile(&file)?;
+    row.compile = secs(t.elapsed());
+    let mut times = Vec::new();
+    for rep in 0..args.reps {
+        let t = Instant::now();
+        row.outputs = pipec_bench::drain(&compiled, args.threads)?;
+        let s = secs(t.elapsed());
+        times.push(s);
+        eprintln!("  {} pipec run {}: {s:.3} s", id.name(), rep + 1);
+        // A run of more than a minute says all there is to say: keep the suite near 3 minutes.
+        if s > 60.0 {
+            row.note = format!("pipec: {} of {} reps (slow)", rep + 1, args.reps);
+            break;
+        }
+    }
+    row.pipec_reps = times.len();
+    row.pipec = Some(median(times));
+    Ok(())
+}
+
+fn time_process(id: Id, paths: &Paths, args: &Args) -> Option<f64> {
+    let bin = paths.pipec.as_ref()?;
+    let mut times = Vec::new();
+    for _ in 0..args.reps {
+        let t = Instant::now();
+        let status = Command::new(bin)
+            .arg("--discard")
+            .arg("--threads")
+            .arg(args.threads.to_string())
+            .arg(paths.workloads.join(id.file()))
+            .stdout(Stdio::null())
+            .status()
+            .ok()?;
+        if !status.success() {
+            return None;
+        }
+        times.push(secs(t.elapsed()));
+    }
+    Some(median(times))
+}
+
+fn time_reference(id: Id, paths: &Paths, args: &Args, row: &mut Row) -> Result<(), String> {
+    // The loop reads the very bytes pipec reads; loading them is not part of either timing
+    // (pipec's run time does include its own read of the .npy: see docs/performance.md).
+    let input = match id.data() {
+        Some(stem) => {
+            let p = paths.workloads.join("data").join(format!("{stem}.npy"));
+            Some(pipec::io::read_npy(&p).map_err(|e| format!("{}: {e}", p.display()))?)
+        }
+        None => None,
+    };
+    let reps = if args.quick { 3 } else { 7 };
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let mut n = 0usize;
+        let t = Instant::now();
+        pipec_bench::reference(id, input.as_ref(), pipec_bench::W3_N, &mut |out: Out<'_>| {
+            // Keeps the optimizer from deleting the work: the buffer "escapes" each batch.
+            std::hint::black_box(out);
+            n += 1;
+        });
+        times.push(secs(t.elapsed()));
+        row.ref_outputs = n;
+    }
+    row.reference = median(times);
+    Ok(())
+}
+
+/// `python3 -c "import MODULE"` succeeds.
+fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+/// Runs `bench/compare/KIND_wN.py` and reads its `seconds=` line.
+fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize) -> Option<f64> {
+    let script = paths.root.join("bench/compare").join(format!("{kind}_{}.py", id.script()));
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg("--reps")
+        .arg(reps.to_string())
+        .current_dir(&paths.root)
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("warning: {} failed", script.display());
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok())
+}
+
+/// Median wall time of `pipec --check FILE` over `reps` runs, in ms.
+fn startup(bin: &Path, file: &Path, reps: usize) -> Option<f64> {
+    let mut times = Vec::new();
+    for _ in 0..reps {
+        let t = Instant::now();
+        let ok = Command::new(bin).arg("--check").arg(file).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
+        if !ok {
+            return None;
+        }
+        times.push(secs(t.elapsed()) * 1e3);
+    }
+    Some(median(times))
+}
+
+fn rate(elements: usize, s: f64) -> String {
+    let r = elements as f64 / s;
+    if r >= 1e6 { format!("{:.1}M", r / 1e6) } else if r >= 1e3 { format!("{:.1}k", r / 1e3) } else { format!("{r:.0}") }
+}
+
+fn opt_s(v: Option<f64>) -> String {
+    v.map_or_else(|| "n/a".into(), |s| format!("{s:.3}"))
+}
+
+fn main() {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(e) => {
+            if !e.is_empty() {
+                eprintln!("error: {e}");
+            }
+            eprintln!("{USAGE}");
+            std::process::exit(2);
+        }
+    };
+    let paths = locate(args.build && !args.gen_only);
+    let t = Instant::now();
+    match pipec_bench::generate(&paths.workloads, false) {
+        Ok(w) if w.is_empty() => {}
+        Ok(w) => eprintln!("generated {} in {:.1} s", w.join(", "), secs(t.elapsed())),
+        Err(e) => {
+            eprintln!("error: generating inputs: {e}");
+            std::process::exit(1);
+        }
+    }
+    if args.gen_only {
+        return;
+    }
+    let ids: Vec<Id> = pipec_bench::ALL
+        .into_iter()
+        .filter(|id| args.only.as_ref().is_none_or(|o| o.iter().any(|w| w.eq_ignore_ascii_case(id.name()))))
+        .collect();
+    let has_numpy = args.python && python_has("numpy");
+    let has_tf = args.python && python_has("tensorflow");
+    let py_reps = if args.quick { 2 } else { 5 };
+    let mut rows = Vec::new();
+    for &id in &ids {
+        eprintln!("{}: {}", id.name(), id.description());
+        let mut row = Row::default();
+        if let Err(e) = time_pipec(id, &paths, &args, &mut row) {
+            row.note = format!("pipec failed: {}", e.lines().next().unwrap_or(""));
+            eprintln!("{e}");
+        }
+        if args.process && row.pipec.is_some() {
+            row.process = time_process(id, &paths, &args);
+        }
+        if let Err(e) = time_reference(id, &paths, &args, &mut row) {
+            eprintln!("error: {e}");
+            std::process::exit(1);
+        }
+        if row.pipec.is_some() && row.outputs != row.ref_outputs {
+            row.note.push_str(&format!(" outputs differ: pipec {} vs loop {}", row.outputs, row.ref_outputs));
+        }
+        if has_numpy {
+            row.numpy = time_script("numpy", id, &paths, py_reps);
+        }
+        if has_tf {
+            row.tfdata = time_script("tfdata", id, &paths, py_reps);
+        }
+        rows.push((id, row));
+    }
+
+    println!();
+    println!(
+        "pipec-bench: {} threads, pipec median of {} run(s), loop median of {}, numpy median of {}{}",
+        args.threads,
+        args.reps,
+        if args.quick { 3 } else { 7 },
+        py_reps,
+        if has_numpy { "" } else { " (numpy not installed)" }
+    );
+    println!("times in seconds; rates in input elements/s; ratios are time / loop time (lower is better)");
+    println!();
+    println!("| workload | elements | compile | pipec | pipec el/s | process | loop | loop el/s | pipec/loop | numpy | numpy/loop | tf.data | notes |");
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
+    for (id, r) in &rows {
+        let n = id.input_elements();
+        let (p, pr, ratio) = match r.pipec {
+            Some(p) => (format!("{p:.3}"), rate(n, p), format!("{:.0}x", p / r.reference)),
+            None => ("n/a".into(), "n/a".into(), "n/a".into()),
+        };
+        let np_ratio = r.numpy.map_or_else(|| "n/a".into(), |s| format!("{:.1}x", s / r.reference));
+        println!(
+            "| {} {} | {n} | {:.3} | {p} | {pr} | {} | {:.4} | {} | {ratio} | {} | {np_ratio} | {} | {} |",
+            id.name(),
+            id.description(),
+            r.compile,
+            opt_s(r.process),
+            r.reference,
+            rate(n, r.reference),
+            opt_s(r.numpy),
+            opt_s(r.tfdata),
+            r.note.trim()
+        );
+    }
+
+    if args.startup {
+        match &paths.pipec {
+            None => println!("\n(start-up: no target/release/pipec binary; run `cargo build --release` first)"),
+            Some(bin) => {
+                let reps = if args.quick { 5 } else { 20 };
+                println!("\nstart-up + compile, `pipec --check FILE`, median of {reps} runs:\n");
+                println!("| file | ms |");
+                println!("|---|---:|");
+                let mut files: Vec<PathBuf> = std::fs::read_dir(paths.root.join("examples"))
+                    .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "pipe")).collect())
+                    .unwrap_or_default();
+                files.sort();
+                for f in files {
+                    let ms = startup(bin, &f, reps).map_or_else(|| "failed".into(), |m| format!("{m:.1}"));
+                    println!("| {} | {ms} |", f.strip_prefix(&paths.root).unwrap_or(&f).display());
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,129 @@
+//! Micro-benchmarks of the kernels the interpreter calls per element or per batch:
+//! `cargo bench -p pipec-tensor --bench kernels`. Sizes are total elements (256, 4096, 65536),
+//! so a row of the output reads as "this kernel on a tensor this big"; the counter gives
+//! elements/s, comparable with the throughputs in docs/performance.md.
+
+use divan::counter::ItemsCount;
+use divan::{black_box, Bencher};
+use pipec_tensor::kernels;
+use pipec_tensor::ops::{BinaryOp, ReduceOp, UnaryOp};
+use pipec_tensor::{DType, Tensor};
+
+/// Total elements of each benchmarked tensor.
+const SIZES: [usize; 3] = [256, 4096, 65536];
+
+fn main() {
+    divan::main();
+}
+
+/// `n` f32 values in [0.5, 1.5): positive, so `log` stays on its fast path.
+fn f32s(shape: &[usize]) -> Tensor {
+    let n: usize = shape.iter().product();
+    let data = (0..n).map(|i| 0.5 + (i % 997) as f32 / 997.0).collect();
+    Tensor::from_vec(shape, data).expect("shape matches")
+}
+
+fn i32s(n: usize) -> Tensor {
+    Tensor::from_vec(&[n], (0..n as i32).map(|i| i % 1000).collect()).expect("shape matches")
+}
+
+#[divan::bench(args = SIZES)]
+fn cast_i32_to_f32(bencher: Bencher, n: usize) {
+    let x = i32s(n);
+    bencher.counter(ItemsCount::new(n)).bench(|| kernels::cast(black_box(&x), DType::F32));
+}
+
+/// Same-shape binary ops: `[n] op [n]`.
+mod binary_same {
+    use super::*;
+
+    fn run(bencher: Bencher, n: usize, op: BinaryOp) {
+        let (a, b) = (f32s(&[n]), f32s(&[n]));
+        bencher.counter(ItemsCount::new(n)).bench(|| kernels::binary(op, black_box(&a), black_box(&b)).unwrap());
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn add_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, BinaryOp::Add);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn mul_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, BinaryOp::Mul);
+    }
+}
+
+/// Broadcasting binary ops: `[n/8, 8] op [8]`, the shape of "row * per-column constant".
+mod binary_broadcast {
+    use super::*;
+
+    fn run(bencher: Bencher, n: usize, op: BinaryOp) {
+        let (a, b) = (f32s(&[n / 8, 8]), f32s(&[8]));
+        bencher.counter(ItemsCount::new(n)).bench(|| kernels::binary(op, black_box(&a), black_box(&b)).unwrap());
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn add_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, BinaryOp::Add);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn mul_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, BinaryOp::Mul);
+    }
+}
+
+/// Transcendental unary ops on `[n]` f32.
+mod unary {
+    use super::*;
+
+    fn run(bencher: Bencher, n: usize, op: UnaryOp) {
+        let x = f32s(&[n]);
+        bencher.counter(ItemsCount::new(n)).bench(|| kernels::unary(op, black_box(&x)).unwrap());
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn log_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, UnaryOp::Log);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn exp_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, UnaryOp::Exp);
+    }
+}
+
+/// `sum` of `[n/64, 64]` f32 over one axis (axis 1: contiguous rows; axis 0: strided columns).
+mod reduce_sum {
+    use super::*;
+
+    fn run(bencher: Bencher, n: usize, axis: usize) {
+        let x = f32s(&[n / 64, 64]);
+        bencher.counter(ItemsCount::new(n)).bench(|| kernels::reduce(ReduceOp::Sum, black_box(&x), &[axis], false).unwrap());
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn axis0_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, 0);
+    }
+
+    #[divan::bench(args = SIZES)]
+    fn axis1_f32(bencher: Bencher, n: usize) {
+        run(bencher, n, 1);
+    }
+}
+
+/// `stack` of 256 tensors of `n/256` f32 each: what `batch(256)` does per batch.
+#[divan::bench(args = SIZES)]
+fn stack_256(bencher: Bencher, n: usize) {
+    let parts: Vec<Tensor> = (0..256).map(|_| f32s(&[n / 256])).collect();
+    bencher.counter(ItemsCount::new(n)).bench(|| kernels::stack(black_box(&parts), 0).unwrap());
+}
+
+/// `sort` of `[n/8, 8]` f32 along the rows (W4's kernel, here on a whole block at once).
+#[divan::bench(args = SIZES)]
+fn sort_rows_of_8(bencher: Bencher, n: usize) {
+    let data = (0..n as u64).map(|f| ((f * 2_654_435_761) % 1000) as f32).collect();
+    let x = Tensor::from_vec(&[n / 8, 8], data).expect("shape matches");
+    bencher.counter(ItemsCount::new(n)).bench(|| kernels::sort(black_box(&x), 1).unwrap());
+}

@@ -535,10 +535,11 @@ macro_rules! float_elem {
             #[inline(always)]
             fn sigmoid(x: Self) -> Self {
                 // Split by sign so exp never overflows: both branches are exact rewrites.
+                // (`$exp`, not `Self::exp`: that would name the inherent libm method.)
                 if x >= 0.0 {
-                    1.0 / (1.0 + Self::exp(-x))
+                    1.0 / (1.0 + $exp(-x))
                 } else {
-                    let e = Self::exp(x);
+                    let e = $exp(x);
                     e / (1.0 + e)
                 }
             }

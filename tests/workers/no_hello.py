@@ -1,3 +1,3 @@
 """Prints something else first (e.g. a forgotten debug print)."""
-print("debug: starting")
+print("debug: starting", flush=True)
 import time; time.sleep(5)

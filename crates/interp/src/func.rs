@@ -46,8 +46,12 @@ impl CompiledFn {
     }
 
     /// Evaluates the function on `args`; `element` is the dataset element index, for errors.
+    ///
+    /// For a batched function (see [`Function::batched`]), `element` is the index of the
+    /// batch's first element, and errors name the element within it.
     pub fn call(&self, state: &mut FnState, args: Vec<Tensor>, element: u64) -> Result<Vec<Tensor>, Diagnostic> {
         let f = &self.func;
+        let rows = if f.batched { args.first().and_then(|a| a.shape().first().copied()) } else { None };
         let mut vals: Vec<Option<Tensor>> = vec![None; f.values.len()];
         for (p, a) in f.params.iter().zip(args) {
             vals[p.index()] = Some(a);
@@ -94,9 +98,9 @@ impl CompiledFn {
                 // span and mnemonic of the op it came from.
                 OpKind::Fused(body) => body.eval_chunked_located(&inputs).map_err(|(i, e)| {
                     let span = body.spans.get(i).copied().unwrap_or(op.span);
-                    kernel_error(e, &fused_inst_kind(&body.insts[i]), span, element)
+                    kernel_error(e, &fused_inst_kind(&body.insts[i]), span, Where::new(element, rows, &inputs))
                 })?,
-                kind => kind.eval(&inputs).map_err(|e| kernel_error(e, kind, op.span, element))?,
+                kind => kind.eval(&inputs).map_err(|e| kernel_error(e, kind, op.span, Where::new(element, rows, &inputs)))?,
             };
             for (o, t) in op.outputs.iter().zip(outs) {
                 vals[o.index()] = Some(t);
@@ -121,8 +125,37 @@ fn fused_inst_kind(inst: &FusedInst) -> OpKind {
     }
 }
 
+/// Where in the data an op failed: one element, or a batch of them.
+pub(crate) struct Where {
+    element: u64,
+    /// For a batched function: the batch's row count and its elements per row.
+    rows: Option<(usize, usize)>,
+}
+
+impl Where {
+    fn new(element: u64, rows: Option<usize>, inputs: &[Tensor]) -> Where {
+        let rows = rows.filter(|&r| r > 0).map(|r| {
+            let shape = inputs
+                .iter()
+                .try_fold(Vec::new(), |acc, t| pipec_tensor::kernels::broadcast_shapes(&acc, t.shape()))
+                .unwrap_or_default();
+            (r, shape.iter().product::<usize>() / r)
+        });
+        Where { element, rows }
+    }
+
+    /// "element N" (exact when the kernel says which value failed), or the batch's range.
+    fn describe(&self, flat_index: Option<usize>) -> String {
+        match (self.rows, flat_index) {
+            (None, _) => format!("element {}", self.element),
+            (Some((_, per_row)), Some(i)) if per_row > 0 => format!("element {}", self.element + (i / per_row) as u64),
+            (Some((rows, _)), _) => format!("the batch of elements {} to {}", self.element, self.element + rows as u64 - 1),
+        }
+    }
+}
+
 /// Turns a kernel failure into a diagnostic naming the op's span and the element.
-pub(crate) fn kernel_error(e: KernelError, kind: &OpKind, span: pipec_diag::Span, element: u64) -> Diagnostic {
+pub(crate) fn kernel_error(e: KernelError, kind: &OpKind, span: pipec_diag::Span, at: Where) -> Diagnostic {
     let (code, help) = match &e {
         KernelError::DivisionByZero { .. } => {
             (Code::DivisionByZero, Some("guard the divisor: `x // where(d == 0, 1, d)`, or filter such elements out first"))
@@ -132,7 +165,11 @@ pub(crate) fn kernel_error(e: KernelError, kind: &OpKind, span: pipec_diag::Span
         _ => (Code::RuntimeShapeMismatch, None),
     };
     let code = if matches!(kind, OpKind::EnsureShape(_)) { Code::EnsureShapeFailed } else { code };
-    let mut d = Diagnostic::error(code, format!("{e} in element {element}")).with_label(span, format!("in this `{}`", kind.mnemonic()));
+    let message = match &e {
+        KernelError::DivisionByZero { index } => format!("integer division by zero in {}", at.describe(Some(*index))),
+        other => format!("{other} in {}", at.describe(None)),
+    };
+    let mut d = Diagnostic::error(code, message).with_label(span, format!("in this `{}`", kind.mnemonic()));
     if let Some(h) = help {
         d = d.with_help(h);
     }

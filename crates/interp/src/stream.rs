@@ -368,7 +368,8 @@ impl Stream for Map {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         let Some(e) = self.input.next()? else { return Ok(None) };
         let idx = self.count;
-        self.count += 1;
+        // A batched (vectorized) map counts the elements in each batch, not the batches.
+        self.count += element_count(&self.f, &e);
         self.f.call(&mut self.state, e, idx).map(Some)
     }
 }
@@ -422,8 +423,12 @@ impl Stream for ParMap {
         if chunk.is_empty() {
             return self.pending.take().map_or(Ok(None), Err);
         }
-        let base = self.count;
-        self.count += chunk.len() as u64;
+        // The dataset index of each item's first element (a batched map's items are batches).
+        let mut starts = Vec::with_capacity(chunk.len());
+        for e in &chunk {
+            starts.push(self.count);
+            self.count += element_count(&self.f, e);
+        }
         let per_lane = chunk.len().div_ceil(lanes);
         let mut parts: Vec<Vec<Element>> = Vec::new();
         let mut it = chunk.into_iter();
@@ -435,6 +440,7 @@ impl Stream for ParMap {
             parts.push(part);
         }
         let f = &self.f;
+        let starts = &starts;
         let results: Vec<Vec<Result<Element, Diagnostic>>> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
                 .into_iter()
@@ -442,10 +448,9 @@ impl Stream for ParMap {
                 .enumerate()
                 .map(|(lane, (part, state))| {
                     s.spawn(move || {
-                        let start = base + (lane * per_lane) as u64;
                         let mut out = Vec::with_capacity(part.len());
                         for (k, e) in part.into_iter().enumerate() {
-                            let r = f.call(state, e, start + k as u64);
+                            let r = f.call(state, e, starts[lane * per_lane + k]);
                             let failed = r.is_err();
                             out.push(r);
                             // Later elements of this lane can never be reported.
@@ -913,4 +918,9 @@ impl Stream for Replay {
 #[allow(dead_code)]
 fn unused(p: &Plan) -> &ElemType {
     &p.elem
+}
+
+/// How many dataset elements one call of `f` on `e` covers.
+fn element_count(f: &CompiledFn, e: &Element) -> u64 {
+    if f.func().batched { e.first().and_then(|t| t.shape().first()).map_or(1, |&n| n as u64) } else { 1 }
 }

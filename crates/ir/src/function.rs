@@ -238,13 +238,16 @@ pub struct Function {
     pub ops: Vec<Op>,
     /// The returned values (flat leaves of the result element type).
     pub results: Vec<ValueId>,
+    /// Whether axis 0 of every parameter and result indexes dataset elements (a map that
+    /// `vectorize-map` made run once per batch), so errors can name the element itself.
+    pub batched: bool,
 }
 
 impl Function {
     /// An empty function named `name` with parameters of the given types.
     pub fn new(name: impl Into<String>, span: Span, param_types: Vec<TensorType>) -> Function {
         let mut func =
-            Function { name: name.into(), span, params: Vec::new(), values: Vec::new(), ops: Vec::new(), results: Vec::new() };
+            Function { name: name.into(), span, params: Vec::new(), values: Vec::new(), ops: Vec::new(), results: Vec::new(), batched: false };
         for (i, ty) in param_types.into_iter().enumerate() {
             let id = func.new_value(ty, ValueDef::Param(i));
             func.params.push(id);

@@ -44,7 +44,11 @@ impl SourceFile {
     /// Reads a source file from disk.
     pub fn from_path(path: &Path) -> std::io::Result<SourceFile> {
         let text = std::fs::read_to_string(path)?;
-        let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        // `foo.pipe` has the empty path as its parent; workers and files need a real directory.
+        let dir = match path.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
         Ok(SourceFile { name: path.display().to_string(), text, dir })
     }
 

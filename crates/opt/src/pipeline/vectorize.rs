@@ -208,6 +208,7 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
         results.push(v);
     }
     vf.results = results;
+    vf.batched = true;
     Ok(vf)
 }
 

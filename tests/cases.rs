@@ -180,3 +180,16 @@ fn examples_print_what_numpy_prints() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn example_ir_snapshot() {
+    insta::glob!("../examples", "*.pipe", |path| {
+        let source = pipec::SourceFile::from_path(path).expect("example reads");
+        let opts = pipec::CompileOptions { allow_exec: true, ..Default::default() };
+        let text = match pipec::Compiler::new().compile(&source, &opts) {
+            Ok(c) => format!("{}\n// ----- optimized (-O2) -----\n{}", c.traced, c.optimized),
+            Err(diags) => pipec::render(&diags, "example", &source.text, false),
+        };
+        insta::assert_snapshot!(text);
+    });
+}

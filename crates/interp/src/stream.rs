@@ -518,20 +518,27 @@ struct Batch {
 
 impl Stream for Batch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let mut rows: Vec<Element> = Vec::with_capacity(self.size);
-        while rows.len() < self.size {
-            match self.input.next()? {
-                Some(e) => rows.push(e),
-                None => break,
-            }
-        }
-        if rows.is_empty() || (self.drop_remainder && rows.len() < self.size) {
-            return Ok(None);
-        }
+        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else { return Ok(None) };
         let first = self.count;
         self.count += rows.len() as u64;
         stack_rows(rows, self.span, first).map(Some)
     }
+}
+
+/// The next `size` elements, fewer at the end; `None` when there are none, or when a short
+/// final batch is to be dropped.
+fn pull_rows(input: &mut dyn Stream, size: usize, drop_remainder: bool) -> Result<Option<Vec<Element>>, Diagnostic> {
+    let mut rows: Vec<Element> = Vec::with_capacity(size);
+    while rows.len() < size {
+        match input.next()? {
+            Some(e) => rows.push(e),
+            None => break,
+        }
+    }
+    if rows.is_empty() || (drop_remainder && rows.len() < size) {
+        return Ok(None);
+    }
+    Ok(Some(rows))
 }
 
 /// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.
@@ -570,16 +577,7 @@ struct PaddedBatch {
 
 impl Stream for PaddedBatch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let mut rows: Vec<Element> = Vec::with_capacity(self.size);
-        while rows.len() < self.size {
-            match self.input.next()? {
-                Some(e) => rows.push(e),
-                None => break,
-            }
-        }
-        if rows.is_empty() || (self.drop_remainder && rows.len() < self.size) {
-            return Ok(None);
-        }
+        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else { return Ok(None) };
         let mut out = Vec::new();
         for leaf in 0..rows[0].len() {
             let rank = rows[0][leaf].rank();

@@ -30,8 +30,11 @@ impl Pass for EliminateNoops {
                     DsKind::Repeat(Some(1)) => Some("repeat(1)"),
                     DsKind::Shard { num: 1, .. } => Some("shard(1, 0)"),
                     DsKind::Map { func, .. } => {
+                        // The same leaves in a different tuple structure is not an identity.
+                        let p = &prog.pipelines[pi];
+                        let same_structure = p.inputs(node).first().is_some_and(|i| p.graph[*i].elem == n.elem);
                         let f = prog.func(*func);
-                        (f.ops.is_empty() && f.results == f.params).then_some("an identity map")
+                        (f.ops.is_empty() && f.results == f.params && same_structure).then_some("an identity map")
                     }
                     _ => None,
                 };

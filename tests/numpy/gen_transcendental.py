@@ -82,7 +82,9 @@ def f64_inputs():
     parts = [edges.view(np.uint64),
              (np.arange(400, dtype=np.uint64) * np.uint64(46116860184273879)).astype(np.uint64),
              rng.uniform(-750, 710, 300).view(np.uint64),
-             rng.uniform(-10, 10, 300).view(np.uint64)]
+             rng.uniform(-10, 10, 300).view(np.uint64),
+             rng.uniform(-40, 40, 400).view(np.uint64),  # every tanh interval
+             (rng.choice([-1.0, 1.0], 300) * 10.0 ** rng.uniform(-12, 1.7, 300)).view(np.uint64)]
     return np.concatenate(parts)
 
 

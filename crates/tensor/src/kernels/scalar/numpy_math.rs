@@ -11,18 +11,22 @@
 //! Functions numpy leaves to libm (`float64` everything, `float32` `expm1`, `log1p`,
 //! `tan`) are not here: Rust's `f32`/`f64` methods call the same glibc routines.
 
+// Coefficients keep numpy's decimal spelling (`npy_simd_data.h`) so they can be checked
+// against the source; the compiler rounds them to `f32` exactly as numpy's C compiler does.
+#![allow(clippy::excessive_precision)]
+
 /// `FLT_MIN`, the smallest normal `f32`.
 const FLT_MIN: f32 = f32::MIN_POSITIVE;
 /// `NPY_NANF` (a positive quiet NaN).
 const NAN: f32 = f32::from_bits(0x7fc0_0000);
 /// `-NPY_NANF`.
 const NEG_NAN: f32 = f32::from_bits(0xffc0_0000);
-/// `NPY_LOGE2f` (`npy_math.h`).
-const LOGE2: f32 = 0.693147180559945309417232121458176568;
+/// `NPY_LOGE2f` (`npy_math.h`; both are ln 2 correctly rounded to `f32`).
+const LOGE2: f32 = std::f32::consts::LN_2;
 /// `NPY_LOG2Ef` (`npy_math.h`).
-const LOG2E: f32 = 1.442695040888963407359924681001892137;
+const LOG2E: f32 = std::f32::consts::LOG2_E;
 /// `NPY_SQRT1_2f` (`npy_math.h`).
-const SQRT1_2: f32 = 0.707106781186547524400844362104849039;
+const SQRT1_2: f32 = std::f32::consts::FRAC_1_SQRT_2;
 
 // `log` coefficients: `NPY_COEFF_{P,Q}{0..5}_LOGf` from `npy_simd_data.h` (a P5/Q5
 // minimax rational approximation of log(1 + x)).

@@ -28,7 +28,9 @@ fn cummax(args: &[Tensor]) -> Result<Vec<Tensor>, String> {
             best
         })
         .collect();
-    Tensor::from_vec(x.shape(), out).map(|t| vec![t]).ok_or_else(|| "shape mismatch".to_string())
+    Tensor::from_vec(x.shape(), out)
+        .map(|t| vec![t])
+        .ok_or_else(|| "shape mismatch".to_string())
 }
 
 fn main() {
@@ -38,12 +40,17 @@ fn main() {
     let compiled = match compiler.compile(&source, &CompileOptions::default()) {
         Ok(c) => c,
         Err(diags) => {
-            eprint!("{}", pipec::render(&diags, &source.name, &source.text, false));
+            eprint!(
+                "{}",
+                pipec::render(&diags, &source.name, &source.text, false)
+            );
             std::process::exit(1);
         }
     };
     let elem = compiled.element_type();
-    let stream = compiled.run(&RunOptions::default()).unwrap_or_else(|d| panic!("{d}"));
+    let stream = compiled
+        .run(&RunOptions::default())
+        .unwrap_or_else(|d| panic!("{d}"));
     for element in stream {
         match element {
             Ok(e) => println!("{}", pipec::format_element(&elem, &e)),

@@ -12,7 +12,10 @@ fn root() -> PathBuf {
 }
 
 fn pipec(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pipec")).args(args).output().expect("the pipec binary runs")
+    Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(args)
+        .output()
+        .expect("the pipec binary runs")
 }
 
 fn cases(dir: &str) -> Vec<PathBuf> {
@@ -31,8 +34,13 @@ fn run_cases_match_numpy_at_every_opt_level() {
     let all = cases("tests/cases/run");
     assert!(all.len() >= 5, "run cases are missing");
     for case in &all {
-        let expected = std::fs::read_to_string(case.with_extension("stdout"))
-            .unwrap_or_else(|_| panic!("{} has no .stdout; run tests/numpy/gen_run_expect.py", case.display()));
+        let expected =
+            std::fs::read_to_string(case.with_extension("stdout")).unwrap_or_else(|_| {
+                panic!(
+                    "{} has no .stdout; run tests/numpy/gen_run_expect.py",
+                    case.display()
+                )
+            });
         for level in ["-O0", "-O2"] {
             let out = pipec(&[level, case.to_str().expect("utf-8 path")]);
             let stdout = String::from_utf8_lossy(&out.stdout);
@@ -46,7 +54,12 @@ fn run_cases_match_numpy_at_every_opt_level() {
             }
         }
     }
-    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -59,10 +72,19 @@ fn syntax_errors_exit_1_with_coded_diagnostics() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         let coded = stderr.contains("[E0");
         if out.status.code() != Some(1) || !coded || stderr.contains("panicked") {
-            failures.push(format!("{}: exit {:?}\n{stderr}", case.display(), out.status.code()));
+            failures.push(format!(
+                "{}: exit {:?}\n{stderr}",
+                case.display(),
+                out.status.code()
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} failing:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} failing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -82,15 +104,21 @@ fn explain_knows_every_code() {
 /// Compiles `path` and returns what a user sees: the traced IR, or the rendered diagnostics.
 fn traced_or_diagnostics(path: &Path) -> String {
     let source = pipec::SourceFile::from_path(path).expect("case file reads");
-    let name = path.file_name().expect("file name").to_string_lossy().to_string();
+    let name = path
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .to_string();
     // Tracing inlines calls up to 64 deep (the recursion case reaches that limit), which
     // needs more than a test thread's stack in a debug build; the CLI uses a big one too.
     std::thread::scope(|s| {
         std::thread::Builder::new()
             .stack_size(256 << 20)
-            .spawn_scoped(s, || match pipec::Compiler::new().compile(&source, &pipec::CompileOptions::default()) {
-                Ok(c) => c.traced.to_string(),
-                Err(diags) => pipec::render(&diags, &name, &source.text, false),
+            .spawn_scoped(s, || {
+                match pipec::Compiler::new().compile(&source, &pipec::CompileOptions::default()) {
+                    Ok(c) => c.traced.to_string(),
+                    Err(diags) => pipec::render(&diags, &name, &source.text, false),
+                }
             })
             .expect("spawn a compile thread")
             .join()
@@ -108,8 +136,15 @@ fn trace_cases_snapshot() {
 /// The IR before and after one pass, and the pass's remarks.
 fn before_after(path: &Path, pass: &str) -> String {
     let source = pipec::SourceFile::from_path(path).expect("case file reads");
-    let name = path.file_name().expect("file name").to_string_lossy().to_string();
-    let opts = pipec::CompileOptions { passes: Some(vec![pass.to_string()]), ..Default::default() };
+    let name = path
+        .file_name()
+        .expect("file name")
+        .to_string_lossy()
+        .to_string();
+    let opts = pipec::CompileOptions {
+        passes: Some(vec![pass.to_string()]),
+        ..Default::default()
+    };
     match pipec::Compiler::new().compile(&source, &opts) {
         Ok(c) => format!(
             "{}\n// ----- after {pass} -----\n{}\n// ----- remarks -----\n{}",
@@ -124,7 +159,12 @@ fn before_after(path: &Path, pass: &str) -> String {
 #[test]
 fn opt_pass_cases_snapshot() {
     insta::glob!("cases/opt/*/*.pipe", |path| {
-        let pass = path.parent().and_then(|p| p.file_name()).expect("pass folder").to_string_lossy().to_string();
+        let pass = path
+            .parent()
+            .and_then(|p| p.file_name())
+            .expect("pass folder")
+            .to_string_lossy()
+            .to_string();
         insta::assert_snapshot!(before_after(path, &pass));
     });
 }
@@ -132,8 +172,14 @@ fn opt_pass_cases_snapshot() {
 #[test]
 fn opt_cases_run_identically_at_o0_and_o2() {
     let mut failures = Vec::new();
-    for dir in std::fs::read_dir(root().join("tests/cases/opt")).expect("opt cases").flatten() {
-        for case in cases(&format!("tests/cases/opt/{}", dir.file_name().to_string_lossy())) {
+    for dir in std::fs::read_dir(root().join("tests/cases/opt"))
+        .expect("opt cases")
+        .flatten()
+    {
+        for case in cases(&format!(
+            "tests/cases/opt/{}",
+            dir.file_name().to_string_lossy()
+        )) {
             let c = case.to_str().expect("utf-8 path");
             let (a, b) = (pipec(&["-O0", c]), pipec(&["-O2", c]));
             if a.stdout != b.stdout || a.status.code() != b.status.code() {
@@ -156,15 +202,32 @@ fn examples_print_what_numpy_prints() {
     for case in &all {
         let text = std::fs::read_to_string(case).expect("example reads");
         let Ok(expected) = std::fs::read_to_string(case.with_extension("stdout")) else {
-            failures.push(format!("{} has no .stdout (add a `# numpy:` line and run tests/numpy/gen_run_expect.py)", case.display()));
+            failures.push(format!(
+                "{} has no .stdout (add a `# numpy:` line and run tests/numpy/gen_run_expect.py)",
+                case.display()
+            ));
             continue;
         };
-        let mut args: Vec<String> =
-            text.lines().filter_map(|l| l.strip_prefix("# args:")).flat_map(|a| a.split_whitespace().map(String::from)).collect();
+        let mut args: Vec<String> = text
+            .lines()
+            .filter_map(|l| l.strip_prefix("# args:"))
+            .flat_map(|a| a.split_whitespace().map(String::from))
+            .collect();
         args.push(case.to_str().expect("utf-8 path").to_string());
-        if text.contains("exec(") && !std::process::Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success()) {
-            eprintln!("NOTE: skipping {} (needs python3 with numpy)", case.display());
-            assert!(std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(), "PIPEC_REQUIRE_NUMPY is set but numpy is missing");
+        if text.contains("exec(")
+            && !std::process::Command::new("python3")
+                .args(["-c", "import numpy"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        {
+            eprintln!(
+                "NOTE: skipping {} (needs python3 with numpy)",
+                case.display()
+            );
+            assert!(
+                std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
+                "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
+            );
             continue;
         }
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
@@ -185,9 +248,15 @@ fn examples_print_what_numpy_prints() {
 fn example_ir_snapshot() {
     insta::glob!("../examples", "*.pipe", |path| {
         let source = pipec::SourceFile::from_path(path).expect("example reads");
-        let opts = pipec::CompileOptions { allow_exec: true, ..Default::default() };
+        let opts = pipec::CompileOptions {
+            allow_exec: true,
+            ..Default::default()
+        };
         let text = match pipec::Compiler::new().compile(&source, &opts) {
-            Ok(c) => format!("{}\n// ----- optimized (-O2) -----\n{}", c.traced, c.optimized),
+            Ok(c) => format!(
+                "{}\n// ----- optimized (-O2) -----\n{}",
+                c.traced, c.optimized
+            ),
             Err(diags) => pipec::render(&diags, "example", &source.text, false),
         };
         insta::assert_snapshot!(text);

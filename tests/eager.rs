@@ -11,16 +11,28 @@ fn root() -> PathBuf {
 
 fn pipec(args: &[&str]) -> (Output, Duration) {
     let start = Instant::now();
-    let out = Command::new(env!("CARGO_BIN_EXE_pipec")).args(args).current_dir(root()).output().expect("pipec runs");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("pipec runs");
     (out, start.elapsed())
 }
 
 fn python_has_numpy() -> bool {
-    let ok = Command::new("python3").args(["-c", "import numpy"]).output().is_ok_and(|o| o.status.success());
+    let ok = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
     if !ok {
         // Say so loudly; CI sets PIPEC_REQUIRE_NUMPY so a missing numpy fails there.
-        eprintln!("NOTE: python3 with numpy is not available: skipping the real numpy worker checks");
-        assert!(std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(), "PIPEC_REQUIRE_NUMPY is set but numpy is missing");
+        eprintln!(
+            "NOTE: python3 with numpy is not available: skipping the real numpy worker checks"
+        );
+        assert!(
+            std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
+            "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
+        );
     }
     ok
 }
@@ -28,7 +40,9 @@ fn python_has_numpy() -> bool {
 fn no_worker_left(script: &str) -> bool {
     let out = Command::new("pgrep").args(["-f", script]).output();
     // pgrep missing: cannot check; exit 1 means no process matched.
-    out.map_or(true, |o| o.status.code() == Some(1) || o.status.code() == Some(127))
+    out.map_or(true, |o| {
+        o.status.code() == Some(1) || o.status.code() == Some(127)
+    })
 }
 
 #[test]
@@ -45,9 +59,15 @@ fn failing_workers_are_errors_and_are_reaped() {
         let (out, took) = pipec(&["--allow-exec", "--worker-timeout", "2", &case]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{name}: {stderr}");
-        assert!(stderr.contains(code) && stderr.contains(text), "{name}: expected {code} and `{text}` in:\n{stderr}");
+        assert!(
+            stderr.contains(code) && stderr.contains(text),
+            "{name}: expected {code} and `{text}` in:\n{stderr}"
+        );
         assert!(took < Duration::from_secs(20), "{name} took {took:?}");
-        assert!(no_worker_left(&format!("workers/{name}.py")), "{name}: the worker process was not reaped");
+        assert!(
+            no_worker_left(&format!("workers/{name}.py")),
+            "{name}: the worker process was not reaped"
+        );
     }
 }
 
@@ -56,7 +76,10 @@ fn exec_needs_allow_exec() {
     let (out, _) = pipec(&["tests/cases/eager/exec_sort.pipe"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("E0502") && stderr.contains("exec_sort.pipe:2"), "{stderr}");
+    assert!(
+        stderr.contains("E0502") && stderr.contains("exec_sort.pipe:2"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -65,17 +88,32 @@ fn numpy_worker_sorts_and_result_types_are_checked() {
         return;
     }
     let (out, _) = pipec(&["--allow-exec", "tests/cases/eager/exec_sort.pipe"]);
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "[1. 2. 3.]\n[7. 8. 9.]\n", "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "[1. 2. 3.]\n[7. 8. 9.]\n",
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let (out, _) = pipec(&["--allow-exec", "tests/cases/eager/exec_wrong_type.pipe"]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1));
-    assert!(stderr.contains("E0500") && stderr.contains("f64[3]") && stderr.contains("f32[3]") && stderr.contains("element 0"), "{stderr}");
+    assert!(
+        stderr.contains("E0500")
+            && stderr.contains("f64[3]")
+            && stderr.contains("f32[3]")
+            && stderr.contains("element 0"),
+        "{stderr}"
+    );
 }
 
 #[test]
 fn eager_print_goes_to_stderr_per_element() {
     let (out, _) = pipec(&["tests/cases/eager/print_each.pipe"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(String::from_utf8_lossy(&out.stdout), "[1 3]\n[2]\n");
     assert_eq!(String::from_utf8_lossy(&out.stderr), "[3 1 3]\n[2 2 2]\n");
 }
@@ -85,9 +123,22 @@ fn exec_workers_serve_parallel_lanes_in_order() {
     if !python_has_numpy() {
         return;
     }
-    let expected: String = ["[1. 2. 3.]", "[7. 8. 9.]", "[4. 5. 6.]", "[-1.  0.  1.]"].map(|l| format!("{l}\n")).concat().repeat(50);
+    let expected: String = ["[1. 2. 3.]", "[7. 8. 9.]", "[4. 5. 6.]", "[-1.  0.  1.]"]
+        .map(|l| format!("{l}\n"))
+        .concat()
+        .repeat(50);
     for threads in ["1", "4"] {
-        let (out, _) = pipec(&["--allow-exec", "--threads", threads, "tests/cases/eager/exec_parallel.pipe"]);
-        assert_eq!(String::from_utf8_lossy(&out.stdout), expected, "threads {threads}: {}", String::from_utf8_lossy(&out.stderr));
+        let (out, _) = pipec(&[
+            "--allow-exec",
+            "--threads",
+            threads,
+            "tests/cases/eager/exec_parallel.pipe",
+        ]);
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            expected,
+            "threads {threads}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
     }
 }

@@ -134,23 +134,31 @@ pub fn make_input(id: Id, rows: usize) -> Option<Tensor> {
     match id {
         Id::W1 => {
             // (i*7 + j) % 1000 over row i, column j.
-            let data: Vec<i32> = (0..rows * 3).map(|f| (((f / 3) * 7 + f % 3) % 1000) as i32).collect();
+            let data: Vec<i32> = (0..rows * 3)
+                .map(|f| (((f / 3) * 7 + f % 3) % 1000) as i32)
+                .collect();
             Tensor::from_vec(&[rows, 3], data)
         }
         Id::W2 => {
             // (i*31 + k) % 256 over image i and flat index k inside the image.
-            let data: Vec<u8> = (0..rows * W2_PIXELS).map(|f| (((f / W2_PIXELS) * 31 + f % W2_PIXELS) % 256) as u8).collect();
+            let data: Vec<u8> = (0..rows * W2_PIXELS)
+                .map(|f| (((f / W2_PIXELS) * 31 + f % W2_PIXELS) % 256) as u8)
+                .collect();
             Tensor::from_vec(&[rows, 224, 224, 3], data)
         }
         Id::W3 => None,
         Id::W4 | Id::W4Traced => {
             // A multiplicative hash spreads the values, so every row needs real sorting work.
-            let data: Vec<f32> = (0..rows as u64 * 8).map(|f| ((f * 2_654_435_761) % 1000) as f32).collect();
+            let data: Vec<f32> = (0..rows as u64 * 8)
+                .map(|f| ((f * 2_654_435_761) % 1000) as f32)
+                .collect();
             Tensor::from_vec(&[rows, 8], data)
         }
         Id::W5 => {
             // (i*7 + k) % 1000 over row i and flat index k of its 2x3 values.
-            let data: Vec<i32> = (0..rows * 6).map(|f| (((f / 6) * 7 + f % 6) % 1000) as i32).collect();
+            let data: Vec<i32> = (0..rows * 6)
+                .map(|f| (((f / 6) * 7 + f % 6) % 1000) as i32)
+                .collect();
             Tensor::from_vec(&[rows, 2, 3], data)
         }
     }
@@ -176,10 +184,14 @@ pub fn generate(dir: &Path, small: bool) -> std::io::Result<Vec<String>> {
     for id in ALL {
         let Some(stem) = id.data() else { continue };
         let path = data.join(format!("{stem}.npy"));
-        let Some(t) = make_input(id, rows(id, small)) else { continue };
+        let Some(t) = make_input(id, rows(id, small)) else {
+            continue;
+        };
         let bytes = pipec::io::encode_npy(&t);
         // Regenerating 80 MB of W2 on every run would dominate a --quick run.
-        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64) && std::fs::read(&path)? == bytes {
+        if std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64)
+            && std::fs::read(&path)? == bytes
+        {
             continue;
         }
         std::fs::write(&path, &bytes)?;
@@ -201,7 +213,9 @@ pub enum Out<'a> {
 /// every output element to `sink`. Each loop is a single fused pass reusing one buffer.
 pub fn reference(id: Id, input: Option<&Tensor>, w3_n: i64, sink: &mut dyn FnMut(Out<'_>)) {
     fn slice<T: pipec_tensor::TensorElem>(t: Option<&Tensor>) -> &[T] {
-        t.and_then(|t| t.as_array::<T>()).and_then(|a| a.as_slice()).expect("reference input is a standard-layout tensor of the right dtype")
+        t.and_then(|t| t.as_array::<T>())
+            .and_then(|a| a.as_slice())
+            .expect("reference input is a standard-layout tensor of the right dtype")
     }
     match id {
         Id::W1 => w1_loop(slice(input), sink),
@@ -285,13 +299,18 @@ pub fn w5_loop(input: &[i32], sink: &mut dyn FnMut(Out<'_>)) {
 /// Compiles a `.pipe` file at -O2, turning diagnostics into text.
 pub fn compile(path: &Path) -> Result<Compiled, String> {
     let source = SourceFile::from_path(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    Compiler::new().compile(&source, &CompileOptions::default()).map_err(|d| pipec::render(&d, &source.name, &source.text, false))
+    Compiler::new()
+        .compile(&source, &CompileOptions::default())
+        .map_err(|d| pipec::render(&d, &source.name, &source.text, false))
 }
 
 /// Runs a compiled pipeline to the end, dropping the elements (like `pipec --discard`);
 /// returns the number of output elements.
 pub fn drain(compiled: &Compiled, threads: usize) -> Result<usize, String> {
-    let opts = RunOptions { threads, base_dir: compiled.dir.clone() };
+    let opts = RunOptions {
+        threads,
+        base_dir: compiled.dir.clone(),
+    };
     let stream = compiled.run(&opts).map_err(|d| d.message.clone())?;
     let mut n = 0;
     for e in stream {

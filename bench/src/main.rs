@@ -40,7 +40,9 @@ fn parse_args() -> Result<Args, String> {
         gen_only: false,
         only: None,
         reps: 0,
-        threads: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        threads: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         process: true,
         python: true,
         startup: true,
@@ -52,9 +54,24 @@ fn parse_args() -> Result<Args, String> {
         match arg.as_str() {
             "--quick" => a.quick = true,
             "--gen" => a.gen_only = true,
-            "--only" => a.only = Some(value("--only")?.split(',').map(|s| s.trim().to_lowercase()).collect()),
-            "--reps" => a.reps = value("--reps")?.parse().map_err(|e| format!("--reps: {e}"))?,
-            "--threads" => a.threads = value("--threads")?.parse().map_err(|e| format!("--threads: {e}"))?,
+            "--only" => {
+                a.only = Some(
+                    value("--only")?
+                        .split(',')
+                        .map(|s| s.trim().to_lowercase())
+                        .collect(),
+                )
+            }
+            "--reps" => {
+                a.reps = value("--reps")?
+                    .parse()
+                    .map_err(|e| format!("--reps: {e}"))?
+            }
+            "--threads" => {
+                a.threads = value("--threads")?
+                    .parse()
+                    .map_err(|e| format!("--threads: {e}"))?
+            }
             "--no-process" => a.process = false,
             "--no-python" => a.python = false,
             "--no-startup" => a.startup = false,
@@ -97,7 +114,10 @@ struct Paths {
 
 fn locate(build: bool) -> Paths {
     // The bench is run from the repository through cargo; the manifest path is stable.
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("bench/ has a parent").to_path_buf();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("bench/ has a parent")
+        .to_path_buf();
     let workloads = root.join("bench/workloads");
     if build {
         eprintln!("building the pipec binary (cargo build --release -p pipec-cli) ...");
@@ -108,15 +128,24 @@ fn locate(build: bool) -> Paths {
             .status()
             .is_ok_and(|s| s.success());
         if !ok {
-            eprintln!("warning: building pipec-cli failed; using whatever target/release/pipec exists");
+            eprintln!(
+                "warning: building pipec-cli failed; using whatever target/release/pipec exists"
+            );
         }
     }
     // The benchmark binary sits next to `pipec` in target/release.
     let pipec = std::env::current_exe()
         .ok()
-        .and_then(|exe| exe.parent().map(|d| d.join(format!("pipec{}", std::env::consts::EXE_SUFFIX))))
+        .and_then(|exe| {
+            exe.parent()
+                .map(|d| d.join(format!("pipec{}", std::env::consts::EXE_SUFFIX)))
+        })
         .filter(|p| p.exists());
-    Paths { root, workloads, pipec }
+    Paths {
+        root,
+        workloads,
+        pipec,
+    }
 }
 
 /// The measurements of one workload (seconds are medians; `None`: not measured).
@@ -194,7 +223,9 @@ fn time_reference(id: Id, paths: &Paths, args: &Args, row: &mut Row) -> Result<(
     for _ in 0..reps {
         let mut n = 0usize;
         let t = Instant::now();
-        pipec_bench::reference(id, input.as_ref(), pipec_bench::W3_N, &mut |out: Out<'_>| {
+        pipec_bench::reference(id, input.as_ref(), pipec_bench::W3_N, &mut |out: Out<
+            '_,
+        >| {
             // Keeps the optimizer from deleting the work: the buffer "escapes" each batch.
             std::hint::black_box(out);
             n += 1;
@@ -218,7 +249,10 @@ fn python_has(module: &str) -> bool {
 
 /// Runs `bench/compare/KIND_wN.py` and reads its `seconds=` line.
 fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize) -> Option<f64> {
-    let script = paths.root.join("bench/compare").join(format!("{kind}_{}.py", id.script()));
+    let script = paths
+        .root
+        .join("bench/compare")
+        .join(format!("{kind}_{}.py", id.script()));
     let out = Command::new("python3")
         .arg(&script)
         .arg("--reps")
@@ -231,7 +265,9 @@ fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize) -> Option<f64> {
         eprintln!("warning: {} failed", script.display());
         return None;
     }
-    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok())
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok())
 }
 
 /// Median wall time of `pipec --check FILE` over `reps` runs, in ms.
@@ -240,7 +276,14 @@ fn startup(bin: &Path, file: &Path, reps: usize) -> Option<f64> {
     for _ in 0..reps {
         let t = Instant::now();
         // `--allow-exec`: a worker example must compile too; `--check` never starts workers.
-        let ok = Command::new(bin).args(["--check", "--allow-exec"]).arg(file).stdout(Stdio::null()).stderr(Stdio::null()).status().ok()?.success();
+        let ok = Command::new(bin)
+            .args(["--check", "--allow-exec"])
+            .arg(file)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .ok()?
+            .success();
         if !ok {
             return None;
         }
@@ -251,7 +294,13 @@ fn startup(bin: &Path, file: &Path, reps: usize) -> Option<f64> {
 
 fn rate(elements: usize, s: f64) -> String {
     let r = elements as f64 / s;
-    if r >= 1e6 { format!("{:.1}M", r / 1e6) } else if r >= 1e3 { format!("{:.1}k", r / 1e3) } else { format!("{r:.0}") }
+    if r >= 1e6 {
+        format!("{:.1}M", r / 1e6)
+    } else if r >= 1e3 {
+        format!("{:.1}k", r / 1e3)
+    } else {
+        format!("{r:.0}")
+    }
 }
 
 fn opt_s(v: Option<f64>) -> String {
@@ -284,7 +333,11 @@ fn main() {
     }
     let ids: Vec<Id> = pipec_bench::ALL
         .into_iter()
-        .filter(|id| args.only.as_ref().is_none_or(|o| o.iter().any(|w| w.eq_ignore_ascii_case(id.name()))))
+        .filter(|id| {
+            args.only
+                .as_ref()
+                .is_none_or(|o| o.iter().any(|w| w.eq_ignore_ascii_case(id.name())))
+        })
         .collect();
     let has_numpy = args.python && python_has("numpy");
     let has_tf = args.python && python_has("tensorflow");
@@ -308,7 +361,10 @@ fn main() {
             std::process::exit(1);
         }
         if row.pipec.is_some() && row.outputs != row.ref_outputs {
-            row.note.push_str(&format!(" outputs differ: pipec {} vs loop {}", row.outputs, row.ref_outputs));
+            row.note.push_str(&format!(
+                " outputs differ: pipec {} vs loop {}",
+                row.outputs, row.ref_outputs
+            ));
         }
         if has_numpy {
             row.numpy = time_script("numpy", id, &paths, py_reps);
@@ -326,19 +382,33 @@ fn main() {
         args.reps,
         if args.quick { 3 } else { 7 },
         py_reps,
-        if has_numpy { "" } else { " (numpy not installed)" }
+        if has_numpy {
+            ""
+        } else {
+            " (numpy not installed)"
+        }
     );
-    println!("times in seconds; rates in input elements/s; ratios are time / loop time (lower is better)");
+    println!(
+        "times in seconds; rates in input elements/s; ratios are time / loop time (lower is better)"
+    );
     println!();
-    println!("| workload | elements | compile | pipec | pipec el/s | process | loop | loop el/s | pipec/loop | numpy | numpy/loop | tf.data | notes |");
+    println!(
+        "| workload | elements | compile | pipec | pipec el/s | process | loop | loop el/s | pipec/loop | numpy | numpy/loop | tf.data | notes |"
+    );
     println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|");
     for (id, r) in &rows {
         let n = id.input_elements();
         let (p, pr, ratio) = match r.pipec {
-            Some(p) => (format!("{p:.3}"), rate(n, p), format!("{:.0}x", p / r.reference)),
+            Some(p) => (
+                format!("{p:.3}"),
+                rate(n, p),
+                format!("{:.0}x", p / r.reference),
+            ),
             None => ("n/a".into(), "n/a".into(), "n/a".into()),
         };
-        let np_ratio = r.numpy.map_or_else(|| "n/a".into(), |s| format!("{:.1}x", s / r.reference));
+        let np_ratio = r
+            .numpy
+            .map_or_else(|| "n/a".into(), |s| format!("{:.1}x", s / r.reference));
         println!(
             "| {} {} | {n} | {:.3} | {p} | {pr} | {} | {:.4} | {} | {ratio} | {} | {np_ratio} | {} | {} |",
             id.name(),
@@ -355,19 +425,29 @@ fn main() {
 
     if args.startup {
         match &paths.pipec {
-            None => println!("\n(start-up: no target/release/pipec binary; run `cargo build --release` first)"),
+            None => println!(
+                "\n(start-up: no target/release/pipec binary; run `cargo build --release` first)"
+            ),
             Some(bin) => {
                 let reps = if args.quick { 5 } else { 20 };
                 println!("\nstart-up + compile, `pipec --check FILE`, median of {reps} runs:\n");
                 println!("| file | ms |");
                 println!("|---|---:|");
                 let mut files: Vec<PathBuf> = std::fs::read_dir(paths.root.join("examples"))
-                    .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.extension().is_some_and(|x| x == "pipe")).collect())
+                    .map(|d| {
+                        d.filter_map(|e| e.ok().map(|e| e.path()))
+                            .filter(|p| p.extension().is_some_and(|x| x == "pipe"))
+                            .collect()
+                    })
                     .unwrap_or_default();
                 files.sort();
                 for f in files {
-                    let ms = startup(bin, &f, reps).map_or_else(|| "failed".into(), |m| format!("{m:.1}"));
-                    println!("| {} | {ms} |", f.strip_prefix(&paths.root).unwrap_or(&f).display());
+                    let ms = startup(bin, &f, reps)
+                        .map_or_else(|| "failed".into(), |m| format!("{m:.1}"));
+                    println!(
+                        "| {} | {ms} |",
+                        f.strip_prefix(&paths.root).unwrap_or(&f).display()
+                    );
                 }
             }
         }

@@ -15,18 +15,26 @@ impl Drop for Scratch {
 }
 
 fn scratch(id: Id) -> Scratch {
-    let dir = std::env::temp_dir().join(format!("pipec-bench-{}-{}", std::process::id(), id.file()));
+    let dir =
+        std::env::temp_dir().join(format!("pipec-bench-{}-{}", std::process::id(), id.file()));
     std::fs::create_dir_all(dir.join("data")).unwrap();
     let mut source = id.source().to_string();
     if id == Id::W3 {
         // W3's size is in the program text, not in a data file.
         let full = "range(10_000_000)";
-        assert!(source.contains(full), "w3.pipe no longer says `{full}`: update this test");
+        assert!(
+            source.contains(full),
+            "w3.pipe no longer says `{full}`: update this test"
+        );
         source = source.replace(full, &format!("range({})", rows(id, true)));
     }
     std::fs::write(dir.join(id.file()), source).unwrap();
     if let (Some(stem), Some(t)) = (id.data(), make_input(id, rows(id, true))) {
-        std::fs::write(dir.join("data").join(format!("{stem}.npy")), pipec::io::encode_npy(&t)).unwrap();
+        std::fs::write(
+            dir.join("data").join(format!("{stem}.npy")),
+            pipec::io::encode_npy(&t),
+        )
+        .unwrap();
     }
     Scratch(dir)
 }
@@ -46,7 +54,10 @@ fn check(id: Id) {
     let dir = scratch(id);
     let compiled = compile(&dir.0.join(id.file())).unwrap_or_else(|e| panic!("{e}"));
     let got: Vec<Vec<f64>> = compiled
-        .run(&RunOptions { threads: 1, base_dir: dir.0.clone() })
+        .run(&RunOptions {
+            threads: 1,
+            base_dir: dir.0.clone(),
+        })
         .unwrap_or_else(|d| panic!("{}", d.message))
         .map(|e| {
             let e = e.unwrap_or_else(|d| panic!("{}", d.message));
@@ -69,7 +80,11 @@ fn check(id: Id) {
             // A few f32 ulps of slack: a vectorized log or a reordered fused kernel in the
             // runtime may round differently from the scalar loop without being wrong.
             let tol = 4.0 * f32::EPSILON as f64 * a.abs().max(b.abs()).max(1.0);
-            assert!((a - b).abs() <= tol, "{}: element {k}, value {i}: pipec {a} vs loop {b}", id.name());
+            assert!(
+                (a - b).abs() <= tol,
+                "{}: element {k}, value {i}: pipec {a} vs loop {b}",
+                id.name()
+            );
         }
     }
 }

@@ -69,7 +69,9 @@ struct Cli {
 }
 
 fn default_threads() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn main() -> ExitCode {
@@ -83,11 +85,15 @@ fn main() -> ExitCode {
     };
     // Compile and run on a thread with a large stack: deeply nested (but accepted) programs
     // recurse in the tracer, and a stack overflow would abort instead of reporting.
-    let worker = std::thread::Builder::new().stack_size(256 << 20).spawn(move || real_main(cli));
+    let worker = std::thread::Builder::new()
+        .stack_size(256 << 20)
+        .spawn(move || real_main(cli));
     match worker.map(|h| h.join()) {
         Ok(Ok(code)) => ExitCode::from(code),
         _ => {
-            eprintln!("error: internal compiler error (a panic); please report it with the input that causes it");
+            eprintln!(
+                "error: internal compiler error (a panic); please report it with the input that causes it"
+            );
             ExitCode::from(101)
         }
     }
@@ -103,7 +109,9 @@ fn real_main(cli: Cli) -> u8 {
             }
             None => {
                 eprintln!("error[E0800]: unknown error code `{code}`");
-                eprintln!("help: codes look like E0101; every diagnostic shows its code in brackets");
+                eprintln!(
+                    "help: codes look like E0101; every diagnostic shows its code in brackets"
+                );
                 2
             }
         };
@@ -135,7 +143,12 @@ fn real_main(cli: Cli) -> u8 {
     compiler.set_print_sink(Arc::new(|line: &str| {
         let _ = writeln!(std::io::stderr().lock(), "{line}");
     }));
-    let opts = CompileOptions { pipeline: cli.pipeline.clone(), opt_level: cli.opt_level, passes: cli.passes.clone(), allow_exec: cli.allow_exec };
+    let opts = CompileOptions {
+        pipeline: cli.pipeline.clone(),
+        opt_level: cli.opt_level,
+        passes: cli.passes.clone(),
+        allow_exec: cli.allow_exec,
+    };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,
         Err(diags) => {
@@ -192,7 +205,9 @@ fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
                 match compiled.stages.iter().rev().find(|(p, _)| p == pass) {
                     Some((_, prog)) => out = prog.to_string(),
                     None => {
-                        out.push_str(&format!("// pass `{pass}` changed nothing (or did not run)\n"));
+                        out.push_str(&format!(
+                            "// pass `{pass}` changed nothing (or did not run)\n"
+                        ));
                         out.push_str(&compiled.traced.to_string());
                     }
                 }
@@ -226,9 +241,15 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             }
         },
         None if cli.discard => Box::new(Discard),
-        None => Box::new(Print { out: std::io::BufWriter::new(std::io::stdout().lock()), elem: elem.clone() }),
+        None => Box::new(Print {
+            out: std::io::BufWriter::new(std::io::stdout().lock()),
+            elem: elem.clone(),
+        }),
     };
-    let opts = RunOptions { threads: cli.threads.max(1), base_dir: source.dir.clone() };
+    let opts = RunOptions {
+        threads: cli.threads.max(1),
+        base_dir: source.dir.clone(),
+    };
     let mut stream = match compiled.run(&opts) {
         Ok(s) => s,
         Err(d) => {
@@ -275,7 +296,10 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     }
     if cli.stats {
         let secs = start.elapsed().as_secs_f64();
-        eprintln!("elements: {count}\nbytes: {bytes}\nwall: {secs:.6} s\nrate: {:.0} elements/s", count as f64 / secs.max(1e-9));
+        eprintln!(
+            "elements: {count}\nbytes: {bytes}\nwall: {secs:.6} s\nrate: {:.0} elements/s",
+            count as f64 / secs.max(1e-9)
+        );
     }
     0
 }
@@ -342,7 +366,10 @@ impl Sink for Discard {
 }
 
 fn output_failed(path: &Path, msg: impl std::fmt::Display) -> Diagnostic {
-    Diagnostic::error(pipec::Code::OutputFailed, format!("cannot write `{}`: {msg}", path.display()))
+    Diagnostic::error(
+        pipec::Code::OutputFailed,
+        format!("cannot write `{}`: {msg}", path.display()),
+    )
 }
 
 /// A temporary file next to the output, removed on drop unless renamed into place. Being in
@@ -355,12 +382,23 @@ struct TempFile {
 impl TempFile {
     /// Creates `.NAME.PID[.PART].tmp` next to `dest`.
     fn create(dest: &Path, part: Option<&str>) -> std::io::Result<(TempFile, std::fs::File)> {
-        let dir = dest.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let name = dest.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        let dir = dest
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = dest
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
         let part = part.map(|p| format!(".{p}")).unwrap_or_default();
         let path = dir.join(format!(".{name}.{}{part}.tmp", std::process::id()));
         // Readable too: `.npz` parts are read back into the archive.
-        let file = std::fs::OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&path)?;
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&path)?;
         Ok((TempFile { path, kept: false }, file))
     }
 
@@ -384,13 +422,25 @@ impl Drop for TempFile {
 fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, OutputError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let leaves = elem.leaves();
-    let usage = |msg: String, help: &str| OutputError::Usage(Diagnostic::error(pipec::Code::BadUsage, msg).with_help(help.to_string()));
+    let usage = |msg: String, help: &str| {
+        OutputError::Usage(
+            Diagnostic::error(pipec::Code::BadUsage, msg).with_help(help.to_string()),
+        )
+    };
     let failed = |e: std::io::Error| OutputError::Failed(output_failed(path, e));
     // The array for one leaf: its dtype, and its element shape should nothing be produced.
     let writer = |k: usize, part: Option<&str>| -> Result<(TempFile, NpyOut), OutputError> {
         let (tmp, file) = TempFile::create(path, part).map_err(failed)?;
-        let fallback = leaves[k].shape.0.iter().map(|d| d.known().unwrap_or(0)).collect();
-        Ok((tmp, pipec::io::NpyWriter::new(std::io::BufWriter::new(file), leaves[k].dtype, fallback)))
+        let fallback = leaves[k]
+            .shape
+            .0
+            .iter()
+            .map(|d| d.known().unwrap_or(0))
+            .collect();
+        Ok((
+            tmp,
+            pipec::io::NpyWriter::new(std::io::BufWriter::new(file), leaves[k].dtype, fallback),
+        ))
     };
     match ext {
         "npy" => {
@@ -401,7 +451,11 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
                 ));
             }
             let (tmp, w) = writer(0, None)?;
-            Ok(Box::new(NpyFile { path: path.to_path_buf(), tmp, w }))
+            Ok(Box::new(NpyFile {
+                path: path.to_path_buf(),
+                tmp,
+                w,
+            }))
         }
         "npz" => {
             let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
@@ -409,13 +463,27 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
             for k in 0..leaves.len() {
                 parts.push(writer(k, Some(&format!("arr_{k}")))?);
             }
-            Ok(Box::new(NpzFile { path: path.to_path_buf(), tmp, file, parts }))
+            Ok(Box::new(NpzFile {
+                path: path.to_path_buf(),
+                tmp,
+                file,
+                parts,
+            }))
         }
         "jsonl" => {
             let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
-            Ok(Box::new(JsonlFile { path: path.to_path_buf(), tmp, out: std::io::BufWriter::new(file), elem: elem.clone(), line: String::new() }))
+            Ok(Box::new(JsonlFile {
+                path: path.to_path_buf(),
+                tmp,
+                out: std::io::BufWriter::new(file),
+                elem: elem.clone(),
+                line: String::new(),
+            }))
         }
-        other => Err(usage(format!("unsupported output format `.{other}`"), "write to a .npy, .npz or .jsonl file")),
+        other => Err(usage(
+            format!("unsupported output format `.{other}`"),
+            "write to a .npy, .npz or .jsonl file",
+        )),
     }
 }
 
@@ -438,13 +506,16 @@ struct NpyFile {
 
 impl Sink for NpyFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        self.w.push(&e[0]).map_err(|err| SinkError::Failed(npy_push_failed(&self.path, err)))
+        self.w
+            .push(&e[0])
+            .map_err(|err| SinkError::Failed(npy_push_failed(&self.path, err)))
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {
         let NpyFile { path, tmp, w } = *self;
         finish_npy(w).map_err(|e| SinkError::Failed(output_failed(&path, e)))?;
-        tmp.persist(&path).map_err(|e| SinkError::Failed(output_failed(&path, e)))
+        tmp.persist(&path)
+            .map_err(|e| SinkError::Failed(output_failed(&path, e)))
     }
 }
 
@@ -479,7 +550,12 @@ impl Sink for NpzFile {
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {
-        let NpzFile { path, tmp, file, parts } = *self;
+        let NpzFile {
+            path,
+            tmp,
+            file,
+            parts,
+        } = *self;
         let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
         let mut members = Vec::new();
         let mut temps = Vec::new();
@@ -489,7 +565,8 @@ impl Sink for NpzFile {
             members.push((format!("arr_{k}"), std::io::BufReader::new(f)));
             temps.push(part_tmp);
         }
-        let file = pipec::io::write_npz(std::io::BufWriter::new(file), members).map_err(|e| fail(&e))?;
+        let file =
+            pipec::io::write_npz(std::io::BufWriter::new(file), members).map_err(|e| fail(&e))?;
         let file = file.into_inner().map_err(|e| fail(&e.into_error()))?;
         file.sync_all().map_err(|e| fail(&e))?;
         drop(temps);
@@ -508,7 +585,11 @@ struct JsonlFile {
     line: String,
 }
 
-fn json_element(elem: &pipec::ElemType, leaves: &mut std::slice::Iter<'_, pipec::Tensor>, out: &mut String) {
+fn json_element(
+    elem: &pipec::ElemType,
+    leaves: &mut std::slice::Iter<'_, pipec::Tensor>,
+    out: &mut String,
+) {
     match elem {
         pipec::ElemType::Tensor(_) => {
             if let Some(t) = leaves.next() {
@@ -533,7 +614,9 @@ impl Sink for JsonlFile {
         self.line.clear();
         json_element(&self.elem, &mut e.iter(), &mut self.line);
         self.line.push('\n');
-        self.out.write_all(self.line.as_bytes()).map_err(|err| SinkError::Failed(output_failed(&self.path, err)))
+        self.out
+            .write_all(self.line.as_bytes())
+            .map_err(|err| SinkError::Failed(output_failed(&self.path, err)))
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {

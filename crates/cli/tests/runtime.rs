@@ -8,7 +8,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn data(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/data").join(name)
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/data")
+        .join(name)
 }
 
 /// A fresh directory holding one `.pipe` file; removed on drop.
@@ -23,7 +25,8 @@ impl Case {
         std::fs::create_dir_all(&dir).expect("temp dir");
         // `DATA/` in a program stands for tests/data/.
         let data_dir = data("").display().to_string();
-        std::fs::write(dir.join("p.pipe"), program.replace("DATA/", &data_dir)).expect("write program");
+        std::fs::write(dir.join("p.pipe"), program.replace("DATA/", &data_dir))
+            .expect("write program");
         Case { dir }
     }
 
@@ -68,16 +71,28 @@ fn stderr(o: &Output) -> String {
 
 #[track_caller]
 fn assert_exit(o: &Output, code: i32) {
-    assert_eq!(o.status.code(), Some(code), "stdout:\n{}\nstderr:\n{}", stdout(o), stderr(o));
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "stdout:\n{}\nstderr:\n{}",
+        stdout(o),
+        stderr(o)
+    );
 }
 
 #[test]
 fn npy_output_is_numpys_bytes() {
     for (program, expect) in [
-        ("pipeline main = range(7).map(|x| cast(x, f32) * 0.5)", "halves.npy"),
+        (
+            "pipeline main = range(7).map(|x| cast(x, f32) * 0.5)",
+            "halves.npy",
+        ),
         ("pipeline main = range(12).batch(3)", "batches.npy"),
         // No element at all: the element type gives the shape (0, 3).
-        (r#"pipeline main = read_csv("DATA/ints.csv").filter(|r| r[0] > 100.0)"#, "empty_rows.npy"),
+        (
+            r#"pipeline main = read_csv("DATA/ints.csv").filter(|r| r[0] > 100.0)"#,
+            "empty_rows.npy",
+        ),
     ] {
         let case = Case::new("npy", program);
         let out = case.run(&["--output", "out.npy"]);
@@ -86,7 +101,11 @@ fn npy_output_is_numpys_bytes() {
         let got = std::fs::read(case.path("out.npy")).expect("output written");
         let want = std::fs::read(data("expect").join(expect)).expect("expected file");
         assert_eq!(got, want, "{program}: bytes differ from numpy.save");
-        assert_eq!(case.others(), vec!["out.npy".to_string()], "no temporary file is left");
+        assert_eq!(
+            case.others(),
+            vec!["out.npy".to_string()],
+            "no temporary file is left"
+        );
     }
 }
 
@@ -105,8 +124,15 @@ fn npz_output_has_one_array_per_component() {
         assert_eq!(io::encode_npy(&got), want, "{member}");
         assert_eq!(got, io::parse_npy(&want).expect("numpy's file parses"));
     }
-    assert!(matches!(io::read_npz(&path, "arr_2"), Err(io::IoError::MissingMember { .. })));
-    assert_eq!(case.others(), vec!["out.npz".to_string()], "component temporaries are removed");
+    assert!(matches!(
+        io::read_npz(&path, "arr_2"),
+        Err(io::IoError::MissingMember { .. })
+    ));
+    assert_eq!(
+        case.others(),
+        vec!["out.npz".to_string()],
+        "component temporaries are removed"
+    );
 }
 
 #[test]
@@ -124,9 +150,15 @@ fn jsonl_output_lines() {
                 [2, [[0.0, 0.0], [false, false]]]\n";
     assert_eq!(got, want);
     // A scalar is a bare number; f32 values use the shortest text that reads back as the same f32.
-    let case = Case::new("jsonl_scalar", "pipeline main = range(3).map(|x| cast(x, f32) / 3.0)");
+    let case = Case::new(
+        "jsonl_scalar",
+        "pipeline main = range(3).map(|x| cast(x, f32) / 3.0)",
+    );
     assert_exit(&case.run(&["--output", "s.jsonl"]), 0);
-    assert_eq!(std::fs::read_to_string(case.path("s.jsonl")).expect("written"), "0.0\n0.33333334\n0.6666667\n");
+    assert_eq!(
+        std::fs::read_to_string(case.path("s.jsonl")).expect("written"),
+        "0.0\n0.33333334\n0.6666667\n"
+    );
 }
 
 #[test]
@@ -140,19 +172,29 @@ fn a_failed_run_leaves_no_output() {
             );
             let name = format!("out.{ext}");
             if ext == "npy" {
-                std::fs::write(case.path("p.pipe"), "pipeline main = range(10).map(|x| 10 // (x - 7), num_parallel_calls: 4)")
-                    .expect("rewrite");
+                std::fs::write(
+                    case.path("p.pipe"),
+                    "pipeline main = range(10).map(|x| 10 // (x - 7), num_parallel_calls: 4)",
+                )
+                .expect("rewrite");
             }
             let mut args = vec!["--output", name.as_str()];
             args.extend_from_slice(extra);
             let out = case.run(&args);
             assert_exit(&out, 1);
             assert!(stderr(&out).contains("E0600"), "{}", stderr(&out));
-            assert_eq!(case.others(), Vec::<String>::new(), "{ext}: a failed run left files behind");
+            assert_eq!(
+                case.others(),
+                Vec::<String>::new(),
+                "{ext}: a failed run left files behind"
+            );
             // An existing file is left as it was.
             std::fs::write(case.path(&name), b"old").expect("write");
             assert_exit(&case.run(&args), 1);
-            assert_eq!(std::fs::read(case.path(&name)).expect("still there"), b"old");
+            assert_eq!(
+                std::fs::read(case.path(&name)).expect("still there"),
+                b"old"
+            );
             assert_eq!(case.others(), vec![name.clone()]);
         }
     }
@@ -163,7 +205,11 @@ fn bad_output_requests_are_usage_errors() {
     let case = Case::new("usage", "pipeline main = range(3).map(|x| (x, x))");
     let out = case.run(&["--output", "out.npy"]);
     assert_exit(&out, 2);
-    assert!(stderr(&out).contains(".npz"), "suggests .npz: {}", stderr(&out));
+    assert!(
+        stderr(&out).contains(".npz"),
+        "suggests .npz: {}",
+        stderr(&out)
+    );
     assert_exit(&case.run(&["--output", "out.csv"]), 2);
     assert_exit(&case.run(&["--output", "out.npz", "--discard"]), 2);
     assert_eq!(case.others(), Vec::<String>::new());
@@ -178,10 +224,17 @@ fn bad_output_requests_are_usage_errors() {
     );
     let out = case.run(&["--output", "out.npy"]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("E0605") && stderr(&out).contains("padded_batch"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("E0605") && stderr(&out).contains("padded_batch"),
+        "{}",
+        stderr(&out)
+    );
     assert_eq!(case.others(), Vec::<String>::new());
     assert_exit(&case.run(&["--output", "out.jsonl"]), 0);
-    assert_eq!(std::fs::read_to_string(case.path("out.jsonl")).expect("written"), "[0]\n[0, 1]\n[0, 1, 2]\n");
+    assert_eq!(
+        std::fs::read_to_string(case.path("out.jsonl")).expect("written"),
+        "[0]\n[0, 1]\n[0, 1, 2]\n"
+    );
 }
 
 #[test]
@@ -205,7 +258,10 @@ fn take_pulls_exactly_n() {
         }
     }
     // An eager function's side effects show how many elements ran.
-    let case = Case::new("take_eager", "eager fn loud(x) -> i64[] {\n    print(x)\n    return x\n}\npipeline main = range(100).map(loud)");
+    let case = Case::new(
+        "take_eager",
+        "eager fn loud(x) -> i64[] {\n    print(x)\n    return x\n}\npipeline main = range(100).map(loud)",
+    );
     let out = case.run(&["--take", "3"]);
     assert_exit(&out, 0);
     assert_eq!(stderr(&out).lines().count(), 3, "{}", stderr(&out));
@@ -213,41 +269,79 @@ fn take_pulls_exactly_n() {
 
 #[test]
 fn csv_errors_name_file_line_column_and_cell() {
-    let case = Case::new("csv_bad", r#"pipeline main = read_csv("DATA/bad_cell.csv")"#);
+    let case = Case::new(
+        "csv_bad",
+        r#"pipeline main = read_csv("DATA/bad_cell.csv")"#,
+    );
     let out = case.run(&[]);
     assert_exit(&out, 1);
     let err = stderr(&out);
     for part in ["E0604", "bad_cell.csv", "line 4", "column 2", "`x7`", "f32"] {
         assert!(err.contains(part), "missing {part:?} in:\n{err}");
     }
-    assert_eq!(stdout(&out).lines().count(), 2, "rows before the bad one are printed");
-    let case = Case::new("csv_ragged", r#"pipeline main = from_tensor_slices(read_csv("DATA/ragged.csv", i64))"#);
+    assert_eq!(
+        stdout(&out).lines().count(),
+        2,
+        "rows before the bad one are printed"
+    );
+    let case = Case::new(
+        "csv_ragged",
+        r#"pipeline main = from_tensor_slices(read_csv("DATA/ragged.csv", i64))"#,
+    );
     let out = case.run(&[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("line 3") && stderr(&out).contains("2 cells"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 3") && stderr(&out).contains("2 cells"),
+        "{}",
+        stderr(&out)
+    );
     let case = Case::new("csv_empty", r#"pipeline main = read_csv("DATA/empty.csv")"#);
     let out = case.run(&[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("E0604") && stderr(&out).contains("empty"), "{}", stderr(&out));
-    let case = Case::new("csv_missing", r#"pipeline main = read_csv("DATA/no_such.csv")"#);
+    assert!(
+        stderr(&out).contains("E0604") && stderr(&out).contains("empty"),
+        "{}",
+        stderr(&out)
+    );
+    let case = Case::new(
+        "csv_missing",
+        r#"pipeline main = read_csv("DATA/no_such.csv")"#,
+    );
     assert!(stderr(&case.run(&[])).contains("E0602"));
 }
 
 #[test]
 fn bad_array_files_are_errors_not_panics() {
-    let case = Case::new("npz_member", r#"pipeline main = from_tensor_slices(read_npz("DATA/pair.npz", "z"))"#);
+    let case = Case::new(
+        "npz_member",
+        r#"pipeline main = from_tensor_slices(read_npz("DATA/pair.npz", "z"))"#,
+    );
     let out = case.run(&[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("E0603") && stderr(&out).contains("x, y"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("E0603") && stderr(&out).contains("x, y"),
+        "{}",
+        stderr(&out)
+    );
     // Garbage and truncated files, as .npy and .npz.
     let good = std::fs::read(data("pair.npz")).expect("input");
     for (name, bytes) in [
-        ("g.npy", b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (9".to_vec()),
+        (
+            "g.npy",
+            b"\x93NUMPY\x01\x00\x20\x00{'descr': '<f4', 'shape': (9".to_vec(),
+        ),
         ("g.npz", good[..good.len() / 2].to_vec()),
         ("h.npz", b"PK\x03\x04garbage".to_vec()),
     ] {
-        let call = if name.ends_with("npy") { format!("read_npy(\"{name}\")") } else { format!("read_npz(\"{name}\", \"x\")") };
-        let case = Case::new("garbage", &format!("pipeline main = from_tensor_slices({call})"));
+        let call = if name.ends_with("npy") {
+            format!("read_npy(\"{name}\")")
+        } else {
+            format!("read_npz(\"{name}\", \"x\")")
+        };
+        let case = Case::new(
+            "garbage",
+            &format!("pipeline main = from_tensor_slices({call})"),
+        );
         std::fs::write(case.path(name), bytes).expect("write");
         let out = case.run(&[]);
         assert_exit(&out, 1);
@@ -282,7 +376,10 @@ fn shuffle_and_parallel_map_are_deterministic_at_any_thread_count() {
     for threads in ["1", "2", "4", "8"] {
         let out = case.run(&["--threads", threads]);
         assert_exit(&out, 0);
-        assert!(stdout(&out) == stdout(&first), "--threads {threads} changed the output");
+        assert!(
+            stdout(&out) == stdout(&first),
+            "--threads {threads} changed the output"
+        );
     }
     // The two epochs are shuffled differently (reshuffle each iteration), yet each is a permutation.
     let text = stdout(&first);
@@ -292,10 +389,17 @@ fn shuffle_and_parallel_map_are_deterministic_at_any_thread_count() {
 
 #[test]
 fn mismatched_lengths_are_errors_not_panics() {
-    let case = Case::new("unbatch_lengths", "pipeline main = zip(range(6).batch(3), range(6).batch(2)).unbatch()");
+    let case = Case::new(
+        "unbatch_lengths",
+        "pipeline main = zip(range(6).batch(3), range(6).batch(2)).unbatch()",
+    );
     let out = case.run(&[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("E0601") && stderr(&out).contains("[3], [2]"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("E0601") && stderr(&out).contains("[3], [2]"),
+        "{}",
+        stderr(&out)
+    );
     // File components have no length at trace time: checked when the pipeline starts.
     let case = Case::new(
         "slices_lengths",
@@ -303,5 +407,9 @@ fn mismatched_lengths_are_errors_not_panics() {
     );
     let out = case.run(&[]);
     assert_exit(&out, 1);
-    assert!(stderr(&out).contains("E0601") && stderr(&out).contains("[4, 3], [5]"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("E0601") && stderr(&out).contains("[4, 3], [5]"),
+        "{}",
+        stderr(&out)
+    );
 }

@@ -27,12 +27,18 @@ impl Span {
     /// A span covering `start..end`; offsets past `u32::MAX` saturate.
     pub fn new(start: usize, end: usize) -> Span {
         let clamp = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
-        Span { start: clamp(start), end: clamp(end.max(start)) }
+        Span {
+            start: clamp(start),
+            end: clamp(end.max(start)),
+        }
     }
 
     /// The smallest span covering both `self` and `other`.
     pub fn to(self, other: Span) -> Span {
-        Span { start: self.start.min(other.start), end: self.end.max(other.end) }
+        Span {
+            start: self.start.min(other.start),
+            end: self.end.max(other.end),
+        }
     }
 
     /// The span as a `usize` range, for slicing the source.
@@ -120,12 +126,18 @@ impl Diagnostic {
 
     /// A remark (an optimizer report) with `code` and `message`.
     pub fn remark(code: Code, message: impl Into<String>) -> Diagnostic {
-        Diagnostic { severity: Severity::Remark, ..Diagnostic::error(code, message) }
+        Diagnostic {
+            severity: Severity::Remark,
+            ..Diagnostic::error(code, message)
+        }
     }
 
     /// Adds a label; the first label added is the primary one.
     pub fn with_label(mut self, span: Span, message: impl Into<String>) -> Diagnostic {
-        self.labels.push(Label { span, message: message.into() });
+        self.labels.push(Label {
+            span,
+            message: message.into(),
+        });
         self
     }
 
@@ -165,7 +177,10 @@ impl fmt::Display for Diagnostic {
 }
 
 /// Finds the candidate closest to `name` by edit distance, for "did you mean" hints.
-pub fn did_you_mean<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    name: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     let limit = (name.chars().count() / 3).max(1);
     candidates
         .into_iter()
@@ -191,7 +206,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -208,7 +225,10 @@ mod tests {
     #[test]
     fn suggests_close_names() {
         assert_eq!(did_you_mean("lgo", ["log", "exp", "abs"]), Some("log"));
-        assert_eq!(did_you_mean("normalise", ["normalize", "x"]), Some("normalize"));
+        assert_eq!(
+            did_you_mean("normalise", ["normalize", "x"]),
+            Some("normalize")
+        );
         assert_eq!(did_you_mean("zzz", ["log", "exp"]), None);
     }
 }

@@ -24,8 +24,13 @@ fn render_one(diag: &Diagnostic, name: &str, text: &str, color: bool, out: &mut 
         let end = r.end.min(text.len());
         r.start.min(end)..end
     };
-    let offset = diag.primary_span().map(|s| clamp(s.range()).start).unwrap_or(0);
-    let config = Config::default().with_color(color).with_index_type(IndexType::Byte);
+    let offset = diag
+        .primary_span()
+        .map(|s| clamp(s.range()).start)
+        .unwrap_or(0);
+    let config = Config::default()
+        .with_color(color)
+        .with_index_type(IndexType::Byte);
     let mut report = Report::build(kind, (name, offset..offset))
         .with_config(config)
         .with_code(diag.code.as_str())

@@ -1,9 +1,9 @@
 //! Running one IR function on one element (or one batch).
 
 use pipec_diag::{Code, Diagnostic};
-use pipec_ir::{FusedInst, Function, HostInstance, OpKind};
-use pipec_tensor::kernels::KernelError;
+use pipec_ir::{Function, FusedInst, HostInstance, OpKind};
 use pipec_tensor::Tensor;
+use pipec_tensor::kernels::KernelError;
 
 /// A function prepared for repeated evaluation: when each value dies, so it can be freed early.
 #[derive(Debug)]
@@ -49,9 +49,18 @@ impl CompiledFn {
     ///
     /// For a batched function (see [`Function::batched`]), `element` is the index of the
     /// batch's first element, and errors name the element within it.
-    pub fn call(&self, state: &mut FnState, args: Vec<Tensor>, element: u64) -> Result<Vec<Tensor>, Diagnostic> {
+    pub fn call(
+        &self,
+        state: &mut FnState,
+        args: Vec<Tensor>,
+        element: u64,
+    ) -> Result<Vec<Tensor>, Diagnostic> {
         let f = &self.func;
-        let rows = if f.batched { args.first().and_then(|a| a.shape().first().copied()) } else { None };
+        let rows = if f.batched {
+            args.first().and_then(|a| a.shape().first().copied())
+        } else {
+            None
+        };
         let mut vals: Vec<Option<Tensor>> = vec![None; f.values.len()];
         for (p, a) in f.params.iter().zip(args) {
             vals[p.index()] = Some(a);
@@ -60,8 +69,15 @@ impl CompiledFn {
             state.hosts.resize_with(f.ops.len(), || None);
         }
         for (i, op) in f.ops.iter().enumerate() {
-            let inputs: Vec<Tensor> =
-                op.inputs.iter().map(|v| vals[v.index()].clone().expect("verified: defined before use")).collect();
+            let inputs: Vec<Tensor> = op
+                .inputs
+                .iter()
+                .map(|v| {
+                    vals[v.index()]
+                        .clone()
+                        .expect("verified: defined before use")
+                })
+                .collect();
             let outs = match &op.kind {
                 OpKind::Eager(host) => {
                     if state.hosts[i].is_none() {
@@ -70,15 +86,24 @@ impl CompiledFn {
                     let inst = state.hosts[i].as_mut().expect("just started");
                     let outs = inst.call(&inputs).map_err(|mut d| {
                         if d.labels.is_empty() {
-                            d = d.with_label(op.span, format!("calling `{}` on element {element}", host.name()));
+                            d = d.with_label(
+                                op.span,
+                                format!("calling `{}` on element {element}", host.name()),
+                            );
                         }
                         d.with_note(format!("in element {element}"))
                     })?;
                     let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
                     let ok = outs.len() == want.len()
-                        && outs.iter().zip(&want).all(|(t, w)| t.dtype() == w.dtype && w.shape.admits(t.shape()));
+                        && outs
+                            .iter()
+                            .zip(&want)
+                            .all(|(t, w)| t.dtype() == w.dtype && w.shape.admits(t.shape()));
                     if !ok {
-                        let got: Vec<String> = outs.iter().map(|t| format!("{}{:?}", t.dtype(), t.shape())).collect();
+                        let got: Vec<String> = outs
+                            .iter()
+                            .map(|t| format!("{}{:?}", t.dtype(), t.shape()))
+                            .collect();
                         let declared: Vec<String> = want.iter().map(|t| t.to_string()).collect();
                         return Err(Diagnostic::error(
                             Code::EagerResultMismatch,
@@ -98,9 +123,16 @@ impl CompiledFn {
                 // span and mnemonic of the op it came from.
                 OpKind::Fused(body) => body.eval_chunked_located(&inputs).map_err(|(i, e)| {
                     let span = body.spans.get(i).copied().unwrap_or(op.span);
-                    kernel_error(e, &fused_inst_kind(&body.insts[i]), span, Where::new(element, rows, &inputs))
+                    kernel_error(
+                        e,
+                        &fused_inst_kind(&body.insts[i]),
+                        span,
+                        Where::new(element, rows, &inputs),
+                    )
                 })?,
-                kind => kind.eval(&inputs).map_err(|e| kernel_error(e, kind, op.span, Where::new(element, rows, &inputs)))?,
+                kind => kind.eval(&inputs).map_err(|e| {
+                    kernel_error(e, kind, op.span, Where::new(element, rows, &inputs))
+                })?,
             };
             for (o, t) in op.outputs.iter().zip(outs) {
                 vals[o.index()] = Some(t);
@@ -109,7 +141,14 @@ impl CompiledFn {
                 vals[v] = None;
             }
         }
-        Ok(f.results.iter().map(|r| vals[r.index()].clone().expect("verified: results are defined")).collect())
+        Ok(f.results
+            .iter()
+            .map(|r| {
+                vals[r.index()]
+                    .clone()
+                    .expect("verified: results are defined")
+            })
+            .collect())
     }
 }
 
@@ -121,7 +160,9 @@ fn fused_inst_kind(inst: &FusedInst) -> OpKind {
         FusedInst::Cast(to, _) => OpKind::Cast(to),
         FusedInst::Select(..) => OpKind::Select,
         FusedInst::Clip(..) => OpKind::Clip,
-        FusedInst::Input(_) | FusedInst::Const(_) => OpKind::Const(pipec_tensor::Tensor::scalar(false)),
+        FusedInst::Input(_) | FusedInst::Const(_) => {
+            OpKind::Const(pipec_tensor::Tensor::scalar(false))
+        }
     }
 }
 
@@ -137,7 +178,9 @@ impl Where {
         let rows = rows.filter(|&r| r > 0).map(|r| {
             let shape = inputs
                 .iter()
-                .try_fold(Vec::new(), |acc, t| pipec_tensor::kernels::broadcast_shapes(&acc, t.shape()))
+                .try_fold(Vec::new(), |acc, t| {
+                    pipec_tensor::kernels::broadcast_shapes(&acc, t.shape())
+                })
                 .unwrap_or_default();
             (r, shape.iter().product::<usize>() / r)
         });
@@ -148,28 +191,52 @@ impl Where {
     fn describe(&self, flat_index: Option<usize>) -> String {
         match (self.rows, flat_index) {
             (None, _) => format!("element {}", self.element),
-            (Some((_, per_row)), Some(i)) if per_row > 0 => format!("element {}", self.element + (i / per_row) as u64),
-            (Some((rows, _)), _) => format!("the batch of elements {} to {}", self.element, self.element + rows as u64 - 1),
+            (Some((_, per_row)), Some(i)) if per_row > 0 => {
+                format!("element {}", self.element + (i / per_row) as u64)
+            }
+            (Some((rows, _)), _) => format!(
+                "the batch of elements {} to {}",
+                self.element,
+                self.element + rows as u64 - 1
+            ),
         }
     }
 }
 
 /// Turns a kernel failure into a diagnostic naming the op's span and the element.
-pub(crate) fn kernel_error(e: KernelError, kind: &OpKind, span: pipec_diag::Span, at: Where) -> Diagnostic {
+pub(crate) fn kernel_error(
+    e: KernelError,
+    kind: &OpKind,
+    span: pipec_diag::Span,
+    at: Where,
+) -> Diagnostic {
     let (code, help) = match &e {
-        KernelError::DivisionByZero { .. } => {
-            (Code::DivisionByZero, Some("guard the divisor: `x // where(d == 0, 1, d)`, or filter such elements out first"))
-        }
-        KernelError::Broadcast { .. } => (Code::RuntimeShapeMismatch, Some("a `?` dim turned out not to match; check the data's shapes")),
+        KernelError::DivisionByZero { .. } => (
+            Code::DivisionByZero,
+            Some(
+                "guard the divisor: `x // where(d == 0, 1, d)`, or filter such elements out first",
+            ),
+        ),
+        KernelError::Broadcast { .. } => (
+            Code::RuntimeShapeMismatch,
+            Some("a `?` dim turned out not to match; check the data's shapes"),
+        ),
         KernelError::TooLarge { .. } => (Code::TensorTooLarge, None),
         _ => (Code::RuntimeShapeMismatch, None),
     };
-    let code = if matches!(kind, OpKind::EnsureShape(_)) { Code::EnsureShapeFailed } else { code };
+    let code = if matches!(kind, OpKind::EnsureShape(_)) {
+        Code::EnsureShapeFailed
+    } else {
+        code
+    };
     let message = match &e {
-        KernelError::DivisionByZero { index } => format!("integer division by zero in {}", at.describe(Some(*index))),
+        KernelError::DivisionByZero { index } => {
+            format!("integer division by zero in {}", at.describe(Some(*index)))
+        }
         other => format!("{other} in {}", at.describe(None)),
     };
-    let mut d = Diagnostic::error(code, message).with_label(span, format!("in this `{}`", kind.mnemonic()));
+    let mut d =
+        Diagnostic::error(code, message).with_label(span, format!("in this `{}`", kind.mnemonic()));
     if let Some(h) = help {
         d = d.with_help(h);
     }

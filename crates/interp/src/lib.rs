@@ -12,4 +12,4 @@ mod rng;
 mod stream;
 
 pub use func::{CompiledFn, FnState};
-pub use stream::{open, Element, ElementStream, RunOptions};
+pub use stream::{Element, ElementStream, RunOptions, open};

@@ -29,7 +29,10 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        RunOptions { threads: 1, base_dir: PathBuf::from(".") }
+        RunOptions {
+            threads: 1,
+            base_dir: PathBuf::from("."),
+        }
     }
 }
 
@@ -63,10 +66,24 @@ impl Iterator for ElementStream {
 }
 
 /// Starts running `pipeline` of `prog`.
-pub fn open(prog: &Program, pipeline: &Pipeline, opts: &RunOptions) -> Result<ElementStream, Diagnostic> {
-    let mut builder = PlanBuilder { prog, pipeline, opts, fns: HashMap::new(), plans: HashMap::new() };
+pub fn open(
+    prog: &Program,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+) -> Result<ElementStream, Diagnostic> {
+    let mut builder = PlanBuilder {
+        prog,
+        pipeline,
+        opts,
+        fns: HashMap::new(),
+        plans: HashMap::new(),
+    };
     let plan = builder.plan(pipeline.output)?;
-    Ok(ElementStream { inner: plan.open()?, elem: pipeline.graph[pipeline.output].elem.clone(), done: false })
+    Ok(ElementStream {
+        inner: plan.open()?,
+        elem: pipeline.graph[pipeline.output].elem.clone(),
+        done: false,
+    })
 }
 
 /// Pulls elements one at a time.
@@ -85,22 +102,49 @@ struct Plan {
 enum PlanKind {
     Slices(Vec<Tensor>),
     Whole(Vec<Tensor>),
-    Range { start: i64, stop: i64, step: i64 },
-    ReadCsv { path: PathBuf, header: bool, dtype: pipec_tensor::DType, ncols: usize },
-    Map { f: Arc<CompiledFn>, lanes: usize },
+    Range {
+        start: i64,
+        stop: i64,
+        step: i64,
+    },
+    ReadCsv {
+        path: PathBuf,
+        header: bool,
+        dtype: pipec_tensor::DType,
+        ncols: usize,
+    },
+    Map {
+        f: Arc<CompiledFn>,
+        lanes: usize,
+    },
     Filter(Arc<CompiledFn>),
-    Batch { size: usize, drop_remainder: bool },
-    PaddedBatch { size: usize, shapes: Vec<Option<Vec<Option<usize>>>>, values: Vec<Scalar>, drop_remainder: bool },
+    Batch {
+        size: usize,
+        drop_remainder: bool,
+    },
+    PaddedBatch {
+        size: usize,
+        shapes: Vec<Option<Vec<Option<usize>>>>,
+        values: Vec<Scalar>,
+        drop_remainder: bool,
+    },
     Unbatch,
     /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default).
-    Shuffle { buffer: usize, seed: u64, epochs: std::sync::atomic::AtomicU64 },
+    Shuffle {
+        buffer: usize,
+        seed: u64,
+        epochs: std::sync::atomic::AtomicU64,
+    },
     Repeat(Option<u64>),
     Take(i64),
     Skip(i64),
     Zip,
     Concatenate,
     Enumerate(i64),
-    Shard { num: u64, index: u64 },
+    Shard {
+        num: u64,
+        index: u64,
+    },
     Passthrough,
     Prefetch(usize),
     Cache(Arc<Mutex<Option<Arc<Vec<Element>>>>>),
@@ -116,7 +160,10 @@ struct PlanBuilder<'a> {
 
 impl PlanBuilder<'_> {
     fn func(&mut self, id: pipec_ir::FuncId) -> Arc<CompiledFn> {
-        self.fns.entry(id).or_insert_with(|| Arc::new(CompiledFn::new(self.prog.func(id).clone()))).clone()
+        self.fns
+            .entry(id)
+            .or_insert_with(|| Arc::new(CompiledFn::new(self.prog.func(id).clone())))
+            .clone()
     }
 
     fn plan(&mut self, node: DsNodeId) -> Result<Arc<Plan>, Diagnostic> {
@@ -124,15 +171,26 @@ impl PlanBuilder<'_> {
             return Ok(p.clone());
         }
         let n = &self.pipeline.graph[node];
-        let inputs = self.pipeline.inputs(node).into_iter().map(|i| self.plan(i)).collect::<Result<Vec<_>, _>>()?;
+        let inputs = self
+            .pipeline
+            .inputs(node)
+            .into_iter()
+            .map(|i| self.plan(i))
+            .collect::<Result<Vec<_>, _>>()?;
         let kind = match &n.kind {
-            DsKind::Range { start, stop, step } => PlanKind::Range { start: *start, stop: *stop, step: *step },
+            DsKind::Range { start, stop, step } => PlanKind::Range {
+                start: *start,
+                stop: *stop,
+                step: *step,
+            },
             DsKind::FromTensorSlices(srcs) => {
                 let comps = self.load(srcs, n.span)?;
                 // File components are only known now: check what slicing needs.
-                let firsts: Vec<Option<usize>> = comps.iter().map(|c| c.shape().first().copied()).collect();
+                let firsts: Vec<Option<usize>> =
+                    comps.iter().map(|c| c.shape().first().copied()).collect();
                 if firsts.iter().any(Option::is_none) || firsts.windows(2).any(|w| w[0] != w[1]) {
-                    let shapes: Vec<String> = comps.iter().map(|c| format!("{:?}", c.shape())).collect();
+                    let shapes: Vec<String> =
+                        comps.iter().map(|c| format!("{:?}", c.shape())).collect();
                     return Err(Diagnostic::error(
                         Code::RuntimeShapeMismatch,
                         format!("`from_tensor_slices` needs components of rank >= 1 and one length along axis 0, found shapes {}", shapes.join(", ")),
@@ -150,42 +208,79 @@ impl PlanBuilder<'_> {
                     _ => (pipec_tensor::DType::F32, None),
                 };
                 let Some(ncols) = ncols else {
-                    return Err(Diagnostic::error(Code::BadCsvCell, format!("`read_csv` node has element type {}, expected a known row width", n.elem))
-                        .with_label(n.span, ""));
+                    return Err(Diagnostic::error(
+                        Code::BadCsvCell,
+                        format!(
+                            "`read_csv` node has element type {}, expected a known row width",
+                            n.elem
+                        ),
+                    )
+                    .with_label(n.span, ""));
                 };
-                PlanKind::ReadCsv { path: path.clone(), header: *header, dtype, ncols }
+                PlanKind::ReadCsv {
+                    path: path.clone(),
+                    header: *header,
+                    dtype,
+                    ncols,
+                }
             }
-            DsKind::Map { func, parallelism, .. } => {
+            DsKind::Map {
+                func, parallelism, ..
+            } => {
                 let lanes = match parallelism {
                     Parallelism::Sequential => 1,
                     Parallelism::Fixed(k) => (*k).min(self.opts.threads.max(1)),
                     Parallelism::Autotune => self.opts.threads.max(1),
                 };
-                PlanKind::Map { f: self.func(*func), lanes }
+                PlanKind::Map {
+                    f: self.func(*func),
+                    lanes,
+                }
             }
             DsKind::Filter { func } => PlanKind::Filter(self.func(*func)),
-            DsKind::Batch { size, drop_remainder } => PlanKind::Batch { size: *size, drop_remainder: *drop_remainder },
-            DsKind::PaddedBatch { size, padded_shapes, padding_values, drop_remainder } => PlanKind::PaddedBatch {
+            DsKind::Batch {
+                size,
+                drop_remainder,
+            } => PlanKind::Batch {
+                size: *size,
+                drop_remainder: *drop_remainder,
+            },
+            DsKind::PaddedBatch {
+                size,
+                padded_shapes,
+                padding_values,
+                drop_remainder,
+            } => PlanKind::PaddedBatch {
                 size: *size,
                 shapes: padded_shapes.clone(),
                 values: padding_values.clone(),
                 drop_remainder: *drop_remainder,
             },
             DsKind::Unbatch => PlanKind::Unbatch,
-            DsKind::Shuffle { buffer, seed } => {
-                PlanKind::Shuffle { buffer: *buffer, seed: seed.unwrap_or_else(fresh_seed), epochs: Default::default() }
-            }
+            DsKind::Shuffle { buffer, seed } => PlanKind::Shuffle {
+                buffer: *buffer,
+                seed: seed.unwrap_or_else(fresh_seed),
+                epochs: Default::default(),
+            },
             DsKind::Repeat(c) => PlanKind::Repeat(*c),
             DsKind::Take(k) => PlanKind::Take(*k),
             DsKind::Skip(k) => PlanKind::Skip(*k),
             DsKind::Zip => PlanKind::Zip,
             DsKind::Concatenate => PlanKind::Concatenate,
             DsKind::Enumerate(s) => PlanKind::Enumerate(*s),
-            DsKind::Shard { num, index } => PlanKind::Shard { num: *num, index: *index },
+            DsKind::Shard { num, index } => PlanKind::Shard {
+                num: *num,
+                index: *index,
+            },
             DsKind::Prefetch(n) => prefetch_plan(*n),
             DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
         };
-        let plan = Arc::new(Plan { kind, inputs, span: n.span, elem: n.elem.clone() });
+        let plan = Arc::new(Plan {
+            kind,
+            inputs,
+            span: n.span,
+            elem: n.elem.clone(),
+        });
         self.plans.insert(node, plan.clone());
         Ok(plan)
     }
@@ -194,8 +289,12 @@ impl PlanBuilder<'_> {
         srcs.iter()
             .map(|s| match s {
                 Source::Const(t) => Ok(t.clone()),
-                Source::Npy(path) => pipec_tensor::io::read_npy(path).map_err(|e| file_error(e, path, span)),
-                Source::Npz(path, name) => pipec_tensor::io::read_npz(path, name).map_err(|e| file_error(e, path, span)),
+                Source::Npy(path) => {
+                    pipec_tensor::io::read_npy(path).map_err(|e| file_error(e, path, span))
+                }
+                Source::Npz(path, name) => {
+                    pipec_tensor::io::read_npz(path, name).map_err(|e| file_error(e, path, span))
+                }
             })
             .collect()
     }
@@ -206,7 +305,8 @@ fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) 
         pipec_tensor::io::IoError::Io(_) => Code::FileUnreadable,
         _ => Code::BadArrayFile,
     };
-    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display())).with_label(span, "read here")
+    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
+        .with_label(span, "read here")
 }
 
 /// A CSV problem at run time: a bad cell or ragged row is E0604 naming file, line, column and cell.
@@ -239,7 +339,10 @@ const MAX_PREFETCH: usize = 1 << 12;
 
 /// A seed for `shuffle` without one: differs between runs, as in tf.data.
 fn fresh_seed() -> u64 {
-    let t = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let t = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
     t ^ u64::from(std::process::id()).rotate_left(32)
 }
 
@@ -249,13 +352,31 @@ impl Plan {
         Ok(match &self.kind {
             PlanKind::Slices(comps) => {
                 let n = comps.first().map_or(0, |c| c.shape()[0]);
-                Box::new(Slices { comps: comps.clone(), next: 0, n })
+                Box::new(Slices {
+                    comps: comps.clone(),
+                    next: 0,
+                    n,
+                })
             }
             PlanKind::Whole(comps) => Box::new(Whole(Some(comps.clone()))),
-            PlanKind::Range { start, stop, step } => Box::new(Range { cur: *start, stop: *stop, step: *step }),
-            PlanKind::ReadCsv { path, header, dtype, ncols } => {
-                let rows = pipec_tensor::io::CsvRows::open(path, *dtype, *ncols, *header).map_err(|e| csv_error(e, path, self.span))?;
-                Box::new(Csv { rows, path: path.clone(), span: self.span })
+            PlanKind::Range { start, stop, step } => Box::new(Range {
+                cur: *start,
+                stop: *stop,
+                step: *step,
+            }),
+            PlanKind::ReadCsv {
+                path,
+                header,
+                dtype,
+                ncols,
+            } => {
+                let rows = pipec_tensor::io::CsvRows::open(path, *dtype, *ncols, *header)
+                    .map_err(|e| csv_error(e, path, self.span))?;
+                Box::new(Csv {
+                    rows,
+                    path: path.clone(),
+                    span: self.span,
+                })
             }
             PlanKind::Map { f, lanes } => {
                 if *lanes > 1 {
@@ -269,14 +390,36 @@ impl Plan {
                         pending: None,
                     })
                 } else {
-                    Box::new(Map { input: input(0)?, f: f.clone(), state: FnState::default(), count: 0 })
+                    Box::new(Map {
+                        input: input(0)?,
+                        f: f.clone(),
+                        state: FnState::default(),
+                        count: 0,
+                    })
                 }
             }
-            PlanKind::Filter(f) => Box::new(Filter { input: input(0)?, f: f.clone(), state: FnState::default(), count: 0 }),
-            PlanKind::Batch { size, drop_remainder } => {
-                Box::new(Batch { input: input(0)?, size: *size, drop_remainder: *drop_remainder, span: self.span, count: 0 })
-            }
-            PlanKind::PaddedBatch { size, shapes, values, drop_remainder } => Box::new(PaddedBatch {
+            PlanKind::Filter(f) => Box::new(Filter {
+                input: input(0)?,
+                f: f.clone(),
+                state: FnState::default(),
+                count: 0,
+            }),
+            PlanKind::Batch {
+                size,
+                drop_remainder,
+            } => Box::new(Batch {
+                input: input(0)?,
+                size: *size,
+                drop_remainder: *drop_remainder,
+                span: self.span,
+                count: 0,
+            }),
+            PlanKind::PaddedBatch {
+                size,
+                shapes,
+                values,
+                drop_remainder,
+            } => Box::new(PaddedBatch {
                 input: input(0)?,
                 size: *size,
                 shapes: shapes.clone(),
@@ -284,27 +427,76 @@ impl Plan {
                 drop_remainder: *drop_remainder,
                 span: self.span,
             }),
-            PlanKind::Unbatch => Box::new(Unbatch { input: input(0)?, current: None, next: 0, n: 0, span: self.span }),
-            PlanKind::Shuffle { buffer, seed, epochs } => {
+            PlanKind::Unbatch => Box::new(Unbatch {
+                input: input(0)?,
+                current: None,
+                next: 0,
+                n: 0,
+                span: self.span,
+            }),
+            PlanKind::Shuffle {
+                buffer,
+                seed,
+                epochs,
+            } => {
                 let epoch = epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
                 // A buffer of 0 would emit nothing; 1 keeps the order (tf.data requires >= 1).
-                Box::new(Shuffle { input: Some(input(0)?), buffer: Vec::new(), size: (*buffer).max(1), rng: Rng::new(seed) })
+                Box::new(Shuffle {
+                    input: Some(input(0)?),
+                    buffer: Vec::new(),
+                    size: (*buffer).max(1),
+                    rng: Rng::new(seed),
+                })
             }
-            PlanKind::Repeat(count) => Box::new(Repeat { plan: self.inputs[0].clone(), current: None, epoch: 0, count: *count, seen: false }),
-            PlanKind::Take(n) => Box::new(Take { input: input(0)?, left: if *n < 0 { u64::MAX } else { *n as u64 } }),
-            PlanKind::Skip(n) => Box::new(Skip { input: input(0)?, left: if *n < 0 { u64::MAX } else { *n as u64 } }),
-            PlanKind::Zip => Box::new(Zip { inputs: self.inputs.iter().map(|p| p.open()).collect::<Result<_, _>>()? }),
-            PlanKind::Concatenate => Box::new(Concat { first: Some(input(0)?), second: self.inputs[1].clone(), current: None }),
-            PlanKind::Enumerate(start) => Box::new(Enumerate { input: input(0)?, next: *start }),
-            PlanKind::Shard { num, index } => Box::new(Shard { input: input(0)?, num: *num, index: *index, pos: 0 }),
+            PlanKind::Repeat(count) => Box::new(Repeat {
+                plan: self.inputs[0].clone(),
+                current: None,
+                epoch: 0,
+                count: *count,
+                seen: false,
+            }),
+            PlanKind::Take(n) => Box::new(Take {
+                input: input(0)?,
+                left: if *n < 0 { u64::MAX } else { *n as u64 },
+            }),
+            PlanKind::Skip(n) => Box::new(Skip {
+                input: input(0)?,
+                left: if *n < 0 { u64::MAX } else { *n as u64 },
+            }),
+            PlanKind::Zip => Box::new(Zip {
+                inputs: self
+                    .inputs
+                    .iter()
+                    .map(|p| p.open())
+                    .collect::<Result<_, _>>()?,
+            }),
+            PlanKind::Concatenate => Box::new(Concat {
+                first: Some(input(0)?),
+                second: self.inputs[1].clone(),
+                current: None,
+            }),
+            PlanKind::Enumerate(start) => Box::new(Enumerate {
+                input: input(0)?,
+                next: *start,
+            }),
+            PlanKind::Shard { num, index } => Box::new(Shard {
+                input: input(0)?,
+                num: *num,
+                index: *index,
+                pos: 0,
+            }),
             PlanKind::Passthrough => input(0)?,
             PlanKind::Prefetch(n) => Box::new(Prefetch::start(input(0)?, *n, self.span)),
             PlanKind::Cache(store) => {
                 let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
                 match cached {
                     Some(elems) => Box::new(Replay { elems, next: 0 }),
-                    None => Box::new(Record { input: input(0)?, store: store.clone(), seen: Vec::new() }),
+                    None => Box::new(Record {
+                        input: input(0)?,
+                        store: store.clone(),
+                        seen: Vec::new(),
+                    }),
                 }
             }
         })
@@ -344,7 +536,11 @@ struct Range {
 
 impl Stream for Range {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let more = if self.step > 0 { self.cur < self.stop } else { self.cur > self.stop };
+        let more = if self.step > 0 {
+            self.cur < self.stop
+        } else {
+            self.cur > self.stop
+        };
         if !more {
             return Ok(None);
         }
@@ -366,7 +562,9 @@ struct Map {
 
 impl Stream for Map {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(e) = self.input.next()? else { return Ok(None) };
+        let Some(e) = self.input.next()? else {
+            return Ok(None);
+        };
         let idx = self.count;
         // A batched (vectorized) map counts the elements in each batch, not the batches.
         self.count += element_count(&self.f, &e);
@@ -464,7 +662,14 @@ impl Stream for ParMap {
                 .collect();
             handles
                 .into_iter()
-                .map(|h| h.join().unwrap_or_else(|_| vec![Err(Diagnostic::error(Code::WrongKind, "internal error: a map lane panicked"))]))
+                .map(|h| {
+                    h.join().unwrap_or_else(|_| {
+                        vec![Err(Diagnostic::error(
+                            Code::WrongKind,
+                            "internal error: a map lane panicked",
+                        ))]
+                    })
+                })
                 .collect()
         });
         let mut out = Vec::new();
@@ -496,11 +701,17 @@ struct Filter {
 impl Stream for Filter {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         loop {
-            let Some(e) = self.input.next()? else { return Ok(None) };
+            let Some(e) = self.input.next()? else {
+                return Ok(None);
+            };
             let idx = self.count;
             self.count += 1;
             let keep = self.f.call(&mut self.state, e.clone(), idx)?;
-            let pass = keep.first().and_then(|t| t.as_array::<bool>()).and_then(|a| a.iter().next().copied()).unwrap_or(false);
+            let pass = keep
+                .first()
+                .and_then(|t| t.as_array::<bool>())
+                .and_then(|a| a.iter().next().copied())
+                .unwrap_or(false);
             if pass {
                 return Ok(Some(e));
             }
@@ -518,7 +729,9 @@ struct Batch {
 
 impl Stream for Batch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else { return Ok(None) };
+        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else {
+            return Ok(None);
+        };
         let first = self.count;
         self.count += rows.len() as u64;
         stack_rows(rows, self.span, first).map(Some)
@@ -527,7 +740,11 @@ impl Stream for Batch {
 
 /// The next `size` elements, fewer at the end; `None` when there are none, or when a short
 /// final batch is to be dropped.
-fn pull_rows(input: &mut dyn Stream, size: usize, drop_remainder: bool) -> Result<Option<Vec<Element>>, Diagnostic> {
+fn pull_rows(
+    input: &mut dyn Stream,
+    size: usize,
+    drop_remainder: bool,
+) -> Result<Option<Vec<Element>>, Diagnostic> {
     let mut rows: Vec<Element> = Vec::with_capacity(size);
     while rows.len() < size {
         match input.next()? {
@@ -548,7 +765,11 @@ fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Dia
     for leaf in 0..n_leaves {
         let parts: Vec<Tensor> = rows.iter().map(|r| r[leaf].clone()).collect();
         if let Some(k) = parts.iter().position(|p| p.shape() != parts[0].shape()) {
-            let which = if n_leaves > 1 { format!("component {leaf} of ") } else { String::new() };
+            let which = if n_leaves > 1 {
+                format!("component {leaf} of ")
+            } else {
+                String::new()
+            };
             return Err(Diagnostic::error(
                 Code::RaggedBatch,
                 format!(
@@ -561,7 +782,9 @@ fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Dia
             .with_label(span, "this batch")
             .with_help("use `padded_batch(n)` to pad each batch to its longest element"));
         }
-        out.push(kernels::stack(&parts, 0).map_err(|e| Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(span, ""))?);
+        out.push(kernels::stack(&parts, 0).map_err(|e| {
+            Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(span, "")
+        })?);
     }
     Ok(out)
 }
@@ -577,19 +800,31 @@ struct PaddedBatch {
 
 impl Stream for PaddedBatch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else { return Ok(None) };
+        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else {
+            return Ok(None);
+        };
         let mut out = Vec::new();
         for leaf in 0..rows[0].len() {
             let rank = rows[0][leaf].rank();
-            let longest: Vec<usize> = (0..rank).map(|ax| rows.iter().map(|r| r[leaf].shape()[ax]).max().unwrap_or(0)).collect();
+            let longest: Vec<usize> = (0..rank)
+                .map(|ax| rows.iter().map(|r| r[leaf].shape()[ax]).max().unwrap_or(0))
+                .collect();
             let target: Vec<usize> = match &self.shapes[leaf] {
                 None => longest.clone(),
-                Some(dims) => dims.iter().zip(&longest).map(|(d, l)| d.unwrap_or(*l)).collect(),
+                Some(dims) => dims
+                    .iter()
+                    .zip(&longest)
+                    .map(|(d, l)| d.unwrap_or(*l))
+                    .collect(),
             };
             let mut padded = Vec::new();
             for r in &rows {
                 let t = &r[leaf];
-                if t.shape().iter().zip(&target).any(|(have, want)| have > want) {
+                if t.shape()
+                    .iter()
+                    .zip(&target)
+                    .any(|(have, want)| have > want)
+                {
                     return Err(Diagnostic::error(
                         Code::RaggedBatch,
                         format!("an element of shape {:?} does not fit the padded shape {target:?}", t.shape()),
@@ -597,12 +832,15 @@ impl Stream for PaddedBatch {
                     .with_label(self.span, "")
                     .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
                 }
-                let mut base = kernels::fill(&target, self.values[leaf])
-                    .map_err(|e| Diagnostic::error(Code::TensorTooLarge, e.to_string()).with_label(self.span, ""))?;
+                let mut base = kernels::fill(&target, self.values[leaf]).map_err(|e| {
+                    Diagnostic::error(Code::TensorTooLarge, e.to_string()).with_label(self.span, "")
+                })?;
                 base = pipec_tensor::kernels::paste(&base, t);
                 padded.push(base);
             }
-            out.push(kernels::stack(&padded, 0).map_err(|e| Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(self.span, ""))?);
+            out.push(kernels::stack(&padded, 0).map_err(|e| {
+                Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(self.span, "")
+            })?);
         }
         Ok(Some(out))
     }
@@ -626,13 +864,18 @@ impl Stream for Unbatch {
                     return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
                 }
             }
-            let Some(e) = self.input.next()? else { return Ok(None) };
+            let Some(e) = self.input.next()? else {
+                return Ok(None);
+            };
             let firsts: Vec<Option<usize>> = e.iter().map(|t| t.shape().first().copied()).collect();
             if firsts.iter().any(Option::is_none) || firsts.windows(2).any(|w| w[0] != w[1]) {
                 let shapes: Vec<String> = e.iter().map(|t| format!("{:?}", t.shape())).collect();
                 return Err(Diagnostic::error(
                     Code::RuntimeShapeMismatch,
-                    format!("`unbatch` needs components with one length along axis 0, found shapes {}", shapes.join(", ")),
+                    format!(
+                        "`unbatch` needs components with one length along axis 0, found shapes {}",
+                        shapes.join(", ")
+                    ),
                 )
                 .with_label(self.span, "in this `unbatch`"));
             }
@@ -654,7 +897,9 @@ struct Shuffle {
 impl Stream for Shuffle {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         while self.buffer.len() < self.size {
-            let Some(input) = self.input.as_mut() else { break };
+            let Some(input) = self.input.as_mut() else {
+                break;
+            };
             match input.next()? {
                 Some(e) => self.buffer.push(e),
                 None => self.input = None,
@@ -782,7 +1027,9 @@ struct Enumerate {
 
 impl Stream for Enumerate {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(e) = self.input.next()? else { return Ok(None) };
+        let Some(e) = self.input.next()? else {
+            return Ok(None);
+        };
         let mut out = vec![Tensor::scalar(self.next)];
         self.next += 1;
         out.extend(e);
@@ -800,7 +1047,9 @@ struct Shard {
 impl Stream for Shard {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         loop {
-            let Some(e) = self.input.next()? else { return Ok(None) };
+            let Some(e) = self.input.next()? else {
+                return Ok(None);
+            };
             let p = self.pos;
             self.pos += 1;
             if p % self.num == self.index {
@@ -840,18 +1089,24 @@ struct Prefetch {
 impl Prefetch {
     fn start(mut input: Box<dyn Stream>, n: usize, span: Span) -> Prefetch {
         let (tx, rx) = std::sync::mpsc::sync_channel(n.max(1));
-        let spawned = std::thread::Builder::new().name("pipec-prefetch".into()).spawn(move || {
-            loop {
-                let r = input.next();
-                let last = !matches!(r, Ok(Some(_)));
-                if tx.send(r).is_err() || last {
-                    break;
+        let spawned = std::thread::Builder::new()
+            .name("pipec-prefetch".into())
+            .spawn(move || {
+                loop {
+                    let r = input.next();
+                    let last = !matches!(r, Ok(Some(_)));
+                    if tx.send(r).is_err() || last {
+                        break;
+                    }
                 }
-            }
-        });
+            });
         // Without a thread the receiver sees a closed channel and reports it.
         drop(spawned);
-        Prefetch { rx, span, done: false }
+        Prefetch {
+            rx,
+            span,
+            done: false,
+        }
     }
 }
 
@@ -868,8 +1123,11 @@ impl Stream for Prefetch {
             }
             Err(_) => {
                 self.done = true;
-                Err(Diagnostic::error(Code::WrongKind, "internal error: the prefetch thread stopped (it could not start, or panicked)")
-                    .with_label(self.span, "in this `prefetch`"))
+                Err(Diagnostic::error(
+                    Code::WrongKind,
+                    "internal error: the prefetch thread stopped (it could not start, or panicked)",
+                )
+                .with_label(self.span, "in this `prefetch`"))
             }
         }
     }
@@ -920,5 +1178,11 @@ fn unused(p: &Plan) -> &ElemType {
 
 /// How many dataset elements one call of `f` on `e` covers.
 fn element_count(f: &CompiledFn, e: &Element) -> u64 {
-    if f.func().batched { e.first().and_then(|t| t.shape().first()).map_or(1, |&n| n as u64) } else { 1 }
+    if f.func().batched {
+        e.first()
+            .and_then(|t| t.shape().first())
+            .map_or(1, |&n| n as u64)
+    } else {
+        1
+    }
 }

@@ -18,7 +18,9 @@ impl OpKind {
             OpKind::Cast(to) => one(kernels::cast(&inputs[0], *to)),
             OpKind::Select => one(kernels::select(&inputs[0], &inputs[1], &inputs[2])?),
             OpKind::Clip => one(kernels::clip(&inputs[0], &inputs[1], &inputs[2])?),
-            OpKind::Reduce { op, axes, keepdims } => one(kernels::reduce(*op, &inputs[0], axes, *keepdims)?),
+            OpKind::Reduce { op, axes, keepdims } => {
+                one(kernels::reduce(*op, &inputs[0], axes, *keepdims)?)
+            }
             OpKind::Reshape(dims) => {
                 let x = &inputs[0];
                 let fixed: usize = dims
@@ -32,7 +34,9 @@ impl OpKind {
                     .iter()
                     .map(|d| match d {
                         ReshapeDim::Fixed(n) => Ok(*n),
-                        ReshapeDim::Infer if fixed > 0 && x.len() % fixed == 0 => Ok(x.len() / fixed),
+                        ReshapeDim::Infer if fixed > 0 && x.len() % fixed == 0 => {
+                            Ok(x.len() / fixed)
+                        }
                         ReshapeDim::Infer => Err(KernelError::InvalidArgument(format!(
                             "cannot reshape {} elements into a shape with {fixed} elements per -1",
                             x.len()
@@ -95,14 +99,21 @@ impl FusedBody {
             };
             regs.push(t.map_err(|e| (i, e))?);
         }
-        Ok(self.results.iter().map(|&i| regs[i as usize].clone()).collect())
+        Ok(self
+            .results
+            .iter()
+            .map(|&i| regs[i as usize].clone())
+            .collect())
     }
 
     /// Evaluates with the chunked kernel (`kernels::run_fused`): no full-size
     /// intermediates. Layouts the kernel declines, and every error, go through the
     /// reference [`FusedBody::eval_located`], so results and error messages (which op,
     /// which element) are exactly those of the unfused ops.
-    pub fn eval_chunked_located(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, (usize, KernelError)> {
+    pub fn eval_chunked_located(
+        &self,
+        inputs: &[Tensor],
+    ) -> Result<Vec<Tensor>, (usize, KernelError)> {
         let ops: Vec<FusedOp> = self
             .insts
             .iter()
@@ -116,7 +127,11 @@ impl FusedBody {
                 FusedInst::Clip(x, lo, hi) => FusedOp::Clip(x, lo, hi),
             })
             .collect();
-        let prog = FusedProgram { ops: &ops, dtypes: &self.dtypes, results: &self.results };
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &self.dtypes,
+            results: &self.results,
+        };
         match kernels::run_fused(&prog, inputs) {
             Ok(Some(outs)) => Ok(outs),
             _ => self.eval_located(inputs),

@@ -143,7 +143,12 @@ impl OpKind {
     pub fn is_elementwise(&self) -> bool {
         matches!(
             self,
-            OpKind::Unary(_) | OpKind::Binary(_) | OpKind::Cast(_) | OpKind::Select | OpKind::Clip | OpKind::Fused(_)
+            OpKind::Unary(_)
+                | OpKind::Binary(_)
+                | OpKind::Cast(_)
+                | OpKind::Select
+                | OpKind::Clip
+                | OpKind::Fused(_)
         )
     }
 
@@ -246,8 +251,15 @@ pub struct Function {
 impl Function {
     /// An empty function named `name` with parameters of the given types.
     pub fn new(name: impl Into<String>, span: Span, param_types: Vec<TensorType>) -> Function {
-        let mut func =
-            Function { name: name.into(), span, params: Vec::new(), values: Vec::new(), ops: Vec::new(), results: Vec::new(), batched: false };
+        let mut func = Function {
+            name: name.into(),
+            span,
+            params: Vec::new(),
+            values: Vec::new(),
+            ops: Vec::new(),
+            results: Vec::new(),
+            batched: false,
+        };
         for (i, ty) in param_types.into_iter().enumerate() {
             let id = func.new_value(ty, ValueDef::Param(i));
             func.params.push(id);
@@ -266,16 +278,36 @@ impl Function {
     }
 
     /// Appends an op with one output of type `ty` and returns that output.
-    pub fn push(&mut self, kind: OpKind, inputs: Vec<ValueId>, ty: TensorType, span: Span) -> ValueId {
+    pub fn push(
+        &mut self,
+        kind: OpKind,
+        inputs: Vec<ValueId>,
+        ty: TensorType,
+        span: Span,
+    ) -> ValueId {
         self.push_multi(kind, inputs, vec![ty], span)[0]
     }
 
     /// Appends an op with several outputs and returns them.
-    pub fn push_multi(&mut self, kind: OpKind, inputs: Vec<ValueId>, tys: Vec<TensorType>, span: Span) -> Vec<ValueId> {
+    pub fn push_multi(
+        &mut self,
+        kind: OpKind,
+        inputs: Vec<ValueId>,
+        tys: Vec<TensorType>,
+        span: Span,
+    ) -> Vec<ValueId> {
         let op_id = OpId(self.ops.len() as u32);
-        let outputs: Vec<ValueId> =
-            tys.into_iter().enumerate().map(|(i, ty)| self.new_value(ty, ValueDef::Op(op_id, i))).collect();
-        self.ops.push(Op { kind, inputs, outputs: outputs.clone(), span });
+        let outputs: Vec<ValueId> = tys
+            .into_iter()
+            .enumerate()
+            .map(|(i, ty)| self.new_value(ty, ValueDef::Op(op_id, i)))
+            .collect();
+        self.ops.push(Op {
+            kind,
+            inputs,
+            outputs: outputs.clone(),
+            span,
+        });
         outputs
     }
 
@@ -299,17 +331,26 @@ impl Function {
     pub fn compact(&mut self) {
         let mut map = vec![None; self.values.len()];
         let mut values = Vec::with_capacity(self.values.len());
-        let mut assign = |old: ValueId, values: &mut Vec<ValueInfo>, src: &[ValueInfo], def: ValueDef| {
-            let new = ValueId(values.len() as u32);
-            values.push(ValueInfo { ty: src[old.index()].ty.clone(), def });
-            map[old.index()] = Some(new);
-        };
+        let mut assign =
+            |old: ValueId, values: &mut Vec<ValueInfo>, src: &[ValueInfo], def: ValueDef| {
+                let new = ValueId(values.len() as u32);
+                values.push(ValueInfo {
+                    ty: src[old.index()].ty.clone(),
+                    def,
+                });
+                map[old.index()] = Some(new);
+            };
         for (i, &p) in self.params.iter().enumerate() {
             assign(p, &mut values, &self.values, ValueDef::Param(i));
         }
         for (oi, op) in self.ops.iter().enumerate() {
             for (k, &o) in op.outputs.iter().enumerate() {
-                assign(o, &mut values, &self.values, ValueDef::Op(OpId(oi as u32), k));
+                assign(
+                    o,
+                    &mut values,
+                    &self.values,
+                    ValueDef::Op(OpId(oi as u32), k),
+                );
             }
         }
         let remap = |v: &mut ValueId| *v = map[v.index()].expect("every used value is defined");

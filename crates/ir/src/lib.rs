@@ -16,12 +16,14 @@ mod print;
 mod types;
 mod verify;
 
-pub use function::{FusedBody, FusedInst, Function, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo};
+pub use function::{
+    Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
+};
 pub use host::{HostFn, HostFunction, HostInstance};
 pub use pipeline::{DsKind, DsNode, DsNodeId, Parallelism, Pipeline, Source};
+pub use print::elem_text;
 pub use types::{Dim, ElemType, Shape, TensorType};
 pub use verify::verify;
-pub use print::elem_text;
 
 /// Index of a function in [`Program::functions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

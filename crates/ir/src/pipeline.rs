@@ -5,11 +5,11 @@
 //! [`Pipeline::output`], has no consumer, and every node's element type is what its kind
 //! produces from its inputs' element types.
 
-use crate::types::ElemType;
 use crate::FuncId;
+use crate::types::ElemType;
+use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
-use petgraph::Direction;
 use pipec_diag::Span;
 use pipec_tensor::{Scalar, Tensor};
 use std::path::PathBuf;
@@ -182,15 +182,21 @@ pub struct Pipeline {
 impl Pipeline {
     /// The inputs of `node`, ordered by position.
     pub fn inputs(&self, node: DsNodeId) -> Vec<DsNodeId> {
-        let mut edges: Vec<(u32, DsNodeId)> =
-            self.graph.edges_directed(node, Direction::Incoming).map(|e| (*e.weight(), e.source())).collect();
+        let mut edges: Vec<(u32, DsNodeId)> = self
+            .graph
+            .edges_directed(node, Direction::Incoming)
+            .map(|e| (*e.weight(), e.source()))
+            .collect();
         edges.sort();
         edges.into_iter().map(|(_, n)| n).collect()
     }
 
     /// The nodes that consume `node`.
     pub fn consumers(&self, node: DsNodeId) -> Vec<DsNodeId> {
-        let mut out: Vec<DsNodeId> = self.graph.neighbors_directed(node, Direction::Outgoing).collect();
+        let mut out: Vec<DsNodeId> = self
+            .graph
+            .neighbors_directed(node, Direction::Outgoing)
+            .collect();
         out.sort();
         out
     }

@@ -3,10 +3,10 @@
 //! Deterministic: values are numbered densely in definition order, dataset nodes in
 //! topological order, and nothing depends on addresses or hash-map order.
 
-use crate::function::{FusedInst, Function, OpKind, ReshapeDim};
+use crate::Program;
+use crate::function::{Function, FusedInst, OpKind, ReshapeDim};
 use crate::pipeline::{DsKind, Parallelism, Pipeline, Source};
 use crate::types::ElemType;
-use crate::Program;
 use pipec_tensor::kernels::SliceItem;
 use pipec_tensor::{Scalar, Tensor};
 use std::collections::HashMap;
@@ -37,25 +37,43 @@ impl fmt::Display for Program {
 }
 
 fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> fmt::Result {
-    writeln!(f, "pipeline @{} -> dataset<{}> {{", p.name, p.graph[p.output].elem)?;
+    writeln!(
+        f,
+        "pipeline @{} -> dataset<{}> {{",
+        p.name, p.graph[p.output].elem
+    )?;
     let order = p.topo_order();
-    let names: HashMap<_, _> = order.iter().enumerate().map(|(i, &n)| (n, format!("%d{i}"))).collect();
+    let names: HashMap<_, _> = order
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (n, format!("%d{i}")))
+        .collect();
     for &node in &order {
         let n = &p.graph[node];
         let inputs: Vec<&str> = p.inputs(node).iter().map(|i| names[i].as_str()).collect();
         write!(f, "  {} = {}", names[&node], n.kind.mnemonic())?;
         let mut args: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
         match &n.kind {
-            DsKind::Range { start, stop, step } => args.extend([start, stop, step].map(|v| v.to_string())),
+            DsKind::Range { start, stop, step } => {
+                args.extend([start, stop, step].map(|v| v.to_string()))
+            }
             DsKind::FromTensorSlices(srcs) | DsKind::FromTensors(srcs) => {
                 let parts: Vec<String> = srcs.iter().map(source_text).collect();
-                args.push(if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(", ")) });
+                args.push(if parts.len() == 1 {
+                    parts[0].clone()
+                } else {
+                    format!("({})", parts.join(", "))
+                });
             }
             DsKind::ReadCsv { path, header } => {
                 args.push(format!("{:?}", path.display().to_string()));
                 args.push(format!("header={header}"));
             }
-            DsKind::Map { func, parallelism, deterministic } => {
+            DsKind::Map {
+                func,
+                parallelism,
+                deterministic,
+            } => {
                 args.push(format!("@{}", prog.func(*func).name));
                 match parallelism {
                     Parallelism::Sequential => {}
@@ -67,19 +85,29 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
                 }
             }
             DsKind::Filter { func } => args.push(format!("@{}", prog.func(*func).name)),
-            DsKind::Batch { size, drop_remainder } => {
+            DsKind::Batch {
+                size,
+                drop_remainder,
+            } => {
                 args.push(size.to_string());
                 args.push(format!("drop_remainder={drop_remainder}"));
             }
-            DsKind::PaddedBatch { size, padded_shapes, padding_values, drop_remainder } => {
+            DsKind::PaddedBatch {
+                size,
+                padded_shapes,
+                padding_values,
+                drop_remainder,
+            } => {
                 args.push(size.to_string());
                 let shapes: Vec<String> = padded_shapes
                     .iter()
                     .map(|s| match s {
                         None => "longest".to_string(),
                         Some(dims) => {
-                            let d: Vec<String> =
-                                dims.iter().map(|d| d.map_or("?".to_string(), |n| n.to_string())).collect();
+                            let d: Vec<String> = dims
+                                .iter()
+                                .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
+                                .collect();
                             format!("[{}]", d.join(", "))
                         }
                     })
@@ -93,7 +121,9 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
                 args.push(buffer.to_string());
                 args.push(seed.map_or("seed=none".to_string(), |s| format!("seed={s}")));
             }
-            DsKind::Repeat(count) => args.push(count.map_or("forever".to_string(), |c| c.to_string())),
+            DsKind::Repeat(count) => {
+                args.push(count.map_or("forever".to_string(), |c| c.to_string()))
+            }
             DsKind::Take(n) | DsKind::Skip(n) | DsKind::Enumerate(n) => args.push(n.to_string()),
             DsKind::Shard { num, index } => {
                 args.push(num.to_string());
@@ -125,7 +155,9 @@ pub(crate) fn tensor_text(t: &Tensor) -> String {
     if t.len() > MAX_PRINTED_ELEMENTS {
         return format!("dense<{ty}> {{{} elements}}", t.len());
     }
-    let flat: Vec<String> = (0..t.len()).map(|i| scalar_text(t.get_flat(i).expect("index in range"))).collect();
+    let flat: Vec<String> = (0..t.len())
+        .map(|i| scalar_text(t.get_flat(i).expect("index in range")))
+        .collect();
     let mut out = String::new();
     nest(&mut out, t.shape(), &flat);
     format!("dense<{ty}> {out}")
@@ -204,9 +236,21 @@ fn as_eager_decl(func: &Function) -> Option<&str> {
 
 impl fmt::Display for Function {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let params: Vec<String> = self.params.iter().map(|&p| format!("{p}: {}", self.ty(p))).collect();
-        let results: Vec<String> = self.results.iter().map(|&r| self.ty(r).to_string()).collect();
-        let ret = if results.len() == 1 { results[0].clone() } else { format!("({})", results.join(", ")) };
+        let params: Vec<String> = self
+            .params
+            .iter()
+            .map(|&p| format!("{p}: {}", self.ty(p)))
+            .collect();
+        let results: Vec<String> = self
+            .results
+            .iter()
+            .map(|&r| self.ty(r).to_string())
+            .collect();
+        let ret = if results.len() == 1 {
+            results[0].clone()
+        } else {
+            format!("({})", results.join(", "))
+        };
         write!(f, "func @{}({}) -> {}", self.name, params.join(", "), ret)?;
         if let Some(flavor) = as_eager_decl(self) {
             return writeln!(f, " {flavor}");
@@ -239,10 +283,14 @@ impl fmt::Display for Function {
                         .collect();
                     attr(format!("[{}]", d.join(", ")));
                 }
-                OpKind::Transpose(v) | OpKind::Squeeze(v) | OpKind::BroadcastTo(v) | OpKind::Tile(v) | OpKind::Reverse(v) => {
-                    attr(list(v))
+                OpKind::Transpose(v)
+                | OpKind::Squeeze(v)
+                | OpKind::BroadcastTo(v)
+                | OpKind::Tile(v)
+                | OpKind::Reverse(v) => attr(list(v)),
+                OpKind::ExpandDims(a) | OpKind::Concat(a) | OpKind::Stack(a) | OpKind::Sort(a) => {
+                    attr(format!("axis={a}"))
                 }
-                OpKind::ExpandDims(a) | OpKind::Concat(a) | OpKind::Stack(a) | OpKind::Sort(a) => attr(format!("axis={a}")),
                 OpKind::Slice(items) => attr(slice_text(items)),
                 OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
                 OpKind::EnsureShape(shape) => attr(shape.to_string()),

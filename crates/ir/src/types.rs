@@ -63,7 +63,9 @@ impl Shape {
 
     /// The element count, if every dim is known (and the product does not overflow).
     pub fn num_elements(&self) -> Option<usize> {
-        self.0.iter().try_fold(1usize, |acc, d| acc.checked_mul(d.known()?))
+        self.0
+            .iter()
+            .try_fold(1usize, |acc, d| acc.checked_mul(d.known()?))
     }
 
     /// Whether a run-time shape fits this static shape.
@@ -110,7 +112,10 @@ impl TensorType {
 
     /// A scalar (rank-0) type.
     pub fn scalar(dtype: DType) -> TensorType {
-        TensorType { dtype, shape: Shape::scalar() }
+        TensorType {
+            dtype,
+            shape: Shape::scalar(),
+        }
     }
 
     /// The rank.
@@ -161,7 +166,9 @@ impl ElemType {
     pub fn map_leaves(&self, f: &mut impl FnMut(&TensorType) -> TensorType) -> ElemType {
         match self {
             ElemType::Tensor(t) => ElemType::Tensor(f(t)),
-            ElemType::Tuple(parts) => ElemType::Tuple(parts.iter().map(|p| p.map_leaves(f)).collect()),
+            ElemType::Tuple(parts) => {
+                ElemType::Tuple(parts.iter().map(|p| p.map_leaves(f)).collect())
+            }
         }
     }
 

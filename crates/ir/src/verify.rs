@@ -1,10 +1,10 @@
 //! The IR verifier: run after tracing and after every pass. A failure is a compiler bug,
 //! reported as an internal error naming the stage, never a panic.
 
-use crate::function::{FusedBody, FusedInst, Function, OpKind, ValueDef};
+use crate::Program;
+use crate::function::{Function, FusedBody, FusedInst, OpKind, ValueDef};
 use crate::pipeline::DsKind;
 use crate::types::{ElemType, TensorType};
-use crate::Program;
 use pipec_tensor::DType;
 
 /// Checks every invariant of `prog`; returns one line per violation.
@@ -16,35 +16,57 @@ pub fn verify(prog: &Program) -> Result<(), Vec<String>> {
     for p in &prog.pipelines {
         let order = p.topo_order();
         if order.len() != p.graph.node_count() {
-            errs.push(format!("pipeline @{}: {} nodes unreachable from the output", p.name, p.graph.node_count() - order.len()));
+            errs.push(format!(
+                "pipeline @{}: {} nodes unreachable from the output",
+                p.name,
+                p.graph.node_count() - order.len()
+            ));
         }
         if petgraph::algo::is_cyclic_directed(&p.graph) {
-            errs.push(format!("pipeline @{}: the dataset graph has a cycle", p.name));
+            errs.push(format!(
+                "pipeline @{}: the dataset graph has a cycle",
+                p.name
+            ));
         }
         for node in order {
             let n = &p.graph[node];
             let inputs = p.inputs(node);
             let arity_ok = match n.kind {
-                DsKind::Range { .. } | DsKind::FromTensorSlices(_) | DsKind::FromTensors(_) | DsKind::ReadCsv { .. } => {
-                    inputs.is_empty()
-                }
+                DsKind::Range { .. }
+                | DsKind::FromTensorSlices(_)
+                | DsKind::FromTensors(_)
+                | DsKind::ReadCsv { .. } => inputs.is_empty(),
                 DsKind::Zip => !inputs.is_empty(),
                 DsKind::Concatenate => inputs.len() == 2,
                 _ => inputs.len() == 1,
             };
             if !arity_ok {
-                errs.push(format!("pipeline @{}: {} has {} inputs", p.name, n.kind.mnemonic(), inputs.len()));
+                errs.push(format!(
+                    "pipeline @{}: {} has {} inputs",
+                    p.name,
+                    n.kind.mnemonic(),
+                    inputs.len()
+                ));
                 continue;
             }
-            let check_func = |func: crate::FuncId, out: Option<&ElemType>, errs: &mut Vec<String>| {
+            let check_func = |func: crate::FuncId,
+                              out: Option<&ElemType>,
+                              errs: &mut Vec<String>| {
                 let Some(f) = prog.functions.get(func.index()) else {
-                    errs.push(format!("pipeline @{}: {} refers to a missing function", p.name, n.kind.mnemonic()));
+                    errs.push(format!(
+                        "pipeline @{}: {} refers to a missing function",
+                        p.name,
+                        n.kind.mnemonic()
+                    ));
                     return;
                 };
                 let input_elem = &p.graph[inputs[0]].elem;
                 let want: Vec<TensorType> = input_elem.leaves().into_iter().cloned().collect();
                 if f.param_types() != want {
-                    errs.push(format!("pipeline @{}: @{} takes parameters that do not match its input elements", p.name, f.name));
+                    errs.push(format!(
+                        "pipeline @{}: @{} takes parameters that do not match its input elements",
+                        p.name, f.name
+                    ));
                 }
                 let got = f.result_types();
                 match out {
@@ -56,7 +78,10 @@ pub fn verify(prog: &Program) -> Result<(), Vec<String>> {
                     }
                     None => {
                         if got != [TensorType::scalar(DType::Bool)] {
-                            errs.push(format!("pipeline @{}: filter predicate @{} does not return bool[]", p.name, f.name));
+                            errs.push(format!(
+                                "pipeline @{}: filter predicate @{} does not return bool[]",
+                                p.name, f.name
+                            ));
                         }
                     }
                 }
@@ -66,7 +91,10 @@ pub fn verify(prog: &Program) -> Result<(), Vec<String>> {
                 DsKind::Filter { func } => {
                     check_func(*func, None, &mut errs);
                     if p.graph[inputs[0]].elem != n.elem {
-                        errs.push(format!("pipeline @{}: filter changes the element type", p.name));
+                        errs.push(format!(
+                            "pipeline @{}: filter changes the element type",
+                            p.name
+                        ));
                     }
                 }
                 _ => {}
@@ -82,13 +110,18 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
     for (i, &p) in func.params.iter().enumerate() {
         match func.values.get(p.index()) {
             Some(info) if info.def == ValueDef::Param(i) => defined[p.index()] = true,
-            _ => bad(format!("parameter {i} ({p}) is not defined as that parameter")),
+            _ => bad(format!(
+                "parameter {i} ({p}) is not defined as that parameter"
+            )),
         }
     }
     for (oi, op) in func.ops.iter().enumerate() {
         for &input in &op.inputs {
             if !defined.get(input.index()).copied().unwrap_or(false) {
-                bad(format!("op {oi} ({}) uses {input} before its definition", op.kind.mnemonic()));
+                bad(format!(
+                    "op {oi} ({}) uses {input} before its definition",
+                    op.kind.mnemonic()
+                ));
             }
         }
         for (k, &out) in op.outputs.iter().enumerate() {
@@ -98,7 +131,10 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
                         bad(format!("{out} is defined twice"));
                     }
                 }
-                _ => bad(format!("op {oi} ({}) output {k} ({out}) has a wrong definition", op.kind.mnemonic())),
+                _ => bad(format!(
+                    "op {oi} ({}) output {k} ({out}) has a wrong definition",
+                    op.kind.mnemonic()
+                )),
             }
         }
         let ty = |v: crate::ValueId| func.values.get(v.index()).map(|i| &i.ty);
@@ -116,7 +152,8 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
                 }
             }
             OpKind::Fused(body) => {
-                let out_dtypes: Vec<Option<DType>> = op.outputs.iter().map(|&o| ty(o).map(|t| t.dtype)).collect();
+                let out_dtypes: Vec<Option<DType>> =
+                    op.outputs.iter().map(|&o| ty(o).map(|t| t.dtype)).collect();
                 for e in fused_errors(body, op.inputs.len(), &out_dtypes) {
                     bad(format!("op {oi} (fused_elementwise): {e}"));
                 }
@@ -142,11 +179,19 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
 fn fused_errors(body: &FusedBody, n_inputs: usize, outputs: &[Option<DType>]) -> Vec<String> {
     let mut errs = Vec::new();
     if body.dtypes.len() != body.insts.len() {
-        errs.push(format!("{} instructions but {} register dtypes", body.insts.len(), body.dtypes.len()));
+        errs.push(format!(
+            "{} instructions but {} register dtypes",
+            body.insts.len(),
+            body.dtypes.len()
+        ));
         return errs;
     }
     if !body.spans.is_empty() && body.spans.len() != body.insts.len() {
-        errs.push(format!("{} instructions but {} spans", body.insts.len(), body.spans.len()));
+        errs.push(format!(
+            "{} instructions but {} spans",
+            body.insts.len(),
+            body.spans.len()
+        ));
     }
     for (i, inst) in body.insts.iter().enumerate() {
         let me = body.dtypes[i];
@@ -175,7 +220,11 @@ fn fused_errors(body: &FusedBody, n_inputs: usize, outputs: &[Option<DType>]) ->
         }
     }
     if body.results.len() != outputs.len() {
-        errs.push(format!("{} results for {} outputs", body.results.len(), outputs.len()));
+        errs.push(format!(
+            "{} results for {} outputs",
+            body.results.len(),
+            outputs.len()
+        ));
     }
     for (k, (&r, out)) in body.results.iter().zip(outputs).enumerate() {
         match body.dtypes.get(r as usize) {

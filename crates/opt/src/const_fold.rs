@@ -31,21 +31,36 @@ impl Pass for ConstFold {
             let mut new_ops: Vec<Op> = Vec::with_capacity(f.ops.len());
             let mut folded_any = false;
             // Constants folded earlier in this walk, so chains fold in one run.
-            let mut known: std::collections::HashMap<pipec_ir::ValueId, Tensor> = Default::default();
+            let mut known: std::collections::HashMap<pipec_ir::ValueId, Tensor> =
+                Default::default();
             for i in 0..f.ops.len() {
                 let op = &f.ops[i];
-                let foldable = op.kind.is_pure() && !matches!(op.kind, OpKind::Const(_)) && !op.inputs.is_empty();
-                let inputs: Option<Vec<Tensor>> =
-                    if foldable { op.inputs.iter().map(|v| const_of(f, *v).or(known.get(v)).cloned()).collect() } else { None };
+                let foldable = op.kind.is_pure()
+                    && !matches!(op.kind, OpKind::Const(_))
+                    && !op.inputs.is_empty();
+                let inputs: Option<Vec<Tensor>> = if foldable {
+                    op.inputs
+                        .iter()
+                        .map(|v| const_of(f, *v).or(known.get(v)).cloned())
+                        .collect()
+                } else {
+                    None
+                };
                 let Some(inputs) = inputs else {
                     new_ops.push(op.clone());
                     continue;
                 };
                 let name = op.kind.mnemonic();
-                let static_len: Option<usize> =
-                    op.outputs.iter().map(|o| f.ty(*o).shape.num_elements()).sum::<Option<usize>>();
+                let static_len: Option<usize> = op
+                    .outputs
+                    .iter()
+                    .map(|o| f.ty(*o).shape.num_elements())
+                    .sum::<Option<usize>>();
                 if static_len.is_some_and(|n| n > MAX_FOLD_ELEMENTS) {
-                    let msg = format!("kept `{name}` of constants: its result of {} elements is too large to store", static_len.unwrap_or(0));
+                    let msg = format!(
+                        "kept `{name}` of constants: its result of {} elements is too large to store",
+                        static_len.unwrap_or(0)
+                    );
                     remark(remarks, self.name(), op.span, msg, "not folded");
                     new_ops.push(op.clone());
                     continue;
@@ -53,7 +68,9 @@ impl Pass for ConstFold {
                 let outs = match op.kind.eval(&inputs) {
                     Ok(outs) => outs,
                     Err(e) => {
-                        let msg = format!("kept `{name}` of constants: evaluating it fails ({e}), so the run reports it");
+                        let msg = format!(
+                            "kept `{name}` of constants: evaluating it fails ({e}), so the run reports it"
+                        );
                         remark(remarks, self.name(), op.span, msg, "not folded");
                         new_ops.push(op.clone());
                         continue;
@@ -66,17 +83,30 @@ impl Pass for ConstFold {
                         t.dtype() == ty.dtype && ty.shape.admits(t.shape())
                     });
                 if len > MAX_FOLD_ELEMENTS || !fits {
-                    let msg = format!("kept `{name}` of constants: its result of {len} elements is too large to store");
+                    let msg = format!(
+                        "kept `{name}` of constants: its result of {len} elements is too large to store"
+                    );
                     if fits {
                         remark(remarks, self.name(), op.span, msg, "not folded");
                     }
                     new_ops.push(op.clone());
                     continue;
                 }
-                remark(remarks, self.name(), op.span, format!("folded `{name}` of constants"), "computed at compile time");
+                remark(
+                    remarks,
+                    self.name(),
+                    op.span,
+                    format!("folded `{name}` of constants"),
+                    "computed at compile time",
+                );
                 for (t, &o) in outs.into_iter().zip(&op.outputs) {
                     known.insert(o, t.clone());
-                    new_ops.push(Op { kind: OpKind::Const(t), inputs: vec![], outputs: vec![o], span: op.span });
+                    new_ops.push(Op {
+                        kind: OpKind::Const(t),
+                        inputs: vec![],
+                        outputs: vec![o],
+                        span: op.span,
+                    });
                 }
                 folded_any = true;
             }

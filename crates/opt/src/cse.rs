@@ -34,11 +34,19 @@ fn key(kind: &OpKind, inputs: Vec<ValueId>, types: String) -> Key {
                     other => format!("{other:?}"),
                 })
                 .collect();
-            (format!("fused {insts:?} {:?} {:?}", body.dtypes, body.results), vec![])
+            (
+                format!("fused {insts:?} {:?} {:?}", body.dtypes, body.results),
+                vec![],
+            )
         }
         other => (format!("{other:?}"), vec![]),
     };
-    Key { kind: text, consts, inputs, types }
+    Key {
+        kind: text,
+        consts,
+        inputs,
+        types,
+    }
 }
 
 impl Pass for Cse {
@@ -74,7 +82,8 @@ impl Pass for Cse {
                             subst.insert(*a, *b);
                         }
                         dead[i] = true;
-                        let msg = format!("merged this `{}` with an identical one", op.kind.mnemonic());
+                        let msg =
+                            format!("merged this `{}` with an identical one", op.kind.mnemonic());
                         remark(remarks, self.name(), op.span, msg, "same op, same operands");
                     }
                     None => {

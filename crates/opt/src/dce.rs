@@ -27,7 +27,10 @@ impl Pass for Dce {
             }
             let mut keep = vec![false; f.ops.len()];
             for (i, op) in f.ops.iter().enumerate().rev() {
-                if !op.kind.is_pure() || crate::util::op_may_fail(f, op) || op.outputs.iter().any(|o| live[o.index()]) {
+                if !op.kind.is_pure()
+                    || crate::util::op_may_fail(f, op)
+                    || op.outputs.iter().any(|o| live[o.index()])
+                {
                     keep[i] = true;
                     for v in &op.inputs {
                         live[v.index()] = true;

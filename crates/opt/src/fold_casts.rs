@@ -41,7 +41,10 @@ pub fn roundtrip_is_exact(src: DType, mid: DType) -> bool {
         return src.significand_bits() <= mid.significand_bits();
     }
     // float → float: the middle type's exponent range and significand cover the source.
-    matches!((src, mid), (DType::F16 | DType::BF16, DType::F32 | DType::F64) | (DType::F32, DType::F64))
+    matches!(
+        (src, mid),
+        (DType::F16 | DType::BF16, DType::F32 | DType::F64) | (DType::F32, DType::F64)
+    )
 }
 
 /// Whether `cast(cast(x: src, mid), dst)` may become `cast(x, dst)`: the round trip
@@ -55,7 +58,9 @@ pub fn cast_chain_is_exact(src: DType, mid: DType, dst: DType) -> bool {
         return false;
     }
     if src.is_int() && mid.is_int() {
-        return int_range_within(src, mid) || dst == DType::Bool || dst.is_int() && dst.size_bytes() <= mid.size_bytes();
+        return int_range_within(src, mid)
+            || dst == DType::Bool
+            || dst.is_int() && dst.size_bytes() <= mid.size_bytes();
     }
     !(src.is_int() && mid.is_float() && dst.is_int() && !int_range_within(src, dst))
 }
@@ -64,7 +69,9 @@ pub fn cast_chain_is_exact(src: DType, mid: DType, dst: DType) -> bool {
 pub fn why_kept(src: DType, mid: DType, dst: DType) -> String {
     if roundtrip_is_exact(src, mid) {
         return if mid.is_float() {
-            format!("{src} values cast to {mid} saturate when cast to {dst}, where a direct cast wraps")
+            format!(
+                "{src} values cast to {mid} saturate when cast to {dst}, where a direct cast wraps"
+            )
         } else {
             format!("{mid} changes the value of negative {src}s, which a cast to {dst} would see")
         };
@@ -93,7 +100,9 @@ impl Pass for FoldCasts {
         for f in &mut prog.functions {
             let mut uses = use_counts(f);
             for i in 0..f.ops.len() {
-                let OpKind::Cast(dst) = f.ops[i].kind else { continue };
+                let OpKind::Cast(dst) = f.ops[i].kind else {
+                    continue;
+                };
                 let (span, out) = (f.ops[i].span, f.ops[i].outputs[0]);
                 if uses[out.index()] == 0 {
                     continue;
@@ -109,11 +118,16 @@ impl Pass for FoldCasts {
                         f.ops[i].inputs[0] = x;
                         uses[input.index()] -= 1;
                         uses[x.index()] += 1;
-                        let msg = format!("merged casts {src} → {mid} → {dst} into one (exact for every {src})");
+                        let msg = format!(
+                            "merged casts {src} → {mid} → {dst} into one (exact for every {src})"
+                        );
                         remark(remarks, self.name(), span, msg, "cast chain folded");
                         changed = true;
                     } else {
-                        let msg = format!("kept the cast chain {src} → {mid} → {dst}: {}", why_kept(src, mid, dst));
+                        let msg = format!(
+                            "kept the cast chain {src} → {mid} → {dst}: {}",
+                            why_kept(src, mid, dst)
+                        );
                         remark(remarks, self.name(), span, msg, "not folded");
                     }
                 }
@@ -122,7 +136,13 @@ impl Pass for FoldCasts {
                     replace_uses(f, out, input);
                     uses[input.index()] += uses[out.index()];
                     uses[out.index()] = 0;
-                    remark(remarks, self.name(), span, format!("removed a cast of {dst} to {dst}"), "no-op cast");
+                    remark(
+                        remarks,
+                        self.name(),
+                        span,
+                        format!("removed a cast of {dst} to {dst}"),
+                        "no-op cast",
+                    );
                     changed = true;
                 }
             }

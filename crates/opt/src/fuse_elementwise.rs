@@ -19,7 +19,7 @@
 use crate::Pass;
 use crate::util::remark;
 use pipec_diag::{Diagnostic, Span};
-use pipec_ir::{FusedBody, FusedInst, Function, Op, OpKind, Program, Shape, ValueDef, ValueId};
+use pipec_ir::{Function, FusedBody, FusedInst, Op, OpKind, Program, Shape, ValueDef, ValueId};
 use pipec_tensor::DType;
 use std::collections::HashMap;
 
@@ -44,7 +44,10 @@ fn conforms(s: &Shape, region: &Shape) -> bool {
 }
 
 fn is_candidate_kind(kind: &OpKind) -> bool {
-    matches!(kind, OpKind::Unary(_) | OpKind::Binary(_) | OpKind::Cast(_) | OpKind::Select | OpKind::Clip)
+    matches!(
+        kind,
+        OpKind::Unary(_) | OpKind::Binary(_) | OpKind::Cast(_) | OpKind::Select | OpKind::Clip
+    )
 }
 
 struct Region {
@@ -102,7 +105,11 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
             continue;
         }
         let shape = f.ty(op.outputs[0]).shape.clone();
-        if let Some(bad) = op.inputs.iter().find(|v| !conforms(&f.ty(**v).shape, &shape)) {
+        if let Some(bad) = op
+            .inputs
+            .iter()
+            .find(|v| !conforms(&f.ty(**v).shape, &shape))
+        {
             let msg = format!(
                 "did not fuse this `{}`: its operand of shape {} would need a materialized broadcast to {shape}",
                 op.kind.mnemonic(),
@@ -114,22 +121,32 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
         // Regions of the operands this op may join.
         let mut joins: Vec<usize> = Vec::new();
         for &v in &op.inputs {
-            let Some(r) = def(v).and_then(|j| region_of[j]) else { continue };
+            let Some(r) = def(v).and_then(|j| region_of[j]) else {
+                continue;
+            };
             if joins.contains(&r) || regions[r].shape != shape {
                 continue;
             }
             if regions[r].epoch != epoch {
-                let msg = format!("did not fuse this `{}` with the ops before an eager call: it is a barrier", op.kind.mnemonic());
+                let msg = format!(
+                    "did not fuse this `{}` with the ops before an eager call: it is a barrier",
+                    op.kind.mnemonic()
+                );
                 remark(remarks, pass, op.span, msg, "not fused");
                 continue;
             }
             let members = &regions[r].members;
-            let used_early = members.iter().flat_map(|&m| &f.ops[m].outputs).flat_map(|o| &users[o.index()]).find(|&&u| {
-                u < i && !members.contains(&u)
-            });
+            let used_early = members
+                .iter()
+                .flat_map(|&m| &f.ops[m].outputs)
+                .flat_map(|o| &users[o.index()])
+                .find(|&&u| u < i && !members.contains(&u));
             // Members move down to the region's last op: one that may fail must not move
             // past another op that may fail, or the first error reported would change.
-            let first_failing = members.iter().copied().find(|&m| crate::util::op_may_fail(f, &f.ops[m]));
+            let first_failing = members
+                .iter()
+                .copied()
+                .find(|&m| crate::util::op_may_fail(f, &f.ops[m]));
             let overtaken = first_failing.and_then(|m| {
                 (m + 1..i).find(|k| !members.contains(k) && crate::util::op_may_fail(f, &f.ops[*k]))
             });
@@ -156,7 +173,11 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
         let target = match joins.first() {
             Some(&r) => r,
             None => {
-                regions.push(Region { members: Vec::new(), shape, epoch });
+                regions.push(Region {
+                    members: Vec::new(),
+                    shape,
+                    epoch,
+                });
                 regions.len() - 1
             }
         };
@@ -179,7 +200,13 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
             continue;
         }
         let (op, n) = build(f, &region.members, &users);
-        remark(remarks, pass, op.span, format!("fused {n} elementwise ops into one kernel"), "fused");
+        remark(
+            remarks,
+            pass,
+            op.span,
+            format!("fused {n} elementwise ops into one kernel"),
+            "fused",
+        );
         for &m in &region.members {
             removed[m] = true;
         }
@@ -199,7 +226,9 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
     // Scalar constants now inside fused bodies are often dead: drop those here rather
     // than leave them for the next `dce`.
     let used = crate::util::use_counts(f);
-    f.ops.retain(|op| !(matches!(op.kind, OpKind::Const(_)) && op.outputs.iter().all(|o| used[o.index()] == 0)));
+    f.ops.retain(|op| {
+        !(matches!(op.kind, OpKind::Const(_)) && op.outputs.iter().all(|o| used[o.index()] == 0))
+    });
     crate::const_fold::reindex(f);
     true
 }
@@ -255,13 +284,28 @@ fn build(f: &Function, members: &[usize], users: &[Vec<usize>]) -> (Op, usize) {
     let mut results = Vec::new();
     for &m in members {
         let out = f.ops[m].outputs[0];
-        if users[out.index()].iter().any(|u| *u == usize::MAX || !members.contains(u)) {
+        if users[out.index()]
+            .iter()
+            .any(|u| *u == usize::MAX || !members.contains(u))
+        {
             outputs.push(out);
             results.push(reg[&out]);
         }
     }
     let root = &f.ops[*members.last().expect("non-empty")];
-    let body = FusedBody { insts, dtypes, results, spans };
-    (Op { kind: OpKind::Fused(body), inputs, outputs, span: root.span }, members.len())
+    let body = FusedBody {
+        insts,
+        dtypes,
+        results,
+        spans,
+    };
+    (
+        Op {
+            kind: OpKind::Fused(body),
+            inputs,
+            outputs,
+            span: root.span,
+        },
+        members.len(),
+    )
 }
-

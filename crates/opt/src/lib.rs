@@ -54,10 +54,21 @@ pub fn all_passes() -> Vec<Box<dyn Pass>> {
 /// function-local subset: `eliminate-noops`, `fold-casts`, `const-fold`, `simplify`, `cse`
 /// and `dce` (no fusion, no restructuring of the pipeline); `-O2` runs every pass.
 pub fn passes_for_level(level: u8) -> Vec<&'static str> {
-    const O1: [&str; 6] = ["eliminate-noops", "fold-casts", "const-fold", "simplify", "cse", "dce"];
+    const O1: [&str; 6] = [
+        "eliminate-noops",
+        "fold-casts",
+        "const-fold",
+        "simplify",
+        "cse",
+        "dce",
+    ];
     match level {
         0 => vec![],
-        1 => all_passes().iter().map(|p| p.name()).filter(|n| O1.contains(n)).collect(),
+        1 => all_passes()
+            .iter()
+            .map(|p| p.name())
+            .filter(|n| O1.contains(n))
+            .collect(),
         _ => all_passes().iter().map(|p| p.name()).collect(),
     }
 }
@@ -89,7 +100,12 @@ pub fn optimize(mut prog: Program, names: &[&str]) -> Result<Optimized, OptError
     for n in names {
         match all.iter().position(|p| p.name() == *n) {
             Some(i) => passes.push(i),
-            None => return Err(OptError::UnknownPass(n.to_string(), all.iter().map(|p| p.name()).collect())),
+            None => {
+                return Err(OptError::UnknownPass(
+                    n.to_string(),
+                    all.iter().map(|p| p.name()).collect(),
+                ));
+            }
         }
     }
     let mut stages = Vec::new();
@@ -103,7 +119,8 @@ pub fn optimize(mut prog: Program, names: &[&str]) -> Result<Optimized, OptError
                 for f in &mut prog.functions {
                     f.compact();
                 }
-                pipec_ir::verify(&prog).map_err(|e| OptError::Verify(pass.name().to_string(), e))?;
+                pipec_ir::verify(&prog)
+                    .map_err(|e| OptError::Verify(pass.name().to_string(), e))?;
                 stages.push((pass.name().to_string(), prog.clone()));
             }
         }
@@ -111,5 +128,9 @@ pub fn optimize(mut prog: Program, names: &[&str]) -> Result<Optimized, OptError
             break;
         }
     }
-    Ok(Optimized { program: prog, stages, remarks })
+    Ok(Optimized {
+        program: prog,
+        stages,
+        remarks,
+    })
 }

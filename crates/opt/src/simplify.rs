@@ -10,7 +10,7 @@
 //! `+0.0`), `x * 0` and `x - x` on floats (NaN and infinities).
 
 use crate::Pass;
-use crate::util::{all_equal_bits, const_of, def_op, remark, use_counts, replace_uses};
+use crate::util::{all_equal_bits, const_of, def_op, remark, replace_uses, use_counts};
 use pipec_diag::Diagnostic;
 use pipec_ir::{Dim, Function, OpKind, Program, ReshapeDim, Shape, ValueId};
 use pipec_tensor::ops::{BinaryOp, UnaryOp};
@@ -37,7 +37,11 @@ fn is(t: &Tensor, which: &str) -> bool {
 /// `big`'s run-time shape unchanged for every run-time shape `big` admits.
 pub(crate) fn broadcasts_into(small: &[usize], big: &Shape) -> bool {
     small.len() <= big.rank()
-        && small.iter().rev().zip(big.0.iter().rev()).all(|(&s, &b)| s == 1 || b == Dim::Known(s))
+        && small
+            .iter()
+            .rev()
+            .zip(big.0.iter().rev())
+            .all(|(&s, &b)| s == 1 || b == Dim::Known(s))
 }
 
 /// Whether a reshape to `dims` of a value of static shape `from` always is the identity.
@@ -45,7 +49,10 @@ fn reshape_is_identity(from: &Shape, dims: &[ReshapeDim]) -> bool {
     if from.rank() != dims.len() {
         return false;
     }
-    let fixed: usize = dims.iter().map(|d| if let ReshapeDim::Fixed(n) = d { *n } else { 1 }).product();
+    let fixed: usize = dims
+        .iter()
+        .map(|d| if let ReshapeDim::Fixed(n) = d { *n } else { 1 })
+        .product();
     dims.iter().zip(&from.0).all(|(d, f)| match d {
         ReshapeDim::Fixed(n) => *f == Dim::Known(*n),
         // With every other dim equal, `-1` infers this one back (unless they hold 0
@@ -79,11 +86,16 @@ fn examine(f: &Function, i: usize) -> Outcome {
             let float = dt.is_float();
             // (kept operand, constant operand) pairs to try.
             let mut tries: Vec<(ValueId, ValueId)> = vec![(a, c)];
-            if matches!(b, BinaryOp::Add | BinaryOp::Mul | BinaryOp::And | BinaryOp::Or) {
+            if matches!(
+                b,
+                BinaryOp::Add | BinaryOp::Mul | BinaryOp::And | BinaryOp::Or
+            ) {
                 tries.push((c, a));
             }
             for (keep, other) in tries {
-                let Some(k) = const_of(f, other) else { continue };
+                let Some(k) = const_of(f, other) else {
+                    continue;
+                };
                 let identity = match b {
                     BinaryOp::Mul => is(k, "one"),
                     BinaryOp::Div => float && is(k, "one"),
@@ -99,7 +111,10 @@ fn examine(f: &Function, i: usize) -> Outcome {
                     BinaryOp::Add => is(k, "zero"),
                     BinaryOp::Sub => {
                         if float && is(k, "neg_zero") {
-                            return Outcome::Kept("kept `x - -0.0`: not an identity for floats (-0.0 - -0.0 is +0.0)".into());
+                            return Outcome::Kept(
+                                "kept `x - -0.0`: not an identity for floats (-0.0 - -0.0 is +0.0)"
+                                    .into(),
+                            );
                         }
                         is(k, "zero")
                     }
@@ -108,7 +123,9 @@ fn examine(f: &Function, i: usize) -> Outcome {
                     _ => false,
                 };
                 if *b == BinaryOp::Mul && float && is(k, "zero") {
-                    return Outcome::Kept("kept `x * 0`: not 0 when x is NaN, infinite or negative".into());
+                    return Outcome::Kept(
+                        "kept `x * 0`: not 0 when x is NaN, infinite or negative".into(),
+                    );
                 }
                 if !identity {
                     continue;
@@ -129,7 +146,9 @@ fn examine(f: &Function, i: usize) -> Outcome {
         OpKind::Unary(u @ (UnaryOp::Neg | UnaryOp::Not)) => {
             let inner = op.inputs[0];
             match def_op(f, inner).map(|j| &f.ops[j]) {
-                Some(d) if matches!(&d.kind, OpKind::Unary(v) if v == u) && same_type(d.inputs[0]) => {
+                Some(d)
+                    if matches!(&d.kind, OpKind::Unary(v) if v == u) && same_type(d.inputs[0]) =>
+                {
                     Outcome::Replace(d.inputs[0], "of itself")
                 }
                 _ => Outcome::Nothing,
@@ -144,20 +163,35 @@ fn examine(f: &Function, i: usize) -> Outcome {
                 Outcome::Nothing
             }
         }
-        OpKind::Reshape(dims) if same_type(op.inputs[0]) && reshape_is_identity(&f.ty(op.inputs[0]).shape, dims) => {
+        OpKind::Reshape(dims)
+            if same_type(op.inputs[0]) && reshape_is_identity(&f.ty(op.inputs[0]).shape, dims) =>
+        {
             Outcome::Replace(op.inputs[0], "to the same shape")
         }
-        OpKind::Transpose(perm) if perm.iter().enumerate().all(|(k, p)| k == *p) && same_type(op.inputs[0]) => {
+        OpKind::Transpose(perm)
+            if perm.iter().enumerate().all(|(k, p)| k == *p) && same_type(op.inputs[0]) =>
+        {
             Outcome::Replace(op.inputs[0], "by the identity permutation")
         }
-        OpKind::BroadcastTo(shape) if f.ty(op.inputs[0]).shape.as_known().as_ref() == Some(shape) && same_type(op.inputs[0]) => {
+        OpKind::BroadcastTo(shape)
+            if f.ty(op.inputs[0]).shape.as_known().as_ref() == Some(shape)
+                && same_type(op.inputs[0]) =>
+        {
             Outcome::Replace(op.inputs[0], "to the shape it has")
         }
         OpKind::EnsureShape(shape) => {
             let from = &f.ty(op.inputs[0]).shape;
             let implied = from.rank() == shape.rank()
-                && from.0.iter().zip(&shape.0).all(|(a, b)| *b == Dim::Unknown || a == b);
-            if implied && same_type(op.inputs[0]) { Outcome::Replace(op.inputs[0], "already implied by the static type") } else { Outcome::Nothing }
+                && from
+                    .0
+                    .iter()
+                    .zip(&shape.0)
+                    .all(|(a, b)| *b == Dim::Unknown || a == b);
+            if implied && same_type(op.inputs[0]) {
+                Outcome::Replace(op.inputs[0], "already implied by the static type")
+            } else {
+                Outcome::Nothing
+            }
         }
         _ => Outcome::Nothing,
     }
@@ -187,7 +221,13 @@ impl Pass for Simplify {
                         replace_uses(f, out, to);
                         uses[to.index()] += uses[out.index()];
                         uses[out.index()] = 0;
-                        remark(remarks, self.name(), span, format!("removed `{name}` {why}"), "the result is its operand");
+                        remark(
+                            remarks,
+                            self.name(),
+                            span,
+                            format!("removed `{name}` {why}"),
+                            "the result is its operand",
+                        );
                         changed = true;
                     }
                     Outcome::Kept(why) => remark(remarks, self.name(), span, why, "not simplified"),

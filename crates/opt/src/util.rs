@@ -54,7 +54,11 @@ pub(crate) fn scalar_bits(s: Scalar) -> u64 {
 
 /// A tensor's identity for merging: dtype, shape and the bits of every element.
 pub(crate) fn tensor_key(t: &Tensor) -> (String, Vec<usize>, Vec<u64>) {
-    (t.dtype().name().to_string(), t.shape().to_vec(), tensor_bits(t))
+    (
+        t.dtype().name().to_string(),
+        t.shape().to_vec(),
+        tensor_bits(t),
+    )
 }
 
 /// Replaces every use of `from` (op operands and function results) with `to`.
@@ -88,8 +92,15 @@ pub(crate) fn use_counts(func: &Function) -> Vec<usize> {
 }
 
 /// Adds a remark `PASS: message` at `span`, once (the manager repeats passes).
-pub(crate) fn remark(remarks: &mut Vec<Diagnostic>, pass: &str, span: Span, message: String, label: &str) {
-    let d = Diagnostic::remark(Code::PassRemark, format!("{pass}: {message}")).with_label(span, label);
+pub(crate) fn remark(
+    remarks: &mut Vec<Diagnostic>,
+    pass: &str,
+    span: Span,
+    message: String,
+    label: &str,
+) {
+    let d =
+        Diagnostic::remark(Code::PassRemark, format!("{pass}: {message}")).with_label(span, label);
     if !remarks.contains(&d) {
         remarks.push(d);
     }
@@ -102,20 +113,30 @@ pub(crate) fn remark(remarks: &mut Vec<Diagnostic>, pass: &str, span: Span, mess
 pub(crate) fn op_may_fail(func: &Function, op: &pipec_ir::Op) -> bool {
     use pipec_tensor::ops::BinaryOp;
     let int_div = |b: BinaryOp, d: pipec_tensor::DType| {
-        matches!(b, BinaryOp::FloorDiv | BinaryOp::Mod) && d.is_int() || b == BinaryOp::Pow && d.is_signed_int()
+        matches!(b, BinaryOp::FloorDiv | BinaryOp::Mod) && d.is_int()
+            || b == BinaryOp::Pow && d.is_signed_int()
     };
     match &op.kind {
         OpKind::Const(_) => false,
         OpKind::Eager(_) => true,
         OpKind::Binary(b) => {
-            int_div(*b, func.ty(op.inputs[0]).dtype) || op.inputs.iter().any(|v| func.ty(*v).shape.as_known().is_none())
+            int_div(*b, func.ty(op.inputs[0]).dtype)
+                || op
+                    .inputs
+                    .iter()
+                    .any(|v| func.ty(*v).shape.as_known().is_none())
         }
-        OpKind::Fused(body) => {
-            body.insts.iter().any(|i| matches!(i, pipec_ir::FusedInst::Binary(b, a, _) if int_div(*b, body.dtype(*a))))
-                || op.inputs.iter().any(|v| func.ty(*v).shape.as_known().is_none())
-        }
+        OpKind::Fused(body) => body.insts.iter().any(
+            |i| matches!(i, pipec_ir::FusedInst::Binary(b, a, _) if int_div(*b, body.dtype(*a))),
+        ) || op
+            .inputs
+            .iter()
+            .any(|v| func.ty(*v).shape.as_known().is_none()),
         OpKind::Unary(_) | OpKind::Cast(_) => false,
         OpKind::Reshape(_) | OpKind::EnsureShape(_) => true,
-        _ => op.inputs.iter().any(|v| func.ty(*v).shape.as_known().is_none()),
+        _ => op
+            .inputs
+            .iter()
+            .any(|v| func.ty(*v).shape.as_known().is_none()),
     }
 }

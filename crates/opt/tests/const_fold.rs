@@ -13,7 +13,10 @@ fn run(build: impl FnOnce(&mut Function)) -> (String, Vec<String>) {
     let mut prog = Program::default();
     prog.add_function(f);
     let out = pipec_opt::optimize(prog, &["const-fold", "dce"]).expect("passes run");
-    (out.program.functions[0].to_string(), out.remarks.iter().map(|d| d.message.clone()).collect())
+    (
+        out.program.functions[0].to_string(),
+        out.remarks.iter().map(|d| d.message.clone()).collect(),
+    )
 }
 
 fn c(f: &mut Function, t: Tensor) -> pipec_ir::ValueId {
@@ -27,12 +30,31 @@ fn chains_fold_to_one_constant() {
         let a = c(f, Tensor::from_vec(&[2], vec![1i32, 2]).expect("shape"));
         let b = c(f, Tensor::scalar(3i32));
         let ty = TensorType::new(DType::I32, Shape::known(&[2]));
-        let m = f.push(OpKind::Binary(BinaryOp::Mul), vec![a, b], ty.clone(), Span::new(1, 2));
-        let s = f.push(OpKind::Binary(BinaryOp::Add), vec![m, a], ty, Span::new(2, 3));
+        let m = f.push(
+            OpKind::Binary(BinaryOp::Mul),
+            vec![a, b],
+            ty.clone(),
+            Span::new(1, 2),
+        );
+        let s = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![m, a],
+            ty,
+            Span::new(2, 3),
+        );
         f.results = vec![s];
     });
-    assert_eq!(ir, "func @f() -> i32[2] {\n  %0 = const dense<i32[2]> [4, 8] : i32[2]\n  return %0\n}\n");
-    assert_eq!(remarks, ["const-fold: folded `mul` of constants", "const-fold: folded `add` of constants"]);
+    assert_eq!(
+        ir,
+        "func @f() -> i32[2] {\n  %0 = const dense<i32[2]> [4, 8] : i32[2]\n  return %0\n}\n"
+    );
+    assert_eq!(
+        remarks,
+        [
+            "const-fold: folded `mul` of constants",
+            "const-fold: folded `add` of constants"
+        ]
+    );
 }
 
 #[test]
@@ -41,13 +63,20 @@ fn a_failing_fold_is_kept_for_the_run_to_report() {
         let a = c(f, Tensor::from_vec(&[2], vec![1i32, 2]).expect("shape"));
         let z = c(f, Tensor::scalar(0i32));
         let ty = TensorType::new(DType::I32, Shape::known(&[2]));
-        let d = f.push(OpKind::Binary(BinaryOp::FloorDiv), vec![a, z], ty, Span::new(1, 2));
+        let d = f.push(
+            OpKind::Binary(BinaryOp::FloorDiv),
+            vec![a, z],
+            ty,
+            Span::new(1, 2),
+        );
         f.results = vec![d];
     });
     assert!(ir.contains("floordiv"), "{ir}");
     assert_eq!(
         remarks,
-        ["const-fold: kept `floordiv` of constants: evaluating it fails (integer division by zero at element 0), so the run reports it"]
+        [
+            "const-fold: kept `floordiv` of constants: evaluating it fails (integer division by zero at element 0), so the run reports it"
+        ]
     );
 }
 
@@ -57,9 +86,19 @@ fn large_results_are_not_materialized() {
     let (ir, remarks) = run(|f| {
         let a = c(f, Tensor::from_vec(&[n], vec![1.0f32; n]).expect("shape"));
         let ty = TensorType::new(DType::F32, Shape::known(&[n]));
-        let e = f.push(OpKind::Unary(pipec_tensor::ops::UnaryOp::Exp), vec![a], ty, Span::new(1, 2));
+        let e = f.push(
+            OpKind::Unary(pipec_tensor::ops::UnaryOp::Exp),
+            vec![a],
+            ty,
+            Span::new(1, 2),
+        );
         f.results = vec![e];
     });
     assert!(ir.contains("exp"), "{ir}");
-    assert_eq!(remarks, [format!("const-fold: kept `exp` of constants: its result of {n} elements is too large to store")]);
+    assert_eq!(
+        remarks,
+        [format!(
+            "const-fold: kept `exp` of constants: its result of {n} elements is too large to store"
+        )]
+    );
 }

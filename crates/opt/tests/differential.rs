@@ -10,8 +10,23 @@ use pipec_tensor::ops::{BinaryOp, ReduceOp, UnaryOp};
 use pipec_tensor::{DType, Scalar, Tensor};
 use proptest::prelude::*;
 
-const PASSES: [&str; 6] = ["fold-casts", "const-fold", "simplify", "cse", "dce", "fuse-elementwise"];
-const DTYPES: [DType; 7] = [DType::F32, DType::F64, DType::F16, DType::I32, DType::U8, DType::I64, DType::Bool];
+const PASSES: [&str; 6] = [
+    "fold-casts",
+    "const-fold",
+    "simplify",
+    "cse",
+    "dce",
+    "fuse-elementwise",
+];
+const DTYPES: [DType; 7] = [
+    DType::F32,
+    DType::F64,
+    DType::F16,
+    DType::I32,
+    DType::U8,
+    DType::I64,
+    DType::Bool,
+];
 const SHAPES: [&[usize]; 5] = [&[], &[3], &[2, 3], &[2500], &[4, 1]];
 
 /// SplitMix64: the whole case derives from one seed.
@@ -32,8 +47,27 @@ impl Rng {
 
 /// Values that find bugs: zeros of both signs, ones, NaN, infinities, extremes.
 fn special(rng: &mut Rng) -> f64 {
-    const S: [f64; 14] = [0.0, -0.0, 1.0, -1.0, 2.0, 0.5, -2.5, 3.0, 255.0, 1e10, -1e10, f64::NAN, f64::INFINITY, f64::NEG_INFINITY];
-    if rng.below(3) == 0 { S[rng.below(S.len())] } else { (rng.next() % 2001) as f64 / 10.0 - 100.0 }
+    const S: [f64; 14] = [
+        0.0,
+        -0.0,
+        1.0,
+        -1.0,
+        2.0,
+        0.5,
+        -2.5,
+        3.0,
+        255.0,
+        1e10,
+        -1e10,
+        f64::NAN,
+        f64::INFINITY,
+        f64::NEG_INFINITY,
+    ];
+    if rng.below(3) == 0 {
+        S[rng.below(S.len())]
+    } else {
+        (rng.next() % 2001) as f64 / 10.0 - 100.0
+    }
 }
 
 fn tensor(rng: &mut Rng, dtype: DType, shape: &[usize]) -> Tensor {
@@ -52,61 +86,125 @@ fn generate(seed: u64) -> (Function, Vec<Tensor>) {
     let dtype = DTYPES[rng.below(DTYPES.len())];
     let shape = SHAPES[rng.below(SHAPES.len())].to_vec();
     let ty = |d: DType, s: &[usize]| TensorType::new(d, Shape::known(s));
-    let mut f = Function::new("f", Span::default(), vec![ty(dtype, &shape), ty(dtype, &shape)]);
-    let args = vec![tensor(&mut rng, dtype, &shape), tensor(&mut rng, dtype, &shape)];
-    let mut pool: Vec<(pipec_ir::ValueId, DType, Vec<usize>)> =
-        f.params.iter().map(|&p| (p, dtype, shape.clone())).collect();
+    let mut f = Function::new(
+        "f",
+        Span::default(),
+        vec![ty(dtype, &shape), ty(dtype, &shape)],
+    );
+    let args = vec![
+        tensor(&mut rng, dtype, &shape),
+        tensor(&mut rng, dtype, &shape),
+    ];
+    let mut pool: Vec<(pipec_ir::ValueId, DType, Vec<usize>)> = f
+        .params
+        .iter()
+        .map(|&p| (p, dtype, shape.clone()))
+        .collect();
     let steps = 1 + rng.below(14);
     for step in 0..steps {
         let span = Span::new(step, step + 1);
         let (v, d, s) = pool[rng.below(pool.len())].clone();
         let made = match rng.below(9) {
             0 => {
-                let t = if rng.below(2) == 0 { scalar(&mut rng, d) } else { tensor(&mut rng, d, &s) };
+                let t = if rng.below(2) == 0 {
+                    scalar(&mut rng, d)
+                } else {
+                    tensor(&mut rng, d, &s)
+                };
                 let s2 = t.shape().to_vec();
                 Some((f.push(OpKind::Const(t), vec![], ty(d, &s2), span), d, s2))
             }
             1 | 2 => {
                 let op = UnaryOp::ALL[rng.below(UnaryOp::ALL.len())];
-                op.result_dtype(d).ok().map(|rd| (f.push(OpKind::Unary(op), vec![v], ty(rd, &s), span), rd, s.clone()))
+                op.result_dtype(d).ok().map(|rd| {
+                    (
+                        f.push(OpKind::Unary(op), vec![v], ty(rd, &s), span),
+                        rd,
+                        s.clone(),
+                    )
+                })
             }
             3 | 4 => {
                 let op = BinaryOp::ALL[rng.below(BinaryOp::ALL.len())];
                 let same: Vec<_> = pool.iter().filter(|(_, d2, _)| *d2 == d).cloned().collect();
                 let (w, _, s2) = same[rng.below(same.len())].clone();
-                let (a, b, sa, sb) = if rng.below(2) == 0 { (v, w, &s, &s2) } else { (w, v, &s2, &s) };
+                let (a, b, sa, sb) = if rng.below(2) == 0 {
+                    (v, w, &s, &s2)
+                } else {
+                    (w, v, &s2, &s)
+                };
                 match (op.result_dtype(d), broadcast_shapes(sa, sb)) {
-                    (Ok(rd), Some(out)) => Some((f.push(OpKind::Binary(op), vec![a, b], ty(rd, &out), span), rd, out)),
+                    (Ok(rd), Some(out)) => Some((
+                        f.push(OpKind::Binary(op), vec![a, b], ty(rd, &out), span),
+                        rd,
+                        out,
+                    )),
                     _ => None,
                 }
             }
             5 => {
                 let to = DTYPES[rng.below(DTYPES.len())];
-                Some((f.push(OpKind::Cast(to), vec![v], ty(to, &s), span), to, s.clone()))
+                Some((
+                    f.push(OpKind::Cast(to), vec![v], ty(to, &s), span),
+                    to,
+                    s.clone(),
+                ))
             }
             6 if !s.is_empty() && d != DType::Bool => {
                 let op = [ReduceOp::Sum, ReduceOp::Max, ReduceOp::Min][rng.below(3)];
                 let out = s[1..].to_vec();
-                op.result_dtype(d)
-                    .ok()
-                    .map(|rd| (f.push(OpKind::Reduce { op, axes: vec![0], keepdims: false }, vec![v], ty(rd, &out), span), rd, out))
+                op.result_dtype(d).ok().map(|rd| {
+                    (
+                        f.push(
+                            OpKind::Reduce {
+                                op,
+                                axes: vec![0],
+                                keepdims: false,
+                            },
+                            vec![v],
+                            ty(rd, &out),
+                            span,
+                        ),
+                        rd,
+                        out,
+                    )
+                })
             }
             7 => {
-                let conds: Vec<_> = pool.iter().filter(|(_, d2, _)| *d2 == DType::Bool).cloned().collect();
+                let conds: Vec<_> = pool
+                    .iter()
+                    .filter(|(_, d2, _)| *d2 == DType::Bool)
+                    .cloned()
+                    .collect();
                 if conds.is_empty() {
                     None
                 } else {
                     let (c, _, sc) = conds[rng.below(conds.len())].clone();
-                    let (w, _, s2) = pool.iter().filter(|(_, d2, _)| *d2 == d).nth(0).cloned().expect("v itself");
-                    broadcast_shapes(&sc, &s).and_then(|x| broadcast_shapes(&x, &s2)).map(|out| {
-                        (f.push(OpKind::Select, vec![c, v, w], ty(d, &out), span), d, out)
-                    })
+                    let (w, _, s2) = pool
+                        .iter()
+                        .filter(|(_, d2, _)| *d2 == d)
+                        .nth(0)
+                        .cloned()
+                        .expect("v itself");
+                    broadcast_shapes(&sc, &s)
+                        .and_then(|x| broadcast_shapes(&x, &s2))
+                        .map(|out| {
+                            (
+                                f.push(OpKind::Select, vec![c, v, w], ty(d, &out), span),
+                                d,
+                                out,
+                            )
+                        })
                 }
             }
             _ if d != DType::Bool => {
                 let lo = f.push(OpKind::Const(scalar(&mut rng, d)), vec![], ty(d, &[]), span);
                 let hi = f.push(OpKind::Const(scalar(&mut rng, d)), vec![], ty(d, &[]), span);
-                Some((f.push(OpKind::Clip, vec![v, lo, hi], ty(d, &s), span), d, s.clone()))
+                Some((
+                    f.push(OpKind::Clip, vec![v, lo, hi], ty(d, &s), span),
+                    d,
+                    s.clone(),
+                ))
             }
             _ => None,
         };
@@ -127,13 +225,20 @@ fn run(f: &Function, args: &[Tensor]) -> Result<Vec<Tensor>, String> {
         vals[p.index()] = Some(a.clone());
     }
     for op in &f.ops {
-        let ins: Vec<Tensor> = op.inputs.iter().map(|v| vals[v.index()].clone().expect("defined")).collect();
+        let ins: Vec<Tensor> = op
+            .inputs
+            .iter()
+            .map(|v| vals[v.index()].clone().expect("defined"))
+            .collect();
         let outs = op.kind.eval(&ins).map_err(|e| e.to_string())?;
         for (o, t) in op.outputs.iter().zip(outs) {
             vals[o.index()] = Some(t);
         }
     }
-    Ok(f.results.iter().map(|r| vals[r.index()].clone().expect("defined")).collect())
+    Ok(f.results
+        .iter()
+        .map(|r| vals[r.index()].clone().expect("defined"))
+        .collect())
 }
 
 /// A tensor as comparable data: dtype, shape and element bits with every NaN alike.
@@ -159,7 +264,8 @@ fn fingerprint(t: &Tensor) -> (DType, Vec<usize>, Vec<u64>) {
             Scalar::U64(v) => v,
         }
     }
-    let data = pipec_tensor::dispatch!(t, a => a.iter().map(|v| bits(Scalar::from_elem(*v))).collect());
+    let data =
+        pipec_tensor::dispatch!(t, a => a.iter().map(|v| bits(Scalar::from_elem(*v))).collect());
     (t.dtype(), t.shape().to_vec(), data)
 }
 
@@ -167,11 +273,15 @@ fn check(seed: u64) -> Result<(), TestCaseError> {
     let (f, args) = generate(seed);
     let mut prog = Program::default();
     prog.add_function(f.clone());
-    let opt = pipec_opt::optimize(prog, &PASSES).map_err(|e| TestCaseError::fail(format!("{e:?}\n{f}")))?;
+    let opt = pipec_opt::optimize(prog, &PASSES)
+        .map_err(|e| TestCaseError::fail(format!("{e:?}\n{f}")))?;
     let g = &opt.program.functions[0];
     let want = run(&f, &args).map(|ts| ts.iter().map(fingerprint).collect::<Vec<_>>());
     let got = run(g, &args).map(|ts| ts.iter().map(fingerprint).collect::<Vec<_>>());
-    prop_assert!(want == got, "seed {seed}\nbefore:\n{f}\nafter:\n{g}\nbefore gives {want:?}\nafter gives {got:?}");
+    prop_assert!(
+        want == got,
+        "seed {seed}\nbefore:\n{f}\nafter:\n{g}\nbefore gives {want:?}\nafter gives {got:?}"
+    );
     Ok(())
 }
 

@@ -15,21 +15,68 @@ fn samples(dt: DType) -> Tensor {
         Tensor::from_vec(&[v.len()], v).expect("1-d")
     }
     let ints: Vec<i128> = {
-        let mut v = vec![0, 1, -1, 2, -2, 127, 128, -128, -129, 255, 256, 32767, 32768, -32768, -32769, 65535, 65536];
+        let mut v = vec![
+            0, 1, -1, 2, -2, 127, 128, -128, -129, 255, 256, 32767, 32768, -32768, -32769, 65535,
+            65536,
+        ];
         for b in [24, 31, 32, 53, 63, 64] {
             let p = 1i128 << b;
             v.extend([p - 1, p, p + 1, -p - 1, -p, -p + 1]);
         }
-        v.extend([i64::MIN as i128, i64::MAX as i128, u64::MAX as i128, i32::MIN as i128, u32::MAX as i128]);
+        v.extend([
+            i64::MIN as i128,
+            i64::MAX as i128,
+            u64::MAX as i128,
+            i32::MIN as i128,
+            u32::MAX as i128,
+        ]);
         v
     };
     let floats: Vec<f64> = {
-        let mut v = vec![0.0, -0.0, 1.0, -1.0, 0.5, -0.5, 1.5, 2.5, -2.5, f64::INFINITY, f64::NEG_INFINITY, f64::NAN, -f64::NAN];
-        v.extend([f64::MIN_POSITIVE, 5e-324, -5e-324, f64::MAX, f64::MIN, f32::MAX as f64, f32::MIN_POSITIVE as f64]);
-        v.extend([1e-45, 1.4e-45, 1e-40, 65504.0, 65520.0, 6e-8, 1e-5, 3.0e38, 3.5e38, 1e300, 0.1, 1.0 / 3.0]);
+        let mut v = vec![
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            -0.5,
+            1.5,
+            2.5,
+            -2.5,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            f64::NAN,
+            -f64::NAN,
+        ];
+        v.extend([
+            f64::MIN_POSITIVE,
+            5e-324,
+            -5e-324,
+            f64::MAX,
+            f64::MIN,
+            f32::MAX as f64,
+            f32::MIN_POSITIVE as f64,
+        ]);
+        v.extend([
+            1e-45,
+            1.4e-45,
+            1e-40,
+            65504.0,
+            65520.0,
+            6e-8,
+            1e-5,
+            3.0e38,
+            3.5e38,
+            1e300,
+            0.1,
+            1.0 / 3.0,
+        ]);
         v.extend(ints.iter().map(|&i| i as f64));
         v.extend(ints.iter().map(|&i| i as f64 + 0.5));
-        v.extend([f64::from_bits(0x7ff8_0000_0000_0001), f64::from_bits(0x7ff0_0000_0000_0001)]);
+        v.extend([
+            f64::from_bits(0x7ff8_0000_0000_0001),
+            f64::from_bits(0x7ff0_0000_0000_0001),
+        ]);
         v
     };
     match dt {
@@ -44,7 +91,11 @@ fn samples(dt: DType) -> Tensor {
         DType::U32 => t(ints.iter().map(|&i| i as u32).collect()),
         DType::I64 => t(ints.iter().map(|&i| i as i64).collect()),
         DType::U64 => t(ints.iter().map(|&i| i as u64).collect()),
-        DType::F32 => t(floats.iter().map(|&f| f as f32).chain([f32::from_bits(1), f32::from_bits(0x7f_ffff)]).collect()),
+        DType::F32 => t(floats
+            .iter()
+            .map(|&f| f as f32)
+            .chain([f32::from_bits(1), f32::from_bits(0x7f_ffff)])
+            .collect()),
         DType::F64 => t(floats),
     }
 }
@@ -80,7 +131,12 @@ fn values(t: &Tensor) -> Vec<u64> {
 fn folded(src: DType, mid: DType, dst: DType) -> bool {
     let ty = |d| TensorType::new(d, Shape::known(&[4]));
     let mut f = Function::new("f", Span::default(), vec![ty(src)]);
-    let a = f.push(OpKind::Cast(mid), vec![f.params[0]], ty(mid), Span::default());
+    let a = f.push(
+        OpKind::Cast(mid),
+        vec![f.params[0]],
+        ty(mid),
+        Span::default(),
+    );
     let b = f.push(OpKind::Cast(dst), vec![a], ty(dst), Span::default());
     f.results = vec![b];
     let mut prog = Program::default();
@@ -114,7 +170,11 @@ fn folds_exactly_the_valid_cast_chains() {
                         "{src} → {mid} → {dst}: folded={got}, but round trip exact={roundtrip}, chain equals direct={chain}"
                     ));
                 }
-                assert_eq!(pipec_opt::cast_chain_is_exact(src, mid, dst), roundtrip && chain, "{src} → {mid} → {dst}");
+                assert_eq!(
+                    pipec_opt::cast_chain_is_exact(src, mid, dst),
+                    roundtrip && chain,
+                    "{src} → {mid} → {dst}"
+                );
             }
         }
     }

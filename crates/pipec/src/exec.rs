@@ -43,11 +43,24 @@ pub struct ExecWorker {
 impl ExecWorker {
     /// A worker running `argv` in `dir`, answering each call within `timeout`.
     pub fn new(name: &str, argv: Vec<String>, dir: PathBuf, timeout: Duration) -> ExecWorker {
-        ExecWorker { name: name.to_string(), argv, dir, timeout }
+        ExecWorker {
+            name: name.to_string(),
+            argv,
+            dir,
+            timeout,
+        }
     }
 
     fn error(&self, code: Code, msg: impl Into<String>) -> Diagnostic {
-        Diagnostic::error(code, format!("worker `{}` ({}): {}", self.name, self.argv.join(" "), msg.into()))
+        Diagnostic::error(
+            code,
+            format!(
+                "worker `{}` ({}): {}",
+                self.name,
+                self.argv.join(" "),
+                msg.into()
+            ),
+        )
     }
 }
 
@@ -62,7 +75,11 @@ impl HostFunction for ExecWorker {
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
         let mut cmd = Command::new(&self.argv[0]);
-        cmd.args(&self.argv[1..]).current_dir(&self.dir).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(&self.argv[1..])
+            .current_dir(&self.dir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         let mut child = cmd.spawn().map_err(|e| {
             self.error(Code::WorkerFailed, format!("cannot start: {e}"))
                 .with_help("check the command exists and is on PATH (paths are relative to the .pipe file)")
@@ -96,7 +113,9 @@ impl HostFunction for ExecWorker {
             let mut r = BufReader::new(stdout);
             let mut hello = vec![0u8; HELLO.len()];
             if r.read_exact(&mut hello).is_err() || hello != HELLO {
-                let _ = tx.send(Err("did not greet with `PIPEC-WORKER 1` (is it a pipec worker?)".to_string()));
+                let _ = tx.send(Err(
+                    "did not greet with `PIPEC-WORKER 1` (is it a pipec worker?)".to_string(),
+                ));
                 return;
             }
             loop {
@@ -107,7 +126,13 @@ impl HostFunction for ExecWorker {
                 }
             }
         });
-        Ok(Box::new(Running { spec: self.clone(), child, stdin: Some(stdin), rx, stderr: tail }))
+        Ok(Box::new(Running {
+            spec: self.clone(),
+            child,
+            stdin: Some(stdin),
+            rx,
+            stderr: tail,
+        }))
     }
 }
 
@@ -122,7 +147,11 @@ struct Running {
 
 impl Running {
     fn stderr_note(&self, d: Diagnostic) -> Diagnostic {
-        let tail: Vec<u8> = self.stderr.lock().map(|t| t.iter().copied().collect()).unwrap_or_default();
+        let tail: Vec<u8> = self
+            .stderr
+            .lock()
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default();
         let text = String::from_utf8_lossy(&tail);
         // The last few lines, each cut short: enough to see a traceback's end.
         let lines: Vec<String> = text
@@ -130,13 +159,22 @@ impl Running {
             .lines()
             .rev()
             .take(8)
-            .map(|l| if l.chars().count() > 160 { format!("{}…", l.chars().take(160).collect::<String>()) } else { l.to_string() })
+            .map(|l| {
+                if l.chars().count() > 160 {
+                    format!("{}…", l.chars().take(160).collect::<String>())
+                } else {
+                    l.to_string()
+                }
+            })
             .collect();
         if lines.is_empty() {
             return d;
         }
         let tail: Vec<String> = lines.into_iter().rev().collect();
-        d.with_note(format!("the worker's stderr ends with:\n{}", tail.join("\n")))
+        d.with_note(format!(
+            "the worker's stderr ends with:\n{}",
+            tail.join("\n")
+        ))
     }
 
     /// Why the worker stopped talking: its exit status if it exits soon after.
@@ -145,7 +183,9 @@ impl Running {
         loop {
             match self.child.try_wait() {
                 Ok(Some(s)) => return format!("the worker exited ({s})"),
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 _ => return "the worker is still running".to_string(),
             }
         }
@@ -162,12 +202,18 @@ impl HostInstance for Running {
             frame.extend_from_slice(&(npy.len() as u64).to_le_bytes());
             frame.extend_from_slice(&npy);
         }
-        let written = self.stdin.as_mut().map(|s| s.write_all(&frame).and_then(|_| s.flush()));
+        let written = self
+            .stdin
+            .as_mut()
+            .map(|s| s.write_all(&frame).and_then(|_| s.flush()));
         if !matches!(written, Some(Ok(()))) {
             // Give the reader a moment to collect the exit status and stderr.
             std::thread::sleep(Duration::from_millis(50));
             let status = self.exit_status();
-            let d = self.spec.error(Code::WorkerFailed, format!("cannot send it a request: {status}"));
+            let d = self.spec.error(
+                Code::WorkerFailed,
+                format!("cannot send it a request: {status}"),
+            );
             return Err(self.stderr_note(d));
         }
         match self.rx.recv_timeout(self.spec.timeout) {
@@ -180,7 +226,11 @@ impl HostInstance for Running {
                 } else {
                     Code::WorkerProtocol
                 };
-                let status = if msg.contains("closed") { format!(" ({})", self.exit_status()) } else { String::new() };
+                let status = if msg.contains("closed") {
+                    format!(" ({})", self.exit_status())
+                } else {
+                    String::new()
+                };
                 let d = self.spec.error(code, format!("{msg}{status}"));
                 Err(self.stderr_note(d))
             }
@@ -188,8 +238,16 @@ impl HostInstance for Running {
                 let _ = self.child.kill();
                 let d = self
                     .spec
-                    .error(Code::WorkerTimeout, format!("no answer within {:.1} s; the worker was killed", self.spec.timeout.as_secs_f64()))
-                    .with_help("raise the limit with `--worker-timeout SECONDS` if it is just slow");
+                    .error(
+                        Code::WorkerTimeout,
+                        format!(
+                            "no answer within {:.1} s; the worker was killed",
+                            self.spec.timeout.as_secs_f64()
+                        ),
+                    )
+                    .with_help(
+                        "raise the limit with `--worker-timeout SECONDS` if it is just slow",
+                    );
                 Err(self.stderr_note(d))
             }
             Err(RecvTimeoutError::Disconnected) => {
@@ -208,7 +266,9 @@ impl Drop for Running {
         loop {
             match self.child.try_wait() {
                 Ok(Some(_)) => return,
-                Ok(None) if std::time::Instant::now() < deadline => std::thread::sleep(Duration::from_millis(5)),
+                Ok(None) if std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5))
+                }
                 _ => break,
             }
         }
@@ -219,22 +279,28 @@ impl Drop for Running {
 
 fn read_u32(r: &mut impl Read) -> Result<u32, String> {
     let mut b = [0u8; 4];
-    r.read_exact(&mut b).map_err(|_| "closed its output mid-answer".to_string())?;
+    r.read_exact(&mut b)
+        .map_err(|_| "closed its output mid-answer".to_string())?;
     Ok(u32::from_le_bytes(b))
 }
 
 fn read_u64(r: &mut impl Read) -> Result<u64, String> {
     let mut b = [0u8; 8];
-    r.read_exact(&mut b).map_err(|_| "closed its output mid-answer".to_string())?;
+    r.read_exact(&mut b)
+        .map_err(|_| "closed its output mid-answer".to_string())?;
     Ok(u64::from_le_bytes(b))
 }
 
 fn read_bytes(r: &mut impl Read, len: u64) -> Result<Vec<u8>, String> {
     if len > MAX_FRAME {
-        return Err(format!("answered a frame of {len} bytes, more than the protocol allows"));
+        return Err(format!(
+            "answered a frame of {len} bytes, more than the protocol allows"
+        ));
     }
     let mut buf = Vec::new();
-    r.take(len).read_to_end(&mut buf).map_err(|e| e.to_string())?;
+    r.take(len)
+        .read_to_end(&mut buf)
+        .map_err(|e| e.to_string())?;
     if buf.len() as u64 != len {
         return Err("closed its output mid-answer".into());
     }
@@ -243,18 +309,24 @@ fn read_bytes(r: &mut impl Read, len: u64) -> Result<Vec<u8>, String> {
 
 fn read_response(r: &mut impl Read) -> Result<Vec<Tensor>, String> {
     let mut tag = [0u8; 4];
-    r.read_exact(&mut tag).map_err(|_| "closed its output".to_string())?;
+    r.read_exact(&mut tag)
+        .map_err(|_| "closed its output".to_string())?;
     match &tag {
         b"OK  " => {
             let n = read_u32(r)?;
             if n > 1024 {
-                return Err(format!("answered {n} results, which is not a plausible count"));
+                return Err(format!(
+                    "answered {n} results, which is not a plausible count"
+                ));
             }
             let mut out = Vec::new();
             for _ in 0..n {
                 let len = read_u64(r)?;
                 let bytes = read_bytes(r, len)?;
-                out.push(pipec_tensor::io::parse_npy(&bytes).map_err(|e| format!("answered an invalid array: {e}"))?);
+                out.push(
+                    pipec_tensor::io::parse_npy(&bytes)
+                        .map_err(|e| format!("answered an invalid array: {e}"))?,
+                );
             }
             Ok(out)
         }
@@ -263,6 +335,9 @@ fn read_response(r: &mut impl Read) -> Result<Vec<Tensor>, String> {
             let bytes = read_bytes(r, len.min(1 << 20))?;
             Err(format!("worker error: {}", String::from_utf8_lossy(&bytes)))
         }
-        other => Err(format!("answered garbage (frame tag {:?}); a worker must only write protocol frames to stdout", String::from_utf8_lossy(other))),
+        other => Err(format!(
+            "answered garbage (frame tag {:?}); a worker must only write protocol frames to stdout",
+            String::from_utf8_lossy(other)
+        )),
     }
 }

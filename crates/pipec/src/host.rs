@@ -16,8 +16,14 @@ pub struct ClosureHost {
 
 impl ClosureHost {
     /// Wraps `f` under `name`.
-    pub fn new(name: &str, f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>, String> + Send + Sync + 'static) -> ClosureHost {
-        ClosureHost { name: name.to_string(), f: Arc::new(f) }
+    pub fn new(
+        name: &str,
+        f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>, String> + Send + Sync + 'static,
+    ) -> ClosureHost {
+        ClosureHost {
+            name: name.to_string(),
+            f: Arc::new(f),
+        }
     }
 }
 
@@ -37,7 +43,10 @@ impl HostFunction for ClosureHost {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(ClosureInstance { name: self.name.clone(), f: self.f.clone() }))
+        Ok(Box::new(ClosureInstance {
+            name: self.name.clone(),
+            f: self.f.clone(),
+        }))
     }
 }
 
@@ -48,6 +57,11 @@ struct ClosureInstance {
 
 impl HostInstance for ClosureInstance {
     fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
-        (self.f)(args).map_err(|msg| Diagnostic::error(Code::HostFunctionFailed, format!("host function `{}` failed: {msg}", self.name)))
+        (self.f)(args).map_err(|msg| {
+            Diagnostic::error(
+                Code::HostFunctionFailed,
+                format!("host function `{}` failed: {msg}", self.name),
+            )
+        })
     }
 }

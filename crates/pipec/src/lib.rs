@@ -19,10 +19,10 @@ mod host;
 
 pub use exec::ExecWorker;
 pub use host::ClosureHost;
-pub use pipec_diag::{render, Code, Diagnostic, Severity, Span};
+pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{Element, ElementStream, RunOptions};
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program};
-pub use pipec_tensor::{format, io, kernels, ops, DType, Tensor};
+pub use pipec_tensor::{DType, Tensor, format, io, kernels, ops};
 pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
 
 use std::collections::BTreeMap;
@@ -49,12 +49,20 @@ impl SourceFile {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        Ok(SourceFile { name: path.display().to_string(), text, dir })
+        Ok(SourceFile {
+            name: path.display().to_string(),
+            text,
+            dir,
+        })
     }
 
     /// A source held in memory; relative paths resolve against the current directory.
     pub fn from_text(name: &str, text: &str) -> SourceFile {
-        SourceFile { name: name.to_string(), text: text.to_string(), dir: PathBuf::from(".") }
+        SourceFile {
+            name: name.to_string(),
+            text: text.to_string(),
+            dir: PathBuf::from("."),
+        }
     }
 }
 
@@ -73,7 +81,12 @@ pub struct CompileOptions {
 
 impl Default for CompileOptions {
     fn default() -> Self {
-        CompileOptions { pipeline: None, opt_level: 2, passes: None, allow_exec: false }
+        CompileOptions {
+            pipeline: None,
+            opt_level: 2,
+            passes: None,
+            allow_exec: false,
+        }
     }
 }
 
@@ -116,7 +129,8 @@ impl Compiler {
         name: &str,
         f: impl Fn(&[Tensor]) -> Result<Vec<Tensor>, String> + Send + Sync + 'static,
     ) -> &mut Self {
-        self.externs.insert(name.to_string(), Arc::new(ClosureHost::new(name, f)));
+        self.externs
+            .insert(name.to_string(), Arc::new(ClosureHost::new(name, f)));
         self
     }
 
@@ -139,7 +153,11 @@ impl Compiler {
     }
 
     /// Parses, traces and optimizes `source`. Errors come back as diagnostics.
-    pub fn compile(&self, source: &SourceFile, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
+    pub fn compile(
+        &self,
+        source: &SourceFile,
+        opts: &CompileOptions,
+    ) -> Result<Compiled, Vec<Diagnostic>> {
         // Tracing recurses over the program (nested expressions, inlined calls); run it on a
         // thread with a generous stack so that embedding programs, whose threads may have
         // small stacks, get diagnostics rather than a stack overflow.
@@ -148,13 +166,22 @@ impl Compiler {
                 .name("pipec-compile".into())
                 .stack_size(COMPILE_STACK)
                 .spawn_scoped(s, || self.compile_here(source, opts))
-                .map_err(|e| vec![Diagnostic::error(Code::BadUsage, format!("cannot start the compiler thread: {e}"))])?
+                .map_err(|e| {
+                    vec![Diagnostic::error(
+                        Code::BadUsage,
+                        format!("cannot start the compiler thread: {e}"),
+                    )]
+                })?
                 .join()
                 .unwrap_or_else(|_| Err(vec![internal_error("a panic in the compiler", &[])]))
         })
     }
 
-    fn compile_here(&self, source: &SourceFile, opts: &CompileOptions) -> Result<Compiled, Vec<Diagnostic>> {
+    fn compile_here(
+        &self,
+        source: &SourceFile,
+        opts: &CompileOptions,
+    ) -> Result<Compiled, Vec<Diagnostic>> {
         let (ast, mut diags) = pipec_syntax::parse(&source.text);
         if diags.iter().any(|d| d.is_error()) {
             return Err(diags);
@@ -163,8 +190,12 @@ impl Compiler {
             externs: self.externs.clone(),
             allow_exec: opts.allow_exec,
             exec_factory: Some(self.exec_factory.clone().unwrap_or_else(|| {
-                let timeout = self.worker_timeout.unwrap_or(std::time::Duration::from_secs(30));
-                Arc::new(move |spec: ExecSpec| -> HostFn { Arc::new(ExecWorker::new(&spec.name, spec.argv, spec.dir, timeout)) })
+                let timeout = self
+                    .worker_timeout
+                    .unwrap_or(std::time::Duration::from_secs(30));
+                Arc::new(move |spec: ExecSpec| -> HostFn {
+                    Arc::new(ExecWorker::new(&spec.name, spec.argv, spec.dir, timeout))
+                })
             })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
@@ -184,22 +215,39 @@ impl Compiler {
             None if pipelines.len() == 1 => pipelines[0].clone(),
             None if pipelines.is_empty() => String::new(),
             None => {
-                return Err(vec![Diagnostic::error(
-                    Code::NoPipeline,
-                    format!("the program has {} pipelines and none is called `main`", pipelines.len()),
-                )
-                .with_help(format!("choose one with `--pipeline NAME`: {}", pipelines.join(", ")))]);
+                return Err(vec![
+                    Diagnostic::error(
+                        Code::NoPipeline,
+                        format!(
+                            "the program has {} pipelines and none is called `main`",
+                            pipelines.len()
+                        ),
+                    )
+                    .with_help(format!(
+                        "choose one with `--pipeline NAME`: {}",
+                        pipelines.join(", ")
+                    )),
+                ]);
             }
         };
-        let traced = pipec_trace::trace(ast, &trace_opts, (!chosen.is_empty()).then_some(chosen.as_str()));
+        let traced = pipec_trace::trace(
+            ast,
+            &trace_opts,
+            (!chosen.is_empty()).then_some(chosen.as_str()),
+        );
         diags.extend(traced.diagnostics);
-        let Some(program) = traced.program else { return Err(diags) };
+        let Some(program) = traced.program else {
+            return Err(diags);
+        };
         if let Err(errs) = pipec_ir::verify(&program) {
             return Err(vec![internal_error("tracing", &errs)]);
         }
         let names: Vec<String> = match &opts.passes {
             Some(list) => list.clone(),
-            None => pipec_opt::passes_for_level(opts.opt_level).into_iter().map(String::from).collect(),
+            None => pipec_opt::passes_for_level(opts.opt_level)
+                .into_iter()
+                .map(String::from)
+                .collect(),
         };
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
         let optimized = match pipec_opt::optimize(program.clone(), &name_refs) {
@@ -209,9 +257,13 @@ impl Compiler {
                 if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
                     d = d.with_note(format!("did you mean `{s}`?"));
                 }
-                return Err(vec![d.with_help(format!("the passes are: {}", valid.join(", ")))]);
+                return Err(vec![
+                    d.with_help(format!("the passes are: {}", valid.join(", "))),
+                ]);
             }
-            Err(pipec_opt::OptError::Verify(pass, errs)) => return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]),
+            Err(pipec_opt::OptError::Verify(pass, errs)) => {
+                return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
+            }
         };
         // Passes run to a fixed point and may repeat a remark in later rounds.
         let mut remarks: Vec<Diagnostic> = Vec::new();
@@ -236,8 +288,11 @@ impl Compiler {
 const COMPILE_STACK: usize = 256 << 20;
 
 fn internal_error(stage: &str, errs: &[String]) -> Diagnostic {
-    let mut d = Diagnostic::error(Code::BadUsage, format!("internal compiler error: the IR is invalid after {stage}"))
-        .with_help("this is a bug in pipec; please report it with the program that triggers it");
+    let mut d = Diagnostic::error(
+        Code::BadUsage,
+        format!("internal compiler error: the IR is invalid after {stage}"),
+    )
+    .with_help("this is a bug in pipec; please report it with the program that triggers it");
     for e in errs {
         d = d.with_note(e.clone());
     }
@@ -246,19 +301,28 @@ fn internal_error(stage: &str, errs: &[String]) -> Diagnostic {
 
 /// The passes, with one line each, for `--list-passes`.
 pub fn list_passes() -> Vec<(&'static str, &'static str)> {
-    pipec_opt::all_passes().iter().map(|p| (p.name(), p.description())).collect()
+    pipec_opt::all_passes()
+        .iter()
+        .map(|p| (p.name(), p.description()))
+        .collect()
 }
 
 impl Compiled {
     /// The element type of the chosen pipeline.
     pub fn element_type(&self) -> ElemType {
-        let p = self.optimized.pipeline(&self.pipeline).expect("compiled pipeline exists");
+        let p = self
+            .optimized
+            .pipeline(&self.pipeline)
+            .expect("compiled pipeline exists");
         p.graph[p.output].elem.clone()
     }
 
     /// Starts running the chosen pipeline.
     pub fn run(&self, opts: &RunOptions) -> Result<ElementStream, Diagnostic> {
-        let p = self.optimized.pipeline(&self.pipeline).expect("compiled pipeline exists");
+        let p = self
+            .optimized
+            .pipeline(&self.pipeline)
+            .expect("compiled pipeline exists");
         let mut opts = opts.clone();
         if opts.base_dir.as_os_str().is_empty() || opts.base_dir == Path::new(".") {
             opts.base_dir = self.dir.clone();
@@ -278,7 +342,11 @@ fn format_tree<'a>(elem: &ElemType, leaves: &mut impl Iterator<Item = &'a Tensor
         ElemType::Tensor(_) => leaves.next().map(format::format_tensor).unwrap_or_default(),
         ElemType::Tuple(parts) => {
             let texts: Vec<String> = parts.iter().map(|p| format_tree(p, leaves)).collect();
-            if texts.len() == 1 { format!("({},)", texts[0]) } else { format!("({})", texts.join(", ")) }
+            if texts.len() == 1 {
+                format!("({},)", texts[0])
+            } else {
+                format!("({})", texts.join(", "))
+            }
         }
     }
 }

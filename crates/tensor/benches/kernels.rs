@@ -4,7 +4,7 @@
 //! elements/s, comparable with the throughputs in docs/performance.md.
 
 use divan::counter::ItemsCount;
-use divan::{black_box, Bencher};
+use divan::{Bencher, black_box};
 use pipec_tensor::kernels;
 use pipec_tensor::ops::{BinaryOp, ReduceOp, UnaryOp};
 use pipec_tensor::{DType, Tensor};
@@ -30,7 +30,9 @@ fn i32s(n: usize) -> Tensor {
 #[divan::bench(args = SIZES)]
 fn cast_i32_to_f32(bencher: Bencher, n: usize) {
     let x = i32s(n);
-    bencher.counter(ItemsCount::new(n)).bench(|| kernels::cast(black_box(&x), DType::F32));
+    bencher
+        .counter(ItemsCount::new(n))
+        .bench(|| kernels::cast(black_box(&x), DType::F32));
 }
 
 /// Same-shape binary ops: `[n] op [n]`.
@@ -39,7 +41,9 @@ mod binary_same {
 
     fn run(bencher: Bencher, n: usize, op: BinaryOp) {
         let (a, b) = (f32s(&[n]), f32s(&[n]));
-        bencher.counter(ItemsCount::new(n)).bench(|| kernels::binary(op, black_box(&a), black_box(&b)).unwrap());
+        bencher
+            .counter(ItemsCount::new(n))
+            .bench(|| kernels::binary(op, black_box(&a), black_box(&b)).unwrap());
     }
 
     #[divan::bench(args = SIZES)]
@@ -59,7 +63,9 @@ mod binary_broadcast {
 
     fn run(bencher: Bencher, n: usize, op: BinaryOp) {
         let (a, b) = (f32s(&[n / 8, 8]), f32s(&[8]));
-        bencher.counter(ItemsCount::new(n)).bench(|| kernels::binary(op, black_box(&a), black_box(&b)).unwrap());
+        bencher
+            .counter(ItemsCount::new(n))
+            .bench(|| kernels::binary(op, black_box(&a), black_box(&b)).unwrap());
     }
 
     #[divan::bench(args = SIZES)]
@@ -79,7 +85,9 @@ mod unary {
 
     fn run(bencher: Bencher, n: usize, op: UnaryOp) {
         let x = f32s(&[n]);
-        bencher.counter(ItemsCount::new(n)).bench(|| kernels::unary(op, black_box(&x)).unwrap());
+        bencher
+            .counter(ItemsCount::new(n))
+            .bench(|| kernels::unary(op, black_box(&x)).unwrap());
     }
 
     #[divan::bench(args = SIZES)]
@@ -99,7 +107,9 @@ mod reduce_sum {
 
     fn run(bencher: Bencher, n: usize, axis: usize) {
         let x = f32s(&[n / 64, 64]);
-        bencher.counter(ItemsCount::new(n)).bench(|| kernels::reduce(ReduceOp::Sum, black_box(&x), &[axis], false).unwrap());
+        bencher
+            .counter(ItemsCount::new(n))
+            .bench(|| kernels::reduce(ReduceOp::Sum, black_box(&x), &[axis], false).unwrap());
     }
 
     #[divan::bench(args = SIZES)]
@@ -117,13 +127,19 @@ mod reduce_sum {
 #[divan::bench(args = SIZES)]
 fn stack_256(bencher: Bencher, n: usize) {
     let parts: Vec<Tensor> = (0..256).map(|_| f32s(&[n / 256])).collect();
-    bencher.counter(ItemsCount::new(n)).bench(|| kernels::stack(black_box(&parts), 0).unwrap());
+    bencher
+        .counter(ItemsCount::new(n))
+        .bench(|| kernels::stack(black_box(&parts), 0).unwrap());
 }
 
 /// `sort` of `[n/8, 8]` f32 along the rows (W4's kernel, here on a whole block at once).
 #[divan::bench(args = SIZES)]
 fn sort_rows_of_8(bencher: Bencher, n: usize) {
-    let data = (0..n as u64).map(|f| ((f * 2_654_435_761) % 1000) as f32).collect();
+    let data = (0..n as u64)
+        .map(|f| ((f * 2_654_435_761) % 1000) as f32)
+        .collect();
     let x = Tensor::from_vec(&[n / 8, 8], data).expect("shape matches");
-    bencher.counter(ItemsCount::new(n)).bench(|| kernels::sort(black_box(&x), 1).unwrap());
+    bencher
+        .counter(ItemsCount::new(n))
+        .bench(|| kernels::sort(black_box(&x), 1).unwrap());
 }

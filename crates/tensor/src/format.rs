@@ -58,16 +58,29 @@ trait Printable: Copy {
 
 fn format_array<T: Printable>(a: &ArcArray<T, IxDyn>) -> String {
     if a.ndim() == 0 {
-        return a.iter().next().copied().map(T::scalar_str).unwrap_or_default();
+        return a
+            .iter()
+            .next()
+            .copied()
+            .map(T::scalar_str)
+            .unwrap_or_default();
     }
     if a.is_empty() {
         return "[]".to_string();
     }
     let summarize = a.len() > THRESHOLD;
-    let data: Vec<T> = if summarize { corners(a) } else { a.iter().copied().collect() };
+    let data: Vec<T> = if summarize {
+        corners(a)
+    } else {
+        a.iter().copied().collect()
+    };
     let f = T::formatter(&data);
     let mut index = Vec::with_capacity(a.ndim());
-    let layout = Layout { shape: a.shape(), summarize, elem: &|idx: &[usize]| f(a[IxDyn(idx)]) };
+    let layout = Layout {
+        shape: a.shape(),
+        summarize,
+        elem: &|idx: &[usize]| f(a[IxDyn(idx)]),
+    };
     layout.recurse(&mut index, " ", LINE_WIDTH)
 }
 
@@ -127,7 +140,11 @@ impl Layout<'_> {
         let next_width = curr_width - 1;
         let a_len = self.shape[axis];
         let show_summary = self.summarize && 2 * EDGE_ITEMS < a_len;
-        let (leading, trailing) = if show_summary { (EDGE_ITEMS, EDGE_ITEMS) } else { (0, a_len) };
+        let (leading, trailing) = if show_summary {
+            (EDGE_ITEMS, EDGE_ITEMS)
+        } else {
+            (0, a_len)
+        };
         let mut child = |i: usize| {
             index.push(i);
             let s = self.recurse(index, &next_hanging, next_width);
@@ -149,10 +166,22 @@ impl Layout<'_> {
                 line.push(' ');
             }
             for i in (2..=trailing).rev() {
-                extend_line(&mut s, &mut line, &child(a_len - i), elem_width, hanging_indent);
+                extend_line(
+                    &mut s,
+                    &mut line,
+                    &child(a_len - i),
+                    elem_width,
+                    hanging_indent,
+                );
                 line.push(' ');
             }
-            extend_line(&mut s, &mut line, &child(a_len - 1), elem_width, hanging_indent);
+            extend_line(
+                &mut s,
+                &mut line,
+                &child(a_len - 1),
+                elem_width,
+                hanging_indent,
+            );
             s.push_str(&line);
         } else {
             let line_sep = "\n".repeat(axes_left - 1);
@@ -179,7 +208,13 @@ impl Layout<'_> {
 }
 
 /// numpy's `_extendLine`: wrap before `word` unless the line holds only the indent.
-fn extend_line(s: &mut String, line: &mut String, word: &str, width: isize, next_line_prefix: &str) {
+fn extend_line(
+    s: &mut String,
+    line: &mut String,
+    word: &str,
+    width: isize,
+    next_line_prefix: &str,
+) {
     let needs_wrap =
         (line.len() + word.len()) as isize > width && line.len() > next_line_prefix.len();
     if needs_wrap {
@@ -351,11 +386,15 @@ impl FloatFormat {
         let mut exp_format = false;
         let abs_non_zero = finite.iter().map(|(_, v)| v.abs()).filter(|v| *v != 0.0);
         let (max, min) = abs_non_zero.fold((None::<f64>, None::<f64>), |(mx, mn), v| {
-            (Some(mx.map_or(v, |m| m.max(v))), Some(mn.map_or(v, |m| m.min(v))))
+            (
+                Some(mx.map_or(v, |m| m.max(v))),
+                Some(mn.map_or(v, |m| m.min(v))),
+            )
         });
         if let (Some(max), Some(min)) = (max, min) {
             // numpy compares in the array's dtype (NEP 50 weak Python floats).
-            exp_format = max >= T::EXP_CUTOFF_MAX || min < T::small_cutoff() || T::ratio(max, min) > 1000.0;
+            exp_format =
+                max >= T::EXP_CUTOFF_MAX || min < T::small_cutoff() || T::ratio(max, min) > 1000.0;
         }
 
         let mut opts = Opts {
@@ -370,12 +409,21 @@ impl FloatFormat {
         if finite.is_empty() {
             // numpy leaves min_digits as None here; no finite value will use it.
         } else if exp_format {
-            let first = Opts { trim: Trim::Zeros, pad_left: -1, pad_right: -1, ..opts };
+            let first = Opts {
+                trim: Trim::Zeros,
+                pad_left: -1,
+                pad_right: -1,
+                ..opts
+            };
             let (mut int_len, mut frac_len, mut exp_len) = (0, 0, 0);
             for (d, _) in &finite {
                 let s = dragon4::scientific(d, &first);
-                let (mantissa, exp) = s.split_once('e').expect("scientific output has an exponent");
-                let (int, frac) = mantissa.split_once('.').expect("scientific output has a point");
+                let (mantissa, exp) = s
+                    .split_once('e')
+                    .expect("scientific output has an exponent");
+                let (int, frac) = mantissa
+                    .split_once('.')
+                    .expect("scientific output has a point");
                 int_len = int_len.max(int.len());
                 frac_len = frac_len.max(frac.len());
                 exp_len = exp_len.max(exp.len());
@@ -387,7 +435,12 @@ impl FloatFormat {
             opts.pad_left = int_len as i32;
             opts.pad_right = opts.exp_digits + 2 + opts.precision;
         } else {
-            let first = Opts { trim: Trim::Zeros, pad_left: -1, pad_right: -1, ..opts };
+            let first = Opts {
+                trim: Trim::Zeros,
+                pad_left: -1,
+                pad_right: -1,
+                ..opts
+            };
             let (mut int_len, mut frac_len) = (0, 0);
             for (d, _) in &finite {
                 let s = dragon4::positional(d, &first);
@@ -401,9 +454,14 @@ impl FloatFormat {
         }
 
         if finite.len() != data.len() {
-            let neg_inf = classes.iter().any(|c| matches!(c, Class::Inf { neg: true }));
+            let neg_inf = classes
+                .iter()
+                .any(|c| matches!(c, Class::Inf { neg: true }));
             let offset = opts.pad_right + 1;
-            opts.pad_left = opts.pad_left.max(3 - offset).max(3 + i32::from(neg_inf) - offset);
+            opts.pad_left = opts
+                .pad_left
+                .max(3 - offset)
+                .max(3 + i32::from(neg_inf) - offset);
         }
         FloatFormat { exp_format, opts }
     }
@@ -466,11 +524,19 @@ mod tests {
     fn spec_parity() {
         assert_eq!(format_tensor(&f32s(&[3], &[1.0, 2.0, 3.0])), "[1. 2. 3.]");
         let logs: Vec<f32> = [2.0f32, 3.0, 4.0].iter().map(|x| x.ln()).collect();
-        assert_eq!(format_tensor(&f32s(&[3], &logs)), "[0.6931472 1.0986123 1.3862944]");
+        assert_eq!(
+            format_tensor(&f32s(&[3], &logs)),
+            "[0.6931472 1.0986123 1.3862944]"
+        );
         // numpy's `log1p([4, 5, 6])` in f32 (Rust's `ln` differs in the last bit).
         let logs = [0x3fce0210, 0x3fe55860, 0x3ff91396].map(f32::from_bits);
-        assert_eq!(format_tensor(&f32s(&[3], &logs)), "[1.609438  1.7917595 1.9459102]");
-        let cube = [1.0, 4.0, 9.0, 4.0, 10.0, 18.0, 7.0, 16.0, 27.0, 10.0, 22.0, 36.0];
+        assert_eq!(
+            format_tensor(&f32s(&[3], &logs)),
+            "[1.609438  1.7917595 1.9459102]"
+        );
+        let cube = [
+            1.0, 4.0, 9.0, 4.0, 10.0, 18.0, 7.0, 16.0, 27.0, 10.0, 22.0, 36.0,
+        ];
         assert_eq!(
             format_tensor(&f32s(&[2, 2, 3], &cube)),
             "[[[ 1.  4.  9.]\n  [ 4. 10. 18.]]\n\n [[ 7. 16. 27.]\n  [10. 22. 36.]]]"

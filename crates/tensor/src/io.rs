@@ -73,13 +73,17 @@ pub fn read_npy_header(path: &Path) -> Result<NpyHeader, IoError> {
     use std::io::Read;
     // Headers are small; read a bounded prefix rather than the whole array.
     let mut prefix = Vec::new();
-    std::fs::File::open(path)?.take(1 << 20).read_to_end(&mut prefix)?;
+    std::fs::File::open(path)?
+        .take(1 << 20)
+        .read_to_end(&mut prefix)?;
     parse_header(&prefix)
 }
 
 fn header_len_field(start: &[u8]) -> Result<(usize, usize), IoError> {
     if start.len() < 8 || &start[..6] != MAGIC {
-        return Err(IoError::Format("missing the \\x93NUMPY magic string".into()));
+        return Err(IoError::Format(
+            "missing the \\x93NUMPY magic string".into(),
+        ));
     }
     match start[6] {
         1 => Ok((2, 10)),
@@ -99,22 +103,38 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, IoError> {
     } else {
         u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize
     };
-    let end = prefix.checked_add(hlen).ok_or_else(|| IoError::Format("header length overflows".into()))?;
-    let header = bytes.get(prefix..end).ok_or_else(|| IoError::Format("truncated header".into()))?;
-    let text = std::str::from_utf8(header).map_err(|_| IoError::Format("header is not text".into()))?;
-    let descr = dict_value(text, "descr").ok_or_else(|| IoError::Format("header has no 'descr'".into()))?;
+    let end = prefix
+        .checked_add(hlen)
+        .ok_or_else(|| IoError::Format("header length overflows".into()))?;
+    let header = bytes
+        .get(prefix..end)
+        .ok_or_else(|| IoError::Format("truncated header".into()))?;
+    let text =
+        std::str::from_utf8(header).map_err(|_| IoError::Format("header is not text".into()))?;
+    let descr =
+        dict_value(text, "descr").ok_or_else(|| IoError::Format("header has no 'descr'".into()))?;
     let descr = descr.trim().trim_matches(|c| c == '\'' || c == '"');
-    let fortran = dict_value(text, "fortran_order").ok_or_else(|| IoError::Format("header has no 'fortran_order'".into()))?;
+    let fortran = dict_value(text, "fortran_order")
+        .ok_or_else(|| IoError::Format("header has no 'fortran_order'".into()))?;
     let fortran_order = match fortran.trim() {
         "True" => true,
         "False" => false,
         other => return Err(IoError::Format(format!("bad fortran_order `{other}`"))),
     };
-    let shape_text = dict_value(text, "shape").ok_or_else(|| IoError::Format("header has no 'shape'".into()))?;
-    let inner = shape_text.trim().strip_prefix('(').and_then(|s| s.strip_suffix(')')).ok_or_else(|| IoError::Format("bad shape".into()))?;
+    let shape_text =
+        dict_value(text, "shape").ok_or_else(|| IoError::Format("header has no 'shape'".into()))?;
+    let inner = shape_text
+        .trim()
+        .strip_prefix('(')
+        .and_then(|s| s.strip_suffix(')'))
+        .ok_or_else(|| IoError::Format("bad shape".into()))?;
     let mut shape = Vec::new();
     for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-        shape.push(part.trim_end_matches('L').parse::<usize>().map_err(|_| IoError::Format(format!("bad dim `{part}`")))?);
+        shape.push(
+            part.trim_end_matches('L')
+                .parse::<usize>()
+                .map_err(|_| IoError::Format(format!("bad dim `{part}`")))?,
+        );
     }
     let (big_endian, code) = match descr.as_bytes().first() {
         Some(b'<') | Some(b'|') | Some(b'=') => (false, &descr[1..]),
@@ -136,14 +156,23 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, IoError> {
         "f8" => DType::F64,
         _ => return Err(IoError::UnsupportedDtype(descr.to_string())),
     };
-    Ok(NpyHeader { dtype, shape, fortran_order, big_endian, data_offset: end })
+    Ok(NpyHeader {
+        dtype,
+        shape,
+        fortran_order,
+        big_endian,
+        data_offset: end,
+    })
 }
 
 /// The text of `'key': value` in a Python dict literal (value up to the next top-level comma).
 fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     let pat1 = format!("'{key}':");
     let pat2 = format!("\"{key}\":");
-    let start = text.find(&pat1).map(|i| i + pat1.len()).or_else(|| text.find(&pat2).map(|i| i + pat2.len()))?;
+    let start = text
+        .find(&pat1)
+        .map(|i| i + pat1.len())
+        .or_else(|| text.find(&pat2).map(|i| i + pat2.len()))?;
     let rest = &text[start..];
     let mut depth = 0i32;
     for (i, c) in rest.char_indices() {
@@ -166,22 +195,36 @@ pub fn read_npy(path: &Path) -> Result<Tensor, IoError> {
 /// Parses `.npy` bytes into a tensor.
 pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, IoError> {
     let h = parse_header(bytes)?;
-    let n = h.shape.iter().try_fold(1usize, |a, &d| a.checked_mul(d)).ok_or_else(|| IoError::Format("shape overflows".into()))?;
+    let n = h
+        .shape
+        .iter()
+        .try_fold(1usize, |a, &d| a.checked_mul(d))
+        .ok_or_else(|| IoError::Format("shape overflows".into()))?;
     let size = h.dtype.size_bytes();
-    let need = n.checked_mul(size).ok_or_else(|| IoError::Format("data size overflows".into()))?;
+    let need = n
+        .checked_mul(size)
+        .ok_or_else(|| IoError::Format("data size overflows".into()))?;
     let data = &bytes[h.data_offset.min(bytes.len())..];
     if data.len() < need {
-        return Err(IoError::Format(format!("expected {need} bytes of data, found {}", data.len())));
+        return Err(IoError::Format(format!(
+            "expected {need} bytes of data, found {}",
+            data.len()
+        )));
     }
     let data = &data[..need];
     macro_rules! decode {
         ($t:ty, $from:expr) => {{
-            let v: Vec<$t> = data.chunks_exact(size).map(|c| {
-                let mut b = [0u8; std::mem::size_of::<$t>()];
-                b.copy_from_slice(c);
-                if h.big_endian { b.reverse(); }
-                $from(b)
-            }).collect();
+            let v: Vec<$t> = data
+                .chunks_exact(size)
+                .map(|c| {
+                    let mut b = [0u8; std::mem::size_of::<$t>()];
+                    b.copy_from_slice(c);
+                    if h.big_endian {
+                        b.reverse();
+                    }
+                    $from(b)
+                })
+                .collect();
             build(&h, v)
         }};
     }
@@ -211,13 +254,15 @@ fn build<T: crate::TensorElem>(h: &NpyHeader, data: Vec<T>) -> Result<Tensor, Io
     if h.fortran_order {
         let mut rev = h.shape.clone();
         rev.reverse();
-        let t = Tensor::from_vec(&rev, data).ok_or_else(|| IoError::Format("data does not match the shape".into()))?;
+        let t = Tensor::from_vec(&rev, data)
+            .ok_or_else(|| IoError::Format("data does not match the shape".into()))?;
         let perm: Vec<usize> = (0..rev.len()).rev().collect();
         let t = crate::kernels::transpose(&t, &perm).map_err(|e| IoError::Format(e.to_string()))?;
         // Make it standard (row-major) layout, as everything downstream expects.
         return crate::kernels::reshape(&t, &h.shape).map_err(|e| IoError::Format(e.to_string()));
     }
-    Tensor::from_vec(&h.shape, data).ok_or_else(|| IoError::Format("data does not match the shape".into()))
+    Tensor::from_vec(&h.shape, data)
+        .ok_or_else(|| IoError::Format("data does not match the shape".into()))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -251,13 +296,24 @@ fn descr(dtype: DType) -> &'static str {
 /// The `.npy` header (magic, version, length, dict, padding) exactly as `numpy.save` writes it.
 pub fn npy_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape_text = if dims.len() == 1 { format!("({},)", dims[0]) } else { format!("({})", dims.join(", ")) };
-    let mut dict = format!("{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}", descr(dtype));
+    let shape_text = if dims.len() == 1 {
+        format!("({},)", dims[0])
+    } else {
+        format!("({})", dims.join(", "))
+    };
+    let mut dict = format!(
+        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}",
+        descr(dtype)
+    );
     if let Some(first) = dims.first() {
         dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(first.len())));
     }
     // Version 1.0 stores the length in 2 bytes; numpy switches to 2.0 past that.
-    let (version, len_size) = if dict.len() + 1 + 10 + 64 < 65536 { (1u8, 2usize) } else { (2u8, 4usize) };
+    let (version, len_size) = if dict.len() + 1 + 10 + 64 < 65536 {
+        (1u8, 2usize)
+    } else {
+        (2u8, 4usize)
+    };
     let fixed = MAGIC.len() + 2 + len_size;
     let total = fixed + dict.len() + 1;
     dict.push_str(&" ".repeat((64 - total % 64) % 64));
@@ -328,13 +384,25 @@ impl<W: Write + Seek> NpyWriter<W> {
     /// Starts an array of `dtype` elements; `fallback_shape` is the element shape written if
     /// no element arrives (unknown dims as 0).
     pub fn new(out: W, dtype: DType, fallback_shape: Vec<usize>) -> NpyWriter<W> {
-        NpyWriter { out, dtype, elem_shape: None, fallback_shape, count: 0, buf: Vec::new() }
+        NpyWriter {
+            out,
+            dtype,
+            elem_shape: None,
+            fallback_shape,
+            count: 0,
+            buf: Vec::new(),
+        }
     }
 
     /// Appends one element; its dtype and shape must match the first element's.
     pub fn push(&mut self, t: &Tensor) -> Result<(), IoError> {
         if t.dtype() != self.dtype {
-            return Err(IoError::Output(format!("element {} has dtype {}, expected {}", self.count, t.dtype(), self.dtype)));
+            return Err(IoError::Output(format!(
+                "element {} has dtype {}, expected {}",
+                self.count,
+                t.dtype(),
+                self.dtype
+            )));
         }
         match &self.elem_shape {
             None => {
@@ -362,8 +430,12 @@ impl<W: Write + Seek> NpyWriter<W> {
 
     /// Writes the final header (with the element count) and returns the writer.
     pub fn finish(mut self) -> Result<W, IoError> {
-        let elem = self.elem_shape.clone().unwrap_or_else(|| self.fallback_shape.clone());
-        let n = usize::try_from(self.count).map_err(|_| IoError::Output("too many elements".into()))?;
+        let elem = self
+            .elem_shape
+            .clone()
+            .unwrap_or_else(|| self.fallback_shape.clone());
+        let n =
+            usize::try_from(self.count).map_err(|_| IoError::Output("too many elements".into()))?;
         let mut full = vec![n];
         full.extend_from_slice(&elem);
         let header = npy_header(self.dtype, &full);
@@ -404,14 +476,27 @@ fn open_archive(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, IoError> 
 /// The index of the member holding array `name` (`name.npy`, as `numpy.savez` stores it, or
 /// exactly `name`), or the list of names the archive holds.
 fn member_index(archive: &zip::ZipArchive<std::fs::File>, name: &str) -> Result<usize, IoError> {
-    if let Some(i) = archive.index_for_name(&format!("{name}.npy")).or_else(|| archive.index_for_name(name)) {
+    if let Some(i) = archive
+        .index_for_name(&format!("{name}.npy"))
+        .or_else(|| archive.index_for_name(name))
+    {
         return Ok(i);
     }
-    let mut names: Vec<String> =
-        archive.file_names().filter_map(Result::ok).map(|n| n.trim_end_matches(".npy").to_string()).collect();
+    let mut names: Vec<String> = archive
+        .file_names()
+        .filter_map(Result::ok)
+        .map(|n| n.trim_end_matches(".npy").to_string())
+        .collect();
     names.sort();
-    let available = if names.is_empty() { "nothing".to_string() } else { names.join(", ") };
-    Err(IoError::MissingMember { name: name.to_string(), available })
+    let available = if names.is_empty() {
+        "nothing".to_string()
+    } else {
+        names.join(", ")
+    };
+    Err(IoError::MissingMember {
+        name: name.to_string(),
+        available,
+    })
 }
 
 /// Reads only the header of array `name` in a `.npz` archive (what tracing needs to type it):
@@ -421,7 +506,10 @@ pub fn read_npz_header(path: &Path, name: &str) -> Result<NpyHeader, IoError> {
     let i = member_index(&archive, name)?;
     let member = archive.by_index(i).map_err(archive_error)?;
     let mut prefix = Vec::new();
-    member.take(1 << 20).read_to_end(&mut prefix).map_err(|e| IoError::Archive(e.to_string()))?;
+    member
+        .take(1 << 20)
+        .read_to_end(&mut prefix)
+        .map_err(|e| IoError::Archive(e.to_string()))?;
     parse_header(&prefix)
 }
 
@@ -434,20 +522,27 @@ pub fn read_npz(path: &Path, name: &str) -> Result<Tensor, IoError> {
     // Do not trust the declared size for the allocation (a damaged archive may claim anything);
     // read at most that much, growing as data actually arrives.
     let mut bytes = Vec::with_capacity(usize::try_from(declared.min(64 << 20)).unwrap_or(0));
-    member.take(declared).read_to_end(&mut bytes).map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
+    member
+        .take(declared)
+        .read_to_end(&mut bytes)
+        .map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
     parse_npy(&bytes)
 }
 
 /// Writes a `.npz` archive from finished `.npy` streams, one member per `(name, reader)`,
 /// uncompressed as `numpy.savez` does. Members are copied, never held in memory whole.
-pub fn write_npz<W: Write + Seek, R: Read>(out: W, members: Vec<(String, R)>) -> Result<W, IoError> {
+pub fn write_npz<W: Write + Seek, R: Read>(
+    out: W,
+    members: Vec<(String, R)>,
+) -> Result<W, IoError> {
     let mut zip = zip::ZipWriter::new(out);
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         // Zip64 sizes always, as numpy does (force_zip64): members may exceed 4 GiB.
         .large_file(true);
     for (name, mut reader) in members {
-        zip.start_file(format!("{name}.npy"), opts).map_err(archive_error)?;
+        zip.start_file(format!("{name}.npy"), opts)
+            .map_err(archive_error)?;
         std::io::copy(&mut reader, &mut zip)?;
     }
     zip.finish().map_err(archive_error)
@@ -488,14 +583,20 @@ struct CsvLines {
 
 impl CsvLines {
     fn open(path: &Path) -> Result<CsvLines, IoError> {
-        Ok(CsvLines { reader: BufReader::new(std::fs::File::open(path)?), line: 0, buf: Vec::new() })
+        Ok(CsvLines {
+            reader: BufReader::new(std::fs::File::open(path)?),
+            line: 0,
+            buf: Vec::new(),
+        })
     }
 
     /// The next non-blank line (without its line ending) and its number, or `None` at the end.
     fn next_line(&mut self) -> Result<Option<(u64, &str)>, IoError> {
         loop {
             self.buf.clear();
-            let n = (&mut self.reader).take(MAX_CSV_LINE + 1).read_until(b'\n', &mut self.buf)?;
+            let n = (&mut self.reader)
+                .take(MAX_CSV_LINE + 1)
+                .read_until(b'\n', &mut self.buf)?;
             if n == 0 {
                 return Ok(None);
             }
@@ -505,7 +606,10 @@ impl CsvLines {
                     line: self.line,
                     column: 1,
                     cell: String::new(),
-                    message: format!("the line is longer than {} MiB; is this a CSV file?", MAX_CSV_LINE >> 20),
+                    message: format!(
+                        "the line is longer than {} MiB; is this a CSV file?",
+                        MAX_CSV_LINE >> 20
+                    ),
                 });
             }
             let mut bytes: &[u8] = &self.buf;
@@ -514,7 +618,10 @@ impl CsvLines {
             }
             let text = std::str::from_utf8(bytes).map_err(|e| IoError::Csv {
                 line: self.line,
-                column: 1 + bytes[..e.valid_up_to()].iter().filter(|&&b| b == b',').count(),
+                column: 1 + bytes[..e.valid_up_to()]
+                    .iter()
+                    .filter(|&&b| b == b',')
+                    .count(),
                 cell: String::new(),
                 message: "the line is not UTF-8 text; is this a CSV file?".into(),
             })?;
@@ -523,8 +630,13 @@ impl CsvLines {
                 continue;
             }
             // Where the text sits in `self.buf`, to hand it out after the borrows above end.
-            let (start, len) = (text.as_ptr() as usize - self.buf.as_ptr() as usize, text.len());
-            return Ok(std::str::from_utf8(&self.buf[start..start + len]).ok().map(|t| (self.line, t)));
+            let (start, len) = (
+                text.as_ptr() as usize - self.buf.as_ptr() as usize,
+                text.len(),
+            );
+            return Ok(std::str::from_utf8(&self.buf[start..start + len])
+                .ok()
+                .map(|t| (self.line, t)));
         }
     }
 }
@@ -532,10 +644,15 @@ impl CsvLines {
 /// Reads the first non-blank line of a CSV file: the column count and whether it is a header.
 pub fn csv_info(path: &Path) -> Result<CsvInfo, IoError> {
     let mut lines = CsvLines::open(path)?;
-    let Some((_, first)) = lines.next_line()? else { return Err(IoError::EmptyCsv) };
+    let Some((_, first)) = lines.next_line()? else {
+        return Err(IoError::EmptyCsv);
+    };
     let cells: Vec<&str> = csv_cells(first).collect();
     let header = cells.iter().any(|c| !is_number(c));
-    Ok(CsvInfo { ncols: cells.len(), header })
+    Ok(CsvInfo {
+        ncols: cells.len(),
+        header,
+    })
 }
 
 /// Streams the rows of a numeric CSV file as tensors of shape `[ncols]`; memory stays at one
@@ -551,7 +668,12 @@ impl CsvRows {
     /// Opens `path`; rows must have `ncols` cells of `dtype`; `header` skips the first
     /// non-blank line.
     pub fn open(path: &Path, dtype: DType, ncols: usize, header: bool) -> Result<CsvRows, IoError> {
-        Ok(CsvRows { lines: CsvLines::open(path)?, dtype, ncols, skip_header: header })
+        Ok(CsvRows {
+            lines: CsvLines::open(path)?,
+            dtype,
+            ncols,
+            skip_header: header,
+        })
     }
 
     /// The next row, `None` at the end of the file.
@@ -563,7 +685,9 @@ impl CsvRows {
             }
         }
         let (dtype, ncols) = (self.dtype, self.ncols);
-        let Some((line_no, line)) = self.lines.next_line()? else { return Ok(None) };
+        let Some((line_no, line)) = self.lines.next_line()? else {
+            return Ok(None);
+        };
         parse_row(line, line_no, dtype, ncols).map(Some)
     }
 }
@@ -578,7 +702,10 @@ fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Ten
             line: line_no,
             column,
             cell,
-            message: format!("the row has {} cells, but the file's first row has {ncols}", cells.len()),
+            message: format!(
+                "the row has {} cells, but the file's first row has {ncols}",
+                cells.len()
+            ),
         });
     }
     let bad = |column: usize, cell: &str, why: &str| IoError::Csv {
@@ -595,7 +722,8 @@ fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Ten
                     Ok(x) => v.push(x),
                     Err(e) => {
                         let why = match e.kind() {
-                            std::num::IntErrorKind::PosOverflow | std::num::IntErrorKind::NegOverflow => " (out of range)",
+                            std::num::IntErrorKind::PosOverflow
+                            | std::num::IntErrorKind::NegOverflow => " (out of range)",
                             _ => "",
                         };
                         return Err(bad(i, c, why));
@@ -655,7 +783,8 @@ pub fn read_csv(path: &Path, dtype: DType) -> Result<Tensor, IoError> {
         parts.push(r);
     }
     if parts.is_empty() {
-        return crate::kernels::zeros(&[0, info.ncols], dtype).map_err(|e| IoError::Output(e.to_string()));
+        return crate::kernels::zeros(&[0, info.ncols], dtype)
+            .map_err(|e| IoError::Output(e.to_string()));
     }
     crate::kernels::stack(&parts, 0).map_err(|e| IoError::Output(e.to_string()))
 }
@@ -694,7 +823,9 @@ pub fn append_json(t: &Tensor, out: &mut String) {
         };
     }
     match t {
-        Tensor::Bool(a) => rec(&a.view(), out, &|v: bool, o: &mut String| o.push_str(if v { "true" } else { "false" })),
+        Tensor::Bool(a) => rec(&a.view(), out, &|v: bool, o: &mut String| {
+            o.push_str(if v { "true" } else { "false" })
+        }),
         Tensor::I8(a) => int!(a),
         Tensor::U8(a) => int!(a),
         Tensor::I16(a) => int!(a),
@@ -703,8 +834,12 @@ pub fn append_json(t: &Tensor, out: &mut String) {
         Tensor::U32(a) => int!(a),
         Tensor::I64(a) => int!(a),
         Tensor::U64(a) => int!(a),
-        Tensor::F16(a) => rec(&a.view(), out, &|v: f16, o: &mut String| json_float(f32::from(v), o)),
-        Tensor::BF16(a) => rec(&a.view(), out, &|v: bf16, o: &mut String| json_float(f32::from(v), o)),
+        Tensor::F16(a) => rec(&a.view(), out, &|v: f16, o: &mut String| {
+            json_float(f32::from(v), o)
+        }),
+        Tensor::BF16(a) => rec(&a.view(), out, &|v: bf16, o: &mut String| {
+            json_float(f32::from(v), o)
+        }),
         Tensor::F32(a) => rec(&a.view(), out, &|v: f32, o: &mut String| json_float(v, o)),
         Tensor::F64(a) => rec(&a.view(), out, &|v: f64, o: &mut String| json_float(v, o)),
     }
@@ -757,7 +892,11 @@ fn json_float<T: std::fmt::LowerExp + Copy + Into<f64>>(v: T, out: &mut String) 
             out.push('.');
             out.push_str(&digits[1..]);
         }
-        out.push_str(&format!("e{}{:02}", if exp < 0 { '-' } else { '+' }, exp.abs()));
+        out.push_str(&format!(
+            "e{}{:02}",
+            if exp < 0 { '-' } else { '+' },
+            exp.abs()
+        ));
     }
 }
 
@@ -786,19 +925,33 @@ mod tests {
         // From numpy 2.4: np.save of np.zeros((3, 4), np.float32), np.array(3.0), and a (12345678901, 0, 2) u8.
         let h = npy_header(DType::F32, &[3, 4]);
         let mut want = b"\x93NUMPY\x01\x00v\x00".to_vec();
-        want.extend_from_slice(format!("{{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }}{}\n", " ".repeat(58)).as_bytes());
+        want.extend_from_slice(
+            format!(
+                "{{'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }}{}\n",
+                " ".repeat(58)
+            )
+            .as_bytes(),
+        );
         assert_eq!(h, want);
         let h = npy_header(DType::F64, &[]);
-        assert!(String::from_utf8_lossy(&h[10..]).starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (), }  "));
+        assert!(
+            String::from_utf8_lossy(&h[10..])
+                .starts_with("{'descr': '<f8', 'fortran_order': False, 'shape': (), }  ")
+        );
         assert_eq!(h.len(), 128);
         assert_eq!(npy_header(DType::U8, &[12345678901, 0, 2]).len(), 128);
         // The count's digits never change the header length: what NpyWriter relies on.
-        assert_eq!(npy_header(DType::U8, &[0, 7]).len(), npy_header(DType::U8, &[usize::MAX, 7]).len());
+        assert_eq!(
+            npy_header(DType::U8, &[0, 7]).len(),
+            npy_header(DType::U8, &[usize::MAX, 7]).len()
+        );
     }
 
     #[test]
     fn npy_writer_equals_encoding_the_stack() {
-        let rows: Vec<Tensor> = (0..5).map(|i| Tensor::from_vec::<f32>(&[3], vec![i as f32, 0.5, -1.0]).expect("fits")).collect();
+        let rows: Vec<Tensor> = (0..5)
+            .map(|i| Tensor::from_vec::<f32>(&[3], vec![i as f32, 0.5, -1.0]).expect("fits"))
+            .collect();
         let mut w = NpyWriter::new(Cursor::new(Vec::new()), DType::F32, vec![3]);
         for r in &rows {
             w.push(r).expect("same shape");
@@ -828,7 +981,10 @@ mod tests {
         let t = Tensor::from_vec::<f64>(&[2, 2], vec![1.0, 2.0, 3.0, 4.0]).expect("fits");
         let bytes = encode_npy(&t);
         for n in 0..bytes.len() {
-            assert!(parse_npy(&bytes[..n]).is_err(), "prefix of {n} bytes accepted");
+            assert!(
+                parse_npy(&bytes[..n]).is_err(),
+                "prefix of {n} bytes accepted"
+            );
         }
         // Every single-byte corruption either parses or is an error; never a panic.
         for i in 0..bytes.len() {
@@ -858,9 +1014,22 @@ mod tests {
     fn npz_stored_and_deflated() {
         let a = Tensor::from_vec::<i32>(&[2, 2], vec![1, 2, 3, 4]).expect("fits");
         let b = Tensor::from_vec::<f32>(&[3], vec![0.5, 1.5, 2.5]).expect("fits");
-        for (k, method) in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated].into_iter().enumerate() {
+        for (k, method) in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ]
+        .into_iter()
+        .enumerate()
+        {
             let path = tmp(&format!("ab{k}.npz"));
-            std::fs::write(&path, npz_with(vec![("a.npy", encode_npy(&a)), ("b.npy", encode_npy(&b))], method)).expect("write");
+            std::fs::write(
+                &path,
+                npz_with(
+                    vec![("a.npy", encode_npy(&a)), ("b.npy", encode_npy(&b))],
+                    method,
+                ),
+            )
+            .expect("write");
             assert_eq!(read_npz(&path, "a").expect("a"), a);
             assert_eq!(read_npz(&path, "b.npy").expect("b"), b);
             let h = read_npz_header(&path, "b").expect("header");
@@ -875,7 +1044,11 @@ mod tests {
     #[test]
     fn npz_writer_round_trip() {
         let a = Tensor::from_vec::<i64>(&[3], vec![1, 2, 3]).expect("fits");
-        let out = write_npz(Cursor::new(Vec::new()), vec![("arr_0".to_string(), Cursor::new(encode_npy(&a)))]).expect("write");
+        let out = write_npz(
+            Cursor::new(Vec::new()),
+            vec![("arr_0".to_string(), Cursor::new(encode_npy(&a)))],
+        )
+        .expect("write");
         let path = tmp("w.npz");
         std::fs::write(&path, out.into_inner()).expect("write");
         assert_eq!(read_npz(&path, "arr_0").expect("read"), a);
@@ -884,12 +1057,18 @@ mod tests {
     #[test]
     fn damaged_npz_never_panics() {
         let a = Tensor::from_vec::<i32>(&[4], vec![1, 2, 3, 4]).expect("fits");
-        for method in [zip::CompressionMethod::Stored, zip::CompressionMethod::Deflated] {
+        for method in [
+            zip::CompressionMethod::Stored,
+            zip::CompressionMethod::Deflated,
+        ] {
             let good = npz_with(vec![("a.npy", encode_npy(&a))], method);
             let path = tmp("damaged.npz");
             for n in (0..good.len()).step_by(3) {
                 std::fs::write(&path, &good[..n]).expect("write");
-                assert!(read_npz(&path, "a").is_err(), "a {n}-byte prefix was accepted");
+                assert!(
+                    read_npz(&path, "a").is_err(),
+                    "a {n}-byte prefix was accepted"
+                );
             }
             for i in 0..good.len() {
                 let mut b = good.clone();
@@ -902,7 +1081,10 @@ mod tests {
         let path = tmp("garbage.npz");
         std::fs::write(&path, b"PK\x03\x04 this is not a zip file at all").expect("write");
         assert!(matches!(read_npz(&path, "a"), Err(IoError::Archive(_))));
-        assert!(matches!(read_npz(&tmp("missing.npz"), "a"), Err(IoError::Io(_))));
+        assert!(matches!(
+            read_npz(&tmp("missing.npz"), "a"),
+            Err(IoError::Io(_))
+        ));
     }
 
     fn csv(name: &str, text: &[u8]) -> std::path::PathBuf {
@@ -913,33 +1095,71 @@ mod tests {
 
     #[test]
     fn csv_header_detection_and_rows() {
-        let p = csv("h.csv", b"\xEF\xBB\xBFx, y ,z\r\n1,2.5,-3\r\n\r\n4,nan,1e3\r\n");
-        assert_eq!(csv_info(&p).expect("info"), CsvInfo { ncols: 3, header: true });
+        let p = csv(
+            "h.csv",
+            b"\xEF\xBB\xBFx, y ,z\r\n1,2.5,-3\r\n\r\n4,nan,1e3\r\n",
+        );
+        assert_eq!(
+            csv_info(&p).expect("info"),
+            CsvInfo {
+                ncols: 3,
+                header: true
+            }
+        );
         let t = read_csv(&p, DType::F32).expect("read");
         assert_eq!(t.shape(), &[2, 3]);
         assert_eq!(t.get_flat(5), Some(crate::Scalar::F32(1000.0)));
         let p = csv("n.csv", b"1,2\n3,4");
-        assert_eq!(csv_info(&p).expect("info"), CsvInfo { ncols: 2, header: false });
-        assert_eq!(read_csv(&p, DType::I64).expect("read"), Tensor::from_vec::<i64>(&[2, 2], vec![1, 2, 3, 4]).expect("fits"));
+        assert_eq!(
+            csv_info(&p).expect("info"),
+            CsvInfo {
+                ncols: 2,
+                header: false
+            }
+        );
+        assert_eq!(
+            read_csv(&p, DType::I64).expect("read"),
+            Tensor::from_vec::<i64>(&[2, 2], vec![1, 2, 3, 4]).expect("fits")
+        );
         let p = csv("only_header.csv", b"a,b\n");
         assert_eq!(read_csv(&p, DType::F32).expect("read").shape(), &[0, 2]);
-        assert!(matches!(csv_info(&csv("empty.csv", b"\n\n")), Err(IoError::EmptyCsv)));
+        assert!(matches!(
+            csv_info(&csv("empty.csv", b"\n\n")),
+            Err(IoError::EmptyCsv)
+        ));
     }
 
     #[test]
     fn csv_errors_name_line_column_and_cell() {
         let p = csv("bad.csv", b"a,b,c\n1,2,3\n4,x5,6\n");
         match read_csv(&p, DType::F32) {
-            Err(IoError::Csv { line, column, cell, message }) => {
+            Err(IoError::Csv {
+                line,
+                column,
+                cell,
+                message,
+            }) => {
                 assert_eq!((line, column, cell.as_str()), (3, 2, "x5"));
-                assert!(message.contains("`x5`") && message.contains("f32"), "{message}");
+                assert!(
+                    message.contains("`x5`") && message.contains("f32"),
+                    "{message}"
+                );
             }
             other => panic!("{other:?}"),
         }
         let p = csv("ragged.csv", b"1,2,3\n4,5\n");
-        assert!(matches!(read_csv(&p, DType::F32), Err(IoError::Csv { line: 2, column: 3, .. })));
+        assert!(matches!(
+            read_csv(&p, DType::F32),
+            Err(IoError::Csv {
+                line: 2,
+                column: 3,
+                ..
+            })
+        ));
         let p = csv("range.csv", b"1\n300\n");
-        assert!(matches!(read_csv(&p, DType::U8), Err(IoError::Csv { line: 2, column: 1, message, .. }) if message.contains("out of range")));
+        assert!(
+            matches!(read_csv(&p, DType::U8), Err(IoError::Csv { line: 2, column: 1, message, .. }) if message.contains("out of range"))
+        );
         let p = csv("float_for_int.csv", b"1.5\n");
         assert!(read_csv(&p, DType::I32).is_err());
     }
@@ -954,7 +1174,9 @@ mod tests {
         for _ in 0..200 {
             let bytes: Vec<u8> = (0..64)
                 .map(|_| {
-                    seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    seed = seed
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
                     (seed >> 56) as u8
                 })
                 .collect();
@@ -972,13 +1194,36 @@ mod tests {
             append_json(&t, &mut s);
             s
         };
-        let f = Tensor::from_vec::<f64>(&[8], vec![1.0, 0.1, 1e-7, 1e16, 123456.789, -2.5, f64::NAN, f64::NEG_INFINITY]).expect("fits");
-        assert_eq!(j(f), r#"[1.0, 0.1, 1e-07, 1e+16, 123456.789, -2.5, "nan", "-inf"]"#);
-        let f = Tensor::from_vec::<f32>(&[2, 2], vec![0.1, 1.0 / 3.0, 0.0001, f32::INFINITY]).expect("fits");
+        let f = Tensor::from_vec::<f64>(
+            &[8],
+            vec![
+                1.0,
+                0.1,
+                1e-7,
+                1e16,
+                123456.789,
+                -2.5,
+                f64::NAN,
+                f64::NEG_INFINITY,
+            ],
+        )
+        .expect("fits");
+        assert_eq!(
+            j(f),
+            r#"[1.0, 0.1, 1e-07, 1e+16, 123456.789, -2.5, "nan", "-inf"]"#
+        );
+        let f = Tensor::from_vec::<f32>(&[2, 2], vec![0.1, 1.0 / 3.0, 0.0001, f32::INFINITY])
+            .expect("fits");
         assert_eq!(j(f), r#"[[0.1, 0.33333334], [0.0001, "inf"]]"#);
         assert_eq!(j(Tensor::scalar(-0.0f32)), "-0.0");
         assert_eq!(j(Tensor::scalar(true)), "true");
-        assert_eq!(j(Tensor::from_vec::<u64>(&[2], vec![u64::MAX, 0]).expect("fits")), "[18446744073709551615, 0]");
-        assert_eq!(j(Tensor::from_vec::<i32>(&[0, 2], vec![]).expect("fits")), "[]");
+        assert_eq!(
+            j(Tensor::from_vec::<u64>(&[2], vec![u64::MAX, 0]).expect("fits")),
+            "[18446744073709551615, 0]"
+        );
+        assert_eq!(
+            j(Tensor::from_vec::<i32>(&[0, 2], vec![]).expect("fits")),
+            "[]"
+        );
     }
 }

@@ -11,14 +11,15 @@ mod elementwise;
 pub mod fused;
 mod host;
 mod linalg;
+mod pad;
 mod reduce;
 pub mod scalar;
-mod pad;
 mod shape;
 
 pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
 pub use elementwise::{
-    binary, binary_slice, broadcast_shapes, float_binary_slice, clip, float_unary_slice, num_unary_slice, select, unary,
+    binary, binary_slice, broadcast_shapes, clip, float_binary_slice, float_unary_slice,
+    num_unary_slice, select, unary,
 };
 pub use fused::{FusedOp, FusedProgram, run_fused};
 pub use host::{boolean_mask, nonzero, sort, unique};
@@ -27,8 +28,8 @@ pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
-    arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice, squeeze, stack,
-    tile, transpose, zeros, SliceItem,
+    SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice,
+    squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;
@@ -71,7 +72,9 @@ const MAX_ELEMENTS: u128 = 1 << 40;
 
 /// The element count of `shape`, or `TooLarge`.
 fn checked_len(shape: &[usize]) -> Result<usize, KernelError> {
-    let n: u128 = shape.iter().fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    let n: u128 = shape
+        .iter()
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
     if n > MAX_ELEMENTS {
         Err(KernelError::TooLarge { elements: n })
     } else {
@@ -81,7 +84,11 @@ fn checked_len(shape: &[usize]) -> Result<usize, KernelError> {
 
 /// The error for an op applied to a dtype its rule rejects.
 fn rule_error(op: &str, dtypes: &[DType], err: DTypeRuleError) -> KernelError {
-    let tys = dtypes.iter().map(|d| d.name()).collect::<Vec<_>>().join(" and ");
+    let tys = dtypes
+        .iter()
+        .map(|d| d.name())
+        .collect::<Vec<_>>()
+        .join(" and ");
     let why = match err {
         DTypeRuleError::NeedsFloat => "it needs a float dtype",
         DTypeRuleError::NeedsBool => "it needs bool",

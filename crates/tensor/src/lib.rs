@@ -4,13 +4,13 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod dtype;
-mod tensor;
-pub mod ops;
 pub mod format;
-pub mod kernels;
 pub mod io;
+pub mod kernels;
+pub mod ops;
+mod tensor;
 
 pub use dtype::{DType, Elem};
 pub use half::{bf16, f16};
-pub use tensor::{Scalar, Tensor, TensorElem};
 pub use ndarray;
+pub use tensor::{Scalar, Tensor, TensorElem};

@@ -151,7 +151,20 @@ impl UnaryOp {
         use UnaryOp::*;
         matches!(
             self,
-            Exp | Expm1 | Log | Log1p | Sqrt | Rsqrt | Reciprocal | Sin | Cos | Tan | Tanh | Sigmoid | Floor | Ceil | Round
+            Exp | Expm1
+                | Log
+                | Log1p
+                | Sqrt
+                | Rsqrt
+                | Reciprocal
+                | Sin
+                | Cos
+                | Tan
+                | Tanh
+                | Sigmoid
+                | Floor
+                | Ceil
+                | Round
         )
     }
 

@@ -94,8 +94,6 @@ macro_rules! tensor_elem {
 tensor_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
              i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64);
 
-
-
 impl Tensor {
     /// The dtype of the elements.
     pub fn dtype(&self) -> DType {
@@ -132,7 +130,9 @@ impl Tensor {
 
     /// Builds a tensor from a shape and row-major data; `None` if the lengths differ.
     pub fn from_vec<T: TensorElem>(shape: &[usize], data: Vec<T>) -> Option<Tensor> {
-        ArcArray::from_shape_vec(IxDyn(shape), data).ok().map(T::wrap)
+        ArcArray::from_shape_vec(IxDyn(shape), data)
+            .ok()
+            .map(T::wrap)
     }
 
     /// A rank-0 tensor holding `value`.

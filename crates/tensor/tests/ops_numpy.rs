@@ -25,8 +25,12 @@ struct Cases {
 fn cases() -> &'static Cases {
     static CASES: OnceLock<Cases> = OnceLock::new();
     CASES.get_or_init(|| {
-        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/numpy/ops_cases.json");
-        let text = std::fs::read_to_string(path).expect("tests/numpy/ops_cases.json (run gen_ops.py)");
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../tests/numpy/ops_cases.json"
+        );
+        let text =
+            std::fs::read_to_string(path).expect("tests/numpy/ops_cases.json (run gen_ops.py)");
         let v: Value = serde_json::from_str(&text).expect("valid json");
         Cases {
             tensors: v["tensors"].as_array().expect("tensors").clone(),
@@ -41,17 +45,32 @@ fn dtype(name: &str) -> DType {
 
 fn decode(t: &Value) -> Tensor {
     let dt = dtype(t["dtype"].as_str().unwrap());
-    let shape: Vec<usize> = t["shape"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = t["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect();
     let data = t["data"].as_array().unwrap();
     let s = |v: &Value| v.as_str().unwrap().to_string();
     macro_rules! ints {
         ($t:ty) => {
-            Tensor::from_vec(&shape, data.iter().map(|v| s(v).parse::<$t>().unwrap()).collect::<Vec<$t>>())
+            Tensor::from_vec(
+                &shape,
+                data.iter()
+                    .map(|v| s(v).parse::<$t>().unwrap())
+                    .collect::<Vec<$t>>(),
+            )
         };
     }
     let hex = |v: &Value| u64::from_str_radix(&s(v), 16).unwrap();
     let t = match dt {
-        DType::Bool => Tensor::from_vec(&shape, data.iter().map(|v| v.as_bool().unwrap()).collect::<Vec<_>>()),
+        DType::Bool => Tensor::from_vec(
+            &shape,
+            data.iter()
+                .map(|v| v.as_bool().unwrap())
+                .collect::<Vec<_>>(),
+        ),
         DType::I8 => ints!(i8),
         DType::U8 => ints!(u8),
         DType::I16 => ints!(i16),
@@ -60,16 +79,40 @@ fn decode(t: &Value) -> Tensor {
         DType::U32 => ints!(u32),
         DType::I64 => ints!(i64),
         DType::U64 => ints!(u64),
-        DType::F16 => Tensor::from_vec(&shape, data.iter().map(|v| f16::from_bits(hex(v) as u16)).collect::<Vec<_>>()),
-        DType::BF16 => Tensor::from_vec(&shape, data.iter().map(|v| bf16::from_bits(hex(v) as u16)).collect::<Vec<_>>()),
-        DType::F32 => Tensor::from_vec(&shape, data.iter().map(|v| f32::from_bits(hex(v) as u32)).collect::<Vec<_>>()),
-        DType::F64 => Tensor::from_vec(&shape, data.iter().map(|v| f64::from_bits(hex(v))).collect::<Vec<_>>()),
+        DType::F16 => Tensor::from_vec(
+            &shape,
+            data.iter()
+                .map(|v| f16::from_bits(hex(v) as u16))
+                .collect::<Vec<_>>(),
+        ),
+        DType::BF16 => Tensor::from_vec(
+            &shape,
+            data.iter()
+                .map(|v| bf16::from_bits(hex(v) as u16))
+                .collect::<Vec<_>>(),
+        ),
+        DType::F32 => Tensor::from_vec(
+            &shape,
+            data.iter()
+                .map(|v| f32::from_bits(hex(v) as u32))
+                .collect::<Vec<_>>(),
+        ),
+        DType::F64 => Tensor::from_vec(
+            &shape,
+            data.iter()
+                .map(|v| f64::from_bits(hex(v)))
+                .collect::<Vec<_>>(),
+        ),
     };
     t.expect("data length matches shape")
 }
 
 fn usizes(v: &Value) -> Vec<usize> {
-    v.as_array().unwrap().iter().map(|d| d.as_u64().unwrap() as usize).collect()
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|d| d.as_u64().unwrap() as usize)
+        .collect()
 }
 
 fn run(case: &Value, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
@@ -78,7 +121,10 @@ fn run(case: &Value, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
     let arg_usize = |k: &str| args[k].as_u64().unwrap() as usize;
     match case["kind"].as_str().unwrap() {
         "binary" => {
-            let op = BinaryOp::ALL.into_iter().find(|o| o.name() == arg_str("op")).unwrap();
+            let op = BinaryOp::ALL
+                .into_iter()
+                .find(|o| o.name() == arg_str("op"))
+                .unwrap();
             kernels::binary(op, &inputs[0], &inputs[1])
         }
         "unary" => kernels::unary(UnaryOp::from_name(arg_str("op")).unwrap(), &inputs[0]),
@@ -103,7 +149,11 @@ fn run(case: &Value, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
                 .map(|it| match it[0].as_str().unwrap() {
                     "i" => SliceItem::Index(it[1].as_i64().unwrap()),
                     "n" => SliceItem::NewAxis,
-                    _ => SliceItem::Range { start: opt(&it[1]), stop: opt(&it[2]), step: it[3].as_i64().unwrap() },
+                    _ => SliceItem::Range {
+                        start: opt(&it[1]),
+                        stop: opt(&it[2]),
+                        step: it[3].as_i64().unwrap(),
+                    },
                 })
                 .collect();
             kernels::slice(&inputs[0], &items)
@@ -130,13 +180,29 @@ fn run(case: &Value, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
 /// A float element as (ordered bits, is NaN, value as f64).
 fn float_elems(t: &Tensor) -> Option<Vec<(i64, bool, f64)>> {
     fn ord(bits: u64, sign: u64) -> i64 {
-        if bits & sign != 0 { -((bits & !sign) as i64) } else { bits as i64 }
+        if bits & sign != 0 {
+            -((bits & !sign) as i64)
+        } else {
+            bits as i64
+        }
     }
     Some(match t {
-        Tensor::F16(a) => a.iter().map(|v| (ord(v.to_bits() as u64, 0x8000), v.is_nan(), v.to_f64())).collect(),
-        Tensor::BF16(a) => a.iter().map(|v| (ord(v.to_bits() as u64, 0x8000), v.is_nan(), v.to_f64())).collect(),
-        Tensor::F32(a) => a.iter().map(|v| (ord(v.to_bits() as u64, 1 << 31), v.is_nan(), *v as f64)).collect(),
-        Tensor::F64(a) => a.iter().map(|v| (ord(v.to_bits(), 1 << 63), v.is_nan(), *v)).collect(),
+        Tensor::F16(a) => a
+            .iter()
+            .map(|v| (ord(v.to_bits() as u64, 0x8000), v.is_nan(), v.to_f64()))
+            .collect(),
+        Tensor::BF16(a) => a
+            .iter()
+            .map(|v| (ord(v.to_bits() as u64, 0x8000), v.is_nan(), v.to_f64()))
+            .collect(),
+        Tensor::F32(a) => a
+            .iter()
+            .map(|v| (ord(v.to_bits() as u64, 1 << 31), v.is_nan(), *v as f64))
+            .collect(),
+        Tensor::F64(a) => a
+            .iter()
+            .map(|v| (ord(v.to_bits(), 1 << 63), v.is_nan(), *v))
+            .collect(),
         _ => return None,
     })
 }
@@ -153,7 +219,12 @@ fn error_kind(e: &KernelError) -> &'static str {
 
 /// Compares one case; returns the max ulp error seen for "ulp" cases.
 fn check(case: &Value, tensors: &[Value]) -> Result<u64, String> {
-    let inputs: Vec<Tensor> = case["inputs"].as_array().unwrap().iter().map(|i| decode(&tensors[i.as_u64().unwrap() as usize])).collect();
+    let inputs: Vec<Tensor> = case["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| decode(&tensors[i.as_u64().unwrap() as usize]))
+        .collect();
     let got = run(case, &inputs);
     let expect = &case["expect"];
     if let Some(kind) = expect["error"].as_str() {
@@ -170,11 +241,21 @@ fn check(case: &Value, tensors: &[Value]) -> Result<u64, String> {
     let got = got.map_err(|e| format!("unexpected error: {e}"))?;
     let want = decode(expect);
     if got.dtype() != want.dtype() || got.shape() != want.shape() {
-        return Err(format!("got {} {:?}, want {} {:?}", got.dtype(), got.shape(), want.dtype(), want.shape()));
+        return Err(format!(
+            "got {} {:?}, want {} {:?}",
+            got.dtype(),
+            got.shape(),
+            want.dtype(),
+            want.shape()
+        ));
     }
     let cmp = case["cmp"].as_str().unwrap();
     let (Some(g), Some(w)) = (float_elems(&got), float_elems(&want)) else {
-        return if got == want { Ok(0) } else { Err(format!("got {got:?}\nwant {want:?}")) };
+        return if got == want {
+            Ok(0)
+        } else {
+            Err(format!("got {got:?}\nwant {want:?}"))
+        };
     };
     let mut max_ulp = 0;
     for (i, (&(gb, gn, gv), &(wb, wn, wv))) in g.iter().zip(&w).enumerate() {
@@ -199,7 +280,9 @@ fn check(case: &Value, tensors: &[Value]) -> Result<u64, String> {
         };
         if !ok {
             let input0 = inputs.first().and_then(|t| t.get_flat(i));
-            return Err(format!("element {i}: got {gv:e} want {wv:e} ({ulp} ulp; first input there {input0:?})"));
+            return Err(format!(
+                "element {i}: got {gv:e} want {wv:e} ({ulp} ulp; first input there {input0:?})"
+            ));
         }
     }
     Ok(max_ulp)
@@ -211,12 +294,18 @@ fn replay(kinds: &[&str]) {
     let mut failures = Vec::new();
     let mut ulps: BTreeMap<String, u64> = BTreeMap::new();
     let mut n = 0;
-    for case in all.cases.iter().filter(|c| kinds.contains(&c["kind"].as_str().unwrap())) {
+    for case in all
+        .cases
+        .iter()
+        .filter(|c| kinds.contains(&c["kind"].as_str().unwrap()))
+    {
         n += 1;
         match check(case, &all.tensors) {
             Ok(u) => {
                 if case["cmp"] == "ulp" {
-                    let dt = all.tensors[case["inputs"][0].as_u64().unwrap() as usize]["dtype"].as_str().unwrap();
+                    let dt = all.tensors[case["inputs"][0].as_u64().unwrap() as usize]["dtype"]
+                        .as_str()
+                        .unwrap();
                     let key = format!("{} {}", case["args"]["op"].as_str().unwrap_or("?"), dt);
                     let e = ulps.entry(key).or_default();
                     *e = (*e).max(u);
@@ -229,7 +318,12 @@ fn replay(kinds: &[&str]) {
     if !ulps.is_empty() {
         eprintln!("max ulp error by op and dtype: {ulps:?}");
     }
-    assert!(failures.is_empty(), "{} of {n} cases failed:\n{}", failures.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {n} cases failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -254,7 +348,17 @@ fn where_and_clip() {
 
 #[test]
 fn shape_ops() {
-    replay(&["reshape", "transpose", "expand_dims", "squeeze", "concat", "stack", "broadcast_to", "tile", "reverse"]);
+    replay(&[
+        "reshape",
+        "transpose",
+        "expand_dims",
+        "squeeze",
+        "concat",
+        "stack",
+        "broadcast_to",
+        "tile",
+        "reverse",
+    ]);
 }
 
 #[test]
@@ -287,10 +391,16 @@ fn smoke_first_slice() {
     let a = Tensor::from_vec(&[2, 1], vec![1.0f32, 2.0]).unwrap();
     let b = Tensor::from_vec(&[3], vec![10.0f32, 20.0, 30.0]).unwrap();
     let c = kernels::binary(BinaryOp::Add, &a, &b).unwrap();
-    assert_eq!(c, Tensor::from_vec(&[2, 3], vec![11.0f32, 21.0, 31.0, 12.0, 22.0, 32.0]).unwrap());
+    assert_eq!(
+        c,
+        Tensor::from_vec(&[2, 3], vec![11.0f32, 21.0, 31.0, 12.0, 22.0, 32.0]).unwrap()
+    );
     let i = Tensor::from_vec(&[3], vec![7i32, -7, 1]).unwrap();
     let z = Tensor::from_vec(&[2, 1], vec![2i32, 0]).unwrap();
-    assert_eq!(kernels::binary(BinaryOp::FloorDiv, &i, &z), Err(KernelError::DivisionByZero { index: 3 }));
+    assert_eq!(
+        kernels::binary(BinaryOp::FloorDiv, &i, &z),
+        Err(KernelError::DivisionByZero { index: 3 })
+    );
 }
 
 #[test]
@@ -298,13 +408,28 @@ fn weak_literals() {
     use pipec_tensor::Scalar;
     assert_eq!(kernels::scalar_from_i128(300, DType::U8), None);
     assert_eq!(kernels::scalar_from_i128(-1, DType::U64), None);
-    assert_eq!(kernels::scalar_from_i128(255, DType::U8), Some(Scalar::U8(255)));
+    assert_eq!(
+        kernels::scalar_from_i128(255, DType::U8),
+        Some(Scalar::U8(255))
+    );
     assert_eq!(kernels::scalar_from_i128(70000, DType::F16), None);
-    assert_eq!(kernels::scalar_from_i128(2049, DType::F16), Some(Scalar::F16(f16::from_f32(2048.0))));
+    assert_eq!(
+        kernels::scalar_from_i128(2049, DType::F16),
+        Some(Scalar::F16(f16::from_f32(2048.0)))
+    );
     assert_eq!(kernels::scalar_from_f64(0.1, DType::F32), Scalar::F32(0.1));
-    assert_eq!(kernels::scalar_from_f64(1e10, DType::I32), Scalar::I32(i32::MAX));
-    assert_eq!(kernels::fill(&[2], Scalar::I8(-3)).unwrap(), Tensor::from_vec(&[2], vec![-3i8, -3]).unwrap());
-    assert!(matches!(kernels::zeros(&[1 << 30, 1 << 30, 1 << 30], DType::F32), Err(KernelError::TooLarge { .. })));
+    assert_eq!(
+        kernels::scalar_from_f64(1e10, DType::I32),
+        Scalar::I32(i32::MAX)
+    );
+    assert_eq!(
+        kernels::fill(&[2], Scalar::I8(-3)).unwrap(),
+        Tensor::from_vec(&[2], vec![-3i8, -3]).unwrap()
+    );
+    assert!(matches!(
+        kernels::zeros(&[1 << 30, 1 << 30, 1 << 30], DType::F32),
+        Err(KernelError::TooLarge { .. })
+    ));
 }
 
 #[test]
@@ -314,18 +439,33 @@ fn slice_kernels_match_array_kernels() {
     let tx = Tensor::from_vec(&[37], x.clone()).unwrap();
     let ty = Tensor::from_vec(&[37], y.clone()).unwrap();
     let mut out = vec![0.0f32; 37];
-    for op in [BinaryOp::Add, BinaryOp::Div, BinaryOp::FloorDiv, BinaryOp::Mod, BinaryOp::Maximum] {
+    for op in [
+        BinaryOp::Add,
+        BinaryOp::Div,
+        BinaryOp::FloorDiv,
+        BinaryOp::Mod,
+        BinaryOp::Maximum,
+    ] {
         kernels::float_binary_slice(op, &x, &y, &mut out).unwrap();
-        assert_eq!(kernels::binary(op, &tx, &ty).unwrap(), Tensor::from_vec(&[37], out.clone()).unwrap());
+        assert_eq!(
+            kernels::binary(op, &tx, &ty).unwrap(),
+            Tensor::from_vec(&[37], out.clone()).unwrap()
+        );
     }
     for op in [UnaryOp::Exp, UnaryOp::Sigmoid, UnaryOp::Abs] {
         kernels::float_unary_slice(op, &x, &mut out).unwrap();
-        assert_eq!(kernels::unary(op, &tx).unwrap(), Tensor::from_vec(&[37], out.clone()).unwrap());
+        assert_eq!(
+            kernels::unary(op, &tx).unwrap(),
+            Tensor::from_vec(&[37], out.clone()).unwrap()
+        );
     }
     let xi = [5i32, -5, 7];
     let yi = [2i32, 3, 0];
     let mut oi = [0i32; 3];
-    assert_eq!(kernels::binary_slice(BinaryOp::Mod, &xi, &yi, &mut oi), Err(KernelError::DivisionByZero { index: 2 }));
+    assert_eq!(
+        kernels::binary_slice(BinaryOp::Mod, &xi, &yi, &mut oi),
+        Err(KernelError::DivisionByZero { index: 2 })
+    );
     let mut oc = [0u8; 3];
     kernels::cast_slice(&[1.5f32, -1.0, 300.0], &mut oc);
     assert_eq!(oc, [1, 0, 255]);

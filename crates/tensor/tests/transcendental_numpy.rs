@@ -36,15 +36,24 @@ fn op(name: &str) -> UnaryOp {
 }
 
 fn load(name: &str) -> Tensor {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../tests/numpy").join(name);
-    read_npy(&path).unwrap_or_else(|e| panic!("{}: {e} (run tests/numpy/gen_transcendental.py)", path.display()))
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/numpy")
+        .join(name);
+    read_npy(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run tests/numpy/gen_transcendental.py)",
+            path.display()
+        )
+    })
 }
 
 /// Columns of a 2-d table as vectors.
 fn columns<T: pipec_tensor::TensorElem + Copy>(t: &Tensor) -> Vec<Vec<T>> {
     let a = t.as_array::<T>().expect("table dtype");
     let (rows, cols) = (a.shape()[0], a.shape()[1]);
-    (0..cols).map(|c| (0..rows).map(|r| a[[r, c]]).collect()).collect()
+    (0..cols)
+        .map(|c| (0..rows).map(|r| a[[r, c]]).collect())
+        .collect()
 }
 
 /// Runs `op` over `x` through the array kernel and lists the mismatches against `want`.
@@ -59,7 +68,10 @@ fn mismatches<T: pipec_tensor::kernels::FloatElem>(
     let mut bad = Vec::new();
     for i in 0..x.len() {
         if !same(got[i], want[i]) {
-            bad.push(format!("{name}({:?}) = {:?}, numpy {:?}", x[i], got[i], want[i]));
+            bad.push(format!(
+                "{name}({:?}) = {:?}, numpy {:?}",
+                x[i], got[i], want[i]
+            ));
         }
     }
     bad
@@ -70,7 +82,11 @@ fn report(dtype: &str, all: Vec<(&str, usize, Vec<String>)>) {
     for (name, n, bad) in &all {
         if !bad.is_empty() {
             failed = true;
-            eprintln!("{dtype} {name}: {} of {n} differ, e.g. {:?}", bad.len(), &bad[..bad.len().min(5)]);
+            eprintln!(
+                "{dtype} {name}: {} of {n} differ, e.g. {:?}",
+                bad.len(),
+                &bad[..bad.len().min(5)]
+            );
         }
     }
     assert!(!failed, "results differ from numpy");
@@ -127,18 +143,33 @@ fn f64_matches_numpy_bitwise() {
 /// The acceptance case: `log(1.0 + cast([4, 5, 6], f32))` prints `[1.609438  1.7917595 1.9459102]`.
 #[test]
 fn log_of_seven_is_numpys() {
-    assert_eq!(pipec_tensor::kernels::scalar::numpy_math::log_f32(7.0).to_bits(), 1.9459102f32.to_bits());
-    assert_eq!(pipec_tensor::kernels::scalar::numpy_math::log_f32(5.0).to_bits(), 1.609438f32.to_bits());
-    assert_eq!(pipec_tensor::kernels::scalar::numpy_math::log_f32(6.0).to_bits(), 1.7917595f32.to_bits());
+    assert_eq!(
+        pipec_tensor::kernels::scalar::numpy_math::log_f32(7.0).to_bits(),
+        1.9459102f32.to_bits()
+    );
+    assert_eq!(
+        pipec_tensor::kernels::scalar::numpy_math::log_f32(5.0).to_bits(),
+        1.609438f32.to_bits()
+    );
+    assert_eq!(
+        pipec_tensor::kernels::scalar::numpy_math::log_f32(6.0).to_bits(),
+        1.7917595f32.to_bits()
+    );
 }
 
 #[test]
 fn exhaustive_stream() {
-    let Ok(path) = std::env::var("PIPEC_NUMPY_STREAM") else { return };
-    let step: u64 = std::env::var("PIPEC_NUMPY_STEP").expect("PIPEC_NUMPY_STEP").parse().expect("step");
+    let Ok(path) = std::env::var("PIPEC_NUMPY_STREAM") else {
+        return;
+    };
+    let step: u64 = std::env::var("PIPEC_NUMPY_STEP")
+        .expect("PIPEC_NUMPY_STEP")
+        .parse()
+        .expect("step");
     let funcs = std::env::var("PIPEC_NUMPY_FUNCS").expect("PIPEC_NUMPY_FUNCS");
     let total = (1u64 << 32).div_ceil(step) as usize;
-    let mut input = std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).expect("stream"));
+    let mut input =
+        std::io::BufReader::with_capacity(1 << 20, std::fs::File::open(&path).expect("stream"));
     const CHUNK: usize = 1 << 20;
     let mut buf = vec![0u8; CHUNK * 4];
     let mut failed = false;
@@ -146,8 +177,12 @@ fn exhaustive_stream() {
         let (mut done, mut bad, mut shown) = (0usize, 0usize, 0);
         while done < total {
             let n = CHUNK.min(total - done);
-            input.read_exact(&mut buf[..n * 4]).expect("numpy stream ended early");
-            let x: Vec<f32> = (done..done + n).map(|k| f32::from_bits((k as u64 * step) as u32)).collect();
+            input
+                .read_exact(&mut buf[..n * 4])
+                .expect("numpy stream ended early");
+            let x: Vec<f32> = (done..done + n)
+                .map(|k| f32::from_bits((k as u64 * step) as u32))
+                .collect();
             let mut got = vec![0f32; n];
             float_unary_slice(op(name), &x, &mut got).expect("float unary op");
             for i in 0..n {
@@ -156,7 +191,13 @@ fn exhaustive_stream() {
                     bad += 1;
                     if shown < 5 {
                         shown += 1;
-                        eprintln!("{name}({:e} = {:#010x}) = {:e}, numpy {:e}", x[i], x[i].to_bits(), got[i], want);
+                        eprintln!(
+                            "{name}({:e} = {:#010x}) = {:e}, numpy {:e}",
+                            x[i],
+                            x[i].to_bits(),
+                            got[i],
+                            want
+                        );
                     }
                 }
             }

@@ -1,10 +1,10 @@
 //! Builtin tensor operations, operators, methods and indexing: type and shape rules for
 //! symbolic operands, kernel calls for trace-time ones.
 
-use crate::eval::{tval_type, Eval, Res};
+use crate::eval::{Eval, Res, tval_type};
 use crate::infer;
 use crate::value::{FuncVal, Num, TVal, Value};
-use pipec_diag::{did_you_mean, Code, Diagnostic, Span};
+use pipec_diag::{Code, Diagnostic, Span, did_you_mean};
 use pipec_ir::{Dim, OpKind, ReshapeDim, Shape, TensorType};
 use pipec_syntax::ast;
 use pipec_tensor::kernels::{self, SliceItem};
@@ -13,17 +13,86 @@ use pipec_tensor::{DType, Scalar, Tensor};
 
 /// Every builtin function name (tensor ops, sources, host-only ops).
 pub(crate) const BUILTINS: &[&str] = &[
-    "abs", "sign", "exp", "expm1", "log", "log1p", "sqrt", "rsqrt", "square", "reciprocal", "sin", "cos", "tan",
-    "tanh", "sigmoid", "relu", "floor", "ceil", "round", "isnan", "isfinite", "cast", "where", "clip", "maximum",
-    "minimum", "pow", "sum", "mean", "max", "min", "prod", "any", "all", "argmax", "argmin", "reshape", "transpose",
-    "expand_dims", "squeeze", "concat", "stack", "broadcast_to", "tile", "reverse", "matmul", "one_hot", "sort",
-    "zeros", "ones", "fill", "arange", "len", "numpy", "item", "print", "unique", "nonzero", "boolean_mask",
-    "ensure_shape", "py_function", "read_npy", "read_npz", "read_csv", "range", "from_tensor_slices",
-    "from_tensors", "zip", "logical_not",
+    "abs",
+    "sign",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "floor",
+    "ceil",
+    "round",
+    "isnan",
+    "isfinite",
+    "cast",
+    "where",
+    "clip",
+    "maximum",
+    "minimum",
+    "pow",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "prod",
+    "any",
+    "all",
+    "argmax",
+    "argmin",
+    "reshape",
+    "transpose",
+    "expand_dims",
+    "squeeze",
+    "concat",
+    "stack",
+    "broadcast_to",
+    "tile",
+    "reverse",
+    "matmul",
+    "one_hot",
+    "sort",
+    "zeros",
+    "ones",
+    "fill",
+    "arange",
+    "len",
+    "numpy",
+    "item",
+    "print",
+    "unique",
+    "nonzero",
+    "boolean_mask",
+    "ensure_shape",
+    "py_function",
+    "read_npy",
+    "read_npz",
+    "read_csv",
+    "range",
+    "from_tensor_slices",
+    "from_tensors",
+    "zip",
+    "logical_not",
 ];
 
 /// Host-only operations: errors inside traced functions (SPEC §5).
-const HOST_ONLY: &[&str] = &["numpy", "item", "print", "unique", "nonzero", "boolean_mask"];
+const HOST_ONLY: &[&str] = &[
+    "numpy",
+    "item",
+    "print",
+    "unique",
+    "nonzero",
+    "boolean_mask",
+];
 
 /// Whether `name` is a builtin function.
 pub(crate) fn is_builtin(name: &str) -> bool {
@@ -36,12 +105,27 @@ type Named = Vec<(ast::Ident, Value, Span)>;
 
 impl Eval<'_> {
     /// Matches arguments to a builtin's parameter list; `params[..required]` are required.
-    pub(crate) fn bind_args(&mut self, fname: &str, params: &[&str], required: usize, pos: Pos, named: Named, span: Span) -> Res<Option<Vec<Option<(Value, Span)>>>> {
+    pub(crate) fn bind_args(
+        &mut self,
+        fname: &str,
+        params: &[&str],
+        required: usize,
+        pos: Pos,
+        named: Named,
+        span: Span,
+    ) -> Res<Option<Vec<Option<(Value, Span)>>>> {
         let mut out: Vec<Option<(Value, Span)>> = vec![None; params.len()];
         if pos.len() > params.len() {
-            let d = Diagnostic::error(Code::WrongArity, format!("`{fname}` takes at most {} argument(s) but {} were given", params.len(), pos.len()))
-                .with_label(pos[params.len()].1, "unexpected argument")
-                .with_help(format!("`{fname}({})`", params.join(", ")));
+            let d = Diagnostic::error(
+                Code::WrongArity,
+                format!(
+                    "`{fname}` takes at most {} argument(s) but {} were given",
+                    params.len(),
+                    pos.len()
+                ),
+            )
+            .with_label(pos[params.len()].1, "unexpected argument")
+            .with_help(format!("`{fname}({})`", params.join(", ")));
             self.fail(d)?;
             return Ok(None);
         }
@@ -52,14 +136,20 @@ impl Eval<'_> {
             match params.iter().position(|p| *p == name.name) {
                 Some(i) if out[i].is_none() => out[i] = Some((v, vspan)),
                 Some(_) => {
-                    let d = Diagnostic::error(Code::BadNamedArgument, format!("argument `{}` of `{fname}` is given twice", name.name))
-                        .with_label(name.span, "already given positionally");
+                    let d = Diagnostic::error(
+                        Code::BadNamedArgument,
+                        format!("argument `{}` of `{fname}` is given twice", name.name),
+                    )
+                    .with_label(name.span, "already given positionally");
                     self.fail(d)?;
                     return Ok(None);
                 }
                 None => {
-                    let mut d = Diagnostic::error(Code::BadNamedArgument, format!("`{fname}` has no argument named `{}`", name.name))
-                        .with_label(name.span, "unknown argument");
+                    let mut d = Diagnostic::error(
+                        Code::BadNamedArgument,
+                        format!("`{fname}` has no argument named `{}`", name.name),
+                    )
+                    .with_label(name.span, "unknown argument");
                     d = match did_you_mean(&name.name, params.iter().copied()) {
                         Some(s) => d.with_help(format!("did you mean `{s}`?")),
                         None => d.with_help(format!("`{fname}` takes: {}", params.join(", "))),
@@ -70,25 +160,46 @@ impl Eval<'_> {
             }
         }
         if let Some(missing) = (0..required).find(|&i| out[i].is_none()) {
-            let d = Diagnostic::error(Code::WrongArity, format!("`{fname}` needs argument `{}`", params[missing]))
-                .with_label(span, format!("missing `{}`", params[missing]))
-                .with_help(format!("`{fname}({})`", params.join(", ")));
+            let d = Diagnostic::error(
+                Code::WrongArity,
+                format!("`{fname}` needs argument `{}`", params[missing]),
+            )
+            .with_label(span, format!("missing `{}`", params[missing]))
+            .with_help(format!("`{fname}({})`", params.join(", ")));
             self.fail(d)?;
             return Ok(None);
         }
-        if out.iter().flatten().any(|(v, _)| matches!(v, Value::Poison)) {
+        if out
+            .iter()
+            .flatten()
+            .any(|(v, _)| matches!(v, Value::Poison))
+        {
             return Ok(None);
         }
         Ok(Some(out))
     }
 
     /// [`Self::bind_args`] for other modules.
-    pub(crate) fn bind_args_pub(&mut self, fname: &str, params: &[&str], required: usize, pos: Pos, named: Named, span: Span) -> Res<Option<Vec<Option<(Value, Span)>>>> {
+    pub(crate) fn bind_args_pub(
+        &mut self,
+        fname: &str,
+        params: &[&str],
+        required: usize,
+        pos: Pos,
+        named: Named,
+        span: Span,
+    ) -> Res<Option<Vec<Option<(Value, Span)>>>> {
         self.bind_args(fname, params, required, pos, named, span)
     }
 
     /// Emits (while tracing) or evaluates (when every input is known) one op.
-    pub(crate) fn op(&mut self, kind: OpKind, inputs: Vec<TVal>, out: TensorType, span: Span) -> Res<Value> {
+    pub(crate) fn op(
+        &mut self,
+        kind: OpKind,
+        inputs: Vec<TVal>,
+        out: TensorType,
+        span: Span,
+    ) -> Res<Value> {
         if inputs.iter().all(|t| matches!(t, TVal::Concrete(_))) {
             let tensors: Vec<Tensor> = inputs
                 .into_iter()
@@ -106,13 +217,21 @@ impl Eval<'_> {
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         _ => Code::WrongKind,
                     };
-                    let d = Diagnostic::error(code, e.to_string()).with_label(span, format!("in this `{}`", kind.mnemonic()));
+                    let d = Diagnostic::error(code, e.to_string())
+                        .with_label(span, format!("in this `{}`", kind.mnemonic()));
                     self.fail(d)
                 }
             };
         }
-        let ids: Vec<_> = inputs.into_iter().map(|t| self.materialize(t, span)).collect();
-        let func = self.frame.func.as_mut().expect("symbolic values exist only while tracing");
+        let ids: Vec<_> = inputs
+            .into_iter()
+            .map(|t| self.materialize(t, span))
+            .collect();
+        let func = self
+            .frame
+            .func
+            .as_mut()
+            .expect("symbolic values exist only while tracing");
         let v = func.push(kind, ids, out.clone(), span);
         Ok(Value::Tensor(TVal::Symbolic(v, out)))
     }
@@ -122,7 +241,13 @@ impl Eval<'_> {
     }
 
     /// Converts a weakly typed number to a scalar of `dtype`, with the SPEC's checks.
-    fn weak_to(&mut self, v: &Value, dtype: DType, span: Span, other_span: Span) -> Res<Option<TVal>> {
+    fn weak_to(
+        &mut self,
+        v: &Value,
+        dtype: DType,
+        span: Span,
+        other_span: Span,
+    ) -> Res<Option<TVal>> {
         let scalar = match v {
             Value::Num(Num::Int(i)) => {
                 if dtype == DType::Bool {
@@ -131,9 +256,12 @@ impl Eval<'_> {
                     match kernels::scalar_from_i128(*i, dtype) {
                         Some(s) => Some(s),
                         None => {
-                            let d = Diagnostic::error(Code::IntegerTooLarge, format!("{i} does not fit in {dtype}"))
-                                .with_label(span, format!("out of range for {dtype}"))
-                                .with_label(other_span, format!("this is {dtype}"));
+                            let d = Diagnostic::error(
+                                Code::IntegerTooLarge,
+                                format!("{i} does not fit in {dtype}"),
+                            )
+                            .with_label(span, format!("out of range for {dtype}"))
+                            .with_label(other_span, format!("this is {dtype}"));
                             self.fail(d)?;
                             return Ok(None);
                         }
@@ -157,10 +285,13 @@ impl Eval<'_> {
                 if dtype == DType::Bool {
                     Some(Scalar::Bool(*b))
                 } else {
-                    let d = Diagnostic::error(Code::DtypeMismatch, format!("a bool is used with a tensor of {dtype}"))
-                        .with_label(span, "a bool")
-                        .with_label(other_span, format!("this is {dtype}"))
-                        .with_help(format!("cast it: `cast(b, {dtype})`"));
+                    let d = Diagnostic::error(
+                        Code::DtypeMismatch,
+                        format!("a bool is used with a tensor of {dtype}"),
+                    )
+                    .with_label(span, "a bool")
+                    .with_label(other_span, format!("this is {dtype}"))
+                    .with_help(format!("cast it: `cast(b, {dtype})`"));
                     self.fail(d)?;
                     return Ok(None);
                 }
@@ -170,10 +301,11 @@ impl Eval<'_> {
         match scalar {
             Some(s) => Ok(Some(TVal::Concrete(s.to_tensor()))),
             None => {
-                let d = Diagnostic::error(Code::DtypeMismatch, "a number is used with a bool tensor")
-                    .with_label(span, "a number")
-                    .with_label(other_span, "this is bool")
-                    .with_help("use `true`/`false`, or cast the tensor to a number type");
+                let d =
+                    Diagnostic::error(Code::DtypeMismatch, "a number is used with a bool tensor")
+                        .with_label(span, "a number")
+                        .with_label(other_span, "this is bool")
+                        .with_help("use `true`/`false`, or cast the tensor to a number type");
                 self.fail(d)?;
                 Ok(None)
             }
@@ -185,31 +317,53 @@ impl Eval<'_> {
     }
 
     /// Converts two operands to tensors of one dtype (weak numbers adapt), or reports why not.
-    fn unify(&mut self, a: Value, b: Value, aspan: Span, bspan: Span, what: &str) -> Res<Option<(TVal, TVal)>> {
+    fn unify(
+        &mut self,
+        a: Value,
+        b: Value,
+        aspan: Span,
+        bspan: Span,
+        what: &str,
+    ) -> Res<Option<(TVal, TVal)>> {
         let (ta, tb) = match (Self::is_weak(&a), Self::is_weak(&b)) {
             (true, false) => {
-                let Some(tb) = self.tensor_of(b, bspan)? else { return Ok(None) };
-                let Some(ta) = self.weak_to(&a, tval_type(&tb).dtype, aspan, bspan)? else { return Ok(None) };
+                let Some(tb) = self.tensor_of(b, bspan)? else {
+                    return Ok(None);
+                };
+                let Some(ta) = self.weak_to(&a, tval_type(&tb).dtype, aspan, bspan)? else {
+                    return Ok(None);
+                };
                 (ta, tb)
             }
             (false, true) => {
-                let Some(ta) = self.tensor_of(a, aspan)? else { return Ok(None) };
-                let Some(tb) = self.weak_to(&b, tval_type(&ta).dtype, bspan, aspan)? else { return Ok(None) };
+                let Some(ta) = self.tensor_of(a, aspan)? else {
+                    return Ok(None);
+                };
+                let Some(tb) = self.weak_to(&b, tval_type(&ta).dtype, bspan, aspan)? else {
+                    return Ok(None);
+                };
                 (ta, tb)
             }
             _ => {
-                let Some(ta) = self.tensor_of(a, aspan)? else { return Ok(None) };
-                let Some(tb) = self.tensor_of(b, bspan)? else { return Ok(None) };
+                let Some(ta) = self.tensor_of(a, aspan)? else {
+                    return Ok(None);
+                };
+                let Some(tb) = self.tensor_of(b, bspan)? else {
+                    return Ok(None);
+                };
                 (ta, tb)
             }
         };
         let (da, db) = (tval_type(&ta).dtype, tval_type(&tb).dtype);
         if da != db {
-            let d = Diagnostic::error(Code::DtypeMismatch, format!("`{what}` on tensors of different dtypes: {da} and {db}"))
-                .with_label(aspan, format!("this is {da}"))
-                .with_label(bspan, format!("this is {db}"))
-                .with_note("pipec never converts dtypes implicitly (as in TensorFlow)")
-                .with_help(format!("cast one side: `cast(x, {da})` or `cast(x, {db})`"));
+            let d = Diagnostic::error(
+                Code::DtypeMismatch,
+                format!("`{what}` on tensors of different dtypes: {da} and {db}"),
+            )
+            .with_label(aspan, format!("this is {da}"))
+            .with_label(bspan, format!("this is {db}"))
+            .with_note("pipec never converts dtypes implicitly (as in TensorFlow)")
+            .with_help(format!("cast one side: `cast(x, {da})` or `cast(x, {db})`"));
             self.fail(d)?;
             return Ok(None);
         }
@@ -228,7 +382,9 @@ impl Eval<'_> {
                     ast::UnaryOp::Neg => UnaryOp::Neg,
                     ast::UnaryOp::Not => UnaryOp::Not,
                 };
-                let Some(t) = self.tensor_of(v, span)? else { return Ok(Value::Poison) };
+                let Some(t) = self.tensor_of(v, span)? else {
+                    return Ok(Value::Poison);
+                };
                 self.apply_unary(uop, t, span)
             }
         }
@@ -241,38 +397,75 @@ impl Eval<'_> {
             Ok(d) => d,
             Err(e) => return self.dtype_rule_error(op.name(), ty.dtype, e, span),
         };
-        self.op(OpKind::Unary(op), vec![t], TensorType::new(out, ty.shape), span)
+        self.op(
+            OpKind::Unary(op),
+            vec![t],
+            TensorType::new(out, ty.shape),
+            span,
+        )
     }
 
-    fn dtype_rule_error(&mut self, name: &str, dtype: DType, e: DTypeRuleError, span: Span) -> Res<Value> {
+    fn dtype_rule_error(
+        &mut self,
+        name: &str,
+        dtype: DType,
+        e: DTypeRuleError,
+        span: Span,
+    ) -> Res<Value> {
         let shown = op_shown(name);
         let d = match e {
-            DTypeRuleError::NeedsFloat if name == "div" => {
-                Diagnostic::error(Code::IntegerTrueDivision, format!("`/` on {dtype} tensors"))
-                    .with_label(span, format!("true division of {dtype}"))
-                    .with_note("`/` is true division and needs floats; integers are never converted implicitly")
-                    .with_help("use `//` for floor division, or `cast(x, f32) / y` for a float result")
-            }
-            DTypeRuleError::NeedsFloat => Diagnostic::error(Code::FloatOnlyOp, format!("`{shown}` needs a float tensor, found {dtype}"))
-                .with_label(span, format!("{dtype} here"))
-                .with_help(format!("cast first: `{name}(cast(x, f32))`")),
-            DTypeRuleError::NeedsBool => Diagnostic::error(Code::UnsupportedDtype, format!("`{shown}` needs a bool tensor, found {dtype}"))
-                .with_label(span, format!("{dtype} here"))
-                .with_help("compare first, e.g. `x != 0`, or `cast(x, bool)`"),
-            DTypeRuleError::Unsupported => Diagnostic::error(Code::UnsupportedDtype, format!("`{shown}` is not defined on {dtype}"))
-                .with_label(span, format!("{dtype} here"))
-                .with_help(match (name, dtype) {
-                    ("neg", DType::Bool) => "to negate a bool use `!x`; for numbers, cast first: `-cast(x, i32)`".to_string(),
-                    (_, DType::Bool) => "bools are not numbers here: cast first, e.g. `cast(x, i32)`".to_string(),
-                    _ => format!("cast to a dtype that supports `{shown}` first, e.g. `cast(x, i32)`"),
-                }),
+            DTypeRuleError::NeedsFloat if name == "div" => Diagnostic::error(
+                Code::IntegerTrueDivision,
+                format!("`/` on {dtype} tensors"),
+            )
+            .with_label(span, format!("true division of {dtype}"))
+            .with_note(
+                "`/` is true division and needs floats; integers are never converted implicitly",
+            )
+            .with_help("use `//` for floor division, or `cast(x, f32) / y` for a float result"),
+            DTypeRuleError::NeedsFloat => Diagnostic::error(
+                Code::FloatOnlyOp,
+                format!("`{shown}` needs a float tensor, found {dtype}"),
+            )
+            .with_label(span, format!("{dtype} here"))
+            .with_help(format!("cast first: `{name}(cast(x, f32))`")),
+            DTypeRuleError::NeedsBool => Diagnostic::error(
+                Code::UnsupportedDtype,
+                format!("`{shown}` needs a bool tensor, found {dtype}"),
+            )
+            .with_label(span, format!("{dtype} here"))
+            .with_help("compare first, e.g. `x != 0`, or `cast(x, bool)`"),
+            DTypeRuleError::Unsupported => Diagnostic::error(
+                Code::UnsupportedDtype,
+                format!("`{shown}` is not defined on {dtype}"),
+            )
+            .with_label(span, format!("{dtype} here"))
+            .with_help(match (name, dtype) {
+                ("neg", DType::Bool) => {
+                    "to negate a bool use `!x`; for numbers, cast first: `-cast(x, i32)`"
+                        .to_string()
+                }
+                (_, DType::Bool) => {
+                    "bools are not numbers here: cast first, e.g. `cast(x, i32)`".to_string()
+                }
+                _ => format!("cast to a dtype that supports `{shown}` first, e.g. `cast(x, i32)`"),
+            }),
         };
         self.fail(d)
     }
 
     /// A binary operator expression.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn binary_expr(&mut self, op: ast::BinaryOp, l: Value, r: Value, span: Span, op_span: Span, lspan: Span, rspan: Span) -> Res<Value> {
+    pub(crate) fn binary_expr(
+        &mut self,
+        op: ast::BinaryOp,
+        l: Value,
+        r: Value,
+        span: Span,
+        op_span: Span,
+        lspan: Span,
+        rspan: Span,
+    ) -> Res<Value> {
         if matches!(l, Value::Poison) || matches!(r, Value::Poison) {
             return Ok(Value::Poison);
         }
@@ -298,15 +491,23 @@ impl Eval<'_> {
             }
         }
         if matches!(l, Value::Tuple(_)) || matches!(r, Value::Tuple(_)) {
-            if let (Value::Tuple(a), Value::Tuple(b), ast::BinaryOp::Eq | ast::BinaryOp::Ne) = (&l, &r, op) {
+            if let (Value::Tuple(a), Value::Tuple(b), ast::BinaryOp::Eq | ast::BinaryOp::Ne) =
+                (&l, &r, op)
+            {
                 let same = tuple_eq(a, b);
                 if let Some(same) = same {
-                    return Ok(Value::Bool(if op == ast::BinaryOp::Eq { same } else { !same }));
+                    return Ok(Value::Bool(if op == ast::BinaryOp::Eq {
+                        same
+                    } else {
+                        !same
+                    }));
                 }
             }
         }
         if op == ast::BinaryOp::MatMul {
-            let Some((a, b)) = self.unify(l, r, lspan, rspan, "@")? else { return Ok(Value::Poison) };
+            let Some((a, b)) = self.unify(l, r, lspan, rspan, "@")? else {
+                return Ok(Value::Poison);
+            };
             return self.matmul(a, b, span);
         }
         let bop = match op {
@@ -327,13 +528,24 @@ impl Eval<'_> {
             ast::BinaryOp::Or => BinaryOp::Or,
             ast::BinaryOp::MatMul => unreachable!("handled above"),
         };
-        let Some((a, b)) = self.unify(l, r, lspan, rspan, op.symbol())? else { return Ok(Value::Poison) };
+        let Some((a, b)) = self.unify(l, r, lspan, rspan, op.symbol())? else {
+            return Ok(Value::Poison);
+        };
         self.apply_binary(bop, a, b, span, op_span, lspan, rspan)
     }
 
     /// A binary tensor op with dtype and broadcast checks.
     #[allow(clippy::too_many_arguments)]
-    pub(crate) fn apply_binary(&mut self, op: BinaryOp, a: TVal, b: TVal, span: Span, op_span: Span, lspan: Span, rspan: Span) -> Res<Value> {
+    pub(crate) fn apply_binary(
+        &mut self,
+        op: BinaryOp,
+        a: TVal,
+        b: TVal,
+        span: Span,
+        op_span: Span,
+        lspan: Span,
+        rspan: Span,
+    ) -> Res<Value> {
         let (ta, tb) = (tval_type(&a), tval_type(&b));
         let out_dtype = match op.result_dtype(ta.dtype) {
             Ok(d) => d,
@@ -347,13 +559,22 @@ impl Eval<'_> {
                 .with_help("reshape or `expand_dims` one operand so the dims line up");
             return self.fail(d);
         };
-        self.op(OpKind::Binary(op), vec![a, b], TensorType::new(out_dtype, shape), span)
+        self.op(
+            OpKind::Binary(op),
+            vec![a, b],
+            TensorType::new(out_dtype, shape),
+            span,
+        )
     }
 
     fn num_binary(&mut self, op: ast::BinaryOp, a: Num, b: Num, span: Span) -> Res<Value> {
         use ast::BinaryOp as B;
         let zero_div = |ev: &mut Self| {
-            let d = Diagnostic::error(Code::DivisionByZero, "division by zero in a constant expression").with_label(span, "divides by zero");
+            let d = Diagnostic::error(
+                Code::DivisionByZero,
+                "division by zero in a constant expression",
+            )
+            .with_label(span, "divides by zero");
             ev.fail(d)
         };
         let r = match (a, b) {
@@ -371,14 +592,25 @@ impl Eval<'_> {
                     if y == 0 {
                         return zero_div(self);
                     }
-                    Num::Int(x.div_euclid(y) - if (x.rem_euclid(y) != 0) && y < 0 { 1 } else { 0 })
+                    Num::Int(
+                        x.div_euclid(y)
+                            - if (x.rem_euclid(y) != 0) && y < 0 {
+                                1
+                            } else {
+                                0
+                            },
+                    )
                 }
                 B::Mod => {
                     if y == 0 {
                         return zero_div(self);
                     }
                     let m = x % y;
-                    Num::Int(if m != 0 && ((m < 0) != (y < 0)) { m + y } else { m })
+                    Num::Int(if m != 0 && ((m < 0) != (y < 0)) {
+                        m + y
+                    } else {
+                        m
+                    })
                 }
                 B::Pow => {
                     if y < 0 {
@@ -412,7 +644,11 @@ impl Eval<'_> {
                             return zero_div(self);
                         }
                         let m = x % y;
-                        Num::Float(if m != 0.0 && ((m < 0.0) != (y < 0.0)) { m + y } else { m })
+                        Num::Float(if m != 0.0 && ((m < 0.0) != (y < 0.0)) {
+                            m + y
+                        } else {
+                            m
+                        })
                     }
                     B::Pow => Num::Float(x.powf(y)),
                     _ => match x.partial_cmp(&y) {
@@ -423,7 +659,11 @@ impl Eval<'_> {
             }
         };
         if matches!(op, B::And | B::Or | B::MatMul) {
-            let d = Diagnostic::error(Code::WrongKind, format!("`{}` needs bools or tensors, not numbers", op.symbol())).with_label(span, "");
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!("`{}` needs bools or tensors, not numbers", op.symbol()),
+            )
+            .with_label(span, "");
             return self.fail(d);
         }
         Ok(Value::Num(r))
@@ -432,9 +672,12 @@ impl Eval<'_> {
     fn matmul(&mut self, a: TVal, b: TVal, span: Span) -> Res<Value> {
         let (ta, tb) = (tval_type(&a), tval_type(&b));
         if ta.rank() == 0 || tb.rank() == 0 {
-            let d = Diagnostic::error(Code::MatmulMismatch, "matmul needs operands of rank 1 or more")
-                .with_label(span, format!("{ta} @ {tb}"))
-                .with_help("use `*` to multiply by a scalar");
+            let d = Diagnostic::error(
+                Code::MatmulMismatch,
+                "matmul needs operands of rank 1 or more",
+            )
+            .with_label(span, format!("{ta} @ {tb}"))
+            .with_help("use `*` to multiply by a scalar");
             return self.fail(d);
         }
         if ta.dtype == DType::Bool {
@@ -442,19 +685,36 @@ impl Eval<'_> {
         }
         let (sa, sb) = (&ta.shape.0, &tb.shape.0);
         let k_a = sa[sa.len() - 1];
-        let k_b = if sb.len() == 1 { sb[0] } else { sb[sb.len() - 2] };
+        let k_b = if sb.len() == 1 {
+            sb[0]
+        } else {
+            sb[sb.len() - 2]
+        };
         if let (Dim::Known(x), Dim::Known(y)) = (k_a, k_b) {
             if x != y {
-                let d = Diagnostic::error(Code::MatmulMismatch, format!("matmul of {} and {}: inner dims {x} and {y} differ", ta.shape, tb.shape))
-                    .with_label(span, "inner dims must match")
-                    .with_help("transpose one operand, e.g. `a @ transpose(b)`");
+                let d = Diagnostic::error(
+                    Code::MatmulMismatch,
+                    format!(
+                        "matmul of {} and {}: inner dims {x} and {y} differ",
+                        ta.shape, tb.shape
+                    ),
+                )
+                .with_label(span, "inner dims must match")
+                .with_help("transpose one operand, e.g. `a @ transpose(b)`");
                 return self.fail(d);
             }
         }
         let batch_a = Shape(sa[..sa.len().saturating_sub(2)].to_vec());
         let batch_b = Shape(sb[..sb.len().saturating_sub(2)].to_vec());
         let Some(batch) = infer::broadcast(&batch_a, &batch_b) else {
-            let d = Diagnostic::error(Code::MatmulMismatch, format!("matmul batch dims of {} and {} do not broadcast", ta.shape, tb.shape)).with_label(span, "");
+            let d = Diagnostic::error(
+                Code::MatmulMismatch,
+                format!(
+                    "matmul batch dims of {} and {} do not broadcast",
+                    ta.shape, tb.shape
+                ),
+            )
+            .with_label(span, "");
             return self.fail(d);
         };
         let mut dims = batch.0;
@@ -464,13 +724,26 @@ impl Eval<'_> {
         if sb.len() >= 2 {
             dims.push(sb[sb.len() - 1]);
         }
-        self.op(OpKind::MatMul, vec![a, b], TensorType::new(ta.dtype, Shape(dims)), span)
+        self.op(
+            OpKind::MatMul,
+            vec![a, b],
+            TensorType::new(ta.dtype, Shape(dims)),
+            span,
+        )
     }
 
     /// A host-only op inside a traced function: the SPEC §5 error.
     pub(crate) fn host_only_error(&mut self, what: &str, span: Span) -> Res<Value> {
-        let fname = self.frame.fn_name.clone().unwrap_or_else(|| "this function".into());
-        let traced = if fname == "lambda" { "a lambda given to `map`/`filter`".to_string() } else { format!("`{fname}`") };
+        let fname = self
+            .frame
+            .fn_name
+            .clone()
+            .unwrap_or_else(|| "this function".into());
+        let traced = if fname == "lambda" {
+            "a lambda given to `map`/`filter`".to_string()
+        } else {
+            format!("`{fname}`")
+        };
         let d = Diagnostic::error(Code::HostOnlyInTrace, format!("`{what}` needs concrete values, but {traced} is traced"))
             .with_label(span, "host-only operation in a traced function")
             .with_note("inside `map` and `filter`, a function is traced once per element signature: its tensors are symbolic and have no values yet")
@@ -479,41 +752,69 @@ impl Eval<'_> {
     }
 
     /// Calls a builtin by name.
-    pub(crate) fn call_builtin(&mut self, name: &str, pos: Pos, named: Named, span: Span) -> Res<Value> {
+    pub(crate) fn call_builtin(
+        &mut self,
+        name: &str,
+        pos: Pos,
+        named: Named,
+        span: Span,
+    ) -> Res<Value> {
         if self.tracing() && HOST_ONLY.contains(&name) {
             return self.host_only_error(&format!("{name}(...)"), span);
         }
         if let Some(op) = UnaryOp::from_name(name) {
-            let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else { return Ok(Value::Poison) };
+            let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
+                return Ok(Value::Poison);
+            };
             let (v, s) = a[0].clone().expect("required");
-            let Some(t) = self.tensor_of(v, s)? else { return Ok(Value::Poison) };
+            let Some(t) = self.tensor_of(v, s)? else {
+                return Ok(Value::Poison);
+            };
             return self.apply_unary(op, t, span);
         }
         if let Some(op) = ReduceOp::from_name(name) {
-            let Some(a) = self.bind_args(name, &["x", "axis", "keepdims"], 1, pos, named, span)? else { return Ok(Value::Poison) };
+            let Some(a) = self.bind_args(name, &["x", "axis", "keepdims"], 1, pos, named, span)?
+            else {
+                return Ok(Value::Poison);
+            };
             return self.reduce(op, a, span);
         }
         match name {
             "logical_not" => {
-                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
                 let (v, s) = a[0].clone().expect("required");
-                let Some(t) = self.tensor_of(v, s)? else { return Ok(Value::Poison) };
+                let Some(t) = self.tensor_of(v, s)? else {
+                    return Ok(Value::Poison);
+                };
                 self.apply_unary(UnaryOp::Not, t, span)
             }
             "cast" => {
-                let Some(a) = self.bind_args(name, &["x", "dtype"], 2, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["x", "dtype"], 2, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
                 let (v, s) = a[0].clone().expect("required");
-                let Some(dt) = self.dtype_arg(a[1].clone().expect("required"))? else { return Ok(Value::Poison) };
+                let Some(dt) = self.dtype_arg(a[1].clone().expect("required"))? else {
+                    return Ok(Value::Poison);
+                };
                 let t = match &v {
                     Value::Num(_) | Value::Bool(_) => self.weak_cast(&v, dt, s)?,
                     _ => self.tensor_of(v, s)?,
                 };
                 let Some(t) = t else { return Ok(Value::Poison) };
                 let ty = tval_type(&t);
-                self.op(OpKind::Cast(dt), vec![t], TensorType::new(dt, ty.shape), span)
+                self.op(
+                    OpKind::Cast(dt),
+                    vec![t],
+                    TensorType::new(dt, ty.shape),
+                    span,
+                )
             }
             "maximum" | "minimum" | "pow" => {
-                let Some(a) = self.bind_args(name, &["x", "y"], 2, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["x", "y"], 2, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
                 let (x, xs) = a[0].clone().expect("required");
                 let (y, ys) = a[1].clone().expect("required");
                 let op = match name {
@@ -521,65 +822,118 @@ impl Eval<'_> {
                     "minimum" => BinaryOp::Minimum,
                     _ => BinaryOp::Pow,
                 };
-                let Some((x, y)) = self.unify(x, y, xs, ys, name)? else { return Ok(Value::Poison) };
+                let Some((x, y)) = self.unify(x, y, xs, ys, name)? else {
+                    return Ok(Value::Poison);
+                };
                 self.apply_binary(op, x, y, span, span, xs, ys)
             }
             "matmul" => {
-                let Some(a) = self.bind_args(name, &["a", "b"], 2, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["a", "b"], 2, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
                 let (x, xs) = a[0].clone().expect("required");
                 let (y, ys) = a[1].clone().expect("required");
-                let Some((x, y)) = self.unify(x, y, xs, ys, "matmul")? else { return Ok(Value::Poison) };
+                let Some((x, y)) = self.unify(x, y, xs, ys, "matmul")? else {
+                    return Ok(Value::Poison);
+                };
                 self.matmul(x, y, span)
             }
             "where" => {
-                let Some(a) = self.bind_args(name, &["cond", "x", "y"], 3, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["cond", "x", "y"], 3, pos, named, span)?
+                else {
+                    return Ok(Value::Poison);
+                };
                 let (c, cs) = a[0].clone().expect("required");
                 let (x, xs) = a[1].clone().expect("required");
                 let (y, ys) = a[2].clone().expect("required");
-                let Some(c) = self.tensor_of(c, cs)? else { return Ok(Value::Poison) };
+                let Some(c) = self.tensor_of(c, cs)? else {
+                    return Ok(Value::Poison);
+                };
                 let ct = tval_type(&c);
                 if ct.dtype != DType::Bool {
-                    let d = Diagnostic::error(Code::DtypeMismatch, format!("the condition of `where` must be bool, found {}", ct.dtype))
-                        .with_label(cs, format!("{} here", ct.dtype))
-                        .with_help("compare first, e.g. `where(x > 0, a, b)`");
+                    let d = Diagnostic::error(
+                        Code::DtypeMismatch,
+                        format!("the condition of `where` must be bool, found {}", ct.dtype),
+                    )
+                    .with_label(cs, format!("{} here", ct.dtype))
+                    .with_help("compare first, e.g. `where(x > 0, a, b)`");
                     return self.fail(d);
                 }
-                let Some((x, y)) = self.unify(x, y, xs, ys, "where")? else { return Ok(Value::Poison) };
+                let Some((x, y)) = self.unify(x, y, xs, ys, "where")? else {
+                    return Ok(Value::Poison);
+                };
                 let (tx, ty) = (tval_type(&x), tval_type(&y));
-                let shape = infer::broadcast(&ct.shape, &tx.shape).and_then(|s| infer::broadcast(&s, &ty.shape));
+                let shape = infer::broadcast(&ct.shape, &tx.shape)
+                    .and_then(|s| infer::broadcast(&s, &ty.shape));
                 let Some(shape) = shape else {
-                    let d = Diagnostic::error(Code::BroadcastMismatch, format!("`where` operands {}, {} and {} do not broadcast", ct.shape, tx.shape, ty.shape))
-                        .with_label(span, "");
+                    let d = Diagnostic::error(
+                        Code::BroadcastMismatch,
+                        format!(
+                            "`where` operands {}, {} and {} do not broadcast",
+                            ct.shape, tx.shape, ty.shape
+                        ),
+                    )
+                    .with_label(span, "");
                     return self.fail(d);
                 };
-                self.op(OpKind::Select, vec![c, x, y], TensorType::new(tx.dtype, shape), span)
+                self.op(
+                    OpKind::Select,
+                    vec![c, x, y],
+                    TensorType::new(tx.dtype, shape),
+                    span,
+                )
             }
             "clip" => {
-                let Some(a) = self.bind_args(name, &["x", "lo", "hi"], 3, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["x", "lo", "hi"], 3, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
                 let (x, xs) = a[0].clone().expect("required");
                 let (lo, ls) = a[1].clone().expect("required");
                 let (hi, hs) = a[2].clone().expect("required");
-                let Some((x, lo)) = self.unify(x, lo, xs, ls, "clip")? else { return Ok(Value::Poison) };
-                let Some((x, hi)) = self.unify(Value::Tensor(x), hi, xs, hs, "clip")? else { return Ok(Value::Poison) };
+                let Some((x, lo)) = self.unify(x, lo, xs, ls, "clip")? else {
+                    return Ok(Value::Poison);
+                };
+                let Some((x, hi)) = self.unify(Value::Tensor(x), hi, xs, hs, "clip")? else {
+                    return Ok(Value::Poison);
+                };
                 let (tx, tl, th) = (tval_type(&x), tval_type(&lo), tval_type(&hi));
-                let Some(shape) = infer::broadcast(&tx.shape, &tl.shape).and_then(|s| infer::broadcast(&s, &th.shape)) else {
-                    let d = Diagnostic::error(Code::BroadcastMismatch, "`clip` operands do not broadcast").with_label(span, "");
+                let Some(shape) = infer::broadcast(&tx.shape, &tl.shape)
+                    .and_then(|s| infer::broadcast(&s, &th.shape))
+                else {
+                    let d = Diagnostic::error(
+                        Code::BroadcastMismatch,
+                        "`clip` operands do not broadcast",
+                    )
+                    .with_label(span, "");
                     return self.fail(d);
                 };
-                self.op(OpKind::Clip, vec![x, lo, hi], TensorType::new(tx.dtype, shape), span)
+                self.op(
+                    OpKind::Clip,
+                    vec![x, lo, hi],
+                    TensorType::new(tx.dtype, shape),
+                    span,
+                )
             }
             "len" => {
-                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else { return Ok(Value::Poison) };
+                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
                 let (v, s) = a[0].clone().expect("required");
                 match v {
-                    Value::Tuple(vs) | Value::List(vs) => Ok(Value::Num(Num::Int(vs.len() as i128))),
+                    Value::Tuple(vs) | Value::List(vs) => {
+                        Ok(Value::Num(Num::Int(vs.len() as i128)))
+                    }
                     Value::Str(st) => Ok(Value::Num(Num::Int(st.chars().count() as i128))),
                     other => {
-                        let Some(t) = self.tensor_of(other, s)? else { return Ok(Value::Poison) };
+                        let Some(t) = self.tensor_of(other, s)? else {
+                            return Ok(Value::Poison);
+                        };
                         let ty = tval_type(&t);
                         match ty.shape.0.first() {
                             None => {
-                                let d = Diagnostic::error(Code::WrongKind, "`len` of a scalar").with_label(s, "rank 0").with_help("`len` counts the first dim");
+                                let d = Diagnostic::error(Code::WrongKind, "`len` of a scalar")
+                                    .with_label(s, "rank 0")
+                                    .with_help("`len` counts the first dim");
                                 self.fail(d)
                             }
                             Some(Dim::Known(n)) => Ok(Value::Num(Num::Int(*n as i128))),
@@ -598,7 +952,11 @@ impl Eval<'_> {
             Value::Num(Num::Int(i)) => match i64::try_from(*i) {
                 Ok(x) => Tensor::scalar(x),
                 Err(_) => {
-                    let d = Diagnostic::error(Code::IntegerTooLarge, "this integer does not fit in 64 bits").with_label(span, "");
+                    let d = Diagnostic::error(
+                        Code::IntegerTooLarge,
+                        "this integer does not fit in 64 bits",
+                    )
+                    .with_label(span, "");
                     self.fail(d)?;
                     return Ok(None);
                 }
@@ -618,9 +976,14 @@ impl Eval<'_> {
             Value::Str(st) if DType::from_name(&st).is_some() => Ok(DType::from_name(&st)),
             Value::Poison => Ok(None),
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("expected a dtype, found {}", other.kind_name()))
-                    .with_label(s, "not a dtype")
-                    .with_help("dtypes are bool, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("expected a dtype, found {}", other.kind_name()),
+                )
+                .with_label(s, "not a dtype")
+                .with_help(
+                    "dtypes are bool, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64",
+                );
                 self.fail(d)?;
                 Ok(None)
             }
@@ -628,30 +991,47 @@ impl Eval<'_> {
     }
 
     /// Axis arguments: an int or a list/tuple of ints, normalized against `rank`.
-    pub(crate) fn axes_arg(&mut self, v: Option<(Value, Span)>, rank: usize) -> Res<Option<Vec<usize>>> {
-        let Some((v, s)) = v else { return Ok(Some((0..rank).collect())) };
+    pub(crate) fn axes_arg(
+        &mut self,
+        v: Option<(Value, Span)>,
+        rank: usize,
+    ) -> Res<Option<Vec<usize>>> {
+        let Some((v, s)) = v else {
+            return Ok(Some((0..rank).collect()));
+        };
         let raw: Vec<Value> = match v {
             Value::Tuple(vs) | Value::List(vs) => vs,
             Value::Tensor(TVal::Concrete(t)) if t.rank() == 1 && t.dtype().is_int() => {
                 let t = kernels::cast(&t, DType::I64);
-                t.as_array::<i64>().map(|a| a.iter().map(|&i| Value::Num(Num::Int(i as i128))).collect()).unwrap_or_default()
+                t.as_array::<i64>()
+                    .map(|a| a.iter().map(|&i| Value::Num(Num::Int(i as i128))).collect())
+                    .unwrap_or_default()
             }
             other => vec![other],
         };
         let mut axes = Vec::new();
         for v in raw {
-            let Some(i) = self.int_value(v, s, "an axis")? else { return Ok(None) };
+            let Some(i) = self.int_value(v, s, "an axis")? else {
+                return Ok(None);
+            };
             match infer::norm_axis(i, rank) {
                 Some(a) if !axes.contains(&a) => axes.push(a),
                 Some(_) => {
-                    let d = Diagnostic::error(Code::BadAxis, format!("axis {i} is repeated")).with_label(s, "");
+                    let d = Diagnostic::error(Code::BadAxis, format!("axis {i} is repeated"))
+                        .with_label(s, "");
                     self.fail(d)?;
                     return Ok(None);
                 }
                 None => {
-                    let d = Diagnostic::error(Code::BadAxis, format!("axis {i} is out of range for a tensor of rank {rank}"))
-                        .with_label(s, format!("valid axes are {} to {}", -(rank as i64), rank as i64 - 1))
-                        .with_help("negative axes count from the end: -1 is the last");
+                    let d = Diagnostic::error(
+                        Code::BadAxis,
+                        format!("axis {i} is out of range for a tensor of rank {rank}"),
+                    )
+                    .with_label(
+                        s,
+                        format!("valid axes are {} to {}", -(rank as i64), rank as i64 - 1),
+                    )
+                    .with_help("negative axes count from the end: -1 is the last");
                     self.fail(d)?;
                     return Ok(None);
                 }
@@ -662,13 +1042,21 @@ impl Eval<'_> {
     }
 
     /// A bool argument known at trace time.
-    pub(crate) fn bool_arg(&mut self, v: Option<(Value, Span)>, default: bool) -> Res<Option<bool>> {
+    pub(crate) fn bool_arg(
+        &mut self,
+        v: Option<(Value, Span)>,
+        default: bool,
+    ) -> Res<Option<bool>> {
         match v {
             None => Ok(Some(default)),
             Some((Value::Bool(b), _)) => Ok(Some(b)),
             Some((Value::Poison, _)) => Ok(None),
             Some((other, s)) => {
-                let d = Diagnostic::error(Code::WrongKind, format!("expected `true` or `false`, found {}", other.kind_name())).with_label(s, "not a bool");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("expected `true` or `false`, found {}", other.kind_name()),
+                )
+                .with_label(s, "not a bool");
                 self.fail(d)?;
                 Ok(None)
             }
@@ -677,26 +1065,47 @@ impl Eval<'_> {
 
     fn reduce(&mut self, op: ReduceOp, a: Vec<Option<(Value, Span)>>, span: Span) -> Res<Value> {
         let (v, s) = a[0].clone().expect("required");
-        let Some(t) = self.tensor_of(v, s)? else { return Ok(Value::Poison) };
+        let Some(t) = self.tensor_of(v, s)? else {
+            return Ok(Value::Poison);
+        };
         let ty = tval_type(&t);
         let out_dtype = match op.result_dtype(ty.dtype) {
             Ok(d) => d,
             Err(e) => return self.dtype_rule_error(op.name(), ty.dtype, e, span),
         };
-        let Some(axes) = self.axes_arg(a[1].clone(), ty.rank())? else { return Ok(Value::Poison) };
-        let Some(keepdims) = self.bool_arg(a[2].clone(), false)? else { return Ok(Value::Poison) };
+        let Some(axes) = self.axes_arg(a[1].clone(), ty.rank())? else {
+            return Ok(Value::Poison);
+        };
+        let Some(keepdims) = self.bool_arg(a[2].clone(), false)? else {
+            return Ok(Value::Poison);
+        };
         if matches!(op, ReduceOp::ArgMax | ReduceOp::ArgMin) && axes.len() != 1 && ty.rank() != 1 {
-            let d = Diagnostic::error(Code::BadAxis, format!("`{}` needs exactly one axis", op.name()))
-                .with_label(span, "")
-                .with_help(format!("`{}(x, axis: -1)`", op.name()));
+            let d = Diagnostic::error(
+                Code::BadAxis,
+                format!("`{}` needs exactly one axis", op.name()),
+            )
+            .with_label(span, "")
+            .with_help(format!("`{}(x, axis: -1)`", op.name()));
             return self.fail(d);
         }
         let shape = infer::reduce(&ty.shape, &axes, keepdims);
-        self.op(OpKind::Reduce { op, axes, keepdims }, vec![t], TensorType::new(out_dtype, shape), span)
+        self.op(
+            OpKind::Reduce { op, axes, keepdims },
+            vec![t],
+            TensorType::new(out_dtype, shape),
+            span,
+        )
     }
 
     /// A method call: dataset transformations, or a builtin with the receiver first.
-    pub(crate) fn method(&mut self, r: Value, rspan: Span, name: &ast::Ident, args: &[ast::Arg], span: Span) -> Res<Value> {
+    pub(crate) fn method(
+        &mut self,
+        r: Value,
+        rspan: Span,
+        name: &ast::Ident,
+        args: &[ast::Arg],
+        span: Span,
+    ) -> Res<Value> {
         if let Value::Dataset(ds) = r {
             let (pos, named) = self.eval_args(args)?;
             return self.dataset_method(ds, name, pos, named, span);
@@ -713,9 +1122,23 @@ impl Eval<'_> {
         if name.name == "numpy" && args.is_empty() {
             return Ok(r);
         }
-        if !is_builtin(&name.name) || matches!(name.name.as_str(), "range" | "from_tensor_slices" | "from_tensors" | "read_npy" | "read_npz" | "read_csv" | "py_function") {
-            let d = Diagnostic::error(Code::UnknownName, format!("{} has no method `{}`", r.kind_name(), name.name))
-                .with_label(name.span, "unknown method");
+        if !is_builtin(&name.name)
+            || matches!(
+                name.name.as_str(),
+                "range"
+                    | "from_tensor_slices"
+                    | "from_tensors"
+                    | "read_npy"
+                    | "read_npz"
+                    | "read_csv"
+                    | "py_function"
+            )
+        {
+            let d = Diagnostic::error(
+                Code::UnknownName,
+                format!("{} has no method `{}`", r.kind_name(), name.name),
+            )
+            .with_label(name.span, "unknown method");
             let d = match did_you_mean(&name.name, BUILTINS.iter().copied()) {
                 Some(s) => d.with_help(format!("did you mean `.{s}(...)`?")),
                 None => d,
@@ -728,25 +1151,40 @@ impl Eval<'_> {
     }
 
     /// `base[...]`: tuple/list element access, or tensor indexing and slicing.
-    pub(crate) fn index(&mut self, b: Value, bspan: Span, indices: &[ast::IndexItem], span: Span) -> Res<Value> {
+    pub(crate) fn index(
+        &mut self,
+        b: Value,
+        bspan: Span,
+        indices: &[ast::IndexItem],
+        span: Span,
+    ) -> Res<Value> {
         match b {
             Value::Poison => Ok(Value::Poison),
             Value::Tuple(vs) | Value::List(vs) => {
                 let [ast::IndexItem::Expr(e)] = indices else {
-                    let d = Diagnostic::error(Code::WrongKind, "a tuple takes one integer index").with_label(span, "");
+                    let d = Diagnostic::error(Code::WrongKind, "a tuple takes one integer index")
+                        .with_label(span, "");
                     return self.fail(d);
                 };
-                let Some(i) = self.int_arg(e, "a tuple index")? else { return Ok(Value::Poison) };
+                let Some(i) = self.int_arg(e, "a tuple index")? else {
+                    return Ok(Value::Poison);
+                };
                 let n = vs.len() as i64;
                 let j = if i < 0 { i + n } else { i };
                 if !(0..n).contains(&j) {
-                    let d = Diagnostic::error(Code::IndexOutOfRange, format!("index {i} is out of range for a tuple of {n}")).with_label(e.span, "");
+                    let d = Diagnostic::error(
+                        Code::IndexOutOfRange,
+                        format!("index {i} is out of range for a tuple of {n}"),
+                    )
+                    .with_label(e.span, "");
                     return self.fail(d);
                 }
                 Ok(vs[j as usize].clone())
             }
             other => {
-                let Some(t) = self.tensor_of(other, bspan)? else { return Ok(Value::Poison) };
+                let Some(t) = self.tensor_of(other, bspan)? else {
+                    return Ok(Value::Poison);
+                };
                 self.tensor_index(t, indices, span)
             }
         }
@@ -774,14 +1212,29 @@ impl Eval<'_> {
                 }
             }
         }
-        let n_explicit = indices.iter().filter(|i| !matches!(i, ast::IndexItem::Ellipsis(_))).count();
-        if indices.iter().filter(|i| matches!(i, ast::IndexItem::Ellipsis(_))).count() > 1 {
-            let d = Diagnostic::error(Code::WrongKind, "an index can have only one `...`").with_label(span, "");
+        let n_explicit = indices
+            .iter()
+            .filter(|i| !matches!(i, ast::IndexItem::Ellipsis(_)))
+            .count();
+        if indices
+            .iter()
+            .filter(|i| matches!(i, ast::IndexItem::Ellipsis(_)))
+            .count()
+            > 1
+        {
+            let d = Diagnostic::error(Code::WrongKind, "an index can have only one `...`")
+                .with_label(span, "");
             return self.fail(d);
         }
         if n_explicit > ty.rank() {
-            let d = Diagnostic::error(Code::IndexOutOfRange, format!("too many indices ({n_explicit}) for a tensor of rank {}", ty.rank()))
-                .with_label(span, format!("shape {}", ty.shape));
+            let d = Diagnostic::error(
+                Code::IndexOutOfRange,
+                format!(
+                    "too many indices ({n_explicit}) for a tensor of rank {}",
+                    ty.rank()
+                ),
+            )
+            .with_label(span, format!("shape {}", ty.shape));
             return self.fail(d);
         }
         let mut items = Vec::new();
@@ -792,7 +1245,11 @@ impl Eval<'_> {
                 ast::IndexItem::Ellipsis(_) => {
                     let fill = ty.rank() - n_explicit;
                     for _ in 0..fill {
-                        items.push(SliceItem::Range { start: None, stop: None, step: 1 });
+                        items.push(SliceItem::Range {
+                            start: None,
+                            stop: None,
+                            step: 1,
+                        });
                         dims.push(ty.shape.0[axis]);
                         axis += 1;
                     }
@@ -805,7 +1262,9 @@ impl Eval<'_> {
                             .with_help("use `one_hot` and a reduction, or `where`, or move this into an `eager fn`");
                         return self.fail(d);
                     }
-                    let Some(i) = self.int_value(v, e.span, "an index")? else { return Ok(Value::Poison) };
+                    let Some(i) = self.int_value(v, e.span, "an index")? else {
+                        return Ok(Value::Poison);
+                    };
                     if let Dim::Known(n) = ty.shape.0[axis] {
                         if i >= n as i64 || i < -(n as i64) {
                             let d = Diagnostic::error(Code::IndexOutOfRange, format!("index {i} is out of range for axis {axis} of size {n}"))
@@ -817,30 +1276,57 @@ impl Eval<'_> {
                     items.push(SliceItem::Index(i));
                     axis += 1;
                 }
-                ast::IndexItem::Slice { start, stop, step, span: sspan } => {
-                    let Ok(a) = self.opt_int(start)? else { return Ok(Value::Poison) };
-                    let Ok(b) = self.opt_int(stop)? else { return Ok(Value::Poison) };
-                    let Ok(c) = self.opt_int(step)? else { return Ok(Value::Poison) };
+                ast::IndexItem::Slice {
+                    start,
+                    stop,
+                    step,
+                    span: sspan,
+                } => {
+                    let Ok(a) = self.opt_int(start)? else {
+                        return Ok(Value::Poison);
+                    };
+                    let Ok(b) = self.opt_int(stop)? else {
+                        return Ok(Value::Poison);
+                    };
+                    let Ok(c) = self.opt_int(step)? else {
+                        return Ok(Value::Poison);
+                    };
                     let step = c.unwrap_or(1);
                     if step == 0 {
-                        let d = Diagnostic::error(Code::ZeroSliceStep, "slice step cannot be zero").with_label(*sspan, "step 0").with_help("use a step of 1 or more (or negative to go backwards)");
+                        let d = Diagnostic::error(Code::ZeroSliceStep, "slice step cannot be zero")
+                            .with_label(*sspan, "step 0")
+                            .with_help("use a step of 1 or more (or negative to go backwards)");
                         return self.fail(d);
                     }
                     dims.push(match ty.shape.0[axis] {
                         Dim::Known(n) => Dim::Known(slice_len(n, a, b, step)),
                         Dim::Unknown => Dim::Unknown,
                     });
-                    items.push(SliceItem::Range { start: a, stop: b, step });
+                    items.push(SliceItem::Range {
+                        start: a,
+                        stop: b,
+                        step,
+                    });
                     axis += 1;
                 }
             }
         }
         dims.extend_from_slice(&ty.shape.0[axis..]);
-        self.op(OpKind::Slice(items), vec![t], TensorType::new(ty.dtype, Shape(dims)), span)
+        self.op(
+            OpKind::Slice(items),
+            vec![t],
+            TensorType::new(ty.dtype, Shape(dims)),
+            span,
+        )
     }
 
     /// Runs a host-only kernel on concrete operands (eager code and top level only).
-    pub(crate) fn host_op(&mut self, k: impl FnOnce(&[Tensor]) -> Result<Tensor, kernels::KernelError>, inputs: Vec<TVal>, span: Span) -> Res<Value> {
+    pub(crate) fn host_op(
+        &mut self,
+        k: impl FnOnce(&[Tensor]) -> Result<Tensor, kernels::KernelError>,
+        inputs: Vec<TVal>,
+        span: Span,
+    ) -> Res<Value> {
         let mut ts = Vec::new();
         for t in inputs {
             match t {
@@ -863,9 +1349,14 @@ impl Eval<'_> {
             Value::Func(f) => Ok(Some(f)),
             Value::Poison => Ok(None),
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("`{what}` needs a function, found {}", other.kind_name()))
-                    .with_label(s, "not a function")
-                    .with_help(format!("pass a function name or a lambda: `.{what}(|x| ...)`"));
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("`{what}` needs a function, found {}", other.kind_name()),
+                )
+                .with_label(s, "not a function")
+                .with_help(format!(
+                    "pass a function name or a lambda: `.{what}(|x| ...)`"
+                ));
                 self.fail(d)?;
                 Ok(None)
             }
@@ -919,11 +1410,19 @@ pub(crate) fn slice_len(n: usize, start: Option<i64>, stop: Option<i64>, step: i
     if step > 0 {
         let a = start.map_or(0, |v| clamp(norm(v), 0, n));
         let b = stop.map_or(n, |v| clamp(norm(v), 0, n));
-        if b > a { ((b - a + step - 1) / step) as usize } else { 0 }
+        if b > a {
+            ((b - a + step - 1) / step) as usize
+        } else {
+            0
+        }
     } else {
         let a = start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1));
         let b = stop.map_or(-1, |v| clamp(norm(v), -1, n - 1));
-        if a > b { ((a - b + (-step) - 1) / (-step)) as usize } else { 0 }
+        if a > b {
+            ((a - b + (-step) - 1) / (-step)) as usize
+        } else {
+            0
+        }
     }
 }
 

@@ -1,8 +1,8 @@
 //! Dataset values during tracing, and their conversion to the IR's pipeline graph.
 
+use petgraph::stable_graph::StableDiGraph;
 use pipec_diag::Span;
 use pipec_ir::{DsKind, DsNode, DsNodeId, ElemType, Pipeline};
-use petgraph::stable_graph::StableDiGraph;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -24,15 +24,28 @@ pub fn to_pipeline(name: &str, span: Span, root: &Arc<DsExpr>) -> Pipeline {
     let mut graph = StableDiGraph::new();
     let mut ids: HashMap<*const DsExpr, DsNodeId> = HashMap::new();
     let output = add(&mut graph, &mut ids, root);
-    Pipeline { name: name.to_string(), span, graph, output }
+    Pipeline {
+        name: name.to_string(),
+        span,
+        graph,
+        output,
+    }
 }
 
-fn add(graph: &mut StableDiGraph<DsNode, u32>, ids: &mut HashMap<*const DsExpr, DsNodeId>, ds: &Arc<DsExpr>) -> DsNodeId {
+fn add(
+    graph: &mut StableDiGraph<DsNode, u32>,
+    ids: &mut HashMap<*const DsExpr, DsNodeId>,
+    ds: &Arc<DsExpr>,
+) -> DsNodeId {
     if let Some(&id) = ids.get(&Arc::as_ptr(ds)) {
         return id;
     }
     let inputs: Vec<DsNodeId> = ds.inputs.iter().map(|i| add(graph, ids, i)).collect();
-    let id = graph.add_node(DsNode { kind: ds.kind.clone(), elem: ds.elem.clone(), span: ds.span });
+    let id = graph.add_node(DsNode {
+        kind: ds.kind.clone(),
+        elem: ds.elem.clone(),
+        span: ds.span,
+    });
     for (pos, input) in inputs.into_iter().enumerate() {
         graph.add_edge(input, id, pos as u32);
     }
@@ -42,15 +55,28 @@ fn add(graph: &mut StableDiGraph<DsNode, u32>, ids: &mut HashMap<*const DsExpr, 
 
 use crate::eval::{Eval, Res};
 use crate::value::Value;
-use pipec_diag::{did_you_mean, Code, Diagnostic};
+use pipec_diag::{Code, Diagnostic, did_you_mean};
 use pipec_ir::{Dim, Parallelism, Shape, TensorType};
 use pipec_syntax::ast;
 use pipec_tensor::{DType, Scalar};
 
 /// The dataset transformations, for "did you mean".
 const METHODS: &[&str] = &[
-    "map", "filter", "batch", "padded_batch", "unbatch", "shuffle", "repeat", "take", "skip", "zip", "concatenate",
-    "enumerate", "shard", "prefetch", "cache",
+    "map",
+    "filter",
+    "batch",
+    "padded_batch",
+    "unbatch",
+    "shuffle",
+    "repeat",
+    "take",
+    "skip",
+    "zip",
+    "concatenate",
+    "enumerate",
+    "shard",
+    "prefetch",
+    "cache",
 ];
 
 impl Eval<'_> {
@@ -65,7 +91,10 @@ impl Eval<'_> {
     ) -> Res<Value> {
         let m = name.name.as_str();
         // The node is the `.name(...)` call, not the whole chain before it.
-        let span = Span { start: name.span.start, end: span.end };
+        let span = Span {
+            start: name.span.start,
+            end: span.end,
+        };
         macro_rules! bind {
             ($params:expr, $req:expr) => {
                 match self.bind_ds_args(m, $params, $req, pos, named, span)? {
@@ -83,7 +112,12 @@ impl Eval<'_> {
             };
         }
         let node = |kind: DsKind, inputs: Vec<Arc<DsExpr>>, elem: ElemType| {
-            Ok(Value::Dataset(Arc::new(DsExpr { kind, inputs, elem, span })))
+            Ok(Value::Dataset(Arc::new(DsExpr {
+                kind,
+                inputs,
+                elem,
+                span,
+            })))
         };
         match m {
             "map" => {
@@ -95,29 +129,52 @@ impl Eval<'_> {
                         -1 => Parallelism::Autotune,
                         n if n >= 1 => Parallelism::Fixed(n as usize),
                         n => {
-                            let d = Diagnostic::error(Code::BadDatasetArgument, format!("num_parallel_calls must be at least 1, found {n}"))
-                                .with_label(s, "").with_help("use a positive number or AUTOTUNE");
+                            let d = Diagnostic::error(
+                                Code::BadDatasetArgument,
+                                format!("num_parallel_calls must be at least 1, found {n}"),
+                            )
+                            .with_label(s, "")
+                            .with_help("use a positive number or AUTOTUNE");
                             return self.fail(d);
                         }
                     },
                 };
                 let deterministic = some!(self.bool_arg(a[2].clone(), true)?);
-                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "map") else { return Ok(Value::Poison) };
-                node(DsKind::Map { func, parallelism, deterministic }, vec![ds], out)
+                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "map") else {
+                    return Ok(Value::Poison);
+                };
+                node(
+                    DsKind::Map {
+                        func,
+                        parallelism,
+                        deterministic,
+                    },
+                    vec![ds],
+                    out,
+                )
             }
             "filter" => {
                 let a = bind!(&["predicate"], 1);
                 let (fv, fs) = a[0].clone().expect("required");
                 let f = some!(self.func_arg((fv, fs), "filter")?);
-                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "filter") else { return Ok(Value::Poison) };
+                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "filter") else {
+                    return Ok(Value::Poison);
+                };
                 if out != ElemType::Tensor(TensorType::scalar(DType::Bool)) {
-                    let d = Diagnostic::error(Code::PredicateNotBool, format!("a filter predicate must return bool[], but this one returns {out}"))
-                        .with_label(fs, format!("returns {out}"))
-                        .with_help(if matches!(&out, ElemType::Tensor(t) if t.dtype == DType::Bool) {
+                    let d = Diagnostic::error(
+                        Code::PredicateNotBool,
+                        format!(
+                            "a filter predicate must return bool[], but this one returns {out}"
+                        ),
+                    )
+                    .with_label(fs, format!("returns {out}"))
+                    .with_help(
+                        if matches!(&out, ElemType::Tensor(t) if t.dtype == DType::Bool) {
                             "reduce it to one bool with `all(...)` or `any(...)`".to_string()
                         } else {
                             "compare to get a bool, e.g. `|x| x > 0`".to_string()
-                        });
+                        },
+                    );
                     return self.fail(d);
                 }
                 let elem = ds.elem.clone();
@@ -127,12 +184,33 @@ impl Eval<'_> {
                 let a = bind!(&["batch_size", "drop_remainder"], 1);
                 let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
                 let drop_remainder = some!(self.bool_arg(a[1].clone(), false)?);
-                let dim = if drop_remainder { Dim::Known(size) } else { Dim::Unknown };
-                let elem = ds.elem.map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(dim)));
-                node(DsKind::Batch { size, drop_remainder }, vec![ds], elem)
+                let dim = if drop_remainder {
+                    Dim::Known(size)
+                } else {
+                    Dim::Unknown
+                };
+                let elem = ds
+                    .elem
+                    .map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(dim)));
+                node(
+                    DsKind::Batch {
+                        size,
+                        drop_remainder,
+                    },
+                    vec![ds],
+                    elem,
+                )
             }
             "padded_batch" => {
-                let a = bind!(&["batch_size", "padded_shapes", "padding_value", "drop_remainder"], 1);
+                let a = bind!(
+                    &[
+                        "batch_size",
+                        "padded_shapes",
+                        "padding_value",
+                        "drop_remainder"
+                    ],
+                    1
+                );
                 let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
                 let drop_remainder = some!(self.bool_arg(a[3].clone(), false)?);
                 let leaves: Vec<TensorType> = ds.elem.leaves().into_iter().cloned().collect();
@@ -144,7 +222,15 @@ impl Eval<'_> {
                             _ => vec![v.clone()],
                         };
                         if per_leaf.len() != leaves.len() {
-                            let d = Diagnostic::error(Code::BadDatasetArgument, format!("padded_shapes has {} entries, the elements have {} components", per_leaf.len(), leaves.len())).with_label(s, "");
+                            let d = Diagnostic::error(
+                                Code::BadDatasetArgument,
+                                format!(
+                                    "padded_shapes has {} entries, the elements have {} components",
+                                    per_leaf.len(),
+                                    leaves.len()
+                                ),
+                            )
+                            .with_label(s, "");
                             return self.fail(d);
                         }
                         let mut out = Vec::new();
@@ -162,13 +248,23 @@ impl Eval<'_> {
                                     }
                                 }
                             }
-                            out.push(Some(dims.iter().map(|&d| (d >= 0).then_some(d as usize)).collect()));
+                            out.push(Some(
+                                dims.iter()
+                                    .map(|&d| (d >= 0).then_some(d as usize))
+                                    .collect(),
+                            ));
                         }
                         out
                     }
                 };
                 let padding_values: Vec<Scalar> = match a[2].clone() {
-                    None => leaves.iter().map(|l| pipec_tensor::kernels::scalar_from_i128(0, l.dtype).unwrap_or(Scalar::Bool(false))).collect(),
+                    None => leaves
+                        .iter()
+                        .map(|l| {
+                            pipec_tensor::kernels::scalar_from_i128(0, l.dtype)
+                                .unwrap_or(Scalar::Bool(false))
+                        })
+                        .collect(),
                     Some((v, s)) => {
                         let per_leaf: Vec<Value> = match (&v, leaves.len()) {
                             (Value::Tuple(vs), n) if n > 1 => vs.clone(),
@@ -178,31 +274,57 @@ impl Eval<'_> {
                         for (v, leaf) in per_leaf.iter().zip(&leaves) {
                             let t = some!(self.weak_scalar(v, leaf.dtype, s)?);
                             match t {
-                                crate::value::TVal::Concrete(t) => out.push(t.get_flat(0).expect("scalar")),
+                                crate::value::TVal::Concrete(t) => {
+                                    out.push(t.get_flat(0).expect("scalar"))
+                                }
                                 _ => return Ok(Value::Poison),
                             }
                         }
                         out
                     }
                 };
-                let dim0 = if drop_remainder { Dim::Known(size) } else { Dim::Unknown };
+                let dim0 = if drop_remainder {
+                    Dim::Known(size)
+                } else {
+                    Dim::Unknown
+                };
                 let mut it = leaves.iter().zip(&padded_shapes).map(|(leaf, ps)| {
                     let dims: Vec<Dim> = match ps {
-                        Some(ds) => ds.iter().map(|d| d.map_or(Dim::Unknown, Dim::Known)).collect(),
+                        Some(ds) => ds
+                            .iter()
+                            .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                            .collect(),
                         None => leaf.shape.0.iter().map(|_| Dim::Unknown).collect(),
                     };
                     TensorType::new(leaf.dtype, Shape(dims).prepend(dim0))
                 });
                 let elem = ds.elem.rebuild(&mut it);
-                node(DsKind::PaddedBatch { size, padded_shapes, padding_values, drop_remainder }, vec![ds], elem)
+                node(
+                    DsKind::PaddedBatch {
+                        size,
+                        padded_shapes,
+                        padding_values,
+                        drop_remainder,
+                    },
+                    vec![ds],
+                    elem,
+                )
             }
             "unbatch" => {
                 let _ = bind!(&[], 0);
                 if let Some(l) = ds.elem.leaves().into_iter().find(|l| l.rank() == 0) {
-                    let d = Diagnostic::error(Code::BadDatasetArgument, format!("`unbatch` needs every component to have rank 1 or more, found {l}")).with_label(span, "");
+                    let d = Diagnostic::error(
+                        Code::BadDatasetArgument,
+                        format!(
+                            "`unbatch` needs every component to have rank 1 or more, found {l}"
+                        ),
+                    )
+                    .with_label(span, "");
                     return self.fail(d);
                 }
-                let elem = ds.elem.map_leaves(&mut |t| TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec())));
+                let elem = ds
+                    .elem
+                    .map_leaves(&mut |t| TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec())));
                 node(DsKind::Unbatch, vec![ds], elem)
             }
             "shuffle" => {
@@ -235,12 +357,22 @@ impl Eval<'_> {
                 let (v, s) = a[0].clone().expect("required");
                 let n = some!(self.int_value(v, s, "the count")?);
                 let elem = ds.elem.clone();
-                node(if m == "take" { DsKind::Take(n) } else { DsKind::Skip(n) }, vec![ds], elem)
+                node(
+                    if m == "take" {
+                        DsKind::Take(n)
+                    } else {
+                        DsKind::Skip(n)
+                    },
+                    vec![ds],
+                    elem,
+                )
             }
             "zip" => {
                 let mut inputs = vec![ds];
                 if let Some((n, _, _)) = named.first() {
-                    let d = Diagnostic::error(Code::BadNamedArgument, "`zip` takes no named arguments").with_label(n.span, "");
+                    let d =
+                        Diagnostic::error(Code::BadNamedArgument, "`zip` takes no named arguments")
+                            .with_label(n.span, "");
                     return self.fail(d);
                 }
                 for (v, s) in pos {
@@ -248,7 +380,11 @@ impl Eval<'_> {
                         Value::Dataset(d) => inputs.push(d),
                         Value::Poison => return Ok(Value::Poison),
                         other => {
-                            let d = Diagnostic::error(Code::WrongKind, format!("`zip` takes datasets, found {}", other.kind_name())).with_label(s, "not a dataset");
+                            let d = Diagnostic::error(
+                                Code::WrongKind,
+                                format!("`zip` takes datasets, found {}", other.kind_name()),
+                            )
+                            .with_label(s, "not a dataset");
                             return self.fail(d);
                         }
                     }
@@ -263,7 +399,11 @@ impl Eval<'_> {
                     if matches!(v, Value::Poison) {
                         return Ok(Value::Poison);
                     }
-                    let d = Diagnostic::error(Code::WrongKind, format!("`concatenate` takes a dataset, found {}", v.kind_name())).with_label(s, "not a dataset");
+                    let d = Diagnostic::error(
+                        Code::WrongKind,
+                        format!("`concatenate` takes a dataset, found {}", v.kind_name()),
+                    )
+                    .with_label(s, "not a dataset");
                     return self.fail(d);
                 };
                 let Some(elem) = join_elem(&ds.elem, &other.elem) else {
@@ -281,7 +421,10 @@ impl Eval<'_> {
                     None => 0,
                     Some((v, s)) => some!(self.int_value(v, s, "the start")?),
                 };
-                let elem = ElemType::Tuple(vec![ElemType::Tensor(TensorType::scalar(DType::I64)), ds.elem.clone()]);
+                let elem = ElemType::Tuple(vec![
+                    ElemType::Tensor(TensorType::scalar(DType::I64)),
+                    ds.elem.clone(),
+                ]);
                 node(DsKind::Enumerate(start), vec![ds], elem)
             }
             "shard" => {
@@ -296,7 +439,14 @@ impl Eval<'_> {
                     return self.fail(d);
                 }
                 let elem = ds.elem.clone();
-                node(DsKind::Shard { num: num as u64, index: index as u64 }, vec![ds], elem)
+                node(
+                    DsKind::Shard {
+                        num: num as u64,
+                        index: index as u64,
+                    },
+                    vec![ds],
+                    elem,
+                )
             }
             "prefetch" => {
                 let a = bind!(&["buffer_size"], 0);
@@ -316,7 +466,11 @@ impl Eval<'_> {
                 node(DsKind::Cache, vec![ds], elem)
             }
             other => {
-                let mut d = Diagnostic::error(Code::UnknownName, format!("datasets have no method `{other}`")).with_label(name.span, "unknown transformation");
+                let mut d = Diagnostic::error(
+                    Code::UnknownName,
+                    format!("datasets have no method `{other}`"),
+                )
+                .with_label(name.span, "unknown transformation");
                 d = match did_you_mean(other, METHODS.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `.{s}(...)`?")),
                     None => d.with_help(format!("the transformations are: {}", METHODS.join(", "))),
@@ -341,11 +495,16 @@ impl Eval<'_> {
 
     /// A positive size argument.
     fn positive(&mut self, (v, s): (Value, Span), what: &str) -> Res<Option<usize>> {
-        let Some(n) = self.int_value(v, s, what)? else { return Ok(None) };
+        let Some(n) = self.int_value(v, s, what)? else {
+            return Ok(None);
+        };
         if n < 1 {
-            let d = Diagnostic::error(Code::BadDatasetArgument, format!("{what} must be at least 1, found {n}"))
-                .with_label(s, format!("{n} is not a valid {what}"))
-                .with_help(format!("pass a positive {what}"));
+            let d = Diagnostic::error(
+                Code::BadDatasetArgument,
+                format!("{what} must be at least 1, found {n}"),
+            )
+            .with_label(s, format!("{n} is not a valid {what}"))
+            .with_help(format!("pass a positive {what}"));
             self.fail(d)?;
             return Ok(None);
         }
@@ -356,13 +515,24 @@ impl Eval<'_> {
 /// The common element type of two datasets joined by `concatenate`: dims that differ become `?`.
 fn join_elem(a: &ElemType, b: &ElemType) -> Option<ElemType> {
     match (a, b) {
-        (ElemType::Tensor(x), ElemType::Tensor(y)) if x.dtype == y.dtype && x.rank() == y.rank() => {
-            let dims = x.shape.0.iter().zip(&y.shape.0).map(|(p, q)| if p == q { *p } else { Dim::Unknown }).collect();
+        (ElemType::Tensor(x), ElemType::Tensor(y))
+            if x.dtype == y.dtype && x.rank() == y.rank() =>
+        {
+            let dims = x
+                .shape
+                .0
+                .iter()
+                .zip(&y.shape.0)
+                .map(|(p, q)| if p == q { *p } else { Dim::Unknown })
+                .collect();
             Some(ElemType::Tensor(TensorType::new(x.dtype, Shape(dims))))
         }
-        (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => {
-            xs.iter().zip(ys).map(|(x, y)| join_elem(x, y)).collect::<Option<Vec<_>>>().map(ElemType::Tuple)
-        }
+        (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => xs
+            .iter()
+            .zip(ys)
+            .map(|(x, y)| join_elem(x, y))
+            .collect::<Option<Vec<_>>>()
+            .map(ElemType::Tuple),
         _ => None,
     }
 }

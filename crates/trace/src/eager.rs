@@ -47,7 +47,10 @@ impl HostFunction for EagerBody {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(EagerRun { shared: self.shared.clone(), func: FuncVal::Decl(self.item) }))
+        Ok(Box::new(EagerRun {
+            shared: self.shared.clone(),
+            func: FuncVal::Decl(self.item),
+        }))
     }
 }
 
@@ -69,7 +72,12 @@ impl PyFunction {
             FuncVal::Lambda(l) => {
                 let mut used = Vec::new();
                 names_in(&l.body, &mut used);
-                let symbolic = |name: &String| matches!(l.captured.get(name), Some(Value::Tensor(TVal::Symbolic(..))));
+                let symbolic = |name: &String| {
+                    matches!(
+                        l.captured.get(name),
+                        Some(Value::Tensor(TVal::Symbolic(..)))
+                    )
+                };
                 let shadowed = |name: &String| l.params.iter().any(|p| &p.name == name);
                 if used.iter().any(|n| symbolic(n) && !shadowed(n)) {
                     let d = Diagnostic::error(Code::NotTraceTime, "a lambda given to `py_function` uses a symbolic tensor of the enclosing function")
@@ -83,7 +91,11 @@ impl PyFunction {
             FuncVal::Builtin(b) => b.clone(),
         };
         let _ = span;
-        Some(Arc::new(PyFunction { shared: ev.shared.clone(), func: f, name }))
+        Some(Arc::new(PyFunction {
+            shared: ev.shared.clone(),
+            func: f,
+            name,
+        }))
     }
 }
 
@@ -103,7 +115,10 @@ impl HostFunction for PyFunction {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(EagerRun { shared: self.shared.clone(), func: self.func.clone() }))
+        Ok(Box::new(EagerRun {
+            shared: self.shared.clone(),
+            func: self.func.clone(),
+        }))
     }
 }
 
@@ -118,15 +133,27 @@ impl HostInstance for EagerRun {
         let mut ev = Eval {
             shared: &self.shared,
             comp: None,
-            frame: Frame { scopes: vec![HashMap::new()], func: None, eager: true, fn_name: None },
+            frame: Frame {
+                scopes: vec![HashMap::new()],
+                func: None,
+                eager: true,
+                fn_name: None,
+            },
             depth: 0,
         };
-        let args: Vec<Value> = args.iter().map(|t| Value::Tensor(TVal::Concrete(t.clone()))).collect();
+        let args: Vec<Value> = args
+            .iter()
+            .map(|t| Value::Tensor(TVal::Concrete(t.clone())))
+            .collect();
         let result = match &self.func {
             FuncVal::Decl(idx) => {
                 let ast = self.shared.ast.clone();
-                let ItemKind::Fn(decl) = &ast.items[*idx].kind else { unreachable!("eager bodies are declarations") };
-                let FnBody::Block(_) = &decl.body else { unreachable!("only block bodies run here") };
+                let ItemKind::Fn(decl) = &ast.items[*idx].kind else {
+                    unreachable!("eager bodies are declarations")
+                };
+                let FnBody::Block(_) = &decl.body else {
+                    unreachable!("only block bodies run here")
+                };
                 ev.frame.fn_name = Some(decl.name.name.clone());
                 let span = decl.name.span;
                 ev.inline_decl(decl, args, span)
@@ -140,7 +167,12 @@ impl HostInstance for EagerRun {
         let mut flat = Vec::new();
         match ev.flatten_tensors(value, Span::default(), &mut flat) {
             Ok(true) => {}
-            Ok(false) => return Err(Diagnostic::error(Code::EagerResultMismatch, "the eager function returned no tensor")),
+            Ok(false) => {
+                return Err(Diagnostic::error(
+                    Code::EagerResultMismatch,
+                    "the eager function returned no tensor",
+                ));
+            }
             Err(Abort::Error(d)) => return Err(*d),
         }
         Ok(flat
@@ -159,7 +191,13 @@ pub(crate) fn display_value(v: &Value) -> String {
         Value::Tensor(TVal::Concrete(t)) => pipec_tensor::format::format_tensor(t),
         Value::Num(crate::value::Num::Int(i)) => i.to_string(),
         Value::Num(crate::value::Num::Float(f)) => format!("{f:?}"),
-        Value::Bool(b) => if *b { "True".into() } else { "False".into() },
+        Value::Bool(b) => {
+            if *b {
+                "True".into()
+            } else {
+                "False".into()
+            }
+        }
         Value::Str(s) => s.to_string(),
         Value::Tuple(vs) => {
             let parts: Vec<String> = vs.iter().map(display_value).collect();
@@ -197,8 +235,13 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
             for i in indices {
                 match i {
                     IndexItem::Expr(x) => names_in(x, out),
-                    IndexItem::Slice { start, stop, step, .. } => {
-                        [start, stop, step].into_iter().flatten().for_each(|x| names_in(x, out));
+                    IndexItem::Slice {
+                        start, stop, step, ..
+                    } => {
+                        [start, stop, step]
+                            .into_iter()
+                            .flatten()
+                            .for_each(|x| names_in(x, out));
                     }
                     IndexItem::Ellipsis(_) => {}
                 }
@@ -209,6 +252,10 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
             names_in(start, out);
             names_in(end, out);
         }
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) | ExprKind::Str(_) | ExprKind::Error => {}
+        ExprKind::Int(_)
+        | ExprKind::Float(_)
+        | ExprKind::Bool(_)
+        | ExprKind::Str(_)
+        | ExprKind::Error => {}
     }
 }

@@ -2,13 +2,13 @@
 
 use crate::dataset::to_pipeline;
 use crate::eager::{EagerBody, PrintSink};
-use crate::types::{resolve, TypeSpec};
+use crate::types::{TypeSpec, resolve};
 use crate::value::{FuncVal, Lambda, Num, TVal, Value};
 use crate::{TraceOptions, Traced};
-use pipec_diag::{did_you_mean, Code, Diagnostic, Span};
+use pipec_diag::{Code, Diagnostic, Span, did_you_mean};
 use pipec_ir::{ElemType, FuncId, Function, HostFn, OpKind, Program, TensorType};
 use pipec_syntax::ast::{self, ExprKind, FnBody, FnKind, ItemKind, StmtKind};
-use pipec_tensor::{kernels, DType, Tensor};
+use pipec_tensor::{DType, Tensor, kernels};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, OnceLock};
 
@@ -74,7 +74,12 @@ pub(crate) struct Frame {
 
 impl Frame {
     pub(crate) fn top() -> Frame {
-        Frame { scopes: vec![HashMap::new()], func: None, eager: false, fn_name: None }
+        Frame {
+            scopes: vec![HashMap::new()],
+            func: None,
+            eager: false,
+            fn_name: None,
+        }
     }
 }
 
@@ -92,18 +97,29 @@ pub(crate) struct Eval<'a> {
     pub depth: usize,
 }
 
-pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: Option<&str>) -> Traced {
+pub(crate) fn trace_program(
+    ast: Arc<ast::Program>,
+    opts: &TraceOptions,
+    only: Option<&str>,
+) -> Traced {
     let mut items = HashMap::new();
     let mut diags = Vec::new();
     for (i, item) in ast.items.iter().enumerate() {
-        let Some(name) = item_name(item) else { continue };
+        let Some(name) = item_name(item) else {
+            continue;
+        };
         if let Some(&prev) = items.get(&name.name) {
-            let prev_span = item_name(&ast.items[prev]).map(|n| n.span).unwrap_or_default();
+            let prev_span = item_name(&ast.items[prev])
+                .map(|n| n.span)
+                .unwrap_or_default();
             diags.push(
-                Diagnostic::error(Code::DuplicateDefinition, format!("`{}` is defined twice", name.name))
-                    .with_label(name.span, "defined again here")
-                    .with_label(prev_span, "first defined here")
-                    .with_help("rename one of them"),
+                Diagnostic::error(
+                    Code::DuplicateDefinition,
+                    format!("`{}` is defined twice", name.name),
+                )
+                .with_label(name.span, "defined again here")
+                .with_label(prev_span, "first defined here")
+                .with_help("rename one of them"),
             );
             continue;
         }
@@ -129,11 +145,23 @@ pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: O
         result_elems: HashMap::new(),
     };
     {
-        let mut ev = Eval { shared: &shared, comp: Some(&mut comp), frame: Frame::top(), depth: 0 };
+        let mut ev = Eval {
+            shared: &shared,
+            comp: Some(&mut comp),
+            frame: Frame::top(),
+            depth: 0,
+        };
         ev.check_declarations();
-        let pipelines: Vec<&ast::Item> = ast.items.iter().filter(|i| matches!(i.kind, ItemKind::Pipeline { .. })).collect();
+        let pipelines: Vec<&ast::Item> = ast
+            .items
+            .iter()
+            .filter(|i| matches!(i.kind, ItemKind::Pipeline { .. }))
+            .collect();
         if let Some(name) = only {
-            if !pipelines.iter().any(|p| matches!(&p.kind, ItemKind::Pipeline { name: n, .. } if n.name == name)) {
+            if !pipelines
+                .iter()
+                .any(|p| matches!(&p.kind, ItemKind::Pipeline { name: n, .. } if n.name == name))
+            {
                 let names: Vec<&str> = pipelines
                     .iter()
                     .filter_map(|p| match &p.kind {
@@ -141,10 +169,15 @@ pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: O
                         _ => None,
                     })
                     .collect();
-                let mut d = Diagnostic::error(Code::NoPipeline, format!("there is no pipeline named `{name}`"));
+                let mut d = Diagnostic::error(
+                    Code::NoPipeline,
+                    format!("there is no pipeline named `{name}`"),
+                );
                 d = match did_you_mean(name, names.iter().copied()) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None if names.is_empty() => d.with_help("add `pipeline main = ...` to the file"),
+                    None if names.is_empty() => {
+                        d.with_help("add `pipeline main = ...` to the file")
+                    }
                     None => d.with_help(format!("the pipelines are: {}", names.join(", "))),
                 };
                 ev.report(d);
@@ -163,9 +196,17 @@ pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: O
                         }
                         Value::Poison => {}
                         other => {
-                            let d = Diagnostic::error(Code::WrongKind, format!("a pipeline must be a dataset, found {}", other.kind_name()))
-                                .with_label(value.span, "not a dataset")
-                                .with_help("start from a source such as `from_tensor_slices(x)` or `range(n)`");
+                            let d = Diagnostic::error(
+                                Code::WrongKind,
+                                format!(
+                                    "a pipeline must be a dataset, found {}",
+                                    other.kind_name()
+                                ),
+                            )
+                            .with_label(value.span, "not a dataset")
+                            .with_help(
+                                "start from a source such as `from_tensor_slices(x)` or `range(n)`",
+                            );
                             ev.report(d);
                         }
                     }
@@ -178,7 +219,11 @@ pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: O
             }
         }
     }
-    let globals: HashMap<String, Value> = comp.globals.drain().filter_map(|(k, v)| v.map(|v| (k, v))).collect();
+    let globals: HashMap<String, Value> = comp
+        .globals
+        .drain()
+        .filter_map(|(k, v)| v.map(|v| (k, v)))
+        .collect();
     let _ = shared.globals.set(globals);
     let _ = shared.exec_hosts.set(std::mem::take(&mut comp.exec_hosts));
     let mut diags = comp.diags;
@@ -192,7 +237,10 @@ pub(crate) fn trace_program(ast: Arc<ast::Program>, opts: &TraceOptions, only: O
         );
     }
     let ok = !diags.iter().any(|d| d.is_error());
-    Traced { program: ok.then_some(comp.prog), diagnostics: diags }
+    Traced {
+        program: ok.then_some(comp.prog),
+        diagnostics: diags,
+    }
 }
 
 fn item_name(item: &ast::Item) -> Option<&ast::Ident> {
@@ -241,7 +289,9 @@ impl<'a> Eval<'a> {
     fn check_declarations(&mut self) {
         let ast = self.shared.ast.clone();
         for (idx, item) in ast.items.iter().enumerate() {
-            let ItemKind::Fn(f) = &item.kind else { continue };
+            let ItemKind::Fn(f) = &item.kind else {
+                continue;
+            };
             for p in &f.params {
                 if let Some(te) = &p.ty {
                     if let Err(d) = resolve(te) {
@@ -256,7 +306,8 @@ impl<'a> Eval<'a> {
             }
             match (&f.kind, &f.body) {
                 (FnKind::Extern, _) if !self.shared.externs.contains_key(&f.name.name) => {
-                    let registered: Vec<&str> = self.shared.externs.keys().map(|s| s.as_str()).collect();
+                    let registered: Vec<&str> =
+                        self.shared.externs.keys().map(|s| s.as_str()).collect();
                     let mut d = Diagnostic::error(
                         Code::MissingHostFunction,
                         format!("no host function is registered for `extern eager fn {}`", f.name.name),
@@ -273,7 +324,10 @@ impl<'a> Eval<'a> {
                     if !self.comp().opts.allow_exec {
                         let d = Diagnostic::error(
                             Code::ExecNotAllowed,
-                            format!("`{}` runs an external worker process, which needs `--allow-exec`", f.name.name),
+                            format!(
+                                "`{}` runs an external worker process, which needs `--allow-exec`",
+                                f.name.name
+                            ),
                         )
                         .with_label(*span, "this starts a process")
                         .with_help("run again with `--allow-exec` if you trust this command");
@@ -303,7 +357,11 @@ impl<'a> Eval<'a> {
                     let dir = self.comp().opts.base_dir.clone();
                     match factory {
                         Some(factory) => {
-                            let host = factory(crate::ExecSpec { name: f.name.name.clone(), argv, dir });
+                            let host = factory(crate::ExecSpec {
+                                name: f.name.name.clone(),
+                                argv,
+                                dir,
+                            });
                             self.comp().exec_hosts.insert(idx, host);
                         }
                         None => {
@@ -327,7 +385,11 @@ impl<'a> Eval<'a> {
 
     /// Binds `name` in the innermost scope.
     pub(crate) fn bind(&mut self, name: &str, v: Value) {
-        self.frame.scopes.last_mut().expect("a scope").insert(name.to_string(), v);
+        self.frame
+            .scopes
+            .last_mut()
+            .expect("a scope")
+            .insert(name.to_string(), v);
     }
 
     fn lookup(&mut self, name: &str, span: Span) -> Res<Value> {
@@ -346,10 +408,16 @@ impl<'a> Eval<'a> {
         if crate::builtins::is_builtin(name) {
             return Ok(Value::Func(FuncVal::Builtin(name.to_string())));
         }
-        let mut candidates: Vec<String> = self.frame.scopes.iter().flat_map(|s| s.keys().cloned()).collect();
+        let mut candidates: Vec<String> = self
+            .frame
+            .scopes
+            .iter()
+            .flat_map(|s| s.keys().cloned())
+            .collect();
         candidates.extend(self.shared.items.keys().cloned());
         candidates.extend(crate::builtins::BUILTINS.iter().map(|s| s.to_string()));
-        let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`")).with_label(span, "not defined");
+        let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
+            .with_label(span, "not defined");
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {
             d = d.with_help(format!("did you mean `{s}`?"));
         }
@@ -364,21 +432,33 @@ impl<'a> Eval<'a> {
         match &item.kind {
             ItemKind::Fn(_) => Ok(Value::Func(FuncVal::Decl(idx))),
             ItemKind::Pipeline { .. } => {
-                let d = Diagnostic::error(Code::WrongKind, format!("`{name}` is a pipeline, not a value"))
-                    .with_label(span, "pipelines cannot be referred to")
-                    .with_help(format!("bind the dataset with `let` and use it in both places: `let {name}_ds = ...`"));
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("`{name}` is a pipeline, not a value"),
+                )
+                .with_label(span, "pipelines cannot be referred to")
+                .with_help(format!(
+                    "bind the dataset with `let` and use it in both places: `let {name}_ds = ...`"
+                ));
                 self.fail(d)
             }
             ItemKind::Let { value, .. } => {
                 if !self.compiling() {
-                    let globals = self.shared.globals.get().expect("globals are set before eager code runs");
+                    let globals = self
+                        .shared
+                        .globals
+                        .get()
+                        .expect("globals are set before eager code runs");
                     return Ok(globals.get(name).cloned().unwrap_or(Value::Poison));
                 }
                 match self.comp().globals.get(name) {
                     Some(Some(v)) => return Ok(v.clone()),
                     Some(None) => {
-                        let d = Diagnostic::error(Code::Recursion, format!("`{name}` is defined in terms of itself"))
-                            .with_label(span, "used while it is being defined");
+                        let d = Diagnostic::error(
+                            Code::Recursion,
+                            format!("`{name}` is defined in terms of itself"),
+                        )
+                        .with_label(span, "used while it is being defined");
                         return self.fail(d);
                     }
                     None => {}
@@ -388,7 +468,9 @@ impl<'a> Eval<'a> {
                 let v = self.expr(value);
                 self.frame = saved;
                 let v = v?;
-                self.comp().globals.insert(name.to_string(), Some(v.clone()));
+                self.comp()
+                    .globals
+                    .insert(name.to_string(), Some(v.clone()));
                 Ok(v)
             }
             ItemKind::Error => Ok(Value::Poison),
@@ -432,14 +514,23 @@ impl<'a> Eval<'a> {
             }
             StmtKind::Assign { target, value } => {
                 let v = self.expr(value)?;
-                match self.frame.scopes.iter_mut().rev().find(|sc| sc.contains_key(&target.name)) {
+                match self
+                    .frame
+                    .scopes
+                    .iter_mut()
+                    .rev()
+                    .find(|sc| sc.contains_key(&target.name))
+                {
                     Some(scope) => {
                         scope.insert(target.name.clone(), v);
                     }
                     None => {
-                        let d = Diagnostic::error(Code::UnknownName, format!("cannot assign to `{}`: it is not declared", target.name))
-                            .with_label(target.span, "not declared in this function")
-                            .with_help(format!("declare it first: `let {} = ...`", target.name));
+                        let d = Diagnostic::error(
+                            Code::UnknownName,
+                            format!("cannot assign to `{}`: it is not declared", target.name),
+                        )
+                        .with_label(target.span, "not declared in this function")
+                        .with_help(format!("declare it first: `let {} = ...`", target.name));
                         self.fail(d)?;
                     }
                 }
@@ -454,7 +545,11 @@ impl<'a> Eval<'a> {
             StmtKind::Expr(e) => {
                 self.expr(e)?;
             }
-            StmtKind::If { cond, then_block, else_block } => {
+            StmtKind::If {
+                cond,
+                then_block,
+                else_block,
+            } => {
                 let c = self.expr(cond)?;
                 match self.condition(c, cond.span, "if")? {
                     Some(true) => return self.block(then_block),
@@ -488,17 +583,28 @@ impl<'a> Eval<'a> {
                 }
             }
             StmtKind::For { var, iter, body } => {
-                let Some((start, end)) = self.for_range(iter)? else { return Ok(Flow::Normal) };
+                let Some((start, end)) = self.for_range(iter)? else {
+                    return Ok(Flow::Normal);
+                };
                 let count = (end - start).max(0) as usize;
                 if !self.frame.eager && count > MAX_UNROLL {
-                    let d = Diagnostic::error(Code::NotTraceTime, format!("this loop would unroll {count} times"))
-                        .with_label(iter.span, format!("at most {MAX_UNROLL} iterations are unrolled at trace time"))
-                        .with_help("use a vectorized tensor op, or move the loop into an `eager fn`");
+                    let d = Diagnostic::error(
+                        Code::NotTraceTime,
+                        format!("this loop would unroll {count} times"),
+                    )
+                    .with_label(
+                        iter.span,
+                        format!("at most {MAX_UNROLL} iterations are unrolled at trace time"),
+                    )
+                    .with_help("use a vectorized tensor op, or move the loop into an `eager fn`");
                     self.fail(d)?;
                     return Ok(Flow::Normal);
                 }
                 for i in start..end {
-                    self.frame.scopes.push(HashMap::from([(var.name.clone(), Value::Num(Num::Int(i as i128)))]));
+                    self.frame.scopes.push(HashMap::from([(
+                        var.name.clone(),
+                        Value::Num(Num::Int(i as i128)),
+                    )]));
                     let r = self.block(body);
                     self.frame.scopes.pop();
                     if let Flow::Return(v, span) = r? {
@@ -516,14 +622,22 @@ impl<'a> Eval<'a> {
         let (a, b) = match &iter.kind {
             ExprKind::Range { start, end } => (Some(&**start), &**end),
             ExprKind::Call { callee, args }
-                if matches!(&callee.kind, ExprKind::Name(n) if n == "range") && (1..=2).contains(&args.len()) =>
+                if matches!(&callee.kind, ExprKind::Name(n) if n == "range")
+                    && (1..=2).contains(&args.len()) =>
             {
-                if args.len() == 1 { (None, &args[0].value) } else { (Some(&args[0].value), &args[1].value) }
+                if args.len() == 1 {
+                    (None, &args[0].value)
+                } else {
+                    (Some(&args[0].value), &args[1].value)
+                }
             }
             _ => {
-                let d = Diagnostic::error(Code::WrongKind, "a `for` loop iterates over `A..B` or `range(N)`")
-                    .with_label(iter.span, "not a range")
-                    .with_help("write `for i in 0..n { ... }`");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    "a `for` loop iterates over `A..B` or `range(N)`",
+                )
+                .with_label(iter.span, "not a range")
+                .with_help("write `for i in 0..n { ... }`");
                 self.fail(d)?;
                 return Ok(None);
             }
@@ -548,7 +662,11 @@ impl<'a> Eval<'a> {
             Value::Num(Num::Int(i)) => match i64::try_from(i) {
                 Ok(i) => Ok(Some(i)),
                 Err(_) => {
-                    let d = Diagnostic::error(Code::IntegerTooLarge, format!("{what} does not fit in 64 bits")).with_label(span, "");
+                    let d = Diagnostic::error(
+                        Code::IntegerTooLarge,
+                        format!("{what} does not fit in 64 bits"),
+                    )
+                    .with_label(span, "");
                     self.fail(d)?;
                     Ok(None)
                 }
@@ -559,15 +677,21 @@ impl<'a> Eval<'a> {
             }
             Value::Poison => Ok(None),
             Value::SymDim | Value::Tensor(TVal::Symbolic(..)) => {
-                let d = Diagnostic::error(Code::NotTraceTime, format!("{what} must be known at trace time"))
-                    .with_label(span, "this is only known at run time")
-                    .with_help("use a constant here, or move the computation into an `eager fn`");
+                let d = Diagnostic::error(
+                    Code::NotTraceTime,
+                    format!("{what} must be known at trace time"),
+                )
+                .with_label(span, "this is only known at run time")
+                .with_help("use a constant here, or move the computation into an `eager fn`");
                 self.fail(d)?;
                 Ok(None)
             }
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("{what} must be an integer, found {}", other.kind_name()))
-                    .with_label(span, "not an integer");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("{what} must be an integer, found {}", other.kind_name()),
+                )
+                .with_label(span, "not an integer");
                 self.fail(d)?;
                 Ok(None)
             }
@@ -581,9 +705,15 @@ impl<'a> Eval<'a> {
             Value::Num(n) => Ok(Some(n.as_f64() != 0.0)),
             Value::Tensor(TVal::Concrete(t)) => {
                 if t.len() != 1 {
-                    let d = Diagnostic::error(Code::WrongKind, format!("the truth of a tensor of shape {:?} is ambiguous", t.shape()))
-                        .with_label(span, "more than one value")
-                        .with_help("reduce it first: `any(x)` or `all(x)`");
+                    let d = Diagnostic::error(
+                        Code::WrongKind,
+                        format!(
+                            "the truth of a tensor of shape {:?} is ambiguous",
+                            t.shape()
+                        ),
+                    )
+                    .with_label(span, "more than one value")
+                    .with_help("reduce it first: `any(x)` or `all(x)`");
                     self.fail(d)?;
                     return Ok(None);
                 }
@@ -592,11 +722,19 @@ impl<'a> Eval<'a> {
             }
             Value::Tensor(TVal::Symbolic(..)) => {
                 let fname = self.frame.fn_name.clone().unwrap_or_default();
-                let inside = if fname == "lambda" { "a lambda given to `map`/`filter`".to_string() } else { format!("traced function `{fname}`") };
+                let inside = if fname == "lambda" {
+                    "a lambda given to `map`/`filter`".to_string()
+                } else {
+                    format!("traced function `{fname}`")
+                };
                 let fixes = crate::builtins::eager_fix_help(&fname);
                 // `where` replaces an `if` that picks a value; a value-dependent loop has no
                 // traced equivalent, so only the eager fixes apply to `while`.
-                let help = if what == "if" { format!("compute both branches and pick with `where(cond, a, b)`; or {fixes}") } else { fixes };
+                let help = if what == "if" {
+                    format!("compute both branches and pick with `where(cond, a, b)`; or {fixes}")
+                } else {
+                    fixes
+                };
                 let d = Diagnostic::error(Code::SymbolicControlFlow, format!("`{what}` on a symbolic tensor inside {inside}"))
                     .with_label(span, "this condition has no value at trace time")
                     .with_note("inside `map` and `filter`, a function is traced once per element signature: its tensors are symbolic and have no values yet")
@@ -606,8 +744,11 @@ impl<'a> Eval<'a> {
             }
             Value::Poison => Ok(None),
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("a condition must be a bool, found {}", other.kind_name()))
-                    .with_label(span, "not a bool");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("a condition must be a bool, found {}", other.kind_name()),
+                )
+                .with_label(span, "not a bool");
                 self.fail(d)?;
                 Ok(None)
             }
@@ -625,7 +766,10 @@ impl<'a> Eval<'a> {
             ExprKind::Str(s) => Ok(Value::Str(s.as_str().into())),
             ExprKind::Name(n) => self.lookup(n, e.span),
             ExprKind::Tuple(items) => {
-                let vs = items.iter().map(|i| self.expr(i)).collect::<Res<Vec<_>>>()?;
+                let vs = items
+                    .iter()
+                    .map(|i| self.expr(i))
+                    .collect::<Res<Vec<_>>>()?;
                 Ok(Value::Tuple(vs))
             }
             ExprKind::List(_) => self.list_literal(e),
@@ -633,13 +777,22 @@ impl<'a> Eval<'a> {
                 let v = self.expr(expr)?;
                 self.unary_expr(*op, v, e.span)
             }
-            ExprKind::Binary { op, op_span, lhs, rhs } => {
+            ExprKind::Binary {
+                op,
+                op_span,
+                lhs,
+                rhs,
+            } => {
                 let l = self.expr(lhs)?;
                 let r = self.expr(rhs)?;
                 self.binary_expr(*op, l, r, e.span, *op_span, lhs.span, rhs.span)
             }
             ExprKind::Call { callee, args } => self.call_expr(callee, args, e.span),
-            ExprKind::Method { receiver, name, args } => {
+            ExprKind::Method {
+                receiver,
+                name,
+                args,
+            } => {
                 let r = self.expr(receiver)?;
                 self.method(r, receiver.span, name, args, e.span)
             }
@@ -651,16 +804,23 @@ impl<'a> Eval<'a> {
                 let b = self.expr(base)?;
                 self.index(b, base.span, indices, e.span)
             }
-            ExprKind::Lambda { params, body } => Ok(Value::Func(FuncVal::Lambda(Arc::new(Lambda {
-                params: params.clone(),
-                body: (**body).clone(),
-                captured: self.capture(),
-                span: e.span,
-            })))),
+            ExprKind::Lambda { params, body } => {
+                Ok(Value::Func(FuncVal::Lambda(Arc::new(Lambda {
+                    params: params.clone(),
+                    body: (**body).clone(),
+                    captured: self.capture(),
+                    span: e.span,
+                }))))
+            }
             ExprKind::Range { .. } => {
-                let d = Diagnostic::error(Code::WrongKind, "a range `A..B` is only allowed in a `for` loop")
-                    .with_label(e.span, "not in a `for` loop")
-                    .with_help("for a dataset of numbers use `range(A, B)`; for a tensor use `arange(n)`");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    "a range `A..B` is only allowed in a `for` loop",
+                )
+                .with_label(e.span, "not in a `for` loop")
+                .with_help(
+                    "for a dataset of numbers use `range(A, B)`; for a tensor use `arange(n)`",
+                );
                 self.fail(d)
             }
             ExprKind::Error => Ok(Value::Poison),
@@ -669,8 +829,13 @@ impl<'a> Eval<'a> {
 
     /// `[..]`: a constant tensor when every leaf is a literal or constant, else a list.
     fn list_literal(&mut self, e: &ast::Expr) -> Res<Value> {
-        let ExprKind::List(items) = &e.kind else { unreachable!("called on lists") };
-        let vs = items.iter().map(|i| self.expr(i)).collect::<Res<Vec<_>>>()?;
+        let ExprKind::List(items) = &e.kind else {
+            unreachable!("called on lists")
+        };
+        let vs = items
+            .iter()
+            .map(|i| self.expr(i))
+            .collect::<Res<Vec<_>>>()?;
         if vs.iter().any(|v| matches!(v, Value::Poison)) {
             return Ok(Value::Poison);
         }
@@ -694,20 +859,32 @@ impl<'a> Eval<'a> {
     fn field(&mut self, r: Value, name: &ast::Ident, span: Span) -> Res<Value> {
         let ty = match &r {
             Value::Poison => return Ok(Value::Poison),
-            Value::Tensor(TVal::Concrete(t)) => TensorType::new(t.dtype(), pipec_ir::Shape::known(t.shape())),
+            Value::Tensor(TVal::Concrete(t)) => {
+                TensorType::new(t.dtype(), pipec_ir::Shape::known(t.shape()))
+            }
             Value::Tensor(TVal::Symbolic(_, ty)) => ty.clone(),
             Value::Dataset(ds) if name.name == "element_spec" => {
                 return Ok(Value::Str(ds.elem.to_string().into()));
             }
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("{} has no field `{}`", other.kind_name(), name.name))
-                    .with_label(name.span, "no such field");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("{} has no field `{}`", other.kind_name(), name.name),
+                )
+                .with_label(name.span, "no such field");
                 return self.fail(d);
             }
         };
         match name.name.as_str() {
             "shape" => Ok(Value::Tuple(
-                ty.shape.0.iter().map(|d| d.known().map_or(Value::SymDim, |n| Value::Num(Num::Int(n as i128)))).collect(),
+                ty.shape
+                    .0
+                    .iter()
+                    .map(|d| {
+                        d.known()
+                            .map_or(Value::SymDim, |n| Value::Num(Num::Int(n as i128)))
+                    })
+                    .collect(),
             )),
             "dtype" => Ok(Value::DType(ty.dtype)),
             "rank" | "ndim" => Ok(Value::Num(Num::Int(ty.rank() as i128))),
@@ -717,9 +894,10 @@ impl<'a> Eval<'a> {
             },
             "T" => self.call_builtin("transpose", vec![(r, span)], vec![], span),
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("tensors have no field `{other}`"))
-                    .with_label(name.span, "no such field")
-                    .with_help("tensor fields are `shape`, `dtype`, `rank` and `size`");
+                let d =
+                    Diagnostic::error(Code::WrongKind, format!("tensors have no field `{other}`"))
+                        .with_label(name.span, "no such field")
+                        .with_help("tensor fields are `shape`, `dtype`, `rank` and `size`");
                 self.fail(d)
             }
         }
@@ -728,7 +906,10 @@ impl<'a> Eval<'a> {
     // ---- calls ------------------------------------------------------------------------
 
     /// Evaluated call arguments: positional, then named.
-    pub(crate) fn eval_args(&mut self, args: &[ast::Arg]) -> Res<(Vec<(Value, Span)>, Vec<(ast::Ident, Value, Span)>)> {
+    pub(crate) fn eval_args(
+        &mut self,
+        args: &[ast::Arg],
+    ) -> Res<(Vec<(Value, Span)>, Vec<(ast::Ident, Value, Span)>)> {
         let mut pos = Vec::new();
         let mut named: Vec<(ast::Ident, Value, Span)> = Vec::new();
         for a in args {
@@ -736,8 +917,11 @@ impl<'a> Eval<'a> {
             match &a.name {
                 Some(n) => {
                     if named.iter().any(|(m, _, _)| m.name == n.name) {
-                        let d = Diagnostic::error(Code::BadNamedArgument, format!("argument `{}` is given twice", n.name))
-                            .with_label(n.span, "given again here");
+                        let d = Diagnostic::error(
+                            Code::BadNamedArgument,
+                            format!("argument `{}` is given twice", n.name),
+                        )
+                        .with_label(n.span, "given again here");
                         self.fail(d)?;
                         continue;
                     }
@@ -745,9 +929,12 @@ impl<'a> Eval<'a> {
                 }
                 None => {
                     if !named.is_empty() {
-                        let d = Diagnostic::error(Code::BadNamedArgument, "a positional argument follows a named one")
-                            .with_label(a.value.span, "positional argument after a named one")
-                            .with_help("put positional arguments first");
+                        let d = Diagnostic::error(
+                            Code::BadNamedArgument,
+                            "a positional argument follows a named one",
+                        )
+                        .with_label(a.value.span, "positional argument after a named one")
+                        .with_help("put positional arguments first");
                         self.fail(d)?;
                     }
                     pos.push((v, a.value.span));
@@ -760,7 +947,10 @@ impl<'a> Eval<'a> {
     fn call_expr(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Res<Value> {
         if let ExprKind::Name(name) = &callee.kind {
             // Builtins are looked up only when no local or top-level name shadows them.
-            if self.lookup_local(name).is_none() && !self.shared.items.contains_key(name) && crate::builtins::is_builtin(name) {
+            if self.lookup_local(name).is_none()
+                && !self.shared.items.contains_key(name)
+                && crate::builtins::is_builtin(name)
+            {
                 let (pos, named) = self.eval_args(args)?;
                 return self.call_builtin(name, pos, named, span);
             }
@@ -784,17 +974,23 @@ impl<'a> Eval<'a> {
             Value::Func(FuncVal::Builtin(name)) => self.call_builtin(&name, pos, named, span),
             Value::Func(fv) => {
                 if let Some((n, _, s)) = named.first() {
-                    let d = Diagnostic::error(Code::BadNamedArgument, format!("user functions take no named arguments (`{}`)", n.name))
-                        .with_label(*s, "named argument")
-                        .with_help("pass it positionally");
+                    let d = Diagnostic::error(
+                        Code::BadNamedArgument,
+                        format!("user functions take no named arguments (`{}`)", n.name),
+                    )
+                    .with_label(*s, "named argument")
+                    .with_help("pass it positionally");
                     return self.fail(d);
                 }
                 let args: Vec<Value> = pos.into_iter().map(|(v, _)| v).collect();
                 self.call_func(&fv, args, span)
             }
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("{} is not callable", other.kind_name()))
-                    .with_label(fspan, "not a function");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("{} is not callable", other.kind_name()),
+                )
+                .with_label(fspan, "not a function");
                 self.fail(d)
             }
         }
@@ -815,7 +1011,11 @@ impl<'a> Eval<'a> {
                 if l.params.len() != args.len() {
                     let d = Diagnostic::error(
                         Code::WrongArity,
-                        format!("this lambda takes {} argument(s) but {} were given", l.params.len(), args.len()),
+                        format!(
+                            "this lambda takes {} argument(s) but {} were given",
+                            l.params.len(),
+                            args.len()
+                        ),
                     )
                     .with_label(l.span, "the lambda")
                     .with_label(span, "called here");
@@ -824,7 +1024,8 @@ impl<'a> Eval<'a> {
                 self.depth += 1;
                 if self.depth > MAX_CALL_DEPTH {
                     self.depth -= 1;
-                    let d = Diagnostic::error(Code::Recursion, "calls nest too deeply").with_label(span, "here");
+                    let d = Diagnostic::error(Code::Recursion, "calls nest too deeply")
+                        .with_label(span, "here");
                     return self.fail(d);
                 }
                 let mut scope = l.captured.clone();
@@ -839,11 +1040,18 @@ impl<'a> Eval<'a> {
             }
             FuncVal::Decl(idx) => {
                 let ast = self.shared.ast.clone();
-                let ItemKind::Fn(decl) = &ast.items[*idx].kind else { unreachable!("Decl points at a fn") };
+                let ItemKind::Fn(decl) = &ast.items[*idx].kind else {
+                    unreachable!("Decl points at a fn")
+                };
                 if decl.params.len() != args.len() {
                     let d = Diagnostic::error(
                         Code::WrongArity,
-                        format!("`{}` takes {} argument(s) but {} were given", decl.name.name, decl.params.len(), args.len()),
+                        format!(
+                            "`{}` takes {} argument(s) but {} were given",
+                            decl.name.name,
+                            decl.params.len(),
+                            args.len()
+                        ),
                     )
                     .with_label(span, "called here")
                     .with_label(decl.name.span, "defined here");
@@ -851,7 +1059,11 @@ impl<'a> Eval<'a> {
                 }
                 let inline = match decl.kind {
                     FnKind::Traced => true,
-                    FnKind::Eager => matches!(decl.body, FnBody::Block(_)) && !self.tracing() && !self.compiling(),
+                    FnKind::Eager => {
+                        matches!(decl.body, FnBody::Block(_))
+                            && !self.tracing()
+                            && !self.compiling()
+                    }
                     FnKind::Extern => false,
                 };
                 if inline {
@@ -864,7 +1076,12 @@ impl<'a> Eval<'a> {
     }
 
     /// Evaluates a declared function's body in place (tracing inlines; eager code runs).
-    pub(crate) fn inline_decl(&mut self, decl: &ast::FnDecl, args: Vec<Value>, span: Span) -> Res<Value> {
+    pub(crate) fn inline_decl(
+        &mut self,
+        decl: &ast::FnDecl,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Res<Value> {
         self.depth += 1;
         if self.depth > MAX_CALL_DEPTH {
             self.depth -= 1;
@@ -878,7 +1095,12 @@ impl<'a> Eval<'a> {
         r
     }
 
-    fn inline_decl_inner(&mut self, decl: &ast::FnDecl, args: Vec<Value>, span: Span) -> Res<Value> {
+    fn inline_decl_inner(
+        &mut self,
+        decl: &ast::FnDecl,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Res<Value> {
         let mut scope = HashMap::new();
         for (p, a) in decl.params.iter().zip(args) {
             if let Some(te) = &p.ty {
@@ -888,7 +1110,9 @@ impl<'a> Eval<'a> {
             }
             scope.insert(p.name.name.clone(), a);
         }
-        let FnBody::Block(body) = &decl.body else { return Ok(Value::Poison) };
+        let FnBody::Block(body) = &decl.body else {
+            return Ok(Value::Poison);
+        };
         let saved_scopes = std::mem::replace(&mut self.frame.scopes, vec![scope]);
         let saved_name = self.frame.fn_name.replace(decl.name.name.clone());
         let errors_before = self.comp.as_ref().map_or(0, |c| c.diags.len());
@@ -905,26 +1129,49 @@ impl<'a> Eval<'a> {
                                 // keeping the declared dims and changing only the dtype.
                                 let eager = decl.kind != FnKind::Traced;
                                 let suggested = match (&spec, &elem) {
-                                    (TypeSpec::Tensor { dims: Some(ds), .. }, ElemType::Tensor(t)) if eager => {
-                                        TypeSpec::Tensor { dtype: t.dtype, dims: Some(ds.clone()) }.to_string()
+                                    (
+                                        TypeSpec::Tensor { dims: Some(ds), .. },
+                                        ElemType::Tensor(t),
+                                    ) if eager => TypeSpec::Tensor {
+                                        dtype: t.dtype,
+                                        dims: Some(ds.clone()),
                                     }
+                                    .to_string(),
                                     _ => elem.to_string(),
                                 };
                                 let fix = match (&spec, &elem) {
-                                    (TypeSpec::Tensor { dtype, .. }, ElemType::Tensor(t)) if *dtype != t.dtype => {
-                                        format!("cast the result (`return cast(..., {dtype})`), or declare `-> {suggested}`")
+                                    (TypeSpec::Tensor { dtype, .. }, ElemType::Tensor(t))
+                                        if *dtype != t.dtype =>
+                                    {
+                                        format!(
+                                            "cast the result (`return cast(..., {dtype})`), or declare `-> {suggested}`"
+                                        )
                                     }
-                                    _ => format!("return a value of the declared type (`cast` or `reshape` it), or declare `-> {suggested}`"),
+                                    _ => format!(
+                                        "return a value of the declared type (`cast` or `reshape` it), or declare `-> {suggested}`"
+                                    ),
                                 };
                                 let (code, message) = if eager {
-                                    (Code::EagerResultMismatch, format!("eager function `{}` returned {elem}, but it is declared to return {spec}", decl.name.name))
+                                    (
+                                        Code::EagerResultMismatch,
+                                        format!(
+                                            "eager function `{}` returned {elem}, but it is declared to return {spec}",
+                                            decl.name.name
+                                        ),
+                                    )
                                 } else {
-                                    (Code::ReturnTypeMismatch, format!("`{}` returns {elem}, but its declared type is {spec}", decl.name.name))
+                                    (
+                                        Code::ReturnTypeMismatch,
+                                        format!(
+                                            "`{}` returns {elem}, but its declared type is {spec}",
+                                            decl.name.name
+                                        ),
+                                    )
                                 };
                                 let d = Diagnostic::error(code, message)
-                                .with_label(ret_span, format!("this returns {elem}"))
-                                .with_label(te.span, "declared here")
-                                .with_help(fix);
+                                    .with_label(ret_span, format!("this returns {elem}"))
+                                    .with_label(te.span, "declared here")
+                                    .with_help(fix);
                                 return self.fail(d);
                             }
                         }
@@ -938,11 +1185,19 @@ impl<'a> Eval<'a> {
                     return Ok(Value::Poison);
                 }
                 // Point at the closing brace: that is where the missing `return` would go.
-                let end = Span { start: body.span.end.saturating_sub(1), end: body.span.end };
-                let d = Diagnostic::error(Code::MissingReturn, format!("`{}` ends without `return`", decl.name.name))
-                    .with_label(end, "the body ends here without returning a value")
-                    .with_label(decl.name.span, "in this function")
-                    .with_help("end the body with `return EXPR` (every path through an `if` needs one too)");
+                let end = Span {
+                    start: body.span.end.saturating_sub(1),
+                    end: body.span.end,
+                };
+                let d = Diagnostic::error(
+                    Code::MissingReturn,
+                    format!("`{}` ends without `return`", decl.name.name),
+                )
+                .with_label(end, "the body ends here without returning a value")
+                .with_label(decl.name.span, "in this function")
+                .with_help(
+                    "end the body with `return EXPR` (every path through an `if` needs one too)",
+                );
                 self.fail(d)
             }
         }
@@ -950,11 +1205,16 @@ impl<'a> Eval<'a> {
 
     /// Checks an argument against a typed parameter.
     fn check_param(&mut self, spec: &TypeSpec, v: &Value, p: &ast::Param, span: Span) -> Res<()> {
-        let Some(elem) = self.elem_type_of(v) else { return Ok(()) };
+        let Some(elem) = self.elem_type_of(v) else {
+            return Ok(());
+        };
         if !spec.admits(&elem) {
             let d = Diagnostic::error(
                 Code::ParamTypeMismatch,
-                format!("parameter `{}` is declared {spec}, but the element is {elem}", p.name.name),
+                format!(
+                    "parameter `{}` is declared {spec}, but the element is {elem}",
+                    p.name.name
+                ),
             )
             .with_label(p.span, format!("declared {spec}"))
             .with_label(span, format!("called with {elem}"))
@@ -971,14 +1231,26 @@ impl<'a> Eval<'a> {
             Value::Num(Num::Int(_)) => Some(ElemType::Tensor(TensorType::scalar(DType::I32))),
             Value::Num(Num::Float(_)) => Some(ElemType::Tensor(TensorType::scalar(DType::F32))),
             Value::Bool(_) => Some(ElemType::Tensor(TensorType::scalar(DType::Bool))),
-            Value::Tuple(vs) => vs.iter().map(|v| self.elem_type_of(v)).collect::<Option<Vec<_>>>().map(ElemType::Tuple),
+            Value::Tuple(vs) => vs
+                .iter()
+                .map(|v| self.elem_type_of(v))
+                .collect::<Option<Vec<_>>>()
+                .map(ElemType::Tuple),
             _ => None,
         }
     }
 
     /// Calls an eager, extern or exec function: an eager op while tracing, a direct call otherwise.
-    fn call_host(&mut self, idx: usize, decl: &ast::FnDecl, args: Vec<Value>, span: Span) -> Res<Value> {
-        let Some(host) = self.host_for(idx, decl) else { return Ok(Value::Poison) };
+    fn call_host(
+        &mut self,
+        idx: usize,
+        decl: &ast::FnDecl,
+        args: Vec<Value>,
+        span: Span,
+    ) -> Res<Value> {
+        let Some(host) = self.host_for(idx, decl) else {
+            return Ok(Value::Poison);
+        };
         let ret = match decl.ret.as_ref().map(resolve) {
             Some(Ok(spec)) => spec,
             _ => return Ok(Value::Poison),
@@ -992,7 +1264,11 @@ impl<'a> Eval<'a> {
             (FnKind::Extern, _) => self.shared.externs.get(&decl.name.name).cloned(),
             (_, FnBody::Exec { .. }) => match &self.comp {
                 Some(c) => c.exec_hosts.get(&idx).cloned(),
-                None => self.shared.exec_hosts.get().and_then(|m| m.get(&idx).cloned()),
+                None => self
+                    .shared
+                    .exec_hosts
+                    .get()
+                    .and_then(|m| m.get(&idx).cloned()),
             },
             _ => {
                 if let Some(c) = &self.comp {
@@ -1000,7 +1276,11 @@ impl<'a> Eval<'a> {
                         return Some(h.clone());
                     }
                 }
-                let host: HostFn = Arc::new(EagerBody::new(self.shared_arc()?, idx, decl.name.name.clone()));
+                let host: HostFn = Arc::new(EagerBody::new(
+                    self.shared_arc()?,
+                    idx,
+                    decl.name.name.clone(),
+                ));
                 if let Some(c) = self.comp.as_deref_mut() {
                     c.eager_hosts.insert(idx, host.clone());
                 }
@@ -1015,7 +1295,14 @@ impl<'a> Eval<'a> {
 
     /// Flattens argument values to tensors, calls `host` (eagerly or as an IR op) and
     /// rebuilds the declared result structure.
-    pub(crate) fn host_call(&mut self, host: HostFn, ret: &TypeSpec, args: Vec<Value>, span: Span, name: &str) -> Res<Value> {
+    pub(crate) fn host_call(
+        &mut self,
+        host: HostFn,
+        ret: &TypeSpec,
+        args: Vec<Value>,
+        span: Span,
+        name: &str,
+    ) -> Res<Value> {
         let mut flat = Vec::new();
         for a in args {
             if !self.flatten_tensors(a, span, &mut flat)? {
@@ -1026,10 +1313,16 @@ impl<'a> Eval<'a> {
         let elem = ret.to_elem(like.as_ref());
         let out_types: Vec<TensorType> = elem.leaves().into_iter().cloned().collect();
         if self.tracing() {
-            let inputs: Vec<pipec_ir::ValueId> = flat.into_iter().map(|t| self.materialize(t, span)).collect();
+            let inputs: Vec<pipec_ir::ValueId> = flat
+                .into_iter()
+                .map(|t| self.materialize(t, span))
+                .collect();
             let func = self.frame.func.as_mut().expect("tracing");
             let outs = func.push_multi(OpKind::Eager(host), inputs, out_types.clone(), span);
-            let mut it = outs.into_iter().zip(out_types).map(|(v, ty)| Value::Tensor(TVal::Symbolic(v, ty)));
+            let mut it = outs
+                .into_iter()
+                .zip(out_types)
+                .map(|(v, ty)| Value::Tensor(TVal::Symbolic(v, ty)));
             Ok(rebuild(&elem, &mut it))
         } else {
             let tensors: Vec<Tensor> = flat
@@ -1056,7 +1349,12 @@ impl<'a> Eval<'a> {
     }
 
     /// Appends the tensors of `v` (a tensor, number or tuple of them) to `out`; false if poisoned.
-    pub(crate) fn flatten_tensors(&mut self, v: Value, span: Span, out: &mut Vec<TVal>) -> Res<bool> {
+    pub(crate) fn flatten_tensors(
+        &mut self,
+        v: Value,
+        span: Span,
+        out: &mut Vec<TVal>,
+    ) -> Res<bool> {
         match v {
             Value::Tuple(vs) | Value::List(vs) => {
                 for v in vs {
@@ -1086,7 +1384,11 @@ impl<'a> Eval<'a> {
                 Err(_) => match i64::try_from(i) {
                     Ok(x) => Ok(Some(TVal::Concrete(Tensor::scalar(x)))),
                     Err(_) => {
-                        let d = Diagnostic::error(Code::IntegerTooLarge, "this integer does not fit in i64").with_label(span, "");
+                        let d = Diagnostic::error(
+                            Code::IntegerTooLarge,
+                            "this integer does not fit in i64",
+                        )
+                        .with_label(span, "");
                         self.fail(d)?;
                         Ok(None)
                     }
@@ -1103,8 +1405,11 @@ impl<'a> Eval<'a> {
             }
             Value::Poison => Ok(None),
             other => {
-                let d = Diagnostic::error(Code::WrongKind, format!("expected a tensor, found {}", other.kind_name()))
-                    .with_label(span, "not a tensor");
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("expected a tensor, found {}", other.kind_name()),
+                )
+                .with_label(span, "not a tensor");
                 self.fail(d)?;
                 Ok(None)
             }
@@ -1117,7 +1422,11 @@ impl<'a> Eval<'a> {
             TVal::Symbolic(v, _) => v,
             TVal::Concrete(t) => {
                 let ty = TensorType::new(t.dtype(), pipec_ir::Shape::known(t.shape()));
-                self.frame.func.as_mut().expect("tracing").push(OpKind::Const(t), vec![], ty, span)
+                self.frame
+                    .func
+                    .as_mut()
+                    .expect("tracing")
+                    .push(OpKind::Const(t), vec![], ty, span)
             }
         }
     }
@@ -1126,10 +1435,18 @@ impl<'a> Eval<'a> {
 
     /// Traces `f` for an element of type `elem`, once per signature; returns the IR function
     /// and the element type it returns.
-    pub(crate) fn trace_fn(&mut self, f: &FuncVal, elem: &ElemType, span: Span, what: &str) -> Option<(FuncId, ElemType)> {
+    pub(crate) fn trace_fn(
+        &mut self,
+        f: &FuncVal,
+        elem: &ElemType,
+        span: Span,
+        what: &str,
+    ) -> Option<(FuncId, ElemType)> {
         let (key_name, base_name) = match f {
             FuncVal::Decl(idx) => {
-                let ItemKind::Fn(d) = &self.shared.ast.items[*idx].kind else { return None };
+                let ItemKind::Fn(d) = &self.shared.ast.items[*idx].kind else {
+                    return None;
+                };
                 (format!("fn:{}", d.name.name), d.name.name.clone())
             }
             FuncVal::Lambda(l) => (format!("lambda:{}", l.span.start), "lambda".to_string()),
@@ -1144,8 +1461,11 @@ impl<'a> Eval<'a> {
                 return Some((id, out));
             }
             Some(None) => {
-                let d = Diagnostic::error(Code::Recursion, format!("`{base_name}` is traced while it is being traced"))
-                    .with_label(span, "recursive use");
+                let d = Diagnostic::error(
+                    Code::Recursion,
+                    format!("`{base_name}` is traced while it is being traced"),
+                )
+                .with_label(span, "recursive use");
                 self.report(d);
                 return None;
             }
@@ -1153,7 +1473,11 @@ impl<'a> Eval<'a> {
         }
         self.comp().traces.insert(key.clone(), None);
         let n = {
-            let c = self.comp().name_counts.entry(base_name.clone()).or_insert(0);
+            let c = self
+                .comp()
+                .name_counts
+                .entry(base_name.clone())
+                .or_insert(0);
             *c += 1;
             *c - 1
         };
@@ -1164,7 +1488,12 @@ impl<'a> Eval<'a> {
         };
         let func = Function::new(format!("{base_name}.{n}"), fspan, leaves.clone());
         // Parameters: one per tuple component when the function takes as many, else the whole element.
-        let mut params = func.params.clone().into_iter().zip(leaves).map(|(v, ty)| Value::Tensor(TVal::Symbolic(v, ty)));
+        let mut params = func
+            .params
+            .clone()
+            .into_iter()
+            .zip(leaves)
+            .map(|(v, ty)| Value::Tensor(TVal::Symbolic(v, ty)));
         let whole = rebuild(elem, &mut params);
         let arity = match f {
             FuncVal::Decl(idx) => match &self.shared.ast.items[*idx].kind {
@@ -1193,7 +1522,12 @@ impl<'a> Eval<'a> {
         }
         let saved = std::mem::replace(
             &mut self.frame,
-            Frame { scopes: vec![HashMap::new()], func: Some(func), eager: false, fn_name: Some(base_name.clone()) },
+            Frame {
+                scopes: vec![HashMap::new()],
+                func: Some(func),
+                eager: false,
+                fn_name: Some(base_name.clone()),
+            },
         );
         let saved_depth = std::mem::replace(&mut self.depth, 0);
         let errors_before = self.comp().diags.len();
@@ -1215,7 +1549,9 @@ impl<'a> Eval<'a> {
         // Flatten the result into IR values.
         let saved_func = std::mem::replace(&mut self.frame.func, Some(func));
         let mut flat = Vec::new();
-        let ok = self.flatten_tensors(result.clone(), span, &mut flat).unwrap_or(false);
+        let ok = self
+            .flatten_tensors(result.clone(), span, &mut flat)
+            .unwrap_or(false);
         let mut results = Vec::new();
         let mut result_types = Vec::new();
         if ok {
@@ -1226,8 +1562,14 @@ impl<'a> Eval<'a> {
         }
         func = std::mem::replace(&mut self.frame.func, saved_func).expect("tracing frame");
         if !ok {
-            let d = Diagnostic::error(Code::WrongKind, format!("the function given to `{what}` must return tensors, found {}", result.kind_name()))
-                .with_label(fspan, "returns something else");
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!(
+                    "the function given to `{what}` must return tensors, found {}",
+                    result.kind_name()
+                ),
+            )
+            .with_label(fspan, "returns something else");
             self.report(d);
             self.comp().traces.remove(&key);
             return None;
@@ -1245,7 +1587,10 @@ impl<'a> Eval<'a> {
 fn is_literal_list(e: &ast::Expr) -> bool {
     match &e.kind {
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
-        ExprKind::Unary { op: ast::UnaryOp::Neg, expr } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(_)),
+        ExprKind::Unary {
+            op: ast::UnaryOp::Neg,
+            expr,
+        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(_)),
         ExprKind::List(items) => items.iter().all(is_literal_list),
         _ => false,
     }
@@ -1278,16 +1623,36 @@ fn structure_of(v: &Value, types: &mut impl Iterator<Item = TensorType>) -> Elem
 }
 
 /// Checks what a host function returned against its declared types.
-pub(crate) fn check_host_results(name: &str, want: &[TensorType], got: &[Tensor], span: Span) -> Result<(), Diagnostic> {
+pub(crate) fn check_host_results(
+    name: &str,
+    want: &[TensorType],
+    got: &[Tensor],
+    span: Span,
+) -> Result<(), Diagnostic> {
     let describe = |ts: &[Tensor]| {
-        let parts: Vec<String> = ts.iter().map(|t| TensorType::new(t.dtype(), pipec_ir::Shape::known(t.shape())).to_string()).collect();
-        if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(", ")) }
+        let parts: Vec<String> = ts
+            .iter()
+            .map(|t| TensorType::new(t.dtype(), pipec_ir::Shape::known(t.shape())).to_string())
+            .collect();
+        if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("({})", parts.join(", "))
+        }
     };
     let declared = {
         let parts: Vec<String> = want.iter().map(|t| t.to_string()).collect();
-        if parts.len() == 1 { parts[0].clone() } else { format!("({})", parts.join(", ")) }
+        if parts.len() == 1 {
+            parts[0].clone()
+        } else {
+            format!("({})", parts.join(", "))
+        }
     };
-    let ok = want.len() == got.len() && want.iter().zip(got).all(|(w, g)| w.dtype == g.dtype() && w.shape.admits(g.shape()));
+    let ok = want.len() == got.len()
+        && want
+            .iter()
+            .zip(got)
+            .all(|(w, g)| w.dtype == g.dtype() && w.shape.admits(g.shape()));
     if ok {
         return Ok(());
     }

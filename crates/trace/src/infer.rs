@@ -8,8 +8,16 @@ pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
     let rank = a.rank().max(b.rank());
     let mut dims = Vec::with_capacity(rank);
     for i in 0..rank {
-        let da = if i + a.rank() >= rank { a.0[i + a.rank() - rank] } else { Dim::Known(1) };
-        let db = if i + b.rank() >= rank { b.0[i + b.rank() - rank] } else { Dim::Known(1) };
+        let da = if i + a.rank() >= rank {
+            a.0[i + a.rank() - rank]
+        } else {
+            Dim::Known(1)
+        };
+        let db = if i + b.rank() >= rank {
+            b.0[i + b.rank() - rank]
+        } else {
+            Dim::Known(1)
+        };
         dims.push(match (da, db) {
             (Dim::Known(1), d) | (d, Dim::Known(1)) => d,
             (Dim::Known(x), Dim::Known(y)) if x == y => Dim::Known(x),

@@ -9,7 +9,9 @@ use pipec_tensor::{DType, Tensor};
 /// constant (the list stays a list); `Err` for ragged rows.
 pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String> {
     let mut leaves = Vec::new();
-    let Some(shape) = collect(vs, &mut leaves)? else { return Ok(None) };
+    let Some(shape) = collect(vs, &mut leaves)? else {
+        return Ok(None);
+    };
     if leaves.is_empty() {
         return Ok(Tensor::from_vec::<f32>(&shape, vec![]));
     }
@@ -19,19 +21,32 @@ pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String>
         return Err("a tensor literal mixes bools and numbers".into());
     }
     if all_bool {
-        let data = leaves.iter().map(|l| matches!(l, Leaf::Bool(true))).collect();
+        let data = leaves
+            .iter()
+            .map(|l| matches!(l, Leaf::Bool(true)))
+            .collect();
         return Ok(Tensor::from_vec::<bool>(&shape, data));
     }
-    let any_float = leaves.iter().any(|l| matches!(l, Leaf::Num(Num::Float(_)) | Leaf::Tensor(_)) && l.is_float());
+    let any_float = leaves
+        .iter()
+        .any(|l| matches!(l, Leaf::Num(Num::Float(_)) | Leaf::Tensor(_)) && l.is_float());
     if any_float {
         let data = leaves.iter().map(|l| l.as_f32()).collect();
         return Ok(Tensor::from_vec::<f32>(&shape, data));
     }
     let ints: Vec<i128> = leaves.iter().map(|l| l.as_i128()).collect();
-    if ints.iter().all(|&i| i32::try_from(i).is_ok()) && !leaves.iter().any(|l| l.dtype() == Some(DType::I64)) {
-        Ok(Tensor::from_vec::<i32>(&shape, ints.iter().map(|&i| i as i32).collect()))
+    if ints.iter().all(|&i| i32::try_from(i).is_ok())
+        && !leaves.iter().any(|l| l.dtype() == Some(DType::I64))
+    {
+        Ok(Tensor::from_vec::<i32>(
+            &shape,
+            ints.iter().map(|&i| i as i32).collect(),
+        ))
     } else if ints.iter().all(|&i| i64::try_from(i).is_ok()) {
-        Ok(Tensor::from_vec::<i64>(&shape, ints.iter().map(|&i| i as i64).collect()))
+        Ok(Tensor::from_vec::<i64>(
+            &shape,
+            ints.iter().map(|&i| i as i64).collect(),
+        ))
     } else {
         Err("an integer in this tensor literal does not fit in i64".into())
     }
@@ -62,7 +77,9 @@ impl Leaf {
         match self {
             Leaf::Num(n) => n.as_f64() as f32,
             Leaf::Bool(b) => f32::from(u8::from(*b)),
-            Leaf::Tensor(s) => kernels::cast(&s.to_tensor(), DType::F32).as_array::<f32>().map_or(0.0, |a| a[[]]),
+            Leaf::Tensor(s) => kernels::cast(&s.to_tensor(), DType::F32)
+                .as_array::<f32>()
+                .map_or(0.0, |a| a[[]]),
         }
     }
     fn as_i128(&self) -> i128 {
@@ -70,7 +87,9 @@ impl Leaf {
             Leaf::Num(Num::Int(i)) => *i,
             Leaf::Num(Num::Float(f)) => *f as i128,
             Leaf::Bool(b) => i128::from(*b),
-            Leaf::Tensor(s) => kernels::cast(&s.to_tensor(), DType::I64).as_array::<i64>().map_or(0, |a| a[[]]) as i128,
+            Leaf::Tensor(s) => kernels::cast(&s.to_tensor(), DType::I64)
+                .as_array::<i64>()
+                .map_or(0, |a| a[[]]) as i128,
         }
     }
 }
@@ -103,7 +122,11 @@ fn collect(vs: &[Value], leaves: &mut Vec<Leaf>) -> Result<Option<Vec<usize>>, S
         match &inner {
             None => inner = Some(shape),
             Some(s) if *s == shape => {}
-            Some(s) => return Err(format!("ragged tensor literal: rows of shapes {s:?} and {shape:?}")),
+            Some(s) => {
+                return Err(format!(
+                    "ragged tensor literal: rows of shapes {s:?} and {shape:?}"
+                ));
+            }
         }
     }
     let mut shape = vec![vs.len()];

@@ -1,7 +1,7 @@
 //! Written types (`f32[?, 3]`, `(u8[28, 28], i64[])`, a bare `f32`) and how they match
 //! element signatures.
 
-use pipec_diag::{did_you_mean, Code, Diagnostic};
+use pipec_diag::{Code, Diagnostic, did_you_mean};
 use pipec_ir::{Dim, ElemType, Shape, TensorType};
 use pipec_syntax::ast::{DimExpr, TypeExpr, TypeExprKind};
 use pipec_tensor::DType;
@@ -25,8 +25,9 @@ pub fn resolve(te: &TypeExpr) -> Result<TypeSpec, Diagnostic> {
     match &te.kind {
         TypeExprKind::Tensor { dtype, dims } => {
             let Some(dt) = DType::from_name(&dtype.name) else {
-                let mut d = Diagnostic::error(Code::UnknownName, format!("unknown dtype `{}`", dtype.name))
-                    .with_label(dtype.span, "not a dtype");
+                let mut d =
+                    Diagnostic::error(Code::UnknownName, format!("unknown dtype `{}`", dtype.name))
+                        .with_label(dtype.span, "not a dtype");
                 let names = DType::ALL.map(|d| d.name());
                 d = match did_you_mean(&dtype.name, names) {
                     Some(s) => d.with_help(format!("did you mean `{s}`?")),
@@ -44,8 +45,12 @@ pub fn resolve(te: &TypeExpr) -> Result<TypeSpec, Diagnostic> {
             });
             Ok(TypeSpec::Tensor { dtype: dt, dims })
         }
-        TypeExprKind::Tuple(parts) => Ok(TypeSpec::Tuple(parts.iter().map(resolve).collect::<Result<_, _>>()?)),
-        TypeExprKind::Error => Err(Diagnostic::error(Code::UnexpectedToken, "malformed type").with_label(te.span, "")),
+        TypeExprKind::Tuple(parts) => Ok(TypeSpec::Tuple(
+            parts.iter().map(resolve).collect::<Result<_, _>>()?,
+        )),
+        TypeExprKind::Error => {
+            Err(Diagnostic::error(Code::UnexpectedToken, "malformed type").with_label(te.span, ""))
+        }
     }
 }
 
@@ -57,14 +62,19 @@ impl TypeSpec {
                 t.dtype == *dtype
                     && dims.as_ref().is_none_or(|ds| {
                         ds.len() == t.rank()
-                            && ds.iter().zip(&t.shape.0).all(|(want, got)| match (want, got) {
-                                (Dim::Unknown, _) => true,
-                                (Dim::Known(a), Dim::Known(b)) => a == b,
-                                (Dim::Known(_), Dim::Unknown) => false,
-                            })
+                            && ds
+                                .iter()
+                                .zip(&t.shape.0)
+                                .all(|(want, got)| match (want, got) {
+                                    (Dim::Unknown, _) => true,
+                                    (Dim::Known(a), Dim::Known(b)) => a == b,
+                                    (Dim::Known(_), Dim::Unknown) => false,
+                                })
                     })
             }
-            (TypeSpec::Tuple(ps), ElemType::Tuple(es)) => ps.len() == es.len() && ps.iter().zip(es).all(|(p, e)| p.admits(e)),
+            (TypeSpec::Tuple(ps), ElemType::Tuple(es)) => {
+                ps.len() == es.len() && ps.iter().zip(es).all(|(p, e)| p.admits(e))
+            }
             _ => false,
         }
     }
@@ -73,7 +83,10 @@ impl TypeSpec {
     /// (when given) with every dim unknown, or is a scalar.
     pub fn to_elem(&self, like: Option<&TensorType>) -> ElemType {
         match self {
-            TypeSpec::Tensor { dtype, dims: Some(ds) } => ElemType::Tensor(TensorType::new(*dtype, Shape(ds.clone()))),
+            TypeSpec::Tensor {
+                dtype,
+                dims: Some(ds),
+            } => ElemType::Tensor(TensorType::new(*dtype, Shape(ds.clone()))),
             TypeSpec::Tensor { dtype, dims: None } => {
                 let rank = like.map_or(0, |t| t.rank());
                 ElemType::Tensor(TensorType::new(*dtype, Shape(vec![Dim::Unknown; rank])))
@@ -87,7 +100,10 @@ impl std::fmt::Display for TypeSpec {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             TypeSpec::Tensor { dtype, dims: None } => write!(f, "{dtype}"),
-            TypeSpec::Tensor { dtype, dims: Some(ds) } => write!(f, "{dtype}{}", Shape(ds.clone())),
+            TypeSpec::Tensor {
+                dtype,
+                dims: Some(ds),
+            } => write!(f, "{dtype}{}", Shape(ds.clone())),
             TypeSpec::Tuple(ps) => {
                 let parts: Vec<String> = ps.iter().map(|p| p.to_string()).collect();
                 write!(f, "({})", parts.join(", "))
@@ -110,7 +126,11 @@ pub fn parse_type_text(text: &str) -> Option<TypeSpec> {
             let inner = r.strip_prefix('[')?.strip_suffix(']')?;
             let mut dims = Vec::new();
             for part in inner.split(',').map(str::trim).filter(|p| !p.is_empty()) {
-                dims.push(if part == "?" { Dim::Unknown } else { Dim::Known(part.parse().ok()?) });
+                dims.push(if part == "?" {
+                    Dim::Unknown
+                } else {
+                    Dim::Known(part.parse().ok()?)
+                });
             }
             Some(dims)
         }

@@ -104,7 +104,9 @@ impl Value {
             Value::Bool(_) => "a bool".into(),
             Value::Str(_) => "a string".into(),
             Value::DType(_) => "a dtype".into(),
-            Value::Tensor(TVal::Concrete(t)) => format!("a constant tensor {}{:?}", t.dtype(), t.shape()),
+            Value::Tensor(TVal::Concrete(t)) => {
+                format!("a constant tensor {}{:?}", t.dtype(), t.shape())
+            }
             Value::Tensor(TVal::Symbolic(_, ty)) => format!("a tensor {ty}"),
             Value::Tuple(_) => "a tuple".into(),
             Value::List(_) => "a list".into(),

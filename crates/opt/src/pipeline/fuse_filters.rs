@@ -5,8 +5,8 @@ use super::{inline_into, may_fail_or_effect, only_consumer};
 use crate::Pass;
 use pipec_diag::{Code, Diagnostic};
 use pipec_ir::{DsKind, Function, OpKind, Program, TensorType};
-use pipec_tensor::ops::BinaryOp;
 use pipec_tensor::DType;
+use pipec_tensor::ops::BinaryOp;
 
 /// The `fuse-filters` pass.
 pub struct FuseFilters;
@@ -27,9 +27,15 @@ impl Pass for FuseFilters {
                 let p = &prog.pipelines[pi];
                 let mut found = None;
                 for node in p.topo_order() {
-                    let DsKind::Filter { func: f1 } = p.graph[node].kind else { continue };
-                    let Some(next) = only_consumer(p, node) else { continue };
-                    let DsKind::Filter { func: f2 } = p.graph[next].kind else { continue };
+                    let DsKind::Filter { func: f1 } = p.graph[node].kind else {
+                        continue;
+                    };
+                    let Some(next) = only_consumer(p, node) else {
+                        continue;
+                    };
+                    let DsKind::Filter { func: f2 } = p.graph[next].kind else {
+                        continue;
+                    };
                     if may_fail_or_effect(prog.func(f2)) {
                         let d = Diagnostic::remark(
                             Code::PassRemark,
@@ -44,20 +50,34 @@ impl Pass for FuseFilters {
                     found = Some((node, next, f1, f2));
                     break;
                 }
-                let Some((first, second, f1, f2)) = found else { break };
+                let Some((first, second, f1, f2)) = found else {
+                    break;
+                };
                 let (a, b) = (prog.func(f1), prog.func(f2));
-                let mut fused = Function::new(format!("{}&{}", a.name, b.name), a.span, a.param_types());
+                let mut fused =
+                    Function::new(format!("{}&{}", a.name, b.name), a.span, a.param_types());
                 let params = fused.params.clone();
                 let ra = inline_into(&mut fused, a, &params);
                 let rb = inline_into(&mut fused, b, &params);
-                let both = fused.push(OpKind::Binary(BinaryOp::And), vec![ra[0], rb[0]], TensorType::scalar(DType::Bool), b.span);
+                let both = fused.push(
+                    OpKind::Binary(BinaryOp::And),
+                    vec![ra[0], rb[0]],
+                    TensorType::scalar(DType::Bool),
+                    b.span,
+                );
                 fused.results = vec![both];
                 let span = prog.pipelines[pi].graph[first].span;
                 let id = prog.add_function(fused);
                 let p = &mut prog.pipelines[pi];
                 p.graph[second].kind = DsKind::Filter { func: id };
                 super::bypass(p, first);
-                remarks.push(Diagnostic::remark(Code::PassRemark, "fuse-filters: fused two consecutive filters").with_label(span, "predicates ANDed"));
+                remarks.push(
+                    Diagnostic::remark(
+                        Code::PassRemark,
+                        "fuse-filters: fused two consecutive filters",
+                    )
+                    .with_label(span, "predicates ANDed"),
+                );
                 changed = true;
             }
         }

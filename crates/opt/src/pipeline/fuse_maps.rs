@@ -25,8 +25,12 @@ impl Pass for FuseMaps {
                 let p = &prog.pipelines[pi];
                 let mut found = None;
                 for node in p.topo_order() {
-                    let DsKind::Map { .. } = p.graph[node].kind else { continue };
-                    let Some(next) = only_consumer(p, node) else { continue };
+                    let DsKind::Map { .. } = p.graph[node].kind else {
+                        continue;
+                    };
+                    let Some(next) = only_consumer(p, node) else {
+                        continue;
+                    };
                     match &p.graph[next].kind {
                         DsKind::Map { .. } => {
                             found = Some((node, next));
@@ -35,7 +39,9 @@ impl Pass for FuseMaps {
                         other => {
                             // A map separated from the next map by another transformation.
                             if let Some(after) = only_consumer(p, next) {
-                                if matches!(p.graph[after].kind, DsKind::Map { .. }) && !matches!(other, DsKind::Batch { .. }) {
+                                if matches!(p.graph[after].kind, DsKind::Map { .. })
+                                    && !matches!(other, DsKind::Batch { .. })
+                                {
                                     let d = Diagnostic::remark(
                                         Code::PassRemark,
                                         format!("fuse-maps: not fused with the next map because it feeds `{}` first", other.mnemonic()),
@@ -52,30 +58,53 @@ impl Pass for FuseMaps {
                 }
                 let Some((first, second)) = found else { break };
                 let p = &prog.pipelines[pi];
-                let (DsKind::Map { func: f1, parallelism: p1, deterministic: d1 }, DsKind::Map { func: f2, parallelism: p2, deterministic: d2 }) =
-                    (&p.graph[first].kind, &p.graph[second].kind)
+                let (
+                    DsKind::Map {
+                        func: f1,
+                        parallelism: p1,
+                        deterministic: d1,
+                    },
+                    DsKind::Map {
+                        func: f2,
+                        parallelism: p2,
+                        deterministic: d2,
+                    },
+                ) = (&p.graph[first].kind, &p.graph[second].kind)
                 else {
                     unreachable!("both are maps")
                 };
                 let (f1, f2) = (prog.func(*f1), prog.func(*f2));
-                let mut fused = Function::new(format!("{}+{}", f1.name, f2.name), f1.span, f1.param_types());
+                let mut fused = Function::new(
+                    format!("{}+{}", f1.name, f2.name),
+                    f1.span,
+                    f1.param_types(),
+                );
                 let params = fused.params.clone();
                 let mid = inline_into(&mut fused, f1, &params);
                 let out = inline_into(&mut fused, f2, &mid);
                 fused.results = out;
                 let parallelism = match (p1, p2) {
                     (Parallelism::Sequential, other) | (other, Parallelism::Sequential) => *other,
-                    (Parallelism::Autotune, _) | (_, Parallelism::Autotune) => Parallelism::Autotune,
+                    (Parallelism::Autotune, _) | (_, Parallelism::Autotune) => {
+                        Parallelism::Autotune
+                    }
                     (Parallelism::Fixed(a), Parallelism::Fixed(b)) => Parallelism::Fixed(*a.max(b)),
                 };
                 let deterministic = *d1 && *d2;
                 let span = p.graph[first].span;
                 let id = prog.add_function(fused);
                 let p = &mut prog.pipelines[pi];
-                p.graph[second].kind = DsKind::Map { func: id, parallelism, deterministic };
+                p.graph[second].kind = DsKind::Map {
+                    func: id,
+                    parallelism,
+                    deterministic,
+                };
                 p.graph[second].span = span.to(p.graph[second].span);
                 super::bypass(p, first);
-                remarks.push(Diagnostic::remark(Code::PassRemark, "fuse-maps: fused two consecutive maps").with_label(span, "into one function"));
+                remarks.push(
+                    Diagnostic::remark(Code::PassRemark, "fuse-maps: fused two consecutive maps")
+                        .with_label(span, "into one function"),
+                );
                 changed = true;
             }
         }

@@ -10,16 +10,19 @@ pub use fuse_maps::FuseMaps;
 pub use noops::EliminateNoops;
 pub use vectorize::VectorizeMap;
 
-use petgraph::visit::EdgeRef;
 use petgraph::Direction;
+use petgraph::visit::EdgeRef;
 use pipec_ir::{DsKind, DsNodeId, FuncId, Function, OpKind, Pipeline, Program, ValueId};
 use std::collections::HashMap;
 
 /// Removes `node` (which has exactly one input), connecting its consumers to its input.
 pub(crate) fn bypass(p: &mut Pipeline, node: DsNodeId) {
     let input = p.inputs(node)[0];
-    let outs: Vec<(DsNodeId, u32)> =
-        p.graph.edges_directed(node, Direction::Outgoing).map(|e| (e.target(), *e.weight())).collect();
+    let outs: Vec<(DsNodeId, u32)> = p
+        .graph
+        .edges_directed(node, Direction::Outgoing)
+        .map(|e| (e.target(), *e.weight()))
+        .collect();
     for (target, pos) in outs {
         p.graph.add_edge(input, target, pos);
     }
@@ -48,7 +51,12 @@ pub(crate) fn node_func(kind: &DsKind) -> Option<FuncId> {
 /// Copies the ops of `src` into `dst`, with `src`'s parameters bound to `args`; returns
 /// the values standing for `src`'s results.
 pub(crate) fn inline_into(dst: &mut Function, src: &Function, args: &[ValueId]) -> Vec<ValueId> {
-    let mut map: HashMap<ValueId, ValueId> = src.params.iter().copied().zip(args.iter().copied()).collect();
+    let mut map: HashMap<ValueId, ValueId> = src
+        .params
+        .iter()
+        .copied()
+        .zip(args.iter().copied())
+        .collect();
     for op in &src.ops {
         let inputs: Vec<ValueId> = op.inputs.iter().map(|v| map[v]).collect();
         let tys = op.outputs.iter().map(|o| src.ty(*o).clone()).collect();
@@ -66,13 +74,21 @@ pub(crate) fn may_fail_or_effect(func: &Function) -> bool {
     use pipec_tensor::ops::BinaryOp;
     func.ops.iter().any(|op| match &op.kind {
         OpKind::Eager(_) => true,
-        OpKind::Binary(BinaryOp::FloorDiv | BinaryOp::Mod) => !func.ty(op.outputs[0]).dtype.is_float(),
+        OpKind::Binary(BinaryOp::FloorDiv | BinaryOp::Mod) => {
+            !func.ty(op.outputs[0]).dtype.is_float()
+        }
         OpKind::Fused(body) => body.insts.iter().any(|i| {
-            matches!(i, pipec_ir::FusedInst::Binary(BinaryOp::FloorDiv | BinaryOp::Mod, ..))
+            matches!(
+                i,
+                pipec_ir::FusedInst::Binary(BinaryOp::FloorDiv | BinaryOp::Mod, ..)
+            )
         }),
         OpKind::Reshape(_) | OpKind::EnsureShape(_) => true,
         OpKind::Const(_) => false,
-        _ => op.inputs.iter().any(|i| func.ty(*i).shape.0.contains(&pipec_ir::Dim::Unknown)),
+        _ => op
+            .inputs
+            .iter()
+            .any(|i| func.ty(*i).shape.0.contains(&pipec_ir::Dim::Unknown)),
     })
 }
 
@@ -106,7 +122,9 @@ pub(crate) fn gc_functions(prog: &mut Program) {
     for p in &mut prog.pipelines {
         for n in p.graph.node_weights_mut() {
             match &mut n.kind {
-                DsKind::Map { func, .. } | DsKind::Filter { func } => *func = remap[func.index()].expect("used"),
+                DsKind::Map { func, .. } | DsKind::Filter { func } => {
+                    *func = remap[func.index()].expect("used")
+                }
                 _ => {}
             }
         }

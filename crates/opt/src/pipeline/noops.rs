@@ -32,14 +32,24 @@ impl Pass for EliminateNoops {
                     DsKind::Map { func, .. } => {
                         // The same leaves in a different tuple structure is not an identity.
                         let p = &prog.pipelines[pi];
-                        let same_structure = p.inputs(node).first().is_some_and(|i| p.graph[*i].elem == n.elem);
+                        let same_structure = p
+                            .inputs(node)
+                            .first()
+                            .is_some_and(|i| p.graph[*i].elem == n.elem);
                         let f = prog.func(*func);
-                        (f.ops.is_empty() && f.results == f.params && same_structure).then_some("an identity map")
+                        (f.ops.is_empty() && f.results == f.params && same_structure)
+                            .then_some("an identity map")
                     }
                     _ => None,
                 };
                 if let Some(what) = what {
-                    remarks.push(Diagnostic::remark(Code::PassRemark, format!("eliminate-noops: removed {what}")).with_label(n.span, "does nothing"));
+                    remarks.push(
+                        Diagnostic::remark(
+                            Code::PassRemark,
+                            format!("eliminate-noops: removed {what}"),
+                        )
+                        .with_label(n.span, "does nothing"),
+                    );
                     bypass(&mut prog.pipelines[pi], node);
                     changed = true;
                 }

@@ -6,7 +6,9 @@
 use super::only_consumer;
 use crate::Pass;
 use pipec_diag::{Code, Diagnostic};
-use pipec_ir::{Dim, DsKind, ElemType, Function, Op, OpKind, Program, ReshapeDim, Shape, TensorType, ValueId};
+use pipec_ir::{
+    Dim, DsKind, ElemType, Function, Op, OpKind, Program, ReshapeDim, Shape, TensorType, ValueId,
+};
 use pipec_tensor::kernels::SliceItem;
 use std::collections::HashMap;
 
@@ -27,28 +29,59 @@ impl Pass for VectorizeMap {
         for pi in super::pipelines(prog) {
             for node in prog.pipelines[pi].topo_order() {
                 let p = &prog.pipelines[pi];
-                let DsKind::Map { func, parallelism, deterministic } = p.graph[node].kind.clone() else { continue };
+                let DsKind::Map {
+                    func,
+                    parallelism,
+                    deterministic,
+                } = p.graph[node].kind.clone()
+                else {
+                    continue;
+                };
                 let span = p.graph[node].span;
                 let note = |why: String, remarks: &mut Vec<Diagnostic>| {
-                    let d = Diagnostic::remark(Code::PassRemark, format!("vectorize-map: not vectorized: {why}")).with_label(span, "this map");
+                    let d = Diagnostic::remark(
+                        Code::PassRemark,
+                        format!("vectorize-map: not vectorized: {why}"),
+                    )
+                    .with_label(span, "this map");
                     if !remarks.contains(&d) {
                         remarks.push(d);
                     }
                 };
                 let input = p.inputs(node)[0];
-                if matches!(p.graph[input].kind, DsKind::Batch { .. } | DsKind::PaddedBatch { .. }) {
+                if matches!(
+                    p.graph[input].kind,
+                    DsKind::Batch { .. } | DsKind::PaddedBatch { .. }
+                ) {
                     // Already runs once per batch.
                     continue;
                 }
                 let Some(next) = only_consumer(p, node) else {
-                    note("its elements are not batched right after it".into(), remarks);
+                    note(
+                        "its elements are not batched right after it".into(),
+                        remarks,
+                    );
                     continue;
                 };
-                let DsKind::Batch { size, drop_remainder } = p.graph[next].kind else {
-                    note(format!("it is followed by `{}`, not `batch`", p.graph[next].kind.mnemonic()), remarks);
+                let DsKind::Batch {
+                    size,
+                    drop_remainder,
+                } = p.graph[next].kind
+                else {
+                    note(
+                        format!(
+                            "it is followed by `{}`, not `batch`",
+                            p.graph[next].kind.mnemonic()
+                        ),
+                        remarks,
+                    );
                     continue;
                 };
-                let batch_dim = if drop_remainder { Dim::Known(size) } else { Dim::Unknown };
+                let batch_dim = if drop_remainder {
+                    Dim::Known(size)
+                } else {
+                    Dim::Unknown
+                };
                 let f = prog.func(func);
                 let vf = match vectorize(f, batch_dim) {
                     Ok(vf) => vf,
@@ -58,16 +91,24 @@ impl Pass for VectorizeMap {
                     }
                 };
                 let in_elem = p.graph[input].elem.clone();
-                let batched_in = in_elem.map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(batch_dim)));
+                let batched_in = in_elem
+                    .map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(batch_dim)));
                 let out_elem = p.graph[next].elem.clone();
                 let id = prog.add_function(vf);
                 let p = &mut prog.pipelines[pi];
                 // Swap the two nodes' roles: the map node becomes the batch, the batch the map.
-                p.graph[node].kind = DsKind::Batch { size, drop_remainder };
+                p.graph[node].kind = DsKind::Batch {
+                    size,
+                    drop_remainder,
+                };
                 p.graph[node].elem = batched_in;
                 let batch_span = p.graph[next].span;
                 p.graph[node].span = batch_span;
-                p.graph[next].kind = DsKind::Map { func: id, parallelism, deterministic };
+                p.graph[next].kind = DsKind::Map {
+                    func: id,
+                    parallelism,
+                    deterministic,
+                };
                 p.graph[next].elem = out_elem;
                 p.graph[next].span = span;
                 remarks.push(
@@ -87,7 +128,11 @@ impl Pass for VectorizeMap {
 /// `f` with a leading batch axis of size `batch` on every parameter, or why not.
 fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
     let batched_ty = |t: &TensorType| TensorType::new(t.dtype, t.shape.prepend(batch));
-    let mut vf = Function::new(format!("{}.v", f.name), f.span, f.param_types().iter().map(batched_ty).collect());
+    let mut vf = Function::new(
+        format!("{}.v", f.name),
+        f.span,
+        f.param_types().iter().map(batched_ty).collect(),
+    );
     // Old value → (new value, whether it carries the batch axis).
     let mut map: HashMap<ValueId, (ValueId, bool)> = HashMap::new();
     for (old, new) in f.params.iter().zip(vf.params.clone()) {
@@ -102,7 +147,12 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
                 return Err(format!("it calls the eager function `{}`", eager_name(op)));
             }
             let tys = (0..op.outputs.len()).map(out_ty).collect();
-            let outs = vf.push_multi(op.kind.clone(), ins.iter().map(|(v, _)| *v).collect(), tys, op.span);
+            let outs = vf.push_multi(
+                op.kind.clone(),
+                ins.iter().map(|(v, _)| *v).collect(),
+                tys,
+                op.span,
+            );
             for (o, n) in op.outputs.iter().zip(outs) {
                 map.insert(*o, (n, false));
             }
@@ -110,7 +160,9 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
         }
         let shift = |a: &usize| a + 1;
         let kind = match &op.kind {
-            OpKind::Eager(_) => return Err(format!("it calls the eager function `{}`", eager_name(op))),
+            OpKind::Eager(_) => {
+                return Err(format!("it calls the eager function `{}`", eager_name(op)));
+            }
             OpKind::Const(_) => unreachable!("constants have no inputs"),
             k if k.is_elementwise() => {
                 // Batched operands must keep their axes aligned under numpy's right-aligned
@@ -125,7 +177,12 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
                             let t = vf.ty(cur).clone();
                             let mut dims = t.shape.0.clone();
                             dims.insert(1, Dim::Known(1));
-                            cur = vf.push(OpKind::ExpandDims(1), vec![cur], TensorType::new(t.dtype, Shape(dims)), op.span);
+                            cur = vf.push(
+                                OpKind::ExpandDims(1),
+                                vec![cur],
+                                TensorType::new(t.dtype, Shape(dims)),
+                                op.span,
+                            );
                         }
                         new_ins.push(cur);
                     } else {
@@ -136,7 +193,15 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
                 map.insert(op.outputs[0], (out, true));
                 continue;
             }
-            OpKind::Reduce { op: r, axes, keepdims } => OpKind::Reduce { op: *r, axes: axes.iter().map(shift).collect(), keepdims: *keepdims },
+            OpKind::Reduce {
+                op: r,
+                axes,
+                keepdims,
+            } => OpKind::Reduce {
+                op: *r,
+                axes: axes.iter().map(shift).collect(),
+                keepdims: *keepdims,
+            },
             OpKind::Reshape(dims) => {
                 if dims.contains(&ReshapeDim::Infer) {
                     return Err("it reshapes with an inferred (-1) dim".into());
@@ -158,18 +223,30 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
                 OpKind::Concat(_) => OpKind::Concat(a + 1),
                 _ => OpKind::Stack(a + 1),
             },
-            OpKind::Concat(_) | OpKind::Stack(_) => return Err(format!("it joins a per-element tensor with a constant in `{}`", op.kind.mnemonic())),
+            OpKind::Concat(_) | OpKind::Stack(_) => {
+                return Err(format!(
+                    "it joins a per-element tensor with a constant in `{}`",
+                    op.kind.mnemonic()
+                ));
+            }
             OpKind::Tile(reps) => {
                 let mut r = vec![1];
                 r.extend(reps.iter().copied());
                 OpKind::Tile(r)
             }
             OpKind::Slice(items) => {
-                let mut it = vec![SliceItem::Range { start: None, stop: None, step: 1 }];
+                let mut it = vec![SliceItem::Range {
+                    start: None,
+                    stop: None,
+                    step: 1,
+                }];
                 it.extend(items.iter().cloned());
                 OpKind::Slice(it)
             }
-            OpKind::OneHot { depth, dtype } => OpKind::OneHot { depth: *depth, dtype: *dtype },
+            OpKind::OneHot { depth, dtype } => OpKind::OneHot {
+                depth: *depth,
+                dtype: *dtype,
+            },
             OpKind::EnsureShape(s) => OpKind::EnsureShape(s.prepend(batch)),
             OpKind::MatMul => {
                 // A batched right operand of rank 1 would turn into a matrix; everything
@@ -191,9 +268,14 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
             other => return Err(format!("`{}` has no batched form", other.mnemonic())),
         };
         if !ins.iter().all(|(_, b)| *b) && !matches!(op.kind, OpKind::MatMul) {
-            return Err(format!("`{}` mixes per-element and constant operands", op.kind.mnemonic()));
+            return Err(format!(
+                "`{}` mixes per-element and constant operands",
+                op.kind.mnemonic()
+            ));
         }
-        let tys = (0..op.outputs.len()).map(|k| batched_ty(&out_ty(k))).collect();
+        let tys = (0..op.outputs.len())
+            .map(|k| batched_ty(&out_ty(k)))
+            .collect();
         let outs = vf.push_multi(kind, ins.iter().map(|(v, _)| *v).collect(), tys, op.span);
         for (o, n) in op.outputs.iter().zip(outs) {
             map.insert(*o, (n, true));

@@ -15,7 +15,9 @@ pub(crate) struct BigUint {
 impl BigUint {
     /// The integer `v`.
     pub(crate) fn from_u64(v: u64) -> BigUint {
-        let mut b = BigUint { limbs: vec![v as u32, (v >> 32) as u32] };
+        let mut b = BigUint {
+            limbs: vec![v as u32, (v >> 32) as u32],
+        };
         b.trim();
         b
     }
@@ -105,7 +107,9 @@ impl BigUint {
     fn sub_assign(&mut self, other: &BigUint) {
         let mut borrow = 0i64;
         for i in 0..self.limbs.len() {
-            let d = i64::from(self.limbs[i]) - i64::from(other.limbs.get(i).copied().unwrap_or(0)) - borrow;
+            let d = i64::from(self.limbs[i])
+                - i64::from(other.limbs.get(i).copied().unwrap_or(0))
+                - borrow;
             borrow = i64::from(d < 0);
             self.limbs[i] = d.rem_euclid(1 << 32) as u32;
         }

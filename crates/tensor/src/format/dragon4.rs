@@ -37,7 +37,11 @@ pub(crate) fn decode(bits: u64, mant_bits: u32, exp_bits: u32) -> Class {
     let exp_max = (1i32 << exp_bits) - 1;
     let bias = (1i32 << (exp_bits - 1)) - 1;
     if fe == exp_max {
-        return if fm == 0 { Class::Inf { neg } } else { Class::Nan };
+        return if fm == 0 {
+            Class::Inf { neg }
+        } else {
+            Class::Nan
+        };
     }
     let d = if fe != 0 {
         Decoded {
@@ -83,7 +87,13 @@ pub(crate) enum Trim {
 const BUFFER_SIZE: i32 = 16383;
 
 /// Decimal digits (ASCII) of `d` and the base-10 exponent of the first digit.
-fn dragon4(d: &Decoded, unique: bool, cutoff: Cutoff, cutoff_max: i32, cutoff_min: i32) -> (Vec<u8>, i32) {
+fn dragon4(
+    d: &Decoded,
+    unique: bool,
+    cutoff: Cutoff,
+    cutoff_max: i32,
+    cutoff_min: i32,
+) -> (Vec<u8>, i32) {
     if d.mantissa == 0 {
         return (vec![b'0'], 0);
     }
@@ -122,8 +132,9 @@ fn dragon4(d: &Decoded, unique: bool, cutoff: Cutoff, cutoff_max: i32, cutoff_mi
 
     // numpy's estimate of floor(log10(v)) + 1, biased low so it is exact or one short;
     // kept verbatim because the fractional-cutoff clamp below acts on the estimate.
-    let mut digit_exponent =
-        ((d.mantissa_bit as i32 + exponent) as f64 * std::f64::consts::LOG10_2 - 0.69).ceil() as i32;
+    let mut digit_exponent = ((d.mantissa_bit as i32 + exponent) as f64 * std::f64::consts::LOG10_2
+        - 0.69)
+        .ceil() as i32;
     if cutoff_max >= 0 && cutoff == Cutoff::Fraction && digit_exponent <= -cutoff_max {
         digit_exponent = -cutoff_max + 1;
     }
@@ -168,9 +179,19 @@ fn dragon4(d: &Decoded, unique: bool, cutoff: Cutoff, cutoff_max: i32, cutoff_mi
             digit_exponent -= 1;
             output_digit = value.divrem_digit(&scale);
             let value_high = value.add(&margin_high);
-            low = if is_even { value <= margin_low } else { value < margin_low };
-            high = if is_even { value_high >= scale } else { value_high > scale };
-            if ((low || high) && digit_exponent <= cutoff_min_exponent) || digit_exponent == cutoff_max_exponent {
+            low = if is_even {
+                value <= margin_low
+            } else {
+                value < margin_low
+            };
+            high = if is_even {
+                value_high >= scale
+            } else {
+                value_high > scale
+            };
+            if ((low || high) && digit_exponent <= cutoff_min_exponent)
+                || digit_exponent == cutoff_max_exponent
+            {
                 break;
             }
             digits.push(b'0' + output_digit as u8);
@@ -238,7 +259,15 @@ pub(crate) struct Opts {
 impl Opts {
     /// No cutoff, no padding: the shortest unique digits.
     pub(crate) fn unique(trim: Trim) -> Opts {
-        Opts { unique: true, precision: -1, min_digits: -1, trim, pad_left: -1, pad_right: -1, exp_digits: -1 }
+        Opts {
+            unique: true,
+            precision: -1,
+            min_digits: -1,
+            trim,
+            pad_left: -1,
+            pad_right: -1,
+            exp_digits: -1,
+        }
     }
 }
 
@@ -249,7 +278,8 @@ pub(crate) fn positional(d: &Decoded, o: &Opts) -> String {
     if d.neg {
         buf.push('-');
     }
-    let (digits, print_exponent) = dragon4(d, o.unique, Cutoff::Fraction, o.precision, o.min_digits);
+    let (digits, print_exponent) =
+        dragon4(d, o.unique, Cutoff::Fraction, o.precision, o.min_digits);
     let digits = std::str::from_utf8(&digits).expect("digits are ASCII");
     let num_digits = digits.len() as i32;
     let (num_whole, mut num_frac);
@@ -333,7 +363,11 @@ pub(crate) fn scientific(d: &Decoded, o: &Opts) -> String {
         o.unique,
         Cutoff::Total,
         if o.precision < 0 { -1 } else { o.precision + 1 },
-        if o.min_digits < 0 { -1 } else { o.min_digits + 1 },
+        if o.min_digits < 0 {
+            -1
+        } else {
+            o.min_digits + 1
+        },
     );
     let digits = std::str::from_utf8(&digits).expect("digits are ASCII");
     buf.push_str(&digits[..1]);
@@ -362,7 +396,11 @@ pub(crate) fn scientific(d: &Decoded, o: &Opts) -> String {
             buf.push('0');
         }
     }
-    let exp_digits = if o.exp_digits < 0 { 2 } else { o.exp_digits.min(5) } as usize;
+    let exp_digits = if o.exp_digits < 0 {
+        2
+    } else {
+        o.exp_digits.min(5)
+    } as usize;
     buf.push('e');
     if print_exponent >= 0 {
         buf.push('+');

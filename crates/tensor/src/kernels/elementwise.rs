@@ -13,14 +13,38 @@ pub(crate) type Arr<T> = ArcArray<T, IxDyn>;
 macro_rules! num_binary_fn {
     ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
         match $op {
-            BinaryOp::Add => { let $f = <$t as NumElem>::add; $body }
-            BinaryOp::Sub => { let $f = <$t as NumElem>::sub; $body }
-            BinaryOp::Mul => { let $f = <$t as NumElem>::mul; $body }
-            BinaryOp::FloorDiv => { let $f = <$t as NumElem>::floor_div; $body }
-            BinaryOp::Mod => { let $f = <$t as NumElem>::rem; $body }
-            BinaryOp::Pow => { let $f = <$t as NumElem>::pow; $body }
-            BinaryOp::Maximum => { let $f = <$t as NumElem>::maximum; $body }
-            BinaryOp::Minimum => { let $f = <$t as NumElem>::minimum; $body }
+            BinaryOp::Add => {
+                let $f = <$t as NumElem>::add;
+                $body
+            }
+            BinaryOp::Sub => {
+                let $f = <$t as NumElem>::sub;
+                $body
+            }
+            BinaryOp::Mul => {
+                let $f = <$t as NumElem>::mul;
+                $body
+            }
+            BinaryOp::FloorDiv => {
+                let $f = <$t as NumElem>::floor_div;
+                $body
+            }
+            BinaryOp::Mod => {
+                let $f = <$t as NumElem>::rem;
+                $body
+            }
+            BinaryOp::Pow => {
+                let $f = <$t as NumElem>::pow;
+                $body
+            }
+            BinaryOp::Maximum => {
+                let $f = <$t as NumElem>::maximum;
+                $body
+            }
+            BinaryOp::Minimum => {
+                let $f = <$t as NumElem>::minimum;
+                $body
+            }
             _ => $other,
         }
     };
@@ -30,12 +54,30 @@ macro_rules! num_binary_fn {
 macro_rules! cmp_fn {
     ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
         match $op {
-            BinaryOp::Eq => { let $f = |a: $t, b: $t| a == b; $body }
-            BinaryOp::Ne => { let $f = |a: $t, b: $t| a != b; $body }
-            BinaryOp::Lt => { let $f = |a: $t, b: $t| a < b; $body }
-            BinaryOp::Le => { let $f = |a: $t, b: $t| a <= b; $body }
-            BinaryOp::Gt => { let $f = |a: $t, b: $t| a > b; $body }
-            BinaryOp::Ge => { let $f = |a: $t, b: $t| a >= b; $body }
+            BinaryOp::Eq => {
+                let $f = |a: $t, b: $t| a == b;
+                $body
+            }
+            BinaryOp::Ne => {
+                let $f = |a: $t, b: $t| a != b;
+                $body
+            }
+            BinaryOp::Lt => {
+                let $f = |a: $t, b: $t| a < b;
+                $body
+            }
+            BinaryOp::Le => {
+                let $f = |a: $t, b: $t| a <= b;
+                $body
+            }
+            BinaryOp::Gt => {
+                let $f = |a: $t, b: $t| a > b;
+                $body
+            }
+            BinaryOp::Ge => {
+                let $f = |a: $t, b: $t| a >= b;
+                $body
+            }
             _ => $other,
         }
     };
@@ -45,11 +87,26 @@ macro_rules! cmp_fn {
 macro_rules! num_unary_fn {
     ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
         match $op {
-            UnaryOp::Neg => { let $f = <$t as NumElem>::neg; $body }
-            UnaryOp::Abs => { let $f = <$t as NumElem>::abs; $body }
-            UnaryOp::Sign => { let $f = <$t as NumElem>::sign; $body }
-            UnaryOp::Square => { let $f = <$t as NumElem>::square; $body }
-            UnaryOp::Relu => { let $f = <$t as NumElem>::relu; $body }
+            UnaryOp::Neg => {
+                let $f = <$t as NumElem>::neg;
+                $body
+            }
+            UnaryOp::Abs => {
+                let $f = <$t as NumElem>::abs;
+                $body
+            }
+            UnaryOp::Sign => {
+                let $f = <$t as NumElem>::sign;
+                $body
+            }
+            UnaryOp::Square => {
+                let $f = <$t as NumElem>::square;
+                $body
+            }
+            UnaryOp::Relu => {
+                let $f = <$t as NumElem>::relu;
+                $body
+            }
             _ => $other,
         }
     };
@@ -127,7 +184,10 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone>(
     let dim = IxDyn(&shape);
     let av = a.broadcast(dim.clone()).expect("shapes broadcast");
     let bv = b.broadcast(dim).expect("shapes broadcast");
-    Ok(Zip::from(&av).and(&bv).map_collect(|&p, &q| f(p, q)).into_shared())
+    Ok(Zip::from(&av)
+        .and(&bv)
+        .map_collect(|&p, &q| f(p, q))
+        .into_shared())
 }
 
 /// Applies `f` to three broadcast operands.
@@ -141,14 +201,20 @@ pub(crate) fn zip3_arr<A: Copy, B: Copy, C: Copy, U: Clone>(
         lhs: a.shape().to_vec(),
         rhs: b.shape().to_vec(),
     })?;
-    let shape = broadcast_shapes(&ab, c.shape())
-        .ok_or_else(|| KernelError::Broadcast { lhs: ab.clone(), rhs: c.shape().to_vec() })?;
+    let shape = broadcast_shapes(&ab, c.shape()).ok_or_else(|| KernelError::Broadcast {
+        lhs: ab.clone(),
+        rhs: c.shape().to_vec(),
+    })?;
     super::checked_len(&shape)?;
     let dim = IxDyn(&shape);
     let av = a.broadcast(dim.clone()).expect("shapes broadcast");
     let bv = b.broadcast(dim.clone()).expect("shapes broadcast");
     let cv = c.broadcast(dim).expect("shapes broadcast");
-    Ok(Zip::from(&av).and(&bv).and(&cv).map_collect(|&p, &q, &r| f(p, q, r)).into_shared())
+    Ok(Zip::from(&av)
+        .and(&bv)
+        .and(&cv)
+        .map_collect(|&p, &q, &r| f(p, q, r))
+        .into_shared())
 }
 
 /// The numpy broadcast of two shapes, or `None` if they are incompatible.
@@ -156,8 +222,16 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
     let n = a.len().max(b.len());
     let mut out = vec![0; n];
     for i in 0..n {
-        let da = if i + a.len() >= n { a[i + a.len() - n] } else { 1 };
-        let db = if i + b.len() >= n { b[i + b.len() - n] } else { 1 };
+        let da = if i + a.len() >= n {
+            a[i + a.len() - n]
+        } else {
+            1
+        };
+        let db = if i + b.len() >= n {
+            b[i + b.len() - n]
+        } else {
+            1
+        };
         out[i] = match (da, db) {
             (x, y) if x == y => x,
             (1, y) => y,
@@ -171,18 +245,23 @@ pub fn broadcast_shapes(a: &[usize], b: &[usize]) -> Option<Vec<usize>> {
 /// Applies an elementwise unary op (SPEC §6).
 pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor, KernelError> {
     let dt = x.dtype();
-    op.result_dtype(dt).map_err(|e| rule_error(op.name(), &[dt], e))?;
+    op.result_dtype(dt)
+        .map_err(|e| rule_error(op.name(), &[dt], e))?;
     let bad = || rule_error(op.name(), &[dt], crate::ops::DTypeRuleError::Unsupported);
     match op {
         UnaryOp::Not => match x {
             Tensor::Bool(a) => Ok(Tensor::Bool(map_arr(a, |v| !v))),
             _ => Err(bad()),
         },
-        UnaryOp::IsNan => float_dispatch!(x, a => Ok(Tensor::Bool(map_arr(a, FloatElem::is_nan))), _ => Err(bad())),
+        UnaryOp::IsNan => {
+            float_dispatch!(x, a => Ok(Tensor::Bool(map_arr(a, FloatElem::is_nan))), _ => Err(bad()))
+        }
         UnaryOp::IsFinite => {
             float_dispatch!(x, a => Ok(Tensor::Bool(map_arr(a, FloatElem::is_finite))), _ => Err(bad()))
         }
-        _ if op.is_float_only() => float_dispatch!(x, a => float_unary_arr(op, a).ok_or_else(bad), _ => Err(bad())),
+        _ if op.is_float_only() => {
+            float_dispatch!(x, a => float_unary_arr(op, a).ok_or_else(bad), _ => Err(bad()))
+        }
         _ => num_dispatch!(x, a => num_unary_arr(op, a).ok_or_else(bad), bool => Err(bad())),
     }
 }
@@ -207,7 +286,11 @@ pub fn num_unary_slice<T: NumElem>(op: UnaryOp, x: &[T], out: &mut [T]) -> Resul
 }
 
 /// Applies any same-dtype unary op on floats to a slice: the inner loop of fused code.
-pub fn float_unary_slice<T: FloatElem>(op: UnaryOp, x: &[T], out: &mut [T]) -> Result<(), KernelError> {
+pub fn float_unary_slice<T: FloatElem>(
+    op: UnaryOp,
+    x: &[T],
+    out: &mut [T],
+) -> Result<(), KernelError> {
     float_unary_fn!(op, T, f => {
         for (o, &v) in out.iter_mut().zip(x) {
             *o = f(v);
@@ -219,7 +302,12 @@ pub fn float_unary_slice<T: FloatElem>(op: UnaryOp, x: &[T], out: &mut [T]) -> R
 /// Applies a same-dtype arithmetic binary op (`+ - // % ** maximum minimum`, and `*`) to
 /// equal-length slices: the inner loop of fused elementwise code. Integer `//`/`%` by zero
 /// and negative integer exponents are reported with their index in the slice.
-pub fn binary_slice<T: NumElem>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) -> Result<(), KernelError> {
+pub fn binary_slice<T: NumElem>(
+    op: BinaryOp,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+) -> Result<(), KernelError> {
     check_divisors(op, b.iter().copied(), T::DTYPE)?;
     num_binary_fn!(op, T, f => {
         for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
@@ -230,7 +318,12 @@ pub fn binary_slice<T: NumElem>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) -
 }
 
 /// [`binary_slice`] for floats, with `/` as well.
-pub fn float_binary_slice<T: FloatElem>(op: BinaryOp, a: &[T], b: &[T], out: &mut [T]) -> Result<(), KernelError> {
+pub fn float_binary_slice<T: FloatElem>(
+    op: BinaryOp,
+    a: &[T],
+    b: &[T],
+    out: &mut [T],
+) -> Result<(), KernelError> {
     if op == BinaryOp::Div {
         for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
             *o = T::div(p, q);
@@ -242,7 +335,11 @@ pub fn float_binary_slice<T: FloatElem>(op: BinaryOp, a: &[T], b: &[T], out: &mu
 
 /// Errors for integer `//`/`%` by zero and negative integer powers, given the divisors
 /// (exponents) in row-major order of the broadcast output.
-fn check_divisors<T: NumElem>(op: BinaryOp, mut b: impl Iterator<Item = T>, dt: DType) -> Result<(), KernelError> {
+fn check_divisors<T: NumElem>(
+    op: BinaryOp,
+    mut b: impl Iterator<Item = T>,
+    dt: DType,
+) -> Result<(), KernelError> {
     if !dt.is_int() {
         return Ok(());
     }
@@ -274,12 +371,17 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, KernelErro
             op.name()
         )));
     }
-    op.result_dtype(da).map_err(|e| rule_error(op.name(), &[da], e))?;
+    op.result_dtype(da)
+        .map_err(|e| rule_error(op.name(), &[da], e))?;
     let bad = || rule_error(op.name(), &[da], crate::ops::DTypeRuleError::Unsupported);
     match op {
         BinaryOp::And | BinaryOp::Or => match (a, b) {
             (Tensor::Bool(x), Tensor::Bool(y)) => {
-                let res = if op == BinaryOp::And { zip_arr(x, y, |p, q| p && q) } else { zip_arr(x, y, |p, q| p || q) };
+                let res = if op == BinaryOp::And {
+                    zip_arr(x, y, |p, q| p && q)
+                } else {
+                    zip_arr(x, y, |p, q| p || q)
+                };
                 Ok(Tensor::Bool(res?))
             }
             _ => Err(bad()),
@@ -300,7 +402,11 @@ fn same_as<'a, T: TensorElem>(_x: &Arr<T>, b: &'a Tensor) -> &'a Arr<T> {
     T::view(b).expect("dtypes checked equal")
 }
 
-fn compare_arr<T: TensorElem + PartialOrd>(op: BinaryOp, x: &Arr<T>, b: &Tensor) -> Result<Tensor, KernelError> {
+fn compare_arr<T: TensorElem + PartialOrd>(
+    op: BinaryOp,
+    x: &Arr<T>,
+    b: &Tensor,
+) -> Result<Tensor, KernelError> {
     let y = same_as(x, b);
     cmp_fn!(op, T, f => Ok(Tensor::Bool(zip_arr(x, y, f)?)), _ => unreachable!("caller passes comparisons"))
 }
@@ -308,12 +414,19 @@ fn compare_arr<T: TensorElem + PartialOrd>(op: BinaryOp, x: &Arr<T>, b: &Tensor)
 fn num_binary_arr<T: NumElem>(op: BinaryOp, x: &Arr<T>, y: &Arr<T>) -> Result<Tensor, KernelError> {
     if T::DTYPE.is_int() && matches!(op, BinaryOp::FloorDiv | BinaryOp::Mod | BinaryOp::Pow) {
         // Find the offending element in output order only when one exists.
-        let suspect = |v: T| if op == BinaryOp::Pow { T::is_negative(v) } else { T::is_zero(v) };
+        let suspect = |v: T| {
+            if op == BinaryOp::Pow {
+                T::is_negative(v)
+            } else {
+                T::is_zero(v)
+            }
+        };
         if y.iter().any(|&v| suspect(v)) {
-            let shape = broadcast_shapes(x.shape(), y.shape()).ok_or_else(|| KernelError::Broadcast {
-                lhs: x.shape().to_vec(),
-                rhs: y.shape().to_vec(),
-            })?;
+            let shape =
+                broadcast_shapes(x.shape(), y.shape()).ok_or_else(|| KernelError::Broadcast {
+                    lhs: x.shape().to_vec(),
+                    rhs: y.shape().to_vec(),
+                })?;
             let yb = y.broadcast(IxDyn(&shape)).expect("shapes broadcast");
             check_divisors(op, yb.iter().copied(), T::DTYPE)?;
         }
@@ -325,7 +438,10 @@ fn num_binary_arr<T: NumElem>(op: BinaryOp, x: &Arr<T>, y: &Arr<T>) -> Result<Te
 /// `where(cond, a, b)`: `a` where `cond` is true, else `b`; all three broadcast.
 pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, KernelError> {
     let Tensor::Bool(c) = cond else {
-        return Err(KernelError::DType(format!("`where` needs a bool condition, not {}", cond.dtype())));
+        return Err(KernelError::DType(format!(
+            "`where` needs a bool condition, not {}",
+            cond.dtype()
+        )));
     };
     if a.dtype() != b.dtype() {
         return Err(KernelError::DType(format!(
@@ -348,9 +464,14 @@ pub fn clip(x: &Tensor, lo: &Tensor, hi: &Tensor) -> Result<Tensor, KernelError>
             hi.dtype()
         )));
     }
-    let bad = || rule_error("clip", &[x.dtype()], crate::ops::DTypeRuleError::Unsupported);
+    let bad = || {
+        rule_error(
+            "clip",
+            &[x.dtype()],
+            crate::ops::DTypeRuleError::Unsupported,
+        )
+    };
     num_dispatch!(x, a => Ok(Tensor::from(zip3_arr(a, same_as(a, lo), same_as(a, hi), |v, l, h| {
         NumElem::minimum(NumElem::maximum(v, l), h)
     })?)), bool => Err(bad()))
 }
-

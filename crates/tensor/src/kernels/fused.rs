@@ -11,7 +11,9 @@
 //! layout [`run_fused`] returns `Ok(None)`, and the caller evaluates op by op instead.
 
 use super::scalar::{CastElem, FloatElem, NumElem};
-use super::{KernelError, cast_slice, float_binary_slice, float_unary_slice, binary_slice, num_unary_slice};
+use super::{
+    KernelError, binary_slice, cast_slice, float_binary_slice, float_unary_slice, num_unary_slice,
+};
 use crate::ops::{BinaryOp, UnaryOp};
 use crate::{DType, Scalar, Tensor, TensorElem};
 use half::{bf16, f16};
@@ -95,19 +97,58 @@ buf_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, 
 macro_rules! with_type {
     ($d:expr, $t:ident => $body:expr) => {
         match $d {
-            DType::Bool => { type $t = bool; $body }
-            DType::I8 => { type $t = i8; $body }
-            DType::U8 => { type $t = u8; $body }
-            DType::I16 => { type $t = i16; $body }
-            DType::U16 => { type $t = u16; $body }
-            DType::I32 => { type $t = i32; $body }
-            DType::U32 => { type $t = u32; $body }
-            DType::I64 => { type $t = i64; $body }
-            DType::U64 => { type $t = u64; $body }
-            DType::F16 => { type $t = f16; $body }
-            DType::BF16 => { type $t = bf16; $body }
-            DType::F32 => { type $t = f32; $body }
-            DType::F64 => { type $t = f64; $body }
+            DType::Bool => {
+                type $t = bool;
+                $body
+            }
+            DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            DType::U16 => {
+                type $t = u16;
+                $body
+            }
+            DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            DType::U64 => {
+                type $t = u64;
+                $body
+            }
+            DType::F16 => {
+                type $t = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                $body
+            }
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
         }
     };
 }
@@ -117,18 +158,54 @@ macro_rules! with_num_type {
     ($d:expr, $t:ident => $body:expr, bool => $other:expr) => {
         match $d {
             DType::Bool => $other,
-            DType::I8 => { type $t = i8; $body }
-            DType::U8 => { type $t = u8; $body }
-            DType::I16 => { type $t = i16; $body }
-            DType::U16 => { type $t = u16; $body }
-            DType::I32 => { type $t = i32; $body }
-            DType::U32 => { type $t = u32; $body }
-            DType::I64 => { type $t = i64; $body }
-            DType::U64 => { type $t = u64; $body }
-            DType::F16 => { type $t = f16; $body }
-            DType::BF16 => { type $t = bf16; $body }
-            DType::F32 => { type $t = f32; $body }
-            DType::F64 => { type $t = f64; $body }
+            DType::I8 => {
+                type $t = i8;
+                $body
+            }
+            DType::U8 => {
+                type $t = u8;
+                $body
+            }
+            DType::I16 => {
+                type $t = i16;
+                $body
+            }
+            DType::U16 => {
+                type $t = u16;
+                $body
+            }
+            DType::I32 => {
+                type $t = i32;
+                $body
+            }
+            DType::U32 => {
+                type $t = u32;
+                $body
+            }
+            DType::I64 => {
+                type $t = i64;
+                $body
+            }
+            DType::U64 => {
+                type $t = u64;
+                $body
+            }
+            DType::F16 => {
+                type $t = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                $body
+            }
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
         }
     };
 }
@@ -137,10 +214,22 @@ macro_rules! with_num_type {
 macro_rules! with_float_type {
     ($d:expr, $t:ident => $body:expr, _ => $other:expr) => {
         match $d {
-            DType::F16 => { type $t = f16; $body }
-            DType::BF16 => { type $t = bf16; $body }
-            DType::F32 => { type $t = f32; $body }
-            DType::F64 => { type $t = f64; $body }
+            DType::F16 => {
+                type $t = f16;
+                $body
+            }
+            DType::BF16 => {
+                type $t = bf16;
+                $body
+            }
+            DType::F32 => {
+                type $t = f32;
+                $body
+            }
+            DType::F64 => {
+                type $t = f64;
+                $body
+            }
             _ => $other,
         }
     };
@@ -158,8 +247,13 @@ struct Feed<'a> {
 /// kernel handles (see the module doc); an `Err` carries the first failing instruction's
 /// index and error, found in block order (callers wanting the op-by-op error order
 /// re-evaluate op by op).
-pub fn run_fused(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> Result<Option<Vec<Tensor>>, (usize, KernelError)> {
-    let Some(shape) = output_shape(inputs) else { return Ok(None) };
+pub fn run_fused(
+    prog: &FusedProgram<'_>,
+    inputs: &[Tensor],
+) -> Result<Option<Vec<Tensor>>, (usize, KernelError)> {
+    let Some(shape) = output_shape(inputs) else {
+        return Ok(None);
+    };
     if !types_ok(prog, inputs) || !results_are_full(prog, inputs, &shape) {
         return Ok(None);
     }
@@ -168,12 +262,22 @@ pub fn run_fused(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> Result<Option<Ve
         .iter()
         .map(|t| {
             let contiguous = crate::dispatch!(t, a => a.as_slice().is_some());
-            let owned = (!contiguous).then(|| crate::map_same!(t, a => a.as_standard_layout().into_owned().into_shared()));
-            Feed { tensor: t, owned, len: t.len() }
+            let owned = (!contiguous).then(
+                || crate::map_same!(t, a => a.as_standard_layout().into_owned().into_shared()),
+            );
+            Feed {
+                tensor: t,
+                owned,
+                len: t.len(),
+            }
         })
         .collect();
     let block = BLOCK.min(total.max(1));
-    let mut regs: Vec<Buf> = prog.dtypes.iter().map(|&d| with_type!(d, T => T::new_buf(block))).collect();
+    let mut regs: Vec<Buf> = prog
+        .dtypes
+        .iter()
+        .map(|&d| with_type!(d, T => T::new_buf(block)))
+        .collect();
     // Registers that do not vary across blocks (constants, one-element inputs) are
     // filled once, before the loop.
     let mut uniform = vec![false; prog.ops.len()];
@@ -190,7 +294,11 @@ pub fn run_fused(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> Result<Option<Ve
             _ => {}
         }
     }
-    let mut outs: Vec<Buf> = prog.results.iter().map(|&r| with_type!(prog.dtypes[r as usize], T => T::new_buf(total))).collect();
+    let mut outs: Vec<Buf> = prog
+        .results
+        .iter()
+        .map(|&r| with_type!(prog.dtypes[r as usize], T => T::new_buf(total)))
+        .collect();
     let mut start = 0;
     while start < total {
         let n = block.min(total - start);
@@ -202,7 +310,12 @@ pub fn run_fused(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> Result<Option<Ve
             let dst = &mut rest[0];
             step(op, prog.dtypes, i, done, dst, &feeds, start, n).map_err(|e| match e {
                 // The slice kernels count from the block's start; report the output index.
-                KernelError::DivisionByZero { index } => (i, KernelError::DivisionByZero { index: start + index }),
+                KernelError::DivisionByZero { index } => (
+                    i,
+                    KernelError::DivisionByZero {
+                        index: start + index,
+                    },
+                ),
                 e => (i, e),
             })?;
         }
@@ -248,7 +361,9 @@ fn results_are_full(prog: &FusedProgram<'_>, inputs: &[Tensor], full: &[usize]) 
     let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(prog.ops.len());
     for op in prog.ops {
         let of = |regs: &[u32], shapes: &[Vec<usize>]| {
-            regs.iter().try_fold(Vec::new(), |acc, r| super::broadcast_shapes(&acc, &shapes[*r as usize]))
+            regs.iter().try_fold(Vec::new(), |acc, r| {
+                super::broadcast_shapes(&acc, &shapes[*r as usize])
+            })
         };
         let s = match op {
             FusedOp::Input(n) => Some(inputs[*n].shape().to_vec()),
@@ -276,14 +391,26 @@ fn types_ok(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> bool {
                 FusedOp::Const(s) => s.dtype() == me,
                 FusedOp::Unary(op, a) => before(a) && op.result_dtype(d(a).unwrap_or(me)) == Ok(me),
                 FusedOp::Binary(op, a, b) => {
-                    before(a) && before(b) && d(a) == d(b) && d(a).is_some_and(|x| op.result_dtype(x) == Ok(me))
+                    before(a)
+                        && before(b)
+                        && d(a) == d(b)
+                        && d(a).is_some_and(|x| op.result_dtype(x) == Ok(me))
                 }
                 FusedOp::Cast(a) => before(a),
                 FusedOp::Select(c, a, b) => {
-                    before(c) && before(a) && before(b) && d(c) == Some(DType::Bool) && d(a) == Some(me) && d(b) == Some(me)
+                    before(c)
+                        && before(a)
+                        && before(b)
+                        && d(c) == Some(DType::Bool)
+                        && d(a) == Some(me)
+                        && d(b) == Some(me)
                 }
                 FusedOp::Clip(x, lo, hi) => {
-                    before(x) && before(lo) && before(hi) && me != DType::Bool && [x, lo, hi].iter().all(|r| d(r) == Some(me))
+                    before(x)
+                        && before(lo)
+                        && before(hi)
+                        && me != DType::Bool
+                        && [x, lo, hi].iter().all(|r| d(r) == Some(me))
                 }
             }
         })
@@ -298,7 +425,9 @@ fn fill_scalar(buf: &mut Buf, s: Scalar) {
             }
         };
     }
-    fill!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64)
+    fill!(
+        Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64
+    )
 }
 
 /// Copies output elements `start..start + n` of a cyclically repeated input into `buf`.
@@ -334,7 +463,9 @@ fn step(
 ) -> Result<(), KernelError> {
     let dt = |r: &u32| dtypes[*r as usize];
     let reg = |r: &u32| &regs[*r as usize];
-    let bad = |what: &str| KernelError::InvalidArgument(format!("`{what}` is not defined on {}", dtypes[i]));
+    let bad = |what: &str| {
+        KernelError::InvalidArgument(format!("`{what}` is not defined on {}", dtypes[i]))
+    };
     match op {
         FusedOp::Input(k) => copy_cyclic(dst, &feeds[*k], start, n),
         FusedOp::Const(_) => {}
@@ -342,7 +473,9 @@ fn step(
             let src = reg(a);
             match op {
                 UnaryOp::Not => map1::<bool, bool>(src, dst, n, |v| !v),
-                UnaryOp::IsNan => with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_nan), _ => return Err(bad(op.name()))),
+                UnaryOp::IsNan => {
+                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_nan), _ => return Err(bad(op.name())))
+                }
                 UnaryOp::IsFinite => {
                     with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_finite), _ => return Err(bad(op.name())))
                 }
@@ -359,12 +492,24 @@ fn step(
             match op {
                 BinaryOp::And => map2::<bool, bool, bool>(x, y, dst, n, |p, q| p && q),
                 BinaryOp::Or => map2::<bool, bool, bool>(x, y, dst, n, |p, q| p || q),
-                BinaryOp::Eq => with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p == q)),
-                BinaryOp::Ne => with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p != q)),
-                BinaryOp::Lt => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p < q), bool => return Err(bad("lt"))),
-                BinaryOp::Le => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p <= q), bool => return Err(bad("le"))),
-                BinaryOp::Gt => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p > q), bool => return Err(bad("gt"))),
-                BinaryOp::Ge => with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p >= q), bool => return Err(bad("ge"))),
+                BinaryOp::Eq => {
+                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p == q))
+                }
+                BinaryOp::Ne => {
+                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p != q))
+                }
+                BinaryOp::Lt => {
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p < q), bool => return Err(bad("lt")))
+                }
+                BinaryOp::Le => {
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p <= q), bool => return Err(bad("le")))
+                }
+                BinaryOp::Gt => {
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p > q), bool => return Err(bad("gt")))
+                }
+                BinaryOp::Ge => {
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p >= q), bool => return Err(bad("ge")))
+                }
                 BinaryOp::Div => with_float_type!(dt(a), T => {
                     float_binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
                 }, _ => return Err(bad("div"))),
@@ -400,8 +545,18 @@ fn map1<A: BufElem, U: BufElem>(src: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A
     }
 }
 
-fn map2<A: BufElem, B: BufElem, U: BufElem>(x: &Buf, y: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A, B) -> U) {
-    for ((o, &p), &q) in U::get_mut(dst)[..n].iter_mut().zip(&A::get(x)[..n]).zip(&B::get(y)[..n]) {
+fn map2<A: BufElem, B: BufElem, U: BufElem>(
+    x: &Buf,
+    y: &Buf,
+    dst: &mut Buf,
+    n: usize,
+    f: impl Fn(A, B) -> U,
+) {
+    for ((o, &p), &q) in U::get_mut(dst)[..n]
+        .iter_mut()
+        .zip(&A::get(x)[..n])
+        .zip(&B::get(y)[..n])
+    {
         *o = f(p, q);
     }
 }
@@ -426,11 +581,27 @@ mod tests {
             FusedOp::Cast(3),
             FusedOp::Binary(BinaryOp::Gt, 2, 1),
         ];
-        let dtypes = [DType::F32, DType::F32, DType::F32, DType::F32, DType::F16, DType::Bool];
-        let prog = FusedProgram { ops: &ops, dtypes: &dtypes, results: &[4, 5] };
-        let got = run_fused(&prog, &[x.clone(), c.clone()]).expect("runs").expect("layout handled");
+        let dtypes = [
+            DType::F32,
+            DType::F32,
+            DType::F32,
+            DType::F32,
+            DType::F16,
+            DType::Bool,
+        ];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[4, 5],
+        };
+        let got = run_fused(&prog, &[x.clone(), c.clone()])
+            .expect("runs")
+            .expect("layout handled");
         let m = kernels::binary(BinaryOp::Mul, &x, &c).expect("mul");
-        let want = kernels::cast(&kernels::unary(UnaryOp::Tanh, &m).expect("tanh"), DType::F16);
+        let want = kernels::cast(
+            &kernels::unary(UnaryOp::Tanh, &m).expect("tanh"),
+            DType::F16,
+        );
         assert_eq!(got[0], want);
         assert_eq!(got[1], kernels::binary(BinaryOp::Gt, &m, &c).expect("gt"));
     }
@@ -439,19 +610,38 @@ mod tests {
     fn integer_division_by_zero_is_an_error() {
         let x = Tensor::from_vec(&[4], vec![1i32, 2, 3, 4]).expect("shape");
         let d = Tensor::from_vec(&[4], vec![1i32, 1, 0, 1]).expect("shape");
-        let ops = [FusedOp::Input(0), FusedOp::Input(1), FusedOp::Binary(BinaryOp::FloorDiv, 0, 1)];
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::FloorDiv, 0, 1),
+        ];
         let dtypes = [DType::I32; 3];
-        let prog = FusedProgram { ops: &ops, dtypes: &dtypes, results: &[2] };
-        assert_eq!(run_fused(&prog, &[x, d]), Err((2, KernelError::DivisionByZero { index: 2 })));
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[2],
+        };
+        assert_eq!(
+            run_fused(&prog, &[x, d]),
+            Err((2, KernelError::DivisionByZero { index: 2 }))
+        );
     }
 
     #[test]
     fn other_layouts_are_declined() {
         let x = Tensor::from_vec(&[2, 3], vec![0f32; 6]).expect("shape");
         let y = Tensor::from_vec(&[2, 1], vec![0f32; 2]).expect("shape");
-        let ops = [FusedOp::Input(0), FusedOp::Input(1), FusedOp::Binary(BinaryOp::Add, 0, 1)];
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Add, 0, 1),
+        ];
         let dtypes = [DType::F32; 3];
-        let prog = FusedProgram { ops: &ops, dtypes: &dtypes, results: &[2] };
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[2],
+        };
         assert_eq!(run_fused(&prog, &[x, y]), Ok(None));
     }
 }

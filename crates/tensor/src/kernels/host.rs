@@ -1,9 +1,9 @@
 //! Host-only ops whose result shape depends on values, and `sort`.
 
+use super::KernelError;
 use super::elementwise::Arr;
 use super::scalar::{CastElem, CastValue};
 use super::shape::standard;
-use super::KernelError;
 use crate::{Tensor, TensorElem, dispatch, map_same};
 use ndarray::{ArcArray, Axis, Dimension, IxDyn};
 use std::cmp::Ordering;
@@ -21,7 +21,10 @@ fn nan_last<T: PartialOrd>(a: &T, b: &T) -> Ordering {
 /// such as `-0.0` and `0.0` keep their order (numpy's default sort is not stable).
 pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
     if axis >= x.rank() {
-        return Err(KernelError::InvalidArgument(format!("`sort` axis {axis} is out of bounds for rank {}", x.rank())));
+        return Err(KernelError::InvalidArgument(format!(
+            "`sort` axis {axis} is out of bounds for rank {}",
+            x.rank()
+        )));
     }
     Ok(map_same!(x, a => {
         let mut out = a.to_owned();
@@ -80,7 +83,10 @@ pub fn nonzero(x: &Tensor) -> Result<Tensor, KernelError> {
 /// leading axis with the selected positions in row-major order, then `x`'s other axes.
 pub fn boolean_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor, KernelError> {
     let Tensor::Bool(m) = mask else {
-        return Err(KernelError::DType(format!("`boolean_mask` needs a bool mask, not {}", mask.dtype())));
+        return Err(KernelError::DType(format!(
+            "`boolean_mask` needs a bool mask, not {}",
+            mask.dtype()
+        )));
     };
     let k = m.ndim();
     if k > x.rank() || m.shape() != &x.shape()[..k] {
@@ -90,12 +96,19 @@ pub fn boolean_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor, KernelError> {
             x.shape()
         )));
     }
-    let sel: Vec<usize> = m.iter().enumerate().filter(|(_, b)| **b).map(|(i, _)| i).collect();
+    let sel: Vec<usize> = m
+        .iter()
+        .enumerate()
+        .filter(|(_, b)| **b)
+        .map(|(i, _)| i)
+        .collect();
     let lead: usize = x.shape()[..k].iter().product();
     let mut flat = vec![lead];
     flat.extend_from_slice(&x.shape()[k..]);
     fn pick<T: TensorElem>(a: &Arr<T>, flat: &[usize], sel: &[usize]) -> Tensor {
-        let a = standard(a).into_shape_with_order(IxDyn(flat)).expect("length matches");
+        let a = standard(a)
+            .into_shape_with_order(IxDyn(flat))
+            .expect("length matches");
         T::wrap(a.select(Axis(0), sel).into_shared())
     }
     Ok(dispatch!(x, a => pick(a, &flat, &sel)))

@@ -21,7 +21,9 @@ pub fn matmul(a: &Tensor, b: &Tensor) -> Result<Tensor, KernelError> {
         )));
     }
     if a.rank() == 0 || b.rank() == 0 {
-        return Err(KernelError::InvalidArgument("`matmul` operands must have rank 1 or more".into()));
+        return Err(KernelError::InvalidArgument(
+            "`matmul` operands must have rank 1 or more".into(),
+        ));
     }
     if matches!(a.dtype(), DType::F16 | DType::BF16) {
         let r = matmul(&super::cast(a, DType::F32), &super::cast(b, DType::F32))?;
@@ -38,8 +40,16 @@ fn T_view<'a, T: TensorElem>(_x: &Arr<T>, b: &'a Tensor) -> &'a Arr<T> {
 
 fn matmul_arr<T: NumElem>(a: &Arr<T>, b: &Arr<T>) -> Result<Tensor, KernelError> {
     let (a1, b1) = (a.ndim() == 1, b.ndim() == 1);
-    let a = if a1 { a.clone().insert_axis(ndarray::Axis(0)) } else { a.clone() };
-    let b = if b1 { b.clone().insert_axis(ndarray::Axis(1)) } else { b.clone() };
+    let a = if a1 {
+        a.clone().insert_axis(ndarray::Axis(0))
+    } else {
+        a.clone()
+    };
+    let b = if b1 {
+        b.clone().insert_axis(ndarray::Axis(1))
+    } else {
+        b.clone()
+    };
     let (ra, rb) = (a.ndim(), b.ndim());
     let (m, k) = (a.shape()[ra - 2], a.shape()[ra - 1]);
     let (k2, n) = (b.shape()[rb - 2], b.shape()[rb - 1]);
@@ -51,7 +61,10 @@ fn matmul_arr<T: NumElem>(a: &Arr<T>, b: &Arr<T>) -> Result<Tensor, KernelError>
         )));
     }
     let batch = broadcast_shapes(&a.shape()[..ra - 2], &b.shape()[..rb - 2]).ok_or_else(|| {
-        KernelError::Broadcast { lhs: a.shape().to_vec(), rhs: b.shape().to_vec() }
+        KernelError::Broadcast {
+            lhs: a.shape().to_vec(),
+            rhs: b.shape().to_vec(),
+        }
     })?;
     let nb: usize = batch.iter().product();
     let mut out_shape = batch.clone();
@@ -61,10 +74,16 @@ fn matmul_arr<T: NumElem>(a: &Arr<T>, b: &Arr<T>) -> Result<Tensor, KernelError>
     let bshape: Vec<usize> = batch.iter().copied().chain([k, n]).collect();
     let a = standard(&a.broadcast(IxDyn(&ashape)).expect("checked").to_shared());
     let b = standard(&b.broadcast(IxDyn(&bshape)).expect("checked").to_shared());
-    let (ad, bd) = (a.as_slice().expect("standard"), b.as_slice().expect("standard"));
+    let (ad, bd) = (
+        a.as_slice().expect("standard"),
+        b.as_slice().expect("standard"),
+    );
     let mut out = vec![T::ZERO; nb * m * n];
     for p in 0..nb {
-        let (ab, bb) = (&ad[p * m * k..(p + 1) * m * k], &bd[p * k * n..(p + 1) * k * n]);
+        let (ab, bb) = (
+            &ad[p * m * k..(p + 1) * m * k],
+            &bd[p * k * n..(p + 1) * k * n],
+        );
         for i in 0..m {
             let row = &mut out[(p * m + i) * n..(p * m + i + 1) * n];
             // i-k-j order: the inner loop runs over contiguous rows of `b` and the output.
@@ -83,19 +102,26 @@ fn matmul_arr<T: NumElem>(a: &Arr<T>, b: &Arr<T>) -> Result<Tensor, KernelError>
     if !b1 {
         shape.push(n);
     }
-    Ok(T::wrap(ArcArray::from_shape_vec(IxDyn(&shape), out).expect("length matches shape")))
+    Ok(T::wrap(
+        ArcArray::from_shape_vec(IxDyn(&shape), out).expect("length matches shape"),
+    ))
 }
 
 /// TF `one_hot`: a new last axis of length `depth` with 1 at each index and 0 elsewhere;
 /// an index outside `0..depth` gives a row of zeros.
 pub fn one_hot(indices: &Tensor, depth: usize, dtype: DType) -> Result<Tensor, KernelError> {
     if !indices.dtype().is_int() {
-        return Err(KernelError::DType(format!("`one_hot` needs integer indices, not {}", indices.dtype())));
+        return Err(KernelError::DType(format!(
+            "`one_hot` needs integer indices, not {}",
+            indices.dtype()
+        )));
     }
     let mut shape = indices.shape().to_vec();
     shape.push(depth);
     let len = checked_len(&shape)?;
-    let Tensor::I64(idx) = super::cast(indices, DType::I64) else { unreachable!("cast to i64") };
+    let Tensor::I64(idx) = super::cast(indices, DType::I64) else {
+        unreachable!("cast to i64")
+    };
     let mut out = vec![false; len];
     // u64 indices above i64::MAX wrap to negatives: out of range either way.
     for (row, &i) in idx.iter().enumerate() {

@@ -22,9 +22,15 @@ use ndarray::{ArcArray, Axis, IxDyn};
 /// as numpy does; numpy's 8192-element buffering is reproduced per contiguous block only,
 /// so half-type means over more than 8192 elements that do not form one trailing block
 /// may differ from numpy in the last bit.
-pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Result<Tensor, KernelError> {
+pub fn reduce(
+    op: ReduceOp,
+    x: &Tensor,
+    axes: &[usize],
+    keepdims: bool,
+) -> Result<Tensor, KernelError> {
     let dt = x.dtype();
-    op.result_dtype(dt).map_err(|e| rule_error(op.name(), &[dt], e))?;
+    op.result_dtype(dt)
+        .map_err(|e| rule_error(op.name(), &[dt], e))?;
     let rank = x.rank();
     let mut red = vec![false; rank];
     for &ax in axes {
@@ -35,11 +41,25 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Resul
             )));
         }
         if std::mem::replace(&mut red[ax], true) {
-            return Err(KernelError::InvalidArgument(format!("`{}` axis {ax} is repeated", op.name())));
+            return Err(KernelError::InvalidArgument(format!(
+                "`{}` axis {ax} is repeated",
+                op.name()
+            )));
         }
     }
-    let keep_shape: Vec<usize> = x.shape().iter().zip(&red).map(|(&d, &r)| if r { 1 } else { d }).collect();
-    let out_shape: Vec<usize> = x.shape().iter().zip(&red).filter(|(_, r)| !**r).map(|(&d, _)| d).collect();
+    let keep_shape: Vec<usize> = x
+        .shape()
+        .iter()
+        .zip(&red)
+        .map(|(&d, &r)| if r { 1 } else { d })
+        .collect();
+    let out_shape: Vec<usize> = x
+        .shape()
+        .iter()
+        .zip(&red)
+        .filter(|(_, r)| !**r)
+        .map(|(&d, _)| d)
+        .collect();
     let shape = if keepdims { keep_shape } else { out_shape };
     let bad = || rule_error(op.name(), &[dt], crate::ops::DTypeRuleError::Unsupported);
     match op {
@@ -53,21 +73,38 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Resul
             }
             let axis = axes[0];
             if x.shape()[axis] == 0 {
-                return Err(KernelError::InvalidArgument(format!("`{}` of an empty axis", op.name())));
+                return Err(KernelError::InvalidArgument(format!(
+                    "`{}` of an empty axis",
+                    op.name()
+                )));
             }
             let max = op == ReduceOp::ArgMax;
             let out = dispatch!(x, a => arg_reduce(a, axis, max));
             Ok(Tensor::I64(reshaped(out, &shape)))
         }
         ReduceOp::Any | ReduceOp::All => {
-            let Tensor::Bool(a) = x else { return Err(bad()) };
+            let Tensor::Bool(a) = x else {
+                return Err(bad());
+            };
             if axes.is_empty() {
                 return Ok(x.clone());
             }
             let out = if op == ReduceOp::Any {
-                reduce_loop(a, &red, false, |acc, b| acc || b.iter().any(|&v| v), |acc, v| acc || v)
+                reduce_loop(
+                    a,
+                    &red,
+                    false,
+                    |acc, b| acc || b.iter().any(|&v| v),
+                    |acc, v| acc || v,
+                )
             } else {
-                reduce_loop(a, &red, true, |acc, b| acc && b.iter().all(|&v| v), |acc, v| acc && v)
+                reduce_loop(
+                    a,
+                    &red,
+                    true,
+                    |acc, b| acc && b.iter().all(|&v| v),
+                    |acc, v| acc && v,
+                )
             };
             Ok(Tensor::Bool(from_vec(out, &shape)))
         }
@@ -84,7 +121,9 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Resul
             let count: usize = axes.iter().map(|&ax| x.shape()[ax]).product();
             match x {
                 Tensor::F16(_) | Tensor::BF16(_) => {
-                    let Tensor::F32(a) = super::cast(x, crate::DType::F32) else { unreachable!("cast to f32") };
+                    let Tensor::F32(a) = super::cast(x, crate::DType::F32) else {
+                        unreachable!("cast to f32")
+                    };
                     // numpy sums half types in f32 through 8192-element buffers.
                     let sums = reduce_loop(
                         &a,
@@ -97,7 +136,9 @@ pub fn reduce(op: ReduceOp, x: &Tensor, axes: &[usize], keepdims: bool) -> Resul
                     let t = Tensor::F32(from_vec(mean, &shape));
                     Ok(super::cast(&t, dt))
                 }
-                _ => float_dispatch!(x, a => Ok(mean_reduce(a, &red, count, &shape)), _ => Err(bad())),
+                _ => {
+                    float_dispatch!(x, a => Ok(mean_reduce(a, &red, count, &shape)), _ => Err(bad()))
+                }
             }
         }
     }
@@ -108,17 +149,29 @@ fn from_vec<T>(v: Vec<T>, shape: &[usize]) -> ArcArray<T, IxDyn> {
 }
 
 fn reshaped<T: Clone>(a: ndarray::ArrayD<T>, shape: &[usize]) -> ArcArray<T, IxDyn> {
-    let v: Vec<T> = if a.is_standard_layout() { a.into_raw_vec_and_offset().0 } else { a.iter().cloned().collect() };
+    let v: Vec<T> = if a.is_standard_layout() {
+        a.into_raw_vec_and_offset().0
+    } else {
+        a.iter().cloned().collect()
+    };
     from_vec(v, shape)
 }
 
 fn mean_reduce<T: FloatElem>(a: &Arr<T>, red: &[bool], count: usize, shape: &[usize]) -> Tensor {
     let sums = reduce_loop(a, red, T::ZERO, T::sum_block, T::add);
     let n = T::from_f64(count as f64);
-    T::wrap(from_vec(sums.into_iter().map(|s| T::div(s, n)).collect(), shape))
+    T::wrap(from_vec(
+        sums.into_iter().map(|s| T::div(s, n)).collect(),
+        shape,
+    ))
 }
 
-fn num_reduce<T: NumElem>(op: ReduceOp, a: &Arr<T>, red: &[bool], shape: &[usize]) -> Result<Tensor, KernelError> {
+fn num_reduce<T: NumElem>(
+    op: ReduceOp,
+    a: &Arr<T>,
+    red: &[bool],
+    shape: &[usize],
+) -> Result<Tensor, KernelError> {
     let out = match op {
         ReduceOp::Sum => reduce_loop(a, red, T::ZERO, T::sum_block, T::add),
         ReduceOp::Prod => reduce_loop(a, red, T::ONE, T::prod_block, T::mul),
@@ -129,10 +182,22 @@ fn num_reduce<T: NumElem>(op: ReduceOp, a: &Arr<T>, red: &[bool], shape: &[usize
                     op.name()
                 )));
             }
-            let f = if op == ReduceOp::Max { T::maximum } else { T::minimum };
+            let f = if op == ReduceOp::Max {
+                T::maximum
+            } else {
+                T::minimum
+            };
             let step = |acc: Option<T>, v: T| Some(acc.map_or(v, |m| f(m, v)));
-            let res = reduce_loop(a, red, None, |acc, b| b.iter().fold(acc, |m, &v| step(m, v)), step);
-            res.into_iter().map(|v| v.expect("non-empty reduction")).collect()
+            let res = reduce_loop(
+                a,
+                red,
+                None,
+                |acc, b| b.iter().fold(acc, |m, &v| step(m, v)),
+                step,
+            );
+            res.into_iter()
+                .map(|v| v.expect("non-empty reduction"))
+                .collect()
         }
     };
     Ok(T::wrap(from_vec(out, shape)))
@@ -152,7 +217,12 @@ fn reduce_loop<T: Copy, U: Copy>(
     let data = a.as_slice().expect("standard layout");
     let shape = a.shape();
     let rank = shape.len();
-    let out_len: usize = shape.iter().zip(red).filter(|(_, r)| !**r).map(|(&d, _)| d).product();
+    let out_len: usize = shape
+        .iter()
+        .zip(red)
+        .filter(|(_, r)| !**r)
+        .map(|(&d, _)| d)
+        .product();
     let mut out = vec![init; out_len];
     if data.is_empty() {
         return out;
@@ -198,7 +268,11 @@ fn reduce_loop<T: Copy, U: Copy>(
 }
 
 /// Index of the first maximum (minimum) along `axis`; a NaN counts as the extreme, as numpy.
-fn arg_reduce<T: TensorElem + PartialOrd>(a: &Arr<T>, axis: usize, max: bool) -> ndarray::ArrayD<i64> {
+fn arg_reduce<T: TensorElem + PartialOrd>(
+    a: &Arr<T>,
+    axis: usize,
+    max: bool,
+) -> ndarray::ArrayD<i64> {
     a.map_axis(Axis(axis), |lane| {
         let mut best = 0usize;
         let mut bv = lane[0];

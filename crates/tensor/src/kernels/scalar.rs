@@ -571,10 +571,25 @@ macro_rules! float_elem {
     };
 }
 float_elem!(
-    f32, divmod_f32, pairwise_f32, numpy_math::exp_f32, numpy_math::log_f32, numpy_math::sin_f32, numpy_math::cos_f32,
+    f32,
+    divmod_f32,
+    pairwise_f32,
+    numpy_math::exp_f32,
+    numpy_math::log_f32,
+    numpy_math::sin_f32,
+    numpy_math::cos_f32,
     numpy_math::tanh_f32
 );
-float_elem!(f64, divmod_f64, pairwise_f64, f64::exp, f64::ln, f64::sin, f64::cos, numpy_math::tanh_f64);
+float_elem!(
+    f64,
+    divmod_f64,
+    pairwise_f64,
+    f64::exp,
+    f64::ln,
+    f64::sin,
+    f64::cos,
+    numpy_math::tanh_f64
+);
 
 macro_rules! half_elem {
     ($t:ty, $pairwise:ident, $from64:ident) => {
@@ -631,7 +646,11 @@ macro_rules! half_elem {
             }
             #[inline(always)]
             fn relu(x: Self) -> Self {
-                if x.is_nan() || x > <$t>::ZERO { x } else { <$t>::ZERO }
+                if x.is_nan() || x > <$t>::ZERO {
+                    x
+                } else {
+                    <$t>::ZERO
+                }
             }
             #[inline(always)]
             fn is_zero(x: Self) -> bool {

@@ -29,7 +29,9 @@ fn invalid(msg: String) -> KernelError {
 
 fn check_axis(axis: usize, rank: usize, what: &str) -> Result<(), KernelError> {
     if axis >= rank {
-        Err(invalid(format!("{what} axis {axis} is out of bounds for rank {rank}")))
+        Err(invalid(format!(
+            "{what} axis {axis} is out of bounds for rank {rank}"
+        )))
     } else {
         Ok(())
     }
@@ -61,10 +63,20 @@ pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
 /// Permutes the axes; an empty `perm` on a tensor of rank > 0 reverses them (numpy's default).
 pub fn transpose(x: &Tensor, perm: &[usize]) -> Result<Tensor, KernelError> {
     let rank = x.rank();
-    let perm: Vec<usize> = if perm.is_empty() { (0..rank).rev().collect() } else { perm.to_vec() };
+    let perm: Vec<usize> = if perm.is_empty() {
+        (0..rank).rev().collect()
+    } else {
+        perm.to_vec()
+    };
     let mut seen = vec![false; rank];
-    if perm.len() != rank || perm.iter().any(|&p| p >= rank || std::mem::replace(&mut seen[p], true)) {
-        return Err(invalid(format!("{perm:?} is not a permutation of the {rank} axes")));
+    if perm.len() != rank
+        || perm
+            .iter()
+            .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+    {
+        return Err(invalid(format!(
+            "{perm:?} is not a permutation of the {rank} axes"
+        )));
     }
     Ok(map_same!(x, a => a.clone().permuted_axes(IxDyn(&perm))))
 }
@@ -86,7 +98,10 @@ pub fn squeeze(x: &Tensor, axes: &[usize]) -> Result<Tensor, KernelError> {
     for &ax in &axes {
         check_axis(ax, shape.len(), "squeeze")?;
         if shape[ax] != 1 {
-            return Err(invalid(format!("cannot squeeze axis {ax} of length {}", shape[ax])));
+            return Err(invalid(format!(
+                "cannot squeeze axis {ax} of length {}",
+                shape[ax]
+            )));
         }
     }
     axes.sort_unstable();
@@ -101,11 +116,19 @@ pub fn squeeze(x: &Tensor, axes: &[usize]) -> Result<Tensor, KernelError> {
 }
 
 /// The arrays of `xs`, all of `first`'s dtype.
-fn same_dtype<'a, T: TensorElem>(_first: &Arr<T>, xs: &'a [Tensor], op: &str) -> Result<Vec<ndarray::ArrayViewD<'a, T>>, KernelError> {
+fn same_dtype<'a, T: TensorElem>(
+    _first: &Arr<T>,
+    xs: &'a [Tensor],
+    op: &str,
+) -> Result<Vec<ndarray::ArrayViewD<'a, T>>, KernelError> {
     xs.iter()
         .map(|t| {
             T::view(t).map(|a| a.view()).ok_or_else(|| {
-                KernelError::DType(format!("operands of `{op}` have different dtypes {} and {}", T::DTYPE, t.dtype()))
+                KernelError::DType(format!(
+                    "operands of `{op}` have different dtypes {} and {}",
+                    T::DTYPE,
+                    t.dtype()
+                ))
             })
         })
         .collect()
@@ -113,12 +136,18 @@ fn same_dtype<'a, T: TensorElem>(_first: &Arr<T>, xs: &'a [Tensor], op: &str) ->
 
 /// Joins tensors along an existing axis.
 pub fn concat(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
-    let first = xs.first().ok_or_else(|| invalid("`concat` needs at least one tensor".into()))?;
+    let first = xs
+        .first()
+        .ok_or_else(|| invalid("`concat` needs at least one tensor".into()))?;
     let rank = first.rank();
     check_axis(axis, rank, "concat")?;
     for t in xs {
         let ok = t.rank() == rank
-            && t.shape().iter().zip(first.shape()).enumerate().all(|(i, (p, q))| i == axis || p == q);
+            && t.shape()
+                .iter()
+                .zip(first.shape())
+                .enumerate()
+                .all(|(i, (p, q))| i == axis || p == q);
         if !ok {
             return Err(invalid(format!(
                 "`concat` along axis {axis}: shapes {:?} and {:?} differ off that axis",
@@ -139,10 +168,16 @@ pub fn concat(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
 
 /// Joins tensors of one shape along a new axis.
 pub fn stack(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
-    let first = xs.first().ok_or_else(|| invalid("`stack` needs at least one tensor".into()))?;
+    let first = xs
+        .first()
+        .ok_or_else(|| invalid("`stack` needs at least one tensor".into()))?;
     check_axis(axis, first.rank() + 1, "stack")?;
     if let Some(t) = xs.iter().find(|t| t.shape() != first.shape()) {
-        return Err(invalid(format!("`stack` needs equal shapes, got {:?} and {:?}", first.shape(), t.shape())));
+        return Err(invalid(format!(
+            "`stack` needs equal shapes, got {:?} and {:?}",
+            first.shape(),
+            t.shape()
+        )));
     }
     checked_len(&[first.len(), xs.len()])?;
     dispatch!(first, a => {
@@ -154,7 +189,10 @@ pub fn stack(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
 /// Broadcasts to `shape` (numpy `broadcast_to`); the result owns its elements.
 pub fn broadcast_to(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
     if broadcast_shapes(x.shape(), shape).as_deref() != Some(shape) {
-        return Err(KernelError::Broadcast { lhs: x.shape().to_vec(), rhs: shape.to_vec() });
+        return Err(KernelError::Broadcast {
+            lhs: x.shape().to_vec(),
+            rhs: shape.to_vec(),
+        });
     }
     checked_len(shape)?;
     Ok(map_same!(x, a => a.broadcast(IxDyn(shape)).expect("checked").to_owned().into_shared()))
@@ -175,9 +213,23 @@ pub fn tile(x: &Tensor, reps: &[usize]) -> Result<Tensor, KernelError> {
         if r != 1 {
             t = concat(&vec![t; r.max(1)], ax)?;
             if r == 0 {
-                t = slice(&t, &std::iter::repeat_n(SliceItem::Range { start: None, stop: None, step: 1 }, ax)
-                    .chain([SliceItem::Range { start: Some(0), stop: Some(0), step: 1 }])
-                    .collect::<Vec<_>>())?;
+                t = slice(
+                    &t,
+                    &std::iter::repeat_n(
+                        SliceItem::Range {
+                            start: None,
+                            stop: None,
+                            step: 1,
+                        },
+                        ax,
+                    )
+                    .chain([SliceItem::Range {
+                        start: Some(0),
+                        stop: Some(0),
+                        step: 1,
+                    }])
+                    .collect::<Vec<_>>(),
+                )?;
             }
         }
     }
@@ -199,13 +251,24 @@ pub fn reverse(x: &Tensor, axes: &[usize]) -> Result<Tensor, KernelError> {
 }
 
 /// Python's `slice.indices`: the first index, step and element count along an axis of `len`.
-fn slice_indices(start: Option<i64>, stop: Option<i64>, step: i64, len: usize) -> (i64, i64, usize) {
+fn slice_indices(
+    start: Option<i64>,
+    stop: Option<i64>,
+    step: i64,
+    len: usize,
+) -> (i64, i64, usize) {
     let len = len as i64;
     let clamp = |v: i64, lo: i64, hi: i64| if v < 0 { (v + len).max(lo) } else { v.min(hi) };
     let (start, stop) = if step > 0 {
-        (start.map_or(0, |v| clamp(v, 0, len)), stop.map_or(len, |v| clamp(v, 0, len)))
+        (
+            start.map_or(0, |v| clamp(v, 0, len)),
+            stop.map_or(len, |v| clamp(v, 0, len)),
+        )
     } else {
-        (start.map_or(len - 1, |v| clamp(v, -1, len - 1)), stop.map_or(-1, |v| clamp(v, -1, len - 1)))
+        (
+            start.map_or(len - 1, |v| clamp(v, -1, len - 1)),
+            stop.map_or(-1, |v| clamp(v, -1, len - 1)),
+        )
     };
     let count = if step > 0 && stop > start {
         (stop - start + step - 1) / step
@@ -220,9 +283,15 @@ fn slice_indices(start: Option<i64>, stop: Option<i64>, step: i64, len: usize) -
 /// Basic indexing with Python/numpy semantics; `items` cover leading axes and the
 /// ellipsis is already expanded by the caller. The result shares `x`'s buffer.
 pub fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, KernelError> {
-    let consumed = items.iter().filter(|i| !matches!(i, SliceItem::NewAxis)).count();
+    let consumed = items
+        .iter()
+        .filter(|i| !matches!(i, SliceItem::NewAxis))
+        .count();
     if consumed > x.rank() {
-        return Err(invalid(format!("too many indices ({consumed}) for a tensor of rank {}", x.rank())));
+        return Err(invalid(format!(
+            "too many indices ({consumed}) for a tensor of rank {}",
+            x.rank()
+        )));
     }
     let mut t = x.clone();
     let mut ax = 0;
@@ -232,7 +301,9 @@ pub fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, KernelError> {
                 let len = t.shape()[ax] as i64;
                 let j = if i < 0 { i + len } else { i };
                 if j < 0 || j >= len {
-                    return Err(invalid(format!("index {i} is out of bounds for axis {ax} with size {len}")));
+                    return Err(invalid(format!(
+                        "index {i} is out of bounds for axis {ax} with size {len}"
+                    )));
                 }
                 t = map_same!(&t, a => a.clone().index_axis_move(Axis(ax), j as usize));
             }
@@ -244,7 +315,11 @@ pub fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, KernelError> {
                 let s = if count == 0 {
                     Slice::new(0, Some(0), 1)
                 } else if step > 0 {
-                    Slice::new(first as isize, Some((first + (count as i64 - 1) * step + 1) as isize), step as isize)
+                    Slice::new(
+                        first as isize,
+                        Some((first + (count as i64 - 1) * step + 1) as isize),
+                        step as isize,
+                    )
                 } else {
                     // ndarray walks a negative step from the end of the range.
                     let last = first + (count as i64 - 1) * step;

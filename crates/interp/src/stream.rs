@@ -198,9 +198,14 @@ impl PlanBuilder<'_> {
                     .with_label(n.span, "sliced here")
                     .with_help("check the files: every component must have the same number of rows"));
                 }
+                check_loaded(&comps, &n.elem, true, n.span)?;
                 PlanKind::Slices(comps)
             }
-            DsKind::FromTensors(srcs) => PlanKind::Whole(self.load(srcs, n.span)?),
+            DsKind::FromTensors(srcs) => {
+                let comps = self.load(srcs, n.span)?;
+                check_loaded(&comps, &n.elem, false, n.span)?;
+                PlanKind::Whole(comps)
+            }
             DsKind::ReadCsv { path, header } => {
                 // The element type (fixed at trace time from the first line) gives dtype and width.
                 let (dtype, ncols) = match &n.elem {
@@ -298,6 +303,32 @@ impl PlanBuilder<'_> {
             })
             .collect()
     }
+}
+
+/// Checks source data read at run time against the element type traced from the file
+/// headers: a file that changed in between must be an error, not a kernel fed the wrong dtype.
+fn check_loaded(
+    comps: &[Tensor],
+    elem: &ElemType,
+    slices: bool,
+    span: Span,
+) -> Result<(), Diagnostic> {
+    for (t, want) in comps.iter().zip(elem.leaves()) {
+        let shape = if slices { &t.shape()[1..] } else { t.shape() };
+        if t.dtype() != want.dtype || !want.shape.admits(shape) {
+            return Err(Diagnostic::error(
+                Code::BadArrayFile,
+                format!(
+                    "the data read at run time is {}{:?} per element, but it was traced as {want}",
+                    t.dtype(),
+                    shape
+                ),
+            )
+            .with_label(span, "read here")
+            .with_help("a file changed between compiling and running; run pipec again"));
+        }
+    }
+    Ok(())
 }
 
 fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -> Diagnostic {

@@ -96,7 +96,6 @@ struct Plan {
     kind: PlanKind,
     inputs: Vec<Arc<Plan>>,
     span: Span,
-    elem: ElemType,
 }
 
 enum PlanKind {
@@ -284,7 +283,6 @@ impl PlanBuilder<'_> {
             kind,
             inputs,
             span: n.span,
-            elem: n.elem.clone(),
         });
         self.plans.insert(node, plan.clone());
         Ok(plan)
@@ -1200,11 +1198,6 @@ impl Stream for Replay {
         self.next += 1;
         Ok(e)
     }
-}
-
-#[allow(dead_code)]
-fn unused(p: &Plan) -> &ElemType {
-    &p.elem
 }
 
 /// How many dataset elements one call of `f` on `e` covers.

@@ -132,23 +132,3 @@ macro_rules! float_dispatch {
     };
 }
 pub(crate) use float_dispatch;
-
-#[allow(unused_macros)]
-/// Dispatches over the integer variants of a tensor; anything else runs `$other`.
-macro_rules! int_dispatch {
-    ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
-        match $t {
-            $crate::Tensor::I8($a) => $body,
-            $crate::Tensor::U8($a) => $body,
-            $crate::Tensor::I16($a) => $body,
-            $crate::Tensor::U16($a) => $body,
-            $crate::Tensor::I32($a) => $body,
-            $crate::Tensor::U32($a) => $body,
-            $crate::Tensor::I64($a) => $body,
-            $crate::Tensor::U64($a) => $body,
-            _ => $other,
-        }
-    };
-}
-#[allow(unused_imports)]
-pub(crate) use int_dispatch;

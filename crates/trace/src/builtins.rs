@@ -799,7 +799,7 @@ impl Eval<'_> {
                     return Ok(Value::Poison);
                 };
                 let t = match &v {
-                    Value::Num(_) | Value::Bool(_) => self.weak_cast(&v, dt, s)?,
+                    Value::Num(_) | Value::Bool(_) => self.weak_cast(&v, s)?,
                     _ => self.tensor_of(v, s)?,
                 };
                 let Some(t) = t else { return Ok(Value::Poison) };
@@ -947,7 +947,7 @@ impl Eval<'_> {
     }
 
     /// `cast` of a weakly typed number: exact conversion rules of SPEC §6.
-    fn weak_cast(&mut self, v: &Value, dt: DType, span: Span) -> Res<Option<TVal>> {
+    fn weak_cast(&mut self, v: &Value, span: Span) -> Res<Option<TVal>> {
         let t = match v {
             Value::Num(Num::Int(i)) => match i64::try_from(*i) {
                 Ok(x) => Tensor::scalar(x),
@@ -965,7 +965,6 @@ impl Eval<'_> {
             Value::Bool(b) => Tensor::scalar(*b),
             _ => return Ok(None),
         };
-        let _ = dt;
         Ok(Some(TVal::Concrete(t)))
     }
 

@@ -1,7 +1,7 @@
 //! Eager functions as host functions: an `eager fn` body (or any function called through
 //! `py_function`) evaluated per element on host arrays by the same evaluator that traces.
 
-use crate::eval::{Abort, Eval, Flow, Frame, Shared};
+use crate::eval::{Abort, Eval, Frame, Shared};
 use crate::value::{FuncVal, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{HostFn, HostFunction, HostInstance};
@@ -206,9 +206,6 @@ pub(crate) fn display_value(v: &Value) -> String {
         other => other.kind_name(),
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: Flow) {}
 
 /// The names an expression refers to (a superset of its free variables is fine here).
 fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {

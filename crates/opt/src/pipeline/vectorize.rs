@@ -7,7 +7,7 @@ use super::only_consumer;
 use crate::Pass;
 use pipec_diag::{Code, Diagnostic};
 use pipec_ir::{
-    Dim, DsKind, ElemType, Function, Op, OpKind, Program, ReshapeDim, Shape, TensorType, ValueId,
+    Dim, DsKind, Function, Op, OpKind, Program, ReshapeDim, Shape, TensorType, ValueId,
 };
 use pipec_tensor::kernels::SliceItem;
 use std::collections::HashMap;
@@ -257,12 +257,9 @@ fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
                 if ins[0].1 && ins[1].1 && f.ty(op.inputs[0]).rank() == 1 {
                     return Err("its matmul multiplies two per-element operands of rank 1".into());
                 }
-                if ins[0].1 && f.ty(op.inputs[0]).rank() == 1 {
-                    // [B, k] @ [k, n] is exactly B rows of [k] @ [k, n].
-                    OpKind::MatMul
-                } else {
-                    OpKind::MatMul
-                }
+                // Otherwise matmul's own batch broadcasting computes each row alone
+                // ([B, k] @ [k, n] is exactly B rows of [k] @ [k, n]).
+                OpKind::MatMul
             }
             OpKind::BroadcastTo(_) => return Err("it broadcasts to a fixed shape".into()),
             other => return Err(format!("`{}` has no batched form", other.mnemonic())),
@@ -300,6 +297,3 @@ fn eager_name(op: &Op) -> String {
         _ => String::new(),
     }
 }
-
-#[allow(dead_code)]
-fn unused(_: ElemType) {}

@@ -15,6 +15,7 @@ mod pipeline;
 mod print;
 mod types;
 mod verify;
+pub mod vmap;
 
 pub use function::{
     Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,

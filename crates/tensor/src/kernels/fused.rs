@@ -73,14 +73,20 @@ enum Buf {
 /// Element types a register can hold.
 trait BufElem: CastElem {
     fn new_buf(n: usize) -> Buf;
+    fn empty_buf(capacity: usize) -> Buf;
     fn get(b: &Buf) -> &[Self];
     fn get_mut(b: &mut Buf) -> &mut [Self];
+    fn vec_mut(b: &mut Buf) -> &mut Vec<Self>;
 }
 
 macro_rules! buf_elem {
     ($($t:ty => $v:ident),*) => {$(
         impl BufElem for $t {
             fn new_buf(n: usize) -> Buf { Buf::$v(vec![<$t>::default(); n]) }
+            fn empty_buf(capacity: usize) -> Buf { Buf::$v(Vec::with_capacity(capacity)) }
+            fn vec_mut(b: &mut Buf) -> &mut Vec<Self> {
+                match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
+            }
             fn get(b: &Buf) -> &[Self] {
                 match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
             }
@@ -297,7 +303,8 @@ pub fn run_fused(
     let mut outs: Vec<Buf> = prog
         .results
         .iter()
-        .map(|&r| with_type!(prog.dtypes[r as usize], T => T::new_buf(total)))
+        // Filled by appending each block: no zeroing pass over a large fresh buffer.
+        .map(|&r| with_type!(prog.dtypes[r as usize], T => T::empty_buf(total)))
         .collect();
     let mut start = 0;
     while start < total {
@@ -321,7 +328,7 @@ pub fn run_fused(
         }
         for (o, &r) in outs.iter_mut().zip(prog.results) {
             with_type!(prog.dtypes[r as usize], T => {
-                T::get_mut(o)[start..start + n].copy_from_slice(&T::get(&regs[r as usize])[..n]);
+                T::vec_mut(o).extend_from_slice(&T::get(&regs[r as usize])[..n]);
             });
         }
         start += n;
@@ -540,9 +547,7 @@ fn step(
 }
 
 fn map1<A: BufElem, U: BufElem>(src: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A) -> U) {
-    for (o, &v) in U::get_mut(dst)[..n].iter_mut().zip(&A::get(src)[..n]) {
-        *o = f(v);
-    }
+    super::simd::map_unary(&A::get(src)[..n], &mut U::get_mut(dst)[..n], f);
 }
 
 fn map2<A: BufElem, B: BufElem, U: BufElem>(
@@ -552,13 +557,7 @@ fn map2<A: BufElem, B: BufElem, U: BufElem>(
     n: usize,
     f: impl Fn(A, B) -> U,
 ) {
-    for ((o, &p), &q) in U::get_mut(dst)[..n]
-        .iter_mut()
-        .zip(&A::get(x)[..n])
-        .zip(&B::get(y)[..n])
-    {
-        *o = f(p, q);
-    }
+    super::simd::map_binary(&A::get(x)[..n], &B::get(y)[..n], &mut U::get_mut(dst)[..n], f);
 }
 
 #[cfg(test)]

@@ -247,6 +247,10 @@ struct Feed<'a> {
     /// The input's elements in row-major order, when not contiguous already.
     owned: Option<Tensor>,
     len: usize,
+    /// For an input shorter than the output (a trailing part of its shape): the input
+    /// repeated to a block plus one period, so every block is one slice of it instead of
+    /// a modulo per element.
+    pattern: Option<Tensor>,
 }
 
 /// Runs `prog` over `inputs` in blocks. `Ok(None)` means the layout is not one the chunked
@@ -264,7 +268,7 @@ pub fn run_fused(
         return Ok(None);
     }
     let total: usize = shape.iter().product();
-    let feeds: Vec<Feed<'_>> = inputs
+    let mut feeds: Vec<Feed<'_>> = inputs
         .iter()
         .map(|t| {
             let contiguous = crate::dispatch!(t, a => a.as_slice().is_some());
@@ -275,10 +279,22 @@ pub fn run_fused(
                 tensor: t,
                 owned,
                 len: t.len(),
+                pattern: None,
             }
         })
         .collect();
     let block = BLOCK.min(total.max(1));
+    for f in &mut feeds {
+        if f.len > 1 && f.len < total {
+            let t = f.owned.as_ref().unwrap_or(f.tensor);
+            let reps = block + f.len;
+            f.pattern = Some(with_type!(t.dtype(), T => {
+                let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
+                let data: Vec<T> = src.iter().copied().cycle().take(reps).collect();
+                Tensor::from_vec(&[reps], data).expect("length matches shape")
+            }));
+        }
+    }
     let mut regs: Vec<Buf> = prog
         .dtypes
         .iter()
@@ -439,6 +455,14 @@ fn fill_scalar(buf: &mut Buf, s: Scalar) {
 
 /// Copies output elements `start..start + n` of a cyclically repeated input into `buf`.
 fn copy_cyclic(buf: &mut Buf, feed: &Feed<'_>, start: usize, n: usize) {
+    if let Some(p) = &feed.pattern {
+        with_type!(p.dtype(), T => {
+            let src = T::view(p).and_then(|a| a.as_slice()).expect("built contiguous");
+            let s = start % feed.len;
+            T::get_mut(buf)[..n].copy_from_slice(&src[s..s + n]);
+        });
+        return;
+    }
     let t = feed.owned.as_ref().unwrap_or(feed.tensor);
     with_type!(t.dtype(), T => {
         let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
@@ -603,6 +627,33 @@ mod tests {
         );
         assert_eq!(got[0], want);
         assert_eq!(got[1], kernels::binary(BinaryOp::Gt, &m, &c).expect("gt"));
+    }
+
+    /// A trailing-shape input repeats across block boundaries that are not multiples of
+    /// its length (1024 % 3 != 0).
+    #[test]
+    fn short_inputs_repeat_across_blocks() {
+        let rows = 2 * BLOCK + 5;
+        let x: Vec<i32> = (0..rows as i32 * 3).collect();
+        let x = Tensor::from_vec(&[rows, 3], x).expect("shape");
+        let c = Tensor::from_vec(&[3], vec![1.0f32, 2.0, 3.0]).expect("shape");
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Cast(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Mul, 1, 2),
+        ];
+        let dtypes = [DType::I32, DType::F32, DType::F32, DType::F32];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[3],
+        };
+        let got = run_fused(&prog, &[x.clone(), c.clone()])
+            .expect("runs")
+            .expect("layout handled");
+        let want = kernels::binary(BinaryOp::Mul, &kernels::cast(&x, DType::F32), &c).expect("mul");
+        assert_eq!(got[0], want);
     }
 
     #[test]

@@ -18,7 +18,7 @@ struct Cli {
     #[arg(long, value_name = "STAGE", num_args = 0..=1, require_equals = true, default_missing_value = "optimized")]
     emit_ir: Option<String>,
     /// Print the pipeline and its functions as a Graphviz graph and stop.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "emit_ir")]
     emit_dot: bool,
     /// Compile only; print diagnostics.
     #[arg(long)]
@@ -167,8 +167,9 @@ fn real_main(cli: Cli) -> u8 {
         return emit_ir(&compiled, stage);
     }
     if cli.emit_dot {
-        eprintln!("error[E0800]: --emit-dot is not implemented yet");
-        return 2;
+        // The optimized program (the `-O` level's, or `--passes`'s), so the fusion shows.
+        print!("{}", pipec::to_dot(&compiled.optimized));
+        return 0;
     }
     run(&cli, &compiled, &source, color)
 }

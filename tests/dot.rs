@@ -1,0 +1,135 @@
+//! `pipec --emit-dot`: snapshots of the Graphviz text for a few programs, and every example's
+//! graph rendered by Graphviz's own `dot` (skipped with a note when `dot` is not installed,
+//! unless `PIPEC_REQUIRE_DOT` is set, as `.ci/run` does).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+fn emit_dot(path: &Path, extra: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(extra)
+        .arg("--emit-dot")
+        .arg(path)
+        .output()
+        .expect("the pipec binary runs")
+}
+
+fn dot_text(rel: &str, extra: &[&str]) -> String {
+    let out = emit_dot(&root().join(rel), extra);
+    assert!(
+        out.status.success(),
+        "{rel}: exit {:?}\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).expect("DOT output is UTF-8")
+}
+
+#[test]
+fn dot_snapshots() {
+    // A fused elementwise op (nested cluster), an eager call (marked), three maps fused
+    // into one, and the same program unoptimized, where the maps are still separate.
+    let cases: [(&str, &str, &[&str]); 4] = [
+        ("batch_scale", "examples/batch_scale.pipe", &[]),
+        ("py_function", "examples/numpy_py_function.pipe", &[]),
+        ("fuse_maps", "tests/cases/opt/fuse-maps/chain.pipe", &[]),
+        (
+            "fuse_maps_O0",
+            "tests/cases/opt/fuse-maps/chain.pipe",
+            &["-O0"],
+        ),
+    ];
+    for (name, rel, extra) in cases {
+        insta::assert_snapshot!(name, dot_text(rel, extra));
+    }
+}
+
+#[test]
+fn dot_output_is_deterministic() {
+    let a = dot_text("examples/numpy_eager.pipe", &[]);
+    let b = dot_text("examples/numpy_eager.pipe", &[]);
+    assert_eq!(a, b);
+}
+
+#[test]
+fn emit_dot_reports_errors_like_any_compile() {
+    let dir = std::env::temp_dir().join(format!("pipec-dot-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let bad = dir.join("bad.pipe");
+    std::fs::write(&bad, "pipeline main = range(3).map(|x| x / 2)\n").expect("write case");
+    let out = emit_dot(&bad, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        out.stdout.is_empty(),
+        "no graph is printed for a failed compile"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[E0103]"));
+}
+
+#[test]
+fn every_example_renders_with_graphviz() {
+    let has_dot = Command::new("dot")
+        .arg("-V")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_dot {
+        assert!(
+            std::env::var_os("PIPEC_REQUIRE_DOT").is_none(),
+            "PIPEC_REQUIRE_DOT is set but Graphviz `dot` is not installed"
+        );
+        eprintln!("NOTE: skipping: Graphviz `dot` is not installed");
+        return;
+    }
+    let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
+        .expect("examples dir")
+        .map(|e| e.expect("dir entry").path())
+        .filter(|p| p.extension().is_some_and(|e| e == "pipe"))
+        .collect();
+    examples.sort();
+    assert!(examples.len() >= 6, "examples are missing");
+    let mut failures = Vec::new();
+    for ex in &examples {
+        // Tracing an `exec` declaration needs --allow-exec; --emit-dot starts no worker.
+        let out = emit_dot(ex, &["--allow-exec"]);
+        if !out.status.success() {
+            failures.push(format!(
+                "{}: --emit-dot failed\n{}",
+                ex.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            continue;
+        }
+        let mut child = Command::new("dot")
+            .arg("-Tsvg")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("dot starts");
+        child
+            .stdin
+            .take()
+            .expect("dot's stdin")
+            .write_all(&out.stdout)
+            .expect("feed dot");
+        let res = child.wait_with_output().expect("dot finishes");
+        let svg = String::from_utf8_lossy(&res.stdout);
+        // Graphviz prints warnings (a bad attribute, an unknown escape) on stderr and still
+        // exits 0, so a clean graph means no stderr too.
+        if !res.status.success() || !res.stderr.is_empty() || !svg.contains("<svg") {
+            failures.push(format!(
+                "{}: dot -Tsvg exit {:?}\n{}",
+                ex.display(),
+                res.status.code(),
+                String::from_utf8_lossy(&res.stderr)
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -1,6 +1,9 @@
-//! `pipec --emit-dot`: snapshots of the Graphviz text for a few programs, and every example's
-//! graph rendered by Graphviz's own `dot` (skipped with a note when `dot` is not installed,
-//! unless `PIPEC_REQUIRE_DOT` is set, as `.ci/run` does).
+//! What the user sees besides elements, through the real binary:
+//!
+//! - `--emit-dot`: snapshots of the Graphviz text for a few programs, and every example's
+//!   graph rendered by Graphviz's own `dot` (skipped with a note when `dot` is not installed,
+//!   unless `PIPEC_REQUIRE_DOT` is set, as `.ci/run` does).
+//! - `--progress`: never changes stdout or output files.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,7 +48,7 @@ fn dot_snapshots() {
         ),
     ];
     for (name, rel, extra) in cases {
-        insta::assert_snapshot!(name, dot_text(rel, extra));
+        insta::assert_snapshot!(format!("dot_{name}"), dot_text(rel, extra));
     }
 }
 
@@ -132,4 +135,68 @@ fn every_example_renders_with_graphviz() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn pipec(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(args)
+        .output()
+        .expect("the pipec binary runs")
+}
+
+#[test]
+fn progress_never_changes_the_output() {
+    let ex = root().join("examples/batch_scale.pipe");
+    let ex = ex.to_str().expect("utf-8 path");
+    let plain = pipec(&[ex]);
+    let with_bar = pipec(&["--progress", ex]);
+    assert!(plain.status.success() && with_bar.status.success());
+    assert_eq!(plain.stdout, with_bar.stdout);
+    // stderr is a pipe here: indicatif draws nothing on a non-terminal.
+    assert!(
+        with_bar.stderr.is_empty(),
+        "{}",
+        String::from_utf8_lossy(&with_bar.stderr)
+    );
+
+    let dir = std::env::temp_dir().join(format!("pipec-progress-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let (a, b) = (dir.join("a.npy"), dir.join("b.npy"));
+    let out_a = pipec(&["--output", a.to_str().expect("utf-8"), ex]);
+    let out_b = pipec(&[
+        "--progress",
+        "--take",
+        "1",
+        "--output",
+        b.to_str().expect("utf-8"),
+        ex,
+    ]);
+    let (bytes_a, bytes_b) = (std::fs::read(&a), std::fs::read(&b));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(out_a.status.success() && out_b.status.success());
+    assert!(out_b.stdout.is_empty());
+    // batch_scale has one element, so `--take 1` writes the same file.
+    assert_eq!(
+        bytes_a.expect("a.npy written"),
+        bytes_b.expect("b.npy written")
+    );
+}
+
+#[test]
+fn progress_keeps_run_time_errors_and_stats() {
+    let dir = std::env::temp_dir().join(format!("pipec-progress-err-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let case = dir.join("div.pipe");
+    std::fs::write(&case, "pipeline main = range(3).map(|x| 6 // (x - 1))\n").expect("write case");
+    let out = pipec(&["--progress", "--stats", case.to_str().expect("utf-8 path")]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "-6\n");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("[E0600]"));
+
+    let ok = root().join("tests/cases/run/filter_range.pipe");
+    let out = pipec(&["--progress", "--stats", ok.to_str().expect("utf-8 path")]);
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.starts_with("elements: "), "{stderr}");
 }

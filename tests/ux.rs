@@ -200,3 +200,168 @@ fn progress_keeps_run_time_errors_and_stats() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.starts_with("elements: "), "{stderr}");
 }
+
+/// A ```pipe block of a document, and the ```text block right after it, if any.
+struct DocBlock {
+    /// 1-based line of the opening fence, for messages.
+    line: usize,
+    code: String,
+    expected: Option<String>,
+}
+
+/// The ```pipe blocks of a Markdown file, each with the ```text block that follows it
+/// (separated by nothing but blank lines).
+fn doc_blocks(text: &str) -> Vec<DocBlock> {
+    let lines: Vec<&str> = text.lines().collect();
+    let fenced = |start: usize| -> (String, usize) {
+        let mut body = String::new();
+        let mut i = start + 1;
+        while i < lines.len() && lines[i].trim_end() != "```" {
+            body.push_str(lines[i]);
+            body.push('\n');
+            i += 1;
+        }
+        (body, i + 1)
+    };
+    let mut blocks = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        if lines[i].trim_end() != "```pipe" {
+            i += 1;
+            continue;
+        }
+        let (code, next) = fenced(i);
+        let mut j = next;
+        while j < lines.len() && lines[j].trim().is_empty() {
+            j += 1;
+        }
+        let expected = (j < lines.len() && lines[j].trim_end() == "```text").then(|| fenced(j).0);
+        blocks.push(DocBlock {
+            line: i + 1,
+            code,
+            expected,
+        });
+        i = next;
+    }
+    blocks
+}
+
+/// The value of a `# KEY: VALUE` marker line in a block.
+fn marker<'a>(code: &'a str, key: &str) -> Option<&'a str> {
+    code.lines()
+        .find_map(|l| l.strip_prefix(&format!("# {key}:")))
+        .map(str::trim)
+}
+
+/// A file's program text without its leading `#` header lines (the `# numpy:` oracle and
+/// the description), which documents leave out.
+fn without_header(text: &str) -> String {
+    let body: Vec<&str> = text.lines().skip_while(|l| l.starts_with('#')).collect();
+    body.join("\n").trim().to_string()
+}
+
+/// Runs every ```pipe block of `doc` as its markers say (see docs/architecture.md, "Testing
+/// map"): a block whose first line names a repository file (`# examples/x.pipe`) must be
+/// that file's program and runs it; any other block runs from a temporary `example.pipe`.
+/// `# args:` adds flags. With a ```text block after it, the output must be exactly that
+/// text: stdout on success, stderr on failure (or with `# show: stderr`). Without one, the
+/// block must compile, or fail to compile with the code of an `# error:` marker.
+fn check_doc(doc: &str) -> Vec<String> {
+    let text = std::fs::read_to_string(root().join(doc)).expect("document reads");
+    let blocks = doc_blocks(&text);
+    let tmp = std::env::temp_dir().join(format!(
+        "pipec-doc-{}-{}",
+        std::process::id(),
+        doc.replace('/', "_")
+    ));
+    std::fs::create_dir_all(&tmp).expect("temp dir");
+    let mut failures = Vec::new();
+    for b in &blocks {
+        let at = format!("{doc}:{}", b.line);
+        let first = b.code.lines().next().unwrap_or("");
+        let named = first
+            .strip_prefix("# ")
+            .filter(|p| p.ends_with(".pipe") && !p.contains(' '));
+        let (dir, file) = match named {
+            Some(rel) => {
+                let Ok(real) = std::fs::read_to_string(root().join(rel)) else {
+                    failures.push(format!("{at}: `{rel}` does not exist"));
+                    continue;
+                };
+                let shown: String = b.code.lines().skip(1).collect::<Vec<_>>().join("\n");
+                if without_header(&real) != without_header(&shown) {
+                    failures.push(format!(
+                        "{at}: the block is not the program of `{rel}`\n--- file\n{}\n--- block\n{}",
+                        without_header(&real),
+                        without_header(&shown)
+                    ));
+                    continue;
+                }
+                (root(), rel.to_string())
+            }
+            None => {
+                std::fs::write(tmp.join("example.pipe"), &b.code).expect("write block");
+                (tmp.clone(), "example.pipe".to_string())
+            }
+        };
+        let mut args: Vec<String> = marker(&b.code, "args")
+            .map(|a| a.split_whitespace().map(String::from).collect())
+            .unwrap_or_default();
+        let run = |args: &[String]| {
+            Command::new(env!("CARGO_BIN_EXE_pipec"))
+                .args(args)
+                .arg(&file)
+                .current_dir(&dir)
+                .output()
+                .expect("the pipec binary runs")
+        };
+        match &b.expected {
+            Some(expected) => {
+                let out = run(&args);
+                let show_stderr =
+                    !out.status.success() || marker(&b.code, "show") == Some("stderr");
+                let got = String::from_utf8_lossy(if show_stderr {
+                    &out.stderr
+                } else {
+                    &out.stdout
+                });
+                if got != *expected || out.status.code().is_none_or(|c| c > 1) {
+                    failures.push(format!(
+                        "{at}: exit {:?}\n--- expected\n{expected}--- got\n{got}--- stderr\n{}",
+                        out.status.code(),
+                        String::from_utf8_lossy(&out.stderr)
+                    ));
+                }
+            }
+            None => {
+                args.push("--check".to_string());
+                let out = run(&args);
+                let stderr = String::from_utf8_lossy(&out.stderr);
+                let ok = match marker(&b.code, "error") {
+                    Some(code) => {
+                        out.status.code() == Some(1) && stderr.contains(&format!("[{code}]"))
+                    }
+                    None => out.status.success(),
+                };
+                if !ok {
+                    failures.push(format!(
+                        "{at}: --check exit {:?}\n{stderr}",
+                        out.status.code()
+                    ));
+                }
+            }
+        }
+    }
+    let _ = std::fs::remove_dir_all(&tmp);
+    assert!(
+        blocks.len() >= 3,
+        "{doc} has too few ```pipe blocks: is the fence spelled ```pipe?"
+    );
+    failures
+}
+
+#[test]
+fn language_reference_examples_run_as_shown() {
+    let failures = check_doc("docs/language.md");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}

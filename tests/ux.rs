@@ -201,10 +201,12 @@ fn progress_keeps_run_time_errors_and_stats() {
     assert!(stderr.starts_with("elements: "), "{stderr}");
 }
 
-/// A ```pipe block of a document, and the ```text block right after it, if any.
+/// A ```pipe (or ```sh) block of a document, and the ```text block right after it, if any.
 struct DocBlock {
     /// 1-based line of the opening fence, for messages.
     line: usize,
+    /// Whether it is a ```sh block (a `$ pipec ...` command) rather than a program.
+    shell: bool,
     code: String,
     expected: Option<String>,
 }
@@ -226,7 +228,8 @@ fn doc_blocks(text: &str) -> Vec<DocBlock> {
     let mut blocks = Vec::new();
     let mut i = 0;
     while i < lines.len() {
-        if lines[i].trim_end() != "```pipe" {
+        let fence = lines[i].trim_end();
+        if fence != "```pipe" && fence != "```sh" {
             i += 1;
             continue;
         }
@@ -238,6 +241,7 @@ fn doc_blocks(text: &str) -> Vec<DocBlock> {
         let expected = (j < lines.len() && lines[j].trim_end() == "```text").then(|| fenced(j).0);
         blocks.push(DocBlock {
             line: i + 1,
+            shell: fence == "```sh",
             code,
             expected,
         });
@@ -265,7 +269,8 @@ fn without_header(text: &str) -> String {
 /// that file's program and runs it; any other block runs from a temporary `example.pipe`.
 /// `# args:` adds flags. With a ```text block after it, the output must be exactly that
 /// text: stdout on success, stderr on failure (or with `# show: stderr`). Without one, the
-/// block must compile, or fail to compile with the code of an `# error:` marker.
+/// block must compile, or fail to compile with the code of an `# error:` marker. ```sh
+/// blocks are commands, checked by [`check_command`].
 fn check_doc(doc: &str) -> Vec<String> {
     let text = std::fs::read_to_string(root().join(doc)).expect("document reads");
     let blocks = doc_blocks(&text);
@@ -278,6 +283,16 @@ fn check_doc(doc: &str) -> Vec<String> {
     let mut failures = Vec::new();
     for b in &blocks {
         let at = format!("{doc}:{}", b.line);
+        if b.shell {
+            if let Some(f) = check_command(b) {
+                failures.push(format!("{at}: {f}"));
+            }
+            continue;
+        }
+        if b.code.contains("exec(") && b.code.contains("--allow-exec") && !numpy_available() {
+            eprintln!("NOTE: skipping {at} (needs python3 with numpy)");
+            continue;
+        }
         let first = b.code.lines().next().unwrap_or("");
         let named = first
             .strip_prefix("# ")
@@ -355,9 +370,70 @@ fn check_doc(doc: &str) -> Vec<String> {
     let _ = std::fs::remove_dir_all(&tmp);
     assert!(
         blocks.len() >= 3,
-        "{doc} has too few ```pipe blocks: is the fence spelled ```pipe?"
+        "{doc} has too few ```pipe/```sh blocks: is the fence spelled ```pipe?"
     );
     failures
+}
+
+fn numpy_available() -> bool {
+    let found = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found || std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
+        "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
+    );
+    found
+}
+
+/// Checks a ```sh block `$ pipec ARGS` followed by a ```text block: run from the repository
+/// root, it must print exactly that text (stdout on success, stderr on failure; with a
+/// trailing `2>&1`, stderr then stdout). Other shell blocks (pipes, other commands, no
+/// output shown) are illustrations and are not run.
+fn check_command(b: &DocBlock) -> Option<String> {
+    let expected = b.expected.as_ref()?;
+    let line = b.code.trim();
+    let cmd = line.strip_prefix("$ pipec ")?;
+    let (cmd, merged) = match cmd.strip_suffix(" 2>&1") {
+        Some(c) => (c, true),
+        None => (cmd, false),
+    };
+    if line.lines().count() != 1 || cmd.contains(['|', '>', '<', ';', '&']) {
+        return None;
+    }
+    if cmd.contains("--allow-exec") && !numpy_available() {
+        eprintln!("NOTE: skipping `{line}` (needs python3 with numpy)");
+        return None;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(cmd.split_whitespace())
+        .current_dir(root())
+        .output()
+        .expect("the pipec binary runs");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    let got = if merged {
+        format!("{stderr}{stdout}")
+    } else if out.status.success() {
+        stdout.to_string()
+    } else {
+        stderr.to_string()
+    };
+    (got != *expected).then(|| {
+        format!(
+            "`{line}`: exit {:?}\n--- expected\n{expected}--- got\n{got}",
+            out.status.code()
+        )
+    })
+}
+
+#[test]
+fn tutorial_commands_and_programs_run_as_shown() {
+    let failures = check_doc("docs/tutorial.md");
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]

@@ -310,12 +310,17 @@ pub fn drain(compiled: &Compiled, threads: usize) -> Result<usize, String> {
     let opts = RunOptions {
         threads,
         base_dir: compiled.dir.clone(),
+        ..RunOptions::default()
     };
-    let stream = compiled.run(&opts).map_err(|d| d.message.clone())?;
+    let mut stream = compiled.run(&opts).map_err(|d| d.message.clone())?;
+    let rows = stream.block_rows();
     let mut n = 0;
-    for e in stream {
-        std::hint::black_box(e.map_err(|d| d.message.clone())?);
-        n += 1;
+    while let Some(chunk) = stream.next_block(rows) {
+        n += chunk.block.len();
+        std::hint::black_box(chunk.block);
+        if let Some(d) = chunk.error {
+            return Err(d.message);
+        }
     }
     Ok(n)
 }

@@ -271,6 +271,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     let opts = RunOptions {
         threads: cli.threads.max(1),
         base_dir: source.dir.clone(),
+        ..RunOptions::default()
     };
     let mut stream = match compiled.run(&opts) {
         Ok(s) => s,
@@ -280,36 +281,38 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         }
     };
     let (mut count, mut bytes) = (0u64, 0u64);
+    let block_rows = stream.block_rows() as u64;
     loop {
-        // Check before pulling: `--take N` computes exactly N elements (a parallel `map` may
+        // Every element is consumed, so elements are pulled a block at a time; `--take N`
+        // asks for exactly what is left, so N elements are computed (a parallel `map` may
         // still work ahead within its chunk, but never reports errors from there).
-        if cli.take.is_some_and(|t| count >= t) {
+        let max = match cli.take {
+            Some(t) if count >= t => break,
+            Some(t) => (t - count).min(block_rows),
+            None => block_rows,
+        };
+        let Some(chunk) = stream.next_block(max as usize) else {
             break;
+        };
+        count += chunk.block.len() as u64;
+        bytes += block_bytes(&chunk.block);
+        if let Some(b) = &mut bar {
+            b.advance(chunk.block.len() as u64, count, bytes);
         }
-        let Some(item) = stream.next() else { break };
-        match item {
-            Ok(e) => {
-                count += 1;
-                bytes += e.iter().map(|t| t.nbytes() as u64).sum::<u64>();
-                if let Some(b) = &mut bar {
-                    b.element(count, bytes);
-                }
-                match sink.push(&e) {
-                    Ok(()) => {}
-                    // stdout closed (`pipec f.pipe | head`): not an error.
-                    Err(SinkError::Closed) => return 0,
-                    Err(SinkError::Failed(d)) => {
-                        report(&[d], source, color);
-                        return 1;
-                    }
-                }
-            }
-            Err(d) => {
-                // Dropping the sink removes any temporary output: a failed run leaves nothing.
-                drop(sink);
+        match sink.push_block(&chunk.block) {
+            Ok(()) => {}
+            // stdout closed (`pipec f.pipe | head`): not an error.
+            Err(SinkError::Closed) => return 0,
+            Err(SinkError::Failed(d)) => {
                 report(&[d], source, color);
                 return 1;
             }
+        }
+        if let Some(d) = chunk.error {
+            // Dropping the sink removes any temporary output: a failed run leaves nothing.
+            drop(sink);
+            report(&[d], source, color);
+            return 1;
         }
     }
     match sink.finish() {
@@ -348,10 +351,28 @@ enum OutputError {
     Failed(Diagnostic),
 }
 
+/// The bytes of the tensors in a block.
+fn block_bytes(block: &pipec::Block) -> u64 {
+    match block {
+        pipec::Block::Stacked { leaves, .. } => leaves.iter().map(|t| t.nbytes() as u64).sum(),
+        pipec::Block::Rows(rows) => rows
+            .iter()
+            .flat_map(|e| e.iter().map(|t| t.nbytes() as u64))
+            .sum(),
+    }
+}
+
 /// Where elements go: stdout, nowhere, or an output file.
 trait Sink {
     /// Delivers one element.
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError>;
+    /// Delivers a block of consecutive elements.
+    fn push_block(&mut self, block: &pipec::Block) -> Result<(), SinkError> {
+        for i in 0..block.len() {
+            self.push(&block.row(i))?;
+        }
+        Ok(())
+    }
     /// Completes the output (for files: the rename that makes them appear).
     fn finish(self: Box<Self>) -> Result<(), SinkError>;
     /// Makes writes to a terminal stdout step around the progress bar.
@@ -398,6 +419,10 @@ struct Discard;
 
 impl Sink for Discard {
     fn push(&mut self, _: &pipec::Element) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn push_block(&mut self, _: &pipec::Block) -> Result<(), SinkError> {
         Ok(())
     }
 

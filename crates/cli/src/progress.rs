@@ -85,13 +85,13 @@ impl Progress {
         })
     }
 
-    /// Counts one delivered element; `count` elements of `total_bytes` bytes so far.
-    pub fn element(&mut self, count: u64, total_bytes: u64) {
-        self.bar.inc(1);
+    /// Counts `n` more delivered elements; `count` elements of `total_bytes` bytes so far.
+    pub fn advance(&mut self, n: u64, count: u64, total_bytes: u64) {
+        self.bar.inc(n);
         // Formatting per element would cost more than small elements do; the screen
         // changes at most every `TICK` anyway.
         let now = Instant::now();
-        if now.duration_since(self.described) >= TICK || count == 1 {
+        if now.duration_since(self.described) >= TICK || count == n {
             self.described = now;
             let rate = count as f64 / self.bar.elapsed().as_secs_f64().max(1e-3);
             self.bar.set_message(format!(

@@ -7,9 +7,11 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod block;
 mod func;
 mod rng;
 mod stream;
 
+pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
 pub use stream::{Element, ElementStream, RunOptions, open};

@@ -16,6 +16,7 @@ mod pipeline;
 mod print;
 mod types;
 mod verify;
+pub mod vmap;
 
 pub use dot::to_dot;
 pub use function::{

@@ -75,18 +75,88 @@ fn emit_dot_reports_errors_like_any_compile() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("[E0103]"));
 }
 
-#[test]
-fn every_example_renders_with_graphviz() {
-    let has_dot = Command::new("dot")
+/// Whether Graphviz `dot` can be run; without it the rendering tests skip with a note,
+/// unless `PIPEC_REQUIRE_DOT` is set.
+fn has_dot() -> bool {
+    let found = Command::new("dot")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !has_dot {
+    if !found {
         assert!(
             std::env::var_os("PIPEC_REQUIRE_DOT").is_none(),
             "PIPEC_REQUIRE_DOT is set but Graphviz `dot` is not installed"
         );
         eprintln!("NOTE: skipping: Graphviz `dot` is not installed");
+    }
+    found
+}
+
+/// Feeds DOT text to `dot -Tsvg`; `Err` with its exit code and stderr unless it renders
+/// cleanly (Graphviz reports bad attributes and escapes as warnings and still exits 0).
+fn render_svg(text: &[u8]) -> Result<(), String> {
+    let mut child = Command::new("dot")
+        .arg("-Tsvg")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("dot starts");
+    child
+        .stdin
+        .take()
+        .expect("dot's stdin")
+        .write_all(text)
+        .expect("feed dot");
+    let res = child.wait_with_output().expect("dot finishes");
+    let svg = String::from_utf8_lossy(&res.stdout);
+    if res.status.success() && res.stderr.is_empty() && svg.contains("<svg") {
+        Ok(())
+    } else {
+        Err(format!(
+            "dot -Tsvg exit {:?}\n{}",
+            res.status.code(),
+            String::from_utf8_lossy(&res.stderr)
+        ))
+    }
+}
+
+#[test]
+fn labels_with_quotes_and_backslashes_render() {
+    if !has_dot() {
+        return;
+    }
+    // The data file's absolute path appears in a label: a directory named with a quote and
+    // a backslash must not break the DOT string.
+    let dir = std::env::temp_dir().join(format!("pipec-dot-\"q\\{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    std::fs::copy(
+        root().join("examples/data/labels.npy"),
+        dir.join("labels.npy"),
+    )
+    .expect("copy data");
+    let case = dir.join("p.pipe");
+    std::fs::write(
+        &case,
+        "pipeline main = from_tensor_slices(read_npy(\"labels.npy\")).map(|x| x * 2)\n",
+    )
+    .expect("write case");
+    let out = emit_dot(&case, &[]);
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    // The IR text shows the path as a Rust string (`\"q\\`); DOT escaping doubles that again.
+    assert!(text.contains(r#"pipec-dot-\\\"q\\\\"#), "{text}");
+    render_svg(&out.stdout).expect("renders");
+}
+
+#[test]
+fn every_example_renders_with_graphviz() {
+    if !has_dot() {
         return;
     }
     let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
@@ -108,30 +178,8 @@ fn every_example_renders_with_graphviz() {
             ));
             continue;
         }
-        let mut child = Command::new("dot")
-            .arg("-Tsvg")
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("dot starts");
-        child
-            .stdin
-            .take()
-            .expect("dot's stdin")
-            .write_all(&out.stdout)
-            .expect("feed dot");
-        let res = child.wait_with_output().expect("dot finishes");
-        let svg = String::from_utf8_lossy(&res.stdout);
-        // Graphviz prints warnings (a bad attribute, an unknown escape) on stderr and still
-        // exits 0, so a clean graph means no stderr too.
-        if !res.status.success() || !res.stderr.is_empty() || !svg.contains("<svg") {
-            failures.push(format!(
-                "{}: dot -Tsvg exit {:?}\n{}",
-                ex.display(),
-                res.status.code(),
-                String::from_utf8_lossy(&res.stderr)
-            ));
+        if let Err(e) = render_svg(&out.stdout) {
+            failures.push(format!("{}: {e}", ex.display()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));

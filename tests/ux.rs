@@ -3,7 +3,10 @@
 //! - `--emit-dot`: snapshots of the Graphviz text for a few programs, and every example's
 //!   graph rendered by Graphviz's own `dot` (skipped with a note when `dot` is not installed,
 //!   unless `PIPEC_REQUIRE_DOT` is set, as `.ci/run` does).
-//! - `--progress`: never changes stdout or output files.
+//! - `--progress`: never changes stdout or output files, and on a terminal (a pty from
+//!   `script`, when installed) it draws.
+//! - `docs/language.md` and `docs/tutorial.md`: every program and `$ pipec` command is run
+//!   and its output compared with the text shown (see [`check_doc`]).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -488,4 +491,49 @@ fn tutorial_commands_and_programs_run_as_shown() {
 fn language_reference_examples_run_as_shown() {
     let failures = check_doc("docs/language.md");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn progress_draws_on_a_terminal_and_leaves_the_output_alone() {
+    // `script` (util-linux) runs the command on a pseudo-terminal, the only place the bar
+    // is drawn.
+    if !Command::new("script")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success())
+    {
+        eprintln!("NOTE: skipping: `script` is not installed, no terminal to draw on");
+        return;
+    }
+    let dir = std::env::temp_dir().join(format!("pipec-progress-tty-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let case = dir.join("long.pipe");
+    std::fs::write(
+        &case,
+        "pipeline main = range(400000).map(|x| x * 2).filter(|x| x % 3 == 0)\n",
+    )
+    .expect("write case");
+    let (plain, shown) = (dir.join("plain.npy"), dir.join("shown.npy"));
+    let bin = env!("CARGO_BIN_EXE_pipec");
+    let out = pipec(&[
+        "--output",
+        plain.to_str().expect("utf-8"),
+        case.to_str().expect("utf-8"),
+    ]);
+    assert!(out.status.success());
+    let cmd = format!(
+        "'{bin}' --progress --output '{}' '{}'",
+        shown.display(),
+        case.display()
+    );
+    let tty = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .expect("script runs");
+    let drawn = String::from_utf8_lossy(&tty.stdout).to_string();
+    let (a, b) = (std::fs::read(&plain), std::fs::read(&shown));
+    let _ = std::fs::remove_dir_all(&dir);
+    assert!(tty.status.success(), "{drawn}");
+    assert!(drawn.contains(" elements, "), "no bar drawn:\n{drawn}");
+    assert_eq!(a.expect("plain output"), b.expect("output with a bar"));
 }

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod progress;
+
 /// Compile and run tf.data-style pipelines written in `.pipe` files.
 #[derive(Parser, Debug)]
 #[command(name = "pipec", version, about)]
@@ -18,7 +20,7 @@ struct Cli {
     #[arg(long, value_name = "STAGE", num_args = 0..=1, require_equals = true, default_missing_value = "optimized")]
     emit_ir: Option<String>,
     /// Print the pipeline and its functions as a Graphviz graph and stop.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "emit_ir")]
     emit_dot: bool,
     /// Compile only; print diagnostics.
     #[arg(long)]
@@ -63,7 +65,8 @@ struct Cli {
     /// Print elements, bytes and time on stderr.
     #[arg(long)]
     stats: bool,
-    /// Show a progress bar on stderr.
+    /// Show a progress bar on stderr from the start (without it, the bar appears on its own
+    /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
     progress: bool,
 }
@@ -141,7 +144,9 @@ fn real_main(cli: Cli) -> u8 {
     }
     compiler.set_worker_timeout(std::time::Duration::from_secs_f64(cli.worker_timeout));
     compiler.set_print_sink(Arc::new(|line: &str| {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        progress::suspend(|| {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        })
     }));
     let opts = CompileOptions {
         pipeline: cli.pipeline.clone(),
@@ -167,8 +172,9 @@ fn real_main(cli: Cli) -> u8 {
         return emit_ir(&compiled, stage);
     }
     if cli.emit_dot {
-        eprintln!("error[E0800]: --emit-dot is not implemented yet");
-        return 2;
+        // The optimized program (the `-O` level's, or `--passes`'s), so the fusion shows.
+        print!("{}", pipec::to_dot(&compiled.optimized));
+        return 0;
     }
     run(&cli, &compiled, &source, color)
 }
@@ -178,7 +184,9 @@ fn report(diags: &[Diagnostic], source: &SourceFile, color: bool) {
         return;
     }
     let text = pipec::render(diags, &source.name, &source.text, color);
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    progress::suspend(|| {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    });
 }
 
 fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
@@ -244,8 +252,22 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         None => Box::new(Print {
             out: std::io::BufWriter::new(std::io::stdout().lock()),
             elem: elem.clone(),
+            around_bar: false,
         }),
     };
+    // A bar between elements printed to the same terminal would garble both, so on its own
+    // it appears only when the elements go elsewhere; `--progress` asks for it regardless,
+    // and then each printed element takes the bar off the screen while it is written.
+    let prints_to_tty = cli.output.is_none() && !cli.discard && std::io::stdout().is_terminal();
+    let auto = std::io::stderr().is_terminal() && !prints_to_tty;
+    let mut bar = if cli.progress || auto {
+        progress::Progress::start(cli.take, cli.progress)
+    } else {
+        None
+    };
+    if prints_to_tty && bar.is_some() {
+        sink.set_around_bar();
+    }
     let opts = RunOptions {
         threads: cli.threads.max(1),
         base_dir: source.dir.clone(),
@@ -274,6 +296,9 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         };
         count += chunk.block.len() as u64;
         bytes += block_bytes(&chunk.block);
+        if let Some(b) = &mut bar {
+            b.advance(chunk.block.len() as u64, count, bytes);
+        }
         match sink.push_block(&chunk.block) {
             Ok(()) => {}
             // stdout closed (`pipec f.pipe | head`): not an error.
@@ -296,6 +321,9 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             report(&[d], source, color);
             return 1;
         }
+    }
+    if let Some(b) = bar.take() {
+        b.finish();
     }
     if cli.stats {
         let secs = start.elapsed().as_secs_f64();
@@ -347,18 +375,31 @@ trait Sink {
     }
     /// Completes the output (for files: the rename that makes them appear).
     fn finish(self: Box<Self>) -> Result<(), SinkError>;
+    /// Makes writes to a terminal stdout step around the progress bar.
+    fn set_around_bar(&mut self) {}
 }
 
 /// Prints elements numpy-style, one per line.
 struct Print<W: Write> {
     out: W,
     elem: pipec::ElemType,
+    /// Whether stdout is the terminal the progress bar is drawn on.
+    around_bar: bool,
 }
 
 impl<W: Write> Sink for Print<W> {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
         let text = pipec::format_element(&self.elem, e);
+        if self.around_bar && progress::active() {
+            let out = &mut self.out;
+            return progress::suspend(|| writeln!(out, "{text}").and_then(|()| out.flush()))
+                .map_err(|_| SinkError::Closed);
+        }
         writeln!(self.out, "{text}").map_err(|_| SinkError::Closed)
+    }
+
+    fn set_around_bar(&mut self) {
+        self.around_bar = true;
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {

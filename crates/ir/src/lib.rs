@@ -8,6 +8,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod dot;
 mod eval;
 mod function;
 mod host;
@@ -17,6 +18,7 @@ mod types;
 mod verify;
 pub mod vmap;
 
+pub use dot::to_dot;
 pub use function::{
     Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };

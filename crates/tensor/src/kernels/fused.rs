@@ -71,7 +71,7 @@ enum Buf {
 }
 
 /// Element types a register can hold.
-trait BufElem: CastElem {
+trait BufElem: CastElem + TensorElem {
     fn new_buf(n: usize) -> Buf;
     fn empty_buf(capacity: usize) -> Buf;
     fn get(b: &Buf) -> &[Self];
@@ -83,7 +83,7 @@ macro_rules! buf_elem {
     ($($t:ty => $v:ident),*) => {$(
         impl BufElem for $t {
             fn new_buf(n: usize) -> Buf { Buf::$v(vec![<$t>::default(); n]) }
-            fn empty_buf(capacity: usize) -> Buf { Buf::$v(Vec::with_capacity(capacity)) }
+            fn empty_buf(capacity: usize) -> Buf { Buf::$v(recycled_vec(capacity)) }
             fn vec_mut(b: &mut Buf) -> &mut Vec<Self> {
                 match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
             }
@@ -360,8 +360,80 @@ pub fn run_fused(
             }
             wrap!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64)
         })
-        .collect();
+        .collect::<Vec<Tensor>>();
+    for t in &tensors {
+        lend(t);
+    }
     Ok(Some(tensors))
+}
+
+/// Large outputs of earlier calls on this thread, kept (shared) so that their buffers can
+/// be written again once every consumer has dropped them: a fresh multi-megabyte buffer
+/// costs a page fault per 4 KiB on first write, more than the kernel's own work.
+#[derive(Default)]
+struct Recycler {
+    lent: Vec<Tensor>,
+    bytes: usize,
+}
+
+thread_local! {
+    static RECYCLER: std::cell::RefCell<Recycler> = std::cell::RefCell::default();
+}
+
+/// Outputs smaller than this come from the allocator (which reuses small blocks anyway).
+const RECYCLE_MIN_BYTES: usize = 64 << 10;
+/// The most memory kept for reuse per thread.
+const RECYCLE_MAX_BYTES: usize = 64 << 20;
+
+/// Remembers a large output for reuse.
+fn lend(t: &Tensor) {
+    let bytes = t.nbytes();
+    if !(RECYCLE_MIN_BYTES..=RECYCLE_MAX_BYTES).contains(&bytes) {
+        return;
+    }
+    RECYCLER.with(|r| {
+        let mut r = r.borrow_mut();
+        while r.bytes + bytes > RECYCLE_MAX_BYTES && !r.lent.is_empty() {
+            let old = r.lent.remove(0);
+            r.bytes -= old.nbytes();
+        }
+        r.bytes += bytes;
+        r.lent.push(t.clone());
+    });
+}
+
+/// An empty vector with room for `capacity` elements: a recycled buffer no one else holds
+/// any more, if there is one that fits.
+fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
+    if capacity * std::mem::size_of::<T>() >= RECYCLE_MIN_BYTES {
+        let found = RECYCLER.with(|r| {
+            let mut r = r.borrow_mut();
+            let mut i = 0;
+            while i < r.lent.len() {
+                let fits = r.lent[i].dtype() == T::DTYPE && r.lent[i].len() >= capacity;
+                if fits {
+                    let t = r.lent.remove(i);
+                    let bytes = t.nbytes();
+                    match T::unwrap(t).map(|a| a.try_into_owned_nocopy()) {
+                        Ok(Ok(owned)) => {
+                            r.bytes -= bytes;
+                            let (mut v, _) = owned.into_raw_vec_and_offset();
+                            v.clear();
+                            return Some(v);
+                        }
+                        Ok(Err(shared)) => r.lent.insert(i, T::wrap(shared)),
+                        Err(t) => r.lent.insert(i, t),
+                    }
+                }
+                i += 1;
+            }
+            None
+        });
+        if let Some(v) = found {
+            return v;
+        }
+    }
+    Vec::with_capacity(capacity)
 }
 
 /// The output shape when every input is the full shape, a trailing part of it, or a

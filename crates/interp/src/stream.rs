@@ -6,8 +6,8 @@
 
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
-use crate::stats::{RunStats, Timed};
 use crate::rng::Rng;
+use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
 use pipec_tensor::kernels;
@@ -134,7 +134,11 @@ pub fn open(
         let lines = pipec_ir::ds_node_lines(prog, pipeline);
         let mut stats = RunStats::default();
         for node in pipeline.topo_order() {
-            let inputs = pipeline.inputs(node).iter().map(|i| stat_index[i]).collect();
+            let inputs = pipeline
+                .inputs(node)
+                .iter()
+                .map(|i| stat_index[i])
+                .collect();
             let text = lines.get(&node).cloned().unwrap_or_default();
             stat_index.insert(node, stats.add(text, inputs));
         }
@@ -829,7 +833,8 @@ impl Stream for Map {
             self.count += if self.f.func().batched {
                 leaves
                     .first()
-                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>()) as u64
+                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
+                    as u64
             } else {
                 *rows as u64
             };

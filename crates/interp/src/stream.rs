@@ -78,7 +78,7 @@ impl ElementStream {
     }
 
     /// A good `max` for [`next_block`](Self::next_block): about 256 KiB of elements (at
-    /// most 1024), so blocks stay cache-sized however large the elements are. An unknown
+    /// most 8192), so blocks stay cache-sized however large the elements are. An unknown
     /// dim (a batch's, usually) is guessed at 256.
     pub fn block_rows(&self) -> usize {
         let bytes: usize = self
@@ -97,8 +97,9 @@ impl ElementStream {
 
 /// Target size of a consumer's block, in bytes.
 const BLOCK_BYTES: usize = 256 * 1024;
-/// The most elements in one block.
-const MAX_BLOCK_ROWS: usize = 1024;
+/// The most elements in one block (small elements: enough work per block for the
+/// kernels' parallel tasks).
+const MAX_BLOCK_ROWS: usize = 8192;
 /// What [`ElementStream::block_rows`] assumes for a dim it does not know.
 const UNKNOWN_DIM_GUESS: usize = 256;
 

@@ -27,6 +27,10 @@ pub const TARGETS: &[(&str, fn(&[u8]))] = &[
 /// keeping each input fast.
 const TAKE: usize = 64;
 
+/// The memory ceiling under fuzzing: generated shapes may ask for gigabytes, and the
+/// ceiling (the same one `--max-memory` sets) must turn that into E0701, not an abort.
+const FUZZ_MEMORY: u64 = 256 << 20;
+
 /// Every compile failure must carry coded, non-empty diagnostics; nothing may panic.
 fn assert_coded(diags: &[Diagnostic]) {
     assert!(!diags.is_empty(), "a failed compile gave no diagnostic");
@@ -41,6 +45,7 @@ fn assert_coded(diags: &[Diagnostic]) {
 /// Any bytes, as program text, through the whole compile path at `-O2`: parse, trace,
 /// verify, optimize. The result is IR or diagnostics, never a panic or an internal error.
 pub fn compile(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     let text = String::from_utf8_lossy(data);
     let source = SourceFile::from_text("fuzz.pipe", &text);
     if let Err(diags) = Compiler::new().compile(&source, &CompileOptions::default()) {
@@ -94,6 +99,7 @@ fn run_at(source: &SourceFile, opt_level: u8, threads: usize) -> Result<Outcome,
 /// A small generated pipeline (see [`program_from_bytes`]), compiled at `-O0` and at `-O2`
 /// and run to at most 64 elements: both must give the same bits and the same error.
 pub fn interp(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     let text = program_from_bytes(data);
     let source = SourceFile::from_text("gen.pipe", &text);
     let o0 = run_at(&source, 0, 1);
@@ -103,6 +109,7 @@ pub fn interp(data: &[u8]) {
 
 /// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error.
 pub fn npy(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     if let Ok(t) = io::parse_npy(data) {
         let h = io::parse_header(data).expect("a parsed file has a header");
         assert_eq!(t.shape(), h.shape.as_slice());
@@ -116,6 +123,7 @@ pub fn npy(data: &[u8]) {
 /// Any bytes as a `.npz` archive: each member pipec can name reads or fails with an error,
 /// and a header read agrees with the full read.
 pub fn npz(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     for name in ["arr_0", "x", "y"] {
         let header = io::read_npz_header_from(Cursor::new(data), name);
         let full = io::read_npz_from(Cursor::new(data), name);
@@ -129,6 +137,7 @@ pub fn npz(data: &[u8]) {
 /// Any bytes as a numeric CSV file, read as every dtype: rows of the detected width or an
 /// error; the whole-file reader agrees with the streamed rows.
 pub fn csv(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     let Ok(info) = io::csv_info_from(Cursor::new(data.to_vec())) else {
         return;
     };

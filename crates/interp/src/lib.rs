@@ -7,6 +7,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod budget;
 mod func;
 mod rng;
 mod stream;

@@ -22,7 +22,7 @@ pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{Element, ElementStream, RunOptions};
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program};
-pub use pipec_tensor::{DType, Tensor, format, io, kernels, ops};
+pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
 pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
 
 use std::collections::BTreeMap;

@@ -46,6 +46,14 @@ pub enum IoError {
     /// A CSV file with no rows and no header (nothing to give the column count).
     #[error("the CSV file is empty: there is no line to count the columns from")]
     EmptyCsv,
+    /// An array larger than the memory ceiling (`--max-memory`); nothing was allocated.
+    #[error("the array holds {bytes} bytes, over the memory limit of {limit} bytes (--max-memory)")]
+    OverMemoryLimit {
+        /// The bytes the array's data occupies.
+        bytes: u128,
+        /// The ceiling.
+        limit: u64,
+    },
     /// Elements that cannot be stacked into one output array.
     #[error("{0}")]
     Output(String),
@@ -188,22 +196,35 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// Reads a whole `.npy` file.
 pub fn read_npy(path: &Path) -> Result<Tensor, IoError> {
+    // The header says how much data follows: refuse before reading a file over the ceiling.
+    let h = read_npy_header(path)?;
+    check_data_size(&h)?;
     let bytes = std::fs::read(path)?;
     parse_npy(&bytes)
 }
 
-/// Parses `.npy` bytes into a tensor.
-pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, IoError> {
-    let h = parse_header(bytes)?;
+/// The bytes of data `h` describes, refused when over the memory ceiling.
+fn check_data_size(h: &NpyHeader) -> Result<usize, IoError> {
     let n = h
         .shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| IoError::Format("shape overflows".into()))?;
-    let size = h.dtype.size_bytes();
     let need = n
-        .checked_mul(size)
+        .checked_mul(h.dtype.size_bytes())
         .ok_or_else(|| IoError::Format("data size overflows".into()))?;
+    crate::limits::check_bytes(need as u128).map_err(|limit| IoError::OverMemoryLimit {
+        bytes: need as u128,
+        limit,
+    })?;
+    Ok(need)
+}
+
+/// Parses `.npy` bytes into a tensor.
+pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, IoError> {
+    let h = parse_header(bytes)?;
+    let need = check_data_size(&h)?;
+    let size = h.dtype.size_bytes();
     let data = &bytes[h.data_offset.min(bytes.len())..];
     if data.len() < need {
         return Err(IoError::Format(format!(

@@ -215,6 +215,7 @@ impl Eval<'_> {
                         kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
+                        kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
                         _ => Code::WrongKind,
                     };
                     let d = Diagnostic::error(code, e.to_string())

@@ -18,6 +18,7 @@ pub use grammar::program_from_bytes;
 pub const TARGETS: &[(&str, fn(&[u8]))] = &[
     ("compile", compile),
     ("interp", interp),
+    ("run", run),
     ("npy", npy),
     ("npz", npz),
     ("csv", csv),
@@ -48,8 +49,10 @@ pub fn compile(data: &[u8]) {
     pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     let text = String::from_utf8_lossy(data);
     let source = SourceFile::from_text("fuzz.pipe", &text);
-    if let Err(diags) = Compiler::new().compile(&source, &CompileOptions::default()) {
-        assert_coded(&diags);
+    match Compiler::new().compile(&source, &CompileOptions::default()) {
+        // A successful compile must hold the pipeline it chose (what running asks for first).
+        Ok(c) => drop(c.element_type()),
+        Err(diags) => assert_coded(&diags),
     }
 }
 
@@ -99,9 +102,18 @@ fn run_at(source: &SourceFile, opt_level: u8, threads: usize) -> Result<Outcome,
 /// A small generated pipeline (see [`program_from_bytes`]), compiled at `-O0` and at `-O2`
 /// and run to at most 64 elements: both must give the same bits and the same error.
 pub fn interp(data: &[u8]) {
+    run_text(&program_from_bytes(data));
+}
+
+/// Any bytes as program text, compiled and run like [`interp`]'s generated programs: mutated
+/// real programs reach datasets and ops the grammar does not generate.
+pub fn run(data: &[u8]) {
+    run_text(&String::from_utf8_lossy(data));
+}
+
+fn run_text(text: &str) {
     pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
-    let text = program_from_bytes(data);
-    let source = SourceFile::from_text("gen.pipe", &text);
+    let source = SourceFile::from_text("gen.pipe", text);
     let o0 = run_at(&source, 0, 1);
     let o2 = run_at(&source, 2, 2);
     assert_eq!(o0, o2, "-O0 and -O2 disagree on:\n{text}");

@@ -1090,7 +1090,8 @@ impl Stream for Enumerate {
             return Ok(None);
         };
         let mut out = vec![Tensor::scalar(self.next)];
-        self.next += 1;
+        // Past i64::MAX the count wraps, as int64 arithmetic does in TensorFlow.
+        self.next = self.next.wrapping_add(1);
         out.extend(e);
         Ok(Some(out))
     }

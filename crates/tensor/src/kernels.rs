@@ -85,8 +85,16 @@ fn checked_len(shape: &[usize], elem_size: usize) -> Result<usize, KernelError> 
         .iter()
         .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
     let bytes = n.saturating_mul(elem_size as u128);
-    if n > MAX_ELEMENTS {
-        Err(KernelError::TooLarge { elements: n })
+    // ndarray also needs the product of the non-zero dims to fit `isize`, even when some
+    // dim is 0 and nothing is allocated (numpy: "array is too big").
+    let spread: u128 = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    if n > MAX_ELEMENTS || spread > isize::MAX as u128 {
+        Err(KernelError::TooLarge {
+            elements: n.max(spread),
+        })
     } else if let Err(limit) = crate::limits::check_bytes(bytes) {
         Err(KernelError::OverMemoryLimit { bytes, limit })
     } else {

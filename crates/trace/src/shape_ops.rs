@@ -181,10 +181,12 @@ impl Eval<'_> {
                         return self.fail(d);
                     }
                 };
+                // Saturating: a product past `usize` cannot match any real element count
+                // (and a 0 anywhere still makes it exactly 0).
                 let fixed: usize = dims
                     .iter()
                     .map(|d| if let ReshapeDim::Fixed(n) = d { *n } else { 1 })
-                    .product();
+                    .fold(1usize, usize::saturating_mul);
                 let has_infer = dims.contains(&ReshapeDim::Infer);
                 let out_dims: Vec<Dim> = match ty.shape.num_elements() {
                     Some(n) => {
@@ -256,7 +258,16 @@ impl Eval<'_> {
                         let raw = some!(self.int_list(p, "a permutation")?);
                         let mut perm = Vec::new();
                         for i in raw {
-                            perm.push(some!(infer::norm_axis(i, ty.rank())));
+                            let Some(axis) = infer::norm_axis(i, ty.rank()) else {
+                                let d = Diagnostic::error(
+                                    Code::BadAxis,
+                                    format!("axis {i} is out of range for a tensor of rank {}", ty.rank()),
+                                )
+                                .with_label(ps, "in this permutation")
+                                .with_help("a permutation lists each axis 0 to rank - 1 once");
+                                return self.fail(d);
+                            };
+                            perm.push(axis);
                         }
                         let mut sorted = perm.clone();
                         sorted.sort_unstable();

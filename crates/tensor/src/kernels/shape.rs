@@ -275,10 +275,12 @@ fn slice_indices(
             stop.map_or(-1, |v| clamp(v, -1, len - 1)),
         )
     };
-    let count = if step > 0 && stop > start {
-        (stop - start + step - 1) / step
-    } else if step < 0 && start > stop {
-        (start - stop - step - 1) / -step
+    // In i128: a step near i64::MIN or i64::MAX must not overflow.
+    let (lo, hi, st) = (i128::from(start), i128::from(stop), i128::from(step));
+    let count = if st > 0 && hi > lo {
+        (hi - lo + st - 1) / st
+    } else if st < 0 && lo > hi {
+        (lo - hi - st - 1) / -st
     } else {
         0
     };

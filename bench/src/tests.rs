@@ -57,6 +57,7 @@ fn check(id: Id) {
         .run(&RunOptions {
             threads: 1,
             base_dir: dir.0.clone(),
+            ..RunOptions::default()
         })
         .unwrap_or_else(|d| panic!("{}", d.message))
         .map(|e| {

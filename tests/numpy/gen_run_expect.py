@@ -19,6 +19,37 @@ def ptuple(*parts):
     print("(" + ", ".join(str(np.asarray(p)) for p in parts) + ")")
 
 
+def shuffle(items, buffer, seed, epoch=0):
+    """pipec's `shuffle(buffer, seed)` (docs/language.md: tf.data's buffer algorithm driven by
+    SplitMix64, epoch k reseeded from `seed` and k), modelled independently of the Rust code
+    so an example can show a seeded order that numpy has no generator for."""
+    mask = (1 << 64) - 1
+    state = ((seed + epoch * 0xD1B54A32D192ED03) & mask) ^ 0x9E3779B97F4A7C15
+
+    def next_u64():
+        nonlocal state
+        state = (state + 0x9E3779B97F4A7C15) & mask
+        z = state
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        return z ^ (z >> 31)
+
+    source, buf, out = iter(items), [], []
+    while True:
+        for x in source:
+            buf.append(x)
+            if len(buf) >= max(buffer, 1):
+                break
+        if not buf:
+            return out
+        i = (next_u64() * len(buf)) >> 64
+        # Rust's swap_remove: the last element takes the emitted one's slot.
+        out.append(buf[i])
+        last = buf.pop()
+        if i < len(buf):
+            buf[i] = last
+
+
 def main():
     for case in sorted(p for root in ROOTS for p in root.glob("*.pipe")):
         code = [l[len("# numpy:"):].strip() for l in case.read_text().splitlines() if l.startswith("# numpy:")]
@@ -26,7 +57,7 @@ def main():
             raise SystemExit(f"{case.name}: no '# numpy:' line")
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            exec("\n".join(code), {"np": np, "ptuple": ptuple})
+            exec("\n".join(code), {"np": np, "ptuple": ptuple, "shuffle": shuffle})
         case.with_suffix(".stdout").write_text(out.getvalue())
         print(f"{case.name}: {len(out.getvalue().splitlines())} lines")
 

@@ -8,6 +8,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
 
+mod progress;
+
 /// Compile and run tf.data-style pipelines written in `.pipe` files.
 #[derive(Parser, Debug)]
 #[command(name = "pipec", version, about)]
@@ -18,7 +20,7 @@ struct Cli {
     #[arg(long, value_name = "STAGE", num_args = 0..=1, require_equals = true, default_missing_value = "optimized")]
     emit_ir: Option<String>,
     /// Print the pipeline and its functions as a Graphviz graph and stop.
-    #[arg(long)]
+    #[arg(long, conflicts_with = "emit_ir")]
     emit_dot: bool,
     /// Compile only; print diagnostics.
     #[arg(long)]
@@ -67,7 +69,8 @@ struct Cli {
     /// or 2G (bytes without a suffix); going past it is error E0701.
     #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
     max_memory: Option<u64>,
-    /// Show a progress bar on stderr.
+    /// Show a progress bar on stderr from the start (without it, the bar appears on its own
+    /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
     progress: bool,
 }
@@ -170,7 +173,9 @@ fn real_main(cli: Cli) -> u8 {
     }
     compiler.set_worker_timeout(std::time::Duration::from_secs_f64(cli.worker_timeout));
     compiler.set_print_sink(Arc::new(|line: &str| {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        progress::suspend(|| {
+            let _ = writeln!(std::io::stderr().lock(), "{line}");
+        })
     }));
     let opts = CompileOptions {
         pipeline: cli.pipeline.clone(),
@@ -196,8 +201,9 @@ fn real_main(cli: Cli) -> u8 {
         return emit_ir(&compiled, stage);
     }
     if cli.emit_dot {
-        eprintln!("error[E0800]: --emit-dot is not implemented yet");
-        return 2;
+        // The optimized program (the `-O` level's, or `--passes`'s), so the fusion shows.
+        print!("{}", pipec::to_dot(&compiled.optimized));
+        return 0;
     }
     run(&cli, &compiled, &source, color)
 }
@@ -207,7 +213,9 @@ fn report(diags: &[Diagnostic], source: &SourceFile, color: bool) {
         return;
     }
     let text = pipec::render(diags, &source.name, &source.text, color);
-    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    progress::suspend(|| {
+        let _ = std::io::stderr().lock().write_all(text.as_bytes());
+    });
 }
 
 fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
@@ -273,11 +281,26 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         None => Box::new(Print {
             out: std::io::BufWriter::new(std::io::stdout().lock()),
             elem: elem.clone(),
+            around_bar: false,
         }),
     };
+    // A bar between elements printed to the same terminal would garble both, so on its own
+    // it appears only when the elements go elsewhere; `--progress` asks for it regardless,
+    // and then each printed element takes the bar off the screen while it is written.
+    let prints_to_tty = cli.output.is_none() && !cli.discard && std::io::stdout().is_terminal();
+    let auto = std::io::stderr().is_terminal() && !prints_to_tty;
+    let mut bar = if cli.progress || auto {
+        progress::Progress::start(cli.take, cli.progress)
+    } else {
+        None
+    };
+    if prints_to_tty && bar.is_some() {
+        sink.set_around_bar();
+    }
     let opts = RunOptions {
         threads: cli.threads.max(1),
         base_dir: source.dir.clone(),
+        ..RunOptions::default()
     };
     let mut stream = match compiled.run(&opts) {
         Ok(s) => s,
@@ -287,33 +310,38 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         }
     };
     let (mut count, mut bytes) = (0u64, 0u64);
+    let block_rows = stream.block_rows() as u64;
     loop {
-        // Check before pulling: `--take N` computes exactly N elements (a parallel `map` may
+        // Every element is consumed, so elements are pulled a block at a time; `--take N`
+        // asks for exactly what is left, so N elements are computed (a parallel `map` may
         // still work ahead within its chunk, but never reports errors from there).
-        if cli.take.is_some_and(|t| count >= t) {
+        let max = match cli.take {
+            Some(t) if count >= t => break,
+            Some(t) => (t - count).min(block_rows),
+            None => block_rows,
+        };
+        let Some(chunk) = stream.next_block(max as usize) else {
             break;
+        };
+        count += chunk.block.len() as u64;
+        bytes += block_bytes(&chunk.block);
+        if let Some(b) = &mut bar {
+            b.advance(chunk.block.len() as u64, count, bytes);
         }
-        let Some(item) = stream.next() else { break };
-        match item {
-            Ok(e) => {
-                count += 1;
-                bytes += e.iter().map(|t| t.nbytes() as u64).sum::<u64>();
-                match sink.push(&e) {
-                    Ok(()) => {}
-                    // stdout closed (`pipec f.pipe | head`): not an error.
-                    Err(SinkError::Closed) => return 0,
-                    Err(SinkError::Failed(d)) => {
-                        report(&[d], source, color);
-                        return 1;
-                    }
-                }
-            }
-            Err(d) => {
-                // Dropping the sink removes any temporary output: a failed run leaves nothing.
-                drop(sink);
+        match sink.push_block(&chunk.block) {
+            Ok(()) => {}
+            // stdout closed (`pipec f.pipe | head`): not an error.
+            Err(SinkError::Closed) => return 0,
+            Err(SinkError::Failed(d)) => {
                 report(&[d], source, color);
                 return 1;
             }
+        }
+        if let Some(d) = chunk.error {
+            // Dropping the sink removes any temporary output: a failed run leaves nothing.
+            drop(sink);
+            report(&[d], source, color);
+            return 1;
         }
     }
     match sink.finish() {
@@ -322,6 +350,9 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             report(&[d], source, color);
             return 1;
         }
+    }
+    if let Some(b) = bar.take() {
+        b.finish();
     }
     if cli.stats {
         let secs = start.elapsed().as_secs_f64();
@@ -349,24 +380,55 @@ enum OutputError {
     Failed(Diagnostic),
 }
 
+/// The bytes of the tensors in a block.
+fn block_bytes(block: &pipec::Block) -> u64 {
+    match block {
+        pipec::Block::Stacked { leaves, .. } => leaves.iter().map(|t| t.nbytes() as u64).sum(),
+        pipec::Block::Rows(rows) => rows
+            .iter()
+            .flat_map(|e| e.iter().map(|t| t.nbytes() as u64))
+            .sum(),
+    }
+}
+
 /// Where elements go: stdout, nowhere, or an output file.
 trait Sink {
     /// Delivers one element.
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError>;
+    /// Delivers a block of consecutive elements.
+    fn push_block(&mut self, block: &pipec::Block) -> Result<(), SinkError> {
+        for i in 0..block.len() {
+            self.push(&block.row(i))?;
+        }
+        Ok(())
+    }
     /// Completes the output (for files: the rename that makes them appear).
     fn finish(self: Box<Self>) -> Result<(), SinkError>;
+    /// Makes writes to a terminal stdout step around the progress bar.
+    fn set_around_bar(&mut self) {}
 }
 
 /// Prints elements numpy-style, one per line.
 struct Print<W: Write> {
     out: W,
     elem: pipec::ElemType,
+    /// Whether stdout is the terminal the progress bar is drawn on.
+    around_bar: bool,
 }
 
 impl<W: Write> Sink for Print<W> {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
         let text = pipec::format_element(&self.elem, e);
+        if self.around_bar && progress::active() {
+            let out = &mut self.out;
+            return progress::suspend(|| writeln!(out, "{text}").and_then(|()| out.flush()))
+                .map_err(|_| SinkError::Closed);
+        }
         writeln!(self.out, "{text}").map_err(|_| SinkError::Closed)
+    }
+
+    fn set_around_bar(&mut self) {
+        self.around_bar = true;
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
@@ -386,6 +448,10 @@ struct Discard;
 
 impl Sink for Discard {
     fn push(&mut self, _: &pipec::Element) -> Result<(), SinkError> {
+        Ok(())
+    }
+
+    fn push_block(&mut self, _: &pipec::Block) -> Result<(), SinkError> {
         Ok(())
     }
 

@@ -7,10 +7,12 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod block;
 mod budget;
 mod func;
 mod rng;
 mod stream;
 
+pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
 pub use stream::{Element, ElementStream, RunOptions, open};

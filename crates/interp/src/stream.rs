@@ -4,6 +4,7 @@
 //! functions and loaded source data); opening a plan gives a fresh stream, so `repeat`
 //! simply reopens its input for every epoch.
 
+use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
 use crate::rng::Rng;
@@ -26,6 +27,10 @@ pub struct RunOptions {
     /// The directory of the source file. File paths in the IR were already resolved against
     /// it when tracing (a file's header types it), so the runtime opens them as they are.
     pub base_dir: PathBuf,
+    /// Block execution: maps and filters whose functions vectorize run once per block of
+    /// consecutive elements, and `batch` takes slices of contiguous sources. Off, every node
+    /// moves one element at a time (the reference behaviour; `-O0` runs that way).
+    pub blocks: bool,
 }
 
 impl Default for RunOptions {
@@ -33,6 +38,7 @@ impl Default for RunOptions {
         RunOptions {
             threads: 1,
             base_dir: PathBuf::from("."),
+            blocks: true,
         }
     }
 }
@@ -44,6 +50,48 @@ pub struct ElementStream {
     pub elem: ElemType,
     done: bool,
 }
+
+impl ElementStream {
+    /// Up to `max` next elements at once (fewer at the end, or before an error, which then
+    /// comes in the same [`Chunk`]). Consumers that take every element anyway (writing a
+    /// file, discarding, printing) pull this way so that block execution can run.
+    pub fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if self.done {
+            return None;
+        }
+        let chunk = self.inner.next_block(max.max(1));
+        match &chunk {
+            None => self.done = true,
+            Some(c) if c.error.is_some() => self.done = true,
+            Some(_) => {}
+        }
+        chunk
+    }
+
+    /// A good `max` for [`next_block`](Self::next_block): about 256 KiB of elements (at
+    /// most 1024), so blocks stay cache-sized however large the elements are. An unknown
+    /// dim (a batch's, usually) is guessed at 256.
+    pub fn block_rows(&self) -> usize {
+        let bytes: usize = self
+            .elem
+            .leaves()
+            .iter()
+            .map(|t| {
+                t.shape.0.iter().fold(t.dtype.size_bytes(), |acc, d| {
+                    acc.saturating_mul(d.known().unwrap_or(UNKNOWN_DIM_GUESS))
+                })
+            })
+            .fold(0usize, usize::saturating_add);
+        (BLOCK_BYTES / bytes.max(1)).clamp(1, MAX_BLOCK_ROWS)
+    }
+}
+
+/// Target size of a consumer's block, in bytes.
+const BLOCK_BYTES: usize = 256 * 1024;
+/// The most elements in one block.
+const MAX_BLOCK_ROWS: usize = 1024;
+/// What [`ElementStream::block_rows`] assumes for a dim it does not know.
+const UNKNOWN_DIM_GUESS: usize = 256;
 
 impl Iterator for ElementStream {
     type Item = Result<Element, Diagnostic>;
@@ -77,6 +125,7 @@ pub fn open(
         pipeline,
         opts,
         fns: HashMap::new(),
+        block_fns: HashMap::new(),
         plans: HashMap::new(),
     };
     let plan = builder.plan(pipeline.output)?;
@@ -87,9 +136,45 @@ pub fn open(
     })
 }
 
-/// Pulls elements one at a time.
+/// Pulls elements one at a time, or a block at a time.
 trait Stream: Send {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic>;
+
+    /// Up to `max` (>= 1) next elements; `None` at the end. A node without a block form
+    /// gathers elements one by one.
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        gather_rows(|| self.next(), max)
+    }
+}
+
+/// Up to `max` elements from `next`, as [`Block::Rows`], with the error that stopped it.
+fn gather_rows(
+    mut next: impl FnMut() -> Result<Option<Element>, Diagnostic>,
+    max: usize,
+) -> Option<Chunk> {
+    let mut rows = Vec::new();
+    while rows.len() < max {
+        match next() {
+            Ok(Some(e)) => rows.push(e),
+            Ok(None) => break,
+            Err(d) => {
+                return Some(Chunk {
+                    block: Block::Rows(rows),
+                    error: Some(d),
+                });
+            }
+        }
+    }
+    (!rows.is_empty()).then(|| Chunk::ok(Block::Rows(rows)))
+}
+
+/// Hides a stream's block form: with block execution off, every node moves single elements.
+struct PerElement(Box<dyn Stream>);
+
+impl Stream for PerElement {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        self.0.next()
+    }
 }
 
 /// A node ready to be opened any number of times.
@@ -97,6 +182,8 @@ struct Plan {
     kind: PlanKind,
     inputs: Vec<Arc<Plan>>,
     span: Span,
+    /// Whether this node may hand out blocks (see [`RunOptions::blocks`]).
+    blocks: bool,
 }
 
 enum PlanKind {
@@ -115,9 +202,14 @@ enum PlanKind {
     },
     Map {
         f: Arc<CompiledFn>,
+        /// `f` vectorized over a block of elements, when block execution applies.
+        block_f: Option<Arc<CompiledFn>>,
         lanes: usize,
     },
-    Filter(Arc<CompiledFn>),
+    Filter {
+        f: Arc<CompiledFn>,
+        block_f: Option<Arc<CompiledFn>>,
+    },
     Batch {
         size: usize,
         drop_remainder: bool,
@@ -155,6 +247,7 @@ struct PlanBuilder<'a> {
     pipeline: &'a Pipeline,
     opts: &'a RunOptions,
     fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
+    block_fns: HashMap<pipec_ir::FuncId, Option<Arc<CompiledFn>>>,
     plans: HashMap<DsNodeId, Arc<Plan>>,
 }
 
@@ -163,6 +256,24 @@ impl PlanBuilder<'_> {
         self.fns
             .entry(id)
             .or_insert_with(|| Arc::new(CompiledFn::new(self.prog.func(id).clone())))
+            .clone()
+    }
+
+    /// The block form of function `id`: vectorized over a leading axis of any length (for a
+    /// function that runs per batch, a block of batches). `None` when block execution is
+    /// off or the function does not vectorize (an eager call, say).
+    fn block_func(&mut self, id: pipec_ir::FuncId) -> Option<Arc<CompiledFn>> {
+        if !self.opts.blocks {
+            return None;
+        }
+        let prog = self.prog;
+        self.block_fns
+            .entry(id)
+            .or_insert_with(|| {
+                pipec_ir::vmap::vectorize(prog.func(id), pipec_ir::Dim::Unknown)
+                    .ok()
+                    .map(|vf| Arc::new(CompiledFn::new(vf)))
+            })
             .clone()
     }
 
@@ -239,10 +350,18 @@ impl PlanBuilder<'_> {
                 };
                 PlanKind::Map {
                     f: self.func(*func),
+                    block_f: if lanes == 1 {
+                        self.block_func(*func)
+                    } else {
+                        None
+                    },
                     lanes,
                 }
             }
-            DsKind::Filter { func } => PlanKind::Filter(self.func(*func)),
+            DsKind::Filter { func } => PlanKind::Filter {
+                f: self.func(*func),
+                block_f: self.block_func(*func),
+            },
             DsKind::Batch {
                 size,
                 drop_remainder,
@@ -284,6 +403,7 @@ impl PlanBuilder<'_> {
             kind,
             inputs,
             span: n.span,
+            blocks: self.opts.blocks,
         });
         self.plans.insert(node, plan.clone());
         Ok(plan)
@@ -383,6 +503,15 @@ fn fresh_seed() -> u64 {
 
 impl Plan {
     fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
+        let stream = self.open_stream()?;
+        Ok(if self.blocks {
+            stream
+        } else {
+            Box::new(PerElement(stream))
+        })
+    }
+
+    fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
         let input = |i: usize| self.inputs[i].open();
         Ok(match &self.kind {
             PlanKind::Slices(comps) => {
@@ -413,7 +542,7 @@ impl Plan {
                     span: self.span,
                 })
             }
-            PlanKind::Map { f, lanes } => {
+            PlanKind::Map { f, block_f, lanes } => {
                 if *lanes > 1 {
                     Box::new(ParMap {
                         input: input(0)?,
@@ -428,16 +557,21 @@ impl Plan {
                     Box::new(Map {
                         input: input(0)?,
                         f: f.clone(),
+                        block_f: block_f.clone(),
                         state: FnState::default(),
+                        block_state: FnState::default(),
                         count: 0,
                     })
                 }
             }
-            PlanKind::Filter(f) => Box::new(Filter {
+            PlanKind::Filter { f, block_f } => Box::new(Filter {
                 input: input(0)?,
                 f: f.clone(),
+                block_f: block_f.clone(),
                 state: FnState::default(),
+                block_state: FnState::default(),
                 count: 0,
+                pending: Pending::default(),
             }),
             PlanKind::Batch {
                 size,
@@ -448,6 +582,7 @@ impl Plan {
                 drop_remainder: *drop_remainder,
                 span: self.span,
                 count: 0,
+                pending: Pending::default(),
             }),
             PlanKind::PaddedBatch {
                 size,
@@ -555,6 +690,22 @@ impl Stream for Slices {
         self.next += 1;
         Ok(Some(self.comps.iter().map(|c| c.index_axis0(i)).collect()))
     }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if self.next >= self.n {
+            return None;
+        }
+        let (start, end) = (self.next, self.n.min(self.next.saturating_add(max)));
+        self.next = end;
+        Some(Chunk::ok(Block::Stacked {
+            leaves: self
+                .comps
+                .iter()
+                .map(|c| c.slice_axis0(start, end))
+                .collect(),
+            rows: end - start,
+        }))
+    }
 }
 
 struct Whole(Option<Vec<Tensor>>);
@@ -571,29 +722,56 @@ struct Range {
     step: i64,
 }
 
-impl Stream for Range {
-    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+impl Range {
+    /// The next value, advancing (a step that saturates at the i64 range ends the stream).
+    #[inline]
+    fn advance(&mut self) -> Option<i64> {
         let more = if self.step > 0 {
             self.cur < self.stop
         } else {
             self.cur > self.stop
         };
         if !more {
-            return Ok(None);
+            return None;
         }
         let v = self.cur;
         self.cur = self.cur.saturating_add(self.step);
         if self.cur == v {
             self.stop = v;
         }
-        Ok(Some(vec![Tensor::scalar(v)]))
+        Some(v)
+    }
+}
+
+impl Stream for Range {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        Ok(self.advance().map(|v| vec![Tensor::scalar(v)]))
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        let mut values = Vec::with_capacity(max.min(1 << 16));
+        while values.len() < max {
+            match self.advance() {
+                Some(v) => values.push(v),
+                None => break,
+            }
+        }
+        let rows = values.len();
+        (rows > 0).then(|| {
+            Chunk::ok(Block::Stacked {
+                leaves: vec![Tensor::from_vec(&[rows], values).expect("one value per row")],
+                rows,
+            })
+        })
     }
 }
 
 struct Map {
     input: Box<dyn Stream>,
     f: Arc<CompiledFn>,
+    block_f: Option<Arc<CompiledFn>>,
     state: FnState,
+    block_state: FnState,
     count: u64,
 }
 
@@ -606,6 +784,53 @@ impl Stream for Map {
         // A batched (vectorized) map counts the elements in each batch, not the batches.
         self.count += element_count(&self.f, &e);
         self.f.call(&mut self.state, e, idx).map(Some)
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        let Some(block_f) = self.block_f.clone() else {
+            return gather_rows(|| self.next(), max);
+        };
+        let Chunk { block, error } = self.input.next_block(max)?;
+        if let Block::Stacked { leaves, rows } = &block
+            && *rows > 0
+            && let Ok(out) = block_f.call(&mut self.block_state, leaves.clone(), self.count)
+        {
+            // A batched function's rows are batches: count the elements inside them.
+            self.count += if self.f.func().batched {
+                leaves
+                    .first()
+                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>()) as u64
+            } else {
+                *rows as u64
+            };
+            return Some(Chunk {
+                block: Block::Stacked {
+                    leaves: out,
+                    rows: *rows,
+                },
+                error,
+            });
+        }
+        // Rows apart, or the block failed: one by one, so the error reported is the one
+        // element-at-a-time execution meets first, after the rows before it.
+        let mut outs = Vec::with_capacity(block.len());
+        for e in block.into_rows() {
+            let idx = self.count;
+            self.count += element_count(&self.f, &e);
+            match self.f.call(&mut self.state, e, idx) {
+                Ok(o) => outs.push(o),
+                Err(d) => {
+                    return Some(Chunk {
+                        block: Block::Rows(outs),
+                        error: Some(d),
+                    });
+                }
+            }
+        }
+        Some(Chunk {
+            block: Block::Rows(outs),
+            error,
+        })
     }
 }
 
@@ -731,12 +956,81 @@ impl Stream for ParMap {
 struct Filter {
     input: Box<dyn Stream>,
     f: Arc<CompiledFn>,
+    block_f: Option<Arc<CompiledFn>>,
     state: FnState,
+    block_state: FnState,
     count: u64,
+    /// Elements that passed, read ahead by a block pull.
+    pending: Pending,
+}
+
+/// The fewest input elements a block-executing filter reads at once: reading exactly the
+/// number still missing would take ever smaller blocks as the batch fills up.
+const MIN_FILTER_PULL: usize = 1024;
+
+impl Filter {
+    /// Filters `block` into `self.pending`: with the vectorized predicate when the block is
+    /// stacked, else (or if it fails) element by element, stopping at the first error.
+    fn filter_block(&mut self, block_f: &CompiledFn, block: Block) {
+        if let Block::Stacked { leaves, rows } = &block
+            && *rows > 0
+            && let Ok(keep) = block_f.call(&mut self.block_state, leaves.clone(), self.count)
+            && let Some(mask) = keep
+                .first()
+                .and_then(|t| t.as_array::<bool>())
+                .and_then(|a| a.as_slice())
+            && mask.len() == *rows
+        {
+            self.count += *rows as u64;
+            let kept = mask.iter().filter(|&&k| k).count();
+            self.pending.push(Block::Stacked {
+                leaves: leaves.iter().map(|t| t.compress_rows(mask)).collect(),
+                rows: kept,
+            });
+            return;
+        }
+        let mut kept = Vec::new();
+        for e in block.into_rows() {
+            let idx = self.count;
+            self.count += 1;
+            match self.f.call(&mut self.state, e.clone(), idx) {
+                Ok(k) if passes(&k) => kept.push(e),
+                Ok(_) => {}
+                Err(d) => {
+                    self.pending.push(Block::Rows(kept));
+                    self.pending.push_error(d);
+                    return;
+                }
+            }
+        }
+        self.pending.push(Block::Rows(kept));
+    }
+}
+
+/// Whether a predicate's result says to keep the element.
+fn passes(keep: &[Tensor]) -> bool {
+    keep.first()
+        .and_then(|t| t.as_array::<bool>())
+        .and_then(|a| a.iter().next().copied())
+        .unwrap_or(false)
 }
 
 impl Stream for Filter {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        // What a block pull read ahead comes first.
+        if !self.pending.is_empty() {
+            let chunk = self.pending.take(1).expect("something is pending");
+            let mut rows = chunk.block.into_rows();
+            return match (rows.pop(), chunk.error) {
+                (Some(e), Some(d)) => {
+                    self.pending.push_error(d);
+                    Ok(Some(e))
+                }
+                (Some(e), None) => Ok(Some(e)),
+                (None, Some(d)) => Err(d),
+                (None, None) => Ok(None),
+            };
+        }
         loop {
             let Some(e) = self.input.next()? else {
                 return Ok(None);
@@ -744,15 +1038,27 @@ impl Stream for Filter {
             let idx = self.count;
             self.count += 1;
             let keep = self.f.call(&mut self.state, e.clone(), idx)?;
-            let pass = keep
-                .first()
-                .and_then(|t| t.as_array::<bool>())
-                .and_then(|a| a.iter().next().copied())
-                .unwrap_or(false);
-            if pass {
+            if passes(&keep) {
                 return Ok(Some(e));
             }
         }
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        let Some(block_f) = self.block_f.clone() else {
+            return gather_rows(|| self.next(), max);
+        };
+        while self.pending.rows() < max && !self.pending.has_error() {
+            let want = (max - self.pending.rows()).max(MIN_FILTER_PULL);
+            let Some(Chunk { block, error }) = self.input.next_block(want) else {
+                break;
+            };
+            self.filter_block(&block_f, block);
+            if let Some(d) = error {
+                self.pending.push_error(d);
+            }
+        }
+        self.pending.take(max)
     }
 }
 
@@ -762,16 +1068,99 @@ struct Batch {
     drop_remainder: bool,
     span: Span,
     count: u64,
+    /// Input rows read by a block pull beyond its whole batches (and the error after them).
+    pending: Pending,
+}
+
+impl Batch {
+    /// Up to `max` rows: first those left over from a block pull, then the input's.
+    fn pull(&mut self, max: usize) -> Option<Chunk> {
+        if !self.pending.is_empty() {
+            return self.pending.take(max);
+        }
+        self.input.next_block(max)
+    }
 }
 
 impl Stream for Batch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder, self.span)? else {
+        // A block of exactly the batch size is the batch itself: for a contiguous source,
+        // a slice of it, copied nowhere.
+        let mut parts = Vec::new();
+        let mut have = 0;
+        while have < self.size {
+            let Some(Chunk { block, error }) = self.pull(self.size - have) else {
+                break;
+            };
+            have += block.len();
+            parts.push(block);
+            if let Some(d) = error {
+                return Err(d);
+            }
+        }
+        if have == 0 || (self.drop_remainder && have < self.size) {
             return Ok(None);
-        };
+        }
         let first = self.count;
-        self.count += rows.len() as u64;
-        stack_rows(rows, self.span, first).map(Some)
+        self.count += have as u64;
+        match Block::join(parts) {
+            Block::Stacked { leaves, .. } => Ok(Some(leaves)),
+            Block::Rows(rows) => stack_rows(rows, self.span, first).map(Some),
+        }
+    }
+
+    /// Several whole batches at once: `k * size` stacked input rows are `k` batches, the
+    /// same buffers seen with one more axis (no copy). Rows short of a whole batch wait for
+    /// the next pull, which completes them one batch at a time.
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if max < 2 || !self.pending.is_empty() {
+            return gather_rows(|| self.next(), max);
+        }
+        let Chunk { mut block, error } = self.input.next_block(max.saturating_mul(self.size))?;
+        let whole = block.len() / self.size;
+        if whole == 0 || !matches!(block, Block::Stacked { .. }) {
+            self.pending.push(block);
+            if let Some(d) = error {
+                self.pending.push_error(d);
+            }
+            return gather_rows(|| self.next(), max);
+        }
+        let rest = block.len() - whole * self.size;
+        let front = if rest > 0 {
+            let front = block.split_front(whole * self.size);
+            self.pending.push(block);
+            front
+        } else {
+            block
+        };
+        if let Some(d) = error {
+            self.pending.push_error(d);
+        }
+        let Block::Stacked { leaves, .. } = front else {
+            unreachable!("checked stacked above")
+        };
+        let batches: Option<Vec<Tensor>> = leaves
+            .iter()
+            .map(|t| {
+                let mut shape = Vec::with_capacity(t.rank() + 1);
+                shape.extend([whole, self.size]);
+                shape.extend_from_slice(&t.shape()[1..]);
+                kernels::reshape(t, &shape).ok()
+            })
+            .collect();
+        let Some(batches) = batches else {
+            // Not expected for a stacked block; then batch the rows one batch at a time.
+            self.pending.push_front(Block::Stacked {
+                leaves,
+                rows: whole * self.size,
+            });
+            return gather_rows(|| self.next(), max);
+        };
+        self.count += (whole * self.size) as u64;
+        Some(Chunk::ok(Block::Stacked {
+            leaves: batches,
+            rows: whole,
+        }))
     }
 }
 
@@ -1006,6 +1395,39 @@ impl Stream for Repeat {
             }
         }
     }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        loop {
+            if self.count.is_some_and(|c| self.epoch >= c) {
+                return None;
+            }
+            if self.current.is_none() {
+                match self.plan.open() {
+                    Ok(s) => self.current = Some(s),
+                    Err(d) => {
+                        return Some(Chunk {
+                            block: Block::Rows(Vec::new()),
+                            error: Some(d),
+                        });
+                    }
+                }
+                self.seen = false;
+            }
+            match self.current.as_mut().expect("opened above").next_block(max) {
+                Some(chunk) => {
+                    self.seen |= !chunk.block.is_empty();
+                    return Some(chunk);
+                }
+                None => {
+                    self.current = None;
+                    self.epoch += 1;
+                    if !self.seen {
+                        return None;
+                    }
+                }
+            }
+        }
+    }
 }
 
 struct Take {
@@ -1020,6 +1442,16 @@ impl Stream for Take {
         }
         self.left -= 1;
         self.input.next()
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if self.left == 0 {
+            return None;
+        }
+        let want = (max as u64).min(self.left) as usize;
+        let chunk = self.input.next_block(want)?;
+        self.left -= chunk.block.len() as u64;
+        Some(chunk)
     }
 }
 
@@ -1210,7 +1642,10 @@ impl Stream for Record {
                 Ok(Some(e))
             }
             None => {
-                if let Ok(mut g) = self.store.lock() {
+                // Only the first end completes the cache (a stream may be polled past its end).
+                if let Ok(mut g) = self.store.lock()
+                    && g.is_none()
+                {
                     *g = Some(Arc::new(std::mem::take(&mut self.seen)));
                 }
                 Ok(None)

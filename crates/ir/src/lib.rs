@@ -8,6 +8,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod dot;
 mod eval;
 mod function;
 mod host;
@@ -15,7 +16,9 @@ mod pipeline;
 mod print;
 mod types;
 mod verify;
+pub mod vmap;
 
+pub use dot::to_dot;
 pub use function::{
     Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };

@@ -4,8 +4,8 @@
 //! topological order, and nothing depends on addresses or hash-map order.
 
 use crate::Program;
-use crate::function::{Function, FusedInst, OpKind, ReshapeDim};
-use crate::pipeline::{DsKind, Parallelism, Pipeline, Source};
+use crate::function::{Function, FusedBody, FusedInst, Op, OpKind, ReshapeDim};
+use crate::pipeline::{DsKind, DsNodeId, Parallelism, Pipeline, Source};
 use crate::types::ElemType;
 use pipec_tensor::kernels::SliceItem;
 use pipec_tensor::{Scalar, Tensor};
@@ -49,96 +49,106 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
         .map(|(i, &n)| (n, format!("%d{i}")))
         .collect();
     for &node in &order {
-        let n = &p.graph[node];
-        let inputs: Vec<&str> = p.inputs(node).iter().map(|i| names[i].as_str()).collect();
-        write!(f, "  {} = {}", names[&node], n.kind.mnemonic())?;
-        let mut args: Vec<String> = inputs.iter().map(|s| s.to_string()).collect();
-        match &n.kind {
-            DsKind::Range { start, stop, step } => {
-                args.extend([start, stop, step].map(|v| v.to_string()))
-            }
-            DsKind::FromTensorSlices(srcs) | DsKind::FromTensors(srcs) => {
-                let parts: Vec<String> = srcs.iter().map(source_text).collect();
-                args.push(if parts.len() == 1 {
-                    parts[0].clone()
-                } else {
-                    format!("({})", parts.join(", "))
-                });
-            }
-            DsKind::ReadCsv { path, header } => {
-                args.push(format!("{:?}", path.display().to_string()));
-                args.push(format!("header={header}"));
-            }
-            DsKind::Map {
-                func,
-                parallelism,
-                deterministic,
-            } => {
-                args.push(format!("@{}", prog.func(*func).name));
-                match parallelism {
-                    Parallelism::Sequential => {}
-                    Parallelism::Fixed(n) => args.push(format!("parallel={n}")),
-                    Parallelism::Autotune => args.push("parallel=autotune".into()),
-                }
-                if !deterministic {
-                    args.push("deterministic=false".into());
-                }
-            }
-            DsKind::Filter { func } => args.push(format!("@{}", prog.func(*func).name)),
-            DsKind::Batch {
-                size,
-                drop_remainder,
-            } => {
-                args.push(size.to_string());
-                args.push(format!("drop_remainder={drop_remainder}"));
-            }
-            DsKind::PaddedBatch {
-                size,
-                padded_shapes,
-                padding_values,
-                drop_remainder,
-            } => {
-                args.push(size.to_string());
-                let shapes: Vec<String> = padded_shapes
-                    .iter()
-                    .map(|s| match s {
-                        None => "longest".to_string(),
-                        Some(dims) => {
-                            let d: Vec<String> = dims
-                                .iter()
-                                .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
-                                .collect();
-                            format!("[{}]", d.join(", "))
-                        }
-                    })
-                    .collect();
-                args.push(format!("padded_shapes=({})", shapes.join(", ")));
-                let values: Vec<String> = padding_values.iter().map(|s| scalar_text(*s)).collect();
-                args.push(format!("padding_values=({})", values.join(", ")));
-                args.push(format!("drop_remainder={drop_remainder}"));
-            }
-            DsKind::Shuffle { buffer, seed } => {
-                args.push(buffer.to_string());
-                args.push(seed.map_or("seed=none".to_string(), |s| format!("seed={s}")));
-            }
-            DsKind::Repeat(count) => {
-                args.push(count.map_or("forever".to_string(), |c| c.to_string()))
-            }
-            DsKind::Take(n) | DsKind::Skip(n) | DsKind::Enumerate(n) => args.push(n.to_string()),
-            DsKind::Shard { num, index } => {
-                args.push(num.to_string());
-                args.push(index.to_string());
-            }
-            DsKind::Prefetch(n) => args.push(n.to_string()),
-            DsKind::Unbatch | DsKind::Zip | DsKind::Concatenate | DsKind::Cache => {}
-        }
-        if !args.is_empty() {
-            write!(f, " {}", args.join(", "))?;
-        }
-        writeln!(f, " : dataset<{}>", n.elem)?;
+        writeln!(f, "  {}", ds_node_text(prog, p, node, &names))?;
     }
     writeln!(f, "  yield {}", names[&p.output])?;
     writeln!(f, "}}")
+}
+
+/// One dataset node as IR text: `%dN = MNEMONIC INPUTS, ARGS : dataset<ELEM>`, with nodes
+/// named by `names` (shared with the Graphviz renderer, so both show the same words).
+pub(crate) fn ds_node_text(
+    prog: &Program,
+    p: &Pipeline,
+    node: DsNodeId,
+    names: &HashMap<DsNodeId, String>,
+) -> String {
+    let n = &p.graph[node];
+    let mut args: Vec<String> = p.inputs(node).iter().map(|i| names[i].clone()).collect();
+    match &n.kind {
+        DsKind::Range { start, stop, step } => {
+            args.extend([start, stop, step].map(|v| v.to_string()))
+        }
+        DsKind::FromTensorSlices(srcs) | DsKind::FromTensors(srcs) => {
+            let parts: Vec<String> = srcs.iter().map(source_text).collect();
+            args.push(if parts.len() == 1 {
+                parts[0].clone()
+            } else {
+                format!("({})", parts.join(", "))
+            });
+        }
+        DsKind::ReadCsv { path, header } => {
+            args.push(format!("{:?}", path.display().to_string()));
+            args.push(format!("header={header}"));
+        }
+        DsKind::Map {
+            func,
+            parallelism,
+            deterministic,
+        } => {
+            args.push(format!("@{}", prog.func(*func).name));
+            match parallelism {
+                Parallelism::Sequential => {}
+                Parallelism::Fixed(n) => args.push(format!("parallel={n}")),
+                Parallelism::Autotune => args.push("parallel=autotune".into()),
+            }
+            if !deterministic {
+                args.push("deterministic=false".into());
+            }
+        }
+        DsKind::Filter { func } => args.push(format!("@{}", prog.func(*func).name)),
+        DsKind::Batch {
+            size,
+            drop_remainder,
+        } => {
+            args.push(size.to_string());
+            args.push(format!("drop_remainder={drop_remainder}"));
+        }
+        DsKind::PaddedBatch {
+            size,
+            padded_shapes,
+            padding_values,
+            drop_remainder,
+        } => {
+            args.push(size.to_string());
+            let shapes: Vec<String> = padded_shapes
+                .iter()
+                .map(|s| match s {
+                    None => "longest".to_string(),
+                    Some(dims) => {
+                        let d: Vec<String> = dims
+                            .iter()
+                            .map(|d| d.map_or("?".to_string(), |n| n.to_string()))
+                            .collect();
+                        format!("[{}]", d.join(", "))
+                    }
+                })
+                .collect();
+            args.push(format!("padded_shapes=({})", shapes.join(", ")));
+            let values: Vec<String> = padding_values.iter().map(|s| scalar_text(*s)).collect();
+            args.push(format!("padding_values=({})", values.join(", ")));
+            args.push(format!("drop_remainder={drop_remainder}"));
+        }
+        DsKind::Shuffle { buffer, seed } => {
+            args.push(buffer.to_string());
+            args.push(seed.map_or("seed=none".to_string(), |s| format!("seed={s}")));
+        }
+        DsKind::Repeat(count) => args.push(count.map_or("forever".to_string(), |c| c.to_string())),
+        DsKind::Take(n) | DsKind::Skip(n) | DsKind::Enumerate(n) => args.push(n.to_string()),
+        DsKind::Shard { num, index } => {
+            args.push(num.to_string());
+            args.push(index.to_string());
+        }
+        DsKind::Prefetch(n) => args.push(n.to_string()),
+        DsKind::Unbatch | DsKind::Zip | DsKind::Concatenate | DsKind::Cache => {}
+    }
+    let mut text = format!("{} = {}", names[&node], n.kind.mnemonic());
+    if !args.is_empty() {
+        text.push(' ');
+        text.push_str(&args.join(", "));
+    }
+    text.push_str(&format!(" : dataset<{}>", n.elem));
+    text
 }
 
 fn source_text(src: &Source) -> String {
@@ -224,7 +234,7 @@ fn slice_text(items: &[SliceItem]) -> String {
 }
 
 /// Whether `func` is one eager call on its parameters: printed as an `eager` declaration.
-fn as_eager_decl(func: &Function) -> Option<&str> {
+pub(crate) fn as_eager_decl(func: &Function) -> Option<&str> {
     match func.ops.as_slice() {
         [op] if op.inputs == func.params && op.outputs == func.results => match &op.kind {
             OpKind::Eager(host) => Some(host.flavor()),
@@ -234,90 +244,107 @@ fn as_eager_decl(func: &Function) -> Option<&str> {
     }
 }
 
+/// One op as IR text, without a fused body: `OUTPUTS = MNEMONIC OPERANDS, ATTRIBUTES : TYPES`.
+pub(crate) fn op_text(func: &Function, op: &Op) -> String {
+    let outs: Vec<String> = op.outputs.iter().map(|o| o.to_string()).collect();
+    let ins: Vec<String> = op.inputs.iter().map(|i| i.to_string()).collect();
+    let mut text = format!("{} = {}", outs.join(", "), op.kind.mnemonic());
+    let mut args = ins.join(", ");
+    let mut attr = |t: String| {
+        if !args.is_empty() {
+            args.push_str(", ");
+        }
+        args.push_str(&t);
+    };
+    match &op.kind {
+        OpKind::Const(t) => attr(tensor_text(t)),
+        OpKind::Reduce { axes, keepdims, .. } => {
+            attr(format!("axes={}", list(axes)));
+            attr(format!("keepdims={keepdims}"));
+        }
+        OpKind::Reshape(dims) => {
+            let d: Vec<String> = dims
+                .iter()
+                .map(|d| match d {
+                    ReshapeDim::Fixed(n) => n.to_string(),
+                    ReshapeDim::Infer => "-1".into(),
+                })
+                .collect();
+            attr(format!("[{}]", d.join(", ")));
+        }
+        OpKind::Transpose(v)
+        | OpKind::Squeeze(v)
+        | OpKind::BroadcastTo(v)
+        | OpKind::Tile(v)
+        | OpKind::Reverse(v) => attr(list(v)),
+        OpKind::ExpandDims(a) | OpKind::Concat(a) | OpKind::Stack(a) | OpKind::Sort(a) => {
+            attr(format!("axis={a}"))
+        }
+        OpKind::Slice(items) => attr(slice_text(items)),
+        OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
+        OpKind::EnsureShape(shape) => attr(shape.to_string()),
+        OpKind::Eager(host) => {
+            let a = std::mem::take(&mut args);
+            args = format!("{}:@{}({a})", host.flavor(), host.name());
+        }
+        _ => {}
+    }
+    if !args.is_empty() {
+        text.push(' ');
+        text.push_str(&args);
+    }
+    let tys: Vec<String> = op.outputs.iter().map(|&o| func.ty(o).to_string()).collect();
+    text.push_str(&format!(" : {}", tys.join(", ")));
+    text
+}
+
+/// One instruction of a fused body as IR text: `^I = INSTRUCTION : DTYPE`.
+pub(crate) fn fused_inst_text(body: &FusedBody, i: usize, inst: &FusedInst) -> String {
+    let text = match inst {
+        FusedInst::Input(n) => format!("input {n}"),
+        FusedInst::Const(s) => format!("const {}", scalar_text(*s)),
+        FusedInst::Unary(op, a) => format!("{} ^{a}", op.name()),
+        FusedInst::Binary(op, a, b) => format!("{} ^{a}, ^{b}", op.name()),
+        FusedInst::Cast(_, a) => format!("cast ^{a}"),
+        FusedInst::Select(c, a, b) => format!("where ^{c}, ^{a}, ^{b}"),
+        FusedInst::Clip(x, lo, hi) => format!("clip ^{x}, ^{lo}, ^{hi}"),
+    };
+    format!("^{i} = {text} : {}", body.dtypes[i])
+}
+
+/// A function's signature line: `func @NAME(%0: TYPE, ...) -> RESULT`.
+pub(crate) fn func_header(func: &Function) -> String {
+    let params: Vec<String> = func
+        .params
+        .iter()
+        .map(|&p| format!("{p}: {}", func.ty(p)))
+        .collect();
+    let results: Vec<String> = func
+        .results
+        .iter()
+        .map(|&r| func.ty(r).to_string())
+        .collect();
+    let ret = if results.len() == 1 {
+        results[0].clone()
+    } else {
+        format!("({})", results.join(", "))
+    };
+    format!("func @{}({}) -> {}", func.name, params.join(", "), ret)
+}
+
 impl fmt::Display for Function {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let params: Vec<String> = self
-            .params
-            .iter()
-            .map(|&p| format!("{p}: {}", self.ty(p)))
-            .collect();
-        let results: Vec<String> = self
-            .results
-            .iter()
-            .map(|&r| self.ty(r).to_string())
-            .collect();
-        let ret = if results.len() == 1 {
-            results[0].clone()
-        } else {
-            format!("({})", results.join(", "))
-        };
-        write!(f, "func @{}({}) -> {}", self.name, params.join(", "), ret)?;
+        write!(f, "{}", func_header(self))?;
         if let Some(flavor) = as_eager_decl(self) {
             return writeln!(f, " {flavor}");
         }
         writeln!(f, " {{")?;
         for op in &self.ops {
-            let outs: Vec<String> = op.outputs.iter().map(|o| o.to_string()).collect();
-            let ins: Vec<String> = op.inputs.iter().map(|i| i.to_string()).collect();
-            write!(f, "  {} = {}", outs.join(", "), op.kind.mnemonic())?;
-            let mut args = ins.join(", ");
-            let mut attr = |text: String| {
-                if !args.is_empty() {
-                    args.push_str(", ");
-                }
-                args.push_str(&text);
-            };
-            match &op.kind {
-                OpKind::Const(t) => attr(tensor_text(t)),
-                OpKind::Reduce { axes, keepdims, .. } => {
-                    attr(format!("axes={}", list(axes)));
-                    attr(format!("keepdims={keepdims}"));
-                }
-                OpKind::Reshape(dims) => {
-                    let d: Vec<String> = dims
-                        .iter()
-                        .map(|d| match d {
-                            ReshapeDim::Fixed(n) => n.to_string(),
-                            ReshapeDim::Infer => "-1".into(),
-                        })
-                        .collect();
-                    attr(format!("[{}]", d.join(", ")));
-                }
-                OpKind::Transpose(v)
-                | OpKind::Squeeze(v)
-                | OpKind::BroadcastTo(v)
-                | OpKind::Tile(v)
-                | OpKind::Reverse(v) => attr(list(v)),
-                OpKind::ExpandDims(a) | OpKind::Concat(a) | OpKind::Stack(a) | OpKind::Sort(a) => {
-                    attr(format!("axis={a}"))
-                }
-                OpKind::Slice(items) => attr(slice_text(items)),
-                OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
-                OpKind::EnsureShape(shape) => attr(shape.to_string()),
-                OpKind::Eager(host) => {
-                    let a = std::mem::take(&mut args);
-                    args = format!("{}:@{}({a})", host.flavor(), host.name());
-                }
-                _ => {}
-            }
-            if !args.is_empty() {
-                write!(f, " {args}")?;
-            }
-            let tys: Vec<String> = op.outputs.iter().map(|&o| self.ty(o).to_string()).collect();
-            write!(f, " : {}", tys.join(", "))?;
+            write!(f, "  {}", op_text(self, op))?;
             if let OpKind::Fused(body) = &op.kind {
                 writeln!(f, " {{")?;
                 for (i, inst) in body.insts.iter().enumerate() {
-                    let text = match inst {
-                        FusedInst::Input(n) => format!("input {n}"),
-                        FusedInst::Const(s) => format!("const {}", scalar_text(*s)),
-                        FusedInst::Unary(op, a) => format!("{} ^{a}", op.name()),
-                        FusedInst::Binary(op, a, b) => format!("{} ^{a}, ^{b}", op.name()),
-                        FusedInst::Cast(_, a) => format!("cast ^{a}"),
-                        FusedInst::Select(c, a, b) => format!("where ^{c}, ^{a}, ^{b}"),
-                        FusedInst::Clip(x, lo, hi) => format!("clip ^{x}, ^{lo}, ^{hi}"),
-                    };
-                    writeln!(f, "    ^{i} = {text} : {}", body.dtypes[i])?;
+                    writeln!(f, "    {}", fused_inst_text(body, i, inst))?;
                 }
                 let res: Vec<String> = body.results.iter().map(|r| format!("^{r}")).collect();
                 writeln!(f, "    yield {}", res.join(", "))?;

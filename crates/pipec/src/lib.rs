@@ -20,8 +20,8 @@ mod host;
 pub use exec::ExecWorker;
 pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
-pub use pipec_interp::{Element, ElementStream, RunOptions};
-pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program};
+pub use pipec_interp::{Block, Chunk, Element, ElementStream, RunOptions};
+pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
 pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
 
@@ -115,6 +115,10 @@ pub struct Compiled {
     pub pipeline: String,
     /// The directory files are read from.
     pub dir: PathBuf,
+    /// Whether the runtime may execute in blocks ([`RunOptions::blocks`]): with any
+    /// optimization. `-O0` keeps the element-at-a-time reference behaviour, so differential
+    /// tests compare the two executions.
+    pub block_execution: bool,
 }
 
 impl Compiler {
@@ -280,6 +284,7 @@ impl Compiler {
             warnings: diags,
             pipeline: chosen,
             dir: source.dir.clone(),
+            block_execution: !names.is_empty(),
         })
     }
 }
@@ -324,6 +329,7 @@ impl Compiled {
             .pipeline(&self.pipeline)
             .expect("compiled pipeline exists");
         let mut opts = opts.clone();
+        opts.blocks &= self.block_execution;
         if opts.base_dir.as_os_str().is_empty() || opts.base_dir == Path::new(".") {
             opts.base_dir = self.dir.clone();
         }

@@ -15,6 +15,7 @@ mod pad;
 mod reduce;
 pub mod scalar;
 mod shape;
+mod simd;
 
 pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
 pub use elementwise::{

@@ -76,6 +76,8 @@ pub trait TensorElem: Elem {
     fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor;
     /// The array inside `t`, if `t` has this element type.
     fn view(t: &Tensor) -> Option<&ArcArray<Self, IxDyn>>;
+    /// The array inside `t`, taken out, if `t` has this element type (else `t` back).
+    fn unwrap(t: Tensor) -> Result<ArcArray<Self, IxDyn>, Tensor>;
 }
 
 macro_rules! tensor_elem {
@@ -84,6 +86,9 @@ macro_rules! tensor_elem {
             fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor { Tensor::$v(a) }
             fn view(t: &Tensor) -> Option<&ArcArray<Self, IxDyn>> {
                 match t { Tensor::$v(a) => Some(a), _ => None }
+            }
+            fn unwrap(t: Tensor) -> Result<ArcArray<Self, IxDyn>, Tensor> {
+                match t { Tensor::$v(a) => Ok(a), t => Err(t) }
             }
         }
         impl From<ArcArray<$t, IxDyn>> for Tensor {
@@ -153,6 +158,21 @@ impl Tensor {
     /// The `i`-th slice along axis 0 (shares the buffer).
     pub fn index_axis0(&self, i: usize) -> Tensor {
         map_same!(self, a => a.clone().index_axis_move(ndarray::Axis(0), i))
+    }
+
+    /// Rows `start..end` along axis 0 (shares the buffer: batching contiguous data is free).
+    pub fn slice_axis0(&self, start: usize, end: usize) -> Tensor {
+        map_same!(self, a => {
+            let mut v = a.clone();
+            v.slice_axis_inplace(ndarray::Axis(0), ndarray::Slice::from(start..end));
+            v
+        })
+    }
+
+    /// The rows along axis 0 whose `keep` entry is true, copied into one new tensor
+    /// (a filter's compaction of a block). `keep` has one entry per row.
+    pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
+        map_same!(self, a => compress(a, keep))
     }
 }
 
@@ -227,4 +247,27 @@ impl Scalar {
             Scalar::F64(v) => Tensor::scalar(v),
         }
     }
+}
+
+fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDyn> {
+    let kept = keep.iter().filter(|&&k| k).count();
+    let mut shape = a.shape().to_vec();
+    let row: usize = shape[1..].iter().product();
+    shape[0] = kept;
+    let mut data = Vec::with_capacity(kept * row);
+    match a.as_slice() {
+        // Contiguous rows: copy runs of kept rows as slices.
+        Some(flat) => {
+            for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                data.extend_from_slice(&flat[i * row..(i + 1) * row]);
+            }
+        }
+        None => {
+            for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {
+                data.extend(a.index_axis(ndarray::Axis(0), i).iter().cloned());
+            }
+        }
+    }
+    ArcArray::from_shape_vec(IxDyn(&shape), data)
+        .expect("kept rows times the row length is the data length")
 }

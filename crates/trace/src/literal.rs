@@ -109,7 +109,12 @@ fn collect(vs: &[Value], leaves: &mut Vec<Leaf>) -> Result<Option<Vec<usize>>, S
             }
             Value::Tensor(TVal::Concrete(t)) => {
                 for i in 0..t.len() {
-                    leaves.push(Leaf::Tensor(t.get_flat(i).expect("in range")));
+                    // A row that is already a bool tensor (`[true, false]` inside a nested
+                    // literal) keeps the whole literal bool.
+                    leaves.push(match t.get_flat(i).expect("in range") {
+                        pipec_tensor::Scalar::Bool(b) => Leaf::Bool(b),
+                        s => Leaf::Tensor(s),
+                    });
                 }
                 t.shape().to_vec()
             }

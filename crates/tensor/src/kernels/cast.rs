@@ -42,9 +42,7 @@ fn cast_arr<S: CastElem>(a: &Arr<S>, to: DType) -> Tensor {
 
 /// Casts a slice element by element (the inner loop of fused code).
 pub fn cast_slice<S: CastElem, D: CastElem>(x: &[S], out: &mut [D]) {
-    for (o, &v) in out.iter_mut().zip(x) {
-        *o = D::from_cast_value(v.to_cast_value());
-    }
+    super::simd::map_unary(x, out, |v: S| D::from_cast_value(v.to_cast_value()));
 }
 
 fn scalar_from_value(v: CastValue, dtype: DType) -> Scalar {

@@ -138,9 +138,10 @@ macro_rules! float_unary_fn {
 
 /// Applies `f` to every element; a tight loop over the buffer when it is contiguous
 /// (the result then keeps the input's memory order).
-pub(crate) fn map_arr<T: Copy, U: Clone>(a: &Arr<T>, f: impl Fn(T) -> U) -> Arr<U> {
+pub(crate) fn map_arr<T: Copy, U: Clone + Default>(a: &Arr<T>, f: impl Fn(T) -> U) -> Arr<U> {
     if let Some(s) = a.as_slice() {
-        let v: Vec<U> = s.iter().map(|&x| f(x)).collect();
+        let mut v: Vec<U> = vec![U::default(); s.len()];
+        super::simd::map_unary(s, &mut v, f);
         Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape")
     } else {
         a.map(|&x| f(x)).into_shared()
@@ -148,7 +149,7 @@ pub(crate) fn map_arr<T: Copy, U: Clone>(a: &Arr<T>, f: impl Fn(T) -> U) -> Arr<
 }
 
 /// Applies `f` pairwise with numpy broadcasting.
-pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone>(
+pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone + Default>(
     a: &Arr<A>,
     b: &Arr<B>,
     f: impl Fn(A, B) -> U,
@@ -156,7 +157,8 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone>(
     if a.shape() == b.shape()
         && let (Some(x), Some(y)) = (a.as_slice(), b.as_slice())
     {
-        let v: Vec<U> = x.iter().zip(y).map(|(&p, &q)| f(p, q)).collect();
+        let mut v: Vec<U> = vec![U::default(); x.len()];
+        super::simd::map_binary(x, y, &mut v, f);
         return Ok(Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape"));
     }
     let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| KernelError::Broadcast {
@@ -278,9 +280,7 @@ fn num_unary_arr<T: NumElem>(op: UnaryOp, a: &Arr<T>) -> Option<Tensor> {
 /// slice: the inner loop of fused elementwise code.
 pub fn num_unary_slice<T: NumElem>(op: UnaryOp, x: &[T], out: &mut [T]) -> Result<(), KernelError> {
     num_unary_fn!(op, T, f => {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = f(v);
-        }
+        super::simd::map_unary(x, out, f);
         Ok(())
     }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype numeric op", op.name()))))
 }
@@ -292,9 +292,7 @@ pub fn float_unary_slice<T: FloatElem>(
     out: &mut [T],
 ) -> Result<(), KernelError> {
     float_unary_fn!(op, T, f => {
-        for (o, &v) in out.iter_mut().zip(x) {
-            *o = f(v);
-        }
+        super::simd::map_unary(x, out, f);
         Ok(())
     }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype float op", op.name()))))
 }
@@ -310,9 +308,7 @@ pub fn binary_slice<T: NumElem>(
 ) -> Result<(), KernelError> {
     check_divisors(op, b.iter().copied(), T::DTYPE)?;
     num_binary_fn!(op, T, f => {
-        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-            *o = f(p, q);
-        }
+        super::simd::map_binary(a, b, out, f);
         Ok(())
     }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype arithmetic op", op.name()))))
 }
@@ -325,9 +321,7 @@ pub fn float_binary_slice<T: FloatElem>(
     out: &mut [T],
 ) -> Result<(), KernelError> {
     if op == BinaryOp::Div {
-        for ((o, &p), &q) in out.iter_mut().zip(a).zip(b) {
-            *o = T::div(p, q);
-        }
+        super::simd::map_binary(a, b, out, T::div);
         return Ok(());
     }
     binary_slice(op, a, b, out)

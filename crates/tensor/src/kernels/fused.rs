@@ -71,16 +71,22 @@ enum Buf {
 }
 
 /// Element types a register can hold.
-trait BufElem: CastElem {
+trait BufElem: CastElem + TensorElem {
     fn new_buf(n: usize) -> Buf;
+    fn empty_buf(capacity: usize) -> Buf;
     fn get(b: &Buf) -> &[Self];
     fn get_mut(b: &mut Buf) -> &mut [Self];
+    fn vec_mut(b: &mut Buf) -> &mut Vec<Self>;
 }
 
 macro_rules! buf_elem {
     ($($t:ty => $v:ident),*) => {$(
         impl BufElem for $t {
             fn new_buf(n: usize) -> Buf { Buf::$v(vec![<$t>::default(); n]) }
+            fn empty_buf(capacity: usize) -> Buf { Buf::$v(recycled_vec(capacity)) }
+            fn vec_mut(b: &mut Buf) -> &mut Vec<Self> {
+                match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
+            }
             fn get(b: &Buf) -> &[Self] {
                 match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
             }
@@ -241,6 +247,10 @@ struct Feed<'a> {
     /// The input's elements in row-major order, when not contiguous already.
     owned: Option<Tensor>,
     len: usize,
+    /// For an input shorter than the output (a trailing part of its shape): the input
+    /// repeated to a block plus one period, so every block is one slice of it instead of
+    /// a modulo per element.
+    pattern: Option<Tensor>,
 }
 
 /// Runs `prog` over `inputs` in blocks. `Ok(None)` means the layout is not one the chunked
@@ -258,7 +268,7 @@ pub fn run_fused(
         return Ok(None);
     }
     let total: usize = shape.iter().product();
-    let feeds: Vec<Feed<'_>> = inputs
+    let mut feeds: Vec<Feed<'_>> = inputs
         .iter()
         .map(|t| {
             let contiguous = crate::dispatch!(t, a => a.as_slice().is_some());
@@ -269,10 +279,22 @@ pub fn run_fused(
                 tensor: t,
                 owned,
                 len: t.len(),
+                pattern: None,
             }
         })
         .collect();
     let block = BLOCK.min(total.max(1));
+    for f in &mut feeds {
+        if f.len > 1 && f.len < total {
+            let t = f.owned.as_ref().unwrap_or(f.tensor);
+            let reps = block + f.len;
+            f.pattern = Some(with_type!(t.dtype(), T => {
+                let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
+                let data: Vec<T> = src.iter().copied().cycle().take(reps).collect();
+                Tensor::from_vec(&[reps], data).expect("length matches shape")
+            }));
+        }
+    }
     let mut regs: Vec<Buf> = prog
         .dtypes
         .iter()
@@ -297,7 +319,8 @@ pub fn run_fused(
     let mut outs: Vec<Buf> = prog
         .results
         .iter()
-        .map(|&r| with_type!(prog.dtypes[r as usize], T => T::new_buf(total)))
+        // Filled by appending each block: no zeroing pass over a large fresh buffer.
+        .map(|&r| with_type!(prog.dtypes[r as usize], T => T::empty_buf(total)))
         .collect();
     let mut start = 0;
     while start < total {
@@ -321,7 +344,7 @@ pub fn run_fused(
         }
         for (o, &r) in outs.iter_mut().zip(prog.results) {
             with_type!(prog.dtypes[r as usize], T => {
-                T::get_mut(o)[start..start + n].copy_from_slice(&T::get(&regs[r as usize])[..n]);
+                T::vec_mut(o).extend_from_slice(&T::get(&regs[r as usize])[..n]);
             });
         }
         start += n;
@@ -337,8 +360,80 @@ pub fn run_fused(
             }
             wrap!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64)
         })
-        .collect();
+        .collect::<Vec<Tensor>>();
+    for t in &tensors {
+        lend(t);
+    }
     Ok(Some(tensors))
+}
+
+/// Large outputs of earlier calls on this thread, kept (shared) so that their buffers can
+/// be written again once every consumer has dropped them: a fresh multi-megabyte buffer
+/// costs a page fault per 4 KiB on first write, more than the kernel's own work.
+#[derive(Default)]
+struct Recycler {
+    lent: Vec<Tensor>,
+    bytes: usize,
+}
+
+thread_local! {
+    static RECYCLER: std::cell::RefCell<Recycler> = std::cell::RefCell::default();
+}
+
+/// Outputs smaller than this come from the allocator (which reuses small blocks anyway).
+const RECYCLE_MIN_BYTES: usize = 64 << 10;
+/// The most memory kept for reuse per thread.
+const RECYCLE_MAX_BYTES: usize = 64 << 20;
+
+/// Remembers a large output for reuse.
+fn lend(t: &Tensor) {
+    let bytes = t.nbytes();
+    if !(RECYCLE_MIN_BYTES..=RECYCLE_MAX_BYTES).contains(&bytes) {
+        return;
+    }
+    RECYCLER.with(|r| {
+        let mut r = r.borrow_mut();
+        while r.bytes + bytes > RECYCLE_MAX_BYTES && !r.lent.is_empty() {
+            let old = r.lent.remove(0);
+            r.bytes -= old.nbytes();
+        }
+        r.bytes += bytes;
+        r.lent.push(t.clone());
+    });
+}
+
+/// An empty vector with room for `capacity` elements: a recycled buffer no one else holds
+/// any more, if there is one that fits.
+fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
+    if capacity * std::mem::size_of::<T>() >= RECYCLE_MIN_BYTES {
+        let found = RECYCLER.with(|r| {
+            let mut r = r.borrow_mut();
+            let mut i = 0;
+            while i < r.lent.len() {
+                let fits = r.lent[i].dtype() == T::DTYPE && r.lent[i].len() >= capacity;
+                if fits {
+                    let t = r.lent.remove(i);
+                    let bytes = t.nbytes();
+                    match T::unwrap(t).map(|a| a.try_into_owned_nocopy()) {
+                        Ok(Ok(owned)) => {
+                            r.bytes -= bytes;
+                            let (mut v, _) = owned.into_raw_vec_and_offset();
+                            v.clear();
+                            return Some(v);
+                        }
+                        Ok(Err(shared)) => r.lent.insert(i, T::wrap(shared)),
+                        Err(t) => r.lent.insert(i, t),
+                    }
+                }
+                i += 1;
+            }
+            None
+        });
+        if let Some(v) = found {
+            return v;
+        }
+    }
+    Vec::with_capacity(capacity)
 }
 
 /// The output shape when every input is the full shape, a trailing part of it, or a
@@ -432,6 +527,14 @@ fn fill_scalar(buf: &mut Buf, s: Scalar) {
 
 /// Copies output elements `start..start + n` of a cyclically repeated input into `buf`.
 fn copy_cyclic(buf: &mut Buf, feed: &Feed<'_>, start: usize, n: usize) {
+    if let Some(p) = &feed.pattern {
+        with_type!(p.dtype(), T => {
+            let src = T::view(p).and_then(|a| a.as_slice()).expect("built contiguous");
+            let s = start % feed.len;
+            T::get_mut(buf)[..n].copy_from_slice(&src[s..s + n]);
+        });
+        return;
+    }
     let t = feed.owned.as_ref().unwrap_or(feed.tensor);
     with_type!(t.dtype(), T => {
         let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
@@ -540,9 +643,7 @@ fn step(
 }
 
 fn map1<A: BufElem, U: BufElem>(src: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A) -> U) {
-    for (o, &v) in U::get_mut(dst)[..n].iter_mut().zip(&A::get(src)[..n]) {
-        *o = f(v);
-    }
+    super::simd::map_unary(&A::get(src)[..n], &mut U::get_mut(dst)[..n], f);
 }
 
 fn map2<A: BufElem, B: BufElem, U: BufElem>(
@@ -552,13 +653,7 @@ fn map2<A: BufElem, B: BufElem, U: BufElem>(
     n: usize,
     f: impl Fn(A, B) -> U,
 ) {
-    for ((o, &p), &q) in U::get_mut(dst)[..n]
-        .iter_mut()
-        .zip(&A::get(x)[..n])
-        .zip(&B::get(y)[..n])
-    {
-        *o = f(p, q);
-    }
+    super::simd::map_binary(&A::get(x)[..n], &B::get(y)[..n], &mut U::get_mut(dst)[..n], f);
 }
 
 #[cfg(test)]
@@ -604,6 +699,33 @@ mod tests {
         );
         assert_eq!(got[0], want);
         assert_eq!(got[1], kernels::binary(BinaryOp::Gt, &m, &c).expect("gt"));
+    }
+
+    /// A trailing-shape input repeats across block boundaries that are not multiples of
+    /// its length (1024 % 3 != 0).
+    #[test]
+    fn short_inputs_repeat_across_blocks() {
+        let rows = 2 * BLOCK + 5;
+        let x: Vec<i32> = (0..rows as i32 * 3).collect();
+        let x = Tensor::from_vec(&[rows, 3], x).expect("shape");
+        let c = Tensor::from_vec(&[3], vec![1.0f32, 2.0, 3.0]).expect("shape");
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Cast(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Mul, 1, 2),
+        ];
+        let dtypes = [DType::I32, DType::F32, DType::F32, DType::F32];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[3],
+        };
+        let got = run_fused(&prog, &[x.clone(), c.clone()])
+            .expect("runs")
+            .expect("layout handled");
+        let want = kernels::binary(BinaryOp::Mul, &kernels::cast(&x, DType::F32), &c).expect("mul");
+        assert_eq!(got[0], want);
     }
 
     #[test]

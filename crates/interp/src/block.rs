@@ -1,0 +1,226 @@
+//! Blocks: runs of consecutive elements pulled through the pipeline at once.
+//!
+//! Block execution is how the runtime avoids per-element interpretation: a source hands out
+//! rows as one stacked tensor per leaf (a zero-copy slice of `from_tensor_slices` data, an
+//! `arange` for `range`), maps and filters run their vectorized function once per block,
+//! and `batch` takes a block of exactly its size. Nodes without a block form hand out
+//! [`Block::Rows`], so every pipeline still runs; only the speed differs.
+//!
+//! Exactness: a block pull carries the rows computed before the first error and that error
+//! ([`Chunk`]), so what a consumer sees, and which error it sees first, is what pulling
+//! element by element gives.
+
+use crate::Element;
+use pipec_diag::Diagnostic;
+use pipec_tensor::Tensor;
+use pipec_tensor::kernels;
+use std::collections::VecDeque;
+
+/// Consecutive elements of a dataset.
+#[derive(Clone, Debug)]
+pub enum Block {
+    /// Every leaf stacked along a new leading axis of length `rows`.
+    Stacked {
+        /// One tensor per leaf of the element type, each `[rows, ...]`.
+        leaves: Vec<Tensor>,
+        /// How many elements.
+        rows: usize,
+    },
+    /// Elements kept apart (their shapes may differ, or nothing on the way stacks them).
+    Rows(Vec<Element>),
+}
+
+impl Block {
+    /// How many elements the block holds.
+    pub fn len(&self) -> usize {
+        match self {
+            Block::Stacked { rows, .. } => *rows,
+            Block::Rows(r) => r.len(),
+        }
+    }
+
+    /// Whether the block holds no element.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Element `i` (its leaves share the block's buffers).
+    pub fn row(&self, i: usize) -> Element {
+        match self {
+            Block::Stacked { leaves, .. } => leaves.iter().map(|t| t.index_axis0(i)).collect(),
+            Block::Rows(r) => r[i].clone(),
+        }
+    }
+
+    /// The elements, one by one.
+    pub fn into_rows(self) -> Vec<Element> {
+        match self {
+            Block::Stacked { rows, .. } => (0..rows).map(|i| self.row(i)).collect(),
+            Block::Rows(r) => r,
+        }
+    }
+
+    /// Splits off the first `n` elements (`n <= len`), keeping the rest in `self`.
+    pub(crate) fn split_front(&mut self, n: usize) -> Block {
+        match self {
+            Block::Stacked { leaves, rows } => {
+                let front = Block::Stacked {
+                    leaves: leaves.iter().map(|t| t.slice_axis0(0, n)).collect(),
+                    rows: n,
+                };
+                *leaves = leaves.iter().map(|t| t.slice_axis0(n, *rows)).collect();
+                *rows -= n;
+                front
+            }
+            Block::Rows(r) => {
+                let rest = r.split_off(n);
+                Block::Rows(std::mem::replace(r, rest))
+            }
+        }
+    }
+
+    /// Joins consecutive blocks into one, stacked when every part is.
+    pub fn join(parts: Vec<Block>) -> Block {
+        if parts.len() == 1 {
+            return parts.into_iter().next().expect("one part");
+        }
+        let all_stacked = parts.iter().all(|p| matches!(p, Block::Stacked { .. }));
+        if all_stacked && !parts.is_empty() {
+            let rows: usize = parts.iter().map(Block::len).sum();
+            let n_leaves = match &parts[0] {
+                Block::Stacked { leaves, .. } => leaves.len(),
+                Block::Rows(_) => 0,
+            };
+            let mut joined = Vec::with_capacity(n_leaves);
+            for leaf in 0..n_leaves {
+                let pieces: Vec<Tensor> = parts
+                    .iter()
+                    .filter(|p| !p.is_empty())
+                    .map(|p| match p {
+                        Block::Stacked { leaves, .. } => leaves[leaf].clone(),
+                        Block::Rows(_) => unreachable!("all parts are stacked"),
+                    })
+                    .collect();
+                match pieces.len() {
+                    0 => {}
+                    1 => joined.push(pieces.into_iter().next().expect("one piece")),
+                    _ => match kernels::concat(&pieces, 0) {
+                        Ok(t) => joined.push(t),
+                        // Parts of one stream share their row shape; if not, keep rows apart.
+                        Err(_) => return Block::Rows(join_rows(parts)),
+                    },
+                }
+            }
+            if joined.len() == n_leaves {
+                return Block::Stacked {
+                    leaves: joined,
+                    rows,
+                };
+            }
+        }
+        Block::Rows(join_rows(parts))
+    }
+}
+
+fn join_rows(parts: Vec<Block>) -> Vec<Element> {
+    parts.into_iter().flat_map(Block::into_rows).collect()
+}
+
+/// What one block pull returned: rows, then the error met right after them, if any.
+#[derive(Debug)]
+pub struct Chunk {
+    /// The elements, in order (empty only when `error` is set).
+    pub block: Block,
+    /// The error the stream met after `block`; the stream ends there.
+    pub error: Option<Diagnostic>,
+}
+
+impl Chunk {
+    /// Rows and no error.
+    pub fn ok(block: Block) -> Chunk {
+        Chunk { block, error: None }
+    }
+}
+
+/// Elements a node has computed but not yet handed out, with the error that follows them.
+#[derive(Default)]
+pub(crate) struct Pending {
+    parts: VecDeque<Block>,
+    rows: usize,
+    /// Reported once the rows before it are out.
+    error: Option<Diagnostic>,
+}
+
+impl Pending {
+    /// Rows waiting.
+    pub(crate) fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// Whether an error waits behind the rows.
+    pub(crate) fn has_error(&self) -> bool {
+        self.error.is_some()
+    }
+
+    /// Whether nothing waits: no rows and no error.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.rows == 0 && self.error.is_none()
+    }
+
+    /// Queues rows (nothing may be queued after an error).
+    pub(crate) fn push(&mut self, b: Block) {
+        debug_assert!(self.error.is_none());
+        if !b.is_empty() {
+            self.rows += b.len();
+            self.parts.push_back(b);
+        }
+    }
+
+    /// Puts rows back in front of everything queued.
+    pub(crate) fn push_front(&mut self, b: Block) {
+        if !b.is_empty() {
+            self.rows += b.len();
+            self.parts.push_front(b);
+        }
+    }
+
+    /// Queues the error that follows the queued rows.
+    pub(crate) fn push_error(&mut self, d: Diagnostic) {
+        self.error.get_or_insert(d);
+    }
+
+    /// Up to `max` queued rows, and the error if everything before it is out.
+    pub(crate) fn take(&mut self, max: usize) -> Option<Chunk> {
+        let mut out = Vec::new();
+        let mut n = 0;
+        while n < max {
+            let Some(mut p) = self.parts.pop_front() else {
+                break;
+            };
+            if n + p.len() > max {
+                let front = p.split_front(max - n);
+                self.parts.push_front(p);
+                n += front.len();
+                out.push(front);
+            } else {
+                n += p.len();
+                out.push(p);
+            }
+        }
+        self.rows -= n;
+        let error = if self.rows == 0 {
+            self.error.take()
+        } else {
+            None
+        };
+        if n == 0 && error.is_none() {
+            return None;
+        }
+        let block = if out.is_empty() {
+            Block::Rows(Vec::new())
+        } else {
+            Block::join(out)
+        };
+        Some(Chunk { block, error })
+    }
+}

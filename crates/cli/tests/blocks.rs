@@ -153,3 +153,40 @@ fn errors_name_the_element_where_blocks_fail() {
     // The 1500 elements before it were printed first.
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1500);
 }
+
+/// `--stats` ends with one line per node: own time, share, elements handed out, IR line.
+#[test]
+fn stats_report_every_node_with_its_elements() {
+    for level in ["-O0", "-O2"] {
+        let out = run(
+            "stats",
+            "pipeline main = range(100).map(|x| x * 3).filter(|x| x % 2 == 0).batch(8)",
+            level,
+            &["--stats", "--discard"],
+        );
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("elements: 7\n"), "{stderr}");
+        let nodes: Vec<&str> = stderr
+            .lines()
+            .skip_while(|l| *l != "nodes:")
+            .skip(2)
+            .collect();
+        let elements: Vec<(u64, &str)> = nodes
+            .iter()
+            .map(|l| {
+                let mut cols = l.split_whitespace();
+                let secs: f64 = cols.next().and_then(|c| c.parse().ok()).expect("seconds");
+                assert!(secs >= 0.0);
+                assert!(cols.next().is_some_and(|c| c.ends_with('%')), "{l}");
+                let n = cols.next().and_then(|c| c.parse().ok()).expect("elements");
+                (n, cols.next().expect("node name"))
+            })
+            .collect();
+        assert_eq!(
+            elements,
+            [(100, "%d0"), (100, "%d1"), (50, "%d2"), (7, "%d3")],
+            "{level}: {stderr}"
+        );
+    }
+}

@@ -7,6 +7,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
+use crate::stats::{RunStats, Timed};
 use crate::rng::Rng;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
@@ -31,6 +32,8 @@ pub struct RunOptions {
     /// consecutive elements, and `batch` takes slices of contiguous sources. Off, every node
     /// moves one element at a time (the reference behaviour; `-O0` runs that way).
     pub blocks: bool,
+    /// Count elements and time every node ([`ElementStream::stats`], `--stats`).
+    pub stats: bool,
 }
 
 impl Default for RunOptions {
@@ -39,6 +42,7 @@ impl Default for RunOptions {
             threads: 1,
             base_dir: PathBuf::from("."),
             blocks: true,
+            stats: false,
         }
     }
 }
@@ -49,9 +53,15 @@ pub struct ElementStream {
     /// The type of each element.
     pub elem: ElemType,
     done: bool,
+    stats: Option<Arc<RunStats>>,
 }
 
 impl ElementStream {
+    /// Per-node counters, when the run was opened with [`RunOptions::stats`].
+    pub fn stats(&self) -> Option<Arc<RunStats>> {
+        self.stats.clone()
+    }
+
     /// Up to `max` next elements at once (fewer at the end, or before an error, which then
     /// comes in the same [`Chunk`]). Consumers that take every element anyway (writing a
     /// file, discarding, printing) pull this way so that block execution can run.
@@ -120,6 +130,17 @@ pub fn open(
     pipeline: &Pipeline,
     opts: &RunOptions,
 ) -> Result<ElementStream, Diagnostic> {
+    let mut stat_index = HashMap::new();
+    let stats = opts.stats.then(|| {
+        let lines = pipec_ir::ds_node_lines(prog, pipeline);
+        let mut stats = RunStats::default();
+        for node in pipeline.topo_order() {
+            let inputs = pipeline.inputs(node).iter().map(|i| stat_index[i]).collect();
+            let text = lines.get(&node).cloned().unwrap_or_default();
+            stat_index.insert(node, stats.add(text, inputs));
+        }
+        Arc::new(stats)
+    });
     let mut builder = PlanBuilder {
         prog,
         pipeline,
@@ -127,17 +148,20 @@ pub fn open(
         fns: HashMap::new(),
         block_fns: HashMap::new(),
         plans: HashMap::new(),
+        stats: stats.clone(),
+        stat_index,
     };
     let plan = builder.plan(pipeline.output)?;
     Ok(ElementStream {
         inner: plan.open()?,
         elem: pipeline.graph[pipeline.output].elem.clone(),
         done: false,
+        stats,
     })
 }
 
 /// Pulls elements one at a time, or a block at a time.
-trait Stream: Send {
+pub(crate) trait Stream: Send {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic>;
 
     /// Up to `max` (>= 1) next elements; `None` at the end. A node without a block form
@@ -184,6 +208,8 @@ struct Plan {
     span: Span,
     /// Whether this node may hand out blocks (see [`RunOptions::blocks`]).
     blocks: bool,
+    /// Where `--stats` counts this node.
+    timer: Option<(Arc<RunStats>, usize)>,
 }
 
 enum PlanKind {
@@ -249,6 +275,8 @@ struct PlanBuilder<'a> {
     fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
     block_fns: HashMap<pipec_ir::FuncId, Option<Arc<CompiledFn>>>,
     plans: HashMap<DsNodeId, Arc<Plan>>,
+    stats: Option<Arc<RunStats>>,
+    stat_index: HashMap<DsNodeId, usize>,
 }
 
 impl PlanBuilder<'_> {
@@ -404,6 +432,10 @@ impl PlanBuilder<'_> {
             inputs,
             span: n.span,
             blocks: self.opts.blocks,
+            timer: self
+                .stats
+                .clone()
+                .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
         });
         self.plans.insert(node, plan.clone());
         Ok(plan)
@@ -503,12 +535,18 @@ fn fresh_seed() -> u64 {
 
 impl Plan {
     fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
-        let stream = self.open_stream()?;
-        Ok(if self.blocks {
-            stream
-        } else {
-            Box::new(PerElement(stream))
-        })
+        let mut stream = self.open_stream()?;
+        if !self.blocks {
+            stream = Box::new(PerElement(stream));
+        }
+        if let Some((stats, node)) = &self.timer {
+            stream = Box::new(Timed {
+                inner: stream,
+                stats: stats.clone(),
+                node: *node,
+            });
+        }
+        Ok(stream)
     }
 
     fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {

@@ -256,6 +256,15 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
     shape[0] = kept;
     let mut data = Vec::with_capacity(kept * row);
     match a.as_slice() {
+        // Scalar rows: one pass, no per-row slice bookkeeping.
+        Some(flat) if row == 1 => {
+            data.extend(
+                flat.iter()
+                    .zip(keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(v, _)| v.clone()),
+            );
+        }
         // Contiguous rows: copy runs of kept rows as slices.
         Some(flat) => {
             for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {

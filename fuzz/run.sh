@@ -16,6 +16,10 @@ for t in "${targets[@]}"; do
     mkdir -p "$scratch/$t"
     echo "== fuzz target $t for ${secs}s (scratch corpus $scratch/$t)"
     # -timeout: one input taking longer than this is reported as a hang (a crash).
+    dict=()
+    if [ "$t" = compile ] || [ "$t" = run ]; then
+        dict=(-dict=pipe.dict)
+    fi
     cargo fuzz run --sanitizer none "$t" "$scratch/$t" "corpus/$t" -- \
-        -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1
+        -max_total_time="$secs" -timeout=20 -rss_limit_mb=2048 -print_final_stats=1 "${dict[@]}"
 done

@@ -283,7 +283,9 @@ fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Codes whose message must say which element failed (run-time failures inside a node).
-const PER_ELEMENT: &[&str] = &["E0500", "E0503", "E0504", "E0505", "E0600", "E0601", "E0606"];
+const PER_ELEMENT: &[&str] = &[
+    "E0500", "E0503", "E0504", "E0505", "E0600", "E0601", "E0606",
+];
 
 fn python3_available() -> bool {
     Command::new("python3")
@@ -353,7 +355,10 @@ fn bad_cases_fail_with_their_code() {
         if PER_ELEMENT.contains(&code) && !stderr.contains("element") {
             problems.push("the message does not name the element".into());
         }
-        if exit == 1 && !args.contains(&"--check") && !args.iter().any(|a| a.starts_with("--output")) {
+        if exit == 1
+            && !args.contains(&"--check")
+            && !args.iter().any(|a| a.starts_with("--output"))
+        {
             let target = out_dir.join("out.npy");
             let mut with_output = args.clone();
             let target_text = target.to_string_lossy().to_string();

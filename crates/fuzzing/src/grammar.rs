@@ -138,7 +138,11 @@ pub fn program_from_bytes(data: &[u8]) -> String {
         0 => {
             e.rank = 0;
             let src = format!("range({})", c.pick(20));
-            if float { format!("{src}.map(|x| cast(x, f32))") } else { format!("{src}.map(|x| cast(x, i32))") }
+            if float {
+                format!("{src}.map(|x| cast(x, f32))")
+            } else {
+                format!("{src}.map(|x| cast(x, i32))")
+            }
         }
         1 => {
             e.rank = 0;
@@ -154,12 +158,20 @@ pub fn program_from_bytes(data: &[u8]) -> String {
         }
         let step = match c.pick(11) {
             0 | 1 => format!(".map(|x| {})", expr(c, e, 3)),
-            2 => format!(".map(|x| {}, num_parallel_calls: {})", expr(c, e, 2), 1 + c.pick(4)),
+            2 => format!(
+                ".map(|x| {}, num_parallel_calls: {})",
+                expr(c, e, 2),
+                1 + c.pick(4)
+            ),
             3 => format!(".filter(|x| {})", predicate(c, e)),
             4 if !batched => {
                 batched = true;
                 e.rank += 1;
-                format!(".batch({}, drop_remainder: {})", 1 + c.pick(4), c.pick(2) == 0)
+                format!(
+                    ".batch({}, drop_remainder: {})",
+                    1 + c.pick(4),
+                    c.pick(2) == 0
+                )
             }
             5 if batched => {
                 batched = false;

@@ -153,8 +153,14 @@ pub fn csv(data: &[u8]) {
     let Ok(info) = io::csv_info_from(Cursor::new(data.to_vec())) else {
         return;
     };
-    for dtype in [pipec::DType::F32, pipec::DType::I64, pipec::DType::U8, pipec::DType::Bool] {
-        let mut rows = io::CsvRows::from_reader(Cursor::new(data.to_vec()), dtype, info.ncols, info.header);
+    for dtype in [
+        pipec::DType::F32,
+        pipec::DType::I64,
+        pipec::DType::U8,
+        pipec::DType::Bool,
+    ] {
+        let mut rows =
+            io::CsvRows::from_reader(Cursor::new(data.to_vec()), dtype, info.ncols, info.header);
         let mut n = 0usize;
         loop {
             match rows.next_row() {

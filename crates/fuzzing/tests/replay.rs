@@ -42,7 +42,11 @@ fn replay(folder: &str, min_per_target: usize) {
             }
         }
     }
-    assert!(failures.is_empty(), "failing inputs:\n{}", failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "failing inputs:\n{}",
+        failures.join("\n")
+    );
 }
 
 #[test]

@@ -7,8 +7,8 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
-use crate::stats::{RunStats, Timed};
 use crate::rng::Rng;
+use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
 use pipec_tensor::kernels;
@@ -135,7 +135,11 @@ pub fn open(
         let lines = pipec_ir::ds_node_lines(prog, pipeline);
         let mut stats = RunStats::default();
         for node in pipeline.topo_order() {
-            let inputs = pipeline.inputs(node).iter().map(|i| stat_index[i]).collect();
+            let inputs = pipeline
+                .inputs(node)
+                .iter()
+                .map(|i| stat_index[i])
+                .collect();
             let text = lines.get(&node).cloned().unwrap_or_default();
             stat_index.insert(node, stats.add(text, inputs));
         }
@@ -837,7 +841,8 @@ impl Stream for Map {
             self.count += if self.f.func().batched {
                 leaves
                     .first()
-                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>()) as u64
+                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
+                    as u64
             } else {
                 *rows as u64
             };
@@ -1262,8 +1267,9 @@ fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Dia
             .with_help("use `padded_batch(n)` to pad each batch to its longest element"));
         }
         out.push(
-            kernels::stack(&parts, 0)
-                .map_err(|e| Diagnostic::error(size_code(&e), e.to_string()).with_label(span, ""))?,
+            kernels::stack(&parts, 0).map_err(|e| {
+                Diagnostic::error(size_code(&e), e.to_string()).with_label(span, "")
+            })?,
         );
     }
     Ok(out)
@@ -1280,7 +1286,13 @@ struct PaddedBatch {
 
 impl Stream for PaddedBatch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder, self.span)? else {
+        let Some(rows) = pull_rows(
+            self.input.as_mut(),
+            self.size,
+            self.drop_remainder,
+            self.span,
+        )?
+        else {
             return Ok(None);
         };
         let mut out = Vec::new();

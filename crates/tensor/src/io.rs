@@ -496,7 +496,10 @@ fn open_archive(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, IoError> 
 
 /// The index of the member holding array `name` (`name.npy`, as `numpy.savez` stores it, or
 /// exactly `name`), or the list of names the archive holds.
-fn member_index<R: Read + Seek>(archive: &zip::ZipArchive<R>, name: &str) -> Result<usize, IoError> {
+fn member_index<R: Read + Seek>(
+    archive: &zip::ZipArchive<R>,
+    name: &str,
+) -> Result<usize, IoError> {
     if let Some(i) = archive
         .index_for_name(&format!("{name}.npy"))
         .or_else(|| archive.index_for_name(name))
@@ -531,7 +534,10 @@ pub fn read_npz_header_from<R: Read + Seek>(reader: R, name: &str) -> Result<Npy
     npz_header(zip::ZipArchive::new(reader).map_err(archive_error)?, name)
 }
 
-fn npz_header<R: Read + Seek>(mut archive: zip::ZipArchive<R>, name: &str) -> Result<NpyHeader, IoError> {
+fn npz_header<R: Read + Seek>(
+    mut archive: zip::ZipArchive<R>,
+    name: &str,
+) -> Result<NpyHeader, IoError> {
     let i = member_index(&archive, name)?;
     let member = archive.by_index(i).map_err(archive_error)?;
     let mut prefix = Vec::new();
@@ -552,7 +558,10 @@ pub fn read_npz_from<R: Read + Seek>(reader: R, name: &str) -> Result<Tensor, Io
     npz_array(zip::ZipArchive::new(reader).map_err(archive_error)?, name)
 }
 
-fn npz_array<R: Read + Seek>(mut archive: zip::ZipArchive<R>, name: &str) -> Result<Tensor, IoError> {
+fn npz_array<R: Read + Seek>(
+    mut archive: zip::ZipArchive<R>,
+    name: &str,
+) -> Result<Tensor, IoError> {
     let i = member_index(&archive, name)?;
     let member = archive.by_index(i).map_err(archive_error)?;
     let declared = member.size();
@@ -850,7 +859,10 @@ pub fn read_csv_from(
     dtype: DType,
 ) -> Result<Tensor, IoError> {
     let info = csv_info_from(reader.clone())?;
-    collect_rows(CsvRows::from_reader(reader, dtype, info.ncols, info.header), info)
+    collect_rows(
+        CsvRows::from_reader(reader, dtype, info.ncols, info.header),
+        info,
+    )
 }
 
 fn collect_rows(mut rows: CsvRows, info: CsvInfo) -> Result<Tensor, IoError> {

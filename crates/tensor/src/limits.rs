@@ -50,7 +50,11 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
         Some('t') => (&body[..body.len() - 1], 40),
         _ => (body, 0),
     };
-    let bad = || format!("`{text}` is not a size; write bytes or a number with K, M, G or T, as in 512M or 2G");
+    let bad = || {
+        format!(
+            "`{text}` is not a size; write bytes or a number with K, M, G or T, as in 512M or 2G"
+        )
+    };
     let value: f64 = num.trim().parse().map_err(|_| bad())?;
     if !value.is_finite() || value < 0.0 || num.trim().starts_with(['+', '-']) {
         return Err(bad());
@@ -77,7 +81,18 @@ mod tests {
         assert_eq!(parse_size("2gb"), Ok(2 << 30));
         assert_eq!(parse_size("1.5K"), Ok(1536));
         assert_eq!(parse_size("64KiB"), Ok(64 << 10));
-        for bad in ["", "M", "-1G", "+3", "lots", "0", "0.1", "1e400", "nanG", "99999999T"] {
+        for bad in [
+            "",
+            "M",
+            "-1G",
+            "+3",
+            "lots",
+            "0",
+            "0.1",
+            "1e400",
+            "nanG",
+            "99999999T",
+        ] {
             assert!(parse_size(bad).is_err(), "{bad}");
         }
     }

@@ -1418,7 +1418,11 @@ pub(crate) fn slice_len(n: usize, start: Option<i64>, stop: Option<i64>, step: i
     } else {
         let a = start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1));
         let b = stop.map_or(-1, |v| clamp(norm(v), -1, n - 1));
-        if a > b { (a - b + (-step) - 1) / (-step) } else { 0 }
+        if a > b {
+            (a - b + (-step) - 1) / (-step)
+        } else {
+            0
+        }
     };
     len as usize
 }

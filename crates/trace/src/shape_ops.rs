@@ -177,7 +177,9 @@ impl Eval<'_> {
                     Err(msg) => {
                         let d = Diagnostic::error(Code::BadReshape, msg)
                             .with_label(sspan, "this shape")
-                            .with_help("use -1 for at most one dim; every other dim is a size, 0 or more");
+                            .with_help(
+                                "use -1 for at most one dim; every other dim is a size, 0 or more",
+                            );
                         return self.fail(d);
                     }
                 };
@@ -261,7 +263,10 @@ impl Eval<'_> {
                             let Some(axis) = infer::norm_axis(i, ty.rank()) else {
                                 let d = Diagnostic::error(
                                     Code::BadAxis,
-                                    format!("axis {i} is out of range for a tensor of rank {}", ty.rank()),
+                                    format!(
+                                        "axis {i} is out of range for a tensor of rank {}",
+                                        ty.rank()
+                                    ),
                                 )
                                 .with_label(ps, "in this permutation")
                                 .with_help("a permutation lists each axis 0 to rank - 1 once");
@@ -940,7 +945,8 @@ impl Eval<'_> {
                     ),
                     _ => (Code::WrongKind, None),
                 };
-                let mut d = Diagnostic::error(code, e.to_string()).with_label(span, "evaluated here");
+                let mut d =
+                    Diagnostic::error(code, e.to_string()).with_label(span, "evaluated here");
                 if let Some(h) = help {
                     d = d.with_help(h);
                 }

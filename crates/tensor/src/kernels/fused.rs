@@ -331,16 +331,18 @@ pub fn run_fused(
             }
             let (done, rest) = regs.split_at_mut(i);
             let dst = &mut rest[0];
-            step(op, prog.dtypes, i, done, dst, &feeds, &uniform, start, n).map_err(|e| match e {
-                // The slice kernels count from the block's start; report the output index.
-                KernelError::DivisionByZero { index } => (
-                    i,
-                    KernelError::DivisionByZero {
-                        index: start + index,
-                    },
-                ),
-                e => (i, e),
-            })?;
+            step(op, prog.dtypes, i, done, dst, &feeds, &uniform, start, n).map_err(
+                |e| match e {
+                    // The slice kernels count from the block's start; report the output index.
+                    KernelError::DivisionByZero { index } => (
+                        i,
+                        KernelError::DivisionByZero {
+                            index: start + index,
+                        },
+                    ),
+                    e => (i, e),
+                },
+            )?;
         }
         for (o, &r) in outs.iter_mut().zip(prog.results) {
             with_type!(prog.dtypes[r as usize], T => {
@@ -651,7 +653,10 @@ fn step(
 fn by_constant(op: BinaryOp, dtype: DType, x: &Buf, y: &Buf, dst: &mut Buf, n: usize) -> bool {
     macro_rules! run {
         ($t:ty) => {{
-            let Some(div) = <$t>::get(y).first().and_then(|&d| FixedDivisor::new(d as i64)) else {
+            let Some(div) = <$t>::get(y)
+                .first()
+                .and_then(|&d| FixedDivisor::new(d as i64))
+            else {
                 return false;
             };
             let out = &mut <$t>::get_mut(dst)[..n];
@@ -739,7 +744,12 @@ fn map2<A: BufElem, B: BufElem, U: BufElem>(
     n: usize,
     f: impl Fn(A, B) -> U,
 ) {
-    super::simd::map_binary(&A::get(x)[..n], &B::get(y)[..n], &mut U::get_mut(dst)[..n], f);
+    super::simd::map_binary(
+        &A::get(x)[..n],
+        &B::get(y)[..n],
+        &mut U::get_mut(dst)[..n],
+        f,
+    );
 }
 
 #[cfg(test)]
@@ -818,10 +828,25 @@ mod tests {
     #[test]
     fn fixed_divisors_match_python_division() {
         let mut xs: Vec<i64> = (-3000..3000).collect();
-        xs.extend([i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, -1, 1 << 62, -(1 << 62)]);
+        xs.extend([
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+            i64::MAX - 1,
+            -1,
+            1 << 62,
+            -(1 << 62),
+        ]);
         xs.extend((0..2000u64).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64));
         let mut ds: Vec<i64> = (2..70).collect();
-        ds.extend([1000, 1 << 31, (1 << 32) + 1, i64::MAX, i64::MAX - 1, 1 << 62]);
+        ds.extend([
+            1000,
+            1 << 31,
+            (1 << 32) + 1,
+            i64::MAX,
+            i64::MAX - 1,
+            1 << 62,
+        ]);
         for d in ds {
             let f = FixedDivisor::new(d).expect("d >= 2");
             for &x in &xs {

@@ -297,6 +297,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     if prints_to_tty && bar.is_some() {
         sink.set_around_bar();
     }
+    pipec::set_kernel_threads(cli.threads);
     let opts = RunOptions {
         threads: cli.threads.max(1),
         base_dir: source.dir.clone(),

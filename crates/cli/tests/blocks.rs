@@ -98,6 +98,25 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        // Found by the `interp` fuzz target: the batch before the failing element is printed.
+        "complete_batch_before_a_filter_error",
+        "pipeline main = from_tensor_slices([[2, -7, 2], [-7, 1, 2147483647], [1, 0, 2147483647], [2147483647, 3, -7]]).filter(|x| any(where((x % x) > 100, maximum(x, -7), -x) != -1)).batch(2, drop_remainder: true).cache()",
+        &[],
+        true,
+    ),
+    (
+        "take_stops_right_before_an_error",
+        "pipeline main = range(100).filter(|x| 10 // (x - 64) > -100).take(64)",
+        &[],
+        false,
+    ),
+    (
+        "cli_take_stops_right_before_an_error",
+        "pipeline main = range(100).filter(|x| 10 // (x - 64) > -100)",
+        &["--take", "64"],
+        false,
+    ),
+    (
         "float_math_in_blocks",
         "pipeline main = range(3000).map(|x| log(1.0 + cast(x, f32)) * 0.5 + 2.0).batch(256)",
         &[],

@@ -54,6 +54,8 @@ pub struct ElementStream {
     pub elem: ElemType,
     done: bool,
     stats: Option<Arc<RunStats>>,
+    /// An error met right after the rows of the last block, reported by the next pull.
+    deferred: Option<Diagnostic>,
 }
 
 impl ElementStream {
@@ -66,10 +68,26 @@ impl ElementStream {
     /// comes in the same [`Chunk`]). Consumers that take every element anyway (writing a
     /// file, discarding, printing) pull this way so that block execution can run.
     pub fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if let Some(d) = self.deferred.take() {
+            self.done = true;
+            return Some(Chunk {
+                block: Block::Rows(Vec::new()),
+                error: Some(d),
+            });
+        }
         if self.done {
             return None;
         }
-        let chunk = self.inner.next_block(max.max(1));
+        let mut chunk = self.inner.next_block(max.max(1));
+        // An error right after a full block belongs to the next pull: a consumer that stops
+        // here (`--take`) must never see it, as element by element it would not.
+        if let Some(c) = &mut chunk
+            && c.block.len() >= max
+            && c.error.is_some()
+        {
+            self.deferred = c.error.take();
+            return chunk;
+        }
         match &chunk {
             None => self.done = true,
             Some(c) if c.error.is_some() => self.done = true,
@@ -162,6 +180,7 @@ pub fn open(
         elem: pipeline.graph[pipeline.output].elem.clone(),
         done: false,
         stats,
+        deferred: None,
     })
 }
 
@@ -1139,7 +1158,11 @@ impl Stream for Batch {
             have += block.len();
             parts.push(block);
             if let Some(d) = error {
-                return Err(d);
+                if have < self.size {
+                    return Err(d);
+                }
+                // The batch is complete before the error: it comes with the next batch.
+                self.pending.push_error(d);
             }
         }
         if have == 0 || (self.drop_remainder && have < self.size) {
@@ -1500,8 +1523,12 @@ impl Stream for Take {
             return None;
         }
         let want = (max as u64).min(self.left) as usize;
-        let chunk = self.input.next_block(want)?;
-        self.left -= chunk.block.len() as u64;
+        let mut chunk = self.input.next_block(want)?;
+        self.left = self.left.saturating_sub(chunk.block.len() as u64);
+        if self.left == 0 {
+            // Element by element, `take` would stop before reaching the error.
+            chunk.error = None;
+        }
         Some(chunk)
     }
 }

@@ -17,6 +17,10 @@ pub struct CompiledFn {
 #[derive(Default)]
 pub struct FnState {
     hosts: Vec<Option<Box<dyn HostInstance>>>,
+    /// The value table and the op-input buffer, kept between calls (empty in between) so
+    /// that a call allocates only what its ops return.
+    vals: Vec<Option<Tensor>>,
+    inputs: Vec<Tensor>,
 }
 
 impl CompiledFn {
@@ -61,7 +65,10 @@ impl CompiledFn {
         } else {
             None
         };
-        let mut vals: Vec<Option<Tensor>> = vec![None; f.values.len()];
+        let mut vals = std::mem::take(&mut state.vals);
+        vals.clear();
+        vals.resize(f.values.len(), None);
+        let mut inputs = std::mem::take(&mut state.inputs);
         for (p, a) in f.params.iter().zip(args) {
             vals[p.index()] = Some(a);
         }
@@ -69,15 +76,12 @@ impl CompiledFn {
             state.hosts.resize_with(f.ops.len(), || None);
         }
         for (i, op) in f.ops.iter().enumerate() {
-            let inputs: Vec<Tensor> = op
-                .inputs
-                .iter()
-                .map(|v| {
-                    vals[v.index()]
-                        .clone()
-                        .expect("verified: defined before use")
-                })
-                .collect();
+            inputs.clear();
+            inputs.extend(op.inputs.iter().map(|v| {
+                vals[v.index()]
+                    .clone()
+                    .expect("verified: defined before use")
+            }));
             let outs = match &op.kind {
                 OpKind::Eager(host) => {
                     if state.hosts[i].is_none() {
@@ -93,13 +97,13 @@ impl CompiledFn {
                         }
                         d.with_note(format!("in element {element}"))
                     })?;
-                    let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
-                    let ok = outs.len() == want.len()
-                        && outs
-                            .iter()
-                            .zip(&want)
-                            .all(|(t, w)| t.dtype() == w.dtype && w.shape.admits(t.shape()));
+                    let ok = outs.len() == op.outputs.len()
+                        && outs.iter().zip(&op.outputs).all(|(t, o)| {
+                            let w = f.ty(*o);
+                            t.dtype() == w.dtype && w.shape.admits(t.shape())
+                        });
                     if !ok {
+                        let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
                         let got: Vec<String> = outs
                             .iter()
                             .map(|t| format!("{}{:?}", t.dtype(), t.shape()))
@@ -134,6 +138,8 @@ impl CompiledFn {
                     kernel_error(e, kind, op.span, Where::new(element, rows, &inputs))
                 })?,
             };
+            // The inputs' clones go now, as they did when the buffer was per op.
+            inputs.clear();
             for (o, t) in op.outputs.iter().zip(outs) {
                 vals[o.index()] = Some(t);
             }
@@ -141,14 +147,21 @@ impl CompiledFn {
                 vals[v] = None;
             }
         }
-        Ok(f.results
+        let results = f
+            .results
             .iter()
             .map(|r| {
                 vals[r.index()]
                     .clone()
                     .expect("verified: results are defined")
             })
-            .collect())
+            .collect();
+        // Emptied before they are kept: no tensor outlives the call through the buffers.
+        vals.clear();
+        inputs.clear();
+        state.vals = vals;
+        state.inputs = inputs;
+        Ok(results)
     }
 }
 

@@ -4,10 +4,10 @@
 use crate::eval::{Abort, Eval, Frame, Shared};
 use crate::value::{FuncVal, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
-use pipec_ir::{HostFn, HostFunction, HostInstance};
-use pipec_syntax::ast::{FnBody, ItemKind};
-use pipec_tensor::Tensor;
-use std::collections::HashMap;
+use pipec_ir::{Function, HostFn, HostFunction, HostInstance, OpKind, Shape, TensorType, ValueId};
+use pipec_syntax::ast::{self, ExprKind, FnBody, ItemKind, StmtKind};
+use pipec_tensor::{DType, Tensor};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -47,10 +47,15 @@ impl HostFunction for EagerBody {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(EagerRun {
-            shared: self.shared.clone(),
-            func: FuncVal::Decl(self.item),
-        }))
+        let plannable = match &self.shared.ast.items[self.item].kind {
+            ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
+            _ => false,
+        };
+        Ok(Box::new(EagerRun::new(
+            self.shared.clone(),
+            FuncVal::Decl(self.item),
+            plannable,
+        )))
     }
 }
 
@@ -115,21 +120,82 @@ impl HostFunction for PyFunction {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(EagerRun {
-            shared: self.shared.clone(),
-            func: self.func.clone(),
-        }))
+        Ok(Box::new(EagerRun::new(
+            self.shared.clone(),
+            self.func.clone(),
+            false,
+        )))
     }
 }
+
+/// How many argument signatures one instance keeps plans for; calls with further
+/// signatures take the evaluator, so data of ever-changing shapes cannot grow memory.
+const MAX_PLANS: usize = 8;
 
 /// A running eager function: evaluates the body with concrete values.
 struct EagerRun {
     shared: Arc<Shared>,
     func: FuncVal,
+    /// Whether the body is simple enough to be planned (see [`plannable_decl`]).
+    plannable: bool,
+    /// Plans by argument signature; `None` when tracing that signature did not give one.
+    plans: Vec<(Vec<(DType, Vec<usize>)>, Option<Plan>)>,
+    /// Reused per call by [`Plan::run`], so the steady state allocates only results.
+    vals: Vec<Option<Tensor>>,
+    inputs: Vec<Tensor>,
 }
 
-impl HostInstance for EagerRun {
-    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+/// An eager body traced once for one argument signature: the ops the evaluator would
+/// run, in order. Running it gives the evaluator's tensors without re-walking the AST.
+struct Plan {
+    func: Function,
+    /// The flat result leaves, in the order the evaluator flattens them.
+    results: Vec<ValueId>,
+}
+
+impl EagerRun {
+    fn new(shared: Arc<Shared>, func: FuncVal, plannable: bool) -> EagerRun {
+        EagerRun {
+            shared,
+            func,
+            plannable,
+            plans: Vec::new(),
+            vals: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    /// The plan for `args`' signature, tracing one on the first call with a new signature.
+    fn plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
+        let FuncVal::Decl(item) = self.func else {
+            return None;
+        };
+        let found = self.plans.iter().position(|(sig, _)| {
+            sig.len() == args.len()
+                && sig
+                    .iter()
+                    .zip(args)
+                    .all(|((dt, shape), a)| *dt == a.dtype() && shape.as_slice() == a.shape())
+        });
+        let at = match found {
+            Some(i) => i,
+            None if self.plans.len() < MAX_PLANS => {
+                let sig = args
+                    .iter()
+                    .map(|a| (a.dtype(), a.shape().to_vec()))
+                    .collect();
+                let plan = trace_plan(&self.shared, item, args);
+                self.plans.push((sig, plan));
+                self.plans.len() - 1
+            }
+            None => return None,
+        };
+        self.plans[at].1.as_ref().map(|_| at)
+    }
+
+    /// Evaluates the body with the evaluator (every call that has no plan, and every call
+    /// whose plan declined: errors always come from here).
+    fn evaluate(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
         let mut ev = Eval {
             shared: &self.shared,
             comp: None,
@@ -182,6 +248,248 @@ impl HostInstance for EagerRun {
                 TVal::Symbolic(..) => unreachable!("eager code has no symbolic values"),
             })
             .collect())
+    }
+}
+
+impl HostInstance for EagerRun {
+    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        if self.plannable {
+            if let Some(at) = self.plan_for(args) {
+                if let Some(plan) = &self.plans[at].1 {
+                    if let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs) {
+                        return Ok(outs);
+                    }
+                }
+            }
+        }
+        self.evaluate(args)
+    }
+}
+
+impl Plan {
+    /// Runs the ops on `args`; `None` when a kernel fails or a result differs from the
+    /// traced type. The caller then re-evaluates with the evaluator, which (kernels being
+    /// deterministic and the planned bodies free of side effects) fails or succeeds exactly
+    /// as the evaluator alone would, with its own messages.
+    fn run(
+        &self,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<Vec<Tensor>> {
+        let outs = self.run_ops(args, vals, inputs);
+        // Emptied on every exit: no tensor outlives the call through the buffers.
+        vals.clear();
+        inputs.clear();
+        outs
+    }
+
+    fn run_ops(
+        &self,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<Vec<Tensor>> {
+        let f = &self.func;
+        vals.clear();
+        vals.resize(f.values.len(), None);
+        for (p, a) in f.params.iter().zip(args) {
+            vals[p.index()] = Some(a.clone());
+        }
+        for op in &f.ops {
+            inputs.clear();
+            for v in &op.inputs {
+                inputs.push(vals[v.index()].clone()?);
+            }
+            let outs = op.kind.eval(inputs).ok()?;
+            inputs.clear();
+            if outs.len() != op.outputs.len() {
+                return None;
+            }
+            for (o, t) in op.outputs.iter().zip(outs) {
+                // Later builtins decided on the traced types: a kernel that disagrees with
+                // the inference would make the plan diverge from the evaluator.
+                if !is_exactly(f.ty(*o), &t) {
+                    return None;
+                }
+                vals[o.index()] = Some(t);
+            }
+        }
+        self.results
+            .iter()
+            .map(|r| vals[r.index()].clone())
+            .collect()
+    }
+}
+
+/// Whether `t` has exactly the dtype and (fully known) shape of `ty`.
+fn is_exactly(ty: &TensorType, t: &Tensor) -> bool {
+    ty.dtype == t.dtype()
+        && ty.shape.0.len() == t.shape().len()
+        && ty
+            .shape
+            .0
+            .iter()
+            .zip(t.shape())
+            .all(|(d, &n)| d.known() == Some(n))
+}
+
+/// Traces the body of declaration `item` for arguments shaped like `args`, with the same
+/// evaluator in tracing mode; `None` when anything would make the traced ops differ from
+/// an evaluator run (any error, a poisoned or non-tensor result, a nested host call).
+fn trace_plan(shared: &Arc<Shared>, item: usize, args: &[Tensor]) -> Option<Plan> {
+    let ast = shared.ast.clone();
+    let ItemKind::Fn(decl) = &ast.items.get(item)?.kind else {
+        return None;
+    };
+    let types: Vec<TensorType> = args
+        .iter()
+        .map(|t| TensorType::new(t.dtype(), Shape::known(t.shape())))
+        .collect();
+    let func = Function::new(decl.name.name.clone(), decl.name.span, types.clone());
+    let params: Vec<Value> = func
+        .params
+        .iter()
+        .zip(types)
+        .map(|(p, ty)| Value::Tensor(TVal::Symbolic(*p, ty)))
+        .collect();
+    // No compile state: a failure aborts instead of being recorded, which is what we want.
+    let mut ev = Eval {
+        shared,
+        comp: None,
+        frame: Frame {
+            scopes: vec![HashMap::new()],
+            func: Some(func),
+            eager: true,
+            fn_name: Some(decl.name.name.clone()),
+        },
+        depth: 0,
+    };
+    let value = ev.inline_decl(decl, params, decl.name.span).ok()?;
+    let mut flat = Vec::new();
+    if !ev.flatten_tensors(value, Span::default(), &mut flat).ok()? || flat.is_empty() {
+        return None;
+    }
+    let results = flat
+        .iter()
+        .map(|t| match t {
+            TVal::Symbolic(v, _) => Some(*v),
+            TVal::Concrete(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let func = ev.frame.func.take()?;
+    if func
+        .ops
+        .iter()
+        .any(|op| matches!(op.kind, OpKind::Eager(_)))
+    {
+        return None;
+    }
+    Some(Plan { func, results })
+}
+
+/// Builtins whose result depends only on the dtypes and shapes of their tensor operands
+/// (never on values), have no side effects, and treat a traced operand exactly like a
+/// host one: for these, tracing once per signature gives the ops the evaluator runs.
+const PLANNABLE_BUILTINS: &[&str] = &[
+    "abs",
+    "sign",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "floor",
+    "ceil",
+    "round",
+    "isnan",
+    "isfinite",
+    "logical_not",
+    "cast",
+    "where",
+    "clip",
+    "maximum",
+    "minimum",
+    "pow",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "prod",
+    "any",
+    "all",
+    "argmax",
+    "argmin",
+    "reshape",
+    "transpose",
+    "expand_dims",
+    "squeeze",
+    "concat",
+    "stack",
+    "broadcast_to",
+    "tile",
+    "reverse",
+    "matmul",
+    "one_hot",
+    "sort",
+];
+
+/// Whether an eager body is straight-line code over its parameters: `let`s and a final
+/// `return` of literals, locals, operators and [`PLANNABLE_BUILTINS`] calls. Anything
+/// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
+/// the evaluator.
+fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
+    let FnBody::Block(body) = &decl.body else {
+        return false;
+    };
+    let mut locals: HashSet<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
+    let Some((last, init)) = body.stmts.split_last() else {
+        return false;
+    };
+    for s in init {
+        match &s.kind {
+            StmtKind::Let { name, value } if plannable_expr(shared, &locals, value) => {
+                locals.insert(name.name.as_str());
+            }
+            _ => return false,
+        }
+    }
+    matches!(&last.kind, StmtKind::Return(Some(e)) if plannable_expr(shared, &locals, e))
+}
+
+fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Name(n) => locals.contains(n.as_str()),
+        ExprKind::Tuple(xs) | ExprKind::List(xs) => {
+            xs.iter().all(|x| plannable_expr(shared, locals, x))
+        }
+        ExprKind::Unary { expr, .. } => plannable_expr(shared, locals, expr),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            plannable_expr(shared, locals, lhs) && plannable_expr(shared, locals, rhs)
+        }
+        ExprKind::Call { callee, args } => {
+            // The same shadowing rule as the evaluator's calls: a local or top-level name
+            // hides a builtin.
+            let ExprKind::Name(name) = &callee.kind else {
+                return false;
+            };
+            !locals.contains(name.as_str())
+                && !shared.items.contains_key(name)
+                && PLANNABLE_BUILTINS.contains(&name.as_str())
+                && crate::builtins::is_builtin(name)
+                && args.iter().all(|a| plannable_expr(shared, locals, &a.value))
+        }
+        _ => false,
     }
 }
 

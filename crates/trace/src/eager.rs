@@ -469,7 +469,11 @@ fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
 fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
     match &e.kind {
         ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
-        ExprKind::Name(n) => locals.contains(n.as_str()),
+        // A dtype name is a constant unless a local or top-level name hides it.
+        ExprKind::Name(n) => {
+            locals.contains(n.as_str())
+                || (!shared.items.contains_key(n) && DType::from_name(n).is_some())
+        }
         ExprKind::Tuple(xs) | ExprKind::List(xs) => {
             xs.iter().all(|x| plannable_expr(shared, locals, x))
         }
@@ -562,5 +566,151 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
         | ExprKind::Bool(_)
         | ExprKind::Str(_)
         | ExprKind::Error => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// An instance of `f` declared in `src`, with or without plans.
+    fn instance(src: &str, plannable: bool) -> EagerRun {
+        let (ast, diags) = pipec_syntax::parse(src);
+        assert!(diags.is_empty(), "{diags:?}");
+        let ast = Arc::new(ast);
+        let mut items = HashMap::new();
+        let mut item = None;
+        for (i, it) in ast.items.iter().enumerate() {
+            if let ItemKind::Fn(d) = &it.kind {
+                items.insert(d.name.name.clone(), i);
+                if d.name.name == "f" {
+                    item = Some(i);
+                }
+            }
+        }
+        let globals = OnceLock::new();
+        let _ = globals.set(HashMap::new());
+        let shared = Arc::new(Shared {
+            ast: ast.clone(),
+            items,
+            globals,
+            externs: Default::default(),
+            exec_hosts: OnceLock::new(),
+            print_sink: None,
+        });
+        let item = item.expect("the source declares `f`");
+        let ItemKind::Fn(decl) = &ast.items[item].kind else {
+            unreachable!("found above")
+        };
+        let can = plannable_decl(&shared, decl);
+        EagerRun::new(shared, FuncVal::Decl(item), plannable && can)
+    }
+
+    fn shown(r: Result<Vec<Tensor>, Diagnostic>) -> String {
+        match r {
+            Ok(ts) => ts
+                .iter()
+                .map(|t| format!("{}{:?} {}", t.dtype(), t.shape(), pipec_tensor::format::format_tensor(t)))
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(d) => format!("{d:?}"),
+        }
+    }
+
+    /// Runs every argument list through a planning and a non-planning instance and checks
+    /// they agree exactly; returns how many signatures got a plan.
+    fn same(src: &str, calls: &[Vec<Tensor>]) -> usize {
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
+        for args in calls {
+            let a = shown(planned.call(args));
+            let b = shown(plain.call(args));
+            assert_eq!(a, b, "{src}");
+        }
+        planned.plans.iter().filter(|(_, p)| p.is_some()).count()
+    }
+
+    fn f32s(shape: &[usize], v: Vec<f32>) -> Tensor {
+        Tensor::from_vec(shape, v).expect("shape fits")
+    }
+
+    fn i32s(shape: &[usize], v: Vec<i32>) -> Tensor {
+        Tensor::from_vec(shape, v).expect("shape fits")
+    }
+
+    #[test]
+    fn a_planned_sort_equals_the_evaluator() {
+        let src = "eager fn f(x) -> f32[8] {\n    return sort(x)\n}\n";
+        let row = f32s(&[8], vec![3.0, -1.0, 7.5, 0.0, 2.0, 2.0, -9.0, 1.0]);
+        assert_eq!(same(src, &[vec![row.clone()], vec![row]]), 1);
+    }
+
+    #[test]
+    fn lets_literals_operators_and_tuples_are_planned() {
+        let src = "eager fn f(x, y) -> (f32[?], f32[], i32[?]) {\n    let z = x * 2.0 + 1\n    let w = -z\n    return (sort(w, axis: 0), sum(z), cast(w > 0.0, i32) + y)\n}\n";
+        let calls = [
+            vec![f32s(&[3], vec![1.0, -2.0, 0.5]), i32s(&[3], vec![1, 2, 3])],
+            vec![f32s(&[2], vec![4.0, -0.25]), i32s(&[], vec![7])],
+            vec![f32s(&[3], vec![0.0, 0.0, 9.0]), i32s(&[3], vec![0, 0, 0])],
+        ];
+        assert_eq!(same(src, &calls), 2);
+    }
+
+    #[test]
+    fn kernel_errors_in_a_plan_are_the_evaluators_errors() {
+        let src = "eager fn f(x) -> i32[?] {\n    return x // (x - 1)\n}\n";
+        let calls = [
+            vec![i32s(&[3], vec![5, 7, 9])],
+            vec![i32s(&[3], vec![5, 1, 9])],
+            vec![i32s(&[3], vec![4, 2, 3])],
+        ];
+        assert_eq!(same(src, &calls), 1);
+    }
+
+    #[test]
+    fn bodies_that_fail_to_trace_run_on_the_evaluator() {
+        // A declared-type mismatch, a shape error and a wrong axis: no plan, same messages.
+        let cases = [
+            "eager fn f(x) -> i32[?] {\n    return cast(x, f32)\n}\n",
+            "eager fn f(x) -> i32[?] {\n    return x + [1, 2]\n}\n",
+            "eager fn f(x) -> i32[?] {\n    return sort(x, axis: 3)\n}\n",
+            "eager fn f(x) -> i32[?] {\n    return reshape(x, [2, -1])\n}\n",
+        ];
+        for src in cases {
+            same(src, &[vec![i32s(&[3], vec![1, 2, 3])], vec![i32s(&[4], vec![1, 2, 3, 4])]]);
+        }
+    }
+
+    #[test]
+    fn only_straight_line_pure_bodies_are_planned() {
+        let planned = [
+            "eager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let y = exp(x)\n    return y / sum(y)\n}\n",
+        ];
+        for src in planned {
+            assert!(instance(src, true).plannable, "{src}");
+        }
+        let not_planned = [
+            "eager fn f(x) -> f32[?] {\n    print(x)\n    return x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    return unique(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    return x[0:2]\n}\n",
+            "eager fn f(sort) -> f32[?] {\n    return sort(sort)\n}\n",
+            "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
+        ];
+        for src in not_planned {
+            assert!(!instance(src, true).plannable, "{src}");
+        }
+    }
+
+    #[test]
+    fn signatures_beyond_the_cache_still_run() {
+        let src = "eager fn f(x) -> i32[?] {\n    return sort(x)\n}\n";
+        let calls: Vec<Vec<Tensor>> = (1..=MAX_PLANS + 3)
+            .map(|n| vec![i32s(&[n], (0..n as i32).rev().collect())])
+            .collect();
+        assert_eq!(same(src, &calls), MAX_PLANS);
     }
 }

@@ -11,6 +11,11 @@ pub struct CompiledFn {
     func: Function,
     /// For each op, the inputs whose last use it is.
     frees: Vec<Vec<usize>>,
+    /// For each op and input position: whether it is the value's last use (and not a
+    /// result), so the op can take the tensor instead of a clone.
+    moves: Vec<Vec<bool>>,
+    /// Whether the results are exactly the last op's outputs, returned as the op made them.
+    direct: bool,
 }
 
 /// Per-lane state of a function: its eager ops' host instances, started on first use.
@@ -41,7 +46,32 @@ impl CompiledFn {
                 frees[i].push(v);
             }
         }
-        CompiledFn { func, frees }
+        let mut last_pos = vec![None; func.values.len()];
+        for (i, op) in func.ops.iter().enumerate() {
+            for (j, v) in op.inputs.iter().enumerate() {
+                last_pos[v.index()] = Some((i, j));
+            }
+        }
+        for r in &func.results {
+            last_pos[r.index()] = None;
+        }
+        let moves = func
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                (0..op.inputs.len())
+                    .map(|j| last_pos[op.inputs[j].index()] == Some((i, j)))
+                    .collect()
+            })
+            .collect();
+        let direct = func.ops.last().is_some_and(|op| op.outputs == func.results);
+        CompiledFn {
+            func,
+            frees,
+            moves,
+            direct,
+        }
     }
 
     /// The function.
@@ -77,10 +107,9 @@ impl CompiledFn {
         }
         for (i, op) in f.ops.iter().enumerate() {
             inputs.clear();
-            inputs.extend(op.inputs.iter().map(|v| {
-                vals[v.index()]
-                    .clone()
-                    .expect("verified: defined before use")
+            inputs.extend(op.inputs.iter().zip(&self.moves[i]).map(|(v, &last)| {
+                let slot = &mut vals[v.index()];
+                if last { slot.take() } else { slot.clone() }.expect("verified: defined before use")
             }));
             let outs = match &op.kind {
                 OpKind::Eager(host) => {
@@ -140,6 +169,12 @@ impl CompiledFn {
             };
             // The inputs' clones go now, as they did when the buffer was per op.
             inputs.clear();
+            if self.direct && i + 1 == f.ops.len() && outs.len() == op.outputs.len() {
+                vals.clear();
+                state.vals = vals;
+                state.inputs = inputs;
+                return Ok(outs);
+            }
             for (o, t) in op.outputs.iter().zip(outs) {
                 vals[o.index()] = Some(t);
             }

@@ -151,6 +151,12 @@ struct Plan {
     func: Function,
     /// The flat result leaves, in the order the evaluator flattens them.
     results: Vec<ValueId>,
+    /// Per op and input: whether this is the value's last use, so it can be moved out of
+    /// the value table instead of cloned.
+    moves: Vec<Vec<bool>>,
+    /// Whether the results are exactly the last op's outputs, which are then returned as
+    /// the kernel made them.
+    direct: bool,
 }
 
 impl EagerRun {
@@ -296,29 +302,42 @@ impl Plan {
         for (p, a) in f.params.iter().zip(args) {
             vals[p.index()] = Some(a.clone());
         }
-        for op in &f.ops {
+        for (i, op) in f.ops.iter().enumerate() {
             inputs.clear();
-            for v in &op.inputs {
-                inputs.push(vals[v.index()].clone()?);
+            for (v, &last) in op.inputs.iter().zip(&self.moves[i]) {
+                let slot = &mut vals[v.index()];
+                inputs.push(if last { slot.take()? } else { slot.clone()? });
             }
             let outs = op.kind.eval(inputs).ok()?;
             inputs.clear();
-            if outs.len() != op.outputs.len() {
+            // Later builtins decided on the traced types: a kernel that disagrees with the
+            // inference would make the plan diverge from the evaluator.
+            if outs.len() != op.outputs.len()
+                || !op
+                    .outputs
+                    .iter()
+                    .zip(&outs)
+                    .all(|(o, t)| is_exactly(f.ty(*o), t))
+            {
                 return None;
             }
+            if self.direct && i + 1 == f.ops.len() {
+                return Some(outs);
+            }
             for (o, t) in op.outputs.iter().zip(outs) {
-                // Later builtins decided on the traced types: a kernel that disagrees with
-                // the inference would make the plan diverge from the evaluator.
-                if !is_exactly(f.ty(*o), &t) {
-                    return None;
-                }
                 vals[o.index()] = Some(t);
             }
         }
-        self.results
-            .iter()
-            .map(|r| vals[r.index()].clone())
-            .collect()
+        let mut outs = Vec::with_capacity(self.results.len());
+        for (k, r) in self.results.iter().enumerate() {
+            let slot = &mut vals[r.index()];
+            outs.push(if self.results[k + 1..].contains(r) {
+                slot.clone()?
+            } else {
+                slot.take()?
+            });
+        }
+        Some(outs)
     }
 }
 
@@ -385,7 +404,32 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, args: &[Tensor]) -> Option<Plan
     {
         return None;
     }
-    Some(Plan { func, results })
+    let mut last_use = vec![None; func.values.len()];
+    for (i, op) in func.ops.iter().enumerate() {
+        for (j, v) in op.inputs.iter().enumerate() {
+            last_use[v.index()] = Some((i, j));
+        }
+    }
+    for r in &results {
+        last_use[r.index()] = None;
+    }
+    let moves = func
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            (0..op.inputs.len())
+                .map(|j| last_use[op.inputs[j].index()] == Some((i, j)))
+                .collect()
+        })
+        .collect();
+    let direct = func.ops.last().is_some_and(|op| op.outputs == results);
+    Some(Plan {
+        func,
+        results,
+        moves,
+        direct,
+    })
 }
 
 /// Builtins whose result depends only on the dtypes and shapes of their tensor operands

@@ -5,7 +5,7 @@
 //! this library holds what the binary and the equivalence tests share, so a reference loop
 //! can never silently drift from the pipeline it stands for.
 
-use pipec::{CompileOptions, Compiled, Compiler, RunOptions, SourceFile, Tensor};
+use pipec::{CompileOptions, Compiled, Compiler, ElementStream, RunOptions, SourceFile, Tensor};
 use std::path::Path;
 
 /// One workload of the suite.
@@ -114,6 +114,16 @@ impl Id {
             Id::W4 => "w4",
             Id::W4Traced => "w4t",
             Id::W5 => "w5",
+        }
+    }
+
+    /// The target for pipec's throughput relative to the reference loop.
+    pub fn target(self) -> &'static str {
+        match self {
+            Id::W1 | Id::W2 | Id::W5 => ">= 1.0x",
+            Id::W3 => ">= 0.3x",
+            Id::W4 => ">= 2M el/s",
+            Id::W4Traced => ">= 0.5x",
         }
     }
 
@@ -307,12 +317,22 @@ pub fn compile(path: &Path) -> Result<Compiled, String> {
 /// Runs a compiled pipeline to the end, dropping the elements (like `pipec --discard`);
 /// returns the number of output elements.
 pub fn drain(compiled: &Compiled, threads: usize) -> Result<usize, String> {
+    drain_stream(open(compiled, threads)?)
+}
+
+/// Starts a run: builds the plan and loads the input files.
+pub fn open(compiled: &Compiled, threads: usize) -> Result<ElementStream, String> {
     let opts = RunOptions {
         threads,
         base_dir: compiled.dir.clone(),
         ..RunOptions::default()
     };
-    let mut stream = compiled.run(&opts).map_err(|d| d.message.clone())?;
+    compiled.run(&opts).map_err(|d| d.message.clone())
+}
+
+/// Pulls a started run to the end (in blocks, as `pipec --discard` does); returns the
+/// number of output elements.
+pub fn drain_stream(mut stream: ElementStream) -> Result<usize, String> {
     let rows = stream.block_rows();
     let mut n = 0;
     while let Some(chunk) = stream.next_block(rows) {

@@ -62,7 +62,7 @@ struct Cli {
     /// Seconds an `exec` worker may take to answer one call.
     #[arg(long, value_name = "SECONDS", default_value_t = 30.0)]
     worker_timeout: f64,
-    /// Print elements, bytes and time on stderr.
+    /// Print elements, bytes, time and each node's time on stderr (docs/performance.md).
     #[arg(long)]
     stats: bool,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
@@ -271,6 +271,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     let opts = RunOptions {
         threads: cli.threads.max(1),
         base_dir: source.dir.clone(),
+        stats: cli.stats,
         ..RunOptions::default()
     };
     let mut stream = match compiled.run(&opts) {
@@ -331,8 +332,27 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             "elements: {count}\nbytes: {bytes}\nwall: {secs:.6} s\nrate: {:.0} elements/s",
             count as f64 / secs.max(1e-9)
         );
+        if let Some(stats) = stream.stats() {
+            eprint!("{}", node_table(&stats.report(), secs));
+        }
     }
     0
+}
+
+/// The per-node part of `--stats`: each node's own time, its share of the wall time, the
+/// elements it handed out, and its IR line (format documented in docs/performance.md).
+fn node_table(nodes: &[pipec::NodeReport], wall: f64) -> String {
+    let mut out = String::from("nodes:\n     self s   share    elements  node\n");
+    for n in nodes {
+        out.push_str(&format!(
+            "  {:9.6} {:6.1}% {:>11}  {}\n",
+            n.self_secs,
+            100.0 * n.self_secs / wall.max(1e-9),
+            n.elements,
+            n.text
+        ));
+    }
+    out
 }
 
 /// Why an element could not be delivered.

@@ -61,7 +61,7 @@ impl Block {
     }
 
     /// Splits off the first `n` elements (`n <= len`), keeping the rest in `self`.
-    fn split_front(&mut self, n: usize) -> Block {
+    pub(crate) fn split_front(&mut self, n: usize) -> Block {
         match self {
             Block::Stacked { leaves, rows } => {
                 let front = Block::Stacked {
@@ -173,6 +173,14 @@ impl Pending {
         if !b.is_empty() {
             self.rows += b.len();
             self.parts.push_back(b);
+        }
+    }
+
+    /// Puts rows back in front of everything queued.
+    pub(crate) fn push_front(&mut self, b: Block) {
+        if !b.is_empty() {
+            self.rows += b.len();
+            self.parts.push_front(b);
         }
     }
 

@@ -10,8 +10,10 @@
 mod block;
 mod func;
 mod rng;
+mod stats;
 mod stream;
 
 pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
+pub use stats::{NodeReport, RunStats};
 pub use stream::{Element, ElementStream, RunOptions, open};

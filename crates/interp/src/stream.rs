@@ -6,6 +6,7 @@
 
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
+use crate::stats::{RunStats, Timed};
 use crate::rng::Rng;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
@@ -30,6 +31,8 @@ pub struct RunOptions {
     /// consecutive elements, and `batch` takes slices of contiguous sources. Off, every node
     /// moves one element at a time (the reference behaviour; `-O0` runs that way).
     pub blocks: bool,
+    /// Count elements and time every node ([`ElementStream::stats`], `--stats`).
+    pub stats: bool,
 }
 
 impl Default for RunOptions {
@@ -38,6 +41,7 @@ impl Default for RunOptions {
             threads: 1,
             base_dir: PathBuf::from("."),
             blocks: true,
+            stats: false,
         }
     }
 }
@@ -48,9 +52,15 @@ pub struct ElementStream {
     /// The type of each element.
     pub elem: ElemType,
     done: bool,
+    stats: Option<Arc<RunStats>>,
 }
 
 impl ElementStream {
+    /// Per-node counters, when the run was opened with [`RunOptions::stats`].
+    pub fn stats(&self) -> Option<Arc<RunStats>> {
+        self.stats.clone()
+    }
+
     /// Up to `max` next elements at once (fewer at the end, or before an error, which then
     /// comes in the same [`Chunk`]). Consumers that take every element anyway (writing a
     /// file, discarding, printing) pull this way so that block execution can run.
@@ -68,23 +78,20 @@ impl ElementStream {
     }
 
     /// A good `max` for [`next_block`](Self::next_block): about 256 KiB of elements (at
-    /// most 1024), so blocks stay cache-sized however large the elements are.
+    /// most 1024), so blocks stay cache-sized however large the elements are. An unknown
+    /// dim (a batch's, usually) is guessed at 256.
     pub fn block_rows(&self) -> usize {
-        let bytes: Option<usize> = self
+        let bytes: usize = self
             .elem
             .leaves()
             .iter()
             .map(|t| {
-                t.shape
-                    .0
-                    .iter()
-                    .try_fold(t.dtype.size_bytes(), |acc, d| d.known().map(|k| acc * k))
+                t.shape.0.iter().fold(t.dtype.size_bytes(), |acc, d| {
+                    acc.saturating_mul(d.known().unwrap_or(UNKNOWN_DIM_GUESS))
+                })
             })
-            .sum();
-        match bytes {
-            Some(b) => (BLOCK_BYTES / b.max(1)).clamp(1, MAX_BLOCK_ROWS),
-            None => 64,
-        }
+            .fold(0usize, usize::saturating_add);
+        (BLOCK_BYTES / bytes.max(1)).clamp(1, MAX_BLOCK_ROWS)
     }
 }
 
@@ -92,6 +99,8 @@ impl ElementStream {
 const BLOCK_BYTES: usize = 256 * 1024;
 /// The most elements in one block.
 const MAX_BLOCK_ROWS: usize = 1024;
+/// What [`ElementStream::block_rows`] assumes for a dim it does not know.
+const UNKNOWN_DIM_GUESS: usize = 256;
 
 impl Iterator for ElementStream {
     type Item = Result<Element, Diagnostic>;
@@ -120,6 +129,17 @@ pub fn open(
     pipeline: &Pipeline,
     opts: &RunOptions,
 ) -> Result<ElementStream, Diagnostic> {
+    let mut stat_index = HashMap::new();
+    let stats = opts.stats.then(|| {
+        let lines = pipec_ir::ds_node_lines(prog, pipeline);
+        let mut stats = RunStats::default();
+        for node in pipeline.topo_order() {
+            let inputs = pipeline.inputs(node).iter().map(|i| stat_index[i]).collect();
+            let text = lines.get(&node).cloned().unwrap_or_default();
+            stat_index.insert(node, stats.add(text, inputs));
+        }
+        Arc::new(stats)
+    });
     let mut builder = PlanBuilder {
         prog,
         pipeline,
@@ -127,17 +147,20 @@ pub fn open(
         fns: HashMap::new(),
         block_fns: HashMap::new(),
         plans: HashMap::new(),
+        stats: stats.clone(),
+        stat_index,
     };
     let plan = builder.plan(pipeline.output)?;
     Ok(ElementStream {
         inner: plan.open()?,
         elem: pipeline.graph[pipeline.output].elem.clone(),
         done: false,
+        stats,
     })
 }
 
 /// Pulls elements one at a time, or a block at a time.
-trait Stream: Send {
+pub(crate) trait Stream: Send {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic>;
 
     /// Up to `max` (>= 1) next elements; `None` at the end. A node without a block form
@@ -184,6 +207,8 @@ struct Plan {
     span: Span,
     /// Whether this node may hand out blocks (see [`RunOptions::blocks`]).
     blocks: bool,
+    /// Where `--stats` counts this node.
+    timer: Option<(Arc<RunStats>, usize)>,
 }
 
 enum PlanKind {
@@ -249,6 +274,8 @@ struct PlanBuilder<'a> {
     fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
     block_fns: HashMap<pipec_ir::FuncId, Option<Arc<CompiledFn>>>,
     plans: HashMap<DsNodeId, Arc<Plan>>,
+    stats: Option<Arc<RunStats>>,
+    stat_index: HashMap<DsNodeId, usize>,
 }
 
 impl PlanBuilder<'_> {
@@ -259,9 +286,9 @@ impl PlanBuilder<'_> {
             .clone()
     }
 
-    /// The block form of function `id`: vectorized over a leading axis of any length. `None`
-    /// when block execution is off, the function already runs per batch, or it does not
-    /// vectorize (an eager call, say).
+    /// The block form of function `id`: vectorized over a leading axis of any length (for a
+    /// function that runs per batch, a block of batches). `None` when block execution is
+    /// off or the function does not vectorize (an eager call, say).
     fn block_func(&mut self, id: pipec_ir::FuncId) -> Option<Arc<CompiledFn>> {
         if !self.opts.blocks {
             return None;
@@ -270,11 +297,7 @@ impl PlanBuilder<'_> {
         self.block_fns
             .entry(id)
             .or_insert_with(|| {
-                let f = prog.func(id);
-                if f.batched {
-                    return None;
-                }
-                pipec_ir::vmap::vectorize(f, pipec_ir::Dim::Unknown)
+                pipec_ir::vmap::vectorize(prog.func(id), pipec_ir::Dim::Unknown)
                     .ok()
                     .map(|vf| Arc::new(CompiledFn::new(vf)))
             })
@@ -408,6 +431,10 @@ impl PlanBuilder<'_> {
             inputs,
             span: n.span,
             blocks: self.opts.blocks,
+            timer: self
+                .stats
+                .clone()
+                .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
         });
         self.plans.insert(node, plan.clone());
         Ok(plan)
@@ -502,12 +529,18 @@ fn fresh_seed() -> u64 {
 
 impl Plan {
     fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
-        let stream = self.open_stream()?;
-        Ok(if self.blocks {
-            stream
-        } else {
-            Box::new(PerElement(stream))
-        })
+        let mut stream = self.open_stream()?;
+        if !self.blocks {
+            stream = Box::new(PerElement(stream));
+        }
+        if let Some((stats, node)) = &self.timer {
+            stream = Box::new(Timed {
+                inner: stream,
+                stats: stats.clone(),
+                node: *node,
+            });
+        }
+        Ok(stream)
     }
 
     fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
@@ -581,6 +614,7 @@ impl Plan {
                 drop_remainder: *drop_remainder,
                 span: self.span,
                 count: 0,
+                pending: Pending::default(),
             }),
             PlanKind::PaddedBatch {
                 size,
@@ -791,7 +825,14 @@ impl Stream for Map {
             && *rows > 0
             && let Ok(out) = block_f.call(&mut self.block_state, leaves.clone(), self.count)
         {
-            self.count += *rows as u64;
+            // A batched function's rows are batches: count the elements inside them.
+            self.count += if self.f.func().batched {
+                leaves
+                    .first()
+                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>()) as u64
+            } else {
+                *rows as u64
+            };
             return Some(Chunk {
                 block: Block::Stacked {
                     leaves: out,
@@ -805,7 +846,7 @@ impl Stream for Map {
         let mut outs = Vec::with_capacity(block.len());
         for e in block.into_rows() {
             let idx = self.count;
-            self.count += 1;
+            self.count += element_count(&self.f, &e);
             match self.f.call(&mut self.state, e, idx) {
                 Ok(o) => outs.push(o),
                 Err(d) => {
@@ -1057,6 +1098,18 @@ struct Batch {
     drop_remainder: bool,
     span: Span,
     count: u64,
+    /// Input rows read by a block pull beyond its whole batches (and the error after them).
+    pending: Pending,
+}
+
+impl Batch {
+    /// Up to `max` rows: first those left over from a block pull, then the input's.
+    fn pull(&mut self, max: usize) -> Option<Chunk> {
+        if !self.pending.is_empty() {
+            return self.pending.take(max);
+        }
+        self.input.next_block(max)
+    }
 }
 
 impl Stream for Batch {
@@ -1066,7 +1119,7 @@ impl Stream for Batch {
         let mut parts = Vec::new();
         let mut have = 0;
         while have < self.size {
-            let Some(Chunk { block, error }) = self.input.next_block(self.size - have) else {
+            let Some(Chunk { block, error }) = self.pull(self.size - have) else {
                 break;
             };
             have += block.len();
@@ -1084,6 +1137,60 @@ impl Stream for Batch {
             Block::Stacked { leaves, .. } => Ok(Some(leaves)),
             Block::Rows(rows) => stack_rows(rows, self.span, first).map(Some),
         }
+    }
+
+    /// Several whole batches at once: `k * size` stacked input rows are `k` batches, the
+    /// same buffers seen with one more axis (no copy). Rows short of a whole batch wait for
+    /// the next pull, which completes them one batch at a time.
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if max < 2 || !self.pending.is_empty() {
+            return gather_rows(|| self.next(), max);
+        }
+        let Chunk { mut block, error } = self.input.next_block(max.saturating_mul(self.size))?;
+        let whole = block.len() / self.size;
+        if whole == 0 || !matches!(block, Block::Stacked { .. }) {
+            self.pending.push(block);
+            if let Some(d) = error {
+                self.pending.push_error(d);
+            }
+            return gather_rows(|| self.next(), max);
+        }
+        let rest = block.len() - whole * self.size;
+        let front = if rest > 0 {
+            let front = block.split_front(whole * self.size);
+            self.pending.push(block);
+            front
+        } else {
+            block
+        };
+        if let Some(d) = error {
+            self.pending.push_error(d);
+        }
+        let Block::Stacked { leaves, .. } = front else {
+            unreachable!("checked stacked above")
+        };
+        let batches: Option<Vec<Tensor>> = leaves
+            .iter()
+            .map(|t| {
+                let mut shape = Vec::with_capacity(t.rank() + 1);
+                shape.extend([whole, self.size]);
+                shape.extend_from_slice(&t.shape()[1..]);
+                kernels::reshape(t, &shape).ok()
+            })
+            .collect();
+        let Some(batches) = batches else {
+            // Not expected for a stacked block; then batch the rows one batch at a time.
+            self.pending.push_front(Block::Stacked {
+                leaves,
+                rows: whole * self.size,
+            });
+            return gather_rows(|| self.next(), max);
+        };
+        self.count += (whole * self.size) as u64;
+        Some(Chunk::ok(Block::Stacked {
+            leaves: batches,
+            rows: whole,
+        }))
     }
 }
 

@@ -24,7 +24,7 @@ pub use function::{
 };
 pub use host::{HostFn, HostFunction, HostInstance};
 pub use pipeline::{DsKind, DsNode, DsNodeId, Parallelism, Pipeline, Source};
-pub use print::elem_text;
+pub use print::{ds_node_lines, elem_text};
 pub use types::{Dim, ElemType, Shape, TensorType};
 pub use verify::verify;
 

@@ -55,6 +55,21 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
     writeln!(f, "}}")
 }
 
+/// The IR line of every node of `p` (`%d2 = map %d1, @f : dataset<f32[3]>`), named as
+/// `--emit-ir` names them: for run-time reports such as `--stats`.
+pub fn ds_node_lines(prog: &Program, p: &Pipeline) -> HashMap<DsNodeId, String> {
+    let order = p.topo_order();
+    let names: HashMap<_, _> = order
+        .iter()
+        .enumerate()
+        .map(|(i, &n)| (n, format!("%d{i}")))
+        .collect();
+    order
+        .iter()
+        .map(|&n| (n, ds_node_text(prog, p, n, &names)))
+        .collect()
+}
+
 /// One dataset node as IR text: `%dN = MNEMONIC INPUTS, ARGS : dataset<ELEM>`, with nodes
 /// named by `names` (shared with the Graphviz renderer, so both show the same words).
 pub(crate) fn ds_node_text(

@@ -20,7 +20,7 @@ mod host;
 pub use exec::ExecWorker;
 pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
-pub use pipec_interp::{Block, Chunk, Element, ElementStream, RunOptions};
+pub use pipec_interp::{Block, Chunk, Element, ElementStream, NodeReport, RunOptions, RunStats};
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, ops};
 pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};

@@ -76,6 +76,8 @@ pub trait TensorElem: Elem {
     fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor;
     /// The array inside `t`, if `t` has this element type.
     fn view(t: &Tensor) -> Option<&ArcArray<Self, IxDyn>>;
+    /// The array inside `t`, taken out, if `t` has this element type (else `t` back).
+    fn unwrap(t: Tensor) -> Result<ArcArray<Self, IxDyn>, Tensor>;
 }
 
 macro_rules! tensor_elem {
@@ -84,6 +86,9 @@ macro_rules! tensor_elem {
             fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor { Tensor::$v(a) }
             fn view(t: &Tensor) -> Option<&ArcArray<Self, IxDyn>> {
                 match t { Tensor::$v(a) => Some(a), _ => None }
+            }
+            fn unwrap(t: Tensor) -> Result<ArcArray<Self, IxDyn>, Tensor> {
+                match t { Tensor::$v(a) => Ok(a), t => Err(t) }
             }
         }
         impl From<ArcArray<$t, IxDyn>> for Tensor {
@@ -251,6 +256,15 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
     shape[0] = kept;
     let mut data = Vec::with_capacity(kept * row);
     match a.as_slice() {
+        // Scalar rows: one pass, no per-row slice bookkeeping.
+        Some(flat) if row == 1 => {
+            data.extend(
+                flat.iter()
+                    .zip(keep)
+                    .filter(|(_, k)| **k)
+                    .map(|(v, _)| v.clone()),
+            );
+        }
         // Contiguous rows: copy runs of kept rows as slices.
         Some(flat) => {
             for (i, _) in keep.iter().enumerate().filter(|(_, k)| **k) {

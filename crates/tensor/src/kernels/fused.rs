@@ -71,7 +71,7 @@ enum Buf {
 }
 
 /// Element types a register can hold.
-trait BufElem: CastElem {
+trait BufElem: CastElem + TensorElem {
     fn new_buf(n: usize) -> Buf;
     fn empty_buf(capacity: usize) -> Buf;
     fn get(b: &Buf) -> &[Self];
@@ -83,7 +83,7 @@ macro_rules! buf_elem {
     ($($t:ty => $v:ident),*) => {$(
         impl BufElem for $t {
             fn new_buf(n: usize) -> Buf { Buf::$v(vec![<$t>::default(); n]) }
-            fn empty_buf(capacity: usize) -> Buf { Buf::$v(Vec::with_capacity(capacity)) }
+            fn empty_buf(capacity: usize) -> Buf { Buf::$v(recycled_vec(capacity)) }
             fn vec_mut(b: &mut Buf) -> &mut Vec<Self> {
                 match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
             }
@@ -331,7 +331,7 @@ pub fn run_fused(
             }
             let (done, rest) = regs.split_at_mut(i);
             let dst = &mut rest[0];
-            step(op, prog.dtypes, i, done, dst, &feeds, start, n).map_err(|e| match e {
+            step(op, prog.dtypes, i, done, dst, &feeds, &uniform, start, n).map_err(|e| match e {
                 // The slice kernels count from the block's start; report the output index.
                 KernelError::DivisionByZero { index } => (
                     i,
@@ -360,8 +360,80 @@ pub fn run_fused(
             }
             wrap!(Bool, I8, U8, I16, U16, I32, U32, I64, U64, F16, BF16, F32, F64)
         })
-        .collect();
+        .collect::<Vec<Tensor>>();
+    for t in &tensors {
+        lend(t);
+    }
     Ok(Some(tensors))
+}
+
+/// Large outputs of earlier calls on this thread, kept (shared) so that their buffers can
+/// be written again once every consumer has dropped them: a fresh multi-megabyte buffer
+/// costs a page fault per 4 KiB on first write, more than the kernel's own work.
+#[derive(Default)]
+struct Recycler {
+    lent: Vec<Tensor>,
+    bytes: usize,
+}
+
+thread_local! {
+    static RECYCLER: std::cell::RefCell<Recycler> = std::cell::RefCell::default();
+}
+
+/// Outputs smaller than this come from the allocator (which reuses small blocks anyway).
+const RECYCLE_MIN_BYTES: usize = 64 << 10;
+/// The most memory kept for reuse per thread.
+const RECYCLE_MAX_BYTES: usize = 64 << 20;
+
+/// Remembers a large output for reuse.
+fn lend(t: &Tensor) {
+    let bytes = t.nbytes();
+    if !(RECYCLE_MIN_BYTES..=RECYCLE_MAX_BYTES).contains(&bytes) {
+        return;
+    }
+    RECYCLER.with(|r| {
+        let mut r = r.borrow_mut();
+        while r.bytes + bytes > RECYCLE_MAX_BYTES && !r.lent.is_empty() {
+            let old = r.lent.remove(0);
+            r.bytes -= old.nbytes();
+        }
+        r.bytes += bytes;
+        r.lent.push(t.clone());
+    });
+}
+
+/// An empty vector with room for `capacity` elements: a recycled buffer no one else holds
+/// any more, if there is one that fits.
+fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
+    if capacity * std::mem::size_of::<T>() >= RECYCLE_MIN_BYTES {
+        let found = RECYCLER.with(|r| {
+            let mut r = r.borrow_mut();
+            let mut i = 0;
+            while i < r.lent.len() {
+                let fits = r.lent[i].dtype() == T::DTYPE && r.lent[i].len() >= capacity;
+                if fits {
+                    let t = r.lent.remove(i);
+                    let bytes = t.nbytes();
+                    match T::unwrap(t).map(|a| a.try_into_owned_nocopy()) {
+                        Ok(Ok(owned)) => {
+                            r.bytes -= bytes;
+                            let (mut v, _) = owned.into_raw_vec_and_offset();
+                            v.clear();
+                            return Some(v);
+                        }
+                        Ok(Err(shared)) => r.lent.insert(i, T::wrap(shared)),
+                        Err(t) => r.lent.insert(i, t),
+                    }
+                }
+                i += 1;
+            }
+            None
+        });
+        if let Some(v) = found {
+            return v;
+        }
+    }
+    Vec::with_capacity(capacity)
 }
 
 /// The output shape when every input is the full shape, a trailing part of it, or a
@@ -489,6 +561,7 @@ fn step(
     regs: &[Buf],
     dst: &mut Buf,
     feeds: &[Feed<'_>],
+    uniform: &[bool],
     start: usize,
     n: usize,
 ) -> Result<(), KernelError> {
@@ -544,6 +617,8 @@ fn step(
                 BinaryOp::Div => with_float_type!(dt(a), T => {
                     float_binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
                 }, _ => return Err(bad("div"))),
+                BinaryOp::FloorDiv | BinaryOp::Mod
+                    if uniform[*b as usize] && by_constant(*op, dt(a), x, y, dst, n) => {}
                 _ => with_num_type!(dt(a), T => {
                     binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
                 }, bool => return Err(bad(op.name()))),
@@ -568,6 +643,89 @@ fn step(
         }, bool => return Err(bad("clip"))),
     }
     Ok(())
+}
+
+/// Python's `//` or `%` of signed integers by one divisor `>= 2` (a constant): one multiply
+/// per element instead of a hardware division. Returns false (and does nothing) for other
+/// dtypes or divisors, which take the general path.
+fn by_constant(op: BinaryOp, dtype: DType, x: &Buf, y: &Buf, dst: &mut Buf, n: usize) -> bool {
+    macro_rules! run {
+        ($t:ty) => {{
+            let Some(div) = <$t>::get(y).first().and_then(|&d| FixedDivisor::new(d as i64)) else {
+                return false;
+            };
+            let out = &mut <$t>::get_mut(dst)[..n];
+            let x = &<$t>::get(x)[..n];
+            if op == BinaryOp::Mod {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = div.floor_rem(v as i64) as $t;
+                }
+            } else {
+                for (o, &v) in out.iter_mut().zip(x) {
+                    *o = div.floor_div(v as i64) as $t;
+                }
+            }
+            true
+        }};
+    }
+    match dtype {
+        DType::I64 => run!(i64),
+        DType::I32 => run!(i32),
+        DType::I16 => run!(i16),
+        DType::I8 => run!(i8),
+        _ => false,
+    }
+}
+
+/// A divisor `d >= 2` with its reciprocal `m = floor(2^64 / d)`: for any `n`, the quotient
+/// `floor(n * m / 2^64)` is `floor(n / d)` or one less (`m * d > 2^64 - d`), so one
+/// comparison corrects it.
+#[derive(Clone, Copy, Debug)]
+struct FixedDivisor {
+    d: u64,
+    m: u64,
+}
+
+impl FixedDivisor {
+    fn new(d: i64) -> Option<FixedDivisor> {
+        (d >= 2).then(|| FixedDivisor {
+            d: d as u64,
+            m: ((1u128 << 64) / d as u128) as u64,
+        })
+    }
+
+    #[inline(always)]
+    fn div_rem(self, n: u64) -> (u64, u64) {
+        let mut q = ((n as u128 * self.m as u128) >> 64) as u64;
+        let mut r = n - q * self.d;
+        if r >= self.d {
+            q += 1;
+            r -= self.d;
+        }
+        (q, r)
+    }
+
+    /// Python `n % d` (the sign of the positive divisor).
+    #[inline(always)]
+    fn floor_rem(self, n: i64) -> i64 {
+        let (_, r) = self.div_rem(n.unsigned_abs());
+        if n < 0 && r != 0 {
+            (self.d - r) as i64
+        } else {
+            r as i64
+        }
+    }
+
+    /// Python `n // d` (rounded towards negative infinity; wraps like `wrapping_div`).
+    #[inline(always)]
+    fn floor_div(self, n: i64) -> i64 {
+        let (q, r) = self.div_rem(n.unsigned_abs());
+        if n < 0 {
+            (q as i64).wrapping_neg().wrapping_sub((r != 0) as i64)
+        } else {
+            q as i64
+        }
+    }
 }
 
 fn map1<A: BufElem, U: BufElem>(src: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A) -> U) {
@@ -654,6 +812,28 @@ mod tests {
             .expect("layout handled");
         let want = kernels::binary(BinaryOp::Mul, &kernels::cast(&x, DType::F32), &c).expect("mul");
         assert_eq!(got[0], want);
+    }
+
+    /// Division by a constant gives the bits of the general scalar functions.
+    #[test]
+    fn fixed_divisors_match_python_division() {
+        let mut xs: Vec<i64> = (-3000..3000).collect();
+        xs.extend([i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, -1, 1 << 62, -(1 << 62)]);
+        xs.extend((0..2000u64).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64));
+        let mut ds: Vec<i64> = (2..70).collect();
+        ds.extend([1000, 1 << 31, (1 << 32) + 1, i64::MAX, i64::MAX - 1, 1 << 62]);
+        for d in ds {
+            let f = FixedDivisor::new(d).expect("d >= 2");
+            for &x in &xs {
+                assert_eq!(f.floor_rem(x), NumElem::rem(x, d), "{x} % {d}");
+                assert_eq!(f.floor_div(x), NumElem::floor_div(x, d), "{x} // {d}");
+            }
+        }
+        for (x, d) in [(-7i32, 3i32), (i32::MIN, 2), (i32::MAX, 7)] {
+            let f = FixedDivisor::new(d as i64).expect("d >= 2");
+            assert_eq!(f.floor_rem(x as i64) as i32, NumElem::rem(x, d));
+            assert_eq!(f.floor_div(x as i64) as i32, NumElem::floor_div(x, d));
+        }
     }
 
     #[test]

@@ -1,0 +1,192 @@
+//! Block execution (`-O1` and up) against element-at-a-time execution (`-O0`), through the
+//! real binary: the same stdout, the same exit code and the same first error, including
+//! errors in the middle of a block, read-ahead that must stay invisible, partial batches,
+//! blocks of batches and `--take`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+/// Runs `program` at `level` with `args`; the program lives in a fresh temp file.
+fn run(name: &str, program: &str, level: &str, args: &[&str]) -> Output {
+    let dir = std::env::temp_dir().join(format!("pipec-blocks-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file: PathBuf = dir.join(format!("{name}.pipe"));
+    std::fs::write(&file, program).expect("write program");
+    Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .arg(level)
+        .args(args)
+        .arg(&file)
+        .output()
+        .expect("the pipec binary runs")
+}
+
+/// The message line of the first diagnostic (`error[E0xxx]: ...`).
+fn first_error(stderr: &[u8]) -> String {
+    String::from_utf8_lossy(stderr)
+        .lines()
+        .find(|l| l.contains("error["))
+        .unwrap_or("")
+        .to_string()
+}
+
+/// Each case: a name, a program, extra CLI args, and whether it must fail.
+const CASES: &[(&str, &str, &[&str], bool)] = &[
+    (
+        "map_error_mid_block",
+        "pipeline main = range(2000).map(|x| 10 // (x - 1500))",
+        &[],
+        true,
+    ),
+    (
+        "filter_error_mid_block",
+        "pipeline main = range(3000).filter(|x| 10 // (x - 2500) > -100).batch(7)",
+        &[],
+        true,
+    ),
+    (
+        "map_filter_map_batch_error",
+        "pipeline main = range(5000).map(|x| x * 2).filter(|x| x % 3 == 0).map(|x| 100 // (x - 3000)).batch(64)",
+        &[],
+        true,
+    ),
+    (
+        "error_past_take_is_never_reached",
+        "pipeline main = range(100000).filter(|x| x % 1000 == 0).map(|x| 1 // (x - 50000)).take(50)",
+        &[],
+        false,
+    ),
+    (
+        "error_past_cli_take_is_never_reached",
+        "pipeline main = range(100000).filter(|x| x % 1000 == 0).map(|x| 1 // (x - 50000))",
+        &["--take", "50"],
+        false,
+    ),
+    (
+        "ragged_batches_of_batches",
+        "pipeline main = range(1003).batch(10).map(|b| b * 2 + 1).batch(3)",
+        &[],
+        true,
+    ),
+    (
+        "batches_of_batches",
+        "pipeline main = range(1000).batch(10).map(|b| b * 2 + 1).batch(3)",
+        &[],
+        false,
+    ),
+    (
+        "vectorized_batches_then_error",
+        "pipeline main = range(1000).map(|x| 100 // (x - 555)).batch(10)",
+        &[],
+        true,
+    ),
+    (
+        "filter_then_batch_drop_remainder",
+        "pipeline main = range(10000).map(|x| x * x % 7).filter(|x| x < 3).batch(1024, drop_remainder: true).map(|b| b + 1)",
+        &["--take", "3"],
+        false,
+    ),
+    (
+        "repeat_and_cache_in_blocks",
+        "pipeline main = range(5).map(|x| x * x).cache().repeat(3).batch(4)",
+        &[],
+        false,
+    ),
+    (
+        "zip_of_mapped_streams",
+        "pipeline main = zip(range(300).map(|x| x * 2), range(250).filter(|x| x % 2 == 1)).batch(32)",
+        &[],
+        false,
+    ),
+    (
+        "float_math_in_blocks",
+        "pipeline main = range(3000).map(|x| log(1.0 + cast(x, f32)) * 0.5 + 2.0).batch(256)",
+        &[],
+        false,
+    ),
+];
+
+#[test]
+fn blocks_give_what_element_at_a_time_gives() {
+    let mut failures = Vec::new();
+    for (name, program, args, fails) in CASES {
+        let reference = run(name, program, "-O0", args);
+        assert_eq!(
+            !reference.status.success(),
+            *fails,
+            "{name} at -O0: {}",
+            String::from_utf8_lossy(&reference.stderr)
+        );
+        for level in ["-O1", "-O2"] {
+            let got = run(name, program, level, args);
+            if got.stdout != reference.stdout || got.status.code() != reference.status.code() {
+                failures.push(format!(
+                    "{name} at {level}: exit {:?} vs {:?}, stdout {} vs {} bytes\n{}",
+                    got.status.code(),
+                    reference.status.code(),
+                    got.stdout.len(),
+                    reference.stdout.len(),
+                    String::from_utf8_lossy(&got.stderr)
+                ));
+            }
+            if first_error(&got.stderr) != first_error(&reference.stderr) {
+                failures.push(format!(
+                    "{name} at {level}: first error\n  {}\nbut at -O0\n  {}",
+                    first_error(&got.stderr),
+                    first_error(&reference.stderr)
+                ));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn errors_name_the_element_where_blocks_fail() {
+    let out = run(
+        "element_named",
+        "pipeline main = range(2000).map(|x| 10 // (x - 1500))",
+        "-O2",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("element 1500"), "{stderr}");
+    // The 1500 elements before it were printed first.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1500);
+}
+
+/// `--stats` ends with one line per node: own time, share, elements handed out, IR line.
+#[test]
+fn stats_report_every_node_with_its_elements() {
+    for level in ["-O0", "-O2"] {
+        let out = run(
+            "stats",
+            "pipeline main = range(100).map(|x| x * 3).filter(|x| x % 2 == 0).batch(8)",
+            level,
+            &["--stats", "--discard"],
+        );
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains("elements: 7\n"), "{stderr}");
+        let nodes: Vec<&str> = stderr
+            .lines()
+            .skip_while(|l| *l != "nodes:")
+            .skip(2)
+            .collect();
+        let elements: Vec<(u64, &str)> = nodes
+            .iter()
+            .map(|l| {
+                let mut cols = l.split_whitespace();
+                let secs: f64 = cols.next().and_then(|c| c.parse().ok()).expect("seconds");
+                assert!(secs >= 0.0);
+                assert!(cols.next().is_some_and(|c| c.ends_with('%')), "{l}");
+                let n = cols.next().and_then(|c| c.parse().ok()).expect("elements");
+                (n, cols.next().expect("node name"))
+            })
+            .collect();
+        assert_eq!(
+            elements,
+            [(100, "%d0"), (100, "%d1"), (50, "%d2"), (7, "%d3")],
+            "{level}: {stderr}"
+        );
+    }
+}

@@ -132,6 +132,9 @@ impl HostFunction for PyFunction {
 /// signatures take the evaluator, so data of ever-changing shapes cannot grow memory.
 const MAX_PLANS: usize = 8;
 
+/// The dtype and shape of each argument of a call.
+type Signature = Vec<(DType, Vec<usize>)>;
+
 /// A running eager function: evaluates the body with concrete values.
 struct EagerRun {
     shared: Arc<Shared>,
@@ -139,7 +142,7 @@ struct EagerRun {
     /// Whether the body is simple enough to be planned (see [`plannable_decl`]).
     plannable: bool,
     /// Plans by argument signature; `None` when tracing that signature did not give one.
-    plans: Vec<(Vec<(DType, Vec<usize>)>, Option<Plan>)>,
+    plans: Vec<(Signature, Option<Plan>)>,
     /// Reused per call by [`Plan::run`], so the steady state allocates only results.
     vals: Vec<Option<Tensor>>,
     inputs: Vec<Tensor>,
@@ -259,14 +262,12 @@ impl EagerRun {
 
 impl HostInstance for EagerRun {
     fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
-        if self.plannable {
-            if let Some(at) = self.plan_for(args) {
-                if let Some(plan) = &self.plans[at].1 {
-                    if let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs) {
-                        return Ok(outs);
-                    }
-                }
-            }
+        if self.plannable
+            && let Some(at) = self.plan_for(args)
+            && let Some(plan) = &self.plans[at].1
+            && let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs)
+        {
+            return Ok(outs);
         }
         self.evaluate(args)
     }
@@ -535,7 +536,9 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
                 && !shared.items.contains_key(name)
                 && PLANNABLE_BUILTINS.contains(&name.as_str())
                 && crate::builtins::is_builtin(name)
-                && args.iter().all(|a| plannable_expr(shared, locals, &a.value))
+                && args
+                    .iter()
+                    .all(|a| plannable_expr(shared, locals, &a.value))
         }
         _ => false,
     }
@@ -655,7 +658,14 @@ mod tests {
         match r {
             Ok(ts) => ts
                 .iter()
-                .map(|t| format!("{}{:?} {}", t.dtype(), t.shape(), pipec_tensor::format::format_tensor(t)))
+                .map(|t| {
+                    format!(
+                        "{}{:?} {}",
+                        t.dtype(),
+                        t.shape(),
+                        pipec_tensor::format::format_tensor(t)
+                    )
+                })
                 .collect::<Vec<_>>()
                 .join("; "),
             Err(d) => format!("{d:?}"),
@@ -722,7 +732,13 @@ mod tests {
             "eager fn f(x) -> i32[?] {\n    return reshape(x, [2, -1])\n}\n",
         ];
         for src in cases {
-            same(src, &[vec![i32s(&[3], vec![1, 2, 3])], vec![i32s(&[4], vec![1, 2, 3, 4])]]);
+            same(
+                src,
+                &[
+                    vec![i32s(&[3], vec![1, 2, 3])],
+                    vec![i32s(&[4], vec![1, 2, 3, 4])],
+                ],
+            );
         }
     }
 

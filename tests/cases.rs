@@ -274,3 +274,121 @@ fn example_ir_snapshot() {
         insta::assert_snapshot!(text);
     });
 }
+
+/// A header line `# KEY: VALUE` of a case file.
+fn header<'a>(text: &'a str, key: &str) -> Option<&'a str> {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("# {key}:")))
+        .map(str::trim)
+}
+
+/// Codes whose message must say which element failed (run-time failures inside a node).
+const PER_ELEMENT: &[&str] = &[
+    "E0500", "E0503", "E0504", "E0505", "E0600", "E0601", "E0606",
+];
+
+fn python3_available() -> bool {
+    Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+/// Runs `args` from the repository root (so paths in messages are relative and stable).
+fn pipec_at_root(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(args)
+        .current_dir(root())
+        .output()
+        .expect("the pipec binary runs")
+}
+
+/// `tests/cases/bad/*.pipe`: each declares `# exit: N`, `# code: EXXXX` and optionally
+/// `# args: FLAGS`. Through the real binary: that exit code, that code in brackets, no panic
+/// text, and stderr as reviewed in the snapshot. Run-time failures must name the element;
+/// with `--output` a failed run must leave no file behind.
+#[test]
+fn bad_cases_fail_with_their_code() {
+    let have_python = python3_available();
+    let all = cases("tests/cases/bad");
+    assert!(all.len() >= 60, "bad cases are missing");
+    let out_dir = std::env::temp_dir().join(format!("pipec-bad-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&out_dir);
+    std::fs::create_dir_all(&out_dir).expect("temp dir");
+    let mut failures = Vec::new();
+    insta::glob!("cases/bad/*.pipe", |path| {
+        let text = std::fs::read_to_string(path).expect("case reads");
+        let rel = path
+            .strip_prefix(root().canonicalize().expect("root"))
+            .unwrap_or(path)
+            .to_string_lossy()
+            .to_string();
+        let exit: i32 = header(&text, "exit")
+            .and_then(|e| e.parse().ok())
+            .unwrap_or_else(|| panic!("{rel}: no `# exit:` header"));
+        let code = header(&text, "code").unwrap_or_else(|| panic!("{rel}: no `# code:` header"));
+        let args: Vec<&str> = header(&text, "args")
+            .map(|a| a.split_whitespace().collect())
+            .unwrap_or_default();
+        if text.contains("exec(") && args.contains(&"--allow-exec") && !have_python {
+            eprintln!("NOTE: skipping {rel} (needs python3 with numpy)");
+            assert!(
+                std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
+                "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
+            );
+            return;
+        }
+        let mut full = args.clone();
+        full.push(&rel);
+        let out = pipec_at_root(&full);
+        let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+        let mut problems = Vec::new();
+        if out.status.code() != Some(exit) {
+            problems.push(format!("exit {:?}, expected {exit}", out.status.code()));
+        }
+        if !stderr.contains(&format!("[{code}]")) {
+            problems.push(format!("no [{code}] in stderr"));
+        }
+        if stderr.contains("panicked") || stderr.contains("internal compiler error") {
+            problems.push("panic text in stderr".into());
+        }
+        if PER_ELEMENT.contains(&code) && !stderr.contains("element") {
+            problems.push("the message does not name the element".into());
+        }
+        if exit == 1
+            && !args.contains(&"--check")
+            && !args.iter().any(|a| a.starts_with("--output"))
+        {
+            let target = out_dir.join("out.npy");
+            let mut with_output = args.clone();
+            let target_text = target.to_string_lossy().to_string();
+            with_output.extend(["--output", &target_text, &rel]);
+            let again = pipec_at_root(&with_output);
+            let left: Vec<_> = std::fs::read_dir(&out_dir)
+                .expect("temp dir")
+                .flatten()
+                .map(|e| e.file_name())
+                .collect();
+            for name in &left {
+                let _ = std::fs::remove_file(out_dir.join(name));
+            }
+            if again.status.code() != Some(1) || !left.is_empty() {
+                problems.push(format!(
+                    "with --output: exit {:?}, left {left:?}",
+                    again.status.code()
+                ));
+            }
+        }
+        if !problems.is_empty() {
+            failures.push(format!("{rel}: {}\n{stderr}", problems.join("; ")));
+        }
+        insta::assert_snapshot!(stderr);
+    });
+    let _ = std::fs::remove_dir_all(&out_dir);
+    assert!(
+        failures.is_empty(),
+        "{} failing:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}

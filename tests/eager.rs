@@ -142,3 +142,30 @@ fn exec_workers_serve_parallel_lanes_in_order() {
         );
     }
 }
+
+#[test]
+fn worker_exiting_mid_run_is_an_error_after_the_elements_it_answered() {
+    if !python_has_numpy() {
+        return;
+    }
+    let case = "tests/cases/eager/exec_exit_mid_run.pipe";
+    let (out, took) = pipec(&["--allow-exec", "--worker-timeout", "5", case]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    // The two answered elements were printed; the third names the element and the exit.
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n10\n");
+    assert!(
+        stderr.contains("E0503")
+            && stderr.contains("element 2")
+            && stderr.contains("exit status: 4")
+            && stderr.contains("worker leaving after two answers"),
+        "{stderr}"
+    );
+    assert!(took < Duration::from_secs(20), "took {took:?}");
+    assert!(no_worker_left("workers/exit_after_two.py"));
+    // Stopping before the worker would leave: a clean run, and the worker is still reaped.
+    let (out, _) = pipec(&["--allow-exec", "--take", "2", case]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n10\n");
+    assert!(no_worker_left("workers/exit_after_two.py"));
+}

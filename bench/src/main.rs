@@ -327,6 +327,8 @@ fn main() {
             std::process::exit(2);
         }
     };
+    // The same thread budget for pipec's kernels as for its parallel maps.
+    pipec::set_kernel_threads(args.threads);
     let paths = locate(args.build && !args.gen_only);
     let t = Instant::now();
     match pipec_bench::generate(&paths.workloads, false) {

@@ -65,10 +65,29 @@ struct Cli {
     /// Print elements, bytes, time and each node's time on stderr (docs/performance.md).
     #[arg(long)]
     stats: bool,
+    /// The most memory one tensor, file, batch, shuffle buffer or cache may take, e.g. 512M
+    /// or 2G (bytes without a suffix); going past it is error E0701.
+    #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
+    max_memory: Option<u64>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
     progress: bool,
+}
+
+/// The machine's memory, the ceiling when `--max-memory` is not given: a tensor or buffer
+/// larger than that cannot be allocated anyway, and an E0701 beats an allocation abort.
+fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
 }
 
 fn default_threads() -> usize {
@@ -80,10 +99,19 @@ fn default_threads() -> usize {
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
+        Err(e) if e.use_stderr() => {
+            // Every diagnostic carries a code, usage errors too (SPEC §10: exit 2).
+            let text = e.render().to_string();
+            let text = match text.strip_prefix("error:") {
+                Some(rest) => format!("error[E0800]:{rest}"),
+                None => text,
+            };
+            eprint!("{text}");
+            return ExitCode::from(2);
+        }
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
             let _ = e.print();
-            return ExitCode::from(code);
+            return ExitCode::from(0);
         }
     };
     // Compile and run on a thread with a large stack: deeply nested (but accepted) programs
@@ -137,6 +165,7 @@ fn real_main(cli: Cli) -> u8 {
             return 2;
         }
     };
+    pipec::limits::set_max_memory(cli.max_memory.or_else(physical_memory));
     let mut compiler = Compiler::new();
     if !(cli.worker_timeout > 0.0 && cli.worker_timeout.is_finite()) {
         eprintln!("error[E0800]: --worker-timeout must be a positive number of seconds");
@@ -268,6 +297,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     if prints_to_tty && bar.is_some() {
         sink.set_around_bar();
     }
+    pipec::set_kernel_threads(cli.threads);
     let opts = RunOptions {
         threads: cli.threads.max(1),
         base_dir: source.dir.clone(),

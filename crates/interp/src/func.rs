@@ -114,7 +114,17 @@ impl CompiledFn {
             let outs = match &op.kind {
                 OpKind::Eager(host) => {
                     if state.hosts[i].is_none() {
-                        state.hosts[i] = Some(host.instantiate()?);
+                        // A worker that cannot start fails on the element that needed it.
+                        let inst = host.instantiate().map_err(|mut d| {
+                            if d.labels.is_empty() {
+                                d = d.with_label(
+                                    op.span,
+                                    format!("starting `{}` for element {element}", host.name()),
+                                );
+                            }
+                            d.with_note(format!("in element {element}"))
+                        })?;
+                        state.hosts[i] = Some(inst);
                     }
                     let inst = state.hosts[i].as_mut().expect("just started");
                     let outs = inst.call(&inputs).map_err(|mut d| {
@@ -270,6 +280,10 @@ pub(crate) fn kernel_error(
             Some("a `?` dim turned out not to match; check the data's shapes"),
         ),
         KernelError::TooLarge { .. } => (Code::TensorTooLarge, None),
+        KernelError::OverMemoryLimit { .. } => (
+            Code::MemoryLimit,
+            Some("raise `--max-memory`, or make the tensor smaller"),
+        ),
         _ => (Code::RuntimeShapeMismatch, None),
     };
     let code = if matches!(kind, OpKind::EnsureShape(_)) {

@@ -8,6 +8,7 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod block;
+mod budget;
 mod func;
 mod rng;
 mod stats;

@@ -5,9 +5,10 @@
 //! simply reopens its input for every epoch.
 
 use crate::block::{Block, Chunk, Pending};
+use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
-use crate::stats::{RunStats, Timed};
 use crate::rng::Rng;
+use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
 use pipec_tensor::kernels;
@@ -78,7 +79,7 @@ impl ElementStream {
     }
 
     /// A good `max` for [`next_block`](Self::next_block): about 256 KiB of elements (at
-    /// most 1024), so blocks stay cache-sized however large the elements are. An unknown
+    /// most 8192), so blocks stay cache-sized however large the elements are. An unknown
     /// dim (a batch's, usually) is guessed at 256.
     pub fn block_rows(&self) -> usize {
         let bytes: usize = self
@@ -97,8 +98,9 @@ impl ElementStream {
 
 /// Target size of a consumer's block, in bytes.
 const BLOCK_BYTES: usize = 256 * 1024;
-/// The most elements in one block.
-const MAX_BLOCK_ROWS: usize = 1024;
+/// The most elements in one block (small elements: enough work per block for the
+/// kernels' parallel tasks).
+const MAX_BLOCK_ROWS: usize = 8192;
 /// What [`ElementStream::block_rows`] assumes for a dim it does not know.
 const UNKNOWN_DIM_GUESS: usize = 256;
 
@@ -134,7 +136,11 @@ pub fn open(
         let lines = pipec_ir::ds_node_lines(prog, pipeline);
         let mut stats = RunStats::default();
         for node in pipeline.topo_order() {
-            let inputs = pipeline.inputs(node).iter().map(|i| stat_index[i]).collect();
+            let inputs = pipeline
+                .inputs(node)
+                .iter()
+                .map(|i| stat_index[i])
+                .collect();
             let text = lines.get(&node).cloned().unwrap_or_default();
             stat_index.insert(node, stats.add(text, inputs));
         }
@@ -484,10 +490,15 @@ fn check_loaded(
 fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -> Diagnostic {
     let code = match e {
         pipec_tensor::io::IoError::Io(_) => Code::FileUnreadable,
+        pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
         _ => Code::BadArrayFile,
     };
-    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
-        .with_label(span, "read here")
+    let d = Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
+        .with_label(span, "read here");
+    if code == Code::MemoryLimit {
+        return d.with_help("raise `--max-memory`, or split the array into smaller files");
+    }
+    d
 }
 
 /// A CSV problem at run time: a bad cell or ragged row is E0604 naming file, line, column and cell.
@@ -649,6 +660,7 @@ impl Plan {
                     buffer: Vec::new(),
                     size: (*buffer).max(1),
                     rng: Rng::new(seed),
+                    budget: Budget::new(self.span, "shuffle buffer"),
                 })
             }
             PlanKind::Repeat(count) => Box::new(Repeat {
@@ -698,6 +710,7 @@ impl Plan {
                         input: input(0)?,
                         store: store.clone(),
                         seen: Vec::new(),
+                        budget: Budget::new(self.span, "cache"),
                     }),
                 }
             }
@@ -829,7 +842,8 @@ impl Stream for Map {
             self.count += if self.f.func().batched {
                 leaves
                     .first()
-                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>()) as u64
+                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
+                    as u64
             } else {
                 *rows as u64
             };
@@ -1200,11 +1214,17 @@ fn pull_rows(
     input: &mut dyn Stream,
     size: usize,
     drop_remainder: bool,
+    span: Span,
 ) -> Result<Option<Vec<Element>>, Diagnostic> {
-    let mut rows: Vec<Element> = Vec::with_capacity(size);
+    // The size is the user's: reserve only what a small batch needs, grow with the data.
+    let mut rows: Vec<Element> = Vec::with_capacity(size.min(1024));
+    let mut budget = Budget::new(span, "batch");
     while rows.len() < size {
         match input.next()? {
-            Some(e) => rows.push(e),
+            Some(e) => {
+                budget.add(&e)?;
+                rows.push(e);
+            }
             None => break,
         }
     }
@@ -1212,6 +1232,15 @@ fn pull_rows(
         return Ok(None);
     }
     Ok(Some(rows))
+}
+
+/// The code for a kernel failure while batching: the size limits, else a ragged batch.
+fn size_code(e: &kernels::KernelError) -> Code {
+    match e {
+        kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
+        kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
+        _ => Code::RaggedBatch,
+    }
 }
 
 /// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.
@@ -1238,9 +1267,11 @@ fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Dia
             .with_label(span, "this batch")
             .with_help("use `padded_batch(n)` to pad each batch to its longest element"));
         }
-        out.push(kernels::stack(&parts, 0).map_err(|e| {
-            Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(span, "")
-        })?);
+        out.push(
+            kernels::stack(&parts, 0).map_err(|e| {
+                Diagnostic::error(size_code(&e), e.to_string()).with_label(span, "")
+            })?,
+        );
     }
     Ok(out)
 }
@@ -1256,7 +1287,13 @@ struct PaddedBatch {
 
 impl Stream for PaddedBatch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(rows) = pull_rows(self.input.as_mut(), self.size, self.drop_remainder)? else {
+        let Some(rows) = pull_rows(
+            self.input.as_mut(),
+            self.size,
+            self.drop_remainder,
+            self.span,
+        )?
+        else {
             return Ok(None);
         };
         let mut out = Vec::new();
@@ -1289,13 +1326,13 @@ impl Stream for PaddedBatch {
                     .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
                 }
                 let mut base = kernels::fill(&target, self.values[leaf]).map_err(|e| {
-                    Diagnostic::error(Code::TensorTooLarge, e.to_string()).with_label(self.span, "")
+                    Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
                 })?;
                 base = pipec_tensor::kernels::paste(&base, t);
                 padded.push(base);
             }
             out.push(kernels::stack(&padded, 0).map_err(|e| {
-                Diagnostic::error(Code::RaggedBatch, e.to_string()).with_label(self.span, "")
+                Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
             })?);
         }
         Ok(Some(out))
@@ -1348,6 +1385,7 @@ struct Shuffle {
     buffer: Vec<Element>,
     size: usize,
     rng: Rng,
+    budget: Budget,
 }
 
 impl Stream for Shuffle {
@@ -1357,7 +1395,10 @@ impl Stream for Shuffle {
                 break;
             };
             match input.next()? {
-                Some(e) => self.buffer.push(e),
+                Some(e) => {
+                    self.budget.add(&e)?;
+                    self.buffer.push(e);
+                }
                 None => self.input = None,
             }
         }
@@ -1365,7 +1406,9 @@ impl Stream for Shuffle {
             return Ok(None);
         }
         let i = self.rng.below(self.buffer.len());
-        Ok(Some(self.buffer.swap_remove(i)))
+        let e = self.buffer.swap_remove(i);
+        self.budget.remove(&e);
+        Ok(Some(e))
     }
 }
 
@@ -1530,7 +1573,8 @@ impl Stream for Enumerate {
             return Ok(None);
         };
         let mut out = vec![Tensor::scalar(self.next)];
-        self.next += 1;
+        // Past i64::MAX the count wraps, as int64 arithmetic does in TensorFlow.
+        self.next = self.next.wrapping_add(1);
         out.extend(e);
         Ok(Some(out))
     }
@@ -1637,12 +1681,14 @@ struct Record {
     input: Box<dyn Stream>,
     store: Arc<Mutex<Option<Arc<Vec<Element>>>>>,
     seen: Vec<Element>,
+    budget: Budget,
 }
 
 impl Stream for Record {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         match self.input.next()? {
             Some(e) => {
+                self.budget.add(&e)?;
                 self.seen.push(e.clone());
                 Ok(Some(e))
             }

@@ -29,7 +29,7 @@ impl OpKind {
                         ReshapeDim::Fixed(n) => *n,
                         ReshapeDim::Infer => 1,
                     })
-                    .product();
+                    .fold(1usize, usize::saturating_mul);
                 let shape: Vec<usize> = dims
                     .iter()
                     .map(|d| match d {

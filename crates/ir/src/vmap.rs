@@ -51,7 +51,12 @@ pub fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
             k if k.is_elementwise() => {
                 // Batched operands must keep their axes aligned under numpy's right-aligned
                 // broadcasting: give lower-rank batched operands size-1 axes after the batch axis.
-                let out_rank = out_ty(0).rank();
+                // A fused op kept only because it may fail has no outputs; its (broadcast)
+                // rank is then that of its widest operand.
+                let out_rank = match op.outputs.first() {
+                    Some(&o) => f.ty(o).rank(),
+                    None => op.inputs.iter().map(|v| f.ty(*v).rank()).max().unwrap_or(0),
+                };
                 let mut new_ins = Vec::new();
                 for ((v, b), old) in ins.iter().zip(&op.inputs) {
                     let r = f.ty(*old).rank();

@@ -133,7 +133,9 @@ pub(crate) fn op_may_fail(func: &Function, op: &pipec_ir::Op) -> bool {
             .iter()
             .any(|v| func.ty(*v).shape.as_known().is_none()),
         OpKind::Unary(_) | OpKind::Cast(_) => false,
-        OpKind::Reshape(_) | OpKind::EnsureShape(_) => true,
+        OpKind::EnsureShape(_) => true,
+        // A reshape of a fully known shape was checked when tracing.
+        OpKind::Reshape(_) => func.ty(op.inputs[0]).shape.as_known().is_none(),
         _ => op
             .inputs
             .iter()

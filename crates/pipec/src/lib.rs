@@ -22,7 +22,8 @@ pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{Block, Chunk, Element, ElementStream, NodeReport, RunOptions, RunStats};
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
-pub use pipec_tensor::{DType, Tensor, format, io, kernels, ops};
+pub use pipec_tensor::kernels::set_kernel_threads;
+pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
 pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
 
 use std::collections::BTreeMap;

@@ -46,6 +46,14 @@ pub enum IoError {
     /// A CSV file with no rows and no header (nothing to give the column count).
     #[error("the CSV file is empty: there is no line to count the columns from")]
     EmptyCsv,
+    /// An array larger than the memory ceiling (`--max-memory`); nothing was allocated.
+    #[error("the array holds {bytes} bytes, over the memory limit of {limit} bytes (--max-memory)")]
+    OverMemoryLimit {
+        /// The bytes the array's data occupies.
+        bytes: u128,
+        /// The ceiling.
+        limit: u64,
+    },
     /// Elements that cannot be stacked into one output array.
     #[error("{0}")]
     Output(String),
@@ -188,22 +196,35 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 
 /// Reads a whole `.npy` file.
 pub fn read_npy(path: &Path) -> Result<Tensor, IoError> {
+    // The header says how much data follows: refuse before reading a file over the ceiling.
+    let h = read_npy_header(path)?;
+    check_data_size(&h)?;
     let bytes = std::fs::read(path)?;
     parse_npy(&bytes)
 }
 
-/// Parses `.npy` bytes into a tensor.
-pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, IoError> {
-    let h = parse_header(bytes)?;
+/// The bytes of data `h` describes, refused when over the memory ceiling.
+fn check_data_size(h: &NpyHeader) -> Result<usize, IoError> {
     let n = h
         .shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| IoError::Format("shape overflows".into()))?;
-    let size = h.dtype.size_bytes();
     let need = n
-        .checked_mul(size)
+        .checked_mul(h.dtype.size_bytes())
         .ok_or_else(|| IoError::Format("data size overflows".into()))?;
+    crate::limits::check_bytes(need as u128).map_err(|limit| IoError::OverMemoryLimit {
+        bytes: need as u128,
+        limit,
+    })?;
+    Ok(need)
+}
+
+/// Parses `.npy` bytes into a tensor.
+pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, IoError> {
+    let h = parse_header(bytes)?;
+    let need = check_data_size(&h)?;
+    let size = h.dtype.size_bytes();
     let data = &bytes[h.data_offset.min(bytes.len())..];
     if data.len() < need {
         return Err(IoError::Format(format!(
@@ -475,7 +496,10 @@ fn open_archive(path: &Path) -> Result<zip::ZipArchive<std::fs::File>, IoError> 
 
 /// The index of the member holding array `name` (`name.npy`, as `numpy.savez` stores it, or
 /// exactly `name`), or the list of names the archive holds.
-fn member_index(archive: &zip::ZipArchive<std::fs::File>, name: &str) -> Result<usize, IoError> {
+fn member_index<R: Read + Seek>(
+    archive: &zip::ZipArchive<R>,
+    name: &str,
+) -> Result<usize, IoError> {
     if let Some(i) = archive
         .index_for_name(&format!("{name}.npy"))
         .or_else(|| archive.index_for_name(name))
@@ -502,7 +526,18 @@ fn member_index(archive: &zip::ZipArchive<std::fs::File>, name: &str) -> Result<
 /// Reads only the header of array `name` in a `.npz` archive (what tracing needs to type it):
 /// the member is decompressed no further than its header.
 pub fn read_npz_header(path: &Path, name: &str) -> Result<NpyHeader, IoError> {
-    let mut archive = open_archive(path)?;
+    npz_header(open_archive(path)?, name)
+}
+
+/// [`read_npz_header`] on an archive already in memory or open.
+pub fn read_npz_header_from<R: Read + Seek>(reader: R, name: &str) -> Result<NpyHeader, IoError> {
+    npz_header(zip::ZipArchive::new(reader).map_err(archive_error)?, name)
+}
+
+fn npz_header<R: Read + Seek>(
+    mut archive: zip::ZipArchive<R>,
+    name: &str,
+) -> Result<NpyHeader, IoError> {
     let i = member_index(&archive, name)?;
     let member = archive.by_index(i).map_err(archive_error)?;
     let mut prefix = Vec::new();
@@ -515,7 +550,18 @@ pub fn read_npz_header(path: &Path, name: &str) -> Result<NpyHeader, IoError> {
 
 /// Reads array `name` (with or without the `.npy` suffix) of a `.npz` archive, stored or deflated.
 pub fn read_npz(path: &Path, name: &str) -> Result<Tensor, IoError> {
-    let mut archive = open_archive(path)?;
+    npz_array(open_archive(path)?, name)
+}
+
+/// [`read_npz`] on an archive already in memory or open.
+pub fn read_npz_from<R: Read + Seek>(reader: R, name: &str) -> Result<Tensor, IoError> {
+    npz_array(zip::ZipArchive::new(reader).map_err(archive_error)?, name)
+}
+
+fn npz_array<R: Read + Seek>(
+    mut archive: zip::ZipArchive<R>,
+    name: &str,
+) -> Result<Tensor, IoError> {
     let i = member_index(&archive, name)?;
     let member = archive.by_index(i).map_err(archive_error)?;
     let declared = member.size();
@@ -576,18 +622,22 @@ fn is_number(cell: &str) -> bool {
 
 /// Reads lines of a CSV file, counting them and skipping blank ones.
 struct CsvLines {
-    reader: BufReader<std::fs::File>,
+    reader: Box<dyn BufRead + Send>,
     line: u64,
     buf: Vec<u8>,
 }
 
 impl CsvLines {
     fn open(path: &Path) -> Result<CsvLines, IoError> {
-        Ok(CsvLines {
-            reader: BufReader::new(std::fs::File::open(path)?),
+        Ok(CsvLines::new(BufReader::new(std::fs::File::open(path)?)))
+    }
+
+    fn new(reader: impl BufRead + Send + 'static) -> CsvLines {
+        CsvLines {
+            reader: Box::new(reader),
             line: 0,
             buf: Vec::new(),
-        })
+        }
     }
 
     /// The next non-blank line (without its line ending) and its number, or `None` at the end.
@@ -643,7 +693,15 @@ impl CsvLines {
 
 /// Reads the first non-blank line of a CSV file: the column count and whether it is a header.
 pub fn csv_info(path: &Path) -> Result<CsvInfo, IoError> {
-    let mut lines = CsvLines::open(path)?;
+    csv_info_of(CsvLines::open(path)?)
+}
+
+/// [`csv_info`] of CSV text from any reader.
+pub fn csv_info_from(reader: impl BufRead + Send + 'static) -> Result<CsvInfo, IoError> {
+    csv_info_of(CsvLines::new(reader))
+}
+
+fn csv_info_of(mut lines: CsvLines) -> Result<CsvInfo, IoError> {
     let Some((_, first)) = lines.next_line()? else {
         return Err(IoError::EmptyCsv);
     };
@@ -674,6 +732,21 @@ impl CsvRows {
             ncols,
             skip_header: header,
         })
+    }
+
+    /// [`CsvRows::open`] on CSV text from any reader.
+    pub fn from_reader(
+        reader: impl BufRead + Send + 'static,
+        dtype: DType,
+        ncols: usize,
+        header: bool,
+    ) -> CsvRows {
+        CsvRows {
+            lines: CsvLines::new(reader),
+            dtype,
+            ncols,
+            skip_header: header,
+        }
     }
 
     /// The next row, `None` at the end of the file.
@@ -777,7 +850,23 @@ fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Ten
 /// Reads a whole numeric CSV file as one `[rows, ncols]` tensor (header detected).
 pub fn read_csv(path: &Path, dtype: DType) -> Result<Tensor, IoError> {
     let info = csv_info(path)?;
-    let mut rows = CsvRows::open(path, dtype, info.ncols, info.header)?;
+    collect_rows(CsvRows::open(path, dtype, info.ncols, info.header)?, info)
+}
+
+/// [`read_csv`] of CSV text in memory (read twice: once for the header, once for the rows).
+pub fn read_csv_from(
+    reader: impl BufRead + Clone + Send + 'static,
+    dtype: DType,
+) -> Result<Tensor, IoError> {
+    let info = csv_info_from(reader.clone())?;
+    collect_rows(
+        CsvRows::from_reader(reader, dtype, info.ncols, info.header),
+        info,
+    )
+}
+
+fn collect_rows(mut rows: CsvRows, info: CsvInfo) -> Result<Tensor, IoError> {
+    let dtype = rows.dtype;
     let mut parts = Vec::new();
     while let Some(r) = rows.next_row()? {
         parts.push(r);

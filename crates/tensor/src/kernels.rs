@@ -22,7 +22,7 @@ pub use elementwise::{
     binary, binary_slice, broadcast_shapes, clip, float_binary_slice, float_unary_slice,
     num_unary_slice, select, unary,
 };
-pub use fused::{FusedOp, FusedProgram, run_fused};
+pub use fused::{FusedOp, FusedProgram, run_fused, set_kernel_threads};
 pub use host::{boolean_mask, nonzero, sort, unique};
 pub use linalg::{matmul, one_hot};
 pub use pad::paste;
@@ -65,19 +65,39 @@ pub enum KernelError {
         /// The number of elements asked for.
         elements: u128,
     },
+    /// The result would be larger than the memory ceiling (`--max-memory`).
+    #[error("a result of {bytes} bytes is over the memory limit of {limit} bytes (--max-memory)")]
+    OverMemoryLimit {
+        /// The bytes the result would occupy.
+        bytes: u128,
+        /// The ceiling.
+        limit: u64,
+    },
 }
 
 /// Most elements a kernel will allocate; beyond it the result is [`KernelError::TooLarge`]
-/// rather than an allocation abort.
-const MAX_ELEMENTS: u128 = 1 << 40;
+/// rather than an allocation abort. The same 2^31 the tracer enforces on known shapes
+/// (E0700), so a shape that is only known at run time gets the same limit.
+const MAX_ELEMENTS: u128 = 1 << 31;
 
-/// The element count of `shape`, or `TooLarge`.
-fn checked_len(shape: &[usize]) -> Result<usize, KernelError> {
+/// The element count of `shape` for elements of `elem_size` bytes, or `TooLarge` / `OverMemoryLimit`.
+fn checked_len(shape: &[usize], elem_size: usize) -> Result<usize, KernelError> {
     let n: u128 = shape
         .iter()
         .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
-    if n > MAX_ELEMENTS {
-        Err(KernelError::TooLarge { elements: n })
+    let bytes = n.saturating_mul(elem_size as u128);
+    // ndarray also needs the product of the non-zero dims to fit `isize`, even when some
+    // dim is 0 and nothing is allocated (numpy: "array is too big").
+    let spread: u128 = shape
+        .iter()
+        .filter(|&&d| d != 0)
+        .fold(1u128, |acc, &d| acc.saturating_mul(d as u128));
+    if n > MAX_ELEMENTS || spread > isize::MAX as u128 {
+        Err(KernelError::TooLarge {
+            elements: n.max(spread),
+        })
+    } else if let Err(limit) = crate::limits::check_bytes(bytes) {
+        Err(KernelError::OverMemoryLimit { bytes, limit })
     } else {
         Ok(n as usize)
     }

@@ -7,6 +7,7 @@ mod dtype;
 pub mod format;
 pub mod io;
 pub mod kernels;
+pub mod limits;
 pub mod ops;
 mod tensor;
 

@@ -214,6 +214,7 @@ fn error_kind(e: &KernelError) -> &'static str {
         KernelError::DType(_) => "DType",
         KernelError::InvalidArgument(_) => "InvalidArgument",
         KernelError::TooLarge { .. } => "TooLarge",
+        KernelError::OverMemoryLimit { .. } => "OverMemoryLimit",
     }
 }
 

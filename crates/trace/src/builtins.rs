@@ -215,6 +215,7 @@ impl Eval<'_> {
                         kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
+                        kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
                         _ => Code::WrongKind,
                     };
                     let d = Diagnostic::error(code, e.to_string())
@@ -1403,26 +1404,27 @@ pub(crate) fn eager_fix_help(fname: &str) -> String {
 
 /// The length of `start:stop:step` over `n` items (Python semantics).
 pub(crate) fn slice_len(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> usize {
-    let n = n as i64;
-    let clamp = |v: i64, lo: i64, hi: i64| v.max(lo).min(hi);
-    let norm = |v: i64| if v < 0 { v + n } else { v };
-    if step > 0 {
+    // In i128: bounds and steps near i64::MIN/MAX must not overflow.
+    let (n, step) = (n as i128, i128::from(step));
+    let clamp = |v: i128, lo: i128, hi: i128| v.max(lo).min(hi);
+    let norm = |v: i64| {
+        let v = i128::from(v);
+        if v < 0 { v + n } else { v }
+    };
+    let len = if step > 0 {
         let a = start.map_or(0, |v| clamp(norm(v), 0, n));
         let b = stop.map_or(n, |v| clamp(norm(v), 0, n));
-        if b > a {
-            ((b - a + step - 1) / step) as usize
-        } else {
-            0
-        }
+        if b > a { (b - a + step - 1) / step } else { 0 }
     } else {
         let a = start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1));
         let b = stop.map_or(-1, |v| clamp(norm(v), -1, n - 1));
         if a > b {
-            ((a - b + (-step) - 1) / (-step)) as usize
+            (a - b + (-step) - 1) / (-step)
         } else {
             0
         }
-    }
+    };
+    len as usize
 }
 
 fn compare(op: ast::BinaryOp, o: std::cmp::Ordering) -> bool {

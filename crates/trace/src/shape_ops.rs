@@ -176,15 +176,19 @@ impl Eval<'_> {
                     Ok(d) => d,
                     Err(msg) => {
                         let d = Diagnostic::error(Code::BadReshape, msg)
-                            .with_label(sspan, "")
-                            .with_help("use -1 for at most one dim");
+                            .with_label(sspan, "this shape")
+                            .with_help(
+                                "use -1 for at most one dim; every other dim is a size, 0 or more",
+                            );
                         return self.fail(d);
                     }
                 };
+                // Saturating: a product past `usize` cannot match any real element count
+                // (and a 0 anywhere still makes it exactly 0).
                 let fixed: usize = dims
                     .iter()
                     .map(|d| if let ReshapeDim::Fixed(n) = d { *n } else { 1 })
-                    .product();
+                    .fold(1usize, usize::saturating_mul);
                 let has_infer = dims.contains(&ReshapeDim::Infer);
                 let out_dims: Vec<Dim> = match ty.shape.num_elements() {
                     Some(n) => {
@@ -256,7 +260,19 @@ impl Eval<'_> {
                         let raw = some!(self.int_list(p, "a permutation")?);
                         let mut perm = Vec::new();
                         for i in raw {
-                            perm.push(some!(infer::norm_axis(i, ty.rank())));
+                            let Some(axis) = infer::norm_axis(i, ty.rank()) else {
+                                let d = Diagnostic::error(
+                                    Code::BadAxis,
+                                    format!(
+                                        "axis {i} is out of range for a tensor of rank {}",
+                                        ty.rank()
+                                    ),
+                                )
+                                .with_label(ps, "in this permutation")
+                                .with_help("a permutation lists each axis 0 to rank - 1 once");
+                                return self.fail(d);
+                            };
+                            perm.push(axis);
                         }
                         let mut sorted = perm.clone();
                         sorted.sort_unstable();
@@ -390,12 +406,16 @@ impl Eval<'_> {
                     return self.fail(d);
                 }
                 let rank = tys[0].rank();
-                if tys.iter().any(|t| t.rank() != rank) {
+                if let Some(other) = tys.iter().find(|t| t.rank() != rank) {
                     let d = Diagnostic::error(
                         Code::ConcatMismatch,
-                        format!("`{name}` of tensors with different ranks"),
+                        format!(
+                            "`{name}` of tensors with different ranks: {} and {other}",
+                            tys[0]
+                        ),
                     )
-                    .with_label(vs, "");
+                    .with_label(vs, format!("ranks {rank} and {}", other.rank()))
+                    .with_help("`expand_dims` or `reshape` the operands to one rank first");
                     return self.fail(d);
                 }
                 let out_rank = if name == "stack" { rank + 1 } else { rank };
@@ -914,12 +934,22 @@ impl Eval<'_> {
         match r {
             Ok(t) => Ok(Value::Tensor(TVal::Concrete(t))),
             Err(e) => {
-                let code = if matches!(e, kernels::KernelError::TooLarge { .. }) {
-                    Code::TensorTooLarge
-                } else {
-                    Code::WrongKind
+                let (code, help) = match e {
+                    kernels::KernelError::TooLarge { .. } => (
+                        Code::TensorTooLarge,
+                        Some("make it smaller, or stream the data as a dataset"),
+                    ),
+                    kernels::KernelError::OverMemoryLimit { .. } => (
+                        Code::MemoryLimit,
+                        Some("make it smaller, or raise `--max-memory`"),
+                    ),
+                    _ => (Code::WrongKind, None),
                 };
-                let d = Diagnostic::error(code, e.to_string()).with_label(span, "");
+                let mut d =
+                    Diagnostic::error(code, e.to_string()).with_label(span, "evaluated here");
+                if let Some(h) = help {
+                    d = d.with_help(h);
+                }
                 self.fail(d)
             }
         }

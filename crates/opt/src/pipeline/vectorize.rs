@@ -80,6 +80,17 @@ impl Pass for VectorizeMap {
                     Dim::Unknown
                 };
                 let f = prog.func(func);
+                if drop_remainder && f.ops.iter().any(|op| crate::util::op_may_fail(f, op)) {
+                    // After the swap, rows of a dropped final batch would never be mapped,
+                    // so an error the unoptimized program reports on them would vanish.
+                    note(
+                        "it may fail on an element that `drop_remainder` drops, and that \
+                         error must still be reported"
+                            .into(),
+                        remarks,
+                    );
+                    continue;
+                }
                 let vf = match vectorize(f, batch_dim) {
                     Ok(vf) => vf,
                     Err(why) => {

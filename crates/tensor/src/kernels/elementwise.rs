@@ -165,7 +165,7 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone + Default>(
         lhs: a.shape().to_vec(),
         rhs: b.shape().to_vec(),
     })?;
-    super::checked_len(&shape)?;
+    super::checked_len(&shape, std::mem::size_of::<U>())?;
     // Tensor-with-scalar is the common broadcast: keep it a slice loop.
     if b.len() == 1
         && a.shape() == shape.as_slice()
@@ -207,7 +207,7 @@ pub(crate) fn zip3_arr<A: Copy, B: Copy, C: Copy, U: Clone>(
         lhs: ab.clone(),
         rhs: c.shape().to_vec(),
     })?;
-    super::checked_len(&shape)?;
+    super::checked_len(&shape, std::mem::size_of::<U>())?;
     let dim = IxDyn(&shape);
     let av = a.broadcast(dim.clone()).expect("shapes broadcast");
     let bv = b.broadcast(dim.clone()).expect("shapes broadcast");

@@ -53,7 +53,7 @@ pub struct FusedProgram<'a> {
 }
 
 /// A block-sized register of one dtype.
-#[derive(Debug)]
+#[derive(Clone, Debug)]
 enum Buf {
     Bool(Vec<bool>),
     I8(Vec<i8>),
@@ -316,39 +316,41 @@ pub fn run_fused(
             _ => {}
         }
     }
+    let dim = IxDyn(&shape);
+    // One large result: tasks on the thread pool each fill a part of it.
+    if let [r] = prog.results
+        && total >= PARALLEL_MIN
+        && rayon::current_num_threads() > 1
+    {
+        let t = with_type!(prog.dtypes[*r as usize], T => {
+            T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &uniform, &regs, *r, total, block)?)
+                .expect("length matches shape"))
+        });
+        lend(&t);
+        return Ok(Some(vec![t]));
+    }
     let mut outs: Vec<Buf> = prog
         .results
         .iter()
         // Filled by appending each block: no zeroing pass over a large fresh buffer.
         .map(|&r| with_type!(prog.dtypes[r as usize], T => T::empty_buf(total)))
         .collect();
-    let mut start = 0;
-    while start < total {
-        let n = block.min(total - start);
-        for (i, op) in prog.ops.iter().enumerate() {
-            if uniform[i] {
-                continue;
+    run_blocks(
+        prog,
+        &feeds,
+        &uniform,
+        &mut regs,
+        0,
+        total,
+        block,
+        &mut |regs, _, n| {
+            for (o, &r) in outs.iter_mut().zip(prog.results) {
+                with_type!(prog.dtypes[r as usize], T => {
+                    T::vec_mut(o).extend_from_slice(&T::get(&regs[r as usize])[..n]);
+                });
             }
-            let (done, rest) = regs.split_at_mut(i);
-            let dst = &mut rest[0];
-            step(op, prog.dtypes, i, done, dst, &feeds, &uniform, start, n).map_err(|e| match e {
-                // The slice kernels count from the block's start; report the output index.
-                KernelError::DivisionByZero { index } => (
-                    i,
-                    KernelError::DivisionByZero {
-                        index: start + index,
-                    },
-                ),
-                e => (i, e),
-            })?;
-        }
-        for (o, &r) in outs.iter_mut().zip(prog.results) {
-            with_type!(prog.dtypes[r as usize], T => {
-                T::vec_mut(o).extend_from_slice(&T::get(&regs[r as usize])[..n]);
-            });
-        }
-        start += n;
-    }
+        },
+    )?;
     let dim = IxDyn(&shape);
     let tensors = outs
         .into_iter()
@@ -365,6 +367,108 @@ pub fn run_fused(
         lend(t);
     }
     Ok(Some(tensors))
+}
+
+/// Sets how many threads large fused kernels use (the process-wide pool; the first call
+/// wins, later calls change nothing). Without a call, one per CPU.
+pub fn set_kernel_threads(n: usize) {
+    let _ = rayon::ThreadPoolBuilder::new()
+        .num_threads(n.max(1))
+        .build_global();
+}
+
+/// Outputs of at least this many elements are computed by several pool threads.
+const PARALLEL_MIN: usize = 32 * BLOCK;
+/// Elements per parallel task (a multiple of the block, so tasks see whole blocks).
+const TASK: usize = 16 * BLOCK;
+
+/// Runs the program over output elements `from..to`, block by block, handing each block's
+/// registers to `emit` with the block's start and length.
+#[allow(clippy::too_many_arguments)]
+fn run_blocks(
+    prog: &FusedProgram<'_>,
+    feeds: &[Feed<'_>],
+    uniform: &[bool],
+    regs: &mut [Buf],
+    from: usize,
+    to: usize,
+    block: usize,
+    emit: &mut dyn FnMut(&[Buf], usize, usize),
+) -> Result<(), (usize, KernelError)> {
+    let mut start = from;
+    while start < to {
+        let n = block.min(to - start);
+        for (i, op) in prog.ops.iter().enumerate() {
+            if uniform[i] {
+                continue;
+            }
+            let (done, rest) = regs.split_at_mut(i);
+            let dst = &mut rest[0];
+            step(op, prog.dtypes, i, done, dst, feeds, uniform, start, n).map_err(|e| match e {
+                // The slice kernels count from the block's start; report the output index.
+                KernelError::DivisionByZero { index } => (
+                    i,
+                    KernelError::DivisionByZero {
+                        index: start + index,
+                    },
+                ),
+                e => (i, e),
+            })?;
+        }
+        emit(regs, start, n);
+        start += n;
+    }
+    Ok(())
+}
+
+/// The single result `r` computed by parallel tasks, each over whole blocks of its own part
+/// of the output with its own registers. Every element is computed as in the sequential
+/// loop, so the bits are the same; the error reported is the first in output order.
+#[allow(clippy::too_many_arguments)]
+fn run_parallel<T: BufElem>(
+    prog: &FusedProgram<'_>,
+    feeds: &[Feed<'_>],
+    uniform: &[bool],
+    regs: &[Buf],
+    r: u32,
+    total: usize,
+    block: usize,
+) -> Result<Vec<T>, (usize, KernelError)> {
+    use rayon::prelude::*;
+    let mut out: Vec<T> = match take_recycled(total) {
+        // Old contents are overwritten; only the length matters.
+        Some(mut v) => {
+            v.truncate(total);
+            v
+        }
+        // Zeroed memory comes from the allocator as untouched pages: no pass of its own.
+        None => vec![T::default(); total],
+    };
+    let results: Vec<Result<(), (usize, KernelError)>> = out
+        .par_chunks_mut(TASK)
+        .enumerate()
+        .map(|(k, part)| {
+            let mut regs = regs.to_vec();
+            let from = k * TASK;
+            run_blocks(
+                prog,
+                feeds,
+                uniform,
+                &mut regs,
+                from,
+                from + part.len(),
+                block,
+                &mut |regs, start, n| {
+                    part[start - from..start - from + n]
+                        .copy_from_slice(&T::get(&regs[r as usize])[..n]);
+                },
+            )
+        })
+        .collect();
+    match results.into_iter().find_map(Result::err) {
+        Some(e) => Err(e),
+        None => Ok(out),
+    }
 }
 
 /// Large outputs of earlier calls on this thread, kept (shared) so that their buffers can
@@ -405,6 +509,18 @@ fn lend(t: &Tensor) {
 /// An empty vector with room for `capacity` elements: a recycled buffer no one else holds
 /// any more, if there is one that fits.
 fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
+    match take_recycled(capacity) {
+        Some(mut v) => {
+            v.clear();
+            v
+        }
+        None => Vec::with_capacity(capacity),
+    }
+}
+
+/// A recycled buffer of at least `len` elements (with its old contents), if one is free.
+fn take_recycled<T: TensorElem>(len: usize) -> Option<Vec<T>> {
+    let capacity = len;
     if capacity * std::mem::size_of::<T>() >= RECYCLE_MIN_BYTES {
         let found = RECYCLER.with(|r| {
             let mut r = r.borrow_mut();
@@ -417,8 +533,7 @@ fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
                     match T::unwrap(t).map(|a| a.try_into_owned_nocopy()) {
                         Ok(Ok(owned)) => {
                             r.bytes -= bytes;
-                            let (mut v, _) = owned.into_raw_vec_and_offset();
-                            v.clear();
+                            let (v, _) = owned.into_raw_vec_and_offset();
                             return Some(v);
                         }
                         Ok(Err(shared)) => r.lent.insert(i, T::wrap(shared)),
@@ -429,11 +544,9 @@ fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
             }
             None
         });
-        if let Some(v) = found {
-            return v;
-        }
+        return found;
     }
-    Vec::with_capacity(capacity)
+    None
 }
 
 /// The output shape when every input is the full shape, a trailing part of it, or a
@@ -651,7 +764,10 @@ fn step(
 fn by_constant(op: BinaryOp, dtype: DType, x: &Buf, y: &Buf, dst: &mut Buf, n: usize) -> bool {
     macro_rules! run {
         ($t:ty) => {{
-            let Some(div) = <$t>::get(y).first().and_then(|&d| FixedDivisor::new(d as i64)) else {
+            let Some(div) = <$t>::get(y)
+                .first()
+                .and_then(|&d| FixedDivisor::new(d as i64))
+            else {
                 return false;
             };
             let out = &mut <$t>::get_mut(dst)[..n];
@@ -739,7 +855,12 @@ fn map2<A: BufElem, B: BufElem, U: BufElem>(
     n: usize,
     f: impl Fn(A, B) -> U,
 ) {
-    super::simd::map_binary(&A::get(x)[..n], &B::get(y)[..n], &mut U::get_mut(dst)[..n], f);
+    super::simd::map_binary(
+        &A::get(x)[..n],
+        &B::get(y)[..n],
+        &mut U::get_mut(dst)[..n],
+        f,
+    );
 }
 
 #[cfg(test)]
@@ -814,14 +935,69 @@ mod tests {
         assert_eq!(got[0], want);
     }
 
+    /// Outputs large enough for parallel tasks give the sequential bits, and the error
+    /// reported is the first in output order even when a later task also fails.
+    #[test]
+    fn parallel_tasks_match_sequential_results_and_errors() {
+        let n = PARALLEL_MIN * 3 + 77;
+        let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.01).collect();
+        let x = Tensor::from_vec(&[n], x).expect("shape");
+        let ops = [FusedOp::Input(0), FusedOp::Unary(UnaryOp::Log, 0)];
+        let dtypes = [DType::F32, DType::F32];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[1],
+        };
+        let got = run_fused(&prog, std::slice::from_ref(&x))
+            .expect("runs")
+            .expect("layout handled");
+        assert_eq!(got[0], kernels::unary(UnaryOp::Log, &x).expect("log"));
+        let mut d: Vec<i64> = vec![1; n];
+        d[TASK + 5] = 0;
+        d[n - 3] = 0;
+        let d = Tensor::from_vec(&[n], d).expect("shape");
+        let ones = Tensor::from_vec(&[n], vec![7i64; n]).expect("shape");
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::FloorDiv, 0, 1),
+        ];
+        let dtypes = [DType::I64; 3];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[2],
+        };
+        assert_eq!(
+            run_fused(&prog, &[ones, d]),
+            Err((2, KernelError::DivisionByZero { index: TASK + 5 }))
+        );
+    }
+
     /// Division by a constant gives the bits of the general scalar functions.
     #[test]
     fn fixed_divisors_match_python_division() {
         let mut xs: Vec<i64> = (-3000..3000).collect();
-        xs.extend([i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1, -1, 1 << 62, -(1 << 62)]);
+        xs.extend([
+            i64::MIN,
+            i64::MIN + 1,
+            i64::MAX,
+            i64::MAX - 1,
+            -1,
+            1 << 62,
+            -(1 << 62),
+        ]);
         xs.extend((0..2000u64).map(|k| k.wrapping_mul(0x9E37_79B9_7F4A_7C15) as i64));
         let mut ds: Vec<i64> = (2..70).collect();
-        ds.extend([1000, 1 << 31, (1 << 32) + 1, i64::MAX, i64::MAX - 1, 1 << 62]);
+        ds.extend([
+            1000,
+            1 << 31,
+            (1 << 32) + 1,
+            i64::MAX,
+            i64::MAX - 1,
+            1 << 62,
+        ]);
         for d in ds {
             let f = FixedDivisor::new(d).expect("d >= 2");
             for &x in &xs {

@@ -17,6 +17,9 @@ fn nan_last<T: PartialOrd>(a: &T, b: &T) -> Ordering {
     }
 }
 
+/// Row sorts of at least this many values are split over the thread pool.
+const PARALLEL_SORT_MIN: usize = 1 << 15;
+
 /// Sorts along `axis`, ascending, NaN last (numpy). The sort is stable, so equal values
 /// such as `-0.0` and `0.0` keep their order (numpy's default sort is not stable).
 pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
@@ -32,8 +35,19 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
         match a.as_slice() {
             Some(flat) if axis + 1 == a.ndim() && len > 0 => {
                 let mut v = flat.to_vec();
-                for row in v.chunks_exact_mut(len) {
-                    row.sort_by(nan_last);
+                if v.len() >= PARALLEL_SORT_MIN {
+                    use rayon::prelude::*;
+                    // Whole rows per task; each row is sorted exactly as below.
+                    let per_task = len * (PARALLEL_SORT_MIN / 4 / len).max(1);
+                    v.par_chunks_mut(per_task).for_each(|part| {
+                        for row in part.chunks_exact_mut(len) {
+                            row.sort_by(nan_last);
+                        }
+                    });
+                } else {
+                    for row in v.chunks_exact_mut(len) {
+                        row.sort_by(nan_last);
+                    }
                 }
                 ArcArray::from_shape_vec(a.raw_dim(), v).expect("same length as the input")
             }

@@ -69,7 +69,7 @@ fn matmul_arr<T: NumElem>(a: &Arr<T>, b: &Arr<T>) -> Result<Tensor, KernelError>
     let nb: usize = batch.iter().product();
     let mut out_shape = batch.clone();
     out_shape.extend([m, n]);
-    checked_len(&out_shape)?;
+    checked_len(&out_shape, std::mem::size_of::<T>())?;
     let ashape: Vec<usize> = batch.iter().copied().chain([m, k]).collect();
     let bshape: Vec<usize> = batch.iter().copied().chain([k, n]).collect();
     let a = standard(&a.broadcast(IxDyn(&ashape)).expect("checked").to_shared());
@@ -118,7 +118,7 @@ pub fn one_hot(indices: &Tensor, depth: usize, dtype: DType) -> Result<Tensor, K
     }
     let mut shape = indices.shape().to_vec();
     shape.push(depth);
-    let len = checked_len(&shape)?;
+    let len = checked_len(&shape, dtype.size_bytes())?;
     let Tensor::I64(idx) = super::cast(indices, DType::I64) else {
         unreachable!("cast to i64")
     };

@@ -48,7 +48,7 @@ pub(crate) fn standard<T: Clone>(a: &Arr<T>) -> Arr<T> {
 
 /// Same elements in a new shape (row-major order; `-1` is resolved by the caller).
 pub fn reshape(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
-    let n = checked_len(shape)?;
+    let n = checked_len(shape, x.dtype().size_bytes())?;
     if n != x.len() {
         return Err(invalid(format!(
             "cannot reshape {} elements of shape {:?} into shape {:?}",
@@ -159,7 +159,7 @@ pub fn concat(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
     let total: usize = xs.iter().map(|t| t.shape()[axis]).sum();
     let mut shape = first.shape().to_vec();
     shape[axis] = total;
-    checked_len(&shape)?;
+    checked_len(&shape, first.dtype().size_bytes())?;
     dispatch!(first, a => {
         let views = same_dtype(a, xs, "concat")?;
         Ok(Tensor::from(ndarray::concatenate(Axis(axis), &views).expect("shapes checked").into_shared()))
@@ -179,7 +179,7 @@ pub fn stack(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
             t.shape()
         )));
     }
-    checked_len(&[first.len(), xs.len()])?;
+    checked_len(&[first.len(), xs.len()], first.dtype().size_bytes())?;
     dispatch!(first, a => {
         let views = same_dtype(a, xs, "stack")?;
         Ok(Tensor::from(ndarray::stack(Axis(axis), &views).expect("shapes checked").into_shared()))
@@ -194,7 +194,7 @@ pub fn broadcast_to(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> 
             rhs: shape.to_vec(),
         });
     }
-    checked_len(shape)?;
+    checked_len(shape, x.dtype().size_bytes())?;
     Ok(map_same!(x, a => a.broadcast(IxDyn(shape)).expect("checked").to_owned().into_shared()))
 }
 
@@ -206,8 +206,13 @@ pub fn tile(x: &Tensor, reps: &[usize]) -> Result<Tensor, KernelError> {
     shape.extend_from_slice(x.shape());
     let mut reps_full = vec![1; n - reps.len()];
     reps_full.extend_from_slice(reps);
-    let out: Vec<usize> = shape.iter().zip(&reps_full).map(|(d, r)| d * r).collect();
-    checked_len(&out)?;
+    // Saturating: a product past `usize` must become `TooLarge`, not an overflow panic.
+    let out: Vec<usize> = shape
+        .iter()
+        .zip(&reps_full)
+        .map(|(d, r)| d.saturating_mul(*r))
+        .collect();
+    checked_len(&out, x.dtype().size_bytes())?;
     let mut t = reshape(x, &shape)?;
     for (ax, &r) in reps_full.iter().enumerate() {
         if r != 1 {
@@ -270,10 +275,12 @@ fn slice_indices(
             stop.map_or(-1, |v| clamp(v, -1, len - 1)),
         )
     };
-    let count = if step > 0 && stop > start {
-        (stop - start + step - 1) / step
-    } else if step < 0 && start > stop {
-        (start - stop - step - 1) / -step
+    // In i128: a step near i64::MIN or i64::MAX must not overflow.
+    let (lo, hi, st) = (i128::from(start), i128::from(stop), i128::from(step));
+    let count = if st > 0 && hi > lo {
+        (hi - lo + st - 1) / st
+    } else if st < 0 && lo > hi {
+        (lo - hi - st - 1) / -st
     } else {
         0
     };
@@ -353,7 +360,7 @@ pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor, KernelError> {
 
 /// A tensor with every element `value`.
 pub fn fill(shape: &[usize], value: Scalar) -> Result<Tensor, KernelError> {
-    checked_len(shape)?;
+    checked_len(shape, value.dtype().size_bytes())?;
     fn f<T: TensorElem>(shape: &[usize], v: T) -> Tensor {
         T::wrap(ArcArray::from_elem(IxDyn(shape), v))
     }
@@ -376,7 +383,7 @@ pub fn fill(shape: &[usize], value: Scalar) -> Result<Tensor, KernelError> {
 
 /// `0, 1, ..., n-1` as `dtype` (values beyond the dtype's range are an error).
 pub fn arange(n: usize, dtype: DType) -> Result<Tensor, KernelError> {
-    checked_len(&[n])?;
+    checked_len(&[n], dtype.size_bytes())?;
     if n > 0 && scalar_from_i128(n as i128 - 1, dtype).is_none() {
         return Err(invalid(format!("arange({n}) does not fit in {dtype}")));
     }

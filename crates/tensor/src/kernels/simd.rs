@@ -86,7 +86,15 @@ mod tests {
         let mut xs: Vec<f32> = (0..50_000u32)
             .map(|i| f32::from_bits(i.wrapping_mul(2_654_435_761)))
             .collect();
-        xs.extend([0.0, -0.0, 1.0, -1.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN]);
+        xs.extend([
+            0.0,
+            -0.0,
+            1.0,
+            -1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+        ]);
         xs.extend([f32::MIN_POSITIVE, 1e-45, 88.72, -103.9, 0.5, 2.0]);
         let fns: [(&str, fn(f32) -> f32); 5] = [
             ("log", FloatElem::log),

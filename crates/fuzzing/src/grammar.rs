@@ -1,0 +1,191 @@
+//! Bytes → a small, mostly well-typed `.pipe` program: a source over constant tensors, then a
+//! chain of dataset transformations whose functions are drawn from a grammar of tensor ops.
+//! Every byte string gives a program (missing bytes read as zero), so libFuzzer's mutations
+//! explore programs rather than parse errors.
+
+/// Reads choices from fuzzer bytes; past the end every choice is 0.
+struct Choices<'a> {
+    data: &'a [u8],
+    pos: usize,
+}
+
+impl Choices<'_> {
+    fn byte(&mut self) -> u8 {
+        let b = self.data.get(self.pos).copied().unwrap_or(0);
+        self.pos += 1;
+        b
+    }
+
+    /// A number in `0..n`.
+    fn pick(&mut self, n: usize) -> usize {
+        self.byte() as usize % n
+    }
+
+    fn exhausted(&self) -> bool {
+        self.pos >= self.data.len()
+    }
+}
+
+/// Float constants including the awkward ones (signed zero, NaN, infinities, subnormals).
+const FLOATS: &[&str] = &[
+    "0.0", "-0.0", "1.0", "-1.5", "0.5", "2.0", "3.0e38", "1.0e-40", "-7.25",
+];
+const INTS: &[&str] = &["0", "1", "-1", "2", "3", "-7", "100", "2147483647"];
+
+/// The element being generated: integers (`i32`) or floats (`f32`), and its rank.
+#[derive(Clone, Copy)]
+struct Elem {
+    float: bool,
+    rank: usize,
+}
+
+fn constant(c: &mut Choices, float: bool) -> String {
+    if float {
+        match c.pick(12) {
+            9 => "(0.0 / 0.0)".to_string(),
+            10 => "(1.0 / 0.0)".to_string(),
+            11 => "(-1.0 / 0.0)".to_string(),
+            i => FLOATS[i].to_string(),
+        }
+    } else {
+        INTS[c.pick(INTS.len())].to_string()
+    }
+}
+
+/// A tensor literal of `rows` × `cols` (or a vector when `rows` is 0).
+fn literal(c: &mut Choices, float: bool, rows: usize, cols: usize) -> String {
+    let row = |c: &mut Choices| {
+        let cells: Vec<String> = (0..cols).map(|_| constant(c, float)).collect();
+        format!("[{}]", cells.join(", "))
+    };
+    if rows == 0 {
+        return row(c);
+    }
+    let rows: Vec<String> = (0..rows).map(|_| row(c)).collect();
+    format!("[{}]", rows.join(", "))
+}
+
+/// An expression over `x` of the element's dtype; keeps the shape unless noted.
+fn expr(c: &mut Choices, e: Elem, depth: usize) -> String {
+    if depth == 0 || c.exhausted() {
+        return if c.pick(4) == 0 {
+            constant(c, e.float)
+        } else {
+            "x".to_string()
+        };
+    }
+    let d = depth - 1;
+    match c.pick(14) {
+        0 => format!("({} + {})", expr(c, e, d), expr(c, e, d)),
+        1 => format!("({} - {})", expr(c, e, d), expr(c, e, d)),
+        2 => format!("({} * {})", expr(c, e, d), expr(c, e, d)),
+        3 if e.float => format!("({} / {})", expr(c, e, d), expr(c, e, d)),
+        3 => format!("({} // {})", expr(c, e, d), expr(c, e, d)),
+        4 => format!("({} % {})", expr(c, e, d), expr(c, e, d)),
+        5 if e.float => {
+            let f = [
+                "exp", "log", "sqrt", "tanh", "sigmoid", "floor", "round", "log1p", "sin", "rsqrt",
+            ][c.pick(10)];
+            format!("{f}({})", expr(c, e, d))
+        }
+        5 => format!("abs({})", expr(c, e, d)),
+        6 => format!("-{}", expr(c, e, d)),
+        7 => format!(
+            "where({} > {}, {}, {})",
+            expr(c, e, d),
+            constant(c, e.float),
+            expr(c, e, d),
+            expr(c, e, d)
+        ),
+        8 => format!("maximum({}, {})", expr(c, e, d), expr(c, e, d)),
+        9 => format!(
+            "clip({}, {}, {})",
+            expr(c, e, d),
+            constant(c, e.float),
+            constant(c, e.float)
+        ),
+        10 => format!("square(relu({}))", expr(c, e, d)),
+        11 if e.float => format!("cast(cast({}, i32), f32)", expr(c, e, d)),
+        11 => format!("cast(cast({}, f32), i32)", expr(c, e, d)),
+        12 if e.rank >= 1 => format!("reverse({}, 0)", expr(c, e, d)),
+        13 if e.rank >= 1 => format!(
+            "({} + sum({}, axis: 0, keepdims: true))",
+            expr(c, e, d),
+            expr(c, e, d)
+        ),
+        _ => format!("minimum({}, {})", expr(c, e, d), expr(c, e, d)),
+    }
+}
+
+fn predicate(c: &mut Choices, e: Elem) -> String {
+    let v = expr(c, e, 2);
+    let k = constant(c, e.float);
+    let cmp = ["<", "<=", ">", ">=", "==", "!="][c.pick(6)];
+    if e.rank == 0 {
+        format!("{v} {cmp} {k}")
+    } else {
+        format!("any({v} {cmp} {k})")
+    }
+}
+
+/// Generates the program text for `data`.
+pub fn program_from_bytes(data: &[u8]) -> String {
+    let c = &mut Choices { data, pos: 0 };
+    let float = c.pick(2) == 0;
+    let (n, width) = (1 + c.pick(6), 1 + c.pick(4));
+    let mut e = Elem { float, rank: 1 };
+    let source = match c.pick(4) {
+        0 => {
+            e.rank = 0;
+            let src = format!("range({})", c.pick(20));
+            if float {
+                format!("{src}.map(|x| cast(x, f32))")
+            } else {
+                format!("{src}.map(|x| cast(x, i32))")
+            }
+        }
+        1 => {
+            e.rank = 0;
+            format!("from_tensor_slices({})", literal(c, float, 0, n))
+        }
+        _ => format!("from_tensor_slices({})", literal(c, float, n, width)),
+    };
+    let mut text = format!("pipeline main = {source}");
+    let mut batched = false;
+    for _ in 0..1 + c.pick(6) {
+        if c.exhausted() {
+            break;
+        }
+        let step = match c.pick(11) {
+            0 | 1 => format!(".map(|x| {})", expr(c, e, 3)),
+            2 => format!(
+                ".map(|x| {}, num_parallel_calls: {})",
+                expr(c, e, 2),
+                1 + c.pick(4)
+            ),
+            3 => format!(".filter(|x| {})", predicate(c, e)),
+            4 if !batched => {
+                batched = true;
+                e.rank += 1;
+                format!(
+                    ".batch({}, drop_remainder: {})",
+                    1 + c.pick(4),
+                    c.pick(2) == 0
+                )
+            }
+            5 if batched => {
+                batched = false;
+                e.rank -= 1;
+                ".unbatch()".to_string()
+            }
+            6 => format!(".shuffle({}, seed: {})", 1 + c.pick(8), c.byte()),
+            7 => format!(".repeat({})", c.pick(3)),
+            8 => format!(".take({})", c.pick(10)),
+            9 => format!(".skip({})", c.pick(3)),
+            _ => ".cache()".to_string(),
+        };
+        text.push_str(&format!("\n    {step}"));
+    }
+    text.push('\n');
+    text
+}

@@ -1,0 +1,180 @@
+//! The checks behind the fuzz targets in `fuzz/`, as plain functions, so that the committed
+//! corpus and every past crash input replay under `cargo test` without libFuzzer.
+//!
+//! Each function takes arbitrary bytes and returns normally for every input the program
+//! handles correctly (a result or a coded diagnostic); it panics only on a real bug — a
+//! panic in pipec, or a property violation such as `-O0` and `-O2` disagreeing.
+
+#![warn(clippy::print_stdout, clippy::print_stderr)]
+
+mod grammar;
+
+use pipec::{CompileOptions, Compiler, Diagnostic, RunOptions, SourceFile, Tensor, io};
+use std::io::Cursor;
+
+pub use grammar::program_from_bytes;
+
+/// The fuzz targets, by the name of their `fuzz/fuzz_targets/NAME.rs` and corpus folder.
+pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+    ("compile", compile),
+    ("interp", interp),
+    ("run", run),
+    ("npy", npy),
+    ("npz", npz),
+    ("csv", csv),
+];
+
+/// Elements pulled from a generated pipeline: enough to cover batching and repeats while
+/// keeping each input fast.
+const TAKE: usize = 64;
+
+/// The memory ceiling under fuzzing: generated shapes may ask for gigabytes, and the
+/// ceiling (the same one `--max-memory` sets) must turn that into E0701, not an abort.
+const FUZZ_MEMORY: u64 = 256 << 20;
+
+/// Every compile failure must carry coded, non-empty diagnostics; nothing may panic.
+fn assert_coded(diags: &[Diagnostic]) {
+    assert!(!diags.is_empty(), "a failed compile gave no diagnostic");
+    for d in diags {
+        assert!(
+            !d.message.contains("internal compiler error"),
+            "internal compiler error: {d:?}"
+        );
+    }
+}
+
+/// Any bytes, as program text, through the whole compile path at `-O2`: parse, trace,
+/// verify, optimize. The result is IR or diagnostics, never a panic or an internal error.
+pub fn compile(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    let text = String::from_utf8_lossy(data);
+    let source = SourceFile::from_text("fuzz.pipe", &text);
+    match Compiler::new().compile(&source, &CompileOptions::default()) {
+        // A successful compile must hold the pipeline it chose (what running asks for first).
+        Ok(c) => drop(c.element_type()),
+        Err(diags) => assert_coded(&diags),
+    }
+}
+
+/// What a run produced: each element's leaves as `.npy` bytes, then the error code if any.
+#[derive(Debug, PartialEq)]
+struct Outcome {
+    elements: Vec<Vec<Vec<u8>>>,
+    error: Option<String>,
+}
+
+fn run_at(source: &SourceFile, opt_level: u8, threads: usize) -> Result<Outcome, Vec<String>> {
+    let opts = CompileOptions {
+        opt_level,
+        ..Default::default()
+    };
+    let compiled = Compiler::new().compile(source, &opts).map_err(|diags| {
+        assert_coded(&diags);
+        diags.iter().map(|d| d.code.to_string()).collect::<Vec<_>>()
+    })?;
+    let run_opts = RunOptions {
+        threads,
+        ..Default::default()
+    };
+    let mut out = Outcome {
+        elements: Vec::new(),
+        error: None,
+    };
+    match compiled.run(&run_opts) {
+        Ok(stream) => {
+            for element in stream.take(TAKE) {
+                match element {
+                    Ok(leaves) => out
+                        .elements
+                        .push(leaves.iter().map(io::encode_npy).collect()),
+                    Err(d) => {
+                        out.error = Some(d.code.to_string());
+                        break;
+                    }
+                }
+            }
+        }
+        Err(d) => out.error = Some(d.code.to_string()),
+    }
+    Ok(out)
+}
+
+/// A small generated pipeline (see [`program_from_bytes`]), compiled at `-O0` and at `-O2`
+/// and run to at most 64 elements: both must give the same bits and the same error.
+pub fn interp(data: &[u8]) {
+    run_text(&program_from_bytes(data));
+}
+
+/// Any bytes as program text, compiled and run like [`interp`]'s generated programs: mutated
+/// real programs reach datasets and ops the grammar does not generate.
+pub fn run(data: &[u8]) {
+    run_text(&String::from_utf8_lossy(data));
+}
+
+fn run_text(text: &str) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    let source = SourceFile::from_text("gen.pipe", text);
+    let o0 = run_at(&source, 0, 1);
+    let o2 = run_at(&source, 2, 2);
+    assert_eq!(o0, o2, "-O0 and -O2 disagree on:\n{text}");
+}
+
+/// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error.
+pub fn npy(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    if let Ok(t) = io::parse_npy(data) {
+        let h = io::parse_header(data).expect("a parsed file has a header");
+        assert_eq!(t.shape(), h.shape.as_slice());
+        assert_eq!(t.dtype(), h.dtype);
+        // What was read must write back to a file that reads back the same.
+        let again = io::parse_npy(&io::encode_npy(&t)).expect("re-encoded file reads");
+        assert_eq!(io::encode_npy(&again), io::encode_npy(&t));
+    }
+}
+
+/// Any bytes as a `.npz` archive: each member pipec can name reads or fails with an error,
+/// and a header read agrees with the full read.
+pub fn npz(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    for name in ["arr_0", "x", "y"] {
+        let header = io::read_npz_header_from(Cursor::new(data), name);
+        let full = io::read_npz_from(Cursor::new(data), name);
+        if let (Ok(h), Ok(t)) = (header, full) {
+            assert_eq!(t.shape(), h.shape.as_slice());
+            assert_eq!(t.dtype(), h.dtype);
+        }
+    }
+}
+
+/// Any bytes as a numeric CSV file, read as every dtype: rows of the detected width or an
+/// error; the whole-file reader agrees with the streamed rows.
+pub fn csv(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    let Ok(info) = io::csv_info_from(Cursor::new(data.to_vec())) else {
+        return;
+    };
+    for dtype in [
+        pipec::DType::F32,
+        pipec::DType::I64,
+        pipec::DType::U8,
+        pipec::DType::Bool,
+    ] {
+        let mut rows =
+            io::CsvRows::from_reader(Cursor::new(data.to_vec()), dtype, info.ncols, info.header);
+        let mut n = 0usize;
+        loop {
+            match rows.next_row() {
+                Ok(Some(r)) => {
+                    assert_eq!(r.shape(), &[info.ncols]);
+                    assert_eq!(r.dtype(), dtype);
+                    n += 1;
+                }
+                Ok(None) => break,
+                Err(_) => return,
+            }
+        }
+        let whole: Result<Tensor, _> = io::read_csv_from(Cursor::new(data.to_vec()), dtype);
+        let whole = whole.expect("the streamed rows read, so the whole file reads");
+        assert_eq!(whole.shape(), &[n, info.ncols]);
+    }
+}

@@ -11,12 +11,21 @@ pub struct CompiledFn {
     func: Function,
     /// For each op, the inputs whose last use it is.
     frees: Vec<Vec<usize>>,
+    /// For each op and input position: whether it is the value's last use (and not a
+    /// result), so the op can take the tensor instead of a clone.
+    moves: Vec<Vec<bool>>,
+    /// Whether the results are exactly the last op's outputs, returned as the op made them.
+    direct: bool,
 }
 
 /// Per-lane state of a function: its eager ops' host instances, started on first use.
 #[derive(Default)]
 pub struct FnState {
     hosts: Vec<Option<Box<dyn HostInstance>>>,
+    /// The value table and the op-input buffer, kept between calls (empty in between) so
+    /// that a call allocates only what its ops return.
+    vals: Vec<Option<Tensor>>,
+    inputs: Vec<Tensor>,
 }
 
 impl CompiledFn {
@@ -37,7 +46,32 @@ impl CompiledFn {
                 frees[i].push(v);
             }
         }
-        CompiledFn { func, frees }
+        let mut last_pos = vec![None; func.values.len()];
+        for (i, op) in func.ops.iter().enumerate() {
+            for (j, v) in op.inputs.iter().enumerate() {
+                last_pos[v.index()] = Some((i, j));
+            }
+        }
+        for r in &func.results {
+            last_pos[r.index()] = None;
+        }
+        let moves = func
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                (0..op.inputs.len())
+                    .map(|j| last_pos[op.inputs[j].index()] == Some((i, j)))
+                    .collect()
+            })
+            .collect();
+        let direct = func.ops.last().is_some_and(|op| op.outputs == func.results);
+        CompiledFn {
+            func,
+            frees,
+            moves,
+            direct,
+        }
     }
 
     /// The function.
@@ -61,7 +95,10 @@ impl CompiledFn {
         } else {
             None
         };
-        let mut vals: Vec<Option<Tensor>> = vec![None; f.values.len()];
+        let mut vals = std::mem::take(&mut state.vals);
+        vals.clear();
+        vals.resize(f.values.len(), None);
+        let mut inputs = std::mem::take(&mut state.inputs);
         for (p, a) in f.params.iter().zip(args) {
             vals[p.index()] = Some(a);
         }
@@ -69,15 +106,11 @@ impl CompiledFn {
             state.hosts.resize_with(f.ops.len(), || None);
         }
         for (i, op) in f.ops.iter().enumerate() {
-            let inputs: Vec<Tensor> = op
-                .inputs
-                .iter()
-                .map(|v| {
-                    vals[v.index()]
-                        .clone()
-                        .expect("verified: defined before use")
-                })
-                .collect();
+            inputs.clear();
+            inputs.extend(op.inputs.iter().zip(&self.moves[i]).map(|(v, &last)| {
+                let slot = &mut vals[v.index()];
+                if last { slot.take() } else { slot.clone() }.expect("verified: defined before use")
+            }));
             let outs = match &op.kind {
                 OpKind::Eager(host) => {
                     if state.hosts[i].is_none() {
@@ -103,13 +136,13 @@ impl CompiledFn {
                         }
                         d.with_note(format!("in element {element}"))
                     })?;
-                    let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
-                    let ok = outs.len() == want.len()
-                        && outs
-                            .iter()
-                            .zip(&want)
-                            .all(|(t, w)| t.dtype() == w.dtype && w.shape.admits(t.shape()));
+                    let ok = outs.len() == op.outputs.len()
+                        && outs.iter().zip(&op.outputs).all(|(t, o)| {
+                            let w = f.ty(*o);
+                            t.dtype() == w.dtype && w.shape.admits(t.shape())
+                        });
                     if !ok {
+                        let want: Vec<_> = op.outputs.iter().map(|o| f.ty(*o)).collect();
                         let got: Vec<String> = outs
                             .iter()
                             .map(|t| format!("{}{:?}", t.dtype(), t.shape()))
@@ -144,6 +177,14 @@ impl CompiledFn {
                     kernel_error(e, kind, op.span, Where::new(element, rows, &inputs))
                 })?,
             };
+            // The inputs' clones go now, as they did when the buffer was per op.
+            inputs.clear();
+            if self.direct && i + 1 == f.ops.len() && outs.len() == op.outputs.len() {
+                vals.clear();
+                state.vals = vals;
+                state.inputs = inputs;
+                return Ok(outs);
+            }
             for (o, t) in op.outputs.iter().zip(outs) {
                 vals[o.index()] = Some(t);
             }
@@ -151,14 +192,21 @@ impl CompiledFn {
                 vals[v] = None;
             }
         }
-        Ok(f.results
+        let results = f
+            .results
             .iter()
             .map(|r| {
                 vals[r.index()]
                     .clone()
                     .expect("verified: results are defined")
             })
-            .collect())
+            .collect();
+        // Emptied before they are kept: no tensor outlives the call through the buffers.
+        vals.clear();
+        inputs.clear();
+        state.vals = vals;
+        state.inputs = inputs;
+        Ok(results)
     }
 }
 

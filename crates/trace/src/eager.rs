@@ -4,10 +4,10 @@
 use crate::eval::{Abort, Eval, Frame, Shared};
 use crate::value::{FuncVal, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
-use pipec_ir::{HostFn, HostFunction, HostInstance};
-use pipec_syntax::ast::{FnBody, ItemKind};
-use pipec_tensor::Tensor;
-use std::collections::HashMap;
+use pipec_ir::{Function, HostFn, HostFunction, HostInstance, OpKind, Shape, TensorType, ValueId};
+use pipec_syntax::ast::{self, ExprKind, FnBody, ItemKind, StmtKind};
+use pipec_tensor::{DType, Tensor};
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
 
@@ -47,10 +47,15 @@ impl HostFunction for EagerBody {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(EagerRun {
-            shared: self.shared.clone(),
-            func: FuncVal::Decl(self.item),
-        }))
+        let plannable = match &self.shared.ast.items[self.item].kind {
+            ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
+            _ => false,
+        };
+        Ok(Box::new(EagerRun::new(
+            self.shared.clone(),
+            FuncVal::Decl(self.item),
+            plannable,
+        )))
     }
 }
 
@@ -115,21 +120,91 @@ impl HostFunction for PyFunction {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        Ok(Box::new(EagerRun {
-            shared: self.shared.clone(),
-            func: self.func.clone(),
-        }))
+        Ok(Box::new(EagerRun::new(
+            self.shared.clone(),
+            self.func.clone(),
+            false,
+        )))
     }
 }
+
+/// How many argument signatures one instance keeps plans for; calls with further
+/// signatures take the evaluator, so data of ever-changing shapes cannot grow memory.
+const MAX_PLANS: usize = 8;
+
+/// The dtype and shape of each argument of a call.
+type Signature = Vec<(DType, Vec<usize>)>;
 
 /// A running eager function: evaluates the body with concrete values.
 struct EagerRun {
     shared: Arc<Shared>,
     func: FuncVal,
+    /// Whether the body is simple enough to be planned (see [`plannable_decl`]).
+    plannable: bool,
+    /// Plans by argument signature; `None` when tracing that signature did not give one.
+    plans: Vec<(Signature, Option<Plan>)>,
+    /// Reused per call by [`Plan::run`], so the steady state allocates only results.
+    vals: Vec<Option<Tensor>>,
+    inputs: Vec<Tensor>,
 }
 
-impl HostInstance for EagerRun {
-    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+/// An eager body traced once for one argument signature: the ops the evaluator would
+/// run, in order. Running it gives the evaluator's tensors without re-walking the AST.
+struct Plan {
+    func: Function,
+    /// The flat result leaves, in the order the evaluator flattens them.
+    results: Vec<ValueId>,
+    /// Per op and input: whether this is the value's last use, so it can be moved out of
+    /// the value table instead of cloned.
+    moves: Vec<Vec<bool>>,
+    /// Whether the results are exactly the last op's outputs, which are then returned as
+    /// the kernel made them.
+    direct: bool,
+}
+
+impl EagerRun {
+    fn new(shared: Arc<Shared>, func: FuncVal, plannable: bool) -> EagerRun {
+        EagerRun {
+            shared,
+            func,
+            plannable,
+            plans: Vec::new(),
+            vals: Vec::new(),
+            inputs: Vec::new(),
+        }
+    }
+
+    /// The plan for `args`' signature, tracing one on the first call with a new signature.
+    fn plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
+        let FuncVal::Decl(item) = self.func else {
+            return None;
+        };
+        let found = self.plans.iter().position(|(sig, _)| {
+            sig.len() == args.len()
+                && sig
+                    .iter()
+                    .zip(args)
+                    .all(|((dt, shape), a)| *dt == a.dtype() && shape.as_slice() == a.shape())
+        });
+        let at = match found {
+            Some(i) => i,
+            None if self.plans.len() < MAX_PLANS => {
+                let sig = args
+                    .iter()
+                    .map(|a| (a.dtype(), a.shape().to_vec()))
+                    .collect();
+                let plan = trace_plan(&self.shared, item, args);
+                self.plans.push((sig, plan));
+                self.plans.len() - 1
+            }
+            None => return None,
+        };
+        self.plans[at].1.as_ref().map(|_| at)
+    }
+
+    /// Evaluates the body with the evaluator (every call that has no plan, and every call
+    /// whose plan declined: errors always come from here).
+    fn evaluate(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
         let mut ev = Eval {
             shared: &self.shared,
             comp: None,
@@ -182,6 +257,290 @@ impl HostInstance for EagerRun {
                 TVal::Symbolic(..) => unreachable!("eager code has no symbolic values"),
             })
             .collect())
+    }
+}
+
+impl HostInstance for EagerRun {
+    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        if self.plannable
+            && let Some(at) = self.plan_for(args)
+            && let Some(plan) = &self.plans[at].1
+            && let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs)
+        {
+            return Ok(outs);
+        }
+        self.evaluate(args)
+    }
+}
+
+impl Plan {
+    /// Runs the ops on `args`; `None` when a kernel fails or a result differs from the
+    /// traced type. The caller then re-evaluates with the evaluator, which (kernels being
+    /// deterministic and the planned bodies free of side effects) fails or succeeds exactly
+    /// as the evaluator alone would, with its own messages.
+    fn run(
+        &self,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<Vec<Tensor>> {
+        let outs = self.run_ops(args, vals, inputs);
+        // Emptied on every exit: no tensor outlives the call through the buffers.
+        vals.clear();
+        inputs.clear();
+        outs
+    }
+
+    fn run_ops(
+        &self,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<Vec<Tensor>> {
+        let f = &self.func;
+        vals.clear();
+        vals.resize(f.values.len(), None);
+        for (p, a) in f.params.iter().zip(args) {
+            vals[p.index()] = Some(a.clone());
+        }
+        for (i, op) in f.ops.iter().enumerate() {
+            inputs.clear();
+            for (v, &last) in op.inputs.iter().zip(&self.moves[i]) {
+                let slot = &mut vals[v.index()];
+                inputs.push(if last { slot.take()? } else { slot.clone()? });
+            }
+            let outs = op.kind.eval(inputs).ok()?;
+            inputs.clear();
+            // Later builtins decided on the traced types: a kernel that disagrees with the
+            // inference would make the plan diverge from the evaluator.
+            if outs.len() != op.outputs.len()
+                || !op
+                    .outputs
+                    .iter()
+                    .zip(&outs)
+                    .all(|(o, t)| is_exactly(f.ty(*o), t))
+            {
+                return None;
+            }
+            if self.direct && i + 1 == f.ops.len() {
+                return Some(outs);
+            }
+            for (o, t) in op.outputs.iter().zip(outs) {
+                vals[o.index()] = Some(t);
+            }
+        }
+        let mut outs = Vec::with_capacity(self.results.len());
+        for (k, r) in self.results.iter().enumerate() {
+            let slot = &mut vals[r.index()];
+            outs.push(if self.results[k + 1..].contains(r) {
+                slot.clone()?
+            } else {
+                slot.take()?
+            });
+        }
+        Some(outs)
+    }
+}
+
+/// Whether `t` has exactly the dtype and (fully known) shape of `ty`.
+fn is_exactly(ty: &TensorType, t: &Tensor) -> bool {
+    ty.dtype == t.dtype()
+        && ty.shape.0.len() == t.shape().len()
+        && ty
+            .shape
+            .0
+            .iter()
+            .zip(t.shape())
+            .all(|(d, &n)| d.known() == Some(n))
+}
+
+/// Traces the body of declaration `item` for arguments shaped like `args`, with the same
+/// evaluator in tracing mode; `None` when anything would make the traced ops differ from
+/// an evaluator run (any error, a poisoned or non-tensor result, a nested host call).
+fn trace_plan(shared: &Arc<Shared>, item: usize, args: &[Tensor]) -> Option<Plan> {
+    let ast = shared.ast.clone();
+    let ItemKind::Fn(decl) = &ast.items.get(item)?.kind else {
+        return None;
+    };
+    let types: Vec<TensorType> = args
+        .iter()
+        .map(|t| TensorType::new(t.dtype(), Shape::known(t.shape())))
+        .collect();
+    let func = Function::new(decl.name.name.clone(), decl.name.span, types.clone());
+    let params: Vec<Value> = func
+        .params
+        .iter()
+        .zip(types)
+        .map(|(p, ty)| Value::Tensor(TVal::Symbolic(*p, ty)))
+        .collect();
+    // No compile state: a failure aborts instead of being recorded, which is what we want.
+    let mut ev = Eval {
+        shared,
+        comp: None,
+        frame: Frame {
+            scopes: vec![HashMap::new()],
+            func: Some(func),
+            eager: true,
+            fn_name: Some(decl.name.name.clone()),
+        },
+        depth: 0,
+    };
+    let value = ev.inline_decl(decl, params, decl.name.span).ok()?;
+    let mut flat = Vec::new();
+    if !ev.flatten_tensors(value, Span::default(), &mut flat).ok()? || flat.is_empty() {
+        return None;
+    }
+    let results = flat
+        .iter()
+        .map(|t| match t {
+            TVal::Symbolic(v, _) => Some(*v),
+            TVal::Concrete(_) => None,
+        })
+        .collect::<Option<Vec<_>>>()?;
+    let func = ev.frame.func.take()?;
+    if func
+        .ops
+        .iter()
+        .any(|op| matches!(op.kind, OpKind::Eager(_)))
+    {
+        return None;
+    }
+    let mut last_use = vec![None; func.values.len()];
+    for (i, op) in func.ops.iter().enumerate() {
+        for (j, v) in op.inputs.iter().enumerate() {
+            last_use[v.index()] = Some((i, j));
+        }
+    }
+    for r in &results {
+        last_use[r.index()] = None;
+    }
+    let moves = func
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| {
+            (0..op.inputs.len())
+                .map(|j| last_use[op.inputs[j].index()] == Some((i, j)))
+                .collect()
+        })
+        .collect();
+    let direct = func.ops.last().is_some_and(|op| op.outputs == results);
+    Some(Plan {
+        func,
+        results,
+        moves,
+        direct,
+    })
+}
+
+/// Builtins whose result depends only on the dtypes and shapes of their tensor operands
+/// (never on values), have no side effects, and treat a traced operand exactly like a
+/// host one: for these, tracing once per signature gives the ops the evaluator runs.
+const PLANNABLE_BUILTINS: &[&str] = &[
+    "abs",
+    "sign",
+    "exp",
+    "expm1",
+    "log",
+    "log1p",
+    "sqrt",
+    "rsqrt",
+    "square",
+    "reciprocal",
+    "sin",
+    "cos",
+    "tan",
+    "tanh",
+    "sigmoid",
+    "relu",
+    "floor",
+    "ceil",
+    "round",
+    "isnan",
+    "isfinite",
+    "logical_not",
+    "cast",
+    "where",
+    "clip",
+    "maximum",
+    "minimum",
+    "pow",
+    "sum",
+    "mean",
+    "max",
+    "min",
+    "prod",
+    "any",
+    "all",
+    "argmax",
+    "argmin",
+    "reshape",
+    "transpose",
+    "expand_dims",
+    "squeeze",
+    "concat",
+    "stack",
+    "broadcast_to",
+    "tile",
+    "reverse",
+    "matmul",
+    "one_hot",
+    "sort",
+];
+
+/// Whether an eager body is straight-line code over its parameters: `let`s and a final
+/// `return` of literals, locals, operators and [`PLANNABLE_BUILTINS`] calls. Anything
+/// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
+/// the evaluator.
+fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
+    let FnBody::Block(body) = &decl.body else {
+        return false;
+    };
+    let mut locals: HashSet<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
+    let Some((last, init)) = body.stmts.split_last() else {
+        return false;
+    };
+    for s in init {
+        match &s.kind {
+            StmtKind::Let { name, value } if plannable_expr(shared, &locals, value) => {
+                locals.insert(name.name.as_str());
+            }
+            _ => return false,
+        }
+    }
+    matches!(&last.kind, StmtKind::Return(Some(e)) if plannable_expr(shared, &locals, e))
+}
+
+fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
+    match &e.kind {
+        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        // A dtype name is a constant unless a local or top-level name hides it.
+        ExprKind::Name(n) => {
+            locals.contains(n.as_str())
+                || (!shared.items.contains_key(n) && DType::from_name(n).is_some())
+        }
+        ExprKind::Tuple(xs) | ExprKind::List(xs) => {
+            xs.iter().all(|x| plannable_expr(shared, locals, x))
+        }
+        ExprKind::Unary { expr, .. } => plannable_expr(shared, locals, expr),
+        ExprKind::Binary { lhs, rhs, .. } => {
+            plannable_expr(shared, locals, lhs) && plannable_expr(shared, locals, rhs)
+        }
+        ExprKind::Call { callee, args } => {
+            // The same shadowing rule as the evaluator's calls: a local or top-level name
+            // hides a builtin.
+            let ExprKind::Name(name) = &callee.kind else {
+                return false;
+            };
+            !locals.contains(name.as_str())
+                && !shared.items.contains_key(name)
+                && PLANNABLE_BUILTINS.contains(&name.as_str())
+                && crate::builtins::is_builtin(name)
+                && args
+                    .iter()
+                    .all(|a| plannable_expr(shared, locals, &a.value))
+        }
+        _ => false,
     }
 }
 
@@ -254,5 +613,164 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
         | ExprKind::Bool(_)
         | ExprKind::Str(_)
         | ExprKind::Error => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::OnceLock;
+
+    /// An instance of `f` declared in `src`, with or without plans.
+    fn instance(src: &str, plannable: bool) -> EagerRun {
+        let (ast, diags) = pipec_syntax::parse(src);
+        assert!(diags.is_empty(), "{diags:?}");
+        let ast = Arc::new(ast);
+        let mut items = HashMap::new();
+        let mut item = None;
+        for (i, it) in ast.items.iter().enumerate() {
+            if let ItemKind::Fn(d) = &it.kind {
+                items.insert(d.name.name.clone(), i);
+                if d.name.name == "f" {
+                    item = Some(i);
+                }
+            }
+        }
+        let globals = OnceLock::new();
+        let _ = globals.set(HashMap::new());
+        let shared = Arc::new(Shared {
+            ast: ast.clone(),
+            items,
+            globals,
+            externs: Default::default(),
+            exec_hosts: OnceLock::new(),
+            print_sink: None,
+        });
+        let item = item.expect("the source declares `f`");
+        let ItemKind::Fn(decl) = &ast.items[item].kind else {
+            unreachable!("found above")
+        };
+        let can = plannable_decl(&shared, decl);
+        EagerRun::new(shared, FuncVal::Decl(item), plannable && can)
+    }
+
+    fn shown(r: Result<Vec<Tensor>, Diagnostic>) -> String {
+        match r {
+            Ok(ts) => ts
+                .iter()
+                .map(|t| {
+                    format!(
+                        "{}{:?} {}",
+                        t.dtype(),
+                        t.shape(),
+                        pipec_tensor::format::format_tensor(t)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; "),
+            Err(d) => format!("{d:?}"),
+        }
+    }
+
+    /// Runs every argument list through a planning and a non-planning instance and checks
+    /// they agree exactly; returns how many signatures got a plan.
+    fn same(src: &str, calls: &[Vec<Tensor>]) -> usize {
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
+        for args in calls {
+            let a = shown(planned.call(args));
+            let b = shown(plain.call(args));
+            assert_eq!(a, b, "{src}");
+        }
+        planned.plans.iter().filter(|(_, p)| p.is_some()).count()
+    }
+
+    fn f32s(shape: &[usize], v: Vec<f32>) -> Tensor {
+        Tensor::from_vec(shape, v).expect("shape fits")
+    }
+
+    fn i32s(shape: &[usize], v: Vec<i32>) -> Tensor {
+        Tensor::from_vec(shape, v).expect("shape fits")
+    }
+
+    #[test]
+    fn a_planned_sort_equals_the_evaluator() {
+        let src = "eager fn f(x) -> f32[8] {\n    return sort(x)\n}\n";
+        let row = f32s(&[8], vec![3.0, -1.0, 7.5, 0.0, 2.0, 2.0, -9.0, 1.0]);
+        assert_eq!(same(src, &[vec![row.clone()], vec![row]]), 1);
+    }
+
+    #[test]
+    fn lets_literals_operators_and_tuples_are_planned() {
+        let src = "eager fn f(x, y) -> (f32[?], f32[], i32[?]) {\n    let z = x * 2.0 + 1\n    let w = -z\n    return (sort(w, axis: 0), sum(z), cast(w > 0.0, i32) + y)\n}\n";
+        let calls = [
+            vec![f32s(&[3], vec![1.0, -2.0, 0.5]), i32s(&[3], vec![1, 2, 3])],
+            vec![f32s(&[2], vec![4.0, -0.25]), i32s(&[], vec![7])],
+            vec![f32s(&[3], vec![0.0, 0.0, 9.0]), i32s(&[3], vec![0, 0, 0])],
+        ];
+        assert_eq!(same(src, &calls), 2);
+    }
+
+    #[test]
+    fn kernel_errors_in_a_plan_are_the_evaluators_errors() {
+        let src = "eager fn f(x) -> i32[?] {\n    return x // (x - 1)\n}\n";
+        let calls = [
+            vec![i32s(&[3], vec![5, 7, 9])],
+            vec![i32s(&[3], vec![5, 1, 9])],
+            vec![i32s(&[3], vec![4, 2, 3])],
+        ];
+        assert_eq!(same(src, &calls), 1);
+    }
+
+    #[test]
+    fn bodies_that_fail_to_trace_run_on_the_evaluator() {
+        // A declared-type mismatch, a shape error and a wrong axis: no plan, same messages.
+        let cases = [
+            "eager fn f(x) -> i32[?] {\n    return cast(x, f32)\n}\n",
+            "eager fn f(x) -> i32[?] {\n    return x + [1, 2]\n}\n",
+            "eager fn f(x) -> i32[?] {\n    return sort(x, axis: 3)\n}\n",
+            "eager fn f(x) -> i32[?] {\n    return reshape(x, [2, -1])\n}\n",
+        ];
+        for src in cases {
+            same(
+                src,
+                &[
+                    vec![i32s(&[3], vec![1, 2, 3])],
+                    vec![i32s(&[4], vec![1, 2, 3, 4])],
+                ],
+            );
+        }
+    }
+
+    #[test]
+    fn only_straight_line_pure_bodies_are_planned() {
+        let planned = [
+            "eager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let y = exp(x)\n    return y / sum(y)\n}\n",
+        ];
+        for src in planned {
+            assert!(instance(src, true).plannable, "{src}");
+        }
+        let not_planned = [
+            "eager fn f(x) -> f32[?] {\n    print(x)\n    return x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    return unique(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    return x[0:2]\n}\n",
+            "eager fn f(sort) -> f32[?] {\n    return sort(sort)\n}\n",
+            "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
+        ];
+        for src in not_planned {
+            assert!(!instance(src, true).plannable, "{src}");
+        }
+    }
+
+    #[test]
+    fn signatures_beyond_the_cache_still_run() {
+        let src = "eager fn f(x) -> i32[?] {\n    return sort(x)\n}\n";
+        let calls: Vec<Vec<Tensor>> = (1..=MAX_PLANS + 3)
+            .map(|n| vec![i32s(&[n], (0..n as i32).rev().collect())])
+            .collect();
+        assert_eq!(same(src, &calls), MAX_PLANS);
     }
 }

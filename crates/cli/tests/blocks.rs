@@ -117,6 +117,30 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        "range_down_in_blocks",
+        "pipeline main = range(10, 0, -3).batch(3)",
+        &[],
+        false,
+    ),
+    (
+        "range_up_in_blocks",
+        "pipeline main = range(-5, 7, 4).batch(2)",
+        &[],
+        false,
+    ),
+    (
+        "range_near_the_top_in_blocks",
+        "pipeline main = range(9223372036854775800, 9223372036854775807, 3).batch(2)",
+        &[],
+        false,
+    ),
+    (
+        "range_near_the_bottom_in_blocks",
+        "pipeline main = range(-9223372036854775800, -9223372036854775808, -5).map(|x| x + 1).batch(2)",
+        &[],
+        false,
+    ),
+    (
         "float_math_in_blocks",
         "pipeline main = range(3000).map(|x| log(1.0 + cast(x, f32)) * 0.5 + 2.0).batch(256)",
         &[],

@@ -811,13 +811,32 @@ impl Stream for Range {
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        let mut values = Vec::with_capacity(max.min(1 << 16));
-        while values.len() < max {
-            match self.advance() {
-                Some(v) => values.push(v),
-                None => break,
+        let (cur, stop, step) = (
+            i128::from(self.cur),
+            i128::from(self.stop),
+            i128::from(self.step),
+        );
+        // How many values are left, in exact arithmetic (what `advance` would yield).
+        let left = match step {
+            0 => 0,
+            s if s > 0 && cur < stop => (stop - cur + s - 1) / s,
+            s if s < 0 && cur > stop => (cur - stop - s - 1) / -s,
+            _ => 0,
+        };
+        let values: Vec<i64> = if step == 0 {
+            // Never traced (`range` rejects a zero step); keep `advance`'s behaviour.
+            std::iter::from_fn(|| self.advance()).take(max).collect()
+        } else {
+            let n = left.min(max as i128);
+            // Every value lies between `cur` and `stop`, so it fits in an i64.
+            let values = (0..n).map(|k| (cur + k * step) as i64).collect();
+            let next = cur + n * step;
+            self.cur = next.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+            if n == left {
+                self.stop = self.cur;
             }
-        }
+            values
+        };
         let rows = values.len();
         (rows > 0).then(|| {
             Chunk::ok(Block::Stacked {

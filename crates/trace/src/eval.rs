@@ -848,9 +848,26 @@ impl<'a> Eval<'a> {
             Ok(Some(t)) => Ok(Value::Tensor(TVal::Concrete(t))),
             Ok(None) => Ok(Value::List(vs)),
             Err(msg) => {
+                // The label and help name what is wrong with this literal.
+                let (label, help) = if msg.starts_with("ragged") {
+                    (
+                        "rows of different lengths",
+                        "every row of a tensor literal must have the same length; for ragged data use `padded_batch`",
+                    )
+                } else if msg.contains("bools and numbers") {
+                    (
+                        "bools and numbers in one literal",
+                        "a tensor has one dtype: write `1`/`0` for true/false, or `cast` the bools where they are used",
+                    )
+                } else {
+                    (
+                        "this literal",
+                        "integer literals must fit in i64; write a float (`1e20`) for larger magnitudes",
+                    )
+                };
                 let d = Diagnostic::error(Code::RaggedLiteral, msg)
-                    .with_label(e.span, "rows of different lengths")
-                    .with_help("every row of a tensor literal must have the same length; for ragged data use `padded_batch`");
+                    .with_label(e.span, label)
+                    .with_help(help);
                 self.fail(d)
             }
         }

@@ -256,14 +256,16 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
     shape[0] = kept;
     let mut data = Vec::with_capacity(kept * row);
     match a.as_slice() {
-        // Scalar rows: one pass, no per-row slice bookkeeping.
+        // Scalar rows: every value is written and the cursor advances only past kept ones,
+        // so the loop has no branch on the data.
         Some(flat) if row == 1 => {
-            data.extend(
-                flat.iter()
-                    .zip(keep)
-                    .filter(|(_, k)| **k)
-                    .map(|(v, _)| v.clone()),
-            );
+            data = flat.to_vec();
+            let mut k = 0;
+            for (v, &keep) in flat.iter().zip(keep) {
+                data[k] = v.clone();
+                k += keep as usize;
+            }
+            data.truncate(k);
         }
         // Contiguous rows: copy runs of kept rows as slices.
         Some(flat) => {

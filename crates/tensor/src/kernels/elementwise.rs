@@ -172,7 +172,8 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone + Default>(
         && let Some(x) = a.as_slice()
     {
         let q = *b.iter().next().expect("one element");
-        let v: Vec<U> = x.iter().map(|&p| f(p, q)).collect();
+        let mut v: Vec<U> = vec![U::default(); x.len()];
+        super::simd::map_unary(x, &mut v, |p| f(p, q));
         return Ok(Arr::from_shape_vec(a.raw_dim(), v).expect("length matches shape"));
     }
     if a.len() == 1
@@ -180,7 +181,8 @@ pub(crate) fn zip_arr<A: Copy, B: Copy, U: Clone + Default>(
         && let Some(y) = b.as_slice()
     {
         let p = *a.iter().next().expect("one element");
-        let v: Vec<U> = y.iter().map(|&q| f(p, q)).collect();
+        let mut v: Vec<U> = vec![U::default(); y.len()];
+        super::simd::map_unary(y, &mut v, |q| f(p, q));
         return Ok(Arr::from_shape_vec(b.raw_dim(), v).expect("length matches shape"));
     }
     let dim = IxDyn(&shape);

@@ -828,8 +828,12 @@ impl Stream for Range {
             std::iter::from_fn(|| self.advance()).take(max).collect()
         } else {
             let n = left.min(max as i128);
-            // Every value lies between `cur` and `stop`, so it fits in an i64.
-            let values = (0..n).map(|k| (cur + k * step) as i64).collect();
+            // Every value lies between `cur` and `stop`, so it fits in an i64, and wrapping
+            // i64 arithmetic (which vectorizes) gives it exactly.
+            let (first, stride) = (self.cur, self.step);
+            let values = (0..n as i64)
+                .map(|k| first.wrapping_add(k.wrapping_mul(stride)))
+                .collect();
             let next = cur + n * step;
             self.cur = next.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
             if n == left {
@@ -1048,7 +1052,7 @@ struct Filter {
 
 /// The fewest input elements a block-executing filter reads at once: reading exactly the
 /// number still missing would take ever smaller blocks as the batch fills up.
-const MIN_FILTER_PULL: usize = 1024;
+const MIN_FILTER_PULL: usize = 4096;
 
 impl Filter {
     /// Filters `block` into `self.pending`: with the vectorized predicate when the block is

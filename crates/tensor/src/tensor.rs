@@ -279,6 +279,11 @@ impl Scalar {
 }
 
 fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDyn> {
+    if a.ndim() == 0 {
+        return a.clone();
+    }
+    // Entries past the last row mean nothing (callers pass one per row).
+    let keep = &keep[..keep.len().min(a.shape()[0])];
     let kept = keep.iter().filter(|&&k| k).count();
     let mut shape = a.shape().to_vec();
     let row: usize = shape[1..].iter().product();

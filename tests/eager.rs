@@ -169,3 +169,26 @@ fn worker_exiting_mid_run_is_an_error_after_the_elements_it_answered() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), "0\n10\n");
     assert!(no_worker_left("workers/exit_after_two.py"));
 }
+
+/// A `.pipe` file named without a directory part (`pipec f.pipe` inside its folder) still
+/// starts its workers there: the working directory is `.`, not the empty path.
+#[test]
+fn workers_start_when_the_file_is_named_without_a_directory() {
+    if !python_has_numpy() {
+        return;
+    }
+    let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(["--allow-exec", "numpy_worker.pipe"])
+        .current_dir(root().join("examples"))
+        .output()
+        .expect("pipec runs");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let expected = std::fs::read_to_string(root().join("examples/numpy_worker.stdout"))
+        .expect("expected output");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), expected);
+}

@@ -5,14 +5,12 @@ use pipec_ir::{Function, FusedInst, HostInstance, OpKind};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
 
-/// A function prepared for repeated evaluation: when each value dies, so it can be freed early.
+/// A function prepared for repeated evaluation: where each value dies, so it is moved into
+/// its last user instead of cloned (and so freed as early as it can be).
 #[derive(Debug)]
 pub struct CompiledFn {
     func: Function,
-    /// For each op, the inputs whose last use it is.
-    frees: Vec<Vec<usize>>,
-    /// For each op and input position: whether it is the value's last use (and not a
-    /// result), so the op can take the tensor instead of a clone.
+    /// [`Function::last_uses`]: for each op and input position, whether to move the value.
     moves: Vec<Vec<bool>>,
     /// Whether the results are exactly the last op's outputs, returned as the op made them.
     direct: bool,
@@ -31,46 +29,10 @@ pub struct FnState {
 impl CompiledFn {
     /// Prepares `func`.
     pub fn new(func: Function) -> CompiledFn {
-        let mut last_use = vec![usize::MAX; func.values.len()];
-        for (i, op) in func.ops.iter().enumerate() {
-            for v in &op.inputs {
-                last_use[v.index()] = i;
-            }
-        }
-        for r in &func.results {
-            last_use[r.index()] = usize::MAX;
-        }
-        let mut frees = vec![Vec::new(); func.ops.len()];
-        for (v, &i) in last_use.iter().enumerate() {
-            if i != usize::MAX {
-                frees[i].push(v);
-            }
-        }
-        let mut last_pos = vec![None; func.values.len()];
-        for (i, op) in func.ops.iter().enumerate() {
-            for (j, v) in op.inputs.iter().enumerate() {
-                last_pos[v.index()] = Some((i, j));
-            }
-        }
-        for r in &func.results {
-            last_pos[r.index()] = None;
-        }
-        let moves = func
-            .ops
-            .iter()
-            .enumerate()
-            .map(|(i, op)| {
-                (0..op.inputs.len())
-                    .map(|j| last_pos[op.inputs[j].index()] == Some((i, j)))
-                    .collect()
-            })
-            .collect();
-        let direct = func.ops.last().is_some_and(|op| op.outputs == func.results);
         CompiledFn {
+            moves: func.last_uses(),
+            direct: func.results_are_last_outputs(),
             func,
-            frees,
-            moves,
-            direct,
         }
     }
 
@@ -187,9 +149,6 @@ impl CompiledFn {
             }
             for (o, t) in op.outputs.iter().zip(outs) {
                 vals[o.index()] = Some(t);
-            }
-            for &v in &self.frees[i] {
-                vals[v] = None;
             }
         }
         let results = f

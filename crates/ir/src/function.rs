@@ -311,6 +311,36 @@ impl Function {
         outputs
     }
 
+    /// For each op and each of its input positions: whether that is the value's last use
+    /// (and the value is not a result), where a runner can move the value into the op
+    /// instead of cloning it. Once every such move is done, no dead value is left behind.
+    pub fn last_uses(&self) -> Vec<Vec<bool>> {
+        let mut last = vec![None; self.values.len()];
+        for (i, op) in self.ops.iter().enumerate() {
+            for (j, v) in op.inputs.iter().enumerate() {
+                last[v.index()] = Some((i, j));
+            }
+        }
+        for r in &self.results {
+            last[r.index()] = None;
+        }
+        self.ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| {
+                (0..op.inputs.len())
+                    .map(|j| last[op.inputs[j].index()] == Some((i, j)))
+                    .collect()
+            })
+            .collect()
+    }
+
+    /// Whether the results are exactly the last op's outputs, in order (a runner can return
+    /// what that op made without storing it).
+    pub fn results_are_last_outputs(&self) -> bool {
+        self.ops.last().is_some_and(|op| op.outputs == self.results)
+    }
+
     /// The types of the parameters.
     pub fn param_types(&self) -> Vec<TensorType> {
         self.params.iter().map(|&p| self.ty(p).clone()).collect()

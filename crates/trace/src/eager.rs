@@ -4,7 +4,7 @@
 use crate::eval::{Abort, Eval, Frame, Shared};
 use crate::value::{FuncVal, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
-use pipec_ir::{Function, HostFn, HostFunction, HostInstance, OpKind, Shape, TensorType, ValueId};
+use pipec_ir::{Function, HostFn, HostFunction, HostInstance, OpKind, Shape, TensorType};
 use pipec_syntax::ast::{self, ExprKind, FnBody, ItemKind, StmtKind};
 use pipec_tensor::{DType, Tensor};
 use std::collections::{HashMap, HashSet};
@@ -151,11 +151,11 @@ struct EagerRun {
 /// An eager body traced once for one argument signature: the ops the evaluator would
 /// run, in order. Running it gives the evaluator's tensors without re-walking the AST.
 struct Plan {
+    /// The traced ops; its results are the flat result leaves, in the order the evaluator
+    /// flattens them.
     func: Function,
-    /// The flat result leaves, in the order the evaluator flattens them.
-    results: Vec<ValueId>,
-    /// Per op and input: whether this is the value's last use, so it can be moved out of
-    /// the value table instead of cloned.
+    /// [`Function::last_uses`]: per op and input, whether to move the value out of the value
+    /// table instead of cloning it.
     moves: Vec<Vec<bool>>,
     /// Whether the results are exactly the last op's outputs, which are then returned as
     /// the kernel made them.
@@ -329,10 +329,11 @@ impl Plan {
                 vals[o.index()] = Some(t);
             }
         }
-        let mut outs = Vec::with_capacity(self.results.len());
-        for (k, r) in self.results.iter().enumerate() {
+        let results = &self.func.results;
+        let mut outs = Vec::with_capacity(results.len());
+        for (k, r) in results.iter().enumerate() {
             let slot = &mut vals[r.index()];
-            outs.push(if self.results[k + 1..].contains(r) {
+            outs.push(if results[k + 1..].contains(r) {
                 slot.clone()?
             } else {
                 slot.take()?
@@ -397,7 +398,7 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, args: &[Tensor]) -> Option<Plan
             TVal::Concrete(_) => None,
         })
         .collect::<Option<Vec<_>>>()?;
-    let func = ev.frame.func.take()?;
+    let mut func = ev.frame.func.take()?;
     if func
         .ops
         .iter()
@@ -405,31 +406,11 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, args: &[Tensor]) -> Option<Plan
     {
         return None;
     }
-    let mut last_use = vec![None; func.values.len()];
-    for (i, op) in func.ops.iter().enumerate() {
-        for (j, v) in op.inputs.iter().enumerate() {
-            last_use[v.index()] = Some((i, j));
-        }
-    }
-    for r in &results {
-        last_use[r.index()] = None;
-    }
-    let moves = func
-        .ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| {
-            (0..op.inputs.len())
-                .map(|j| last_use[op.inputs[j].index()] == Some((i, j)))
-                .collect()
-        })
-        .collect();
-    let direct = func.ops.last().is_some_and(|op| op.outputs == results);
+    func.results = results;
     Some(Plan {
+        moves: func.last_uses(),
+        direct: func.results_are_last_outputs(),
         func,
-        results,
-        moves,
-        direct,
     })
 }
 

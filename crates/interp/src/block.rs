@@ -104,9 +104,7 @@ impl Block {
                 match pieces.len() {
                     0 => {}
                     1 => joined.push(pieces.into_iter().next().expect("one piece")),
-                    _ => match Tensor::concat_rows(&pieces)
-                        .map_or_else(|| kernels::concat(&pieces, 0), Ok)
-                    {
+                    _ => match kernels::concat(&pieces, 0) {
                         Ok(t) => joined.push(t),
                         // Parts of one stream share their row shape; if not, keep rows apart.
                         Err(_) => return Block::Rows(join_rows(parts)),

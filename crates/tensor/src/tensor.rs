@@ -169,35 +169,6 @@ impl Tensor {
         })
     }
 
-    /// `parts` joined along axis 0 when all are contiguous, of one dtype and of one row
-    /// shape (one copy of each part); `None` otherwise.
-    pub fn concat_rows(parts: &[Tensor]) -> Option<Tensor> {
-        let first = parts.first()?;
-        let same = parts.iter().all(|p| {
-            p.dtype() == first.dtype() && p.rank() >= 1 && p.shape()[1..] == first.shape()[1..]
-        });
-        if !same {
-            return None;
-        }
-        let mut shape = first.shape().to_vec();
-        shape[0] = parts.iter().map(|p| p.shape()[0]).sum();
-        match first {
-            Tensor::Bool(_) => join_rows::<bool>(parts, &shape),
-            Tensor::I8(_) => join_rows::<i8>(parts, &shape),
-            Tensor::U8(_) => join_rows::<u8>(parts, &shape),
-            Tensor::I16(_) => join_rows::<i16>(parts, &shape),
-            Tensor::U16(_) => join_rows::<u16>(parts, &shape),
-            Tensor::I32(_) => join_rows::<i32>(parts, &shape),
-            Tensor::U32(_) => join_rows::<u32>(parts, &shape),
-            Tensor::I64(_) => join_rows::<i64>(parts, &shape),
-            Tensor::U64(_) => join_rows::<u64>(parts, &shape),
-            Tensor::F16(_) => join_rows::<f16>(parts, &shape),
-            Tensor::BF16(_) => join_rows::<bf16>(parts, &shape),
-            Tensor::F32(_) => join_rows::<f32>(parts, &shape),
-            Tensor::F64(_) => join_rows::<f64>(parts, &shape),
-        }
-    }
-
     /// The rows along axis 0 whose `keep` entry is true, copied into one new tensor
     /// (a filter's compaction of a block). `keep` has one entry per row.
     pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
@@ -315,12 +286,4 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
     }
     ArcArray::from_shape_vec(IxDyn(&shape), data)
         .expect("kept rows times the row length is the data length")
-}
-
-fn join_rows<T: TensorElem>(parts: &[Tensor], shape: &[usize]) -> Option<Tensor> {
-    let mut data: Vec<T> = Vec::with_capacity(shape.iter().product());
-    for p in parts {
-        data.extend_from_slice(T::view(p)?.as_slice()?);
-    }
-    Some(T::wrap(ArcArray::from_shape_vec(IxDyn(shape), data).ok()?))
 }

@@ -35,19 +35,18 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
         match a.as_slice() {
             Some(flat) if axis + 1 == a.ndim() && len > 0 => {
                 let mut v = flat.to_vec();
-                if v.len() >= PARALLEL_SORT_MIN {
-                    use rayon::prelude::*;
-                    // Whole rows per task; each row is sorted exactly as below.
-                    let per_task = len * (PARALLEL_SORT_MIN / 4 / len).max(1);
-                    v.par_chunks_mut(per_task).for_each(|part| {
-                        for row in part.chunks_exact_mut(len) {
-                            row.sort_by(nan_last);
-                        }
-                    });
-                } else {
-                    for row in v.chunks_exact_mut(len) {
+                let sort_rows = |part: &mut [_]| {
+                    for row in part.chunks_exact_mut(len) {
                         row.sort_by(nan_last);
                     }
+                };
+                if v.len() >= PARALLEL_SORT_MIN {
+                    use rayon::prelude::*;
+                    // Whole rows per task.
+                    let per_task = len * (PARALLEL_SORT_MIN / 4 / len).max(1);
+                    v.par_chunks_mut(per_task).for_each(sort_rows);
+                } else {
+                    sort_rows(&mut v);
                 }
                 ArcArray::from_shape_vec(a.raw_dim(), v).expect("same length as the input")
             }

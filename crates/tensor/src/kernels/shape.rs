@@ -162,6 +162,17 @@ pub fn concat(xs: &[Tensor], axis: usize) -> Result<Tensor, KernelError> {
     checked_len(&shape, first.dtype().size_bytes())?;
     dispatch!(first, a => {
         let views = same_dtype(a, xs, "concat")?;
+        // Along axis 0, contiguous parts are one after the other in the result: one copy
+        // each (how blocks of rows are joined), instead of ndarray's strided assignment.
+        if axis == 0 && views.iter().all(|v| v.is_standard_layout()) {
+            let mut data = Vec::with_capacity(shape.iter().product());
+            for v in &views {
+                data.extend_from_slice(v.as_slice().expect("standard layout is contiguous"));
+            }
+            return Ok(Tensor::from(
+                ndarray::ArcArray::from_shape_vec(IxDyn(&shape), data).expect("shapes checked"),
+            ));
+        }
         Ok(Tensor::from(ndarray::concatenate(Axis(axis), &views).expect("shapes checked").into_shared()))
     })
 }

@@ -317,7 +317,7 @@ pub fn compile(path: &Path) -> Result<Compiled, String> {
 /// Runs a compiled pipeline to the end, dropping the elements (like `pipec --discard`);
 /// returns the number of output elements.
 pub fn drain(compiled: &Compiled, threads: usize) -> Result<usize, String> {
-    drain_stream(open(compiled, threads)?)
+    drain_stream(&mut open(compiled, threads)?)
 }
 
 /// Starts a run: builds the plan and loads the input files.
@@ -332,7 +332,7 @@ pub fn open(compiled: &Compiled, threads: usize) -> Result<ElementStream, String
 
 /// Pulls a started run to the end (in blocks, as `pipec --discard` does); returns the
 /// number of output elements.
-pub fn drain_stream(mut stream: ElementStream) -> Result<usize, String> {
+pub fn drain_stream(stream: &mut ElementStream) -> Result<usize, String> {
     let rows = stream.block_rows();
     let mut n = 0;
     while let Some(chunk) = stream.next_block(rows) {

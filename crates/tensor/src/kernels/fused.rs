@@ -320,6 +320,7 @@ pub fn run_fused(
     // One large result: tasks on the thread pool each fill a part of it.
     if let [r] = prog.results
         && total >= PARALLEL_MIN
+        && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
         && rayon::current_num_threads() > 1
     {
         let t = with_type!(prog.dtypes[*r as usize], T => {
@@ -377,8 +378,34 @@ pub fn set_kernel_threads(n: usize) {
         .build_global();
 }
 
-/// Outputs of at least this many elements are computed by several pool threads.
+/// Outputs of at least this many elements may be computed by several pool threads.
 const PARALLEL_MIN: usize = 32 * BLOCK;
+/// ... and only when the work (elements times [`work_per_element`]) reaches this: waking a
+/// pool thread costs tens of microseconds here, as much as a cheap program spends on a
+/// quarter of a million elements, so splitting less work than this loses time.
+const PARALLEL_WORK_MIN: usize = 1 << 20;
+
+/// A rough cost of one output element of `prog`, in units of one simple vector op: what
+/// decides whether splitting a run over threads pays for the hand-off.
+fn work_per_element(prog: &FusedProgram<'_>, uniform: &[bool]) -> usize {
+    use crate::ops::{BinaryOp as B, UnaryOp as U};
+    prog.ops
+        .iter()
+        .zip(uniform)
+        .filter(|(_, u)| !**u)
+        .map(|(op, _)| match op {
+            FusedOp::Unary(
+                U::Exp | U::Expm1 | U::Log | U::Log1p | U::Sin | U::Cos | U::Tan | U::Tanh
+                | U::Sigmoid,
+                _,
+            ) => 8,
+            FusedOp::Binary(B::Pow, ..) => 16,
+            FusedOp::Binary(B::Div | B::FloorDiv | B::Mod, ..)
+            | FusedOp::Unary(U::Sqrt | U::Rsqrt | U::Reciprocal, _) => 2,
+            _ => 1,
+        })
+        .sum()
+}
 /// Elements per parallel task (a multiple of the block, so tasks see whole blocks).
 const TASK: usize = 16 * BLOCK;
 
@@ -939,7 +966,7 @@ mod tests {
     /// reported is the first in output order even when a later task also fails.
     #[test]
     fn parallel_tasks_match_sequential_results_and_errors() {
-        let n = PARALLEL_MIN * 3 + 77;
+        let n = PARALLEL_WORK_MIN + 77;
         let x: Vec<f32> = (0..n).map(|i| (i % 1000) as f32 * 0.01).collect();
         let x = Tensor::from_vec(&[n], x).expect("shape");
         let ops = [FusedOp::Input(0), FusedOp::Unary(UnaryOp::Log, 0)];

@@ -146,6 +146,37 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         &[],
         false,
     ),
+    (
+        "eager_sort_over_blocks_of_batches",
+        "eager fn f(x) -> f32[?] {\n    return sort(x) * 2.0 - 1.0\n}\npipeline main = range(3003).map(|x| cast(x * 7919 % 101, f32)).batch(4).map(f)",
+        &[],
+        false,
+    ),
+    (
+        "eager_error_mid_block",
+        "eager fn g(x) -> i64[] {\n    return 10 // (x - 1500)\n}\npipeline main = range(2000).map(g)",
+        &[],
+        true,
+    ),
+    (
+        "eager_two_args_two_results",
+        "eager fn two(a, b) -> (i64[], i64[]) {\n    let s = a + b\n    return (s, a * b - s)\n}\npipeline main = range(5000).map(|x| (x, x * 3)).map(two).batch(100)",
+        &[],
+        false,
+    ),
+    (
+        // Not planned (it prints): must run once per element, each line printed once.
+        "eager_with_print_runs_per_element",
+        "eager fn p(x) -> i64[] {\n    print(x)\n    return x * 2\n}\npipeline main = range(3000).map(p).filter(|x| x % 3 == 0)",
+        &[],
+        false,
+    ),
+    (
+        "eager_wrong_result_shape_mid_block",
+        "eager fn w(x) -> f32[2] {\n    return sort(x)\n}\npipeline main = range(31).map(|x| cast(x, f32)).batch(2).map(w)",
+        &[],
+        true,
+    ),
 ];
 
 #[test]
@@ -194,6 +225,19 @@ fn errors_name_the_element_where_blocks_fail() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("element 1500"), "{stderr}");
     // The 1500 elements before it were printed first.
+    assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1500);
+}
+
+#[test]
+fn eager_errors_name_the_element_where_blocks_fail() {
+    let out = run(
+        "eager_element_named",
+        "eager fn g(x) -> i64[] {\n    return 10 // (x - 1500)\n}\npipeline main = range(2000).map(g)",
+        "-O2",
+        &[],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("element 1500"), "{stderr}");
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1500);
 }
 

@@ -322,7 +322,7 @@ impl PlanBuilder<'_> {
         self.block_fns
             .entry(id)
             .or_insert_with(|| {
-                pipec_ir::vmap::vectorize(prog.func(id), pipec_ir::Dim::Unknown)
+                pipec_ir::vmap::vectorize_blocks(prog.func(id), pipec_ir::Dim::Unknown)
                     .ok()
                     .map(|vf| Arc::new(CompiledFn::new(vf)))
             })

@@ -19,10 +19,99 @@ pub trait HostFunction: Send + Sync + fmt::Debug {
 
     /// A fresh instance for one execution lane (an exec worker starts its process here).
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic>;
+
+    /// Whether calling an instance on a block of elements at once ([`HostInstance::call_rows`])
+    /// cannot be told apart from calling it once per element: no side effects, no state kept
+    /// between calls, and any error reproduced by the per-element calls the runtime falls back
+    /// to. Only such functions run in block execution; the default is no.
+    fn runs_on_blocks(&self) -> bool {
+        false
+    }
+}
+
+/// `host` called on blocks: its instances take every argument with a leading axis of rows and
+/// return every result stacked the same way (see [`HostInstance::call_rows`]). `None` unless
+/// [`HostFunction::runs_on_blocks`].
+pub fn on_blocks(host: &HostFn) -> Option<HostFn> {
+    host.runs_on_blocks()
+        .then(|| Arc::new(OnBlocks(host.clone())) as HostFn)
+}
+
+/// See [`on_blocks`].
+struct OnBlocks(HostFn);
+
+impl fmt::Debug for OnBlocks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "OnBlocks({:?})", self.0)
+    }
+}
+
+impl HostFunction for OnBlocks {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+
+    fn flavor(&self) -> &'static str {
+        self.0.flavor()
+    }
+
+    fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
+        Ok(Box::new(OnBlocksInstance(self.0.instantiate()?)))
+    }
+}
+
+struct OnBlocksInstance(Box<dyn HostInstance>);
+
+impl HostInstance for OnBlocksInstance {
+    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        self.0.call_rows(args)
+    }
 }
 
 /// One lane's instance of a host function; called once per element, never concurrently.
 pub trait HostInstance: Send {
     /// Calls the function on one element's arguments; results are checked by the caller.
     fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic>;
+
+    /// Calls the function on a block of elements: row `i` of every argument is element `i`'s
+    /// argument, row `i` of every result must be what [`HostInstance::call`] returns for it.
+    /// The default calls once per row and stacks the results; an error (or rows whose results
+    /// differ in shape) is returned as is, and the runtime then repeats the block per element
+    /// to report exactly what per-element calls report.
+    fn call_rows(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        let rows = args
+            .first()
+            .and_then(|a| a.shape().first().copied())
+            .unwrap_or(0);
+        if rows == 0 {
+            return Err(rows_differ());
+        }
+        let mut per_result: Vec<Vec<Tensor>> = Vec::new();
+        for i in 0..rows {
+            let row: Vec<Tensor> = args.iter().map(|a| a.index_axis0(i)).collect();
+            let outs = self.call(&row)?;
+            if per_result.is_empty() {
+                per_result = outs.iter().map(|_| Vec::with_capacity(rows)).collect();
+            }
+            if outs.len() != per_result.len() {
+                return Err(rows_differ());
+            }
+            for (all, o) in per_result.iter_mut().zip(outs) {
+                all.push(o);
+            }
+        }
+        per_result
+            .iter()
+            .map(|parts| pipec_tensor::kernels::stack(parts, 0).map_err(|_| rows_differ()))
+            .collect()
+    }
+}
+
+/// The error of a block whose rows' results do not stack; never shown, as the runtime
+/// re-runs such a block per element.
+fn rows_differ() -> Diagnostic {
+    Diagnostic::error(
+        pipec_diag::Code::EagerResultMismatch,
+        "the rows of a block returned results of different shapes",
+    )
 }

@@ -11,6 +11,17 @@ use std::collections::HashMap;
 
 /// `f` with a leading batch axis of size `batch` on every parameter, or why not.
 pub fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
+    vectorize_impl(f, batch, false)
+}
+
+/// [`vectorize`] for the runtime's blocks: an eager call whose host function runs on blocks
+/// ([`crate::HostFunction::runs_on_blocks`]) becomes one call on the whole block. Not for
+/// the compile-time pass, whose IR would then show a host call the source never made.
+pub fn vectorize_blocks(f: &Function, batch: Dim) -> Result<Function, String> {
+    vectorize_impl(f, batch, true)
+}
+
+fn vectorize_impl(f: &Function, batch: Dim, eager_blocks: bool) -> Result<Function, String> {
     let batched_ty = |t: &TensorType| TensorType::new(t.dtype, t.shape.prepend(batch));
     let mut vf = Function::new(
         format!("{}.v", f.name),
@@ -44,8 +55,24 @@ pub fn vectorize(f: &Function, batch: Dim) -> Result<Function, String> {
         }
         let shift = |a: &usize| a + 1;
         let kind = match &op.kind {
-            OpKind::Eager(_) => {
-                return Err(format!("it calls the eager function `{}`", eager_name(op)));
+            OpKind::Eager(h) => {
+                let whole = eager_blocks && ins.iter().all(|(_, b)| *b);
+                let Some(rows) = whole.then(|| crate::host::on_blocks(h)).flatten() else {
+                    return Err(format!("it calls the eager function `{}`", eager_name(op)));
+                };
+                let tys = (0..op.outputs.len())
+                    .map(|k| batched_ty(&out_ty(k)))
+                    .collect();
+                let outs = vf.push_multi(
+                    OpKind::Eager(rows),
+                    ins.iter().map(|(v, _)| *v).collect(),
+                    tys,
+                    op.span,
+                );
+                for (o, n) in op.outputs.iter().zip(outs) {
+                    map.insert(*o, (n, true));
+                }
+                continue;
             }
             OpKind::Const(_) => unreachable!("constants have no inputs"),
             k if k.is_elementwise() => {

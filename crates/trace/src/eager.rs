@@ -47,15 +47,26 @@ impl HostFunction for EagerBody {
     }
 
     fn instantiate(&self) -> Result<Box<dyn HostInstance>, Diagnostic> {
-        let plannable = match &self.shared.ast.items[self.item].kind {
-            ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
-            _ => false,
-        };
         Ok(Box::new(EagerRun::new(
             self.shared.clone(),
             FuncVal::Decl(self.item),
-            plannable,
+            self.plannable(),
         )))
+    }
+
+    /// A plannable body is straight-line and pure: a block of rows at once is the same as
+    /// the rows one by one (which is what the runtime repeats when a block fails).
+    fn runs_on_blocks(&self) -> bool {
+        self.plannable()
+    }
+}
+
+impl EagerBody {
+    fn plannable(&self) -> bool {
+        match &self.shared.ast.items[self.item].kind {
+            ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
+            _ => false,
+        }
     }
 }
 
@@ -143,6 +154,10 @@ struct EagerRun {
     plannable: bool,
     /// Plans by argument signature; `None` when tracing that signature did not give one.
     plans: Vec<(Signature, Option<Plan>)>,
+    /// Block plans by row signature: the row's plan vectorized over a leading axis of rows
+    /// (see [`HostInstance::call_rows`]); `None` when there is no row plan or it does not
+    /// vectorize.
+    block_plans: Vec<(Signature, Option<Plan>)>,
     /// Reused per call by [`Plan::run`], so the steady state allocates only results.
     vals: Vec<Option<Tensor>>,
     inputs: Vec<Tensor>,
@@ -169,6 +184,7 @@ impl EagerRun {
             func,
             plannable,
             plans: Vec::new(),
+            block_plans: Vec::new(),
             vals: Vec::new(),
             inputs: Vec::new(),
         }
@@ -179,27 +195,27 @@ impl EagerRun {
         let FuncVal::Decl(item) = self.func else {
             return None;
         };
-        let found = self.plans.iter().position(|(sig, _)| {
-            sig.len() == args.len()
-                && sig
-                    .iter()
-                    .zip(args)
-                    .all(|((dt, shape), a)| *dt == a.dtype() && shape.as_slice() == a.shape())
-        });
-        let at = match found {
-            Some(i) => i,
-            None if self.plans.len() < MAX_PLANS => {
-                let sig = args
-                    .iter()
-                    .map(|a| (a.dtype(), a.shape().to_vec()))
-                    .collect();
-                let plan = trace_plan(&self.shared, item, args);
-                self.plans.push((sig, plan));
-                self.plans.len() - 1
-            }
-            None => return None,
+        let shared = &self.shared;
+        lookup(&mut self.plans, args, 0, |types| {
+            trace_plan(shared, item, types)
+        })
+    }
+
+    /// The block plan for `args`, whose leading axis is the rows: the row plan vectorized.
+    fn block_plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
+        let FuncVal::Decl(item) = self.func else {
+            return None;
         };
-        self.plans[at].1.as_ref().map(|_| at)
+        let shared = &self.shared;
+        lookup(&mut self.block_plans, args, 1, |row_types| {
+            let row = trace_plan(shared, item, row_types)?;
+            let func = pipec_ir::vmap::vectorize(&row.func, pipec_ir::Dim::Unknown).ok()?;
+            Some(Plan {
+                moves: func.last_uses(),
+                direct: func.results_are_last_outputs(),
+                func,
+            })
+        })
     }
 
     /// Evaluates the body with the evaluator (every call that has no plan, and every call
@@ -271,6 +287,65 @@ impl HostInstance for EagerRun {
         }
         self.evaluate(args)
     }
+
+    /// One run of the block plan over all rows; rows one by one when there is none or it
+    /// declines (a kernel error: the per-row calls then meet it through the evaluator).
+    fn call_rows(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        let rows = args.first().and_then(|a| a.shape().first().copied());
+        if self.plannable
+            && rows.is_some_and(|n| n > 0)
+            && args.iter().all(|a| a.shape().first().copied() == rows)
+            && let Some(at) = self.block_plan_for(args)
+            && let Some(plan) = &self.block_plans[at].1
+            && let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs)
+        {
+            return Ok(outs);
+        }
+        let mut per_row = PerRow(self);
+        per_row.call_rows(args)
+    }
+}
+
+/// An [`EagerRun`] seen only through [`HostInstance::call`], to reach the trait's default
+/// row-by-row `call_rows`.
+struct PerRow<'a>(&'a mut EagerRun);
+
+impl HostInstance for PerRow<'_> {
+    fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+        self.0.call(args)
+    }
+}
+
+/// The entry of `plans` for `args`' signature with its first `skip` axes left out, made by
+/// `make` from the argument types on first sight; `None` when that gave no plan or when
+/// the cache is full (a new signature then takes the evaluator).
+fn lookup(
+    plans: &mut Vec<(Signature, Option<Plan>)>,
+    args: &[Tensor],
+    skip: usize,
+    make: impl FnOnce(&[TensorType]) -> Option<Plan>,
+) -> Option<usize> {
+    let key = |a: &Tensor| (a.dtype(), a.shape().get(skip..).unwrap_or(&[]).to_vec());
+    let found = plans.iter().position(|(sig, _)| {
+        sig.len() == args.len()
+            && sig.iter().zip(args).all(|((dt, shape), a)| {
+                *dt == a.dtype() && Some(shape.as_slice()) == a.shape().get(skip..)
+            })
+    });
+    let at = match found {
+        Some(i) => i,
+        None if plans.len() < MAX_PLANS => {
+            let sig: Signature = args.iter().map(key).collect();
+            let types: Vec<TensorType> = sig
+                .iter()
+                .map(|(dt, shape)| TensorType::new(*dt, Shape::known(shape)))
+                .collect();
+            plans.push((sig, make(&types)));
+            plans.len() - 1
+        }
+        None => return None,
+    };
+    plans[at].1.as_ref().map(|_| at)
 }
 
 impl Plan {
@@ -343,30 +418,21 @@ impl Plan {
     }
 }
 
-/// Whether `t` has exactly the dtype and (fully known) shape of `ty`.
+/// Whether `t` has exactly the dtype and shape of `ty`; an unknown dimension (only the rows
+/// axis of a block plan has one) takes any size.
 fn is_exactly(ty: &TensorType, t: &Tensor) -> bool {
-    ty.dtype == t.dtype()
-        && ty.shape.0.len() == t.shape().len()
-        && ty
-            .shape
-            .0
-            .iter()
-            .zip(t.shape())
-            .all(|(d, &n)| d.known() == Some(n))
+    ty.dtype == t.dtype() && ty.shape.admits(t.shape())
 }
 
 /// Traces the body of declaration `item` for arguments shaped like `args`, with the same
 /// evaluator in tracing mode; `None` when anything would make the traced ops differ from
 /// an evaluator run (any error, a poisoned or non-tensor result, a nested host call).
-fn trace_plan(shared: &Arc<Shared>, item: usize, args: &[Tensor]) -> Option<Plan> {
+fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option<Plan> {
     let ast = shared.ast.clone();
     let ItemKind::Fn(decl) = &ast.items.get(item)?.kind else {
         return None;
     };
-    let types: Vec<TensorType> = args
-        .iter()
-        .map(|t| TensorType::new(t.dtype(), Shape::known(t.shape())))
-        .collect();
+    let types = types.to_vec();
     let func = Function::new(decl.name.name.clone(), decl.name.span, types.clone());
     let params: Vec<Value> = func
         .params
@@ -672,6 +738,65 @@ mod tests {
 
     fn i32s(shape: &[usize], v: Vec<i32>) -> Tensor {
         Tensor::from_vec(shape, v).expect("shape fits")
+    }
+
+    /// Runs `args` (leading axis = rows) through `call_rows` of a planning instance and
+    /// compares with per-row calls of a non-planning one, stacked; returns how many block
+    /// plans were made.
+    fn same_rows(src: &str, args: &[Tensor]) -> usize {
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
+        let rows = args[0].shape()[0];
+        let mut per_row: Vec<Vec<Tensor>> = Vec::new();
+        let mut failed = None;
+        for i in 0..rows {
+            let row: Vec<Tensor> = args.iter().map(|a| a.index_axis0(i)).collect();
+            match plain.call(&row) {
+                Ok(outs) => per_row.push(outs),
+                Err(d) => {
+                    failed = Some(d);
+                    break;
+                }
+            }
+        }
+        let got = planned.call_rows(args);
+        match failed {
+            Some(d) => assert_eq!(shown(got), shown(Err(d)), "{src}"),
+            None => {
+                let stacked: Vec<Tensor> = (0..per_row[0].len())
+                    .map(|k| {
+                        let parts: Vec<Tensor> = per_row.iter().map(|r| r[k].clone()).collect();
+                        pipec_tensor::kernels::stack(&parts, 0).expect("rows stack")
+                    })
+                    .collect();
+                assert_eq!(shown(got), shown(Ok(stacked)), "{src}");
+            }
+        }
+        planned
+            .block_plans
+            .iter()
+            .filter(|(_, p)| p.is_some())
+            .count()
+    }
+
+    #[test]
+    fn a_block_of_rows_equals_the_rows_one_by_one() {
+        let sort = "eager fn f(x) -> f32[4] {\n    return sort(x) * 2.0 - 1.0\n}\n";
+        let v: Vec<f32> = (0..40).map(|i| ((i * 7919) % 23) as f32 - 11.5).collect();
+        assert_eq!(same_rows(sort, &[f32s(&[10, 4], v)]), 1);
+        let two = "eager fn f(x, y) -> (f32[], i32[3]) {\n    return (sum(x), y * 2 + 1)\n}\n";
+        let x = f32s(&[5, 2], (0..10).map(|i| i as f32 * 0.25).collect());
+        let y = i32s(&[5, 3], (0..15).collect());
+        assert_eq!(same_rows(two, &[x, y]), 1);
+    }
+
+    #[test]
+    fn a_failing_block_fails_as_its_first_failing_row() {
+        // Row 3 divides by zero: the block plan declines and the per-row calls give the
+        // evaluator's error for that row.
+        let src = "eager fn f(x) -> i32[2] {\n    return x // (x - 3)\n}\n";
+        let x = i32s(&[6, 2], vec![0, 1, 1, 2, 2, 4, 3, 3, 4, 5, 5, 6]);
+        assert_eq!(same_rows(src, &[x]), 1);
     }
 
     #[test]

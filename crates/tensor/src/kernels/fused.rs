@@ -395,7 +395,14 @@ fn work_per_element(prog: &FusedProgram<'_>, uniform: &[bool]) -> usize {
         .filter(|(_, u)| !**u)
         .map(|(op, _)| match op {
             FusedOp::Unary(
-                U::Exp | U::Expm1 | U::Log | U::Log1p | U::Sin | U::Cos | U::Tan | U::Tanh
+                U::Exp
+                | U::Expm1
+                | U::Log
+                | U::Log1p
+                | U::Sin
+                | U::Cos
+                | U::Tan
+                | U::Tanh
                 | U::Sigmoid,
                 _,
             ) => 8,

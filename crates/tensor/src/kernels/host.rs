@@ -18,7 +18,29 @@ fn nan_last<T: PartialOrd>(a: &T, b: &T) -> Ordering {
 }
 
 /// Row sorts of at least this many values are split over the thread pool.
-const PARALLEL_SORT_MIN: usize = 1 << 15;
+const PARALLEL_SORT_MIN: usize = 1 << 18;
+
+/// Rows up to this long are sorted by [`insertion_sort`]: for them the general sort's
+/// set-up and its comparator returning an `Ordering` cost more than the sorting.
+const SHORT_ROW: usize = 16;
+
+/// Stable insertion sort in [`nan_last`] order: an element moves before another only when
+/// strictly smaller, so the result is the same as `sort_by(nan_last)`, bit for bit.
+fn insertion_sort<T: PartialOrd + Copy>(row: &mut [T]) {
+    #[allow(clippy::eq_op)]
+    fn before<T: PartialOrd>(a: &T, b: &T) -> bool {
+        a < b || (a == a && b != b)
+    }
+    for i in 1..row.len() {
+        let key = row[i];
+        let mut j = i;
+        while j > 0 && before(&key, &row[j - 1]) {
+            row[j] = row[j - 1];
+            j -= 1;
+        }
+        row[j] = key;
+    }
+}
 
 /// Sorts along `axis`, ascending, NaN last (numpy). The sort is stable, so equal values
 /// such as `-0.0` and `0.0` keep their order (numpy's default sort is not stable).
@@ -37,7 +59,11 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
                 let mut v = flat.to_vec();
                 let sort_rows = |part: &mut [_]| {
                     for row in part.chunks_exact_mut(len) {
-                        row.sort_by(nan_last);
+                        if len <= SHORT_ROW {
+                            insertion_sort(row);
+                        } else {
+                            row.sort_by(nan_last);
+                        }
                     }
                 };
                 if v.len() >= PARALLEL_SORT_MIN {
@@ -138,4 +164,69 @@ pub fn boolean_mask(x: &Tensor, mask: &Tensor) -> Result<Tensor, KernelError> {
         T::wrap(a.select(Axis(0), sel).into_shared())
     }
     Ok(dispatch!(x, a => pick(a, &flat, &sel)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Values where order and stability show: NaNs of two payloads, both zeros, infinities.
+    fn tricky() -> impl Strategy<Value = f32> {
+        prop_oneof![
+            Just(f32::NAN),
+            Just(f32::from_bits(0x7fc0_0001)),
+            Just(0.0f32),
+            Just(-0.0f32),
+            Just(f32::INFINITY),
+            Just(f32::NEG_INFINITY),
+            (-4i8..4).prop_map(f32::from),
+        ]
+    }
+
+    /// Large enough for the thread pool: every row sorted as a row alone would be.
+    #[test]
+    fn parallel_row_sort_sorts_every_row() {
+        for len in [8, 40] {
+            let rows = PARALLEL_SORT_MIN / len + 3;
+            let vals: Vec<f32> = (0..rows * len)
+                .map(|i| ((i * 7919) % 1013) as f32 - 500.0)
+                .collect();
+            let x = Tensor::from_vec(&[rows, len], vals.clone()).expect("shape");
+            let mut want = vals;
+            for row in want.chunks_exact_mut(len) {
+                row.sort_by(f32::total_cmp);
+            }
+            assert_eq!(
+                sort(&x, 1).expect("sorts"),
+                Tensor::from_vec(&[rows, len], want).expect("shape")
+            );
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn insertion_sort_is_the_stable_nan_last_sort(row in proptest::collection::vec(tricky(), 0..=SHORT_ROW)) {
+            let mut a = row.clone();
+            insertion_sort(&mut a);
+            let mut b = row;
+            b.sort_by(nan_last);
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&a), bits(&b));
+        }
+
+        #[test]
+        fn short_and_long_rows_sort_alike(rows in 1usize..40, len in 1usize..40, seed in any::<u64>()) {
+            let vals: Vec<i32> = (0..rows * len)
+                .map(|i| ((i as u64).wrapping_mul(seed | 1) >> 7) as i32 % 9)
+                .collect();
+            let x = Tensor::from_vec(&[rows, len], vals.clone()).expect("shape");
+            let got = sort(&x, 1).expect("sorts");
+            let mut want = vals;
+            for row in want.chunks_exact_mut(len) {
+                row.sort();
+            }
+            prop_assert_eq!(got, Tensor::from_vec(&[rows, len], want).expect("shape"));
+        }
+    }
 }

@@ -74,6 +74,7 @@ enum Buf {
 trait BufElem: CastElem + TensorElem {
     fn new_buf(n: usize) -> Buf;
     fn empty_buf(capacity: usize) -> Buf;
+    fn full_buf(len: usize) -> Buf;
     fn get(b: &Buf) -> &[Self];
     fn get_mut(b: &mut Buf) -> &mut [Self];
     fn vec_mut(b: &mut Buf) -> &mut Vec<Self>;
@@ -84,6 +85,7 @@ macro_rules! buf_elem {
         impl BufElem for $t {
             fn new_buf(n: usize) -> Buf { Buf::$v(vec![<$t>::default(); n]) }
             fn empty_buf(capacity: usize) -> Buf { Buf::$v(recycled_vec(capacity)) }
+            fn full_buf(len: usize) -> Buf { Buf::$v(full_vec(len)) }
             fn vec_mut(b: &mut Buf) -> &mut Vec<Self> {
                 match b { Buf::$v(v) => v, _ => unreachable!("register dtypes are checked before the run") }
             }
@@ -253,6 +255,40 @@ struct Feed<'a> {
     pattern: Option<Tensor>,
 }
 
+impl<'a> Feed<'a> {
+    /// The input's elements for output elements from `start` on, read where they are.
+    /// Only for inputs of more than one element (a one-element input is a filled register).
+    fn at(&'a self, start: usize) -> Operand<'a> {
+        match &self.pattern {
+            Some(p) => Operand::Feed(p, start % self.len),
+            None => Operand::Feed(self.owned.as_ref().unwrap_or(self.tensor), start),
+        }
+    }
+}
+
+/// Where an instruction reads an operand's block: a register, or, for an input, the input's
+/// contiguous elements from an offset (no copy into a register first).
+#[derive(Clone, Copy)]
+enum Operand<'a> {
+    Reg(&'a Buf),
+    Feed(&'a Tensor, usize),
+}
+
+impl<'a> Operand<'a> {
+    /// The block's first `n` elements.
+    fn get<T: BufElem>(self, n: usize) -> &'a [T] {
+        match self {
+            Operand::Reg(b) => &T::get(b)[..n],
+            Operand::Feed(t, at) => {
+                let all = T::view(t)
+                    .and_then(|a| a.as_slice())
+                    .expect("feeds are contiguous and of the register's dtype");
+                &all[at..at + n]
+            }
+        }
+    }
+}
+
 /// Runs `prog` over `inputs` in blocks. `Ok(None)` means the layout is not one the chunked
 /// kernel handles (see the module doc); an `Err` carries the first failing instruction's
 /// index and error, found in block order (callers wanting the op-by-op error order
@@ -310,12 +346,23 @@ pub fn run_fused(
                 uniform[i] = true;
             }
             FusedOp::Input(n) if feeds[*n].len == 1 => {
-                copy_cyclic(&mut regs[i], &feeds[*n], 0, block);
+                copy_cyclic(&mut regs[i], 0, &feeds[*n], 0, block);
                 uniform[i] = true;
             }
             _ => {}
         }
     }
+    // Other inputs are read in place, unless returned as they are (results are copied out
+    // of registers).
+    let direct: Vec<Option<usize>> = prog
+        .ops
+        .iter()
+        .enumerate()
+        .map(|(i, op)| match op {
+            FusedOp::Input(k) if !uniform[i] && !prog.results.contains(&(i as u32)) => Some(*k),
+            _ => None,
+        })
+        .collect();
     let dim = IxDyn(&shape);
     // One large result: tasks on the thread pool each fill a part of it.
     if let [r] = prog.results
@@ -324,34 +371,59 @@ pub fn run_fused(
         && rayon::current_num_threads() > 1
     {
         let t = with_type!(prog.dtypes[*r as usize], T => {
-            T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &uniform, &regs, *r, total, block)?)
+            T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &uniform, &direct, &regs, *r, total, block)?)
                 .expect("length matches shape"))
         });
         lend(&t);
         return Ok(Some(vec![t]));
     }
-    let mut outs: Vec<Buf> = prog
-        .results
-        .iter()
-        // Filled by appending each block: no zeroing pass over a large fresh buffer.
-        .map(|&r| with_type!(prog.dtypes[r as usize], T => T::empty_buf(total)))
-        .collect();
-    run_blocks(
-        prog,
-        &feeds,
-        &uniform,
-        &mut regs,
-        0,
-        total,
-        block,
-        &mut |regs, _, n| {
-            for (o, &r) in outs.iter_mut().zip(prog.results) {
-                with_type!(prog.dtypes[r as usize], T => {
-                    T::vec_mut(o).extend_from_slice(&T::get(&regs[r as usize])[..n]);
-                });
-            }
-        },
-    )?;
+    let last = prog.ops.len().checked_sub(1);
+    let mut outs: Vec<Buf>;
+    if let ([r], Some(last)) = (prog.results, last)
+        && *r as usize == last
+        && direct[last].is_none()
+        && !uniform[last]
+    {
+        // The one result is the last instruction: it writes straight into the output.
+        outs = vec![with_type!(prog.dtypes[last], T => T::full_buf(total))];
+        run_blocks(
+            prog,
+            &feeds,
+            &uniform,
+            &direct,
+            &mut regs,
+            Some(&mut outs[0]),
+            0,
+            total,
+            block,
+            &mut |_, _, _| {},
+        )?;
+    } else {
+        outs = prog
+            .results
+            .iter()
+            // Filled by appending each block: no zeroing pass over a large fresh buffer.
+            .map(|&r| with_type!(prog.dtypes[r as usize], T => T::empty_buf(total)))
+            .collect();
+        run_blocks(
+            prog,
+            &feeds,
+            &uniform,
+            &direct,
+            &mut regs,
+            None,
+            0,
+            total,
+            block,
+            &mut |regs, _, n| {
+                for (o, &r) in outs.iter_mut().zip(prog.results) {
+                    with_type!(prog.dtypes[r as usize], T => {
+                        T::vec_mut(o).extend_from_slice(&T::get(&regs[r as usize])[..n]);
+                    });
+                }
+            },
+        )?;
+    }
     let dim = IxDyn(&shape);
     let tensors = outs
         .into_iter()
@@ -417,28 +489,48 @@ fn work_per_element(prog: &FusedProgram<'_>, uniform: &[bool]) -> usize {
 const TASK: usize = 16 * BLOCK;
 
 /// Runs the program over output elements `from..to`, block by block, handing each block's
-/// registers to `emit` with the block's start and length.
+/// registers to `emit` with the block's start and length. With `out`, the last instruction
+/// writes its block into `out` (at the block's start) instead of its register.
 #[allow(clippy::too_many_arguments)]
 fn run_blocks(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
     uniform: &[bool],
+    direct: &[Option<usize>],
     regs: &mut [Buf],
+    mut out: Option<&mut Buf>,
     from: usize,
     to: usize,
     block: usize,
     emit: &mut dyn FnMut(&[Buf], usize, usize),
 ) -> Result<(), (usize, KernelError)> {
     let mut start = from;
+    let last = prog.ops.len().wrapping_sub(1);
     while start < to {
         let n = block.min(to - start);
         for (i, op) in prog.ops.iter().enumerate() {
-            if uniform[i] {
+            if uniform[i] || direct[i].is_some() {
                 continue;
             }
             let (done, rest) = regs.split_at_mut(i);
-            let dst = &mut rest[0];
-            step(op, prog.dtypes, i, done, dst, feeds, uniform, start, n).map_err(|e| match e {
+            let (dst, off) = match out.as_deref_mut() {
+                Some(o) if i == last => (o, start),
+                _ => (&mut rest[0], 0),
+            };
+            step(
+                op,
+                prog.dtypes,
+                i,
+                done,
+                dst,
+                off,
+                feeds,
+                uniform,
+                direct,
+                start,
+                n,
+            )
+            .map_err(|e| match e {
                 // The slice kernels count from the block's start; report the output index.
                 KernelError::DivisionByZero { index } => (
                     i,
@@ -463,21 +555,14 @@ fn run_parallel<T: BufElem>(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
     uniform: &[bool],
+    direct: &[Option<usize>],
     regs: &[Buf],
     r: u32,
     total: usize,
     block: usize,
 ) -> Result<Vec<T>, (usize, KernelError)> {
     use rayon::prelude::*;
-    let mut out: Vec<T> = match take_recycled(total) {
-        // Old contents are overwritten; only the length matters.
-        Some(mut v) => {
-            v.truncate(total);
-            v
-        }
-        // Zeroed memory comes from the allocator as untouched pages: no pass of its own.
-        None => vec![T::default(); total],
-    };
+    let mut out: Vec<T> = full_vec(total);
     let results: Vec<Result<(), (usize, KernelError)>> = out
         .par_chunks_mut(TASK)
         .enumerate()
@@ -488,7 +573,9 @@ fn run_parallel<T: BufElem>(
                 prog,
                 feeds,
                 uniform,
+                direct,
                 &mut regs,
+                None,
                 from,
                 from + part.len(),
                 block,
@@ -549,6 +636,18 @@ fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
             v
         }
         None => Vec::with_capacity(capacity),
+    }
+}
+
+/// A buffer of `len` elements to be overwritten: a recycled one with its old contents, else
+/// a zeroed one, which the allocator gives as untouched pages (no pass of its own).
+fn full_vec<T: TensorElem>(len: usize) -> Vec<T> {
+    match take_recycled(len) {
+        Some(mut v) => {
+            v.truncate(len);
+            v
+        }
+        None => vec![T::default(); len],
     }
 }
 
@@ -673,19 +772,19 @@ fn fill_scalar(buf: &mut Buf, s: Scalar) {
 }
 
 /// Copies output elements `start..start + n` of a cyclically repeated input into `buf`.
-fn copy_cyclic(buf: &mut Buf, feed: &Feed<'_>, start: usize, n: usize) {
+fn copy_cyclic(buf: &mut Buf, off: usize, feed: &Feed<'_>, start: usize, n: usize) {
     if let Some(p) = &feed.pattern {
         with_type!(p.dtype(), T => {
             let src = T::view(p).and_then(|a| a.as_slice()).expect("built contiguous");
             let s = start % feed.len;
-            T::get_mut(buf)[..n].copy_from_slice(&src[s..s + n]);
+            T::get_mut(buf)[off..off + n].copy_from_slice(&src[s..s + n]);
         });
         return;
     }
     let t = feed.owned.as_ref().unwrap_or(feed.tensor);
     with_type!(t.dtype(), T => {
         let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
-        let dst = &mut T::get_mut(buf)[..n];
+        let dst = &mut T::get_mut(buf)[off..off + n];
         let s = start % src.len();
         if src.len() == 1 {
             dst.fill(src[0]);
@@ -707,84 +806,89 @@ fn step(
     i: usize,
     regs: &[Buf],
     dst: &mut Buf,
+    off: usize,
     feeds: &[Feed<'_>],
     uniform: &[bool],
+    direct: &[Option<usize>],
     start: usize,
     n: usize,
 ) -> Result<(), KernelError> {
     let dt = |r: &u32| dtypes[*r as usize];
-    let reg = |r: &u32| &regs[*r as usize];
+    let reg = |r: &u32| match direct[*r as usize] {
+        Some(k) => feeds[k].at(start),
+        None => Operand::Reg(&regs[*r as usize]),
+    };
     let bad = |what: &str| {
         KernelError::InvalidArgument(format!("`{what}` is not defined on {}", dtypes[i]))
     };
     match op {
-        FusedOp::Input(k) => copy_cyclic(dst, &feeds[*k], start, n),
+        FusedOp::Input(k) => copy_cyclic(dst, off, &feeds[*k], start, n),
         FusedOp::Const(_) => {}
         FusedOp::Unary(op, a) => {
             let src = reg(a);
             match op {
-                UnaryOp::Not => map1::<bool, bool>(src, dst, n, |v| !v),
+                UnaryOp::Not => map1::<bool, bool>(src, dst, off, n, |v| !v),
                 UnaryOp::IsNan => {
-                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_nan), _ => return Err(bad(op.name())))
+                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, off, n, <T as FloatElem>::is_nan), _ => return Err(bad(op.name())))
                 }
                 UnaryOp::IsFinite => {
-                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, n, <T as FloatElem>::is_finite), _ => return Err(bad(op.name())))
+                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, off, n, <T as FloatElem>::is_finite), _ => return Err(bad(op.name())))
                 }
                 _ if op.is_float_only() => with_float_type!(dt(a), T => {
-                    float_unary_slice::<T>(*op, &T::get(src)[..n], &mut T::get_mut(dst)[..n])?
+                    float_unary_slice::<T>(*op, src.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, _ => return Err(bad(op.name()))),
                 _ => with_num_type!(dt(a), T => {
-                    num_unary_slice::<T>(*op, &T::get(src)[..n], &mut T::get_mut(dst)[..n])?
+                    num_unary_slice::<T>(*op, src.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, bool => return Err(bad(op.name()))),
             }
         }
         FusedOp::Binary(op, a, b) => {
             let (x, y) = (reg(a), reg(b));
             match op {
-                BinaryOp::And => map2::<bool, bool, bool>(x, y, dst, n, |p, q| p && q),
-                BinaryOp::Or => map2::<bool, bool, bool>(x, y, dst, n, |p, q| p || q),
+                BinaryOp::And => map2::<bool, bool, bool>(x, y, dst, off, n, |p, q| p && q),
+                BinaryOp::Or => map2::<bool, bool, bool>(x, y, dst, off, n, |p, q| p || q),
                 BinaryOp::Eq => {
-                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p == q))
+                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p == q))
                 }
                 BinaryOp::Ne => {
-                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p != q))
+                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p != q))
                 }
                 BinaryOp::Lt => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p < q), bool => return Err(bad("lt")))
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p < q), bool => return Err(bad("lt")))
                 }
                 BinaryOp::Le => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p <= q), bool => return Err(bad("le")))
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p <= q), bool => return Err(bad("le")))
                 }
                 BinaryOp::Gt => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p > q), bool => return Err(bad("gt")))
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p > q), bool => return Err(bad("gt")))
                 }
                 BinaryOp::Ge => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, n, |p, q| p >= q), bool => return Err(bad("ge")))
+                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p >= q), bool => return Err(bad("ge")))
                 }
                 BinaryOp::Div => with_float_type!(dt(a), T => {
-                    float_binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
+                    float_binary_slice::<T>(*op, x.get::<T>(n), y.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, _ => return Err(bad("div"))),
                 BinaryOp::FloorDiv | BinaryOp::Mod
-                    if uniform[*b as usize] && by_constant(*op, dt(a), x, y, dst, n) => {}
+                    if uniform[*b as usize] && by_constant(*op, dt(a), x, y, dst, off, n) => {}
                 _ => with_num_type!(dt(a), T => {
-                    binary_slice::<T>(*op, &T::get(x)[..n], &T::get(y)[..n], &mut T::get_mut(dst)[..n])?
+                    binary_slice::<T>(*op, x.get::<T>(n), y.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, bool => return Err(bad(op.name()))),
             }
         }
         FusedOp::Cast(a) => {
             with_type!(dt(a), S => with_type!(dtypes[i], D => {
-                cast_slice::<S, D>(&S::get(reg(a))[..n], &mut D::get_mut(dst)[..n])
+                cast_slice::<S, D>(reg(a).get::<S>(n), &mut D::get_mut(dst)[off..off + n])
             }))
         }
         FusedOp::Select(c, a, b) => with_type!(dtypes[i], T => {
-            let (c, x, y) = (&bool::get(reg(c))[..n], &T::get(reg(a))[..n], &T::get(reg(b))[..n]);
-            for (k, o) in T::get_mut(dst)[..n].iter_mut().enumerate() {
+            let (c, x, y) = (reg(c).get::<bool>(n), reg(a).get::<T>(n), reg(b).get::<T>(n));
+            for (k, o) in T::get_mut(dst)[off..off + n].iter_mut().enumerate() {
                 *o = if c[k] { x[k] } else { y[k] };
             }
         }),
         FusedOp::Clip(x, lo, hi) => with_num_type!(dtypes[i], T => {
-            let (x, l, h) = (&T::get(reg(x))[..n], &T::get(reg(lo))[..n], &T::get(reg(hi))[..n]);
-            for (k, o) in T::get_mut(dst)[..n].iter_mut().enumerate() {
+            let (x, l, h) = (reg(x).get::<T>(n), reg(lo).get::<T>(n), reg(hi).get::<T>(n));
+            for (k, o) in T::get_mut(dst)[off..off + n].iter_mut().enumerate() {
                 *o = NumElem::minimum(NumElem::maximum(x[k], l[k]), h[k]);
             }
         }, bool => return Err(bad("clip"))),
@@ -795,17 +899,27 @@ fn step(
 /// Python's `//` or `%` of signed integers by one divisor `>= 2` (a constant): one multiply
 /// per element instead of a hardware division. Returns false (and does nothing) for other
 /// dtypes or divisors, which take the general path.
-fn by_constant(op: BinaryOp, dtype: DType, x: &Buf, y: &Buf, dst: &mut Buf, n: usize) -> bool {
+#[allow(clippy::too_many_arguments)]
+fn by_constant(
+    op: BinaryOp,
+    dtype: DType,
+    x: Operand<'_>,
+    y: Operand<'_>,
+    dst: &mut Buf,
+    off: usize,
+    n: usize,
+) -> bool {
     macro_rules! run {
         ($t:ty) => {{
-            let Some(div) = <$t>::get(y)
+            let Some(div) = y
+                .get::<$t>(1)
                 .first()
                 .and_then(|&d| FixedDivisor::new(d as i64))
             else {
                 return false;
             };
-            let out = &mut <$t>::get_mut(dst)[..n];
-            let x = &<$t>::get(x)[..n];
+            let out = &mut <$t>::get_mut(dst)[off..off + n];
+            let x = x.get::<$t>(n);
             if op == BinaryOp::Mod {
                 for (o, &v) in out.iter_mut().zip(x) {
                     *o = div.floor_rem(v as i64) as $t;
@@ -878,21 +992,28 @@ impl FixedDivisor {
     }
 }
 
-fn map1<A: BufElem, U: BufElem>(src: &Buf, dst: &mut Buf, n: usize, f: impl Fn(A) -> U) {
-    super::simd::map_unary(&A::get(src)[..n], &mut U::get_mut(dst)[..n], f);
+fn map1<A: BufElem, U: BufElem>(
+    src: Operand<'_>,
+    dst: &mut Buf,
+    off: usize,
+    n: usize,
+    f: impl Fn(A) -> U,
+) {
+    super::simd::map_unary(src.get::<A>(n), &mut U::get_mut(dst)[off..off + n], f);
 }
 
 fn map2<A: BufElem, B: BufElem, U: BufElem>(
-    x: &Buf,
-    y: &Buf,
+    x: Operand<'_>,
+    y: Operand<'_>,
     dst: &mut Buf,
+    off: usize,
     n: usize,
     f: impl Fn(A, B) -> U,
 ) {
     super::simd::map_binary(
-        &A::get(x)[..n],
-        &B::get(y)[..n],
-        &mut U::get_mut(dst)[..n],
+        x.get::<A>(n),
+        y.get::<B>(n),
+        &mut U::get_mut(dst)[off..off + n],
         f,
     );
 }

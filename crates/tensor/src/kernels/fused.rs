@@ -1063,6 +1063,41 @@ mod tests {
         assert_eq!(got[1], kernels::binary(BinaryOp::Gt, &m, &c).expect("gt"));
     }
 
+    /// Inputs are read in place, whatever their layout (a transposed input is made
+    /// contiguous first), and an input that is also a result is copied out whole.
+    #[test]
+    fn inputs_read_in_place_and_returned_as_is() {
+        let (r, c) = (BLOCK + 3, 5);
+        let a: Vec<i32> = (0..r * c).map(|i| (i as i32 * 37) % 101 - 50).collect();
+        let a = Tensor::from_vec(&[r, c], a).expect("shape");
+        let b: Vec<i32> = (0..r * c).map(|i| (i as i32 * 11) % 7 - 3).collect();
+        // Transposed: not contiguous in row-major order.
+        let b = kernels::transpose(&Tensor::from_vec(&[c, r], b).expect("shape"), &[1, 0])
+            .expect("transpose");
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Sub, 0, 1),
+        ];
+        let dtypes = [DType::I32; 3];
+        for results in [&[2u32][..], &[2, 0], &[1, 2]] {
+            let prog = FusedProgram {
+                ops: &ops,
+                dtypes: &dtypes,
+                results,
+            };
+            let got = run_fused(&prog, &[a.clone(), b.clone()])
+                .expect("runs")
+                .expect("layout handled");
+            let diff = kernels::binary(BinaryOp::Sub, &a, &b).expect("sub");
+            let want: Vec<Tensor> = results
+                .iter()
+                .map(|&k| [a.clone(), b.clone(), diff.clone()][k as usize].clone())
+                .collect();
+            assert_eq!(got, want, "results {results:?}");
+        }
+    }
+
     /// A trailing-shape input repeats across block boundaries that are not multiples of
     /// its length (1024 % 3 != 0).
     #[test]

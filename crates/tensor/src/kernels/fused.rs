@@ -875,6 +875,7 @@ fn step(
                 }, bool => return Err(bad(op.name()))),
             }
         }
+        FusedOp::Cast(a) if primitive_cast(dt(a), dtypes[i], reg(a), dst, off, n) => {}
         FusedOp::Cast(a) => {
             with_type!(dt(a), S => with_type!(dtypes[i], D => {
                 cast_slice::<S, D>(reg(a).get::<S>(n), &mut D::get_mut(dst)[off..off + n])
@@ -894,6 +895,46 @@ fn step(
         }, bool => return Err(bad("clip"))),
     }
     Ok(())
+}
+
+/// A cast between primitive numeric dtypes into a float or a wide integer, as Rust's `as`:
+/// one vector instruction per lane instead of [`cast_slice`]'s route through 128-bit
+/// integers (whose conversion to a float is a library call). The same bits: `as` rounds
+/// integers to the nearest float, truncates and saturates floats into integers (NaN to 0)
+/// and wraps integers, which is the cast rule. Returns false (doing nothing) for other
+/// pairs, which take [`cast_slice`].
+fn primitive_cast(
+    from: DType,
+    to: DType,
+    src: Operand<'_>,
+    dst: &mut Buf,
+    off: usize,
+    n: usize,
+) -> bool {
+    macro_rules! to {
+        ($s:ty, $($dv:ident => $d:ty),*) => {
+            match to {
+                $(DType::$dv => {
+                    super::simd::map_unary(
+                        src.get::<$s>(n),
+                        &mut <$d>::get_mut(dst)[off..off + n],
+                        |v: $s| v as $d,
+                    );
+                    true
+                })*
+                _ => false,
+            }
+        };
+    }
+    macro_rules! from {
+        ($($sv:ident => $s:ty),*) => {
+            match from {
+                $(DType::$sv => to!($s, F32 => f32, F64 => f64, I32 => i32, I64 => i64),)*
+                _ => false,
+            }
+        };
+    }
+    from!(I8 => i8, U8 => u8, I16 => i16, U16 => u16, I32 => i32, U32 => u32, I64 => i64, U64 => u64, F32 => f32, F64 => f64)
 }
 
 /// Python's `//` or `%` of signed integers by one divisor `>= 2` (a constant): one multiply
@@ -1095,6 +1136,92 @@ mod tests {
                 .map(|&k| [a.clone(), b.clone(), diff.clone()][k as usize].clone())
                 .collect();
             assert_eq!(got, want, "results {results:?}");
+        }
+    }
+
+    /// The `as` fast path gives `cast_slice`'s bits for every pair it takes, on values at
+    /// every edge: NaN, infinities, out-of-range floats, halves, extreme integers.
+    #[test]
+    fn primitive_casts_match_the_cast_rule() {
+        let floats = [
+            f64::NAN,
+            f64::INFINITY,
+            f64::NEG_INFINITY,
+            -0.0,
+            0.5,
+            1.5,
+            2.5,
+            -2.5,
+            1e10,
+            -1e10,
+            3e38,
+            1e300,
+            16777217.0,
+            9007199254740993.0,
+            -9.3e18,
+            1.8e19,
+            255.5,
+            -128.5,
+        ];
+        let ints: [i128; 10] = [
+            0,
+            1,
+            -1,
+            127,
+            -128,
+            255,
+            16777217,
+            i32::MIN as i128,
+            i64::MAX as i128,
+            u64::MAX as i128,
+        ];
+        let sources = [
+            DType::I8,
+            DType::U8,
+            DType::I16,
+            DType::U16,
+            DType::I32,
+            DType::U32,
+            DType::I64,
+            DType::U64,
+            DType::F32,
+            DType::F64,
+        ];
+        for from in sources {
+            let x = if from.is_float() {
+                let v = Tensor::from_vec(&[floats.len()], floats.to_vec()).expect("shape");
+                kernels::cast(&v, from)
+            } else {
+                // Wrapped into the source dtype by the (generic) cast itself.
+                let v: Vec<i64> = ints.iter().map(|&i| i as i64).collect();
+                let mut v = Tensor::from_vec(&[ints.len()], v).expect("shape");
+                if from == DType::U64 {
+                    v = Tensor::from_vec(
+                        &[ints.len()],
+                        ints.iter().map(|&i| i as u64).collect::<Vec<_>>(),
+                    )
+                    .expect("shape");
+                }
+                kernels::cast(&v, from)
+            };
+            for to in [DType::F32, DType::F64, DType::I32, DType::I64] {
+                let ops = [FusedOp::Input(0), FusedOp::Cast(0)];
+                let dtypes = [from, to];
+                let prog = FusedProgram {
+                    ops: &ops,
+                    dtypes: &dtypes,
+                    results: &[1],
+                };
+                let got = run_fused(&prog, std::slice::from_ref(&x))
+                    .expect("runs")
+                    .expect("layout handled");
+                let want = kernels::cast(&x, to);
+                assert_eq!(
+                    format!("{:?}", got[0]),
+                    format!("{want:?}"),
+                    "{from} -> {to}"
+                );
+            }
         }
     }
 

@@ -831,9 +831,20 @@ impl Stream for Range {
             // Every value lies between `cur` and `stop`, so it fits in an i64, and wrapping
             // i64 arithmetic (which vectorizes) gives it exactly.
             let (first, stride) = (self.cur, self.step);
-            let values = (0..n as i64)
-                .map(|k| first.wrapping_add(k.wrapping_mul(stride)))
-                .collect();
+            let values = if stride == 1 {
+                (0..n as i64).map(|k| first.wrapping_add(k)).collect()
+            } else {
+                // A 64-bit multiply per value does not vectorize here; a running sum is
+                // the same value in wrapping arithmetic.
+                let mut v = first;
+                (0..n as i64)
+                    .map(|_| {
+                        let x = v;
+                        v = v.wrapping_add(stride);
+                        x
+                    })
+                    .collect()
+            };
             let next = cur + n * step;
             self.cur = next.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
             if n == left {
@@ -1068,11 +1079,12 @@ impl Filter {
             && mask.len() == *rows
         {
             self.count += *rows as u64;
-            let kept = mask.iter().filter(|&&k| k).count();
-            self.pending.push(Block::Stacked {
-                leaves: leaves.iter().map(|t| t.compress_rows(mask)).collect(),
-                rows: kept,
-            });
+            let leaves: Vec<Tensor> = leaves.iter().map(|t| t.compress_rows(mask)).collect();
+            let kept = match leaves.first().and_then(|t| t.shape().first()) {
+                Some(&n) => n,
+                None => mask.iter().filter(|&&k| k).count(),
+            };
+            self.pending.push(Block::Stacked { leaves, rows: kept });
             return;
         }
         let mut kept = Vec::new();

@@ -264,7 +264,9 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
         // Scalar rows: every value is written and the cursor advances only past kept ones,
         // so the loop has no branch on the data.
         Some(flat) if row == 1 => {
-            data = flat.to_vec();
+            // Slot `k` is written before the cursor passes it, and the cursor never passes
+            // `kept`: `kept + 1` initialized slots are enough.
+            data = flat[..(kept + 1).min(flat.len())].to_vec();
             let mut k = 0;
             for (v, &keep) in flat.iter().zip(keep) {
                 data[k] = v.clone();
@@ -286,4 +288,42 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
     }
     ArcArray::from_shape_vec(IxDyn(&shape), data)
         .expect("kept rows times the row length is the data length")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Every layout (scalar rows, contiguous rows, a transposed view) keeps exactly the
+        /// rows whose mask entry is true, in order; a mask shorter than the rows keeps none
+        /// past its end.
+        #[test]
+        fn compress_rows_keeps_the_masked_rows(
+            rows in 0usize..40,
+            width in 0usize..4,
+            mask in proptest::collection::vec(any::<bool>(), 0..45),
+            transpose in any::<bool>(),
+        ) {
+            let data: Vec<i32> = (0..(rows * width.max(1)) as i32).collect();
+            let t = if width == 0 {
+                Tensor::from_vec(&[rows], data).expect("shape")
+            } else if transpose {
+                let t = Tensor::from_vec(&[width, rows], data).expect("shape");
+                crate::kernels::transpose(&t, &[1, 0]).expect("transpose")
+            } else {
+                Tensor::from_vec(&[rows, width], data).expect("shape")
+            };
+            let got = t.compress_rows(&mask);
+            let kept: Vec<Tensor> = (0..rows)
+                .filter(|&i| mask.get(i).copied().unwrap_or(false))
+                .map(|i| t.index_axis0(i))
+                .collect();
+            prop_assert_eq!(got.shape()[0], kept.len());
+            for (i, r) in kept.iter().enumerate() {
+                prop_assert_eq!(&got.index_axis0(i), r);
+            }
+        }
+    }
 }

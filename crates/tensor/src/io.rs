@@ -79,11 +79,23 @@ pub struct NpyHeader {
 /// Reads only the header of a `.npy` file (what tracing needs to type it).
 pub fn read_npy_header(path: &Path) -> Result<NpyHeader, IoError> {
     use std::io::Read;
-    // Headers are small; read a bounded prefix rather than the whole array.
+    // Headers are small: read the fixed part, then as much as its length field says
+    // (bounded), never the array.
+    let mut file = std::fs::File::open(path)?;
     let mut prefix = Vec::new();
-    std::fs::File::open(path)?
-        .take(1 << 20)
-        .read_to_end(&mut prefix)?;
+    (&mut file).take(12).read_to_end(&mut prefix)?;
+    let total = match header_len_field(&prefix) {
+        Ok((2, fixed)) if prefix.len() >= fixed => {
+            fixed + u16::from_le_bytes([prefix[8], prefix[9]]) as usize
+        }
+        Ok((_, fixed)) if prefix.len() >= fixed => {
+            fixed + u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as usize
+        }
+        // Too short or malformed: the parser reports it.
+        _ => prefix.len(),
+    };
+    let rest = total.min(1 << 20).saturating_sub(prefix.len());
+    file.take(rest as u64).read_to_end(&mut prefix)?;
     parse_header(&prefix)
 }
 
@@ -194,13 +206,20 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
     Some(rest)
 }
 
-/// Reads a whole `.npy` file.
+/// Reads a whole `.npy` file. The data is read in cache-sized chunks and decoded straight
+/// into the tensor's buffer: the file's bytes never sit in memory whole beside it.
 pub fn read_npy(path: &Path) -> Result<Tensor, IoError> {
+    use std::io::{Read, Seek, SeekFrom};
     // The header says how much data follows: refuse before reading a file over the ceiling.
     let h = read_npy_header(path)?;
-    check_data_size(&h)?;
-    let bytes = std::fs::read(path)?;
-    parse_npy(&bytes)
+    let need = check_data_size(&h)?;
+    let mut file = std::fs::File::open(path)?;
+    let have = file.metadata()?.len().saturating_sub(h.data_offset as u64);
+    if have < need as u64 {
+        return Err(short_data(need, have));
+    }
+    file.seek(SeekFrom::Start(h.data_offset as u64))?;
+    decode_data(&h, need, &mut file.take(need as u64))
 }
 
 /// The bytes of data `h` describes, refused when over the memory ceiling.
@@ -220,54 +239,80 @@ fn check_data_size(h: &NpyHeader) -> Result<usize, IoError> {
     Ok(need)
 }
 
+fn short_data(need: usize, found: u64) -> IoError {
+    IoError::Format(format!("expected {need} bytes of data, found {found}"))
+}
+
 /// Parses `.npy` bytes into a tensor.
 pub fn parse_npy(bytes: &[u8]) -> Result<Tensor, IoError> {
     let h = parse_header(bytes)?;
     let need = check_data_size(&h)?;
-    let size = h.dtype.size_bytes();
     let data = &bytes[h.data_offset.min(bytes.len())..];
     if data.len() < need {
-        return Err(IoError::Format(format!(
-            "expected {need} bytes of data, found {}",
-            data.len()
-        )));
+        return Err(short_data(need, data.len() as u64));
     }
-    let data = &data[..need];
+    decode_data(&h, need, &mut &data[..need])
+}
+
+/// Bytes read per step while decoding (a multiple of every element size).
+const DECODE_CHUNK: usize = 64 << 10;
+
+/// Decodes the `need` data bytes `h` describes from `r` into a tensor.
+fn decode_data(h: &NpyHeader, need: usize, r: &mut impl std::io::Read) -> Result<Tensor, IoError> {
+    let mut buf = vec![0u8; DECODE_CHUNK.min(need)];
+    // Calls `f` on each chunk of the data, in order.
+    let mut chunks = |f: &mut dyn FnMut(&[u8]) -> Result<(), IoError>| {
+        let mut left = need;
+        while left > 0 {
+            let n = left.min(DECODE_CHUNK);
+            r.read_exact(&mut buf[..n])?;
+            f(&buf[..n])?;
+            left -= n;
+        }
+        Ok::<(), IoError>(())
+    };
     macro_rules! decode {
-        ($t:ty, $from:expr) => {{
-            let v: Vec<$t> = data
-                .chunks_exact(size)
-                .map(|c| {
-                    let mut b = [0u8; std::mem::size_of::<$t>()];
+        ($t:ty) => {{
+            const N: usize = std::mem::size_of::<$t>();
+            let mut v: Vec<$t> = Vec::with_capacity(need / N);
+            chunks(&mut |c| {
+                v.extend(c.chunks_exact(N).map(|c| {
+                    let mut b = [0u8; N];
                     b.copy_from_slice(c);
                     if h.big_endian {
                         b.reverse();
                     }
-                    $from(b)
-                })
-                .collect();
-            build(&h, v)
+                    <$t>::from_le_bytes(b)
+                }));
+                Ok(())
+            })?;
+            build(h, v)
         }};
     }
     match h.dtype {
         DType::Bool => {
-            if data.iter().any(|&b| b > 1) {
-                return Err(IoError::Format("a bool is neither 0 nor 1".into()));
-            }
-            build(&h, data.iter().map(|&b| b == 1).collect::<Vec<bool>>())
+            let mut v: Vec<bool> = Vec::with_capacity(need);
+            chunks(&mut |c| {
+                if c.iter().any(|&b| b > 1) {
+                    return Err(IoError::Format("a bool is neither 0 nor 1".into()));
+                }
+                v.extend(c.iter().map(|&b| b == 1));
+                Ok(())
+            })?;
+            build(h, v)
         }
-        DType::I8 => decode!(i8, i8::from_le_bytes),
-        DType::U8 => decode!(u8, u8::from_le_bytes),
-        DType::I16 => decode!(i16, i16::from_le_bytes),
-        DType::U16 => decode!(u16, u16::from_le_bytes),
-        DType::I32 => decode!(i32, i32::from_le_bytes),
-        DType::U32 => decode!(u32, u32::from_le_bytes),
-        DType::I64 => decode!(i64, i64::from_le_bytes),
-        DType::U64 => decode!(u64, u64::from_le_bytes),
-        DType::F16 => decode!(f16, f16::from_le_bytes),
-        DType::BF16 => decode!(bf16, bf16::from_le_bytes),
-        DType::F32 => decode!(f32, f32::from_le_bytes),
-        DType::F64 => decode!(f64, f64::from_le_bytes),
+        DType::I8 => decode!(i8),
+        DType::U8 => decode!(u8),
+        DType::I16 => decode!(i16),
+        DType::U16 => decode!(u16),
+        DType::I32 => decode!(i32),
+        DType::U32 => decode!(u32),
+        DType::I64 => decode!(i64),
+        DType::U64 => decode!(u64),
+        DType::F16 => decode!(f16),
+        DType::BF16 => decode!(bf16),
+        DType::F32 => decode!(f32),
+        DType::F64 => decode!(f64),
     }
 }
 
@@ -1063,6 +1108,80 @@ mod tests {
     fn rejects_garbage() {
         assert!(parse_npy(b"hello").is_err());
         assert!(parse_npy(b"\x93NUMPY\x01\x00\xff\xff{").is_err());
+    }
+
+    /// Reading a file (header first, data in chunks) gives what parsing its bytes gives:
+    /// data across several chunks, big-endian and Fortran-order data, bools, empty arrays,
+    /// and the same error for every truncation and for a bad bool in a later chunk.
+    #[test]
+    fn reading_a_file_equals_parsing_its_bytes() {
+        let n = DECODE_CHUNK / 4 * 3 + 5;
+        let big = Tensor::from_vec::<f32>(&[n], (0..n).map(|i| i as f32 * 0.5).collect())
+            .expect("shape fits");
+        let mut files: Vec<Vec<u8>> = vec![
+            encode_npy(&big),
+            encode_npy(&Tensor::from_vec::<i64>(&[0, 3], vec![]).expect("shape fits")),
+            encode_npy(
+                &Tensor::from_vec::<bool>(&[DECODE_CHUNK + 3], vec![true; DECODE_CHUNK + 3])
+                    .expect("shape fits"),
+            ),
+        ];
+        // A bad bool in the second chunk.
+        let mut bad_bool = files[2].clone();
+        let at = bad_bool.len() - 2;
+        bad_bool[at] = 7;
+        files.push(bad_bool);
+        // Big-endian i32 and Fortran-order u16, hand-made.
+        // Same-length edits of a header's text.
+        let edit = |mut h: Vec<u8>, from: &str, to: &str| {
+            let at = h
+                .windows(from.len())
+                .position(|w| w == from.as_bytes())
+                .expect("present");
+            h[at..at + to.len()].copy_from_slice(to.as_bytes());
+            h
+        };
+        let mut be = edit(npy_header(DType::I32, &[3]), "<i4", ">i4");
+        for v in [1i32, -2, 70000] {
+            be.extend_from_slice(&v.to_be_bytes());
+        }
+        files.push(be);
+        let mut fo = edit(
+            npy_header(DType::U16, &[2, 3]),
+            "'fortran_order': False",
+            "'fortran_order': True ",
+        );
+        for v in [1u16, 4, 2, 5, 3, 6] {
+            fo.extend_from_slice(&v.to_le_bytes());
+        }
+        files.push(fo);
+        for (k, bytes) in files.iter().enumerate() {
+            let path = tmp(&format!("read{k}.npy"));
+            for cut in [bytes.len(), bytes.len() - 1, bytes.len() / 2] {
+                std::fs::write(&path, &bytes[..cut]).expect("write");
+                let show = |r: Result<Tensor, IoError>| match r {
+                    Ok(t) => format!("{t:?}"),
+                    Err(e) => format!("error: {e}"),
+                };
+                assert_eq!(
+                    show(read_npy(&path)),
+                    show(parse_npy(&bytes[..cut])),
+                    "file {k} cut at {cut}"
+                );
+            }
+        }
+        assert_eq!(parse_npy(&files[0]).expect("valid"), big);
+        assert_eq!(
+            format!("{:?}", parse_npy(&files[4]).expect("valid")),
+            format!(
+                "{:?}",
+                Tensor::from_vec::<i32>(&[3], vec![1, -2, 70000]).expect("fits")
+            )
+        );
+        assert_eq!(
+            parse_npy(&files[5]).expect("valid"),
+            Tensor::from_vec::<u16>(&[2, 3], vec![1, 2, 3, 4, 5, 6]).expect("fits")
+        );
     }
 
     #[test]

@@ -115,7 +115,7 @@ impl ElementStream {
 }
 
 /// Target size of a consumer's block, in bytes.
-const BLOCK_BYTES: usize = 256 * 1024;
+const BLOCK_BYTES: usize = 64 * 1024;
 /// The most elements in one block (small elements: enough work per block for the
 /// kernels' parallel tasks).
 const MAX_BLOCK_ROWS: usize = 8192;

@@ -326,34 +326,29 @@ pub fn run_fused(
             let reps = block + f.len;
             f.pattern = Some(with_type!(t.dtype(), T => {
                 let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
-                let data: Vec<T> = src.iter().copied().cycle().take(reps).collect();
+                // Doubling copies keep the data a whole number of periods until the last.
+                let mut data: Vec<T> = Vec::with_capacity(reps);
+                data.extend_from_slice(src);
+                while data.len() < reps {
+                    let k = (reps - data.len()).min(data.len());
+                    data.extend_from_within(..k);
+                }
                 Tensor::from_vec(&[reps], data).expect("length matches shape")
             }));
         }
     }
-    let mut regs: Vec<Buf> = prog
-        .dtypes
-        .iter()
-        .map(|&d| with_type!(d, T => T::new_buf(block)))
-        .collect();
     // Registers that do not vary across blocks (constants, one-element inputs) are
-    // filled once, before the loop.
-    let mut uniform = vec![false; prog.ops.len()];
-    for (i, op) in prog.ops.iter().enumerate() {
-        match op {
-            FusedOp::Const(s) => {
-                fill_scalar(&mut regs[i], *s);
-                uniform[i] = true;
-            }
-            FusedOp::Input(n) if feeds[*n].len == 1 => {
-                copy_cyclic(&mut regs[i], 0, &feeds[*n], 0, block);
-                uniform[i] = true;
-            }
-            _ => {}
-        }
-    }
-    // Other inputs are read in place, unless returned as they are (results are copied out
-    // of registers).
+    // filled once, before the loop; other inputs are read in place, unless returned as
+    // they are (results are copied out of registers), and need no register.
+    let uniform: Vec<bool> = prog
+        .ops
+        .iter()
+        .map(|op| match op {
+            FusedOp::Const(_) => true,
+            FusedOp::Input(n) => feeds[*n].len == 1,
+            _ => false,
+        })
+        .collect();
     let direct: Vec<Option<usize>> = prog
         .ops
         .iter()
@@ -363,6 +358,21 @@ pub fn run_fused(
             _ => None,
         })
         .collect();
+    let mut regs: Vec<Buf> = prog
+        .dtypes
+        .iter()
+        .zip(&direct)
+        .map(
+            |(&d, direct)| with_type!(d, T => T::new_buf(if direct.is_some() { 0 } else { block })),
+        )
+        .collect();
+    for (i, op) in prog.ops.iter().enumerate() {
+        match op {
+            FusedOp::Const(s) => fill_scalar(&mut regs[i], *s),
+            FusedOp::Input(n) if uniform[i] => copy_cyclic(&mut regs[i], 0, &feeds[*n], 0, block),
+            _ => {}
+        }
+    }
     let dim = IxDyn(&shape);
     // One large result: tasks on the thread pool each fill a part of it.
     if let [r] = prog.results
@@ -606,7 +616,7 @@ thread_local! {
 }
 
 /// Outputs smaller than this come from the allocator (which reuses small blocks anyway).
-const RECYCLE_MIN_BYTES: usize = 64 << 10;
+const RECYCLE_MIN_BYTES: usize = 16 << 10;
 /// The most memory kept for reuse per thread.
 const RECYCLE_MAX_BYTES: usize = 64 << 20;
 

@@ -358,6 +358,20 @@ pub fn run_fused(
             _ => None,
         })
         .collect();
+    let free: Vec<bool> = (0..prog.ops.len())
+        .map(|i| uniform[i] || direct[i].is_some())
+        .collect();
+    let paired = cast_pairs(prog, &free);
+    let mut done_early = vec![false; prog.ops.len()];
+    for j in paired.iter().flatten() {
+        done_early[*j] = true;
+    }
+    let plan = Plan {
+        uniform: &uniform,
+        direct: &direct,
+        paired: &paired,
+        done_early: &done_early,
+    };
     let mut regs: Vec<Buf> = prog
         .dtypes
         .iter()
@@ -381,7 +395,7 @@ pub fn run_fused(
         && rayon::current_num_threads() > 1
     {
         let t = with_type!(prog.dtypes[*r as usize], T => {
-            T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &uniform, &direct, &regs, *r, total, block)?)
+            T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &plan, &regs, *r, total, block)?)
                 .expect("length matches shape"))
         });
         lend(&t);
@@ -399,8 +413,7 @@ pub fn run_fused(
         run_blocks(
             prog,
             &feeds,
-            &uniform,
-            &direct,
+            &plan,
             &mut regs,
             Some(&mut outs[0]),
             0,
@@ -418,8 +431,7 @@ pub fn run_fused(
         run_blocks(
             prog,
             &feeds,
-            &uniform,
-            &direct,
+            &plan,
             &mut regs,
             None,
             0,
@@ -498,6 +510,136 @@ fn work_per_element(prog: &FusedProgram<'_>, uniform: &[bool]) -> usize {
 /// Elements per parallel task (a multiple of the block, so tasks see whole blocks).
 const TASK: usize = 16 * BLOCK;
 
+/// How the block loop treats each instruction (all indexed by register).
+#[derive(Clone, Copy)]
+struct Plan<'a> {
+    /// Filled once before the loop (constants, one-element inputs).
+    uniform: &'a [bool],
+    /// An input read in place, by input number: no work, no register.
+    direct: &'a [Option<usize>],
+    /// For a cast run together with its one user (see [`cast_pairs`]), that user.
+    paired: &'a [Option<usize>],
+    /// An instruction already run with the cast before it.
+    done_early: &'a [bool],
+}
+
+/// For each instruction that is a cast to f32 whose only use is an f32 `+ - * /` with
+/// another operand, with nothing but inputs and constants (no work in the block loop)
+/// between them: that user. The two then run as one pass ([`cast_then_binary`]), the cast's
+/// values never stored. Both ways compute each element with the same two operations, so
+/// the bits are the same.
+fn cast_pairs(prog: &FusedProgram<'_>, free: &[bool]) -> Vec<Option<usize>> {
+    let mut uses = vec![0usize; prog.ops.len()];
+    for op in prog.ops {
+        match op {
+            FusedOp::Input(_) | FusedOp::Const(_) => {}
+            FusedOp::Unary(_, a) | FusedOp::Cast(a) => uses[*a as usize] += 1,
+            FusedOp::Binary(_, a, b) => {
+                uses[*a as usize] += 1;
+                uses[*b as usize] += 1;
+            }
+            FusedOp::Select(a, b, c) | FusedOp::Clip(a, b, c) => {
+                for r in [a, b, c] {
+                    uses[*r as usize] += 1;
+                }
+            }
+        }
+    }
+    for r in prog.results {
+        uses[*r as usize] += 1;
+    }
+    (0..prog.ops.len())
+        .map(|i| {
+            let FusedOp::Cast(a) = &prog.ops[i] else {
+                return None;
+            };
+            let j = (i + 1..prog.ops.len()).find(|&j| !free[j])?;
+            let FusedOp::Binary(bop, l, r) = &prog.ops[j] else {
+                return None;
+            };
+            let me = i as u32;
+            let pairs = uses[i] == 1
+                && prog.dtypes[i] == DType::F32
+                && prog.dtypes[j] == DType::F32
+                && matches!(
+                    bop,
+                    BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div
+                )
+                && (*l == me) != (*r == me)
+                && castable_to_f32(prog.dtypes[*a as usize]);
+            pairs.then_some(j)
+        })
+        .collect()
+}
+
+/// The source dtypes [`cast_then_binary`] takes.
+fn castable_to_f32(d: DType) -> bool {
+    matches!(
+        d,
+        DType::I8 | DType::U8 | DType::I16 | DType::U16 | DType::I32 | DType::I64
+    )
+}
+
+/// `op(cast(x, f32), y)` (or `op(y, cast(x, f32))` when `!cast_left`) over `n` elements
+/// into `dst` at `off`, with the same scalar operations the separate instructions use.
+/// Returns false (doing nothing) for pairs [`cast_pairs`] does not make.
+#[allow(clippy::too_many_arguments)]
+fn cast_then_binary(
+    op: BinaryOp,
+    from: DType,
+    x: Operand<'_>,
+    y: Operand<'_>,
+    cast_left: bool,
+    dst: &mut Buf,
+    off: usize,
+    n: usize,
+) -> bool {
+    let ys = y.get::<f32>(n);
+    let out = &mut f32::get_mut(dst)[off..off + n];
+    macro_rules! run {
+        ($s:ty) => {{
+            let xs = x.get::<$s>(n);
+            match (op, cast_left) {
+                (BinaryOp::Add, true) => {
+                    super::simd::map_binary(xs, ys, out, |a: $s, b: f32| NumElem::add(a as f32, b))
+                }
+                (BinaryOp::Add, false) => {
+                    super::simd::map_binary(xs, ys, out, |a: $s, b: f32| NumElem::add(b, a as f32))
+                }
+                (BinaryOp::Sub, true) => {
+                    super::simd::map_binary(xs, ys, out, |a: $s, b: f32| NumElem::sub(a as f32, b))
+                }
+                (BinaryOp::Sub, false) => {
+                    super::simd::map_binary(xs, ys, out, |a: $s, b: f32| NumElem::sub(b, a as f32))
+                }
+                (BinaryOp::Mul, true) => {
+                    super::simd::map_binary(xs, ys, out, |a: $s, b: f32| NumElem::mul(a as f32, b))
+                }
+                (BinaryOp::Mul, false) => {
+                    super::simd::map_binary(xs, ys, out, |a: $s, b: f32| NumElem::mul(b, a as f32))
+                }
+                (BinaryOp::Div, true) => super::simd::map_binary(xs, ys, out, |a: $s, b: f32| {
+                    FloatElem::div(a as f32, b)
+                }),
+                (BinaryOp::Div, false) => super::simd::map_binary(xs, ys, out, |a: $s, b: f32| {
+                    FloatElem::div(b, a as f32)
+                }),
+                _ => return false,
+            }
+            true
+        }};
+    }
+    match from {
+        DType::I8 => run!(i8),
+        DType::U8 => run!(u8),
+        DType::I16 => run!(i16),
+        DType::U16 => run!(u16),
+        DType::I32 => run!(i32),
+        DType::I64 => run!(i64),
+        _ => false,
+    }
+}
+
 /// Runs the program over output elements `from..to`, block by block, handing each block's
 /// registers to `emit` with the block's start and length. With `out`, the last instruction
 /// writes its block into `out` (at the block's start) instead of its register.
@@ -505,8 +647,7 @@ const TASK: usize = 16 * BLOCK;
 fn run_blocks(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
-    uniform: &[bool],
-    direct: &[Option<usize>],
+    plan: &Plan<'_>,
     regs: &mut [Buf],
     mut out: Option<&mut Buf>,
     from: usize,
@@ -514,13 +655,52 @@ fn run_blocks(
     block: usize,
     emit: &mut dyn FnMut(&[Buf], usize, usize),
 ) -> Result<(), (usize, KernelError)> {
+    let Plan {
+        uniform,
+        direct,
+        paired,
+        done_early,
+    } = *plan;
     let mut start = from;
     let last = prog.ops.len().wrapping_sub(1);
     while start < to {
         let n = block.min(to - start);
         for (i, op) in prog.ops.iter().enumerate() {
-            if uniform[i] || direct[i].is_some() {
+            if uniform[i] || direct[i].is_some() || done_early[i] {
                 continue;
+            }
+            if let Some(j) = paired[i] {
+                // The cast and its user, in one pass into the user's register.
+                let (done, rest) = regs.split_at_mut(j);
+                let (dst, off) = match out.as_deref_mut() {
+                    Some(o) if j == last => (o, start),
+                    _ => (&mut rest[0], 0),
+                };
+                let operand = |r: u32| match direct[r as usize] {
+                    Some(k) => feeds[k].at(start),
+                    None => Operand::Reg(&done[r as usize]),
+                };
+                if let (FusedOp::Cast(a), FusedOp::Binary(bop, l, r)) = (op, &prog.ops[j]) {
+                    let (other, cast_left) = if *l as usize == i {
+                        (*r, true)
+                    } else {
+                        (*l, false)
+                    };
+                    let from_dt = prog.dtypes[*a as usize];
+                    if cast_then_binary(
+                        *bop,
+                        from_dt,
+                        operand(*a),
+                        operand(other),
+                        cast_left,
+                        dst,
+                        off,
+                        n,
+                    ) {
+                        continue;
+                    }
+                }
+                unreachable!("cast_pairs pairs only casts and ops cast_then_binary runs");
             }
             let (done, rest) = regs.split_at_mut(i);
             let (dst, off) = match out.as_deref_mut() {
@@ -564,8 +744,7 @@ fn run_blocks(
 fn run_parallel<T: BufElem>(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
-    uniform: &[bool],
-    direct: &[Option<usize>],
+    plan: &Plan<'_>,
     regs: &[Buf],
     r: u32,
     total: usize,
@@ -582,8 +761,7 @@ fn run_parallel<T: BufElem>(
             run_blocks(
                 prog,
                 feeds,
-                uniform,
-                direct,
+                plan,
                 &mut regs,
                 None,
                 from,
@@ -1231,6 +1409,65 @@ mod tests {
                     format!("{want:?}"),
                     "{from} -> {to}"
                 );
+            }
+        }
+    }
+
+    /// A cast to f32 feeding `+ - * /` runs as one pass: the bits equal the cast and the
+    /// op run one after the other, for every source dtype, op and operand order, with a
+    /// short (pattern) operand and a full one, and with the pair's result read again.
+    #[test]
+    fn cast_pairs_match_the_ops_one_by_one() {
+        let n = 2 * BLOCK + 9;
+        let vals: Vec<i64> = (0..n as i64).map(|i| (i * 7919) % 70001 - 35000).collect();
+        let base = Tensor::from_vec(&[n / 3, 3], vals[..n / 3 * 3].to_vec()).expect("shape");
+        let short = Tensor::from_vec(&[3], vec![0.5f32, -3.0, 1e-3]).expect("shape");
+        let full = kernels::cast(&base, DType::F32);
+        for from in [
+            DType::I8,
+            DType::U8,
+            DType::I16,
+            DType::U16,
+            DType::I32,
+            DType::I64,
+        ] {
+            let x = kernels::cast(&base, from);
+            for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+                for y in [&short, &full] {
+                    for cast_left in [true, false] {
+                        let (l, r) = if cast_left { (1, 2) } else { (2, 1) };
+                        // ^3 = op(...); ^4 = ^3 * ^3 reads the pair's result again.
+                        let ops = [
+                            FusedOp::Input(0),
+                            FusedOp::Cast(0),
+                            FusedOp::Input(1),
+                            FusedOp::Binary(op, l, r),
+                            FusedOp::Binary(BinaryOp::Mul, 3, 3),
+                        ];
+                        let dtypes = [from, DType::F32, DType::F32, DType::F32, DType::F32];
+                        let prog = FusedProgram {
+                            ops: &ops,
+                            dtypes: &dtypes,
+                            results: &[4, 3],
+                        };
+                        // The input between the cast and its user does no work.
+                        let free = [true, false, true, false, false];
+                        assert_eq!(cast_pairs(&prog, &free), [None, Some(3), None, None, None]);
+                        let got = run_fused(&prog, &[x.clone(), y.clone()])
+                            .expect("runs")
+                            .expect("layout handled");
+                        let c = kernels::cast(&x, DType::F32);
+                        let (a, b) = if cast_left { (&c, y) } else { (y, &c) };
+                        let want = kernels::binary(op, a, b).expect("op");
+                        let sq = kernels::binary(BinaryOp::Mul, &want, &want).expect("mul");
+                        assert_eq!(
+                            format!("{:?}", got),
+                            format!("{:?}", vec![sq, want]),
+                            "{from} {op:?} cast_left={cast_left} y={:?}",
+                            y.shape()
+                        );
+                    }
+                }
             }
         }
     }

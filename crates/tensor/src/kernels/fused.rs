@@ -372,13 +372,26 @@ pub fn run_fused(
         paired: &paired,
         done_early: &done_early,
     };
-    let mut regs: Vec<Buf> = prog
-        .dtypes
-        .iter()
-        .zip(&direct)
-        .map(
-            |(&d, direct)| with_type!(d, T => T::new_buf(if direct.is_some() { 0 } else { block })),
-        )
+    // One large result: tasks on the thread pool each fill a part of it.
+    let parallel = prog.results.len() == 1
+        && total >= PARALLEL_MIN
+        && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
+        && rayon::current_num_threads() > 1;
+    let last = prog.ops.len().checked_sub(1);
+    // Else, when the one result is the last instruction, it writes straight into the output.
+    let direct_out = match (prog.results, last) {
+        ([r], Some(last)) => {
+            !parallel && *r as usize == last && direct[last].is_none() && !uniform[last]
+        }
+        _ => false,
+    };
+    // Registers nothing reads or writes stay empty.
+    let mut regs: Vec<Buf> = (0..prog.ops.len())
+        .map(|i| {
+            let unused =
+                direct[i].is_some() || paired[i].is_some() || (direct_out && Some(i) == last);
+            with_type!(prog.dtypes[i], T => T::new_buf(if unused { 0 } else { block }))
+        })
         .collect();
     for (i, op) in prog.ops.iter().enumerate() {
         match op {
@@ -388,12 +401,7 @@ pub fn run_fused(
         }
     }
     let dim = IxDyn(&shape);
-    // One large result: tasks on the thread pool each fill a part of it.
-    if let [r] = prog.results
-        && total >= PARALLEL_MIN
-        && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
-        && rayon::current_num_threads() > 1
-    {
+    if let ([r], true) = (prog.results, parallel) {
         let t = with_type!(prog.dtypes[*r as usize], T => {
             T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &plan, &regs, *r, total, block)?)
                 .expect("length matches shape"))
@@ -401,14 +409,8 @@ pub fn run_fused(
         lend(&t);
         return Ok(Some(vec![t]));
     }
-    let last = prog.ops.len().checked_sub(1);
     let mut outs: Vec<Buf>;
-    if let ([r], Some(last)) = (prog.results, last)
-        && *r as usize == last
-        && direct[last].is_none()
-        && !uniform[last]
-    {
-        // The one result is the last instruction: it writes straight into the output.
+    if let (true, Some(last)) = (direct_out, last) {
         outs = vec![with_type!(prog.dtypes[last], T => T::full_buf(total))];
         run_blocks(
             prog,

@@ -886,9 +886,34 @@ fn output_shape(inputs: &[Tensor]) -> Option<Vec<usize>> {
     ok.then_some(full)
 }
 
+/// Whether every result of `prog` depends on input `k`.
+fn depends_on_input(prog: &FusedProgram<'_>, k: usize) -> bool {
+    let mut dep = vec![false; prog.ops.len()];
+    for (i, op) in prog.ops.iter().enumerate() {
+        let on = |r: &u32| dep.get(*r as usize).copied().unwrap_or(false);
+        dep[i] = match op {
+            FusedOp::Input(n) => *n == k,
+            FusedOp::Const(_) => false,
+            FusedOp::Unary(_, a) | FusedOp::Cast(a) => on(a),
+            FusedOp::Binary(_, a, b) => on(a) || on(b),
+            FusedOp::Select(a, b, c) | FusedOp::Clip(a, b, c) => on(a) || on(b) || on(c),
+        };
+    }
+    prog.results
+        .iter()
+        .all(|r| dep.get(*r as usize).copied().unwrap_or(false))
+}
+
 /// Whether every result has the full shape when evaluated op by op (a result computed
 /// only from constants and small inputs would be smaller there).
 fn results_are_full(prog: &FusedProgram<'_>, inputs: &[Tensor], full: &[usize]) -> bool {
+    // The common case without allocating: each result depends on an input that has the
+    // full shape (a result's shape is the broadcast of the inputs it depends on).
+    if let Some(big) = inputs.iter().position(|t| t.shape() == full)
+        && depends_on_input(prog, big)
+    {
+        return true;
+    }
     let mut shapes: Vec<Vec<usize>> = Vec::with_capacity(prog.ops.len());
     for op in prog.ops {
         let of = |regs: &[u32], shapes: &[Vec<usize>]| {

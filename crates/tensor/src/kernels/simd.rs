@@ -18,6 +18,19 @@ fn avx2_fma() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
+/// Whether the dispatched loops run the vector (AVX2+FMA) versions on this CPU: kernels
+/// with a choice of formulas pick the one that vectorizes only when it will.
+pub(crate) fn vectorized() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        avx2_fma()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// `out[i] = f(x[i])` over the common length.
 #[inline]
 pub(crate) fn map_unary<T: Copy, U>(x: &[T], out: &mut [U], f: impl Fn(T) -> U) {

@@ -324,17 +324,7 @@ pub fn run_fused(
         if f.len > 1 && f.len < total {
             let t = f.owned.as_ref().unwrap_or(f.tensor);
             let reps = block + f.len;
-            f.pattern = Some(with_type!(t.dtype(), T => {
-                let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
-                // Doubling copies keep the data a whole number of periods until the last.
-                let mut data: Vec<T> = Vec::with_capacity(reps);
-                data.extend_from_slice(src);
-                while data.len() < reps {
-                    let k = (reps - data.len()).min(data.len());
-                    data.extend_from_within(..k);
-                }
-                Tensor::from_vec(&[reps], data).expect("length matches shape")
-            }));
+            f.pattern = Some(pattern(t, reps));
         }
     }
     // Registers that do not vary across blocks (constants, one-element inputs) are
@@ -793,6 +783,54 @@ struct Recycler {
 
 thread_local! {
     static RECYCLER: std::cell::RefCell<Recycler> = std::cell::RefCell::default();
+    static PATTERNS: std::cell::RefCell<Vec<(Tensor, Tensor)>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// How many patterns a thread keeps (the short inputs of the programs it runs: a mean, a
+/// scale; a program called once per block meets the same ones every call).
+const PATTERNS_KEPT: usize = 8;
+/// Only inputs up to this many elements have their patterns kept (bounding what the
+/// cache holds to a few hundred KiB per thread).
+const PATTERN_SOURCE_MAX: usize = 4096;
+
+/// `t` (contiguous) repeated to `reps` elements, flat. Kept per thread with a handle on `t`:
+/// while the handle lives, `t`'s buffer can be neither freed nor written in place (it is
+/// shared), so the same buffer address means the same values, and the next call with this
+/// input reuses the pattern.
+fn pattern(t: &Tensor, reps: usize) -> Tensor {
+    let same = |(src, pat): &(Tensor, Tensor)| {
+        src.dtype() == t.dtype()
+            && src.shape() == t.shape()
+            && pat.len() == reps
+            && crate::dispatch!(src, a => a.as_ptr() as usize)
+                == crate::dispatch!(t, a => a.as_ptr() as usize)
+    };
+    if let Some(p) = PATTERNS.with(|c| c.borrow().iter().find(|e| same(e)).map(|(_, p)| p.clone()))
+    {
+        return p;
+    }
+    let p = with_type!(t.dtype(), T => {
+        let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
+        // Doubling copies keep the data a whole number of periods until the last.
+        let mut data: Vec<T> = Vec::with_capacity(reps);
+        data.extend_from_slice(src);
+        while data.len() < reps {
+            let k = (reps - data.len()).min(data.len());
+            data.extend_from_within(..k);
+        }
+        Tensor::from_vec(&[reps], data).expect("length matches shape")
+    });
+    if t.len() > PATTERN_SOURCE_MAX {
+        return p;
+    }
+    PATTERNS.with(|c| {
+        let mut c = c.borrow_mut();
+        if c.len() >= PATTERNS_KEPT {
+            c.remove(0);
+        }
+        c.push((t.clone(), p.clone()));
+    });
+    p
 }
 
 /// Outputs smaller than this come from the allocator (which reuses small blocks anyway).
@@ -875,6 +913,15 @@ fn take_recycled<T: TensorElem>(len: usize) -> Option<Vec<T>> {
 /// The output shape when every input is the full shape, a trailing part of it, or a
 /// single element.
 fn output_shape(inputs: &[Tensor]) -> Option<Vec<usize>> {
+    // The usual case, without building intermediate shapes: one input of the highest rank
+    // whose shape every other input either ends (a trailing part) or has one element.
+    if let Some(big) = inputs.iter().max_by_key(|t| t.rank())
+        && inputs
+            .iter()
+            .all(|t| t.len() == 1 || big.shape().ends_with(t.shape()))
+    {
+        return Some(big.shape().to_vec());
+    }
     let mut full: Vec<usize> = Vec::new();
     for t in inputs {
         full = super::broadcast_shapes(&full, t.shape())?;
@@ -1537,6 +1584,38 @@ mod tests {
                         );
                     }
                 }
+            }
+        }
+    }
+
+    /// Kept patterns are found again only for the same input: a short input with other
+    /// values (the first one dropped, so its buffer could be reused) gets its own pattern.
+    #[test]
+    fn kept_patterns_follow_their_input() {
+        let n = 2 * BLOCK + 1;
+        let x = Tensor::from_vec(&[n / 3 + 1, 3], vec![1.0f32; (n / 3 + 1) * 3]).expect("shape");
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Mul, 0, 1),
+        ];
+        let dtypes = [DType::F32; 3];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[2],
+        };
+        for k in 0..20 {
+            let scale =
+                Tensor::from_vec(&[3], vec![k as f32, k as f32 + 0.5, -(k as f32)]).expect("shape");
+            for _ in 0..2 {
+                let got = run_fused(&prog, &[x.clone(), scale.clone()])
+                    .expect("runs")
+                    .expect("layout handled");
+                assert_eq!(
+                    got[0],
+                    kernels::binary(BinaryOp::Mul, &x, &scale).expect("mul")
+                );
             }
         }
     }

@@ -83,7 +83,7 @@ pub trait HostInstance: Send {
             .first()
             .and_then(|a| a.shape().first().copied())
             .unwrap_or(0);
-        if rows == 0 {
+        if rows == 0 || args.iter().any(|a| a.shape().first() != Some(&rows)) {
             return Err(rows_differ());
         }
         let mut per_result: Vec<Vec<Tensor>> = Vec::new();
@@ -107,8 +107,8 @@ pub trait HostInstance: Send {
     }
 }
 
-/// The error of a block whose rows' results do not stack; never shown, as the runtime
-/// re-runs such a block per element.
+/// The error of a block whose arguments or results do not line up as rows; never shown, as
+/// the runtime re-runs such a block per element.
 fn rows_differ() -> Diagnostic {
     Diagnostic::error(
         pipec_diag::Code::EagerResultMismatch,

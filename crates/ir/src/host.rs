@@ -115,3 +115,46 @@ fn rows_differ() -> Diagnostic {
         "the rows of a block returned results of different shapes",
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Adds one to its argument and returns it with its sum: two results per row.
+    struct PlusOne;
+
+    impl HostInstance for PlusOne {
+        fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
+            let x = args[0].as_array::<i32>().expect("i32").mapv(|v| v + 1);
+            let sum = x.sum();
+            Ok(vec![
+                Tensor::from(x.into_shared()),
+                Tensor::from_vec(&[], vec![sum]).expect("scalar"),
+            ])
+        }
+    }
+
+    #[test]
+    fn the_default_call_rows_stacks_each_rows_results() {
+        let x = Tensor::from_vec(&[3, 2], vec![1, 2, 3, 4, 5, 6]).expect("shape");
+        let got = PlusOne.call_rows(&[x]).expect("rows line up");
+        assert_eq!(
+            got,
+            vec![
+                Tensor::from_vec(&[3, 2], vec![2, 3, 4, 5, 6, 7]).expect("shape"),
+                Tensor::from_vec(&[3], vec![5, 9, 13]).expect("shape"),
+            ]
+        );
+    }
+
+    #[test]
+    fn rows_that_do_not_line_up_are_refused() {
+        let x = Tensor::from_vec(&[3, 2], vec![1, 2, 3, 4, 5, 6]).expect("shape");
+        let short = Tensor::from_vec(&[2], vec![1, 2]).expect("shape");
+        let scalar = Tensor::from_vec(&[], vec![1]).expect("shape");
+        let empty = Tensor::from_vec::<i32>(&[0, 2], vec![]).expect("shape");
+        for args in [vec![x.clone(), short], vec![x, scalar], vec![empty], vec![]] {
+            assert!(PlusOne.call_rows(&args).is_err());
+        }
+    }
+}

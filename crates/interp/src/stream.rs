@@ -34,6 +34,9 @@ pub struct RunOptions {
     pub blocks: bool,
     /// Count elements and time every node ([`ElementStream::stats`], `--stats`).
     pub stats: bool,
+    /// The seed of every `shuffle` written without one; `None` (the default) draws a fresh
+    /// seed per run, as tf.data does. Tests that compare two runs fix it.
+    pub shuffle_seed: Option<u64>,
 }
 
 impl Default for RunOptions {
@@ -43,6 +46,7 @@ impl Default for RunOptions {
             base_dir: PathBuf::from("."),
             blocks: true,
             stats: false,
+            shuffle_seed: None,
         }
     }
 }
@@ -437,7 +441,7 @@ impl PlanBuilder<'_> {
             DsKind::Unbatch => PlanKind::Unbatch,
             DsKind::Shuffle { buffer, seed } => PlanKind::Shuffle {
                 buffer: *buffer,
-                seed: seed.unwrap_or_else(fresh_seed),
+                seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
                 epochs: Default::default(),
             },
             DsKind::Repeat(c) => PlanKind::Repeat(*c),

@@ -143,3 +143,90 @@ fn sort_rows_of_8(bencher: Bencher, n: usize) {
         .counter(ItemsCount::new(n))
         .bench(|| kernels::sort(black_box(&x), 1).unwrap());
 }
+
+/// The chunked fused kernel on the programs of the benchmark workloads, whole blocks at once.
+mod fused {
+    use super::*;
+    use kernels::{FusedOp, FusedProgram};
+
+    fn run(bencher: Bencher, n: usize, prog: FusedProgram<'_>, inputs: &[Tensor]) {
+        bencher
+            .counter(ItemsCount::new(n))
+            .bench(|| kernels::run_fused(&prog, black_box(inputs)).unwrap());
+    }
+
+    /// W5: `cast(x, f32) * [1, 2, 3]` over `[n/3, 3]` i32 (a cast pair, a pattern input).
+    #[divan::bench(args = SIZES)]
+    fn cast_times_pattern(bencher: Bencher, n: usize) {
+        let x = Tensor::from_vec(&[n / 3, 3], (0..(n / 3 * 3) as i32).collect()).unwrap();
+        let scale = Tensor::from_vec(&[3], vec![1.0f32, 2.0, 3.0]).unwrap();
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Cast(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Mul, 1, 2),
+        ];
+        let dtypes = [DType::I32, DType::F32, DType::F32, DType::F32];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[3],
+        };
+        run(bencher, n / 3 * 3, prog, &[x, scale]);
+    }
+
+    /// W3: `x * x % 7` over i64 (the f64 route for values within 2^51).
+    #[divan::bench(args = SIZES)]
+    fn square_mod_7(bencher: Bencher, n: usize) {
+        let x = Tensor::from_vec(&[n], (0..n as i64).collect()).unwrap();
+        let seven = Tensor::from_vec(&[1], vec![7i64]).unwrap();
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Binary(BinaryOp::Mul, 0, 0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Mod, 1, 2),
+        ];
+        let dtypes = [DType::I64; 4];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[3],
+        };
+        run(bencher, n, prog, &[x, seven]);
+    }
+
+    /// W2: `(cast(x, f32) / 255 - mean) / std` over `[n/3, 3]` u8.
+    #[divan::bench(args = SIZES)]
+    fn normalize_u8(bencher: Bencher, n: usize) {
+        let x = Tensor::from_vec(&[n / 3, 3], (0..n / 3 * 3).map(|i| i as u8).collect()).unwrap();
+        let c255 = Tensor::from_vec(&[1], vec![255.0f32]).unwrap();
+        let mean = Tensor::from_vec(&[3], vec![0.485f32, 0.456, 0.406]).unwrap();
+        let std = Tensor::from_vec(&[3], vec![0.229f32, 0.224, 0.225]).unwrap();
+        let ops = [
+            FusedOp::Input(0),
+            FusedOp::Cast(0),
+            FusedOp::Input(1),
+            FusedOp::Binary(BinaryOp::Div, 1, 2),
+            FusedOp::Input(2),
+            FusedOp::Binary(BinaryOp::Sub, 3, 4),
+            FusedOp::Input(3),
+            FusedOp::Binary(BinaryOp::Div, 5, 6),
+        ];
+        let dtypes = [
+            DType::U8,
+            DType::F32,
+            DType::F32,
+            DType::F32,
+            DType::F32,
+            DType::F32,
+            DType::F32,
+            DType::F32,
+        ];
+        let prog = FusedProgram {
+            ops: &ops,
+            dtypes: &dtypes,
+            results: &[7],
+        };
+        run(bencher, n / 3 * 3, prog, &[x, c255, mean, std]);
+    }
+}

@@ -323,75 +323,27 @@ pub fn run_fused(
     for f in &mut feeds {
         if f.len > 1 && f.len < total {
             let t = f.owned.as_ref().unwrap_or(f.tensor);
-            let reps = block + f.len;
-            f.pattern = Some(pattern(t, reps));
+            f.pattern = Some(pattern(t, block + f.len));
         }
     }
-    // Registers that do not vary across blocks (constants, one-element inputs) are
-    // filled once, before the loop; other inputs are read in place, unless returned as
-    // they are (results are copied out of registers), and need no register.
-    let uniform: Vec<bool> = prog
-        .ops
-        .iter()
-        .map(|op| match op {
-            FusedOp::Const(_) => true,
-            FusedOp::Input(n) => feeds[*n].len == 1,
-            _ => false,
-        })
-        .collect();
-    let direct: Vec<Option<usize>> = prog
-        .ops
-        .iter()
-        .enumerate()
-        .map(|(i, op)| match op {
-            FusedOp::Input(k) if !uniform[i] && !prog.results.contains(&(i as u32)) => Some(*k),
-            _ => None,
-        })
-        .collect();
-    let free: Vec<bool> = (0..prog.ops.len())
-        .map(|i| uniform[i] || direct[i].is_some())
-        .collect();
-    let paired = cast_pairs(prog, &free);
-    let mut done_early = vec![false; prog.ops.len()];
-    for j in paired.iter().flatten() {
-        done_early[*j] = true;
-    }
-    let plan = Plan {
-        uniform: &uniform,
-        direct: &direct,
-        paired: &paired,
-        done_early: &done_early,
-    };
-    // One large result: tasks on the thread pool each fill a part of it.
-    let parallel = prog.results.len() == 1
-        && total >= PARALLEL_MIN
-        && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
-        && rayon::current_num_threads() > 1;
-    let last = prog.ops.len().checked_sub(1);
-    // Else, when the one result is the last instruction, it writes straight into the output.
-    let direct_out = match (prog.results, last) {
-        ([r], Some(last)) => {
-            !parallel && *r as usize == last && direct[last].is_none() && !uniform[last]
-        }
-        _ => false,
-    };
-    // Registers nothing reads or writes stay empty.
+    let plan = Plan::new(prog, &feeds, total);
     let mut regs: Vec<Buf> = (0..prog.ops.len())
         .map(|i| {
-            let unused =
-                direct[i].is_some() || paired[i].is_some() || (direct_out && Some(i) == last);
-            with_type!(prog.dtypes[i], T => T::new_buf(if unused { 0 } else { block }))
+            let len = if plan.unused(i) { 0 } else { block };
+            with_type!(prog.dtypes[i], T => T::new_buf(len))
         })
         .collect();
     for (i, op) in prog.ops.iter().enumerate() {
         match op {
             FusedOp::Const(s) => fill_scalar(&mut regs[i], *s),
-            FusedOp::Input(n) if uniform[i] => copy_cyclic(&mut regs[i], 0, &feeds[*n], 0, block),
+            FusedOp::Input(n) if plan.uniform[i] => {
+                copy_cyclic(&mut regs[i], 0, &feeds[*n], 0, block)
+            }
             _ => {}
         }
     }
     let dim = IxDyn(&shape);
-    if let ([r], true) = (prog.results, parallel) {
+    if let ([r], true) = (prog.results, plan.parallel) {
         let t = with_type!(prog.dtypes[*r as usize], T => {
             T::wrap(ArcArray::from_shape_vec(dim, run_parallel::<T>(prog, &feeds, &plan, &regs, *r, total, block)?)
                 .expect("length matches shape"))
@@ -400,8 +352,8 @@ pub fn run_fused(
         return Ok(Some(vec![t]));
     }
     let mut outs: Vec<Buf>;
-    if let (true, Some(last)) = (direct_out, last) {
-        outs = vec![with_type!(prog.dtypes[last], T => T::full_buf(total))];
+    if let (true, [last]) = (plan.direct_out, prog.results) {
+        outs = vec![with_type!(prog.dtypes[*last as usize], T => T::full_buf(total))];
         run_blocks(
             prog,
             &feeds,
@@ -438,7 +390,6 @@ pub fn run_fused(
             },
         )?;
     }
-    let dim = IxDyn(&shape);
     let tensors = outs
         .into_iter()
         .map(|b| {
@@ -502,17 +453,77 @@ fn work_per_element(prog: &FusedProgram<'_>, uniform: &[bool]) -> usize {
 /// Elements per parallel task (a multiple of the block, so tasks see whole blocks).
 const TASK: usize = 16 * BLOCK;
 
-/// How the block loop treats each instruction (all indexed by register).
-#[derive(Clone, Copy)]
-struct Plan<'a> {
+/// How a run treats each instruction (vectors indexed by register), decided before the
+/// block loop from the program and its inputs.
+struct Plan {
     /// Filled once before the loop (constants, one-element inputs).
-    uniform: &'a [bool],
-    /// An input read in place, by input number: no work, no register.
-    direct: &'a [Option<usize>],
+    uniform: Vec<bool>,
+    /// An input read in place, by input number: no work, no register. Inputs returned as
+    /// they are stay registers (results are copied out of registers).
+    direct: Vec<Option<usize>>,
     /// For a cast run together with its one user (see [`cast_pairs`]), that user.
-    paired: &'a [Option<usize>],
+    paired: Vec<Option<usize>>,
     /// An instruction already run with the cast before it.
-    done_early: &'a [bool],
+    done_early: Vec<bool>,
+    /// The one result is computed by tasks on the thread pool, each filling a part of it.
+    parallel: bool,
+    /// The one result is the last instruction, which writes straight into the output.
+    direct_out: bool,
+}
+
+impl Plan {
+    fn new(prog: &FusedProgram<'_>, feeds: &[Feed<'_>], total: usize) -> Plan {
+        let n = prog.ops.len();
+        let uniform: Vec<bool> = prog
+            .ops
+            .iter()
+            .map(|op| match op {
+                FusedOp::Const(_) => true,
+                FusedOp::Input(k) => feeds[*k].len == 1,
+                _ => false,
+            })
+            .collect();
+        let direct: Vec<Option<usize>> = prog
+            .ops
+            .iter()
+            .enumerate()
+            .map(|(i, op)| match op {
+                FusedOp::Input(k) if !uniform[i] && !prog.results.contains(&(i as u32)) => Some(*k),
+                _ => None,
+            })
+            .collect();
+        let free: Vec<bool> = (0..n).map(|i| uniform[i] || direct[i].is_some()).collect();
+        let paired = cast_pairs(prog, &free);
+        let mut done_early = vec![false; n];
+        for j in paired.iter().flatten() {
+            done_early[*j] = true;
+        }
+        let parallel = prog.results.len() == 1
+            && total >= PARALLEL_MIN
+            && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
+            && rayon::current_num_threads() > 1;
+        let direct_out = match (prog.results, n.checked_sub(1)) {
+            ([r], Some(last)) => {
+                !parallel && *r as usize == last && direct[last].is_none() && !uniform[last]
+            }
+            _ => false,
+        };
+        Plan {
+            uniform,
+            direct,
+            paired,
+            done_early,
+            parallel,
+            direct_out,
+        }
+    }
+
+    /// Whether register `i` is never read or written (it is then left empty).
+    fn unused(&self, i: usize) -> bool {
+        self.direct[i].is_some()
+            || self.paired[i].is_some()
+            || (self.direct_out && i + 1 == self.uniform.len())
+    }
 }
 
 /// For each instruction that is a cast to f32 whose only use is an f32 `+ - * /` with
@@ -639,7 +650,7 @@ fn cast_then_binary(
 fn run_blocks(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
-    plan: &Plan<'_>,
+    plan: &Plan,
     regs: &mut [Buf],
     mut out: Option<&mut Buf>,
     from: usize,
@@ -652,7 +663,8 @@ fn run_blocks(
         direct,
         paired,
         done_early,
-    } = *plan;
+        ..
+    } = plan;
     let mut start = from;
     let last = prog.ops.len().wrapping_sub(1);
     while start < to {
@@ -736,7 +748,7 @@ fn run_blocks(
 fn run_parallel<T: BufElem>(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
-    plan: &Plan<'_>,
+    plan: &Plan,
     regs: &[Buf],
     r: u32,
     total: usize,

@@ -395,6 +395,27 @@ pub fn bf16_from_f64(x: f64) -> bf16 {
     bf16::from_f32(f64_to_f32_odd(x))
 }
 
+/// `$r`, the result of `a op b`, with the NaN that comes out fixed: a NaN operand comes
+/// through quieted, the first one when both are (what x86's SSE/AVX instructions do with
+/// operands in order, so what numpy's loops give). Without it the NaN would depend on the
+/// code path: LLVM treats `+` and `*` as commutative and may put either operand first in
+/// vector code (a loop over a tensor and a scalar, say), so `-O0` and `-O2` could differ in
+/// a NaN's sign. A NaN made from numbers (`inf - inf`, `0 / 0`) is the hardware's.
+macro_rules! nan_first {
+    ($a:expr, $b:expr, $r:expr) => {{
+        let (a, b) = ($a, $b);
+        // The quiet bit: the highest mantissa bit.
+        let quiet = |x: Self| Self::from_bits(x.to_bits() | (1 << (Self::MANTISSA_DIGITS - 2)));
+        if a.is_nan() {
+            quiet(a)
+        } else if b.is_nan() {
+            quiet(b)
+        } else {
+            $r
+        }
+    }};
+}
+
 /// `$exp`, `$log`, `$sin`, `$cos`, `$tanh` are the per-type routines numpy uses: its own
 /// SIMD kernels for `f32` ([`numpy_math`]), glibc (via Rust's methods) for `f64`.
 macro_rules! float_elem {
@@ -404,15 +425,15 @@ macro_rules! float_elem {
             const ONE: Self = 1.0;
             #[inline(always)]
             fn add(a: Self, b: Self) -> Self {
-                a + b
+                nan_first!(a, b, a + b)
             }
             #[inline(always)]
             fn sub(a: Self, b: Self) -> Self {
-                a - b
+                nan_first!(a, b, a - b)
             }
             #[inline(always)]
             fn mul(a: Self, b: Self) -> Self {
-                a * b
+                nan_first!(a, b, a * b)
             }
             #[inline(always)]
             fn floor_div(a: Self, b: Self) -> Self {
@@ -486,7 +507,7 @@ macro_rules! float_elem {
         impl FloatElem for $t {
             #[inline(always)]
             fn div(a: Self, b: Self) -> Self {
-                a / b
+                nan_first!(a, b, a / b)
             }
             #[inline(always)]
             fn exp(x: Self) -> Self {
@@ -598,15 +619,15 @@ macro_rules! half_elem {
             const ONE: Self = <$t>::ONE;
             #[inline(always)]
             fn add(a: Self, b: Self) -> Self {
-                <$t>::from_f32(a.to_f32() + b.to_f32())
+                <$t>::from_f32(<f32 as NumElem>::add(a.to_f32(), b.to_f32()))
             }
             #[inline(always)]
             fn sub(a: Self, b: Self) -> Self {
-                <$t>::from_f32(a.to_f32() - b.to_f32())
+                <$t>::from_f32(<f32 as NumElem>::sub(a.to_f32(), b.to_f32()))
             }
             #[inline(always)]
             fn mul(a: Self, b: Self) -> Self {
-                <$t>::from_f32(a.to_f32() * b.to_f32())
+                <$t>::from_f32(<f32 as NumElem>::mul(a.to_f32(), b.to_f32()))
             }
             #[inline(always)]
             fn floor_div(a: Self, b: Self) -> Self {
@@ -676,7 +697,7 @@ macro_rules! half_elem {
         impl FloatElem for $t {
             #[inline(always)]
             fn div(a: Self, b: Self) -> Self {
-                <$t>::from_f32(a.to_f32() / b.to_f32())
+                <$t>::from_f32(<f32 as FloatElem>::div(a.to_f32(), b.to_f32()))
             }
             #[inline(always)]
             fn exp(x: Self) -> Self {
@@ -873,3 +894,72 @@ macro_rules! cast_half {
 }
 cast_half!(f16, f16_from_f64);
 cast_half!(bf16, bf16_from_f64);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Tensor;
+    use crate::kernels;
+    use crate::ops::BinaryOp;
+
+    /// NaNs of both signs, a payload, and a signalling NaN (quieted on the way through).
+    const NANS: [u32; 4] = [0x7fc0_0000, 0xffc0_0000, 0x7fc0_1234, 0x7f80_0001];
+
+    /// The first NaN operand comes through, quieted, as numpy's loops give it on x86 —
+    /// whichever loop computes it: a tensor with a scalar, a scalar with a tensor, two
+    /// tensors, or the fused kernel.
+    #[test]
+    fn the_first_nan_operand_comes_through_on_every_path() {
+        let quiet = |b: u32| b | 0x0040_0000;
+        let vals: Vec<f32> = NANS
+            .iter()
+            .map(|&b| f32::from_bits(b))
+            .chain([1.5, -0.0, f32::INFINITY])
+            .collect();
+        for op in [BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div] {
+            for &a in &vals {
+                for &b in &vals {
+                    let want = if a.is_nan() {
+                        quiet(a.to_bits())
+                    } else if b.is_nan() {
+                        quiet(b.to_bits())
+                    } else {
+                        continue;
+                    };
+                    let n = 37;
+                    let ta = Tensor::from_vec(&[n], vec![a; n]).expect("shape");
+                    let tb = Tensor::from_vec(&[n], vec![b; n]).expect("shape");
+                    let sa = Tensor::from_vec(&[1], vec![a]).expect("shape");
+                    let sb = Tensor::from_vec(&[1], vec![b]).expect("shape");
+                    for (x, y) in [(&ta, &tb), (&ta, &sb), (&sa, &tb)] {
+                        let got = kernels::binary(op, x, y).expect("op");
+                        let bits: Vec<u32> = got
+                            .as_array::<f32>()
+                            .expect("f32")
+                            .iter()
+                            .map(|v| v.to_bits())
+                            .collect();
+                        assert!(
+                            bits.iter().all(|&g| g == want),
+                            "{op:?} {:#x} {:#x}: {bits:x?}",
+                            a.to_bits(),
+                            b.to_bits()
+                        );
+                    }
+                }
+            }
+        }
+        // f64 and the half types follow the same rule.
+        let nan = f64::from_bits(0xfff8_0000_0000_0001);
+        assert_eq!(<f64 as NumElem>::add(1.0, nan).to_bits(), nan.to_bits());
+        assert_eq!(
+            <f64 as NumElem>::mul(nan, f64::NAN).to_bits(),
+            nan.to_bits()
+        );
+        let h = half::f16::from_bits(0xfe01);
+        assert_eq!(
+            <half::f16 as NumElem>::sub(half::f16::ONE, h).to_bits(),
+            half::f16::from_f32(f32::from_bits(h.to_f32().to_bits() | 0x0040_0000)).to_bits()
+        );
+    }
+}

@@ -397,19 +397,17 @@ pub fn bf16_from_f64(x: f64) -> bf16 {
 
 /// `$r`, the result of `a op b`, with the NaN that comes out fixed: a NaN operand comes
 /// through quieted, the first one when both are (what x86's SSE/AVX instructions do with
-/// operands in order, so what numpy's loops give). Without it the NaN would depend on the
-/// code path: LLVM treats `+` and `*` as commutative and may put either operand first in
-/// vector code (a loop over a tensor and a scalar, say), so `-O0` and `-O2` could differ in
-/// a NaN's sign. A NaN made from numbers (`inf - inf`, `0 / 0`) is the hardware's.
+/// operands in order, so what numpy's loops give). The hardware already does this for one
+/// NaN operand whatever the order; for two, the order decides, and LLVM treats `+` and `*`
+/// as commutative and may put either operand first in vector code (a loop over a tensor and
+/// a scalar, say), so without the check `-O0` and `-O2` could differ in a NaN's sign. A NaN
+/// made from numbers (`inf - inf`, `0 / 0`) is the hardware's.
 macro_rules! nan_first {
     ($a:expr, $b:expr, $r:expr) => {{
-        let (a, b) = ($a, $b);
-        // The quiet bit: the highest mantissa bit.
-        let quiet = |x: Self| Self::from_bits(x.to_bits() | (1 << (Self::MANTISSA_DIGITS - 2)));
+        let a = $a;
         if a.is_nan() {
-            quiet(a)
-        } else if b.is_nan() {
-            quiet(b)
+            // Quieted: the highest mantissa bit set.
+            Self::from_bits(a.to_bits() | (1 << (Self::MANTISSA_DIGITS - 2)))
         } else {
             $r
         }

@@ -11,8 +11,10 @@ use pipec_tensor::kernels::{self, SliceItem};
 use pipec_tensor::ops::{BinaryOp, DTypeRuleError, ReduceOp, UnaryOp};
 use pipec_tensor::{DType, Scalar, Tensor};
 
-/// Every builtin function name (tensor ops, sources, host-only ops).
-pub(crate) const BUILTINS: &[&str] = &[
+/// Builtin tensor ops whose result depends only on the dtypes and shapes of their tensor
+/// operands (never on values) and that have no side effects: tracing one once per signature
+/// gives the ops an evaluator run performs (what eager plans rely on).
+pub(crate) const VALUE_INDEPENDENT_OPS: &[&str] = &[
     "abs",
     "sign",
     "exp",
@@ -34,6 +36,7 @@ pub(crate) const BUILTINS: &[&str] = &[
     "round",
     "isnan",
     "isfinite",
+    "logical_not",
     "cast",
     "where",
     "clip",
@@ -61,6 +64,10 @@ pub(crate) const BUILTINS: &[&str] = &[
     "matmul",
     "one_hot",
     "sort",
+];
+
+/// The other builtin functions (constructors, sources, host-only ops).
+const OTHER_BUILTINS: &[&str] = &[
     "zeros",
     "ones",
     "fill",
@@ -81,8 +88,12 @@ pub(crate) const BUILTINS: &[&str] = &[
     "from_tensor_slices",
     "from_tensors",
     "zip",
-    "logical_not",
 ];
+
+/// Every builtin function name.
+pub(crate) fn builtins() -> impl Iterator<Item = &'static str> {
+    VALUE_INDEPENDENT_OPS.iter().chain(OTHER_BUILTINS).copied()
+}
 
 /// Host-only operations: errors inside traced functions (SPEC §5).
 const HOST_ONLY: &[&str] = &[
@@ -96,7 +107,7 @@ const HOST_ONLY: &[&str] = &[
 
 /// Whether `name` is a builtin function.
 pub(crate) fn is_builtin(name: &str) -> bool {
-    BUILTINS.contains(&name)
+    builtins().any(|b| b == name)
 }
 
 /// Positional and named arguments after evaluation.
@@ -1139,7 +1150,7 @@ impl Eval<'_> {
                 format!("{} has no method `{}`", r.kind_name(), name.name),
             )
             .with_label(name.span, "unknown method");
-            let d = match did_you_mean(&name.name, BUILTINS.iter().copied()) {
+            let d = match did_you_mean(&name.name, builtins()) {
                 Some(s) => d.with_help(format!("did you mean `.{s}(...)`?")),
                 None => d,
             };

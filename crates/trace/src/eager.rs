@@ -480,63 +480,8 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
     })
 }
 
-/// Builtins whose result depends only on the dtypes and shapes of their tensor operands
-/// (never on values), have no side effects, and treat a traced operand exactly like a
-/// host one: for these, tracing once per signature gives the ops the evaluator runs.
-const PLANNABLE_BUILTINS: &[&str] = &[
-    "abs",
-    "sign",
-    "exp",
-    "expm1",
-    "log",
-    "log1p",
-    "sqrt",
-    "rsqrt",
-    "square",
-    "reciprocal",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "floor",
-    "ceil",
-    "round",
-    "isnan",
-    "isfinite",
-    "logical_not",
-    "cast",
-    "where",
-    "clip",
-    "maximum",
-    "minimum",
-    "pow",
-    "sum",
-    "mean",
-    "max",
-    "min",
-    "prod",
-    "any",
-    "all",
-    "argmax",
-    "argmin",
-    "reshape",
-    "transpose",
-    "expand_dims",
-    "squeeze",
-    "concat",
-    "stack",
-    "broadcast_to",
-    "tile",
-    "reverse",
-    "matmul",
-    "one_hot",
-    "sort",
-];
-
 /// Whether an eager body is straight-line code over its parameters: `let`s and a final
-/// `return` of literals, locals, operators and [`PLANNABLE_BUILTINS`] calls. Anything
+/// `return` of literals, locals, operators and [`crate::builtins::VALUE_INDEPENDENT_OPS`] calls. Anything
 /// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
 /// the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
@@ -581,7 +526,7 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
             };
             !locals.contains(name.as_str())
                 && !shared.items.contains_key(name)
-                && PLANNABLE_BUILTINS.contains(&name.as_str())
+                && crate::builtins::VALUE_INDEPENDENT_OPS.contains(&name.as_str())
                 && crate::builtins::is_builtin(name)
                 && args
                     .iter()

@@ -415,7 +415,7 @@ impl<'a> Eval<'a> {
             .flat_map(|s| s.keys().cloned())
             .collect();
         candidates.extend(self.shared.items.keys().cloned());
-        candidates.extend(crate::builtins::BUILTINS.iter().map(|s| s.to_string()));
+        candidates.extend(crate::builtins::builtins().map(|s| s.to_string()));
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
             .with_label(span, "not defined");
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {

@@ -55,25 +55,12 @@ fn vectorize_impl(f: &Function, batch: Dim, eager_blocks: bool) -> Result<Functi
         }
         let shift = |a: &usize| a + 1;
         let kind = match &op.kind {
-            OpKind::Eager(h) => {
-                let whole = eager_blocks && ins.iter().all(|(_, b)| *b);
-                let Some(rows) = whole.then(|| crate::host::on_blocks(h)).flatten() else {
-                    return Err(format!("it calls the eager function `{}`", eager_name(op)));
-                };
-                let tys = (0..op.outputs.len())
-                    .map(|k| batched_ty(&out_ty(k)))
-                    .collect();
-                let outs = vf.push_multi(
-                    OpKind::Eager(rows),
-                    ins.iter().map(|(v, _)| *v).collect(),
-                    tys,
-                    op.span,
-                );
-                for (o, n) in op.outputs.iter().zip(outs) {
-                    map.insert(*o, (n, true));
-                }
-                continue;
-            }
+            // On blocks, a host function that runs on them is called once on the whole
+            // block (its operands must all be batched, as below for every op).
+            OpKind::Eager(h) => match eager_blocks.then(|| crate::host::on_blocks(h)).flatten() {
+                Some(rows) => OpKind::Eager(rows),
+                None => return Err(format!("it calls the eager function `{}`", eager_name(op))),
+            },
             OpKind::Const(_) => unreachable!("constants have no inputs"),
             k if k.is_elementwise() => {
                 // Batched operands must keep their axes aligned under numpy's right-aligned

@@ -77,26 +77,18 @@ impl CompiledFn {
                 OpKind::Eager(host) => {
                     if state.hosts[i].is_none() {
                         // A worker that cannot start fails on the element that needed it.
-                        let inst = host.instantiate().map_err(|mut d| {
-                            if d.labels.is_empty() {
-                                d = d.with_label(
-                                    op.span,
-                                    format!("starting `{}` for element {element}", host.name()),
-                                );
-                            }
-                            d.with_note(format!("in element {element}"))
+                        let inst = host.instantiate().map_err(|d| {
+                            in_element(d, op.span, element, || {
+                                format!("starting `{}` for element {element}", host.name())
+                            })
                         })?;
                         state.hosts[i] = Some(inst);
                     }
                     let inst = state.hosts[i].as_mut().expect("just started");
-                    let outs = inst.call(&inputs).map_err(|mut d| {
-                        if d.labels.is_empty() {
-                            d = d.with_label(
-                                op.span,
-                                format!("calling `{}` on element {element}", host.name()),
-                            );
-                        }
-                        d.with_note(format!("in element {element}"))
+                    let outs = inst.call(&inputs).map_err(|d| {
+                        in_element(d, op.span, element, || {
+                            format!("calling `{}` on element {element}", host.name())
+                        })
                     })?;
                     let ok = outs.len() == op.outputs.len()
                         && outs.iter().zip(&op.outputs).all(|(t, o)| {
@@ -262,4 +254,20 @@ pub(crate) fn kernel_error(
         d = d.with_help(h);
     }
     d
+}
+
+/// A host function's error `d` located at the eager op (`span`, labelled by `label` unless
+/// the host already pointed somewhere) and noted with the element it failed on.
+fn in_element(
+    d: Diagnostic,
+    span: pipec_diag::Span,
+    element: u64,
+    label: impl FnOnce() -> String,
+) -> Diagnostic {
+    let d = if d.labels.is_empty() {
+        d.with_label(span, label())
+    } else {
+        d
+    };
+    d.with_note(format!("in element {element}"))
 }

@@ -78,12 +78,16 @@ pub struct NpyHeader {
 
 /// Reads only the header of a `.npy` file (what tracing needs to type it).
 pub fn read_npy_header(path: &Path) -> Result<NpyHeader, IoError> {
-    use std::io::Read;
-    // Headers are small: read the fixed part, then as much as its length field says
-    // (bounded), never the array.
-    let mut file = std::fs::File::open(path)?;
+    parse_header(&header_bytes(std::fs::File::open(path)?)?)
+}
+
+/// The bytes of a `.npy` header at the start of `r`: the fixed part, then as much as its
+/// length field says (at most 1 MiB), never the array. Malformed starts come back as they
+/// are, for the parser to report.
+fn header_bytes(r: impl Read) -> std::io::Result<Vec<u8>> {
+    let mut r = r.take(12);
     let mut prefix = Vec::new();
-    (&mut file).take(12).read_to_end(&mut prefix)?;
+    (&mut r).read_to_end(&mut prefix)?;
     let total = match header_len_field(&prefix) {
         Ok((2, fixed)) if prefix.len() >= fixed => {
             fixed + u16::from_le_bytes([prefix[8], prefix[9]]) as usize
@@ -91,12 +95,12 @@ pub fn read_npy_header(path: &Path) -> Result<NpyHeader, IoError> {
         Ok((_, fixed)) if prefix.len() >= fixed => {
             fixed + u32::from_le_bytes([prefix[8], prefix[9], prefix[10], prefix[11]]) as usize
         }
-        // Too short or malformed: the parser reports it.
         _ => prefix.len(),
     };
     let rest = total.min(1 << 20).saturating_sub(prefix.len());
-    file.take(rest as u64).read_to_end(&mut prefix)?;
-    parse_header(&prefix)
+    let r = r.into_inner();
+    r.take(rest as u64).read_to_end(&mut prefix)?;
+    Ok(prefix)
 }
 
 fn header_len_field(start: &[u8]) -> Result<(usize, usize), IoError> {
@@ -209,7 +213,6 @@ fn dict_value<'a>(text: &'a str, key: &str) -> Option<&'a str> {
 /// Reads a whole `.npy` file. The data is read in cache-sized chunks and decoded straight
 /// into the tensor's buffer: the file's bytes never sit in memory whole beside it.
 pub fn read_npy(path: &Path) -> Result<Tensor, IoError> {
-    use std::io::{Read, Seek, SeekFrom};
     // The header says how much data follows: refuse before reading a file over the ceiling.
     let h = read_npy_header(path)?;
     let need = check_data_size(&h)?;
@@ -585,11 +588,7 @@ fn npz_header<R: Read + Seek>(
 ) -> Result<NpyHeader, IoError> {
     let i = member_index(&archive, name)?;
     let member = archive.by_index(i).map_err(archive_error)?;
-    let mut prefix = Vec::new();
-    member
-        .take(1 << 20)
-        .read_to_end(&mut prefix)
-        .map_err(|e| IoError::Archive(e.to_string()))?;
+    let prefix = header_bytes(member).map_err(|e| IoError::Archive(e.to_string()))?;
     parse_header(&prefix)
 }
 

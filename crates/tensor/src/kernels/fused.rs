@@ -1491,18 +1491,10 @@ mod tests {
             i64::MAX as i128,
             u64::MAX as i128,
         ];
-        let sources = [
-            DType::I8,
-            DType::U8,
-            DType::I16,
-            DType::U16,
-            DType::I32,
-            DType::U32,
-            DType::I64,
-            DType::U64,
-            DType::F32,
-            DType::F64,
-        ];
+        // Every primitive numeric dtype (not bool, not the half floats).
+        let sources = DType::ALL
+            .into_iter()
+            .filter(|d| !matches!(d, DType::Bool | DType::F16 | DType::BF16));
         for from in sources {
             let x = if from.is_float() {
                 let v = Tensor::from_vec(&[floats.len()], floats.to_vec()).expect("shape");

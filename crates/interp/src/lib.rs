@@ -10,6 +10,7 @@
 mod block;
 mod budget;
 mod func;
+mod lanes;
 mod rng;
 mod stats;
 mod stream;

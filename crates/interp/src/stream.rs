@@ -7,6 +7,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
+use crate::lanes::LaneMap;
 use crate::rng::Rng;
 use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
@@ -190,6 +191,15 @@ pub fn open(
     })
 }
 
+/// Whether calling `f` has no effect a consumer could see: every eager call in it is to a
+/// host function that may run on blocks (pure, stateless).
+fn pure_body(f: &CompiledFn) -> bool {
+    f.func().ops.iter().all(|op| match &op.kind {
+        pipec_ir::OpKind::Eager(host) => host.runs_on_blocks(),
+        _ => true,
+    })
+}
+
 /// Pulls elements one at a time, or a block at a time.
 pub(crate) trait Stream: Send {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic>;
@@ -238,6 +248,9 @@ struct Plan {
     span: Span,
     /// Whether this node may hand out blocks (see [`RunOptions::blocks`]).
     blocks: bool,
+    /// Whether pulling this node's elements ahead of demand cannot be observed: no function
+    /// on the way has an effect (an eager `print`). Lanes compute ahead only over such inputs.
+    pure_pull: bool,
     /// Where `--stats` counts this node.
     timer: Option<(Arc<RunStats>, usize)>,
 }
@@ -260,6 +273,8 @@ enum PlanKind {
         f: Arc<CompiledFn>,
         /// `f` vectorized over a block of elements, when block execution applies.
         block_f: Option<Arc<CompiledFn>>,
+        /// Threads computing: a parallel map's lanes, or (blocks of a pure map over a pure
+        /// input) the run's threads.
         lanes: usize,
     },
     Filter {
@@ -401,18 +416,21 @@ impl PlanBuilder<'_> {
             DsKind::Map {
                 func, parallelism, ..
             } => {
+                let threads = self.opts.threads.max(1);
+                let f = self.func(*func);
+                let block_f = self.block_func(*func);
+                // Blocks computed ahead on every thread when nothing can tell: a sequential
+                // map is then as parallel as an `AUTOTUNE` one.
+                let ahead_ok = block_f.is_some() && inputs.iter().all(|p| p.pure_pull);
                 let lanes = match parallelism {
+                    Parallelism::Sequential if ahead_ok => threads,
                     Parallelism::Sequential => 1,
-                    Parallelism::Fixed(k) => (*k).min(self.opts.threads.max(1)),
-                    Parallelism::Autotune => self.opts.threads.max(1),
+                    Parallelism::Fixed(k) => (*k).clamp(1, threads),
+                    Parallelism::Autotune => threads,
                 };
                 PlanKind::Map {
-                    f: self.func(*func),
-                    block_f: if lanes == 1 {
-                        self.block_func(*func)
-                    } else {
-                        None
-                    },
+                    f,
+                    block_f,
                     lanes,
                 }
             }
@@ -457,11 +475,17 @@ impl PlanBuilder<'_> {
             DsKind::Prefetch(n) => prefetch_plan(*n),
             DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
         };
+        let pure_pull = inputs.iter().all(|p| p.pure_pull)
+            && match &kind {
+                PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => pure_body(f),
+                _ => true,
+            };
         let plan = Arc::new(Plan {
             kind,
             inputs,
             span: n.span,
             blocks: self.opts.blocks,
+            pure_pull,
             timer: self
                 .stats
                 .clone()
@@ -611,7 +635,15 @@ impl Plan {
                 })
             }
             PlanKind::Map { f, block_f, lanes } => {
-                if *lanes > 1 {
+                let ahead_ok = self.inputs[0].pure_pull;
+                if let Some(block_f) = block_f.as_ref().filter(|_| *lanes > 1 && ahead_ok) {
+                    Box::new(LaneMap::new(
+                        input(0)?,
+                        f.clone(),
+                        block_f.clone(),
+                        lanes - 1,
+                    ))
+                } else if *lanes > 1 {
                     Box::new(ParMap {
                         input: input(0)?,
                         f: f.clone(),
@@ -1788,7 +1820,7 @@ impl Stream for Replay {
 }
 
 /// How many dataset elements one call of `f` on `e` covers.
-fn element_count(f: &CompiledFn, e: &Element) -> u64 {
+pub(crate) fn element_count(f: &CompiledFn, e: &Element) -> u64 {
     if f.func().batched {
         e.first()
             .and_then(|t| t.shape().first())

@@ -1,0 +1,452 @@
+//! Lanes: a map's block function computed on helper threads, a few blocks ahead of demand.
+//!
+//! With `--threads` above one, a map whose function runs on blocks pulls a few blocks of its
+//! input ahead and queues them as [`Job`]s; helper threads and the consumer's own thread each
+//! take whichever queued block comes first, so both cores compute while the consumer uses
+//! the blocks, in order. Nothing else changes: blocks come out in input order, a block that
+//! fails (or that is not stacked) is redone per element on the consumer's thread exactly as
+//! [`crate::stream`]'s sequential map does, and an error from the input stays behind the
+//! rows read before it.
+//!
+//! Two costs on these machines shape it. Waking a parked thread takes tens of µs, longer than
+//! computing a 64 KiB block, so a helper spins for a while before it parks and the consumer
+//! only wakes one that parked. And pulling ahead is only unobservable when nothing upstream
+//! has an effect (an eager `print`), so the runtime uses lanes only over pure inputs
+//! (`pure_pull` in the stream plans).
+
+use crate::block::{Block, Chunk, Pending};
+use crate::func::{CompiledFn, FnState};
+use crate::stream::{Element, Stream, element_count};
+use pipec_diag::Diagnostic;
+use pipec_tensor::Tensor;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+/// A map run on lanes: the consumer's thread and [`Crew`] helpers.
+pub(crate) struct LaneMap {
+    input: Box<dyn Stream>,
+    /// The per-element function: for `next` and for blocks that must run per element.
+    f: Arc<CompiledFn>,
+    block_f: Arc<CompiledFn>,
+    state: FnState,
+    /// The consumer thread's lane.
+    block_state: FnState,
+    /// The dataset index of the next element pulled from the input.
+    count: u64,
+    helpers: usize,
+    /// Started on the first block pull (a consumer pulling single elements never needs it).
+    crew: Option<Crew>,
+    /// Blocks pulled from the input and not yet handed out, in order.
+    ahead: VecDeque<Ahead>,
+    /// The input ended or failed: pull nothing more.
+    input_done: bool,
+    /// Computed rows not yet handed out (a consumer may ask for fewer than a block).
+    pending: Pending,
+}
+
+/// One block pulled ahead.
+struct Ahead {
+    /// The input rows, kept for the per-element fallback.
+    block: Block,
+    /// The input's error right after these rows.
+    error: Option<Diagnostic>,
+    /// The dataset index of the block's first element.
+    start: u64,
+    /// The block function's run on it; `None` for a block that runs per element.
+    job: Option<Arc<Job>>,
+}
+
+/// How many blocks each lane may have pulled ahead.
+const AHEAD_PER_LANE: usize = 2;
+/// How long an idle helper spins before it parks: longer than the gap between two blocks
+/// of a busy pipeline, shorter than a waiting consumer would notice.
+const IDLE_SPIN: Duration = Duration::from_micros(200);
+
+impl LaneMap {
+    /// `f` and its block form over `input`, with `helpers` threads besides the consumer's.
+    pub(crate) fn new(
+        input: Box<dyn Stream>,
+        f: Arc<CompiledFn>,
+        block_f: Arc<CompiledFn>,
+        helpers: usize,
+    ) -> LaneMap {
+        LaneMap {
+            input,
+            f,
+            block_f,
+            state: FnState::default(),
+            block_state: FnState::default(),
+            count: 0,
+            helpers,
+            crew: None,
+            ahead: VecDeque::new(),
+            input_done: false,
+            pending: Pending::default(),
+        }
+    }
+
+    /// Elements in `block`, counted as the sequential map counts them (a batched map's rows
+    /// are batches: the elements inside them).
+    fn elements_in(&self, block: &Block) -> u64 {
+        match block {
+            Block::Stacked { leaves, rows } => {
+                if self.f.func().batched {
+                    leaves
+                        .first()
+                        .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
+                        as u64
+                } else {
+                    *rows as u64
+                }
+            }
+            Block::Rows(rows) => rows.iter().map(|e| element_count(&self.f, e)).sum(),
+        }
+    }
+
+    /// Pulls input blocks until every lane has its share queued.
+    fn fill(&mut self, max: usize) {
+        let lanes = 1 + self.crew.as_ref().map_or(0, Crew::size);
+        while !self.input_done && self.ahead.len() < lanes * AHEAD_PER_LANE {
+            let Some(Chunk { block, error }) = self.input.next_block(max) else {
+                self.input_done = true;
+                break;
+            };
+            self.input_done = error.is_some();
+            let start = self.count;
+            self.count += self.elements_in(&block);
+            let job = match &block {
+                Block::Stacked { leaves, rows } if *rows > 0 => {
+                    let job = Arc::new(Job::new(leaves.clone(), start));
+                    if let Some(crew) = &self.crew {
+                        crew.submit(job.clone());
+                    }
+                    Some(job)
+                }
+                _ => None,
+            };
+            self.ahead.push_back(Ahead {
+                block,
+                error,
+                start,
+                job,
+            });
+        }
+    }
+
+    /// The block function's result for `job`: computed here if no helper took it; while a
+    /// helper computes it, this thread computes later queued blocks instead of waiting.
+    fn resolve(&mut self, job: &Job) -> Option<Vec<Tensor>> {
+        let mut idle = 0u32;
+        loop {
+            if let Some(args) = job.claim() {
+                return self.block_f.call(&mut self.block_state, args, job.start).ok();
+            }
+            if let Some(out) = job.take() {
+                return out;
+            }
+            let later = self
+                .ahead
+                .iter()
+                .filter_map(|a| a.job.as_ref())
+                .find_map(|j| j.claim().map(|args| (j.clone(), args)));
+            if let Some((other, args)) = later {
+                other.finish(self.block_f.call(&mut self.block_state, args, other.start).ok());
+                idle = 0;
+                continue;
+            }
+            idle = idle.saturating_add(1);
+            if idle < 1 << 12 {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// Computes the first block pulled ahead into `pending`; false when nothing was ahead.
+    fn deliver(&mut self) -> bool {
+        let Some(Ahead {
+            block,
+            error,
+            start,
+            job,
+        }) = self.ahead.pop_front()
+        else {
+            return false;
+        };
+        let out = job.and_then(|j| self.resolve(&j));
+        if let Some(leaves) = out {
+            let rows = block.len();
+            self.pending.push(Block::Stacked { leaves, rows });
+            if let Some(d) = error {
+                self.pending.push_error(d);
+            }
+            return true;
+        }
+        // Rows apart, or the block failed: one by one, so the error reported is the one
+        // element-at-a-time execution meets first, after the rows before it.
+        let mut index = start;
+        let mut outs = Vec::with_capacity(block.len());
+        for e in block.into_rows() {
+            let element = index;
+            index += element_count(&self.f, &e);
+            match self.f.call(&mut self.state, e, element) {
+                Ok(o) => outs.push(o),
+                Err(d) => {
+                    self.pending.push(Block::Rows(outs));
+                    self.pending.push_error(d);
+                    // Nothing after an error is ever handed out.
+                    self.ahead.clear();
+                    self.input_done = true;
+                    return true;
+                }
+            }
+        }
+        self.pending.push(Block::Rows(outs));
+        if let Some(d) = error {
+            self.pending.push_error(d);
+        }
+        true
+    }
+}
+
+impl Stream for LaneMap {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if self.pending.is_empty() && self.ahead.is_empty() {
+            if self.input_done {
+                return Ok(None);
+            }
+            let Some(e) = self.input.next()? else {
+                return Ok(None);
+            };
+            let element = self.count;
+            self.count += element_count(&self.f, &e);
+            return self.f.call(&mut self.state, e, element).map(Some);
+        }
+        if self.pending.is_empty() {
+            self.deliver();
+        }
+        let Some(Chunk { block, error }) = self.pending.take(1) else {
+            return Ok(None);
+        };
+        match block.into_rows().pop() {
+            Some(e) => {
+                if let Some(d) = error {
+                    // The element first; its error with the next pull.
+                    self.pending.push_error(d);
+                }
+                Ok(Some(e))
+            }
+            None => error.map_or(Ok(None), Err),
+        }
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if self.pending.is_empty() {
+            if self.crew.is_none() && self.helpers > 0 && !self.input_done {
+                self.crew = Crew::start(self.block_f.clone(), self.helpers);
+                self.helpers = 0;
+            }
+            self.fill(max);
+            if !self.deliver() {
+                return None;
+            }
+        }
+        self.pending.take(max)
+    }
+}
+
+/// One block's run of the block function, taken by whichever lane gets to it first.
+struct Job {
+    slot: Mutex<Slot>,
+    /// Set once the slot holds the result, so waiting never takes the lock.
+    finished: AtomicBool,
+    /// The dataset index of the block's first element (for errors).
+    start: u64,
+}
+
+enum Slot {
+    /// Queued with its arguments.
+    Waiting(Vec<Tensor>),
+    /// A lane is computing it.
+    Claimed,
+    /// The result; `None` when the block failed and must run per element.
+    Finished(Option<Vec<Tensor>>),
+    /// The result was handed out.
+    Taken,
+}
+
+impl Job {
+    fn new(args: Vec<Tensor>, start: u64) -> Job {
+        Job {
+            slot: Mutex::new(Slot::Waiting(args)),
+            finished: AtomicBool::new(false),
+            start,
+        }
+    }
+
+    /// The arguments, if no lane has taken the job yet; the caller must then [`finish`] it.
+    fn claim(&self) -> Option<Vec<Tensor>> {
+        let mut slot = self.slot.lock().ok()?;
+        match std::mem::replace(&mut *slot, Slot::Claimed) {
+            Slot::Waiting(args) => Some(args),
+            other => {
+                *slot = other;
+                None
+            }
+        }
+    }
+
+    fn finish(&self, out: Option<Vec<Tensor>>) {
+        if let Ok(mut slot) = self.slot.lock() {
+            *slot = Slot::Finished(out);
+        }
+        self.finished.store(true, Ordering::Release);
+    }
+
+    /// The result, once a lane finished the job.
+    fn take(&self) -> Option<Option<Vec<Tensor>>> {
+        if !self.finished.load(Ordering::Acquire) {
+            return None;
+        }
+        // A poisoned slot (a helper panicked holding it) runs the block per element.
+        let Ok(mut slot) = self.slot.lock() else {
+            return Some(None);
+        };
+        match std::mem::replace(&mut *slot, Slot::Taken) {
+            Slot::Finished(out) => Some(out),
+            _ => Some(None),
+        }
+    }
+}
+
+/// Helper threads taking [`Job`]s from a shared queue.
+struct Crew {
+    shared: Arc<Shared>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+struct Shared {
+    queue: Mutex<VecDeque<Arc<Job>>>,
+    /// The queue's length, read without the lock while spinning.
+    queued: AtomicUsize,
+    /// Helpers parked on `wake` (changed under the queue's lock).
+    parked: AtomicUsize,
+    wake: Condvar,
+    stop: AtomicBool,
+}
+
+impl Crew {
+    /// Up to `n` helpers running `f`; `None` if not one thread could start (then the
+    /// consumer's thread computes every block).
+    fn start(f: Arc<CompiledFn>, n: usize) -> Option<Crew> {
+        let shared = Arc::new(Shared {
+            queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        });
+        let threads: Vec<_> = (0..n)
+            .filter_map(|i| {
+                let shared = shared.clone();
+                let f = f.clone();
+                std::thread::Builder::new()
+                    .name(format!("pipec-lane-{}", i + 1))
+                    .spawn(move || helper(&shared, &f))
+                    .ok()
+            })
+            .collect();
+        (!threads.is_empty()).then_some(Crew { shared, threads })
+    }
+
+    fn size(&self) -> usize {
+        self.threads.len()
+    }
+
+    fn submit(&self, job: Arc<Job>) {
+        let Ok(mut queue) = self.shared.queue.lock() else {
+            return;
+        };
+        queue.push_back(job);
+        self.shared.queued.fetch_add(1, Ordering::Release);
+        if self.shared.parked.load(Ordering::Relaxed) > 0 {
+            self.shared.wake.notify_one();
+        }
+    }
+}
+
+impl Drop for Crew {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        if let Ok(_queue) = self.shared.queue.lock() {
+            self.shared.wake.notify_all();
+        }
+        for t in self.threads.drain(..) {
+            // A helper finishes at most the block in hand.
+            let _ = t.join();
+        }
+    }
+}
+
+/// A helper's life: take queued jobs until the crew stops.
+fn helper(shared: &Shared, f: &CompiledFn) {
+    let mut state = FnState::default();
+    while let Some(job) = shared.next_job() {
+        let Some(args) = job.claim() else {
+            continue;
+        };
+        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            f.call(&mut state, args, job.start).ok()
+        }));
+        let out = out.unwrap_or_else(|_| {
+            // The state may be half-updated; the block reruns per element on the consumer.
+            state = FnState::default();
+            None
+        });
+        job.finish(out);
+    }
+}
+
+impl Shared {
+    /// The next queued job: spins while the pipeline is busy, parks once idle for a while;
+    /// `None` once the crew stops.
+    fn next_job(&self) -> Option<Arc<Job>> {
+        let mut spun_since = None;
+        loop {
+            if self.stop.load(Ordering::Acquire) {
+                return None;
+            }
+            if self.queued.load(Ordering::Acquire) > 0 {
+                let mut queue = self.queue.lock().ok()?;
+                if let Some(job) = queue.pop_front() {
+                    self.queued.fetch_sub(1, Ordering::Release);
+                    return Some(job);
+                }
+                continue;
+            }
+            let since = *spun_since.get_or_insert_with(Instant::now);
+            if since.elapsed() < IDLE_SPIN {
+                for _ in 0..64 {
+                    std::hint::spin_loop();
+                }
+                continue;
+            }
+            let mut queue = self.queue.lock().ok()?;
+            self.parked.fetch_add(1, Ordering::Relaxed);
+            while queue.is_empty() && !self.stop.load(Ordering::Acquire) {
+                queue = match self.wake.wait(queue) {
+                    Ok(q) => q,
+                    Err(_) => {
+                        self.parked.fetch_sub(1, Ordering::Relaxed);
+                        return None;
+                    }
+                };
+            }
+            self.parked.fetch_sub(1, Ordering::Relaxed);
+            spun_since = None;
+        }
+    }
+}

@@ -177,6 +177,31 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         &[],
         true,
     ),
+    (
+        // Lanes read ahead only over pure inputs: these prints happen once per element taken.
+        "impure_upstream_is_not_read_ahead",
+        "eager fn p(x) -> i64[] {\n    print(x)\n    return x\n}\npipeline main = range(100000).map(p).batch(4).map(|b| b * 2).take(2)",
+        &[],
+        false,
+    ),
+    (
+        "error_deep_in_a_long_stream",
+        "pipeline main = range(300000).map(|x| 10 // (x - 250001)).batch(7)",
+        &["--discard"],
+        true,
+    ),
+    (
+        "take_early_from_lanes",
+        "pipeline main = range(1000000).batch(16).map(|b| b * 3 + 1)",
+        &["--take", "5"],
+        false,
+    ),
+    (
+        "pure_eager_upstream_of_lanes",
+        "eager fn e(x) -> i64[] {\n    return x * 2\n}\npipeline main = range(50000).map(e).batch(8).map(|b| b - 1)",
+        &[],
+        false,
+    ),
 ];
 
 #[test]
@@ -190,8 +215,11 @@ fn blocks_give_what_element_at_a_time_gives() {
             "{name} at -O0: {}",
             String::from_utf8_lossy(&reference.stderr)
         );
-        for level in ["-O1", "-O2"] {
-            let got = run(name, program, level, args);
+        // `--threads 3`: lanes with two helpers, whatever the machine's cores.
+        for (opt, threads) in [("-O1", "1"), ("-O2", "2"), ("-O2", "3")] {
+            let args: Vec<&str> = args.iter().copied().chain(["--threads", threads]).collect();
+            let level = format!("{opt} --threads {threads}");
+            let got = run(name, program, opt, &args);
             if got.stdout != reference.stdout || got.status.code() != reference.status.code() {
                 failures.push(format!(
                     "{name} at {level}: exit {:?} vs {:?}, stdout {} vs {} bytes\n{}",
@@ -200,6 +228,15 @@ fn blocks_give_what_element_at_a_time_gives() {
                     got.stdout.len(),
                     reference.stdout.len(),
                     String::from_utf8_lossy(&got.stderr)
+                ));
+            }
+            // A run that succeeds writes only what its eager bodies print to stderr: the
+            // same lines, as many times (read-ahead must not run an effect early).
+            if !*fails && got.stderr != reference.stderr {
+                failures.push(format!(
+                    "{name} at {level}: stderr of {} bytes, at -O0 {} bytes",
+                    got.stderr.len(),
+                    reference.stderr.len()
                 ));
             }
             if first_error(&got.stderr) != first_error(&reference.stderr) {

@@ -63,7 +63,20 @@ struct Outcome {
     error: Option<String>,
 }
 
-fn run_at(source: &SourceFile, opt_level: u8, threads: usize) -> Result<Outcome, Vec<String>> {
+/// How a run's consumer pulls: element by element, or in blocks like `--discard` and the
+/// writers do (which is what starts block execution and its lanes).
+#[derive(Clone, Copy)]
+enum Pull {
+    Elements,
+    Blocks,
+}
+
+fn run_at(
+    source: &SourceFile,
+    opt_level: u8,
+    threads: usize,
+    pull: Pull,
+) -> Result<Outcome, Vec<String>> {
     let opts = CompileOptions {
         opt_level,
         ..Default::default()
@@ -82,13 +95,12 @@ fn run_at(source: &SourceFile, opt_level: u8, threads: usize) -> Result<Outcome,
         elements: Vec::new(),
         error: None,
     };
-    match compiled.run(&run_opts) {
-        Ok(stream) => {
+    let encode = |leaves: &[Tensor]| leaves.iter().map(io::encode_npy).collect::<Vec<_>>();
+    match (compiled.run(&run_opts), pull) {
+        (Ok(stream), Pull::Elements) => {
             for element in stream.take(TAKE) {
                 match element {
-                    Ok(leaves) => out
-                        .elements
-                        .push(leaves.iter().map(io::encode_npy).collect()),
+                    Ok(leaves) => out.elements.push(encode(&leaves)),
                     Err(d) => {
                         out.error = Some(d.code.to_string());
                         break;
@@ -96,7 +108,26 @@ fn run_at(source: &SourceFile, opt_level: u8, threads: usize) -> Result<Outcome,
                 }
             }
         }
-        Err(d) => out.error = Some(d.code.to_string()),
+        (Ok(mut stream), Pull::Blocks) => {
+            // Blocks of varying sizes (the consumer's own, then smaller), never past TAKE.
+            let sizes = [stream.block_rows(), 1, 5, 17];
+            let mut k = 0;
+            while out.elements.len() < TAKE {
+                let max = sizes[k % sizes.len()].min(TAKE - out.elements.len());
+                k += 1;
+                let Some(chunk) = stream.next_block(max) else {
+                    break;
+                };
+                for row in chunk.block.into_rows() {
+                    out.elements.push(encode(&row));
+                }
+                if let Some(d) = chunk.error {
+                    out.error = Some(d.code.to_string());
+                    break;
+                }
+            }
+        }
+        (Err(d), _) => out.error = Some(d.code.to_string()),
     }
     Ok(out)
 }
@@ -116,9 +147,14 @@ pub fn run(data: &[u8]) {
 fn run_text(text: &str) {
     pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     let source = SourceFile::from_text("gen.pipe", text);
-    let o0 = run_at(&source, 0, 1);
-    let o2 = run_at(&source, 2, 2);
+    let o0 = run_at(&source, 0, 1, Pull::Elements);
+    let o2 = run_at(&source, 2, 2, Pull::Elements);
     assert_eq!(o0, o2, "-O0 and -O2 disagree on:\n{text}");
+    let blocks = run_at(&source, 2, 2, Pull::Blocks);
+    assert_eq!(
+        o0, blocks,
+        "-O0, and -O2 pulled in blocks, disagree on:\n{text}"
+    );
 }
 
 /// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error.

@@ -60,6 +60,9 @@ struct Ahead {
 
 /// How many blocks each lane may have pulled ahead.
 const AHEAD_PER_LANE: usize = 2;
+/// Beyond one block per lane, blocks are pulled ahead only while those already ahead hold
+/// less than this (large elements: a batch of images is megabytes).
+const AHEAD_BYTES: usize = 4 << 20;
 /// How long an idle helper spins before it parks: longer than the gap between two blocks
 /// of a busy pipeline, shorter than a waiting consumer would notice.
 const IDLE_SPIN: Duration = Duration::from_micros(200);
@@ -105,10 +108,24 @@ impl LaneMap {
         }
     }
 
+    /// The input bytes of the blocks pulled ahead.
+    fn ahead_bytes(&self) -> usize {
+        self.ahead
+            .iter()
+            .map(|a| match &a.block {
+                Block::Stacked { leaves, .. } => leaves.iter().map(Tensor::nbytes).sum::<usize>(),
+                Block::Rows(rows) => rows.iter().flatten().map(Tensor::nbytes).sum(),
+            })
+            .sum()
+    }
+
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
         let lanes = 1 + self.crew.as_ref().map_or(0, Crew::size);
-        while !self.input_done && self.ahead.len() < lanes * AHEAD_PER_LANE {
+        while !self.input_done
+            && self.ahead.len() < lanes * AHEAD_PER_LANE
+            && (self.ahead.len() < lanes || self.ahead_bytes() < AHEAD_BYTES)
+        {
             let Some(Chunk { block, error }) = self.input.next_block(max) else {
                 self.input_done = true;
                 break;
@@ -141,7 +158,10 @@ impl LaneMap {
         let mut idle = 0u32;
         loop {
             if let Some(args) = job.claim() {
-                return self.block_f.call(&mut self.block_state, args, job.start).ok();
+                return self
+                    .block_f
+                    .call(&mut self.block_state, args, job.start)
+                    .ok();
             }
             if let Some(out) = job.take() {
                 return out;
@@ -152,7 +172,11 @@ impl LaneMap {
                 .filter_map(|a| a.job.as_ref())
                 .find_map(|j| j.claim().map(|args| (j.clone(), args)));
             if let Some((other, args)) = later {
-                other.finish(self.block_f.call(&mut self.block_state, args, other.start).ok());
+                other.finish(
+                    self.block_f
+                        .call(&mut self.block_state, args, other.start)
+                        .ok(),
+                );
                 idle = 0;
                 continue;
             }
@@ -448,5 +472,200 @@ impl Shared {
             self.parked.fetch_sub(1, Ordering::Relaxed);
             spun_since = None;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use pipec_ir::{Dim, Function, OpKind, TensorType};
+    use pipec_tensor::DType;
+    use pipec_tensor::ops::BinaryOp;
+
+    /// `x -> 100 // (x - 10)`: fails on element 10 (its value is its index).
+    fn divide() -> (Arc<CompiledFn>, Arc<CompiledFn>) {
+        let span = pipec_diag::Span::default();
+        let i64s = TensorType::scalar(DType::I64);
+        let mut f = Function::new("divide", span, vec![i64s.clone()]);
+        let x = f.params[0];
+        let ten = f.push(
+            OpKind::Const(Tensor::scalar(10i64)),
+            vec![],
+            i64s.clone(),
+            span,
+        );
+        let hundred = f.push(
+            OpKind::Const(Tensor::scalar(100i64)),
+            vec![],
+            i64s.clone(),
+            span,
+        );
+        let d = f.push(
+            OpKind::Binary(BinaryOp::Sub),
+            vec![x, ten],
+            i64s.clone(),
+            span,
+        );
+        let q = f.push(
+            OpKind::Binary(BinaryOp::FloorDiv),
+            vec![hundred, d],
+            i64s,
+            span,
+        );
+        f.results = vec![q];
+        let vf = pipec_ir::vmap::vectorize_blocks(&f, Dim::Unknown).expect("vectorizes");
+        (Arc::new(CompiledFn::new(f)), Arc::new(CompiledFn::new(vf)))
+    }
+
+    /// A source handing out the given chunks as blocks (or their rows one by one).
+    struct Chunks(VecDeque<Chunk>);
+
+    fn range(lo: i64, hi: i64) -> Block {
+        let values: Vec<i64> = (lo..hi).collect();
+        let rows = values.len();
+        Block::Stacked {
+            leaves: vec![Tensor::from_vec(&[rows], values).expect("shape")],
+            rows,
+        }
+    }
+
+    fn source(chunks: Vec<Chunk>) -> Box<dyn Stream> {
+        Box::new(Chunks(chunks.into()))
+    }
+
+    impl Stream for Chunks {
+        fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+            let Some(mut c) = self.0.pop_front() else {
+                return Ok(None);
+            };
+            if c.block.is_empty() {
+                return c.error.map_or(Ok(None), Err);
+            }
+            let first = c.block.split_front(1);
+            if !c.block.is_empty() || c.error.is_some() {
+                self.0.push_front(c);
+            }
+            Ok(first.into_rows().pop())
+        }
+
+        fn next_block(&mut self, _max: usize) -> Option<Chunk> {
+            self.0.pop_front()
+        }
+    }
+
+    /// Every value handed out, then the error's message, pulling with `pull`.
+    fn drain(
+        map: &mut LaneMap,
+        mut pull: impl FnMut(&mut LaneMap) -> Option<Chunk>,
+    ) -> (Vec<i64>, Option<String>) {
+        let mut values = Vec::new();
+        while let Some(c) = pull(map) {
+            for e in c.block.into_rows() {
+                values.push(e[0].as_array::<i64>().expect("i64")[[]]);
+            }
+            if let Some(d) = c.error {
+                return (values, Some(d.message));
+            }
+        }
+        (values, None)
+    }
+
+    fn expected(range: std::ops::Range<i64>) -> Vec<i64> {
+        // Floor division, as `//` rounds.
+        range
+            .map(|x| {
+                let (a, b) = (100i64, x - 10);
+                a / b - i64::from(a % b != 0 && (a < 0) != (b < 0))
+            })
+            .collect()
+    }
+
+    #[test]
+    fn blocks_a_helper_computed_come_out_in_order() {
+        let (f, block_f) = divide();
+        let chunks = vec![
+            Chunk::ok(range(11, 20)),
+            Chunk::ok(range(20, 23)),
+            Chunk::ok(range(23, 40)),
+        ];
+        let mut map = LaneMap::new(source(chunks), f, block_f.clone(), 0);
+        map.crew = Crew::start(block_f, 1);
+        map.count = 11;
+        map.fill(64);
+        assert_eq!(map.ahead.len(), 3);
+        // Nothing on this thread claims them: the helper must take every one.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while map.ahead.iter().any(|a| {
+            !a.job
+                .as_ref()
+                .expect("stacked")
+                .finished
+                .load(Ordering::Acquire)
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the helper never finished the queued blocks"
+            );
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        let (values, error) = drain(&mut map, |m| m.next_block(64));
+        assert_eq!(values, expected(11..40));
+        assert_eq!(error, None);
+    }
+
+    #[test]
+    fn a_failing_block_reruns_per_element_and_stops_at_its_error() {
+        let (f, block_f) = divide();
+        for helpers in [0, 1, 2] {
+            let chunks = vec![
+                Chunk::ok(range(0, 8)),
+                Chunk::ok(range(8, 16)),
+                Chunk::ok(range(16, 24)),
+            ];
+            let mut map = LaneMap::new(source(chunks), f.clone(), block_f.clone(), helpers);
+            let (values, error) = drain(&mut map, |m| m.next_block(64));
+            assert_eq!(values, expected(0..10), "{helpers} helpers");
+            let error = error.expect("division by zero");
+            assert!(error.contains("element 10"), "{error}");
+            assert!(map.next_block(64).is_none());
+        }
+    }
+
+    #[test]
+    fn an_input_error_stays_behind_the_rows_read_before_it() {
+        let (f, block_f) = divide();
+        let input_error = Diagnostic::error(pipec_diag::Code::WrongKind, "the input broke");
+        let chunks = vec![
+            Chunk::ok(range(11, 30)),
+            Chunk {
+                block: range(30, 35),
+                error: Some(input_error),
+            },
+            Chunk::ok(range(35, 40)),
+        ];
+        let mut map = LaneMap::new(source(chunks), f, block_f, 1);
+        let (values, error) = drain(&mut map, |m| m.next_block(4));
+        assert_eq!(values, expected(11..35));
+        assert_eq!(error.as_deref(), Some("the input broke"));
+    }
+
+    #[test]
+    fn single_pulls_continue_where_block_pulls_stopped() {
+        let (f, block_f) = divide();
+        let chunks = vec![Chunk::ok(range(11, 30)), Chunk::ok(range(30, 41))];
+        let mut map = LaneMap::new(source(chunks), f, block_f, 1);
+        let mut k = 0;
+        let (values, error) = drain(&mut map, |m| {
+            k += 1;
+            if k % 2 == 0 {
+                m.next()
+                    .expect("no error")
+                    .map(|e| Chunk::ok(Block::Rows(vec![e])))
+            } else {
+                m.next_block(3)
+            }
+        });
+        assert_eq!(values, expected(11..41));
+        assert_eq!(error, None);
     }
 }

@@ -428,11 +428,7 @@ impl PlanBuilder<'_> {
                     Parallelism::Fixed(k) => (*k).clamp(1, threads),
                     Parallelism::Autotune => threads,
                 };
-                PlanKind::Map {
-                    f,
-                    block_f,
-                    lanes,
-                }
+                PlanKind::Map { f, block_f, lanes }
             }
             DsKind::Filter { func } => PlanKind::Filter {
                 f: self.func(*func),

@@ -36,14 +36,23 @@ pub(crate) struct LaneMap {
     /// The dataset index of the next element pulled from the input.
     count: u64,
     helpers: usize,
-    /// Started on the first block pull (a consumer pulling single elements never needs it).
+    /// Started (or taken from `home`) on the first block pull: a consumer pulling single
+    /// elements never needs it.
     crew: Option<Crew>,
+    /// Where the crew is kept between opens of the same map (each `repeat` epoch reopens
+    /// it; starting threads per epoch would cost more than a short epoch's work).
+    home: CrewHome,
     /// Blocks pulled from the input and not yet handed out, in order.
     ahead: VecDeque<Ahead>,
     /// The input ended or failed: pull nothing more.
     input_done: bool,
     /// Computed rows not yet handed out (a consumer may ask for fewer than a block).
     pending: Pending,
+    /// A running mean of how long a block takes on this thread, in ns (0: none yet).
+    block_nanos: u64,
+    /// Blocks pulled that were large enough to hand over: lanes start after a few, so a
+    /// short stream (a small `repeat` epoch) never pays for them.
+    large_blocks: usize,
 }
 
 /// One block pulled ahead.
@@ -54,8 +63,17 @@ struct Ahead {
     error: Option<Diagnostic>,
     /// The dataset index of the block's first element.
     start: u64,
-    /// The block function's run on it; `None` for a block that runs per element.
-    job: Option<Arc<Job>>,
+    work: Work,
+}
+
+/// Where a block pulled ahead is computed.
+enum Work {
+    /// Per element on the consumer's thread (rows apart).
+    Rows,
+    /// By the block function on the consumer's thread.
+    Here,
+    /// By the block function on whichever lane takes it first.
+    Queued(Arc<Job>),
 }
 
 /// How many blocks each lane may have pulled ahead.
@@ -63,17 +81,26 @@ const AHEAD_PER_LANE: usize = 2;
 /// Beyond one block per lane, blocks are pulled ahead only while those already ahead hold
 /// less than this (large elements: a batch of images is megabytes).
 const AHEAD_BYTES: usize = 4 << 20;
+/// Smaller blocks stay on the consumer's thread: handing one over and getting its result
+/// back costs more than computing it (a short `repeat` epoch, the tail of a stream).
+const HANDOFF_BYTES: usize = 8 << 10;
+/// Large blocks pulled on the consumer's thread alone before lanes start.
+const LANES_AFTER: usize = 2;
 /// How long an idle helper spins before it parks: longer than the gap between two blocks
 /// of a busy pipeline, shorter than a waiting consumer would notice.
 const IDLE_SPIN: Duration = Duration::from_micros(200);
+/// The least time the consumer waits for a helper's block before computing it itself.
+const MIN_PATIENCE: Duration = Duration::from_micros(50);
 
 impl LaneMap {
-    /// `f` and its block form over `input`, with `helpers` threads besides the consumer's.
+    /// `f` and its block form over `input`, with `helpers` threads besides the consumer's,
+    /// kept in `home` between opens.
     pub(crate) fn new(
         input: Box<dyn Stream>,
         f: Arc<CompiledFn>,
         block_f: Arc<CompiledFn>,
         helpers: usize,
+        home: CrewHome,
     ) -> LaneMap {
         LaneMap {
             input,
@@ -84,9 +111,12 @@ impl LaneMap {
             count: 0,
             helpers,
             crew: None,
+            home,
             ahead: VecDeque::new(),
             input_done: false,
             pending: Pending::default(),
+            block_nanos: 0,
+            large_blocks: 0,
         }
     }
 
@@ -121,9 +151,11 @@ impl LaneMap {
 
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
+        // Without helpers, one block at a time, as the sequential map pulls.
+        let ahead_max = self.crew.as_ref().map_or(1, |c| (1 + c.size()) * AHEAD_PER_LANE);
         let lanes = 1 + self.crew.as_ref().map_or(0, Crew::size);
         while !self.input_done
-            && self.ahead.len() < lanes * AHEAD_PER_LANE
+            && self.ahead.len() < ahead_max
             && (self.ahead.len() < lanes || self.ahead_bytes() < AHEAD_BYTES)
         {
             let Some(Chunk { block, error }) = self.input.next_block(max) else {
@@ -133,35 +165,41 @@ impl LaneMap {
             self.input_done = error.is_some();
             let start = self.count;
             self.count += self.elements_in(&block);
-            let job = match &block {
+            let work = match &block {
                 Block::Stacked { leaves, rows } if *rows > 0 => {
-                    let job = Arc::new(Job::new(leaves.clone(), start));
-                    if let Some(crew) = &self.crew {
-                        crew.submit(job.clone());
+                    let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
+                    self.large_blocks += usize::from(bytes >= HANDOFF_BYTES);
+                    match self.crew.as_ref().filter(|_| bytes >= HANDOFF_BYTES) {
+                        Some(crew) => {
+                            let job = Arc::new(Job::new(leaves.clone(), start));
+                            crew.submit(job.clone());
+                            Work::Queued(job)
+                        }
+                        None => Work::Here,
                     }
-                    Some(job)
                 }
-                _ => None,
+                _ => Work::Rows,
             };
             self.ahead.push_back(Ahead {
                 block,
                 error,
                 start,
-                job,
+                work,
             });
         }
     }
 
-    /// The block function's result for `job`: computed here if no helper took it; while a
-    /// helper computes it, this thread computes later queued blocks instead of waiting.
-    fn resolve(&mut self, job: &Job) -> Option<Vec<Tensor>> {
-        let mut idle = 0u32;
+    /// The block function's result for `job` (whose input is `block`): computed here if no
+    /// helper took it. While a helper computes it, this thread computes later queued blocks;
+    /// if the helper takes much longer than a block takes here (descheduled on a busy
+    /// machine), this thread computes the block too and the helper's copy is dropped (the
+    /// function is pure: both give the same bits).
+    fn resolve(&mut self, job: &Job, block: &Block) -> Option<Vec<Tensor>> {
+        let mut waiting_since: Option<Instant> = None;
+        let mut spins = 0u32;
         loop {
             if let Some(args) = job.claim() {
-                return self
-                    .block_f
-                    .call(&mut self.block_state, args, job.start)
-                    .ok();
+                return self.compute(args, job.start);
             }
             if let Some(out) = job.take() {
                 return out;
@@ -169,24 +207,51 @@ impl LaneMap {
             let later = self
                 .ahead
                 .iter()
-                .filter_map(|a| a.job.as_ref())
+                .filter_map(|a| match &a.work {
+                    Work::Queued(j) => Some(j),
+                    _ => None,
+                })
                 .find_map(|j| j.claim().map(|args| (j.clone(), args)));
             if let Some((other, args)) = later {
-                other.finish(
-                    self.block_f
-                        .call(&mut self.block_state, args, other.start)
-                        .ok(),
-                );
-                idle = 0;
+                let out = self.compute(args, other.start);
+                other.finish(out);
+                waiting_since = None;
                 continue;
             }
-            idle = idle.saturating_add(1);
-            if idle < 1 << 12 {
+            let since = *waiting_since.get_or_insert_with(Instant::now);
+            if let Block::Stacked { leaves, .. } = block
+                && since.elapsed() > self.patience()
+            {
+                return self.compute(leaves.clone(), job.start);
+            }
+            spins = spins.saturating_add(1);
+            if spins < 1 << 12 {
                 std::hint::spin_loop();
             } else {
                 std::thread::yield_now();
             }
         }
+    }
+
+    /// Runs the block function on this thread, keeping a running mean of its time (which
+    /// only waiting for helpers needs).
+    fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Option<Vec<Tensor>> {
+        if self.crew.is_none() {
+            return self.block_f.call(&mut self.block_state, args, start).ok();
+        }
+        let t = Instant::now();
+        let out = self.block_f.call(&mut self.block_state, args, start).ok();
+        let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.block_nanos = match self.block_nanos {
+            0 => nanos,
+            mean => mean / 4 * 3 + nanos / 4,
+        };
+        out
+    }
+
+    /// How long to wait for a helper's block before computing it here as well.
+    fn patience(&self) -> Duration {
+        Duration::from_nanos(self.block_nanos.saturating_mul(2)).max(MIN_PATIENCE)
     }
 
     /// Computes the first block pulled ahead into `pending`; false when nothing was ahead.
@@ -195,12 +260,16 @@ impl LaneMap {
             block,
             error,
             start,
-            job,
+            work,
         }) = self.ahead.pop_front()
         else {
             return false;
         };
-        let out = job.and_then(|j| self.resolve(&j));
+        let out = match (work, &block) {
+            (Work::Queued(job), _) => self.resolve(&job, &block),
+            (Work::Here, Block::Stacked { leaves, .. }) => self.compute(leaves.clone(), start),
+            _ => None,
+        };
         if let Some(leaves) = out {
             let rows = block.len();
             self.pending.push(Block::Stacked { leaves, rows });
@@ -269,8 +338,13 @@ impl Stream for LaneMap {
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
         if self.pending.is_empty() {
-            if self.crew.is_none() && self.helpers > 0 && !self.input_done {
-                self.crew = Crew::start(self.block_f.clone(), self.helpers);
+            if self.crew.is_none()
+                && self.helpers > 0
+                && self.large_blocks >= LANES_AFTER
+                && !self.input_done
+            {
+                let kept = self.home.lock().ok().and_then(|mut h| h.take());
+                self.crew = kept.or_else(|| Crew::start(self.block_f.clone(), self.helpers));
                 self.helpers = 0;
             }
             self.fill(max);
@@ -281,6 +355,27 @@ impl Stream for LaneMap {
         self.pending.take(max)
     }
 }
+
+impl Drop for LaneMap {
+    fn drop(&mut self) {
+        // Blocks still queued are claimed, so the helpers skip them, and the crew goes home
+        // for the next open.
+        for a in &self.ahead {
+            if let Work::Queued(job) = &a.work {
+                drop(job.claim());
+            }
+        }
+        if let Some(crew) = self.crew.take()
+            && let Ok(mut home) = self.home.lock()
+            && home.is_none()
+        {
+            *home = Some(crew);
+        }
+    }
+}
+
+/// Where a map's plan keeps its [`Crew`] while no stream of it runs.
+pub(crate) type CrewHome = Arc<Mutex<Option<Crew>>>;
 
 /// One block's run of the block function, taken by whichever lane gets to it first.
 struct Job {
@@ -346,8 +441,8 @@ impl Job {
     }
 }
 
-/// Helper threads taking [`Job`]s from a shared queue.
-struct Crew {
+/// Helper threads taking [`Job`]s from a shared queue; they stop when it drops.
+pub(crate) struct Crew {
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -366,13 +461,7 @@ impl Crew {
     /// Up to `n` helpers running `f`; `None` if not one thread could start (then the
     /// consumer's thread computes every block).
     fn start(f: Arc<CompiledFn>, n: usize) -> Option<Crew> {
-        let shared = Arc::new(Shared {
-            queue: Mutex::new(VecDeque::new()),
-            queued: AtomicUsize::new(0),
-            parked: AtomicUsize::new(0),
-            wake: Condvar::new(),
-            stop: AtomicBool::new(false),
-        });
+        let shared = Arc::new(Shared::new());
         let threads: Vec<_> = (0..n)
             .filter_map(|i| {
                 let shared = shared.clone();
@@ -435,6 +524,16 @@ fn helper(shared: &Shared, f: &CompiledFn) {
 }
 
 impl Shared {
+    fn new() -> Shared {
+        Shared {
+            queue: Mutex::new(VecDeque::new()),
+            queued: AtomicUsize::new(0),
+            parked: AtomicUsize::new(0),
+            wake: Condvar::new(),
+            stop: AtomicBool::new(false),
+        }
+    }
+
     /// The next queued job: spins while the pipeline is busy, parks once idle for a while;
     /// `None` once the crew stops.
     fn next_job(&self) -> Option<Arc<Job>> {
@@ -583,25 +682,24 @@ mod tests {
     #[test]
     fn blocks_a_helper_computed_come_out_in_order() {
         let (f, block_f) = divide();
+        // Blocks of at least HANDOFF_BYTES (1024 values), or they stay on this thread.
         let chunks = vec![
-            Chunk::ok(range(11, 20)),
-            Chunk::ok(range(20, 23)),
-            Chunk::ok(range(23, 40)),
+            Chunk::ok(range(11, 1100)),
+            Chunk::ok(range(1100, 2200)),
+            Chunk::ok(range(2200, 3300)),
         ];
-        let mut map = LaneMap::new(source(chunks), f, block_f.clone(), 0);
+        let mut map = LaneMap::new(source(chunks), f, block_f.clone(), 0, CrewHome::default());
         map.crew = Crew::start(block_f, 1);
         map.count = 11;
         map.fill(64);
         assert_eq!(map.ahead.len(), 3);
         // Nothing on this thread claims them: the helper must take every one.
         let deadline = Instant::now() + Duration::from_secs(30);
-        while map.ahead.iter().any(|a| {
-            !a.job
-                .as_ref()
-                .expect("stacked")
-                .finished
-                .load(Ordering::Acquire)
-        }) {
+        let finished = |a: &Ahead| match &a.work {
+            Work::Queued(j) => j.finished.load(Ordering::Acquire),
+            _ => panic!("a large block is queued"),
+        };
+        while !map.ahead.iter().all(finished) {
             assert!(
                 Instant::now() < deadline,
                 "the helper never finished the queued blocks"
@@ -609,7 +707,7 @@ mod tests {
             std::thread::sleep(Duration::from_millis(1));
         }
         let (values, error) = drain(&mut map, |m| m.next_block(64));
-        assert_eq!(values, expected(11..40));
+        assert_eq!(values, expected(11..3300));
         assert_eq!(error, None);
     }
 
@@ -617,16 +715,25 @@ mod tests {
     fn a_failing_block_reruns_per_element_and_stops_at_its_error() {
         let (f, block_f) = divide();
         for helpers in [0, 1, 2] {
-            let chunks = vec![
-                Chunk::ok(range(0, 8)),
-                Chunk::ok(range(8, 16)),
-                Chunk::ok(range(16, 24)),
-            ];
-            let mut map = LaneMap::new(source(chunks), f.clone(), block_f.clone(), helpers);
+            // Large blocks (lanes start after two), the last holding the value 10.
+            let mut chunks: Vec<Chunk> = (0..5)
+                .map(|k| Chunk::ok(range(20 + k * 1100, 20 + (k + 1) * 1100)))
+                .collect();
+            chunks.push(Chunk::ok(range(5, 1200)));
+            chunks.push(Chunk::ok(range(20, 1200)));
+            let mut map = LaneMap::new(
+                source(chunks),
+                f.clone(),
+                block_f.clone(),
+                helpers,
+                CrewHome::default(),
+            );
             let (values, error) = drain(&mut map, |m| m.next_block(64));
-            assert_eq!(values, expected(0..10), "{helpers} helpers");
+            let mut want = expected(20..5520);
+            want.extend(expected(5..10));
+            assert_eq!(values, want, "{helpers} helpers");
             let error = error.expect("division by zero");
-            assert!(error.contains("element 10"), "{error}");
+            assert!(error.contains("element 5505"), "{error}");
             assert!(map.next_block(64).is_none());
         }
     }
@@ -636,24 +743,28 @@ mod tests {
         let (f, block_f) = divide();
         let input_error = Diagnostic::error(pipec_diag::Code::WrongKind, "the input broke");
         let chunks = vec![
-            Chunk::ok(range(11, 30)),
+            Chunk::ok(range(11, 1100)),
+            Chunk::ok(range(1100, 2200)),
+            Chunk::ok(range(2200, 3300)),
             Chunk {
-                block: range(30, 35),
+                block: range(3300, 4400),
                 error: Some(input_error),
             },
-            Chunk::ok(range(35, 40)),
+            Chunk::ok(range(4400, 5500)),
         ];
-        let mut map = LaneMap::new(source(chunks), f, block_f, 1);
+        let mut map = LaneMap::new(source(chunks), f, block_f, 1, CrewHome::default());
         let (values, error) = drain(&mut map, |m| m.next_block(4));
-        assert_eq!(values, expected(11..35));
+        assert_eq!(values, expected(11..4400));
         assert_eq!(error.as_deref(), Some("the input broke"));
     }
 
     #[test]
     fn single_pulls_continue_where_block_pulls_stopped() {
         let (f, block_f) = divide();
-        let chunks = vec![Chunk::ok(range(11, 30)), Chunk::ok(range(30, 41))];
-        let mut map = LaneMap::new(source(chunks), f, block_f, 1);
+        let chunks: Vec<Chunk> = (0..6)
+            .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
+            .collect();
+        let mut map = LaneMap::new(source(chunks), f, block_f, 1, CrewHome::default());
         let mut k = 0;
         let (values, error) = drain(&mut map, |m| {
             k += 1;
@@ -665,7 +776,28 @@ mod tests {
                 m.next_block(3)
             }
         });
-        assert_eq!(values, expected(11..41));
+        assert_eq!(values, expected(11..6611));
+        assert_eq!(error, None);
+    }
+
+    #[test]
+    fn a_block_a_stalled_helper_holds_is_computed_here() {
+        let (f, block_f) = divide();
+        let chunks = vec![Chunk::ok(range(11, 1100)), Chunk::ok(range(1100, 2200))];
+        let mut map = LaneMap::new(source(chunks), f, block_f, 0, CrewHome::default());
+        // A crew with no threads: blocks are queued, and only the test takes them.
+        map.crew = Some(Crew {
+            shared: Arc::new(Shared::new()),
+            threads: Vec::new(),
+        });
+        map.fill(64);
+        // A "helper" claims the first block and never finishes it.
+        let Work::Queued(stalled) = &map.ahead[0].work else {
+            panic!("a large block is queued");
+        };
+        assert!(stalled.claim().is_some());
+        let (values, error) = drain(&mut map, |m| m.next_block(64));
+        assert_eq!(values, expected(11..2200));
         assert_eq!(error, None);
     }
 }

@@ -7,7 +7,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
-use crate::lanes::LaneMap;
+use crate::lanes::{CrewHome, LaneMap};
 use crate::rng::Rng;
 use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
@@ -276,6 +276,8 @@ enum PlanKind {
         /// Threads computing: a parallel map's lanes, or (blocks of a pure map over a pure
         /// input) the run's threads.
         lanes: usize,
+        /// The lanes' helper threads between opens.
+        crew: CrewHome,
     },
     Filter {
         f: Arc<CompiledFn>,
@@ -428,7 +430,12 @@ impl PlanBuilder<'_> {
                     Parallelism::Fixed(k) => (*k).clamp(1, threads),
                     Parallelism::Autotune => threads,
                 };
-                PlanKind::Map { f, block_f, lanes }
+                PlanKind::Map {
+                    f,
+                    block_f,
+                    lanes,
+                    crew: CrewHome::default(),
+                }
             }
             DsKind::Filter { func } => PlanKind::Filter {
                 f: self.func(*func),
@@ -630,7 +637,12 @@ impl Plan {
                     span: self.span,
                 })
             }
-            PlanKind::Map { f, block_f, lanes } => {
+            PlanKind::Map {
+                f,
+                block_f,
+                lanes,
+                crew,
+            } => {
                 let ahead_ok = self.inputs[0].pure_pull;
                 if let Some(block_f) = block_f.as_ref().filter(|_| *lanes > 1 && ahead_ok) {
                     Box::new(LaneMap::new(
@@ -638,6 +650,7 @@ impl Plan {
                         f.clone(),
                         block_f.clone(),
                         lanes - 1,
+                        crew.clone(),
                     ))
                 } else if *lanes > 1 {
                     Box::new(ParMap {

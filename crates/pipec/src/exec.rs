@@ -21,6 +21,7 @@ use std::io::{BufReader, Read, Write};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -90,6 +91,8 @@ impl HostFunction for ExecWorker {
         // Drain stderr continuously so a chatty worker never blocks on a full pipe; keep the tail.
         let tail = Arc::new(Mutex::new(VecDeque::with_capacity(STDERR_TAIL)));
         let tail_w = tail.clone();
+        let stderr_closed = Arc::new(AtomicBool::new(false));
+        let closed_w = stderr_closed.clone();
         std::thread::spawn(move || {
             let mut r = BufReader::new(stderr);
             let mut buf = [0u8; 4096];
@@ -106,6 +109,7 @@ impl HostFunction for ExecWorker {
                     }
                 }
             }
+            closed_w.store(true, Ordering::Release);
         });
         // Responses are read on a thread so that a hung worker meets the timeout.
         let (tx, rx) = mpsc::channel();
@@ -132,6 +136,7 @@ impl HostFunction for ExecWorker {
             stdin: Some(stdin),
             rx,
             stderr: tail,
+            stderr_closed,
         }))
     }
 }
@@ -143,10 +148,22 @@ struct Running {
     stdin: Option<ChildStdin>,
     rx: Receiver<Result<Vec<Tensor>, String>>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
+    /// Set once the stderr reader met the end of the pipe.
+    stderr_closed: Arc<AtomicBool>,
 }
 
 impl Running {
-    fn stderr_note(&self, d: Diagnostic) -> Diagnostic {
+    fn stderr_note(&mut self, d: Diagnostic) -> Diagnostic {
+        // A worker that exited may have written its last words just before: let the reader
+        // take them in (on a busy machine it can lag behind the exit).
+        if matches!(self.child.try_wait(), Ok(Some(_))) {
+            let deadline = std::time::Instant::now() + Duration::from_millis(500);
+            while !self.stderr_closed.load(Ordering::Acquire)
+                && std::time::Instant::now() < deadline
+            {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }
         let tail: Vec<u8> = self
             .stderr
             .lock()

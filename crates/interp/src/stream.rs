@@ -1455,12 +1455,12 @@ struct Unbatch {
 impl Stream for Unbatch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         loop {
-            if let Some(cur) = &self.current {
-                if self.next < self.n {
-                    let i = self.next;
-                    self.next += 1;
-                    return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
-                }
+            if let Some(cur) = &self.current
+                && self.next < self.n
+            {
+                let i = self.next;
+                self.next += 1;
+                return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
             }
             let Some(e) = self.input.next()? else {
                 return Ok(None);

@@ -87,7 +87,7 @@ pub fn read_npy_header(path: &Path) -> Result<NpyHeader, IoError> {
 fn header_bytes(r: impl Read) -> std::io::Result<Vec<u8>> {
     let mut r = r.take(12);
     let mut prefix = Vec::new();
-    (&mut r).read_to_end(&mut prefix)?;
+    r.read_to_end(&mut prefix)?;
     let total = match header_len_field(&prefix) {
         Ok((2, fixed)) if prefix.len() >= fixed => {
             fixed + u16::from_le_bytes([prefix[8], prefix[9]]) as usize

@@ -21,5 +21,5 @@ pub fn paste(base: &Tensor, part: &Tensor) -> Tensor {
         }
         out.into_shared()
     }
-    map_same!(base, a => go(a, part, |t| crate::TensorElem::view(t)))
+    map_same!(base, a => go(a, part, crate::TensorElem::view))
 }

@@ -14,8 +14,11 @@ use std::io::Cursor;
 
 pub use grammar::program_from_bytes;
 
+/// One fuzz check: takes arbitrary bytes and panics only on a real bug.
+pub type Check = fn(&[u8]);
+
 /// The fuzz targets, by the name of their `fuzz/fuzz_targets/NAME.rs` and corpus folder.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Check)] = &[
     ("compile", compile),
     ("interp", interp),
     ("run", run),

@@ -34,7 +34,7 @@ impl OpKind {
                     .iter()
                     .map(|d| match d {
                         ReshapeDim::Fixed(n) => Ok(*n),
-                        ReshapeDim::Infer if fixed > 0 && x.len() % fixed == 0 => {
+                        ReshapeDim::Infer if fixed > 0 && x.len().is_multiple_of(fixed) => {
                             Ok(x.len() / fixed)
                         }
                         ReshapeDim::Infer => Err(KernelError::InvalidArgument(format!(

@@ -140,16 +140,16 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
         let ty = |v: crate::ValueId| func.values.get(v.index()).map(|i| &i.ty);
         match &op.kind {
             OpKind::Binary(b) if op.inputs.len() == 2 => {
-                if let (Some(a), Some(c)) = (ty(op.inputs[0]), ty(op.inputs[1])) {
-                    if a.dtype != c.dtype {
-                        bad(format!("{} on {} and {}", b.name(), a.dtype, c.dtype));
-                    }
+                if let (Some(a), Some(c)) = (ty(op.inputs[0]), ty(op.inputs[1]))
+                    && a.dtype != c.dtype
+                {
+                    bad(format!("{} on {} and {}", b.name(), a.dtype, c.dtype));
                 }
             }
-            OpKind::Cast(to) => {
-                if op.outputs.first().and_then(|&o| ty(o)).map(|t| t.dtype) != Some(*to) {
-                    bad(format!("cast to {to} produces another dtype"));
-                }
+            OpKind::Cast(to)
+                if op.outputs.first().and_then(|&o| ty(o)).map(|t| t.dtype) != Some(*to) =>
+            {
+                bad(format!("cast to {to} produces another dtype"));
             }
             OpKind::Fused(body) => {
                 let out_dtypes: Vec<Option<DType>> =
@@ -159,10 +159,10 @@ fn verify_function(func: &Function, errs: &mut Vec<String>) {
                 }
             }
             OpKind::Const(t) => {
-                if let Some(out) = op.outputs.first().and_then(|&o| ty(o)) {
-                    if out.dtype != t.dtype() || !out.shape.admits(t.shape()) {
-                        bad(format!("const of {}{:?} typed {out}", t.dtype(), t.shape()));
-                    }
+                if let Some(out) = op.outputs.first().and_then(|&o| ty(o))
+                    && (out.dtype != t.dtype() || !out.shape.admits(t.shape()))
+                {
+                    bad(format!("const of {}{:?} typed {out}", t.dtype(), t.shape()));
                 }
             }
             _ => {}

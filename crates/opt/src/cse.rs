@@ -64,7 +64,7 @@ impl Pass for Cse {
             let mut subst: HashMap<ValueId, ValueId> = HashMap::new();
             let mut seen: HashMap<Key, usize> = HashMap::new();
             let mut dead = vec![false; f.ops.len()];
-            for i in 0..f.ops.len() {
+            for (i, is_dead) in dead.iter_mut().enumerate() {
                 for v in &mut f.ops[i].inputs {
                     if let Some(&s) = subst.get(v) {
                         *v = s;
@@ -81,7 +81,7 @@ impl Pass for Cse {
                         for (a, b) in op.outputs.iter().zip(&f.ops[first].outputs) {
                             subst.insert(*a, *b);
                         }
-                        dead[i] = true;
+                        *is_dead = true;
                         let msg =
                             format!("merged this `{}` with an identical one", op.kind.mnemonic());
                         remark(remarks, self.name(), op.span, msg, "same op, same operands");

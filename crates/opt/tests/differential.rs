@@ -182,8 +182,7 @@ fn generate(seed: u64) -> (Function, Vec<Tensor>) {
                     let (c, _, sc) = conds[rng.below(conds.len())].clone();
                     let (w, _, s2) = pool
                         .iter()
-                        .filter(|(_, d2, _)| *d2 == d)
-                        .nth(0)
+                        .find(|(_, d2, _)| *d2 == d)
                         .cloned()
                         .expect("v itself");
                     broadcast_shapes(&sc, &s)

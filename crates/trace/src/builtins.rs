@@ -113,6 +113,8 @@ pub(crate) fn is_builtin(name: &str) -> bool {
 /// Positional and named arguments after evaluation.
 type Pos = Vec<(Value, Span)>;
 type Named = Vec<(ast::Ident, Value, Span)>;
+/// Arguments bound to a parameter list: one slot per parameter, `None` where not given.
+pub(crate) type BoundArgs = Vec<Option<(Value, Span)>>;
 
 impl Eval<'_> {
     /// Matches arguments to a builtin's parameter list; `params[..required]` are required.
@@ -124,7 +126,7 @@ impl Eval<'_> {
         pos: Pos,
         named: Named,
         span: Span,
-    ) -> Res<Option<Vec<Option<(Value, Span)>>>> {
+    ) -> Res<Option<BoundArgs>> {
         let mut out: Vec<Option<(Value, Span)>> = vec![None; params.len()];
         if pos.len() > params.len() {
             let d = Diagnostic::error(
@@ -199,7 +201,7 @@ impl Eval<'_> {
         pos: Pos,
         named: Named,
         span: Span,
-    ) -> Res<Option<Vec<Option<(Value, Span)>>>> {
+    ) -> Res<Option<BoundArgs>> {
         self.bind_args(fname, params, required, pos, named, span)
     }
 
@@ -249,7 +251,7 @@ impl Eval<'_> {
     }
 
     fn tensor_of(&mut self, v: Value, span: Span) -> Res<Option<TVal>> {
-        self.to_tensor(v, span)
+        self.tensor_operand(v, span)
     }
 
     /// Converts a weakly typed number to a scalar of `dtype`, with the SPEC's checks.
@@ -502,18 +504,17 @@ impl Eval<'_> {
                 _ => {}
             }
         }
-        if matches!(l, Value::Tuple(_)) || matches!(r, Value::Tuple(_)) {
-            if let (Value::Tuple(a), Value::Tuple(b), ast::BinaryOp::Eq | ast::BinaryOp::Ne) =
+        if (matches!(l, Value::Tuple(_)) || matches!(r, Value::Tuple(_)))
+            && let (Value::Tuple(a), Value::Tuple(b), ast::BinaryOp::Eq | ast::BinaryOp::Ne) =
                 (&l, &r, op)
-            {
-                let same = tuple_eq(a, b);
-                if let Some(same) = same {
-                    return Ok(Value::Bool(if op == ast::BinaryOp::Eq {
-                        same
-                    } else {
-                        !same
-                    }));
-                }
+        {
+            let same = tuple_eq(a, b);
+            if let Some(same) = same {
+                return Ok(Value::Bool(if op == ast::BinaryOp::Eq {
+                    same
+                } else {
+                    !same
+                }));
             }
         }
         if op == ast::BinaryOp::MatMul {
@@ -702,19 +703,19 @@ impl Eval<'_> {
         } else {
             sb[sb.len() - 2]
         };
-        if let (Dim::Known(x), Dim::Known(y)) = (k_a, k_b) {
-            if x != y {
-                let d = Diagnostic::error(
-                    Code::MatmulMismatch,
-                    format!(
-                        "matmul of {} and {}: inner dims {x} and {y} differ",
-                        ta.shape, tb.shape
-                    ),
-                )
-                .with_label(span, "inner dims must match")
-                .with_help("transpose one operand, e.g. `a @ transpose(b)`");
-                return self.fail(d);
-            }
+        if let (Dim::Known(x), Dim::Known(y)) = (k_a, k_b)
+            && x != y
+        {
+            let d = Diagnostic::error(
+                Code::MatmulMismatch,
+                format!(
+                    "matmul of {} and {}: inner dims {x} and {y} differ",
+                    ta.shape, tb.shape
+                ),
+            )
+            .with_label(span, "inner dims must match")
+            .with_help("transpose one operand, e.g. `a @ transpose(b)`");
+            return self.fail(d);
         }
         let batch_a = Shape(sa[..sa.len().saturating_sub(2)].to_vec());
         let batch_b = Shape(sb[..sb.len().saturating_sub(2)].to_vec());
@@ -1213,14 +1214,14 @@ impl Eval<'_> {
         // A single bool tensor index is a mask (host-only).
         if let [ast::IndexItem::Expr(e)] = indices {
             let v = self.expr(e)?;
-            if let Value::Tensor(m) = &v {
-                if tval_type(m).dtype == DType::Bool {
-                    if self.tracing() {
-                        return self.host_only_error("x[mask]", span);
-                    }
-                    let m = m.clone();
-                    return self.host_op(|x| kernels::boolean_mask(&x[0], &x[1]), vec![t, m], span);
+            if let Value::Tensor(m) = &v
+                && tval_type(m).dtype == DType::Bool
+            {
+                if self.tracing() {
+                    return self.host_only_error("x[mask]", span);
                 }
+                let m = m.clone();
+                return self.host_op(|x| kernels::boolean_mask(&x[0], &x[1]), vec![t, m], span);
             }
         }
         let n_explicit = indices
@@ -1276,13 +1277,13 @@ impl Eval<'_> {
                     let Some(i) = self.int_value(v, e.span, "an index")? else {
                         return Ok(Value::Poison);
                     };
-                    if let Dim::Known(n) = ty.shape.0[axis] {
-                        if i >= n as i64 || i < -(n as i64) {
-                            let d = Diagnostic::error(Code::IndexOutOfRange, format!("index {i} is out of range for axis {axis} of size {n}"))
-                                .with_label(e.span, format!("valid indices are {} to {}", -(n as i64), n as i64 - 1))
-                                .with_help("indices start at 0; negative indices count from the end (-1 is the last); a slice such as `x[1:]` never goes out of range");
-                            return self.fail(d);
-                        }
+                    if let Dim::Known(n) = ty.shape.0[axis]
+                        && (i >= n as i64 || i < -(n as i64))
+                    {
+                        let d = Diagnostic::error(Code::IndexOutOfRange, format!("index {i} is out of range for axis {axis} of size {n}"))
+                            .with_label(e.span, format!("valid indices are {} to {}", -(n as i64), n as i64 - 1))
+                            .with_help("indices start at 0; negative indices count from the end (-1 is the last); a slice such as `x[1:]` never goes out of range");
+                        return self.fail(d);
                     }
                     items.push(SliceItem::Index(i));
                     axis += 1;

@@ -53,6 +53,7 @@ fn add(
     id
 }
 
+use crate::builtins::BoundArgs;
 use crate::eval::{Eval, Res};
 use crate::value::Value;
 use pipec_diag::{Code, Diagnostic, did_you_mean};
@@ -241,11 +242,11 @@ impl Eval<'_> {
                                 return self.fail(d);
                             }
                             for (want, have) in dims.iter().zip(&leaf.shape.0) {
-                                if let (true, Dim::Known(h)) = (*want >= 0, have) {
-                                    if (*want as usize) < *h {
-                                        let d = Diagnostic::error(Code::BadDatasetArgument, format!("padded shape {dims:?} is smaller than the component {leaf}")).with_label(s, "");
-                                        return self.fail(d);
-                                    }
+                                if let (true, Dim::Known(h)) = (*want >= 0, have)
+                                    && (*want as usize) < *h
+                                {
+                                    let d = Diagnostic::error(Code::BadDatasetArgument, format!("padded shape {dims:?} is smaller than the component {leaf}")).with_label(s, "");
+                                    return self.fail(d);
                                 }
                             }
                             out.push(Some(
@@ -488,7 +489,7 @@ impl Eval<'_> {
         pos: Vec<(Value, Span)>,
         named: Vec<(ast::Ident, Value, Span)>,
         span: Span,
-    ) -> Res<Option<Vec<Option<(Value, Span)>>>> {
+    ) -> Res<Option<BoundArgs>> {
         // Reuse the builtin binder; its messages name the method.
         self.bind_args_pub(m, params, required, pos, named, span)
     }

@@ -79,7 +79,7 @@ pub(crate) struct PyFunction {
 
 impl PyFunction {
     /// Wraps `f` for eager calls; reports a lambda that captured symbolic tensors.
-    pub(crate) fn new(ev: &mut Eval<'_>, f: FuncVal, span: Span) -> Option<HostFn> {
+    pub(crate) fn wrap(ev: &mut Eval<'_>, f: FuncVal, span: Span) -> Option<HostFn> {
         let name = match &f {
             FuncVal::Decl(idx) => match &ev.shared.ast.items[*idx].kind {
                 ItemKind::Fn(d) => d.name.name.clone(),

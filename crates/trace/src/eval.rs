@@ -27,6 +27,9 @@ pub(crate) enum Abort {
 /// The result of evaluating something.
 pub(crate) type Res<T> = Result<T, Abort>;
 
+/// Evaluated call arguments: positional `(value, span)`, then named `(name, value, span)`.
+type EvaluatedArgs = (Vec<(Value, Span)>, Vec<(ast::Ident, Value, Span)>);
+
 /// What the evaluator shares with eager functions at run time (so: `Send + Sync`).
 pub(crate) struct Shared {
     /// The program.
@@ -157,31 +160,28 @@ pub(crate) fn trace_program(
             .iter()
             .filter(|i| matches!(i.kind, ItemKind::Pipeline { .. }))
             .collect();
-        if let Some(name) = only {
-            if !pipelines
+        if let Some(name) = only
+            && !pipelines
                 .iter()
                 .any(|p| matches!(&p.kind, ItemKind::Pipeline { name: n, .. } if n.name == name))
-            {
-                let names: Vec<&str> = pipelines
-                    .iter()
-                    .filter_map(|p| match &p.kind {
-                        ItemKind::Pipeline { name, .. } => Some(name.name.as_str()),
-                        _ => None,
-                    })
-                    .collect();
-                let mut d = Diagnostic::error(
-                    Code::NoPipeline,
-                    format!("there is no pipeline named `{name}`"),
-                );
-                d = match did_you_mean(name, names.iter().copied()) {
-                    Some(s) => d.with_help(format!("did you mean `{s}`?")),
-                    None if names.is_empty() => {
-                        d.with_help("add `pipeline main = ...` to the file")
-                    }
-                    None => d.with_help(format!("the pipelines are: {}", names.join(", "))),
-                };
-                ev.report(d);
-            }
+        {
+            let names: Vec<&str> = pipelines
+                .iter()
+                .filter_map(|p| match &p.kind {
+                    ItemKind::Pipeline { name, .. } => Some(name.name.as_str()),
+                    _ => None,
+                })
+                .collect();
+            let mut d = Diagnostic::error(
+                Code::NoPipeline,
+                format!("there is no pipeline named `{name}`"),
+            );
+            d = match did_you_mean(name, names.iter().copied()) {
+                Some(s) => d.with_help(format!("did you mean `{s}`?")),
+                None if names.is_empty() => d.with_help("add `pipeline main = ...` to the file"),
+                None => d.with_help(format!("the pipelines are: {}", names.join(", "))),
+            };
+            ev.report(d);
         }
         for item in &ast.items {
             match &item.kind {
@@ -293,16 +293,16 @@ impl<'a> Eval<'a> {
                 continue;
             };
             for p in &f.params {
-                if let Some(te) = &p.ty {
-                    if let Err(d) = resolve(te) {
-                        self.report(d);
-                    }
-                }
-            }
-            if let Some(te) = &f.ret {
-                if let Err(d) = resolve(te) {
+                if let Some(te) = &p.ty
+                    && let Err(d) = resolve(te)
+                {
                     self.report(d);
                 }
+            }
+            if let Some(te) = &f.ret
+                && let Err(d) = resolve(te)
+            {
+                self.report(d);
             }
             match (&f.kind, &f.body) {
                 (FnKind::Extern, _) if !self.shared.externs.contains_key(&f.name.name) => {
@@ -923,10 +923,7 @@ impl<'a> Eval<'a> {
     // ---- calls ------------------------------------------------------------------------
 
     /// Evaluated call arguments: positional, then named.
-    pub(crate) fn eval_args(
-        &mut self,
-        args: &[ast::Arg],
-    ) -> Res<(Vec<(Value, Span)>, Vec<(ast::Ident, Value, Span)>)> {
+    pub(crate) fn eval_args(&mut self, args: &[ast::Arg]) -> Res<EvaluatedArgs> {
         let mut pos = Vec::new();
         let mut named: Vec<(ast::Ident, Value, Span)> = Vec::new();
         for a in args {
@@ -1120,10 +1117,10 @@ impl<'a> Eval<'a> {
     ) -> Res<Value> {
         let mut scope = HashMap::new();
         for (p, a) in decl.params.iter().zip(args) {
-            if let Some(te) = &p.ty {
-                if let Ok(spec) = resolve(te) {
-                    self.check_param(&spec, &a, p, span)?;
-                }
+            if let Some(te) = &p.ty
+                && let Ok(spec) = resolve(te)
+            {
+                self.check_param(&spec, &a, p, span)?;
             }
             scope.insert(p.name.name.clone(), a);
         }
@@ -1138,61 +1135,58 @@ impl<'a> Eval<'a> {
         self.frame.fn_name = saved_name;
         match r? {
             Flow::Return(v, ret_span) => {
-                if let (Some(te), false) = (&decl.ret, matches!(v, Value::Poison)) {
-                    if let Ok(spec) = resolve(te) {
-                        if let Some(elem) = self.elem_type_of(&v) {
-                            if !spec.admits(&elem) {
-                                // An eager body runs per element: its sizes vary, so suggest
-                                // keeping the declared dims and changing only the dtype.
-                                let eager = decl.kind != FnKind::Traced;
-                                let suggested = match (&spec, &elem) {
-                                    (
-                                        TypeSpec::Tensor { dims: Some(ds), .. },
-                                        ElemType::Tensor(t),
-                                    ) if eager => TypeSpec::Tensor {
-                                        dtype: t.dtype,
-                                        dims: Some(ds.clone()),
-                                    }
-                                    .to_string(),
-                                    _ => elem.to_string(),
-                                };
-                                let fix = match (&spec, &elem) {
-                                    (TypeSpec::Tensor { dtype, .. }, ElemType::Tensor(t))
-                                        if *dtype != t.dtype =>
-                                    {
-                                        format!(
-                                            "cast the result (`return cast(..., {dtype})`), or declare `-> {suggested}`"
-                                        )
-                                    }
-                                    _ => format!(
-                                        "return a value of the declared type (`cast` or `reshape` it), or declare `-> {suggested}`"
-                                    ),
-                                };
-                                let (code, message) = if eager {
-                                    (
-                                        Code::EagerResultMismatch,
-                                        format!(
-                                            "eager function `{}` returned {elem}, but it is declared to return {spec}",
-                                            decl.name.name
-                                        ),
-                                    )
-                                } else {
-                                    (
-                                        Code::ReturnTypeMismatch,
-                                        format!(
-                                            "`{}` returns {elem}, but its declared type is {spec}",
-                                            decl.name.name
-                                        ),
-                                    )
-                                };
-                                let d = Diagnostic::error(code, message)
-                                    .with_label(ret_span, format!("this returns {elem}"))
-                                    .with_label(te.span, "declared here")
-                                    .with_help(fix);
-                                return self.fail(d);
+                if let (Some(te), false) = (&decl.ret, matches!(v, Value::Poison))
+                    && let Ok(spec) = resolve(te)
+                    && let Some(elem) = self.elem_type_of(&v)
+                    && !spec.admits(&elem)
+                {
+                    // An eager body runs per element: its sizes vary, so suggest
+                    // keeping the declared dims and changing only the dtype.
+                    let eager = decl.kind != FnKind::Traced;
+                    let suggested = match (&spec, &elem) {
+                        (TypeSpec::Tensor { dims: Some(ds), .. }, ElemType::Tensor(t)) if eager => {
+                            TypeSpec::Tensor {
+                                dtype: t.dtype,
+                                dims: Some(ds.clone()),
                             }
+                            .to_string()
                         }
-                    }
+                        _ => elem.to_string(),
+                    };
+                    let fix = match (&spec, &elem) {
+                        (TypeSpec::Tensor { dtype, .. }, ElemType::Tensor(t))
+                            if *dtype != t.dtype =>
+                        {
+                            format!(
+                                "cast the result (`return cast(..., {dtype})`), or declare `-> {suggested}`"
+                            )
+                        }
+                        _ => format!(
+                            "return a value of the declared type (`cast` or `reshape` it), or declare `-> {suggested}`"
+                        ),
+                    };
+                    let (code, message) = if eager {
+                        (
+                            Code::EagerResultMismatch,
+                            format!(
+                                "eager function `{}` returned {elem}, but it is declared to return {spec}",
+                                decl.name.name
+                            ),
+                        )
+                    } else {
+                        (
+                            Code::ReturnTypeMismatch,
+                            format!(
+                                "`{}` returns {elem}, but its declared type is {spec}",
+                                decl.name.name
+                            ),
+                        )
+                    };
+                    let d = Diagnostic::error(code, message)
+                        .with_label(ret_span, format!("this returns {elem}"))
+                        .with_label(te.span, "declared here")
+                        .with_help(fix);
+                    return self.fail(d);
                 }
                 Ok(v)
             }
@@ -1288,10 +1282,10 @@ impl<'a> Eval<'a> {
                     .and_then(|m| m.get(&idx).cloned()),
             },
             _ => {
-                if let Some(c) = &self.comp {
-                    if let Some(h) = c.eager_hosts.get(&idx) {
-                        return Some(h.clone());
-                    }
+                if let Some(c) = &self.comp
+                    && let Some(h) = c.eager_hosts.get(&idx)
+                {
+                    return Some(h.clone());
                 }
                 let host: HostFn = Arc::new(EagerBody::new(
                     self.shared_arc()?,
@@ -1382,7 +1376,7 @@ impl<'a> Eval<'a> {
                 Ok(true)
             }
             Value::Poison => Ok(false),
-            other => match self.to_tensor(other, span)? {
+            other => match self.tensor_operand(other, span)? {
                 Some(t) => {
                     out.push(t);
                     Ok(true)
@@ -1393,7 +1387,7 @@ impl<'a> Eval<'a> {
     }
 
     /// A tensor operand: tensors as they are, numbers with their default dtype, lists packed.
-    pub(crate) fn to_tensor(&mut self, v: Value, span: Span) -> Res<Option<TVal>> {
+    pub(crate) fn tensor_operand(&mut self, v: Value, span: Span) -> Res<Option<TVal>> {
         match v {
             Value::Tensor(t) => Ok(Some(t)),
             Value::Num(Num::Int(i)) => match i32::try_from(i) {
@@ -1564,7 +1558,7 @@ impl<'a> Eval<'a> {
             return None;
         }
         // Flatten the result into IR values.
-        let saved_func = std::mem::replace(&mut self.frame.func, Some(func));
+        let saved_func = self.frame.func.replace(func);
         let mut flat = Vec::new();
         let ok = self
             .flatten_tensors(result.clone(), span, &mut flat)

@@ -25,7 +25,7 @@ impl Eval<'_> {
 
     fn tensor_req(&mut self, a: &Args, i: usize) -> Res<Option<TVal>> {
         let (v, s) = Self::req(a, i);
-        self.to_tensor(v, s)
+        self.tensor_operand(v, s)
     }
 
     /// A list of trace-time ints (a shape, a permutation, repetitions).
@@ -33,7 +33,7 @@ impl Eval<'_> {
         let items: Vec<Value> = match v {
             Value::Tuple(vs) | Value::List(vs) => vs,
             // `[]` is an empty f32 literal; as a shape it is the scalar shape.
-            Value::Tensor(TVal::Concrete(t)) if t.rank() == 1 && t.len() == 0 => vec![],
+            Value::Tensor(TVal::Concrete(t)) if t.rank() == 1 && t.is_empty() => vec![],
             Value::Tensor(TVal::Concrete(t)) if t.rank() <= 1 && t.dtype().is_int() => {
                 let t = kernels::cast(&t, DType::I64);
                 t.as_array::<i64>()
@@ -73,18 +73,17 @@ impl Eval<'_> {
         let s = arg.1;
         // `int_list` reads a symbolic dim as -1 (right for `reshape` and `ensure_shape`); here
         // every entry must be a real size, and a `?` dim is only known at run time.
-        if let Value::Tuple(vs) | Value::List(vs) = &arg.0 {
-            if vs
+        if let Value::Tuple(vs) | Value::List(vs) = &arg.0
+            && vs
                 .iter()
                 .any(|v| matches!(v, Value::SymDim | Value::Tensor(TVal::Symbolic(..))))
-            {
-                let d = Diagnostic::error(Code::NotTraceTime, format!("{what} must be known at trace time"))
-                    .with_label(s, "uses a dim that is only known at run time (`?`)")
-                    .with_note("tensors created at trace time (`zeros`, `ones`, `fill`, ...) and `broadcast_to`/`tile` need every size now")
-                    .with_help("use constant sizes, or derive the tensor from the input instead of creating it (`x * 0` has the shape of `x`)");
-                self.fail(d)?;
-                return Ok(None);
-            }
+        {
+            let d = Diagnostic::error(Code::NotTraceTime, format!("{what} must be known at trace time"))
+                .with_label(s, "uses a dim that is only known at run time (`?`)")
+                .with_note("tensors created at trace time (`zeros`, `ones`, `fill`, ...) and `broadcast_to`/`tile` need every size now")
+                .with_help("use constant sizes, or derive the tensor from the input instead of creating it (`x * 0` has the shape of `x`)");
+            self.fail(d)?;
+            return Ok(None);
         }
         let Some(list) = self.int_list(arg, what)? else {
             return Ok(None);
@@ -390,7 +389,7 @@ impl Eval<'_> {
                         (Value::Num(_) | Value::Bool(_), Some(dt)) => {
                             self.weak_scalar(&p, dt, vs)?
                         }
-                        _ => self.to_tensor(p, vs)?,
+                        _ => self.tensor_operand(p, vs)?,
                     };
                     ts.push(some!(t));
                 }
@@ -602,7 +601,7 @@ impl Eval<'_> {
                     (Value::Num(_) | Value::Bool(_), Some(dt)) => {
                         some!(self.weak_scalar(&v, dt, vs)?)
                     }
-                    _ => some!(self.to_tensor(v, vs)?),
+                    _ => some!(self.tensor_operand(v, vs)?),
                 };
                 let TVal::Concrete(st) = scalar else {
                     let d = Diagnostic::error(
@@ -839,10 +838,10 @@ impl Eval<'_> {
                 let (v, vs) = Self::req(&a, 0);
                 let slices = name == "from_tensor_slices";
                 // The slices of a CSV table along axis 0 are its rows: the streamed source itself.
-                if let (true, Value::Dataset(d)) = (slices, &v) {
-                    if matches!(d.kind, DsKind::ReadCsv { .. }) {
-                        return Ok(v);
-                    }
+                if let (true, Value::Dataset(d)) = (slices, &v)
+                    && matches!(d.kind, DsKind::ReadCsv { .. })
+                {
+                    return Ok(v);
                 }
                 let mut srcs = Vec::new();
                 let Some(elem) = self.source_components(v, vs, slices, &mut srcs)? else {
@@ -1021,7 +1020,7 @@ impl Eval<'_> {
             let v = self.call_func(&f, args, span)?;
             return Ok(v);
         }
-        let host = match crate::eager::PyFunction::new(self, f.clone(), span) {
+        let host = match crate::eager::PyFunction::wrap(self, f.clone(), span) {
             Some(h) => h,
             None => return Ok(Value::Poison),
         };
@@ -1078,7 +1077,7 @@ impl Eval<'_> {
                 self.slice_type(ty, slices, span)
             }
             other => {
-                let Some(t) = self.to_tensor(other, span)? else {
+                let Some(t) = self.tensor_operand(other, span)? else {
                     return Ok(None);
                 };
                 let TVal::Concrete(t) = t else {

@@ -38,19 +38,18 @@ impl Pass for FuseMaps {
                         }
                         other => {
                             // A map separated from the next map by another transformation.
-                            if let Some(after) = only_consumer(p, next) {
-                                if matches!(p.graph[after].kind, DsKind::Map { .. })
-                                    && !matches!(other, DsKind::Batch { .. })
-                                {
-                                    let d = Diagnostic::remark(
-                                        Code::PassRemark,
-                                        format!("fuse-maps: not fused with the next map because it feeds `{}` first", other.mnemonic()),
-                                    )
-                                    .with_label(p.graph[node].span, "this map")
-                                    .with_label(p.graph[next].span, "in between");
-                                    if !remarks.contains(&d) {
-                                        remarks.push(d);
-                                    }
+                            if let Some(after) = only_consumer(p, next)
+                                && matches!(p.graph[after].kind, DsKind::Map { .. })
+                                && !matches!(other, DsKind::Batch { .. })
+                            {
+                                let d = Diagnostic::remark(
+                                    Code::PassRemark,
+                                    format!("fuse-maps: not fused with the next map because it feeds `{}` first", other.mnemonic()),
+                                )
+                                .with_label(p.graph[node].span, "this map")
+                                .with_label(p.graph[next].span, "in between");
+                                if !remarks.contains(&d) {
+                                    remarks.push(d);
                                 }
                             }
                         }

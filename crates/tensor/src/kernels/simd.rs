@@ -109,7 +109,8 @@ mod tests {
             f32::NAN,
         ]);
         xs.extend([f32::MIN_POSITIVE, 1e-45, 88.72, -103.9, 0.5, 2.0]);
-        let fns: [(&str, fn(f32) -> f32); 5] = [
+        type UnaryFn = fn(f32) -> f32;
+        let fns: [(&str, UnaryFn); 5] = [
             ("log", FloatElem::log),
             ("exp", FloatElem::exp),
             ("sin", FloatElem::sin),

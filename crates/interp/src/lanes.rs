@@ -21,10 +21,10 @@ use pipec_diag::Diagnostic;
 use pipec_tensor::Tensor;
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A map run on lanes: the consumer's thread and [`Crew`] helpers.
+/// A map run on lanes: the consumer's thread and the run's [`Crew`] of helpers.
 pub(crate) struct LaneMap {
     input: Box<dyn Stream>,
     /// The per-element function: for `next` and for blocks that must run per element.
@@ -35,13 +35,13 @@ pub(crate) struct LaneMap {
     block_state: FnState,
     /// The dataset index of the next element pulled from the input.
     count: u64,
-    helpers: usize,
-    /// Started (or taken from `home`) on the first block pull: a consumer pulling single
-    /// elements never needs it.
-    crew: Option<Crew>,
-    /// Where the crew is kept between opens of the same map (each `repeat` epoch reopens
-    /// it; starting threads per epoch would cost more than a short epoch's work).
-    home: CrewHome,
+    /// The run's helpers, shared by every map on lanes (started by the first that needs them).
+    crew: Arc<Crew>,
+    /// The most lanes this map uses, the consumer's thread included.
+    lanes: usize,
+    /// Whether blocks go to the crew yet (after a few large ones: a consumer pulling single
+    /// elements, or a short `repeat` epoch, never pays for hand-overs).
+    helped: bool,
     /// Blocks pulled from the input and not yet handed out, in order.
     ahead: VecDeque<Ahead>,
     /// The input ended or failed: pull nothing more.
@@ -93,14 +93,14 @@ const IDLE_SPIN: Duration = Duration::from_micros(200);
 const MIN_PATIENCE: Duration = Duration::from_micros(50);
 
 impl LaneMap {
-    /// `f` and its block form over `input`, with `helpers` threads besides the consumer's,
-    /// kept in `home` between opens.
+    /// `f` and its block form over `input`, on up to `lanes` lanes: the consumer's thread and
+    /// helpers of `crew`.
     pub(crate) fn new(
         input: Box<dyn Stream>,
         f: Arc<CompiledFn>,
         block_f: Arc<CompiledFn>,
-        helpers: usize,
-        home: CrewHome,
+        lanes: usize,
+        crew: Arc<Crew>,
     ) -> LaneMap {
         LaneMap {
             input,
@@ -109,9 +109,9 @@ impl LaneMap {
             state: FnState::default(),
             block_state: FnState::default(),
             count: 0,
-            helpers,
-            crew: None,
-            home,
+            crew,
+            lanes,
+            helped: false,
             ahead: VecDeque::new(),
             input_done: false,
             pending: Pending::default(),
@@ -120,12 +120,17 @@ impl LaneMap {
         }
     }
 
+    /// The crew's helpers, once this map hands blocks over.
+    fn team(&self) -> Option<&Team> {
+        if self.helped { self.crew.team() } else { None }
+    }
+
     /// Elements in `block`, counted as the sequential map counts them (a batched map's rows
     /// are batches: the elements inside them).
-    fn elements_in(&self, block: &Block) -> u64 {
+    fn elements_in(f: &CompiledFn, block: &Block) -> u64 {
         match block {
             Block::Stacked { leaves, rows } => {
-                if self.f.func().batched {
+                if f.func().batched {
                     leaves
                         .first()
                         .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
@@ -134,7 +139,7 @@ impl LaneMap {
                     *rows as u64
                 }
             }
-            Block::Rows(rows) => rows.iter().map(|e| element_count(&self.f, e)).sum(),
+            Block::Rows(rows) => rows.iter().map(|e| element_count(f, e)).sum(),
         }
     }
 
@@ -152,8 +157,8 @@ impl LaneMap {
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
         // Without helpers, one block at a time, as the sequential map pulls.
-        let ahead_max = self.crew.as_ref().map_or(1, |c| (1 + c.size()) * AHEAD_PER_LANE);
-        let lanes = 1 + self.crew.as_ref().map_or(0, Crew::size);
+        let lanes = self.team().map_or(1, |t| self.lanes.min(1 + t.size()));
+        let ahead_max = if lanes > 1 { lanes * AHEAD_PER_LANE } else { 1 };
         while !self.input_done
             && self.ahead.len() < ahead_max
             && (self.ahead.len() < lanes || self.ahead_bytes() < AHEAD_BYTES)
@@ -164,15 +169,16 @@ impl LaneMap {
             };
             self.input_done = error.is_some();
             let start = self.count;
-            self.count += self.elements_in(&block);
+            self.count += Self::elements_in(&self.f, &block);
             let work = match &block {
                 Block::Stacked { leaves, rows } if *rows > 0 => {
                     let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
                     self.large_blocks += usize::from(bytes >= HANDOFF_BYTES);
-                    match self.crew.as_ref().filter(|_| bytes >= HANDOFF_BYTES) {
-                        Some(crew) => {
-                            let job = Arc::new(Job::new(leaves.clone(), start));
-                            crew.submit(job.clone());
+                    match self.team().filter(|_| lanes > 1 && bytes >= HANDOFF_BYTES) {
+                        Some(team) => {
+                            let job =
+                                Arc::new(Job::new(self.block_f.clone(), leaves.clone(), start));
+                            team.submit(job.clone());
                             Work::Queued(job)
                         }
                         None => Work::Here,
@@ -236,7 +242,7 @@ impl LaneMap {
     /// Runs the block function on this thread, keeping a running mean of its time (which
     /// only waiting for helpers needs).
     fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Option<Vec<Tensor>> {
-        if self.crew.is_none() {
+        if !self.helped {
             return self.block_f.call(&mut self.block_state, args, start).ok();
         }
         let t = Instant::now();
@@ -338,14 +344,8 @@ impl Stream for LaneMap {
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
         if self.pending.is_empty() {
-            if self.crew.is_none()
-                && self.helpers > 0
-                && self.large_blocks >= LANES_AFTER
-                && !self.input_done
-            {
-                let kept = self.home.lock().ok().and_then(|mut h| h.take());
-                self.crew = kept.or_else(|| Crew::start(self.block_f.clone(), self.helpers));
-                self.helpers = 0;
+            if !self.helped && self.lanes > 1 && self.large_blocks >= LANES_AFTER {
+                self.helped = true;
             }
             self.fill(max);
             if !self.deliver() {
@@ -358,27 +358,45 @@ impl Stream for LaneMap {
 
 impl Drop for LaneMap {
     fn drop(&mut self) {
-        // Blocks still queued are claimed, so the helpers skip them, and the crew goes home
-        // for the next open.
+        // Blocks still queued are claimed, so the helpers skip them.
         for a in &self.ahead {
             if let Work::Queued(job) = &a.work {
                 drop(job.claim());
             }
         }
-        if let Some(crew) = self.crew.take()
-            && let Ok(mut home) = self.home.lock()
-            && home.is_none()
-        {
-            *home = Some(crew);
-        }
     }
 }
 
-/// Where a map's plan keeps its [`Crew`] while no stream of it runs.
-pub(crate) type CrewHome = Arc<Mutex<Option<Crew>>>;
+/// A run's helper threads for lanes: `--threads` minus the consumer's, started when a map
+/// first hands a block over, shared by every map on lanes (so a pipeline of several such
+/// maps never runs more threads than asked), stopped when the run ends.
+pub(crate) struct Crew {
+    helpers: usize,
+    team: OnceLock<Option<Team>>,
+}
+
+impl Crew {
+    /// A crew of `helpers` threads, none started yet.
+    pub(crate) fn new(helpers: usize) -> Crew {
+        Crew {
+            helpers,
+            team: OnceLock::new(),
+        }
+    }
+
+    /// The running helpers (started on the first call); `None` without any.
+    fn team(&self) -> Option<&Team> {
+        if self.helpers == 0 {
+            return None;
+        }
+        self.team.get_or_init(|| Team::start(self.helpers)).as_ref()
+    }
+}
 
 /// One block's run of the block function, taken by whichever lane gets to it first.
 struct Job {
+    /// The block function.
+    f: Arc<CompiledFn>,
     slot: Mutex<Slot>,
     /// Set once the slot holds the result, so waiting never takes the lock.
     finished: AtomicBool,
@@ -398,8 +416,9 @@ enum Slot {
 }
 
 impl Job {
-    fn new(args: Vec<Tensor>, start: u64) -> Job {
+    fn new(f: Arc<CompiledFn>, args: Vec<Tensor>, start: u64) -> Job {
         Job {
+            f,
             slot: Mutex::new(Slot::Waiting(args)),
             finished: AtomicBool::new(false),
             start,
@@ -442,7 +461,7 @@ impl Job {
 }
 
 /// Helper threads taking [`Job`]s from a shared queue; they stop when it drops.
-pub(crate) struct Crew {
+struct Team {
     shared: Arc<Shared>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
@@ -457,22 +476,21 @@ struct Shared {
     stop: AtomicBool,
 }
 
-impl Crew {
-    /// Up to `n` helpers running `f`; `None` if not one thread could start (then the
-    /// consumer's thread computes every block).
-    fn start(f: Arc<CompiledFn>, n: usize) -> Option<Crew> {
+impl Team {
+    /// Up to `n` helpers; `None` if not one thread could start (then the consumer's thread
+    /// computes every block).
+    fn start(n: usize) -> Option<Team> {
         let shared = Arc::new(Shared::new());
         let threads: Vec<_> = (0..n)
             .filter_map(|i| {
                 let shared = shared.clone();
-                let f = f.clone();
                 std::thread::Builder::new()
                     .name(format!("pipec-lane-{}", i + 1))
-                    .spawn(move || helper(&shared, &f))
+                    .spawn(move || helper(&shared))
                     .ok()
             })
             .collect();
-        (!threads.is_empty()).then_some(Crew { shared, threads })
+        (!threads.is_empty()).then_some(Team { shared, threads })
     }
 
     fn size(&self) -> usize {
@@ -491,7 +509,7 @@ impl Crew {
     }
 }
 
-impl Drop for Crew {
+impl Drop for Team {
     fn drop(&mut self) {
         self.shared.stop.store(true, Ordering::Release);
         if let Ok(_queue) = self.shared.queue.lock() {
@@ -504,19 +522,27 @@ impl Drop for Crew {
     }
 }
 
-/// A helper's life: take queued jobs until the crew stops.
-fn helper(shared: &Shared, f: &CompiledFn) {
-    let mut state = FnState::default();
+/// A helper's life: take queued jobs until the team stops, with a lane state per function.
+fn helper(shared: &Shared) {
+    let mut states: Vec<(Arc<CompiledFn>, FnState)> = Vec::new();
     while let Some(job) = shared.next_job() {
         let Some(args) = job.claim() else {
             continue;
         };
+        let i = match states.iter().position(|(f, _)| Arc::ptr_eq(f, &job.f)) {
+            Some(i) => i,
+            None => {
+                states.push((job.f.clone(), FnState::default()));
+                states.len() - 1
+            }
+        };
+        let (f, state) = &mut states[i];
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            f.call(&mut state, args, job.start).ok()
+            f.call(state, args, job.start).ok()
         }));
         let out = out.unwrap_or_else(|_| {
             // The state may be half-updated; the block reruns per element on the consumer.
-            state = FnState::default();
+            *state = FnState::default();
             None
         });
         job.finish(out);
@@ -535,7 +561,7 @@ impl Shared {
     }
 
     /// The next queued job: spins while the pipeline is busy, parks once idle for a while;
-    /// `None` once the crew stops.
+    /// `None` once the team stops.
     fn next_job(&self) -> Option<Arc<Job>> {
         let mut spun_since = None;
         loop {
@@ -688,8 +714,8 @@ mod tests {
             Chunk::ok(range(1100, 2200)),
             Chunk::ok(range(2200, 3300)),
         ];
-        let mut map = LaneMap::new(source(chunks), f, block_f.clone(), 0, CrewHome::default());
-        map.crew = Crew::start(block_f, 1);
+        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(Crew::new(1)));
+        map.helped = true;
         map.count = 11;
         map.fill(64);
         assert_eq!(map.ahead.len(), 3);
@@ -725,8 +751,8 @@ mod tests {
                 source(chunks),
                 f.clone(),
                 block_f.clone(),
-                helpers,
-                CrewHome::default(),
+                helpers + 1,
+                Arc::new(Crew::new(helpers)),
             );
             let (values, error) = drain(&mut map, |m| m.next_block(64));
             let mut want = expected(20..5520);
@@ -752,7 +778,7 @@ mod tests {
             },
             Chunk::ok(range(4400, 5500)),
         ];
-        let mut map = LaneMap::new(source(chunks), f, block_f, 1, CrewHome::default());
+        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(Crew::new(1)));
         let (values, error) = drain(&mut map, |m| m.next_block(4));
         assert_eq!(values, expected(11..4400));
         assert_eq!(error.as_deref(), Some("the input broke"));
@@ -764,7 +790,7 @@ mod tests {
         let chunks: Vec<Chunk> = (0..6)
             .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
             .collect();
-        let mut map = LaneMap::new(source(chunks), f, block_f, 1, CrewHome::default());
+        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(Crew::new(1)));
         let mut k = 0;
         let (values, error) = drain(&mut map, |m| {
             k += 1;
@@ -784,12 +810,17 @@ mod tests {
     fn a_block_a_stalled_helper_holds_is_computed_here() {
         let (f, block_f) = divide();
         let chunks = vec![Chunk::ok(range(11, 1100)), Chunk::ok(range(1100, 2200))];
-        let mut map = LaneMap::new(source(chunks), f, block_f, 0, CrewHome::default());
-        // A crew with no threads: blocks are queued, and only the test takes them.
-        map.crew = Some(Crew {
+        // A helper that takes nothing: blocks are queued, and only the test takes them.
+        let idle = Team {
             shared: Arc::new(Shared::new()),
-            threads: Vec::new(),
-        });
+            threads: vec![std::thread::spawn(|| {})],
+        };
+        let crew = Crew {
+            helpers: 1,
+            team: OnceLock::from(Some(idle)),
+        };
+        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(crew));
+        map.helped = true;
         map.fill(64);
         // A "helper" claims the first block and never finishes it.
         let Work::Queued(stalled) = &map.ahead[0].work else {

@@ -7,7 +7,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
-use crate::lanes::{CrewHome, LaneMap};
+use crate::lanes::{Crew, LaneMap};
 use crate::rng::Rng;
 use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
@@ -180,6 +180,7 @@ pub fn open(
         plans: HashMap::new(),
         stats: stats.clone(),
         stat_index,
+        crew: Arc::new(Crew::new(opts.threads.saturating_sub(1))),
     };
     let plan = builder.plan(pipeline.output)?;
     Ok(ElementStream {
@@ -276,8 +277,8 @@ enum PlanKind {
         /// Threads computing: a parallel map's lanes, or (blocks of a pure map over a pure
         /// input) the run's threads.
         lanes: usize,
-        /// The lanes' helper threads between opens.
-        crew: CrewHome,
+        /// The run's helper threads for lanes.
+        crew: Arc<Crew>,
     },
     Filter {
         f: Arc<CompiledFn>,
@@ -324,6 +325,8 @@ struct PlanBuilder<'a> {
     plans: HashMap<DsNodeId, Arc<Plan>>,
     stats: Option<Arc<RunStats>>,
     stat_index: HashMap<DsNodeId, usize>,
+    /// Helper threads for every map on lanes in this run.
+    crew: Arc<Crew>,
 }
 
 impl PlanBuilder<'_> {
@@ -434,7 +437,7 @@ impl PlanBuilder<'_> {
                     f,
                     block_f,
                     lanes,
-                    crew: CrewHome::default(),
+                    crew: self.crew.clone(),
                 }
             }
             DsKind::Filter { func } => PlanKind::Filter {
@@ -649,7 +652,7 @@ impl Plan {
                         input(0)?,
                         f.clone(),
                         block_f.clone(),
-                        lanes - 1,
+                        *lanes,
                         crew.clone(),
                     ))
                 } else if *lanes > 1 {

@@ -3,7 +3,7 @@
 
 use super::*;
 use pipec::Tensor;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// A scratch copy of `bench/workloads` with small inputs, removed on drop.
 struct Scratch(PathBuf);
@@ -50,22 +50,49 @@ fn flat(t: &Tensor) -> Vec<f64> {
     }
 }
 
+/// Every output element of `id`'s pipeline, flattened: pulled one by one on one thread, or
+/// (`lanes`) in blocks on three threads with every block handed over, as small as it is.
+fn outputs(id: Id, compiled: &pipec::Compiled, dir: &Path, lanes: bool) -> Vec<Vec<f64>> {
+    let opts = RunOptions {
+        threads: if lanes { 3 } else { 1 },
+        base_dir: dir.to_path_buf(),
+        lane_min_bytes: if lanes { 0 } else { pipec::LANE_MIN_BYTES },
+        ..RunOptions::default()
+    };
+    let mut stream = compiled
+        .run(&opts)
+        .unwrap_or_else(|d| panic!("{}", d.message));
+    let mut elements = Vec::new();
+    let mut push = |e: Vec<Tensor>| {
+        assert_eq!(e.len(), 1, "{}: one tensor per element", id.name());
+        elements.push(flat(&e[0]));
+    };
+    if lanes {
+        let max = stream.block_rows();
+        while let Some(chunk) = stream.next_block(max) {
+            if let Some(d) = chunk.error {
+                panic!("{}", d.message);
+            }
+            chunk.block.into_rows().into_iter().for_each(&mut push);
+        }
+    } else {
+        for e in stream {
+            push(e.unwrap_or_else(|d| panic!("{}", d.message)));
+        }
+    }
+    elements
+}
+
 fn check(id: Id) {
     let dir = scratch(id);
     let compiled = compile(&dir.0.join(id.file())).unwrap_or_else(|e| panic!("{e}"));
-    let got: Vec<Vec<f64>> = compiled
-        .run(&RunOptions {
-            threads: 1,
-            base_dir: dir.0.clone(),
-            ..RunOptions::default()
-        })
-        .unwrap_or_else(|d| panic!("{}", d.message))
-        .map(|e| {
-            let e = e.unwrap_or_else(|d| panic!("{}", d.message));
-            assert_eq!(e.len(), 1, "one tensor per element");
-            flat(&e[0])
-        })
-        .collect();
+    let got = outputs(id, &compiled, &dir.0, false);
+    assert_eq!(
+        got,
+        outputs(id, &compiled, &dir.0, true),
+        "{}: one thread element by element, and lanes over blocks, differ",
+        id.name()
+    );
     let input = make_input(id, rows(id, true));
     let mut want: Vec<Vec<f64>> = Vec::new();
     reference(id, input.as_ref(), rows(id, true) as i64, &mut |out| {

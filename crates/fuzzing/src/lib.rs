@@ -67,7 +67,8 @@ struct Outcome {
 }
 
 /// How a run's consumer pulls: element by element, or in blocks like `--discard` and the
-/// writers do (which is what starts block execution and its lanes).
+/// writers do (which is what starts block execution and its lanes; a run pulled in blocks
+/// also hands every block to another lane, however small).
 #[derive(Clone, Copy)]
 enum Pull {
     Elements,
@@ -80,6 +81,11 @@ fn run_at(
     threads: usize,
     pull: Pull,
 ) -> Result<Outcome, Vec<String>> {
+    // Pulled in blocks, every block may go to another lane: generated programs are small.
+    let lane_min_bytes = match pull {
+        Pull::Elements => pipec::LANE_MIN_BYTES,
+        Pull::Blocks => 0,
+    };
     let opts = CompileOptions {
         opt_level,
         ..Default::default()
@@ -92,6 +98,7 @@ fn run_at(
         threads,
         // A `shuffle` without a seed draws a fresh one per run: both runs must draw the same.
         shuffle_seed: Some(0x5EED),
+        lane_min_bytes,
         ..Default::default()
     };
     let mut out = Outcome {
@@ -153,7 +160,7 @@ fn run_text(text: &str) {
     let o0 = run_at(&source, 0, 1, Pull::Elements);
     let o2 = run_at(&source, 2, 2, Pull::Elements);
     assert_eq!(o0, o2, "-O0 and -O2 disagree on:\n{text}");
-    let blocks = run_at(&source, 2, 2, Pull::Blocks);
+    let blocks = run_at(&source, 2, 3, Pull::Blocks);
     assert_eq!(
         o0, blocks,
         "-O0, and -O2 pulled in blocks, disagree on:\n{text}"

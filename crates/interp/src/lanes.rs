@@ -81,9 +81,9 @@ const AHEAD_PER_LANE: usize = 2;
 /// Beyond one block per lane, blocks are pulled ahead only while those already ahead hold
 /// less than this (large elements: a batch of images is megabytes).
 const AHEAD_BYTES: usize = 4 << 20;
-/// Smaller blocks stay on the consumer's thread: handing one over and getting its result
-/// back costs more than computing it (a short `repeat` epoch, the tail of a stream).
-const HANDOFF_BYTES: usize = 8 << 10;
+/// The default of [`crate::RunOptions::lane_min_bytes`]: handing a smaller block over and
+/// getting its result back costs more than computing it.
+pub const LANE_MIN_BYTES: usize = 8 << 10;
 /// Large blocks pulled on the consumer's thread alone before lanes start.
 const LANES_AFTER: usize = 2;
 /// How long an idle helper spins before it parks: longer than the gap between two blocks
@@ -173,8 +173,9 @@ impl LaneMap {
             let work = match &block {
                 Block::Stacked { leaves, rows } if *rows > 0 => {
                     let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
-                    self.large_blocks += usize::from(bytes >= HANDOFF_BYTES);
-                    match self.team().filter(|_| lanes > 1 && bytes >= HANDOFF_BYTES) {
+                    let large = bytes >= self.crew.min_bytes;
+                    self.large_blocks += usize::from(large);
+                    match self.team().filter(|_| lanes > 1 && large) {
                         Some(team) => {
                             let job =
                                 Arc::new(Job::new(self.block_f.clone(), leaves.clone(), start));
@@ -372,14 +373,17 @@ impl Drop for LaneMap {
 /// maps never runs more threads than asked), stopped when the run ends.
 pub(crate) struct Crew {
     helpers: usize,
+    /// Smaller blocks stay on the consumer's thread.
+    min_bytes: usize,
     team: OnceLock<Option<Team>>,
 }
 
 impl Crew {
-    /// A crew of `helpers` threads, none started yet.
-    pub(crate) fn new(helpers: usize) -> Crew {
+    /// A crew of `helpers` threads, none started yet, taking blocks of `min_bytes` and up.
+    pub(crate) fn new(helpers: usize, min_bytes: usize) -> Crew {
         Crew {
             helpers,
+            min_bytes,
             team: OnceLock::new(),
         }
     }
@@ -708,13 +712,19 @@ mod tests {
     #[test]
     fn blocks_a_helper_computed_come_out_in_order() {
         let (f, block_f) = divide();
-        // Blocks of at least HANDOFF_BYTES (1024 values), or they stay on this thread.
+        // Blocks of at least LANE_MIN_BYTES (1024 values), or they stay on this thread.
         let chunks = vec![
             Chunk::ok(range(11, 1100)),
             Chunk::ok(range(1100, 2200)),
             Chunk::ok(range(2200, 3300)),
         ];
-        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(Crew::new(1)));
+        let mut map = LaneMap::new(
+            source(chunks),
+            f,
+            block_f,
+            2,
+            Arc::new(Crew::new(1, LANE_MIN_BYTES)),
+        );
         map.helped = true;
         map.count = 11;
         map.fill(64);
@@ -752,7 +762,7 @@ mod tests {
                 f.clone(),
                 block_f.clone(),
                 helpers + 1,
-                Arc::new(Crew::new(helpers)),
+                Arc::new(Crew::new(helpers, LANE_MIN_BYTES)),
             );
             let (values, error) = drain(&mut map, |m| m.next_block(64));
             let mut want = expected(20..5520);
@@ -778,7 +788,13 @@ mod tests {
             },
             Chunk::ok(range(4400, 5500)),
         ];
-        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(Crew::new(1)));
+        let mut map = LaneMap::new(
+            source(chunks),
+            f,
+            block_f,
+            2,
+            Arc::new(Crew::new(1, LANE_MIN_BYTES)),
+        );
         let (values, error) = drain(&mut map, |m| m.next_block(4));
         assert_eq!(values, expected(11..4400));
         assert_eq!(error.as_deref(), Some("the input broke"));
@@ -790,7 +806,13 @@ mod tests {
         let chunks: Vec<Chunk> = (0..6)
             .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
             .collect();
-        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(Crew::new(1)));
+        let mut map = LaneMap::new(
+            source(chunks),
+            f,
+            block_f,
+            2,
+            Arc::new(Crew::new(1, LANE_MIN_BYTES)),
+        );
         let mut k = 0;
         let (values, error) = drain(&mut map, |m| {
             k += 1;
@@ -817,6 +839,7 @@ mod tests {
         };
         let crew = Crew {
             helpers: 1,
+            min_bytes: LANE_MIN_BYTES,
             team: OnceLock::from(Some(idle)),
         };
         let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(crew));

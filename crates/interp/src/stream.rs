@@ -38,6 +38,12 @@ pub struct RunOptions {
     /// The seed of every `shuffle` written without one; `None` (the default) draws a fresh
     /// seed per run, as tf.data does. Tests that compare two runs fix it.
     pub shuffle_seed: Option<u64>,
+    /// With `threads` above one, the smallest block (in input bytes) a map hands to another
+    /// thread; lanes start after two such blocks. The default,
+    /// [`LANE_MIN_BYTES`](crate::LANE_MIN_BYTES), keeps tiny blocks where a hand-over costs
+    /// more than the work; 0 sends every block (the fuzz targets do, to exercise lanes on
+    /// small programs).
+    pub lane_min_bytes: usize,
 }
 
 impl Default for RunOptions {
@@ -48,6 +54,7 @@ impl Default for RunOptions {
             blocks: true,
             stats: false,
             shuffle_seed: None,
+            lane_min_bytes: crate::LANE_MIN_BYTES,
         }
     }
 }
@@ -180,7 +187,10 @@ pub fn open(
         plans: HashMap::new(),
         stats: stats.clone(),
         stat_index,
-        crew: Arc::new(Crew::new(opts.threads.saturating_sub(1))),
+        crew: Arc::new(Crew::new(
+            opts.threads.saturating_sub(1),
+            opts.lane_min_bytes,
+        )),
     };
     let plan = builder.plan(pipeline.output)?;
     Ok(ElementStream {

@@ -20,7 +20,9 @@ mod host;
 pub use exec::ExecWorker;
 pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
-pub use pipec_interp::{Block, Chunk, Element, ElementStream, NodeReport, RunOptions, RunStats};
+pub use pipec_interp::{
+    Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, NodeReport, RunOptions, RunStats,
+};
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};

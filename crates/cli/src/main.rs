@@ -370,15 +370,23 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
 }
 
 /// The per-node part of `--stats`: each node's own time, its share of the wall time, the
-/// elements it handed out, and its IR line (format documented in docs/performance.md).
+/// elements it handed out, for a map on lanes the share of its blocks helper threads
+/// computed, and its IR line (format documented in docs/performance.md).
 fn node_table(nodes: &[pipec::NodeReport], wall: f64) -> String {
-    let mut out = String::from("nodes:\n     self s   share    elements  node\n");
+    let mut out = String::from("nodes:\n     self s   share    elements  helped  node\n");
     for n in nodes {
+        let helped = match n.lanes {
+            Some(l) if l.blocks > 0 => {
+                format!("{:.0}%", 100.0 * l.on_helpers as f64 / l.blocks as f64)
+            }
+            _ => "-".to_string(),
+        };
         out.push_str(&format!(
-            "  {:9.6} {:6.1}% {:>11}  {}\n",
+            "  {:9.6} {:6.1}% {:>11} {:>7}  {}\n",
             n.self_secs,
             100.0 * n.self_secs / wall.max(1e-9),
             n.elements,
+            helped,
             n.text
         ));
     }

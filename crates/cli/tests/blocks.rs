@@ -304,6 +304,9 @@ fn stats_report_every_node_with_its_elements() {
                 assert!(secs >= 0.0);
                 assert!(cols.next().is_some_and(|c| c.ends_with('%')), "{l}");
                 let n = cols.next().and_then(|c| c.parse().ok()).expect("elements");
+                // The share of blocks helper lanes computed: maps on lanes only.
+                let helped = cols.next().expect("helped");
+                assert!(helped == "-" || helped.ends_with('%'), "{l}");
                 (n, cols.next().expect("node name"))
             })
             .collect();

@@ -16,6 +16,7 @@
 
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
+use crate::stats::RunStats;
 use crate::stream::{Element, Stream, element_count};
 use pipec_diag::Diagnostic;
 use pipec_tensor::Tensor;
@@ -53,6 +54,8 @@ pub(crate) struct LaneMap {
     /// Blocks pulled that were large enough to hand over: lanes start after a few, so a
     /// short stream (a small `repeat` epoch) never pays for them.
     large_blocks: usize,
+    /// Where `--stats` counts this map's blocks.
+    stats: Option<(Arc<RunStats>, usize)>,
 }
 
 /// One block pulled ahead.
@@ -117,7 +120,17 @@ impl LaneMap {
             pending: Pending::default(),
             block_nanos: 0,
             large_blocks: 0,
+            stats: None,
         }
+    }
+
+    /// Counts this map's blocks into node `node` of `stats` (`--stats`).
+    pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneMap {
+        if let Some((s, node)) = &stats {
+            s.lanes_open(*node);
+        }
+        self.stats = stats;
+        self
     }
 
     /// The crew's helpers, once this map hands blocks over.
@@ -200,16 +213,16 @@ impl LaneMap {
     /// helper took it. While a helper computes it, this thread computes later queued blocks;
     /// if the helper takes much longer than a block takes here (descheduled on a busy
     /// machine), this thread computes the block too and the helper's copy is dropped (the
-    /// function is pure: both give the same bits).
-    fn resolve(&mut self, job: &Job, block: &Block) -> Option<Vec<Tensor>> {
+    /// function is pure: both give the same bits). Also says whether a helper's result it is.
+    fn resolve(&mut self, job: &Job, block: &Block) -> (Option<Vec<Tensor>>, bool) {
         let mut waiting_since: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
             if let Some(args) = job.claim() {
-                return self.compute(args, job.start);
+                return (self.compute(args, job.start), false);
             }
             if let Some(out) = job.take() {
-                return out;
+                return (out, job.by_helper.load(Ordering::Acquire));
             }
             let later = self
                 .ahead
@@ -229,7 +242,7 @@ impl LaneMap {
             if let Block::Stacked { leaves, .. } = block
                 && since.elapsed() > self.patience()
             {
-                return self.compute(leaves.clone(), job.start);
+                return (self.compute(leaves.clone(), job.start), false);
             }
             spins = spins.saturating_add(1);
             if spins < 1 << 12 {
@@ -256,6 +269,12 @@ impl LaneMap {
         out
     }
 
+    fn count_block(&self, by_helper: bool) {
+        if let Some((stats, node)) = &self.stats {
+            stats.lane_block(*node, by_helper);
+        }
+    }
+
     /// How long to wait for a helper's block before computing it here as well.
     fn patience(&self) -> Duration {
         Duration::from_nanos(self.block_nanos.saturating_mul(2)).max(MIN_PATIENCE)
@@ -273,8 +292,16 @@ impl LaneMap {
             return false;
         };
         let out = match (work, &block) {
-            (Work::Queued(job), _) => self.resolve(&job, &block),
-            (Work::Here, Block::Stacked { leaves, .. }) => self.compute(leaves.clone(), start),
+            (Work::Queued(job), _) => {
+                let (out, by_helper) = self.resolve(&job, &block);
+                self.count_block(out.is_some() && by_helper);
+                out
+            }
+            (Work::Here, Block::Stacked { leaves, .. }) => {
+                let out = self.compute(leaves.clone(), start);
+                self.count_block(false);
+                out
+            }
             _ => None,
         };
         if let Some(leaves) = out {
@@ -404,6 +431,8 @@ struct Job {
     slot: Mutex<Slot>,
     /// Set once the slot holds the result, so waiting never takes the lock.
     finished: AtomicBool,
+    /// Set when a helper (not the consumer's thread) computed the result.
+    by_helper: AtomicBool,
     /// The dataset index of the block's first element (for errors).
     start: u64,
 }
@@ -425,6 +454,7 @@ impl Job {
             f,
             slot: Mutex::new(Slot::Waiting(args)),
             finished: AtomicBool::new(false),
+            by_helper: AtomicBool::new(false),
             start,
         }
     }
@@ -549,6 +579,7 @@ fn helper(shared: &Shared) {
             *state = FnState::default();
             None
         });
+        job.by_helper.store(true, Ordering::Relaxed);
         job.finish(out);
     }
 }

@@ -18,5 +18,5 @@ mod stream;
 pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
 pub use lanes::LANE_MIN_BYTES;
-pub use stats::{NodeReport, RunStats};
+pub use stats::{LaneReport, NodeReport, RunStats};
 pub use stream::{Element, ElementStream, RunOptions, open};

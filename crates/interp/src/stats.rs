@@ -10,7 +10,7 @@
 use crate::Element;
 use crate::block::Chunk;
 use pipec_diag::Diagnostic;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 /// The counters of one dataset node.
@@ -20,6 +20,10 @@ struct NodeCounters {
     inputs: Vec<usize>,
     elements: AtomicU64,
     nanos: AtomicU64,
+    /// Set when the node runs on lanes; then blocks it computed, and those a helper did.
+    on_lanes: AtomicBool,
+    lane_blocks: AtomicU64,
+    helper_blocks: AtomicU64,
 }
 
 /// Counters for every node of a running pipeline.
@@ -39,6 +43,17 @@ pub struct NodeReport {
     pub self_secs: f64,
     /// Seconds spent in the node and its inputs.
     pub total_secs: f64,
+    /// For a `map` on lanes: the blocks it computed, and how many of them helper threads did.
+    pub lanes: Option<LaneReport>,
+}
+
+/// How a `map` on lanes shared its blocks out.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LaneReport {
+    /// Blocks the map computed with its block function.
+    pub blocks: u64,
+    /// Those a helper thread computed (the rest ran on the consumer's thread).
+    pub on_helpers: u64,
 }
 
 impl RunStats {
@@ -49,6 +64,9 @@ impl RunStats {
             inputs,
             elements: AtomicU64::new(0),
             nanos: AtomicU64::new(0),
+            on_lanes: AtomicBool::new(false),
+            lane_blocks: AtomicU64::new(0),
+            helper_blocks: AtomicU64::new(0),
         });
         self.nodes.len() - 1
     }
@@ -58,6 +76,19 @@ impl RunStats {
         n.elements.fetch_add(rows, Ordering::Relaxed);
         let nanos = since.elapsed().as_nanos().min(u128::from(u64::MAX)) as u64;
         n.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Marks `node` as a map on lanes.
+    pub(crate) fn lanes_open(&self, node: usize) {
+        self.nodes[node].on_lanes.store(true, Ordering::Relaxed);
+    }
+
+    /// Counts a block `node` computed on lanes, by a helper or not.
+    pub(crate) fn lane_block(&self, node: usize, by_helper: bool) {
+        let n = &self.nodes[node];
+        n.lane_blocks.fetch_add(1, Ordering::Relaxed);
+        n.helper_blocks
+            .fetch_add(u64::from(by_helper), Ordering::Relaxed);
     }
 
     /// The report, one line per node in topological order (sources first).
@@ -71,6 +102,13 @@ impl RunStats {
                     elements: self.nodes[i].elements.load(Ordering::Relaxed),
                     self_secs: (total(i) - inputs).max(0.0),
                     total_secs: total(i),
+                    lanes: self.nodes[i]
+                        .on_lanes
+                        .load(Ordering::Relaxed)
+                        .then(|| LaneReport {
+                            blocks: self.nodes[i].lane_blocks.load(Ordering::Relaxed),
+                            on_helpers: self.nodes[i].helper_blocks.load(Ordering::Relaxed),
+                        }),
                 }
             })
             .collect()

@@ -658,13 +658,10 @@ impl Plan {
             } => {
                 let ahead_ok = self.inputs[0].pure_pull;
                 if let Some(block_f) = block_f.as_ref().filter(|_| *lanes > 1 && ahead_ok) {
-                    Box::new(LaneMap::new(
-                        input(0)?,
-                        f.clone(),
-                        block_f.clone(),
-                        *lanes,
-                        crew.clone(),
-                    ))
+                    Box::new(
+                        LaneMap::new(input(0)?, f.clone(), block_f.clone(), *lanes, crew.clone())
+                            .with_stats(self.timer.clone()),
+                    )
                 } else if *lanes > 1 {
                     Box::new(ParMap {
                         input: input(0)?,

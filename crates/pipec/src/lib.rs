@@ -21,7 +21,8 @@ pub use exec::ExecWorker;
 pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{
-    Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, NodeReport, RunOptions, RunStats,
+    Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, LaneReport, NodeReport, RunOptions,
+    RunStats,
 };
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::kernels::set_kernel_threads;

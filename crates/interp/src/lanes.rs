@@ -170,7 +170,11 @@ impl LaneMap {
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
         // Without helpers, one block at a time, as the sequential map pulls.
-        let lanes = self.team().map_or(1, |t| self.lanes.min(1 + t.size()));
+        let lanes = if self.helped {
+            self.lanes.min(1 + self.crew.helpers())
+        } else {
+            1
+        };
         let ahead_max = if lanes > 1 { lanes * AHEAD_PER_LANE } else { 1 };
         while !self.input_done
             && self.ahead.len() < ahead_max
@@ -395,14 +399,14 @@ impl Drop for LaneMap {
     }
 }
 
-/// A run's helper threads for lanes: `--threads` minus the consumer's, started when a map
-/// first hands a block over, shared by every map on lanes (so a pipeline of several such
-/// maps never runs more threads than asked), stopped when the run ends.
+/// A run's share of the helper threads: `--threads` minus the consumer's, taken from the
+/// process's [`Team`] when a map first hands a block over, shared by every map on lanes in
+/// the run.
 pub(crate) struct Crew {
     helpers: usize,
     /// Smaller blocks stay on the consumer's thread.
     min_bytes: usize,
-    team: OnceLock<Option<Team>>,
+    team: OnceLock<Option<Arc<Team>>>,
 }
 
 impl Crew {
@@ -415,12 +419,20 @@ impl Crew {
         }
     }
 
-    /// The running helpers (started on the first call); `None` without any.
+    /// The helpers (the process's team, grown to this run's size on the first call); `None`
+    /// without any.
     fn team(&self) -> Option<&Team> {
         if self.helpers == 0 {
             return None;
         }
-        self.team.get_or_init(|| Team::start(self.helpers)).as_ref()
+        self.team
+            .get_or_init(|| Team::process(self.helpers))
+            .as_deref()
+    }
+
+    /// How many helpers this run may keep busy.
+    fn helpers(&self) -> usize {
+        self.team().map_or(0, |t| t.size().min(self.helpers))
     }
 }
 
@@ -494,10 +506,13 @@ impl Job {
     }
 }
 
-/// Helper threads taking [`Job`]s from a shared queue; they stop when it drops.
+/// The process's helper threads, taking [`Job`]s from one queue. Started as runs first need
+/// them and kept for the life of the process, parked while idle: a run does not pay for
+/// starting threads, and the threads the scheduler placed stay placed.
 struct Team {
-    shared: Arc<Shared>,
-    threads: Vec<std::thread::JoinHandle<()>>,
+    shared: Shared,
+    /// Helpers started.
+    size: AtomicUsize,
 }
 
 struct Shared {
@@ -507,28 +522,42 @@ struct Shared {
     /// Helpers parked on `wake` (changed under the queue's lock).
     parked: AtomicUsize,
     wake: Condvar,
-    stop: AtomicBool,
 }
 
+/// The most helper threads a process starts, whatever `--threads` asks.
+const MAX_HELPERS: usize = 63;
+
 impl Team {
-    /// Up to `n` helpers; `None` if not one thread could start (then the consumer's thread
-    /// computes every block).
-    fn start(n: usize) -> Option<Team> {
-        let shared = Arc::new(Shared::new());
-        let threads: Vec<_> = (0..n)
-            .filter_map(|i| {
-                let shared = shared.clone();
-                std::thread::Builder::new()
-                    .name(format!("pipec-lane-{}", i + 1))
-                    .spawn(move || helper(&shared))
-                    .ok()
-            })
-            .collect();
-        (!threads.is_empty()).then_some(Team { shared, threads })
+    fn new() -> Team {
+        Team {
+            shared: Shared::new(),
+            size: AtomicUsize::new(0),
+        }
+    }
+
+    /// The process's team, grown to at least `n` helpers (up to [`MAX_HELPERS`]); `None` if
+    /// not one thread could start (then the consumer's thread computes every block).
+    fn process(n: usize) -> Option<Arc<Team>> {
+        static TEAM: OnceLock<Arc<Team>> = OnceLock::new();
+        static GROWING: Mutex<()> = Mutex::new(());
+        let team = TEAM.get_or_init(|| Arc::new(Team::new()));
+        if let Ok(_one_at_a_time) = GROWING.lock() {
+            while team.size() < n.min(MAX_HELPERS) {
+                let member = team.clone();
+                let started = std::thread::Builder::new()
+                    .name(format!("pipec-lane-{}", team.size() + 1))
+                    .spawn(move || helper(&member.shared));
+                if started.is_err() {
+                    break;
+                }
+                team.size.fetch_add(1, Ordering::Release);
+            }
+        }
+        (team.size() > 0).then(|| team.clone())
     }
 
     fn size(&self) -> usize {
-        self.threads.len()
+        self.size.load(Ordering::Acquire)
     }
 
     fn submit(&self, job: Arc<Job>) {
@@ -543,23 +572,13 @@ impl Team {
     }
 }
 
-impl Drop for Team {
-    fn drop(&mut self) {
-        self.shared.stop.store(true, Ordering::Release);
-        if let Ok(_queue) = self.shared.queue.lock() {
-            self.shared.wake.notify_all();
-        }
-        for t in self.threads.drain(..) {
-            // A helper finishes at most the block in hand.
-            let _ = t.join();
-        }
-    }
-}
-
-/// A helper's life: take queued jobs until the team stops, with a lane state per function.
+/// A helper's life: take queued jobs, with a lane state per function, until the queue's
+/// lock is poisoned (a panic while holding it: never, short of a bug).
 fn helper(shared: &Shared) {
     let mut states: Vec<(Arc<CompiledFn>, FnState)> = Vec::new();
     while let Some(job) = shared.next_job() {
+        // The states of functions no run holds any more go (their host instances with them).
+        states.retain(|(f, _)| Arc::strong_count(f) > 1);
         let Some(args) = job.claim() else {
             continue;
         };
@@ -591,18 +610,13 @@ impl Shared {
             queued: AtomicUsize::new(0),
             parked: AtomicUsize::new(0),
             wake: Condvar::new(),
-            stop: AtomicBool::new(false),
         }
     }
 
-    /// The next queued job: spins while the pipeline is busy, parks once idle for a while;
-    /// `None` once the team stops.
+    /// The next queued job: spins while a pipeline is busy, parks once idle for a while.
     fn next_job(&self) -> Option<Arc<Job>> {
         let mut spun_since = None;
         loop {
-            if self.stop.load(Ordering::Acquire) {
-                return None;
-            }
             if self.queued.load(Ordering::Acquire) > 0 {
                 let mut queue = self.queue.lock().ok()?;
                 if let Some(job) = queue.pop_front() {
@@ -620,7 +634,7 @@ impl Shared {
             }
             let mut queue = self.queue.lock().ok()?;
             self.parked.fetch_add(1, Ordering::Relaxed);
-            while queue.is_empty() && !self.stop.load(Ordering::Acquire) {
+            while queue.is_empty() {
                 queue = match self.wake.wait(queue) {
                     Ok(q) => q,
                     Err(_) => {
@@ -864,14 +878,12 @@ mod tests {
         let (f, block_f) = divide();
         let chunks = vec![Chunk::ok(range(11, 1100)), Chunk::ok(range(1100, 2200))];
         // A helper that takes nothing: blocks are queued, and only the test takes them.
-        let idle = Team {
-            shared: Arc::new(Shared::new()),
-            threads: vec![std::thread::spawn(|| {})],
-        };
+        let idle = Team::new();
+        idle.size.store(1, Ordering::Release);
         let crew = Crew {
             helpers: 1,
             min_bytes: LANE_MIN_BYTES,
-            team: OnceLock::from(Some(idle)),
+            team: OnceLock::from(Some(Arc::new(idle))),
         };
         let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(crew));
         map.helped = true;

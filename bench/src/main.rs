@@ -187,7 +187,7 @@ fn time_pipec(id: Id, paths: &Paths, args: &Args, row: &mut Row) -> Result<(), S
         // Freeing the loaded input is the load's counterpart, not the pipeline's work (the
         // loop's input outlives its timing too): it happens here, outside the clock.
         drop(stream);
-        eprintln!("  {} pipec run {}: {s:.3} s", id.name(), rep + 1);
+        eprintln!("  {} pipec run {}: {:.3} ms", id.name(), rep + 1, s * 1e3);
         // A run of more than a minute says all there is to say: keep the suite near 3 minutes.
         if s > 60.0 {
             row.note = format!("pipec: {} of {} reps (slow)", rep + 1, args.reps);

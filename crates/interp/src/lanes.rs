@@ -527,6 +527,16 @@ struct Shared {
 /// The most helper threads a process starts, whatever `--threads` asks.
 const MAX_HELPERS: usize = 63;
 
+/// How many helpers can run at once: one fewer than the cores (at least one). Blocks are pure
+/// computation, so a helper beyond that only takes turns with the others, while each lane
+/// still holds its blocks in memory.
+fn helper_cap() -> usize {
+    std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .saturating_sub(1)
+        .clamp(1, MAX_HELPERS)
+}
+
 impl Team {
     fn new() -> Team {
         Team {
@@ -535,14 +545,14 @@ impl Team {
         }
     }
 
-    /// The process's team, grown to at least `n` helpers (up to [`MAX_HELPERS`]); `None` if
+    /// The process's team, grown to at least `n` helpers (up to [`helper_cap`]); `None` if
     /// not one thread could start (then the consumer's thread computes every block).
     fn process(n: usize) -> Option<Arc<Team>> {
         static TEAM: OnceLock<Arc<Team>> = OnceLock::new();
         static GROWING: Mutex<()> = Mutex::new(());
         let team = TEAM.get_or_init(|| Arc::new(Team::new()));
         if let Ok(_one_at_a_time) = GROWING.lock() {
-            while team.size() < n.min(MAX_HELPERS) {
+            while team.size() < n.min(helper_cap()) {
                 let member = team.clone();
                 let started = std::thread::Builder::new()
                     .name(format!("pipec-lane-{}", team.size() + 1))

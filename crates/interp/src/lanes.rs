@@ -1,12 +1,13 @@
-//! Lanes: a map's block function computed on helper threads, a few blocks ahead of demand.
+//! Lanes: a map's or filter's block function computed on helper threads, a few blocks ahead
+//! of demand.
 //!
-//! With `--threads` above one, a map whose function runs on blocks pulls a few blocks of its
-//! input ahead and queues them as [`Job`]s; helper threads and the consumer's own thread each
-//! take whichever queued block comes first, so both cores compute while the consumer uses
-//! the blocks, in order. Nothing else changes: blocks come out in input order, a block that
-//! fails (or that is not stacked) is redone per element on the consumer's thread exactly as
-//! [`crate::stream`]'s sequential map does, and an error from the input stays behind the
-//! rows read before it.
+//! With `--threads` above one, a map or filter whose function runs on blocks pulls a few
+//! blocks of its input ahead and queues them as [`Job`]s; helper threads and the consumer's
+//! own thread each take whichever queued block comes first, so both cores compute while the
+//! consumer uses the blocks, in order. Nothing else changes: blocks come out in input order,
+//! a block that fails (or that is not stacked) is redone per element on the consumer's
+//! thread exactly as [`crate::stream`]'s sequential map and filter do, and an error from the
+//! input stays behind the rows read before it.
 //!
 //! Two costs on these machines shape it. Waking a parked thread takes tens of µs, longer than
 //! computing a 64 KiB block, so a helper spins for a while before it parks and the consumer
@@ -17,7 +18,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
 use crate::stats::RunStats;
-use crate::stream::{Element, Stream, element_count};
+use crate::stream::{Element, MIN_FILTER_PULL, Stream, element_count, passes};
 use pipec_diag::Diagnostic;
 use pipec_tensor::Tensor;
 use std::collections::VecDeque;
@@ -25,8 +26,21 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Condvar, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-/// A map run on lanes: the consumer's thread and the run's [`Crew`] of helpers.
-pub(crate) struct LaneMap {
+/// What a stage on lanes does with each block.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum Stage {
+    /// Its function's results are the block's new rows.
+    Map,
+    /// Its function's results say which rows to keep.
+    Filter,
+}
+
+/// A block's computed rows (`None`: the block must run per element).
+type Computed = Option<(Vec<Tensor>, usize)>;
+
+/// A map or filter run on lanes: the consumer's thread and the run's [`Crew`] of helpers.
+pub(crate) struct LaneStage {
+    stage: Stage,
     input: Box<dyn Stream>,
     /// The per-element function: for `next` and for blocks that must run per element.
     f: Arc<CompiledFn>,
@@ -95,17 +109,19 @@ const IDLE_SPIN: Duration = Duration::from_micros(200);
 /// The least time the consumer waits for a helper's block before computing it itself.
 const MIN_PATIENCE: Duration = Duration::from_micros(50);
 
-impl LaneMap {
-    /// `f` and its block form over `input`, on up to `lanes` lanes: the consumer's thread and
-    /// helpers of `crew`.
+impl LaneStage {
+    /// `stage` with `f` and its block form over `input`, on up to `lanes` lanes: the
+    /// consumer's thread and helpers of `crew`.
     pub(crate) fn new(
+        stage: Stage,
         input: Box<dyn Stream>,
         f: Arc<CompiledFn>,
         block_f: Arc<CompiledFn>,
         lanes: usize,
         crew: Arc<Crew>,
-    ) -> LaneMap {
-        LaneMap {
+    ) -> LaneStage {
+        LaneStage {
+            stage,
             input,
             f,
             block_f,
@@ -125,7 +141,7 @@ impl LaneMap {
     }
 
     /// Counts this map's blocks into node `node` of `stats` (`--stats`).
-    pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneMap {
+    pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneStage {
         if let Some((s, node)) = &stats {
             s.lanes_open(*node);
         }
@@ -138,9 +154,13 @@ impl LaneMap {
         if self.helped { self.crew.team() } else { None }
     }
 
-    /// Elements in `block`, counted as the sequential map counts them (a batched map's rows
-    /// are batches: the elements inside them).
-    fn elements_in(f: &CompiledFn, block: &Block) -> u64 {
+    /// Elements in `block`, counted as the sequential map and filter count them (a batched
+    /// map's rows are batches: the elements inside them).
+    fn elements_in(&self, block: &Block) -> u64 {
+        let f = &self.f;
+        if self.stage == Stage::Filter {
+            return block.len() as u64;
+        }
         match block {
             Block::Stacked { leaves, rows } => {
                 if f.func().batched {
@@ -186,7 +206,7 @@ impl LaneMap {
             };
             self.input_done = error.is_some();
             let start = self.count;
-            self.count += Self::elements_in(&self.f, &block);
+            self.count += self.elements_in(&block);
             let work = match &block {
                 Block::Stacked { leaves, rows } if *rows > 0 => {
                     let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
@@ -194,8 +214,12 @@ impl LaneMap {
                     self.large_blocks += usize::from(large);
                     match self.team().filter(|_| lanes > 1 && large) {
                         Some(team) => {
-                            let job =
-                                Arc::new(Job::new(self.block_f.clone(), leaves.clone(), start));
+                            let job = Arc::new(Job::new(
+                                self.stage,
+                                self.block_f.clone(),
+                                leaves.clone(),
+                                start,
+                            ));
                             team.submit(job.clone());
                             Work::Queued(job)
                         }
@@ -218,7 +242,7 @@ impl LaneMap {
     /// if the helper takes much longer than a block takes here (descheduled on a busy
     /// machine), this thread computes the block too and the helper's copy is dropped (the
     /// function is pure: both give the same bits). Also says whether a helper's result it is.
-    fn resolve(&mut self, job: &Job, block: &Block) -> (Option<Vec<Tensor>>, bool) {
+    fn resolve(&mut self, job: &Job, block: &Block) -> (Computed, bool) {
         let mut waiting_since: Option<Instant> = None;
         let mut spins = 0u32;
         loop {
@@ -259,12 +283,13 @@ impl LaneMap {
 
     /// Runs the block function on this thread, keeping a running mean of its time (which
     /// only waiting for helpers needs).
-    fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Option<Vec<Tensor>> {
+    fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Computed {
+        let (stage, f) = (self.stage, &self.block_f);
         if !self.helped {
-            return self.block_f.call(&mut self.block_state, args, start).ok();
+            return run_block(stage, f, &mut self.block_state, args, start);
         }
         let t = Instant::now();
-        let out = self.block_f.call(&mut self.block_state, args, start).ok();
+        let out = run_block(stage, f, &mut self.block_state, args, start);
         let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.block_nanos = match self.block_nanos {
             0 => nanos,
@@ -282,6 +307,17 @@ impl LaneMap {
     /// How long to wait for a helper's block before computing it here as well.
     fn patience(&self) -> Duration {
         Duration::from_nanos(self.block_nanos.saturating_mul(2)).max(MIN_PATIENCE)
+    }
+
+    /// The stage on one element: its result (a map), or the element if it is kept (a filter).
+    fn call_one(&mut self, e: Element, element: u64) -> Result<Option<Element>, Diagnostic> {
+        match self.stage {
+            Stage::Map => self.f.call(&mut self.state, e, element).map(Some),
+            Stage::Filter => {
+                let keep = self.f.call(&mut self.state, e.clone(), element)?;
+                Ok(passes(&keep).then_some(e))
+            }
+        }
     }
 
     /// Computes the first block pulled ahead into `pending`; false when nothing was ahead.
@@ -308,8 +344,7 @@ impl LaneMap {
             }
             _ => None,
         };
-        if let Some(leaves) = out {
-            let rows = block.len();
+        if let Some((leaves, rows)) = out {
             self.pending.push(Block::Stacked { leaves, rows });
             if let Some(d) = error {
                 self.pending.push_error(d);
@@ -322,9 +357,13 @@ impl LaneMap {
         let mut outs = Vec::with_capacity(block.len());
         for e in block.into_rows() {
             let element = index;
-            index += element_count(&self.f, &e);
-            match self.f.call(&mut self.state, e, element) {
-                Ok(o) => outs.push(o),
+            index += match self.stage {
+                Stage::Map => element_count(&self.f, &e),
+                Stage::Filter => 1,
+            };
+            match self.call_one(e, element) {
+                Ok(Some(o)) => outs.push(o),
+                Ok(None) => {}
                 Err(d) => {
                     self.pending.push(Block::Rows(outs));
                     self.pending.push_error(d);
@@ -343,9 +382,29 @@ impl LaneMap {
     }
 }
 
-impl Stream for LaneMap {
+impl Stream for LaneStage {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        if self.pending.is_empty() && self.ahead.is_empty() {
+        loop {
+            // Rows a block pull computed come first.
+            if !self.pending.is_empty() {
+                let Some(Chunk { block, error }) = self.pending.take(1) else {
+                    return Ok(None);
+                };
+                return match block.into_rows().pop() {
+                    Some(e) => {
+                        if let Some(d) = error {
+                            // The element first; its error with the next pull.
+                            self.pending.push_error(d);
+                        }
+                        Ok(Some(e))
+                    }
+                    None => error.map_or(Ok(None), Err),
+                };
+            }
+            // Then blocks pulled ahead (a filter's may keep nothing).
+            if self.deliver() {
+                continue;
+            }
             if self.input_done {
                 return Ok(None);
             }
@@ -353,42 +412,37 @@ impl Stream for LaneMap {
                 return Ok(None);
             };
             let element = self.count;
-            self.count += element_count(&self.f, &e);
-            return self.f.call(&mut self.state, e, element).map(Some);
-        }
-        if self.pending.is_empty() {
-            self.deliver();
-        }
-        let Some(Chunk { block, error }) = self.pending.take(1) else {
-            return Ok(None);
-        };
-        match block.into_rows().pop() {
-            Some(e) => {
-                if let Some(d) = error {
-                    // The element first; its error with the next pull.
-                    self.pending.push_error(d);
-                }
-                Ok(Some(e))
+            self.count += match self.stage {
+                Stage::Map => element_count(&self.f, &e),
+                Stage::Filter => 1,
+            };
+            if let Some(out) = self.call_one(e, element)? {
+                return Ok(Some(out));
             }
-            None => error.map_or(Ok(None), Err),
         }
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        if self.pending.is_empty() {
+        // A map hands out each block as it comes; a filter gathers kept rows up to `max`,
+        // pulling at least MIN_FILTER_PULL rows at a time, as the sequential filter does.
+        let (wanted, pull) = match self.stage {
+            Stage::Map => (1, max),
+            Stage::Filter => (max, max.max(MIN_FILTER_PULL)),
+        };
+        while self.pending.rows() < wanted && !self.pending.has_error() {
             if !self.helped && self.lanes > 1 && self.large_blocks >= LANES_AFTER {
                 self.helped = true;
             }
-            self.fill(max);
+            self.fill(pull);
             if !self.deliver() {
-                return None;
+                break;
             }
         }
         self.pending.take(max)
     }
 }
 
-impl Drop for LaneMap {
+impl Drop for LaneStage {
     fn drop(&mut self) {
         // Blocks still queued are claimed, so the helpers skip them.
         for a in &self.ahead {
@@ -438,6 +492,7 @@ impl Crew {
 
 /// One block's run of the block function, taken by whichever lane gets to it first.
 struct Job {
+    stage: Stage,
     /// The block function.
     f: Arc<CompiledFn>,
     slot: Mutex<Slot>,
@@ -455,14 +510,15 @@ enum Slot {
     /// A lane is computing it.
     Claimed,
     /// The result; `None` when the block failed and must run per element.
-    Finished(Option<Vec<Tensor>>),
+    Finished(Computed),
     /// The result was handed out.
     Taken,
 }
 
 impl Job {
-    fn new(f: Arc<CompiledFn>, args: Vec<Tensor>, start: u64) -> Job {
+    fn new(stage: Stage, f: Arc<CompiledFn>, args: Vec<Tensor>, start: u64) -> Job {
         Job {
+            stage,
             f,
             slot: Mutex::new(Slot::Waiting(args)),
             finished: AtomicBool::new(false),
@@ -483,7 +539,7 @@ impl Job {
         }
     }
 
-    fn finish(&self, out: Option<Vec<Tensor>>) {
+    fn finish(&self, out: Computed) {
         if let Ok(mut slot) = self.slot.lock() {
             *slot = Slot::Finished(out);
         }
@@ -491,7 +547,7 @@ impl Job {
     }
 
     /// The result, once a lane finished the job.
-    fn take(&self) -> Option<Option<Vec<Tensor>>> {
+    fn take(&self) -> Option<Computed> {
         if !self.finished.load(Ordering::Acquire) {
             return None;
         }
@@ -582,6 +638,35 @@ impl Team {
     }
 }
 
+/// What `stage` makes of one block, `args`, with the block function `f`: a map's results,
+/// or a filter's kept rows (compacted by the function's mask); `None` when the function
+/// fails, and the block must run per element to find which element's error comes first.
+fn run_block(
+    stage: Stage,
+    f: &CompiledFn,
+    state: &mut FnState,
+    args: Vec<Tensor>,
+    start: u64,
+) -> Computed {
+    let rows = args.first().and_then(|t| t.shape().first().copied())?;
+    match stage {
+        Stage::Map => Some((f.call(state, args, start).ok()?, rows)),
+        Stage::Filter => {
+            let keep = f.call(state, args.clone(), start).ok()?;
+            let mask = keep.first()?.as_array::<bool>()?.as_slice()?;
+            if mask.len() != rows {
+                return None;
+            }
+            let kept: Vec<Tensor> = args.iter().map(|t| t.compress_rows(mask)).collect();
+            let n = match kept.first().and_then(|t| t.shape().first()) {
+                Some(&n) => n,
+                None => mask.iter().filter(|&&k| k).count(),
+            };
+            Some((kept, n))
+        }
+    }
+}
+
 /// A helper's life: take queued jobs, with a lane state per function, until the queue's
 /// lock is poisoned (a panic while holding it: never, short of a bug).
 fn helper(shared: &Shared) {
@@ -601,7 +686,7 @@ fn helper(shared: &Shared) {
         };
         let (f, state) = &mut states[i];
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            f.call(state, args, job.start).ok()
+            run_block(job.stage, f, state, args, job.start)
         }));
         let out = out.unwrap_or_else(|_| {
             // The state may be half-updated; the block reruns per element on the consumer.
@@ -739,8 +824,8 @@ mod tests {
 
     /// Every value handed out, then the error's message, pulling with `pull`.
     fn drain(
-        map: &mut LaneMap,
-        mut pull: impl FnMut(&mut LaneMap) -> Option<Chunk>,
+        map: &mut LaneStage,
+        mut pull: impl FnMut(&mut LaneStage) -> Option<Chunk>,
     ) -> (Vec<i64>, Option<String>) {
         let mut values = Vec::new();
         while let Some(c) = pull(map) {
@@ -773,7 +858,8 @@ mod tests {
             Chunk::ok(range(1100, 2200)),
             Chunk::ok(range(2200, 3300)),
         ];
-        let mut map = LaneMap::new(
+        let mut map = LaneStage::new(
+            Stage::Map,
             source(chunks),
             f,
             block_f,
@@ -812,7 +898,8 @@ mod tests {
                 .collect();
             chunks.push(Chunk::ok(range(5, 1200)));
             chunks.push(Chunk::ok(range(20, 1200)));
-            let mut map = LaneMap::new(
+            let mut map = LaneStage::new(
+                Stage::Map,
                 source(chunks),
                 f.clone(),
                 block_f.clone(),
@@ -843,7 +930,8 @@ mod tests {
             },
             Chunk::ok(range(4400, 5500)),
         ];
-        let mut map = LaneMap::new(
+        let mut map = LaneStage::new(
+            Stage::Map,
             source(chunks),
             f,
             block_f,
@@ -861,7 +949,8 @@ mod tests {
         let chunks: Vec<Chunk> = (0..6)
             .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
             .collect();
-        let mut map = LaneMap::new(
+        let mut map = LaneStage::new(
+            Stage::Map,
             source(chunks),
             f,
             block_f,
@@ -895,7 +984,7 @@ mod tests {
             min_bytes: LANE_MIN_BYTES,
             team: OnceLock::from(Some(Arc::new(idle))),
         };
-        let mut map = LaneMap::new(source(chunks), f, block_f, 2, Arc::new(crew));
+        let mut map = LaneStage::new(Stage::Map, source(chunks), f, block_f, 2, Arc::new(crew));
         map.helped = true;
         map.fill(64);
         // A "helper" claims the first block and never finishes it.
@@ -905,6 +994,120 @@ mod tests {
         assert!(stalled.claim().is_some());
         let (values, error) = drain(&mut map, |m| m.next_block(64));
         assert_eq!(values, expected(11..2200));
+        assert_eq!(error, None);
+    }
+
+    /// `x -> (1000 // (x - 10)) % 2 == 0` as a filter: drops some rows, fails on the value 10.
+    fn parity() -> (Arc<CompiledFn>, Arc<CompiledFn>) {
+        let span = pipec_diag::Span::default();
+        let i64s = TensorType::scalar(DType::I64);
+        let mut f = Function::new("parity", span, vec![i64s.clone()]);
+        let x = f.params[0];
+        let konst = |f: &mut Function, v: i64| {
+            f.push(OpKind::Const(Tensor::scalar(v)), vec![], i64s.clone(), span)
+        };
+        let (ten, thousand, two, zero) = (
+            konst(&mut f, 10),
+            konst(&mut f, 1000),
+            konst(&mut f, 2),
+            konst(&mut f, 0),
+        );
+        let d = f.push(
+            OpKind::Binary(BinaryOp::Sub),
+            vec![x, ten],
+            i64s.clone(),
+            span,
+        );
+        let q = f.push(
+            OpKind::Binary(BinaryOp::FloorDiv),
+            vec![thousand, d],
+            i64s.clone(),
+            span,
+        );
+        let m = f.push(
+            OpKind::Binary(BinaryOp::Mod),
+            vec![q, two],
+            i64s.clone(),
+            span,
+        );
+        let keep = f.push(
+            OpKind::Binary(BinaryOp::Eq),
+            vec![m, zero],
+            TensorType::scalar(DType::Bool),
+            span,
+        );
+        f.results = vec![keep];
+        let vf = pipec_ir::vmap::vectorize_blocks(&f, Dim::Unknown).expect("vectorizes");
+        (Arc::new(CompiledFn::new(f)), Arc::new(CompiledFn::new(vf)))
+    }
+
+    fn kept(range: std::ops::Range<i64>) -> Vec<i64> {
+        range
+            .filter(|&x| {
+                let (a, b) = (1000i64, x - 10);
+                let q = a / b - i64::from(a % b != 0 && (a < 0) != (b < 0));
+                q.rem_euclid(2) == 0
+            })
+            .collect()
+    }
+
+    fn filter(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
+        let (f, block_f) = parity();
+        let crew = Arc::new(Crew::new(lanes - 1, LANE_MIN_BYTES));
+        LaneStage::new(Stage::Filter, source(chunks), f, block_f, lanes, crew)
+    }
+
+    #[test]
+    fn a_filter_on_lanes_keeps_what_its_predicate_keeps() {
+        for lanes in [1, 2, 3] {
+            let chunks: Vec<Chunk> = (0..6)
+                .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
+                .collect();
+            let mut stage = filter(chunks, lanes);
+            let (values, error) = drain(&mut stage, |m| m.next_block(500));
+            assert_eq!(values, kept(11..6611), "{lanes} lanes");
+            assert_eq!(error, None);
+        }
+    }
+
+    #[test]
+    fn a_failing_filter_block_keeps_the_rows_before_the_error() {
+        for lanes in [1, 2, 3] {
+            let mut chunks: Vec<Chunk> = (0..4)
+                .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
+                .collect();
+            chunks.push(Chunk::ok(range(-1000, 100)));
+            chunks.push(Chunk::ok(range(11, 1111)));
+            let mut stage = filter(chunks, lanes);
+            let (values, error) = drain(&mut stage, |m| m.next_block(700));
+            let mut want = kept(11..4411);
+            want.extend(kept(-1000..10));
+            assert_eq!(values, want, "{lanes} lanes");
+            // 4400 elements before the block, then -1000..10 is 1010 more.
+            let error = error.expect("division by zero");
+            assert!(error.contains("element 5410"), "{error}");
+            assert!(stage.next_block(64).is_none());
+        }
+    }
+
+    #[test]
+    fn single_pulls_of_a_filter_continue_where_block_pulls_stopped() {
+        let chunks: Vec<Chunk> = (0..5)
+            .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
+            .collect();
+        let mut stage = filter(chunks, 2);
+        let mut k = 0;
+        let (values, error) = drain(&mut stage, |m| {
+            k += 1;
+            if k % 3 == 0 {
+                m.next_block(7)
+            } else {
+                m.next()
+                    .expect("no error")
+                    .map(|e| Chunk::ok(Block::Rows(vec![e])))
+            }
+        });
+        assert_eq!(values, kept(11..5511));
         assert_eq!(error, None);
     }
 }

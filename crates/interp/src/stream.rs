@@ -7,7 +7,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
-use crate::lanes::{Crew, LaneMap};
+use crate::lanes::{Crew, LaneStage, Stage};
 use crate::rng::Rng;
 use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
@@ -293,6 +293,9 @@ enum PlanKind {
     Filter {
         f: Arc<CompiledFn>,
         block_f: Option<Arc<CompiledFn>>,
+        /// Threads computing blocks: the run's, for a pure predicate over a pure input.
+        lanes: usize,
+        crew: Arc<Crew>,
     },
     Batch {
         size: usize,
@@ -450,10 +453,21 @@ impl PlanBuilder<'_> {
                     crew: self.crew.clone(),
                 }
             }
-            DsKind::Filter { func } => PlanKind::Filter {
-                f: self.func(*func),
-                block_f: self.block_func(*func),
-            },
+            DsKind::Filter { func } => {
+                let block_f = self.block_func(*func);
+                // As for a sequential map: blocks on every thread when nothing can tell.
+                let ahead_ok = block_f.is_some() && inputs.iter().all(|p| p.pure_pull);
+                PlanKind::Filter {
+                    f: self.func(*func),
+                    block_f,
+                    lanes: if ahead_ok {
+                        self.opts.threads.max(1)
+                    } else {
+                        1
+                    },
+                    crew: self.crew.clone(),
+                }
+            }
             DsKind::Batch {
                 size,
                 drop_remainder,
@@ -659,8 +673,15 @@ impl Plan {
                 let ahead_ok = self.inputs[0].pure_pull;
                 if let Some(block_f) = block_f.as_ref().filter(|_| *lanes > 1 && ahead_ok) {
                     Box::new(
-                        LaneMap::new(input(0)?, f.clone(), block_f.clone(), *lanes, crew.clone())
-                            .with_stats(self.timer.clone()),
+                        LaneStage::new(
+                            Stage::Map,
+                            input(0)?,
+                            f.clone(),
+                            block_f.clone(),
+                            *lanes,
+                            crew.clone(),
+                        )
+                        .with_stats(self.timer.clone()),
                     )
                 } else if *lanes > 1 {
                     Box::new(ParMap {
@@ -683,15 +704,33 @@ impl Plan {
                     })
                 }
             }
-            PlanKind::Filter { f, block_f } => Box::new(Filter {
-                input: input(0)?,
-                f: f.clone(),
-                block_f: block_f.clone(),
-                state: FnState::default(),
-                block_state: FnState::default(),
-                count: 0,
-                pending: Pending::default(),
-            }),
+            PlanKind::Filter {
+                f,
+                block_f,
+                lanes,
+                crew,
+            } => match block_f.as_ref().filter(|_| *lanes > 1) {
+                Some(block_f) => Box::new(
+                    LaneStage::new(
+                        Stage::Filter,
+                        input(0)?,
+                        f.clone(),
+                        block_f.clone(),
+                        *lanes,
+                        crew.clone(),
+                    )
+                    .with_stats(self.timer.clone()),
+                ),
+                None => Box::new(Filter {
+                    input: input(0)?,
+                    f: f.clone(),
+                    block_f: block_f.clone(),
+                    state: FnState::default(),
+                    block_state: FnState::default(),
+                    count: 0,
+                    pending: Pending::default(),
+                }),
+            },
             PlanKind::Batch {
                 size,
                 drop_remainder,
@@ -1120,7 +1159,7 @@ struct Filter {
 
 /// The fewest input elements a block-executing filter reads at once: reading exactly the
 /// number still missing would take ever smaller blocks as the batch fills up.
-const MIN_FILTER_PULL: usize = 4096;
+pub(crate) const MIN_FILTER_PULL: usize = 4096;
 
 impl Filter {
     /// Filters `block` into `self.pending`: with the vectorized predicate when the block is
@@ -1163,7 +1202,7 @@ impl Filter {
 }
 
 /// Whether a predicate's result says to keep the element.
-fn passes(keep: &[Tensor]) -> bool {
+pub(crate) fn passes(keep: &[Tensor]) -> bool {
     keep.first()
         .and_then(|t| t.as_array::<bool>())
         .and_then(|a| a.iter().next().copied())

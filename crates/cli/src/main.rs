@@ -53,7 +53,7 @@ struct Cli {
     /// Run to the end and drop the elements (for timing).
     #[arg(long, conflicts_with = "output")]
     discard: bool,
-    /// Worker threads for parallel maps.
+    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels.
     #[arg(long, value_name = "N", default_value_t = default_threads())]
     threads: usize,
     /// Allow `exec` workers to start processes.
@@ -370,7 +370,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
 }
 
 /// The per-node part of `--stats`: each node's own time, its share of the wall time, the
-/// elements it handed out, for a map on lanes the share of its blocks helper threads
+/// elements it handed out, for a map or filter on lanes the share of its blocks helper threads
 /// computed, and its IR line (format documented in docs/performance.md).
 fn node_table(nodes: &[pipec::NodeReport], wall: f64) -> String {
     let mut out = String::from("nodes:\n     self s   share    elements  helped  node\n");

@@ -50,9 +50,9 @@ pub(crate) struct LaneStage {
     block_state: FnState,
     /// The dataset index of the next element pulled from the input.
     count: u64,
-    /// The run's helpers, shared by every map on lanes (started by the first that needs them).
+    /// The run's helpers, shared by every stage on lanes (started by the first that needs them).
     crew: Arc<Crew>,
-    /// The most lanes this map uses, the consumer's thread included.
+    /// The most lanes this stage uses, the consumer's thread included.
     lanes: usize,
     /// Whether blocks go to the crew yet (after a few large ones: a consumer pulling single
     /// elements, or a short `repeat` epoch, never pays for hand-overs).
@@ -68,7 +68,7 @@ pub(crate) struct LaneStage {
     /// Blocks pulled that were large enough to hand over: lanes start after a few, so a
     /// short stream (a small `repeat` epoch) never pays for them.
     large_blocks: usize,
-    /// Where `--stats` counts this map's blocks.
+    /// Where `--stats` counts this stage's blocks.
     stats: Option<(Arc<RunStats>, usize)>,
 }
 
@@ -80,6 +80,7 @@ struct Ahead {
     error: Option<Diagnostic>,
     /// The dataset index of the block's first element.
     start: u64,
+    /// Where it is computed.
     work: Work,
 }
 
@@ -140,7 +141,7 @@ impl LaneStage {
         }
     }
 
-    /// Counts this map's blocks into node `node` of `stats` (`--stats`).
+    /// Counts this stage's blocks into node `node` of `stats` (`--stats`).
     pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneStage {
         if let Some((s, node)) = &stats {
             s.lanes_open(*node);
@@ -149,7 +150,7 @@ impl LaneStage {
         self
     }
 
-    /// The crew's helpers, once this map hands blocks over.
+    /// The crew's helpers, once this stage hands blocks over.
     fn team(&self) -> Option<&Team> {
         if self.helped { self.crew.team() } else { None }
     }
@@ -189,7 +190,7 @@ impl LaneStage {
 
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
-        // Without helpers, one block at a time, as the sequential map pulls.
+        // Without helpers, one block at a time, as the sequential map and filter pull.
         let lanes = if self.helped {
             self.lanes.min(1 + self.crew.helpers())
         } else {
@@ -454,7 +455,7 @@ impl Drop for LaneStage {
 }
 
 /// A run's share of the helper threads: `--threads` minus the consumer's, taken from the
-/// process's [`Team`] when a map first hands a block over, shared by every map on lanes in
+/// process's [`Team`] when a stage first hands a block over, shared by every stage on lanes in
 /// the run.
 pub(crate) struct Crew {
     helpers: usize,

@@ -748,43 +748,61 @@ impl Shared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use pipec_ir::{Dim, Function, OpKind, TensorType};
+    use pipec_ir::{Dim, Function, OpKind, TensorType, ValueId};
     use pipec_tensor::DType;
     use pipec_tensor::ops::BinaryOp;
 
-    /// `x -> 100 // (x - 10)`: fails on element 10 (its value is its index).
-    fn divide() -> (Arc<CompiledFn>, Arc<CompiledFn>) {
+    /// An `i64` function of `x` built by `body` (given the function, `x`, and a way to add
+    /// binary ops and constants), with its block form.
+    fn i64_fn(
+        name: &str,
+        body: impl FnOnce(&mut Ops<'_>, ValueId) -> ValueId,
+    ) -> (Arc<CompiledFn>, Arc<CompiledFn>) {
         let span = pipec_diag::Span::default();
-        let i64s = TensorType::scalar(DType::I64);
-        let mut f = Function::new("divide", span, vec![i64s.clone()]);
+        let mut f = Function::new(name, span, vec![TensorType::scalar(DType::I64)]);
         let x = f.params[0];
-        let ten = f.push(
-            OpKind::Const(Tensor::scalar(10i64)),
-            vec![],
-            i64s.clone(),
-            span,
-        );
-        let hundred = f.push(
-            OpKind::Const(Tensor::scalar(100i64)),
-            vec![],
-            i64s.clone(),
-            span,
-        );
-        let d = f.push(
-            OpKind::Binary(BinaryOp::Sub),
-            vec![x, ten],
-            i64s.clone(),
-            span,
-        );
-        let q = f.push(
-            OpKind::Binary(BinaryOp::FloorDiv),
-            vec![hundred, d],
-            i64s,
-            span,
-        );
-        f.results = vec![q];
+        let result = body(&mut Ops(&mut f), x);
+        f.results = vec![result];
         let vf = pipec_ir::vmap::vectorize_blocks(&f, Dim::Unknown).expect("vectorizes");
         (Arc::new(CompiledFn::new(f)), Arc::new(CompiledFn::new(vf)))
+    }
+
+    /// Adds ops to a test function.
+    struct Ops<'a>(&'a mut Function);
+
+    impl Ops<'_> {
+        fn konst(&mut self, v: i64) -> ValueId {
+            let ty = TensorType::scalar(DType::I64);
+            self.0.push(
+                OpKind::Const(Tensor::scalar(v)),
+                vec![],
+                ty,
+                Default::default(),
+            )
+        }
+
+        fn binary(&mut self, op: BinaryOp, a: ValueId, b: ValueId) -> ValueId {
+            let dtype = if op == BinaryOp::Eq {
+                DType::Bool
+            } else {
+                DType::I64
+            };
+            let ty = TensorType::scalar(dtype);
+            self.0
+                .push(OpKind::Binary(op), vec![a, b], ty, Default::default())
+        }
+
+        /// `n // (x - 10)`: fails on the value 10.
+        fn over_x_minus_10(&mut self, n: i64, x: ValueId) -> ValueId {
+            let (ten, n) = (self.konst(10), self.konst(n));
+            let d = self.binary(BinaryOp::Sub, x, ten);
+            self.binary(BinaryOp::FloorDiv, n, d)
+        }
+    }
+
+    /// `x -> 100 // (x - 10)`: fails on element 10 (its value is its index).
+    fn divide() -> (Arc<CompiledFn>, Arc<CompiledFn>) {
+        i64_fn("divide", |ops, x| ops.over_x_minus_10(100, x))
     }
 
     /// A source handing out the given chunks as blocks (or their rows one by one).
@@ -1000,46 +1018,12 @@ mod tests {
 
     /// `x -> (1000 // (x - 10)) % 2 == 0` as a filter: drops some rows, fails on the value 10.
     fn parity() -> (Arc<CompiledFn>, Arc<CompiledFn>) {
-        let span = pipec_diag::Span::default();
-        let i64s = TensorType::scalar(DType::I64);
-        let mut f = Function::new("parity", span, vec![i64s.clone()]);
-        let x = f.params[0];
-        let konst = |f: &mut Function, v: i64| {
-            f.push(OpKind::Const(Tensor::scalar(v)), vec![], i64s.clone(), span)
-        };
-        let (ten, thousand, two, zero) = (
-            konst(&mut f, 10),
-            konst(&mut f, 1000),
-            konst(&mut f, 2),
-            konst(&mut f, 0),
-        );
-        let d = f.push(
-            OpKind::Binary(BinaryOp::Sub),
-            vec![x, ten],
-            i64s.clone(),
-            span,
-        );
-        let q = f.push(
-            OpKind::Binary(BinaryOp::FloorDiv),
-            vec![thousand, d],
-            i64s.clone(),
-            span,
-        );
-        let m = f.push(
-            OpKind::Binary(BinaryOp::Mod),
-            vec![q, two],
-            i64s.clone(),
-            span,
-        );
-        let keep = f.push(
-            OpKind::Binary(BinaryOp::Eq),
-            vec![m, zero],
-            TensorType::scalar(DType::Bool),
-            span,
-        );
-        f.results = vec![keep];
-        let vf = pipec_ir::vmap::vectorize_blocks(&f, Dim::Unknown).expect("vectorizes");
-        (Arc::new(CompiledFn::new(f)), Arc::new(CompiledFn::new(vf)))
+        i64_fn("parity", |ops, x| {
+            let q = ops.over_x_minus_10(1000, x);
+            let (two, zero) = (ops.konst(2), ops.konst(0));
+            let m = ops.binary(BinaryOp::Mod, q, two);
+            ops.binary(BinaryOp::Eq, m, zero)
+        })
     }
 
     fn kept(range: std::ops::Range<i64>) -> Vec<i64> {

@@ -870,21 +870,13 @@ mod tests {
 
     #[test]
     fn blocks_a_helper_computed_come_out_in_order() {
-        let (f, block_f) = divide();
         // Blocks of at least LANE_MIN_BYTES (1024 values), or they stay on this thread.
         let chunks = vec![
             Chunk::ok(range(11, 1100)),
             Chunk::ok(range(1100, 2200)),
             Chunk::ok(range(2200, 3300)),
         ];
-        let mut map = LaneStage::new(
-            Stage::Map,
-            source(chunks),
-            f,
-            block_f,
-            2,
-            Arc::new(Crew::new(1, LANE_MIN_BYTES)),
-        );
+        let mut map = map_stage(chunks, 2);
         map.helped = true;
         map.count = 11;
         map.fill(64);
@@ -909,7 +901,6 @@ mod tests {
 
     #[test]
     fn a_failing_block_reruns_per_element_and_stops_at_its_error() {
-        let (f, block_f) = divide();
         for helpers in [0, 1, 2] {
             // Large blocks (lanes start after two), the last holding the value 10.
             let mut chunks: Vec<Chunk> = (0..5)
@@ -917,14 +908,7 @@ mod tests {
                 .collect();
             chunks.push(Chunk::ok(range(5, 1200)));
             chunks.push(Chunk::ok(range(20, 1200)));
-            let mut map = LaneStage::new(
-                Stage::Map,
-                source(chunks),
-                f.clone(),
-                block_f.clone(),
-                helpers + 1,
-                Arc::new(Crew::new(helpers, LANE_MIN_BYTES)),
-            );
+            let mut map = map_stage(chunks, helpers + 1);
             let (values, error) = drain(&mut map, |m| m.next_block(64));
             let mut want = expected(20..5520);
             want.extend(expected(5..10));
@@ -937,7 +921,6 @@ mod tests {
 
     #[test]
     fn an_input_error_stays_behind_the_rows_read_before_it() {
-        let (f, block_f) = divide();
         let input_error = Diagnostic::error(pipec_diag::Code::WrongKind, "the input broke");
         let chunks = vec![
             Chunk::ok(range(11, 1100)),
@@ -949,14 +932,7 @@ mod tests {
             },
             Chunk::ok(range(4400, 5500)),
         ];
-        let mut map = LaneStage::new(
-            Stage::Map,
-            source(chunks),
-            f,
-            block_f,
-            2,
-            Arc::new(Crew::new(1, LANE_MIN_BYTES)),
-        );
+        let mut map = map_stage(chunks, 2);
         let (values, error) = drain(&mut map, |m| m.next_block(4));
         assert_eq!(values, expected(11..4400));
         assert_eq!(error.as_deref(), Some("the input broke"));
@@ -964,18 +940,10 @@ mod tests {
 
     #[test]
     fn single_pulls_continue_where_block_pulls_stopped() {
-        let (f, block_f) = divide();
         let chunks: Vec<Chunk> = (0..6)
             .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
             .collect();
-        let mut map = LaneStage::new(
-            Stage::Map,
-            source(chunks),
-            f,
-            block_f,
-            2,
-            Arc::new(Crew::new(1, LANE_MIN_BYTES)),
-        );
+        let mut map = map_stage(chunks, 2);
         let mut k = 0;
         let (values, error) = drain(&mut map, |m| {
             k += 1;
@@ -1036,7 +1004,15 @@ mod tests {
             .collect()
     }
 
-    fn filter(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
+    /// [`divide`] as a map over `chunks`, on `lanes` lanes.
+    fn map_stage(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
+        let (f, block_f) = divide();
+        let crew = Arc::new(Crew::new(lanes - 1, LANE_MIN_BYTES));
+        LaneStage::new(Stage::Map, source(chunks), f, block_f, lanes, crew)
+    }
+
+    /// [`parity`] as a filter over `chunks`, on `lanes` lanes.
+    fn filter_stage(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
         let (f, block_f) = parity();
         let crew = Arc::new(Crew::new(lanes - 1, LANE_MIN_BYTES));
         LaneStage::new(Stage::Filter, source(chunks), f, block_f, lanes, crew)
@@ -1048,7 +1024,7 @@ mod tests {
             let chunks: Vec<Chunk> = (0..6)
                 .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
                 .collect();
-            let mut stage = filter(chunks, lanes);
+            let mut stage = filter_stage(chunks, lanes);
             let (values, error) = drain(&mut stage, |m| m.next_block(500));
             assert_eq!(values, kept(11..6611), "{lanes} lanes");
             assert_eq!(error, None);
@@ -1063,7 +1039,7 @@ mod tests {
                 .collect();
             chunks.push(Chunk::ok(range(-1000, 100)));
             chunks.push(Chunk::ok(range(11, 1111)));
-            let mut stage = filter(chunks, lanes);
+            let mut stage = filter_stage(chunks, lanes);
             let (values, error) = drain(&mut stage, |m| m.next_block(700));
             let mut want = kept(11..4411);
             want.extend(kept(-1000..10));
@@ -1080,7 +1056,7 @@ mod tests {
         let chunks: Vec<Chunk> = (0..5)
             .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
             .collect();
-        let mut stage = filter(chunks, 2);
+        let mut stage = filter_stage(chunks, 2);
         let mut k = 0;
         let (values, error) = drain(&mut stage, |m| {
             k += 1;

@@ -817,6 +817,13 @@ mod tests {
         }
     }
 
+    /// `n` blocks of 1100 consecutive values from `first`: large enough to hand over.
+    fn blocks_of_1100(first: i64, n: i64) -> Vec<Chunk> {
+        (0..n)
+            .map(|k| Chunk::ok(range(first + k * 1100, first + (k + 1) * 1100)))
+            .collect()
+    }
+
     fn source(chunks: Vec<Chunk>) -> Box<dyn Stream> {
         Box::new(Chunks(chunks.into()))
     }
@@ -903,9 +910,7 @@ mod tests {
     fn a_failing_block_reruns_per_element_and_stops_at_its_error() {
         for helpers in [0, 1, 2] {
             // Large blocks (lanes start after two), the last holding the value 10.
-            let mut chunks: Vec<Chunk> = (0..5)
-                .map(|k| Chunk::ok(range(20 + k * 1100, 20 + (k + 1) * 1100)))
-                .collect();
+            let mut chunks: Vec<Chunk> = blocks_of_1100(20, 5);
             chunks.push(Chunk::ok(range(5, 1200)));
             chunks.push(Chunk::ok(range(20, 1200)));
             let mut map = map_stage(chunks, helpers + 1);
@@ -940,9 +945,7 @@ mod tests {
 
     #[test]
     fn single_pulls_continue_where_block_pulls_stopped() {
-        let chunks: Vec<Chunk> = (0..6)
-            .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
-            .collect();
+        let chunks: Vec<Chunk> = blocks_of_1100(11, 6);
         let mut map = map_stage(chunks, 2);
         let mut k = 0;
         let (values, error) = drain(&mut map, |m| {
@@ -1021,9 +1024,7 @@ mod tests {
     #[test]
     fn a_filter_on_lanes_keeps_what_its_predicate_keeps() {
         for lanes in [1, 2, 3] {
-            let chunks: Vec<Chunk> = (0..6)
-                .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
-                .collect();
+            let chunks: Vec<Chunk> = blocks_of_1100(11, 6);
             let mut stage = filter_stage(chunks, lanes);
             let (values, error) = drain(&mut stage, |m| m.next_block(500));
             assert_eq!(values, kept(11..6611), "{lanes} lanes");
@@ -1034,9 +1035,7 @@ mod tests {
     #[test]
     fn a_failing_filter_block_keeps_the_rows_before_the_error() {
         for lanes in [1, 2, 3] {
-            let mut chunks: Vec<Chunk> = (0..4)
-                .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
-                .collect();
+            let mut chunks: Vec<Chunk> = blocks_of_1100(11, 4);
             chunks.push(Chunk::ok(range(-1000, 100)));
             chunks.push(Chunk::ok(range(11, 1111)));
             let mut stage = filter_stage(chunks, lanes);
@@ -1053,9 +1052,7 @@ mod tests {
 
     #[test]
     fn single_pulls_of_a_filter_continue_where_block_pulls_stopped() {
-        let chunks: Vec<Chunk> = (0..5)
-            .map(|k| Chunk::ok(range(11 + k * 1100, 11 + (k + 1) * 1100)))
-            .collect();
+        let chunks: Vec<Chunk> = blocks_of_1100(11, 5);
         let mut stage = filter_stage(chunks, 2);
         let mut k = 0;
         let (values, error) = drain(&mut stage, |m| {

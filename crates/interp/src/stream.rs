@@ -38,8 +38,8 @@ pub struct RunOptions {
     /// The seed of every `shuffle` written without one; `None` (the default) draws a fresh
     /// seed per run, as tf.data does. Tests that compare two runs fix it.
     pub shuffle_seed: Option<u64>,
-    /// With `threads` above one, the smallest block (in input bytes) a map hands to another
-    /// thread; lanes start after two such blocks. The default,
+    /// With `threads` above one, the smallest block (in input bytes) a map or filter hands to
+    /// another thread; lanes start after two such blocks. The default,
     /// [`LANE_MIN_BYTES`](crate::LANE_MIN_BYTES), keeps tiny blocks where a hand-over costs
     /// more than the work; 0 sends every block (the fuzz targets do, to exercise lanes on
     /// small programs).
@@ -338,7 +338,7 @@ struct PlanBuilder<'a> {
     plans: HashMap<DsNodeId, Arc<Plan>>,
     stats: Option<Arc<RunStats>>,
     stat_index: HashMap<DsNodeId, usize>,
-    /// Helper threads for every map on lanes in this run.
+    /// Helper threads for every map and filter on lanes in this run.
     crew: Arc<Crew>,
 }
 

@@ -191,7 +191,9 @@ impl Pending {
 
     /// Up to `max` queued rows, and the error if everything before it is out.
     pub(crate) fn take(&mut self, max: usize) -> Option<Chunk> {
-        let mut out = Vec::new();
+        // Usually one part fills the pull: it is handed out as it is, with no list to join.
+        let mut first: Option<Block> = None;
+        let mut more = Vec::new();
         let mut n = 0;
         while n < max {
             let Some(mut p) = self.parts.pop_front() else {
@@ -200,11 +202,12 @@ impl Pending {
             if n + p.len() > max {
                 let front = p.split_front(max - n);
                 self.parts.push_front(p);
-                n += front.len();
-                out.push(front);
-            } else {
-                n += p.len();
-                out.push(p);
+                p = front;
+            }
+            n += p.len();
+            match first {
+                None => first = Some(p),
+                Some(_) => more.push(p),
             }
         }
         self.rows -= n;
@@ -216,10 +219,13 @@ impl Pending {
         if n == 0 && error.is_none() {
             return None;
         }
-        let block = if out.is_empty() {
-            Block::Rows(Vec::new())
-        } else {
-            Block::join(out)
+        let block = match first {
+            None => Block::Rows(Vec::new()),
+            Some(only) if more.is_empty() => only,
+            Some(first) => {
+                more.insert(0, first);
+                Block::join(more)
+            }
         };
         Some(Chunk { block, error })
     }

@@ -1,13 +1,15 @@
-//! Lanes: a map's or filter's block function computed on helper threads, a few blocks ahead
-//! of demand.
+//! Maps and filters: element by element, or block by block on one lane or several, where a
+//! lane's block function runs on helper threads a few blocks ahead of demand.
 //!
-//! With `--threads` above one, a map or filter whose function runs on blocks pulls a few
-//! blocks of its input ahead and queues them as [`Job`]s; helper threads and the consumer's
-//! own thread each take whichever queued block comes first, so both cores compute while the
-//! consumer uses the blocks, in order. Nothing else changes: blocks come out in input order,
-//! a block that fails (or that is not stacked) is redone per element on the consumer's
-//! thread exactly as [`crate::stream`]'s sequential map and filter do, and an error from the
-//! input stays behind the rows read before it.
+//! Every `map` and `filter` stream is a [`LaneStage`] (but a parallel map that cannot run on
+//! blocks ahead, which is `ParMap`). Without a block form it runs its function per element.
+//! With one, it runs the function once per block; with `--threads` above one over a pure
+//! input, it pulls a few blocks ahead and queues them as [`Job`]s, and helper threads and
+//! the consumer's own thread each take whichever queued block comes first, so both cores
+//! compute while the consumer uses the blocks, in order. Nothing else changes: blocks come
+//! out in input order, a block that fails (or that is not stacked) is redone per element on
+//! the consumer's thread, as element-at-a-time execution would, and an error from the input
+//! stays behind the rows read before it.
 //!
 //! Two costs on these machines shape it. Waking a parked thread takes tens of µs, longer than
 //! computing a 64 KiB block, so a helper spins for a while before it parks and the consumer
@@ -18,7 +20,7 @@
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
 use crate::stats::RunStats;
-use crate::stream::{Element, MIN_FILTER_PULL, Stream, element_count, passes};
+use crate::stream::{Element, Stream, element_count, gather_rows};
 use pipec_diag::Diagnostic;
 use pipec_tensor::Tensor;
 use std::collections::VecDeque;
@@ -44,7 +46,8 @@ pub(crate) struct LaneStage {
     input: Box<dyn Stream>,
     /// The per-element function: for `next` and for blocks that must run per element.
     f: Arc<CompiledFn>,
-    block_f: Arc<CompiledFn>,
+    /// `f` over a block of elements, when it vectorizes; without it every element runs alone.
+    block_f: Option<Arc<CompiledFn>>,
     state: FnState,
     /// The consumer thread's lane.
     block_state: FnState,
@@ -94,6 +97,17 @@ enum Work {
     Queued(Arc<Job>),
 }
 
+/// The fewest input elements a filter reads at once in block execution.
+const MIN_FILTER_PULL: usize = 4096;
+
+/// Whether a predicate's result says to keep the element.
+fn passes(keep: &[Tensor]) -> bool {
+    keep.first()
+        .and_then(|t| t.as_array::<bool>())
+        .and_then(|a| a.iter().next().copied())
+        .unwrap_or(false)
+}
+
 /// How many blocks each lane may have pulled ahead.
 const AHEAD_PER_LANE: usize = 2;
 /// Beyond one block per lane, blocks are pulled ahead only while those already ahead hold
@@ -117,7 +131,7 @@ impl LaneStage {
         stage: Stage,
         input: Box<dyn Stream>,
         f: Arc<CompiledFn>,
-        block_f: Arc<CompiledFn>,
+        block_f: Option<Arc<CompiledFn>>,
         lanes: usize,
         crew: Arc<Crew>,
     ) -> LaneStage {
@@ -143,7 +157,9 @@ impl LaneStage {
 
     /// Counts this stage's blocks into node `node` of `stats` (`--stats`).
     pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneStage {
-        if let Some((s, node)) = &stats {
+        if let Some((s, node)) = &stats
+            && self.lanes > 1
+        {
             s.lanes_open(*node);
         }
         self.stats = stats;
@@ -208,8 +224,8 @@ impl LaneStage {
             self.input_done = error.is_some();
             let start = self.count;
             self.count += self.elements_in(&block);
-            let work = match &block {
-                Block::Stacked { leaves, rows } if *rows > 0 => {
+            let work = match (&block, &self.block_f) {
+                (Block::Stacked { leaves, rows }, Some(block_f)) if *rows > 0 => {
                     let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
                     let large = bytes >= self.crew.min_bytes;
                     self.large_blocks += usize::from(large);
@@ -217,7 +233,7 @@ impl LaneStage {
                         Some(team) => {
                             let job = Arc::new(Job::new(
                                 self.stage,
-                                self.block_f.clone(),
+                                block_f.clone(),
                                 leaves.clone(),
                                 start,
                             ));
@@ -285,7 +301,7 @@ impl LaneStage {
     /// Runs the block function on this thread, keeping a running mean of its time (which
     /// only waiting for helpers needs).
     fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Computed {
-        let (stage, f) = (self.stage, &self.block_f);
+        let (stage, f) = (self.stage, self.block_f.as_ref()?);
         if !self.helped {
             return run_block(stage, f, &mut self.block_state, args, start);
         }
@@ -424,16 +440,25 @@ impl Stream for LaneStage {
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        // A map hands out each block as it comes; a filter gathers kept rows up to `max`,
-        // pulling at least MIN_FILTER_PULL rows at a time, as the sequential filter does.
-        let (wanted, pull) = match self.stage {
-            Stage::Map => (1, max),
-            Stage::Filter => (max, max.max(MIN_FILTER_PULL)),
+        if self.block_f.is_none() {
+            // One element at a time, the function's effects interleaved with the input's.
+            return gather_rows(|| self.next(), max);
+        }
+        // A map hands out each block as it comes; a filter gathers kept rows up to `max`.
+        let wanted = match self.stage {
+            Stage::Map => 1,
+            Stage::Filter => max,
         };
         while self.pending.rows() < wanted && !self.pending.has_error() {
             if !self.helped && self.lanes > 1 && self.large_blocks >= LANES_AFTER {
                 self.helped = true;
             }
+            let pull = match self.stage {
+                Stage::Map => max,
+                // At least MIN_FILTER_PULL rows: pulling exactly the rows still missing
+                // would take ever smaller blocks as the output fills up.
+                Stage::Filter => (max - self.pending.rows()).max(MIN_FILTER_PULL),
+            };
             self.fill(pull);
             if !self.deliver() {
                 break;
@@ -974,7 +999,14 @@ mod tests {
             min_bytes: LANE_MIN_BYTES,
             team: OnceLock::from(Some(Arc::new(idle))),
         };
-        let mut map = LaneStage::new(Stage::Map, source(chunks), f, block_f, 2, Arc::new(crew));
+        let mut map = LaneStage::new(
+            Stage::Map,
+            source(chunks),
+            f,
+            Some(block_f),
+            2,
+            Arc::new(crew),
+        );
         map.helped = true;
         map.fill(64);
         // A "helper" claims the first block and never finishes it.
@@ -1011,14 +1043,14 @@ mod tests {
     fn map_stage(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
         let (f, block_f) = divide();
         let crew = Arc::new(Crew::new(lanes - 1, LANE_MIN_BYTES));
-        LaneStage::new(Stage::Map, source(chunks), f, block_f, lanes, crew)
+        LaneStage::new(Stage::Map, source(chunks), f, Some(block_f), lanes, crew)
     }
 
     /// [`parity`] as a filter over `chunks`, on `lanes` lanes.
     fn filter_stage(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
         let (f, block_f) = parity();
         let crew = Arc::new(Crew::new(lanes - 1, LANE_MIN_BYTES));
-        LaneStage::new(Stage::Filter, source(chunks), f, block_f, lanes, crew)
+        LaneStage::new(Stage::Filter, source(chunks), f, Some(block_f), lanes, crew)
     }
 
     #[test]

@@ -223,7 +223,7 @@ pub(crate) trait Stream: Send {
 }
 
 /// Up to `max` elements from `next`, as [`Block::Rows`], with the error that stopped it.
-fn gather_rows(
+pub(crate) fn gather_rows(
     mut next: impl FnMut() -> Result<Option<Element>, Diagnostic>,
     max: usize,
 ) -> Option<Chunk> {
@@ -633,6 +633,29 @@ impl Plan {
         Ok(stream)
     }
 
+    /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread).
+    fn stage(
+        &self,
+        stage: Stage,
+        input: Box<dyn Stream>,
+        f: &Arc<CompiledFn>,
+        block_f: &Option<Arc<CompiledFn>>,
+        lanes: usize,
+        crew: &Arc<Crew>,
+    ) -> Box<dyn Stream> {
+        Box::new(
+            LaneStage::new(
+                stage,
+                input,
+                f.clone(),
+                block_f.clone(),
+                lanes,
+                crew.clone(),
+            )
+            .with_stats(self.timer.clone()),
+        )
+    }
+
     fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
         let input = |i: usize| self.inputs[i].open();
         Ok(match &self.kind {
@@ -670,20 +693,9 @@ impl Plan {
                 lanes,
                 crew,
             } => {
-                let ahead_ok = self.inputs[0].pure_pull;
-                if let Some(block_f) = block_f.as_ref().filter(|_| *lanes > 1 && ahead_ok) {
-                    Box::new(
-                        LaneStage::new(
-                            Stage::Map,
-                            input(0)?,
-                            f.clone(),
-                            block_f.clone(),
-                            *lanes,
-                            crew.clone(),
-                        )
-                        .with_stats(self.timer.clone()),
-                    )
-                } else if *lanes > 1 {
+                let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
+                if *lanes > 1 && !on_lanes {
+                    // A parallel map that cannot run on blocks ahead: lanes per element.
                     Box::new(ParMap {
                         input: input(0)?,
                         f: f.clone(),
@@ -694,14 +706,7 @@ impl Plan {
                         pending: None,
                     })
                 } else {
-                    Box::new(Map {
-                        input: input(0)?,
-                        f: f.clone(),
-                        block_f: block_f.clone(),
-                        state: FnState::default(),
-                        block_state: FnState::default(),
-                        count: 0,
-                    })
+                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew)
                 }
             }
             PlanKind::Filter {
@@ -709,28 +714,7 @@ impl Plan {
                 block_f,
                 lanes,
                 crew,
-            } => match block_f.as_ref().filter(|_| *lanes > 1) {
-                Some(block_f) => Box::new(
-                    LaneStage::new(
-                        Stage::Filter,
-                        input(0)?,
-                        f.clone(),
-                        block_f.clone(),
-                        *lanes,
-                        crew.clone(),
-                    )
-                    .with_stats(self.timer.clone()),
-                ),
-                None => Box::new(Filter {
-                    input: input(0)?,
-                    f: f.clone(),
-                    block_f: block_f.clone(),
-                    state: FnState::default(),
-                    block_state: FnState::default(),
-                    count: 0,
-                    pending: Pending::default(),
-                }),
-            },
+            } => self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew),
             PlanKind::Batch {
                 size,
                 drop_remainder,
@@ -958,75 +942,6 @@ impl Stream for Range {
     }
 }
 
-struct Map {
-    input: Box<dyn Stream>,
-    f: Arc<CompiledFn>,
-    block_f: Option<Arc<CompiledFn>>,
-    state: FnState,
-    block_state: FnState,
-    count: u64,
-}
-
-impl Stream for Map {
-    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let Some(e) = self.input.next()? else {
-            return Ok(None);
-        };
-        let idx = self.count;
-        // A batched (vectorized) map counts the elements in each batch, not the batches.
-        self.count += element_count(&self.f, &e);
-        self.f.call(&mut self.state, e, idx).map(Some)
-    }
-
-    fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        let Some(block_f) = self.block_f.clone() else {
-            return gather_rows(|| self.next(), max);
-        };
-        let Chunk { block, error } = self.input.next_block(max)?;
-        if let Block::Stacked { leaves, rows } = &block
-            && *rows > 0
-            && let Ok(out) = block_f.call(&mut self.block_state, leaves.clone(), self.count)
-        {
-            // A batched function's rows are batches: count the elements inside them.
-            self.count += if self.f.func().batched {
-                leaves
-                    .first()
-                    .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
-                    as u64
-            } else {
-                *rows as u64
-            };
-            return Some(Chunk {
-                block: Block::Stacked {
-                    leaves: out,
-                    rows: *rows,
-                },
-                error,
-            });
-        }
-        // Rows apart, or the block failed: one by one, so the error reported is the one
-        // element-at-a-time execution meets first, after the rows before it.
-        let mut outs = Vec::with_capacity(block.len());
-        for e in block.into_rows() {
-            let idx = self.count;
-            self.count += element_count(&self.f, &e);
-            match self.f.call(&mut self.state, e, idx) {
-                Ok(o) => outs.push(o),
-                Err(d) => {
-                    return Some(Chunk {
-                        block: Block::Rows(outs),
-                        error: Some(d),
-                    });
-                }
-            }
-        }
-        Some(Chunk {
-            block: Block::Rows(outs),
-            error,
-        })
-    }
-}
-
 /// A parallel `map`: pulls a chunk, splits it over lanes (each with its own host
 /// instances), and emits results in input order. Threads wake once per chunk, never per
 /// element. Errors are kept in place: an error in element k is reported only after elements
@@ -1143,116 +1058,6 @@ impl Stream for ParMap {
         }
         self.out = out.into_iter();
         self.next()
-    }
-}
-
-struct Filter {
-    input: Box<dyn Stream>,
-    f: Arc<CompiledFn>,
-    block_f: Option<Arc<CompiledFn>>,
-    state: FnState,
-    block_state: FnState,
-    count: u64,
-    /// Elements that passed, read ahead by a block pull.
-    pending: Pending,
-}
-
-/// The fewest input elements a block-executing filter reads at once: reading exactly the
-/// number still missing would take ever smaller blocks as the batch fills up.
-pub(crate) const MIN_FILTER_PULL: usize = 4096;
-
-impl Filter {
-    /// Filters `block` into `self.pending`: with the vectorized predicate when the block is
-    /// stacked, else (or if it fails) element by element, stopping at the first error.
-    fn filter_block(&mut self, block_f: &CompiledFn, block: Block) {
-        if let Block::Stacked { leaves, rows } = &block
-            && *rows > 0
-            && let Ok(keep) = block_f.call(&mut self.block_state, leaves.clone(), self.count)
-            && let Some(mask) = keep
-                .first()
-                .and_then(|t| t.as_array::<bool>())
-                .and_then(|a| a.as_slice())
-            && mask.len() == *rows
-        {
-            self.count += *rows as u64;
-            let leaves: Vec<Tensor> = leaves.iter().map(|t| t.compress_rows(mask)).collect();
-            let kept = match leaves.first().and_then(|t| t.shape().first()) {
-                Some(&n) => n,
-                None => mask.iter().filter(|&&k| k).count(),
-            };
-            self.pending.push(Block::Stacked { leaves, rows: kept });
-            return;
-        }
-        let mut kept = Vec::new();
-        for e in block.into_rows() {
-            let idx = self.count;
-            self.count += 1;
-            match self.f.call(&mut self.state, e.clone(), idx) {
-                Ok(k) if passes(&k) => kept.push(e),
-                Ok(_) => {}
-                Err(d) => {
-                    self.pending.push(Block::Rows(kept));
-                    self.pending.push_error(d);
-                    return;
-                }
-            }
-        }
-        self.pending.push(Block::Rows(kept));
-    }
-}
-
-/// Whether a predicate's result says to keep the element.
-pub(crate) fn passes(keep: &[Tensor]) -> bool {
-    keep.first()
-        .and_then(|t| t.as_array::<bool>())
-        .and_then(|a| a.iter().next().copied())
-        .unwrap_or(false)
-}
-
-impl Stream for Filter {
-    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        // What a block pull read ahead comes first.
-        if !self.pending.is_empty() {
-            let chunk = self.pending.take(1).expect("something is pending");
-            let mut rows = chunk.block.into_rows();
-            return match (rows.pop(), chunk.error) {
-                (Some(e), Some(d)) => {
-                    self.pending.push_error(d);
-                    Ok(Some(e))
-                }
-                (Some(e), None) => Ok(Some(e)),
-                (None, Some(d)) => Err(d),
-                (None, None) => Ok(None),
-            };
-        }
-        loop {
-            let Some(e) = self.input.next()? else {
-                return Ok(None);
-            };
-            let idx = self.count;
-            self.count += 1;
-            let keep = self.f.call(&mut self.state, e.clone(), idx)?;
-            if passes(&keep) {
-                return Ok(Some(e));
-            }
-        }
-    }
-
-    fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        let Some(block_f) = self.block_f.clone() else {
-            return gather_rows(|| self.next(), max);
-        };
-        while self.pending.rows() < max && !self.pending.has_error() {
-            let want = (max - self.pending.rows()).max(MIN_FILTER_PULL);
-            let Some(Chunk { block, error }) = self.input.next_block(want) else {
-                break;
-            };
-            self.filter_block(&block_f, block);
-            if let Some(d) = error {
-                self.pending.push_error(d);
-            }
-        }
-        self.pending.take(max)
     }
 }
 

@@ -149,7 +149,14 @@ mod fused {
     use super::*;
     use kernels::{FusedOp, FusedProgram};
 
-    fn run(bencher: Bencher, n: usize, prog: FusedProgram<'_>, inputs: &[Tensor]) {
+    /// Runs the program `ops` (with `dtypes`; its last instruction is the result) on `inputs`.
+    fn run(bencher: Bencher, n: usize, ops: &[FusedOp], dtypes: &[DType], inputs: &[Tensor]) {
+        let last = [ops.len() as u32 - 1];
+        let prog = FusedProgram {
+            ops,
+            dtypes,
+            results: &last,
+        };
         bencher
             .counter(ItemsCount::new(n))
             .bench(|| kernels::run_fused(&prog, black_box(inputs)).unwrap());
@@ -167,12 +174,7 @@ mod fused {
             FusedOp::Binary(BinaryOp::Mul, 1, 2),
         ];
         let dtypes = [DType::I32, DType::F32, DType::F32, DType::F32];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[3],
-        };
-        run(bencher, n / 3 * 3, prog, &[x, scale]);
+        run(bencher, n / 3 * 3, &ops, &dtypes, &[x, scale]);
     }
 
     /// W3: `x * x % 7` over i64 (the f64 route for values within 2^51).
@@ -187,12 +189,7 @@ mod fused {
             FusedOp::Binary(BinaryOp::Mod, 1, 2),
         ];
         let dtypes = [DType::I64; 4];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[3],
-        };
-        run(bencher, n, prog, &[x, seven]);
+        run(bencher, n, &ops, &dtypes, &[x, seven]);
     }
 
     /// W2: `(cast(x, f32) / 255 - mean) / std` over `[n/3, 3]` u8.
@@ -222,11 +219,6 @@ mod fused {
             DType::F32,
             DType::F32,
         ];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[7],
-        };
-        run(bencher, n / 3 * 3, prog, &[x, c255, mean, std]);
+        run(bencher, n / 3 * 3, &ops, &dtypes, &[x, c255, mean, std]);
     }
 }

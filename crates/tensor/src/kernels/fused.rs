@@ -1380,6 +1380,25 @@ mod tests {
     use super::*;
     use crate::kernels;
 
+    fn program<'a>(
+        ops: &'a [FusedOp],
+        dtypes: &'a [DType],
+        results: &'a [u32],
+    ) -> FusedProgram<'a> {
+        FusedProgram {
+            ops,
+            dtypes,
+            results,
+        }
+    }
+
+    /// What `prog` computes on `inputs` (which the kernel must take).
+    fn computed(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> Vec<Tensor> {
+        run_fused(prog, inputs)
+            .expect("runs")
+            .expect("layout handled")
+    }
+
     #[test]
     fn chunked_matches_op_by_op_across_blocks() {
         let n = 3 * BLOCK + 17;
@@ -1403,14 +1422,8 @@ mod tests {
             DType::F16,
             DType::Bool,
         ];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[4, 5],
-        };
-        let got = run_fused(&prog, &[x.clone(), c.clone()])
-            .expect("runs")
-            .expect("layout handled");
+        let prog = program(&ops, &dtypes, &[4, 5]);
+        let got = computed(&prog, &[x.clone(), c.clone()]);
         let m = kernels::binary(BinaryOp::Mul, &x, &c).expect("mul");
         let want = kernels::cast(
             &kernels::unary(UnaryOp::Tanh, &m).expect("tanh"),
@@ -1438,14 +1451,8 @@ mod tests {
         ];
         let dtypes = [DType::I32; 3];
         for results in [&[2u32][..], &[2, 0], &[1, 2]] {
-            let prog = FusedProgram {
-                ops: &ops,
-                dtypes: &dtypes,
-                results,
-            };
-            let got = run_fused(&prog, &[a.clone(), b.clone()])
-                .expect("runs")
-                .expect("layout handled");
+            let prog = program(&ops, &dtypes, results);
+            let got = computed(&prog, &[a.clone(), b.clone()]);
             let diff = kernels::binary(BinaryOp::Sub, &a, &b).expect("sub");
             let want: Vec<Tensor> = results
                 .iter()
@@ -1515,14 +1522,8 @@ mod tests {
             for to in [DType::F32, DType::F64, DType::I32, DType::I64] {
                 let ops = [FusedOp::Input(0), FusedOp::Cast(0)];
                 let dtypes = [from, to];
-                let prog = FusedProgram {
-                    ops: &ops,
-                    dtypes: &dtypes,
-                    results: &[1],
-                };
-                let got = run_fused(&prog, std::slice::from_ref(&x))
-                    .expect("runs")
-                    .expect("layout handled");
+                let prog = program(&ops, &dtypes, &[1]);
+                let got = computed(&prog, std::slice::from_ref(&x));
                 let want = kernels::cast(&x, to);
                 assert_eq!(
                     format!("{:?}", got[0]),
@@ -1565,17 +1566,11 @@ mod tests {
                             FusedOp::Binary(BinaryOp::Mul, 3, 3),
                         ];
                         let dtypes = [from, DType::F32, DType::F32, DType::F32, DType::F32];
-                        let prog = FusedProgram {
-                            ops: &ops,
-                            dtypes: &dtypes,
-                            results: &[4, 3],
-                        };
+                        let prog = program(&ops, &dtypes, &[4, 3]);
                         // The input between the cast and its user does no work.
                         let free = [true, false, true, false, false];
                         assert_eq!(cast_pairs(&prog, &free), [None, Some(3), None, None, None]);
-                        let got = run_fused(&prog, &[x.clone(), y.clone()])
-                            .expect("runs")
-                            .expect("layout handled");
+                        let got = computed(&prog, &[x.clone(), y.clone()]);
                         let c = kernels::cast(&x, DType::F32);
                         let (a, b) = if cast_left { (&c, y) } else { (y, &c) };
                         let want = kernels::binary(op, a, b).expect("op");
@@ -1604,18 +1599,12 @@ mod tests {
             FusedOp::Binary(BinaryOp::Mul, 0, 1),
         ];
         let dtypes = [DType::F32; 3];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[2],
-        };
+        let prog = program(&ops, &dtypes, &[2]);
         for k in 0..20 {
             let scale =
                 Tensor::from_vec(&[3], vec![k as f32, k as f32 + 0.5, -(k as f32)]).expect("shape");
             for _ in 0..2 {
-                let got = run_fused(&prog, &[x.clone(), scale.clone()])
-                    .expect("runs")
-                    .expect("layout handled");
+                let got = computed(&prog, &[x.clone(), scale.clone()]);
                 assert_eq!(
                     got[0],
                     kernels::binary(BinaryOp::Mul, &x, &scale).expect("mul")
@@ -1639,14 +1628,8 @@ mod tests {
             FusedOp::Binary(BinaryOp::Mul, 1, 2),
         ];
         let dtypes = [DType::I32, DType::F32, DType::F32, DType::F32];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[3],
-        };
-        let got = run_fused(&prog, &[x.clone(), c.clone()])
-            .expect("runs")
-            .expect("layout handled");
+        let prog = program(&ops, &dtypes, &[3]);
+        let got = computed(&prog, &[x.clone(), c.clone()]);
         let want = kernels::binary(BinaryOp::Mul, &kernels::cast(&x, DType::F32), &c).expect("mul");
         assert_eq!(got[0], want);
     }
@@ -1660,14 +1643,8 @@ mod tests {
         let x = Tensor::from_vec(&[n], x).expect("shape");
         let ops = [FusedOp::Input(0), FusedOp::Unary(UnaryOp::Log, 0)];
         let dtypes = [DType::F32, DType::F32];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[1],
-        };
-        let got = run_fused(&prog, std::slice::from_ref(&x))
-            .expect("runs")
-            .expect("layout handled");
+        let prog = program(&ops, &dtypes, &[1]);
+        let got = computed(&prog, std::slice::from_ref(&x));
         assert_eq!(got[0], kernels::unary(UnaryOp::Log, &x).expect("log"));
         let mut d: Vec<i64> = vec![1; n];
         d[TASK + 5] = 0;
@@ -1680,11 +1657,7 @@ mod tests {
             FusedOp::Binary(BinaryOp::FloorDiv, 0, 1),
         ];
         let dtypes = [DType::I64; 3];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[2],
-        };
+        let prog = program(&ops, &dtypes, &[2]);
         assert_eq!(
             run_fused(&prog, &[ones, d]),
             Err((2, KernelError::DivisionByZero { index: TASK + 5 }))
@@ -1775,14 +1748,8 @@ mod tests {
                     FusedOp::Binary(op, 0, 1),
                 ];
                 let dtypes = [DType::I64; 3];
-                let prog = FusedProgram {
-                    ops: &ops,
-                    dtypes: &dtypes,
-                    results: &[2],
-                };
-                let got = run_fused(&prog, &[x.clone(), c.clone()])
-                    .expect("runs")
-                    .expect("layout handled");
+                let prog = program(&ops, &dtypes, &[2]);
+                let got = computed(&prog, &[x.clone(), c.clone()]);
                 assert_eq!(
                     got[0],
                     kernels::binary(op, &x, &c).expect("op"),
@@ -1802,11 +1769,7 @@ mod tests {
             FusedOp::Binary(BinaryOp::FloorDiv, 0, 1),
         ];
         let dtypes = [DType::I32; 3];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[2],
-        };
+        let prog = program(&ops, &dtypes, &[2]);
         assert_eq!(
             run_fused(&prog, &[x, d]),
             Err((2, KernelError::DivisionByZero { index: 2 }))
@@ -1823,11 +1786,7 @@ mod tests {
             FusedOp::Binary(BinaryOp::Add, 0, 1),
         ];
         let dtypes = [DType::F32; 3];
-        let prog = FusedProgram {
-            ops: &ops,
-            dtypes: &dtypes,
-            results: &[2],
-        };
+        let prog = program(&ops, &dtypes, &[2]);
         assert_eq!(run_fused(&prog, &[x, y]), Ok(None));
     }
 }

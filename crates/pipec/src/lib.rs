@@ -341,7 +341,8 @@ impl Compiled {
     }
 }
 
-/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`.
+/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`, a
+/// dict as `{'a': A, 'b': B}` (SPEC §11).
 pub fn format_element(elem: &ElemType, leaves: &[Tensor]) -> String {
     let mut it = leaves.iter();
     format_tree(elem, &mut it)
@@ -357,6 +358,13 @@ fn format_tree<'a>(elem: &ElemType, leaves: &mut impl Iterator<Item = &'a Tensor
             } else {
                 format!("({})", texts.join(", "))
             }
+        }
+        ElemType::Dict(fields) => {
+            let texts: Vec<(&str, String)> = fields
+                .iter()
+                .map(|(k, p)| (k.as_str(), format_tree(p, leaves)))
+                .collect();
+            format::format_dict(texts)
         }
     }
 }

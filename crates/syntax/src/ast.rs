@@ -235,6 +235,9 @@ pub enum ExprKind {
     Tuple(Vec<Expr>),
     /// `[a, b, ...]`: a tensor literal or a list of values.
     List(Vec<Expr>),
+    /// `{"a": x, "b": y}`: a dict with string keys, in the order written (each key's
+    /// span is that of its string literal).
+    Dict(Vec<(Ident, Expr)>),
     /// A prefix operator.
     Unary {
         /// The operator.

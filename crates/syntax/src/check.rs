@@ -114,6 +114,9 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
                     ExprKind::Tuple(xs) | ExprKind::List(xs) => {
                         stack.extend(xs.iter().map(|x| (Node::Expr(x), d)))
                     }
+                    ExprKind::Dict(entries) => {
+                        stack.extend(entries.iter().map(|(_, x)| (Node::Expr(x), d)))
+                    }
                     ExprKind::Unary { expr, .. } => stack.push((Node::Expr(expr), d)),
                     ExprKind::Binary { lhs, rhs, .. }
                     | ExprKind::Range {
@@ -263,6 +266,9 @@ fn dismantle(item: Item) {
             Owned::Expr(e) => match e.kind {
                 ExprKind::Tuple(xs) | ExprKind::List(xs) => {
                     stack.extend(xs.into_iter().map(Owned::Expr))
+                }
+                ExprKind::Dict(entries) => {
+                    stack.extend(entries.into_iter().map(|(_, x)| Owned::Expr(x)))
                 }
                 ExprKind::Unary { expr, .. } | ExprKind::Field { receiver: expr, .. } => {
                     stack.push(Owned::Expr(*expr))

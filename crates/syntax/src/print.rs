@@ -203,6 +203,14 @@ fn expr(e: &Expr) -> String {
         ExprKind::Name(n) => format!("(name {n} {})", at(sp)),
         ExprKind::Tuple(xs) => list("tuple", sp, xs.iter().map(expr).collect()),
         ExprKind::List(xs) => list("list", sp, xs.iter().map(expr).collect()),
+        ExprKind::Dict(entries) => list(
+            "dict",
+            sp,
+            entries
+                .iter()
+                .map(|(k, v)| format!("(key {:?} {} {})", k.name, at(k.span), expr(v)))
+                .collect(),
+        ),
         ExprKind::Unary { op, expr: x } => {
             let op = match op {
                 UnaryOp::Neg => "-",

@@ -773,6 +773,7 @@ impl<'a> Eval<'a> {
                 Ok(Value::Tuple(vs))
             }
             ExprKind::List(_) => self.list_literal(e),
+            ExprKind::Dict(entries) => self.dict_literal(entries),
             ExprKind::Unary { op, expr } => {
                 let v = self.expr(expr)?;
                 self.unary_expr(*op, v, e.span)
@@ -802,6 +803,9 @@ impl<'a> Eval<'a> {
             }
             ExprKind::Index { base, indices } => {
                 let b = self.expr(base)?;
+                if let Value::Dict(fields) = b {
+                    return self.dict_index(fields, indices, e.span);
+                }
                 self.index(b, base.span, indices, e.span)
             }
             ExprKind::Lambda { params, body } => {
@@ -883,6 +887,7 @@ impl<'a> Eval<'a> {
             Value::Dataset(ds) if name.name == "element_spec" => {
                 return Ok(Value::Str(ds.elem.to_string().into()));
             }
+            Value::Dict(fields) => return self.dict_field(fields.clone(), name),
             other => {
                 let d = Diagnostic::error(
                     Code::WrongKind,
@@ -1247,6 +1252,11 @@ impl<'a> Eval<'a> {
                 .map(|v| self.elem_type_of(v))
                 .collect::<Option<Vec<_>>>()
                 .map(ElemType::Tuple),
+            Value::Dict(fields) => fields
+                .iter()
+                .map(|(k, v)| Some((k.to_string(), self.elem_type_of(v)?)))
+                .collect::<Option<Vec<_>>>()
+                .map(ElemType::Dict),
             _ => None,
         }
     }
@@ -1369,6 +1379,14 @@ impl<'a> Eval<'a> {
         match v {
             Value::Tuple(vs) | Value::List(vs) => {
                 for v in vs {
+                    if !self.flatten_tensors(v, span, out)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Value::Dict(fields) => {
+                for (_, v) in fields {
                     if !self.flatten_tensors(v, span, out)? {
                         return Ok(false);
                     }
@@ -1526,7 +1544,11 @@ impl<'a> Eval<'a> {
             )
             .with_label(span, format!("elements of type {elem}"))
             .with_label(fspan, "the function")
-            .with_help("a tuple element is passed as one parameter per component");
+            .with_help(if matches!(elem, ElemType::Dict(_)) {
+                "a dict element is passed as one parameter: `|e| e[\"key\"]`"
+            } else {
+                "a tuple element is passed as one parameter per component"
+            });
             self.report(d);
             self.comp().traces.remove(&key);
             return None;
@@ -1553,16 +1575,22 @@ impl<'a> Eval<'a> {
                 Value::Poison
             }
         };
-        if self.comp().diags.len() > errors_before || matches!(result, Value::Poison) {
+        // A poisoned part of the result was reported where it failed (perhaps outside this
+        // function, in a captured top-level value): nothing more to say here.
+        if self.comp().diags.len() > errors_before || has_poison(&result) {
             self.comp().traces.remove(&key);
             return None;
         }
-        // Flatten the result into IR values.
+        // Flatten the result into IR values; a list of tensors is one stacked tensor, as
+        // tf.data makes of a returned Python list.
         let saved_func = self.frame.func.replace(func);
+        let errors_before = self.comp().diags.len();
+        let result = self.stack_lists(result, span).unwrap_or(Value::Poison);
         let mut flat = Vec::new();
-        let ok = self
-            .flatten_tensors(result.clone(), span, &mut flat)
-            .unwrap_or(false);
+        let ok = !has_poison(&result)
+            && self
+                .flatten_tensors(result.clone(), span, &mut flat)
+                .unwrap_or(false);
         let mut results = Vec::new();
         let mut result_types = Vec::new();
         if ok {
@@ -1572,6 +1600,10 @@ impl<'a> Eval<'a> {
             }
         }
         func = std::mem::replace(&mut self.frame.func, saved_func).expect("tracing frame");
+        if !ok && self.comp().diags.len() > errors_before {
+            self.comp().traces.remove(&key);
+            return None;
+        }
         if !ok {
             let d = Diagnostic::error(
                 Code::WrongKind,
@@ -1620,16 +1652,37 @@ pub(crate) fn rebuild(elem: &ElemType, leaves: &mut impl Iterator<Item = Value>)
     match elem {
         ElemType::Tensor(_) => leaves.next().unwrap_or(Value::Poison),
         ElemType::Tuple(parts) => Value::Tuple(parts.iter().map(|p| rebuild(p, leaves)).collect()),
+        ElemType::Dict(fields) => Value::Dict(
+            fields
+                .iter()
+                .map(|(k, p)| (Arc::from(k.as_str()), rebuild(p, leaves)))
+                .collect(),
+        ),
     }
 }
 
-/// The element type of a result value, given the types of its flat leaves.
+/// The element type of a result value, given the types of its flat leaves (lists were
+/// stacked into tensors before, so every other value is one leaf).
 fn structure_of(v: &Value, types: &mut impl Iterator<Item = TensorType>) -> ElemType {
     match v {
-        Value::Tuple(vs) | Value::List(vs) if matches!(v, Value::Tuple(_)) => {
-            ElemType::Tuple(vs.iter().map(|v| structure_of(v, types)).collect())
-        }
+        Value::Tuple(vs) => ElemType::Tuple(vs.iter().map(|v| structure_of(v, types)).collect()),
+        Value::Dict(fields) => ElemType::Dict(
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), structure_of(v, types)))
+                .collect(),
+        ),
         _ => ElemType::Tensor(types.next().expect("one type per leaf")),
+    }
+}
+
+/// Whether an erroneous value hides anywhere in `v` (its error was reported already).
+pub(crate) fn has_poison(v: &Value) -> bool {
+    match v {
+        Value::Poison => true,
+        Value::Tuple(vs) | Value::List(vs) => vs.iter().any(has_poison),
+        Value::Dict(fields) => fields.iter().any(|(_, v)| has_poison(v)),
+        _ => false,
     }
 }
 

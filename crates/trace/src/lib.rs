@@ -18,6 +18,7 @@ mod eval;
 mod infer;
 mod literal;
 mod shape_ops;
+mod structure;
 mod types;
 mod value;
 

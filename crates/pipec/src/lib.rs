@@ -244,6 +244,7 @@ impl Compiler {
             (!chosen.is_empty()).then_some(chosen.as_str()),
         );
         diags.extend(traced.diagnostics);
+        let trace_remarks = traced.remarks;
         let Some(program) = traced.program else {
             return Err(diags);
         };
@@ -275,7 +276,7 @@ impl Compiler {
         };
         // Passes run to a fixed point and may repeat a remark in later rounds.
         let mut remarks: Vec<Diagnostic> = Vec::new();
-        for r in optimized.remarks {
+        for r in trace_remarks.into_iter().chain(optimized.remarks) {
             if !remarks.contains(&r) {
                 remarks.push(r);
             }

@@ -50,6 +50,9 @@ pub(crate) struct Shared {
 pub(crate) struct Compile {
     pub opts: TraceOptions,
     pub diags: Vec<Diagnostic>,
+    /// What the compiler chose where the program left it a choice (`prefetch(AUTOTUNE)`),
+    /// for `--remarks`; kept apart from `diags`, whose growth signals errors.
+    pub remarks: Vec<Diagnostic>,
     pub prog: Program,
     /// Traced functions by (callee identity, parameter types); `None` while being traced.
     pub traces: HashMap<(String, Vec<TensorType>), Option<FuncId>>,
@@ -139,6 +142,7 @@ pub(crate) fn trace_program(
     let mut comp = Compile {
         opts: opts.clone(),
         diags,
+        remarks: Vec::new(),
         prog: Program::default(),
         traces: HashMap::new(),
         name_counts: HashMap::new(),
@@ -240,6 +244,7 @@ pub(crate) fn trace_program(
     Traced {
         program: ok.then_some(comp.prog),
         diagnostics: diags,
+        remarks: comp.remarks,
     }
 }
 
@@ -282,6 +287,14 @@ impl<'a> Eval<'a> {
     pub(crate) fn report(&mut self, d: Diagnostic) {
         if let Some(c) = self.comp.as_deref_mut() {
             c.diags.push(d);
+        }
+    }
+
+    /// Records a remark (`--remarks`): an option honoured differently from tf.data's letter.
+    pub(crate) fn remark(&mut self, span: Span, message: String, help: &str) {
+        if let Some(c) = self.comp.as_deref_mut() {
+            let d = Diagnostic::remark(Code::PassRemark, message).with_label(span, "this option");
+            c.remarks.push(d.with_help(help));
         }
     }
 

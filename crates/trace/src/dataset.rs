@@ -490,7 +490,7 @@ impl Eval<'_> {
                                 Code::BadDatasetArgument,
                                 format!("the prefetch buffer size must be 0 or more (or AUTOTUNE), found {n}"),
                             )
-                            .with_label(s, "")
+                            .with_label(s, format!("{n} is not a buffer size"))
                             .with_help("write `prefetch(N)` with N >= 0, or `prefetch(AUTOTUNE)`");
                             return self.fail(d);
                         }

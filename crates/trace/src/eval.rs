@@ -1337,6 +1337,28 @@ impl<'a> Eval<'a> {
         span: Span,
         name: &str,
     ) -> Res<Value> {
+        // A host function receives flat tensors, one per parameter: a dict's structure
+        // would be lost on the way, so its fields are passed instead.
+        if let Some(Value::Dict(fields)) = args.iter().find(|a| matches!(a, Value::Dict(_))) {
+            let keys: Vec<String> = fields.iter().map(|(k, _)| format!("e[\"{k}\"]")).collect();
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!("`{name}` runs eagerly on tensors, and cannot take a dict"),
+            )
+            .with_label(span, "a dict is passed here")
+            .with_help(if name == "py_function" {
+                format!(
+                    "pass the fields as separate arguments, e.g. `py_function(f, [{}], TYPE)`",
+                    keys.join(", ")
+                )
+            } else {
+                format!(
+                    "pass the fields as separate arguments, e.g. `|e| {name}({})`",
+                    keys.join(", ")
+                )
+            });
+            return self.fail(d);
+        }
         let mut flat = Vec::new();
         for a in args {
             if !self.flatten_tensors(a, span, &mut flat)? {

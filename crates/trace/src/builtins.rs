@@ -237,6 +237,31 @@ impl Eval<'_> {
                 }
             };
         }
+        // The op's own type rule must agree with what the call site worked out (and
+        // reported errors for): a disagreement is a compiler bug, caught here at its source.
+        let in_tys: Vec<TensorType> = inputs.iter().map(tval_type).collect();
+        let refs: Vec<&TensorType> = in_tys.iter().collect();
+        match kind.infer(&refs) {
+            Some(Ok(tys)) if tys.len() == 1 && tys[0] == out => {}
+            None => {}
+            other => {
+                let found = match other {
+                    Some(Ok(tys)) => tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+                    Some(Err(e)) => e,
+                    None => String::new(),
+                };
+                let d = Diagnostic::error(
+                    Code::InternalError,
+                    format!(
+                        "internal compiler error: `{}` typed {out} while tracing, but its rule gives {found}",
+                        kind.mnemonic()
+                    ),
+                )
+                .with_label(span, "in this operation")
+                .with_help("this is a bug in pipec; please report it with the program that triggers it");
+                return self.fail(d);
+            }
+        }
         let ids: Vec<_> = inputs
             .into_iter()
             .map(|t| self.materialize(t, span))
@@ -1311,7 +1336,7 @@ impl Eval<'_> {
                         return self.fail(d);
                     }
                     dims.push(match ty.shape.0[axis] {
-                        Dim::Known(n) => Dim::Known(slice_len(n, a, b, step)),
+                        Dim::Known(n) => Dim::Known(kernels::slice_len(a, b, step, n)),
                         Dim::Unknown => Dim::Unknown,
                     });
                     items.push(SliceItem::Range {
@@ -1412,31 +1437,6 @@ pub(crate) fn eager_fix_help(fname: &str) -> String {
             "declare it `eager fn {fname}(...) -> TYPE {{ ... }}` to run it per element on host arrays, or call it as `py_function({fname}, [args], TYPE)`"
         )
     }
-}
-
-/// The length of `start:stop:step` over `n` items (Python semantics).
-pub(crate) fn slice_len(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> usize {
-    // In i128: bounds and steps near i64::MIN/MAX must not overflow.
-    let (n, step) = (n as i128, i128::from(step));
-    let clamp = |v: i128, lo: i128, hi: i128| v.max(lo).min(hi);
-    let norm = |v: i64| {
-        let v = i128::from(v);
-        if v < 0 { v + n } else { v }
-    };
-    let len = if step > 0 {
-        let a = start.map_or(0, |v| clamp(norm(v), 0, n));
-        let b = stop.map_or(n, |v| clamp(norm(v), 0, n));
-        if b > a { (b - a + step - 1) / step } else { 0 }
-    } else {
-        let a = start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1));
-        let b = stop.map_or(-1, |v| clamp(norm(v), -1, n - 1));
-        if a > b {
-            (a - b + (-step) - 1) / (-step)
-        } else {
-            0
-        }
-    };
-    len as usize
 }
 
 fn compare(op: ast::BinaryOp, o: std::cmp::Ordering) -> bool {

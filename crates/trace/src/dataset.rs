@@ -430,7 +430,7 @@ impl Eval<'_> {
                     .with_label(s, "not a dataset");
                     return self.fail(d);
                 };
-                let Some(elem) = join_elem(&ds.elem, &other.elem) else {
+                let Some(elem) = ElemType::join(&ds.elem, &other.elem) else {
                     let d = Diagnostic::error(Code::DatasetTypeMismatch, format!("cannot concatenate datasets of {} and {}", ds.elem, other.elem))
                         .with_label(ds.span, format!("elements {}", ds.elem))
                         .with_label(s, format!("elements {}", other.elem))
@@ -655,40 +655,5 @@ impl Eval<'_> {
             return Ok(None);
         }
         Ok(Some(n as usize))
-    }
-}
-
-/// The common element type of two datasets joined by `concatenate`: dims that differ become `?`.
-fn join_elem(a: &ElemType, b: &ElemType) -> Option<ElemType> {
-    match (a, b) {
-        (ElemType::Tensor(x), ElemType::Tensor(y))
-            if x.dtype == y.dtype && x.rank() == y.rank() =>
-        {
-            let dims = x
-                .shape
-                .0
-                .iter()
-                .zip(&y.shape.0)
-                .map(|(p, q)| if p == q { *p } else { Dim::Unknown })
-                .collect();
-            Some(ElemType::Tensor(TensorType::new(x.dtype, Shape(dims))))
-        }
-        (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => xs
-            .iter()
-            .zip(ys)
-            .map(|(x, y)| join_elem(x, y))
-            .collect::<Option<Vec<_>>>()
-            .map(ElemType::Tuple),
-        // Leaves are stored flat in key order, so the keys must come in the same order.
-        (ElemType::Dict(xs), ElemType::Dict(ys))
-            if xs.len() == ys.len() && xs.iter().zip(ys).all(|((k, _), (l, _))| k == l) =>
-        {
-            xs.iter()
-                .zip(ys)
-                .map(|((k, x), (_, y))| Some((k.clone(), join_elem(x, y)?)))
-                .collect::<Option<Vec<_>>>()
-                .map(ElemType::Dict)
-        }
-        _ => None,
     }
 }

@@ -221,23 +221,25 @@ impl DsKind {
                 }
                 let mut it = leaves.iter().zip(padded_shapes).map(|(leaf, ps)| {
                     let dims: Vec<Dim> = match ps {
-                        Some(ds) => ds.iter().map(|d| d.map_or(Dim::Unknown, Dim::Known)).collect(),
+                        Some(ds) => ds
+                            .iter()
+                            .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                            .collect(),
                         None => leaf.shape.0.iter().map(|_| Dim::Unknown).collect(),
                     };
                     TensorType::new(leaf.dtype, Shape(dims).prepend(d0))
                 });
                 Some(Ok(inputs[0].rebuild(&mut it)))
             }
-            DsKind::Unbatch => Some(
-                if inputs[0].leaves().iter().any(|t| t.rank() == 0) {
-                    Err("`unbatch` of a scalar component".into())
-                } else {
-                    Ok(inputs[0].map_leaves(&mut |t| {
-                        TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec()))
-                    }))
-                },
-            ),
-            DsKind::Zip => Some(Ok(ElemType::Tuple(inputs.iter().map(|e| (*e).clone()).collect()))),
+            DsKind::Unbatch => Some(if inputs[0].leaves().iter().any(|t| t.rank() == 0) {
+                Err("`unbatch` of a scalar component".into())
+            } else {
+                Ok(inputs[0]
+                    .map_leaves(&mut |t| TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec()))))
+            }),
+            DsKind::Zip => Some(Ok(ElemType::Tuple(
+                inputs.iter().map(|e| (*e).clone()).collect(),
+            ))),
             DsKind::Concatenate => Some(
                 ElemType::join(inputs[0], inputs[1])
                     .ok_or_else(|| format!("`concatenate` of {} and {}", inputs[0], inputs[1])),

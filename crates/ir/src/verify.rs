@@ -77,7 +77,10 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
             None => !inputs.is_empty(),
         };
         if !arity_ok {
-            bad(span, format!("{} has {} inputs", n.kind.mnemonic(), inputs.len()));
+            bad(
+                span,
+                format!("{} has {} inputs", n.kind.mnemonic(), inputs.len()),
+            );
             continue;
         }
         let in_elems: Vec<&ElemType> = inputs.iter().map(|&i| &p.graph[i].elem).collect();
@@ -97,14 +100,20 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
             _ => continue,
         };
         let Some(f) = prog.functions.get(func.index()) else {
-            bad(span, format!("{} refers to a missing function", n.kind.mnemonic()));
+            bad(
+                span,
+                format!("{} refers to a missing function", n.kind.mnemonic()),
+            );
             continue;
         };
         let takes: Vec<TensorType> = in_elems[0].leaves().into_iter().cloned().collect();
         if f.param_types() != takes {
             bad(
                 span,
-                format!("@{} takes parameters that do not match its input elements", f.name),
+                format!(
+                    "@{} takes parameters that do not match its input elements",
+                    f.name
+                ),
             );
         }
         if f.result_types() != returns {
@@ -123,7 +132,10 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
 }
 
 fn type_list(tys: &[TensorType]) -> String {
-    tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    tys.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
@@ -139,7 +151,11 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
     for (i, &p) in func.params.iter().enumerate() {
         match func.values.get(p.index()) {
             Some(info) if info.def == ValueDef::Param(i) => defined[p.index()] = true,
-            _ => bad(None, None, format!("parameter {i} ({p}) is not defined as that parameter")),
+            _ => bad(
+                None,
+                None,
+                format!("parameter {i} ({p}) is not defined as that parameter"),
+            ),
         }
     }
     for (oi, op) in func.ops.iter().enumerate() {
@@ -148,7 +164,11 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
         let mut operands_ok = true;
         for &input in &op.inputs {
             if !defined.get(input.index()).copied().unwrap_or(false) {
-                bad(at, span, format!("{name} uses {input} before its definition"));
+                bad(
+                    at,
+                    span,
+                    format!("{name} uses {input} before its definition"),
+                );
                 operands_ok = false;
             }
         }
@@ -159,7 +179,11 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
                         bad(at, span, format!("{out} is defined twice"));
                     }
                 }
-                _ => bad(at, span, format!("{name} output {k} ({out}) has a wrong definition")),
+                _ => bad(
+                    at,
+                    span,
+                    format!("{name} output {k} ({out}) has a wrong definition"),
+                ),
             }
         }
         if !operands_ok {

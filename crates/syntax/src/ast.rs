@@ -223,8 +223,8 @@ pub struct Expr {
 pub enum ExprKind {
     /// An integer literal (non-negative; `-` is a unary op).
     Int(u64),
-    /// A float literal.
-    Float(f64),
+    /// A float literal: its value as f64 and its text as written (for exact casts).
+    Float(f64, String),
     /// `true` or `false`.
     Bool(bool),
     /// A string literal, escapes resolved.

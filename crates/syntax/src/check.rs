@@ -106,7 +106,7 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
                 check_chain(e, source, diags);
                 match &e.kind {
                     ExprKind::Int(_)
-                    | ExprKind::Float(_)
+                    | ExprKind::Float(..)
                     | ExprKind::Bool(_)
                     | ExprKind::Str(_)
                     | ExprKind::Name(_)

@@ -99,7 +99,7 @@ where
     recursive(|expr| {
         let literal = select! {
             Token::Int(n) => ExprKind::Int(n),
-            Token::Float(x) => ExprKind::Float(x),
+            Token::Float(x) => ExprKind::Float(crate::lexer::float_value(x), x.to_string()),
             Token::True => ExprKind::Bool(true),
             Token::False => ExprKind::Bool(false),
             Token::Str(s) => ExprKind::Str(unescape(s)),

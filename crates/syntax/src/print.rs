@@ -197,7 +197,7 @@ fn expr(e: &Expr) -> String {
     let sp = e.span;
     match &e.kind {
         ExprKind::Int(n) => format!("(int {n} {})", at(sp)),
-        ExprKind::Float(x) => format!("(float {x:?} {})", at(sp)),
+        ExprKind::Float(x, _) => format!("(float {x:?} {})", at(sp)),
         ExprKind::Bool(b) => format!("(bool {b} {})", at(sp)),
         ExprKind::Str(s) => format!("(str {s:?} {})", at(sp)),
         ExprKind::Name(n) => format!("(name {n} {})", at(sp)),

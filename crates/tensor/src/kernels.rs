@@ -29,9 +29,8 @@ pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
-    slice_len,
     SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice,
-    squeeze, stack, tile, transpose, zeros,
+    slice_len, squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;

@@ -163,24 +163,48 @@ pub enum FailsOn {
 }
 
 macro_rules! unary_domain {
-    (num) => { UnaryDomain::Num };
-    (float) => { UnaryDomain::Float };
-    (float_test) => { UnaryDomain::FloatTest };
-    (logic) => { UnaryDomain::Logic };
+    (num) => {
+        UnaryDomain::Num
+    };
+    (float) => {
+        UnaryDomain::Float
+    };
+    (float_test) => {
+        UnaryDomain::FloatTest
+    };
+    (logic) => {
+        UnaryDomain::Logic
+    };
 }
 
 macro_rules! binary_domain {
-    (arith) => { BinaryDomain::Arith };
-    (float_arith) => { BinaryDomain::FloatArith };
-    (equality) => { BinaryDomain::Equality };
-    (order) => { BinaryDomain::Order };
-    (logic) => { BinaryDomain::Logic };
+    (arith) => {
+        BinaryDomain::Arith
+    };
+    (float_arith) => {
+        BinaryDomain::FloatArith
+    };
+    (equality) => {
+        BinaryDomain::Equality
+    };
+    (order) => {
+        BinaryDomain::Order
+    };
+    (logic) => {
+        BinaryDomain::Logic
+    };
 }
 
 macro_rules! fails_on {
-    (never) => { FailsOn::Never };
-    (int) => { FailsOn::Int };
-    (signed) => { FailsOn::Signed };
+    (never) => {
+        FailsOn::Never
+    };
+    (int) => {
+        FailsOn::Int
+    };
+    (signed) => {
+        FailsOn::Signed
+    };
 }
 
 macro_rules! define_unary_ops {

@@ -246,7 +246,11 @@ impl Eval<'_> {
             None => {}
             other => {
                 let found = match other {
-                    Some(Ok(tys)) => tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", "),
+                    Some(Ok(tys)) => tys
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     Some(Err(e)) => e,
                     None => String::new(),
                 };

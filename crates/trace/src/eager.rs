@@ -505,7 +505,7 @@ fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
 
 fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
         // A dtype name is a constant unless a local or top-level name hides it.
         ExprKind::Name(n) => {
             locals.contains(n.as_str())
@@ -605,7 +605,7 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
             names_in(end, out);
         }
         ExprKind::Int(_)
-        | ExprKind::Float(_)
+        | ExprKind::Float(..)
         | ExprKind::Bool(_)
         | ExprKind::Str(_)
         | ExprKind::Error => {}

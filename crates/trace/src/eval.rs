@@ -774,7 +774,7 @@ impl<'a> Eval<'a> {
     pub(crate) fn expr(&mut self, e: &ast::Expr) -> Res<Value> {
         match &e.kind {
             ExprKind::Int(n) => Ok(Value::Num(Num::Int(*n as i128))),
-            ExprKind::Float(f) => Ok(Value::Num(Num::Float(*f))),
+            ExprKind::Float(f, _) => Ok(Value::Num(Num::Float(*f))),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
             ExprKind::Str(s) => Ok(Value::Str(s.as_str().into())),
             ExprKind::Name(n) => self.lookup(n, e.span),
@@ -862,6 +862,15 @@ impl<'a> Eval<'a> {
             return Ok(Value::List(vs));
         }
         match crate::literal::tensor_from_values(&vs) {
+            // A float literal is f32: each number rounded once from its text, and one past
+            // f32's range an error, not `inf`.
+            Ok(Some(t)) if t.dtype() == DType::F32 => {
+                match crate::literal::exact_literal(e, DType::F32) {
+                    Ok(Some(exact)) => Ok(Value::Tensor(TVal::Concrete(exact))),
+                    Ok(None) => Ok(Value::Tensor(TVal::Concrete(t))),
+                    Err(err) => self.literal_out_of_range(err, DType::F32),
+                }
+            }
             Ok(Some(t)) => Ok(Value::Tensor(TVal::Concrete(t))),
             Ok(None) => Ok(Value::List(vs)),
             Err(msg) => {
@@ -983,6 +992,11 @@ impl<'a> Eval<'a> {
                 && !self.shared.items.contains_key(name)
                 && crate::builtins::is_builtin(name)
             {
+                if name == "cast"
+                    && let Some(v) = self.cast_literal(args)?
+                {
+                    return Ok(v);
+                }
                 let (pos, named) = self.eval_args(args)?;
                 return self.call_builtin(name, pos, named, span);
             }
@@ -990,6 +1004,58 @@ impl<'a> Eval<'a> {
         let f = self.expr(callee)?;
         let (pos, named) = self.eval_args(args)?;
         self.call_value(f, callee.span, pos, named, span)
+    }
+
+    /// `cast(LITERAL, DTYPE)` of a literal of numbers: each number rounded from its text
+    /// straight to the dtype, and one the dtype cannot hold an error (SPEC §4). `None` for
+    /// any other `cast`, which takes the ordinary path.
+    fn cast_literal(&mut self, args: &[ast::Arg]) -> Res<Option<Value>> {
+        let [x, dt] = args else { return Ok(None) };
+        if x.name.is_some()
+            || !matches!(
+                dt.name.as_ref().map(|n| n.name.as_str()),
+                None | Some("dtype")
+            )
+        {
+            return Ok(None);
+        }
+        // Only a literal is taken here, so `dt` is evaluated once either way.
+        let probe = crate::literal::exact_literal(&x.value, pipec_tensor::DType::F64);
+        if matches!(probe, Ok(None)) {
+            return Ok(None);
+        }
+        let dtype = match self.expr(&dt.value)? {
+            Value::DType(d) => d,
+            Value::Poison => return Ok(Some(Value::Poison)),
+            other => {
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("`cast` needs a dtype, found {}", other.kind_name()),
+                )
+                .with_label(dt.value.span, "not a dtype")
+                .with_help("write a dtype name such as `f32` or `i64`");
+                return self.fail(d).map(Some);
+            }
+        };
+        match crate::literal::exact_literal(&x.value, dtype) {
+            Ok(Some(t)) => Ok(Some(Value::Tensor(TVal::Concrete(t)))),
+            Ok(None) => Ok(None),
+            Err(e) => self.literal_out_of_range(e, dtype).map(Some),
+        }
+    }
+
+    /// E0121 for a literal number `dtype` cannot hold.
+    fn literal_out_of_range(&mut self, e: crate::literal::OutOfRange, dtype: DType) -> Res<Value> {
+        let d = Diagnostic::error(
+            Code::LiteralOutOfRange,
+            format!("the number `{}` {} {dtype}", e.text, e.why),
+        )
+        .with_label(e.span, format!("not a {dtype} value"))
+        .with_help(format!(
+            "write a number {dtype} can hold, or cast to a wider dtype (a literal is \
+             converted exactly, never wrapped, saturated or rounded to an integer)"
+        ));
+        self.fail(d)
     }
 
     /// Calls a function value with evaluated arguments.
@@ -1458,6 +1524,18 @@ impl<'a> Eval<'a> {
                     }
                 },
             },
+            Value::Num(Num::Float(f)) if f.is_finite() && (f as f32).is_infinite() => {
+                let d = Diagnostic::error(
+                    Code::LiteralOutOfRange,
+                    format!("the number `{f:e}` is too large for f32"),
+                )
+                .with_label(span, "not a f32 value")
+                .with_help(
+                    "a float literal is f32: write a smaller number, or `cast(LITERAL, f64)`",
+                );
+                self.fail(d)?;
+                Ok(None)
+            }
             Value::Num(Num::Float(f)) => Ok(Some(TVal::Concrete(Tensor::scalar(f as f32)))),
             Value::Bool(b) => Ok(Some(TVal::Concrete(Tensor::scalar(b)))),
             Value::List(vs) => {
@@ -1664,11 +1742,11 @@ impl<'a> Eval<'a> {
 /// Whether `e` is a list written only with number/bool literals (and nested such lists).
 fn is_literal_list(e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
         ExprKind::Unary {
             op: ast::UnaryOp::Neg,
             expr,
-        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(_)),
+        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(..)),
         ExprKind::List(items) => items.iter().all(is_literal_list),
         _ => false,
     }

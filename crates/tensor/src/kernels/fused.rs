@@ -10,11 +10,11 @@
 //! a trailing part of it, or one element, and is repeated cyclically. For any other
 //! layout [`run_fused`] returns `Ok(None)`, and the caller evaluates op by op instead.
 
+use super::elementwise::{binary_fn, unary_fn};
 use super::scalar::{CastElem, FloatElem, NumElem};
 use super::{
     KernelError, binary_slice, cast_slice, float_binary_slice, float_unary_slice, num_unary_slice,
 };
-use super::elementwise::{binary_fn, unary_fn};
 use crate::ops::{BinaryDomain, BinaryOp, UnaryDomain, UnaryOp};
 use crate::{DType, Scalar, Tensor, TensorElem};
 use half::{bf16, f16};

@@ -11,47 +11,14 @@ use pipec_tensor::kernels::{self, SliceItem};
 use pipec_tensor::ops::{BinaryOp, DTypeRuleError, ReduceOp, UnaryOp};
 use pipec_tensor::{DType, Scalar, Tensor};
 
-/// Builtin tensor ops whose result depends only on the dtypes and shapes of their tensor
-/// operands (never on values) and that have no side effects: tracing one once per signature
-/// gives the ops an evaluator run performs (what eager plans rely on).
-pub(crate) const VALUE_INDEPENDENT_OPS: &[&str] = &[
-    "abs",
-    "sign",
-    "exp",
-    "expm1",
-    "log",
-    "log1p",
-    "sqrt",
-    "rsqrt",
-    "square",
-    "reciprocal",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "floor",
-    "ceil",
-    "round",
-    "isnan",
-    "isfinite",
-    "logical_not",
+/// Builtin tensor ops beyond the op tables' elementwise and reduction ops whose result
+/// depends only on the dtypes and shapes of their tensor operands (never on values) and that
+/// have no side effects: tracing one once per signature gives the ops an evaluator run
+/// performs (what eager plans rely on).
+const VALUE_INDEPENDENT_OTHERS: &[&str] = &[
     "cast",
     "where",
     "clip",
-    "maximum",
-    "minimum",
-    "pow",
-    "sum",
-    "mean",
-    "max",
-    "min",
-    "prod",
-    "any",
-    "all",
-    "argmax",
-    "argmin",
     "reshape",
     "transpose",
     "expand_dims",
@@ -65,6 +32,22 @@ pub(crate) const VALUE_INDEPENDENT_OPS: &[&str] = &[
     "one_hot",
     "sort",
 ];
+
+/// The builtins that are elementwise or reduction ops, by their call names: derived from
+/// the op tables, so a new op in a table is a builtin without an edit here.
+fn table_builtins() -> impl Iterator<Item = &'static str> {
+    UnaryOp::ALL
+        .iter()
+        .map(|op| op.call_name())
+        .chain(BinaryOp::ALL.iter().map(|op| op.call_name()))
+        .filter(|n| !n.is_empty())
+        .chain(ReduceOp::ALL.iter().map(|op| op.name()))
+}
+
+/// Whether the builtin `name` is value-independent (see [`VALUE_INDEPENDENT_OTHERS`]).
+pub(crate) fn is_value_independent(name: &str) -> bool {
+    table_builtins().any(|b| b == name) || VALUE_INDEPENDENT_OTHERS.contains(&name)
+}
 
 /// The other builtin functions (constructors, sources, host-only ops).
 const OTHER_BUILTINS: &[&str] = &[
@@ -92,7 +75,9 @@ const OTHER_BUILTINS: &[&str] = &[
 
 /// Every builtin function name.
 pub(crate) fn builtins() -> impl Iterator<Item = &'static str> {
-    VALUE_INDEPENDENT_OPS.iter().chain(OTHER_BUILTINS).copied()
+    table_builtins()
+        .chain(VALUE_INDEPENDENT_OTHERS.iter().copied())
+        .chain(OTHER_BUILTINS.iter().copied())
 }
 
 /// Host-only operations: errors inside traced functions (SPEC §5).
@@ -804,7 +789,7 @@ impl Eval<'_> {
         if self.tracing() && HOST_ONLY.contains(&name) {
             return self.host_only_error(&format!("{name}(...)"), span);
         }
-        if let Some(op) = UnaryOp::from_name(name) {
+        if let Some(op) = UnaryOp::from_call_name(name) {
             let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
                 return Ok(Value::Poison);
             };
@@ -814,6 +799,17 @@ impl Eval<'_> {
             };
             return self.apply_unary(op, t, span);
         }
+        if let Some(op) = BinaryOp::from_call_name(name) {
+            let Some(a) = self.bind_args(name, &["x", "y"], 2, pos, named, span)? else {
+                return Ok(Value::Poison);
+            };
+            let (x, xs) = a[0].clone().expect("required");
+            let (y, ys) = a[1].clone().expect("required");
+            let Some((x, y)) = self.unify(x, y, xs, ys, name)? else {
+                return Ok(Value::Poison);
+            };
+            return self.apply_binary(op, x, y, span, span, xs, ys);
+        }
         if let Some(op) = ReduceOp::from_name(name) {
             let Some(a) = self.bind_args(name, &["x", "axis", "keepdims"], 1, pos, named, span)?
             else {
@@ -822,16 +818,6 @@ impl Eval<'_> {
             return self.reduce(op, a, span);
         }
         match name {
-            "logical_not" => {
-                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
-                    return Ok(Value::Poison);
-                };
-                let (v, s) = a[0].clone().expect("required");
-                let Some(t) = self.tensor_of(v, s)? else {
-                    return Ok(Value::Poison);
-                };
-                self.apply_unary(UnaryOp::Not, t, span)
-            }
             "cast" => {
                 let Some(a) = self.bind_args(name, &["x", "dtype"], 2, pos, named, span)? else {
                     return Ok(Value::Poison);
@@ -852,22 +838,6 @@ impl Eval<'_> {
                     TensorType::new(dt, ty.shape),
                     span,
                 )
-            }
-            "maximum" | "minimum" | "pow" => {
-                let Some(a) = self.bind_args(name, &["x", "y"], 2, pos, named, span)? else {
-                    return Ok(Value::Poison);
-                };
-                let (x, xs) = a[0].clone().expect("required");
-                let (y, ys) = a[1].clone().expect("required");
-                let op = match name {
-                    "maximum" => BinaryOp::Maximum,
-                    "minimum" => BinaryOp::Minimum,
-                    _ => BinaryOp::Pow,
-                };
-                let Some((x, y)) = self.unify(x, y, xs, ys, name)? else {
-                    return Ok(Value::Poison);
-                };
-                self.apply_binary(op, x, y, span, span, xs, ys)
             }
             "matmul" => {
                 let Some(a) = self.bind_args(name, &["a", "b"], 2, pos, named, span)? else {

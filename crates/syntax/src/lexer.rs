@@ -540,12 +540,16 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(kinds("0..5"), ["`0`", "`..`", "`5`"]);
-        assert_eq!(kinds("2."), ["`2.0`"]);
+        // Floats show (and keep) their text as written.
+        assert_eq!(kinds("2."), ["`2.`"]);
         assert_eq!(kinds("2.exp"), ["`2`", "`.`", "`exp`"]);
         assert_eq!(
             kinds("1e-3 3.5e2 1_000_000"),
-            ["`0.001`", "`350.0`", "`1000000`"]
+            ["`1e-3`", "`3.5e2`", "`1000000`"]
         );
+        assert_eq!(float_value("1_000.5e-1"), 100.05);
+        assert_eq!(float_value("2."), 2.0);
+        assert_eq!(float_digits("1_0."), "10");
         assert_eq!(kinds("x[1:]"), ["`x`", "`[`", "`1`", "`:`", "`]`"]);
         let (_, diags) = lex("99999999999999999999");
         assert_eq!(diags[0].code, Code::IntegerTooLarge);

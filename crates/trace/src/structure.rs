@@ -169,3 +169,32 @@ fn key_help(fields: &[(Arc<str>, Value)]) -> String {
         None => "the dict is empty".into(),
     }
 }
+
+impl Eval<'_> {
+    /// `from_tensor_slices(())` (or `{}`, or either nested in the argument): nothing to
+    /// slice, so nothing gives the dataset a length. tf.data rejects it too.
+    pub(crate) fn empty_slices(
+        &mut self,
+        written: &str,
+        span: Span,
+    ) -> Res<Option<pipec_ir::ElemType>> {
+        let d = Diagnostic::error(
+            Code::BadDatasetArgument,
+            format!("`from_tensor_slices` of an empty structure `{written}`"),
+        )
+        .with_label(span, "no tensor to slice")
+        .with_help("give at least one tensor to slice: `from_tensor_slices(x)` or `from_tensor_slices((x, y))`");
+        self.fail(d)?;
+        Ok(None)
+    }
+}
+
+/// A tuple element type with the keys put back: the element type of a dict's values.
+pub(crate) fn with_keys(e: pipec_ir::ElemType, keys: Vec<Arc<str>>) -> pipec_ir::ElemType {
+    match e {
+        pipec_ir::ElemType::Tuple(parts) => {
+            pipec_ir::ElemType::Dict(keys.into_iter().map(|k| k.to_string()).zip(parts).collect())
+        }
+        other => other,
+    }
+}

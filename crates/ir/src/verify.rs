@@ -215,3 +215,103 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Shape, ValueId};
+    use pipec_tensor::ops::{BinaryOp, UnaryOp};
+
+    fn f32s(n: usize) -> TensorType {
+        TensorType::new(DType::F32, Shape::known(&[n]))
+    }
+
+    fn program(func: Function) -> Program {
+        Program {
+            functions: vec![func],
+            pipelines: vec![],
+        }
+    }
+
+    #[test]
+    fn a_well_typed_function_verifies() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let x = f.params[0];
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Exp),
+            vec![x],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        let z = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![x, y],
+            f32s(3),
+            Span::new(6, 9),
+        );
+        f.results = vec![z];
+        assert_eq!(verify(&program(f)), Ok(()));
+    }
+
+    #[test]
+    fn a_recorded_type_that_the_rule_does_not_give_is_reported_at_its_op() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let x = f.params[0];
+        // exp keeps the shape: recording [4] is what a buggy pass would leave behind.
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Exp),
+            vec![x],
+            f32s(4),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(
+            errs,
+            vec![VerifyError {
+                function: "f.0".into(),
+                op: Some(0),
+                span: Some(Span::new(2, 5)),
+                message: "exp: recorded (f32[4]), inferred (f32[3])".into(),
+            }]
+        );
+        assert_eq!(
+            errs[0].to_string(),
+            "@f.0: op 0: exp: recorded (f32[4]), inferred (f32[3])"
+        );
+    }
+
+    #[test]
+    fn an_op_whose_rule_rejects_its_operands_is_reported() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3), f32s(2)]);
+        let (a, b) = (f.params[0], f.params[1]);
+        let y = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![a, b],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].message,
+            "add: `add` operands [3], [2] do not broadcast"
+        );
+    }
+
+    #[test]
+    fn a_use_before_definition_is_reported_and_not_typed() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Neg),
+            vec![ValueId(7)],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].message, "neg uses %7 before its definition");
+    }
+}

@@ -582,9 +582,27 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
             }))
         }
         "npz" => {
+            // numpy.savez's names for positional arrays, or each leaf's key path for dicts.
+            let names: Vec<String> = if elem.has_dict() {
+                elem.leaf_paths()
+            } else {
+                (0..leaves.len()).map(|k| format!("arr_{k}")).collect()
+            };
+            if let Some(bad) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| n.is_empty() || names[..*i].contains(n))
+                .map(|(_, n)| n)
+            {
+                return Err(usage(
+                    format!("the elements `{elem}` give two .npz members the name \"{bad}\""),
+                    "rename the dict keys (a key may not be empty, and `/` joins nested keys), or write `--output FILE.jsonl`",
+                ));
+            }
             let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
             let mut parts = Vec::new();
-            for k in 0..leaves.len() {
+            // Temporary files are named by position: a key may hold any character.
+            for k in 0..names.len() {
                 parts.push(writer(k, Some(&format!("arr_{k}")))?);
             }
             Ok(Box::new(NpzFile {
@@ -592,6 +610,7 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
                 tmp,
                 file,
                 parts,
+                names,
             }))
         }
         "jsonl" => {
@@ -652,7 +671,9 @@ fn npy_push_failed(path: &Path, err: pipec::io::IoError) -> Diagnostic {
 }
 
 /// `.npz`: like `numpy.savez(path, *components)`: one array per tuple component (leaves of
-/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements. Each
+/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements; with
+/// dicts, like `numpy.savez(path, **fields)`: each leaf named by its key path
+/// (`ElemType::leaf_paths`: `image`, `meta/id`, `1/label`). Each
 /// component streams into its own temporary `.npy`; at the end they are copied into the
 /// archive (stored, as numpy does), so memory stays at one element.
 struct NpzFile {
@@ -660,6 +681,8 @@ struct NpzFile {
     tmp: TempFile,
     file: std::fs::File,
     parts: Vec<(TempFile, NpyOut)>,
+    /// The member name of each part, without `.npy`.
+    names: Vec<String>,
 }
 
 impl Sink for NpzFile {
@@ -667,7 +690,7 @@ impl Sink for NpzFile {
         for (k, ((_, w), t)) in self.parts.iter_mut().zip(e).enumerate() {
             w.push(t).map_err(|err| {
                 let d = npy_push_failed(&self.path, err);
-                SinkError::Failed(d.with_note(format!("in component {k} (`arr_{k}`)")))
+                SinkError::Failed(d.with_note(format!("in component {k} (`{}`)", self.names[k])))
             })?;
         }
         Ok(())
@@ -679,6 +702,7 @@ impl Sink for NpzFile {
             tmp,
             file,
             parts,
+            names,
         } = *self;
         let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
         let mut members = Vec::new();
@@ -686,7 +710,7 @@ impl Sink for NpzFile {
         for (k, (part_tmp, w)) in parts.into_iter().enumerate() {
             let mut f = finish_npy(w).map_err(|e| fail(&e))?;
             f.seek(std::io::SeekFrom::Start(0)).map_err(|e| fail(&e))?;
-            members.push((format!("arr_{k}"), std::io::BufReader::new(f)));
+            members.push((names[k].clone(), std::io::BufReader::new(f)));
             temps.push(part_tmp);
         }
         let file =
@@ -730,7 +754,36 @@ fn json_element(
             }
             out.push(']');
         }
+        pipec::ElemType::Dict(fields) => {
+            out.push('{');
+            for (i, (k, p)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_string(k, out);
+                out.push_str(": ");
+                json_element(p, leaves, out);
+            }
+            out.push('}');
+        }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Sink for JsonlFile {

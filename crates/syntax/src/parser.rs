@@ -99,7 +99,7 @@ where
     recursive(|expr| {
         let literal = select! {
             Token::Int(n) => ExprKind::Int(n),
-            Token::Float(x) => ExprKind::Float(x),
+            Token::Float(x) => ExprKind::Float(crate::lexer::float_value(x), x.to_string()),
             Token::True => ExprKind::Bool(true),
             Token::False => ExprKind::Bool(false),
             Token::Str(s) => ExprKind::Str(unescape(s)),
@@ -164,6 +164,38 @@ where
                 }
             });
 
+        // `{"a": x, "b": y}`. A name as a key is a Python habit worth its own message.
+        let dict_key = select! {
+            Token::Str(s) = e => Ok(Ident { name: unescape(s), span: span(e.span()) }),
+            Token::Ident(n) = e => Err(Ident { name: n.to_string(), span: span(e.span()) }),
+        }
+        .labelled("string key")
+        .validate(|key: Result<Ident, Ident>, _, emitter| match key {
+            Ok(k) => k,
+            Err(k) => {
+                emitter.emit(custom(
+                    Code::UnexpectedToken,
+                    SimpleSpan::from(k.span.range()),
+                    "dict keys are string literals",
+                    "a name, not a string",
+                    Some(&format!("quote the key: `\"{}\": ...`", k.name)),
+                    None,
+                ));
+                k
+            }
+        });
+        let dict = dict_key
+            .then_ignore(just(Token::Colon))
+            .then(expr.clone())
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map_with(|entries, e| Expr {
+                kind: ExprKind::Dict(entries),
+                span: span(e.span()),
+            });
+
         let lambda_params = choice((
             ident()
                 .separated_by(just(Token::Comma))
@@ -182,7 +214,7 @@ where
                 span: span(e.span()),
             });
 
-        let atom = choice((literal, name, paren, list, lambda))
+        let atom = choice((literal, name, paren, list, dict, lambda))
             .labelled("expression")
             .boxed();
 
@@ -837,7 +869,12 @@ fn describe_expected(expected: &[RichPattern<'_, Token<'_>>]) -> String {
     }
     if words.iter().any(|w| w == "expression") {
         // Everything that can start an expression is summed up by the word.
-        toks.retain(|t| !matches!(t.as_str(), "`-`" | "`!`" | "`(`" | "`[`" | "`|`" | "`||`"));
+        toks.retain(|t| {
+            !matches!(
+                t.as_str(),
+                "`-`" | "`!`" | "`(`" | "`[`" | "`{`" | "`|`" | "`||`"
+            )
+        });
     }
     words.sort();
     words.dedup();

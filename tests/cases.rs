@@ -92,13 +92,32 @@ fn bad_usage_exits_2() {
     assert_eq!(pipec(&["--no-such-flag"]).status.code(), Some(2));
     assert_eq!(pipec(&["/no/such/file.pipe"]).status.code(), Some(2));
     assert_eq!(pipec(&["--explain", "E9999"]).status.code(), Some(2));
+    assert_eq!(pipec(&["--explain", "10101"]).status.code(), Some(2));
 }
 
 #[test]
 fn explain_knows_every_code() {
     let out = pipec(&["--explain", "E0101"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("# E0101"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.starts_with("# E0101: "), "{text}");
+    // The code as users type it or copy it from a diagnostic.
+    for spelling in ["101", "e0101", "0101", "[E0101]"] {
+        let again = pipec(&["--explain", spelling]);
+        assert!(again.status.success(), "--explain {spelling}");
+        assert_eq!(
+            String::from_utf8_lossy(&again.stdout),
+            text,
+            "--explain {spelling}"
+        );
+    }
+    // The markers that direct the explanation tests are not shown.
+    let runtime = pipec(&["--explain", "E0605"]);
+    let shown = String::from_utf8_lossy(&runtime.stdout);
+    assert!(
+        shown.starts_with("# E0605: ") && !shown.contains("<!--"),
+        "{shown}"
+    );
 }
 
 /// Compiles `path` and returns what a user sees: the traced IR, or the rendered diagnostics.

@@ -18,7 +18,8 @@
 //!
 //! The block after a `pipec reports:` line must be exactly what pipec prints (stderr) for
 //! the first wrong example, run as `pipec example.pipe` from its directory (trailing
-//! spaces aside); `PIPEC_BLESS_EXPLAIN=1` rewrites the blocks (and adds missing ones).
+//! spaces aside, and that directory shown as `/data`); `PIPEC_BLESS_EXPLAIN=1` rewrites the
+//! blocks (and adds missing ones).
 //!
 //! Examples run in a scratch directory holding the files they mention (`images.npy`,
 //! `notes.txt`, `table.csv`, `clean.csv`, and the worker scripts `hang.py` and `garbage.py`).
@@ -410,6 +411,10 @@ fn wrong_examples_report_their_code_and_right_examples_do_not() {
                 }
             }
         }
+        // Paths pipec resolved against the scratch directory are shown as if the example
+        // lived in `/data`.
+        let scratch_dir = format!("{}/", dir.display());
+        let printed = printed.map(|p| p.replace(&scratch_dir, "/data/"));
         if let Some(printed) = printed.map(|p| without_trailing_spaces(&p)) {
             let shown = e.reports.as_deref().map(without_trailing_spaces);
             if shown.as_deref() == Some(printed.as_str()) {

@@ -207,6 +207,7 @@ impl Compiler {
             })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
+            source: source.text.as_str().into(),
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast

@@ -2,6 +2,7 @@
 
 use crate::dataset::to_pipeline;
 use crate::eager::{EagerBody, PrintSink};
+use crate::hints::{Foreign, Pipec};
 use crate::types::{TypeSpec, resolve};
 use crate::value::{FuncVal, Lambda, Num, TVal, Value};
 use crate::{TraceOptions, Traced};
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub exec_hosts: OnceLock<HashMap<usize, HostFn>>,
     /// Where eager `print` writes.
     pub print_sink: Option<PrintSink>,
+    /// The program's text, quoted by help lines.
+    pub source: Arc<str>,
 }
 
 /// State that exists only while compiling.
@@ -135,6 +138,7 @@ pub(crate) fn trace_program(
         externs: opts.externs.clone(),
         exec_hosts: OnceLock::new(),
         print_sink: opts.print_sink.clone(),
+        source: opts.source.clone(),
     });
     let mut comp = Compile {
         opts: opts.clone(),
@@ -392,6 +396,96 @@ impl<'a> Eval<'a> {
             .insert(name.to_string(), v);
     }
 
+    /// What the user wrote at `span`, when it is short enough to quote in a help line.
+    pub(crate) fn quote(&self, span: Span) -> Option<String> {
+        let text = self.shared.source.get(span.range())?;
+        (!text.is_empty() && text.len() <= 60 && !text.contains('\n')).then(|| text.to_string())
+    }
+
+    /// Whether `name` means something here (a local, an item, a dtype, a builtin).
+    fn is_defined(&self, name: &str) -> bool {
+        self.lookup_local(name).is_some()
+            || self.shared.items.contains_key(name)
+            || DType::from_name(name).is_some()
+            || name == "AUTOTUNE"
+            || crate::builtins::is_builtin(name)
+    }
+
+    /// `tf.math.log`, `np.float32`, `float32`: the parts of a dotted path whose first name
+    /// is not defined, as written.
+    fn undefined_path<'e>(&self, e: &'e ast::Expr) -> Option<Vec<&'e str>> {
+        match &e.kind {
+            ExprKind::Name(n) => (!self.is_defined(n)).then(|| vec![n.as_str()]),
+            ExprKind::Field { receiver, name } => {
+                let mut path = self.undefined_path(receiver)?;
+                path.push(&name.name);
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
+    /// How an argument is written, in pipec's spelling where it has a foreign one
+    /// (`tf.float32` → `f32`); `None` when it is too long to quote.
+    fn arg_text(&self, arg: &ast::Arg) -> Option<String> {
+        let value = match self
+            .undefined_path(&arg.value)
+            .and_then(|p| crate::hints::foreign(&p, crate::builtins::is_builtin))
+        {
+            Some(Foreign {
+                pipec: Pipec::Dtype(d) | Pipec::Value(d),
+                ..
+            }) => d.to_string(),
+            _ => self.quote(arg.value.span)?,
+        };
+        Some(match &arg.name {
+            Some(n) => format!("{}: {value}", n.name),
+            None => value,
+        })
+    }
+
+    /// An unknown name written as Python, numpy or TensorFlow spell it (`path`, the whole
+    /// expression at `span`, called with `args` when it is a call): E0100 with the pipec
+    /// spelling. `None` when the path is no known foreign spelling.
+    fn foreign_name(
+        &mut self,
+        path: &[&str],
+        args: Option<&[ast::Arg]>,
+        span: Span,
+    ) -> Option<Res<Value>> {
+        let written = path.join(".");
+        let module = path.len() > 1 && matches!(path[0], "tf" | "np" | "numpy" | "jnp");
+        let d = Diagnostic::error(Code::UnknownName, format!("unknown name `{written}`"));
+        let d = match crate::hints::foreign(path, crate::builtins::is_builtin) {
+            Some(f) => {
+                let texts: Option<Vec<String>> = match args {
+                    Some(a) => a.iter().map(|a| self.arg_text(a)).collect(),
+                    None => None,
+                };
+                let texts: Option<Vec<&str>> = texts
+                    .as_ref()
+                    .map(|t| t.iter().map(String::as_str).collect());
+                d.with_label(span, format!("{}'s spelling", f.whose))
+                    .with_help(f.help(&written, texts.as_deref()))
+            }
+            None if module => d.with_label(span, "not defined").with_help(format!(
+                "pipec has no `{}` module: its operations are builtins with plain names \
+                 (`log`, `cast`, `reshape`, `mean`, ...)",
+                path[0]
+            )),
+            None => return None,
+        };
+        let r = self.fail(d);
+        // The arguments are still checked: their own mistakes (a `float32` inside) are
+        // reported now, not after this one is fixed.
+        if let Some(args) = args
+            && let Err(e) = self.eval_args(args)
+        {
+            return Some(Err(e));
+        }
+        Some(r)
+    }
+
     fn lookup(&mut self, name: &str, span: Span) -> Res<Value> {
         if let Some(v) = self.lookup_local(name) {
             return Ok(v.clone());
@@ -416,6 +510,9 @@ impl<'a> Eval<'a> {
             .collect();
         candidates.extend(self.shared.items.keys().cloned());
         candidates.extend(crate::builtins::builtins().map(|s| s.to_string()));
+        if let Some(r) = self.foreign_name(&[name], None, span) {
+            return r;
+        }
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
             .with_label(span, "not defined");
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {
@@ -793,10 +890,24 @@ impl<'a> Eval<'a> {
                 name,
                 args,
             } => {
+                if let Some(mut path) = self.undefined_path(receiver) {
+                    path.push(&name.name);
+                    if let Some(r) = self.foreign_name(&path, Some(args), e.span) {
+                        return r;
+                    }
+                }
                 let r = self.expr(receiver)?;
+                if name.name == "astype" && !matches!(r, Value::Poison) {
+                    return self.astype(&r, receiver, args, e.span);
+                }
                 self.method(r, receiver.span, name, args, e.span)
             }
             ExprKind::Field { receiver, name } => {
+                if let Some(path) = self.undefined_path(e)
+                    && let Some(r) = self.foreign_name(&path, None, e.span)
+                {
+                    return r;
+                }
                 let r = self.expr(receiver)?;
                 self.field(r, name, e.span)
             }
@@ -958,7 +1069,37 @@ impl<'a> Eval<'a> {
         Ok((pos, named))
     }
 
+    /// numpy's `x.astype(T)`: E0100 with `cast(x, T)` in pipec's spelling.
+    fn astype(
+        &mut self,
+        r: &Value,
+        receiver: &ast::Expr,
+        args: &[ast::Arg],
+        span: Span,
+    ) -> Res<Value> {
+        let x = self.quote(receiver.span).unwrap_or_else(|| "x".into());
+        let dtype = match args {
+            [arg] if arg.name.is_none() => self.arg_text(arg),
+            _ => None,
+        };
+        let d = Diagnostic::error(
+            Code::UnknownName,
+            format!("{} has no method `astype`", r.kind_name()),
+        )
+        .with_label(span, "numpy's spelling")
+        .with_help(format!(
+            "write `cast({x}, {})`: pipec converts dtypes with `cast`",
+            dtype.as_deref().unwrap_or("DTYPE")
+        ));
+        self.fail(d)
+    }
+
     fn call_expr(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Res<Value> {
+        if let Some(path) = self.undefined_path(callee)
+            && let Some(r) = self.foreign_name(&path, Some(args), span)
+        {
+            return r;
+        }
         if let ExprKind::Name(name) = &callee.kind {
             // Builtins are looked up only when no local or top-level name shadows them.
             if self.lookup_local(name).is_none()

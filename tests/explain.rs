@@ -2,7 +2,8 @@
 //!
 //! `crates/diag/explain/EXXXX.md` (shown by `pipec --explain EXXXX`) starts with
 //! `# EXXXX: title`, explains the rule, and has fenced examples after a `Wrong:` line and
-//! after `Right:` / `Also right:` lines. This test compiles or runs every example:
+//! after `Right:` / `Also right:` lines (more wrong ones after `Also wrong`). This test
+//! compiles or runs every example:
 //!
 //! - by default the code is a compile-time one: the wrong example, compiled with
 //!   `pipec::Compiler`, must report exactly that code, and the right one must not (for
@@ -64,7 +65,7 @@ fn parse(md: &str) -> Explained {
                 block.push_str(l);
                 block.push('\n');
             }
-            if last_text.starts_with("Wrong") {
+            if last_text.starts_with("Wrong") || last_text.starts_with("Also wrong") {
                 out.wrong.push(block);
             } else if is_reports_line(last_text) {
                 out.reports.get_or_insert(block);

@@ -428,15 +428,9 @@ impl<'a> Eval<'a> {
     /// How an argument is written, in pipec's spelling where it has a foreign one
     /// (`tf.float32` → `f32`); `None` when it is too long to quote.
     fn arg_text(&self, arg: &ast::Arg) -> Option<String> {
-        let value = match self
-            .undefined_path(&arg.value)
-            .and_then(|p| crate::hints::foreign(&p, crate::builtins::is_builtin))
-        {
-            Some(Foreign {
-                pipec: Pipec::Dtype(d) | Pipec::Value(d),
-                ..
-            }) => d.to_string(),
-            _ => self.quote(arg.value.span)?,
+        let value = match self.respelled(&arg.value) {
+            Some(d) => d.to_string(),
+            None => self.quote(arg.value.span)?,
         };
         Some(match &arg.name {
             Some(n) => format!("{}: {value}", n.name),
@@ -476,14 +470,32 @@ impl<'a> Eval<'a> {
             None => return None,
         };
         let r = self.fail(d);
-        // The arguments are still checked: their own mistakes (a `float32` inside) are
-        // reported now, not after this one is fixed.
-        if let Some(args) = args
-            && let Err(e) = self.eval_args(args)
-        {
-            return Some(Err(e));
+        // The arguments are still checked: their own mistakes (`cast(x, float32)` inside)
+        // are reported now, not after this one is fixed; one the help already respelled
+        // (`tf.float32` as `f32`) is not reported again.
+        for arg in args.unwrap_or_default() {
+            if self.respelled(&arg.value).is_none()
+                && let Err(e) = self.expr(&arg.value)
+            {
+                return Some(Err(e));
+            }
         }
         Some(r)
+    }
+
+    /// The pipec spelling of an argument that is a foreign dtype or value (`tf.float32`,
+    /// `float32`, `tf.data.AUTOTUNE`).
+    fn respelled(&self, e: &ast::Expr) -> Option<&'static str> {
+        match self
+            .undefined_path(e)
+            .and_then(|p| crate::hints::foreign(&p, crate::builtins::is_builtin))
+        {
+            Some(Foreign {
+                pipec: Pipec::Dtype(d) | Pipec::Value(d),
+                ..
+            }) => Some(d),
+            _ => None,
+        }
     }
 
     fn lookup(&mut self, name: &str, span: Span) -> Res<Value> {

@@ -65,6 +65,26 @@ pub(crate) struct Compile {
     pub exec_hosts: HashMap<usize, HostFn>,
     /// The element type (tuple structure) each traced function returns.
     pub result_elems: HashMap<FuncId, ElemType>,
+    /// `.numpy()` calls reported in traced code (E0300) that tracing went past; their help
+    /// is completed once the function's trace shows what else it does.
+    pub numpy_calls: Vec<NumpyCall>,
+    /// The expression of the statement (or lambda body) being evaluated, which E0300's help
+    /// quotes without its `.numpy()`.
+    pub context: Option<Span>,
+}
+
+/// A `.numpy()` (or `numpy(x)`) in a traced function, reported as E0300.
+#[derive(Clone, Copy)]
+pub(crate) struct NumpyCall {
+    /// The diagnostic's index in `Compile::diags`.
+    diag: usize,
+    /// The call, and the tensor it was called on.
+    call: Span,
+    receiver: Span,
+    /// [`Compile::context`] at the call.
+    context: Option<Span>,
+    /// Whether it was written as a method (`x.numpy()`) rather than `numpy(x)`.
+    method: bool,
 }
 
 /// One function activation's locals and, while tracing, the function being built.
@@ -150,6 +170,8 @@ pub(crate) fn trace_program(
         eager_hosts: HashMap::new(),
         exec_hosts: HashMap::new(),
         result_elems: HashMap::new(),
+        numpy_calls: Vec::new(),
+        context: None,
     };
     {
         let mut ev = Eval {
@@ -586,6 +608,95 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// `.numpy()` (or `numpy(x)`, as `what`) at `call` on the tensor `x` written at
+    /// `receiver`, inside a traced function: E0300, but tracing goes on with the tensor
+    /// itself, so that the rest of the function can show whether dropping the call is the
+    /// whole fix ([`Eval::finish_numpy_help`]).
+    pub(crate) fn numpy_in_trace(
+        &mut self,
+        x: Value,
+        receiver: Span,
+        call: Span,
+        what: &str,
+    ) -> Res<Value> {
+        self.host_only_error(what, call)?;
+        let c = self.comp();
+        let context = c.context;
+        c.numpy_calls.push(NumpyCall {
+            diag: c.diags.len() - 1,
+            call,
+            receiver,
+            context,
+            method: what.starts_with('.'),
+        });
+        Ok(x)
+    }
+
+    /// Completes the help of the E0300s of `.numpy()` calls in the trace of `fname` that
+    /// reported its errors from `errors_before` on and returned `result`. When they are the
+    /// trace's only errors and it returns tensors, the function only does tensor math: the
+    /// fix is to drop the call, said first; the eager fix follows, with the traced type
+    /// for its `TYPE`.
+    fn finish_numpy_help(&mut self, errors_before: usize, result: &Value, fname: &str) {
+        let calls: Vec<NumpyCall> = self
+            .comp()
+            .numpy_calls
+            .extract_if(.., |n| n.diag >= errors_before)
+            .collect();
+        if calls.is_empty() {
+            return;
+        }
+        let errors = self.comp().diags.len() - errors_before;
+        let returned = self.elem_type_of(result);
+        let eager = crate::builtins::eager_fix_help(fname);
+        // `eager fn f(...) -> f32[3]`, and `py_function(f, [args], "f32[3]")`, whose `Tout`
+        // spells a shaped type as a string.
+        let eager = match &returned {
+            Some(ty) => eager
+                .replace("-> TYPE", &format!("-> {ty}"))
+                .replace("], TYPE)", &format!("], {})", tout_text(ty))),
+            None => eager,
+        };
+        for n in &calls {
+            let help = match &returned {
+                Some(_) if errors == calls.len() => {
+                    let receiver = self.quote(n.receiver);
+                    let fixed = self.without_call(n);
+                    let call = if n.method { ".numpy()" } else { "numpy(...)" };
+                    let drop = match (fixed, receiver) {
+                        (Some(f), Some(r)) if f != r => {
+                            format!("drop `{call}`: `{f}` already works on the tensor")
+                        }
+                        (_, Some(r)) => format!(
+                            "drop `{call}`: `{r}` is already a tensor, and tensor math works on it"
+                        ),
+                        _ => format!("drop `{call}`: tensor math works on the tensor itself"),
+                    };
+                    format!("{drop}; otherwise {eager}")
+                }
+                _ => eager.clone(),
+            };
+            self.comp().diags[n.diag].help = Some(help);
+        }
+    }
+
+    /// The statement expression around a `.numpy()` call, with the call replaced by the
+    /// tensor it was called on (`x.numpy() * 2.0` → `x * 2.0`), when short enough to quote.
+    fn without_call(&self, n: &NumpyCall) -> Option<String> {
+        let ctx = n.context?;
+        if !(ctx.start <= n.call.start && n.call.end <= ctx.end) {
+            return None;
+        }
+        let src = &self.shared.source;
+        let text = format!(
+            "{}{}{}",
+            src.get(ctx.start as usize..n.call.start as usize)?,
+            src.get(n.receiver.range())?,
+            src.get(n.call.end as usize..ctx.end as usize)?
+        );
+        (text.len() <= 60 && !text.contains('\n')).then_some(text)
+    }
+
     /// Current local variables, captured by a lambda.
     fn capture(&self) -> HashMap<String, Value> {
         let mut out = HashMap::new();
@@ -616,6 +727,22 @@ impl<'a> Eval<'a> {
     }
 
     fn stmt(&mut self, s: &ast::Stmt) -> Res<Flow> {
+        let value = match &s.kind {
+            StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => Some(value),
+            StmtKind::Return(value) => value.as_ref(),
+            StmtKind::Expr(e) => Some(e),
+            _ => None,
+        };
+        let Some(value) = value.filter(|_| self.compiling()) else {
+            return self.stmt_kind(s);
+        };
+        let saved = self.comp().context.replace(value.span);
+        let r = self.stmt_kind(s);
+        self.comp().context = saved;
+        r
+    }
+
+    fn stmt_kind(&mut self, s: &ast::Stmt) -> Res<Flow> {
         match &s.kind {
             StmtKind::Let { name, value } => {
                 let v = self.expr(value)?;
@@ -1200,7 +1327,14 @@ impl<'a> Eval<'a> {
                     scope.insert(p.name.clone(), a);
                 }
                 let saved = std::mem::replace(&mut self.frame.scopes, vec![scope]);
+                let context = self
+                    .comp
+                    .as_deref_mut()
+                    .map(|c| c.context.replace(l.body.span));
                 let r = self.expr(&l.body);
+                if let Some(context) = context {
+                    self.comp().context = context;
+                }
                 self.frame.scopes = saved;
                 self.depth -= 1;
                 r
@@ -1706,6 +1840,7 @@ impl<'a> Eval<'a> {
                 Value::Poison
             }
         };
+        self.finish_numpy_help(errors_before, &result, &base_name);
         if self.comp().diags.len() > errors_before || matches!(result, Value::Poison) {
             self.comp().traces.remove(&key);
             return None;
@@ -1744,6 +1879,17 @@ impl<'a> Eval<'a> {
         self.comp().traces.insert(key, Some(id));
         self.comp().result_elems.insert(id, out_elem.clone());
         Some((id, out_elem))
+    }
+}
+
+/// `ty` as `py_function`'s `Tout` spells it: `"f32[3]"`, `("f32[3]", "i64[]")`.
+fn tout_text(ty: &ElemType) -> String {
+    match ty {
+        ElemType::Tensor(t) => format!("\"{t}\""),
+        ElemType::Tuple(parts) => {
+            let parts: Vec<String> = parts.iter().map(tout_text).collect();
+            format!("({})", parts.join(", "))
+        }
     }
 }
 

@@ -4,6 +4,9 @@
 //! `tf.shape(x)` out of habit; an edit-distance "did you mean" cannot find `log` from
 //! `tf.math.log`. This table can: it maps the last part of a dotted path (after a module
 //! prefix such as `tf.`, `tf.math.`, `np.`) or a bare name to what pipec calls it.
+//! The help of a dtype mismatch (E0101) is built here too.
+
+use pipec_tensor::DType;
 
 /// What a foreign name becomes in pipec.
 #[derive(Clone, Debug, PartialEq)]
@@ -171,9 +174,75 @@ impl Foreign {
     }
 }
 
+/// Whether every value of `from` is a value of `to`: casting to `to` loses nothing.
+pub(crate) fn holds_every(from: DType, to: DType) -> bool {
+    if from == to || from == DType::Bool {
+        return true;
+    }
+    match (from.is_float(), to.is_float()) {
+        (true, false) => false,
+        (false, false) => {
+            // A negative value has no unsigned counterpart.
+            !(from.is_signed_int() && !to.is_signed_int())
+                && from.significand_bits() <= to.significand_bits()
+        }
+        (false, true) => from.significand_bits() <= to.significand_bits(),
+        (true, true) => matches!(
+            (from, to),
+            (DType::F16 | DType::BF16, DType::F32 | DType::F64) | (DType::F32, DType::F64)
+        ),
+    }
+}
+
+/// E0101's help for a binary op on `a: da` and `b: db` (the operands as written): the cast
+/// that keeps every value first, then the other one.
+pub(crate) fn dtype_mismatch_help(a: &str, da: DType, b: &str, db: DType) -> String {
+    let up_a = format!("cast({a}, {db})");
+    let up_b = format!("cast({b}, {da})");
+    if holds_every(da, db) {
+        format!("write `{up_a}` ({db} holds every {da}), or `{up_b}` to compute in {da}")
+    } else if holds_every(db, da) {
+        format!("write `{up_b}` ({da} holds every {db}), or `{up_a}` to compute in {db}")
+    } else if db.is_float() && !da.is_float() {
+        format!(
+            "cast one side: `{up_a}` or `{up_b}` (neither dtype holds every value of the other)"
+        )
+    } else {
+        format!(
+            "cast one side: `{up_b}` or `{up_a}` (neither dtype holds every value of the other)"
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn widening_casts() {
+        use DType::*;
+        assert!(holds_every(F32, F64) && !holds_every(F64, F32));
+        assert!(holds_every(U8, I16) && !holds_every(I8, U16) && !holds_every(I8, U64));
+        assert!(holds_every(I32, I64) && holds_every(I32, F64) && !holds_every(I32, F32));
+        assert!(holds_every(U16, F32) && !holds_every(F16, I64) && holds_every(Bool, U8));
+        assert!(!holds_every(F16, BF16) && !holds_every(BF16, F16));
+        assert_eq!(
+            dtype_mismatch_help("cast(x, f32)", F32, "mean", F64),
+            "write `cast(cast(x, f32), f64)` (f64 holds every f32), or `cast(mean, f32)` to compute in f32"
+        );
+        assert_eq!(
+            dtype_mismatch_help("x", F64, "w", F32),
+            "write `cast(w, f64)` (f64 holds every f32), or `cast(x, f32)` to compute in f32"
+        );
+        assert_eq!(
+            dtype_mismatch_help("x", I32, "w", F32),
+            "cast one side: `cast(x, f32)` or `cast(w, i32)` (neither dtype holds every value of the other)"
+        );
+        assert_eq!(
+            dtype_mismatch_help("w", F32, "x", I32),
+            "cast one side: `cast(x, f32)` or `cast(w, i32)` (neither dtype holds every value of the other)"
+        );
+    }
 
     fn builtin(name: &str) -> bool {
         [

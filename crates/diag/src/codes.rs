@@ -202,6 +202,10 @@ codes! {
     /// A bad flag, an unknown pass, an unreadable input file.
     BadUsage = "E0800";
 
+    // Compiler bugs.
+    /// An internal compiler error: the IR failed verification.
+    InternalError = "E0900";
+
     // Optimizer remarks.
     /// A remark from an optimization pass.
     PassRemark = "R0001";

@@ -134,24 +134,6 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    /// Whether the op has no effects and depends only on its inputs (eager calls do not).
-    pub fn is_pure(&self) -> bool {
-        !matches!(self, OpKind::Eager(_))
-    }
-
-    /// Whether the op is elementwise (each output element depends on the matching input elements).
-    pub fn is_elementwise(&self) -> bool {
-        matches!(
-            self,
-            OpKind::Unary(_)
-                | OpKind::Binary(_)
-                | OpKind::Cast(_)
-                | OpKind::Select
-                | OpKind::Clip
-                | OpKind::Fused(_)
-        )
-    }
-
     /// The mnemonic printed in the IR.
     pub fn mnemonic(&self) -> &'static str {
         match self {

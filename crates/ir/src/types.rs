@@ -73,6 +73,30 @@ impl Shape {
         self.0.len() == dims.len() && self.0.iter().zip(dims).all(|(d, &n)| d.admits(n))
     }
 
+    /// The numpy broadcast of two static shapes, or `None` when known dims clash. An
+    /// unknown dim meeting `n > 1` must be `n` or 1 at run time; either way the result is `n`.
+    pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
+        let rank = a.rank().max(b.rank());
+        let dim = |s: &Shape, i: usize| {
+            if i + s.rank() >= rank {
+                s.0[i + s.rank() - rank]
+            } else {
+                Dim::Known(1)
+            }
+        };
+        let mut dims = Vec::with_capacity(rank);
+        for i in 0..rank {
+            dims.push(match (dim(a, i), dim(b, i)) {
+                (Dim::Known(1), d) | (d, Dim::Known(1)) => d,
+                (Dim::Known(x), Dim::Known(y)) if x == y => Dim::Known(x),
+                (Dim::Known(_), Dim::Known(_)) => return None,
+                (Dim::Unknown, Dim::Known(n)) | (Dim::Known(n), Dim::Unknown) => Dim::Known(n),
+                (Dim::Unknown, Dim::Unknown) => Dim::Unknown,
+            });
+        }
+        Some(Shape(dims))
+    }
+
     /// This shape with `dim` prepended (the shape of a batch of these).
     pub fn prepend(&self, dim: Dim) -> Shape {
         let mut dims = Vec::with_capacity(self.0.len() + 1);
@@ -169,6 +193,33 @@ impl ElemType {
             ElemType::Tuple(parts) => {
                 ElemType::Tuple(parts.iter().map(|p| p.map_leaves(f)).collect())
             }
+        }
+    }
+
+    /// The most specific type both `a` and `b` are instances of (a dim where they differ
+    /// becomes `?`), or `None` when their structure, dtypes or ranks differ: the element
+    /// type of `a.concatenate(b)`.
+    pub fn join(a: &ElemType, b: &ElemType) -> Option<ElemType> {
+        match (a, b) {
+            (ElemType::Tensor(x), ElemType::Tensor(y))
+                if x.dtype == y.dtype && x.rank() == y.rank() =>
+            {
+                let dims = x
+                    .shape
+                    .0
+                    .iter()
+                    .zip(&y.shape.0)
+                    .map(|(p, q)| if p == q { *p } else { Dim::Unknown })
+                    .collect();
+                Some(ElemType::Tensor(TensorType::new(x.dtype, Shape(dims))))
+            }
+            (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => xs
+                .iter()
+                .zip(ys)
+                .map(|(x, y)| ElemType::join(x, y))
+                .collect::<Option<Vec<_>>>()
+                .map(ElemType::Tuple),
+            _ => None,
         }
     }
 

@@ -89,7 +89,7 @@ pub enum OptError {
     /// A pass name that does not exist.
     UnknownPass(String, Vec<&'static str>),
     /// The verifier rejected the IR after a pass (a compiler bug).
-    Verify(String, Vec<String>),
+    Verify(String, Vec<pipec_ir::VerifyError>),
 }
 
 /// Runs the named passes, in order, repeating the sequence until nothing changes

@@ -297,14 +297,17 @@ impl Compiler {
 /// Stack for the compiler thread: deep enough for every program the parser accepts.
 const COMPILE_STACK: usize = 256 << 20;
 
-fn internal_error(stage: &str, errs: &[String]) -> Diagnostic {
+fn internal_error(stage: &str, errs: &[pipec_ir::VerifyError]) -> Diagnostic {
     let mut d = Diagnostic::error(
-        Code::BadUsage,
+        Code::InternalError,
         format!("internal compiler error: the IR is invalid after {stage}"),
     )
     .with_help("this is a bug in pipec; please report it with the program that triggers it");
+    if let Some(span) = errs.iter().find_map(|e| e.span) {
+        d = d.with_label(span, "the IR made from this failed verification");
+    }
     for e in errs {
-        d = d.with_note(e.clone());
+        d = d.with_note(e.to_string());
     }
     d
 }

@@ -30,7 +30,7 @@ pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
     SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice,
-    squeeze, stack, tile, transpose, zeros,
+    slice_len, squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;

@@ -11,47 +11,14 @@ use pipec_tensor::kernels::{self, SliceItem};
 use pipec_tensor::ops::{BinaryOp, DTypeRuleError, ReduceOp, UnaryOp};
 use pipec_tensor::{DType, Scalar, Tensor};
 
-/// Builtin tensor ops whose result depends only on the dtypes and shapes of their tensor
-/// operands (never on values) and that have no side effects: tracing one once per signature
-/// gives the ops an evaluator run performs (what eager plans rely on).
-pub(crate) const VALUE_INDEPENDENT_OPS: &[&str] = &[
-    "abs",
-    "sign",
-    "exp",
-    "expm1",
-    "log",
-    "log1p",
-    "sqrt",
-    "rsqrt",
-    "square",
-    "reciprocal",
-    "sin",
-    "cos",
-    "tan",
-    "tanh",
-    "sigmoid",
-    "relu",
-    "floor",
-    "ceil",
-    "round",
-    "isnan",
-    "isfinite",
-    "logical_not",
+/// Builtin tensor ops beyond the op tables' elementwise and reduction ops whose result
+/// depends only on the dtypes and shapes of their tensor operands (never on values) and that
+/// have no side effects: tracing one once per signature gives the ops an evaluator run
+/// performs (what eager plans rely on).
+const VALUE_INDEPENDENT_OTHERS: &[&str] = &[
     "cast",
     "where",
     "clip",
-    "maximum",
-    "minimum",
-    "pow",
-    "sum",
-    "mean",
-    "max",
-    "min",
-    "prod",
-    "any",
-    "all",
-    "argmax",
-    "argmin",
     "reshape",
     "transpose",
     "expand_dims",
@@ -65,6 +32,22 @@ pub(crate) const VALUE_INDEPENDENT_OPS: &[&str] = &[
     "one_hot",
     "sort",
 ];
+
+/// The builtins that are elementwise or reduction ops, by their call names: derived from
+/// the op tables, so a new op in a table is a builtin without an edit here.
+fn table_builtins() -> impl Iterator<Item = &'static str> {
+    UnaryOp::ALL
+        .iter()
+        .map(|op| op.call_name())
+        .chain(BinaryOp::ALL.iter().map(|op| op.call_name()))
+        .filter(|n| !n.is_empty())
+        .chain(ReduceOp::ALL.iter().map(|op| op.name()))
+}
+
+/// Whether the builtin `name` is value-independent (see [`VALUE_INDEPENDENT_OTHERS`]).
+pub(crate) fn is_value_independent(name: &str) -> bool {
+    table_builtins().any(|b| b == name) || VALUE_INDEPENDENT_OTHERS.contains(&name)
+}
 
 /// The other builtin functions (constructors, sources, host-only ops).
 const OTHER_BUILTINS: &[&str] = &[
@@ -92,7 +75,9 @@ const OTHER_BUILTINS: &[&str] = &[
 
 /// Every builtin function name.
 pub(crate) fn builtins() -> impl Iterator<Item = &'static str> {
-    VALUE_INDEPENDENT_OPS.iter().chain(OTHER_BUILTINS).copied()
+    table_builtins()
+        .chain(VALUE_INDEPENDENT_OTHERS.iter().copied())
+        .chain(OTHER_BUILTINS.iter().copied())
 }
 
 /// Host-only operations: errors inside traced functions (SPEC §5).
@@ -236,6 +221,35 @@ impl Eval<'_> {
                     self.fail(d)
                 }
             };
+        }
+        // The op's own type rule must agree with what the call site worked out (and
+        // reported errors for): a disagreement is a compiler bug, caught here at its source.
+        let in_tys: Vec<TensorType> = inputs.iter().map(tval_type).collect();
+        let refs: Vec<&TensorType> = in_tys.iter().collect();
+        match kind.infer(&refs) {
+            Some(Ok(tys)) if tys.len() == 1 && tys[0] == out => {}
+            None => {}
+            other => {
+                let found = match other {
+                    Some(Ok(tys)) => tys
+                        .iter()
+                        .map(|t| t.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    Some(Err(e)) => e,
+                    None => String::new(),
+                };
+                let d = Diagnostic::error(
+                    Code::InternalError,
+                    format!(
+                        "internal compiler error: `{}` typed {out} while tracing, but its rule gives {found}",
+                        kind.mnemonic()
+                    ),
+                )
+                .with_label(span, "in this operation")
+                .with_help("this is a bug in pipec; please report it with the program that triggers it");
+                return self.fail(d);
+            }
         }
         let ids: Vec<_> = inputs
             .into_iter()
@@ -787,7 +801,7 @@ impl Eval<'_> {
         if self.tracing() && HOST_ONLY.contains(&name) {
             return self.host_only_error(&format!("{name}(...)"), span);
         }
-        if let Some(op) = UnaryOp::from_name(name) {
+        if let Some(op) = UnaryOp::from_call_name(name) {
             let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
                 return Ok(Value::Poison);
             };
@@ -797,6 +811,17 @@ impl Eval<'_> {
             };
             return self.apply_unary(op, t, span);
         }
+        if let Some(op) = BinaryOp::from_call_name(name) {
+            let Some(a) = self.bind_args(name, &["x", "y"], 2, pos, named, span)? else {
+                return Ok(Value::Poison);
+            };
+            let (x, xs) = a[0].clone().expect("required");
+            let (y, ys) = a[1].clone().expect("required");
+            let Some((x, y)) = self.unify(x, y, xs, ys, name)? else {
+                return Ok(Value::Poison);
+            };
+            return self.apply_binary(op, x, y, span, span, xs, ys);
+        }
         if let Some(op) = ReduceOp::from_name(name) {
             let Some(a) = self.bind_args(name, &["x", "axis", "keepdims"], 1, pos, named, span)?
             else {
@@ -805,16 +830,6 @@ impl Eval<'_> {
             return self.reduce(op, a, span);
         }
         match name {
-            "logical_not" => {
-                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
-                    return Ok(Value::Poison);
-                };
-                let (v, s) = a[0].clone().expect("required");
-                let Some(t) = self.tensor_of(v, s)? else {
-                    return Ok(Value::Poison);
-                };
-                self.apply_unary(UnaryOp::Not, t, span)
-            }
             "cast" => {
                 let Some(a) = self.bind_args(name, &["x", "dtype"], 2, pos, named, span)? else {
                     return Ok(Value::Poison);
@@ -835,22 +850,6 @@ impl Eval<'_> {
                     TensorType::new(dt, ty.shape),
                     span,
                 )
-            }
-            "maximum" | "minimum" | "pow" => {
-                let Some(a) = self.bind_args(name, &["x", "y"], 2, pos, named, span)? else {
-                    return Ok(Value::Poison);
-                };
-                let (x, xs) = a[0].clone().expect("required");
-                let (y, ys) = a[1].clone().expect("required");
-                let op = match name {
-                    "maximum" => BinaryOp::Maximum,
-                    "minimum" => BinaryOp::Minimum,
-                    _ => BinaryOp::Pow,
-                };
-                let Some((x, y)) = self.unify(x, y, xs, ys, name)? else {
-                    return Ok(Value::Poison);
-                };
-                self.apply_binary(op, x, y, span, span, xs, ys)
             }
             "matmul" => {
                 let Some(a) = self.bind_args(name, &["a", "b"], 2, pos, named, span)? else {
@@ -1326,7 +1325,7 @@ impl Eval<'_> {
                         return self.fail(d);
                     }
                     dims.push(match ty.shape.0[axis] {
-                        Dim::Known(n) => Dim::Known(slice_len(n, a, b, step)),
+                        Dim::Known(n) => Dim::Known(kernels::slice_len(a, b, step, n)),
                         Dim::Unknown => Dim::Unknown,
                     });
                     items.push(SliceItem::Range {
@@ -1427,31 +1426,6 @@ pub(crate) fn eager_fix_help(fname: &str) -> String {
             "declare it `eager fn {fname}(...) -> TYPE {{ ... }}` to run it per element on host arrays, or call it as `py_function({fname}, [args], TYPE)`"
         )
     }
-}
-
-/// The length of `start:stop:step` over `n` items (Python semantics).
-pub(crate) fn slice_len(n: usize, start: Option<i64>, stop: Option<i64>, step: i64) -> usize {
-    // In i128: bounds and steps near i64::MIN/MAX must not overflow.
-    let (n, step) = (n as i128, i128::from(step));
-    let clamp = |v: i128, lo: i128, hi: i128| v.max(lo).min(hi);
-    let norm = |v: i64| {
-        let v = i128::from(v);
-        if v < 0 { v + n } else { v }
-    };
-    let len = if step > 0 {
-        let a = start.map_or(0, |v| clamp(norm(v), 0, n));
-        let b = stop.map_or(n, |v| clamp(norm(v), 0, n));
-        if b > a { (b - a + step - 1) / step } else { 0 }
-    } else {
-        let a = start.map_or(n - 1, |v| clamp(norm(v), -1, n - 1));
-        let b = stop.map_or(-1, |v| clamp(norm(v), -1, n - 1));
-        if a > b {
-            (a - b + (-step) - 1) / (-step)
-        } else {
-            0
-        }
-    };
-    len as usize
 }
 
 fn compare(op: ast::BinaryOp, o: std::cmp::Ordering) -> bool {

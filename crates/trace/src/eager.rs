@@ -481,7 +481,7 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
 }
 
 /// Whether an eager body is straight-line code over its parameters: `let`s and a final
-/// `return` of literals, locals, operators and [`crate::builtins::VALUE_INDEPENDENT_OPS`] calls. Anything
+/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::is_value_independent`) calls. Anything
 /// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
 /// the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
@@ -526,7 +526,7 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
             };
             !locals.contains(name.as_str())
                 && !shared.items.contains_key(name)
-                && crate::builtins::VALUE_INDEPENDENT_OPS.contains(&name.as_str())
+                && crate::builtins::is_value_independent(name)
                 && crate::builtins::is_builtin(name)
                 && args
                     .iter()

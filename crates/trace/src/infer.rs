@@ -3,31 +3,10 @@
 
 use pipec_ir::{Dim, Shape};
 
-/// The numpy broadcast of two static shapes, or `None` when known dims clash.
+/// The numpy broadcast of two static shapes, or `None` when known dims clash (the IR's one
+/// rule, which the verifier re-runs).
 pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
-    let rank = a.rank().max(b.rank());
-    let mut dims = Vec::with_capacity(rank);
-    for i in 0..rank {
-        let da = if i + a.rank() >= rank {
-            a.0[i + a.rank() - rank]
-        } else {
-            Dim::Known(1)
-        };
-        let db = if i + b.rank() >= rank {
-            b.0[i + b.rank() - rank]
-        } else {
-            Dim::Known(1)
-        };
-        dims.push(match (da, db) {
-            (Dim::Known(1), d) | (d, Dim::Known(1)) => d,
-            (Dim::Known(x), Dim::Known(y)) if x == y => Dim::Known(x),
-            (Dim::Known(_), Dim::Known(_)) => return None,
-            // An unknown dim meeting n > 1 must be n or 1 at run time; either way the result is n.
-            (Dim::Unknown, Dim::Known(n)) | (Dim::Known(n), Dim::Unknown) => Dim::Known(n),
-            (Dim::Unknown, Dim::Unknown) => Dim::Unknown,
-        });
-    }
-    Some(Shape(dims))
+    Shape::broadcast(a, b)
 }
 
 /// Normalizes a possibly negative axis against `rank`; `None` when out of range.

@@ -207,6 +207,7 @@ impl Compiler {
             })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
+            source: source.text.as_str().into(),
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -328,6 +329,43 @@ impl Compiled {
             .pipeline(&self.pipeline)
             .expect("compiled pipeline exists");
         p.graph[p.output].elem.clone()
+    }
+
+    /// The `batch(n)` without `drop_remainder: true` that the chosen pipeline's elements
+    /// come out of, as written (its size and span), looking back through the
+    /// transformations that pass a batch on whole or mapped. A short batch from it, such as
+    /// the last one, explains elements whose first dim differs (one `.npy` cannot hold them).
+    pub fn remainder_batch(&self) -> Option<(usize, Span)> {
+        use pipec_ir::DsKind;
+        let p = self.traced.pipeline(&self.pipeline)?;
+        let mut node = p.output;
+        loop {
+            let n = &p.graph[node];
+            match &n.kind {
+                DsKind::Batch {
+                    size,
+                    drop_remainder: false,
+                }
+                | DsKind::PaddedBatch {
+                    size,
+                    drop_remainder: false,
+                    ..
+                } => return Some((*size, n.span)),
+                DsKind::Map { .. }
+                | DsKind::Filter { .. }
+                | DsKind::Shuffle { .. }
+                | DsKind::Repeat(_)
+                | DsKind::Take(_)
+                | DsKind::Skip(_)
+                | DsKind::Shard { .. }
+                | DsKind::Prefetch(_)
+                | DsKind::Cache => match p.inputs(node).as_slice() {
+                    [input] => node = *input,
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
     }
 
     /// Starts running the chosen pipeline.

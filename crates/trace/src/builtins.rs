@@ -31,6 +31,7 @@ const VALUE_INDEPENDENT_OTHERS: &[&str] = &[
     "matmul",
     "one_hot",
     "sort",
+    "shape",
 ];
 
 /// The builtins that are elementwise or reduction ops, by their call names: derived from
@@ -926,6 +927,16 @@ impl Eval<'_> {
                     span,
                 )
             }
+            "shape" => {
+                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
+                let (v, s) = a[0].clone().expect("required");
+                match self.tensor_of(v, s)? {
+                    Some(t) => self.shape_of(t, span),
+                    None => Ok(Value::Poison),
+                }
+            }
             "len" => {
                 let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
                     return Ok(Value::Poison);
@@ -949,7 +960,12 @@ impl Eval<'_> {
                                 self.fail(d)
                             }
                             Some(Dim::Known(n)) => Ok(Value::Num(Num::Int(*n as i128))),
-                            Some(Dim::Unknown) => Ok(Value::SymDim),
+                            Some(Dim::Unknown) => {
+                                Ok(Value::SymDim(std::sync::Arc::new(crate::value::DimOf {
+                                    of: t,
+                                    axis: Some(0),
+                                })))
+                            }
                         }
                     }
                 }
@@ -1435,7 +1451,7 @@ fn tuple_eq(a: &[Value], b: &[Value]) -> Option<bool> {
         let same = match (x, y) {
             (Value::Num(p), Value::Num(q)) => p.as_f64() == q.as_f64(),
             (Value::Bool(p), Value::Bool(q)) => p == q,
-            (Value::SymDim, _) | (_, Value::SymDim) => return None,
+            (Value::SymDim(_), _) | (_, Value::SymDim(_)) => return None,
             (Value::Tuple(p), Value::Tuple(q)) => tuple_eq(p, q)?,
             _ => return None,
         };

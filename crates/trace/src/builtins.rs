@@ -298,7 +298,19 @@ impl Eval<'_> {
                 }
             }
             Value::Num(Num::Float(f)) => {
-                if dtype.is_float() {
+                if dtype.is_float() && !crate::literal::float_fits(*f, dtype) {
+                    let d = Diagnostic::error(
+                        Code::LiteralOutOfRange,
+                        format!("the number `{f:e}` is too large for {dtype}"),
+                    )
+                    .with_label(span, format!("not a {dtype} value"))
+                    .with_label(other_span, format!("this is {dtype}"))
+                    .with_help(format!(
+                        "write a number {dtype} can hold, or cast the tensor to a wider dtype"
+                    ));
+                    self.fail(d)?;
+                    return Ok(None);
+                } else if dtype.is_float() {
                     Some(kernels::scalar_from_f64(*f, dtype))
                 } else {
                     let d = Diagnostic::error(Code::FloatLiteralWithInt, format!("the float literal `{f:?}` is used with a tensor of {dtype}"))

@@ -69,25 +69,52 @@ struct Cli {
     /// or 2G (bytes without a suffix); going past it is error E0701.
     #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
     max_memory: Option<u64>,
+    /// Replace the literal of a top-level `let NAME = LITERAL` before compiling (repeatable):
+    /// VALUE is a literal as the file writes it (`7`, `0.5`, `[1, 2]`, `"text"`); other text
+    /// is taken as a string.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    set: Vec<(String, pipec::ParamValue)>,
+    /// Run shard I of N (0-based): `shard(N, I)` right after the pipeline's sources, so the
+    /// N shards together deliver every record exactly once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
     progress: bool,
 }
 
-/// The machine's memory, the ceiling when `--max-memory` is not given: a tensor or buffer
-/// larger than that cannot be allocated anyway, and an E0701 beats an allocation abort.
-fn physical_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    kb.checked_mul(1024)
+/// `--set NAME=VALUE`.
+fn parse_set(text: &str) -> Result<(String, pipec::ParamValue), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got `{text}`"))?;
+    let name = name.trim();
+    let ident = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ident {
+        return Err(format!("`{name}` is not a name; expected NAME=VALUE"));
+    }
+    Ok((name.to_string(), pipec::ParamValue::parse(value)))
+}
+
+/// `--shard I/N`: shard I (0-based) of N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("expected I/N (shard I of N, counting from 0), got `{text}`");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!(
+            "shard {i} of {n} does not exist: shards count from 0 to N - 1"
+        ));
+    }
+    Ok((i, n))
 }
 
 fn default_threads() -> usize {
@@ -135,13 +162,13 @@ fn real_main(cli: Cli) -> u8 {
     if let Some(code) = &cli.explain {
         return match pipec::Code::parse(code) {
             Some(c) => {
-                println!("{}", c.explanation().trim_end());
+                println!("{}", c.explanation_text());
                 0
             }
             None => {
                 eprintln!("error[E0800]: unknown error code `{code}`");
                 eprintln!(
-                    "help: codes look like E0101; every diagnostic shows its code in brackets"
+                    "help: codes look like E0101 (or 101); every diagnostic shows its code in brackets"
                 );
                 2
             }
@@ -165,7 +192,7 @@ fn real_main(cli: Cli) -> u8 {
             return 2;
         }
     };
-    pipec::limits::set_max_memory(cli.max_memory.or_else(physical_memory));
+    pipec::limits::set_max_memory(cli.max_memory.or_else(pipec::physical_memory));
     let mut compiler = Compiler::new();
     if !(cli.worker_timeout > 0.0 && cli.worker_timeout.is_finite()) {
         eprintln!("error[E0800]: --worker-timeout must be a positive number of seconds");
@@ -182,6 +209,8 @@ fn real_main(cli: Cli) -> u8 {
         opt_level: cli.opt_level,
         passes: cli.passes.clone(),
         allow_exec: cli.allow_exec,
+        params: cli.set.clone(),
+        shard: cli.shard,
     };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,
@@ -219,45 +248,19 @@ fn report(diags: &[Diagnostic], source: &SourceFile, color: bool) {
 }
 
 fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
-    let mut out = String::new();
-    match stage {
-        "traced" => out = compiled.traced.to_string(),
-        "optimized" => out = compiled.optimized.to_string(),
-        "all" => {
-            out.push_str("// ----- traced -----\n");
-            out.push_str(&compiled.traced.to_string());
-            for (pass, prog) in &compiled.stages {
-                out.push_str(&format!("\n// ----- after {pass} -----\n"));
-                out.push_str(&prog.to_string());
-            }
+    match compiled.ir_text(stage) {
+        Ok(text) => {
+            print!("{text}");
+            0
         }
-        other => match other.strip_prefix("after=") {
-            Some(pass) => {
-                let valid: Vec<&str> = pipec::list_passes().into_iter().map(|(n, _)| n).collect();
-                if !valid.contains(&pass) {
-                    eprintln!("error[E0800]: unknown pass `{pass}`");
-                    eprintln!("help: the passes are: {}", valid.join(", "));
-                    return 2;
-                }
-                match compiled.stages.iter().rev().find(|(p, _)| p == pass) {
-                    Some((_, prog)) => out = prog.to_string(),
-                    None => {
-                        out.push_str(&format!(
-                            "// pass `{pass}` changed nothing (or did not run)\n"
-                        ));
-                        out.push_str(&compiled.traced.to_string());
-                    }
-                }
+        Err(d) => {
+            eprintln!("error[{}]: {}", d.code, d.message);
+            if let Some(help) = &d.help {
+                eprintln!("help: {help}");
             }
-            None => {
-                eprintln!("error[E0800]: unknown IR stage `{other}`");
-                eprintln!("help: the stages are: traced, optimized, all, after=PASS");
-                return 2;
-            }
-        },
+            2
+        }
     }
-    print!("{out}");
-    0
 }
 
 fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
@@ -266,7 +269,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     // The sink is chosen before anything runs: a bad `--output` is bad usage (exit 2) and costs
     // no computation.
     let mut sink: Box<dyn Sink> = match &cli.output {
-        Some(path) => match open_output(path, &elem) {
+        Some(path) => match open_output(path, &elem, short_batch_fix(compiled, source)) {
             Ok(s) => s,
             Err(OutputError::Usage(d)) => {
                 report(&[d], source, color);
@@ -542,8 +545,44 @@ impl Drop for TempFile {
     }
 }
 
+/// The `batch(n)` the output's elements come from, when it keeps a partial last batch: a
+/// `.npy` cannot stack that short batch with the full ones, and `drop_remainder: true` is
+/// usually the fix (tf.data users batch for training with it).
+#[derive(Clone)]
+struct ShortBatchFix {
+    /// The batch size.
+    size: usize,
+    /// The `batch(...)` call.
+    span: pipec::Span,
+    /// The call as it should be written, e.g. `batch(32, drop_remainder: true)`.
+    fixed: String,
+}
+
+fn short_batch_fix(compiled: &Compiled, source: &SourceFile) -> Option<ShortBatchFix> {
+    let (size, span) = compiled.remainder_batch()?;
+    let call = source.text.get(span.range())?;
+    let fixed = if call.contains("drop_remainder: false") {
+        call.replacen("drop_remainder: false", "drop_remainder: true", 1)
+    } else {
+        let open = call.strip_suffix(')')?.trim_end();
+        let open = open.strip_suffix(',').unwrap_or(open);
+        format!("{open}, drop_remainder: true)")
+    };
+    // A call spread over lines, or long, is named, not quoted.
+    let fixed = if fixed.contains('\n') || fixed.len() > 80 {
+        "drop_remainder: true".to_string()
+    } else {
+        fixed
+    };
+    Some(ShortBatchFix { size, span, fixed })
+}
+
 /// Opens the sink for `--output PATH`, chosen by the extension.
-fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, OutputError> {
+fn open_output(
+    path: &Path,
+    elem: &pipec::ElemType,
+    short_batch: Option<ShortBatchFix>,
+) -> Result<Box<dyn Sink>, OutputError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let leaves = elem.leaves();
     let usage = |msg: String, help: &str| {
@@ -579,6 +618,8 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
                 path: path.to_path_buf(),
                 tmp,
                 w,
+                first: None,
+                short_batch,
             }))
         }
         "npz" => {
@@ -609,8 +650,10 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
                 path: path.to_path_buf(),
                 tmp,
                 file,
+                first: vec![None; parts.len()],
                 parts,
                 names,
+                short_batch,
             }))
         }
         "jsonl" => {
@@ -645,29 +688,69 @@ struct NpyFile {
     path: PathBuf,
     tmp: TempFile,
     w: NpyOut,
+    /// The first element's shape, which every other must have.
+    first: Option<Vec<usize>>,
+    short_batch: Option<ShortBatchFix>,
 }
 
 impl Sink for NpyFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        self.w
-            .push(&e[0])
-            .map_err(|err| SinkError::Failed(npy_push_failed(&self.path, err)))
+        let t = &e[0];
+        self.w.push(t).map_err(|err| {
+            let first = self.first.as_deref();
+            SinkError::Failed(npy_push_failed(
+                &self.path,
+                err,
+                first.map(|f| (f, t.shape())),
+                self.short_batch.as_ref(),
+            ))
+        })?;
+        self.first.get_or_insert_with(|| t.shape().to_vec());
+        Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {
-        let NpyFile { path, tmp, w } = *self;
+        let NpyFile { path, tmp, w, .. } = *self;
         finish_npy(w).map_err(|e| SinkError::Failed(output_failed(&path, e)))?;
         tmp.persist(&path)
             .map_err(|e| SinkError::Failed(output_failed(&path, e)))
     }
 }
 
-fn npy_push_failed(path: &Path, err: pipec::io::IoError) -> Diagnostic {
+/// E0605 for an element the `.npy` stream refused; `shapes` is the first element's shape
+/// and this one's.
+fn npy_push_failed(
+    path: &Path,
+    err: pipec::io::IoError,
+    shapes: Option<(&[usize], &[usize])>,
+    short_batch: Option<&ShortBatchFix>,
+) -> Diagnostic {
     let d = output_failed(path, &err);
-    match err {
-        pipec::io::IoError::Output(_) => d.with_help("pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes"),
-        _ => d,
+    if !matches!(err, pipec::io::IoError::Output(_)) {
+        return d;
     }
+    // A batch shorter than the batch size, the rest of its shape as the full ones': the
+    // partial last batch of `batch(n)`.
+    if let (Some((first, got)), Some(fix)) = (shapes, short_batch)
+        && let ([n, rest_first @ ..], [m, rest_got @ ..]) = (first, got)
+        && *n == fix.size
+        && m < n
+        && rest_first == rest_got
+    {
+        let what = if *m == 1 { "element" } else { "elements" };
+        return d
+            .with_label(
+                fix.span,
+                format!("batches of {n}; the partial last batch has {m} {what}"),
+            )
+            .with_help(format!(
+                "drop the partial batch with `{}` (or write `.jsonl`, which allows any shapes)",
+                fix.fixed
+            ));
+    }
+    d.with_help(
+        "pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes",
+    )
 }
 
 /// `.npz`: like `numpy.savez(path, *components)`: one array per tuple component (leaves of
@@ -683,15 +766,26 @@ struct NpzFile {
     parts: Vec<(TempFile, NpyOut)>,
     /// The member name of each part, without `.npy`.
     names: Vec<String>,
+    /// Each component's first shape.
+    first: Vec<Option<Vec<usize>>>,
+    short_batch: Option<ShortBatchFix>,
 }
 
 impl Sink for NpzFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        for (k, ((_, w), t)) in self.parts.iter_mut().zip(e).enumerate() {
+        for (k, (((_, w), t), first)) in self
+            .parts
+            .iter_mut()
+            .zip(e)
+            .zip(&mut self.first)
+            .enumerate()
+        {
             w.push(t).map_err(|err| {
-                let d = npy_push_failed(&self.path, err);
+                let shapes = first.as_deref().map(|f| (f, t.shape()));
+                let d = npy_push_failed(&self.path, err, shapes, self.short_batch.as_ref());
                 SinkError::Failed(d.with_note(format!("in component {k} (`{}`)", self.names[k])))
             })?;
+            first.get_or_insert_with(|| t.shape().to_vec());
         }
         Ok(())
     }
@@ -703,6 +797,7 @@ impl Sink for NpzFile {
             file,
             parts,
             names,
+            ..
         } = *self;
         let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
         let mut members = Vec::new();

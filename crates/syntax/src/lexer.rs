@@ -20,6 +20,8 @@ pub enum LexError {
     MalformedNumber,
     /// A string without its closing quote on the same line.
     UnterminatedString,
+    /// A string in single quotes, as Python allows.
+    SingleQuoted,
 }
 
 /// A token of the `.pipe` language.
@@ -47,6 +49,8 @@ pub enum Token<'src> {
     /// A string literal: the text between the quotes, escapes not yet resolved.
     #[regex(r#""([^"\\\n]|\\[^\n])*""#, |lex| { let s = lex.slice(); &s[1..s.len() - 1] })]
     #[regex(r#""([^"\\\n]|\\[^\n])*\\?"#, unterminated)]
+    // Python's `'cat'`: one error with the double-quoted spelling, not three bad tokens.
+    #[regex(r"'([^'\\\n]|\\[^\n])*'", single_quoted)]
     Str(&'src str),
 
     /// `fn`
@@ -199,6 +203,10 @@ fn malformed<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str,
 
 fn unterminated<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str, LexError> {
     Err(LexError::UnterminatedString)
+}
+
+fn single_quoted<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str, LexError> {
+    Err(LexError::SingleQuoted)
 }
 
 fn lex_int<'src>(lex: &mut logos::Lexer<'src, Token<'src>>) -> Result<u64, LexError> {
@@ -446,6 +454,17 @@ fn lex_error(err: LexError, span: Span, text: &str) -> Diagnostic {
                     "this string is never closed",
                 )
                 .with_help("close the string with `\"` before the end of the line")
+        }
+        LexError::SingleQuoted => {
+            let inner = &text[1..text.len() - 1];
+            // `'say "hi"'` keeps its meaning with the double quotes escaped.
+            let inner = inner.replace("\\'", "'").replace('"', "\\\"");
+            Diagnostic::error(
+                Code::InvalidCharacter,
+                "strings are written in double quotes",
+            )
+            .with_label(span, "Python's single quotes")
+            .with_help(format!("write `\"{inner}\"`"))
         }
     }
 }

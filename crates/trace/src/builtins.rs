@@ -404,7 +404,12 @@ impl Eval<'_> {
             .with_label(aspan, format!("this is {da}"))
             .with_label(bspan, format!("this is {db}"))
             .with_note("pipec never converts dtypes implicitly (as in TensorFlow)")
-            .with_help(format!("cast one side: `cast(x, {da})` or `cast(x, {db})`"));
+            .with_help(crate::hints::dtype_mismatch_help(
+                &self.quote(aspan).unwrap_or_else(|| "x".into()),
+                da,
+                &self.quote(bspan).unwrap_or_else(|| "y".into()),
+                db,
+            ));
             self.fail(d)?;
             return Ok(None);
         }
@@ -799,6 +804,13 @@ impl Eval<'_> {
         named: Named,
         span: Span,
     ) -> Res<Value> {
+        if self.tracing()
+            && name == "numpy"
+            && let [(x, xspan)] = pos.as_slice()
+            && named.is_empty()
+        {
+            return self.numpy_in_trace(x.clone(), *xspan, span, "numpy(...)");
+        }
         if self.tracing() && HOST_ONLY.contains(&name) {
             return self.host_only_error(&format!("{name}(...)"), span);
         }
@@ -1154,6 +1166,9 @@ impl Eval<'_> {
             // passed to `zip`): evaluate them so those are reported too.
             self.eval_args(args)?;
             return Ok(Value::Poison);
+        }
+        if self.tracing() && name.name == "numpy" && args.is_empty() {
+            return self.numpy_in_trace(r, rspan, span, ".numpy()");
         }
         if self.tracing() && HOST_ONLY.contains(&name.name.as_str()) {
             return self.host_only_error(&format!(".{}()", name.name), name.span.to(span));

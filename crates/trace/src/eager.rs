@@ -641,6 +641,7 @@ mod tests {
             externs: Default::default(),
             exec_hosts: OnceLock::new(),
             print_sink: None,
+            source: src.into(),
         });
         let item = item.expect("the source declares `f`");
         let ItemKind::Fn(decl) = &ast.items[item].kind else {

@@ -2,6 +2,7 @@
 
 use crate::dataset::to_pipeline;
 use crate::eager::{EagerBody, PrintSink};
+use crate::hints::{Foreign, Pipec};
 use crate::types::{TypeSpec, resolve};
 use crate::value::{FuncVal, Lambda, Num, TVal, Value};
 use crate::{TraceOptions, Traced};
@@ -44,6 +45,8 @@ pub(crate) struct Shared {
     pub exec_hosts: OnceLock<HashMap<usize, HostFn>>,
     /// Where eager `print` writes.
     pub print_sink: Option<PrintSink>,
+    /// The program's text, quoted by help lines.
+    pub source: Arc<str>,
 }
 
 /// State that exists only while compiling.
@@ -65,6 +68,26 @@ pub(crate) struct Compile {
     pub exec_hosts: HashMap<usize, HostFn>,
     /// The element type (tuple structure) each traced function returns.
     pub result_elems: HashMap<FuncId, ElemType>,
+    /// `.numpy()` calls reported in traced code (E0300) that tracing went past; their help
+    /// is completed once the function's trace shows what else it does.
+    pub numpy_calls: Vec<NumpyCall>,
+    /// The expression of the statement (or lambda body) being evaluated, which E0300's help
+    /// quotes without its `.numpy()`.
+    pub context: Option<Span>,
+}
+
+/// A `.numpy()` (or `numpy(x)`) in a traced function, reported as E0300.
+#[derive(Clone, Copy)]
+pub(crate) struct NumpyCall {
+    /// The diagnostic's index in `Compile::diags`.
+    diag: usize,
+    /// The call, and the tensor it was called on.
+    call: Span,
+    receiver: Span,
+    /// [`Compile::context`] at the call.
+    context: Option<Span>,
+    /// Whether it was written as a method (`x.numpy()`) rather than `numpy(x)`.
+    method: bool,
 }
 
 /// One function activation's locals and, while tracing, the function being built.
@@ -138,6 +161,7 @@ pub(crate) fn trace_program(
         externs: opts.externs.clone(),
         exec_hosts: OnceLock::new(),
         print_sink: opts.print_sink.clone(),
+        source: opts.source.clone(),
     });
     let mut comp = Compile {
         opts: opts.clone(),
@@ -150,6 +174,8 @@ pub(crate) fn trace_program(
         eager_hosts: HashMap::new(),
         exec_hosts: HashMap::new(),
         result_elems: HashMap::new(),
+        numpy_calls: Vec::new(),
+        context: None,
     };
     {
         let mut ev = Eval {
@@ -405,6 +431,108 @@ impl<'a> Eval<'a> {
             .insert(name.to_string(), v);
     }
 
+    /// What the user wrote at `span`, when it is short enough to quote in a help line.
+    pub(crate) fn quote(&self, span: Span) -> Option<String> {
+        let text = self.shared.source.get(span.range())?;
+        (!text.is_empty() && text.len() <= 60 && !text.contains('\n')).then(|| text.to_string())
+    }
+
+    /// Whether `name` means something here (a local, an item, a dtype, a builtin).
+    fn is_defined(&self, name: &str) -> bool {
+        self.lookup_local(name).is_some()
+            || self.shared.items.contains_key(name)
+            || DType::from_name(name).is_some()
+            || name == "AUTOTUNE"
+            || crate::builtins::is_builtin(name)
+    }
+
+    /// `tf.math.log`, `np.float32`, `float32`: the parts of a dotted path whose first name
+    /// is not defined, as written.
+    fn undefined_path<'e>(&self, e: &'e ast::Expr) -> Option<Vec<&'e str>> {
+        match &e.kind {
+            ExprKind::Name(n) => (!self.is_defined(n)).then(|| vec![n.as_str()]),
+            ExprKind::Field { receiver, name } => {
+                let mut path = self.undefined_path(receiver)?;
+                path.push(&name.name);
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
+    /// How an argument is written, in pipec's spelling where it has a foreign one
+    /// (`tf.float32` → `f32`); `None` when it is too long to quote.
+    fn arg_text(&self, arg: &ast::Arg) -> Option<String> {
+        let value = match self.respelled(&arg.value) {
+            Some(d) => d.to_string(),
+            None => self.quote(arg.value.span)?,
+        };
+        Some(match &arg.name {
+            Some(n) => format!("{}: {value}", n.name),
+            None => value,
+        })
+    }
+
+    /// An unknown name written as Python, numpy or TensorFlow spell it (`path`, the whole
+    /// expression at `span`, called with `args` when it is a call): E0100 with the pipec
+    /// spelling. `None` when the path is no known foreign spelling.
+    fn foreign_name(
+        &mut self,
+        path: &[&str],
+        args: Option<&[ast::Arg]>,
+        span: Span,
+    ) -> Option<Res<Value>> {
+        let written = path.join(".");
+        let module = path.len() > 1 && matches!(path[0], "tf" | "np" | "numpy" | "jnp");
+        let d = Diagnostic::error(Code::UnknownName, format!("unknown name `{written}`"));
+        let d = match crate::hints::foreign(path, crate::builtins::is_builtin) {
+            Some(f) => {
+                let texts: Option<Vec<String>> = match args {
+                    Some(a) => a.iter().map(|a| self.arg_text(a)).collect(),
+                    None => None,
+                };
+                let texts: Option<Vec<&str>> = texts
+                    .as_ref()
+                    .map(|t| t.iter().map(String::as_str).collect());
+                d.with_label(span, format!("{}'s spelling", f.whose))
+                    .with_help(f.help(&written, texts.as_deref()))
+            }
+            None if module => d.with_label(span, "not defined").with_help(format!(
+                "pipec has no `{}` module: its operations are builtins with plain names \
+                 (`log`, `cast`, `reshape`, `mean`, ...)",
+                path[0]
+            )),
+            None => return None,
+        };
+        let r = self.fail(d);
+        // The arguments are still checked: their own mistakes (`cast(x, float32)` inside)
+        // are reported now, not after this one is fixed; one the help already respelled
+        // (`tf.float32` as `f32`) is not reported again.
+        for arg in args.unwrap_or_default() {
+            if self.respelled(&arg.value).is_none()
+                && let Err(e) = self.expr(&arg.value)
+            {
+                return Some(Err(e));
+            }
+        }
+        Some(r)
+    }
+
+    /// The pipec spelling of an argument that is a foreign dtype or value (`tf.float32`,
+    /// `float32`, `tf.data.AUTOTUNE`).
+    fn respelled(&self, e: &ast::Expr) -> Option<&'static str> {
+        match self
+            .undefined_path(e)
+            .and_then(|p| crate::hints::foreign(&p, crate::builtins::is_builtin))
+        {
+            Some(Foreign {
+                pipec: Pipec::Dtype(d) | Pipec::Value(d),
+                ..
+            }) => Some(d),
+            _ => None,
+        }
+    }
+
     fn lookup(&mut self, name: &str, span: Span) -> Res<Value> {
         if let Some(v) = self.lookup_local(name) {
             return Ok(v.clone());
@@ -429,6 +557,9 @@ impl<'a> Eval<'a> {
             .collect();
         candidates.extend(self.shared.items.keys().cloned());
         candidates.extend(crate::builtins::builtins().map(|s| s.to_string()));
+        if let Some(r) = self.foreign_name(&[name], None, span) {
+            return r;
+        }
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
             .with_label(span, "not defined");
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {
@@ -490,6 +621,95 @@ impl<'a> Eval<'a> {
         }
     }
 
+    /// `.numpy()` (or `numpy(x)`, as `what`) at `call` on the tensor `x` written at
+    /// `receiver`, inside a traced function: E0300, but tracing goes on with the tensor
+    /// itself, so that the rest of the function can show whether dropping the call is the
+    /// whole fix ([`Eval::finish_numpy_help`]).
+    pub(crate) fn numpy_in_trace(
+        &mut self,
+        x: Value,
+        receiver: Span,
+        call: Span,
+        what: &str,
+    ) -> Res<Value> {
+        self.host_only_error(what, call)?;
+        let c = self.comp();
+        let context = c.context;
+        c.numpy_calls.push(NumpyCall {
+            diag: c.diags.len() - 1,
+            call,
+            receiver,
+            context,
+            method: what.starts_with('.'),
+        });
+        Ok(x)
+    }
+
+    /// Completes the help of the E0300s of `.numpy()` calls in the trace of `fname` that
+    /// reported its errors from `errors_before` on and returned `result`. When they are the
+    /// trace's only errors and it returns tensors, the function only does tensor math: the
+    /// fix is to drop the call, said first; the eager fix follows, with the traced type
+    /// for its `TYPE`.
+    fn finish_numpy_help(&mut self, errors_before: usize, result: &Value, fname: &str) {
+        let calls: Vec<NumpyCall> = self
+            .comp()
+            .numpy_calls
+            .extract_if(.., |n| n.diag >= errors_before)
+            .collect();
+        if calls.is_empty() {
+            return;
+        }
+        let errors = self.comp().diags.len() - errors_before;
+        let returned = self.elem_type_of(result);
+        let eager = crate::builtins::eager_fix_help(fname);
+        // `eager fn f(...) -> f32[3]`, and `py_function(f, [args], "f32[3]")`, whose `Tout`
+        // spells a shaped type as a string.
+        let eager = match &returned {
+            Some(ty) => eager
+                .replace("-> TYPE", &format!("-> {ty}"))
+                .replace("], TYPE)", &format!("], {})", tout_text(ty))),
+            None => eager,
+        };
+        for n in &calls {
+            let help = match &returned {
+                Some(_) if errors == calls.len() => {
+                    let receiver = self.quote(n.receiver);
+                    let fixed = self.without_call(n);
+                    let call = if n.method { ".numpy()" } else { "numpy(...)" };
+                    let drop = match (fixed, receiver) {
+                        (Some(f), Some(r)) if f != r => {
+                            format!("drop `{call}`: `{f}` already works on the tensor")
+                        }
+                        (_, Some(r)) => format!(
+                            "drop `{call}`: `{r}` is already a tensor, and tensor math works on it"
+                        ),
+                        _ => format!("drop `{call}`: tensor math works on the tensor itself"),
+                    };
+                    format!("{drop}; otherwise {eager}")
+                }
+                _ => eager.clone(),
+            };
+            self.comp().diags[n.diag].help = Some(help);
+        }
+    }
+
+    /// The statement expression around a `.numpy()` call, with the call replaced by the
+    /// tensor it was called on (`x.numpy() * 2.0` → `x * 2.0`), when short enough to quote.
+    fn without_call(&self, n: &NumpyCall) -> Option<String> {
+        let ctx = n.context?;
+        if !(ctx.start <= n.call.start && n.call.end <= ctx.end) {
+            return None;
+        }
+        let src = &self.shared.source;
+        let text = format!(
+            "{}{}{}",
+            src.get(ctx.start as usize..n.call.start as usize)?,
+            src.get(n.receiver.range())?,
+            src.get(n.call.end as usize..ctx.end as usize)?
+        );
+        (text.len() <= 60 && !text.contains('\n')).then_some(text)
+    }
+
     /// Current local variables, captured by a lambda.
     fn capture(&self) -> HashMap<String, Value> {
         let mut out = HashMap::new();
@@ -520,6 +740,22 @@ impl<'a> Eval<'a> {
     }
 
     fn stmt(&mut self, s: &ast::Stmt) -> Res<Flow> {
+        let value = match &s.kind {
+            StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => Some(value),
+            StmtKind::Return(value) => value.as_ref(),
+            StmtKind::Expr(e) => Some(e),
+            _ => None,
+        };
+        let Some(value) = value.filter(|_| self.compiling()) else {
+            return self.stmt_kind(s);
+        };
+        let saved = self.comp().context.replace(value.span);
+        let r = self.stmt_kind(s);
+        self.comp().context = saved;
+        r
+    }
+
+    fn stmt_kind(&mut self, s: &ast::Stmt) -> Res<Flow> {
         match &s.kind {
             StmtKind::Let { name, value } => {
                 let v = self.expr(value)?;
@@ -807,10 +1043,24 @@ impl<'a> Eval<'a> {
                 name,
                 args,
             } => {
+                if let Some(mut path) = self.undefined_path(receiver) {
+                    path.push(&name.name);
+                    if let Some(r) = self.foreign_name(&path, Some(args), e.span) {
+                        return r;
+                    }
+                }
                 let r = self.expr(receiver)?;
+                if name.name == "astype" && !matches!(r, Value::Poison) {
+                    return self.astype(&r, receiver, args, e.span);
+                }
                 self.method(r, receiver.span, name, args, e.span)
             }
             ExprKind::Field { receiver, name } => {
+                if let Some(path) = self.undefined_path(e)
+                    && let Some(r) = self.foreign_name(&path, None, e.span)
+                {
+                    return r;
+                }
                 let r = self.expr(receiver)?;
                 self.field(r, name, e.span)
             }
@@ -995,7 +1245,37 @@ impl<'a> Eval<'a> {
         Ok((pos, named))
     }
 
+    /// numpy's `x.astype(T)`: E0100 with `cast(x, T)` in pipec's spelling.
+    fn astype(
+        &mut self,
+        r: &Value,
+        receiver: &ast::Expr,
+        args: &[ast::Arg],
+        span: Span,
+    ) -> Res<Value> {
+        let x = self.quote(receiver.span).unwrap_or_else(|| "x".into());
+        let dtype = match args {
+            [arg] if arg.name.is_none() => self.arg_text(arg),
+            _ => None,
+        };
+        let d = Diagnostic::error(
+            Code::UnknownName,
+            format!("{} has no method `astype`", r.kind_name()),
+        )
+        .with_label(span, "numpy's spelling")
+        .with_help(format!(
+            "write `cast({x}, {})`: pipec converts dtypes with `cast`",
+            dtype.as_deref().unwrap_or("DTYPE")
+        ));
+        self.fail(d)
+    }
+
     fn call_expr(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Res<Value> {
+        if let Some(path) = self.undefined_path(callee)
+            && let Some(r) = self.foreign_name(&path, Some(args), span)
+        {
+            return r;
+        }
         if let ExprKind::Name(name) = &callee.kind {
             // Builtins are looked up only when no local or top-level name shadows them.
             if self.lookup_local(name).is_none()
@@ -1141,7 +1421,14 @@ impl<'a> Eval<'a> {
                     scope.insert(p.name.clone(), a);
                 }
                 let saved = std::mem::replace(&mut self.frame.scopes, vec![scope]);
+                let context = self
+                    .comp
+                    .as_deref_mut()
+                    .map(|c| c.context.replace(l.body.span));
                 let r = self.expr(&l.body);
+                if let Some(context) = context {
+                    self.comp().context = context;
+                }
                 self.frame.scopes = saved;
                 self.depth -= 1;
                 r
@@ -1702,6 +1989,7 @@ impl<'a> Eval<'a> {
                 Value::Poison
             }
         };
+        self.finish_numpy_help(errors_before, &result, &base_name);
         // A poisoned part of the result was reported where it failed (perhaps outside this
         // function, in a captured top-level value): nothing more to say here.
         if self.comp().diags.len() > errors_before || has_poison(&result) {
@@ -1750,6 +2038,22 @@ impl<'a> Eval<'a> {
         self.comp().traces.insert(key, Some(id));
         self.comp().result_elems.insert(id, out_elem.clone());
         Some((id, out_elem))
+    }
+}
+
+/// `ty` as `py_function`'s `Tout` spells it: `"f32[3]"`, `("f32[3]", "i64[]")`.
+fn tout_text(ty: &ElemType) -> String {
+    match ty {
+        ElemType::Tensor(t) => format!("\"{t}\""),
+        ElemType::Tuple(parts) => {
+            let parts: Vec<String> = parts.iter().map(tout_text).collect();
+            format!("({})", parts.join(", "))
+        }
+        // An eager function takes no dicts: the E0502 help names the fields instead.
+        ElemType::Dict(fields) => {
+            let parts: Vec<String> = fields.iter().map(|(_, t)| tout_text(t)).collect();
+            format!("({})", parts.join(", "))
+        }
     }
 }
 

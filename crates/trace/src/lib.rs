@@ -15,6 +15,7 @@ mod builtins;
 mod dataset;
 mod eager;
 mod eval;
+mod hints;
 mod infer;
 mod literal;
 mod shape_ops;
@@ -58,6 +59,9 @@ pub struct TraceOptions {
     pub base_dir: PathBuf,
     /// Where `print` inside eager functions writes (stderr in the CLI).
     pub print_sink: Option<PrintSink>,
+    /// The program's text, for help lines that quote what the user wrote (empty: they
+    /// fall back to placeholders such as `x`).
+    pub source: Arc<str>,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.

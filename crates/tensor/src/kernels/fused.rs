@@ -105,142 +105,21 @@ buf_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, 
 /// Binds type `$t` to the Rust type of dtype `$d` (every dtype).
 macro_rules! with_type {
     ($d:expr, $t:ident => $body:expr) => {
-        match $d {
-            DType::Bool => {
-                type $t = bool;
-                $body
-            }
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::for_each_dtype!($crate::dtype_match; all, $d, $t, $body, unreachable!())
     };
 }
 
 /// Binds `$t` for numeric dtypes; `bool` runs `$other`.
 macro_rules! with_num_type {
     ($d:expr, $t:ident => $body:expr, bool => $other:expr) => {
-        match $d {
-            DType::Bool => $other,
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::for_each_dtype!($crate::dtype_match; num, $d, $t, $body, $other)
     };
 }
 
 /// Binds `$t` for float dtypes; others run `$other`.
 macro_rules! with_float_type {
     ($d:expr, $t:ident => $body:expr, _ => $other:expr) => {
-        match $d {
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            _ => $other,
-        }
+        $crate::for_each_dtype!($crate::dtype_match; float, $d, $t, $body, $other)
     };
 }
 
@@ -411,9 +290,21 @@ pub fn run_fused(
 /// Sets how many threads large fused kernels use (the process-wide pool; the first call
 /// wins, later calls change nothing). Without a call, one per CPU.
 pub fn set_kernel_threads(n: usize) {
+    if !pool_usable() {
+        return;
+    }
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n.max(1))
         .build_global();
+}
+
+/// Whether this process may use the pool of kernel threads: `false` in a child forked
+/// (Python's `multiprocessing`, a DataLoader worker) from the process that started the pool,
+/// whose threads the child does not have; the child then computes every kernel itself
+/// instead of waiting for them forever. The pid is recorded before the pool's first use.
+pub fn pool_usable() -> bool {
+    static OWNER: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *OWNER.get_or_init(std::process::id) == std::process::id()
 }
 
 /// Outputs of at least this many elements may be computed by several pool threads.
@@ -489,6 +380,7 @@ impl Plan {
         let parallel = prog.results.len() == 1
             && total >= PARALLEL_MIN
             && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
+            && pool_usable()
             && rayon::current_num_threads() > 1;
         let direct_out = match (prog.results, n.checked_sub(1)) {
             ([r], Some(last)) => {

@@ -31,6 +31,7 @@ const VALUE_INDEPENDENT_OTHERS: &[&str] = &[
     "matmul",
     "one_hot",
     "sort",
+    "shape",
 ];
 
 /// The builtins that are elementwise or reduction ops, by their call names: derived from
@@ -297,7 +298,19 @@ impl Eval<'_> {
                 }
             }
             Value::Num(Num::Float(f)) => {
-                if dtype.is_float() {
+                if dtype.is_float() && !crate::literal::float_fits(*f, dtype) {
+                    let d = Diagnostic::error(
+                        Code::LiteralOutOfRange,
+                        format!("the number `{f:e}` is too large for {dtype}"),
+                    )
+                    .with_label(span, format!("not a {dtype} value"))
+                    .with_label(other_span, format!("this is {dtype}"))
+                    .with_help(format!(
+                        "write a number {dtype} can hold, or cast the tensor to a wider dtype"
+                    ));
+                    self.fail(d)?;
+                    return Ok(None);
+                } else if dtype.is_float() {
                     Some(kernels::scalar_from_f64(*f, dtype))
                 } else {
                     let d = Diagnostic::error(Code::FloatLiteralWithInt, format!("the float literal `{f:?}` is used with a tensor of {dtype}"))
@@ -938,6 +951,16 @@ impl Eval<'_> {
                     span,
                 )
             }
+            "shape" => {
+                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
+                let (v, s) = a[0].clone().expect("required");
+                match self.tensor_of(v, s)? {
+                    Some(t) => self.shape_of(t, span),
+                    None => Ok(Value::Poison),
+                }
+            }
             "len" => {
                 let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
                     return Ok(Value::Poison);
@@ -961,7 +984,12 @@ impl Eval<'_> {
                                 self.fail(d)
                             }
                             Some(Dim::Known(n)) => Ok(Value::Num(Num::Int(*n as i128))),
-                            Some(Dim::Unknown) => Ok(Value::SymDim),
+                            Some(Dim::Unknown) => {
+                                Ok(Value::SymDim(std::sync::Arc::new(crate::value::DimOf {
+                                    of: t,
+                                    axis: Some(0),
+                                })))
+                            }
                         }
                     }
                 }
@@ -1450,7 +1478,7 @@ fn tuple_eq(a: &[Value], b: &[Value]) -> Option<bool> {
         let same = match (x, y) {
             (Value::Num(p), Value::Num(q)) => p.as_f64() == q.as_f64(),
             (Value::Bool(p), Value::Bool(q)) => p == q,
-            (Value::SymDim, _) | (_, Value::SymDim) => return None,
+            (Value::SymDim(_), _) | (_, Value::SymDim(_)) => return None,
             (Value::Tuple(p), Value::Tuple(q)) => tuple_eq(p, q)?,
             _ => return None,
         };

@@ -925,7 +925,7 @@ impl<'a> Eval<'a> {
                 Ok(i.as_array::<i64>().and_then(|a| a.iter().next().copied()))
             }
             Value::Poison => Ok(None),
-            Value::SymDim | Value::Tensor(TVal::Symbolic(..)) => {
+            Value::SymDim(_) | Value::Tensor(TVal::Symbolic(..)) => {
                 let d = Diagnostic::error(
                     Code::NotTraceTime,
                     format!("{what} must be known at trace time"),
@@ -1169,14 +1169,24 @@ impl<'a> Eval<'a> {
                 return self.fail(d);
             }
         };
+        let dim_of = |axis| {
+            let Value::Tensor(t) = &r else {
+                unreachable!("fields are read from tensors")
+            };
+            Value::SymDim(Arc::new(crate::value::DimOf {
+                of: t.clone(),
+                axis,
+            }))
+        };
         match name.name.as_str() {
             "shape" => Ok(Value::Tuple(
                 ty.shape
                     .0
                     .iter()
-                    .map(|d| {
+                    .enumerate()
+                    .map(|(i, d)| {
                         d.known()
-                            .map_or(Value::SymDim, |n| Value::Num(Num::Int(n as i128)))
+                            .map_or_else(|| dim_of(Some(i)), |n| Value::Num(Num::Int(n as i128)))
                     })
                     .collect(),
             )),
@@ -1184,7 +1194,7 @@ impl<'a> Eval<'a> {
             "rank" | "ndim" => Ok(Value::Num(Num::Int(ty.rank() as i128))),
             "size" => match ty.shape.num_elements() {
                 Some(n) => Ok(Value::Num(Num::Int(n as i128))),
-                None => Ok(Value::SymDim),
+                None => Ok(dim_of(None)),
             },
             "T" => self.call_builtin("transpose", vec![(r, span)], vec![], span),
             other => {
@@ -1825,6 +1835,10 @@ impl<'a> Eval<'a> {
             }
             Value::Num(Num::Float(f)) => Ok(Some(TVal::Concrete(Tensor::scalar(f as f32)))),
             Value::Bool(b) => Ok(Some(TVal::Concrete(Tensor::scalar(b)))),
+            Value::SymDim(d) => match self.dim_value(&d, span)? {
+                Value::Tensor(t) => Ok(Some(t)),
+                _ => Ok(None),
+            },
             Value::List(vs) => {
                 let v = self.call_builtin("stack", vec![(Value::List(vs), span)], vec![], span)?;
                 match v {

@@ -315,3 +315,14 @@ fn tensor_of_scalars(
     build!(Bool => Bool, I8 => I8, U8 => U8, I16 => I16, U16 => U16, I32 => I32, U32 => U32,
         I64 => I64, U64 => U64, F16 => F16, BF16 => BF16, F32 => F32, F64 => F64)
 }
+
+/// Whether a finite weak float stays finite in the float `dtype` (`1e39` does not in f32).
+pub(crate) fn float_fits(f: f64, dtype: DType) -> bool {
+    !f.is_finite()
+        || match dtype {
+            DType::F16 => pipec_tensor::f16::from_f64(f).is_finite(),
+            DType::BF16 => pipec_tensor::bf16::from_f64(f).is_finite(),
+            DType::F32 => (f as f32).is_finite(),
+            _ => true,
+        }
+}

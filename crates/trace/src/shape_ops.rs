@@ -57,7 +57,7 @@ impl Eval<'_> {
         };
         let mut out = Vec::new();
         for v in items {
-            if matches!(v, Value::SymDim) {
+            if matches!(v, Value::SymDim(_)) {
                 out.push(-1);
                 continue;
             }
@@ -76,7 +76,7 @@ impl Eval<'_> {
         if let Value::Tuple(vs) | Value::List(vs) = &arg.0
             && vs
                 .iter()
-                .any(|v| matches!(v, Value::SymDim | Value::Tensor(TVal::Symbolic(..))))
+                .any(|v| matches!(v, Value::SymDim(_) | Value::Tensor(TVal::Symbolic(..))))
         {
             let d = Diagnostic::error(Code::NotTraceTime, format!("{what} must be known at trace time"))
                 .with_label(s, "uses a dim that is only known at run time (`?`)")

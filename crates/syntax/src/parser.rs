@@ -266,9 +266,54 @@ where
                 },
             );
 
-        let atom = choice((literal, python_lambda, name, paren, list, lambda))
-            .labelled("expression")
-            .boxed();
+        // Python's `dict(image=x, label=y)`: one error for the whole call (not one per `=`).
+        // Dict literals do not parse yet, so the help offers the tuple; once they do, it
+        // should offer `{"image": x, "label": y}`.
+        let python_dict = select! { Token::Ident("dict") = e => e.span() }
+            .then(
+                ident()
+                    .then_ignore(choice((just(Token::Eq), just(Token::Colon))))
+                    .then(expr.clone())
+                    .separated_by(just(Token::Comma))
+                    .allow_trailing()
+                    .at_least(1)
+                    .collect::<Vec<_>>()
+                    .delimited_by(just(Token::LParen), just(Token::RParen)),
+            )
+            .validate(
+                |(at, entries): (SimpleSpan, Vec<(Ident, Expr)>), e, emitter| {
+                    let whole: SimpleSpan = e.span();
+                    let values: Vec<String> =
+                        entries.iter().map(|(_, v)| source_text(v.span)).collect();
+                    emitter.emit(custom(
+                        Code::UnexpectedToken,
+                        SimpleSpan::from(at.start..whole.end),
+                        "`dict(...)` is Python's: pipec has no dict constructor",
+                        "a Python dict",
+                        Some(&format!(
+                            "dict elements are not supported yet: use a tuple `({})`, whose parts a `map` function receives as separate parameters",
+                            values.join(", ")
+                        )),
+                        None,
+                    ));
+                    Expr {
+                        kind: ExprKind::Error,
+                        span: span(whole),
+                    }
+                },
+            );
+
+        let atom = choice((
+            literal,
+            python_lambda,
+            python_dict,
+            name,
+            paren,
+            list,
+            lambda,
+        ))
+        .labelled("expression")
+        .boxed();
 
         let opt = expr.clone().or_not();
         let slice_tail = just(Token::Colon)

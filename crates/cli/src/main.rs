@@ -620,9 +620,27 @@ fn open_output(
             }))
         }
         "npz" => {
+            // numpy.savez's names for positional arrays, or each leaf's key path for dicts.
+            let names: Vec<String> = if elem.has_dict() {
+                elem.leaf_paths()
+            } else {
+                (0..leaves.len()).map(|k| format!("arr_{k}")).collect()
+            };
+            if let Some(bad) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| n.is_empty() || names[..*i].contains(n))
+                .map(|(_, n)| n)
+            {
+                return Err(usage(
+                    format!("the elements `{elem}` give two .npz members the name \"{bad}\""),
+                    "rename the dict keys (a key may not be empty, and `/` joins nested keys), or write `--output FILE.jsonl`",
+                ));
+            }
             let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
             let mut parts = Vec::new();
-            for k in 0..leaves.len() {
+            // Temporary files are named by position: a key may hold any character.
+            for k in 0..names.len() {
                 parts.push(writer(k, Some(&format!("arr_{k}")))?);
             }
             Ok(Box::new(NpzFile {
@@ -631,6 +649,7 @@ fn open_output(
                 file,
                 first: vec![None; parts.len()],
                 parts,
+                names,
                 short_batch,
             }))
         }
@@ -732,7 +751,9 @@ fn npy_push_failed(
 }
 
 /// `.npz`: like `numpy.savez(path, *components)`: one array per tuple component (leaves of
-/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements. Each
+/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements; with
+/// dicts, like `numpy.savez(path, **fields)`: each leaf named by its key path
+/// (`ElemType::leaf_paths`: `image`, `meta/id`, `1/label`). Each
 /// component streams into its own temporary `.npy`; at the end they are copied into the
 /// archive (stored, as numpy does), so memory stays at one element.
 struct NpzFile {
@@ -740,6 +761,8 @@ struct NpzFile {
     tmp: TempFile,
     file: std::fs::File,
     parts: Vec<(TempFile, NpyOut)>,
+    /// The member name of each part, without `.npy`.
+    names: Vec<String>,
     /// Each component's first shape.
     first: Vec<Option<Vec<usize>>>,
     short_batch: Option<ShortBatchFix>,
@@ -757,7 +780,7 @@ impl Sink for NpzFile {
             w.push(t).map_err(|err| {
                 let shapes = first.as_deref().map(|f| (f, t.shape()));
                 let d = npy_push_failed(&self.path, err, shapes, self.short_batch.as_ref());
-                SinkError::Failed(d.with_note(format!("in component {k} (`arr_{k}`)")))
+                SinkError::Failed(d.with_note(format!("in component {k} (`{}`)", self.names[k])))
             })?;
             first.get_or_insert_with(|| t.shape().to_vec());
         }
@@ -770,6 +793,7 @@ impl Sink for NpzFile {
             tmp,
             file,
             parts,
+            names,
             ..
         } = *self;
         let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
@@ -778,7 +802,7 @@ impl Sink for NpzFile {
         for (k, (part_tmp, w)) in parts.into_iter().enumerate() {
             let mut f = finish_npy(w).map_err(|e| fail(&e))?;
             f.seek(std::io::SeekFrom::Start(0)).map_err(|e| fail(&e))?;
-            members.push((format!("arr_{k}"), std::io::BufReader::new(f)));
+            members.push((names[k].clone(), std::io::BufReader::new(f)));
             temps.push(part_tmp);
         }
         let file =
@@ -822,7 +846,36 @@ fn json_element(
             }
             out.push(']');
         }
+        pipec::ElemType::Dict(fields) => {
+            out.push('{');
+            for (i, (k, p)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_string(k, out);
+                out.push_str(": ");
+                json_element(p, leaves, out);
+            }
+            out.push('}');
+        }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Sink for JsonlFile {

@@ -125,6 +125,8 @@ codes! {
     MissingReturn = "E0115";
     /// A value that must be known at trace time but is not (a symbolic dim as a size, ...).
     NotTraceTime = "E0116";
+    /// A number literal its target dtype cannot hold (`cast(256, u8)`, `1e39` as f32).
+    LiteralOutOfRange = "E0121";
 
     // Shapes.
     /// Shapes that do not broadcast.

@@ -39,6 +39,10 @@ pub enum Parallelism {
     Autotune,
 }
 
+/// The most elements a `prefetch` buffers: a larger request is capped (with a remark), so
+/// that a huge `n` cannot hold the whole dataset.
+pub const MAX_PREFETCH: usize = 1 << 12;
+
 /// What a pipeline node does.
 #[derive(Clone, Debug)]
 pub enum DsKind {
@@ -96,12 +100,15 @@ pub enum DsKind {
     },
     /// `unbatch()`.
     Unbatch,
-    /// `shuffle(buffer, seed)`.
+    /// `shuffle(buffer, seed, reshuffle_each_iteration)`.
     Shuffle {
         /// Buffer size.
         buffer: usize,
         /// The seed (`None`: a fresh one per run).
         seed: Option<u64>,
+        /// Whether each epoch (each reopening, as under `repeat`) draws a new order; when
+        /// false every epoch repeats the first epoch's order.
+        reshuffle: bool,
     },
     /// `repeat(count)`; `None` repeats forever.
     Repeat(Option<u64>),
@@ -122,7 +129,7 @@ pub enum DsKind {
         /// This shard's index.
         index: u64,
     },
-    /// `prefetch(n)`.
+    /// `prefetch(n)`, `n` at most [`MAX_PREFETCH`].
     Prefetch(usize),
     /// `cache()`.
     Cache,

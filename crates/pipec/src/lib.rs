@@ -245,6 +245,7 @@ impl Compiler {
             (!chosen.is_empty()).then_some(chosen.as_str()),
         );
         diags.extend(traced.diagnostics);
+        let trace_remarks = traced.remarks;
         let Some(program) = traced.program else {
             return Err(diags);
         };
@@ -276,7 +277,7 @@ impl Compiler {
         };
         // Passes run to a fixed point and may repeat a remark in later rounds.
         let mut remarks: Vec<Diagnostic> = Vec::new();
-        for r in optimized.remarks {
+        for r in trace_remarks.into_iter().chain(optimized.remarks) {
             if !remarks.contains(&r) {
                 remarks.push(r);
             }
@@ -382,7 +383,8 @@ impl Compiled {
     }
 }
 
-/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`.
+/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`, a
+/// dict as `{'a': A, 'b': B}` (SPEC §11).
 pub fn format_element(elem: &ElemType, leaves: &[Tensor]) -> String {
     let mut it = leaves.iter();
     format_tree(elem, &mut it)
@@ -398,6 +400,13 @@ fn format_tree<'a>(elem: &ElemType, leaves: &mut impl Iterator<Item = &'a Tensor
             } else {
                 format!("({})", texts.join(", "))
             }
+        }
+        ElemType::Dict(fields) => {
+            let texts: Vec<(&str, String)> = fields
+                .iter()
+                .map(|(k, p)| (k.as_str(), format_tree(p, leaves)))
+                .collect();
+            format::format_dict(texts)
         }
     }
 }

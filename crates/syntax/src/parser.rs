@@ -125,7 +125,7 @@ where
     recursive(|expr| {
         let literal = select! {
             Token::Int(n) => ExprKind::Int(n),
-            Token::Float(x) => ExprKind::Float(x),
+            Token::Float(x) => ExprKind::Float(crate::lexer::float_value(x), x.to_string()),
             Token::True => ExprKind::Bool(true),
             Token::False => ExprKind::Bool(false),
             Token::Str(s) => ExprKind::Str(unescape(s)),
@@ -213,6 +213,38 @@ where
                 }
             });
 
+        // `{"a": x, "b": y}`. A name as a key is a Python habit worth its own message.
+        let dict_key = select! {
+            Token::Str(s) = e => Ok(Ident { name: unescape(s), span: span(e.span()) }),
+            Token::Ident(n) = e => Err(Ident { name: n.to_string(), span: span(e.span()) }),
+        }
+        .labelled("string key")
+        .validate(|key: Result<Ident, Ident>, _, emitter| match key {
+            Ok(k) => k,
+            Err(k) => {
+                emitter.emit(custom(
+                    Code::UnexpectedToken,
+                    SimpleSpan::from(k.span.range()),
+                    "dict keys are string literals",
+                    "a name, not a string",
+                    Some(&format!("quote the key: `\"{}\": ...`", k.name)),
+                    None,
+                ));
+                k
+            }
+        });
+        let dict = dict_key
+            .then_ignore(just(Token::Colon))
+            .then(expr.clone())
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map_with(|entries, e| Expr {
+                kind: ExprKind::Dict(entries),
+                span: span(e.span()),
+            });
+
         let lambda_params = choice((
             ident()
                 .separated_by(just(Token::Comma))
@@ -266,9 +298,8 @@ where
                 },
             );
 
-        // Python's `dict(image=x, label=y)`: one error for the whole call (not one per `=`).
-        // Dict literals do not parse yet, so the help offers the tuple; once they do, it
-        // should offer `{"image": x, "label": y}`.
+        // Python's `dict(image=x, label=y)`: parsed as the dict it means, with one error for
+        // the whole call (not one per `=`) whose help writes the dict literal.
         let python_dict = select! { Token::Ident("dict") = e => e.span() }
             .then(
                 ident()
@@ -283,21 +314,20 @@ where
             .validate(
                 |(at, entries): (SimpleSpan, Vec<(Ident, Expr)>), e, emitter| {
                     let whole: SimpleSpan = e.span();
-                    let values: Vec<String> =
-                        entries.iter().map(|(_, v)| source_text(v.span)).collect();
+                    let written: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| format!("\"{}\": {}", k.name, source_text(v.span)))
+                        .collect();
                     emitter.emit(custom(
                         Code::UnexpectedToken,
                         SimpleSpan::from(at.start..whole.end),
-                        "`dict(...)` is Python's: pipec has no dict constructor",
+                        "`dict(...)` is Python's: pipec writes a dict literal",
                         "a Python dict",
-                        Some(&format!(
-                            "dict elements are not supported yet: use a tuple `({})`, whose parts a `map` function receives as separate parameters",
-                            values.join(", ")
-                        )),
+                        Some(&format!("write `{{{}}}`", written.join(", "))),
                         None,
                     ));
                     Expr {
-                        kind: ExprKind::Error,
+                        kind: ExprKind::Dict(entries),
                         span: span(whole),
                     }
                 },
@@ -310,6 +340,7 @@ where
             name,
             paren,
             list,
+            dict,
             lambda,
         ))
         .labelled("expression")
@@ -968,7 +999,12 @@ fn describe_expected(expected: &[RichPattern<'_, Token<'_>>]) -> String {
     }
     if words.iter().any(|w| w == "expression") {
         // Everything that can start an expression is summed up by the word.
-        toks.retain(|t| !matches!(t.as_str(), "`-`" | "`!`" | "`(`" | "`[`" | "`|`" | "`||`"));
+        toks.retain(|t| {
+            !matches!(
+                t.as_str(),
+                "`-`" | "`!`" | "`(`" | "`[`" | "`{`" | "`|`" | "`||`"
+            )
+        });
     }
     words.sort();
     words.dedup();

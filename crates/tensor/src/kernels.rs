@@ -121,21 +121,7 @@ fn rule_error(op: &str, dtypes: &[DType], err: DTypeRuleError) -> KernelError {
 /// Dispatches over the non-bool variants of a tensor; `bool` runs `$other`.
 macro_rules! num_dispatch {
     ($t:expr, $a:ident => $body:expr, bool => $other:expr) => {
-        match $t {
-            $crate::Tensor::Bool(_) => $other,
-            $crate::Tensor::I8($a) => $body,
-            $crate::Tensor::U8($a) => $body,
-            $crate::Tensor::I16($a) => $body,
-            $crate::Tensor::U16($a) => $body,
-            $crate::Tensor::I32($a) => $body,
-            $crate::Tensor::U32($a) => $body,
-            $crate::Tensor::I64($a) => $body,
-            $crate::Tensor::U64($a) => $body,
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; num, $t, $a, $body, $other)
     };
 }
 pub(crate) use num_dispatch;
@@ -143,13 +129,7 @@ pub(crate) use num_dispatch;
 /// Dispatches over the float variants of a tensor; anything else runs `$other`.
 macro_rules! float_dispatch {
     ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
-        match $t {
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-            _ => $other,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; float, $t, $a, $body, $other)
     };
 }
 pub(crate) use float_dispatch;

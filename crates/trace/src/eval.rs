@@ -53,6 +53,9 @@ pub(crate) struct Shared {
 pub(crate) struct Compile {
     pub opts: TraceOptions,
     pub diags: Vec<Diagnostic>,
+    /// What the compiler chose where the program left it a choice (`prefetch(AUTOTUNE)`),
+    /// for `--remarks`; kept apart from `diags`, whose growth signals errors.
+    pub remarks: Vec<Diagnostic>,
     pub prog: Program,
     /// Traced functions by (callee identity, parameter types); `None` while being traced.
     pub traces: HashMap<(String, Vec<TensorType>), Option<FuncId>>,
@@ -163,6 +166,7 @@ pub(crate) fn trace_program(
     let mut comp = Compile {
         opts: opts.clone(),
         diags,
+        remarks: Vec::new(),
         prog: Program::default(),
         traces: HashMap::new(),
         name_counts: HashMap::new(),
@@ -266,6 +270,7 @@ pub(crate) fn trace_program(
     Traced {
         program: ok.then_some(comp.prog),
         diagnostics: diags,
+        remarks: comp.remarks,
     }
 }
 
@@ -308,6 +313,14 @@ impl<'a> Eval<'a> {
     pub(crate) fn report(&mut self, d: Diagnostic) {
         if let Some(c) = self.comp.as_deref_mut() {
             c.diags.push(d);
+        }
+    }
+
+    /// Records a remark (`--remarks`): an option honoured differently from tf.data's letter.
+    pub(crate) fn remark(&mut self, span: Span, message: String, help: &str) {
+        if let Some(c) = self.comp.as_deref_mut() {
+            let d = Diagnostic::remark(Code::PassRemark, message).with_label(span, "this option");
+            c.remarks.push(d.with_help(help));
         }
     }
 
@@ -997,7 +1010,7 @@ impl<'a> Eval<'a> {
     pub(crate) fn expr(&mut self, e: &ast::Expr) -> Res<Value> {
         match &e.kind {
             ExprKind::Int(n) => Ok(Value::Num(Num::Int(*n as i128))),
-            ExprKind::Float(f) => Ok(Value::Num(Num::Float(*f))),
+            ExprKind::Float(f, _) => Ok(Value::Num(Num::Float(*f))),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
             ExprKind::Str(s) => Ok(Value::Str(s.as_str().into())),
             ExprKind::Name(n) => self.lookup(n, e.span),
@@ -1009,6 +1022,7 @@ impl<'a> Eval<'a> {
                 Ok(Value::Tuple(vs))
             }
             ExprKind::List(_) => self.list_literal(e),
+            ExprKind::Dict(entries) => self.dict_literal(entries),
             ExprKind::Unary { op, expr } => {
                 let v = self.expr(expr)?;
                 self.unary_expr(*op, v, e.span)
@@ -1052,6 +1066,9 @@ impl<'a> Eval<'a> {
             }
             ExprKind::Index { base, indices } => {
                 let b = self.expr(base)?;
+                if let Value::Dict(fields) = b {
+                    return self.dict_index(fields, indices, e.span);
+                }
                 self.index(b, base.span, indices, e.span)
             }
             ExprKind::Lambda { params, body } => {
@@ -1095,6 +1112,15 @@ impl<'a> Eval<'a> {
             return Ok(Value::List(vs));
         }
         match crate::literal::tensor_from_values(&vs) {
+            // A float literal is f32: each number rounded once from its text, and one past
+            // f32's range an error, not `inf`.
+            Ok(Some(t)) if t.dtype() == DType::F32 => {
+                match crate::literal::exact_literal(e, DType::F32) {
+                    Ok(Some(exact)) => Ok(Value::Tensor(TVal::Concrete(exact))),
+                    Ok(None) => Ok(Value::Tensor(TVal::Concrete(t))),
+                    Err(err) => self.literal_out_of_range(err, DType::F32),
+                }
+            }
             Ok(Some(t)) => Ok(Value::Tensor(TVal::Concrete(t))),
             Ok(None) => Ok(Value::List(vs)),
             Err(msg) => {
@@ -1133,6 +1159,7 @@ impl<'a> Eval<'a> {
             Value::Dataset(ds) if name.name == "element_spec" => {
                 return Ok(Value::Str(ds.elem.to_string().into()));
             }
+            Value::Dict(fields) => return self.dict_field(fields.clone(), name),
             other => {
                 let d = Diagnostic::error(
                     Code::WrongKind,
@@ -1245,6 +1272,11 @@ impl<'a> Eval<'a> {
                 && !self.shared.items.contains_key(name)
                 && crate::builtins::is_builtin(name)
             {
+                if name == "cast"
+                    && let Some(v) = self.cast_literal(args)?
+                {
+                    return Ok(v);
+                }
                 let (pos, named) = self.eval_args(args)?;
                 return self.call_builtin(name, pos, named, span);
             }
@@ -1252,6 +1284,58 @@ impl<'a> Eval<'a> {
         let f = self.expr(callee)?;
         let (pos, named) = self.eval_args(args)?;
         self.call_value(f, callee.span, pos, named, span)
+    }
+
+    /// `cast(LITERAL, DTYPE)` of a literal of numbers: each number rounded from its text
+    /// straight to the dtype, and one the dtype cannot hold an error (SPEC §4). `None` for
+    /// any other `cast`, which takes the ordinary path.
+    fn cast_literal(&mut self, args: &[ast::Arg]) -> Res<Option<Value>> {
+        let [x, dt] = args else { return Ok(None) };
+        if x.name.is_some()
+            || !matches!(
+                dt.name.as_ref().map(|n| n.name.as_str()),
+                None | Some("dtype")
+            )
+        {
+            return Ok(None);
+        }
+        // Only a literal is taken here, so `dt` is evaluated once either way.
+        let probe = crate::literal::exact_literal(&x.value, pipec_tensor::DType::F64);
+        if matches!(probe, Ok(None)) {
+            return Ok(None);
+        }
+        let dtype = match self.expr(&dt.value)? {
+            Value::DType(d) => d,
+            Value::Poison => return Ok(Some(Value::Poison)),
+            other => {
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("`cast` needs a dtype, found {}", other.kind_name()),
+                )
+                .with_label(dt.value.span, "not a dtype")
+                .with_help("write a dtype name such as `f32` or `i64`");
+                return self.fail(d).map(Some);
+            }
+        };
+        match crate::literal::exact_literal(&x.value, dtype) {
+            Ok(Some(t)) => Ok(Some(Value::Tensor(TVal::Concrete(t)))),
+            Ok(None) => Ok(None),
+            Err(e) => self.literal_out_of_range(e, dtype).map(Some),
+        }
+    }
+
+    /// E0121 for a literal number `dtype` cannot hold.
+    fn literal_out_of_range(&mut self, e: crate::literal::OutOfRange, dtype: DType) -> Res<Value> {
+        let d = Diagnostic::error(
+            Code::LiteralOutOfRange,
+            format!("the number `{}` {} {dtype}", e.text, e.why),
+        )
+        .with_label(e.span, format!("not a {dtype} value"))
+        .with_help(format!(
+            "write a number {dtype} can hold, or cast to a wider dtype (a literal is \
+             converted exactly, never wrapped, saturated or rounded to an integer)"
+        ));
+        self.fail(d)
     }
 
     /// Calls a function value with evaluated arguments.
@@ -1534,6 +1618,11 @@ impl<'a> Eval<'a> {
                 .map(|v| self.elem_type_of(v))
                 .collect::<Option<Vec<_>>>()
                 .map(ElemType::Tuple),
+            Value::Dict(fields) => fields
+                .iter()
+                .map(|(k, v)| Some((k.to_string(), self.elem_type_of(v)?)))
+                .collect::<Option<Vec<_>>>()
+                .map(ElemType::Dict),
             _ => None,
         }
     }
@@ -1601,6 +1690,28 @@ impl<'a> Eval<'a> {
         span: Span,
         name: &str,
     ) -> Res<Value> {
+        // A host function receives flat tensors, one per parameter: a dict's structure
+        // would be lost on the way, so its fields are passed instead.
+        if let Some(Value::Dict(fields)) = args.iter().find(|a| matches!(a, Value::Dict(_))) {
+            let keys: Vec<String> = fields.iter().map(|(k, _)| format!("e[\"{k}\"]")).collect();
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!("`{name}` runs eagerly on tensors, and cannot take a dict"),
+            )
+            .with_label(span, "a dict is passed here")
+            .with_help(if name == "py_function" {
+                format!(
+                    "pass the fields as separate arguments, e.g. `py_function(f, [{}], TYPE)`",
+                    keys.join(", ")
+                )
+            } else {
+                format!(
+                    "pass the fields as separate arguments, e.g. `|e| {name}({})`",
+                    keys.join(", ")
+                )
+            });
+            return self.fail(d);
+        }
         let mut flat = Vec::new();
         for a in args {
             if !self.flatten_tensors(a, span, &mut flat)? {
@@ -1662,6 +1773,14 @@ impl<'a> Eval<'a> {
                 }
                 Ok(true)
             }
+            Value::Dict(fields) => {
+                for (_, v) in fields {
+                    if !self.flatten_tensors(v, span, out)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
             Value::Poison => Ok(false),
             other => match self.tensor_operand(other, span)? {
                 Some(t) => {
@@ -1692,6 +1811,18 @@ impl<'a> Eval<'a> {
                     }
                 },
             },
+            Value::Num(Num::Float(f)) if f.is_finite() && (f as f32).is_infinite() => {
+                let d = Diagnostic::error(
+                    Code::LiteralOutOfRange,
+                    format!("the number `{f:e}` is too large for f32"),
+                )
+                .with_label(span, "not a f32 value")
+                .with_help(
+                    "a float literal is f32: write a smaller number, or `cast(LITERAL, f64)`",
+                );
+                self.fail(d)?;
+                Ok(None)
+            }
             Value::Num(Num::Float(f)) => Ok(Some(TVal::Concrete(Tensor::scalar(f as f32)))),
             Value::Bool(b) => Ok(Some(TVal::Concrete(Tensor::scalar(b)))),
             Value::List(vs) => {
@@ -1813,7 +1944,11 @@ impl<'a> Eval<'a> {
             )
             .with_label(span, format!("elements of type {elem}"))
             .with_label(fspan, "the function")
-            .with_help("a tuple element is passed as one parameter per component");
+            .with_help(if matches!(elem, ElemType::Dict(_)) {
+                "a dict element is passed as one parameter: `|e| e[\"key\"]`"
+            } else {
+                "a tuple element is passed as one parameter per component"
+            });
             self.report(d);
             self.comp().traces.remove(&key);
             return None;
@@ -1841,16 +1976,22 @@ impl<'a> Eval<'a> {
             }
         };
         self.finish_numpy_help(errors_before, &result, &base_name);
-        if self.comp().diags.len() > errors_before || matches!(result, Value::Poison) {
+        // A poisoned part of the result was reported where it failed (perhaps outside this
+        // function, in a captured top-level value): nothing more to say here.
+        if self.comp().diags.len() > errors_before || has_poison(&result) {
             self.comp().traces.remove(&key);
             return None;
         }
-        // Flatten the result into IR values.
+        // Flatten the result into IR values; a list of tensors is one stacked tensor, as
+        // tf.data makes of a returned Python list.
         let saved_func = self.frame.func.replace(func);
+        let errors_before = self.comp().diags.len();
+        let result = self.stack_lists(result, span).unwrap_or(Value::Poison);
         let mut flat = Vec::new();
-        let ok = self
-            .flatten_tensors(result.clone(), span, &mut flat)
-            .unwrap_or(false);
+        let ok = !has_poison(&result)
+            && self
+                .flatten_tensors(result.clone(), span, &mut flat)
+                .unwrap_or(false);
         let mut results = Vec::new();
         let mut result_types = Vec::new();
         if ok {
@@ -1860,6 +2001,10 @@ impl<'a> Eval<'a> {
             }
         }
         func = std::mem::replace(&mut self.frame.func, saved_func).expect("tracing frame");
+        if !ok && self.comp().diags.len() > errors_before {
+            self.comp().traces.remove(&key);
+            return None;
+        }
         if !ok {
             let d = Diagnostic::error(
                 Code::WrongKind,
@@ -1890,17 +2035,22 @@ fn tout_text(ty: &ElemType) -> String {
             let parts: Vec<String> = parts.iter().map(tout_text).collect();
             format!("({})", parts.join(", "))
         }
+        // An eager function takes no dicts: the E0502 help names the fields instead.
+        ElemType::Dict(fields) => {
+            let parts: Vec<String> = fields.iter().map(|(_, t)| tout_text(t)).collect();
+            format!("({})", parts.join(", "))
+        }
     }
 }
 
 /// Whether `e` is a list written only with number/bool literals (and nested such lists).
 fn is_literal_list(e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
         ExprKind::Unary {
             op: ast::UnaryOp::Neg,
             expr,
-        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(_)),
+        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(..)),
         ExprKind::List(items) => items.iter().all(is_literal_list),
         _ => false,
     }
@@ -1919,16 +2069,37 @@ pub(crate) fn rebuild(elem: &ElemType, leaves: &mut impl Iterator<Item = Value>)
     match elem {
         ElemType::Tensor(_) => leaves.next().unwrap_or(Value::Poison),
         ElemType::Tuple(parts) => Value::Tuple(parts.iter().map(|p| rebuild(p, leaves)).collect()),
+        ElemType::Dict(fields) => Value::Dict(
+            fields
+                .iter()
+                .map(|(k, p)| (Arc::from(k.as_str()), rebuild(p, leaves)))
+                .collect(),
+        ),
     }
 }
 
-/// The element type of a result value, given the types of its flat leaves.
+/// The element type of a result value, given the types of its flat leaves (lists were
+/// stacked into tensors before, so every other value is one leaf).
 fn structure_of(v: &Value, types: &mut impl Iterator<Item = TensorType>) -> ElemType {
     match v {
-        Value::Tuple(vs) | Value::List(vs) if matches!(v, Value::Tuple(_)) => {
-            ElemType::Tuple(vs.iter().map(|v| structure_of(v, types)).collect())
-        }
+        Value::Tuple(vs) => ElemType::Tuple(vs.iter().map(|v| structure_of(v, types)).collect()),
+        Value::Dict(fields) => ElemType::Dict(
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), structure_of(v, types)))
+                .collect(),
+        ),
         _ => ElemType::Tensor(types.next().expect("one type per leaf")),
+    }
+}
+
+/// Whether an erroneous value hides anywhere in `v` (its error was reported already).
+pub(crate) fn has_poison(v: &Value) -> bool {
+    match v {
+        Value::Poison => true,
+        Value::Tuple(vs) | Value::List(vs) => vs.iter().any(has_poison),
+        Value::Dict(fields) => fields.iter().any(|(_, v)| has_poison(v)),
+        _ => false,
     }
 }
 

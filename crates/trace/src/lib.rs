@@ -19,6 +19,7 @@ mod hints;
 mod infer;
 mod literal;
 mod shape_ops;
+mod structure;
 mod types;
 mod value;
 
@@ -69,6 +70,8 @@ pub struct Traced {
     pub program: Option<Program>,
     /// Errors and warnings, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Remarks on how options were honoured (`prefetch(AUTOTUNE)`'s size), for `--remarks`.
+    pub remarks: Vec<Diagnostic>,
 }
 
 /// Traces every pipeline of `ast` (or only `only`, when given) into IR.

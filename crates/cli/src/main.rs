@@ -69,6 +69,14 @@ struct Cli {
     /// or 2G (bytes without a suffix); going past it is error E0701.
     #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
     max_memory: Option<u64>,
+    /// Work units compiling may spend: one per expression evaluated, plus the values copied
+    /// and the IR built as loops unroll and calls inline; going past it is error E0704.
+    #[arg(long, value_name = "N", default_value_t = pipec::CompileBudget::DEFAULT_WORK)]
+    compile_budget: u64,
+    /// The estimated memory compiling may build (IR and values), e.g. 256M or 1G; going
+    /// past it is error E0704 (default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
+    compile_memory: Option<u64>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
@@ -182,6 +190,14 @@ fn real_main(cli: Cli) -> u8 {
         opt_level: cli.opt_level,
         passes: cli.passes.clone(),
         allow_exec: cli.allow_exec,
+        budget: pipec::CompileBudget {
+            work: cli.compile_budget,
+            memory: cli
+                .compile_memory
+                .unwrap_or(pipec::CompileBudget::DEFAULT_MEMORY),
+        },
+        // Copies of the program after each pass are only needed to print them.
+        keep_stages: matches!(&cli.emit_ir, Some(s) if s == "all" || s.starts_with("after=")),
     };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,

@@ -176,6 +176,8 @@ codes! {
     ZeroStep = "E0702";
     /// A slice with step 0.
     ZeroSliceStep = "E0703";
+    /// Tracing went past the compile budget (`--compile-budget`, `--compile-memory`).
+    CompileBudget = "E0704";
 
     // Command line.
     /// A bad flag, an unknown pass, an unreadable input file.

@@ -27,7 +27,7 @@ pub use pipec_interp::{
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
-pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
+pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -81,6 +81,10 @@ pub struct CompileOptions {
     pub passes: Option<Vec<String>>,
     /// Whether `exec` workers may be started.
     pub allow_exec: bool,
+    /// How much work and memory tracing may spend (E0704 past it).
+    pub budget: CompileBudget,
+    /// Whether to keep a copy of the program after each pass (`Compiled::stages`).
+    pub keep_stages: bool,
 }
 
 impl Default for CompileOptions {
@@ -90,6 +94,8 @@ impl Default for CompileOptions {
             opt_level: 2,
             passes: None,
             allow_exec: false,
+            budget: CompileBudget::default(),
+            keep_stages: true,
         }
     }
 }
@@ -207,6 +213,7 @@ impl Compiler {
             })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
+            budget: opts.budget,
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -258,28 +265,25 @@ impl Compiler {
                 .collect(),
         };
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let optimized = match pipec_opt::optimize(program.clone(), &name_refs) {
-            Ok(o) => o,
-            Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
-                let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
-                if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
-                    d = d.with_note(format!("did you mean `{s}`?"));
+        let optimized =
+            match pipec_opt::optimize_with(program.clone(), &name_refs, opts.keep_stages) {
+                Ok(o) => o,
+                Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
+                    let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
+                    if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
+                        d = d.with_note(format!("did you mean `{s}`?"));
+                    }
+                    return Err(vec![
+                        d.with_help(format!("the passes are: {}", valid.join(", "))),
+                    ]);
                 }
-                return Err(vec![
-                    d.with_help(format!("the passes are: {}", valid.join(", "))),
-                ]);
-            }
-            Err(pipec_opt::OptError::Verify(pass, errs)) => {
-                return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
-            }
-        };
+                Err(pipec_opt::OptError::Verify(pass, errs)) => {
+                    return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
+                }
+            };
         // Passes run to a fixed point and may repeat a remark in later rounds.
-        let mut remarks: Vec<Diagnostic> = Vec::new();
-        for r in optimized.remarks {
-            if !remarks.contains(&r) {
-                remarks.push(r);
-            }
-        }
+        let mut remarks = optimized.remarks;
+        pipec_opt::dedup_remarks(&mut remarks);
         Ok(Compiled {
             traced: program,
             optimized: optimized.program,

@@ -222,7 +222,14 @@ impl Eval<'_> {
                 })
                 .collect();
             return match kind.eval(&tensors) {
-                Ok(mut outs) => Ok(Value::Tensor(TVal::Concrete(outs.remove(0)))),
+                Ok(mut outs) => {
+                    let out = outs.remove(0);
+                    // Trace-time constants cost their size (a loop may repeat a big op).
+                    if !self.charge(1 + out.len() as u64 / 256, 0, span) {
+                        return Ok(Value::Poison);
+                    }
+                    Ok(Value::Tensor(TVal::Concrete(out)))
+                }
                 Err(e) => {
                     let code = match e {
                         kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
@@ -236,6 +243,10 @@ impl Eval<'_> {
                     self.fail(d)
                 }
             };
+        }
+        let bytes = crate::budget::op_bytes(inputs.len(), &[&out]);
+        if !self.charge(1 + out.shape.rank() as u64, bytes, span) {
+            return Ok(Value::Poison);
         }
         let ids: Vec<_> = inputs
             .into_iter()

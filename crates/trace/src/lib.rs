@@ -11,6 +11,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod budget;
 mod builtins;
 mod dataset;
 mod eager;
@@ -28,6 +29,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use budget::CompileBudget;
 pub use eager::PrintSink;
 
 /// Builds the host function behind `eager fn f(..) -> T = exec(cmd, args..)`.
@@ -57,6 +59,8 @@ pub struct TraceOptions {
     pub base_dir: PathBuf,
     /// Where `print` inside eager functions writes (stderr in the CLI).
     pub print_sink: Option<PrintSink>,
+    /// How much work and memory tracing may spend.
+    pub budget: CompileBudget,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.

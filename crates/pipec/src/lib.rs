@@ -17,7 +17,7 @@
 mod exec;
 mod host;
 
-pub use exec::ExecWorker;
+pub use exec::{ExecWorker, kill_all_workers};
 pub use host::ClosureHost;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{

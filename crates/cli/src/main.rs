@@ -53,7 +53,8 @@ struct Cli {
     /// Run to the end and drop the elements (for timing).
     #[arg(long, conflicts_with = "output")]
     discard: bool,
-    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels.
+    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels (at
+    /// most 64 lanes, and kernel threads at most one per core: more would only take turns).
     #[arg(long, value_name = "N", default_value_t = default_threads())]
     threads: usize,
     /// Allow `exec` workers to start processes.
@@ -97,6 +98,10 @@ fn physical_memory() -> Option<u64> {
         .ok()?;
     kb.checked_mul(1024)
 }
+
+/// The most lanes a run uses, whatever `--threads` asks (the helper team's limit, 63, plus
+/// the consumer's thread).
+const MAX_THREADS: usize = 64;
 
 fn default_threads() -> usize {
     std::thread::available_parallelism()
@@ -223,6 +228,8 @@ fn real_main(cli: Cli) -> u8 {
         },
         // Copies of the program after each pass are only needed to print them.
         keep_stages: matches!(&cli.emit_ir, Some(s) if s == "all" || s.starts_with("after=")),
+        // Checking or printing the program must not run anything.
+        start_workers: !(cli.check || cli.emit_ir.is_some() || cli.emit_dot),
     };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,
@@ -338,9 +345,18 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     if prints_to_tty && bar.is_some() {
         sink.set_around_bar();
     }
-    pipec::set_kernel_threads(cli.threads);
+    // Lanes past 64 only take turns (a parallel map spawns one thread per lane per chunk),
+    // and kernel threads past the cores only wait: neither is started beyond that.
+    let threads = cli.threads.clamp(1, MAX_THREADS);
+    if cli.threads > MAX_THREADS {
+        eprintln!(
+            "warning[E0800]: --threads {} is more than can help; using {MAX_THREADS} lanes",
+            cli.threads
+        );
+    }
+    pipec::set_kernel_threads(threads.min(default_threads()));
     let opts = RunOptions {
-        threads: cli.threads.max(1),
+        threads,
         base_dir: source.dir.clone(),
         stats: cli.stats,
         ..RunOptions::default()

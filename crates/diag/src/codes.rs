@@ -166,6 +166,8 @@ codes! {
     OutputFailed = "E0605";
     /// `ensure_shape` failed on an element.
     EnsureShapeFailed = "E0606";
+    /// A signed integer raised to a negative integer power.
+    NegativePower = "E0607";
 
     // Limits.
     /// A tensor with more elements than the limit.

@@ -85,6 +85,9 @@ pub struct CompileOptions {
     pub budget: CompileBudget,
     /// Whether to keep a copy of the program after each pass (`Compiled::stages`).
     pub keep_stages: bool,
+    /// Whether a top-level call of an `exec` function may start its worker while compiling
+    /// (`--check` and `--emit-ir` say no: it is E0502 there).
+    pub start_workers: bool,
 }
 
 impl Default for CompileOptions {
@@ -96,6 +99,7 @@ impl Default for CompileOptions {
             allow_exec: false,
             budget: CompileBudget::default(),
             keep_stages: true,
+            start_workers: true,
         }
     }
 }
@@ -214,6 +218,7 @@ impl Compiler {
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
             budget: opts.budget,
+            start_workers: opts.start_workers,
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -245,11 +250,12 @@ impl Compiler {
                 ]);
             }
         };
-        let traced = pipec_trace::trace(
-            ast,
-            &trace_opts,
-            (!chosen.is_empty()).then_some(chosen.as_str()),
-        );
+        // A named pipeline must exist, even when the name is empty (`--pipeline ""`).
+        let only = match &opts.pipeline {
+            Some(p) => Some(p.as_str()),
+            None => (!chosen.is_empty()).then_some(chosen.as_str()),
+        };
+        let traced = pipec_trace::trace(ast, &trace_opts, only);
         diags.extend(traced.diagnostics);
         let Some(program) = traced.program else {
             return Err(diags);

@@ -233,6 +233,7 @@ impl Eval<'_> {
                 Err(e) => {
                     let code = match e {
                         kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
+                        kernels::KernelError::NegativePower { .. } => Code::NegativePower,
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
@@ -295,7 +296,23 @@ impl Eval<'_> {
             }
             Value::Num(Num::Float(f)) => {
                 if dtype.is_float() {
-                    Some(kernels::scalar_from_f64(*f, dtype))
+                    let s = kernels::scalar_from_f64(*f, dtype);
+                    // Literals are finite (E0005); one too large for the dtype would be inf.
+                    let inf = match s {
+                        Scalar::F16(v) => v.is_infinite(),
+                        Scalar::BF16(v) => v.is_infinite(),
+                        Scalar::F32(v) => v.is_infinite(),
+                        _ => false,
+                    };
+                    if f.is_finite() && inf {
+                        let d = Diagnostic::error(Code::MalformedNumber, format!("the float literal `{f:?}` is too large for {dtype} (it would be inf)"))
+                            .with_label(span, format!("out of the range of {dtype}"))
+                            .with_label(other_span, format!("this is {dtype}"))
+                            .with_help(format!("use a smaller number, or cast the tensor to f64 first: `cast(x, f64) * {f:?}`"));
+                        self.fail(d)?;
+                        return Ok(None);
+                    }
+                    Some(s)
                 } else {
                     let d = Diagnostic::error(Code::FloatLiteralWithInt, format!("the float literal `{f:?}` is used with a tensor of {dtype}"))
                         .with_label(span, "a float")

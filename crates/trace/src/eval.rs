@@ -957,6 +957,15 @@ impl<'a> Eval<'a> {
                         "integer literals must fit in i64; write a float (`1e20`) for larger magnitudes",
                     )
                 };
+                if msg.contains("too large for f32") {
+                    // Literals are finite (E0005).
+                    let d = Diagnostic::error(Code::MalformedNumber, msg)
+                        .with_label(e.span, "a number beyond f32's range")
+                        .with_help(
+                            "use smaller numbers, or `cast` a smaller literal to f64 and scale it",
+                        );
+                    return self.fail(d);
+                }
                 let d = Diagnostic::error(Code::RaggedLiteral, msg)
                     .with_label(e.span, label)
                     .with_help(help);
@@ -1442,6 +1451,19 @@ impl<'a> Eval<'a> {
                     TVal::Symbolic(..) => unreachable!("no symbolic values outside tracing"),
                 })
                 .collect();
+            if host.flavor() == "exec"
+                && let Some(c) = self.comp.as_deref()
+                && !c.opts.start_workers
+            {
+                let d = Diagnostic::error(
+                    Code::ExecNotAllowed,
+                    format!("calling `{name}` here would start its worker while compiling, which `--check`, `--emit-ir` and `--emit-dot` never do"),
+                )
+                .with_label(span, "called at compile time")
+                .with_note("a call outside `map`/`filter` runs while compiling, to compute the value")
+                .with_help("run the program (with `--allow-exec`) to evaluate it, or call the worker inside a `map`");
+                return self.fail(d);
+            }
             let mut inst = match host.instantiate() {
                 Ok(i) => i,
                 Err(d) => return self.fail(d),

@@ -61,6 +61,9 @@ pub struct TraceOptions {
     pub print_sink: Option<PrintSink>,
     /// How much work and memory tracing may spend.
     pub budget: CompileBudget,
+    /// Whether a compile-time call of an `exec` function may start its worker (not for
+    /// `--check` or `--emit-ir`, which must not run anything).
+    pub start_workers: bool,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.

@@ -344,15 +344,10 @@ fn check_divisors<T: NumElem>(
             Some(index) => Err(KernelError::DivisionByZero { index }),
             None => Ok(()),
         },
-        BinaryOp::Pow if dt.is_signed_int() => {
-            if b.any(T::is_negative) {
-                Err(KernelError::InvalidArgument(
-                    "integers to negative integer powers are not allowed".to_string(),
-                ))
-            } else {
-                Ok(())
-            }
-        }
+        BinaryOp::Pow if dt.is_signed_int() => match b.position(T::is_negative) {
+            Some(index) => Err(KernelError::NegativePower { index }),
+            None => Ok(()),
+        },
         _ => Ok(()),
     }
 }

@@ -171,3 +171,287 @@ fn long_elementwise_chain_compiles_at_o2() {
         text(&out.stderr)
     );
 }
+
+// ---- item 3: workers cannot hang pipec or outlive it ------------------------------------
+
+/// Runs `cmd`, killing it if it runs past `secs` (then the test fails: it hung).
+fn run_bounded(mut cmd: Command, secs: u64) -> Output {
+    use std::process::Stdio;
+    let child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pipec starts");
+    let id = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let _ = tx.send(child.wait_with_output());
+    });
+    match rx.recv_timeout(std::time::Duration::from_secs(secs)) {
+        Ok(out) => out.expect("pipec ran"),
+        Err(_) => {
+            let _ = Command::new("kill").args(["-9", &id.to_string()]).status();
+            panic!("pipec did not finish within {secs} s");
+        }
+    }
+}
+
+/// Whether process `pid` still exists (zombies of other parents count as gone).
+fn alive(pid: &str) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat")).is_ok_and(|s| !s.contains(") Z "))
+}
+
+/// Waits up to a few seconds for `path` to hold a pid, and returns it.
+fn read_pid(path: &std::path::Path) -> String {
+    for _ in 0..500 {
+        if let Ok(s) = std::fs::read_to_string(path)
+            && s.ends_with('\n')
+        {
+            return s.trim().to_string();
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    panic!("no pid in {}", path.display());
+}
+
+/// A worker that greets and then never reads: a large request fills the pipe and pipec's
+/// write blocked for ever (the timeout covered only the answer). Now it is E0504.
+#[test]
+fn worker_that_stops_reading_times_out() {
+    let src = "eager fn f(x: f32[1000000]) -> f32[] = exec(\"sh\", \"-c\", \"printf 'PIPEC-WORKER 1\\\\n'; exec sleep 1000\")\npipeline main = range(2).map(|i| f(zeros([1000000]) + cast(i, f32)))\n";
+    let case = Case::new("stops-reading", src);
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pipec"));
+    cmd.args(["--allow-exec", "--worker-timeout", "1"])
+        .arg(case.dir.join("p.pipe"));
+    let out = run_bounded(cmd, 60);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[E0504]") && err.contains("did not read its request"),
+        "{err}"
+    );
+}
+
+/// A worker started through a shell that leaves a child behind: the child is killed with
+/// the worker's process group when the worker fails (it used to keep running).
+#[test]
+fn worker_children_do_not_outlive_pipec() {
+    let src = "eager fn f(x: f32[]) -> f32[] = exec(\"sh\", \"-c\", \"sleep 1000 & echo $! > child.pid; printf 'PIPEC-WORKER 1\\\\n'; printf 'BAD!'\")\npipeline main = range(2).map(|i| f(cast(i, f32)))\n";
+    let case = Case::new("children", src);
+    let out = case.run(&["--allow-exec"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[E0505]"), "{err}");
+    let pid = read_pid(&case.dir.join("child.pid"));
+    for _ in 0..100 {
+        if !alive(&pid) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = Command::new("kill").args(["-9", &pid]).status();
+    panic!("the worker's child {pid} outlived pipec");
+}
+
+/// SIGTERM to pipec while a worker is busy and an output file is being written: the
+/// worker's group is killed, the temporary file removed, and pipec exits with 128 + 15.
+#[test]
+fn sigterm_ends_workers_and_removes_temporary_output() {
+    let src = "eager fn f(x: f32[]) -> f32[] = exec(\"sh\", \"-c\", \"echo $$ > worker.pid; printf 'PIPEC-WORKER 1\\\\n'; exec sleep 1000\")\npipeline main = range(100000).map(|i| cast(i, f32)).take(50000).concatenate(range(2).map(|i| f(cast(i, f32))))\n";
+    let case = Case::new("sigterm", src);
+    let child = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args([
+            "--allow-exec",
+            "--worker-timeout",
+            "100",
+            "--output",
+            "out.npy",
+        ])
+        .arg(case.dir.join("p.pipe"))
+        .current_dir(&case.dir)
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("pipec starts");
+    let worker = read_pid(&case.dir.join("worker.pid"));
+    let temps = || {
+        std::fs::read_dir(&case.dir)
+            .expect("dir")
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+            })
+            .count()
+    };
+    assert_eq!(
+        temps(),
+        1,
+        "the temporary output exists while the run is on"
+    );
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    let out = child.wait_with_output().expect("pipec ends");
+    assert_eq!(out.status.code(), Some(143), "{}", text(&out.stderr));
+    assert_eq!(temps(), 0, "a temporary file was left behind");
+    assert!(!case.dir.join("out.npy").exists());
+    for _ in 0..100 {
+        if !alive(&worker) {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let _ = Command::new("kill").args(["-9", &worker]).status();
+    panic!("the worker {worker} outlived pipec");
+}
+
+// ---- item 4: no panics ------------------------------------------------------------------
+
+#[test]
+fn odd_flag_values_do_not_panic() {
+    let case = Case::new("flags4", "pipeline main = range(3)\n");
+    let out = case.run(&["--pipeline", ""]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("[E0111]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let out = case.run(&["--worker-timeout", "1e20"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0\n1\n2\n");
+    let out = case.run(&["--threads", "5000"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0\n1\n2\n");
+    assert!(text(&out.stderr).contains("using 64 lanes"));
+}
+
+/// `py_function` of an `exec` function calls the worker (it reached unreachable code).
+#[test]
+fn py_function_of_an_exec_function() {
+    let src = "eager fn f(x: f32[]) -> f32[] = exec(\"sh\", \"-c\", \"exit 3\")\npipeline main = range(2).map(|i| py_function(f, [cast(i, f32)], f32))\n";
+    let case = Case::new("pyexec", src);
+    let out = case.run(&["--allow-exec"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("[E0505]") || err.contains("[E0503]"), "{err}");
+    assert!(!err.contains("internal compiler error"), "{err}");
+}
+
+// ---- item 6: output ---------------------------------------------------------------------
+
+/// `> /dev/full` is E0605 and exit 1 (it exited 0); a closed pipe stays quiet.
+#[test]
+fn stdout_write_errors_are_reported() {
+    let case = Case::new("devfull", "pipeline main = range(100000)\n");
+    let full = std::fs::OpenOptions::new()
+        .write(true)
+        .open("/dev/full")
+        .expect("/dev/full");
+    let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .arg(case.dir.join("p.pipe"))
+        .stdout(full)
+        .output()
+        .expect("pipec runs");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("[E0605]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+/// A symlink planted where the temporary file used to go (`.NAME.PID.tmp`, predictable)
+/// is not followed, and the output is a regular file.
+#[test]
+fn output_ignores_planted_symlinks() {
+    let case = Case::new("symlink", "pipeline main = range(3)\n");
+    let victim = case.dir.join("victim");
+    std::fs::write(&victim, "keep").expect("victim");
+    // Every pid pipec may get is not knowable; plant the names of the next few.
+    for pid in 0..64 {
+        let name = format!(".out.npy.{}.tmp", std::process::id() + pid);
+        let _ = std::os::unix::fs::symlink(&victim, case.dir.join(name));
+    }
+    let out = case.run(&["--output", "out.npy"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).expect("victim"), "keep");
+    let meta = std::fs::symlink_metadata(case.dir.join("out.npy")).expect("output");
+    assert!(meta.file_type().is_file());
+}
+
+// ---- item 7: exactness leftovers --------------------------------------------------------
+
+#[test]
+fn negative_integer_power_has_its_own_code() {
+    let case = Case::new("negpow", "pipeline main = range(3).map(|x| 2 ** (x - 1))\n");
+    for level in ["-O0", "-O2"] {
+        let out = case.run(&[level]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(
+            err.contains("[E0607]") && err.contains("element 0"),
+            "{err}"
+        );
+    }
+    let case = Case::new(
+        "negpow-const",
+        "let a = cast(2, i32) ** cast(-1, i32)\npipeline main = range(3)\n",
+    );
+    let out = case.run(&["--check"]);
+    assert!(
+        text(&out.stderr).contains("[E0607]"),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn f32_literal_overflow_is_e0005() {
+    for (name, src) in [
+        (
+            "lit-weak",
+            "pipeline main = range(3).map(|x| cast(x, f32) + 1e308)\n",
+        ),
+        (
+            "lit-list",
+            "pipeline main = from_tensor_slices([1.0, 1e308])\n",
+        ),
+    ] {
+        let out = Case::new(name, src).run(&["--check"]);
+        assert_eq!(out.status.code(), Some(1));
+        assert!(
+            text(&out.stderr).contains("[E0005]"),
+            "{}",
+            text(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn utf8_bom_is_accepted() {
+    let out = Case::new("bom", "\u{FEFF}pipeline main = range(2)\n").run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "0\n1\n");
+}
+
+/// `--check` and `--emit-ir` never start a worker, even with `--allow-exec`.
+#[test]
+fn check_starts_no_worker() {
+    let src = "eager fn make() -> f32[3] = exec(\"sh\", \"-c\", \"touch started; sleep 5\")\nlet table = make()\npipeline main = from_tensor_slices(table)\n";
+    let case = Case::new("check-exec", src);
+    for args in [["--allow-exec", "--check"], ["--allow-exec", "--emit-ir"]] {
+        let out = case.run(&args);
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert!(
+            text(&out.stderr).contains("[E0502]"),
+            "{}",
+            text(&out.stderr)
+        );
+        assert!(
+            !case.dir.join("started").exists(),
+            "{args:?} started the worker"
+        );
+    }
+}

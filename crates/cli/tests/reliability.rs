@@ -107,13 +107,43 @@ fn budget_zip_with_itself_25_times() {
     assert!(text(&out.stderr).contains("more than 4 MiB of memory"));
 }
 
+/// 30 000 `expand_dims` in nested loops made a rank-30 000 tensor (its shape copied at
+/// every op: quadratic memory); a tensor has at most 64 dims, as in numpy.
 #[test]
 fn budget_30000_expand_dims_in_nested_loops() {
     let src = "fn f(x) {\n    let y = x\n    for i in 0..300 {\n        for j in 0..100 {\n            y = expand_dims(y, 0)\n        }\n    }\n    return y\n}\npipeline main = range(3).map(|x| f(cast(x, f32)))\n";
     let case = Case::new("expand", src);
+    let out = case.run(&["--check"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[E0700]") && err.contains("at most 64 are allowed"),
+        "{err}"
+    );
+    // Without the rank limit, the budget stops the same blow-up.
+    let src = "fn f(x) {\n    let y = x\n    for i in 0..300 {\n        for j in 0..100 {\n            y = squeeze(expand_dims(y, 0), 0) + 1.0\n        }\n    }\n    return y\n}\npipeline main = range(3).map(|x| f(cast(x, f32)))\n";
+    let case = Case::new("expand-squeeze", src);
     assert_budget_error(
-        &case.run(&["--check", "--compile-memory", "16M"]),
+        &case.run(&["--check", "--compile-memory", "4M"]),
         "this loop ran out of the compile budget",
+    );
+}
+
+// ---- item 5: --max-memory sees buffers' per-element overhead ----------------------------
+
+/// A shuffle buffer of 100 000 scalars holds about 20 MB, not the 800 KB of their data.
+#[test]
+fn shuffle_buffer_counts_per_element_overhead() {
+    let case = Case::new(
+        "shuffle-mem",
+        "pipeline main = range(100000).shuffle(100000, seed: 1)\n",
+    );
+    let out = case.run(&["--max-memory", "4M", "--discard"]);
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[E0701]") && err.contains("shuffle buffer"),
+        "{err}"
     );
 }
 
@@ -166,7 +196,7 @@ fn long_elementwise_chain_compiles_at_o2() {
     }
     let out = case.run(&["--remarks", "--check"]);
     assert!(
-        text(&out.stderr).contains("fused 20000 elementwise ops into one kernel"),
+        text(&out.stderr).contains("fused 20001 elementwise ops into one kernel"),
         "{}",
         text(&out.stderr)
     );

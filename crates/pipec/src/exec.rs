@@ -31,18 +31,18 @@ use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-/// The process groups of the workers alive now.
-static GROUPS: Mutex<Vec<u32>> = Mutex::new(Vec::new());
+/// The process groups of the workers alive now, and whether the process is ending (then
+/// no worker starts any more). Workers are spawned with the lock held, so a worker is
+/// either registered before [`kill_all_workers`] looks, or never started.
+static GROUPS: Mutex<(Vec<u32>, bool)> = Mutex::new((Vec::new(), false));
 
-/// Kills every live worker's process group (for a signal handler about to exit: workers
-/// run in their own groups, so nothing else would end them).
+/// Kills every live worker's process group, and lets no new worker start (for a signal
+/// handler about to exit: workers run in their own groups, so nothing else would end them).
 pub fn kill_all_workers() {
-    let groups = match GROUPS.lock() {
-        Ok(g) => g.clone(),
-        Err(poisoned) => poisoned.into_inner().clone(),
-    };
-    for g in groups {
-        kill_group(g);
+    let mut g = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    g.1 = true;
+    for &pgid in &g.0 {
+        kill_group(pgid);
     }
 }
 
@@ -55,17 +55,10 @@ fn kill_group(pgid: u32) {
     }
 }
 
-fn register_group(pgid: u32) {
-    if let Ok(mut g) = GROUPS.lock() {
-        g.push(pgid);
-    }
-}
-
 fn unregister_group(pgid: u32) {
-    if let Ok(mut g) = GROUPS.lock()
-        && let Some(i) = g.iter().position(|x| *x == pgid)
-    {
-        g.swap_remove(i);
+    let mut g = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = g.0.iter().position(|x| *x == pgid) {
+        g.0.swap_remove(i);
     }
 }
 
@@ -127,11 +120,18 @@ impl HostFunction for ExecWorker {
             .stderr(Stdio::piped())
             // Its own process group (id = its pid): killing the group ends its children too.
             .process_group(0);
-        let mut child = cmd.spawn().map_err(|e| {
-            self.error(Code::WorkerFailed, format!("cannot start: {e}"))
-                .with_help("check the command exists and is on PATH (paths are relative to the .pipe file)")
-        })?;
-        register_group(child.id());
+        let mut child = {
+            let mut groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+            if groups.1 {
+                return Err(self.error(Code::WorkerFailed, "cannot start: pipec is exiting"));
+            }
+            let child = cmd.spawn().map_err(|e| {
+                self.error(Code::WorkerFailed, format!("cannot start: {e}"))
+                    .with_help("check the command exists and is on PATH (paths are relative to the .pipe file)")
+            })?;
+            groups.0.push(child.id());
+            child
+        };
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");

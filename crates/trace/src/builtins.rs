@@ -116,6 +116,8 @@ type Named = Vec<(ast::Ident, Value, Span)>;
 /// Arguments bound to a parameter list: one slot per parameter, `None` where not given.
 pub(crate) type BoundArgs = Vec<Option<(Value, Span)>>;
 
+/// The most dims a tensor may have (numpy's `NPY_MAXDIMS`).
+const MAX_RANK: usize = 64;
 impl Eval<'_> {
     /// Matches arguments to a builtin's parameter list; `params[..required]` are required.
     pub(crate) fn bind_args(
@@ -213,6 +215,22 @@ impl Eval<'_> {
         out: TensorType,
         span: Span,
     ) -> Res<Value> {
+        // numpy's limit on dims (NPY_MAXDIMS): beyond it shapes cost quadratic memory
+        // along an op chain, and printing cannot follow numpy.
+        if out.shape.rank() > MAX_RANK {
+            let d = Diagnostic::error(
+                Code::TensorTooLarge,
+                format!(
+                    "a tensor would have {} dims; at most {MAX_RANK} are allowed, as in numpy",
+                    out.shape.rank()
+                ),
+            )
+            .with_label(
+                span,
+                format!("this `{}` adds the dim past the limit", kind.mnemonic()),
+            );
+            return self.fail(d);
+        }
         if inputs.iter().all(|t| matches!(t, TVal::Concrete(_))) {
             let tensors: Vec<Tensor> = inputs
                 .into_iter()

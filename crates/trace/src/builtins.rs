@@ -102,6 +102,8 @@ type Named = Vec<(ast::Ident, Value, Span)>;
 /// Arguments bound to a parameter list: one slot per parameter, `None` where not given.
 pub(crate) type BoundArgs = Vec<Option<(Value, Span)>>;
 
+/// The most dims a tensor may have (numpy's `NPY_MAXDIMS`).
+const MAX_RANK: usize = 64;
 impl Eval<'_> {
     /// Matches arguments to a builtin's parameter list; `params[..required]` are required.
     pub(crate) fn bind_args(
@@ -199,6 +201,22 @@ impl Eval<'_> {
         out: TensorType,
         span: Span,
     ) -> Res<Value> {
+        // numpy's limit on dims (NPY_MAXDIMS): beyond it shapes cost quadratic memory
+        // along an op chain, and printing cannot follow numpy.
+        if out.shape.rank() > MAX_RANK {
+            let d = Diagnostic::error(
+                Code::TensorTooLarge,
+                format!(
+                    "a tensor would have {} dims; at most {MAX_RANK} are allowed, as in numpy",
+                    out.shape.rank()
+                ),
+            )
+            .with_label(
+                span,
+                format!("this `{}` adds the dim past the limit", kind.mnemonic()),
+            );
+            return self.fail(d);
+        }
         if inputs.iter().all(|t| matches!(t, TVal::Concrete(_))) {
             let tensors: Vec<Tensor> = inputs
                 .into_iter()
@@ -208,10 +226,18 @@ impl Eval<'_> {
                 })
                 .collect();
             return match kind.eval(&tensors) {
-                Ok(mut outs) => Ok(Value::Tensor(TVal::Concrete(outs.remove(0)))),
+                Ok(mut outs) => {
+                    let out = outs.remove(0);
+                    // Trace-time constants cost their size (a loop may repeat a big op).
+                    if !self.charge(1 + out.len() as u64 / 256, 0, span) {
+                        return Ok(Value::Poison);
+                    }
+                    Ok(Value::Tensor(TVal::Concrete(out)))
+                }
                 Err(e) => {
                     let code = match e {
                         kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
+                        kernels::KernelError::NegativePower { .. } => Code::NegativePower,
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
@@ -251,6 +277,10 @@ impl Eval<'_> {
                 .with_help("this is a bug in pipec; please report it with the program that triggers it");
                 return self.fail(d);
             }
+        }
+        let bytes = crate::budget::op_bytes(inputs.len(), &[&out]);
+        if !self.charge(1 + out.shape.rank() as u64, bytes, span) {
+            return Ok(Value::Poison);
         }
         let ids: Vec<_> = inputs
             .into_iter()

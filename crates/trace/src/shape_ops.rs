@@ -885,6 +885,14 @@ impl Eval<'_> {
                         .with_label(span, "");
                     return self.fail(d);
                 }
+                // The node stores a copy of every input's element type.
+                let nodes = dss
+                    .iter()
+                    .map(|d| crate::budget::elem_nodes(&d.elem))
+                    .sum::<u64>();
+                if !self.charge(nodes, crate::budget::node_bytes(nodes), span) {
+                    return Ok(Value::Poison);
+                }
                 let elem = ElemType::Tuple(dss.iter().map(|d| d.elem.clone()).collect());
                 Ok(Value::Dataset(Arc::new(DsExpr {
                     kind: DsKind::Zip,

@@ -17,7 +17,6 @@ mod eager;
 mod eval;
 mod infer;
 mod literal;
-mod shape_ops;
 mod types;
 mod value;
 

@@ -1,7 +1,7 @@
 //! Builtins beyond elementwise math: shape ops, creation, host-only ops, `py_function`,
 //! `ensure_shape`, and dataset sources.
 
-use crate::builtins::reshape_dims;
+use super::reshape_dims;
 use crate::dataset::DsExpr;
 use crate::eval::{Eval, Res, tval_type};
 use crate::infer;

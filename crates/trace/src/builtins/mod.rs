@@ -11,6 +11,8 @@ use pipec_tensor::kernels::{self, SliceItem};
 use pipec_tensor::ops::{BinaryOp, DTypeRuleError, ReduceOp, UnaryOp};
 use pipec_tensor::{DType, Scalar, Tensor};
 
+mod shape;
+
 /// Builtin tensor ops beyond the op tables' elementwise and reduction ops whose result
 /// depends only on the dtypes and shapes of their tensor operands (never on values) and that
 /// have no side effects: tracing one once per signature gives the ops an evaluator run

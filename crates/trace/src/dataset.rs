@@ -491,7 +491,7 @@ impl Eval<'_> {
         span: Span,
     ) -> Res<Option<BoundArgs>> {
         // Reuse the builtin binder; its messages name the method.
-        self.bind_args_pub(m, params, required, pos, named, span)
+        self.bind_args(m, params, required, pos, named, span)
     }
 
     /// A positive size argument.

@@ -405,7 +405,7 @@ impl<'a> Eval<'a> {
         if name == "AUTOTUNE" {
             return Ok(Value::Num(Num::Int(-1)));
         }
-        if crate::builtins::is_builtin(name) {
+        if crate::builtins::lookup(name).is_some() {
             return Ok(Value::Func(FuncVal::Builtin(name.to_string())));
         }
         let mut candidates: Vec<String> = self
@@ -415,7 +415,7 @@ impl<'a> Eval<'a> {
             .flat_map(|s| s.keys().cloned())
             .collect();
         candidates.extend(self.shared.items.keys().cloned());
-        candidates.extend(crate::builtins::builtins().map(|s| s.to_string()));
+        candidates.extend(crate::builtins::names().map(|s| s.to_string()));
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
             .with_label(span, "not defined");
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {
@@ -963,7 +963,7 @@ impl<'a> Eval<'a> {
             // Builtins are looked up only when no local or top-level name shadows them.
             if self.lookup_local(name).is_none()
                 && !self.shared.items.contains_key(name)
-                && crate::builtins::is_builtin(name)
+                && crate::builtins::lookup(name).is_some()
             {
                 let (pos, named) = self.eval_args(args)?;
                 return self.call_builtin(name, pos, named, span);

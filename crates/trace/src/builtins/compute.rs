@@ -5,7 +5,7 @@ use crate::eval::{Eval, Res, tval_type};
 use crate::infer;
 use crate::value::{TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
-use pipec_ir::{Dim, OpKind, Shape, TensorType};
+use pipec_ir::{Dim, OpKind, Shape};
 use pipec_tensor::DType;
 use pipec_tensor::ops::{DTypeRuleError, ReduceOp};
 
@@ -47,7 +47,7 @@ impl Eval<'_> {
         }
         let batch_a = Shape(sa[..sa.len().saturating_sub(2)].to_vec());
         let batch_b = Shape(sb[..sb.len().saturating_sub(2)].to_vec());
-        let Some(batch) = infer::broadcast(&batch_a, &batch_b) else {
+        if infer::broadcast(&batch_a, &batch_b).is_none() {
             let d = Diagnostic::error(
                 Code::MatmulMismatch,
                 format!(
@@ -57,20 +57,8 @@ impl Eval<'_> {
             )
             .with_label(span, "");
             return self.fail(d);
-        };
-        let mut dims = batch.0;
-        if sa.len() >= 2 {
-            dims.push(sa[sa.len() - 2]);
         }
-        if sb.len() >= 2 {
-            dims.push(sb[sb.len() - 1]);
-        }
-        self.op(
-            OpKind::MatMul,
-            vec![a, b],
-            TensorType::new(ta.dtype, Shape(dims)),
-            span,
-        )
+        self.emit(OpKind::MatMul, vec![a, b], span)
     }
 
     pub(super) fn reduce(
@@ -84,10 +72,9 @@ impl Eval<'_> {
             return Ok(Value::Poison);
         };
         let ty = tval_type(&t);
-        let out_dtype = match op.result_dtype(ty.dtype) {
-            Ok(d) => d,
-            Err(e) => return self.dtype_rule_error(op.name(), ty.dtype, e, span),
-        };
+        if let Err(e) = op.result_dtype(ty.dtype) {
+            return self.dtype_rule_error(op.name(), ty.dtype, e, span);
+        }
         let Some(axes) = self.axes_arg(a[1].clone(), ty.rank())? else {
             return Ok(Value::Poison);
         };
@@ -103,13 +90,7 @@ impl Eval<'_> {
             .with_help(format!("`{}(x, axis: -1)`", op.name()));
             return self.fail(d);
         }
-        let shape = infer::reduce(&ty.shape, &axes, keepdims);
-        self.op(
-            OpKind::Reduce { op, axes, keepdims },
-            vec![t],
-            TensorType::new(out_dtype, shape),
-            span,
-        )
+        self.emit(OpKind::Reduce { op, axes, keepdims }, vec![t], span)
     }
 }
 
@@ -121,7 +102,7 @@ pub(super) fn sort(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         return ev.fail(d);
     }
     let axis = some!(ev.one_axis(a[1].clone(), ty.rank(), -1)?);
-    ev.op(OpKind::Sort(axis), vec![t], ty, span)
+    ev.emit(OpKind::Sort(axis), vec![t], span)
 }
 
 pub(super) fn one_hot(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -147,15 +128,12 @@ pub(super) fn one_hot(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Re
         Some(v) => some!(ev.dtype_arg(v)?),
         None => DType::F32,
     };
-    let mut dims = ty.shape.0.clone();
-    dims.push(Dim::Known(depth as usize));
-    ev.op(
+    ev.emit(
         OpKind::OneHot {
             depth: depth as usize,
             dtype,
         },
         vec![t],
-        TensorType::new(dtype, Shape(dims)),
         span,
     )
 }

@@ -6,7 +6,7 @@ use crate::eval::{Eval, Res, tval_type};
 use crate::infer;
 use crate::value::{Num, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
-use pipec_ir::{OpKind, TensorType};
+use pipec_ir::OpKind;
 use pipec_syntax::ast;
 use pipec_tensor::kernels;
 use pipec_tensor::ops::{BinaryOp, DTypeRuleError, UnaryOp};
@@ -166,16 +166,10 @@ impl Eval<'_> {
     /// A unary tensor op with its dtype rule checked.
     pub(crate) fn apply_unary(&mut self, op: UnaryOp, t: TVal, span: Span) -> Res<Value> {
         let ty = tval_type(&t);
-        let out = match op.result_dtype(ty.dtype) {
-            Ok(d) => d,
-            Err(e) => return self.dtype_rule_error(op.name(), ty.dtype, e, span),
-        };
-        self.op(
-            OpKind::Unary(op),
-            vec![t],
-            TensorType::new(out, ty.shape),
-            span,
-        )
+        if let Err(e) = op.result_dtype(ty.dtype) {
+            return self.dtype_rule_error(op.name(), ty.dtype, e, span);
+        }
+        self.emit(OpKind::Unary(op), vec![t], span)
     }
 
     pub(super) fn dtype_rule_error(
@@ -319,24 +313,18 @@ impl Eval<'_> {
         rspan: Span,
     ) -> Res<Value> {
         let (ta, tb) = (tval_type(&a), tval_type(&b));
-        let out_dtype = match op.result_dtype(ta.dtype) {
-            Ok(d) => d,
-            Err(e) => return self.dtype_rule_error(op.name(), ta.dtype, e, op_span),
-        };
-        let Some(shape) = infer::broadcast(&ta.shape, &tb.shape) else {
+        if let Err(e) = op.result_dtype(ta.dtype) {
+            return self.dtype_rule_error(op.name(), ta.dtype, e, op_span);
+        }
+        if infer::broadcast(&ta.shape, &tb.shape).is_none() {
             let d = Diagnostic::error(Code::BroadcastMismatch, format!("shapes {} and {} do not broadcast", ta.shape, tb.shape))
                 .with_label(lspan, format!("shape {}", ta.shape))
                 .with_label(rspan, format!("shape {}", tb.shape))
                 .with_note("numpy broadcasting aligns shapes from the right; each pair of dims must be equal or 1")
                 .with_help("reshape or `expand_dims` one operand so the dims line up");
             return self.fail(d);
-        };
-        self.op(
-            OpKind::Binary(op),
-            vec![a, b],
-            TensorType::new(out_dtype, shape),
-            span,
-        )
+        }
+        self.emit(OpKind::Binary(op), vec![a, b], span)
     }
 
     pub(super) fn num_binary(
@@ -590,13 +578,7 @@ pub(super) fn cast(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         _ => ev.tensor_of(v, s)?,
     };
     let t = some!(t);
-    let ty = tval_type(&t);
-    ev.op(
-        OpKind::Cast(dt),
-        vec![t],
-        TensorType::new(dt, ty.shape),
-        span,
-    )
+    ev.emit(OpKind::Cast(dt), vec![t], span)
 }
 
 pub(super) fn where_(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -620,9 +602,10 @@ pub(super) fn where_(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res
         return Ok(Value::Poison);
     };
     let (tx, ty) = (tval_type(&x), tval_type(&y));
-    let shape =
-        infer::broadcast(&ct.shape, &tx.shape).and_then(|s| infer::broadcast(&s, &ty.shape));
-    let Some(shape) = shape else {
+    if infer::broadcast(&ct.shape, &tx.shape)
+        .and_then(|s| infer::broadcast(&s, &ty.shape))
+        .is_none()
+    {
         let d = Diagnostic::error(
             Code::BroadcastMismatch,
             format!(
@@ -632,13 +615,8 @@ pub(super) fn where_(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res
         )
         .with_label(span, "");
         return ev.fail(d);
-    };
-    ev.op(
-        OpKind::Select,
-        vec![c, x, y],
-        TensorType::new(tx.dtype, shape),
-        span,
-    )
+    }
+    ev.emit(OpKind::Select, vec![c, x, y], span)
 }
 
 pub(super) fn clip(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -652,17 +630,13 @@ pub(super) fn clip(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         return Ok(Value::Poison);
     };
     let (tx, tl, th) = (tval_type(&x), tval_type(&lo), tval_type(&hi));
-    let Some(shape) =
-        infer::broadcast(&tx.shape, &tl.shape).and_then(|s| infer::broadcast(&s, &th.shape))
-    else {
+    if infer::broadcast(&tx.shape, &tl.shape)
+        .and_then(|s| infer::broadcast(&s, &th.shape))
+        .is_none()
+    {
         let d = Diagnostic::error(Code::BroadcastMismatch, "`clip` operands do not broadcast")
             .with_label(span, "");
         return ev.fail(d);
-    };
-    ev.op(
-        OpKind::Clip,
-        vec![x, lo, hi],
-        TensorType::new(tx.dtype, shape),
-        span,
-    )
+    }
+    ev.emit(OpKind::Clip, vec![x, lo, hi], span)
 }

@@ -4,7 +4,7 @@
 use crate::eval::{Eval, Res, tval_type};
 use crate::value::{TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span, did_you_mean};
-use pipec_ir::{Dim, OpKind, Shape, TensorType};
+use pipec_ir::{Dim, OpKind};
 use pipec_syntax::ast;
 use pipec_tensor::DType;
 use pipec_tensor::kernels::{self, SliceItem};
@@ -146,7 +146,6 @@ impl Eval<'_> {
             return self.fail(d);
         }
         let mut items = Vec::new();
-        let mut dims = Vec::new();
         let mut axis = 0usize;
         for item in indices {
             match item {
@@ -158,7 +157,6 @@ impl Eval<'_> {
                             stop: None,
                             step: 1,
                         });
-                        dims.push(ty.shape.0[axis]);
                         axis += 1;
                     }
                 }
@@ -206,10 +204,6 @@ impl Eval<'_> {
                             .with_help("use a step of 1 or more (or negative to go backwards)");
                         return self.fail(d);
                     }
-                    dims.push(match ty.shape.0[axis] {
-                        Dim::Known(n) => Dim::Known(kernels::slice_len(a, b, step, n)),
-                        Dim::Unknown => Dim::Unknown,
-                    });
                     items.push(SliceItem::Range {
                         start: a,
                         stop: b,
@@ -219,12 +213,6 @@ impl Eval<'_> {
                 }
             }
         }
-        dims.extend_from_slice(&ty.shape.0[axis..]);
-        self.op(
-            OpKind::Slice(items),
-            vec![t],
-            TensorType::new(ty.dtype, Shape(dims)),
-            span,
-        )
+        self.emit(OpKind::Slice(items), vec![t], span)
     }
 }

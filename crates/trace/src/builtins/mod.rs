@@ -488,14 +488,10 @@ impl Eval<'_> {
         Ok(Some(out))
     }
 
-    /// Emits (while tracing) or evaluates (when every input is known) one op.
-    pub(crate) fn op(
-        &mut self,
-        kind: OpKind,
-        inputs: Vec<TVal>,
-        out: TensorType,
-        span: Span,
-    ) -> Res<Value> {
+    /// Emits (while tracing) or evaluates (when every input is known) one op, typed by the
+    /// op's own rule (`OpKind::infer`, which the verifier re-runs): the call sites check the
+    /// operands and report user errors first, so a rule that rejects them is a compiler bug.
+    pub(crate) fn emit(&mut self, kind: OpKind, inputs: Vec<TVal>, span: Span) -> Res<Value> {
         if inputs.iter().all(|t| matches!(t, TVal::Concrete(_))) {
             let tensors: Vec<Tensor> = inputs
                 .into_iter()
@@ -520,27 +516,22 @@ impl Eval<'_> {
                 }
             };
         }
-        // The op's own type rule must agree with what the call site worked out (and
-        // reported errors for): a disagreement is a compiler bug, caught here at its source.
+        // One type rule per op: the tracer types what it emits by the rule the verifier
+        // re-runs, so the two cannot disagree.
         let in_tys: Vec<TensorType> = inputs.iter().map(tval_type).collect();
         let refs: Vec<&TensorType> = in_tys.iter().collect();
-        match kind.infer(&refs) {
-            Some(Ok(tys)) if tys.len() == 1 && tys[0] == out => {}
-            None => {}
+        let out = match kind.infer(&refs) {
+            Some(Ok(mut tys)) if tys.len() == 1 => tys.remove(0),
             other => {
                 let found = match other {
-                    Some(Ok(tys)) => tys
-                        .iter()
-                        .map(|t| t.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
+                    Some(Ok(tys)) => format!("{} results", tys.len()),
                     Some(Err(e)) => e,
-                    None => String::new(),
+                    None => "no type (the op has no type rule)".to_string(),
                 };
                 let d = Diagnostic::error(
                     Code::InternalError,
                     format!(
-                        "internal compiler error: `{}` typed {out} while tracing, but its rule gives {found}",
+                        "internal compiler error: `{}` passed the tracer's checks, but its type rule gives {found}",
                         kind.mnemonic()
                     ),
                 )
@@ -548,7 +539,7 @@ impl Eval<'_> {
                 .with_help("this is a bug in pipec; please report it with the program that triggers it");
                 return self.fail(d);
             }
-        }
+        };
         let ids: Vec<_> = inputs
             .into_iter()
             .map(|t| self.materialize(t, span))

@@ -29,59 +29,33 @@ pub(super) fn reshape(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Re
         .map(|d| if let ReshapeDim::Fixed(n) = d { *n } else { 1 })
         .fold(1usize, usize::saturating_mul);
     let has_infer = dims.contains(&ReshapeDim::Infer);
-    let out_dims: Vec<Dim> = match ty.shape.num_elements() {
-        Some(n) => {
-            let ok = if has_infer {
-                fixed != 0 && n % fixed == 0
-            } else {
-                n == fixed
-            };
-            if !ok {
-                let d = Diagnostic::error(
-                    Code::BadReshape,
-                    format!("cannot reshape {} ({n} elements) into {:?}", ty.shape, raw),
-                )
-                .with_label(
-                    sspan,
-                    format!(
-                        "{} elements",
-                        if has_infer {
-                            format!("a multiple of {fixed}")
-                        } else {
-                            fixed.to_string()
-                        }
-                    ),
-                )
-                .with_help("the element count must stay the same; use -1 to infer one dim");
-                return ev.fail(d);
-            }
-            dims.iter()
-                .map(|d| {
-                    Dim::Known(if let ReshapeDim::Fixed(k) = d {
-                        *k
+    if let Some(n) = ty.shape.num_elements() {
+        let ok = if has_infer {
+            fixed != 0 && n % fixed == 0
+        } else {
+            n == fixed
+        };
+        if !ok {
+            let d = Diagnostic::error(
+                Code::BadReshape,
+                format!("cannot reshape {} ({n} elements) into {:?}", ty.shape, raw),
+            )
+            .with_label(
+                sspan,
+                format!(
+                    "{} elements",
+                    if has_infer {
+                        format!("a multiple of {fixed}")
                     } else {
-                        n / fixed
-                    })
-                })
-                .collect()
+                        fixed.to_string()
+                    }
+                ),
+            )
+            .with_help("the element count must stay the same; use -1 to infer one dim");
+            return ev.fail(d);
         }
-        None => dims
-            .iter()
-            .map(|d| {
-                if let ReshapeDim::Fixed(k) = d {
-                    Dim::Known(*k)
-                } else {
-                    Dim::Unknown
-                }
-            })
-            .collect(),
-    };
-    ev.op(
-        OpKind::Reshape(dims),
-        vec![t],
-        TensorType::new(ty.dtype, Shape(out_dims)),
-        span,
-    )
+    }
+    ev.emit(OpKind::Reshape(dims), vec![t], span)
 }
 
 pub(super) fn transpose(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -121,27 +95,14 @@ pub(super) fn transpose(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> 
             perm
         }
     };
-    let dims = perm.iter().map(|&p| ty.shape.0[p]).collect();
-    ev.op(
-        OpKind::Transpose(perm),
-        vec![t],
-        TensorType::new(ty.dtype, Shape(dims)),
-        span,
-    )
+    ev.emit(OpKind::Transpose(perm), vec![t], span)
 }
 
 pub(super) fn expand_dims(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
     let t = tensor!(ev, a, 0);
     let ty = tval_type(&t);
     let axis = some!(ev.one_axis(a[1].clone(), ty.rank() + 1, 0)?);
-    let mut dims = ty.shape.0.clone();
-    dims.insert(axis, Dim::Known(1));
-    ev.op(
-        OpKind::ExpandDims(axis),
-        vec![t],
-        TensorType::new(ty.dtype, Shape(dims)),
-        span,
-    )
+    ev.emit(OpKind::ExpandDims(axis), vec![t], span)
 }
 
 pub(super) fn squeeze(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -168,20 +129,7 @@ pub(super) fn squeeze(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Re
             return ev.fail(d);
         }
     }
-    let dims = ty
-        .shape
-        .0
-        .iter()
-        .enumerate()
-        .filter(|(i, _)| !axes.contains(i))
-        .map(|(_, d)| *d)
-        .collect();
-    ev.op(
-        OpKind::Squeeze(axes),
-        vec![t],
-        TensorType::new(ty.dtype, Shape(dims)),
-        span,
-    )
+    ev.emit(OpKind::Squeeze(axes), vec![t], span)
 }
 
 pub(super) fn concat_stack(
@@ -264,46 +212,34 @@ pub(super) fn concat_stack(
         return ev.fail(d);
     }
     let axis = some!(ev.one_axis(a[1].clone(), out_rank, 0)?);
-    let mut dims: Vec<Dim> = Vec::new();
+    // Every dim but the concatenation axis must agree where both are known.
     for i in 0..rank {
+        if name == "concat" && i == axis {
+            continue;
+        }
         let mut d = tys[0].shape.0[i];
-        let concat_axis = name == "concat" && i == axis;
-        if concat_axis {
-            d = tys
-                .iter()
-                .try_fold(Dim::Known(0), |acc, t| match (acc, t.shape.0[i]) {
-                    (Dim::Known(x), Dim::Known(y)) => Some(Dim::Known(x + y)),
-                    _ => Some(Dim::Unknown),
-                })
-                .unwrap_or(Dim::Unknown);
-        } else {
-            for t in &tys[1..] {
-                match (d, t.shape.0[i]) {
-                    (Dim::Known(x), Dim::Known(y)) if x != y => {
-                        let d = Diagnostic::error(
-                            Code::ConcatMismatch,
-                            format!("`{name}` of shapes {} and {}", tys[0].shape, t.shape),
-                        )
-                        .with_label(vs, format!("dim {i} differs"))
-                        .with_help("all dims but the concatenation axis must agree");
-                        return ev.fail(d);
-                    }
-                    (Dim::Unknown, k) => d = k,
-                    _ => {}
+        for t in &tys[1..] {
+            match (d, t.shape.0[i]) {
+                (Dim::Known(x), Dim::Known(y)) if x != y => {
+                    let d = Diagnostic::error(
+                        Code::ConcatMismatch,
+                        format!("`{name}` of shapes {} and {}", tys[0].shape, t.shape),
+                    )
+                    .with_label(vs, format!("dim {i} differs"))
+                    .with_help("all dims but the concatenation axis must agree");
+                    return ev.fail(d);
                 }
+                (Dim::Unknown, k) => d = k,
+                _ => {}
             }
         }
-        dims.push(d);
-    }
-    if name == "stack" {
-        dims.insert(axis, Dim::Known(ts.len()));
     }
     let kind = if name == "stack" {
         OpKind::Stack(axis)
     } else {
         OpKind::Concat(axis)
     };
-    ev.op(kind, ts, TensorType::new(dtype, Shape(dims)), span)
+    ev.emit(kind, ts, span)
 }
 
 pub(super) fn broadcast_to(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -320,12 +256,7 @@ pub(super) fn broadcast_to(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) 
         .with_label(sspan, "");
         return ev.fail(d);
     }
-    ev.op(
-        OpKind::BroadcastTo(shape),
-        vec![t],
-        TensorType::new(ty.dtype, target),
-        span,
-    )
+    ev.emit(OpKind::BroadcastTo(shape), vec![t], span)
 }
 
 pub(super) fn tile(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -341,26 +272,14 @@ pub(super) fn tile(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         .with_label(rspan, format!("{} given", reps.len()));
         return ev.fail(d);
     }
-    let dims = ty
-        .shape
-        .0
-        .iter()
-        .zip(&reps)
-        .map(|(d, r)| d.known().map_or(Dim::Unknown, |n| Dim::Known(n * r)))
-        .collect();
-    ev.op(
-        OpKind::Tile(reps),
-        vec![t],
-        TensorType::new(ty.dtype, Shape(dims)),
-        span,
-    )
+    ev.emit(OpKind::Tile(reps), vec![t], span)
 }
 
 pub(super) fn reverse(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
     let t = tensor!(ev, a, 0);
     let ty = tval_type(&t);
     let axes = some!(ev.axes_arg(a[1].clone(), ty.rank())?);
-    ev.op(OpKind::Reverse(axes), vec![t], ty, span)
+    ev.emit(OpKind::Reverse(axes), vec![t], span)
 }
 
 pub(super) fn ensure_shape(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
@@ -400,12 +319,7 @@ pub(super) fn ensure_shape(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) 
             .map(|(a, b)| if *a == Dim::Unknown { *b } else { *a })
             .collect(),
     );
-    ev.op(
-        OpKind::EnsureShape(merged.clone()),
-        vec![t],
-        TensorType::new(ty.dtype, merged),
-        span,
-    )
+    ev.emit(OpKind::EnsureShape(merged), vec![t], span)
 }
 
 /// Reshape target dims from a list of trace-time ints (one -1 allowed).

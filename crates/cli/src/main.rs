@@ -135,13 +135,13 @@ fn real_main(cli: Cli) -> u8 {
     if let Some(code) = &cli.explain {
         return match pipec::Code::parse(code) {
             Some(c) => {
-                println!("{}", c.explanation().trim_end());
+                println!("{}", c.explanation_text());
                 0
             }
             None => {
                 eprintln!("error[E0800]: unknown error code `{code}`");
                 eprintln!(
-                    "help: codes look like E0101; every diagnostic shows its code in brackets"
+                    "help: codes look like E0101 (or 101); every diagnostic shows its code in brackets"
                 );
                 2
             }
@@ -266,7 +266,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     // The sink is chosen before anything runs: a bad `--output` is bad usage (exit 2) and costs
     // no computation.
     let mut sink: Box<dyn Sink> = match &cli.output {
-        Some(path) => match open_output(path, &elem) {
+        Some(path) => match open_output(path, &elem, short_batch_fix(compiled, source)) {
             Ok(s) => s,
             Err(OutputError::Usage(d)) => {
                 report(&[d], source, color);
@@ -542,8 +542,44 @@ impl Drop for TempFile {
     }
 }
 
+/// The `batch(n)` the output's elements come from, when it keeps a partial last batch: a
+/// `.npy` cannot stack that short batch with the full ones, and `drop_remainder: true` is
+/// usually the fix (tf.data users batch for training with it).
+#[derive(Clone)]
+struct ShortBatchFix {
+    /// The batch size.
+    size: usize,
+    /// The `batch(...)` call.
+    span: pipec::Span,
+    /// The call as it should be written, e.g. `batch(32, drop_remainder: true)`.
+    fixed: String,
+}
+
+fn short_batch_fix(compiled: &Compiled, source: &SourceFile) -> Option<ShortBatchFix> {
+    let (size, span) = compiled.remainder_batch()?;
+    let call = source.text.get(span.range())?;
+    let fixed = if call.contains("drop_remainder: false") {
+        call.replacen("drop_remainder: false", "drop_remainder: true", 1)
+    } else {
+        let open = call.strip_suffix(')')?.trim_end();
+        let open = open.strip_suffix(',').unwrap_or(open);
+        format!("{open}, drop_remainder: true)")
+    };
+    // A call spread over lines, or long, is named, not quoted.
+    let fixed = if fixed.contains('\n') || fixed.len() > 80 {
+        "drop_remainder: true".to_string()
+    } else {
+        fixed
+    };
+    Some(ShortBatchFix { size, span, fixed })
+}
+
 /// Opens the sink for `--output PATH`, chosen by the extension.
-fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, OutputError> {
+fn open_output(
+    path: &Path,
+    elem: &pipec::ElemType,
+    short_batch: Option<ShortBatchFix>,
+) -> Result<Box<dyn Sink>, OutputError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let leaves = elem.leaves();
     let usage = |msg: String, help: &str| {
@@ -579,19 +615,42 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
                 path: path.to_path_buf(),
                 tmp,
                 w,
+                first: None,
+                short_batch,
             }))
         }
         "npz" => {
+            // numpy.savez's names for positional arrays, or each leaf's key path for dicts.
+            let names: Vec<String> = if elem.has_dict() {
+                elem.leaf_paths()
+            } else {
+                (0..leaves.len()).map(|k| format!("arr_{k}")).collect()
+            };
+            if let Some(bad) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| n.is_empty() || names[..*i].contains(n))
+                .map(|(_, n)| n)
+            {
+                return Err(usage(
+                    format!("the elements `{elem}` give two .npz members the name \"{bad}\""),
+                    "rename the dict keys (a key may not be empty, and `/` joins nested keys), or write `--output FILE.jsonl`",
+                ));
+            }
             let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
             let mut parts = Vec::new();
-            for k in 0..leaves.len() {
+            // Temporary files are named by position: a key may hold any character.
+            for k in 0..names.len() {
                 parts.push(writer(k, Some(&format!("arr_{k}")))?);
             }
             Ok(Box::new(NpzFile {
                 path: path.to_path_buf(),
                 tmp,
                 file,
+                first: vec![None; parts.len()],
                 parts,
+                names,
+                short_batch,
             }))
         }
         "jsonl" => {
@@ -626,33 +685,75 @@ struct NpyFile {
     path: PathBuf,
     tmp: TempFile,
     w: NpyOut,
+    /// The first element's shape, which every other must have.
+    first: Option<Vec<usize>>,
+    short_batch: Option<ShortBatchFix>,
 }
 
 impl Sink for NpyFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        self.w
-            .push(&e[0])
-            .map_err(|err| SinkError::Failed(npy_push_failed(&self.path, err)))
+        let t = &e[0];
+        self.w.push(t).map_err(|err| {
+            let first = self.first.as_deref();
+            SinkError::Failed(npy_push_failed(
+                &self.path,
+                err,
+                first.map(|f| (f, t.shape())),
+                self.short_batch.as_ref(),
+            ))
+        })?;
+        self.first.get_or_insert_with(|| t.shape().to_vec());
+        Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {
-        let NpyFile { path, tmp, w } = *self;
+        let NpyFile { path, tmp, w, .. } = *self;
         finish_npy(w).map_err(|e| SinkError::Failed(output_failed(&path, e)))?;
         tmp.persist(&path)
             .map_err(|e| SinkError::Failed(output_failed(&path, e)))
     }
 }
 
-fn npy_push_failed(path: &Path, err: pipec::io::IoError) -> Diagnostic {
+/// E0605 for an element the `.npy` stream refused; `shapes` is the first element's shape
+/// and this one's.
+fn npy_push_failed(
+    path: &Path,
+    err: pipec::io::IoError,
+    shapes: Option<(&[usize], &[usize])>,
+    short_batch: Option<&ShortBatchFix>,
+) -> Diagnostic {
     let d = output_failed(path, &err);
-    match err {
-        pipec::io::IoError::Output(_) => d.with_help("pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes"),
-        _ => d,
+    if !matches!(err, pipec::io::IoError::Output(_)) {
+        return d;
     }
+    // A batch shorter than the batch size, the rest of its shape as the full ones': the
+    // partial last batch of `batch(n)`.
+    if let (Some((first, got)), Some(fix)) = (shapes, short_batch)
+        && let ([n, rest_first @ ..], [m, rest_got @ ..]) = (first, got)
+        && *n == fix.size
+        && m < n
+        && rest_first == rest_got
+    {
+        let what = if *m == 1 { "element" } else { "elements" };
+        return d
+            .with_label(
+                fix.span,
+                format!("batches of {n}; the partial last batch has {m} {what}"),
+            )
+            .with_help(format!(
+                "drop the partial batch with `{}` (or write `.jsonl`, which allows any shapes)",
+                fix.fixed
+            ));
+    }
+    d.with_help(
+        "pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes",
+    )
 }
 
 /// `.npz`: like `numpy.savez(path, *components)`: one array per tuple component (leaves of
-/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements. Each
+/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements; with
+/// dicts, like `numpy.savez(path, **fields)`: each leaf named by its key path
+/// (`ElemType::leaf_paths`: `image`, `meta/id`, `1/label`). Each
 /// component streams into its own temporary `.npy`; at the end they are copied into the
 /// archive (stored, as numpy does), so memory stays at one element.
 struct NpzFile {
@@ -660,15 +761,28 @@ struct NpzFile {
     tmp: TempFile,
     file: std::fs::File,
     parts: Vec<(TempFile, NpyOut)>,
+    /// The member name of each part, without `.npy`.
+    names: Vec<String>,
+    /// Each component's first shape.
+    first: Vec<Option<Vec<usize>>>,
+    short_batch: Option<ShortBatchFix>,
 }
 
 impl Sink for NpzFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        for (k, ((_, w), t)) in self.parts.iter_mut().zip(e).enumerate() {
+        for (k, (((_, w), t), first)) in self
+            .parts
+            .iter_mut()
+            .zip(e)
+            .zip(&mut self.first)
+            .enumerate()
+        {
             w.push(t).map_err(|err| {
-                let d = npy_push_failed(&self.path, err);
-                SinkError::Failed(d.with_note(format!("in component {k} (`arr_{k}`)")))
+                let shapes = first.as_deref().map(|f| (f, t.shape()));
+                let d = npy_push_failed(&self.path, err, shapes, self.short_batch.as_ref());
+                SinkError::Failed(d.with_note(format!("in component {k} (`{}`)", self.names[k])))
             })?;
+            first.get_or_insert_with(|| t.shape().to_vec());
         }
         Ok(())
     }
@@ -679,6 +793,8 @@ impl Sink for NpzFile {
             tmp,
             file,
             parts,
+            names,
+            ..
         } = *self;
         let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
         let mut members = Vec::new();
@@ -686,7 +802,7 @@ impl Sink for NpzFile {
         for (k, (part_tmp, w)) in parts.into_iter().enumerate() {
             let mut f = finish_npy(w).map_err(|e| fail(&e))?;
             f.seek(std::io::SeekFrom::Start(0)).map_err(|e| fail(&e))?;
-            members.push((format!("arr_{k}"), std::io::BufReader::new(f)));
+            members.push((names[k].clone(), std::io::BufReader::new(f)));
             temps.push(part_tmp);
         }
         let file =
@@ -730,7 +846,36 @@ fn json_element(
             }
             out.push(']');
         }
+        pipec::ElemType::Dict(fields) => {
+            out.push('{');
+            for (i, (k, p)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_string(k, out);
+                out.push_str(": ");
+                json_element(p, leaves, out);
+            }
+            out.push('}');
+        }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Sink for JsonlFile {

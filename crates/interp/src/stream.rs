@@ -308,10 +308,12 @@ enum PlanKind {
         drop_remainder: bool,
     },
     Unbatch,
-    /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default).
+    /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default) unless
+    /// `reshuffle` is off, when every epoch uses epoch 0's seed.
     Shuffle {
         buffer: usize,
         seed: u64,
+        reshuffle: bool,
         epochs: std::sync::atomic::AtomicU64,
     },
     Repeat(Option<u64>),
@@ -487,9 +489,14 @@ impl PlanBuilder<'_> {
                 drop_remainder: *drop_remainder,
             },
             DsKind::Unbatch => PlanKind::Unbatch,
-            DsKind::Shuffle { buffer, seed } => PlanKind::Shuffle {
+            DsKind::Shuffle {
+                buffer,
+                seed,
+                reshuffle,
+            } => PlanKind::Shuffle {
                 buffer: *buffer,
                 seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                reshuffle: *reshuffle,
                 epochs: Default::default(),
             },
             DsKind::Repeat(c) => PlanKind::Repeat(*c),
@@ -601,12 +608,9 @@ fn csv_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -
 fn prefetch_plan(n: usize) -> PlanKind {
     match n {
         0 => PlanKind::Passthrough,
-        n => PlanKind::Prefetch(n.min(MAX_PREFETCH)),
+        n => PlanKind::Prefetch(n.min(pipec_ir::MAX_PREFETCH)),
     }
 }
-
-/// The most elements a `prefetch` buffers.
-const MAX_PREFETCH: usize = 1 << 12;
 
 /// A seed for `shuffle` without one: differs between runs, as in tf.data.
 fn fresh_seed() -> u64 {
@@ -749,9 +753,14 @@ impl Plan {
             PlanKind::Shuffle {
                 buffer,
                 seed,
+                reshuffle,
                 epochs,
             } => {
-                let epoch = epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let epoch = if *reshuffle {
+                    epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                } else {
+                    0
+                };
                 let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
                 // A buffer of 0 would emit nothing; 1 keeps the order (tf.data requires >= 1).
                 Box::new(Shuffle {

@@ -39,6 +39,10 @@ pub enum Parallelism {
     Autotune,
 }
 
+/// The most elements a `prefetch` buffers: a larger request is capped (with a remark), so
+/// that a huge `n` cannot hold the whole dataset.
+pub const MAX_PREFETCH: usize = 1 << 12;
+
 /// What a pipeline node does.
 #[derive(Clone, Debug)]
 pub enum DsKind {
@@ -96,12 +100,15 @@ pub enum DsKind {
     },
     /// `unbatch()`.
     Unbatch,
-    /// `shuffle(buffer, seed)`.
+    /// `shuffle(buffer, seed, reshuffle_each_iteration)`.
     Shuffle {
         /// Buffer size.
         buffer: usize,
         /// The seed (`None`: a fresh one per run).
         seed: Option<u64>,
+        /// Whether each epoch (each reopening, as under `repeat`) draws a new order; when
+        /// false every epoch repeats the first epoch's order.
+        reshuffle: bool,
     },
     /// `repeat(count)`; `None` repeats forever.
     Repeat(Option<u64>),
@@ -122,7 +129,7 @@ pub enum DsKind {
         /// This shard's index.
         index: u64,
     },
-    /// `prefetch(n)`.
+    /// `prefetch(n)`, `n` at most [`MAX_PREFETCH`].
     Prefetch(usize),
     /// `cache()`.
     Cache,
@@ -214,23 +221,25 @@ impl DsKind {
                 }
                 let mut it = leaves.iter().zip(padded_shapes).map(|(leaf, ps)| {
                     let dims: Vec<Dim> = match ps {
-                        Some(ds) => ds.iter().map(|d| d.map_or(Dim::Unknown, Dim::Known)).collect(),
+                        Some(ds) => ds
+                            .iter()
+                            .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                            .collect(),
                         None => leaf.shape.0.iter().map(|_| Dim::Unknown).collect(),
                     };
                     TensorType::new(leaf.dtype, Shape(dims).prepend(d0))
                 });
                 Some(Ok(inputs[0].rebuild(&mut it)))
             }
-            DsKind::Unbatch => Some(
-                if inputs[0].leaves().iter().any(|t| t.rank() == 0) {
-                    Err("`unbatch` of a scalar component".into())
-                } else {
-                    Ok(inputs[0].map_leaves(&mut |t| {
-                        TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec()))
-                    }))
-                },
-            ),
-            DsKind::Zip => Some(Ok(ElemType::Tuple(inputs.iter().map(|e| (*e).clone()).collect()))),
+            DsKind::Unbatch => Some(if inputs[0].leaves().iter().any(|t| t.rank() == 0) {
+                Err("`unbatch` of a scalar component".into())
+            } else {
+                Ok(inputs[0]
+                    .map_leaves(&mut |t| TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec()))))
+            }),
+            DsKind::Zip => Some(Ok(ElemType::Tuple(
+                inputs.iter().map(|e| (*e).clone()).collect(),
+            ))),
             DsKind::Concatenate => Some(
                 ElemType::join(inputs[0], inputs[1])
                     .ok_or_else(|| format!("`concatenate` of {} and {}", inputs[0], inputs[1])),

@@ -154,13 +154,15 @@ impl fmt::Display for TensorType {
     }
 }
 
-/// The type of a dataset element: a tensor, or a tuple of element types.
+/// The type of a dataset element: a tensor, or a tuple or dict of element types.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ElemType {
     /// One tensor.
     Tensor(TensorType),
-    /// A tuple; components may themselves be tuples.
+    /// A tuple; components may themselves be tuples or dicts.
     Tuple(Vec<ElemType>),
+    /// A dict: string keys in the order written, each with its element type.
+    Dict(Vec<(String, ElemType)>),
 }
 
 impl ElemType {
@@ -175,6 +177,7 @@ impl ElemType {
         match self {
             ElemType::Tensor(t) => out.push(t),
             ElemType::Tuple(parts) => parts.iter().for_each(|p| p.collect_leaves(out)),
+            ElemType::Dict(fields) => fields.iter().for_each(|(_, p)| p.collect_leaves(out)),
         }
     }
 
@@ -183,7 +186,48 @@ impl ElemType {
         match self {
             ElemType::Tensor(_) => 1,
             ElemType::Tuple(parts) => parts.iter().map(ElemType::num_leaves).sum(),
+            ElemType::Dict(fields) => fields.iter().map(|(_, p)| p.num_leaves()).sum(),
         }
+    }
+
+    /// Whether a dict occurs anywhere in the tree.
+    pub fn has_dict(&self) -> bool {
+        match self {
+            ElemType::Tensor(_) => false,
+            ElemType::Tuple(parts) => parts.iter().any(ElemType::has_dict),
+            ElemType::Dict(_) => true,
+        }
+    }
+
+    /// Each leaf's path from the root, in leaf order: dict keys and tuple positions joined
+    /// by `/` (`image`, `1/label`); a bare tensor's path is empty. The names of `--output
+    /// .npz` members for elements with dicts.
+    pub fn leaf_paths(&self) -> Vec<String> {
+        fn walk(e: &ElemType, prefix: &str, out: &mut Vec<String>) {
+            let join = |part: &str| {
+                if prefix.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{prefix}/{part}")
+                }
+            };
+            match e {
+                ElemType::Tensor(_) => out.push(prefix.to_string()),
+                ElemType::Tuple(parts) => {
+                    for (i, p) in parts.iter().enumerate() {
+                        walk(p, &join(&i.to_string()), out);
+                    }
+                }
+                ElemType::Dict(fields) => {
+                    for (k, p) in fields {
+                        walk(p, &join(k), out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
     }
 
     /// The same tree with every leaf replaced by `f(leaf)`.
@@ -193,6 +237,12 @@ impl ElemType {
             ElemType::Tuple(parts) => {
                 ElemType::Tuple(parts.iter().map(|p| p.map_leaves(f)).collect())
             }
+            ElemType::Dict(fields) => ElemType::Dict(
+                fields
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.map_leaves(f)))
+                    .collect(),
+            ),
         }
     }
 
@@ -219,6 +269,16 @@ impl ElemType {
                 .map(|(x, y)| ElemType::join(x, y))
                 .collect::<Option<Vec<_>>>()
                 .map(ElemType::Tuple),
+            // Leaves are stored flat in key order, so the keys must come in the same order.
+            (ElemType::Dict(xs), ElemType::Dict(ys))
+                if xs.len() == ys.len() && xs.iter().zip(ys).all(|((k, _), (l, _))| k == l) =>
+            {
+                xs.iter()
+                    .zip(ys)
+                    .map(|((k, x), (_, y))| Some((k.clone(), ElemType::join(x, y)?)))
+                    .collect::<Option<Vec<_>>>()
+                    .map(ElemType::Dict)
+            }
             _ => None,
         }
     }
@@ -226,6 +286,20 @@ impl ElemType {
     /// Rebuilds a tree of this structure from flat leaves (taken in order).
     pub fn rebuild(&self, leaves: &mut impl Iterator<Item = TensorType>) -> ElemType {
         self.map_leaves(&mut |_| leaves.next().expect("as many leaves as the structure"))
+    }
+}
+
+/// Writes a dict key in a type: bare when it is an identifier, else quoted with escapes.
+pub fn write_key(f: &mut impl fmt::Write, key: &str) -> fmt::Result {
+    let ident = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        f.write_str(key)
+    } else {
+        write!(f, "{key:?}")
     }
 }
 
@@ -245,6 +319,17 @@ impl fmt::Display for ElemType {
                     f.write_str(",")?;
                 }
                 f.write_str(")")
+            }
+            ElemType::Dict(fields) => {
+                f.write_str("{")?;
+                for (i, (k, p)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write_key(f, k)?;
+                    write!(f, ": {p}")?;
+                }
+                f.write_str("}")
             }
         }
     }

@@ -77,7 +77,10 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
             None => !inputs.is_empty(),
         };
         if !arity_ok {
-            bad(span, format!("{} has {} inputs", n.kind.mnemonic(), inputs.len()));
+            bad(
+                span,
+                format!("{} has {} inputs", n.kind.mnemonic(), inputs.len()),
+            );
             continue;
         }
         let in_elems: Vec<&ElemType> = inputs.iter().map(|&i| &p.graph[i].elem).collect();
@@ -97,14 +100,20 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
             _ => continue,
         };
         let Some(f) = prog.functions.get(func.index()) else {
-            bad(span, format!("{} refers to a missing function", n.kind.mnemonic()));
+            bad(
+                span,
+                format!("{} refers to a missing function", n.kind.mnemonic()),
+            );
             continue;
         };
         let takes: Vec<TensorType> = in_elems[0].leaves().into_iter().cloned().collect();
         if f.param_types() != takes {
             bad(
                 span,
-                format!("@{} takes parameters that do not match its input elements", f.name),
+                format!(
+                    "@{} takes parameters that do not match its input elements",
+                    f.name
+                ),
             );
         }
         if f.result_types() != returns {
@@ -123,7 +132,10 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
 }
 
 fn type_list(tys: &[TensorType]) -> String {
-    tys.iter().map(|t| t.to_string()).collect::<Vec<_>>().join(", ")
+    tys.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
@@ -139,7 +151,11 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
     for (i, &p) in func.params.iter().enumerate() {
         match func.values.get(p.index()) {
             Some(info) if info.def == ValueDef::Param(i) => defined[p.index()] = true,
-            _ => bad(None, None, format!("parameter {i} ({p}) is not defined as that parameter")),
+            _ => bad(
+                None,
+                None,
+                format!("parameter {i} ({p}) is not defined as that parameter"),
+            ),
         }
     }
     for (oi, op) in func.ops.iter().enumerate() {
@@ -148,7 +164,11 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
         let mut operands_ok = true;
         for &input in &op.inputs {
             if !defined.get(input.index()).copied().unwrap_or(false) {
-                bad(at, span, format!("{name} uses {input} before its definition"));
+                bad(
+                    at,
+                    span,
+                    format!("{name} uses {input} before its definition"),
+                );
                 operands_ok = false;
             }
         }
@@ -159,7 +179,11 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
                         bad(at, span, format!("{out} is defined twice"));
                     }
                 }
-                _ => bad(at, span, format!("{name} output {k} ({out}) has a wrong definition")),
+                _ => bad(
+                    at,
+                    span,
+                    format!("{name} output {k} ({out}) has a wrong definition"),
+                ),
             }
         }
         if !operands_ok {
@@ -189,5 +213,105 @@ fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
         if !defined.get(r.index()).copied().unwrap_or(false) {
             bad(None, None, format!("result {r} is not defined"));
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Shape, ValueId};
+    use pipec_tensor::ops::{BinaryOp, UnaryOp};
+
+    fn f32s(n: usize) -> TensorType {
+        TensorType::new(DType::F32, Shape::known(&[n]))
+    }
+
+    fn program(func: Function) -> Program {
+        Program {
+            functions: vec![func],
+            pipelines: vec![],
+        }
+    }
+
+    #[test]
+    fn a_well_typed_function_verifies() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let x = f.params[0];
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Exp),
+            vec![x],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        let z = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![x, y],
+            f32s(3),
+            Span::new(6, 9),
+        );
+        f.results = vec![z];
+        assert_eq!(verify(&program(f)), Ok(()));
+    }
+
+    #[test]
+    fn a_recorded_type_that_the_rule_does_not_give_is_reported_at_its_op() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let x = f.params[0];
+        // exp keeps the shape: recording [4] is what a buggy pass would leave behind.
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Exp),
+            vec![x],
+            f32s(4),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(
+            errs,
+            vec![VerifyError {
+                function: "f.0".into(),
+                op: Some(0),
+                span: Some(Span::new(2, 5)),
+                message: "exp: recorded (f32[4]), inferred (f32[3])".into(),
+            }]
+        );
+        assert_eq!(
+            errs[0].to_string(),
+            "@f.0: op 0: exp: recorded (f32[4]), inferred (f32[3])"
+        );
+    }
+
+    #[test]
+    fn an_op_whose_rule_rejects_its_operands_is_reported() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3), f32s(2)]);
+        let (a, b) = (f.params[0], f.params[1]);
+        let y = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![a, b],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].message,
+            "add: `add` operands [3], [2] do not broadcast"
+        );
+    }
+
+    #[test]
+    fn a_use_before_definition_is_reported_and_not_typed() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Neg),
+            vec![ValueId(7)],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].message, "neg uses %7 before its definition");
     }
 }

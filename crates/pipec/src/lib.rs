@@ -207,6 +207,7 @@ impl Compiler {
             })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
+            source: source.text.as_str().into(),
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -244,6 +245,7 @@ impl Compiler {
             (!chosen.is_empty()).then_some(chosen.as_str()),
         );
         diags.extend(traced.diagnostics);
+        let trace_remarks = traced.remarks;
         let Some(program) = traced.program else {
             return Err(diags);
         };
@@ -275,7 +277,7 @@ impl Compiler {
         };
         // Passes run to a fixed point and may repeat a remark in later rounds.
         let mut remarks: Vec<Diagnostic> = Vec::new();
-        for r in optimized.remarks {
+        for r in trace_remarks.into_iter().chain(optimized.remarks) {
             if !remarks.contains(&r) {
                 remarks.push(r);
             }
@@ -329,6 +331,43 @@ impl Compiled {
         p.graph[p.output].elem.clone()
     }
 
+    /// The `batch(n)` without `drop_remainder: true` that the chosen pipeline's elements
+    /// come out of, as written (its size and span), looking back through the
+    /// transformations that pass a batch on whole or mapped. A short batch from it, such as
+    /// the last one, explains elements whose first dim differs (one `.npy` cannot hold them).
+    pub fn remainder_batch(&self) -> Option<(usize, Span)> {
+        use pipec_ir::DsKind;
+        let p = self.traced.pipeline(&self.pipeline)?;
+        let mut node = p.output;
+        loop {
+            let n = &p.graph[node];
+            match &n.kind {
+                DsKind::Batch {
+                    size,
+                    drop_remainder: false,
+                }
+                | DsKind::PaddedBatch {
+                    size,
+                    drop_remainder: false,
+                    ..
+                } => return Some((*size, n.span)),
+                DsKind::Map { .. }
+                | DsKind::Filter { .. }
+                | DsKind::Shuffle { .. }
+                | DsKind::Repeat(_)
+                | DsKind::Take(_)
+                | DsKind::Skip(_)
+                | DsKind::Shard { .. }
+                | DsKind::Prefetch(_)
+                | DsKind::Cache => match p.inputs(node).as_slice() {
+                    [input] => node = *input,
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
+    }
+
     /// Starts running the chosen pipeline.
     pub fn run(&self, opts: &RunOptions) -> Result<ElementStream, Diagnostic> {
         let p = self
@@ -344,7 +383,8 @@ impl Compiled {
     }
 }
 
-/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`.
+/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`, a
+/// dict as `{'a': A, 'b': B}` (SPEC §11).
 pub fn format_element(elem: &ElemType, leaves: &[Tensor]) -> String {
     let mut it = leaves.iter();
     format_tree(elem, &mut it)
@@ -360,6 +400,13 @@ fn format_tree<'a>(elem: &ElemType, leaves: &mut impl Iterator<Item = &'a Tensor
             } else {
                 format!("({})", texts.join(", "))
             }
+        }
+        ElemType::Dict(fields) => {
+            let texts: Vec<(&str, String)> = fields
+                .iter()
+                .map(|(k, p)| (k.as_str(), format_tree(p, leaves)))
+                .collect();
+            format::format_dict(texts)
         }
     }
 }

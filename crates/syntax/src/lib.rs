@@ -47,7 +47,7 @@ pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
         sort(&mut diags);
         return (ast::Program::default(), diags);
     }
-    let (mut program, parse_diags) = parser::parse_tokens(&tokens, source.len(), &synthetic);
+    let (mut program, parse_diags) = parser::parse_tokens(&tokens, source, &synthetic);
     diags.extend(parse_diags);
     check::check(&mut program, source, &mut diags);
     sort(&mut diags);

@@ -29,9 +29,8 @@ pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
-    slice_len,
     SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice,
-    squeeze, stack, tile, transpose, zeros,
+    slice_len, squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;
@@ -122,21 +121,7 @@ fn rule_error(op: &str, dtypes: &[DType], err: DTypeRuleError) -> KernelError {
 /// Dispatches over the non-bool variants of a tensor; `bool` runs `$other`.
 macro_rules! num_dispatch {
     ($t:expr, $a:ident => $body:expr, bool => $other:expr) => {
-        match $t {
-            $crate::Tensor::Bool(_) => $other,
-            $crate::Tensor::I8($a) => $body,
-            $crate::Tensor::U8($a) => $body,
-            $crate::Tensor::I16($a) => $body,
-            $crate::Tensor::U16($a) => $body,
-            $crate::Tensor::I32($a) => $body,
-            $crate::Tensor::U32($a) => $body,
-            $crate::Tensor::I64($a) => $body,
-            $crate::Tensor::U64($a) => $body,
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; num, $t, $a, $body, $other)
     };
 }
 pub(crate) use num_dispatch;
@@ -144,13 +129,7 @@ pub(crate) use num_dispatch;
 /// Dispatches over the float variants of a tensor; anything else runs `$other`.
 macro_rules! float_dispatch {
     ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
-        match $t {
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-            _ => $other,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; float, $t, $a, $body, $other)
     };
 }
 pub(crate) use float_dispatch;

@@ -7,7 +7,7 @@
 use crate::DType;
 
 /// The elementwise unary ops, one row each: the variant, its IR name, the builtin it is
-/// called as in source (`""` for an operator only), its domain (which dtypes it takes and what it returns,
+/// called as in source (TF's name: `negative(x)` is `-x`; a program's own names hide it), its domain (which dtypes it takes and what it returns,
 /// see [`UnaryDomain`]), its cost per element in units of one simple vector op, and its
 /// scalar kernel: a method of the domain's element trait in `kernels/scalar.rs`
 /// (`NumElem` for `num`, `FloatElem` for `float` and `float_test`, `BoolElem` for `logic`).
@@ -20,7 +20,7 @@ macro_rules! for_each_unary_op {
     ($($m:ident)::+; $($args:tt)*) => {
         $($m)::+! { ($($args)*)
             /// `-x`.
-            Neg = "neg", call "": num, cost 1 => neg;
+            Neg = "neg", call "negative": num, cost 1 => neg;
             /// `!x` on bools.
             Not = "not", call "logical_not": logic, cost 1 => not;
             /// `abs(x)`.
@@ -83,15 +83,15 @@ macro_rules! for_each_binary_op {
     ($($m:ident)::+; $($args:tt)*) => {
         $($m)::+! { ($($args)*)
             /// `a + b`.
-            Add = "add", call "": arith, cost 1, fails never => add;
+            Add = "add", call "add": arith, cost 1, fails never => add;
             /// `a - b`.
-            Sub = "sub", call "": arith, cost 1, fails never => sub;
+            Sub = "sub", call "subtract": arith, cost 1, fails never => sub;
             /// `a * b`.
-            Mul = "mul", call "": arith, cost 1, fails never => mul;
+            Mul = "mul", call "multiply": arith, cost 1, fails never => mul;
             /// `a / b` on floats.
-            Div = "div", call "": float_arith, cost 2, fails never => div;
+            Div = "div", call "divide": float_arith, cost 2, fails never => div;
             /// `a // b` (Python floor semantics).
-            FloorDiv = "floordiv", call "": arith, cost 2, fails int => floor_div;
+            FloorDiv = "floordiv", call "floordiv": arith, cost 2, fails int => floor_div;
             /// `a % b` (Python floor semantics: the sign of `b`).
             Mod = "mod", call "floor_mod": arith, cost 2, fails int => rem;
             /// `a ** b`.
@@ -103,21 +103,21 @@ macro_rules! for_each_binary_op {
             /// `atan2(y, x)`: the angle of the point `(x, y)`.
             Atan2 = "atan2", call "atan2": float_arith, cost 16, fails never => atan2;
             /// `a == b`.
-            Eq = "eq", call "": equality, cost 1, fails never => eq;
+            Eq = "eq", call "equal": equality, cost 1, fails never => eq;
             /// `a != b`.
-            Ne = "ne", call "": equality, cost 1, fails never => ne;
+            Ne = "ne", call "not_equal": equality, cost 1, fails never => ne;
             /// `a < b`.
-            Lt = "lt", call "": order, cost 1, fails never => lt;
+            Lt = "lt", call "less": order, cost 1, fails never => lt;
             /// `a <= b`.
-            Le = "le", call "": order, cost 1, fails never => le;
+            Le = "le", call "less_equal": order, cost 1, fails never => le;
             /// `a > b`.
-            Gt = "gt", call "": order, cost 1, fails never => gt;
+            Gt = "gt", call "greater": order, cost 1, fails never => gt;
             /// `a >= b`.
-            Ge = "ge", call "": order, cost 1, fails never => ge;
+            Ge = "ge", call "greater_equal": order, cost 1, fails never => ge;
             /// `a && b`.
-            And = "and", call "": logic, cost 1, fails never => and;
+            And = "and", call "logical_and": logic, cost 1, fails never => and;
             /// `a || b`.
-            Or = "or", call "": logic, cost 1, fails never => or;
+            Or = "or", call "logical_or": logic, cost 1, fails never => or;
         }
     };
 }
@@ -163,24 +163,48 @@ pub enum FailsOn {
 }
 
 macro_rules! unary_domain {
-    (num) => { UnaryDomain::Num };
-    (float) => { UnaryDomain::Float };
-    (float_test) => { UnaryDomain::FloatTest };
-    (logic) => { UnaryDomain::Logic };
+    (num) => {
+        UnaryDomain::Num
+    };
+    (float) => {
+        UnaryDomain::Float
+    };
+    (float_test) => {
+        UnaryDomain::FloatTest
+    };
+    (logic) => {
+        UnaryDomain::Logic
+    };
 }
 
 macro_rules! binary_domain {
-    (arith) => { BinaryDomain::Arith };
-    (float_arith) => { BinaryDomain::FloatArith };
-    (equality) => { BinaryDomain::Equality };
-    (order) => { BinaryDomain::Order };
-    (logic) => { BinaryDomain::Logic };
+    (arith) => {
+        BinaryDomain::Arith
+    };
+    (float_arith) => {
+        BinaryDomain::FloatArith
+    };
+    (equality) => {
+        BinaryDomain::Equality
+    };
+    (order) => {
+        BinaryDomain::Order
+    };
+    (logic) => {
+        BinaryDomain::Logic
+    };
 }
 
 macro_rules! fails_on {
-    (never) => { FailsOn::Never };
-    (int) => { FailsOn::Int };
-    (signed) => { FailsOn::Signed };
+    (never) => {
+        FailsOn::Never
+    };
+    (int) => {
+        FailsOn::Int
+    };
+    (signed) => {
+        FailsOn::Signed
+    };
 }
 
 macro_rules! define_unary_ops {

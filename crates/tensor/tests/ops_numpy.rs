@@ -120,9 +120,11 @@ fn run(case: &Value, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
     let arg_str = |k: &str| args[k].as_str().unwrap();
     let arg_usize = |k: &str| args[k].as_u64().unwrap() as usize;
     match case["kind"].as_str().unwrap() {
-        "binary" => {
-            kernels::binary(BinaryOp::from_name(arg_str("op")).unwrap(), &inputs[0], &inputs[1])
-        }
+        "binary" => kernels::binary(
+            BinaryOp::from_name(arg_str("op")).unwrap(),
+            &inputs[0],
+            &inputs[1],
+        ),
         "unary" => kernels::unary(UnaryOp::from_name(arg_str("op")).unwrap(), &inputs[0]),
         "cast" => Ok(kernels::cast(&inputs[0], dtype(arg_str("to")))),
         "where" => kernels::select(&inputs[0], &inputs[1], &inputs[2]),

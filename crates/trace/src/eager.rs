@@ -505,7 +505,7 @@ fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
 
 fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
         // A dtype name is a constant unless a local or top-level name hides it.
         ExprKind::Name(n) => {
             locals.contains(n.as_str())
@@ -554,6 +554,9 @@ pub(crate) fn display_value(v: &Value) -> String {
             let parts: Vec<String> = vs.iter().map(display_value).collect();
             format!("({})", parts.join(", "))
         }
+        Value::Dict(fields) => {
+            pipec_tensor::format::format_dict(fields.iter().map(|(k, v)| (&**k, display_value(v))))
+        }
         other => other.kind_name(),
     }
 }
@@ -564,6 +567,7 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
     match &e.kind {
         ExprKind::Name(n) => out.push(n.clone()),
         ExprKind::Tuple(xs) | ExprKind::List(xs) => xs.iter().for_each(|x| names_in(x, out)),
+        ExprKind::Dict(entries) => entries.iter().for_each(|(_, x)| names_in(x, out)),
         ExprKind::Unary { expr, .. } => names_in(expr, out),
         ExprKind::Binary { lhs, rhs, .. } => {
             names_in(lhs, out);
@@ -601,7 +605,7 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
             names_in(end, out);
         }
         ExprKind::Int(_)
-        | ExprKind::Float(_)
+        | ExprKind::Float(..)
         | ExprKind::Bool(_)
         | ExprKind::Str(_)
         | ExprKind::Error => {}
@@ -637,6 +641,7 @@ mod tests {
             externs: Default::default(),
             exec_hosts: OnceLock::new(),
             print_sink: None,
+            source: src.into(),
         });
         let item = item.expect("the source declares `f`");
         let ItemKind::Fn(decl) = &ast.items[item].kind else {

@@ -15,8 +15,10 @@ mod builtins;
 mod dataset;
 mod eager;
 mod eval;
+mod hints;
 mod infer;
 mod literal;
+mod structure;
 mod types;
 mod value;
 
@@ -56,6 +58,9 @@ pub struct TraceOptions {
     pub base_dir: PathBuf,
     /// Where `print` inside eager functions writes (stderr in the CLI).
     pub print_sink: Option<PrintSink>,
+    /// The program's text, for help lines that quote what the user wrote (empty: they
+    /// fall back to placeholders such as `x`).
+    pub source: Arc<str>,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.
@@ -64,6 +69,8 @@ pub struct Traced {
     pub program: Option<Program>,
     /// Errors and warnings, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Remarks on how options were honoured (`prefetch(AUTOTUNE)`'s size), for `--remarks`.
+    pub remarks: Vec<Diagnostic>,
 }
 
 /// Traces every pipeline of `ast` (or only `only`, when given) into IR.

@@ -78,6 +78,8 @@ pub enum Value {
     Tensor(TVal),
     /// A tuple of values.
     Tuple(Vec<Value>),
+    /// A dict with string keys, in the order written (`{"image": x, "label": y}`).
+    Dict(Vec<(Arc<str>, Value)>),
     /// A list that is not a constant tensor literal (`[a, b]` with symbolic `a`).
     List(Vec<Value>),
     /// A function.
@@ -109,6 +111,7 @@ impl Value {
             }
             Value::Tensor(TVal::Symbolic(_, ty)) => format!("a tensor {ty}"),
             Value::Tuple(_) => "a tuple".into(),
+            Value::Dict(_) => "a dict".into(),
             Value::List(_) => "a list".into(),
             Value::Func(_) => "a function".into(),
             Value::Dataset(_) => "a dataset".into(),

@@ -15,7 +15,10 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
                 .result_dtype(x.dtype)
                 .map_err(|_| format!("`{}` does not take {}", op.name(), x.dtype))?;
             if axes.windows(2).any(|w| w[0] >= w[1]) || axes.iter().any(|&a| a >= dims.len()) {
-                return Err(format!("bad reduction axes {axes:?} for rank {}", dims.len()));
+                return Err(format!(
+                    "bad reduction axes {axes:?} for rank {}",
+                    dims.len()
+                ));
             }
             let mut out = Vec::new();
             for (i, dim) in dims.iter().enumerate() {
@@ -37,7 +40,11 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
                 return Err("`matmul` of a scalar".into());
             }
             let k_a = sa[sa.len() - 1];
-            let k_b = if sb.len() == 1 { sb[0] } else { sb[sb.len() - 2] };
+            let k_b = if sb.len() == 1 {
+                sb[0]
+            } else {
+                sb[sb.len() - 2]
+            };
             if let (Dim::Known(p), Dim::Known(q)) = (k_a, k_b)
                 && p != q
             {
@@ -86,11 +93,7 @@ pub(super) fn eval(kind: &OpKind, inputs: &[Tensor]) -> Result<Tensor, KernelErr
 
 pub(super) fn batch_rule(kind: &OpKind, batched: &[bool], inputs: &[&TensorType]) -> BatchRule {
     let op = match kind {
-        OpKind::Reduce {
-            op,
-            axes,
-            keepdims,
-        } => OpKind::Reduce {
+        OpKind::Reduce { op, axes, keepdims } => OpKind::Reduce {
             op: *op,
             axes: axes.iter().map(|a| a + 1).collect(),
             keepdims: *keepdims,
@@ -105,7 +108,9 @@ pub(super) fn batch_rule(kind: &OpKind, batched: &[bool], inputs: &[&TensorType]
             // batches through matmul's own broadcasting ([B, k] @ [k, n] is exactly B rows
             // of [k] @ [k, n]).
             if batched[1] && inputs[1].rank() == 1 {
-                return BatchRule::Refuse("its matmul has a per-element vector on the right".into());
+                return BatchRule::Refuse(
+                    "its matmul has a per-element vector on the right".into(),
+                );
             }
             if batched[0] && batched[1] && inputs[0].rank() == 1 {
                 return BatchRule::Refuse(

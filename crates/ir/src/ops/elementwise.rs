@@ -153,7 +153,11 @@ impl FusedBody {
                 return Err(format!("^{i} is ill-typed"));
             }
         }
-        match self.results.iter().find(|&&r| r as usize >= self.insts.len()) {
+        match self
+            .results
+            .iter()
+            .find(|&&r| r as usize >= self.insts.len())
+        {
             Some(r) => Err(format!("result ^{r} is not an instruction")),
             None => Ok(()),
         }

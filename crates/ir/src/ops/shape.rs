@@ -33,7 +33,9 @@ fn axis_ok(axis: usize, rank: usize, op: &str) -> Result<(), String> {
     if axis < rank {
         Ok(())
     } else {
-        Err(format!("`{op}` axis {axis} is out of range for rank {rank}"))
+        Err(format!(
+            "`{op}` axis {axis} is out of range for rank {rank}"
+        ))
     }
 }
 
@@ -62,7 +64,10 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
             let mut sorted = perm.clone();
             sorted.sort_unstable();
             if sorted != (0..dims.len()).collect::<Vec<_>>() {
-                return Err(format!("{perm:?} is not a permutation of rank {}", dims.len()));
+                return Err(format!(
+                    "{perm:?} is not a permutation of rank {}",
+                    dims.len()
+                ));
             }
             out(perm.iter().map(|&a| dims[a]).collect())
         }
@@ -99,13 +104,15 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
             let mut d = Vec::with_capacity(dims.len() + 1);
             for i in 0..dims.len() {
                 if !stack && i == *axis {
-                    d.push(inputs.iter().try_fold(Dim::Known(0), |acc, t| {
-                        match (acc, t.shape.0[i]) {
-                            (Dim::Known(a), Dim::Known(b)) => a.checked_add(b).map(Dim::Known),
-                            _ => Some(Dim::Unknown),
-                        }
-                    })
-                    .unwrap_or(Dim::Unknown));
+                    d.push(
+                        inputs
+                            .iter()
+                            .try_fold(Dim::Known(0), |acc, t| match (acc, t.shape.0[i]) {
+                                (Dim::Known(a), Dim::Known(b)) => a.checked_add(b).map(Dim::Known),
+                                _ => Some(Dim::Unknown),
+                            })
+                            .unwrap_or(Dim::Unknown),
+                    );
                     continue;
                 }
                 let mut dim = dims[i];
@@ -189,9 +196,11 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
         }
         OpKind::EnsureShape(shape) => {
             if shape.rank() != dims.len()
-                || shape.0.iter().zip(dims).any(|(a, b)| {
-                    matches!((a, b), (Dim::Known(p), Dim::Known(q)) if p != q)
-                })
+                || shape
+                    .0
+                    .iter()
+                    .zip(dims)
+                    .any(|(a, b)| matches!((a, b), (Dim::Known(p), Dim::Known(q)) if p != q))
             {
                 return Err(format!("`ensure_shape` of {} to {shape}", x.shape));
             }

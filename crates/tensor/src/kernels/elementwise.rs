@@ -13,17 +13,49 @@ pub(crate) type Arr<T> = ArcArray<T, IxDyn>;
 /// type `NumElem`), `float` (`FloatElem`), `test` (floats to bool), `cmp` (any ordered
 /// type to bool), `logic` (bool).
 macro_rules! kernel_arm {
-    (num, num, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as NumElem>::$k; $body }};
-    (float, num, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as NumElem>::$k; $body }};
-    (float, float, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as FloatElem>::$k; $body }};
-    (test, float_test, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as FloatElem>::$k; $body }};
-    (logic, logic, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = super::scalar::logic::$k; $body }};
-    (num, arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as NumElem>::$k; $body }};
-    (float, arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as NumElem>::$k; $body }};
-    (float, float_arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = <$t as FloatElem>::$k; $body }};
-    (cmp, equality, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = super::scalar::cmp::$k::<$t>; $body }};
-    (cmp, order, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{ let $f = super::scalar::cmp::$k::<$t>; $body }};
-    ($ctx:ident, $dom:ident, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => { $other };
+    (num, num, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, num, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, float, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as FloatElem>::$k;
+        $body
+    }};
+    (test, float_test, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as FloatElem>::$k;
+        $body
+    }};
+    (logic, logic, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = super::scalar::logic::$k;
+        $body
+    }};
+    (num, arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, float_arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as FloatElem>::$k;
+        $body
+    }};
+    (cmp, equality, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = super::scalar::cmp::$k::<$t>;
+        $body
+    }};
+    (cmp, order, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = super::scalar::cmp::$k::<$t>;
+        $body
+    }};
+    ($ctx:ident, $dom:ident, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {
+        $other
+    };
 }
 
 pub(crate) use kernel_arm;

@@ -10,11 +10,11 @@
 //! a trailing part of it, or one element, and is repeated cyclically. For any other
 //! layout [`run_fused`] returns `Ok(None)`, and the caller evaluates op by op instead.
 
+use super::elementwise::{binary_fn, unary_fn};
 use super::scalar::{CastElem, FloatElem, NumElem};
 use super::{
     KernelError, binary_slice, cast_slice, float_binary_slice, float_unary_slice, num_unary_slice,
 };
-use super::elementwise::{binary_fn, unary_fn};
 use crate::ops::{BinaryDomain, BinaryOp, UnaryDomain, UnaryOp};
 use crate::{DType, Scalar, Tensor, TensorElem};
 use half::{bf16, f16};
@@ -105,142 +105,21 @@ buf_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, 
 /// Binds type `$t` to the Rust type of dtype `$d` (every dtype).
 macro_rules! with_type {
     ($d:expr, $t:ident => $body:expr) => {
-        match $d {
-            DType::Bool => {
-                type $t = bool;
-                $body
-            }
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::for_each_dtype!($crate::dtype_match; all, $d, $t, $body, unreachable!())
     };
 }
 
 /// Binds `$t` for numeric dtypes; `bool` runs `$other`.
 macro_rules! with_num_type {
     ($d:expr, $t:ident => $body:expr, bool => $other:expr) => {
-        match $d {
-            DType::Bool => $other,
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::for_each_dtype!($crate::dtype_match; num, $d, $t, $body, $other)
     };
 }
 
 /// Binds `$t` for float dtypes; others run `$other`.
 macro_rules! with_float_type {
     ($d:expr, $t:ident => $body:expr, _ => $other:expr) => {
-        match $d {
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            _ => $other,
-        }
+        $crate::for_each_dtype!($crate::dtype_match; float, $d, $t, $body, $other)
     };
 }
 

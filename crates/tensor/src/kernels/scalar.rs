@@ -266,64 +266,42 @@ macro_rules! int_elem {
 int_elem!(signed: i8, i16, i32, i64);
 int_elem!(unsigned: u8, u16, u32, u64);
 
-/// numpy's `npy_divmod`: floor quotient and remainder with the divisor's sign.
-#[inline(always)]
-fn divmod_f64(a: f64, b: f64) -> (f64, f64) {
-    let m = a % b;
-    if b == 0.0 {
-        return (a / b, m);
-    }
-    let mut div = (a - m) / b;
-    let mut m = m;
-    if m != 0.0 {
-        if (b < 0.0) != (m < 0.0) {
-            m += b;
-            div -= 1.0;
+/// numpy's `npy_divmod` (`divmod_f64`) and `npy_divmodf` (`divmod_f32`, which numpy also
+/// uses for `float16`): floor quotient and remainder with the divisor's sign, in the type's
+/// own arithmetic.
+macro_rules! divmod {
+    ($name:ident, $t:ty) => {
+        #[inline(always)]
+        fn $name(a: $t, b: $t) -> ($t, $t) {
+            let m = a % b;
+            if b == 0.0 {
+                return (a / b, m);
+            }
+            let mut div = (a - m) / b;
+            let mut m = m;
+            if m != 0.0 {
+                if (b < 0.0) != (m < 0.0) {
+                    m += b;
+                    div -= 1.0;
+                }
+            } else {
+                m = (0.0 as $t).copysign(b);
+            }
+            let floordiv = if div != 0.0 {
+                let mut f = div.floor();
+                if div - f > 0.5 {
+                    f += 1.0;
+                }
+                f
+            } else {
+                (0.0 as $t).copysign(a / b)
+            };
+            (floordiv, m)
         }
-    } else {
-        m = 0.0f64.copysign(b);
-    }
-    let floordiv = if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f64.copysign(a / b)
     };
-    (floordiv, m)
 }
-
-/// [`divmod_f64`] in `f32` arithmetic (numpy's `npy_divmodf`), which is also what
-/// numpy uses for `float16`.
-#[inline(always)]
-fn divmod_f32(a: f32, b: f32) -> (f32, f32) {
-    let m = a % b;
-    if b == 0.0 {
-        return (a / b, m);
-    }
-    let mut div = (a - m) / b;
-    let mut m = m;
-    if m != 0.0 {
-        if (b < 0.0) != (m < 0.0) {
-            m += b;
-            div -= 1.0;
-        }
-    } else {
-        m = 0.0f32.copysign(b);
-    }
-    let floordiv = if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f32.copysign(a / b)
-    };
-    (floordiv, m)
-}
+divmod!(divmod_f64, f64);
+divmod!(divmod_f32, f32);
 
 /// numpy's pairwise summation (`@TYPE@_pairwise_sum`): below 8 elements a plain loop,
 /// up to 128 eight accumulators, above that split in halves at a multiple of 8.

@@ -136,7 +136,12 @@ impl Eval<'_> {
             .with_label(aspan, format!("this is {da}"))
             .with_label(bspan, format!("this is {db}"))
             .with_note("pipec never converts dtypes implicitly (as in TensorFlow)")
-            .with_help(format!("cast one side: `cast(x, {da})` or `cast(x, {db})`"));
+            .with_help(crate::hints::dtype_mismatch_help(
+                &self.quote(aspan).unwrap_or_else(|| "x".into()),
+                da,
+                &self.quote(bspan).unwrap_or_else(|| "y".into()),
+                db,
+            ));
             self.fail(d)?;
             return Ok(None);
         }

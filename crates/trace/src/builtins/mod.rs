@@ -369,6 +369,11 @@ pub(crate) fn names() -> impl Iterator<Item = &'static str> {
     all().map(|b| b.name)
 }
 
+/// Whether `name` is a builtin function.
+pub(crate) fn is_builtin(name: &str) -> bool {
+    lookup(name).is_some()
+}
+
 /// The builtin called `name`, if there is one.
 pub(crate) fn lookup(name: &str) -> Option<Builtin> {
     all().find(|b| b.name == name)
@@ -389,6 +394,13 @@ impl Eval<'_> {
                 .with_label(span, "");
             return self.fail(d);
         };
+        if self.tracing()
+            && name == "numpy"
+            && let [(x, xspan)] = pos.as_slice()
+            && named.is_empty()
+        {
+            return self.numpy_in_trace(x.clone(), *xspan, span, "numpy(...)");
+        }
         if self.tracing() && b.kind == HostOnly {
             return self.host_only_error(&format!("{name}(...)"), span);
         }

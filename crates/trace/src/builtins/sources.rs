@@ -152,6 +152,14 @@ impl Eval<'_> {
         out: &mut Vec<Source>,
     ) -> Res<Option<ElemType>> {
         match v {
+            Value::Tuple(ref vs) if vs.is_empty() && slices => self.empty_slices("()", span),
+            Value::Dict(ref fs) if fs.is_empty() && slices => self.empty_slices("{}", span),
+            // Its values as a tuple; the keys go back on the element type.
+            Value::Dict(fields) => {
+                let (keys, vs): (Vec<_>, Vec<_>) = fields.into_iter().unzip();
+                let elem = self.source_components(Value::Tuple(vs), span, slices, out)?;
+                Ok(elem.map(|e| crate::structure::with_keys(e, keys)))
+            }
             Value::Tuple(vs) => {
                 let mut parts = Vec::new();
                 for v in vs {

@@ -829,3 +829,49 @@ impl Eval<'_> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_builtin_name_is_declared_once() {
+        let mut names: Vec<&str> = names().collect();
+        let n = names.len();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(
+            names.len(),
+            n,
+            "a name is both in an op table and in REGISTRY, or twice"
+        );
+    }
+
+    #[test]
+    fn required_parameters_exist() {
+        for b in all() {
+            assert!(b.required <= b.params.len(), "`{}`", b.name);
+            if let Lower::Raw(_) = b.lower {
+                assert!(b.params.is_empty(), "`{}` is variadic", b.name);
+            }
+        }
+    }
+
+    #[test]
+    fn op_table_ops_are_value_independent_builtins() {
+        for op in UnaryOp::ALL.iter().filter(|op| !op.call_name().is_empty()) {
+            let b = lookup(op.call_name()).expect("a unary op with a call name is a builtin");
+            assert_eq!((b.kind, b.params), (Kind::ValueIndependent, &["x"][..]));
+        }
+        for op in ReduceOp::ALL {
+            let b = lookup(op.name()).expect("every reduction is a builtin");
+            assert_eq!(b.params, &["x", "axis", "keepdims"][..]);
+        }
+        assert_eq!(lookup("print").map(|b| b.kind), Some(Kind::HostOnly));
+        assert_eq!(
+            lookup("range").map(|b| (b.kind, b.method)),
+            Some((Kind::Source, false))
+        );
+        assert!(lookup("no_such_builtin").is_none());
+    }
+}

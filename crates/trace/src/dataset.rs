@@ -578,7 +578,7 @@ impl Eval<'_> {
         span: Span,
     ) -> Res<Option<BoundArgs>> {
         // Reuse the builtin binder; its messages name the method.
-        self.bind_args_pub(m, params, required, pos, named, span)
+        self.bind_args(m, params, required, pos, named, span)
     }
 
     /// A per-component argument written as a dict for a dict element (`padded_shapes:

@@ -491,7 +491,7 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
 }
 
 /// Whether an eager body is straight-line code over its parameters: `let`s and a final
-/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::is_value_independent`) calls. Anything
+/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::Kind::ValueIndependent`) calls. Anything
 /// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
 /// the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
@@ -536,8 +536,8 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
             };
             !locals.contains(name.as_str())
                 && !shared.items.contains_key(name)
-                && crate::builtins::is_value_independent(name)
-                && crate::builtins::is_builtin(name)
+                && crate::builtins::lookup(name)
+                    .is_some_and(|b| b.kind == crate::builtins::Kind::ValueIndependent)
                 && args
                     .iter()
                     .all(|a| plannable_expr(shared, locals, &a.value))

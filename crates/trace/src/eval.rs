@@ -603,7 +603,7 @@ impl<'a> Eval<'a> {
             .flat_map(|s| s.keys().cloned())
             .collect();
         candidates.extend(self.shared.items.keys().cloned());
-        candidates.extend(crate::builtins::builtins().map(|s| s.to_string()));
+        candidates.extend(crate::builtins::names().map(|s| s.to_string()));
         if let Some(r) = self.foreign_name(&[name], None, span) {
             return r;
         }

@@ -19,7 +19,6 @@ mod eval;
 mod hints;
 mod infer;
 mod literal;
-mod shape_ops;
 mod structure;
 mod types;
 mod value;

@@ -438,7 +438,7 @@ fn negative_integer_power_has_its_own_code() {
 }
 
 #[test]
-fn f32_literal_overflow_is_e0005() {
+fn f32_literal_overflow_is_e0121() {
     for (name, src) in [
         (
             "lit-weak",
@@ -452,7 +452,7 @@ fn f32_literal_overflow_is_e0005() {
         let out = Case::new(name, src).run(&["--check"]);
         assert_eq!(out.status.code(), Some(1));
         assert!(
-            text(&out.stderr).contains("[E0005]"),
+            text(&out.stderr).contains("[E0121]"),
             "{}",
             text(&out.stderr)
         );

@@ -1234,8 +1234,9 @@ impl<'a> Eval<'a> {
                     )
                 };
                 if msg.contains("too large for f32") {
-                    // Literals are finite (E0005).
-                    let d = Diagnostic::error(Code::MalformedNumber, msg)
+                    // A number the literal's dtype cannot hold is an error, never a silent inf
+                    // (SPEC §4): the same code as a cast of a literal out of range.
+                    let d = Diagnostic::error(Code::LiteralOutOfRange, msg)
                         .with_label(e.span, "a number beyond f32's range")
                         .with_help(
                             "use smaller numbers, or `cast` a smaller literal to f64 and scale it",

@@ -31,7 +31,7 @@ pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String>
         .iter()
         .any(|l| matches!(l, Leaf::Num(Num::Float(_)) | Leaf::Tensor(_)) && l.is_float());
     if any_float {
-        // Literals are finite (E0005): one beyond f32's range would become inf.
+        // Literals are finite (E0121): one beyond f32's range would become inf.
         if let Some(Leaf::Num(n)) = leaves.iter().find(|l| match l {
             Leaf::Num(n @ Num::Float(_)) => n.as_f64().is_finite() && l.as_f32().is_infinite(),
             _ => false,

@@ -102,6 +102,7 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
             }
             axis_ok(*axis, dims.len() + usize::from(stack), name)?;
             let mut d = Vec::with_capacity(dims.len() + 1);
+            #[allow(clippy::needless_range_loop)] // `i` indexes every input's dims, not one
             for i in 0..dims.len() {
                 if !stack && i == *axis {
                     d.push(

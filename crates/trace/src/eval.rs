@@ -1233,16 +1233,6 @@ impl<'a> Eval<'a> {
                         "integer literals must fit in i64; write a float (`1e20`) for larger magnitudes",
                     )
                 };
-                if msg.contains("too large for f32") {
-                    // A number the literal's dtype cannot hold is an error, never a silent inf
-                    // (SPEC §4): the same code as a cast of a literal out of range.
-                    let d = Diagnostic::error(Code::LiteralOutOfRange, msg)
-                        .with_label(e.span, "a number beyond f32's range")
-                        .with_help(
-                            "use smaller numbers, or `cast` a smaller literal to f64 and scale it",
-                        );
-                    return self.fail(d);
-                }
                 let d = Diagnostic::error(Code::RaggedLiteral, msg)
                     .with_label(e.span, label)
                     .with_help(help);

@@ -92,13 +92,32 @@ fn bad_usage_exits_2() {
     assert_eq!(pipec(&["--no-such-flag"]).status.code(), Some(2));
     assert_eq!(pipec(&["/no/such/file.pipe"]).status.code(), Some(2));
     assert_eq!(pipec(&["--explain", "E9999"]).status.code(), Some(2));
+    assert_eq!(pipec(&["--explain", "10101"]).status.code(), Some(2));
 }
 
 #[test]
 fn explain_knows_every_code() {
     let out = pipec(&["--explain", "E0101"]);
     assert!(out.status.success());
-    assert!(String::from_utf8_lossy(&out.stdout).starts_with("# E0101"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(text.starts_with("# E0101: "), "{text}");
+    // The code as users type it or copy it from a diagnostic.
+    for spelling in ["101", "e0101", "0101", "[E0101]"] {
+        let again = pipec(&["--explain", spelling]);
+        assert!(again.status.success(), "--explain {spelling}");
+        assert_eq!(
+            String::from_utf8_lossy(&again.stdout),
+            text,
+            "--explain {spelling}"
+        );
+    }
+    // The markers that direct the explanation tests are not shown.
+    let runtime = pipec(&["--explain", "E0605"]);
+    let shown = String::from_utf8_lossy(&runtime.stdout);
+    assert!(
+        shown.starts_with("# E0605: ") && !shown.contains("<!--"),
+        "{shown}"
+    );
 }
 
 /// Compiles `path` and returns what a user sees: the traced IR, or the rendered diagnostics.
@@ -194,13 +213,17 @@ fn opt_cases_run_identically_at_o0_and_o2() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
-#[test]
-fn examples_print_what_numpy_prints() {
+/// Runs the examples that start a worker (`exec`) or the others, as `workers` says, and
+/// compares their output with the `.stdout` numpy computed; returns how many ran.
+fn check_examples(workers: bool) -> usize {
     let mut failures = Vec::new();
-    let all = cases("examples");
-    assert!(all.len() >= 6, "examples are missing");
-    for case in &all {
+    let mut ran = 0;
+    for case in &cases("examples") {
         let text = std::fs::read_to_string(case).expect("example reads");
+        if text.contains("exec(") != workers {
+            continue;
+        }
+        ran += 1;
         let Ok(expected) = std::fs::read_to_string(case.with_extension("stdout")) else {
             failures.push(format!(
                 "{} has no .stdout (add a `# numpy:` line and run tests/numpy/gen_run_expect.py)",
@@ -214,22 +237,6 @@ fn examples_print_what_numpy_prints() {
             .flat_map(|a| a.split_whitespace().map(String::from))
             .collect();
         args.push(case.to_str().expect("utf-8 path").to_string());
-        if text.contains("exec(")
-            && !std::process::Command::new("python3")
-                .args(["-c", "import numpy"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        {
-            eprintln!(
-                "NOTE: skipping {} (needs python3 with numpy)",
-                case.display()
-            );
-            assert!(
-                std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
-                "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
-            );
-            continue;
-        }
         let arg_refs: Vec<&str> = args.iter().map(String::as_str).collect();
         let out = pipec(&arg_refs);
         if String::from_utf8_lossy(&out.stdout) != expected || !out.status.success() {
@@ -242,6 +249,20 @@ fn examples_print_what_numpy_prints() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    ran
+}
+
+#[test]
+fn examples_print_what_numpy_prints() {
+    assert!(check_examples(false) >= 6, "examples are missing");
+}
+
+/// The examples that run a numpy worker (`exec`), left out by the test above.
+#[test]
+#[cfg_attr(pipec_no_numpy, ignore = "python3 with numpy is not installed")]
+fn worker_examples_print_what_numpy_prints() {
+    require_numpy();
+    assert!(check_examples(true) >= 1, "the worker example is missing");
 }
 
 #[test]
@@ -287,11 +308,23 @@ const PER_ELEMENT: &[&str] = &[
     "E0500", "E0503", "E0504", "E0505", "E0600", "E0601", "E0606",
 ];
 
-fn python3_available() -> bool {
-    Command::new("python3")
+/// Fails unless python3 with numpy runs. The tests that call this are ignored (with the
+/// reason in the summary) when numpy was missing at build time (`crates/cli/build.rs`), so
+/// reaching here without it means `PIPEC_REQUIRE_NUMPY` is set, or numpy went away since.
+fn require_numpy() {
+    let found = Command::new("python3")
         .args(["-c", "import numpy"])
         .output()
-        .is_ok_and(|o| o.status.success())
+        .is_ok_and(|o| o.status.success());
+    assert!(
+        found,
+        "python3 with numpy is missing (PIPEC_REQUIRE_NUMPY is set, or numpy was there when the tests were built)"
+    );
+}
+
+/// Whether a bad case runs a Python worker (an `exec` with `--allow-exec`).
+fn runs_worker(text: &str, args: &[&str]) -> bool {
+    text.contains("exec(") && args.contains(&"--allow-exec")
 }
 
 /// Runs `args` from the repository root (so paths in messages are relative and stable).
@@ -303,16 +336,30 @@ fn pipec_at_root(args: &[&str]) -> Output {
         .expect("the pipec binary runs")
 }
 
-/// `tests/cases/bad/*.pipe`: each declares `# exit: N`, `# code: EXXXX` and optionally
-/// `# args: FLAGS`. Through the real binary: that exit code, that code in brackets, no panic
-/// text, and stderr as reviewed in the snapshot. Run-time failures must name the element;
-/// with `--output` a failed run must leave no file behind.
 #[test]
 fn bad_cases_fail_with_their_code() {
-    let have_python = python3_available();
-    let all = cases("tests/cases/bad");
-    assert!(all.len() >= 60, "bad cases are missing");
-    let out_dir = std::env::temp_dir().join(format!("pipec-bad-{}", std::process::id()));
+    assert!(
+        cases("tests/cases/bad").len() >= 60,
+        "bad cases are missing"
+    );
+    check_bad_cases(false);
+}
+
+/// The bad cases with Python workers (`wk_*`), left out by the test above.
+#[test]
+#[cfg_attr(pipec_no_numpy, ignore = "python3 with numpy is not installed")]
+fn worker_bad_cases_fail_with_their_code() {
+    require_numpy();
+    check_bad_cases(true);
+}
+
+/// `tests/cases/bad/*.pipe` that run a Python worker, or the others, as `workers` says: each
+/// declares `# exit: N`, `# code: EXXXX` and optionally `# args: FLAGS`. Through the real
+/// binary: that exit code, that code in brackets, no panic text, and stderr as reviewed in
+/// the snapshot. Run-time failures must name the element; with `--output` a failed run must
+/// leave no file behind.
+fn check_bad_cases(workers: bool) {
+    let out_dir = std::env::temp_dir().join(format!("pipec-bad-{}-{workers}", std::process::id()));
     let _ = std::fs::remove_dir_all(&out_dir);
     std::fs::create_dir_all(&out_dir).expect("temp dir");
     let mut failures = Vec::new();
@@ -330,12 +377,7 @@ fn bad_cases_fail_with_their_code() {
         let args: Vec<&str> = header(&text, "args")
             .map(|a| a.split_whitespace().collect())
             .unwrap_or_default();
-        if text.contains("exec(") && args.contains(&"--allow-exec") && !have_python {
-            eprintln!("NOTE: skipping {rel} (needs python3 with numpy)");
-            assert!(
-                std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
-                "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
-            );
+        if runs_worker(&text, &args) != workers {
             return;
         }
         let mut full = args.clone();
@@ -382,7 +424,8 @@ fn bad_cases_fail_with_their_code() {
         if !problems.is_empty() {
             failures.push(format!("{rel}: {}\n{stderr}", problems.join("; ")));
         }
-        insta::assert_snapshot!(stderr);
+        // Named as the test was before worker cases had their own: the same snapshot files.
+        insta::assert_snapshot!("bad_cases_fail_with_their_code", stderr);
     });
     let _ = std::fs::remove_dir_all(&out_dir);
     assert!(

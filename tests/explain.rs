@@ -2,7 +2,8 @@
 //!
 //! `crates/diag/explain/EXXXX.md` (shown by `pipec --explain EXXXX`) starts with
 //! `# EXXXX: title`, explains the rule, and has fenced examples after a `Wrong:` line and
-//! after `Right:` / `Also right:` lines. This test compiles or runs every example:
+//! after `Right:` / `Also right:` lines (more wrong ones after `Also wrong`). This test
+//! compiles or runs every example:
 //!
 //! - by default the code is a compile-time one: the wrong example, compiled with
 //!   `pipec::Compiler`, must report exactly that code, and the right one must not (for
@@ -16,8 +17,13 @@
 //!   gets a remark with the code;
 //! - `<!-- unchecked: why -->`: the example needs something this test cannot provide.
 //!
+//! The block after a `pipec reports:` line must be exactly what pipec prints (stderr) for
+//! the first wrong example, run as `pipec example.pipe` from its directory (trailing
+//! spaces aside, and that directory shown as `/data`); `PIPEC_BLESS_EXPLAIN=1` rewrites the
+//! blocks (and adds missing ones).
+//!
 //! Examples run in a scratch directory holding the files they mention (`images.npy`,
-//! `notes.txt`, `table.csv`, `clean.csv`).
+//! `notes.txt`, `table.csv`, `clean.csv`, and the worker scripts `hang.py` and `garbage.py`).
 
 use pipec::{Code, CompileOptions, Compiler, SourceFile, Tensor};
 use std::path::{Path, PathBuf};
@@ -27,6 +33,9 @@ use std::process::Command;
 struct Explained {
     wrong: Vec<String>,
     right: Vec<String>,
+    /// The block after the `pipec reports:` line: what pipec prints for the first wrong
+    /// example.
+    reports: Option<String>,
     markers: Vec<String>,
 }
 
@@ -35,6 +44,7 @@ fn parse(md: &str) -> Explained {
     let mut out = Explained {
         wrong: Vec::new(),
         right: Vec::new(),
+        reports: None,
         markers: Vec::new(),
     };
     let mut last_text = "";
@@ -55,8 +65,10 @@ fn parse(md: &str) -> Explained {
                 block.push_str(l);
                 block.push('\n');
             }
-            if last_text.starts_with("Wrong") {
+            if last_text.starts_with("Wrong") || last_text.starts_with("Also wrong") {
                 out.wrong.push(block);
+            } else if is_reports_line(last_text) {
+                out.reports.get_or_insert(block);
             } else if last_text.starts_with("Right") || last_text.starts_with("Also right") {
                 out.right.push(block);
             }
@@ -66,6 +78,64 @@ fn parse(md: &str) -> Explained {
         }
     }
     out
+}
+
+/// The line introducing what pipec prints: `pipec reports:`, `pipec reports (with ...):`.
+fn is_reports_line(line: &str) -> bool {
+    line.trim_start_matches('`').starts_with("pipec") && line.contains("reports")
+}
+
+/// Text as compared and stored: no trailing spaces on a line (ariadne pads some lines).
+fn without_trailing_spaces(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("{}\n", l.trim_end()))
+        .collect()
+}
+
+/// `md` with `shown` as the block after its `pipec reports:` line, the line and block
+/// being added after the first wrong example when missing.
+fn with_reports_block(md: &str, shown: &str) -> String {
+    let lines: Vec<&str> = md.lines().collect();
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    let mut done = false;
+    let mut last_text = "";
+    while i < lines.len() {
+        let line = lines[i];
+        if !done && line.starts_with("```") && is_reports_line(last_text) {
+            out.push("```text".into());
+            out.extend(shown.lines().map(String::from));
+            i += 1;
+            while i < lines.len() && !lines[i].starts_with("```") {
+                i += 1;
+            }
+            out.push("```".into());
+            done = true;
+        } else if !done && line.starts_with("```") && last_text.starts_with("Wrong") {
+            out.push(line.into());
+            i += 1;
+            while i < lines.len() && !lines[i].starts_with("```") {
+                out.push(lines[i].into());
+                i += 1;
+            }
+            out.push("```".into());
+            if !md.lines().any(is_reports_line) {
+                out.extend(["".into(), "pipec reports:".into(), "".into()]);
+                out.push("```text".into());
+                out.extend(shown.lines().map(String::from));
+                out.push("```".into());
+                done = true;
+            }
+            last_text = "";
+        } else {
+            out.push(line.into());
+            if !line.trim().is_empty() {
+                last_text = line.trim();
+            }
+        }
+        i += 1;
+    }
+    out.join("\n") + "\n"
 }
 
 /// A fresh directory with the files the examples read.
@@ -82,6 +152,11 @@ fn scratch() -> PathBuf {
     std::fs::write(dir.join("notes.txt"), "not an array\n").expect("write notes.txt");
     std::fs::write(dir.join("table.csv"), "1,2\n3,n/a\n").expect("write table.csv");
     std::fs::write(dir.join("clean.csv"), "1,2\n3,4\n").expect("write clean.csv");
+    // Misbehaving workers, for the worker errors (they need python3, not numpy).
+    let workers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/workers");
+    for script in ["hang.py", "garbage.py"] {
+        std::fs::copy(workers.join(script), dir.join(script)).expect("copy a worker script");
+    }
     dir
 }
 
@@ -106,26 +181,27 @@ fn compile(
     })
 }
 
-/// Compiles and runs `text`, returning the first error's code, if any.
-fn compile_and_run(compiler: &Compiler, text: &str, dir: &Path) -> Option<Code> {
+/// Compiles and runs `text`, returning the first error, if any.
+fn compile_and_run(compiler: &Compiler, text: &str, dir: &Path) -> Option<pipec::Diagnostic> {
     let compiled = match compile(compiler, text, dir) {
         Ok(c) => c,
-        Err(diags) => return diags.first().map(|d| d.code),
+        Err(diags) => return diags.into_iter().next(),
     };
     let stream = match compiled.run(&pipec::RunOptions::default()) {
         Ok(s) => s,
-        Err(d) => return Some(d.code),
+        Err(d) => return Some(d),
     };
-    stream.filter_map(Result::err).map(|d| d.code).next()
+    stream.filter_map(Result::err).next()
 }
 
-/// Runs the `pipec` binary on `text` (written into `dir`) with `args`.
-fn run_binary(code: Code, text: &str, args: &[String], dir: &Path) -> (Option<i32>, String) {
-    let path = dir.join(format!("{code}.pipe"));
-    std::fs::write(&path, text).expect("write the example");
+/// Runs the `pipec` binary on `text`, written to `example.pipe` in `dir` and named so from
+/// there (as a user in that directory would), with `args`.
+fn run_binary(text: &str, args: &[String], dir: &Path) -> (Option<i32>, String) {
+    std::fs::write(dir.join("example.pipe"), text).expect("write the example");
     let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
         .args(args)
-        .arg(&path)
+        .arg("example.pipe")
+        .current_dir(dir)
         .output()
         .expect("the pipec binary runs");
     (
@@ -202,6 +278,12 @@ fn every_code_has_a_title_an_explanation_and_both_examples() {
     );
 }
 
+/// Whether to rewrite the `pipec reports:` blocks with what pipec prints today
+/// (`PIPEC_BLESS_EXPLAIN=1 cargo test --test explain`; review the diff before committing).
+fn blessing() -> bool {
+    std::env::var_os("PIPEC_BLESS_EXPLAIN").is_some()
+}
+
 #[test]
 fn wrong_examples_report_their_code_and_right_examples_do_not() {
     let dir = scratch();
@@ -226,6 +308,8 @@ fn wrong_examples_report_their_code_and_right_examples_do_not() {
             continue;
         }
         checked += 1;
+        // What pipec prints for the first wrong example, as a user running it sees it.
+        let mut printed: Option<String> = None;
         if has("runtime") {
             let (wrong_args, right_args) = (
                 marker_args(&e.markers, "args", &dir),
@@ -233,13 +317,14 @@ fn wrong_examples_report_their_code_and_right_examples_do_not() {
             );
             let tag = format!("[{code}]");
             for w in &e.wrong {
-                let (status, stderr) = run_binary(code, w, &wrong_args, &dir);
+                let (status, stderr) = run_binary(w, &wrong_args, &dir);
                 if status == Some(0) || !stderr.contains(&tag) {
                     failures.push(format!("{code}: the wrong example should fail with {code} (exit {status:?}):\n{w}{stderr}"));
                 }
+                printed.get_or_insert(stderr);
             }
             for r in &e.right {
-                let (status, stderr) = run_binary(code, r, &right_args, &dir);
+                let (status, stderr) = run_binary(r, &right_args, &dir);
                 if status != Some(0) || stderr.contains(&tag) {
                     failures.push(format!(
                         "{code}: the right example should run (exit {status:?}):\n{r}{stderr}"
@@ -248,23 +333,32 @@ fn wrong_examples_report_their_code_and_right_examples_do_not() {
             }
         } else if has("embedding") {
             for w in &e.wrong {
-                if compile_and_run(&embedding, w, &dir) != Some(code) {
-                    failures.push(format!(
+                match compile_and_run(&embedding, w, &dir) {
+                    Some(d) if d.code == code => {
+                        printed
+                            .get_or_insert_with(|| pipec::render(&[d], "example.pipe", w, false));
+                    }
+                    _ => failures.push(format!(
                         "{code}: the wrong example should fail with {code}:\n{w}"
-                    ));
+                    )),
                 }
             }
             for r in &e.right {
-                if let Some(c) = compile_and_run(&embedding, r, &dir) {
+                if let Some(d) = compile_and_run(&embedding, r, &dir) {
                     failures.push(format!(
-                        "{code}: the right example should run, got {c}:\n{r}"
+                        "{code}: the right example should run, got {}:\n{r}",
+                        d.code
                     ));
                 }
             }
         } else if has("remark") {
             for w in &e.wrong {
                 match compile(&plain, w, &dir) {
-                    Ok(c) if c.remarks.iter().any(|d| d.code == code) => {}
+                    Ok(c) if c.remarks.iter().any(|d| d.code == code) => {
+                        printed.get_or_insert_with(|| {
+                            pipec::render(&c.remarks, "example.pipe", w, false)
+                        });
+                    }
                     _ => failures.push(format!(
                         "{code}: the wrong example should compile with a {code} remark:\n{w}"
                     )),
@@ -276,13 +370,21 @@ fn wrong_examples_report_their_code_and_right_examples_do_not() {
                 }
             }
         } else {
-            let wrong = match generated_wrong(code) {
-                Some(w) => vec![w],
+            let generated = generated_wrong(code);
+            let wrong = match &generated {
+                Some(w) => vec![w.clone()],
                 None => e.wrong.clone(),
             };
             for w in &wrong {
                 match compile(&plain, w, &dir) {
-                    Err(diags) if diags.iter().any(|d| d.code == code) => {}
+                    Err(diags) if diags.iter().any(|d| d.code == code) => {
+                        // A generated program is not the one shown: its output is not either.
+                        if generated.is_none() {
+                            printed.get_or_insert_with(|| {
+                                pipec::render(&diags, "example.pipe", w, false)
+                            });
+                        }
+                    }
                     Err(diags) => {
                         let got: Vec<String> = diags
                             .iter()
@@ -308,6 +410,29 @@ fn wrong_examples_report_their_code_and_right_examples_do_not() {
                     }
                     _ => {}
                 }
+            }
+        }
+        // Paths pipec resolved against the scratch directory are shown as if the example
+        // lived in `/data`.
+        let scratch_dir = format!("{}/", dir.display());
+        let printed = printed.map(|p| p.replace(&scratch_dir, "/data/"));
+        if let Some(printed) = printed.map(|p| without_trailing_spaces(&p)) {
+            let shown = e.reports.as_deref().map(without_trailing_spaces);
+            if shown.as_deref() == Some(printed.as_str()) {
+                continue;
+            }
+            if blessing() {
+                let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+                    .join(format!("../diag/explain/{code}.md"));
+                let md = std::fs::read_to_string(&path).expect("explanation reads");
+                std::fs::write(&path, with_reports_block(&md, &printed))
+                    .expect("explanation writes");
+            } else {
+                failures.push(format!(
+                    "{code}: the `pipec reports:` block is not what pipec prints \
+                     (PIPEC_BLESS_EXPLAIN=1 rewrites it):\n--- shown\n{}--- printed\n{printed}",
+                    shown.unwrap_or_else(|| "(no block)\n".into())
+                ));
             }
         }
     }

@@ -1,8 +1,9 @@
 //! What the user sees besides elements, through the real binary:
 //!
 //! - `--emit-dot`: snapshots of the Graphviz text for a few programs, and every example's
-//!   graph rendered by Graphviz's own `dot` (skipped with a note when `dot` is not installed,
-//!   unless `PIPEC_REQUIRE_DOT` is set, as `.ci/run` does).
+//!   graph rendered by Graphviz's own `dot` (ignored, with the reason in the test summary,
+//!   when `dot` is not installed, unless `PIPEC_REQUIRE_DOT` is set, as `.ci/run` does; see
+//!   `crates/cli/build.rs`).
 //! - `--progress`: never changes stdout or output files, and on a terminal (a pty from
 //!   `script`, when installed) it draws.
 //! - `docs/language.md` and `docs/tutorial.md`: every program and `$ pipec` command is run
@@ -78,21 +79,18 @@ fn emit_dot_reports_errors_like_any_compile() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("[E0103]"));
 }
 
-/// Whether Graphviz `dot` can be run; without it the rendering tests skip with a note,
-/// unless `PIPEC_REQUIRE_DOT` is set.
-fn has_dot() -> bool {
+/// Fails unless Graphviz `dot` runs. The rendering tests are ignored (with the reason in
+/// the summary) when `dot` was missing at build time (`crates/cli/build.rs`), so reaching
+/// here without it means `PIPEC_REQUIRE_DOT` is set, or `dot` went away since.
+fn require_dot() {
     let found = Command::new("dot")
         .arg("-V")
         .output()
         .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var_os("PIPEC_REQUIRE_DOT").is_none(),
-            "PIPEC_REQUIRE_DOT is set but Graphviz `dot` is not installed"
-        );
-        eprintln!("NOTE: skipping: Graphviz `dot` is not installed");
-    }
-    found
+    assert!(
+        found,
+        "Graphviz `dot` is missing (PIPEC_REQUIRE_DOT is set, or `dot` was there when the tests were built)"
+    );
 }
 
 /// Feeds DOT text to `dot -Tsvg`; `Err` with its exit code and stderr unless it renders
@@ -125,10 +123,9 @@ fn render_svg(text: &[u8]) -> Result<(), String> {
 }
 
 #[test]
+#[cfg_attr(pipec_no_dot, ignore = "Graphviz `dot` is not installed")]
 fn labels_with_quotes_and_backslashes_render() {
-    if !has_dot() {
-        return;
-    }
+    require_dot();
     // The data file's absolute path appears in a label: a directory named with a quote and
     // a backslash must not break the DOT string.
     let dir = std::env::temp_dir().join(format!("pipec-dot-\"q\\{}", std::process::id()));
@@ -158,10 +155,9 @@ fn labels_with_quotes_and_backslashes_render() {
 }
 
 #[test]
+#[cfg_attr(pipec_no_dot, ignore = "Graphviz `dot` is not installed")]
 fn every_example_renders_with_graphviz() {
-    if !has_dot() {
-        return;
-    }
+    require_dot();
     let mut examples: Vec<PathBuf> = std::fs::read_dir(root().join("examples"))
         .expect("examples dir")
         .map(|e| e.expect("dir entry").path())
@@ -321,27 +317,32 @@ fn without_header(text: &str) -> String {
 /// `# args:` adds flags. With a ```text block after it, the output must be exactly that
 /// text: stdout on success, stderr on failure (or with `# show: stderr`). Without one, the
 /// block must compile, or fail to compile with the code of an `# error:` marker. ```sh
-/// blocks are commands, checked by [`check_command`].
-fn check_doc(doc: &str) -> Vec<String> {
+/// blocks are commands, checked by [`check_command`]. Only the blocks that need numpy (an
+/// `exec` worker run with `--allow-exec`), or only the others, are run, as `numpy` says;
+/// returns how many blocks were run, and the failures.
+fn check_doc(doc: &str, numpy: bool) -> (usize, Vec<String>) {
     let text = std::fs::read_to_string(root().join(doc)).expect("document reads");
     let blocks = doc_blocks(&text);
+    // One directory per call: the worker blocks of a document are checked at the same
+    // time as its other blocks.
     let tmp = std::env::temp_dir().join(format!(
-        "pipec-doc-{}-{}",
+        "pipec-doc-{}-{}-{numpy}",
         std::process::id(),
         doc.replace('/', "_")
     ));
     std::fs::create_dir_all(&tmp).expect("temp dir");
     let mut failures = Vec::new();
+    let mut run_blocks = 0;
     for b in &blocks {
         let at = format!("{doc}:{}", b.line);
+        if needs_numpy(b) != numpy {
+            continue;
+        }
+        run_blocks += 1;
         if b.shell {
             if let Some(f) = check_command(b) {
                 failures.push(format!("{at}: {f}"));
             }
-            continue;
-        }
-        if b.code.contains("exec(") && b.code.contains("--allow-exec") && !numpy_available() {
-            eprintln!("NOTE: skipping {at} (needs python3 with numpy)");
             continue;
         }
         let first = b.code.lines().next().unwrap_or("");
@@ -423,19 +424,26 @@ fn check_doc(doc: &str) -> Vec<String> {
         blocks.len() >= 3,
         "{doc} has too few ```pipe/```sh blocks: is the fence spelled ```pipe?"
     );
-    failures
+    (run_blocks, failures)
 }
 
-fn numpy_available() -> bool {
+/// Whether a block runs an `exec` worker: a program or a command with `--allow-exec`.
+fn needs_numpy(b: &DocBlock) -> bool {
+    b.code.contains("--allow-exec") && (b.shell || b.code.contains("exec("))
+}
+
+/// Fails unless python3 with numpy runs. The tests that call this are ignored (with the
+/// reason in the summary) when numpy was missing at build time (`crates/cli/build.rs`), so
+/// reaching here without it means `PIPEC_REQUIRE_NUMPY` is set, or numpy went away since.
+fn require_numpy() {
     let found = Command::new("python3")
         .args(["-c", "import numpy"])
         .output()
         .is_ok_and(|o| o.status.success());
     assert!(
-        found || std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
-        "PIPEC_REQUIRE_NUMPY is set but numpy is missing"
+        found,
+        "python3 with numpy is missing (PIPEC_REQUIRE_NUMPY is set, or numpy was there when the tests were built)"
     );
-    found
 }
 
 /// Checks a ```sh block `$ pipec ARGS` followed by a ```text block: run from the repository
@@ -451,10 +459,6 @@ fn check_command(b: &DocBlock) -> Option<String> {
         None => (cmd, false),
     };
     if line.lines().count() != 1 || cmd.contains(['|', '>', '<', ';', '&']) {
-        return None;
-    }
-    if cmd.contains("--allow-exec") && !numpy_available() {
-        eprintln!("NOTE: skipping `{line}` (needs python3 with numpy)");
         return None;
     }
     let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
@@ -483,28 +487,36 @@ fn check_command(b: &DocBlock) -> Option<String> {
 
 #[test]
 fn tutorial_commands_and_programs_run_as_shown() {
-    let failures = check_doc("docs/tutorial.md");
+    let (_, failures) = check_doc("docs/tutorial.md", false);
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]
 fn language_reference_examples_run_as_shown() {
-    let failures = check_doc("docs/language.md");
+    let (_, failures) = check_doc("docs/language.md", false);
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+/// The blocks the two tests above leave out: those running a numpy `exec` worker.
+#[test]
+#[cfg_attr(pipec_no_numpy, ignore = "python3 with numpy is not installed")]
+fn doc_examples_with_numpy_workers_run_as_shown() {
+    require_numpy();
+    let (tutorial, mut failures) = check_doc("docs/tutorial.md", true);
+    let (language, more) = check_doc("docs/language.md", true);
+    failures.extend(more);
+    assert!(tutorial + language >= 3, "the worker examples are missing");
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
 
 #[test]
+#[cfg_attr(
+    pipec_no_script,
+    ignore = "`script` is not installed: no terminal to draw on"
+)]
 fn progress_draws_on_a_terminal_and_leaves_the_output_alone() {
     // `script` (util-linux) runs the command on a pseudo-terminal, the only place the bar
     // is drawn.
-    if !Command::new("script")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-    {
-        eprintln!("NOTE: skipping: `script` is not installed, no terminal to draw on");
-        return;
-    }
     let dir = std::env::temp_dir().join(format!("pipec-progress-tty-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let case = dir.join("long.pipe");

@@ -37,6 +37,10 @@ def main():
     np.save(out / "empty_rows.npy", np.zeros((0, 3), np.float32))
     np.save(out / "pair_x.npy", x * 2)
     np.save(out / "pair_y.npy", y + 1)
+    i = np.arange(5, dtype=np.int64)
+    np.save(out / "dict_id.npy", i)
+    np.save(out / "dict_meta_sq.npy", i * i)
+    np.save(out / "dict_meta_half.npy", i.astype(np.float32) * np.float32(0.5))
     for f in sorted(DATA.rglob("*")):
         if f.is_file():
             print(f.relative_to(DATA), f.stat().st_size)

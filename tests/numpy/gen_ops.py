@@ -133,7 +133,7 @@ with np.errstate(all="ignore"):
                 b2 = np.array([1, 2, 0]).astype(NP[dt])
                 add("binary", [enc(a), enc(b2)], err("DivisionByZero", index=2), op=op)
             if dt.startswith("i"):
-                add("binary", [enc(a), enc(np.array([2, -1, 1]).astype(NP[dt]))], err("InvalidArgument"), op="pow")
+                add("binary", [enc(a), enc(np.array([2, -1, 1]).astype(NP[dt]))], err("NegativePower"), op="pow")
     # Random operands exercise the general paths.
     for dt in FLOATS:
         a = (rng.standard_normal((4, 5)) * 10).astype(NP[dt])
@@ -149,6 +149,11 @@ with np.errstate(all="ignore"):
         a = np.array([[True], [False]])
         b = np.array([True, False])
         add("binary", [enc(a), enc(b)], enc(BIN_NP[op](a, b)), op=op)
+    # atan2: glibc's, as np.arctan2 calls it; "ulp" for numpy builds with their own loops.
+    for dt in FLOATS:
+        x = edge(dt)
+        add("binary", [enc(x.reshape(-1, 1)), enc(x)], enc(np.arctan2(x.reshape(-1, 1), x)), "ulp", op="atan2")
+    add("binary", [enc(np.arange(3, dtype=np.int32)), enc(np.ones(3, np.int32))], err("DType"), op="atan2")
     add("binary", [enc(np.zeros((2, 3), np.float32)), enc(np.zeros((4,), np.float32))], err("Broadcast"), op="add")
     add("binary", [enc(np.zeros((2,), np.float32)), enc(np.zeros((2,), np.float64))], err("DType"), op="add")
     add("binary", [enc(np.zeros((2,), np.int32)), enc(np.ones((2,), np.int32))], err("DType"), op="div")
@@ -201,6 +206,16 @@ with np.errstate(all="ignore"):
         xr = np.concatenate([xe, rand])
         for op, f in UN_TRANSCENDENTAL.items():
             add("unary", [enc(xr)], enc(f(xr)), op=op)
+        # softplus is np.logaddexp(x, 0) (half types through float32, as pipec computes
+        # them); erf is math.erf rounded to the dtype (musl's erf agrees within the ulp limit).
+        if dt == "f16":
+            sp = np.logaddexp(xr.astype(np.float32), np.float32(0)).astype(np.float16)
+        else:
+            sp = np.logaddexp(xr, np.zeros((), xr.dtype))
+        add("unary", [enc(xr)], enc(sp), "ulp", op="softplus")
+        erf = np.array([math.erf(float(v)) if np.isfinite(v) else (np.sign(v) if np.isinf(v) else v)
+                        for v in xr.astype(np.float64)]).astype(NP[dt])
+        add("unary", [enc(xr)], enc(erf), "ulp", op="erf")
     add("unary", [enc(np.array([True, False]))], enc(np.array([False, True])), op="not")
     add("unary", [enc(np.array([1, 2], np.int32))], err("DType"), op="not")
 

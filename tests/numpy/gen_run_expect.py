@@ -19,6 +19,22 @@ def ptuple(*parts):
     print("(" + ", ".join(str(np.asarray(p)) for p in parts) + ")")
 
 
+def fmt(x):
+    """An element's text as SPEC section 11 fixes it: a dict as Python prints a dict (keys by
+    `repr`, in order), a tuple as `(A, B)`, every array as numpy's `str`."""
+    if isinstance(x, dict):
+        return "{" + ", ".join(f"{k!r}: {fmt(v)}" for k, v in x.items()) + "}"
+    if isinstance(x, tuple):
+        inner = ", ".join(fmt(p) for p in x)
+        return f"({inner},)" if len(x) == 1 else f"({inner})"
+    return str(np.asarray(x))
+
+
+def pdict(d):
+    """Prints a dict element (keys in the order written)."""
+    print(fmt(d))
+
+
 def shuffle(items, buffer, seed, epoch=0):
     """pipec's `shuffle(buffer, seed)` (docs/language.md: tf.data's buffer algorithm driven by
     SplitMix64, epoch k reseeded from `seed` and k), modelled independently of the Rust code
@@ -57,7 +73,7 @@ def main():
             raise SystemExit(f"{case.name}: no '# numpy:' line")
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
-            exec("\n".join(code), {"np": np, "ptuple": ptuple, "shuffle": shuffle})
+            exec("\n".join(code), {"np": np, "ptuple": ptuple, "pdict": pdict, "fmt": fmt, "shuffle": shuffle})
         case.with_suffix(".stdout").write_text(out.getvalue())
         print(f"{case.name}: {len(out.getvalue().splitlines())} lines")
 

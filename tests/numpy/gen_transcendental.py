@@ -19,7 +19,8 @@ non-AVX512 x86-64 machine: elsewhere numpy takes other code paths and the files 
 `python3 tests/numpy/gen_transcendental.py --stream STEP FUNC...` instead writes to stdout,
 for each FUNC in turn, numpy's float32 output bits on the inputs `k * STEP` for
 k = 0 .. ceil(2^32 / STEP), as raw little-endian uint32; the env-gated test
-`exhaustive_stream` in transcendental_numpy.rs reads that from PIPEC_NUMPY_STREAM.
+`exhaustive_stream` in transcendental_numpy.rs (ignored unless run with --ignored)
+reads that from PIPEC_NUMPY_STREAM.
 """
 
 import os

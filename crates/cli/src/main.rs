@@ -53,7 +53,8 @@ struct Cli {
     /// Run to the end and drop the elements (for timing).
     #[arg(long, conflicts_with = "output")]
     discard: bool,
-    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels.
+    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels (at
+    /// most 64 lanes, and kernel threads at most one per core: more would only take turns).
     #[arg(long, value_name = "N", default_value_t = default_threads())]
     threads: usize,
     /// Allow `exec` workers to start processes.
@@ -78,6 +79,14 @@ struct Cli {
     /// N shards together deliver every record exactly once.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
+    /// Work units compiling may spend: one per expression evaluated, plus the values copied
+    /// and the IR built as loops unroll and calls inline; going past it is error E0704.
+    #[arg(long, value_name = "N", default_value_t = pipec::CompileBudget::DEFAULT_WORK)]
+    compile_budget: u64,
+    /// The estimated memory compiling may build (IR and values), e.g. 256M or 1G; going
+    /// past it is error E0704 (default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
+    compile_memory: Option<u64>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
@@ -117,6 +126,10 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
+/// The most lanes a run uses, whatever `--threads` asks (the helper team's limit, 63, plus
+/// the consumer's thread).
+const MAX_THREADS: usize = 64;
+
 fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -141,6 +154,10 @@ fn main() -> ExitCode {
             return ExitCode::from(0);
         }
     };
+    if let Err(e) = on_signals() {
+        eprintln!("error[E0800]: cannot install the signal handler: {e}");
+        return ExitCode::from(2);
+    }
     // Compile and run on a thread with a large stack: deeply nested (but accepted) programs
     // recurse in the tracer, and a stack overflow would abort instead of reporting.
     let worker = std::thread::Builder::new()
@@ -157,18 +174,36 @@ fn main() -> ExitCode {
     }
 }
 
+/// On SIGINT, SIGTERM or SIGHUP: kill the `exec` workers' process groups (they are not in
+/// the terminal's group, so the signal did not reach them), remove temporary output files,
+/// and exit with 128 + the signal's number, as a process killed by it would report.
+fn on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("pipec-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                pipec::kill_all_workers();
+                TempFile::remove_all();
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
+}
+
 fn real_main(cli: Cli) -> u8 {
     let color = std::io::stderr().is_terminal();
     if let Some(code) = &cli.explain {
         return match pipec::Code::parse(code) {
             Some(c) => {
-                println!("{}", c.explanation().trim_end());
+                println!("{}", c.explanation_text());
                 0
             }
             None => {
                 eprintln!("error[E0800]: unknown error code `{code}`");
                 eprintln!(
-                    "help: codes look like E0101; every diagnostic shows its code in brackets"
+                    "help: codes look like E0101 (or 101); every diagnostic shows its code in brackets"
                 );
                 2
             }
@@ -198,7 +233,10 @@ fn real_main(cli: Cli) -> u8 {
         eprintln!("error[E0800]: --worker-timeout must be a positive number of seconds");
         return 2;
     }
-    compiler.set_worker_timeout(std::time::Duration::from_secs_f64(cli.worker_timeout));
+    // A timeout past what a `Duration` holds (`1e20`) means no limit in practice.
+    let timeout = std::time::Duration::try_from_secs_f64(cli.worker_timeout)
+        .unwrap_or(std::time::Duration::MAX);
+    compiler.set_worker_timeout(timeout);
     compiler.set_print_sink(Arc::new(|line: &str| {
         progress::suspend(|| {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
@@ -211,6 +249,16 @@ fn real_main(cli: Cli) -> u8 {
         allow_exec: cli.allow_exec,
         params: cli.set.clone(),
         shard: cli.shard,
+        budget: pipec::CompileBudget {
+            work: cli.compile_budget,
+            memory: cli
+                .compile_memory
+                .unwrap_or(pipec::CompileBudget::DEFAULT_MEMORY),
+        },
+        // Copies of the program after each pass are only needed to print them.
+        keep_stages: matches!(&cli.emit_ir, Some(s) if s == "all" || s.starts_with("after=")),
+        // Checking or printing the program must not run anything.
+        start_workers: !(cli.check || cli.emit_ir.is_some() || cli.emit_dot),
     };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,
@@ -269,7 +317,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     // The sink is chosen before anything runs: a bad `--output` is bad usage (exit 2) and costs
     // no computation.
     let mut sink: Box<dyn Sink> = match &cli.output {
-        Some(path) => match open_output(path, &elem) {
+        Some(path) => match open_output(path, &elem, short_batch_fix(compiled, source)) {
             Ok(s) => s,
             Err(OutputError::Usage(d)) => {
                 report(&[d], source, color);
@@ -300,9 +348,18 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     if prints_to_tty && bar.is_some() {
         sink.set_around_bar();
     }
-    pipec::set_kernel_threads(cli.threads);
+    // Lanes past 64 only take turns (a parallel map spawns one thread per lane per chunk),
+    // and kernel threads past the cores only wait: neither is started beyond that.
+    let threads = cli.threads.clamp(1, MAX_THREADS);
+    if cli.threads > MAX_THREADS {
+        eprintln!(
+            "warning[E0800]: --threads {} is more than can help; using {MAX_THREADS} lanes",
+            cli.threads
+        );
+    }
+    pipec::set_kernel_threads(threads.min(default_threads()));
     let opts = RunOptions {
-        threads: cli.threads.max(1),
+        threads,
         base_dir: source.dir.clone(),
         stats: cli.stats,
         ..RunOptions::default()
@@ -454,9 +511,9 @@ impl<W: Write> Sink for Print<W> {
         if self.around_bar && progress::active() {
             let out = &mut self.out;
             return progress::suspend(|| writeln!(out, "{text}").and_then(|()| out.flush()))
-                .map_err(|_| SinkError::Closed);
+                .map_err(stdout_error);
         }
-        writeln!(self.out, "{text}").map_err(|_| SinkError::Closed)
+        writeln!(self.out, "{text}").map_err(stdout_error)
     }
 
     fn set_around_bar(&mut self) {
@@ -464,7 +521,20 @@ impl<W: Write> Sink for Print<W> {
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
-        self.out.flush().map_err(|_| SinkError::Closed)
+        self.out.flush().map_err(stdout_error)
+    }
+}
+
+/// A failed write to stdout: a closed pipe (`pipec f.pipe | head`) ends the run quietly;
+/// anything else (a full disk, `> /dev/full`) is E0605, since the output is cut short.
+fn stdout_error(e: std::io::Error) -> SinkError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        SinkError::Closed
+    } else {
+        SinkError::Failed(Diagnostic::error(
+            pipec::Code::OutputFailed,
+            format!("cannot write the elements to stdout: {e}"),
+        ))
     }
 }
 
@@ -506,9 +576,15 @@ struct TempFile {
     kept: bool,
 }
 
+/// The temporary files that exist now, for the signal handler to remove.
+static TEMP_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
 impl TempFile {
-    /// Creates `.NAME.PID[.PART].tmp` next to `dest`.
+    /// Creates `.NAME.RANDOM[.PART].tmp` next to `dest`. The name is unpredictable and the
+    /// file must not exist (`O_CREAT | O_EXCL`, which also never follows a symlink): a
+    /// file or symlink planted under the name cannot redirect the writes.
     fn create(dest: &Path, part: Option<&str>) -> std::io::Result<(TempFile, std::fs::File)> {
+        use std::hash::BuildHasher;
         let dir = dest
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -518,15 +594,34 @@ impl TempFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let part = part.map(|p| format!(".{p}")).unwrap_or_default();
-        let path = dir.join(format!(".{name}.{}{part}.tmp", std::process::id()));
-        // Readable too: `.npz` parts are read back into the archive.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        Ok((TempFile { path, kept: false }, file))
+        let mut attempt = 0u32;
+        loop {
+            // Randomly keyed SipHash of the process, time and attempt: 64 random bits.
+            let random = std::hash::RandomState::new().hash_one((
+                std::process::id(),
+                std::time::SystemTime::now(),
+                attempt,
+            ));
+            let path = dir.join(format!(".{name}.{random:016x}{part}.tmp"));
+            // Readable too: `.npz` parts are read back into the archive.
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            match opened {
+                Ok(file) => {
+                    if let Ok(mut t) = TEMP_FILES.lock() {
+                        t.push(path.clone());
+                    }
+                    return Ok((TempFile { path, kept: false }, file));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Moves the file to `dest` (atomically replacing what was there).
@@ -535,6 +630,17 @@ impl TempFile {
         self.kept = true;
         Ok(())
     }
+
+    /// Removes every temporary file (the process is about to exit on a signal).
+    fn remove_all() {
+        let paths = match TEMP_FILES.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for p in paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl Drop for TempFile {
@@ -542,11 +648,52 @@ impl Drop for TempFile {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
         }
+        if let Ok(mut t) = TEMP_FILES.lock()
+            && let Some(i) = t.iter().position(|p| *p == self.path)
+        {
+            t.swap_remove(i);
+        }
     }
 }
 
+/// The `batch(n)` the output's elements come from, when it keeps a partial last batch: a
+/// `.npy` cannot stack that short batch with the full ones, and `drop_remainder: true` is
+/// usually the fix (tf.data users batch for training with it).
+#[derive(Clone)]
+struct ShortBatchFix {
+    /// The batch size.
+    size: usize,
+    /// The `batch(...)` call.
+    span: pipec::Span,
+    /// The call as it should be written, e.g. `batch(32, drop_remainder: true)`.
+    fixed: String,
+}
+
+fn short_batch_fix(compiled: &Compiled, source: &SourceFile) -> Option<ShortBatchFix> {
+    let (size, span) = compiled.remainder_batch()?;
+    let call = source.text.get(span.range())?;
+    let fixed = if call.contains("drop_remainder: false") {
+        call.replacen("drop_remainder: false", "drop_remainder: true", 1)
+    } else {
+        let open = call.strip_suffix(')')?.trim_end();
+        let open = open.strip_suffix(',').unwrap_or(open);
+        format!("{open}, drop_remainder: true)")
+    };
+    // A call spread over lines, or long, is named, not quoted.
+    let fixed = if fixed.contains('\n') || fixed.len() > 80 {
+        "drop_remainder: true".to_string()
+    } else {
+        fixed
+    };
+    Some(ShortBatchFix { size, span, fixed })
+}
+
 /// Opens the sink for `--output PATH`, chosen by the extension.
-fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, OutputError> {
+fn open_output(
+    path: &Path,
+    elem: &pipec::ElemType,
+    short_batch: Option<ShortBatchFix>,
+) -> Result<Box<dyn Sink>, OutputError> {
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let leaves = elem.leaves();
     let usage = |msg: String, help: &str| {
@@ -582,19 +729,42 @@ fn open_output(path: &Path, elem: &pipec::ElemType) -> Result<Box<dyn Sink>, Out
                 path: path.to_path_buf(),
                 tmp,
                 w,
+                first: None,
+                short_batch,
             }))
         }
         "npz" => {
+            // numpy.savez's names for positional arrays, or each leaf's key path for dicts.
+            let names: Vec<String> = if elem.has_dict() {
+                elem.leaf_paths()
+            } else {
+                (0..leaves.len()).map(|k| format!("arr_{k}")).collect()
+            };
+            if let Some(bad) = names
+                .iter()
+                .enumerate()
+                .find(|(i, n)| n.is_empty() || names[..*i].contains(n))
+                .map(|(_, n)| n)
+            {
+                return Err(usage(
+                    format!("the elements `{elem}` give two .npz members the name \"{bad}\""),
+                    "rename the dict keys (a key may not be empty, and `/` joins nested keys), or write `--output FILE.jsonl`",
+                ));
+            }
             let (tmp, file) = TempFile::create(path, None).map_err(failed)?;
             let mut parts = Vec::new();
-            for k in 0..leaves.len() {
+            // Temporary files are named by position: a key may hold any character.
+            for k in 0..names.len() {
                 parts.push(writer(k, Some(&format!("arr_{k}")))?);
             }
             Ok(Box::new(NpzFile {
                 path: path.to_path_buf(),
                 tmp,
                 file,
+                first: vec![None; parts.len()],
                 parts,
+                names,
+                short_batch,
             }))
         }
         "jsonl" => {
@@ -629,33 +799,75 @@ struct NpyFile {
     path: PathBuf,
     tmp: TempFile,
     w: NpyOut,
+    /// The first element's shape, which every other must have.
+    first: Option<Vec<usize>>,
+    short_batch: Option<ShortBatchFix>,
 }
 
 impl Sink for NpyFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        self.w
-            .push(&e[0])
-            .map_err(|err| SinkError::Failed(npy_push_failed(&self.path, err)))
+        let t = &e[0];
+        self.w.push(t).map_err(|err| {
+            let first = self.first.as_deref();
+            SinkError::Failed(npy_push_failed(
+                &self.path,
+                err,
+                first.map(|f| (f, t.shape())),
+                self.short_batch.as_ref(),
+            ))
+        })?;
+        self.first.get_or_insert_with(|| t.shape().to_vec());
+        Ok(())
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {
-        let NpyFile { path, tmp, w } = *self;
+        let NpyFile { path, tmp, w, .. } = *self;
         finish_npy(w).map_err(|e| SinkError::Failed(output_failed(&path, e)))?;
         tmp.persist(&path)
             .map_err(|e| SinkError::Failed(output_failed(&path, e)))
     }
 }
 
-fn npy_push_failed(path: &Path, err: pipec::io::IoError) -> Diagnostic {
+/// E0605 for an element the `.npy` stream refused; `shapes` is the first element's shape
+/// and this one's.
+fn npy_push_failed(
+    path: &Path,
+    err: pipec::io::IoError,
+    shapes: Option<(&[usize], &[usize])>,
+    short_batch: Option<&ShortBatchFix>,
+) -> Diagnostic {
     let d = output_failed(path, &err);
-    match err {
-        pipec::io::IoError::Output(_) => d.with_help("pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes"),
-        _ => d,
+    if !matches!(err, pipec::io::IoError::Output(_)) {
+        return d;
     }
+    // A batch shorter than the batch size, the rest of its shape as the full ones': the
+    // partial last batch of `batch(n)`.
+    if let (Some((first, got)), Some(fix)) = (shapes, short_batch)
+        && let ([n, rest_first @ ..], [m, rest_got @ ..]) = (first, got)
+        && *n == fix.size
+        && m < n
+        && rest_first == rest_got
+    {
+        let what = if *m == 1 { "element" } else { "elements" };
+        return d
+            .with_label(
+                fix.span,
+                format!("batches of {n}; the partial last batch has {m} {what}"),
+            )
+            .with_help(format!(
+                "drop the partial batch with `{}` (or write `.jsonl`, which allows any shapes)",
+                fix.fixed
+            ));
+    }
+    d.with_help(
+        "pad the elements to one shape (`padded_batch`), or write `.jsonl`, which allows any shapes",
+    )
 }
 
 /// `.npz`: like `numpy.savez(path, *components)`: one array per tuple component (leaves of
-/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements. Each
+/// nested tuples in order), named `arr_0`, `arr_1`, ..., each stacked over the elements; with
+/// dicts, like `numpy.savez(path, **fields)`: each leaf named by its key path
+/// (`ElemType::leaf_paths`: `image`, `meta/id`, `1/label`). Each
 /// component streams into its own temporary `.npy`; at the end they are copied into the
 /// archive (stored, as numpy does), so memory stays at one element.
 struct NpzFile {
@@ -663,15 +875,28 @@ struct NpzFile {
     tmp: TempFile,
     file: std::fs::File,
     parts: Vec<(TempFile, NpyOut)>,
+    /// The member name of each part, without `.npy`.
+    names: Vec<String>,
+    /// Each component's first shape.
+    first: Vec<Option<Vec<usize>>>,
+    short_batch: Option<ShortBatchFix>,
 }
 
 impl Sink for NpzFile {
     fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        for (k, ((_, w), t)) in self.parts.iter_mut().zip(e).enumerate() {
+        for (k, (((_, w), t), first)) in self
+            .parts
+            .iter_mut()
+            .zip(e)
+            .zip(&mut self.first)
+            .enumerate()
+        {
             w.push(t).map_err(|err| {
-                let d = npy_push_failed(&self.path, err);
-                SinkError::Failed(d.with_note(format!("in component {k} (`arr_{k}`)")))
+                let shapes = first.as_deref().map(|f| (f, t.shape()));
+                let d = npy_push_failed(&self.path, err, shapes, self.short_batch.as_ref());
+                SinkError::Failed(d.with_note(format!("in component {k} (`{}`)", self.names[k])))
             })?;
+            first.get_or_insert_with(|| t.shape().to_vec());
         }
         Ok(())
     }
@@ -682,6 +907,8 @@ impl Sink for NpzFile {
             tmp,
             file,
             parts,
+            names,
+            ..
         } = *self;
         let fail = |e: &dyn std::fmt::Display| SinkError::Failed(output_failed(&path, e));
         let mut members = Vec::new();
@@ -689,7 +916,7 @@ impl Sink for NpzFile {
         for (k, (part_tmp, w)) in parts.into_iter().enumerate() {
             let mut f = finish_npy(w).map_err(|e| fail(&e))?;
             f.seek(std::io::SeekFrom::Start(0)).map_err(|e| fail(&e))?;
-            members.push((format!("arr_{k}"), std::io::BufReader::new(f)));
+            members.push((names[k].clone(), std::io::BufReader::new(f)));
             temps.push(part_tmp);
         }
         let file =
@@ -733,7 +960,36 @@ fn json_element(
             }
             out.push(']');
         }
+        pipec::ElemType::Dict(fields) => {
+            out.push('{');
+            for (i, (k, p)) in fields.iter().enumerate() {
+                if i > 0 {
+                    out.push_str(", ");
+                }
+                json_string(k, out);
+                out.push_str(": ");
+                json_element(p, leaves, out);
+            }
+            out.push('}');
+        }
     }
+}
+
+/// A JSON string literal: quotes, backslashes and control characters escaped.
+fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\t' => out.push_str("\\t"),
+            '\r' => out.push_str("\\r"),
+            c if (c as u32) < 0x20 => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 impl Sink for JsonlFile {

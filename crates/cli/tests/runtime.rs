@@ -136,6 +136,40 @@ fn npz_output_has_one_array_per_component() {
 }
 
 #[test]
+fn npz_output_names_dict_members_by_key_path() {
+    // Like `numpy.savez(path, **{"id": ..., "meta/sq": ..., "meta/half": ...})`.
+    let case = Case::new(
+        "npz_dict",
+        r#"pipeline main = range(5).map(|i| {"id": i, "meta": {"sq": i * i, "half": cast(i, f32) * 0.5}})"#,
+    );
+    let out = case.run(&["--output", "out.npz"]);
+    assert_exit(&out, 0);
+    let path = case.path("out.npz");
+    for (member, expect) in [
+        ("id", "dict_id.npy"),
+        ("meta/sq", "dict_meta_sq.npy"),
+        ("meta/half", "dict_meta_half.npy"),
+    ] {
+        let got = io::read_npz(&path, member).expect("member present");
+        let want = std::fs::read(data("expect").join(expect)).expect("expected file");
+        assert_eq!(io::encode_npy(&got), want, "{member}");
+    }
+    assert!(matches!(
+        io::read_npz(&path, "arr_0"),
+        Err(io::IoError::MissingMember { .. })
+    ));
+    // Two leaves with one name cannot both be members: a usage error, before any output.
+    let case = Case::new(
+        "npz_dict_clash",
+        r#"pipeline main = range(2).map(|i| {"a/b": i, "a": {"b": i}})"#,
+    );
+    let out = case.run(&["--output", "out.npz"]);
+    assert_exit(&out, 2);
+    assert!(stderr(&out).contains("\"a/b\""), "{}", stderr(&out));
+    assert!(case.others().is_empty(), "nothing written");
+}
+
+#[test]
 fn jsonl_output_lines() {
     let case = Case::new(
         "jsonl",
@@ -149,6 +183,16 @@ fn jsonl_output_lines() {
                 [1, [[1e+20, 1e-07], [true, true]]]\n\
                 [2, [[0.0, 0.0], [false, false]]]\n";
     assert_eq!(got, want);
+    // A dict is a JSON object, keys in the order written (what `json.dumps` writes of it).
+    let case = Case::new(
+        "jsonl_dict",
+        r#"pipeline main = range(2).map(|i| {"id": i, "x \"q\"": (cast(i, f32) * 0.5, [i, i])})"#,
+    );
+    assert_exit(&case.run(&["--output", "d.jsonl"]), 0);
+    assert_eq!(
+        std::fs::read_to_string(case.path("d.jsonl")).expect("written"),
+        "{\"id\": 0, \"x \\\"q\\\"\": [0.0, [0, 0]]}\n{\"id\": 1, \"x \\\"q\\\"\": [0.5, [1, 1]]}\n"
+    );
     // A scalar is a bare number; f32 values use the shortest text that reads back as the same f32.
     let case = Case::new(
         "jsonl_scalar",

@@ -25,10 +25,31 @@ macro_rules! codes {
                 match self { $(Code::$variant => include_str!(concat!("../explain/", $code, ".md")),)* }
             }
 
-            /// Looks a code up by its text (`"E0101"`, case-insensitive).
+            /// Looks a code up by its text as a user types it: `E0101`, `e0101`, `101`,
+            /// `0101`, or `[E0101]` as copied from a diagnostic. Without a letter, an `E`
+            /// code is preferred to the `R` code with the same number.
             pub fn parse(text: &str) -> Option<Code> {
-                let upper = text.trim().to_ascii_uppercase();
-                Code::ALL.iter().copied().find(|c| c.as_str() == upper)
+                let text = text.trim();
+                let text = text
+                    .strip_prefix('[')
+                    .and_then(|t| t.strip_suffix(']'))
+                    .unwrap_or(text);
+                let (letter, digits) = match text.chars().next()? {
+                    c if c.is_ascii_alphabetic() => (Some(c.to_ascii_uppercase()), &text[1..]),
+                    _ => (None, text),
+                };
+                if digits.is_empty() || digits.len() > 4 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+                    return None;
+                }
+                let number: u32 = digits.parse().ok()?;
+                let find = |l: char| {
+                    let full = format!("{l}{number:04}");
+                    Code::ALL.iter().copied().find(|c| c.as_str() == full)
+                };
+                match letter {
+                    Some(l) => find(l),
+                    None => find('E').or_else(|| find('R')),
+                }
             }
         }
     };
@@ -104,6 +125,8 @@ codes! {
     MissingReturn = "E0115";
     /// A value that must be known at trace time but is not (a symbolic dim as a size, ...).
     NotTraceTime = "E0116";
+    /// A number literal its target dtype cannot hold (`cast(256, u8)`, `1e39` as f32).
+    LiteralOutOfRange = "E0121";
 
     // Shapes.
     /// Shapes that do not broadcast.
@@ -166,6 +189,8 @@ codes! {
     OutputFailed = "E0605";
     /// `ensure_shape` failed on an element.
     EnsureShapeFailed = "E0606";
+    /// A signed integer raised to a negative integer power.
+    NegativePower = "E0607";
 
     // Limits.
     /// A tensor with more elements than the limit.
@@ -176,6 +201,8 @@ codes! {
     ZeroStep = "E0702";
     /// A slice with step 0.
     ZeroSliceStep = "E0703";
+    /// Tracing went past the compile budget (`--compile-budget`, `--compile-memory`).
+    CompileBudget = "E0704";
 
     // Command line.
     /// A bad flag, an unknown pass, an unreadable input file.
@@ -185,13 +212,72 @@ codes! {
     /// A parameter's value does not fit the literal its `let` binds, or that is no literal.
     ParameterMismatch = "E0811";
 
+    // Compiler bugs.
+    /// An internal compiler error: the IR failed verification.
+    InternalError = "E0900";
+
     // Optimizer remarks.
     /// A remark from an optimization pass.
     PassRemark = "R0001";
 }
 
+impl Code {
+    /// The explanation as `pipec --explain` prints it: without the `<!-- ... -->` lines,
+    /// which tell the tests how to check the examples, and without trailing blank lines.
+    pub fn explanation_text(self) -> String {
+        let kept: Vec<&str> = self
+            .explanation()
+            .lines()
+            .filter(|l| !(l.trim_start().starts_with("<!--") && l.trim_end().ends_with("-->")))
+            .collect();
+        kept.join("\n").trim_end().to_string()
+    }
+}
+
 impl fmt::Display for Code {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Code;
+
+    #[test]
+    fn parse_accepts_what_users_type() {
+        for text in [
+            "E0101", "e0101", "101", "0101", " E0101\n", "[E0101]", "E101",
+        ] {
+            assert_eq!(Code::parse(text), Some(Code::DtypeMismatch), "{text:?}");
+        }
+        assert_eq!(Code::parse("1"), Some(Code::InvalidCharacter));
+        assert_eq!(Code::parse("R1"), Some(Code::PassRemark));
+        assert_eq!(Code::parse("r0001"), Some(Code::PassRemark));
+        for text in [
+            "", "E", "E9999", "X0101", "E01010", "1e3", "E-101", "[E0101", "+101",
+        ] {
+            assert_eq!(Code::parse(text), None, "{text:?}");
+        }
+    }
+
+    #[test]
+    fn explanations_hide_the_test_markers() {
+        assert!(
+            Code::OutputFailed
+                .explanation()
+                .contains("<!-- runtime -->")
+        );
+        let shown = Code::OutputFailed.explanation_text();
+        assert!(shown.starts_with("# E0605: "));
+        assert!(!shown.contains("<!--"), "{shown}");
+        assert!(!shown.ends_with('\n'));
+    }
+
+    #[test]
+    fn every_code_parses_back() {
+        for &code in Code::ALL {
+            assert_eq!(Code::parse(code.as_str()), Some(code));
+        }
     }
 }

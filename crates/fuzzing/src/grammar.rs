@@ -3,6 +3,8 @@
 //! Every byte string gives a program (missing bytes read as zero), so libFuzzer's mutations
 //! explore programs rather than parse errors.
 
+use pipec::ops::{BinaryDomain, BinaryOp, UnaryDomain, UnaryOp};
+
 /// Reads choices from fuzzer bytes; past the end every choice is 0.
 struct Choices<'a> {
     data: &'a [u8],
@@ -65,7 +67,79 @@ fn literal(c: &mut Choices, float: bool, rows: usize, cols: usize) -> String {
     format!("[{}]", rows.join(", "))
 }
 
-/// An expression over `x` of the element's dtype; keeps the shape unless noted.
+/// The unary ops of the op table that take and give the element's dtype (`abs`, `exp`,
+/// `softplus`, ... on floats; the numeric ones on integers), by their builtin names.
+fn same_dtype_unary(float: bool) -> Vec<&'static str> {
+    UnaryOp::ALL
+        .iter()
+        .filter(|op| match op.domain() {
+            UnaryDomain::Num => true,
+            UnaryDomain::Float => float,
+            UnaryDomain::FloatTest | UnaryDomain::Logic => false,
+        })
+        .map(|op| op.call_name())
+        .collect()
+}
+
+/// The binary ops of the op table that take and give the element's dtype.
+fn same_dtype_binary(float: bool) -> Vec<&'static str> {
+    BinaryOp::ALL
+        .iter()
+        .filter(|op| match op.domain() {
+            BinaryDomain::Arith => true,
+            BinaryDomain::FloatArith => float,
+            _ => false,
+        })
+        .map(|op| op.call_name())
+        .collect()
+}
+
+/// The ops of the op table that give `bool` from the element's dtype (comparisons, `isnan`).
+fn to_bool(float: bool) -> Vec<(&'static str, usize)> {
+    let unary = UnaryOp::ALL
+        .iter()
+        .filter(|op| float && op.domain() == UnaryDomain::FloatTest)
+        .map(|op| (op.call_name(), 1));
+    let binary = BinaryOp::ALL
+        .iter()
+        .filter(|op| op.is_comparison())
+        .map(|op| (op.call_name(), 2));
+    unary.chain(binary).collect()
+}
+
+/// A `bool` expression of the element's shape: a comparison or test from the op table,
+/// sometimes combined by the table's logic ops.
+fn condition(c: &mut Choices, e: Elem, depth: usize) -> String {
+    let tests = to_bool(e.float);
+    let (name, arity) = tests[c.pick(tests.len())];
+    let one = if arity == 1 {
+        format!("{name}({})", expr(c, e, depth))
+    } else {
+        format!("{name}({}, {})", expr(c, e, depth), constant(c, e.float))
+    };
+    let logic: Vec<&UnaryOp> = UnaryOp::ALL
+        .iter()
+        .filter(|op| op.domain() == UnaryDomain::Logic)
+        .collect();
+    let both: Vec<&BinaryOp> = BinaryOp::ALL
+        .iter()
+        .filter(|op| op.domain() == BinaryDomain::Logic)
+        .collect();
+    match c.pick(4) {
+        0 => format!("{}({one})", logic[c.pick(logic.len())].call_name()),
+        1 => format!(
+            "{}({one}, {} > {})",
+            both[c.pick(both.len())].call_name(),
+            expr(c, e, 0),
+            constant(c, e.float)
+        ),
+        _ => one,
+    }
+}
+
+/// An expression over `x` of the element's dtype; keeps the shape unless noted. Every
+/// elementwise op of the op tables can appear (drawn from the tables, not a list here),
+/// next to the operators `+ - * / // % **` and casts.
 fn expr(c: &mut Choices, e: Elem, depth: usize) -> String {
     if depth == 0 || c.exhausted() {
         return if c.pick(4) == 0 {
@@ -75,36 +149,40 @@ fn expr(c: &mut Choices, e: Elem, depth: usize) -> String {
         };
     }
     let d = depth - 1;
-    match c.pick(14) {
+    match c.pick(16) {
         0 => format!("({} + {})", expr(c, e, d), expr(c, e, d)),
         1 => format!("({} - {})", expr(c, e, d), expr(c, e, d)),
         2 => format!("({} * {})", expr(c, e, d), expr(c, e, d)),
         3 if e.float => format!("({} / {})", expr(c, e, d), expr(c, e, d)),
         3 => format!("({} // {})", expr(c, e, d), expr(c, e, d)),
         4 => format!("({} % {})", expr(c, e, d), expr(c, e, d)),
-        5 if e.float => {
-            let f = [
-                "exp", "log", "sqrt", "tanh", "sigmoid", "floor", "round", "log1p", "sin", "rsqrt",
-            ][c.pick(10)];
-            format!("{f}({})", expr(c, e, d))
+        5 => {
+            let ops = same_dtype_unary(e.float);
+            format!("{}({})", ops[c.pick(ops.len())], expr(c, e, d))
         }
-        5 => format!("abs({})", expr(c, e, d)),
         6 => format!("-{}", expr(c, e, d)),
         7 => format!(
-            "where({} > {}, {}, {})",
-            expr(c, e, d),
-            constant(c, e.float),
+            "where({}, {}, {})",
+            condition(c, e, d),
             expr(c, e, d),
             expr(c, e, d)
         ),
-        8 => format!("maximum({}, {})", expr(c, e, d), expr(c, e, d)),
+        8 => {
+            let ops = same_dtype_binary(e.float);
+            format!(
+                "{}({}, {})",
+                ops[c.pick(ops.len())],
+                expr(c, e, d),
+                expr(c, e, d)
+            )
+        }
         9 => format!(
             "clip({}, {}, {})",
             expr(c, e, d),
             constant(c, e.float),
             constant(c, e.float)
         ),
-        10 => format!("square(relu({}))", expr(c, e, d)),
+        10 => format!("({} ** {})", expr(c, e, d), expr(c, e, d)),
         11 if e.float => format!("cast(cast({}, i32), f32)", expr(c, e, d)),
         11 => format!("cast(cast({}, f32), i32)", expr(c, e, d)),
         12 if e.rank >= 1 => format!("reverse({}, 0)", expr(c, e, d)),
@@ -113,18 +191,24 @@ fn expr(c: &mut Choices, e: Elem, depth: usize) -> String {
             expr(c, e, d),
             expr(c, e, d)
         ),
-        _ => format!("minimum({}, {})", expr(c, e, d), expr(c, e, d)),
+        14 if e.float => format!("cast(cast({}, f64), f32)", expr(c, e, d)),
+        14 => format!("cast(cast({}, i64), i32)", expr(c, e, d)),
+        _ if e.float => format!("cast({}, f32)", expr(c, e, d)),
+        _ => format!("cast(cast({}, u8), i32)", expr(c, e, d)),
     }
 }
 
 fn predicate(c: &mut Choices, e: Elem) -> String {
-    let v = expr(c, e, 2);
-    let k = constant(c, e.float);
-    let cmp = ["<", "<=", ">", ">=", "==", "!="][c.pick(6)];
-    if e.rank == 0 {
-        format!("{v} {cmp} {k}")
+    let cond = if c.pick(2) == 0 {
+        let cmp = ["<", "<=", ">", ">=", "==", "!="][c.pick(6)];
+        format!("{} {cmp} {}", expr(c, e, 2), constant(c, e.float))
     } else {
-        format!("any({v} {cmp} {k})")
+        condition(c, e, 2)
+    };
+    if e.rank == 0 {
+        cond
+    } else {
+        format!("any({cond})")
     }
 }
 

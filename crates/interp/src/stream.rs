@@ -319,10 +319,12 @@ enum PlanKind {
         drop_remainder: bool,
     },
     Unbatch,
-    /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default).
+    /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default) unless
+    /// `reshuffle` is off, when every epoch uses epoch 0's seed.
     Shuffle {
         buffer: usize,
         seed: u64,
+        reshuffle: bool,
         epochs: std::sync::atomic::AtomicU64,
     },
     Repeat(Option<u64>),
@@ -498,9 +500,14 @@ impl PlanBuilder<'_> {
                 drop_remainder: *drop_remainder,
             },
             DsKind::Unbatch => PlanKind::Unbatch,
-            DsKind::Shuffle { buffer, seed } => PlanKind::Shuffle {
+            DsKind::Shuffle {
+                buffer,
+                seed,
+                reshuffle,
+            } => PlanKind::Shuffle {
                 buffer: *buffer,
                 seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                reshuffle: *reshuffle,
                 epochs: Default::default(),
             },
             DsKind::Repeat(c) => PlanKind::Repeat(*c),
@@ -612,12 +619,9 @@ fn csv_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -
 fn prefetch_plan(n: usize) -> PlanKind {
     match n {
         0 => PlanKind::Passthrough,
-        n => PlanKind::Prefetch(n.min(MAX_PREFETCH)),
+        n => PlanKind::Prefetch(n.min(pipec_ir::MAX_PREFETCH)),
     }
 }
-
-/// The most elements a `prefetch` buffers.
-const MAX_PREFETCH: usize = 1 << 12;
 
 /// A seed for `shuffle` without one: differs between runs, as in tf.data.
 fn fresh_seed() -> u64 {
@@ -760,9 +764,14 @@ impl Plan {
             PlanKind::Shuffle {
                 buffer,
                 seed,
+                reshuffle,
                 epochs,
             } => {
-                let epoch = epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let epoch = if *reshuffle {
+                    epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                } else {
+                    0
+                };
                 let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
                 // A buffer of 0 would emit nothing; 1 keeps the order (tf.data requires >= 1).
                 Box::new(Shuffle {
@@ -1280,6 +1289,19 @@ impl Stream for PaddedBatch {
                     .map(|(d, l)| d.unwrap_or(*l))
                     .collect(),
             };
+            // The padded rows are all held before they are stacked: count them first.
+            let padded_bytes = target.iter().fold(
+                (rows.len() as u128) * rows[0][leaf].dtype().size_bytes() as u128,
+                |acc, d| acc.saturating_mul(*d as u128),
+            );
+            if let Err(limit) = pipec_tensor::limits::check_bytes(padded_bytes.saturating_mul(2)) {
+                return Err(Diagnostic::error(
+                    Code::MemoryLimit,
+                    format!("padding this batch takes {padded_bytes} bytes twice (the padded rows, then the batch), more than the memory limit of {limit} bytes (--max-memory)"),
+                )
+                .with_label(self.span, "this padded batch outgrew the limit")
+                .with_help("make the batch or the padded shape smaller, or raise `--max-memory`"));
+            }
             let mut padded = Vec::new();
             for r in &rows {
                 let t = &r[leaf];

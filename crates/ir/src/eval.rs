@@ -1,80 +1,9 @@
-//! The meaning of each op, as a call into the shared kernels: the interpreter, constant
-//! folding and trace-time evaluation all go through [`OpKind::eval`], so there is one
-//! implementation of every op.
+//! The reference and chunked evaluation of fused elementwise programs (every other op's
+//! meaning is `OpKind::eval`, declared with the op in `ops/`).
 
-use crate::function::{FusedBody, FusedInst, OpKind, ReshapeDim};
+use crate::function::{FusedBody, FusedInst};
 use pipec_tensor::kernels::{self, FusedOp, FusedProgram, KernelError};
 use pipec_tensor::{DType, Tensor};
-
-impl OpKind {
-    /// Evaluates a pure op on host tensors. Eager ops need a host instance and are run by
-    /// the runtime instead.
-    pub fn eval(&self, inputs: &[Tensor]) -> Result<Vec<Tensor>, KernelError> {
-        let one = |t: Tensor| Ok(vec![t]);
-        match self {
-            OpKind::Const(t) => one(t.clone()),
-            OpKind::Unary(op) => one(kernels::unary(*op, &inputs[0])?),
-            OpKind::Binary(op) => one(kernels::binary(*op, &inputs[0], &inputs[1])?),
-            OpKind::Cast(to) => one(kernels::cast(&inputs[0], *to)),
-            OpKind::Select => one(kernels::select(&inputs[0], &inputs[1], &inputs[2])?),
-            OpKind::Clip => one(kernels::clip(&inputs[0], &inputs[1], &inputs[2])?),
-            OpKind::Reduce { op, axes, keepdims } => {
-                one(kernels::reduce(*op, &inputs[0], axes, *keepdims)?)
-            }
-            OpKind::Reshape(dims) => {
-                let x = &inputs[0];
-                let fixed: usize = dims
-                    .iter()
-                    .map(|d| match d {
-                        ReshapeDim::Fixed(n) => *n,
-                        ReshapeDim::Infer => 1,
-                    })
-                    .fold(1usize, usize::saturating_mul);
-                let shape: Vec<usize> = dims
-                    .iter()
-                    .map(|d| match d {
-                        ReshapeDim::Fixed(n) => Ok(*n),
-                        ReshapeDim::Infer if fixed > 0 && x.len().is_multiple_of(fixed) => {
-                            Ok(x.len() / fixed)
-                        }
-                        ReshapeDim::Infer => Err(KernelError::InvalidArgument(format!(
-                            "cannot reshape {} elements into a shape with {fixed} elements per -1",
-                            x.len()
-                        ))),
-                    })
-                    .collect::<Result<_, _>>()?;
-                one(kernels::reshape(x, &shape)?)
-            }
-            OpKind::Transpose(perm) => one(kernels::transpose(&inputs[0], perm)?),
-            OpKind::ExpandDims(axis) => one(kernels::expand_dims(&inputs[0], *axis)?),
-            OpKind::Squeeze(axes) => one(kernels::squeeze(&inputs[0], axes)?),
-            OpKind::Concat(axis) => one(kernels::concat(inputs, *axis)?),
-            OpKind::Stack(axis) => one(kernels::stack(inputs, *axis)?),
-            OpKind::BroadcastTo(shape) => one(kernels::broadcast_to(&inputs[0], shape)?),
-            OpKind::Tile(reps) => one(kernels::tile(&inputs[0], reps)?),
-            OpKind::Reverse(axes) => one(kernels::reverse(&inputs[0], axes)?),
-            OpKind::Slice(items) => one(kernels::slice(&inputs[0], items)?),
-            OpKind::MatMul => one(kernels::matmul(&inputs[0], &inputs[1])?),
-            OpKind::OneHot { depth, dtype } => one(kernels::one_hot(&inputs[0], *depth, *dtype)?),
-            OpKind::Sort(axis) => one(kernels::sort(&inputs[0], *axis)?),
-            OpKind::EnsureShape(shape) => {
-                if shape.admits(inputs[0].shape()) {
-                    one(inputs[0].clone())
-                } else {
-                    Err(KernelError::InvalidArgument(format!(
-                        "ensure_shape expected {shape}, found {:?}",
-                        inputs[0].shape()
-                    )))
-                }
-            }
-            OpKind::Fused(body) => body.eval_chunked(inputs),
-            OpKind::Eager(host) => Err(KernelError::InvalidArgument(format!(
-                "eager function `{}` cannot be evaluated at compile time",
-                host.name()
-            ))),
-        }
-    }
-}
 
 impl FusedBody {
     /// Evaluates the scalar program on whole tensors, one instruction at a time: the

@@ -127,6 +127,9 @@ pub enum OpKind {
     Sort(usize),
     /// Check the run-time shape against a static one (`ensure_shape`); passes the value on.
     EnsureShape(Shape),
+    /// `shape(x)`: the run-time shape of the operand, `i64[rank]` (a symbolic dim used as a
+    /// value reads one entry of it).
+    Shape,
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
@@ -134,24 +137,6 @@ pub enum OpKind {
 }
 
 impl OpKind {
-    /// Whether the op has no effects and depends only on its inputs (eager calls do not).
-    pub fn is_pure(&self) -> bool {
-        !matches!(self, OpKind::Eager(_))
-    }
-
-    /// Whether the op is elementwise (each output element depends on the matching input elements).
-    pub fn is_elementwise(&self) -> bool {
-        matches!(
-            self,
-            OpKind::Unary(_)
-                | OpKind::Binary(_)
-                | OpKind::Cast(_)
-                | OpKind::Select
-                | OpKind::Clip
-                | OpKind::Fused(_)
-        )
-    }
-
     /// The mnemonic printed in the IR.
     pub fn mnemonic(&self) -> &'static str {
         match self {
@@ -176,6 +161,7 @@ impl OpKind {
             OpKind::OneHot { .. } => "one_hot",
             OpKind::Sort(_) => "sort",
             OpKind::EnsureShape(_) => "ensure_shape",
+            OpKind::Shape => "shape",
             OpKind::Fused(_) => "fused_elementwise",
             OpKind::Eager(_) => "call_eager",
         }

@@ -12,6 +12,7 @@ mod dot;
 mod eval;
 mod function;
 mod host;
+mod ops;
 mod pipeline;
 mod print;
 mod types;
@@ -23,10 +24,11 @@ pub use function::{
     Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };
 pub use host::{HostFn, HostFunction, HostInstance, on_blocks};
-pub use pipeline::{DsKind, DsNode, DsNodeId, Parallelism, Pipeline, Source};
+pub use ops::{BatchRule, resolve_reshape};
+pub use pipeline::{DsKind, DsNode, DsNodeId, MAX_PREFETCH, Parallelism, Pipeline, Source};
 pub use print::{ds_node_lines, elem_text};
 pub use types::{Dim, ElemType, Shape, TensorType};
-pub use verify::verify;
+pub use verify::{VerifyError, verify};
 
 /// Index of a function in [`Program::functions`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]

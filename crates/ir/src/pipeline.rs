@@ -6,12 +6,12 @@
 //! produces from its inputs' element types.
 
 use crate::FuncId;
-use crate::types::ElemType;
+use crate::types::{Dim, ElemType, Shape, TensorType};
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
 use petgraph::visit::EdgeRef;
 use pipec_diag::Span;
-use pipec_tensor::{Scalar, Tensor};
+use pipec_tensor::{DType, Scalar, Tensor};
 use std::path::PathBuf;
 
 /// A node of a pipeline graph.
@@ -38,6 +38,10 @@ pub enum Parallelism {
     /// `AUTOTUNE`: as many lanes as `--threads`.
     Autotune,
 }
+
+/// The most elements a `prefetch` buffers: a larger request is capped (with a remark), so
+/// that a huge `n` cannot hold the whole dataset.
+pub const MAX_PREFETCH: usize = 1 << 12;
 
 /// What a pipeline node does.
 #[derive(Clone, Debug)]
@@ -96,12 +100,15 @@ pub enum DsKind {
     },
     /// `unbatch()`.
     Unbatch,
-    /// `shuffle(buffer, seed)`.
+    /// `shuffle(buffer, seed, reshuffle_each_iteration)`.
     Shuffle {
         /// Buffer size.
         buffer: usize,
         /// The seed (`None`: a fresh one per run).
         seed: Option<u64>,
+        /// Whether each epoch (each reopening, as under `repeat`) draws a new order; when
+        /// false every epoch repeats the first epoch's order.
+        reshuffle: bool,
     },
     /// `repeat(count)`; `None` repeats forever.
     Repeat(Option<u64>),
@@ -122,7 +129,7 @@ pub enum DsKind {
         /// This shard's index.
         index: u64,
     },
-    /// `prefetch(n)`.
+    /// `prefetch(n)`, `n` at most [`MAX_PREFETCH`].
     Prefetch(usize),
     /// `cache()`.
     Cache,
@@ -151,6 +158,96 @@ impl DsKind {
             DsKind::Shard { .. } => "shard",
             DsKind::Prefetch(_) => "prefetch",
             DsKind::Cache => "cache",
+        }
+    }
+}
+
+impl DsKind {
+    /// How many inputs the node takes: `None` for any number (at least one).
+    pub fn arity(&self) -> Option<usize> {
+        match self {
+            DsKind::Range { .. }
+            | DsKind::FromTensorSlices(_)
+            | DsKind::FromTensors(_)
+            | DsKind::ReadCsv { .. } => Some(0),
+            DsKind::Zip => None,
+            DsKind::Concatenate => Some(2),
+            _ => Some(1),
+        }
+    }
+
+    /// The element type this node gives for inputs of element types `inputs` (the rule
+    /// the tracer types it with, re-run by the verifier), or `None` where the type comes
+    /// from outside the graph: a source's data, a `map`'s function (whose results the
+    /// verifier compares separately).
+    pub fn elem_rule(&self, inputs: &[&ElemType]) -> Option<Result<ElemType, String>> {
+        let same = || Some(Ok(inputs[0].clone()));
+        let batched = |n: usize, drop: bool| {
+            let d0 = if drop { Dim::Known(n) } else { Dim::Unknown };
+            inputs[0].map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(d0)))
+        };
+        match self {
+            DsKind::Range { .. } => Some(Ok(ElemType::Tensor(TensorType::scalar(DType::I64)))),
+            DsKind::FromTensorSlices(_)
+            | DsKind::FromTensors(_)
+            | DsKind::ReadCsv { .. }
+            | DsKind::Map { .. } => None,
+            DsKind::Filter { .. }
+            | DsKind::Shuffle { .. }
+            | DsKind::Repeat(_)
+            | DsKind::Take(_)
+            | DsKind::Skip(_)
+            | DsKind::Shard { .. }
+            | DsKind::Prefetch(_)
+            | DsKind::Cache => same(),
+            DsKind::Batch {
+                size,
+                drop_remainder,
+            } => Some(Ok(batched(*size, *drop_remainder))),
+            DsKind::PaddedBatch {
+                size,
+                padded_shapes,
+                drop_remainder,
+                ..
+            } => {
+                let d0 = if *drop_remainder {
+                    Dim::Known(*size)
+                } else {
+                    Dim::Unknown
+                };
+                let leaves = inputs[0].leaves();
+                if padded_shapes.len() != leaves.len() {
+                    return Some(Err("a padded shape per component".into()));
+                }
+                let mut it = leaves.iter().zip(padded_shapes).map(|(leaf, ps)| {
+                    let dims: Vec<Dim> = match ps {
+                        Some(ds) => ds
+                            .iter()
+                            .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                            .collect(),
+                        None => leaf.shape.0.iter().map(|_| Dim::Unknown).collect(),
+                    };
+                    TensorType::new(leaf.dtype, Shape(dims).prepend(d0))
+                });
+                Some(Ok(inputs[0].rebuild(&mut it)))
+            }
+            DsKind::Unbatch => Some(if inputs[0].leaves().iter().any(|t| t.rank() == 0) {
+                Err("`unbatch` of a scalar component".into())
+            } else {
+                Ok(inputs[0]
+                    .map_leaves(&mut |t| TensorType::new(t.dtype, Shape(t.shape.0[1..].to_vec()))))
+            }),
+            DsKind::Zip => Some(Ok(ElemType::Tuple(
+                inputs.iter().map(|e| (*e).clone()).collect(),
+            ))),
+            DsKind::Concatenate => Some(
+                ElemType::join(inputs[0], inputs[1])
+                    .ok_or_else(|| format!("`concatenate` of {} and {}", inputs[0], inputs[1])),
+            ),
+            DsKind::Enumerate(_) => Some(Ok(ElemType::Tuple(vec![
+                ElemType::Tensor(TensorType::scalar(DType::I64)),
+                inputs[0].clone(),
+            ]))),
         }
     }
 }

@@ -144,9 +144,16 @@ pub(crate) fn ds_node_text(
             args.push(format!("padding_values=({})", values.join(", ")));
             args.push(format!("drop_remainder={drop_remainder}"));
         }
-        DsKind::Shuffle { buffer, seed } => {
+        DsKind::Shuffle {
+            buffer,
+            seed,
+            reshuffle,
+        } => {
             args.push(buffer.to_string());
             args.push(seed.map_or("seed=none".to_string(), |s| format!("seed={s}")));
+            if !reshuffle {
+                args.push("reshuffle_each_iteration=false".to_string());
+            }
         }
         DsKind::Repeat(count) => args.push(count.map_or("forever".to_string(), |c| c.to_string())),
         DsKind::Take(n) | DsKind::Skip(n) | DsKind::Enumerate(n) => args.push(n.to_string()),

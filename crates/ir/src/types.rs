@@ -73,6 +73,30 @@ impl Shape {
         self.0.len() == dims.len() && self.0.iter().zip(dims).all(|(d, &n)| d.admits(n))
     }
 
+    /// The numpy broadcast of two static shapes, or `None` when known dims clash. An
+    /// unknown dim meeting `n > 1` must be `n` or 1 at run time; either way the result is `n`.
+    pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
+        let rank = a.rank().max(b.rank());
+        let dim = |s: &Shape, i: usize| {
+            if i + s.rank() >= rank {
+                s.0[i + s.rank() - rank]
+            } else {
+                Dim::Known(1)
+            }
+        };
+        let mut dims = Vec::with_capacity(rank);
+        for i in 0..rank {
+            dims.push(match (dim(a, i), dim(b, i)) {
+                (Dim::Known(1), d) | (d, Dim::Known(1)) => d,
+                (Dim::Known(x), Dim::Known(y)) if x == y => Dim::Known(x),
+                (Dim::Known(_), Dim::Known(_)) => return None,
+                (Dim::Unknown, Dim::Known(n)) | (Dim::Known(n), Dim::Unknown) => Dim::Known(n),
+                (Dim::Unknown, Dim::Unknown) => Dim::Unknown,
+            });
+        }
+        Some(Shape(dims))
+    }
+
     /// This shape with `dim` prepended (the shape of a batch of these).
     pub fn prepend(&self, dim: Dim) -> Shape {
         let mut dims = Vec::with_capacity(self.0.len() + 1);
@@ -130,13 +154,15 @@ impl fmt::Display for TensorType {
     }
 }
 
-/// The type of a dataset element: a tensor, or a tuple of element types.
+/// The type of a dataset element: a tensor, or a tuple or dict of element types.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum ElemType {
     /// One tensor.
     Tensor(TensorType),
-    /// A tuple; components may themselves be tuples.
+    /// A tuple; components may themselves be tuples or dicts.
     Tuple(Vec<ElemType>),
+    /// A dict: string keys in the order written, each with its element type.
+    Dict(Vec<(String, ElemType)>),
 }
 
 impl ElemType {
@@ -151,6 +177,7 @@ impl ElemType {
         match self {
             ElemType::Tensor(t) => out.push(t),
             ElemType::Tuple(parts) => parts.iter().for_each(|p| p.collect_leaves(out)),
+            ElemType::Dict(fields) => fields.iter().for_each(|(_, p)| p.collect_leaves(out)),
         }
     }
 
@@ -159,7 +186,48 @@ impl ElemType {
         match self {
             ElemType::Tensor(_) => 1,
             ElemType::Tuple(parts) => parts.iter().map(ElemType::num_leaves).sum(),
+            ElemType::Dict(fields) => fields.iter().map(|(_, p)| p.num_leaves()).sum(),
         }
+    }
+
+    /// Whether a dict occurs anywhere in the tree.
+    pub fn has_dict(&self) -> bool {
+        match self {
+            ElemType::Tensor(_) => false,
+            ElemType::Tuple(parts) => parts.iter().any(ElemType::has_dict),
+            ElemType::Dict(_) => true,
+        }
+    }
+
+    /// Each leaf's path from the root, in leaf order: dict keys and tuple positions joined
+    /// by `/` (`image`, `1/label`); a bare tensor's path is empty. The names of `--output
+    /// .npz` members for elements with dicts.
+    pub fn leaf_paths(&self) -> Vec<String> {
+        fn walk(e: &ElemType, prefix: &str, out: &mut Vec<String>) {
+            let join = |part: &str| {
+                if prefix.is_empty() {
+                    part.to_string()
+                } else {
+                    format!("{prefix}/{part}")
+                }
+            };
+            match e {
+                ElemType::Tensor(_) => out.push(prefix.to_string()),
+                ElemType::Tuple(parts) => {
+                    for (i, p) in parts.iter().enumerate() {
+                        walk(p, &join(&i.to_string()), out);
+                    }
+                }
+                ElemType::Dict(fields) => {
+                    for (k, p) in fields {
+                        walk(p, &join(k), out);
+                    }
+                }
+            }
+        }
+        let mut out = Vec::new();
+        walk(self, "", &mut out);
+        out
     }
 
     /// The same tree with every leaf replaced by `f(leaf)`.
@@ -169,12 +237,69 @@ impl ElemType {
             ElemType::Tuple(parts) => {
                 ElemType::Tuple(parts.iter().map(|p| p.map_leaves(f)).collect())
             }
+            ElemType::Dict(fields) => ElemType::Dict(
+                fields
+                    .iter()
+                    .map(|(k, p)| (k.clone(), p.map_leaves(f)))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// The most specific type both `a` and `b` are instances of (a dim where they differ
+    /// becomes `?`), or `None` when their structure, dtypes or ranks differ: the element
+    /// type of `a.concatenate(b)`.
+    pub fn join(a: &ElemType, b: &ElemType) -> Option<ElemType> {
+        match (a, b) {
+            (ElemType::Tensor(x), ElemType::Tensor(y))
+                if x.dtype == y.dtype && x.rank() == y.rank() =>
+            {
+                let dims = x
+                    .shape
+                    .0
+                    .iter()
+                    .zip(&y.shape.0)
+                    .map(|(p, q)| if p == q { *p } else { Dim::Unknown })
+                    .collect();
+                Some(ElemType::Tensor(TensorType::new(x.dtype, Shape(dims))))
+            }
+            (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => xs
+                .iter()
+                .zip(ys)
+                .map(|(x, y)| ElemType::join(x, y))
+                .collect::<Option<Vec<_>>>()
+                .map(ElemType::Tuple),
+            // Leaves are stored flat in key order, so the keys must come in the same order.
+            (ElemType::Dict(xs), ElemType::Dict(ys))
+                if xs.len() == ys.len() && xs.iter().zip(ys).all(|((k, _), (l, _))| k == l) =>
+            {
+                xs.iter()
+                    .zip(ys)
+                    .map(|((k, x), (_, y))| Some((k.clone(), ElemType::join(x, y)?)))
+                    .collect::<Option<Vec<_>>>()
+                    .map(ElemType::Dict)
+            }
+            _ => None,
         }
     }
 
     /// Rebuilds a tree of this structure from flat leaves (taken in order).
     pub fn rebuild(&self, leaves: &mut impl Iterator<Item = TensorType>) -> ElemType {
         self.map_leaves(&mut |_| leaves.next().expect("as many leaves as the structure"))
+    }
+}
+
+/// Writes a dict key in a type: bare when it is an identifier, else quoted with escapes.
+pub fn write_key(f: &mut impl fmt::Write, key: &str) -> fmt::Result {
+    let ident = key
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if ident {
+        f.write_str(key)
+    } else {
+        write!(f, "{key:?}")
     }
 }
 
@@ -194,6 +319,17 @@ impl fmt::Display for ElemType {
                     f.write_str(",")?;
                 }
                 f.write_str(")")
+            }
+            ElemType::Dict(fields) => {
+                f.write_str("{")?;
+                for (i, (k, p)) in fields.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write_key(f, k)?;
+                    write!(f, ": {p}")?;
+                }
+                f.write_str("}")
             }
         }
     }

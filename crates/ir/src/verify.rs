@@ -1,236 +1,317 @@
-//! The IR verifier: run after tracing and after every pass. A failure is a compiler bug,
+//! The IR verifier: run after tracing and after every pass. It re-runs the type rule of
+//! every op ([`OpKind::infer`], the same rule the tracer typed it with) and compares, and
+//! checks SSA form and each dataset node's element type. A failure is a compiler bug,
 //! reported as an internal error naming the stage, never a panic.
 
 use crate::Program;
-use crate::function::{Function, FusedBody, FusedInst, OpKind, ValueDef};
-use crate::pipeline::DsKind;
+use crate::function::{Function, OpKind, ValueDef};
+use crate::pipeline::{DsKind, Pipeline};
 use crate::types::{ElemType, TensorType};
+use pipec_diag::Span;
 use pipec_tensor::DType;
+use std::fmt;
 
-/// Checks every invariant of `prog`; returns one line per violation.
-pub fn verify(prog: &Program) -> Result<(), Vec<String>> {
+/// One violated invariant: where (function and op, with the op's source span) and what.
+#[derive(Clone, Debug, PartialEq)]
+pub struct VerifyError {
+    /// The function (without `@`), or the pipeline for a dataset-graph error.
+    pub function: String,
+    /// The op's position in the function, if an op is concerned.
+    pub op: Option<usize>,
+    /// The source the op or node came from.
+    pub span: Option<Span>,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for VerifyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.op {
+            Some(op) => write!(f, "@{}: op {op}: {}", self.function, self.message),
+            None => write!(f, "@{}: {}", self.function, self.message),
+        }
+    }
+}
+
+/// Checks every invariant of `prog`; returns every violation.
+pub fn verify(prog: &Program) -> Result<(), Vec<VerifyError>> {
     let mut errs = Vec::new();
     for func in &prog.functions {
         verify_function(func, &mut errs);
     }
     for p in &prog.pipelines {
-        let order = p.topo_order();
-        if order.len() != p.graph.node_count() {
-            errs.push(format!(
-                "pipeline @{}: {} nodes unreachable from the output",
-                p.name,
-                p.graph.node_count() - order.len()
-            ));
-        }
-        if petgraph::algo::is_cyclic_directed(&p.graph) {
-            errs.push(format!(
-                "pipeline @{}: the dataset graph has a cycle",
-                p.name
-            ));
-        }
-        for node in order {
-            let n = &p.graph[node];
-            let inputs = p.inputs(node);
-            let arity_ok = match n.kind {
-                DsKind::Range { .. }
-                | DsKind::FromTensorSlices(_)
-                | DsKind::FromTensors(_)
-                | DsKind::ReadCsv { .. } => inputs.is_empty(),
-                DsKind::Zip => !inputs.is_empty(),
-                DsKind::Concatenate => inputs.len() == 2,
-                _ => inputs.len() == 1,
-            };
-            if !arity_ok {
-                errs.push(format!(
-                    "pipeline @{}: {} has {} inputs",
-                    p.name,
-                    n.kind.mnemonic(),
-                    inputs.len()
-                ));
-                continue;
-            }
-            let check_func = |func: crate::FuncId,
-                              out: Option<&ElemType>,
-                              errs: &mut Vec<String>| {
-                let Some(f) = prog.functions.get(func.index()) else {
-                    errs.push(format!(
-                        "pipeline @{}: {} refers to a missing function",
-                        p.name,
-                        n.kind.mnemonic()
-                    ));
-                    return;
-                };
-                let input_elem = &p.graph[inputs[0]].elem;
-                let want: Vec<TensorType> = input_elem.leaves().into_iter().cloned().collect();
-                if f.param_types() != want {
-                    errs.push(format!(
-                        "pipeline @{}: @{} takes parameters that do not match its input elements",
-                        p.name, f.name
-                    ));
-                }
-                let got = f.result_types();
-                match out {
-                    Some(elem) => {
-                        let want: Vec<TensorType> = elem.leaves().into_iter().cloned().collect();
-                        if got != want {
-                            errs.push(format!("pipeline @{}: @{} returns types that differ from the map's elements", p.name, f.name));
-                        }
-                    }
-                    None => {
-                        if got != [TensorType::scalar(DType::Bool)] {
-                            errs.push(format!(
-                                "pipeline @{}: filter predicate @{} does not return bool[]",
-                                p.name, f.name
-                            ));
-                        }
-                    }
-                }
-            };
-            match &n.kind {
-                DsKind::Map { func, .. } => check_func(*func, Some(&n.elem), &mut errs),
-                DsKind::Filter { func } => {
-                    check_func(*func, None, &mut errs);
-                    if p.graph[inputs[0]].elem != n.elem {
-                        errs.push(format!(
-                            "pipeline @{}: filter changes the element type",
-                            p.name
-                        ));
-                    }
-                }
-                _ => {}
-            }
-        }
+        verify_pipeline(prog, p, &mut errs);
     }
     if errs.is_empty() { Ok(()) } else { Err(errs) }
 }
 
-fn verify_function(func: &Function, errs: &mut Vec<String>) {
+fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
+    let mut bad = |span: Option<Span>, message: String| {
+        errs.push(VerifyError {
+            function: p.name.clone(),
+            op: None,
+            span,
+            message,
+        })
+    };
+    let order = p.topo_order();
+    if order.len() != p.graph.node_count() {
+        bad(
+            None,
+            format!(
+                "{} nodes unreachable from the output",
+                p.graph.node_count() - order.len()
+            ),
+        );
+    }
+    if petgraph::algo::is_cyclic_directed(&p.graph) {
+        bad(None, "the dataset graph has a cycle".into());
+        return;
+    }
+    for node in order {
+        let n = &p.graph[node];
+        let span = Some(n.span);
+        let inputs = p.inputs(node);
+        let arity_ok = match n.kind.arity() {
+            Some(k) => inputs.len() == k,
+            None => !inputs.is_empty(),
+        };
+        if !arity_ok {
+            bad(
+                span,
+                format!("{} has {} inputs", n.kind.mnemonic(), inputs.len()),
+            );
+            continue;
+        }
+        let in_elems: Vec<&ElemType> = inputs.iter().map(|&i| &p.graph[i].elem).collect();
+        if let Some(rule) = n.kind.elem_rule(&in_elems) {
+            match rule {
+                Ok(want) if want != n.elem => bad(
+                    span,
+                    format!("{} records {}, inferred {want}", n.kind.mnemonic(), n.elem),
+                ),
+                Ok(_) => {}
+                Err(e) => bad(span, format!("{}: {e}", n.kind.mnemonic())),
+            }
+        }
+        let (func, returns) = match &n.kind {
+            DsKind::Map { func, .. } => (*func, n.elem.leaves().into_iter().cloned().collect()),
+            DsKind::Filter { func } => (*func, vec![TensorType::scalar(DType::Bool)]),
+            _ => continue,
+        };
+        let Some(f) = prog.functions.get(func.index()) else {
+            bad(
+                span,
+                format!("{} refers to a missing function", n.kind.mnemonic()),
+            );
+            continue;
+        };
+        let takes: Vec<TensorType> = in_elems[0].leaves().into_iter().cloned().collect();
+        if f.param_types() != takes {
+            bad(
+                span,
+                format!(
+                    "@{} takes parameters that do not match its input elements",
+                    f.name
+                ),
+            );
+        }
+        if f.result_types() != returns {
+            bad(
+                span,
+                format!(
+                    "@{} returns ({}), but the {} needs ({})",
+                    f.name,
+                    type_list(&f.result_types()),
+                    n.kind.mnemonic(),
+                    type_list(&returns)
+                ),
+            );
+        }
+    }
+}
+
+fn type_list(tys: &[TensorType]) -> String {
+    tys.iter()
+        .map(|t| t.to_string())
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+fn verify_function(func: &Function, errs: &mut Vec<VerifyError>) {
     let mut defined = vec![false; func.values.len()];
-    let mut bad = |msg: String| errs.push(format!("@{}: {msg}", func.name));
+    let mut bad = |op: Option<usize>, span: Option<Span>, message: String| {
+        errs.push(VerifyError {
+            function: func.name.clone(),
+            op,
+            span,
+            message,
+        })
+    };
     for (i, &p) in func.params.iter().enumerate() {
         match func.values.get(p.index()) {
             Some(info) if info.def == ValueDef::Param(i) => defined[p.index()] = true,
-            _ => bad(format!(
-                "parameter {i} ({p}) is not defined as that parameter"
-            )),
+            _ => bad(
+                None,
+                None,
+                format!("parameter {i} ({p}) is not defined as that parameter"),
+            ),
         }
     }
     for (oi, op) in func.ops.iter().enumerate() {
+        let (at, span) = (Some(oi), Some(op.span));
+        let name = op.kind.mnemonic();
+        let mut operands_ok = true;
         for &input in &op.inputs {
             if !defined.get(input.index()).copied().unwrap_or(false) {
-                bad(format!(
-                    "op {oi} ({}) uses {input} before its definition",
-                    op.kind.mnemonic()
-                ));
+                bad(
+                    at,
+                    span,
+                    format!("{name} uses {input} before its definition"),
+                );
+                operands_ok = false;
             }
         }
         for (k, &out) in op.outputs.iter().enumerate() {
             match func.values.get(out.index()) {
                 Some(info) if info.def == ValueDef::Op(crate::OpId(oi as u32), k) => {
                     if std::mem::replace(&mut defined[out.index()], true) {
-                        bad(format!("{out} is defined twice"));
+                        bad(at, span, format!("{out} is defined twice"));
                     }
                 }
-                _ => bad(format!(
-                    "op {oi} ({}) output {k} ({out}) has a wrong definition",
-                    op.kind.mnemonic()
-                )),
+                _ => bad(
+                    at,
+                    span,
+                    format!("{name} output {k} ({out}) has a wrong definition"),
+                ),
             }
         }
-        let ty = |v: crate::ValueId| func.values.get(v.index()).map(|i| &i.ty);
-        match &op.kind {
-            OpKind::Binary(b) if op.inputs.len() == 2 => {
-                if let (Some(a), Some(c)) = (ty(op.inputs[0]), ty(op.inputs[1]))
-                    && a.dtype != c.dtype
-                {
-                    bad(format!("{} on {} and {}", b.name(), a.dtype, c.dtype));
-                }
-            }
-            OpKind::Cast(to)
-                if op.outputs.first().and_then(|&o| ty(o)).map(|t| t.dtype) != Some(*to) =>
-            {
-                bad(format!("cast to {to} produces another dtype"));
-            }
-            OpKind::Fused(body) => {
-                let out_dtypes: Vec<Option<DType>> =
-                    op.outputs.iter().map(|&o| ty(o).map(|t| t.dtype)).collect();
-                for e in fused_errors(body, op.inputs.len(), &out_dtypes) {
-                    bad(format!("op {oi} (fused_elementwise): {e}"));
-                }
-            }
-            OpKind::Const(t) => {
-                if let Some(out) = op.outputs.first().and_then(|&o| ty(o))
-                    && (out.dtype != t.dtype() || !out.shape.admits(t.shape()))
-                {
-                    bad(format!("const of {}{:?} typed {out}", t.dtype(), t.shape()));
-                }
-            }
-            _ => {}
+        if !operands_ok {
+            continue;
+        }
+        let in_tys: Vec<&TensorType> = op.inputs.iter().map(|v| func.ty(*v)).collect();
+        let recorded: Vec<TensorType> = op.outputs.iter().map(|v| func.ty(*v).clone()).collect();
+        match op.kind.infer(&in_tys) {
+            // An eager call's results are its declaration's; a fused op kept only because
+            // it may fail has no outputs.
+            None => {}
+            Some(Err(e)) => bad(at, span, format!("{name}: {e}")),
+            Some(Ok(_)) if recorded.is_empty() && matches!(op.kind, OpKind::Fused(_)) => {}
+            Some(Ok(inferred)) if inferred != recorded => bad(
+                at,
+                span,
+                format!(
+                    "{name}: recorded ({}), inferred ({})",
+                    type_list(&recorded),
+                    type_list(&inferred)
+                ),
+            ),
+            Some(Ok(_)) => {}
         }
     }
     for &r in &func.results {
         if !defined.get(r.index()).copied().unwrap_or(false) {
-            bad(format!("result {r} is not defined"));
+            bad(None, None, format!("result {r} is not defined"));
         }
     }
 }
 
-/// What is wrong with a fused body taking `n_inputs` inputs and producing `outputs`.
-fn fused_errors(body: &FusedBody, n_inputs: usize, outputs: &[Option<DType>]) -> Vec<String> {
-    let mut errs = Vec::new();
-    if body.dtypes.len() != body.insts.len() {
-        errs.push(format!(
-            "{} instructions but {} register dtypes",
-            body.insts.len(),
-            body.dtypes.len()
-        ));
-        return errs;
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Shape, ValueId};
+    use pipec_tensor::ops::{BinaryOp, UnaryOp};
+
+    fn f32s(n: usize) -> TensorType {
+        TensorType::new(DType::F32, Shape::known(&[n]))
     }
-    if !body.spans.is_empty() && body.spans.len() != body.insts.len() {
-        errs.push(format!(
-            "{} instructions but {} spans",
-            body.insts.len(),
-            body.spans.len()
-        ));
-    }
-    for (i, inst) in body.insts.iter().enumerate() {
-        let me = body.dtypes[i];
-        let operands: Vec<u32> = match *inst {
-            FusedInst::Input(_) | FusedInst::Const(_) => vec![],
-            FusedInst::Unary(_, a) | FusedInst::Cast(_, a) => vec![a],
-            FusedInst::Binary(_, a, b) => vec![a, b],
-            FusedInst::Select(a, b, c) | FusedInst::Clip(a, b, c) => vec![a, b, c],
-        };
-        if operands.iter().any(|&r| r as usize >= i) {
-            errs.push(format!("^{i} uses a register not defined before it"));
-            continue;
-        }
-        let d = |r: u32| body.dtypes[r as usize];
-        let ok = match *inst {
-            FusedInst::Input(n) => n < n_inputs,
-            FusedInst::Const(s) => s.dtype() == me,
-            FusedInst::Unary(op, a) => op.result_dtype(d(a)) == Ok(me),
-            FusedInst::Binary(op, a, b) => d(a) == d(b) && op.result_dtype(d(a)) == Ok(me),
-            FusedInst::Cast(to, _) => to == me,
-            FusedInst::Select(c, a, b) => d(c) == DType::Bool && d(a) == me && d(b) == me,
-            FusedInst::Clip(x, lo, hi) => d(x) == me && d(lo) == me && d(hi) == me,
-        };
-        if !ok {
-            errs.push(format!("^{i} is ill-typed"));
+
+    fn program(func: Function) -> Program {
+        Program {
+            functions: vec![func],
+            pipelines: vec![],
         }
     }
-    if body.results.len() != outputs.len() {
-        errs.push(format!(
-            "{} results for {} outputs",
-            body.results.len(),
-            outputs.len()
-        ));
+
+    #[test]
+    fn a_well_typed_function_verifies() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let x = f.params[0];
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Exp),
+            vec![x],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        let z = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![x, y],
+            f32s(3),
+            Span::new(6, 9),
+        );
+        f.results = vec![z];
+        assert_eq!(verify(&program(f)), Ok(()));
     }
-    for (k, (&r, out)) in body.results.iter().zip(outputs).enumerate() {
-        match body.dtypes.get(r as usize) {
-            Some(d) if Some(*d) == *out => {}
-            _ => errs.push(format!("result {k} (^{r}) does not match the output dtype")),
-        }
+
+    #[test]
+    fn a_recorded_type_that_the_rule_does_not_give_is_reported_at_its_op() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let x = f.params[0];
+        // exp keeps the shape: recording [4] is what a buggy pass would leave behind.
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Exp),
+            vec![x],
+            f32s(4),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(
+            errs,
+            vec![VerifyError {
+                function: "f.0".into(),
+                op: Some(0),
+                span: Some(Span::new(2, 5)),
+                message: "exp: recorded (f32[4]), inferred (f32[3])".into(),
+            }]
+        );
+        assert_eq!(
+            errs[0].to_string(),
+            "@f.0: op 0: exp: recorded (f32[4]), inferred (f32[3])"
+        );
     }
-    errs
+
+    #[test]
+    fn an_op_whose_rule_rejects_its_operands_is_reported() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3), f32s(2)]);
+        let (a, b) = (f.params[0], f.params[1]);
+        let y = f.push(
+            OpKind::Binary(BinaryOp::Add),
+            vec![a, b],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(
+            errs[0].message,
+            "add: `add` operands [3], [2] do not broadcast"
+        );
+    }
+
+    #[test]
+    fn a_use_before_definition_is_reported_and_not_typed() {
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![f32s(3)]);
+        let y = f.push(
+            OpKind::Unary(UnaryOp::Neg),
+            vec![ValueId(7)],
+            f32s(3),
+            Span::new(2, 5),
+        );
+        f.results = vec![y];
+        let errs = verify(&program(f)).unwrap_err();
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].message, "neg uses %7 before its definition");
+    }
 }

@@ -5,8 +5,7 @@
 //! consecutive elements). Both rely on the same promise: row `i` of the batched function's
 //! result is bit for bit the per-element function's result on element `i`.
 
-use crate::{Dim, Function, Op, OpKind, ReshapeDim, Shape, TensorType, ValueId};
-use pipec_tensor::kernels::SliceItem;
+use crate::{BatchRule, Dim, Function, Op, OpKind, Shape, TensorType, ValueId};
 use std::collections::HashMap;
 
 /// `f` with a leading batch axis of size `batch` on every parameter, or why not.
@@ -53,16 +52,23 @@ fn vectorize_impl(f: &Function, batch: Dim, eager_blocks: bool) -> Result<Functi
             }
             continue;
         }
-        let shift = |a: &usize| a + 1;
-        let kind = match &op.kind {
+        let in_tys: Vec<&TensorType> = op.inputs.iter().map(|v| f.ty(*v)).collect();
+        let batched: Vec<bool> = ins.iter().map(|(_, b)| *b).collect();
+        let rule = match &op.kind {
             // On blocks, a host function that runs on them is called once on the whole
-            // block (its operands must all be batched, as below for every op).
-            OpKind::Eager(h) => match eager_blocks.then(|| crate::host::on_blocks(h)).flatten() {
-                Some(rows) => OpKind::Eager(rows),
-                None => return Err(format!("it calls the eager function `{}`", eager_name(op))),
-            },
-            OpKind::Const(_) => unreachable!("constants have no inputs"),
-            k if k.is_elementwise() => {
+            // block (its operands must all be batched, as for every op).
+            OpKind::Eager(h) if eager_blocks && batched.iter().all(|b| *b) => {
+                match crate::host::on_blocks(h) {
+                    Some(rows) => BatchRule::Op(OpKind::Eager(rows)),
+                    None => op.kind.batch_rule(&batched, &in_tys, batch),
+                }
+            }
+            k => k.batch_rule(&batched, &in_tys, batch),
+        };
+        let kind = match rule {
+            BatchRule::Refuse(why) => return Err(why),
+            BatchRule::Op(kind) => kind,
+            BatchRule::Elementwise => {
                 // Batched operands must keep their axes aligned under numpy's right-aligned
                 // broadcasting: give lower-rank batched operands size-1 axes after the batch axis.
                 // A fused op kept only because it may fail has no outputs; its (broadcast)
@@ -96,89 +102,13 @@ fn vectorize_impl(f: &Function, batch: Dim, eager_blocks: bool) -> Result<Functi
                 let tys = (0..op.outputs.len())
                     .map(|k| batched_ty(&out_ty(k)))
                     .collect();
-                let outs = vf.push_multi(k.clone(), new_ins, tys, op.span);
+                let outs = vf.push_multi(op.kind.clone(), new_ins, tys, op.span);
                 for (o, n) in op.outputs.iter().zip(outs) {
                     map.insert(*o, (n, true));
                 }
                 continue;
             }
-            OpKind::Reduce {
-                op: r,
-                axes,
-                keepdims,
-            } => OpKind::Reduce {
-                op: *r,
-                axes: axes.iter().map(shift).collect(),
-                keepdims: *keepdims,
-            },
-            OpKind::Reshape(dims) => {
-                if dims.contains(&ReshapeDim::Infer) {
-                    return Err("it reshapes with an inferred (-1) dim".into());
-                }
-                let mut d = vec![ReshapeDim::Infer];
-                d.extend(dims.iter().copied());
-                OpKind::Reshape(d)
-            }
-            OpKind::Transpose(perm) => {
-                let mut p = vec![0];
-                p.extend(perm.iter().map(shift));
-                OpKind::Transpose(p)
-            }
-            OpKind::ExpandDims(a) => OpKind::ExpandDims(a + 1),
-            OpKind::Squeeze(axes) => OpKind::Squeeze(axes.iter().map(shift).collect()),
-            OpKind::Reverse(axes) => OpKind::Reverse(axes.iter().map(shift).collect()),
-            OpKind::Sort(a) => OpKind::Sort(a + 1),
-            OpKind::Concat(a) | OpKind::Stack(a) if ins.iter().all(|(_, b)| *b) => match &op.kind {
-                OpKind::Concat(_) => OpKind::Concat(a + 1),
-                _ => OpKind::Stack(a + 1),
-            },
-            OpKind::Concat(_) | OpKind::Stack(_) => {
-                return Err(format!(
-                    "it joins a per-element tensor with a constant in `{}`",
-                    op.kind.mnemonic()
-                ));
-            }
-            OpKind::Tile(reps) => {
-                let mut r = vec![1];
-                r.extend(reps.iter().copied());
-                OpKind::Tile(r)
-            }
-            OpKind::Slice(items) => {
-                let mut it = vec![SliceItem::Range {
-                    start: None,
-                    stop: None,
-                    step: 1,
-                }];
-                it.extend(items.iter().cloned());
-                OpKind::Slice(it)
-            }
-            OpKind::OneHot { depth, dtype } => OpKind::OneHot {
-                depth: *depth,
-                dtype: *dtype,
-            },
-            OpKind::EnsureShape(s) => OpKind::EnsureShape(s.prepend(batch)),
-            OpKind::MatMul => {
-                // A batched right operand of rank 1 would turn into a matrix; everything
-                // else batches through matmul's own broadcasting.
-                if ins[1].1 && f.ty(op.inputs[1]).rank() == 1 {
-                    return Err("its matmul has a per-element vector on the right".into());
-                }
-                if ins[0].1 && ins[1].1 && f.ty(op.inputs[0]).rank() == 1 {
-                    return Err("its matmul multiplies two per-element operands of rank 1".into());
-                }
-                // Otherwise matmul's own batch broadcasting computes each row alone
-                // ([B, k] @ [k, n] is exactly B rows of [k] @ [k, n]).
-                OpKind::MatMul
-            }
-            OpKind::BroadcastTo(_) => return Err("it broadcasts to a fixed shape".into()),
-            other => return Err(format!("`{}` has no batched form", other.mnemonic())),
         };
-        if !ins.iter().all(|(_, b)| *b) && !matches!(op.kind, OpKind::MatMul) {
-            return Err(format!(
-                "`{}` mixes per-element and constant operands",
-                op.kind.mnemonic()
-            ));
-        }
         let tys = (0..op.outputs.len())
             .map(|k| batched_ty(&out_ty(k)))
             .collect();

@@ -91,7 +91,8 @@ pub(crate) fn use_counts(func: &Function) -> Vec<usize> {
     n
 }
 
-/// Adds a remark `PASS: message` at `span`, once (the manager repeats passes).
+/// Adds a remark `PASS: message` at `span` (the manager drops repeats at the end: a
+/// search here would make a pass quadratic in the number of its remarks).
 pub(crate) fn remark(
     remarks: &mut Vec<Diagnostic>,
     pass: &str,
@@ -101,44 +102,13 @@ pub(crate) fn remark(
 ) {
     let d =
         Diagnostic::remark(Code::PassRemark, format!("{pass}: {message}")).with_label(span, label);
-    if !remarks.contains(&d) {
-        remarks.push(d);
-    }
+    remarks.push(d);
 }
 
-/// Whether evaluating `op` may fail at run time (integer `//`/`%` by zero, a signed
-/// integer to a negative power, a shape that only turns out wrong at run time): such an
-/// op is not removed or moved past another one that may fail, so the optimized program
-/// reports the same first error as the unoptimized one.
+/// Whether evaluating `op` may fail at run time (the op's own declaration decides:
+/// `OpKind::may_fail`): such an op is not removed or moved past another one that may fail,
+/// so the optimized program reports the same first error as the unoptimized one.
 pub(crate) fn op_may_fail(func: &Function, op: &pipec_ir::Op) -> bool {
-    use pipec_tensor::ops::BinaryOp;
-    let int_div = |b: BinaryOp, d: pipec_tensor::DType| {
-        matches!(b, BinaryOp::FloorDiv | BinaryOp::Mod) && d.is_int()
-            || b == BinaryOp::Pow && d.is_signed_int()
-    };
-    match &op.kind {
-        OpKind::Const(_) => false,
-        OpKind::Eager(_) => true,
-        OpKind::Binary(b) => {
-            int_div(*b, func.ty(op.inputs[0]).dtype)
-                || op
-                    .inputs
-                    .iter()
-                    .any(|v| func.ty(*v).shape.as_known().is_none())
-        }
-        OpKind::Fused(body) => body.insts.iter().any(
-            |i| matches!(i, pipec_ir::FusedInst::Binary(b, a, _) if int_div(*b, body.dtype(*a))),
-        ) || op
-            .inputs
-            .iter()
-            .any(|v| func.ty(*v).shape.as_known().is_none()),
-        OpKind::Unary(_) | OpKind::Cast(_) => false,
-        OpKind::EnsureShape(_) => true,
-        // A reshape of a fully known shape was checked when tracing.
-        OpKind::Reshape(_) => func.ty(op.inputs[0]).shape.as_known().is_none(),
-        _ => op
-            .inputs
-            .iter()
-            .any(|v| func.ty(*v).shape.as_known().is_none()),
-    }
+    let tys: Vec<&pipec_ir::TensorType> = op.inputs.iter().map(|v| func.ty(*v)).collect();
+    op.kind.may_fail(&tys)
 }

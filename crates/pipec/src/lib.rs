@@ -19,7 +19,7 @@ mod host;
 mod params;
 mod shard;
 
-pub use exec::ExecWorker;
+pub use exec::{ExecWorker, kill_all_workers};
 pub use host::ClosureHost;
 pub use params::ParamValue;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
@@ -30,7 +30,7 @@ pub use pipec_interp::{
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
-pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
+pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,6 +90,13 @@ pub struct CompileOptions {
     /// Run only shard `index` of `num` (`--shard I/N`): `shard(num, index)` is inserted right
     /// after the chosen pipeline's sources (SPEC §15), before the passes run.
     pub shard: Option<(u64, u64)>,
+    /// How much work and memory tracing may spend (E0704 past it).
+    pub budget: CompileBudget,
+    /// Whether to keep a copy of the program after each pass (`Compiled::stages`).
+    pub keep_stages: bool,
+    /// Whether a top-level call of an `exec` function may start its worker while compiling
+    /// (`--check` and `--emit-ir` say no: it is E0502 there).
+    pub start_workers: bool,
 }
 
 impl Default for CompileOptions {
@@ -101,6 +108,9 @@ impl Default for CompileOptions {
             allow_exec: false,
             params: Vec::new(),
             shard: None,
+            budget: CompileBudget::default(),
+            keep_stages: true,
+            start_workers: true,
         }
     }
 }
@@ -225,6 +235,9 @@ impl Compiler {
             })),
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
+            source: source.text.as_str().into(),
+            budget: opts.budget,
+            start_workers: opts.start_workers,
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -256,12 +269,14 @@ impl Compiler {
                 ]);
             }
         };
-        let traced = pipec_trace::trace(
-            ast,
-            &trace_opts,
-            (!chosen.is_empty()).then_some(chosen.as_str()),
-        );
+        // A named pipeline must exist, even when the name is empty (`--pipeline ""`).
+        let only = match &opts.pipeline {
+            Some(p) => Some(p.as_str()),
+            None => (!chosen.is_empty()).then_some(chosen.as_str()),
+        };
+        let traced = pipec_trace::trace(ast, &trace_opts, only);
         diags.extend(traced.diagnostics);
+        let trace_remarks = traced.remarks;
         let Some(mut program) = traced.program else {
             return Err(diags);
         };
@@ -281,28 +296,26 @@ impl Compiler {
                 .collect(),
         };
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let optimized = match pipec_opt::optimize(program.clone(), &name_refs) {
-            Ok(o) => o,
-            Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
-                let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
-                if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
-                    d = d.with_note(format!("did you mean `{s}`?"));
+        let optimized =
+            match pipec_opt::optimize_with(program.clone(), &name_refs, opts.keep_stages) {
+                Ok(o) => o,
+                Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
+                    let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
+                    if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
+                        d = d.with_note(format!("did you mean `{s}`?"));
+                    }
+                    return Err(vec![
+                        d.with_help(format!("the passes are: {}", valid.join(", "))),
+                    ]);
                 }
-                return Err(vec![
-                    d.with_help(format!("the passes are: {}", valid.join(", "))),
-                ]);
-            }
-            Err(pipec_opt::OptError::Verify(pass, errs)) => {
-                return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
-            }
-        };
+                Err(pipec_opt::OptError::Verify(pass, errs)) => {
+                    return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
+                }
+            };
         // Passes run to a fixed point and may repeat a remark in later rounds.
-        let mut remarks: Vec<Diagnostic> = Vec::new();
-        for r in optimized.remarks {
-            if !remarks.contains(&r) {
-                remarks.push(r);
-            }
-        }
+        let mut remarks: Vec<Diagnostic> = trace_remarks;
+        remarks.extend(optimized.remarks);
+        pipec_opt::dedup_remarks(&mut remarks);
         Ok(Compiled {
             traced: program,
             optimized: optimized.program,
@@ -319,14 +332,17 @@ impl Compiler {
 /// Stack for the compiler thread: deep enough for every program the parser accepts.
 const COMPILE_STACK: usize = 256 << 20;
 
-fn internal_error(stage: &str, errs: &[String]) -> Diagnostic {
+fn internal_error(stage: &str, errs: &[pipec_ir::VerifyError]) -> Diagnostic {
     let mut d = Diagnostic::error(
-        Code::BadUsage,
+        Code::InternalError,
         format!("internal compiler error: the IR is invalid after {stage}"),
     )
     .with_help("this is a bug in pipec; please report it with the program that triggers it");
+    if let Some(span) = errs.iter().find_map(|e| e.span) {
+        d = d.with_label(span, "the IR made from this failed verification");
+    }
     for e in errs {
-        d = d.with_note(e.clone());
+        d = d.with_note(e.to_string());
     }
     d
 }
@@ -375,6 +391,43 @@ impl Compiled {
             .pipeline(&self.pipeline)
             .expect("compiled pipeline exists");
         p.graph[p.output].elem.clone()
+    }
+
+    /// The `batch(n)` without `drop_remainder: true` that the chosen pipeline's elements
+    /// come out of, as written (its size and span), looking back through the
+    /// transformations that pass a batch on whole or mapped. A short batch from it, such as
+    /// the last one, explains elements whose first dim differs (one `.npy` cannot hold them).
+    pub fn remainder_batch(&self) -> Option<(usize, Span)> {
+        use pipec_ir::DsKind;
+        let p = self.traced.pipeline(&self.pipeline)?;
+        let mut node = p.output;
+        loop {
+            let n = &p.graph[node];
+            match &n.kind {
+                DsKind::Batch {
+                    size,
+                    drop_remainder: false,
+                }
+                | DsKind::PaddedBatch {
+                    size,
+                    drop_remainder: false,
+                    ..
+                } => return Some((*size, n.span)),
+                DsKind::Map { .. }
+                | DsKind::Filter { .. }
+                | DsKind::Shuffle { .. }
+                | DsKind::Repeat(_)
+                | DsKind::Take(_)
+                | DsKind::Skip(_)
+                | DsKind::Shard { .. }
+                | DsKind::Prefetch(_)
+                | DsKind::Cache => match p.inputs(node).as_slice() {
+                    [input] => node = *input,
+                    _ => return None,
+                },
+                _ => return None,
+            }
+        }
     }
 
     /// The IR text `--emit-ir=STAGE` prints: `traced`, `optimized`, `all` (traced, then after
@@ -440,7 +493,8 @@ impl Compiled {
     }
 }
 
-/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`.
+/// Prints one element as numpy would: a tensor as `print(arr)`, a tuple as `(A, B)`, a
+/// dict as `{'a': A, 'b': B}` (SPEC §11).
 pub fn format_element(elem: &ElemType, leaves: &[Tensor]) -> String {
     let mut it = leaves.iter();
     format_tree(elem, &mut it)
@@ -456,6 +510,13 @@ fn format_tree<'a>(elem: &ElemType, leaves: &mut impl Iterator<Item = &'a Tensor
             } else {
                 format!("({})", texts.join(", "))
             }
+        }
+        ElemType::Dict(fields) => {
+            let texts: Vec<(&str, String)> = fields
+                .iter()
+                .map(|(k, p)| (k.as_str(), format_tree(p, leaves)))
+                .collect();
+            format::format_dict(texts)
         }
     }
 }

@@ -71,11 +71,13 @@ impl ParamValue {
             ParamValue::Float(v) if v.is_sign_negative() && !v.is_nan() => ExprKind::Unary {
                 op: ast::UnaryOp::Neg,
                 expr: Box::new(Expr {
-                    kind: ExprKind::Float(-v),
+                    // The decimal text the value came from (Rust's shortest round trip), as
+                    // a literal keeps it for exact casts.
+                    kind: ExprKind::Float(-v, format!("{:?}", -v)),
                     span,
                 }),
             },
-            ParamValue::Float(v) => ExprKind::Float(*v),
+            ParamValue::Float(v) => ExprKind::Float(*v, format!("{v:?}")),
             ParamValue::Bool(b) => ExprKind::Bool(*b),
             ParamValue::Str(s) => ExprKind::Str(s.clone()),
             ParamValue::List(items) => {
@@ -111,7 +113,7 @@ impl std::fmt::Display for ParamValue {
 fn from_literal(e: &Expr) -> Option<ParamValue> {
     Some(match &e.kind {
         ExprKind::Int(v) => ParamValue::Int(i64::try_from(*v).ok()?),
-        ExprKind::Float(v) => ParamValue::Float(*v),
+        ExprKind::Float(v, _) => ParamValue::Float(*v),
         ExprKind::Bool(b) => ParamValue::Bool(*b),
         ExprKind::Str(s) => ParamValue::Str(s.clone()),
         ExprKind::Unary {
@@ -120,7 +122,7 @@ fn from_literal(e: &Expr) -> Option<ParamValue> {
         } => match &expr.kind {
             // `-9223372036854775808` is the one integer whose magnitude does not fit.
             ExprKind::Int(v) => ParamValue::Int(0i64.checked_sub_unsigned(*v)?),
-            ExprKind::Float(v) => ParamValue::Float(-v),
+            ExprKind::Float(v, _) => ParamValue::Float(-v),
             _ => return None,
         },
         ExprKind::List(items) => {

@@ -6,7 +6,7 @@ use numpy::{Element, PyArray, PyArrayDyn, PyArrayMethods};
 use pipec::{DType, ElemType, Tensor};
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyDict, PyTuple};
 
 /// A tensor as a numpy array. The runtime's buffer is handed over without a copy when
 /// nothing else holds it (a `batch` or `map` output); a buffer that is still shared (a
@@ -79,8 +79,8 @@ pub fn py_to_tensor(py: Python<'_>, v: &Bound<'_, PyAny>) -> PyResult<Tensor> {
     )))
 }
 
-/// An element as Python values: a tensor's array, a tuple as a tuple of its parts. A dict
-/// element, once the language has them, becomes a dict here (keys in the order written).
+/// An element as Python values: a tensor's array, a tuple as a tuple of its parts, a dict
+/// as a dict (keys in the order written).
 pub fn element_to_py<'py>(
     py: Python<'py>,
     elem: &ElemType,
@@ -101,6 +101,13 @@ pub fn element_to_py<'py>(
                     .map(|p| build(py, p, leaves))
                     .collect::<PyResult<Vec<_>>>()?;
                 Ok(PyTuple::new(py, items)?.into_any())
+            }
+            ElemType::Dict(fields) => {
+                let dict = PyDict::new(py);
+                for (key, part) in fields {
+                    dict.set_item(key, build(py, part, leaves)?)?;
+                }
+                Ok(dict.into_any())
             }
         }
     }
@@ -171,7 +178,7 @@ impl TensorSpec {
     }
 }
 
-/// An element type as Python: a `TensorSpec` per tensor, tuples as tuples.
+/// An element type as Python: a `TensorSpec` per tensor, tuples as tuples, dicts as dicts.
 pub fn spec_to_py(py: Python<'_>, elem: &ElemType) -> PyResult<Py<PyAny>> {
     Ok(match elem {
         ElemType::Tensor(t) => Py::new(
@@ -189,6 +196,13 @@ pub fn spec_to_py(py: Python<'_>, elem: &ElemType) -> PyResult<Py<PyAny>> {
                 .map(|p| spec_to_py(py, p))
                 .collect::<PyResult<Vec<_>>>()?;
             PyTuple::new(py, items)?.into_any().unbind()
+        }
+        ElemType::Dict(fields) => {
+            let dict = PyDict::new(py);
+            for (key, part) in fields {
+                dict.set_item(key, spec_to_py(py, part)?)?;
+            }
+            dict.into_any().unbind()
         }
     })
 }

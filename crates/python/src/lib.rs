@@ -224,6 +224,9 @@ fn compile(
         allow_exec,
         params: param_list,
         shard: None,
+        // `.ir("all")` and `.ir("after=PASS")` need every stage; nothing runs while compiling
+        // a program that `.ir()` may only print.
+        ..CompileOptions::default()
     };
     let compiled = compile_with(py, &compiler, &file, &opts)?;
     Ok(Program {

@@ -223,8 +223,8 @@ pub struct Expr {
 pub enum ExprKind {
     /// An integer literal (non-negative; `-` is a unary op).
     Int(u64),
-    /// A float literal.
-    Float(f64),
+    /// A float literal: its value as f64 and its text as written (for exact casts).
+    Float(f64, String),
     /// `true` or `false`.
     Bool(bool),
     /// A string literal, escapes resolved.
@@ -235,6 +235,9 @@ pub enum ExprKind {
     Tuple(Vec<Expr>),
     /// `[a, b, ...]`: a tensor literal or a list of values.
     List(Vec<Expr>),
+    /// `{"a": x, "b": y}`: a dict with string keys, in the order written (each key's
+    /// span is that of its string literal).
+    Dict(Vec<(Ident, Expr)>),
     /// A prefix operator.
     Unary {
         /// The operator.

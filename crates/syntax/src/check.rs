@@ -106,13 +106,16 @@ fn check_item(item: &Item, source: &str, diags: &mut Vec<Diagnostic>) -> Option<
                 check_chain(e, source, diags);
                 match &e.kind {
                     ExprKind::Int(_)
-                    | ExprKind::Float(_)
+                    | ExprKind::Float(..)
                     | ExprKind::Bool(_)
                     | ExprKind::Str(_)
                     | ExprKind::Name(_)
                     | ExprKind::Error => {}
                     ExprKind::Tuple(xs) | ExprKind::List(xs) => {
                         stack.extend(xs.iter().map(|x| (Node::Expr(x), d)))
+                    }
+                    ExprKind::Dict(entries) => {
+                        stack.extend(entries.iter().map(|(_, x)| (Node::Expr(x), d)))
                     }
                     ExprKind::Unary { expr, .. } => stack.push((Node::Expr(expr), d)),
                     ExprKind::Binary { lhs, rhs, .. }
@@ -263,6 +266,9 @@ fn dismantle(item: Item) {
             Owned::Expr(e) => match e.kind {
                 ExprKind::Tuple(xs) | ExprKind::List(xs) => {
                     stack.extend(xs.into_iter().map(Owned::Expr))
+                }
+                ExprKind::Dict(entries) => {
+                    stack.extend(entries.into_iter().map(|(_, x)| Owned::Expr(x)))
                 }
                 ExprKind::Unary { expr, .. } | ExprKind::Field { receiver: expr, .. } => {
                     stack.push(Owned::Expr(*expr))

@@ -126,11 +126,12 @@ fn starts_statement(tok: &Token<'_>) -> bool {
     )
 }
 
-/// Drops the newlines that do not end a statement (SPEC §2): inside `()`/`[]`, after a token
+/// Drops the newlines that do not end a statement (SPEC §2): inside `()`/`[]` and dict
+/// literals' `{}`, after a token
 /// that needs a continuation, before a `.`, `else` or `{`, and repeated blank lines.
 pub fn drop_newlines(tokens: Vec<Spanned<'_>>) -> Vec<Spanned<'_>> {
     let mut out: Vec<Spanned<'_>> = Vec::with_capacity(tokens.len());
-    let mut stack: Vec<bool> = Vec::new(); // true: a `(` or `[`
+    let mut stack: Vec<bool> = Vec::new(); // true: a `(`, `[` or a dict's `{`
     // The first token after each position that is not a newline, found in one backward pass
     // so that long runs of blank lines stay linear.
     let mut next_real: Vec<Option<usize>> = vec![None; tokens.len() + 1];
@@ -171,7 +172,15 @@ pub fn drop_newlines(tokens: Vec<Spanned<'_>>) -> Vec<Spanned<'_>> {
         }
         match tok {
             Token::LParen | Token::LBracket => stack.push(true),
-            Token::LBrace => stack.push(false),
+            // A dict literal's braces are brackets (newlines inside do not end anything); a
+            // block's are not. A dict starts with `"key":` (an empty `{}` has no newlines to drop).
+            Token::LBrace => {
+                let key = next_real[i + 1].filter(|&j| matches!(tokens[j].0, Token::Str(_)));
+                let dict = key
+                    .and_then(|j| next_real[j + 1])
+                    .is_some_and(|j| tokens[j].0 == Token::Colon);
+                stack.push(dict)
+            }
             Token::RParen | Token::RBracket | Token::RBrace => {
                 stack.pop();
             }

@@ -20,6 +20,8 @@ pub enum LexError {
     MalformedNumber,
     /// A string without its closing quote on the same line.
     UnterminatedString,
+    /// A string in single quotes, as Python allows.
+    SingleQuoted,
 }
 
 /// A token of the `.pipe` language.
@@ -37,15 +39,18 @@ pub enum Token<'src> {
     /// An integer literal, separators removed.
     #[regex(r"[0-9][0-9_]*", lex_int)]
     Int(u64),
-    /// A float literal.
+    /// A float literal, as written (a finite f64; see [`float_value`]). The text is kept so
+    /// that `cast(LITERAL, DTYPE)` can round each number straight to its target dtype.
     #[regex(r"[0-9][0-9_]*\.[0-9][0-9_]*([eE][+-]?[0-9]+)?", lex_float)]
     #[regex(r"[0-9][0-9_]*[eE][+-]?[0-9]+", lex_float)]
     // An exponent without digits: matched so the whole `1e` is one error, not `1` then `e`.
     #[regex(r"[0-9][0-9_]*(\.[0-9][0-9_]*)?[eE][+-]?", malformed)]
-    Float(f64),
+    Float(&'src str),
     /// A string literal: the text between the quotes, escapes not yet resolved.
     #[regex(r#""([^"\\\n]|\\[^\n])*""#, |lex| { let s = lex.slice(); &s[1..s.len() - 1] })]
     #[regex(r#""([^"\\\n]|\\[^\n])*\\?"#, unterminated)]
+    // Python's `'cat'`: one error with the double-quoted spelling, not three bad tokens.
+    #[regex(r"'([^'\\\n]|\\[^\n])*'", single_quoted)]
     Str(&'src str),
 
     /// `fn`
@@ -192,12 +197,16 @@ pub enum Token<'src> {
     Error,
 }
 
-fn malformed<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<f64, LexError> {
+fn malformed<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str, LexError> {
     Err(LexError::MalformedNumber)
 }
 
 fn unterminated<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str, LexError> {
     Err(LexError::UnterminatedString)
+}
+
+fn single_quoted<'src>(_: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str, LexError> {
+    Err(LexError::SingleQuoted)
 }
 
 fn lex_int<'src>(lex: &mut logos::Lexer<'src, Token<'src>>) -> Result<u64, LexError> {
@@ -209,15 +218,31 @@ fn lex_int<'src>(lex: &mut logos::Lexer<'src, Token<'src>>) -> Result<u64, LexEr
     digits.parse::<u64>().map_err(|_| LexError::IntegerTooLarge)
 }
 
-fn lex_float<'src>(lex: &mut logos::Lexer<'src, Token<'src>>) -> Result<f64, LexError> {
+fn lex_float<'src>(lex: &mut logos::Lexer<'src, Token<'src>>) -> Result<&'src str, LexError> {
     let text = lex.slice();
     if text.contains("__") || text.contains("_.") || text.contains("_e") || text.contains("_E") {
         return Err(LexError::MalformedNumber);
     }
+    if float_value(text).is_finite() {
+        Ok(text)
+    } else {
+        Err(LexError::MalformedNumber)
+    }
+}
+
+/// The f64 a float literal's text denotes (correctly rounded; separators ignored): infinite
+/// or NaN for text the lexer rejects.
+pub fn float_value(text: &str) -> f64 {
+    float_digits(text).parse::<f64>().unwrap_or(f64::NAN)
+}
+
+/// A number literal's text without its `_` separators and a trailing `.` (`1_000.` is
+/// `1000`), as Rust's float parsers take it.
+pub fn float_digits(text: &str) -> String {
     let digits: String = text.chars().filter(|c| *c != '_').collect();
-    match digits.parse::<f64>() {
-        Ok(x) if x.is_finite() => Ok(x),
-        _ => Err(LexError::MalformedNumber),
+    match digits.strip_suffix('.') {
+        Some(d) => d.to_string(),
+        None => digits,
     }
 }
 
@@ -267,7 +292,7 @@ impl fmt::Display for Token<'_> {
             Token::Newline => return f.write_str("end of line"),
             Token::Ident(name) => return write!(f, "`{name}`"),
             Token::Int(n) => return write!(f, "`{n}`"),
-            Token::Float(x) => return write!(f, "`{x:?}`"),
+            Token::Float(x) => return write!(f, "`{x}`"),
             Token::Str(s) => return write!(f, "string \"{s}\""),
             Token::Error => return f.write_str("invalid token"),
             Token::Fn => "fn",
@@ -430,6 +455,17 @@ fn lex_error(err: LexError, span: Span, text: &str) -> Diagnostic {
                 )
                 .with_help("close the string with `\"` before the end of the line")
         }
+        LexError::SingleQuoted => {
+            let inner = &text[1..text.len() - 1];
+            // `'say "hi"'` keeps its meaning with the double quotes escaped.
+            let inner = inner.replace("\\'", "'").replace('"', "\\\"");
+            Diagnostic::error(
+                Code::InvalidCharacter,
+                "strings are written in double quotes",
+            )
+            .with_label(span, "Python's single quotes")
+            .with_help(format!("write `\"{inner}\"`"))
+        }
     }
 }
 
@@ -486,18 +522,22 @@ pub fn unescape(raw: &str) -> String {
 
 /// Turns `2.` into a float. Logos cannot look ahead, so `2.` is lexed as `2` then `.`; they
 /// merge unless the dot starts something else (`2.exp()`, or `0..5` which lexes as `..`).
-fn merge_trailing_dot_floats<'src>(source: &str, tokens: Vec<Spanned<'src>>) -> Vec<Spanned<'src>> {
+fn merge_trailing_dot_floats<'src>(
+    source: &'src str,
+    tokens: Vec<Spanned<'src>>,
+) -> Vec<Spanned<'src>> {
     let mut out: Vec<Spanned<'src>> = Vec::with_capacity(tokens.len());
     for (tok, span) in tokens {
         if tok == Token::Dot
-            && let Some((Token::Int(n), int_span)) = out.last()
+            && let Some((Token::Int(_), int_span)) = out.last()
             && int_span.end == span.start
         {
             let after = source.as_bytes().get(span.end as usize).copied();
             let starts_more =
                 after.is_some_and(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'.');
             if !starts_more {
-                let merged = (Token::Float(*n as f64), int_span.to(span));
+                let whole = int_span.to(span);
+                let merged = (Token::Float(&source[whole.range()]), whole);
                 out.pop();
                 out.push(merged);
                 continue;
@@ -519,12 +559,16 @@ mod tests {
     #[test]
     fn numbers() {
         assert_eq!(kinds("0..5"), ["`0`", "`..`", "`5`"]);
-        assert_eq!(kinds("2."), ["`2.0`"]);
+        // Floats show (and keep) their text as written.
+        assert_eq!(kinds("2."), ["`2.`"]);
         assert_eq!(kinds("2.exp"), ["`2`", "`.`", "`exp`"]);
         assert_eq!(
             kinds("1e-3 3.5e2 1_000_000"),
-            ["`0.001`", "`350.0`", "`1000000`"]
+            ["`1e-3`", "`3.5e2`", "`1000000`"]
         );
+        assert_eq!(float_value("1_000.5e-1"), 100.05);
+        assert_eq!(float_value("2."), 2.0);
+        assert_eq!(float_digits("1_0."), "10");
         assert_eq!(kinds("x[1:]"), ["`x`", "`[`", "`1`", "`:`", "`]`"]);
         let (_, diags) = lex("99999999999999999999");
         assert_eq!(diags[0].code, Code::IntegerTooLarge);

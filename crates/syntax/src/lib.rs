@@ -39,6 +39,16 @@ pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
             ));
         return (ast::Program::default(), vec![diag]);
     }
+    // A UTF-8 byte-order mark (editors on Windows write one) is not part of the program.
+    // It becomes three spaces, so byte offsets (spans) still index the file as it is.
+    let unmarked;
+    let source = match source.strip_prefix('\u{FEFF}') {
+        Some(rest) => {
+            unmarked = format!("   {rest}");
+            unmarked.as_str()
+        }
+        None => source,
+    };
     let (tokens, mut diags) = lexer::lex(source);
     let (tokens, synthetic) = layout::balance(tokens, &mut diags);
     let tokens = layout::drop_newlines(tokens);
@@ -47,7 +57,7 @@ pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
         sort(&mut diags);
         return (ast::Program::default(), diags);
     }
-    let (mut program, parse_diags) = parser::parse_tokens(&tokens, source.len(), &synthetic);
+    let (mut program, parse_diags) = parser::parse_tokens(&tokens, source, &synthetic);
     diags.extend(parse_diags);
     check::check(&mut program, source, &mut diags);
     sort(&mut diags);

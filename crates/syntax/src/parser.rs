@@ -24,6 +24,32 @@ fn span(s: SimpleSpan) -> Span {
 }
 
 const SEP: char = '\u{1f}';
+/// Brackets a span in a message, to be replaced by that span's source text in [`convert`]:
+/// the grammar sees tokens, but a help line should quote what the user wrote.
+const SRC: char = '\u{1e}';
+
+/// A placeholder for the source text of `at`, filled in by [`fill_source`].
+fn source_text(at: Span) -> String {
+    format!("{SRC}{}:{}{SRC}", at.start, at.end)
+}
+
+/// Replaces every [`source_text`] placeholder in `text` by the text it stands for.
+fn fill_source(text: &str, source: &str) -> String {
+    let mut out = String::new();
+    let mut parts = text.split(SRC);
+    out.push_str(parts.next().unwrap_or(""));
+    while let (Some(range), rest) = (parts.next(), parts.next()) {
+        let quoted = range
+            .split_once(':')
+            .and_then(|(a, b)| Some((a.parse::<usize>().ok()?, b.parse::<usize>().ok()?)))
+            .and_then(|(a, b)| source.get(a..b));
+        // A long or multi-line quote would drown the help line; the label shows the place.
+        let quoted = quoted.filter(|q| q.len() <= 60 && !q.contains('\n'));
+        out.push_str(quoted.unwrap_or("..."));
+        out.push_str(rest.unwrap_or(""));
+    }
+    out
+}
 
 /// Encodes an error with its own code for transport through `Rich::custom`.
 fn custom<'t, 's>(
@@ -99,7 +125,7 @@ where
     recursive(|expr| {
         let literal = select! {
             Token::Int(n) => ExprKind::Int(n),
-            Token::Float(x) => ExprKind::Float(x),
+            Token::Float(x) => ExprKind::Float(crate::lexer::float_value(x), x.to_string()),
             Token::True => ExprKind::Bool(true),
             Token::False => ExprKind::Bool(false),
             Token::Str(s) => ExprKind::Str(unescape(s)),
@@ -116,11 +142,34 @@ where
             span: id.span,
         });
 
-        let arg = ident()
-            .then_ignore(just(Token::Colon))
-            .or_not()
-            .then(expr.clone())
-            .map(|(name, value)| Arg { name, value });
+        // `seed=42` is Python's keyword syntax: parsed as the named argument it means, with
+        // an error that shows the pipec spelling, so the rest of the call is still checked.
+        let arg_name = ident().then(choice((
+            just(Token::Colon).to(None),
+            just(Token::Eq).map_with(|_, e| Some(e.span())),
+        )));
+        let arg = arg_name.or_not().then(expr.clone()).validate(
+            |(name, value): (Option<(Ident, Option<SimpleSpan>)>, Expr), _, emitter| {
+                if let Some((id, Some(eq))) = &name {
+                    let written = format!("{}: {}", id.name, source_text(value.span));
+                    emitter.emit(custom(
+                        Code::UnexpectedToken,
+                        *eq,
+                        &format!(
+                            "expected `:` after the argument name `{}`, found `=`",
+                            id.name
+                        ),
+                        "named arguments take `:`, not Python's `=`",
+                        Some(&format!("write `{written}`")),
+                        None,
+                    ));
+                }
+                Arg {
+                    name: name.map(|(id, _)| id),
+                    value,
+                }
+            },
+        );
         let args = arg
             .separated_by(just(Token::Comma))
             .allow_trailing()
@@ -164,6 +213,38 @@ where
                 }
             });
 
+        // `{"a": x, "b": y}`. A name as a key is a Python habit worth its own message.
+        let dict_key = select! {
+            Token::Str(s) = e => Ok(Ident { name: unescape(s), span: span(e.span()) }),
+            Token::Ident(n) = e => Err(Ident { name: n.to_string(), span: span(e.span()) }),
+        }
+        .labelled("string key")
+        .validate(|key: Result<Ident, Ident>, _, emitter| match key {
+            Ok(k) => k,
+            Err(k) => {
+                emitter.emit(custom(
+                    Code::UnexpectedToken,
+                    SimpleSpan::from(k.span.range()),
+                    "dict keys are string literals",
+                    "a name, not a string",
+                    Some(&format!("quote the key: `\"{}\": ...`", k.name)),
+                    None,
+                ));
+                k
+            }
+        });
+        let dict = dict_key
+            .then_ignore(just(Token::Colon))
+            .then(expr.clone())
+            .separated_by(just(Token::Comma))
+            .allow_trailing()
+            .collect::<Vec<_>>()
+            .delimited_by(just(Token::LBrace), just(Token::RBrace))
+            .map_with(|entries, e| Expr {
+                kind: ExprKind::Dict(entries),
+                span: span(e.span()),
+            });
+
         let lambda_params = choice((
             ident()
                 .separated_by(just(Token::Comma))
@@ -182,9 +263,88 @@ where
                 span: span(e.span()),
             });
 
-        let atom = choice((literal, name, paren, list, lambda))
-            .labelled("expression")
-            .boxed();
+        // Python's `lambda x: BODY`, parsed as the lambda it means (so the body is still
+        // checked), with an error that shows the pipec spelling. `lambda` alone stays a name.
+        let python_lambda = select! { Token::Ident("lambda") = e => e.span() }
+            .then(
+                ident()
+                    .separated_by(just(Token::Comma))
+                    .at_least(1)
+                    .collect::<Vec<_>>(),
+            )
+            .then(just(Token::Colon).map_with(|_, e| e.span()))
+            .then(expr.clone().labelled("lambda body"))
+            .validate(
+                |(((kw, params), colon), body): (((SimpleSpan, Vec<Ident>), SimpleSpan), Expr),
+                 e,
+                 emitter| {
+                    let names: Vec<&str> = params.iter().map(|p| p.name.as_str()).collect();
+                    let written = format!("|{}| {}", names.join(", "), source_text(body.span));
+                    emitter.emit(custom(
+                        Code::UnexpectedToken,
+                        SimpleSpan::from(kw.start..colon.end),
+                        "a lambda is written `|x| ...` in pipec, not Python's `lambda x: ...`",
+                        "a Python lambda",
+                        Some(&format!("write `{written}`")),
+                        None,
+                    ));
+                    Expr {
+                        kind: ExprKind::Lambda {
+                            params,
+                            body: Box::new(body),
+                        },
+                        span: span(e.span()),
+                    }
+                },
+            );
+
+        // Python's `dict(image=x, label=y)`: parsed as the dict it means, with one error for
+        // the whole call (not one per `=`) whose help writes the dict literal.
+        let python_dict = select! { Token::Ident("dict") = e => e.span() }
+            .then(
+                ident()
+                    .then_ignore(choice((just(Token::Eq), just(Token::Colon))))
+                    .then(expr.clone())
+                    .separated_by(just(Token::Comma))
+                    .allow_trailing()
+                    .at_least(1)
+                    .collect::<Vec<_>>()
+                    .delimited_by(just(Token::LParen), just(Token::RParen)),
+            )
+            .validate(
+                |(at, entries): (SimpleSpan, Vec<(Ident, Expr)>), e, emitter| {
+                    let whole: SimpleSpan = e.span();
+                    let written: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| format!("\"{}\": {}", k.name, source_text(v.span)))
+                        .collect();
+                    emitter.emit(custom(
+                        Code::UnexpectedToken,
+                        SimpleSpan::from(at.start..whole.end),
+                        "`dict(...)` is Python's: pipec writes a dict literal",
+                        "a Python dict",
+                        Some(&format!("write `{{{}}}`", written.join(", "))),
+                        None,
+                    ));
+                    Expr {
+                        kind: ExprKind::Dict(entries),
+                        span: span(whole),
+                    }
+                },
+            );
+
+        let atom = choice((
+            literal,
+            python_lambda,
+            python_dict,
+            name,
+            paren,
+            list,
+            dict,
+            lambda,
+        ))
+        .labelled("expression")
+        .boxed();
 
         let opt = expr.clone().or_not();
         let slice_tail = just(Token::Colon)
@@ -752,13 +912,14 @@ where
         .map(|items| Program { items })
 }
 
-/// Parses the laid-out tokens of a source of `len` bytes. Errors caused by the synthetic
-/// closers of the layout pass (at `synthetic` offsets) were already reported and are dropped.
+/// Parses the laid-out tokens of `source`. Errors caused by the synthetic closers of the
+/// layout pass (at `synthetic` offsets) were already reported and are dropped.
 pub fn parse_tokens(
     tokens: &[(Token<'_>, Span)],
-    len: usize,
+    source: &str,
     synthetic: &[u32],
 ) -> (Program, Vec<Diagnostic>) {
+    let len = source.len();
     let input: Vec<(Token<'_>, SimpleSpan)> = tokens
         .iter()
         .map(|(t, s)| (t.clone(), SimpleSpan::from(s.range())))
@@ -769,7 +930,7 @@ pub fn parse_tokens(
         .into_output_errors();
     let mut diags = Vec::new();
     for err in errors {
-        if let Some(diag) = convert(&err, tokens, synthetic) {
+        if let Some(diag) = convert(&err, tokens, source, synthetic) {
             diags.push(diag);
         }
     }
@@ -781,11 +942,12 @@ pub fn parse_tokens(
 fn convert(
     err: &Rich<'_, Token<'_>, SimpleSpan>,
     tokens: &[(Token<'_>, Span)],
+    source: &str,
     synthetic: &[u32],
 ) -> Option<Diagnostic> {
     let mut at = span(*err.span());
     match err.reason() {
-        RichReason::Custom(text) => Some(decode(text, at)),
+        RichReason::Custom(text) => Some(decode(&fill_source(text, source), at)),
         RichReason::ExpectedFound { expected, found } => {
             if matches!(found.as_deref(), Some(Token::Error)) {
                 return None;
@@ -837,7 +999,12 @@ fn describe_expected(expected: &[RichPattern<'_, Token<'_>>]) -> String {
     }
     if words.iter().any(|w| w == "expression") {
         // Everything that can start an expression is summed up by the word.
-        toks.retain(|t| !matches!(t.as_str(), "`-`" | "`!`" | "`(`" | "`[`" | "`|`" | "`||`"));
+        toks.retain(|t| {
+            !matches!(
+                t.as_str(),
+                "`-`" | "`!`" | "`(`" | "`[`" | "`{`" | "`|`" | "`||`"
+            )
+        });
     }
     words.sort();
     words.dedup();

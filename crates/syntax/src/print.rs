@@ -197,12 +197,20 @@ fn expr(e: &Expr) -> String {
     let sp = e.span;
     match &e.kind {
         ExprKind::Int(n) => format!("(int {n} {})", at(sp)),
-        ExprKind::Float(x) => format!("(float {x:?} {})", at(sp)),
+        ExprKind::Float(x, _) => format!("(float {x:?} {})", at(sp)),
         ExprKind::Bool(b) => format!("(bool {b} {})", at(sp)),
         ExprKind::Str(s) => format!("(str {s:?} {})", at(sp)),
         ExprKind::Name(n) => format!("(name {n} {})", at(sp)),
         ExprKind::Tuple(xs) => list("tuple", sp, xs.iter().map(expr).collect()),
         ExprKind::List(xs) => list("list", sp, xs.iter().map(expr).collect()),
+        ExprKind::Dict(entries) => list(
+            "dict",
+            sp,
+            entries
+                .iter()
+                .map(|(k, v)| format!("(key {:?} {} {})", k.name, at(k.span), expr(v)))
+                .collect(),
+        ),
         ExprKind::Unary { op, expr: x } => {
             let op = match op {
                 UnaryOp::Neg => "-",

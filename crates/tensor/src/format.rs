@@ -48,6 +48,46 @@ pub fn format_tuple(parts: &[Tensor]) -> String {
     }
 }
 
+/// Prints a dict value as Python does, `{'a': A, 'b': B}`: each key as Python's `repr` of
+/// the string, each value the text given (already formatted), in the order given.
+pub fn format_dict<'a>(fields: impl IntoIterator<Item = (&'a str, String)>) -> String {
+    let parts: Vec<String> = fields
+        .into_iter()
+        .map(|(k, v)| format!("{}: {v}", python_str_repr(k)))
+        .collect();
+    format!("{{{}}}", parts.join(", "))
+}
+
+/// Python's `repr` of a `str`: single quotes unless the text has a `'` and no `"`, escapes
+/// for the backslash, the quote, `\t \n \r` and other control characters.
+pub fn python_str_repr(s: &str) -> String {
+    let quote = if s.contains('\'') && !s.contains('"') {
+        '"'
+    } else {
+        '\''
+    };
+    let mut out = String::with_capacity(s.len() + 2);
+    out.push(quote);
+    for c in s.chars() {
+        match c {
+            '\\' => out.push_str("\\\\"),
+            '\t' => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c);
+            }
+            c if (c as u32) < 0x20 || c as u32 == 0x7f => {
+                out.push_str(&format!("\\x{:02x}", c as u32))
+            }
+            c => out.push(c),
+        }
+    }
+    out.push(quote);
+    out
+}
+
 /// An element type numpy knows how to print.
 trait Printable: Copy {
     /// `str()` of the numpy scalar (what a rank-0 array prints).
@@ -550,5 +590,17 @@ mod tests {
         assert_eq!(format_tuple(&[a.clone(), b.clone()]), "([1.  2.5], 7)");
         assert_eq!(format_tuple(&[b]), "(7,)");
         assert_eq!(format_tuple(&[]), "()");
+    }
+
+    #[test]
+    fn dicts_print_as_python_does() {
+        let fields = [("image", "[1 2]".to_string()), ("label", "7".to_string())];
+        assert_eq!(format_dict(fields), "{'image': [1 2], 'label': 7}");
+        assert_eq!(format_dict([]), "{}");
+        // repr(str) as Python writes it.
+        assert_eq!(python_str_repr("it's"), "\"it's\"");
+        assert_eq!(python_str_repr("a'b\""), "'a\\'b\"'");
+        assert_eq!(python_str_repr("tab\there\n\\"), "'tab\\there\\n\\\\'");
+        assert_eq!(python_str_repr("\u{1}é"), "'\\x01é'");
     }
 }

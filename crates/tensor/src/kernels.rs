@@ -29,8 +29,8 @@ pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
-    SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice,
-    squeeze, stack, tile, transpose, zeros,
+    SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, shape_of,
+    slice, slice_len, squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;
@@ -42,6 +42,13 @@ pub enum KernelError {
     /// Integer `//` or `%` by zero; `index` is the row-major flat index in the broadcast output.
     #[error("integer division by zero at element {index}")]
     DivisionByZero {
+        /// Row-major flat index of the first offending element of the output.
+        index: usize,
+    },
+    /// A signed integer raised to a negative integer power (numpy refuses it too);
+    /// `index` is the row-major flat index in the broadcast output.
+    #[error("integers to negative integer powers are not allowed")]
+    NegativePower {
         /// Row-major flat index of the first offending element of the output.
         index: usize,
     },
@@ -121,21 +128,7 @@ fn rule_error(op: &str, dtypes: &[DType], err: DTypeRuleError) -> KernelError {
 /// Dispatches over the non-bool variants of a tensor; `bool` runs `$other`.
 macro_rules! num_dispatch {
     ($t:expr, $a:ident => $body:expr, bool => $other:expr) => {
-        match $t {
-            $crate::Tensor::Bool(_) => $other,
-            $crate::Tensor::I8($a) => $body,
-            $crate::Tensor::U8($a) => $body,
-            $crate::Tensor::I16($a) => $body,
-            $crate::Tensor::U16($a) => $body,
-            $crate::Tensor::I32($a) => $body,
-            $crate::Tensor::U32($a) => $body,
-            $crate::Tensor::I64($a) => $body,
-            $crate::Tensor::U64($a) => $body,
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; num, $t, $a, $body, $other)
     };
 }
 pub(crate) use num_dispatch;
@@ -143,13 +136,7 @@ pub(crate) use num_dispatch;
 /// Dispatches over the float variants of a tensor; anything else runs `$other`.
 macro_rules! float_dispatch {
     ($t:expr, $a:ident => $body:expr, _ => $other:expr) => {
-        match $t {
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-            _ => $other,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; float, $t, $a, $body, $other)
     };
 }
 pub(crate) use float_dispatch;

@@ -24,27 +24,103 @@ pub enum Tensor {
     F64(ArcArray<f64, IxDyn>),
 }
 
+/// The dtypes, one row each: the `Tensor`/`DType` variant, its class (`bool`, `int`,
+/// `float`) and its Rust element type. Every dtype dispatch in the crate (over a tensor's
+/// variant or over a `DType`, for all dtypes, the numeric ones or the floats) is generated
+/// from this one table.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! for_each_dtype {
+    ($($m:ident)::+; $($args:tt)*) => {
+        $($m)::+! { ($($args)*)
+            Bool bool bool;
+            I8 int i8;
+            U8 int u8;
+            I16 int i16;
+            U16 int u16;
+            I32 int i32;
+            U32 int u32;
+            I64 int i64;
+            U64 int u64;
+            F16 float $crate::f16;
+            BF16 float $crate::bf16;
+            F32 float f32;
+            F64 float f64;
+        }
+    };
+}
+
+/// `$yes` when a dtype of class `$class` passes `$filter` (`all`, `num`: not bool,
+/// `float`), else `$no`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! dtype_pick {
+    (all, $class:ident, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (num, int, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (num, float, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (float, float, $yes:expr, $no:expr) => {
+        $yes
+    };
+    ($filter:ident, $class:ident, $yes:expr, $no:expr) => {
+        $no
+    };
+}
+
+/// A `match` over a tensor's variants from [`for_each_dtype`]: binds `$a` to the array.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! tensor_match {
+    (($filter:ident, $t:expr, $a:ident, $body:expr, $other:expr) $( $v:ident $class:ident $ty:ty; )*) => {
+        {
+            // A filtered-out arm leaves `$a` unused.
+            #[allow(unused_variables)]
+            let out = match $t {
+                $( $crate::Tensor::$v($a) => $crate::dtype_pick!($filter, $class, $body, $other), )*
+            };
+            out
+        }
+    };
+}
+
+/// A `match` over a tensor's variants that rebuilds a tensor of the same variant.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! tensor_map_match {
+    (($t:expr, $a:ident, $body:expr) $( $v:ident $class:ident $ty:ty; )*) => {
+        match $t {
+            $( $crate::Tensor::$v($a) => $crate::Tensor::$v($body), )*
+        }
+    };
+}
+
+/// A `match` over a `DType` from [`for_each_dtype`]: binds type `$t` to its Rust type.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! dtype_match {
+    (($filter:ident, $d:expr, $t:ident, $body:expr, $other:expr) $( $v:ident $class:ident $ty:ty; )*) => {
+        match $d {
+            $( $crate::DType::$v => $crate::dtype_pick!($filter, $class, {
+                #[allow(dead_code)]
+                type $t = $ty;
+                $body
+            }, $other), )*
+        }
+    };
+}
+
 /// Applies a generic expression to the array inside a [`Tensor`], whatever its dtype.
 ///
 /// `dispatch!(t, a => a.len())` binds `a` to the `ArcArray<T, IxDyn>` of any variant.
 #[macro_export]
 macro_rules! dispatch {
     ($t:expr, $a:ident => $body:expr) => {
-        match $t {
-            $crate::Tensor::Bool($a) => $body,
-            $crate::Tensor::I8($a) => $body,
-            $crate::Tensor::U8($a) => $body,
-            $crate::Tensor::I16($a) => $body,
-            $crate::Tensor::U16($a) => $body,
-            $crate::Tensor::I32($a) => $body,
-            $crate::Tensor::U32($a) => $body,
-            $crate::Tensor::I64($a) => $body,
-            $crate::Tensor::U64($a) => $body,
-            $crate::Tensor::F16($a) => $body,
-            $crate::Tensor::BF16($a) => $body,
-            $crate::Tensor::F32($a) => $body,
-            $crate::Tensor::F64($a) => $body,
-        }
+        $crate::for_each_dtype!($crate::tensor_match; all, $t, $a, $body, unreachable!())
     };
 }
 
@@ -52,21 +128,7 @@ macro_rules! dispatch {
 #[macro_export]
 macro_rules! map_same {
     ($t:expr, $a:ident => $body:expr) => {
-        match $t {
-            $crate::Tensor::Bool($a) => $crate::Tensor::Bool($body),
-            $crate::Tensor::I8($a) => $crate::Tensor::I8($body),
-            $crate::Tensor::U8($a) => $crate::Tensor::U8($body),
-            $crate::Tensor::I16($a) => $crate::Tensor::I16($body),
-            $crate::Tensor::U16($a) => $crate::Tensor::U16($body),
-            $crate::Tensor::I32($a) => $crate::Tensor::I32($body),
-            $crate::Tensor::U32($a) => $crate::Tensor::U32($body),
-            $crate::Tensor::I64($a) => $crate::Tensor::I64($body),
-            $crate::Tensor::U64($a) => $crate::Tensor::U64($body),
-            $crate::Tensor::F16($a) => $crate::Tensor::F16($body),
-            $crate::Tensor::BF16($a) => $crate::Tensor::BF16($body),
-            $crate::Tensor::F32($a) => $crate::Tensor::F32($body),
-            $crate::Tensor::F64($a) => $crate::Tensor::F64($body),
-        }
+        $crate::for_each_dtype!($crate::tensor_map_match; $t, $a, $body)
     };
 }
 

@@ -120,13 +120,11 @@ fn run(case: &Value, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
     let arg_str = |k: &str| args[k].as_str().unwrap();
     let arg_usize = |k: &str| args[k].as_u64().unwrap() as usize;
     match case["kind"].as_str().unwrap() {
-        "binary" => {
-            let op = BinaryOp::ALL
-                .into_iter()
-                .find(|o| o.name() == arg_str("op"))
-                .unwrap();
-            kernels::binary(op, &inputs[0], &inputs[1])
-        }
+        "binary" => kernels::binary(
+            BinaryOp::from_name(arg_str("op")).unwrap(),
+            &inputs[0],
+            &inputs[1],
+        ),
         "unary" => kernels::unary(UnaryOp::from_name(arg_str("op")).unwrap(), &inputs[0]),
         "cast" => Ok(kernels::cast(&inputs[0], dtype(arg_str("to")))),
         "where" => kernels::select(&inputs[0], &inputs[1], &inputs[2]),
@@ -210,6 +208,7 @@ fn float_elems(t: &Tensor) -> Option<Vec<(i64, bool, f64)>> {
 fn error_kind(e: &KernelError) -> &'static str {
     match e {
         KernelError::DivisionByZero { .. } => "DivisionByZero",
+        KernelError::NegativePower { .. } => "NegativePower",
         KernelError::Broadcast { .. } => "Broadcast",
         KernelError::DType(_) => "DType",
         KernelError::InvalidArgument(_) => "InvalidArgument",

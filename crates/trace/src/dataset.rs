@@ -90,6 +90,25 @@ impl Eval<'_> {
         named: Vec<(ast::Ident, Value, Span)>,
         span: Span,
     ) -> Res<Value> {
+        let v = self.dataset_method_inner(ds, name, pos, named, span)?;
+        // A node stores its element type: `zip(d, d)` doubles it.
+        if let Value::Dataset(ds) = &v {
+            let nodes = crate::budget::elem_nodes(&ds.elem);
+            if !self.charge(nodes, crate::budget::node_bytes(nodes), span) {
+                return Ok(Value::Poison);
+            }
+        }
+        Ok(v)
+    }
+
+    fn dataset_method_inner(
+        &mut self,
+        ds: Arc<DsExpr>,
+        name: &ast::Ident,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(ast::Ident, Value, Span)>,
+        span: Span,
+    ) -> Res<Value> {
         let m = name.name.as_str();
         // The node is the `.name(...)` call, not the whole chain before it.
         let span = Span {
@@ -141,6 +160,14 @@ impl Eval<'_> {
                     },
                 };
                 let deterministic = some!(self.bool_arg(a[2].clone(), true)?);
+                if let (false, Some((_, s))) = (deterministic, &a[2]) {
+                    self.remark(
+                        *s,
+                        "`deterministic: false` allows any order; this `map` keeps the input order"
+                            .into(),
+                        "pipec's parallel maps always deliver in input order, at no cost in speed",
+                    );
+                }
                 let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "map") else {
                     return Ok(Value::Poison);
                 };
@@ -219,6 +246,9 @@ impl Eval<'_> {
                     None => vec![None; leaves.len()],
                     Some((v, s)) => {
                         let per_leaf: Vec<Value> = match (&v, leaves.len()) {
+                            _ if ds.elem.has_dict() => {
+                                some!(self.align_dict(&v, &ds.elem, s, "padded_shapes")?)
+                            }
                             (Value::Tuple(vs), n) if n > 1 => vs.clone(),
                             _ => vec![v.clone()],
                         };
@@ -268,6 +298,9 @@ impl Eval<'_> {
                         .collect(),
                     Some((v, s)) => {
                         let per_leaf: Vec<Value> = match (&v, leaves.len()) {
+                            (Value::Dict(_) | Value::Tuple(_), _) if ds.elem.has_dict() => {
+                                some!(self.align_dict(&v, &ds.elem, s, "padding_value")?)
+                            }
                             (Value::Tuple(vs), n) if n > 1 => vs.clone(),
                             _ => vec![v.clone(); leaves.len()],
                         };
@@ -338,8 +371,17 @@ impl Eval<'_> {
                         Some(n as u64)
                     }
                 };
+                let reshuffle = some!(self.bool_arg(a[2].clone(), true)?);
                 let elem = ds.elem.clone();
-                node(DsKind::Shuffle { buffer, seed }, vec![ds], elem)
+                node(
+                    DsKind::Shuffle {
+                        buffer,
+                        seed,
+                        reshuffle,
+                    },
+                    vec![ds],
+                    elem,
+                )
             }
             "repeat" => {
                 let a = bind!(&["count"], 0);
@@ -407,7 +449,7 @@ impl Eval<'_> {
                     .with_label(s, "not a dataset");
                     return self.fail(d);
                 };
-                let Some(elem) = join_elem(&ds.elem, &other.elem) else {
+                let Some(elem) = ElemType::join(&ds.elem, &other.elem) else {
                     let d = Diagnostic::error(Code::DatasetTypeMismatch, format!("cannot concatenate datasets of {} and {}", ds.elem, other.elem))
                         .with_label(ds.span, format!("elements {}", ds.elem))
                         .with_label(s, format!("elements {}", other.elem))
@@ -453,16 +495,61 @@ impl Eval<'_> {
                 let a = bind!(&["buffer_size"], 0);
                 let n = match a[0].clone() {
                     None => 1,
-                    Some((v, s)) => {
-                        let n = some!(self.int_value(v, s, "the buffer size")?);
-                        if n < 0 { 1 } else { n as usize }
-                    }
+                    Some((v, s)) => match some!(self.int_value(v, s, "the buffer size")?) {
+                        -1 => {
+                            self.remark(
+                                s,
+                                "`prefetch(AUTOTUNE)` buffers 1 element".into(),
+                                "pipec does not tune prefetch buffers; write `prefetch(N)` to buffer N elements",
+                            );
+                            1
+                        }
+                        n if n < 0 => {
+                            let d = Diagnostic::error(
+                                Code::BadDatasetArgument,
+                                format!("the prefetch buffer size must be 0 or more (or AUTOTUNE), found {n}"),
+                            )
+                            .with_label(s, format!("{n} is not a buffer size"))
+                            .with_help("write `prefetch(N)` with N >= 0, or `prefetch(AUTOTUNE)`");
+                            return self.fail(d);
+                        }
+                        n if n as u64 > pipec_ir::MAX_PREFETCH as u64 => {
+                            self.remark(
+                                s,
+                                format!("`prefetch({n})` buffers at most {} elements", pipec_ir::MAX_PREFETCH),
+                                "a larger buffer would only hold more memory: the consumer takes one element at a time",
+                            );
+                            pipec_ir::MAX_PREFETCH
+                        }
+                        n => n as usize,
+                    },
                 };
                 let elem = ds.elem.clone();
                 node(DsKind::Prefetch(n), vec![ds], elem)
             }
             "cache" => {
-                let _ = bind!(&["filename"], 0);
+                let a = bind!(&["filename"], 0);
+                match a[0].clone() {
+                    None => {}
+                    Some((Value::Str(f), _)) if f.is_empty() => {}
+                    Some((Value::Str(f), s)) => self.remark(
+                        s,
+                        format!("`cache(\"{f}\")` caches in memory; no file is written or read"),
+                        "pipec keeps a cache in memory for the run; drop the file name",
+                    ),
+                    Some((Value::Poison, _)) => return Ok(Value::Poison),
+                    Some((other, s)) => {
+                        let d = Diagnostic::error(
+                            Code::WrongKind,
+                            format!(
+                                "the cache file name must be a string, found {}",
+                                other.kind_name()
+                            ),
+                        )
+                        .with_label(s, "not a string");
+                        return self.fail(d);
+                    }
+                }
                 let elem = ds.elem.clone();
                 node(DsKind::Cache, vec![ds], elem)
             }
@@ -491,7 +578,84 @@ impl Eval<'_> {
         span: Span,
     ) -> Res<Option<BoundArgs>> {
         // Reuse the builtin binder; its messages name the method.
-        self.bind_args_pub(m, params, required, pos, named, span)
+        self.bind_args(m, params, required, pos, named, span)
+    }
+
+    /// A per-component argument written as a dict for a dict element (`padded_shapes:
+    /// {"a": [4], "b": []}`), as one value per leaf in leaf order.
+    fn align_dict(
+        &mut self,
+        v: &Value,
+        elem: &ElemType,
+        s: Span,
+        what: &str,
+    ) -> Res<Option<Vec<Value>>> {
+        match (v, elem) {
+            (Value::Dict(given), ElemType::Dict(fields)) => {
+                let mut out = Vec::new();
+                for (k, sub) in fields {
+                    let Some((_, part)) = given.iter().find(|(g, _)| &**g == k) else {
+                        let d = Diagnostic::error(
+                            Code::BadDatasetArgument,
+                            format!(
+                                "{what} has no entry for the key \"{k}\" of the elements {elem}"
+                            ),
+                        )
+                        .with_label(s, format!("no \"{k}\" here"))
+                        .with_help(format!("give {what} one entry per key of the element"));
+                        self.fail(d)?;
+                        return Ok(None);
+                    };
+                    match sub {
+                        ElemType::Tensor(_) => out.push(part.clone()),
+                        _ => match self.align_dict(part, sub, s, what)? {
+                            Some(vs) => out.extend(vs),
+                            None => return Ok(None),
+                        },
+                    }
+                }
+                if let Some((g, _)) = given
+                    .iter()
+                    .find(|(g, _)| !fields.iter().any(|(k, _)| k == &**g))
+                {
+                    let d = Diagnostic::error(
+                        Code::BadDatasetArgument,
+                        format!(
+                            "{what} has the key \"{g}\", which the elements {elem} do not have"
+                        ),
+                    )
+                    .with_label(s, "");
+                    self.fail(d)?;
+                    return Ok(None);
+                }
+                Ok(Some(out))
+            }
+            (Value::Tuple(vs), ElemType::Tuple(parts)) if vs.len() == parts.len() => {
+                let mut out = Vec::new();
+                for (v, sub) in vs.iter().zip(parts) {
+                    match sub {
+                        ElemType::Tensor(_) => out.push(v.clone()),
+                        _ => match self.align_dict(v, sub, s, what)? {
+                            Some(vs) => out.extend(vs),
+                            None => return Ok(None),
+                        },
+                    }
+                }
+                Ok(Some(out))
+            }
+            _ => {
+                let d = Diagnostic::error(
+                    Code::BadDatasetArgument,
+                    format!("{what} does not match the structure of the elements {elem}"),
+                )
+                .with_label(s, "")
+                .with_help(format!(
+                    "write {what} with the element's structure: a dict for a dict"
+                ));
+                self.fail(d)?;
+                Ok(None)
+            }
+        }
     }
 
     /// A positive size argument.
@@ -510,30 +674,5 @@ impl Eval<'_> {
             return Ok(None);
         }
         Ok(Some(n as usize))
-    }
-}
-
-/// The common element type of two datasets joined by `concatenate`: dims that differ become `?`.
-fn join_elem(a: &ElemType, b: &ElemType) -> Option<ElemType> {
-    match (a, b) {
-        (ElemType::Tensor(x), ElemType::Tensor(y))
-            if x.dtype == y.dtype && x.rank() == y.rank() =>
-        {
-            let dims = x
-                .shape
-                .0
-                .iter()
-                .zip(&y.shape.0)
-                .map(|(p, q)| if p == q { *p } else { Dim::Unknown })
-                .collect();
-            Some(ElemType::Tensor(TensorType::new(x.dtype, Shape(dims))))
-        }
-        (ElemType::Tuple(xs), ElemType::Tuple(ys)) if xs.len() == ys.len() => xs
-            .iter()
-            .zip(ys)
-            .map(|(x, y)| join_elem(x, y))
-            .collect::<Option<Vec<_>>>()
-            .map(ElemType::Tuple),
-        _ => None,
     }
 }

@@ -80,6 +80,16 @@ pub(crate) struct PyFunction {
 impl PyFunction {
     /// Wraps `f` for eager calls; reports a lambda that captured symbolic tensors.
     pub(crate) fn wrap(ev: &mut Eval<'_>, f: FuncVal, span: Span) -> Option<HostFn> {
+        // A function without a body to evaluate (an `exec` worker, an `extern` host
+        // function) already is a host function: `py_function` calls it as it is.
+        if let FuncVal::Decl(idx) = &f {
+            let ast = ev.shared.ast.clone();
+            if let ItemKind::Fn(decl) = &ast.items[*idx].kind
+                && !matches!(decl.body, FnBody::Block(_))
+            {
+                return ev.host_for(*idx, decl);
+            }
+        }
         let name = match &f {
             FuncVal::Decl(idx) => match &ev.shared.ast.items[*idx].kind {
                 ItemKind::Fn(d) => d.name.name.clone(),
@@ -481,7 +491,7 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
 }
 
 /// Whether an eager body is straight-line code over its parameters: `let`s and a final
-/// `return` of literals, locals, operators and [`crate::builtins::VALUE_INDEPENDENT_OPS`] calls. Anything
+/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::Kind::ValueIndependent`) calls. Anything
 /// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
 /// the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
@@ -505,7 +515,7 @@ fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
 
 fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
         // A dtype name is a constant unless a local or top-level name hides it.
         ExprKind::Name(n) => {
             locals.contains(n.as_str())
@@ -526,8 +536,8 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
             };
             !locals.contains(name.as_str())
                 && !shared.items.contains_key(name)
-                && crate::builtins::VALUE_INDEPENDENT_OPS.contains(&name.as_str())
-                && crate::builtins::is_builtin(name)
+                && crate::builtins::lookup(name)
+                    .is_some_and(|b| b.kind == crate::builtins::Kind::ValueIndependent)
                 && args
                     .iter()
                     .all(|a| plannable_expr(shared, locals, &a.value))
@@ -554,6 +564,9 @@ pub(crate) fn display_value(v: &Value) -> String {
             let parts: Vec<String> = vs.iter().map(display_value).collect();
             format!("({})", parts.join(", "))
         }
+        Value::Dict(fields) => {
+            pipec_tensor::format::format_dict(fields.iter().map(|(k, v)| (&**k, display_value(v))))
+        }
         other => other.kind_name(),
     }
 }
@@ -564,6 +577,7 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
     match &e.kind {
         ExprKind::Name(n) => out.push(n.clone()),
         ExprKind::Tuple(xs) | ExprKind::List(xs) => xs.iter().for_each(|x| names_in(x, out)),
+        ExprKind::Dict(entries) => entries.iter().for_each(|(_, x)| names_in(x, out)),
         ExprKind::Unary { expr, .. } => names_in(expr, out),
         ExprKind::Binary { lhs, rhs, .. } => {
             names_in(lhs, out);
@@ -601,7 +615,7 @@ fn names_in(e: &pipec_syntax::ast::Expr, out: &mut Vec<String>) {
             names_in(end, out);
         }
         ExprKind::Int(_)
-        | ExprKind::Float(_)
+        | ExprKind::Float(..)
         | ExprKind::Bool(_)
         | ExprKind::Str(_)
         | ExprKind::Error => {}
@@ -637,6 +651,7 @@ mod tests {
             externs: Default::default(),
             exec_hosts: OnceLock::new(),
             print_sink: None,
+            source: src.into(),
         });
         let item = item.expect("the source declares `f`");
         let ItemKind::Fn(decl) = &ast.items[item].kind else {

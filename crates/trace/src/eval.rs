@@ -1,7 +1,9 @@
 //! The evaluator: one walk over the AST for tracing and for eager execution.
 
+use crate::budget::{Construct, Spent, value_nodes};
 use crate::dataset::to_pipeline;
 use crate::eager::{EagerBody, PrintSink};
+use crate::hints::{Foreign, Pipec};
 use crate::types::{TypeSpec, resolve};
 use crate::value::{FuncVal, Lambda, Num, TVal, Value};
 use crate::{TraceOptions, Traced};
@@ -44,12 +46,17 @@ pub(crate) struct Shared {
     pub exec_hosts: OnceLock<HashMap<usize, HostFn>>,
     /// Where eager `print` writes.
     pub print_sink: Option<PrintSink>,
+    /// The program's text, quoted by help lines.
+    pub source: Arc<str>,
 }
 
 /// State that exists only while compiling.
 pub(crate) struct Compile {
     pub opts: TraceOptions,
     pub diags: Vec<Diagnostic>,
+    /// What the compiler chose where the program left it a choice (`prefetch(AUTOTUNE)`),
+    /// for `--remarks`; kept apart from `diags`, whose growth signals errors.
+    pub remarks: Vec<Diagnostic>,
     pub prog: Program,
     /// Traced functions by (callee identity, parameter types); `None` while being traced.
     pub traces: HashMap<(String, Vec<TensorType>), Option<FuncId>>,
@@ -62,6 +69,28 @@ pub(crate) struct Compile {
     pub exec_hosts: HashMap<usize, HostFn>,
     /// The element type (tuple structure) each traced function returns.
     pub result_elems: HashMap<FuncId, ElemType>,
+    /// `.numpy()` calls reported in traced code (E0300) that tracing went past; their help
+    /// is completed once the function's trace shows what else it does.
+    pub numpy_calls: Vec<NumpyCall>,
+    /// The expression of the statement (or lambda body) being evaluated, which E0300's help
+    /// quotes without its `.numpy()`.
+    pub context: Option<Span>,
+    /// What tracing has spent of its compile budget.
+    pub spent: Spent,
+}
+
+/// A `.numpy()` (or `numpy(x)`) in a traced function, reported as E0300.
+#[derive(Clone, Copy)]
+pub(crate) struct NumpyCall {
+    /// The diagnostic's index in `Compile::diags`.
+    diag: usize,
+    /// The call, and the tensor it was called on.
+    call: Span,
+    receiver: Span,
+    /// [`Compile::context`] at the call.
+    context: Option<Span>,
+    /// Whether it was written as a method (`x.numpy()`) rather than `numpy(x)`.
+    method: bool,
 }
 
 /// One function activation's locals and, while tracing, the function being built.
@@ -135,10 +164,12 @@ pub(crate) fn trace_program(
         externs: opts.externs.clone(),
         exec_hosts: OnceLock::new(),
         print_sink: opts.print_sink.clone(),
+        source: opts.source.clone(),
     });
     let mut comp = Compile {
         opts: opts.clone(),
         diags,
+        remarks: Vec::new(),
         prog: Program::default(),
         traces: HashMap::new(),
         name_counts: HashMap::new(),
@@ -146,6 +177,9 @@ pub(crate) fn trace_program(
         eager_hosts: HashMap::new(),
         exec_hosts: HashMap::new(),
         result_elems: HashMap::new(),
+        numpy_calls: Vec::new(),
+        context: None,
+        spent: Spent::new(opts.budget),
     };
     {
         let mut ev = Eval {
@@ -188,7 +222,9 @@ pub(crate) fn trace_program(
                 // Every pipeline is traced, not only the one that runs, so that an error in
                 // any of them is reported in the same run (as for unused `let`s below).
                 ItemKind::Pipeline { name, value } => {
-                    let v = ev.expr(value).unwrap_or(Value::Poison);
+                    let v = ev
+                        .within(Construct::Item, item.span, |ev| ev.expr(value))
+                        .unwrap_or(Value::Poison);
                     match v {
                         Value::Dataset(ds) => {
                             let p = to_pipeline(&name.name, item.span, &ds);
@@ -240,6 +276,7 @@ pub(crate) fn trace_program(
     Traced {
         program: ok.then_some(comp.prog),
         diagnostics: diags,
+        remarks: comp.remarks,
     }
 }
 
@@ -283,6 +320,48 @@ impl<'a> Eval<'a> {
         if let Some(c) = self.comp.as_deref_mut() {
             c.diags.push(d);
         }
+    }
+
+    /// Records a remark (`--remarks`): an option honoured differently from tf.data's letter.
+    pub(crate) fn remark(&mut self, span: Span, message: String, help: &str) {
+        if let Some(c) = self.comp.as_deref_mut() {
+            let d = Diagnostic::remark(Code::PassRemark, message).with_label(span, "this option");
+            c.remarks.push(d.with_help(help));
+        }
+    }
+
+    /// Charges the compile budget (nothing at run time); false once it has run out, and
+    /// the caller then returns poison so that tracing ends quickly.
+    pub(crate) fn charge(&mut self, work: u64, memory: u64, at: Span) -> bool {
+        let Some(c) = self.comp.as_deref_mut() else {
+            return true;
+        };
+        if let Some(d) = c.spent.charge(work, memory, at) {
+            c.diags.push(d);
+        }
+        !c.spent.exhausted
+    }
+
+    /// Whether the compile budget has run out.
+    pub(crate) fn out_of_budget(&self) -> bool {
+        self.comp.as_ref().is_some_and(|c| c.spent.exhausted)
+    }
+
+    /// Runs `f` with `construct` at `span` on the stack the budget's message names.
+    pub(crate) fn within<T>(
+        &mut self,
+        construct: Construct,
+        span: Span,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        if let Some(c) = self.comp.as_deref_mut() {
+            c.spent.constructs.push((construct, span));
+        }
+        let r = f(self);
+        if let Some(c) = self.comp.as_deref_mut() {
+            c.spent.constructs.pop();
+        }
+        r
     }
 
     /// Checks declarations that need no call to be found wrong (extern registrations, exec permission).
@@ -392,9 +471,118 @@ impl<'a> Eval<'a> {
             .insert(name.to_string(), v);
     }
 
+    /// What the user wrote at `span`, when it is short enough to quote in a help line.
+    pub(crate) fn quote(&self, span: Span) -> Option<String> {
+        let text = self.shared.source.get(span.range())?;
+        (!text.is_empty() && text.len() <= 60 && !text.contains('\n')).then(|| text.to_string())
+    }
+
+    /// Whether `name` means something here (a local, an item, a dtype, a builtin).
+    fn is_defined(&self, name: &str) -> bool {
+        self.lookup_local(name).is_some()
+            || self.shared.items.contains_key(name)
+            || DType::from_name(name).is_some()
+            || name == "AUTOTUNE"
+            || crate::builtins::is_builtin(name)
+    }
+
+    /// `tf.math.log`, `np.float32`, `float32`: the parts of a dotted path whose first name
+    /// is not defined, as written.
+    fn undefined_path<'e>(&self, e: &'e ast::Expr) -> Option<Vec<&'e str>> {
+        match &e.kind {
+            ExprKind::Name(n) => (!self.is_defined(n)).then(|| vec![n.as_str()]),
+            ExprKind::Field { receiver, name } => {
+                let mut path = self.undefined_path(receiver)?;
+                path.push(&name.name);
+                Some(path)
+            }
+            _ => None,
+        }
+    }
+
+    /// How an argument is written, in pipec's spelling where it has a foreign one
+    /// (`tf.float32` → `f32`); `None` when it is too long to quote.
+    fn arg_text(&self, arg: &ast::Arg) -> Option<String> {
+        let value = match self.respelled(&arg.value) {
+            Some(d) => d.to_string(),
+            None => self.quote(arg.value.span)?,
+        };
+        Some(match &arg.name {
+            Some(n) => format!("{}: {value}", n.name),
+            None => value,
+        })
+    }
+
+    /// An unknown name written as Python, numpy or TensorFlow spell it (`path`, the whole
+    /// expression at `span`, called with `args` when it is a call): E0100 with the pipec
+    /// spelling. `None` when the path is no known foreign spelling.
+    fn foreign_name(
+        &mut self,
+        path: &[&str],
+        args: Option<&[ast::Arg]>,
+        span: Span,
+    ) -> Option<Res<Value>> {
+        let written = path.join(".");
+        let module = path.len() > 1 && matches!(path[0], "tf" | "np" | "numpy" | "jnp");
+        let d = Diagnostic::error(Code::UnknownName, format!("unknown name `{written}`"));
+        let d = match crate::hints::foreign(path, crate::builtins::is_builtin) {
+            Some(f) => {
+                let texts: Option<Vec<String>> = match args {
+                    Some(a) => a.iter().map(|a| self.arg_text(a)).collect(),
+                    None => None,
+                };
+                let texts: Option<Vec<&str>> = texts
+                    .as_ref()
+                    .map(|t| t.iter().map(String::as_str).collect());
+                d.with_label(span, format!("{}'s spelling", f.whose))
+                    .with_help(f.help(&written, texts.as_deref()))
+            }
+            None if module => d.with_label(span, "not defined").with_help(format!(
+                "pipec has no `{}` module: its operations are builtins with plain names \
+                 (`log`, `cast`, `reshape`, `mean`, ...)",
+                path[0]
+            )),
+            None => return None,
+        };
+        let r = self.fail(d);
+        // The arguments are still checked: their own mistakes (`cast(x, float32)` inside)
+        // are reported now, not after this one is fixed; one the help already respelled
+        // (`tf.float32` as `f32`) is not reported again.
+        for arg in args.unwrap_or_default() {
+            if self.respelled(&arg.value).is_none()
+                && let Err(e) = self.expr(&arg.value)
+            {
+                return Some(Err(e));
+            }
+        }
+        Some(r)
+    }
+
+    /// The pipec spelling of an argument that is a foreign dtype or value (`tf.float32`,
+    /// `float32`, `tf.data.AUTOTUNE`).
+    fn respelled(&self, e: &ast::Expr) -> Option<&'static str> {
+        match self
+            .undefined_path(e)
+            .and_then(|p| crate::hints::foreign(&p, crate::builtins::is_builtin))
+        {
+            Some(Foreign {
+                pipec: Pipec::Dtype(d) | Pipec::Value(d),
+                ..
+            }) => Some(d),
+            _ => None,
+        }
+    }
+
     fn lookup(&mut self, name: &str, span: Span) -> Res<Value> {
         if let Some(v) = self.lookup_local(name) {
-            return Ok(v.clone());
+            let v = v.clone();
+            // Copying a tuple or list costs its size (a tuple doubled n times is 2^n).
+            if matches!(v, Value::Tuple(_) | Value::List(_))
+                && !self.charge(value_nodes(&v), 0, span)
+            {
+                return Ok(Value::Poison);
+            }
+            return Ok(v);
         }
         if self.shared.items.contains_key(name) {
             return self.global(name, span);
@@ -415,7 +603,10 @@ impl<'a> Eval<'a> {
             .flat_map(|s| s.keys().cloned())
             .collect();
         candidates.extend(self.shared.items.keys().cloned());
-        candidates.extend(crate::builtins::builtins().map(|s| s.to_string()));
+        candidates.extend(crate::builtins::names().map(|s| s.to_string()));
+        if let Some(r) = self.foreign_name(&[name], None, span) {
+            return r;
+        }
         let mut d = Diagnostic::error(Code::UnknownName, format!("unknown name `{name}`"))
             .with_label(span, "not defined");
         if let Some(s) = did_you_mean(name, candidates.iter().map(|s| s.as_str())) {
@@ -452,7 +643,15 @@ impl<'a> Eval<'a> {
                     return Ok(globals.get(name).cloned().unwrap_or(Value::Poison));
                 }
                 match self.comp().globals.get(name) {
-                    Some(Some(v)) => return Ok(v.clone()),
+                    Some(Some(v)) => {
+                        let v = v.clone();
+                        if matches!(v, Value::Tuple(_) | Value::List(_))
+                            && !self.charge(value_nodes(&v), 0, span)
+                        {
+                            return Ok(Value::Poison);
+                        }
+                        return Ok(v);
+                    }
                     Some(None) => {
                         let d = Diagnostic::error(
                             Code::Recursion,
@@ -465,7 +664,7 @@ impl<'a> Eval<'a> {
                 }
                 self.comp().globals.insert(name.to_string(), None);
                 let saved = std::mem::replace(&mut self.frame, Frame::top());
-                let v = self.expr(value);
+                let v = self.within(Construct::Item, item.span, |ev| ev.expr(value));
                 self.frame = saved;
                 let v = v?;
                 self.comp()
@@ -475,6 +674,95 @@ impl<'a> Eval<'a> {
             }
             ItemKind::Error => Ok(Value::Poison),
         }
+    }
+
+    /// `.numpy()` (or `numpy(x)`, as `what`) at `call` on the tensor `x` written at
+    /// `receiver`, inside a traced function: E0300, but tracing goes on with the tensor
+    /// itself, so that the rest of the function can show whether dropping the call is the
+    /// whole fix ([`Eval::finish_numpy_help`]).
+    pub(crate) fn numpy_in_trace(
+        &mut self,
+        x: Value,
+        receiver: Span,
+        call: Span,
+        what: &str,
+    ) -> Res<Value> {
+        self.host_only_error(what, call)?;
+        let c = self.comp();
+        let context = c.context;
+        c.numpy_calls.push(NumpyCall {
+            diag: c.diags.len() - 1,
+            call,
+            receiver,
+            context,
+            method: what.starts_with('.'),
+        });
+        Ok(x)
+    }
+
+    /// Completes the help of the E0300s of `.numpy()` calls in the trace of `fname` that
+    /// reported its errors from `errors_before` on and returned `result`. When they are the
+    /// trace's only errors and it returns tensors, the function only does tensor math: the
+    /// fix is to drop the call, said first; the eager fix follows, with the traced type
+    /// for its `TYPE`.
+    fn finish_numpy_help(&mut self, errors_before: usize, result: &Value, fname: &str) {
+        let calls: Vec<NumpyCall> = self
+            .comp()
+            .numpy_calls
+            .extract_if(.., |n| n.diag >= errors_before)
+            .collect();
+        if calls.is_empty() {
+            return;
+        }
+        let errors = self.comp().diags.len() - errors_before;
+        let returned = self.elem_type_of(result);
+        let eager = crate::builtins::eager_fix_help(fname);
+        // `eager fn f(...) -> f32[3]`, and `py_function(f, [args], "f32[3]")`, whose `Tout`
+        // spells a shaped type as a string.
+        let eager = match &returned {
+            Some(ty) => eager
+                .replace("-> TYPE", &format!("-> {ty}"))
+                .replace("], TYPE)", &format!("], {})", tout_text(ty))),
+            None => eager,
+        };
+        for n in &calls {
+            let help = match &returned {
+                Some(_) if errors == calls.len() => {
+                    let receiver = self.quote(n.receiver);
+                    let fixed = self.without_call(n);
+                    let call = if n.method { ".numpy()" } else { "numpy(...)" };
+                    let drop = match (fixed, receiver) {
+                        (Some(f), Some(r)) if f != r => {
+                            format!("drop `{call}`: `{f}` already works on the tensor")
+                        }
+                        (_, Some(r)) => format!(
+                            "drop `{call}`: `{r}` is already a tensor, and tensor math works on it"
+                        ),
+                        _ => format!("drop `{call}`: tensor math works on the tensor itself"),
+                    };
+                    format!("{drop}; otherwise {eager}")
+                }
+                _ => eager.clone(),
+            };
+            self.comp().diags[n.diag].help = Some(help);
+        }
+    }
+
+    /// The statement expression around a `.numpy()` call, with the call replaced by the
+    /// tensor it was called on (`x.numpy() * 2.0` → `x * 2.0`), when short enough to quote.
+    fn without_call(&self, n: &NumpyCall) -> Option<String> {
+        let ctx = n.context?;
+        if !(ctx.start <= n.call.start && n.call.end <= ctx.end) {
+            return None;
+        }
+        let src = &self.shared.source;
+        let text = format!(
+            "{}{}{}",
+            src.get(ctx.start as usize..n.call.start as usize)?,
+            src.get(n.receiver.range())?,
+            src.get(n.call.end as usize..ctx.end as usize)?
+        );
+        (text.len() <= 60 && !text.contains('\n')).then_some(text)
     }
 
     /// Current local variables, captured by a lambda.
@@ -507,6 +795,22 @@ impl<'a> Eval<'a> {
     }
 
     fn stmt(&mut self, s: &ast::Stmt) -> Res<Flow> {
+        let value = match &s.kind {
+            StmtKind::Let { value, .. } | StmtKind::Assign { value, .. } => Some(value),
+            StmtKind::Return(value) => value.as_ref(),
+            StmtKind::Expr(e) => Some(e),
+            _ => None,
+        };
+        let Some(value) = value.filter(|_| self.compiling()) else {
+            return self.stmt_kind(s);
+        };
+        let saved = self.comp().context.replace(value.span);
+        let r = self.stmt_kind(s);
+        self.comp().context = saved;
+        r
+    }
+
+    fn stmt_kind(&mut self, s: &ast::Stmt) -> Res<Flow> {
         match &s.kind {
             StmtKind::Let { name, value } => {
                 let v = self.expr(value)?;
@@ -562,57 +866,72 @@ impl<'a> Eval<'a> {
                 }
             }
             StmtKind::While { cond, body } => {
-                let mut iterations = 0usize;
-                loop {
-                    let c = self.expr(cond)?;
-                    match self.condition(c, cond.span, "while")? {
-                        Some(true) => {}
-                        _ => break,
-                    }
-                    if let Flow::Return(v, span) = self.block(body)? {
-                        return Ok(Flow::Return(v, span));
-                    }
-                    iterations += 1;
-                    if !self.frame.eager && iterations >= MAX_UNROLL {
-                        let d = Diagnostic::error(Code::NotTraceTime, format!("this loop ran {MAX_UNROLL} times at trace time"))
-                            .with_label(cond.span, "still true")
-                            .with_help("loops in traced functions are unrolled; use tensor ops, or move the loop into an `eager fn`");
-                        self.fail(d)?;
-                        break;
-                    }
-                }
+                return self.within(Construct::Loop, s.span, |ev| ev.while_loop(cond, body));
             }
             StmtKind::For { var, iter, body } => {
-                let Some((start, end)) = self.for_range(iter)? else {
-                    return Ok(Flow::Normal);
-                };
-                let count = (end - start).max(0) as usize;
-                if !self.frame.eager && count > MAX_UNROLL {
-                    let d = Diagnostic::error(
-                        Code::NotTraceTime,
-                        format!("this loop would unroll {count} times"),
-                    )
-                    .with_label(
-                        iter.span,
-                        format!("at most {MAX_UNROLL} iterations are unrolled at trace time"),
-                    )
-                    .with_help("use a vectorized tensor op, or move the loop into an `eager fn`");
-                    self.fail(d)?;
-                    return Ok(Flow::Normal);
-                }
-                for i in start..end {
-                    self.frame.scopes.push(HashMap::from([(
-                        var.name.clone(),
-                        Value::Num(Num::Int(i as i128)),
-                    )]));
-                    let r = self.block(body);
-                    self.frame.scopes.pop();
-                    if let Flow::Return(v, span) = r? {
-                        return Ok(Flow::Return(v, span));
-                    }
-                }
+                return self.within(Construct::Loop, s.span, |ev| ev.for_loop(var, iter, body));
             }
             StmtKind::Error => {}
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Unrolls a `while` loop (its condition known at trace time) or runs it eagerly.
+    fn while_loop(&mut self, cond: &ast::Expr, body: &ast::Block) -> Res<Flow> {
+        let mut iterations = 0usize;
+        while !self.out_of_budget() {
+            let c = self.expr(cond)?;
+            match self.condition(c, cond.span, "while")? {
+                Some(true) => {}
+                _ => break,
+            }
+            if let Flow::Return(v, span) = self.block(body)? {
+                return Ok(Flow::Return(v, span));
+            }
+            iterations += 1;
+            if !self.frame.eager && iterations >= MAX_UNROLL {
+                let d = Diagnostic::error(Code::NotTraceTime, format!("this loop ran {MAX_UNROLL} times at trace time"))
+                    .with_label(cond.span, "still true")
+                    .with_help("loops in traced functions are unrolled; use tensor ops, or move the loop into an `eager fn`");
+                self.fail(d)?;
+                break;
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Unrolls a `for` loop over a range known at trace time (or runs it eagerly).
+    fn for_loop(&mut self, var: &ast::Ident, iter: &ast::Expr, body: &ast::Block) -> Res<Flow> {
+        let Some((start, end)) = self.for_range(iter)? else {
+            return Ok(Flow::Normal);
+        };
+        let count = (end - start).max(0) as usize;
+        if !self.frame.eager && count > MAX_UNROLL {
+            let d = Diagnostic::error(
+                Code::NotTraceTime,
+                format!("this loop would unroll {count} times"),
+            )
+            .with_label(
+                iter.span,
+                format!("at most {MAX_UNROLL} iterations are unrolled at trace time"),
+            )
+            .with_help("use a vectorized tensor op, or move the loop into an `eager fn`");
+            self.fail(d)?;
+            return Ok(Flow::Normal);
+        }
+        for i in start..end {
+            if self.out_of_budget() {
+                break;
+            }
+            self.frame.scopes.push(HashMap::from([(
+                var.name.clone(),
+                Value::Num(Num::Int(i as i128)),
+            )]));
+            let r = self.block(body);
+            self.frame.scopes.pop();
+            if let Flow::Return(v, span) = r? {
+                return Ok(Flow::Return(v, span));
+            }
         }
         Ok(Flow::Normal)
     }
@@ -676,7 +995,7 @@ impl<'a> Eval<'a> {
                 Ok(i.as_array::<i64>().and_then(|a| a.iter().next().copied()))
             }
             Value::Poison => Ok(None),
-            Value::SymDim | Value::Tensor(TVal::Symbolic(..)) => {
+            Value::SymDim(_) | Value::Tensor(TVal::Symbolic(..)) => {
                 let d = Diagnostic::error(
                     Code::NotTraceTime,
                     format!("{what} must be known at trace time"),
@@ -757,11 +1076,33 @@ impl<'a> Eval<'a> {
 
     // ---- expressions ------------------------------------------------------------------
 
-    /// Evaluates an expression.
+    /// Evaluates an expression, charging the compile budget.
     pub(crate) fn expr(&mut self, e: &ast::Expr) -> Res<Value> {
+        if !self.charge(1, 0, e.span) {
+            return Ok(Value::Poison);
+        }
+        let v = self.expr_inner(e)?;
+        if matches!(e.kind, ExprKind::Tuple(_) | ExprKind::List(_))
+            && matches!(v, Value::Tuple(_) | Value::List(_))
+            && let Some(c) = self.comp.as_deref_mut()
+        {
+            let nodes = value_nodes(&v);
+            let d = c.spent.check_value(nodes, e.span);
+            let bytes = crate::budget::node_bytes(nodes);
+            if let Some(d) = d.or_else(|| c.spent.charge(nodes, bytes, e.span)) {
+                c.diags.push(d);
+            }
+            if c.spent.exhausted {
+                return Ok(Value::Poison);
+            }
+        }
+        Ok(v)
+    }
+
+    fn expr_inner(&mut self, e: &ast::Expr) -> Res<Value> {
         match &e.kind {
             ExprKind::Int(n) => Ok(Value::Num(Num::Int(*n as i128))),
-            ExprKind::Float(f) => Ok(Value::Num(Num::Float(*f))),
+            ExprKind::Float(f, _) => Ok(Value::Num(Num::Float(*f))),
             ExprKind::Bool(b) => Ok(Value::Bool(*b)),
             ExprKind::Str(s) => Ok(Value::Str(s.as_str().into())),
             ExprKind::Name(n) => self.lookup(n, e.span),
@@ -773,6 +1114,7 @@ impl<'a> Eval<'a> {
                 Ok(Value::Tuple(vs))
             }
             ExprKind::List(_) => self.list_literal(e),
+            ExprKind::Dict(entries) => self.dict_literal(entries),
             ExprKind::Unary { op, expr } => {
                 let v = self.expr(expr)?;
                 self.unary_expr(*op, v, e.span)
@@ -793,15 +1135,32 @@ impl<'a> Eval<'a> {
                 name,
                 args,
             } => {
+                if let Some(mut path) = self.undefined_path(receiver) {
+                    path.push(&name.name);
+                    if let Some(r) = self.foreign_name(&path, Some(args), e.span) {
+                        return r;
+                    }
+                }
                 let r = self.expr(receiver)?;
+                if name.name == "astype" && !matches!(r, Value::Poison) {
+                    return self.astype(&r, receiver, args, e.span);
+                }
                 self.method(r, receiver.span, name, args, e.span)
             }
             ExprKind::Field { receiver, name } => {
+                if let Some(path) = self.undefined_path(e)
+                    && let Some(r) = self.foreign_name(&path, None, e.span)
+                {
+                    return r;
+                }
                 let r = self.expr(receiver)?;
                 self.field(r, name, e.span)
             }
             ExprKind::Index { base, indices } => {
                 let b = self.expr(base)?;
+                if let Value::Dict(fields) = b {
+                    return self.dict_index(fields, indices, e.span);
+                }
                 self.index(b, base.span, indices, e.span)
             }
             ExprKind::Lambda { params, body } => {
@@ -845,6 +1204,15 @@ impl<'a> Eval<'a> {
             return Ok(Value::List(vs));
         }
         match crate::literal::tensor_from_values(&vs) {
+            // A float literal is f32: each number rounded once from its text, and one past
+            // f32's range an error, not `inf`.
+            Ok(Some(t)) if t.dtype() == DType::F32 => {
+                match crate::literal::exact_literal(e, DType::F32) {
+                    Ok(Some(exact)) => Ok(Value::Tensor(TVal::Concrete(exact))),
+                    Ok(None) => Ok(Value::Tensor(TVal::Concrete(t))),
+                    Err(err) => self.literal_out_of_range(err, DType::F32),
+                }
+            }
             Ok(Some(t)) => Ok(Value::Tensor(TVal::Concrete(t))),
             Ok(None) => Ok(Value::List(vs)),
             Err(msg) => {
@@ -865,6 +1233,15 @@ impl<'a> Eval<'a> {
                         "integer literals must fit in i64; write a float (`1e20`) for larger magnitudes",
                     )
                 };
+                if msg.contains("too large for f32") {
+                    // Literals are finite (E0005).
+                    let d = Diagnostic::error(Code::MalformedNumber, msg)
+                        .with_label(e.span, "a number beyond f32's range")
+                        .with_help(
+                            "use smaller numbers, or `cast` a smaller literal to f64 and scale it",
+                        );
+                    return self.fail(d);
+                }
                 let d = Diagnostic::error(Code::RaggedLiteral, msg)
                     .with_label(e.span, label)
                     .with_help(help);
@@ -883,6 +1260,7 @@ impl<'a> Eval<'a> {
             Value::Dataset(ds) if name.name == "element_spec" => {
                 return Ok(Value::Str(ds.elem.to_string().into()));
             }
+            Value::Dict(fields) => return self.dict_field(fields.clone(), name),
             other => {
                 let d = Diagnostic::error(
                     Code::WrongKind,
@@ -892,14 +1270,24 @@ impl<'a> Eval<'a> {
                 return self.fail(d);
             }
         };
+        let dim_of = |axis| {
+            let Value::Tensor(t) = &r else {
+                unreachable!("fields are read from tensors")
+            };
+            Value::SymDim(Arc::new(crate::value::DimOf {
+                of: t.clone(),
+                axis,
+            }))
+        };
         match name.name.as_str() {
             "shape" => Ok(Value::Tuple(
                 ty.shape
                     .0
                     .iter()
-                    .map(|d| {
+                    .enumerate()
+                    .map(|(i, d)| {
                         d.known()
-                            .map_or(Value::SymDim, |n| Value::Num(Num::Int(n as i128)))
+                            .map_or_else(|| dim_of(Some(i)), |n| Value::Num(Num::Int(n as i128)))
                     })
                     .collect(),
             )),
@@ -907,7 +1295,7 @@ impl<'a> Eval<'a> {
             "rank" | "ndim" => Ok(Value::Num(Num::Int(ty.rank() as i128))),
             "size" => match ty.shape.num_elements() {
                 Some(n) => Ok(Value::Num(Num::Int(n as i128))),
-                None => Ok(Value::SymDim),
+                None => Ok(dim_of(None)),
             },
             "T" => self.call_builtin("transpose", vec![(r, span)], vec![], span),
             other => {
@@ -958,13 +1346,48 @@ impl<'a> Eval<'a> {
         Ok((pos, named))
     }
 
+    /// numpy's `x.astype(T)`: E0100 with `cast(x, T)` in pipec's spelling.
+    fn astype(
+        &mut self,
+        r: &Value,
+        receiver: &ast::Expr,
+        args: &[ast::Arg],
+        span: Span,
+    ) -> Res<Value> {
+        let x = self.quote(receiver.span).unwrap_or_else(|| "x".into());
+        let dtype = match args {
+            [arg] if arg.name.is_none() => self.arg_text(arg),
+            _ => None,
+        };
+        let d = Diagnostic::error(
+            Code::UnknownName,
+            format!("{} has no method `astype`", r.kind_name()),
+        )
+        .with_label(span, "numpy's spelling")
+        .with_help(format!(
+            "write `cast({x}, {})`: pipec converts dtypes with `cast`",
+            dtype.as_deref().unwrap_or("DTYPE")
+        ));
+        self.fail(d)
+    }
+
     fn call_expr(&mut self, callee: &ast::Expr, args: &[ast::Arg], span: Span) -> Res<Value> {
+        if let Some(path) = self.undefined_path(callee)
+            && let Some(r) = self.foreign_name(&path, Some(args), span)
+        {
+            return r;
+        }
         if let ExprKind::Name(name) = &callee.kind {
             // Builtins are looked up only when no local or top-level name shadows them.
             if self.lookup_local(name).is_none()
                 && !self.shared.items.contains_key(name)
                 && crate::builtins::is_builtin(name)
             {
+                if name == "cast"
+                    && let Some(v) = self.cast_literal(args)?
+                {
+                    return Ok(v);
+                }
                 let (pos, named) = self.eval_args(args)?;
                 return self.call_builtin(name, pos, named, span);
             }
@@ -972,6 +1395,58 @@ impl<'a> Eval<'a> {
         let f = self.expr(callee)?;
         let (pos, named) = self.eval_args(args)?;
         self.call_value(f, callee.span, pos, named, span)
+    }
+
+    /// `cast(LITERAL, DTYPE)` of a literal of numbers: each number rounded from its text
+    /// straight to the dtype, and one the dtype cannot hold an error (SPEC §4). `None` for
+    /// any other `cast`, which takes the ordinary path.
+    fn cast_literal(&mut self, args: &[ast::Arg]) -> Res<Option<Value>> {
+        let [x, dt] = args else { return Ok(None) };
+        if x.name.is_some()
+            || !matches!(
+                dt.name.as_ref().map(|n| n.name.as_str()),
+                None | Some("dtype")
+            )
+        {
+            return Ok(None);
+        }
+        // Only a literal is taken here, so `dt` is evaluated once either way.
+        let probe = crate::literal::exact_literal(&x.value, pipec_tensor::DType::F64);
+        if matches!(probe, Ok(None)) {
+            return Ok(None);
+        }
+        let dtype = match self.expr(&dt.value)? {
+            Value::DType(d) => d,
+            Value::Poison => return Ok(Some(Value::Poison)),
+            other => {
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("`cast` needs a dtype, found {}", other.kind_name()),
+                )
+                .with_label(dt.value.span, "not a dtype")
+                .with_help("write a dtype name such as `f32` or `i64`");
+                return self.fail(d).map(Some);
+            }
+        };
+        match crate::literal::exact_literal(&x.value, dtype) {
+            Ok(Some(t)) => Ok(Some(Value::Tensor(TVal::Concrete(t)))),
+            Ok(None) => Ok(None),
+            Err(e) => self.literal_out_of_range(e, dtype).map(Some),
+        }
+    }
+
+    /// E0121 for a literal number `dtype` cannot hold.
+    fn literal_out_of_range(&mut self, e: crate::literal::OutOfRange, dtype: DType) -> Res<Value> {
+        let d = Diagnostic::error(
+            Code::LiteralOutOfRange,
+            format!("the number `{}` {} {dtype}", e.text, e.why),
+        )
+        .with_label(e.span, format!("not a {dtype} value"))
+        .with_help(format!(
+            "write a number {dtype} can hold, or cast to a wider dtype (a literal is \
+             converted exactly, never wrapped, saturated or rounded to an integer)"
+        ));
+        self.fail(d)
     }
 
     /// Calls a function value with evaluated arguments.
@@ -1047,7 +1522,14 @@ impl<'a> Eval<'a> {
                     scope.insert(p.name.clone(), a);
                 }
                 let saved = std::mem::replace(&mut self.frame.scopes, vec![scope]);
-                let r = self.expr(&l.body);
+                let context = self
+                    .comp
+                    .as_deref_mut()
+                    .map(|c| c.context.replace(l.body.span));
+                let r = self.within(Construct::Call, span, |ev| ev.expr(&l.body));
+                if let Some(context) = context {
+                    self.comp().context = context;
+                }
                 self.frame.scopes = saved;
                 self.depth -= 1;
                 r
@@ -1104,7 +1586,9 @@ impl<'a> Eval<'a> {
                 .with_help("traced functions are inlined, so recursion never ends; use a loop over a constant range");
             return self.fail(d);
         }
-        let r = self.inline_decl_inner(decl, args, span);
+        let r = self.within(Construct::Call, span, |ev| {
+            ev.inline_decl_inner(decl, args, span)
+        });
         self.depth -= 1;
         r
     }
@@ -1247,6 +1731,11 @@ impl<'a> Eval<'a> {
                 .map(|v| self.elem_type_of(v))
                 .collect::<Option<Vec<_>>>()
                 .map(ElemType::Tuple),
+            Value::Dict(fields) => fields
+                .iter()
+                .map(|(k, v)| Some((k.to_string(), self.elem_type_of(v)?)))
+                .collect::<Option<Vec<_>>>()
+                .map(ElemType::Dict),
             _ => None,
         }
     }
@@ -1314,6 +1803,28 @@ impl<'a> Eval<'a> {
         span: Span,
         name: &str,
     ) -> Res<Value> {
+        // A host function receives flat tensors, one per parameter: a dict's structure
+        // would be lost on the way, so its fields are passed instead.
+        if let Some(Value::Dict(fields)) = args.iter().find(|a| matches!(a, Value::Dict(_))) {
+            let keys: Vec<String> = fields.iter().map(|(k, _)| format!("e[\"{k}\"]")).collect();
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!("`{name}` runs eagerly on tensors, and cannot take a dict"),
+            )
+            .with_label(span, "a dict is passed here")
+            .with_help(if name == "py_function" {
+                format!(
+                    "pass the fields as separate arguments, e.g. `py_function(f, [{}], TYPE)`",
+                    keys.join(", ")
+                )
+            } else {
+                format!(
+                    "pass the fields as separate arguments, e.g. `|e| {name}({})`",
+                    keys.join(", ")
+                )
+            });
+            return self.fail(d);
+        }
         let mut flat = Vec::new();
         for a in args {
             if !self.flatten_tensors(a, span, &mut flat)? {
@@ -1328,6 +1839,11 @@ impl<'a> Eval<'a> {
                 .into_iter()
                 .map(|t| self.materialize(t, span))
                 .collect();
+            let bytes =
+                crate::budget::op_bytes(inputs.len(), &out_types.iter().collect::<Vec<_>>());
+            if !self.charge(1, bytes, span) {
+                return Ok(Value::Poison);
+            }
             let func = self.frame.func.as_mut().expect("tracing");
             let outs = func.push_multi(OpKind::Eager(host), inputs, out_types.clone(), span);
             let mut it = outs
@@ -1343,6 +1859,19 @@ impl<'a> Eval<'a> {
                     TVal::Symbolic(..) => unreachable!("no symbolic values outside tracing"),
                 })
                 .collect();
+            if host.flavor() == "exec"
+                && let Some(c) = self.comp.as_deref()
+                && !c.opts.start_workers
+            {
+                let d = Diagnostic::error(
+                    Code::ExecNotAllowed,
+                    format!("calling `{name}` here would start its worker while compiling, which `--check`, `--emit-ir` and `--emit-dot` never do"),
+                )
+                .with_label(span, "called at compile time")
+                .with_note("a call outside `map`/`filter` runs while compiling, to compute the value")
+                .with_help("run the program (with `--allow-exec`) to evaluate it, or call the worker inside a `map`");
+                return self.fail(d);
+            }
             let mut inst = match host.instantiate() {
                 Ok(i) => i,
                 Err(d) => return self.fail(d),
@@ -1369,6 +1898,14 @@ impl<'a> Eval<'a> {
         match v {
             Value::Tuple(vs) | Value::List(vs) => {
                 for v in vs {
+                    if !self.flatten_tensors(v, span, out)? {
+                        return Ok(false);
+                    }
+                }
+                Ok(true)
+            }
+            Value::Dict(fields) => {
+                for (_, v) in fields {
                     if !self.flatten_tensors(v, span, out)? {
                         return Ok(false);
                     }
@@ -1405,8 +1942,24 @@ impl<'a> Eval<'a> {
                     }
                 },
             },
+            Value::Num(Num::Float(f)) if f.is_finite() && (f as f32).is_infinite() => {
+                let d = Diagnostic::error(
+                    Code::LiteralOutOfRange,
+                    format!("the number `{f:e}` is too large for f32"),
+                )
+                .with_label(span, "not a f32 value")
+                .with_help(
+                    "a float literal is f32: write a smaller number, or `cast(LITERAL, f64)`",
+                );
+                self.fail(d)?;
+                Ok(None)
+            }
             Value::Num(Num::Float(f)) => Ok(Some(TVal::Concrete(Tensor::scalar(f as f32)))),
             Value::Bool(b) => Ok(Some(TVal::Concrete(Tensor::scalar(b)))),
+            Value::SymDim(d) => match self.dim_value(&d, span)? {
+                Value::Tensor(t) => Ok(Some(t)),
+                _ => Ok(None),
+            },
             Value::List(vs) => {
                 let v = self.call_builtin("stack", vec![(Value::List(vs), span)], vec![], span)?;
                 match v {
@@ -1526,7 +2079,11 @@ impl<'a> Eval<'a> {
             )
             .with_label(span, format!("elements of type {elem}"))
             .with_label(fspan, "the function")
-            .with_help("a tuple element is passed as one parameter per component");
+            .with_help(if matches!(elem, ElemType::Dict(_)) {
+                "a dict element is passed as one parameter: `|e| e[\"key\"]`"
+            } else {
+                "a tuple element is passed as one parameter per component"
+            });
             self.report(d);
             self.comp().traces.remove(&key);
             return None;
@@ -1553,16 +2110,23 @@ impl<'a> Eval<'a> {
                 Value::Poison
             }
         };
-        if self.comp().diags.len() > errors_before || matches!(result, Value::Poison) {
+        self.finish_numpy_help(errors_before, &result, &base_name);
+        // A poisoned part of the result was reported where it failed (perhaps outside this
+        // function, in a captured top-level value): nothing more to say here.
+        if self.comp().diags.len() > errors_before || has_poison(&result) {
             self.comp().traces.remove(&key);
             return None;
         }
-        // Flatten the result into IR values.
+        // Flatten the result into IR values; a list of tensors is one stacked tensor, as
+        // tf.data makes of a returned Python list.
         let saved_func = self.frame.func.replace(func);
+        let errors_before = self.comp().diags.len();
+        let result = self.stack_lists(result, span).unwrap_or(Value::Poison);
         let mut flat = Vec::new();
-        let ok = self
-            .flatten_tensors(result.clone(), span, &mut flat)
-            .unwrap_or(false);
+        let ok = !has_poison(&result)
+            && self
+                .flatten_tensors(result.clone(), span, &mut flat)
+                .unwrap_or(false);
         let mut results = Vec::new();
         let mut result_types = Vec::new();
         if ok {
@@ -1572,6 +2136,10 @@ impl<'a> Eval<'a> {
             }
         }
         func = std::mem::replace(&mut self.frame.func, saved_func).expect("tracing frame");
+        if !ok && self.comp().diags.len() > errors_before {
+            self.comp().traces.remove(&key);
+            return None;
+        }
         if !ok {
             let d = Diagnostic::error(
                 Code::WrongKind,
@@ -1594,14 +2162,30 @@ impl<'a> Eval<'a> {
     }
 }
 
+/// `ty` as `py_function`'s `Tout` spells it: `"f32[3]"`, `("f32[3]", "i64[]")`.
+fn tout_text(ty: &ElemType) -> String {
+    match ty {
+        ElemType::Tensor(t) => format!("\"{t}\""),
+        ElemType::Tuple(parts) => {
+            let parts: Vec<String> = parts.iter().map(tout_text).collect();
+            format!("({})", parts.join(", "))
+        }
+        // An eager function takes no dicts: the E0502 help names the fields instead.
+        ElemType::Dict(fields) => {
+            let parts: Vec<String> = fields.iter().map(|(_, t)| tout_text(t)).collect();
+            format!("({})", parts.join(", "))
+        }
+    }
+}
+
 /// Whether `e` is a list written only with number/bool literals (and nested such lists).
 fn is_literal_list(e: &ast::Expr) -> bool {
     match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(_) | ExprKind::Bool(_) => true,
+        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
         ExprKind::Unary {
             op: ast::UnaryOp::Neg,
             expr,
-        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(_)),
+        } => matches!(expr.kind, ExprKind::Int(_) | ExprKind::Float(..)),
         ExprKind::List(items) => items.iter().all(is_literal_list),
         _ => false,
     }
@@ -1620,16 +2204,37 @@ pub(crate) fn rebuild(elem: &ElemType, leaves: &mut impl Iterator<Item = Value>)
     match elem {
         ElemType::Tensor(_) => leaves.next().unwrap_or(Value::Poison),
         ElemType::Tuple(parts) => Value::Tuple(parts.iter().map(|p| rebuild(p, leaves)).collect()),
+        ElemType::Dict(fields) => Value::Dict(
+            fields
+                .iter()
+                .map(|(k, p)| (Arc::from(k.as_str()), rebuild(p, leaves)))
+                .collect(),
+        ),
     }
 }
 
-/// The element type of a result value, given the types of its flat leaves.
+/// The element type of a result value, given the types of its flat leaves (lists were
+/// stacked into tensors before, so every other value is one leaf).
 fn structure_of(v: &Value, types: &mut impl Iterator<Item = TensorType>) -> ElemType {
     match v {
-        Value::Tuple(vs) | Value::List(vs) if matches!(v, Value::Tuple(_)) => {
-            ElemType::Tuple(vs.iter().map(|v| structure_of(v, types)).collect())
-        }
+        Value::Tuple(vs) => ElemType::Tuple(vs.iter().map(|v| structure_of(v, types)).collect()),
+        Value::Dict(fields) => ElemType::Dict(
+            fields
+                .iter()
+                .map(|(k, v)| (k.to_string(), structure_of(v, types)))
+                .collect(),
+        ),
         _ => ElemType::Tensor(types.next().expect("one type per leaf")),
+    }
+}
+
+/// Whether an erroneous value hides anywhere in `v` (its error was reported already).
+pub(crate) fn has_poison(v: &Value) -> bool {
+    match v {
+        Value::Poison => true,
+        Value::Tuple(vs) | Value::List(vs) => vs.iter().any(has_poison),
+        Value::Dict(fields) => fields.iter().any(|(_, v)| has_poison(v)),
+        _ => false,
     }
 }
 

@@ -11,13 +11,15 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod budget;
 mod builtins;
 mod dataset;
 mod eager;
 mod eval;
+mod hints;
 mod infer;
 mod literal;
-mod shape_ops;
+mod structure;
 mod types;
 mod value;
 
@@ -28,6 +30,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use budget::CompileBudget;
 pub use eager::PrintSink;
 
 /// Builds the host function behind `eager fn f(..) -> T = exec(cmd, args..)`.
@@ -57,6 +60,14 @@ pub struct TraceOptions {
     pub base_dir: PathBuf,
     /// Where `print` inside eager functions writes (stderr in the CLI).
     pub print_sink: Option<PrintSink>,
+    /// The program's text, for help lines that quote what the user wrote (empty: they
+    /// fall back to placeholders such as `x`).
+    pub source: Arc<str>,
+    /// How much work and memory tracing may spend.
+    pub budget: CompileBudget,
+    /// Whether a compile-time call of an `exec` function may start its worker (not for
+    /// `--check` or `--emit-ir`, which must not run anything).
+    pub start_workers: bool,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.
@@ -65,6 +76,8 @@ pub struct Traced {
     pub program: Option<Program>,
     /// Errors and warnings, in source order.
     pub diagnostics: Vec<Diagnostic>,
+    /// Remarks on how options were honoured (`prefetch(AUTOTUNE)`'s size), for `--remarks`.
+    pub remarks: Vec<Diagnostic>,
 }
 
 /// Traces every pipeline of `ast` (or only `only`, when given) into IR.

@@ -31,6 +31,16 @@ pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String>
         .iter()
         .any(|l| matches!(l, Leaf::Num(Num::Float(_)) | Leaf::Tensor(_)) && l.is_float());
     if any_float {
+        // Literals are finite (E0005): one beyond f32's range would become inf.
+        if let Some(Leaf::Num(n)) = leaves.iter().find(|l| match l {
+            Leaf::Num(n @ Num::Float(_)) => n.as_f64().is_finite() && l.as_f32().is_infinite(),
+            _ => false,
+        }) {
+            return Err(format!(
+                "the float literal `{:?}` is too large for f32 (it would be inf)",
+                n.as_f64()
+            ));
+        }
         let data = leaves.iter().map(|l| l.as_f32()).collect();
         return Ok(Tensor::from_vec::<f32>(&shape, data));
     }
@@ -137,4 +147,192 @@ fn collect(vs: &[Value], leaves: &mut Vec<Leaf>) -> Result<Option<Vec<usize>>, S
     let mut shape = vec![vs.len()];
     shape.extend(inner.unwrap_or_default());
     Ok(Some(shape))
+}
+
+/// A number of a literal that its target dtype cannot hold.
+pub(crate) struct OutOfRange {
+    /// The number as written (with its sign).
+    pub text: String,
+    /// Where it is written.
+    pub span: pipec_diag::Span,
+    /// Why: "is too large for f32", "is negative", "has a fraction".
+    pub why: &'static str,
+}
+
+/// `cast(LITERAL, dtype)` computed from the literal's text: each number rounded once, from
+/// its decimal text straight to `dtype` (SPEC §4), so `cast([0.1, 1e300], f64)` holds
+/// numpy's `np.array([0.1, 1e300])`. `Ok(None)` when `e` is not a literal of numbers and
+/// bools (or is ragged: the ordinary path reports that); `Err` for a number `dtype` cannot
+/// hold: an overflowing float, an integer out of range, a fraction for an integer dtype.
+pub(crate) fn exact_literal(
+    e: &pipec_syntax::ast::Expr,
+    dtype: DType,
+) -> Result<Option<Tensor>, OutOfRange> {
+    let mut leaves = Vec::new();
+    let Some(shape) = literal_shape(e, &mut leaves) else {
+        return Ok(None);
+    };
+    let mut scalars = Vec::with_capacity(leaves.len());
+    for leaf in &leaves {
+        scalars.push(exact_scalar(leaf, dtype)?);
+    }
+    Ok(tensor_of_scalars(&shape, dtype, scalars))
+}
+
+/// One number or bool of a literal: its text (sign included), value and span.
+struct LitLeaf {
+    text: String,
+    kind: LitKind,
+    span: pipec_diag::Span,
+}
+
+enum LitKind {
+    Int(i128),
+    Float,
+    Bool(bool),
+}
+
+/// The shape of a literal written only with numbers, bools and lists of them; its leaves in
+/// row-major order.
+fn literal_shape(e: &pipec_syntax::ast::Expr, out: &mut Vec<LitLeaf>) -> Option<Vec<usize>> {
+    use pipec_syntax::ast::{ExprKind, UnaryOp};
+    let leaf = |text: String, kind| LitLeaf {
+        text,
+        kind,
+        span: e.span,
+    };
+    match &e.kind {
+        ExprKind::Int(n) => out.push(leaf(n.to_string(), LitKind::Int(*n as i128))),
+        ExprKind::Float(_, text) => out.push(leaf(text.clone(), LitKind::Float)),
+        ExprKind::Bool(b) => out.push(leaf(b.to_string(), LitKind::Bool(*b))),
+        ExprKind::Unary {
+            op: UnaryOp::Neg,
+            expr,
+        } => match &expr.kind {
+            ExprKind::Int(n) => out.push(leaf(format!("-{n}"), LitKind::Int(-(*n as i128)))),
+            ExprKind::Float(_, text) => out.push(leaf(format!("-{text}"), LitKind::Float)),
+            _ => return None,
+        },
+        ExprKind::List(items) => {
+            let mut inner: Option<Vec<usize>> = None;
+            for item in items {
+                let s = literal_shape(item, out)?;
+                match &inner {
+                    None => inner = Some(s),
+                    Some(prev) if *prev == s => {}
+                    Some(_) => return None,
+                }
+            }
+            let mut shape = vec![items.len()];
+            shape.extend(inner.unwrap_or_default());
+            return Some(shape);
+        }
+        _ => return None,
+    }
+    Some(vec![])
+}
+
+fn exact_scalar(leaf: &LitLeaf, dtype: DType) -> Result<pipec_tensor::Scalar, OutOfRange> {
+    use pipec_tensor::{Scalar, bf16, f16};
+    let fail = |why| OutOfRange {
+        text: leaf.text.clone(),
+        span: leaf.span,
+        why,
+    };
+    let digits = pipec_syntax::lexer::float_digits(&leaf.text);
+    let value = match &leaf.kind {
+        LitKind::Bool(b) => {
+            return Ok(kernels::scalar_from_i128(i128::from(*b), dtype).unwrap_or(Scalar::Bool(*b)));
+        }
+        LitKind::Int(i) => *i as f64,
+        LitKind::Float => digits.parse::<f64>().unwrap_or(f64::NAN),
+    };
+    if dtype == DType::Bool {
+        return Ok(Scalar::Bool(value != 0.0));
+    }
+    // Floats: each parser rounds the decimal text once, to the nearest value of its type.
+    let finite = |x: f64| {
+        if x.is_finite() {
+            Ok(x)
+        } else {
+            Err(fail("is too large for"))
+        }
+    };
+    match dtype {
+        DType::F64 => return finite(value).map(Scalar::F64),
+        DType::F32 => {
+            let x = match &leaf.kind {
+                LitKind::Int(i) => *i as f32,
+                _ => digits.parse::<f32>().unwrap_or(f32::NAN),
+            };
+            return if x.is_finite() {
+                Ok(Scalar::F32(x))
+            } else {
+                Err(fail("is too large for"))
+            };
+        }
+        // Through f64: exact unless the f64 lands exactly between two f16 (bf16) values.
+        DType::F16 => {
+            let x = f16::from_f64(finite(value)?);
+            return if x.is_finite() {
+                Ok(Scalar::F16(x))
+            } else {
+                Err(fail("is too large for"))
+            };
+        }
+        DType::BF16 => {
+            let x = bf16::from_f64(finite(value)?);
+            return if x.is_finite() {
+                Ok(Scalar::BF16(x))
+            } else {
+                Err(fail("is too large for"))
+            };
+        }
+        _ => {}
+    }
+    let int = match &leaf.kind {
+        LitKind::Int(i) => *i,
+        _ if value.fract() != 0.0 => return Err(fail("has a fraction, which is not a value of")),
+        _ if value.abs() < 1e38 => value as i128,
+        _ => return Err(fail("is out of the range of")),
+    };
+    kernels::scalar_from_i128(int, dtype).ok_or_else(|| {
+        fail(if int < 0 && !dtype.is_signed_int() {
+            "is negative, which is not a value of"
+        } else {
+            "is out of the range of"
+        })
+    })
+}
+
+/// A tensor of `dtype` from scalars of that dtype, row-major.
+fn tensor_of_scalars(
+    shape: &[usize],
+    dtype: DType,
+    s: Vec<pipec_tensor::Scalar>,
+) -> Option<Tensor> {
+    use pipec_tensor::Scalar as S;
+    macro_rules! build {
+        ($($d:ident => $v:ident),*) => {
+            match dtype {
+                $(DType::$d => Tensor::from_vec(
+                    shape,
+                    s.into_iter().map(|x| match x { S::$v(v) => Some(v), _ => None }).collect::<Option<Vec<_>>>()?,
+                ),)*
+            }
+        };
+    }
+    build!(Bool => Bool, I8 => I8, U8 => U8, I16 => I16, U16 => U16, I32 => I32, U32 => U32,
+        I64 => I64, U64 => U64, F16 => F16, BF16 => BF16, F32 => F32, F64 => F64)
+}
+
+/// Whether a finite weak float stays finite in the float `dtype` (`1e39` does not in f32).
+pub(crate) fn float_fits(f: f64, dtype: DType) -> bool {
+    !f.is_finite()
+        || match dtype {
+            DType::F16 => pipec_tensor::f16::from_f64(f).is_finite(),
+            DType::BF16 => pipec_tensor::bf16::from_f64(f).is_finite(),
+            DType::F32 => (f as f32).is_finite(),
+            _ => true,
+        }
 }

@@ -12,7 +12,7 @@ pub use vectorize::VectorizeMap;
 
 use petgraph::Direction;
 use petgraph::visit::EdgeRef;
-use pipec_ir::{DsKind, DsNodeId, FuncId, Function, OpKind, Pipeline, Program, ValueId};
+use pipec_ir::{DsKind, DsNodeId, FuncId, Function, Pipeline, Program, ValueId};
 use std::collections::HashMap;
 
 /// Removes `node` (which has exactly one input), connecting its consumers to its input.
@@ -69,27 +69,11 @@ pub(crate) fn inline_into(dst: &mut Function, src: &Function, args: &[ValueId]) 
 }
 
 /// Whether evaluating `func` can fail or have effects, so it must not run on elements the
-/// original program would not have run it on.
+/// original program would not have run it on (each op's declaration answers for it).
 pub(crate) fn may_fail_or_effect(func: &Function) -> bool {
-    use pipec_tensor::ops::BinaryOp;
-    func.ops.iter().any(|op| match &op.kind {
-        OpKind::Eager(_) => true,
-        OpKind::Binary(BinaryOp::FloorDiv | BinaryOp::Mod) => {
-            !func.ty(op.outputs[0]).dtype.is_float()
-        }
-        OpKind::Fused(body) => body.insts.iter().any(|i| {
-            matches!(
-                i,
-                pipec_ir::FusedInst::Binary(BinaryOp::FloorDiv | BinaryOp::Mod, ..)
-            )
-        }),
-        OpKind::Reshape(_) | OpKind::EnsureShape(_) => true,
-        OpKind::Const(_) => false,
-        _ => op
-            .inputs
-            .iter()
-            .any(|i| func.ty(*i).shape.0.contains(&pipec_ir::Dim::Unknown)),
-    })
+    func.ops
+        .iter()
+        .any(|op| op.kind.has_effect() || crate::util::op_may_fail(func, op))
 }
 
 /// Every pipeline of `prog` with its index, for passes that also add functions.

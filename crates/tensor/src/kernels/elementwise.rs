@@ -2,139 +2,105 @@
 
 use super::scalar::{FloatElem, NumElem};
 use super::{KernelError, float_dispatch, num_dispatch, rule_error};
-use crate::ops::{BinaryOp, UnaryOp};
+use crate::ops::{BinaryDomain, BinaryOp, FailsOn, UnaryDomain, UnaryOp};
 use crate::{DType, Tensor, TensorElem, dispatch};
 use ndarray::{ArcArray, IxDyn, Zip};
 
 pub(crate) type Arr<T> = ArcArray<T, IxDyn>;
 
-/// Binds `$f` to the scalar function of a same-dtype arithmetic op (a zero-sized fn item,
-/// so every arm compiles to its own inlined loop); other ops run `$other`.
-macro_rules! num_binary_fn {
-    ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
+/// One arm of a generated kernel dispatch: binds `$f` to the row's scalar kernel when the
+/// row's domain fits the dispatch context, else runs `$other`. Contexts: `num` (element
+/// type `NumElem`), `float` (`FloatElem`), `test` (floats to bool), `cmp` (any ordered
+/// type to bool), `logic` (bool).
+macro_rules! kernel_arm {
+    (num, num, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, num, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, float, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as FloatElem>::$k;
+        $body
+    }};
+    (test, float_test, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as FloatElem>::$k;
+        $body
+    }};
+    (logic, logic, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = super::scalar::logic::$k;
+        $body
+    }};
+    (num, arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as NumElem>::$k;
+        $body
+    }};
+    (float, float_arith, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = <$t as FloatElem>::$k;
+        $body
+    }};
+    (cmp, equality, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = super::scalar::cmp::$k::<$t>;
+        $body
+    }};
+    (cmp, order, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {{
+        let $f = super::scalar::cmp::$k::<$t>;
+        $body
+    }};
+    ($ctx:ident, $dom:ident, $t:ty, $k:ident, $f:ident, $body:expr, $other:expr) => {
+        $other
+    };
+}
+
+pub(crate) use kernel_arm;
+
+/// A `match` over every row of the unary op table (see `crate::ops::for_each_unary_op`).
+macro_rules! unary_dispatch {
+    (($ctx:ident, $op:expr, $t:ty, $f:ident, $body:expr, $other:expr)
+     $( $(#[$doc:meta])* $v:ident = $name:literal, call $call:literal : $dom:ident, cost $cost:literal => $k:ident; )*) => {
         match $op {
-            BinaryOp::Add => {
-                let $f = <$t as NumElem>::add;
-                $body
-            }
-            BinaryOp::Sub => {
-                let $f = <$t as NumElem>::sub;
-                $body
-            }
-            BinaryOp::Mul => {
-                let $f = <$t as NumElem>::mul;
-                $body
-            }
-            BinaryOp::FloorDiv => {
-                let $f = <$t as NumElem>::floor_div;
-                $body
-            }
-            BinaryOp::Mod => {
-                let $f = <$t as NumElem>::rem;
-                $body
-            }
-            BinaryOp::Pow => {
-                let $f = <$t as NumElem>::pow;
-                $body
-            }
-            BinaryOp::Maximum => {
-                let $f = <$t as NumElem>::maximum;
-                $body
-            }
-            BinaryOp::Minimum => {
-                let $f = <$t as NumElem>::minimum;
-                $body
-            }
-            _ => $other,
+            $( UnaryOp::$v => crate::kernels::elementwise::kernel_arm!($ctx, $dom, $t, $k, $f, $body, $other), )*
         }
     };
 }
 
-/// Binds `$f` to the scalar function of a comparison (`T, T -> bool`).
-macro_rules! cmp_fn {
-    ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
+pub(crate) use unary_dispatch;
+
+/// A `match` over every row of the binary op table (see `crate::ops::for_each_binary_op`).
+macro_rules! binary_dispatch {
+    (($ctx:ident, $op:expr, $t:ty, $f:ident, $body:expr, $other:expr)
+     $( $(#[$doc:meta])* $v:ident = $name:literal, call $call:literal : $dom:ident, cost $cost:literal, fails $fails:ident => $k:ident; )*) => {
         match $op {
-            BinaryOp::Eq => {
-                let $f = |a: $t, b: $t| a == b;
-                $body
-            }
-            BinaryOp::Ne => {
-                let $f = |a: $t, b: $t| a != b;
-                $body
-            }
-            BinaryOp::Lt => {
-                let $f = |a: $t, b: $t| a < b;
-                $body
-            }
-            BinaryOp::Le => {
-                let $f = |a: $t, b: $t| a <= b;
-                $body
-            }
-            BinaryOp::Gt => {
-                let $f = |a: $t, b: $t| a > b;
-                $body
-            }
-            BinaryOp::Ge => {
-                let $f = |a: $t, b: $t| a >= b;
-                $body
-            }
-            _ => $other,
+            $( BinaryOp::$v => crate::kernels::elementwise::kernel_arm!($ctx, $dom, $t, $k, $f, $body, $other), )*
         }
     };
 }
 
-/// Binds `$f` to the scalar function of a same-dtype unary op defined on all numbers.
-macro_rules! num_unary_fn {
-    ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
-        match $op {
-            UnaryOp::Neg => {
-                let $f = <$t as NumElem>::neg;
-                $body
-            }
-            UnaryOp::Abs => {
-                let $f = <$t as NumElem>::abs;
-                $body
-            }
-            UnaryOp::Sign => {
-                let $f = <$t as NumElem>::sign;
-                $body
-            }
-            UnaryOp::Square => {
-                let $f = <$t as NumElem>::square;
-                $body
-            }
-            UnaryOp::Relu => {
-                let $f = <$t as NumElem>::relu;
-                $body
-            }
-            _ => $other,
-        }
-    };
-}
+pub(crate) use binary_dispatch;
 
-/// Binds `$f` to the scalar function of a same-dtype float-only unary op.
-macro_rules! float_unary_fn {
-    ($op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
-        match $op {
-            UnaryOp::Exp => { let $f = <$t as FloatElem>::exp; $body }
-            UnaryOp::Expm1 => { let $f = <$t as FloatElem>::expm1; $body }
-            UnaryOp::Log => { let $f = <$t as FloatElem>::log; $body }
-            UnaryOp::Log1p => { let $f = <$t as FloatElem>::log1p; $body }
-            UnaryOp::Sqrt => { let $f = <$t as FloatElem>::sqrt; $body }
-            UnaryOp::Rsqrt => { let $f = <$t as FloatElem>::rsqrt; $body }
-            UnaryOp::Reciprocal => { let $f = <$t as FloatElem>::reciprocal; $body }
-            UnaryOp::Sin => { let $f = <$t as FloatElem>::sin; $body }
-            UnaryOp::Cos => { let $f = <$t as FloatElem>::cos; $body }
-            UnaryOp::Tan => { let $f = <$t as FloatElem>::tan; $body }
-            UnaryOp::Tanh => { let $f = <$t as FloatElem>::tanh; $body }
-            UnaryOp::Sigmoid => { let $f = <$t as FloatElem>::sigmoid; $body }
-            UnaryOp::Floor => { let $f = <$t as FloatElem>::floor; $body }
-            UnaryOp::Ceil => { let $f = <$t as FloatElem>::ceil; $body }
-            UnaryOp::Round => { let $f = <$t as FloatElem>::round; $body }
-            _ => num_unary_fn!($op, $t, $f => $body, _ => $other),
-        }
+/// Binds `$f` to the scalar function of unary op `$op` for element type `$t` in context
+/// `$ctx` (a zero-sized fn item, so every arm compiles to its own inlined loop); ops of
+/// another domain run `$other`.
+macro_rules! unary_fn {
+    ($ctx:ident, $op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
+        crate::ops::for_each_unary_op!(crate::kernels::elementwise::unary_dispatch; $ctx, $op, $t, $f, $body, $other)
     };
 }
+pub(crate) use unary_fn;
+
+/// [`unary_fn`] for binary ops.
+macro_rules! binary_fn {
+    ($ctx:ident, $op:expr, $t:ty, $f:ident => $body:expr, _ => $other:expr) => {
+        crate::ops::for_each_binary_op!(crate::kernels::elementwise::binary_dispatch; $ctx, $op, $t, $f, $body, $other)
+    };
+}
+pub(crate) use binary_fn;
 
 /// Applies `f` to every element; a tight loop over the buffer when it is contiguous
 /// (the result then keeps the input's memory order).
@@ -252,36 +218,41 @@ pub fn unary(op: UnaryOp, x: &Tensor) -> Result<Tensor, KernelError> {
     op.result_dtype(dt)
         .map_err(|e| rule_error(op.name(), &[dt], e))?;
     let bad = || rule_error(op.name(), &[dt], crate::ops::DTypeRuleError::Unsupported);
-    match op {
-        UnaryOp::Not => match x {
-            Tensor::Bool(a) => Ok(Tensor::Bool(map_arr(a, |v| !v))),
+    match op.domain() {
+        UnaryDomain::Logic => match x {
+            Tensor::Bool(a) => {
+                unary_fn!(logic, op, bool, f => Ok(Tensor::Bool(map_arr(a, f))), _ => Err(bad()))
+            }
             _ => Err(bad()),
         },
-        UnaryOp::IsNan => {
-            float_dispatch!(x, a => Ok(Tensor::Bool(map_arr(a, FloatElem::is_nan))), _ => Err(bad()))
+        UnaryDomain::FloatTest => {
+            float_dispatch!(x, a => test_unary_arr(op, a).ok_or_else(bad), _ => Err(bad()))
         }
-        UnaryOp::IsFinite => {
-            float_dispatch!(x, a => Ok(Tensor::Bool(map_arr(a, FloatElem::is_finite))), _ => Err(bad()))
-        }
-        _ if op.is_float_only() => {
+        UnaryDomain::Float => {
             float_dispatch!(x, a => float_unary_arr(op, a).ok_or_else(bad), _ => Err(bad()))
         }
-        _ => num_dispatch!(x, a => num_unary_arr(op, a).ok_or_else(bad), bool => Err(bad())),
+        UnaryDomain::Num => {
+            num_dispatch!(x, a => num_unary_arr(op, a).ok_or_else(bad), bool => Err(bad()))
+        }
     }
 }
 
+fn test_unary_arr<T: FloatElem>(op: UnaryOp, a: &Arr<T>) -> Option<Tensor> {
+    unary_fn!(test, op, T, f => Some(Tensor::Bool(map_arr(a, f))), _ => None)
+}
+
 fn float_unary_arr<T: FloatElem>(op: UnaryOp, a: &Arr<T>) -> Option<Tensor> {
-    float_unary_fn!(op, T, f => Some(T::wrap(map_arr(a, f))), _ => None)
+    unary_fn!(float, op, T, f => Some(T::wrap(map_arr(a, f))), _ => None)
 }
 
 fn num_unary_arr<T: NumElem>(op: UnaryOp, a: &Arr<T>) -> Option<Tensor> {
-    num_unary_fn!(op, T, f => Some(T::wrap(map_arr(a, f))), _ => None)
+    unary_fn!(num, op, T, f => Some(T::wrap(map_arr(a, f))), _ => None)
 }
 
 /// Applies a same-dtype unary op defined on all numbers (`neg abs sign square relu`) to a
 /// slice: the inner loop of fused elementwise code.
 pub fn num_unary_slice<T: NumElem>(op: UnaryOp, x: &[T], out: &mut [T]) -> Result<(), KernelError> {
-    num_unary_fn!(op, T, f => {
+    unary_fn!(num, op, T, f => {
         super::simd::map_unary(x, out, f);
         Ok(())
     }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype numeric op", op.name()))))
@@ -293,7 +264,7 @@ pub fn float_unary_slice<T: FloatElem>(
     x: &[T],
     out: &mut [T],
 ) -> Result<(), KernelError> {
-    float_unary_fn!(op, T, f => {
+    unary_fn!(float, op, T, f => {
         super::simd::map_unary(x, out, f);
         Ok(())
     }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype float op", op.name()))))
@@ -309,24 +280,23 @@ pub fn binary_slice<T: NumElem>(
     out: &mut [T],
 ) -> Result<(), KernelError> {
     check_divisors(op, b.iter().copied(), T::DTYPE)?;
-    num_binary_fn!(op, T, f => {
+    binary_fn!(num, op, T, f => {
         super::simd::map_binary(a, b, out, f);
         Ok(())
     }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype arithmetic op", op.name()))))
 }
 
-/// [`binary_slice`] for floats, with `/` as well.
+/// [`binary_slice`] for floats, with the float-only ops (`/`, `atan2`) as well.
 pub fn float_binary_slice<T: FloatElem>(
     op: BinaryOp,
     a: &[T],
     b: &[T],
     out: &mut [T],
 ) -> Result<(), KernelError> {
-    if op == BinaryOp::Div {
-        super::simd::map_binary(a, b, out, T::div);
-        return Ok(());
-    }
-    binary_slice(op, a, b, out)
+    binary_fn!(float, op, T, f => {
+        super::simd::map_binary(a, b, out, f);
+        Ok(())
+    }, _ => Err(KernelError::InvalidArgument(format!("`{}` is not a same-dtype float op", op.name()))))
 }
 
 /// Errors for integer `//`/`%` by zero and negative integer powers, given the divisors
@@ -336,24 +306,19 @@ fn check_divisors<T: NumElem>(
     mut b: impl Iterator<Item = T>,
     dt: DType,
 ) -> Result<(), KernelError> {
-    if !dt.is_int() {
+    if !op.may_fail(dt) {
         return Ok(());
     }
-    match op {
-        BinaryOp::FloorDiv | BinaryOp::Mod => match b.position(T::is_zero) {
+    match op.fails_on() {
+        FailsOn::Int => match b.position(T::is_zero) {
             Some(index) => Err(KernelError::DivisionByZero { index }),
             None => Ok(()),
         },
-        BinaryOp::Pow if dt.is_signed_int() => {
-            if b.any(T::is_negative) {
-                Err(KernelError::InvalidArgument(
-                    "integers to negative integer powers are not allowed".to_string(),
-                ))
-            } else {
-                Ok(())
-            }
-        }
-        _ => Ok(()),
+        FailsOn::Signed => match b.position(T::is_negative) {
+            Some(index) => Err(KernelError::NegativePower { index }),
+            None => Ok(()),
+        },
+        FailsOn::Never => Ok(()),
     }
 }
 
@@ -370,26 +335,20 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, KernelErro
     op.result_dtype(da)
         .map_err(|e| rule_error(op.name(), &[da], e))?;
     let bad = || rule_error(op.name(), &[da], crate::ops::DTypeRuleError::Unsupported);
-    match op {
-        BinaryOp::And | BinaryOp::Or => match (a, b) {
+    match op.domain() {
+        BinaryDomain::Logic => match (a, b) {
             (Tensor::Bool(x), Tensor::Bool(y)) => {
-                let res = if op == BinaryOp::And {
-                    zip_arr(x, y, |p, q| p && q)
-                } else {
-                    zip_arr(x, y, |p, q| p || q)
-                };
-                Ok(Tensor::Bool(res?))
+                binary_fn!(logic, op, bool, f => Ok(Tensor::Bool(zip_arr(x, y, f)?)), _ => Err(bad()))
             }
             _ => Err(bad()),
         },
-        BinaryOp::Eq | BinaryOp::Ne | BinaryOp::Lt | BinaryOp::Le | BinaryOp::Gt | BinaryOp::Ge => {
-            dispatch!(a, x => compare_arr(op, x, b))
+        BinaryDomain::Equality | BinaryDomain::Order => dispatch!(a, x => compare_arr(op, x, b)),
+        BinaryDomain::FloatArith => {
+            float_dispatch!(a, x => float_binary_arr(op, x, same_as(x, b)), _ => Err(bad()))
         }
-        BinaryOp::Div => float_dispatch!(a, x => {
-            let y = same_as(x, b);
-            Ok(Tensor::from(zip_arr(x, y, FloatElem::div)?))
-        }, _ => Err(bad())),
-        _ => num_dispatch!(a, x => num_binary_arr(op, x, same_as(x, b)), bool => Err(bad())),
+        BinaryDomain::Arith => {
+            num_dispatch!(a, x => num_binary_arr(op, x, same_as(x, b)), bool => Err(bad()))
+        }
     }
 }
 
@@ -404,14 +363,23 @@ fn compare_arr<T: TensorElem + PartialOrd>(
     b: &Tensor,
 ) -> Result<Tensor, KernelError> {
     let y = same_as(x, b);
-    cmp_fn!(op, T, f => Ok(Tensor::Bool(zip_arr(x, y, f)?)), _ => unreachable!("caller passes comparisons"))
+    binary_fn!(cmp, op, T, f => Ok(Tensor::Bool(zip_arr(x, y, f)?)), _ => Err(KernelError::InvalidArgument(format!("`{}` is not a comparison", op.name()))))
+}
+
+fn float_binary_arr<T: FloatElem>(
+    op: BinaryOp,
+    x: &Arr<T>,
+    y: &Arr<T>,
+) -> Result<Tensor, KernelError> {
+    binary_fn!(float, op, T, f => Ok(T::wrap(zip_arr(x, y, f)?)),
+        _ => Err(KernelError::InvalidArgument(format!("`{}` is not a float op", op.name()))))
 }
 
 fn num_binary_arr<T: NumElem>(op: BinaryOp, x: &Arr<T>, y: &Arr<T>) -> Result<Tensor, KernelError> {
-    if T::DTYPE.is_int() && matches!(op, BinaryOp::FloorDiv | BinaryOp::Mod | BinaryOp::Pow) {
+    if op.may_fail(T::DTYPE) {
         // Find the offending element in output order only when one exists.
         let suspect = |v: T| {
-            if op == BinaryOp::Pow {
+            if op.fails_on() == FailsOn::Signed {
                 T::is_negative(v)
             } else {
                 T::is_zero(v)
@@ -427,7 +395,7 @@ fn num_binary_arr<T: NumElem>(op: BinaryOp, x: &Arr<T>, y: &Arr<T>) -> Result<Te
             check_divisors(op, yb.iter().copied(), T::DTYPE)?;
         }
     }
-    num_binary_fn!(op, T, f => Ok(T::wrap(zip_arr(x, y, f)?)),
+    binary_fn!(num, op, T, f => Ok(T::wrap(zip_arr(x, y, f)?)),
         _ => Err(KernelError::InvalidArgument(format!("`{}` is not an arithmetic op", op.name()))))
 }
 

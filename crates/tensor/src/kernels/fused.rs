@@ -10,11 +10,12 @@
 //! a trailing part of it, or one element, and is repeated cyclically. For any other
 //! layout [`run_fused`] returns `Ok(None)`, and the caller evaluates op by op instead.
 
+use super::elementwise::{binary_fn, unary_fn};
 use super::scalar::{CastElem, FloatElem, NumElem};
 use super::{
     KernelError, binary_slice, cast_slice, float_binary_slice, float_unary_slice, num_unary_slice,
 };
-use crate::ops::{BinaryOp, UnaryOp};
+use crate::ops::{BinaryDomain, BinaryOp, UnaryDomain, UnaryOp};
 use crate::{DType, Scalar, Tensor, TensorElem};
 use half::{bf16, f16};
 use ndarray::{ArcArray, IxDyn};
@@ -104,142 +105,21 @@ buf_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, 
 /// Binds type `$t` to the Rust type of dtype `$d` (every dtype).
 macro_rules! with_type {
     ($d:expr, $t:ident => $body:expr) => {
-        match $d {
-            DType::Bool => {
-                type $t = bool;
-                $body
-            }
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::for_each_dtype!($crate::dtype_match; all, $d, $t, $body, unreachable!())
     };
 }
 
 /// Binds `$t` for numeric dtypes; `bool` runs `$other`.
 macro_rules! with_num_type {
     ($d:expr, $t:ident => $body:expr, bool => $other:expr) => {
-        match $d {
-            DType::Bool => $other,
-            DType::I8 => {
-                type $t = i8;
-                $body
-            }
-            DType::U8 => {
-                type $t = u8;
-                $body
-            }
-            DType::I16 => {
-                type $t = i16;
-                $body
-            }
-            DType::U16 => {
-                type $t = u16;
-                $body
-            }
-            DType::I32 => {
-                type $t = i32;
-                $body
-            }
-            DType::U32 => {
-                type $t = u32;
-                $body
-            }
-            DType::I64 => {
-                type $t = i64;
-                $body
-            }
-            DType::U64 => {
-                type $t = u64;
-                $body
-            }
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-        }
+        $crate::for_each_dtype!($crate::dtype_match; num, $d, $t, $body, $other)
     };
 }
 
 /// Binds `$t` for float dtypes; others run `$other`.
 macro_rules! with_float_type {
     ($d:expr, $t:ident => $body:expr, _ => $other:expr) => {
-        match $d {
-            DType::F16 => {
-                type $t = f16;
-                $body
-            }
-            DType::BF16 => {
-                type $t = bf16;
-                $body
-            }
-            DType::F32 => {
-                type $t = f32;
-                $body
-            }
-            DType::F64 => {
-                type $t = f64;
-                $body
-            }
-            _ => $other,
-        }
+        $crate::for_each_dtype!($crate::dtype_match; float, $d, $t, $body, $other)
     };
 }
 
@@ -437,31 +317,18 @@ const PARALLEL_WORK_MIN: usize = 1 << 20;
 /// A rough cost of one output element of `prog`, in units of one simple vector op: what
 /// decides whether splitting a run over threads pays for the hand-off.
 fn work_per_element(prog: &FusedProgram<'_>, uniform: &[bool]) -> usize {
-    use crate::ops::{BinaryOp as B, UnaryOp as U};
     prog.ops
         .iter()
         .zip(uniform)
         .filter(|(_, u)| !**u)
         .map(|(op, _)| match op {
-            FusedOp::Unary(
-                U::Exp
-                | U::Expm1
-                | U::Log
-                | U::Log1p
-                | U::Sin
-                | U::Cos
-                | U::Tan
-                | U::Tanh
-                | U::Sigmoid,
-                _,
-            ) => 8,
-            FusedOp::Binary(B::Pow, ..) => 16,
-            FusedOp::Binary(B::Div | B::FloorDiv | B::Mod, ..)
-            | FusedOp::Unary(U::Sqrt | U::Rsqrt | U::Reciprocal, _) => 2,
+            FusedOp::Unary(op, _) => op.cost(),
+            FusedOp::Binary(op, ..) => op.cost(),
             _ => 1,
         })
         .sum()
 }
+
 /// Elements per parallel task (a multiple of the block, so tasks see whole blocks).
 const TASK: usize = 16 * BLOCK;
 
@@ -742,6 +609,12 @@ fn run_blocks(
                 KernelError::DivisionByZero { index } => (
                     i,
                     KernelError::DivisionByZero {
+                        index: start + index,
+                    },
+                ),
+                KernelError::NegativePower { index } => (
+                    i,
+                    KernelError::NegativePower {
                         index: start + index,
                     },
                 ),
@@ -1113,51 +986,41 @@ fn step(
         FusedOp::Const(_) => {}
         FusedOp::Unary(op, a) => {
             let src = reg(a);
-            match op {
-                UnaryOp::Not => map1::<bool, bool>(src, dst, off, n, |v| !v),
-                UnaryOp::IsNan => {
-                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, off, n, <T as FloatElem>::is_nan), _ => return Err(bad(op.name())))
+            match op.domain() {
+                UnaryDomain::Logic => {
+                    unary_fn!(logic, *op, bool, f => map1::<bool, bool>(src, dst, off, n, f), _ => return Err(bad(op.name())))
                 }
-                UnaryOp::IsFinite => {
-                    with_float_type!(dt(a), T => map1::<T, bool>(src, dst, off, n, <T as FloatElem>::is_finite), _ => return Err(bad(op.name())))
-                }
-                _ if op.is_float_only() => with_float_type!(dt(a), T => {
+                UnaryDomain::FloatTest => with_float_type!(dt(a), T => {
+                    unary_fn!(test, *op, T, f => map1::<T, bool>(src, dst, off, n, f), _ => return Err(bad(op.name())))
+                }, _ => return Err(bad(op.name()))),
+                UnaryDomain::Float => with_float_type!(dt(a), T => {
                     float_unary_slice::<T>(*op, src.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, _ => return Err(bad(op.name()))),
-                _ => with_num_type!(dt(a), T => {
+                UnaryDomain::Num => with_num_type!(dt(a), T => {
                     num_unary_slice::<T>(*op, src.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, bool => return Err(bad(op.name()))),
             }
         }
         FusedOp::Binary(op, a, b) => {
             let (x, y) = (reg(a), reg(b));
-            match op {
-                BinaryOp::And => map2::<bool, bool, bool>(x, y, dst, off, n, |p, q| p && q),
-                BinaryOp::Or => map2::<bool, bool, bool>(x, y, dst, off, n, |p, q| p || q),
-                BinaryOp::Eq => {
-                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p == q))
+            match op.domain() {
+                BinaryDomain::Logic => {
+                    binary_fn!(logic, *op, bool, f => map2::<bool, bool, bool>(x, y, dst, off, n, f), _ => return Err(bad(op.name())))
                 }
-                BinaryOp::Ne => {
-                    with_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p != q))
-                }
-                BinaryOp::Lt => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p < q), bool => return Err(bad("lt")))
-                }
-                BinaryOp::Le => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p <= q), bool => return Err(bad("le")))
-                }
-                BinaryOp::Gt => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p > q), bool => return Err(bad("gt")))
-                }
-                BinaryOp::Ge => {
-                    with_num_type!(dt(a), T => map2::<T, T, bool>(x, y, dst, off, n, |p, q| p >= q), bool => return Err(bad("ge")))
-                }
-                BinaryOp::Div => with_float_type!(dt(a), T => {
+                BinaryDomain::Equality => with_type!(dt(a), T => {
+                    binary_fn!(cmp, *op, T, f => map2::<T, T, bool>(x, y, dst, off, n, f), _ => return Err(bad(op.name())))
+                }),
+                BinaryDomain::Order => with_num_type!(dt(a), T => {
+                    binary_fn!(cmp, *op, T, f => map2::<T, T, bool>(x, y, dst, off, n, f), _ => return Err(bad(op.name())))
+                }, bool => return Err(bad(op.name()))),
+                BinaryDomain::FloatArith => with_float_type!(dt(a), T => {
                     float_binary_slice::<T>(*op, x.get::<T>(n), y.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
-                }, _ => return Err(bad("div"))),
-                BinaryOp::FloorDiv | BinaryOp::Mod
-                    if uniform[*b as usize] && by_constant(*op, dt(a), x, y, dst, off, n) => {}
-                _ => with_num_type!(dt(a), T => {
+                }, _ => return Err(bad(op.name()))),
+                BinaryDomain::Arith
+                    if matches!(op, BinaryOp::FloorDiv | BinaryOp::Mod)
+                        && uniform[*b as usize]
+                        && by_constant(*op, dt(a), x, y, dst, off, n) => {}
+                BinaryDomain::Arith => with_num_type!(dt(a), T => {
                     binary_slice::<T>(*op, x.get::<T>(n), y.get::<T>(n), &mut T::get_mut(dst)[off..off + n])?
                 }, bool => return Err(bad(op.name()))),
             }

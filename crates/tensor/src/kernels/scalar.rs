@@ -90,6 +90,13 @@ pub trait FloatElem: NumElem {
     fn ceil(x: Self) -> Self;
     /// Round half to even (`numpy.round`).
     fn round(x: Self) -> Self;
+    /// `ln(1 + e^x)` as numpy's `logaddexp(x, 0)`: `x + log1p(exp(-x))` above 0, `log1p(exp(x))`
+    /// below, `ln 2` at 0, so it neither overflows nor loses small values.
+    fn softplus(x: Self) -> Self;
+    /// The error function (musl's, through the `libm` crate).
+    fn erf(x: Self) -> Self;
+    /// `atan2(y, x)`: the angle of `(x, y)`, signs of zeros included (C's `atan2`).
+    fn atan2(y: Self, x: Self) -> Self;
     /// Whether `x` is NaN.
     fn is_nan(x: Self) -> bool;
     /// Whether `x` is neither infinite nor NaN.
@@ -259,64 +266,42 @@ macro_rules! int_elem {
 int_elem!(signed: i8, i16, i32, i64);
 int_elem!(unsigned: u8, u16, u32, u64);
 
-/// numpy's `npy_divmod`: floor quotient and remainder with the divisor's sign.
-#[inline(always)]
-fn divmod_f64(a: f64, b: f64) -> (f64, f64) {
-    let m = a % b;
-    if b == 0.0 {
-        return (a / b, m);
-    }
-    let mut div = (a - m) / b;
-    let mut m = m;
-    if m != 0.0 {
-        if (b < 0.0) != (m < 0.0) {
-            m += b;
-            div -= 1.0;
+/// numpy's `npy_divmod` (`divmod_f64`) and `npy_divmodf` (`divmod_f32`, which numpy also
+/// uses for `float16`): floor quotient and remainder with the divisor's sign, in the type's
+/// own arithmetic.
+macro_rules! divmod {
+    ($name:ident, $t:ty) => {
+        #[inline(always)]
+        fn $name(a: $t, b: $t) -> ($t, $t) {
+            let m = a % b;
+            if b == 0.0 {
+                return (a / b, m);
+            }
+            let mut div = (a - m) / b;
+            let mut m = m;
+            if m != 0.0 {
+                if (b < 0.0) != (m < 0.0) {
+                    m += b;
+                    div -= 1.0;
+                }
+            } else {
+                m = (0.0 as $t).copysign(b);
+            }
+            let floordiv = if div != 0.0 {
+                let mut f = div.floor();
+                if div - f > 0.5 {
+                    f += 1.0;
+                }
+                f
+            } else {
+                (0.0 as $t).copysign(a / b)
+            };
+            (floordiv, m)
         }
-    } else {
-        m = 0.0f64.copysign(b);
-    }
-    let floordiv = if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f64.copysign(a / b)
     };
-    (floordiv, m)
 }
-
-/// [`divmod_f64`] in `f32` arithmetic (numpy's `npy_divmodf`), which is also what
-/// numpy uses for `float16`.
-#[inline(always)]
-fn divmod_f32(a: f32, b: f32) -> (f32, f32) {
-    let m = a % b;
-    if b == 0.0 {
-        return (a / b, m);
-    }
-    let mut div = (a - m) / b;
-    let mut m = m;
-    if m != 0.0 {
-        if (b < 0.0) != (m < 0.0) {
-            m += b;
-            div -= 1.0;
-        }
-    } else {
-        m = 0.0f32.copysign(b);
-    }
-    let floordiv = if div != 0.0 {
-        let mut f = div.floor();
-        if div - f > 0.5 {
-            f += 1.0;
-        }
-        f
-    } else {
-        0.0f32.copysign(a / b)
-    };
-    (floordiv, m)
-}
+divmod!(divmod_f64, f64);
+divmod!(divmod_f32, f32);
 
 /// numpy's pairwise summation (`@TYPE@_pairwise_sum`): below 8 elements a plain loop,
 /// up to 128 eight accumulators, above that split in halves at a multiple of 8.
@@ -417,7 +402,7 @@ macro_rules! nan_first {
 /// `$exp`, `$log`, `$sin`, `$cos`, `$tanh` are the per-type routines numpy uses: its own
 /// SIMD kernels for `f32` ([`numpy_math`]), glibc (via Rust's methods) for `f64`.
 macro_rules! float_elem {
-    ($t:ty, $divmod:ident, $pairwise:ident, $exp:path, $log:path, $sin:path, $cos:path, $tanh:path) => {
+    ($t:ty, $divmod:ident, $pairwise:ident, $exp:path, $log:path, $sin:path, $cos:path, $tanh:path, $erf:path) => {
         impl NumElem for $t {
             const ZERO: Self = 0.0;
             const ONE: Self = 1.0;
@@ -575,6 +560,27 @@ macro_rules! float_elem {
                 x.round_ties_even()
             }
             #[inline(always)]
+            fn softplus(x: Self) -> Self {
+                // numpy's npy_logaddexp(x, 0), branch for branch (libm exp and log1p).
+                if x == 0.0 {
+                    core::f64::consts::LN_2 as $t
+                } else if x > 0.0 {
+                    x + (-x).exp().ln_1p()
+                } else if x <= 0.0 {
+                    x.exp().ln_1p()
+                } else {
+                    x
+                }
+            }
+            #[inline(always)]
+            fn erf(x: Self) -> Self {
+                $erf(x)
+            }
+            #[inline(always)]
+            fn atan2(y: Self, x: Self) -> Self {
+                y.atan2(x)
+            }
+            #[inline(always)]
             fn is_nan(x: Self) -> bool {
                 x.is_nan()
             }
@@ -597,7 +603,8 @@ float_elem!(
     numpy_math::log_f32,
     numpy_math::sin_f32,
     numpy_math::cos_f32,
-    numpy_math::tanh_f32
+    numpy_math::tanh_f32,
+    libm::erff
 );
 float_elem!(
     f64,
@@ -607,7 +614,8 @@ float_elem!(
     f64::ln,
     f64::sin,
     f64::cos,
-    numpy_math::tanh_f64
+    numpy_math::tanh_f64,
+    libm::erf
 );
 
 macro_rules! half_elem {
@@ -759,6 +767,18 @@ macro_rules! half_elem {
                 <$t>::from_f32(x.to_f32().round_ties_even())
             }
             #[inline(always)]
+            fn softplus(x: Self) -> Self {
+                <$t>::from_f32(f32::softplus(x.to_f32()))
+            }
+            #[inline(always)]
+            fn erf(x: Self) -> Self {
+                <$t>::from_f32(libm::erff(x.to_f32()))
+            }
+            #[inline(always)]
+            fn atan2(y: Self, x: Self) -> Self {
+                <$t>::from_f32(y.to_f32().atan2(x.to_f32()))
+            }
+            #[inline(always)]
             fn is_nan(x: Self) -> bool {
                 x.is_nan()
             }
@@ -775,6 +795,60 @@ macro_rules! half_elem {
 }
 half_elem!(f16, pairwise_f16, f16_from_f64);
 half_elem!(bf16, pairwise_bf16, bf16_from_f64);
+
+/// The comparison kernels (`T, T -> bool`) of the binary op table's `equality` and `order`
+/// rows.
+pub mod cmp {
+    /// `a == b`.
+    #[inline(always)]
+    pub fn eq<T: PartialEq>(a: T, b: T) -> bool {
+        a == b
+    }
+    /// `a != b`.
+    #[inline(always)]
+    pub fn ne<T: PartialEq>(a: T, b: T) -> bool {
+        a != b
+    }
+    /// `a < b`.
+    #[inline(always)]
+    pub fn lt<T: PartialOrd>(a: T, b: T) -> bool {
+        a < b
+    }
+    /// `a <= b`.
+    #[inline(always)]
+    pub fn le<T: PartialOrd>(a: T, b: T) -> bool {
+        a <= b
+    }
+    /// `a > b`.
+    #[inline(always)]
+    pub fn gt<T: PartialOrd>(a: T, b: T) -> bool {
+        a > b
+    }
+    /// `a >= b`.
+    #[inline(always)]
+    pub fn ge<T: PartialOrd>(a: T, b: T) -> bool {
+        a >= b
+    }
+}
+
+/// The bool kernels of the op tables' `logic` rows.
+pub mod logic {
+    /// `!x`.
+    #[inline(always)]
+    pub fn not(x: bool) -> bool {
+        !x
+    }
+    /// `a && b`.
+    #[inline(always)]
+    pub fn and(a: bool, b: bool) -> bool {
+        a && b
+    }
+    /// `a || b`.
+    #[inline(always)]
+    pub fn or(a: bool, b: bool) -> bool {
+        a || b
+    }
+}
 
 /// A value on its way through [`CastElem`]: every dtype converts into one of these
 /// exactly, and every dtype converts out of one with the SPEC §6 rules.

@@ -266,6 +266,12 @@ pub fn reverse(x: &Tensor, axes: &[usize]) -> Result<Tensor, KernelError> {
     }))
 }
 
+/// How many indices `start:stop:step` picks along an axis of `len` (Python's rule): the one
+/// rule that typing and the slicing kernel share.
+pub fn slice_len(start: Option<i64>, stop: Option<i64>, step: i64, len: usize) -> usize {
+    slice_indices(start, stop, step, len).2
+}
+
 /// Python's `slice.indices`: the first index, step and element count along an axis of `len`.
 fn slice_indices(
     start: Option<i64>,
@@ -296,6 +302,12 @@ fn slice_indices(
         0
     };
     (start, step, count as usize)
+}
+
+/// `tf.shape(x)`: the run-time shape of `x` as an `i64[rank]` tensor.
+pub fn shape_of(x: &Tensor) -> Tensor {
+    let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
+    Tensor::from_vec(&[dims.len()], dims).expect("a vector of rank-many dims")
 }
 
 /// Basic indexing with Python/numpy semantics; `items` cover leading axes and the

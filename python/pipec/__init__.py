@@ -5,7 +5,7 @@
     for images, labels in prog.pipeline("main", threads=8):
         ...
 
-Elements are numpy arrays (a scalar is a numpy scalar), tuples are tuples. The names and
+Elements are numpy arrays (a scalar is a numpy scalar), tuples are tuples, dicts are dicts. The names and
 semantics are the `.pipe` language's (SPEC §12); see docs/python.md.
 """
 

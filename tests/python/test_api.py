@@ -58,6 +58,18 @@ def test_nested_tuples():
     assert repr(spec) == "(i64[], (i64[], f32[]))"
 
 
+def test_dict_elements():
+    src = 'pipeline main = range(3).map(|x| {"x": x, "pair": (x * 2, cast(x, f32))}).batch(2)'
+    ds = pipec.compile(source=src).pipeline()
+    elems = list(ds)
+    assert [list(e) for e in elems] == [["x", "pair"], ["x", "pair"]]
+    assert elems[0]["x"].tolist() == [0, 1]
+    assert elems[0]["pair"][0].tolist() == [0, 2]
+    assert elems[1]["pair"][1].dtype == np.float32 and elems[1]["pair"][1].tolist() == [2.0]
+    spec = ds.element_spec
+    assert list(spec) == ["x", "pair"] and repr(spec["x"]) == "i64[?]"
+
+
 def test_element_spec():
     ds = pipec.compile(source=LOG1P).pipeline("other")
     spec = ds.element_spec

@@ -25,6 +25,8 @@ def leaves(element):
     """The arrays of an element, flattened in order (as .npz components are)."""
     if isinstance(element, tuple):
         return [leaf for part in element for leaf in leaves(part)]
+    if isinstance(element, dict):
+        return [leaf for part in element.values() for leaf in leaves(part)]
     return [element]
 
 

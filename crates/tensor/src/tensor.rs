@@ -55,11 +55,21 @@ macro_rules! for_each_dtype {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! dtype_pick {
-    (all, $class:ident, $yes:expr, $no:expr) => { $yes };
-    (num, int, $yes:expr, $no:expr) => { $yes };
-    (num, float, $yes:expr, $no:expr) => { $yes };
-    (float, float, $yes:expr, $no:expr) => { $yes };
-    ($filter:ident, $class:ident, $yes:expr, $no:expr) => { $no };
+    (all, $class:ident, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (num, int, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (num, float, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (float, float, $yes:expr, $no:expr) => {
+        $yes
+    };
+    ($filter:ident, $class:ident, $yes:expr, $no:expr) => {
+        $no
+    };
 }
 
 /// A `match` over a tensor's variants from [`for_each_dtype`]: binds `$a` to the array.

@@ -298,9 +298,53 @@ where
                 },
             );
 
-        let atom = choice((literal, python_lambda, name, paren, list, dict, lambda))
-            .labelled("expression")
-            .boxed();
+        // Python's `dict(image=x, label=y)`: parsed as the dict it means, with one error for
+        // the whole call (not one per `=`) whose help writes the dict literal.
+        let python_dict = select! { Token::Ident("dict") = e => e.span() }
+            .then(
+                ident()
+                    .then_ignore(choice((just(Token::Eq), just(Token::Colon))))
+                    .then(expr.clone())
+                    .separated_by(just(Token::Comma))
+                    .allow_trailing()
+                    .at_least(1)
+                    .collect::<Vec<_>>()
+                    .delimited_by(just(Token::LParen), just(Token::RParen)),
+            )
+            .validate(
+                |(at, entries): (SimpleSpan, Vec<(Ident, Expr)>), e, emitter| {
+                    let whole: SimpleSpan = e.span();
+                    let written: Vec<String> = entries
+                        .iter()
+                        .map(|(k, v)| format!("\"{}\": {}", k.name, source_text(v.span)))
+                        .collect();
+                    emitter.emit(custom(
+                        Code::UnexpectedToken,
+                        SimpleSpan::from(at.start..whole.end),
+                        "`dict(...)` is Python's: pipec writes a dict literal",
+                        "a Python dict",
+                        Some(&format!("write `{{{}}}`", written.join(", "))),
+                        None,
+                    ));
+                    Expr {
+                        kind: ExprKind::Dict(entries),
+                        span: span(whole),
+                    }
+                },
+            );
+
+        let atom = choice((
+            literal,
+            python_lambda,
+            python_dict,
+            name,
+            paren,
+            list,
+            dict,
+            lambda,
+        ))
+        .labelled("expression")
+        .boxed();
 
         let opt = expr.clone().or_not();
         let slice_tail = just(Token::Colon)

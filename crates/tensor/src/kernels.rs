@@ -45,6 +45,13 @@ pub enum KernelError {
         /// Row-major flat index of the first offending element of the output.
         index: usize,
     },
+    /// A signed integer raised to a negative integer power (numpy refuses it too);
+    /// `index` is the row-major flat index in the broadcast output.
+    #[error("integers to negative integer powers are not allowed")]
+    NegativePower {
+        /// Row-major flat index of the first offending element of the output.
+        index: usize,
+    },
     /// Operand shapes do not broadcast.
     #[error("shapes {lhs:?} and {rhs:?} do not broadcast")]
     Broadcast {

@@ -80,6 +80,16 @@ pub(crate) struct PyFunction {
 impl PyFunction {
     /// Wraps `f` for eager calls; reports a lambda that captured symbolic tensors.
     pub(crate) fn wrap(ev: &mut Eval<'_>, f: FuncVal, span: Span) -> Option<HostFn> {
+        // A function without a body to evaluate (an `exec` worker, an `extern` host
+        // function) already is a host function: `py_function` calls it as it is.
+        if let FuncVal::Decl(idx) = &f {
+            let ast = ev.shared.ast.clone();
+            if let ItemKind::Fn(decl) = &ast.items[*idx].kind
+                && !matches!(decl.body, FnBody::Block(_))
+            {
+                return ev.host_for(*idx, decl);
+            }
+        }
         let name = match &f {
             FuncVal::Decl(idx) => match &ev.shared.ast.items[*idx].kind {
                 ItemKind::Fn(d) => d.name.name.clone(),
@@ -481,7 +491,7 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
 }
 
 /// Whether an eager body is straight-line code over its parameters: `let`s and a final
-/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::is_value_independent`) calls. Anything
+/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::Kind::ValueIndependent`) calls. Anything
 /// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
 /// the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
@@ -526,8 +536,8 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
             };
             !locals.contains(name.as_str())
                 && !shared.items.contains_key(name)
-                && crate::builtins::is_value_independent(name)
-                && crate::builtins::is_builtin(name)
+                && crate::builtins::lookup(name)
+                    .is_some_and(|b| b.kind == crate::builtins::Kind::ValueIndependent)
                 && args
                     .iter()
                     .all(|a| plannable_expr(shared, locals, &a.value))

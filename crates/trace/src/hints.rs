@@ -183,7 +183,7 @@ pub(crate) fn holds_every(from: DType, to: DType) -> bool {
         (true, false) => false,
         (false, false) => {
             // A negative value has no unsigned counterpart.
-            !(from.is_signed_int() && !to.is_signed_int())
+            (to.is_signed_int() || !from.is_signed_int())
                 && from.significand_bits() <= to.significand_bits()
         }
         (false, true) => from.significand_bits() <= to.significand_bits(),

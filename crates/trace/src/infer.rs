@@ -1,7 +1,7 @@
 //! Static shape rules for symbolic tensors. Dims may be unknown (`?`); a rule fails only
 //! when known dims prove the op impossible, and otherwise leaves the check to run time.
 
-use pipec_ir::{Dim, Shape};
+use pipec_ir::Shape;
 
 /// The numpy broadcast of two static shapes, or `None` when known dims clash (the IR's one
 /// rule, which the verifier re-runs).
@@ -14,19 +14,4 @@ pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     let r = rank as i64;
     let a = if axis < 0 { axis + r } else { axis };
     (0..r).contains(&a).then_some(a as usize)
-}
-
-/// The shape after reducing `axes` (sorted, distinct).
-pub fn reduce(shape: &Shape, axes: &[usize], keepdims: bool) -> Shape {
-    let mut dims = Vec::new();
-    for (i, d) in shape.0.iter().enumerate() {
-        if axes.contains(&i) {
-            if keepdims {
-                dims.push(Dim::Known(1));
-            }
-        } else {
-            dims.push(*d);
-        }
-    }
-    Shape(dims)
 }

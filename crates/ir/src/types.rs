@@ -334,3 +334,40 @@ impl fmt::Display for ElemType {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn t(dtype: DType, dims: &[usize]) -> ElemType {
+        ElemType::Tensor(TensorType::new(dtype, Shape::known(dims)))
+    }
+
+    #[test]
+    fn dicts_print_keys_in_order_and_name_their_leaves() {
+        let e = ElemType::Tuple(vec![
+            t(DType::I64, &[]),
+            ElemType::Dict(vec![
+                ("image".into(), t(DType::U8, &[28, 28])),
+                ("my key".into(), ElemType::Tuple(vec![t(DType::F32, &[3])])),
+            ]),
+        ]);
+        assert_eq!(
+            e.to_string(),
+            r#"(i64[], {image: u8[28, 28], "my key": (f32[3],)})"#
+        );
+        assert_eq!(e.leaf_paths(), ["0", "1/image", "1/my key/0"]);
+        assert_eq!(e.num_leaves(), 3);
+        assert!(e.has_dict());
+        assert!(!t(DType::F32, &[]).has_dict());
+        // Joining dicts needs the same keys in the same order (leaves are stored flat).
+        let a = ElemType::Dict(vec![("a".into(), t(DType::I32, &[2]))]);
+        let b = ElemType::Dict(vec![("a".into(), t(DType::I32, &[1]))]);
+        let c = ElemType::Dict(vec![("b".into(), t(DType::I32, &[1]))]);
+        assert_eq!(
+            ElemType::join(&a, &b).map(|j| j.to_string()).as_deref(),
+            Some("{a: i32[?]}")
+        );
+        assert_eq!(ElemType::join(&a, &c), None);
+    }
+}

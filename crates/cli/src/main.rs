@@ -69,25 +69,52 @@ struct Cli {
     /// or 2G (bytes without a suffix); going past it is error E0701.
     #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
     max_memory: Option<u64>,
+    /// Replace the literal of a top-level `let NAME = LITERAL` before compiling (repeatable):
+    /// VALUE is a literal as the file writes it (`7`, `0.5`, `[1, 2]`, `"text"`); other text
+    /// is taken as a string.
+    #[arg(long = "set", value_name = "NAME=VALUE", value_parser = parse_set)]
+    set: Vec<(String, pipec::ParamValue)>,
+    /// Run shard I of N (0-based): `shard(N, I)` right after the pipeline's sources, so the
+    /// N shards together deliver every record exactly once.
+    #[arg(long, value_name = "I/N", value_parser = parse_shard)]
+    shard: Option<(u64, u64)>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
     progress: bool,
 }
 
-/// The machine's memory, the ceiling when `--max-memory` is not given: a tensor or buffer
-/// larger than that cannot be allocated anyway, and an E0701 beats an allocation abort.
-fn physical_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let kb: u64 = info
-        .lines()
-        .find_map(|l| l.strip_prefix("MemTotal:"))?
-        .trim()
-        .strip_suffix("kB")?
-        .trim()
-        .parse()
-        .ok()?;
-    kb.checked_mul(1024)
+/// `--set NAME=VALUE`.
+fn parse_set(text: &str) -> Result<(String, pipec::ParamValue), String> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("expected NAME=VALUE, got `{text}`"))?;
+    let name = name.trim();
+    let ident = name
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    if !ident {
+        return Err(format!("`{name}` is not a name; expected NAME=VALUE"));
+    }
+    Ok((name.to_string(), pipec::ParamValue::parse(value)))
+}
+
+/// `--shard I/N`: shard I (0-based) of N.
+fn parse_shard(text: &str) -> Result<(u64, u64), String> {
+    let bad = || format!("expected I/N (shard I of N, counting from 0), got `{text}`");
+    let (i, n) = text.split_once('/').ok_or_else(bad)?;
+    let (i, n): (u64, u64) = (
+        i.trim().parse().map_err(|_| bad())?,
+        n.trim().parse().map_err(|_| bad())?,
+    );
+    if n == 0 || i >= n {
+        return Err(format!(
+            "shard {i} of {n} does not exist: shards count from 0 to N - 1"
+        ));
+    }
+    Ok((i, n))
 }
 
 fn default_threads() -> usize {
@@ -165,7 +192,7 @@ fn real_main(cli: Cli) -> u8 {
             return 2;
         }
     };
-    pipec::limits::set_max_memory(cli.max_memory.or_else(physical_memory));
+    pipec::limits::set_max_memory(cli.max_memory.or_else(pipec::physical_memory));
     let mut compiler = Compiler::new();
     if !(cli.worker_timeout > 0.0 && cli.worker_timeout.is_finite()) {
         eprintln!("error[E0800]: --worker-timeout must be a positive number of seconds");
@@ -182,6 +209,8 @@ fn real_main(cli: Cli) -> u8 {
         opt_level: cli.opt_level,
         passes: cli.passes.clone(),
         allow_exec: cli.allow_exec,
+        params: cli.set.clone(),
+        shard: cli.shard,
     };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,
@@ -219,45 +248,19 @@ fn report(diags: &[Diagnostic], source: &SourceFile, color: bool) {
 }
 
 fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
-    let mut out = String::new();
-    match stage {
-        "traced" => out = compiled.traced.to_string(),
-        "optimized" => out = compiled.optimized.to_string(),
-        "all" => {
-            out.push_str("// ----- traced -----\n");
-            out.push_str(&compiled.traced.to_string());
-            for (pass, prog) in &compiled.stages {
-                out.push_str(&format!("\n// ----- after {pass} -----\n"));
-                out.push_str(&prog.to_string());
-            }
+    match compiled.ir_text(stage) {
+        Ok(text) => {
+            print!("{text}");
+            0
         }
-        other => match other.strip_prefix("after=") {
-            Some(pass) => {
-                let valid: Vec<&str> = pipec::list_passes().into_iter().map(|(n, _)| n).collect();
-                if !valid.contains(&pass) {
-                    eprintln!("error[E0800]: unknown pass `{pass}`");
-                    eprintln!("help: the passes are: {}", valid.join(", "));
-                    return 2;
-                }
-                match compiled.stages.iter().rev().find(|(p, _)| p == pass) {
-                    Some((_, prog)) => out = prog.to_string(),
-                    None => {
-                        out.push_str(&format!(
-                            "// pass `{pass}` changed nothing (or did not run)\n"
-                        ));
-                        out.push_str(&compiled.traced.to_string());
-                    }
-                }
+        Err(d) => {
+            eprintln!("error[{}]: {}", d.code, d.message);
+            if let Some(help) = &d.help {
+                eprintln!("help: {help}");
             }
-            None => {
-                eprintln!("error[E0800]: unknown IR stage `{other}`");
-                eprintln!("help: the stages are: traced, optimized, all, after=PASS");
-                return 2;
-            }
-        },
+            2
+        }
     }
-    print!("{out}");
-    0
 }
 
 fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {

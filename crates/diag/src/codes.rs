@@ -203,6 +203,10 @@ codes! {
     // Command line.
     /// A bad flag, an unknown pass, an unreadable input file.
     BadUsage = "E0800";
+    /// `--set NAME=VALUE` (or Python's `params=`) names no top-level `let`.
+    UnknownParameter = "E0810";
+    /// A parameter's value does not fit the literal its `let` binds, or that is no literal.
+    ParameterMismatch = "E0811";
 
     // Compiler bugs.
     /// An internal compiler error: the IR failed verification.

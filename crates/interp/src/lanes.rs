@@ -595,6 +595,8 @@ struct Team {
     shared: Shared,
     /// Helpers started.
     size: AtomicUsize,
+    /// The process whose threads the helpers are (a forked child has none of them).
+    pid: u32,
 }
 
 struct Shared {
@@ -624,16 +626,23 @@ impl Team {
         Team {
             shared: Shared::new(),
             size: AtomicUsize::new(0),
+            pid: std::process::id(),
         }
     }
 
     /// The process's team, grown to at least `n` helpers (up to [`helper_cap`]); `None` if
     /// not one thread could start (then the consumer's thread computes every block).
     fn process(n: usize) -> Option<Arc<Team>> {
-        static TEAM: OnceLock<Arc<Team>> = OnceLock::new();
-        static GROWING: Mutex<()> = Mutex::new(());
-        let team = TEAM.get_or_init(|| Arc::new(Team::new()));
-        if let Ok(_one_at_a_time) = GROWING.lock() {
+        // The lock also makes growing one at a time.
+        static TEAM: Mutex<Option<Arc<Team>>> = Mutex::new(None);
+        let mut slot = TEAM.lock().ok()?;
+        // A child forked from the process that started the helpers (a Python DataLoader
+        // worker) has none of their threads: it starts a team of its own.
+        if slot.as_ref().is_none_or(|t| t.pid != std::process::id()) {
+            *slot = Some(Arc::new(Team::new()));
+        }
+        let team = slot.as_ref()?.clone();
+        {
             while team.size() < n.min(helper_cap()) {
                 let member = team.clone();
                 let started = std::thread::Builder::new()
@@ -645,7 +654,8 @@ impl Team {
                 team.size.fetch_add(1, Ordering::Release);
             }
         }
-        (team.size() > 0).then(|| team.clone())
+        drop(slot);
+        (team.size() > 0).then_some(team)
     }
 
     fn size(&self) -> usize {

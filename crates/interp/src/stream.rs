@@ -68,9 +68,19 @@ pub struct ElementStream {
     stats: Option<Arc<RunStats>>,
     /// An error met right after the rows of the last block, reported by the next pull.
     deferred: Option<Diagnostic>,
+    /// Whether no function on the way has an effect (see [`ElementStream::pure_pull`]).
+    pure_pull: bool,
 }
 
 impl ElementStream {
+    /// Whether computing elements before the consumer asks for them cannot be observed: no
+    /// function of the pipeline has an effect (an eager `print`, an `exec` worker, a host
+    /// function). A consumer that may stop early (Python's iterator) pulls whole blocks
+    /// only then, as lanes do, and otherwise one element at a time.
+    pub fn pure_pull(&self) -> bool {
+        self.pure_pull
+    }
+
     /// Per-node counters, when the run was opened with [`RunOptions::stats`].
     pub fn stats(&self) -> Option<Arc<RunStats>> {
         self.stats.clone()
@@ -199,6 +209,7 @@ pub fn open(
         done: false,
         stats,
         deferred: None,
+        pure_pull: plan.pure_pull,
     })
 }
 

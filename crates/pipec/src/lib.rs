@@ -16,9 +16,12 @@
 
 mod exec;
 mod host;
+mod params;
+mod shard;
 
 pub use exec::ExecWorker;
 pub use host::ClosureHost;
+pub use params::ParamValue;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{
     Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, LaneReport, NodeReport, RunOptions,
@@ -81,6 +84,12 @@ pub struct CompileOptions {
     pub passes: Option<Vec<String>>,
     /// Whether `exec` workers may be started.
     pub allow_exec: bool,
+    /// Values for top-level `let NAME = LITERAL` bindings (`--set NAME=VALUE`), applied
+    /// before tracing; see [`ParamValue`].
+    pub params: Vec<(String, ParamValue)>,
+    /// Run only shard `index` of `num` (`--shard I/N`): `shard(num, index)` is inserted right
+    /// after the chosen pipeline's sources (SPEC §15), before the passes run.
+    pub shard: Option<(u64, u64)>,
 }
 
 impl Default for CompileOptions {
@@ -90,6 +99,8 @@ impl Default for CompileOptions {
             opt_level: 2,
             passes: None,
             allow_exec: false,
+            params: Vec::new(),
+            shard: None,
         }
     }
 }
@@ -190,9 +201,16 @@ impl Compiler {
         source: &SourceFile,
         opts: &CompileOptions,
     ) -> Result<Compiled, Vec<Diagnostic>> {
-        let (ast, mut diags) = pipec_syntax::parse(&source.text);
+        let (mut ast, mut diags) = pipec_syntax::parse(&source.text);
         if diags.iter().any(|d| d.is_error()) {
             return Err(diags);
+        }
+        if let Some((index, num)) = opts.shard {
+            shard::check(index, num).map_err(|d| vec![d])?;
+        }
+        let param_errors = params::apply(&mut ast, &opts.params);
+        if !param_errors.is_empty() {
+            return Err(param_errors);
         }
         let trace_opts = pipec_trace::TraceOptions {
             externs: self.externs.clone(),
@@ -246,9 +264,14 @@ impl Compiler {
         );
         diags.extend(traced.diagnostics);
         let trace_remarks = traced.remarks;
-        let Some(program) = traced.program else {
+        let Some(mut program) = traced.program else {
             return Err(diags);
         };
+        if let Some((index, num)) = opts.shard
+            && let Some(p) = program.pipelines.iter_mut().find(|p| p.name == chosen)
+        {
+            shard::insert(p, index, num);
+        }
         if let Err(errs) = pipec_ir::verify(&program) {
             return Err(vec![internal_error("tracing", &errs)]);
         }
@@ -313,6 +336,34 @@ fn internal_error(stage: &str, errs: &[pipec_ir::VerifyError]) -> Diagnostic {
     d
 }
 
+/// The machine's memory (Linux's `MemTotal`), the ceiling for [`limits::set_max_memory`] when
+/// the user gives none: a tensor or buffer larger than that cannot be allocated anyway, and
+/// an E0701 beats an allocation abort.
+pub fn physical_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kb: u64 = info
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse()
+        .ok()?;
+    kb.checked_mul(1024)
+}
+
+/// The names of the pipelines `source` declares, in order (none if it does not parse).
+pub fn pipeline_names(source: &SourceFile) -> Vec<String> {
+    let (ast, _) = pipec_syntax::parse(&source.text);
+    ast.items
+        .iter()
+        .filter_map(|i| match &i.kind {
+            pipec_syntax::ast::ItemKind::Pipeline { name, .. } => Some(name.name.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
 /// The passes, with one line each, for `--list-passes`.
 pub fn list_passes() -> Vec<(&'static str, &'static str)> {
     pipec_opt::all_passes()
@@ -366,6 +417,54 @@ impl Compiled {
                 _ => return None,
             }
         }
+    }
+
+    /// The IR text `--emit-ir=STAGE` prints: `traced`, `optimized`, `all` (traced, then after
+    /// each pass that changed something) or `after=PASS`. An unknown stage or pass is a
+    /// usage error (E0800).
+    pub fn ir_text(&self, stage: &str) -> Result<String, Diagnostic> {
+        let mut out = String::new();
+        match stage {
+            "traced" => out = self.traced.to_string(),
+            "optimized" => out = self.optimized.to_string(),
+            "all" => {
+                out.push_str("// ----- traced -----\n");
+                out.push_str(&self.traced.to_string());
+                for (pass, prog) in &self.stages {
+                    out.push_str(&format!("\n// ----- after {pass} -----\n"));
+                    out.push_str(&prog.to_string());
+                }
+            }
+            other => match other.strip_prefix("after=") {
+                Some(pass) => {
+                    let valid: Vec<&str> = list_passes().into_iter().map(|(n, _)| n).collect();
+                    if !valid.contains(&pass) {
+                        return Err(Diagnostic::error(
+                            Code::BadUsage,
+                            format!("unknown pass `{pass}`"),
+                        )
+                        .with_help(format!("the passes are: {}", valid.join(", "))));
+                    }
+                    match self.stages.iter().rev().find(|(p, _)| p == pass) {
+                        Some((_, prog)) => out = prog.to_string(),
+                        None => {
+                            out.push_str(&format!(
+                                "// pass `{pass}` changed nothing (or did not run)\n"
+                            ));
+                            out.push_str(&self.traced.to_string());
+                        }
+                    }
+                }
+                None => {
+                    return Err(Diagnostic::error(
+                        Code::BadUsage,
+                        format!("unknown IR stage `{other}`"),
+                    )
+                    .with_help("the stages are: traced, optimized, all, after=PASS"));
+                }
+            },
+        }
+        Ok(out)
     }
 
     /// Starts running the chosen pipeline.

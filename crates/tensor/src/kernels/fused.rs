@@ -290,9 +290,21 @@ pub fn run_fused(
 /// Sets how many threads large fused kernels use (the process-wide pool; the first call
 /// wins, later calls change nothing). Without a call, one per CPU.
 pub fn set_kernel_threads(n: usize) {
+    if !pool_usable() {
+        return;
+    }
     let _ = rayon::ThreadPoolBuilder::new()
         .num_threads(n.max(1))
         .build_global();
+}
+
+/// Whether this process may use the pool of kernel threads: `false` in a child forked
+/// (Python's `multiprocessing`, a DataLoader worker) from the process that started the pool,
+/// whose threads the child does not have; the child then computes every kernel itself
+/// instead of waiting for them forever. The pid is recorded before the pool's first use.
+pub fn pool_usable() -> bool {
+    static OWNER: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *OWNER.get_or_init(std::process::id) == std::process::id()
 }
 
 /// Outputs of at least this many elements may be computed by several pool threads.
@@ -368,6 +380,7 @@ impl Plan {
         let parallel = prog.results.len() == 1
             && total >= PARALLEL_MIN
             && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
+            && pool_usable()
             && rayon::current_num_threads() > 1;
         let direct_out = match (prog.results, n.checked_sub(1)) {
             ([r], Some(last)) => {

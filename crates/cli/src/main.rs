@@ -53,7 +53,8 @@ struct Cli {
     /// Run to the end and drop the elements (for timing).
     #[arg(long, conflicts_with = "output")]
     discard: bool,
-    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels.
+    /// Threads for parallel maps, for maps and filters on lanes, and for large kernels (at
+    /// most 64 lanes, and kernel threads at most one per core: more would only take turns).
     #[arg(long, value_name = "N", default_value_t = default_threads())]
     threads: usize,
     /// Allow `exec` workers to start processes.
@@ -78,6 +79,14 @@ struct Cli {
     /// N shards together deliver every record exactly once.
     #[arg(long, value_name = "I/N", value_parser = parse_shard)]
     shard: Option<(u64, u64)>,
+    /// Work units compiling may spend: one per expression evaluated, plus the values copied
+    /// and the IR built as loops unroll and calls inline; going past it is error E0704.
+    #[arg(long, value_name = "N", default_value_t = pipec::CompileBudget::DEFAULT_WORK)]
+    compile_budget: u64,
+    /// The estimated memory compiling may build (IR and values), e.g. 256M or 1G; going
+    /// past it is error E0704 (default 256M).
+    #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
+    compile_memory: Option<u64>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
@@ -117,6 +126,10 @@ fn parse_shard(text: &str) -> Result<(u64, u64), String> {
     Ok((i, n))
 }
 
+/// The most lanes a run uses, whatever `--threads` asks (the helper team's limit, 63, plus
+/// the consumer's thread).
+const MAX_THREADS: usize = 64;
+
 fn default_threads() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
@@ -141,6 +154,10 @@ fn main() -> ExitCode {
             return ExitCode::from(0);
         }
     };
+    if let Err(e) = on_signals() {
+        eprintln!("error[E0800]: cannot install the signal handler: {e}");
+        return ExitCode::from(2);
+    }
     // Compile and run on a thread with a large stack: deeply nested (but accepted) programs
     // recurse in the tracer, and a stack overflow would abort instead of reporting.
     let worker = std::thread::Builder::new()
@@ -155,6 +172,24 @@ fn main() -> ExitCode {
             ExitCode::from(101)
         }
     }
+}
+
+/// On SIGINT, SIGTERM or SIGHUP: kill the `exec` workers' process groups (they are not in
+/// the terminal's group, so the signal did not reach them), remove temporary output files,
+/// and exit with 128 + the signal's number, as a process killed by it would report.
+fn on_signals() -> std::io::Result<()> {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
+    std::thread::Builder::new()
+        .name("pipec-signals".into())
+        .spawn(move || {
+            if let Some(sig) = signals.forever().next() {
+                pipec::kill_all_workers();
+                TempFile::remove_all();
+                std::process::exit(128 + sig);
+            }
+        })?;
+    Ok(())
 }
 
 fn real_main(cli: Cli) -> u8 {
@@ -204,7 +239,10 @@ fn real_main(cli: Cli) -> u8 {
             color,
         );
     }
-    compiler.set_worker_timeout(std::time::Duration::from_secs_f64(cli.worker_timeout));
+    // A timeout past what a `Duration` holds (`1e20`) means no limit in practice.
+    let timeout = std::time::Duration::try_from_secs_f64(cli.worker_timeout)
+        .unwrap_or(std::time::Duration::MAX);
+    compiler.set_worker_timeout(timeout);
     compiler.set_print_sink(Arc::new(|line: &str| {
         progress::suspend(|| {
             let _ = writeln!(std::io::stderr().lock(), "{line}");
@@ -217,6 +255,16 @@ fn real_main(cli: Cli) -> u8 {
         allow_exec: cli.allow_exec,
         params: cli.set.clone(),
         shard: cli.shard,
+        budget: pipec::CompileBudget {
+            work: cli.compile_budget,
+            memory: cli
+                .compile_memory
+                .unwrap_or(pipec::CompileBudget::DEFAULT_MEMORY),
+        },
+        // Copies of the program after each pass are only needed to print them.
+        keep_stages: matches!(&cli.emit_ir, Some(s) if s == "all" || s.starts_with("after=")),
+        // Checking or printing the program must not run anything.
+        start_workers: !(cli.check || cli.emit_ir.is_some() || cli.emit_dot),
     };
     let compiled = match compiler.compile(&source, &opts) {
         Ok(c) => c,
@@ -313,9 +361,18 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     if prints_to_tty && bar.is_some() {
         sink.set_around_bar();
     }
-    pipec::set_kernel_threads(cli.threads);
+    // Lanes past 64 only take turns (a parallel map spawns one thread per lane per chunk),
+    // and kernel threads past the cores only wait: neither is started beyond that.
+    let threads = cli.threads.clamp(1, MAX_THREADS);
+    if cli.threads > MAX_THREADS {
+        eprintln!(
+            "warning[E0800]: --threads {} is more than can help; using {MAX_THREADS} lanes",
+            cli.threads
+        );
+    }
+    pipec::set_kernel_threads(threads.min(default_threads()));
     let opts = RunOptions {
-        threads: cli.threads.max(1),
+        threads,
         base_dir: source.dir.clone(),
         stats: cli.stats,
         ..RunOptions::default()
@@ -467,9 +524,9 @@ impl<W: Write> Sink for Print<W> {
         if self.around_bar && progress::active() {
             let out = &mut self.out;
             return progress::suspend(|| writeln!(out, "{text}").and_then(|()| out.flush()))
-                .map_err(|_| SinkError::Closed);
+                .map_err(stdout_error);
         }
-        writeln!(self.out, "{text}").map_err(|_| SinkError::Closed)
+        writeln!(self.out, "{text}").map_err(stdout_error)
     }
 
     fn set_around_bar(&mut self) {
@@ -477,7 +534,20 @@ impl<W: Write> Sink for Print<W> {
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {
-        self.out.flush().map_err(|_| SinkError::Closed)
+        self.out.flush().map_err(stdout_error)
+    }
+}
+
+/// A failed write to stdout: a closed pipe (`pipec f.pipe | head`) ends the run quietly;
+/// anything else (a full disk, `> /dev/full`) is E0605, since the output is cut short.
+fn stdout_error(e: std::io::Error) -> SinkError {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        SinkError::Closed
+    } else {
+        SinkError::Failed(Diagnostic::error(
+            pipec::Code::OutputFailed,
+            format!("cannot write the elements to stdout: {e}"),
+        ))
     }
 }
 
@@ -519,9 +589,15 @@ struct TempFile {
     kept: bool,
 }
 
+/// The temporary files that exist now, for the signal handler to remove.
+static TEMP_FILES: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+
 impl TempFile {
-    /// Creates `.NAME.PID[.PART].tmp` next to `dest`.
+    /// Creates `.NAME.RANDOM[.PART].tmp` next to `dest`. The name is unpredictable and the
+    /// file must not exist (`O_CREAT | O_EXCL`, which also never follows a symlink): a
+    /// file or symlink planted under the name cannot redirect the writes.
     fn create(dest: &Path, part: Option<&str>) -> std::io::Result<(TempFile, std::fs::File)> {
+        use std::hash::BuildHasher;
         let dir = dest
             .parent()
             .filter(|d| !d.as_os_str().is_empty())
@@ -531,15 +607,34 @@ impl TempFile {
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let part = part.map(|p| format!(".{p}")).unwrap_or_default();
-        let path = dir.join(format!(".{name}.{}{part}.tmp", std::process::id()));
-        // Readable too: `.npz` parts are read back into the archive.
-        let file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(&path)?;
-        Ok((TempFile { path, kept: false }, file))
+        let mut attempt = 0u32;
+        loop {
+            // Randomly keyed SipHash of the process, time and attempt: 64 random bits.
+            let random = std::hash::RandomState::new().hash_one((
+                std::process::id(),
+                std::time::SystemTime::now(),
+                attempt,
+            ));
+            let path = dir.join(format!(".{name}.{random:016x}{part}.tmp"));
+            // Readable too: `.npz` parts are read back into the archive.
+            let opened = std::fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .create_new(true)
+                .open(&path);
+            match opened {
+                Ok(file) => {
+                    if let Ok(mut t) = TEMP_FILES.lock() {
+                        t.push(path.clone());
+                    }
+                    return Ok((TempFile { path, kept: false }, file));
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && attempt < 16 => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Moves the file to `dest` (atomically replacing what was there).
@@ -548,12 +643,28 @@ impl TempFile {
         self.kept = true;
         Ok(())
     }
+
+    /// Removes every temporary file (the process is about to exit on a signal).
+    fn remove_all() {
+        let paths = match TEMP_FILES.lock() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        for p in paths {
+            let _ = std::fs::remove_file(p);
+        }
+    }
 }
 
 impl Drop for TempFile {
     fn drop(&mut self) {
         if !self.kept {
             let _ = std::fs::remove_file(&self.path);
+        }
+        if let Ok(mut t) = TEMP_FILES.lock()
+            && let Some(i) = t.iter().position(|p| *p == self.path)
+        {
+            t.swap_remove(i);
         }
     }
 }

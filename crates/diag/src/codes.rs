@@ -189,6 +189,8 @@ codes! {
     OutputFailed = "E0605";
     /// `ensure_shape` failed on an element.
     EnsureShapeFailed = "E0606";
+    /// A signed integer raised to a negative integer power.
+    NegativePower = "E0607";
 
     // Limits.
     /// A tensor with more elements than the limit.
@@ -199,6 +201,8 @@ codes! {
     ZeroStep = "E0702";
     /// A slice with step 0.
     ZeroSliceStep = "E0703";
+    /// Tracing went past the compile budget (`--compile-budget`, `--compile-memory`).
+    CompileBudget = "E0704";
 
     // Command line.
     /// A bad flag, an unknown pass, an unreadable input file.

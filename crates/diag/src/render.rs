@@ -8,13 +8,23 @@ use ariadne::{Config, IndexType, Label, Report, ReportKind, Source};
 /// `color` is off in tests and when stderr is not a terminal.
 pub fn render(diags: &[Diagnostic], name: &str, text: &str, color: bool) -> String {
     let mut out = Vec::new();
+    // One line index for all reports: building it per report is quadratic when a long
+    // program has many remarks.
+    let source = Source::from(text);
     for diag in diags {
-        render_one(diag, name, text, color, &mut out);
+        render_one(diag, name, text, &source, color, &mut out);
     }
     String::from_utf8_lossy(&out).into_owned()
 }
 
-fn render_one(diag: &Diagnostic, name: &str, text: &str, color: bool, out: &mut Vec<u8>) {
+fn render_one(
+    diag: &Diagnostic,
+    name: &str,
+    text: &str,
+    source: &Source<&str>,
+    color: bool,
+    out: &mut Vec<u8>,
+) {
     let kind = match diag.severity {
         Severity::Error => ReportKind::Error,
         Severity::Warning => ReportKind::Warning,
@@ -52,7 +62,7 @@ fn render_one(diag: &Diagnostic, name: &str, text: &str, color: bool, out: &mut 
         report = report.with_help(help);
     }
     // Writing into a Vec cannot fail; an error here would only lose this one report.
-    let _ = report.finish().write((name, Source::from(text)), &mut *out);
+    let _ = report.finish().write((name, source), &mut *out);
     // Without a label ariadne draws no source box, and with it go the notes and the help;
     // a diagnostic about the whole program (no pipeline, bad usage) still needs them.
     if diag.labels.is_empty() {

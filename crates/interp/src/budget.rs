@@ -46,8 +46,17 @@ impl Budget {
     }
 }
 
+/// What an element held in a buffer takes: its data, plus the element's list and each
+/// tensor's array header, shape and strides, and heap block (about 200 bytes for a scalar,
+/// which a buffer of many small elements must count).
 fn element_bytes(e: &Element) -> u64 {
+    let overhead = |t: &pipec_tensor::Tensor| {
+        (std::mem::size_of::<pipec_tensor::Tensor>() + 64 + 16 * t.rank()) as u64
+    };
     e.iter()
-        .map(limits::tensor_bytes)
-        .fold(0u64, u64::saturating_add)
+        .map(|t| limits::tensor_bytes(t).saturating_add(overhead(t)))
+        .fold(
+            (std::mem::size_of::<Element>() + 16) as u64,
+            u64::saturating_add,
+        )
 }

@@ -230,6 +230,10 @@ pub(crate) fn kernel_error(
             Code::RuntimeShapeMismatch,
             Some("a `?` dim turned out not to match; check the data's shapes"),
         ),
+        KernelError::NegativePower { .. } => (
+            Code::NegativePower,
+            Some("cast to a float first (`cast(x, f32) ** y`), or keep the exponents non-negative"),
+        ),
         KernelError::TooLarge { .. } => (Code::TensorTooLarge, None),
         KernelError::OverMemoryLimit { .. } => (
             Code::MemoryLimit,
@@ -246,6 +250,10 @@ pub(crate) fn kernel_error(
         KernelError::DivisionByZero { index } => {
             format!("integer division by zero in {}", at.describe(Some(*index)))
         }
+        KernelError::NegativePower { index } => format!(
+            "integers to negative integer powers are not allowed, in {}",
+            at.describe(Some(*index))
+        ),
         other => format!("{other} in {}", at.describe(None)),
     };
     let mut d =

@@ -1289,6 +1289,19 @@ impl Stream for PaddedBatch {
                     .map(|(d, l)| d.unwrap_or(*l))
                     .collect(),
             };
+            // The padded rows are all held before they are stacked: count them first.
+            let padded_bytes = target.iter().fold(
+                (rows.len() as u128) * rows[0][leaf].dtype().size_bytes() as u128,
+                |acc, d| acc.saturating_mul(*d as u128),
+            );
+            if let Err(limit) = pipec_tensor::limits::check_bytes(padded_bytes.saturating_mul(2)) {
+                return Err(Diagnostic::error(
+                    Code::MemoryLimit,
+                    format!("padding this batch takes {padded_bytes} bytes twice (the padded rows, then the batch), more than the memory limit of {limit} bytes (--max-memory)"),
+                )
+                .with_label(self.span, "this padded batch outgrew the limit")
+                .with_help("make the batch or the padded shape smaller, or raise `--max-memory`"));
+            }
             let mut padded = Vec::new();
             for r in &rows {
                 let t = &r[leaf];

@@ -127,6 +127,9 @@ pub enum OpKind {
     Sort(usize),
     /// Check the run-time shape against a static one (`ensure_shape`); passes the value on.
     EnsureShape(Shape),
+    /// `shape(x)`: the run-time shape of the operand, `i64[rank]` (a symbolic dim used as a
+    /// value reads one entry of it).
+    Shape,
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
@@ -158,6 +161,7 @@ impl OpKind {
             OpKind::OneHot { .. } => "one_hot",
             OpKind::Sort(_) => "sort",
             OpKind::EnsureShape(_) => "ensure_shape",
+            OpKind::Shape => "shape",
             OpKind::Fused(_) => "fused_elementwise",
             OpKind::Eager(_) => "call_eager",
         }

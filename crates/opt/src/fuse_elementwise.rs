@@ -51,11 +51,68 @@ fn is_candidate_kind(kind: &OpKind) -> bool {
 }
 
 struct Region {
-    /// Member op positions, ascending.
+    /// Member op positions (sorted only when the fused op is built).
     members: Vec<usize>,
     shape: Shape,
     /// Eager ops seen before the region started (regions never span one).
     epoch: usize,
+    /// Ops already placed that use a value of the region without being in it (it may also
+    /// hold ops that joined later by a merge; those are skipped when checked).
+    outside: Vec<usize>,
+    /// The first member that may fail, and how many members may fail.
+    first_failing: Option<usize>,
+    failing: usize,
+    /// An op that may fail between the first failing member and the ops after it, once found.
+    overtaker: Option<usize>,
+}
+
+/// Regions merge: a union-find over region ids, so that merging moves only the smaller
+/// region's lists and no op's region is rewritten (linear time in long chains).
+struct Regions {
+    regions: Vec<Region>,
+    parent: Vec<usize>,
+}
+
+impl Regions {
+    fn find(&mut self, mut r: usize) -> usize {
+        while self.parent[r] != r {
+            self.parent[r] = self.parent[self.parent[r]];
+            r = self.parent[r];
+        }
+        r
+    }
+
+    /// Merges region `from` into `into` (both roots).
+    fn merge(&mut self, into: usize, from: usize) {
+        self.parent[from] = into;
+        let mut moved = std::mem::replace(
+            &mut self.regions[from],
+            Region {
+                members: Vec::new(),
+                shape: Shape(Vec::new()),
+                epoch: 0,
+                outside: Vec::new(),
+                first_failing: None,
+                failing: 0,
+                overtaker: None,
+            },
+        );
+        let target = &mut self.regions[into];
+        if moved.members.len() > target.members.len() {
+            std::mem::swap(&mut moved.members, &mut target.members);
+        }
+        target.members.extend(moved.members);
+        if moved.outside.len() > target.outside.len() {
+            std::mem::swap(&mut moved.outside, &mut target.outside);
+        }
+        target.outside.extend(moved.outside);
+        target.first_failing = match (target.first_failing, moved.first_failing) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        target.failing += moved.failing;
+        target.overtaker = None;
+    }
 }
 
 impl Pass for FuseElementwise {
@@ -92,114 +149,170 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
         ValueDef::Op(op, _) => Some(op.index()),
         ValueDef::Param(_) => None,
     };
+    // Which ops may fail, and how many of the ops before each position may.
+    let may_fail: Vec<bool> = f
+        .ops
+        .iter()
+        .map(|op| crate::util::op_may_fail(f, op))
+        .collect();
+    let failing_at: Vec<usize> = (0..n_ops).filter(|&i| may_fail[i]).collect();
+    let mut failing_before = Vec::with_capacity(n_ops + 1);
+    failing_before.push(0usize);
+    for &m in &may_fail {
+        failing_before.push(failing_before.last().copied().unwrap_or(0) + m as usize);
+    }
     let mut region_of: Vec<Option<usize>> = vec![None; n_ops];
-    let mut regions: Vec<Region> = Vec::new();
+    let mut rs = Regions {
+        regions: Vec::new(),
+        parent: Vec::new(),
+    };
     let mut epoch = 0;
     for i in 0..n_ops {
         let op = &f.ops[i];
-        if !op.kind.is_pure() {
-            epoch += 1;
-            continue;
-        }
-        if !is_candidate_kind(&op.kind) || op.outputs.len() != 1 {
-            continue;
-        }
-        let shape = f.ty(op.outputs[0]).shape.clone();
-        if let Some(bad) = op
-            .inputs
-            .iter()
-            .find(|v| !conforms(&f.ty(**v).shape, &shape))
-        {
-            let msg = format!(
-                "did not fuse this `{}`: its operand of shape {} would need a materialized broadcast to {shape}",
-                op.kind.mnemonic(),
-                f.ty(*bad).shape
-            );
-            remark(remarks, pass, op.span, msg, "not fused");
-            continue;
-        }
-        // Regions of the operands this op may join.
-        let mut joins: Vec<usize> = Vec::new();
-        for &v in &op.inputs {
-            let Some(r) = def(v).and_then(|j| region_of[j]) else {
-                continue;
-            };
-            if joins.contains(&r) || regions[r].shape != shape {
-                continue;
+        'place: {
+            if !op.kind.is_pure() {
+                epoch += 1;
+                break 'place;
             }
-            if regions[r].epoch != epoch {
-                let msg = format!(
-                    "did not fuse this `{}` with the ops before an eager call: it is a barrier",
-                    op.kind.mnemonic()
-                );
-                remark(remarks, pass, op.span, msg, "not fused");
-                continue;
+            if !is_candidate_kind(&op.kind) || op.outputs.len() != 1 {
+                break 'place;
             }
-            let members = &regions[r].members;
-            let used_early = members
+            let shape = f.ty(op.outputs[0]).shape.clone();
+            if let Some(bad) = op
+                .inputs
                 .iter()
-                .flat_map(|&m| &f.ops[m].outputs)
-                .flat_map(|o| &users[o.index()])
-                .find(|&&u| u < i && !members.contains(&u));
-            // Members move down to the region's last op: one that may fail must not move
-            // past another op that may fail, or the first error reported would change.
-            let first_failing = members
-                .iter()
-                .copied()
-                .find(|&m| crate::util::op_may_fail(f, &f.ops[m]));
-            let overtaken = first_failing.and_then(|m| {
-                (m + 1..i).find(|k| !members.contains(k) && crate::util::op_may_fail(f, &f.ops[*k]))
-            });
-            if let Some(k) = overtaken {
+                .find(|v| !conforms(&f.ty(**v).shape, &shape))
+            {
                 let msg = format!(
-                    "did not fuse this `{}` with the ops computing its operands: a `{}` that may fail runs in between",
+                    "did not fuse this `{}`: its operand of shape {} would need a materialized broadcast to {shape}",
                     op.kind.mnemonic(),
-                    f.ops[k].kind.mnemonic()
+                    f.ty(*bad).shape
                 );
                 remark(remarks, pass, op.span, msg, "not fused");
-                continue;
+                break 'place;
             }
-            if let Some(&u) = used_early {
-                let msg = format!(
-                    "did not fuse this `{}` with the ops computing its operands: `{}` uses their values in between",
-                    op.kind.mnemonic(),
-                    f.ops[u].kind.mnemonic()
-                );
-                remark(remarks, pass, op.span, msg, "not fused");
-                continue;
-            }
-            joins.push(r);
-        }
-        let target = match joins.first() {
-            Some(&r) => r,
-            None => {
-                regions.push(Region {
-                    members: Vec::new(),
-                    shape,
-                    epoch,
+            // Regions of the operands this op may join.
+            let mut joins: Vec<usize> = Vec::new();
+            for &v in &op.inputs {
+                let Some(r) = def(v).and_then(|j| region_of[j]) else {
+                    continue;
+                };
+                let r = rs.find(r);
+                if joins.contains(&r) || rs.regions[r].shape != shape {
+                    continue;
+                }
+                if rs.regions[r].epoch != epoch {
+                    let msg = format!(
+                        "did not fuse this `{}` with the ops before an eager call: it is a barrier",
+                        op.kind.mnemonic()
+                    );
+                    remark(remarks, pass, op.span, msg, "not fused");
+                    continue;
+                }
+                // Members move down to the region's last op: one that may fail must not
+                // move past another op that may fail, or the first error reported would
+                // change. Every member is before `i`, so the failing ops in between that
+                // are not members are those ops less the region's own.
+                let region = &rs.regions[r];
+                let overtaken = region.first_failing.is_some_and(|m| {
+                    failing_before[i] - failing_before[m + 1] > region.failing - 1
                 });
-                regions.len() - 1
+                if overtaken {
+                    let k = match rs.regions[r].overtaker {
+                        Some(k) => k,
+                        None => {
+                            let m = rs.regions[r].first_failing.expect("checked above");
+                            let from = failing_at.partition_point(|&k| k <= m);
+                            let k = failing_at[from..]
+                                .iter()
+                                .copied()
+                                .find(|&k| region_of[k].map(|x| rs.find(x)) != Some(r))
+                                .expect("counted above");
+                            rs.regions[r].overtaker = Some(k);
+                            k
+                        }
+                    };
+                    let msg = format!(
+                        "did not fuse this `{}` with the ops computing its operands: a `{}` that may fail runs in between",
+                        op.kind.mnemonic(),
+                        f.ops[k].kind.mnemonic()
+                    );
+                    remark(remarks, pass, op.span, msg, "not fused");
+                    continue;
+                }
+                // An op outside the region using its values before `i` would run before
+                // the fused op computes them. Ops that joined by a merge are dropped here.
+                let mut outside = std::mem::take(&mut rs.regions[r].outside);
+                outside.retain(|&u| region_of[u].map(|x| rs.find(x)) != Some(r));
+                let used_early = outside.first().copied();
+                rs.regions[r].outside = outside;
+                if let Some(u) = used_early {
+                    let msg = format!(
+                        "did not fuse this `{}` with the ops computing its operands: `{}` uses their values in between",
+                        op.kind.mnemonic(),
+                        f.ops[u].kind.mnemonic()
+                    );
+                    remark(remarks, pass, op.span, msg, "not fused");
+                    continue;
+                }
+                joins.push(r);
             }
-        };
-        for &r in joins.iter().skip(1) {
-            let moved = std::mem::take(&mut regions[r].members);
-            for &m in &moved {
-                region_of[m] = Some(target);
+            let target = match joins.first() {
+                Some(&r) => r,
+                None => {
+                    rs.regions.push(Region {
+                        members: Vec::new(),
+                        shape,
+                        epoch,
+                        outside: Vec::new(),
+                        first_failing: None,
+                        failing: 0,
+                        overtaker: None,
+                    });
+                    rs.parent.push(rs.regions.len() - 1);
+                    rs.regions.len() - 1
+                }
+            };
+            for &r in joins.iter().skip(1) {
+                rs.merge(target, r);
             }
-            regions[target].members.extend(moved);
+            let region = &mut rs.regions[target];
+            region.members.push(i);
+            if may_fail[i] {
+                region.failing += 1;
+                region.first_failing = Some(region.first_failing.map_or(i, |m| m.min(i)));
+            }
+            region_of[i] = Some(target);
         }
-        regions[target].members.push(i);
-        regions[target].members.sort_unstable();
-        region_of[i] = Some(target);
+        // Every op using a region's value without being in it is noted there (only ops
+        // before a later candidate matter, and all ops seen so far are).
+        let mine = region_of[i].map(|r| rs.find(r));
+        for &v in &f.ops[i].inputs {
+            if let Some(r) = def(v).and_then(|j| region_of[j]) {
+                let r = rs.find(r);
+                if mine != Some(r) && rs.regions[r].outside.last() != Some(&i) {
+                    rs.regions[r].outside.push(i);
+                }
+            }
+        }
     }
 
     let mut fused_at: HashMap<usize, Op> = HashMap::new();
     let mut removed = vec![false; n_ops];
-    for region in &regions {
-        if region.members.len() < 2 {
+    for r in 0..rs.regions.len() {
+        if rs.parent[r] != r || rs.regions[r].members.len() < 2 {
             continue;
         }
-        let (op, n) = build(f, &region.members, &users);
+        rs.regions[r].members.sort_unstable();
+        let in_region: Vec<bool> = {
+            let mut v = vec![false; n_ops];
+            for &m in &rs.regions[r].members {
+                v[m] = true;
+            }
+            v
+        };
+        let members = &rs.regions[r].members;
+        let (op, n) = build(f, members, &users, &in_region);
         remark(
             remarks,
             pass,
@@ -207,10 +320,10 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
             format!("fused {n} elementwise ops into one kernel"),
             "fused",
         );
-        for &m in &region.members {
+        for &m in members {
             removed[m] = true;
         }
-        fused_at.insert(*region.members.last().expect("non-empty"), op);
+        fused_at.insert(*members.last().expect("non-empty"), op);
     }
     if fused_at.is_empty() {
         return false;
@@ -234,7 +347,7 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
 }
 
 /// The fused op of a region (members ascending) and its number of ops.
-fn build(f: &Function, members: &[usize], users: &[Vec<usize>]) -> (Op, usize) {
+fn build(f: &Function, members: &[usize], users: &[Vec<usize>], in_region: &[bool]) -> (Op, usize) {
     let mut insts: Vec<FusedInst> = Vec::new();
     let mut dtypes: Vec<DType> = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
@@ -286,7 +399,7 @@ fn build(f: &Function, members: &[usize], users: &[Vec<usize>]) -> (Op, usize) {
         let out = f.ops[m].outputs[0];
         if users[out.index()]
             .iter()
-            .any(|u| *u == usize::MAX || !members.contains(u))
+            .any(|u| *u == usize::MAX || !in_region[*u])
         {
             outputs.push(out);
             results.push(reg[&out]);

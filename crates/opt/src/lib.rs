@@ -94,7 +94,17 @@ pub enum OptError {
 
 /// Runs the named passes, in order, repeating the sequence until nothing changes
 /// (at most a few rounds), verifying after each pass.
-pub fn optimize(mut prog: Program, names: &[&str]) -> Result<Optimized, OptError> {
+pub fn optimize(prog: Program, names: &[&str]) -> Result<Optimized, OptError> {
+    optimize_with(prog, names, true)
+}
+
+/// [`optimize`], keeping a copy of the program after each pass that changed it only when
+/// `keep_stages` (for `--emit-ir=all`/`after=PASS`): the copies cost memory per pass.
+pub fn optimize_with(
+    mut prog: Program,
+    names: &[&str],
+    keep_stages: bool,
+) -> Result<Optimized, OptError> {
     let all = all_passes();
     let mut passes = Vec::new();
     for n in names {
@@ -121,16 +131,26 @@ pub fn optimize(mut prog: Program, names: &[&str]) -> Result<Optimized, OptError
                 }
                 pipec_ir::verify(&prog)
                     .map_err(|e| OptError::Verify(pass.name().to_string(), e))?;
-                stages.push((pass.name().to_string(), prog.clone()));
+                if keep_stages {
+                    stages.push((pass.name().to_string(), prog.clone()));
+                }
             }
         }
         if !changed {
             break;
         }
     }
+    dedup_remarks(&mut remarks);
     Ok(Optimized {
         program: prog,
         stages,
         remarks,
     })
+}
+
+/// Drops repeated remarks (passes repeat across rounds), keeping the first of each, in
+/// time linear in their number.
+pub fn dedup_remarks(remarks: &mut Vec<Diagnostic>) {
+    let mut seen = std::collections::HashSet::new();
+    remarks.retain(|d| seen.insert(format!("{d:?}")));
 }

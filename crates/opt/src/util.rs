@@ -91,7 +91,8 @@ pub(crate) fn use_counts(func: &Function) -> Vec<usize> {
     n
 }
 
-/// Adds a remark `PASS: message` at `span`, once (the manager repeats passes).
+/// Adds a remark `PASS: message` at `span` (the manager drops repeats at the end: a
+/// search here would make a pass quadratic in the number of its remarks).
 pub(crate) fn remark(
     remarks: &mut Vec<Diagnostic>,
     pass: &str,
@@ -101,9 +102,7 @@ pub(crate) fn remark(
 ) {
     let d =
         Diagnostic::remark(Code::PassRemark, format!("{pass}: {message}")).with_label(span, label);
-    if !remarks.contains(&d) {
-        remarks.push(d);
-    }
+    remarks.push(d);
 }
 
 /// Whether evaluating `op` may fail at run time (the op's own declaration decides:

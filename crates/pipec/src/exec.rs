@@ -10,20 +10,57 @@
 //!         | b"ERR " u64 len, len bytes of UTF-8 message
 //! ```
 //! All integers are little-endian. One worker per lane; it is killed and reaped when the
-//! lane ends. A worker that exits, hangs past the timeout, answers garbage or floods
-//! stderr gives an error naming it, and pipec never blocks on it forever.
+//! lane ends. A worker that exits, hangs past the timeout (reading its request or
+//! answering), answers garbage or floods stderr gives an error naming it, and pipec never
+//! blocks on it forever. Each worker runs in its own process group, and ending a worker
+//! ends the group, so that what it started (a shell script's children, forked helpers)
+//! ends with it; [`kill_all_workers`] ends every live group (the CLI calls it on SIGINT,
+//! SIGTERM and SIGHUP, since a worker in its own group no longer gets the terminal's
+//! signals).
 
 use pipec_diag::{Code, Diagnostic};
 use pipec_ir::{HostFunction, HostInstance};
 use pipec_tensor::Tensor;
 use std::collections::VecDeque;
 use std::io::{BufReader, Read, Write};
+use std::os::unix::process::CommandExt;
 use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, Sender};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
+
+/// The process groups of the workers alive now, and whether the process is ending (then
+/// no worker starts any more). Workers are spawned with the lock held, so a worker is
+/// either registered before [`kill_all_workers`] looks, or never started.
+static GROUPS: Mutex<(Vec<u32>, bool)> = Mutex::new((Vec::new(), false));
+
+/// Kills every live worker's process group, and lets no new worker start (for a signal
+/// handler about to exit: workers run in their own groups, so nothing else would end them).
+pub fn kill_all_workers() {
+    let mut g = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    g.1 = true;
+    for &pgid in &g.0 {
+        kill_group(pgid);
+    }
+}
+
+/// Sends SIGKILL to the process group `pgid` (a worker and whatever it started).
+fn kill_group(pgid: u32) {
+    use nix::sys::signal::{Signal, killpg};
+    use nix::unistd::Pid;
+    if let Ok(raw) = i32::try_from(pgid) {
+        let _ = killpg(Pid::from_raw(raw), Signal::SIGKILL);
+    }
+}
+
+fn unregister_group(pgid: u32) {
+    let mut g = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some(i) = g.0.iter().position(|x| *x == pgid) {
+        g.0.swap_remove(i);
+    }
+}
 
 /// The greeting a worker must send first.
 const HELLO: &[u8] = b"PIPEC-WORKER 1\n";
@@ -80,11 +117,21 @@ impl HostFunction for ExecWorker {
             .current_dir(&self.dir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        let mut child = cmd.spawn().map_err(|e| {
-            self.error(Code::WorkerFailed, format!("cannot start: {e}"))
-                .with_help("check the command exists and is on PATH (paths are relative to the .pipe file)")
-        })?;
+            .stderr(Stdio::piped())
+            // Its own process group (id = its pid): killing the group ends its children too.
+            .process_group(0);
+        let mut child = {
+            let mut groups = GROUPS.lock().unwrap_or_else(|p| p.into_inner());
+            if groups.1 {
+                return Err(self.error(Code::WorkerFailed, "cannot start: pipec is exiting"));
+            }
+            let child = cmd.spawn().map_err(|e| {
+                self.error(Code::WorkerFailed, format!("cannot start: {e}"))
+                    .with_help("check the command exists and is on PATH (paths are relative to the .pipe file)")
+            })?;
+            groups.0.push(child.id());
+            child
+        };
         let stdin = child.stdin.take().expect("piped");
         let stdout = child.stdout.take().expect("piped");
         let stderr = child.stderr.take().expect("piped");
@@ -111,6 +158,21 @@ impl HostFunction for ExecWorker {
             }
             closed_w.store(true, Ordering::Release);
         });
+        // Requests are written on a thread so that a worker that stops reading meets the
+        // timeout too (a large request fills the pipe and the write blocks until the group
+        // is killed, which closes the pipe).
+        let (frames, frames_rx) = mpsc::channel::<Vec<u8>>();
+        let (written_tx, written) = mpsc::channel::<std::io::Result<()>>();
+        std::thread::spawn(move || {
+            let mut stdin = stdin;
+            for frame in frames_rx {
+                let r = stdin.write_all(&frame).and_then(|_| stdin.flush());
+                let failed = r.is_err();
+                if written_tx.send(r).is_err() || failed {
+                    return;
+                }
+            }
+        });
         // Responses are read on a thread so that a hung worker meets the timeout.
         let (tx, rx) = mpsc::channel();
         std::thread::spawn(move || {
@@ -133,7 +195,8 @@ impl HostFunction for ExecWorker {
         Ok(Box::new(Running {
             spec: self.clone(),
             child,
-            stdin: Some(stdin),
+            frames: Some(frames),
+            written,
             rx,
             stderr: tail,
             stderr_closed,
@@ -145,7 +208,10 @@ impl HostFunction for ExecWorker {
 struct Running {
     spec: ExecWorker,
     child: Child,
-    stdin: Option<ChildStdin>,
+    /// Requests for the writer thread; dropping it closes the worker's stdin.
+    frames: Option<Sender<Vec<u8>>>,
+    /// The writer thread's result for each request.
+    written: Receiver<std::io::Result<()>>,
     rx: Receiver<Result<Vec<Tensor>, String>>,
     stderr: Arc<Mutex<VecDeque<u8>>>,
     /// Set once the stderr reader met the end of the pipe.
@@ -219,11 +285,35 @@ impl HostInstance for Running {
             frame.extend_from_slice(&(npy.len() as u64).to_le_bytes());
             frame.extend_from_slice(&npy);
         }
-        let written = self
-            .stdin
-            .as_mut()
-            .map(|s| s.write_all(&frame).and_then(|_| s.flush()));
-        if !matches!(written, Some(Ok(()))) {
+        // One deadline for the whole call: taking the request and answering it. A timeout
+        // too large for the clock means none.
+        let deadline = Instant::now().checked_add(self.spec.timeout);
+        let sent = self.frames.as_ref().is_some_and(|f| f.send(frame).is_ok());
+        let written = match (sent, deadline) {
+            (false, _) => Err(RecvTimeoutError::Disconnected),
+            (true, Some(d)) => self
+                .written
+                .recv_timeout(d.saturating_duration_since(Instant::now())),
+            (true, None) => self
+                .written
+                .recv()
+                .map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        if let Err(RecvTimeoutError::Timeout) = written {
+            self.kill();
+            let d = self
+                .spec
+                .error(
+                    Code::WorkerTimeout,
+                    format!(
+                        "it did not read its request within {:.1} s; the worker was killed",
+                        self.spec.timeout.as_secs_f64()
+                    ),
+                )
+                .with_help("a worker must read each request whole before answering; raise the limit with `--worker-timeout SECONDS` if it is just slow");
+            return Err(self.stderr_note(d));
+        }
+        if !matches!(written, Ok(Ok(()))) {
             // Give the reader a moment to collect the exit status and stderr.
             std::thread::sleep(Duration::from_millis(50));
             let status = self.exit_status();
@@ -233,7 +323,13 @@ impl HostInstance for Running {
             );
             return Err(self.stderr_note(d));
         }
-        match self.rx.recv_timeout(self.spec.timeout) {
+        let answer = match deadline {
+            Some(d) => self
+                .rx
+                .recv_timeout(d.saturating_duration_since(Instant::now())),
+            None => self.rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
+        };
+        match answer {
             Ok(Ok(results)) => Ok(results),
             Ok(Err(msg)) => {
                 let code = if msg.starts_with("worker error:") {
@@ -252,7 +348,7 @@ impl HostInstance for Running {
                 Err(self.stderr_note(d))
             }
             Err(RecvTimeoutError::Timeout) => {
-                let _ = self.child.kill();
+                self.kill();
                 let d = self
                     .spec
                     .error(
@@ -275,22 +371,31 @@ impl HostInstance for Running {
     }
 }
 
+impl Running {
+    /// Kills the worker's process group (the worker and anything it started).
+    fn kill(&mut self) {
+        kill_group(self.child.id());
+        let _ = self.child.kill();
+    }
+}
+
 impl Drop for Running {
     fn drop(&mut self) {
-        // Closing stdin asks the worker to finish; kill in case it does not, then reap.
-        drop(self.stdin.take());
-        let deadline = std::time::Instant::now() + Duration::from_millis(200);
-        loop {
+        // Closing stdin asks the worker to finish; then its group is killed in any case (a
+        // worker that exited may have left children behind), and the worker reaped. The
+        // group id stays ours while any member lives, so killing it cannot hit another
+        // process.
+        drop(self.frames.take());
+        let deadline = Instant::now() + Duration::from_millis(200);
+        while Instant::now() < deadline {
             match self.child.try_wait() {
-                Ok(Some(_)) => return,
-                Ok(None) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(5))
-                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(5)),
                 _ => break,
             }
         }
-        let _ = self.child.kill();
+        self.kill();
         let _ = self.child.wait();
+        unregister_group(self.child.id());
     }
 }
 

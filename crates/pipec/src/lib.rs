@@ -19,7 +19,7 @@ mod host;
 mod params;
 mod shard;
 
-pub use exec::ExecWorker;
+pub use exec::{ExecWorker, kill_all_workers};
 pub use host::ClosureHost;
 pub use params::ParamValue;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
@@ -30,7 +30,7 @@ pub use pipec_interp::{
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
 pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
-pub use pipec_trace::{ExecFactory, ExecSpec, PrintSink};
+pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -90,6 +90,13 @@ pub struct CompileOptions {
     /// Run only shard `index` of `num` (`--shard I/N`): `shard(num, index)` is inserted right
     /// after the chosen pipeline's sources (SPEC §15), before the passes run.
     pub shard: Option<(u64, u64)>,
+    /// How much work and memory tracing may spend (E0704 past it).
+    pub budget: CompileBudget,
+    /// Whether to keep a copy of the program after each pass (`Compiled::stages`).
+    pub keep_stages: bool,
+    /// Whether a top-level call of an `exec` function may start its worker while compiling
+    /// (`--check` and `--emit-ir` say no: it is E0502 there).
+    pub start_workers: bool,
 }
 
 impl Default for CompileOptions {
@@ -101,6 +108,9 @@ impl Default for CompileOptions {
             allow_exec: false,
             params: Vec::new(),
             shard: None,
+            budget: CompileBudget::default(),
+            keep_stages: true,
+            start_workers: true,
         }
     }
 }
@@ -226,6 +236,8 @@ impl Compiler {
             base_dir: source.dir.clone(),
             print_sink: self.print_sink.clone(),
             source: source.text.as_str().into(),
+            budget: opts.budget,
+            start_workers: opts.start_workers,
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -257,11 +269,12 @@ impl Compiler {
                 ]);
             }
         };
-        let traced = pipec_trace::trace(
-            ast,
-            &trace_opts,
-            (!chosen.is_empty()).then_some(chosen.as_str()),
-        );
+        // A named pipeline must exist, even when the name is empty (`--pipeline ""`).
+        let only = match &opts.pipeline {
+            Some(p) => Some(p.as_str()),
+            None => (!chosen.is_empty()).then_some(chosen.as_str()),
+        };
+        let traced = pipec_trace::trace(ast, &trace_opts, only);
         diags.extend(traced.diagnostics);
         let trace_remarks = traced.remarks;
         let Some(mut program) = traced.program else {
@@ -283,28 +296,26 @@ impl Compiler {
                 .collect(),
         };
         let name_refs: Vec<&str> = names.iter().map(String::as_str).collect();
-        let optimized = match pipec_opt::optimize(program.clone(), &name_refs) {
-            Ok(o) => o,
-            Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
-                let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
-                if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
-                    d = d.with_note(format!("did you mean `{s}`?"));
+        let optimized =
+            match pipec_opt::optimize_with(program.clone(), &name_refs, opts.keep_stages) {
+                Ok(o) => o,
+                Err(pipec_opt::OptError::UnknownPass(name, valid)) => {
+                    let mut d = Diagnostic::error(Code::BadUsage, format!("unknown pass `{name}`"));
+                    if let Some(s) = pipec_diag::did_you_mean(&name, valid.iter().copied()) {
+                        d = d.with_note(format!("did you mean `{s}`?"));
+                    }
+                    return Err(vec![
+                        d.with_help(format!("the passes are: {}", valid.join(", "))),
+                    ]);
                 }
-                return Err(vec![
-                    d.with_help(format!("the passes are: {}", valid.join(", "))),
-                ]);
-            }
-            Err(pipec_opt::OptError::Verify(pass, errs)) => {
-                return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
-            }
-        };
+                Err(pipec_opt::OptError::Verify(pass, errs)) => {
+                    return Err(vec![internal_error(&format!("pass `{pass}`"), &errs)]);
+                }
+            };
         // Passes run to a fixed point and may repeat a remark in later rounds.
-        let mut remarks: Vec<Diagnostic> = Vec::new();
-        for r in trace_remarks.into_iter().chain(optimized.remarks) {
-            if !remarks.contains(&r) {
-                remarks.push(r);
-            }
-        }
+        let mut remarks: Vec<Diagnostic> = trace_remarks;
+        remarks.extend(optimized.remarks);
+        pipec_opt::dedup_remarks(&mut remarks);
         Ok(Compiled {
             traced: program,
             optimized: optimized.program,

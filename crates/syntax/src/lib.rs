@@ -39,6 +39,16 @@ pub fn parse(source: &str) -> (ast::Program, Vec<Diagnostic>) {
             ));
         return (ast::Program::default(), vec![diag]);
     }
+    // A UTF-8 byte-order mark (editors on Windows write one) is not part of the program.
+    // It becomes three spaces, so byte offsets (spans) still index the file as it is.
+    let unmarked;
+    let source = match source.strip_prefix('\u{FEFF}') {
+        Some(rest) => {
+            unmarked = format!("   {rest}");
+            unmarked.as_str()
+        }
+        None => source,
+    };
     let (tokens, mut diags) = lexer::lex(source);
     let (tokens, synthetic) = layout::balance(tokens, &mut diags);
     let tokens = layout::drop_newlines(tokens);

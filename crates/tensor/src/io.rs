@@ -625,7 +625,12 @@ pub fn write_npz<W: Write + Seek, R: Read>(
     out: W,
     members: Vec<(String, R)>,
 ) -> Result<W, IoError> {
-    let mut zip = zip::ZipWriter::new(out);
+    // After a failed write (a full disk) the archive is abandoned; the latch then swallows
+    // the zip writer's attempt to finish it on drop, which would print to stderr.
+    let mut zip = zip::ZipWriter::new(Latch {
+        inner: out,
+        failed: false,
+    });
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Stored)
         // Zip64 sizes always, as numpy does (force_zip64): members may exceed 4 GiB.
@@ -635,7 +640,43 @@ pub fn write_npz<W: Write + Seek, R: Read>(
             .map_err(archive_error)?;
         std::io::copy(&mut reader, &mut zip)?;
     }
-    zip.finish().map_err(archive_error)
+    let latch = zip.finish().map_err(archive_error)?;
+    if latch.failed {
+        return Err(IoError::Output("a write failed".into()));
+    }
+    Ok(latch.inner)
+}
+
+/// A writer that, once a write or seek failed, accepts and drops everything after it, so
+/// that nothing retries on a writer that is being abandoned with an error.
+struct Latch<W> {
+    inner: W,
+    failed: bool,
+}
+
+impl<W: Write> Write for Latch<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.failed {
+            return Ok(buf.len());
+        }
+        self.inner.write(buf).inspect_err(|_| self.failed = true)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.failed {
+            return Ok(());
+        }
+        self.inner.flush().inspect_err(|_| self.failed = true)
+    }
+}
+
+impl<W: Seek> Seek for Latch<W> {
+    fn seek(&mut self, pos: std::io::SeekFrom) -> std::io::Result<u64> {
+        if self.failed {
+            return Ok(0);
+        }
+        self.inner.seek(pos).inspect_err(|_| self.failed = true)
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

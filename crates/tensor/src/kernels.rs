@@ -29,8 +29,8 @@ pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
-    SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, slice,
-    slice_len, squeeze, stack, tile, transpose, zeros,
+    SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse, shape_of,
+    slice, slice_len, squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;
@@ -42,6 +42,13 @@ pub enum KernelError {
     /// Integer `//` or `%` by zero; `index` is the row-major flat index in the broadcast output.
     #[error("integer division by zero at element {index}")]
     DivisionByZero {
+        /// Row-major flat index of the first offending element of the output.
+        index: usize,
+    },
+    /// A signed integer raised to a negative integer power (numpy refuses it too);
+    /// `index` is the row-major flat index in the broadcast output.
+    #[error("integers to negative integer powers are not allowed")]
+    NegativePower {
         /// Row-major flat index of the first offending element of the output.
         index: usize,
     },

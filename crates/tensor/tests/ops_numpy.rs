@@ -208,6 +208,7 @@ fn float_elems(t: &Tensor) -> Option<Vec<(i64, bool, f64)>> {
 fn error_kind(e: &KernelError) -> &'static str {
     match e {
         KernelError::DivisionByZero { .. } => "DivisionByZero",
+        KernelError::NegativePower { .. } => "NegativePower",
         KernelError::Broadcast { .. } => "Broadcast",
         KernelError::DType(_) => "DType",
         KernelError::InvalidArgument(_) => "InvalidArgument",

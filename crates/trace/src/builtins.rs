@@ -31,6 +31,7 @@ const VALUE_INDEPENDENT_OTHERS: &[&str] = &[
     "matmul",
     "one_hot",
     "sort",
+    "shape",
 ];
 
 /// The builtins that are elementwise or reduction ops, by their call names: derived from
@@ -101,6 +102,8 @@ type Named = Vec<(ast::Ident, Value, Span)>;
 /// Arguments bound to a parameter list: one slot per parameter, `None` where not given.
 pub(crate) type BoundArgs = Vec<Option<(Value, Span)>>;
 
+/// The most dims a tensor may have (numpy's `NPY_MAXDIMS`).
+const MAX_RANK: usize = 64;
 impl Eval<'_> {
     /// Matches arguments to a builtin's parameter list; `params[..required]` are required.
     pub(crate) fn bind_args(
@@ -198,6 +201,22 @@ impl Eval<'_> {
         out: TensorType,
         span: Span,
     ) -> Res<Value> {
+        // numpy's limit on dims (NPY_MAXDIMS): beyond it shapes cost quadratic memory
+        // along an op chain, and printing cannot follow numpy.
+        if out.shape.rank() > MAX_RANK {
+            let d = Diagnostic::error(
+                Code::TensorTooLarge,
+                format!(
+                    "a tensor would have {} dims; at most {MAX_RANK} are allowed, as in numpy",
+                    out.shape.rank()
+                ),
+            )
+            .with_label(
+                span,
+                format!("this `{}` adds the dim past the limit", kind.mnemonic()),
+            );
+            return self.fail(d);
+        }
         if inputs.iter().all(|t| matches!(t, TVal::Concrete(_))) {
             let tensors: Vec<Tensor> = inputs
                 .into_iter()
@@ -207,10 +226,18 @@ impl Eval<'_> {
                 })
                 .collect();
             return match kind.eval(&tensors) {
-                Ok(mut outs) => Ok(Value::Tensor(TVal::Concrete(outs.remove(0)))),
+                Ok(mut outs) => {
+                    let out = outs.remove(0);
+                    // Trace-time constants cost their size (a loop may repeat a big op).
+                    if !self.charge(1 + out.len() as u64 / 256, 0, span) {
+                        return Ok(Value::Poison);
+                    }
+                    Ok(Value::Tensor(TVal::Concrete(out)))
+                }
                 Err(e) => {
                     let code = match e {
                         kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
+                        kernels::KernelError::NegativePower { .. } => Code::NegativePower,
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
@@ -250,6 +277,10 @@ impl Eval<'_> {
                 .with_help("this is a bug in pipec; please report it with the program that triggers it");
                 return self.fail(d);
             }
+        }
+        let bytes = crate::budget::op_bytes(inputs.len(), &[&out]);
+        if !self.charge(1 + out.shape.rank() as u64, bytes, span) {
+            return Ok(Value::Poison);
         }
         let ids: Vec<_> = inputs
             .into_iter()
@@ -297,7 +328,19 @@ impl Eval<'_> {
                 }
             }
             Value::Num(Num::Float(f)) => {
-                if dtype.is_float() {
+                if dtype.is_float() && !crate::literal::float_fits(*f, dtype) {
+                    let d = Diagnostic::error(
+                        Code::LiteralOutOfRange,
+                        format!("the number `{f:e}` is too large for {dtype}"),
+                    )
+                    .with_label(span, format!("not a {dtype} value"))
+                    .with_label(other_span, format!("this is {dtype}"))
+                    .with_help(format!(
+                        "write a number {dtype} can hold, or cast the tensor to a wider dtype"
+                    ));
+                    self.fail(d)?;
+                    return Ok(None);
+                } else if dtype.is_float() {
                     Some(kernels::scalar_from_f64(*f, dtype))
                 } else {
                     let d = Diagnostic::error(Code::FloatLiteralWithInt, format!("the float literal `{f:?}` is used with a tensor of {dtype}"))
@@ -938,6 +981,16 @@ impl Eval<'_> {
                     span,
                 )
             }
+            "shape" => {
+                let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
+                    return Ok(Value::Poison);
+                };
+                let (v, s) = a[0].clone().expect("required");
+                match self.tensor_of(v, s)? {
+                    Some(t) => self.shape_of(t, span),
+                    None => Ok(Value::Poison),
+                }
+            }
             "len" => {
                 let Some(a) = self.bind_args(name, &["x"], 1, pos, named, span)? else {
                     return Ok(Value::Poison);
@@ -961,7 +1014,12 @@ impl Eval<'_> {
                                 self.fail(d)
                             }
                             Some(Dim::Known(n)) => Ok(Value::Num(Num::Int(*n as i128))),
-                            Some(Dim::Unknown) => Ok(Value::SymDim),
+                            Some(Dim::Unknown) => {
+                                Ok(Value::SymDim(std::sync::Arc::new(crate::value::DimOf {
+                                    of: t,
+                                    axis: Some(0),
+                                })))
+                            }
                         }
                     }
                 }
@@ -1450,7 +1508,7 @@ fn tuple_eq(a: &[Value], b: &[Value]) -> Option<bool> {
         let same = match (x, y) {
             (Value::Num(p), Value::Num(q)) => p.as_f64() == q.as_f64(),
             (Value::Bool(p), Value::Bool(q)) => p == q,
-            (Value::SymDim, _) | (_, Value::SymDim) => return None,
+            (Value::SymDim(_), _) | (_, Value::SymDim(_)) => return None,
             (Value::Tuple(p), Value::Tuple(q)) => tuple_eq(p, q)?,
             _ => return None,
         };

@@ -90,6 +90,25 @@ impl Eval<'_> {
         named: Vec<(ast::Ident, Value, Span)>,
         span: Span,
     ) -> Res<Value> {
+        let v = self.dataset_method_inner(ds, name, pos, named, span)?;
+        // A node stores its element type: `zip(d, d)` doubles it.
+        if let Value::Dataset(ds) = &v {
+            let nodes = crate::budget::elem_nodes(&ds.elem);
+            if !self.charge(nodes, crate::budget::node_bytes(nodes), span) {
+                return Ok(Value::Poison);
+            }
+        }
+        Ok(v)
+    }
+
+    fn dataset_method_inner(
+        &mut self,
+        ds: Arc<DsExpr>,
+        name: &ast::Ident,
+        pos: Vec<(Value, Span)>,
+        named: Vec<(ast::Ident, Value, Span)>,
+        span: Span,
+    ) -> Res<Value> {
         let m = name.name.as_str();
         // The node is the `.name(...)` call, not the whole chain before it.
         let span = Span {

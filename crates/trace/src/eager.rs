@@ -80,6 +80,16 @@ pub(crate) struct PyFunction {
 impl PyFunction {
     /// Wraps `f` for eager calls; reports a lambda that captured symbolic tensors.
     pub(crate) fn wrap(ev: &mut Eval<'_>, f: FuncVal, span: Span) -> Option<HostFn> {
+        // A function without a body to evaluate (an `exec` worker, an `extern` host
+        // function) already is a host function: `py_function` calls it as it is.
+        if let FuncVal::Decl(idx) = &f {
+            let ast = ev.shared.ast.clone();
+            if let ItemKind::Fn(decl) = &ast.items[*idx].kind
+                && !matches!(decl.body, FnBody::Block(_))
+            {
+                return ev.host_for(*idx, decl);
+            }
+        }
         let name = match &f {
             FuncVal::Decl(idx) => match &ev.shared.ast.items[*idx].kind {
                 ItemKind::Fn(d) => d.name.name.clone(),

@@ -1,5 +1,6 @@
 //! The evaluator: one walk over the AST for tracing and for eager execution.
 
+use crate::budget::{Construct, Spent, value_nodes};
 use crate::dataset::to_pipeline;
 use crate::eager::{EagerBody, PrintSink};
 use crate::hints::{Foreign, Pipec};
@@ -74,6 +75,8 @@ pub(crate) struct Compile {
     /// The expression of the statement (or lambda body) being evaluated, which E0300's help
     /// quotes without its `.numpy()`.
     pub context: Option<Span>,
+    /// What tracing has spent of its compile budget.
+    pub spent: Spent,
 }
 
 /// A `.numpy()` (or `numpy(x)`) in a traced function, reported as E0300.
@@ -176,6 +179,7 @@ pub(crate) fn trace_program(
         result_elems: HashMap::new(),
         numpy_calls: Vec::new(),
         context: None,
+        spent: Spent::new(opts.budget),
     };
     {
         let mut ev = Eval {
@@ -218,7 +222,9 @@ pub(crate) fn trace_program(
                 // Every pipeline is traced, not only the one that runs, so that an error in
                 // any of them is reported in the same run (as for unused `let`s below).
                 ItemKind::Pipeline { name, value } => {
-                    let v = ev.expr(value).unwrap_or(Value::Poison);
+                    let v = ev
+                        .within(Construct::Item, item.span, |ev| ev.expr(value))
+                        .unwrap_or(Value::Poison);
                     match v {
                         Value::Dataset(ds) => {
                             let p = to_pipeline(&name.name, item.span, &ds);
@@ -322,6 +328,40 @@ impl<'a> Eval<'a> {
             let d = Diagnostic::remark(Code::PassRemark, message).with_label(span, "this option");
             c.remarks.push(d.with_help(help));
         }
+    }
+
+    /// Charges the compile budget (nothing at run time); false once it has run out, and
+    /// the caller then returns poison so that tracing ends quickly.
+    pub(crate) fn charge(&mut self, work: u64, memory: u64, at: Span) -> bool {
+        let Some(c) = self.comp.as_deref_mut() else {
+            return true;
+        };
+        if let Some(d) = c.spent.charge(work, memory, at) {
+            c.diags.push(d);
+        }
+        !c.spent.exhausted
+    }
+
+    /// Whether the compile budget has run out.
+    pub(crate) fn out_of_budget(&self) -> bool {
+        self.comp.as_ref().is_some_and(|c| c.spent.exhausted)
+    }
+
+    /// Runs `f` with `construct` at `span` on the stack the budget's message names.
+    pub(crate) fn within<T>(
+        &mut self,
+        construct: Construct,
+        span: Span,
+        f: impl FnOnce(&mut Self) -> T,
+    ) -> T {
+        if let Some(c) = self.comp.as_deref_mut() {
+            c.spent.constructs.push((construct, span));
+        }
+        let r = f(self);
+        if let Some(c) = self.comp.as_deref_mut() {
+            c.spent.constructs.pop();
+        }
+        r
     }
 
     /// Checks declarations that need no call to be found wrong (extern registrations, exec permission).
@@ -535,7 +575,14 @@ impl<'a> Eval<'a> {
 
     fn lookup(&mut self, name: &str, span: Span) -> Res<Value> {
         if let Some(v) = self.lookup_local(name) {
-            return Ok(v.clone());
+            let v = v.clone();
+            // Copying a tuple or list costs its size (a tuple doubled n times is 2^n).
+            if matches!(v, Value::Tuple(_) | Value::List(_))
+                && !self.charge(value_nodes(&v), 0, span)
+            {
+                return Ok(Value::Poison);
+            }
+            return Ok(v);
         }
         if self.shared.items.contains_key(name) {
             return self.global(name, span);
@@ -596,7 +643,15 @@ impl<'a> Eval<'a> {
                     return Ok(globals.get(name).cloned().unwrap_or(Value::Poison));
                 }
                 match self.comp().globals.get(name) {
-                    Some(Some(v)) => return Ok(v.clone()),
+                    Some(Some(v)) => {
+                        let v = v.clone();
+                        if matches!(v, Value::Tuple(_) | Value::List(_))
+                            && !self.charge(value_nodes(&v), 0, span)
+                        {
+                            return Ok(Value::Poison);
+                        }
+                        return Ok(v);
+                    }
                     Some(None) => {
                         let d = Diagnostic::error(
                             Code::Recursion,
@@ -609,7 +664,7 @@ impl<'a> Eval<'a> {
                 }
                 self.comp().globals.insert(name.to_string(), None);
                 let saved = std::mem::replace(&mut self.frame, Frame::top());
-                let v = self.expr(value);
+                let v = self.within(Construct::Item, item.span, |ev| ev.expr(value));
                 self.frame = saved;
                 let v = v?;
                 self.comp()
@@ -811,57 +866,72 @@ impl<'a> Eval<'a> {
                 }
             }
             StmtKind::While { cond, body } => {
-                let mut iterations = 0usize;
-                loop {
-                    let c = self.expr(cond)?;
-                    match self.condition(c, cond.span, "while")? {
-                        Some(true) => {}
-                        _ => break,
-                    }
-                    if let Flow::Return(v, span) = self.block(body)? {
-                        return Ok(Flow::Return(v, span));
-                    }
-                    iterations += 1;
-                    if !self.frame.eager && iterations >= MAX_UNROLL {
-                        let d = Diagnostic::error(Code::NotTraceTime, format!("this loop ran {MAX_UNROLL} times at trace time"))
-                            .with_label(cond.span, "still true")
-                            .with_help("loops in traced functions are unrolled; use tensor ops, or move the loop into an `eager fn`");
-                        self.fail(d)?;
-                        break;
-                    }
-                }
+                return self.within(Construct::Loop, s.span, |ev| ev.while_loop(cond, body));
             }
             StmtKind::For { var, iter, body } => {
-                let Some((start, end)) = self.for_range(iter)? else {
-                    return Ok(Flow::Normal);
-                };
-                let count = (end - start).max(0) as usize;
-                if !self.frame.eager && count > MAX_UNROLL {
-                    let d = Diagnostic::error(
-                        Code::NotTraceTime,
-                        format!("this loop would unroll {count} times"),
-                    )
-                    .with_label(
-                        iter.span,
-                        format!("at most {MAX_UNROLL} iterations are unrolled at trace time"),
-                    )
-                    .with_help("use a vectorized tensor op, or move the loop into an `eager fn`");
-                    self.fail(d)?;
-                    return Ok(Flow::Normal);
-                }
-                for i in start..end {
-                    self.frame.scopes.push(HashMap::from([(
-                        var.name.clone(),
-                        Value::Num(Num::Int(i as i128)),
-                    )]));
-                    let r = self.block(body);
-                    self.frame.scopes.pop();
-                    if let Flow::Return(v, span) = r? {
-                        return Ok(Flow::Return(v, span));
-                    }
-                }
+                return self.within(Construct::Loop, s.span, |ev| ev.for_loop(var, iter, body));
             }
             StmtKind::Error => {}
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Unrolls a `while` loop (its condition known at trace time) or runs it eagerly.
+    fn while_loop(&mut self, cond: &ast::Expr, body: &ast::Block) -> Res<Flow> {
+        let mut iterations = 0usize;
+        while !self.out_of_budget() {
+            let c = self.expr(cond)?;
+            match self.condition(c, cond.span, "while")? {
+                Some(true) => {}
+                _ => break,
+            }
+            if let Flow::Return(v, span) = self.block(body)? {
+                return Ok(Flow::Return(v, span));
+            }
+            iterations += 1;
+            if !self.frame.eager && iterations >= MAX_UNROLL {
+                let d = Diagnostic::error(Code::NotTraceTime, format!("this loop ran {MAX_UNROLL} times at trace time"))
+                    .with_label(cond.span, "still true")
+                    .with_help("loops in traced functions are unrolled; use tensor ops, or move the loop into an `eager fn`");
+                self.fail(d)?;
+                break;
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// Unrolls a `for` loop over a range known at trace time (or runs it eagerly).
+    fn for_loop(&mut self, var: &ast::Ident, iter: &ast::Expr, body: &ast::Block) -> Res<Flow> {
+        let Some((start, end)) = self.for_range(iter)? else {
+            return Ok(Flow::Normal);
+        };
+        let count = (end - start).max(0) as usize;
+        if !self.frame.eager && count > MAX_UNROLL {
+            let d = Diagnostic::error(
+                Code::NotTraceTime,
+                format!("this loop would unroll {count} times"),
+            )
+            .with_label(
+                iter.span,
+                format!("at most {MAX_UNROLL} iterations are unrolled at trace time"),
+            )
+            .with_help("use a vectorized tensor op, or move the loop into an `eager fn`");
+            self.fail(d)?;
+            return Ok(Flow::Normal);
+        }
+        for i in start..end {
+            if self.out_of_budget() {
+                break;
+            }
+            self.frame.scopes.push(HashMap::from([(
+                var.name.clone(),
+                Value::Num(Num::Int(i as i128)),
+            )]));
+            let r = self.block(body);
+            self.frame.scopes.pop();
+            if let Flow::Return(v, span) = r? {
+                return Ok(Flow::Return(v, span));
+            }
         }
         Ok(Flow::Normal)
     }
@@ -925,7 +995,7 @@ impl<'a> Eval<'a> {
                 Ok(i.as_array::<i64>().and_then(|a| a.iter().next().copied()))
             }
             Value::Poison => Ok(None),
-            Value::SymDim | Value::Tensor(TVal::Symbolic(..)) => {
+            Value::SymDim(_) | Value::Tensor(TVal::Symbolic(..)) => {
                 let d = Diagnostic::error(
                     Code::NotTraceTime,
                     format!("{what} must be known at trace time"),
@@ -1006,8 +1076,30 @@ impl<'a> Eval<'a> {
 
     // ---- expressions ------------------------------------------------------------------
 
-    /// Evaluates an expression.
+    /// Evaluates an expression, charging the compile budget.
     pub(crate) fn expr(&mut self, e: &ast::Expr) -> Res<Value> {
+        if !self.charge(1, 0, e.span) {
+            return Ok(Value::Poison);
+        }
+        let v = self.expr_inner(e)?;
+        if matches!(e.kind, ExprKind::Tuple(_) | ExprKind::List(_))
+            && matches!(v, Value::Tuple(_) | Value::List(_))
+            && let Some(c) = self.comp.as_deref_mut()
+        {
+            let nodes = value_nodes(&v);
+            let d = c.spent.check_value(nodes, e.span);
+            let bytes = crate::budget::node_bytes(nodes);
+            if let Some(d) = d.or_else(|| c.spent.charge(nodes, bytes, e.span)) {
+                c.diags.push(d);
+            }
+            if c.spent.exhausted {
+                return Ok(Value::Poison);
+            }
+        }
+        Ok(v)
+    }
+
+    fn expr_inner(&mut self, e: &ast::Expr) -> Res<Value> {
         match &e.kind {
             ExprKind::Int(n) => Ok(Value::Num(Num::Int(*n as i128))),
             ExprKind::Float(f, _) => Ok(Value::Num(Num::Float(*f))),
@@ -1141,6 +1233,15 @@ impl<'a> Eval<'a> {
                         "integer literals must fit in i64; write a float (`1e20`) for larger magnitudes",
                     )
                 };
+                if msg.contains("too large for f32") {
+                    // Literals are finite (E0005).
+                    let d = Diagnostic::error(Code::MalformedNumber, msg)
+                        .with_label(e.span, "a number beyond f32's range")
+                        .with_help(
+                            "use smaller numbers, or `cast` a smaller literal to f64 and scale it",
+                        );
+                    return self.fail(d);
+                }
                 let d = Diagnostic::error(Code::RaggedLiteral, msg)
                     .with_label(e.span, label)
                     .with_help(help);
@@ -1169,14 +1270,24 @@ impl<'a> Eval<'a> {
                 return self.fail(d);
             }
         };
+        let dim_of = |axis| {
+            let Value::Tensor(t) = &r else {
+                unreachable!("fields are read from tensors")
+            };
+            Value::SymDim(Arc::new(crate::value::DimOf {
+                of: t.clone(),
+                axis,
+            }))
+        };
         match name.name.as_str() {
             "shape" => Ok(Value::Tuple(
                 ty.shape
                     .0
                     .iter()
-                    .map(|d| {
+                    .enumerate()
+                    .map(|(i, d)| {
                         d.known()
-                            .map_or(Value::SymDim, |n| Value::Num(Num::Int(n as i128)))
+                            .map_or_else(|| dim_of(Some(i)), |n| Value::Num(Num::Int(n as i128)))
                     })
                     .collect(),
             )),
@@ -1184,7 +1295,7 @@ impl<'a> Eval<'a> {
             "rank" | "ndim" => Ok(Value::Num(Num::Int(ty.rank() as i128))),
             "size" => match ty.shape.num_elements() {
                 Some(n) => Ok(Value::Num(Num::Int(n as i128))),
-                None => Ok(Value::SymDim),
+                None => Ok(dim_of(None)),
             },
             "T" => self.call_builtin("transpose", vec![(r, span)], vec![], span),
             other => {
@@ -1415,7 +1526,7 @@ impl<'a> Eval<'a> {
                     .comp
                     .as_deref_mut()
                     .map(|c| c.context.replace(l.body.span));
-                let r = self.expr(&l.body);
+                let r = self.within(Construct::Call, span, |ev| ev.expr(&l.body));
                 if let Some(context) = context {
                     self.comp().context = context;
                 }
@@ -1475,7 +1586,9 @@ impl<'a> Eval<'a> {
                 .with_help("traced functions are inlined, so recursion never ends; use a loop over a constant range");
             return self.fail(d);
         }
-        let r = self.inline_decl_inner(decl, args, span);
+        let r = self.within(Construct::Call, span, |ev| {
+            ev.inline_decl_inner(decl, args, span)
+        });
         self.depth -= 1;
         r
     }
@@ -1726,6 +1839,11 @@ impl<'a> Eval<'a> {
                 .into_iter()
                 .map(|t| self.materialize(t, span))
                 .collect();
+            let bytes =
+                crate::budget::op_bytes(inputs.len(), &out_types.iter().collect::<Vec<_>>());
+            if !self.charge(1, bytes, span) {
+                return Ok(Value::Poison);
+            }
             let func = self.frame.func.as_mut().expect("tracing");
             let outs = func.push_multi(OpKind::Eager(host), inputs, out_types.clone(), span);
             let mut it = outs
@@ -1741,6 +1859,19 @@ impl<'a> Eval<'a> {
                     TVal::Symbolic(..) => unreachable!("no symbolic values outside tracing"),
                 })
                 .collect();
+            if host.flavor() == "exec"
+                && let Some(c) = self.comp.as_deref()
+                && !c.opts.start_workers
+            {
+                let d = Diagnostic::error(
+                    Code::ExecNotAllowed,
+                    format!("calling `{name}` here would start its worker while compiling, which `--check`, `--emit-ir` and `--emit-dot` never do"),
+                )
+                .with_label(span, "called at compile time")
+                .with_note("a call outside `map`/`filter` runs while compiling, to compute the value")
+                .with_help("run the program (with `--allow-exec`) to evaluate it, or call the worker inside a `map`");
+                return self.fail(d);
+            }
             let mut inst = match host.instantiate() {
                 Ok(i) => i,
                 Err(d) => return self.fail(d),
@@ -1825,6 +1956,10 @@ impl<'a> Eval<'a> {
             }
             Value::Num(Num::Float(f)) => Ok(Some(TVal::Concrete(Tensor::scalar(f as f32)))),
             Value::Bool(b) => Ok(Some(TVal::Concrete(Tensor::scalar(b)))),
+            Value::SymDim(d) => match self.dim_value(&d, span)? {
+                Value::Tensor(t) => Ok(Some(t)),
+                _ => Ok(None),
+            },
             Value::List(vs) => {
                 let v = self.call_builtin("stack", vec![(Value::List(vs), span)], vec![], span)?;
                 match v {

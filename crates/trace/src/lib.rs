@@ -11,6 +11,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod budget;
 mod builtins;
 mod dataset;
 mod eager;
@@ -30,6 +31,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
+pub use budget::CompileBudget;
 pub use eager::PrintSink;
 
 /// Builds the host function behind `eager fn f(..) -> T = exec(cmd, args..)`.
@@ -62,6 +64,11 @@ pub struct TraceOptions {
     /// The program's text, for help lines that quote what the user wrote (empty: they
     /// fall back to placeholders such as `x`).
     pub source: Arc<str>,
+    /// How much work and memory tracing may spend.
+    pub budget: CompileBudget,
+    /// Whether a compile-time call of an `exec` function may start its worker (not for
+    /// `--check` or `--emit-ir`, which must not run anything).
+    pub start_workers: bool,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.

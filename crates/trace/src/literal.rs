@@ -31,6 +31,16 @@ pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String>
         .iter()
         .any(|l| matches!(l, Leaf::Num(Num::Float(_)) | Leaf::Tensor(_)) && l.is_float());
     if any_float {
+        // Literals are finite (E0005): one beyond f32's range would become inf.
+        if let Some(Leaf::Num(n)) = leaves.iter().find(|l| match l {
+            Leaf::Num(n @ Num::Float(_)) => n.as_f64().is_finite() && l.as_f32().is_infinite(),
+            _ => false,
+        }) {
+            return Err(format!(
+                "the float literal `{:?}` is too large for f32 (it would be inf)",
+                n.as_f64()
+            ));
+        }
         let data = leaves.iter().map(|l| l.as_f32()).collect();
         return Ok(Tensor::from_vec::<f32>(&shape, data));
     }
@@ -314,4 +324,15 @@ fn tensor_of_scalars(
     }
     build!(Bool => Bool, I8 => I8, U8 => U8, I16 => I16, U16 => U16, I32 => I32, U32 => U32,
         I64 => I64, U64 => U64, F16 => F16, BF16 => BF16, F32 => F32, F64 => F64)
+}
+
+/// Whether a finite weak float stays finite in the float `dtype` (`1e39` does not in f32).
+pub(crate) fn float_fits(f: f64, dtype: DType) -> bool {
+    !f.is_finite()
+        || match dtype {
+            DType::F16 => pipec_tensor::f16::from_f64(f).is_finite(),
+            DType::BF16 => pipec_tensor::bf16::from_f64(f).is_finite(),
+            DType::F32 => (f as f32).is_finite(),
+            _ => true,
+        }
 }

@@ -57,7 +57,7 @@ impl Eval<'_> {
         };
         let mut out = Vec::new();
         for v in items {
-            if matches!(v, Value::SymDim) {
+            if matches!(v, Value::SymDim(_)) {
                 out.push(-1);
                 continue;
             }
@@ -76,7 +76,7 @@ impl Eval<'_> {
         if let Value::Tuple(vs) | Value::List(vs) = &arg.0
             && vs
                 .iter()
-                .any(|v| matches!(v, Value::SymDim | Value::Tensor(TVal::Symbolic(..))))
+                .any(|v| matches!(v, Value::SymDim(_) | Value::Tensor(TVal::Symbolic(..))))
         {
             let d = Diagnostic::error(Code::NotTraceTime, format!("{what} must be known at trace time"))
                 .with_label(s, "uses a dim that is only known at run time (`?`)")
@@ -884,6 +884,14 @@ impl Eval<'_> {
                     let d = Diagnostic::error(Code::WrongArity, "`zip` needs at least one dataset")
                         .with_label(span, "");
                     return self.fail(d);
+                }
+                // The node stores a copy of every input's element type.
+                let nodes = dss
+                    .iter()
+                    .map(|d| crate::budget::elem_nodes(&d.elem))
+                    .sum::<u64>();
+                if !self.charge(nodes, crate::budget::node_bytes(nodes), span) {
+                    return Ok(Value::Poison);
                 }
                 let elem = ElemType::Tuple(dss.iter().map(|d| d.elem.clone()).collect());
                 Ok(Value::Dataset(Arc::new(DsExpr {

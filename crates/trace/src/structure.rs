@@ -198,3 +198,43 @@ pub(crate) fn with_keys(e: pipec_ir::ElemType, keys: Vec<Arc<str>>) -> pipec_ir:
         other => other,
     }
 }
+
+impl Eval<'_> {
+    /// `shape(x)`: `x`'s shape as `i64[rank]`, a constant when every dim is known, else the
+    /// run-time `shape` op (`tf.shape`).
+    pub(crate) fn shape_of(&mut self, t: crate::value::TVal, span: Span) -> Res<Value> {
+        use pipec_ir::{OpKind, Shape, TensorType};
+        use pipec_tensor::{DType, Tensor};
+        let ty = crate::eval::tval_type(&t);
+        if let Some(dims) = ty.shape.as_known() {
+            let dims: Vec<i64> = dims.iter().map(|&d| d as i64).collect();
+            let n = dims.len();
+            return Ok(Tensor::from_vec(&[n], dims).map_or(Value::Poison, |c| {
+                Value::Tensor(crate::value::TVal::Concrete(c))
+            }));
+        }
+        let out = TensorType::new(DType::I64, Shape::known(&[ty.rank()]));
+        self.op(OpKind::Shape, vec![t], out, span)
+    }
+
+    /// A dim of unknown size used as a value: an `i64[]` read from the run-time shape (its
+    /// entry, or the product of all entries for `x.size`).
+    pub(crate) fn dim_value(&mut self, d: &crate::value::DimOf, span: Span) -> Res<Value> {
+        use pipec_ir::{OpKind, TensorType};
+        use pipec_tensor::DType;
+        use pipec_tensor::kernels::SliceItem;
+        let shape = match self.shape_of(d.of.clone(), span)? {
+            Value::Tensor(t) => t,
+            _ => return Ok(Value::Poison),
+        };
+        match d.axis {
+            Some(axis) => self.op(
+                OpKind::Slice(vec![SliceItem::Index(axis as i64)]),
+                vec![shape],
+                TensorType::scalar(DType::I64),
+                span,
+            ),
+            None => self.call_builtin("prod", vec![(Value::Tensor(shape), span)], vec![], span),
+        }
+    }
+}

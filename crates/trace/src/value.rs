@@ -63,6 +63,15 @@ pub struct Lambda {
     pub span: Span,
 }
 
+/// Where a dim of unknown size comes from.
+#[derive(Clone, Debug)]
+pub struct DimOf {
+    /// The tensor whose shape holds it.
+    pub of: TVal,
+    /// Its axis; `None` for the element count (`x.size`), the product of every dim.
+    pub axis: Option<usize>,
+}
+
 /// Any trace-time value.
 #[derive(Clone, Debug)]
 pub enum Value {
@@ -88,8 +97,10 @@ pub enum Value {
     Dataset(Arc<DsExpr>),
     /// An array stored in a file (`read_npy`): its type is known now, its data at run time.
     FileArray(pipec_ir::Source, TensorType),
-    /// A dim of unknown size (`x.shape[0]` when it is `?`): usable only where a run-time size is fine.
-    SymDim,
+    /// A dim of unknown size (`x.shape[0]` when it is `?`): a `-1` where a shape may infer
+    /// it (`reshape`), and an `i64[]` tensor computed at run time where a value is needed
+    /// (`b.shape[0] == 2`, `len(b) * 2`), as `tf.shape(b)[0]` is.
+    SymDim(Arc<DimOf>),
     /// No value (what `print` returns).
     Unit,
     /// The result of an expression that already failed: silently propagates so that one
@@ -115,7 +126,7 @@ impl Value {
             Value::List(_) => "a list".into(),
             Value::Func(_) => "a function".into(),
             Value::Dataset(_) => "a dataset".into(),
-            Value::SymDim => "a dim of unknown size".into(),
+            Value::SymDim(_) => "a dim of unknown size".into(),
             Value::FileArray(_, ty) => format!("file data {ty} (read at run time)"),
             Value::Unit => "no value".into(),
             Value::Poison => "an erroneous value".into(),

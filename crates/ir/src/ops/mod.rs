@@ -120,7 +120,8 @@ impl OpKind {
     pub fn may_fail(&self, inputs: &[&TensorType]) -> bool {
         let unknown_shape = || inputs.iter().any(|t| t.shape.as_known().is_none());
         match self {
-            OpKind::Const(_) => false,
+            // Reading a shape never fails, whatever the shape.
+            OpKind::Const(_) | OpKind::Shape => false,
             OpKind::Eager(_) | OpKind::EnsureShape(_) => true,
             OpKind::Unary(_) | OpKind::Cast(_) => false,
             OpKind::Binary(op) => {

@@ -1,5 +1,5 @@
 //! Shape ops: reshape, transpose, expand_dims, squeeze, concat, stack, broadcast_to, tile,
-//! reverse, slice and ensure_shape. Their type rules use `?` dims: a rule fails only when
+//! reverse, slice, ensure_shape and shape. Their type rules use `?` dims: a rule fails only when
 //! known dims prove the op impossible, and otherwise leaves the check to run time.
 
 use super::{BatchRule, all_batched};
@@ -206,6 +206,10 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
             }
             out(shape.0.clone())
         }
+        OpKind::Shape => Ok(TensorType::new(
+            pipec_tensor::DType::I64,
+            Shape::known(&[dims.len()]),
+        )),
         _ => unreachable!("not a shape op"),
     }
 }
@@ -231,6 +235,7 @@ pub(super) fn eval(kind: &OpKind, inputs: &[Tensor]) -> Result<Tensor, KernelErr
             "ensure_shape expected {shape}, found {:?}",
             x.shape()
         ))),
+        OpKind::Shape => Ok(kernels::shape_of(x)),
         _ => unreachable!("not a shape op"),
     }
 }
@@ -279,6 +284,10 @@ pub(super) fn batch_rule(kind: &OpKind, batched: &[bool], batch: Dim) -> BatchRu
         OpKind::EnsureShape(s) => OpKind::EnsureShape(s.prepend(batch)),
         OpKind::BroadcastTo(_) => {
             return BatchRule::Refuse("it broadcasts to a fixed shape".into());
+        }
+        // On a batch it would count the batch axis too: one op cannot drop that entry.
+        OpKind::Shape => {
+            return BatchRule::Refuse("it reads a run-time shape (`shape`)".into());
         }
         other => return BatchRule::Refuse(format!("`{}` has no batched form", other.mnemonic())),
     };

@@ -42,9 +42,7 @@ impl Pass for FuseFilters {
                             "fuse-filters: not fused, because the second predicate could fail or has effects on elements the first one rejects",
                         )
                         .with_label(p.graph[next].span, "this predicate");
-                        if !remarks.contains(&d) {
-                            remarks.push(d);
-                        }
+                        remarks.push(d);
                         continue;
                     }
                     found = Some((node, next, f1, f2));

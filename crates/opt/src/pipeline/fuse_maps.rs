@@ -4,7 +4,7 @@
 use super::{inline_into, only_consumer};
 use crate::Pass;
 use pipec_diag::{Code, Diagnostic};
-use pipec_ir::{DsKind, Function, Parallelism, Program};
+use pipec_ir::{DsKind, DsNodeId, FuncId, Function, Parallelism, Pipeline, Program};
 
 /// The `fuse-maps` pass.
 pub struct FuseMaps;
@@ -21,89 +21,10 @@ impl Pass for FuseMaps {
     fn run(&self, prog: &mut Program, remarks: &mut Vec<Diagnostic>) -> bool {
         let mut changed = false;
         for pi in super::pipelines(prog) {
-            loop {
-                let p = &prog.pipelines[pi];
-                let mut found = None;
-                for node in p.topo_order() {
-                    let DsKind::Map { .. } = p.graph[node].kind else {
-                        continue;
-                    };
-                    let Some(next) = only_consumer(p, node) else {
-                        continue;
-                    };
-                    match &p.graph[next].kind {
-                        DsKind::Map { .. } => {
-                            found = Some((node, next));
-                            break;
-                        }
-                        other => {
-                            // A map separated from the next map by another transformation.
-                            if let Some(after) = only_consumer(p, next)
-                                && matches!(p.graph[after].kind, DsKind::Map { .. })
-                                && !matches!(other, DsKind::Batch { .. })
-                            {
-                                let d = Diagnostic::remark(
-                                    Code::PassRemark,
-                                    format!("fuse-maps: not fused with the next map because it feeds `{}` first", other.mnemonic()),
-                                )
-                                .with_label(p.graph[node].span, "this map")
-                                .with_label(p.graph[next].span, "in between");
-                                if !remarks.contains(&d) {
-                                    remarks.push(d);
-                                }
-                            }
-                        }
-                    }
-                }
-                let Some((first, second)) = found else { break };
-                let p = &prog.pipelines[pi];
-                let (
-                    DsKind::Map {
-                        func: f1,
-                        parallelism: p1,
-                        deterministic: d1,
-                    },
-                    DsKind::Map {
-                        func: f2,
-                        parallelism: p2,
-                        deterministic: d2,
-                    },
-                ) = (&p.graph[first].kind, &p.graph[second].kind)
-                else {
-                    unreachable!("both are maps")
-                };
-                let (f1, f2) = (prog.func(*f1), prog.func(*f2));
-                let mut fused = Function::new(
-                    format!("{}+{}", f1.name, f2.name),
-                    f1.span,
-                    f1.param_types(),
-                );
-                let params = fused.params.clone();
-                let mid = inline_into(&mut fused, f1, &params);
-                let out = inline_into(&mut fused, f2, &mid);
-                fused.results = out;
-                let parallelism = match (p1, p2) {
-                    (Parallelism::Sequential, other) | (other, Parallelism::Sequential) => *other,
-                    (Parallelism::Autotune, _) | (_, Parallelism::Autotune) => {
-                        Parallelism::Autotune
-                    }
-                    (Parallelism::Fixed(a), Parallelism::Fixed(b)) => Parallelism::Fixed(*a.max(b)),
-                };
-                let deterministic = *d1 && *d2;
-                let span = p.graph[first].span;
-                let id = prog.add_function(fused);
-                let p = &mut prog.pipelines[pi];
-                p.graph[second].kind = DsKind::Map {
-                    func: id,
-                    parallelism,
-                    deterministic,
-                };
-                p.graph[second].span = span.to(p.graph[second].span);
-                super::bypass(p, first);
-                remarks.push(
-                    Diagnostic::remark(Code::PassRemark, "fuse-maps: fused two consecutive maps")
-                        .with_label(span, "into one function"),
-                );
+            // Whole chains are fused at once: fusing pair by pair would copy the growing
+            // function once per map, quadratic in the chain's length.
+            for chain in chains(&prog.pipelines[pi], remarks) {
+                fuse_chain(prog, pi, &chain, remarks);
                 changed = true;
             }
         }
@@ -111,5 +32,120 @@ impl Pass for FuseMaps {
             super::gc_functions(prog);
         }
         changed
+    }
+}
+
+/// The maximal chains of two or more maps, each map's only consumer the next, in
+/// topological order; remarks on maps kept apart by a transformation in between.
+fn chains(p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Vec<DsNodeId>> {
+    let is_map = |n: DsNodeId| matches!(p.graph[n].kind, DsKind::Map { .. });
+    // The map that continues a chain from `node`, if any.
+    let next_map = |node: DsNodeId| only_consumer(p, node).filter(|&next| is_map(next));
+    let mut out = Vec::new();
+    for node in p.topo_order() {
+        if !is_map(node) {
+            continue;
+        }
+        match only_consumer(p, node) {
+            Some(next) if is_map(next) => {
+                // Start only at the head of a chain.
+                let continues = p
+                    .inputs(node)
+                    .first()
+                    .is_some_and(|&i| is_map(i) && next_map(i) == Some(node));
+                if continues {
+                    continue;
+                }
+                let mut chain = vec![node];
+                let mut at = node;
+                while let Some(next) = next_map(at) {
+                    chain.push(next);
+                    at = next;
+                }
+                out.push(chain);
+            }
+            Some(next) => {
+                // A map separated from the next map by another transformation.
+                let other = &p.graph[next].kind;
+                if let Some(after) = only_consumer(p, next)
+                    && is_map(after)
+                    && !matches!(other, DsKind::Batch { .. })
+                {
+                    let d = Diagnostic::remark(
+                        Code::PassRemark,
+                        format!(
+                            "fuse-maps: not fused with the next map because it feeds `{}` first",
+                            other.mnemonic()
+                        ),
+                    )
+                    .with_label(p.graph[node].span, "this map")
+                    .with_label(p.graph[next].span, "in between");
+                    remarks.push(d);
+                }
+            }
+            None => {}
+        }
+    }
+    out
+}
+
+/// Replaces a chain of maps by one map (at the last one's place) running one function.
+fn fuse_chain(prog: &mut Program, pi: usize, chain: &[DsNodeId], remarks: &mut Vec<Diagnostic>) {
+    let p = &prog.pipelines[pi];
+    let maps: Vec<(FuncId, Parallelism, bool)> = chain
+        .iter()
+        .map(|&n| match &p.graph[n].kind {
+            DsKind::Map {
+                func,
+                parallelism,
+                deterministic,
+            } => (*func, *parallelism, *deterministic),
+            _ => unreachable!("a chain holds maps only"),
+        })
+        .collect();
+    let first = prog.func(maps[0].0);
+    let last = prog.func(maps[maps.len() - 1].0);
+    let name = if maps.len() <= 8 {
+        maps.iter()
+            .map(|m| prog.func(m.0).name.as_str())
+            .collect::<Vec<_>>()
+            .join("+")
+    } else {
+        format!("{}+({} maps)+{}", first.name, maps.len() - 2, last.name)
+    };
+    let mut fused = Function::new(name, first.span, first.param_types());
+    let mut values = fused.params.clone();
+    for m in &maps {
+        values = inline_into(&mut fused, prog.func(m.0), &values);
+    }
+    fused.results = values;
+    let parallelism = maps[1..].iter().fold(maps[0].1, |acc, m| combine(acc, m.1));
+    let deterministic = maps.iter().all(|m| m.2);
+    let head = p.graph[chain[0]].span;
+    let tail = *chain.last().expect("a chain has maps");
+    let id = prog.add_function(fused);
+    let p = &mut prog.pipelines[pi];
+    p.graph[tail].kind = DsKind::Map {
+        func: id,
+        parallelism,
+        deterministic,
+    };
+    p.graph[tail].span = head.to(p.graph[tail].span);
+    for &n in &chain[..chain.len() - 1] {
+        super::bypass(p, n);
+    }
+    let msg = match chain.len() {
+        2 => "fuse-maps: fused two consecutive maps".to_string(),
+        n => format!("fuse-maps: fused {n} consecutive maps"),
+    };
+    remarks.push(Diagnostic::remark(Code::PassRemark, msg).with_label(head, "into one function"));
+}
+
+/// The parallelism of two fused maps: the more parallel one's.
+fn combine(a: Parallelism, b: Parallelism) -> Parallelism {
+    match (a, b) {
+        (Parallelism::Sequential, other) | (other, Parallelism::Sequential) => other,
+        (Parallelism::Autotune, _) | (_, Parallelism::Autotune) => Parallelism::Autotune,
+        (Parallelism::Fixed(a), Parallelism::Fixed(b)) => Parallelism::Fixed(a.max(b)),
     }
 }

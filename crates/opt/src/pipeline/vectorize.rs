@@ -41,9 +41,7 @@ impl Pass for VectorizeMap {
                         format!("vectorize-map: not vectorized: {why}"),
                     )
                     .with_label(span, "this map");
-                    if !remarks.contains(&d) {
-                        remarks.push(d);
-                    }
+                    remarks.push(d);
                 };
                 let input = p.inputs(node)[0];
                 if matches!(

@@ -314,15 +314,10 @@ fn check_divisors<T: NumElem>(
             Some(index) => Err(KernelError::DivisionByZero { index }),
             None => Ok(()),
         },
-        FailsOn::Signed => {
-            if b.any(T::is_negative) {
-                Err(KernelError::InvalidArgument(
-                    "integers to negative integer powers are not allowed".to_string(),
-                ))
-            } else {
-                Ok(())
-            }
-        }
+        FailsOn::Signed => match b.position(T::is_negative) {
+            Some(index) => Err(KernelError::NegativePower { index }),
+            None => Ok(()),
+        },
         FailsOn::Never => Ok(()),
     }
 }

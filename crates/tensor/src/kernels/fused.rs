@@ -612,6 +612,12 @@ fn run_blocks(
                         index: start + index,
                     },
                 ),
+                KernelError::NegativePower { index } => (
+                    i,
+                    KernelError::NegativePower {
+                        index: start + index,
+                    },
+                ),
                 e => (i, e),
             })?;
         }

@@ -304,6 +304,12 @@ fn slice_indices(
     (start, step, count as usize)
 }
 
+/// `tf.shape(x)`: the run-time shape of `x` as an `i64[rank]` tensor.
+pub fn shape_of(x: &Tensor) -> Tensor {
+    let dims: Vec<i64> = x.shape().iter().map(|&d| d as i64).collect();
+    Tensor::from_vec(&[dims.len()], dims).expect("a vector of rank-many dims")
+}
+
 /// Basic indexing with Python/numpy semantics; `items` cover leading axes and the
 /// ellipsis is already expanded by the caller. The result shares `x`'s buffer.
 pub fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, KernelError> {

@@ -143,7 +143,7 @@ fn main() -> ExitCode {
             // Every diagnostic carries a code, usage errors too (SPEC §10: exit 2).
             let text = e.render().to_string();
             let text = match text.strip_prefix("error:") {
-                Some(rest) => format!("error[E0800]:{rest}"),
+                Some(rest) => format!("[E0800] Error:{rest}"),
                 None => text,
             };
             eprint!("{text}");
@@ -200,13 +200,11 @@ fn real_main(cli: Cli) -> u8 {
                 println!("{}", c.explanation_text());
                 0
             }
-            None => {
-                eprintln!("error[E0800]: unknown error code `{code}`");
-                eprintln!(
-                    "help: codes look like E0101 (or 101); every diagnostic shows its code in brackets"
-                );
-                2
-            }
+            None => usage_error(
+                format!("unknown error code `{code}`"),
+                Some("codes look like E0101 (or 101); every diagnostic shows its code in brackets"),
+                color,
+            ),
         };
     }
     if cli.list_passes {
@@ -216,22 +214,30 @@ fn real_main(cli: Cli) -> u8 {
         return 0;
     }
     let Some(path) = cli.file.clone() else {
-        eprintln!("error[E0800]: no input file");
-        eprintln!("help: run `pipec FILE.pipe`, or `pipec --help`");
-        return 2;
+        return usage_error(
+            "no input file".into(),
+            Some("run `pipec FILE.pipe`, or `pipec --help`"),
+            color,
+        );
     };
     let source = match SourceFile::from_path(&path) {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("error[E0800]: cannot read `{}`: {e}", path.display());
-            return 2;
+            return usage_error(
+                format!("cannot read `{}`: {e}", path.display()),
+                None,
+                color,
+            );
         }
     };
     pipec::limits::set_max_memory(cli.max_memory.or_else(pipec::physical_memory));
     let mut compiler = Compiler::new();
     if !(cli.worker_timeout > 0.0 && cli.worker_timeout.is_finite()) {
-        eprintln!("error[E0800]: --worker-timeout must be a positive number of seconds");
-        return 2;
+        return usage_error(
+            "--worker-timeout must be a positive number of seconds".into(),
+            None,
+            color,
+        );
     }
     // A timeout past what a `Duration` holds (`1e20`) means no limit in practice.
     let timeout = std::time::Duration::try_from_secs_f64(cli.worker_timeout)
@@ -295,6 +301,16 @@ fn report(diags: &[Diagnostic], source: &SourceFile, color: bool) {
     });
 }
 
+/// Reports bad usage (E0800, exit 2) as every diagnostic is rendered: `[E0800] Error: ...`.
+fn usage_error(message: String, help: Option<&str>, color: bool) -> u8 {
+    let mut d = Diagnostic::error(pipec::Code::BadUsage, message);
+    if let Some(help) = help {
+        d = d.with_help(help);
+    }
+    eprint!("{}", pipec::render(&[d], "", "", color));
+    2
+}
+
 fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
     match compiled.ir_text(stage) {
         Ok(text) => {
@@ -302,10 +318,7 @@ fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
             0
         }
         Err(d) => {
-            eprintln!("error[{}]: {}", d.code, d.message);
-            if let Some(help) = &d.help {
-                eprintln!("help: {help}");
-            }
+            eprint!("{}", pipec::render(&[d], "", "", false));
             2
         }
     }

@@ -20,11 +20,11 @@ fn run(name: &str, program: &str, level: &str, args: &[&str]) -> Output {
         .expect("the pipec binary runs")
 }
 
-/// The message line of the first diagnostic (`error[E0xxx]: ...`).
+/// The message line of the first diagnostic (`[E0xxx] Error: ...`).
 fn first_error(stderr: &[u8]) -> String {
     String::from_utf8_lossy(stderr)
         .lines()
-        .find(|l| l.contains("error["))
+        .find(|l| l.starts_with("[E") && l.contains("] Error: "))
         .unwrap_or("")
         .to_string()
 }
@@ -237,6 +237,11 @@ fn blocks_give_what_element_at_a_time_gives() {
                     "{name} at {level}: stderr of {} bytes, at -O0 {} bytes",
                     got.stderr.len(),
                     reference.stderr.len()
+                ));
+            }
+            if *fails && first_error(&got.stderr).is_empty() {
+                failures.push(format!(
+                    "{name} at {level}: no `[E....] Error:` line in stderr"
                 ));
             }
             if first_error(&got.stderr) != first_error(&reference.stderr) {

@@ -957,15 +957,6 @@ impl<'a> Eval<'a> {
                         "integer literals must fit in i64; write a float (`1e20`) for larger magnitudes",
                     )
                 };
-                if msg.contains("too large for f32") {
-                    // Literals are finite (E0005).
-                    let d = Diagnostic::error(Code::MalformedNumber, msg)
-                        .with_label(e.span, "a number beyond f32's range")
-                        .with_help(
-                            "use smaller numbers, or `cast` a smaller literal to f64 and scale it",
-                        );
-                    return self.fail(d);
-                }
                 let d = Diagnostic::error(Code::RaggedLiteral, msg)
                     .with_label(e.span, label)
                     .with_help(help);

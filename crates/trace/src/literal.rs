@@ -31,16 +31,6 @@ pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String>
         .iter()
         .any(|l| matches!(l, Leaf::Num(Num::Float(_)) | Leaf::Tensor(_)) && l.is_float());
     if any_float {
-        // Literals are finite (E0005): one beyond f32's range would become inf.
-        if let Some(Leaf::Num(n)) = leaves.iter().find(|l| match l {
-            Leaf::Num(n @ Num::Float(_)) => n.as_f64().is_finite() && l.as_f32().is_infinite(),
-            _ => false,
-        }) {
-            return Err(format!(
-                "the float literal `{:?}` is too large for f32 (it would be inf)",
-                n.as_f64()
-            ));
-        }
         let data = leaves.iter().map(|l| l.as_f32()).collect();
         return Ok(Tensor::from_vec::<f32>(&shape, data));
     }

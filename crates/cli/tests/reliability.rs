@@ -485,3 +485,60 @@ fn check_starts_no_worker() {
         );
     }
 }
+
+/// `x * 1.0`, `x / 1.0`, `x - 0.0` and `f32 → f64 → f32` quiet a signalling NaN (numpy's
+/// too); `simplify` and `fold-casts` removed them at `-O2` for input values, so the output
+/// file's bits differed from `-O0`'s.
+#[test]
+fn signalling_nan_is_quieted_at_every_level() {
+    let mut npy = b"\x93NUMPY\x01\x00".to_vec();
+    let mut header = "{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }".to_string();
+    while (10 + header.len() + 1) % 64 != 0 {
+        header.push(' ');
+    }
+    header.push('\n');
+    npy.extend_from_slice(&(header.len() as u16).to_le_bytes());
+    npy.extend_from_slice(header.as_bytes());
+    for bits in [0x7f80_0001u32, 0x3f80_0000] {
+        npy.extend_from_slice(&bits.to_le_bytes());
+    }
+    for body in ["x * 1.0", "x / 1.0", "x - 0.0", "cast(cast(x, f64), f32)"] {
+        let src =
+            format!("pipeline main = from_tensor_slices(read_npy(\"s.npy\")).map(|x| {body})\n");
+        let case = Case::new("snan", &src);
+        std::fs::write(case.dir.join("s.npy"), &npy).expect("write npy");
+        let mut outs = Vec::new();
+        for level in ["-O0", "-O2"] {
+            let out = case.run(&[level, "--output", "out.npy"]);
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+            outs.push(std::fs::read(case.dir.join("out.npy")).expect("output"));
+        }
+        assert_eq!(outs[0], outs[1], "{body}: -O0 and -O2 wrote different bits");
+        let data = &outs[0][outs[0].len() - 8..outs[0].len() - 4];
+        let first = u32::from_le_bytes(data.try_into().expect("4 bytes"));
+        assert_eq!(first, 0x7fc0_0001, "{body}: not quieted as numpy does");
+    }
+}
+
+/// A CSV file whose only line is not numbers: numpy's `loadtxt` fails on it; pipec took
+/// it for a header and gave an empty dataset. Now E0604, unless `header: true` says so.
+#[test]
+fn csv_whose_only_line_is_not_numbers() {
+    let case = Case::new("csv1", "pipeline main = read_csv(\"one.csv\")\n");
+    std::fs::write(case.dir.join("one.csv"), "a,b\n").expect("csv");
+    let out = case.run(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).contains("[E0604]"),
+        "{}",
+        text(&out.stderr)
+    );
+    let case = Case::new(
+        "csv2",
+        "pipeline main = read_csv(\"one.csv\", header: true)\n",
+    );
+    std::fs::write(case.dir.join("one.csv"), "a,b\n").expect("csv");
+    let out = case.run(&[]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+    assert_eq!(text(&out.stdout), "");
+}

@@ -798,6 +798,16 @@ fn csv_info_of(mut lines: CsvLines) -> Result<CsvInfo, IoError> {
     })
 }
 
+/// Whether a non-blank line follows the first non-blank line of the CSV file at `path`
+/// (a detected header with nothing after it may as well be a data row with a bad cell).
+pub fn csv_has_second_line(path: &Path) -> Result<bool, IoError> {
+    let mut lines = CsvLines::open(path)?;
+    if lines.next_line()?.is_none() {
+        return Ok(false);
+    }
+    Ok(lines.next_line()?.is_some())
+}
+
 /// Streams the rows of a numeric CSV file as tensors of shape `[ncols]`; memory stays at one
 /// line whatever the file's length.
 pub struct CsvRows {

@@ -180,6 +180,14 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, IoError> {
         "f8" => DType::F64,
         _ => return Err(IoError::UnsupportedDtype(descr.to_string())),
     };
+    // numpy's limit (NPY_MAXDIMS); past it, shapes cost quadratic memory in the tracer and
+    // printing.
+    if shape.len() > 64 {
+        return Err(IoError::Format(format!(
+            "the array has {} dims; at most 64 are allowed, as in numpy",
+            shape.len()
+        )));
+    }
     Ok(NpyHeader {
         dtype,
         shape,
@@ -607,16 +615,24 @@ fn npz_array<R: Read + Seek>(
     name: &str,
 ) -> Result<Tensor, IoError> {
     let i = member_index(&archive, name)?;
-    let member = archive.by_index(i).map_err(archive_error)?;
-    let declared = member.size();
-    // Do not trust the declared size for the allocation (a damaged archive may claim anything);
-    // read at most that much, growing as data actually arrives.
-    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(64 << 20)).unwrap_or(0));
-    member
-        .take(declared)
-        .read_to_end(&mut bytes)
-        .map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
-    parse_npy(&bytes)
+    let mut member = archive.by_index(i).map_err(archive_error)?;
+    // The header first, then exactly the data it describes (checked against the memory
+    // ceiling first), decoded as it inflates: whatever follows in the member is never
+    // inflated (a small file can inflate to any size), as numpy's `load` ignores it too.
+    let prefix =
+        header_bytes(&mut member).map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
+    let h = parse_header(&prefix)?;
+    if prefix.len() != h.data_offset {
+        return Err(IoError::Format("the header is longer than 1 MiB".into()));
+    }
+    let need = check_data_size(&h)?;
+    decode_data(&h, need, &mut member).map_err(|e| match e {
+        IoError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => IoError::Format(
+            format!("member `{name}` holds less data than its header says ({need} bytes)"),
+        ),
+        IoError::Io(e) => IoError::Archive(format!("member `{name}`: {e}")),
+        other => other,
+    })
 }
 
 /// Writes a `.npz` archive from finished `.npy` streams, one member per `(name, reader)`,

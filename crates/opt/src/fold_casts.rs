@@ -120,7 +120,7 @@ impl Pass for FoldCasts {
                         && mid != src
                         && dst == src
                         && crate::simplify::may_be_signaling_nan(f, x);
-                    if quiets {
+                    if quiets && cast_chain_is_exact(src, mid, dst) {
                         let msg = format!(
                             "kept the cast chain {src} → {mid} → {dst}: it turns a signalling NaN into a quiet one, as numpy does"
                         );

@@ -153,6 +153,15 @@ fn examine(f: &Function, i: usize) -> Outcome {
                 if !identity {
                     continue;
                 }
+                if !same_type(keep) || !broadcasts_into(k.shape(), &f.ty(keep).shape) {
+                    return Outcome::Kept(format!(
+                        "kept `{}` with an identity constant: broadcasting {} against {}{:?} changes the shape",
+                        b.name(),
+                        f.ty(keep),
+                        k.dtype(),
+                        k.shape()
+                    ));
+                }
                 if float
                     && matches!(
                         b,
@@ -163,15 +172,6 @@ fn examine(f: &Function, i: usize) -> Outcome {
                     return Outcome::Kept(format!(
                         "kept `{}` with an identity constant: it turns a signalling NaN of its input into a quiet one, as numpy does",
                         b.name()
-                    ));
-                }
-                if !same_type(keep) || !broadcasts_into(k.shape(), &f.ty(keep).shape) {
-                    return Outcome::Kept(format!(
-                        "kept `{}` with an identity constant: broadcasting {} against {}{:?} changes the shape",
-                        b.name(),
-                        f.ty(keep),
-                        k.dtype(),
-                        k.shape()
                     ));
                 }
                 return Outcome::Replace(keep, "with an identity constant");

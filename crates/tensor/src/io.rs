@@ -1500,4 +1500,43 @@ mod tests {
             "[]"
         );
     }
+
+    /// A member with data after the array (a small file can inflate to any size): only
+    /// the header and the array's own bytes are read, never what follows (issue 21).
+    #[test]
+    fn npz_member_trailing_data_is_never_read() {
+        use std::io::{Cursor, Seek, SeekFrom, Write};
+        struct Counting<R> {
+            inner: R,
+            read: u64,
+        }
+        impl<R: Read> Read for Counting<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.inner.read(buf)?;
+                self.read += n as u64;
+                Ok(n)
+            }
+        }
+        impl<R: Seek> Seek for Counting<R> {
+            fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+                self.inner.seek(pos)
+            }
+        }
+        let t = Tensor::from_vec::<f32>(&[2], vec![1.5, -2.0]).expect("tensor");
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("a.npy", opts).expect("member");
+        zip.write_all(&encode_npy(&t)).expect("array");
+        zip.write_all(&vec![7u8; 4 << 20]).expect("trailing data");
+        let bytes = zip.finish().expect("archive").into_inner();
+        let mut r = Counting {
+            inner: Cursor::new(bytes),
+            read: 0,
+        };
+        r.seek(SeekFrom::Start(0)).expect("seek");
+        let got = read_npz_from(&mut r, "a").expect("reads");
+        assert_eq!(got, t);
+        assert!(r.read < 1 << 20, "read {} bytes of a 4 MiB member", r.read);
+    }
 }

@@ -542,3 +542,36 @@ fn csv_whose_only_line_is_not_numbers() {
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     assert_eq!(text(&out.stdout), "");
 }
+
+// ---- item 2: an eager map is a barrier for fuse-maps -----------------------------------
+
+/// A sequential map calling a stateful worker, then a parallel map: `fuse-maps` fused the
+/// two, so each lane got its own worker and the count restarted per lane at `-O2`.
+#[test]
+fn stateful_worker_map_is_not_fused_into_a_parallel_map() {
+    let has_numpy = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .status()
+        .is_ok_and(|s| s.success());
+    if !has_numpy {
+        assert!(
+            std::env::var_os("PIPEC_REQUIRE_NUMPY").is_none(),
+            "python3 with numpy is required"
+        );
+        return;
+    }
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../python");
+    let src = "eager fn count(x: i64[]) -> i64[] = exec(\"python3\", \"count.py\")\npipeline main = range(12).map(count).map(|x| x * 10, num_parallel_calls: 4)\n";
+    let case = Case::new("stateful", src);
+    let worker = format!(
+        "import sys\nsys.path.insert(0, {:?})\nimport numpy as np\nfrom pipec_worker import serve\nn = [0]\ndef count(x):\n    r = np.int64(n[0])\n    n[0] += 1\n    return r\nserve(count)\n",
+        python.display().to_string()
+    );
+    std::fs::write(case.dir.join("count.py"), worker).expect("worker");
+    let expect: String = (0..12).map(|i| format!("{}\n", i * 10)).collect();
+    for level in ["-O0", "-O2"] {
+        let out = case.run(&["--allow-exec", level, "--threads", "3"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
+        assert_eq!(text(&out.stdout), expect, "{level}");
+    }
+}

@@ -114,7 +114,18 @@ impl Pass for FoldCasts {
                 {
                     let x = f.ops[j].inputs[0];
                     let src = f.ty(x).dtype;
-                    if cast_chain_is_exact(src, mid, dst) {
+                    // `f32 → f64 → f32` quiets a signalling NaN; the single cast it would
+                    // merge into, `f32 → f32`, is then removed and would not.
+                    let quiets = src.is_float()
+                        && mid != src
+                        && dst == src
+                        && crate::simplify::may_be_signaling_nan(f, x);
+                    if quiets && cast_chain_is_exact(src, mid, dst) {
+                        let msg = format!(
+                            "kept the cast chain {src} → {mid} → {dst}: it turns a signalling NaN into a quiet one, as numpy does"
+                        );
+                        remark(remarks, self.name(), span, msg, "not folded");
+                    } else if cast_chain_is_exact(src, mid, dst) {
                         f.ops[i].inputs[0] = x;
                         uses[input.index()] -= 1;
                         uses[x.index()] += 1;

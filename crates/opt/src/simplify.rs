@@ -61,6 +61,29 @@ fn reshape_is_identity(from: &Shape, dims: &[ReshapeDim]) -> bool {
     })
 }
 
+/// Whether `v` may hold a signalling NaN: a float that comes straight from the input (a
+/// parameter), a constant, or an op that moves bits without arithmetic. Arithmetic (and a
+/// float-to-float cast) always yields quiet NaNs, and `x * 1.0` on a signalling NaN gives a
+/// quiet one (numpy's `x * 1.0` too), so removing it is exact only when `x` is never
+/// signalling.
+pub(crate) fn may_be_signaling_nan(f: &Function, v: ValueId) -> bool {
+    if !f.ty(v).dtype.is_float() {
+        return false;
+    }
+    let Some(j) = def_op(f, v) else {
+        return true;
+    };
+    !match &f.ops[j].kind {
+        OpKind::Binary(b) => matches!(
+            b,
+            BinaryOp::Add | BinaryOp::Sub | BinaryOp::Mul | BinaryOp::Div | BinaryOp::Pow
+        ),
+        OpKind::Unary(u) => !matches!(u, UnaryOp::Neg | UnaryOp::Abs),
+        OpKind::Cast(_) => true,
+        _ => false,
+    }
+}
+
 /// What an op simplifies to, or a reason it looked like an identity but is not one.
 enum Outcome {
     Replace(ValueId, &'static str),
@@ -137,6 +160,18 @@ fn examine(f: &Function, i: usize) -> Outcome {
                         f.ty(keep),
                         k.dtype(),
                         k.shape()
+                    ));
+                }
+                if float
+                    && matches!(
+                        b,
+                        BinaryOp::Mul | BinaryOp::Div | BinaryOp::Sub | BinaryOp::Add
+                    )
+                    && may_be_signaling_nan(f, keep)
+                {
+                    return Outcome::Kept(format!(
+                        "kept `{}` with an identity constant: it turns a signalling NaN of its input into a quiet one, as numpy does",
+                        b.name()
                     ));
                 }
                 return Outcome::Replace(keep, "with an identity constant");

@@ -162,8 +162,12 @@ fn folds_exactly_the_valid_cast_chains() {
             let roundtrip = values(&cast(&m, src)) == xv;
             for (k, dst) in DType::ALL.into_iter().enumerate() {
                 let chain = values(&cast(&m, dst)) == direct[k];
+                // A float round trip through another float quiets a signalling NaN (the
+                // samples hold none), which the no-op cast it would merge into does not: it
+                // stays when its input may be one, as a parameter may.
+                let quiets = src.is_float() && mid != src && dst == src;
                 // A cast to `mid` followed by a no-op cast is one cast whatever `mid` is.
-                let valid = (roundtrip && chain) || mid == dst;
+                let valid = (roundtrip && chain && !quiets) || mid == dst;
                 let got = folded(src, mid, dst);
                 if got != valid {
                     wrong.push(format!(

@@ -180,6 +180,14 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, IoError> {
         "f8" => DType::F64,
         _ => return Err(IoError::UnsupportedDtype(descr.to_string())),
     };
+    // numpy's limit (NPY_MAXDIMS); past it, shapes cost quadratic memory in the tracer and
+    // printing.
+    if shape.len() > 64 {
+        return Err(IoError::Format(format!(
+            "the array has {} dims; at most 64 are allowed, as in numpy",
+            shape.len()
+        )));
+    }
     Ok(NpyHeader {
         dtype,
         shape,
@@ -607,16 +615,24 @@ fn npz_array<R: Read + Seek>(
     name: &str,
 ) -> Result<Tensor, IoError> {
     let i = member_index(&archive, name)?;
-    let member = archive.by_index(i).map_err(archive_error)?;
-    let declared = member.size();
-    // Do not trust the declared size for the allocation (a damaged archive may claim anything);
-    // read at most that much, growing as data actually arrives.
-    let mut bytes = Vec::with_capacity(usize::try_from(declared.min(64 << 20)).unwrap_or(0));
-    member
-        .take(declared)
-        .read_to_end(&mut bytes)
-        .map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
-    parse_npy(&bytes)
+    let mut member = archive.by_index(i).map_err(archive_error)?;
+    // The header first, then exactly the data it describes (checked against the memory
+    // ceiling first), decoded as it inflates: whatever follows in the member is never
+    // inflated (a small file can inflate to any size), as numpy's `load` ignores it too.
+    let prefix =
+        header_bytes(&mut member).map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
+    let h = parse_header(&prefix)?;
+    if prefix.len() != h.data_offset {
+        return Err(IoError::Format("the header is longer than 1 MiB".into()));
+    }
+    let need = check_data_size(&h)?;
+    decode_data(&h, need, &mut member).map_err(|e| match e {
+        IoError::Io(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => IoError::Format(
+            format!("member `{name}` holds less data than its header says ({need} bytes)"),
+        ),
+        IoError::Io(e) => IoError::Archive(format!("member `{name}`: {e}")),
+        other => other,
+    })
 }
 
 /// Writes a `.npz` archive from finished `.npy` streams, one member per `(name, reader)`,
@@ -796,6 +812,16 @@ fn csv_info_of(mut lines: CsvLines) -> Result<CsvInfo, IoError> {
         ncols: cells.len(),
         header,
     })
+}
+
+/// Whether a non-blank line follows the first non-blank line of the CSV file at `path`
+/// (a detected header with nothing after it may as well be a data row with a bad cell).
+pub fn csv_has_second_line(path: &Path) -> Result<bool, IoError> {
+    let mut lines = CsvLines::open(path)?;
+    if lines.next_line()?.is_none() {
+        return Ok(false);
+    }
+    Ok(lines.next_line()?.is_some())
 }
 
 /// Streams the rows of a numeric CSV file as tensors of shape `[ncols]`; memory stays at one
@@ -1473,5 +1499,44 @@ mod tests {
             j(Tensor::from_vec::<i32>(&[0, 2], vec![]).expect("fits")),
             "[]"
         );
+    }
+
+    /// A member with data after the array (a small file can inflate to any size): only
+    /// the header and the array's own bytes are read, never what follows (issue 21).
+    #[test]
+    fn npz_member_trailing_data_is_never_read() {
+        use std::io::{Cursor, Seek, SeekFrom, Write};
+        struct Counting<R> {
+            inner: R,
+            read: u64,
+        }
+        impl<R: Read> Read for Counting<R> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                let n = self.inner.read(buf)?;
+                self.read += n as u64;
+                Ok(n)
+            }
+        }
+        impl<R: Seek> Seek for Counting<R> {
+            fn seek(&mut self, pos: SeekFrom) -> std::io::Result<u64> {
+                self.inner.seek(pos)
+            }
+        }
+        let t = Tensor::from_vec::<f32>(&[2], vec![1.5, -2.0]).expect("tensor");
+        let mut zip = zip::ZipWriter::new(Cursor::new(Vec::new()));
+        let opts = zip::write::SimpleFileOptions::default()
+            .compression_method(zip::CompressionMethod::Stored);
+        zip.start_file("a.npy", opts).expect("member");
+        zip.write_all(&encode_npy(&t)).expect("array");
+        zip.write_all(&vec![7u8; 4 << 20]).expect("trailing data");
+        let bytes = zip.finish().expect("archive").into_inner();
+        let mut r = Counting {
+            inner: Cursor::new(bytes),
+            read: 0,
+        };
+        r.seek(SeekFrom::Start(0)).expect("seek");
+        let got = read_npz_from(&mut r, "a").expect("reads");
+        assert_eq!(got, t);
+        assert!(r.read < 1 << 20, "read {} bytes of a 4 MiB member", r.read);
     }
 }

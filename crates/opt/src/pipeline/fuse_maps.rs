@@ -4,7 +4,7 @@
 use super::{inline_into, only_consumer};
 use crate::Pass;
 use pipec_diag::{Code, Diagnostic};
-use pipec_ir::{DsKind, DsNodeId, FuncId, Function, Parallelism, Pipeline, Program};
+use pipec_ir::{DsKind, DsNodeId, FuncId, Function, OpKind, Parallelism, Pipeline, Program};
 
 /// The `fuse-maps` pass.
 pub struct FuseMaps;
@@ -23,7 +23,7 @@ impl Pass for FuseMaps {
         for pi in super::pipelines(prog) {
             // Whole chains are fused at once: fusing pair by pair would copy the growing
             // function once per map, quadratic in the chain's length.
-            for chain in chains(&prog.pipelines[pi], remarks) {
+            for chain in chains(prog, &prog.pipelines[pi], remarks) {
                 fuse_chain(prog, pi, &chain, remarks);
                 changed = true;
             }
@@ -37,8 +37,37 @@ impl Pass for FuseMaps {
 
 /// The maximal chains of two or more maps, each map's only consumer the next, in
 /// topological order; remarks on maps kept apart by a transformation in between.
-fn chains(p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Vec<DsNodeId>> {
-    let is_map = |n: DsNodeId| matches!(p.graph[n].kind, DsKind::Map { .. });
+fn chains(prog: &Program, p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Vec<DsNodeId>> {
+    // A map calling an eager function is a barrier: fused with a parallel map, a sequential
+    // map's one worker would become one per lane, and the calls' effects (a worker's state,
+    // `print`) would interleave differently from `-O0`.
+    let eager = |n: DsNodeId| match p.graph[n].kind {
+        DsKind::Map { func, .. } => prog
+            .func(func)
+            .ops
+            .iter()
+            .any(|op| matches!(op.kind, OpKind::Eager(_))),
+        _ => false,
+    };
+    for node in p.topo_order() {
+        if eager(node)
+            && (only_consumer(p, node)
+                .is_some_and(|c| matches!(p.graph[c].kind, DsKind::Map { .. }))
+                || p.inputs(node).first().is_some_and(|&i| {
+                    matches!(p.graph[i].kind, DsKind::Map { .. })
+                        && only_consumer(p, i) == Some(node)
+                }))
+        {
+            remarks.push(
+                Diagnostic::remark(
+                    Code::PassRemark,
+                    "fuse-maps: not fused with the maps next to it: it calls an eager function, a barrier",
+                )
+                .with_label(p.graph[node].span, "this map"),
+            );
+        }
+    }
+    let is_map = |n: DsNodeId| matches!(p.graph[n].kind, DsKind::Map { .. }) && !eager(n);
     // The map that continues a chain from `node`, if any.
     let next_map = |node: DsNodeId| only_consumer(p, node).filter(|&next| is_map(next));
     let mut out = Vec::new();
@@ -64,7 +93,7 @@ fn chains(p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Vec<DsNodeId>> {
                 }
                 out.push(chain);
             }
-            Some(next) => {
+            Some(next) if !matches!(p.graph[next].kind, DsKind::Map { .. }) => {
                 // A map separated from the next map by another transformation.
                 let other = &p.graph[next].kind;
                 if let Some(after) = only_consumer(p, next)
@@ -83,7 +112,7 @@ fn chains(p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Vec<DsNodeId>> {
                     remarks.push(d);
                 }
             }
-            None => {}
+            _ => {}
         }
     }
     out

@@ -315,6 +315,22 @@ impl Eval<'_> {
             .unwrap_or_default();
         let full = base.join(path);
         match pipec_tensor::io::csv_info(&full) {
+            // Only one line, and not numbers: a header without rows, or a bad row? numpy's
+            // `loadtxt` takes it for a row and fails; so does pipec, unless told.
+            Ok(info)
+                if info.header
+                    && header.is_none()
+                    && matches!(pipec_tensor::io::csv_has_second_line(&full), Ok(false)) =>
+            {
+                let d = Diagnostic::error(
+                    Code::BadCsvCell,
+                    format!("the only line of `{}` is not all numbers", full.display()),
+                )
+                .with_label(span, "this file")
+                .with_note("a first line that is not numbers is taken for a header, but nothing follows it")
+                .with_help("if it is a header, say so: `read_csv(path, header: true)` (the dataset is then empty); otherwise fix the cell");
+                self.fail(d)
+            }
             Ok(info) => {
                 let elem = ElemType::Tensor(TensorType::new(dtype, Shape::known(&[info.ncols])));
                 Ok(self.source(

@@ -196,10 +196,7 @@ fn real_main(cli: Cli) -> u8 {
     let color = std::io::stderr().is_terminal();
     if let Some(code) = &cli.explain {
         return match pipec::Code::parse(code) {
-            Some(c) => {
-                println!("{}", c.explanation_text());
-                0
-            }
+            Some(c) => print_text(&format!("{}\n", c.explanation_text()), color),
             None => usage_error(
                 format!("unknown error code `{code}`"),
                 Some("codes look like E0101 (or 101); every diagnostic shows its code in brackets"),
@@ -208,10 +205,11 @@ fn real_main(cli: Cli) -> u8 {
         };
     }
     if cli.list_passes {
-        for (name, desc) in pipec::list_passes() {
-            println!("{name:<20} {desc}");
-        }
-        return 0;
+        let text: String = pipec::list_passes()
+            .into_iter()
+            .map(|(name, desc)| format!("{name:<20} {desc}\n"))
+            .collect();
+        return print_text(&text, color);
     }
     let Some(path) = cli.file.clone() else {
         return usage_error(
@@ -285,8 +283,7 @@ fn real_main(cli: Cli) -> u8 {
     }
     if cli.emit_dot {
         // The optimized program (the `-O` level's, or `--passes`'s), so the fusion shows.
-        print!("{}", pipec::to_dot(&compiled.optimized));
-        return 0;
+        return print_text(&pipec::to_dot(&compiled.optimized), color);
     }
     run(&cli, &compiled, &source, color)
 }
@@ -302,6 +299,24 @@ fn report(diags: &[Diagnostic], source: &SourceFile, color: bool) {
 }
 
 /// Reports bad usage (E0800, exit 2) as every diagnostic is rendered: `[E0800] Error: ...`.
+/// Writes `text` to stdout: 0 on success or when the reader closed the pipe
+/// (`pipec --emit-dot f.pipe | head`), 1 with E0605 when the write fails otherwise.
+fn print_text(text: &str, color: bool) -> u8 {
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => 0,
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            let d = Diagnostic::error(
+                pipec::Code::OutputFailed,
+                format!("cannot write to stdout: {e}"),
+            );
+            eprint!("{}", pipec::render(&[d], "", "", color));
+            1
+        }
+    }
+}
+
 fn usage_error(message: String, help: Option<&str>, color: bool) -> u8 {
     let mut d = Diagnostic::error(pipec::Code::BadUsage, message);
     if let Some(help) = help {
@@ -313,10 +328,7 @@ fn usage_error(message: String, help: Option<&str>, color: bool) -> u8 {
 
 fn emit_ir(compiled: &Compiled, stage: &str) -> u8 {
     match compiled.ir_text(stage) {
-        Ok(text) => {
-            print!("{text}");
-            0
-        }
+        Ok(text) => print_text(&text, false),
         Err(d) => {
             eprint!("{}", pipec::render(&[d], "", "", false));
             2

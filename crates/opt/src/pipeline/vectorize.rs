@@ -89,6 +89,19 @@ impl Pass for VectorizeMap {
                     );
                     continue;
                 }
+                if failure_sites(f) >= 2 {
+                    // On a whole batch the op that fails first in program order is reported;
+                    // element by element it is the first failing element's. With one op that
+                    // may fail the two agree (its first failing row is the first element).
+                    note(
+                        "more than one of its operations may fail: on a whole batch the \
+                         first failing operation would be reported, not the first failing \
+                         element"
+                            .into(),
+                        remarks,
+                    );
+                    continue;
+                }
                 let vf = match vectorize(f, batch_dim) {
                     Ok(vf) => vf,
                     Err(why) => {
@@ -129,4 +142,26 @@ impl Pass for VectorizeMap {
         }
         changed
     }
+}
+
+/// How many places in `f` may fail at run time: each op that may fail, and each
+/// instruction of a fused op that may fail.
+fn failure_sites(f: &pipec_ir::Function) -> usize {
+    f.ops
+        .iter()
+        .map(|op| {
+            let own = usize::from(crate::util::op_may_fail(f, op));
+            match &op.kind {
+                pipec_ir::OpKind::Fused(body) => body
+                    .insts
+                    .iter()
+                    .filter(|i| {
+                        matches!(i, pipec_ir::FusedInst::Binary(b, a, _) if b.may_fail(body.dtype(*a)))
+                    })
+                    .count()
+                    .max(own),
+                _ => own,
+            }
+        })
+        .sum()
 }

@@ -224,7 +224,7 @@ macro_rules! define_unary_ops {
                 match self { $( UnaryOp::$v => $name, )* }
             }
 
-            /// The builtin function it is called as in source (`""`: only as an operator).
+            /// The builtin function it is called as in source (TF's name).
             pub fn call_name(self) -> &'static str {
                 match self { $( UnaryOp::$v => $call, )* }
             }
@@ -260,8 +260,7 @@ macro_rules! define_binary_ops {
                 match self { $( BinaryOp::$v => $name, )* }
             }
 
-            /// The builtin function it is called as in source (`maximum(a, b)`; `""`:
-            /// only as an operator).
+            /// The builtin function it is called as in source (`maximum(a, b)`, TF's name).
             pub fn call_name(self) -> &'static str {
                 match self { $( BinaryOp::$v => $call, )* }
             }
@@ -298,7 +297,7 @@ impl UnaryOp {
         UnaryOp::ALL
             .iter()
             .copied()
-            .find(|op| !name.is_empty() && op.call_name() == name)
+            .find(|op| op.call_name() == name)
     }
 
     /// Whether the op takes only floats (`log`, `exp`, `isnan`, ...).
@@ -332,7 +331,7 @@ impl BinaryOp {
         BinaryOp::ALL
             .iter()
             .copied()
-            .find(|op| !name.is_empty() && op.call_name() == name)
+            .find(|op| op.call_name() == name)
     }
 
     /// Whether the result is `bool` from non-bool operands (comparisons).

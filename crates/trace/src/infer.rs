@@ -1,14 +1,6 @@
 //! Static shape rules for symbolic tensors. Dims may be unknown (`?`); a rule fails only
 //! when known dims prove the op impossible, and otherwise leaves the check to run time.
 
-use pipec_ir::Shape;
-
-/// The numpy broadcast of two static shapes, or `None` when known dims clash (the IR's one
-/// rule, which the verifier re-runs).
-pub fn broadcast(a: &Shape, b: &Shape) -> Option<Shape> {
-    Shape::broadcast(a, b)
-}
-
 /// Normalizes a possibly negative axis against `rank`; `None` when out of range.
 pub fn norm_axis(axis: i64, rank: usize) -> Option<usize> {
     let r = rank as i64;

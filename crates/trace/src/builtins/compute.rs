@@ -2,7 +2,6 @@
 
 use super::{Call, req};
 use crate::eval::{Eval, Res, tval_type};
-use crate::infer;
 use crate::value::{TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{Dim, OpKind, Shape};
@@ -47,7 +46,7 @@ impl Eval<'_> {
         }
         let batch_a = Shape(sa[..sa.len().saturating_sub(2)].to_vec());
         let batch_b = Shape(sb[..sb.len().saturating_sub(2)].to_vec());
-        if infer::broadcast(&batch_a, &batch_b).is_none() {
+        if pipec_ir::Shape::broadcast(&batch_a, &batch_b).is_none() {
             let d = Diagnostic::error(
                 Code::MatmulMismatch,
                 format!(

@@ -3,7 +3,6 @@
 
 use super::{Call, req};
 use crate::eval::{Eval, Res, tval_type};
-use crate::infer;
 use crate::value::{Num, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::OpKind;
@@ -333,7 +332,7 @@ impl Eval<'_> {
         if let Err(e) = op.result_dtype(ta.dtype) {
             return self.dtype_rule_error(op.name(), ta.dtype, e, op_span);
         }
-        if infer::broadcast(&ta.shape, &tb.shape).is_none() {
+        if pipec_ir::Shape::broadcast(&ta.shape, &tb.shape).is_none() {
             let d = Diagnostic::error(Code::BroadcastMismatch, format!("shapes {} and {} do not broadcast", ta.shape, tb.shape))
                 .with_label(lspan, format!("shape {}", ta.shape))
                 .with_label(rspan, format!("shape {}", tb.shape))
@@ -619,8 +618,8 @@ pub(super) fn where_(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res
         return Ok(Value::Poison);
     };
     let (tx, ty) = (tval_type(&x), tval_type(&y));
-    if infer::broadcast(&ct.shape, &tx.shape)
-        .and_then(|s| infer::broadcast(&s, &ty.shape))
+    if pipec_ir::Shape::broadcast(&ct.shape, &tx.shape)
+        .and_then(|s| pipec_ir::Shape::broadcast(&s, &ty.shape))
         .is_none()
     {
         let d = Diagnostic::error(
@@ -647,8 +646,8 @@ pub(super) fn clip(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         return Ok(Value::Poison);
     };
     let (tx, tl, th) = (tval_type(&x), tval_type(&lo), tval_type(&hi));
-    if infer::broadcast(&tx.shape, &tl.shape)
-        .and_then(|s| infer::broadcast(&s, &th.shape))
+    if pipec_ir::Shape::broadcast(&tx.shape, &tl.shape)
+        .and_then(|s| pipec_ir::Shape::broadcast(&s, &th.shape))
         .is_none()
     {
         let d = Diagnostic::error(Code::BroadcastMismatch, "`clip` operands do not broadcast")

@@ -351,13 +351,11 @@ fn table_builtins() -> impl Iterator<Item = Builtin> {
     UnaryOp::ALL
         .iter()
         .map(|op| op.call_name())
-        .filter(|n| !n.is_empty())
         .map(named(unary))
         .chain(
             BinaryOp::ALL
                 .iter()
                 .map(|op| op.call_name())
-                .filter(|n| !n.is_empty())
                 .map(named(binary)),
         )
         .chain(ReduceOp::ALL.iter().map(|op| op.name()).map(named(reduce)))

@@ -248,7 +248,7 @@ pub(super) fn broadcast_to(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) 
     let sspan = req(&a, 1).1;
     let shape = some!(ev.usize_list(req(&a, 1), "a shape")?);
     let target = Shape::known(&shape);
-    if infer::broadcast(&ty.shape, &target).as_ref() != Some(&target) {
+    if pipec_ir::Shape::broadcast(&ty.shape, &target).as_ref() != Some(&target) {
         let d = Diagnostic::error(
             Code::BroadcastMismatch,
             format!("cannot broadcast {} to {}", ty.shape, target),

@@ -1317,7 +1317,13 @@ impl Stream for PaddedBatch {
                     .with_label(self.span, "")
                     .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
                 }
-                let mut base = kernels::fill(&target, self.values[leaf]).map_err(|e| {
+                // Strings pad with "" (as TF's `padded_batch`); a number has a scalar.
+                let base = if t.dtype().is_str() {
+                    kernels::zeros(&target, t.dtype())
+                } else {
+                    kernels::fill(&target, self.values[leaf])
+                };
+                let mut base = base.map_err(|e| {
                     Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
                 })?;
                 base = pipec_tensor::kernels::paste(&base, t);

@@ -187,9 +187,17 @@ pub(crate) fn tensor_text(t: &Tensor) -> String {
     if t.len() > MAX_PRINTED_ELEMENTS {
         return format!("dense<{ty}> {{{} elements}}", t.len());
     }
-    let flat: Vec<String> = (0..t.len())
-        .map(|i| scalar_text(t.get_flat(i).expect("index in range")))
-        .collect();
+    let flat: Vec<String> = match t {
+        // Strings as JSON-style literals: `"cat"`.
+        Tensor::Str(a) => a
+            .iter()
+            .map(|b| format!("{:?}", String::from_utf8_lossy(b)))
+            .collect(),
+        _ => (0..t.len())
+            .filter_map(|i| t.get_flat(i))
+            .map(scalar_text)
+            .collect(),
+    };
     let mut out = String::new();
     nest(&mut out, t.shape(), &flat);
     format!("dense<{ty}> {out}")

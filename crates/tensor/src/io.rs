@@ -1230,6 +1230,80 @@ fn json_float<T: std::fmt::LowerExp + Copy + Into<f64>>(v: T, out: &mut String) 
     }
 }
 
+/// The lines of text files, one after another, as `TextLineDataset` gives them: without
+/// the line ending (`\n` or `\r\n`), a last line without an ending included, an empty file
+/// giving no line. Streams: one line in memory at a time.
+pub struct LineReader {
+    paths: Vec<std::path::PathBuf>,
+    next_path: usize,
+    current: Option<std::io::BufReader<std::fs::File>>,
+    line: Vec<u8>,
+}
+
+impl LineReader {
+    /// Reads `paths` in order (each is opened when reached).
+    pub fn new(paths: Vec<std::path::PathBuf>) -> LineReader {
+        LineReader {
+            paths,
+            next_path: 0,
+            current: None,
+            line: Vec::new(),
+        }
+    }
+
+    /// The next line, `None` after the last; an error names the file.
+    pub fn next_line(&mut self) -> Result<Option<crate::Bytes>, (std::path::PathBuf, IoError)> {
+        use std::io::BufRead;
+        loop {
+            if self.current.is_none() {
+                let Some(p) = self.paths.get(self.next_path) else {
+                    return Ok(None);
+                };
+                self.next_path += 1;
+                let f = std::fs::File::open(p).map_err(|e| (p.clone(), IoError::Io(e)))?;
+                self.current = Some(std::io::BufReader::new(f));
+            }
+            let r = self.current.as_mut().expect("opened above");
+            self.line.clear();
+            let limit = crate::limits::max_memory().unwrap_or(1 << 31);
+            let n = r
+                .take(limit.saturating_add(1))
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| (self.paths[self.next_path - 1].clone(), IoError::Io(e)))?;
+            if n == 0 {
+                self.current = None;
+                continue;
+            }
+            if self.line.len() as u64 > limit {
+                return Err((
+                    self.paths[self.next_path - 1].clone(),
+                    IoError::OverMemoryLimit {
+                        bytes: self.line.len() as u128,
+                        limit,
+                    },
+                ));
+            }
+            if self.line.last() == Some(&b'\n') {
+                self.line.pop();
+                if self.line.last() == Some(&b'\r') {
+                    self.line.pop();
+                }
+            }
+            return Ok(Some(crate::Bytes::copy_from_slice(&self.line)));
+        }
+    }
+}
+
+/// Every line of a text file (a `lookup` vocabulary read when compiling).
+pub fn read_lines(path: &std::path::Path) -> Result<Vec<crate::Bytes>, IoError> {
+    let mut r = LineReader::new(vec![path.to_path_buf()]);
+    let mut out = Vec::new();
+    while let Some(l) = r.next_line().map_err(|(_, e)| e)? {
+        out.push(l);
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

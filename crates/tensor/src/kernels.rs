@@ -10,6 +10,7 @@ mod cast;
 mod elementwise;
 pub mod fused;
 mod host;
+pub mod image;
 mod linalg;
 mod pad;
 mod reduce;
@@ -72,6 +73,10 @@ pub enum KernelError {
         /// The number of elements asked for.
         elements: u128,
     },
+    /// Bytes that are not a valid image of the expected format (corrupt, truncated,
+    /// another format).
+    #[error("{0}")]
+    BadImage(String),
     /// The result would be larger than the memory ceiling (`--max-memory`).
     #[error("a result of {bytes} bytes is over the memory limit of {limit} bytes (--max-memory)")]
     OverMemoryLimit {

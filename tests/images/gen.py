@@ -179,11 +179,49 @@ def resize_cases():
     return cases
 
 
+
+
+def run_cases():
+    """Inputs and TF's outputs for the run cases tests/cases/run/image_*.pipe (their
+    `# numpy:` lines print these arrays)."""
+    run = HERE / "run"
+    run.mkdir(exist_ok=True)
+    u8 = photo(18, 7, 3).reshape(3, 6, 7, 3)
+    f32 = (rng.integers(0, 9, (2, 5, 4, 3)) / 8).astype(np.float32)
+    np.save(run / "imgs_u8.npy", u8)
+    np.save(run / "imgs_f32.npy", f32)
+    out = {}
+    q = lambda x: np.round(np.asarray(x) * 16) / 16  # what the run case prints
+    out["resize"] = [
+        (q(tf.image.resize(x, [3, 4])), tf.image.resize(x, [9, 5], method="nearest").numpy(),
+         q(tf.image.resize(x, [4, 4], method="area")),
+         q(tf.image.resize(x, [5, 9], method="bicubic")),
+         q(tf.image.resize(x, [2, 3], method="bilinear", antialias=True)))
+        for x in u8
+    ]
+    out["ops_u8"] = [
+        (tf.image.crop_to_bounding_box(x, i, i, 4, 5).numpy(),
+         tf.image.flip_left_right(x).numpy(), tf.image.flip_up_down(x).numpy(),
+         tf.image.rgb_to_grayscale(x).numpy(), tf.image.adjust_brightness(x, 0.2).numpy(),
+         tf.image.adjust_contrast(x, 1.5).numpy())
+        for i, x in enumerate(u8)
+    ]
+    out["ops_f32"] = [
+        (tf.image.flip_left_right(x).numpy(), tf.image.adjust_brightness(x, -0.25).numpy(),
+         tf.image.adjust_contrast(x, 2.0).numpy(), tf.image.rgb_to_grayscale(x).numpy())
+        for x in f32
+    ]
+    for name, elems in out.items():
+        for k in range(len(elems[0])):
+            np.save(run / f"{name}_{k}.npy", np.stack([np.asarray(e[k]) for e in elems]))
+
+
 def main():
     EXPECT.mkdir(parents=True, exist_ok=True)
     write_sources()
     cases = {"decode": decode_cases(), "resize": resize_cases()}
     (HERE / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
+    run_cases()
     print(f"{len(cases['decode'])} decode cases, {len(cases['resize'])} resize cases")
 
 

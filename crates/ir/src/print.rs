@@ -305,6 +305,7 @@ pub(crate) fn op_text(func: &Function, op: &Op) -> String {
         OpKind::Slice(items) => attr(slice_text(items)),
         OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
         OpKind::EnsureShape(shape) => attr(shape.to_string()),
+        OpKind::Image(op) => attr(op.attr_text()),
         OpKind::Eager(host) => {
             let a = std::mem::take(&mut args);
             args = format!("{}:@{}({a})", host.flavor(), host.name());

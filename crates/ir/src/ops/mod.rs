@@ -15,10 +15,11 @@
 //! tensor-level rules. Files: `elementwise.rs` (unary, binary, cast, where, clip, fused),
 //! `shape.rs` (reshape, transpose, expand_dims, squeeze, concat, stack, broadcast_to, tile,
 //! reverse, slice, ensure_shape), `compute.rs` (reductions, matmul, one_hot, sort),
-//! `special.rs` (constants and eager calls).
+//! `special.rs` (constants and eager calls), `image.rs` (resize, crop).
 
 mod compute;
 mod elementwise;
+mod image;
 mod shape;
 mod special;
 
@@ -27,6 +28,7 @@ use crate::types::{Dim, TensorType};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
 
+pub use image::ImageOp;
 pub use shape::resolve_reshape;
 
 /// How an op runs when some operands carry a leading batch axis.
@@ -67,6 +69,7 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::infer(self, inputs).map(|t| vec![t])
             }
+            OpKind::Image(op) => image::infer(op, inputs).map(|t| vec![t]),
             _ => shape::infer(self, inputs).map(|t| vec![t]),
         })
     }
@@ -78,6 +81,7 @@ impl OpKind {
             OpKind::Unary(_) | OpKind::Cast(_) | OpKind::Reduce { .. } => Some(1),
             OpKind::Binary(_) | OpKind::MatMul => Some(2),
             OpKind::Select | OpKind::Clip => Some(3),
+            OpKind::Image(op) => Some(op.arity()),
             OpKind::Concat(_) | OpKind::Stack(_) | OpKind::Fused(_) | OpKind::Eager(_) => None,
             _ => Some(1),
         }
@@ -98,6 +102,7 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::eval(self, inputs).map(|t| vec![t])
             }
+            OpKind::Image(op) => image::eval(op, inputs).map(|t| vec![t]),
             _ => shape::eval(self, inputs).map(|t| vec![t]),
         }
     }
@@ -128,6 +133,7 @@ impl OpKind {
                 inputs.first().is_some_and(|t| op.may_fail(t.dtype)) || unknown_shape()
             }
             OpKind::Fused(body) => body.may_fail() || unknown_shape(),
+            OpKind::Image(op) => image::may_fail(op, inputs),
             // A reshape of a fully known shape was checked when it was typed.
             _ => unknown_shape(),
         }
@@ -140,6 +146,8 @@ impl OpKind {
             OpKind::Binary(op) => op.cost(),
             OpKind::Fused(body) => body.cost(),
             OpKind::Const(_) => 0,
+            // Several taps per output value.
+            OpKind::Image(ImageOp::Resize { .. }) => 8,
             _ => 1,
         }
     }
@@ -156,6 +164,7 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::batch_rule(self, batched, inputs)
             }
+            OpKind::Image(op) => image::batch_rule(op, batched),
             _ => shape::batch_rule(self, batched, batch),
         }
     }

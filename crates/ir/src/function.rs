@@ -135,6 +135,8 @@ pub enum OpKind {
     Fused(FusedBody),
     /// An image op (`resize`, `crop`), on `[..., height, width, channels]`.
     Image(ImageOp),
+    /// A string op (SPEC §13), with its attributes.
+    Str(pipec_tensor::kernels::strings::StrOp),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
     Eager(HostFn),
 }
@@ -167,6 +169,7 @@ impl OpKind {
             OpKind::Shape => "shape",
             OpKind::Fused(_) => "fused_elementwise",
             OpKind::Image(op) => op.name(),
+            OpKind::Str(op) => op.name(),
             OpKind::Eager(_) => "call_eager",
         }
     }

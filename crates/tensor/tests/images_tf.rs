@@ -44,14 +44,21 @@ fn resize_matches_tensorflow() {
         let input = npz("resize.npz", case["input"].as_str().unwrap());
         let want = npz("resize.npz", case["expect"].as_str().unwrap());
         let size = case["size"].as_array().unwrap();
-        let size = [size[0].as_u64().unwrap() as usize, size[1].as_u64().unwrap() as usize];
+        let size = [
+            size[0].as_u64().unwrap() as usize,
+            size[1].as_u64().unwrap() as usize,
+        ];
         let method = ResizeMethod::from_name(case["method"].as_str().unwrap()).unwrap();
         let antialias = case["antialias"].as_bool().unwrap();
         let got = resize(&input, size, method, antialias).unwrap_or_else(|e| panic!("{case}: {e}"));
         assert_eq!(got.shape(), want.shape(), "{case}");
         assert_eq!(got.dtype(), want.dtype(), "{case}");
         // 1e-3 on a 0-255 scale; a u16 image's scale is 257 times larger.
-        let tol = if input.dtype() == DType::U16 { 1e-3 * 257.0 } else { 1e-3 };
+        let tol = if input.dtype() == DType::U16 {
+            1e-3 * 257.0
+        } else {
+            1e-3
+        };
         let (g, w) = (as_f64(&got), as_f64(&want));
         let worst = g
             .iter()
@@ -95,7 +102,8 @@ fn decoding_matches_libpng_and_libjpeg() {
             .zip(&w)
             .map(|(a, b)| (a - b).abs())
             .fold(0.0, f64::max);
-        let mean = g.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum::<f64>() / g.len().max(1) as f64;
+        let mean =
+            g.iter().zip(&w).map(|(a, b)| (a - b).abs()).sum::<f64>() / g.len().max(1) as f64;
         if worst > tol || mean > 0.5 {
             failures.push(format!("{case}: off by {worst}, {mean} on average"));
         }
@@ -115,8 +123,7 @@ fn broken_images_and_bombs_are_errors() {
         }
         let file = case["file"].as_str().unwrap();
         let bytes = std::fs::read(dir().join("src").join(file)).unwrap();
-        let err = decode_image(&bytes, format_of(case["op"].as_str().unwrap()), 0)
-            .expect_err(file);
+        let err = decode_image(&bytes, format_of(case["op"].as_str().unwrap()), 0).expect_err(file);
         if file.starts_with("bomb") {
             assert!(
                 matches!(err, KernelError::TooLarge { .. }),

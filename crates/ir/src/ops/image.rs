@@ -1,10 +1,12 @@
-//! Image ops (SPEC §13): `resize` and `crop` on `[..., height, width, channels]`. The
+//! Image ops (SPEC §13): `resize` and `crop` on `[..., height, width, channels]`, and the
+//! decoders (`str[]` bytes to `u8[?, ?, C]`). The
 //! other image builtins (`flip_*`, `rgb_to_grayscale`, `adjust_*`) are lowered by the tracer
 //! to existing ops.
 
 use super::BatchRule;
 use crate::function::OpKind;
 use crate::types::{Dim, Shape, TensorType};
+use pipec_tensor::kernels::image::decode::{self as kdecode, ImageFormat};
 use pipec_tensor::kernels::image::{self as kimage, ResizeMethod};
 use pipec_tensor::kernels::{self, KernelError};
 use pipec_tensor::{DType, Tensor};
@@ -27,6 +29,14 @@ pub enum ImageOp {
         /// Output height and width.
         size: [usize; 2],
     },
+    /// `decode_png` / `decode_jpeg` / `decode_image(bytes, channels:)`: a `str[]` of encoded
+    /// bytes to `u8[?, ?, C]` (`C` unknown for `channels: 0`, the image's own).
+    Decode {
+        /// Which formats the op accepts.
+        format: ImageFormat,
+        /// 0 (as stored), 1, 3 or 4.
+        channels: usize,
+    },
 }
 
 impl ImageOp {
@@ -35,13 +45,14 @@ impl ImageOp {
         match self {
             ImageOp::Resize { .. } => "resize",
             ImageOp::Crop { .. } => "crop",
+            ImageOp::Decode { format, .. } => format.op_name(),
         }
     }
 
     /// The number of operands.
     pub fn arity(&self) -> usize {
         match self {
-            ImageOp::Resize { .. } => 1,
+            ImageOp::Resize { .. } | ImageOp::Decode { .. } => 1,
             ImageOp::Crop { .. } => 3,
         }
     }
@@ -60,6 +71,7 @@ impl ImageOp {
                 method.name()
             ),
             ImageOp::Crop { size } => format!("size=[{}, {}]", size[0], size[1]),
+            ImageOp::Decode { channels, .. } => format!("channels={channels}"),
         }
     }
 }
@@ -81,9 +93,22 @@ fn resized(x: &TensorType, size: [usize; 2], dtype: DType, op: &str) -> Result<T
 pub(super) fn infer(op: &ImageOp, inputs: &[&TensorType]) -> Result<TensorType, String> {
     let x = inputs[0];
     match op {
+        ImageOp::Decode { format, channels } => {
+            if x.dtype != DType::Str || x.rank() != 0 {
+                return Err(format!("`{}` of {x}", format.op_name()));
+            }
+            let c = match channels {
+                0 => Dim::Unknown,
+                c => Dim::Known(*c),
+            };
+            Ok(TensorType::new(
+                DType::U8,
+                Shape(vec![Dim::Unknown, Dim::Unknown, c]),
+            ))
+        }
         ImageOp::Resize { size, method, .. } => {
-            if x.dtype == DType::Bool {
-                return Err("`resize` of bool".into());
+            if matches!(x.dtype, DType::Bool | DType::Str) {
+                return Err(format!("`resize` of {}", x.dtype));
             }
             resized(x, *size, method.result_dtype(x.dtype), "resize")
         }
@@ -129,6 +154,7 @@ pub(super) fn eval(op: &ImageOp, inputs: &[Tensor]) -> Result<Tensor, KernelErro
             size[0],
             size[1],
         ),
+        ImageOp::Decode { format, channels } => kdecode::decode(&inputs[0], *format, *channels),
     }
 }
 
@@ -145,13 +171,19 @@ pub(super) fn may_fail(op: &ImageOp, inputs: &[&TensorType]) -> bool {
                     (Dim::Known(h), Dim::Known(w)) if h > 0 && w > 0
                 )
         }
-        ImageOp::Crop { .. } => true,
+        ImageOp::Crop { .. } | ImageOp::Decode { .. } => true,
     }
 }
 
 /// The kernels treat every leading axis as a batch axis, so a batched image runs as one op;
 /// per-element crop offsets would need a different window per row.
 pub(super) fn batch_rule(op: &ImageOp, batched: &[bool]) -> BatchRule {
+    if let ImageOp::Decode { format, .. } = op {
+        return BatchRule::Refuse(format!(
+            "`{}` gives images whose sizes differ from element to element",
+            format.op_name()
+        ));
+    }
     if batched[0] && batched[1..].iter().all(|b| !b) {
         BatchRule::Op(OpKind::Image(op.clone()))
     } else {

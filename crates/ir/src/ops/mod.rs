@@ -15,18 +15,21 @@
 //! tensor-level rules. Files: `elementwise.rs` (unary, binary, cast, where, clip, fused),
 //! `shape.rs` (reshape, transpose, expand_dims, squeeze, concat, stack, broadcast_to, tile,
 //! reverse, slice, ensure_shape), `compute.rs` (reductions, matmul, one_hot, sort),
-//! `special.rs` (constants and eager calls), `image.rs` (resize, crop).
+//! `special.rs` (constants and eager calls), `strings.rs` (the `str` ops, declared with their
+//! kernels in `pipec_tensor::kernels::strings`), `image.rs` (resize, crop, decoding).
 
 mod compute;
 mod elementwise;
 mod image;
 mod shape;
 mod special;
+mod strings;
 
 use crate::function::OpKind;
 use crate::types::{Dim, TensorType};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
+use pipec_tensor::kernels::strings::StrOp;
 
 pub use image::ImageOp;
 pub use shape::resolve_reshape;
@@ -70,6 +73,7 @@ impl OpKind {
                 compute::infer(self, inputs).map(|t| vec![t])
             }
             OpKind::Image(op) => image::infer(op, inputs).map(|t| vec![t]),
+            OpKind::Str(op) => strings::infer(op, inputs).map(|t| vec![t]),
             _ => shape::infer(self, inputs).map(|t| vec![t]),
         })
     }
@@ -83,6 +87,8 @@ impl OpKind {
             OpKind::Select | OpKind::Clip => Some(3),
             OpKind::Image(op) => Some(op.arity()),
             OpKind::Concat(_) | OpKind::Stack(_) | OpKind::Fused(_) | OpKind::Eager(_) => None,
+            OpKind::Str(StrOp::Format(_)) => None,
+            OpKind::Str(StrOp::Substr) => Some(3),
             _ => Some(1),
         }
     }
@@ -103,6 +109,7 @@ impl OpKind {
                 compute::eval(self, inputs).map(|t| vec![t])
             }
             OpKind::Image(op) => image::eval(op, inputs).map(|t| vec![t]),
+            OpKind::Str(op) => strings::eval(op, inputs).map(|t| vec![t]),
             _ => shape::eval(self, inputs).map(|t| vec![t]),
         }
     }
@@ -134,6 +141,7 @@ impl OpKind {
             }
             OpKind::Fused(body) => body.may_fail() || unknown_shape(),
             OpKind::Image(op) => image::may_fail(op, inputs),
+            OpKind::Str(op) => op.may_fail() || unknown_shape(),
             // A reshape of a fully known shape was checked when it was typed.
             _ => unknown_shape(),
         }
@@ -161,6 +169,7 @@ impl OpKind {
             }
             OpKind::Const(_) => BatchRule::Refuse("a constant has no operands".into()),
             k if k.is_elementwise() => BatchRule::Elementwise,
+            OpKind::Str(op) => strings::batch_rule(self, op),
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::batch_rule(self, batched, inputs)
             }

@@ -306,8 +306,7 @@ fn bicubic(src: &[f32], g: Geom, oh: usize, ow: usize, dst: &mut [f32]) {
         for (xi, xw) in &xs {
             for ch in 0..c {
                 // Along y first for each of the four columns, then along x (TF's order).
-                let col =
-                    |k: usize| interp4(yw, [0, 1, 2, 3].map(|r| rows[r][xi[k] * c + ch]));
+                let col = |k: usize| interp4(yw, [0, 1, 2, 3].map(|r| rows[r][xi[k] * c + ch]));
                 dst[o] = interp4(xw, [col(0), col(1), col(2), col(3)]);
                 o += 1;
             }
@@ -428,7 +427,11 @@ impl SamplingKernel for KeysCubic {
 
 /// The sampling spans of one axis: per output index, the first source index and
 /// `span_size` weights (zero past the span), TF's `ComputeSpansCore` with no translation.
-fn spans(kernel: &dyn SamplingKernel, output: usize, input: usize) -> (usize, Vec<usize>, Vec<f32>) {
+fn spans(
+    kernel: &dyn SamplingKernel,
+    output: usize,
+    input: usize,
+) -> (usize, Vec<usize>, Vec<f32>) {
     let scale = output as f32 / input as f32;
     let inv_scale = (1.0f64 / f64::from(scale)) as f32;
     let kernel_scale = inv_scale.max(1.0);

@@ -13,6 +13,7 @@ use crate::value::{Num, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span, did_you_mean};
 use pipec_ir::{ImageOp, OpKind, TensorType};
 use pipec_tensor::kernels::image::ResizeMethod;
+use pipec_tensor::kernels::image::decode::ImageFormat;
 use pipec_tensor::ops::{BinaryOp, ReduceOp};
 use pipec_tensor::{DType, Tensor};
 
@@ -53,6 +54,27 @@ pub(super) const BUILTINS: &[Builtin] = &[
         2,
         Kind::ValueIndependent,
         adjust_brightness,
+    ),
+    Builtin::new(
+        "decode_png",
+        &["contents", "channels"],
+        1,
+        Kind::ValueIndependent,
+        decode,
+    ),
+    Builtin::new(
+        "decode_jpeg",
+        &["contents", "channels"],
+        1,
+        Kind::ValueIndependent,
+        decode,
+    ),
+    Builtin::new(
+        "decode_image",
+        &["contents", "channels"],
+        1,
+        Kind::ValueIndependent,
+        decode,
     ),
     Builtin::new(
         "adjust_contrast",
@@ -138,7 +160,12 @@ impl Eval<'_> {
             return Ok(Value::Tensor(f));
         }
         let scale = (1.0 / int_max(dtype)) as f32;
-        self.binop(BinaryOp::Mul, f, TVal::Concrete(Tensor::scalar(scale)), span)
+        self.binop(
+            BinaryOp::Mul,
+            f,
+            TVal::Concrete(Tensor::scalar(scale)),
+            span,
+        )
     }
 
     /// TF's `convert_image_dtype(x: f32, to)`: floats cast; integers scaled by `MAX + 0.5`
@@ -148,7 +175,12 @@ impl Eval<'_> {
             return self.cast_to(x, to, span);
         }
         let scale = (int_max(to) + 0.5) as f32;
-        let scaled = tv!(self.binop(BinaryOp::Mul, x, TVal::Concrete(Tensor::scalar(scale)), span)?);
+        let scaled = tv!(self.binop(
+            BinaryOp::Mul,
+            x,
+            TVal::Concrete(Tensor::scalar(scale)),
+            span
+        )?);
         self.cast_to(scaled, to, span)
     }
 
@@ -207,7 +239,9 @@ fn resize(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
     if size.len() != 2 || size.iter().any(|&n| n <= 0 || n > i64::from(i32::MAX)) {
         let d = Diagnostic::error(
             Code::WrongKind,
-            format!("`resize` needs a size [height, width] of two positive integers, found {size:?}"),
+            format!(
+                "`resize` needs a size [height, width] of two positive integers, found {size:?}"
+            ),
         )
         .with_label(ss, "")
         .with_help("`resize(img, [224, 224])`");
@@ -313,14 +347,25 @@ fn crop(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
 }
 
 /// `flip_left_right` reverses the width axis, `flip_up_down` the height axis (as TF).
-fn flip(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> Res<Value> {
+fn flip(
+    ev: &mut Eval<'_>,
+    Call {
+        name,
+        args: a,
+        span,
+    }: Call,
+) -> Res<Value> {
     let t = tensor!(ev, a, 0);
     let ty = tval_type(&t);
     if !ev.image_operand(&ty, name, span)? {
         return Ok(Value::Poison);
     }
     let r = ty.rank();
-    let axis = if name == "flip_left_right" { r - 2 } else { r - 3 };
+    let axis = if name == "flip_left_right" {
+        r - 2
+    } else {
+        r - 3
+    };
     ev.emit(OpKind::Reverse(vec![axis]), vec![t], span)
 }
 
@@ -351,7 +396,12 @@ fn rgb_to_grayscale(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<
     let g = tv!(ev.emit(OpKind::ExpandDims(r - 1), vec![g], span)?);
     if dtype.is_int() {
         let scale = (int_max(dtype) + 0.5) as f32;
-        let g = tv!(ev.binop(BinaryOp::Mul, g, TVal::Concrete(Tensor::scalar(scale)), span)?);
+        let g = tv!(ev.binop(
+            BinaryOp::Mul,
+            g,
+            TVal::Concrete(Tensor::scalar(scale)),
+            span
+        )?);
         return ev.cast_to(g, dtype, span);
     }
     ev.cast_to(g, dtype, span)
@@ -403,7 +453,12 @@ fn adjust_contrast(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         (Some(h), Some(w)) if h * w > 0 => {
             let sum = tv!(ev.emit(reduce(ReduceOp::Sum), vec![f.clone()], span)?);
             let inv = (1.0 / (h * w) as f64) as f32;
-            tv!(ev.binop(BinaryOp::Mul, sum, TVal::Concrete(Tensor::scalar(inv)), span)?)
+            tv!(ev.binop(
+                BinaryOp::Mul,
+                sum,
+                TVal::Concrete(Tensor::scalar(inv)),
+                span
+            )?)
         }
         _ => tv!(ev.emit(reduce(ReduceOp::Mean), vec![f.clone()], span)?),
     };
@@ -411,4 +466,57 @@ fn adjust_contrast(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
     let scaled = tv!(ev.binop(BinaryOp::Mul, centred, factor, span)?);
     let out = tv!(ev.binop(BinaryOp::Add, scaled, mean, span)?);
     ev.image_from_f32(out, ty.dtype, span)
+}
+
+/// `decode_png`, `decode_jpeg`, `decode_image`: the bytes of one image (`str[]`) to
+/// `u8[?, ?, C]`; `channels: 0` keeps the image's own (then `C` is `?`).
+fn decode(
+    ev: &mut Eval<'_>,
+    Call {
+        name,
+        args: a,
+        span,
+    }: Call,
+) -> Res<Value> {
+    let t = tensor!(ev, a, 0);
+    let ty = tval_type(&t);
+    if ty.dtype != DType::Str || ty.rank() != 0 {
+        let d = Diagnostic::error(
+            Code::WrongKind,
+            format!("`{name}` takes the bytes of one image (str[]), found {ty}"),
+        )
+        .with_label(req(&a, 0).1, "not str[]")
+        .with_help(if ty.dtype == DType::Str {
+            "decode each element: `.map(|b| decode_image(b))` before `.batch(...)`"
+        } else {
+            "read the file first: `decode_image(read_file(path))`"
+        });
+        return ev.fail(d);
+    }
+    let channels = match a[1].clone() {
+        None => 0,
+        Some((v, s)) => {
+            let c = some!(ev.int_value(v, s, "`channels`")?);
+            if !matches!(c, 0 | 1 | 3 | 4) {
+                let d = Diagnostic::error(
+                    Code::WrongKind,
+                    format!("`channels` must be 0, 1, 3 or 4, found {c}"),
+                )
+                .with_label(s, "")
+                .with_help("0 keeps the image's own channels; 1 is grey, 3 RGB, 4 RGBA");
+                return ev.fail(d);
+            }
+            c as usize
+        }
+    };
+    let format = match name {
+        "decode_png" => ImageFormat::Png,
+        "decode_jpeg" => ImageFormat::Jpeg,
+        _ => ImageFormat::Any,
+    };
+    ev.emit(
+        OpKind::Image(ImageOp::Decode { format, channels }),
+        vec![t],
+        span,
+    )
 }

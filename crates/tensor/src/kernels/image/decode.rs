@@ -59,6 +59,22 @@ fn bad(msg: impl Into<String>) -> KernelError {
     KernelError::BadImage(msg.into())
 }
 
+/// `decode_*` on a tensor: a `str[]` scalar of encoded bytes to `u8[height, width, C]`.
+pub fn decode(x: &Tensor, format: ImageFormat, channels: usize) -> Result<Tensor, KernelError> {
+    match x {
+        Tensor::Str(a) if a.ndim() == 0 => {
+            let bytes = a.iter().next().expect("a scalar has one element");
+            decode_image(bytes, format, channels)
+        }
+        other => Err(KernelError::DType(format!(
+            "`{}` takes the bytes of one image (str[]), found {}{:?}",
+            format.op_name(),
+            other.dtype().name(),
+            other.shape()
+        ))),
+    }
+}
+
 /// Decodes one image to `u8[height, width, channels]`. `channels` is 0 (the image's own:
 /// 1 grey, 2 grey + alpha, 3 colour, 4 colour + alpha), 1, 3 or 4.
 pub fn decode_image(
@@ -130,7 +146,12 @@ fn describe_start(bytes: &[u8]) -> String {
 
 /// Refuses an image whose decoding would need more than the limits allow: the output
 /// `[h, w, out_c]` and the decoder's own buffer of `work_bytes_per_pixel` per pixel.
-fn check_size(h: usize, w: usize, out_c: usize, work_bytes_per_pixel: usize) -> Result<(), KernelError> {
+fn check_size(
+    h: usize,
+    w: usize,
+    out_c: usize,
+    work_bytes_per_pixel: usize,
+) -> Result<(), KernelError> {
     checked_len(&[h, w, out_c.max(1)], 1)?;
     checked_len(&[h, w, work_bytes_per_pixel.max(1)], 1)?;
     Ok(())
@@ -246,10 +267,8 @@ fn decode_jpeg(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
     } else {
         ColorSpace::RGB
     };
-    let mut decoder = JpegDecoder::new_with_options(
-        ZCursor::new(bytes),
-        options.jpeg_set_out_colorspace(space),
-    );
+    let mut decoder =
+        JpegDecoder::new_with_options(ZCursor::new(bytes), options.jpeg_set_out_colorspace(space));
     let pixels = decoder
         .decode()
         .map_err(|e| bad(format!("corrupt or truncated JPEG: {e}")))?;

@@ -37,6 +37,11 @@ pub fn tensor_to_py(py: Python<'_>, t: Tensor) -> PyResult<Bound<'_, PyAny>> {
         }
         Tensor::F32(a) => own(py, a),
         Tensor::F64(a) => own(py, a),
+        // A scalar string is `bytes`, as TF's `.numpy()` gives it.
+        Tensor::Str(a) if a.ndim() == 0 => {
+            let b = a.iter().next().cloned().unwrap_or_default();
+            pyo3::types::PyBytes::new(py, &b).into_any()
+        }
         Tensor::Str(a) => {
             // TF's `.numpy()` gives an object array of `bytes`: so does pipec.
             let items: Vec<Bound<'_, pyo3::types::PyBytes>> =

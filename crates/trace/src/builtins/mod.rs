@@ -691,7 +691,7 @@ impl Eval<'_> {
                 )
                 .with_label(s, "not a dtype")
                 .with_help(
-                    "dtypes are bool, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64",
+                    "dtypes are bool, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64, str",
                 );
                 self.fail(d)?;
                 Ok(None)

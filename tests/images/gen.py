@@ -216,12 +216,38 @@ def run_cases():
             np.save(run / f"{name}_{k}.npy", np.stack([np.asarray(e[k]) for e in elems]))
 
 
+def image_folder_example():
+    """examples/data/photos/{cat,dog}/*.png (odd sizes) and TF's output for
+    examples/image_folder.pipe, saved for its `# numpy:` line."""
+    root = HERE.parent.parent / "examples" / "data" / "photos"
+    sizes = {"cat": [(12, 10), (11, 13)], "dog": [(10, 12), (13, 11), (12, 12)]}
+    for label, shapes in sizes.items():
+        (root / label).mkdir(parents=True, exist_ok=True)
+        for k, (h, w) in enumerate(shapes):
+            Image.fromarray(photo(h, w, 3)).save(root / label / f"{label}{k}.png")
+    paths = sorted(str(p.relative_to(root.parent.parent)) for p in root.glob("*/*.png"))
+    classes = ["cat", "dog"]
+    mean = np.array([0.485, 0.456, 0.406], np.float32)
+    std = np.array([0.229, 0.224, 0.225], np.float32)
+    xs, ys = [], []
+    for p in paths:
+        img = tf.io.decode_png((root.parent.parent / p).read_bytes(), channels=3)
+        img = tf.image.crop_to_bounding_box(img, 1, 1, 8, 8)
+        img = tf.image.flip_left_right(img)
+        x = tf.image.resize(img, [2, 2]) / 255.0
+        xs.append(((x - mean) / std).numpy())
+        ys.append(classes.index(p.split("/")[-2]))
+    np.save(root / "expect_x.npy", np.stack(xs))
+    np.save(root / "expect_y.npy", np.array(ys, np.int64))
+
+
 def main():
     EXPECT.mkdir(parents=True, exist_ok=True)
     write_sources()
     cases = {"decode": decode_cases(), "resize": resize_cases()}
     (HERE / "cases.json").write_text(json.dumps(cases, indent=1) + "\n")
     run_cases()
+    image_folder_example()
     print(f"{len(cases['decode'])} decode cases, {len(cases['resize'])} resize cases")
 
 

@@ -244,8 +244,8 @@ pub fn jpeg(data: &[u8]) {
 /// panic, never an allocation past the ceiling: a bomb's header is refused first); then the
 /// file read and decoded by a pipeline, and resized, gives the same at `-O0` and `-O2`.
 fn image(data: &[u8], op: &str) {
-    use kernels::KernelError;
-    use kernels::image::decode::{ImageFormat, decode_image};
+    use pipec::kernels::KernelError;
+    use pipec::kernels::image::decode::{ImageFormat, decode_image};
     pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     let format = if op == "decode_png" {
         ImageFormat::Png

@@ -215,6 +215,9 @@ fn error_kind(e: &KernelError) -> &'static str {
         KernelError::InvalidArgument(_) => "InvalidArgument",
         KernelError::TooLarge { .. } => "TooLarge",
         KernelError::OverMemoryLimit { .. } => "OverMemoryLimit",
+        KernelError::BadValue(_) => "BadValue",
+        KernelError::File { .. } => "File",
+        KernelError::BadImage(_) => "BadImage",
     }
 }
 

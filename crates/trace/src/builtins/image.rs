@@ -338,7 +338,10 @@ fn crop(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
         }
         offsets.push(off);
     }
-    let [top, left] = <[TVal; 2]>::try_from(offsets).ok().expect("two offsets");
+    let mut offsets = offsets.into_iter();
+    let (Some(top), Some(left)) = (offsets.next(), offsets.next()) else {
+        return Ok(Value::Poison);
+    };
     ev.emit(
         OpKind::Image(ImageOp::Crop { size: [h, w] }),
         vec![t, top, left],

@@ -193,6 +193,8 @@ codes! {
     NegativePower = "E0607";
     /// A value a string op cannot take: text that is not a number, a position past the end.
     BadValue = "E0608";
+    /// Bytes that are not a valid image of the expected format (`decode_png`, ...).
+    BadImage = "E0620";
 
     // Limits.
     /// A tensor with more elements than the limit.

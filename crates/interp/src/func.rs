@@ -239,6 +239,10 @@ pub(crate) fn kernel_error(
             Code::BadValue,
             Some("filter such elements out first, or fix the data"),
         ),
+        KernelError::BadImage(_) => (
+            Code::BadImage,
+            Some("filter such elements out first, or fix the file"),
+        ),
         KernelError::File { .. } => (
             Code::FileUnreadable,
             Some("relative paths are resolved against the .pipe file's folder"),
@@ -262,7 +266,7 @@ pub(crate) fn kernel_error(
             "integers to negative integer powers are not allowed, in {}",
             at.describe(Some(*index))
         ),
-        KernelError::BadValue(_) | KernelError::File { .. } => {
+        KernelError::BadValue(_) | KernelError::File { .. } | KernelError::BadImage(_) => {
             format!("{e}, in {}", at.describe(None))
         }
         other => format!("{other} in {}", at.describe(None)),

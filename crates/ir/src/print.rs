@@ -318,6 +318,7 @@ pub(crate) fn op_text(func: &Function, op: &Op) -> String {
         OpKind::Slice(items) => attr(slice_text(items)),
         OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
         OpKind::EnsureShape(shape) => attr(shape.to_string()),
+        OpKind::Image(op) => attr(op.attr_text()),
         OpKind::Str(op) => {
             use pipec_tensor::kernels::strings::{FormatPiece, StrOp};
             let text = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));

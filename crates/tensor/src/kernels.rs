@@ -10,6 +10,7 @@ mod cast;
 mod elementwise;
 pub mod fused;
 mod host;
+pub mod image;
 mod linalg;
 mod pad;
 mod reduce;
@@ -73,6 +74,10 @@ pub enum KernelError {
         /// The number of elements asked for.
         elements: u128,
     },
+    /// Bytes that are not a valid image of the expected format (corrupt, truncated,
+    /// another format).
+    #[error("{0}")]
+    BadImage(String),
     /// A value the op cannot take (a string that is not a number, a position past the end
     /// of a string).
     #[error("{0}")]

@@ -217,6 +217,7 @@ fn error_kind(e: &KernelError) -> &'static str {
         KernelError::OverMemoryLimit { .. } => "OverMemoryLimit",
         KernelError::BadValue(_) => "BadValue",
         KernelError::File { .. } => "File",
+        KernelError::BadImage(_) => "BadImage",
     }
 }
 

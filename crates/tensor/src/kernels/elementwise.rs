@@ -463,10 +463,7 @@ pub(crate) fn zip_ref<A, B, U: Clone>(
     let dim = IxDyn(&shape);
     let av = a.broadcast(dim.clone()).expect("shapes broadcast");
     let bv = b.broadcast(dim).expect("shapes broadcast");
-    Ok(Zip::from(&av)
-        .and(&bv)
-        .map_collect(|p, q| f(p, q))
-        .into_shared())
+    Ok(Zip::from(&av).and(&bv).map_collect(f).into_shared())
 }
 
 /// [`zip_ref`] for `where` on strings.

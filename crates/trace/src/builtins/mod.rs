@@ -40,6 +40,7 @@ mod compute;
 mod creation;
 mod elementwise;
 mod host_only;
+mod image;
 mod indexing;
 mod shape;
 mod sources;
@@ -430,9 +431,11 @@ fn table_builtins() -> impl Iterator<Item = Builtin> {
         .chain(ReduceOp::ALL.iter().map(|op| op.name()).map(named(reduce)))
 }
 
-/// Every builtin: the op tables' ops, then the registry.
+/// Every builtin: the op tables' ops, then the registry, then the image builtins.
 pub(crate) fn all() -> impl Iterator<Item = Builtin> {
-    table_builtins().chain(REGISTRY.iter().copied())
+    table_builtins()
+        .chain(REGISTRY.iter().copied())
+        .chain(image::BUILTINS.iter().copied())
 }
 
 /// Every builtin function name (for did-you-mean).
@@ -607,6 +610,7 @@ impl Eval<'_> {
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
                         kernels::KernelError::BadValue(_) => Code::BadValue,
+                        kernels::KernelError::BadImage(_) => Code::BadImage,
                         kernels::KernelError::File { .. } => Code::FileUnreadable,
                         _ => Code::WrongKind,
                     };

@@ -2,12 +2,12 @@
 
 Run with TensorFlow installed (any venv outside the repository):
     python tests/tfdata/gen_interleave.py
-It rewrites tests/tfdata/interleave_cases.json, which `crates/cli/tests/interleave.rs`
-replays through pipec without TensorFlow: each case is a pipeline in pipec's language, the
-same pipeline in tf.data, and the lines numpy's print() gives for tf.data's elements.
+It rewrites tests/tfdata/interleave_cases.txt, which `crates/cli/tests/interleave.rs`
+replays through pipec without TensorFlow. Each case is a line `== NAME`, the pipeline in
+pipec's language on the next line, then the lines numpy's print() gives for the elements
+tf.data produces from the same pipeline written in tf.data (below).
 """
 
-import json
 import os
 
 import numpy as np
@@ -57,15 +57,14 @@ CASES = [
 
 
 def main():
-    out = []
+    out = [f"# Written by tests/tfdata/gen_interleave.py with TensorFlow {tf.__version__}."]
     for name, pipe, make in CASES:
-        lines = [str(e.numpy()) for e in make()]
-        out.append({"name": name, "pipeline": pipe, "expected": lines})
-    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interleave_cases.json")
+        out.append(f"== {name}")
+        out.append(pipe)
+        out.extend(str(e.numpy()) for e in make())
+    path = os.path.join(os.path.dirname(os.path.abspath(__file__)), "interleave_cases.txt")
     with open(path, "w") as f:
-        json.dump({"generated_by": "tests/tfdata/gen_interleave.py", "tensorflow": tf.__version__,
-                   "cases": out}, f, indent=1)
-        f.write("\n")
+        f.write("\n".join(out) + "\n")
 
 
 if __name__ == "__main__":

@@ -98,8 +98,8 @@ pub(crate) fn ds_node_text(
         DsKind::Range { start, stop, step } => {
             args.extend([start, stop, step].map(|v| v.to_string()))
         }
-        DsKind::RangeOf(bounds) => args.extend(bounds.iter().map(source_text)),
-        DsKind::RepeatOf(count) => args.push(source_text(count)),
+        DsKind::RangeOf(bounds) => args.extend(bounds.iter().map(bound_text)),
+        DsKind::RepeatOf(count) => args.push(bound_text(count)),
         DsKind::Interleave(n) => {
             args.push(format!("@{}", prog.func(n.func).name));
             if !n.flat {
@@ -208,6 +208,16 @@ pub(crate) fn ds_node_text(
     }
     text.push_str(&format!(" : dataset<{}>", n.elem));
     text
+}
+
+/// A `range` bound or `repeat` count of a nested dataset: a number, or `%argK`.
+fn bound_text(src: &Source) -> String {
+    match src {
+        Source::Const(t) if t.rank() == 0 => t
+            .get_flat(0)
+            .map_or_else(|| source_text(src), scalar_text),
+        _ => source_text(src),
+    }
 }
 
 fn source_text(src: &Source) -> String {

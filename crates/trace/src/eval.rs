@@ -2011,6 +2011,12 @@ impl<'a> Eval<'a> {
             FuncVal::Lambda(l) => (format!("lambda:{}", l.span.start), "lambda".to_string()),
             FuncVal::Builtin(b) => (format!("builtin:{b}"), b.clone()),
         };
+        if let FuncVal::Lambda(l) = f
+            && let Some(name) = crate::nested::symbolic_capture(l, &self.shared.source.clone())
+        {
+            self.report(crate::nested::capture_error(&name, l.span, span, what));
+            return None;
+        }
         let leaves: Vec<TensorType> = elem.leaves().into_iter().cloned().collect();
         let key = (key_name, leaves.clone());
         match self.comp().traces.get(&key) {

@@ -278,3 +278,55 @@ impl Eval<'_> {
         Ok(Some((id, to_pipeline(what, fspan, &inner))))
     }
 }
+
+/// The name of a value `l` captured that exists only while another function is traced (a
+/// symbolic tensor: the element of an enclosing `interleave`/`flat_map` function).
+pub(crate) fn symbolic_capture(l: &crate::value::Lambda, source: &str) -> Option<String> {
+    fn symbolic(v: &Value) -> bool {
+        match v {
+            Value::Tensor(TVal::Symbolic(..)) | Value::SymDim(_) => true,
+            Value::Tuple(vs) | Value::List(vs) => vs.iter().any(symbolic),
+            Value::Dict(fs) => fs.iter().any(|(_, v)| symbolic(v)),
+            _ => false,
+        }
+    }
+    // A lambda captures its whole scope; only the names its text uses (as whole words, not
+    // shadowed by a parameter) matter.
+    let text = source.get(l.span.range()).unwrap_or("");
+    let used = |name: &str| {
+        // Without the text (an embedding that gives none), every symbolic capture counts.
+        if text.is_empty() {
+            return true;
+        }
+        !l.params.iter().any(|p| p.name == name)
+            && text.match_indices(name).any(|(i, _)| {
+                let word = |c: char| c.is_alphanumeric() || c == '_';
+                let before = text[..i].chars().next_back().is_none_or(|c| !word(c));
+                let after = text[i + name.len()..].chars().next().is_none_or(|c| !word(c));
+                before && after
+            })
+    };
+    let mut names: Vec<&String> = l
+        .captured
+        .iter()
+        .filter(|(k, v)| symbolic(v) && used(k))
+        .map(|(k, _)| k)
+        .collect();
+    names.sort();
+    names.first().map(|n| n.to_string())
+}
+
+/// E0411 for a function traced for `what` that uses `name`, a symbolic value of another
+/// function.
+pub(crate) fn capture_error(name: &str, fspan: Span, span: Span, what: &str) -> Diagnostic {
+    Diagnostic::error(
+        Code::BadDatasetFunction,
+        format!("the function given to `{what}` uses `{name}`, a value of the enclosing function's element"),
+    )
+    .with_label(fspan, format!("uses `{name}`"))
+    .with_label(span, format!("`{what}` traces it on its own elements"))
+    .with_note("a function traced for a dataset sees only its own arguments and top-level names")
+    .with_help(format!(
+        "carry `{name}` in the elements instead, e.g. `range(4).map(|x| (x, {name}))` becomes `zip(range(4), from_tensors({name}).repeat())`"
+    ))
+}

@@ -27,7 +27,8 @@ fn text(b: &[u8]) -> String {
 
 /// The cases of `tests/tfdata/interleave_cases.txt`: (name, pipeline, expected lines).
 fn cases() -> Vec<(String, String, Vec<String>)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/tfdata/interleave_cases.txt");
+    let path =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/tfdata/interleave_cases.txt");
     let text = std::fs::read_to_string(&path).expect("tests/tfdata/interleave_cases.txt");
     let mut out: Vec<(String, String, Vec<String>)> = Vec::new();
     let mut lines = text.lines().filter(|l| !l.starts_with('#'));
@@ -36,7 +37,10 @@ fn cases() -> Vec<(String, String, Vec<String>)> {
             let pipeline = lines.next().expect("a pipeline after the name").to_string();
             out.push((name.to_string(), pipeline, Vec::new()));
         } else {
-            out.last_mut().expect("a case first").2.push(line.to_string());
+            out.last_mut()
+                .expect("a case first")
+                .2
+                .push(line.to_string());
         }
     }
     out
@@ -73,7 +77,10 @@ pipeline @main -> dataset<i64[]> {
 }
 ";
     assert!(ir.starts_with(want), "{ir}");
-    assert!(ir.contains("func @lambda.0(%0: i64[]) -> (i64[], i64[])"), "{ir}");
+    assert!(
+        ir.contains("func @lambda.0(%0: i64[]) -> (i64[], i64[])"),
+        "{ir}"
+    );
     let dot = text(&run("dot", prog, &["--emit-dot"]).stdout);
     assert!(dot.contains("subgraph cluster_p1"), "{dot}");
     assert!(dot.contains("p1_out -> p0_d1 [style=dotted"), "{dot}");
@@ -83,10 +90,26 @@ pipeline @main -> dataset<i64[]> {
 #[test]
 fn functions_that_do_not_build_datasets_are_errors() {
     for (prog, code, says) in [
-        ("range(3).flat_map(|n| n * 2)", "E0411", "must return a dataset, found a tensor"),
-        ("range(3).flat_map(|n| range(4).map(|x| x * n))", "E0411", "uses `n`"),
-        ("range(3).interleave(|n| range(n))", "E0401", "needs `cycle_length:`"),
-        ("range(3).interleave(|n| range(n), cycle_length: 0)", "E0401", "at least 1"),
+        (
+            "range(3).flat_map(|n| n * 2)",
+            "E0411",
+            "must return a dataset, found a tensor",
+        ),
+        (
+            "range(3).flat_map(|n| range(4).map(|x| x * n))",
+            "E0411",
+            "uses `n`",
+        ),
+        (
+            "range(3).interleave(|n| range(n))",
+            "E0401",
+            "needs `cycle_length:`",
+        ),
+        (
+            "range(3).interleave(|n| range(n), cycle_length: 0)",
+            "E0401",
+            "at least 1",
+        ),
         (
             "from_tensor_slices([[1.0, 2.0]]).flat_map(|x| range(x))",
             "E0107",

@@ -8,7 +8,8 @@ use std::process::{Command, Output};
 
 /// Runs `pipec ARGS FILE` on `program`, written to a fresh file.
 fn run(test: &str, program: &str, args: &[&str]) -> Output {
-    let dir: PathBuf = std::env::temp_dir().join(format!("pipec-order-{test}-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("pipec-order-{test}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     let path = dir.join("p.pipe");
     std::fs::write(&path, program).expect("write program");
@@ -58,8 +59,16 @@ fn global_shuffle_is_a_permutation_the_same_at_every_level_and_thread_count() {
         }
     }
     // Another seed, another order.
-    let a = ints(&lines(&run("seed", "pipeline main = range(100).global_shuffle(seed: 1)", &[])));
-    let b = ints(&lines(&run("seed", "pipeline main = range(100).global_shuffle(seed: 2)", &[])));
+    let a = ints(&lines(&run(
+        "seed",
+        "pipeline main = range(100).global_shuffle(seed: 1)",
+        &[],
+    )));
+    let b = ints(&lines(&run(
+        "seed",
+        "pipeline main = range(100).global_shuffle(seed: 2)",
+        &[],
+    )));
     assert_ne!(a, b);
 }
 
@@ -186,7 +195,10 @@ fn global_shuffle_without_random_access_is_e0410_naming_the_node() {
         let err = text(&o.stderr);
         assert!(err.contains("[E0410]"), "{ds}: {err}");
         assert!(err.contains(&format!("`{node}` breaks it")), "{ds}: {err}");
-        assert!(err.contains(&format!("`{node}` has no random access")), "{ds}: {err}");
+        assert!(
+            err.contains(&format!("`{node}` has no random access")),
+            "{ds}: {err}"
+        );
         assert!(err.contains("Help:"), "{ds}: {err}");
     }
 }
@@ -200,7 +212,9 @@ fn global_shuffle_shows_in_the_ir() {
     );
     let ir = text(&o.stdout);
     assert!(
-        ir.contains("= global_shuffle %d0, seed=4, reshuffle_each_iteration=false : dataset<i64[]>"),
+        ir.contains(
+            "= global_shuffle %d0, seed=4, reshuffle_each_iteration=false : dataset<i64[]>"
+        ),
         "{ir}"
     );
 }
@@ -232,7 +246,11 @@ fn shards_are_disjoint_and_whole_with_and_without_global_shuffle() {
         for n in 1..=5u64 {
             let mut all = Vec::new();
             for i in 0..n {
-                let part = numbers(&lines(&run("shard", prog, &["--shard", &format!("{i}/{n}")])));
+                let part = numbers(&lines(&run(
+                    "shard",
+                    prog,
+                    &["--shard", &format!("{i}/{n}")],
+                )));
                 all.extend(part);
             }
             assert_eq!(sorted(&all), whole, "{prog} in {n} shards");

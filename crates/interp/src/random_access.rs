@@ -24,7 +24,10 @@ pub(crate) struct RandomAccess {
 }
 
 enum Node {
-    Range { start: i64, step: i64 },
+    Range {
+        start: i64,
+        step: i64,
+    },
     Slices(Vec<Tensor>),
     Whole(Vec<Tensor>),
     Map {

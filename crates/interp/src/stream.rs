@@ -1329,7 +1329,11 @@ fn size_code(e: &kernels::KernelError) -> Code {
 }
 
 /// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.
-pub(crate) fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Diagnostic> {
+pub(crate) fn stack_rows(
+    rows: Vec<Element>,
+    span: Span,
+    first: u64,
+) -> Result<Element, Diagnostic> {
     let n_leaves = rows[0].len();
     let mut out = Vec::with_capacity(n_leaves);
     for leaf in 0..n_leaves {

@@ -48,7 +48,12 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
 
 /// The nodes of `p` and its `yield`, each line indented by `indent`; the inner pipeline of
 /// an `interleave`/`flat_map` follows its node as a block, indented further.
-fn write_nodes(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline, indent: &str) -> fmt::Result {
+fn write_nodes(
+    f: &mut fmt::Formatter<'_>,
+    prog: &Program,
+    p: &Pipeline,
+    indent: &str,
+) -> fmt::Result {
     let order = p.topo_order();
     let names: HashMap<_, _> = order
         .iter()
@@ -213,9 +218,9 @@ pub(crate) fn ds_node_text(
 /// A `range` bound or `repeat` count of a nested dataset: a number, or `%argK`.
 fn bound_text(src: &Source) -> String {
     match src {
-        Source::Const(t) if t.rank() == 0 => t
-            .get_flat(0)
-            .map_or_else(|| source_text(src), scalar_text),
+        Source::Const(t) if t.rank() == 0 => {
+            t.get_flat(0).map_or_else(|| source_text(src), scalar_text)
+        }
         _ => source_text(src),
     }
 }

@@ -1,9 +1,9 @@
 //! `--shard I/N` (Python: `shard=(I, N)`): run one shard of a pipeline (SPEC §15).
 
 use petgraph::Direction;
+use petgraph::stable_graph::NodeIndex;
 use petgraph::visit::EdgeRef;
 use pipec_diag::{Code, Diagnostic};
-use petgraph::stable_graph::NodeIndex;
 use pipec_ir::{DsKind, DsNode, Pipeline};
 
 /// Checks a shard choice: `num` at least 1 and `index` below it.
@@ -33,11 +33,14 @@ pub fn check(index: u64, num: u64) -> Result<(), Diagnostic> {
 /// A `global_shuffle` that gets a shard needs a seed: every shard process must draw the same
 /// permutation, or the shards would overlap.
 pub fn insert(p: &mut Pipeline, index: u64, num: u64) -> Result<(), Diagnostic> {
-    let is_global = |p: &Pipeline, n: NodeIndex<u32>| {
-        matches!(p.graph[n].kind, DsKind::GlobalShuffle { .. })
-    };
+    let is_global =
+        |p: &Pipeline, n: NodeIndex<u32>| matches!(p.graph[n].kind, DsKind::GlobalShuffle { .. });
     // The last global shuffles: those from which no other one is reachable downstream.
-    let globals: Vec<_> = p.graph.node_indices().filter(|&n| is_global(p, n)).collect();
+    let globals: Vec<_> = p
+        .graph
+        .node_indices()
+        .filter(|&n| is_global(p, n))
+        .collect();
     let last: Vec<_> = globals
         .iter()
         .copied()
@@ -90,7 +93,9 @@ pub fn insert(p: &mut Pipeline, index: u64, num: u64) -> Result<(), Diagnostic> 
         // Only the edges on the way to the output around a last global shuffle move (for a
         // last global shuffle, all of them).
         let keep_all = is_global(p, node);
-        add_after(p, node, num, index, |target| keep_all || around.contains(&target));
+        add_after(p, node, num, index, |target| {
+            keep_all || around.contains(&target)
+        });
     }
     Ok(())
 }

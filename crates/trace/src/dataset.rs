@@ -752,7 +752,9 @@ fn random_access_breaker(ds: &Arc<DsExpr>) -> Option<Arc<DsExpr>> {
 fn no_random_access(breaker: &DsExpr, span: Span) -> Diagnostic {
     let name = breaker.kind.mnemonic();
     let why = match &breaker.kind {
-        DsKind::Batch { .. } => "a `batch` without `drop_remainder: true` may end with a short batch",
+        DsKind::Batch { .. } => {
+            "a `batch` without `drop_remainder: true` may end with a short batch"
+        }
         DsKind::Repeat(None) => "an endless `repeat` has no length",
         DsKind::ReadCsv { .. } => "a CSV file's rows are found only by reading it",
         DsKind::Prefetch(_) | DsKind::Cache => "it is not a random-access transformation",

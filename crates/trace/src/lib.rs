@@ -27,8 +27,8 @@ mod value;
 
 use pipec_diag::Diagnostic;
 use pipec_ir::{HostFn, Pipeline, Program};
-use pipec_tensor::Tensor;
 use pipec_syntax::ast;
+use pipec_tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;

@@ -302,7 +302,10 @@ pub(crate) fn symbolic_capture(l: &crate::value::Lambda, source: &str) -> Option
             && text.match_indices(name).any(|(i, _)| {
                 let word = |c: char| c.is_alphanumeric() || c == '_';
                 let before = text[..i].chars().next_back().is_none_or(|c| !word(c));
-                let after = text[i + name.len()..].chars().next().is_none_or(|c| !word(c));
+                let after = text[i + name.len()..]
+                    .chars()
+                    .next()
+                    .is_none_or(|c| !word(c));
                 before && after
             })
     };

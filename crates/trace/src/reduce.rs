@@ -30,7 +30,9 @@ impl Eval<'_> {
         let Some(runner) = self.comp().opts.dataset_runner.clone() else {
             let d = Diagnostic::error(
                 Code::WrongKind,
-                format!("`{what}` cannot run a dataset here: this compiler was built without a runtime"),
+                format!(
+                    "`{what}` cannot run a dataset here: this compiler was built without a runtime"
+                ),
             )
             .with_label(span, "runs the dataset while compiling");
             self.fail(d)?;
@@ -152,9 +154,7 @@ impl Eval<'_> {
 
 /// The value of an element with type `elem` and flat `leaves`.
 fn element_value(elem: &ElemType, leaves: Vec<Tensor>) -> Value {
-    let mut it = leaves
-        .into_iter()
-        .map(|t| Value::Tensor(TVal::Concrete(t)));
+    let mut it = leaves.into_iter().map(|t| Value::Tensor(TVal::Concrete(t)));
     rebuild(elem, &mut it)
 }
 

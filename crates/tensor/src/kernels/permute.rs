@@ -87,6 +87,15 @@ fn feistel_round(x: u64, hi: u32, lo: u32, key: u32) -> u64 {
     (low << hi) | (high ^ f)
 }
 
+/// [`feistel_round`] on a domain of at most 32 bits (each half at most 16): the same value.
+#[inline(always)]
+fn feistel_round32(x: u32, hi: u32, lo: u32, key: u32) -> u32 {
+    let low = x & ((1u32 << lo) - 1);
+    let high = x >> lo;
+    let f = hash32(low, key) & ((1u32 << hi) - 1);
+    (low << hi) | (high ^ f)
+}
+
 impl IndexPermutation {
     /// The permutation of `[0, n)` for `seed` in epoch `epoch`.
     pub fn new(n: u64, seed: u64, epoch: u64) -> IndexPermutation {
@@ -165,39 +174,81 @@ impl IndexPermutation {
             }
             return;
         };
-        let mut tmp = vec![0u64; out.len()];
-        for (j, t) in tmp.iter_mut().enumerate() {
-            *t = start + j as u64;
-        }
-        // The rounds alternate between the two buffers; the last one wrote `tmp` when
-        // `src_is_tmp` is set again.
-        let (mut h, mut l) = (*hi, *lo);
-        let mut src_is_tmp = true;
-        for &key in keys {
-            if src_is_tmp {
-                simd::map_unary(&tmp, out, |x| feistel_round(x, h, l, key));
-            } else {
-                simd::map_unary(out, &mut tmp, |x| feistel_round(x, h, l, key));
+        // A domain of 32 bits or fewer runs in 32-bit lanes: twice as many per vector.
+        if hi + lo <= 32 {
+            let mut buf: Vec<u32> = (0..out.len()).map(|j| (start + j as u64) as u32).collect();
+            walk_all(&mut buf, self.n, |v, t| {
+                rounds(v, t, *hi, *lo, keys, feistel_round32)
+            });
+            for (o, b) in out.iter_mut().zip(buf) {
+                *o = u64::from(b);
             }
-            src_is_tmp = !src_is_tmp;
-            std::mem::swap(&mut h, &mut l);
+        } else {
+            for (j, o) in out.iter_mut().enumerate() {
+                *o = start + j as u64;
+            }
+            walk_all(out, self.n, |v, t| {
+                rounds(v, t, *hi, *lo, keys, feistel_round)
+            });
         }
-        if src_is_tmp {
-            out.copy_from_slice(&tmp);
+    }
+}
+
+/// Runs every Feistel round over `buf` (each round one vectorizable pass; `tmp` is scratch).
+fn rounds<T: Copy + Default>(
+    buf: &mut [T],
+    tmp: &mut Vec<T>,
+    hi: u32,
+    lo: u32,
+    keys: &[u32; FEISTEL_ROUNDS],
+    round: impl Fn(T, u32, u32, u32) -> T + Copy,
+) {
+    tmp.clear();
+    tmp.resize(buf.len(), T::default());
+    // Rounds alternate between the buffers; with an even count the last one writes `buf`.
+    let (mut h, mut l) = (hi, lo);
+    for (r, &key) in keys.iter().enumerate() {
+        if r % 2 == 0 {
+            simd::map_unary(buf, tmp, |x| round(x, h, l, key));
+        } else {
+            simd::map_unary(tmp, buf, |x| round(x, h, l, key));
         }
-        // Cycle walking: collect, without branches, the positions that left `[0, n)`.
-        let mut walk: Vec<u32> = vec![0; out.len()];
+        std::mem::swap(&mut h, &mut l);
+    }
+    if FEISTEL_ROUNDS % 2 == 1 {
+        buf.copy_from_slice(tmp);
+    }
+}
+
+/// Permutes every value of `buf` once with `permute`, then again those that left `[0, n)`
+/// (cycle walking), gathered without branches into a shorter buffer, until none is left.
+fn walk_all<T: Copy + Default + Into<u64>>(
+    buf: &mut [T],
+    n: u64,
+    permute: impl Fn(&mut [T], &mut Vec<T>),
+) {
+    let mut tmp = Vec::new();
+    permute(buf, &mut tmp);
+    let mut walk: Vec<u32> = vec![0; buf.len()];
+    let mut k = 0;
+    for (j, &x) in buf.iter().enumerate() {
+        walk[k] = j as u32;
+        k += usize::from(x.into() >= n);
+    }
+    walk.truncate(k);
+    let mut vals: Vec<T> = Vec::new();
+    while !walk.is_empty() {
+        vals.clear();
+        vals.extend(walk.iter().map(|&j| buf[j as usize]));
+        permute(&mut vals, &mut tmp);
         let mut k = 0;
-        for (j, &x) in out.iter().enumerate() {
-            walk[k] = j as u32;
-            k += usize::from(x >= self.n);
+        for i in 0..walk.len() {
+            let j = walk[i];
+            buf[j as usize] = vals[i];
+            walk[k] = j;
+            k += usize::from(vals[i].into() >= n);
         }
         walk.truncate(k);
-        for j in walk {
-            let x = out[j as usize];
-            // `apply` permutes its argument again until the value falls below `n`.
-            out[j as usize] = self.apply(x);
-        }
     }
 }
 
@@ -238,6 +289,18 @@ mod tests {
             let want: Vec<u64> = (start..n).map(|i| p.apply(i)).collect();
             assert_eq!(out, want, "n={n}");
         }
+    }
+
+    #[test]
+    fn a_block_of_a_domain_past_32_bits_equals_positions_one_by_one() {
+        let n = 5_000_000_017u64;
+        let p = IndexPermutation::new(n, 9, 0);
+        let start = n - 2000;
+        let mut out = vec![0; 2000];
+        p.fill(start, &mut out);
+        let want: Vec<u64> = (start..n).map(|i| p.apply(i)).collect();
+        assert_eq!(out, want);
+        assert!(out.iter().all(|&x| x < n));
     }
 
     #[test]

@@ -612,6 +612,8 @@ impl PlanBuilder<'_> {
         let pure_pull = inputs.iter().all(|p| p.pure_pull)
             && match &kind {
                 PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => pure_body(f),
+                // Its inner datasets' functions are not looked into: assume an effect.
+                PlanKind::Interleave(_) => false,
                 _ => true,
             };
         let plan = Arc::new(Plan {

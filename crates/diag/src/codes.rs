@@ -157,6 +157,12 @@ codes! {
     BadDatasetArgument = "E0401";
     /// Datasets whose element types do not fit (`concatenate`, `padded_batch`).
     DatasetTypeMismatch = "E0402";
+    /// `global_shuffle` over a dataset without random access.
+    NoRandomAccess = "E0410";
+    /// A function given to `interleave`/`flat_map` that does not return a dataset.
+    BadDatasetFunction = "E0411";
+    /// `get_single_element` of a dataset without exactly one element.
+    NotSingleElement = "E0412";
 
     // Eager functions and workers.
     /// An eager result that does not match the declared type.

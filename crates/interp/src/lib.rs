@@ -10,7 +10,10 @@
 mod block;
 mod budget;
 mod func;
+mod global_shuffle;
+mod interleave;
 mod lanes;
+mod random_access;
 mod rng;
 mod stats;
 mod stream;

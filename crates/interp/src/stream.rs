@@ -192,6 +192,7 @@ pub fn open(
         prog,
         pipeline,
         opts,
+        args: Vec::new(),
         fns: HashMap::new(),
         block_fns: HashMap::new(),
         plans: HashMap::new(),
@@ -211,6 +212,33 @@ pub fn open(
         deferred: None,
         pure_pull: plan.pure_pull,
     })
+}
+
+/// Opens the inner pipeline of an `interleave`/`flat_map` for one input element, whose
+/// function gave `args`; `fns` caches compiled functions between elements.
+pub(crate) fn open_nested(
+    prog: &Program,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    args: Vec<Tensor>,
+    crew: &Arc<Crew>,
+    fns: &mut HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
+) -> Result<Box<dyn Stream>, Diagnostic> {
+    let mut builder = PlanBuilder {
+        prog,
+        pipeline,
+        opts,
+        args,
+        fns: std::mem::take(fns),
+        block_fns: HashMap::new(),
+        plans: HashMap::new(),
+        stats: None,
+        stat_index: HashMap::new(),
+        crew: crew.clone(),
+    };
+    let plan = builder.plan(pipeline.output);
+    *fns = std::mem::take(&mut builder.fns);
+    plan?.open()
 }
 
 /// Whether calling `f` has no effect a consumer could see: every eager call in it is to a
@@ -264,10 +292,10 @@ impl Stream for PerElement {
 }
 
 /// A node ready to be opened any number of times.
-struct Plan {
-    kind: PlanKind,
-    inputs: Vec<Arc<Plan>>,
-    span: Span,
+pub(crate) struct Plan {
+    pub(crate) kind: PlanKind,
+    pub(crate) inputs: Vec<Arc<Plan>>,
+    pub(crate) span: Span,
     /// Whether this node may hand out blocks (see [`RunOptions::blocks`]).
     blocks: bool,
     /// Whether pulling this node's elements ahead of demand cannot be observed: no function
@@ -277,7 +305,7 @@ struct Plan {
     timer: Option<(Arc<RunStats>, usize)>,
 }
 
-enum PlanKind {
+pub(crate) enum PlanKind {
     Slices(Vec<Tensor>),
     Whole(Vec<Tensor>),
     Range {
@@ -341,12 +369,22 @@ enum PlanKind {
     Passthrough,
     Prefetch(usize),
     Cache(Arc<Mutex<Option<Arc<Vec<Element>>>>>),
+    /// `interleave`/`flat_map` (`crate::interleave`).
+    Interleave(Arc<crate::interleave::NestedPlan>),
+    /// `global_shuffle` (`crate::global_shuffle`); `epochs` counts opens as for `Shuffle`.
+    GlobalShuffle {
+        seed: u64,
+        reshuffle: bool,
+        epochs: std::sync::atomic::AtomicU64,
+    },
 }
 
 struct PlanBuilder<'a> {
     prog: &'a Program,
     pipeline: &'a Pipeline,
     opts: &'a RunOptions,
+    /// The values `Source::Arg` sources read: an inner pipeline's, per input element.
+    args: Vec<Tensor>,
     fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
     block_fns: HashMap<pipec_ir::FuncId, Option<Arc<CompiledFn>>>,
     plans: HashMap<DsNodeId, Arc<Plan>>,
@@ -524,10 +562,60 @@ impl PlanBuilder<'_> {
             },
             DsKind::Prefetch(n) => prefetch_plan(*n),
             DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
+            DsKind::RangeOf(bounds) => {
+                let mut v = [0i64; 3];
+                for (slot, b) in v.iter_mut().zip(bounds) {
+                    let t = self.load(std::slice::from_ref(b), n.span)?.remove(0);
+                    let t = kernels::cast(&t, pipec_tensor::DType::I64);
+                    *slot = t
+                        .as_array::<i64>()
+                        .and_then(|a| a.iter().next().copied())
+                        .unwrap_or(0);
+                }
+                if v[2] == 0 {
+                    return Err(Diagnostic::error(Code::ZeroStep, "`range` step is zero")
+                        .with_label(n.span, "computed from the input element")
+                        .with_help("make the step computed by the function non-zero"));
+                }
+                PlanKind::Range {
+                    start: v[0],
+                    stop: v[1],
+                    step: v[2],
+                }
+            }
+            DsKind::RepeatOf(count) => {
+                let t = self.load(std::slice::from_ref(count), n.span)?.remove(0);
+                let t = kernels::cast(&t, pipec_tensor::DType::I64);
+                let c = t
+                    .as_array::<i64>()
+                    .and_then(|a| a.iter().next().copied())
+                    .unwrap_or(0);
+                PlanKind::Repeat(u64::try_from(c).ok())
+            }
+            DsKind::Interleave(nest) => {
+                let func = self.func(nest.func);
+                PlanKind::Interleave(Arc::new(crate::interleave::NestedPlan {
+                    func,
+                    prog: Arc::new(self.prog.clone()),
+                    nested: (**nest).clone(),
+                    opts: RunOptions {
+                        stats: false,
+                        ..self.opts.clone()
+                    },
+                    crew: self.crew.clone(),
+                }))
+            }
+            DsKind::GlobalShuffle { seed, reshuffle } => PlanKind::GlobalShuffle {
+                seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                reshuffle: *reshuffle,
+                epochs: Default::default(),
+            },
         };
         let pure_pull = inputs.iter().all(|p| p.pure_pull)
             && match &kind {
                 PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => pure_body(f),
+                // Its inner datasets' functions are not looked into: assume an effect.
+                PlanKind::Interleave(_) => false,
                 _ => true,
             };
         let plan = Arc::new(Plan {
@@ -555,6 +643,13 @@ impl PlanBuilder<'_> {
                 Source::Npz(path, name) => {
                     pipec_tensor::io::read_npz(path, name).map_err(|e| file_error(e, path, span))
                 }
+                Source::Arg(k) => self.args.get(*k).cloned().ok_or_else(|| {
+                    Diagnostic::error(
+                        Code::WrongKind,
+                        "internal error: an inner dataset reads a value its function does not give",
+                    )
+                    .with_label(span, "")
+                }),
             })
             .collect()
     }
@@ -635,7 +730,7 @@ fn fresh_seed() -> u64 {
 }
 
 impl Plan {
-    fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
+    pub(crate) fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
         let mut stream = self.open_stream()?;
         if !self.blocks {
             stream = Box::new(PerElement(stream));
@@ -838,6 +933,19 @@ impl Plan {
                         budget: Budget::new(self.span, "cache"),
                     }),
                 }
+            }
+            PlanKind::Interleave(nested) => crate::interleave::open(nested.clone(), input(0)?)?,
+            PlanKind::GlobalShuffle {
+                seed,
+                reshuffle,
+                epochs,
+            } => {
+                let epoch = if *reshuffle {
+                    epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+                } else {
+                    0
+                };
+                crate::global_shuffle::open(&self.inputs[0], *seed, epoch, self.span)?
             }
         })
     }
@@ -1229,7 +1337,11 @@ fn size_code(e: &kernels::KernelError) -> Code {
 }
 
 /// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.
-fn stack_rows(rows: Vec<Element>, span: Span, first: u64) -> Result<Element, Diagnostic> {
+pub(crate) fn stack_rows(
+    rows: Vec<Element>,
+    span: Span,
+    first: u64,
+) -> Result<Element, Diagnostic> {
     let n_leaves = rows[0].len();
     let mut out = Vec::with_capacity(n_leaves);
     for leaf in 0..n_leaves {

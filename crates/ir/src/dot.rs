@@ -29,8 +29,23 @@ pub fn to_dot(prog: &Program) -> String {
     out.push_str("  edge [fontname=\"Courier\", fontsize=9];\n");
     // Links from map/filter nodes to their functions are drawn after every cluster exists.
     let mut links = Vec::new();
-    for (pi, p) in prog.pipelines.iter().enumerate() {
-        pipeline_cluster(&mut out, prog, pi, p, &mut links);
+    // Inner pipelines of `interleave`/`flat_map` are clusters of their own, numbered after
+    // the named ones, each drawn with a dotted edge to the node that opens it per element.
+    let mut queue: Vec<(&Pipeline, Option<String>)> =
+        prog.pipelines.iter().map(|p| (p, None)).collect();
+    let mut pi = 0;
+    while pi < queue.len() {
+        let (p, parent) = queue[pi].clone();
+        let mut nested = Vec::new();
+        pipeline_cluster(&mut out, prog, pi, p, &mut links, &mut nested);
+        if let Some(parent) = parent {
+            let _ = writeln!(
+                out,
+                "  p{pi}_out -> {parent} [style=dotted, color=\"#868e96\", label=\"per element\"];"
+            );
+        }
+        queue.extend(nested.into_iter().map(|(p, id)| (p, Some(id))));
+        pi += 1;
     }
     let mut anchors = Vec::with_capacity(prog.functions.len());
     for (fi, func) in prog.functions.iter().enumerate() {
@@ -67,12 +82,13 @@ fn esc(text: &str) -> String {
 
 /// Draws pipeline `pi` and records `(node id, function index, label)` for each function it
 /// runs.
-fn pipeline_cluster(
+fn pipeline_cluster<'p>(
     out: &mut String,
     prog: &Program,
     pi: usize,
-    p: &Pipeline,
+    p: &'p Pipeline,
     links: &mut Vec<(String, usize, String)>,
+    nested: &mut Vec<(&'p Pipeline, String)>,
 ) {
     let order = p.topo_order();
     let names: HashMap<_, _> = order
@@ -98,10 +114,15 @@ fn pipeline_cluster(
     for &node in &order {
         let n = &p.graph[node];
         let text = ds_node_text(prog, p, node, &names);
-        let func = match &n.kind {
-            DsKind::Map { func, .. } | DsKind::Filter { func } => prog.functions.get(func.index()),
+        let func_id = match &n.kind {
+            DsKind::Map { func, .. } | DsKind::Filter { func } => Some(*func),
+            DsKind::Interleave(nest) => {
+                nested.push((&nest.inner, ids[&node].clone()));
+                Some(nest.func)
+            }
             _ => None,
         };
+        let func = func_id.and_then(|f| prog.functions.get(f.index()));
         let calls_eager = func.is_some_and(Function::has_eager);
         let (label, attrs) = if calls_eager {
             (format!("{text}\n(calls eager)"), format!(", {EAGER_STYLE}"))
@@ -117,8 +138,8 @@ fn pipeline_cluster(
             ids[&node],
             esc(&label)
         );
-        if let (Some(f), DsKind::Map { func, .. } | DsKind::Filter { func }) = (func, &n.kind) {
-            links.push((ids[&node].clone(), func.index(), format!("@{}", f.name)));
+        if let (Some(f), Some(id)) = (func, func_id) {
+            links.push((ids[&node].clone(), id.index(), format!("@{}", f.name)));
         }
     }
     let _ = writeln!(

@@ -25,7 +25,7 @@ pub use function::{
 };
 pub use host::{HostFn, HostFunction, HostInstance, on_blocks};
 pub use ops::{BatchRule, ImageOp, resolve_reshape};
-pub use pipeline::{DsKind, DsNode, DsNodeId, MAX_PREFETCH, Parallelism, Pipeline, Source};
+pub use pipeline::{DsKind, DsNode, DsNodeId, MAX_PREFETCH, Nested, Parallelism, Pipeline, Source};
 pub use print::{ds_node_lines, elem_text};
 pub use types::{Dim, ElemType, Shape, TensorType};
 pub use verify::{VerifyError, verify};

@@ -26,6 +26,30 @@ pub enum Source {
     Npy(PathBuf),
     /// One array of a `.npz` file.
     Npz(PathBuf, String),
+    /// Inside the dataset an `interleave`/`flat_map` function builds: the `k`-th result of
+    /// that function, computed from the input element (`|n| range(n)` reads `n` so).
+    Arg(usize),
+}
+
+/// The dataset an `interleave` or `flat_map` builds from each input element: a function
+/// computing the element's values the inner dataset needs ([`Source::Arg`]), and the inner
+/// pipeline, whose sources read them.
+#[derive(Clone, Debug)]
+pub struct Nested {
+    /// Input element leaves → the values the inner pipeline's sources read.
+    pub func: FuncId,
+    /// The dataset built per input element.
+    pub inner: Pipeline,
+    /// How many inner datasets are open at once (1 for `flat_map`).
+    pub cycle_length: usize,
+    /// How many consecutive elements to take from one before moving to the next.
+    pub block_length: usize,
+    /// `num_parallel_calls`.
+    pub parallelism: Parallelism,
+    /// `deterministic`.
+    pub deterministic: bool,
+    /// Written as `flat_map` (printed so).
+    pub flat: bool,
 }
 
 /// How many elements a `map` processes at once.
@@ -135,6 +159,22 @@ pub enum DsKind {
     Prefetch(usize),
     /// `cache()`.
     Cache,
+    /// `range(start, stop, step)` inside a nested dataset, with bounds computed per input
+    /// element: each a constant `i64[]` or a [`Source::Arg`] integer scalar.
+    RangeOf(Vec<Source>),
+    /// `repeat(count)` inside a nested dataset, with the count computed per input element
+    /// (a [`Source::Arg`] integer scalar; a negative count repeats forever).
+    RepeatOf(Source),
+    /// `interleave(f, ...)` or `flat_map(f)`.
+    Interleave(Box<Nested>),
+    /// `global_shuffle(seed, reshuffle_each_iteration)`: a uniform permutation of the whole
+    /// input, which must have random access (see [`DsKind::keeps_random_access`]).
+    GlobalShuffle {
+        /// The seed (`None`: a fresh one per run).
+        seed: Option<u64>,
+        /// Whether each epoch draws a new permutation.
+        reshuffle: bool,
+    },
 }
 
 impl DsKind {
@@ -161,15 +201,43 @@ impl DsKind {
             DsKind::Shard { .. } => "shard",
             DsKind::Prefetch(_) => "prefetch",
             DsKind::Cache => "cache",
+            DsKind::GlobalShuffle { .. } => "global_shuffle",
+            DsKind::RangeOf(_) => "range",
+            DsKind::RepeatOf(_) => "repeat",
+            DsKind::Interleave(n) if n.flat => "flat_map",
+            DsKind::Interleave(_) => "interleave",
         }
     }
 }
 
 impl DsKind {
+    /// Whether this node has random access when its inputs have it: a source of known length,
+    /// or a transformation whose output positions map to known input positions (SPEC §15).
+    /// `global_shuffle` needs it of its input; an endless `repeat` has no length, and a
+    /// `filter`, `shuffle`, `unbatch` or a short last batch move positions unknowably.
+    pub fn keeps_random_access(&self) -> bool {
+        match self {
+            DsKind::Range { .. }
+            | DsKind::FromTensorSlices(_)
+            | DsKind::FromTensors(_)
+            | DsKind::Map { .. }
+            | DsKind::Take(_)
+            | DsKind::Skip(_)
+            | DsKind::Repeat(Some(_))
+            | DsKind::Zip
+            | DsKind::Concatenate
+            | DsKind::Enumerate(_)
+            | DsKind::Shard { .. } => true,
+            DsKind::Batch { drop_remainder, .. } => *drop_remainder,
+            _ => false,
+        }
+    }
+
     /// How many inputs the node takes: `None` for any number (at least one).
     pub fn arity(&self) -> Option<usize> {
         match self {
             DsKind::Range { .. }
+            | DsKind::RangeOf(_)
             | DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
             | DsKind::ReadCsv { .. }
@@ -191,7 +259,10 @@ impl DsKind {
             inputs[0].map_leaves(&mut |t| TensorType::new(t.dtype, t.shape.prepend(d0)))
         };
         match self {
-            DsKind::Range { .. } => Some(Ok(ElemType::Tensor(TensorType::scalar(DType::I64)))),
+            DsKind::Range { .. } | DsKind::RangeOf(_) => {
+                Some(Ok(ElemType::Tensor(TensorType::scalar(DType::I64))))
+            }
+            DsKind::Interleave(n) => Some(Ok(n.inner.graph[n.inner.output].elem.clone())),
             DsKind::ReadLines(_) => Some(Ok(ElemType::Tensor(TensorType::scalar(DType::Str)))),
             DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
@@ -200,11 +271,13 @@ impl DsKind {
             DsKind::Filter { .. }
             | DsKind::Shuffle { .. }
             | DsKind::Repeat(_)
+            | DsKind::RepeatOf(_)
             | DsKind::Take(_)
             | DsKind::Skip(_)
             | DsKind::Shard { .. }
             | DsKind::Prefetch(_)
-            | DsKind::Cache => same(),
+            | DsKind::Cache
+            | DsKind::GlobalShuffle { .. } => same(),
             DsKind::Batch {
                 size,
                 drop_remainder,

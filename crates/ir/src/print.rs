@@ -42,6 +42,18 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
         "pipeline @{} -> dataset<{}> {{",
         p.name, p.graph[p.output].elem
     )?;
+    write_nodes(f, prog, p, "  ")?;
+    writeln!(f, "}}")
+}
+
+/// The nodes of `p` and its `yield`, each line indented by `indent`; the inner pipeline of
+/// an `interleave`/`flat_map` follows its node as a block, indented further.
+fn write_nodes(
+    f: &mut fmt::Formatter<'_>,
+    prog: &Program,
+    p: &Pipeline,
+    indent: &str,
+) -> fmt::Result {
     let order = p.topo_order();
     let names: HashMap<_, _> = order
         .iter()
@@ -49,10 +61,17 @@ fn write_pipeline(f: &mut fmt::Formatter<'_>, prog: &Program, p: &Pipeline) -> f
         .map(|(i, &n)| (n, format!("%d{i}")))
         .collect();
     for &node in &order {
-        writeln!(f, "  {}", ds_node_text(prog, p, node, &names))?;
+        let text = ds_node_text(prog, p, node, &names);
+        match &p.graph[node].kind {
+            DsKind::Interleave(n) => {
+                writeln!(f, "{indent}{text} {{")?;
+                write_nodes(f, prog, &n.inner, &format!("{indent}  "))?;
+                writeln!(f, "{indent}}}")?;
+            }
+            _ => writeln!(f, "{indent}{text}")?,
+        }
     }
-    writeln!(f, "  yield {}", names[&p.output])?;
-    writeln!(f, "}}")
+    writeln!(f, "{indent}yield {}", names[&p.output])
 }
 
 /// The IR line of every node of `p` (`%d2 = map %d1, @f : dataset<f32[3]>`), named as
@@ -83,6 +102,23 @@ pub(crate) fn ds_node_text(
     match &n.kind {
         DsKind::Range { start, stop, step } => {
             args.extend([start, stop, step].map(|v| v.to_string()))
+        }
+        DsKind::RangeOf(bounds) => args.extend(bounds.iter().map(bound_text)),
+        DsKind::RepeatOf(count) => args.push(bound_text(count)),
+        DsKind::Interleave(n) => {
+            args.push(format!("@{}", prog.func(n.func).name));
+            if !n.flat {
+                args.push(format!("cycle_length={}", n.cycle_length));
+                args.push(format!("block_length={}", n.block_length));
+            }
+            match n.parallelism {
+                Parallelism::Sequential => {}
+                Parallelism::Fixed(k) => args.push(format!("parallel={k}")),
+                Parallelism::Autotune => args.push("parallel=autotune".into()),
+            }
+            if !n.deterministic {
+                args.push("deterministic=false".into());
+            }
         }
         DsKind::FromTensorSlices(srcs) | DsKind::FromTensors(srcs) => {
             let parts: Vec<String> = srcs.iter().map(source_text).collect();
@@ -167,6 +203,12 @@ pub(crate) fn ds_node_text(
             args.push(index.to_string());
         }
         DsKind::Prefetch(n) => args.push(n.to_string()),
+        DsKind::GlobalShuffle { seed, reshuffle } => {
+            args.push(seed.map_or("seed=none".to_string(), |s| format!("seed={s}")));
+            if !reshuffle {
+                args.push("reshuffle_each_iteration=false".to_string());
+            }
+        }
         DsKind::Unbatch | DsKind::Zip | DsKind::Concatenate | DsKind::Cache => {}
     }
     let mut text = format!("{} = {}", names[&node], n.kind.mnemonic());
@@ -178,11 +220,22 @@ pub(crate) fn ds_node_text(
     text
 }
 
+/// A `range` bound or `repeat` count of a nested dataset: a number, or `%argK`.
+fn bound_text(src: &Source) -> String {
+    match src {
+        Source::Const(t) if t.rank() == 0 => {
+            t.get_flat(0).map_or_else(|| source_text(src), scalar_text)
+        }
+        _ => source_text(src),
+    }
+}
+
 fn source_text(src: &Source) -> String {
     match src {
         Source::Const(t) => tensor_text(t),
         Source::Npy(path) => format!("read_npy({:?})", path.display().to_string()),
         Source::Npz(path, name) => format!("read_npz({:?}, {name:?})", path.display().to_string()),
+        Source::Arg(k) => format!("%arg{k}"),
     }
 }
 

@@ -238,6 +238,7 @@ impl Compiler {
             source: source.text.as_str().into(),
             budget: opts.budget,
             start_workers: opts.start_workers,
+            dataset_runner: Some(dataset_runner(source.dir.clone())),
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast
@@ -283,7 +284,7 @@ impl Compiler {
         if let Some((index, num)) = opts.shard
             && let Some(p) = program.pipelines.iter_mut().find(|p| p.name == chosen)
         {
-            shard::insert(p, index, num);
+            shard::insert(p, index, num).map_err(|d| vec![d])?;
         }
         if let Err(errs) = pipec_ir::verify(&program) {
             return Err(vec![internal_error("tracing", &errs)]);
@@ -383,6 +384,27 @@ pub fn list_passes() -> Vec<(&'static str, &'static str)> {
         .collect()
 }
 
+/// Runs a dataset while compiling, for `reduce` and `get_single_element`: the traced
+/// (unoptimized) program on one thread, element by element, with a fixed seed for a
+/// `shuffle` without one, so the constant is the same in every compile.
+fn dataset_runner(base_dir: PathBuf) -> pipec_trace::DatasetRunner {
+    Arc::new(move |prog, pipeline, each| {
+        let opts = RunOptions {
+            threads: 1,
+            base_dir: base_dir.clone(),
+            blocks: false,
+            shuffle_seed: Some(0),
+            ..RunOptions::default()
+        };
+        for e in pipec_interp::open(prog, pipeline, &opts)? {
+            if !each(e?) {
+                break;
+            }
+        }
+        Ok(())
+    })
+}
+
 impl Compiled {
     /// The element type of the chosen pipeline.
     pub fn element_type(&self) -> ElemType {
@@ -416,6 +438,7 @@ impl Compiled {
                 DsKind::Map { .. }
                 | DsKind::Filter { .. }
                 | DsKind::Shuffle { .. }
+                | DsKind::GlobalShuffle { .. }
                 | DsKind::Repeat(_)
                 | DsKind::Take(_)
                 | DsKind::Skip(_)

@@ -13,6 +13,7 @@ mod host;
 pub mod image;
 mod linalg;
 mod pad;
+pub mod permute;
 mod reduce;
 pub mod scalar;
 mod shape;

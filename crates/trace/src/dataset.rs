@@ -78,6 +78,11 @@ const METHODS: &[&str] = &[
     "shard",
     "prefetch",
     "cache",
+    "global_shuffle",
+    "interleave",
+    "flat_map",
+    "reduce",
+    "get_single_element",
 ];
 
 impl Eval<'_> {
@@ -383,8 +388,62 @@ impl Eval<'_> {
                     elem,
                 )
             }
+            "global_shuffle" => {
+                let a = bind!(&["seed", "reshuffle_each_iteration"], 0);
+                let seed = match a[0].clone() {
+                    None => None,
+                    Some((v, s)) => Some(some!(self.int_value(v, s, "the seed")?) as u64),
+                };
+                let reshuffle = some!(self.bool_arg(a[1].clone(), true)?);
+                if let Some(breaker) = random_access_breaker(&ds) {
+                    let d = no_random_access(&breaker, span);
+                    return self.fail(d);
+                }
+                let elem = ds.elem.clone();
+                node(DsKind::GlobalShuffle { seed, reshuffle }, vec![ds], elem)
+            }
+            "interleave" | "flat_map" => {
+                let a = if m == "flat_map" {
+                    bind!(&["map_func"], 1)
+                } else {
+                    bind!(
+                        &[
+                            "map_func",
+                            "cycle_length",
+                            "block_length",
+                            "num_parallel_calls",
+                            "deterministic"
+                        ],
+                        1
+                    )
+                };
+                let Some((kind, elem)) =
+                    self.dataset_interleave(ds.clone(), m == "flat_map", a, span)?
+                else {
+                    return Ok(Value::Poison);
+                };
+                node(kind, vec![ds], elem)
+            }
+            "reduce" => {
+                let a = bind!(&["initial_state", "reduce_func"], 2);
+                let init = a[0].clone().expect("required");
+                let f = a[1].clone().expect("required");
+                self.dataset_reduce(ds, init, f, span)
+            }
+            "get_single_element" => {
+                let _ = bind!(&[], 0);
+                self.dataset_single(ds, span)
+            }
             "repeat" => {
                 let a = bind!(&["count"], 0);
+                // Inside an `interleave`/`flat_map` function the count may come from the element.
+                if let Some((v @ Value::Tensor(crate::value::TVal::Symbolic(..)), s)) = a[0].clone()
+                    && self.building_nested()
+                {
+                    let count = some!(self.range_bound(v, s)?);
+                    let elem = ds.elem.clone();
+                    return node(DsKind::RepeatOf(count), vec![ds], elem);
+                }
                 let count = match a[0].clone() {
                     None => None,
                     Some((v, s)) => {
@@ -675,4 +734,46 @@ impl Eval<'_> {
         }
         Ok(Some(n as usize))
     }
+}
+
+/// The node nearest to `ds`'s output that takes random access away from it (SPEC §15), if any.
+fn random_access_breaker(ds: &Arc<DsExpr>) -> Option<Arc<DsExpr>> {
+    let mut stack = vec![ds.clone()];
+    while let Some(d) = stack.pop() {
+        if !d.kind.keeps_random_access() {
+            return Some(d);
+        }
+        stack.extend(d.inputs.iter().rev().cloned());
+    }
+    None
+}
+
+/// E0410 for a `global_shuffle` at `span` whose input loses random access at `breaker`.
+fn no_random_access(breaker: &DsExpr, span: Span) -> Diagnostic {
+    let name = breaker.kind.mnemonic();
+    let why = match &breaker.kind {
+        DsKind::Batch { .. } => {
+            "a `batch` without `drop_remainder: true` may end with a short batch"
+        }
+        DsKind::Repeat(None) => "an endless `repeat` has no length",
+        DsKind::ReadCsv { .. } => "a CSV file's rows are found only by reading it",
+        DsKind::Prefetch(_) | DsKind::Cache => "it is not a random-access transformation",
+        _ => "its output positions do not map to known input positions",
+    };
+    let help = match &breaker.kind {
+        DsKind::Prefetch(_) | DsKind::Cache => format!(
+            "move `.{name}(...)` after `global_shuffle`, or shuffle with a buffer: `.shuffle(BUFFER, seed: ...)`"
+        ),
+        DsKind::Batch { .. } => "write `batch(n, drop_remainder: true)`, move `global_shuffle` before the batch, or shuffle with a buffer: `.shuffle(BUFFER, seed: ...)`".to_string(),
+        _ => format!(
+            "move `global_shuffle` before the `{name}`, or shuffle with a buffer: `.shuffle(BUFFER, seed: ...)`"
+        ),
+    };
+    Diagnostic::error(
+        Code::NoRandomAccess,
+        format!("`global_shuffle` needs random access to its input, but `{name}` breaks it: {why}"),
+    )
+    .with_label(span, "shuffles the whole input by position")
+    .with_label(breaker.span, format!("`{name}` has no random access"))
+    .with_help(help)
 }

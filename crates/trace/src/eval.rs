@@ -77,6 +77,9 @@ pub(crate) struct Compile {
     pub context: Option<Span>,
     /// What tracing has spent of its compile budget.
     pub spent: Spent,
+    /// While an `interleave`/`flat_map` function is traced: the run-time values its dataset
+    /// sources read (`Source::Arg` indexes this list), which become the function's results.
+    pub ds_args: Option<Vec<TVal>>,
 }
 
 /// A `.numpy()` (or `numpy(x)`) in a traced function, reported as E0300.
@@ -180,6 +183,7 @@ pub(crate) fn trace_program(
         numpy_calls: Vec::new(),
         context: None,
         spent: Spent::new(opts.budget),
+        ds_args: None,
     };
     {
         let mut ev = Eval {
@@ -2021,6 +2025,12 @@ impl<'a> Eval<'a> {
             FuncVal::Lambda(l) => (format!("lambda:{}", l.span.start), "lambda".to_string()),
             FuncVal::Builtin(b) => (format!("builtin:{b}"), b.clone()),
         };
+        if let FuncVal::Lambda(l) = f
+            && let Some(name) = crate::nested::symbolic_capture(l, &self.shared.source.clone())
+        {
+            self.report(crate::nested::capture_error(&name, l.span, span, what));
+            return None;
+        }
         let leaves: Vec<TensorType> = elem.leaves().into_iter().cloned().collect();
         let key = (key_name, leaves.clone());
         match self.comp().traces.get(&key) {

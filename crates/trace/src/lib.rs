@@ -19,19 +19,31 @@ mod eval;
 mod hints;
 mod infer;
 mod literal;
+mod nested;
+mod reduce;
 mod structure;
 mod types;
 mod value;
 
 use pipec_diag::Diagnostic;
-use pipec_ir::{HostFn, Program};
+use pipec_ir::{HostFn, Pipeline, Program};
 use pipec_syntax::ast;
+use pipec_tensor::Tensor;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 pub use budget::CompileBudget;
 pub use eager::PrintSink;
+
+/// Runs a dataset while compiling (for `reduce` and `get_single_element`): calls the
+/// callback with each element's flat leaves, in order, until it returns false or the
+/// dataset ends; a run-time error is returned as it would be reported.
+pub type DatasetRunner = Arc<
+    dyn Fn(&Program, &Pipeline, &mut dyn FnMut(Vec<Tensor>) -> bool) -> Result<(), Diagnostic>
+        + Send
+        + Sync,
+>;
 
 /// Builds the host function behind `eager fn f(..) -> T = exec(cmd, args..)`.
 pub type ExecFactory = Arc<dyn Fn(ExecSpec) -> HostFn + Send + Sync>;
@@ -68,6 +80,9 @@ pub struct TraceOptions {
     /// Whether a compile-time call of an `exec` function may start its worker (not for
     /// `--check` or `--emit-ir`, which must not run anything).
     pub start_workers: bool,
+    /// Runs datasets folded into constants while compiling (`reduce`,
+    /// `get_single_element`); without one, those are errors.
+    pub dataset_runner: Option<DatasetRunner>,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.

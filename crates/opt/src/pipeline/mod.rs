@@ -84,12 +84,19 @@ pub(crate) fn pipelines(prog: &Program) -> std::ops::Range<usize> {
 /// Drops functions no pipeline node refers to any more, renumbering the rest in order.
 pub(crate) fn gc_functions(prog: &mut Program) {
     let mut used = vec![false; prog.functions.len()];
-    for p in &prog.pipelines {
+    fn mark(p: &Pipeline, used: &mut [bool]) {
         for n in p.graph.node_weights() {
             if let Some(f) = node_func(&n.kind) {
                 used[f.index()] = true;
             }
+            if let DsKind::Interleave(nest) = &n.kind {
+                used[nest.func.index()] = true;
+                mark(&nest.inner, used);
+            }
         }
+    }
+    for p in &prog.pipelines {
+        mark(p, &mut used);
     }
     if used.iter().all(|u| *u) {
         return;
@@ -103,14 +110,21 @@ pub(crate) fn gc_functions(prog: &mut Program) {
         }
     }
     prog.functions = kept;
-    for p in &mut prog.pipelines {
+    fn renumber(p: &mut Pipeline, remap: &[Option<FuncId>]) {
         for n in p.graph.node_weights_mut() {
             match &mut n.kind {
                 DsKind::Map { func, .. } | DsKind::Filter { func } => {
                     *func = remap[func.index()].expect("used")
                 }
+                DsKind::Interleave(nest) => {
+                    nest.func = remap[nest.func.index()].expect("used");
+                    renumber(&mut nest.inner, remap);
+                }
                 _ => {}
             }
         }
+    }
+    for p in &mut prog.pipelines {
+        renumber(p, &remap);
     }
 }

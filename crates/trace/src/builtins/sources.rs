@@ -35,6 +35,33 @@ pub(super) fn read_csv(ev: &mut Eval<'_>, Call { args: a, .. }: Call) -> Res<Val
 }
 
 pub(super) fn range(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
+    // Inside an `interleave`/`flat_map` function, bounds may come from the input element.
+    if ev.building_nested()
+        && a.iter()
+            .flatten()
+            .any(|(v, _)| matches!(v, Value::Tensor(TVal::Symbolic(..))))
+    {
+        let vals: Vec<(Value, Span)> = a.into_iter().flatten().collect();
+        let mut bounds = Vec::new();
+        for (v, s) in vals.iter().cloned() {
+            bounds.push(some!(ev.range_bound(v, s)?));
+        }
+        let one = || Source::Const(pipec_tensor::Tensor::scalar(1i64));
+        let zero = || Source::Const(pipec_tensor::Tensor::scalar(0i64));
+        let bounds = match bounds.len() {
+            1 => vec![zero(), bounds.remove(0), one()],
+            2 => {
+                bounds.push(one());
+                bounds
+            }
+            _ => bounds,
+        };
+        return Ok(ev.source(
+            DsKind::RangeOf(bounds),
+            ElemType::Tensor(TensorType::scalar(DType::I64)),
+            span,
+        ));
+    }
     let mut ints = Vec::new();
     for (v, s) in a.into_iter().flatten() {
         ints.push((some!(ev.int_value(v, s, "a range bound")?), s));
@@ -203,6 +230,14 @@ impl Eval<'_> {
                 let Some(t) = self.tensor_operand(other, span)? else {
                     return Ok(None);
                 };
+                // Inside an `interleave`/`flat_map` function: a value of the input element.
+                if let TVal::Symbolic(_, ty) = &t
+                    && self.building_nested()
+                {
+                    let ty = ty.clone();
+                    out.push(self.ds_arg(t));
+                    return self.slice_type(ty, slices, span);
+                }
                 let TVal::Concrete(t) = t else {
                     let d = Diagnostic::error(
                         Code::NotTraceTime,

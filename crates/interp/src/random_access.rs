@@ -1,0 +1,276 @@
+//! Random access to a plan: element `i` of a dataset without reading elements `0..i`.
+//!
+//! A plan has random access when its source has a known length and every node above maps
+//! an output position to known input positions (`DsKind::keeps_random_access`, checked
+//! when compiling, so [`RandomAccess::build`] failing is an internal error). This is what
+//! `global_shuffle` pulls through: element `perm(i)` of its input.
+//!
+//! Positions seen by functions: a `map` under random access is called with the position
+//! of the element in the map's own input, as a streaming `map` is (under `repeat`, the
+//! position within the epoch), so errors and stateless random ops see the same index
+//! either way.
+
+use crate::block::{Block, Chunk};
+use crate::func::{CompiledFn, FnState};
+use crate::stream::{Element, Plan, PlanKind, element_count, stack_rows};
+use pipec_diag::{Code, Diagnostic, Span};
+use pipec_tensor::Tensor;
+use std::sync::Arc;
+
+/// A random-access view of a plan, with its length.
+pub(crate) struct RandomAccess {
+    node: Node,
+    len: u64,
+}
+
+enum Node {
+    Range {
+        start: i64,
+        step: i64,
+    },
+    Slices(Vec<Tensor>),
+    Whole(Vec<Tensor>),
+    Map {
+        input: Box<RandomAccess>,
+        f: Arc<CompiledFn>,
+        state: FnState,
+    },
+    Batch {
+        input: Box<RandomAccess>,
+        size: u64,
+        span: Span,
+    },
+    /// `take`: the first `len` positions.
+    Prefix(Box<RandomAccess>),
+    Skip {
+        input: Box<RandomAccess>,
+        skip: u64,
+    },
+    Repeat(Box<RandomAccess>),
+    Zip(Vec<RandomAccess>),
+    Concat(Box<RandomAccess>, Box<RandomAccess>),
+    Enumerate {
+        input: Box<RandomAccess>,
+        start: i64,
+    },
+    Shard {
+        input: Box<RandomAccess>,
+        num: u64,
+        index: u64,
+    },
+}
+
+impl RandomAccess {
+    /// The random-access view of `plan`, or an internal error naming the node without one.
+    pub(crate) fn build(plan: &Arc<Plan>) -> Result<RandomAccess, Diagnostic> {
+        let input = |i: usize| -> Result<Box<RandomAccess>, Diagnostic> {
+            Ok(Box::new(RandomAccess::build(&plan.inputs[i])?))
+        };
+        let (node, len) = match &plan.kind {
+            PlanKind::Range { start, stop, step } => {
+                let (a, b, s) = (i128::from(*start), i128::from(*stop), i128::from(*step));
+                let len = match s {
+                    s if s > 0 && a < b => (b - a + s - 1) / s,
+                    s if s < 0 && a > b => (a - b - s - 1) / -s,
+                    _ => 0,
+                };
+                (
+                    Node::Range {
+                        start: *start,
+                        step: *step,
+                    },
+                    len as u64,
+                )
+            }
+            PlanKind::Slices(comps) => {
+                let n = comps.first().map_or(0, |c| c.shape()[0]) as u64;
+                (Node::Slices(comps.clone()), n)
+            }
+            PlanKind::Whole(comps) => (Node::Whole(comps.clone()), 1),
+            PlanKind::Map { f, .. } => {
+                let i = input(0)?;
+                let len = i.len;
+                (
+                    Node::Map {
+                        input: i,
+                        f: f.clone(),
+                        state: FnState::default(),
+                    },
+                    len,
+                )
+            }
+            PlanKind::Batch {
+                size,
+                drop_remainder: true,
+            } => {
+                let i = input(0)?;
+                let size = (*size as u64).max(1);
+                let len = i.len / size;
+                (
+                    Node::Batch {
+                        input: i,
+                        size,
+                        span: plan.span,
+                    },
+                    len,
+                )
+            }
+            PlanKind::Take(n) => {
+                let i = input(0)?;
+                let len = if *n < 0 { i.len } else { i.len.min(*n as u64) };
+                (Node::Prefix(i), len)
+            }
+            PlanKind::Skip(n) => {
+                let i = input(0)?;
+                let skip = if *n < 0 { u64::MAX } else { *n as u64 };
+                let len = i.len.saturating_sub(skip);
+                (Node::Skip { input: i, skip }, len)
+            }
+            PlanKind::Repeat(Some(count)) => {
+                let i = input(0)?;
+                let len = i.len.saturating_mul(*count);
+                (Node::Repeat(i), len)
+            }
+            PlanKind::Zip => {
+                let parts = plan
+                    .inputs
+                    .iter()
+                    .map(RandomAccess::build)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let len = parts.iter().map(|p| p.len).min().unwrap_or(0);
+                (Node::Zip(parts), len)
+            }
+            PlanKind::Concatenate => {
+                let (a, b) = (input(0)?, input(1)?);
+                let len = a.len.saturating_add(b.len);
+                (Node::Concat(a, b), len)
+            }
+            PlanKind::Enumerate(start) => {
+                let i = input(0)?;
+                let len = i.len;
+                (
+                    Node::Enumerate {
+                        input: i,
+                        start: *start,
+                    },
+                    len,
+                )
+            }
+            PlanKind::Shard { num, index } => {
+                let i = input(0)?;
+                let len = if i.len > *index {
+                    (i.len - index).div_ceil(*num)
+                } else {
+                    0
+                };
+                (
+                    Node::Shard {
+                        input: i,
+                        num: *num,
+                        index: *index,
+                    },
+                    len,
+                )
+            }
+            _ => {
+                return Err(Diagnostic::error(
+                    Code::WrongKind,
+                    "internal error: a node under `global_shuffle` has no random access",
+                )
+                .with_label(plan.span, "this node")
+                .with_help("please report this; the compiler should have rejected it (E0410)"));
+            }
+        };
+        Ok(RandomAccess { node, len })
+    }
+
+    /// How many elements.
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Element `i` (`i < len`).
+    pub(crate) fn get(&mut self, i: u64) -> Result<Element, Diagnostic> {
+        Ok(match &mut self.node {
+            Node::Range { start, step } => {
+                // The value lies between start and stop, so wrapping arithmetic is exact.
+                vec![Tensor::scalar(
+                    start.wrapping_add((i as i64).wrapping_mul(*step)),
+                )]
+            }
+            Node::Slices(comps) => comps.iter().map(|c| c.index_axis0(i as usize)).collect(),
+            Node::Whole(comps) => comps.clone(),
+            Node::Map { input, f, state } => {
+                let e = input.get(i)?;
+                // A batched function (a map moved after its batch) counts the batch's
+                // first element, as the streaming map does.
+                let at = i.saturating_mul(element_count(f, &e));
+                f.call(state, e, at)?
+            }
+            Node::Batch { input, size, span } => {
+                let first = i * *size;
+                let rows = (first..first + *size)
+                    .map(|k| input.get(k))
+                    .collect::<Result<Vec<_>, _>>()?;
+                stack_rows(rows, *span, first)?
+            }
+            Node::Prefix(input) => input.get(i)?,
+            Node::Skip { input, skip } => input.get(i + *skip)?,
+            Node::Repeat(input) => {
+                let n = input.len;
+                input.get(i % n)?
+            }
+            Node::Zip(parts) => {
+                let mut out = Vec::new();
+                for p in parts {
+                    out.extend(p.get(i)?);
+                }
+                out
+            }
+            Node::Concat(a, b) => {
+                if i < a.len {
+                    a.get(i)?
+                } else {
+                    let k = i - a.len;
+                    b.get(k)?
+                }
+            }
+            Node::Enumerate { input, start } => {
+                // Past i64::MAX the count wraps, as the streaming `enumerate` does.
+                let mut out = vec![Tensor::scalar(start.wrapping_add(i as i64))];
+                out.extend(input.get(i)?);
+                out
+            }
+            Node::Shard { input, num, index } => input.get(i * *num + *index)?,
+        })
+    }
+
+    /// The elements at `positions`, as a block; the rows before an error come with it.
+    pub(crate) fn get_block(&mut self, positions: &[u64]) -> Chunk {
+        if let Node::Range { start, step } = &self.node {
+            let (start, step) = (*start, *step);
+            let values: Vec<i64> = positions
+                .iter()
+                .map(|&i| start.wrapping_add((i as i64).wrapping_mul(step)))
+                .collect();
+            let rows = values.len();
+            return Chunk::ok(Block::Stacked {
+                leaves: vec![Tensor::from_vec(&[rows], values).expect("one value per row")],
+                rows,
+            });
+        }
+        let mut rows = Vec::with_capacity(positions.len());
+        for &i in positions {
+            match self.get(i) {
+                Ok(e) => rows.push(e),
+                Err(d) => {
+                    return Chunk {
+                        block: Block::Rows(rows),
+                        error: Some(d),
+                    };
+                }
+            }
+        }
+        Chunk::ok(Block::Rows(rows))
+    }
+}

@@ -12,6 +12,7 @@ pub mod fused;
 mod host;
 mod linalg;
 mod pad;
+pub mod random;
 mod reduce;
 pub mod scalar;
 mod shape;

@@ -130,6 +130,20 @@ pub enum OpKind {
     /// `shape(x)`: the run-time shape of the operand, `i64[rank]` (a symbolic dim used as a
     /// value reads one entry of it).
     Shape,
+    /// The element being computed, as `[position, epoch]` (`u64[2]`): its index in the
+    /// stream that feeds the map or filter, and how many times that stream was restarted.
+    /// The runtime supplies it; with `Some(rows)` (a function run on a block or batch) it is
+    /// `u64[rows, 2]`, one row per element. What random ops draw from.
+    ElementPosition(Option<crate::types::Dim>),
+    /// A stateless random draw (operands: the element position, then the image, if any).
+    Random {
+        /// What it draws.
+        draw: pipec_tensor::kernels::random::Draw,
+        /// The seed as written (shown in the IR; `key` already holds it).
+        seed: u64,
+        /// The op key: the seed and the op's source site, hashed at trace time.
+        key: u64,
+    },
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
@@ -162,6 +176,8 @@ impl OpKind {
             OpKind::Sort(_) => "sort",
             OpKind::EnsureShape(_) => "ensure_shape",
             OpKind::Shape => "shape",
+            OpKind::ElementPosition(_) => "element_position",
+            OpKind::Random { draw, .. } => draw.name(),
             OpKind::Fused(_) => "fused_elementwise",
             OpKind::Eager(_) => "call_eager",
         }

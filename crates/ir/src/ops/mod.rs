@@ -19,6 +19,7 @@
 
 mod compute;
 mod elementwise;
+mod random;
 mod shape;
 mod special;
 
@@ -27,6 +28,7 @@ use crate::types::{Dim, TensorType};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
 
+pub use random::brightness_dtype;
 pub use shape::resolve_reshape;
 
 /// How an op runs when some operands carry a leading batch axis.
@@ -67,6 +69,9 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::infer(self, inputs).map(|t| vec![t])
             }
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => {
+                random::infer(self, inputs).map(|t| vec![t])
+            }
             _ => shape::infer(self, inputs).map(|t| vec![t]),
         })
     }
@@ -74,11 +79,12 @@ impl OpKind {
     /// How many operands the op takes, if fixed.
     pub fn arity(&self) -> Option<usize> {
         match self {
-            OpKind::Const(_) => Some(0),
+            OpKind::Const(_) | OpKind::ElementPosition(_) => Some(0),
             OpKind::Unary(_) | OpKind::Cast(_) | OpKind::Reduce { .. } => Some(1),
             OpKind::Binary(_) | OpKind::MatMul => Some(2),
             OpKind::Select | OpKind::Clip => Some(3),
             OpKind::Concat(_) | OpKind::Stack(_) | OpKind::Fused(_) | OpKind::Eager(_) => None,
+            OpKind::Random { draw, .. } => Some(1 + usize::from(draw.takes_image())),
             _ => Some(1),
         }
     }
@@ -97,6 +103,9 @@ impl OpKind {
             | OpKind::Fused(_) => elementwise::eval(self, inputs),
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::eval(self, inputs).map(|t| vec![t])
+            }
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => {
+                random::eval(self, inputs).map(|t| vec![t])
             }
             _ => shape::eval(self, inputs).map(|t| vec![t]),
         }
@@ -122,6 +131,7 @@ impl OpKind {
         match self {
             // Reading a shape never fails, whatever the shape.
             OpKind::Const(_) | OpKind::Shape => false,
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => random::may_fail(self, inputs),
             OpKind::Eager(_) | OpKind::EnsureShape(_) => true,
             OpKind::Unary(_) | OpKind::Cast(_) => false,
             OpKind::Binary(op) => {
@@ -152,12 +162,21 @@ impl OpKind {
                 BatchRule::Refuse(format!("it calls the eager function `{}`", h.name()))
             }
             OpKind::Const(_) => BatchRule::Refuse("a constant has no operands".into()),
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => {
+                random::batch_rule(self, batched, batch)
+            }
             k if k.is_elementwise() => BatchRule::Elementwise,
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::batch_rule(self, batched, inputs)
             }
             _ => shape::batch_rule(self, batched, batch),
         }
+    }
+
+    /// Whether the op's result differs from element to element even when no operand does
+    /// (`element_position`): `vmap` must give it the batch axis.
+    pub fn varies_per_element(&self) -> bool {
+        matches!(self, OpKind::ElementPosition(_))
     }
 
     /// Whether the op is elementwise (each output element depends on the matching input

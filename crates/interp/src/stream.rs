@@ -275,6 +275,9 @@ struct Plan {
     pure_pull: bool,
     /// Where `--stats` counts this node.
     timer: Option<(Arc<RunStats>, usize)>,
+    /// How many times the node was opened: a map's or filter's epoch, which its random
+    /// ops draw with (so each `repeat` epoch draws anew).
+    opens: std::sync::atomic::AtomicU64,
 }
 
 enum PlanKind {
@@ -538,6 +541,7 @@ impl PlanBuilder<'_> {
                 .stats
                 .clone()
                 .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
+            opens: Default::default(),
         });
         self.plans.insert(node, plan.clone());
         Ok(plan)
@@ -657,6 +661,7 @@ impl Plan {
         block_f: &Option<Arc<CompiledFn>>,
         lanes: usize,
         crew: &Arc<Crew>,
+        epoch: u64,
     ) -> Box<dyn Stream> {
         Box::new(
             LaneStage::new(
@@ -667,6 +672,7 @@ impl Plan {
                 lanes,
                 crew.clone(),
             )
+            .with_epoch(epoch)
             .with_stats(self.timer.clone()),
         )
     }
@@ -709,6 +715,7 @@ impl Plan {
                 crew,
             } => {
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
+                let epoch = self.opens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if *lanes > 1 && !on_lanes {
                     // A parallel map that cannot run on blocks ahead: lanes per element.
                     Box::new(ParMap {
@@ -717,11 +724,12 @@ impl Plan {
                         states: (0..*lanes).map(|_| FnState::default()).collect(),
                         out: Vec::new().into_iter(),
                         count: 0,
+                        epoch,
                         done: false,
                         pending: None,
                     })
                 } else {
-                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew)
+                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, epoch)
                 }
             }
             PlanKind::Filter {
@@ -729,7 +737,10 @@ impl Plan {
                 block_f,
                 lanes,
                 crew,
-            } => self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew),
+            } => {
+                let epoch = self.opens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, epoch)
+            }
             PlanKind::Batch {
                 size,
                 drop_remainder,
@@ -973,6 +984,8 @@ struct ParMap {
     states: Vec<FnState>,
     out: std::vec::IntoIter<Result<Element, Diagnostic>>,
     count: u64,
+    /// The node's epoch (for random ops).
+    epoch: u64,
     done: bool,
     /// An error from the input, reported once the elements read before it are out.
     pending: Option<Diagnostic>,
@@ -1027,7 +1040,7 @@ impl Stream for ParMap {
             }
             parts.push(part);
         }
-        let f = &self.f;
+        let (f, epoch) = (&self.f, self.epoch);
         let starts = &starts;
         let results: Vec<Vec<Result<Element, Diagnostic>>> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
@@ -1038,7 +1051,7 @@ impl Stream for ParMap {
                     s.spawn(move || {
                         let mut out = Vec::with_capacity(part.len());
                         for (k, e) in part.into_iter().enumerate() {
-                            let r = f.call(state, e, starts[lane * per_lane + k]);
+                            let r = f.call(state, e, starts[lane * per_lane + k], epoch);
                             let failed = r.is_err();
                             out.push(r);
                             // Later elements of this lane can never be reported.

@@ -353,6 +353,12 @@ impl Function {
         self.results.iter().map(|&r| self.ty(r).clone()).collect()
     }
 
+    /// Whether the function reads the element's position (it has random ops): its results
+    /// then depend on where the element is in the stream that feeds it.
+    pub fn reads_position(&self) -> bool {
+        self.ops.iter().any(|op| op.kind.varies_per_element())
+    }
+
     /// Whether the function contains an eager call.
     pub fn has_eager(&self) -> bool {
         self.ops.iter().any(|op| !op.kind.is_pure())

@@ -339,9 +339,14 @@ impl LaneStage {
     /// The stage on one element: its result (a map), or the element if it is kept (a filter).
     fn call_one(&mut self, e: Element, element: u64) -> Result<Option<Element>, Diagnostic> {
         match self.stage {
-            Stage::Map => self.f.call(&mut self.state, e, element, self.epoch).map(Some),
+            Stage::Map => self
+                .f
+                .call(&mut self.state, e, element, self.epoch)
+                .map(Some),
             Stage::Filter => {
-                let keep = self.f.call(&mut self.state, e.clone(), element, self.epoch)?;
+                let keep = self
+                    .f
+                    .call(&mut self.state, e.clone(), element, self.epoch)?;
                 Ok(passes(&keep).then_some(e))
             }
         }

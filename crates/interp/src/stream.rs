@@ -715,7 +715,9 @@ impl Plan {
                 crew,
             } => {
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
-                let epoch = self.opens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let epoch = self
+                    .opens
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if *lanes > 1 && !on_lanes {
                     // A parallel map that cannot run on blocks ahead: lanes per element.
                     Box::new(ParMap {
@@ -738,7 +740,9 @@ impl Plan {
                 lanes,
                 crew,
             } => {
-                let epoch = self.opens.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let epoch = self
+                    .opens
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, epoch)
             }
             PlanKind::Batch {

@@ -890,7 +890,9 @@ impl<'a> Eval<'a> {
                 Some(true) => {}
                 _ => break,
             }
-            self.frame.site.push(crate::builtins::LOOP_SITE | iterations as u64);
+            self.frame
+                .site
+                .push(crate::builtins::LOOP_SITE | iterations as u64);
             let r = self.block(body);
             self.frame.site.pop();
             if let Flow::Return(v, span) = r? {

@@ -35,7 +35,10 @@ fn infer_draw(draw: &Draw, inputs: &[&TensorType]) -> Result<TensorType, String>
     let name = draw.name();
     let want = if draw.takes_image() { 2 } else { 1 };
     if inputs.len() != want {
-        return Err(format!("`{name}` takes {want} operand(s), found {}", inputs.len()));
+        return Err(format!(
+            "`{name}` takes {want} operand(s), found {}",
+            inputs.len()
+        ));
     }
     let ctx = inputs[0];
     let prefix: Vec<Dim> = match ctx.shape.0.as_slice() {
@@ -101,7 +104,10 @@ fn infer_draw(draw: &Draw, inputs: &[&TensorType]) -> Result<TensorType, String>
 
 /// The image dtypes `random_brightness` takes (TF's `adjust_brightness` on them).
 pub fn brightness_dtype(d: DType) -> bool {
-    matches!(d, DType::U8 | DType::F16 | DType::BF16 | DType::F32 | DType::F64)
+    matches!(
+        d,
+        DType::U8 | DType::F16 | DType::BF16 | DType::F32 | DType::F64
+    )
 }
 
 pub(super) fn eval(kind: &OpKind, inputs: &[Tensor]) -> Result<Tensor, KernelError> {
@@ -110,9 +116,7 @@ pub(super) fn eval(kind: &OpKind, inputs: &[Tensor]) -> Result<Tensor, KernelErr
             "`element_position` is the element being computed: only a running pipeline has one"
                 .into(),
         )),
-        OpKind::Random { draw, key, .. } => {
-            random::random(draw, *key, &inputs[0], inputs.get(1))
-        }
+        OpKind::Random { draw, key, .. } => random::random(draw, *key, &inputs[0], inputs.get(1)),
         _ => unreachable!("not a random op"),
     }
 }
@@ -131,9 +135,9 @@ pub(super) fn may_fail(kind: &OpKind, inputs: &[&TensorType]) -> bool {
 pub(super) fn batch_rule(kind: &OpKind, batched: &[bool], batch: Dim) -> BatchRule {
     match kind {
         OpKind::ElementPosition(None) => BatchRule::Op(OpKind::ElementPosition(Some(batch))),
-        OpKind::ElementPosition(Some(_)) => BatchRule::Refuse(
-            "its random ops already draw per element of a batch".into(),
-        ),
+        OpKind::ElementPosition(Some(_)) => {
+            BatchRule::Refuse("its random ops already draw per element of a batch".into())
+        }
         OpKind::Random { .. } if batched.iter().all(|b| *b) => BatchRule::Op(kind.clone()),
         OpKind::Random { draw, .. } => BatchRule::Refuse(format!(
             "`{}` transforms the same image for every element",

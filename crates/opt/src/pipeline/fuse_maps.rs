@@ -75,9 +75,7 @@ fn chains(prog: &Program, p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Ve
         _ => None,
     };
     let compatible = |a: DsNodeId, b: DsNodeId| match (func_of(a), func_of(b)) {
-        (Some(f), Some(g)) => {
-            f.batched == g.batched || !(f.reads_position() || g.reads_position())
-        }
+        (Some(f), Some(g)) => f.batched == g.batched || !(f.reads_position() || g.reads_position()),
         _ => true,
     };
     // The map that continues a chain from `node`, if any.

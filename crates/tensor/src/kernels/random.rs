@@ -79,7 +79,12 @@ impl ElementStream {
     /// Block `i`: four words.
     pub fn block(&self, i: u32) -> [u32; 4] {
         philox4x32_10(
-            [i, self.epoch, self.position as u32, (self.position >> 32) as u32],
+            [
+                i,
+                self.epoch,
+                self.position as u32,
+                (self.position >> 32) as u32,
+            ],
             self.key,
         )
     }
@@ -158,7 +163,12 @@ impl Draw {
 /// Runs draw `d` of op `key`. `ctx` is the element's `[position, epoch]` (`u64[2]`), or one
 /// such row per element of a block (`u64[n, 2]`, and then the image has a leading axis of
 /// `n` too and the result gets one).
-pub fn random(d: &Draw, key: u64, ctx: &Tensor, image: Option<&Tensor>) -> Result<Tensor, KernelError> {
+pub fn random(
+    d: &Draw,
+    key: u64,
+    ctx: &Tensor,
+    image: Option<&Tensor>,
+) -> Result<Tensor, KernelError> {
     let Some(c) = ctx.as_array::<u64>() else {
         return Err(invalid("the position operand must be u64".into()));
     };
@@ -174,9 +184,9 @@ pub fn random(d: &Draw, key: u64, ctx: &Tensor, image: Option<&Tensor>) -> Resul
         return Err(invalid(format!("`{}` got the wrong operands", d.name())));
     }
     match d {
-        Draw::Uniform { shape, lo, hi } => {
-            values(&rows, batched, shape, lo.dtype(), |s, n| uniform(s, n, *lo, *hi))
-        }
+        Draw::Uniform { shape, lo, hi } => values(&rows, batched, shape, lo.dtype(), |s, n| {
+            uniform(s, n, *lo, *hi)
+        }),
         Draw::Normal {
             shape,
             dtype,
@@ -531,13 +541,15 @@ fn brightness(s: &ElementStream, image: &Tensor, max_delta: f64) -> Result<Tenso
         Tensor::F16(a) => {
             let d = f16::from_f32(delta as f32);
             Ok(Tensor::F16(
-                a.mapv(|x| f16::from_f32(x.to_f32() + d.to_f32())).into_shared(),
+                a.mapv(|x| f16::from_f32(x.to_f32() + d.to_f32()))
+                    .into_shared(),
             ))
         }
         Tensor::BF16(a) => {
             let d = bf16::from_f32(delta as f32);
             Ok(Tensor::BF16(
-                a.mapv(|x| bf16::from_f32(x.to_f32() + d.to_f32())).into_shared(),
+                a.mapv(|x| bf16::from_f32(x.to_f32() + d.to_f32()))
+                    .into_shared(),
             ))
         }
         Tensor::U8(a) => {
@@ -563,7 +575,11 @@ mod tests {
     #[test]
     fn philox_known_answers() {
         let kat: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-            ([0; 4], [0; 2], [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8]),
+            (
+                [0; 4],
+                [0; 2],
+                [0x6627e8d5, 0xe169c58d, 0xbc57ac4c, 0x9b00dbd8],
+            ),
             (
                 [u32::MAX; 4],
                 [u32::MAX; 2],
@@ -585,7 +601,9 @@ mod tests {
     }
 
     fn f64s(t: &Tensor) -> Vec<f64> {
-        (0..t.len()).map(|i| scalar_f64(t.get_flat(i).unwrap())).collect()
+        (0..t.len())
+            .map(|i| scalar_f64(t.get_flat(i).unwrap()))
+            .collect()
     }
 
     fn draw_uniform(n: usize, pos: u64, epoch: u64, key: u64) -> Vec<f64> {
@@ -612,7 +630,10 @@ mod tests {
             assert!((mean - 0.5).abs() < 5.0 * se_mean, "key {key}: mean {mean}");
             // The variance of a uniform sample variance: (1/80 - 1/144) / n.
             let se_var = ((1.0 / 80.0 - 1.0 / 144.0) / n as f64).sqrt();
-            assert!((var - 1.0 / 12.0).abs() < 5.0 * se_var, "key {key}: var {var}");
+            assert!(
+                (var - 1.0 / 12.0).abs() < 5.0 * se_var,
+                "key {key}: var {var}"
+            );
             let mut buckets = [0usize; 100];
             for v in &x {
                 buckets[(v * 100.0) as usize] += 1;
@@ -637,12 +658,25 @@ mod tests {
             assert_eq!(x.len(), n);
             let mean = x.iter().sum::<f64>() / n as f64;
             let var = x.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n as f64;
-            let kurt = x.iter().map(|v| ((v - mean) / var.sqrt()).powi(4)).sum::<f64>() / n as f64;
+            let kurt = x
+                .iter()
+                .map(|v| ((v - mean) / var.sqrt()).powi(4))
+                .sum::<f64>()
+                / n as f64;
             // Standard errors: 3/sqrt(n) for the mean, 9*sqrt(2/n) for the variance,
             // sqrt(24/n) for the kurtosis.
-            assert!((mean - 2.0).abs() < 5.0 * 3.0 / (n as f64).sqrt(), "{dtype}: mean {mean}");
-            assert!((var - 9.0).abs() < 5.0 * 9.0 * (2.0 / n as f64).sqrt(), "{dtype}: var {var}");
-            assert!((kurt - 3.0).abs() < 5.0 * (24.0 / n as f64).sqrt(), "{dtype}: kurtosis {kurt}");
+            assert!(
+                (mean - 2.0).abs() < 5.0 * 3.0 / (n as f64).sqrt(),
+                "{dtype}: mean {mean}"
+            );
+            assert!(
+                (var - 9.0).abs() < 5.0 * 9.0 * (2.0 / n as f64).sqrt(),
+                "{dtype}: var {var}"
+            );
+            assert!(
+                (kurt - 3.0).abs() < 5.0 * (24.0 / n as f64).sqrt(),
+                "{dtype}: kurtosis {kurt}"
+            );
             // Within one sigma: 68.27%.
             let within = x.iter().filter(|v| (*v - 2.0).abs() < 3.0).count() as f64 / n as f64;
             assert!((within - 0.6827).abs() < 0.005, "{dtype}: {within}");
@@ -656,8 +690,16 @@ mod tests {
         assert_ne!(base, draw_uniform(4, 10, 1, op_key(1, &[5, 9])), "epoch");
         assert_ne!(base, draw_uniform(4, 10, 0, op_key(2, &[5, 9])), "seed");
         assert_ne!(base, draw_uniform(4, 10, 0, op_key(1, &[5, 10])), "column");
-        assert_ne!(base, draw_uniform(4, 10, 0, op_key(1, &[5, 9, 0])), "loop iteration");
-        assert_eq!(base, draw_uniform(4, 10, 0, op_key(1, &[5, 9])), "stateless");
+        assert_ne!(
+            base,
+            draw_uniform(4, 10, 0, op_key(1, &[5, 9, 0])),
+            "loop iteration"
+        );
+        assert_eq!(
+            base,
+            draw_uniform(4, 10, 0, op_key(1, &[5, 9])),
+            "stateless"
+        );
         // Keys of many sites and seeds do not collide.
         let mut keys: Vec<u64> = (0..50)
             .flat_map(|s| (0..50).map(move |l| op_key(s, &[l, 1])))
@@ -678,10 +720,18 @@ mod tests {
         let rows = Tensor::from_vec(&[2, 2], vec![7u64, 1, 8, 1]).unwrap();
         let both = random(&d, 9, &rows, None).unwrap();
         assert_eq!(both.shape(), &[2, 3]);
-        assert_eq!(both.index_axis0(0), random(&d, 9, &ctx(7, 1), None).unwrap());
-        assert_eq!(both.index_axis0(1), random(&d, 9, &ctx(8, 1), None).unwrap());
+        assert_eq!(
+            both.index_axis0(0),
+            random(&d, 9, &ctx(7, 1), None).unwrap()
+        );
+        assert_eq!(
+            both.index_axis0(1),
+            random(&d, 9, &ctx(8, 1), None).unwrap()
+        );
         let img = Tensor::from_vec(&[2, 4, 5, 1], (0..40u8).collect()).unwrap();
-        let crop = Draw::Crop { size: vec![2, 3, 1] };
+        let crop = Draw::Crop {
+            size: vec![2, 3, 1],
+        };
         let out = random(&crop, 5, &rows, Some(&img)).unwrap();
         assert_eq!(out.shape(), &[2, 2, 3, 1]);
         for i in 0..2 {
@@ -703,7 +753,10 @@ mod tests {
             counts[(v + 3) as usize] += 1;
         }
         // Each of 6 values 10000 times, within 5 standard errors (about 456).
-        assert!(counts.iter().all(|&c| c.abs_diff(10_000) < 460), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| c.abs_diff(10_000) < 460),
+            "{counts:?}"
+        );
         let full = Draw::Uniform {
             shape: vec![1000],
             lo: Scalar::U8(0),
@@ -721,16 +774,27 @@ mod tests {
             Scalar::F32(1.0)
         );
         let hi = 1.0f32 + f32::EPSILON;
-        assert_eq!(float_in(DType::F32, 1.0, f64::from(hi), 0.99), Scalar::F32(1.0));
-        assert_eq!(float_in(DType::F64, -1.0, 0.0, 1.0), Scalar::F64(-f64::from_bits(1)));
-        assert_eq!(below_bits(f16::ONE.to_bits()), f16::from_f32(0.99951172).to_bits());
+        assert_eq!(
+            float_in(DType::F32, 1.0, f64::from(hi), 0.99),
+            Scalar::F32(1.0)
+        );
+        assert_eq!(
+            float_in(DType::F64, -1.0, 0.0, 1.0),
+            Scalar::F64(-f64::from_bits(1))
+        );
+        assert_eq!(
+            below_bits(f16::ONE.to_bits()),
+            f16::from_f32(0.99951172).to_bits()
+        );
     }
 
     #[test]
     fn crop_flip_and_brightness() {
         let img = Tensor::from_vec(&[3, 4, 2], (0..24u8).collect()).unwrap();
         // Over many positions the crop takes every offset, and the window is a real slice.
-        let crop = Draw::Crop { size: vec![2, 2, 2] };
+        let crop = Draw::Crop {
+            size: vec![2, 2, 2],
+        };
         let mut seen = std::collections::BTreeSet::new();
         for pos in 0..200 {
             let out = random(&crop, 1, &ctx(pos, 0), Some(&img)).unwrap();
@@ -741,7 +805,9 @@ mod tests {
             seen.insert((top, left));
         }
         assert_eq!(seen.len(), 2 * 3);
-        let too_big = Draw::Crop { size: vec![4, 2, 2] };
+        let too_big = Draw::Crop {
+            size: vec![4, 2, 2],
+        };
         assert!(random(&too_big, 1, &ctx(0, 0), Some(&img)).is_err());
         // A flip is the reversed width axis or the image itself, about half the time each.
         let flipped = super::super::reverse(&img, &[1]).unwrap();
@@ -758,15 +824,35 @@ mod tests {
         // Brightness on u8 follows TF's convert_image_dtype round trip, saturating.
         let px = Tensor::from_vec(&[1, 3, 1], vec![0u8, 128, 255]).unwrap();
         for pos in 0..50 {
-            let out = random(&Draw::Brightness { max_delta: 0.5 }, 3, &ctx(pos, 0), Some(&px)).unwrap();
+            let out = random(
+                &Draw::Brightness { max_delta: 0.5 },
+                3,
+                &ctx(pos, 0),
+                Some(&px),
+            )
+            .unwrap();
             let d = scalar_f64(
-                uniform(&ElementStream::new(3, pos, 0), 1, Scalar::F32(-0.5), Scalar::F32(0.5))[0],
+                uniform(
+                    &ElementStream::new(3, pos, 0),
+                    1,
+                    Scalar::F32(-0.5),
+                    Scalar::F32(0.5),
+                )[0],
             ) as f32;
             let want: Vec<u8> = [0u8, 128, 255]
                 .iter()
-                .map(|&x| ((f32::from(x) * (1.0f64 / 255.0) as f32 + d) * 255.5).clamp(0.0, 255.0) as u8)
+                .map(|&x| {
+                    ((f32::from(x) * (1.0f64 / 255.0) as f32 + d) * 255.5).clamp(0.0, 255.0) as u8
+                })
                 .collect();
-            assert_eq!(out.as_array::<u8>().unwrap().iter().copied().collect::<Vec<_>>(), want);
+            assert_eq!(
+                out.as_array::<u8>()
+                    .unwrap()
+                    .iter()
+                    .copied()
+                    .collect::<Vec<_>>(),
+                want
+            );
         }
     }
 }

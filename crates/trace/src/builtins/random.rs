@@ -15,7 +15,14 @@ use pipec_tensor::kernels::random::{self, Draw};
 use pipec_tensor::kernels::{scalar_from_f64, scalar_from_i128};
 use pipec_tensor::{DType, Scalar, Tensor};
 
-pub(super) fn uniform(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> Res<Value> {
+pub(super) fn uniform(
+    ev: &mut Eval<'_>,
+    Call {
+        name,
+        args: a,
+        span,
+    }: Call,
+) -> Res<Value> {
     let seed = some!(ev.seed_arg(name, a[4].clone(), span)?);
     let shape = some!(ev.usize_list(req(&a, 0), "a shape")?);
     let dtype = match a[3].clone() {
@@ -23,9 +30,12 @@ pub(super) fn uniform(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> 
         None => DType::F32,
     };
     if dtype == DType::Bool {
-        let d = Diagnostic::error(Code::UnsupportedDtype, "`random_uniform` does not draw bool")
-            .with_label(span, "")
-            .with_help("draw integers and compare: `random_uniform(shape, 0, 2, i32, seed: 1) == 1`");
+        let d = Diagnostic::error(
+            Code::UnsupportedDtype,
+            "`random_uniform` does not draw bool",
+        )
+        .with_label(span, "")
+        .with_help("draw integers and compare: `random_uniform(shape, 0, 2, i32, seed: 1) == 1`");
         return ev.fail(d);
     }
     let default = |x: i128| (Value::Num(Num::Int(x)), span);
@@ -35,7 +45,9 @@ pub(super) fn uniform(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> 
             format!("`random_uniform` of {dtype} needs both bounds, `lo` and `hi`"),
         )
         .with_label(span, "")
-        .with_help(format!("`random_uniform(shape, 0, 10, {dtype}, seed: 1)` draws 0 to 9"));
+        .with_help(format!(
+            "`random_uniform(shape, 0, 10, {dtype}, seed: 1)` draws 0 to 9"
+        ));
         return ev.fail(d);
     }
     let lo = some!(ev.bound(a[1].clone().unwrap_or_else(|| default(0)), dtype, "lo")?);
@@ -51,7 +63,11 @@ pub(super) fn uniform(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> 
             Code::WrongKind,
             "`random_uniform` needs `lo < hi` (values are drawn from `[lo, hi)`)",
         )
-        .with_label(a[1].as_ref().map_or(span, |x| x.1.to(a[2].as_ref().map_or(span, |y| y.1))), "these bounds")
+        .with_label(
+            a[1].as_ref()
+                .map_or(span, |x| x.1.to(a[2].as_ref().map_or(span, |y| y.1))),
+            "these bounds",
+        )
         .with_help("swap the bounds, or make the range wider (and finite)");
         return ev.fail(d);
     }
@@ -59,7 +75,14 @@ pub(super) fn uniform(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> 
     ev.emit_random(draw, seed, None, span)
 }
 
-pub(super) fn normal(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> Res<Value> {
+pub(super) fn normal(
+    ev: &mut Eval<'_>,
+    Call {
+        name,
+        args: a,
+        span,
+    }: Call,
+) -> Res<Value> {
     let seed = some!(ev.seed_arg(name, a[4].clone(), span)?);
     let shape = some!(ev.usize_list(req(&a, 0), "a shape")?);
     let dtype = match a[3].clone() {
@@ -92,7 +115,14 @@ pub(super) fn normal(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> R
     ev.emit_random(draw, seed, None, span)
 }
 
-pub(super) fn image(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> Res<Value> {
+pub(super) fn image(
+    ev: &mut Eval<'_>,
+    Call {
+        name,
+        args: a,
+        span,
+    }: Call,
+) -> Res<Value> {
     let seed_slot = a.len() - 1;
     let seed = some!(ev.seed_arg(name, a[seed_slot].clone(), span)?);
     let (iv, is) = req(&a, 0);
@@ -135,7 +165,10 @@ pub(super) fn image(ev: &mut Eval<'_>, Call { name, args: a, span }: Call) -> Re
             if !pipec_ir::brightness_dtype(ty.dtype) {
                 let d = Diagnostic::error(
                     Code::UnsupportedDtype,
-                    format!("`random_brightness` takes u8 or float images, not {}", ty.dtype),
+                    format!(
+                        "`random_brightness` takes u8 or float images, not {}",
+                        ty.dtype
+                    ),
                 )
                 .with_label(is, format!("this is {ty}"))
                 .with_help("cast it first: `cast(img, f32)`");
@@ -172,7 +205,10 @@ impl Eval<'_> {
         let start = span.start as usize;
         let before = &text[..start.min(text.len())];
         let line = 1 + before.iter().filter(|&&b| b == b'\n').count() as u64;
-        let line_start = before.iter().rposition(|&b| b == b'\n').map_or(0, |p| p + 1);
+        let line_start = before
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |p| p + 1);
         let column = 1 + (start - line_start) as u64;
         (line << 32) | (column & 0xFFFF_FFFF)
     }
@@ -218,9 +254,9 @@ impl Eval<'_> {
             Value::Num(Num::Float(f)) if dtype.is_float() && f.is_finite() => {
                 Some(scalar_from_f64(*f, dtype)).filter(|s| random::scalar_f64(*s).is_finite())
             }
-            Value::Tensor(TVal::Concrete(t)) if t.rank() == 0 && t.dtype() == dtype => {
-                t.get_flat(0).filter(|s| !dtype.is_float() || random::scalar_f64(*s).is_finite())
-            }
+            Value::Tensor(TVal::Concrete(t)) if t.rank() == 0 && t.dtype() == dtype => t
+                .get_flat(0)
+                .filter(|s| !dtype.is_float() || random::scalar_f64(*s).is_finite()),
             Value::Poison => return Ok(None),
             _ => None,
         };
@@ -238,17 +274,27 @@ impl Eval<'_> {
         } else {
             Diagnostic::error(
                 Code::WrongKind,
-                format!("`{what}` must be a finite number that {dtype} can hold, found {}", v.kind_name()),
+                format!(
+                    "`{what}` must be a finite number that {dtype} can hold, found {}",
+                    v.kind_name()
+                ),
             )
             .with_label(s, format!("not a {dtype} value"))
-            .with_help(format!("write a number {dtype} can hold (integers for integer dtypes)"))
+            .with_help(format!(
+                "write a number {dtype} can hold (integers for integer dtypes)"
+            ))
         };
         self.fail(d)?;
         Ok(None)
     }
 
     /// A float parameter known at trace time (finite; non-negative when `non_negative`).
-    fn float_param(&mut self, (v, s): (Value, Span), what: &str, non_negative: bool) -> Res<Option<f64>> {
+    fn float_param(
+        &mut self,
+        (v, s): (Value, Span),
+        what: &str,
+        non_negative: bool,
+    ) -> Res<Option<f64>> {
         let x = match &v {
             Value::Num(n) => Some(n.as_f64()),
             Value::Tensor(TVal::Concrete(t)) if t.rank() == 0 && t.dtype() != DType::Bool => {
@@ -265,10 +311,15 @@ impl Eval<'_> {
                 } else {
                     Code::WrongKind
                 };
-                let need = if non_negative { "a finite number >= 0" } else { "a finite number" };
-                let d = Diagnostic::error(code, format!("{what} must be {need} known at trace time"))
-                    .with_label(s, "")
-                    .with_help("write a number here");
+                let need = if non_negative {
+                    "a finite number >= 0"
+                } else {
+                    "a finite number"
+                };
+                let d =
+                    Diagnostic::error(code, format!("{what} must be {need} known at trace time"))
+                        .with_label(s, "")
+                        .with_help("write a number here");
                 self.fail(d)?;
                 Ok(None)
             }
@@ -277,7 +328,13 @@ impl Eval<'_> {
 
     /// Emits the random op: on the element's position while tracing, on position 0 of
     /// epoch 0 at top level (evaluated at once), never in eager code.
-    fn emit_random(&mut self, draw: Draw, seed: u64, image: Option<TVal>, span: Span) -> Res<Value> {
+    fn emit_random(
+        &mut self,
+        draw: Draw,
+        seed: u64,
+        image: Option<TVal>,
+        span: Span,
+    ) -> Res<Value> {
         if self.frame.eager {
             let d = Diagnostic::error(
                 Code::WrongKind,
@@ -295,9 +352,9 @@ impl Eval<'_> {
                 let v = func.push(OpKind::ElementPosition(None), vec![], ty.clone(), span);
                 TVal::Symbolic(v, ty)
             }
-            None => TVal::Concrete(
-                Tensor::from_vec(&[2], vec![0u64, 0]).expect("two values for [2]"),
-            ),
+            None => {
+                TVal::Concrete(Tensor::from_vec(&[2], vec![0u64, 0]).expect("two values for [2]"))
+            }
         };
         let mut inputs = vec![ctx];
         inputs.extend(image);

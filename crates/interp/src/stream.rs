@@ -652,6 +652,12 @@ impl Plan {
         Ok(stream)
     }
 
+    /// This opening's epoch, for a map's or filter's random ops: how often it was opened.
+    fn next_epoch(&self) -> u64 {
+        self.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread).
     fn stage(
         &self,
@@ -661,7 +667,6 @@ impl Plan {
         block_f: &Option<Arc<CompiledFn>>,
         lanes: usize,
         crew: &Arc<Crew>,
-        epoch: u64,
     ) -> Box<dyn Stream> {
         Box::new(
             LaneStage::new(
@@ -672,7 +677,7 @@ impl Plan {
                 lanes,
                 crew.clone(),
             )
-            .with_epoch(epoch)
+            .with_epoch(self.next_epoch())
             .with_stats(self.timer.clone()),
         )
     }
@@ -715,9 +720,6 @@ impl Plan {
                 crew,
             } => {
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
-                let epoch = self
-                    .opens
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 if *lanes > 1 && !on_lanes {
                     // A parallel map that cannot run on blocks ahead: lanes per element.
                     Box::new(ParMap {
@@ -726,12 +728,12 @@ impl Plan {
                         states: (0..*lanes).map(|_| FnState::default()).collect(),
                         out: Vec::new().into_iter(),
                         count: 0,
-                        epoch,
+                        epoch: self.next_epoch(),
                         done: false,
                         pending: None,
                     })
                 } else {
-                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, epoch)
+                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew)
                 }
             }
             PlanKind::Filter {
@@ -739,12 +741,7 @@ impl Plan {
                 block_f,
                 lanes,
                 crew,
-            } => {
-                let epoch = self
-                    .opens
-                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, epoch)
-            }
+            } => self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew),
             PlanKind::Batch {
                 size,
                 drop_remainder,

@@ -184,6 +184,29 @@ pub fn random(
         return Err(invalid(format!("`{}` got the wrong operands", d.name())));
     }
     match d {
+        // The common dtypes are written straight into their buffer (the same values).
+        Draw::Uniform { shape, lo, hi } if lo.dtype() == DType::F32 => {
+            let (l, h) = (scalar_f64(*lo), scalar_f64(*hi));
+            typed::<f32>(&rows, batched, shape, |s, n, out| {
+                out.extend(s.words(n).iter().map(|&x| f32_in(l, h, unit24(x))))
+            })
+        }
+        Draw::Normal {
+            shape,
+            dtype: DType::F32,
+            mean,
+            std,
+        } => typed::<f32>(&rows, batched, shape, |s, n, out| {
+            normal_with(s, n, false, *mean, *std, |v| out.push(v as f32))
+        }),
+        Draw::Normal {
+            shape,
+            dtype: DType::F64,
+            mean,
+            std,
+        } => typed::<f64>(&rows, batched, shape, |s, n, out| {
+            normal_with(s, n, true, *mean, *std, |v| out.push(v))
+        }),
         Draw::Uniform { shape, lo, hi } => values(&rows, batched, shape, lo.dtype(), |s, n| {
             uniform(s, n, *lo, *hi)
         }),
@@ -229,6 +252,39 @@ pub fn random(
 
 fn invalid(msg: String) -> KernelError {
     KernelError::InvalidArgument(msg)
+}
+
+/// A `[rows..., shape...]` tensor of `T`, each element's values pushed by `fill`.
+fn typed<T: crate::TensorElem>(
+    rows: &[ElementStream],
+    batched: bool,
+    shape: &[usize],
+    fill: impl Fn(&ElementStream, usize, &mut Vec<T>),
+) -> Result<Tensor, KernelError> {
+    let mut full = Vec::with_capacity(shape.len() + 1);
+    if batched {
+        full.push(rows.len());
+    }
+    full.extend_from_slice(shape);
+    let len = checked_len(&full, std::mem::size_of::<T>())?;
+    let per: usize = shape.iter().product();
+    let mut all = Vec::with_capacity(len);
+    for s in rows {
+        fill(s, per, &mut all);
+    }
+    Tensor::from_vec(&full, all).ok_or_else(|| invalid("random values of the wrong count".into()))
+}
+
+/// `u` in `[0, 1)` from one word: `(w >> 8) * 2^-24`.
+fn unit24(w: u32) -> f64 {
+    f64::from(w >> 8) * exp2i(24)
+}
+
+/// [`float_in`] for f32.
+fn f32_in(lo: f64, hi: f64, u: f64) -> f32 {
+    let r = lo + (hi - lo) * u;
+    let (x, h) = (r as f32, hi as f32);
+    if x >= h { f32_next_down(h) } else { x }
 }
 
 /// Fills a `[rows..., shape...]` tensor of `dtype`, each element's values from its stream.
@@ -292,10 +348,7 @@ fn float_in(dtype: DType, lo: f64, hi: f64, u: f64) -> Scalar {
     let r = lo + (hi - lo) * u;
     match dtype {
         DType::F64 => Scalar::F64(if r >= hi { next_down(hi) } else { r }),
-        DType::F32 => {
-            let (x, h) = (r as f32, hi as f32);
-            Scalar::F32(if x >= h { f32_next_down(h) } else { x })
-        }
+        DType::F32 => Scalar::F32(f32_in(lo, hi, u)),
         DType::F16 => {
             let (x, h) = (f16::from_f64(r), f16::from_f64(hi));
             Scalar::F16(if x >= h {
@@ -358,7 +411,7 @@ fn uniform(s: &ElementStream, n: usize, lo: Scalar, hi: Scalar) -> Vec<Scalar> {
         let w = s.words(n);
         return w
             .iter()
-            .map(|&x| float_in(dtype, l, h, f64::from(x >> 8) * exp2i(24)))
+            .map(|&x| float_in(dtype, l, h, unit24(x)))
             .collect();
     }
     let (l, h) = (scalar_i128(lo), scalar_i128(hi));
@@ -379,8 +432,24 @@ fn uniform(s: &ElementStream, n: usize, lo: Scalar, hi: Scalar) -> Vec<Scalar> {
 /// pair `k` takes words `2k` (`u = (w + 1) * 2^-32`) and `2k + 1` (`v = w * 2^-32`); for
 /// `f64`, block `k` (`u = ((pair 0 >> 11) + 1) * 2^-53`, `v = (pair 1 >> 11) * 2^-53`).
 fn normal(s: &ElementStream, n: usize, dtype: DType, mean: f64, std: f64) -> Vec<Scalar> {
+    let mut out = Vec::with_capacity(n);
+    normal_with(s, n, dtype == DType::F64, mean, std, |v| {
+        out.push(float_scalar(dtype, v))
+    });
+    out
+}
+
+/// The `n` values `mean + std * z` of [`normal`] in f64, before rounding to the dtype.
+fn normal_with(
+    s: &ElementStream,
+    n: usize,
+    wide: bool,
+    mean: f64,
+    std: f64,
+    mut push: impl FnMut(f64),
+) {
     let pairs = n.div_ceil(2);
-    let uv: Vec<(f64, f64)> = if dtype == DType::F64 {
+    let uv: Vec<(f64, f64)> = if wide {
         let w = s.words(4 * pairs);
         (0..pairs)
             .map(|k| {
@@ -399,17 +468,17 @@ fn normal(s: &ElementStream, n: usize, dtype: DType, mean: f64, std: f64) -> Vec
             })
             .collect()
     };
-    let mut out = Vec::with_capacity(n);
+    let mut left = n;
     for (u, v) in uv {
         let r = (-2.0 * u.ln()).sqrt();
         let t = 2.0 * std::f64::consts::PI * v;
         for z in [r * t.cos(), r * t.sin()] {
-            if out.len() < n {
-                out.push(float_scalar(dtype, mean + std * z));
+            if left > 0 {
+                push(mean + std * z);
+                left -= 1;
             }
         }
     }
-    out
 }
 
 fn float_scalar(dtype: DType, x: f64) -> Scalar {
@@ -737,6 +806,30 @@ mod tests {
         for i in 0..2 {
             let one = random(&crop, 5, &ctx(7 + i as u64, 1), Some(&img.index_axis0(i))).unwrap();
             assert_eq!(out.index_axis0(i), one);
+        }
+    }
+
+    #[test]
+    fn typed_fast_paths_equal_the_scalar_paths() {
+        let s = ElementStream::new(77, 3, 1);
+        let u = Draw::Uniform {
+            shape: vec![9],
+            lo: Scalar::F32(-2.5),
+            hi: Scalar::F32(0.125),
+        };
+        let fast = random(&u, 77, &ctx(3, 1), None).unwrap();
+        let slow = uniform(&s, 9, Scalar::F32(-2.5), Scalar::F32(0.125));
+        assert_eq!(fast, from_scalars(&[9], DType::F32, slow).unwrap());
+        for dtype in [DType::F32, DType::F64] {
+            let d = Draw::Normal {
+                shape: vec![7],
+                dtype,
+                mean: 1.0,
+                std: 0.5,
+            };
+            let fast = random(&d, 77, &ctx(3, 1), None).unwrap();
+            let slow = normal(&s, 7, dtype, 1.0, 0.5);
+            assert_eq!(fast, from_scalars(&[7], dtype, slow).unwrap());
         }
     }
 

@@ -125,9 +125,10 @@ def flip_up_down(seed, site, pos, epoch, img):
 
 def brightness(seed, site, pos, epoch, img, max_delta):
     img = np.asarray(img)
-    dt = np.float64 if img.dtype == np.float64 else np.float32
-    delta = uniform(seed, site, pos, epoch, [], -max_delta, max_delta, dt)[()] if max_delta > 0 else dt(0)
+    delta = uniform(seed, site, pos, epoch, [], -max_delta, max_delta, np.float32)[()] if max_delta > 0 else np.float32(0)
     if img.dtype == np.uint8:
         x = img.astype(np.float32) * np.float32(1.0 / 255.0) + np.float32(delta)
         return np.clip(x * np.float32(255.5), 0, 255).astype(np.uint8)
+    if img.dtype == np.float64:
+        return (img.astype(np.float32) + delta).astype(np.float64)
     return (img + img.dtype.type(delta)).astype(img.dtype)

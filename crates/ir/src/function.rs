@@ -6,6 +6,7 @@
 //! before any op that uses it.
 
 use crate::host::HostFn;
+use crate::ops::ImageOp;
 use crate::types::{Shape, TensorType};
 use pipec_diag::Span;
 use pipec_tensor::DType;
@@ -146,6 +147,10 @@ pub enum OpKind {
     },
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
+    /// An image op (`resize`, `crop`), on `[..., height, width, channels]`.
+    Image(ImageOp),
+    /// A string op (SPEC §13), with its attributes.
+    Str(pipec_tensor::kernels::strings::StrOp),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
     Eager(HostFn),
 }
@@ -179,6 +184,8 @@ impl OpKind {
             OpKind::ElementPosition(_) => "element_position",
             OpKind::Random { draw, .. } => draw.name(),
             OpKind::Fused(_) => "fused_elementwise",
+            OpKind::Image(op) => op.name(),
+            OpKind::Str(op) => op.name(),
             OpKind::Eager(_) => "call_eager",
         }
     }

@@ -322,7 +322,7 @@ fn from_scalars(shape: &[usize], dtype: DType, v: Vec<Scalar>) -> Result<Tensor,
                         })
                         .collect(),
                 ),)*
-                DType::Bool => None,
+                DType::Bool | DType::Str => None,
             }
         };
     }
@@ -580,29 +580,29 @@ fn crop<T: Clone>(a: &ArcArray<T, IxDyn>, offsets: &[usize], size: &[usize]) -> 
     .to_shared()
 }
 
-/// TF's `adjust_brightness` by a delta drawn uniform in `[-max_delta, max_delta)` (in the
-/// image's float dtype; `f32` for `u8`). Float images get `x + delta` in their dtype; a `u8`
+/// TF's `adjust_brightness` by a delta drawn uniform in `[-max_delta, max_delta)` (f32).
+/// Float images get `x + delta` (`f64` images in f32, as TF); a `u8`
 /// image is, as TF's `convert_image_dtype` does it, `x * (1/255)` in f32, plus delta, times
 /// 255.5, clamped to `[0, 255]` and truncated.
 fn brightness(s: &ElementStream, image: &Tensor, max_delta: f64) -> Result<Tensor, KernelError> {
-    let ddt = match image.dtype() {
-        DType::F64 => DType::F64,
-        _ => DType::F32,
-    };
+    // The delta is f32 (TF's `random_uniform` default), and an f64 image is adjusted in f32
+    // and cast back, as TF's `adjust_brightness` does.
     let delta = if max_delta > 0.0 {
-        let (lo, hi) = match ddt {
-            DType::F64 => (Scalar::F64(-max_delta), Scalar::F64(max_delta)),
-            _ => (
-                Scalar::F32(-(max_delta as f32)),
-                Scalar::F32(max_delta as f32),
-            ),
-        };
+        let (lo, hi) = (
+            Scalar::F32(-(max_delta as f32)),
+            Scalar::F32(max_delta as f32),
+        );
         scalar_f64(uniform(s, 1, lo, hi)[0])
     } else {
         0.0
     };
     match image {
-        Tensor::F64(a) => Ok(Tensor::F64(a.mapv(|x| x + delta).into_shared())),
+        Tensor::F64(a) => {
+            let d = delta as f32;
+            Ok(Tensor::F64(
+                a.mapv(|x| f64::from(x as f32 + d)).into_shared(),
+            ))
+        }
         Tensor::F32(a) => {
             let d = delta as f32;
             Ok(Tensor::F32(a.mapv(|x| x + d).into_shared()))

@@ -29,10 +29,10 @@ pub(super) fn uniform(
         Some(v) => some!(ev.dtype_arg(v)?),
         None => DType::F32,
     };
-    if dtype == DType::Bool {
+    if !dtype.is_int() && !dtype.is_float() {
         let d = Diagnostic::error(
             Code::UnsupportedDtype,
-            "`random_uniform` does not draw bool",
+            format!("`random_uniform` does not draw {dtype}"),
         )
         .with_label(span, "")
         .with_help("draw integers and compare: `random_uniform(shape, 0, 2, i32, seed: 1) == 1`");

@@ -75,6 +75,9 @@ def shuffle(items, buffer, seed, epoch=0):
 
 
 def main():
+    # pipec_random (beside this script) models the random ops from their documentation.
+    import sys
+    sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
     for case in sorted(p for root in ROOTS for p in root.glob("*.pipe")):
         code = [l[len("# numpy:"):].strip() for l in case.read_text().splitlines() if l.startswith("# numpy:")]
         if not code:

@@ -127,6 +127,8 @@ codes! {
     NotTraceTime = "E0116";
     /// A number literal its target dtype cannot hold (`cast(256, u8)`, `1e39` as f32).
     LiteralOutOfRange = "E0121";
+    /// A random op without a `seed:`, or with one that is only known at run time.
+    RandomSeed = "E0140";
 
     // Shapes.
     /// Shapes that do not broadcast.

@@ -191,6 +191,17 @@ fn expr(c: &mut Choices, e: Elem, depth: usize) -> String {
             expr(c, e, d),
             expr(c, e, d)
         ),
+        // Stateless random draws (a scalar, broadcast): -O0 and -O2 must draw the same.
+        15 if e.float => format!(
+            "({} + random_normal([], 0.0, 2.0, f32, seed: {}))",
+            expr(c, e, d),
+            c.byte()
+        ),
+        15 => format!(
+            "({} + random_uniform([], -3, 4, i32, seed: {}))",
+            expr(c, e, d),
+            c.byte()
+        ),
         14 if e.float => format!("cast(cast({}, f64), f32)", expr(c, e, d)),
         14 => format!("cast(cast({}, i64), i32)", expr(c, e, d)),
         _ if e.float => format!("cast({}, f32)", expr(c, e, d)),

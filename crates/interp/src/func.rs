@@ -41,7 +41,9 @@ impl CompiledFn {
         &self.func
     }
 
-    /// Evaluates the function on `args`; `element` is the dataset element index, for errors.
+    /// Evaluates the function on `args`; `element` is the dataset element index (for
+    /// errors, and with `epoch` what `element_position` reads: the element's position in
+    /// the stream feeding the map or filter, and how many times that node was opened before).
     ///
     /// For a batched function (see [`Function::batched`]), `element` is the index of the
     /// batch's first element, and errors name the element within it.
@@ -50,6 +52,7 @@ impl CompiledFn {
         state: &mut FnState,
         args: Vec<Tensor>,
         element: u64,
+        epoch: u64,
     ) -> Result<Vec<Tensor>, Diagnostic> {
         let f = &self.func;
         let rows = if f.batched {
@@ -116,6 +119,9 @@ impl CompiledFn {
                     }
                     outs
                 }
+                OpKind::ElementPosition(per_row) => {
+                    vec![position(element, epoch, per_row.map(|_| rows), op.span)?]
+                }
                 // A fused op reports the error at the instruction that failed, with the
                 // span and mnemonic of the op it came from.
                 OpKind::Fused(body) => body.eval_chunked_located(&inputs).map_err(|(i, e)| {
@@ -159,6 +165,33 @@ impl CompiledFn {
         state.inputs = inputs;
         Ok(results)
     }
+}
+
+/// `element_position`: `[element, epoch]`, or one such row per element of a batch of
+/// `rows` (`Some(None)`: a batch whose size the call does not know, a compiler bug).
+fn position(
+    element: u64,
+    epoch: u64,
+    rows: Option<Option<usize>>,
+    span: pipec_diag::Span,
+) -> Result<Tensor, Diagnostic> {
+    let t = match rows {
+        None => Tensor::from_vec(&[2], vec![element, epoch]),
+        Some(Some(n)) => Tensor::from_vec(
+            &[n, 2],
+            (0..n as u64)
+                .flat_map(|i| [element.wrapping_add(i), epoch])
+                .collect(),
+        ),
+        Some(None) => None,
+    };
+    t.ok_or_else(|| {
+        Diagnostic::error(
+            Code::InternalError,
+            "internal compiler error: a batched `element_position` in a function run per element",
+        )
+        .with_label(span, "in this random op")
+    })
 }
 
 /// The op a fused instruction stands for (to name it in errors).

@@ -53,6 +53,8 @@ pub(crate) struct LaneStage {
     block_state: FnState,
     /// The dataset index of the next element pulled from the input.
     count: u64,
+    /// How many times this stage's node was opened before (what random ops draw with).
+    epoch: u64,
     /// The run's helpers, shared by every stage on lanes (started by the first that needs them).
     crew: Arc<Crew>,
     /// The most lanes this stage uses, the consumer's thread included.
@@ -143,6 +145,7 @@ impl LaneStage {
             state: FnState::default(),
             block_state: FnState::default(),
             count: 0,
+            epoch: 0,
             crew,
             lanes,
             helped: false,
@@ -153,6 +156,12 @@ impl LaneStage {
             large_blocks: 0,
             stats: None,
         }
+    }
+
+    /// Runs the stage as its node's epoch `epoch` (random ops draw with it).
+    pub(crate) fn with_epoch(mut self, epoch: u64) -> LaneStage {
+        self.epoch = epoch;
+        self
     }
 
     /// Counts this stage's blocks into node `node` of `stats` (`--stats`).
@@ -236,6 +245,7 @@ impl LaneStage {
                                 block_f.clone(),
                                 leaves.clone(),
                                 start,
+                                self.epoch,
                             ));
                             team.submit(job.clone());
                             Work::Queued(job)
@@ -303,10 +313,10 @@ impl LaneStage {
     fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Computed {
         let (stage, f) = (self.stage, self.block_f.as_ref()?);
         if !self.helped {
-            return run_block(stage, f, &mut self.block_state, args, start);
+            return run_block(stage, f, &mut self.block_state, args, start, self.epoch);
         }
         let t = Instant::now();
-        let out = run_block(stage, f, &mut self.block_state, args, start);
+        let out = run_block(stage, f, &mut self.block_state, args, start, self.epoch);
         let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
         self.block_nanos = match self.block_nanos {
             0 => nanos,
@@ -329,9 +339,14 @@ impl LaneStage {
     /// The stage on one element: its result (a map), or the element if it is kept (a filter).
     fn call_one(&mut self, e: Element, element: u64) -> Result<Option<Element>, Diagnostic> {
         match self.stage {
-            Stage::Map => self.f.call(&mut self.state, e, element).map(Some),
+            Stage::Map => self
+                .f
+                .call(&mut self.state, e, element, self.epoch)
+                .map(Some),
             Stage::Filter => {
-                let keep = self.f.call(&mut self.state, e.clone(), element)?;
+                let keep = self
+                    .f
+                    .call(&mut self.state, e.clone(), element, self.epoch)?;
                 Ok(passes(&keep).then_some(e))
             }
         }
@@ -526,8 +541,10 @@ struct Job {
     finished: AtomicBool,
     /// Set when a helper (not the consumer's thread) computed the result.
     by_helper: AtomicBool,
-    /// The dataset index of the block's first element (for errors).
+    /// The dataset index of the block's first element (for errors and random ops).
     start: u64,
+    /// The stage's epoch (for random ops).
+    epoch: u64,
 }
 
 enum Slot {
@@ -542,7 +559,7 @@ enum Slot {
 }
 
 impl Job {
-    fn new(stage: Stage, f: Arc<CompiledFn>, args: Vec<Tensor>, start: u64) -> Job {
+    fn new(stage: Stage, f: Arc<CompiledFn>, args: Vec<Tensor>, start: u64, epoch: u64) -> Job {
         Job {
             stage,
             f,
@@ -550,6 +567,7 @@ impl Job {
             finished: AtomicBool::new(false),
             by_helper: AtomicBool::new(false),
             start,
+            epoch,
         }
     }
 
@@ -683,12 +701,13 @@ fn run_block(
     state: &mut FnState,
     args: Vec<Tensor>,
     start: u64,
+    epoch: u64,
 ) -> Computed {
     let rows = args.first().and_then(|t| t.shape().first().copied())?;
     match stage {
-        Stage::Map => Some((f.call(state, args, start).ok()?, rows)),
+        Stage::Map => Some((f.call(state, args, start, epoch).ok()?, rows)),
         Stage::Filter => {
-            let keep = f.call(state, args.clone(), start).ok()?;
+            let keep = f.call(state, args.clone(), start, epoch).ok()?;
             let mask = keep.first()?.as_array::<bool>()?.as_slice()?;
             if mask.len() != rows {
                 return None;
@@ -722,7 +741,7 @@ fn helper(shared: &Shared) {
         };
         let (f, state) = &mut states[i];
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            run_block(job.stage, f, state, args, job.start)
+            run_block(job.stage, f, state, args, job.start, job.epoch)
         }));
         let out = out.unwrap_or_else(|_| {
             // The state may be half-updated; the block reruns per element on the consumer.

@@ -303,6 +303,9 @@ pub(crate) struct Plan {
     pure_pull: bool,
     /// Where `--stats` counts this node.
     timer: Option<(Arc<RunStats>, usize)>,
+    /// How many times the node was opened: a map's or filter's epoch, which its random
+    /// ops draw with (so each `repeat` epoch draws anew).
+    opens: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) enum PlanKind {
@@ -628,6 +631,7 @@ impl PlanBuilder<'_> {
                 .stats
                 .clone()
                 .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
+            opens: Default::default(),
         });
         self.plans.insert(node, plan.clone());
         Ok(plan)
@@ -745,6 +749,12 @@ impl Plan {
         Ok(stream)
     }
 
+    /// This opening's epoch, for a map's or filter's random ops: how often it was opened.
+    fn next_epoch(&self) -> u64 {
+        self.opens
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread).
     fn stage(
         &self,
@@ -764,6 +774,7 @@ impl Plan {
                 lanes,
                 crew.clone(),
             )
+            .with_epoch(self.next_epoch())
             .with_stats(self.timer.clone()),
         )
     }
@@ -818,6 +829,7 @@ impl Plan {
                         states: (0..*lanes).map(|_| FnState::default()).collect(),
                         out: Vec::new().into_iter(),
                         count: 0,
+                        epoch: self.next_epoch(),
                         done: false,
                         pending: None,
                     })
@@ -1087,6 +1099,8 @@ struct ParMap {
     states: Vec<FnState>,
     out: std::vec::IntoIter<Result<Element, Diagnostic>>,
     count: u64,
+    /// The node's epoch (for random ops).
+    epoch: u64,
     done: bool,
     /// An error from the input, reported once the elements read before it are out.
     pending: Option<Diagnostic>,
@@ -1141,7 +1155,7 @@ impl Stream for ParMap {
             }
             parts.push(part);
         }
-        let f = &self.f;
+        let (f, epoch) = (&self.f, self.epoch);
         let starts = &starts;
         let results: Vec<Vec<Result<Element, Diagnostic>>> = std::thread::scope(|s| {
             let handles: Vec<_> = parts
@@ -1152,7 +1166,7 @@ impl Stream for ParMap {
                     s.spawn(move || {
                         let mut out = Vec::with_capacity(part.len());
                         for (k, e) in part.into_iter().enumerate() {
-                            let r = f.call(state, e, starts[lane * per_lane + k]);
+                            let r = f.call(state, e, starts[lane * per_lane + k], epoch);
                             let failed = r.is_err();
                             out.push(r);
                             // Later elements of this lane can never be reported.

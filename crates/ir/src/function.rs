@@ -131,6 +131,20 @@ pub enum OpKind {
     /// `shape(x)`: the run-time shape of the operand, `i64[rank]` (a symbolic dim used as a
     /// value reads one entry of it).
     Shape,
+    /// The element being computed, as `[position, epoch]` (`u64[2]`): its index in the
+    /// stream that feeds the map or filter, and how many times that stream was restarted.
+    /// The runtime supplies it; with `Some(rows)` (a function run on a block or batch) it is
+    /// `u64[rows, 2]`, one row per element. What random ops draw from.
+    ElementPosition(Option<crate::types::Dim>),
+    /// A stateless random draw (operands: the element position, then the image, if any).
+    Random {
+        /// What it draws.
+        draw: pipec_tensor::kernels::random::Draw,
+        /// The seed as written (shown in the IR; `key` already holds it).
+        seed: u64,
+        /// The op key: the seed and the op's source site, hashed at trace time.
+        key: u64,
+    },
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
     /// An image op (`resize`, `crop`), on `[..., height, width, channels]`.
@@ -167,6 +181,8 @@ impl OpKind {
             OpKind::Sort(_) => "sort",
             OpKind::EnsureShape(_) => "ensure_shape",
             OpKind::Shape => "shape",
+            OpKind::ElementPosition(_) => "element_position",
+            OpKind::Random { draw, .. } => draw.name(),
             OpKind::Fused(_) => "fused_elementwise",
             OpKind::Image(op) => op.name(),
             OpKind::Str(op) => op.name(),
@@ -342,6 +358,12 @@ impl Function {
     /// The types of the results.
     pub fn result_types(&self) -> Vec<TensorType> {
         self.results.iter().map(|&r| self.ty(r).clone()).collect()
+    }
+
+    /// Whether the function reads the element's position (it has random ops): its results
+    /// then depend on where the element is in the stream that feeds it.
+    pub fn reads_position(&self) -> bool {
+        self.ops.iter().any(|op| op.kind.varies_per_element())
     }
 
     /// Whether the function contains an eager call.

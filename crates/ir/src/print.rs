@@ -371,6 +371,28 @@ pub(crate) fn op_text(func: &Function, op: &Op) -> String {
         OpKind::Slice(items) => attr(slice_text(items)),
         OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
         OpKind::EnsureShape(shape) => attr(shape.to_string()),
+        OpKind::Random { draw, seed, key } => {
+            use pipec_tensor::kernels::random::Draw;
+            match draw {
+                Draw::Uniform { shape, lo, hi } => {
+                    attr(format!("shape={}", list(shape)));
+                    attr(format!("lo={}", scalar_text(*lo)));
+                    attr(format!("hi={}", scalar_text(*hi)));
+                }
+                Draw::Normal {
+                    shape, mean, std, ..
+                } => {
+                    attr(format!("shape={}", list(shape)));
+                    attr(format!("mean={mean:?}"));
+                    attr(format!("std={std:?}"));
+                }
+                Draw::Crop { size } => attr(format!("size={}", list(size))),
+                Draw::Brightness { max_delta } => attr(format!("max_delta={max_delta:?}")),
+                Draw::FlipLeftRight | Draw::FlipUpDown => {}
+            }
+            attr(format!("seed={seed}"));
+            attr(format!("key={key:#018x}"));
+        }
         OpKind::Image(op) => attr(op.attr_text()),
         OpKind::Str(op) => {
             use pipec_tensor::kernels::strings::{FormatPiece, StrOp};

@@ -35,7 +35,7 @@ fn vectorize_impl(f: &Function, batch: Dim, eager_blocks: bool) -> Result<Functi
     for op in &f.ops {
         let ins: Vec<(ValueId, bool)> = op.inputs.iter().map(|v| map[v]).collect();
         let out_ty = |k: usize| f.ty(op.outputs[k]).clone();
-        if !ins.iter().any(|(_, b)| *b) {
+        if !ins.iter().any(|(_, b)| *b) && !op.kind.varies_per_element() {
             // Nothing batched flows in: the op is the same for every element.
             if !op.kind.is_pure() {
                 return Err(format!("it calls the eager function `{}`", eager_name(op)));

@@ -14,6 +14,7 @@ pub mod image;
 mod linalg;
 mod pad;
 pub mod permute;
+pub mod random;
 mod reduce;
 pub mod scalar;
 mod shape;

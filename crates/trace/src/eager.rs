@@ -239,6 +239,7 @@ impl EagerRun {
                 func: None,
                 eager: true,
                 fn_name: None,
+                site: Vec::new(),
             },
             depth: 0,
         };
@@ -459,6 +460,7 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
             func: Some(func),
             eager: true,
             fn_name: Some(decl.name.name.clone()),
+            site: Vec::new(),
         },
         depth: 0,
     };

@@ -105,6 +105,10 @@ pub(crate) struct Frame {
     pub eager: bool,
     /// The name of the enclosing function, for messages.
     pub fn_name: Option<String>,
+    /// Where evaluation is inside the function being traced: the call sites it was inlined
+    /// through and the iterations of the unrolled loops around it, outermost first. With a
+    /// random op's own line and column it is the op's site, hashed into its key.
+    pub site: Vec<u64>,
 }
 
 impl Frame {
@@ -114,6 +118,7 @@ impl Frame {
             func: None,
             eager: false,
             fn_name: None,
+            site: Vec::new(),
         }
     }
 }
@@ -889,7 +894,12 @@ impl<'a> Eval<'a> {
                 Some(true) => {}
                 _ => break,
             }
-            if let Flow::Return(v, span) = self.block(body)? {
+            self.frame
+                .site
+                .push(crate::builtins::LOOP_SITE | iterations as u64);
+            let r = self.block(body);
+            self.frame.site.pop();
+            if let Flow::Return(v, span) = r? {
                 return Ok(Flow::Return(v, span));
             }
             iterations += 1;
@@ -931,7 +941,10 @@ impl<'a> Eval<'a> {
                 var.name.clone(),
                 Value::Num(Num::Int(i as i128)),
             )]));
+            let iteration = (i - start) as u64;
+            self.frame.site.push(crate::builtins::LOOP_SITE | iteration);
             let r = self.block(body);
+            self.frame.site.pop();
             self.frame.scopes.pop();
             if let Flow::Return(v, span) = r? {
                 return Ok(Flow::Return(v, span));
@@ -1497,6 +1510,21 @@ impl<'a> Eval<'a> {
         if args.iter().any(|a| matches!(a, Value::Poison)) {
             return Ok(Value::Poison);
         }
+        // A call inside the function being traced (not the traced function itself, which
+        // `trace_fn` calls at depth 0) is part of the site of the random ops it reaches.
+        let nested = !matches!(f, FuncVal::Builtin(_)) && (self.depth > 0 || !self.tracing());
+        if nested {
+            let word = crate::builtins::CALL_SITE | self.site_word(span);
+            self.frame.site.push(word);
+        }
+        let r = self.call_func_inner(f, args, span);
+        if nested {
+            self.frame.site.pop();
+        }
+        r
+    }
+
+    fn call_func_inner(&mut self, f: &FuncVal, args: Vec<Value>, span: Span) -> Res<Value> {
         match f {
             FuncVal::Builtin(name) => {
                 let pos = args.into_iter().map(|a| (a, span)).collect();
@@ -2110,6 +2138,7 @@ impl<'a> Eval<'a> {
                 func: Some(func),
                 eager: false,
                 fn_name: Some(base_name.clone()),
+                site: Vec::new(),
             },
         );
         let saved_depth = std::mem::replace(&mut self.depth, 0);

@@ -21,6 +21,7 @@
 mod compute;
 mod elementwise;
 mod image;
+mod random;
 mod shape;
 mod special;
 mod strings;
@@ -32,6 +33,7 @@ use pipec_tensor::kernels::KernelError;
 use pipec_tensor::kernels::strings::StrOp;
 
 pub use image::ImageOp;
+pub use random::brightness_dtype;
 pub use shape::resolve_reshape;
 
 /// How an op runs when some operands carry a leading batch axis.
@@ -72,6 +74,9 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::infer(self, inputs).map(|t| vec![t])
             }
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => {
+                random::infer(self, inputs).map(|t| vec![t])
+            }
             OpKind::Image(op) => image::infer(op, inputs).map(|t| vec![t]),
             OpKind::Str(op) => strings::infer(op, inputs).map(|t| vec![t]),
             _ => shape::infer(self, inputs).map(|t| vec![t]),
@@ -81,12 +86,13 @@ impl OpKind {
     /// How many operands the op takes, if fixed.
     pub fn arity(&self) -> Option<usize> {
         match self {
-            OpKind::Const(_) => Some(0),
+            OpKind::Const(_) | OpKind::ElementPosition(_) => Some(0),
             OpKind::Unary(_) | OpKind::Cast(_) | OpKind::Reduce { .. } => Some(1),
             OpKind::Binary(_) | OpKind::MatMul => Some(2),
             OpKind::Select | OpKind::Clip => Some(3),
             OpKind::Image(op) => Some(op.arity()),
             OpKind::Concat(_) | OpKind::Stack(_) | OpKind::Fused(_) | OpKind::Eager(_) => None,
+            OpKind::Random { draw, .. } => Some(1 + usize::from(draw.takes_image())),
             OpKind::Str(StrOp::Format(_)) => None,
             OpKind::Str(StrOp::Substr) => Some(3),
             _ => Some(1),
@@ -107,6 +113,9 @@ impl OpKind {
             | OpKind::Fused(_) => elementwise::eval(self, inputs),
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::eval(self, inputs).map(|t| vec![t])
+            }
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => {
+                random::eval(self, inputs).map(|t| vec![t])
             }
             OpKind::Image(op) => image::eval(op, inputs).map(|t| vec![t]),
             OpKind::Str(op) => strings::eval(op, inputs).map(|t| vec![t]),
@@ -134,6 +143,7 @@ impl OpKind {
         match self {
             // Reading a shape never fails, whatever the shape.
             OpKind::Const(_) | OpKind::Shape => false,
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => random::may_fail(self, inputs),
             OpKind::Eager(_) | OpKind::EnsureShape(_) => true,
             OpKind::Unary(_) | OpKind::Cast(_) => false,
             OpKind::Binary(op) => {
@@ -168,6 +178,9 @@ impl OpKind {
                 BatchRule::Refuse(format!("it calls the eager function `{}`", h.name()))
             }
             OpKind::Const(_) => BatchRule::Refuse("a constant has no operands".into()),
+            OpKind::ElementPosition(_) | OpKind::Random { .. } => {
+                random::batch_rule(self, batched, batch)
+            }
             k if k.is_elementwise() => BatchRule::Elementwise,
             OpKind::Str(op) => strings::batch_rule(self, op),
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
@@ -176,6 +189,12 @@ impl OpKind {
             OpKind::Image(op) => image::batch_rule(op, batched),
             _ => shape::batch_rule(self, batched, batch),
         }
+    }
+
+    /// Whether the op's result differs from element to element even when no operand does
+    /// (`element_position`): `vmap` must give it the batch axis.
+    pub fn varies_per_element(&self) -> bool {
+        matches!(self, OpKind::ElementPosition(_))
     }
 
     /// Whether the op is elementwise (each output element depends on the matching input

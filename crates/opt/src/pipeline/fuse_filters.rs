@@ -36,6 +36,16 @@ impl Pass for FuseFilters {
                     let DsKind::Filter { func: f2 } = p.graph[next].kind else {
                         continue;
                     };
+                    if prog.func(f2).reads_position() {
+                        // Fused, it would see the first filter's input, whose positions differ.
+                        let d = Diagnostic::remark(
+                            Code::PassRemark,
+                            "fuse-filters: not fused, because the second predicate draws random numbers by the position of each element it sees",
+                        )
+                        .with_label(p.graph[next].span, "this predicate");
+                        remarks.push(d);
+                        continue;
+                    }
                     if may_fail_or_effect(prog.func(f2)) {
                         let d = Diagnostic::remark(
                             Code::PassRemark,

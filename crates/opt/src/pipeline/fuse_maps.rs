@@ -68,15 +68,27 @@ fn chains(prog: &Program, p: &Pipeline, remarks: &mut Vec<Diagnostic>) -> Vec<Ve
         }
     }
     let is_map = |n: DsNodeId| matches!(p.graph[n].kind, DsKind::Map { .. }) && !eager(n);
+    // A map run per batch by `vectorize-map` and a map of whole batches number their
+    // elements differently (rows, batches): fused, random ops would draw by the wrong one.
+    let func_of = |n: DsNodeId| match p.graph[n].kind {
+        DsKind::Map { func, .. } => Some(prog.func(func)),
+        _ => None,
+    };
+    let compatible = |a: DsNodeId, b: DsNodeId| match (func_of(a), func_of(b)) {
+        (Some(f), Some(g)) => f.batched == g.batched || !(f.reads_position() || g.reads_position()),
+        _ => true,
+    };
     // The map that continues a chain from `node`, if any.
-    let next_map = |node: DsNodeId| only_consumer(p, node).filter(|&next| is_map(next));
+    let next_map = |node: DsNodeId| {
+        only_consumer(p, node).filter(|&next| is_map(next) && compatible(node, next))
+    };
     let mut out = Vec::new();
     for node in p.topo_order() {
         if !is_map(node) {
             continue;
         }
         match only_consumer(p, node) {
-            Some(next) if is_map(next) => {
+            Some(next) if is_map(next) && compatible(node, next) => {
                 // Start only at the head of a chain.
                 let continues = p
                     .inputs(node)
@@ -148,6 +160,8 @@ fn fuse_chain(prog: &mut Program, pi: usize, chain: &[DsNodeId], remarks: &mut V
         values = inline_into(&mut fused, prog.func(m.0), &values);
     }
     fused.results = values;
+    // Maps that all run per batch (after `vectorize-map`) still do, fused.
+    fused.batched = maps.iter().all(|m| prog.func(m.0).batched);
     let parallelism = maps[1..].iter().fold(maps[0].1, |acc, m| combine(acc, m.1));
     let deterministic = maps.iter().all(|m| m.2);
     let head = p.graph[chain[0]].span;

@@ -42,9 +42,16 @@ mod elementwise;
 mod host_only;
 mod image;
 mod indexing;
+mod random;
 mod shape;
 mod sources;
 mod strings;
+
+/// Tags a word of a random op's site as a call site it was inlined through
+/// (`CALL_SITE | line << 32 | column`).
+pub(crate) const CALL_SITE: u64 = 1 << 62;
+/// Tags a word of a random op's site as the iteration (from 0) of an unrolled loop.
+pub(crate) const LOOP_SITE: u64 = 2 << 62;
 
 pub(crate) use host_only::eager_fix_help;
 
@@ -264,6 +271,51 @@ const REGISTRY: &[Builtin] = &[
     Builtin::new("arange", &["n", "dtype"], 1, Other, creation::arange),
     Builtin::new("len", &["x"], 1, Other, shape::len),
     Builtin::new("shape", &["x"], 1, ValueIndependent, shape::shape),
+    // Stateless random ops (`seed:` is checked by the lowering: E0140 when missing).
+    Builtin::new(
+        "random_uniform",
+        &["shape", "lo", "hi", "dtype", "seed"],
+        1,
+        Other,
+        random::uniform,
+    )
+    .no_method(),
+    Builtin::new(
+        "random_normal",
+        &["shape", "mean", "std", "dtype", "seed"],
+        1,
+        Other,
+        random::normal,
+    )
+    .no_method(),
+    Builtin::new(
+        "random_crop",
+        &["image", "size", "seed"],
+        2,
+        Other,
+        random::image,
+    ),
+    Builtin::new(
+        "random_flip_left_right",
+        &["image", "seed"],
+        1,
+        Other,
+        random::image,
+    ),
+    Builtin::new(
+        "random_flip_up_down",
+        &["image", "seed"],
+        1,
+        Other,
+        random::image,
+    ),
+    Builtin::new(
+        "random_brightness",
+        &["image", "max_delta", "seed"],
+        2,
+        Other,
+        random::image,
+    ),
     // Host-only.
     Builtin::new("numpy", &["x"], 1, HostOnly, host_only::numpy),
     Builtin::new("item", &["x"], 1, HostOnly, host_only::item),

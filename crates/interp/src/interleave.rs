@@ -77,7 +77,7 @@ impl Interleave {
 
     /// The inner dataset of input element `e`.
     fn open_inner(&mut self, e: Element) -> Result<Box<dyn Stream>, Diagnostic> {
-        let args = self.plan.func.call(&mut self.state, e, self.count)?;
+        let args = self.plan.func.call(&mut self.state, e, self.count, 0)?;
         self.count += 1;
         let plan = &self.plan;
         open_nested(

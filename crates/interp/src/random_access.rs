@@ -205,7 +205,7 @@ impl RandomAccess {
                 // A batched function (a map moved after its batch) counts the batch's
                 // first element, as the streaming map does.
                 let at = i.saturating_mul(element_count(f, &e));
-                f.call(state, e, at)?
+                f.call(state, e, at, 0)?
             }
             Node::Batch { input, size, span } => {
                 let first = i * *size;

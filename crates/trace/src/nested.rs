@@ -229,6 +229,7 @@ impl Eval<'_> {
                 func: Some(func),
                 eager: false,
                 fn_name: Some(base.clone()),
+                site: Vec::new(),
             },
         );
         let saved_args = self.comp().ds_args.replace(Vec::new());

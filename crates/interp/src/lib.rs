@@ -12,6 +12,7 @@ mod budget;
 mod func;
 mod lanes;
 mod rng;
+pub mod state;
 mod stats;
 mod stream;
 
@@ -19,4 +20,4 @@ pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
 pub use lanes::LANE_MIN_BYTES;
 pub use stats::{LaneReport, NodeReport, RunStats};
-pub use stream::{Element, ElementStream, RunOptions, open};
+pub use stream::{Element, ElementStream, RunOptions, open, open_at};

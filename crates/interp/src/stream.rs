@@ -9,6 +9,7 @@ use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
 use crate::lanes::{Crew, LaneStage, Stage};
 use crate::rng::Rng;
+use crate::state::{Marks, NodeState, Rows, cannot_save, not_tracked};
 use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
@@ -17,6 +18,8 @@ use pipec_tensor::{Scalar, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+mod restore;
 
 /// One dataset element: its tensor leaves, flat, in the order of the element type.
 pub type Element = Vec<Tensor>;
@@ -44,6 +47,10 @@ pub struct RunOptions {
     /// more than the work; 0 sends every block (the fuzz targets do, to exercise lanes on
     /// small programs).
     pub lane_min_bytes: usize,
+    /// Keep what saving the iterator's state needs ([`ElementStream::save`]): nodes that
+    /// compute ahead (lanes, `prefetch`, `batch` over blocks) snapshot their input's state
+    /// before pulling. Off, a state can be saved only where nothing was computed ahead.
+    pub checkpoints: bool,
 }
 
 impl Default for RunOptions {
@@ -55,6 +62,7 @@ impl Default for RunOptions {
             stats: false,
             shuffle_seed: None,
             lane_min_bytes: crate::LANE_MIN_BYTES,
+            checkpoints: false,
         }
     }
 }
@@ -70,6 +78,13 @@ pub struct ElementStream {
     deferred: Option<Diagnostic>,
     /// Whether no function on the way has an effect (see [`ElementStream::pure_pull`]).
     pure_pull: bool,
+    /// The `shuffle` plans, by node index: their seeds and epoch counters are saved too.
+    shuffles: Vec<(u32, Arc<Plan>)>,
+    /// Elements handed out, counting those of the runs this one resumes.
+    delivered: u64,
+    /// With [`ElementStream::keep_block_marks`]: the state before the last block pull and
+    /// that block's length, for a consumer that hands a block's rows out one at a time.
+    block_mark: Option<Option<(crate::state::RunState, u64)>>,
 }
 
 impl ElementStream {
@@ -79,6 +94,44 @@ impl ElementStream {
     /// only then, as lanes do, and otherwise one element at a time.
     pub fn pure_pull(&self) -> bool {
         self.pure_pull
+    }
+
+    /// The run's position after the last element handed out: what `--save-state` writes.
+    /// Needs [`RunOptions::checkpoints`] wherever a node computed ahead (E0822 otherwise).
+    pub fn save(&mut self) -> Result<crate::state::RunState, Diagnostic> {
+        Ok(crate::state::RunState {
+            root: self.inner.save()?,
+            plans: restore::plan_states(&self.shuffles),
+            delivered: self.delivered,
+            skip: 0,
+        })
+    }
+
+    /// Makes every [`next_block`](Self::next_block) first save the state, so that
+    /// [`save_within_block`](Self::save_within_block) can give the position inside the last
+    /// block (Python's iterator hands a block's rows out one by one).
+    pub fn keep_block_marks(&mut self) {
+        self.block_mark.get_or_insert(None);
+    }
+
+    /// The position after all but the last `unused` rows of the last block were handed out.
+    pub fn save_within_block(&mut self, unused: u64) -> Result<crate::state::RunState, Diagnostic> {
+        if unused == 0 {
+            return self.save();
+        }
+        match &self.block_mark {
+            Some(Some((st, before))) => {
+                let used = self
+                    .delivered
+                    .saturating_sub(unused)
+                    .saturating_sub(*before);
+                let mut st = st.clone();
+                st.skip += used;
+                st.delivered = self.delivered - unused;
+                Ok(st)
+            }
+            _ => Err(not_tracked()),
+        }
     }
 
     /// Per-node counters, when the run was opened with [`RunOptions::stats`].
@@ -100,7 +153,17 @@ impl ElementStream {
         if self.done {
             return None;
         }
+        if let Some(mark) = &mut self.block_mark {
+            *mark = None;
+            let before = self.delivered;
+            if let Ok(st) = self.save() {
+                self.block_mark = Some(Some((st, before)));
+            }
+        }
         let mut chunk = self.inner.next_block(max.max(1));
+        if let Some(c) = &chunk {
+            self.delivered += c.block.len() as u64;
+        }
         // An error right after a full block belongs to the next pull: a consumer that stops
         // here (`--take`) must never see it, as element by element it would not.
         if let Some(c) = &mut chunk
@@ -154,7 +217,10 @@ impl Iterator for ElementStream {
             return None;
         }
         match self.inner.next() {
-            Ok(Some(e)) => Some(Ok(e)),
+            Ok(Some(e)) => {
+                self.delivered += 1;
+                Some(Ok(e))
+            }
             Ok(None) => {
                 self.done = true;
                 None
@@ -172,6 +238,18 @@ pub fn open(
     prog: &Program,
     pipeline: &Pipeline,
     opts: &RunOptions,
+) -> Result<ElementStream, Diagnostic> {
+    open_at(prog, pipeline, opts, None)
+}
+
+/// Starts running `pipeline` of `prog` at a saved position (`None`: from the start). The
+/// caller checks that the state belongs to this program (the library's fingerprint); a
+/// state whose tree does not fit the pipeline is E0820.
+pub fn open_at(
+    prog: &Program,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    state: Option<&crate::state::RunState>,
 ) -> Result<ElementStream, Diagnostic> {
     let mut stat_index = HashMap::new();
     let stats = opts.stats.then(|| {
@@ -201,15 +279,29 @@ pub fn open(
             opts.threads.saturating_sub(1),
             opts.lane_min_bytes,
         )),
+        saved: state.map(|s| s.plans.clone()).unwrap_or_default(),
+        shuffles: Vec::new(),
     };
     let plan = builder.plan(pipeline.output)?;
+    let inner = match state {
+        None => plan.open()?,
+        Some(st) => {
+            let mut inner = plan.open_at(Some(&st.root))?;
+            restore::drop_outputs(inner.as_mut(), st.skip)?;
+            restore::set_opens(&builder.shuffles, &st.plans);
+            inner
+        }
+    };
     Ok(ElementStream {
-        inner: plan.open()?,
+        inner,
         elem: pipeline.graph[pipeline.output].elem.clone(),
         done: false,
         stats,
         deferred: None,
         pure_pull: plan.pure_pull,
+        shuffles: builder.shuffles,
+        delivered: state.map_or(0, |s| s.delivered),
+        block_mark: None,
     })
 }
 
@@ -230,6 +322,14 @@ pub(crate) trait Stream: Send {
     /// gathers elements one by one.
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
         gather_rows(|| self.next(), max)
+    }
+
+    /// The stream's position as of the last element it handed out (never counting what it
+    /// computed ahead); see [`crate::state`]. A stream kind without a saved form says so
+    /// (E0822) instead of saving a position that would resume elsewhere.
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let name = std::any::type_name::<Self>();
+        Err(cannot_save(name.rsplit("::").next().unwrap_or(name)))
     }
 }
 
@@ -261,6 +361,10 @@ impl Stream for PerElement {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         self.0.next()
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        self.0.save()
+    }
 }
 
 /// A node ready to be opened any number of times.
@@ -275,6 +379,8 @@ struct Plan {
     pure_pull: bool,
     /// Where `--stats` counts this node.
     timer: Option<(Arc<RunStats>, usize)>,
+    /// Whether streams keep marks for saving the state ([`RunOptions::checkpoints`]).
+    track: bool,
 }
 
 enum PlanKind {
@@ -353,6 +459,10 @@ struct PlanBuilder<'a> {
     stat_index: HashMap<DsNodeId, usize>,
     /// Helper threads for every map and filter on lanes in this run.
     crew: Arc<Crew>,
+    /// Plan state of a resumed run (the seeds unseeded `shuffle`s drew), by node index.
+    saved: std::collections::BTreeMap<u32, crate::state::PlanState>,
+    /// The `shuffle` plans built, by node index.
+    shuffles: Vec<(u32, Arc<Plan>)>,
 }
 
 impl PlanBuilder<'_> {
@@ -506,7 +616,11 @@ impl PlanBuilder<'_> {
                 reshuffle,
             } => PlanKind::Shuffle {
                 buffer: *buffer,
-                seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                seed: match self.saved.get(&(node.index() as u32)) {
+                    // A resumed run keeps the seed the first run drew.
+                    Some(crate::state::PlanState::Shuffle { seed, .. }) => *seed,
+                    None => seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                },
                 reshuffle: *reshuffle,
                 epochs: Default::default(),
             },
@@ -538,7 +652,11 @@ impl PlanBuilder<'_> {
                 .stats
                 .clone()
                 .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
+            track: self.opts.checkpoints,
         });
+        if matches!(plan.kind, PlanKind::Shuffle { .. }) {
+            self.shuffles.push((node.index() as u32, plan.clone()));
+        }
         self.plans.insert(node, plan.clone());
         Ok(plan)
     }
@@ -634,7 +752,13 @@ fn fresh_seed() -> u64 {
 
 impl Plan {
     fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
-        let mut stream = self.open_stream()?;
+        let stream = self.open_stream()?;
+        Ok(self.wrap(stream))
+    }
+
+    /// What every opened stream of this node is wrapped in: per element without blocks,
+    /// timed with `--stats`.
+    fn wrap(&self, mut stream: Box<dyn Stream>) -> Box<dyn Stream> {
         if !self.blocks {
             stream = Box::new(PerElement(stream));
         }
@@ -645,7 +769,7 @@ impl Plan {
                 node: *node,
             });
         }
-        Ok(stream)
+        stream
     }
 
     /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread).
@@ -667,7 +791,8 @@ impl Plan {
                 lanes,
                 crew.clone(),
             )
-            .with_stats(self.timer.clone()),
+            .with_stats(self.timer.clone())
+            .tracking(self.track),
         )
     }
 
@@ -700,6 +825,7 @@ impl Plan {
                     rows,
                     path: path.clone(),
                     span: self.span,
+                    read: 0,
                 })
             }
             PlanKind::Map {
@@ -719,6 +845,9 @@ impl Plan {
                         count: 0,
                         done: false,
                         pending: None,
+                        delivered: 0,
+                        marks: Marks::default(),
+                        track: self.track,
                     })
                 } else {
                     self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew)
@@ -740,6 +869,9 @@ impl Plan {
                 span: self.span,
                 count: 0,
                 pending: Pending::default(),
+                pulled: 0,
+                marks: Marks::default(),
+                track: self.track,
             }),
             PlanKind::PaddedBatch {
                 size,
@@ -760,6 +892,9 @@ impl Plan {
                 next: 0,
                 n: 0,
                 span: self.span,
+                delivered: 0,
+                marks: Marks::default(),
+                track: self.track,
             }),
             PlanKind::Shuffle {
                 buffer,
@@ -820,7 +955,9 @@ impl Plan {
                 pos: 0,
             }),
             PlanKind::Passthrough => input(0)?,
-            PlanKind::Prefetch(n) => Box::new(Prefetch::start(input(0)?, *n, self.span)),
+            PlanKind::Prefetch(n) => {
+                Box::new(Prefetch::start(input(0)?, *n, self.span, self.track))
+            }
             PlanKind::Cache(store) => {
                 let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
                 match cached {
@@ -830,6 +967,8 @@ impl Plan {
                         store: store.clone(),
                         seen: Vec::new(),
                         budget: Budget::new(self.span, "cache"),
+                        recorded: 0,
+                        ended: false,
                     }),
                 }
             }
@@ -851,6 +990,12 @@ impl Stream for Slices {
         let i = self.next;
         self.next += 1;
         Ok(Some(self.comps.iter().map(|c| c.index_axis0(i)).collect()))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Slices {
+            next: self.next as u64,
+        })
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
@@ -875,6 +1020,12 @@ struct Whole(Option<Vec<Tensor>>);
 impl Stream for Whole {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         Ok(self.0.take())
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Whole {
+            done: self.0.is_none(),
+        })
     }
 }
 
@@ -908,6 +1059,13 @@ impl Range {
 impl Stream for Range {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         Ok(self.advance().map(|v| vec![Tensor::scalar(v)]))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Range {
+            cur: self.cur,
+            stop: self.stop,
+        })
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
@@ -976,13 +1134,43 @@ struct ParMap {
     done: bool,
     /// An error from the input, reported once the elements read before it are out.
     pending: Option<Diagnostic>,
+    /// Elements handed out (this node's outputs since it was opened).
+    delivered: u64,
+    /// The input's state before chunk pulls, by output position (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
 }
 
 /// Elements handed to each lane per wake-up.
 const PER_LANE_CHUNK: usize = 64;
 
 impl Stream for ParMap {
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Nothing computed ahead: the input's own position is this node's.
+        let (input, skip, count) = if self.out.len() == 0 {
+            (self.input.save()?, 0, self.count)
+        } else {
+            self.marks.at(self.delivered)?
+        };
+        Ok(NodeState::Stage {
+            input: Box::new(input),
+            skip,
+            count,
+        })
+    }
+
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let r = self.next_inner();
+        if matches!(r, Ok(Some(_))) {
+            self.delivered += 1;
+        }
+        r
+    }
+}
+
+impl ParMap {
+    fn next_inner(&mut self) -> Result<Option<Element>, Diagnostic> {
         if let Some(r) = self.out.next() {
             return r.map(Some);
         }
@@ -993,6 +1181,10 @@ impl Stream for ParMap {
             return Ok(None);
         }
         let lanes = self.states.len();
+        if self.track && self.marks.due(self.delivered) {
+            self.marks
+                .push(self.delivered, self.input.save(), self.count);
+        }
         let mut chunk = Vec::with_capacity(lanes * PER_LANE_CHUNK);
         while chunk.len() < lanes * PER_LANE_CHUNK {
             match self.input.next() {
@@ -1072,12 +1264,12 @@ impl Stream for ParMap {
                     self.pending = None;
                     self.done = true;
                     self.out = out.into_iter();
-                    return self.next();
+                    return self.next_inner();
                 }
             }
         }
         self.out = out.into_iter();
-        self.next()
+        self.next_inner()
     }
 }
 
@@ -1089,6 +1281,12 @@ struct Batch {
     count: u64,
     /// Input rows read by a block pull beyond its whole batches (and the error after them).
     pending: Pending,
+    /// Input rows pulled.
+    pulled: u64,
+    /// The input's state before pulls, by input row (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
 }
 
 impl Batch {
@@ -1097,7 +1295,19 @@ impl Batch {
         if !self.pending.is_empty() {
             return self.pending.take(max);
         }
-        self.input.next_block(max)
+        self.pull_input(max)
+    }
+
+    /// Up to `max` rows from the input, marking its state first when one is due.
+    fn pull_input(&mut self, max: usize) -> Option<Chunk> {
+        if self.track && self.marks.due(self.pulled) {
+            self.marks.push(self.pulled, self.input.save(), 0);
+        }
+        let chunk = self.input.next_block(max);
+        if let Some(c) = &chunk {
+            self.pulled += c.block.len() as u64;
+        }
+        chunk
     }
 }
 
@@ -1139,7 +1349,7 @@ impl Stream for Batch {
         if max < 2 || !self.pending.is_empty() {
             return gather_rows(|| self.next(), max);
         }
-        let Chunk { mut block, error } = self.input.next_block(max.saturating_mul(self.size))?;
+        let Chunk { mut block, error } = self.pull_input(max.saturating_mul(self.size))?;
         let whole = block.len() / self.size;
         if whole == 0 || !matches!(block, Block::Stacked { .. }) {
             self.pending.push(block);
@@ -1184,6 +1394,21 @@ impl Stream for Batch {
             leaves: batches,
             rows: whole,
         }))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Rows waiting in `pending` were read ahead: the batches delivered used `count` rows.
+        let (input, skip) = if self.pending.is_empty() && self.pulled == self.count {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.count)?;
+            (st, skip)
+        };
+        Ok(NodeState::Batch {
+            input: Box::new(input),
+            skip,
+            count: self.count,
+        })
     }
 }
 
@@ -1329,6 +1554,12 @@ impl Stream for PaddedBatch {
         }
         Ok(Some(out))
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::PaddedBatch {
+            input: Box::new(self.input.save()?),
+        })
+    }
 }
 
 struct Unbatch {
@@ -1337,6 +1568,12 @@ struct Unbatch {
     next: usize,
     n: usize,
     span: Span,
+    /// Rows handed out.
+    delivered: u64,
+    /// The input's state before each batch pulled, by output row (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
 }
 
 impl Stream for Unbatch {
@@ -1347,7 +1584,12 @@ impl Stream for Unbatch {
             {
                 let i = self.next;
                 self.next += 1;
+                self.delivered += 1;
                 return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
+            }
+            self.current = None;
+            if self.track && self.marks.due(self.delivered) {
+                self.marks.push(self.delivered, self.input.save(), 0);
             }
             let Some(e) = self.input.next()? else {
                 return Ok(None);
@@ -1368,6 +1610,19 @@ impl Stream for Unbatch {
             self.next = 0;
             self.current = Some(e);
         }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let (input, skip) = if self.current.is_none() {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.delivered)?;
+            (st, skip)
+        };
+        Ok(NodeState::Unbatch {
+            input: Box::new(input),
+            skip,
+        })
     }
 }
 
@@ -1401,6 +1656,17 @@ impl Stream for Shuffle {
         let e = self.buffer.swap_remove(i);
         self.budget.remove(&e);
         Ok(Some(e))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Shuffle {
+            input: match &mut self.input {
+                Some(i) => Some(Box::new(i.save()?)),
+                None => None,
+            },
+            buffer: Rows::Live(self.buffer.clone()),
+            rng: self.rng.state(),
+        })
     }
 }
 
@@ -1471,6 +1737,17 @@ impl Stream for Repeat {
             }
         }
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Repeat {
+            epoch: self.epoch,
+            seen: self.seen,
+            current: match &mut self.current {
+                Some(c) => Some(Box::new(c.save()?)),
+                None => None,
+            },
+        })
+    }
 }
 
 struct Take {
@@ -1500,6 +1777,13 @@ impl Stream for Take {
         }
         Some(chunk)
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Take {
+            input: Box::new(self.input.save()?),
+            left: self.left,
+        })
+    }
 }
 
 struct Skip {
@@ -1518,6 +1802,13 @@ impl Stream for Skip {
         }
         self.input.next()
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Skip {
+            input: Box::new(self.input.save()?),
+            left: self.left,
+        })
+    }
 }
 
 struct Zip {
@@ -1534,6 +1825,16 @@ impl Stream for Zip {
             }
         }
         Ok(Some(out))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Zip {
+            inputs: self
+                .inputs
+                .iter_mut()
+                .map(|i| i.save())
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -1556,6 +1857,19 @@ impl Stream for Concat {
         }
         self.current.as_mut().expect("opened above").next()
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Concat {
+            first: match &mut self.first {
+                Some(f) => Some(Box::new(f.save()?)),
+                None => None,
+            },
+            second: match &mut self.current {
+                Some(c) => Some(Box::new(c.save()?)),
+                None => None,
+            },
+        })
+    }
 }
 
 struct Enumerate {
@@ -1573,6 +1887,13 @@ impl Stream for Enumerate {
         self.next = self.next.wrapping_add(1);
         out.extend(e);
         Ok(Some(out))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Enumerate {
+            input: Box::new(self.input.save()?),
+            next: self.next,
+        })
     }
 }
 
@@ -1596,6 +1917,13 @@ impl Stream for Shard {
             }
         }
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Shard {
+            input: Box::new(self.input.save()?),
+            pos: self.pos,
+        })
+    }
 }
 
 /// Rows of a CSV file, read one line at a time.
@@ -1603,14 +1931,24 @@ struct Csv {
     rows: pipec_tensor::io::CsvRows,
     path: PathBuf,
     span: Span,
+    /// Rows delivered.
+    read: u64,
 }
 
 impl Stream for Csv {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         match self.rows.next_row() {
-            Ok(r) => Ok(r.map(|t| vec![t])),
+            Ok(Some(t)) => {
+                self.read += 1;
+                Ok(Some(vec![t]))
+            }
+            Ok(None) => Ok(None),
             Err(e) => Err(csv_error(e, &self.path, self.span)),
         }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Csv { rows: self.read })
     }
 }
 
@@ -1620,21 +1958,51 @@ impl Stream for Csv {
 /// early the channel closes and the producer ends after at most one more element; elements
 /// computed ahead and never pulled are dropped, and so are their errors.
 struct Prefetch {
-    rx: std::sync::mpsc::Receiver<Result<Option<Element>, Diagnostic>>,
+    rx: std::sync::mpsc::Receiver<Fetched>,
     span: Span,
     done: bool,
+    /// Elements handed out.
+    delivered: u64,
+    /// The input's state the producer saw before some pulls, by element (see [`crate::state`]).
+    marks: Marks,
+    /// Whether the producer sends marks.
+    track: bool,
 }
 
+/// What the producer sends: an element (or the end, or an error), and, when one is due, the
+/// input's state right before it was pulled.
+type Fetched = (
+    Option<Result<NodeState, Diagnostic>>,
+    Result<Option<Element>, Diagnostic>,
+);
+
+/// The fewest elements between two marks of a `prefetch` producer: a mark per element would
+/// cost more than a cheap element.
+const PREFETCH_MARK_EVERY: u64 = 64;
+
 impl Prefetch {
-    fn start(mut input: Box<dyn Stream>, n: usize, span: Span) -> Prefetch {
-        let (tx, rx) = std::sync::mpsc::sync_channel(n.max(1));
+    fn start(mut input: Box<dyn Stream>, n: usize, span: Span, track: bool) -> Prefetch {
+        // The first mark is taken here: the state is known before anything arrives.
+        let mut marks = Marks::default();
+        if track {
+            marks.push(0, input.save(), 0);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Fetched>(n.max(1));
         let spawned = std::thread::Builder::new()
             .name("pipec-prefetch".into())
             .spawn(move || {
+                let (mut pulled, mut next_mark) = (0u64, PREFETCH_MARK_EVERY);
                 loop {
+                    let mark = (track && pulled >= next_mark).then(|| {
+                        let st = input.save();
+                        let weight = st.as_ref().map_or(0, NodeState::weight);
+                        next_mark = pulled + (4 * weight).max(PREFETCH_MARK_EVERY);
+                        st
+                    });
                     let r = input.next();
+                    pulled += 1;
                     let last = !matches!(r, Ok(Some(_)));
-                    if tx.send(r).is_err() || last {
+                    if tx.send((mark, r)).is_err() || last {
                         break;
                     }
                 }
@@ -1645,17 +2013,40 @@ impl Prefetch {
             rx,
             span,
             done: false,
+            delivered: 0,
+            marks,
+            track,
         }
     }
 }
 
 impl Stream for Prefetch {
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        if !self.track {
+            return Err(not_tracked());
+        }
+        let (input, skip, _) = self.marks.at(self.delivered)?;
+        Ok(NodeState::Prefetch {
+            input: Box::new(input),
+            skip,
+        })
+    }
+
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         if self.done {
             return Ok(None);
         }
-        match self.rx.recv() {
-            Ok(Ok(Some(e))) => Ok(Some(e)),
+        let got = self.rx.recv().map(|(mark, r)| {
+            if let Some(st) = mark {
+                self.marks.push(self.delivered, st, 0);
+            }
+            r
+        });
+        match got {
+            Ok(Ok(Some(e))) => {
+                self.delivered += 1;
+                Ok(Some(e))
+            }
             Ok(other) => {
                 self.done = true;
                 other
@@ -1678,6 +2069,9 @@ struct Record {
     store: Arc<Mutex<Option<Arc<Vec<Element>>>>>,
     seen: Vec<Element>,
     budget: Budget,
+    /// Elements recorded, and whether the input ended (then `seen` went to the store).
+    recorded: u64,
+    ended: bool,
 }
 
 impl Stream for Record {
@@ -1686,9 +2080,11 @@ impl Stream for Record {
             Some(e) => {
                 self.budget.add(&e)?;
                 self.seen.push(e.clone());
+                self.recorded += 1;
                 Ok(Some(e))
             }
             None => {
+                self.ended = true;
                 // Only the first end completes the cache (a stream may be polled past its end).
                 if let Ok(mut g) = self.store.lock()
                     && g.is_none()
@@ -1698,6 +2094,19 @@ impl Stream for Record {
                 Ok(None)
             }
         }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(if self.ended {
+            // The cache is complete: a resumed run rebuilds it, then is at its end.
+            NodeState::CacheReplay {
+                next: self.recorded,
+            }
+        } else {
+            NodeState::CacheRecord {
+                seen: self.recorded,
+            }
+        })
     }
 }
 
@@ -1712,6 +2121,12 @@ impl Stream for Replay {
         let e = self.elems.get(self.next).cloned();
         self.next += 1;
         Ok(e)
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::CacheReplay {
+            next: self.next as u64,
+        })
     }
 }
 

@@ -55,12 +55,12 @@ pub(crate) fn fingerprint(
 /// What a fingerprint entry is called in messages.
 fn describe(key: &str) -> &str {
     match key {
-        "program" => "the program text (its hash)",
-        "pipeline" => "the pipeline (--pipeline)",
-        "params" => "the parameters (--set)",
-        "shard" => "the shard (--shard)",
-        "passes" => "the optimization passes (-O, --passes)",
-        other => other,
+        "program" => "the program text (its hash) differs",
+        "pipeline" => "the pipeline (--pipeline) differs",
+        "params" => "the parameters (--set) differ",
+        "shard" => "the shard (--shard) differs",
+        "passes" => "the optimization passes (-O, --passes) differ",
+        _ => "a part of the fingerprint differs",
     }
 }
 
@@ -84,7 +84,7 @@ pub fn check_fingerprint(
         .filter(|k| saved.get(*k) != now.get(*k))
         .map(|k| {
             format!(
-                "{} differs (saved: {}, now: {})",
+                "{} (saved: {}, now: {})",
                 describe(k),
                 shown(saved.get(k)),
                 shown(now.get(k))

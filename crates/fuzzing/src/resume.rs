@@ -3,7 +3,7 @@
 //! and any bytes given as a state are a result or a coded error, never a panic.
 
 use crate::FUZZ_MEMORY;
-use pipec::{CompileOptions, Compiled, Compiler, RunOptions, SourceFile, Tensor, io};
+use pipec::{CompileOptions, Compiled, Compiler, RunOptions, SourceFile, Tensor};
 
 /// The most elements compared per program.
 const LIMIT: usize = 80;
@@ -101,8 +101,8 @@ pub fn checkpoint_program(data: &[u8]) -> String {
 /// What a consumer received: each element's leaves as `.npy` bytes, then an error code.
 #[derive(Debug, PartialEq, Default)]
 pub struct Received {
-    /// The elements.
-    pub elements: Vec<Vec<Vec<u8>>>,
+    /// The elements, each leaf's dtype, shape and values (floats to the bit).
+    pub elements: Vec<String>,
     /// The error that ended the run, if any.
     pub error: Option<String>,
 }
@@ -110,7 +110,6 @@ pub struct Received {
 /// Pulls up to `limit` elements of `stream` into `out`, by blocks of the sizes in `sizes`
 /// in turn (1 pulls one element through the iterator).
 fn pull(stream: &mut pipec::ElementStream, out: &mut Received, limit: usize, sizes: &[usize]) {
-    let encode = |leaves: &[Tensor]| leaves.iter().map(io::encode_npy).collect::<Vec<_>>();
     let start = out.elements.len();
     let mut k = 0;
     while out.elements.len() - start < limit && out.error.is_none() {
@@ -159,9 +158,43 @@ pub fn check_resume(compiled: &Compiled, cut: usize, threads: (usize, usize), si
     let mut s = compiled
         .run(&run_opts(threads.0))
         .expect("the pipeline opens");
+    // With block sizes above one, the consumer also pulls a block it never uses (Python's
+    // iterator holds one): the state is then a position inside that block.
+    let overshoot = sizes[0] > 1;
+    if overshoot {
+        s.keep_block_marks();
+    }
     pull(&mut s, &mut parts, cut.min(LIMIT), sizes);
     if parts.error.is_none() {
-        let state = compiled.save_state(&mut s).expect("the state saves");
+        let extra = if overshoot {
+            s.next_block(sizes[0])
+        } else {
+            None
+        };
+        let unused = match extra {
+            Some(chunk) if chunk.error.is_none() => chunk.block.len() as u64,
+            // A block that ends in an error: keep the rows, the error comes again.
+            Some(chunk) => {
+                let mut r = Received::default();
+                for row in chunk.block.into_rows() {
+                    r.elements.push(encode(&row));
+                }
+                let n = r.elements.len().min(LIMIT - parts.elements.len());
+                parts.elements.extend(r.elements.into_iter().take(n));
+                if parts.elements.len() < LIMIT {
+                    parts.error = chunk.error.map(|d| d.code.to_string());
+                }
+                assert_eq!(
+                    whole, parts,
+                    "cut after {cut}, with an error in the next block"
+                );
+                return;
+            }
+            _ => 0,
+        };
+        let state = compiled
+            .save_state_within_block(&mut s, unused)
+            .expect("the state saves");
         drop(s);
         let mut r = compiled
             .resume(&run_opts(threads.1), &state)
@@ -169,11 +202,24 @@ pub fn check_resume(compiled: &Compiled, cut: usize, threads: (usize, usize), si
         let left = LIMIT - parts.elements.len();
         pull(&mut r, &mut parts, left, &sizes[1..]);
     }
-    assert_eq!(
-        whole, parts,
-        "cut after {cut} elements at --threads {} and resumed at {}: not the uninterrupted run",
-        threads.0, threads.1
-    );
+    if whole != parts {
+        let i = (0..whole.elements.len().max(parts.elements.len()))
+            .find(|&i| whole.elements.get(i) != parts.elements.get(i))
+            .unwrap_or(0);
+        panic!(
+            "cut after {cut} elements at --threads {} and resumed at {} (sizes {sizes:?}): \
+             not the uninterrupted run; {} vs {} elements, errors {:?} vs {:?}, first \
+             difference at {i}: {:?} vs {:?}",
+            threads.0,
+            threads.1,
+            whole.elements.len(),
+            parts.elements.len(),
+            whole.error,
+            parts.error,
+            whole.elements.get(i),
+            parts.elements.get(i)
+        );
+    }
 }
 
 /// The fuzz target `resume`: a generated pipeline ([`checkpoint_program`]) cut and resumed.
@@ -232,4 +278,21 @@ pub fn state(data: &[u8]) {
 fn has_large_number(text: &str) -> bool {
     text.split(|c: char| !c.is_ascii_digit())
         .any(|w| w.len() > 6)
+}
+
+/// One element as text: each leaf's dtype, shape and values as numpy prints them (the
+/// shortest text that reads back to the same bits).
+fn encode(leaves: &[Tensor]) -> String {
+    leaves
+        .iter()
+        .map(|t| {
+            format!(
+                "{}{:?} {}",
+                t.dtype(),
+                t.shape(),
+                pipec::format::format_tensor(t)
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("; ")
 }

@@ -33,7 +33,11 @@ proptest! {
         // Every generated program compiles; a failure here is a generator bug.
         let c = compiled(&text, if o0 { 0 } else { 2 });
         prop_assert!(c.is_ok(), "does not compile:\n{}{}", text, c.as_ref().err().unwrap());
-        pipec_fuzzing::check_resume(&c.unwrap(), cut, threads, &sizes);
+        let c = c.unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pipec_fuzzing::check_resume(&c, cut, threads, &sizes)
+        }));
+        prop_assert!(r.is_ok(), "program: {}", text.replace('\n', " "));
     }
 }
 

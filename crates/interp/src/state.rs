@@ -210,6 +210,8 @@ pub enum NodeState {
     Repeat {
         /// Epochs completed.
         epoch: u64,
+        /// The epoch counters of the `shuffle`s it reopens, by node index.
+        opens: Vec<(u32, u64)>,
         /// Whether the current epoch produced anything yet.
         seen: bool,
         /// The open epoch's state.
@@ -236,6 +238,8 @@ pub enum NodeState {
     },
     /// `concatenate`: the first input until it ends, then the second.
     Concat {
+        /// The epoch counters of the `shuffle`s in the second input, by node index.
+        opens: Vec<(u32, u64)>,
         /// The first input's state, `None` once it ended.
         first: Option<Box<NodeState>>,
         /// The second input's state, once opened.
@@ -266,12 +270,16 @@ pub enum NodeState {
     CacheRecord {
         /// Elements recorded so far.
         seen: u64,
+        /// The epoch counters of the `shuffle`s below as the pass began.
+        opens: Vec<(u32, u64)>,
     },
     /// `cache`, later passes: the next element (a resumed run first rebuilds the cache by
     /// running its input's first pass again).
     CacheReplay {
         /// The next element.
         next: u64,
+        /// The epoch counters of the `shuffle`s below as the first pass began.
+        opens: Vec<(u32, u64)>,
     },
 }
 
@@ -298,7 +306,7 @@ impl NodeState {
             Shuffle { input, .. } => input.iter_mut().map(|b| b.as_mut()).collect(),
             Repeat { current, .. } => current.iter_mut().map(|b| b.as_mut()).collect(),
             Zip { inputs } => inputs.iter_mut().collect(),
-            Concat { first, second } => first
+            Concat { first, second, .. } => first
                 .iter_mut()
                 .chain(second.iter_mut())
                 .map(|b| b.as_mut())

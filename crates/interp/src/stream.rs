@@ -287,8 +287,9 @@ pub fn open_at(
         None => plan.open()?,
         Some(st) => {
             let mut inner = plan.open_at(Some(&st.root))?;
-            restore::drop_outputs(inner.as_mut(), st.skip)?;
+            // The counters as the state was taken; then the rows after it are replayed.
             restore::set_opens(&builder.shuffles, &st.plans);
+            restore::drop_outputs(inner.as_mut(), st.skip)?;
             inner
         }
     };
@@ -381,6 +382,30 @@ struct Plan {
     timer: Option<(Arc<RunStats>, usize)>,
     /// Whether streams keep marks for saving the state ([`RunOptions::checkpoints`]).
     track: bool,
+    /// The epoch counters of the `shuffle` plans in this node's subtree (itself included):
+    /// a node that opens plans as it runs (`repeat`, `concatenate`, `cache`) saves them,
+    /// so a resumed run that replays it reopens them with the same epochs.
+    below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)>,
+}
+
+/// Epoch counters of `shuffle` plans, by node index.
+pub(crate) type Opens = Vec<(u32, u64)>;
+
+/// The counters in `below`, now.
+pub(crate) fn snapshot_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)]) -> Opens {
+    below
+        .iter()
+        .map(|(id, c)| (*id, c.load(std::sync::atomic::Ordering::Relaxed)))
+        .collect()
+}
+
+/// Sets the counters in `below` that `opens` names.
+pub(crate) fn apply_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)], opens: &Opens) {
+    for (id, c) in below {
+        if let Some((_, v)) = opens.iter().find(|(i, _)| i == id) {
+            c.store(*v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 enum PlanKind {
@@ -431,7 +456,7 @@ enum PlanKind {
         buffer: usize,
         seed: u64,
         reshuffle: bool,
-        epochs: std::sync::atomic::AtomicU64,
+        epochs: Arc<std::sync::atomic::AtomicU64>,
     },
     Repeat(Option<u64>),
     Take(i64),
@@ -445,7 +470,12 @@ enum PlanKind {
     },
     Passthrough,
     Prefetch(usize),
-    Cache(Arc<Mutex<Option<Arc<Vec<Element>>>>>),
+    /// The elements once the first pass completed, and the `shuffle` counters below as
+    /// that first pass began (a resumed run rebuilds the cache with them).
+    Cache(
+        Arc<Mutex<Option<Arc<Vec<Element>>>>>,
+        Arc<Mutex<Option<Opens>>>,
+    ),
 }
 
 struct PlanBuilder<'a> {
@@ -635,8 +665,19 @@ impl PlanBuilder<'_> {
                 index: *index,
             },
             DsKind::Prefetch(n) => prefetch_plan(*n),
-            DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
+            DsKind::Cache => PlanKind::Cache(Default::default(), Default::default()),
         };
+        let mut below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)> = Vec::new();
+        for p in &inputs {
+            for (id, c) in &p.below {
+                if !below.iter().any(|(i, _)| i == id) {
+                    below.push((*id, c.clone()));
+                }
+            }
+        }
+        if let PlanKind::Shuffle { epochs, .. } = &kind {
+            below.push((node.index() as u32, epochs.clone()));
+        }
         let pure_pull = inputs.iter().all(|p| p.pure_pull)
             && match &kind {
                 PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => pure_body(f),
@@ -653,6 +694,7 @@ impl PlanBuilder<'_> {
                 .clone()
                 .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
             track: self.opts.checkpoints,
+            below,
         });
         if matches!(plan.kind, PlanKind::Shuffle { .. }) {
             self.shuffles.push((node.index() as u32, plan.clone()));
@@ -958,11 +1000,27 @@ impl Plan {
             PlanKind::Prefetch(n) => {
                 Box::new(Prefetch::start(input(0)?, *n, self.span, self.track))
             }
-            PlanKind::Cache(store) => {
+            PlanKind::Cache(store, first_opens) => {
                 let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
                 match cached {
-                    Some(elems) => Box::new(Replay { elems, next: 0 }),
+                    Some(elems) => Box::new(Replay {
+                        elems,
+                        next: 0,
+                        opens: first_opens
+                            .lock()
+                            .ok()
+                            .and_then(|g| g.clone())
+                            .unwrap_or_default(),
+                    }),
                     None => Box::new(Record {
+                        opens: {
+                            let now = snapshot_opens(&self.inputs[0].below);
+                            if let Ok(mut g) = first_opens.lock() {
+                                g.get_or_insert_with(|| now.clone());
+                            }
+                            now
+                        },
+                        first_opens: first_opens.clone(),
                         input: input(0)?,
                         store: store.clone(),
                         seen: Vec::new(),
@@ -1742,6 +1800,7 @@ impl Stream for Repeat {
         Ok(NodeState::Repeat {
             epoch: self.epoch,
             seen: self.seen,
+            opens: snapshot_opens(&self.plan.below),
             current: match &mut self.current {
                 Some(c) => Some(Box::new(c.save()?)),
                 None => None,
@@ -1860,6 +1919,7 @@ impl Stream for Concat {
 
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         Ok(NodeState::Concat {
+            opens: snapshot_opens(&self.second.below),
             first: match &mut self.first {
                 Some(f) => Some(Box::new(f.save()?)),
                 None => None,
@@ -2072,6 +2132,10 @@ struct Record {
     /// Elements recorded, and whether the input ended (then `seen` went to the store).
     recorded: u64,
     ended: bool,
+    /// The `shuffle` counters below as this pass began, and where the cache keeps the
+    /// first pass's.
+    opens: Opens,
+    first_opens: Arc<Mutex<Option<Opens>>>,
 }
 
 impl Stream for Record {
@@ -2101,10 +2165,17 @@ impl Stream for Record {
             // The cache is complete: a resumed run rebuilds it, then is at its end.
             NodeState::CacheReplay {
                 next: self.recorded,
+                opens: self
+                    .first_opens
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .unwrap_or_default(),
             }
         } else {
             NodeState::CacheRecord {
                 seen: self.recorded,
+                opens: self.opens.clone(),
             }
         })
     }
@@ -2114,6 +2185,8 @@ impl Stream for Record {
 struct Replay {
     elems: Arc<Vec<Element>>,
     next: usize,
+    /// The `shuffle` counters below as the first pass began.
+    opens: Opens,
 }
 
 impl Stream for Replay {
@@ -2126,6 +2199,7 @@ impl Stream for Replay {
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         Ok(NodeState::CacheReplay {
             next: self.next as u64,
+            opens: self.opens.clone(),
         })
     }
 }

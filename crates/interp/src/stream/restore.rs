@@ -261,17 +261,23 @@ impl Plan {
                     epoch,
                     seen,
                     current,
+                    opens,
                 },
-            ) => Box::new(Repeat {
-                plan: self.inputs[0].clone(),
-                current: match current {
+            ) => {
+                let current = match current {
                     Some(c) => Some(self.input_at(0, c)?),
                     None => None,
-                },
-                epoch: *epoch,
-                count: *count,
-                seen: *seen,
-            }),
+                };
+                // Epochs it opens later (also while an ancestor replays) reshuffle as they did.
+                apply_opens(&self.inputs[0].below, opens);
+                Box::new(Repeat {
+                    plan: self.inputs[0].clone(),
+                    current,
+                    epoch: *epoch,
+                    count: *count,
+                    seen: *seen,
+                })
+            }
             (PlanKind::Take(_), NodeState::Take { input, left }) => Box::new(Take {
                 input: self.input_at(0, input)?,
                 left: *left,
@@ -292,17 +298,28 @@ impl Plan {
                         .collect::<Result<_, _>>()?,
                 })
             }
-            (PlanKind::Concatenate, NodeState::Concat { first, second }) => Box::new(Concat {
-                first: match first {
-                    Some(f) => Some(self.input_at(0, f)?),
-                    None => None,
+            (
+                PlanKind::Concatenate,
+                NodeState::Concat {
+                    first,
+                    second,
+                    opens,
                 },
-                second: self.inputs[1].clone(),
-                current: match second {
-                    Some(c) => Some(self.input_at(1, c)?),
-                    None => None,
-                },
-            }),
+            ) => {
+                let s = Concat {
+                    first: match first {
+                        Some(f) => Some(self.input_at(0, f)?),
+                        None => None,
+                    },
+                    second: self.inputs[1].clone(),
+                    current: match second {
+                        Some(c) => Some(self.input_at(1, c)?),
+                        None => None,
+                    },
+                };
+                apply_opens(&self.inputs[1].below, opens);
+                Box::new(s)
+            }
             (PlanKind::Enumerate(_), NodeState::Enumerate { input, next }) => Box::new(Enumerate {
                 input: self.input_at(0, input)?,
                 next: *next,
@@ -320,22 +337,27 @@ impl Plan {
                 drop_outputs(input.as_mut(), *skip)?;
                 Box::new(Prefetch::start(input, *n, self.span, self.track))
             }
-            (PlanKind::Cache(_), NodeState::CacheRecord { seen }) => {
+            (PlanKind::Cache(..), NodeState::CacheRecord { seen, opens }) => {
                 // The first pass so far, recorded again from the input's start.
+                apply_opens(&self.inputs[0].below, opens);
                 let mut s = self.open_stream()?;
                 drop_outputs(s.as_mut(), *seen)?;
                 s
             }
-            (PlanKind::Cache(store), NodeState::CacheReplay { next }) => {
+            (PlanKind::Cache(store, _), NodeState::CacheReplay { next, opens }) => {
                 let complete = store.lock().map(|g| g.is_some()).unwrap_or(false);
                 if !complete {
-                    // Rebuild the cache: its first pass, run to the end.
+                    // Rebuild the cache: its first pass, run to the end, with the
+                    // counters it began with.
+                    let now = snapshot_opens(&self.inputs[0].below);
+                    apply_opens(&self.inputs[0].below, opens);
                     let mut s = self.open_stream()?;
                     while let Some(chunk) = s.next_block(DROP_BLOCK as usize) {
                         if let Some(d) = chunk.error {
                             return Err(d);
                         }
                     }
+                    apply_opens(&self.inputs[0].below, &now);
                 }
                 let elems = store
                     .lock()
@@ -346,7 +368,11 @@ impl Plan {
                     .ok()
                     .filter(|&i| i <= elems.len())
                     .ok_or_else(|| mismatch("a `cache` position past its elements"))?;
-                Box::new(Replay { elems, next })
+                Box::new(Replay {
+                    elems,
+                    next,
+                    opens: opens.clone(),
+                })
             }
             _ => return Err(wrong()),
         })

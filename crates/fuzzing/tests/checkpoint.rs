@@ -57,3 +57,19 @@ fn every_cut_of_a_read_ahead_pipeline_resumes_exactly() {
         }
     }
 }
+
+/// A `prefetch` whose thread runs a reshuffling `repeat` ahead: the epoch counters it
+/// advanced ahead of the position must not leak into the state (whatever the timing).
+#[test]
+fn a_prefetch_running_epochs_ahead_resumes_exactly() {
+    let text = "pipeline main = range(12).shuffle(6, seed: 3).repeat(6).prefetch(10)\n\
+        .batch(2).prefetch(3).repeat(2)\n";
+    let c = compiled(text, 2).expect("compiles");
+    for round in 0..5 {
+        for cut in [0, 1, 3, 6, 7, 12, 20, 33] {
+            for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
+                pipec_fuzzing::check_resume(&c, cut + round, (1, 2), &sizes);
+            }
+        }
+    }
+}

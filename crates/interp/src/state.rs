@@ -2,8 +2,11 @@
 //! after the last element delivered (`--save-state`, `--resume`, Python's `it.state()`).
 //!
 //! A state is a tree of [`NodeState`]s mirroring the stream tree, plus a [`PlanState`] per
-//! `shuffle` node (its seed and how many times it was opened, since every epoch of a
-//! `repeat` reshuffles with the next seed). It holds positions, counters and seeds; the one
+//! `shuffle` node (the seed it drew). Every epoch of a `repeat` reshuffles with the next
+//! seed, so the nodes that reopen plans (`repeat`, `concatenate`, `cache`) also save the
+//! epoch counters of the `shuffle`s below them, as of their own position; a resumed run sets
+//! them before restoring (and replaying) what is below. It holds positions, counters and
+//! seeds; the one
 //! exception is a `shuffle` buffer, which is stored (its elements, bounded by the buffer
 //! size): rebuilding it by replay would cost a whole epoch's prefix.
 //!
@@ -50,13 +53,10 @@ pub struct RunState {
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
 pub enum PlanState {
-    /// A `shuffle`: the seed it resolved (drawn when the program gives none) and how many
-    /// times it was opened (the next epoch's number).
+    /// A `shuffle`: the seed it resolved (drawn when the program gives none).
     Shuffle {
         /// The base seed.
         seed: u64,
-        /// Opens so far.
-        opens: u64,
     },
 }
 
@@ -654,7 +654,7 @@ mod tests {
                 }),
                 left: 3,
             },
-            plans: [(1, PlanState::Shuffle { seed: 9, opens: 1 })].into(),
+            plans: [(1, PlanState::Shuffle { seed: 9 })].into(),
             delivered: 12,
             skip: 2,
         }

@@ -287,8 +287,6 @@ pub fn open_at(
         None => plan.open()?,
         Some(st) => {
             let mut inner = plan.open_at(Some(&st.root))?;
-            // The counters as the state was taken; then the rows after it are replayed.
-            restore::set_opens(&builder.shuffles, &st.plans);
             restore::drop_outputs(inner.as_mut(), st.skip)?;
             inner
         }

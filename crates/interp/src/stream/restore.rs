@@ -31,30 +31,14 @@ pub(super) fn drop_outputs(s: &mut dyn Stream, mut n: u64) -> Result<(), Diagnos
     Ok(())
 }
 
-/// Sets the `shuffle` plans' epoch counters to the saved ones (after restoring the streams,
-/// which may have opened plans while rebuilding a cache).
-pub(super) fn set_opens(shuffles: &[(u32, Arc<Plan>)], saved: &BTreeMap<u32, PlanState>) {
-    for (id, plan) in shuffles {
-        if let (PlanKind::Shuffle { epochs, .. }, Some(PlanState::Shuffle { opens, .. })) =
-            (&plan.kind, saved.get(id))
-        {
-            epochs.store(*opens, std::sync::atomic::Ordering::Relaxed);
-        }
-    }
-}
-
-/// The `shuffle` plans' seeds and epoch counters.
+/// The `shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
+/// them, `repeat`, `concatenate` and `cache`, as of the position each saved: a global copy
+/// taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the position.)
 pub(super) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
     shuffles
         .iter()
         .filter_map(|(id, plan)| match &plan.kind {
-            PlanKind::Shuffle { seed, epochs, .. } => Some((
-                *id,
-                PlanState::Shuffle {
-                    seed: *seed,
-                    opens: epochs.load(std::sync::atomic::Ordering::Relaxed),
-                },
-            )),
+            PlanKind::Shuffle { seed, .. } => Some((*id, PlanState::Shuffle { seed: *seed })),
             _ => None,
         })
         .collect()
@@ -264,12 +248,14 @@ impl Plan {
                     opens,
                 },
             ) => {
+                // Epochs it opens later (also while an ancestor replays) reshuffle as they
+                // did. Set first: a node below that computed ahead (a `prefetch` running a
+                // `repeat` of its own) restores its older counters over these, then replays.
+                apply_opens(&self.inputs[0].below, opens);
                 let current = match current {
                     Some(c) => Some(self.input_at(0, c)?),
                     None => None,
                 };
-                // Epochs it opens later (also while an ancestor replays) reshuffle as they did.
-                apply_opens(&self.inputs[0].below, opens);
                 Box::new(Repeat {
                     plan: self.inputs[0].clone(),
                     current,
@@ -306,6 +292,7 @@ impl Plan {
                     opens,
                 },
             ) => {
+                apply_opens(&self.inputs[1].below, opens);
                 let s = Concat {
                     first: match first {
                         Some(f) => Some(self.input_at(0, f)?),
@@ -317,7 +304,6 @@ impl Plan {
                         None => None,
                     },
                 };
-                apply_opens(&self.inputs[1].below, opens);
                 Box::new(s)
             }
             (PlanKind::Enumerate(_), NodeState::Enumerate { input, next }) => Box::new(Enumerate {

@@ -316,16 +316,32 @@ impl NodeState {
 
     /// How many elements the state holds (its shuffle buffers): what copying it costs.
     pub fn weight(&self) -> u64 {
-        let mut s = self.clone();
-        let mut total = 0u64;
-        let mut stack = vec![&mut s];
-        while let Some(n) = stack.pop() {
-            if let NodeState::Shuffle { buffer, .. } = n {
-                total += buffer.len() as u64;
+        use NodeState::*;
+        match self {
+            Slices { .. }
+            | Whole { .. }
+            | Range { .. }
+            | Csv { .. }
+            | CacheRecord { .. }
+            | CacheReplay { .. } => 0,
+            Stage { input, .. }
+            | Batch { input, .. }
+            | PaddedBatch { input }
+            | Unbatch { input, .. }
+            | Take { input, .. }
+            | Skip { input, .. }
+            | Enumerate { input, .. }
+            | Shard { input, .. }
+            | Prefetch { input, .. } => input.weight(),
+            Shuffle { input, buffer, .. } => {
+                buffer.len() as u64 + input.as_ref().map_or(0, |i| i.weight())
             }
-            stack.extend(n.children_mut());
+            Repeat { current, .. } => current.as_ref().map_or(0, |c| c.weight()),
+            Zip { inputs } => inputs.iter().map(NodeState::weight).sum(),
+            Concat { first, second, .. } => {
+                first.as_ref().map_or(0, |f| f.weight()) + second.as_ref().map_or(0, |s| s.weight())
+            }
         }
-        total
     }
 }
 

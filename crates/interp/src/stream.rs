@@ -153,11 +153,16 @@ impl ElementStream {
         if self.done {
             return None;
         }
-        if let Some(mark) = &mut self.block_mark {
-            *mark = None;
-            let before = self.delivered;
-            if let Ok(st) = self.save() {
-                self.block_mark = Some(Some((st, before)));
+        if let Some(mark) = &self.block_mark {
+            // A mark per block, but over a large `shuffle` buffer (weight W) one per 4 W
+            // elements: `save_within_block` then adds the elements since to its skip.
+            let due = match mark {
+                Some((st, at)) => self.delivered >= at + st.root.weight().saturating_mul(4),
+                None => true,
+            };
+            if due {
+                let before = self.delivered;
+                self.block_mark = Some(self.save().ok().map(|st| (st, before)));
             }
         }
         let mut chunk = self.inner.next_block(max.max(1));

@@ -122,7 +122,7 @@ impl Id {
         match self {
             Id::W1 | Id::W2 | Id::W5 => ">= 1.0x",
             Id::W3 => ">= 0.3x",
-            Id::W4 => ">= 2M el/s",
+            Id::W4 => ">= 5M el/s",
             Id::W4Traced => ">= 0.5x",
         }
     }

@@ -41,6 +41,10 @@ def main():
     np.save(out / "dict_id.npy", i)
     np.save(out / "dict_meta_sq.npy", i * i)
     np.save(out / "dict_meta_half.npy", i.astype(np.float32) * np.float32(0.5))
+    # `str` elements: numpy bytes arrays (`S`, as wide as the longest), read and written.
+    words = np.array([b"cat", b"", b"giraffe", b"a\x00b"])
+    np.save(DATA / "words.npy", words)
+    np.save(out / "words_upper.npy", np.char.upper(words))
     for f in sorted(DATA.rglob("*")):
         if f.is_file():
             print(f.relative_to(DATA), f.stat().st_size)

@@ -432,3 +432,15 @@ def test_pickle_roundtrip():
     ds = prog.pipeline("other", threads=1, shard=(0, 2)).take(2)
     again = pickle.loads(pickle.dumps(ds))
     assert [b.tolist() for b in again] == [b.tolist() for b in ds] == [[0, 2], [4]]
+
+
+def test_str_elements_are_object_arrays_of_bytes():
+    # As TF's `.numpy()` gives them: numpy object arrays whose items are `bytes`.
+    prog = pipec.compile(source='pipeline main = from_tensor_slices(["a b", "c"]).map(|s| (s, split(s))).padded_batch(2)')
+    (whole, parts), = list(prog.pipeline())
+    assert whole.dtype == object and whole.tolist() == [b"a b", b"c"]
+    assert parts.dtype == object and parts.tolist() == [[b"a", b"b"], [b"c", b""]]
+    scalars = list(pipec.compile(source='pipeline main = from_tensor_slices(["x", "yz"])').pipeline())
+    assert scalars == [b"x", b"yz"]
+    spec = prog.pipeline().element_spec
+    assert spec[0].dtype == "str" and spec[0].numpy_dtype == np.dtype(object)

@@ -457,3 +457,30 @@ fn mismatched_lengths_are_errors_not_panics() {
         stderr(&out)
     );
 }
+
+#[test]
+fn str_elements_round_trip_through_numpy_bytes_arrays() {
+    // numpy reads an `S` array's elements with trailing NULs stripped (`b"a\x00b"` keeps its
+    // inner NUL); pipec's output is byte for byte what `numpy.save` writes.
+    let case = Case::new(
+        "str_npz",
+        r#"pipeline main = from_tensor_slices(read_npy("DATA/words.npy")).map(|w| upper(w))"#,
+    );
+    let out = case.run(&["--output", "out.npz"]);
+    assert_exit(&out, 0);
+    let got = io::read_npz(&case.path("out.npz"), "arr_0").expect("member present");
+    let want = std::fs::read(data("expect").join("words_upper.npy")).expect("expected file");
+    assert_eq!(io::encode_npy(&got), want);
+    let printed = case.run(&[]);
+    assert_exit(&printed, 0);
+    assert_eq!(
+        String::from_utf8_lossy(&printed.stdout),
+        "b'CAT'\nb''\nb'GIRAFFE'\nb'A\\x00B'\n"
+    );
+    let out = case.run(&["--output", "out.jsonl"]);
+    assert_exit(&out, 0);
+    assert_eq!(
+        std::fs::read_to_string(case.path("out.jsonl")).expect("jsonl"),
+        "\"CAT\"\n\"\"\n\"GIRAFFE\"\n\"A\\u0000B\"\n"
+    );
+}

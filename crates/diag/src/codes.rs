@@ -191,6 +191,10 @@ codes! {
     EnsureShapeFailed = "E0606";
     /// A signed integer raised to a negative integer power.
     NegativePower = "E0607";
+    /// A value a string op cannot take: text that is not a number, a position past the end.
+    BadValue = "E0608";
+    /// Bytes that are not a valid image of the expected format (`decode_png`, ...).
+    BadImage = "E0620";
 
     // Limits.
     /// A tensor with more elements than the limit.

@@ -29,6 +29,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("csv", csv),
     ("resume", resume),
     ("state", state),
+    ("png", png),
+    ("jpeg", jpeg),
 ];
 
 /// Elements pulled from a generated pipeline: enough to cover batching and repeats while
@@ -229,4 +231,63 @@ pub fn csv(data: &[u8]) {
         let whole = whole.expect("the streamed rows read, so the whole file reads");
         assert_eq!(whole.shape(), &[n, info.ncols]);
     }
+}
+
+/// Any bytes as a PNG file: see [`image`].
+pub fn png(data: &[u8]) {
+    image(data, "decode_png");
+}
+
+/// Any bytes as a JPEG file: see [`image`].
+pub fn jpeg(data: &[u8]) {
+    image(data, "decode_jpeg");
+}
+
+/// Any bytes as an image file, under the fuzzing memory ceiling. The decoder itself, for
+/// every channel count, gives a `u8[h, w, C]` image or a bad-image or size error (never a
+/// panic, never an allocation past the ceiling: a bomb's header is refused first); then the
+/// file read and decoded by a pipeline, and resized, gives the same at `-O0` and `-O2`.
+fn image(data: &[u8], op: &str) {
+    use pipec::kernels::KernelError;
+    use pipec::kernels::image::decode::{ImageFormat, decode_image};
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    let format = if op == "decode_png" {
+        ImageFormat::Png
+    } else {
+        ImageFormat::Jpeg
+    };
+    for channels in [0, 1, 3, 4] {
+        match decode_image(data, format, channels) {
+            Ok(t) => {
+                assert_eq!(t.dtype(), pipec::DType::U8);
+                assert_eq!(t.rank(), 3);
+                if channels != 0 {
+                    assert_eq!(t.shape()[2], channels);
+                }
+            }
+            Err(
+                KernelError::BadImage(_)
+                | KernelError::TooLarge { .. }
+                | KernelError::OverMemoryLimit { .. },
+            ) => {}
+            Err(e) => panic!("`{op}` failed with an unexpected error: {e:?}"),
+        }
+    }
+    // Through pipec: a unique file per input, since fuzzers and tests run in parallel.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let path = std::env::temp_dir().join(format!("pipec-fuzz-{}-{n}.img", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let quoted = path
+        .display()
+        .to_string()
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"");
+    let text = format!(
+        "pipeline main = from_tensor_slices([\"{quoted}\"])\n    .map(|p| {op}(read_file(p), channels: 3))\n    .map(|x| resize(x, [5, 3]))\n"
+    );
+    run_text(&text);
+    let _ = std::fs::remove_file(&path);
 }

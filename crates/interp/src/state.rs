@@ -167,6 +167,11 @@ pub enum NodeState {
         /// Rows delivered.
         rows: u64,
     },
+    /// `read_lines`: lines delivered (a resumed run reads and drops them).
+    Lines {
+        /// Lines delivered.
+        rows: u64,
+    },
     /// `map` or `filter`: the input as of a mark, then `skip` outputs to drop.
     Stage {
         /// The input's state at the mark.
@@ -292,6 +297,7 @@ impl NodeState {
             | Whole { .. }
             | Range { .. }
             | Csv { .. }
+            | Lines { .. }
             | CacheRecord { .. }
             | CacheReplay { .. } => Vec::new(),
             Stage { input, .. }
@@ -322,6 +328,7 @@ impl NodeState {
             | Whole { .. }
             | Range { .. }
             | Csv { .. }
+            | Lines { .. }
             | CacheRecord { .. }
             | CacheReplay { .. } => 0,
             Stage { input, .. }

@@ -425,6 +425,7 @@ enum PlanKind {
         dtype: pipec_tensor::DType,
         ncols: usize,
     },
+    ReadLines(Vec<PathBuf>),
     Map {
         f: Arc<CompiledFn>,
         /// `f` vectorized over a block of elements, when block execution applies.
@@ -564,6 +565,7 @@ impl PlanBuilder<'_> {
                 check_loaded(&comps, &n.elem, false, n.span)?;
                 PlanKind::Whole(comps)
             }
+            DsKind::ReadLines(paths) => PlanKind::ReadLines(paths.clone()),
             DsKind::ReadCsv { path, header } => {
                 // The element type (fixed at trace time from the first line) gives dtype and width.
                 let (dtype, ncols) = match &n.elem {
@@ -873,6 +875,11 @@ impl Plan {
                     read: 0,
                 })
             }
+            PlanKind::ReadLines(paths) => Box::new(Lines {
+                reader: pipec_tensor::io::LineReader::new(paths.clone()),
+                span: self.span,
+                read: 0,
+            }),
             PlanKind::Map {
                 f,
                 block_f,
@@ -1603,7 +1610,13 @@ impl Stream for PaddedBatch {
                     .with_label(self.span, "")
                     .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
                 }
-                let mut base = kernels::fill(&target, self.values[leaf]).map_err(|e| {
+                // Strings pad with "" (as TF's `padded_batch`); a number has a scalar.
+                let base = if t.dtype().is_str() {
+                    kernels::zeros(&target, t.dtype())
+                } else {
+                    kernels::fill(&target, self.values[leaf])
+                };
+                let mut base = base.map_err(|e| {
                     Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
                 })?;
                 base = pipec_tensor::kernels::paste(&base, t);
@@ -2012,6 +2025,39 @@ impl Stream for Csv {
 
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         Ok(NodeState::Csv { rows: self.read })
+    }
+}
+
+/// `read_lines`: one `str[]` element per line of the files, in order.
+struct Lines {
+    reader: pipec_tensor::io::LineReader,
+    span: Span,
+    /// Lines delivered.
+    read: u64,
+}
+
+impl Stream for Lines {
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Lines { rows: self.read })
+    }
+
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        match self.reader.next_line() {
+            Ok(l) => {
+                self.read += u64::from(l.is_some());
+                Ok(l.map(|b| vec![Tensor::scalar(b)]))
+            }
+            Err((path, e)) => {
+                let code = match e {
+                    pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
+                    _ => Code::FileUnreadable,
+                };
+                Err(
+                    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
+                        .with_label(self.span, "lines read here"),
+                )
+            }
+        }
     }
 }
 

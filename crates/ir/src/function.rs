@@ -6,6 +6,7 @@
 //! before any op that uses it.
 
 use crate::host::HostFn;
+use crate::ops::ImageOp;
 use crate::types::{Shape, TensorType};
 use pipec_diag::Span;
 use pipec_tensor::DType;
@@ -132,6 +133,10 @@ pub enum OpKind {
     Shape,
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
+    /// An image op (`resize`, `crop`), on `[..., height, width, channels]`.
+    Image(ImageOp),
+    /// A string op (SPEC §13), with its attributes.
+    Str(pipec_tensor::kernels::strings::StrOp),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
     Eager(HostFn),
 }
@@ -163,6 +168,8 @@ impl OpKind {
             OpKind::EnsureShape(_) => "ensure_shape",
             OpKind::Shape => "shape",
             OpKind::Fused(_) => "fused_elementwise",
+            OpKind::Image(op) => op.name(),
+            OpKind::Str(op) => op.name(),
             OpKind::Eager(_) => "call_eager",
         }
     }

@@ -24,7 +24,7 @@ pub use function::{
     Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };
 pub use host::{HostFn, HostFunction, HostInstance, on_blocks};
-pub use ops::{BatchRule, resolve_reshape};
+pub use ops::{BatchRule, ImageOp, resolve_reshape};
 pub use pipeline::{DsKind, DsNode, DsNodeId, MAX_PREFETCH, Parallelism, Pipeline, Source};
 pub use print::{ds_node_lines, elem_text};
 pub use types::{Dim, ElemType, Shape, TensorType};

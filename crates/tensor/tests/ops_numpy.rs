@@ -103,6 +103,7 @@ fn decode(t: &Value) -> Tensor {
                 .map(|v| f64::from_bits(hex(v)))
                 .collect::<Vec<_>>(),
         ),
+        DType::Str => unreachable!("the op cases are numeric"),
     };
     t.expect("data length matches shape")
 }
@@ -214,6 +215,9 @@ fn error_kind(e: &KernelError) -> &'static str {
         KernelError::InvalidArgument(_) => "InvalidArgument",
         KernelError::TooLarge { .. } => "TooLarge",
         KernelError::OverMemoryLimit { .. } => "OverMemoryLimit",
+        KernelError::BadValue(_) => "BadValue",
+        KernelError::File { .. } => "File",
+        KernelError::BadImage(_) => "BadImage",
     }
 }
 

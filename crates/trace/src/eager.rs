@@ -525,6 +525,18 @@ fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> boo
             xs.iter().all(|x| plannable_expr(shared, locals, x))
         }
         ExprKind::Unary { expr, .. } => plannable_expr(shared, locals, expr),
+        // `.numpy()` is the identity on host arrays (the plan traces it so).
+        ExprKind::Method {
+            receiver,
+            name,
+            args,
+        } if name.name == "numpy" && args.is_empty() => plannable_expr(shared, locals, receiver),
+        ExprKind::Call { callee, args }
+            if matches!(&callee.kind, ExprKind::Name(n) if n == "numpy" && !locals.contains(n.as_str()) && !shared.items.contains_key(n))
+                && args.len() == 1 =>
+        {
+            plannable_expr(shared, locals, &args[0].value)
+        }
         ExprKind::Binary { lhs, rhs, .. } => {
             plannable_expr(shared, locals, lhs) && plannable_expr(shared, locals, rhs)
         }
@@ -813,6 +825,8 @@ mod tests {
         let planned = [
             "eager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = exp(x)\n    return y / sum(y)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    return sort(x.numpy())\n}\n",
+            "eager fn f(x) -> f32[?] {\n    return sort(numpy(x)) * 2.0\n}\n",
         ];
         for src in planned {
             assert!(instance(src, true).plannable, "{src}");

@@ -51,6 +51,7 @@ fn state_name(st: &NodeState) -> &'static str {
         NodeState::Whole { .. } => "from_tensors",
         NodeState::Range { .. } => "range",
         NodeState::Csv { .. } => "read_csv",
+        NodeState::Lines { .. } => "read_lines",
         NodeState::Stage { .. } => "map/filter",
         NodeState::Batch { .. } => "batch",
         NodeState::PaddedBatch { .. } => "padded_batch",
@@ -118,7 +119,8 @@ impl Plan {
                 stop: *stop,
                 step: *step,
             }),
-            (PlanKind::ReadCsv { .. }, NodeState::Csv { rows }) => {
+            (PlanKind::ReadCsv { .. }, NodeState::Csv { rows })
+            | (PlanKind::ReadLines(_), NodeState::Lines { rows }) => {
                 let mut s = self.open_stream()?;
                 drop_outputs(s.as_mut(), *rows)?;
                 s

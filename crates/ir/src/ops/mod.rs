@@ -15,18 +15,23 @@
 //! tensor-level rules. Files: `elementwise.rs` (unary, binary, cast, where, clip, fused),
 //! `shape.rs` (reshape, transpose, expand_dims, squeeze, concat, stack, broadcast_to, tile,
 //! reverse, slice, ensure_shape), `compute.rs` (reductions, matmul, one_hot, sort),
-//! `special.rs` (constants and eager calls).
+//! `special.rs` (constants and eager calls), `strings.rs` (the `str` ops, declared with their
+//! kernels in `pipec_tensor::kernels::strings`), `image.rs` (resize, crop, decoding).
 
 mod compute;
 mod elementwise;
+mod image;
 mod shape;
 mod special;
+mod strings;
 
 use crate::function::OpKind;
 use crate::types::{Dim, TensorType};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
+use pipec_tensor::kernels::strings::StrOp;
 
+pub use image::ImageOp;
 pub use shape::resolve_reshape;
 
 /// How an op runs when some operands carry a leading batch axis.
@@ -67,6 +72,8 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::infer(self, inputs).map(|t| vec![t])
             }
+            OpKind::Image(op) => image::infer(op, inputs).map(|t| vec![t]),
+            OpKind::Str(op) => strings::infer(op, inputs).map(|t| vec![t]),
             _ => shape::infer(self, inputs).map(|t| vec![t]),
         })
     }
@@ -78,7 +85,10 @@ impl OpKind {
             OpKind::Unary(_) | OpKind::Cast(_) | OpKind::Reduce { .. } => Some(1),
             OpKind::Binary(_) | OpKind::MatMul => Some(2),
             OpKind::Select | OpKind::Clip => Some(3),
+            OpKind::Image(op) => Some(op.arity()),
             OpKind::Concat(_) | OpKind::Stack(_) | OpKind::Fused(_) | OpKind::Eager(_) => None,
+            OpKind::Str(StrOp::Format(_)) => None,
+            OpKind::Str(StrOp::Substr) => Some(3),
             _ => Some(1),
         }
     }
@@ -98,6 +108,8 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::eval(self, inputs).map(|t| vec![t])
             }
+            OpKind::Image(op) => image::eval(op, inputs).map(|t| vec![t]),
+            OpKind::Str(op) => strings::eval(op, inputs).map(|t| vec![t]),
             _ => shape::eval(self, inputs).map(|t| vec![t]),
         }
     }
@@ -128,6 +140,8 @@ impl OpKind {
                 inputs.first().is_some_and(|t| op.may_fail(t.dtype)) || unknown_shape()
             }
             OpKind::Fused(body) => body.may_fail() || unknown_shape(),
+            OpKind::Image(op) => image::may_fail(op, inputs),
+            OpKind::Str(op) => op.may_fail() || unknown_shape(),
             // A reshape of a fully known shape was checked when it was typed.
             _ => unknown_shape(),
         }
@@ -140,6 +154,8 @@ impl OpKind {
             OpKind::Binary(op) => op.cost(),
             OpKind::Fused(body) => body.cost(),
             OpKind::Const(_) => 0,
+            // Several taps per output value.
+            OpKind::Image(ImageOp::Resize { .. }) => 8,
             _ => 1,
         }
     }
@@ -153,9 +169,11 @@ impl OpKind {
             }
             OpKind::Const(_) => BatchRule::Refuse("a constant has no operands".into()),
             k if k.is_elementwise() => BatchRule::Elementwise,
+            OpKind::Str(op) => strings::batch_rule(self, op),
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::batch_rule(self, batched, inputs)
             }
+            OpKind::Image(op) => image::batch_rule(op, batched),
             _ => shape::batch_rule(self, batched, batch),
         }
     }

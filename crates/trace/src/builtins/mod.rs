@@ -40,9 +40,11 @@ mod compute;
 mod creation;
 mod elementwise;
 mod host_only;
+mod image;
 mod indexing;
 mod shape;
 mod sources;
+mod strings;
 
 pub(crate) use host_only::eager_fix_help;
 
@@ -290,7 +292,75 @@ const REGISTRY: &[Builtin] = &[
         host_only::py_function,
     )
     .no_method(),
+    // Strings (SPEC §13).
+    Builtin::new("length", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("lower", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("upper", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("strip", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("basename", &["path"], 1, ValueIndependent, strings::unary),
+    Builtin::new("dirname", &["path"], 1, ValueIndependent, strings::unary),
+    Builtin::new("as_string", &["x"], 1, ValueIndependent, strings::unary),
+    Builtin::new(
+        "substr",
+        &["s", "pos", "len"],
+        3,
+        ValueIndependent,
+        strings::substr,
+    ),
+    Builtin::new("split", &["s", "sep"], 1, ValueIndependent, strings::split),
+    Builtin::new(
+        "join",
+        &["parts", "sep"],
+        1,
+        ValueIndependent,
+        strings::join,
+    ),
+    Builtin::new(
+        "regex_full_match",
+        &["s", "pattern"],
+        2,
+        ValueIndependent,
+        strings::regex,
+    ),
+    Builtin::new(
+        "regex_replace",
+        &["s", "pattern", "rewrite"],
+        3,
+        ValueIndependent,
+        strings::regex,
+    ),
+    Builtin::new(
+        "string_to_number",
+        &["s", "dtype"],
+        1,
+        ValueIndependent,
+        strings::string_to_number,
+    ),
+    Builtin::raw("format", ValueIndependent, strings::format),
+    Builtin::new(
+        "lookup",
+        &["keys", "vocabulary", "default"],
+        2,
+        ValueIndependent,
+        strings::lookup,
+    ),
+    Builtin::new(
+        "read_file",
+        &["path"],
+        1,
+        ValueIndependent,
+        strings::read_file,
+    ),
     // Dataset sources.
+    Builtin::new(
+        "list_files",
+        &["pattern", "shuffle", "seed"],
+        1,
+        Source,
+        sources::list_files,
+    )
+    .no_method(),
+    Builtin::new("read_lines", &["path"], 1, Source, sources::read_lines).no_method(),
     Builtin::new("read_npy", &["path"], 1, Source, sources::read_npy_npz).no_method(),
     Builtin::new(
         "read_npz",
@@ -361,9 +431,11 @@ fn table_builtins() -> impl Iterator<Item = Builtin> {
         .chain(ReduceOp::ALL.iter().map(|op| op.name()).map(named(reduce)))
 }
 
-/// Every builtin: the op tables' ops, then the registry.
+/// Every builtin: the op tables' ops, then the registry, then the image builtins.
 pub(crate) fn all() -> impl Iterator<Item = Builtin> {
-    table_builtins().chain(REGISTRY.iter().copied())
+    table_builtins()
+        .chain(REGISTRY.iter().copied())
+        .chain(image::BUILTINS.iter().copied())
 }
 
 /// Every builtin function name (for did-you-mean).
@@ -401,6 +473,10 @@ impl Eval<'_> {
             && let [(x, xspan)] = pos.as_slice()
             && named.is_empty()
         {
+            // An eager body's plan: the identity, as at run time.
+            if self.frame.eager {
+                return Ok(x.clone());
+            }
             return self.numpy_in_trace(x.clone(), *xspan, span, "numpy(...)");
         }
         if self.tracing() && b.kind == HostOnly {
@@ -533,6 +609,9 @@ impl Eval<'_> {
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
+                        kernels::KernelError::BadValue(_) => Code::BadValue,
+                        kernels::KernelError::BadImage(_) => Code::BadImage,
+                        kernels::KernelError::File { .. } => Code::FileUnreadable,
                         _ => Code::WrongKind,
                     };
                     let d = Diagnostic::error(code, e.to_string())
@@ -616,7 +695,7 @@ impl Eval<'_> {
                 )
                 .with_label(s, "not a dtype")
                 .with_help(
-                    "dtypes are bool, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64",
+                    "dtypes are bool, i8, u8, i16, u16, i32, u32, i64, u64, f16, bf16, f32, f64, str",
                 );
                 self.fail(d)?;
                 Ok(None)

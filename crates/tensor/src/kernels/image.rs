@@ -1,0 +1,544 @@
+//! Image kernels: `resize` as `tf.image.resize` computes it (half-pixel centres), and `crop`.
+//!
+//! Images are `[..., height, width, channels]`: every leading axis is a batch axis, so the
+//! same kernel serves one image and a batch of them (what `vmap` needs). The arithmetic
+//! follows TensorFlow's CPU kernels step by step in `f32` (`resize_bilinear_op.cc`,
+//! `resize_nearest_neighbor_op.cc`, `resize_bicubic_op.cc`, `resize_area_op.cc` and, with
+//! `antialias`, `scale_and_translate_op.cc`), including where TF rounds a coordinate and in
+//! which order it sums, so results agree with TF's to a few ulps rather than merely
+//! resembling them; the `image` crate's resampling uses other conventions.
+
+pub mod decode;
+
+use super::{KernelError, cast, checked_len};
+use crate::{DType, Tensor, map_same};
+use ndarray::{ArcArray, IxDyn};
+
+/// How `resize` samples (`method:`), named as `tf.image.ResizeMethod` names them.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ResizeMethod {
+    /// Linear interpolation between the 2×2 nearest pixels (the default).
+    Bilinear,
+    /// The nearest pixel; keeps the input dtype.
+    Nearest,
+    /// The average over the area each output pixel covers.
+    Area,
+    /// Keys cubic interpolation (a = -0.5) over the 4×4 nearest pixels.
+    Bicubic,
+}
+
+impl ResizeMethod {
+    /// Every method, in the order the documentation lists them.
+    pub const ALL: [ResizeMethod; 4] = [
+        ResizeMethod::Bilinear,
+        ResizeMethod::Nearest,
+        ResizeMethod::Area,
+        ResizeMethod::Bicubic,
+    ];
+
+    /// The name written in source and printed in the IR.
+    pub fn name(self) -> &'static str {
+        match self {
+            ResizeMethod::Bilinear => "bilinear",
+            ResizeMethod::Nearest => "nearest",
+            ResizeMethod::Area => "area",
+            ResizeMethod::Bicubic => "bicubic",
+        }
+    }
+
+    /// The method called `name`.
+    pub fn from_name(name: &str) -> Option<ResizeMethod> {
+        Self::ALL.into_iter().find(|m| m.name() == name)
+    }
+
+    /// The dtype `resize` gives for an input of dtype `input`: `f32`, except `nearest`,
+    /// which copies pixels and so keeps the dtype (as TF).
+    pub fn result_dtype(self, input: DType) -> DType {
+        match self {
+            ResizeMethod::Nearest => input,
+            _ => DType::F32,
+        }
+    }
+}
+
+/// The geometry of an image tensor `[..., h, w, c]`.
+#[derive(Clone, Copy, Debug)]
+struct Geom {
+    batch: usize,
+    h: usize,
+    w: usize,
+    c: usize,
+}
+
+fn geometry(x: &Tensor, op: &str) -> Result<Geom, KernelError> {
+    let s = x.shape();
+    if s.len() < 3 {
+        return Err(KernelError::InvalidArgument(format!(
+            "`{op}` needs an image of shape [height, width, channels] (or a batch of them), found shape {s:?}"
+        )));
+    }
+    let r = s.len();
+    Ok(Geom {
+        batch: s[..r - 3].iter().product(),
+        h: s[r - 3],
+        w: s[r - 2],
+        c: s[r - 1],
+    })
+}
+
+/// The shape of `x` with its height and width replaced.
+fn with_hw(x: &Tensor, h: usize, w: usize) -> Vec<usize> {
+    let mut s = x.shape().to_vec();
+    let r = s.len();
+    s[r - 3] = h;
+    s[r - 2] = w;
+    s
+}
+
+/// `tf.image.resize(x, size, method, antialias)` on `[..., h, w, c]`: `f32` out, except
+/// `nearest`, which keeps the dtype. `antialias` changes `bilinear` and `bicubic` when
+/// shrinking (TF's `scale_and_translate` with a widened kernel); `area` always averages and
+/// `nearest` ignores it, as in TF.
+pub fn resize(
+    x: &Tensor,
+    size: [usize; 2],
+    method: ResizeMethod,
+    antialias: bool,
+) -> Result<Tensor, KernelError> {
+    let g = geometry(x, "resize")?;
+    let [oh, ow] = size;
+    if oh == 0 || ow == 0 {
+        return Err(KernelError::InvalidArgument(format!(
+            "`resize` needs a positive size, found [{oh}, {ow}]"
+        )));
+    }
+    if x.dtype() == DType::Bool {
+        return Err(KernelError::DType("`resize` does not accept bool".into()));
+    }
+    let shape = with_hw(x, oh, ow);
+    let n = checked_len(&shape, method.result_dtype(x.dtype()).size_bytes())?;
+    if n == 0 {
+        let out = Tensor::from_vec::<f32>(&shape, vec![]).expect("empty");
+        return Ok(cast(&out, method.result_dtype(x.dtype())));
+    }
+    if g.h == 0 || g.w == 0 {
+        return Err(KernelError::InvalidArgument(format!(
+            "`resize` of an empty image ({} x {})",
+            g.h, g.w
+        )));
+    }
+    if method == ResizeMethod::Nearest {
+        let ys = nearest_indices(g.h, oh);
+        let xs = nearest_indices(g.w, ow);
+        return Ok(map_same!(x, a => {
+            let a = a.as_standard_layout();
+            let src = a.as_slice().expect("standard layout");
+            let mut out = Vec::with_capacity(n);
+            for b in 0..g.batch {
+                let img = &src[b * g.h * g.w * g.c..];
+                for &y in &ys {
+                    for &xi in &xs {
+                        let p = (y * g.w + xi) * g.c;
+                        out.extend_from_slice(&img[p..p + g.c]);
+                    }
+                }
+            }
+            ArcArray::from_shape_vec(IxDyn(&shape), out).expect("length matches the shape")
+        }));
+    }
+    let xf = cast(x, DType::F32);
+    let a = xf.as_array::<f32>().expect("cast to f32");
+    let a = a.as_standard_layout();
+    let src = a.as_slice().expect("standard layout");
+    let mut out = vec![0f32; n];
+    let in_img = g.h * g.w * g.c;
+    let out_img = oh * ow * g.c;
+    for b in 0..g.batch {
+        let img = &src[b * in_img..(b + 1) * in_img];
+        let dst = &mut out[b * out_img..(b + 1) * out_img];
+        match (method, antialias) {
+            (ResizeMethod::Bilinear, false) => bilinear(img, g, oh, ow, dst),
+            (ResizeMethod::Bicubic, false) => bicubic(img, g, oh, ow, dst),
+            (ResizeMethod::Area, _) => area(img, g, oh, ow, dst),
+            (ResizeMethod::Bilinear, true) => scale_and_translate(img, g, oh, ow, &Triangle, dst),
+            (ResizeMethod::Bicubic, true) => scale_and_translate(img, g, oh, ow, &KeysCubic, dst),
+            (ResizeMethod::Nearest, _) => unreachable!("handled above"),
+        }
+    }
+    Ok(Tensor::from_vec(&shape, out).expect("length matches the shape"))
+}
+
+/// TF's `CalculateResizeScale` without `align_corners`: in / out, in `f32`.
+fn resize_scale(input: usize, output: usize) -> f32 {
+    input as f32 / output as f32
+}
+
+/// The source index of each output index for `nearest` with half-pixel centres
+/// (`HalfPixelScalerForNN`: no -0.5, then floor, clamped).
+fn nearest_indices(input: usize, output: usize) -> Vec<usize> {
+    let scale = resize_scale(input, output);
+    (0..output)
+        .map(|i| {
+            let v = ((i as f32 + 0.5) * scale).floor() as i64;
+            v.clamp(0, input as i64 - 1) as usize
+        })
+        .collect()
+}
+
+/// Half-pixel centre mapping of an output index to an input coordinate.
+fn half_pixel(i: usize, scale: f32) -> f32 {
+    (i as f32 + 0.5) * scale - 0.5
+}
+
+/// One axis of bilinear interpolation: the lower and upper source index and the weight of
+/// the upper one (TF's `compute_interpolation_weights`).
+fn linear_axis(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
+    let scale = resize_scale(input, output);
+    (0..output)
+        .map(|i| {
+            let v = half_pixel(i, scale);
+            let f = v.floor();
+            let lower = (f as i64).max(0) as usize;
+            let upper = (v.ceil() as i64).min(input as i64 - 1).max(0) as usize;
+            (lower, upper, v - f)
+        })
+        .collect()
+}
+
+fn bilinear(src: &[f32], g: Geom, oh: usize, ow: usize, dst: &mut [f32]) {
+    let ys = linear_axis(g.h, oh);
+    let xs = linear_axis(g.w, ow);
+    let c = g.c;
+    let row = g.w * c;
+    let mut o = 0;
+    for &(y0, y1, dy) in &ys {
+        let (top, bottom) = (&src[y0 * row..], &src[y1 * row..]);
+        for &(x0, x1, dx) in &xs {
+            for ch in 0..c {
+                let tl = top[x0 * c + ch];
+                let tr = top[x1 * c + ch];
+                let bl = bottom[x0 * c + ch];
+                let br = bottom[x1 * c + ch];
+                // TF's `compute_lerp`, operation for operation.
+                let t = tl + (tr - tl) * dx;
+                let b = bl + (br - bl) * dx;
+                dst[o] = t + (b - t) * dy;
+                o += 1;
+            }
+        }
+    }
+}
+
+/// The Keys cubic weights TF tabulates at 1/1024 steps (a = -0.5 with half-pixel centres):
+/// entry `2i` is the weight at distance `i/1024`, entry `2i + 1` at `1 + i/1024`. TF looks
+/// weights up in this table rather than evaluating the polynomial, and the rounding to the
+/// table shows at 0–255 scale, so it is rebuilt the same way (computed in f64, stored f32).
+fn cubic_table() -> &'static [f32] {
+    static TABLE: std::sync::OnceLock<Vec<f32>> = std::sync::OnceLock::new();
+    TABLE.get_or_init(|| {
+        let a = -0.5f64;
+        let mut t = vec![0f32; (CUBIC_TABLE + 1) * 2];
+        for i in 0..=CUBIC_TABLE {
+            let x = (i as f64 / CUBIC_TABLE as f64) as f32;
+            let xd = x as f64;
+            t[i * 2] = (((a + 2.0) * xd - (a + 3.0)) * xd * xd + 1.0) as f32;
+            let x1 = (xd + 1.0) as f32 as f64;
+            t[i * 2 + 1] = (((a * x1 - 5.0 * a) * x1 + 8.0 * a) * x1 - 4.0 * a) as f32;
+        }
+        t
+    })
+}
+
+const CUBIC_TABLE: usize = 1 << 10;
+
+/// Four source indices and their weights along one axis (TF's `GetWeightsAndIndices` with
+/// Keys' border rule: taps outside the image get weight 0 and the rest are renormalized).
+fn cubic_axis(input: usize, output: usize) -> Vec<([usize; 4], [f32; 4])> {
+    let table = cubic_table();
+    let scale = resize_scale(input, output);
+    let limit = input as i64;
+    let bound = |v: i64| v.clamp(0, limit - 1);
+    (0..output)
+        .map(|i| {
+            let loc_f = half_pixel(i, scale);
+            let loc = loc_f.floor() as i64;
+            let delta = loc_f - loc as f32;
+            // lrintf: round half to even.
+            let offset = (delta * CUBIC_TABLE as f32).round_ties_even() as usize;
+            let taps = [loc - 1, loc, loc + 1, loc + 2];
+            let raw = [
+                table[offset * 2 + 1],
+                table[offset * 2],
+                table[(CUBIC_TABLE - offset) * 2],
+                table[(CUBIC_TABLE - offset) * 2 + 1],
+            ];
+            let mut idx = [0usize; 4];
+            let mut w = [0f32; 4];
+            for k in 0..4 {
+                let b = bound(taps[k]);
+                idx[k] = b as usize;
+                w[k] = if b == taps[k] { raw[k] } else { 0.0 };
+            }
+            let sum = w[0] + w[1] + w[2] + w[3];
+            if sum.abs() >= 1000.0 * f32::MIN_POSITIVE {
+                let inv = 1.0 / sum;
+                for wk in &mut w {
+                    *wk *= inv;
+                }
+            }
+            (idx, w)
+        })
+        .collect()
+}
+
+fn interp4(w: &[f32; 4], v: [f32; 4]) -> f32 {
+    v[0] * w[0] + v[1] * w[1] + v[2] * w[2] + v[3] * w[3]
+}
+
+fn bicubic(src: &[f32], g: Geom, oh: usize, ow: usize, dst: &mut [f32]) {
+    let ys = cubic_axis(g.h, oh);
+    let xs = cubic_axis(g.w, ow);
+    let c = g.c;
+    let row = g.w * c;
+    let mut o = 0;
+    for (yi, yw) in &ys {
+        let rows = yi.map(|y| &src[y * row..(y + 1) * row]);
+        for (xi, xw) in &xs {
+            for ch in 0..c {
+                // Along y first for each of the four columns, then along x (TF's order).
+                let col = |k: usize| interp4(yw, [0, 1, 2, 3].map(|r| rows[r][xi[k] * c + ch]));
+                dst[o] = interp4(xw, [col(0), col(1), col(2), col(3)]);
+                o += 1;
+            }
+        }
+    }
+}
+
+/// One axis of area resampling: the covered source range and the weights of its first and
+/// last cells (TF's `CachedInterpolation` in `resize_area_op.cc`).
+struct AreaSpan {
+    start: i64,
+    end: i64,
+    start_scale: f32,
+    end_minus_one_scale: f32,
+}
+
+fn area_weight(v: i64, lo: f32, hi: f32, scale: f32) -> f32 {
+    if (v as f32) < lo {
+        if (v + 1) as f32 > hi {
+            scale
+        } else {
+            (v + 1) as f32 - lo
+        }
+    } else if (v + 1) as f32 > hi {
+        hi - v as f32
+    } else {
+        1.0
+    }
+}
+
+fn area(src: &[f32], g: Geom, oh: usize, ow: usize, dst: &mut [f32]) {
+    let hs = resize_scale(g.h, oh);
+    let ws = resize_scale(g.w, ow);
+    let xs: Vec<AreaSpan> = (0..ow)
+        .map(|x| {
+            let lo = x as f32 * ws;
+            let hi = (x + 1) as f32 * ws;
+            let start = lo.floor() as i64;
+            let end = hi.ceil() as i64;
+            AreaSpan {
+                start,
+                end,
+                start_scale: area_weight(start, lo, hi, ws),
+                end_minus_one_scale: area_weight(end - 1, lo, hi, ws),
+            }
+        })
+        .collect();
+    let scale = (1.0f64 / f64::from(hs * ws)) as f32;
+    let c = g.c;
+    let row = g.w * c;
+    let bound = |v: i64, limit: usize| v.clamp(0, limit as i64 - 1) as usize;
+    let mut y_rows: Vec<(usize, f32)> = Vec::new();
+    let mut o = 0;
+    for y in 0..oh {
+        let lo = y as f32 * hs;
+        let hi = (y + 1) as f32 * hs;
+        y_rows.clear();
+        for i in lo.floor() as i64..hi.ceil() as i64 {
+            y_rows.push((bound(i, g.h), area_weight(i, lo, hi, hs)));
+        }
+        for xs in &xs {
+            for ch in 0..c {
+                let mut sum = 0f32;
+                for &(yr, y_scale) in &y_rows {
+                    let r = &src[yr * row..];
+                    let px = |x: i64| r[bound(x, g.w) * c + ch];
+                    let mut sum_y = px(xs.start) * xs.start_scale;
+                    if xs.start + 1 != xs.end {
+                        for x in xs.start + 1..xs.end - 1 {
+                            sum_y += px(x);
+                        }
+                        sum_y += px(xs.end - 1) * xs.end_minus_one_scale;
+                    }
+                    sum += sum_y * y_scale;
+                }
+                dst[o] = sum * scale;
+                o += 1;
+            }
+        }
+    }
+}
+
+/// A sampling kernel of `scale_and_translate` (TF's `sampling_kernels.h`).
+trait SamplingKernel {
+    fn radius(&self) -> f32;
+    fn weight(&self, x: f32) -> f32;
+}
+
+struct Triangle;
+
+impl SamplingKernel for Triangle {
+    fn radius(&self) -> f32 {
+        1.0
+    }
+    fn weight(&self, x: f32) -> f32 {
+        let x = x.abs();
+        if x < 1.0 { 1.0 - x } else { 0.0 }
+    }
+}
+
+struct KeysCubic;
+
+impl SamplingKernel for KeysCubic {
+    fn radius(&self) -> f32 {
+        2.0
+    }
+    fn weight(&self, x: f32) -> f32 {
+        let x = x.abs();
+        if x >= 2.0 {
+            0.0
+        } else if x >= 1.0 {
+            ((-0.5 * x + 2.5) * x - 4.0) * x + 2.0
+        } else {
+            ((1.5 * x - 2.5) * x) * x + 1.0
+        }
+    }
+}
+
+/// The sampling spans of one axis: per output index, the first source index and
+/// `span_size` weights (zero past the span), TF's `ComputeSpansCore` with no translation.
+fn spans(
+    kernel: &dyn SamplingKernel,
+    output: usize,
+    input: usize,
+) -> (usize, Vec<usize>, Vec<f32>) {
+    let scale = output as f32 / input as f32;
+    let inv_scale = (1.0f64 / f64::from(scale)) as f32;
+    let kernel_scale = inv_scale.max(1.0);
+    let radius = kernel.radius() * kernel_scale;
+    let span_size = ((2 * radius.ceil() as usize) + 1).min(input);
+    let one_over_kernel_scale = 1.0 / kernel_scale;
+    let mut starts = vec![0usize; output];
+    let mut weights = vec![0f32; span_size * output];
+    let mut temp = Vec::new();
+    for x in 0..output {
+        let sample = (x as f32 + 0.5) * inv_scale;
+        if sample < 0.0 || sample > input as f32 {
+            continue;
+        }
+        let last = input as i64 - 1;
+        let start = ((sample - radius - 0.5).ceil() as i64).clamp(0, last);
+        let end = ((sample + radius - 0.5).floor() as i64).clamp(0, last) + 1;
+        temp.clear();
+        let mut total = 0f32;
+        for s in start..end {
+            let pos = s as f32 + 0.5 - sample;
+            let w = kernel.weight((pos * one_over_kernel_scale).abs());
+            total += w;
+            temp.push(w);
+        }
+        if total.abs() >= 1000.0 * f32::MIN_POSITIVE {
+            let inv = 1.0 / total;
+            for (k, w) in temp.iter().enumerate().take(span_size) {
+                weights[x * span_size + k] = w * inv;
+            }
+        }
+        starts[x] = start as usize;
+    }
+    (span_size, starts, weights)
+}
+
+fn scale_and_translate(
+    src: &[f32],
+    g: Geom,
+    oh: usize,
+    ow: usize,
+    kernel: &dyn SamplingKernel,
+    dst: &mut [f32],
+) {
+    let c = g.c;
+    let (rsize, rstarts, rweights) = spans(kernel, oh, g.h);
+    let (csize, cstarts, cweights) = spans(kernel, ow, g.w);
+    // Rows first into [oh, w, c], then columns (TF's `GatherRows`, `GatherColumns`).
+    let row = g.w * c;
+    let mut mid = vec![0f32; oh * row];
+    for y in 0..oh {
+        let out = &mut mid[y * row..(y + 1) * row];
+        let start = rstarts[y];
+        let real = (start + rsize).min(g.h) - start;
+        for k in 0..real {
+            let w = rweights[y * rsize + k];
+            let input = &src[(start + k) * row..(start + k + 1) * row];
+            for (o, v) in out.iter_mut().zip(input) {
+                *o += w * v;
+            }
+        }
+    }
+    for y in 0..oh {
+        let input = &mid[y * row..(y + 1) * row];
+        for x in 0..ow {
+            let start = cstarts[x];
+            let real = (start + csize).min(g.w) - start;
+            let out = &mut dst[(y * ow + x) * c..(y * ow + x + 1) * c];
+            for k in 0..real {
+                let w = cweights[x * csize + k];
+                let px = &input[(start + k) * c..(start + k + 1) * c];
+                for (o, v) in out.iter_mut().zip(px) {
+                    *o += w * v;
+                }
+            }
+        }
+    }
+}
+
+/// `tf.image.crop_to_bounding_box`: the `h` × `w` window at (`top`, `left`) of every image
+/// in `x` (`[..., height, width, channels]`). A window outside the image is an error.
+pub fn crop(x: &Tensor, top: i64, left: i64, h: usize, w: usize) -> Result<Tensor, KernelError> {
+    let g = geometry(x, "crop")?;
+    if top < 0
+        || left < 0
+        || (top as u128 + h as u128) > g.h as u128
+        || (left as u128 + w as u128) > g.w as u128
+    {
+        return Err(KernelError::InvalidArgument(format!(
+            "the crop window of {h} x {w} at row {top}, column {left} does not fit in an image of {} x {}",
+            g.h, g.w
+        )));
+    }
+    let (top, left) = (top as usize, left as usize);
+    let shape = with_hw(x, h, w);
+    let n = checked_len(&shape, x.dtype().size_bytes())?;
+    Ok(map_same!(x, a => {
+        let a = a.as_standard_layout();
+        let src = a.as_slice().expect("standard layout");
+        let mut out = Vec::with_capacity(n);
+        for b in 0..g.batch {
+            let img = &src[b * g.h * g.w * g.c..];
+            for y in top..top + h {
+                let p = (y * g.w + left) * g.c;
+                out.extend_from_slice(&img[p..p + w * g.c]);
+            }
+        }
+        ArcArray::from_shape_vec(IxDyn(&shape), out).expect("length matches the shape")
+    }))
+}

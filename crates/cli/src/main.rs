@@ -7,6 +7,7 @@ use std::io::{IsTerminal, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 mod progress;
 
@@ -87,6 +88,19 @@ struct Cli {
     /// past it is error E0704 (default 256M).
     #[arg(long, value_name = "SIZE", value_parser = pipec::limits::parse_size)]
     compile_memory: Option<u64>,
+    /// Write the iterator's state to FILE (atomically) when the run ends or stops: at the end,
+    /// after `--take`, on SIGINT/SIGTERM (a second signal exits at once), and with
+    /// `--state-every`; `--resume FILE` continues after the last element delivered.
+    #[arg(long, value_name = "FILE")]
+    save_state: Option<PathBuf>,
+    /// Continue the run whose state FILE holds (written by `--save-state`), exactly after
+    /// the last element it delivered; the program, pipeline, `--set`, `--shard` and `-O`
+    /// must be those that saved it (`--threads` may differ).
+    #[arg(long, value_name = "FILE")]
+    resume: Option<PathBuf>,
+    /// With `--save-state`, also write the state every N elements.
+    #[arg(long, value_name = "N", requires = "save_state", value_parser = clap::value_parser!(u64).range(1..))]
+    state_every: Option<u64>,
     /// Show a progress bar on stderr from the start (without it, the bar appears on its own
     /// when stderr is a terminal, after a second, unless elements print to that terminal).
     #[arg(long)]
@@ -154,6 +168,7 @@ fn main() -> ExitCode {
             return ExitCode::from(0);
         }
     };
+    SAVE_ON_SIGNAL.store(cli.save_state.is_some(), Ordering::Relaxed);
     if let Err(e) = on_signals() {
         eprintln!("error[E0800]: cannot install the signal handler: {e}");
         return ExitCode::from(2);
@@ -174,16 +189,32 @@ fn main() -> ExitCode {
     }
 }
 
+/// Whether the first signal asks the run to stop after the block it is delivering and save
+/// its state (`--save-state`), instead of exiting at once.
+static SAVE_ON_SIGNAL: AtomicBool = AtomicBool::new(false);
+/// The signal that asked the run to stop (0: none yet).
+static STOPPED_BY: AtomicI32 = AtomicI32::new(0);
+
 /// On SIGINT, SIGTERM or SIGHUP: kill the `exec` workers' process groups (they are not in
 /// the terminal's group, so the signal did not reach them), remove temporary output files,
-/// and exit with 128 + the signal's number, as a process killed by it would report.
+/// and exit with 128 + the signal's number, as a process killed by it would report. With
+/// `--save-state` the first signal only asks the run to stop: it finishes delivering the
+/// block in hand, writes its output and state, and exits with that same status; a second
+/// signal exits at once.
 fn on_signals() -> std::io::Result<()> {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP])?;
     std::thread::Builder::new()
         .name("pipec-signals".into())
         .spawn(move || {
-            if let Some(sig) = signals.forever().next() {
+            for sig in signals.forever() {
+                if SAVE_ON_SIGNAL.load(Ordering::Relaxed)
+                    && STOPPED_BY
+                        .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
+                        .is_ok()
+                {
+                    continue;
+                }
                 pipec::kill_all_workers();
                 TempFile::remove_all();
                 std::process::exit(128 + sig);
@@ -387,26 +418,45 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         threads,
         base_dir: source.dir.clone(),
         stats: cli.stats,
+        checkpoints: cli.save_state.is_some(),
         ..RunOptions::default()
     };
-    let mut stream = match compiled.run(&opts) {
+    let opened = match &cli.resume {
+        Some(path) => pipec::checkpoint::read_state_file(path)
+            .and_then(|bytes| compiled.resume(&opts, &bytes)),
+        None => compiled.run(&opts),
+    };
+    let mut stream = match opened {
         Ok(s) => s,
         Err(d) => {
             report(&[d], source, color);
             return 1;
         }
     };
+    let save = |stream: &mut pipec::ElementStream| -> Result<(), Diagnostic> {
+        match &cli.save_state {
+            Some(path) => pipec::checkpoint::write_state_file(path, &compiled.save_state(stream)?),
+            None => Ok(()),
+        }
+    };
     let (mut count, mut bytes) = (0u64, 0u64);
     let block_rows = stream.block_rows() as u64;
     loop {
+        if STOPPED_BY.load(Ordering::SeqCst) != 0 {
+            break;
+        }
         // Every element is consumed, so elements are pulled a block at a time; `--take N`
         // asks for exactly what is left, so N elements are computed (a parallel `map` may
         // still work ahead within its chunk, but never reports errors from there).
-        let max = match cli.take {
+        let mut max = match cli.take {
             Some(t) if count >= t => break,
             Some(t) => (t - count).min(block_rows),
             None => block_rows,
         };
+        // A state is due every N elements: blocks end there.
+        if let Some(n) = cli.state_every {
+            max = max.min(n - count % n);
+        }
         let Some(chunk) = stream.next_block(max as usize) else {
             break;
         };
@@ -430,6 +480,13 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             report(&[d], source, color);
             return 1;
         }
+        if let Some(n) = cli.state_every
+            && count % n == 0
+            && let Err(d) = sink.flush().and_then(|()| save(&mut stream))
+        {
+            report(&[d], source, color);
+            return 1;
+        }
     }
     match sink.finish() {
         Ok(()) | Err(SinkError::Closed) => {}
@@ -437,6 +494,11 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             report(&[d], source, color);
             return 1;
         }
+    }
+    // The elements are out (or the output file is in place): the state now says so.
+    if let Err(d) = save(&mut stream) {
+        report(&[d], source, color);
+        return 1;
     }
     if let Some(b) = bar.take() {
         b.finish();
@@ -451,7 +513,10 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             eprint!("{}", node_table(&stats.report(), secs));
         }
     }
-    0
+    match STOPPED_BY.load(Ordering::SeqCst) {
+        0 => 0,
+        sig => (128 + sig) as u8,
+    }
 }
 
 /// The per-node part of `--stats`: each node's own time, its share of the wall time, the
@@ -518,6 +583,12 @@ trait Sink {
     }
     /// Completes the output (for files: the rename that makes them appear).
     fn finish(self: Box<Self>) -> Result<(), SinkError>;
+    /// Makes what was delivered so far durable before a state says it was (`--state-every`):
+    /// printed elements are flushed; an output file appears only at the end, so its state
+    /// is the final one.
+    fn flush(&mut self) -> Result<(), Diagnostic> {
+        Ok(())
+    }
     /// Makes writes to a terminal stdout step around the progress bar.
     fn set_around_bar(&mut self) {}
 }
@@ -543,6 +614,13 @@ impl<W: Write> Sink for Print<W> {
 
     fn set_around_bar(&mut self) {
         self.around_bar = true;
+    }
+
+    fn flush(&mut self) -> Result<(), Diagnostic> {
+        match self.out.flush().map_err(stdout_error) {
+            Ok(()) | Err(SinkError::Closed) => Ok(()),
+            Err(SinkError::Failed(d)) => Err(d),
+        }
     }
 
     fn finish(mut self: Box<Self>) -> Result<(), SinkError> {

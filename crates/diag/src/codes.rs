@@ -223,6 +223,12 @@ codes! {
     UnknownParameter = "E0810";
     /// A parameter's value does not fit the literal its `let` binds, or that is no literal.
     ParameterMismatch = "E0811";
+    /// A state file (`--resume`, `resume=`) that cannot be read or is not a pipec state.
+    BadStateFile = "E0820";
+    /// A state saved by another program, pipeline, parameters or shard.
+    StateMismatch = "E0821";
+    /// A transformation that cannot save its position (`--save-state`, `it.state()`).
+    CannotCheckpoint = "E0822";
 
     // Compiler bugs.
     /// An internal compiler error: the IR failed verification.

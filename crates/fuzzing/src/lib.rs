@@ -8,11 +8,13 @@
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
 mod grammar;
+mod resume;
 
 use pipec::{CompileOptions, Compiler, Diagnostic, RunOptions, SourceFile, Tensor, io};
 use std::io::Cursor;
 
 pub use grammar::program_from_bytes;
+pub use resume::{Received, check_resume, checkpoint_program, resume, state};
 
 /// One fuzz check: takes arbitrary bytes and panics only on a real bug.
 pub type Check = fn(&[u8]);
@@ -25,6 +27,8 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("npy", npy),
     ("npz", npz),
     ("csv", csv),
+    ("resume", resume),
+    ("state", state),
     ("png", png),
     ("jpeg", jpeg),
 ];

@@ -19,6 +19,7 @@
 
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
+use crate::state::{Marks, NodeState};
 use crate::stats::RunStats;
 use crate::stream::{Element, Stream, element_count, gather_rows};
 use pipec_diag::Diagnostic;
@@ -75,6 +76,14 @@ pub(crate) struct LaneStage {
     large_blocks: usize,
     /// Where `--stats` counts this stage's blocks.
     stats: Option<(Arc<RunStats>, usize)>,
+    /// Whether blocks pulled ahead carry a mark (the input's state before the pull), so the
+    /// stage can save its position without what it computed ahead (see [`crate::state`]).
+    track: bool,
+    /// Marks of blocks whose rows were computed, by output position.
+    marks: Marks,
+    /// Outputs handed out, and outputs computed (handed out or in `pending`).
+    delivered: u64,
+    pushed: u64,
 }
 
 /// One block pulled ahead.
@@ -87,6 +96,8 @@ struct Ahead {
     start: u64,
     /// Where it is computed.
     work: Work,
+    /// The input's state right before this block was pulled, when a mark was due.
+    mark: Option<Result<NodeState, Diagnostic>>,
 }
 
 /// Where a block pulled ahead is computed.
@@ -155,6 +166,10 @@ impl LaneStage {
             block_nanos: 0,
             large_blocks: 0,
             stats: None,
+            track: false,
+            marks: Marks::default(),
+            delivered: 0,
+            pushed: 0,
         }
     }
 
@@ -162,6 +177,24 @@ impl LaneStage {
     pub(crate) fn with_epoch(mut self, epoch: u64) -> LaneStage {
         self.epoch = epoch;
         self
+    }
+
+    /// Keeps marks for saving the state (a run opened with checkpoints).
+    pub(crate) fn tracking(mut self, track: bool) -> LaneStage {
+        self.track = track;
+        self
+    }
+
+    /// A stage resumed with `count` as the dataset index of the next input element.
+    pub(crate) fn at_count(mut self, count: u64) -> LaneStage {
+        self.count = count;
+        self
+    }
+
+    /// Queues computed rows for handing out.
+    fn push_out(&mut self, b: Block) {
+        self.pushed += b.len() as u64;
+        self.pending.push(b);
     }
 
     /// Counts this stage's blocks into node `node` of `stats` (`--stats`).
@@ -226,6 +259,7 @@ impl LaneStage {
             && self.ahead.len() < ahead_max
             && (self.ahead.len() < lanes || self.ahead_bytes() < AHEAD_BYTES)
         {
+            let mark = (self.track && self.marks.due(self.pushed)).then(|| self.input.save());
             let Some(Chunk { block, error }) = self.input.next_block(max) else {
                 self.input_done = true;
                 break;
@@ -260,6 +294,7 @@ impl LaneStage {
                 error,
                 start,
                 work,
+                mark,
             });
         }
     }
@@ -359,10 +394,14 @@ impl LaneStage {
             error,
             start,
             work,
+            mark,
         }) = self.ahead.pop_front()
         else {
             return false;
         };
+        if let Some(m) = mark {
+            self.marks.push(self.pushed, m, start);
+        }
         let out = match (work, &block) {
             (Work::Queued(job), _) => {
                 let (out, by_helper) = self.resolve(&job, &block);
@@ -377,7 +416,7 @@ impl LaneStage {
             _ => None,
         };
         if let Some((leaves, rows)) = out {
-            self.pending.push(Block::Stacked { leaves, rows });
+            self.push_out(Block::Stacked { leaves, rows });
             if let Some(d) = error {
                 self.pending.push_error(d);
             }
@@ -397,7 +436,7 @@ impl LaneStage {
                 Ok(Some(o)) => outs.push(o),
                 Ok(None) => {}
                 Err(d) => {
-                    self.pending.push(Block::Rows(outs));
+                    self.push_out(Block::Rows(outs));
                     self.pending.push_error(d);
                     // Nothing after an error is ever handed out.
                     self.ahead.clear();
@@ -406,7 +445,7 @@ impl LaneStage {
                 }
             }
         }
-        self.pending.push(Block::Rows(outs));
+        self.push_out(Block::Rows(outs));
         if let Some(d) = error {
             self.pending.push_error(d);
         }
@@ -424,6 +463,7 @@ impl Stream for LaneStage {
                 };
                 return match block.into_rows().pop() {
                     Some(e) => {
+                        self.delivered += 1;
                         if let Some(d) = error {
                             // The element first; its error with the next pull.
                             self.pending.push_error(d);
@@ -449,6 +489,8 @@ impl Stream for LaneStage {
                 Stage::Filter => 1,
             };
             if let Some(out) = self.call_one(e, element)? {
+                self.delivered += 1;
+                self.pushed += 1;
                 return Ok(Some(out));
             }
         }
@@ -479,7 +521,29 @@ impl Stream for LaneStage {
                 break;
             }
         }
-        self.pending.take(max)
+        let chunk = self.pending.take(max);
+        if let Some(c) = &chunk {
+            self.delivered += c.block.len() as u64;
+        }
+        chunk
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let (input, skip, count) = match self.ahead.front() {
+            // Nothing computed ahead: the input's own position is this stage's.
+            None if self.pending.is_empty() => (self.input.save()?, 0, self.count),
+            Some(Ahead {
+                mark: Some(Ok(st)),
+                start,
+                ..
+            }) if self.pending.is_empty() => (st.clone(), 0, *start),
+            _ => self.marks.at(self.delivered)?,
+        };
+        Ok(NodeState::Stage {
+            input: Box::new(input),
+            skip,
+            count,
+        })
     }
 }
 

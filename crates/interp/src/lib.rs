@@ -15,6 +15,7 @@ mod interleave;
 mod lanes;
 mod random_access;
 mod rng;
+pub mod state;
 mod stats;
 mod stream;
 
@@ -22,4 +23,4 @@ pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
 pub use lanes::LANE_MIN_BYTES;
 pub use stats::{LaneReport, NodeReport, RunStats};
-pub use stream::{Element, ElementStream, RunOptions, open};
+pub use stream::{Element, ElementStream, RunOptions, open, open_at};

@@ -9,6 +9,16 @@ impl Rng {
         Rng(seed ^ 0x9E37_79B9_7F4A_7C15)
     }
 
+    /// The generator's state, for a saved iterator state.
+    pub(crate) fn state(&self) -> u64 {
+        self.0
+    }
+
+    /// A generator at a saved state.
+    pub(crate) fn from_state(state: u64) -> Rng {
+        Rng(state)
+    }
+
     pub(crate) fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;

@@ -138,4 +138,8 @@ impl crate::stream::Stream for Timed {
         self.stats.record(self.node, rows, t);
         r
     }
+
+    fn save(&mut self) -> Result<crate::state::NodeState, Diagnostic> {
+        self.inner.save()
+    }
 }

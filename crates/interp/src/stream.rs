@@ -9,6 +9,7 @@ use crate::budget::Budget;
 use crate::func::{CompiledFn, FnState};
 use crate::lanes::{Crew, LaneStage, Stage};
 use crate::rng::Rng;
+use crate::state::{Marks, NodeState, Rows, cannot_save, not_tracked};
 use crate::stats::{RunStats, Timed};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
@@ -17,6 +18,8 @@ use pipec_tensor::{Scalar, Tensor};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
+
+mod restore;
 
 /// One dataset element: its tensor leaves, flat, in the order of the element type.
 pub type Element = Vec<Tensor>;
@@ -44,6 +47,10 @@ pub struct RunOptions {
     /// more than the work; 0 sends every block (the fuzz targets do, to exercise lanes on
     /// small programs).
     pub lane_min_bytes: usize,
+    /// Keep what saving the iterator's state needs ([`ElementStream::save`]): nodes that
+    /// compute ahead (lanes, `prefetch`, `batch` over blocks) snapshot their input's state
+    /// before pulling. Off, a state can be saved only where nothing was computed ahead.
+    pub checkpoints: bool,
 }
 
 impl Default for RunOptions {
@@ -55,6 +62,7 @@ impl Default for RunOptions {
             stats: false,
             shuffle_seed: None,
             lane_min_bytes: crate::LANE_MIN_BYTES,
+            checkpoints: false,
         }
     }
 }
@@ -70,6 +78,13 @@ pub struct ElementStream {
     deferred: Option<Diagnostic>,
     /// Whether no function on the way has an effect (see [`ElementStream::pure_pull`]).
     pure_pull: bool,
+    /// The `shuffle` plans, by node index: their seeds and epoch counters are saved too.
+    shuffles: Vec<(u32, Arc<Plan>)>,
+    /// Elements handed out, counting those of the runs this one resumes.
+    delivered: u64,
+    /// With [`ElementStream::keep_block_marks`]: the state before the last block pull and
+    /// that block's length, for a consumer that hands a block's rows out one at a time.
+    block_mark: Option<Option<(crate::state::RunState, u64)>>,
 }
 
 impl ElementStream {
@@ -79,6 +94,44 @@ impl ElementStream {
     /// only then, as lanes do, and otherwise one element at a time.
     pub fn pure_pull(&self) -> bool {
         self.pure_pull
+    }
+
+    /// The run's position after the last element handed out: what `--save-state` writes.
+    /// Needs [`RunOptions::checkpoints`] wherever a node computed ahead (E0822 otherwise).
+    pub fn save(&mut self) -> Result<crate::state::RunState, Diagnostic> {
+        Ok(crate::state::RunState {
+            root: self.inner.save()?,
+            plans: restore::plan_states(&self.shuffles),
+            delivered: self.delivered,
+            skip: 0,
+        })
+    }
+
+    /// Makes every [`next_block`](Self::next_block) first save the state, so that
+    /// [`save_within_block`](Self::save_within_block) can give the position inside the last
+    /// block (Python's iterator hands a block's rows out one by one).
+    pub fn keep_block_marks(&mut self) {
+        self.block_mark.get_or_insert(None);
+    }
+
+    /// The position after all but the last `unused` rows of the last block were handed out.
+    pub fn save_within_block(&mut self, unused: u64) -> Result<crate::state::RunState, Diagnostic> {
+        if unused == 0 {
+            return self.save();
+        }
+        match &self.block_mark {
+            Some(Some((st, before))) => {
+                let used = self
+                    .delivered
+                    .saturating_sub(unused)
+                    .saturating_sub(*before);
+                let mut st = st.clone();
+                st.skip += used;
+                st.delivered = self.delivered - unused;
+                Ok(st)
+            }
+            _ => Err(not_tracked()),
+        }
     }
 
     /// Per-node counters, when the run was opened with [`RunOptions::stats`].
@@ -100,7 +153,22 @@ impl ElementStream {
         if self.done {
             return None;
         }
+        if let Some(mark) = &self.block_mark {
+            // A mark per block, but over a large `shuffle` buffer (weight W) one per 4 W
+            // elements: `save_within_block` then adds the elements since to its skip.
+            let due = match mark {
+                Some((st, at)) => self.delivered >= at + st.root.weight().saturating_mul(4),
+                None => true,
+            };
+            if due {
+                let before = self.delivered;
+                self.block_mark = Some(self.save().ok().map(|st| (st, before)));
+            }
+        }
         let mut chunk = self.inner.next_block(max.max(1));
+        if let Some(c) = &chunk {
+            self.delivered += c.block.len() as u64;
+        }
         // An error right after a full block belongs to the next pull: a consumer that stops
         // here (`--take`) must never see it, as element by element it would not.
         if let Some(c) = &mut chunk
@@ -154,7 +222,10 @@ impl Iterator for ElementStream {
             return None;
         }
         match self.inner.next() {
-            Ok(Some(e)) => Some(Ok(e)),
+            Ok(Some(e)) => {
+                self.delivered += 1;
+                Some(Ok(e))
+            }
             Ok(None) => {
                 self.done = true;
                 None
@@ -172,6 +243,18 @@ pub fn open(
     prog: &Program,
     pipeline: &Pipeline,
     opts: &RunOptions,
+) -> Result<ElementStream, Diagnostic> {
+    open_at(prog, pipeline, opts, None)
+}
+
+/// Starts running `pipeline` of `prog` at a saved position (`None`: from the start). The
+/// caller checks that the state belongs to this program (the library's fingerprint); a
+/// state whose tree does not fit the pipeline is E0820.
+pub fn open_at(
+    prog: &Program,
+    pipeline: &Pipeline,
+    opts: &RunOptions,
+    state: Option<&crate::state::RunState>,
 ) -> Result<ElementStream, Diagnostic> {
     let mut stat_index = HashMap::new();
     let stats = opts.stats.then(|| {
@@ -202,15 +285,28 @@ pub fn open(
             opts.threads.saturating_sub(1),
             opts.lane_min_bytes,
         )),
+        saved: state.map(|s| s.plans.clone()).unwrap_or_default(),
+        shuffles: Vec::new(),
     };
     let plan = builder.plan(pipeline.output)?;
+    let inner = match state {
+        None => plan.open()?,
+        Some(st) => {
+            let mut inner = plan.open_at(Some(&st.root))?;
+            restore::drop_outputs(inner.as_mut(), st.skip)?;
+            inner
+        }
+    };
     Ok(ElementStream {
-        inner: plan.open()?,
+        inner,
         elem: pipeline.graph[pipeline.output].elem.clone(),
         done: false,
         stats,
         deferred: None,
         pure_pull: plan.pure_pull,
+        shuffles: builder.shuffles,
+        delivered: state.map_or(0, |s| s.delivered),
+        block_mark: None,
     })
 }
 
@@ -235,6 +331,8 @@ pub(crate) fn open_nested(
         stats: None,
         stat_index: HashMap::new(),
         crew: crew.clone(),
+        saved: Default::default(),
+        shuffles: Vec::new(),
     };
     let plan = builder.plan(pipeline.output);
     *fns = std::mem::take(&mut builder.fns);
@@ -258,6 +356,14 @@ pub(crate) trait Stream: Send {
     /// gathers elements one by one.
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
         gather_rows(|| self.next(), max)
+    }
+
+    /// The stream's position as of the last element it handed out (never counting what it
+    /// computed ahead); see [`crate::state`]. A stream kind without a saved form says so
+    /// (E0822) instead of saving a position that would resume elsewhere.
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let name = std::any::type_name::<Self>();
+        Err(cannot_save(name.rsplit("::").next().unwrap_or(name)))
     }
 }
 
@@ -289,6 +395,10 @@ impl Stream for PerElement {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         self.0.next()
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        self.0.save()
+    }
 }
 
 /// A node ready to be opened any number of times.
@@ -306,6 +416,32 @@ pub(crate) struct Plan {
     /// How many times the node was opened: a map's or filter's epoch, which its random
     /// ops draw with (so each `repeat` epoch draws anew).
     opens: std::sync::atomic::AtomicU64,
+    /// Whether streams keep marks for saving the state ([`RunOptions::checkpoints`]).
+    track: bool,
+    /// The epoch counters of the `shuffle` plans in this node's subtree (itself included):
+    /// a node that opens plans as it runs (`repeat`, `concatenate`, `cache`) saves them,
+    /// so a resumed run that replays it reopens them with the same epochs.
+    below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)>,
+}
+
+/// Epoch counters of `shuffle` plans, by node index.
+pub(crate) type Opens = Vec<(u32, u64)>;
+
+/// The counters in `below`, now.
+pub(crate) fn snapshot_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)]) -> Opens {
+    below
+        .iter()
+        .map(|(id, c)| (*id, c.load(std::sync::atomic::Ordering::Relaxed)))
+        .collect()
+}
+
+/// Sets the counters in `below` that `opens` names.
+pub(crate) fn apply_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)], opens: &Opens) {
+    for (id, c) in below {
+        if let Some((_, v)) = opens.iter().find(|(i, _)| i == id) {
+            c.store(*v, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
 }
 
 pub(crate) enum PlanKind {
@@ -357,7 +493,7 @@ pub(crate) enum PlanKind {
         buffer: usize,
         seed: u64,
         reshuffle: bool,
-        epochs: std::sync::atomic::AtomicU64,
+        epochs: Arc<std::sync::atomic::AtomicU64>,
     },
     Repeat(Option<u64>),
     Take(i64),
@@ -371,7 +507,12 @@ pub(crate) enum PlanKind {
     },
     Passthrough,
     Prefetch(usize),
-    Cache(Arc<Mutex<Option<Arc<Vec<Element>>>>>),
+    /// The elements once the first pass completed, and the `shuffle` counters below as
+    /// that first pass began (a resumed run rebuilds the cache with them).
+    Cache(
+        Arc<Mutex<Option<Arc<Vec<Element>>>>>,
+        Arc<Mutex<Option<Opens>>>,
+    ),
     /// `interleave`/`flat_map` (`crate::interleave`).
     Interleave(Arc<crate::interleave::NestedPlan>),
     /// `global_shuffle` (`crate::global_shuffle`); `epochs` counts opens as for `Shuffle`.
@@ -395,6 +536,10 @@ struct PlanBuilder<'a> {
     stat_index: HashMap<DsNodeId, usize>,
     /// Helper threads for every map and filter on lanes in this run.
     crew: Arc<Crew>,
+    /// Plan state of a resumed run (the seeds unseeded `shuffle`s drew), by node index.
+    saved: std::collections::BTreeMap<u32, crate::state::PlanState>,
+    /// The `shuffle` plans built, by node index.
+    shuffles: Vec<(u32, Arc<Plan>)>,
 }
 
 impl PlanBuilder<'_> {
@@ -549,7 +694,11 @@ impl PlanBuilder<'_> {
                 reshuffle,
             } => PlanKind::Shuffle {
                 buffer: *buffer,
-                seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                seed: match self.saved.get(&(node.index() as u32)) {
+                    // A resumed run keeps the seed the first run drew.
+                    Some(crate::state::PlanState::Shuffle { seed, .. }) => *seed,
+                    None => seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                },
                 reshuffle: *reshuffle,
                 epochs: Default::default(),
             },
@@ -564,7 +713,7 @@ impl PlanBuilder<'_> {
                 index: *index,
             },
             DsKind::Prefetch(n) => prefetch_plan(*n),
-            DsKind::Cache => PlanKind::Cache(Arc::new(Mutex::new(None))),
+            DsKind::Cache => PlanKind::Cache(Default::default(), Default::default()),
             DsKind::RangeOf(bounds) => {
                 let mut v = [0i64; 3];
                 for (slot, b) in v.iter_mut().zip(bounds) {
@@ -614,6 +763,17 @@ impl PlanBuilder<'_> {
                 epochs: Default::default(),
             },
         };
+        let mut below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)> = Vec::new();
+        for p in &inputs {
+            for (id, c) in &p.below {
+                if !below.iter().any(|(i, _)| i == id) {
+                    below.push((*id, c.clone()));
+                }
+            }
+        }
+        if let PlanKind::Shuffle { epochs, .. } = &kind {
+            below.push((node.index() as u32, epochs.clone()));
+        }
         let pure_pull = inputs.iter().all(|p| p.pure_pull)
             && match &kind {
                 PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => pure_body(f),
@@ -632,7 +792,12 @@ impl PlanBuilder<'_> {
                 .clone()
                 .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
             opens: Default::default(),
+            track: self.opts.checkpoints,
+            below,
         });
+        if matches!(plan.kind, PlanKind::Shuffle { .. }) {
+            self.shuffles.push((node.index() as u32, plan.clone()));
+        }
         self.plans.insert(node, plan.clone());
         Ok(plan)
     }
@@ -735,7 +900,13 @@ fn fresh_seed() -> u64 {
 
 impl Plan {
     pub(crate) fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
-        let mut stream = self.open_stream()?;
+        let stream = self.open_stream()?;
+        Ok(self.wrap(stream))
+    }
+
+    /// What every opened stream of this node is wrapped in: per element without blocks,
+    /// timed with `--stats`.
+    fn wrap(&self, mut stream: Box<dyn Stream>) -> Box<dyn Stream> {
         if !self.blocks {
             stream = Box::new(PerElement(stream));
         }
@@ -746,7 +917,7 @@ impl Plan {
                 node: *node,
             });
         }
-        Ok(stream)
+        stream
     }
 
     /// This opening's epoch, for a map's or filter's random ops: how often it was opened.
@@ -775,7 +946,8 @@ impl Plan {
                 crew.clone(),
             )
             .with_epoch(self.next_epoch())
-            .with_stats(self.timer.clone()),
+            .with_stats(self.timer.clone())
+            .tracking(self.track),
         )
     }
 
@@ -808,11 +980,13 @@ impl Plan {
                     rows,
                     path: path.clone(),
                     span: self.span,
+                    read: 0,
                 })
             }
             PlanKind::ReadLines(paths) => Box::new(Lines {
                 reader: pipec_tensor::io::LineReader::new(paths.clone()),
                 span: self.span,
+                read: 0,
             }),
             PlanKind::Map {
                 f,
@@ -832,6 +1006,9 @@ impl Plan {
                         epoch: self.next_epoch(),
                         done: false,
                         pending: None,
+                        delivered: 0,
+                        marks: Marks::default(),
+                        track: self.track,
                     })
                 } else {
                     self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew)
@@ -853,6 +1030,9 @@ impl Plan {
                 span: self.span,
                 count: 0,
                 pending: Pending::default(),
+                pulled: 0,
+                marks: Marks::default(),
+                track: self.track,
             }),
             PlanKind::PaddedBatch {
                 size,
@@ -873,6 +1053,9 @@ impl Plan {
                 next: 0,
                 n: 0,
                 span: self.span,
+                delivered: 0,
+                marks: Marks::default(),
+                track: self.track,
             }),
             PlanKind::Shuffle {
                 buffer,
@@ -933,16 +1116,36 @@ impl Plan {
                 pos: 0,
             }),
             PlanKind::Passthrough => input(0)?,
-            PlanKind::Prefetch(n) => Box::new(Prefetch::start(input(0)?, *n, self.span)),
-            PlanKind::Cache(store) => {
+            PlanKind::Prefetch(n) => {
+                Box::new(Prefetch::start(input(0)?, *n, self.span, self.track))
+            }
+            PlanKind::Cache(store, first_opens) => {
                 let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
                 match cached {
-                    Some(elems) => Box::new(Replay { elems, next: 0 }),
+                    Some(elems) => Box::new(Replay {
+                        elems,
+                        next: 0,
+                        opens: first_opens
+                            .lock()
+                            .ok()
+                            .and_then(|g| g.clone())
+                            .unwrap_or_default(),
+                    }),
                     None => Box::new(Record {
+                        opens: {
+                            let now = snapshot_opens(&self.inputs[0].below);
+                            if let Ok(mut g) = first_opens.lock() {
+                                g.get_or_insert_with(|| now.clone());
+                            }
+                            now
+                        },
+                        first_opens: first_opens.clone(),
                         input: input(0)?,
                         store: store.clone(),
                         seen: Vec::new(),
                         budget: Budget::new(self.span, "cache"),
+                        recorded: 0,
+                        ended: false,
                     }),
                 }
             }
@@ -979,6 +1182,12 @@ impl Stream for Slices {
         Ok(Some(self.comps.iter().map(|c| c.index_axis0(i)).collect()))
     }
 
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Slices {
+            next: self.next as u64,
+        })
+    }
+
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
         if self.next >= self.n {
             return None;
@@ -1001,6 +1210,12 @@ struct Whole(Option<Vec<Tensor>>);
 impl Stream for Whole {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         Ok(self.0.take())
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Whole {
+            done: self.0.is_none(),
+        })
     }
 }
 
@@ -1034,6 +1249,13 @@ impl Range {
 impl Stream for Range {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         Ok(self.advance().map(|v| vec![Tensor::scalar(v)]))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Range {
+            cur: self.cur,
+            stop: self.stop,
+        })
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
@@ -1104,13 +1326,43 @@ struct ParMap {
     done: bool,
     /// An error from the input, reported once the elements read before it are out.
     pending: Option<Diagnostic>,
+    /// Elements handed out (this node's outputs since it was opened).
+    delivered: u64,
+    /// The input's state before chunk pulls, by output position (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
 }
 
 /// Elements handed to each lane per wake-up.
 const PER_LANE_CHUNK: usize = 64;
 
 impl Stream for ParMap {
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Nothing computed ahead: the input's own position is this node's.
+        let (input, skip, count) = if self.out.len() == 0 {
+            (self.input.save()?, 0, self.count)
+        } else {
+            self.marks.at(self.delivered)?
+        };
+        Ok(NodeState::Stage {
+            input: Box::new(input),
+            skip,
+            count,
+        })
+    }
+
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let r = self.next_inner();
+        if matches!(r, Ok(Some(_))) {
+            self.delivered += 1;
+        }
+        r
+    }
+}
+
+impl ParMap {
+    fn next_inner(&mut self) -> Result<Option<Element>, Diagnostic> {
         if let Some(r) = self.out.next() {
             return r.map(Some);
         }
@@ -1121,6 +1373,10 @@ impl Stream for ParMap {
             return Ok(None);
         }
         let lanes = self.states.len();
+        if self.track && self.marks.due(self.delivered) {
+            self.marks
+                .push(self.delivered, self.input.save(), self.count);
+        }
         let mut chunk = Vec::with_capacity(lanes * PER_LANE_CHUNK);
         while chunk.len() < lanes * PER_LANE_CHUNK {
             match self.input.next() {
@@ -1200,12 +1456,12 @@ impl Stream for ParMap {
                     self.pending = None;
                     self.done = true;
                     self.out = out.into_iter();
-                    return self.next();
+                    return self.next_inner();
                 }
             }
         }
         self.out = out.into_iter();
-        self.next()
+        self.next_inner()
     }
 }
 
@@ -1217,6 +1473,12 @@ struct Batch {
     count: u64,
     /// Input rows read by a block pull beyond its whole batches (and the error after them).
     pending: Pending,
+    /// Input rows pulled.
+    pulled: u64,
+    /// The input's state before pulls, by input row (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
 }
 
 impl Batch {
@@ -1225,7 +1487,19 @@ impl Batch {
         if !self.pending.is_empty() {
             return self.pending.take(max);
         }
-        self.input.next_block(max)
+        self.pull_input(max)
+    }
+
+    /// Up to `max` rows from the input, marking its state first when one is due.
+    fn pull_input(&mut self, max: usize) -> Option<Chunk> {
+        if self.track && self.marks.due(self.pulled) {
+            self.marks.push(self.pulled, self.input.save(), 0);
+        }
+        let chunk = self.input.next_block(max);
+        if let Some(c) = &chunk {
+            self.pulled += c.block.len() as u64;
+        }
+        chunk
     }
 }
 
@@ -1267,7 +1541,7 @@ impl Stream for Batch {
         if max < 2 || !self.pending.is_empty() {
             return gather_rows(|| self.next(), max);
         }
-        let Chunk { mut block, error } = self.input.next_block(max.saturating_mul(self.size))?;
+        let Chunk { mut block, error } = self.pull_input(max.saturating_mul(self.size))?;
         let whole = block.len() / self.size;
         if whole == 0 || !matches!(block, Block::Stacked { .. }) {
             self.pending.push(block);
@@ -1312,6 +1586,21 @@ impl Stream for Batch {
             leaves: batches,
             rows: whole,
         }))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Rows waiting in `pending` were read ahead: the batches delivered used `count` rows.
+        let (input, skip) = if self.pending.is_empty() && self.pulled == self.count {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.count)?;
+            (st, skip)
+        };
+        Ok(NodeState::Batch {
+            input: Box::new(input),
+            skip,
+            count: self.count,
+        })
     }
 }
 
@@ -1467,6 +1756,12 @@ impl Stream for PaddedBatch {
         }
         Ok(Some(out))
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::PaddedBatch {
+            input: Box::new(self.input.save()?),
+        })
+    }
 }
 
 struct Unbatch {
@@ -1475,6 +1770,12 @@ struct Unbatch {
     next: usize,
     n: usize,
     span: Span,
+    /// Rows handed out.
+    delivered: u64,
+    /// The input's state before each batch pulled, by output row (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
 }
 
 impl Stream for Unbatch {
@@ -1485,7 +1786,12 @@ impl Stream for Unbatch {
             {
                 let i = self.next;
                 self.next += 1;
+                self.delivered += 1;
                 return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
+            }
+            self.current = None;
+            if self.track && self.marks.due(self.delivered) {
+                self.marks.push(self.delivered, self.input.save(), 0);
             }
             let Some(e) = self.input.next()? else {
                 return Ok(None);
@@ -1506,6 +1812,19 @@ impl Stream for Unbatch {
             self.next = 0;
             self.current = Some(e);
         }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let (input, skip) = if self.current.is_none() {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.delivered)?;
+            (st, skip)
+        };
+        Ok(NodeState::Unbatch {
+            input: Box::new(input),
+            skip,
+        })
     }
 }
 
@@ -1539,6 +1858,17 @@ impl Stream for Shuffle {
         let e = self.buffer.swap_remove(i);
         self.budget.remove(&e);
         Ok(Some(e))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Shuffle {
+            input: match &mut self.input {
+                Some(i) => Some(Box::new(i.save()?)),
+                None => None,
+            },
+            buffer: Rows::Live(self.buffer.clone()),
+            rng: self.rng.state(),
+        })
     }
 }
 
@@ -1609,6 +1939,18 @@ impl Stream for Repeat {
             }
         }
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Repeat {
+            epoch: self.epoch,
+            seen: self.seen,
+            opens: snapshot_opens(&self.plan.below),
+            current: match &mut self.current {
+                Some(c) => Some(Box::new(c.save()?)),
+                None => None,
+            },
+        })
+    }
 }
 
 struct Take {
@@ -1638,6 +1980,13 @@ impl Stream for Take {
         }
         Some(chunk)
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Take {
+            input: Box::new(self.input.save()?),
+            left: self.left,
+        })
+    }
 }
 
 struct Skip {
@@ -1656,6 +2005,13 @@ impl Stream for Skip {
         }
         self.input.next()
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Skip {
+            input: Box::new(self.input.save()?),
+            left: self.left,
+        })
+    }
 }
 
 struct Zip {
@@ -1672,6 +2028,16 @@ impl Stream for Zip {
             }
         }
         Ok(Some(out))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Zip {
+            inputs: self
+                .inputs
+                .iter_mut()
+                .map(|i| i.save())
+                .collect::<Result<_, _>>()?,
+        })
     }
 }
 
@@ -1694,6 +2060,20 @@ impl Stream for Concat {
         }
         self.current.as_mut().expect("opened above").next()
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Concat {
+            opens: snapshot_opens(&self.second.below),
+            first: match &mut self.first {
+                Some(f) => Some(Box::new(f.save()?)),
+                None => None,
+            },
+            second: match &mut self.current {
+                Some(c) => Some(Box::new(c.save()?)),
+                None => None,
+            },
+        })
+    }
 }
 
 struct Enumerate {
@@ -1711,6 +2091,13 @@ impl Stream for Enumerate {
         self.next = self.next.wrapping_add(1);
         out.extend(e);
         Ok(Some(out))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Enumerate {
+            input: Box::new(self.input.save()?),
+            next: self.next,
+        })
     }
 }
 
@@ -1734,6 +2121,13 @@ impl Stream for Shard {
             }
         }
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Shard {
+            input: Box::new(self.input.save()?),
+            pos: self.pos,
+        })
+    }
 }
 
 /// Rows of a CSV file, read one line at a time.
@@ -1741,14 +2135,24 @@ struct Csv {
     rows: pipec_tensor::io::CsvRows,
     path: PathBuf,
     span: Span,
+    /// Rows delivered.
+    read: u64,
 }
 
 impl Stream for Csv {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         match self.rows.next_row() {
-            Ok(r) => Ok(r.map(|t| vec![t])),
+            Ok(Some(t)) => {
+                self.read += 1;
+                Ok(Some(vec![t]))
+            }
+            Ok(None) => Ok(None),
             Err(e) => Err(csv_error(e, &self.path, self.span)),
         }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Csv { rows: self.read })
     }
 }
 
@@ -1756,12 +2160,21 @@ impl Stream for Csv {
 struct Lines {
     reader: pipec_tensor::io::LineReader,
     span: Span,
+    /// Lines delivered.
+    read: u64,
 }
 
 impl Stream for Lines {
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::Lines { rows: self.read })
+    }
+
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         match self.reader.next_line() {
-            Ok(l) => Ok(l.map(|b| vec![Tensor::scalar(b)])),
+            Ok(l) => {
+                self.read += u64::from(l.is_some());
+                Ok(l.map(|b| vec![Tensor::scalar(b)]))
+            }
             Err((path, e)) => {
                 let code = match e {
                     pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
@@ -1782,21 +2195,51 @@ impl Stream for Lines {
 /// early the channel closes and the producer ends after at most one more element; elements
 /// computed ahead and never pulled are dropped, and so are their errors.
 struct Prefetch {
-    rx: std::sync::mpsc::Receiver<Result<Option<Element>, Diagnostic>>,
+    rx: std::sync::mpsc::Receiver<Fetched>,
     span: Span,
     done: bool,
+    /// Elements handed out.
+    delivered: u64,
+    /// The input's state the producer saw before some pulls, by element (see [`crate::state`]).
+    marks: Marks,
+    /// Whether the producer sends marks.
+    track: bool,
 }
 
+/// What the producer sends: an element (or the end, or an error), and, when one is due, the
+/// input's state right before it was pulled.
+type Fetched = (
+    Option<Result<NodeState, Diagnostic>>,
+    Result<Option<Element>, Diagnostic>,
+);
+
+/// The fewest elements between two marks of a `prefetch` producer: a mark per element would
+/// cost more than a cheap element.
+const PREFETCH_MARK_EVERY: u64 = 64;
+
 impl Prefetch {
-    fn start(mut input: Box<dyn Stream>, n: usize, span: Span) -> Prefetch {
-        let (tx, rx) = std::sync::mpsc::sync_channel(n.max(1));
+    fn start(mut input: Box<dyn Stream>, n: usize, span: Span, track: bool) -> Prefetch {
+        // The first mark is taken here: the state is known before anything arrives.
+        let mut marks = Marks::default();
+        if track {
+            marks.push(0, input.save(), 0);
+        }
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Fetched>(n.max(1));
         let spawned = std::thread::Builder::new()
             .name("pipec-prefetch".into())
             .spawn(move || {
+                let (mut pulled, mut next_mark) = (0u64, PREFETCH_MARK_EVERY);
                 loop {
+                    let mark = (track && pulled >= next_mark).then(|| {
+                        let st = input.save();
+                        let weight = st.as_ref().map_or(0, NodeState::weight);
+                        next_mark = pulled + (4 * weight).max(PREFETCH_MARK_EVERY);
+                        st
+                    });
                     let r = input.next();
+                    pulled += 1;
                     let last = !matches!(r, Ok(Some(_)));
-                    if tx.send(r).is_err() || last {
+                    if tx.send((mark, r)).is_err() || last {
                         break;
                     }
                 }
@@ -1807,17 +2250,40 @@ impl Prefetch {
             rx,
             span,
             done: false,
+            delivered: 0,
+            marks,
+            track,
         }
     }
 }
 
 impl Stream for Prefetch {
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        if !self.track {
+            return Err(not_tracked());
+        }
+        let (input, skip, _) = self.marks.at(self.delivered)?;
+        Ok(NodeState::Prefetch {
+            input: Box::new(input),
+            skip,
+        })
+    }
+
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         if self.done {
             return Ok(None);
         }
-        match self.rx.recv() {
-            Ok(Ok(Some(e))) => Ok(Some(e)),
+        let got = self.rx.recv().map(|(mark, r)| {
+            if let Some(st) = mark {
+                self.marks.push(self.delivered, st, 0);
+            }
+            r
+        });
+        match got {
+            Ok(Ok(Some(e))) => {
+                self.delivered += 1;
+                Ok(Some(e))
+            }
             Ok(other) => {
                 self.done = true;
                 other
@@ -1840,6 +2306,13 @@ struct Record {
     store: Arc<Mutex<Option<Arc<Vec<Element>>>>>,
     seen: Vec<Element>,
     budget: Budget,
+    /// Elements recorded, and whether the input ended (then `seen` went to the store).
+    recorded: u64,
+    ended: bool,
+    /// The `shuffle` counters below as this pass began, and where the cache keeps the
+    /// first pass's.
+    opens: Opens,
+    first_opens: Arc<Mutex<Option<Opens>>>,
 }
 
 impl Stream for Record {
@@ -1848,9 +2321,11 @@ impl Stream for Record {
             Some(e) => {
                 self.budget.add(&e)?;
                 self.seen.push(e.clone());
+                self.recorded += 1;
                 Ok(Some(e))
             }
             None => {
+                self.ended = true;
                 // Only the first end completes the cache (a stream may be polled past its end).
                 if let Ok(mut g) = self.store.lock()
                     && g.is_none()
@@ -1861,12 +2336,34 @@ impl Stream for Record {
             }
         }
     }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(if self.ended {
+            // The cache is complete: a resumed run rebuilds it, then is at its end.
+            NodeState::CacheReplay {
+                next: self.recorded,
+                opens: self
+                    .first_opens
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .unwrap_or_default(),
+            }
+        } else {
+            NodeState::CacheRecord {
+                seen: self.recorded,
+                opens: self.opens.clone(),
+            }
+        })
+    }
 }
 
 /// Later passes through a `cache`.
 struct Replay {
     elems: Arc<Vec<Element>>,
     next: usize,
+    /// The `shuffle` counters below as the first pass began.
+    opens: Opens,
 }
 
 impl Stream for Replay {
@@ -1874,6 +2371,13 @@ impl Stream for Replay {
         let e = self.elems.get(self.next).cloned();
         self.next += 1;
         Ok(e)
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::CacheReplay {
+            next: self.next as u64,
+            opens: self.opens.clone(),
+        })
     }
 }
 

@@ -14,6 +14,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod checkpoint;
 mod exec;
 mod host;
 mod params;
@@ -144,6 +145,8 @@ pub struct Compiled {
     /// optimization. `-O0` keeps the element-at-a-time reference behaviour, so differential
     /// tests compare the two executions.
     pub block_execution: bool,
+    /// What a saved state records about this run and checks on resume ([`checkpoint`]).
+    fingerprint: BTreeMap<String, String>,
 }
 
 impl Compiler {
@@ -317,6 +320,7 @@ impl Compiler {
         let mut remarks: Vec<Diagnostic> = trace_remarks;
         remarks.extend(optimized.remarks);
         pipec_opt::dedup_remarks(&mut remarks);
+        let fingerprint = checkpoint::fingerprint(source, opts, &chosen, &names);
         Ok(Compiled {
             traced: program,
             optimized: optimized.program,
@@ -326,6 +330,7 @@ impl Compiler {
             pipeline: chosen,
             dir: source.dir.clone(),
             block_execution: !names.is_empty(),
+            fingerprint,
         })
     }
 }
@@ -503,6 +508,15 @@ impl Compiled {
 
     /// Starts running the chosen pipeline.
     pub fn run(&self, opts: &RunOptions) -> Result<ElementStream, Diagnostic> {
+        self.run_at(opts, None)
+    }
+
+    /// Starts running the chosen pipeline at a decoded state (`None`: from the start).
+    fn run_at(
+        &self,
+        opts: &RunOptions,
+        state: Option<&checkpoint::RunState>,
+    ) -> Result<ElementStream, Diagnostic> {
         let p = self
             .optimized
             .pipeline(&self.pipeline)
@@ -512,7 +526,7 @@ impl Compiled {
         if opts.base_dir.as_os_str().is_empty() || opts.base_dir == Path::new(".") {
             opts.base_dir = self.dir.clone();
         }
-        pipec_interp::open(&self.optimized, p, &opts)
+        pipec_interp::open_at(&self.optimized, p, &opts, state)
     }
 }
 

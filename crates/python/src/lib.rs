@@ -15,7 +15,7 @@ use errors::{CompileError, HostErrors, PyDiagnostic, RunError, compile_error, ru
 use pipec::{Block, CompileOptions, Compiled, Compiler, ElemType, ElementStream, SourceFile};
 use pyo3::exceptions::{PyRuntimeError, PyTypeError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyTuple};
+use pyo3::types::{PyBytes, PyDict, PyList, PyTuple};
 use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex, Once};
@@ -73,7 +73,11 @@ enum Pending {
 
 struct IterState {
     program: Arc<ProgramInner>,
+    /// The compiled pipeline, whose fingerprint a saved state carries.
+    compiled: Arc<Compiled>,
     stream: Option<ElementStream>,
+    /// The state as the run ended (saved before its stream was dropped), for `state()`.
+    final_state: Option<Result<Vec<u8>, pipec::Diagnostic>>,
     elem: ElemType,
     pending: Pending,
     /// The error that follows the pending rows.
@@ -454,22 +458,40 @@ impl Dataset {
     }
 
     fn __iter__(&self, py: Python<'_>) -> PyResult<Iterator> {
+        self.iterator(py, None)
+    }
+
+    /// A run of the pipeline; with `resume=` (bytes from `it.state()`), the run continues
+    /// exactly after the last element that state's iterator delivered (`pipec --resume`).
+    #[pyo3(signature = (resume=None))]
+    fn iterator(&self, py: Python<'_>, resume: Option<Vec<u8>>) -> PyResult<Iterator> {
         static KERNEL_THREADS: Once = Once::new();
         KERNEL_THREADS.call_once(|| pipec::set_kernel_threads(default_threads()));
         let opts = pipec::RunOptions {
             threads: self.threads,
             base_dir: self.compiled.dir.clone(),
+            // Any iterator can give its state (`it.state()`).
+            checkpoints: true,
             ..pipec::RunOptions::default()
         };
         let compiled = self.compiled.clone();
-        let stream = py
-            .detach(move || compiled.run(&opts))
+        let mut stream = py
+            .detach(move || match resume {
+                Some(bytes) => compiled.resume(&opts, &bytes),
+                None => compiled.run(&opts),
+            })
             .map_err(|d| run_error(py, &self.program, d))?;
         let read_ahead = stream.pure_pull();
+        if read_ahead {
+            // Blocks are handed out a row at a time: `state()` may be asked inside one.
+            stream.keep_block_marks();
+        }
         let block_rows = stream.block_rows();
         Ok(Iterator {
             state: Mutex::new(IterState {
                 program: self.program.clone(),
+                compiled: self.compiled.clone(),
+                final_state: None,
                 elem: stream.elem.clone(),
                 stream: Some(stream),
                 pending: Pending::Nothing,
@@ -568,6 +590,32 @@ impl Iterator {
         slf
     }
 
+    /// The run's position after the last element this iterator returned, as bytes: pass
+    /// them to `ds.iterator(resume=...)` (of the same program, pipeline, params and shard;
+    /// any `threads`) to continue exactly there. The same format as `pipec --save-state`.
+    fn state(&self, py: Python<'_>) -> PyResult<Py<PyBytes>> {
+        let Ok(mut st) = self.state.try_lock() else {
+            return Err(PyRuntimeError::new_err(
+                "this pipec iterator is running in another thread",
+            ));
+        };
+        let saved = match &st.final_state {
+            Some(r) => r.clone(),
+            None => {
+                let unused = st.unused();
+                let compiled = st.compiled.clone();
+                match st.stream.as_mut() {
+                    Some(stream) => py.detach(|| compiled.save_state_within_block(stream, unused)),
+                    None => return Err(PyRuntimeError::new_err("this iterator has no run")),
+                }
+            }
+        };
+        match saved {
+            Ok(bytes) => Ok(PyBytes::new(py, &bytes).unbind()),
+            Err(d) => Err(run_error(py, &st.program, d)),
+        }
+    }
+
     fn __next__(&self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let Ok(mut st) = self.state.try_lock() else {
             return Err(PyRuntimeError::new_err(
@@ -622,6 +670,27 @@ impl Iterator {
 }
 
 impl IterState {
+    /// Rows pulled from the runtime and not handed to Python yet.
+    fn unused(&self) -> u64 {
+        match &self.pending {
+            Pending::Nothing => 0,
+            Pending::Stacked { next, rows, .. } => rows.saturating_sub(*next) as u64,
+            Pending::Rows(r) => r.len() as u64,
+        }
+    }
+
+    /// Keeps the state as of now, for `state()` once the stream is gone.
+    fn save_final(&mut self, py: Python<'_>) {
+        if self.final_state.is_some() {
+            return;
+        }
+        let unused = self.unused();
+        let compiled = self.compiled.clone();
+        if let Some(stream) = self.stream.as_mut() {
+            self.final_state = Some(py.detach(|| compiled.save_state_within_block(stream, unused)));
+        }
+    }
+
     /// The next pulled row as a Python element.
     fn next_pending(&mut self, py: Python<'_>) -> PyResult<Option<Py<PyAny>>> {
         let leaves: Vec<Bound<'_, PyAny>> = match &mut self.pending {
@@ -664,6 +733,7 @@ impl IterState {
 
     /// Ends the run now: its threads stop and its workers are reaped.
     fn finish(&mut self, py: Python<'_>) {
+        self.save_final(py);
         self.pending = Pending::Nothing;
         if let Some(stream) = self.stream.take() {
             py.detach(move || drop(stream));

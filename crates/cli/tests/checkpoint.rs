@@ -1,0 +1,353 @@
+//! `--save-state`, `--resume` and `--state-every` through the real `pipec` binary (SPEC §15):
+//! a run cut anywhere (by `--take` or by SIGINT) and resumed, at another `--threads`, prints
+//! together byte for byte what one uninterrupted run prints; a state from another run, or a
+//! damaged one, is a coded error.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// A scratch directory for one test.
+fn scratch(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pipec-ckpt-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+/// Runs `pipec ARGS p.pipe` in `dir`.
+fn pipec(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(args)
+        .arg("p.pipe")
+        .current_dir(dir)
+        .output()
+        .expect("the pipec binary runs")
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// The stdout of a run that must succeed.
+#[track_caller]
+fn ok(o: &Output) -> String {
+    assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
+    text(&o.stdout)
+}
+
+/// The stderr of a run that must fail with exit 1 and `code`.
+#[track_caller]
+fn fails(o: &Output, code: &str) -> String {
+    let err = text(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "stderr:\n{err}");
+    assert!(
+        err.contains(&format!("[{code}]")),
+        "expected {code}:\n{err}"
+    );
+    err
+}
+
+/// Programs through every transformation of SPEC §7 and the read-ahead nodes.
+const PROGRAMS: &[&str] = &[
+    "pipeline main = range(100).map(|x| x * x % 7).filter(|x| x < 3).batch(4)\n",
+    "pipeline main = range(60).shuffle(9, seed: 4).map(|x| x * 2, num_parallel_calls: 3)\n\
+        .batch(5, drop_remainder: true).prefetch(2).unbatch().repeat(3)\n",
+    "pipeline main = zip(range(40), range(100, 140).shuffle(5, seed: 1)).enumerate(3)\n\
+        .map(|i, ab| ab[0] * i + ab[1]).skip(3).take(50).cache().repeat(2)\n",
+    "pipeline main = range(30).concatenate(range(5)).shard(3, 1).map(|x| x * 2)\n\
+        .padded_batch(3).shuffle(4, seed: 8).prefetch(1)\n",
+    "pipeline main = from_tensor_slices([[1.5, 2.0], [3.0, 4.5], [5.0, 6.0], [7.5, 8.0]])\n\
+        .repeat().map(|x| x * 2.0).batch(3).take(9)\n",
+];
+
+#[test]
+fn take_then_resume_at_other_threads_prints_the_uninterrupted_run() {
+    let dir = scratch("take");
+    for (n, program) in PROGRAMS.iter().enumerate() {
+        std::fs::write(dir.join("p.pipe"), program).expect("write");
+        for level in ["-O0", "-O2"] {
+            let whole = ok(&pipec(&dir, &[level, "--threads", "1"]));
+            let total = whole.lines().count();
+            for cut in [0, 1, total / 3, total / 2 + 1, total] {
+                for (a, b) in [("1", "3"), ("3", "1"), ("2", "2")] {
+                    let cut_s = cut.to_string();
+                    let first = ok(&pipec(
+                        &dir,
+                        &[level, "--threads", a, "--take", &cut_s, "--save-state", "s"],
+                    ));
+                    let rest = ok(&pipec(&dir, &[level, "--threads", b, "--resume", "s"]));
+                    assert_eq!(
+                        format!("{first}{rest}"),
+                        whole,
+                        "program {n} at {level}, cut at {cut}, threads {a} then {b}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn a_resumed_run_can_be_cut_and_resumed_again() {
+    let dir = scratch("chain");
+    std::fs::write(dir.join("p.pipe"), PROGRAMS[1]).expect("write");
+    let whole = ok(&pipec(&dir, &[]));
+    let mut got = ok(&pipec(&dir, &["--take", "7", "--save-state", "s"]));
+    for threads in ["3", "1", "2"] {
+        got += &ok(&pipec(
+            &dir,
+            &[
+                "--threads",
+                threads,
+                "--resume",
+                "s",
+                "--take",
+                "11",
+                "--save-state",
+                "s",
+            ],
+        ));
+    }
+    got += &ok(&pipec(&dir, &["--resume", "s"]));
+    assert_eq!(got, whole);
+}
+
+#[test]
+fn state_every_leaves_the_last_state_before_an_error() {
+    // Element 23 divides by zero: the run fails; the state written at element 20 resumes
+    // with elements 20, 21, 22 and the same error.
+    let dir = scratch("every");
+    std::fs::write(
+        dir.join("p.pipe"),
+        "pipeline main = range(40).map(|x| 100 // (x - 23))\n",
+    )
+    .expect("write");
+    let o = pipec(&dir, &["--save-state", "s", "--state-every", "5"]);
+    let err = fails(&o, "E0600");
+    let printed: Vec<String> = text(&o.stdout).lines().map(String::from).collect();
+    assert_eq!(printed.len(), 23);
+    let r = pipec(&dir, &["--resume", "s"]);
+    assert_eq!(
+        fails(&r, "E0600"),
+        err,
+        "the same error, at the same element"
+    );
+    let resumed: Vec<String> = text(&r.stdout).lines().map(String::from).collect();
+    assert_eq!(resumed, printed[20..]);
+}
+
+#[test]
+fn sigint_stops_saves_and_resumes_exactly() {
+    let dir = scratch("sigint");
+    // Endless: the signal lands mid-run (pipec blocks on the full pipe until it is read).
+    let program = "pipeline main = range(1000000000).map(|x| x * x % 1009).prefetch(4)\n";
+    std::fs::write(dir.join("p.pipe"), program).expect("write");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .args(["--threads", "2", "--save-state", "s", "p.pipe"])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("pipec starts");
+    let mut stdout = child.stdout.take().expect("stdout");
+    // Read until some elements arrived, then interrupt.
+    let mut first = Vec::new();
+    let mut buf = [0u8; 4096];
+    while first.iter().filter(|&&b| b == b'\n').count() < 50 {
+        let n = stdout.read(&mut buf).expect("read");
+        assert!(n > 0, "pipec ended early");
+        first.extend_from_slice(&buf[..n]);
+    }
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    stdout.read_to_end(&mut first).expect("read the rest");
+    let exit = child.wait().expect("pipec exits");
+    assert_eq!(
+        exit.code(),
+        Some(130),
+        "exit status of a run stopped by SIGINT"
+    );
+    let first = text(&first);
+    let n = first.lines().count();
+    assert!(first.ends_with('\n'), "the last element printed whole");
+    // Resumed at another thread count, for as many again: one uninterrupted run of 2n.
+    let rest = ok(&pipec(
+        &dir,
+        &["--threads", "1", "--resume", "s", "--take", &n.to_string()],
+    ));
+    let whole = ok(&pipec(&dir, &["--take", &(2 * n).to_string()]));
+    assert_eq!(format!("{first}{rest}"), whole);
+}
+
+#[test]
+fn a_state_from_another_run_is_refused_naming_what_differs() {
+    let dir = scratch("mismatch");
+    std::fs::write(
+        dir.join("p.pipe"),
+        "let n = 3\npipeline main = range(20).map(|x| x * n)\npipeline other = range(5)\n",
+    )
+    .expect("write");
+    ok(&pipec(
+        &dir,
+        &[
+            "--set",
+            "n=4",
+            "--shard",
+            "1/2",
+            "--take",
+            "3",
+            "--save-state",
+            "s",
+        ],
+    ));
+    let err = fails(&pipec(&dir, &["--resume", "s", "--shard", "1/2"]), "E0821");
+    assert!(
+        err.contains("the parameters (--set) differ (saved: `n=4`, now: none)"),
+        "{err}"
+    );
+    let err = fails(&pipec(&dir, &["--resume", "s", "--set", "n=4"]), "E0821");
+    assert!(
+        err.contains("the shard (--shard) differs (saved: `1/2`, now: none)"),
+        "{err}"
+    );
+    let err = fails(
+        &pipec(
+            &dir,
+            &["--resume", "s", "--set", "n=4", "--shard", "1/2", "-O0"],
+        ),
+        "E0821",
+    );
+    assert!(
+        err.contains("the optimization passes (-O, --passes) differ"),
+        "{err}"
+    );
+    let err = fails(
+        &pipec(
+            &dir,
+            &[
+                "--resume",
+                "s",
+                "--set",
+                "n=4",
+                "--shard",
+                "1/2",
+                "--pipeline",
+                "other",
+            ],
+        ),
+        "E0821",
+    );
+    assert!(
+        err.contains("the pipeline (--pipeline) differs (saved: `main`, now: `other`)"),
+        "{err}"
+    );
+    // `--threads` is not part of it.
+    let rest = ok(&pipec(
+        &dir,
+        &[
+            "--resume",
+            "s",
+            "--set",
+            "n=4",
+            "--shard",
+            "1/2",
+            "--threads",
+            "3",
+        ],
+    ));
+    assert_eq!(rest, "28\n36\n44\n52\n60\n68\n76\n");
+    // Another program text.
+    std::fs::write(
+        dir.join("p.pipe"),
+        "let n = 3\npipeline main = range(20).map(|x| x * n + 1)\npipeline other = range(5)\n",
+    )
+    .expect("write");
+    let err = fails(
+        &pipec(&dir, &["--resume", "s", "--set", "n=4", "--shard", "1/2"]),
+        "E0821",
+    );
+    assert!(err.contains("the program text (its hash) differs"), "{err}");
+}
+
+#[test]
+fn a_damaged_or_missing_state_is_an_error_never_a_crash() {
+    let dir = scratch("damaged");
+    std::fs::write(dir.join("p.pipe"), PROGRAMS[1]).expect("write");
+    ok(&pipec(&dir, &["--take", "10", "--save-state", "s"]));
+    let good = std::fs::read(dir.join("s")).expect("state written");
+    assert!(good.starts_with(b"pipec-state\n"));
+    let err = fails(&pipec(&dir, &["--resume", "missing"]), "E0820");
+    assert!(
+        err.contains("cannot read the state file `missing`"),
+        "{err}"
+    );
+    for cut in [0, 5, 12, 20, good.len() / 2, good.len() - 1] {
+        std::fs::write(dir.join("bad"), &good[..cut]).expect("write");
+        fails(&pipec(&dir, &["--resume", "bad"]), "E0820");
+    }
+    std::fs::write(dir.join("bad"), b"not a state at all").expect("write");
+    let err = fails(&pipec(&dir, &["--resume", "bad"]), "E0820");
+    assert!(err.contains("does not start with `pipec-state`"), "{err}");
+    // A damaged header (a key renamed) is E0820 with the JSON error's place.
+    let damaged = String::from_utf8_lossy(&good).replacen("\"epoch\"", "\"epoxh\"", 1);
+    std::fs::write(dir.join("bad"), damaged.as_bytes()).expect("write");
+    fails(&pipec(&dir, &["--resume", "bad"]), "E0820");
+    // Another format version.
+    let mut v2 = good.clone();
+    v2[12] = 2;
+    std::fs::write(dir.join("bad"), &v2).expect("write");
+    let err = fails(&pipec(&dir, &["--resume", "bad"]), "E0820");
+    assert!(err.contains("format version 2"), "{err}");
+}
+
+#[test]
+fn shards_resume_as_themselves() {
+    let dir = scratch("shard");
+    std::fs::write(
+        dir.join("p.pipe"),
+        "pipeline main = range(50).shuffle(8, seed: 2).map(|x| x * 10).batch(3)\n",
+    )
+    .expect("write");
+    for i in 0..3 {
+        let shard = format!("{i}/3");
+        let whole = ok(&pipec(&dir, &["--shard", &shard]));
+        let first = ok(&pipec(
+            &dir,
+            &["--shard", &shard, "--take", "2", "--save-state", "s"],
+        ));
+        let rest = ok(&pipec(
+            &dir,
+            &["--shard", &shard, "--threads", "3", "--resume", "s"],
+        ));
+        assert_eq!(format!("{first}{rest}"), whole, "shard {shard}");
+        let other = format!("{}/3", (i + 1) % 3);
+        fails(&pipec(&dir, &["--shard", &other, "--resume", "s"]), "E0821");
+    }
+}
+
+#[test]
+fn an_unseeded_shuffle_resumes_with_the_seed_it_drew() {
+    let dir = scratch("unseeded");
+    std::fs::write(
+        dir.join("p.pipe"),
+        "pipeline main = range(40).shuffle(40).repeat(2)\n",
+    )
+    .expect("write");
+    let first = ok(&pipec(&dir, &["--take", "30", "--save-state", "s"]));
+    let rest = ok(&pipec(&dir, &["--resume", "s"]));
+    let mut all: Vec<i64> = format!("{first}{rest}")
+        .lines()
+        .map(|l| l.parse().expect("a number"))
+        .collect();
+    // Each epoch is a permutation: the first run's epoch 0 finished by the resumed run.
+    assert_eq!(all.len(), 80);
+    let (a, b) = all.split_at_mut(40);
+    a.sort_unstable();
+    b.sort_unstable();
+    let want: Vec<i64> = (0..40).collect();
+    assert_eq!((a.to_vec(), b.to_vec()), (want.clone(), want));
+}

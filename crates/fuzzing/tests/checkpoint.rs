@@ -1,0 +1,75 @@
+//! Checkpoints as a property (SPEC §15): random pipelines over the transformations of §7
+//! (and `prefetch`, `cache`, `shard`, parallel maps), cut after a random number of elements,
+//! their state saved, and resumed at another `--threads` and pull pattern, give together
+//! exactly the elements (and the error) of one uninterrupted run.
+
+use pipec::{CompileOptions, Compiler, SourceFile};
+use proptest::prelude::*;
+
+fn compiled(text: &str, opt_level: u8) -> Result<pipec::Compiled, String> {
+    Compiler::new()
+        .compile(
+            &SourceFile::from_text("gen.pipe", text),
+            &CompileOptions {
+                opt_level,
+                ..Default::default()
+            },
+        )
+        .map_err(|d| pipec::render(&d, "gen.pipe", text, false))
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
+
+    #[test]
+    fn cut_and_resumed_runs_equal_one_run(
+        program in proptest::collection::vec(any::<u8>(), 0..40),
+        cut in 0usize..40,
+        threads in (1usize..4, 1usize..4),
+        o0 in any::<bool>(),
+        sizes in prop_oneof![Just([1, 1, 1]), Just([7, 3, 64]), Just([64, 1, 5])],
+    ) {
+        let text = pipec_fuzzing::checkpoint_program(&program);
+        // Every generated program compiles; a failure here is a generator bug.
+        let c = compiled(&text, if o0 { 0 } else { 2 });
+        prop_assert!(c.is_ok(), "does not compile:\n{}{}", text, c.as_ref().err().unwrap());
+        let c = c.unwrap();
+        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            pipec_fuzzing::check_resume(&c, cut, threads, &sizes)
+        }));
+        prop_assert!(r.is_ok(), "program: {}", text.replace('\n', " "));
+    }
+}
+
+/// Cuts at every position of one pipeline that holds every kind of read-ahead at once.
+#[test]
+fn every_cut_of_a_read_ahead_pipeline_resumes_exactly() {
+    let text = "pipeline main = range(200).prefetch(3).map(|x| x * 3, num_parallel_calls: 3)\n\
+        .shuffle(7, seed: 5).filter(|x| x % 4 != 1).batch(4).prefetch(2).unbatch()\n\
+        .map(|x| x + 1).repeat(2)\n";
+    for level in [0, 2] {
+        let c = compiled(text, level).expect("compiles");
+        for cut in [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 79] {
+            for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
+                pipec_fuzzing::check_resume(&c, cut, (3, 1), &sizes);
+                pipec_fuzzing::check_resume(&c, cut, (1, 2), &sizes);
+            }
+        }
+    }
+}
+
+/// A `prefetch` whose thread runs a reshuffling `repeat` ahead: the epoch counters it
+/// advanced ahead of the position must not leak into the state (whatever the timing).
+#[test]
+fn a_prefetch_running_epochs_ahead_resumes_exactly() {
+    let text = "pipeline main = range(12).shuffle(6, seed: 3).repeat(6).prefetch(10)\n\
+        .batch(2).prefetch(3).repeat(2)\n";
+    let c = compiled(text, 2).expect("compiles");
+    for round in 0..5 {
+        for cut in [0, 1, 3, 6, 7, 12, 20, 33] {
+            for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
+                pipec_fuzzing::check_resume(&c, cut + round, (1, 2), &sizes);
+            }
+        }
+    }
+}

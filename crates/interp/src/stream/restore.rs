@@ -1,0 +1,397 @@
+//! Opening a plan at a saved position (the other half of every stream's `save`).
+//!
+//! Sources seek: `range` and `from_tensor_slices` start at the saved index, `from_tensors`
+//! knows whether its element went out; `read_csv` reads and drops the rows before (a CSV
+//! file has no index). Stateless nodes restore their input; counters come back as saved.
+//! A node that saved "the input at mark M, then drop K of my outputs" restores the input at
+//! M and pulls K outputs through itself, so a resumed run recomputes at most the rows
+//! between the mark and the position (about one block). `cache` rebuilds its contents by
+//! running its input's first pass again.
+
+use super::*;
+use crate::state::{PlanState, mismatch};
+use std::collections::BTreeMap;
+
+/// The most rows pulled at once while dropping outputs a resumed node already delivered.
+const DROP_BLOCK: u64 = 8192;
+
+/// Pulls and drops the next `n` elements of `s` (the ones the saving run had delivered).
+pub(super) fn drop_outputs(s: &mut dyn Stream, mut n: u64) -> Result<(), Diagnostic> {
+    while n > 0 {
+        let Some(chunk) = s.next_block(n.min(DROP_BLOCK) as usize) else {
+            return Err(mismatch(
+                "a node ended before the position the state records",
+            ));
+        };
+        n = n.saturating_sub(chunk.block.len() as u64);
+        if let Some(d) = chunk.error {
+            return Err(d);
+        }
+    }
+    Ok(())
+}
+
+/// The `shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
+/// them, `repeat`, `concatenate` and `cache`, as of the position each saved: a global copy
+/// taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the position.)
+pub(super) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
+    shuffles
+        .iter()
+        .filter_map(|(id, plan)| match &plan.kind {
+            PlanKind::Shuffle { seed, .. } => Some((*id, PlanState::Shuffle { seed: *seed })),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The name a state kind is shown by in a mismatch.
+fn state_name(st: &NodeState) -> &'static str {
+    match st {
+        NodeState::Slices { .. } => "from_tensor_slices",
+        NodeState::Whole { .. } => "from_tensors",
+        NodeState::Range { .. } => "range",
+        NodeState::Csv { .. } => "read_csv",
+        NodeState::Lines { .. } => "read_lines",
+        NodeState::Stage { .. } => "map/filter",
+        NodeState::Batch { .. } => "batch",
+        NodeState::PaddedBatch { .. } => "padded_batch",
+        NodeState::Unbatch { .. } => "unbatch",
+        NodeState::Shuffle { .. } => "shuffle",
+        NodeState::Repeat { .. } => "repeat",
+        NodeState::Take { .. } => "take",
+        NodeState::Skip { .. } => "skip",
+        NodeState::Zip { .. } => "zip",
+        NodeState::Concat { .. } => "concatenate",
+        NodeState::Enumerate { .. } => "enumerate",
+        NodeState::Shard { .. } => "shard",
+        NodeState::Prefetch { .. } => "prefetch",
+        NodeState::CacheRecord { .. } | NodeState::CacheReplay { .. } => "cache",
+    }
+}
+
+impl Plan {
+    /// Opens this node at `st` (`None`: from the start).
+    pub(super) fn open_at(
+        self: &Arc<Plan>,
+        st: Option<&NodeState>,
+    ) -> Result<Box<dyn Stream>, Diagnostic> {
+        match st {
+            None => self.open(),
+            Some(st) => {
+                let s = self.open_stream_at(st)?;
+                Ok(self.wrap(s))
+            }
+        }
+    }
+
+    fn input_at(self: &Arc<Plan>, i: usize, st: &NodeState) -> Result<Box<dyn Stream>, Diagnostic> {
+        match self.inputs.get(i) {
+            Some(p) => p.open_at(Some(st)),
+            None => Err(mismatch("a node has fewer inputs than the state")),
+        }
+    }
+
+    fn open_stream_at(self: &Arc<Plan>, st: &NodeState) -> Result<Box<dyn Stream>, Diagnostic> {
+        let wrong = || {
+            mismatch(&format!(
+                "a `{}` state where the pipeline has another kind of node",
+                state_name(st)
+            ))
+        };
+        Ok(match (&self.kind, st) {
+            (PlanKind::Slices(comps), NodeState::Slices { next }) => {
+                let n = comps.first().map_or(0, |c| c.shape()[0]);
+                let next = usize::try_from(*next)
+                    .ok()
+                    .filter(|&i| i <= n)
+                    .ok_or_else(|| mismatch("a `from_tensor_slices` position past its rows"))?;
+                Box::new(Slices {
+                    comps: comps.clone(),
+                    next,
+                    n,
+                })
+            }
+            (PlanKind::Whole(comps), NodeState::Whole { done }) => {
+                Box::new(Whole((!done).then(|| comps.clone())))
+            }
+            (PlanKind::Range { step, .. }, NodeState::Range { cur, stop }) => Box::new(Range {
+                cur: *cur,
+                stop: *stop,
+                step: *step,
+            }),
+            (PlanKind::ReadCsv { .. }, NodeState::Csv { rows })
+            | (PlanKind::ReadLines(_), NodeState::Lines { rows }) => {
+                let mut s = self.open_stream()?;
+                drop_outputs(s.as_mut(), *rows)?;
+                s
+            }
+            (
+                PlanKind::Map {
+                    f,
+                    block_f,
+                    lanes,
+                    crew,
+                },
+                NodeState::Stage { input, skip, count },
+            ) => {
+                let input = self.input_at(0, input)?;
+                let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
+                let mut s: Box<dyn Stream> = if *lanes > 1 && !on_lanes {
+                    Box::new(ParMap {
+                        input,
+                        f: f.clone(),
+                        states: (0..*lanes).map(|_| FnState::default()).collect(),
+                        out: Vec::new().into_iter(),
+                        count: *count,
+                        epoch: self.next_epoch(),
+                        done: false,
+                        pending: None,
+                        delivered: 0,
+                        marks: Marks::default(),
+                        track: self.track,
+                    })
+                } else {
+                    self.lane_stage(Stage::Map, input, f, block_f, *lanes, crew, *count)
+                };
+                drop_outputs(s.as_mut(), *skip)?;
+                s
+            }
+            (
+                PlanKind::Filter {
+                    f,
+                    block_f,
+                    lanes,
+                    crew,
+                },
+                NodeState::Stage { input, skip, count },
+            ) => {
+                let input = self.input_at(0, input)?;
+                let mut s = self.lane_stage(Stage::Filter, input, f, block_f, *lanes, crew, *count);
+                drop_outputs(s.as_mut(), *skip)?;
+                s
+            }
+            (
+                PlanKind::Batch {
+                    size,
+                    drop_remainder,
+                },
+                NodeState::Batch { input, skip, count },
+            ) => {
+                let mut input = self.input_at(0, input)?;
+                drop_outputs(input.as_mut(), *skip)?;
+                Box::new(Batch {
+                    input,
+                    size: *size,
+                    drop_remainder: *drop_remainder,
+                    span: self.span,
+                    count: *count,
+                    pending: Pending::default(),
+                    pulled: *count,
+                    marks: Marks::default(),
+                    track: self.track,
+                })
+            }
+            (
+                PlanKind::PaddedBatch {
+                    size,
+                    shapes,
+                    values,
+                    drop_remainder,
+                },
+                NodeState::PaddedBatch { input },
+            ) => Box::new(PaddedBatch {
+                input: self.input_at(0, input)?,
+                size: *size,
+                shapes: shapes.clone(),
+                values: values.clone(),
+                drop_remainder: *drop_remainder,
+                span: self.span,
+            }),
+            (PlanKind::Unbatch, NodeState::Unbatch { input, skip }) => {
+                let mut s: Box<dyn Stream> = Box::new(Unbatch {
+                    input: self.input_at(0, input)?,
+                    current: None,
+                    next: 0,
+                    n: 0,
+                    span: self.span,
+                    delivered: 0,
+                    marks: Marks::default(),
+                    track: self.track,
+                });
+                drop_outputs(s.as_mut(), *skip)?;
+                s
+            }
+            (PlanKind::Shuffle { buffer: size, .. }, NodeState::Shuffle { input, buffer, rng }) => {
+                let input = match input {
+                    Some(i) => Some(self.input_at(0, i)?),
+                    None => None,
+                };
+                let rows = match buffer {
+                    Rows::Live(v) => v.clone(),
+                    _ => Vec::new(),
+                };
+                let mut budget = Budget::new(self.span, "shuffle buffer");
+                for e in &rows {
+                    budget.add(e)?;
+                }
+                Box::new(Shuffle {
+                    input,
+                    buffer: rows,
+                    size: (*size).max(1),
+                    rng: Rng::from_state(*rng),
+                    budget,
+                })
+            }
+            (
+                PlanKind::Repeat(count),
+                NodeState::Repeat {
+                    epoch,
+                    seen,
+                    current,
+                    opens,
+                },
+            ) => {
+                // Epochs it opens later (also while an ancestor replays) reshuffle as they
+                // did. Set first: a node below that computed ahead (a `prefetch` running a
+                // `repeat` of its own) restores its older counters over these, then replays.
+                apply_opens(&self.inputs[0].below, opens);
+                let current = match current {
+                    Some(c) => Some(self.input_at(0, c)?),
+                    None => None,
+                };
+                Box::new(Repeat {
+                    plan: self.inputs[0].clone(),
+                    current,
+                    epoch: *epoch,
+                    count: *count,
+                    seen: *seen,
+                })
+            }
+            (PlanKind::Take(_), NodeState::Take { input, left }) => Box::new(Take {
+                input: self.input_at(0, input)?,
+                left: *left,
+            }),
+            (PlanKind::Skip(_), NodeState::Skip { input, left }) => Box::new(Skip {
+                input: self.input_at(0, input)?,
+                left: *left,
+            }),
+            (PlanKind::Zip, NodeState::Zip { inputs }) => {
+                if inputs.len() != self.inputs.len() {
+                    return Err(mismatch("a `zip` state with another number of inputs"));
+                }
+                Box::new(Zip {
+                    inputs: inputs
+                        .iter()
+                        .enumerate()
+                        .map(|(i, st)| self.input_at(i, st))
+                        .collect::<Result<_, _>>()?,
+                })
+            }
+            (
+                PlanKind::Concatenate,
+                NodeState::Concat {
+                    first,
+                    second,
+                    opens,
+                },
+            ) => {
+                apply_opens(&self.inputs[1].below, opens);
+                let s = Concat {
+                    first: match first {
+                        Some(f) => Some(self.input_at(0, f)?),
+                        None => None,
+                    },
+                    second: self.inputs[1].clone(),
+                    current: match second {
+                        Some(c) => Some(self.input_at(1, c)?),
+                        None => None,
+                    },
+                };
+                Box::new(s)
+            }
+            (PlanKind::Enumerate(_), NodeState::Enumerate { input, next }) => Box::new(Enumerate {
+                input: self.input_at(0, input)?,
+                next: *next,
+            }),
+            (PlanKind::Shard { num, index }, NodeState::Shard { input, pos }) => Box::new(Shard {
+                input: self.input_at(0, input)?,
+                num: *num,
+                index: *index,
+                pos: *pos,
+            }),
+            // `prefetch(0)` has no stream of its own: the state is its input's.
+            (PlanKind::Passthrough, st) => self.input_at(0, st)?,
+            (PlanKind::Prefetch(n), NodeState::Prefetch { input, skip }) => {
+                let mut input = self.input_at(0, input)?;
+                drop_outputs(input.as_mut(), *skip)?;
+                Box::new(Prefetch::start(input, *n, self.span, self.track))
+            }
+            (PlanKind::Cache(..), NodeState::CacheRecord { seen, opens }) => {
+                // The first pass so far, recorded again from the input's start.
+                apply_opens(&self.inputs[0].below, opens);
+                let mut s = self.open_stream()?;
+                drop_outputs(s.as_mut(), *seen)?;
+                s
+            }
+            (PlanKind::Cache(store, _), NodeState::CacheReplay { next, opens }) => {
+                let complete = store.lock().map(|g| g.is_some()).unwrap_or(false);
+                if !complete {
+                    // Rebuild the cache: its first pass, run to the end, with the
+                    // counters it began with.
+                    let now = snapshot_opens(&self.inputs[0].below);
+                    apply_opens(&self.inputs[0].below, opens);
+                    let mut s = self.open_stream()?;
+                    while let Some(chunk) = s.next_block(DROP_BLOCK as usize) {
+                        if let Some(d) = chunk.error {
+                            return Err(d);
+                        }
+                    }
+                    apply_opens(&self.inputs[0].below, &now);
+                }
+                let elems = store
+                    .lock()
+                    .ok()
+                    .and_then(|g| g.clone())
+                    .ok_or_else(|| mismatch("the `cache` could not be rebuilt"))?;
+                let next = usize::try_from(*next)
+                    .ok()
+                    .filter(|&i| i <= elems.len())
+                    .ok_or_else(|| mismatch("a `cache` position past its elements"))?;
+                Box::new(Replay {
+                    elems,
+                    next,
+                    opens: opens.clone(),
+                })
+            }
+            _ => return Err(wrong()),
+        })
+    }
+
+    /// A map or filter stream as [`Plan::stage`] makes it, resumed at element `count`.
+    #[allow(clippy::too_many_arguments)]
+    fn lane_stage(
+        &self,
+        stage: Stage,
+        input: Box<dyn Stream>,
+        f: &Arc<CompiledFn>,
+        block_f: &Option<Arc<CompiledFn>>,
+        lanes: usize,
+        crew: &Arc<Crew>,
+        count: u64,
+    ) -> Box<dyn Stream> {
+        Box::new(
+            LaneStage::new(
+                stage,
+                input,
+                f.clone(),
+                block_f.clone(),
+                lanes,
+                crew.clone(),
+            )
+            .with_epoch(self.next_epoch())
+            .with_stats(self.timer.clone())
+            .tracking(self.track)
+            .at_count(count),
+        )
+    }
+}

@@ -14,9 +14,17 @@ REPO = pathlib.Path(__file__).resolve().parent.parent.parent
 ROOTS = [REPO / "tests" / "cases" / "run", REPO / "examples"]
 
 
+def arr(x):
+    """`x` as the array pipec prints: bytes (a `str` element) as the object array of bytes
+    TF's `.numpy()` returns, anything else through `np.asarray`."""
+    if isinstance(x, bytes):
+        return np.array(x, dtype=object)
+    return np.asarray(x)
+
+
 def ptuple(*parts):
     """Prints a tuple element as SPEC section 11 fixes it: `(A, B)`, each part as numpy's str."""
-    print("(" + ", ".join(str(np.asarray(p)) for p in parts) + ")")
+    print("(" + ", ".join(str(arr(p)) for p in parts) + ")")
 
 
 def fmt(x):
@@ -27,7 +35,7 @@ def fmt(x):
     if isinstance(x, tuple):
         inner = ", ".join(fmt(p) for p in x)
         return f"({inner},)" if len(x) == 1 else f"({inner})"
-    return str(np.asarray(x))
+    return str(arr(x))
 
 
 def pdict(d):

@@ -191,6 +191,8 @@ codes! {
     EnsureShapeFailed = "E0606";
     /// A signed integer raised to a negative integer power.
     NegativePower = "E0607";
+    /// A value a string op cannot take: text that is not a number, a position past the end.
+    BadValue = "E0608";
 
     // Limits.
     /// A tensor with more elements than the limit.

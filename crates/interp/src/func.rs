@@ -235,6 +235,14 @@ pub(crate) fn kernel_error(
             Some("cast to a float first (`cast(x, f32) ** y`), or keep the exponents non-negative"),
         ),
         KernelError::TooLarge { .. } => (Code::TensorTooLarge, None),
+        KernelError::BadValue(_) => (
+            Code::BadValue,
+            Some("filter such elements out first, or fix the data"),
+        ),
+        KernelError::File { .. } => (
+            Code::FileUnreadable,
+            Some("relative paths are resolved against the .pipe file's folder"),
+        ),
         KernelError::OverMemoryLimit { .. } => (
             Code::MemoryLimit,
             Some("raise `--max-memory`, or make the tensor smaller"),
@@ -254,6 +262,9 @@ pub(crate) fn kernel_error(
             "integers to negative integer powers are not allowed, in {}",
             at.describe(Some(*index))
         ),
+        KernelError::BadValue(_) | KernelError::File { .. } => {
+            format!("{e}, in {}", at.describe(None))
+        }
         other => format!("{other} in {}", at.describe(None)),
     };
     let mut d =

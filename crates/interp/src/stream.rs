@@ -291,6 +291,7 @@ enum PlanKind {
         dtype: pipec_tensor::DType,
         ncols: usize,
     },
+    ReadLines(Vec<PathBuf>),
     Map {
         f: Arc<CompiledFn>,
         /// `f` vectorized over a block of elements, when block execution applies.
@@ -421,6 +422,7 @@ impl PlanBuilder<'_> {
                 check_loaded(&comps, &n.elem, false, n.span)?;
                 PlanKind::Whole(comps)
             }
+            DsKind::ReadLines(paths) => PlanKind::ReadLines(paths.clone()),
             DsKind::ReadCsv { path, header } => {
                 // The element type (fixed at trace time from the first line) gives dtype and width.
                 let (dtype, ncols) = match &n.elem {
@@ -702,6 +704,10 @@ impl Plan {
                     span: self.span,
                 })
             }
+            PlanKind::ReadLines(paths) => Box::new(Lines {
+                reader: pipec_tensor::io::LineReader::new(paths.clone()),
+                span: self.span,
+            }),
             PlanKind::Map {
                 f,
                 block_f,
@@ -1317,7 +1323,13 @@ impl Stream for PaddedBatch {
                     .with_label(self.span, "")
                     .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
                 }
-                let mut base = kernels::fill(&target, self.values[leaf]).map_err(|e| {
+                // Strings pad with "" (as TF's `padded_batch`); a number has a scalar.
+                let base = if t.dtype().is_str() {
+                    kernels::zeros(&target, t.dtype())
+                } else {
+                    kernels::fill(&target, self.values[leaf])
+                };
+                let mut base = base.map_err(|e| {
                     Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
                 })?;
                 base = pipec_tensor::kernels::paste(&base, t);
@@ -1610,6 +1622,30 @@ impl Stream for Csv {
         match self.rows.next_row() {
             Ok(r) => Ok(r.map(|t| vec![t])),
             Err(e) => Err(csv_error(e, &self.path, self.span)),
+        }
+    }
+}
+
+/// `read_lines`: one `str[]` element per line of the files, in order.
+struct Lines {
+    reader: pipec_tensor::io::LineReader,
+    span: Span,
+}
+
+impl Stream for Lines {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        match self.reader.next_line() {
+            Ok(l) => Ok(l.map(|b| vec![Tensor::scalar(b)])),
+            Err((path, e)) => {
+                let code = match e {
+                    pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
+                    _ => Code::FileUnreadable,
+                };
+                Err(
+                    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
+                        .with_label(self.span, "lines read here"),
+                )
+            }
         }
     }
 }

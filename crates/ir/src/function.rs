@@ -132,6 +132,8 @@ pub enum OpKind {
     Shape,
     /// Elementwise ops fused into one scalar program, run in cache-sized chunks.
     Fused(FusedBody),
+    /// A string op (SPEC §13), with its attributes.
+    Str(pipec_tensor::kernels::strings::StrOp),
     /// A call of a host function: opaque, effectful, never folded, fused, merged or removed.
     Eager(HostFn),
 }
@@ -163,6 +165,7 @@ impl OpKind {
             OpKind::EnsureShape(_) => "ensure_shape",
             OpKind::Shape => "shape",
             OpKind::Fused(_) => "fused_elementwise",
+            OpKind::Str(op) => op.name(),
             OpKind::Eager(_) => "call_eager",
         }
     }

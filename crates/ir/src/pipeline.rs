@@ -66,6 +66,8 @@ pub enum DsKind {
         /// Whether the first line is a header (detected at compile time).
         header: bool,
     },
+    /// `read_lines(path | paths)`: one `str[]` element per line (`TextLineDataset`).
+    ReadLines(Vec<PathBuf>),
     /// `map(f)`.
     Map {
         /// The traced function, taking the element's flat leaves.
@@ -143,6 +145,7 @@ impl DsKind {
             DsKind::FromTensorSlices(_) => "from_tensor_slices",
             DsKind::FromTensors(_) => "from_tensors",
             DsKind::ReadCsv { .. } => "read_csv",
+            DsKind::ReadLines(_) => "read_lines",
             DsKind::Map { .. } => "map",
             DsKind::Filter { .. } => "filter",
             DsKind::Batch { .. } => "batch",
@@ -169,7 +172,8 @@ impl DsKind {
             DsKind::Range { .. }
             | DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
-            | DsKind::ReadCsv { .. } => Some(0),
+            | DsKind::ReadCsv { .. }
+            | DsKind::ReadLines(_) => Some(0),
             DsKind::Zip => None,
             DsKind::Concatenate => Some(2),
             _ => Some(1),
@@ -188,6 +192,7 @@ impl DsKind {
         };
         match self {
             DsKind::Range { .. } => Some(Ok(ElemType::Tensor(TensorType::scalar(DType::I64)))),
+            DsKind::ReadLines(_) => Some(Ok(ElemType::Tensor(TensorType::scalar(DType::Str)))),
             DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
             | DsKind::ReadCsv { .. }

@@ -96,6 +96,11 @@ pub(crate) fn ds_node_text(
             args.push(format!("{:?}", path.display().to_string()));
             args.push(format!("header={header}"));
         }
+        DsKind::ReadLines(paths) => {
+            for p in paths {
+                args.push(format!("{:?}", p.display().to_string()));
+            }
+        }
         DsKind::Map {
             func,
             parallelism,
@@ -187,9 +192,17 @@ pub(crate) fn tensor_text(t: &Tensor) -> String {
     if t.len() > MAX_PRINTED_ELEMENTS {
         return format!("dense<{ty}> {{{} elements}}", t.len());
     }
-    let flat: Vec<String> = (0..t.len())
-        .map(|i| scalar_text(t.get_flat(i).expect("index in range")))
-        .collect();
+    let flat: Vec<String> = match t {
+        // Strings as JSON-style literals: `"cat"`.
+        Tensor::Str(a) => a
+            .iter()
+            .map(|b| format!("{:?}", String::from_utf8_lossy(b)))
+            .collect(),
+        _ => (0..t.len())
+            .filter_map(|i| t.get_flat(i))
+            .map(scalar_text)
+            .collect(),
+    };
     let mut out = String::new();
     nest(&mut out, t.shape(), &flat);
     format!("dense<{ty}> {out}")
@@ -305,6 +318,34 @@ pub(crate) fn op_text(func: &Function, op: &Op) -> String {
         OpKind::Slice(items) => attr(slice_text(items)),
         OpKind::OneHot { depth, .. } => attr(format!("depth={depth}")),
         OpKind::EnsureShape(shape) => attr(shape.to_string()),
+        OpKind::Str(op) => {
+            use pipec_tensor::kernels::strings::{FormatPiece, StrOp};
+            let text = |b: &[u8]| format!("{:?}", String::from_utf8_lossy(b));
+            match op {
+                StrOp::Split(Some(sep)) => attr(format!("sep={}", text(sep))),
+                StrOp::Join(sep) => attr(format!("sep={}", text(sep))),
+                StrOp::RegexFullMatch(p) => attr(format!("pattern={:?}", p.text())),
+                StrOp::RegexReplace(p, r) => {
+                    attr(format!("pattern={:?}", p.text()));
+                    attr(format!("rewrite={}", text(r)));
+                }
+                StrOp::Format(pieces) => {
+                    let t: String = pieces
+                        .iter()
+                        .map(|p| match p {
+                            FormatPiece::Text(t) => t.replace('{', "{{").replace('}', "}}"),
+                            FormatPiece::Hole => "{}".into(),
+                        })
+                        .collect();
+                    attr(format!("template={t:?}"))
+                }
+                StrOp::Lookup(v, default) => {
+                    attr(format!("{v:?}"));
+                    attr(format!("default={default}"));
+                }
+                _ => {}
+            }
+        }
         OpKind::Eager(host) => {
             let a = std::mem::take(&mut args);
             args = format!("{}:@{}({a})", host.flavor(), host.name());

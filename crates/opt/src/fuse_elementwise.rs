@@ -174,7 +174,15 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
                 epoch += 1;
                 break 'place;
             }
-            if !is_candidate_kind(&op.kind) || op.outputs.len() != 1 {
+            // The fused kernel computes numbers: `str` values (`+`, `==` on strings) stay
+            // separate ops.
+            let has_str = || {
+                op.inputs
+                    .iter()
+                    .chain(&op.outputs)
+                    .any(|v| f.ty(*v).dtype.is_str())
+            };
+            if !is_candidate_kind(&op.kind) || op.outputs.len() != 1 || has_str() {
                 break 'place;
             }
             let shape = f.ty(op.outputs[0]).shape.clone();

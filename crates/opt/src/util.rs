@@ -23,9 +23,23 @@ pub(crate) fn def_op(func: &Function, v: ValueId) -> Option<usize> {
     }
 }
 
-/// Every element's bit pattern, in row-major order.
+/// Every element's bit pattern, in row-major order (a string as its length, then its bytes
+/// eight to a word, so that different strings never give the same words).
 pub(crate) fn tensor_bits(t: &Tensor) -> Vec<u64> {
-    pipec_tensor::dispatch!(t, a => a.iter().map(|v| scalar_bits(Scalar::from_elem(*v))).collect())
+    pipec_tensor::plain_dispatch!(t, a => a.iter().map(|v| scalar_bits(Scalar::from_elem(*v))).collect(),
+    str => match t {
+        Tensor::Str(a) => a
+            .iter()
+            .flat_map(|b| {
+                std::iter::once(b.len() as u64).chain(b.chunks(8).map(|c| {
+                    let mut w = [0u8; 8];
+                    w[..c.len()].copy_from_slice(c);
+                    u64::from_le_bytes(w)
+                }))
+            })
+            .collect(),
+        _ => Vec::new(),
+    })
 }
 
 /// Whether `t` has elements and all are bit-identical to `s`.

@@ -263,8 +263,7 @@ fn fingerprint(t: &Tensor) -> (DType, Vec<usize>, Vec<u64>) {
             Scalar::U64(v) => v,
         }
     }
-    let data =
-        pipec_tensor::dispatch!(t, a => a.iter().map(|v| bits(Scalar::from_elem(*v))).collect());
+    let data = pipec_tensor::plain_dispatch!(t, a => a.iter().map(|v| bits(Scalar::from_elem(*v))).collect(), str => format!("{t:?}").into_bytes().into_iter().map(u64::from).collect());
     (t.dtype(), t.shape().to_vec(), data)
 }
 

@@ -97,6 +97,7 @@ fn samples(dt: DType) -> Tensor {
             .chain([f32::from_bits(1), f32::from_bits(0x7f_ffff)])
             .collect()),
         DType::F64 => t(floats),
+        DType::Str => unreachable!("no cast converts strings"),
     }
 }
 
@@ -123,7 +124,7 @@ fn values(t: &Tensor) -> Vec<u64> {
             Scalar::F64(v) => v.to_bits(),
         }
     }
-    pipec_tensor::dispatch!(t, a => a.iter().map(|v| bits(Scalar::from_elem(*v))).collect())
+    pipec_tensor::plain_dispatch!(t, a => a.iter().map(|v| bits(Scalar::from_elem(*v))).collect(), str => unreachable!("no cast converts strings"))
 }
 
 /// Whether `fold-casts` merges the chain `src → mid → dst`: the result is computed by at
@@ -153,14 +154,17 @@ fn folded(src: DType, mid: DType, dst: DType) -> bool {
 #[test]
 fn folds_exactly_the_valid_cast_chains() {
     let mut wrong = Vec::new();
-    for src in DType::ALL {
+    for src in DType::NUMERIC_AND_BOOL {
         let x = samples(src);
         let xv = values(&x);
-        let direct: Vec<Vec<u64>> = DType::ALL.iter().map(|&d| values(&cast(&x, d))).collect();
-        for mid in DType::ALL {
+        let direct: Vec<Vec<u64>> = DType::NUMERIC_AND_BOOL
+            .iter()
+            .map(|&d| values(&cast(&x, d)))
+            .collect();
+        for mid in DType::NUMERIC_AND_BOOL {
             let m = cast(&x, mid);
             let roundtrip = values(&cast(&m, src)) == xv;
-            for (k, dst) in DType::ALL.into_iter().enumerate() {
+            for (k, dst) in DType::NUMERIC_AND_BOOL.into_iter().enumerate() {
                 let chain = values(&cast(&m, dst)) == direct[k];
                 // A float round trip through another float quiets a signalling NaN (the
                 // samples hold none), which the no-op cast it would merge into does not: it

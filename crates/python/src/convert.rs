@@ -37,6 +37,19 @@ pub fn tensor_to_py(py: Python<'_>, t: Tensor) -> PyResult<Bound<'_, PyAny>> {
         }
         Tensor::F32(a) => own(py, a),
         Tensor::F64(a) => own(py, a),
+        Tensor::Str(a) => {
+            // TF's `.numpy()` gives an object array of `bytes`: so does pipec.
+            let items: Vec<Bound<'_, pyo3::types::PyBytes>> =
+                a.iter().map(|b| pyo3::types::PyBytes::new(py, b)).collect();
+            let np = py.import("numpy")?;
+            let flat = np
+                .getattr("empty")?
+                .call1((items.len(), np.getattr("object_")?))?;
+            for (i, item) in items.into_iter().enumerate() {
+                flat.set_item(i, item)?;
+            }
+            flat.call_method1("reshape", (a.shape().to_vec(),))?
+        }
     })
 }
 
@@ -150,6 +163,7 @@ impl TensorSpec {
             }
             DType::F32 => "float32",
             DType::F64 => "float64",
+            DType::Str => "object",
         };
         py.import("numpy")?.getattr("dtype")?.call1((name,))
     }

@@ -32,11 +32,31 @@ pub enum DType {
     F32,
     /// `f64`
     F64,
+    /// `str`: each element a byte string of any length (TF's `tf.string`).
+    Str,
 }
 
 impl DType {
     /// Every dtype, in the order of the language reference.
-    pub const ALL: [DType; 13] = [
+    pub const ALL: [DType; 14] = [
+        DType::Bool,
+        DType::I8,
+        DType::U8,
+        DType::I16,
+        DType::U16,
+        DType::I32,
+        DType::U32,
+        DType::I64,
+        DType::U64,
+        DType::F16,
+        DType::BF16,
+        DType::F32,
+        DType::F64,
+        DType::Str,
+    ];
+
+    /// Every dtype with arithmetic (all but `str`), in the order of the language reference.
+    pub const NUMERIC_AND_BOOL: [DType; 13] = [
         DType::Bool,
         DType::I8,
         DType::U8,
@@ -68,6 +88,7 @@ impl DType {
             DType::BF16 => "bf16",
             DType::F32 => "f32",
             DType::F64 => "f64",
+            DType::Str => "str",
         }
     }
 
@@ -83,7 +104,12 @@ impl DType {
 
     /// Whether the dtype is an integer type (bool is not).
     pub fn is_int(self) -> bool {
-        !self.is_float() && self != DType::Bool
+        !self.is_float() && !matches!(self, DType::Bool | DType::Str)
+    }
+
+    /// Whether the dtype is `str` (byte strings: no arithmetic, no casts).
+    pub fn is_str(self) -> bool {
+        self == DType::Str
     }
 
     /// Whether the dtype is a signed integer type.
@@ -91,9 +117,11 @@ impl DType {
         matches!(self, DType::I8 | DType::I16 | DType::I32 | DType::I64)
     }
 
-    /// Size of one element in bytes.
+    /// Size of one element in bytes (for `str`, the fixed part of an element: its handle;
+    /// the bytes it refers to are counted by `Tensor::nbytes`).
     pub fn size_bytes(self) -> usize {
         match self {
+            DType::Str => std::mem::size_of::<bytes::Bytes>(),
             DType::Bool | DType::I8 | DType::U8 => 1,
             DType::I16 | DType::U16 | DType::F16 | DType::BF16 => 2,
             DType::I32 | DType::U32 | DType::F32 => 4,
@@ -118,6 +146,8 @@ impl DType {
             DType::BF16 => 8,
             DType::F32 => 24,
             DType::F64 => 53,
+            // No number converts to or from a string by a cast.
+            DType::Str => 0,
         }
     }
 }
@@ -128,14 +158,24 @@ impl fmt::Display for DType {
     }
 }
 
-/// A Rust type that stores elements of one [`DType`].
-pub trait Elem: Copy + Send + Sync + PartialEq + fmt::Debug + Default + 'static {
+/// A Rust type that stores elements of one [`DType`], strings included.
+pub trait AnyElem: Clone + Send + Sync + PartialEq + fmt::Debug + Default + 'static {
     /// The dtype this type carries.
     const DTYPE: DType;
 }
 
+/// A Rust type that stores elements of a numeric or bool [`DType`]: plain values.
+pub trait Elem: AnyElem + Copy {}
+
+impl AnyElem for bytes::Bytes {
+    const DTYPE: DType = DType::Str;
+}
+
 macro_rules! elem {
-    ($($t:ty => $d:ident),*) => { $(impl Elem for $t { const DTYPE: DType = DType::$d; })* };
+    ($($t:ty => $d:ident),*) => { $(
+        impl AnyElem for $t { const DTYPE: DType = DType::$d; }
+        impl Elem for $t {}
+    )* };
 }
 elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
       i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64);

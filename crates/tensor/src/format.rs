@@ -33,7 +33,61 @@ const PRECISION: i32 = 8;
 ///
 /// bf16 prints as numpy would print a float dtype with bf16's bits (see the module docs).
 pub fn format_tensor(t: &Tensor) -> String {
-    crate::dispatch!(t, a => format_array(a))
+    crate::plain_dispatch!(t, a => format_array(a), str => match t {
+        Tensor::Str(a) => format_bytes_array(a),
+        _ => unreachable!("only str is not plain"),
+    })
+}
+
+/// Prints a `str` tensor as numpy prints the object array of `bytes` that TF's `.numpy()`
+/// returns: each element as Python's `repr` (`b'cat'`), unpadded, in numpy's layout.
+fn format_bytes_array(a: &ArcArray<crate::Bytes, IxDyn>) -> String {
+    if a.ndim() == 0 {
+        return a
+            .iter()
+            .next()
+            .map(|b| python_bytes_repr(b))
+            .unwrap_or_default();
+    }
+    if a.is_empty() {
+        return "[]".to_string();
+    }
+    let layout = Layout {
+        shape: a.shape(),
+        summarize: a.len() > THRESHOLD,
+        elem: &|idx: &[usize]| python_bytes_repr(&a[IxDyn(idx)]),
+    };
+    layout.recurse(&mut Vec::with_capacity(a.ndim()), " ", LINE_WIDTH)
+}
+
+/// Python's `repr` of a `bytes` value: `b'...'` (double quotes when the bytes hold a `'` and
+/// no `"`), printable ASCII as is, `\\`, `\t`, `\n`, `\r`, the quote escaped, any other
+/// byte as `\xNN`.
+pub fn python_bytes_repr(b: &[u8]) -> String {
+    let quote = if b.contains(&b'\'') && !b.contains(&b'"') {
+        b'"'
+    } else {
+        b'\''
+    };
+    let mut out = String::with_capacity(b.len() + 3);
+    out.push('b');
+    out.push(quote as char);
+    for &c in b {
+        match c {
+            b'\\' => out.push_str("\\\\"),
+            b'\t' => out.push_str("\\t"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            c if c == quote => {
+                out.push('\\');
+                out.push(c as char);
+            }
+            0x20..=0x7e => out.push(c as char),
+            c => out.push_str(&format!("\\x{c:02x}")),
+        }
+    }
+    out.push(quote as char);
+    out
 }
 
 /// Prints a tuple value as `(A, B)`, each part as [`format_tensor`] prints it.

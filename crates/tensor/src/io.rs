@@ -74,6 +74,19 @@ pub struct NpyHeader {
     pub big_endian: bool,
     /// Byte offset of the data.
     pub data_offset: usize,
+    /// The width of one element of a numpy bytes array (`|S5` → 5); 0 for other dtypes.
+    pub str_width: usize,
+}
+
+impl NpyHeader {
+    /// Bytes per element in the file.
+    pub fn item_size(&self) -> usize {
+        if self.dtype.is_str() {
+            self.str_width
+        } else {
+            self.dtype.size_bytes()
+        }
+    }
 }
 
 /// Reads only the header of a `.npy` file (what tracing needs to type it).
@@ -165,7 +178,14 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, IoError> {
         Some(b'>') => (true, &descr[1..]),
         _ => (false, descr),
     };
+    // numpy bytes arrays (`|S5`): fixed-width, NUL-padded byte strings.
+    let str_width = match code.strip_prefix('S').map(str::parse::<usize>) {
+        Some(Ok(w)) => Some(w),
+        Some(Err(_)) => return Err(IoError::UnsupportedDtype(descr.to_string())),
+        None => None,
+    };
     let dtype = match code {
+        _ if str_width.is_some() => DType::Str,
         "b1" | "?" => DType::Bool,
         "i1" => DType::I8,
         "u1" => DType::U8,
@@ -194,6 +214,7 @@ pub fn parse_header(bytes: &[u8]) -> Result<NpyHeader, IoError> {
         fortran_order,
         big_endian,
         data_offset: end,
+        str_width: str_width.unwrap_or(0),
     })
 }
 
@@ -241,7 +262,7 @@ fn check_data_size(h: &NpyHeader) -> Result<usize, IoError> {
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| IoError::Format("shape overflows".into()))?;
     let need = n
-        .checked_mul(h.dtype.size_bytes())
+        .checked_mul(h.item_size())
         .ok_or_else(|| IoError::Format("data size overflows".into()))?;
     crate::limits::check_bytes(need as u128).map_err(|limit| IoError::OverMemoryLimit {
         bytes: need as u128,
@@ -324,6 +345,29 @@ fn decode_data(h: &NpyHeader, need: usize, r: &mut impl std::io::Read) -> Result
         DType::BF16 => decode!(bf16),
         DType::F32 => decode!(f32),
         DType::F64 => decode!(f64),
+        DType::Str => {
+            let w = h.str_width;
+            let mut v: Vec<crate::Bytes> = Vec::with_capacity(need.checked_div(w).unwrap_or(0));
+            if w == 0 {
+                let n: usize = h.shape.iter().product();
+                v.resize(n, crate::Bytes::new());
+            } else {
+                // Elements may straddle chunks: gather the data, then split it.
+                let mut all = Vec::with_capacity(need);
+                chunks(&mut |c| {
+                    all.extend_from_slice(c);
+                    Ok(())
+                })?;
+                let all = crate::Bytes::from(all);
+                for i in (0..all.len()).step_by(w) {
+                    let cell = &all[i..i + w];
+                    // numpy strips trailing NULs when it reads an `S` element.
+                    let len = cell.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1);
+                    v.push(all.slice(i..i + len));
+                }
+            }
+            build(h, v)
+        }
     }
 }
 
@@ -367,21 +411,43 @@ fn descr(dtype: DType) -> &'static str {
         DType::BF16 => "<u2",
         DType::F32 => "<f4",
         DType::F64 => "<f8",
+        // The width comes from the data: see `str_descr`.
+        DType::Str => "|S1",
+    }
+}
+
+/// The `descr` numpy writes for a bytes array whose longest element has `width` bytes.
+fn str_descr(width: usize) -> String {
+    format!("|S{}", width.max(1))
+}
+
+/// The longest element of a `str` tensor, in bytes.
+fn str_width(t: &Tensor) -> usize {
+    match t {
+        Tensor::Str(a) => a.iter().map(crate::Bytes::len).max().unwrap_or(0),
+        _ => 0,
     }
 }
 
 /// The `.npy` header (magic, version, length, dict, padding) exactly as `numpy.save` writes it.
 pub fn npy_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
+    npy_header_for(descr(dtype), shape)
+}
+
+/// [`npy_header`] for a numpy bytes array of elements `width` bytes wide.
+pub fn npy_str_header(width: usize, shape: &[usize]) -> Vec<u8> {
+    npy_header_for(&str_descr(width), shape)
+}
+
+fn npy_header_for(descr: &str, shape: &[usize]) -> Vec<u8> {
     let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
     let shape_text = if dims.len() == 1 {
         format!("({},)", dims[0])
     } else {
         format!("({})", dims.join(", "))
     };
-    let mut dict = format!(
-        "{{'descr': '{}', 'fortran_order': False, 'shape': {shape_text}, }}",
-        descr(dtype)
-    );
+    let mut dict =
+        format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape_text}, }}");
     if let Some(first) = dims.first() {
         dict.push_str(&" ".repeat(GROWTH_AXIS_MAX_DIGITS.saturating_sub(first.len())));
     }
@@ -408,19 +474,33 @@ pub fn npy_header(dtype: DType, shape: &[usize]) -> Vec<u8> {
 }
 
 /// Appends the elements of `t` in row-major order as little-endian bytes (`.npy` data).
-pub fn append_le_bytes(t: &Tensor, out: &mut Vec<u8>) {
+/// A `str` tensor's elements are written `width` bytes each, NUL-padded, as numpy's `S`
+/// arrays store them (`width` at least the longest element).
+pub fn append_le_bytes(t: &Tensor, width: usize, out: &mut Vec<u8>) {
     out.reserve(t.nbytes());
-    crate::dispatch!(t, a => {
+    crate::plain_dispatch!(t, a => {
         for v in a.iter() {
             v.le_into(out);
+        }
+    }, str => if let Tensor::Str(a) = t {
+        let width = width.max(1);
+        for v in a.iter() {
+            out.extend_from_slice(v);
+            out.resize(out.len() + width - v.len(), 0);
         }
     });
 }
 
-/// Encodes a tensor as `.npy` bytes, byte for byte what `numpy.save` writes.
+/// Encodes a tensor as `.npy` bytes, byte for byte what `numpy.save` writes (a `str` tensor
+/// as a numpy bytes array, `|S` as wide as its longest element).
 pub fn encode_npy(t: &Tensor) -> Vec<u8> {
-    let mut out = npy_header(t.dtype(), t.shape());
-    append_le_bytes(t, &mut out);
+    let width = str_width(t);
+    let mut out = if t.dtype().is_str() {
+        npy_str_header(width, t.shape())
+    } else {
+        npy_header(t.dtype(), t.shape())
+    };
+    append_le_bytes(t, width, &mut out);
     out
 }
 
@@ -455,6 +535,8 @@ pub struct NpyWriter<W: Write + Seek> {
     fallback_shape: Vec<usize>,
     count: u64,
     buf: Vec<u8>,
+    /// `str` elements, kept until the end: the width of a bytes array is its longest element.
+    strs: Vec<Tensor>,
 }
 
 impl<W: Write + Seek> NpyWriter<W> {
@@ -468,6 +550,7 @@ impl<W: Write + Seek> NpyWriter<W> {
             fallback_shape,
             count: 0,
             buf: Vec::new(),
+            strs: Vec::new(),
         }
     }
 
@@ -482,6 +565,7 @@ impl<W: Write + Seek> NpyWriter<W> {
             )));
         }
         match &self.elem_shape {
+            None if self.dtype.is_str() => self.elem_shape = Some(t.shape().to_vec()),
             None => {
                 let shape = t.shape().to_vec();
                 let mut full = vec![0];
@@ -498,8 +582,13 @@ impl<W: Write + Seek> NpyWriter<W> {
             }
             Some(_) => {}
         }
+        if self.dtype.is_str() {
+            self.strs.push(t.clone());
+            self.count += 1;
+            return Ok(());
+        }
         self.buf.clear();
-        append_le_bytes(t, &mut self.buf);
+        append_le_bytes(t, 0, &mut self.buf);
         self.out.write_all(&self.buf)?;
         self.count += 1;
         Ok(())
@@ -515,6 +604,17 @@ impl<W: Write + Seek> NpyWriter<W> {
             usize::try_from(self.count).map_err(|_| IoError::Output("too many elements".into()))?;
         let mut full = vec![n];
         full.extend_from_slice(&elem);
+        if self.dtype.is_str() {
+            let width = self.strs.iter().map(str_width).max().unwrap_or(0);
+            self.out.write_all(&npy_str_header(width, &full))?;
+            for t in std::mem::take(&mut self.strs) {
+                self.buf.clear();
+                append_le_bytes(&t, width, &mut self.buf);
+                self.out.write_all(&self.buf)?;
+            }
+            self.out.flush()?;
+            return Ok(self.out);
+        }
         let header = npy_header(self.dtype, &full);
         if self.elem_shape.is_none() {
             self.out.write_all(&header)?;
@@ -954,6 +1054,13 @@ fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Ten
         // f32 cells are parsed as f32 directly: going through f64 could round twice.
         DType::F32 => floats!(f32, |x: f32| x),
         DType::F64 => floats!(f64, |x: f64| x),
+        DType::Str => Tensor::from_vec(
+            &[ncols],
+            cells
+                .iter()
+                .map(|c| crate::Bytes::copy_from_slice(c.as_bytes()))
+                .collect(),
+        ),
     };
     t.ok_or_else(|| IoError::Output("row does not match its shape".into()))
 }
@@ -998,10 +1105,10 @@ fn collect_rows(mut rows: CsvRows, info: CsvInfo) -> Result<Tensor, IoError> {
 /// Python's `repr` style (`1.0`, `0.1`, `1e-07`, `1e+16`); NaN and infinities, which JSON
 /// lacks, are the strings `"nan"`, `"inf"` and `"-inf"`.
 pub fn append_json(t: &Tensor, out: &mut String) {
-    fn rec<T: Copy>(a: &ndarray::ArrayViewD<'_, T>, out: &mut String, f: &impl Fn(T, &mut String)) {
+    fn rec<T>(a: &ndarray::ArrayViewD<'_, T>, out: &mut String, f: &impl Fn(&T, &mut String)) {
         if a.ndim() == 0 {
             if let Some(v) = a.iter().next() {
-                f(*v, out);
+                f(v, out);
             }
             return;
         }
@@ -1023,7 +1130,7 @@ pub fn append_json(t: &Tensor, out: &mut String) {
         };
     }
     match t {
-        Tensor::Bool(a) => rec(&a.view(), out, &|v: bool, o: &mut String| {
+        Tensor::Bool(a) => rec(&a.view(), out, &|&v: &bool, o: &mut String| {
             o.push_str(if v { "true" } else { "false" })
         }),
         Tensor::I8(a) => int!(a),
@@ -1034,15 +1141,38 @@ pub fn append_json(t: &Tensor, out: &mut String) {
         Tensor::U32(a) => int!(a),
         Tensor::I64(a) => int!(a),
         Tensor::U64(a) => int!(a),
-        Tensor::F16(a) => rec(&a.view(), out, &|v: f16, o: &mut String| {
+        Tensor::F16(a) => rec(&a.view(), out, &|&v: &f16, o: &mut String| {
             json_float(f32::from(v), o)
         }),
-        Tensor::BF16(a) => rec(&a.view(), out, &|v: bf16, o: &mut String| {
+        Tensor::BF16(a) => rec(&a.view(), out, &|&v: &bf16, o: &mut String| {
             json_float(f32::from(v), o)
         }),
-        Tensor::F32(a) => rec(&a.view(), out, &|v: f32, o: &mut String| json_float(v, o)),
-        Tensor::F64(a) => rec(&a.view(), out, &|v: f64, o: &mut String| json_float(v, o)),
+        Tensor::F32(a) => rec(&a.view(), out, &|&v: &f32, o: &mut String| json_float(v, o)),
+        Tensor::F64(a) => rec(&a.view(), out, &|&v: &f64, o: &mut String| json_float(v, o)),
+        Tensor::Str(a) => rec(&a.view(), out, &|v: &crate::Bytes, o: &mut String| {
+            json_string(&String::from_utf8_lossy(v), o)
+        }),
     }
+}
+
+/// Appends a JSON string literal (a `str` element, decoded as UTF-8 with replacement).
+fn json_string(v: &str, out: &mut String) {
+    use std::fmt::Write as _;
+    out.push('"');
+    for c in v.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
 }
 
 /// Appends one float as JSON (see [`append_json`]).
@@ -1098,6 +1228,80 @@ fn json_float<T: std::fmt::LowerExp + Copy + Into<f64>>(v: T, out: &mut String) 
             exp.abs()
         ));
     }
+}
+
+/// The lines of text files, one after another, as `TextLineDataset` gives them: without
+/// the line ending (`\n` or `\r\n`), a last line without an ending included, an empty file
+/// giving no line. Streams: one line in memory at a time.
+pub struct LineReader {
+    paths: Vec<std::path::PathBuf>,
+    next_path: usize,
+    current: Option<std::io::BufReader<std::fs::File>>,
+    line: Vec<u8>,
+}
+
+impl LineReader {
+    /// Reads `paths` in order (each is opened when reached).
+    pub fn new(paths: Vec<std::path::PathBuf>) -> LineReader {
+        LineReader {
+            paths,
+            next_path: 0,
+            current: None,
+            line: Vec::new(),
+        }
+    }
+
+    /// The next line, `None` after the last; an error names the file.
+    pub fn next_line(&mut self) -> Result<Option<crate::Bytes>, (std::path::PathBuf, IoError)> {
+        use std::io::BufRead;
+        loop {
+            if self.current.is_none() {
+                let Some(p) = self.paths.get(self.next_path) else {
+                    return Ok(None);
+                };
+                self.next_path += 1;
+                let f = std::fs::File::open(p).map_err(|e| (p.clone(), IoError::Io(e)))?;
+                self.current = Some(std::io::BufReader::new(f));
+            }
+            let r = self.current.as_mut().expect("opened above");
+            self.line.clear();
+            let limit = crate::limits::max_memory().unwrap_or(1 << 31);
+            let n = r
+                .take(limit.saturating_add(1))
+                .read_until(b'\n', &mut self.line)
+                .map_err(|e| (self.paths[self.next_path - 1].clone(), IoError::Io(e)))?;
+            if n == 0 {
+                self.current = None;
+                continue;
+            }
+            if self.line.len() as u64 > limit {
+                return Err((
+                    self.paths[self.next_path - 1].clone(),
+                    IoError::OverMemoryLimit {
+                        bytes: self.line.len() as u128,
+                        limit,
+                    },
+                ));
+            }
+            if self.line.last() == Some(&b'\n') {
+                self.line.pop();
+                if self.line.last() == Some(&b'\r') {
+                    self.line.pop();
+                }
+            }
+            return Ok(Some(crate::Bytes::copy_from_slice(&self.line)));
+        }
+    }
+}
+
+/// Every line of a text file (a `lookup` vocabulary read when compiling).
+pub fn read_lines(path: &std::path::Path) -> Result<Vec<crate::Bytes>, IoError> {
+    let mut r = LineReader::new(vec![path.to_path_buf()]);
+    let mut out = Vec::new();
+    while let Some(l) = r.next_line().map_err(|(_, e)| e)? {
+        out.push(l);
+    }
+    Ok(out)
 }
 
 #[cfg(test)]

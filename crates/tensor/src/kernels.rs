@@ -16,6 +16,7 @@ mod reduce;
 pub mod scalar;
 mod shape;
 mod simd;
+pub mod strings;
 
 pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
 pub use elementwise::{
@@ -71,6 +72,18 @@ pub enum KernelError {
     TooLarge {
         /// The number of elements asked for.
         elements: u128,
+    },
+    /// A value the op cannot take (a string that is not a number, a position past the end
+    /// of a string).
+    #[error("{0}")]
+    BadValue(String),
+    /// A file an op reads (`read_file`) could not be read.
+    #[error("cannot read `{path}`: {reason}")]
+    File {
+        /// The path as the program gave it.
+        path: String,
+        /// Why.
+        reason: String,
     },
     /// The result would be larger than the memory ceiling (`--max-memory`).
     #[error("a result of {bytes} bytes is over the memory limit of {limit} bytes (--max-memory)")]

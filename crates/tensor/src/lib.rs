@@ -11,7 +11,8 @@ pub mod limits;
 pub mod ops;
 mod tensor;
 
-pub use dtype::{DType, Elem};
+pub use bytes::Bytes;
+pub use dtype::{AnyElem, DType, Elem};
 pub use half::{bf16, f16};
 pub use ndarray;
 pub use tensor::{Scalar, Tensor, TensorElem};

@@ -31,7 +31,7 @@ pub fn check_bytes(bytes: u128) -> Result<(), u64> {
 
 /// The bytes a tensor's elements occupy (what the ceiling counts; headers are ignored).
 pub fn tensor_bytes(t: &crate::Tensor) -> u64 {
-    (t.len() as u64).saturating_mul(t.dtype().size_bytes() as u64)
+    t.nbytes() as u64
 }
 
 /// Parses a size such as `512M`, `2G`, `1.5G`, `64k` or `1000000` (bytes). Suffixes are

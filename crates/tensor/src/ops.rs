@@ -308,6 +308,7 @@ impl UnaryOp {
     /// The result dtype for an operand of dtype `x`.
     pub fn result_dtype(self, x: DType) -> Result<DType, DTypeRuleError> {
         match self.domain() {
+            _ if x.is_str() => Err(DTypeRuleError::Unsupported),
             UnaryDomain::Logic if x == DType::Bool => Ok(DType::Bool),
             UnaryDomain::Logic => Err(DTypeRuleError::NeedsBool),
             UnaryDomain::Float | UnaryDomain::FloatTest if !x.is_float() => {
@@ -351,6 +352,10 @@ impl BinaryOp {
     /// The result dtype when both operands have dtype `x`.
     pub fn result_dtype(self, x: DType) -> Result<DType, DTypeRuleError> {
         match self.domain() {
+            // Strings compare for equality and concatenate with `+`, as in TF.
+            BinaryDomain::Equality if x.is_str() => Ok(DType::Bool),
+            _ if x.is_str() && self == BinaryOp::Add => Ok(DType::Str),
+            _ if x.is_str() => Err(DTypeRuleError::Unsupported),
             BinaryDomain::Logic if x == DType::Bool => Ok(DType::Bool),
             BinaryDomain::Logic => Err(DTypeRuleError::NeedsBool),
             BinaryDomain::Equality => Ok(DType::Bool),
@@ -431,6 +436,7 @@ impl ReduceOp {
     pub fn result_dtype(self, x: DType) -> Result<DType, DTypeRuleError> {
         use ReduceOp::*;
         match self {
+            _ if x.is_str() => Err(DTypeRuleError::Unsupported),
             Any | All if x == DType::Bool => Ok(DType::Bool),
             Any | All => Err(DTypeRuleError::NeedsBool),
             ArgMax | ArgMin => Ok(DType::I64),

@@ -1,6 +1,7 @@
 //! The host tensor: an n-dimensional array of one dtype, cheap to clone and slice.
 
-use crate::dtype::{DType, Elem};
+use crate::dtype::{AnyElem, DType, Elem};
+use bytes::Bytes;
 use half::{bf16, f16};
 use ndarray::{ArcArray, IxDyn};
 
@@ -22,10 +23,11 @@ pub enum Tensor {
     BF16(ArcArray<bf16, IxDyn>),
     F32(ArcArray<f32, IxDyn>),
     F64(ArcArray<f64, IxDyn>),
+    Str(ArcArray<Bytes, IxDyn>),
 }
 
 /// The dtypes, one row each: the `Tensor`/`DType` variant, its class (`bool`, `int`,
-/// `float`) and its Rust element type. Every dtype dispatch in the crate (over a tensor's
+/// `float`, `str`) and its Rust element type. Every dtype dispatch in the crate (over a tensor's
 /// variant or over a `DType`, for all dtypes, the numeric ones or the floats) is generated
 /// from this one table.
 #[doc(hidden)]
@@ -46,16 +48,23 @@ macro_rules! for_each_dtype {
             BF16 float $crate::bf16;
             F32 float f32;
             F64 float f64;
+            Str str $crate::Bytes;
         }
     };
 }
 
-/// `$yes` when a dtype of class `$class` passes `$filter` (`all`, `num`: not bool,
-/// `float`), else `$no`.
+/// `$yes` when a dtype of class `$class` passes `$filter` (`all`; `plain`: not `str`;
+/// `num`: not bool or `str`; `float`), else `$no`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! dtype_pick {
     (all, $class:ident, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (plain, str, $yes:expr, $no:expr) => {
+        $no
+    };
+    (plain, $class:ident, $yes:expr, $no:expr) => {
         $yes
     };
     (num, int, $yes:expr, $no:expr) => {
@@ -99,6 +108,21 @@ macro_rules! tensor_map_match {
     };
 }
 
+/// [`tensor_map_match`] for the plain dtypes; a `str` tensor gives `$other`.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! tensor_plain_map_match {
+    (($t:expr, $a:ident, $body:expr, $other:expr) $( $v:ident $class:ident $ty:ty; )*) => {
+        {
+            #[allow(unused_variables)]
+            let out = match $t {
+                $( $crate::Tensor::$v($a) => $crate::dtype_pick!(plain, $class, $crate::Tensor::$v($body), $other), )*
+            };
+            out
+        }
+    };
+}
+
 /// A `match` over a `DType` from [`for_each_dtype`]: binds type `$t` to its Rust type.
 #[doc(hidden)]
 #[macro_export]
@@ -124,6 +148,24 @@ macro_rules! dispatch {
     };
 }
 
+/// Like [`dispatch!`] for the dtypes with plain (`Copy`) elements; a `str` tensor runs
+/// `$other`.
+#[macro_export]
+macro_rules! plain_dispatch {
+    ($t:expr, $a:ident => $body:expr, str => $other:expr) => {
+        $crate::for_each_dtype!($crate::tensor_match; plain, $t, $a, $body, $other)
+    };
+}
+
+/// Like [`map_same!`] for the dtypes with plain elements; a `str` tensor gives `$other`
+/// (a whole `Tensor`).
+#[macro_export]
+macro_rules! plain_map_same {
+    ($t:expr, $a:ident => $body:expr, str => $other:expr) => {
+        $crate::for_each_dtype!($crate::tensor_plain_map_match; $t, $a, $body, $other)
+    };
+}
+
 /// Like [`dispatch!`], but rebuilds a tensor of the same dtype from the result array.
 #[macro_export]
 macro_rules! map_same {
@@ -133,7 +175,7 @@ macro_rules! map_same {
 }
 
 /// Conversion between a typed array and a [`Tensor`].
-pub trait TensorElem: Elem {
+pub trait TensorElem: AnyElem {
     /// Wraps an array of this element type.
     fn wrap(a: ArcArray<Self, IxDyn>) -> Tensor;
     /// The array inside `t`, if `t` has this element type.
@@ -159,12 +201,13 @@ macro_rules! tensor_elem {
     )*};
 }
 tensor_elem!(bool => Bool, i8 => I8, u8 => U8, i16 => I16, u16 => U16, i32 => I32, u32 => U32,
-             i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64);
+             i64 => I64, u64 => U64, f16 => F16, bf16 => BF16, f32 => F32, f64 => F64,
+             Bytes => Str);
 
 impl Tensor {
     /// The dtype of the elements.
     pub fn dtype(&self) -> DType {
-        fn d<T: Elem>(_: &ArcArray<T, IxDyn>) -> DType {
+        fn d<T: AnyElem>(_: &ArcArray<T, IxDyn>) -> DType {
             T::DTYPE
         }
         dispatch!(self, a => d(a))
@@ -190,9 +233,14 @@ impl Tensor {
         self.len() == 0
     }
 
-    /// Bytes occupied by the elements (not counting sharing).
+    /// Bytes occupied by the elements (not counting sharing); a string counts its handle
+    /// and its bytes.
     pub fn nbytes(&self) -> usize {
-        self.len() * self.dtype().size_bytes()
+        let fixed = self.len() * self.dtype().size_bytes();
+        match self {
+            Tensor::Str(a) => fixed + a.iter().map(Bytes::len).sum::<usize>(),
+            _ => fixed,
+        }
     }
 
     /// Builds a tensor from a shape and row-major data; `None` if the lengths differ.
@@ -212,9 +260,11 @@ impl Tensor {
         T::view(self)
     }
 
-    /// The element at row-major position `index` as a [`Scalar`].
+    /// The element at row-major position `index` as a [`Scalar`] (`None` past the end and
+    /// for `str`, which has no scalar form).
     pub fn get_flat(&self, index: usize) -> Option<Scalar> {
-        dispatch!(self, a => a.iter().nth(index).map(|v| Scalar::from_elem(*v)))
+        crate::for_each_dtype!(crate::tensor_match; plain, self, a,
+            a.iter().nth(index).map(|v| Scalar::from_elem(*v)), None)
     }
 
     /// The `i`-th slice along axis 0 (shares the buffer).

@@ -103,6 +103,7 @@ fn decode(t: &Value) -> Tensor {
                 .map(|v| f64::from_bits(hex(v)))
                 .collect::<Vec<_>>(),
         ),
+        DType::Str => unreachable!("the op cases are numeric"),
     };
     t.expect("data length matches shape")
 }

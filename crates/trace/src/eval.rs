@@ -1198,6 +1198,17 @@ impl<'a> Eval<'a> {
         if vs.iter().any(|v| matches!(v, Value::Poison)) {
             return Ok(Value::Poison);
         }
+        if is_str_literal_list(e) {
+            return match crate::literal::str_tensor_from_values(&vs) {
+                Ok(t) => Ok(Value::Tensor(TVal::Concrete(t))),
+                Err(msg) => {
+                    let d = Diagnostic::error(Code::RaggedLiteral, msg)
+                        .with_label(e.span, "rows of different lengths")
+                        .with_help("every row of a tensor literal must have the same length; for ragged data use `padded_batch`");
+                    self.fail(d)
+                }
+            };
+        }
         // Only a literal made of literals is a tensor literal; `[a, b]` of named tensors
         // stays a list, so `concat`/`stack` see its parts (and their dtypes) unchanged.
         if !is_literal_list(e) {
@@ -1947,6 +1958,9 @@ impl<'a> Eval<'a> {
             }
             Value::Num(Num::Float(f)) => Ok(Some(TVal::Concrete(Tensor::scalar(f as f32)))),
             Value::Bool(b) => Ok(Some(TVal::Concrete(Tensor::scalar(b)))),
+            Value::Str(s) => Ok(Some(TVal::Concrete(Tensor::scalar(
+                pipec_tensor::Bytes::copy_from_slice(s.as_bytes()),
+            )))),
             Value::SymDim(d) => match self.dim_value(&d, span)? {
                 Value::Tensor(t) => Ok(Some(t)),
                 _ => Ok(None),
@@ -2170,6 +2184,25 @@ fn tout_text(ty: &ElemType) -> String {
 }
 
 /// Whether `e` is a list written only with number/bool literals (and nested such lists).
+/// A (nested) list literal of string literals only: a `str` tensor literal.
+fn is_str_literal_list(e: &ast::Expr) -> bool {
+    fn leaves_are_str(e: &ast::Expr) -> bool {
+        match &e.kind {
+            ExprKind::Str(_) => true,
+            ExprKind::List(items) => items.iter().all(leaves_are_str),
+            _ => false,
+        }
+    }
+    fn has_str(e: &ast::Expr) -> bool {
+        match &e.kind {
+            ExprKind::Str(_) => true,
+            ExprKind::List(items) => items.iter().any(has_str),
+            _ => false,
+        }
+    }
+    matches!(e.kind, ExprKind::List(_)) && leaves_are_str(e) && has_str(e)
+}
+
 fn is_literal_list(e: &ast::Expr) -> bool {
     match &e.kind {
         ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,

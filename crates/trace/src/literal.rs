@@ -52,6 +52,46 @@ pub(crate) fn tensor_from_values(vs: &[Value]) -> Result<Option<Tensor>, String>
     }
 }
 
+/// A `str` tensor from a (nested) list of strings; rows must have equal lengths.
+pub(crate) fn str_tensor_from_values(vs: &[Value]) -> Result<Tensor, String> {
+    fn walk(
+        vs: &[Value],
+        depth: usize,
+        shape: &mut Vec<usize>,
+        out: &mut Vec<pipec_tensor::Bytes>,
+    ) -> Result<(), String> {
+        if shape.len() == depth {
+            shape.push(vs.len());
+        } else if shape[depth] != vs.len() {
+            return Err("ragged tensor literal: rows have different lengths".into());
+        }
+        for v in vs {
+            match v {
+                Value::Str(s) if shape.len() == depth + 1 => {
+                    out.push(pipec_tensor::Bytes::copy_from_slice(s.as_bytes()))
+                }
+                Value::List(inner) | Value::Tuple(inner) => walk(inner, depth + 1, shape, out)?,
+                Value::Tensor(TVal::Concrete(Tensor::Str(a))) => {
+                    // An inner list literal, already a tensor: its shape is the rest.
+                    if shape.len() == depth + 1 {
+                        shape.extend_from_slice(a.shape());
+                    } else if shape[depth + 1..] != *a.shape() {
+                        return Err("ragged tensor literal: rows have different lengths".into());
+                    }
+                    out.extend(a.iter().cloned());
+                }
+                _ => return Err("ragged tensor literal: rows have different depths".into()),
+            }
+        }
+        Ok(())
+    }
+    let mut shape = Vec::new();
+    let mut out = Vec::new();
+    walk(vs, 0, &mut shape, &mut out)?;
+    Tensor::from_vec(&shape, out)
+        .ok_or_else(|| "ragged tensor literal: rows have different lengths".into())
+}
+
 enum Leaf {
     Num(Num),
     Bool(bool),
@@ -309,6 +349,8 @@ fn tensor_of_scalars(
                     shape,
                     s.into_iter().map(|x| match x { S::$v(v) => Some(v), _ => None }).collect::<Option<Vec<_>>>()?,
                 ),)*
+                // Strings have no scalar form; their literals are built elsewhere.
+                DType::Str => None,
             }
         };
     }

@@ -15,17 +15,20 @@
 //! tensor-level rules. Files: `elementwise.rs` (unary, binary, cast, where, clip, fused),
 //! `shape.rs` (reshape, transpose, expand_dims, squeeze, concat, stack, broadcast_to, tile,
 //! reverse, slice, ensure_shape), `compute.rs` (reductions, matmul, one_hot, sort),
-//! `special.rs` (constants and eager calls).
+//! `special.rs` (constants and eager calls), `strings.rs` (the `str` ops, declared with their
+//! kernels in `pipec_tensor::kernels::strings`).
 
 mod compute;
 mod elementwise;
 mod shape;
 mod special;
+mod strings;
 
 use crate::function::OpKind;
 use crate::types::{Dim, TensorType};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
+use pipec_tensor::kernels::strings::StrOp;
 
 pub use shape::resolve_reshape;
 
@@ -67,6 +70,7 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::infer(self, inputs).map(|t| vec![t])
             }
+            OpKind::Str(op) => strings::infer(op, inputs).map(|t| vec![t]),
             _ => shape::infer(self, inputs).map(|t| vec![t]),
         })
     }
@@ -79,6 +83,8 @@ impl OpKind {
             OpKind::Binary(_) | OpKind::MatMul => Some(2),
             OpKind::Select | OpKind::Clip => Some(3),
             OpKind::Concat(_) | OpKind::Stack(_) | OpKind::Fused(_) | OpKind::Eager(_) => None,
+            OpKind::Str(StrOp::Format(_)) => None,
+            OpKind::Str(StrOp::Substr) => Some(3),
             _ => Some(1),
         }
     }
@@ -98,6 +104,7 @@ impl OpKind {
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::eval(self, inputs).map(|t| vec![t])
             }
+            OpKind::Str(op) => strings::eval(op, inputs).map(|t| vec![t]),
             _ => shape::eval(self, inputs).map(|t| vec![t]),
         }
     }
@@ -128,6 +135,7 @@ impl OpKind {
                 inputs.first().is_some_and(|t| op.may_fail(t.dtype)) || unknown_shape()
             }
             OpKind::Fused(body) => body.may_fail() || unknown_shape(),
+            OpKind::Str(op) => op.may_fail() || unknown_shape(),
             // A reshape of a fully known shape was checked when it was typed.
             _ => unknown_shape(),
         }
@@ -153,6 +161,7 @@ impl OpKind {
             }
             OpKind::Const(_) => BatchRule::Refuse("a constant has no operands".into()),
             k if k.is_elementwise() => BatchRule::Elementwise,
+            OpKind::Str(op) => strings::batch_rule(self, op),
             OpKind::Reduce { .. } | OpKind::MatMul | OpKind::OneHot { .. } | OpKind::Sort(_) => {
                 compute::batch_rule(self, batched, inputs)
             }

@@ -2,7 +2,7 @@
 
 use super::elementwise::{Arr, map_arr};
 use super::scalar::{CastElem, CastValue};
-use crate::{DType, Scalar, Tensor, dispatch};
+use crate::{DType, Scalar, Tensor, plain_dispatch};
 use half::{bf16, f16};
 
 /// Converts `x` to dtype `to` (SPEC §6): float→int truncates toward zero and saturates
@@ -12,11 +12,14 @@ use half::{bf16, f16};
 /// Divergence from numpy: numpy's float→int casts of out-of-range values are
 /// platform-defined (x86 gives the minimum integer); here they saturate, as SPEC requires.
 /// `i64`/`u64` values beyond 2^53 cast to `bf16` may be double-rounded (via `f64`).
+///
+/// No cast converts to or from `str` (`as_string` and `string_to_number` do): the type
+/// rules refuse such a cast before any kernel runs.
 pub fn cast(x: &Tensor, to: DType) -> Tensor {
     if x.dtype() == to {
         return x.clone();
     }
-    dispatch!(x, a => cast_arr(a, to))
+    plain_dispatch!(x, a => cast_arr(a, to), str => unreachable!("the type rules refuse casts of str"))
 }
 
 fn cast_arr<S: CastElem>(a: &Arr<S>, to: DType) -> Tensor {
@@ -37,6 +40,7 @@ fn cast_arr<S: CastElem>(a: &Arr<S>, to: DType) -> Tensor {
         DType::BF16 => go::<S, bf16>(a),
         DType::F32 => go::<S, f32>(a),
         DType::F64 => go::<S, f64>(a),
+        DType::Str => unreachable!("the type rules refuse casts to str"),
     }
 }
 
@@ -63,10 +67,12 @@ fn scalar_from_value(v: CastValue, dtype: DType) -> Scalar {
         DType::BF16 => s::<bf16>(v),
         DType::F32 => s::<f32>(v),
         DType::F64 => s::<f64>(v),
+        DType::Str => unreachable!("no literal converts to str"),
     }
 }
 
-/// A float literal as a scalar of `dtype`, by the rules of [`cast`].
+/// A float literal as a scalar of `dtype`, by the rules of [`cast`] (`dtype` is not `str`:
+/// no number converts to a string).
 pub fn scalar_from_f64(value: f64, dtype: DType) -> Scalar {
     scalar_from_value(CastValue::Float(value), dtype)
 }
@@ -74,6 +80,9 @@ pub fn scalar_from_f64(value: f64, dtype: DType) -> Scalar {
 /// An integer literal as a scalar of `dtype`; `None` if the value is out of the dtype's
 /// range (for floats: if it would round to infinity; for bool: unless it is 0 or 1).
 pub fn scalar_from_i128(value: i128, dtype: DType) -> Option<Scalar> {
+    if dtype.is_str() {
+        return None;
+    }
     let (lo, hi): (i128, i128) = match dtype {
         DType::Bool => (0, 1),
         DType::I8 => (i8::MIN.into(), i8::MAX.into()),

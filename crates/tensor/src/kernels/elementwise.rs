@@ -3,7 +3,7 @@
 use super::scalar::{FloatElem, NumElem};
 use super::{KernelError, float_dispatch, num_dispatch, rule_error};
 use crate::ops::{BinaryDomain, BinaryOp, FailsOn, UnaryDomain, UnaryOp};
-use crate::{DType, Tensor, TensorElem, dispatch};
+use crate::{Bytes, DType, Tensor, TensorElem, plain_dispatch};
 use ndarray::{ArcArray, IxDyn, Zip};
 
 pub(crate) type Arr<T> = ArcArray<T, IxDyn>;
@@ -335,6 +335,9 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, KernelErro
     op.result_dtype(da)
         .map_err(|e| rule_error(op.name(), &[da], e))?;
     let bad = || rule_error(op.name(), &[da], crate::ops::DTypeRuleError::Unsupported);
+    if let (Tensor::Str(x), Tensor::Str(y)) = (a, b) {
+        return str_binary(op, x, y);
+    }
     match op.domain() {
         BinaryDomain::Logic => match (a, b) {
             (Tensor::Bool(x), Tensor::Bool(y)) => {
@@ -342,7 +345,9 @@ pub fn binary(op: BinaryOp, a: &Tensor, b: &Tensor) -> Result<Tensor, KernelErro
             }
             _ => Err(bad()),
         },
-        BinaryDomain::Equality | BinaryDomain::Order => dispatch!(a, x => compare_arr(op, x, b)),
+        BinaryDomain::Equality | BinaryDomain::Order => {
+            plain_dispatch!(a, x => compare_arr(op, x, b), str => Err(bad()))
+        }
         BinaryDomain::FloatArith => {
             float_dispatch!(a, x => float_binary_arr(op, x, same_as(x, b)), _ => Err(bad()))
         }
@@ -357,7 +362,7 @@ fn same_as<'a, T: TensorElem>(_x: &Arr<T>, b: &'a Tensor) -> &'a Arr<T> {
     T::view(b).expect("dtypes checked equal")
 }
 
-fn compare_arr<T: TensorElem + PartialOrd>(
+fn compare_arr<T: TensorElem + crate::Elem + PartialOrd>(
     op: BinaryOp,
     x: &Arr<T>,
     b: &Tensor,
@@ -414,7 +419,81 @@ pub fn select(cond: &Tensor, a: &Tensor, b: &Tensor) -> Result<Tensor, KernelErr
             b.dtype()
         )));
     }
-    dispatch!(a, x => Ok(Tensor::from(zip3_arr(c, x, same_as(x, b), |k, p, q| if k { p } else { q })?)))
+    match (a, b) {
+        (Tensor::Str(x), Tensor::Str(y)) => Ok(Tensor::Str(zip3_ref(c, x, y, |k, p, q| {
+            if k { p.clone() } else { q.clone() }
+        })?)),
+        _ => {
+            plain_dispatch!(a, x => Ok(Tensor::from(zip3_arr(c, x, same_as(x, b), |k, p, q| if k { p } else { q })?)),
+            str => unreachable!("dtypes checked equal"))
+        }
+    }
+}
+
+/// `==`, `!=` and `+` (concatenation) on strings, with numpy broadcasting.
+fn str_binary(op: BinaryOp, x: &Arr<Bytes>, y: &Arr<Bytes>) -> Result<Tensor, KernelError> {
+    match op {
+        BinaryOp::Eq => Ok(Tensor::Bool(zip_ref(x, y, |p, q| p == q)?)),
+        BinaryOp::Ne => Ok(Tensor::Bool(zip_ref(x, y, |p, q| p != q)?)),
+        BinaryOp::Add => Ok(Tensor::Str(zip_ref(x, y, |p, q| {
+            let mut s = Vec::with_capacity(p.len() + q.len());
+            s.extend_from_slice(p);
+            s.extend_from_slice(q);
+            Bytes::from(s)
+        })?)),
+        _ => Err(rule_error(
+            op.name(),
+            &[DType::Str],
+            crate::ops::DTypeRuleError::Unsupported,
+        )),
+    }
+}
+
+/// Applies `f` pairwise by reference with numpy broadcasting (elements that are not `Copy`).
+pub(crate) fn zip_ref<A, B, U: Clone>(
+    a: &Arr<A>,
+    b: &Arr<B>,
+    f: impl Fn(&A, &B) -> U,
+) -> Result<Arr<U>, KernelError> {
+    let shape = broadcast_shapes(a.shape(), b.shape()).ok_or_else(|| KernelError::Broadcast {
+        lhs: a.shape().to_vec(),
+        rhs: b.shape().to_vec(),
+    })?;
+    super::checked_len(&shape, std::mem::size_of::<U>())?;
+    let dim = IxDyn(&shape);
+    let av = a.broadcast(dim.clone()).expect("shapes broadcast");
+    let bv = b.broadcast(dim).expect("shapes broadcast");
+    Ok(Zip::from(&av)
+        .and(&bv)
+        .map_collect(|p, q| f(p, q))
+        .into_shared())
+}
+
+/// [`zip_ref`] for `where` on strings.
+fn zip3_ref<U: Clone>(
+    c: &Arr<bool>,
+    a: &Arr<U>,
+    b: &Arr<U>,
+    f: impl Fn(bool, &U, &U) -> U,
+) -> Result<Arr<U>, KernelError> {
+    let ca = broadcast_shapes(c.shape(), a.shape()).ok_or_else(|| KernelError::Broadcast {
+        lhs: c.shape().to_vec(),
+        rhs: a.shape().to_vec(),
+    })?;
+    let shape = broadcast_shapes(&ca, b.shape()).ok_or_else(|| KernelError::Broadcast {
+        lhs: ca.clone(),
+        rhs: b.shape().to_vec(),
+    })?;
+    super::checked_len(&shape, std::mem::size_of::<U>())?;
+    let dim = IxDyn(&shape);
+    let cv = c.broadcast(dim.clone()).expect("shapes broadcast");
+    let av = a.broadcast(dim.clone()).expect("shapes broadcast");
+    let bv = b.broadcast(dim).expect("shapes broadcast");
+    Ok(Zip::from(&cv)
+        .and(&av)
+        .and(&bv)
+        .map_collect(|&k, p, q| f(k, p, q))
+        .into_shared())
 }
 
 /// `clip(x, lo, hi)` = `minimum(maximum(x, lo), hi)` as numpy: NaN propagates and

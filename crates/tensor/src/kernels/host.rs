@@ -4,7 +4,7 @@ use super::KernelError;
 use super::elementwise::Arr;
 use super::scalar::{CastElem, CastValue};
 use super::shape::standard;
-use crate::{Tensor, TensorElem, dispatch, map_same};
+use crate::{Tensor, TensorElem, dispatch, plain_map_same};
 use ndarray::{ArcArray, Axis, Dimension, IxDyn};
 use std::cmp::Ordering;
 
@@ -51,7 +51,8 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
             x.rank()
         )));
     }
-    Ok(map_same!(x, a => {
+    let no_str = || str_unsupported("sort");
+    Ok(plain_map_same!(x, a => {
         // Rows along the last axis of contiguous data: sort each row in place in one copy.
         let len = a.shape()[axis];
         match a.as_slice() {
@@ -90,19 +91,23 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
                 out.into_shared()
             }
         }
-    }))
+    }, str => return Err(no_str())))
+}
+
+fn str_unsupported(op: &str) -> KernelError {
+    KernelError::DType(format!("`{op}` is not defined on str"))
 }
 
 /// Sorted distinct values, 1-D (`numpy.unique`: NaNs collapse into one, last).
 pub fn unique(x: &Tensor) -> Result<Tensor, KernelError> {
-    Ok(map_same!(x, a => {
+    Ok(plain_map_same!(x, a => {
         let mut v: Vec<_> = a.iter().copied().collect();
         v.sort_by(nan_last);
         #[allow(clippy::eq_op)]
         v.dedup_by(|p, q| p == q || (p != p && q != q));
         let n = v.len();
         ArcArray::from_shape_vec(IxDyn(&[n]), v).expect("length matches")
-    }))
+    }, str => return Err(str_unsupported("unique"))))
 }
 
 fn truthy<T: CastElem>(v: T) -> bool {
@@ -119,14 +124,14 @@ pub fn nonzero(x: &Tensor) -> Result<Tensor, KernelError> {
     let rank = x.rank();
     let mut out: Vec<i64> = Vec::new();
     let mut n = 0;
-    dispatch!(x, a => {
+    crate::plain_dispatch!(x, a => {
         for (idx, &v) in a.indexed_iter() {
             if truthy(v) {
                 n += 1;
                 out.extend(idx.slice().iter().map(|&i| i as i64));
             }
         }
-    });
+    }, str => return Err(str_unsupported("nonzero")));
     let shape: Vec<usize> = if rank == 1 { vec![n] } else { vec![n, rank] };
     Ok(Tensor::from_vec(&shape, out).expect("length matches shape"))
 }

@@ -10,7 +10,7 @@ use super::scalar::{FloatElem, NumElem};
 use super::shape::standard;
 use super::{KernelError, float_dispatch, num_dispatch, rule_error};
 use crate::ops::ReduceOp;
-use crate::{Tensor, TensorElem, dispatch};
+use crate::{Tensor, TensorElem};
 use ndarray::{ArcArray, Axis, IxDyn};
 
 /// Reduces `x` over `axes` (SPEC §6); `argmax`/`argmin` take exactly one axis.
@@ -79,7 +79,8 @@ pub fn reduce(
                 )));
             }
             let max = op == ReduceOp::ArgMax;
-            let out = dispatch!(x, a => arg_reduce(a, axis, max));
+            let out =
+                crate::plain_dispatch!(x, a => arg_reduce(a, axis, max), str => return Err(bad()));
             Ok(Tensor::I64(reshaped(out, &shape)))
         }
         ReduceOp::Any | ReduceOp::All => {
@@ -268,7 +269,7 @@ fn reduce_loop<T: Copy, U: Copy>(
 }
 
 /// Index of the first maximum (minimum) along `axis`; a NaN counts as the extreme, as numpy.
-fn arg_reduce<T: TensorElem + PartialOrd>(
+fn arg_reduce<T: TensorElem + crate::Elem + PartialOrd>(
     a: &Arr<T>,
     axis: usize,
     max: bool,

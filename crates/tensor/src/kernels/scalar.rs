@@ -12,7 +12,7 @@ pub mod numpy_math;
 ///
 /// Integer ops wrap. Integer `floor_div`/`rem` by zero and `pow` with a negative exponent
 /// return 0 here; the array kernels detect those cases first and report an error.
-pub trait NumElem: TensorElem + PartialOrd {
+pub trait NumElem: TensorElem + crate::Elem + PartialOrd {
     /// The additive identity.
     const ZERO: Self;
     /// The multiplicative identity.
@@ -863,7 +863,7 @@ pub enum CastValue {
 }
 
 /// Conversion rules of `cast` (SPEC §6), one impl per dtype.
-pub trait CastElem: TensorElem {
+pub trait CastElem: TensorElem + crate::Elem {
     /// This value, exactly.
     fn to_cast_value(self) -> CastValue;
     /// The value converted to this dtype: float→int truncates and saturates (NaN → 0),

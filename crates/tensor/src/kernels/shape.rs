@@ -372,12 +372,20 @@ pub fn slice(x: &Tensor, items: &[SliceItem]) -> Result<Tensor, KernelError> {
 }
 
 /// A tensor of zeros.
+/// For `str`, empty strings (as `tf.zeros` gives).
 pub fn zeros(shape: &[usize], dtype: DType) -> Result<Tensor, KernelError> {
+    if dtype.is_str() {
+        let n = checked_len(shape, std::mem::size_of::<crate::Bytes>())?;
+        return Ok(Tensor::from_vec(shape, vec![crate::Bytes::new(); n]).expect("length matches"));
+    }
     fill(shape, scalar_from_f64(0.0, dtype))
 }
 
 /// A tensor of ones.
 pub fn ones(shape: &[usize], dtype: DType) -> Result<Tensor, KernelError> {
+    if dtype.is_str() {
+        return Err(KernelError::DType("`ones` has no str form".into()));
+    }
     fill(shape, scalar_from_f64(1.0, dtype))
 }
 

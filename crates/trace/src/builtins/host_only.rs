@@ -128,7 +128,11 @@ pub(super) fn item(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         .with_label(span, "");
         return ev.fail(d);
     }
-    Ok(match t.get_flat(0).expect("one element") {
+    if let Tensor::Str(a) = &t {
+        let b = a.iter().next().cloned().unwrap_or_default();
+        return Ok(Value::Str(String::from_utf8_lossy(&b).into()));
+    }
+    Ok(match t.get_flat(0).expect("one element of a plain dtype") {
         Scalar::Bool(b) => Value::Bool(b),
         s if s.dtype().is_float() => Value::Num(Num::Float(
             kernels::cast(&s.to_tensor(), DType::F64)

@@ -43,6 +43,7 @@ mod host_only;
 mod indexing;
 mod shape;
 mod sources;
+mod strings;
 
 pub(crate) use host_only::eager_fix_help;
 
@@ -290,7 +291,75 @@ const REGISTRY: &[Builtin] = &[
         host_only::py_function,
     )
     .no_method(),
+    // Strings (SPEC §13).
+    Builtin::new("length", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("lower", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("upper", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("strip", &["s"], 1, ValueIndependent, strings::unary),
+    Builtin::new("basename", &["path"], 1, ValueIndependent, strings::unary),
+    Builtin::new("dirname", &["path"], 1, ValueIndependent, strings::unary),
+    Builtin::new("as_string", &["x"], 1, ValueIndependent, strings::unary),
+    Builtin::new(
+        "substr",
+        &["s", "pos", "len"],
+        3,
+        ValueIndependent,
+        strings::substr,
+    ),
+    Builtin::new("split", &["s", "sep"], 1, ValueIndependent, strings::split),
+    Builtin::new(
+        "join",
+        &["parts", "sep"],
+        1,
+        ValueIndependent,
+        strings::join,
+    ),
+    Builtin::new(
+        "regex_full_match",
+        &["s", "pattern"],
+        2,
+        ValueIndependent,
+        strings::regex,
+    ),
+    Builtin::new(
+        "regex_replace",
+        &["s", "pattern", "rewrite"],
+        3,
+        ValueIndependent,
+        strings::regex,
+    ),
+    Builtin::new(
+        "string_to_number",
+        &["s", "dtype"],
+        1,
+        ValueIndependent,
+        strings::string_to_number,
+    ),
+    Builtin::raw("format", ValueIndependent, strings::format),
+    Builtin::new(
+        "lookup",
+        &["keys", "vocabulary", "default"],
+        2,
+        ValueIndependent,
+        strings::lookup,
+    ),
+    Builtin::new(
+        "read_file",
+        &["path"],
+        1,
+        ValueIndependent,
+        strings::read_file,
+    ),
     // Dataset sources.
+    Builtin::new(
+        "list_files",
+        &["pattern", "shuffle", "seed"],
+        1,
+        Source,
+        sources::list_files,
+    )
+    .no_method(),
+    Builtin::new("read_lines", &["path"], 1, Source, sources::read_lines).no_method(),
     Builtin::new("read_npy", &["path"], 1, Source, sources::read_npy_npz).no_method(),
     Builtin::new(
         "read_npz",
@@ -533,6 +602,8 @@ impl Eval<'_> {
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
                         kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
                         kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
+                        kernels::KernelError::BadValue(_) => Code::BadValue,
+                        kernels::KernelError::File { .. } => Code::FileUnreadable,
                         _ => Code::WrongKind,
                     };
                     let d = Diagnostic::error(code, e.to_string())

@@ -1,5 +1,5 @@
 //! Dataset sources: `read_npy`, `read_npz`, `read_csv`, `range`, `from_tensor_slices`,
-//! `from_tensors` and `zip`. File sources read only headers now; data is read when the
+//! `from_tensors`, `zip`, `list_files` and `read_lines`. File sources read only headers now; data is read when the
 //! pipeline runs.
 
 use super::{Call, Named, Pos, req};
@@ -8,7 +8,7 @@ use crate::eval::{Eval, Res};
 use crate::value::{TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{Dim, DsKind, ElemType, Shape, Source, TensorType};
-use pipec_tensor::DType;
+use pipec_tensor::{DType, Tensor};
 use std::sync::Arc;
 
 pub(super) fn read_npy_npz(ev: &mut Eval<'_>, Call { name, args: a, .. }: Call) -> Res<Value> {
@@ -387,4 +387,138 @@ fn missing_file_help(full: &std::path::Path) -> String {
         _ => "check the path; it is relative to the .pipe file, not to the current directory"
             .to_string(),
     }
+}
+
+/// `list_files(pattern, shuffle:, seed:)`: the paths matching a glob, found when compiling
+/// (as TF's `list_files` globs when the graph is built), sorted, spelled as the pattern
+/// spells them; `shuffle: true` shuffles them each epoch, as a `shuffle` over all of them.
+pub(super) fn list_files(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
+    let (pv, ps) = req(&a, 0);
+    let pattern = some!(ev.string_arg((pv, ps))?);
+    let shuffle = some!(ev.bool_arg(a[1].clone(), false)?);
+    let seed = match a[2].clone() {
+        Some((v, s)) => Some(some!(ev.int_value(v, s, "the seed")?) as u64),
+        None => None,
+    };
+    let base = ev.base_dir();
+    let relative = !std::path::Path::new(&pattern).is_absolute();
+    let full = base.join(&pattern);
+    let entries = match glob::glob(&full.to_string_lossy()) {
+        Ok(e) => e,
+        Err(e) => {
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!("`{pattern}` is not a glob pattern: {e}"),
+            )
+            .with_label(ps, "this pattern")
+            .with_help(
+                "`*` matches within a name, `**` across folders, `?` one character, `[ab]` a set",
+            );
+            return ev.fail(d);
+        }
+    };
+    let mut paths: Vec<String> = Vec::new();
+    for entry in entries {
+        let Ok(p) = entry else { continue };
+        if !p.is_file() {
+            continue;
+        }
+        let shown = match (relative, p.strip_prefix(&base)) {
+            (true, Ok(rest)) if !base.as_os_str().is_empty() => rest.to_path_buf(),
+            _ => p,
+        };
+        paths.push(shown.to_string_lossy().into_owned());
+    }
+    paths.sort();
+    if paths.is_empty() {
+        let d = Diagnostic::error(Code::FileUnreadable, format!("no file matches `{pattern}`"))
+            .with_label(ps, "this pattern")
+            .with_note(format!(
+                "looked in `{}` (paths are relative to the .pipe file)",
+                base.display()
+            ));
+        return ev.fail(d);
+    }
+    let n = paths.len();
+    let t = Tensor::from_vec(
+        &[n],
+        paths
+            .iter()
+            .map(|p| pipec_tensor::Bytes::copy_from_slice(p.as_bytes()))
+            .collect(),
+    )
+    .expect("one element per path");
+    let elem = ElemType::Tensor(TensorType::scalar(DType::Str));
+    let src = ev.source(
+        DsKind::FromTensorSlices(vec![Source::Const(t)]),
+        elem.clone(),
+        span,
+    );
+    if !shuffle {
+        return Ok(src);
+    }
+    let Value::Dataset(input) = src else {
+        return Ok(Value::Poison);
+    };
+    Ok(Value::Dataset(Arc::new(DsExpr {
+        kind: DsKind::Shuffle {
+            buffer: n,
+            seed,
+            reshuffle: true,
+        },
+        inputs: vec![input],
+        elem,
+        span,
+    })))
+}
+
+/// `read_lines(path | paths)`: one `str[]` element per line (`TextLineDataset`). The files
+/// must exist when compiling; they are read when the pipeline runs.
+pub(super) fn read_lines(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
+    let (v, vs) = req(&a, 0);
+    let names: Vec<String> = match v {
+        Value::Str(s) => vec![s.to_string()],
+        Value::List(vs) | Value::Tuple(vs) if vs.iter().all(|v| matches!(v, Value::Str(_))) => vs
+            .iter()
+            .map(|v| match v {
+                Value::Str(s) => s.to_string(),
+                _ => unreachable!("checked above"),
+            })
+            .collect(),
+        Value::Tensor(TVal::Concrete(Tensor::Str(t))) if t.ndim() <= 1 => t
+            .iter()
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+            .collect(),
+        Value::Poison => return Ok(Value::Poison),
+        other => {
+            let d = Diagnostic::error(
+                Code::WrongKind,
+                format!("`read_lines` takes a path or a list of paths, not {}", other.kind_name()),
+            )
+            .with_label(vs, "")
+            .with_help("to read the files a dataset of paths names, use `map(|p| read_file(p))` or `flat_map`");
+            return ev.fail(d);
+        }
+    };
+    let base = ev.base_dir();
+    let mut paths = Vec::new();
+    for n in names {
+        let full = base.join(&n);
+        if !full.is_file() {
+            let d = Diagnostic::error(
+                Code::FileUnreadable,
+                format!("cannot read `{}`: no such file", full.display()),
+            )
+            .with_label(vs, "this file")
+            .with_note("paths are relative to the .pipe file")
+            .with_help(missing_file_help(&full));
+            return ev.fail(d);
+        }
+        paths.push(full);
+    }
+    Ok(ev.source(
+        DsKind::ReadLines(paths),
+        ElemType::Tensor(TensorType::scalar(DType::Str)),
+        span,
+    ))
 }

@@ -2,7 +2,7 @@
 //! `feature.proto` (written as prost structs, so no `protoc` is needed), parsing against
 //! declared features as `tf.io.parse_example` does, and encoding for `--output .tfrecord`.
 
-use crate::{RecordError, Value};
+use crate::RecordError;
 use bytes::Bytes;
 use ndarray::{ArcArray, ArrayD, IxDyn};
 use pipec_tensor::Tensor;
@@ -140,22 +140,22 @@ impl Flat {
         }
     }
 
-    fn into_value(self, shape: Vec<usize>) -> Value {
+    fn into_value(self, shape: Vec<usize>) -> Tensor {
         let shape = IxDyn(&shape);
         // The caller computed `shape` from the length, so the reshape cannot fail.
         match self {
-            Flat::Bytes(v) => Value::Str(ArrayD::from_shape_vec(shape, v).map_or_else(
+            Flat::Bytes(v) => Tensor::Str(ArrayD::from_shape_vec(shape, v).map_or_else(
                 |_| ArcArray::from_elem(IxDyn(&[0]), Bytes::new()),
                 ArcArray::from,
             )),
-            Flat::Int64(v) => Value::Tensor(Tensor::I64(
+            Flat::Int64(v) => Tensor::I64(
                 ArrayD::from_shape_vec(shape, v)
                     .map_or_else(|_| ArcArray::from_elem(IxDyn(&[0]), 0), ArcArray::from),
-            )),
-            Flat::Float(v) => Value::Tensor(Tensor::F32(
+            ),
+            Flat::Float(v) => Tensor::F32(
                 ArrayD::from_shape_vec(shape, v)
                     .map_or_else(|_| ArcArray::from_elem(IxDyn(&[0]), 0.0), ArcArray::from),
-            )),
+            ),
         }
     }
 }
@@ -301,7 +301,7 @@ fn fixed_dims(spec: &FeatureSpec) -> Vec<usize> {
 }
 
 /// Parses one serialized Example into one value per spec, in the order of `specs`.
-pub fn parse_example(record: Bytes, specs: &[FeatureSpec]) -> Result<Vec<Value>, RecordError> {
+pub fn parse_example(record: Bytes, specs: &[FeatureSpec]) -> Result<Vec<Tensor>, RecordError> {
     let feats = features_of(record, specs)?;
     Ok(specs
         .iter()
@@ -323,7 +323,7 @@ pub fn parse_example(record: Bytes, specs: &[FeatureSpec]) -> Result<Vec<Value>,
 pub fn parse_batch(
     records: &[Bytes],
     specs: &[FeatureSpec],
-) -> Result<Vec<Value>, (usize, RecordError)> {
+) -> Result<Vec<Tensor>, (usize, RecordError)> {
     let mut per_record = Vec::with_capacity(records.len());
     for (i, r) in records.iter().enumerate() {
         per_record.push(features_of(r.clone(), specs).map_err(|e| (i, e))?);
@@ -385,7 +385,10 @@ mod tests {
 
     fn sample() -> Bytes {
         Bytes::from(encode_example([
-            ("image".to_string(), Flat::Bytes(vec![Bytes::from_static(b"\x89PNG")])),
+            (
+                "image".to_string(),
+                Flat::Bytes(vec![Bytes::from_static(b"\x89PNG")]),
+            ),
             ("label".to_string(), Flat::Int64(vec![7])),
             ("bbox".to_string(), Flat::Float(vec![0.1, 0.2, 0.3, 0.4])),
             ("tokens".to_string(), Flat::Int64(vec![1, 2, 3])),
@@ -403,9 +406,9 @@ mod tests {
         ];
         let v = parse_example(sample(), &specs).unwrap();
         assert_eq!(v[0].shape(), &[] as &[usize]);
-        let Value::Str(img) = &v[0] else { panic!() };
+        let Tensor::Str(img) = &v[0] else { panic!() };
         assert_eq!(&img.iter().next().unwrap()[..], b"\x89PNG");
-        assert_eq!(v[1], Value::Tensor(Tensor::I64(ArcArray::from_elem(IxDyn(&[]), 7))));
+        assert_eq!(v[1], (Tensor::I64(ArcArray::from_elem(IxDyn(&[]), 7))));
         assert_eq!(v[2].shape(), &[2, 2]);
         assert_eq!(v[3].shape(), &[3]);
         assert_eq!(v[4].shape(), &[0]);
@@ -418,9 +421,12 @@ mod tests {
             e.to_string(),
             "feature `label`: stored as a int64_list, but declared as a float_list (f32[])"
         );
-        let e = parse_example(sample(), &[spec("bbox", FeatureKind::Float, &[Some(3)])])
-            .unwrap_err();
-        assert_eq!(e.to_string(), "feature `bbox`: holds 4 values, but f32[3] needs 3");
+        let e =
+            parse_example(sample(), &[spec("bbox", FeatureKind::Float, &[Some(3)])]).unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "feature `bbox`: holds 4 values, but f32[3] needs 3"
+        );
         let e = parse_example(sample(), &[spec("nope", FeatureKind::Int64, &[])]).unwrap_err();
         assert!(e.to_string().starts_with("feature `nope`: missing"), "{e}");
         let e = parse_example(Bytes::from_static(b"\xff\xff"), &[]).unwrap_err();
@@ -432,7 +438,7 @@ mod tests {
         let mut s = spec("w", FeatureKind::Float, &[Some(3)]);
         s.default = Some(Flat::Float(vec![0.5]));
         let v = parse_example(sample(), &[s.clone()]).unwrap();
-        let Value::Tensor(Tensor::F32(a)) = &v[0] else { panic!() };
+        let Tensor::F32(a) = &v[0] else { panic!() };
         assert_eq!(a.iter().copied().collect::<Vec<_>>(), vec![0.5; 3]);
         s.default = Some(Flat::Float(vec![1.0, 2.0]));
         assert!(parse_example(sample(), &[s]).is_err());
@@ -449,9 +455,12 @@ mod tests {
             spec("tokens", FeatureKind::Int64, &[None]),
         ];
         let v = parse_batch(&[sample(), short.clone()], &specs).unwrap();
-        let Value::Tensor(Tensor::I64(t)) = &v[1] else { panic!() };
+        let Tensor::I64(t) = &v[1] else { panic!() };
         assert_eq!(t.shape(), &[2, 3]);
-        assert_eq!(t.iter().copied().collect::<Vec<_>>(), vec![1, 2, 3, 9, 0, 0]);
+        assert_eq!(
+            t.iter().copied().collect::<Vec<_>>(),
+            vec![1, 2, 3, 9, 0, 0]
+        );
         let bad = [spec("image", FeatureKind::Bytes, &[])];
         let (i, _) = parse_batch(&[sample(), short], &bad).unwrap_err();
         assert_eq!(i, 1);

@@ -9,58 +9,9 @@ pub mod example;
 pub mod parquet;
 pub mod tfrecord;
 
-use bytes::Bytes;
-use ndarray::{ArcArray, IxDyn};
-use pipec_tensor::{DType, Tensor};
-
 pub use example::{FeatureKind, FeatureSpec};
+pub use pipec_tensor::{DType, Tensor};
 pub use tfrecord::{Compression, TfRecordReader, TfRecordWriter};
-
-/// A value read from a record: a numeric tensor, or an array of byte strings (the `str`
-/// dtype's storage).
-#[derive(Debug, Clone, PartialEq)]
-pub enum Value {
-    /// A numeric or bool tensor.
-    Tensor(Tensor),
-    /// Byte strings.
-    Str(ArcArray<Bytes, IxDyn>),
-}
-
-impl Value {
-    /// The shape of the value.
-    pub fn shape(&self) -> &[usize] {
-        match self {
-            Value::Tensor(t) => t.shape(),
-            Value::Str(a) => a.shape(),
-        }
-    }
-
-    /// The dtype's name (`str` for byte strings).
-    pub fn dtype_name(&self) -> &'static str {
-        match self {
-            Value::Tensor(t) => t.dtype().name(),
-            Value::Str(_) => "str",
-        }
-    }
-}
-
-/// The element type of a column or feature: a dtype, or byte strings.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ElemType {
-    /// A numeric or bool dtype.
-    Num(DType),
-    /// Byte strings (`str`).
-    Str,
-}
-
-impl std::fmt::Display for ElemType {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            ElemType::Num(d) => f.write_str(d.name()),
-            ElemType::Str => f.write_str("str"),
-        }
-    }
-}
 
 /// Why a record file could not be read or written.
 #[derive(Debug, thiserror::Error)]
@@ -84,7 +35,9 @@ pub enum RecordError {
         what: String,
     },
     /// A record larger than the memory ceiling (`--max-memory`); nothing was allocated.
-    #[error("`{file}`, record {record}: {bytes} bytes, over the memory limit of {limit} bytes (--max-memory)")]
+    #[error(
+        "`{file}`, record {record}: {bytes} bytes, over the memory limit of {limit} bytes (--max-memory)"
+    )]
     OverMemoryLimit {
         /// The file as given.
         file: String,
@@ -113,7 +66,9 @@ pub enum RecordError {
         what: String,
     },
     /// A Parquet column whose type pipec does not read.
-    #[error("`{file}`: column `{column}` has type {ty}, which pipec does not read (integers, floats, bool, strings and fixed-size lists of them)")]
+    #[error(
+        "`{file}`: column `{column}` has type {ty}, which pipec does not read (integers, floats, bool, strings and fixed-size lists of them)"
+    )]
     UnsupportedColumn {
         /// The file as given.
         file: String,

@@ -2,11 +2,11 @@
 //! read lazily a batch at a time (row group by row group) as column slices, and a writer of
 //! one row per element. Tensors have no nulls: a null is an error naming its row and column.
 
-use crate::{ElemType, RecordError, Value};
+use crate::RecordError;
 use arrow_array::cast::AsArray;
 use arrow_array::types::{
-    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    Float16Type, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
 };
 use arrow_array::{Array, ArrayRef, RecordBatch};
 use arrow_schema::{DataType, Field, Schema};
@@ -30,7 +30,7 @@ pub struct ColumnInfo {
     /// The column's name.
     pub name: String,
     /// Its element type.
-    pub elem: ElemType,
+    pub elem: DType,
     /// The shape of one row's value.
     pub shape: Vec<usize>,
 }
@@ -67,7 +67,12 @@ impl TableInfo {
                         .ok_or_else(|| RecordError::MissingColumn {
                             file: file.to_string(),
                             column: n.clone(),
-                            available: self.columns.iter().map(name_of).collect::<Vec<_>>().join(", "),
+                            available: self
+                                .columns
+                                .iter()
+                                .map(name_of)
+                                .collect::<Vec<_>>()
+                                .join(", "),
                         })
                 })
                 .collect::<Result<_, _>>()?,
@@ -104,14 +109,17 @@ fn guarded<T>(file: &str, f: impl FnOnce() -> Result<T, RecordError>) -> Result<
                 .map(|s| s.to_string())
                 .or_else(|| p.downcast_ref::<String>().cloned())
                 .unwrap_or_default();
-            Err(perr(file, format!("the file is malformed (the Parquet reader failed: {msg})")))
+            Err(perr(
+                file,
+                format!("the file is malformed (the Parquet reader failed: {msg})"),
+            ))
         }
     }
 }
 
 /// The pipec element type and row shape of an Arrow type, if pipec reads it.
-fn elem_of(dt: &DataType) -> Option<(ElemType, Vec<usize>)> {
-    let num = |d| Some((ElemType::Num(d), Vec::new()));
+fn elem_of(dt: &DataType) -> Option<(DType, Vec<usize>)> {
+    let num = |d| Some((d, Vec::new()));
     match dt {
         DataType::Boolean => num(DType::Bool),
         DataType::Int8 => num(DType::I8),
@@ -130,7 +138,7 @@ fn elem_of(dt: &DataType) -> Option<(ElemType, Vec<usize>)> {
         | DataType::Utf8View
         | DataType::Binary
         | DataType::LargeBinary
-        | DataType::BinaryView => Some((ElemType::Str, Vec::new())),
+        | DataType::BinaryView => Some((DType::Str, Vec::new())),
         DataType::FixedSizeList(field, n) => {
             let (elem, mut shape) = elem_of(field.data_type())?;
             shape.insert(0, usize::try_from(*n).ok()?);
@@ -168,7 +176,10 @@ pub fn read_info(path: &Path) -> Result<TableInfo, RecordError> {
     })?;
     guarded(&file, || {
         let b = ParquetRecordBatchReaderBuilder::try_new(f).map_err(|e| perr(&file, e))?;
-        Ok(table_info(b.schema(), b.metadata().file_metadata().num_rows()))
+        Ok(table_info(
+            b.schema(),
+            b.metadata().file_metadata().num_rows(),
+        ))
     })
 }
 
@@ -180,7 +191,7 @@ pub struct ParquetRows {
     positions: Vec<usize>,
     reader: Option<ParquetRecordBatchReader>,
     /// The decoded batch being handed out, and how many of its rows are gone.
-    pending: Option<(Vec<Value>, usize)>,
+    pending: Option<(Vec<Tensor>, usize)>,
     /// Rows read from the file before `pending`'s first row (for null errors).
     row: u64,
 }
@@ -245,7 +256,7 @@ impl ParquetRows {
 
     /// Up to `max` (≥ 1) next rows, as one value per column with a leading dim of rows;
     /// `None` at the end. After an error the reader returns `None`.
-    pub fn next_rows(&mut self, max: usize) -> Result<Option<Vec<Value>>, RecordError> {
+    pub fn next_rows(&mut self, max: usize) -> Result<Option<Vec<Tensor>>, RecordError> {
         let max = max.max(1);
         loop {
             if let Some((values, used)) = &mut self.pending {
@@ -290,37 +301,39 @@ impl ParquetRows {
         }
     }
 
-    fn convert(&self, batch: &RecordBatch) -> Result<Vec<Value>, RecordError> {
+    fn convert(&self, batch: &RecordBatch) -> Result<Vec<Tensor>, RecordError> {
+        // The first null in row order (then column order) is the one reported.
+        let null = self
+            .columns
+            .iter()
+            .zip(&self.positions)
+            .filter_map(|(col, &p)| first_null(batch.column(p).as_ref()).map(|i| (i, col)))
+            .min_by_key(|(i, _)| *i);
+        if let Some((i, col)) = null {
+            return Err(RecordError::Null {
+                file: self.file.clone(),
+                row: self.row + i as u64,
+                column: col.name.clone(),
+            });
+        }
         self.columns
             .iter()
             .zip(&self.positions)
             .map(|(col, &p)| {
-                let array = batch.column(p);
-                if let Some(i) = first_null(array.as_ref()) {
-                    return Err(RecordError::Null {
-                        file: self.file.clone(),
-                        row: self.row + i as u64,
-                        column: col.name.clone(),
-                    });
-                }
-                to_value(array, col, batch.num_rows()).ok_or_else(|| {
-                    perr(&self.file, format!("column `{}` did not decode as {}", col.name, col.elem))
+                to_value(batch.column(p), col, batch.num_rows()).ok_or_else(|| {
+                    perr(
+                        &self.file,
+                        format!("column `{}` did not decode as {}", col.name, col.elem),
+                    )
                 })
             })
             .collect()
     }
 }
 
-fn slice_rows(v: &Value, start: usize, end: usize) -> Value {
+fn slice_rows(v: &Tensor, start: usize, end: usize) -> Tensor {
     let s = Slice::from(start..end);
-    match v {
-        Value::Tensor(t) => Value::Tensor(pipec_tensor::for_each_dtype!(slice_tensor; t, s)),
-        Value::Str(a) => {
-            let mut a = a.clone();
-            a.slice_axis_inplace(Axis(0), s);
-            Value::Str(a)
-        }
-    }
+    pipec_tensor::for_each_dtype!(slice_tensor; v, s)
 }
 
 macro_rules! slice_tensor {
@@ -356,7 +369,7 @@ fn first_null(array: &dyn Array) -> Option<usize> {
 
 /// The leaf values of an array (through its fixed-size lists), as a pipec value of shape
 /// `[rows, col.shape...]`.
-fn to_value(array: &ArrayRef, col: &ColumnInfo, rows: usize) -> Option<Value> {
+fn to_value(array: &ArrayRef, col: &ColumnInfo, rows: usize) -> Option<Tensor> {
     let mut leaf = array.clone();
     while let DataType::FixedSizeList(..) = leaf.data_type() {
         leaf = leaf.as_fixed_size_list().values().clone();
@@ -367,14 +380,14 @@ fn to_value(array: &ArrayRef, col: &ColumnInfo, rows: usize) -> Option<Value> {
     macro_rules! prim {
         ($ty:ty, $v:ident) => {{
             let values = leaf.as_primitive_opt::<$ty>()?.values().to_vec();
-            Value::Tensor(Tensor::$v(ArrayD::from_shape_vec(shape, values).ok()?.into()))
+            (Tensor::$v(ArrayD::from_shape_vec(shape, values).ok()?.into()))
         }};
     }
     let v = match leaf.data_type() {
         DataType::Boolean => {
             let b = leaf.as_boolean_opt()?;
             let values: Vec<bool> = (0..b.len()).map(|i| b.value(i)).collect();
-            Value::Tensor(Tensor::Bool(ArrayD::from_shape_vec(shape, values).ok()?.into()))
+            Tensor::Bool(ArrayD::from_shape_vec(shape, values).ok()?.into())
         }
         DataType::Int8 => prim!(Int8Type, I8),
         DataType::Int16 => prim!(Int16Type, I16),
@@ -401,40 +414,39 @@ fn to_value(array: &ArrayRef, col: &ColumnInfo, rows: usize) -> Option<Value> {
 fn strs<'a, S: AsRef<[u8]> + 'a + ?Sized>(
     values: impl Iterator<Item = Option<&'a S>>,
     shape: IxDyn,
-) -> Option<Value> {
+) -> Option<Tensor> {
     let v: Vec<Bytes> = values
         .map(|s| s.map_or_else(Bytes::new, |s| Bytes::copy_from_slice(s.as_ref())))
         .collect();
-    Some(Value::Str(ArrayD::from_shape_vec(shape, v).ok()?.into()))
+    Some(Tensor::Str(ArrayD::from_shape_vec(shape, v).ok()?.into()))
 }
 
 /// The Arrow type a column of `elem` values of row shape `shape` is written as.
-fn arrow_type(elem: ElemType, shape: &[usize]) -> Result<DataType, RecordError> {
+fn arrow_type(elem: DType, shape: &[usize]) -> Result<DataType, RecordError> {
     let mut dt = match elem {
-        ElemType::Str => DataType::Binary,
-        ElemType::Num(d) => match d {
-            DType::Bool => DataType::Boolean,
-            DType::I8 => DataType::Int8,
-            DType::U8 => DataType::UInt8,
-            DType::I16 => DataType::Int16,
-            DType::U16 => DataType::UInt16,
-            DType::I32 => DataType::Int32,
-            DType::U32 => DataType::UInt32,
-            DType::I64 => DataType::Int64,
-            DType::U64 => DataType::UInt64,
-            DType::F16 => DataType::Float16,
-            DType::F32 => DataType::Float32,
-            DType::F64 => DataType::Float64,
-            DType::BF16 => {
-                return Err(RecordError::Output(
-                    "Parquet has no bf16 column type; cast to f32 first".into(),
-                ));
-            }
-        },
+        DType::Str => DataType::Binary,
+        DType::Bool => DataType::Boolean,
+        DType::I8 => DataType::Int8,
+        DType::U8 => DataType::UInt8,
+        DType::I16 => DataType::Int16,
+        DType::U16 => DataType::UInt16,
+        DType::I32 => DataType::Int32,
+        DType::U32 => DataType::UInt32,
+        DType::I64 => DataType::Int64,
+        DType::U64 => DataType::UInt64,
+        DType::F16 => DataType::Float16,
+        DType::F32 => DataType::Float32,
+        DType::F64 => DataType::Float64,
+        DType::BF16 => {
+            return Err(RecordError::Output(
+                "Parquet has no bf16 column type; cast to f32 first".into(),
+            ));
+        }
     };
     for &n in shape.iter().rev() {
-        let n = i32::try_from(n)
-            .map_err(|_| RecordError::Output(format!("a dimension of {n} is too large for Parquet")))?;
+        let n = i32::try_from(n).map_err(|_| {
+            RecordError::Output(format!("a dimension of {n} is too large for Parquet"))
+        })?;
         dt = DataType::FixedSizeList(Arc::new(Field::new("item", dt, false)), n);
     }
     Ok(dt)
@@ -469,7 +481,7 @@ impl<W: std::io::Write + Send> ParquetWriter<W> {
     }
 
     /// Writes rows: one value per column, each with a leading dim of the row count.
-    pub fn write_rows(&mut self, values: &[Value]) -> Result<(), RecordError> {
+    pub fn write_rows(&mut self, values: &[Tensor]) -> Result<(), RecordError> {
         let mut arrays = Vec::with_capacity(values.len());
         for ((v, col), field) in values.iter().zip(&self.columns).zip(self.schema.fields()) {
             if v.shape().get(1..) != Some(&col.shape[..]) {
@@ -498,7 +510,7 @@ impl<W: std::io::Write + Send> ParquetWriter<W> {
 }
 
 /// A value of shape `[rows, ...]` as an Arrow array of type `dt` (nested fixed-size lists).
-fn to_arrow(v: &Value, dt: &DataType) -> ArrayRef {
+fn to_arrow(v: &Tensor, dt: &DataType) -> ArrayRef {
     use arrow_array::{BinaryArray, BooleanArray, FixedSizeListArray, PrimitiveArray};
     if let DataType::FixedSizeList(field, n) = dt {
         // Flatten one level: `[rows, n, ...]` → `[rows * n, ...]`.
@@ -512,44 +524,31 @@ fn to_arrow(v: &Value, dt: &DataType) -> ArrayRef {
         };
     }
     match v {
-        Value::Str(a) => Arc::new(BinaryArray::from_iter_values(a.iter().map(|b| &b[..]))),
-        Value::Tensor(t) => match t {
-            Tensor::Bool(a) => Arc::new(BooleanArray::from_iter(a.iter().map(|b| Some(*b)))),
-            Tensor::I8(a) => prim!(a, Int8Type),
-            Tensor::U8(a) => prim!(a, UInt8Type),
-            Tensor::I16(a) => prim!(a, Int16Type),
-            Tensor::U16(a) => prim!(a, UInt16Type),
-            Tensor::I32(a) => prim!(a, Int32Type),
-            Tensor::U32(a) => prim!(a, UInt32Type),
-            Tensor::I64(a) => prim!(a, Int64Type),
-            Tensor::U64(a) => prim!(a, UInt64Type),
-            Tensor::F16(a) => prim!(a, Float16Type),
-            Tensor::F32(a) => prim!(a, Float32Type),
-            Tensor::F64(a) => prim!(a, Float64Type),
-            // `arrow_type` refused bf16 before any value got here.
-            Tensor::BF16(a) => prim!(a.mapv(|x| x.to_f32()), Float32Type),
-        },
+        Tensor::Str(a) => Arc::new(BinaryArray::from_iter_values(a.iter().map(|b| &b[..]))),
+        Tensor::Bool(a) => Arc::new(BooleanArray::from_iter(a.iter().map(|b| Some(*b)))),
+        Tensor::I8(a) => prim!(a, Int8Type),
+        Tensor::U8(a) => prim!(a, UInt8Type),
+        Tensor::I16(a) => prim!(a, Int16Type),
+        Tensor::U16(a) => prim!(a, UInt16Type),
+        Tensor::I32(a) => prim!(a, Int32Type),
+        Tensor::U32(a) => prim!(a, UInt32Type),
+        Tensor::I64(a) => prim!(a, Int64Type),
+        Tensor::U64(a) => prim!(a, UInt64Type),
+        Tensor::F16(a) => prim!(a, Float16Type),
+        Tensor::F32(a) => prim!(a, Float32Type),
+        Tensor::F64(a) => prim!(a, Float64Type),
+        // `arrow_type` refused bf16 before any value got here.
+        Tensor::BF16(a) => prim!(a.mapv(|x| x.to_f32()), Float32Type),
     }
 }
 
 /// Merges the first two dims of `v` (`[rows, n, ...]` → `[rows * n, ...]`).
-fn reshape_leading(v: &Value, n: usize) -> Value {
+fn reshape_leading(v: &Tensor, n: usize) -> Tensor {
     let shape = v.shape();
     let mut new: Vec<usize> = vec![shape.first().copied().unwrap_or(0) * n];
     new.extend(shape.iter().skip(2));
     let new = IxDyn(&new);
-    macro_rules! re {
-        ($a:expr) => {
-            $a.to_owned()
-                .into_shape_with_order(new.clone())
-                .map(ArcArray::from)
-                .unwrap_or_else(|_| $a.clone())
-        };
-    }
-    match v {
-        Value::Str(a) => Value::Str(re!(a)),
-        Value::Tensor(t) => Value::Tensor(pipec_tensor::for_each_dtype!(reshape_tensor; t, new)),
-    }
+    pipec_tensor::for_each_dtype!(reshape_tensor; v, new)
 }
 
 macro_rules! reshape_tensor {
@@ -570,7 +569,7 @@ use reshape_tensor;
 mod tests {
     use super::*;
 
-    fn write(cols: Vec<ColumnInfo>, batches: &[Vec<Value>]) -> Bytes {
+    fn write(cols: Vec<ColumnInfo>, batches: &[Vec<Tensor>]) -> Bytes {
         let mut w = ParquetWriter::new(Vec::new(), cols).unwrap();
         for b in batches {
             w.write_rows(b).unwrap();
@@ -578,7 +577,7 @@ mod tests {
         Bytes::from(w.finish().unwrap())
     }
 
-    fn col(name: &str, elem: ElemType, shape: &[usize]) -> ColumnInfo {
+    fn col(name: &str, elem: DType, shape: &[usize]) -> ColumnInfo {
         ColumnInfo {
             name: name.into(),
             elem,
@@ -597,17 +596,20 @@ mod tests {
             .into();
         let s: ArcArray<Bytes, IxDyn> = ArrayD::from_shape_vec(
             IxDyn(&[5]),
-            ["a", "", "ccc", "d", "é"].iter().map(|s| Bytes::from(s.as_bytes().to_vec())).collect(),
+            ["a", "", "ccc", "d", "é"]
+                .iter()
+                .map(|s| Bytes::from(s.as_bytes().to_vec()))
+                .collect(),
         )
         .unwrap()
         .into();
         let cols = vec![
-            col("x", ElemType::Num(DType::F32), &[2, 3]),
-            col("y", ElemType::Num(DType::I64), &[]),
-            col("s", ElemType::Str, &[]),
+            col("x", DType::F32, &[2, 3]),
+            col("y", DType::I64, &[]),
+            col("s", DType::Str, &[]),
         ];
-        let vals = vec![Value::Tensor(Tensor::F32(x.clone())), Value::Tensor(Tensor::I64(y)), Value::Str(s)];
-        let bytes = write(cols.clone(), &[vals.clone()]);
+        let vals = vec![(Tensor::F32(x.clone())), (Tensor::I64(y)), Tensor::Str(s)];
+        let bytes = write(cols.clone(), std::slice::from_ref(&vals));
         let names = vec!["s".to_string(), "x".to_string()];
         let mut r = ParquetRows::from_bytes(bytes, "t.parquet".into(), Some(&names)).unwrap();
         assert_eq!(r.columns(), &[cols[2].clone(), cols[0].clone()]);
@@ -623,8 +625,8 @@ mod tests {
     #[test]
     fn missing_column_and_garbage_are_errors() {
         let bytes = write(
-            vec![col("y", ElemType::Num(DType::I8), &[])],
-            &[vec![Value::Tensor(Tensor::I8(ArcArray::from_elem(IxDyn(&[2]), 1)))]],
+            vec![col("y", DType::I8, &[])],
+            &[vec![(Tensor::I8(ArcArray::from_elem(IxDyn(&[2]), 1)))]],
         );
         let e = ParquetRows::from_bytes(bytes.clone(), "t".into(), Some(&["z".to_string()]))
             .err()

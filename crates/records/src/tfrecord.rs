@@ -250,9 +250,7 @@ impl<W: Write> TfRecordWriter<W> {
         let sink = match compression {
             Compression::None => Sink::Plain(out),
             Compression::Gzip => Sink::Gzip(flate2::write::GzEncoder::new(out, Level::default())),
-            Compression::Zlib => {
-                Sink::Zlib(flate2::write::ZlibEncoder::new(out, Level::default()))
-            }
+            Compression::Zlib => Sink::Zlib(flate2::write::ZlibEncoder::new(out, Level::default())),
         };
         TfRecordWriter { sink, count: 0 }
     }
@@ -379,7 +377,10 @@ mod tests {
         for c in [Compression::Gzip, Compression::Zlib] {
             let full = write_all(&[b"one", &[7u8; 500]], c);
             for cut in [full.len() / 2, full.len() - 1] {
-                assert!(read_all(full[..cut].to_vec(), c).is_err(), "{c:?} cut {cut}");
+                assert!(
+                    read_all(full[..cut].to_vec(), c).is_err(),
+                    "{c:?} cut {cut}"
+                );
             }
         }
     }
@@ -391,6 +392,9 @@ mod tests {
         bytes.extend_from_slice(&masked_crc(&len).to_le_bytes());
         bytes.extend_from_slice(b"short");
         let e = read_all(bytes, Compression::None).unwrap_err();
-        assert!(e.to_string().contains("ends inside the record's data"), "{e}");
+        assert!(
+            e.to_string().contains("ends inside the record's data"),
+            "{e}"
+        );
     }
 }

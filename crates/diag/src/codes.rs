@@ -157,6 +157,9 @@ codes! {
     BadDatasetArgument = "E0401";
     /// Datasets whose element types do not fit (`concatenate`, `padded_batch`).
     DatasetTypeMismatch = "E0402";
+    /// A Parquet column of a type pipec does not read (not an integer, float, bool, string
+    /// or fixed-size list of them).
+    UnsupportedColumn = "E0420";
 
     // Eager functions and workers.
     /// An eager result that does not match the declared type.
@@ -193,6 +196,14 @@ codes! {
     NegativePower = "E0607";
     /// A value a string op cannot take: text that is not a number, a position past the end.
     BadValue = "E0608";
+    /// A damaged record file: a TFRecord CRC that does not match, a truncated record, a
+    /// record that is not a `tf.train.Example`, an unreadable Parquet file.
+    BadRecord = "E0620";
+    /// A `tf.train.Example` feature that is missing (without a default), of another kind,
+    /// or of another size than declared.
+    BadFeature = "E0621";
+    /// A null in a Parquet column (tensors have no nulls).
+    NullValue = "E0622";
 
     // Limits.
     /// A tensor with more elements than the limit.

@@ -11,6 +11,7 @@ mod block;
 mod budget;
 mod func;
 mod lanes;
+mod records;
 mod rng;
 mod stats;
 mod stream;

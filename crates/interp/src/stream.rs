@@ -292,6 +292,14 @@ enum PlanKind {
         ncols: usize,
     },
     ReadLines(Vec<PathBuf>),
+    ReadTfRecord {
+        paths: Vec<PathBuf>,
+        compression: pipec_records::Compression,
+    },
+    ReadParquet {
+        paths: Vec<PathBuf>,
+        columns: Vec<String>,
+    },
     Map {
         f: Arc<CompiledFn>,
         /// `f` vectorized over a block of elements, when block execution applies.
@@ -423,6 +431,15 @@ impl PlanBuilder<'_> {
                 PlanKind::Whole(comps)
             }
             DsKind::ReadLines(paths) => PlanKind::ReadLines(paths.clone()),
+            DsKind::ReadTfRecord { paths, compression } => PlanKind::ReadTfRecord {
+                paths: paths.clone(),
+                compression: pipec_records::Compression::from_name(compression)
+                    .unwrap_or_default(),
+            },
+            DsKind::ReadParquet { paths, columns } => PlanKind::ReadParquet {
+                paths: paths.clone(),
+                columns: columns.clone(),
+            },
             DsKind::ReadCsv { path, header } => {
                 // The element type (fixed at trace time from the first line) gives dtype and width.
                 let (dtype, ncols) = match &n.elem {
@@ -708,6 +725,12 @@ impl Plan {
                 reader: pipec_tensor::io::LineReader::new(paths.clone()),
                 span: self.span,
             }),
+            PlanKind::ReadTfRecord { paths, compression } => Box::new(
+                crate::records::TfRecords::new(paths.clone(), *compression, self.span),
+            ),
+            PlanKind::ReadParquet { paths, columns } => Box::new(
+                crate::records::ParquetSource::new(paths.clone(), columns.clone(), self.span),
+            ),
             PlanKind::Map {
                 f,
                 block_f,

@@ -17,11 +17,15 @@
 mod exec;
 mod host;
 mod params;
+mod records_out;
 mod shard;
 
 pub use exec::{ExecWorker, kill_all_workers};
 pub use host::ClosureHost;
 pub use params::ParamValue;
+pub use records_out::{RecordFormat, RecordWriter};
+/// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
+pub use pipec_records as records;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{
     Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, LaneReport, NodeReport, RunOptions,

@@ -12,6 +12,7 @@ pub mod tfrecord;
 pub use example::{FeatureKind, FeatureSpec};
 pub use pipec_tensor::{DType, Tensor};
 pub use tfrecord::{Compression, TfRecordReader, TfRecordWriter};
+pub use bytes;
 
 /// Why a record file could not be read or written.
 #[derive(Debug, thiserror::Error)]

@@ -194,6 +194,8 @@ pub struct ParquetRows {
     pending: Option<(Vec<Tensor>, usize)>,
     /// Rows read from the file before `pending`'s first row (for null errors).
     row: u64,
+    /// A null found in the batch being handed out: reported once the rows before it left.
+    failed: Option<RecordError>,
 }
 
 impl ParquetRows {
@@ -245,6 +247,7 @@ impl ParquetRows {
                 reader: Some(reader),
                 pending: None,
                 row: 0,
+                failed: None,
             })
         })
     }
@@ -270,6 +273,10 @@ impl ParquetRows {
                 self.row += n as u64;
                 self.pending = None;
             }
+            if let Some(e) = self.failed.take() {
+                self.reader = None;
+                return Err(e);
+            }
             let Some(reader) = &mut self.reader else {
                 return Ok(None);
             };
@@ -290,6 +297,18 @@ impl ParquetRows {
                     return Err(e);
                 }
             };
+            // Rows before a null are delivered; the null is reported after them.
+            let batch = match self.null_in(&batch) {
+                Some((0, e)) => {
+                    self.reader = None;
+                    return Err(e);
+                }
+                Some((i, e)) => {
+                    self.failed = Some(e);
+                    batch.slice(0, i)
+                }
+                None => batch,
+            };
             match self.convert(&batch) {
                 Ok(values) if batch.num_rows() > 0 => self.pending = Some((values, 0)),
                 Ok(_) => {}
@@ -301,21 +320,25 @@ impl ParquetRows {
         }
     }
 
-    fn convert(&self, batch: &RecordBatch) -> Result<Vec<Tensor>, RecordError> {
-        // The first null in row order (then column order) is the one reported.
-        let null = self
+    /// The first null in row order (then column order), with its row in the batch.
+    fn null_in(&self, batch: &RecordBatch) -> Option<(usize, RecordError)> {
+        let (i, col) = self
             .columns
             .iter()
             .zip(&self.positions)
             .filter_map(|(col, &p)| first_null(batch.column(p).as_ref()).map(|i| (i, col)))
-            .min_by_key(|(i, _)| *i);
-        if let Some((i, col)) = null {
-            return Err(RecordError::Null {
+            .min_by_key(|(i, _)| *i)?;
+        Some((
+            i,
+            RecordError::Null {
                 file: self.file.clone(),
                 row: self.row + i as u64,
                 column: col.name.clone(),
-            });
-        }
+            },
+        ))
+    }
+
+    fn convert(&self, batch: &RecordBatch) -> Result<Vec<Tensor>, RecordError> {
         self.columns
             .iter()
             .zip(&self.positions)

@@ -154,7 +154,12 @@ fn scratch() -> PathBuf {
     std::fs::write(dir.join("clean.csv"), "1,2\n3,4\n").expect("write clean.csv");
     // Record files written by TensorFlow and pyarrow (tests/records/gen.py).
     let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/records/data");
-    for f in ["plain.tfrecord", "bad_crc.tfrecord", "nulls.parquet", "unsupported.parquet"] {
+    for f in [
+        "plain.tfrecord",
+        "bad_crc.tfrecord",
+        "nulls.parquet",
+        "unsupported.parquet",
+    ] {
         std::fs::copy(records.join(f), dir.join(f)).expect("copy a record file");
     }
     // Misbehaving workers, for the worker errors (they need python3, not numpy).

@@ -17,13 +17,12 @@ pub(crate) fn open(
     format: pipec::RecordFormat,
     elem: &pipec::ElemType,
 ) -> Result<Box<dyn Sink>, OutputError> {
-    let (tmp, file) = TempFile::create(path, None)
-        .map_err(|e| OutputError::Failed(output_failed(path, e)))?;
+    let (tmp, file) =
+        TempFile::create(path, None).map_err(|e| OutputError::Failed(output_failed(path, e)))?;
     let w = pipec::RecordWriter::new(file, format, elem).map_err(|m| {
-        OutputError::Usage(
-            Diagnostic::error(pipec::Code::BadUsage, m)
-                .with_help("map the elements to a dict of tensors a record can hold, or write .npz/.jsonl"),
-        )
+        OutputError::Usage(Diagnostic::error(pipec::Code::BadUsage, m).with_help(
+            "map the elements to a dict of tensors a record can hold, or write .npz/.jsonl",
+        ))
     })?;
     Ok(Box::new(RecordFile {
         path: path.to_path_buf(),

@@ -260,7 +260,11 @@ pub fn tfrecord(data: &[u8]) {
                 w.write_record(b).expect("writes to memory");
             }
             let out = w.finish().expect("writes to memory");
-            assert_eq!(&out[..], &data[..out.len()], "records write back to their bytes");
+            assert_eq!(
+                &out[..],
+                &data[..out.len()],
+                "records write back to their bytes"
+            );
         }
     }
 }
@@ -279,14 +283,20 @@ pub fn example(data: &[u8]) {
         spec("a", FeatureKind::Int64, &[], Some(Flat::Int64(vec![7]))),
         spec("b", FeatureKind::Float, &[None, Some(2)], None),
         spec("c", FeatureKind::Bytes, &[None], None),
-        spec("d", FeatureKind::Float, &[Some(3)], Some(Flat::Float(vec![0.5]))),
+        spec(
+            "d",
+            FeatureKind::Float,
+            &[Some(3)],
+            Some(Flat::Float(vec![0.5])),
+        ),
     ];
     let rec = pipec::records::bytes::Bytes::copy_from_slice(data);
     if let Ok(v) = parse_example(rec.clone(), &specs) {
         assert_eq!(v[0].shape(), &[] as &[usize]);
         assert_eq!(v[1].shape()[1..], [2]);
         assert_eq!(v[3].shape(), &[3]);
-        let b = parse_batch(&[rec.clone(), rec], &specs).expect("a parsable record parses in a batch");
+        let b =
+            parse_batch(&[rec.clone(), rec], &specs).expect("a parsable record parses in a batch");
         assert_eq!(b[1].shape()[0], 2);
         assert_eq!(b[1].shape()[1], v[1].shape()[0]);
     }
@@ -305,7 +315,11 @@ pub fn parquet(data: &[u8]) {
     let mut total = 0u64;
     while let Ok(Some(cols)) = rows.next_rows(7) {
         for (c, s) in cols.iter().zip(&shapes) {
-            assert_eq!(&c.shape()[1..], &s[..], "a column slice has its column's row shape");
+            assert_eq!(
+                &c.shape()[1..],
+                &s[..],
+                "a column slice has its column's row shape"
+            );
         }
         total += cols.first().map_or(0, |c| c.shape()[0] as u64);
         if total > 1 << 24 {

@@ -16,12 +16,12 @@ use std::path::PathBuf;
 pub(crate) fn record_error(e: RecordError, span: Span) -> Diagnostic {
     let (code, help) = match &e {
         RecordError::Io { .. } => (Code::FileUnreadable, None),
-        RecordError::OverMemoryLimit { .. } => {
-            (Code::MemoryLimit, Some("raise `--max-memory`"))
-        }
+        RecordError::OverMemoryLimit { .. } => (Code::MemoryLimit, Some("raise `--max-memory`")),
         RecordError::Null { .. } => (
             Code::NullValue,
-            Some("fill the nulls when writing the file, or leave the column out with `columns: [...]`"),
+            Some(
+                "fill the nulls when writing the file, or leave the column out with `columns: [...]`",
+            ),
         ),
         RecordError::Example { feature, .. } if !feature.is_empty() => (Code::BadFeature, None),
         RecordError::UnsupportedColumn { .. } => (Code::UnsupportedColumn, None),

@@ -433,8 +433,7 @@ impl PlanBuilder<'_> {
             DsKind::ReadLines(paths) => PlanKind::ReadLines(paths.clone()),
             DsKind::ReadTfRecord { paths, compression } => PlanKind::ReadTfRecord {
                 paths: paths.clone(),
-                compression: pipec_records::Compression::from_name(compression)
-                    .unwrap_or_default(),
+                compression: pipec_records::Compression::from_name(compression).unwrap_or_default(),
             },
             DsKind::ReadParquet { paths, columns } => PlanKind::ReadParquet {
                 paths: paths.clone(),

@@ -23,18 +23,18 @@ mod shard;
 pub use exec::{ExecWorker, kill_all_workers};
 pub use host::ClosureHost;
 pub use params::ParamValue;
-pub use records_out::{RecordFormat, RecordWriter};
-/// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
-pub use pipec_records as records;
 pub use pipec_diag::{Code, Diagnostic, Severity, Span, render};
 pub use pipec_interp::{
     Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, LaneReport, NodeReport, RunOptions,
     RunStats,
 };
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
+/// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
+pub use pipec_records as records;
 pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
 pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
+pub use records_out::{RecordFormat, RecordWriter};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -179,7 +179,8 @@ impl RecordWriter {
             cols.push(kernels::stack(&parts, 0).map_err(|e| e.to_string())?);
         }
         rows.clear();
-        w.write_rows(&cols).map_err(|e| format!("column shapes: {e}"))
+        w.write_rows(&cols)
+            .map_err(|e| format!("column shapes: {e}"))
     }
 
     /// Ends the file (the Parquet footer, the gzip trailer) and returns it, synced.

@@ -9,10 +9,10 @@ pub mod example;
 pub mod parquet;
 pub mod tfrecord;
 
+pub use bytes;
 pub use example::{FeatureKind, FeatureSpec};
 pub use pipec_tensor::{DType, Tensor};
 pub use tfrecord::{Compression, TfRecordReader, TfRecordWriter};
-pub use bytes;
 
 /// Why a record file could not be read or written.
 #[derive(Debug, thiserror::Error)]

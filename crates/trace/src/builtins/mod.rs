@@ -41,8 +41,8 @@ mod creation;
 mod elementwise;
 mod host_only;
 mod indexing;
-mod shape;
 mod records;
+mod shape;
 mod sources;
 mod strings;
 

@@ -128,11 +128,19 @@ pub(super) fn read_parquet(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) 
             )
         }
         Some((Value::Str(s), _)) => Some(vec![s.to_string()]),
+        Some((Value::Tensor(TVal::Concrete(Tensor::Str(t))), _)) if t.ndim() == 1 => Some(
+            t.iter()
+                .map(|b| String::from_utf8_lossy(b).into_owned())
+                .collect(),
+        ),
         Some((Value::Poison, _)) => return Ok(Value::Poison),
         Some((v, s)) => {
             let d = Diagnostic::error(
                 Code::WrongKind,
-                format!("`columns:` takes a list of column names, not {}", v.kind_name()),
+                format!(
+                    "`columns:` takes a list of column names, not {}",
+                    v.kind_name()
+                ),
             )
             .with_label(s, "")
             .with_help("write `columns: [\"a\", \"b\"]`");
@@ -149,15 +157,15 @@ pub(super) fn read_parquet(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) 
             Err(e) => {
                 let code = match e {
                     pipec_records::RecordError::Io { .. } => Code::FileUnreadable,
-                    pipec_records::RecordError::UnsupportedColumn { .. } => {
-                        Code::UnsupportedColumn
-                    }
+                    pipec_records::RecordError::UnsupportedColumn { .. } => Code::UnsupportedColumn,
                     pipec_records::RecordError::MissingColumn { .. } => Code::BadDatasetArgument,
                     _ => Code::BadRecord,
                 };
                 let mut d = Diagnostic::error(code, e.to_string())
                     .with_label(ps, "this file")
-                    .with_note("the schema is read when compiling; the rows when the pipeline runs");
+                    .with_note(
+                        "the schema is read when compiling; the rows when the pipeline runs",
+                    );
                 if code == Code::UnsupportedColumn {
                     d = d.with_help("leave the column out with `columns: [...]`, or convert it (e.g. a list column to a fixed-size list) when writing the file");
                 }
@@ -220,7 +228,10 @@ pub(super) fn parse_example(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call)
         }
         let d = Diagnostic::error(
             Code::WrongKind,
-            format!("`parse_example` takes a dict of feature types, not {}", fv.kind_name()),
+            format!(
+                "`parse_example` takes a dict of feature types, not {}",
+                fv.kind_name()
+            ),
         )
         .with_label(fs, "")
         .with_help("write `{\"label\": i64, \"bbox\": \"f32[4]\", \"tokens\": \"i64[?]\"}`");
@@ -233,7 +244,10 @@ pub(super) fn parse_example(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call)
         Some((v, s)) => {
             let d = Diagnostic::error(
                 Code::WrongKind,
-                format!("`default:` takes a dict of values by feature, not {}", v.kind_name()),
+                format!(
+                    "`default:` takes a dict of values by feature, not {}",
+                    v.kind_name()
+                ),
             )
             .with_label(s, "")
             .with_help("write `default: {\"weight\": 1.0}`");
@@ -246,7 +260,12 @@ pub(super) fn parse_example(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call)
             return Ok(Value::Poison);
         };
         let TypeSpec::Tensor { dtype, dims } = ty else {
-            return feature_error(ev, fs, &name, "a feature's type is one tensor type, not a tuple");
+            return feature_error(
+                ev,
+                fs,
+                &name,
+                "a feature's type is one tensor type, not a tuple",
+            );
         };
         let kind = match dtype {
             DType::Str => FeatureKind::Bytes,
@@ -257,7 +276,9 @@ pub(super) fn parse_example(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call)
                     ev,
                     fs,
                     &name,
-                    &format!("a feature is `str` (bytes_list), `i64` (int64_list) or `f32` (float_list), not `{other}`"),
+                    &format!(
+                        "a feature is `str` (bytes_list), `i64` (int64_list) or `f32` (float_list), not `{other}`"
+                    ),
                 );
             }
         };
@@ -317,7 +338,11 @@ pub(super) fn parse_example(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call)
     let out_types: Vec<TensorType> = specs
         .iter()
         .map(|s| {
-            let mut dims: Vec<Dim> = s.shape.iter().map(|d| d.map_or(Dim::Unknown, Dim::Known)).collect();
+            let mut dims: Vec<Dim> = s
+                .shape
+                .iter()
+                .map(|d| d.map_or(Dim::Unknown, Dim::Known))
+                .collect();
             if let Some(n) = batched {
                 dims.insert(0, n);
             }
@@ -350,7 +375,10 @@ pub(super) fn parse_example(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call)
             return Ok(Value::Poison);
         };
         match host.instantiate().and_then(|mut i| i.call(&[t])) {
-            Ok(ts) => ts.into_iter().map(|t| Value::Tensor(TVal::Concrete(t))).collect(),
+            Ok(ts) => ts
+                .into_iter()
+                .map(|t| Value::Tensor(TVal::Concrete(t)))
+                .collect(),
             Err(d) => return ev.fail(d.with_label(span, "parsed here")),
         }
     };
@@ -380,11 +408,19 @@ fn default_flat(v: &Value, kind: FeatureKind) -> Option<Flat> {
         return match (t, kind) {
             (Tensor::Str(a), FeatureKind::Bytes) => Some(Flat::Bytes(a.iter().cloned().collect())),
             (t, FeatureKind::Int64) if t.dtype().is_int() => Some(Flat::Int64(
-                pipec_tensor::kernels::cast(t, DType::I64).as_array::<i64>()?.iter().copied().collect(),
+                pipec_tensor::kernels::cast(t, DType::I64)
+                    .as_array::<i64>()?
+                    .iter()
+                    .copied()
+                    .collect(),
             )),
             (t, FeatureKind::Float) if t.dtype() != DType::Str && t.dtype() != DType::Bool => {
                 Some(Flat::Float(
-                    pipec_tensor::kernels::cast(t, DType::F32).as_array::<f32>()?.iter().copied().collect(),
+                    pipec_tensor::kernels::cast(t, DType::F32)
+                        .as_array::<f32>()?
+                        .iter()
+                        .copied()
+                        .collect(),
                 ))
             }
             _ => None,

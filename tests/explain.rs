@@ -23,7 +23,7 @@
 //! blocks (and adds missing ones).
 //!
 //! Examples run in a scratch directory holding the files they mention (`images.npy`,
-//! `notes.txt`, `table.csv`, `clean.csv`, and the worker scripts `hang.py` and `garbage.py`).
+//! `notes.txt`, `table.csv`, `clean.csv`, record files from `tests/records/data/`, and the worker scripts `hang.py` and `garbage.py`).
 
 use pipec::{Code, CompileOptions, Compiler, SourceFile, Tensor};
 use std::path::{Path, PathBuf};
@@ -152,6 +152,16 @@ fn scratch() -> PathBuf {
     std::fs::write(dir.join("notes.txt"), "not an array\n").expect("write notes.txt");
     std::fs::write(dir.join("table.csv"), "1,2\n3,n/a\n").expect("write table.csv");
     std::fs::write(dir.join("clean.csv"), "1,2\n3,4\n").expect("write clean.csv");
+    // Record files written by TensorFlow and pyarrow (tests/records/gen.py).
+    let records = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/records/data");
+    for f in [
+        "plain.tfrecord",
+        "bad_crc.tfrecord",
+        "nulls.parquet",
+        "unsupported.parquet",
+    ] {
+        std::fs::copy(records.join(f), dir.join(f)).expect("copy a record file");
+    }
     // Misbehaving workers, for the worker errors (they need python3, not numpy).
     let workers = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/workers");
     for script in ["hang.py", "garbage.py"] {

@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
 mod progress;
+mod record_sink;
 
 /// Compile and run tf.data-style pipelines written in `.pipe` files.
 #[derive(Parser, Debug)]
@@ -48,7 +49,9 @@ struct Cli {
     #[arg(long, value_name = "N")]
     take: Option<u64>,
     /// Write the elements to a file instead of printing them: .npy (stacked), .npz (one array
-    /// per tuple component) or .jsonl (one JSON line per element); written atomically.
+    /// per tuple component), .jsonl (one JSON line per element), .tfrecord / .tfrecord.gz
+    /// (one tf.train.Example per element) or .parquet (one row per element); written
+    /// atomically.
     #[arg(long, value_name = "PATH")]
     output: Option<PathBuf>,
     /// Run to the end and drop the elements (for timing).
@@ -819,6 +822,9 @@ fn open_output(
             pipec::io::NpyWriter::new(std::io::BufWriter::new(file), leaves[k].dtype, fallback),
         ))
     };
+    if let Some(format) = pipec::RecordFormat::of_path(path) {
+        return record_sink::open(path, format, elem);
+    }
     match ext {
         "npy" => {
             if leaves.len() != 1 {
@@ -882,7 +888,7 @@ fn open_output(
         }
         other => Err(usage(
             format!("unsupported output format `.{other}`"),
-            "write to a .npy, .npz or .jsonl file",
+            "write to a .npy, .npz, .jsonl, .tfrecord, .tfrecord.gz or .parquet file",
         )),
     }
 }

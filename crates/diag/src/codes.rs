@@ -165,6 +165,9 @@ codes! {
     BadDatasetFunction = "E0411";
     /// `get_single_element` of a dataset without exactly one element.
     NotSingleElement = "E0412";
+    /// A Parquet column of a type pipec does not read (not an integer, float, bool, string
+    /// or fixed-size list of them).
+    UnsupportedColumn = "E0420";
 
     // Eager functions and workers.
     /// An eager result that does not match the declared type.
@@ -203,6 +206,14 @@ codes! {
     BadValue = "E0608";
     /// Bytes that are not a valid image of the expected format (`decode_png`, ...).
     BadImage = "E0620";
+    /// A damaged record file: a TFRecord CRC that does not match, a truncated record, a
+    /// record that is not a `tf.train.Example`, an unreadable Parquet file.
+    BadRecord = "E0621";
+    /// A `tf.train.Example` feature that is missing (without a default), of another kind,
+    /// or of another size than declared.
+    BadFeature = "E0622";
+    /// A null in a Parquet column (tensors have no nulls).
+    NullValue = "E0623";
 
     // Limits.
     /// A tensor with more elements than the limit.

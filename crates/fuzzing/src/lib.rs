@@ -31,6 +31,9 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("state", state),
     ("png", png),
     ("jpeg", jpeg),
+    ("tfrecord", tfrecord),
+    ("example", example),
+    ("parquet", parquet),
 ];
 
 /// Elements pulled from a generated pipeline: enough to cover batching and repeats while
@@ -290,4 +293,102 @@ fn image(data: &[u8], op: &str) {
     );
     run_text(&text);
     let _ = std::fs::remove_file(&path);
+}
+
+/// Any bytes as a TFRecord stream, plain and as GZIP/ZLIB: every record read either passes
+/// both CRCs (and writes back to the same bytes) or the reader stops with an error naming a
+/// record; a forged length never turns into a large allocation (the fuzzer's RSS limit).
+pub fn tfrecord(data: &[u8]) {
+    use pipec::records::{Compression, RecordError, TfRecordReader, TfRecordWriter};
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    for c in [Compression::None, Compression::Gzip, Compression::Zlib] {
+        let mut r = TfRecordReader::new(Cursor::new(data.to_vec()), c, "fuzz".into());
+        let mut records = Vec::new();
+        loop {
+            match r.next_record() {
+                Ok(Some(b)) => records.push(b),
+                Ok(None) => break,
+                Err(e) => {
+                    // Every failure names the record it stopped at (or the file system).
+                    assert!(
+                        e.record() == Some(records.len() as u64)
+                            || matches!(e, RecordError::Io { .. }),
+                        "{e}"
+                    );
+                    break;
+                }
+            }
+        }
+        if c == Compression::None && !records.is_empty() {
+            let mut w = TfRecordWriter::new(Vec::new(), c);
+            for b in &records {
+                w.write_record(b).expect("writes to memory");
+            }
+            let out = w.finish().expect("writes to memory");
+            assert_eq!(
+                &out[..],
+                &data[..out.len()],
+                "records write back to their bytes"
+            );
+        }
+    }
+}
+
+/// Any bytes as a serialized `tf.train.Example`, parsed against fixed, defaulted and `?`
+/// features, alone and as a batch of two: a result of the declared shapes, or an error.
+pub fn example(data: &[u8]) {
+    use pipec::records::example::{FeatureKind, FeatureSpec, Flat, parse_batch, parse_example};
+    let spec = |name: &str, kind, shape: &[Option<usize>], default| FeatureSpec {
+        name: name.into(),
+        kind,
+        shape: shape.to_vec(),
+        default,
+    };
+    let specs = [
+        spec("a", FeatureKind::Int64, &[], Some(Flat::Int64(vec![7]))),
+        spec("b", FeatureKind::Float, &[None, Some(2)], None),
+        spec("c", FeatureKind::Bytes, &[None], None),
+        spec(
+            "d",
+            FeatureKind::Float,
+            &[Some(3)],
+            Some(Flat::Float(vec![0.5])),
+        ),
+    ];
+    let rec = pipec::records::bytes::Bytes::copy_from_slice(data);
+    if let Ok(v) = parse_example(rec.clone(), &specs) {
+        assert_eq!(v[0].shape(), &[] as &[usize]);
+        assert_eq!(v[1].shape()[1..], [2]);
+        assert_eq!(v[3].shape(), &[3]);
+        let b =
+            parse_batch(&[rec.clone(), rec], &specs).expect("a parsable record parses in a batch");
+        assert_eq!(b[1].shape()[0], 2);
+        assert_eq!(b[1].shape()[1], v[1].shape()[0]);
+    }
+}
+
+/// Any bytes as a Parquet file: the footer, then every row in steps of 7, read or refused
+/// with an error (a panic inside arrow-rs counts as a failure of this target).
+pub fn parquet(data: &[u8]) {
+    use pipec::records::parquet::ParquetRows;
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    let bytes = pipec::records::bytes::Bytes::copy_from_slice(data);
+    let Ok(mut rows) = ParquetRows::from_bytes(bytes, "fuzz.parquet".into(), None) else {
+        return;
+    };
+    let shapes: Vec<Vec<usize>> = rows.columns().iter().map(|c| c.shape.clone()).collect();
+    let mut total = 0u64;
+    while let Ok(Some(cols)) = rows.next_rows(7) {
+        for (c, s) in cols.iter().zip(&shapes) {
+            assert_eq!(
+                &c.shape()[1..],
+                &s[..],
+                "a column slice has its column's row shape"
+            );
+        }
+        total += cols.first().map_or(0, |c| c.shape()[0] as u64);
+        if total > 1 << 24 {
+            break;
+        }
+    }
 }

@@ -14,6 +14,7 @@ mod global_shuffle;
 mod interleave;
 mod lanes;
 mod random_access;
+mod records;
 mod rng;
 pub mod state;
 mod stats;

@@ -459,6 +459,14 @@ pub(crate) enum PlanKind {
         ncols: usize,
     },
     ReadLines(Vec<PathBuf>),
+    ReadTfRecord {
+        paths: Vec<PathBuf>,
+        compression: pipec_records::Compression,
+    },
+    ReadParquet {
+        paths: Vec<PathBuf>,
+        columns: Vec<String>,
+    },
     Map {
         f: Arc<CompiledFn>,
         /// `f` vectorized over a block of elements, when block execution applies.
@@ -609,6 +617,14 @@ impl PlanBuilder<'_> {
                 PlanKind::Whole(comps)
             }
             DsKind::ReadLines(paths) => PlanKind::ReadLines(paths.clone()),
+            DsKind::ReadTfRecord { paths, compression } => PlanKind::ReadTfRecord {
+                paths: paths.clone(),
+                compression: pipec_records::Compression::from_name(compression).unwrap_or_default(),
+            },
+            DsKind::ReadParquet { paths, columns } => PlanKind::ReadParquet {
+                paths: paths.clone(),
+                columns: columns.clone(),
+            },
             DsKind::ReadCsv { path, header } => {
                 // The element type (fixed at trace time from the first line) gives dtype and width.
                 let (dtype, ncols) = match &n.elem {
@@ -988,6 +1004,12 @@ impl Plan {
                 span: self.span,
                 read: 0,
             }),
+            PlanKind::ReadTfRecord { paths, compression } => Box::new(
+                crate::records::TfRecords::new(paths.clone(), *compression, self.span),
+            ),
+            PlanKind::ReadParquet { paths, columns } => Box::new(
+                crate::records::ParquetSource::new(paths.clone(), columns.clone(), self.span),
+            ),
             PlanKind::Map {
                 f,
                 block_f,

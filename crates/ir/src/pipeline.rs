@@ -92,6 +92,21 @@ pub enum DsKind {
     },
     /// `read_lines(path | paths)`: one `str[]` element per line (`TextLineDataset`).
     ReadLines(Vec<PathBuf>),
+    /// `read_tfrecord(path | paths, compression)`: one `str[]` element per record.
+    ReadTfRecord {
+        /// The files, read in order.
+        paths: Vec<PathBuf>,
+        /// TF's name for the compression: `""`, `"GZIP"` or `"ZLIB"`.
+        compression: String,
+    },
+    /// `read_parquet(path | paths, columns)`: one dict element per row (its type read from
+    /// the first file's schema when compiling).
+    ReadParquet {
+        /// The files, read in order.
+        paths: Vec<PathBuf>,
+        /// The columns, in the order of the element's keys.
+        columns: Vec<String>,
+    },
     /// `map(f)`.
     Map {
         /// The traced function, taking the element's flat leaves.
@@ -186,6 +201,8 @@ impl DsKind {
             DsKind::FromTensors(_) => "from_tensors",
             DsKind::ReadCsv { .. } => "read_csv",
             DsKind::ReadLines(_) => "read_lines",
+            DsKind::ReadTfRecord { .. } => "read_tfrecord",
+            DsKind::ReadParquet { .. } => "read_parquet",
             DsKind::Map { .. } => "map",
             DsKind::Filter { .. } => "filter",
             DsKind::Batch { .. } => "batch",
@@ -241,7 +258,9 @@ impl DsKind {
             | DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
             | DsKind::ReadCsv { .. }
-            | DsKind::ReadLines(_) => Some(0),
+            | DsKind::ReadLines(_)
+            | DsKind::ReadTfRecord { .. }
+            | DsKind::ReadParquet { .. } => Some(0),
             DsKind::Zip => None,
             DsKind::Concatenate => Some(2),
             _ => Some(1),
@@ -263,7 +282,10 @@ impl DsKind {
                 Some(Ok(ElemType::Tensor(TensorType::scalar(DType::I64))))
             }
             DsKind::Interleave(n) => Some(Ok(n.inner.graph[n.inner.output].elem.clone())),
-            DsKind::ReadLines(_) => Some(Ok(ElemType::Tensor(TensorType::scalar(DType::Str)))),
+            DsKind::ReadLines(_) | DsKind::ReadTfRecord { .. } => {
+                Some(Ok(ElemType::Tensor(TensorType::scalar(DType::Str))))
+            }
+            DsKind::ReadParquet { .. } => None,
             DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
             | DsKind::ReadCsv { .. }

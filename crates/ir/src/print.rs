@@ -137,6 +137,21 @@ pub(crate) fn ds_node_text(
                 args.push(format!("{:?}", p.display().to_string()));
             }
         }
+        DsKind::ReadTfRecord { paths, compression } => {
+            for p in paths {
+                args.push(format!("{:?}", p.display().to_string()));
+            }
+            if !compression.is_empty() {
+                args.push(format!("compression={compression:?}"));
+            }
+        }
+        DsKind::ReadParquet { paths, columns } => {
+            for p in paths {
+                args.push(format!("{:?}", p.display().to_string()));
+            }
+            let cols: Vec<String> = columns.iter().map(|c| format!("{c:?}")).collect();
+            args.push(format!("columns=[{}]", cols.join(", ")));
+        }
         DsKind::Map {
             func,
             parallelism,

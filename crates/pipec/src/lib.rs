@@ -18,6 +18,7 @@ pub mod checkpoint;
 mod exec;
 mod host;
 mod params;
+mod records_out;
 mod shard;
 
 pub use exec::{ExecWorker, kill_all_workers};
@@ -29,9 +30,12 @@ pub use pipec_interp::{
     RunStats,
 };
 pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
+/// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
+pub use pipec_records as records;
 pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
 pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
+pub use records_out::{RecordFormat, RecordWriter};
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

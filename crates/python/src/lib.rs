@@ -457,6 +457,61 @@ impl Dataset {
         self.take
     }
 
+    /// Writes every element to `path`: `.tfrecord` / `.tfrecord.gz` (one `tf.train.Example`
+    /// per element) or `.parquet` (one row per element), atomically (a temporary file renamed
+    /// into place once the run succeeded). Returns the number of elements written.
+    fn save(&self, py: Python<'_>, path: std::path::PathBuf) -> PyResult<u64> {
+        let Some(format) = pipec::RecordFormat::of_path(&path) else {
+            return Err(PyValueError::new_err(format!(
+                "save writes .tfrecord, .tfrecord.gz or .parquet files, not `{}`",
+                path.display()
+            )));
+        };
+        let opts = pipec::RunOptions {
+            threads: self.threads,
+            base_dir: self.compiled.dir.clone(),
+            ..pipec::RunOptions::default()
+        };
+        let compiled = self.compiled.clone();
+        let take = self.take.unwrap_or(u64::MAX);
+        let elem = compiled.element_type();
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+        enum Failed {
+            Run(pipec::Diagnostic),
+            Write(String),
+        }
+        let result = py.detach(|| -> Result<u64, Failed> {
+            let file = std::fs::File::create(&tmp).map_err(|e| Failed::Write(e.to_string()))?;
+            let mut w = pipec::RecordWriter::new(file, format, &elem).map_err(Failed::Write)?;
+            let stream = compiled.run(&opts).map_err(Failed::Run)?;
+            let mut n = 0u64;
+            for e in stream.take(usize::try_from(take).unwrap_or(usize::MAX)) {
+                w.push(&e.map_err(Failed::Run)?).map_err(Failed::Write)?;
+                n += 1;
+            }
+            w.finish().map_err(Failed::Write)?;
+            std::fs::rename(&tmp, &path).map_err(|e| Failed::Write(e.to_string()))?;
+            Ok(n)
+        });
+        match result {
+            Ok(n) => Ok(n),
+            Err(f) => {
+                let _ = std::fs::remove_file(&tmp);
+                match f {
+                    Failed::Run(d) => Err(run_error(py, &self.program, d)),
+                    Failed::Write(m) => Err(pyo3::exceptions::PyOSError::new_err(format!(
+                        "cannot write `{}`: {m}",
+                        path.display()
+                    ))),
+                }
+            }
+        }
+    }
+
     fn __iter__(&self, py: Python<'_>) -> PyResult<Iterator> {
         self.iterator(py, None)
     }

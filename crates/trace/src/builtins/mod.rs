@@ -43,6 +43,7 @@ mod host_only;
 mod image;
 mod indexing;
 mod random;
+mod records;
 mod shape;
 mod sources;
 mod strings;
@@ -413,6 +414,30 @@ const REGISTRY: &[Builtin] = &[
     )
     .no_method(),
     Builtin::new("read_lines", &["path"], 1, Source, sources::read_lines).no_method(),
+    // Record formats (SPEC §14).
+    Builtin::new(
+        "read_tfrecord",
+        &["path", "compression"],
+        1,
+        Source,
+        records::read_tfrecord,
+    )
+    .no_method(),
+    Builtin::new(
+        "read_parquet",
+        &["path", "columns"],
+        1,
+        Source,
+        records::read_parquet,
+    )
+    .no_method(),
+    Builtin::new(
+        "parse_example",
+        &["record", "features", "default"],
+        2,
+        Other,
+        records::parse_example,
+    ),
     Builtin::new("read_npy", &["path"], 1, Source, sources::read_npy_npz).no_method(),
     Builtin::new(
         "read_npz",

@@ -50,6 +50,11 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorT
             let d = op.result_dtype(d).map_err(|e| rule(op.name(), d, e))?;
             one(d, broadcast_all(op.name(), inputs)?)
         }
+        // No cast converts strings: `as_string` and `string_to_number` do.
+        OpKind::Cast(to) if to.is_str() != inputs[0].dtype.is_str() => Err(format!(
+            "`cast` does not convert {} to {to}",
+            inputs[0].dtype
+        )),
         OpKind::Cast(to) => one(*to, inputs[0].shape.clone()),
         OpKind::Select => {
             if inputs[0].dtype != DType::Bool {

@@ -594,6 +594,21 @@ pub(super) fn cast(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         _ => ev.tensor_of(v, s)?,
     };
     let t = some!(t);
+    let from = tval_type(&t).dtype;
+    if from.is_str() != dt.is_str() {
+        let help = if from.is_str() {
+            format!("parse the text: `string_to_number(s, {dt})`")
+        } else {
+            "write the number as text: `as_string(x)`".to_string()
+        };
+        let d = Diagnostic::error(
+            Code::DtypeMismatch,
+            format!("`cast` does not convert {from} to {dt}"),
+        )
+        .with_label(span, "")
+        .with_help(help);
+        return ev.fail(d);
+    }
     ev.emit(OpKind::Cast(dt), vec![t], span)
 }
 

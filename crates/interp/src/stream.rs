@@ -942,7 +942,10 @@ impl Plan {
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
     }
 
-    /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread).
+    /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread),
+    /// whose next input element has dataset index `count` (0 when opened, the saved count
+    /// when resumed).
+    #[allow(clippy::too_many_arguments)]
     fn stage(
         &self,
         stage: Stage,
@@ -951,6 +954,7 @@ impl Plan {
         block_f: &Option<Arc<CompiledFn>>,
         lanes: usize,
         crew: &Arc<Crew>,
+        count: u64,
     ) -> Box<dyn Stream> {
         Box::new(
             LaneStage::new(
@@ -963,7 +967,8 @@ impl Plan {
             )
             .with_epoch(self.next_epoch())
             .with_stats(self.timer.clone())
-            .tracking(self.track),
+            .tracking(self.track)
+            .at_count(count),
         )
     }
 
@@ -1033,7 +1038,7 @@ impl Plan {
                         track: self.track,
                     })
                 } else {
-                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew)
+                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, 0)
                 }
             }
             PlanKind::Filter {
@@ -1041,7 +1046,7 @@ impl Plan {
                 block_f,
                 lanes,
                 crew,
-            } => self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew),
+            } => self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, 0),
             PlanKind::Batch {
                 size,
                 drop_remainder,

@@ -55,22 +55,16 @@ impl DType {
         DType::Str,
     ];
 
-    /// Every dtype with arithmetic (all but `str`), in the order of the language reference.
-    pub const NUMERIC_AND_BOOL: [DType; 13] = [
-        DType::Bool,
-        DType::I8,
-        DType::U8,
-        DType::I16,
-        DType::U16,
-        DType::I32,
-        DType::U32,
-        DType::I64,
-        DType::U64,
-        DType::F16,
-        DType::BF16,
-        DType::F32,
-        DType::F64,
-    ];
+    /// Every dtype with arithmetic (all but `str`, which `ALL` lists last), in the same order.
+    pub const NUMERIC_AND_BOOL: [DType; 13] = {
+        let mut out = [DType::Bool; 13];
+        let mut i = 0;
+        while i < out.len() {
+            out[i] = DType::ALL[i];
+            i += 1;
+        }
+        out
+    };
 
     /// The name used in `.pipe` source and in the IR (`f32`).
     pub fn name(self) -> &'static str {

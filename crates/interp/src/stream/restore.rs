@@ -151,7 +151,7 @@ impl Plan {
                         track: self.track,
                     })
                 } else {
-                    self.lane_stage(Stage::Map, input, f, block_f, *lanes, crew, *count)
+                    self.stage(Stage::Map, input, f, block_f, *lanes, crew, *count)
                 };
                 drop_outputs(s.as_mut(), *skip)?;
                 s
@@ -166,7 +166,7 @@ impl Plan {
                 NodeState::Stage { input, skip, count },
             ) => {
                 let input = self.input_at(0, input)?;
-                let mut s = self.lane_stage(Stage::Filter, input, f, block_f, *lanes, crew, *count);
+                let mut s = self.stage(Stage::Filter, input, f, block_f, *lanes, crew, *count);
                 drop_outputs(s.as_mut(), *skip)?;
                 s
             }
@@ -365,33 +365,5 @@ impl Plan {
             }
             _ => return Err(wrong()),
         })
-    }
-
-    /// A map or filter stream as [`Plan::stage`] makes it, resumed at element `count`.
-    #[allow(clippy::too_many_arguments)]
-    fn lane_stage(
-        &self,
-        stage: Stage,
-        input: Box<dyn Stream>,
-        f: &Arc<CompiledFn>,
-        block_f: &Option<Arc<CompiledFn>>,
-        lanes: usize,
-        crew: &Arc<Crew>,
-        count: u64,
-    ) -> Box<dyn Stream> {
-        Box::new(
-            LaneStage::new(
-                stage,
-                input,
-                f.clone(),
-                block_f.clone(),
-                lanes,
-                crew.clone(),
-            )
-            .with_epoch(self.next_epoch())
-            .with_stats(self.timer.clone())
-            .tracking(self.track)
-            .at_count(count),
-        )
     }
 }

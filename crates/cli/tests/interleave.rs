@@ -3,26 +3,14 @@
 //! `tests/tfdata/gen_interleave.py`), the nested pipeline in `--emit-ir` and `--emit-dot`,
 //! and the errors.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::Path;
+use std::process::Output;
+
+mod common;
+use common::text;
 
 fn run(test: &str, program: &str, args: &[&str]) -> Output {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("pipec-interleave-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("p.pipe");
-    std::fs::write(&path, program).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
-        .args(args)
-        .arg(&path)
-        .output()
-        .expect("the pipec binary runs");
-    let _ = std::fs::remove_dir_all(&dir);
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::run_program("interleave", test, program, args)
 }
 
 /// The cases of `tests/tfdata/interleave_cases.txt`: (name, pipeline, expected lines).

@@ -153,7 +153,11 @@ fn default_threads() -> usize {
         .unwrap_or(1)
 }
 
+/// When the process started, for `--stats`' compile time.
+static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+
 fn main() -> ExitCode {
+    PROCESS_START.get_or_init(std::time::Instant::now);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if e.use_stderr() => {
@@ -417,6 +421,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         );
     }
     pipec::set_kernel_threads(threads.min(default_threads()));
+    let mut clock = RunClock::new(cli.stats);
     let opts = RunOptions {
         threads,
         base_dir: source.dir.clone(),
@@ -436,6 +441,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             return 1;
         }
     };
+    clock.open = clock.lap();
     let save = |stream: &mut pipec::ElementStream| -> Result<(), Diagnostic> {
         match &cli.save_state {
             Some(path) => pipec::checkpoint::write_state_file(path, &compiled.save_state(stream)?),
@@ -460,7 +466,10 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         if let Some(n) = cli.state_every {
             max = max.min(n - count % n);
         }
-        let Some(chunk) = stream.next_block(max as usize) else {
+        let pulled = RunClock::timed(clock.on, &mut clock.pipeline, || {
+            stream.next_block(max as usize)
+        });
+        let Some(chunk) = pulled else {
             break;
         };
         count += chunk.block.len() as u64;
@@ -468,7 +477,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
         if let Some(b) = &mut bar {
             b.advance(chunk.block.len() as u64, count, bytes);
         }
-        match sink.push_block(&chunk.block) {
+        match RunClock::timed(clock.on, &mut clock.sink, || sink.push_block(&chunk.block)) {
             Ok(()) => {}
             // stdout closed (`pipec f.pipe | head`): not an error.
             Err(SinkError::Closed) => return 0,
@@ -491,7 +500,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             return 1;
         }
     }
-    match sink.finish() {
+    match RunClock::timed(clock.on, &mut clock.sink, || sink.finish()) {
         Ok(()) | Err(SinkError::Closed) => {}
         Err(SinkError::Failed(d)) => {
             report(&[d], source, color);
@@ -512,6 +521,7 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
             "elements: {count}\nbytes: {bytes}\nwall: {secs:.6} s\nrate: {:.0} elements/s",
             count as f64 / secs.max(1e-9)
         );
+        eprint!("{}", clock.report());
         if let Some(stats) = stream.stats() {
             eprint!("{}", node_table(&stats.report(), secs));
         }
@@ -519,6 +529,86 @@ fn run(cli: &Cli, compiled: &Compiled, source: &SourceFile, color: bool) -> u8 {
     match STOPPED_BY.load(Ordering::SeqCst) {
         0 => 0,
         sig => (128 + sig) as u8,
+    }
+}
+
+/// Where a run's wall time went, for `--stats`: each phase timed on the consumer's thread, so
+/// the phases (and compiling before them) add up to the process's wall time; and the serial
+/// share (see [`pipec::busy`]). Off, it reads no clock.
+struct RunClock {
+    on: bool,
+    lap_start: std::time::Instant,
+    open: std::time::Duration,
+    pipeline: std::time::Duration,
+    sink: std::time::Duration,
+}
+
+impl RunClock {
+    fn new(on: bool) -> RunClock {
+        if on {
+            pipec::busy::start();
+        }
+        RunClock {
+            on,
+            lap_start: std::time::Instant::now(),
+            open: Default::default(),
+            pipeline: Default::default(),
+            sink: Default::default(),
+        }
+    }
+
+    /// The time since the last lap (or the start).
+    fn lap(&mut self) -> std::time::Duration {
+        let now = std::time::Instant::now();
+        now - std::mem::replace(&mut self.lap_start, now)
+    }
+
+    /// Runs `f`, adding its time to `phase` when `on`.
+    fn timed<T>(on: bool, phase: &mut std::time::Duration, f: impl FnOnce() -> T) -> T {
+        if !on {
+            return f();
+        }
+        let start = std::time::Instant::now();
+        let out = f();
+        *phase += start.elapsed();
+        out
+    }
+
+    /// The `time:` table and the `serial share:` line.
+    fn report(&mut self) -> String {
+        let share = pipec::busy::finish();
+        let Some(process_start) = PROCESS_START.get() else {
+            return String::new();
+        };
+        let total = process_start.elapsed();
+        let run = share.map_or(total, |s| s.wall);
+        let compile = total.saturating_sub(run);
+        let other = run.saturating_sub(self.open + self.pipeline + self.sink);
+        let mut out = String::from("time:\n");
+        for (name, d, what) in [
+            ("compile", compile, "start-up, parse, trace, optimize"),
+            (
+                "open",
+                self.open,
+                "open the pipeline: read files, start threads",
+            ),
+            ("pipeline", self.pipeline, "pull elements: the nodes below"),
+            ("sink", self.sink, "print or write the elements"),
+            ("other", other, "the rest: progress, state files"),
+        ] {
+            out.push_str(&format!(
+                "  {name:<9}{:10.6} s {:6.1}%  {what}\n",
+                d.as_secs_f64(),
+                100.0 * d.as_secs_f64() / total.as_secs_f64().max(1e-9)
+            ));
+        }
+        if let Some(s) = share {
+            out.push_str(&format!(
+                "serial share: {:.1}% of the run (at most one thread working)\n",
+                100.0 * s.fraction()
+            ));
+        }
+        out
     }
 }
 

@@ -283,6 +283,49 @@ fn eager_errors_name_the_element_where_blocks_fail() {
     assert_eq!(String::from_utf8_lossy(&out.stdout).lines().count(), 1500);
 }
 
+/// `--stats`' `time:` phases add up to the process's wall time, and the serial share of a
+/// one-thread run is all of it.
+#[test]
+fn stats_time_phases_add_up_and_one_thread_is_all_serial() {
+    let out = run(
+        "stats_time",
+        "pipeline main = range(20000).map(|x| x * 3).batch(64)",
+        "-O2",
+        &["--stats", "--threads", "1"],
+    );
+    assert!(out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    let phases: Vec<(String, f64, f64)> = stderr
+        .lines()
+        .skip_while(|l| *l != "time:")
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .map(|l| {
+            let cols: Vec<&str> = l.split_whitespace().collect();
+            let secs: f64 = cols[1].parse().expect("seconds");
+            let share: f64 = cols[3].trim_end_matches('%').parse().expect("share");
+            (cols[0].to_string(), secs, share)
+        })
+        .collect();
+    let names: Vec<&str> = phases.iter().map(|p| p.0.as_str()).collect();
+    assert_eq!(
+        names,
+        ["compile", "open", "pipeline", "sink", "other"],
+        "{stderr}"
+    );
+    let total: f64 = phases.iter().map(|p| p.2).sum();
+    assert!(
+        (99.0..=101.0).contains(&total),
+        "shares sum to {total}: {stderr}"
+    );
+    // Printing 313 batches is real work: the sink is not empty.
+    assert!(phases[3].1 > 0.0, "{stderr}");
+    assert!(
+        stderr.contains("serial share: 100.0% of the run"),
+        "{stderr}"
+    );
+}
+
 /// `--stats` ends with one line per node: own time, share, elements handed out, IR line.
 #[test]
 fn stats_report_every_node_with_its_elements() {

@@ -306,9 +306,12 @@ impl LaneStage {
     /// function is pure: both give the same bits). Also says whether a helper's result it is.
     fn resolve(&mut self, job: &Job, block: &Block) -> (Computed, bool) {
         let mut waiting_since: Option<Instant> = None;
+        // Spinning for a helper's block is waiting, not work (for the serial share).
+        let mut waiting: Option<pipec_tensor::busy::Waiting> = None;
         let mut spins = 0u32;
         loop {
             if let Some(args) = job.claim() {
+                drop(waiting.take());
                 return (self.compute(args, job.start), false);
             }
             if let Some(out) = job.take() {
@@ -323,15 +326,20 @@ impl LaneStage {
                 })
                 .find_map(|j| j.claim().map(|args| (j.clone(), args)));
             if let Some((other, args)) = later {
+                waiting = None;
                 let out = self.compute(args, other.start);
                 other.finish(out);
                 waiting_since = None;
                 continue;
             }
             let since = *waiting_since.get_or_insert_with(Instant::now);
+            if waiting.is_none() {
+                waiting = Some(pipec_tensor::busy::Waiting::begin());
+            }
             if let Block::Stacked { leaves, .. } = block
                 && since.elapsed() > self.patience()
             {
+                drop(waiting.take());
                 return (self.compute(leaves.clone(), job.start), false);
             }
             spins = spins.saturating_add(1);
@@ -805,6 +813,7 @@ fn helper(shared: &Shared) {
         };
         let (f, state) = &mut states[i];
         let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _working = pipec_tensor::busy::Working::begin();
             run_block(job.stage, f, state, args, job.start, job.epoch)
         }));
         let out = out.unwrap_or_else(|_| {

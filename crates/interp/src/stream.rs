@@ -1447,6 +1447,7 @@ impl ParMap {
                 .enumerate()
                 .map(|(lane, (part, state))| {
                     s.spawn(move || {
+                        let _working = pipec_tensor::busy::Working::begin();
                         let mut out = Vec::with_capacity(part.len());
                         for (k, e) in part.into_iter().enumerate() {
                             let r = f.call(state, e, starts[lane * per_lane + k], epoch);
@@ -1461,6 +1462,7 @@ impl ParMap {
                     })
                 })
                 .collect();
+            let _waiting = pipec_tensor::busy::Waiting::begin();
             handles
                 .into_iter()
                 .map(|h| {
@@ -2263,7 +2265,10 @@ impl Prefetch {
                         next_mark = pulled + (4 * weight).max(PREFETCH_MARK_EVERY);
                         st
                     });
-                    let r = input.next();
+                    let r = {
+                        let _working = pipec_tensor::busy::Working::begin();
+                        input.next()
+                    };
                     pulled += 1;
                     let last = !matches!(r, Ok(Some(_)));
                     if tx.send((mark, r)).is_err() || last {
@@ -2300,7 +2305,11 @@ impl Stream for Prefetch {
         if self.done {
             return Ok(None);
         }
-        let got = self.rx.recv().map(|(mark, r)| {
+        let got = {
+            let _waiting = pipec_tensor::busy::Waiting::begin();
+            self.rx.recv()
+        };
+        let got = got.map(|(mark, r)| {
             if let Some(st) = mark {
                 self.marks.push(self.delivered, st, 0);
             }

@@ -34,7 +34,7 @@ pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot
 /// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
 pub use pipec_records as records;
 pub use pipec_tensor::kernels::set_kernel_threads;
-pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
+pub use pipec_tensor::{DType, Tensor, busy, format, io, kernels, limits, ops};
 pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
 pub use records_out::{RecordFormat, RecordWriter};
 pub use replace::replace_file;

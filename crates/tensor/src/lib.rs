@@ -3,6 +3,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod busy;
 mod dtype;
 pub mod format;
 pub mod io;

@@ -646,6 +646,7 @@ fn run_parallel<T: BufElem>(
         .par_chunks_mut(TASK)
         .enumerate()
         .map(|(k, part)| {
+            let _working = crate::busy::Working::begin();
             let mut regs = regs.to_vec();
             let from = k * TASK;
             run_blocks(

@@ -134,8 +134,16 @@ fn random_ops_under_a_global_shuffle_draw_with_the_epoch_of_the_map() {
             assert_eq!(sorted(a[6..].to_vec()), sorted(b[6..].to_vec()), "epoch 1");
             assert_ne!(sorted(b[..6].to_vec()), sorted(b[6..].to_vec()));
             let (c, d) = (run("c"), run("d"));
-            assert_eq!(sorted(c[..6].to_vec()), sorted(d[..6].to_vec()), "epochs 0-1");
-            assert_eq!(sorted(c[6..].to_vec()), sorted(d[6..].to_vec()), "epochs 2-3");
+            assert_eq!(
+                sorted(c[..6].to_vec()),
+                sorted(d[..6].to_vec()),
+                "epochs 0-1"
+            );
+            assert_eq!(
+                sorted(c[6..].to_vec()),
+                sorted(d[6..].to_vec()),
+                "epochs 2-3"
+            );
         }
     }
 }
@@ -152,8 +160,14 @@ fn random_ops_in_an_interleave_draw_anew_per_element_and_epoch() {
     let mut seen = None;
     for level in ["-O0", "-O2"] {
         for threads in ["1", "4"] {
-            let inner = ints(&ok(&dir, &[level, "--threads", threads, "--pipeline", "inner"]));
-            let func = ints(&ok(&dir, &[level, "--threads", threads, "--pipeline", "func"]));
+            let inner = ints(&ok(
+                &dir,
+                &[level, "--threads", threads, "--pipeline", "inner"],
+            ));
+            let func = ints(&ok(
+                &dir,
+                &[level, "--threads", threads, "--pipeline", "func"],
+            ));
             assert_eq!(inner.len(), 24);
             // Each inner dataset (input element, epoch) draws its own numbers.
             let groups: Vec<&[i64]> = inner.chunks(4).collect();

@@ -162,8 +162,7 @@ pub(crate) fn open_at(
         ));
     };
     let n = plan.nested.cycle_length.max(1);
-    if slots.len() != n || *cycle >= n as u64 || *block >= plan.nested.block_length.max(1) as u64
-    {
+    if slots.len() != n || *cycle >= n as u64 || *block >= plan.nested.block_length.max(1) as u64 {
         return Err(mismatch(
             "an `interleave` state with another cycle or block length",
         ));

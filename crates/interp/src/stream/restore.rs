@@ -181,8 +181,16 @@ impl Plan {
                 },
             ) => {
                 let input = self.input_at(0, input)?;
-                let mut s =
-                    self.stage(Stage::Filter, input, f, block_f, *lanes, crew, *count, *epoch);
+                let mut s = self.stage(
+                    Stage::Filter,
+                    input,
+                    f,
+                    block_f,
+                    *lanes,
+                    crew,
+                    *count,
+                    *epoch,
+                );
                 drop_outputs(s.as_mut(), *skip)?;
                 s
             }

@@ -3,9 +3,6 @@
 //! resumed at another `--threads` prints together what one run prints; random ops under
 //! `repeat`, under a `global_shuffle` and inside an interleave draw with their true epoch.
 
-mod common;
-
-use common::text;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -29,6 +26,10 @@ fn ok(dir: &Path, args: &[&str]) -> String {
         .expect("the pipec binary runs");
     assert_eq!(o.status.code(), Some(0), "stderr:\n{}", text(&o.stderr));
     text(&o.stdout)
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
 }
 
 fn ints(s: &str) -> Vec<i64> {

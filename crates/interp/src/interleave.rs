@@ -25,7 +25,7 @@
 use crate::func::{CompiledFn, FnState};
 use crate::lanes::Crew;
 use crate::state::{NodeState, Rows, SlotState, mismatch};
-use crate::stream::{Element, Plan, RunOptions, Stream, open_nested, plan_states};
+use crate::stream::{Element, RunOptions, ShufflePlans, Stream, open_nested, plan_states};
 use pipec_diag::Diagnostic;
 use pipec_ir::{FuncId, Nested, Program};
 use pipec_tensor::Tensor;
@@ -69,7 +69,7 @@ struct Slot {
     /// The function's results for that element.
     args: Vec<Tensor>,
     /// Its `shuffle` plans (their seeds go in the state).
-    shuffles: Vec<(u32, Arc<Plan>)>,
+    shuffles: ShufflePlans,
 }
 
 /// The [`Plan::nest`] of the inner dataset built from input element `index` in `epoch`.

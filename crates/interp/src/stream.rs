@@ -26,6 +26,9 @@ pub(crate) use restore::plan_states;
 /// The seeds of a pipeline's `shuffle`s and `global_shuffle`s, by node index.
 pub(crate) type Seeds = std::collections::BTreeMap<u32, crate::state::PlanState>;
 
+/// A pipeline's `shuffle` and `global_shuffle` plans, by node index (their seeds are saved).
+pub(crate) type ShufflePlans = Vec<(u32, Arc<Plan>)>;
+
 /// One dataset element: its tensor leaves, flat, in the order of the element type.
 pub type Element = Vec<Tensor>;
 
@@ -330,7 +333,7 @@ pub(crate) fn open_nested(
     fns: &mut HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
     nest: u64,
     at: Option<(&NodeState, &Seeds)>,
-) -> Result<(Box<dyn Stream>, Vec<(u32, Arc<Plan>)>), Diagnostic> {
+) -> Result<(Box<dyn Stream>, ShufflePlans), Diagnostic> {
     let mut builder = PlanBuilder {
         prog,
         pipeline,

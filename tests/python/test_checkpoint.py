@@ -127,3 +127,25 @@ def test_state_holds_numpy_elements_of_every_shape(tmp_path):
     assert len(first) + len(rest) == len(whole)
     for a, b in zip(first + rest, whole):
         np.testing.assert_array_equal(a, b)
+
+
+ORDER = """
+pipeline main = range(1, 9).interleave(|n| range(n * 3)
+        .map(|x| x * 10 + random_uniform([], 0, 10, i64, seed: 1)), cycle_length: 3,
+        block_length: 2)
+    .map(|x| x * 100 + random_uniform([], 0, 100, i64, seed: 2)).repeat(2)
+    .batch(4, drop_remainder: true).unbatch()
+pipeline shuffled = range(50).map(|x| x * 10 + random_uniform([], 0, 10, i64, seed: 3))
+    .global_shuffle(seed: 4).repeat(3)
+"""
+
+
+@pytest.mark.parametrize("name", ["main", "shuffled"])
+@pytest.mark.parametrize("cut", [0, 5, 77, 120])
+def test_interleave_global_shuffle_and_random_ops_resume_exactly(tmp_path, name, cut):
+    prog = pipec.compile(str(write(tmp_path, ORDER)))
+    whole = values(prog.pipeline(name, threads=1))
+    it = prog.pipeline(name, threads=3).iterator()
+    first = values(it, cut) if cut else []
+    rest = values(prog.pipeline(name, threads=1).iterator(resume=it.state()))
+    assert first + rest == whole

@@ -26,12 +26,15 @@ impl Bytes<'_> {
     }
 }
 
-/// A pipeline over integers through the transformations of SPEC §7 (and `prefetch`,
-/// `cache`, `shard`, parallel maps), from `data`.
+/// A pipeline over integers through the transformations of SPEC §7 and §15 (and
+/// `prefetch`, `cache`, `shard`, parallel maps, `global_shuffle`, `interleave`, `flat_map`,
+/// random ops), from `data`.
 pub fn checkpoint_program(data: &[u8]) -> String {
     let c = &mut Bytes { data, pos: 0 };
     // rank: 0 for scalars, 1 inside a batch.
     let mut rank = 0;
+    // Whether the pipeline so far has random access (what `global_shuffle` needs).
+    let mut random_access = true;
     let mut text = match c.pick(3) {
         0 => format!("range({})", 5 + c.pick(40)),
         1 => format!(
@@ -49,22 +52,28 @@ pub fn checkpoint_program(data: &[u8]) -> String {
     };
     let steps = 1 + c.pick(7);
     for _ in 0..steps {
-        let step = match c.pick(17) {
-            0 => format!(".map(|x| x * {} + 1)", 1 + c.pick(5)),
-            1 => format!(
-                ".map(|x| x * 2 - {}, num_parallel_calls: {})",
-                c.pick(9),
-                1 + c.pick(4)
-            ),
+        let kept = random_access;
+        random_access = false;
+        let step = match c.pick(22) {
+            0 => {
+                random_access = kept;
+                format!(".map(|x| x * {} + 1)", 1 + c.pick(5))
+            }
+            1 => {
+                random_access = kept;
+                format!(
+                    ".map(|x| x * 2 - {}, num_parallel_calls: {})",
+                    c.pick(9),
+                    1 + c.pick(4)
+                )
+            }
             2 if rank == 0 => format!(".filter(|x| x % {} != 1)", 2 + c.pick(3)),
             2 => format!(".filter(|x| sum(x) % {} != 1)", 2 + c.pick(3)),
             3 if rank == 0 => {
                 rank = 1;
-                format!(
-                    ".batch({}, drop_remainder: {})",
-                    1 + c.pick(5),
-                    c.pick(2) == 0
-                )
+                let drop = c.pick(2) == 0;
+                random_access = kept && drop;
+                format!(".batch({}, drop_remainder: {drop})", 1 + c.pick(5))
             }
             4 if rank == 1 => {
                 rank = 0;
@@ -80,18 +89,72 @@ pub fn checkpoint_program(data: &[u8]) -> String {
                 1 + c.pick(6),
                 c.byte()
             ),
-            8 => format!(".repeat({})", 1 + c.pick(3)),
-            9 => format!(".take({})", c.pick(40)),
-            10 => format!(".skip({})", c.pick(5)),
+            8 => {
+                random_access = kept;
+                format!(".repeat({})", 1 + c.pick(3))
+            }
+            9 => {
+                random_access = kept;
+                format!(".take({})", c.pick(40))
+            }
+            10 => {
+                random_access = kept;
+                format!(".skip({})", c.pick(5))
+            }
             11 => ".cache()".to_string(),
             12 => format!(".prefetch({})", c.pick(4)),
             13 => {
+                random_access = kept;
                 let n = 2 + c.pick(3);
                 format!(".shard({n}, {})", c.pick(n))
             }
-            14 => ".enumerate().map(|i, x| x + i)".to_string(),
-            15 if rank == 0 => format!(".concatenate(range({}))", c.pick(9)),
-            _ => format!(".map(|x| x % {})", 3 + c.pick(20)),
+            14 => {
+                random_access = kept;
+                ".enumerate().map(|i, x| x + i)".to_string()
+            }
+            15 if rank == 0 => {
+                random_access = kept;
+                format!(".concatenate(range({}))", c.pick(9))
+            }
+            // A random op: its draws depend on the position and the epoch, which a resumed
+            // run must restore (also under a `global_shuffle` and inside an interleave).
+            16 => {
+                random_access = kept;
+                format!(
+                    ".map(|x| x * 8 + random_uniform([], 0, 8, i64, seed: {}))",
+                    c.pick(5)
+                )
+            }
+            17 if kept => format!(
+                ".global_shuffle(seed: {}{})",
+                c.byte(),
+                if c.pick(2) == 0 {
+                    ", reshuffle_each_iteration: false"
+                } else {
+                    ""
+                }
+            ),
+            18 if rank == 0 => format!(
+                ".interleave(|x| range(x % {}).map(|y| y * 5 + random_uniform([], 0, 5, \
+                 i64, seed: 1)){}, cycle_length: {}, block_length: {})",
+                2 + c.pick(5),
+                [".shuffle(3, seed: 2)", ".repeat(2)", ""][c.pick(3)],
+                1 + c.pick(3),
+                1 + c.pick(3)
+            ),
+            19 if rank == 0 => format!(
+                ".flat_map(|x| from_tensors(x + random_uniform([], 0, 3, i64, seed: 4))\
+                 .repeat(maximum(x % {}, 0)))",
+                1 + c.pick(3)
+            ),
+            20 if rank == 1 => {
+                rank = 0;
+                ".flat_map(|x| from_tensor_slices(x))".to_string()
+            }
+            _ => {
+                random_access = kept;
+                format!(".map(|x| x % {})", 3 + c.pick(20))
+            }
         };
         text.push_str(&format!("\n    {step}"));
     }

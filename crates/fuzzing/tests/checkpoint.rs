@@ -1,5 +1,6 @@
 //! Checkpoints as a property (SPEC §15): random pipelines over the transformations of §7
-//! (and `prefetch`, `cache`, `shard`, parallel maps), cut after a random number of elements,
+//! and §15 (and `prefetch`, `cache`, `shard`, parallel maps, `global_shuffle`, `interleave`,
+//! `flat_map`, random ops), cut after a random number of elements,
 //! their state saved, and resumed at another `--threads` and pull pattern, give together
 //! exactly the elements (and the error) of one uninterrupted run.
 
@@ -72,4 +73,63 @@ fn a_prefetch_running_epochs_ahead_resumes_exactly() {
             }
         }
     }
+}
+
+/// Cuts at many positions of pipelines through `global_shuffle`, `interleave` and
+/// `flat_map`, with random ops whose draws depend on the epoch, in and around them.
+#[test]
+fn every_cut_of_an_order_pipeline_resumes_exactly() {
+    let texts = [
+        "pipeline main = range(30).map(|x| x * 8 + random_uniform([], 0, 8, i64, seed: 1))\n\
+            .repeat(2).global_shuffle(seed: 3).batch(3, drop_remainder: true)\n\
+            .map(|x| x + random_uniform([], 0, 8, i64, seed: 2)).unbatch().repeat(2)\n",
+        "pipeline main = range(12).interleave(|x| range(x % 5).map(|y| y * 5\n\
+            + random_uniform([], 0, 5, i64, seed: 1)).shuffle(3, seed: 2), cycle_length: 3,\n\
+            block_length: 2).prefetch(2).map(|x| x * 2, num_parallel_calls: 3)\n\
+            .flat_map(|x| from_tensors(x).repeat(maximum(x % 3, 0))).repeat(2)\n",
+    ];
+    for text in texts {
+        for level in [0, 2] {
+            let c = compiled(text, level).expect("compiles");
+            for cut in [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 79] {
+                for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
+                    pipec_fuzzing::check_resume(&c, cut, (3, 1), &sizes);
+                    pipec_fuzzing::check_resume(&c, cut, (1, 2), &sizes);
+                }
+            }
+        }
+    }
+}
+
+/// The generator reaches the transformations of SPEC §15 (so the property covers them).
+#[test]
+fn generated_programs_reach_the_order_transformations() {
+    let mut seen = [0usize; 4];
+    let mut x: u64 = 1;
+    for _ in 0..400 {
+        let bytes: Vec<u8> = (0..40)
+            .map(|_| {
+                x = x
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (x >> 33) as u8
+            })
+            .collect();
+        let text = pipec_fuzzing::checkpoint_program(&bytes);
+        for (k, what) in [
+            ".global_shuffle(",
+            ".interleave(",
+            ".flat_map(",
+            "random_uniform",
+        ]
+        .iter()
+        .enumerate()
+        {
+            seen[k] += usize::from(text.contains(what));
+        }
+    }
+    assert!(
+        seen.iter().all(|&n| n >= 10),
+        "programs with each: {seen:?}"
+    );
 }

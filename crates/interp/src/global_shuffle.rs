@@ -7,10 +7,14 @@
 //!
 //! State (for checkpoints): the epoch and the output position `pos`; with the seed from
 //! the plan, they rebuild the stream exactly (`perm` is recomputed, nothing else is held).
+//! Building the input's random-access view takes epochs from the counters of the maps
+//! below (as opening them would), so the state also holds those counters as they were
+//! before the build, and a resumed run sets them and builds again.
 
 use crate::block::Chunk;
 use crate::random_access::RandomAccess;
-use crate::stream::{Element, Plan, Stream};
+use crate::state::{NodeState, mismatch};
+use crate::stream::{Element, Opens, Plan, Stream, apply_opens, snapshot_opens};
 use pipec_diag::{Diagnostic, Span};
 use pipec_tensor::kernels::permute::IndexPermutation;
 use std::sync::Arc;
@@ -23,6 +27,10 @@ pub(crate) struct GlobalShuffle {
     pos: u64,
     /// Scratch for a block's input positions.
     positions: Vec<u64>,
+    /// The epoch `perm` is keyed by, and the counters below as of before the input's view
+    /// was built (for the state).
+    epoch: u64,
+    opens: Opens,
 }
 
 /// Opens `global_shuffle` over `input` for `epoch`.
@@ -32,14 +40,45 @@ pub(crate) fn open(
     epoch: u64,
     _span: Span,
 ) -> Result<Box<dyn Stream>, Diagnostic> {
-    let input = RandomAccess::build(input)?;
-    let perm = IndexPermutation::new(input.len(), seed, epoch);
-    Ok(Box::new(GlobalShuffle {
-        input,
-        perm,
-        pos: 0,
-        positions: Vec::new(),
-    }))
+    Ok(Box::new(GlobalShuffle::start(input, seed, epoch)?))
+}
+
+/// Opens `global_shuffle` over `input` at the saved `st`.
+pub(crate) fn open_at(
+    input: &Arc<Plan>,
+    seed: u64,
+    st: &NodeState,
+) -> Result<Box<dyn Stream>, Diagnostic> {
+    let NodeState::GlobalShuffle { epoch, pos, opens } = st else {
+        return Err(mismatch(
+            "another kind of state where the pipeline has a `global_shuffle`",
+        ));
+    };
+    // The maps below take the same epochs the saving run's view took.
+    apply_opens(&input.below, opens);
+    let mut s = GlobalShuffle::start(input, seed, *epoch)?;
+    if *pos > s.perm.len() {
+        return Err(mismatch("a `global_shuffle` position past its input"));
+    }
+    s.pos = *pos;
+    Ok(Box::new(s))
+}
+
+impl GlobalShuffle {
+    /// The stream over `input` for `epoch`, at position 0.
+    fn start(input: &Arc<Plan>, seed: u64, epoch: u64) -> Result<GlobalShuffle, Diagnostic> {
+        let opens = snapshot_opens(&input.below);
+        let input = RandomAccess::build(input)?;
+        let perm = IndexPermutation::new(input.len(), seed, epoch);
+        Ok(GlobalShuffle {
+            input,
+            perm,
+            pos: 0,
+            positions: Vec::new(),
+            epoch,
+            opens,
+        })
+    }
 }
 
 impl Stream for GlobalShuffle {
@@ -67,5 +106,14 @@ impl Stream for GlobalShuffle {
             return None;
         }
         Some(chunk)
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Nothing is computed ahead: `pos` counts exactly what was handed out.
+        Ok(NodeState::GlobalShuffle {
+            epoch: self.epoch,
+            pos: self.pos,
+            opens: self.opens.clone(),
+        })
     }
 }

@@ -551,6 +551,7 @@ impl Stream for LaneStage {
             input: Box::new(input),
             skip,
             count,
+            epoch: self.epoch,
         })
     }
 }

@@ -8,7 +8,10 @@
 //! Positions seen by functions: a `map` under random access is called with the position
 //! of the element in the map's own input, as a streaming `map` is (under `repeat`, the
 //! position within the epoch), so errors and stateless random ops see the same index
-//! either way.
+//! either way. Epochs likewise: a streaming `map` under `repeat(N)` is opened N times per
+//! opening of what is above, so building a view takes as many epochs from the map's
+//! counter as the `repeat`s above it multiply to, and element `i` of a `repeat` is in
+//! epoch `i / len` of it (see [`RandomAccess::get`]).
 
 use crate::block::{Block, Chunk};
 use crate::func::{CompiledFn, FnState};
@@ -34,6 +37,9 @@ enum Node {
         input: Box<RandomAccess>,
         f: Arc<CompiledFn>,
         state: FnState,
+        /// The plan (for [`Plan::epoch_for`]) and the first epoch this view took from it.
+        plan: Arc<Plan>,
+        first_epoch: u64,
     },
     Batch {
         input: Box<RandomAccess>,
@@ -46,7 +52,10 @@ enum Node {
         input: Box<RandomAccess>,
         skip: u64,
     },
-    Repeat(Box<RandomAccess>),
+    Repeat {
+        input: Box<RandomAccess>,
+        count: u64,
+    },
     Zip(Vec<RandomAccess>),
     Concat(Box<RandomAccess>, Box<RandomAccess>),
     Enumerate {
@@ -62,9 +71,16 @@ enum Node {
 
 impl RandomAccess {
     /// The random-access view of `plan`, or an internal error naming the node without one.
+    /// Like opening the plan, it takes epochs from the counters of the maps below.
     pub(crate) fn build(plan: &Arc<Plan>) -> Result<RandomAccess, Diagnostic> {
+        RandomAccess::build_in(plan, 1)
+    }
+
+    /// [`build`](Self::build) under `repeat`s whose counts multiply to `epochs`: each map
+    /// below stands for that many openings of a streaming one.
+    fn build_in(plan: &Arc<Plan>, epochs: u64) -> Result<RandomAccess, Diagnostic> {
         let input = |i: usize| -> Result<Box<RandomAccess>, Diagnostic> {
-            Ok(Box::new(RandomAccess::build(&plan.inputs[i])?))
+            Ok(Box::new(RandomAccess::build_in(&plan.inputs[i], epochs)?))
         };
         let (node, len) = match &plan.kind {
             PlanKind::Range { start, stop, step } => {
@@ -90,11 +106,16 @@ impl RandomAccess {
             PlanKind::Map { f, .. } => {
                 let i = input(0)?;
                 let len = i.len;
+                let first_epoch = plan
+                    .opens
+                    .fetch_add(epochs, std::sync::atomic::Ordering::Relaxed);
                 (
                     Node::Map {
                         input: i,
                         f: f.clone(),
                         state: FnState::default(),
+                        plan: plan.clone(),
+                        first_epoch,
                     },
                     len,
                 )
@@ -127,15 +148,24 @@ impl RandomAccess {
                 (Node::Skip { input: i, skip }, len)
             }
             PlanKind::Repeat(Some(count)) => {
-                let i = input(0)?;
+                let i = Box::new(RandomAccess::build_in(
+                    &plan.inputs[0],
+                    epochs.saturating_mul(*count),
+                )?);
                 let len = i.len.saturating_mul(*count);
-                (Node::Repeat(i), len)
+                (
+                    Node::Repeat {
+                        input: i,
+                        count: *count,
+                    },
+                    len,
+                )
             }
             PlanKind::Zip => {
                 let parts = plan
                     .inputs
                     .iter()
-                    .map(RandomAccess::build)
+                    .map(|p| RandomAccess::build_in(p, epochs))
                     .collect::<Result<Vec<_>, _>>()?;
                 let len = parts.iter().map(|p| p.len).min().unwrap_or(0);
                 (Node::Zip(parts), len)
@@ -191,6 +221,13 @@ impl RandomAccess {
 
     /// Element `i` (`i < len`).
     pub(crate) fn get(&mut self, i: u64) -> Result<Element, Diagnostic> {
+        self.get_in(i, 0)
+    }
+
+    /// Element `i` in epoch `ep` of the `repeat`s above (0 at the top; a `repeat(N)` makes
+    /// its input's epoch `ep * N + i / len`): a map's `first_epoch + ep` is the epoch of
+    /// the streaming map that would have computed the element.
+    fn get_in(&mut self, i: u64, ep: u64) -> Result<Element, Diagnostic> {
         Ok(match &mut self.node {
             Node::Range { start, step } => {
                 // The value lies between start and stop, so wrapping arithmetic is exact.
@@ -200,48 +237,54 @@ impl RandomAccess {
             }
             Node::Slices(comps) => comps.iter().map(|c| c.index_axis0(i as usize)).collect(),
             Node::Whole(comps) => comps.clone(),
-            Node::Map { input, f, state } => {
-                let e = input.get(i)?;
+            Node::Map {
+                input,
+                f,
+                state,
+                plan,
+                first_epoch,
+            } => {
+                let e = input.get_in(i, ep)?;
                 // A batched function (a map moved after its batch) counts the batch's
                 // first element, as the streaming map does.
                 let at = i.saturating_mul(element_count(f, &e));
-                f.call(state, e, at, 0)?
+                f.call(state, e, at, plan.epoch_for(first_epoch.wrapping_add(ep)))?
             }
             Node::Batch { input, size, span } => {
                 let first = i * *size;
                 let rows = (first..first + *size)
-                    .map(|k| input.get(k))
+                    .map(|k| input.get_in(k, ep))
                     .collect::<Result<Vec<_>, _>>()?;
                 stack_rows(rows, *span, first)?
             }
-            Node::Prefix(input) => input.get(i)?,
-            Node::Skip { input, skip } => input.get(i + *skip)?,
-            Node::Repeat(input) => {
+            Node::Prefix(input) => input.get_in(i, ep)?,
+            Node::Skip { input, skip } => input.get_in(i + *skip, ep)?,
+            Node::Repeat { input, count } => {
                 let n = input.len;
-                input.get(i % n)?
+                input.get_in(i % n, ep.wrapping_mul(*count).wrapping_add(i / n))?
             }
             Node::Zip(parts) => {
                 let mut out = Vec::new();
                 for p in parts {
-                    out.extend(p.get(i)?);
+                    out.extend(p.get_in(i, ep)?);
                 }
                 out
             }
             Node::Concat(a, b) => {
                 if i < a.len {
-                    a.get(i)?
+                    a.get_in(i, ep)?
                 } else {
                     let k = i - a.len;
-                    b.get(k)?
+                    b.get_in(k, ep)?
                 }
             }
             Node::Enumerate { input, start } => {
                 // Past i64::MAX the count wraps, as the streaming `enumerate` does.
                 let mut out = vec![Tensor::scalar(start.wrapping_add(i as i64))];
-                out.extend(input.get(i)?);
+                out.extend(input.get_in(i, ep)?);
                 out
             }
-            Node::Shard { input, num, index } => input.get(i * *num + *index)?,
+            Node::Shard { input, num, index } => input.get_in(i * *num + *index, ep)?,
         })
     }
 

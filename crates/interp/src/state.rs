@@ -58,6 +58,11 @@ pub enum PlanState {
         /// The base seed.
         seed: u64,
     },
+    /// A `global_shuffle`: the seed it resolved (drawn when the program gives none).
+    GlobalShuffle {
+        /// The permutation's seed.
+        seed: u64,
+    },
 }
 
 /// Elements held in a state (a `shuffle` buffer): in memory, or as blob indices once encoded.
@@ -180,6 +185,9 @@ pub enum NodeState {
         skip: u64,
         /// The dataset index of the next input element at the mark (for error messages).
         count: u64,
+        /// The epoch its random ops draw with (the how-many-th opening of the node).
+        #[serde(default)]
+        epoch: u64,
     },
     /// `batch`: the input as of a mark, then `skip` input rows already in delivered batches.
     Batch {
@@ -286,6 +294,49 @@ pub enum NodeState {
         /// The epoch counters of the `shuffle`s below as the first pass began.
         opens: Vec<(u32, u64)>,
     },
+    /// `global_shuffle`: the epoch its permutation is keyed by and the next output position.
+    GlobalShuffle {
+        /// The epoch (with the plan's seed, the permutation).
+        epoch: u64,
+        /// The next output position.
+        pos: u64,
+        /// The epoch counters below as of before the input's random-access view was built
+        /// (building takes epochs from the maps' counters).
+        opens: Vec<(u32, u64)>,
+    },
+    /// `interleave`/`flat_map`: its input, the round-robin position and each open slot.
+    Interleave {
+        /// The input's state (it reads no element ahead).
+        input: Box<NodeState>,
+        /// The epoch its function draws with, and from which the inner datasets' derive.
+        epoch: u64,
+        /// Input elements read (the next one's index).
+        count: u64,
+        /// The slot being visited.
+        cycle: u64,
+        /// Elements taken from it in this visit.
+        block: u64,
+        /// Whether the input ended.
+        ended: bool,
+        /// Each slot: empty, or the inner dataset open in it.
+        slots: Vec<Option<SlotState>>,
+    },
+}
+
+/// An inner dataset open in an `interleave` slot.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SlotState {
+    /// The index of the input element it was built from.
+    pub index: u64,
+    /// What the interleave's function returned for that element (the values the inner
+    /// sources read): one element, stored like a `shuffle` buffer.
+    pub args: Rows,
+    /// The seeds the inner pipeline's `shuffle`s drew, by inner node index (a list: JSON
+    /// map keys inside a tagged enum do not read back as numbers).
+    pub plans: Vec<(u32, PlanState)>,
+    /// The inner stream's state.
+    pub state: Box<NodeState>,
 }
 
 impl NodeState {
@@ -299,7 +350,8 @@ impl NodeState {
             | Csv { .. }
             | Lines { .. }
             | CacheRecord { .. }
-            | CacheReplay { .. } => Vec::new(),
+            | CacheReplay { .. }
+            | GlobalShuffle { .. } => Vec::new(),
             Stage { input, .. }
             | Batch { input, .. }
             | PaddedBatch { input }
@@ -317,6 +369,21 @@ impl NodeState {
                 .chain(second.iter_mut())
                 .map(|b| b.as_mut())
                 .collect(),
+            Interleave { input, slots, .. } => std::iter::once(input.as_mut())
+                .chain(slots.iter_mut().flatten().map(|s| s.state.as_mut()))
+                .collect(),
+        }
+    }
+
+    /// The elements this node itself holds (a `shuffle` buffer, an `interleave`'s slot
+    /// arguments), which encoding moves to blobs.
+    fn rows_mut(&mut self) -> Vec<&mut Rows> {
+        match self {
+            NodeState::Shuffle { buffer, .. } => vec![buffer],
+            NodeState::Interleave { slots, .. } => {
+                slots.iter_mut().flatten().map(|s| &mut s.args).collect()
+            }
+            _ => Vec::new(),
         }
     }
 
@@ -330,7 +397,8 @@ impl NodeState {
             | Csv { .. }
             | Lines { .. }
             | CacheRecord { .. }
-            | CacheReplay { .. } => 0,
+            | CacheReplay { .. }
+            | GlobalShuffle { .. } => 0,
             Stage { input, .. }
             | Batch { input, .. }
             | PaddedBatch { input }
@@ -347,6 +415,15 @@ impl NodeState {
             Zip { inputs } => inputs.iter().map(NodeState::weight).sum(),
             Concat { first, second, .. } => {
                 first.as_ref().map_or(0, |f| f.weight()) + second.as_ref().map_or(0, |s| s.weight())
+            }
+            // Each slot holds its arguments (one element) besides its inner state.
+            Interleave { input, slots, .. } => {
+                input.weight()
+                    + slots
+                        .iter()
+                        .flatten()
+                        .map(|s| 1 + s.state.weight())
+                        .sum::<u64>()
             }
         }
     }
@@ -449,7 +526,7 @@ pub fn encode(state: &RunState, fingerprint: &BTreeMap<String, String>) -> Vec<u
     let mut blobs: Vec<Vec<u8>> = Vec::new();
     let mut stack = vec![&mut root];
     while let Some(n) = stack.pop() {
-        if let NodeState::Shuffle { buffer, .. } = n {
+        for buffer in n.rows_mut() {
             let rows = std::mem::take(buffer).into_live();
             *buffer = Rows::Stored(store_rows(&rows, &mut blobs));
         }
@@ -593,7 +670,7 @@ pub fn decode(bytes: &[u8]) -> Result<Decoded, Diagnostic> {
     let mut root = header.root;
     let mut stack = vec![&mut root];
     while let Some(node) = stack.pop() {
-        if let NodeState::Shuffle { buffer, .. } = node {
+        for buffer in node.rows_mut() {
             let stored = match std::mem::take(buffer) {
                 Rows::Stored(s) => s,
                 _ => StoredRows {

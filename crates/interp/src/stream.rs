@@ -21,6 +21,14 @@ use std::sync::{Arc, Mutex};
 
 mod restore;
 
+pub(crate) use restore::plan_states;
+
+/// The seeds of a pipeline's `shuffle`s and `global_shuffle`s, by node index.
+pub(crate) type Seeds = std::collections::BTreeMap<u32, crate::state::PlanState>;
+
+/// A pipeline's `shuffle` and `global_shuffle` plans, by node index (their seeds are saved).
+pub(crate) type ShufflePlans = Vec<(u32, Arc<Plan>)>;
+
 /// One dataset element: its tensor leaves, flat, in the order of the element type.
 pub type Element = Vec<Tensor>;
 
@@ -287,6 +295,7 @@ pub fn open_at(
         )),
         saved: state.map(|s| s.plans.clone()).unwrap_or_default(),
         shuffles: Vec::new(),
+        nest: None,
     };
     let plan = builder.plan(pipeline.output)?;
     let inner = match state {
@@ -311,7 +320,10 @@ pub fn open_at(
 }
 
 /// Opens the inner pipeline of an `interleave`/`flat_map` for one input element, whose
-/// function gave `args`; `fns` caches compiled functions between elements.
+/// function gave `args`; `fns` caches compiled functions between elements, `nest` is what
+/// its epochs derive from ([`Plan::nest`]), and `at` a saved position with the seeds its
+/// `shuffle`s drew. Returns the stream and its `shuffle` plans (whose seeds a state saves).
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn open_nested(
     prog: &Program,
     pipeline: &Pipeline,
@@ -319,7 +331,9 @@ pub(crate) fn open_nested(
     args: Vec<Tensor>,
     crew: &Arc<Crew>,
     fns: &mut HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
-) -> Result<Box<dyn Stream>, Diagnostic> {
+    nest: u64,
+    at: Option<(&NodeState, &Seeds)>,
+) -> Result<(Box<dyn Stream>, ShufflePlans), Diagnostic> {
     let mut builder = PlanBuilder {
         prog,
         pipeline,
@@ -331,12 +345,14 @@ pub(crate) fn open_nested(
         stats: None,
         stat_index: HashMap::new(),
         crew: crew.clone(),
-        saved: Default::default(),
+        saved: at.map(|(_, seeds)| seeds.clone()).unwrap_or_default(),
         shuffles: Vec::new(),
+        nest: Some(nest),
     };
     let plan = builder.plan(pipeline.output);
     *fns = std::mem::take(&mut builder.fns);
-    plan?.open()
+    let stream = plan?.open_at(at.map(|(st, _)| st))?;
+    Ok((stream, builder.shuffles))
 }
 
 /// Whether calling `f` has no effect a consumer could see: every eager call in it is to a
@@ -414,14 +430,19 @@ pub(crate) struct Plan {
     /// Where `--stats` counts this node.
     timer: Option<(Arc<RunStats>, usize)>,
     /// How many times the node was opened: a map's or filter's epoch, which its random
-    /// ops draw with (so each `repeat` epoch draws anew).
-    opens: std::sync::atomic::AtomicU64,
+    /// ops draw with (so each `repeat` epoch draws anew). Shared with `below`, so the nodes
+    /// that reopen plans save and restore it like a `shuffle`'s counter.
+    pub(crate) opens: Arc<std::sync::atomic::AtomicU64>,
+    /// Inside an `interleave`'s inner dataset: the hash of the interleave's epoch and the
+    /// input element's index that this node's epochs are derived from ([`Plan::epoch_for`]).
+    pub(crate) nest: Option<u64>,
     /// Whether streams keep marks for saving the state ([`RunOptions::checkpoints`]).
     track: bool,
-    /// The epoch counters of the `shuffle` plans in this node's subtree (itself included):
-    /// a node that opens plans as it runs (`repeat`, `concatenate`, `cache`) saves them,
-    /// so a resumed run that replays it reopens them with the same epochs.
-    below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)>,
+    /// The epoch counters in this node's subtree (itself included) — of every `shuffle`,
+    /// `global_shuffle`, `map`, `filter` and `interleave`: a node that opens plans as it
+    /// runs (`repeat`, `concatenate`, `cache`) saves them, so a resumed run that replays it
+    /// reopens them with the same epochs.
+    pub(crate) below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)>,
 }
 
 /// Epoch counters of `shuffle` plans, by node index.
@@ -527,7 +548,7 @@ pub(crate) enum PlanKind {
     GlobalShuffle {
         seed: u64,
         reshuffle: bool,
-        epochs: std::sync::atomic::AtomicU64,
+        epochs: Arc<std::sync::atomic::AtomicU64>,
     },
 }
 
@@ -546,8 +567,10 @@ struct PlanBuilder<'a> {
     crew: Arc<Crew>,
     /// Plan state of a resumed run (the seeds unseeded `shuffle`s drew), by node index.
     saved: std::collections::BTreeMap<u32, crate::state::PlanState>,
-    /// The `shuffle` plans built, by node index.
+    /// The `shuffle` and `global_shuffle` plans built, by node index.
     shuffles: Vec<(u32, Arc<Plan>)>,
+    /// Building an `interleave`'s inner dataset: see [`Plan::nest`].
+    nest: Option<u64>,
 }
 
 impl PlanBuilder<'_> {
@@ -713,7 +736,7 @@ impl PlanBuilder<'_> {
                 seed: match self.saved.get(&(node.index() as u32)) {
                     // A resumed run keeps the seed the first run drew.
                     Some(crate::state::PlanState::Shuffle { seed, .. }) => *seed,
-                    None => seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                    _ => seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
                 },
                 reshuffle: *reshuffle,
                 epochs: Default::default(),
@@ -774,7 +797,11 @@ impl PlanBuilder<'_> {
                 }))
             }
             DsKind::GlobalShuffle { seed, reshuffle } => PlanKind::GlobalShuffle {
-                seed: seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                seed: match self.saved.get(&(node.index() as u32)) {
+                    // A resumed run keeps the seed the first run drew.
+                    Some(crate::state::PlanState::GlobalShuffle { seed }) => *seed,
+                    _ => seed.or(self.opts.shuffle_seed).unwrap_or_else(fresh_seed),
+                },
                 reshuffle: *reshuffle,
                 epochs: Default::default(),
             },
@@ -787,8 +814,15 @@ impl PlanBuilder<'_> {
                 }
             }
         }
-        if let PlanKind::Shuffle { epochs, .. } = &kind {
-            below.push((node.index() as u32, epochs.clone()));
+        let opens: Arc<std::sync::atomic::AtomicU64> = Default::default();
+        match &kind {
+            PlanKind::Shuffle { epochs, .. } | PlanKind::GlobalShuffle { epochs, .. } => {
+                below.push((node.index() as u32, epochs.clone()));
+            }
+            PlanKind::Map { .. } | PlanKind::Filter { .. } | PlanKind::Interleave(_) => {
+                below.push((node.index() as u32, opens.clone()));
+            }
+            _ => {}
         }
         let pure_pull = inputs.iter().all(|p| p.pure_pull)
             && match &kind {
@@ -807,11 +841,15 @@ impl PlanBuilder<'_> {
                 .stats
                 .clone()
                 .and_then(|s| self.stat_index.get(&node).map(|&i| (s, i))),
-            opens: Default::default(),
+            opens,
+            nest: self.nest,
             track: self.opts.checkpoints,
             below,
         });
-        if matches!(plan.kind, PlanKind::Shuffle { .. }) {
+        if matches!(
+            plan.kind,
+            PlanKind::Shuffle { .. } | PlanKind::GlobalShuffle { .. }
+        ) {
             self.shuffles.push((node.index() as u32, plan.clone()));
         }
         self.plans.insert(node, plan.clone());
@@ -937,14 +975,27 @@ impl Plan {
     }
 
     /// This opening's epoch, for a map's or filter's random ops: how often it was opened.
-    fn next_epoch(&self) -> u64 {
-        self.opens
-            .fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    pub(crate) fn next_epoch(&self) -> u64 {
+        self.epoch_for(
+            self.opens
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        )
+    }
+
+    /// The epoch random ops draw with in this node's `n`-th opening: `n` itself, or inside
+    /// an `interleave`'s inner dataset `op_key(nest, [n])`, so that each inner dataset
+    /// (each input element, each epoch of the interleave) draws anew.
+    pub(crate) fn epoch_for(&self, n: u64) -> u64 {
+        match self.nest {
+            None => n,
+            Some(base) => kernels::random::op_key(base, &[n]),
+        }
     }
 
     /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread),
     /// whose next input element has dataset index `count` (0 when opened, the saved count
-    /// when resumed).
+    /// when resumed), drawing with `epoch` ([`Plan::next_epoch`] when opened, the saved
+    /// epoch when resumed).
     #[allow(clippy::too_many_arguments)]
     fn stage(
         &self,
@@ -955,6 +1006,7 @@ impl Plan {
         lanes: usize,
         crew: &Arc<Crew>,
         count: u64,
+        epoch: u64,
     ) -> Box<dyn Stream> {
         Box::new(
             LaneStage::new(
@@ -965,7 +1017,7 @@ impl Plan {
                 lanes,
                 crew.clone(),
             )
-            .with_epoch(self.next_epoch())
+            .with_epoch(epoch)
             .with_stats(self.timer.clone())
             .tracking(self.track)
             .at_count(count),
@@ -1038,7 +1090,8 @@ impl Plan {
                         track: self.track,
                     })
                 } else {
-                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, 0)
+                    let epoch = self.next_epoch();
+                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, 0, epoch)
                 }
             }
             PlanKind::Filter {
@@ -1046,7 +1099,10 @@ impl Plan {
                 block_f,
                 lanes,
                 crew,
-            } => self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, 0),
+            } => {
+                let epoch = self.next_epoch();
+                self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, 0, epoch)
+            }
             PlanKind::Batch {
                 size,
                 drop_remainder,
@@ -1176,7 +1232,9 @@ impl Plan {
                     }),
                 }
             }
-            PlanKind::Interleave(nested) => crate::interleave::open(nested.clone(), input(0)?)?,
+            PlanKind::Interleave(nested) => {
+                crate::interleave::open(nested.clone(), input(0)?, self.next_epoch())?
+            }
             PlanKind::GlobalShuffle {
                 seed,
                 reshuffle,
@@ -1376,6 +1434,7 @@ impl Stream for ParMap {
             input: Box::new(input),
             skip,
             count,
+            epoch: self.epoch,
         })
     }
 

@@ -235,6 +235,7 @@ impl DsKind {
     pub fn keeps_random_access(&self) -> bool {
         match self {
             DsKind::Range { .. }
+            | DsKind::RangeOf(_)
             | DsKind::FromTensorSlices(_)
             | DsKind::FromTensors(_)
             | DsKind::Map { .. }

@@ -1,11 +1,13 @@
 //! The IR verifier: run after tracing and after every pass. It re-runs the type rule of
 //! every op ([`OpKind::infer`], the same rule the tracer typed it with) and compares, and
-//! checks SSA form and each dataset node's element type. A failure is a compiler bug,
+//! checks SSA form and each dataset node's element type, and does the same for the nested
+//! pipeline of every `interleave`/`flat_map` (whose function must take the input element
+//! and return what the inner sources read, typed as they read it). A failure is a compiler bug,
 //! reported as an internal error naming the stage, never a panic.
 
 use crate::Program;
 use crate::function::{Function, OpKind, ValueDef};
-use crate::pipeline::{DsKind, Pipeline};
+use crate::pipeline::{DsKind, Nested, Pipeline, Source};
 use crate::types::{ElemType, TensorType};
 use pipec_diag::Span;
 use pipec_tensor::DType;
@@ -46,6 +48,17 @@ pub fn verify(prog: &Program) -> Result<(), Vec<VerifyError>> {
 }
 
 fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
+    let mut nested_errs = Vec::new();
+    verify_graph(prog, p, errs, &mut nested_errs);
+    errs.extend(nested_errs);
+}
+
+fn verify_graph(
+    prog: &Program,
+    p: &Pipeline,
+    errs: &mut Vec<VerifyError>,
+    nested_errs: &mut Vec<VerifyError>,
+) {
     let mut bad = |span: Option<Span>, message: String| {
         errs.push(VerifyError {
             function: p.name.clone(),
@@ -97,6 +110,10 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
         let (func, returns) = match &n.kind {
             DsKind::Map { func, .. } => (*func, n.elem.leaves().into_iter().cloned().collect()),
             DsKind::Filter { func } => (*func, vec![TensorType::scalar(DType::Bool)]),
+            DsKind::Interleave(nest) => {
+                verify_nested(prog, &p.name, nest, in_elems[0], n.span, nested_errs);
+                continue;
+            }
             _ => continue,
         };
         let Some(f) = prog.functions.get(func.index()) else {
@@ -129,6 +146,112 @@ fn verify_pipeline(prog: &Program, p: &Pipeline, errs: &mut Vec<VerifyError>) {
             );
         }
     }
+}
+
+/// An `interleave`'s function and nested pipeline: the function takes the input element;
+/// each `%argK` an inner source reads is a result of it, of the type that source reads (the
+/// leaf itself for `from_tensors`, rows of it for `from_tensor_slices`, an integer scalar
+/// for a `range` bound or a `repeat` count); the nested pipeline verifies as any other.
+fn verify_nested(
+    prog: &Program,
+    outer: &str,
+    nest: &Nested,
+    input: &ElemType,
+    span: Span,
+    errs: &mut Vec<VerifyError>,
+) {
+    let mut bad = |span: Span, message: String| {
+        errs.push(VerifyError {
+            function: outer.to_string(),
+            op: None,
+            span: Some(span),
+            message,
+        })
+    };
+    let Some(f) = prog.functions.get(nest.func.index()) else {
+        bad(span, "interleave refers to a missing function".into());
+        return;
+    };
+    let takes: Vec<TensorType> = input.leaves().into_iter().cloned().collect();
+    if f.param_types() != takes {
+        bad(
+            span,
+            format!(
+                "@{} takes parameters that do not match the interleave's input elements",
+                f.name
+            ),
+        );
+    }
+    let results = f.result_types();
+    for node in nest.inner.graph.node_indices() {
+        let n = &nest.inner.graph[node];
+        let leaves = n.elem.leaves();
+        // (source, what it needs, the leaf it gives if any)
+        let reads: Vec<(&Source, Need, Option<&TensorType>)> = match &n.kind {
+            DsKind::FromTensors(srcs) => srcs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s, Need::Whole, leaves.get(i).copied()))
+                .collect(),
+            DsKind::FromTensorSlices(srcs) => srcs
+                .iter()
+                .enumerate()
+                .map(|(i, s)| (s, Need::Rows, leaves.get(i).copied()))
+                .collect(),
+            DsKind::RangeOf(srcs) => srcs.iter().map(|s| (s, Need::Count, None)).collect(),
+            DsKind::RepeatOf(s) => vec![(s, Need::Count, None)],
+            _ => Vec::new(),
+        };
+        for (src, need, leaf) in reads {
+            let Source::Arg(k) = src else { continue };
+            let Some(got) = results.get(*k) else {
+                bad(
+                    n.span,
+                    format!(
+                        "{} reads %arg{k}, but @{} returns {} values",
+                        n.kind.mnemonic(),
+                        f.name,
+                        results.len()
+                    ),
+                );
+                continue;
+            };
+            let fits = match (need, leaf) {
+                (Need::Whole, Some(l)) => got == l,
+                (Need::Rows, Some(l)) => {
+                    got.dtype == l.dtype
+                        && got.rank() == l.rank() + 1
+                        && got.shape.0[1..] == l.shape.0[..]
+                }
+                (Need::Count, _) => got.rank() == 0 && got.dtype.is_int(),
+                (_, None) => false,
+            };
+            if !fits {
+                bad(
+                    n.span,
+                    format!(
+                        "{} reads %arg{k}, but @{} returns {got} there",
+                        n.kind.mnemonic(),
+                        f.name
+                    ),
+                );
+            }
+        }
+    }
+    let mut deeper = Vec::new();
+    verify_graph(prog, &nest.inner, errs, &mut deeper);
+    errs.extend(deeper);
+}
+
+/// What an inner source needs of the value it reads.
+#[derive(Clone, Copy)]
+enum Need {
+    /// The element's leaf itself.
+    Whole,
+    /// A stack of the leaf's rows.
+    Rows,
+    /// An integer scalar.
+    Count,
 }
 
 fn type_list(tys: &[TensorType]) -> String {
@@ -231,6 +354,90 @@ mod tests {
             functions: vec![func],
             pipelines: vec![],
         }
+    }
+
+    /// `range(4).flat_map(|n| range(n))` by hand, its inner `range` reading `arg`; the
+    /// function `f(n) = n` returns `ret`.
+    fn nested_program(arg: usize, ret: DType) -> Program {
+        use crate::pipeline::{DsNode, Parallelism};
+        let i64s = TensorType::scalar(DType::I64);
+        let mut f = Function::new("f.0", Span::new(0, 1), vec![i64s.clone()]);
+        let n = f.params[0];
+        f.results = vec![if ret == DType::I64 {
+            n
+        } else {
+            f.push(
+                OpKind::Cast(ret),
+                vec![n],
+                TensorType::scalar(ret),
+                Span::new(1, 2),
+            )
+        }];
+        let node = |kind, span| DsNode {
+            kind,
+            elem: ElemType::Tensor(i64s.clone()),
+            span,
+        };
+        let mut inner = Pipeline {
+            name: "main".into(),
+            span: Span::new(0, 1),
+            graph: Default::default(),
+            output: Default::default(),
+        };
+        let zero = Source::Const(pipec_tensor::Tensor::scalar(0i64));
+        let one = Source::Const(pipec_tensor::Tensor::scalar(1i64));
+        inner.output = inner.graph.add_node(node(
+            DsKind::RangeOf(vec![zero, Source::Arg(arg), one]),
+            Span::new(5, 6),
+        ));
+        let mut outer = Pipeline {
+            name: "main".into(),
+            span: Span::new(0, 1),
+            graph: Default::default(),
+            output: Default::default(),
+        };
+        let src = outer.graph.add_node(node(
+            DsKind::Range {
+                start: 0,
+                stop: 4,
+                step: 1,
+            },
+            Span::new(1, 2),
+        ));
+        let nest = Nested {
+            func: crate::FuncId(0),
+            inner,
+            cycle_length: 1,
+            block_length: 1,
+            parallelism: Parallelism::Sequential,
+            deterministic: true,
+            flat: true,
+        };
+        outer.output = outer
+            .graph
+            .add_node(node(DsKind::Interleave(Box::new(nest)), Span::new(3, 4)));
+        outer.graph.add_edge(src, outer.output, 0);
+        Program {
+            functions: vec![f],
+            pipelines: vec![outer],
+        }
+    }
+
+    #[test]
+    fn a_nested_pipeline_is_verified_against_its_function() {
+        assert_eq!(verify(&nested_program(0, DType::I64)), Ok(()));
+        let errs = verify(&nested_program(1, DType::I64)).unwrap_err();
+        assert_eq!(errs.len(), 1, "{errs:?}");
+        assert_eq!(errs[0].span, Some(Span::new(5, 6)));
+        assert_eq!(
+            errs[0].message,
+            "range reads %arg1, but @f.0 returns 1 values"
+        );
+        let errs = verify(&nested_program(0, DType::F32)).unwrap_err();
+        assert_eq!(
+            errs.iter().map(|e| e.message.as_str()).collect::<Vec<_>>(),
+            ["range reads %arg0, but @f.0 returns f32[] there"]
+        );
     }
 
     #[test]

@@ -31,14 +31,17 @@ pub(super) fn drop_outputs(s: &mut dyn Stream, mut n: u64) -> Result<(), Diagnos
     Ok(())
 }
 
-/// The `shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
+/// The `shuffle` and `global_shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
 /// them, `repeat`, `concatenate` and `cache`, as of the position each saved: a global copy
 /// taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the position.)
-pub(super) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
+pub(crate) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
     shuffles
         .iter()
         .filter_map(|(id, plan)| match &plan.kind {
             PlanKind::Shuffle { seed, .. } => Some((*id, PlanState::Shuffle { seed: *seed })),
+            PlanKind::GlobalShuffle { seed, .. } => {
+                Some((*id, PlanState::GlobalShuffle { seed: *seed }))
+            }
             _ => None,
         })
         .collect()
@@ -66,6 +69,8 @@ fn state_name(st: &NodeState) -> &'static str {
         NodeState::Shard { .. } => "shard",
         NodeState::Prefetch { .. } => "prefetch",
         NodeState::CacheRecord { .. } | NodeState::CacheReplay { .. } => "cache",
+        NodeState::GlobalShuffle { .. } => "global_shuffle",
+        NodeState::Interleave { .. } => "interleave",
     }
 }
 
@@ -132,7 +137,12 @@ impl Plan {
                     lanes,
                     crew,
                 },
-                NodeState::Stage { input, skip, count },
+                NodeState::Stage {
+                    input,
+                    skip,
+                    count,
+                    epoch,
+                },
             ) => {
                 let input = self.input_at(0, input)?;
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
@@ -143,7 +153,7 @@ impl Plan {
                         states: (0..*lanes).map(|_| FnState::default()).collect(),
                         out: Vec::new().into_iter(),
                         count: *count,
-                        epoch: self.next_epoch(),
+                        epoch: *epoch,
                         done: false,
                         pending: None,
                         delivered: 0,
@@ -151,7 +161,7 @@ impl Plan {
                         track: self.track,
                     })
                 } else {
-                    self.stage(Stage::Map, input, f, block_f, *lanes, crew, *count)
+                    self.stage(Stage::Map, input, f, block_f, *lanes, crew, *count, *epoch)
                 };
                 drop_outputs(s.as_mut(), *skip)?;
                 s
@@ -163,10 +173,24 @@ impl Plan {
                     lanes,
                     crew,
                 },
-                NodeState::Stage { input, skip, count },
+                NodeState::Stage {
+                    input,
+                    skip,
+                    count,
+                    epoch,
+                },
             ) => {
                 let input = self.input_at(0, input)?;
-                let mut s = self.stage(Stage::Filter, input, f, block_f, *lanes, crew, *count);
+                let mut s = self.stage(
+                    Stage::Filter,
+                    input,
+                    f,
+                    block_f,
+                    *lanes,
+                    crew,
+                    *count,
+                    *epoch,
+                );
                 drop_outputs(s.as_mut(), *skip)?;
                 s
             }
@@ -362,6 +386,13 @@ impl Plan {
                     next,
                     opens: opens.clone(),
                 })
+            }
+            (PlanKind::GlobalShuffle { seed, .. }, st @ NodeState::GlobalShuffle { .. }) => {
+                crate::global_shuffle::open_at(&self.inputs[0], *seed, st)?
+            }
+            (PlanKind::Interleave(nested), st @ NodeState::Interleave { input, .. }) => {
+                let input = self.input_at(0, input)?;
+                crate::interleave::open_at(nested.clone(), input, st)?
             }
             _ => return Err(wrong()),
         })

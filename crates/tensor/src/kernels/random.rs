@@ -7,8 +7,12 @@
 //! (threads, blocks, a resumed run) cannot change them. `docs/language.md` ("Random
 //! ops") is the user-facing statement of every mapping below; keep the two in step.
 //!
-//! The counter of block `i` of an element's stream is `[i, epoch, position low 32 bits,
-//! position high 32 bits]` and the Philox key is `[key low 32 bits, key high 32 bits]`.
+//! The counter of block `i` of an element's stream is `[i, epoch low 32 bits, position low
+//! 32 bits, position high 32 bits ^ epoch high 32 bits]` and the Philox key is `[key low 32
+//! bits, key high 32 bits]`. (Epochs past 2^32 only arise inside an `interleave`'s inner
+//! datasets, whose epochs are hashes; folding their high half in keeps two inner datasets
+//! from drawing alike by a 32-bit collision, and leaves every smaller epoch's draws as they
+//! were.)
 //! Word `j` of the stream is word `j % 4` of block `j / 4`.
 
 use super::{KernelError, checked_len};
@@ -61,17 +65,16 @@ pub fn op_key(seed: u64, site: &[u64]) -> u64 {
 #[derive(Clone, Copy, Debug)]
 pub struct ElementStream {
     key: [u32; 2],
-    epoch: u32,
+    epoch: u64,
     position: u64,
 }
 
 impl ElementStream {
-    /// The stream of op `key` for the element at `position` in epoch `epoch` (epochs are
-    /// counted modulo 2^32).
+    /// The stream of op `key` for the element at `position` in epoch `epoch`.
     pub fn new(key: u64, position: u64, epoch: u64) -> ElementStream {
         ElementStream {
             key: [key as u32, (key >> 32) as u32],
-            epoch: epoch as u32,
+            epoch,
             position,
         }
     }
@@ -81,9 +84,9 @@ impl ElementStream {
         philox4x32_10(
             [
                 i,
-                self.epoch,
+                self.epoch as u32,
                 self.position as u32,
-                (self.position >> 32) as u32,
+                ((self.position >> 32) ^ (self.epoch >> 32)) as u32,
             ],
             self.key,
         )
@@ -776,6 +779,21 @@ mod tests {
         keys.sort_unstable();
         keys.dedup();
         assert_eq!(keys.len(), 2500);
+    }
+
+    #[test]
+    fn an_epochs_high_half_draws_anew_and_a_small_epoch_keeps_its_counter() {
+        let key = op_key(3, &[7, 2]);
+        // Epochs that agree in their low 32 bits still draw differently.
+        let a = draw_uniform(4, 5, 9, key);
+        assert_ne!(a, draw_uniform(4, 5, 9 | (1 << 32), key));
+        assert_ne!(a, draw_uniform(4, 5, 9 | (0xABCD << 40), key));
+        // An epoch below 2^32 is the documented counter `[i, epoch, pos lo, pos hi]`.
+        let s = ElementStream::new(key, 5 | (3 << 32), 9);
+        assert_eq!(
+            s.block(1),
+            philox4x32_10([1, 9, 5, 3], [key as u32, (key >> 32) as u32])
+        );
     }
 
     #[test]

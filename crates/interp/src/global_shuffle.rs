@@ -24,7 +24,7 @@ use crate::stream::{Element, Plan, Stream};
 use pipec_diag::{Diagnostic, Span};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::permute::IndexPermutation;
-use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -216,9 +216,15 @@ const SLOTS_PER_LANE: usize = 3;
 /// µs here, longer than a block takes).
 const IDLE_SPIN: Duration = Duration::from_micros(200);
 
-const FREE: u8 = 0;
-const CLAIMED: u8 = 1;
-const DONE: u8 = 2;
+/// A slot's state, in the low two bits of its word (the block it holds is in the rest, so
+/// that claiming, finishing and handing on a slot are each one compare-and-swap of both).
+const FREE: u64 = 0;
+const CLAIMED: u64 = 1;
+const DONE: u64 = 2;
+
+fn word(block: u64, state: u64) -> u64 {
+    block << 2 | state
+}
 
 /// Blocks of the stream permuted ahead: block `k` (positions `base + k * size ..`, up to
 /// `len`) lives in slot `k % slots`, which whichever thread claims it first computes; the
@@ -228,6 +234,8 @@ struct Ahead {
     helpers: Vec<std::thread::JoinHandle<()>>,
     /// The block the consumer takes next.
     next: u64,
+    /// A running mean of how long a block takes the consumer, in ns (0: none yet).
+    block_nanos: u64,
 }
 
 struct Shared {
@@ -242,10 +250,9 @@ struct Shared {
 }
 
 struct Slot {
-    /// Which block the slot holds (changed only by the consumer, while the slot is free).
-    block: AtomicU64,
-    state: AtomicU8,
-    /// The block's values once `DONE` (`None` if a helper failed: the consumer redoes it).
+    /// `word(block, state)`.
+    word: AtomicU64,
+    /// The block's values once `DONE`; written under this lock together with the `DONE`.
     out: Mutex<Option<Vec<i64>>>,
 }
 
@@ -261,6 +268,10 @@ impl Shared {
         self.f.run(start, self.block_len(k))
     }
 
+    fn slot(&self, k: u64) -> &Slot {
+        &self.slots[(k % self.slots.len() as u64) as usize]
+    }
+
     /// A helper's life: permute the first unclaimed block within reach, until stopped.
     fn helper(&self) {
         let mut idle_since: Option<Instant> = None;
@@ -271,28 +282,37 @@ impl Shared {
                 if self.block_len(k) == 0 {
                     break;
                 }
-                let slot = &self.slots[(k % self.slots.len() as u64) as usize];
-                if slot.block.load(Ordering::Acquire) != k
-                    || slot
-                        .state
-                        .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-                        .is_err()
+                let slot = self.slot(k);
+                if slot
+                    .word
+                    .compare_exchange(
+                        word(k, FREE),
+                        word(k, CLAIMED),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
                 {
                     continue;
                 }
-                // Claimed. The consumer may have moved the slot on between the two loads; it
-                // moves a slot only while free, so what it holds now is what to compute.
-                let k = slot.block.load(Ordering::Acquire);
-                if self.block_len(k) == 0 {
-                    slot.state.store(FREE, Ordering::Release);
-                    continue;
-                }
                 let out =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compute(k))).ok();
-                if let Ok(mut o) = slot.out.lock() {
-                    *o = out;
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compute(k)));
+                if let (Ok(out), Ok(mut o)) = (out, slot.out.lock()) {
+                    // A consumer that stopped waiting computed the block itself and moved
+                    // the slot on: then this copy is dropped.
+                    if slot
+                        .word
+                        .compare_exchange(
+                            word(k, CLAIMED),
+                            word(k, DONE),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        *o = Some(out);
+                    }
                 }
-                slot.state.store(DONE, Ordering::Release);
                 worked = true;
                 break;
             }
@@ -320,8 +340,7 @@ impl Ahead {
             size,
             slots: (0..slots as u64)
                 .map(|k| Slot {
-                    block: AtomicU64::new(k),
-                    state: AtomicU8::new(FREE),
+                    word: AtomicU64::new(word(k, FREE)),
                     out: Mutex::new(None),
                 })
                 .collect(),
@@ -346,41 +365,74 @@ impl Ahead {
             shared,
             helpers: started,
             next: 0,
+            block_nanos: 0,
         })
+    }
+
+    /// Block `k` computed on this thread, timed.
+    fn compute_here(&mut self, k: u64) -> Vec<i64> {
+        let t = Instant::now();
+        let vals = self.shared.compute(k);
+        let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        self.block_nanos = if self.block_nanos == 0 {
+            ns
+        } else {
+            (self.block_nanos * 7 + ns) / 8
+        };
+        vals
     }
 
     /// The next block's values, in order; `None` at the end.
     fn next_block(&mut self) -> Option<Vec<i64>> {
-        let sh = &*self.shared;
+        let sh = self.shared.clone();
         let k = self.next;
         if sh.block_len(k) == 0 {
             return None;
         }
-        let slot = &sh.slots[(k % sh.slots.len() as u64) as usize];
-        let vals = if slot
-            .state
-            .compare_exchange(FREE, CLAIMED, Ordering::AcqRel, Ordering::Relaxed)
-            .is_ok()
-        {
-            sh.compute(k)
+        let slot = sh.slot(k);
+        let moved_on = word(k + sh.slots.len() as u64, FREE);
+        let claimed = slot
+            .word
+            .compare_exchange(
+                word(k, FREE),
+                word(k, CLAIMED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        let vals = if claimed {
+            let vals = self.compute_here(k);
+            slot.word.store(moved_on, Ordering::Release);
+            vals
         } else {
-            // A helper has it: wait for it (it holds no lock while computing).
+            // A helper has it. Wait, but not more than twice what a block takes here (a
+            // helper descheduled on a busy machine would hold the stream up): then compute
+            // it here too and move the slot on, which makes the helper drop its copy.
+            let patience = Duration::from_nanos(self.block_nanos.max(20_000) * 2);
+            let since = Instant::now();
             let mut spins = 0u32;
-            while slot.state.load(Ordering::Acquire) != DONE {
-                spins += 1;
-                if spins < 1 << 12 {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
+            loop {
+                if slot.word.load(Ordering::Acquire) == word(k, DONE) {
+                    let out = slot.out.lock().ok().and_then(|mut o| o.take());
+                    slot.word.store(moved_on, Ordering::Release);
+                    break out.unwrap_or_else(|| sh.compute(k));
                 }
+                spins += 1;
+                if spins % 64 == 0 && since.elapsed() > patience {
+                    let vals = self.compute_here(k);
+                    // Under the lock a helper finishing now either already stored its copy
+                    // (dropped here) or finds the slot moved on.
+                    if let Ok(mut o) = slot.out.lock() {
+                        *o = None;
+                        slot.word.store(moved_on, Ordering::Release);
+                    } else {
+                        slot.word.store(moved_on, Ordering::Release);
+                    }
+                    break vals;
+                }
+                std::hint::spin_loop();
             }
-            let out = slot.out.lock().ok().and_then(|mut o| o.take());
-            out.unwrap_or_else(|| sh.compute(k))
         };
-        // Hand the slot on to the block `slots` further, then let helpers see the progress.
-        slot.block
-            .store(k + sh.slots.len() as u64, Ordering::Release);
-        slot.state.store(FREE, Ordering::Release);
         self.next = k + 1;
         sh.next.store(self.next, Ordering::Release);
         for h in &self.helpers {
@@ -396,6 +448,52 @@ impl Drop for Ahead {
         for h in self.helpers.drain(..) {
             h.thread().unpark();
             let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drains blocks permuted ahead by `helpers` threads.
+    fn drain(f: BlockFn, base: u64, len: u64, size: usize, helpers: usize) -> Vec<i64> {
+        let mut ahead = Ahead::start(f, base, len, size, helpers).expect("a helper starts");
+        let mut out = Vec::new();
+        while let Some(b) = ahead.next_block() {
+            assert!(b.len() <= size);
+            out.extend(b);
+        }
+        out
+    }
+
+    /// Whichever thread permutes a block, the blocks come out in order with the values of
+    /// one pass on one thread: a range's values, or positions.
+    #[test]
+    fn blocks_permuted_ahead_are_the_blocks_of_one_pass() {
+        for (n, base, size, helpers) in [
+            (300_000u64, 0u64, 8192usize, 1usize),
+            (300_000, 12_345, 1000, 3),
+            (5_000, 0, 1024, 2),
+            ((1 << 30) + 7, (1 << 30) - 50_000, 4096, 2),
+        ] {
+            let perm = IndexPermutation::new(n, 9, 2);
+            let left = (n - base) as usize;
+            let want_range = perm.fill_vec(base, left, |i| 5 + 3 * i as i64);
+            let got = drain(
+                BlockFn {
+                    perm: perm.clone(),
+                    range: Some((5, 3)),
+                },
+                base,
+                n,
+                size,
+                helpers,
+            );
+            assert_eq!(got, want_range, "n={n} base={base} size={size}");
+            let want_pos = perm.fill_vec(base, left, |i| i as i64);
+            let got = drain(BlockFn { perm, range: None }, base, n, size, helpers);
+            assert_eq!(got, want_pos, "n={n} base={base} size={size}");
         }
     }
 }

@@ -258,8 +258,10 @@ impl Radix {
             unsafe {
                 let px = xs.as_mut_ptr().add(j).cast::<__m256i>();
                 let py = ys.as_mut_ptr().add(j).cast::<__m256i>();
-                let mut x: [__m256i; UNROLL] = std::array::from_fn(|u| _mm256_loadu_si256(px.add(u)));
-                let mut y: [__m256i; UNROLL] = std::array::from_fn(|u| _mm256_loadu_si256(py.add(u)));
+                let mut x: [__m256i; UNROLL] =
+                    std::array::from_fn(|u| _mm256_loadu_si256(px.add(u)));
+                let mut y: [__m256i; UNROLL] =
+                    std::array::from_fn(|u| _mm256_loadu_si256(py.add(u)));
                 for (r, &k) in keys.iter().enumerate() {
                     for u in 0..UNROLL {
                         if r % 2 == 0 {
@@ -308,8 +310,10 @@ impl Radix {
             unsafe {
                 let px = xs.as_mut_ptr().add(j).cast::<__m512i>();
                 let py = ys.as_mut_ptr().add(j).cast::<__m512i>();
-                let mut x: [__m512i; WIDE_UNROLL] = std::array::from_fn(|u| _mm512_loadu_si512(px.add(u)));
-                let mut y: [__m512i; WIDE_UNROLL] = std::array::from_fn(|u| _mm512_loadu_si512(py.add(u)));
+                let mut x: [__m512i; WIDE_UNROLL] =
+                    std::array::from_fn(|u| _mm512_loadu_si512(px.add(u)));
+                let mut y: [__m512i; WIDE_UNROLL] =
+                    std::array::from_fn(|u| _mm512_loadu_si512(py.add(u)));
                 for (r, &k) in keys.iter().enumerate() {
                     for u in 0..WIDE_UNROLL {
                         if r % 2 == 0 {
@@ -339,8 +343,12 @@ mod tests {
         for n in [4097u64, 10_007, 1 << 20, MAX] {
             let p = Radix::new(n, [0x1234, 0xBEEF, 7, 0xFFFF, 0x8000]);
             let len = 1000;
-            let xs0: Vec<u16> = (0..len).map(|j| (j * 7 % usize::from(p.a)) as u16).collect();
-            let ys0: Vec<u16> = (0..len).map(|j| (j * 13 % usize::from(p.b)) as u16).collect();
+            let xs0: Vec<u16> = (0..len)
+                .map(|j| (j * 7 % usize::from(p.a)) as u16)
+                .collect();
+            let ys0: Vec<u16> = (0..len)
+                .map(|j| (j * 13 % usize::from(p.b)) as u16)
+                .collect();
             let (mut xs, mut ys) = (xs0.clone(), ys0.clone());
             p.rounds_scalar(&mut xs, &mut ys);
             let (mut xv, mut yv) = (xs0.clone(), ys0.clone());
@@ -380,7 +388,13 @@ mod tests {
     fn neighbours_land_independently() {
         let n = 1_000_003u64;
         for seed in [1u16, 2, 3] {
-            let keys = [seed, seed.wrapping_mul(40503), 0x5A5A ^ seed, 0x0F0F, seed << 9];
+            let keys = [
+                seed,
+                seed.wrapping_mul(40503),
+                0x5A5A ^ seed,
+                0x0F0F,
+                seed << 9,
+            ];
             let p = Radix::new(n, keys);
             let mut perm = vec![0u64; n as usize];
             p.fill_with(0, &mut perm, |v| v);
@@ -393,7 +407,10 @@ mod tests {
                     pairs[(u * 16 / n * 16 + v * 16 / n) as usize] += 1.0;
                 }
                 let (cd, cp) = (chi(&diffs), chi(&pairs));
-                assert!(cd < 103.4, "seed {seed} d {d}: differences chi-square {cd:.1}");
+                assert!(
+                    cd < 103.4,
+                    "seed {seed} d {d}: differences chi-square {cd:.1}"
+                );
                 assert!(cp < 330.5, "seed {seed} d {d}: pairs chi-square {cp:.1}");
             }
         }

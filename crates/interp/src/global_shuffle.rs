@@ -223,7 +223,7 @@ const CLAIMED: u64 = 1;
 const DONE: u64 = 2;
 
 fn word(block: u64, state: u64) -> u64 {
-    block << 2 | state
+    (block << 2) | state
 }
 
 /// Blocks of the stream permuted ahead: block `k` (positions `base + k * size ..`, up to
@@ -418,7 +418,7 @@ impl Ahead {
                     break out.unwrap_or_else(|| sh.compute(k));
                 }
                 spins += 1;
-                if spins % 64 == 0 && since.elapsed() > patience {
+                if spins.is_multiple_of(64) && since.elapsed() > patience {
                     let vals = self.compute_here(k);
                     // Under the lock a helper finishing now either already stored its copy
                     // (dropped here) or finds the slot moved on.

@@ -88,7 +88,7 @@ impl Radix {
     #[inline(always)]
     fn rounds(&self, mut x: u16, mut y: u16) -> (u16, u16) {
         for (r, &k) in self.keys.iter().enumerate() {
-            if r % 2 == 0 {
+            if r.is_multiple_of(2) {
                 x = add_mod(x, round_fn(y, k, self.a), self.a);
             } else {
                 y = add_mod(y, round_fn(x, k, self.b), self.b);
@@ -263,17 +263,17 @@ impl Radix {
                 let mut y: [__m256i; UNROLL] =
                     std::array::from_fn(|u| _mm256_loadu_si256(py.add(u)));
                 for (r, &k) in keys.iter().enumerate() {
-                    for u in 0..UNROLL {
-                        if r % 2 == 0 {
-                            x[u] = round(x[u], y[u], k, a);
+                    for (xu, yu) in x.iter_mut().zip(y.iter_mut()) {
+                        if r.is_multiple_of(2) {
+                            *xu = round(*xu, *yu, k, a);
                         } else {
-                            y[u] = round(y[u], x[u], k, b);
+                            *yu = round(*yu, *xu, k, b);
                         }
                     }
                 }
-                for u in 0..UNROLL {
-                    _mm256_storeu_si256(px.add(u), x[u]);
-                    _mm256_storeu_si256(py.add(u), y[u]);
+                for (u, (&xu, &yu)) in x.iter().zip(&y).enumerate() {
+                    _mm256_storeu_si256(px.add(u), xu);
+                    _mm256_storeu_si256(py.add(u), yu);
                 }
             }
         }
@@ -315,17 +315,17 @@ impl Radix {
                 let mut y: [__m512i; WIDE_UNROLL] =
                     std::array::from_fn(|u| _mm512_loadu_si512(py.add(u)));
                 for (r, &k) in keys.iter().enumerate() {
-                    for u in 0..WIDE_UNROLL {
-                        if r % 2 == 0 {
-                            x[u] = round(x[u], y[u], k, a);
+                    for (xu, yu) in x.iter_mut().zip(y.iter_mut()) {
+                        if r.is_multiple_of(2) {
+                            *xu = round(*xu, *yu, k, a);
                         } else {
-                            y[u] = round(y[u], x[u], k, b);
+                            *yu = round(*yu, *xu, k, b);
                         }
                     }
                 }
-                for u in 0..WIDE_UNROLL {
-                    _mm512_storeu_si512(px.add(u), x[u]);
-                    _mm512_storeu_si512(py.add(u), y[u]);
+                for (u, (&xu, &yu)) in x.iter().zip(&y).enumerate() {
+                    _mm512_storeu_si512(px.add(u), xu);
+                    _mm512_storeu_si512(py.add(u), yu);
                 }
             }
         }
@@ -401,8 +401,7 @@ mod tests {
             for d in [1usize, usize::from(p.b)] {
                 let mut diffs = vec![0f64; 64];
                 let mut pairs = vec![0f64; 256];
-                for i in 0..perm.len() - d {
-                    let (u, v) = (perm[i], perm[i + d]);
+                for (&u, &v) in perm.iter().zip(&perm[d..]) {
                     diffs[((v + n - u) % n * 64 / n) as usize] += 1.0;
                     pairs[(u * 16 / n * 16 + v * 16 / n) as usize] += 1.0;
                 }

@@ -82,6 +82,22 @@ fn each_epoch_draws_a_new_order_unless_told_not_to() {
     }
 }
 
+/// Large enough that helper threads permute blocks ahead (2^18 elements and up): the same
+/// order at every thread count as element by element (-O0); a position-weighted checksum
+/// per batch keeps the output short (`batch` pulls blocks; the printed element stream alone
+/// would not).
+#[test]
+fn global_shuffle_permuted_ahead_is_the_same_at_every_thread_count() {
+    let prog = "pipeline main = range(300000).global_shuffle(seed: 11).batch(100000)\n\
+                .map(|b| sum(b * arange(100000, i64) % 1000003))\n";
+    let want = lines(&run("ahead", prog, &["-O0"]));
+    assert_eq!(want.len(), 3);
+    for threads in ["1", "2", "3"] {
+        let got = lines(&run("ahead", prog, &["--threads", threads]));
+        assert_eq!(got, want, "--threads {threads}");
+    }
+}
+
 /// Pearson's chi-square statistic of `counts` against equal expectations over `cats`.
 fn chi_square(counts: &HashMap<Vec<i64>, u64>, cats: u64, total: u64) -> f64 {
     let e = total as f64 / cats as f64;

@@ -5,19 +5,32 @@
 //! node, as for `shuffle`; always 0 with `reshuffle_each_iteration: false`). The input is
 //! read through [`RandomAccess`], never streamed, so nothing is buffered.
 //!
+//! Blocks: the permutation of a block of positions is one vectorized pass
+//! (`IndexPermutation::fill_vec`); over a `range` the same pass writes the values (element
+//! `i` of a range is `start + i * step`), otherwise the positions, which the input then
+//! gathers. With `--threads` above one over a large input, helper threads permute the
+//! blocks ahead of the consumer ([`Ahead`]), which takes them in order (or computes a block
+//! itself when no helper has started on it): the permutation is a pure function of the
+//! position, so which thread computes a block cannot be seen. Only the gather from a
+//! non-`range` input (which may run a `map`'s function) stays on the consumer's thread.
+//!
 //! State (for checkpoints): the epoch and the output position `pos`; with the seed from
-//! the plan, they rebuild the stream exactly (`perm` is recomputed, nothing else is held).
-//! Building the input's random-access view takes epochs from the counters of the maps
-//! below (as opening them would), so the state also holds those counters as they were
-//! before the build, and a resumed run sets them and builds again.
+//! the plan, they rebuild the stream exactly (`perm` is recomputed, nothing else is held;
+//! blocks permuted ahead are not part of it). Building the input's random-access view takes
+//! epochs from the counters of the maps below (as opening them would), so the state also
+//! holds those counters as they were before the build, and a resumed run sets them and
+//! builds again.
 
-use crate::block::Chunk;
+use crate::block::{Block, Chunk};
 use crate::random_access::RandomAccess;
 use crate::state::{NodeState, mismatch};
 use crate::stream::{Element, Opens, Plan, Stream, apply_opens, snapshot_opens};
 use pipec_diag::{Diagnostic, Span};
+use pipec_tensor::Tensor;
 use pipec_tensor::kernels::permute::IndexPermutation;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 /// An open `global_shuffle`.
 pub(crate) struct GlobalShuffle {
@@ -31,22 +44,35 @@ pub(crate) struct GlobalShuffle {
     /// was built (for the state).
     epoch: u64,
     opens: Opens,
+    /// `--threads`.
+    lanes: usize,
+    /// Blocks permuted ahead on helper threads, once started.
+    ahead: Option<Ahead>,
+    /// Values of a block permuted ahead that the consumer did not take yet (it asked for
+    /// fewer), from `rest.1` on.
+    rest: Option<(Vec<i64>, usize)>,
 }
 
-/// Opens `global_shuffle` over `input` for `epoch`.
+/// Inputs shorter than this are permuted on the consumer's thread alone: starting helpers
+/// costs more than they would save.
+const AHEAD_MIN_LEN: u64 = 1 << 18;
+
+/// Opens `global_shuffle` over `input` for `epoch`, permuting ahead on `lanes` threads.
 pub(crate) fn open(
     input: &Arc<Plan>,
     seed: u64,
     epoch: u64,
+    lanes: usize,
     _span: Span,
 ) -> Result<Box<dyn Stream>, Diagnostic> {
-    Ok(Box::new(GlobalShuffle::start(input, seed, epoch)?))
+    Ok(Box::new(GlobalShuffle::start(input, seed, epoch, lanes)?))
 }
 
 /// Opens `global_shuffle` over `input` at the saved `st`.
 pub(crate) fn open_at(
     input: &Arc<Plan>,
     seed: u64,
+    lanes: usize,
     st: &NodeState,
 ) -> Result<Box<dyn Stream>, Diagnostic> {
     let NodeState::GlobalShuffle { epoch, pos, opens } = st else {
@@ -56,7 +82,7 @@ pub(crate) fn open_at(
     };
     // The maps below take the same epochs the saving run's view took.
     apply_opens(&input.below, opens);
-    let mut s = GlobalShuffle::start(input, seed, *epoch)?;
+    let mut s = GlobalShuffle::start(input, seed, *epoch, lanes)?;
     if *pos > s.perm.len() {
         return Err(mismatch("a `global_shuffle` position past its input"));
     }
@@ -66,7 +92,12 @@ pub(crate) fn open_at(
 
 impl GlobalShuffle {
     /// The stream over `input` for `epoch`, at position 0.
-    fn start(input: &Arc<Plan>, seed: u64, epoch: u64) -> Result<GlobalShuffle, Diagnostic> {
+    fn start(
+        input: &Arc<Plan>,
+        seed: u64,
+        epoch: u64,
+        lanes: usize,
+    ) -> Result<GlobalShuffle, Diagnostic> {
         let opens = snapshot_opens(&input.below);
         let input = RandomAccess::build(input)?;
         let perm = IndexPermutation::new(input.len(), seed, epoch);
@@ -77,12 +108,70 @@ impl GlobalShuffle {
             positions: Vec::new(),
             epoch,
             opens,
+            lanes,
+            ahead: None,
+            rest: None,
         })
+    }
+}
+
+impl GlobalShuffle {
+    /// What a block of values is over this input: a range's values, or positions.
+    fn block_fn(&self) -> BlockFn {
+        BlockFn {
+            perm: self.perm.clone(),
+            range: self.input.as_range(),
+        }
+    }
+
+    /// The next `n` values (range) or positions (as `i64`) from the blocks permuted ahead.
+    fn take_ahead(&mut self, max: usize) -> Option<Vec<i64>> {
+        if let Some((vals, at)) = &mut self.rest {
+            let n = max.min(vals.len() - *at);
+            let out = vals[*at..*at + n].to_vec();
+            *at += n;
+            if *at == vals.len() {
+                self.rest = None;
+            }
+            return Some(out);
+        }
+        let ahead = self.ahead.as_mut()?;
+        let mut vals = ahead.next_block()?;
+        if vals.len() > max {
+            let front = vals[..max].to_vec();
+            self.rest = Some((vals, max));
+            vals = front;
+        }
+        Some(vals)
+    }
+
+    /// Starts helpers when this stream is worth them.
+    fn start_ahead(&mut self, max: usize) {
+        let left = self.perm.len() - self.pos;
+        let helpers = self.lanes.saturating_sub(1).min(MAX_HELPERS);
+        // Positions travel as i64 between threads.
+        if helpers == 0 || left < AHEAD_MIN_LEN || max < 1024 || self.perm.len() > i64::MAX as u64 {
+            return;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let helpers = helpers.min(cores.saturating_sub(1));
+        if helpers == 0 {
+            return;
+        }
+        self.ahead = Ahead::start(self.block_fn(), self.pos, self.perm.len(), max, helpers);
     }
 }
 
 impl Stream for GlobalShuffle {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if self.ahead.is_some() || self.rest.is_some() {
+            // Blocks are out ahead: an element is the next block's first row.
+            return match self.next_block(1) {
+                None => Ok(None),
+                Some(Chunk { error: Some(d), .. }) => Err(d),
+                Some(c) => Ok(c.block.into_rows().into_iter().next()),
+            };
+        }
         if self.pos >= self.perm.len() {
             return Ok(None);
         }
@@ -97,8 +186,30 @@ impl Stream for GlobalShuffle {
         if n == 0 {
             return None;
         }
-        self.positions.resize(n, 0);
-        self.perm.fill(self.pos, &mut self.positions);
+        if self.ahead.is_none() && self.rest.is_none() {
+            self.start_ahead(n);
+        }
+        let ahead = self.take_ahead(n);
+        if let Some((start, step)) = self.input.as_range() {
+            let values = ahead
+                .unwrap_or_else(|| BlockFn::range_values(&self.perm, start, step, self.pos, n));
+            self.pos += values.len() as u64;
+            let rows = values.len();
+            return Some(Chunk::ok(Block::Stacked {
+                leaves: vec![Tensor::from_vec(&[rows], values).expect("one value per row")],
+                rows,
+            }));
+        }
+        match ahead {
+            Some(p) => {
+                self.positions.clear();
+                self.positions.extend(p.iter().map(|&i| i as u64));
+            }
+            None => {
+                self.positions.resize(n, 0);
+                self.perm.fill(self.pos, &mut self.positions);
+            }
+        }
         let chunk = self.input.get_block(&self.positions);
         // The position moves past what was delivered; an error ends the stream anyway.
         self.pos += chunk.block.len() as u64 + u64::from(chunk.error.is_some());
@@ -109,11 +220,334 @@ impl Stream for GlobalShuffle {
     }
 
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
-        // Nothing is computed ahead: `pos` counts exactly what was handed out.
+        // `pos` counts exactly what was handed out; blocks permuted ahead are recomputed.
         Ok(NodeState::GlobalShuffle {
             epoch: self.epoch,
             pos: self.pos,
             opens: self.opens.clone(),
         })
+    }
+}
+
+/// What one block of the stream is, computed on any thread.
+struct BlockFn {
+    perm: IndexPermutation,
+    range: Option<(i64, i64)>,
+}
+
+impl BlockFn {
+    /// Element `start + j` of the stream for `j < len`: a range's value, or a position.
+    fn run(&self, start: u64, len: usize) -> Vec<i64> {
+        match self.range {
+            Some((a, s)) => Self::range_values(&self.perm, a, s, start, len),
+            None => self.perm.fill_vec(start, len, |i| i as i64),
+        }
+    }
+
+    fn range_values(
+        perm: &IndexPermutation,
+        start: i64,
+        step: i64,
+        pos: u64,
+        len: usize,
+    ) -> Vec<i64> {
+        // The value lies between start and stop, so wrapping arithmetic is exact.
+        if step == 1 {
+            perm.fill_vec(pos, len, |i| start.wrapping_add(i as i64))
+        } else {
+            perm.fill_vec(pos, len, |i| {
+                start.wrapping_add((i as i64).wrapping_mul(step))
+            })
+        }
+    }
+}
+
+/// The most helper threads one `global_shuffle` starts.
+const MAX_HELPERS: usize = 7;
+/// Blocks a helper may permute ahead of the consumer, per lane.
+const SLOTS_PER_LANE: usize = 3;
+/// How long an idle helper spins before it sleeps (waking a parked thread costs tens of
+/// µs here, longer than a block takes).
+const IDLE_SPIN: Duration = Duration::from_micros(200);
+
+/// A slot's state, in the low two bits of its word (the block it holds is in the rest, so
+/// that claiming, finishing and handing on a slot are each one compare-and-swap of both).
+const FREE: u64 = 0;
+const CLAIMED: u64 = 1;
+const DONE: u64 = 2;
+
+fn word(block: u64, state: u64) -> u64 {
+    (block << 2) | state
+}
+
+/// Blocks of the stream permuted ahead: block `k` (positions `base + k * size ..`, up to
+/// `len`) lives in slot `k % slots`, which whichever thread claims it first computes; the
+/// consumer takes block after block and hands each slot on to the block `slots` further.
+struct Ahead {
+    shared: Arc<Shared>,
+    helpers: Vec<std::thread::JoinHandle<()>>,
+    /// The block the consumer takes next.
+    next: u64,
+    /// A running mean of how long a block takes the consumer, in ns (0: none yet).
+    block_nanos: u64,
+}
+
+struct Shared {
+    f: BlockFn,
+    base: u64,
+    len: u64,
+    size: usize,
+    slots: Vec<Slot>,
+    /// The block the consumer takes next (helpers work from there up to `slots` ahead).
+    next: AtomicU64,
+    stop: AtomicBool,
+}
+
+struct Slot {
+    /// `word(block, state)`.
+    word: AtomicU64,
+    /// The block's values once `DONE`; written under this lock together with the `DONE`.
+    out: Mutex<Option<Vec<i64>>>,
+}
+
+impl Shared {
+    /// How many values block `k` holds (0 past the end).
+    fn block_len(&self, k: u64) -> usize {
+        let start = self.base.saturating_add(k.saturating_mul(self.size as u64));
+        self.len.saturating_sub(start).min(self.size as u64) as usize
+    }
+
+    fn compute(&self, k: u64) -> Vec<i64> {
+        let start = self.base + k * self.size as u64;
+        self.f.run(start, self.block_len(k))
+    }
+
+    fn slot(&self, k: u64) -> &Slot {
+        &self.slots[(k % self.slots.len() as u64) as usize]
+    }
+
+    /// A helper's life: permute the first unclaimed block within reach, until stopped.
+    fn helper(&self) {
+        let mut idle_since: Option<Instant> = None;
+        while !self.stop.load(Ordering::Acquire) {
+            let next = self.next.load(Ordering::Acquire);
+            let mut worked = false;
+            for k in next..next + self.slots.len() as u64 {
+                if self.block_len(k) == 0 {
+                    break;
+                }
+                let slot = self.slot(k);
+                if slot
+                    .word
+                    .compare_exchange(
+                        word(k, FREE),
+                        word(k, CLAIMED),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_err()
+                {
+                    continue;
+                }
+                let out =
+                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compute(k)));
+                if let (Ok(out), Ok(mut o)) = (out, slot.out.lock()) {
+                    // A consumer that stopped waiting computed the block itself and moved
+                    // the slot on: then this copy is dropped.
+                    if slot
+                        .word
+                        .compare_exchange(
+                            word(k, CLAIMED),
+                            word(k, DONE),
+                            Ordering::AcqRel,
+                            Ordering::Relaxed,
+                        )
+                        .is_ok()
+                    {
+                        *o = Some(out);
+                    }
+                }
+                worked = true;
+                break;
+            }
+            if worked {
+                idle_since = None;
+            } else if idle_since.get_or_insert_with(Instant::now).elapsed() < IDLE_SPIN {
+                std::hint::spin_loop();
+            } else {
+                // The consumer unparks helpers whenever it frees a slot.
+                std::thread::park_timeout(Duration::from_millis(5));
+            }
+        }
+    }
+}
+
+impl Ahead {
+    /// Helpers permuting blocks of `size` from position `base` of `len`; `None` if no
+    /// thread could start.
+    fn start(f: BlockFn, base: u64, len: u64, size: usize, helpers: usize) -> Option<Ahead> {
+        let slots = (helpers + 1) * SLOTS_PER_LANE;
+        let shared = Arc::new(Shared {
+            f,
+            base,
+            len,
+            size,
+            slots: (0..slots as u64)
+                .map(|k| Slot {
+                    word: AtomicU64::new(word(k, FREE)),
+                    out: Mutex::new(None),
+                })
+                .collect(),
+            next: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        });
+        let mut started = Vec::new();
+        for i in 0..helpers {
+            let s = shared.clone();
+            match std::thread::Builder::new()
+                .name(format!("pipec-shuffle-{}", i + 1))
+                .spawn(move || s.helper())
+            {
+                Ok(h) => started.push(h),
+                Err(_) => break,
+            }
+        }
+        if started.is_empty() {
+            return None;
+        }
+        Some(Ahead {
+            shared,
+            helpers: started,
+            next: 0,
+            block_nanos: 0,
+        })
+    }
+
+    /// Block `k` computed on this thread, timed.
+    fn compute_here(&mut self, k: u64) -> Vec<i64> {
+        let t = Instant::now();
+        let vals = self.shared.compute(k);
+        let ns = t.elapsed().as_nanos().min(u128::from(u64::MAX / 2)) as u64;
+        self.block_nanos = if self.block_nanos == 0 {
+            ns
+        } else {
+            (self.block_nanos * 7 + ns) / 8
+        };
+        vals
+    }
+
+    /// The next block's values, in order; `None` at the end.
+    fn next_block(&mut self) -> Option<Vec<i64>> {
+        let sh = self.shared.clone();
+        let k = self.next;
+        if sh.block_len(k) == 0 {
+            return None;
+        }
+        let slot = sh.slot(k);
+        let moved_on = word(k + sh.slots.len() as u64, FREE);
+        let claimed = slot
+            .word
+            .compare_exchange(
+                word(k, FREE),
+                word(k, CLAIMED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_ok();
+        let vals = if claimed {
+            let vals = self.compute_here(k);
+            slot.word.store(moved_on, Ordering::Release);
+            vals
+        } else {
+            // A helper has it. Wait, but not more than twice what a block takes here (a
+            // helper descheduled on a busy machine would hold the stream up): then compute
+            // it here too and move the slot on, which makes the helper drop its copy.
+            let patience = Duration::from_nanos(self.block_nanos.max(20_000) * 2);
+            let since = Instant::now();
+            let mut spins = 0u32;
+            loop {
+                if slot.word.load(Ordering::Acquire) == word(k, DONE) {
+                    let out = slot.out.lock().ok().and_then(|mut o| o.take());
+                    slot.word.store(moved_on, Ordering::Release);
+                    break out.unwrap_or_else(|| sh.compute(k));
+                }
+                spins += 1;
+                if spins.is_multiple_of(64) && since.elapsed() > patience {
+                    let vals = self.compute_here(k);
+                    // Under the lock a helper finishing now either already stored its copy
+                    // (dropped here) or finds the slot moved on.
+                    if let Ok(mut o) = slot.out.lock() {
+                        *o = None;
+                        slot.word.store(moved_on, Ordering::Release);
+                    } else {
+                        slot.word.store(moved_on, Ordering::Release);
+                    }
+                    break vals;
+                }
+                std::hint::spin_loop();
+            }
+        };
+        self.next = k + 1;
+        sh.next.store(self.next, Ordering::Release);
+        for h in &self.helpers {
+            h.thread().unpark();
+        }
+        Some(vals)
+    }
+}
+
+impl Drop for Ahead {
+    fn drop(&mut self) {
+        self.shared.stop.store(true, Ordering::Release);
+        for h in self.helpers.drain(..) {
+            h.thread().unpark();
+            let _ = h.join();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Drains blocks permuted ahead by `helpers` threads.
+    fn drain(f: BlockFn, base: u64, len: u64, size: usize, helpers: usize) -> Vec<i64> {
+        let mut ahead = Ahead::start(f, base, len, size, helpers).expect("a helper starts");
+        let mut out = Vec::new();
+        while let Some(b) = ahead.next_block() {
+            assert!(b.len() <= size);
+            out.extend(b);
+        }
+        out
+    }
+
+    /// Whichever thread permutes a block, the blocks come out in order with the values of
+    /// one pass on one thread: a range's values, or positions.
+    #[test]
+    fn blocks_permuted_ahead_are_the_blocks_of_one_pass() {
+        for (n, base, size, helpers) in [
+            (300_000u64, 0u64, 8192usize, 1usize),
+            (300_000, 12_345, 1000, 3),
+            (5_000, 0, 1024, 2),
+            ((1 << 30) + 7, (1 << 30) - 50_000, 4096, 2),
+        ] {
+            let perm = IndexPermutation::new(n, 9, 2);
+            let left = (n - base) as usize;
+            let want_range = perm.fill_vec(base, left, |i| 5 + 3 * i as i64);
+            let got = drain(
+                BlockFn {
+                    perm: perm.clone(),
+                    range: Some((5, 3)),
+                },
+                base,
+                n,
+                size,
+                helpers,
+            );
+            assert_eq!(got, want_range, "n={n} base={base} size={size}");
+            let want_pos = perm.fill_vec(base, left, |i| i as i64);
+            let got = drain(BlockFn { perm, range: None }, base, n, size, helpers);
+            assert_eq!(got, want_pos, "n={n} base={base} size={size}");
+        }
     }
 }

@@ -219,6 +219,14 @@ impl RandomAccess {
         self.len
     }
 
+    /// `(start, step)` when this is a `range`: element `i` is `start + i * step`.
+    pub(crate) fn as_range(&self) -> Option<(i64, i64)> {
+        match self.node {
+            Node::Range { start, step } => Some((start, step)),
+            _ => None,
+        }
+    }
+
     /// Element `i` (`i < len`).
     pub(crate) fn get(&mut self, i: u64) -> Result<Element, Diagnostic> {
         self.get_in(i, 0)

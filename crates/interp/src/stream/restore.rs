@@ -387,8 +387,8 @@ impl Plan {
                     opens: opens.clone(),
                 })
             }
-            (PlanKind::GlobalShuffle { seed, .. }, st @ NodeState::GlobalShuffle { .. }) => {
-                crate::global_shuffle::open_at(&self.inputs[0], *seed, st)?
+            (PlanKind::GlobalShuffle { seed, lanes, .. }, st @ NodeState::GlobalShuffle { .. }) => {
+                crate::global_shuffle::open_at(&self.inputs[0], *seed, *lanes, st)?
             }
             (PlanKind::Interleave(nested), st @ NodeState::Interleave { input, .. }) => {
                 let input = self.input_at(0, input)?;

@@ -286,6 +286,22 @@ pub enum NodeState {
         /// The epoch counters of the `shuffle`s below as the first pass began.
         opens: Vec<(u32, u64)>,
     },
+    /// `read_tfrecord`: the file being read and the records of it delivered (a resumed run
+    /// steps over them by their framing, without reading their data where it can seek).
+    TfRecord {
+        /// The index of the file in the source's list.
+        file: u64,
+        /// Records of that file delivered.
+        record: u64,
+    },
+    /// `read_parquet`: the file being read and the next row of it (a resumed run opens the
+    /// file there, reading no row group before it).
+    Parquet {
+        /// The index of the file in the source's list.
+        file: u64,
+        /// The next row of that file.
+        row: u64,
+    },
 }
 
 impl NodeState {
@@ -299,7 +315,9 @@ impl NodeState {
             | Csv { .. }
             | Lines { .. }
             | CacheRecord { .. }
-            | CacheReplay { .. } => Vec::new(),
+            | CacheReplay { .. }
+            | TfRecord { .. }
+            | Parquet { .. } => Vec::new(),
             Stage { input, .. }
             | Batch { input, .. }
             | PaddedBatch { input }
@@ -330,7 +348,9 @@ impl NodeState {
             | Csv { .. }
             | Lines { .. }
             | CacheRecord { .. }
-            | CacheReplay { .. } => 0,
+            | CacheReplay { .. }
+            | TfRecord { .. }
+            | Parquet { .. } => 0,
             Stage { input, .. }
             | Batch { input, .. }
             | PaddedBatch { input }

@@ -150,12 +150,32 @@ fn any_record_position_in_a_state_resumes_or_fails_with_a_code() {
         let len_bytes: [u8; 8] = state[at_json - 8..at_json].try_into().expect("8 bytes");
         let len = u64::from_le_bytes(len_bytes) as usize;
         let json = String::from_utf8(state[at_json..at_json + len].to_vec()).expect("JSON");
-        let pos = json.find("\"file\":").expect("a record position in the state");
+        let pos = json
+            .find("\"file\":")
+            .expect("a record position in the state");
         let end = pos + json[pos..].find('}').expect("closing brace");
-        let unit = if json[pos..end].contains("\"record\"") { "record" } else { "row" };
-        for (file, at) in [(0u64, 0u64), (1, 0), (1, 1), (2, 5), (3, 0), (3, 1), (9, 9), (0, 100), (u64::MAX, u64::MAX)] {
+        let unit = if json[pos..end].contains("\"record\"") {
+            "record"
+        } else {
+            "row"
+        };
+        for (file, at) in [
+            (0u64, 0u64),
+            (1, 0),
+            (1, 1),
+            (2, 5),
+            (3, 0),
+            (3, 1),
+            (9, 9),
+            (0, 100),
+            (u64::MAX, u64::MAX),
+        ] {
             // The source's position rewritten in place, the header length re-encoded.
-            let new = format!("{}\"file\":{file},\"{unit}\":{at}{}", &json[..pos], &json[end..]);
+            let new = format!(
+                "{}\"file\":{file},\"{unit}\":{at}{}",
+                &json[..pos],
+                &json[end..]
+            );
             let mut bytes = state[..at_json - 8].to_vec();
             bytes.extend_from_slice(&(new.len() as u64).to_le_bytes());
             bytes.extend_from_slice(new.as_bytes());

@@ -495,7 +495,9 @@ mod tests {
         let full = write_all(&refs, Compression::None);
         let path = dir.join("cut.tfrecord");
         std::fs::write(&path, &full[..full.len() - 100]).unwrap();
-        let e = TfRecordReader::open_at(&path, Compression::None, 20).err().unwrap();
+        let e = TfRecordReader::open_at(&path, Compression::None, 20)
+            .err()
+            .unwrap();
         assert_eq!(e.record(), Some(19), "{e}");
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -394,13 +394,15 @@ impl Plan {
                     at,
                 ))
             }
-            PlanKind::ReadParquet { paths, columns } => Box::new(crate::records::ParquetSource::at(
-                paths.clone(),
-                columns.clone(),
-                self.span,
-                fits(paths.len())?,
-                at,
-            )),
+            PlanKind::ReadParquet { paths, columns } => {
+                Box::new(crate::records::ParquetSource::at(
+                    paths.clone(),
+                    columns.clone(),
+                    self.span,
+                    fits(paths.len())?,
+                    at,
+                ))
+            }
             _ => return Err(mismatch("a record source's state on another node")),
         })
     }

@@ -345,5 +345,7 @@ pub fn drain_stream(stream: &mut ElementStream) -> Result<usize, String> {
     Ok(n)
 }
 
+pub mod records;
+
 #[cfg(test)]
 mod tests;

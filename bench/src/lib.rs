@@ -348,4 +348,6 @@ pub fn drain_stream(stream: &mut ElementStream) -> Result<usize, String> {
 pub mod records;
 
 #[cfg(test)]
+mod records_tests;
+#[cfg(test)]
 mod tests;

@@ -730,9 +730,10 @@ impl TempFile {
         }
     }
 
-    /// Moves the file to `dest` (atomically replacing what was there).
+    /// Moves the file to `dest` (atomically replacing a regular file there; see
+    /// [`pipec::replace_file`] for devices and pipes).
     fn persist(mut self, dest: &Path) -> std::io::Result<()> {
-        std::fs::rename(&self.path, dest)?;
+        pipec::replace_file(&self.path, dest)?;
         self.kept = true;
         Ok(())
     }

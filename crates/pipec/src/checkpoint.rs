@@ -159,7 +159,7 @@ pub fn write_state_file(path: &Path, bytes: &[u8]) -> Result<(), Diagnostic> {
         .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let written = std::fs::File::create(&tmp).and_then(|mut f| f.write_all(bytes));
-    if let Err(e) = written.and_then(|()| std::fs::rename(&tmp, path)) {
+    if let Err(e) = written.and_then(|()| crate::replace_file(&tmp, path)) {
         let _ = std::fs::remove_file(&tmp);
         return Err(fail(e));
     }

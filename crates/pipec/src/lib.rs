@@ -19,6 +19,7 @@ mod exec;
 mod host;
 mod params;
 mod records_out;
+mod replace;
 mod shard;
 
 pub use exec::{ExecWorker, kill_all_workers};
@@ -36,6 +37,7 @@ pub use pipec_tensor::kernels::set_kernel_threads;
 pub use pipec_tensor::{DType, Tensor, format, io, kernels, limits, ops};
 pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
 pub use records_out::{RecordFormat, RecordWriter};
+pub use replace::replace_file;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

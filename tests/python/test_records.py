@@ -11,9 +11,9 @@ import pipec
 # Every kind of leaf the formats hold: a float scalar, an integer vector, a string and a
 # float matrix; 23 elements (not a round number, so no block size hides a missing tail).
 DICTS = """
-pipeline main = range(23).map(|i| {"x": cast(i, f32) * 0.5, "v": i * [1, 2, 3],
+pipeline main = range(23).map(|i| {"x": cast(i, f32) * 0.5, "v": i * cast([1, 2, 3], i64),
     "s": as_string(i * 7), "m": cast(i, f32) * [[1.0, 2.0], [3.0, 4.0]]})
-pipeline pairs = range(5).map(|i| (cast(i, f32) - 2.5, i * [10, 20]))
+pipeline pairs = range(5).map(|i| (cast(i, f32) - 2.5, i * cast([10, 20], i64)))
 """
 
 FEATURES = '{"x": f32, "v": "i64[3]", "s": str, "m": "f32[2, 2]"}'

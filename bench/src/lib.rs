@@ -345,5 +345,9 @@ pub fn drain_stream(stream: &mut ElementStream) -> Result<usize, String> {
     Ok(n)
 }
 
+pub mod records;
+
+#[cfg(test)]
+mod records_tests;
 #[cfg(test)]
 mod tests;

@@ -12,8 +12,9 @@ const USAGE: &str = "\
 usage: pipec-bench [OPTIONS]
 
   --quick          fewer repetitions, no whole-process runs (about a minute)
-  --gen            only (re)generate bench/workloads/data/*.npy and exit
-  --only LIST      comma-separated workloads: w1,w2,w3,w4,w4t,w5
+  --gen            only (re)generate bench/workloads/data/ (.npy, W7's TFRecords, W8's
+                   Parquet file) and exit
+  --only LIST      comma-separated workloads: w1,w2,w3,w4,w4t,w5,w7,w8
   --reps N         repetitions of each pipec run (default 7, as the loop's; --quick 1)
   --threads N      --threads for pipec (default: the number of cores, like the CLI)
   --no-process     skip whole-process `pipec --discard` timing
@@ -349,6 +350,19 @@ fn main() {
             std::process::exit(1);
         }
     }
+    let t = Instant::now();
+    match pipec_bench::records::generate_records(
+        &paths.workloads.join("data"),
+        pipec_bench::records::W7_RECORDS,
+        pipec_bench::records::W8_ROWS,
+    ) {
+        Ok(w) if w.is_empty() => {}
+        Ok(w) => eprintln!("generated {} in {:.1} s", w.join(", "), secs(t.elapsed())),
+        Err(e) => {
+            eprintln!("error: generating the record inputs: {e}");
+            std::process::exit(1);
+        }
+    }
     if args.gen_only {
         return;
     }
@@ -396,6 +410,11 @@ fn main() {
         rows.push((id, row));
     }
 
+    let record_rows = run_records(&paths, &args);
+    if rows.is_empty() {
+        print_records(&record_rows, &args);
+        return;
+    }
     println!();
     println!(
         "pipec-bench: {} threads, pipec median of {} run(s), loop median of {}, numpy median of {}{}",
@@ -446,6 +465,8 @@ fn main() {
         );
     }
 
+    print_records(&record_rows, &args);
+
     if args.startup {
         match &paths.pipec {
             None => println!(
@@ -473,6 +494,188 @@ fn main() {
                     );
                 }
             }
+        }
+    }
+}
+
+/// A record workload's measurements: pipec's median and each baseline's.
+struct RecordRow {
+    id: pipec_bench::records::RecordId,
+    compile: f64,
+    pipec: Option<f64>,
+    outputs: usize,
+    /// (what, seconds, outputs) per baseline that ran.
+    baselines: Vec<(String, f64, usize)>,
+    note: String,
+}
+
+/// Runs `bench/compare/SCRIPT --reps N --threads T EXTRA...`; its `seconds=`/`elements=`.
+fn time_record_script(
+    paths: &Paths,
+    script: &str,
+    reps: usize,
+    threads: usize,
+    extra: &[&str],
+) -> Option<(f64, usize)> {
+    let out = Command::new("python3")
+        .arg(paths.root.join("bench/compare").join(script))
+        .args([
+            "--reps",
+            &reps.to_string(),
+            "--threads",
+            &threads.to_string(),
+        ])
+        .args(extra)
+        .current_dir(&paths.root)
+        .stderr(Stdio::inherit())
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("warning: {script} failed");
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let field = |key: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(key)?.trim().parse::<f64>().ok())
+    };
+    Some((
+        field("seconds=")?,
+        field("elements=").unwrap_or(0.0) as usize,
+    ))
+}
+
+/// W7 and W8: pipec in process, then tf.data / pyarrow at the same thread count.
+fn run_records(paths: &Paths, args: &Args) -> Vec<RecordRow> {
+    use pipec_bench::records::{RECORD_ALL, RecordId};
+    let mut out = Vec::new();
+    let wanted = |id: RecordId| {
+        args.only
+            .as_ref()
+            .is_none_or(|o| o.iter().any(|w| w.eq_ignore_ascii_case(id.name())))
+    };
+    for id in RECORD_ALL.into_iter().filter(|&id| wanted(id)) {
+        eprintln!("{}: {}", id.name(), id.description());
+        let mut row = RecordRow {
+            id,
+            compile: 0.0,
+            pipec: None,
+            outputs: 0,
+            baselines: Vec::new(),
+            note: String::new(),
+        };
+        let file = paths.workloads.join(id.file());
+        let t = Instant::now();
+        match pipec_bench::compile(&file) {
+            Err(e) => {
+                eprintln!("{e}");
+                row.note = "pipec failed to compile".into();
+            }
+            Ok(compiled) => {
+                row.compile = secs(t.elapsed());
+                let mut times = Vec::new();
+                // One untimed run first, as for the other workloads (page cache, lanes).
+                let mut ok = pipec_bench::drain(&compiled, args.threads).map(|_| ());
+                for rep in 0..args.reps {
+                    if ok.is_err() {
+                        break;
+                    }
+                    let t = Instant::now();
+                    match pipec_bench::drain(&compiled, args.threads) {
+                        Ok(n) => {
+                            row.outputs = n;
+                            let s = secs(t.elapsed());
+                            eprintln!("  {} pipec run {}: {:.3} ms", id.name(), rep + 1, s * 1e3);
+                            times.push(s);
+                        }
+                        Err(e) => ok = Err(e),
+                    }
+                }
+                match ok {
+                    Ok(()) => row.pipec = Some(median(times)),
+                    Err(e) => {
+                        eprintln!("{e}");
+                        row.note = format!("pipec failed: {}", e.lines().next().unwrap_or(""));
+                    }
+                }
+            }
+        }
+        let (script, what) = id.script();
+        if !args.python {
+            row.note.push_str(" baseline skipped (--no-python)");
+        } else if !python_has(id.module()) {
+            row.note.push_str(&format!(
+                " {what} skipped: python3 cannot import {} (pip install {})",
+                id.module(),
+                if id == RecordId::W7 {
+                    "tensorflow-cpu"
+                } else {
+                    "pyarrow"
+                }
+            ));
+        } else {
+            let reps = if args.quick { 2 } else { 5 };
+            if let Some((s, n)) = time_record_script(paths, script, reps, args.threads, &[]) {
+                row.baselines.push((what.to_string(), s, n));
+            }
+            if id == RecordId::W7
+                && let Some((s, n)) =
+                    time_record_script(paths, script, reps, args.threads, &["--batched"])
+            {
+                row.baselines
+                    .push(("tf.data, batch then parse_example".to_string(), s, n));
+            }
+        }
+        out.push(row);
+    }
+    out
+}
+
+fn print_records(rows: &[RecordRow], args: &Args) {
+    if rows.is_empty() {
+        return;
+    }
+    println!();
+    println!(
+        "record formats: {} threads for pipec and the baseline alike; pipec median of {} run(s); speed = baseline time / pipec time (higher is better)",
+        args.threads, args.reps
+    );
+    println!();
+    println!(
+        "| workload | records | compile | pipec | pipec rec/s | baseline | baseline s | pipec speed / baseline | target | notes |"
+    );
+    println!("|---|---:|---:|---:|---:|---|---:|---:|---:|---|");
+    for r in rows {
+        let n = r.id.input_elements();
+        let (p, pr) = r.pipec.map_or(("n/a".into(), "n/a".into()), |p| {
+            (format!("{p:.3}"), rate(n, p))
+        });
+        let mut lines: Vec<(String, String, String, String)> = r
+            .baselines
+            .iter()
+            .map(|(what, s, outs)| {
+                let ratio = r.pipec.map_or("n/a".into(), |p| format!("{:.2}x", s / p));
+                let note = if *outs != r.outputs {
+                    format!("outputs differ: pipec {} vs {outs}", r.outputs)
+                } else {
+                    String::new()
+                };
+                (what.clone(), format!("{s:.3}"), ratio, note)
+            })
+            .collect();
+        if lines.is_empty() {
+            lines.push(("n/a".into(), "n/a".into(), "n/a".into(), String::new()));
+        }
+        for (k, (what, s, ratio, note)) in lines.iter().enumerate() {
+            let note = format!("{note}{}", if k == 0 { r.note.as_str() } else { "" });
+            println!(
+                "| {} {} | {n} | {:.3} | {p} | {pr} | {what} | {s} | {ratio} | >= {:.1}x | {} |",
+                r.id.name(),
+                r.id.description(),
+                r.compile,
+                r.id.target(),
+                note.trim()
+            );
         }
     }
 }

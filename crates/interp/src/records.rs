@@ -4,11 +4,12 @@
 
 use crate::Element;
 use crate::block::{Block, Chunk};
+use crate::state::NodeState;
 use crate::stream::Stream;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_records::parquet::ParquetRows;
 use pipec_records::{Compression, RecordError, TfRecordReader};
-use pipec_tensor::Tensor;
+use pipec_tensor::{Bytes, Tensor};
 use std::path::PathBuf;
 
 /// A record-format error as a diagnostic: its code, the message naming file and record or
@@ -36,8 +37,12 @@ pub(crate) fn record_error(e: RecordError, span: Span) -> Diagnostic {
 
 /// `read_tfrecord`: the files in order, one reader open at a time.
 pub(crate) struct TfRecords {
-    paths: std::vec::IntoIter<PathBuf>,
+    paths: Vec<PathBuf>,
     compression: Compression,
+    /// The index of the file being read, or of the next one to open.
+    file: usize,
+    /// Records of file `file` to step over when it opens (a resumed position).
+    skip: u64,
     reader: Option<TfRecordReader>,
     span: Span,
     done: bool,
@@ -45,9 +50,23 @@ pub(crate) struct TfRecords {
 
 impl TfRecords {
     pub(crate) fn new(paths: Vec<PathBuf>, compression: Compression, span: Span) -> TfRecords {
+        TfRecords::at(paths, compression, span, 0, 0)
+    }
+
+    /// Positioned after `record` records of file `file` (a saved state); the file opens, and
+    /// the records are stepped over, on the first pull.
+    pub(crate) fn at(
+        paths: Vec<PathBuf>,
+        compression: Compression,
+        span: Span,
+        file: usize,
+        record: u64,
+    ) -> TfRecords {
         TfRecords {
-            paths: paths.into_iter(),
+            paths,
             compression,
+            file,
+            skip: record,
             reader: None,
             span,
             done: false,
@@ -55,25 +74,30 @@ impl TfRecords {
     }
 }
 
-impl Stream for TfRecords {
-    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+impl TfRecords {
+    /// The next record, opening the next file when one ends.
+    fn next_record(&mut self) -> Result<Option<Bytes>, Diagnostic> {
         while !self.done {
             let Some(reader) = &mut self.reader else {
-                match self.paths.next() {
+                match self.paths.get(self.file) {
                     None => self.done = true,
                     Some(p) => {
-                        let r = TfRecordReader::open(&p, self.compression);
+                        let r = TfRecordReader::open_at(p, self.compression, self.skip);
                         self.reader = Some(r.map_err(|e| {
                             self.done = true;
                             record_error(e, self.span)
                         })?);
+                        self.skip = 0;
                     }
                 }
                 continue;
             };
             match reader.next_record() {
-                Ok(Some(b)) => return Ok(Some(vec![Tensor::scalar(b)])),
-                Ok(None) => self.reader = None,
+                Ok(Some(b)) => return Ok(Some(b)),
+                Ok(None) => {
+                    self.reader = None;
+                    self.file += 1;
+                }
                 Err(e) => {
                     self.done = true;
                     return Err(record_error(e, self.span));
@@ -84,10 +108,57 @@ impl Stream for TfRecords {
     }
 }
 
+impl Stream for TfRecords {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        Ok(self.next_record()?.map(|b| vec![Tensor::scalar(b)]))
+    }
+
+    /// Records leave as one `str[n]` column: a `map(parse_example)` on blocks takes it as
+    /// it is, with no per-record element on the way.
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        let mut recs = Vec::with_capacity(max.min(4096));
+        let mut error = None;
+        while recs.len() < max {
+            match self.next_record() {
+                Ok(Some(b)) => recs.push(b),
+                Ok(None) => break,
+                Err(d) => {
+                    error = Some(d);
+                    break;
+                }
+            }
+        }
+        let rows = recs.len();
+        if rows == 0 && error.is_none() {
+            return None;
+        }
+        let block = match Tensor::from_vec(&[rows], recs) {
+            Some(t) if rows > 0 => Block::Stacked {
+                leaves: vec![t],
+                rows,
+            },
+            _ => Block::Rows(Vec::new()),
+        };
+        Some(Chunk { block, error })
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let record = self.reader.as_ref().map_or(self.skip, |r| r.index());
+        Ok(NodeState::TfRecord {
+            file: self.file as u64,
+            record,
+        })
+    }
+}
+
 /// `read_parquet`: the files in order; rows leave as column slices.
 pub(crate) struct ParquetSource {
-    paths: std::vec::IntoIter<PathBuf>,
+    paths: Vec<PathBuf>,
     columns: Vec<String>,
+    /// The index of the file being read, or of the next one to open.
+    file: usize,
+    /// The row of file `file` to open it at (a resumed position).
+    start: u64,
     rows: Option<ParquetRows>,
     span: Span,
     done: bool,
@@ -95,9 +166,23 @@ pub(crate) struct ParquetSource {
 
 impl ParquetSource {
     pub(crate) fn new(paths: Vec<PathBuf>, columns: Vec<String>, span: Span) -> ParquetSource {
+        ParquetSource::at(paths, columns, span, 0, 0)
+    }
+
+    /// Positioned at row `row` of file `file` (a saved state); the file opens there on the
+    /// first pull, without reading the row groups before it.
+    pub(crate) fn at(
+        paths: Vec<PathBuf>,
+        columns: Vec<String>,
+        span: Span,
+        file: usize,
+        row: u64,
+    ) -> ParquetSource {
         ParquetSource {
-            paths: paths.into_iter(),
+            paths,
             columns,
+            file,
+            start: row,
             rows: None,
             span,
             done: false,
@@ -108,10 +193,13 @@ impl ParquetSource {
     fn pull(&mut self, max: usize) -> Result<Option<Vec<Tensor>>, Diagnostic> {
         while !self.done {
             let Some(rows) = &mut self.rows else {
-                match self.paths.next() {
+                match self.paths.get(self.file) {
                     None => self.done = true,
-                    Some(p) => match ParquetRows::open(&p, Some(&self.columns)) {
-                        Ok(r) => self.rows = Some(r),
+                    Some(p) => match ParquetRows::open_at(p, Some(&self.columns), self.start) {
+                        Ok(r) => {
+                            self.rows = Some(r);
+                            self.start = 0;
+                        }
                         Err(e) => {
                             self.done = true;
                             return Err(record_error(e, self.span));
@@ -122,7 +210,10 @@ impl ParquetSource {
             };
             match rows.next_rows(max) {
                 Ok(Some(cols)) => return Ok(Some(cols)),
-                Ok(None) => self.rows = None,
+                Ok(None) => {
+                    self.rows = None;
+                    self.file += 1;
+                }
                 Err(e) => {
                     self.done = true;
                     return Err(record_error(e, self.span));
@@ -152,5 +243,13 @@ impl Stream for ParquetSource {
                 error: Some(d),
             }),
         }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let row = self.rows.as_ref().map_or(self.start, |r| r.position());
+        Ok(NodeState::Parquet {
+            file: self.file as u64,
+            row,
+        })
     }
 }

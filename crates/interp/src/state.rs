@@ -321,6 +321,22 @@ pub enum NodeState {
         /// Each slot: empty, or the inner dataset open in it.
         slots: Vec<Option<SlotState>>,
     },
+    /// `read_tfrecord`: the file being read and the records of it delivered (a resumed run
+    /// steps over them by their framing, without reading their data where it can seek).
+    TfRecord {
+        /// The index of the file in the source's list.
+        file: u64,
+        /// Records of that file delivered.
+        record: u64,
+    },
+    /// `read_parquet`: the file being read and the next row of it (a resumed run opens the
+    /// file there, reading no row group before it).
+    Parquet {
+        /// The index of the file in the source's list.
+        file: u64,
+        /// The next row of that file.
+        row: u64,
+    },
 }
 
 /// An inner dataset open in an `interleave` slot.
@@ -351,7 +367,9 @@ impl NodeState {
             | Lines { .. }
             | CacheRecord { .. }
             | CacheReplay { .. }
-            | GlobalShuffle { .. } => Vec::new(),
+            | GlobalShuffle { .. }
+            | TfRecord { .. }
+            | Parquet { .. } => Vec::new(),
             Stage { input, .. }
             | Batch { input, .. }
             | PaddedBatch { input }
@@ -398,7 +416,9 @@ impl NodeState {
             | Lines { .. }
             | CacheRecord { .. }
             | CacheReplay { .. }
-            | GlobalShuffle { .. } => 0,
+            | GlobalShuffle { .. }
+            | TfRecord { .. }
+            | Parquet { .. } => 0,
             Stage { input, .. }
             | Batch { input, .. }
             | PaddedBatch { input }

@@ -205,17 +205,19 @@ pub fn decode(record: Bytes) -> Result<Example, RecordError> {
 /// for a variable-length feature the number of rows (the `?` dim).
 fn features_of(record: Bytes, specs: &[FeatureSpec]) -> Result<Vec<(Flat, usize)>, RecordError> {
     let example = decode(record)?;
-    let map = example.features.map(|f| f.feature).unwrap_or_default();
+    let mut map = example.features.map(|f| f.feature).unwrap_or_default();
     let mut out = Vec::with_capacity(specs.len());
     for spec in specs {
-        let found = match map.get(&spec.name) {
+        // Taken out of the map, not copied: feature names are unique among the specs (a
+        // dict), so no feature is looked up twice.
+        let found = match map.remove(&spec.name) {
             None => None,
-            Some(f) => Some(match (&f.kind, spec.kind) {
+            Some(f) => Some(match (f.kind, spec.kind) {
                 // An empty Feature (no list set) is an empty list of any kind, as in TF.
                 (None, k) => Flat::empty(k),
-                (Some(Kind::BytesList(l)), FeatureKind::Bytes) => Flat::Bytes(l.value.clone()),
-                (Some(Kind::Int64List(l)), FeatureKind::Int64) => Flat::Int64(l.value.clone()),
-                (Some(Kind::FloatList(l)), FeatureKind::Float) => Flat::Float(l.value.clone()),
+                (Some(Kind::BytesList(l)), FeatureKind::Bytes) => Flat::Bytes(l.value),
+                (Some(Kind::Int64List(l)), FeatureKind::Int64) => Flat::Int64(l.value),
+                (Some(Kind::FloatList(l)), FeatureKind::Float) => Flat::Float(l.value),
                 (Some(k), want) => {
                     let have = match k {
                         Kind::BytesList(_) => "bytes_list",

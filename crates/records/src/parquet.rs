@@ -206,7 +206,24 @@ impl ParquetRows {
             file: file.clone(),
             source: e,
         })?;
-        ParquetRows::from_reader(f, file, names)
+        ParquetRows::from_reader(f, file, names, 0)
+    }
+
+    /// Opens `path` at row `row` (0-based, in the file), as a resumed run does: the row
+    /// groups before it are not read at all, and the rows before it in its group are
+    /// skipped by the reader's offset (decoding only the pages they share with later rows).
+    /// A row past the file's end is an error.
+    pub fn open_at(
+        path: &Path,
+        names: Option<&[String]>,
+        row: u64,
+    ) -> Result<ParquetRows, RecordError> {
+        let file = path.display().to_string();
+        let f = File::open(path).map_err(|e| RecordError::Io {
+            file: file.clone(),
+            source: e,
+        })?;
+        ParquetRows::from_reader(f, file, names, row)
     }
 
     /// Reads from bytes in memory (what the fuzz target calls); `file` names it in errors.
@@ -215,13 +232,14 @@ impl ParquetRows {
         file: String,
         names: Option<&[String]>,
     ) -> Result<ParquetRows, RecordError> {
-        ParquetRows::from_reader(data, file, names)
+        ParquetRows::from_reader(data, file, names, 0)
     }
 
     fn from_reader<R: parquet::file::reader::ChunkReader + 'static>(
         r: R,
         file: String,
         names: Option<&[String]>,
+        start: u64,
     ) -> Result<ParquetRows, RecordError> {
         guarded(&file.clone(), || {
             let b = ParquetRecordBatchReaderBuilder::try_new(r).map_err(|e| perr(&file, e))?;
@@ -235,21 +253,54 @@ impl ParquetRows {
                 .map(|(i, _)| in_file.iter().position(|j| j == i).unwrap_or(0))
                 .collect();
             let mask = ProjectionMask::roots(b.parquet_schema(), in_file);
-            let reader = b
-                .with_projection(mask)
-                .with_batch_size(READ_ROWS)
-                .build()
-                .map_err(|e| perr(&file, e))?;
+            let mut b = b.with_projection(mask).with_batch_size(READ_ROWS);
+            if start > 0 {
+                // The first row group holding row `start`, and how far into it that row is.
+                let groups: Vec<u64> = b
+                    .metadata()
+                    .row_groups()
+                    .iter()
+                    .map(|g| u64::try_from(g.num_rows()).unwrap_or(0))
+                    .collect();
+                let mut first = 0u64;
+                let mut g = 0;
+                while g < groups.len() {
+                    let n = groups[g];
+                    if start < first + n {
+                        break;
+                    }
+                    first += n;
+                    g += 1;
+                }
+                if g == groups.len() && start > first {
+                    return Err(perr(
+                        &file,
+                        format!(
+                            "the saved state resumes at row {start}, but the file has {first} rows"
+                        ),
+                    ));
+                }
+                b = b
+                    .with_row_groups((g..groups.len()).collect())
+                    .with_offset(usize::try_from(start - first).unwrap_or(usize::MAX));
+            }
+            let reader = b.build().map_err(|e| perr(&file, e))?;
             Ok(ParquetRows {
                 file,
                 columns: chosen.into_iter().map(|(_, c)| c).collect(),
                 positions,
                 reader: Some(reader),
                 pending: None,
-                row: 0,
+                row: start,
                 failed: None,
             })
         })
+    }
+
+    /// The file row (0-based) of the next row handed out: the rows delivered so far, where a
+    /// resumed run opens the file ([`ParquetRows::open_at`]).
+    pub fn position(&self) -> u64 {
+        self.row + self.pending.as_ref().map_or(0, |(_, used)| *used as u64)
     }
 
     /// The chosen columns, in the order asked.
@@ -643,6 +694,38 @@ mod tests {
         assert_eq!(b[1].shape(), &[2, 2, 3]);
         assert_eq!(a[1], slice_rows(&vals[0], 0, 3));
         assert_eq!(b[0], slice_rows(&vals[2], 3, 5));
+    }
+
+    #[test]
+    fn open_at_resumes_at_any_row_across_row_groups() {
+        // 50 rows in row groups of 7: every start, inside a group, at its edge and at the end.
+        let dir = std::env::temp_dir().join(format!("pipec-pq-at-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("t.parquet");
+        let schema = Arc::new(Schema::new(vec![Field::new("v", DataType::Int64, false)]));
+        let props = parquet::file::properties::WriterProperties::builder()
+            .set_max_row_group_row_count(Some(7))
+            .build();
+        let f = File::create(&path).unwrap();
+        let mut w = parquet::arrow::ArrowWriter::try_new(f, schema.clone(), Some(props)).unwrap();
+        let values = arrow_array::Int64Array::from_iter_values(0..50);
+        w.write(&RecordBatch::try_new(schema, vec![Arc::new(values)]).unwrap())
+            .unwrap();
+        w.close().unwrap();
+        for start in [0u64, 1, 6, 7, 8, 20, 49, 50] {
+            let mut r = ParquetRows::open_at(&path, None, start).unwrap();
+            assert_eq!(r.position(), start);
+            let mut got = Vec::new();
+            while let Some(cols) = r.next_rows(5).unwrap() {
+                let Tensor::I64(a) = &cols[0] else { panic!() };
+                got.extend(a.iter().copied());
+                assert_eq!(r.position(), start + got.len() as u64);
+            }
+            assert_eq!(got, (start as i64..50).collect::<Vec<_>>(), "from {start}");
+        }
+        let e = ParquetRows::open_at(&path, None, 51).err().unwrap();
+        assert!(e.to_string().contains("has 50 rows"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

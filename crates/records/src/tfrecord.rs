@@ -79,6 +79,102 @@ impl TfRecordReader {
         ))
     }
 
+    /// Opens a TFRecord file at record `skip` (0-based), as a resumed run does: the records
+    /// before it are stepped over by their framing (the length and its CRC), without reading
+    /// or checking their data, which the saving run already checked. A plain file seeks past
+    /// each record; a compressed one must decompress them. A file that ends before record
+    /// `skip` is an error naming it.
+    pub fn open_at(
+        path: &Path,
+        compression: Compression,
+        skip: u64,
+    ) -> Result<TfRecordReader, RecordError> {
+        let name = path.display().to_string();
+        let io = |e| RecordError::Io {
+            file: name.clone(),
+            source: e,
+        };
+        let file = File::open(path).map_err(io)?;
+        let mut buf = BufReader::with_capacity(1 << 16, file);
+        if compression != Compression::None {
+            let mut r = TfRecordReader::new(buf, compression, name.clone());
+            while r.index < skip {
+                r.skip_one()?;
+            }
+            return Ok(r);
+        }
+        let size = buf.get_ref().metadata().map_err(io)?.len();
+        let mut pos = 0u64;
+        let mut r = TfRecordReader {
+            inner: Box::new(std::io::empty()),
+            file: name.clone(),
+            index: 0,
+            done: false,
+        };
+        while r.index < skip {
+            let mut header = [0u8; 12];
+            let got = fill_from(&mut buf, &mut header).map_err(|e| r.io(e))?;
+            let len = r.check_header(&header, got)?.ok_or_else(|| {
+                r.corrupt("the file ends before this record, where the saved state resumes")
+            })?;
+            // The data and its CRC are stepped over; a position past the end is caught below.
+            let step = len + 4;
+            pos += 12 + step;
+            if pos > size {
+                return Err(r.corrupt(format!(
+                    "the file ends inside the record's data ({size} bytes in the file)"
+                )));
+            }
+            buf.seek_relative(step as i64).map_err(|e| r.io(e))?;
+            r.index += 1;
+        }
+        r.inner = Box::new(buf);
+        Ok(r)
+    }
+
+    /// Steps over the next record by its framing, decompressing but not checking its data.
+    fn skip_one(&mut self) -> Result<(), RecordError> {
+        let mut header = [0u8; 12];
+        let got = self.fill(&mut header)?;
+        let len = self.check_header(&header, got)?.ok_or_else(|| {
+            self.corrupt("the file ends before this record, where the saved state resumes")
+        })?;
+        let want = len + 4;
+        let got = std::io::copy(&mut (&mut self.inner).take(want), &mut std::io::sink())
+            .map_err(|e| self.io(e))?;
+        if got < want {
+            return Err(self.corrupt("the file ends inside the record's data"));
+        }
+        self.index += 1;
+        Ok(())
+    }
+
+    /// The data length of a record from its 12-byte header, of which `got` bytes were read
+    /// (`None`: none, the stream ended cleanly); the length CRC and limits are checked.
+    fn check_header(&self, header: &[u8; 12], got: usize) -> Result<Option<u64>, RecordError> {
+        match got {
+            0 => return Ok(None),
+            12 => {}
+            n => {
+                return Err(self.corrupt(format!(
+                    "the file ends inside the record's header ({n} of 12 bytes)"
+                )));
+            }
+        }
+        let len_bytes: [u8; 8] = header[..8].try_into().unwrap_or_default();
+        let crc_bytes: [u8; 4] = header[8..].try_into().unwrap_or_default();
+        if masked_crc(&len_bytes) != u32::from_le_bytes(crc_bytes) {
+            return Err(self.corrupt("the length CRC does not match (the length is damaged)"));
+        }
+        let len = u64::from_le_bytes(len_bytes);
+        if len > MAX_RECORD_LEN {
+            return Err(self.corrupt(format!(
+                "the record claims {len} bytes, over the limit of {MAX_RECORD_LEN}"
+            )));
+        }
+        Ok(Some(len))
+    }
+
     /// Reads records from any byte stream; `file` is the name errors give.
     pub fn new(
         reader: impl Read + Send + 'static,
@@ -142,40 +238,15 @@ impl TfRecordReader {
 
     /// Fills `buf` completely; `Ok(n < len)` means the stream ended after `n` bytes.
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize, RecordError> {
-        let mut n = 0;
-        while n < buf.len() {
-            match self.inner.read(&mut buf[n..]) {
-                Ok(0) => break,
-                Ok(k) => n += k,
-                Err(e) if e.kind() == ErrorKind::Interrupted => {}
-                Err(e) => return Err(self.io(e)),
-            }
-        }
-        Ok(n)
+        fill_from(&mut self.inner, buf).map_err(|e| self.io(e))
     }
 
     fn read_one(&mut self) -> Result<Option<Bytes>, RecordError> {
         let mut header = [0u8; 12];
-        match self.fill(&mut header)? {
-            0 => return Ok(None),
-            12 => {}
-            n => {
-                return Err(self.corrupt(format!(
-                    "the file ends inside the record's header ({n} of 12 bytes)"
-                )));
-            }
-        }
-        let len_bytes: [u8; 8] = header[..8].try_into().unwrap_or_default();
-        let crc_bytes: [u8; 4] = header[8..].try_into().unwrap_or_default();
-        if masked_crc(&len_bytes) != u32::from_le_bytes(crc_bytes) {
-            return Err(self.corrupt("the length CRC does not match (the length is damaged)"));
-        }
-        let len = u64::from_le_bytes(len_bytes);
-        if len > MAX_RECORD_LEN {
-            return Err(self.corrupt(format!(
-                "the record claims {len} bytes, over the limit of {MAX_RECORD_LEN}"
-            )));
-        }
+        let got = self.fill(&mut header)?;
+        let Some(len) = self.check_header(&header, got)? else {
+            return Ok(None);
+        };
         if let Err(limit) = pipec_tensor::limits::check_bytes(u128::from(len)) {
             return Err(RecordError::OverMemoryLimit {
                 file: self.file.clone(),
@@ -209,6 +280,20 @@ impl TfRecordReader {
         }
         Ok(Some(Bytes::from(data)))
     }
+}
+
+/// Fills `buf` from `r` as far as the stream goes; `Ok(n < len)`: it ended after `n` bytes.
+fn fill_from(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        match r.read(&mut buf[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
 }
 
 impl Iterator for TfRecordReader {
@@ -383,6 +468,38 @@ mod tests {
                 );
             }
         }
+    }
+
+    #[test]
+    fn open_at_steps_over_records_in_every_compression() {
+        let dir = std::env::temp_dir().join(format!("pipec-tfr-at-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let recs: Vec<Vec<u8>> = (0..20u8).map(|i| vec![i; i as usize * 37]).collect();
+        let refs: Vec<&[u8]> = recs.iter().map(|r| &r[..]).collect();
+        for c in [Compression::None, Compression::Gzip, Compression::Zlib] {
+            let path = dir.join(format!("f{}.tfrecord", c.name()));
+            std::fs::write(&path, write_all(&refs, c)).unwrap();
+            for skip in [0, 1, 7, 19, 20] {
+                let mut r = TfRecordReader::open_at(&path, c, skip).unwrap();
+                assert_eq!(r.index(), skip);
+                let rest: Vec<Bytes> = r.by_ref().collect::<Result<_, _>>().unwrap();
+                assert_eq!(rest.len() as u64, 20 - skip, "{c:?} at {skip}");
+                for (a, b) in recs[skip as usize..].iter().zip(&rest) {
+                    assert_eq!(&a[..], &b[..]);
+                }
+            }
+            let e = TfRecordReader::open_at(&path, c, 21).err().unwrap();
+            assert_eq!(e.record(), Some(20), "{c:?}: {e}");
+        }
+        // A plain file cut inside a record that is stepped over: an error, not a clean end.
+        let full = write_all(&refs, Compression::None);
+        let path = dir.join("cut.tfrecord");
+        std::fs::write(&path, &full[..full.len() - 100]).unwrap();
+        let e = TfRecordReader::open_at(&path, Compression::None, 20)
+            .err()
+            .unwrap();
+        assert_eq!(e.record(), Some(19), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

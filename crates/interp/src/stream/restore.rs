@@ -71,6 +71,8 @@ fn state_name(st: &NodeState) -> &'static str {
         NodeState::CacheRecord { .. } | NodeState::CacheReplay { .. } => "cache",
         NodeState::GlobalShuffle { .. } => "global_shuffle",
         NodeState::Interleave { .. } => "interleave",
+        NodeState::TfRecord { .. } => "read_tfrecord",
+        NodeState::Parquet { .. } => "read_parquet",
     }
 }
 
@@ -394,7 +396,45 @@ impl Plan {
                 let input = self.input_at(0, input)?;
                 crate::interleave::open_at(nested.clone(), input, st)?
             }
+            (PlanKind::ReadTfRecord { .. }, NodeState::TfRecord { file, record })
+            | (PlanKind::ReadParquet { .. }, NodeState::Parquet { file, row: record }) => {
+                self.open_record_source(*file, *record)?
+            }
             _ => return Err(wrong()),
+        })
+    }
+}
+
+impl Plan {
+    /// A record source at file `file` of its list, after `at` records (TFRecord) or rows
+    /// (Parquet) of it; a file index past the list does not fit this pipeline.
+    fn open_record_source(&self, file: u64, at: u64) -> Result<Box<dyn Stream>, Diagnostic> {
+        let fits = |len: usize| {
+            usize::try_from(file)
+                .ok()
+                .filter(|&f| f < len || (f == len && at == 0))
+                .ok_or_else(|| mismatch("a record source's position is past its files"))
+        };
+        Ok(match &self.kind {
+            PlanKind::ReadTfRecord { paths, compression } => {
+                Box::new(crate::records::TfRecords::at(
+                    paths.clone(),
+                    *compression,
+                    self.span,
+                    fits(paths.len())?,
+                    at,
+                ))
+            }
+            PlanKind::ReadParquet { paths, columns } => {
+                Box::new(crate::records::ParquetSource::at(
+                    paths.clone(),
+                    columns.clone(),
+                    self.span,
+                    fits(paths.len())?,
+                    at,
+                ))
+            }
+            _ => return Err(mismatch("a record source's state on another node")),
         })
     }
 }

@@ -26,6 +26,10 @@ fn bad(msg: impl Into<String>) -> KernelError {
     KernelError::BadImage(format!("corrupt JPEG: {}", msg.into()))
 }
 
+fn missing_table() -> KernelError {
+    bad("a scan uses a Huffman table that is missing")
+}
+
 fn truncated() -> KernelError {
     KernelError::BadImage("truncated JPEG: the data ends before the image does".into())
 }
@@ -70,6 +74,10 @@ impl Huffman {
         let mut k = 0usize;
         for len in 1..=16usize {
             let n = usize::from(counts[len - 1]);
+            // Codes that no longer fit their length: libjpeg's JERR_BAD_HUFF_TABLE.
+            if code as usize + n > (1 << len) {
+                return Err(bad("a Huffman table has too many codes"));
+            }
             if n > 0 {
                 valoffset[len] = k as i32 - code;
                 for _ in 0..n {
@@ -84,10 +92,6 @@ impl Huffman {
                     k += 1;
                 }
                 maxcode[len] = code - 1;
-            }
-            // A code that no longer fits its length: libjpeg's JERR_BAD_HUFF_TABLE.
-            if code > (1 << len) {
-                return Err(bad("a Huffman table has too many codes"));
             }
             code <<= 1;
         }
@@ -227,12 +231,12 @@ impl<'a> Bits<'a> {
         // A longer code: walk the lengths as jdhuff.c's jpeg_huff_decode.
         let mut len = LOOKAHEAD as usize + 1;
         let mut code = ((self.acc >> (self.n - len as u32)) & ((1 << len) - 1)) as i32;
-        while len <= 16 && code > t.maxcode[len] {
+        while code > t.maxcode[len] {
             len += 1;
+            if len > 16 {
+                return Err(bad("a bad Huffman code"));
+            }
             code = ((self.acc >> (self.n - len as u32)) & ((1 << len) - 1)) as i32;
-        }
-        if len > 16 {
-            return Err(bad("a bad Huffman code"));
         }
         self.n -= len as u32;
         self.check()?;
@@ -618,8 +622,8 @@ impl Decoder<'_> {
                         .ok_or_else(|| bad("a component's quantization table is missing"))?,
                 );
             }
-            let needs_dc = ss == 0 && ah == 0;
-            let needs_ac = se > 0 && (!frame.progressive || ah == 0);
+            let needs_dc = !frame.progressive || (ss == 0 && ah == 0);
+            let needs_ac = se > 0;
             if td > 3
                 || ta > 3
                 || (needs_dc && self.dc[td].is_none())
@@ -694,11 +698,12 @@ impl Decoder<'_> {
                     match kind {
                         Kind::Sequential => {
                             let (dc, ac) = (self.dc[td].as_ref(), self.ac[ta].as_ref());
-                            let (dc, ac) = (dc.expect("checked"), ac.expect("checked"));
+                            let (dc, ac) =
+                                (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
                             sequential_block(&mut bits, dc, ac, &mut c.pred, block)?;
                         }
                         Kind::DcFirst => {
-                            let dc = self.dc[td].as_ref().expect("checked");
+                            let dc = self.dc[td].as_ref().ok_or_else(missing_table)?;
                             let s = bits.huff(dc)?;
                             if s > 15 {
                                 return Err(bad("a bad DC difference"));
@@ -713,11 +718,11 @@ impl Decoder<'_> {
                             }
                         }
                         Kind::AcFirst => {
-                            let ac = self.ac[ta].as_ref().expect("checked");
+                            let ac = self.ac[ta].as_ref().ok_or_else(missing_table)?;
                             ac_first(&mut bits, ac, block, ss, se, al, &mut eobrun)?;
                         }
                         Kind::AcRefine => {
-                            let ac = self.ac[ta].as_ref().expect("checked");
+                            let ac = self.ac[ta].as_ref().ok_or_else(missing_table)?;
                             ac_refine(&mut bits, ac, block, ss, se, al, &mut eobrun)?;
                         }
                     }

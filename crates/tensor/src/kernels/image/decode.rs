@@ -157,7 +157,7 @@ fn decode_png(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
     // 64 MiB default would refuse large images pipec accepts.
     let mut decoder =
         png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: usize::MAX });
-    let (w, h, most_bytes) = {
+    let (w, h, declared_c, most_bytes) = {
         let info = decoder
             .read_header_info()
             .map_err(|e| bad(format!("corrupt PNG: {e}")))?;
@@ -172,13 +172,26 @@ fn decode_png(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
         } else {
             1
         };
-        (info.width as usize, info.height as usize, most_c * sample)
+        // The image's own channels (a palette is colour), for the output's size.
+        let own_c = match info.color_type {
+            png::ColorType::Grayscale => 1,
+            png::ColorType::GrayscaleAlpha => 2,
+            png::ColorType::Rgba => 4,
+            _ => 3,
+        };
+        let out_c = if channels == 0 { own_c } else { channels };
+        (
+            info.width as usize,
+            info.height as usize,
+            out_c,
+            most_c * sample,
+        )
     };
     // Palettes to RGB(A), fewer than 8 bits to 8, tRNS to an alpha channel: libpng's
     // `png_set_expand` as TF sets it up; 16-bit samples stay 16-bit here.
     decoder.set_transformations(png::Transformations::EXPAND);
     // The declared size, checked before the decoder allocates anything proportional to it.
-    check_size(h, w, channels.max(1), most_bytes)?;
+    check_size(h, w, declared_c, most_bytes)?;
     let mut reader = decoder
         .read_info()
         .map_err(|e| bad(format!("corrupt PNG: {e}")))?;

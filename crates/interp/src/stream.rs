@@ -682,8 +682,13 @@ impl PlanBuilder<'_> {
                 // Blocks computed ahead on every thread when nothing can tell: a sequential
                 // map is then as parallel as an `AUTOTUNE` one.
                 let ahead_ok = block_f.is_some() && inputs.iter().all(|p| p.pure_pull);
+                // A pure function without a block form (one that decodes images: its outputs
+                // differ in size) runs per element on every thread when nothing can tell
+                // either, as `ParMap`: decoding scales with `--threads`.
+                let per_element_ok =
+                    block_f.is_none() && inputs.iter().all(|p| p.pure_pull) && pure_body(&f);
                 let lanes = match parallelism {
-                    Parallelism::Sequential if ahead_ok => threads,
+                    Parallelism::Sequential if ahead_ok || per_element_ok => threads,
                     Parallelism::Sequential => 1,
                     Parallelism::Fixed(k) => (*k).clamp(1, threads),
                     Parallelism::Autotune => threads,
@@ -1079,19 +1084,14 @@ impl Plan {
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
                 if *lanes > 1 && !on_lanes {
                     // A parallel map that cannot run on blocks ahead: lanes per element.
-                    Box::new(ParMap {
-                        input: input(0)?,
-                        f: f.clone(),
-                        states: (0..*lanes).map(|_| FnState::default()).collect(),
-                        out: Vec::new().into_iter(),
-                        count: 0,
-                        epoch: self.next_epoch(),
-                        done: false,
-                        pending: None,
-                        delivered: 0,
-                        marks: Marks::default(),
-                        track: self.track,
-                    })
+                    Box::new(ParMap::new(
+                        input(0)?,
+                        f.clone(),
+                        *lanes,
+                        0,
+                        self.next_epoch(),
+                        self.track,
+                    ))
                 } else {
                     let epoch = self.next_epoch();
                     self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, 0, epoch)
@@ -1404,7 +1404,7 @@ impl Stream for Range {
 /// element. Errors are kept in place: an error in element k is reported only after elements
 /// before k were emitted, and never if the consumer stops before k (`take`); an input error is
 /// likewise reported after the chunk read before it.
-struct ParMap {
+pub(crate) struct ParMap {
     input: Box<dyn Stream>,
     f: Arc<CompiledFn>,
     states: Vec<FnState>,
@@ -1421,10 +1421,43 @@ struct ParMap {
     marks: Marks,
     /// Whether to keep marks.
     track: bool,
+    /// Chunks run on the consumer's thread (until one takes [`PARALLEL_AFTER`]).
+    inline: bool,
 }
 
 /// Elements handed to each lane per wake-up.
 const PER_LANE_CHUNK: usize = 64;
+
+/// A chunk that takes this long on one thread is worth splitting over the lanes: starting
+/// a scoped thread costs tens of microseconds.
+const PARALLEL_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
+
+impl ParMap {
+    /// `f` over `input` on `lanes` lanes, whose next input element has dataset index `count`.
+    pub(crate) fn new(
+        input: Box<dyn Stream>,
+        f: Arc<CompiledFn>,
+        lanes: usize,
+        count: u64,
+        epoch: u64,
+        track: bool,
+    ) -> ParMap {
+        ParMap {
+            input,
+            f,
+            states: (0..lanes).map(|_| FnState::default()).collect(),
+            out: Vec::new().into_iter(),
+            count,
+            epoch,
+            done: false,
+            pending: None,
+            delivered: 0,
+            marks: Marks::default(),
+            track,
+            inline: true,
+        }
+    }
+}
 
 impl Stream for ParMap {
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
@@ -1491,53 +1524,72 @@ impl ParMap {
             starts.push(self.count);
             self.count += element_count(&self.f, e);
         }
-        let per_lane = chunk.len().div_ceil(lanes);
-        let mut parts: Vec<Vec<Element>> = Vec::new();
-        let mut it = chunk.into_iter();
-        loop {
-            let part: Vec<Element> = it.by_ref().take(per_lane).collect();
-            if part.is_empty() {
-                break;
+        let results: Vec<Vec<Result<Element, Diagnostic>>> = if self.inline {
+            // On this thread until a chunk shows that threads pay off (a cheap function
+            // would spend more on starting them than on its elements).
+            let t = std::time::Instant::now();
+            let mut out = Vec::with_capacity(chunk.len());
+            for (k, e) in chunk.into_iter().enumerate() {
+                let r = self.f.call(&mut self.states[0], e, starts[k], self.epoch);
+                let failed = r.is_err();
+                out.push(r);
+                if failed {
+                    break;
+                }
             }
-            parts.push(part);
-        }
-        let (f, epoch) = (&self.f, self.epoch);
-        let starts = &starts;
-        let results: Vec<Vec<Result<Element, Diagnostic>>> = std::thread::scope(|s| {
-            let handles: Vec<_> = parts
-                .into_iter()
-                .zip(self.states.iter_mut())
-                .enumerate()
-                .map(|(lane, (part, state))| {
-                    s.spawn(move || {
-                        let _working = pipec_tensor::busy::Working::begin();
-                        let mut out = Vec::with_capacity(part.len());
-                        for (k, e) in part.into_iter().enumerate() {
-                            let r = f.call(state, e, starts[lane * per_lane + k], epoch);
-                            let failed = r.is_err();
-                            out.push(r);
-                            // Later elements of this lane can never be reported.
-                            if failed {
-                                break;
+            if t.elapsed() >= PARALLEL_AFTER {
+                self.inline = false;
+            }
+            vec![out]
+        } else {
+            let per_lane = chunk.len().div_ceil(lanes);
+            let mut parts: Vec<Vec<Element>> = Vec::new();
+            let mut it = chunk.into_iter();
+            loop {
+                let part: Vec<Element> = it.by_ref().take(per_lane).collect();
+                if part.is_empty() {
+                    break;
+                }
+                parts.push(part);
+            }
+            let (f, epoch) = (&self.f, self.epoch);
+            let starts = &starts;
+            std::thread::scope(|s| {
+                let handles: Vec<_> = parts
+                    .into_iter()
+                    .zip(self.states.iter_mut())
+                    .enumerate()
+                    .map(|(lane, (part, state))| {
+                        s.spawn(move || {
+                            let _working = pipec_tensor::busy::Working::begin();
+                            let mut out = Vec::with_capacity(part.len());
+                            for (k, e) in part.into_iter().enumerate() {
+                                let r = f.call(state, e, starts[lane * per_lane + k], epoch);
+                                let failed = r.is_err();
+                                out.push(r);
+                                // Later elements of this lane can never be reported.
+                                if failed {
+                                    break;
+                                }
                             }
-                        }
-                        out
+                            out
+                        })
                     })
-                })
-                .collect();
-            let _waiting = pipec_tensor::busy::Waiting::begin();
-            handles
-                .into_iter()
-                .map(|h| {
-                    h.join().unwrap_or_else(|_| {
-                        vec![Err(Diagnostic::error(
-                            Code::WrongKind,
-                            "internal error: a map lane panicked",
-                        ))]
+                    .collect();
+                let _waiting = pipec_tensor::busy::Waiting::begin();
+                handles
+                    .into_iter()
+                    .map(|h| {
+                        h.join().unwrap_or_else(|_| {
+                            vec![Err(Diagnostic::error(
+                                Code::WrongKind,
+                                "internal error: a map lane panicked",
+                            ))]
+                        })
                     })
-                })
-                .collect()
-        });
+                    .collect()
+            })
+        };
         let mut out = Vec::new();
         for lane in results {
             for r in lane {

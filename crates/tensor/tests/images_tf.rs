@@ -4,9 +4,9 @@
 //!
 //! Tolerances are SPEC §13's: `resize` within 1e-3 of `tf.image.resize` (on 0–255 values;
 //! the u16 case is compared relative to its 0–65535 range the same way); PNG decoding
-//! exact, except colour to grey within 1; JPEG decoding within 1 of libjpeg-turbo (TF with
-//! `INTEGER_ACCURATE`, and PIL) on every pixel; broken files and decompression bombs are
-//! errors.
+//! exact, except colour to grey within 1; JPEG decoding equal to libjpeg-turbo's (TF with
+//! `INTEGER_ACCURATE`, and PIL) on every pixel (SPEC §13 allows 1; `cases.json` asks for 0);
+//! broken files and decompression bombs are errors.
 
 use pipec_tensor::kernels::KernelError;
 use pipec_tensor::kernels::image::decode::{ImageFormat, decode_image};
@@ -79,12 +79,28 @@ fn format_of(op: &str) -> ImageFormat {
     }
 }
 
+/// `tests/images/jpeg_cases.json` (from `tests/images/gen_jpeg.py`): restart markers, tiny
+/// and RGB-coded files, extreme quantization, against PIL's libjpeg-turbo.
+fn jpeg_cases() -> Vec<Value> {
+    let text = std::fs::read_to_string(dir().join("jpeg_cases.json"))
+        .expect("tests/images/jpeg_cases.json (run tests/images/gen_jpeg.py)");
+    let v: Value = serde_json::from_str(&text).expect("valid json");
+    v.as_array().expect("a list").clone()
+}
+
 #[test]
 fn decoding_matches_libpng_and_libjpeg() {
     let all = cases();
     let mut checked = 0;
     let mut failures = Vec::new();
-    for case in all["decode"].as_array().expect("decode cases") {
+    let more = jpeg_cases();
+    assert!(more.len() >= 80, "only {} extra JPEG cases", more.len());
+    for case in all["decode"]
+        .as_array()
+        .expect("decode cases")
+        .iter()
+        .chain(&more)
+    {
         if case["oracle"] == "error" {
             continue;
         }
@@ -92,7 +108,15 @@ fn decoding_matches_libpng_and_libjpeg() {
         let channels = case["channels"].as_u64().unwrap() as usize;
         let got = decode_image(&bytes, format_of(case["op"].as_str().unwrap()), channels)
             .unwrap_or_else(|e| panic!("{case}: {e}"));
-        let want = npz("decode.npz", case["expect"].as_str().unwrap());
+        let key = case["expect"].as_str().unwrap();
+        let want = npz(
+            if key.starts_with('j') {
+                "jpeg.npz"
+            } else {
+                "decode.npz"
+            },
+            key,
+        );
         assert_eq!(got.dtype(), DType::U8, "{case}");
         assert_eq!(got.shape(), want.shape(), "{case}");
         let tol = case["tolerance"].as_f64().unwrap();
@@ -110,7 +134,7 @@ fn decoding_matches_libpng_and_libjpeg() {
         checked += 1;
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
-    assert!(checked >= 60, "only {checked} decode cases");
+    assert!(checked >= 140, "only {checked} decode cases");
 }
 
 #[test]
@@ -139,7 +163,12 @@ fn broken_images_and_bombs_are_errors() {
 
 #[test]
 fn every_prefix_of_an_image_decodes_or_fails_cleanly() {
-    for file in ["rgb_7x5.png", "progressive_21x29.jpg", "rgb420_17x33.jpg"] {
+    for file in [
+        "rgb_7x5.png",
+        "progressive_21x29.jpg",
+        "rgb420_17x33.jpg",
+        "jpeg/restart_rows_progressive_33x18.jpg",
+    ] {
         let bytes = std::fs::read(dir().join("src").join(file)).unwrap();
         for n in 0..bytes.len() {
             for ch in [0, 1, 3, 4] {
@@ -149,4 +178,64 @@ fn every_prefix_of_an_image_decodes_or_fails_cleanly() {
             }
         }
     }
+}
+
+/// Every JPEG fixture with random damage (bytes changed, set to 0xFF, dropped, repeated;
+/// cut short): each decodes to an image or fails with a bad-image or size error, never a
+/// panic. Deterministic (xorshift), a few thousand decodes: the fuzz target `jpeg` goes
+/// further.
+#[test]
+fn damaged_jpegs_decode_or_fail_cleanly() {
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir().join("src/jpeg"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.push(dir().join("src/progressive_21x29.jpg"));
+    files.push(dir().join("src/rgb422_13x21.jpg"));
+    let mut decoded = 0;
+    for file in &files {
+        let clean = std::fs::read(file).unwrap();
+        for _ in 0..60 {
+            let mut bytes = clean.clone();
+            for _ in 0..1 + next() % 4 {
+                let at = (next() as usize) % bytes.len();
+                match next() % 5 {
+                    0 => bytes[at] ^= 1 << (next() % 8),
+                    1 => bytes[at] = 0xFF,
+                    2 => {
+                        bytes.remove(at);
+                    }
+                    3 => bytes.insert(at, bytes[at]),
+                    _ => bytes[at] = next() as u8,
+                }
+            }
+            if next() % 4 == 0 {
+                bytes.truncate((next() as usize) % bytes.len());
+            }
+            for ch in [0, 1, 3] {
+                match decode_image(&bytes, ImageFormat::Jpeg, ch) {
+                    Ok(t) => {
+                        assert_eq!(t.rank(), 3);
+                        decoded += 1;
+                    }
+                    Err(
+                        KernelError::BadImage(_)
+                        | KernelError::TooLarge { .. }
+                        | KernelError::OverMemoryLimit { .. },
+                    ) => {}
+                    Err(e) => panic!("{}: {e:?}", file.display()),
+                }
+            }
+        }
+    }
+    // Most damage lands in entropy data, which still decodes (to other pixels).
+    assert!(decoded > 0);
 }

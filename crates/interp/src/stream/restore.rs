@@ -149,19 +149,14 @@ impl Plan {
                 let input = self.input_at(0, input)?;
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
                 let mut s: Box<dyn Stream> = if *lanes > 1 && !on_lanes {
-                    Box::new(ParMap {
+                    Box::new(ParMap::new(
                         input,
-                        f: f.clone(),
-                        states: (0..*lanes).map(|_| FnState::default()).collect(),
-                        out: Vec::new().into_iter(),
-                        count: *count,
-                        epoch: *epoch,
-                        done: false,
-                        pending: None,
-                        delivered: 0,
-                        marks: Marks::default(),
-                        track: self.track,
-                    })
+                        f.clone(),
+                        *lanes,
+                        *count,
+                        *epoch,
+                        self.track,
+                    ))
                 } else {
                     self.stage(Stage::Map, input, f, block_f, *lanes, crew, *count, *epoch)
                 };

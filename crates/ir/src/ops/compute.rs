@@ -32,7 +32,7 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
         }
         OpKind::MatMul => {
             let y = inputs[1];
-            if x.dtype != y.dtype || x.dtype == DType::Bool {
+            if x.dtype != y.dtype || x.dtype == DType::Bool || x.dtype.is_str() {
                 return Err(format!("`matmul` of {} and {}", x.dtype, y.dtype));
             }
             let (sa, sb) = (&x.shape.0, &y.shape.0);
@@ -72,6 +72,9 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<TensorType,
             Ok(TensorType::new(*dtype, Shape(out)))
         }
         OpKind::Sort(axis) => {
+            if x.dtype.is_str() {
+                return Err(format!("`sort` of {}", x.dtype));
+            }
             if *axis >= dims.len() {
                 return Err(format!("`sort` axis {axis} of rank {}", dims.len()));
             }

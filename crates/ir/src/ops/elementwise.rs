@@ -65,6 +65,9 @@ pub(super) fn infer(kind: &OpKind, inputs: &[&TensorType]) -> Result<Vec<TensorT
         }
         OpKind::Clip => {
             let d = same_dtype("clip", inputs)?;
+            if d.is_str() {
+                return Err(format!("`clip` of {d}"));
+            }
             one(d, broadcast_all("clip", inputs)?)
         }
         OpKind::Fused(body) => {

@@ -9,6 +9,7 @@
 //! resembling them; the `image` crate's resampling uses other conventions.
 
 pub mod decode;
+mod jpeg;
 
 use super::{KernelError, cast, checked_len};
 use crate::{DType, Tensor, map_same};

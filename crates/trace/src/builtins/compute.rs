@@ -100,6 +100,15 @@ pub(super) fn sort(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         let d = Diagnostic::error(Code::BadAxis, "cannot sort a scalar").with_label(span, "");
         return ev.fail(d);
     }
+    if ty.dtype.is_str() {
+        // Caught here, not by the kernel at run time (as `tf.sort` refuses strings).
+        let d = Diagnostic::error(Code::DtypeMismatch, "`sort` takes numbers, found str")
+            .with_label(span, "")
+            .with_help(
+                "to order strings, sort the numbers they stand for (`lookup`, `string_to_number`)",
+            );
+        return ev.fail(d);
+    }
     let axis = some!(ev.one_axis(a[1].clone(), ty.rank(), -1)?);
     ev.emit(OpKind::Sort(axis), vec![t], span)
 }

@@ -661,6 +661,13 @@ pub(super) fn clip(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
         return Ok(Value::Poison);
     };
     let (tx, tl, th) = (tval_type(&x), tval_type(&lo), tval_type(&hi));
+    if tx.dtype.is_str() {
+        // Caught here, not by the kernel at run time.
+        let d = Diagnostic::error(Code::DtypeMismatch, "`clip` takes numbers, found str")
+            .with_label(span, "")
+            .with_help("to bound a string's length, use `substr`");
+        return ev.fail(d);
+    }
     if pipec_ir::Shape::broadcast(&tx.shape, &tl.shape)
         .and_then(|s| pipec_ir::Shape::broadcast(&s, &th.shape))
         .is_none()

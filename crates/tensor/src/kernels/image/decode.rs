@@ -1,4 +1,4 @@
-//! Image decoding: PNG (the `image` crate's PNG decoder) and JPEG (zune-jpeg) bytes to
+//! Image decoding: PNG (the `png` crate) and JPEG (`jpeg.rs`, libjpeg-turbo's arithmetic) bytes to
 //! `u8[height, width, channels]`, with TensorFlow's channel conversions.
 //!
 //! Every decode reads the header first and checks the declared size against the same limits
@@ -12,12 +12,7 @@
 
 use super::super::{KernelError, checked_len};
 use crate::Tensor;
-use image::ImageDecoder;
 use std::io::Cursor;
-use zune_core::bytestream::ZCursor;
-use zune_core::colorspace::ColorSpace;
-use zune_core::options::DecoderOptions;
-use zune_jpeg::JpegDecoder;
 
 /// Which decoder an op accepts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -158,27 +153,72 @@ fn check_size(
 }
 
 fn decode_png(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
-    let decoder = image::codecs::png::PngDecoder::new(Cursor::new(bytes))
+    // No limit of the crate's own: the size is checked against pipec's limits below, and its
+    // 64 MiB default would refuse large images pipec accepts.
+    let mut decoder =
+        png::Decoder::new_with_limits(Cursor::new(bytes), png::Limits { bytes: usize::MAX });
+    let (w, h, declared_c, most_bytes) = {
+        let info = decoder
+            .read_header_info()
+            .map_err(|e| bad(format!("corrupt PNG: {e}")))?;
+        // The most bytes per pixel the expanded image can have (a later tRNS chunk adds
+        // an alpha channel; a palette expands to RGB or RGBA).
+        let most_c = match info.color_type {
+            png::ColorType::Grayscale | png::ColorType::GrayscaleAlpha => 2,
+            _ => 4,
+        };
+        let sample = if info.bit_depth == png::BitDepth::Sixteen {
+            2
+        } else {
+            1
+        };
+        // The image's own channels (a palette is colour), for the output's size.
+        let own_c = match info.color_type {
+            png::ColorType::Grayscale => 1,
+            png::ColorType::GrayscaleAlpha => 2,
+            png::ColorType::Rgba => 4,
+            _ => 3,
+        };
+        let out_c = if channels == 0 { own_c } else { channels };
+        (
+            info.width as usize,
+            info.height as usize,
+            out_c,
+            most_c * sample,
+        )
+    };
+    // Palettes to RGB(A), fewer than 8 bits to 8, tRNS to an alpha channel: libpng's
+    // `png_set_expand` as TF sets it up; 16-bit samples stay 16-bit here.
+    decoder.set_transformations(png::Transformations::EXPAND);
+    // The declared size, checked before the decoder allocates anything proportional to it.
+    check_size(h, w, declared_c, most_bytes)?;
+    let mut reader = decoder
+        .read_info()
         .map_err(|e| bad(format!("corrupt PNG: {e}")))?;
-    let (w, h) = decoder.dimensions();
-    let (w, h) = (w as usize, h as usize);
-    let color = decoder.color_type();
-    let src_c = usize::from(color.channel_count());
-    let sample_bytes = usize::from(color.bytes_per_pixel()) / src_c.max(1);
-    if sample_bytes != 1 && sample_bytes != 2 {
-        return Err(bad(format!("unsupported PNG colour type {color:?}")));
-    }
+    let (color, depth) = reader.output_color_type();
+    let src_c = color.samples();
+    let sample_bytes = match depth {
+        png::BitDepth::Eight => 1,
+        png::BitDepth::Sixteen => 2,
+        other => return Err(bad(format!("unsupported PNG bit depth {other:?}"))),
+    };
     let out_c = if channels == 0 { src_c } else { channels };
     check_size(h, w, out_c, src_c * sample_bytes)?;
-    let mut raw = vec![0u8; h * w * src_c * sample_bytes];
-    decoder
-        .read_image(&mut raw)
+    let len = reader
+        .output_buffer_size()
+        .filter(|&n| n == h * w * src_c * sample_bytes)
+        .ok_or_else(|| {
+            bad(format!(
+                "corrupt PNG: unexpected {color:?} {depth:?} layout"
+            ))
+        })?;
+    let mut raw = vec![0u8; len];
+    reader
+        .next_frame(&mut raw)
         .map_err(|e| bad(format!("corrupt or truncated PNG: {e}")))?;
     let samples: Vec<u8> = if sample_bytes == 2 {
-        // Native-endian u16 samples; keep the high byte, as libpng's `png_set_strip_16`.
-        raw.chunks_exact(2)
-            .map(|p| (u16::from_ne_bytes([p[0], p[1]]) >> 8) as u8)
-            .collect()
+        // Big-endian u16 samples; keep the high byte, as libpng's `png_set_strip_16`.
+        raw.chunks_exact(2).map(|p| p[0]).collect()
     } else {
         raw
     };
@@ -237,48 +277,22 @@ fn convert_channels(
 }
 
 fn decode_jpeg(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
-    let options = DecoderOptions::default()
-        .set_max_width(usize::from(u16::MAX))
-        .set_max_height(usize::from(u16::MAX))
-        .set_strict_mode(true);
-    let mut decoder = JpegDecoder::new_with_options(ZCursor::new(bytes), options);
-    decoder
-        .decode_headers()
-        .map_err(|e| bad(format!("corrupt JPEG: {e}")))?;
-    let (w, h) = decoder
-        .dimensions()
-        .ok_or_else(|| bad("corrupt JPEG: no frame header"))?;
-    let src = decoder
-        .input_colorspace()
-        .ok_or_else(|| bad("corrupt JPEG: no colour space"))?;
-    let grey_src = src == ColorSpace::Luma;
-    let out_c = match channels {
-        0 if grey_src => 1,
-        0 => 3,
-        c => c,
+    // The coefficients (2 bytes per sample of each component) are held besides the output.
+    let check = |h: usize, w: usize, n: usize| {
+        let out_c = match channels {
+            0 if n == 1 => 1,
+            0 => 3,
+            c => c,
+        };
+        check_size(h, w, out_c, 2 * n)
     };
-    // The decoder keeps every component (progressive files: 64 coefficients of 2 bytes per
-    // 8 x 8 block, i.e. 2 bytes per sample) besides the output.
-    check_size(h, w, out_c, 2 * src.num_components().max(1))?;
-    // A second decoder with the output colour space fixed before its headers are read
-    // (zune-jpeg ignores a change made after); RGBA is RGB plus an opaque alpha.
-    let space = if out_c == 1 {
-        ColorSpace::Luma
+    let img = super::jpeg::decode(bytes, channels == 1, check)?;
+    let out_c = if channels == 0 {
+        img.channels
     } else {
-        ColorSpace::RGB
+        channels
     };
-    let mut decoder =
-        JpegDecoder::new_with_options(ZCursor::new(bytes), options.jpeg_set_out_colorspace(space));
-    let pixels = decoder
-        .decode()
-        .map_err(|e| bad(format!("corrupt or truncated JPEG: {e}")))?;
-    let got_c = if out_c == 1 { 1 } else { 3 };
-    if pixels.len() != h * w * got_c {
-        return Err(bad(format!(
-            "corrupt JPEG: decoded {} bytes for {h} x {w} x {got_c}",
-            pixels.len()
-        )));
-    }
-    let pixels = convert_channels(&pixels, h * w, got_c, out_c, png_gray);
+    let (h, w) = (img.height, img.width);
+    let pixels = convert_channels(&img.pixels, h * w, img.channels, out_c, png_gray);
     Ok(Tensor::from_vec(&[h, w, out_c], pixels).expect("length matches the shape"))
 }

@@ -14,7 +14,9 @@ use pipec::{CompileOptions, Compiler, Diagnostic, RunOptions, SourceFile, Tensor
 use std::io::Cursor;
 
 pub use grammar::program_from_bytes;
-pub use resume::{Received, check_resume, checkpoint_program, resume, state};
+pub use resume::{
+    Received, check_resume, checkpoint_program, checkpoint_program_over_stream, resume, state,
+};
 
 /// One fuzz check: takes arbitrary bytes and panics only on a real bug.
 pub type Check = fn(&[u8]);

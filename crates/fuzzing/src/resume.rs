@@ -30,11 +30,21 @@ impl Bytes<'_> {
 /// `prefetch`, `cache`, `shard`, parallel maps, `global_shuffle`, `interleave`, `flat_map`,
 /// random ops), from `data`.
 pub fn checkpoint_program(data: &[u8]) -> String {
+    generate_checkpoint_program(data, true)
+}
+
+/// [`checkpoint_program`] for a caller that swaps its first line's source for one without
+/// random access (a record reader): no `global_shuffle` is generated above it.
+pub fn checkpoint_program_over_stream(data: &[u8]) -> String {
+    generate_checkpoint_program(data, false)
+}
+
+fn generate_checkpoint_program(data: &[u8], source_random_access: bool) -> String {
     let c = &mut Bytes { data, pos: 0 };
     // rank: 0 for scalars, 1 inside a batch.
     let mut rank = 0;
     // Whether the pipeline so far has random access (what `global_shuffle` needs).
-    let mut random_access = true;
+    let mut random_access = source_random_access;
     let mut text = match c.pick(3) {
         0 => format!("range({})", 5 + c.pick(40)),
         1 => format!(

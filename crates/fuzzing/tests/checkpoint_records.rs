@@ -76,7 +76,7 @@ fn fixtures() -> &'static [String; 3] {
 
 /// The generated program with its source (the first line) replaced by record source `k`.
 fn over_records(program: &[u8], k: usize) -> String {
-    let text = pipec_fuzzing::checkpoint_program(program);
+    let text = pipec_fuzzing::checkpoint_program_over_stream(program);
     let body = text.strip_prefix("pipeline main = ").unwrap_or(&text);
     let rest = body.find('\n').map_or("", |i| &body[i..]);
     format!("pipeline main = {}{rest}", fixtures()[k])

@@ -15,7 +15,8 @@ use std::io::Cursor;
 
 pub use grammar::program_from_bytes;
 pub use resume::{
-    Received, check_resume, checkpoint_program, checkpoint_program_over_stream, resume, state,
+    Received, check_resume, check_resume_at_cuts, checkpoint_program,
+    checkpoint_program_over_stream, compile_text, resume, state,
 };
 
 /// One fuzz check: takes arbitrary bytes and panics only on a real bug.

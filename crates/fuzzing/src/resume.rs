@@ -369,3 +369,30 @@ fn encode(leaves: &[Tensor]) -> String {
         .collect::<Vec<_>>()
         .join("; ")
 }
+
+/// `text` compiled at `opt_level`, or its diagnostics rendered (for a test's message).
+pub fn compile_text(text: &str, opt_level: u8) -> Result<pipec::Compiled, String> {
+    Compiler::new()
+        .compile(
+            &SourceFile::from_text("gen.pipe", text),
+            &CompileOptions {
+                opt_level,
+                ..Default::default()
+            },
+        )
+        .map_err(|d| pipec::render(&d, "gen.pipe", text, false))
+}
+
+/// [`check_resume`] of `text` at -O0 and -O2, cut at each of `cuts`, under the three pull
+/// patterns, resumed at more and at fewer threads than the first run.
+pub fn check_resume_at_cuts(text: &str, cuts: &[usize]) {
+    for level in [0, 2] {
+        let c = compile_text(text, level).expect("compiles");
+        for &cut in cuts {
+            for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
+                check_resume(&c, cut, (3, 1), &sizes);
+                check_resume(&c, cut, (1, 2), &sizes);
+            }
+        }
+    }
+}

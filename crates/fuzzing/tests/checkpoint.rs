@@ -4,20 +4,8 @@
 //! their state saved, and resumed at another `--threads` and pull pattern, give together
 //! exactly the elements (and the error) of one uninterrupted run.
 
-use pipec::{CompileOptions, Compiler, SourceFile};
+use pipec_fuzzing::compile_text as compiled;
 use proptest::prelude::*;
-
-fn compiled(text: &str, opt_level: u8) -> Result<pipec::Compiled, String> {
-    Compiler::new()
-        .compile(
-            &SourceFile::from_text("gen.pipe", text),
-            &CompileOptions {
-                opt_level,
-                ..Default::default()
-            },
-        )
-        .map_err(|d| pipec::render(&d, "gen.pipe", text, false))
-}
 
 proptest! {
     #![proptest_config(ProptestConfig { cases: 256, ..ProptestConfig::default() })]
@@ -48,15 +36,7 @@ fn every_cut_of_a_read_ahead_pipeline_resumes_exactly() {
     let text = "pipeline main = range(200).prefetch(3).map(|x| x * 3, num_parallel_calls: 3)\n\
         .shuffle(7, seed: 5).filter(|x| x % 4 != 1).batch(4).prefetch(2).unbatch()\n\
         .map(|x| x + 1).repeat(2)\n";
-    for level in [0, 2] {
-        let c = compiled(text, level).expect("compiles");
-        for cut in [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 79] {
-            for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
-                pipec_fuzzing::check_resume(&c, cut, (3, 1), &sizes);
-                pipec_fuzzing::check_resume(&c, cut, (1, 2), &sizes);
-            }
-        }
-    }
+    pipec_fuzzing::check_resume_at_cuts(text, &[0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 79]);
 }
 
 /// A `prefetch` whose thread runs a reshuffling `repeat` ahead: the epoch counters it
@@ -89,15 +69,7 @@ fn every_cut_of_an_order_pipeline_resumes_exactly() {
             .flat_map(|x| from_tensors(x).repeat(maximum(x % 3, 0))).repeat(2)\n",
     ];
     for text in texts {
-        for level in [0, 2] {
-            let c = compiled(text, level).expect("compiles");
-            for cut in [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 79] {
-                for sizes in [[1, 1, 1], [7, 3, 64], [64, 1, 5]] {
-                    pipec_fuzzing::check_resume(&c, cut, (3, 1), &sizes);
-                    pipec_fuzzing::check_resume(&c, cut, (1, 2), &sizes);
-                }
-            }
-        }
+        pipec_fuzzing::check_resume_at_cuts(text, &[0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 79]);
     }
 }
 

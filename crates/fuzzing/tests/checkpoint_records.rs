@@ -4,10 +4,11 @@
 //! `--threads` and pull pattern, give exactly the elements of one uninterrupted run; and
 //! states holding any record position resume or fail with a coded error, never a panic.
 
+use pipec::Tensor;
 use pipec::records::example::{Flat, encode_example};
 use pipec::records::parquet::{ColumnInfo, ParquetWriter};
 use pipec::records::{Compression, DType, TfRecordWriter};
-use pipec::{CompileOptions, Compiler, SourceFile, Tensor};
+use pipec_fuzzing::compile_text as compiled;
 use proptest::prelude::*;
 use std::path::PathBuf;
 use std::sync::OnceLock;
@@ -80,18 +81,6 @@ fn over_records(program: &[u8], k: usize) -> String {
     let body = text.strip_prefix("pipeline main = ").unwrap_or(&text);
     let rest = body.find('\n').map_or("", |i| &body[i..]);
     format!("pipeline main = {}{rest}", fixtures()[k])
-}
-
-fn compiled(text: &str, opt_level: u8) -> Result<pipec::Compiled, String> {
-    Compiler::new()
-        .compile(
-            &SourceFile::from_text("gen.pipe", text),
-            &CompileOptions {
-                opt_level,
-                ..Default::default()
-            },
-        )
-        .map_err(|d| pipec::render(&d, "gen.pipe", text, false))
 }
 
 proptest! {

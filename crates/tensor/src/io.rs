@@ -297,10 +297,15 @@ fn read_native(
 fn read_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     const PART: usize = 4 << 20;
-    if buf.len() < 2 * PART || !crate::kernels::fused::pool_usable() {
+    if buf.len() < 2 * PART
+        || !crate::kernels::fused::pool_usable()
+        || rayon::current_num_threads() < 2
+    {
         return file.read_exact_at(buf, offset);
     }
     use rayon::prelude::*;
+    // This thread only waits for the pool's threads (it is not one of them).
+    let _waiting = crate::busy::Waiting::begin();
     buf.par_chunks_mut(PART)
         .enumerate()
         .try_for_each(|(k, part)| {

@@ -642,6 +642,8 @@ fn run_parallel<T: BufElem>(
 ) -> Result<Vec<T>, (usize, KernelError)> {
     use rayon::prelude::*;
     let mut out: Vec<T> = full_vec(total);
+    // The calling thread only waits for the pool's threads (it is never one of them).
+    let waiting = crate::busy::Waiting::begin();
     let results: Vec<Result<(), (usize, KernelError)>> = out
         .par_chunks_mut(TASK)
         .enumerate()
@@ -665,6 +667,7 @@ fn run_parallel<T: BufElem>(
             )
         })
         .collect();
+    drop(waiting);
     match results.into_iter().find_map(Result::err) {
         Some(e) => Err(e),
         None => Ok(out),

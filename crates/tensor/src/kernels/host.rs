@@ -71,6 +71,7 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
                     use rayon::prelude::*;
                     // Whole rows per task.
                     let per_task = len * (PARALLEL_SORT_MIN / 4 / len).max(1);
+                    let _waiting = crate::busy::Waiting::begin();
                     v.par_chunks_mut(per_task).for_each(|row| {
                         let _working = crate::busy::Working::begin();
                         sort_rows(row)

@@ -436,6 +436,24 @@ impl Ahead {
         vals
     }
 
+    /// Claims the first block after `k` within the ring that is free, if any.
+    fn claim_later(&self, k: u64) -> Option<u64> {
+        let sh = &self.shared;
+        (k + 1..k + sh.slots.len() as u64)
+            .take_while(|&j| sh.block_len(j) > 0)
+            .find(|&j| {
+                sh.slot(j)
+                    .word
+                    .compare_exchange(
+                        word(j, FREE),
+                        word(j, CLAIMED),
+                        Ordering::AcqRel,
+                        Ordering::Relaxed,
+                    )
+                    .is_ok()
+            })
+    }
+
     /// The next block's values, in order; `None` at the end.
     fn next_block(&mut self) -> Option<Vec<i64>> {
         let sh = self.shared.clone();
@@ -463,9 +481,22 @@ impl Ahead {
             // helper descheduled on a busy machine would hold the stream up): then compute
             // it here too and move the slot on, which makes the helper drop its copy.
             let patience = Duration::from_nanos(self.block_nanos.max(20_000) * 2);
-            let since = Instant::now();
+            let mut since = Instant::now();
             let mut spins = 0u32;
             loop {
+                // Rather than spin, permute a later block nobody has claimed: with one
+                // helper the two threads then share the blocks instead of the consumer
+                // waiting on the helper's every block.
+                if let Some(j) = self.claim_later(k) {
+                    let vals = self.compute_here(j);
+                    let later = sh.slot(j);
+                    if let Ok(mut o) = later.out.lock() {
+                        *o = Some(vals);
+                    }
+                    later.word.store(word(j, DONE), Ordering::Release);
+                    since = Instant::now();
+                    continue;
+                }
                 if slot.word.load(Ordering::Acquire) == word(k, DONE) {
                     let out = slot.out.lock().ok().and_then(|mut o| o.take());
                     slot.word.store(moved_on, Ordering::Release);

@@ -349,8 +349,10 @@ impl Shared {
                 {
                     continue;
                 }
-                let out =
-                    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.compute(k)));
+                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    let _working = pipec_tensor::busy::Working::begin();
+                    self.compute(k)
+                }));
                 if let (Ok(out), Ok(mut o)) = (out, slot.out.lock()) {
                     // A consumer that stopped waiting computed the block itself and moved
                     // the slot on: then this copy is dropped.
@@ -483,11 +485,14 @@ impl Ahead {
             let patience = Duration::from_nanos(self.block_nanos.max(20_000) * 2);
             let mut since = Instant::now();
             let mut spins = 0u32;
+            // Spinning for the helper's block is waiting, not work (for the serial share).
+            let mut waiting: Option<pipec_tensor::busy::Waiting> = None;
             loop {
                 // Rather than spin, permute a later block nobody has claimed: with one
                 // helper the two threads then share the blocks instead of the consumer
                 // waiting on the helper's every block.
                 if let Some(j) = self.claim_later(k) {
+                    drop(waiting.take());
                     let vals = self.compute_here(j);
                     let later = sh.slot(j);
                     if let Ok(mut o) = later.out.lock() {
@@ -504,6 +509,7 @@ impl Ahead {
                 }
                 spins += 1;
                 if spins.is_multiple_of(64) && since.elapsed() > patience {
+                    drop(waiting.take());
                     let vals = self.compute_here(k);
                     // Under the lock a helper finishing now either already stored its copy
                     // (dropped here) or finds the slot moved on.
@@ -514,6 +520,9 @@ impl Ahead {
                         slot.word.store(moved_on, Ordering::Release);
                     }
                     break vals;
+                }
+                if waiting.is_none() {
+                    waiting = Some(pipec_tensor::busy::Waiting::begin());
                 }
                 std::hint::spin_loop();
             }

@@ -1,26 +1,13 @@
 //! `--set NAME=VALUE` (parameters) and `--shard I/N` through the real `pipec` binary.
 
-use std::path::PathBuf;
-use std::process::{Command, Output};
+mod common;
+
+use common::text;
+use std::process::Output;
 
 /// Runs `pipec ARGS FILE` on `program`, written to a fresh file.
 fn run(test: &str, program: &str, args: &[&str]) -> Output {
-    let dir: PathBuf =
-        std::env::temp_dir().join(format!("pipec-params-{test}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    let path = dir.join("p.pipe");
-    std::fs::write(&path, program).expect("write program");
-    let out = Command::new(env!("CARGO_BIN_EXE_pipec"))
-        .args(args)
-        .arg(&path)
-        .output()
-        .expect("the pipec binary runs");
-    let _ = std::fs::remove_dir_all(&dir);
-    out
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
+    common::run_program("params", test, program, args)
 }
 
 /// The printed elements, one per line, when the run succeeds.

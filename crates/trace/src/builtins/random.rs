@@ -15,6 +15,27 @@ use pipec_tensor::kernels::random::{self, Draw};
 use pipec_tensor::kernels::{scalar_from_f64, scalar_from_i128};
 use pipec_tensor::{DType, Scalar, Tensor};
 
+/// The arguments `random_uniform` and `random_normal` share: `seed:` (argument 4), the
+/// shape (0) and the dtype (3, `f32` when absent); `None` once one was reported.
+fn draw_args(
+    ev: &mut Eval<'_>,
+    name: &str,
+    a: &super::BoundArgs,
+    span: Span,
+) -> Res<Option<(u64, Vec<usize>, DType)>> {
+    let Some(seed) = ev.seed_arg(name, a[4].clone(), span)? else {
+        return Ok(None);
+    };
+    let Some(shape) = ev.usize_list(req(a, 0), "a shape")? else {
+        return Ok(None);
+    };
+    let dtype = match a[3].clone() {
+        Some(v) => ev.dtype_arg(v)?,
+        None => Some(DType::F32),
+    };
+    Ok(dtype.map(|d| (seed, shape, d)))
+}
+
 pub(super) fn uniform(
     ev: &mut Eval<'_>,
     Call {
@@ -23,12 +44,7 @@ pub(super) fn uniform(
         span,
     }: Call,
 ) -> Res<Value> {
-    let seed = some!(ev.seed_arg(name, a[4].clone(), span)?);
-    let shape = some!(ev.usize_list(req(&a, 0), "a shape")?);
-    let dtype = match a[3].clone() {
-        Some(v) => some!(ev.dtype_arg(v)?),
-        None => DType::F32,
-    };
+    let (seed, shape, dtype) = some!(draw_args(ev, name, &a, span)?);
     if !dtype.is_int() && !dtype.is_float() {
         let d = Diagnostic::error(
             Code::UnsupportedDtype,
@@ -83,12 +99,7 @@ pub(super) fn normal(
         span,
     }: Call,
 ) -> Res<Value> {
-    let seed = some!(ev.seed_arg(name, a[4].clone(), span)?);
-    let shape = some!(ev.usize_list(req(&a, 0), "a shape")?);
-    let dtype = match a[3].clone() {
-        Some(v) => some!(ev.dtype_arg(v)?),
-        None => DType::F32,
-    };
+    let (seed, shape, dtype) = some!(draw_args(ev, name, &a, span)?);
     if !dtype.is_float() {
         let d = Diagnostic::error(
             Code::FloatOnlyOp,

@@ -314,22 +314,36 @@ fn read_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> std::io::Result
         })
 }
 
-/// The bytes of data `h` describes, refused when over the memory ceiling.
+/// The bytes of data `h` describes, refused when the array would pass the element limit or the
+/// memory ceiling. Strings are counted by what they occupy in memory (a handle per element
+/// plus the text), so an `S0` array of 10^18 empty strings is refused, not allocated.
 fn check_data_size(h: &NpyHeader) -> Result<usize, IoError> {
     let n = h
         .shape
         .iter()
         .try_fold(1usize, |a, &d| a.checked_mul(d))
         .ok_or_else(|| IoError::Format("shape overflows".into()))?;
+    if n as u128 > MAX_ARRAY_ELEMENTS {
+        return Err(IoError::Format(format!(
+            "the array has {n} elements, over the limit of 2^31 elements per tensor"
+        )));
+    }
     let need = n
         .checked_mul(h.item_size())
         .ok_or_else(|| IoError::Format("data size overflows".into()))?;
-    crate::limits::check_bytes(need as u128).map_err(|limit| IoError::OverMemoryLimit {
-        bytes: need as u128,
-        limit,
-    })?;
+    let held = n as u128 * h.dtype.size_bytes() as u128
+        + if h.dtype == DType::Str {
+            need as u128
+        } else {
+            0
+        };
+    crate::limits::check_bytes(held)
+        .map_err(|limit| IoError::OverMemoryLimit { bytes: held, limit })?;
     Ok(need)
 }
+
+/// Most elements one array file may hold: the limit every tensor has (E0700).
+const MAX_ARRAY_ELEMENTS: u128 = 1 << 31;
 
 fn short_data(need: usize, found: u64) -> IoError {
     IoError::Format(format!("expected {need} bytes of data, found {found}"))
@@ -1382,6 +1396,29 @@ mod tests {
         // The header is padded so that the data starts on a 64-byte boundary.
         assert_eq!((bytes.len() - t.nbytes()) % 64, 0);
         assert_eq!(parse_npy(&bytes).expect("valid"), t);
+    }
+
+    /// Found by the npy fuzz target: zero-width strings take no data bytes, so only the element
+    /// count stood between a header declaring 10^18 of them and a handle allocation overflow.
+    #[test]
+    fn zero_width_strings_are_bounded_by_the_element_limit() {
+        let header = |shape: &str| {
+            let mut h = format!("{{'descr': '|S0', 'fortran_order': False, 'shape': {shape}, }}");
+            while (MAGIC.len() + 4 + h.len() + 1) % 64 != 0 {
+                h.push(' ');
+            }
+            h.push('\n');
+            let mut b = MAGIC.to_vec();
+            b.extend([1, 0]);
+            b.extend((h.len() as u16).to_le_bytes());
+            b.extend(h.as_bytes());
+            b
+        };
+        let err = parse_npy(&header("(2040000, 603683379922, 3)")).expect_err("too many");
+        assert!(err.to_string().contains("over the limit of 2^31"), "{err}");
+        let small = parse_npy(&header("(2, 3)")).expect("six empty strings");
+        assert_eq!(small.shape(), &[2, 3]);
+        assert_eq!(small.dtype(), DType::Str);
     }
 
     /// A file larger than two read parts goes through the parallel native read, byte for

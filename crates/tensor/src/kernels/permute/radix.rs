@@ -20,6 +20,10 @@
 //! over 10^6 positions (a Feistel network shows its structure past the birthday bound of its
 //! halves); with five they pass it as a true random permutation does (the unit tests below).
 //!
+//! The first round's hash depends on `y` alone, and a block's positions are runs of
+//! consecutive `y`: it is read from a table of `F(y, k_0, a)` for every `y < b` (built once
+//! per permutation), leaving four rounds to compute per position.
+//!
 //! The vector kernels compute the same bits as the scalar rounds: the operations are exact
 //! 16-bit integer arithmetic; only how many lanes run at once differs.
 
@@ -48,6 +52,10 @@ pub(super) struct Radix {
     a: u16,
     b: u16,
     keys: [u16; ROUNDS],
+    /// The first round's `F(y, k_0, a)` for every `y < b` (at most 64 KiB). Consecutive
+    /// positions have consecutive `y`, so a block reads its first round from this table as
+    /// one contiguous slice instead of hashing: a fifth of the work, for `b` hashes once.
+    first: std::sync::Arc<[u16]>,
 }
 
 /// The keyed hash, onto `[0, m)`.
@@ -76,12 +84,14 @@ impl Radix {
         if b * b < n {
             b += 1;
         }
-        let a = n.div_ceil(b);
+        let a = n.div_ceil(b) as u16;
+        let first = (0..b as u16).map(|y| round_fn(y, keys[0], a)).collect();
         Radix {
             n,
-            a: a as u16,
+            a,
             b: b as u16,
             keys,
+            first,
         }
     }
 
@@ -169,12 +179,16 @@ impl Radix {
         for chunk in out.chunks_mut(CHUNK) {
             let len = chunk.len();
             let (xs, ys) = (&mut xs[..len], &mut ys[..len]);
-            // Consecutive positions are runs of consecutive `y` under one `x`.
+            // Consecutive positions are runs of consecutive `y` under one `x`; the first
+            // round adds the table's slice for those `y` to that `x`.
             let mut j = 0;
             while j < len {
                 let run = ((b - r) as usize).min(len - j);
-                xs[j..j + run].fill(q as u16);
-                let r16 = r as u16;
+                let (q16, r16) = (q as u16, r as u16);
+                let table = &self.first[r as usize..r as usize + run];
+                for (x, &f) in xs[j..j + run].iter_mut().zip(table) {
+                    *x = add_mod(q16, f, self.a);
+                }
                 for (k, y) in (0u16..).zip(&mut ys[j..j + run]) {
                     *y = r16 + k;
                 }
@@ -205,7 +219,7 @@ impl Radix {
         }
     }
 
-    /// Every round over the block, in vectors where the CPU has them.
+    /// Rounds 1.. over the block, in vectors where the CPU has them.
     #[cfg(test)]
     fn rounds_block(&self, xs: &mut [u16], ys: &mut [u16]) {
         #[cfg(target_arch = "x86_64")]
@@ -222,9 +236,16 @@ impl Radix {
         self.rounds_scalar(xs, ys);
     }
 
+    /// Rounds 1.. (all but the first, which the caller took from the table).
     fn rounds_scalar(&self, xs: &mut [u16], ys: &mut [u16]) {
         for (x, y) in xs.iter_mut().zip(ys.iter_mut()) {
-            (*x, *y) = self.rounds(*x, *y);
+            for (r, &k) in self.keys.iter().enumerate().skip(1) {
+                if r.is_multiple_of(2) {
+                    *x = add_mod(*x, round_fn(*y, k, self.a), self.a);
+                } else {
+                    *y = add_mod(*y, round_fn(*x, k, self.b), self.b);
+                }
+            }
         }
     }
 
@@ -262,7 +283,7 @@ impl Radix {
                     std::array::from_fn(|u| _mm256_loadu_si256(px.add(u)));
                 let mut y: [__m256i; UNROLL] =
                     std::array::from_fn(|u| _mm256_loadu_si256(py.add(u)));
-                for (r, &k) in keys.iter().enumerate() {
+                for (r, &k) in keys.iter().enumerate().skip(1) {
                     for (xu, yu) in x.iter_mut().zip(y.iter_mut()) {
                         if r.is_multiple_of(2) {
                             *xu = round(*xu, *yu, k, a);
@@ -314,7 +335,7 @@ impl Radix {
                     std::array::from_fn(|u| _mm512_loadu_si512(px.add(u)));
                 let mut y: [__m512i; WIDE_UNROLL] =
                     std::array::from_fn(|u| _mm512_loadu_si512(py.add(u)));
-                for (r, &k) in keys.iter().enumerate() {
+                for (r, &k) in keys.iter().enumerate().skip(1) {
                     for (xu, yu) in x.iter_mut().zip(y.iter_mut()) {
                         if r.is_multiple_of(2) {
                             *xu = round(*xu, *yu, k, a);

@@ -266,8 +266,8 @@ impl BlockFn {
 const MAX_HELPERS: usize = 7;
 /// Blocks a helper may permute ahead of the consumer, per lane.
 const SLOTS_PER_LANE: usize = 3;
-/// How long an idle helper spins before it sleeps (waking a parked thread costs tens of
-/// µs here, longer than a block takes).
+/// How long an idle helper keeps looking (yielding in between) before it sleeps (waking a
+/// parked thread costs tens of µs here, longer than a block takes).
 const IDLE_SPIN: Duration = Duration::from_micros(200);
 
 /// A slot's state, in the low two bits of its word (the block it holds is in the rest, so
@@ -375,7 +375,10 @@ impl Shared {
             if worked {
                 idle_since = None;
             } else if idle_since.get_or_insert_with(Instant::now).elapsed() < IDLE_SPIN {
-                std::hint::spin_loop();
+                // Yield rather than spin: when the scheduler puts the helper on the
+                // consumer's core (a busy machine), spinning took that core from the
+                // consumer and made two threads slower than one.
+                std::thread::yield_now();
             } else {
                 // The consumer unparks helpers whenever it frees a slot.
                 std::thread::park_timeout(Duration::from_millis(5));
@@ -488,9 +491,15 @@ impl Ahead {
             // Spinning for the helper's block is waiting, not work (for the serial share).
             let mut waiting: Option<pipec_tensor::busy::Waiting> = None;
             loop {
-                // Rather than spin, permute a later block nobody has claimed: with one
-                // helper the two threads then share the blocks instead of the consumer
-                // waiting on the helper's every block.
+                if slot.word.load(Ordering::Acquire) == word(k, DONE) {
+                    let out = slot.out.lock().ok().and_then(|mut o| o.take());
+                    slot.word.store(moved_on, Ordering::Release);
+                    break out.unwrap_or_else(|| sh.compute(k));
+                }
+                // Rather than spin, permute one later block nobody has claimed, then look
+                // at block `k` again: the two threads then share the blocks. (Claiming every
+                // free block before looking again filled the ring with the consumer's
+                // blocks and left the helpers idle: they did 2-30% of the blocks.)
                 if let Some(j) = self.claim_later(k) {
                     drop(waiting.take());
                     let vals = self.compute_here(j);
@@ -501,11 +510,6 @@ impl Ahead {
                     later.word.store(word(j, DONE), Ordering::Release);
                     since = Instant::now();
                     continue;
-                }
-                if slot.word.load(Ordering::Acquire) == word(k, DONE) {
-                    let out = slot.out.lock().ok().and_then(|mut o| o.take());
-                    slot.word.store(moved_on, Ordering::Release);
-                    break out.unwrap_or_else(|| sh.compute(k));
                 }
                 spins += 1;
                 if spins.is_multiple_of(64) && since.elapsed() > patience {
@@ -524,7 +528,8 @@ impl Ahead {
                 if waiting.is_none() {
                     waiting = Some(pipec_tensor::busy::Waiting::begin());
                 }
-                std::hint::spin_loop();
+                // The helper may share this core: let it run.
+                std::thread::yield_now();
             }
         };
         self.next = k + 1;

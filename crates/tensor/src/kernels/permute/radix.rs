@@ -4,7 +4,7 @@
 //! A position `i` is split as `(x, y) = (i / b, i % b)` with `b = ceil(sqrt(n))` and
 //! `a = ceil(n / b)`, so `x < a`, `y < b` and the domain `a * b` exceeds `n` by less than
 //! `b`. Round `r` adds a keyed function of one half to the other, modulo that half's radix:
-//! `x = (x + F(y, k_r, a)) mod a` on even rounds, `y = (y + F(x, k_r, b)) mod b` on odd ones,
+//! `y = (y + F(x, k_r, b)) mod b` on even rounds, `x = (x + F(y, k_r, a)) mod a` on odd ones,
 //! each a bijection of `[0, a) x [0, b)`; the result is `x * b + y`. A result at or past `n`
 //! (a share below `1 / a`, about `1 / sqrt(n)`) is permuted again until it falls below `n`
 //! (cycle walking), which is rare enough to do one position at a time.
@@ -15,14 +15,19 @@
 //! the high bits are used). Every half fits in 16 bits (`a, b <= 32768`), so one AVX2 vector
 //! holds 16 lanes (32 with AVX-512) and a round is eleven vector instructions: the whole
 //! permutation costs a few instructions per position, where the power-of-two network of
-//! larger datasets walks a third more positions in 32-bit lanes. Why five rounds: with four,
-//! the differences `perm(i + b) - perm(i)` of positions one `x` apart fail a chi-square test
-//! over 10^6 positions (a Feistel network shows its structure past the birthday bound of its
-//! halves); with five they pass it as a true random permutation does (the unit tests below).
+//! larger datasets walks a third more positions in 32-bit lanes. Why five rounds: with four
+//! rounds of the network that starts with `x`, the differences `perm(i + b) - perm(i)` of
+//! positions one `x` apart fail a chi-square test over 10^6 positions (a Feistel network
+//! shows its structure past the birthday bound of its halves); with five they pass it as a
+//! true random permutation does (the unit tests below).
 //!
-//! The first round's hash depends on `y` alone, and a block's positions are runs of
-//! consecutive `y`: it is read from a table of `F(y, k_0, a)` for every `y < b` (built once
-//! per permutation), leaving four rounds to compute per position.
+//! Why start with `y`: a block's positions are runs of consecutive `y` under one `x`. Round 0
+//! adds `F(x)`, one value per run, to every `y` of the run, which stay consecutive modulo `b`;
+//! round 1 adds `F(y)`, read as contiguous slices of a table of `F(y, k_1, a)` for every
+//! `y < b` (built once per permutation). Three rounds are left to hash per position, where
+//! starting with `x` left four (its first round from a table, its second hashed: the `x`
+//! were no longer consecutive). The network is the `x`-first one with the halves' roles
+//! exchanged, so the same tests hold with the distances `1` and `b` exchanged.
 //!
 //! The vector kernels compute the same bits as the scalar rounds: the operations are exact
 //! 16-bit integer arithmetic; only how many lanes run at once differs.
@@ -36,6 +41,8 @@
 pub const MAX: u64 = 1 << 30;
 /// Rounds of the network.
 pub const ROUNDS: usize = 5;
+/// The first rounds, done once per run of positions sharing an `x` rather than per position.
+const CHEAP_ROUNDS: usize = 2;
 
 const C1: u16 = 0x88B5;
 const C2: u16 = 0xDB2D;
@@ -52,9 +59,9 @@ pub(super) struct Radix {
     a: u16,
     b: u16,
     keys: [u16; ROUNDS],
-    /// The first round's `F(y, k_0, a)` for every `y < b` (at most 64 KiB). Consecutive
-    /// positions have consecutive `y`, so a block reads its first round from this table as
-    /// one contiguous slice instead of hashing: a fifth of the work, for `b` hashes once.
+    /// Round 1's `F(y, k_1, a)` for every `y < b` (at most 64 KiB). Consecutive positions
+    /// have consecutive `y` (modulo `b` after round 0), so a block reads round 1 from this
+    /// table as contiguous slices instead of hashing, for `b` hashes once.
     first: std::sync::Arc<[u16]>,
 }
 
@@ -85,7 +92,7 @@ impl Radix {
             b += 1;
         }
         let a = n.div_ceil(b) as u16;
-        let first = (0..b as u16).map(|y| round_fn(y, keys[0], a)).collect();
+        let first = (0..b as u16).map(|y| round_fn(y, keys[1], a)).collect();
         Radix {
             n,
             a,
@@ -98,13 +105,19 @@ impl Radix {
     #[inline(always)]
     fn rounds(&self, mut x: u16, mut y: u16) -> (u16, u16) {
         for (r, &k) in self.keys.iter().enumerate() {
-            if r.is_multiple_of(2) {
-                x = add_mod(x, round_fn(y, k, self.a), self.a);
-            } else {
-                y = add_mod(y, round_fn(x, k, self.b), self.b);
-            }
+            (x, y) = self.round(r, k, x, y);
         }
         (x, y)
+    }
+
+    /// Round `r` with key `k`: even rounds add to `y`, odd ones to `x`.
+    #[inline(always)]
+    fn round(&self, r: usize, k: u16, x: u16, y: u16) -> (u16, u16) {
+        if r.is_multiple_of(2) {
+            (x, add_mod(y, round_fn(x, k, self.b), self.b))
+        } else {
+            (add_mod(x, round_fn(y, k, self.a), self.a), y)
+        }
     }
 
     /// `perm(i)`; for `i` in `[n, a * b)`, the next position of its cycle below `n`.
@@ -179,18 +192,29 @@ impl Radix {
         for chunk in out.chunks_mut(CHUNK) {
             let len = chunk.len();
             let (xs, ys) = (&mut xs[..len], &mut ys[..len]);
-            // Consecutive positions are runs of consecutive `y` under one `x`; the first
-            // round adds the table's slice for those `y` to that `x`.
+            // Consecutive positions are runs of consecutive `y` under one `x`. Round 0 adds
+            // one value, `F(x)`, to the whole run's `y`, which stay consecutive modulo `b`;
+            // round 1 adds the table's slices for those `y` to `x`.
             let mut j = 0;
             while j < len {
                 let run = ((b - r) as usize).min(len - j);
-                let (q16, r16) = (q as u16, r as u16);
-                let table = &self.first[r as usize..r as usize + run];
-                for (x, &f) in xs[j..j + run].iter_mut().zip(table) {
-                    *x = add_mod(q16, f, self.a);
-                }
-                for (k, y) in (0u16..).zip(&mut ys[j..j + run]) {
-                    *y = r16 + k;
+                let q16 = q as u16;
+                let mut y0 = (r + u64::from(round_fn(q16, self.keys[0], self.b))) % b;
+                let mut k = j;
+                while k < j + run {
+                    let part = ((b - y0) as usize).min(j + run - k);
+                    let from = y0 as usize;
+                    for (x, &f) in xs[k..k + part]
+                        .iter_mut()
+                        .zip(&self.first[from..from + part])
+                    {
+                        *x = add_mod(q16, f, self.a);
+                    }
+                    for (i, y) in (y0 as u16..).zip(&mut ys[k..k + part]) {
+                        *y = i;
+                    }
+                    k += part;
+                    y0 = 0;
                 }
                 j += run;
                 r += run as u64;
@@ -219,7 +243,7 @@ impl Radix {
         }
     }
 
-    /// Rounds 1.. over the block, in vectors where the CPU has them.
+    /// Rounds 2.. over the block, in vectors where the CPU has them.
     #[cfg(test)]
     fn rounds_block(&self, xs: &mut [u16], ys: &mut [u16]) {
         #[cfg(target_arch = "x86_64")]
@@ -236,15 +260,11 @@ impl Radix {
         self.rounds_scalar(xs, ys);
     }
 
-    /// Rounds 1.. (all but the first, which the caller took from the table).
+    /// Rounds 2.. (the caller did rounds 0 and 1 per run of positions).
     fn rounds_scalar(&self, xs: &mut [u16], ys: &mut [u16]) {
         for (x, y) in xs.iter_mut().zip(ys.iter_mut()) {
-            for (r, &k) in self.keys.iter().enumerate().skip(1) {
-                if r.is_multiple_of(2) {
-                    *x = add_mod(*x, round_fn(*y, k, self.a), self.a);
-                } else {
-                    *y = add_mod(*y, round_fn(*x, k, self.b), self.b);
-                }
+            for (r, &k) in self.keys.iter().enumerate().skip(CHEAP_ROUNDS) {
+                (*x, *y) = self.round(r, k, *x, *y);
             }
         }
     }
@@ -283,12 +303,12 @@ impl Radix {
                     std::array::from_fn(|u| _mm256_loadu_si256(px.add(u)));
                 let mut y: [__m256i; UNROLL] =
                     std::array::from_fn(|u| _mm256_loadu_si256(py.add(u)));
-                for (r, &k) in keys.iter().enumerate().skip(1) {
+                for (r, &k) in keys.iter().enumerate().skip(CHEAP_ROUNDS) {
                     for (xu, yu) in x.iter_mut().zip(y.iter_mut()) {
                         if r.is_multiple_of(2) {
-                            *xu = round(*xu, *yu, k, a);
-                        } else {
                             *yu = round(*yu, *xu, k, b);
+                        } else {
+                            *xu = round(*xu, *yu, k, a);
                         }
                     }
                 }
@@ -335,12 +355,12 @@ impl Radix {
                     std::array::from_fn(|u| _mm512_loadu_si512(px.add(u)));
                 let mut y: [__m512i; WIDE_UNROLL] =
                     std::array::from_fn(|u| _mm512_loadu_si512(py.add(u)));
-                for (r, &k) in keys.iter().enumerate().skip(1) {
+                for (r, &k) in keys.iter().enumerate().skip(CHEAP_ROUNDS) {
                     for (xu, yu) in x.iter_mut().zip(y.iter_mut()) {
                         if r.is_multiple_of(2) {
-                            *xu = round(*xu, *yu, k, a);
-                        } else {
                             *yu = round(*yu, *xu, k, b);
+                        } else {
+                            *xu = round(*xu, *yu, k, a);
                         }
                     }
                 }

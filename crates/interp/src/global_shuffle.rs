@@ -22,6 +22,7 @@
 //! builds again.
 
 use crate::block::{Block, Chunk};
+use crate::lanes::Crew;
 use crate::random_access::RandomAccess;
 use crate::state::{NodeState, mismatch};
 use crate::stream::{Element, Opens, Plan, Stream, apply_opens, snapshot_opens};
@@ -44,8 +45,8 @@ pub(crate) struct GlobalShuffle {
     /// was built (for the state).
     epoch: u64,
     opens: Opens,
-    /// `--threads`.
-    lanes: usize,
+    /// The run's helper threads.
+    crew: Arc<Crew>,
     /// Blocks permuted ahead on helper threads, once started.
     ahead: Option<Ahead>,
     /// Values of a block permuted ahead that the consumer did not take yet (it asked for
@@ -57,22 +58,22 @@ pub(crate) struct GlobalShuffle {
 /// costs more than they would save.
 const AHEAD_MIN_LEN: u64 = 1 << 18;
 
-/// Opens `global_shuffle` over `input` for `epoch`, permuting ahead on `lanes` threads.
+/// Opens `global_shuffle` over `input` for `epoch`, permuting ahead on `crew`'s helpers.
 pub(crate) fn open(
     input: &Arc<Plan>,
     seed: u64,
     epoch: u64,
-    lanes: usize,
+    crew: &Arc<Crew>,
     _span: Span,
 ) -> Result<Box<dyn Stream>, Diagnostic> {
-    Ok(Box::new(GlobalShuffle::start(input, seed, epoch, lanes)?))
+    Ok(Box::new(GlobalShuffle::start(input, seed, epoch, crew)?))
 }
 
 /// Opens `global_shuffle` over `input` at the saved `st`.
 pub(crate) fn open_at(
     input: &Arc<Plan>,
     seed: u64,
-    lanes: usize,
+    crew: &Arc<Crew>,
     st: &NodeState,
 ) -> Result<Box<dyn Stream>, Diagnostic> {
     let NodeState::GlobalShuffle { epoch, pos, opens } = st else {
@@ -82,7 +83,7 @@ pub(crate) fn open_at(
     };
     // The maps below take the same epochs the saving run's view took.
     apply_opens(&input.below, opens);
-    let mut s = GlobalShuffle::start(input, seed, *epoch, lanes)?;
+    let mut s = GlobalShuffle::start(input, seed, *epoch, crew)?;
     if *pos > s.perm.len() {
         return Err(mismatch("a `global_shuffle` position past its input"));
     }
@@ -96,7 +97,7 @@ impl GlobalShuffle {
         input: &Arc<Plan>,
         seed: u64,
         epoch: u64,
-        lanes: usize,
+        crew: &Arc<Crew>,
     ) -> Result<GlobalShuffle, Diagnostic> {
         let opens = snapshot_opens(&input.below);
         let input = RandomAccess::build(input)?;
@@ -108,7 +109,7 @@ impl GlobalShuffle {
             positions: Vec::new(),
             epoch,
             opens,
-            lanes,
+            crew: crew.clone(),
             ahead: None,
             rest: None,
         })
@@ -145,20 +146,20 @@ impl GlobalShuffle {
         Some(vals)
     }
 
-    /// Starts helpers when this stream is worth them.
+    /// Hands blocks to the run's helpers when this stream is worth them.
     fn start_ahead(&mut self, max: usize) {
         let left = self.perm.len() - self.pos;
-        let helpers = self.lanes.saturating_sub(1).min(MAX_HELPERS);
         // Positions travel as i64 between threads.
-        if helpers == 0 || left < AHEAD_MIN_LEN || max < 1024 || self.perm.len() > i64::MAX as u64 {
+        if left < AHEAD_MIN_LEN || max < 1024 || self.perm.len() > i64::MAX as u64 {
             return;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let helpers = helpers.min(cores.saturating_sub(1));
-        if helpers == 0 {
-            return;
-        }
-        self.ahead = Ahead::start(self.block_fn(), self.pos, self.perm.len(), max, helpers);
+        self.ahead = Ahead::start(
+            self.block_fn(),
+            self.pos,
+            self.perm.len(),
+            max,
+            self.crew.clone(),
+        );
     }
 }
 
@@ -262,13 +263,8 @@ impl BlockFn {
     }
 }
 
-/// The most helper threads one `global_shuffle` starts.
-const MAX_HELPERS: usize = 7;
-/// Blocks a helper may permute ahead of the consumer, per lane.
+/// Blocks the helpers may permute ahead of the consumer, per thread.
 const SLOTS_PER_LANE: usize = 3;
-/// How long an idle helper keeps looking (yielding in between) before it sleeps (waking a
-/// parked thread costs tens of µs here, longer than a block takes).
-const IDLE_SPIN: Duration = Duration::from_micros(200);
 
 /// A slot's state, in the low two bits of its word (the block it holds is in the rest, so
 /// that claiming, finishing and handing on a slot are each one compare-and-swap of both).
@@ -280,12 +276,14 @@ fn word(block: u64, state: u64) -> u64 {
     (block << 2) | state
 }
 
-/// Blocks of the stream permuted ahead: block `k` (positions `base + k * size ..`, up to
-/// `len`) lives in slot `k % slots`, which whichever thread claims it first computes; the
-/// consumer takes block after block and hands each slot on to the block `slots` further.
+/// Blocks of the stream permuted ahead on the run's helpers (the team the lanes use): block
+/// `k` (positions `base + k * size ..`, up to `len`) lives in slot `k % slots`, which
+/// whichever thread claims it first computes. Each free slot has one task queued for its
+/// block; the consumer takes block after block, hands each slot on to the block `slots`
+/// further and queues that block's task.
 struct Ahead {
     shared: Arc<Shared>,
-    helpers: Vec<std::thread::JoinHandle<()>>,
+    crew: Arc<Crew>,
     /// The block the consumer takes next.
     next: u64,
     /// A running mean of how long a block takes the consumer, in ns (0: none yet).
@@ -298,8 +296,7 @@ struct Shared {
     len: u64,
     size: usize,
     slots: Vec<Slot>,
-    /// The block the consumer takes next (helpers work from there up to `slots` ahead).
-    next: AtomicU64,
+    /// Set when the stream is dropped: tasks still queued return at once.
     stop: AtomicBool,
 }
 
@@ -326,71 +323,55 @@ impl Shared {
         &self.slots[(k % self.slots.len() as u64) as usize]
     }
 
-    /// A helper's life: permute the first unclaimed block within reach, until stopped.
-    fn helper(&self) {
-        let mut idle_since: Option<Instant> = None;
-        while !self.stop.load(Ordering::Acquire) {
-            let next = self.next.load(Ordering::Acquire);
-            let mut worked = false;
-            for k in next..next + self.slots.len() as u64 {
-                if self.block_len(k) == 0 {
-                    break;
-                }
-                let slot = self.slot(k);
-                if slot
-                    .word
-                    .compare_exchange(
-                        word(k, FREE),
-                        word(k, CLAIMED),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_err()
-                {
-                    continue;
-                }
-                let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    let _working = pipec_tensor::busy::Working::begin();
-                    self.compute(k)
-                }));
-                if let (Ok(out), Ok(mut o)) = (out, slot.out.lock()) {
-                    // A consumer that stopped waiting computed the block itself and moved
-                    // the slot on: then this copy is dropped.
-                    if slot
-                        .word
-                        .compare_exchange(
-                            word(k, CLAIMED),
-                            word(k, DONE),
-                            Ordering::AcqRel,
-                            Ordering::Relaxed,
-                        )
-                        .is_ok()
-                    {
-                        *o = Some(out);
-                    }
-                }
-                worked = true;
-                break;
-            }
-            if worked {
-                idle_since = None;
-            } else if idle_since.get_or_insert_with(Instant::now).elapsed() < IDLE_SPIN {
-                // Yield rather than spin: when the scheduler puts the helper on the
-                // consumer's core (a busy machine), spinning took that core from the
-                // consumer and made two threads slower than one.
-                std::thread::yield_now();
-            } else {
-                // The consumer unparks helpers whenever it frees a slot.
-                std::thread::park_timeout(Duration::from_millis(5));
+    /// A helper's task: permute block `k` unless the stream ended or a thread claimed it.
+    fn permute_ahead(&self, k: u64) {
+        if self.stop.load(Ordering::Acquire) {
+            return;
+        }
+        let slot = self.slot(k);
+        if slot
+            .word
+            .compare_exchange(
+                word(k, FREE),
+                word(k, CLAIMED),
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            )
+            .is_err()
+        {
+            return;
+        }
+        let out = {
+            let _working = pipec_tensor::busy::Working::begin();
+            self.compute(k)
+        };
+        if let Ok(mut o) = slot.out.lock() {
+            // A consumer that stopped waiting computed the block itself and moved the slot
+            // on: then this copy is dropped.
+            if slot
+                .word
+                .compare_exchange(
+                    word(k, CLAIMED),
+                    word(k, DONE),
+                    Ordering::AcqRel,
+                    Ordering::Relaxed,
+                )
+                .is_ok()
+            {
+                *o = Some(out);
             }
         }
     }
 }
 
 impl Ahead {
-    /// Helpers permuting blocks of `size` from position `base` of `len`; `None` if no
-    /// thread could start.
-    fn start(f: BlockFn, base: u64, len: u64, size: usize, helpers: usize) -> Option<Ahead> {
+    /// Blocks of `size` from position `base` of `len` permuted ahead on `crew`'s helpers;
+    /// `None` if the run has none.
+    fn start(f: BlockFn, base: u64, len: u64, size: usize, crew: Arc<Crew>) -> Option<Ahead> {
+        let helpers = crew.helpers();
+        if helpers == 0 {
+            return None;
+        }
         let slots = (helpers + 1) * SLOTS_PER_LANE;
         let shared = Arc::new(Shared {
             f,
@@ -403,29 +384,27 @@ impl Ahead {
                     out: Mutex::new(None),
                 })
                 .collect(),
-            next: AtomicU64::new(0),
             stop: AtomicBool::new(false),
         });
-        let mut started = Vec::new();
-        for i in 0..helpers {
-            let s = shared.clone();
-            match std::thread::Builder::new()
-                .name(format!("pipec-shuffle-{}", i + 1))
-                .spawn(move || s.helper())
-            {
-                Ok(h) => started.push(h),
-                Err(_) => break,
-            }
-        }
-        if started.is_empty() {
-            return None;
-        }
-        Some(Ahead {
+        let ahead = Ahead {
             shared,
-            helpers: started,
+            crew,
             next: 0,
             block_nanos: 0,
-        })
+        };
+        // Block 0 is the consumer's at once; the helpers start on the ones after it.
+        for k in 1..slots as u64 {
+            ahead.queue(k);
+        }
+        Some(ahead)
+    }
+
+    /// Queues block `k`'s task, if there is such a block.
+    fn queue(&self, k: u64) {
+        if self.shared.block_len(k) > 0 {
+            let shared = self.shared.clone();
+            self.crew.spawn(Box::new(move || shared.permute_ahead(k)));
+        }
     }
 
     /// Block `k` computed on this thread, timed.
@@ -533,21 +512,16 @@ impl Ahead {
             }
         };
         self.next = k + 1;
-        sh.next.store(self.next, Ordering::Release);
-        for h in &self.helpers {
-            h.thread().unpark();
-        }
+        // Slot `k`'s next block is free: a helper may take it.
+        self.queue(k + sh.slots.len() as u64);
         Some(vals)
     }
 }
 
 impl Drop for Ahead {
     fn drop(&mut self) {
+        // Tasks still queued hold the shared state until a helper runs them: make that quick.
         self.shared.stop.store(true, Ordering::Release);
-        for h in self.helpers.drain(..) {
-            h.thread().unpark();
-            let _ = h.join();
-        }
     }
 }
 
@@ -557,7 +531,8 @@ mod tests {
 
     /// Drains blocks permuted ahead by `helpers` threads.
     fn drain(f: BlockFn, base: u64, len: u64, size: usize, helpers: usize) -> Vec<i64> {
-        let mut ahead = Ahead::start(f, base, len, size, helpers).expect("a helper starts");
+        let crew = Arc::new(Crew::new(helpers, 0));
+        let mut ahead = Ahead::start(f, base, len, size, crew).expect("a helper starts");
         let mut out = Vec::new();
         while let Some(b) = ahead.next_block() {
             assert!(b.len() <= size);

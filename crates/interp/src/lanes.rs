@@ -599,9 +599,34 @@ impl Crew {
     }
 
     /// How many helpers this run may keep busy.
-    fn helpers(&self) -> usize {
+    pub(crate) fn helpers(&self) -> usize {
         self.team().map_or(0, |t| t.size().min(self.helpers))
     }
+
+    /// Queues `task` for a helper; `false` (and `task` dropped) when the run has none.
+    /// Streams other than the lanes' stages (`global_shuffle`'s blocks permuted ahead) hand
+    /// their work to the same threads this way, so a process has one team of helpers.
+    pub(crate) fn spawn(&self, task: Task) -> bool {
+        match self.team() {
+            Some(team) => {
+                team.push(Queued::Task(task));
+                true
+            }
+            None => false,
+        }
+    }
+}
+
+/// Work a helper runs once; it must return soon (a block's worth), since helpers take work
+/// in queue order.
+pub(crate) type Task = Box<dyn FnOnce() + Send>;
+
+/// What the team's queue holds.
+enum Queued {
+    /// A lane stage's block.
+    Block(Arc<Job>),
+    /// Any other stream's work.
+    Task(Task),
 }
 
 /// One block's run of the block function, taken by whichever lane gets to it first.
@@ -691,7 +716,7 @@ struct Team {
 }
 
 struct Shared {
-    queue: Mutex<VecDeque<Arc<Job>>>,
+    queue: Mutex<VecDeque<Queued>>,
     /// The queue's length, read without the lock while spinning.
     queued: AtomicUsize,
     /// Helpers parked on `wake` (changed under the queue's lock).
@@ -754,10 +779,14 @@ impl Team {
     }
 
     fn submit(&self, job: Arc<Job>) {
+        self.push(Queued::Block(job));
+    }
+
+    fn push(&self, work: Queued) {
         let Ok(mut queue) = self.shared.queue.lock() else {
             return;
         };
-        queue.push_back(job);
+        queue.push_back(work);
         self.shared.queued.fetch_add(1, Ordering::Release);
         if self.shared.parked.load(Ordering::Relaxed) > 0 {
             self.shared.wake.notify_one();
@@ -799,7 +828,16 @@ fn run_block(
 /// lock is poisoned (a panic while holding it: never, short of a bug).
 fn helper(shared: &Shared) {
     let mut states: Vec<(Arc<CompiledFn>, FnState)> = Vec::new();
-    while let Some(job) = shared.next_job() {
+    while let Some(work) = shared.next_job() {
+        let job = match work {
+            Queued::Block(job) => job,
+            Queued::Task(task) => {
+                // A task that panics has failed its own stream, which finds out (its
+                // results never arrive and it computes them itself); the helper goes on.
+                let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(task));
+                continue;
+            }
+        };
         // The states of functions no run holds any more go (their host instances with them).
         states.retain(|(f, _)| Arc::strong_count(f) > 1);
         let Some(args) = job.claim() else {
@@ -838,7 +876,7 @@ impl Shared {
     }
 
     /// The next queued job: spins while a pipeline is busy, parks once idle for a while.
-    fn next_job(&self) -> Option<Arc<Job>> {
+    fn next_job(&self) -> Option<Queued> {
         let mut spun_since = None;
         loop {
             if self.queued.load(Ordering::Acquire) > 0 {
@@ -851,9 +889,11 @@ impl Shared {
             }
             let since = *spun_since.get_or_insert_with(Instant::now);
             if since.elapsed() < IDLE_SPIN {
-                for _ in 0..64 {
-                    std::hint::spin_loop();
-                }
+                // Yield rather than spin: on a busy machine the scheduler may put a helper
+                // on the consumer's core, and spinning there takes the time the consumer
+                // needs to queue the next job (global_shuffle measured two threads slower
+                // than one that way).
+                std::thread::yield_now();
                 continue;
             }
             let mut queue = self.queue.lock().ok()?;

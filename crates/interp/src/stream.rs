@@ -549,8 +549,8 @@ pub(crate) enum PlanKind {
         seed: u64,
         reshuffle: bool,
         epochs: Arc<std::sync::atomic::AtomicU64>,
-        /// `--threads`: the permutation of blocks ahead runs on this many lanes.
-        lanes: usize,
+        /// The run's helpers, which permute blocks ahead.
+        crew: Arc<Crew>,
     },
 }
 
@@ -811,7 +811,7 @@ impl PlanBuilder<'_> {
                 },
                 reshuffle: *reshuffle,
                 epochs: Default::default(),
-                lanes: self.opts.threads.max(1),
+                crew: self.crew.clone(),
             },
         };
         let mut below: Vec<(u32, Arc<std::sync::atomic::AtomicU64>)> = Vec::new();
@@ -1242,14 +1242,14 @@ impl Plan {
                 seed,
                 reshuffle,
                 epochs,
-                lanes,
+                crew,
             } => {
                 let epoch = if *reshuffle {
                     epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
                 } else {
                     0
                 };
-                crate::global_shuffle::open(&self.inputs[0], *seed, epoch, *lanes, self.span)?
+                crate::global_shuffle::open(&self.inputs[0], *seed, epoch, crew, self.span)?
             }
         })
     }

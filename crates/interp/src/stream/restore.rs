@@ -384,8 +384,8 @@ impl Plan {
                     opens: opens.clone(),
                 })
             }
-            (PlanKind::GlobalShuffle { seed, lanes, .. }, st @ NodeState::GlobalShuffle { .. }) => {
-                crate::global_shuffle::open_at(&self.inputs[0], *seed, *lanes, st)?
+            (PlanKind::GlobalShuffle { seed, crew, .. }, st @ NodeState::GlobalShuffle { .. }) => {
+                crate::global_shuffle::open_at(&self.inputs[0], *seed, crew, st)?
             }
             (PlanKind::Interleave(nested), st @ NodeState::Interleave { input, .. }) => {
                 let input = self.input_at(0, input)?;

@@ -323,13 +323,10 @@ impl Shared {
         &self.slots[(k % self.slots.len() as u64) as usize]
     }
 
-    /// A helper's task: permute block `k` unless the stream ended or a thread claimed it.
-    fn permute_ahead(&self, k: u64) {
-        if self.stop.load(Ordering::Acquire) {
-            return;
-        }
-        let slot = self.slot(k);
-        if slot
+    /// Claims block `k` for the calling thread: `false` if another thread did first (or
+    /// its slot holds another block).
+    fn claim(&self, k: u64) -> bool {
+        self.slot(k)
             .word
             .compare_exchange(
                 word(k, FREE),
@@ -337,10 +334,15 @@ impl Shared {
                 Ordering::AcqRel,
                 Ordering::Relaxed,
             )
-            .is_err()
-        {
+            .is_ok()
+    }
+
+    /// A helper's task: permute block `k` unless the stream ended or a thread claimed it.
+    fn permute_ahead(&self, k: u64) {
+        if self.stop.load(Ordering::Acquire) || !self.claim(k) {
             return;
         }
+        let slot = self.slot(k);
         let out = {
             let _working = pipec_tensor::busy::Working::begin();
             self.compute(k)
@@ -425,17 +427,7 @@ impl Ahead {
         let sh = &self.shared;
         (k + 1..k + sh.slots.len() as u64)
             .take_while(|&j| sh.block_len(j) > 0)
-            .find(|&j| {
-                sh.slot(j)
-                    .word
-                    .compare_exchange(
-                        word(j, FREE),
-                        word(j, CLAIMED),
-                        Ordering::AcqRel,
-                        Ordering::Relaxed,
-                    )
-                    .is_ok()
-            })
+            .find(|&j| sh.claim(j))
     }
 
     /// The next block's values, in order; `None` at the end.
@@ -447,16 +439,7 @@ impl Ahead {
         }
         let slot = sh.slot(k);
         let moved_on = word(k + sh.slots.len() as u64, FREE);
-        let claimed = slot
-            .word
-            .compare_exchange(
-                word(k, FREE),
-                word(k, CLAIMED),
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            )
-            .is_ok();
-        let vals = if claimed {
+        let vals = if sh.claim(k) {
             let vals = self.compute_here(k);
             slot.word.store(moved_on, Ordering::Release);
             vals

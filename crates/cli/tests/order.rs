@@ -276,3 +276,28 @@ fn shards_are_disjoint_and_whole_with_and_without_global_shuffle() {
     assert_ne!(o.status.code(), Some(0));
     assert!(text(&o.stderr).contains("needs the `global_shuffle` it follows to have a seed"));
 }
+
+/// Over sources that only move data (tensor slices, `zip`, `enumerate`, `skip`, `take`,
+/// `shard`) a block is gathered one tensor per leaf; at `-O0` (no blocks) and through a `map`
+/// it is read element by element. All give the same elements in the same order (the
+/// permutation depends only on the length and the seed), and batches after it stack the
+/// same rows.
+#[test]
+fn gathered_blocks_equal_elements_read_one_by_one() {
+    let source = "zip(from_tensor_slices(reshape(arange(3 * 50000, i64), [50000, 3])), \
+                  from_tensor_slices(cast(arange(50000, i64) % 7, f32))).enumerate(5)";
+    let gathered =
+        format!("pipeline main = {source}.skip(11).take(40000).global_shuffle(seed: 4).batch(7)\n");
+    let by_element = format!(
+        "pipeline main = {source}.map(|i, x| (i * 2 - i, x)).skip(11).take(40000)\
+         .global_shuffle(seed: 4).batch(7)\n"
+    );
+    let want = lines(&run("gather", &gathered, &["-O0"]));
+    assert!(want.len() > 1000, "{} lines", want.len());
+    for threads in ["1", "2"] {
+        let a = lines(&run("gather", &gathered, &["--threads", threads]));
+        assert_eq!(a, want, "gathered, --threads {threads}");
+        let b = lines(&run("gather", &by_element, &["--threads", threads]));
+        assert_eq!(b, want, "through a map, --threads {threads}");
+    }
+}

@@ -298,16 +298,10 @@ impl RandomAccess {
 
     /// The elements at `positions`, as a block; the rows before an error come with it.
     pub(crate) fn get_block(&mut self, positions: &[u64]) -> Chunk {
-        if let Node::Range { start, step } = &self.node {
-            let (start, step) = (*start, *step);
-            let values: Vec<i64> = positions
-                .iter()
-                .map(|&i| start.wrapping_add((i as i64).wrapping_mul(step)))
-                .collect();
-            let rows = values.len();
+        if let Some(leaves) = self.gather(positions) {
             return Chunk::ok(Block::Stacked {
-                leaves: vec![Tensor::from_vec(&[rows], values).expect("one value per row")],
-                rows,
+                leaves,
+                rows: positions.len(),
             });
         }
         let mut rows = Vec::with_capacity(positions.len());
@@ -323,5 +317,58 @@ impl RandomAccess {
             }
         }
         Chunk::ok(Block::Rows(rows))
+    }
+
+    /// The elements at `positions` stacked, one tensor per leaf, when every node on the way
+    /// moves data without computing (sources, `zip`, `enumerate`, `skip`, `take`, `shard`):
+    /// one gather per leaf instead of an element each. `None` where a node computes (a
+    /// `map`, whose positions and epochs are per element, a `batch`) or cannot fail-free
+    /// gather; the caller then goes element by element.
+    fn gather(&self, positions: &[u64]) -> Option<Vec<Tensor>> {
+        let rows = positions.len();
+        match &self.node {
+            Node::Range { start, step } => {
+                // The value lies between start and stop, so wrapping arithmetic is exact.
+                let values: Vec<i64> = positions
+                    .iter()
+                    .map(|&i| start.wrapping_add((i as i64).wrapping_mul(*step)))
+                    .collect();
+                Some(vec![Tensor::from_vec(&[rows], values)?])
+            }
+            Node::Slices(comps) => {
+                let at: Vec<usize> = positions
+                    .iter()
+                    .map(|&i| usize::try_from(i).ok())
+                    .collect::<Option<_>>()?;
+                comps.iter().map(|c| c.take_rows(&at)).collect()
+            }
+            Node::Zip(parts) => {
+                let mut out = Vec::new();
+                for p in parts {
+                    out.extend(p.gather(positions)?);
+                }
+                Some(out)
+            }
+            Node::Enumerate { input, start } => {
+                // Past i64::MAX the count wraps, as the streaming `enumerate` does.
+                let counts: Vec<i64> = positions
+                    .iter()
+                    .map(|&i| start.wrapping_add(i as i64))
+                    .collect();
+                let mut out = vec![Tensor::from_vec(&[rows], counts)?];
+                out.extend(input.gather(positions)?);
+                Some(out)
+            }
+            Node::Prefix(input) => input.gather(positions),
+            Node::Skip { input, skip } => {
+                let moved: Vec<u64> = positions.iter().map(|&i| i + *skip).collect();
+                input.gather(&moved)
+            }
+            Node::Shard { input, num, index } => {
+                let moved: Vec<u64> = positions.iter().map(|&i| i * *num + *index).collect();
+                input.gather(&moved)
+            }
+            _ => None,
+        }
     }
 }

@@ -286,6 +286,36 @@ impl Tensor {
     pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
         map_same!(self, a => compress(a, keep))
     }
+
+    /// Rows `rows[0], rows[1], ...` along axis 0 copied into one new tensor (numpy's
+    /// `a[rows]`: `global_shuffle` gathering a block from its input); `None` for a scalar
+    /// or when a row is past the end.
+    pub fn take_rows(&self, rows: &[usize]) -> Option<Tensor> {
+        let n = *self.shape().first()?;
+        if rows.iter().any(|&r| r >= n) {
+            return None;
+        }
+        Some(map_same!(self, a => take(a, rows)))
+    }
+}
+
+/// `a[rows]` along axis 0 for in-range `rows`: row slices copied when `a` is contiguous.
+fn take<T: Clone>(a: &ArcArray<T, IxDyn>, rows: &[usize]) -> ArcArray<T, IxDyn> {
+    let mut shape = a.shape().to_vec();
+    let row: usize = shape[1..].iter().product();
+    shape[0] = rows.len();
+    let data = match a.as_slice() {
+        Some(flat) if row == 1 => rows.iter().map(|&r| flat[r].clone()).collect(),
+        Some(flat) => {
+            let mut data = Vec::with_capacity(rows.len() * row);
+            for &r in rows {
+                data.extend_from_slice(&flat[r * row..(r + 1) * row]);
+            }
+            data
+        }
+        None => return a.select(ndarray::Axis(0), rows).into_shared(),
+    };
+    ArcArray::from_shape_vec(IxDyn(&shape), data).expect("rows times the row shape")
 }
 
 /// One element value of any dtype: constants in fused bodies, printing, folding.
@@ -435,6 +465,37 @@ mod tests {
             prop_assert_eq!(got.shape()[0], kept.len());
             for (i, r) in kept.iter().enumerate() {
                 prop_assert_eq!(&got.index_axis0(i), r);
+            }
+        }
+
+        /// Every layout gathers exactly the rows asked for, repeats and any order included;
+        /// a row past the end gathers nothing.
+        #[test]
+        fn take_rows_gathers_the_rows_asked_for(
+            rows in 1usize..40,
+            width in 0usize..4,
+            picks in proptest::collection::vec(0usize..45, 0..60),
+            transpose in any::<bool>(),
+        ) {
+            let data: Vec<i32> = (0..(rows * width.max(1)) as i32).collect();
+            let t = if width == 0 {
+                Tensor::from_vec(&[rows], data).expect("shape")
+            } else if transpose {
+                let t = Tensor::from_vec(&[width, rows], data).expect("shape");
+                crate::kernels::transpose(&t, &[1, 0]).expect("transpose")
+            } else {
+                Tensor::from_vec(&[rows, width], data).expect("shape")
+            };
+            let got = t.take_rows(&picks);
+            if picks.iter().any(|&p| p >= rows) {
+                prop_assert!(got.is_none());
+            } else {
+                let got = got.expect("rows in range");
+                prop_assert_eq!(got.shape()[0], picks.len());
+                prop_assert_eq!(&got.shape()[1..], &t.shape()[1..]);
+                for (i, &p) in picks.iter().enumerate() {
+                    prop_assert_eq!(&got.index_axis0(i), &t.index_axis0(p));
+                }
             }
         }
     }

@@ -293,3 +293,33 @@ fn a_record_state_past_the_files_is_an_error() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A Parquet file the fuzzer found, on which arrow-rs panics ("Decoder for dict should have
+/// been set") while reading a page: the run fails with E0621 naming the file as malformed,
+/// and stderr holds that diagnostic only (no panic message, no backtrace).
+#[test]
+fn a_file_arrow_rs_panics_on_is_a_quiet_malformed_file_error() {
+    let dir = scratch("arrow-panic");
+    let file = data().join("fuzz_dict_decoder.parquet");
+    let program = dir.join("p.pipe");
+    let text = format!(
+        "pipeline main = read_parquet({:?})\n",
+        file.display().to_string()
+    );
+    std::fs::write(&program, text).unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_pipec"))
+        .arg(&program)
+        .env("RUST_BACKTRACE", "1")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("[E0621]") && err.contains("the file is malformed"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
+}

@@ -98,10 +98,35 @@ fn perr(file: &str, e: impl std::fmt::Display) -> RecordError {
     }
 }
 
+thread_local! {
+    /// Set while this thread runs arrow-rs inside [`guarded`].
+    static GUARDED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Keeps the panic hook quiet for panics [`guarded`] turns into errors: the user gets the
+/// error naming the file, not a panic message and backtrace besides (and a fuzzer's hook,
+/// which aborts on any panic, sees only the panics nobody catches). Other panics go to the
+/// hook that was installed before, unchanged.
+fn quiet_guarded_panics() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !GUARDED.with(std::cell::Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+}
+
 /// Runs arrow-rs on untrusted bytes: a panic inside it (a malformed file it does not
 /// check) becomes an error about the file, never a crash of pipec.
 fn guarded<T>(file: &str, f: impl FnOnce() -> Result<T, RecordError>) -> Result<T, RecordError> {
-    match catch_unwind(AssertUnwindSafe(f)) {
+    quiet_guarded_panics();
+    let was = GUARDED.with(|g| g.replace(true));
+    let result = catch_unwind(AssertUnwindSafe(f));
+    GUARDED.with(|g| g.set(was));
+    match result {
         Ok(r) => r,
         Err(p) => {
             let msg = p

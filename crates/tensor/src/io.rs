@@ -1404,7 +1404,7 @@ mod tests {
     fn zero_width_strings_are_bounded_by_the_element_limit() {
         let header = |shape: &str| {
             let mut h = format!("{{'descr': '|S0', 'fortran_order': False, 'shape': {shape}, }}");
-            while (MAGIC.len() + 4 + h.len() + 1) % 64 != 0 {
+            while !(MAGIC.len() + 4 + h.len() + 1).is_multiple_of(64) {
                 h.push(' ');
             }
             h.push('\n');

@@ -58,6 +58,25 @@ pub(crate) fn map_binary<A: Copy, B: Copy, U>(
     binary_loop(a, b, out, f)
 }
 
+/// Runs `f` compiled with AVX2 (and FMA) enabled where the CPU has them. For integer code
+/// only the width of LLVM's vectors changes, never a result; `f` should be an
+/// `#[inline(always)]` closure so that its body is compiled inside the AVX2 function.
+#[inline]
+pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    if avx2_fma() {
+        // SAFETY: the CPU has AVX2 and FMA (checked just above).
+        return unsafe { run_avx2(f) };
+    }
+    f()
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
+    f()
+}
+
 #[inline(always)]
 fn unary_loop<T: Copy, U>(x: &[T], out: &mut [U], f: impl Fn(T) -> U) {
     let n = x.len().min(out.len());

@@ -222,7 +222,7 @@ fn decode_png(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
     } else {
         raw
     };
-    let out = convert_channels(&samples, h * w, src_c, out_c, png_gray);
+    let out = convert_channels(samples, h * w, src_c, out_c, png_gray);
     Ok(Tensor::from_vec(&[h, w, out_c], out).expect("length matches the shape"))
 }
 
@@ -238,14 +238,15 @@ fn png_gray(r: u8, g: u8, b: u8) -> u8 {
 
 /// Converts `n` pixels of `from` channels (1 grey, 2 grey + alpha, 3 RGB, 4 RGBA) to `to`.
 fn convert_channels(
-    src: &[u8],
+    src: Vec<u8>,
     n: usize,
     from: usize,
     to: usize,
     gray: fn(u8, u8, u8) -> u8,
 ) -> Vec<u8> {
     if from == to {
-        return src.to_vec();
+        // The decoder's buffer itself: an image is too large to copy for nothing.
+        return src;
     }
     let mut out = Vec::with_capacity(n * to);
     for p in src.chunks_exact(from) {
@@ -293,6 +294,6 @@ fn decode_jpeg(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
         channels
     };
     let (h, w) = (img.height, img.width);
-    let pixels = convert_channels(&img.pixels, h * w, img.channels, out_c, png_gray);
+    let pixels = convert_channels(img.pixels, h * w, img.channels, out_c, png_gray);
     Ok(Tensor::from_vec(&[h, w, out_c], pixels).expect("length matches the shape"))
 }

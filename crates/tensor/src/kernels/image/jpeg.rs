@@ -11,6 +11,14 @@
 //! the markers as jdapimin.c guesses it (JFIF → YCbCr, Adobe transform 0 → RGB, component
 //! ids 'R','G','B' → RGB).
 //!
+//! How it is fast without leaving that arithmetic: the bit reader refills eight bytes at a
+//! time when none is 0xFF; an 11-bit table decodes most AC codes together with their
+//! coefficient bits; the IDCT runs both passes in `i32` on eight lanes (AVX2 where the CPU
+//! has it) whenever the block's values are in the range where that is exact, else
+//! `idct_islow`'s `i64` code, the reference; a sequential file's blocks go to samples as
+//! they are decoded (no coefficient planes); upsampling and colour conversion run a row at
+//! a time, straight into the output. `examples/jpeg_check.rs` compares two builds by hash.
+//!
 //! Where libjpeg only warns and goes on guessing (a bad Huffman code, entropy data running
 //! into a marker or the end of the file, a missing restart marker), this decoder stops with
 //! an error: a corrupt or truncated image is an error naming the element (SPEC §13).
@@ -20,7 +28,7 @@
 // that way so they can be checked line by line against jidctint.c, jdsample.c, jdhuff.c.
 #![allow(clippy::needless_range_loop)]
 
-use super::super::KernelError;
+use super::super::{KernelError, simd};
 
 fn bad(msg: impl Into<String>) -> KernelError {
     KernelError::BadImage(format!("corrupt JPEG: {}", msg.into()))
@@ -55,7 +63,11 @@ pub(super) struct Decoded {
 /// canonical code bounds per length for longer codes.
 struct Huffman {
     /// `(length << 8) | symbol` for codes of at most `LOOKAHEAD` bits; 0 for longer ones.
-    lookup: Vec<u16>,
+    lookup: Box<[u16; 1 << LOOKAHEAD]>,
+    /// For AC decoding, indexed by the next `FAST_BITS` bits: a code with its
+    /// coefficient's bits decoded whole, `value << 16 | run << 8 | 0x80 | bits used`; a
+    /// code alone, `symbol << 8 | length`; 0 for codes longer than `FAST_BITS`.
+    fast_ac: Box<[i32; 1 << FAST_BITS]>,
     /// The largest code of each length (`-1` when none), index 1..=16.
     maxcode: [i32; 18],
     /// Value index of the first code of each length, minus that code.
@@ -65,11 +77,16 @@ struct Huffman {
 
 const LOOKAHEAD: u32 = 9;
 
+/// The lookahead of `Huffman::fast_ac`: 2^11 entries of 4 bytes stay in the L1 cache, and
+/// most AC codes with their value bits fit (fewer do in 9 bits at high quality).
+const FAST_BITS: u32 = 11;
+
 impl Huffman {
     fn new(counts: &[u8; 16], values: Vec<u8>) -> Result<Huffman, KernelError> {
         let mut maxcode = [-1i32; 18];
         let mut valoffset = [0i32; 17];
-        let mut lookup = vec![0u16; 1 << LOOKAHEAD];
+        let mut lookup = Box::new([0u16; 1 << LOOKAHEAD]);
+        let mut fast_ac = Box::new([0i32; 1 << FAST_BITS]);
         let mut code: i32 = 0;
         let mut k = 0usize;
         for len in 1..=16usize {
@@ -88,6 +105,14 @@ impl Huffman {
                             *e = ((len as u16) << 8) | u16::from(values[k]);
                         }
                     }
+                    if len as u32 <= FAST_BITS {
+                        let shift = FAST_BITS - len as u32;
+                        let first = (code as usize) << shift;
+                        for (peek, e) in fast_ac.iter_mut().enumerate().skip(first).take(1 << shift)
+                        {
+                            *e = fast_entry(peek, len as u32, values[k]);
+                        }
+                    }
                     code += 1;
                     k += 1;
                 }
@@ -98,6 +123,7 @@ impl Huffman {
         maxcode[17] = i32::MAX;
         Ok(Huffman {
             lookup,
+            fast_ac,
             maxcode,
             valoffset,
             values,
@@ -105,8 +131,29 @@ impl Huffman {
     }
 }
 
+/// `Huffman::fast_ac`'s entry for the lookahead bits `peek`, which start with a code of
+/// `len` bits for the symbol `rs`.
+fn fast_entry(peek: usize, len: u32, rs: u8) -> i32 {
+    let (run, size) = (i32::from(rs >> 4), u32::from(rs & 15));
+    if size == 0 || len + size > FAST_BITS {
+        return (i32::from(rs) << 8) | len as i32;
+    }
+    // The `size` bits after the code, then F.2.2.1's EXTEND, as `receive_extend`.
+    let raw = ((peek >> (FAST_BITS - len - size)) & ((1 << size) - 1)) as i32;
+    let value = if raw < (1 << (size - 1)) {
+        raw - (1 << size) + 1
+    } else {
+        raw
+    };
+    (value << 16) | (run << 8) | 0x80 | (len + size) as i32
+}
+
 /// Reads entropy-coded bits: stuffed zero bytes removed, stopping at a marker. Bits asked
-/// for beyond the segment are an error (libjpeg would supply zeros and warn).
+/// for beyond the segment are an error (libjpeg would supply zeros and warn), but found
+/// late: past the segment the reader hands out zeros and counts them, and the caller asks
+/// `overrun` after each block (and before reporting any other error from it), which gives
+/// the same verdict as checking every read because the count of made-up bits read only grows.
+#[derive(Clone, Copy)]
 struct Bits<'a> {
     data: &'a [u8],
     pos: usize,
@@ -118,6 +165,13 @@ struct Bits<'a> {
     /// The segment ended: at a marker, or at the end of the data (`eof`).
     ended: bool,
     eof: bool,
+}
+
+/// Whether any byte of `w` is 0xFF (the zero-byte test of "Bit Twiddling Hacks" on `!w`).
+#[inline]
+fn has_ff_byte(w: u64) -> bool {
+    let x = !w;
+    x.wrapping_sub(0x0101_0101_0101_0101) & !x & 0x8080_8080_8080_8080 != 0
 }
 
 impl<'a> Bits<'a> {
@@ -133,7 +187,32 @@ impl<'a> Bits<'a> {
         }
     }
 
+    /// Tops the buffer up to more than 56 bits.
+    #[inline]
     fn fill(&mut self) {
+        if self.n > 56 {
+            return;
+        }
+        // Most of the time the next eight bytes hold no 0xFF, so no stuffing and no marker:
+        // take the bytes needed in one shift instead of one at a time.
+        if !self.ended
+            && let Some(chunk) = self.data.get(self.pos..self.pos + 8)
+        {
+            let word = u64::from_be_bytes(chunk.try_into().expect("eight bytes"));
+            if !has_ff_byte(word) {
+                let k = (64 - self.n) / 8;
+                // Two shifts, since `acc << 64` (k = 8) is not a shift Rust allows.
+                self.acc = (self.acc << (8 * k - 1) << 1) | (word >> (64 - 8 * k));
+                self.n += 8 * k;
+                self.pos += k as usize;
+                return;
+            }
+        }
+        self.fill_slow();
+    }
+
+    #[cold]
+    fn fill_slow(&mut self) {
         while self.n <= 56 {
             let mut byte = 0u8;
             if !self.ended {
@@ -175,60 +254,81 @@ impl<'a> Bits<'a> {
         }
     }
 
-    /// Fails if the bits just consumed reached past the segment.
-    fn check(&self) -> Result<(), KernelError> {
-        if self.n < self.fake {
-            Err(if self.eof {
-                truncated()
-            } else {
-                bad("a scan's data ends early")
-            })
+    /// Whether bits past the segment have been read.
+    #[inline]
+    fn overrun(&self) -> bool {
+        self.n < self.fake
+    }
+
+    /// The error for reading past the segment.
+    fn overrun_error(&self) -> KernelError {
+        if self.eof {
+            truncated()
         } else {
-            Ok(())
+            bad("a scan's data ends early")
         }
     }
 
-    fn bits(&mut self, k: u32) -> Result<u32, KernelError> {
+    #[inline]
+    fn bits(&mut self, k: u32) -> u32 {
         if k == 0 {
-            return Ok(0);
+            return 0;
         }
         if self.n < k {
             self.fill();
         }
         self.n -= k;
-        self.check()?;
-        Ok(((self.acc >> self.n) & ((1u64 << k) - 1)) as u32)
+        ((self.acc >> self.n) & ((1u64 << k) - 1)) as u32
     }
 
-    fn bit(&mut self) -> Result<bool, KernelError> {
-        Ok(self.bits(1)? == 1)
+    #[inline]
+    fn bit(&mut self) -> bool {
+        self.bits(1) == 1
     }
 
     /// `bits(s)` as a signed coefficient (the JPEG "EXTEND" of F.2.2.1).
-    fn receive_extend(&mut self, s: u32) -> Result<i32, KernelError> {
+    #[inline]
+    fn receive_extend(&mut self, s: u32) -> i32 {
         if s == 0 {
-            return Ok(0);
+            return 0;
         }
-        let r = self.bits(s)? as i32;
-        Ok(if r < (1 << (s - 1)) {
+        let r = self.bits(s) as i32;
+        if r < (1 << (s - 1)) {
             r - (1 << s) + 1
         } else {
             r
-        })
+        }
     }
 
+    /// The next `LOOKAHEAD` bits, not consumed; needs `n >= 16` (the caller fills).
+    #[inline]
+    fn peek(&self) -> usize {
+        ((self.acc >> (self.n - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) as usize
+    }
+
+    /// The next `FAST_BITS` bits, not consumed; needs `n >= 16` (the caller fills).
+    #[inline]
+    fn peek_fast(&self) -> usize {
+        ((self.acc >> (self.n - FAST_BITS)) & ((1 << FAST_BITS) - 1)) as usize
+    }
+
+    #[inline]
     fn huff(&mut self, t: &Huffman) -> Result<u8, KernelError> {
         if self.n < 16 {
             self.fill();
         }
-        let peek = ((self.acc >> (self.n - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) as usize;
-        let e = t.lookup[peek];
+        let e = t.lookup[self.peek()];
         if e != 0 {
             self.n -= u32::from(e >> 8);
-            self.check()?;
             return Ok(e as u8);
         }
-        // A longer code: walk the lengths as jdhuff.c's jpeg_huff_decode.
+        self.huff_long(t)
+    }
+
+    /// A code longer than `LOOKAHEAD` bits (or none): walks the lengths as jdhuff.c's
+    /// jpeg_huff_decode; needs `n >= 16`.
+    #[cold]
+    fn huff_long(&mut self, t: &Huffman) -> Result<u8, KernelError> {
         let mut len = LOOKAHEAD as usize + 1;
         let mut code = ((self.acc >> (self.n - len as u32)) & ((1 << len) - 1)) as i32;
         while code > t.maxcode[len] {
@@ -239,7 +339,6 @@ impl<'a> Bits<'a> {
             code = ((self.acc >> (self.n - len as u32)) & ((1 << len) - 1)) as i32;
         }
         self.n -= len as u32;
-        self.check()?;
         let idx = (code + t.valoffset[len]) as usize;
         t.values
             .get(idx)
@@ -281,8 +380,12 @@ struct Component {
     /// Samples of this component that are image (libjpeg's `downsampled_width/height`).
     dw: usize,
     dh: usize,
-    /// Quantized coefficients, 64 per block in natural order.
+    /// Quantized coefficients, 64 per block in natural order (not kept when `Decoder::stream`).
     coefs: Vec<i16>,
+    /// The samples, `bw * 8` by `bh * 8`, when `Decoder::stream` (else made by `output`).
+    samples: Vec<u8>,
+    /// A scan has had this component (only tracked when `Decoder::stream`).
+    scanned: bool,
     /// The quantization table, latched at the component's first scan (as jdcoefct.c).
     quant: Option<[u16; 64]>,
     pred: i32,
@@ -307,6 +410,11 @@ struct Decoder<'a> {
     dc: [Option<Huffman>; 4],
     ac: [Option<Huffman>; 4],
     restart: usize,
+    /// A sequential file's blocks go through the IDCT as they are decoded, with no
+    /// coefficient planes; that needs every component to be in one scan only, so a file
+    /// with a second scan of a component is decoded again without (`restart_whole`).
+    stream: bool,
+    restart_whole: bool,
     jfif: bool,
     adobe: Option<u8>,
     scans: usize,
@@ -323,19 +431,17 @@ pub(super) fn decode(
     if !bytes.starts_with(&[0xFF, 0xD8]) {
         return Err(bad("no start-of-image marker"));
     }
-    let mut d = Decoder {
-        data: bytes,
-        pos: 2,
-        frame: None,
-        quant: [None; 4],
-        dc: [None, None, None, None],
-        ac: [None, None, None, None],
-        restart: 0,
-        jfif: false,
-        adobe: None,
-        scans: 0,
-    };
-    d.markers(&check)?;
+    let mut d = Decoder::new(bytes);
+    match d.markers(&check) {
+        Err(_) if d.restart_whole => {
+            d = Decoder {
+                stream: false,
+                ..Decoder::new(bytes)
+            };
+            d.markers(&check)?;
+        }
+        r => r?,
+    }
     d.output(grey)
 }
 
@@ -352,7 +458,24 @@ fn segment(data: &[u8], pos: usize) -> Result<(&[u8], usize), KernelError> {
     Ok((body, pos + len))
 }
 
-impl Decoder<'_> {
+impl<'a> Decoder<'a> {
+    fn new(data: &'a [u8]) -> Decoder<'a> {
+        Decoder {
+            data,
+            pos: 2,
+            frame: None,
+            quant: [None; 4],
+            dc: [None, None, None, None],
+            ac: [None, None, None, None],
+            restart: 0,
+            jfif: false,
+            adobe: None,
+            scans: 0,
+            stream: true,
+            restart_whole: false,
+        }
+    }
+
     fn markers(
         &mut self,
         check: &impl Fn(usize, usize, usize) -> Result<(), KernelError>,
@@ -480,6 +603,8 @@ impl Decoder<'_> {
                 dw: 0,
                 dh: 0,
                 coefs: Vec::new(),
+                samples: Vec::new(),
+                scanned: false,
                 quant: None,
                 pred: 0,
             });
@@ -498,7 +623,11 @@ impl Decoder<'_> {
             c.bh = mcuy * c.v;
             c.dw = (width * c.h).div_ceil(max_h);
             c.dh = (height * c.v).div_ceil(max_v);
-            c.coefs = vec![0; c.bw * c.bh * 64];
+            if progressive || !self.stream {
+                c.coefs = vec![0; c.bw * c.bh * 64];
+            } else {
+                c.samples = vec![0; c.bw * c.bh * 64];
+            }
         }
         self.frame = Some(Frame {
             width,
@@ -633,6 +762,18 @@ impl Decoder<'_> {
             }
             c.pred = 0;
         }
+        let stream = self.stream && !frame.progressive;
+        if stream {
+            for &(ci, _, _) in &scan {
+                let c = &mut frame.comps[ci];
+                if c.scanned {
+                    // A second scan would add to coefficients already gone to samples.
+                    self.restart_whole = true;
+                    return Err(bad("a component in two sequential scans"));
+                }
+                c.scanned = true;
+            }
+        }
         let mut bits = Bits::new(self.data, start);
         let mut eobrun = 0u32;
         let kind = if !frame.progressive {
@@ -693,39 +834,72 @@ impl Decoder<'_> {
                 for &(ci, by, bx) in &mcu_blocks {
                     let &(_, td, ta) = scan.iter().find(|s| s.0 == ci).expect("in the scan");
                     let c = &mut frame.comps[ci];
+                    if stream {
+                        let (dc, ac) = (self.dc[td].as_ref(), self.ac[ta].as_ref());
+                        let (dc, ac) =
+                            (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
+                        let mut block = [0i16; 64];
+                        let done = sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block);
+                        if bits.overrun() {
+                            return Err(bits.overrun_error());
+                        }
+                        done?;
+                        let quant = c.quant.as_ref().expect("latched above");
+                        let mut out = [0u8; 64];
+                        simd::with_avx2(
+                            #[inline(always)]
+                            || idct_block(&block, quant, &mut out),
+                        );
+                        let stride = c.bw * 8;
+                        for (row, samples) in out.chunks_exact(8).enumerate() {
+                            let o = (by * 8 + row) * stride + bx * 8;
+                            c.samples[o..o + 8].copy_from_slice(samples);
+                        }
+                        continue;
+                    }
                     let at = (by * c.bw + bx) * 64;
-                    let block = &mut c.coefs[at..at + 64];
-                    match kind {
+                    let block: &mut [i16; 64] = (&mut c.coefs[at..at + 64])
+                        .try_into()
+                        .expect("64 coefficients");
+                    let done = match kind {
                         Kind::Sequential => {
                             let (dc, ac) = (self.dc[td].as_ref(), self.ac[ta].as_ref());
                             let (dc, ac) =
                                 (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
-                            sequential_block(&mut bits, dc, ac, &mut c.pred, block)?;
+                            sequential_block(&mut bits, dc, ac, &mut c.pred, block)
                         }
                         Kind::DcFirst => {
                             let dc = self.dc[td].as_ref().ok_or_else(missing_table)?;
-                            let s = bits.huff(dc)?;
-                            if s > 15 {
-                                return Err(bad("a bad DC difference"));
-                            }
-                            let diff = bits.receive_extend(u32::from(s))?;
-                            c.pred = c.pred.wrapping_add(diff);
-                            block[0] = (c.pred << al) as i16;
+                            bits.huff(dc).and_then(|s| {
+                                if s > 15 {
+                                    return Err(bad("a bad DC difference"));
+                                }
+                                let diff = bits.receive_extend(u32::from(s));
+                                c.pred = c.pred.wrapping_add(diff);
+                                block[0] = (c.pred << al) as i16;
+                                Ok(())
+                            })
                         }
                         Kind::DcRefine => {
-                            if bits.bit()? {
+                            if bits.bit() {
                                 block[0] |= (1i32 << al) as i16;
                             }
+                            Ok(())
                         }
                         Kind::AcFirst => {
                             let ac = self.ac[ta].as_ref().ok_or_else(missing_table)?;
-                            ac_first(&mut bits, ac, block, ss, se, al, &mut eobrun)?;
+                            ac_first(&mut bits, ac, block, ss, se, al, &mut eobrun)
                         }
                         Kind::AcRefine => {
                             let ac = self.ac[ta].as_ref().ok_or_else(missing_table)?;
-                            ac_refine(&mut bits, ac, block, ss, se, al, &mut eobrun)?;
+                            ac_refine(&mut bits, ac, block, ss, se, al, &mut eobrun)
                         }
+                    };
+                    // Reading past the segment came first if it happened at all (see `Bits`).
+                    if bits.overrun() {
+                        return Err(bits.overrun_error());
                     }
+                    done?;
                 }
             }
         }
@@ -733,7 +907,7 @@ impl Decoder<'_> {
     }
 
     fn output(self, grey: bool) -> Result<Decoded, KernelError> {
-        let frame = self.frame.expect("checked by markers");
+        let mut frame = self.frame.expect("checked by markers");
         let (w, h) = (frame.width, frame.height);
         let n = frame.comps.len();
         // jdapimin.c's default_decompress_parms.
@@ -748,40 +922,71 @@ impl Decoder<'_> {
                 }
             };
         let needed = if grey && !rgb_coded { 1 } else { n };
-        let planes: Vec<Vec<u8>> = frame.comps[..needed]
-            .iter()
-            .map(|c| {
-                let plane = idct_plane(c);
-                upsample(&plane, c, frame.max_h / c.h, frame.max_v / c.v, w, h)
-            })
-            .collect();
-        let pixels = if n == 1 || (grey && !rgb_coded) {
-            planes.into_iter().next().expect("one plane")
-        } else if rgb_coded && grey {
-            // rgb_gray_convert: FIX(0.299), FIX(0.587), FIX(0.114) in 1/65536, rounded.
-            (0..w * h)
-                .map(|i| {
-                    let (r, g, b) = (
-                        planes[0][i] as u32,
-                        planes[1][i] as u32,
-                        planes[2][i] as u32,
-                    );
-                    ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16) as u8
+        let planes: Vec<Vec<u8>> = if self.stream && !frame.progressive {
+            frame.comps[..needed]
+                .iter_mut()
+                .map(|c| {
+                    if c.scanned {
+                        std::mem::take(&mut c.samples)
+                    } else {
+                        // No scan: zero coefficients and no table, so the level shift alone.
+                        vec![128; c.samples.len()]
+                    }
                 })
                 .collect()
-        } else if rgb_coded {
-            let mut out = Vec::with_capacity(w * h * 3);
-            for i in 0..w * h {
-                out.extend_from_slice(&[planes[0][i], planes[1][i], planes[2][i]]);
-            }
-            out
         } else {
-            ycc_to_rgb(&planes[0], &planes[1], &planes[2])
+            frame.comps[..needed].iter().map(idct_plane).collect()
         };
+        let comps = &frame.comps[..needed];
+        let channels = if grey || n == 1 { 1 } else { 3 };
+        let mut pixels = vec![0u8; w * h * channels];
+        // Upsampled rows, one at a time, so no full-size plane is ever made.
+        let mut lines: Vec<Vec<u8>> = comps
+            .iter()
+            .map(|c| vec![0u8; c.bw * 8 * (frame.max_h / c.h)])
+            .collect();
+        let mut sums = Vec::new();
+        simd::with_avx2(
+            #[inline(always)]
+            || {
+                for (y, out) in pixels.chunks_exact_mut(w * channels).enumerate() {
+                    let mut rows: [&[u8]; 3] = [&[]; 3];
+                    for (((row, c), plane), line) in
+                        rows.iter_mut().zip(comps).zip(&planes).zip(&mut lines)
+                    {
+                        let factors = (frame.max_h / c.h, frame.max_v / c.v);
+                        *row = &upsample_row(plane, line, &mut sums, c, factors, y, w)[..w];
+                    }
+                    if needed == 1 {
+                        out.copy_from_slice(rows[0]);
+                    } else if grey {
+                        // rgb_gray_convert: FIX(0.299), FIX(0.587), FIX(0.114) in 1/65536,
+                        // rounded.
+                        for (((o, &r), &g), &b) in
+                            out.iter_mut().zip(rows[0]).zip(rows[1]).zip(rows[2])
+                        {
+                            let (r, g, b) = (u32::from(r), u32::from(g), u32::from(b));
+                            *o = ((19595 * r + 38470 * g + 7471 * b + 32768) >> 16) as u8;
+                        }
+                    } else if rgb_coded {
+                        for (((o, &r), &g), &b) in out
+                            .chunks_exact_mut(3)
+                            .zip(rows[0])
+                            .zip(rows[1])
+                            .zip(rows[2])
+                        {
+                            o.copy_from_slice(&[r, g, b]);
+                        }
+                    } else {
+                        ycc_to_rgb_row(rows[0], rows[1], rows[2], out);
+                    }
+                }
+            },
+        );
         Ok(Decoded {
             height: h,
             width: w,
-            channels: if grey || n == 1 { 1 } else { 3 },
+            channels,
             pixels,
         })
     }
@@ -797,28 +1002,63 @@ enum Kind {
 }
 
 /// jdhuff.c's decode_mcu for one block.
+#[inline]
 fn sequential_block(
     bits: &mut Bits,
     dc: &Huffman,
     ac: &Huffman,
     pred: &mut i32,
-    block: &mut [i16],
+    block: &mut [i16; 64],
+) -> Result<(), KernelError> {
+    // A copy of the reader's state, so that it lives in registers through the loop.
+    let mut b = *bits;
+    let done = sequential_block_in(&mut b, dc, ac, pred, block);
+    *bits = b;
+    done
+}
+
+#[inline(always)]
+fn sequential_block_in(
+    bits: &mut Bits,
+    dc: &Huffman,
+    ac: &Huffman,
+    pred: &mut i32,
+    block: &mut [i16; 64],
 ) -> Result<(), KernelError> {
     let s = bits.huff(dc)?;
     if s > 15 {
         return Err(bad("a bad DC difference"));
     }
-    let diff = bits.receive_extend(u32::from(s))?;
+    let diff = bits.receive_extend(u32::from(s));
     *pred = pred.wrapping_add(diff);
     block[0] = *pred as i16;
     let mut k = 1;
     while k < 64 {
-        let rs = bits.huff(ac)?;
+        // At least 16 bits for the code and 15 for its value, so one refill at most.
+        if bits.n < 31 {
+            bits.fill();
+        }
+        let e = ac.fast_ac[bits.peek_fast()];
+        let used = (e & 0x1F) as u32;
+        if e & 0x80 != 0 {
+            bits.n -= used;
+            k += ((e >> 8) & 15) as usize;
+            // `& 63` only tells the compiler what NATURAL holds.
+            block[NATURAL[k] & 63] = (e >> 16) as i16;
+            k += 1;
+            continue;
+        }
+        let rs = if e != 0 {
+            bits.n -= used;
+            (e >> 8) as u8
+        } else {
+            bits.huff_long(ac)?
+        };
         let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {
             k += r;
-            let v = bits.receive_extend(s)?;
-            block[NATURAL[k]] = v as i16;
+            let v = bits.receive_extend(s);
+            block[NATURAL[k] & 63] = v as i16;
         } else if r == 15 {
             k += 15;
         } else {
@@ -833,7 +1073,7 @@ fn sequential_block(
 fn ac_first(
     bits: &mut Bits,
     ac: &Huffman,
-    block: &mut [i16],
+    block: &mut [i16; 64],
     ss: usize,
     se: usize,
     al: u32,
@@ -849,14 +1089,14 @@ fn ac_first(
         let (r, s) = (u32::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {
             k += r as usize;
-            let v = bits.receive_extend(s)?;
+            let v = bits.receive_extend(s);
             block[NATURAL[k.min(79)]] = (v << al) as i16;
         } else if r == 15 {
             k += 15;
         } else {
             *eobrun = 1 << r;
             if r > 0 {
-                *eobrun += bits.bits(r)?;
+                *eobrun += bits.bits(r);
             }
             *eobrun -= 1;
             break;
@@ -870,7 +1110,7 @@ fn ac_first(
 fn ac_refine(
     bits: &mut Bits,
     ac: &Huffman,
-    block: &mut [i16],
+    block: &mut [i16; 64],
     ss: usize,
     se: usize,
     al: u32,
@@ -878,15 +1118,14 @@ fn ac_refine(
 ) -> Result<(), KernelError> {
     let p1 = (1i32 << al) as i16;
     let m1 = ((-1i32) << al) as i16;
-    let refine = |bits: &mut Bits, coef: &mut i16| -> Result<(), KernelError> {
-        if bits.bit()? && (*coef & p1) == 0 {
+    let refine = |bits: &mut Bits, coef: &mut i16| {
+        if bits.bit() && (*coef & p1) == 0 {
             *coef = if *coef >= 0 {
                 coef.wrapping_add(p1)
             } else {
                 coef.wrapping_add(m1)
             };
         }
-        Ok(())
     };
     let mut k = ss;
     if *eobrun == 0 {
@@ -896,18 +1135,18 @@ fn ac_refine(
             let mut value = 0i16;
             if s != 0 {
                 // s is 1 in a valid file (libjpeg warns otherwise and goes on).
-                value = if bits.bit()? { p1 } else { m1 };
+                value = if bits.bit() { p1 } else { m1 };
             } else if r != 15 {
                 *eobrun = 1 << r;
                 if r > 0 {
-                    *eobrun += bits.bits(r as u32)?;
+                    *eobrun += bits.bits(r as u32);
                 }
                 break;
             }
             while k <= se {
                 let pos = NATURAL[k];
                 if block[pos] != 0 {
-                    refine(bits, &mut block[pos])?;
+                    refine(bits, &mut block[pos]);
                 } else {
                     r -= 1;
                     if r < 0 {
@@ -926,7 +1165,7 @@ fn ac_refine(
         while k <= se {
             let pos = NATURAL[k];
             if block[pos] != 0 {
-                refine(bits, &mut block[pos])?;
+                refine(bits, &mut block[pos]);
             }
             k += 1;
         }
@@ -943,23 +1182,134 @@ fn range_limit(x: i64) -> u8 {
     (x + 128).clamp(0, 255) as u8
 }
 
-/// A component's samples, all blocks (whole MCUs): `bw * 8` wide, `bh * 8` high.
+/// A component's samples: `bw * 8` wide, `bh * 8` high, computed for the blocks that
+/// hold image (`dw` by `dh` samples); the rest stay 0, as no output sample reads them.
 fn idct_plane(c: &Component) -> Vec<u8> {
     let stride = c.bw * 8;
     let mut plane = vec![0u8; stride * c.bh * 8];
     let quant = c.quant.unwrap_or([0; 64]);
-    let mut out = [0u8; 64];
-    for by in 0..c.bh {
-        for bx in 0..c.bw {
-            let at = (by * c.bw + bx) * 64;
-            idct_islow(&c.coefs[at..at + 64], &quant, &mut out);
-            for row in 0..8 {
-                let o = (by * 8 + row) * stride + bx * 8;
-                plane[o..o + 8].copy_from_slice(&out[row * 8..row * 8 + 8]);
+    let (bw, bh) = (c.dw.div_ceil(8), c.dh.div_ceil(8));
+    // The IDCT's lanes are eight 32-bit integers: one AVX2 register where the CPU has it.
+    simd::with_avx2(
+        #[inline(always)]
+        || {
+            let mut out = [0u8; 64];
+            for by in 0..bh {
+                for bx in 0..bw {
+                    let at = (by * c.bw + bx) * 64;
+                    let coefs: &[i16; 64] =
+                        c.coefs[at..at + 64].try_into().expect("64 coefficients");
+                    idct_block(coefs, &quant, &mut out);
+                    for row in 0..8 {
+                        let o = (by * 8 + row) * stride + bx * 8;
+                        plane[o..o + 8].copy_from_slice(&out[row * 8..row * 8 + 8]);
+                    }
+                }
             }
+        },
+    );
+    plane
+}
+
+/// One block's samples from its coefficients: `idct_islow`'s arithmetic, bit for bit.
+///
+/// jidctint.c is written so that with 8-bit samples every value fits 32 bits: the
+/// dequantized coefficients and the first pass's outputs fit 16 bits in any block an
+/// encoder makes from 8-bit samples. Where both hold here (checked), no product or sum of
+/// either pass leaves `i32`: the largest is at most 62,238 times the largest input (each
+/// value's coefficients in the inputs summed in absolute value), and 62,238 * 32,768 plus
+/// the rounding terms is below 2^31. Then both passes run on eight columns (rows) at a
+/// time in `i32`, which LLVM vectorizes; otherwise (corrupt data, huge coefficients or
+/// 16-bit tables) the block goes through `idct_islow`'s `i64` arithmetic.
+#[inline(always)]
+fn idct_block(coefs: &[i16; 64], quant: &[u16; 64], out: &mut [u8; 64]) {
+    if coefs[1..].iter().all(|&c| c == 0) {
+        // Only a DC term: `idct_islow`'s own shortcut.
+        let dc = ((i64::from(coefs[0]) * i64::from(quant[0])) << PASS1_BITS) as i32;
+        out.fill(range_limit(descale(i64::from(dc), PASS1_BITS + 3)));
+        return;
+    }
+    let mut x = [[0i32; 8]; 8];
+    // Bit 16 and up of `v + 2^15` are all zero exactly when -2^15 <= v < 2^15.
+    let mut wide = 0u32;
+    for r in 0..8 {
+        for l in 0..8 {
+            // |coef * quant| <= 2^15 * 65535 < 2^31 - 2^15.
+            let d = i32::from(coefs[r * 8 + l]) * i32::from(quant[r * 8 + l]);
+            x[r][l] = d;
+            wide |= (d + (1 << 15)) as u32;
         }
     }
-    plane
+    if wide >> 16 != 0 {
+        return idct_islow(coefs, quant, out);
+    }
+    // Pass 1, columns in the lanes; DESCALE by CONST_BITS - PASS1_BITS.
+    let o = islow_lanes(&x);
+    let mut t = [[0i32; 8]; 8];
+    let mut wide = 0u32;
+    for r in 0..8 {
+        for l in 0..8 {
+            let w = (o[r][l] + (1 << 10)) >> 11;
+            wide |= (w + (1 << 15)) as u32;
+            // Transposed, so that pass 2 has the rows in its lanes.
+            t[l][r] = w;
+        }
+    }
+    if wide >> 16 != 0 {
+        return idct_islow(coefs, quant, out);
+    }
+    // Pass 2, rows in the lanes, with the final descale's rounding folded into the DC term.
+    for l in 0..8 {
+        t[0][l] += 1 << (PASS1_BITS + 2);
+    }
+    let o = islow_lanes(&t);
+    let shift = CONST_BITS + PASS1_BITS + 3;
+    for row in 0..8 {
+        for col in 0..8 {
+            out[row * 8 + col] = ((o[col][row] >> shift) + 128).clamp(0, 255) as u8;
+        }
+    }
+}
+
+/// jidctint.c's butterflies for one pass on eight lanes at once (`x[k][l]`: input `k` of
+/// lane `l`): the eight outputs of each lane in order, before descaling. The caller
+/// guarantees the inputs are small enough for `i32` (see `idct_block`).
+#[inline(always)]
+fn islow_lanes(x: &[[i32; 8]; 8]) -> [[i32; 8]; 8] {
+    let mut o = [[0i32; 8]; 8];
+    for l in 0..8 {
+        let (z2, z3) = (x[2][l], x[6][l]);
+        let z1 = (z2 + z3) * FIX_0_541196100 as i32;
+        let tmp2 = z1 + z3 * -(FIX_1_847759065 as i32);
+        let tmp3 = z1 + z2 * FIX_0_765366865 as i32;
+        let (z2, z3) = (x[0][l], x[4][l]);
+        let tmp0 = (z2 + z3) << CONST_BITS;
+        let tmp1 = (z2 - z3) << CONST_BITS;
+        let (tmp10, tmp13, tmp11, tmp12) = (tmp0 + tmp3, tmp0 - tmp3, tmp1 + tmp2, tmp1 - tmp2);
+        let (t0, t1, t2, t3) = (x[7][l], x[5][l], x[3][l], x[1][l]);
+        let (z1, z2, z3, z4) = (t0 + t3, t1 + t2, t0 + t2, t1 + t3);
+        let z5 = (z3 + z4) * FIX_1_175875602 as i32;
+        let (t0, t1, t2, t3) = (
+            t0 * FIX_0_298631336 as i32,
+            t1 * FIX_2_053119869 as i32,
+            t2 * FIX_3_072711026 as i32,
+            t3 * FIX_1_501321110 as i32,
+        );
+        let z1 = z1 * -(FIX_0_899976223 as i32);
+        let z2 = z2 * -(FIX_2_562915447 as i32);
+        let z3 = z3 * -(FIX_1_961570560 as i32) + z5;
+        let z4 = z4 * -(FIX_0_390180644 as i32) + z5;
+        let (o0, o1, o2, o3) = (t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4);
+        o[0][l] = tmp10 + o3;
+        o[7][l] = tmp10 - o3;
+        o[1][l] = tmp11 + o2;
+        o[6][l] = tmp11 - o2;
+        o[2][l] = tmp12 + o1;
+        o[5][l] = tmp12 - o1;
+        o[3][l] = tmp13 + o0;
+        o[4][l] = tmp13 - o0;
+    }
+    o
 }
 
 const CONST_BITS: u32 = 13;
@@ -984,8 +1334,10 @@ fn descale(x: i64, n: u32) -> i64 {
 }
 
 /// jidctint.c's `jpeg_idct_islow`: dequantize and inverse-DCT one block (JLONG is 64-bit
-/// on the platforms TF and PIL ship for; the workspace between passes is `int`).
-fn idct_islow(coefs: &[i16], quant: &[u16; 64], out: &mut [u8; 64]) {
+/// on the platforms TF and PIL ship for; the workspace between passes is `int`). The
+/// reference `idct_block` must equal, and what it falls back on outside `i32`'s range.
+#[cold]
+fn idct_islow(coefs: &[i16; 64], quant: &[u16; 64], out: &mut [u8; 64]) {
     let deq = |k: usize| i64::from(coefs[k]) * i64::from(quant[k]);
     if coefs[1..64].iter().all(|&c| c == 0) {
         // Only a DC term: every sample is the same (what both passes compute for it).
@@ -1077,50 +1429,55 @@ fn odd(t0: i64, t1: i64, t2: i64, t3: i64) -> (i64, i64, i64, i64) {
     (t0 + z1 + z3, t1 + z2 + z4, t2 + z2 + z3, t3 + z1 + z4)
 }
 
-/// A component's plane brought to the image's full size (`w * h`), as jdsample.c does.
-fn upsample(plane: &[u8], c: &Component, hx: usize, vx: usize, w: usize, h: usize) -> Vec<u8> {
+/// Output row `y` of a component brought to the image's full width, as jdsample.c does:
+/// a row of `plane` itself, or the upsampled row written into `line`. `hx`, `vx`: the
+/// component's upsampling factors.
+fn upsample_row<'a>(
+    plane: &'a [u8],
+    line: &'a mut [u8],
+    sums: &mut Vec<u16>,
+    c: &Component,
+    (hx, vx): (usize, usize),
+    y: usize,
+    w: usize,
+) -> &'a [u8] {
     let stride = c.bw * 8;
     let row = |r: usize| &plane[r * stride..(r + 1) * stride];
-    let mut out = vec![0u8; w * h];
     // libjpeg's context rows: above the first row is the first; below the last row with
     // image is that row.
     let above = |r: usize| r.saturating_sub(1);
     let below = |r: usize| (r + 1).min(c.dh - 1);
     let dw = c.dw;
-    let mut line = vec![0u8; stride * hx];
-    for y in 0..h {
-        let r = y / vx;
-        let dst = &mut line[..];
-        match (hx, vx) {
-            (1, 1) => dst[..stride].copy_from_slice(row(r)),
-            (2, 1) if dw > 2 => h2v1_fancy(row(r), dw, dst),
-            (1, 2) => {
-                let (near, far, bias) = if y % 2 == 0 {
-                    (row(r), row(above(r)), 1)
-                } else {
-                    (row(r), row(below(r)), 2)
-                };
-                for x in 0..dw {
-                    dst[x] = ((3 * u32::from(near[x]) + u32::from(far[x]) + bias) >> 2) as u8;
-                }
-            }
-            (2, 2) if dw > 2 => {
-                let far = if y % 2 == 0 {
-                    row(above(r))
-                } else {
-                    row(below(r))
-                };
-                h2v2_fancy(row(r), far, dw, dst);
-            }
-            _ => {
-                for (x, d) in dst.iter_mut().enumerate() {
-                    *d = row(r)[x / hx];
-                }
+    let r = y / vx;
+    match (hx, vx) {
+        (1, 1) => return row(r),
+        (2, 1) if dw > 2 => h2v1_fancy(row(r), dw, line),
+        (1, 2) => {
+            let (near, far, bias) = if y.is_multiple_of(2) {
+                (row(r), row(above(r)), 1)
+            } else {
+                (row(r), row(below(r)), 2)
+            };
+            for ((d, &n), &f) in line[..dw].iter_mut().zip(near).zip(far) {
+                *d = ((3 * u32::from(n) + u32::from(f) + bias) >> 2) as u8;
             }
         }
-        out[y * w..(y + 1) * w].copy_from_slice(&line[..w]);
+        (2, 2) if dw > 2 => {
+            let far = if y.is_multiple_of(2) {
+                row(above(r))
+            } else {
+                row(below(r))
+            };
+            h2v2_fancy(row(r), far, dw, sums, line);
+        }
+        _ => {
+            let src = row(r);
+            for (x, d) in line[..w].iter_mut().enumerate() {
+                *d = src[x / hx];
+            }
+        }
     }
-    out
+    line
 }
 
 /// jdsample.c's h2v1_fancy_upsample for one row (`dw > 2`).
@@ -1139,50 +1496,145 @@ fn h2v1_fancy(input: &[u8], dw: usize, out: &mut [u8]) {
 }
 
 /// jdsample.c's h2v2_fancy_upsample for one output row: `near` is the input row nearest to
-/// it, `far` the next nearest (`dw > 2`).
-fn h2v2_fancy(near: &[u8], far: &[u8], dw: usize, out: &mut [u8]) {
-    let sum = |i: usize| u32::from(near[i]) * 3 + u32::from(far[i]);
-    let mut this = sum(0);
-    let mut last;
-    out[0] = ((this * 4 + 8) >> 4) as u8;
-    let mut next = sum(1);
-    out[1] = ((this * 3 + next + 7) >> 4) as u8;
-    for i in 1..dw - 1 {
-        last = this;
-        this = next;
-        next = sum(i + 1);
-        out[2 * i] = ((this * 3 + last + 8) >> 4) as u8;
-        out[2 * i + 1] = ((this * 3 + next + 7) >> 4) as u8;
+/// it, `far` the next nearest (`dw > 2`). jdsample.c carries the column sums from one
+/// step to the next; here each output is written from the sums it needs, the same values
+/// without a loop-carried dependency.
+fn h2v2_fancy(near: &[u8], far: &[u8], dw: usize, sums: &mut Vec<u16>, out: &mut [u8]) {
+    sums.resize(dw, 0);
+    let sums = &mut sums[..dw];
+    for ((s, &n), &f) in sums.iter_mut().zip(near).zip(far) {
+        *s = u16::from(n) * 3 + u16::from(f);
     }
-    last = this;
-    this = next;
     let l = dw - 1;
-    out[2 * l] = ((this * 3 + last + 8) >> 4) as u8;
-    out[2 * l + 1] = ((this * 4 + 7) >> 4) as u8;
+    out[0] = ((sums[0] * 4 + 8) >> 4) as u8;
+    out[1] = ((sums[0] * 3 + sums[1] + 7) >> 4) as u8;
+    for (o, s) in out[2..2 * l].chunks_exact_mut(2).zip(sums.windows(3)) {
+        let this = s[1] * 3;
+        o[0] = ((this + s[0] + 8) >> 4) as u8;
+        o[1] = ((this + s[2] + 7) >> 4) as u8;
+    }
+    out[2 * l] = ((sums[l] * 3 + sums[l - 1] + 8) >> 4) as u8;
+    out[2 * l + 1] = ((sums[l] * 4 + 7) >> 4) as u8;
 }
 
-/// jdcolor.c's ycc_rgb_convert with its tables (16-bit fixed point, rounded).
-fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8]) -> Vec<u8> {
+/// `FIX(x)` of jdcolor.c: x in 16-bit fixed point, rounded.
+const fn fix16(x: f64) -> i32 {
+    (x * 65536.0 + 0.5) as i32
+}
+
+/// jdcolor.c's ycc_rgb_convert for one row. Its tables hold `(FIX(1.402) * x + HALF) >> 16`
+/// and the like for each `x = sample - 128`; computing those instead of looking them up
+/// gives the same values and lets the loop vectorize.
+#[inline(always)]
+fn ycc_to_rgb_row(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     const HALF: i32 = 1 << 15;
-    let fix = |x: f64| (x * 65536.0 + 0.5) as i32;
-    let mut cr_r = [0i32; 256];
-    let mut cb_b = [0i32; 256];
-    let mut cr_g = [0i32; 256];
-    let mut cb_g = [0i32; 256];
-    for i in 0..256 {
-        let x = i as i32 - 128;
-        cr_r[i] = (fix(1.40200) * x + HALF) >> 16;
-        cb_b[i] = (fix(1.77200) * x + HALF) >> 16;
-        cr_g[i] = -fix(0.71414) * x;
-        cb_g[i] = -fix(0.34414) * x + HALF;
-    }
+    const CR_R: i32 = fix16(1.40200);
+    const CB_B: i32 = fix16(1.77200);
+    const CR_G: i32 = fix16(0.71414);
+    const CB_G: i32 = fix16(0.34414);
     let clamp = |v: i32| v.clamp(0, 255) as u8;
-    let mut out = Vec::with_capacity(y.len() * 3);
-    for i in 0..y.len() {
-        let (yy, b, r) = (i32::from(y[i]), usize::from(cb[i]), usize::from(cr[i]));
-        out.push(clamp(yy + cr_r[r]));
-        out.push(clamp(yy + ((cb_g[b] + cr_g[r]) >> 16)));
-        out.push(clamp(yy + cb_b[b]));
+    for (((o, &y), &b), &r) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
+        let (y, b, r) = (i32::from(y), i32::from(b) - 128, i32::from(r) - 128);
+        o[0] = clamp(y + ((CR_R * r + HALF) >> 16));
+        o[1] = clamp(y + ((-CB_G * b + HALF - CR_G * r) >> 16));
+        o[2] = clamp(y + ((CB_B * b + HALF) >> 16));
     }
-    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn xorshift(state: &mut u64) -> u64 {
+        *state ^= *state << 13;
+        *state ^= *state >> 7;
+        *state ^= *state << 17;
+        *state
+    }
+
+    /// The `i32` lanes give `idct_islow`'s samples on random blocks of every size, from
+    /// sparse small ones to coefficients and tables far outside any real file's.
+    #[test]
+    fn idct_block_equals_the_reference() {
+        let mut state = 0x2545_F491_4F6C_DD1Du64;
+        for i in 0..60_000 {
+            let mut coefs = [0i16; 64];
+            let mut quant = [0u16; 64];
+            let (cmax, qmax) = match i % 6 {
+                0 => (64, 16),
+                1 => (1024, 8),
+                2 => (2048, 255),
+                3 => (32768, 255),
+                4 => (32768, 65535),
+                _ => (256, 255),
+            };
+            let density = 1 + xorshift(&mut state) % 64;
+            for k in 0..64 {
+                quant[k] = (1 + xorshift(&mut state) % qmax) as u16;
+                if k == 0 || xorshift(&mut state) % 64 < density {
+                    coefs[k] = ((xorshift(&mut state) % (2 * cmax)) as i64 - cmax as i64)
+                        .clamp(-32768, 32767) as i16;
+                }
+            }
+            let (mut got, mut want) = ([0u8; 64], [0u8; 64]);
+            idct_block(&coefs, &quant, &mut got);
+            idct_islow(&coefs, &quant, &mut want);
+            assert_eq!(got, want, "{coefs:?} {quant:?}");
+            simd::with_avx2(|| idct_block(&coefs, &quant, &mut got));
+            assert_eq!(got, want, "{coefs:?} {quant:?}");
+        }
+    }
+
+    /// Every sign pattern of inputs at the limits `idct_block` admits (overflow checks are
+    /// on in tests, so a sum leaving `i32` would panic here).
+    #[test]
+    fn lanes_stay_in_i32_at_the_limits() {
+        for pattern in 0..256u32 {
+            let mut x = [[0i32; 8]; 8];
+            for k in 0..8 {
+                for l in 0..8 {
+                    // Each lane a different pattern: bit k of (pattern + 37 * lane).
+                    let p = pattern.wrapping_add(37 * l as u32);
+                    x[k][l] = if p >> k & 1 == 1 { 32767 } else { -32768 };
+                }
+            }
+            let o = islow_lanes(&x);
+            for row in o {
+                for v in row {
+                    let _ = v + (1 << 10);
+                }
+            }
+            for l in 0..8 {
+                x[0][l] += 1 << (PASS1_BITS + 2);
+            }
+            islow_lanes(&x);
+        }
+    }
+
+    /// The computed colour terms equal jdcolor.c's tables for every (Cb, Cr).
+    #[test]
+    fn ycc_arithmetic_equals_the_tables() {
+        const HALF: i32 = 1 << 15;
+        let fix = |x: f64| (x * 65536.0 + 0.5) as i32;
+        for yy in [0u8, 1, 77, 128, 200, 254, 255] {
+            let cb: Vec<u8> = (0..=255u8).collect();
+            for cr in 0..=255u8 {
+                let y = vec![yy; 256];
+                let crs = vec![cr; 256];
+                let mut out = vec![0u8; 256 * 3];
+                ycc_to_rgb_row(&y, &cb, &crs, &mut out);
+                for b in 0..256usize {
+                    let (xb, xr) = (b as i32 - 128, i32::from(cr) - 128);
+                    let yv = i32::from(yy);
+                    let want = [
+                        yv + ((fix(1.40200) * xr + HALF) >> 16),
+                        yv + ((-fix(0.34414) * xb + HALF + -fix(0.71414) * xr) >> 16),
+                        yv + ((fix(1.77200) * xb + HALF) >> 16),
+                    ]
+                    .map(|v| v.clamp(0, 255) as u8);
+                    assert_eq!(out[3 * b..3 * b + 3], want, "y {yy} cb {b} cr {cr}");
+                }
+            }
+        }
+    }
 }

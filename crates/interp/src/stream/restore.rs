@@ -8,9 +8,20 @@
 //! between the mark and the position (about one block). `cache` rebuilds its contents by
 //! running its input's first pass again.
 
-use super::*;
-use crate::state::{PlanState, mismatch};
-use std::collections::BTreeMap;
+use super::base::Stream;
+use super::batching::{Batch, PaddedBatch, Unbatch};
+use super::buffering::{Prefetch, Replay, Shuffle};
+use super::combinators::{Concat, Repeat, Zip};
+use super::elementwise::{Enumerate, ParMap, Shard, Skip, Take};
+use super::plan::{Plan, PlanKind, apply_opens, snapshot_opens};
+use super::sources::{Range, Slices, Whole};
+use crate::block::Pending;
+use crate::budget::Budget;
+use crate::lanes::Stage;
+use crate::rng::Rng;
+use crate::state::{Marks, NodeState, Rows, mismatch};
+use pipec_diag::Diagnostic;
+use std::sync::Arc;
 
 /// The most rows pulled at once while dropping outputs a resumed node already delivered.
 const DROP_BLOCK: u64 = 8192;
@@ -29,22 +40,6 @@ pub(super) fn drop_outputs(s: &mut dyn Stream, mut n: u64) -> Result<(), Diagnos
         }
     }
     Ok(())
-}
-
-/// The `shuffle` and `global_shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
-/// them, `repeat`, `concatenate` and `cache`, as of the position each saved: a global copy
-/// taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the position.)
-pub(crate) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
-    shuffles
-        .iter()
-        .filter_map(|(id, plan)| match &plan.kind {
-            PlanKind::Shuffle { seed, .. } => Some((*id, PlanState::Shuffle { seed: *seed })),
-            PlanKind::GlobalShuffle { seed, .. } => {
-                Some((*id, PlanState::GlobalShuffle { seed: *seed }))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// The name a state kind is shown by in a mismatch.

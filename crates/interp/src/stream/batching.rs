@@ -12,22 +12,45 @@ use pipec_tensor::kernels;
 use pipec_tensor::{Scalar, Tensor};
 
 pub(super) struct Batch {
-    pub(super) input: Box<dyn Stream>,
-    pub(super) size: usize,
-    pub(super) drop_remainder: bool,
-    pub(super) span: Span,
-    pub(super) count: u64,
+    input: Box<dyn Stream>,
+    size: usize,
+    drop_remainder: bool,
+    span: Span,
+    count: u64,
     /// Input rows read by a block pull beyond its whole batches (and the error after them).
-    pub(super) pending: Pending,
+    pending: Pending,
     /// Input rows pulled.
-    pub(super) pulled: u64,
+    pulled: u64,
     /// The input's state before pulls, by input row (see [`crate::state`]).
-    pub(super) marks: Marks,
+    marks: Marks,
     /// Whether to keep marks.
-    pub(super) track: bool,
+    track: bool,
 }
 
 impl Batch {
+    /// `batch(size, drop_remainder)` over `input`, whose next row is row `count` of the
+    /// input (0 when opened; when resumed, the rows the batches delivered so far hold).
+    pub(super) fn new(
+        input: Box<dyn Stream>,
+        size: usize,
+        drop_remainder: bool,
+        span: Span,
+        count: u64,
+        track: bool,
+    ) -> Batch {
+        Batch {
+            input,
+            size,
+            drop_remainder,
+            span,
+            count,
+            pending: Pending::default(),
+            pulled: count,
+            marks: Marks::default(),
+            track,
+        }
+    }
+
     /// Up to `max` rows: first those left over from a block pull, then the input's.
     fn pull(&mut self, max: usize) -> Option<Chunk> {
         if !self.pending.is_empty() {
@@ -311,17 +334,33 @@ impl Stream for PaddedBatch {
 }
 
 pub(super) struct Unbatch {
-    pub(super) input: Box<dyn Stream>,
-    pub(super) current: Option<Element>,
-    pub(super) next: usize,
-    pub(super) n: usize,
-    pub(super) span: Span,
+    input: Box<dyn Stream>,
+    current: Option<Element>,
+    next: usize,
+    n: usize,
+    span: Span,
     /// Rows handed out.
-    pub(super) delivered: u64,
+    delivered: u64,
     /// The input's state before each batch pulled, by output row (see [`crate::state`]).
-    pub(super) marks: Marks,
+    marks: Marks,
     /// Whether to keep marks.
-    pub(super) track: bool,
+    track: bool,
+}
+
+impl Unbatch {
+    /// `unbatch()` over `input`, before its first batch.
+    pub(super) fn new(input: Box<dyn Stream>, span: Span, track: bool) -> Unbatch {
+        Unbatch {
+            input,
+            current: None,
+            next: 0,
+            n: 0,
+            span,
+            delivered: 0,
+            marks: Marks::default(),
+            track,
+        }
+    }
 }
 
 impl Stream for Unbatch {

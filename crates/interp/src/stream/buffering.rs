@@ -61,15 +61,15 @@ impl Stream for Shuffle {
 /// early the channel closes and the producer ends after at most one more element; elements
 /// computed ahead and never pulled are dropped, and so are their errors.
 pub(super) struct Prefetch {
-    pub(super) rx: std::sync::mpsc::Receiver<Fetched>,
-    pub(super) span: Span,
-    pub(super) done: bool,
+    rx: std::sync::mpsc::Receiver<Fetched>,
+    span: Span,
+    done: bool,
     /// Elements handed out.
-    pub(super) delivered: u64,
+    delivered: u64,
     /// The input's state the producer saw before some pulls, by element (see [`crate::state`]).
-    pub(super) marks: Marks,
+    marks: Marks,
     /// Whether the producer sends marks.
-    pub(super) track: bool,
+    track: bool,
 }
 
 /// What the producer sends: an element (or the end, or an error), and, when one is due, the

@@ -34,21 +34,16 @@ pub(crate) fn open_nested(
     nest: u64,
     at: Option<(&NodeState, &Seeds)>,
 ) -> Result<(Box<dyn Stream>, ShufflePlans), Diagnostic> {
-    let mut builder = PlanBuilder {
+    let mut builder = PlanBuilder::new(
         prog,
         pipeline,
         opts,
-        args,
-        fns: std::mem::take(fns),
-        block_fns: HashMap::new(),
-        plans: HashMap::new(),
-        stats: None,
-        stat_index: HashMap::new(),
-        crew: crew.clone(),
-        saved: at.map(|(_, seeds)| seeds.clone()).unwrap_or_default(),
-        shuffles: Vec::new(),
-        nest: Some(nest),
-    };
+        crew.clone(),
+        at.map(|(_, seeds)| seeds.clone()).unwrap_or_default(),
+    );
+    builder.args = args;
+    builder.fns = std::mem::take(fns);
+    builder.nest = Some(nest);
     let plan = builder.plan(pipeline.output);
     *fns = std::mem::take(&mut builder.fns);
     let stream = plan?.open_at(at.map(|(st, _)| st))?;
@@ -65,27 +60,73 @@ fn pure_body(f: &CompiledFn) -> bool {
 }
 
 pub(super) struct PlanBuilder<'a> {
-    pub(super) prog: &'a Program,
-    pub(super) pipeline: &'a Pipeline,
-    pub(super) opts: &'a RunOptions,
+    prog: &'a Program,
+    pipeline: &'a Pipeline,
+    opts: &'a RunOptions,
     /// The values `Source::Arg` sources read: an inner pipeline's, per input element.
-    pub(super) args: Vec<Tensor>,
-    pub(super) fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
-    pub(super) block_fns: HashMap<pipec_ir::FuncId, Option<Arc<CompiledFn>>>,
-    pub(super) plans: HashMap<DsNodeId, Arc<Plan>>,
-    pub(super) stats: Option<Arc<RunStats>>,
-    pub(super) stat_index: HashMap<DsNodeId, usize>,
+    args: Vec<Tensor>,
+    fns: HashMap<pipec_ir::FuncId, Arc<CompiledFn>>,
+    block_fns: HashMap<pipec_ir::FuncId, Option<Arc<CompiledFn>>>,
+    plans: HashMap<DsNodeId, Arc<Plan>>,
+    stats: Option<Arc<RunStats>>,
+    stat_index: HashMap<DsNodeId, usize>,
     /// Helper threads for every map and filter on lanes in this run.
-    pub(super) crew: Arc<Crew>,
+    crew: Arc<Crew>,
     /// Plan state of a resumed run (the seeds unseeded `shuffle`s drew), by node index.
-    pub(super) saved: std::collections::BTreeMap<u32, crate::state::PlanState>,
+    saved: Seeds,
     /// The `shuffle` and `global_shuffle` plans built, by node index.
-    pub(super) shuffles: Vec<(u32, Arc<Plan>)>,
+    pub(super) shuffles: ShufflePlans,
     /// Building an `interleave`'s inner dataset: see [`Plan::nest`].
-    pub(super) nest: Option<u64>,
+    nest: Option<u64>,
 }
 
-impl PlanBuilder<'_> {
+impl<'a> PlanBuilder<'a> {
+    /// A builder for `pipeline`, whose maps and filters run on `crew` and whose unseeded
+    /// `shuffle`s take the seeds in `saved` (a resumed run's; empty draws fresh ones).
+    pub(super) fn new(
+        prog: &'a Program,
+        pipeline: &'a Pipeline,
+        opts: &'a RunOptions,
+        crew: Arc<Crew>,
+        saved: Seeds,
+    ) -> Self {
+        PlanBuilder {
+            prog,
+            pipeline,
+            opts,
+            args: Vec::new(),
+            fns: HashMap::new(),
+            block_fns: HashMap::new(),
+            plans: HashMap::new(),
+            stats: None,
+            stat_index: HashMap::new(),
+            crew,
+            saved,
+            shuffles: Vec::new(),
+            nest: None,
+        }
+    }
+
+    /// Counts every node of the pipeline for `--stats`; the plans built after this time
+    /// their streams into the counters returned.
+    pub(super) fn count_stats(&mut self) -> Arc<RunStats> {
+        let (prog, pipeline) = (self.prog, self.pipeline);
+        let lines = pipec_ir::ds_node_lines(prog, pipeline);
+        let mut stats = RunStats::default();
+        for node in pipeline.topo_order() {
+            let inputs = pipeline
+                .inputs(node)
+                .iter()
+                .map(|i| self.stat_index[i])
+                .collect();
+            let text = lines.get(&node).cloned().unwrap_or_default();
+            self.stat_index.insert(node, stats.add(text, inputs));
+        }
+        let stats = Arc::new(stats);
+        self.stats = Some(stats.clone());
+        stats
+    }
+
     fn func(&mut self, id: pipec_ir::FuncId) -> Arc<CompiledFn> {
         self.fns
             .entry(id)

@@ -7,15 +7,13 @@ use super::batching::{Batch, PaddedBatch, Unbatch};
 use super::buffering::{Prefetch, Record, Replay, Shuffle};
 use super::combinators::{Concat, Repeat, Zip};
 use super::elementwise::{Enumerate, ParMap, Shard, Skip, Take};
-use super::plan::{Plan, PlanKind, snapshot_opens};
+use super::plan::{Plan, PlanKind, next_shuffle_epoch, snapshot_opens};
 use super::sources::{Csv, Lines, Range, Slices, Whole, csv_error};
 use crate::Element;
-use crate::block::Pending;
 use crate::budget::Budget;
-use crate::func::CompiledFn;
-use crate::lanes::{Crew, LaneStage, Stage};
+use crate::lanes::{LaneStage, Stage};
 use crate::rng::Rng;
-use crate::state::{Marks, NodeState};
+use crate::state::NodeState;
 use crate::stats::Timed;
 use pipec_diag::Diagnostic;
 use std::sync::Arc;
@@ -55,22 +53,45 @@ impl Plan {
         stream
     }
 
-    /// A map or filter over `input` (on `lanes` lanes; one runs it on the consumer's thread),
-    /// whose next input element has dataset index `count` (0 when opened, the saved count
-    /// when resumed), drawing with `epoch` ([`Plan::next_epoch`] when opened, the saved
-    /// epoch when resumed).
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn stage(
+    /// This node, a map or a filter, over `input`, whose next input element has dataset
+    /// index `count` (0 when opened, the saved count when resumed), drawing with `epoch`
+    /// ([`Plan::next_epoch`] when opened, the saved epoch when resumed). On `lanes` lanes
+    /// (one runs it on the consumer's thread); a parallel map that cannot run on blocks
+    /// ahead is a [`ParMap`], lanes per element.
+    pub(super) fn open_stage(
         &self,
-        stage: Stage,
         input: Box<dyn Stream>,
-        f: &Arc<CompiledFn>,
-        block_f: &Option<Arc<CompiledFn>>,
-        lanes: usize,
-        crew: &Arc<Crew>,
         count: u64,
         epoch: u64,
     ) -> Box<dyn Stream> {
+        let (stage, f, block_f, lanes, crew) = match &self.kind {
+            PlanKind::Map {
+                f,
+                block_f,
+                lanes,
+                crew,
+            } => {
+                let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
+                if *lanes > 1 && !on_lanes {
+                    return Box::new(ParMap::new(
+                        input,
+                        f.clone(),
+                        *lanes,
+                        count,
+                        epoch,
+                        self.track,
+                    ));
+                }
+                (Stage::Map, f, block_f, *lanes, crew)
+            }
+            PlanKind::Filter {
+                f,
+                block_f,
+                lanes,
+                crew,
+            } => (Stage::Filter, f, block_f, *lanes, crew),
+            _ => unreachable!("open_stage is called on maps and filters only"),
+        };
         Box::new(
             LaneStage::new(
                 stage,
@@ -87,16 +108,43 @@ impl Plan {
         )
     }
 
+    /// This node, a `batch` or a `padded_batch`, over `input`, whose next row is row
+    /// `count` of it (a `padded_batch` counts nothing: its state is its input's).
+    pub(super) fn open_batch(&self, input: Box<dyn Stream>, count: u64) -> Box<dyn Stream> {
+        match &self.kind {
+            PlanKind::Batch {
+                size,
+                drop_remainder,
+            } => Box::new(Batch::new(
+                input,
+                *size,
+                *drop_remainder,
+                self.span,
+                count,
+                self.track,
+            )),
+            PlanKind::PaddedBatch {
+                size,
+                shapes,
+                values,
+                drop_remainder,
+            } => Box::new(PaddedBatch {
+                input,
+                size: *size,
+                shapes: shapes.clone(),
+                values: values.clone(),
+                drop_remainder: *drop_remainder,
+                span: self.span,
+            }),
+            _ => unreachable!("open_batch is called on batches only"),
+        }
+    }
+
     pub(super) fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
         let input = |i: usize| self.inputs[i].open();
         Ok(match &self.kind {
             PlanKind::Slices(comps) => {
-                let n = comps.first().map_or(0, |c| c.shape()[0]);
-                Box::new(Slices {
-                    comps: comps.clone(),
-                    next: 0,
-                    n,
-                })
+                Box::new(Slices::at(comps.clone(), 0).expect("row 0 of any source"))
             }
             PlanKind::Whole(comps) => Box::new(Whole(Some(comps.clone()))),
             PlanKind::Range { start, stop, step } => Box::new(Range {
@@ -130,85 +178,19 @@ impl Plan {
             PlanKind::ReadParquet { paths, columns } => Box::new(
                 crate::records::ParquetSource::new(paths.clone(), columns.clone(), self.span),
             ),
-            PlanKind::Map {
-                f,
-                block_f,
-                lanes,
-                crew,
-            } => {
-                let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
-                if *lanes > 1 && !on_lanes {
-                    // A parallel map that cannot run on blocks ahead: lanes per element.
-                    Box::new(ParMap::new(
-                        input(0)?,
-                        f.clone(),
-                        *lanes,
-                        0,
-                        self.next_epoch(),
-                        self.track,
-                    ))
-                } else {
-                    let epoch = self.next_epoch();
-                    self.stage(Stage::Map, input(0)?, f, block_f, *lanes, crew, 0, epoch)
-                }
-            }
-            PlanKind::Filter {
-                f,
-                block_f,
-                lanes,
-                crew,
-            } => {
+            PlanKind::Map { .. } | PlanKind::Filter { .. } => {
                 let epoch = self.next_epoch();
-                self.stage(Stage::Filter, input(0)?, f, block_f, *lanes, crew, 0, epoch)
+                self.open_stage(input(0)?, 0, epoch)
             }
-            PlanKind::Batch {
-                size,
-                drop_remainder,
-            } => Box::new(Batch {
-                input: input(0)?,
-                size: *size,
-                drop_remainder: *drop_remainder,
-                span: self.span,
-                count: 0,
-                pending: Pending::default(),
-                pulled: 0,
-                marks: Marks::default(),
-                track: self.track,
-            }),
-            PlanKind::PaddedBatch {
-                size,
-                shapes,
-                values,
-                drop_remainder,
-            } => Box::new(PaddedBatch {
-                input: input(0)?,
-                size: *size,
-                shapes: shapes.clone(),
-                values: values.clone(),
-                drop_remainder: *drop_remainder,
-                span: self.span,
-            }),
-            PlanKind::Unbatch => Box::new(Unbatch {
-                input: input(0)?,
-                current: None,
-                next: 0,
-                n: 0,
-                span: self.span,
-                delivered: 0,
-                marks: Marks::default(),
-                track: self.track,
-            }),
+            PlanKind::Batch { .. } | PlanKind::PaddedBatch { .. } => self.open_batch(input(0)?, 0),
+            PlanKind::Unbatch => Box::new(Unbatch::new(input(0)?, self.span, self.track)),
             PlanKind::Shuffle {
                 buffer,
                 seed,
                 reshuffle,
                 epochs,
             } => {
-                let epoch = if *reshuffle {
-                    epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                } else {
-                    0
-                };
+                let epoch = next_shuffle_epoch(*reshuffle, epochs);
                 let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
                 // A buffer of 0 would emit nothing; 1 keeps the order (tf.data requires >= 1).
                 Box::new(Shuffle {
@@ -299,11 +281,7 @@ impl Plan {
                 epochs,
                 crew,
             } => {
-                let epoch = if *reshuffle {
-                    epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
-                } else {
-                    0
-                };
+                let epoch = next_shuffle_epoch(*reshuffle, epochs);
                 crate::global_shuffle::open(&self.inputs[0], *seed, epoch, crew, self.span)?
             }
         })

@@ -64,6 +64,17 @@ pub(crate) fn snapshot_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)])
         .collect()
 }
 
+/// The epoch of a `shuffle`'s or `global_shuffle`'s next opening, counted in `epochs`: each
+/// opening (each `repeat` epoch) draws anew, unless `reshuffle` is off and every opening
+/// keeps epoch 0's order.
+pub(super) fn next_shuffle_epoch(reshuffle: bool, epochs: &std::sync::atomic::AtomicU64) -> u64 {
+    if reshuffle {
+        epochs.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+    } else {
+        0
+    }
+}
+
 /// Sets the counters in `below` that `opens` names.
 pub(crate) fn apply_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)], opens: &Opens) {
     for (id, c) in below {

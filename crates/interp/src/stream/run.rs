@@ -13,7 +13,6 @@ use crate::state::not_tracked;
 use crate::stats::RunStats;
 use pipec_diag::Diagnostic;
 use pipec_ir::{ElemType, Pipeline, Program};
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// A running pipeline: an iterator over its elements.
@@ -205,39 +204,17 @@ pub fn open_at(
     opts: &RunOptions,
     state: Option<&crate::state::RunState>,
 ) -> Result<ElementStream, Diagnostic> {
-    let mut stat_index = HashMap::new();
-    let stats = opts.stats.then(|| {
-        let lines = pipec_ir::ds_node_lines(prog, pipeline);
-        let mut stats = RunStats::default();
-        for node in pipeline.topo_order() {
-            let inputs = pipeline
-                .inputs(node)
-                .iter()
-                .map(|i| stat_index[i])
-                .collect();
-            let text = lines.get(&node).cloned().unwrap_or_default();
-            stat_index.insert(node, stats.add(text, inputs));
-        }
-        Arc::new(stats)
-    });
-    let mut builder = PlanBuilder {
+    let mut builder = PlanBuilder::new(
         prog,
         pipeline,
         opts,
-        args: Vec::new(),
-        fns: HashMap::new(),
-        block_fns: HashMap::new(),
-        plans: HashMap::new(),
-        stats: stats.clone(),
-        stat_index,
-        crew: Arc::new(Crew::new(
+        Arc::new(Crew::new(
             opts.threads.saturating_sub(1),
             opts.lane_min_bytes,
         )),
-        saved: state.map(|s| s.plans.clone()).unwrap_or_default(),
-        shuffles: Vec::new(),
-        nest: None,
-    };
+        state.map(|s| s.plans.clone()).unwrap_or_default(),
+    );
+    let stats = opts.stats.then(|| builder.count_stats());
     let plan = builder.plan(pipeline.output)?;
     let inner = match state {
         None => plan.open()?,

@@ -11,9 +11,17 @@ use pipec_tensor::Tensor;
 use std::path::PathBuf;
 
 pub(super) struct Slices {
-    pub(super) comps: Vec<Tensor>,
-    pub(super) next: usize,
-    pub(super) n: usize,
+    comps: Vec<Tensor>,
+    next: usize,
+    n: usize,
+}
+
+impl Slices {
+    /// The rows of `comps` from row `next` on; `None` past the last row.
+    pub(super) fn at(comps: Vec<Tensor>, next: usize) -> Option<Slices> {
+        let n = comps.first().map_or(0, |c| c.shape()[0]);
+        (next <= n).then_some(Slices { comps, next, n })
+    }
 }
 
 impl Stream for Slices {

@@ -4,8 +4,8 @@
 //! functions and loaded source data); opening a plan gives a fresh stream, so `repeat`
 //! simply reopens its input for every epoch. The modules, bottom up:
 //!
-//! - `base`: what every stream kind and the sibling modules share — the [`Stream`] trait
-//!   (`base::Stream`), [`RunOptions`], `gather_rows`, `element_count`. It depends on no
+//! - `base`: what every stream kind and the sibling modules share — the `Stream` trait,
+//!   [`RunOptions`], `gather_rows`, `element_count`. It depends on no
 //!   other module of this tree, so lanes, records, interleave, global_shuffle and
 //!   random_access import it without a cycle.
 //! - `plan`: `Plan` and `PlanKind`, what lowering produces and opening reads, with the
@@ -18,6 +18,9 @@
 //!   `crate::lanes`), `batching` (`batch`, `padded_batch`, `unbatch`), `buffering`
 //!   (`shuffle`, `prefetch`, `cache`), `combinators` (`zip`, `concatenate`, `repeat`).
 //! - `run`: the public entry, [`open`]/[`open_at`] and [`ElementStream`].
+//!
+//! `crate::Element` is defined in `lib.rs`, below all of these: `crate::block` and
+//! `crate::state` use it, and the `Stream` trait uses them.
 
 pub(crate) mod base;
 pub(crate) mod batching;

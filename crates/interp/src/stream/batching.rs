@@ -11,6 +11,7 @@ use pipec_diag::{Code, Diagnostic, Span};
 use pipec_tensor::kernels;
 use pipec_tensor::{Scalar, Tensor};
 
+/// `batch(size, drop_remainder)`: consecutive rows stacked along a new first axis.
 pub(super) struct Batch {
     input: Box<dyn Stream>,
     size: usize,
@@ -245,6 +246,8 @@ pub(crate) fn stack_rows(
     Ok(out)
 }
 
+/// `padded_batch(size, padded_shapes, padding_values, drop_remainder)`: rows padded to a
+/// common shape, then stacked.
 pub(super) struct PaddedBatch {
     pub(super) input: Box<dyn Stream>,
     pub(super) size: usize,
@@ -333,6 +336,7 @@ impl Stream for PaddedBatch {
     }
 }
 
+/// `unbatch()`: each input element's rows along its first axis, one by one.
 pub(super) struct Unbatch {
     input: Box<dyn Stream>,
     current: Option<Element>,

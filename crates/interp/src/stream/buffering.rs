@@ -84,6 +84,7 @@ type Fetched = (
 const PREFETCH_MARK_EVERY: u64 = 64;
 
 impl Prefetch {
+    /// Starts the producer thread over `input`, `n` elements ahead at most.
     pub(super) fn start(mut input: Box<dyn Stream>, n: usize, span: Span, track: bool) -> Prefetch {
         // The first mark is taken here: the state is known before anything arrives.
         let mut marks = Marks::default();

@@ -10,6 +10,7 @@ use crate::state::NodeState;
 use pipec_diag::Diagnostic;
 use std::sync::Arc;
 
+/// `repeat(count)`: the input plan reopened for each epoch (`None`: forever).
 pub(super) struct Repeat {
     pub(super) plan: Arc<Plan>,
     pub(super) current: Option<Box<dyn Stream>>,
@@ -91,6 +92,7 @@ impl Stream for Repeat {
     }
 }
 
+/// `zip(a, b, ...)`: one element of each input, leaves concatenated; ends with the shortest.
 pub(super) struct Zip {
     pub(super) inputs: Vec<Box<dyn Stream>>,
 }
@@ -118,6 +120,7 @@ impl Stream for Zip {
     }
 }
 
+/// `concatenate(other)`: the first input to its end, then the second plan, opened then.
 pub(super) struct Concat {
     pub(super) first: Option<Box<dyn Stream>>,
     pub(super) second: Arc<Plan>,

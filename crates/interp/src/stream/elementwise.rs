@@ -222,6 +222,7 @@ impl ParMap {
     }
 }
 
+/// `take(n)`: the first `left` elements (all for a negative `n`).
 pub(super) struct Take {
     pub(super) input: Box<dyn Stream>,
     pub(super) left: u64,
@@ -258,6 +259,7 @@ impl Stream for Take {
     }
 }
 
+/// `skip(n)`: the elements after the first `left` (none for a negative `n`).
 pub(super) struct Skip {
     pub(super) input: Box<dyn Stream>,
     pub(super) left: u64,
@@ -283,6 +285,7 @@ impl Stream for Skip {
     }
 }
 
+/// `enumerate(start)`: each element behind its `i64[]` index.
 pub(super) struct Enumerate {
     pub(super) input: Box<dyn Stream>,
     pub(super) next: i64,
@@ -308,6 +311,7 @@ impl Stream for Enumerate {
     }
 }
 
+/// `shard(num, index)`: the elements at positions `index`, `index + num`, ...
 pub(super) struct Shard {
     pub(super) input: Box<dyn Stream>,
     pub(super) num: u64,

@@ -59,6 +59,8 @@ fn pure_body(f: &CompiledFn) -> bool {
     })
 }
 
+/// Lowers one pipeline (the run's, or an inner one of an `interleave`) node by node,
+/// sharing the plans of nodes with several consumers and the compiled functions.
 pub(super) struct PlanBuilder<'a> {
     prog: &'a Program,
     pipeline: &'a Pipeline,
@@ -152,6 +154,7 @@ impl<'a> PlanBuilder<'a> {
             .clone()
     }
 
+    /// The plan of `node`, lowering its inputs first.
     pub(super) fn plan(&mut self, node: DsNodeId) -> Result<Arc<Plan>, Diagnostic> {
         if let Some(p) = self.plans.get(&node) {
             return Ok(p.clone());
@@ -463,6 +466,7 @@ fn check_loaded(
     Ok(())
 }
 
+/// A source file that cannot be read at run time, with the code for why.
 fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -> Diagnostic {
     let code = match e {
         pipec_tensor::io::IoError::Io(_) => Code::FileUnreadable,

@@ -32,6 +32,7 @@ impl Stream for PerElement {
 }
 
 impl Plan {
+    /// A fresh stream of this node, from its first element.
     pub(crate) fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
         let stream = self.open_stream()?;
         Ok(self.wrap(stream))
@@ -140,6 +141,7 @@ impl Plan {
         }
     }
 
+    /// This node's stream from its start, not yet wrapped (see [`Plan::wrap`]).
     pub(super) fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
         let input = |i: usize| self.inputs[i].open();
         Ok(match &self.kind {

@@ -27,8 +27,11 @@ pub(crate) type ShufflePlans = Vec<(u32, Arc<Plan>)>;
 
 /// A node ready to be opened any number of times.
 pub(crate) struct Plan {
+    /// What the node does, with what lowering settled for it.
     pub(crate) kind: PlanKind,
+    /// The input nodes' plans, in the IR's order.
     pub(crate) inputs: Vec<Arc<Plan>>,
+    /// The node's span, for run-time errors.
     pub(crate) span: Span,
     /// Whether this node may hand out blocks (see [`RunOptions::blocks`]).
     pub(super) blocks: bool,
@@ -84,6 +87,8 @@ pub(crate) fn apply_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)], op
     }
 }
 
+/// A node's kind as the runtime runs it: the IR's `DsKind` with files loaded, functions
+/// compiled, seeds drawn and lanes chosen (see `super::lower`).
 pub(crate) enum PlanKind {
     Slices(Vec<Tensor>),
     Whole(Vec<Tensor>),
@@ -199,8 +204,11 @@ pub(crate) struct NestedPlan {
     pub(crate) func: Arc<CompiledFn>,
     /// The program the inner pipeline's functions live in.
     pub(crate) prog: Arc<Program>,
+    /// The inner pipeline and the node's cycle and block lengths.
     pub(crate) nested: Nested,
+    /// The run's options, without `--stats` (inner nodes are not counted).
     pub(crate) opts: RunOptions,
+    /// The run's helper threads, shared by the inner maps and filters.
     pub(crate) crew: Arc<Crew>,
 }
 

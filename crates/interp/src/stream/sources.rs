@@ -10,6 +10,7 @@ use pipec_diag::{Code, Diagnostic, Span};
 use pipec_tensor::Tensor;
 use std::path::PathBuf;
 
+/// `from_tensor_slices`: row `next` of every component, up to `n` rows.
 pub(super) struct Slices {
     comps: Vec<Tensor>,
     next: usize,
@@ -57,6 +58,7 @@ impl Stream for Slices {
     }
 }
 
+/// `from_tensors`: the one element, until it went out.
 pub(super) struct Whole(pub(super) Option<Vec<Tensor>>);
 
 impl Stream for Whole {
@@ -71,6 +73,7 @@ impl Stream for Whole {
     }
 }
 
+/// `range(start, stop, step)`: the next value `cur`, up to `stop` (exclusive).
 pub(super) struct Range {
     pub(super) cur: i64,
     pub(super) stop: i64,

@@ -90,28 +90,32 @@ pub(crate) fn apply_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)], op
 /// A node's kind as the runtime runs it: the IR's `DsKind` with files loaded, functions
 /// compiled, seeds drawn and lanes chosen (see `super::lower`).
 pub(crate) enum PlanKind {
+    /// `from_tensor_slices`: the loaded components, sliced along axis 0.
     Slices(Vec<Tensor>),
+    /// `from_tensors`: the loaded components, one element.
     Whole(Vec<Tensor>),
-    Range {
-        start: i64,
-        stop: i64,
-        step: i64,
-    },
+    /// `range`, its bounds constant or computed per input element (`RangeOf`).
+    Range { start: i64, stop: i64, step: i64 },
+    /// `read_csv`, with the dtype and row width the trace fixed.
     ReadCsv {
         path: PathBuf,
         header: bool,
         dtype: pipec_tensor::DType,
         ncols: usize,
     },
+    /// `read_lines`.
     ReadLines(Vec<PathBuf>),
+    /// `read_tfrecord`, with its compression parsed.
     ReadTfRecord {
         paths: Vec<PathBuf>,
         compression: pipec_records::Compression,
     },
+    /// `read_parquet`.
     ReadParquet {
         paths: Vec<PathBuf>,
         columns: Vec<String>,
     },
+    /// `map`: its compiled function, block form and lanes.
     Map {
         f: Arc<CompiledFn>,
         /// `f` vectorized over a block of elements, when block execution applies.
@@ -122,6 +126,7 @@ pub(crate) enum PlanKind {
         /// The run's helper threads for lanes.
         crew: Arc<Crew>,
     },
+    /// `filter`: its compiled predicate, block form and lanes.
     Filter {
         f: Arc<CompiledFn>,
         block_f: Option<Arc<CompiledFn>>,
@@ -129,16 +134,16 @@ pub(crate) enum PlanKind {
         lanes: usize,
         crew: Arc<Crew>,
     },
-    Batch {
-        size: usize,
-        drop_remainder: bool,
-    },
+    /// `batch`.
+    Batch { size: usize, drop_remainder: bool },
+    /// `padded_batch`.
     PaddedBatch {
         size: usize,
         shapes: Vec<Option<Vec<Option<usize>>>>,
         values: Vec<Scalar>,
         drop_remainder: bool,
     },
+    /// `unbatch`.
     Unbatch,
     /// `epochs` counts opens, so each `repeat` epoch reshuffles (tf.data's default) unless
     /// `reshuffle` is off, when every epoch uses epoch 0's seed.
@@ -148,17 +153,23 @@ pub(crate) enum PlanKind {
         reshuffle: bool,
         epochs: Arc<std::sync::atomic::AtomicU64>,
     },
+    /// `repeat`, its count constant or computed per input element (`RepeatOf`).
     Repeat(Option<u64>),
+    /// `take`.
     Take(i64),
+    /// `skip`.
     Skip(i64),
+    /// `zip`.
     Zip,
+    /// `concatenate`.
     Concatenate,
+    /// `enumerate`.
     Enumerate(i64),
-    Shard {
-        num: u64,
-        index: u64,
-    },
+    /// `shard`.
+    Shard { num: u64, index: u64 },
+    /// `prefetch(0)`: the input's stream itself.
     Passthrough,
+    /// `prefetch(n)`, `n` capped at `MAX_PREFETCH`.
     Prefetch(usize),
     /// The elements once the first pass completed, and the `shuffle` counters below as
     /// that first pass began (a resumed run rebuilds the cache with them).

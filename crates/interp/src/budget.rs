@@ -2,7 +2,7 @@
 //! memory ceiling (`--max-memory`) as elements arrive, so a buffer that would outgrow it is
 //! a diagnostic at that node rather than an out-of-memory abort.
 
-use crate::stream::Element;
+use crate::Element;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_tensor::limits;
 

@@ -21,11 +21,13 @@
 //! holds those counters as they were before the build, and a resumed run sets them and
 //! builds again.
 
+use crate::Element;
 use crate::block::{Block, Chunk};
 use crate::lanes::Crew;
 use crate::random_access::RandomAccess;
 use crate::state::{NodeState, mismatch};
-use crate::stream::{Element, Opens, Plan, Stream, apply_opens, snapshot_opens};
+use crate::stream::base::Stream;
+use crate::stream::plan::{Opens, Plan, apply_opens, snapshot_opens};
 use pipec_diag::{Diagnostic, Span};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::permute::IndexPermutation;

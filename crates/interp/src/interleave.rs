@@ -22,27 +22,18 @@
 //! without reading that element again), the seeds its unseeded `shuffle`s drew, and the
 //! open inner stream's own position.
 
+use crate::Element;
 use crate::func::{CompiledFn, FnState};
-use crate::lanes::Crew;
 use crate::state::{NodeState, Rows, SlotState, mismatch};
-use crate::stream::{Element, RunOptions, ShufflePlans, Stream, open_nested, plan_states};
+use crate::stream::base::Stream;
+use crate::stream::lower::open_nested;
+use crate::stream::plan::{NestedPlan, ShufflePlans, plan_states};
 use pipec_diag::Diagnostic;
-use pipec_ir::{FuncId, Nested, Program};
+use pipec_ir::FuncId;
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::random::op_key;
 use std::collections::HashMap;
 use std::sync::Arc;
-
-/// What opening an `interleave` needs.
-pub(crate) struct NestedPlan {
-    /// The element → inner-source-values function.
-    pub(crate) func: Arc<CompiledFn>,
-    /// The program the inner pipeline's functions live in.
-    pub(crate) prog: Arc<Program>,
-    pub(crate) nested: Nested,
-    pub(crate) opts: RunOptions,
-    pub(crate) crew: Arc<Crew>,
-}
 
 /// An open `interleave`.
 struct Interleave {
@@ -119,7 +110,7 @@ impl Interleave {
         &mut self,
         index: u64,
         args: Vec<Tensor>,
-        at: Option<(&NodeState, &crate::stream::Seeds)>,
+        at: Option<(&NodeState, &crate::stream::plan::Seeds)>,
     ) -> Result<Slot, Diagnostic> {
         let plan = &self.plan;
         let (stream, shuffles) = open_nested(

@@ -17,11 +17,12 @@
 //! has an effect (an eager `print`), so the runtime uses lanes only over pure inputs
 //! (`pure_pull` in the stream plans).
 
+use crate::Element;
 use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
 use crate::state::{Marks, NodeState};
 use crate::stats::RunStats;
-use crate::stream::{Element, Stream, element_count, gather_rows};
+use crate::stream::base::{Stream, element_count, gather_rows};
 use pipec_diag::Diagnostic;
 use pipec_tensor::Tensor;
 use std::collections::VecDeque;

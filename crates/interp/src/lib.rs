@@ -24,4 +24,7 @@ pub use block::{Block, Chunk};
 pub use func::{CompiledFn, FnState};
 pub use lanes::LANE_MIN_BYTES;
 pub use stats::{LaneReport, NodeReport, RunStats};
-pub use stream::{Element, ElementStream, RunOptions, open, open_at};
+pub use stream::{ElementStream, RunOptions, open, open_at};
+
+/// One dataset element: its tensor leaves, flat, in the order of the element type.
+pub type Element = Vec<pipec_tensor::Tensor>;

@@ -13,9 +13,12 @@
 //! counter as the `repeat`s above it multiply to, and element `i` of a `repeat` is in
 //! epoch `i / len` of it (see [`RandomAccess::get`]).
 
+use crate::Element;
 use crate::block::{Block, Chunk};
 use crate::func::{CompiledFn, FnState};
-use crate::stream::{Element, Plan, PlanKind, element_count, stack_rows};
+use crate::stream::base::element_count;
+use crate::stream::batching::stack_rows;
+use crate::stream::plan::{Plan, PlanKind};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_tensor::Tensor;
 use std::sync::Arc;

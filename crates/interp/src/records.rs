@@ -5,7 +5,7 @@
 use crate::Element;
 use crate::block::{Block, Chunk};
 use crate::state::NodeState;
-use crate::stream::Stream;
+use crate::stream::base::Stream;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_records::parquet::ParquetRows;
 use pipec_records::{Compression, RecordError, TfRecordReader};

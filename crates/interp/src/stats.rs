@@ -117,12 +117,12 @@ impl RunStats {
 
 /// A stream whose calls are timed and counted into node `node` of `stats`.
 pub(crate) struct Timed {
-    pub(crate) inner: Box<dyn crate::stream::Stream>,
+    pub(crate) inner: Box<dyn crate::stream::base::Stream>,
     pub(crate) stats: std::sync::Arc<RunStats>,
     pub(crate) node: usize,
 }
 
-impl crate::stream::Stream for Timed {
+impl crate::stream::base::Stream for Timed {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         let t = Instant::now();
         let r = self.inner.next();

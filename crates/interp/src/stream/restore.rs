@@ -8,9 +8,18 @@
 //! between the mark and the position (about one block). `cache` rebuilds its contents by
 //! running its input's first pass again.
 
-use super::*;
-use crate::state::{PlanState, mismatch};
-use std::collections::BTreeMap;
+use super::base::Stream;
+use super::batching::Unbatch;
+use super::buffering::{Prefetch, Replay, Shuffle};
+use super::combinators::{Concat, Repeat, Zip};
+use super::elementwise::{Enumerate, Shard, Skip, Take};
+use super::plan::{Plan, PlanKind, apply_opens, snapshot_opens};
+use super::sources::{Range, Slices, Whole};
+use crate::budget::Budget;
+use crate::rng::Rng;
+use crate::state::{NodeState, Rows, mismatch};
+use pipec_diag::Diagnostic;
+use std::sync::Arc;
 
 /// The most rows pulled at once while dropping outputs a resumed node already delivered.
 const DROP_BLOCK: u64 = 8192;
@@ -29,22 +38,6 @@ pub(super) fn drop_outputs(s: &mut dyn Stream, mut n: u64) -> Result<(), Diagnos
         }
     }
     Ok(())
-}
-
-/// The `shuffle` and `global_shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
-/// them, `repeat`, `concatenate` and `cache`, as of the position each saved: a global copy
-/// taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the position.)
-pub(crate) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
-    shuffles
-        .iter()
-        .filter_map(|(id, plan)| match &plan.kind {
-            PlanKind::Shuffle { seed, .. } => Some((*id, PlanState::Shuffle { seed: *seed })),
-            PlanKind::GlobalShuffle { seed, .. } => {
-                Some((*id, PlanState::GlobalShuffle { seed: *seed }))
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// The name a state kind is shown by in a mismatch.
@@ -106,18 +99,12 @@ impl Plan {
             ))
         };
         Ok(match (&self.kind, st) {
-            (PlanKind::Slices(comps), NodeState::Slices { next }) => {
-                let n = comps.first().map_or(0, |c| c.shape()[0]);
-                let next = usize::try_from(*next)
+            (PlanKind::Slices(comps), NodeState::Slices { next }) => Box::new(
+                usize::try_from(*next)
                     .ok()
-                    .filter(|&i| i <= n)
-                    .ok_or_else(|| mismatch("a `from_tensor_slices` position past its rows"))?;
-                Box::new(Slices {
-                    comps: comps.clone(),
-                    next,
-                    n,
-                })
-            }
+                    .and_then(|next| Slices::at(comps.clone(), next))
+                    .ok_or_else(|| mismatch("a `from_tensor_slices` position past its rows"))?,
+            ),
             (PlanKind::Whole(comps), NodeState::Whole { done }) => {
                 Box::new(Whole((!done).then(|| comps.clone())))
             }
@@ -133,12 +120,7 @@ impl Plan {
                 s
             }
             (
-                PlanKind::Map {
-                    f,
-                    block_f,
-                    lanes,
-                    crew,
-                },
+                PlanKind::Map { .. } | PlanKind::Filter { .. },
                 NodeState::Stage {
                     input,
                     skip,
@@ -147,98 +129,24 @@ impl Plan {
                 },
             ) => {
                 let input = self.input_at(0, input)?;
-                let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
-                let mut s: Box<dyn Stream> = if *lanes > 1 && !on_lanes {
-                    Box::new(ParMap::new(
-                        input,
-                        f.clone(),
-                        *lanes,
-                        *count,
-                        *epoch,
-                        self.track,
-                    ))
-                } else {
-                    self.stage(Stage::Map, input, f, block_f, *lanes, crew, *count, *epoch)
-                };
+                let mut s = self.open_stage(input, *count, *epoch);
                 drop_outputs(s.as_mut(), *skip)?;
                 s
             }
-            (
-                PlanKind::Filter {
-                    f,
-                    block_f,
-                    lanes,
-                    crew,
-                },
-                NodeState::Stage {
-                    input,
-                    skip,
-                    count,
-                    epoch,
-                },
-            ) => {
-                let input = self.input_at(0, input)?;
-                let mut s = self.stage(
-                    Stage::Filter,
-                    input,
-                    f,
-                    block_f,
-                    *lanes,
-                    crew,
-                    *count,
-                    *epoch,
-                );
-                drop_outputs(s.as_mut(), *skip)?;
-                s
-            }
-            (
-                PlanKind::Batch {
-                    size,
-                    drop_remainder,
-                },
-                NodeState::Batch { input, skip, count },
-            ) => {
+            (PlanKind::Batch { .. }, NodeState::Batch { input, skip, count }) => {
                 let mut input = self.input_at(0, input)?;
                 drop_outputs(input.as_mut(), *skip)?;
-                Box::new(Batch {
-                    input,
-                    size: *size,
-                    drop_remainder: *drop_remainder,
-                    span: self.span,
-                    count: *count,
-                    pending: Pending::default(),
-                    pulled: *count,
-                    marks: Marks::default(),
-                    track: self.track,
-                })
+                self.open_batch(input, *count)
             }
-            (
-                PlanKind::PaddedBatch {
-                    size,
-                    shapes,
-                    values,
-                    drop_remainder,
-                },
-                NodeState::PaddedBatch { input },
-            ) => Box::new(PaddedBatch {
-                input: self.input_at(0, input)?,
-                size: *size,
-                shapes: shapes.clone(),
-                values: values.clone(),
-                drop_remainder: *drop_remainder,
-                span: self.span,
-            }),
+            (PlanKind::PaddedBatch { .. }, NodeState::PaddedBatch { input }) => {
+                self.open_batch(self.input_at(0, input)?, 0)
+            }
             (PlanKind::Unbatch, NodeState::Unbatch { input, skip }) => {
-                let mut s: Box<dyn Stream> = Box::new(Unbatch {
-                    input: self.input_at(0, input)?,
-                    current: None,
-                    next: 0,
-                    n: 0,
-                    span: self.span,
-                    delivered: 0,
-                    marks: Marks::default(),
-                    track: self.track,
-                });
+                let mut s: Box<dyn Stream> = Box::new(Unbatch::new(
+                    self.input_at(0, input)?,
+                    self.span,
+                    self.track,
+                ));
                 drop_outputs(s.as_mut(), *skip)?;
                 s
             }

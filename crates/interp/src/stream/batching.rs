@@ -1,0 +1,418 @@
+//! `batch`, `padded_batch` and `unbatch`: nodes that regroup rows. `batch` over a
+//! stacked block is a reshape (several whole batches at once); a batch of rows is stacked
+//! by [`stack_rows`], which `crate::random_access` shares.
+
+use super::base::{Stream, gather_rows};
+use crate::Element;
+use crate::block::{Block, Chunk, Pending};
+use crate::budget::Budget;
+use crate::state::{Marks, NodeState};
+use pipec_diag::{Code, Diagnostic, Span};
+use pipec_tensor::kernels;
+use pipec_tensor::{Scalar, Tensor};
+
+/// `batch(size, drop_remainder)`: consecutive rows stacked along a new first axis.
+pub(super) struct Batch {
+    input: Box<dyn Stream>,
+    size: usize,
+    drop_remainder: bool,
+    span: Span,
+    count: u64,
+    /// Input rows read by a block pull beyond its whole batches (and the error after them).
+    pending: Pending,
+    /// Input rows pulled.
+    pulled: u64,
+    /// The input's state before pulls, by input row (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
+}
+
+impl Batch {
+    /// `batch(size, drop_remainder)` over `input`, whose next row is row `count` of the
+    /// input (0 when opened; when resumed, the rows the batches delivered so far hold).
+    pub(super) fn new(
+        input: Box<dyn Stream>,
+        size: usize,
+        drop_remainder: bool,
+        span: Span,
+        count: u64,
+        track: bool,
+    ) -> Batch {
+        Batch {
+            input,
+            size,
+            drop_remainder,
+            span,
+            count,
+            pending: Pending::default(),
+            pulled: count,
+            marks: Marks::default(),
+            track,
+        }
+    }
+
+    /// Up to `max` rows: first those left over from a block pull, then the input's.
+    fn pull(&mut self, max: usize) -> Option<Chunk> {
+        if !self.pending.is_empty() {
+            return self.pending.take(max);
+        }
+        self.pull_input(max)
+    }
+
+    /// Up to `max` rows from the input, marking its state first when one is due.
+    fn pull_input(&mut self, max: usize) -> Option<Chunk> {
+        if self.track && self.marks.due(self.pulled) {
+            self.marks.push(self.pulled, self.input.save(), 0);
+        }
+        let chunk = self.input.next_block(max);
+        if let Some(c) = &chunk {
+            self.pulled += c.block.len() as u64;
+        }
+        chunk
+    }
+}
+
+impl Stream for Batch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        // A block of exactly the batch size is the batch itself: for a contiguous source,
+        // a slice of it, copied nowhere.
+        let mut parts = Vec::new();
+        let mut have = 0;
+        while have < self.size {
+            let Some(Chunk { block, error }) = self.pull(self.size - have) else {
+                break;
+            };
+            have += block.len();
+            parts.push(block);
+            if let Some(d) = error {
+                if have < self.size {
+                    return Err(d);
+                }
+                // The batch is complete before the error: it comes with the next batch.
+                self.pending.push_error(d);
+            }
+        }
+        if have == 0 || (self.drop_remainder && have < self.size) {
+            return Ok(None);
+        }
+        let first = self.count;
+        self.count += have as u64;
+        match Block::join(parts) {
+            Block::Stacked { leaves, .. } => Ok(Some(leaves)),
+            Block::Rows(rows) => stack_rows(rows, self.span, first).map(Some),
+        }
+    }
+
+    /// Several whole batches at once: `k * size` stacked input rows are `k` batches, the
+    /// same buffers seen with one more axis (no copy). Rows short of a whole batch wait for
+    /// the next pull, which completes them one batch at a time.
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if max < 2 || !self.pending.is_empty() {
+            return gather_rows(|| self.next(), max);
+        }
+        let Chunk { mut block, error } = self.pull_input(max.saturating_mul(self.size))?;
+        let whole = block.len() / self.size;
+        if whole == 0 || !matches!(block, Block::Stacked { .. }) {
+            self.pending.push(block);
+            if let Some(d) = error {
+                self.pending.push_error(d);
+            }
+            return gather_rows(|| self.next(), max);
+        }
+        let rest = block.len() - whole * self.size;
+        let front = if rest > 0 {
+            let front = block.split_front(whole * self.size);
+            self.pending.push(block);
+            front
+        } else {
+            block
+        };
+        if let Some(d) = error {
+            self.pending.push_error(d);
+        }
+        let Block::Stacked { leaves, .. } = front else {
+            unreachable!("checked stacked above")
+        };
+        let batches: Option<Vec<Tensor>> = leaves
+            .iter()
+            .map(|t| {
+                let mut shape = Vec::with_capacity(t.rank() + 1);
+                shape.extend([whole, self.size]);
+                shape.extend_from_slice(&t.shape()[1..]);
+                kernels::reshape(t, &shape).ok()
+            })
+            .collect();
+        let Some(batches) = batches else {
+            // Not expected for a stacked block; then batch the rows one batch at a time.
+            self.pending.push_front(Block::Stacked {
+                leaves,
+                rows: whole * self.size,
+            });
+            return gather_rows(|| self.next(), max);
+        };
+        self.count += (whole * self.size) as u64;
+        Some(Chunk::ok(Block::Stacked {
+            leaves: batches,
+            rows: whole,
+        }))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Rows waiting in `pending` were read ahead: the batches delivered used `count` rows.
+        let (input, skip) = if self.pending.is_empty() && self.pulled == self.count {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.count)?;
+            (st, skip)
+        };
+        Ok(NodeState::Batch {
+            input: Box::new(input),
+            skip,
+            count: self.count,
+        })
+    }
+}
+
+/// The next `size` elements, fewer at the end; `None` when there are none, or when a short
+/// final batch is to be dropped.
+fn pull_rows(
+    input: &mut dyn Stream,
+    size: usize,
+    drop_remainder: bool,
+    span: Span,
+) -> Result<Option<Vec<Element>>, Diagnostic> {
+    // The size is the user's: reserve only what a small batch needs, grow with the data.
+    let mut rows: Vec<Element> = Vec::with_capacity(size.min(1024));
+    let mut budget = Budget::new(span, "batch");
+    while rows.len() < size {
+        match input.next()? {
+            Some(e) => {
+                budget.add(&e)?;
+                rows.push(e);
+            }
+            None => break,
+        }
+    }
+    if rows.is_empty() || (drop_remainder && rows.len() < size) {
+        return Ok(None);
+    }
+    Ok(Some(rows))
+}
+
+/// The code for a kernel failure while batching: the size limits, else a ragged batch.
+fn size_code(e: &kernels::KernelError) -> Code {
+    match e {
+        kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
+        kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
+        _ => Code::RaggedBatch,
+    }
+}
+
+/// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.
+pub(crate) fn stack_rows(
+    rows: Vec<Element>,
+    span: Span,
+    first: u64,
+) -> Result<Element, Diagnostic> {
+    let n_leaves = rows[0].len();
+    let mut out = Vec::with_capacity(n_leaves);
+    for leaf in 0..n_leaves {
+        let parts: Vec<Tensor> = rows.iter().map(|r| r[leaf].clone()).collect();
+        if let Some(k) = parts.iter().position(|p| p.shape() != parts[0].shape()) {
+            let which = if n_leaves > 1 {
+                format!("component {leaf} of ")
+            } else {
+                String::new()
+            };
+            return Err(Diagnostic::error(
+                Code::RaggedBatch,
+                format!(
+                    "cannot batch {which}elements of different shapes: {:?} (element {first}) and {:?} (element {})",
+                    parts[0].shape(),
+                    parts[k].shape(),
+                    first + k as u64
+                ),
+            )
+            .with_label(span, "this batch")
+            .with_help("use `padded_batch(n)` to pad each batch to its longest element"));
+        }
+        out.push(
+            kernels::stack(&parts, 0).map_err(|e| {
+                Diagnostic::error(size_code(&e), e.to_string()).with_label(span, "")
+            })?,
+        );
+    }
+    Ok(out)
+}
+
+/// `padded_batch(size, padded_shapes, padding_values, drop_remainder)`: rows padded to a
+/// common shape, then stacked.
+pub(super) struct PaddedBatch {
+    pub(super) input: Box<dyn Stream>,
+    pub(super) size: usize,
+    pub(super) shapes: Vec<Option<Vec<Option<usize>>>>,
+    pub(super) values: Vec<Scalar>,
+    pub(super) drop_remainder: bool,
+    pub(super) span: Span,
+}
+
+impl Stream for PaddedBatch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let Some(rows) = pull_rows(
+            self.input.as_mut(),
+            self.size,
+            self.drop_remainder,
+            self.span,
+        )?
+        else {
+            return Ok(None);
+        };
+        let mut out = Vec::new();
+        for leaf in 0..rows[0].len() {
+            let rank = rows[0][leaf].rank();
+            let longest: Vec<usize> = (0..rank)
+                .map(|ax| rows.iter().map(|r| r[leaf].shape()[ax]).max().unwrap_or(0))
+                .collect();
+            let target: Vec<usize> = match &self.shapes[leaf] {
+                None => longest.clone(),
+                Some(dims) => dims
+                    .iter()
+                    .zip(&longest)
+                    .map(|(d, l)| d.unwrap_or(*l))
+                    .collect(),
+            };
+            // The padded rows are all held before they are stacked: count them first.
+            let padded_bytes = target.iter().fold(
+                (rows.len() as u128) * rows[0][leaf].dtype().size_bytes() as u128,
+                |acc, d| acc.saturating_mul(*d as u128),
+            );
+            if let Err(limit) = pipec_tensor::limits::check_bytes(padded_bytes.saturating_mul(2)) {
+                return Err(Diagnostic::error(
+                    Code::MemoryLimit,
+                    format!("padding this batch takes {padded_bytes} bytes twice (the padded rows, then the batch), more than the memory limit of {limit} bytes (--max-memory)"),
+                )
+                .with_label(self.span, "this padded batch outgrew the limit")
+                .with_help("make the batch or the padded shape smaller, or raise `--max-memory`"));
+            }
+            let mut padded = Vec::new();
+            for r in &rows {
+                let t = &r[leaf];
+                if t.shape()
+                    .iter()
+                    .zip(&target)
+                    .any(|(have, want)| have > want)
+                {
+                    return Err(Diagnostic::error(
+                        Code::RaggedBatch,
+                        format!("an element of shape {:?} does not fit the padded shape {target:?}", t.shape()),
+                    )
+                    .with_label(self.span, "")
+                    .with_help("make the padded shape larger, or leave it out to pad to the longest element"));
+                }
+                // Strings pad with "" (as TF's `padded_batch`); a number has a scalar.
+                let base = if t.dtype().is_str() {
+                    kernels::zeros(&target, t.dtype())
+                } else {
+                    kernels::fill(&target, self.values[leaf])
+                };
+                let mut base = base.map_err(|e| {
+                    Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
+                })?;
+                base = pipec_tensor::kernels::paste(&base, t);
+                padded.push(base);
+            }
+            out.push(kernels::stack(&padded, 0).map_err(|e| {
+                Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
+            })?);
+        }
+        Ok(Some(out))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        Ok(NodeState::PaddedBatch {
+            input: Box::new(self.input.save()?),
+        })
+    }
+}
+
+/// `unbatch()`: each input element's rows along its first axis, one by one.
+pub(super) struct Unbatch {
+    input: Box<dyn Stream>,
+    current: Option<Element>,
+    next: usize,
+    n: usize,
+    span: Span,
+    /// Rows handed out.
+    delivered: u64,
+    /// The input's state before each batch pulled, by output row (see [`crate::state`]).
+    marks: Marks,
+    /// Whether to keep marks.
+    track: bool,
+}
+
+impl Unbatch {
+    /// `unbatch()` over `input`, before its first batch.
+    pub(super) fn new(input: Box<dyn Stream>, span: Span, track: bool) -> Unbatch {
+        Unbatch {
+            input,
+            current: None,
+            next: 0,
+            n: 0,
+            span,
+            delivered: 0,
+            marks: Marks::default(),
+            track,
+        }
+    }
+}
+
+impl Stream for Unbatch {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        loop {
+            if let Some(cur) = &self.current
+                && self.next < self.n
+            {
+                let i = self.next;
+                self.next += 1;
+                self.delivered += 1;
+                return Ok(Some(cur.iter().map(|t| t.index_axis0(i)).collect()));
+            }
+            self.current = None;
+            if self.track && self.marks.due(self.delivered) {
+                self.marks.push(self.delivered, self.input.save(), 0);
+            }
+            let Some(e) = self.input.next()? else {
+                return Ok(None);
+            };
+            let firsts: Vec<Option<usize>> = e.iter().map(|t| t.shape().first().copied()).collect();
+            if firsts.iter().any(Option::is_none) || firsts.windows(2).any(|w| w[0] != w[1]) {
+                let shapes: Vec<String> = e.iter().map(|t| format!("{:?}", t.shape())).collect();
+                return Err(Diagnostic::error(
+                    Code::RuntimeShapeMismatch,
+                    format!(
+                        "`unbatch` needs components with one length along axis 0, found shapes {}",
+                        shapes.join(", ")
+                    ),
+                )
+                .with_label(self.span, "in this `unbatch`"));
+            }
+            self.n = firsts.first().copied().flatten().unwrap_or(0);
+            self.next = 0;
+            self.current = Some(e);
+        }
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        let (input, skip) = if self.current.is_none() {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.delivered)?;
+            (st, skip)
+        };
+        Ok(NodeState::Unbatch {
+            input: Box::new(input),
+            skip,
+        })
+    }
+}

@@ -1,0 +1,291 @@
+//! Opening a plan: the one place that maps each [`PlanKind`] to its stream kind (with
+//! `super::restore` for opening at a saved state), and wraps every stream for
+//! `--stats` and for element-at-a-time execution.
+
+use super::base::Stream;
+use super::batching::{Batch, PaddedBatch, Unbatch};
+use super::buffering::{Prefetch, Record, Replay, Shuffle};
+use super::combinators::{Concat, Repeat, Zip};
+use super::elementwise::{Enumerate, ParMap, Shard, Skip, Take};
+use super::plan::{Plan, PlanKind, next_shuffle_epoch, snapshot_opens};
+use super::sources::{Csv, Lines, Range, Slices, Whole, csv_error};
+use crate::Element;
+use crate::budget::Budget;
+use crate::lanes::{LaneStage, Stage};
+use crate::rng::Rng;
+use crate::state::NodeState;
+use crate::stats::Timed;
+use pipec_diag::Diagnostic;
+use std::sync::Arc;
+
+/// Hides a stream's block form: with block execution off, every node moves single elements.
+struct PerElement(Box<dyn Stream>);
+
+impl Stream for PerElement {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        self.0.next()
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        self.0.save()
+    }
+}
+
+impl Plan {
+    /// A fresh stream of this node, from its first element.
+    pub(crate) fn open(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
+        let stream = self.open_stream()?;
+        Ok(self.wrap(stream))
+    }
+
+    /// What every opened stream of this node is wrapped in: per element without blocks,
+    /// timed with `--stats`.
+    pub(super) fn wrap(&self, mut stream: Box<dyn Stream>) -> Box<dyn Stream> {
+        if !self.blocks {
+            stream = Box::new(PerElement(stream));
+        }
+        if let Some((stats, node)) = &self.timer {
+            stream = Box::new(Timed {
+                inner: stream,
+                stats: stats.clone(),
+                node: *node,
+            });
+        }
+        stream
+    }
+
+    /// This node, a map or a filter, over `input`, whose next input element has dataset
+    /// index `count` (0 when opened, the saved count when resumed), drawing with `epoch`
+    /// ([`Plan::next_epoch`] when opened, the saved epoch when resumed). On `lanes` lanes
+    /// (one runs it on the consumer's thread); a parallel map that cannot run on blocks
+    /// ahead is a [`ParMap`], lanes per element.
+    pub(super) fn open_stage(
+        &self,
+        input: Box<dyn Stream>,
+        count: u64,
+        epoch: u64,
+    ) -> Box<dyn Stream> {
+        let (stage, f, block_f, lanes, crew) = match &self.kind {
+            PlanKind::Map {
+                f,
+                block_f,
+                lanes,
+                crew,
+            } => {
+                let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
+                if *lanes > 1 && !on_lanes {
+                    return Box::new(ParMap::new(
+                        input,
+                        f.clone(),
+                        *lanes,
+                        count,
+                        epoch,
+                        self.track,
+                    ));
+                }
+                (Stage::Map, f, block_f, *lanes, crew)
+            }
+            PlanKind::Filter {
+                f,
+                block_f,
+                lanes,
+                crew,
+            } => (Stage::Filter, f, block_f, *lanes, crew),
+            _ => unreachable!("open_stage is called on maps and filters only"),
+        };
+        Box::new(
+            LaneStage::new(
+                stage,
+                input,
+                f.clone(),
+                block_f.clone(),
+                lanes,
+                crew.clone(),
+            )
+            .with_epoch(epoch)
+            .with_stats(self.timer.clone())
+            .tracking(self.track)
+            .at_count(count),
+        )
+    }
+
+    /// This node, a `batch` or a `padded_batch`, over `input`, whose next row is row
+    /// `count` of it (a `padded_batch` counts nothing: its state is its input's).
+    pub(super) fn open_batch(&self, input: Box<dyn Stream>, count: u64) -> Box<dyn Stream> {
+        match &self.kind {
+            PlanKind::Batch {
+                size,
+                drop_remainder,
+            } => Box::new(Batch::new(
+                input,
+                *size,
+                *drop_remainder,
+                self.span,
+                count,
+                self.track,
+            )),
+            PlanKind::PaddedBatch {
+                size,
+                shapes,
+                values,
+                drop_remainder,
+            } => Box::new(PaddedBatch {
+                input,
+                size: *size,
+                shapes: shapes.clone(),
+                values: values.clone(),
+                drop_remainder: *drop_remainder,
+                span: self.span,
+            }),
+            _ => unreachable!("open_batch is called on batches only"),
+        }
+    }
+
+    /// This node's stream from its start, not yet wrapped (see [`Plan::wrap`]).
+    pub(super) fn open_stream(self: &Arc<Plan>) -> Result<Box<dyn Stream>, Diagnostic> {
+        let input = |i: usize| self.inputs[i].open();
+        Ok(match &self.kind {
+            PlanKind::Slices(comps) => {
+                Box::new(Slices::at(comps.clone(), 0).expect("row 0 of any source"))
+            }
+            PlanKind::Whole(comps) => Box::new(Whole(Some(comps.clone()))),
+            PlanKind::Range { start, stop, step } => Box::new(Range {
+                cur: *start,
+                stop: *stop,
+                step: *step,
+            }),
+            PlanKind::ReadCsv {
+                path,
+                header,
+                dtype,
+                ncols,
+            } => {
+                let rows = pipec_tensor::io::CsvRows::open(path, *dtype, *ncols, *header)
+                    .map_err(|e| csv_error(e, path, self.span))?;
+                Box::new(Csv {
+                    rows,
+                    path: path.clone(),
+                    span: self.span,
+                    read: 0,
+                })
+            }
+            PlanKind::ReadLines(paths) => Box::new(Lines {
+                reader: pipec_tensor::io::LineReader::new(paths.clone()),
+                span: self.span,
+                read: 0,
+            }),
+            PlanKind::ReadTfRecord { paths, compression } => Box::new(
+                crate::records::TfRecords::new(paths.clone(), *compression, self.span),
+            ),
+            PlanKind::ReadParquet { paths, columns } => Box::new(
+                crate::records::ParquetSource::new(paths.clone(), columns.clone(), self.span),
+            ),
+            PlanKind::Map { .. } | PlanKind::Filter { .. } => {
+                let epoch = self.next_epoch();
+                self.open_stage(input(0)?, 0, epoch)
+            }
+            PlanKind::Batch { .. } | PlanKind::PaddedBatch { .. } => self.open_batch(input(0)?, 0),
+            PlanKind::Unbatch => Box::new(Unbatch::new(input(0)?, self.span, self.track)),
+            PlanKind::Shuffle {
+                buffer,
+                seed,
+                reshuffle,
+                epochs,
+            } => {
+                let epoch = next_shuffle_epoch(*reshuffle, epochs);
+                let seed = seed.wrapping_add(epoch.wrapping_mul(0xD1B5_4A32_D192_ED03));
+                // A buffer of 0 would emit nothing; 1 keeps the order (tf.data requires >= 1).
+                Box::new(Shuffle {
+                    input: Some(input(0)?),
+                    buffer: Vec::new(),
+                    size: (*buffer).max(1),
+                    rng: Rng::new(seed),
+                    budget: Budget::new(self.span, "shuffle buffer"),
+                })
+            }
+            PlanKind::Repeat(count) => Box::new(Repeat {
+                plan: self.inputs[0].clone(),
+                current: None,
+                epoch: 0,
+                count: *count,
+                seen: false,
+            }),
+            PlanKind::Take(n) => Box::new(Take {
+                input: input(0)?,
+                left: if *n < 0 { u64::MAX } else { *n as u64 },
+            }),
+            PlanKind::Skip(n) => Box::new(Skip {
+                input: input(0)?,
+                left: if *n < 0 { u64::MAX } else { *n as u64 },
+            }),
+            PlanKind::Zip => Box::new(Zip {
+                inputs: self
+                    .inputs
+                    .iter()
+                    .map(|p| p.open())
+                    .collect::<Result<_, _>>()?,
+            }),
+            PlanKind::Concatenate => Box::new(Concat {
+                first: Some(input(0)?),
+                second: self.inputs[1].clone(),
+                current: None,
+            }),
+            PlanKind::Enumerate(start) => Box::new(Enumerate {
+                input: input(0)?,
+                next: *start,
+            }),
+            PlanKind::Shard { num, index } => Box::new(Shard {
+                input: input(0)?,
+                num: *num,
+                index: *index,
+                pos: 0,
+            }),
+            PlanKind::Passthrough => input(0)?,
+            PlanKind::Prefetch(n) => {
+                Box::new(Prefetch::start(input(0)?, *n, self.span, self.track))
+            }
+            PlanKind::Cache(store, first_opens) => {
+                let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
+                match cached {
+                    Some(elems) => Box::new(Replay {
+                        elems,
+                        next: 0,
+                        opens: first_opens
+                            .lock()
+                            .ok()
+                            .and_then(|g| g.clone())
+                            .unwrap_or_default(),
+                    }),
+                    None => Box::new(Record {
+                        opens: {
+                            let now = snapshot_opens(&self.inputs[0].below);
+                            if let Ok(mut g) = first_opens.lock() {
+                                g.get_or_insert_with(|| now.clone());
+                            }
+                            now
+                        },
+                        first_opens: first_opens.clone(),
+                        input: input(0)?,
+                        store: store.clone(),
+                        seen: Vec::new(),
+                        budget: Budget::new(self.span, "cache"),
+                        recorded: 0,
+                        ended: false,
+                    }),
+                }
+            }
+            PlanKind::Interleave(nested) => {
+                crate::interleave::open(nested.clone(), input(0)?, self.next_epoch())?
+            }
+            PlanKind::GlobalShuffle {
+                seed,
+                reshuffle,
+                epochs,
+                crew,
+            } => {
+                let epoch = next_shuffle_epoch(*reshuffle, epochs);
+                crate::global_shuffle::open(&self.inputs[0], *seed, epoch, crew, self.span)?
+            }
+        })
+    }
+}

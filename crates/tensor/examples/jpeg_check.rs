@@ -9,6 +9,9 @@
 use pipec_tensor::kernels::image::decode::{ImageFormat, decode_image};
 use std::time::Instant;
 
+#[path = "../tests/support/damage.rs"]
+mod support_damage;
+
 fn fnv(bytes: &[u8]) -> u64 {
     let mut h = 0xcbf2_9ce4_8422_2325u64;
     for &b in bytes {
@@ -17,7 +20,7 @@ fn fnv(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The same damage as the `damaged_jpegs_decode_or_fail_cleanly` test, seeded per variant.
+/// The damage of the `damaged_jpegs_decode_or_fail_cleanly` test, seeded per variant.
 fn damage(clean: &[u8], seed: u64) -> Vec<u8> {
     let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     let mut next = move || {
@@ -26,29 +29,7 @@ fn damage(clean: &[u8], seed: u64) -> Vec<u8> {
         state ^= state << 17;
         state
     };
-    let mut bytes = clean.to_vec();
-    if bytes.is_empty() {
-        return bytes;
-    }
-    for _ in 0..1 + next() % 4 {
-        let at = (next() as usize) % bytes.len();
-        match next() % 5 {
-            0 => bytes[at] ^= 1 << (next() % 8),
-            1 => bytes[at] = 0xFF,
-            2 => {
-                bytes.remove(at);
-            }
-            3 => bytes.insert(at, bytes[at]),
-            _ => bytes[at] = next() as u8,
-        }
-        if bytes.is_empty() {
-            return bytes;
-        }
-    }
-    if next() % 4 == 0 {
-        bytes.truncate((next() as usize) % bytes.len());
-    }
-    bytes
+    support_damage::damage(clean, &mut next)
 }
 
 fn main() {

@@ -437,6 +437,20 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// `rows` rows of `width` counting `i32`s (scalar rows for width 0), in row-major
+    /// layout or as a transposed view of a `[width, rows]` tensor.
+    fn rows_of(rows: usize, width: usize, transpose: bool) -> Tensor {
+        let data: Vec<i32> = (0..(rows * width.max(1)) as i32).collect();
+        if width == 0 {
+            Tensor::from_vec(&[rows], data).expect("shape")
+        } else if transpose {
+            let t = Tensor::from_vec(&[width, rows], data).expect("shape");
+            crate::kernels::transpose(&t, &[1, 0]).expect("transpose")
+        } else {
+            Tensor::from_vec(&[rows, width], data).expect("shape")
+        }
+    }
+
     proptest! {
         /// Every layout (scalar rows, contiguous rows, a transposed view) keeps exactly the
         /// rows whose mask entry is true, in order; a mask shorter than the rows keeps none
@@ -448,15 +462,7 @@ mod tests {
             mask in proptest::collection::vec(any::<bool>(), 0..45),
             transpose in any::<bool>(),
         ) {
-            let data: Vec<i32> = (0..(rows * width.max(1)) as i32).collect();
-            let t = if width == 0 {
-                Tensor::from_vec(&[rows], data).expect("shape")
-            } else if transpose {
-                let t = Tensor::from_vec(&[width, rows], data).expect("shape");
-                crate::kernels::transpose(&t, &[1, 0]).expect("transpose")
-            } else {
-                Tensor::from_vec(&[rows, width], data).expect("shape")
-            };
+            let t = rows_of(rows, width, transpose);
             let got = t.compress_rows(&mask);
             let kept: Vec<Tensor> = (0..rows)
                 .filter(|&i| mask.get(i).copied().unwrap_or(false))
@@ -477,15 +483,7 @@ mod tests {
             picks in proptest::collection::vec(0usize..45, 0..60),
             transpose in any::<bool>(),
         ) {
-            let data: Vec<i32> = (0..(rows * width.max(1)) as i32).collect();
-            let t = if width == 0 {
-                Tensor::from_vec(&[rows], data).expect("shape")
-            } else if transpose {
-                let t = Tensor::from_vec(&[width, rows], data).expect("shape");
-                crate::kernels::transpose(&t, &[1, 0]).expect("transpose")
-            } else {
-                Tensor::from_vec(&[rows, width], data).expect("shape")
-            };
+            let t = rows_of(rows, width, transpose);
             let got = t.take_rows(&picks);
             if picks.iter().any(|&p| p >= rows) {
                 prop_assert!(got.is_none());

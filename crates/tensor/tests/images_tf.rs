@@ -16,6 +16,10 @@ use serde_json::Value;
 use std::fs::File;
 use std::path::PathBuf;
 
+#[path = "support/damage.rs"]
+mod support_damage;
+use support_damage::damage;
+
 fn dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/../../tests/images"))
 }
@@ -204,22 +208,7 @@ fn damaged_jpegs_decode_or_fail_cleanly() {
     for file in &files {
         let clean = std::fs::read(file).unwrap();
         for _ in 0..60 {
-            let mut bytes = clean.clone();
-            for _ in 0..1 + next() % 4 {
-                let at = (next() as usize) % bytes.len();
-                match next() % 5 {
-                    0 => bytes[at] ^= 1 << (next() % 8),
-                    1 => bytes[at] = 0xFF,
-                    2 => {
-                        bytes.remove(at);
-                    }
-                    3 => bytes.insert(at, bytes[at]),
-                    _ => bytes[at] = next() as u8,
-                }
-            }
-            if next() % 4 == 0 {
-                bytes.truncate((next() as usize) % bytes.len());
-            }
+            let bytes = damage(&clean, &mut next);
             for ch in [0, 1, 3] {
                 match decode_image(&bytes, ImageFormat::Jpeg, ch) {
                     Ok(t) => {

@@ -407,7 +407,8 @@ impl Ahead {
     fn queue(&self, k: u64) {
         if self.shared.block_len(k) > 0 {
             let shared = self.shared.clone();
-            self.crew.spawn(Box::new(move || shared.permute_ahead(k)));
+            // Without helpers (never, once started) the consumer permutes the block itself.
+            let _ = self.crew.spawn(Box::new(move || shared.permute_ahead(k)));
         }
     }
 

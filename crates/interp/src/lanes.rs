@@ -604,16 +604,17 @@ impl Crew {
         self.team().map_or(0, |t| t.size().min(self.helpers))
     }
 
-    /// Queues `task` for a helper; `false` (and `task` dropped) when the run has none.
-    /// Streams other than the lanes' stages (`global_shuffle`'s blocks permuted ahead) hand
-    /// their work to the same threads this way, so a process has one team of helpers.
-    pub(crate) fn spawn(&self, task: Task) -> bool {
+    /// Queues `task` for a helper, or gives it back when the run has none. Streams other
+    /// than the lanes' stages (`global_shuffle`'s blocks permuted ahead, a parallel map's
+    /// per-element lanes) hand their work to the same threads this way, so a process has
+    /// one team of helpers.
+    pub(crate) fn spawn(&self, task: Task) -> Result<(), Task> {
         match self.team() {
             Some(team) => {
                 team.push(Queued::Task(task));
-                true
+                Ok(())
             }
-            None => false,
+            None => Err(task),
         }
     }
 }

@@ -7,6 +7,7 @@ use super::base::{Stream, element_count};
 use crate::Element;
 use crate::block::Chunk;
 use crate::func::{CompiledFn, FnState};
+use crate::lanes::Crew;
 use crate::state::{Marks, NodeState};
 use pipec_diag::{Code, Diagnostic};
 use pipec_tensor::Tensor;
@@ -36,26 +37,30 @@ pub(crate) struct ParMap {
     track: bool,
     /// Chunks run on the consumer's thread (until one takes [`PARALLEL_AFTER`]).
     inline: bool,
+    /// The run's helpers, which run every lane but the consumer's.
+    crew: Arc<Crew>,
 }
 
 /// Elements handed to each lane per wake-up.
 const PER_LANE_CHUNK: usize = 64;
 
-/// A chunk that takes this long on one thread is worth splitting over the lanes: starting
-/// a scoped thread costs tens of microseconds.
+/// A chunk that takes this long on one thread is worth splitting over the lanes: handing a
+/// part to a helper and waking it costs microseconds to tens of microseconds.
 const PARALLEL_AFTER: std::time::Duration = std::time::Duration::from_millis(1);
 
 impl ParMap {
-    /// `f` over `input` on `lanes` lanes, whose next input element has dataset index `count`.
+    /// `f` over `input` on `lanes` lanes (the consumer's thread and `crew`'s helpers), whose
+    /// next input element has dataset index `count`.
     pub(crate) fn new(
         input: Box<dyn Stream>,
         f: Arc<CompiledFn>,
-        lanes: usize,
+        (lanes, crew): (usize, Arc<Crew>),
         count: u64,
         epoch: u64,
         track: bool,
     ) -> ParMap {
         ParMap {
+            crew,
             input,
             f,
             states: (0..lanes).map(|_| FnState::default()).collect(),
@@ -141,20 +146,16 @@ impl ParMap {
             // On this thread until a chunk shows that threads pay off (a cheap function
             // would spend more on starting them than on its elements).
             let t = std::time::Instant::now();
-            let mut out = Vec::with_capacity(chunk.len());
-            for (k, e) in chunk.into_iter().enumerate() {
-                let r = self.f.call(&mut self.states[0], e, starts[k], self.epoch);
-                let failed = r.is_err();
-                out.push(r);
-                if failed {
-                    break;
-                }
-            }
+            let state = std::mem::take(&mut self.states[0]);
+            let (out, state) = run_part(&self.f, state, chunk, &starts, self.epoch);
+            self.states[0] = state;
             if t.elapsed() >= PARALLEL_AFTER {
                 self.inline = false;
             }
             vec![out]
         } else {
+            // No more parts than threads to run them: the consumer's and the helpers'.
+            let lanes = lanes.min(self.crew.helpers() + 1);
             let per_lane = chunk.len().div_ceil(lanes);
             let mut parts: Vec<Vec<Element>> = Vec::new();
             let mut it = chunk.into_iter();
@@ -165,43 +166,7 @@ impl ParMap {
                 }
                 parts.push(part);
             }
-            let (f, epoch) = (&self.f, self.epoch);
-            let starts = &starts;
-            std::thread::scope(|s| {
-                let handles: Vec<_> = parts
-                    .into_iter()
-                    .zip(self.states.iter_mut())
-                    .enumerate()
-                    .map(|(lane, (part, state))| {
-                        s.spawn(move || {
-                            let _working = pipec_tensor::busy::Working::begin();
-                            let mut out = Vec::with_capacity(part.len());
-                            for (k, e) in part.into_iter().enumerate() {
-                                let r = f.call(state, e, starts[lane * per_lane + k], epoch);
-                                let failed = r.is_err();
-                                out.push(r);
-                                // Later elements of this lane can never be reported.
-                                if failed {
-                                    break;
-                                }
-                            }
-                            out
-                        })
-                    })
-                    .collect();
-                let _waiting = pipec_tensor::busy::Waiting::begin();
-                handles
-                    .into_iter()
-                    .map(|h| {
-                        h.join().unwrap_or_else(|_| {
-                            vec![Err(Diagnostic::error(
-                                Code::WrongKind,
-                                "internal error: a map lane panicked",
-                            ))]
-                        })
-                    })
-                    .collect()
-            })
+            self.run_parts(parts, &starts, per_lane)
         };
         let mut out = Vec::new();
         for lane in results {
@@ -220,6 +185,86 @@ impl ParMap {
         self.out = out.into_iter();
         self.next_inner()
     }
+}
+
+impl ParMap {
+    /// Runs `parts` (lane `i` holds the elements from `i * per_lane`), the first on this
+    /// thread and the others as tasks on the run's helpers, each with its lane's state;
+    /// the results by lane. A lane whose helper panicked yields one internal error (and a
+    /// fresh state).
+    fn run_parts(
+        &mut self,
+        parts: Vec<Vec<Element>>,
+        starts: &[u64],
+        per_lane: usize,
+    ) -> Vec<Vec<Result<Element, Diagnostic>>> {
+        let n = parts.len();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let mut mine = None;
+        for (lane, part) in parts.into_iter().enumerate() {
+            let state = std::mem::take(&mut self.states[lane]);
+            let (f, epoch, tx) = (self.f.clone(), self.epoch, tx.clone());
+            let first = lane * per_lane;
+            let starts = starts[first..first + part.len()].to_vec();
+            let work = move || {
+                let _working = pipec_tensor::busy::Working::begin();
+                let done = run_part(&f, state, part, &starts, epoch);
+                let _ = tx.send((lane, done));
+            };
+            if lane == 0 {
+                mine = Some(work);
+            } else if let Err(work) = self.crew.spawn(Box::new(work)) {
+                // No helper thread could start: this lane runs here too.
+                work();
+            }
+        }
+        // Only the lanes' senders remain: a lane that panicked drops its sender unsent.
+        drop(tx);
+        if let Some(work) = mine {
+            // A panic here is reported like a helper's: as this lane's internal error.
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
+        }
+        let mut results: Vec<Option<Vec<Result<Element, Diagnostic>>>> = vec![None; n];
+        {
+            let _waiting = pipec_tensor::busy::Waiting::begin();
+            while let Ok((lane, (out, state))) = rx.recv() {
+                self.states[lane] = state;
+                results[lane] = Some(out);
+            }
+        }
+        results
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| {
+                    vec![Err(Diagnostic::error(
+                        Code::WrongKind,
+                        "internal error: a map lane panicked",
+                    ))]
+                })
+            })
+            .collect()
+    }
+}
+
+/// One lane's elements through `f` with the lane's `state`, stopping at the first error (the
+/// elements after it in this lane can never be reported); the results and the state.
+fn run_part(
+    f: &CompiledFn,
+    mut state: FnState,
+    part: Vec<Element>,
+    starts: &[u64],
+    epoch: u64,
+) -> (Vec<Result<Element, Diagnostic>>, FnState) {
+    let mut out = Vec::with_capacity(part.len());
+    for (e, &start) in part.into_iter().zip(starts) {
+        let r = f.call(&mut state, e, start, epoch);
+        let failed = r.is_err();
+        out.push(r);
+        if failed {
+            break;
+        }
+    }
+    (out, state)
 }
 
 /// `take(n)`: the first `left` elements (all for a negative `n`).

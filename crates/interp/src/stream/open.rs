@@ -77,7 +77,7 @@ impl Plan {
                     return Box::new(ParMap::new(
                         input,
                         f.clone(),
-                        *lanes,
+                        (*lanes, crew.clone()),
                         count,
                         epoch,
                         self.track,

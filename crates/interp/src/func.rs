@@ -252,39 +252,28 @@ pub(crate) fn kernel_error(
     span: pipec_diag::Span,
     at: Where,
 ) -> Diagnostic {
-    let (code, help) = match &e {
-        KernelError::DivisionByZero { .. } => (
-            Code::DivisionByZero,
-            Some(
-                "guard the divisor: `x // where(d == 0, 1, d)`, or filter such elements out first",
-            ),
-        ),
-        KernelError::Broadcast { .. } => (
-            Code::RuntimeShapeMismatch,
-            Some("a `?` dim turned out not to match; check the data's shapes"),
-        ),
-        KernelError::NegativePower { .. } => (
-            Code::NegativePower,
-            Some("cast to a float first (`cast(x, f32) ** y`), or keep the exponents non-negative"),
-        ),
-        KernelError::TooLarge { .. } => (Code::TensorTooLarge, None),
-        KernelError::BadValue(_) => (
-            Code::BadValue,
-            Some("filter such elements out first, or fix the data"),
-        ),
-        KernelError::BadImage(_) => (
-            Code::BadImage,
-            Some("filter such elements out first, or fix the file"),
-        ),
-        KernelError::File { .. } => (
-            Code::FileUnreadable,
-            Some("relative paths are resolved against the .pipe file's folder"),
-        ),
-        KernelError::OverMemoryLimit { .. } => (
-            Code::MemoryLimit,
-            Some("raise `--max-memory`, or make the tensor smaller"),
-        ),
-        _ => (Code::RuntimeShapeMismatch, None),
+    // At run time a failed broadcast (or any error without a fixed code) is a `?` dim that
+    // turned out wrong.
+    let code = pipec_ir::kernel_error_code(&e).unwrap_or(Code::RuntimeShapeMismatch);
+    let help = match &e {
+        KernelError::DivisionByZero { .. } => {
+            Some("guard the divisor: `x // where(d == 0, 1, d)`, or filter such elements out first")
+        }
+        KernelError::Broadcast { .. } => {
+            Some("a `?` dim turned out not to match; check the data's shapes")
+        }
+        KernelError::NegativePower { .. } => {
+            Some("cast to a float first (`cast(x, f32) ** y`), or keep the exponents non-negative")
+        }
+        KernelError::BadValue(_) => Some("filter such elements out first, or fix the data"),
+        KernelError::BadImage(_) => Some("filter such elements out first, or fix the file"),
+        KernelError::File { .. } => {
+            Some("relative paths are resolved against the .pipe file's folder")
+        }
+        KernelError::OverMemoryLimit { .. } => {
+            Some("raise `--max-memory`, or make the tensor smaller")
+        }
+        _ => None,
     };
     let code = if matches!(kind, OpKind::EnsureShape(_)) {
         Code::EnsureShapeFailed

@@ -77,3 +77,21 @@ impl FusedBody {
         self.dtypes[reg as usize]
     }
 }
+
+/// The diagnostic code of a kernel error whose meaning is the same wherever the op ran (the
+/// tracer folding a constant, the interpreter, a batch being stacked); `None` for the errors
+/// whose code depends on where (a broadcast that fails is a compile-time mismatch when
+/// tracing, a run-time one when a `?` dim turns out wrong), which the caller names.
+pub fn kernel_error_code(e: &KernelError) -> Option<pipec_diag::Code> {
+    use pipec_diag::Code;
+    Some(match e {
+        KernelError::DivisionByZero { .. } => Code::DivisionByZero,
+        KernelError::NegativePower { .. } => Code::NegativePower,
+        KernelError::TooLarge { .. } => Code::TensorTooLarge,
+        KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
+        KernelError::BadValue(_) => Code::BadValue,
+        KernelError::BadImage(_) => Code::BadImage,
+        KernelError::File { .. } => Code::FileUnreadable,
+        _ => return None,
+    })
+}

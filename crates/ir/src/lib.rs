@@ -20,6 +20,7 @@ mod verify;
 pub mod vmap;
 
 pub use dot::to_dot;
+pub use eval::kernel_error_code;
 pub use function::{
     Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };

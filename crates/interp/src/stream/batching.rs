@@ -202,11 +202,7 @@ fn pull_rows(
 
 /// The code for a kernel failure while batching: the size limits, else a ragged batch.
 fn size_code(e: &kernels::KernelError) -> Code {
-    match e {
-        kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
-        kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
-        _ => Code::RaggedBatch,
-    }
+    pipec_ir::kernel_error_code(e).unwrap_or(Code::RaggedBatch)
 }
 
 /// Stacks each leaf of `rows` along a new first axis; a ragged leaf is a diagnostic.

@@ -680,17 +680,10 @@ impl Eval<'_> {
                     Ok(Value::Tensor(TVal::Concrete(out)))
                 }
                 Err(e) => {
-                    let code = match e {
-                        kernels::KernelError::DivisionByZero { .. } => Code::DivisionByZero,
-                        kernels::KernelError::NegativePower { .. } => Code::NegativePower,
+                    let code = pipec_ir::kernel_error_code(&e).unwrap_or(match e {
                         kernels::KernelError::Broadcast { .. } => Code::BroadcastMismatch,
-                        kernels::KernelError::TooLarge { .. } => Code::TensorTooLarge,
-                        kernels::KernelError::OverMemoryLimit { .. } => Code::MemoryLimit,
-                        kernels::KernelError::BadValue(_) => Code::BadValue,
-                        kernels::KernelError::BadImage(_) => Code::BadImage,
-                        kernels::KernelError::File { .. } => Code::FileUnreadable,
                         _ => Code::WrongKind,
-                    };
+                    });
                     let d = Diagnostic::error(code, e.to_string())
                         .with_label(span, format!("in this `{}`", kind.mnemonic()));
                     self.fail(d)

@@ -7,6 +7,8 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod cut_resume;
+
 /// A scratch directory for one test.
 fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pipec-ckpt-{test}-{}", std::process::id()));
@@ -69,21 +71,14 @@ fn take_then_resume_at_other_threads_prints_the_uninterrupted_run() {
         for level in ["-O0", "-O2"] {
             let whole = ok(&pipec(&dir, &[level, "--threads", "1"]));
             let total = whole.lines().count();
-            for cut in [0, 1, total / 3, total / 2 + 1, total] {
-                for (a, b) in [("1", "3"), ("3", "1"), ("2", "2")] {
-                    let cut_s = cut.to_string();
-                    let first = ok(&pipec(
-                        &dir,
-                        &[level, "--threads", a, "--take", &cut_s, "--save-state", "s"],
-                    ));
-                    let rest = ok(&pipec(&dir, &[level, "--threads", b, "--resume", "s"]));
-                    assert_eq!(
-                        format!("{first}{rest}"),
-                        whole,
-                        "program {n} at {level}, cut at {cut}, threads {a} then {b}"
-                    );
-                }
-            }
+            cut_resume::assert_cuts_resume(
+                |args| ok(&pipec(&dir, args)),
+                &whole,
+                level,
+                &[0, 1, total / 3, total / 2 + 1, total],
+                &[("1", "3"), ("3", "1"), ("2", "2")],
+                &format!("program {n}"),
+            );
         }
     }
 }

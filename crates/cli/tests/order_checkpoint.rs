@@ -6,6 +6,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod cut_resume;
+
 /// A scratch directory holding `p.pipe` = `program`.
 fn scratch(test: &str, program: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pipec-ordck-{test}-{}", std::process::id()));
@@ -71,21 +73,14 @@ fn global_shuffle_interleave_and_flat_map_resume_exactly_at_other_threads() {
             let whole = ok(&dir, &[level, "--threads", "1"]);
             let total = whole.lines().count();
             assert!(total > 10, "program {n} prints too little to cut: {whole}");
-            for cut in [0, 1, total / 3, total / 2 + 1, total - 1, total] {
-                for (a, b) in [("1", "3"), ("3", "1")] {
-                    let cut_s = cut.to_string();
-                    let first = ok(
-                        &dir,
-                        &[level, "--threads", a, "--take", &cut_s, "--save-state", "s"],
-                    );
-                    let rest = ok(&dir, &[level, "--threads", b, "--resume", "s"]);
-                    assert_eq!(
-                        format!("{first}{rest}"),
-                        whole,
-                        "program {n} at {level}, cut at {cut}, threads {a} then {b}"
-                    );
-                }
-            }
+            cut_resume::assert_cuts_resume(
+                |args| ok(&dir, args),
+                &whole,
+                level,
+                &[0, 1, total / 3, total / 2 + 1, total - 1, total],
+                &[("1", "3"), ("3", "1")],
+                &format!("program {n}"),
+            );
         }
         let _ = std::fs::remove_dir_all(&dir);
     }

@@ -5,6 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod cut_resume;
+
 fn data() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/records/data")
 }
@@ -237,22 +239,14 @@ fn record_sources_resume_exactly_where_they_stopped() {
             let whole = ok_in(&dir, program, &[level, "--threads", "1"]);
             let total = whole.lines().filter(|l| !l.starts_with(' ')).count();
             assert!(total > 10, "program {n}:\n{whole}");
-            for cut in [0, 1, 5, 19, 23, 24, total / 2 + 1, total - 1, total] {
-                for (a, b) in [("1", "2"), ("2", "1")] {
-                    let c = cut.to_string();
-                    let first = ok_in(
-                        &dir,
-                        program,
-                        &[level, "--threads", a, "--take", &c, "--save-state", "s"],
-                    );
-                    let rest = ok_in(&dir, program, &[level, "--threads", b, "--resume", "s"]);
-                    assert_eq!(
-                        format!("{first}{rest}"),
-                        whole,
-                        "program {n} at {level}, cut at {cut}, threads {a} then {b}"
-                    );
-                }
-            }
+            cut_resume::assert_cuts_resume(
+                |args| ok_in(&dir, program, args),
+                &whole,
+                level,
+                &[0, 1, 5, 19, 23, 24, total / 2 + 1, total - 1, total],
+                &[("1", "2"), ("2", "1")],
+                &format!("program {n}"),
+            );
         }
     }
     let _ = std::fs::remove_dir_all(&dir);

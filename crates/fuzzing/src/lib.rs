@@ -15,7 +15,7 @@ use std::io::Cursor;
 
 pub use grammar::program_from_bytes;
 pub use resume::{
-    Received, check_resume, check_resume_at_cuts, checkpoint_program,
+    Received, check_generated_resume, check_resume, check_resume_at_cuts, checkpoint_program,
     checkpoint_program_over_stream, compile_text, resume, state,
 };
 

@@ -383,6 +383,25 @@ pub fn compile_text(text: &str, opt_level: u8) -> Result<pipec::Compiled, String
         .map_err(|d| pipec::render(&d, "gen.pipe", text, false))
 }
 
+/// [`check_resume`] of a generated program `text` at `-O0` (`o0`) or `-O2`, as a property
+/// test's verdict: `Err` says the generator made a program that does not compile, or that
+/// resuming broke (the run's text in one line, for the failure report).
+pub fn check_generated_resume(
+    text: &str,
+    o0: bool,
+    cut: usize,
+    threads: (usize, usize),
+    sizes: &[usize],
+) -> Result<(), String> {
+    // Every generated program compiles; a failure here is a generator bug.
+    let c = compile_text(text, if o0 { 0 } else { 2 })
+        .map_err(|d| format!("does not compile:\n{text}{d}"))?;
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        check_resume(&c, cut, threads, sizes)
+    }))
+    .map_err(|_| format!("program: {}", text.replace('\n', " ")))
+}
+
 /// [`check_resume`] of `text` at -O0 and -O2, cut at each of `cuts`, under the three pull
 /// patterns, resumed at more and at fewer threads than the first run.
 pub fn check_resume_at_cuts(text: &str, cuts: &[usize]) {

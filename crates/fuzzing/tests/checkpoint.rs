@@ -19,14 +19,8 @@ proptest! {
         sizes in prop_oneof![Just([1, 1, 1]), Just([7, 3, 64]), Just([64, 1, 5])],
     ) {
         let text = pipec_fuzzing::checkpoint_program(&program);
-        // Every generated program compiles; a failure here is a generator bug.
-        let c = compiled(&text, if o0 { 0 } else { 2 });
-        prop_assert!(c.is_ok(), "does not compile:\n{}{}", text, c.as_ref().err().unwrap());
-        let c = c.unwrap();
-        let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            pipec_fuzzing::check_resume(&c, cut, threads, &sizes)
-        }));
-        prop_assert!(r.is_ok(), "program: {}", text.replace('\n', " "));
+        let verdict = pipec_fuzzing::check_generated_resume(&text, o0, cut, threads, &sizes);
+        prop_assert!(verdict.is_ok(), "{}", verdict.unwrap_err());
     }
 }
 

@@ -36,6 +36,25 @@ def run(fn, setup=None):
     print(f"seconds={statistics.median(times):.6f}")
 
 
+def time_passes(one_pass, reps):
+    """Runs `one_pass()` (which returns how many elements it delivered) reps + 1 times, the
+    first untimed as pipec-bench does for pipec (page cache, imports, pools), and prints the
+    element count and the medians of wall time and of the process's CPU time (every thread:
+    what the work costs on a machine shared with other jobs, where wall time mostly measures
+    waiting for a core)."""
+    times, cpu, n = [], [], 0
+    for rep in range(reps + 1):
+        t = time.perf_counter()
+        c = time.process_time()
+        n = one_pass()
+        if rep > 0:
+            times.append(time.perf_counter() - t)
+            cpu.append(time.process_time() - c)
+    print(f"elements={n}")
+    print(f"seconds={statistics.median(times):.6f}")
+    print(f"cpu_seconds={statistics.median(cpu):.6f}")
+
+
 def require_tensorflow():
     """Exits quietly (status 0, no `seconds=` line) when TensorFlow is not installed."""
     try:

@@ -6,11 +6,9 @@ dict of 8 arrays pipec hands out). pyarrow's thread pool is set to the same thre
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
-from common import DATA
+from common import DATA, time_passes
 
 
 def main():
@@ -28,27 +26,17 @@ def main():
     path = os.path.join(DATA, "w8.parquet")
     if not os.path.exists(path):
         sys.exit(f"{path} is missing: run `cargo run --release -p pipec-bench -- --gen`")
-    times = []
-    cpu = []
-    n = 0
-    # One untimed pass first, as pipec-bench does for pipec (page cache, imports, pools).
-    for rep in range(args.reps + 1):
-        t = time.perf_counter()
-        c = time.process_time()
+
+    def one_pass():
         n = 0
         f = pq.ParquetFile(path)
         for batch in f.iter_batches(batch_size=1024, use_threads=True):
+            # The dict of numpy arrays pipec hands out per batch (built, then dropped).
             cols = {name: col.to_numpy() for name, col in zip(batch.schema.names, batch.columns)}
             n += 1
-        del cols
-        if rep > 0:
-            times.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-    print(f"elements={n}")
-    print(f"seconds={statistics.median(times):.6f}")
-    # CPU time of every thread of the process: what the work costs on a machine shared with
-    # other jobs, where wall time mostly measures waiting for a core.
-    print(f"cpu_seconds={statistics.median(cpu):.6f}")
+        return n
+
+    time_passes(one_pass, args.reps)
 
 
 main()

@@ -9,11 +9,9 @@ the same output, which the table shows too.
 """
 import argparse
 import os
-import statistics
 import sys
-import time
 
-from common import DATA
+from common import DATA, time_passes
 
 
 def main():
@@ -55,23 +53,14 @@ def main():
     # Built once and iterated each time (tracing the parse function is not the pipeline's
     # work, as pipec's compile is not); one untimed pass first, as pipec-bench does for pipec.
     ds = dataset()
-    times = []
-    cpu = []
-    n = 0
-    for rep in range(args.reps + 1):
-        t = time.perf_counter()
-        c = time.process_time()
+
+    def one_pass():
         n = 0
         for _ in ds:
             n += 1
-        if rep > 0:
-            times.append(time.perf_counter() - t)
-            cpu.append(time.process_time() - c)
-    print(f"elements={n}")
-    print(f"seconds={statistics.median(times):.6f}")
-    # CPU time of every thread of the process: what the work costs on a machine shared with
-    # other jobs, where wall time mostly measures waiting for a core.
-    print(f"cpu_seconds={statistics.median(cpu):.6f}")
+        return n
+
+    time_passes(one_pass, args.reps)
 
 
 main()

@@ -101,56 +101,61 @@ fn change(working: bool) {
     };
 }
 
+/// Sets the current thread's counted state (working or not) to `to` until dropped; nothing
+/// when accounting is off or the thread is already in that state.
+struct Switch {
+    to: bool,
+    changed: bool,
+}
+
+impl Switch {
+    fn enter(to: bool) -> Switch {
+        let changed = ON.load(Ordering::Relaxed) && COUNTED.with(Cell::get) != to;
+        if changed {
+            COUNTED.with(|c| c.set(to));
+            change(to);
+        }
+        Switch { to, changed }
+    }
+}
+
+impl Drop for Switch {
+    fn drop(&mut self) {
+        if self.changed {
+            COUNTED.with(|c| c.set(!self.to));
+            if ON.load(Ordering::Relaxed) {
+                change(!self.to);
+            }
+        }
+    }
+}
+
 /// Counts the current thread as working until dropped (nothing if it already is).
 #[must_use]
-pub struct Working(bool);
+pub struct Working {
+    _switch: Switch,
+}
 
 impl Working {
     /// Enters a working section.
     pub fn begin() -> Working {
-        if !ON.load(Ordering::Relaxed) || COUNTED.with(Cell::get) {
-            return Working(false);
-        }
-        COUNTED.with(|c| c.set(true));
-        change(true);
-        Working(true)
-    }
-}
-
-impl Drop for Working {
-    fn drop(&mut self) {
-        if self.0 {
-            COUNTED.with(|c| c.set(false));
-            if ON.load(Ordering::Relaxed) {
-                change(false);
-            }
+        Working {
+            _switch: Switch::enter(true),
         }
     }
 }
 
 /// Counts the current thread as not working (blocked on another thread) until dropped.
 #[must_use]
-pub struct Waiting(bool);
+pub struct Waiting {
+    _switch: Switch,
+}
 
 impl Waiting {
     /// Enters a waiting section.
     pub fn begin() -> Waiting {
-        if !ON.load(Ordering::Relaxed) || !COUNTED.with(Cell::get) {
-            return Waiting(false);
-        }
-        COUNTED.with(|c| c.set(false));
-        change(false);
-        Waiting(true)
-    }
-}
-
-impl Drop for Waiting {
-    fn drop(&mut self) {
-        if self.0 {
-            COUNTED.with(|c| c.set(true));
-            if ON.load(Ordering::Relaxed) {
-                change(true);
-            }
+        Waiting {
+            _switch: Switch::enter(false),
         }
     }
 }

@@ -155,9 +155,16 @@ pub fn resize(
         let src = a.as_slice().expect("standard layout");
         let mut out = vec![0f32; n];
         let (in_img, out_img) = (g.h * g.w * g.c, oh * ow * g.c);
-        for (img, dst) in src.chunks(in_img).zip(out.chunks_mut(out_img)) {
-            bilinear(img, f32::from, g, oh, ow, dst);
-        }
+        // Compiled for AVX2 where the CPU has it: the lerps are `f32` sub, mul and add
+        // (never fused: Rust does not contract them), so only the vector width changes.
+        super::simd::with_avx2(
+            #[inline(always)]
+            || {
+                for (img, dst) in src.chunks(in_img).zip(out.chunks_mut(out_img)) {
+                    bilinear_u8(img, g, oh, ow, dst);
+                }
+            },
+        );
         return Ok(Tensor::from_vec(&shape, out).expect("length matches the shape"));
     }
     let xf = cast(x, DType::F32);
@@ -234,7 +241,6 @@ fn bilinear<T: Copy>(
 ) {
     let c = g.c;
     let row = g.w * c;
-    let width = ow * c;
     // Per output column and channel: the two source offsets in a row, and the weight.
     let cols: Vec<(usize, usize, f32)> = linear_axis(g.w, ow)
         .into_iter()
@@ -247,6 +253,153 @@ fn bilinear<T: Copy>(
             *o = left + (right - left) * dx;
         }
     };
+    bilinear_rows(g, oh, ow * c, dst, &mut Closure(lerp_row));
+}
+
+/// The horizontal pass of `bilinear`: one source row lerped into `out`.
+trait LerpRow {
+    fn lerp_row(&mut self, y: usize, out: &mut [f32]);
+}
+
+/// A closure as a `LerpRow`.
+struct Closure<F>(F);
+
+impl<F: FnMut(usize, &mut [f32])> LerpRow for Closure<F> {
+    #[inline(always)]
+    fn lerp_row(&mut self, y: usize, out: &mut [f32]) {
+        (self.0)(y, out)
+    }
+}
+
+/// The horizontal pass of `bilinear` for a `u8` image, with the same operations in the
+/// same order: it first gathers each output value's left and right source bytes into two
+/// rows, so that the lerp itself (and the conversion to `f32`, which is exact) runs over
+/// whole rows and vectorizes; gathering and lerping in one loop kept every value scalar.
+/// With at most four channels one 8-byte load (from a copy of the row with room to read
+/// past its end) holds a pixel's left and right neighbours, which are the same pixel or
+/// `c` bytes apart, and each moves as one `u32` (the extra bytes land where the next
+/// pixel's overwrite them, or in the padding).
+struct BytesRow<'a> {
+    src: &'a [u8],
+    c: usize,
+    row: usize,
+    width: usize,
+    whole_pixels: bool,
+    /// Per output pixel when `whole_pixels`: the left neighbour's offset in the row and
+    /// the right one's distance from it in bits (0 or `8 * c`).
+    pixels: Vec<(u32, u32)>,
+    /// Per output value otherwise: both neighbours' offsets.
+    offsets: Vec<(usize, usize)>,
+    /// Per output value.
+    weights: Vec<f32>,
+    padded: Vec<u8>,
+    lefts: Vec<u8>,
+    rights: Vec<u8>,
+}
+
+impl<'a> BytesRow<'a> {
+    fn new(src: &'a [u8], g: Geom, ow: usize) -> BytesRow<'a> {
+        let c = g.c;
+        let (row, width) = (g.w * c, ow * c);
+        let axis = linear_axis(g.w, ow);
+        let weights = axis
+            .iter()
+            .flat_map(|&(_, _, dx)| std::iter::repeat_n(dx, c))
+            .collect();
+        // The neighbours are the same pixel or adjacent ones (rounding aside: checked), and
+        // offsets fit `u32` (a row of 2^32 bytes is past every limit on a tensor anyway).
+        let whole_pixels = c <= 4
+            && u32::try_from(row).is_ok()
+            && axis.iter().all(|&(x0, x1, _)| x1 == x0 || x1 == x0 + 1);
+        let (mut pixels, mut offsets) = (Vec::new(), Vec::new());
+        if whole_pixels {
+            pixels = axis
+                .iter()
+                .map(|&(x0, x1, _)| ((x0 * c) as u32, (8 * c * (x1 - x0)) as u32))
+                .collect();
+        } else {
+            offsets = axis
+                .iter()
+                .flat_map(|&(x0, x1, _)| (0..c).map(move |ch| (x0 * c + ch, x1 * c + ch)))
+                .collect();
+        }
+        BytesRow {
+            src,
+            c,
+            row,
+            width,
+            whole_pixels,
+            pixels,
+            offsets,
+            weights,
+            padded: vec![0; row + 8],
+            lefts: vec![0; width + 4],
+            rights: vec![0; width + 4],
+        }
+    }
+}
+
+impl LerpRow for BytesRow<'_> {
+    #[inline(always)]
+    fn lerp_row(&mut self, y: usize, out: &mut [f32]) {
+        let (c, row, width) = (self.c, self.row, self.width);
+        // Slices, not the vectors: a byte stored through a vector's buffer could (for the
+        // compiler) change the vector's own pointer, which would then be reloaded per store.
+        let (padded, lefts, rights) = (
+            &mut self.padded[..],
+            &mut self.lefts[..],
+            &mut self.rights[..],
+        );
+        let (offsets, weights) = (&self.offsets[..], &self.weights[..width]);
+        let r = &self.src[y * row..(y + 1) * row];
+        if self.whole_pixels {
+            padded[..row].copy_from_slice(r);
+            gather_pixels(padded, &self.pixels, c, lefts, rights);
+        } else {
+            for ((l, rt), &(a, b)) in lefts.iter_mut().zip(rights.iter_mut()).zip(offsets) {
+                *l = r[a];
+                *rt = r[b];
+            }
+        }
+        let (lefts, rights, out) = (&lefts[..width], &rights[..width], &mut out[..width]);
+        for (((o, &l), &rt), &dx) in out.iter_mut().zip(lefts).zip(rights).zip(weights) {
+            let (left, right) = (f32::from(l), f32::from(rt));
+            *o = left + (right - left) * dx;
+        }
+    }
+}
+
+/// `BytesRow`'s gather with at most four channels: per output pixel, the left and right
+/// neighbours' `c` bytes (and up to `4 - c` more) into `lefts` and `rights`. Out of line:
+/// inside the image loop it ran short of registers and reloaded its slices per pixel.
+#[inline(never)]
+fn gather_pixels(
+    padded: &[u8],
+    pixels: &[(u32, u32)],
+    c: usize,
+    lefts: &mut [u8],
+    rights: &mut [u8],
+) {
+    let mut at = 0;
+    for &(a, shift) in pixels {
+        let a = a as usize;
+        let both = u64::from_le_bytes(padded[a..a + 8].try_into().expect("8 bytes"));
+        lefts[at..at + 4].copy_from_slice(&(both as u32).to_le_bytes());
+        rights[at..at + 4].copy_from_slice(&((both >> shift) as u32).to_le_bytes());
+        at += c;
+    }
+}
+
+/// `bilinear` of a `u8` image (see `BytesRow`).
+#[inline(always)]
+fn bilinear_u8(src: &[u8], g: Geom, oh: usize, ow: usize, dst: &mut [f32]) {
+    bilinear_rows(g, oh, ow * g.c, dst, &mut BytesRow::new(src, g, ow));
+}
+
+/// The vertical pass of `bilinear`: `rows.lerp_row(y, out)` writes source row `y` lerped
+/// horizontally (`width` values); each row is lerped once even when two output rows use it.
+#[inline(always)]
+fn bilinear_rows(g: Geom, oh: usize, width: usize, dst: &mut [f32], rows: &mut impl LerpRow) {
     let (mut top, mut bottom) = (vec![0f32; width], vec![0f32; width]);
     let (mut top_y, mut bottom_y) = (usize::MAX, usize::MAX);
     for (&(y0, y1, dy), out) in linear_axis(g.h, oh).iter().zip(dst.chunks_mut(width)) {
@@ -255,7 +408,7 @@ fn bilinear<T: Copy>(
                 std::mem::swap(&mut top, &mut bottom);
                 std::mem::swap(&mut top_y, &mut bottom_y);
             } else {
-                lerp_row(y0, &mut top);
+                rows.lerp_row(y0, &mut top);
                 top_y = y0;
             }
         }
@@ -263,7 +416,7 @@ fn bilinear<T: Copy>(
             if y1 == top_y {
                 bottom.copy_from_slice(&top);
             } else {
-                lerp_row(y1, &mut bottom);
+                rows.lerp_row(y1, &mut bottom);
             }
             bottom_y = y1;
         }
@@ -654,6 +807,11 @@ mod tests {
             (vec![7, 5, 1], [13, 2]),
             (vec![1, 1, 3], [4, 3]),
             (vec![2, 9, 11, 3], [5, 17]),
+            // Every channel count of the whole-pixel gather, and one past it.
+            (vec![6, 10, 4], [3, 7]),
+            (vec![5, 4, 2], [9, 9]),
+            (vec![3, 8, 1], [2, 3]),
+            (vec![4, 6, 5], [3, 8]),
         ] {
             let n: usize = shape.iter().product();
             let bytes: Vec<u8> = (0..n)

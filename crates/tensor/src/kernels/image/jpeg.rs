@@ -306,12 +306,6 @@ impl<'a> Bits<'a> {
         ((self.acc >> (self.n - LOOKAHEAD)) & ((1 << LOOKAHEAD) - 1)) as usize
     }
 
-    /// The next `FAST_BITS` bits, not consumed; needs `n >= 16` (the caller fills).
-    #[inline]
-    fn peek_fast(&self) -> usize {
-        ((self.acc >> (self.n - FAST_BITS)) & ((1 << FAST_BITS) - 1)) as usize
-    }
-
     #[inline]
     fn huff(&mut self, t: &Huffman) -> Result<u8, KernelError> {
         if self.n < 16 {
@@ -1032,16 +1026,48 @@ fn sequential_block_in(
     let diff = bits.receive_extend(u32::from(s));
     *pred = pred.wrapping_add(diff);
     block[0] = *pred as i16;
+    // The reader's hot fields as plain locals: a field of `bits` would be stored and
+    // reloaded around every symbol (its address goes to the cold calls below), which puts
+    // a memory round trip on the chain from one code to the next. They go back to `bits`
+    // only around those calls and at the end.
+    let data = bits.data;
+    let (mut acc, mut n, mut pos, mut ended) = (bits.acc, bits.n, bits.pos, bits.ended);
+    macro_rules! store {
+        () => {
+            (bits.acc, bits.n, bits.pos) = (acc, n, pos)
+        };
+    }
+    macro_rules! load {
+        () => {
+            (acc, n, pos, ended) = (bits.acc, bits.n, bits.pos, bits.ended)
+        };
+    }
     let mut k = 1;
     while k < 64 {
         // At least 16 bits for the code and 15 for its value, so one refill at most.
-        if bits.n < 31 {
-            bits.fill();
+        if n < 31 {
+            // `Bits::fill`'s fast path on the locals (n < 31, so 4 to 8 whole bytes fit).
+            let mut filled = false;
+            if !ended && let Some(chunk) = data.get(pos..pos + 8) {
+                let word = u64::from_be_bytes(chunk.try_into().expect("eight bytes"));
+                if !has_ff_byte(word) {
+                    let take = (64 - n) / 8;
+                    acc = (acc << (8 * take - 1) << 1) | (word >> (64 - 8 * take));
+                    n += 8 * take;
+                    pos += take as usize;
+                    filled = true;
+                }
+            }
+            if !filled {
+                store!();
+                bits.fill_slow();
+                load!();
+            }
         }
-        let e = ac.fast_ac[bits.peek_fast()];
+        let e = ac.fast_ac[((acc >> (n - FAST_BITS)) & ((1 << FAST_BITS) - 1)) as usize];
         let used = (e & 0x1F) as u32;
         if e & 0x80 != 0 {
-            bits.n -= used;
+            n -= used;
             k += ((e >> 8) & 15) as usize;
             // `& 63` only tells the compiler what NATURAL holds.
             block[NATURAL[k] & 63] = (e >> 16) as i16;
@@ -1049,15 +1075,26 @@ fn sequential_block_in(
             continue;
         }
         let rs = if e != 0 {
-            bits.n -= used;
+            n -= used;
             (e >> 8) as u8
         } else {
-            bits.huff_long(ac)?
+            store!();
+            let rs = bits.huff_long(ac)?;
+            load!();
+            rs
         };
         let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {
             k += r;
-            let v = bits.receive_extend(s);
+            // `receive_extend` on the locals: at least 15 bits remain after a code of at
+            // most 16 (the refill above left 31 or more), and s <= 15.
+            n -= s;
+            let raw = ((acc >> n) & ((1u64 << s) - 1)) as i32;
+            let v = if raw < (1 << (s - 1)) {
+                raw - (1 << s) + 1
+            } else {
+                raw
+            };
             block[NATURAL[k] & 63] = v as i16;
         } else if r == 15 {
             k += 15;
@@ -1066,6 +1103,7 @@ fn sequential_block_in(
         }
         k += 1;
     }
+    store!();
     Ok(())
 }
 

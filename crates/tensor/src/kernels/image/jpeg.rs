@@ -1019,54 +1019,98 @@ fn sequential_block_in(
     pred: &mut i32,
     block: &mut [i16; 64],
 ) -> Result<(), KernelError> {
-    let s = bits.huff(dc)?;
-    if s > 15 {
-        return Err(bad("a bad DC difference"));
-    }
-    let diff = bits.receive_extend(u32::from(s));
-    *pred = pred.wrapping_add(diff);
-    block[0] = *pred as i16;
-    // The reader's hot fields as plain locals: a field of `bits` would be stored and
-    // reloaded around every symbol (its address goes to the cold calls below), which puts
-    // a memory round trip on the chain from one code to the next. They go back to `bits`
-    // only around those calls and at the end.
+    // The reader's hot state as plain locals (a field of `bits` would be stored and
+    // reloaded around every symbol, since its address goes to the cold calls below), and
+    // with the unread bits at the top of `top` rather than the bottom: the next code is
+    // then `top >> (64 - FAST_BITS)` and using it `top <<= used`, which takes two steps off
+    // the chain from one code to the next (no `n - FAST_BITS`, no `n -= used` on it). `n`
+    // counts the unread bits; the bits under them are either zeros or the stream's next
+    // bits (a refill reads eight bytes and counts only the whole ones that fit), so OR-ing
+    // the next bytes in below the `n` bits is exact. They go back to `bits` (bottom-aligned)
+    // around the cold calls and at the end.
     let data = bits.data;
-    let (mut acc, mut n, mut pos, mut ended) = (bits.acc, bits.n, bits.pos, bits.ended);
+    let to_top = |acc: u64, n: u32| if n == 0 { 0 } else { acc << (64 - n) };
+    let (mut top, mut n, mut pos, mut ended) =
+        (to_top(bits.acc, bits.n), bits.n, bits.pos, bits.ended);
     macro_rules! store {
         () => {
-            (bits.acc, bits.n, bits.pos) = (acc, n, pos)
+            (bits.acc, bits.n, bits.pos) = (if n == 0 { 0 } else { top >> (64 - n) }, n, pos)
         };
     }
     macro_rules! load {
         () => {
-            (acc, n, pos, ended) = (bits.acc, bits.n, bits.pos, bits.ended)
+            (top, n, pos, ended) = (to_top(bits.acc, bits.n), bits.n, bits.pos, bits.ended)
         };
     }
-    let mut k = 1;
-    while k < 64 {
-        // At least 16 bits for the code and 15 for its value, so one refill at most.
-        if n < 31 {
-            // `Bits::fill`'s fast path on the locals (n < 31, so 4 to 8 whole bytes fit).
-            let mut filled = false;
-            if !ended && let Some(chunk) = data.get(pos..pos + 8) {
-                let word = u64::from_be_bytes(chunk.try_into().expect("eight bytes"));
-                if !has_ff_byte(word) {
-                    let take = (64 - n) / 8;
-                    acc = (acc << (8 * take - 1) << 1) | (word >> (64 - 8 * take));
-                    n += 8 * take;
-                    pos += take as usize;
-                    filled = true;
+    // Tops `n` up to at least 31: 16 bits for a code and 15 for its value, so one refill
+    // per symbol at most (`Bits::fill`'s fast path, then its slow one).
+    macro_rules! refill {
+        () => {
+            if n < 31 {
+                let mut filled = false;
+                if !ended && let Some(chunk) = data.get(pos..pos + 8) {
+                    let word = u64::from_be_bytes(chunk.try_into().expect("eight bytes"));
+                    if !has_ff_byte(word) {
+                        top |= word >> n;
+                        let take = (64 - n) / 8;
+                        n += 8 * take;
+                        pos += take as usize;
+                        filled = true;
+                    }
+                }
+                if !filled {
+                    store!();
+                    bits.fill_slow();
+                    load!();
                 }
             }
-            if !filled {
-                store!();
-                bits.fill_slow();
-                load!();
+        };
+    }
+    // `s` (1 to 15) bits as a signed value, F.2.2.1's EXTEND; needs n >= s.
+    macro_rules! receive_extend {
+        ($s:expr) => {{
+            let s: u32 = $s;
+            let raw = (top >> (64 - s)) as i32;
+            top <<= s;
+            n -= s;
+            if raw < (1 << (s - 1)) {
+                raw - (1 << s) + 1
+            } else {
+                raw
             }
-        }
-        let e = ac.fast_ac[((acc >> (n - FAST_BITS)) & ((1 << FAST_BITS) - 1)) as usize];
+        }};
+    }
+    refill!();
+    let e = dc.lookup[(top >> (64 - LOOKAHEAD)) as usize];
+    let s = if e != 0 {
+        let len = u32::from(e >> 8);
+        top <<= len;
+        n -= len;
+        e as u8
+    } else {
+        store!();
+        let s = bits.huff_long(dc)?;
+        load!();
+        s
+    };
+    if s > 15 {
+        store!();
+        return Err(bad("a bad DC difference"));
+    }
+    let diff = if s == 0 {
+        0
+    } else {
+        receive_extend!(u32::from(s))
+    };
+    *pred = pred.wrapping_add(diff);
+    block[0] = *pred as i16;
+    let mut k = 1;
+    while k < 64 {
+        refill!();
+        let e = ac.fast_ac[(top >> (64 - FAST_BITS)) as usize];
         let used = (e & 0x1F) as u32;
         if e & 0x80 != 0 {
+            top <<= used;
             n -= used;
             k += ((e >> 8) & 15) as usize;
             // `& 63` only tells the compiler what NATURAL holds.
@@ -1075,6 +1119,7 @@ fn sequential_block_in(
             continue;
         }
         let rs = if e != 0 {
+            top <<= used;
             n -= used;
             (e >> 8) as u8
         } else {
@@ -1086,16 +1131,8 @@ fn sequential_block_in(
         let (r, s) = (usize::from(rs >> 4), u32::from(rs & 15));
         if s != 0 {
             k += r;
-            // `receive_extend` on the locals: at least 15 bits remain after a code of at
-            // most 16 (the refill above left 31 or more), and s <= 15.
-            n -= s;
-            let raw = ((acc >> n) & ((1u64 << s) - 1)) as i32;
-            let v = if raw < (1 << (s - 1)) {
-                raw - (1 << s) + 1
-            } else {
-                raw
-            };
-            block[NATURAL[k] & 63] = v as i16;
+            // At least 15 bits remain after a code of at most 16, and s <= 15.
+            block[NATURAL[k] & 63] = receive_extend!(s) as i16;
         } else if r == 15 {
             k += 15;
         } else {

@@ -13,11 +13,13 @@ use pipec_diag::{Code, Diagnostic};
 use pipec_tensor::Tensor;
 use std::sync::Arc;
 
-/// A parallel `map`: pulls a chunk, splits it over lanes (each with its own host
-/// instances), and emits results in input order. Threads wake once per chunk, never per
-/// element. Errors are kept in place: an error in element k is reported only after elements
-/// before k were emitted, and never if the consumer stops before k (`take`); an input error is
-/// likewise reported after the chunk read before it.
+/// A parallel `map`: pulls a chunk, has its lanes (each with its own host instances) take
+/// its elements a piece at a time, and emits results in input order. Threads wake once per
+/// chunk, never per element. While the consumer works on a chunk's results (a `batch`
+/// stacking them), the helpers already compute the next chunk, which the consumer's thread
+/// joins when it comes back for it. Errors are kept in place: an error in element k is
+/// reported only after elements before k were emitted, and never if the consumer stops
+/// before k (`take`); an input error is likewise reported after the chunk read before it.
 pub(crate) struct ParMap {
     input: Box<dyn Stream>,
     f: Arc<CompiledFn>,
@@ -37,6 +39,11 @@ pub(crate) struct ParMap {
     track: bool,
     /// Chunks run on the consumer's thread (until one takes [`PARALLEL_AFTER`]).
     inline: bool,
+    /// The size of the next chunk run on the consumer's thread: from one element, doubled
+    /// per chunk, so that an expensive function goes to the lanes after one element.
+    inline_len: usize,
+    /// The chunk the helpers are computing ahead, if any.
+    flight: Option<Flight>,
     /// The run's helpers, which run every lane but the consumer's.
     crew: Arc<Crew>,
 }
@@ -73,6 +80,8 @@ impl ParMap {
             marks: Marks::default(),
             track,
             inline: true,
+            inline_len: 1,
+            flight: None,
         }
     }
 }
@@ -80,7 +89,7 @@ impl ParMap {
 impl Stream for ParMap {
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         // Nothing computed ahead: the input's own position is this node's.
-        let (input, skip, count) = if self.out.len() == 0 {
+        let (input, skip, count) = if self.out.len() == 0 && self.flight.is_none() {
             (self.input.save()?, 0, self.count)
         } else {
             self.marks.at(self.delivered)?
@@ -104,22 +113,66 @@ impl Stream for ParMap {
 
 impl ParMap {
     fn next_inner(&mut self) -> Result<Option<Element>, Diagnostic> {
-        if let Some(r) = self.out.next() {
-            return r.map(Some);
+        loop {
+            if let Some(r) = self.out.next() {
+                return r.map(Some);
+            }
+            if let Some(flight) = self.flight.take() {
+                let results = self.join(flight);
+                let failed = results.iter().any(Result::is_err);
+                if !failed && !self.done {
+                    // The next chunk goes to the helpers now, while the consumer is busy
+                    // with these results; its first element is output number `at`.
+                    let at = self.delivered + results.len() as u64;
+                    if let Some(chunk) = self.pull(at, self.states.len() * PER_LANE_CHUNK) {
+                        self.flight = Some(self.launch(chunk));
+                    }
+                }
+                self.keep(vec![results]);
+                continue;
+            }
+            if let Some(d) = self.pending.take() {
+                return Err(d);
+            }
+            if self.done {
+                return Ok(None);
+            }
+            let lanes = self.states.len();
+            let want = if self.inline {
+                self.inline_len
+            } else {
+                lanes * PER_LANE_CHUNK
+            };
+            let Some((chunk, starts)) = self.pull(self.delivered, want) else {
+                return self.pending.take().map_or(Ok(None), Err);
+            };
+            if self.inline {
+                // On this thread until a chunk shows that threads pay off (a cheap function
+                // would spend more on starting them than on its elements).
+                self.inline_len = (2 * self.inline_len).min(lanes * PER_LANE_CHUNK);
+                let t = std::time::Instant::now();
+                let state = std::mem::take(&mut self.states[0]);
+                let (out, state) = run_part(&self.f, state, chunk, &starts, self.epoch);
+                self.states[0] = state;
+                if t.elapsed() >= PARALLEL_AFTER {
+                    self.inline = false;
+                }
+                self.keep(vec![out]);
+            } else {
+                self.flight = Some(self.launch((chunk, starts)));
+            }
         }
-        if let Some(d) = self.pending.take() {
-            return Err(d);
+    }
+
+    /// Reads up to `want` elements and their dataset indices; `None` when the input had
+    /// none left (an input error is then in `pending`). `at` is the output position of the
+    /// first, where a checkpoint mark (the input's state before them) is due.
+    fn pull(&mut self, at: u64, want: usize) -> Option<(Vec<Element>, Vec<u64>)> {
+        if self.track && self.marks.due(at) {
+            self.marks.push(at, self.input.save(), self.count);
         }
-        if self.done {
-            return Ok(None);
-        }
-        let lanes = self.states.len();
-        if self.track && self.marks.due(self.delivered) {
-            self.marks
-                .push(self.delivered, self.input.save(), self.count);
-        }
-        let mut chunk = Vec::with_capacity(lanes * PER_LANE_CHUNK);
-        while chunk.len() < lanes * PER_LANE_CHUNK {
+        let mut chunk = Vec::with_capacity(want);
+        while chunk.len() < want {
             match self.input.next() {
                 Ok(Some(e)) => chunk.push(e),
                 Ok(None) => {
@@ -134,7 +187,7 @@ impl ParMap {
             }
         }
         if chunk.is_empty() {
-            return self.pending.take().map_or(Ok(None), Err);
+            return None;
         }
         // The dataset index of each item's first element (a batched map's items are batches).
         let mut starts = Vec::with_capacity(chunk.len());
@@ -142,107 +195,181 @@ impl ParMap {
             starts.push(self.count);
             self.count += element_count(&self.f, e);
         }
-        let results: Vec<Vec<Result<Element, Diagnostic>>> = if self.inline {
-            // On this thread until a chunk shows that threads pay off (a cheap function
-            // would spend more on starting them than on its elements).
-            let t = std::time::Instant::now();
-            let state = std::mem::take(&mut self.states[0]);
-            let (out, state) = run_part(&self.f, state, chunk, &starts, self.epoch);
-            self.states[0] = state;
-            if t.elapsed() >= PARALLEL_AFTER {
-                self.inline = false;
-            }
-            vec![out]
-        } else {
-            // No more parts than threads to run them: the consumer's and the helpers'.
-            let lanes = lanes.min(self.crew.helpers() + 1);
-            let per_lane = chunk.len().div_ceil(lanes);
-            let mut parts: Vec<Vec<Element>> = Vec::new();
-            let mut it = chunk.into_iter();
-            loop {
-                let part: Vec<Element> = it.by_ref().take(per_lane).collect();
-                if part.is_empty() {
-                    break;
-                }
-                parts.push(part);
-            }
-            self.run_parts(parts, &starts, per_lane)
-        };
+        Some((chunk, starts))
+    }
+
+    /// Queues `results` (by lane, in order) for output; nothing after the first error.
+    fn keep(&mut self, results: Vec<Vec<Result<Element, Diagnostic>>>) {
         let mut out = Vec::new();
-        for lane in results {
-            for r in lane {
-                let failed = r.is_err();
-                out.push(r);
-                if failed {
-                    // Nothing after the first error in order is ever emitted.
-                    self.pending = None;
-                    self.done = true;
-                    self.out = out.into_iter();
-                    return self.next_inner();
+        for r in results.into_iter().flatten() {
+            let failed = r.is_err();
+            out.push(r);
+            if failed {
+                // Nothing after the first error in order is ever emitted.
+                self.pending = None;
+                self.done = true;
+                if let Some(f) = self.flight.take() {
+                    f.shared.cancel();
                 }
+                break;
             }
         }
         self.out = out.into_iter();
-        self.next_inner()
+    }
+
+    /// Hands `chunk` to the helpers (every lane but the consumer's), who start on it at once.
+    fn launch(&mut self, (chunk, starts): (Vec<Element>, Vec<u64>)) -> Flight {
+        let n = chunk.len();
+        // No more lanes than threads to run them: the consumer's and the helpers'.
+        let lanes = self.states.len().min(self.crew.helpers() + 1);
+        let shared = Arc::new(Shared {
+            f: self.f.clone(),
+            epoch: self.epoch,
+            starts,
+            items: std::sync::Mutex::new(chunk.into_iter().map(Some).collect()),
+            results: std::sync::Mutex::new((0..n).map(|_| None).collect()),
+            next: std::sync::atomic::AtomicUsize::new(0),
+            failed: std::sync::atomic::AtomicUsize::new(usize::MAX),
+            // Pieces small enough that the threads end a chunk together, large enough that
+            // taking one (a lock and an atomic add) costs nothing next to the calls.
+            piece: n.div_ceil(8 * lanes).max(1),
+        });
+        let (tx, rx) = std::sync::mpsc::channel();
+        for lane in 1..lanes {
+            let mut state = std::mem::take(&mut self.states[lane]);
+            let (shared, tx) = (shared.clone(), tx.clone());
+            let work = Box::new(move || {
+                let _working = pipec_tensor::busy::Working::begin();
+                shared.work(&mut state);
+                let _ = tx.send((lane, state));
+            });
+            if self.crew.spawn(work).is_err() {
+                // No helper thread could start: the consumer's thread does it all (the
+                // lane's state, dropped with the task, starts afresh when next used).
+                break;
+            }
+        }
+        Flight { shared, rx }
+    }
+
+    /// The consumer's thread takes pieces of `flight` until none are left, then waits for
+    /// the helpers; the results in order. A piece a panicking helper took yields one
+    /// internal error in its place.
+    fn join(&mut self, flight: Flight) -> Vec<Result<Element, Diagnostic>> {
+        let Flight { shared, rx } = flight;
+        let mut state = std::mem::take(&mut self.states[0]);
+        // A panic here is reported like a helper's: as an internal error in its place.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| shared.work(&mut state)));
+        self.states[0] = state;
+        {
+            let _waiting = pipec_tensor::busy::Waiting::begin();
+            // Every helper's task holds a sender: the channel closes when all are done.
+            while let Ok((lane, state)) = rx.recv() {
+                self.states[lane] = state;
+            }
+        }
+        let results = std::mem::take(
+            &mut *shared
+                .results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        let mut out = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Some(r) => {
+                    let failed = r.is_err();
+                    out.push(r);
+                    if failed {
+                        break;
+                    }
+                }
+                None => {
+                    // Skipped after an error (which came before it, so the loop ended
+                    // there) or taken by a lane that panicked.
+                    out.push(Err(Diagnostic::error(
+                        Code::WrongKind,
+                        "internal error: a map lane panicked",
+                    )));
+                    break;
+                }
+            }
+        }
+        out
     }
 }
 
-impl ParMap {
-    /// Runs `parts` (lane `i` holds the elements from `i * per_lane`), the first on this
-    /// thread and the others as tasks on the run's helpers, each with its lane's state;
-    /// the results by lane. A lane whose helper panicked yields one internal error (and a
-    /// fresh state).
-    fn run_parts(
-        &mut self,
-        parts: Vec<Vec<Element>>,
-        starts: &[u64],
-        per_lane: usize,
-    ) -> Vec<Vec<Result<Element, Diagnostic>>> {
-        let n = parts.len();
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut mine = None;
-        for (lane, part) in parts.into_iter().enumerate() {
-            let state = std::mem::take(&mut self.states[lane]);
-            let (f, epoch, tx) = (self.f.clone(), self.epoch, tx.clone());
-            let first = lane * per_lane;
-            let starts = starts[first..first + part.len()].to_vec();
-            let work = move || {
-                let _working = pipec_tensor::busy::Working::begin();
-                let done = run_part(&f, state, part, &starts, epoch);
-                let _ = tx.send((lane, done));
+impl Drop for ParMap {
+    fn drop(&mut self) {
+        // A chunk being computed ahead is no longer wanted.
+        if let Some(f) = &self.flight {
+            f.shared.cancel();
+        }
+    }
+}
+
+/// A chunk on its way through the lanes.
+struct Flight {
+    shared: Arc<Shared>,
+    /// Each helper's lane and state, sent back when it finds no piece left.
+    rx: std::sync::mpsc::Receiver<(usize, FnState)>,
+}
+
+/// A chunk's elements and results, shared by the threads computing it.
+struct Shared {
+    f: Arc<CompiledFn>,
+    epoch: u64,
+    starts: Vec<u64>,
+    items: std::sync::Mutex<Vec<Option<Element>>>,
+    results: std::sync::Mutex<Vec<Option<Result<Element, Diagnostic>>>>,
+    /// The first element no thread has taken yet.
+    next: std::sync::atomic::AtomicUsize,
+    /// The first element whose call failed (`usize::MAX`: none yet): pieces after it are
+    /// never computed, since nothing after an error is emitted.
+    failed: std::sync::atomic::AtomicUsize,
+    /// Elements taken at a time.
+    piece: usize,
+}
+
+impl Shared {
+    /// Takes pieces and computes them with `state` until none are left.
+    fn work(&self, state: &mut FnState) {
+        use std::sync::atomic::Ordering::SeqCst;
+        let n = self.starts.len();
+        loop {
+            let from = self.next.fetch_add(self.piece, SeqCst);
+            if from >= n || from > self.failed.load(SeqCst) {
+                return;
+            }
+            let to = (from + self.piece).min(n);
+            let items: Vec<Element> = {
+                let mut items = self
+                    .items
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                items[from..to]
+                    .iter_mut()
+                    .map(|e| e.take().expect("each piece is taken once"))
+                    .collect()
             };
-            if lane == 0 {
-                mine = Some(work);
-            } else if let Err(work) = self.crew.spawn(Box::new(work)) {
-                // No helper thread could start: this lane runs here too.
-                work();
+            let out = run_part_with(&self.f, state, items, &self.starts[from..to], self.epoch);
+            if out.last().is_some_and(Result::is_err) {
+                self.failed.fetch_min(from + out.len() - 1, SeqCst);
+            }
+            let mut results = self
+                .results
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (slot, r) in results[from..].iter_mut().zip(out) {
+                *slot = Some(r);
             }
         }
-        // Only the lanes' senders remain: a lane that panicked drops its sender unsent.
-        drop(tx);
-        if let Some(work) = mine {
-            // A panic here is reported like a helper's: as this lane's internal error.
-            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(work));
-        }
-        let mut results: Vec<Option<Vec<Result<Element, Diagnostic>>>> = vec![None; n];
-        {
-            let _waiting = pipec_tensor::busy::Waiting::begin();
-            while let Ok((lane, (out, state))) = rx.recv() {
-                self.states[lane] = state;
-                results[lane] = Some(out);
-            }
-        }
-        results
-            .into_iter()
-            .map(|r| {
-                r.unwrap_or_else(|| {
-                    vec![Err(Diagnostic::error(
-                        Code::WrongKind,
-                        "internal error: a map lane panicked",
-                    ))]
-                })
-            })
-            .collect()
+    }
+
+    /// No piece is taken from now on (the ones being computed finish).
+    fn cancel(&self) {
+        self.next
+            .store(usize::MAX / 2, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
@@ -255,16 +382,28 @@ fn run_part(
     starts: &[u64],
     epoch: u64,
 ) -> (Vec<Result<Element, Diagnostic>>, FnState) {
+    let out = run_part_with(f, &mut state, part, starts, epoch);
+    (out, state)
+}
+
+/// `run_part` with a borrowed state.
+fn run_part_with(
+    f: &CompiledFn,
+    state: &mut FnState,
+    part: Vec<Element>,
+    starts: &[u64],
+    epoch: u64,
+) -> Vec<Result<Element, Diagnostic>> {
     let mut out = Vec::with_capacity(part.len());
     for (e, &start) in part.into_iter().zip(starts) {
-        let r = f.call(&mut state, e, start, epoch);
+        let r = f.call(state, e, start, epoch);
         let failed = r.is_err();
         out.push(r);
         if failed {
             break;
         }
     }
-    (out, state)
+    out
 }
 
 /// `take(n)`: the first `left` elements (all for a negative `n`).

@@ -3,6 +3,8 @@
 //! tf.data, then prints a markdown table of medians, throughputs and ratios. See
 //! `docs/performance.md` for how to read it.
 
+mod w6;
+
 use pipec_bench::{Id, Out};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -14,7 +16,8 @@ usage: pipec-bench [OPTIONS]
   --quick          fewer repetitions, no whole-process runs (about a minute)
   --gen            only (re)generate bench/workloads/data/ (.npy, W7's TFRecords, W8's
                    Parquet file) and exit
-  --only LIST      comma-separated workloads: w1,w2,w3,w4,w4t,w5,w7,w8
+  --only LIST      comma-separated workloads: w1,w2,w3,w4,w4t,w5,w6,w7,w8 (W6, JPEGs
+                   that PIL writes on first use, runs without --quick or when named)
   --reps N         repetitions of each pipec run (default 7, as the loop's; --quick 1)
   --threads N      --threads for pipec (default: the number of cores, like the CLI)
   --no-process     skip whole-process `pipec --discard` timing
@@ -411,8 +414,12 @@ fn main() {
     }
 
     let record_rows = run_records(&paths, &args);
+    let image_row = run_w6(&paths, &args);
     if rows.is_empty() {
         print_records(&record_rows, &args);
+        if let Some(r) = &image_row {
+            w6::print(r, args.threads, args.reps);
+        }
         return;
     }
     println!();
@@ -466,6 +473,9 @@ fn main() {
     }
 
     print_records(&record_rows, &args);
+    if let Some(r) = &image_row {
+        w6::print(r, args.threads, args.reps);
+    }
 
     if args.startup {
         match &paths.pipec {
@@ -496,6 +506,26 @@ fn main() {
             }
         }
     }
+}
+
+/// W6, when named in `--only`, or with no `--only` and no `--quick` (it takes a minute).
+fn run_w6(paths: &Paths, args: &Args) -> Option<w6::Row> {
+    let wanted = match &args.only {
+        Some(o) => o.iter().any(|w| w == "w6"),
+        None => !args.quick,
+    };
+    if !wanted {
+        return None;
+    }
+    eprintln!("W6: JPEG 500x375 -> decode -> resize 224x224 -> normalize -> batch 32");
+    Some(w6::run(
+        &paths.root,
+        paths.pipec.as_deref(),
+        args.threads,
+        args.reps,
+        args.python,
+        &python_has,
+    ))
 }
 
 /// A record workload's measurements: pipec's median and each baseline's.

@@ -311,6 +311,45 @@ fn take_pulls_exactly_n() {
     assert_eq!(stderr(&out).lines().count(), 3, "{}", stderr(&out));
 }
 
+/// A parallel map's lanes take pieces of a chunk and compute the next chunk ahead: an error
+/// deep in the run still comes after exactly the elements before it, at every thread
+/// count, and `--take` short of it never reports it.
+#[test]
+fn parallel_map_errors_come_in_order() {
+    let good = [
+        "rgb_48x64",
+        "rgb420_17x33",
+        "gray_11x13",
+        "progressive_21x29",
+    ];
+    let paths: Vec<String> = (0..300)
+        .map(|i| {
+            let name = if i == 200 { "truncated" } else { good[i % 4] };
+            format!("\"DATA/../images/src/{name}.jpg\"")
+        })
+        .collect();
+    // Decoding has no block form, so this map is per element on lanes; the resize makes
+    // each element slow enough for the lanes to be used at all.
+    let program = format!(
+        "pipeline main = from_tensor_slices([{}])\n    .map(|p| sum(resize(decode_jpeg(read_file(p)), [128, 128])))",
+        paths.join(", ")
+    );
+    let case = Case::new("parmap_error", &program);
+    let mut first = None;
+    for threads in ["1", "2", "3"] {
+        let out = case.run(&["--threads", threads]);
+        assert_exit(&out, 1);
+        assert_eq!(stdout(&out).lines().count(), 200, "--threads {threads}");
+        assert!(stderr(&out).contains("element 200"), "{}", stderr(&out));
+        // The same values at every thread count.
+        let text = stdout(&out);
+        assert_eq!(first.get_or_insert_with(|| text.clone()), &text);
+        let out = case.run(&["--threads", threads, "--take", "150"]);
+        assert_exit(&out, 0);
+        assert_eq!(stdout(&out).lines().count(), 150, "--threads {threads}");
+    }
+}
+
 #[test]
 fn csv_errors_name_file_line_column_and_cell() {
     let case = Case::new(

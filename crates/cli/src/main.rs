@@ -158,6 +158,7 @@ fn default_threads() -> usize {
 static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 fn main() -> ExitCode {
+    pipec::limits::tune_allocator();
     PROCESS_START.get_or_init(std::time::Instant::now);
     let cli = match Cli::try_parse() {
         Ok(c) => c,

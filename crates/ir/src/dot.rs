@@ -115,12 +115,11 @@ fn pipeline_cluster<'p>(
         let n = &p.graph[node];
         let text = ds_node_text(prog, p, node, &names);
         let func_id = match &n.kind {
-            DsKind::Map { func, .. } | DsKind::Filter { func } => Some(*func),
             DsKind::Interleave(nest) => {
                 nested.push((&nest.inner, ids[&node].clone()));
                 Some(nest.func)
             }
-            _ => None,
+            kind => kind.func(),
         };
         let func = func_id.and_then(|f| prog.functions.get(f.index()));
         let calls_eager = func.is_some_and(Function::has_eager);

@@ -224,6 +224,7 @@ pub(crate) fn ds_node_text(
                 args.push("reshuffle_each_iteration=false".to_string());
             }
         }
+        DsKind::Transform(t) => args.extend(t.arg_texts(prog)),
         DsKind::Unbatch | DsKind::Zip | DsKind::Concatenate | DsKind::Cache => {}
     }
     let mut text = format!("{} = {}", names[&node], n.kind.mnemonic());

@@ -61,7 +61,7 @@ use pipec_ir::{Dim, Parallelism, Shape, TensorType};
 use pipec_syntax::ast;
 use pipec_tensor::{DType, Scalar};
 
-/// The dataset transformations, for "did you mean".
+/// The dataset transformations with arms here, for "did you mean" (with the table's).
 const METHODS: &[&str] = &[
     "map",
     "filter",
@@ -188,28 +188,10 @@ impl Eval<'_> {
             }
             "filter" => {
                 let a = bind!(&["predicate"], 1);
-                let (fv, fs) = a[0].clone().expect("required");
-                let f = some!(self.func_arg((fv, fs), "filter")?);
-                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "filter") else {
-                    return Ok(Value::Poison);
-                };
-                if out != ElemType::Tensor(TensorType::scalar(DType::Bool)) {
-                    let d = Diagnostic::error(
-                        Code::PredicateNotBool,
-                        format!(
-                            "a filter predicate must return bool[], but this one returns {out}"
-                        ),
-                    )
-                    .with_label(fs, format!("returns {out}"))
-                    .with_help(
-                        if matches!(&out, ElemType::Tensor(t) if t.dtype == DType::Bool) {
-                            "reduce it to one bool with `all(...)` or `any(...)`".to_string()
-                        } else {
-                            "compare to get a bool, e.g. `|x| x > 0`".to_string()
-                        },
-                    );
-                    return self.fail(d);
-                }
+                let pred = a[0]
+                    .clone()
+                    .expect("`bind!` checked the required predicate");
+                let func = some!(self.predicate(pred, &ds.elem, span, "filter")?);
                 let elem = ds.elem.clone();
                 node(DsKind::Filter { func }, vec![ds], elem)
             }
@@ -613,14 +595,26 @@ impl Eval<'_> {
                 node(DsKind::Cache, vec![ds], elem)
             }
             other => {
+                if let Some(decl) = pipec_ir::transform_decl(other) {
+                    return self.table_transform(decl, ds, pos, named, span);
+                }
                 let mut d = Diagnostic::error(
                     Code::UnknownName,
                     format!("datasets have no method `{other}`"),
                 )
                 .with_label(name.span, "unknown transformation");
-                d = match did_you_mean(other, METHODS.iter().copied()) {
+                let methods = || {
+                    METHODS
+                        .iter()
+                        .copied()
+                        .chain(pipec_ir::TRANSFORMS.iter().map(|t| t.name))
+                };
+                d = match did_you_mean(other, methods()) {
                     Some(s) => d.with_help(format!("did you mean `.{s}(...)`?")),
-                    None => d.with_help(format!("the transformations are: {}", METHODS.join(", "))),
+                    None => d.with_help(format!(
+                        "the transformations are: {}",
+                        methods().collect::<Vec<_>>().join(", ")
+                    )),
                 };
                 self.fail(d)
             }

@@ -23,7 +23,7 @@ pub mod vmap;
 pub use dot::to_dot;
 pub use eval::kernel_error_code;
 pub use function::{
-    Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
+    Function, FusedBody, FusedOp, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };
 pub use host::{HostFn, HostFunction, HostInstance, on_blocks};
 pub use ops::{BatchRule, ImageOp, brightness_dtype, resolve_reshape};

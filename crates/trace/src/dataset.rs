@@ -147,7 +147,13 @@ impl Eval<'_> {
         match m {
             "map" => {
                 let a = bind!(&["func", "num_parallel_calls", "deterministic"], 1);
-                let f = some!(self.func_arg(a[0].clone().expect("required"), "map")?);
+                let f = some!(
+                    self.func_arg(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "map"
+                    )?
+                );
                 let parallelism = match a[1].clone() {
                     None => Parallelism::Sequential,
                     Some((v, s)) => match some!(self.int_value(v, s, "num_parallel_calls")?) {
@@ -197,7 +203,13 @@ impl Eval<'_> {
             }
             "batch" => {
                 let a = bind!(&["batch_size", "drop_remainder"], 1);
-                let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
+                let size = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "batch_size"
+                    )?
+                );
                 let drop_remainder = some!(self.bool_arg(a[1].clone(), false)?);
                 let dim = if drop_remainder {
                     Dim::Known(size)
@@ -226,7 +238,13 @@ impl Eval<'_> {
                     ],
                     1
                 );
-                let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
+                let size = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "batch_size"
+                    )?
+                );
                 let drop_remainder = some!(self.bool_arg(a[3].clone(), false)?);
                 let leaves: Vec<TensorType> = ds.elem.leaves().into_iter().cloned().collect();
                 let padded_shapes: Vec<Option<Vec<Option<usize>>>> = match a[1].clone() {
@@ -350,7 +368,13 @@ impl Eval<'_> {
             }
             "shuffle" => {
                 let a = bind!(&["buffer_size", "seed", "reshuffle_each_iteration"], 1);
-                let buffer = some!(self.positive(a[0].clone().expect("required"), "buffer_size")?);
+                let buffer = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "buffer_size"
+                    )?
+                );
                 let seed = match a[1].clone() {
                     None => None,
                     Some((v, s)) => {
@@ -408,8 +432,12 @@ impl Eval<'_> {
             }
             "reduce" => {
                 let a = bind!(&["initial_state", "reduce_func"], 2);
-                let init = a[0].clone().expect("required");
-                let f = a[1].clone().expect("required");
+                let init = a[0]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
+                let f = a[1]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 self.dataset_reduce(ds, init, f, span)
             }
             "get_single_element" => {
@@ -438,7 +466,9 @@ impl Eval<'_> {
             }
             "take" | "skip" => {
                 let a = bind!(&["count"], 1);
-                let (v, s) = a[0].clone().expect("required");
+                let (v, s) = a[0]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 let n = some!(self.int_value(v, s, "the count")?);
                 let elem = ds.elem.clone();
                 node(
@@ -478,7 +508,9 @@ impl Eval<'_> {
             }
             "concatenate" => {
                 let a = bind!(&["dataset"], 1);
-                let (v, s) = a[0].clone().expect("required");
+                let (v, s) = a[0]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 let Value::Dataset(other) = v else {
                     if matches!(v, Value::Poison) {
                         return Ok(Value::Poison);
@@ -513,8 +545,16 @@ impl Eval<'_> {
             }
             "shard" => {
                 let a = bind!(&["num_shards", "index"], 2);
-                let num = some!(self.positive(a[0].clone().expect("required"), "num_shards")?);
-                let (v, s) = a[1].clone().expect("required");
+                let num = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "num_shards"
+                    )?
+                );
+                let (v, s) = a[1]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 let index = some!(self.int_value(v, s, "the shard index")?);
                 if index < 0 || index as usize >= num {
                     let d = Diagnostic::error(Code::BadDatasetArgument, format!("shard index {index} is out of range for {num} shards"))

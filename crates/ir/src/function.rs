@@ -10,7 +10,6 @@ use crate::ops::ImageOp;
 use crate::types::{Shape, TensorType};
 use pipec_diag::Span;
 use pipec_tensor::DType;
-use pipec_tensor::Scalar;
 use pipec_tensor::Tensor;
 pub use pipec_tensor::kernels::FusedOp;
 use pipec_tensor::kernels::SliceItem;

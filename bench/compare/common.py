@@ -12,6 +12,10 @@ import time
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "workloads", "data")
 
 
+# The inputs `load` read, for `run --with-load` to time reading them again.
+_LOADED = []
+
+
 def load(stem):
     """The same .npy input pipec reads (bench/workloads/data/STEM.npy)."""
     import numpy as np
@@ -19,18 +23,27 @@ def load(stem):
     path = os.path.join(DATA, stem + ".npy")
     if not os.path.exists(path):
         sys.exit(f"{path} is missing: run `cargo run --release -p pipec-bench -- --gen` first")
+    _LOADED.append(path)
     return np.load(path)
 
 
 def run(fn, setup=None):
-    """Times `fn(setup())` --reps times (setup not timed) and prints the median."""
+    """Times `fn(setup())` --reps times (setup not timed) and prints the median. With
+    `--with-load`, each repetition also times `np.load` of the inputs (from the page cache):
+    the whole-program cost pipec's process is compared with."""
+    import numpy as np
+
     ap = argparse.ArgumentParser()
     ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--with-load", action="store_true")
     args = ap.parse_args()
     times = []
     for _ in range(args.reps):
         arg = setup() if setup else None
         t = time.perf_counter()
+        if args.with_load:
+            for path in _LOADED:
+                np.load(path)
         fn(arg)
         times.append(time.perf_counter() - t)
     print(f"seconds={statistics.median(times):.6f}")

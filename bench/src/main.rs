@@ -154,15 +154,21 @@ fn locate(build: bool) -> Paths {
 #[derive(Default)]
 struct Row {
     compile: f64,
-    /// Median time of `Compiled::run`: building the plan and loading the input file.
+    /// Median time of `Compiled::run`: building the plan and opening the input files.
     open: Option<f64>,
     pipec: Option<f64>,
     pipec_reps: usize,
     outputs: usize,
     process: Option<f64>,
+    /// Median time to read the input file from the page cache into a fresh buffer.
+    read: Option<f64>,
+    /// `serial share` from `pipec --stats --discard` at the bench's thread count.
+    serial: Option<f64>,
     reference: f64,
     ref_outputs: usize,
     numpy: Option<f64>,
+    /// The numpy script with `np.load` of its input timed too (`--with-load`).
+    numpy_whole: Option<f64>,
     tfdata: Option<f64>,
     note: String,
 }
@@ -178,8 +184,9 @@ fn time_pipec(id: Id, paths: &Paths, args: &Args, row: &mut Row) -> Result<(), S
     // helpers and faults in its buffers (the process column keeps that cost).
     pipec_bench::drain(&compiled, args.threads)?;
     for rep in 0..args.reps {
-        // The loop runs on an input already in memory; so does the timed part of pipec:
-        // loading the `.npy` (done when the run opens) is timed apart, in `open`.
+        // The loop runs on an input already in memory. pipec reads a sliced `.npy` a block of
+        // rows at a time as the run pulls them (on the lanes), so its `pipec` time includes
+        // reading the file from the page cache; `open` is the rest of opening the run.
         let t = Instant::now();
         let stream = pipec_bench::open(&compiled, args.threads)?;
         opens.push(secs(t.elapsed()));
@@ -226,6 +233,53 @@ fn time_process(id: Id, paths: &Paths, args: &Args, reps: usize) -> Option<f64> 
     Some(median(times))
 }
 
+/// Median time to read `id`'s input file from the page cache into a fresh buffer, as a
+/// program that reads its input whole before computing pays it.
+fn time_read(id: Id, paths: &Paths, reps: usize) -> Option<f64> {
+    let path = paths
+        .workloads
+        .join("data")
+        .join(format!("{}.npy", id.data()?));
+    // The first read fills the page cache (and is not timed).
+    std::hint::black_box(std::fs::read(&path).ok()?);
+    let times = (0..reps)
+        .map(|_| {
+            let t = Instant::now();
+            let bytes = std::fs::read(&path).ok();
+            let s = secs(t.elapsed());
+            std::hint::black_box(bytes);
+            s
+        })
+        .collect();
+    Some(median(times))
+}
+
+/// The median `serial share` `pipec --stats --discard` reports for `id`, as a fraction.
+fn serial_share(id: Id, paths: &Paths, args: &Args, reps: usize) -> Option<f64> {
+    let bin = paths.pipec.as_ref()?;
+    let mut shares = Vec::new();
+    for _ in 0..reps {
+        let out = Command::new(bin)
+            .args(["--stats", "--discard", "--threads"])
+            .arg(args.threads.to_string())
+            .arg(paths.workloads.join(id.file()))
+            .stdout(Stdio::null())
+            .output()
+            .ok()?;
+        let text = String::from_utf8_lossy(&out.stderr);
+        let share = text.lines().find_map(|l| {
+            l.strip_prefix("serial share: ")?
+                .split('%')
+                .next()?
+                .trim()
+                .parse::<f64>()
+                .ok()
+        })?;
+        shares.push(share / 100.0);
+    }
+    Some(median(shares))
+}
+
 fn time_reference(id: Id, paths: &Paths, args: &Args, row: &mut Row) -> Result<(), String> {
     // The loop reads the very bytes pipec reads; loading them is not part of either timing
     // (pipec's run time does include its own read of the .npy: see docs/performance.md).
@@ -268,7 +322,7 @@ fn python_has(module: &str) -> bool {
 }
 
 /// Runs `bench/compare/KIND_wN.py` and reads its `seconds=` line.
-fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize) -> Option<f64> {
+fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize, extra: &[&str]) -> Option<f64> {
     let script = paths
         .root
         .join("bench/compare")
@@ -277,6 +331,7 @@ fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize) -> Option<f64> {
         .arg(&script)
         .arg("--reps")
         .arg(reps.to_string())
+        .args(extra)
         .current_dir(&paths.root)
         .stderr(Stdio::inherit())
         .output()
@@ -288,6 +343,42 @@ fn time_script(kind: &str, id: Id, paths: &Paths, reps: usize) -> Option<f64> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
         .find_map(|l| l.strip_prefix("seconds=")?.trim().parse().ok())
+}
+
+/// The whole-process view (issue 20): `pipec --discard FILE` against (a) reading the input
+/// from the page cache plus the loop's compute, and (b) numpy's `np.load` plus its
+/// whole-array computation; and the serial share `--stats` reports.
+fn print_whole_process(rows: &[(Id, Row)], args: &Args) {
+    println!();
+    println!(
+        "whole process, {} threads: (a) = read the input file + the loop; (b) = numpy `np.load` + compute (both in-process, no interpreter start-up)",
+        args.threads
+    );
+    println!();
+    println!(
+        "| workload | process | read | loop | (a) | process / (a) | target | (b) | (b) / process | (b) / pipec in-process | target | serial share | target |"
+    );
+    println!("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for (id, r) in rows {
+        let Some(process) = r.process else { continue };
+        let a = r.reference + r.read.unwrap_or(0.0);
+        let ratio = |base: Option<f64>| match (r.numpy_whole, base) {
+            (Some(b), Some(t)) => format!("{:.2}x", b / t),
+            _ => "n/a".into(),
+        };
+        println!(
+            "| {} | {process:.4} | {} | {:.4} | {a:.4} | {:.2}x | <= 1.3x | {} | {} | {} | >= 1.0x | {} | <= 5% |",
+            id.name(),
+            r.read.map_or_else(|| "-".into(), |s| format!("{s:.4}")),
+            r.reference,
+            process / a,
+            opt_s(r.numpy_whole),
+            ratio(Some(process)),
+            ratio(r.pipec),
+            r.serial
+                .map_or_else(|| "n/a".into(), |s| format!("{:.1}%", s * 100.0)),
+        );
+    }
 }
 
 /// Median wall time of `pipec --check FILE` over `reps` runs, in ms.
@@ -390,6 +481,8 @@ fn main() {
             // has the repetitions, and the start-up difference is noise at that scale.
             let reps = if p > 5.0 { 1 } else { args.reps };
             row.process = time_process(id, &paths, &args, reps);
+            row.read = time_read(id, &paths, args.reps.max(3));
+            row.serial = serial_share(id, &paths, &args, args.reps.max(3));
         }
         if let Err(e) = time_reference(id, &paths, &args, &mut row) {
             eprintln!("error: {e}");
@@ -402,10 +495,13 @@ fn main() {
             ));
         }
         if has_numpy {
-            row.numpy = time_script("numpy", id, &paths, py_reps);
+            row.numpy = time_script("numpy", id, &paths, py_reps, &[]);
+            if args.process && id.data().is_some() {
+                row.numpy_whole = time_script("numpy", id, &paths, py_reps, &["--with-load"]);
+            }
         }
         if has_tf {
-            row.tfdata = time_script("tfdata", id, &paths, py_reps);
+            row.tfdata = time_script("tfdata", id, &paths, py_reps, &[]);
         }
         rows.push((id, row));
     }
@@ -463,6 +559,10 @@ fn main() {
             opt_s(r.tfdata),
             r.note.trim()
         );
+    }
+
+    if args.process {
+        print_whole_process(&rows, &args);
     }
 
     print_records(&record_rows, &args);

@@ -9,6 +9,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 
+mod lines;
 mod progress;
 mod record_sink;
 
@@ -157,6 +158,7 @@ fn default_threads() -> usize {
 static PROCESS_START: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
 
 fn main() -> ExitCode {
+    pipec::limits::tune_allocator();
     PROCESS_START.get_or_init(std::time::Instant::now);
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -694,15 +696,32 @@ struct Print<W: Write> {
     around_bar: bool,
 }
 
-impl<W: Write> Sink for Print<W> {
-    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
-        let text = pipec::format_element(&self.elem, e);
+impl<W: Write> Print<W> {
+    /// Writes formatted lines, stepping around the progress bar when it is drawn.
+    fn write(&mut self, text: &str) -> Result<(), SinkError> {
         if self.around_bar && progress::active() {
             let out = &mut self.out;
-            return progress::suspend(|| writeln!(out, "{text}").and_then(|()| out.flush()))
+            return progress::suspend(|| out.write_all(text.as_bytes()).and_then(|()| out.flush()))
                 .map_err(stdout_error);
         }
-        writeln!(self.out, "{text}").map_err(stdout_error)
+        self.out.write_all(text.as_bytes()).map_err(stdout_error)
+    }
+}
+
+impl<W: Write> Sink for Print<W> {
+    fn push(&mut self, e: &pipec::Element) -> Result<(), SinkError> {
+        let mut text = pipec::format_element(&self.elem, e);
+        text.push('\n');
+        self.write(&text)
+    }
+
+    fn push_block(&mut self, block: &pipec::Block) -> Result<(), SinkError> {
+        let elem = &self.elem;
+        let parts = lines::format_block(block, |e, text| {
+            text.push_str(&pipec::format_element(elem, e));
+            text.push('\n');
+        });
+        parts.iter().try_for_each(|part| self.write(part))
     }
 
     fn set_around_bar(&mut self) {
@@ -1200,6 +1219,19 @@ impl Sink for JsonlFile {
         self.out
             .write_all(self.line.as_bytes())
             .map_err(|err| SinkError::Failed(output_failed(&self.path, err)))
+    }
+
+    fn push_block(&mut self, block: &pipec::Block) -> Result<(), SinkError> {
+        let elem = &self.elem;
+        let parts = lines::format_block(block, |e, text| {
+            json_element(elem, &mut e.iter(), text);
+            text.push('\n');
+        });
+        parts.iter().try_for_each(|part| {
+            self.out
+                .write_all(part.as_bytes())
+                .map_err(|err| SinkError::Failed(output_failed(&self.path, err)))
+        })
     }
 
     fn finish(self: Box<Self>) -> Result<(), SinkError> {

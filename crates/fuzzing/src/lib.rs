@@ -199,7 +199,8 @@ fn run_text(text: &str) {
         "-O0, and -O2 pulled in blocks, disagree on:\n{text}"
     );
 }
-
+/// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error; read by
+/// rows from a file, the same rows.
 /// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error.
 pub fn npy(data: &[u8]) {
     pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
@@ -211,6 +212,32 @@ pub fn npy(data: &[u8]) {
         let again = io::parse_npy(&io::encode_npy(&t)).expect("re-encoded file reads");
         assert_eq!(io::encode_npy(&again), io::encode_npy(&t));
     }
+    npy_rows(data);
+}
+
+/// The same bytes as a file read a block of rows at a time (what `from_tensor_slices` does
+/// with a `.npy`): opening and reading fail with errors, never a panic, and every block read
+/// holds the rows the whole-array reader gives.
+fn npy_rows(data: &[u8]) {
+    let path = std::env::temp_dir().join(format!("pipec-fuzz-rows-{}.npy", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    if let Ok(Some(rows)) = io::FileRows::open_npy(&path) {
+        let whole = io::parse_npy(data);
+        let n = rows.rows();
+        // A few blocks whatever the row count (a header may declare 10^12 empty rows).
+        let step = (n / 4).max(1);
+        for start in (0..n).step_by(step).take(5) {
+            let end = (start + step).min(n);
+            if let (Ok(part), Ok(t)) = (rows.read(start, end), &whole) {
+                // Compared as bytes: a NaN row equals itself.
+                let want = io::encode_npy(&t.slice_axis0(start, end));
+                assert!(io::encode_npy(&part) == want, "rows {start}..{end}");
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// Any bytes as a `.npz` archive: each member pipec can name reads or fails with an error,

@@ -142,6 +142,39 @@ impl Chunk {
     }
 }
 
+/// What a block pull gives: rows made now, or rows a lane makes later.
+pub(crate) enum Pull {
+    /// Rows made on the pulling thread.
+    Now(Chunk),
+    /// Rows whose making waits for whichever thread takes them.
+    Later(Later),
+}
+
+impl Pull {
+    /// The rows, made on this thread if they were not yet.
+    pub(crate) fn now(self) -> Chunk {
+        match self {
+            Pull::Now(c) => c,
+            Pull::Later(l) => (l.make)(),
+        }
+    }
+}
+
+/// A source's block whose position is taken but whose rows are not yet read or computed:
+/// a lane makes them together with the block function's work, so reading a file's rows or
+/// counting a `range` runs in parallel instead of on the consumer's thread.
+pub(crate) struct Later {
+    /// Elements the block will hold (unless making them fails: then fewer, and an error).
+    pub(crate) rows: usize,
+    /// The first two dims of its first leaf multiplied: the dataset elements a map over
+    /// batches counts for it (`rows` when the leaves are rank 1).
+    pub(crate) lead: u64,
+    /// The bytes its leaves will hold (what decides whether a lane takes it).
+    pub(crate) bytes: usize,
+    /// Makes the rows; only ever a pure read or computation.
+    pub(crate) make: Box<dyn FnOnce() -> Chunk + Send>,
+}
+
 /// Elements a node has computed but not yet handed out, with the error that follows them.
 #[derive(Default)]
 pub(crate) struct Pending {

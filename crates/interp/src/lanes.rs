@@ -18,7 +18,7 @@
 //! (`pure_pull` in the stream plans).
 
 use crate::Element;
-use crate::block::{Block, Chunk, Pending};
+use crate::block::{Block, Chunk, Later, Pending, Pull};
 use crate::func::{CompiledFn, FnState};
 use crate::state::{Marks, NodeState};
 use crate::stats::RunStats;
@@ -89,8 +89,11 @@ pub(crate) struct LaneStage {
 
 /// One block pulled ahead.
 struct Ahead {
-    /// The input rows, kept for the per-element fallback.
-    block: Block,
+    /// The input rows, kept for the per-element fallback; `None` while a lane has yet to
+    /// make them (a source's [`Later`] block: they come back with the job's result).
+    block: Option<Block>,
+    /// The input bytes of the rows.
+    bytes: usize,
     /// The input's error right after these rows.
     error: Option<Diagnostic>,
     /// The dataset index of the block's first element.
@@ -238,13 +241,23 @@ impl LaneStage {
 
     /// The input bytes of the blocks pulled ahead.
     fn ahead_bytes(&self) -> usize {
-        self.ahead
-            .iter()
-            .map(|a| match &a.block {
-                Block::Stacked { leaves, .. } => leaves.iter().map(Tensor::nbytes).sum::<usize>(),
-                Block::Rows(rows) => rows.iter().flatten().map(Tensor::nbytes).sum(),
-            })
-            .sum()
+        self.ahead.iter().map(|a| a.bytes).sum()
+    }
+
+    /// Elements in a block not yet made, counted as [`LaneStage::elements_in`] counts.
+    fn elements_later(&self, later: &Later) -> u64 {
+        if self.stage == Stage::Map && self.f.func().batched {
+            later.lead
+        } else {
+            later.rows as u64
+        }
+    }
+
+    /// Whether a block of `bytes` goes to the crew: returns the team when it does.
+    fn queue_for(&mut self, bytes: usize, lanes: usize) -> Option<&Team> {
+        let large = bytes >= self.crew.min_bytes;
+        self.large_blocks += usize::from(large);
+        self.team().filter(|_| lanes > 1 && large)
     }
 
     /// Pulls input blocks until every lane has its share queued.
@@ -261,26 +274,75 @@ impl LaneStage {
             && (self.ahead.len() < lanes || self.ahead_bytes() < AHEAD_BYTES)
         {
             let mark = (self.track && self.marks.due(self.pushed)).then(|| self.input.save());
-            let Some(Chunk { block, error }) = self.input.next_block(max) else {
+            let Some(pull) = self.input.next_pull(max) else {
                 self.input_done = true;
                 break;
             };
-            self.input_done = error.is_some();
             let start = self.count;
-            self.count += self.elements_in(&block);
-            let work = match (&block, &self.block_f) {
-                (Block::Stacked { leaves, rows }, Some(block_f)) if *rows > 0 => {
-                    let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
-                    let large = bytes >= self.crew.min_bytes;
-                    self.large_blocks += usize::from(large);
-                    match self.team().filter(|_| lanes > 1 && large) {
+            // A source block a lane can make: its rows are read together with the work.
+            let pull = match (pull, &self.block_f) {
+                (Pull::Later(later), Some(block_f)) if later.rows > 0 => {
+                    let block_f = block_f.clone();
+                    let (epoch, stage, bytes) = (self.epoch, self.stage, later.bytes);
+                    self.count += self.elements_later(&later);
+                    match self.queue_for(bytes, lanes) {
                         Some(team) => {
                             let job = Arc::new(Job::new(
-                                self.stage,
-                                block_f.clone(),
-                                leaves.clone(),
+                                stage,
+                                block_f,
+                                Args::Later(later.make),
                                 start,
-                                self.epoch,
+                                epoch,
+                            ));
+                            team.submit(job.clone());
+                            self.ahead.push_back(Ahead {
+                                block: None,
+                                bytes,
+                                error: None,
+                                start,
+                                work: Work::Queued(job),
+                                mark,
+                            });
+                            continue;
+                        }
+                        None => {
+                            let chunk = (later.make)();
+                            self.input_done = chunk.error.is_some();
+                            self.ahead.push_back(Ahead {
+                                work: match &chunk.block {
+                                    Block::Stacked { rows, .. } if *rows > 0 => Work::Here,
+                                    _ => Work::Rows,
+                                },
+                                bytes,
+                                block: Some(chunk.block),
+                                error: chunk.error,
+                                start,
+                                mark,
+                            });
+                            continue;
+                        }
+                    }
+                }
+                (pull, _) => pull.now(),
+            };
+            let Chunk { block, error } = pull;
+            self.input_done = error.is_some();
+            self.count += self.elements_in(&block);
+            let bytes = match &block {
+                Block::Stacked { leaves, .. } => leaves.iter().map(Tensor::nbytes).sum::<usize>(),
+                Block::Rows(rows) => rows.iter().flatten().map(Tensor::nbytes).sum(),
+            };
+            let work = match (&block, self.block_f.clone()) {
+                (Block::Stacked { leaves, rows }, Some(block_f)) if *rows > 0 => {
+                    let (epoch, stage) = (self.epoch, self.stage);
+                    match self.queue_for(bytes, lanes) {
+                        Some(team) => {
+                            let job = Arc::new(Job::new(
+                                stage,
+                                block_f,
+                                Args::Ready(leaves.clone()),
+                                start,
+                                epoch,
                             ));
                             team.submit(job.clone());
                             Work::Queued(job)
@@ -291,7 +353,8 @@ impl LaneStage {
                 _ => Work::Rows,
             };
             self.ahead.push_back(Ahead {
-                block,
+                block: Some(block),
+                bytes,
                 error,
                 start,
                 work,
@@ -300,12 +363,13 @@ impl LaneStage {
         }
     }
 
-    /// The block function's result for `job` (whose input is `block`): computed here if no
-    /// helper took it. While a helper computes it, this thread computes later queued blocks;
-    /// if the helper takes much longer than a block takes here (descheduled on a busy
-    /// machine), this thread computes the block too and the helper's copy is dropped (the
-    /// function is pure: both give the same bits). Also says whether a helper's result it is.
-    fn resolve(&mut self, job: &Job, block: &Block) -> (Computed, bool) {
+    /// The block function's result for `job` (whose input is `block`, if made yet): computed
+    /// here if no helper took it. While a helper computes it, this thread computes later
+    /// queued blocks; if the helper takes much longer than a block takes here (descheduled on
+    /// a busy machine) and the input is at hand, this thread computes the block too and the
+    /// helper's copy is dropped (the function is pure: both give the same bits). Also says
+    /// whether a helper's result it is.
+    fn resolve(&mut self, job: &Job, block: Option<&Block>) -> (Done, bool) {
         let mut waiting_since: Option<Instant> = None;
         // Spinning for a helper's block is waiting, not work (for the serial share).
         let mut waiting: Option<pipec_tensor::busy::Waiting> = None;
@@ -315,8 +379,8 @@ impl LaneStage {
                 drop(waiting.take());
                 return (self.compute(args, job.start), false);
             }
-            if let Some(out) = job.take() {
-                return (out, job.by_helper.load(Ordering::Acquire));
+            if let Some(done) = job.take() {
+                return (done, job.by_helper.load(Ordering::Acquire));
             }
             let later = self
                 .ahead
@@ -328,8 +392,8 @@ impl LaneStage {
                 .find_map(|j| j.claim().map(|args| (j.clone(), args)));
             if let Some((other, args)) = later {
                 waiting = None;
-                let out = self.compute(args, other.start);
-                other.finish(out);
+                let done = self.compute(args, other.start);
+                other.finish(done);
                 waiting_since = None;
                 continue;
             }
@@ -337,11 +401,12 @@ impl LaneStage {
             if waiting.is_none() {
                 waiting = Some(pipec_tensor::busy::Waiting::begin());
             }
-            if let Block::Stacked { leaves, .. } = block
+            if let Some(Block::Stacked { leaves, .. }) = block
                 && since.elapsed() > self.patience()
             {
                 drop(waiting.take());
-                return (self.compute(leaves.clone(), job.start), false);
+                let leaves = leaves.clone();
+                return (self.compute(Args::Ready(leaves), job.start), false);
             }
             spins = spins.saturating_add(1);
             if spins < 1 << 12 {
@@ -352,21 +417,30 @@ impl LaneStage {
         }
     }
 
-    /// Runs the block function on this thread, keeping a running mean of its time (which
-    /// only waiting for helpers needs).
-    fn compute(&mut self, args: Vec<Tensor>, start: u64) -> Computed {
-        let (stage, f) = (self.stage, self.block_f.as_ref()?);
-        if !self.helped {
-            return run_block(stage, f, &mut self.block_state, args, start, self.epoch);
-        }
-        let t = Instant::now();
-        let out = run_block(stage, f, &mut self.block_state, args, start, self.epoch);
-        let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
-        self.block_nanos = match self.block_nanos {
-            0 => nanos,
-            mean => mean / 4 * 3 + nanos / 4,
+    /// Runs the block function on this thread (making its rows first if a source left that
+    /// to the lane), keeping a running mean of its time (which only waiting for helpers needs).
+    fn compute(&mut self, args: Args, start: u64) -> Done {
+        let t = self.helped.then(Instant::now);
+        let (args, made) = made_input(args);
+        let out = match (self.block_f.as_ref(), args) {
+            (Some(f), Some(args)) => run_block(
+                self.stage,
+                f,
+                &mut self.block_state,
+                args,
+                start,
+                self.epoch,
+            ),
+            _ => None,
         };
-        out
+        if let Some(t) = t {
+            let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            self.block_nanos = match self.block_nanos {
+                0 => nanos,
+                mean => mean / 4 * 3 + nanos / 4,
+            };
+        }
+        Done { out, made }
     }
 
     fn count_block(&self, by_helper: bool) {
@@ -404,6 +478,7 @@ impl LaneStage {
             start,
             work,
             mark,
+            ..
         }) = self.ahead.pop_front()
         else {
             return false;
@@ -411,19 +486,39 @@ impl LaneStage {
         if let Some(m) = mark {
             self.marks.push(self.pushed, m, start);
         }
-        let out = match (work, &block) {
-            (Work::Queued(job), _) => {
-                let (out, by_helper) = self.resolve(&job, &block);
-                self.count_block(out.is_some() && by_helper);
-                out
+        let (out, block, error) = match (work, block) {
+            (Work::Queued(job), block) => {
+                let (done, by_helper) = self.resolve(&job, block.as_ref());
+                self.count_block(done.out.is_some() && by_helper);
+                match (block, done.made) {
+                    (Some(block), _) => (done.out, block, error),
+                    (None, Some(made)) => (done.out, made.block, made.error),
+                    (None, None) => {
+                        // Only a panic while making a source's rows loses them.
+                        self.pending.push_error(lost_block(start));
+                        self.drop_ahead();
+                        self.input_done = true;
+                        return true;
+                    }
+                }
             }
-            (Work::Here, Block::Stacked { leaves, .. }) => {
-                let out = self.compute(leaves.clone(), start);
+            (Work::Here, Some(block)) => {
+                let out = match &block {
+                    Block::Stacked { leaves, .. } => {
+                        self.compute(Args::Ready(leaves.clone()), start).out
+                    }
+                    Block::Rows(_) => None,
+                };
                 self.count_block(false);
-                out
+                (out, block, error)
             }
-            _ => None,
+            (_, block) => (None, block.unwrap_or(Block::Rows(Vec::new())), error),
         };
+        if error.is_some() {
+            // A lane's read failed: nothing pulled after it is ever handed out.
+            self.drop_ahead();
+            self.input_done = true;
+        }
         if let Some((leaves, rows)) = out {
             self.push_out(Block::Stacked { leaves, rows });
             if let Some(d) = error {
@@ -448,7 +543,7 @@ impl LaneStage {
                     self.push_out(Block::Rows(outs));
                     self.pending.push_error(d);
                     // Nothing after an error is ever handed out.
-                    self.ahead.clear();
+                    self.drop_ahead();
                     self.input_done = true;
                     return true;
                 }
@@ -557,14 +652,20 @@ impl Stream for LaneStage {
     }
 }
 
-impl Drop for LaneStage {
-    fn drop(&mut self) {
-        // Blocks still queued are claimed, so the helpers skip them.
-        for a in &self.ahead {
+impl LaneStage {
+    /// Forgets the blocks pulled ahead; those still queued are claimed, so helpers skip them.
+    fn drop_ahead(&mut self) {
+        for a in self.ahead.drain(..) {
             if let Work::Queued(job) = &a.work {
                 drop(job.claim());
             }
         }
+    }
+}
+
+impl Drop for LaneStage {
+    fn drop(&mut self) {
+        self.drop_ahead();
     }
 }
 
@@ -647,19 +748,34 @@ struct Job {
     epoch: u64,
 }
 
+/// A job's input block.
+enum Args {
+    /// Rows already made.
+    Ready(Vec<Tensor>),
+    /// A source's rows, made by the lane that takes the job.
+    Later(Box<dyn FnOnce() -> Chunk + Send>),
+}
+
+/// A job's result: the block function's rows (`None`: the block must run per element), and
+/// the input rows when the lane made them (the consumer needs them for that fallback).
+struct Done {
+    out: Computed,
+    made: Option<Chunk>,
+}
+
 enum Slot {
-    /// Queued with its arguments.
-    Waiting(Vec<Tensor>),
+    /// Queued with its input.
+    Waiting(Args),
     /// A lane is computing it.
     Claimed,
-    /// The result; `None` when the block failed and must run per element.
-    Finished(Computed),
+    /// The result.
+    Finished(Done),
     /// The result was handed out.
     Taken,
 }
 
 impl Job {
-    fn new(stage: Stage, f: Arc<CompiledFn>, args: Vec<Tensor>, start: u64, epoch: u64) -> Job {
+    fn new(stage: Stage, f: Arc<CompiledFn>, args: Args, start: u64, epoch: u64) -> Job {
         Job {
             stage,
             f,
@@ -671,8 +787,8 @@ impl Job {
         }
     }
 
-    /// The arguments, if no lane has taken the job yet; the caller must then [`finish`] it.
-    fn claim(&self) -> Option<Vec<Tensor>> {
+    /// The input, if no lane has taken the job yet; the caller must then [`finish`] it.
+    fn claim(&self) -> Option<Args> {
         let mut slot = self.slot.lock().ok()?;
         match std::mem::replace(&mut *slot, Slot::Claimed) {
             Slot::Waiting(args) => Some(args),
@@ -683,7 +799,7 @@ impl Job {
         }
     }
 
-    fn finish(&self, out: Computed) {
+    fn finish(&self, out: Done) {
         if let Ok(mut slot) = self.slot.lock() {
             *slot = Slot::Finished(out);
         }
@@ -691,17 +807,21 @@ impl Job {
     }
 
     /// The result, once a lane finished the job.
-    fn take(&self) -> Option<Computed> {
+    fn take(&self) -> Option<Done> {
         if !self.finished.load(Ordering::Acquire) {
             return None;
         }
+        let failed = Done {
+            out: None,
+            made: None,
+        };
         // A poisoned slot (a helper panicked holding it) runs the block per element.
         let Ok(mut slot) = self.slot.lock() else {
-            return Some(None);
+            return Some(failed);
         };
         match std::mem::replace(&mut *slot, Slot::Taken) {
-            Slot::Finished(out) => Some(out),
-            _ => Some(None),
+            Slot::Finished(done) => Some(done),
+            _ => Some(failed),
         }
     }
 }
@@ -826,6 +946,35 @@ fn run_block(
     }
 }
 
+/// A job's input rows, made first when a source left that to the lane: the block function's
+/// arguments (`None` for rows made short by a failed read, which the consumer hands out one
+/// by one, then the error) and the rows made.
+fn made_input(args: Args) -> (Option<Vec<Tensor>>, Option<Chunk>) {
+    match args {
+        Args::Ready(args) => (Some(args), None),
+        Args::Later(make) => {
+            let chunk = make();
+            let args = match &chunk {
+                Chunk {
+                    block: Block::Stacked { leaves, rows },
+                    error: None,
+                } if *rows > 0 => Some(leaves.clone()),
+                _ => None,
+            };
+            (args, Some(chunk))
+        }
+    }
+}
+
+/// The error for a block whose rows were lost making them (a bug: an internal error).
+fn lost_block(start: u64) -> Diagnostic {
+    Diagnostic::error(
+        pipec_diag::Code::InternalError,
+        format!("internal error: the block from element {start} on was lost while reading it"),
+    )
+    .with_help("this is a bug in pipec: please report it with the program")
+}
+
 /// A helper's life: take queued jobs, with a lane state per function, until the queue's
 /// lock is poisoned (a panic while holding it: never, short of a bug).
 fn helper(shared: &Shared) {
@@ -853,17 +1002,25 @@ fn helper(shared: &Shared) {
             }
         };
         let (f, state) = &mut states[i];
-        let out = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-            let _working = pipec_tensor::busy::Working::begin();
-            run_block(job.stage, f, state, args, job.start, job.epoch)
-        }));
-        let out = out.unwrap_or_else(|_| {
-            // The state may be half-updated; the block reruns per element on the consumer.
-            *state = FnState::default();
-            None
+        let working = pipec_tensor::busy::Working::begin();
+        // Making a source's rows is a read or a count; should it panic all the same, the
+        // consumer reports the block lost instead of waiting for it forever.
+        let (args, made) =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| made_input(args)))
+                .unwrap_or((None, None));
+        let out = args.and_then(|args| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_block(job.stage, f, state, args, job.start, job.epoch)
+            }))
+            .unwrap_or_else(|_| {
+                // The state may be half-updated; the block reruns per element on the consumer.
+                *state = FnState::default();
+                None
+            })
         });
+        drop(working);
         job.by_helper.store(true, Ordering::Relaxed);
-        job.finish(out);
+        job.finish(Done { out, made });
     }
 }
 

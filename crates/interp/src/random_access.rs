@@ -103,7 +103,8 @@ impl RandomAccess {
             }
             PlanKind::Slices(comps) => {
                 let n = comps.first().map_or(0, |c| c.shape()[0]) as u64;
-                (Node::Slices(comps.clone()), n)
+                let whole = comps.iter().map(|c| c.whole(plan.span));
+                (Node::Slices(whole.collect::<Result<_, _>>()?), n)
             }
             PlanKind::Whole(comps) => (Node::Whole(comps.clone()), 1),
             PlanKind::Map { f, .. } => {

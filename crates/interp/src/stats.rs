@@ -139,6 +139,19 @@ impl crate::stream::base::Stream for Timed {
         r
     }
 
+    fn next_pull(&mut self, max: usize) -> Option<crate::block::Pull> {
+        let t = Instant::now();
+        let r = self.inner.next_pull(max);
+        let rows = match &r {
+            Some(crate::block::Pull::Now(c)) => c.block.len() as u64,
+            // The rows a lane will make (fewer only if reading them fails, and the run ends).
+            Some(crate::block::Pull::Later(l)) => l.rows as u64,
+            None => 0,
+        };
+        self.stats.record(self.node, rows, t);
+        r
+    }
+
     fn save(&mut self) -> Result<crate::state::NodeState, Diagnostic> {
         self.inner.save()
     }

@@ -801,6 +801,7 @@ impl IterState {
 fn _pipec(m: &Bound<'_, PyModule>) -> PyResult<()> {
     let py = m.py();
     pipec::limits::set_max_memory(pipec::physical_memory());
+    pipec::limits::tune_allocator();
     m.add_function(wrap_pyfunction!(compile, m)?)?;
     m.add_class::<Program>()?;
     m.add_class::<Dataset>()?;

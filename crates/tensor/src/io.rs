@@ -8,6 +8,9 @@ use half::{bf16, f16};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+mod rows;
+pub use rows::FileRows;
+
 /// Why an array file could not be read or written.
 #[derive(Debug, thiserror::Error)]
 pub enum IoError {
@@ -293,10 +296,11 @@ fn read_native(
 }
 
 /// Fills `buf` from `file` at `offset`: a large read in parts on the kernel threads (a
-/// one-thread copy of a 100 MB array was most of W1's serial time).
+/// one-thread copy of a 100 MB array was most of W1's serial time; a batch of images read by
+/// `from_tensor_slices` is megabytes).
 fn read_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
-    const PART: usize = 4 << 20;
+    const PART: usize = 1 << 20;
     if buf.len() < 2 * PART
         || !crate::kernels::fused::pool_usable()
         || rayon::current_num_threads() < 2

@@ -69,6 +69,27 @@ pub fn parse_size(text: &str) -> Result<u64, String> {
     Ok(bytes as u64)
 }
 
+/// Makes the allocator keep freed memory for reuse instead of handing it back to the system
+/// at every free; call once, when the process starts.
+///
+/// Blocks are allocated on one thread (the lane that made them) and freed on another (the
+/// consumer). glibc then trims the lane's arena on nearly every free, and the next block
+/// faults its pages in again: `range(10^8).map(|x| x * 2).batch(1024)` at two threads took
+/// 0.17 s, 0.2 s of it system time in 97 000 page faults, against 0.03 s with fixed
+/// thresholds. Fixed thresholds also stop glibc's dynamic ones from resetting: memory is
+/// returned only past 64 MiB free at the top of a heap, and only allocations over 32 MiB
+/// are separate mappings (a batch of images, megabytes, reuses its pages).
+pub fn tune_allocator() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    #[allow(unsafe_code)]
+    // SAFETY: `mallopt` only sets two of the allocator's parameters; it takes no pointers and
+    // has no precondition (a value it rejects is ignored, and it returns 0).
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 32 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 64 << 20);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::parse_size;

@@ -5,7 +5,7 @@
 //! and not on each other.
 
 use crate::Element;
-use crate::block::{Block, Chunk};
+use crate::block::{Block, Chunk, Pull};
 use crate::func::CompiledFn;
 use crate::state::{NodeState, cannot_save};
 use pipec_diag::Diagnostic;
@@ -62,6 +62,12 @@ pub(crate) trait Stream: Send {
     /// gathers elements one by one.
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
         gather_rows(|| self.next(), max)
+    }
+
+    /// Like [`Stream::next_block`], but a source may hand out a [`Later`](crate::block::Later):
+    /// its position is taken now, its rows made by whichever lane takes the block.
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
+        self.next_block(max).map(Pull::Now)
     }
 
     /// The stream's position as of the last element it handed out (never counting what it

@@ -4,7 +4,7 @@
 
 use super::base::{Stream, gather_rows};
 use crate::Element;
-use crate::block::{Block, Chunk, Pending};
+use crate::block::{Block, Chunk, Later, Pending, Pull};
 use crate::budget::Budget;
 use crate::state::{Marks, NodeState};
 use pipec_diag::{Code, Diagnostic, Span};
@@ -111,7 +111,98 @@ impl Stream for Batch {
         if max < 2 || !self.pending.is_empty() {
             return gather_rows(|| self.next(), max);
         }
-        let Chunk { mut block, error } = self.pull_input(max.saturating_mul(self.size))?;
+        let chunk = self.pull_input(max.saturating_mul(self.size))?;
+        self.whole_batches(chunk, max)
+    }
+
+    /// Whole batches of a source's block that a lane reads: the batches' position is taken
+    /// now, the rows read and reshaped by the lane ([`batches_made`]).
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
+        if max < 2 || !self.pending.is_empty() {
+            return self.next_block(max).map(Pull::Now);
+        }
+        if self.track && self.marks.due(self.pulled) {
+            self.marks.push(self.pulled, self.input.save(), 0);
+        }
+        let later = match self.input.next_pull(max.saturating_mul(self.size))? {
+            Pull::Now(chunk) => {
+                self.pulled += chunk.block.len() as u64;
+                return self.whole_batches(chunk, max).map(Pull::Now);
+            }
+            Pull::Later(later) => later,
+        };
+        self.pulled += later.rows as u64;
+        if later.rows % self.size != 0 {
+            // The last rows: whole batches, then a part that waits for the next pull.
+            return self.whole_batches((later.make)(), max).map(Pull::Now);
+        }
+        self.count += later.rows as u64;
+        let size = self.size;
+        let make = later.make;
+        Some(Pull::Later(Later {
+            rows: later.rows / size,
+            lead: later.rows as u64,
+            bytes: later.bytes,
+            make: Box::new(move || batches_made(make(), size)),
+        }))
+    }
+
+    fn save(&mut self) -> Result<NodeState, Diagnostic> {
+        // Rows waiting in `pending` were read ahead: the batches delivered used `count` rows.
+        let (input, skip) = if self.pending.is_empty() && self.pulled == self.count {
+            (self.input.save()?, 0)
+        } else {
+            let (st, skip, _) = self.marks.at(self.count)?;
+            (st, skip)
+        };
+        Ok(NodeState::Batch {
+            input: Box::new(input),
+            skip,
+            count: self.count,
+        })
+    }
+}
+
+/// The whole batches in `rows` stacked rows: the same buffers seen with one more axis.
+fn reshape_batches(leaves: &[Tensor], rows: usize, size: usize) -> Option<Vec<Tensor>> {
+    let whole = rows / size;
+    leaves
+        .iter()
+        .map(|t| {
+            let mut shape = Vec::with_capacity(t.rank() + 1);
+            shape.extend([whole, size]);
+            shape.extend_from_slice(&t.shape()[1..]);
+            kernels::reshape(t, &shape).ok()
+        })
+        .collect()
+}
+
+/// A lane's batches of a source block it read: the promised whole batches, or, when the read
+/// failed part way, the whole batches before the failure and then its error (a batch cut
+/// short by an error is never handed out, as pulling element by element gives).
+fn batches_made(chunk: Chunk, size: usize) -> Chunk {
+    let Chunk { mut block, error } = chunk;
+    let whole = block.len() / size;
+    if whole * size < block.len() {
+        block = block.split_front(whole * size);
+    }
+    let block = match block {
+        Block::Stacked { leaves, rows } if rows > 0 => match reshape_batches(&leaves, rows, size) {
+            Some(leaves) => Block::Stacked {
+                leaves,
+                rows: whole,
+            },
+            None => Block::Rows(Vec::new()),
+        },
+        _ => Block::Rows(Vec::new()),
+    };
+    Chunk { block, error }
+}
+
+impl Batch {
+    /// Several whole batches out of a pulled `chunk` of input rows (see [`Stream::next_block`]).
+    fn whole_batches(&mut self, chunk: Chunk, max: usize) -> Option<Chunk> {
+        let Chunk { mut block, error } = chunk;
         let whole = block.len() / self.size;
         if whole == 0 || !matches!(block, Block::Stacked { .. }) {
             self.pending.push(block);
@@ -134,15 +225,7 @@ impl Stream for Batch {
         let Block::Stacked { leaves, .. } = front else {
             unreachable!("checked stacked above")
         };
-        let batches: Option<Vec<Tensor>> = leaves
-            .iter()
-            .map(|t| {
-                let mut shape = Vec::with_capacity(t.rank() + 1);
-                shape.extend([whole, self.size]);
-                shape.extend_from_slice(&t.shape()[1..]);
-                kernels::reshape(t, &shape).ok()
-            })
-            .collect();
+        let batches = reshape_batches(&leaves, whole * self.size, self.size);
         let Some(batches) = batches else {
             // Not expected for a stacked block; then batch the rows one batch at a time.
             self.pending.push_front(Block::Stacked {
@@ -156,21 +239,6 @@ impl Stream for Batch {
             leaves: batches,
             rows: whole,
         }))
-    }
-
-    fn save(&mut self) -> Result<NodeState, Diagnostic> {
-        // Rows waiting in `pending` were read ahead: the batches delivered used `count` rows.
-        let (input, skip) = if self.pending.is_empty() && self.pulled == self.count {
-            (self.input.save()?, 0)
-        } else {
-            let (st, skip, _) = self.marks.at(self.count)?;
-            (st, skip)
-        };
-        Ok(NodeState::Batch {
-            input: Box::new(input),
-            skip,
-            count: self.count,
-        })
     }
 }
 

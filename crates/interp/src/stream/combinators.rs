@@ -5,7 +5,7 @@
 use super::base::Stream;
 use super::plan::{Plan, snapshot_opens};
 use crate::Element;
-use crate::block::{Block, Chunk};
+use crate::block::{Block, Chunk, Pull};
 use crate::state::NodeState;
 use pipec_diag::Diagnostic;
 use std::sync::Arc;
@@ -47,6 +47,10 @@ impl Stream for Repeat {
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        self.next_pull(max).map(Pull::now)
+    }
+
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
         loop {
             if self.count.is_some_and(|c| self.epoch >= c) {
                 return None;
@@ -55,18 +59,21 @@ impl Stream for Repeat {
                 match self.plan.open() {
                     Ok(s) => self.current = Some(s),
                     Err(d) => {
-                        return Some(Chunk {
+                        return Some(Pull::Now(Chunk {
                             block: Block::Rows(Vec::new()),
                             error: Some(d),
-                        });
+                        }));
                     }
                 }
                 self.seen = false;
             }
-            match self.current.as_mut().expect("opened above").next_block(max) {
-                Some(chunk) => {
-                    self.seen |= !chunk.block.is_empty();
-                    return Some(chunk);
+            match self.current.as_mut().expect("opened above").next_pull(max) {
+                Some(pull) => {
+                    self.seen |= match &pull {
+                        Pull::Now(chunk) => !chunk.block.is_empty(),
+                        Pull::Later(later) => later.rows > 0,
+                    };
+                    return Some(pull);
                 }
                 None => {
                     self.current = None;

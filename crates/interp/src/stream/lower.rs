@@ -8,6 +8,7 @@
 use super::base::RunOptions;
 use super::base::Stream;
 use super::plan::{NestedPlan, Plan, PlanKind, Seeds, ShufflePlans};
+use super::sources::{Column, file_error};
 use crate::func::CompiledFn;
 use crate::lanes::Crew;
 use crate::state::NodeState;
@@ -15,6 +16,7 @@ use crate::stats::RunStats;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{DsKind, DsNodeId, ElemType, Parallelism, Pipeline, Program, Source};
 use pipec_tensor::Tensor;
+use pipec_tensor::io::FileRows;
 use pipec_tensor::kernels;
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -78,6 +80,8 @@ pub(super) struct PlanBuilder<'a> {
     saved: Seeds,
     /// The `shuffle` and `global_shuffle` plans built, by node index.
     pub(super) shuffles: ShufflePlans,
+    /// Array files opened for their rows, by path (and `.npz` member): opened once per run.
+    files: HashMap<(std::path::PathBuf, Option<String>), Arc<FileRows>>,
     /// Building an `interleave`'s inner dataset: see [`Plan::nest`].
     nest: Option<u64>,
 }
@@ -105,6 +109,7 @@ impl<'a> PlanBuilder<'a> {
             crew,
             saved,
             shuffles: Vec::new(),
+            files: HashMap::new(),
             nest: None,
         }
     }
@@ -173,7 +178,7 @@ impl<'a> PlanBuilder<'a> {
                 step: *step,
             },
             DsKind::FromTensorSlices(srcs) => {
-                let comps = self.load(srcs, n.span)?;
+                let comps = self.columns(srcs, n.span)?;
                 // File components are only known now: check what slicing needs.
                 let firsts: Vec<Option<usize>> =
                     comps.iter().map(|c| c.shape().first().copied()).collect();
@@ -187,12 +192,20 @@ impl<'a> PlanBuilder<'a> {
                     .with_label(n.span, "sliced here")
                     .with_help("check the files: every component must have the same number of rows"));
                 }
-                check_loaded(&comps, &n.elem, true, n.span)?;
-                PlanKind::Slices(comps)
+                check_loaded(
+                    comps.iter().map(|c| (c.dtype(), &c.shape()[1..])),
+                    &n.elem,
+                    n.span,
+                )?;
+                PlanKind::Slices(comps.into())
             }
             DsKind::FromTensors(srcs) => {
                 let comps = self.load(srcs, n.span)?;
-                check_loaded(&comps, &n.elem, false, n.span)?;
+                check_loaded(
+                    comps.iter().map(|c| (c.dtype(), c.shape())),
+                    &n.elem,
+                    n.span,
+                )?;
                 PlanKind::Whole(comps)
             }
             DsKind::ReadLines(paths) => PlanKind::ReadLines(paths.clone()),
@@ -426,45 +439,78 @@ impl<'a> PlanBuilder<'a> {
         Ok(plan)
     }
 
+    /// `from_tensor_slices`' components: array files whose layout allows it are read a block
+    /// of rows at a time (each file opened once per run, however many nodes slice it), the
+    /// rest loaded whole.
+    fn columns(&mut self, srcs: &[Source], span: Span) -> Result<Vec<Column>, Diagnostic> {
+        let mut comps = Vec::with_capacity(srcs.len());
+        for s in srcs {
+            let key = match s {
+                Source::Npy(path) => (path.clone(), None),
+                Source::Npz(path, name) => (path.clone(), Some(name.clone())),
+                _ => {
+                    comps.push(Column::Memory(self.load_one(s, span)?));
+                    continue;
+                }
+            };
+            if let Some(rows) = self.files.get(&key) {
+                comps.push(Column::File(rows.clone(), key.0));
+                continue;
+            }
+            let rows = match &key.1 {
+                None => FileRows::open_npy(&key.0),
+                Some(name) => FileRows::open_npz(&key.0, name),
+            }
+            .map_err(|e| file_error(e, &key.0, span))?;
+            match rows {
+                Some(rows) => {
+                    let rows = Arc::new(rows);
+                    self.files.insert(key.clone(), rows.clone());
+                    comps.push(Column::File(rows, key.0));
+                }
+                None => comps.push(Column::Memory(self.load_one(s, span)?)),
+            }
+        }
+        Ok(comps)
+    }
+
     fn load(&self, srcs: &[Source], span: Span) -> Result<Vec<Tensor>, Diagnostic> {
-        srcs.iter()
-            .map(|s| match s {
-                Source::Const(t) => Ok(t.clone()),
-                Source::Npy(path) => {
-                    pipec_tensor::io::read_npy(path).map_err(|e| file_error(e, path, span))
-                }
-                Source::Npz(path, name) => {
-                    pipec_tensor::io::read_npz(path, name).map_err(|e| file_error(e, path, span))
-                }
-                Source::Arg(k) => self.args.get(*k).cloned().ok_or_else(|| {
-                    Diagnostic::error(
-                        Code::WrongKind,
-                        "internal error: an inner dataset reads a value its function does not give",
-                    )
-                    .with_label(span, "")
-                }),
-            })
-            .collect()
+        srcs.iter().map(|s| self.load_one(s, span)).collect()
+    }
+
+    fn load_one(&self, s: &Source, span: Span) -> Result<Tensor, Diagnostic> {
+        match s {
+            Source::Const(t) => Ok(t.clone()),
+            Source::Npy(path) => {
+                pipec_tensor::io::read_npy(path).map_err(|e| file_error(e, path, span))
+            }
+            Source::Npz(path, name) => {
+                pipec_tensor::io::read_npz(path, name).map_err(|e| file_error(e, path, span))
+            }
+            Source::Arg(k) => self.args.get(*k).cloned().ok_or_else(|| {
+                Diagnostic::error(
+                    Code::WrongKind,
+                    "internal error: an inner dataset reads a value its function does not give",
+                )
+                .with_label(span, "")
+            }),
+        }
     }
 }
 
 /// Checks source data read at run time against the element type traced from the file
 /// headers: a file that changed in between must be an error, not a kernel fed the wrong dtype.
-fn check_loaded(
-    comps: &[Tensor],
+fn check_loaded<'s>(
+    comps: impl Iterator<Item = (pipec_tensor::DType, &'s [usize])>,
     elem: &ElemType,
-    slices: bool,
     span: Span,
 ) -> Result<(), Diagnostic> {
-    for (t, want) in comps.iter().zip(elem.leaves()) {
-        let shape = if slices { &t.shape()[1..] } else { t.shape() };
-        if t.dtype() != want.dtype || !want.shape.admits(shape) {
+    for ((dtype, shape), want) in comps.zip(elem.leaves()) {
+        if dtype != want.dtype || !want.shape.admits(shape) {
             return Err(Diagnostic::error(
                 Code::BadArrayFile,
                 format!(
-                    "the data read at run time is {}{:?} per element, but it was traced as {want}",
-                    t.dtype(),
-                    shape
+                    "the data read at run time is {dtype}{shape:?} per element, but it was traced as {want}"
                 ),
             )
             .with_label(span, "read here")
@@ -472,21 +518,6 @@ fn check_loaded(
         }
     }
     Ok(())
-}
-
-/// A source file that cannot be read at run time, with the code for why.
-fn file_error(e: pipec_tensor::io::IoError, path: &std::path::Path, span: Span) -> Diagnostic {
-    let code = match e {
-        pipec_tensor::io::IoError::Io(_) => Code::FileUnreadable,
-        pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
-        _ => Code::BadArrayFile,
-    };
-    let d = Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
-        .with_label(span, "read here");
-    if code == Code::MemoryLimit {
-        return d.with_help("raise `--max-memory`, or split the array into smaller files");
-    }
-    d
 }
 
 /// How `prefetch(n)` runs: a background thread filling a buffer of up to `n` elements

@@ -146,7 +146,7 @@ impl Plan {
         let input = |i: usize| self.inputs[i].open();
         Ok(match &self.kind {
             PlanKind::Slices(comps) => {
-                Box::new(Slices::at(comps.clone(), 0).expect("row 0 of any source"))
+                Box::new(Slices::at(comps.clone(), 0, self.span).expect("row 0 of any source"))
             }
             PlanKind::Whole(comps) => Box::new(Whole(Some(comps.clone()))),
             PlanKind::Range { start, stop, step } => Box::new(Range {

@@ -90,8 +90,8 @@ pub(crate) fn apply_opens(below: &[(u32, Arc<std::sync::atomic::AtomicU64>)], op
 /// A node's kind as the runtime runs it: the IR's `DsKind` with files loaded, functions
 /// compiled, seeds drawn and lanes chosen (see `super::lower`).
 pub(crate) enum PlanKind {
-    /// `from_tensor_slices`: the loaded components, sliced along axis 0.
-    Slices(Vec<Tensor>),
+    /// `from_tensor_slices`: its components, sliced along axis 0.
+    Slices(Arc<[super::sources::Column]>),
     /// `from_tensors`: the loaded components, one element.
     Whole(Vec<Tensor>),
     /// `range`, its bounds constant or computed per input element (`RangeOf`).

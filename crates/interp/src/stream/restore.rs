@@ -103,7 +103,7 @@ impl Plan {
             (PlanKind::Slices(comps), NodeState::Slices { next }) => Box::new(
                 usize::try_from(*next)
                     .ok()
-                    .and_then(|next| Slices::at(comps.clone(), next))
+                    .and_then(|next| Slices::at(comps.clone(), next, self.span))
                     .ok_or_else(|| mismatch("a `from_tensor_slices` position past its rows"))?,
             ),
             (PlanKind::Whole(comps), NodeState::Whole { done }) => {

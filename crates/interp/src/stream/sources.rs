@@ -4,24 +4,141 @@
 
 use super::base::Stream;
 use crate::Element;
-use crate::block::{Block, Chunk};
+use crate::block::{Block, Chunk, Later, Pull};
 use crate::state::NodeState;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_tensor::Tensor;
+use pipec_tensor::io::FileRows;
 use std::path::PathBuf;
+use std::sync::Arc;
+
+/// One component of `from_tensor_slices`: an array in memory, or the rows of an array file,
+/// read as blocks are pulled (see [`FileRows`]).
+#[derive(Clone, Debug)]
+pub(crate) enum Column {
+    /// An array in memory (a constant, or a file whose layout needed converting).
+    Memory(Tensor),
+    /// An array file's rows, and the path to name in errors.
+    File(Arc<FileRows>, PathBuf),
+}
+
+impl Column {
+    /// The array's shape (rows first).
+    pub(crate) fn shape(&self) -> &[usize] {
+        match self {
+            Column::Memory(t) => t.shape(),
+            Column::File(f, _) => f.shape(),
+        }
+    }
+
+    /// The element dtype.
+    pub(crate) fn dtype(&self) -> pipec_tensor::DType {
+        match self {
+            Column::Memory(t) => t.dtype(),
+            Column::File(f, _) => f.dtype(),
+        }
+    }
+
+    /// Bytes of one row.
+    fn row_bytes(&self) -> usize {
+        match self {
+            Column::Memory(t) => {
+                let rows = t.shape().first().copied().unwrap_or(1).max(1);
+                t.nbytes() / rows
+            }
+            Column::File(f, _) => f.row_bytes(),
+        }
+    }
+
+    /// Rows `start..end`: a view of an array in memory, or read from the file.
+    fn rows(&self, start: usize, end: usize, span: Span) -> Result<Tensor, Diagnostic> {
+        match self {
+            Column::Memory(t) => Ok(t.slice_axis0(start, end)),
+            Column::File(f, path) => f.read(start, end).map_err(|e| file_error(e, path, span)),
+        }
+    }
+
+    /// The whole array in memory (for access in any order: `global_shuffle`), read once.
+    pub(crate) fn whole(&self, span: Span) -> Result<Tensor, Diagnostic> {
+        match self {
+            Column::Memory(t) => Ok(t.clone()),
+            Column::File(f, path) => f.whole().map_err(|e| file_error(e, path, span)),
+        }
+    }
+}
+
+/// A source file that cannot be read at run time, with the code for why.
+pub(crate) fn file_error(
+    e: pipec_tensor::io::IoError,
+    path: &std::path::Path,
+    span: Span,
+) -> Diagnostic {
+    let code = match e {
+        pipec_tensor::io::IoError::Io(_) => Code::FileUnreadable,
+        pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
+        _ => Code::BadArrayFile,
+    };
+    let d = Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
+        .with_label(span, "read here");
+    if code == Code::MemoryLimit {
+        return d.with_help("raise `--max-memory`, or split the array into smaller files");
+    }
+    d
+}
+
+/// Rows `start..end` of every column, stacked; a read that fails is the chunk's error.
+fn read_rows(comps: &[Column], start: usize, end: usize, span: Span) -> Chunk {
+    match comps.iter().map(|c| c.rows(start, end, span)).collect() {
+        Ok(leaves) => Chunk::ok(Block::Stacked {
+            leaves,
+            rows: end - start,
+        }),
+        Err(d) => Chunk {
+            block: Block::Rows(Vec::new()),
+            error: Some(d),
+        },
+    }
+}
+
+/// Bytes a single-element pull of a file-backed [`Slices`] reads at once.
+const ROWS_READ_BYTES: usize = 64 << 10;
 
 /// `from_tensor_slices`: row `next` of every component, up to `n` rows.
 pub(super) struct Slices {
-    comps: Vec<Tensor>,
+    comps: Arc<[Column]>,
     next: usize,
     n: usize,
+    span: Span,
+    /// Whether a component is read from its file (blocks are then made on the lanes).
+    from_file: bool,
+    /// Rows read ahead for single-element pulls: the first row's index and the leaves.
+    buffered: Option<(usize, Vec<Tensor>)>,
 }
 
 impl Slices {
     /// The rows of `comps` from row `next` on; `None` past the last row.
-    pub(super) fn at(comps: Vec<Tensor>, next: usize) -> Option<Slices> {
+    pub(super) fn at(comps: Arc<[Column]>, next: usize, span: Span) -> Option<Slices> {
         let n = comps.first().map_or(0, |c| c.shape()[0]);
-        (next <= n).then_some(Slices { comps, next, n })
+        let from_file = comps.iter().any(|c| matches!(c, Column::File(..)));
+        (next <= n).then_some(Slices {
+            comps,
+            next,
+            n,
+            span,
+            from_file,
+            buffered: None,
+        })
+    }
+
+    /// Takes the next `max` rows' positions.
+    fn take(&mut self, max: usize) -> Option<(usize, usize)> {
+        if self.next >= self.n {
+            return None;
+        }
+        let (start, end) = (self.next, self.n.min(self.next.saturating_add(max)));
+        self.next = end;
+        self.buffered = None;
+        Some((start, end))
     }
 }
 
@@ -31,8 +148,33 @@ impl Stream for Slices {
             return Ok(None);
         }
         let i = self.next;
+        if !self.from_file {
+            self.next += 1;
+            let row = self.comps.iter().filter_map(|c| match c {
+                Column::Memory(t) => Some(t.index_axis0(i)),
+                Column::File(..) => None,
+            });
+            return Ok(Some(row.collect()));
+        }
+        // One row per read would be a system call per element: read a block's worth.
+        let fresh = !matches!(&self.buffered, Some((first, leaves))
+            if i >= *first && leaves.first().is_some_and(|t| i < first + t.shape()[0]));
+        if fresh {
+            let row_bytes: usize = self.comps.iter().map(Column::row_bytes).sum();
+            let rows = (ROWS_READ_BYTES / row_bytes.max(1)).max(1);
+            let end = self.n.min(i.saturating_add(rows));
+            let leaves = self
+                .comps
+                .iter()
+                .map(|c| c.rows(i, end, self.span))
+                .collect::<Result<Vec<_>, _>>()?;
+            self.buffered = Some((i, leaves));
+        }
         self.next += 1;
-        Ok(Some(self.comps.iter().map(|c| c.index_axis0(i)).collect()))
+        let (first, leaves) = self.buffered.as_ref().expect("filled above");
+        Ok(Some(
+            leaves.iter().map(|t| t.index_axis0(i - first)).collect(),
+        ))
     }
 
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
@@ -42,18 +184,27 @@ impl Stream for Slices {
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        if self.next >= self.n {
-            return None;
+        let (start, end) = self.take(max)?;
+        Some(read_rows(&self.comps, start, end, self.span))
+    }
+
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
+        if !self.from_file {
+            return self.next_block(max).map(Pull::Now);
         }
-        let (start, end) = (self.next, self.n.min(self.next.saturating_add(max)));
-        self.next = end;
-        Some(Chunk::ok(Block::Stacked {
-            leaves: self
-                .comps
-                .iter()
-                .map(|c| c.slice_axis0(start, end))
-                .collect(),
-            rows: end - start,
+        let (start, end) = self.take(max)?;
+        let rows = end - start;
+        let lead = match self.comps.first().map(Column::shape) {
+            Some([_, second, ..]) => (rows * second) as u64,
+            _ => rows as u64,
+        };
+        let bytes = rows * self.comps.iter().map(Column::row_bytes).sum::<usize>();
+        let (comps, span) = (self.comps.clone(), self.span);
+        Some(Pull::Later(Later {
+            rows,
+            lead,
+            bytes,
+            make: Box::new(move || read_rows(&comps, start, end, span)),
         }))
     }
 }
@@ -114,6 +265,33 @@ impl Stream for Range {
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        if self.step == 0 {
+            // Never traced (`range` rejects a zero step); keep `advance`'s behaviour.
+            let values: Vec<i64> = std::iter::from_fn(|| self.advance()).take(max).collect();
+            return (!values.is_empty()).then(|| arange(values[0], 0, values.len()));
+        }
+        let (first, n) = self.take(max)?;
+        Some(arange(first, self.step, n))
+    }
+
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
+        if self.step == 0 {
+            return self.next_block(max).map(Pull::Now);
+        }
+        let (first, rows) = self.take(max)?;
+        let step = self.step;
+        Some(Pull::Later(Later {
+            rows,
+            lead: rows as u64,
+            bytes: rows * std::mem::size_of::<i64>(),
+            make: Box::new(move || arange(first, step, rows)),
+        }))
+    }
+}
+
+impl Range {
+    /// Takes the next (at most `max`) values of a non-zero step: the first and how many.
+    fn take(&mut self, max: usize) -> Option<(i64, usize)> {
         let (cur, stop, step) = (
             i128::from(self.cur),
             i128::from(self.stop),
@@ -121,48 +299,42 @@ impl Stream for Range {
         );
         // How many values are left, in exact arithmetic (what `advance` would yield).
         let left = match step {
-            0 => 0,
             s if s > 0 && cur < stop => (stop - cur + s - 1) / s,
             s if s < 0 && cur > stop => (cur - stop - s - 1) / -s,
             _ => 0,
         };
-        let values: Vec<i64> = if step == 0 {
-            // Never traced (`range` rejects a zero step); keep `advance`'s behaviour.
-            std::iter::from_fn(|| self.advance()).take(max).collect()
-        } else {
-            let n = left.min(max as i128);
-            // Every value lies between `cur` and `stop`, so it fits in an i64, and wrapping
-            // i64 arithmetic (which vectorizes) gives it exactly.
-            let (first, stride) = (self.cur, self.step);
-            let values = if stride == 1 {
-                (0..n as i64).map(|k| first.wrapping_add(k)).collect()
-            } else {
-                // A 64-bit multiply per value does not vectorize here; a running sum is
-                // the same value in wrapping arithmetic.
-                let mut v = first;
-                (0..n as i64)
-                    .map(|_| {
-                        let x = v;
-                        v = v.wrapping_add(stride);
-                        x
-                    })
-                    .collect()
-            };
-            let next = cur + n * step;
-            self.cur = next.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
-            if n == left {
-                self.stop = self.cur;
-            }
-            values
-        };
-        let rows = values.len();
-        (rows > 0).then(|| {
-            Chunk::ok(Block::Stacked {
-                leaves: vec![Tensor::from_vec(&[rows], values).expect("one value per row")],
-                rows,
-            })
-        })
+        let n = left.min(max as i128);
+        let first = self.cur;
+        let next = cur + n * step;
+        self.cur = next.clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64;
+        if n == left {
+            self.stop = self.cur;
+        }
+        (n > 0).then_some((first, n as usize))
     }
+}
+
+/// `n` values from `first` by `stride`, as one block. Every value lies between the range's
+/// bounds, so it fits in an i64, and wrapping arithmetic (which vectorizes) gives it exactly.
+fn arange(first: i64, stride: i64, n: usize) -> Chunk {
+    let values: Vec<i64> = if stride == 1 {
+        (0..n as i64).map(|k| first.wrapping_add(k)).collect()
+    } else {
+        // A 64-bit multiply per value does not vectorize here; a running sum is the same
+        // value in wrapping arithmetic.
+        let mut v = first;
+        (0..n)
+            .map(|_| {
+                let x = v;
+                v = v.wrapping_add(stride);
+                x
+            })
+            .collect()
+    };
+    Chunk::ok(Block::Stacked {
+        leaves: vec![Tensor::from_vec(&[n], values).expect("one value per row")],
+        rows: n,
+    })
 }
 
 /// Rows of a CSV file, read one line at a time.

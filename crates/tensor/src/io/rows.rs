@@ -1,0 +1,259 @@
+//! The rows of an array file read a block at a time: what `from_tensor_slices(read_npy(...))`
+//! slices instead of the whole array in memory.
+//!
+//! Opening reads only the header; each block of rows is then copied once, by a positioned
+//! read from the page cache, into that block's own buffer, on whichever thread makes the block
+//! (the pipeline's lanes). So opening costs nothing whatever the file's size, reading runs in
+//! parallel with the computation, and memory holds the blocks in flight, not the file.
+//!
+//! Why positioned reads and not a memory map: a tensor owns its buffer (an `ndarray`
+//! `ArcArray`), so a view of a mapping would be copied into a block all the same, and a mapped
+//! file truncated while the run reads it kills the process with `SIGBUS`, where a read fails
+//! with an error the run reports.
+
+use super::{IoError, NpyHeader, parse_header, short_data};
+use crate::{DType, Tensor};
+use std::fs::File;
+use std::path::Path;
+use std::sync::OnceLock;
+
+/// The rows (slices along axis 0) of a little-endian, row-major numeric array in a `.npy` file
+/// or an uncompressed `.npz` member, read on demand.
+#[derive(Debug)]
+pub struct FileRows {
+    file: File,
+    /// Where the array's data starts in the file.
+    offset: u64,
+    dtype: DType,
+    shape: Vec<usize>,
+    /// Bytes of one row.
+    row_bytes: usize,
+    /// The whole array, once something needed it whole (random access: `global_shuffle`).
+    whole: OnceLock<Result<Tensor, String>>,
+}
+
+impl FileRows {
+    /// The rows of the `.npy` file at `path`; `Ok(None)` when its layout needs converting
+    /// (big-endian, column-major, bool, half floats, strings, a scalar), which
+    /// [`super::read_npy`] does whole.
+    pub fn open_npy(path: &Path) -> Result<Option<FileRows>, IoError> {
+        let file = File::open(path)?;
+        let h = super::header_bytes(&file).map_err(IoError::Io)?;
+        let h = parse_header(&h)?;
+        FileRows::new(file, 0, u64::MAX, &h)
+    }
+
+    /// The rows of array `name` of the `.npz` archive at `path`, when its member is stored
+    /// (not deflated) with a layout [`FileRows::open_npy`] takes; `Ok(None)` otherwise.
+    pub fn open_npz(path: &Path, name: &str) -> Result<Option<FileRows>, IoError> {
+        let mut archive = super::open_archive(path)?;
+        let i = super::member_index(&archive, name)?;
+        let (start, size) = {
+            let member = archive.by_index(i).map_err(super::archive_error)?;
+            if member.compression() != zip::CompressionMethod::Stored || member.encrypted() {
+                return Ok(None);
+            }
+            match member.data_start() {
+                Some(start) => (start, member.size()),
+                None => return Ok(None),
+            }
+        };
+        let member = archive.by_index(i).map_err(super::archive_error)?;
+        let h = super::header_bytes(member)
+            .map_err(|e| IoError::Archive(format!("member `{name}`: {e}")))?;
+        let h = parse_header(&h)?;
+        FileRows::new(archive.into_inner(), start, size, &h)
+    }
+
+    /// The rows of the array `h` describes, whose file bytes (header included) start at `base`
+    /// and span at most `span` bytes.
+    fn new(file: File, base: u64, span: u64, h: &NpyHeader) -> Result<Option<FileRows>, IoError> {
+        let native = matches!(
+            h.dtype,
+            DType::I8
+                | DType::U8
+                | DType::I16
+                | DType::U16
+                | DType::I32
+                | DType::U32
+                | DType::I64
+                | DType::U64
+                | DType::F32
+                | DType::F64
+        );
+        if !native || h.big_endian || h.fortran_order || h.shape.is_empty() {
+            return Ok(None);
+        }
+        let elements = h
+            .shape
+            .iter()
+            .try_fold(1usize, |a, &d| a.checked_mul(d))
+            .ok_or_else(|| IoError::Format("shape overflows".into()))?;
+        let row_elements: usize = h.shape[1..].iter().product();
+        if row_elements as u128 > super::MAX_ARRAY_ELEMENTS {
+            return Err(IoError::Format(format!(
+                "a row has {row_elements} elements, over the limit of 2^31 elements per tensor"
+            )));
+        }
+        let need = elements
+            .checked_mul(h.dtype.size_bytes())
+            .ok_or_else(|| IoError::Format("data size overflows".into()))?;
+        let len = file.metadata()?.len().min(span);
+        let have = len.saturating_sub(h.data_offset as u64);
+        if have < need as u64 {
+            return Err(short_data(need, have));
+        }
+        Ok(Some(FileRows {
+            file,
+            offset: base + h.data_offset as u64,
+            dtype: h.dtype,
+            shape: h.shape.clone(),
+            row_bytes: row_elements * h.dtype.size_bytes(),
+            whole: OnceLock::new(),
+        }))
+    }
+
+    /// How many rows.
+    pub fn rows(&self) -> usize {
+        self.shape[0]
+    }
+
+    /// The element dtype.
+    pub fn dtype(&self) -> DType {
+        self.dtype
+    }
+
+    /// The array's shape (rows first).
+    pub fn shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Bytes of one row.
+    pub fn row_bytes(&self) -> usize {
+        self.row_bytes
+    }
+
+    /// Rows `start..end` (`end <= rows`) as one tensor of shape `[end - start, ...]`.
+    pub fn read(&self, start: usize, end: usize) -> Result<Tensor, IoError> {
+        fn read<T: bytemuck::Pod + crate::TensorElem>(
+            rows: &FileRows,
+            start: usize,
+            end: usize,
+        ) -> Result<Tensor, IoError> {
+            let per_row = rows.row_bytes / std::mem::size_of::<T>().max(1);
+            let mut v = vec![T::zeroed(); (end - start) * per_row];
+            let at = rows.offset + (start as u64) * rows.row_bytes as u64;
+            super::read_at(&rows.file, at, bytemuck::cast_slice_mut(&mut v)).map_err(
+                |e| match e.kind() {
+                    // The file shrank after it was opened.
+                    std::io::ErrorKind::UnexpectedEof => IoError::Format(format!(
+                        "the file ends before row {end} (it changed while being read)"
+                    )),
+                    _ => IoError::Io(e),
+                },
+            )?;
+            let mut shape = rows.shape.clone();
+            shape[0] = end - start;
+            Tensor::from_vec(&shape, v)
+                .ok_or_else(|| IoError::Format("data does not match the shape".into()))
+        }
+        let end = end.min(self.rows());
+        let start = start.min(end);
+        let bytes = ((end - start) as u128) * self.row_bytes as u128;
+        crate::limits::check_bytes(bytes)
+            .map_err(|limit| IoError::OverMemoryLimit { bytes, limit })?;
+        match self.dtype {
+            DType::I8 => read::<i8>(self, start, end),
+            DType::U8 => read::<u8>(self, start, end),
+            DType::I16 => read::<i16>(self, start, end),
+            DType::U16 => read::<u16>(self, start, end),
+            DType::I32 => read::<i32>(self, start, end),
+            DType::U32 => read::<u32>(self, start, end),
+            DType::I64 => read::<i64>(self, start, end),
+            DType::U64 => read::<u64>(self, start, end),
+            DType::F32 => read::<f32>(self, start, end),
+            DType::F64 => read::<f64>(self, start, end),
+            other => Err(IoError::UnsupportedDtype(other.to_string())),
+        }
+    }
+
+    /// The whole array, read once and kept (for access in any order).
+    pub fn whole(&self) -> Result<Tensor, IoError> {
+        self.whole
+            .get_or_init(|| {
+                let elements = self.shape.iter().product::<usize>() as u128;
+                if elements > super::MAX_ARRAY_ELEMENTS {
+                    return Err(format!(
+                        "the array has {elements} elements, over the limit of 2^31 elements per tensor"
+                    ));
+                }
+                self.read(0, self.rows()).map_err(|e| e.to_string())
+            })
+            .clone()
+            .map_err(IoError::Format)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(name: &str, bytes: &[u8]) -> std::path::PathBuf {
+        let path = std::env::temp_dir().join(format!("pipec-rows-{}-{name}", std::process::id()));
+        std::fs::write(&path, bytes).expect("write");
+        path
+    }
+
+    #[test]
+    fn rows_are_the_arrays_rows() {
+        let t =
+            Tensor::from_vec::<f32>(&[5, 2], (0..10).map(|v| v as f32).collect()).expect("fits");
+        let path = file("rows.npy", &super::super::encode_npy(&t));
+        let rows = FileRows::open_npy(&path)
+            .expect("opens")
+            .expect("native layout");
+        assert_eq!(rows.rows(), 5);
+        assert_eq!(rows.read(1, 4).expect("reads"), t.slice_axis0(1, 4));
+        assert_eq!(rows.whole().expect("reads"), t);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A file that shrinks while its rows are read is an error of the read, not a crash (a
+    /// memory map would have been `SIGBUS`).
+    #[test]
+    fn a_file_truncated_after_opening_is_an_error() {
+        let t = Tensor::from_vec::<i64>(&[1000], (0..1000).collect()).expect("fits");
+        let path = file("shrinks.npy", &super::super::encode_npy(&t));
+        let rows = FileRows::open_npy(&path)
+            .expect("opens")
+            .expect("native layout");
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|f| f.set_len(200))
+            .expect("truncates");
+        let err = rows.read(0, 1000).expect_err("the rows are gone");
+        assert!(
+            err.to_string().contains("changed while being read"),
+            "{err}"
+        );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A header promising more rows than the file holds is refused when opening; layouts that
+    /// need converting are left to the whole-array reader.
+    #[test]
+    fn short_files_are_refused_and_other_layouts_declined() {
+        let t = Tensor::from_vec::<i32>(&[100], (0..100).collect()).expect("fits");
+        let mut bytes = super::super::encode_npy(&t);
+        bytes.truncate(bytes.len() - 4);
+        let path = file("short.npy", &bytes);
+        let err = FileRows::open_npy(&path).expect_err("short");
+        assert!(err.to_string().contains("expected 400 bytes"), "{err}");
+        let b = Tensor::from_vec::<bool>(&[2], vec![true, false]).expect("fits");
+        let path2 = file("bool.npy", &super::super::encode_npy(&b));
+        assert!(FileRows::open_npy(&path2).expect("opens").is_none());
+        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(&path2);
+    }
+}

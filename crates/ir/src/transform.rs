@@ -57,7 +57,9 @@ pub struct TransformDecl {
     /// The element type for an input of element type `input` and the bound arguments:
     /// the tracer's rule and the verifier's.
     pub elem: fn(&ElemType, &[Arg]) -> Result<ElemType, String>,
-    /// Whether output positions map to known input positions (SPEC §15's random access).
+    /// Whether output positions map to known input positions (SPEC §15's random access),
+    /// so `global_shuffle` accepts it above; `true` also needs the row's position map in the
+    /// interpreter's `random_access.rs` (without one the run stops with a coded error).
     pub random_access: bool,
 }
 

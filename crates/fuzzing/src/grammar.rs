@@ -251,7 +251,7 @@ pub fn program_from_bytes(data: &[u8]) -> String {
         if c.exhausted() {
             break;
         }
-        let step = match c.pick(11) {
+        let step = match c.pick(12) {
             0 | 1 => format!(".map(|x| {})", expr(c, e, 3)),
             2 => format!(
                 ".map(|x| {}, num_parallel_calls: {})",
@@ -277,6 +277,10 @@ pub fn program_from_bytes(data: &[u8]) -> String {
             7 => format!(".repeat({})", c.pick(3)),
             8 => format!(".take({})", c.pick(10)),
             9 => format!(".skip({})", c.pick(3)),
+            10 => {
+                let p = predicate(c, e);
+                crate::table_step(|n| c.pick(n), &p).0
+            }
             _ => ".cache()".to_string(),
         };
         text.push_str(&format!("\n    {step}"));

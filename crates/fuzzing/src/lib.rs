@@ -19,6 +19,27 @@ pub use resume::{
     checkpoint_program_over_stream, compile_text, resume, state,
 };
 
+/// One application of a row of the transformation table (`pipec::TRANSFORMS`), drawn with
+/// `pick`, each predicate parameter given `pred` (`|x| ...`'s body): the grammars reach every
+/// row without naming it. Also whether the row keeps random access.
+pub(crate) fn table_step(mut pick: impl FnMut(usize) -> usize, pred: &str) -> (String, bool) {
+    let t = &pipec::TRANSFORMS[pick(pipec::TRANSFORMS.len())];
+    let mut args = Vec::new();
+    for p in t.params {
+        let v = match p.kind {
+            pipec::ParamKind::Int => pick(10).to_string(),
+            pipec::ParamKind::Bool => (pick(2) == 0).to_string(),
+            pipec::ParamKind::Predicate => format!("|x| {pred}"),
+        };
+        match p.default {
+            None => args.push(v),
+            Some(_) if pick(2) == 0 => args.push(format!("{}: {v}", p.name)),
+            Some(_) => {}
+        }
+    }
+    (format!(".{}({})", t.name, args.join(", ")), t.random_access)
+}
+
 /// One fuzz check: takes arbitrary bytes and panics only on a real bug.
 pub type Check = fn(&[u8]);
 

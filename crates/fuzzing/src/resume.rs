@@ -64,7 +64,7 @@ fn generate_checkpoint_program(data: &[u8], source_random_access: bool) -> Strin
     for _ in 0..steps {
         let kept = random_access;
         random_access = false;
-        let step = match c.pick(22) {
+        let step = match c.pick(23) {
             0 => {
                 random_access = kept;
                 format!(".map(|x| x * {} + 1)", 1 + c.pick(5))
@@ -160,6 +160,17 @@ fn generate_checkpoint_program(data: &[u8], source_random_access: bool) -> Strin
             20 if rank == 1 => {
                 rank = 0;
                 ".flat_map(|x| from_tensor_slices(x))".to_string()
+            }
+            21 => {
+                let bound = 5 + c.pick(60);
+                let p = if rank == 0 {
+                    format!("x < {bound}")
+                } else {
+                    format!("sum(x) < {}", bound * 3)
+                };
+                let (step, keeps) = crate::table_step(|n| c.pick(n), &p);
+                random_access = kept && keeps;
+                step
             }
             _ => {
                 random_access = kept;

@@ -1,7 +1,7 @@
 //! Running one IR function on one element (or one batch).
 
 use pipec_diag::{Code, Diagnostic};
-use pipec_ir::{Function, FusedInst, HostInstance, OpKind};
+use pipec_ir::{Function, FusedBody, FusedOp, HostInstance, OpKind};
 use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
 
@@ -128,7 +128,7 @@ impl CompiledFn {
                     let span = body.spans.get(i).copied().unwrap_or(op.span);
                     kernel_error(
                         e,
-                        &fused_inst_kind(&body.insts[i]),
+                        &fused_inst_kind(body, i),
                         span,
                         Where::new(element, rows, &inputs),
                     )
@@ -195,16 +195,14 @@ fn position(
 }
 
 /// The op a fused instruction stands for (to name it in errors).
-fn fused_inst_kind(inst: &FusedInst) -> OpKind {
-    match *inst {
-        FusedInst::Unary(op, _) => OpKind::Unary(op),
-        FusedInst::Binary(op, _, _) => OpKind::Binary(op),
-        FusedInst::Cast(to, _) => OpKind::Cast(to),
-        FusedInst::Select(..) => OpKind::Select,
-        FusedInst::Clip(..) => OpKind::Clip,
-        FusedInst::Input(_) | FusedInst::Const(_) => {
-            OpKind::Const(pipec_tensor::Tensor::scalar(false))
-        }
+fn fused_inst_kind(body: &FusedBody, i: usize) -> OpKind {
+    match body.insts[i] {
+        FusedOp::Unary(op, _) => OpKind::Unary(op),
+        FusedOp::Binary(op, _, _) => OpKind::Binary(op),
+        FusedOp::Cast(_) => OpKind::Cast(body.dtype(i as u32)),
+        FusedOp::Select(..) => OpKind::Select,
+        FusedOp::Clip(..) => OpKind::Clip,
+        FusedOp::Input(_) | FusedOp::Const(_) => OpKind::Const(pipec_tensor::Tensor::scalar(false)),
     }
 }
 

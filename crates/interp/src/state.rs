@@ -329,6 +329,16 @@ pub enum NodeState {
         /// Records of that file delivered.
         record: u64,
     },
+    /// A table transformation (`pipec_ir::TRANSFORMS`): its input (none once it stopped
+    /// pulling) and the counters its stream keeps (`stream/transforms.rs` says which).
+    Transform {
+        /// The row's name, checked against the node when restoring.
+        name: String,
+        /// The input's state, `None` once the node stopped reading it.
+        input: Option<Box<NodeState>>,
+        /// The stream's counters.
+        counters: Vec<u64>,
+    },
     /// `read_parquet`: the file being read and the next row of it (a resumed run opens the
     /// file there, reading no row group before it).
     Parquet {
@@ -379,7 +389,9 @@ impl NodeState {
             | Enumerate { input, .. }
             | Shard { input, .. }
             | Prefetch { input, .. } => vec![input.as_mut()],
-            Shuffle { input, .. } => input.iter_mut().map(|b| b.as_mut()).collect(),
+            Shuffle { input, .. } | Transform { input, .. } => {
+                input.iter_mut().map(|b| b.as_mut()).collect()
+            }
             Repeat { current, .. } => current.iter_mut().map(|b| b.as_mut()).collect(),
             Zip { inputs } => inputs.iter_mut().collect(),
             Concat { first, second, .. } => first
@@ -432,6 +444,7 @@ impl NodeState {
                 buffer.len() as u64 + input.as_ref().map_or(0, |i| i.weight())
             }
             Repeat { current, .. } => current.as_ref().map_or(0, |c| c.weight()),
+            Transform { input, .. } => input.as_ref().map_or(0, |i| i.weight()),
             Zip { inputs } => inputs.iter().map(NodeState::weight).sum(),
             Concat { first, second, .. } => {
                 first.as_ref().map_or(0, |f| f.weight()) + second.as_ref().map_or(0, |s| s.weight())

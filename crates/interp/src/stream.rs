@@ -33,6 +33,7 @@ pub(crate) mod plan;
 mod restore;
 mod run;
 mod sources;
+mod transforms;
 
 pub use base::RunOptions;
 pub use run::{ElementStream, open, open_at};

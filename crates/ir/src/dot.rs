@@ -10,7 +10,7 @@
 //! are positions, never addresses or hash-map order.
 
 use crate::Program;
-use crate::function::{Function, FusedInst, OpKind};
+use crate::function::{Function, FusedOp, OpKind};
 use crate::pipeline::{DsKind, Pipeline};
 use crate::print::{as_eager_decl, ds_node_text, func_header, fused_inst_text, op_text};
 use std::collections::HashMap;
@@ -115,12 +115,11 @@ fn pipeline_cluster<'p>(
         let n = &p.graph[node];
         let text = ds_node_text(prog, p, node, &names);
         let func_id = match &n.kind {
-            DsKind::Map { func, .. } | DsKind::Filter { func } => Some(*func),
             DsKind::Interleave(nest) => {
                 nested.push((&nest.inner, ids[&node].clone()));
                 Some(nest.func)
             }
-            _ => None,
+            kind => kind.func(),
         };
         let func = func_id.and_then(|f| prog.functions.get(f.index()));
         let calls_eager = func.is_some_and(Function::has_eager);
@@ -211,16 +210,16 @@ fn function_cluster(out: &mut String, fi: usize, func: &Function) -> String {
                         esc(&fused_inst_text(body, i, inst))
                     );
                     let regs: Vec<u32> = match inst {
-                        FusedInst::Input(n) => {
+                        FusedOp::Input(n) => {
                             if let Some(src) = op.inputs.get(*n).and_then(|&v| lookup(&def, v)) {
                                 edges.push((src, reg.clone()));
                             }
                             Vec::new()
                         }
-                        FusedInst::Const(_) => Vec::new(),
-                        FusedInst::Unary(_, a) | FusedInst::Cast(_, a) => vec![*a],
-                        FusedInst::Binary(_, a, b) => vec![*a, *b],
-                        FusedInst::Select(a, b, c) | FusedInst::Clip(a, b, c) => vec![*a, *b, *c],
+                        FusedOp::Const(_) => Vec::new(),
+                        FusedOp::Unary(_, a) | FusedOp::Cast(a) => vec![*a],
+                        FusedOp::Binary(_, a, b) => vec![*a, *b],
+                        FusedOp::Select(a, b, c) | FusedOp::Clip(a, b, c) => vec![*a, *b, *c],
                     };
                     for r in regs {
                         edges.push((format!("{id}_r{r}"), reg.clone()));

@@ -1,7 +1,7 @@
 //! The reference and chunked evaluation of fused elementwise programs (every other op's
 //! meaning is `OpKind::eval`, declared with the op in `ops/`).
 
-use crate::function::{FusedBody, FusedInst};
+use crate::function::FusedBody;
 use pipec_tensor::kernels::{self, FusedOp, FusedProgram, KernelError};
 use pipec_tensor::{DType, Tensor};
 
@@ -18,13 +18,13 @@ impl FusedBody {
         for (i, inst) in self.insts.iter().enumerate() {
             let r = |i: &u32| &regs[*i as usize];
             let t = match inst {
-                FusedInst::Input(n) => Ok(inputs[*n].clone()),
-                FusedInst::Const(s) => Ok(s.to_tensor()),
-                FusedInst::Unary(op, a) => kernels::unary(*op, r(a)),
-                FusedInst::Binary(op, a, b) => kernels::binary(*op, r(a), r(b)),
-                FusedInst::Cast(to, a) => Ok(kernels::cast(r(a), *to)),
-                FusedInst::Select(c, a, b) => kernels::select(r(c), r(a), r(b)),
-                FusedInst::Clip(x, lo, hi) => kernels::clip(r(x), r(lo), r(hi)),
+                FusedOp::Input(n) => Ok(inputs[*n].clone()),
+                FusedOp::Const(s) => Ok(s.to_tensor()),
+                FusedOp::Unary(op, a) => kernels::unary(*op, r(a)),
+                FusedOp::Binary(op, a, b) => kernels::binary(*op, r(a), r(b)),
+                FusedOp::Cast(a) => Ok(kernels::cast(r(a), self.dtypes[i])),
+                FusedOp::Select(c, a, b) => kernels::select(r(c), r(a), r(b)),
+                FusedOp::Clip(x, lo, hi) => kernels::clip(r(x), r(lo), r(hi)),
             };
             regs.push(t.map_err(|e| (i, e))?);
         }
@@ -43,21 +43,8 @@ impl FusedBody {
         &self,
         inputs: &[Tensor],
     ) -> Result<Vec<Tensor>, (usize, KernelError)> {
-        let ops: Vec<FusedOp> = self
-            .insts
-            .iter()
-            .map(|inst| match *inst {
-                FusedInst::Input(n) => FusedOp::Input(n),
-                FusedInst::Const(s) => FusedOp::Const(s),
-                FusedInst::Unary(op, a) => FusedOp::Unary(op, a),
-                FusedInst::Binary(op, a, b) => FusedOp::Binary(op, a, b),
-                FusedInst::Cast(_, a) => FusedOp::Cast(a),
-                FusedInst::Select(c, a, b) => FusedOp::Select(c, a, b),
-                FusedInst::Clip(x, lo, hi) => FusedOp::Clip(x, lo, hi),
-            })
-            .collect();
         let prog = FusedProgram {
-            ops: &ops,
+            ops: &self.insts,
             dtypes: &self.dtypes,
             results: &self.results,
         };

@@ -10,8 +10,8 @@ use crate::ops::ImageOp;
 use crate::types::{Shape, TensorType};
 use pipec_diag::Span;
 use pipec_tensor::DType;
-use pipec_tensor::Scalar;
 use pipec_tensor::Tensor;
+pub use pipec_tensor::kernels::FusedOp;
 use pipec_tensor::kernels::SliceItem;
 use pipec_tensor::ops::{BinaryOp, ReduceOp, UnaryOp};
 use std::fmt;
@@ -191,30 +191,13 @@ impl OpKind {
     }
 }
 
-/// One instruction of a fused scalar program; operands are earlier instruction indices.
-#[derive(Clone, Debug, PartialEq)]
-pub enum FusedInst {
-    /// The n-th input of the fused op (broadcast to the output shape).
-    Input(usize),
-    /// A scalar constant.
-    Const(Scalar),
-    /// A unary op.
-    Unary(UnaryOp, u32),
-    /// A binary op.
-    Binary(BinaryOp, u32, u32),
-    /// A cast.
-    Cast(DType, u32),
-    /// `where(c, a, b)`.
-    Select(u32, u32, u32),
-    /// `clip(x, lo, hi)`.
-    Clip(u32, u32, u32),
-}
-
 /// The scalar program of a fused elementwise op.
 #[derive(Clone, Debug, PartialEq)]
 pub struct FusedBody {
-    /// The instructions; instruction `i` defines register `i`.
-    pub insts: Vec<FusedInst>,
+    /// The instructions, in the form the chunked kernel runs (converted once, by
+    /// `fuse-elementwise`); instruction `i` defines register `i`, and a `Cast` casts to
+    /// that register's dtype.
+    pub insts: Vec<FusedOp>,
     /// The dtype of each register.
     pub dtypes: Vec<DType>,
     /// The registers that are the op's outputs, in order.

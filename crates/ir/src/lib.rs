@@ -15,6 +15,7 @@ mod host;
 mod ops;
 mod pipeline;
 mod print;
+mod transform;
 mod types;
 mod verify;
 pub mod vmap;
@@ -22,12 +23,13 @@ pub mod vmap;
 pub use dot::to_dot;
 pub use eval::kernel_error_code;
 pub use function::{
-    Function, FusedBody, FusedInst, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
+    Function, FusedBody, FusedOp, Op, OpId, OpKind, ReshapeDim, ValueDef, ValueId, ValueInfo,
 };
 pub use host::{HostFn, HostFunction, HostInstance, on_blocks};
 pub use ops::{BatchRule, ImageOp, brightness_dtype, resolve_reshape};
 pub use pipeline::{DsKind, DsNode, DsNodeId, MAX_PREFETCH, Nested, Parallelism, Pipeline, Source};
 pub use print::{ds_node_lines, elem_text};
+pub use transform::{Arg, Param, ParamKind, TRANSFORMS, Transform, TransformDecl, transform_decl};
 pub use types::{Dim, ElemType, Shape, TensorType};
 pub use verify::{VerifyError, verify};
 

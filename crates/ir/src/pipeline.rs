@@ -6,6 +6,7 @@
 //! produces from its inputs' element types.
 
 use crate::FuncId;
+use crate::transform::Transform;
 use crate::types::{Dim, ElemType, Shape, TensorType};
 use petgraph::Direction;
 use petgraph::stable_graph::{NodeIndex, StableDiGraph};
@@ -190,6 +191,8 @@ pub enum DsKind {
         /// Whether each epoch draws a new permutation.
         reshuffle: bool,
     },
+    /// A transformation declared in the table of `crate::transform` (`take_while`, ...).
+    Transform(Transform),
 }
 
 impl DsKind {
@@ -223,6 +226,28 @@ impl DsKind {
             DsKind::RepeatOf(_) => "repeat",
             DsKind::Interleave(n) if n.flat => "flat_map",
             DsKind::Interleave(_) => "interleave",
+            DsKind::Transform(t) => t.decl.name,
+        }
+    }
+
+    /// The function the node runs on its elements (a `map`'s, a `filter`'s, an
+    /// `interleave`'s, a table transformation's predicate): what passes keep and renumber.
+    pub fn func(&self) -> Option<FuncId> {
+        match self {
+            DsKind::Map { func, .. } | DsKind::Filter { func } => Some(*func),
+            DsKind::Interleave(n) => Some(n.func),
+            DsKind::Transform(t) => t.func(),
+            _ => None,
+        }
+    }
+
+    /// [`DsKind::func`], to renumber.
+    pub fn func_mut(&mut self) -> Option<&mut FuncId> {
+        match self {
+            DsKind::Map { func, .. } | DsKind::Filter { func } => Some(func),
+            DsKind::Interleave(n) => Some(&mut n.func),
+            DsKind::Transform(t) => t.func_mut(),
+            _ => None,
         }
     }
 }
@@ -247,6 +272,7 @@ impl DsKind {
             | DsKind::Enumerate(_)
             | DsKind::Shard { .. } => true,
             DsKind::Batch { drop_remainder, .. } => *drop_remainder,
+            DsKind::Transform(t) => t.decl.random_access,
             _ => false,
         }
     }
@@ -349,6 +375,7 @@ impl DsKind {
                 ElemType::Tensor(TensorType::scalar(DType::I64)),
                 inputs[0].clone(),
             ]))),
+            DsKind::Transform(t) => Some((t.decl.elem)(inputs[0], &t.args)),
         }
     }
 }

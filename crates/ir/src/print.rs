@@ -4,7 +4,7 @@
 //! topological order, and nothing depends on addresses or hash-map order.
 
 use crate::Program;
-use crate::function::{Function, FusedBody, FusedInst, Op, OpKind, ReshapeDim};
+use crate::function::{Function, FusedBody, FusedOp, Op, OpKind, ReshapeDim};
 use crate::pipeline::{DsKind, DsNodeId, Parallelism, Pipeline, Source};
 use crate::types::ElemType;
 use pipec_tensor::kernels::SliceItem;
@@ -224,6 +224,7 @@ pub(crate) fn ds_node_text(
                 args.push("reshuffle_each_iteration=false".to_string());
             }
         }
+        DsKind::Transform(t) => args.extend(t.arg_texts(prog)),
         DsKind::Unbatch | DsKind::Zip | DsKind::Concatenate | DsKind::Cache => {}
     }
     let mut text = format!("{} = {}", names[&node], n.kind.mnemonic());
@@ -453,15 +454,15 @@ pub(crate) fn op_text(func: &Function, op: &Op) -> String {
 }
 
 /// One instruction of a fused body as IR text: `^I = INSTRUCTION : DTYPE`.
-pub(crate) fn fused_inst_text(body: &FusedBody, i: usize, inst: &FusedInst) -> String {
+pub(crate) fn fused_inst_text(body: &FusedBody, i: usize, inst: &FusedOp) -> String {
     let text = match inst {
-        FusedInst::Input(n) => format!("input {n}"),
-        FusedInst::Const(s) => format!("const {}", scalar_text(*s)),
-        FusedInst::Unary(op, a) => format!("{} ^{a}", op.name()),
-        FusedInst::Binary(op, a, b) => format!("{} ^{a}, ^{b}", op.name()),
-        FusedInst::Cast(_, a) => format!("cast ^{a}"),
-        FusedInst::Select(c, a, b) => format!("where ^{c}, ^{a}, ^{b}"),
-        FusedInst::Clip(x, lo, hi) => format!("clip ^{x}, ^{lo}, ^{hi}"),
+        FusedOp::Input(n) => format!("input {n}"),
+        FusedOp::Const(s) => format!("const {}", scalar_text(*s)),
+        FusedOp::Unary(op, a) => format!("{} ^{a}", op.name()),
+        FusedOp::Binary(op, a, b) => format!("{} ^{a}, ^{b}", op.name()),
+        FusedOp::Cast(a) => format!("cast ^{a}"),
+        FusedOp::Select(c, a, b) => format!("where ^{c}, ^{a}, ^{b}"),
+        FusedOp::Clip(x, lo, hi) => format!("clip ^{x}, ^{lo}, ^{hi}"),
     };
     format!("^{i} = {text} : {}", body.dtypes[i])
 }

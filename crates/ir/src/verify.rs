@@ -110,6 +110,10 @@ fn verify_graph(
         let (func, returns) = match &n.kind {
             DsKind::Map { func, .. } => (*func, n.elem.leaves().into_iter().cloned().collect()),
             DsKind::Filter { func } => (*func, vec![TensorType::scalar(DType::Bool)]),
+            DsKind::Transform(t) => match t.func() {
+                Some(func) => (func, crate::Transform::predicate_results()),
+                None => continue,
+            },
             DsKind::Interleave(nest) => {
                 verify_nested(prog, &p.name, nest, in_elems[0], n.span, nested_errs);
                 continue;

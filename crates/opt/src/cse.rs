@@ -6,7 +6,7 @@
 use crate::Pass;
 use crate::util::{remark, scalar_bits, tensor_key};
 use pipec_diag::Diagnostic;
-use pipec_ir::{FusedInst, OpKind, Program, ValueId};
+use pipec_ir::{FusedOp, OpKind, Program, ValueId};
 use std::collections::HashMap;
 
 /// Common subexpression elimination.
@@ -30,7 +30,7 @@ fn key(kind: &OpKind, inputs: Vec<ValueId>, types: String) -> Key {
                 .insts
                 .iter()
                 .map(|i| match i {
-                    FusedInst::Const(s) => format!("const {} {:#x}", s.dtype(), scalar_bits(*s)),
+                    FusedOp::Const(s) => format!("const {} {:#x}", s.dtype(), scalar_bits(*s)),
                     other => format!("{other:?}"),
                 })
                 .collect();

@@ -19,7 +19,7 @@
 use crate::Pass;
 use crate::util::remark;
 use pipec_diag::{Diagnostic, Span};
-use pipec_ir::{Function, FusedBody, FusedInst, Op, OpKind, Program, Shape, ValueDef, ValueId};
+use pipec_ir::{Function, FusedBody, FusedOp, Op, OpKind, Program, Shape, ValueDef, ValueId};
 use pipec_tensor::DType;
 use std::collections::HashMap;
 
@@ -356,12 +356,12 @@ fn fuse_function(f: &mut Function, pass: &str, remarks: &mut Vec<Diagnostic>) ->
 
 /// The fused op of a region (members ascending) and its number of ops.
 fn build(f: &Function, members: &[usize], users: &[Vec<usize>], in_region: &[bool]) -> (Op, usize) {
-    let mut insts: Vec<FusedInst> = Vec::new();
+    let mut insts: Vec<FusedOp> = Vec::new();
     let mut dtypes: Vec<DType> = Vec::new();
     let mut spans: Vec<Span> = Vec::new();
     let mut inputs: Vec<ValueId> = Vec::new();
     let mut reg: HashMap<ValueId, u32> = HashMap::new();
-    let mut push = |insts: &mut Vec<FusedInst>, inst: FusedInst, dtype: DType, span: Span| {
+    let mut push = |insts: &mut Vec<FusedOp>, inst: FusedOp, dtype: DType, span: Span| {
         insts.push(inst);
         dtypes.push(dtype);
         spans.push(span);
@@ -375,10 +375,10 @@ fn build(f: &Function, members: &[usize], users: &[Vec<usize>], in_region: &[boo
                 Some(&r) => r,
                 None => {
                     let inst = match scalar_const(f, v) {
-                        Some(s) => FusedInst::Const(s),
+                        Some(s) => FusedOp::Const(s),
                         None => {
                             inputs.push(v);
-                            FusedInst::Input(inputs.len() - 1)
+                            FusedOp::Input(inputs.len() - 1)
                         }
                     };
                     let r = push(&mut insts, inst, f.ty(v).dtype, op.span);
@@ -390,11 +390,11 @@ fn build(f: &Function, members: &[usize], users: &[Vec<usize>], in_region: &[boo
         }
         let out = op.outputs[0];
         let inst = match (&op.kind, operands.as_slice()) {
-            (OpKind::Unary(u), [a]) => FusedInst::Unary(*u, *a),
-            (OpKind::Binary(b), [a, c]) => FusedInst::Binary(*b, *a, *c),
-            (OpKind::Cast(to), [a]) => FusedInst::Cast(*to, *a),
-            (OpKind::Select, [c, a, b]) => FusedInst::Select(*c, *a, *b),
-            (OpKind::Clip, [x, lo, hi]) => FusedInst::Clip(*x, *lo, *hi),
+            (OpKind::Unary(u), [a]) => FusedOp::Unary(*u, *a),
+            (OpKind::Binary(b), [a, c]) => FusedOp::Binary(*b, *a, *c),
+            (OpKind::Cast(_), [a]) => FusedOp::Cast(*a),
+            (OpKind::Select, [c, a, b]) => FusedOp::Select(*c, *a, *b),
+            (OpKind::Clip, [x, lo, hi]) => FusedOp::Clip(*x, *lo, *hi),
             _ => unreachable!("only elementwise ops with their arity are region members"),
         };
         let r = push(&mut insts, inst, f.ty(out).dtype, op.span);

@@ -30,7 +30,9 @@ pub use pipec_interp::{
     Block, Chunk, Element, ElementStream, LANE_MIN_BYTES, LaneReport, NodeReport, RunOptions,
     RunStats,
 };
-pub use pipec_ir::{ElemType, HostFn, HostFunction, HostInstance, Program, to_dot};
+pub use pipec_ir::{
+    ElemType, HostFn, HostFunction, HostInstance, ParamKind, Program, TRANSFORMS, to_dot,
+};
 /// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
 pub use pipec_records as records;
 pub use pipec_tensor::kernels::set_kernel_threads;

@@ -61,7 +61,7 @@ use pipec_ir::{Dim, Parallelism, Shape, TensorType};
 use pipec_syntax::ast;
 use pipec_tensor::{DType, Scalar};
 
-/// The dataset transformations, for "did you mean".
+/// The dataset transformations with arms here, for "did you mean" (with the table's).
 const METHODS: &[&str] = &[
     "map",
     "filter",
@@ -147,7 +147,13 @@ impl Eval<'_> {
         match m {
             "map" => {
                 let a = bind!(&["func", "num_parallel_calls", "deterministic"], 1);
-                let f = some!(self.func_arg(a[0].clone().expect("required"), "map")?);
+                let f = some!(
+                    self.func_arg(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "map"
+                    )?
+                );
                 let parallelism = match a[1].clone() {
                     None => Parallelism::Sequential,
                     Some((v, s)) => match some!(self.int_value(v, s, "num_parallel_calls")?) {
@@ -188,34 +194,22 @@ impl Eval<'_> {
             }
             "filter" => {
                 let a = bind!(&["predicate"], 1);
-                let (fv, fs) = a[0].clone().expect("required");
-                let f = some!(self.func_arg((fv, fs), "filter")?);
-                let Some((func, out)) = self.trace_fn(&f, &ds.elem, span, "filter") else {
-                    return Ok(Value::Poison);
-                };
-                if out != ElemType::Tensor(TensorType::scalar(DType::Bool)) {
-                    let d = Diagnostic::error(
-                        Code::PredicateNotBool,
-                        format!(
-                            "a filter predicate must return bool[], but this one returns {out}"
-                        ),
-                    )
-                    .with_label(fs, format!("returns {out}"))
-                    .with_help(
-                        if matches!(&out, ElemType::Tensor(t) if t.dtype == DType::Bool) {
-                            "reduce it to one bool with `all(...)` or `any(...)`".to_string()
-                        } else {
-                            "compare to get a bool, e.g. `|x| x > 0`".to_string()
-                        },
-                    );
-                    return self.fail(d);
-                }
+                let pred = a[0]
+                    .clone()
+                    .expect("`bind!` checked the required predicate");
+                let func = some!(self.predicate(pred, &ds.elem, span, "filter")?);
                 let elem = ds.elem.clone();
                 node(DsKind::Filter { func }, vec![ds], elem)
             }
             "batch" => {
                 let a = bind!(&["batch_size", "drop_remainder"], 1);
-                let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
+                let size = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "batch_size"
+                    )?
+                );
                 let drop_remainder = some!(self.bool_arg(a[1].clone(), false)?);
                 let dim = if drop_remainder {
                     Dim::Known(size)
@@ -244,7 +238,13 @@ impl Eval<'_> {
                     ],
                     1
                 );
-                let size = some!(self.positive(a[0].clone().expect("required"), "batch_size")?);
+                let size = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "batch_size"
+                    )?
+                );
                 let drop_remainder = some!(self.bool_arg(a[3].clone(), false)?);
                 let leaves: Vec<TensorType> = ds.elem.leaves().into_iter().cloned().collect();
                 let padded_shapes: Vec<Option<Vec<Option<usize>>>> = match a[1].clone() {
@@ -368,7 +368,13 @@ impl Eval<'_> {
             }
             "shuffle" => {
                 let a = bind!(&["buffer_size", "seed", "reshuffle_each_iteration"], 1);
-                let buffer = some!(self.positive(a[0].clone().expect("required"), "buffer_size")?);
+                let buffer = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "buffer_size"
+                    )?
+                );
                 let seed = match a[1].clone() {
                     None => None,
                     Some((v, s)) => {
@@ -426,8 +432,12 @@ impl Eval<'_> {
             }
             "reduce" => {
                 let a = bind!(&["initial_state", "reduce_func"], 2);
-                let init = a[0].clone().expect("required");
-                let f = a[1].clone().expect("required");
+                let init = a[0]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
+                let f = a[1]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 self.dataset_reduce(ds, init, f, span)
             }
             "get_single_element" => {
@@ -456,7 +466,9 @@ impl Eval<'_> {
             }
             "take" | "skip" => {
                 let a = bind!(&["count"], 1);
-                let (v, s) = a[0].clone().expect("required");
+                let (v, s) = a[0]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 let n = some!(self.int_value(v, s, "the count")?);
                 let elem = ds.elem.clone();
                 node(
@@ -496,7 +508,9 @@ impl Eval<'_> {
             }
             "concatenate" => {
                 let a = bind!(&["dataset"], 1);
-                let (v, s) = a[0].clone().expect("required");
+                let (v, s) = a[0]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 let Value::Dataset(other) = v else {
                     if matches!(v, Value::Poison) {
                         return Ok(Value::Poison);
@@ -531,8 +545,16 @@ impl Eval<'_> {
             }
             "shard" => {
                 let a = bind!(&["num_shards", "index"], 2);
-                let num = some!(self.positive(a[0].clone().expect("required"), "num_shards")?);
-                let (v, s) = a[1].clone().expect("required");
+                let num = some!(
+                    self.positive(
+                        a[0].clone()
+                            .expect("bind_args checked the required arguments"),
+                        "num_shards"
+                    )?
+                );
+                let (v, s) = a[1]
+                    .clone()
+                    .expect("bind_args checked the required arguments");
                 let index = some!(self.int_value(v, s, "the shard index")?);
                 if index < 0 || index as usize >= num {
                     let d = Diagnostic::error(Code::BadDatasetArgument, format!("shard index {index} is out of range for {num} shards"))
@@ -613,14 +635,26 @@ impl Eval<'_> {
                 node(DsKind::Cache, vec![ds], elem)
             }
             other => {
+                if let Some(decl) = pipec_ir::transform_decl(other) {
+                    return self.table_transform(decl, ds, pos, named, span);
+                }
                 let mut d = Diagnostic::error(
                     Code::UnknownName,
                     format!("datasets have no method `{other}`"),
                 )
                 .with_label(name.span, "unknown transformation");
-                d = match did_you_mean(other, METHODS.iter().copied()) {
+                let methods = || {
+                    METHODS
+                        .iter()
+                        .copied()
+                        .chain(pipec_ir::TRANSFORMS.iter().map(|t| t.name))
+                };
+                d = match did_you_mean(other, methods()) {
                     Some(s) => d.with_help(format!("did you mean `.{s}(...)`?")),
-                    None => d.with_help(format!("the transformations are: {}", METHODS.join(", "))),
+                    None => d.with_help(format!(
+                        "the transformations are: {}",
+                        methods().collect::<Vec<_>>().join(", ")
+                    )),
                 };
                 self.fail(d)
             }

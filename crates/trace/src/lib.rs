@@ -22,6 +22,7 @@ mod literal;
 mod nested;
 mod reduce;
 mod structure;
+mod transform;
 mod types;
 mod value;
 

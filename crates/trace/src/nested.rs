@@ -83,7 +83,12 @@ impl Eval<'_> {
         span: Span,
     ) -> Res<Option<(DsKind, ElemType)>> {
         let what = if flat { "flat_map" } else { "interleave" };
-        let Some(f) = self.func_arg(a[0].clone().expect("required"), what)? else {
+        let Some(f) = self.func_arg(
+            a[0].clone()
+                .expect("bind_args checked the required arguments"),
+            what,
+        )?
+        else {
             return Ok(None);
         };
         let (mut cycle_length, mut block_length) = (1, 1);

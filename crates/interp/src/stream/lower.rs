@@ -370,6 +370,10 @@ impl<'a> PlanBuilder<'a> {
                     crew: self.crew.clone(),
                 }))
             }
+            DsKind::Transform(t) => PlanKind::Transform {
+                t: t.clone(),
+                f: t.func().map(|id| self.func(id)),
+            },
             DsKind::GlobalShuffle { seed, reshuffle } => PlanKind::GlobalShuffle {
                 seed: match self.saved.get(&(node.index() as u32)) {
                     // A resumed run keeps the seed the first run drew.
@@ -394,7 +398,10 @@ impl<'a> PlanBuilder<'a> {
             PlanKind::Shuffle { epochs, .. } | PlanKind::GlobalShuffle { epochs, .. } => {
                 below.push((node.index() as u32, epochs.clone()));
             }
-            PlanKind::Map { .. } | PlanKind::Filter { .. } | PlanKind::Interleave(_) => {
+            PlanKind::Map { .. }
+            | PlanKind::Filter { .. }
+            | PlanKind::Interleave(_)
+            | PlanKind::Transform { f: Some(_), .. } => {
                 below.push((node.index() as u32, opens.clone()));
             }
             _ => {}
@@ -402,6 +409,7 @@ impl<'a> PlanBuilder<'a> {
         let pure_pull = inputs.iter().all(|p| p.pure_pull)
             && match &kind {
                 PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => pure_body(f),
+                PlanKind::Transform { f: Some(f), .. } => pure_body(f),
                 // Its inner datasets' functions are not looked into: assume an effect.
                 PlanKind::Interleave(_) => false,
                 _ => true,

@@ -277,6 +277,7 @@ impl Plan {
             PlanKind::Interleave(nested) => {
                 crate::interleave::open(nested.clone(), input(0)?, self.next_epoch())?
             }
+            PlanKind::Transform { .. } => super::transforms::open(self, Some(input(0)?), None)?,
             PlanKind::GlobalShuffle {
                 seed,
                 reshuffle,

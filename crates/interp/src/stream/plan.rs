@@ -179,6 +179,12 @@ pub(crate) enum PlanKind {
     ),
     /// `interleave`/`flat_map` (`crate::interleave`).
     Interleave(Arc<NestedPlan>),
+    /// A table transformation (`pipec_ir::TRANSFORMS`, streams in `super::transforms`),
+    /// with its predicate compiled.
+    Transform {
+        t: pipec_ir::Transform,
+        f: Option<Arc<CompiledFn>>,
+    },
     /// `global_shuffle` (`crate::global_shuffle`); `epochs` counts opens as for `Shuffle`.
     GlobalShuffle {
         seed: u64,

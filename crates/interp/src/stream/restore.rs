@@ -66,6 +66,7 @@ fn state_name(st: &NodeState) -> &'static str {
         NodeState::Interleave { .. } => "interleave",
         NodeState::TfRecord { .. } => "read_tfrecord",
         NodeState::Parquet { .. } => "read_parquet",
+        NodeState::Transform { .. } => "a table transformation",
     }
 }
 
@@ -302,6 +303,20 @@ impl Plan {
             (PlanKind::ReadTfRecord { .. }, NodeState::TfRecord { file, record })
             | (PlanKind::ReadParquet { .. }, NodeState::Parquet { file, row: record }) => {
                 self.open_record_source(*file, *record)?
+            }
+            (
+                PlanKind::Transform { t, .. },
+                NodeState::Transform {
+                    name,
+                    input,
+                    counters,
+                },
+            ) if name == t.decl.name => {
+                let input = match input {
+                    Some(i) => Some(self.input_at(0, i)?),
+                    None => None,
+                };
+                super::transforms::open(self, input, Some(counters))?
             }
             _ => return Err(wrong()),
         })

@@ -1,7 +1,7 @@
 //! Elementwise ops: unary and binary ops (their facts come from the op tables of
 //! `pipec_tensor::ops`), `cast`, `where`, `clip`, and fused elementwise programs.
 
-use crate::function::{FusedBody, FusedInst, OpKind};
+use crate::function::{FusedBody, FusedOp, OpKind};
 use crate::types::{Shape, TensorType};
 use pipec_tensor::kernels::{self, KernelError};
 use pipec_tensor::ops::DTypeRuleError;
@@ -101,7 +101,7 @@ impl FusedBody {
     /// zero, a negative integer power).
     pub fn may_fail(&self) -> bool {
         self.insts.iter().any(|inst| match *inst {
-            FusedInst::Binary(op, a, _) => op.may_fail(self.dtype(a)),
+            FusedOp::Binary(op, a, _) => op.may_fail(self.dtype(a)),
             _ => false,
         })
     }
@@ -111,9 +111,9 @@ impl FusedBody {
         self.insts
             .iter()
             .map(|inst| match inst {
-                FusedInst::Unary(op, _) => op.cost(),
-                FusedInst::Binary(op, ..) => op.cost(),
-                FusedInst::Input(_) | FusedInst::Const(_) => 0,
+                FusedOp::Unary(op, _) => op.cost(),
+                FusedOp::Binary(op, ..) => op.cost(),
+                FusedOp::Input(_) | FusedOp::Const(_) => 0,
                 _ => 1,
             })
             .sum()
@@ -139,23 +139,24 @@ impl FusedBody {
         for (i, inst) in self.insts.iter().enumerate() {
             let me = self.dtypes[i];
             let operands: &[u32] = match inst {
-                FusedInst::Input(_) | FusedInst::Const(_) => &[],
-                FusedInst::Unary(_, a) | FusedInst::Cast(_, a) => std::slice::from_ref(a),
-                FusedInst::Binary(_, a, b) => &[*a, *b],
-                FusedInst::Select(a, b, c) | FusedInst::Clip(a, b, c) => &[*a, *b, *c],
+                FusedOp::Input(_) | FusedOp::Const(_) => &[],
+                FusedOp::Unary(_, a) | FusedOp::Cast(a) => std::slice::from_ref(a),
+                FusedOp::Binary(_, a, b) => &[*a, *b],
+                FusedOp::Select(a, b, c) | FusedOp::Clip(a, b, c) => &[*a, *b, *c],
             };
             if operands.iter().any(|&r| r as usize >= i) {
                 return Err(format!("^{i} uses a register not defined before it"));
             }
             let d = |r: u32| self.dtypes[r as usize];
             let ok = match *inst {
-                FusedInst::Input(n) => inputs.get(n).is_some_and(|t| t.dtype == me),
-                FusedInst::Const(s) => s.dtype() == me,
-                FusedInst::Unary(op, a) => op.result_dtype(d(a)) == Ok(me),
-                FusedInst::Binary(op, a, b) => d(a) == d(b) && op.result_dtype(d(a)) == Ok(me),
-                FusedInst::Cast(to, _) => to == me,
-                FusedInst::Select(c, a, b) => d(c) == DType::Bool && d(a) == me && d(b) == me,
-                FusedInst::Clip(x, lo, hi) => d(x) == me && d(lo) == me && d(hi) == me,
+                FusedOp::Input(n) => inputs.get(n).is_some_and(|t| t.dtype == me),
+                FusedOp::Const(s) => s.dtype() == me,
+                FusedOp::Unary(op, a) => op.result_dtype(d(a)) == Ok(me),
+                FusedOp::Binary(op, a, b) => d(a) == d(b) && op.result_dtype(d(a)) == Ok(me),
+                // A cast's target is its own register's dtype; the kernel has no strings.
+                FusedOp::Cast(a) => d(a) != DType::Str && me != DType::Str,
+                FusedOp::Select(c, a, b) => d(c) == DType::Bool && d(a) == me && d(b) == me,
+                FusedOp::Clip(x, lo, hi) => d(x) == me && d(lo) == me && d(hi) == me,
             };
             if !ok {
                 return Err(format!("^{i} is ill-typed"));

@@ -40,14 +40,6 @@ pub(crate) fn only_consumer(p: &Pipeline, node: DsNodeId) -> Option<DsNodeId> {
     }
 }
 
-/// The map/filter function a node runs.
-pub(crate) fn node_func(kind: &DsKind) -> Option<FuncId> {
-    match kind {
-        DsKind::Map { func, .. } | DsKind::Filter { func } => Some(*func),
-        _ => None,
-    }
-}
-
 /// Copies the ops of `src` into `dst`, with `src`'s parameters bound to `args`; returns
 /// the values standing for `src`'s results.
 pub(crate) fn inline_into(dst: &mut Function, src: &Function, args: &[ValueId]) -> Vec<ValueId> {
@@ -86,11 +78,10 @@ pub(crate) fn gc_functions(prog: &mut Program) {
     let mut used = vec![false; prog.functions.len()];
     fn mark(p: &Pipeline, used: &mut [bool]) {
         for n in p.graph.node_weights() {
-            if let Some(f) = node_func(&n.kind) {
+            if let Some(f) = n.kind.func() {
                 used[f.index()] = true;
             }
             if let DsKind::Interleave(nest) = &n.kind {
-                used[nest.func.index()] = true;
                 mark(&nest.inner, used);
             }
         }
@@ -112,15 +103,11 @@ pub(crate) fn gc_functions(prog: &mut Program) {
     prog.functions = kept;
     fn renumber(p: &mut Pipeline, remap: &[Option<FuncId>]) {
         for n in p.graph.node_weights_mut() {
-            match &mut n.kind {
-                DsKind::Map { func, .. } | DsKind::Filter { func } => {
-                    *func = remap[func.index()].expect("used")
-                }
-                DsKind::Interleave(nest) => {
-                    nest.func = remap[nest.func.index()].expect("used");
-                    renumber(&mut nest.inner, remap);
-                }
-                _ => {}
+            if let Some(func) = n.kind.func_mut() {
+                *func = remap[func.index()].expect("marked used by `mark` above");
+            }
+            if let DsKind::Interleave(nest) = &mut n.kind {
+                renumber(&mut nest.inner, remap);
             }
         }
     }

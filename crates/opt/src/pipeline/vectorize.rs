@@ -156,7 +156,7 @@ fn failure_sites(f: &pipec_ir::Function) -> usize {
                     .insts
                     .iter()
                     .filter(|i| {
-                        matches!(i, pipec_ir::FusedInst::Binary(b, a, _) if b.may_fail(body.dtype(*a)))
+                        matches!(i, pipec_ir::FusedOp::Binary(b, a, _) if b.may_fail(body.dtype(*a)))
                     })
                     .count()
                     .max(own),

@@ -8,6 +8,59 @@ use half::{bf16, f16};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::Path;
 
+/// `native!(dtype, T => expr)`: `Some(expr)` with `T` the Rust type of `dtype` when its
+/// elements are plain little-endian numbers a file holds as they are in memory; `None` for
+/// the dtypes that need converting (bool, half floats, strings). The one list of what reads
+/// straight into a buffer, for whole arrays and for rows.
+macro_rules! native {
+    ($dtype:expr, $t:ident => $e:expr) => {
+        match $dtype {
+            DType::I8 => Some({
+                type $t = i8;
+                $e
+            }),
+            DType::U8 => Some({
+                type $t = u8;
+                $e
+            }),
+            DType::I16 => Some({
+                type $t = i16;
+                $e
+            }),
+            DType::U16 => Some({
+                type $t = u16;
+                $e
+            }),
+            DType::I32 => Some({
+                type $t = i32;
+                $e
+            }),
+            DType::U32 => Some({
+                type $t = u32;
+                $e
+            }),
+            DType::I64 => Some({
+                type $t = i64;
+                $e
+            }),
+            DType::U64 => Some({
+                type $t = u64;
+                $e
+            }),
+            DType::F32 => Some({
+                type $t = f32;
+                $e
+            }),
+            DType::F64 => Some({
+                type $t = f64;
+                $e
+            }),
+            _ => None,
+        }
+    };
+}
+pub(crate) use native;
+
 mod rows;
 pub use rows::FileRows;
 
@@ -280,19 +333,7 @@ fn read_native(
     if h.big_endian {
         return Ok(None);
     }
-    match h.dtype {
-        DType::I8 => read::<i8>(h, need, file),
-        DType::U8 => read::<u8>(h, need, file),
-        DType::I16 => read::<i16>(h, need, file),
-        DType::U16 => read::<u16>(h, need, file),
-        DType::I32 => read::<i32>(h, need, file),
-        DType::U32 => read::<u32>(h, need, file),
-        DType::I64 => read::<i64>(h, need, file),
-        DType::U64 => read::<u64>(h, need, file),
-        DType::F32 => read::<f32>(h, need, file),
-        DType::F64 => read::<f64>(h, need, file),
-        _ => Ok(None),
-    }
+    native!(h.dtype, T => read::<T>(h, need, file)).unwrap_or(Ok(None))
 }
 
 /// Fills `buf` from `file` at `offset`: a large read in parts on the kernel threads (a

@@ -68,19 +68,7 @@ impl FileRows {
     /// The rows of the array `h` describes, whose file bytes (header included) start at `base`
     /// and span at most `span` bytes.
     fn new(file: File, base: u64, span: u64, h: &NpyHeader) -> Result<Option<FileRows>, IoError> {
-        let native = matches!(
-            h.dtype,
-            DType::I8
-                | DType::U8
-                | DType::I16
-                | DType::U16
-                | DType::I32
-                | DType::U32
-                | DType::I64
-                | DType::U64
-                | DType::F32
-                | DType::F64
-        );
+        let native = super::native!(h.dtype, T => std::mem::size_of::<T>()).is_some();
         if !native || h.big_endian || h.fortran_order || h.shape.is_empty() {
             return Ok(None);
         }
@@ -162,19 +150,8 @@ impl FileRows {
         let bytes = ((end - start) as u128) * self.row_bytes as u128;
         crate::limits::check_bytes(bytes)
             .map_err(|limit| IoError::OverMemoryLimit { bytes, limit })?;
-        match self.dtype {
-            DType::I8 => read::<i8>(self, start, end),
-            DType::U8 => read::<u8>(self, start, end),
-            DType::I16 => read::<i16>(self, start, end),
-            DType::U16 => read::<u16>(self, start, end),
-            DType::I32 => read::<i32>(self, start, end),
-            DType::U32 => read::<u32>(self, start, end),
-            DType::I64 => read::<i64>(self, start, end),
-            DType::U64 => read::<u64>(self, start, end),
-            DType::F32 => read::<f32>(self, start, end),
-            DType::F64 => read::<f64>(self, start, end),
-            other => Err(IoError::UnsupportedDtype(other.to_string())),
-        }
+        super::native!(self.dtype, T => read::<T>(self, start, end))
+            .unwrap_or_else(|| Err(IoError::UnsupportedDtype(self.dtype.to_string())))
     }
 
     /// The whole array, read once and kept (for access in any order).

@@ -311,6 +311,28 @@ impl Eval<'_> {
                         };
                         let mut out = Vec::new();
                         for (v, leaf) in per_leaf.iter().zip(&leaves) {
+                            if leaf.dtype == pipec_tensor::DType::Str {
+                                // A `str` component pads with `""` (tf.data's default for
+                                // `tf.string`); its padding scalar is only a placeholder.
+                                if matches!(v, Value::Str(text) if text.is_empty()) {
+                                    out.push(Scalar::Bool(false));
+                                    continue;
+                                }
+                                let d = Diagnostic::error(
+                                    Code::BadDatasetArgument,
+                                    format!(
+                                        "a `str` component is padded with `\"\"`; {} cannot be its padding value",
+                                        match v {
+                                            Value::Str(text) => format!("{text:?}"),
+                                            other => other.kind_name(),
+                                        }
+                                    ),
+                                )
+                                .with_label(s, "padding value")
+                                .with_help("leave the `str` component's padding value out (or give `\"\"`); other strings are not supported as padding yet");
+                                self.fail(d)?;
+                                return Ok(Value::Poison);
+                            }
                             let t = some!(self.weak_scalar(v, leaf.dtype, s)?);
                             match t {
                                 crate::value::TVal::Concrete(t) => {

@@ -212,11 +212,6 @@ impl LaneStage {
         self
     }
 
-    /// The crew's helpers, once this stage hands blocks over.
-    fn team(&self) -> Option<&Team> {
-        if self.helped { self.crew.team() } else { None }
-    }
-
     /// Elements in `block`, counted as the sequential map and filter count them (a batched
     /// map's rows are batches: the elements inside them).
     fn elements_in(&self, block: &Block) -> u64 {
@@ -253,22 +248,11 @@ impl LaneStage {
         }
     }
 
-    /// Whether a block of `bytes` goes to the crew: returns the team when it does.
-    fn queue_for(&mut self, bytes: usize, lanes: usize) -> Option<&Team> {
-        let large = bytes >= self.crew.min_bytes;
-        self.large_blocks += usize::from(large);
-        self.team().filter(|_| lanes > 1 && large)
-    }
-
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
         loop {
             // Without helpers, one block at a time, as the sequential map and filter pull.
-            let lanes = if self.helped {
-                self.lanes.min(1 + self.crew.helpers())
-            } else {
-                1
-            };
+            let lanes = self.active_lanes();
             let ahead_max = if lanes > 1 { lanes * AHEAD_PER_LANE } else { 1 };
             if self.input_done
                 || self.ahead.len() >= ahead_max
@@ -282,99 +266,85 @@ impl LaneStage {
                 break;
             };
             let start = self.count;
-            // A source block a lane can make: its rows are read together with the work.
-            let pull = match (pull, &self.block_f) {
-                (Pull::Later(later), Some(block_f)) if later.rows > 0 => {
-                    let block_f = block_f.clone();
-                    let (epoch, stage, bytes) = (self.epoch, self.stage, later.bytes);
+            // What the block function may take: a source's rows not yet made, or rows
+            // already stacked.
+            let (bytes, computable, later) = match &pull {
+                Pull::Later(l) => (l.bytes, l.rows > 0, true),
+                Pull::Now(Chunk { block, .. }) => (
+                    block_bytes(block),
+                    matches!(block, Block::Stacked { rows, .. } if *rows > 0),
+                    false,
+                ),
+            };
+            let block_f = self.block_f.clone().filter(|_| computable);
+            let large = block_f.is_some() && bytes >= self.crew.min_bytes;
+            self.large_blocks += usize::from(large);
+            if large && later && !self.helped && self.lanes > 1 {
+                // A source's block is work of its own (a read, a count), so lanes start
+                // with the first large one (measured: W1's and W5's serial share 14-16% ->
+                // 8-10%); blocks already in memory wait for `LANES_AFTER`.
+                self.helped = true;
+            }
+            let lanes = self.active_lanes();
+            let crew = self.crew.clone();
+            let team = (self.helped && lanes > 1 && large)
+                .then(|| crew.team())
+                .flatten();
+            let (block, error, work) = match (pull, block_f, team) {
+                // A lane reads the source's rows and computes them in one job.
+                (Pull::Later(later), Some(f), Some(team)) => {
                     self.count += self.elements_later(&later);
-                    if !self.helped && self.lanes > 1 && bytes >= self.crew.min_bytes {
-                        // A source's block is work of its own (a read, a count), so lanes
-                        // start with the first large one (measured: W1's and W5's serial
-                        // share 14-16% -> 8-10%); blocks already in memory wait for
-                        // `LANES_AFTER`.
-                        self.helped = true;
-                    }
-                    let lanes = if self.helped {
-                        self.lanes.min(1 + self.crew.helpers())
-                    } else {
-                        1
+                    let job = Arc::new(Job::new(
+                        self.stage,
+                        f,
+                        Args::Later(later.make),
+                        start,
+                        self.epoch,
+                    ));
+                    team.submit(job.clone());
+                    (None, None, Work::Queued(job))
+                }
+                (pull, f, team) => {
+                    let Chunk { block, error } = pull.now();
+                    self.input_done = error.is_some();
+                    self.count += self.elements_in(&block);
+                    let work = match (&block, f) {
+                        (Block::Stacked { leaves, rows }, Some(f)) if *rows > 0 => match team {
+                            Some(team) => {
+                                let job = Arc::new(Job::new(
+                                    self.stage,
+                                    f,
+                                    Args::Ready(leaves.clone()),
+                                    start,
+                                    self.epoch,
+                                ));
+                                team.submit(job.clone());
+                                Work::Queued(job)
+                            }
+                            None => Work::Here,
+                        },
+                        _ => Work::Rows,
                     };
-                    match self.queue_for(bytes, lanes) {
-                        Some(team) => {
-                            let job = Arc::new(Job::new(
-                                stage,
-                                block_f,
-                                Args::Later(later.make),
-                                start,
-                                epoch,
-                            ));
-                            team.submit(job.clone());
-                            self.ahead.push_back(Ahead {
-                                block: None,
-                                bytes,
-                                error: None,
-                                start,
-                                work: Work::Queued(job),
-                                mark,
-                            });
-                            continue;
-                        }
-                        None => {
-                            let chunk = (later.make)();
-                            self.input_done = chunk.error.is_some();
-                            self.ahead.push_back(Ahead {
-                                work: match &chunk.block {
-                                    Block::Stacked { rows, .. } if *rows > 0 => Work::Here,
-                                    _ => Work::Rows,
-                                },
-                                bytes,
-                                block: Some(chunk.block),
-                                error: chunk.error,
-                                start,
-                                mark,
-                            });
-                            continue;
-                        }
-                    }
+                    (Some(block), error, work)
                 }
-                (pull, _) => pull.now(),
-            };
-            let Chunk { block, error } = pull;
-            self.input_done = error.is_some();
-            self.count += self.elements_in(&block);
-            let bytes = match &block {
-                Block::Stacked { leaves, .. } => leaves.iter().map(Tensor::nbytes).sum::<usize>(),
-                Block::Rows(rows) => rows.iter().flatten().map(Tensor::nbytes).sum(),
-            };
-            let work = match (&block, self.block_f.clone()) {
-                (Block::Stacked { leaves, rows }, Some(block_f)) if *rows > 0 => {
-                    let (epoch, stage) = (self.epoch, self.stage);
-                    match self.queue_for(bytes, lanes) {
-                        Some(team) => {
-                            let job = Arc::new(Job::new(
-                                stage,
-                                block_f,
-                                Args::Ready(leaves.clone()),
-                                start,
-                                epoch,
-                            ));
-                            team.submit(job.clone());
-                            Work::Queued(job)
-                        }
-                        None => Work::Here,
-                    }
-                }
-                _ => Work::Rows,
             };
             self.ahead.push_back(Ahead {
-                block: Some(block),
+                block,
                 bytes,
                 error,
                 start,
                 work,
                 mark,
             });
+        }
+    }
+
+    /// The lanes blocks are spread over now: one until the stage hands blocks over.
+    fn active_lanes(&self) -> usize {
+        if self.helped {
+            self.lanes.min(1 + self.crew.helpers())
+        } else {
+            1
         }
     }
 
@@ -978,6 +948,14 @@ fn made_input(args: Args) -> (Option<Vec<Tensor>>, Option<Chunk>) {
             };
             (args, Some(chunk))
         }
+    }
+}
+
+/// The input bytes of a block's leaves.
+fn block_bytes(block: &Block) -> usize {
+    match block {
+        Block::Stacked { leaves, .. } => leaves.iter().map(Tensor::nbytes).sum(),
+        Block::Rows(rows) => rows.iter().flatten().map(Tensor::nbytes).sum(),
     }
 }
 

@@ -16,12 +16,12 @@ pub(crate) fn format_block(
     line: impl Fn(&Element, &mut String) + Sync,
 ) -> Vec<String> {
     let rows = block.len();
-    let threads = rayon::current_num_threads();
-    let parallel = rows >= 2
-        && threads >= 2
-        && values(block) >= PARALLEL_VALUES
-        && pipec::kernels::pool_usable();
-    let parts = if parallel { (threads * 4).min(rows) } else { 1 };
+    let parallel = rows >= 2 && values(block) >= PARALLEL_VALUES && pipec::kernels::pool_parallel();
+    let parts = if parallel {
+        (rayon::current_num_threads() * 4).min(rows)
+    } else {
+        1
+    };
     let part = |p: usize| {
         let mut text = String::new();
         for i in rows * p / parts..rows * (p + 1) / parts {

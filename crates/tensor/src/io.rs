@@ -342,10 +342,7 @@ fn read_native(
 fn read_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
     use std::os::unix::fs::FileExt;
     const PART: usize = 1 << 20;
-    if buf.len() < 2 * PART
-        || !crate::kernels::fused::pool_usable()
-        || rayon::current_num_threads() < 2
-    {
+    if buf.len() < 2 * PART || !crate::kernels::pool_parallel() {
         return file.read_exact_at(buf, offset);
     }
     use rayon::prelude::*;

@@ -60,11 +60,16 @@ impl Batch {
         self.pull_input(max)
     }
 
-    /// Up to `max` rows from the input, marking its state first when one is due.
-    fn pull_input(&mut self, max: usize) -> Option<Chunk> {
+    /// Marks the input's state before a pull, when one is due.
+    fn mark_input(&mut self) {
         if self.track && self.marks.due(self.pulled) {
             self.marks.push(self.pulled, self.input.save(), 0);
         }
+    }
+
+    /// Up to `max` rows from the input, marking its state first when one is due.
+    fn pull_input(&mut self, max: usize) -> Option<Chunk> {
+        self.mark_input();
         let chunk = self.input.next_block(max);
         if let Some(c) = &chunk {
             self.pulled += c.block.len() as u64;
@@ -121,9 +126,7 @@ impl Stream for Batch {
         if max < 2 || !self.pending.is_empty() {
             return self.next_block(max).map(Pull::Now);
         }
-        if self.track && self.marks.due(self.pulled) {
-            self.marks.push(self.pulled, self.input.save(), 0);
-        }
+        self.mark_input();
         let later = match self.input.next_pull(max.saturating_mul(self.size))? {
             Pull::Now(chunk) => {
                 self.pulled += chunk.block.len() as u64;

@@ -307,6 +307,12 @@ pub fn pool_usable() -> bool {
     *OWNER.get_or_init(std::process::id) == std::process::id()
 }
 
+/// Whether work split over the pool of kernel threads runs in parallel here: the pool is
+/// this process's (see [`pool_usable`]) and has two threads or more.
+pub fn pool_parallel() -> bool {
+    pool_usable() && rayon::current_num_threads() > 1
+}
+
 /// Outputs of at least this many elements may be computed by several pool threads.
 const PARALLEL_MIN: usize = 32 * BLOCK;
 /// ... and only when the work (elements times [`work_per_element`]) reaches this: waking a
@@ -380,8 +386,7 @@ impl Plan {
         let parallel = prog.results.len() == 1
             && total >= PARALLEL_MIN
             && total.saturating_mul(work_per_element(prog, &uniform)) >= PARALLEL_WORK_MIN
-            && pool_usable()
-            && rayon::current_num_threads() > 1;
+            && pool_parallel();
         let direct_out = match (prog.results, n.checked_sub(1)) {
             ([r], Some(last)) => {
                 !parallel && *r as usize == last && direct[last].is_none() && !uniform[last]

@@ -214,7 +214,7 @@ fn stack_rows_parallel<T: TensorElem>(
     shape: &[usize],
 ) -> Option<Tensor> {
     use rayon::prelude::*;
-    if !super::fused::pool_usable() || rayon::current_num_threads() < 2 {
+    if !super::pool_parallel() {
         return None;
     }
     let parts: Vec<&[T]> = rows.iter().map(|r| r.as_slice()).collect::<Option<_>>()?;

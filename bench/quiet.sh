@@ -3,7 +3,7 @@
 # binaries under a target/ dir) with SIGSTOP while CMD runs, then resumes them with SIGCONT:
 # on a shared 2-core machine, `nice` and autogroups alone did not keep other engineers'
 # builds off the cores during a measurement. Usage: sh bench/quiet.sh CMD...
-names='rustc|cargo|cc|cc1|cc1plus|ld|collect2|python3|python|valgrind|pipec|pipec-bench|rust-lld|ar|build-script-build|build_script_build|cargo-fuzz'
+names='rustc|cargo|cc|cc1|cc1plus|ld|collect2|python3|python|valgrind|pipec|pipec-bench|rust-lld|ar|cargo-fuzz'
 all=""
 for sweep in 1 2 3; do
   pids=$(pgrep -x "$names" | grep -v "^$$\$")

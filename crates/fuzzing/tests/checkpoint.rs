@@ -49,6 +49,16 @@ fn a_prefetch_running_epochs_ahead_resumes_exactly() {
     }
 }
 
+/// Epochs of a finite `repeat` that give nothing do not end it (a reshuffled later epoch
+/// may give elements): every cut of one whose second epoch is empty resumes exactly. Found
+/// by the `resume` fuzz target: the cut run ended at the empty epoch, the whole run not.
+#[test]
+fn every_cut_of_a_repeat_with_an_empty_epoch_resumes_exactly() {
+    let text = "pipeline main = from_tensor_slices([0, 7, 3, 10, 6, 2, 9, 5, 1, 8, 4])\n\
+        .shuffle(2, seed: 19).take_while(|x| x < 5).repeat(3)\n";
+    pipec_fuzzing::check_resume_at_cuts(text, &[0, 1, 2, 3, 4]);
+}
+
 /// Cuts at many positions of pipelines through `global_shuffle`, `interleave` and
 /// `flat_map`, with random ops whose draws depend on the epoch, in and around them.
 #[test]

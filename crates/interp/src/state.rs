@@ -227,6 +227,9 @@ pub enum NodeState {
         opens: Vec<(u32, u64)>,
         /// Whether the current epoch produced anything yet.
         seen: bool,
+        /// Whether an empty epoch ended it (states of older versions never say so).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        ended: bool,
         /// The open epoch's state.
         current: Option<Box<NodeState>>,
     },

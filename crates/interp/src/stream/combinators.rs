@@ -16,14 +16,28 @@ pub(super) struct Repeat {
     pub(super) current: Option<Box<dyn Stream>>,
     pub(super) epoch: u64,
     pub(super) count: Option<u64>,
-    /// Whether the current epoch produced anything (an empty input would otherwise loop forever).
+    /// Whether the current epoch produced anything.
     pub(super) seen: bool,
+    /// Whether an empty epoch ended it early (see [`Repeat::ends_after_empty_epoch`]); kept
+    /// so that a pull after its end does not open another epoch.
+    pub(super) ended: bool,
+}
+
+impl Repeat {
+    /// Whether the epoch that just ended, having produced nothing, ends the `repeat`.
+    /// tf.data's rule: `repeat()` forever stops at an empty epoch (else it would spin),
+    /// `repeat(n)` runs all `n`, since a later epoch may differ (a reshuffle, a random
+    /// filter). When no two openings can differ, an empty epoch means the rest are empty
+    /// too, and stopping gives the same elements without spinning through them.
+    fn ends_after_empty_epoch(&self) -> bool {
+        self.count.is_none() || !self.plan.varies
+    }
 }
 
 impl Stream for Repeat {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         loop {
-            if self.count.is_some_and(|c| self.epoch >= c) {
+            if self.ended || self.count.is_some_and(|c| self.epoch >= c) {
                 return Ok(None);
             }
             if self.current.is_none() {
@@ -38,7 +52,8 @@ impl Stream for Repeat {
                 None => {
                     self.current = None;
                     self.epoch += 1;
-                    if !self.seen {
+                    if !self.seen && self.ends_after_empty_epoch() {
+                        self.ended = true;
                         return Ok(None);
                     }
                 }
@@ -52,7 +67,7 @@ impl Stream for Repeat {
 
     fn next_pull(&mut self, max: usize) -> Option<Pull> {
         loop {
-            if self.count.is_some_and(|c| self.epoch >= c) {
+            if self.ended || self.count.is_some_and(|c| self.epoch >= c) {
                 return None;
             }
             if self.current.is_none() {
@@ -78,7 +93,8 @@ impl Stream for Repeat {
                 None => {
                     self.current = None;
                     self.epoch += 1;
-                    if !self.seen {
+                    if !self.seen && self.ends_after_empty_epoch() {
+                        self.ended = true;
                         return None;
                     }
                 }
@@ -90,6 +106,7 @@ impl Stream for Repeat {
         Ok(NodeState::Repeat {
             epoch: self.epoch,
             seen: self.seen,
+            ended: self.ended,
             opens: snapshot_opens(&self.plan.below),
             current: match &mut self.current {
                 Some(c) => Some(Box::new(c.save()?)),

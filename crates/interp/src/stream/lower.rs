@@ -54,6 +54,17 @@ pub(crate) fn open_nested(
 
 /// Whether calling `f` has no effect a consumer could see: every eager call in it is to a
 /// host function that may run on blocks (pure, stateless).
+/// Whether a function's result may depend on the opening it runs in: it draws random
+/// numbers (its element position includes the epoch) or calls host code.
+fn reads_opening(f: &CompiledFn) -> bool {
+    f.func().ops.iter().any(|op| {
+        matches!(
+            op.kind,
+            pipec_ir::OpKind::ElementPosition(_) | pipec_ir::OpKind::Eager(_)
+        )
+    })
+}
+
 fn pure_body(f: &CompiledFn) -> bool {
     f.func().ops.iter().all(|op| match &op.kind {
         pipec_ir::OpKind::Eager(host) => host.runs_on_blocks(),
@@ -414,12 +425,23 @@ impl<'a> PlanBuilder<'a> {
                 PlanKind::Interleave(_) => false,
                 _ => true,
             };
+        let varies = inputs.iter().any(|p| p.varies)
+            || match &kind {
+                PlanKind::Shuffle { reshuffle, .. } | PlanKind::GlobalShuffle { reshuffle, .. } => {
+                    *reshuffle
+                }
+                PlanKind::Map { f, .. } | PlanKind::Filter { f, .. } => reads_opening(f),
+                PlanKind::Transform { f: Some(f), .. } => reads_opening(f),
+                PlanKind::Interleave(_) => true,
+                _ => false,
+            };
         let plan = Arc::new(Plan {
             kind,
             inputs,
             span: n.span,
             blocks: self.opts.blocks,
             pure_pull,
+            varies,
             timer: self
                 .stats
                 .clone()

@@ -209,6 +209,7 @@ impl Plan {
                 epoch: 0,
                 count: *count,
                 seen: false,
+                ended: false,
             }),
             PlanKind::Take(n) => Box::new(Take {
                 input: input(0)?,

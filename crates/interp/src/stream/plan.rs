@@ -38,6 +38,10 @@ pub(crate) struct Plan {
     /// Whether pulling this node's elements ahead of demand cannot be observed: no function
     /// on the way has an effect (an eager `print`). Lanes compute ahead only over such inputs.
     pub(super) pure_pull: bool,
+    /// Whether two openings of this node may give different elements: a reshuffling
+    /// `shuffle`, a function that draws random numbers or calls the host, an `interleave`
+    /// (its inner functions are not looked into), on the way. `repeat` reads it.
+    pub(super) varies: bool,
     /// Where `--stats` counts this node.
     pub(super) timer: Option<(Arc<RunStats>, usize)>,
     /// How many times the node was opened: a map's or filter's epoch, which its random

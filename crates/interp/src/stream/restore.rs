@@ -177,6 +177,7 @@ impl Plan {
                 NodeState::Repeat {
                     epoch,
                     seen,
+                    ended,
                     current,
                     opens,
                 },
@@ -195,6 +196,7 @@ impl Plan {
                     epoch: *epoch,
                     count: *count,
                     seen: *seen,
+                    ended: *ended,
                 })
             }
             (PlanKind::Take(_), NodeState::Take { input, left }) => Box::new(Take {

@@ -8,7 +8,8 @@ all=""
 for sweep in 1 2 3; do
   pids=$(for n in $names; do pgrep -x "$n"; done | grep -v "^$$\$")
   # test binaries have hashed names: any process whose executable lives under a target/ dir
-  more=$(ls -l /proc/[0-9]*/exe 2>/dev/null | grep -E '/target/(debug|release)/' | sed -E 's#.*/proc/([0-9]+)/exe.*#\1#')
+  # (a fuzzer under target/<triple>/release/ too)
+  more=$(ls -l /proc/[0-9]*/exe 2>/dev/null | grep -E '/target/([a-z0-9_-]+/)?(debug|release)/' | sed -E 's#.*/proc/([0-9]+)/exe.*#\1#')
   for p in $pids $more; do kill -STOP $p 2>/dev/null; all="$all $p"; done
   sleep 0.3
 done

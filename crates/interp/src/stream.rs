@@ -37,3 +37,4 @@ mod transforms;
 
 pub use base::RunOptions;
 pub use run::{ElementStream, open, open_at};
+pub(crate) use sources::str_column;

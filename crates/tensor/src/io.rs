@@ -1059,7 +1059,12 @@ pub fn csv_has_second_line(path: &Path) -> Result<bool, IoError> {
 pub use csv::{CsvBlock, CsvRows};
 
 /// Parses one CSV line into a `[ncols]` tensor of `dtype`.
-pub(crate) fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Tensor, IoError> {
+pub(crate) fn parse_row(
+    line: &str,
+    line_no: u64,
+    dtype: DType,
+    ncols: usize,
+) -> Result<Tensor, IoError> {
     let cells: Vec<&str> = csv_cells(line).collect();
     if cells.len() != ncols {
         let column = cells.len().min(ncols) + 1;

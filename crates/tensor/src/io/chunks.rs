@@ -106,6 +106,21 @@ impl<R: Read> ReadBuf<R> {
         Ok(true)
     }
 
+    /// Consumes the next `n` bytes without keeping them (a part at a time); how many there
+    /// were (fewer only at the stream's end).
+    pub fn skip(&mut self, n: u64) -> std::io::Result<u64> {
+        let mut done = 0u64;
+        while done < n {
+            let k = (self.available().len() as u64).min(n - done);
+            self.pos += k as usize;
+            done += k;
+            if done < n && !self.fill_more()? {
+                break;
+            }
+        }
+        Ok(done)
+    }
+
     /// The stream read from.
     pub fn get_mut(&mut self) -> &mut R {
         &mut self.src

@@ -71,7 +71,10 @@ impl CsvBlock {
 /// Whether CSV line `line` (its bytes, ending included) is certainly a row: its first byte
 /// is ASCII and not white space. Other lines need [`csv_line`] to tell.
 fn surely_a_row(bytes: &[u8], line: u64) -> bool {
-    line > 1 && bytes.first().is_some_and(|&b| b < 0x80 && !matches!(b, 0x09..=0x0D | b' '))
+    line > 1
+        && bytes
+            .first()
+            .is_some_and(|&b| b < 0x80 && !matches!(b, 0x09..=0x0D | b' '))
 }
 
 impl CsvRows {

@@ -3,10 +3,9 @@
 //! `batch` right after the source takes them without a per-row step).
 
 use crate::Element;
-use crate::block::{Block, Chunk, Later, Pull};
+use crate::block::{Block, Chunk};
 use crate::state::NodeState;
 use crate::stream::base::Stream;
-use crate::stream::str_column;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_records::parquet::ParquetRows;
 use pipec_records::{Compression, RecordError, TfRecordReader};
@@ -76,27 +75,23 @@ impl TfRecords {
 }
 
 impl TfRecords {
-    /// The open reader, opening the next file when needed; `None` after the last file.
-    fn reader(&mut self) -> Result<Option<&mut TfRecordReader>, Diagnostic> {
-        if self.reader.is_none() && !self.done {
-            match self.paths.get(self.file) {
-                None => self.done = true,
-                Some(p) => {
-                    let r = TfRecordReader::open_at(p, self.compression, self.skip);
-                    self.reader = Some(r.map_err(|e| {
-                        self.done = true;
-                        record_error(e, self.span)
-                    })?);
-                    self.skip = 0;
-                }
-            }
-        }
-        Ok(self.reader.as_mut())
-    }
-
     /// The next record, opening the next file when one ends.
     fn next_record(&mut self) -> Result<Option<Bytes>, Diagnostic> {
-        while let Some(reader) = self.reader()? {
+        while !self.done {
+            let Some(reader) = &mut self.reader else {
+                match self.paths.get(self.file) {
+                    None => self.done = true,
+                    Some(p) => {
+                        let r = TfRecordReader::open_at(p, self.compression, self.skip);
+                        self.reader = Some(r.map_err(|e| {
+                            self.done = true;
+                            record_error(e, self.span)
+                        })?);
+                        self.skip = 0;
+                    }
+                }
+                continue;
+            };
             match reader.next_record() {
                 Ok(Some(b)) => return Ok(Some(b)),
                 Ok(None) => {
@@ -118,49 +113,33 @@ impl Stream for TfRecords {
         Ok(self.next_record()?.map(|b| vec![Tensor::scalar(b)]))
     }
 
+    /// Records leave as one `str[n]` column: a `map(parse_example)` on blocks takes it as
+    /// it is, with no per-record element on the way.
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        self.next_pull(max).map(Pull::now)
-    }
-
-    /// Records leave as one `str[n]` column, so a `map(parse_example)` on blocks takes it as
-    /// it is. The consumer only walks the records' framing; the lane that takes the block
-    /// checks their data CRCs and copies them out, then parses them, in one job.
-    fn next_pull(&mut self, max: usize) -> Option<Pull> {
-        let error = loop {
-            let reader = match self.reader() {
-                Ok(Some(r)) => r,
-                Ok(None) => return None,
-                Err(d) => break d,
-            };
-            match reader.next_frames(max) {
-                Ok(Some(frames)) => {
-                    let (rows, bytes, span) = (frames.len(), frames.bytes(), self.span);
-                    return Some(Pull::Later(Later {
-                        rows,
-                        lead: rows as u64,
-                        bytes,
-                        make: Box::new(move || {
-                            let (records, error) = frames.records();
-                            let mut chunk = str_column(records);
-                            chunk.error = error.map(|e| record_error(e, span));
-                            chunk
-                        }),
-                    }));
-                }
-                Ok(None) => {
-                    self.reader = None;
-                    self.file += 1;
-                }
-                Err(e) => {
-                    self.done = true;
-                    break record_error(e, self.span);
+        let mut recs = Vec::with_capacity(max.min(4096));
+        let mut error = None;
+        while recs.len() < max {
+            match self.next_record() {
+                Ok(Some(b)) => recs.push(b),
+                Ok(None) => break,
+                Err(d) => {
+                    error = Some(d);
+                    break;
                 }
             }
+        }
+        let rows = recs.len();
+        if rows == 0 && error.is_none() {
+            return None;
+        }
+        let block = match Tensor::from_vec(&[rows], recs) {
+            Some(t) if rows > 0 => Block::Stacked {
+                leaves: vec![t],
+                rows,
+            },
+            _ => Block::Rows(Vec::new()),
         };
-        Some(Pull::Now(Chunk {
-            block: Block::Rows(Vec::new()),
-            error: Some(error),
-        }))
+        Some(Chunk { block, error })
     }
 
     fn save(&mut self) -> Result<NodeState, Diagnostic> {

@@ -37,4 +37,3 @@ mod transforms;
 
 pub use base::RunOptions;
 pub use run::{ElementStream, open, open_at};
-pub(crate) use sources::str_column;

@@ -1,14 +1,11 @@
 //! TFRecord files: a stream of records, each framed as
 //! `u64 length (LE) | u32 masked CRC32C of the length | data | u32 masked CRC32C of the data`,
-//! optionally inside one GZIP or ZLIB stream. Reading streams a part of the file at a time
-//! (4 MiB, or the largest record if larger), so a file's size never bounds memory. The
-//! reader walks the framing (cheap: a 12-byte header per record); checking data CRCs and
-//! copying records out is [`Frames::records`], which a lane runs.
+//! optionally inside one GZIP or ZLIB stream. Reading streams record by record, so a file's
+//! size never bounds memory; only the largest single record does.
 
 use crate::RecordError;
 use bytes::Bytes;
 use flate2::Compression as Level;
-use pipec_tensor::io::ReadBuf;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, ErrorKind, Read, Write};
 use std::path::Path;
@@ -16,6 +13,10 @@ use std::path::Path;
 /// The largest record accepted (2 GiB, TF's own protobuf limit): a length above it is damage,
 /// not data, and must not turn into an allocation.
 pub const MAX_RECORD_LEN: u64 = 1 << 31;
+
+/// The bytes read from the file per step while a record's data is read: a forged length is
+/// caught by the truncation it leads to, after at most the file's size in allocations.
+const READ_STEP: usize = 1 << 20;
 
 /// How the record stream is compressed, as TF's `compression_type` names it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -56,73 +57,12 @@ pub fn masked_crc(data: &[u8]) -> u32 {
     crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
-/// Reads records from a (possibly compressed) TFRecord stream: one at a time, or as
-/// [`Frames`], blocks whose framing is read here and whose data CRCs a lane checks.
+/// Reads records one at a time from a (possibly compressed) TFRecord stream.
 pub struct TfRecordReader {
-    buf: ReadBuf<Box<dyn Read + Send>>,
+    inner: Box<dyn Read + Send>,
     file: String,
-    /// The index of the next record to read (records in frames handed out are counted).
     index: u64,
-    /// An error met after the frames last handed out: the next call reports it.
-    failed: Option<RecordError>,
     done: bool,
-}
-
-/// The most bytes of records in one block of [`Frames`] (a block usually stops at its
-/// record count first).
-const MAX_FRAMES_BYTES: usize = 16 << 20;
-
-/// Consecutive records whose framing was read and whose length CRCs were checked; their
-/// data CRCs are checked, and the records copied out, by [`Frames::records`] (on a lane).
-#[derive(Clone, Debug)]
-pub struct Frames {
-    /// The records' bytes, framing included.
-    data: Bytes,
-    /// Where each record's data starts in `data`, and its length (its CRC follows it).
-    spans: Vec<(usize, usize)>,
-    /// The index of the first record in its file.
-    first: u64,
-    file: String,
-}
-
-impl Frames {
-    /// How many records.
-    pub fn len(&self) -> usize {
-        self.spans.len()
-    }
-
-    /// Whether there is no record.
-    pub fn is_empty(&self) -> bool {
-        self.spans.is_empty()
-    }
-
-    /// The bytes the records take in the file.
-    pub fn bytes(&self) -> usize {
-        self.data.len()
-    }
-
-    /// The records, each copied into its own buffer (a record kept long, or a feature
-    /// sliced from it, must not hold the whole block's bytes), up to the first whose data
-    /// CRC does not match, and that error.
-    pub fn records(&self) -> (Vec<Bytes>, Option<RecordError>) {
-        let mut out = Vec::with_capacity(self.spans.len());
-        for (i, &(start, len)) in self.spans.iter().enumerate() {
-            let data = &self.data[start..start + len];
-            let crc: [u8; 4] = self.data[start + len..start + len + 4]
-                .try_into()
-                .unwrap_or_default();
-            if masked_crc(data) != u32::from_le_bytes(crc) {
-                let e = RecordError::Corrupt {
-                    file: self.file.clone(),
-                    record: self.first + i as u64,
-                    what: "the data CRC does not match (the record is damaged)".into(),
-                };
-                return (out, Some(e));
-            }
-            out.push(Bytes::copy_from_slice(data));
-        }
-        (out, None)
-    }
 }
 
 impl TfRecordReader {
@@ -165,7 +105,12 @@ impl TfRecordReader {
         }
         let size = buf.get_ref().metadata().map_err(io)?.len();
         let mut pos = 0u64;
-        let mut r = TfRecordReader::new(std::io::empty(), Compression::None, name.clone());
+        let mut r = TfRecordReader {
+            inner: Box::new(std::io::empty()),
+            file: name.clone(),
+            index: 0,
+            done: false,
+        };
         while r.index < skip {
             let mut header = [0u8; 12];
             let got = fill_from(&mut buf, &mut header).map_err(|e| r.io(e))?;
@@ -183,7 +128,7 @@ impl TfRecordReader {
             buf.seek_relative(step as i64).map_err(|e| r.io(e))?;
             r.index += 1;
         }
-        r.buf = ReadBuf::new(Box::new(buf));
+        r.inner = Box::new(buf);
         Ok(r)
     }
 
@@ -195,7 +140,8 @@ impl TfRecordReader {
             self.corrupt("the file ends before this record, where the saved state resumes")
         })?;
         let want = len + 4;
-        let got = self.buf.skip(want).map_err(|e| self.io(e))?;
+        let got = std::io::copy(&mut (&mut self.inner).take(want), &mut std::io::sink())
+            .map_err(|e| self.io(e))?;
         if got < want {
             return Err(self.corrupt("the file ends inside the record's data"));
         }
@@ -242,10 +188,9 @@ impl TfRecordReader {
             Compression::Zlib => Box::new(flate2::read::ZlibDecoder::new(reader)),
         };
         TfRecordReader {
-            buf: ReadBuf::new(inner),
+            inner,
             file,
             index: 0,
-            failed: None,
             done: false,
         }
     }
@@ -258,109 +203,15 @@ impl TfRecordReader {
     /// The next record, `None` at a clean end of the stream. After an error the reader
     /// returns `None`.
     pub fn next_record(&mut self) -> Result<Option<Bytes>, RecordError> {
-        let Some(frames) = self.next_frames(1)? else {
-            return Ok(None);
-        };
-        let (records, error) = frames.records();
-        match (records.into_iter().next(), error) {
-            (Some(r), _) => Ok(Some(r)),
-            (None, Some(e)) => {
-                // The damaged record is where the reader stands, as before it was read.
-                self.index = frames.first;
-                self.done = true;
-                Err(e)
-            }
-            (None, None) => Ok(None),
-        }
-    }
-
-    /// The next (at most `max`, at least one) records of the stream as [`Frames`], `None`
-    /// at its clean end: their framing is read and checked here (a length is trusted only
-    /// after its CRC, and a forged one costs no more memory than the stream holds), their
-    /// data CRCs are left to [`Frames::records`]. An error met after some records is
-    /// reported by the next call, so it follows the records before it.
-    pub fn next_frames(&mut self, max: usize) -> Result<Option<Frames>, RecordError> {
-        if let Some(e) = self.failed.take() {
-            self.done = true;
-            return Err(e);
-        }
         if self.done {
             return Ok(None);
         }
-        let first = self.index;
-        let mut spans = Vec::new();
-        // Offsets are into the bytes available, which a read keeps in front.
-        let mut end = 0usize;
-        let error = loop {
-            if spans.len() >= max || end >= MAX_FRAMES_BYTES {
-                break None;
-            }
-            // A block ends with the part read: reading the next part copies what is left of
-            // this one into it, which is then one record at most, not the block so far.
-            let left = self.buf.available().len() - end;
-            if !spans.is_empty() && left < 12 {
-                break None;
-            }
-            if let Err(e) = self.buf.ensure(end + 12) {
-                break Some(self.io(e));
-            }
-            let avail = self.buf.available();
-            let got = (avail.len() - end).min(12);
-            let mut header = [0u8; 12];
-            header[..got].copy_from_slice(&avail[end..end + got]);
-            let len = match self.check_header(&header, got) {
-                Ok(Some(len)) => len,
-                Ok(None) => {
-                    self.done = true;
-                    break None;
-                }
-                Err(e) => break Some(e),
-            };
-            if let Err(limit) = pipec_tensor::limits::check_bytes(u128::from(len)) {
-                break Some(RecordError::OverMemoryLimit {
-                    file: self.file.clone(),
-                    record: self.index,
-                    bytes: len,
-                    limit,
-                });
-            }
-            let len = len as usize;
-            let need = end + 12 + len + 4;
-            if !spans.is_empty() && need > self.buf.available().len() {
-                break None;
-            }
-            match self.buf.ensure(need) {
-                Ok(true) => {}
-                Ok(false) => {
-                    let have = self.buf.available().len() - end - 12;
-                    break Some(if have < len {
-                        self.corrupt(format!(
-                            "the file ends inside the record's data ({have} of {len} bytes)"
-                        ))
-                    } else {
-                        self.corrupt("the file ends inside the record's data CRC")
-                    });
-                }
-                Err(e) => break Some(self.io(e)),
-            }
-            spans.push((end + 12, len));
-            end = need;
-            self.index += 1;
-        };
-        let data = self.buf.take(end);
-        if let Some(e) = error {
-            if spans.is_empty() {
-                self.done = true;
-                return Err(e);
-            }
-            self.failed = Some(e);
+        let r = self.read_one();
+        match &r {
+            Ok(Some(_)) => self.index += 1,
+            _ => self.done = true,
         }
-        Ok((!spans.is_empty()).then(|| Frames {
-            data,
-            spans,
-            first,
-            file: self.file.clone(),
-        }))
+        r
     }
 
     fn corrupt(&self, what: impl Into<String>) -> RecordError {
@@ -387,7 +238,47 @@ impl TfRecordReader {
 
     /// Fills `buf` completely; `Ok(n < len)` means the stream ended after `n` bytes.
     fn fill(&mut self, buf: &mut [u8]) -> Result<usize, RecordError> {
-        self.buf.read_into(buf).map_err(|e| self.io(e))
+        fill_from(&mut self.inner, buf).map_err(|e| self.io(e))
+    }
+
+    fn read_one(&mut self) -> Result<Option<Bytes>, RecordError> {
+        let mut header = [0u8; 12];
+        let got = self.fill(&mut header)?;
+        let Some(len) = self.check_header(&header, got)? else {
+            return Ok(None);
+        };
+        if let Err(limit) = pipec_tensor::limits::check_bytes(u128::from(len)) {
+            return Err(RecordError::OverMemoryLimit {
+                file: self.file.clone(),
+                record: self.index,
+                bytes: len,
+                limit,
+            });
+        }
+        let len = len as usize;
+        // Grown as the bytes arrive, so a forged length costs no more than the file holds.
+        let mut data = Vec::with_capacity(len.min(READ_STEP));
+        while data.len() < len {
+            let start = data.len();
+            let step = (len - start).min(READ_STEP);
+            data.resize(start + step, 0);
+            let got = self.fill(&mut data[start..])?;
+            if got < step {
+                return Err(self.corrupt(format!(
+                    "the file ends inside the record's data ({} of {len} bytes)",
+                    start + got
+                )));
+            }
+        }
+        let mut crc = [0u8; 4];
+        let got = self.fill(&mut crc)?;
+        if got < 4 {
+            return Err(self.corrupt("the file ends inside the record's data CRC"));
+        }
+        if masked_crc(&data) != u32::from_le_bytes(crc) {
+            return Err(self.corrupt("the data CRC does not match (the record is damaged)"));
+        }
+        Ok(Some(Bytes::from(data)))
     }
 }
 

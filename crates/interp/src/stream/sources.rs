@@ -457,7 +457,7 @@ impl Stream for Lines {
 }
 
 /// Strings as one `str[n]` block.
-pub(crate) fn str_column(values: Vec<pipec_tensor::Bytes>) -> Chunk {
+fn str_column(values: Vec<pipec_tensor::Bytes>) -> Chunk {
     let rows = values.len();
     match Tensor::from_vec(&[rows], values) {
         Some(t) if rows > 0 => Chunk::ok(Block::Stacked {

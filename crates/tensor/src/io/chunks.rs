@@ -1,7 +1,7 @@
 //! Bytes of a stream read in large parts and handed out as zero-copy [`Bytes`] slices: the
-//! consumer of a text or record file only finds where its lines or records end (cheap), and
-//! hands the bytes of a block to a lane, which does the expensive part (splitting lines into
-//! tensors, parsing numbers, checking record CRCs).
+//! consumer of a text file only finds where its lines end (cheap), and hands the bytes of a
+//! block to a lane, which does the expensive part (splitting lines into tensors, parsing
+//! numbers).
 
 use bytes::Bytes;
 use std::io::Read;
@@ -74,55 +74,5 @@ impl<R: Read> ReadBuf<R> {
         let b = self.data.slice(self.pos..self.pos + n);
         self.pos += n;
         b
-    }
-
-    /// Copies the next `out.len()` bytes out, reading as needed; how many there were (fewer
-    /// only at the stream's end).
-    pub fn read_into(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
-        let mut n = 0;
-        while n < out.len() {
-            let have = self.available();
-            if have.is_empty() {
-                if !self.fill_more()? {
-                    break;
-                }
-                continue;
-            }
-            let k = have.len().min(out.len() - n);
-            out[n..n + k].copy_from_slice(&have[..k]);
-            self.pos += k;
-            n += k;
-        }
-        Ok(n)
-    }
-
-    /// Makes at least `n` bytes available, reading as needed; false if the stream ends first.
-    pub fn ensure(&mut self, n: usize) -> std::io::Result<bool> {
-        while self.available().len() < n {
-            if !self.fill_more()? {
-                return Ok(false);
-            }
-        }
-        Ok(true)
-    }
-
-    /// Consumes the next `n` bytes without keeping them (a part at a time); how many there
-    /// were (fewer only at the stream's end).
-    pub fn skip(&mut self, n: u64) -> std::io::Result<u64> {
-        let mut done = 0u64;
-        while done < n {
-            let k = (self.available().len() as u64).min(n - done);
-            self.pos += k as usize;
-            done += k;
-            if done < n && !self.fill_more()? {
-                break;
-            }
-        }
-        Ok(done)
-    }
-
-    /// The stream read from.
-    pub fn get_mut(&mut self) -> &mut R {
-        &mut self.src
     }
 }

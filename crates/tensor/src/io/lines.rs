@@ -8,35 +8,6 @@ use std::path::PathBuf;
 /// The most text in one block of lines (a block usually stops at its row count first).
 const MAX_BLOCK_TEXT: usize = 16 << 20;
 
-/// Bytes counted at once while looking for the `n`th line end.
-const COUNT_STEP: usize = 4096;
-
-/// Up to `n` (>= 1) line ends in `hay`: how many, and the offset after the last of them.
-/// Counting a step's `\n`s vectorizes; only the step holding the `n`th is searched end by
-/// end (at one search call per line, finding lines cost more than reading the file).
-fn nth_newline(hay: &[u8], n: usize) -> (usize, usize) {
-    let (mut found, mut after, mut at) = (0, 0, 0);
-    while at < hay.len() {
-        let step = &hay[at..hay.len().min(at + COUNT_STEP)];
-        let c = step.iter().filter(|&&b| b == b'\n').count();
-        if found + c < n {
-            if let Some(i) = memchr::memrchr(b'\n', step) {
-                after = at + i + 1;
-            }
-            found += c;
-            at += step.len();
-            continue;
-        }
-        for i in memchr::memchr_iter(b'\n', step) {
-            found += 1;
-            if found == n {
-                return (n, at + i + 1);
-            }
-        }
-    }
-    (found, after)
-}
-
 /// Whole lines of one file: `text` holds `lines` lines, each ended by `\n` except perhaps
 /// the last (a file's last line without one).
 #[derive(Clone, Debug)]
@@ -134,20 +105,6 @@ impl LineReader {
             let (mut count, mut end, mut search) = (0usize, 0usize, 0usize);
             let error = loop {
                 let avail = buf.available();
-                if avail.len() <= limit && search < avail.len() {
-                    // No line in what is read can be over the limit (a line starts in it):
-                    // count line ends in bulk instead of finding them one by one.
-                    let (found, after) = nth_newline(&avail[search..], max - count);
-                    if found > 0 {
-                        count += found;
-                        end = search + after;
-                    }
-                    search = if count >= max { end } else { avail.len() };
-                    if count >= max || end >= MAX_BLOCK_TEXT {
-                        break None;
-                    }
-                    continue;
-                }
                 match memchr::memchr(b'\n', &avail[search..]) {
                     Some(i) => {
                         let line_end = search + i + 1;

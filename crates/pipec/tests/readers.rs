@@ -154,9 +154,9 @@ fn csv_rows_and_the_first_bad_cell_at_every_level_and_thread_count() {
     );
     assert_eq!((rows.len(), error), (1200, None));
     // A bad cell, then a ragged row: the first is the error.
-    let bad =
-        s.replacen(" 12300,", " 12x300,", 1)
-            .replacen(" 12600,", "", 1);
+    let bad = s
+        .replacen(" 12300,", " 12x300,", 1)
+        .replacen(" 12600,", "", 1);
     std::fs::write(dir.join("bad.csv"), &bad).expect("write");
     let line = 1 + bad[..bad.find("12x300").expect("the bad cell")]
         .matches('\n')

@@ -346,6 +346,7 @@ pub fn drain_stream(stream: &mut ElementStream) -> Result<usize, String> {
 }
 
 pub mod records;
+pub mod text;
 
 #[cfg(test)]
 mod records_tests;

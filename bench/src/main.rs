@@ -457,6 +457,19 @@ fn main() {
             std::process::exit(1);
         }
     }
+    let t = Instant::now();
+    match pipec_bench::text::generate_text(
+        &paths.workloads.join("data"),
+        pipec_bench::text::W9_LINES,
+        pipec_bench::text::W10_ROWS,
+    ) {
+        Ok(w) if w.is_empty() => {}
+        Ok(w) => eprintln!("generated {} in {:.1} s", w.join(", "), secs(t.elapsed())),
+        Err(e) => {
+            eprintln!("error: generating the text inputs: {e}");
+            std::process::exit(1);
+        }
+    }
     if args.gen_only {
         return;
     }

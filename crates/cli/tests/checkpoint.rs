@@ -346,3 +346,53 @@ fn an_unseeded_shuffle_resumes_with_the_seed_it_drew() {
     let want: Vec<i64> = (0..40).collect();
     assert_eq!((a.to_vec(), b.to_vec()), (want.clone(), want));
 }
+
+/// The file readers whose blocks a lane makes (`read_lines`, `read_csv`, `read_tfrecord`)
+/// resume exactly where they were cut, inside a file or between two, at any thread count.
+#[test]
+fn file_readers_resume_where_they_were_cut() {
+    let dir = scratch("readers");
+    let mut text = String::new();
+    let mut csv = String::from("x,y\n");
+    for i in 0..20_000 {
+        text.push_str(&format!("line {i} {}\n", "w".repeat(i % 37)));
+        csv.push_str(&format!("{i},{}.25\n", i % 13));
+        if i % 1000 == 7 {
+            csv.push('\n');
+        }
+    }
+    std::fs::write(dir.join("a.txt"), &text).expect("write");
+    std::fs::write(dir.join("b.txt"), &text[..text.len() / 3]).expect("write");
+    std::fs::write(dir.join("c.csv"), &csv).expect("write");
+    for name in ["a", "b"] {
+        let mut w = pipec::records::TfRecordWriter::create(
+            &dir.join(format!("{name}.tfrecord")),
+            pipec::records::Compression::None,
+        )
+        .expect("create");
+        for i in 0..9000 {
+            w.write_record(format!("{name} {i} {}", "r".repeat(i % 50)).as_bytes())
+                .expect("write");
+        }
+        w.finish().expect("finish");
+    }
+    for program in [
+        "pipeline main = read_lines([\"a.txt\", \"b.txt\"]).map(|l| length(l)).batch(4)\n",
+        "pipeline main = read_csv(\"c.csv\", f64).map(|r| r[0] * 2.0 + r[1]).batch(4)\n",
+        "pipeline main = read_tfrecord([\"a.tfrecord\", \"b.tfrecord\"]).map(|r| length(r)).batch(4)\n",
+    ] {
+        std::fs::write(dir.join("p.pipe"), program).expect("write");
+        for level in ["-O0", "-O2"] {
+            let whole = ok(&pipec(&dir, &[level, "--threads", "1"]));
+            let total = whole.lines().count();
+            cut_resume::assert_cuts_resume(
+                |args| ok(&pipec(&dir, args)),
+                &whole,
+                level,
+                &[1, total / 3, total / 2 + 1, total - 1],
+                &[("1", "3"), ("3", "1"), ("2", "2")],
+                program,
+            );
+        }
+    }
+}

@@ -147,6 +147,33 @@ fn shuffle_buffer_counts_per_element_overhead() {
     );
 }
 
+/// A line over `--max-memory` in the middle of a file is E0701 naming the file, after every
+/// line before it, at every level and thread count (the reader's blocks go to lanes).
+#[test]
+fn a_line_over_the_memory_limit_comes_after_the_lines_before_it() {
+    let case = Case::new(
+        "long-line",
+        "pipeline main = read_lines(\"t.txt\").map(|l| length(l))\n",
+    );
+    let mut t = String::new();
+    for i in 0..30_000 {
+        t.push_str(&format!("line {i}\n"));
+    }
+    t.push_str(&"z".repeat(5 << 20));
+    t.push_str("\nafter\n");
+    std::fs::write(case.dir.join("t.txt"), &t).expect("write");
+    for args in [["-O0", "1"], ["-O2", "1"], ["-O2", "2"], ["-O2", "3"]] {
+        let out = case.run(&[args[0], "--threads", args[1], "--max-memory", "4M"]);
+        let err = text(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        assert!(
+            err.contains("[E0701]") && err.contains("t.txt"),
+            "{args:?}: {err}"
+        );
+        assert_eq!(text(&out.stdout).lines().count(), 30_000, "{args:?}");
+    }
+}
+
 /// A budget flag with a bad value is a usage error.
 #[test]
 fn budget_flags_are_checked() {

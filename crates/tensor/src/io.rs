@@ -61,7 +61,12 @@ macro_rules! native {
 }
 pub(crate) use native;
 
+mod chunks;
+mod csv;
+mod lines;
 mod rows;
+pub use chunks::{READ_PART, ReadBuf};
+pub use lines::{LineBlock, LineReader};
 pub use rows::FileRows;
 
 /// Why an array file could not be read or written.
@@ -925,7 +930,7 @@ pub struct CsvInfo {
 }
 
 /// Longest line accepted: protects against reading a binary file without newlines whole.
-const MAX_CSV_LINE: u64 = 16 << 20;
+pub(crate) const MAX_CSV_LINE: u64 = 16 << 20;
 
 /// Splits a line into trimmed cells. Numeric CSV only: no quoting, except that a header's
 /// cells may be wrapped in double quotes (stripped).
@@ -969,34 +974,12 @@ impl CsvLines {
             }
             self.line += 1;
             if self.buf.len() as u64 > MAX_CSV_LINE {
-                return Err(IoError::Csv {
-                    line: self.line,
-                    column: 1,
-                    cell: String::new(),
-                    message: format!(
-                        "the line is longer than {} MiB; is this a CSV file?",
-                        MAX_CSV_LINE >> 20
-                    ),
-                });
+                return Err(csv_line_too_long(self.line));
             }
-            let mut bytes: &[u8] = &self.buf;
-            if self.line == 1 {
-                bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-            }
-            let text = std::str::from_utf8(bytes).map_err(|e| IoError::Csv {
-                line: self.line,
-                column: 1 + bytes[..e.valid_up_to()]
-                    .iter()
-                    .filter(|&&b| b == b',')
-                    .count(),
-                cell: String::new(),
-                message: "the line is not UTF-8 text; is this a CSV file?".into(),
-            })?;
-            let text = text.trim_end_matches(['\n', '\r']);
-            if text.trim().is_empty() {
+            // Where the text sits in `self.buf`, to hand it out after the borrows end.
+            let Some(text) = csv_line(&self.buf, self.line)? else {
                 continue;
-            }
-            // Where the text sits in `self.buf`, to hand it out after the borrows above end.
+            };
             let (start, len) = (
                 text.as_ptr() as usize - self.buf.as_ptr() as usize,
                 text.len(),
@@ -1005,6 +988,39 @@ impl CsvLines {
                 .ok()
                 .map(|t| (self.line, t)));
         }
+    }
+}
+
+/// The text of CSV line `line` (1-based, `bytes` with its ending): `None` when blank; an
+/// error when not UTF-8. A BOM opening the file is dropped.
+pub(crate) fn csv_line(bytes: &[u8], line: u64) -> Result<Option<&str>, IoError> {
+    let mut bytes = bytes;
+    if line == 1 {
+        bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    }
+    let text = std::str::from_utf8(bytes).map_err(|e| IoError::Csv {
+        line,
+        column: 1 + bytes[..e.valid_up_to()]
+            .iter()
+            .filter(|&&b| b == b',')
+            .count(),
+        cell: String::new(),
+        message: "the line is not UTF-8 text; is this a CSV file?".into(),
+    })?;
+    let text = text.trim_end_matches(['\n', '\r']);
+    Ok((!text.trim().is_empty()).then_some(text))
+}
+
+/// The error for a line longer than [`MAX_CSV_LINE`].
+pub(crate) fn csv_line_too_long(line: u64) -> IoError {
+    IoError::Csv {
+        line,
+        column: 1,
+        cell: String::new(),
+        message: format!(
+            "the line is longer than {} MiB; is this a CSV file?",
+            MAX_CSV_LINE >> 20
+        ),
     }
 }
 
@@ -1040,60 +1056,15 @@ pub fn csv_has_second_line(path: &Path) -> Result<bool, IoError> {
     Ok(lines.next_line()?.is_some())
 }
 
-/// Streams the rows of a numeric CSV file as tensors of shape `[ncols]`; memory stays at one
-/// line whatever the file's length.
-pub struct CsvRows {
-    lines: CsvLines,
-    dtype: DType,
-    ncols: usize,
-    skip_header: bool,
-}
-
-impl CsvRows {
-    /// Opens `path`; rows must have `ncols` cells of `dtype`; `header` skips the first
-    /// non-blank line.
-    pub fn open(path: &Path, dtype: DType, ncols: usize, header: bool) -> Result<CsvRows, IoError> {
-        Ok(CsvRows {
-            lines: CsvLines::open(path)?,
-            dtype,
-            ncols,
-            skip_header: header,
-        })
-    }
-
-    /// [`CsvRows::open`] on CSV text from any reader.
-    pub fn from_reader(
-        reader: impl BufRead + Send + 'static,
-        dtype: DType,
-        ncols: usize,
-        header: bool,
-    ) -> CsvRows {
-        CsvRows {
-            lines: CsvLines::new(reader),
-            dtype,
-            ncols,
-            skip_header: header,
-        }
-    }
-
-    /// The next row, `None` at the end of the file.
-    pub fn next_row(&mut self) -> Result<Option<Tensor>, IoError> {
-        if self.skip_header {
-            self.skip_header = false;
-            if self.lines.next_line()?.is_none() {
-                return Ok(None);
-            }
-        }
-        let (dtype, ncols) = (self.dtype, self.ncols);
-        let Some((line_no, line)) = self.lines.next_line()? else {
-            return Ok(None);
-        };
-        parse_row(line, line_no, dtype, ncols).map(Some)
-    }
-}
+pub use csv::{CsvBlock, CsvRows};
 
 /// Parses one CSV line into a `[ncols]` tensor of `dtype`.
-fn parse_row(line: &str, line_no: u64, dtype: DType, ncols: usize) -> Result<Tensor, IoError> {
+pub(crate) fn parse_row(
+    line: &str,
+    line_no: u64,
+    dtype: DType,
+    ncols: usize,
+) -> Result<Tensor, IoError> {
     let cells: Vec<&str> = csv_cells(line).collect();
     if cells.len() != ncols {
         let column = cells.len().min(ncols) + 1;
@@ -1200,7 +1171,7 @@ pub fn read_csv_from(
 }
 
 fn collect_rows(mut rows: CsvRows, info: CsvInfo) -> Result<Tensor, IoError> {
-    let dtype = rows.dtype;
+    let dtype = rows.dtype();
     let mut parts = Vec::new();
     while let Some(r) = rows.next_row()? {
         parts.push(r);
@@ -1343,70 +1314,6 @@ fn json_float<T: std::fmt::LowerExp + Copy + Into<f64>>(v: T, out: &mut String) 
             if exp < 0 { '-' } else { '+' },
             exp.abs()
         ));
-    }
-}
-
-/// The lines of text files, one after another, as `TextLineDataset` gives them: without
-/// the line ending (`\n` or `\r\n`), a last line without an ending included, an empty file
-/// giving no line. Streams: one line in memory at a time.
-pub struct LineReader {
-    paths: Vec<std::path::PathBuf>,
-    next_path: usize,
-    current: Option<std::io::BufReader<std::fs::File>>,
-    line: Vec<u8>,
-}
-
-impl LineReader {
-    /// Reads `paths` in order (each is opened when reached).
-    pub fn new(paths: Vec<std::path::PathBuf>) -> LineReader {
-        LineReader {
-            paths,
-            next_path: 0,
-            current: None,
-            line: Vec::new(),
-        }
-    }
-
-    /// The next line, `None` after the last; an error names the file.
-    pub fn next_line(&mut self) -> Result<Option<crate::Bytes>, (std::path::PathBuf, IoError)> {
-        use std::io::BufRead;
-        loop {
-            if self.current.is_none() {
-                let Some(p) = self.paths.get(self.next_path) else {
-                    return Ok(None);
-                };
-                self.next_path += 1;
-                let f = std::fs::File::open(p).map_err(|e| (p.clone(), IoError::Io(e)))?;
-                self.current = Some(std::io::BufReader::new(f));
-            }
-            let r = self.current.as_mut().expect("opened above");
-            self.line.clear();
-            let limit = crate::limits::max_memory().unwrap_or(1 << 31);
-            let n = r
-                .take(limit.saturating_add(1))
-                .read_until(b'\n', &mut self.line)
-                .map_err(|e| (self.paths[self.next_path - 1].clone(), IoError::Io(e)))?;
-            if n == 0 {
-                self.current = None;
-                continue;
-            }
-            if self.line.len() as u64 > limit {
-                return Err((
-                    self.paths[self.next_path - 1].clone(),
-                    IoError::OverMemoryLimit {
-                        bytes: self.line.len() as u128,
-                        limit,
-                    },
-                ));
-            }
-            if self.line.last() == Some(&b'\n') {
-                self.line.pop();
-                if self.line.last() == Some(&b'\r') {
-                    self.line.pop();
-                }
-            }
-            return Ok(Some(crate::Bytes::copy_from_slice(&self.line)));
-        }
     }
 }
 

@@ -337,7 +337,7 @@ fn arange(first: i64, stride: i64, n: usize) -> Chunk {
     })
 }
 
-/// Rows of a CSV file, read one line at a time.
+/// Rows of a CSV file: the consumer finds the rows' lines, a lane parses their cells.
 pub(super) struct Csv {
     pub(super) rows: pipec_tensor::io::CsvRows,
     pub(super) path: PathBuf,
@@ -361,6 +361,49 @@ impl Stream for Csv {
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         Ok(NodeState::Csv { rows: self.read })
     }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        self.next_pull(max).map(Pull::now)
+    }
+
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
+        match self.rows.next_rows(max) {
+            Ok(Some(block)) => {
+                let rows = block.rows;
+                self.read += rows as u64;
+                let (path, span) = (self.path.clone(), self.span);
+                Some(Pull::Later(Later {
+                    rows,
+                    lead: rows as u64,
+                    bytes: block.text_len(),
+                    make: Box::new(move || csv_rows(&block, &path, span)),
+                }))
+            }
+            Ok(None) => None,
+            Err(e) => Some(Pull::Now(Chunk {
+                block: Block::Rows(Vec::new()),
+                error: Some(csv_error(e, &self.path, self.span)),
+            })),
+        }
+    }
+}
+
+/// A CSV block's rows parsed and stacked, then the error of its first bad line.
+fn csv_rows(block: &pipec_tensor::io::CsvBlock, path: &std::path::Path, span: Span) -> Chunk {
+    let (rows, error) = block.parse();
+    let n = rows.len();
+    let block = match pipec_tensor::kernels::stack(&rows, 0) {
+        Ok(t) if n > 0 => Block::Stacked {
+            leaves: vec![t],
+            rows: n,
+        },
+        // Rows of one file have one shape; should stacking fail all the same, keep them apart.
+        _ => Block::Rows(rows.into_iter().map(|r| vec![r]).collect()),
+    };
+    Chunk {
+        block,
+        error: error.map(|e| csv_error(e, path, span)),
+    }
 }
 
 /// `read_lines`: one `str[]` element per line of the files, in order.
@@ -382,18 +425,57 @@ impl Stream for Lines {
                 self.read += u64::from(l.is_some());
                 Ok(l.map(|b| vec![Tensor::scalar(b)]))
             }
-            Err((path, e)) => {
-                let code = match e {
-                    pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
-                    _ => Code::FileUnreadable,
-                };
-                Err(
-                    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
-                        .with_label(self.span, "lines read here"),
-                )
-            }
+            Err((path, e)) => Err(lines_error(&path, e, self.span)),
         }
     }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        self.next_pull(max).map(Pull::now)
+    }
+
+    /// The consumer only finds where `max` lines end; the lane that takes the block splits
+    /// them into a `str[n]` column (copying each line), which is most of the reader's work.
+    fn next_pull(&mut self, max: usize) -> Option<Pull> {
+        match self.reader.next_lines(max) {
+            Ok(Some(block)) => {
+                let rows = block.lines;
+                self.read += rows as u64;
+                Some(Pull::Later(Later {
+                    rows,
+                    lead: rows as u64,
+                    bytes: block.text.len(),
+                    make: Box::new(move || str_column(block.split())),
+                }))
+            }
+            Ok(None) => None,
+            Err((path, e)) => Some(Pull::Now(Chunk {
+                block: Block::Rows(Vec::new()),
+                error: Some(lines_error(&path, e, self.span)),
+            })),
+        }
+    }
+}
+
+/// Strings as one `str[n]` block.
+fn str_column(values: Vec<pipec_tensor::Bytes>) -> Chunk {
+    let rows = values.len();
+    match Tensor::from_vec(&[rows], values) {
+        Some(t) if rows > 0 => Chunk::ok(Block::Stacked {
+            leaves: vec![t],
+            rows,
+        }),
+        _ => Chunk::ok(Block::Rows(Vec::new())),
+    }
+}
+
+/// A text file `read_lines` cannot read: E0602, or E0701 for a line over the memory limit.
+fn lines_error(path: &std::path::Path, e: pipec_tensor::io::IoError, span: Span) -> Diagnostic {
+    let code = match e {
+        pipec_tensor::io::IoError::OverMemoryLimit { .. } => Code::MemoryLimit,
+        _ => Code::FileUnreadable,
+    };
+    Diagnostic::error(code, format!("cannot read `{}`: {e}", path.display()))
+        .with_label(span, "lines read here")
 }
 
 /// A CSV problem at run time: a bad cell or ragged row is E0604 naming file, line, column and cell.

@@ -839,16 +839,9 @@ impl<'a> Decoder<'a> {
                         }
                         done?;
                         let quant = c.quant.as_ref().expect("latched above");
-                        let mut out = [0u8; 64];
-                        simd::with_avx2(
-                            #[inline(always)]
-                            || idct_block(&block, quant, &mut out),
-                        );
                         let stride = c.bw * 8;
-                        for (row, samples) in out.chunks_exact(8).enumerate() {
-                            let o = (by * 8 + row) * stride + bx * 8;
-                            c.samples[o..o + 8].copy_from_slice(samples);
-                        }
+                        let at = by * 8 * stride + bx * 8;
+                        idct_into(&block, quant, &mut c.samples, at, stride);
                         continue;
                     }
                     let at = (by * c.bw + bx) * 64;
@@ -1264,26 +1257,33 @@ fn idct_plane(c: &Component) -> Vec<u8> {
     let mut plane = vec![0u8; stride * c.bh * 8];
     let quant = c.quant.unwrap_or([0; 64]);
     let (bw, bh) = (c.dw.div_ceil(8), c.dh.div_ceil(8));
-    // The IDCT's lanes are eight 32-bit integers: one AVX2 register where the CPU has it.
+    for by in 0..bh {
+        for bx in 0..bw {
+            let at = (by * c.bw + bx) * 64;
+            let coefs: &[i16; 64] = c.coefs[at..at + 64].try_into().expect("64 coefficients");
+            idct_into(coefs, &quant, &mut plane, by * 8 * stride + bx * 8, stride);
+        }
+    }
+    plane
+}
+
+/// One block's samples into `plane`, its rows at `at`, `at + stride`, ...: the 16-bit
+/// AVX2 IDCT (`jpeg_avx2`) where the CPU has AVX2 and the block's values allow it, else
+/// `idct_block` (itself on eight 32-bit lanes, or `idct_islow`); the same samples either way.
+#[inline]
+fn idct_into(coefs: &[i16; 64], quant: &[u16; 64], plane: &mut [u8], at: usize, stride: usize) {
+    if super::jpeg_avx2::idct(coefs, quant, plane, at, stride) == Some(true) {
+        return;
+    }
+    let mut out = [0u8; 64];
     simd::with_avx2(
         #[inline(always)]
-        || {
-            let mut out = [0u8; 64];
-            for by in 0..bh {
-                for bx in 0..bw {
-                    let at = (by * c.bw + bx) * 64;
-                    let coefs: &[i16; 64] =
-                        c.coefs[at..at + 64].try_into().expect("64 coefficients");
-                    idct_block(coefs, &quant, &mut out);
-                    for row in 0..8 {
-                        let o = (by * 8 + row) * stride + bx * 8;
-                        plane[o..o + 8].copy_from_slice(&out[row * 8..row * 8 + 8]);
-                    }
-                }
-            }
-        },
+        || idct_block(coefs, quant, &mut out),
     );
-    plane
+    for (row, samples) in out.chunks_exact(8).enumerate() {
+        let o = at + row * stride;
+        plane[o..o + 8].copy_from_slice(samples);
+    }
 }
 
 /// One block's samples from its coefficients: `idct_islow`'s arithmetic, bit for bit.
@@ -1657,6 +1657,71 @@ mod tests {
             assert_eq!(got, want, "{coefs:?} {quant:?}");
             simd::with_avx2(|| idct_block(&coefs, &quant, &mut got));
             assert_eq!(got, want, "{coefs:?} {quant:?}");
+            assert_eq!(idct_in_plane(&coefs, &quant), want, "{coefs:?} {quant:?}");
+        }
+    }
+
+    /// `idct_into`'s samples (through `jpeg_avx2` where the CPU has AVX2) read back from a
+    /// plane wider than the block, with bytes around it that must stay untouched.
+    fn idct_in_plane(coefs: &[i16; 64], quant: &[u16; 64]) -> [u8; 64] {
+        let (stride, at) = (27, 2 * 27 + 5);
+        let mut plane = vec![0xA5u8; stride * 11];
+        idct_into(coefs, quant, &mut plane, at, stride);
+        let mut got = [0u8; 64];
+        for r in 0..8 {
+            let row = &mut plane[at + r * stride..at + r * stride + 8];
+            got[r * 8..r * 8 + 8].copy_from_slice(row);
+            row.fill(0xA5);
+        }
+        assert!(
+            plane.iter().all(|&b| b == 0xA5),
+            "bytes outside the block written"
+        );
+        got
+    }
+
+    /// The 16-bit AVX2 IDCT at the edges of what it accepts: dequantized values at and
+    /// just past the `i16` limits, tables with values at and above 2^15, and blocks whose
+    /// first pass lands at and past the limits; it must take most of the small blocks.
+    #[test]
+    fn avx2_idct_equals_the_reference_at_the_limits() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut taken = 0;
+        for i in 0..40_000 {
+            let mut coefs = [0i16; 64];
+            let mut quant = [1u16; 64];
+            let extremes = [32767i16, -32768, 32766, -32767, 16384, -16384, 4096, -4096];
+            let n = 1 + xorshift(&mut state) % 6;
+            for _ in 0..n {
+                let k = (xorshift(&mut state) % 64) as usize;
+                coefs[k] = extremes[(xorshift(&mut state) % 8) as usize];
+            }
+            match i % 4 {
+                0 => {}
+                1 => {
+                    // Products at 2^15 - 1 and 2^15 exactly.
+                    let k = (xorshift(&mut state) % 64) as usize;
+                    (coefs[k], quant[k]) = if i % 8 == 1 { (-16384, 2) } else { (16384, 2) };
+                }
+                2 => quant[(xorshift(&mut state) % 64) as usize] = 32767 + (i % 3) as u16,
+                _ => {
+                    for k in 0..64 {
+                        coefs[k] = (xorshift(&mut state) % 64) as i16 - 32;
+                        quant[k] = (1 + xorshift(&mut state) % 40) as u16;
+                    }
+                }
+            }
+            let mut want = [0u8; 64];
+            idct_islow(&coefs, &quant, &mut want);
+            assert_eq!(idct_in_plane(&coefs, &quant), want, "{coefs:?} {quant:?}");
+            let mut plane = [0u8; 64];
+            if super::super::jpeg_avx2::idct(&coefs, &quant, &mut plane, 0, 8) == Some(true) {
+                taken += 1;
+                assert_eq!(plane, want, "{coefs:?} {quant:?}");
+            }
+        }
+        if simd::vectorized() {
+            assert!(taken > 10_000, "the AVX2 IDCT took only {taken} blocks");
         }
     }
 

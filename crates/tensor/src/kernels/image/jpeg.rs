@@ -833,7 +833,10 @@ impl<'a> Decoder<'a> {
                         let (dc, ac) =
                             (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
                         let mut block = [0i16; 64];
-                        let done = sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block);
+                        let done = simd::with_avx2(
+                            #[inline(always)]
+                            || sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block),
+                        );
                         if bits.overrun() {
                             return Err(bits.overrun_error());
                         }
@@ -1101,7 +1104,9 @@ fn sequential_block_in(
     while k < 64 {
         refill!();
         let e = ac.fast_ac[(top >> (64 - FAST_BITS)) as usize];
-        let used = (e & 0x1F) as u32;
+        // Bits 5 and 6 of an entry are 0, so this is the length; masked with 63 the shift
+        // below needs no other mask (x86 shifts take the count modulo 64).
+        let used = (e & 63) as u32;
         if e & 0x80 != 0 {
             top <<= used;
             n -= used;
@@ -1608,6 +1613,9 @@ fn ycc_to_rgb_row(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     const CR_G: i32 = fix16(0.71414);
     const CB_G: i32 = fix16(0.34414);
     let clamp = |v: i32| v.clamp(0, 255) as u8;
+    // Whole groups of 16 pixels with AVX2 where the CPU has it; the rest here.
+    let done = super::jpeg_avx2::ycc_to_rgb(y, cb, cr, out);
+    let (y, cb, cr, out) = (&y[done..], &cb[done..], &cr[done..], &mut out[3 * done..]);
     for (((o, &y), &b), &r) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
         let (y, b, r) = (i32::from(y), i32::from(b) - 128, i32::from(r) - 128);
         o[0] = clamp(y + ((CR_R * r + HALF) >> 16));
@@ -1763,6 +1771,11 @@ mod tests {
                 let crs = vec![cr; 256];
                 let mut out = vec![0u8; 256 * 3];
                 ycc_to_rgb_row(&y, &cb, &crs, &mut out);
+                // The vector part alone, on a row that leaves a scalar tail, the same.
+                let mut part = vec![0u8; 255 * 3];
+                let done = super::super::jpeg_avx2::ycc_to_rgb(&y, &cb, &crs, &mut part);
+                assert!(done == 0 || done == 240);
+                assert_eq!(part[..3 * done], out[..3 * done]);
                 for b in 0..256usize {
                     let (xb, xr) = (b as i32 - 128, i32::from(cr) - 128);
                     let yv = i32::from(yy);

@@ -326,3 +326,98 @@ fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool 
     }
     true
 }
+
+/// jdcolor.c's YCbCr → RGB (`jpeg::ycc_to_rgb_row`) for the first pixels of a row, sixteen
+/// at a time: how many it converted (a multiple of 16; 0 without AVX2). The rest is the
+/// caller's.
+///
+/// The table terms `(FIX(1.402) * x + HALF) >> 16` and the like need products wider than
+/// 16 bits, but each constant is a multiple of 2^16 plus a 16-bit one, and the multiple
+/// comes out of the shift whole: `(91881 x + 2^15) >> 16 = x + ((26345 x + 2^15) >> 16)`,
+/// `(-22554 x - 46802 y + 2^15) >> 16 = -y + ((-22554 x + 18734 y + 2^15) >> 16)`,
+/// `(116130 x + 2^15) >> 16 = 2x + ((-14942 x + 2^15) >> 16)`. The 16-bit parts are one
+/// `pmaddwd` on (Cb, Cr) pairs each; the sums then fit 16 bits and `packus` clamps.
+#[inline]
+pub(super) fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { ycc_to_rgb_avx2(y, cb, cr, out) };
+    }
+    let _ = (y, cb, cr, out);
+    0
+}
+
+/// Where each byte of 16 interleaved RGB pixels comes from: byte `i` of the 48 is channel
+/// `i % 3` of pixel `i / 3`. `RGB_MASKS[part][channel]` shuffles that channel's 16 bytes
+/// into output bytes `16 part .. 16 part + 16` (-1: a byte another channel fills).
+const RGB_MASKS: [[[i8; 16]; 3]; 3] = {
+    let mut m = [[[-1i8; 16]; 3]; 3];
+    let mut i = 0;
+    while i < 48 {
+        m[i / 16][i % 3][i % 16] = (i / 3) as i8;
+        i += 1;
+    }
+    m
+};
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
+    let n = y.len().min(cb.len()).min(cr.len()).min(out.len() / 3) / 16 * 16;
+    let load = |s: &[u8]| {
+        // SAFETY: `s` has 16 bytes (taken by `chunks_exact` below).
+        _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
+    };
+    let pair = |lo: i32, hi: i32| _mm256_set1_epi32((hi << 16) | (lo & 0xFFFF));
+    let (k_r, k_g, k_b) = (pair(0, 26345), pair(-22554, 18734), pair(-14942, 0));
+    let half = _mm256_set1_epi32(1 << 15);
+    let c128 = _mm256_set1_epi16(128);
+    // Each term for 16 pixels: pixels 0..4 and 8..12 from the low unpack, 4..8 and 12..16
+    // from the high one; `packs` puts them back in order.
+    let term = |lo: __m256i, hi: __m256i, k: __m256i| {
+        let t =
+            |v: __m256i| _mm256_srai_epi32::<16>(_mm256_add_epi32(_mm256_madd_epi16(v, k), half));
+        _mm256_packs_epi32(t(lo), t(hi))
+    };
+    let masks: [[__m128i; 3]; 3] = std::array::from_fn(|p| {
+        // SAFETY: 16 in-bounds bytes.
+        std::array::from_fn(|c| unsafe { _mm_loadu_si128(RGB_MASKS[p][c].as_ptr().cast()) })
+    });
+    for (((yc, bc), rc), oc) in y[..n]
+        .chunks_exact(16)
+        .zip(cb[..n].chunks_exact(16))
+        .zip(cr[..n].chunks_exact(16))
+        .zip(out[..3 * n].chunks_exact_mut(48))
+    {
+        let yv = load(yc);
+        let b = _mm256_sub_epi16(load(bc), c128);
+        let r = _mm256_sub_epi16(load(rc), c128);
+        let (lo, hi) = (_mm256_unpacklo_epi16(b, r), _mm256_unpackhi_epi16(b, r));
+        let rr = _mm256_add_epi16(_mm256_add_epi16(yv, r), term(lo, hi, k_r));
+        let gg = _mm256_add_epi16(_mm256_sub_epi16(yv, r), term(lo, hi, k_g));
+        let bb = _mm256_add_epi16(
+            _mm256_add_epi16(yv, _mm256_add_epi16(b, b)),
+            term(lo, hi, k_b),
+        );
+        // Per half: R then G of pixels 0..8 (8..16); B twice. Reordered to R, G, B of
+        // pixels 0..16 each.
+        let rg = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(rr, gg));
+        let bx = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(bb, bb));
+        let ch = [
+            _mm256_castsi256_si128(rg),
+            _mm256_extracti128_si256::<1>(rg),
+            _mm256_castsi256_si128(bx),
+        ];
+        for (part, dst) in oc.chunks_exact_mut(16).enumerate() {
+            let m = &masks[part];
+            let v = _mm_or_si128(
+                _mm_or_si128(_mm_shuffle_epi8(ch[0], m[0]), _mm_shuffle_epi8(ch[1], m[1])),
+                _mm_shuffle_epi8(ch[2], m[2]),
+            );
+            // SAFETY: `dst` has 16 bytes (`chunks_exact_mut`).
+            unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+        }
+    }
+    n
+}

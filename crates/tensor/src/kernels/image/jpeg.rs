@@ -13,9 +13,11 @@
 //!
 //! How it is fast without leaving that arithmetic: the bit reader refills eight bytes at a
 //! time when none is 0xFF; an 11-bit table decodes most AC codes together with their
-//! coefficient bits; the IDCT runs both passes in `i32` on eight lanes (AVX2 where the CPU
-//! has it) whenever the block's values are in the range where that is exact, else
-//! `idct_islow`'s `i64` code, the reference; a sequential file's blocks go to samples as
+//! coefficient bits; the IDCT runs both passes on 16-bit inputs with `pmaddwd`
+//! (`jpeg_avx2.rs`, where the CPU has AVX2) or in `i32` on eight lanes whenever the block's
+//! values are in the range where that is exact, else `idct_islow`'s `i64` code, the
+//! reference; colour conversion runs 16 pixels at a time with AVX2 (`jpeg_avx2.rs`); a
+//! sequential file's blocks go to samples as
 //! they are decoded (no coefficient planes); upsampling and colour conversion run a row at
 //! a time, straight into the output. `examples/jpeg_check.rs` compares two builds by hash.
 //!

@@ -19,7 +19,7 @@
 
 #![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
 // Calling the `#[target_feature]` function is unsafe (the CPU must have AVX2, which is
-// checked just before), and so are the vector loads (from fixed-size arrays, in bounds).
+// checked just before), and so are the vector loads and stores (fixed-size arrays and 8-byte rows).
 #![allow(unsafe_code)]
 
 #[cfg(target_arch = "x86_64")]
@@ -192,11 +192,16 @@ fn transpose(x: [__m256i; 8]) -> [__m256i; 8] {
     ]
 }
 
-/// Lanes of `lo` and `hi` (each within `i16`) as pairs: `lo` in the low 16 bits.
+/// Lanes of `lo` and `hi` (each within `i16`) as pairs: `lo` in the low 16 bits. With
+/// AND and OR rather than a 16-bit blend, which would compete with the transposes for the
+/// one shuffle port of Intel cores (the IDCT's bottleneck).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn pairs(lo: __m256i, hi: __m256i) -> __m256i {
-    _mm256_blend_epi16::<0xAA>(lo, _mm256_slli_epi32::<16>(hi))
+    _mm256_or_si256(
+        _mm256_and_si256(lo, _mm256_set1_epi32(0xFFFF)),
+        _mm256_slli_epi32::<16>(hi),
+    )
 }
 
 /// Bits 16 and up of `v + 2^15`, OR-ed into `acc`: all zero exactly when every lane of
@@ -311,18 +316,24 @@ fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool 
     // Rows (0, 1 | 4, 5) and (2, 3 | 6, 7), each row's columns 0..4 then 4..8.
     let g = _mm256_unpacklo_epi32(e, f);
     let h = _mm256_unpackhi_epi32(e, f);
-    let words = [
-        _mm256_extract_epi64::<0>(g),
-        _mm256_extract_epi64::<1>(g),
-        _mm256_extract_epi64::<0>(h),
-        _mm256_extract_epi64::<1>(h),
-        _mm256_extract_epi64::<2>(g),
-        _mm256_extract_epi64::<3>(g),
-        _mm256_extract_epi64::<2>(h),
-        _mm256_extract_epi64::<3>(h),
+    // Plain 8-byte stores of each half's low and high quadword (no extraction through the
+    // shuffle port but for the upper halves).
+    let halves = [
+        _mm256_castsi256_si128(g),
+        _mm256_castsi256_si128(h),
+        _mm256_extracti128_si256::<1>(g),
+        _mm256_extracti128_si256::<1>(h),
     ];
-    for (row, word) in out.into_iter().zip(words) {
-        row.copy_from_slice(&word.to_le_bytes());
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = out;
+    for ((lo, hi), x) in [(r0, r1), (r2, r3), (r4, r5), (r6, r7)]
+        .into_iter()
+        .zip(halves)
+    {
+        // SAFETY: each row slice is 8 bytes long (`rows`).
+        unsafe {
+            _mm_storel_epi64(lo.as_mut_ptr().cast(), x);
+            _mm_storeh_pd(hi.as_mut_ptr().cast(), _mm_castsi128_pd(x));
+        }
     }
     true
 }

@@ -10,6 +10,7 @@
 
 pub mod decode;
 mod jpeg;
+mod jpeg_avx2;
 
 use super::{KernelError, cast, checked_len};
 use crate::{DType, Tensor, map_same};

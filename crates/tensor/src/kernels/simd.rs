@@ -11,11 +11,14 @@
 // because it must only run on a CPU with those features, which is checked just before.
 #![allow(unsafe_code)]
 
-/// Whether this CPU runs the AVX2+FMA versions (checked once, then cached by std).
+/// Whether this CPU runs the AVX2+FMA versions (checked once, then cached by std). BMI2
+/// comes with them on every AVX2 CPU made; `with_avx2` uses its shifts too.
 #[cfg(target_arch = "x86_64")]
 #[inline]
 fn avx2_fma() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+    std::is_x86_feature_detected!("avx2")
+        && std::is_x86_feature_detected!("fma")
+        && std::is_x86_feature_detected!("bmi2")
 }
 
 /// Whether the dispatched loops run the vector (AVX2+FMA) versions on this CPU: kernels
@@ -58,8 +61,10 @@ pub(crate) fn map_binary<A: Copy, B: Copy, U>(
     binary_loop(a, b, out, f)
 }
 
-/// Runs `f` compiled with AVX2 (and FMA) enabled where the CPU has them. For integer code
-/// only the width of LLVM's vectors changes, never a result; `f` should be an
+/// Runs `f` compiled with AVX2 (and FMA and BMI2) enabled where the CPU has them. For
+/// integer code only the width of LLVM's vectors and the choice of instructions change,
+/// never a result (BMI2's `shlx`/`shrx`: one cycle shifts by a register, which is what
+/// the JPEG entropy decoder's chain from one code to the next is made of); `f` should be an
 /// `#[inline(always)]` closure so that its body is compiled inside the AVX2 function.
 #[inline]
 pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
@@ -72,7 +77,7 @@ pub(crate) fn with_avx2<R>(f: impl FnOnce() -> R) -> R {
 }
 
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2,fma")]
+#[target_feature(enable = "avx2,fma,bmi2")]
 fn run_avx2<R>(f: impl FnOnce() -> R) -> R {
     f()
 }

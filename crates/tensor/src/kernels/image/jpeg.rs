@@ -13,9 +13,11 @@
 //!
 //! How it is fast without leaving that arithmetic: the bit reader refills eight bytes at a
 //! time when none is 0xFF; an 11-bit table decodes most AC codes together with their
-//! coefficient bits; the IDCT runs both passes in `i32` on eight lanes (AVX2 where the CPU
-//! has it) whenever the block's values are in the range where that is exact, else
-//! `idct_islow`'s `i64` code, the reference; a sequential file's blocks go to samples as
+//! coefficient bits; the IDCT runs both passes on 16-bit inputs with `pmaddwd`
+//! (`jpeg_avx2.rs`, where the CPU has AVX2) or in `i32` on eight lanes whenever the block's
+//! values are in the range where that is exact, else `idct_islow`'s `i64` code, the
+//! reference; colour conversion runs 16 pixels at a time with AVX2 (`jpeg_avx2.rs`); a
+//! sequential file's blocks go to samples as
 //! they are decoded (no coefficient planes); upsampling and colour conversion run a row at
 //! a time, straight into the output. `examples/jpeg_check.rs` compares two builds by hash.
 //!
@@ -833,22 +835,18 @@ impl<'a> Decoder<'a> {
                         let (dc, ac) =
                             (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
                         let mut block = [0i16; 64];
-                        let done = sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block);
+                        let done = simd::with_avx2(
+                            #[inline(always)]
+                            || sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block),
+                        );
                         if bits.overrun() {
                             return Err(bits.overrun_error());
                         }
                         done?;
                         let quant = c.quant.as_ref().expect("latched above");
-                        let mut out = [0u8; 64];
-                        simd::with_avx2(
-                            #[inline(always)]
-                            || idct_block(&block, quant, &mut out),
-                        );
                         let stride = c.bw * 8;
-                        for (row, samples) in out.chunks_exact(8).enumerate() {
-                            let o = (by * 8 + row) * stride + bx * 8;
-                            c.samples[o..o + 8].copy_from_slice(samples);
-                        }
+                        let at = by * 8 * stride + bx * 8;
+                        idct_into(&block, quant, &mut c.samples, at, stride);
                         continue;
                     }
                     let at = (by * c.bw + bx) * 64;
@@ -1108,7 +1106,9 @@ fn sequential_block_in(
     while k < 64 {
         refill!();
         let e = ac.fast_ac[(top >> (64 - FAST_BITS)) as usize];
-        let used = (e & 0x1F) as u32;
+        // Bits 5 and 6 of an entry are 0, so this is the length; masked with 63 the shift
+        // below needs no other mask (x86 shifts take the count modulo 64).
+        let used = (e & 63) as u32;
         if e & 0x80 != 0 {
             top <<= used;
             n -= used;
@@ -1264,26 +1264,33 @@ fn idct_plane(c: &Component) -> Vec<u8> {
     let mut plane = vec![0u8; stride * c.bh * 8];
     let quant = c.quant.unwrap_or([0; 64]);
     let (bw, bh) = (c.dw.div_ceil(8), c.dh.div_ceil(8));
-    // The IDCT's lanes are eight 32-bit integers: one AVX2 register where the CPU has it.
+    for by in 0..bh {
+        for bx in 0..bw {
+            let at = (by * c.bw + bx) * 64;
+            let coefs: &[i16; 64] = c.coefs[at..at + 64].try_into().expect("64 coefficients");
+            idct_into(coefs, &quant, &mut plane, by * 8 * stride + bx * 8, stride);
+        }
+    }
+    plane
+}
+
+/// One block's samples into `plane`, its rows at `at`, `at + stride`, ...: the 16-bit
+/// AVX2 IDCT (`jpeg_avx2`) where the CPU has AVX2 and the block's values allow it, else
+/// `idct_block` (itself on eight 32-bit lanes, or `idct_islow`); the same samples either way.
+#[inline]
+fn idct_into(coefs: &[i16; 64], quant: &[u16; 64], plane: &mut [u8], at: usize, stride: usize) {
+    if super::jpeg_avx2::idct(coefs, quant, plane, at, stride) == Some(true) {
+        return;
+    }
+    let mut out = [0u8; 64];
     simd::with_avx2(
         #[inline(always)]
-        || {
-            let mut out = [0u8; 64];
-            for by in 0..bh {
-                for bx in 0..bw {
-                    let at = (by * c.bw + bx) * 64;
-                    let coefs: &[i16; 64] =
-                        c.coefs[at..at + 64].try_into().expect("64 coefficients");
-                    idct_block(coefs, &quant, &mut out);
-                    for row in 0..8 {
-                        let o = (by * 8 + row) * stride + bx * 8;
-                        plane[o..o + 8].copy_from_slice(&out[row * 8..row * 8 + 8]);
-                    }
-                }
-            }
-        },
+        || idct_block(coefs, quant, &mut out),
     );
-    plane
+    for (row, samples) in out.chunks_exact(8).enumerate() {
+        let o = at + row * stride;
+        plane[o..o + 8].copy_from_slice(samples);
+    }
 }
 
 /// One block's samples from its coefficients: `idct_islow`'s arithmetic, bit for bit.
@@ -1608,6 +1615,9 @@ fn ycc_to_rgb_row(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     const CR_G: i32 = fix16(0.71414);
     const CB_G: i32 = fix16(0.34414);
     let clamp = |v: i32| v.clamp(0, 255) as u8;
+    // Whole groups of 16 pixels with AVX2 where the CPU has it; the rest here.
+    let done = super::jpeg_avx2::ycc_to_rgb(y, cb, cr, out);
+    let (y, cb, cr, out) = (&y[done..], &cb[done..], &cr[done..], &mut out[3 * done..]);
     for (((o, &y), &b), &r) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
         let (y, b, r) = (i32::from(y), i32::from(b) - 128, i32::from(r) - 128);
         o[0] = clamp(y + ((CR_R * r + HALF) >> 16));
@@ -1657,6 +1667,71 @@ mod tests {
             assert_eq!(got, want, "{coefs:?} {quant:?}");
             simd::with_avx2(|| idct_block(&coefs, &quant, &mut got));
             assert_eq!(got, want, "{coefs:?} {quant:?}");
+            assert_eq!(idct_in_plane(&coefs, &quant), want, "{coefs:?} {quant:?}");
+        }
+    }
+
+    /// `idct_into`'s samples (through `jpeg_avx2` where the CPU has AVX2) read back from a
+    /// plane wider than the block, with bytes around it that must stay untouched.
+    fn idct_in_plane(coefs: &[i16; 64], quant: &[u16; 64]) -> [u8; 64] {
+        let (stride, at) = (27, 2 * 27 + 5);
+        let mut plane = vec![0xA5u8; stride * 11];
+        idct_into(coefs, quant, &mut plane, at, stride);
+        let mut got = [0u8; 64];
+        for r in 0..8 {
+            let row = &mut plane[at + r * stride..at + r * stride + 8];
+            got[r * 8..r * 8 + 8].copy_from_slice(row);
+            row.fill(0xA5);
+        }
+        assert!(
+            plane.iter().all(|&b| b == 0xA5),
+            "bytes outside the block written"
+        );
+        got
+    }
+
+    /// The 16-bit AVX2 IDCT at the edges of what it accepts: dequantized values at and
+    /// just past the `i16` limits, tables with values at and above 2^15, and blocks whose
+    /// first pass lands at and past the limits; it must take most of the small blocks.
+    #[test]
+    fn avx2_idct_equals_the_reference_at_the_limits() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        let mut taken = 0;
+        for i in 0..40_000 {
+            let mut coefs = [0i16; 64];
+            let mut quant = [1u16; 64];
+            let extremes = [32767i16, -32768, 32766, -32767, 16384, -16384, 4096, -4096];
+            let n = 1 + xorshift(&mut state) % 6;
+            for _ in 0..n {
+                let k = (xorshift(&mut state) % 64) as usize;
+                coefs[k] = extremes[(xorshift(&mut state) % 8) as usize];
+            }
+            match i % 4 {
+                0 => {}
+                1 => {
+                    // Products at 2^15 - 1 and 2^15 exactly.
+                    let k = (xorshift(&mut state) % 64) as usize;
+                    (coefs[k], quant[k]) = if i % 8 == 1 { (-16384, 2) } else { (16384, 2) };
+                }
+                2 => quant[(xorshift(&mut state) % 64) as usize] = 32767 + (i % 3) as u16,
+                _ => {
+                    for k in 0..64 {
+                        coefs[k] = (xorshift(&mut state) % 64) as i16 - 32;
+                        quant[k] = (1 + xorshift(&mut state) % 40) as u16;
+                    }
+                }
+            }
+            let mut want = [0u8; 64];
+            idct_islow(&coefs, &quant, &mut want);
+            assert_eq!(idct_in_plane(&coefs, &quant), want, "{coefs:?} {quant:?}");
+            let mut plane = [0u8; 64];
+            if super::super::jpeg_avx2::idct(&coefs, &quant, &mut plane, 0, 8) == Some(true) {
+                taken += 1;
+                assert_eq!(plane, want, "{coefs:?} {quant:?}");
+            }
+        }
+        if simd::vectorized() {
+            assert!(taken > 10_000, "the AVX2 IDCT took only {taken} blocks");
         }
     }
 
@@ -1698,6 +1773,11 @@ mod tests {
                 let crs = vec![cr; 256];
                 let mut out = vec![0u8; 256 * 3];
                 ycc_to_rgb_row(&y, &cb, &crs, &mut out);
+                // The vector part alone, on a row that leaves a scalar tail, the same.
+                let mut part = vec![0u8; 255 * 3];
+                let done = super::super::jpeg_avx2::ycc_to_rgb(&y, &cb, &crs, &mut part);
+                assert!(done == 0 || done == 240);
+                assert_eq!(part[..3 * done], out[..3 * done]);
                 for b in 0..256usize {
                     let (xb, xr) = (b as i32 - 128, i32::from(cr) - 128);
                     let yv = i32::from(yy);

@@ -1,0 +1,434 @@
+//! `jpeg_idct_islow` on 16-bit lanes with AVX2, for the blocks where that is exact.
+//!
+//! Each of jidctint.c's outputs, in both passes, is an integer linear combination of the
+//! pass's eight inputs: `tmp2 = (z2 + z3) * FIX_0_541196100 - z3 * FIX_1_847759065` is
+//! `z2 * 4433 + z3 * (4433 - 15137)`, and so on. Multiplied out, every coefficient fits
+//! 16 bits, so when the inputs fit 16 bits too each output is a sum of `pmaddwd`s (two
+//! 16-bit products added into 32 bits): no sum of inputs is ever formed in 16 bits, where
+//! it could wrap. The 32-bit sums may wrap on the way, but wrapping addition is exact
+//! modulo 2^32 and `idct_block`'s bound says every final value fits `i32`, so the wrapped
+//! result is the true one: the C code's value, bit for bit. The inputs fit 16 bits exactly
+//! when `idct_block`'s `i32` lanes are allowed (dequantized coefficients and the first
+//! pass's descaled outputs in `i16`), checked here the same way; otherwise `idct` says so
+//! and the caller takes the scalar path.
+//!
+//! Layout: pass 1 has the eight columns in eight 32-bit lanes, each lane holding a pair of
+//! 16-bit inputs (rows 0 and 4, 2 and 6, 1 and 5, 3 and 7) for `pmaddwd`; between the
+//! passes an 8×8 transpose of the 32-bit results puts the rows in the lanes; the final
+//! samples are packed to bytes and transposed back to rows with byte shuffles.
+
+#![cfg_attr(not(target_arch = "x86_64"), allow(dead_code))]
+// Calling the `#[target_feature]` function is unsafe (the CPU must have AVX2, which is
+// checked just before), and so are the vector loads and stores (fixed-size arrays and 8-byte rows).
+#![allow(unsafe_code)]
+
+#[cfg(target_arch = "x86_64")]
+use std::arch::x86_64::*;
+
+const F_0_298: i32 = 2446;
+const F_0_390: i32 = 3196;
+const F_0_541: i32 = 4433;
+const F_0_765: i32 = 6270;
+const F_0_899: i32 = 7373;
+const F_1_175: i32 = 9633;
+const F_1_501: i32 = 12299;
+const F_1_847: i32 = 15137;
+const F_1_961: i32 = 16069;
+const F_2_053: i32 = 16819;
+const F_2_562: i32 = 20995;
+const F_3_072: i32 = 25172;
+
+/// The odd part's outputs (jidctint.c's tmp0..tmp3 after the butterflies) as combinations
+/// of the inputs 1, 3, 5, 7: `ODD[o] = [c1, c3, c5, c7]`. jidctint.c names the inputs
+/// tmp3 (1), tmp2 (3), tmp1 (5), tmp0 (7); z5 adds F_1_175 to every coefficient.
+const ODD: [[i32; 4]; 4] = [
+    // tmp0 = tmp0 * F_0_298 + z1 + z3, z1 = -(7 + 1) F_0_899, z3 = -(7 + 3) F_1_961 + z5.
+    [
+        F_1_175 - F_0_899,
+        F_1_175 - F_1_961,
+        F_1_175,
+        F_0_298 - F_0_899 - F_1_961 + F_1_175,
+    ],
+    // tmp1 = tmp1 * F_2_053 + z2 + z4, z2 = -(5 + 3) F_2_562, z4 = -(5 + 1) F_0_390 + z5.
+    [
+        F_1_175 - F_0_390,
+        F_1_175 - F_2_562,
+        F_2_053 - F_2_562 - F_0_390 + F_1_175,
+        F_1_175,
+    ],
+    // tmp2 = tmp2 * F_3_072 + z2 + z3.
+    [
+        F_1_175,
+        F_3_072 - F_2_562 - F_1_961 + F_1_175,
+        F_1_175 - F_2_562,
+        F_1_175 - F_1_961,
+    ],
+    // tmp3 = tmp3 * F_1_501 + z1 + z4.
+    [
+        F_1_501 - F_0_899 - F_0_390 + F_1_175,
+        F_1_175,
+        F_1_175 - F_0_390,
+        F_1_175 - F_0_899,
+    ],
+];
+
+const _: () = {
+    let mut o = 0;
+    while o < 4 {
+        let mut k = 0;
+        while k < 4 {
+            assert!(ODD[o][k] >= i16::MIN as i32 && ODD[o][k] <= i16::MAX as i32);
+            k += 1;
+        }
+        o += 1;
+    }
+};
+
+/// IDCT of one block into `plane` (rows of 8 samples at `at`, `at + stride`, ...), as
+/// `jpeg::idct_islow` computes it. `None` when the CPU has no AVX2; `Some(false)`, with
+/// nothing written, when the block's values are outside 16 bits (the caller's scalar
+/// path then handles it).
+#[inline]
+pub(super) fn idct(
+    coefs: &[i16; 64],
+    quant: &[u16; 64],
+    plane: &mut [u8],
+    at: usize,
+    stride: usize,
+) -> Option<bool> {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        let rows: [&mut [u8]; 8] = rows(plane, at, stride);
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return Some(unsafe { idct_avx2(coefs, quant, rows) });
+    }
+    let _ = (coefs, quant, plane, at, stride);
+    None
+}
+
+/// The eight 8-sample rows of a block in `plane`.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+fn rows(plane: &mut [u8], at: usize, stride: usize) -> [&mut [u8]; 8] {
+    let (mut rest, mut out): (&mut [u8], [&mut [u8]; 8]) = (&mut plane[at..], Default::default());
+    for (r, o) in out.iter_mut().enumerate() {
+        let taken = std::mem::take(&mut rest);
+        let (row, tail) = if r < 7 {
+            taken.split_at_mut(stride)
+        } else {
+            taken.split_at_mut(8)
+        };
+        *o = &mut row[..8];
+        rest = tail;
+    }
+    out
+}
+
+/// One pass's butterflies on eight lanes. `p04`, `p26`, `p15`, `p37`: each lane the pair
+/// of inputs (0, 4), (2, 6), (1, 5), (3, 7) as two 16-bit halves, the first in the low
+/// half. `bias` is added to every output (the descale's rounding). The outputs in order.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pass(p04: __m256i, p26: __m256i, p15: __m256i, p37: __m256i, bias: i32) -> [__m256i; 8] {
+    let pair = |lo: i32, hi: i32| _mm256_set1_epi32((hi << 16) | (lo & 0xFFFF));
+    let bias = _mm256_set1_epi32(bias);
+    // Even part: tmp0 = (in0 + in4) << 13, tmp1 = (in0 - in4) << 13.
+    let tmp0 = _mm256_add_epi32(_mm256_madd_epi16(p04, pair(1 << 13, 1 << 13)), bias);
+    let tmp1 = _mm256_add_epi32(_mm256_madd_epi16(p04, pair(1 << 13, -(1 << 13))), bias);
+    let tmp2 = _mm256_madd_epi16(p26, pair(F_0_541, F_0_541 - F_1_847));
+    let tmp3 = _mm256_madd_epi16(p26, pair(F_0_541 + F_0_765, F_0_541));
+    let tmp10 = _mm256_add_epi32(tmp0, tmp3);
+    let tmp13 = _mm256_sub_epi32(tmp0, tmp3);
+    let tmp11 = _mm256_add_epi32(tmp1, tmp2);
+    let tmp12 = _mm256_sub_epi32(tmp1, tmp2);
+    let odd = |c: [i32; 4]| {
+        _mm256_add_epi32(
+            _mm256_madd_epi16(p15, pair(c[0], c[2])),
+            _mm256_madd_epi16(p37, pair(c[1], c[3])),
+        )
+    };
+    let (o0, o1, o2, o3) = (odd(ODD[0]), odd(ODD[1]), odd(ODD[2]), odd(ODD[3]));
+    [
+        _mm256_add_epi32(tmp10, o3),
+        _mm256_add_epi32(tmp11, o2),
+        _mm256_add_epi32(tmp12, o1),
+        _mm256_add_epi32(tmp13, o0),
+        _mm256_sub_epi32(tmp13, o0),
+        _mm256_sub_epi32(tmp12, o1),
+        _mm256_sub_epi32(tmp11, o2),
+        _mm256_sub_epi32(tmp10, o3),
+    ]
+}
+
+/// The 8×8 transpose of 32-bit lanes: `out[k]` lane `r` is `x[r]` lane `k`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn transpose(x: [__m256i; 8]) -> [__m256i; 8] {
+    let a0 = _mm256_unpacklo_epi32(x[0], x[1]);
+    let a1 = _mm256_unpackhi_epi32(x[0], x[1]);
+    let a2 = _mm256_unpacklo_epi32(x[2], x[3]);
+    let a3 = _mm256_unpackhi_epi32(x[2], x[3]);
+    let a4 = _mm256_unpacklo_epi32(x[4], x[5]);
+    let a5 = _mm256_unpackhi_epi32(x[4], x[5]);
+    let a6 = _mm256_unpacklo_epi32(x[6], x[7]);
+    let a7 = _mm256_unpackhi_epi32(x[6], x[7]);
+    let b0 = _mm256_unpacklo_epi64(a0, a2);
+    let b1 = _mm256_unpackhi_epi64(a0, a2);
+    let b2 = _mm256_unpacklo_epi64(a1, a3);
+    let b3 = _mm256_unpackhi_epi64(a1, a3);
+    let b4 = _mm256_unpacklo_epi64(a4, a6);
+    let b5 = _mm256_unpackhi_epi64(a4, a6);
+    let b6 = _mm256_unpacklo_epi64(a5, a7);
+    let b7 = _mm256_unpackhi_epi64(a5, a7);
+    [
+        _mm256_permute2x128_si256::<0x20>(b0, b4),
+        _mm256_permute2x128_si256::<0x20>(b1, b5),
+        _mm256_permute2x128_si256::<0x20>(b2, b6),
+        _mm256_permute2x128_si256::<0x20>(b3, b7),
+        _mm256_permute2x128_si256::<0x31>(b0, b4),
+        _mm256_permute2x128_si256::<0x31>(b1, b5),
+        _mm256_permute2x128_si256::<0x31>(b2, b6),
+        _mm256_permute2x128_si256::<0x31>(b3, b7),
+    ]
+}
+
+/// Lanes of `lo` and `hi` (each within `i16`) as pairs: `lo` in the low 16 bits. With
+/// AND and OR rather than a 16-bit blend, which would compete with the transposes for the
+/// one shuffle port of Intel cores (the IDCT's bottleneck).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn pairs(lo: __m256i, hi: __m256i) -> __m256i {
+    _mm256_or_si256(
+        _mm256_and_si256(lo, _mm256_set1_epi32(0xFFFF)),
+        _mm256_slli_epi32::<16>(hi),
+    )
+}
+
+/// Bits 16 and up of `v + 2^15`, OR-ed into `acc`: all zero exactly when every lane of
+/// every `v` is within `i16`.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn or_outside_i16(acc: __m256i, v: __m256i) -> __m256i {
+    _mm256_or_si256(acc, _mm256_add_epi32(v, _mm256_set1_epi32(1 << 15)))
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool {
+    // SAFETY (both loads): rows r and r + 1 of 8 are 16 in-bounds values (r <= 6).
+    let load = |a: &[i16; 64], r: usize| unsafe {
+        _mm256_loadu_si256(a[8 * r..8 * r + 16].as_ptr().cast())
+    };
+    let load_q = |r: usize| unsafe { _mm256_loadu_si256(quant[8 * r..8 * r + 16].as_ptr().cast()) };
+    // Rows (0, 1), (2, 3), (4, 5), (6, 7), dequantized in 16 bits: exact when the high
+    // half of each product is the sign of the low half, and the table has no value above
+    // 2^15 - 1 (which as `i16` would be negative).
+    let mut exact = _mm256_set1_epi16(-1);
+    let mut qor = _mm256_setzero_si256();
+    let d: [__m256i; 4] = std::array::from_fn(|i| {
+        let (c, qv) = (load(coefs, 2 * i), load_q(2 * i));
+        let lo = _mm256_mullo_epi16(c, qv);
+        let hi = _mm256_mulhi_epi16(c, qv);
+        exact = _mm256_and_si256(exact, _mm256_cmpeq_epi16(hi, _mm256_srai_epi16::<15>(lo)));
+        qor = _mm256_or_si256(qor, qv);
+        lo
+    });
+    // The sign bit of each 16-bit lane is in its odd byte.
+    let q_signs = _mm256_movemask_epi8(qor) & 0xAAAA_AAAAu32 as i32;
+    if _mm256_movemask_epi8(exact) != -1 || q_signs != 0 {
+        return false;
+    }
+    // Only a DC term: every sample is the DC's (what both passes compute for it). `any_ac`
+    // holds the first coefficient of rows 0, 2, 4, 6 in lane 0: coefficient 0 is the DC.
+    let first = _mm256_setr_epi16(
+        0, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+    );
+    let any_ac = _mm256_or_si256(
+        _mm256_and_si256(load(coefs, 0), first),
+        _mm256_or_si256(
+            load(coefs, 2),
+            _mm256_or_si256(load(coefs, 4), load(coefs, 6)),
+        ),
+    );
+    if _mm256_testz_si256(any_ac, any_ac) == 1 {
+        let dc = i32::from(coefs[0]) * i32::from(quant[0]);
+        // (dc << 2 + 16) >> 5, as `idct_islow`'s shortcut, then the clamped level shift.
+        let v = ((((dc << 2) + 16) >> 5) + 128).clamp(0, 255) as u8;
+        for row in out {
+            row.fill(v);
+        }
+        return true;
+    }
+    // Pairs for pass 1, columns in the lanes: within each 128-bit half, unpacking rows
+    // (0, 1) with (4, 5) interleaves row 0 with 4 (low half) and 1 with 5 (high half), four
+    // columns each; the permutes gather each pair's eight columns.
+    let (l, h) = (
+        _mm256_unpacklo_epi16(d[0], d[2]),
+        _mm256_unpackhi_epi16(d[0], d[2]),
+    );
+    let (p04, p15) = (
+        _mm256_permute2x128_si256::<0x20>(l, h),
+        _mm256_permute2x128_si256::<0x31>(l, h),
+    );
+    let (l, h) = (
+        _mm256_unpacklo_epi16(d[1], d[3]),
+        _mm256_unpackhi_epi16(d[1], d[3]),
+    );
+    let (p26, p37) = (
+        _mm256_permute2x128_si256::<0x20>(l, h),
+        _mm256_permute2x128_si256::<0x31>(l, h),
+    );
+    // Pass 1, DESCALE by CONST_BITS - PASS1_BITS = 11 (its rounding as the bias).
+    let mut w = pass(p04, p26, p15, p37, 1 << 10);
+    let mut outside = _mm256_setzero_si256();
+    for v in &mut w {
+        *v = _mm256_srai_epi32::<11>(*v);
+        outside = or_outside_i16(outside, *v);
+    }
+    if _mm256_testz_si256(outside, _mm256_set1_epi32(!0xFFFF)) == 0 {
+        return false;
+    }
+    // Pass 2, rows in the lanes; the final descale's rounding (1 << 17) as the bias.
+    let t = transpose(w);
+    let v = pass(
+        pairs(t[0], t[4]),
+        pairs(t[2], t[6]),
+        pairs(t[1], t[5]),
+        pairs(t[3], t[7]),
+        1 << 17,
+    );
+    let v = v.map(|x| _mm256_srai_epi32::<18>(x));
+    // To bytes: packs gives, per 128-bit half h, columns k and k + 1 of rows 4h..4h + 4;
+    // the level shift saturates and `packus` clamps to 0..255, as `range_limit`.
+    let shift = _mm256_set1_epi16(128);
+    let a = _mm256_adds_epi16(_mm256_packs_epi32(v[0], v[1]), shift);
+    let b = _mm256_adds_epi16(_mm256_packs_epi32(v[2], v[3]), shift);
+    let c = _mm256_adds_epi16(_mm256_packs_epi32(v[4], v[5]), shift);
+    let dd = _mm256_adds_epi16(_mm256_packs_epi32(v[6], v[7]), shift);
+    // Per half: byte 4k + j is column k (0..4, resp. 4..8) of row 4h + j; the shuffle
+    // transposes each 4×4 to byte 4j + k.
+    let tr = _mm256_setr_epi8(
+        0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15, 0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10,
+        14, 3, 7, 11, 15,
+    );
+    let e = _mm256_shuffle_epi8(_mm256_packus_epi16(a, b), tr);
+    let f = _mm256_shuffle_epi8(_mm256_packus_epi16(c, dd), tr);
+    // Rows (0, 1 | 4, 5) and (2, 3 | 6, 7), each row's columns 0..4 then 4..8.
+    let g = _mm256_unpacklo_epi32(e, f);
+    let h = _mm256_unpackhi_epi32(e, f);
+    // Plain 8-byte stores of each half's low and high quadword (no extraction through the
+    // shuffle port but for the upper halves).
+    let halves = [
+        _mm256_castsi256_si128(g),
+        _mm256_castsi256_si128(h),
+        _mm256_extracti128_si256::<1>(g),
+        _mm256_extracti128_si256::<1>(h),
+    ];
+    let [r0, r1, r2, r3, r4, r5, r6, r7] = out;
+    for ((lo, hi), x) in [(r0, r1), (r2, r3), (r4, r5), (r6, r7)]
+        .into_iter()
+        .zip(halves)
+    {
+        // SAFETY: each row slice is 8 bytes long (`rows`).
+        unsafe {
+            _mm_storel_epi64(lo.as_mut_ptr().cast(), x);
+            _mm_storeh_pd(hi.as_mut_ptr().cast(), _mm_castsi128_pd(x));
+        }
+    }
+    true
+}
+
+/// jdcolor.c's YCbCr → RGB (`jpeg::ycc_to_rgb_row`) for the first pixels of a row, sixteen
+/// at a time: how many it converted (a multiple of 16; 0 without AVX2). The rest is the
+/// caller's.
+///
+/// The table terms `(FIX(1.402) * x + HALF) >> 16` and the like need products wider than
+/// 16 bits, but each constant is a multiple of 2^16 plus a 16-bit one, and the multiple
+/// comes out of the shift whole: `(91881 x + 2^15) >> 16 = x + ((26345 x + 2^15) >> 16)`,
+/// `(-22554 x - 46802 y + 2^15) >> 16 = -y + ((-22554 x + 18734 y + 2^15) >> 16)`,
+/// `(116130 x + 2^15) >> 16 = 2x + ((-14942 x + 2^15) >> 16)`. The 16-bit parts are one
+/// `pmaddwd` on (Cb, Cr) pairs each; the sums then fit 16 bits and `packus` clamps.
+#[inline]
+pub(super) fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        return unsafe { ycc_to_rgb_avx2(y, cb, cr, out) };
+    }
+    let _ = (y, cb, cr, out);
+    0
+}
+
+/// Where each byte of 16 interleaved RGB pixels comes from: byte `i` of the 48 is channel
+/// `i % 3` of pixel `i / 3`. `RGB_MASKS[part][channel]` shuffles that channel's 16 bytes
+/// into output bytes `16 part .. 16 part + 16` (-1: a byte another channel fills).
+const RGB_MASKS: [[[i8; 16]; 3]; 3] = {
+    let mut m = [[[-1i8; 16]; 3]; 3];
+    let mut i = 0;
+    while i < 48 {
+        m[i / 16][i % 3][i % 16] = (i / 3) as i8;
+        i += 1;
+    }
+    m
+};
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
+    let n = y.len().min(cb.len()).min(cr.len()).min(out.len() / 3) / 16 * 16;
+    let load = |s: &[u8]| {
+        // SAFETY: `s` has 16 bytes (taken by `chunks_exact` below).
+        _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
+    };
+    let pair = |lo: i32, hi: i32| _mm256_set1_epi32((hi << 16) | (lo & 0xFFFF));
+    let (k_r, k_g, k_b) = (pair(0, 26345), pair(-22554, 18734), pair(-14942, 0));
+    let half = _mm256_set1_epi32(1 << 15);
+    let c128 = _mm256_set1_epi16(128);
+    // Each term for 16 pixels: pixels 0..4 and 8..12 from the low unpack, 4..8 and 12..16
+    // from the high one; `packs` puts them back in order.
+    let term = |lo: __m256i, hi: __m256i, k: __m256i| {
+        let t =
+            |v: __m256i| _mm256_srai_epi32::<16>(_mm256_add_epi32(_mm256_madd_epi16(v, k), half));
+        _mm256_packs_epi32(t(lo), t(hi))
+    };
+    let masks: [[__m128i; 3]; 3] = std::array::from_fn(|p| {
+        // SAFETY: 16 in-bounds bytes.
+        std::array::from_fn(|c| unsafe { _mm_loadu_si128(RGB_MASKS[p][c].as_ptr().cast()) })
+    });
+    for (((yc, bc), rc), oc) in y[..n]
+        .chunks_exact(16)
+        .zip(cb[..n].chunks_exact(16))
+        .zip(cr[..n].chunks_exact(16))
+        .zip(out[..3 * n].chunks_exact_mut(48))
+    {
+        let yv = load(yc);
+        let b = _mm256_sub_epi16(load(bc), c128);
+        let r = _mm256_sub_epi16(load(rc), c128);
+        let (lo, hi) = (_mm256_unpacklo_epi16(b, r), _mm256_unpackhi_epi16(b, r));
+        let rr = _mm256_add_epi16(_mm256_add_epi16(yv, r), term(lo, hi, k_r));
+        let gg = _mm256_add_epi16(_mm256_sub_epi16(yv, r), term(lo, hi, k_g));
+        let bb = _mm256_add_epi16(
+            _mm256_add_epi16(yv, _mm256_add_epi16(b, b)),
+            term(lo, hi, k_b),
+        );
+        // Per half: R then G of pixels 0..8 (8..16); B twice. Reordered to R, G, B of
+        // pixels 0..16 each.
+        let rg = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(rr, gg));
+        let bx = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(bb, bb));
+        let ch = [
+            _mm256_castsi256_si128(rg),
+            _mm256_extracti128_si256::<1>(rg),
+            _mm256_castsi256_si128(bx),
+        ];
+        for (part, dst) in oc.chunks_exact_mut(16).enumerate() {
+            let m = &masks[part];
+            let v = _mm_or_si128(
+                _mm_or_si128(_mm_shuffle_epi8(ch[0], m[0]), _mm_shuffle_epi8(ch[1], m[1])),
+                _mm_shuffle_epi8(ch[2], m[2]),
+            );
+            // SAFETY: `dst` has 16 bytes (`chunks_exact_mut`).
+            unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+        }
+    }
+    n
+}

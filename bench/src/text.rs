@@ -44,7 +44,7 @@ pub fn generate_text(data: &Path, lines: usize, rows: usize) -> std::io::Result<
                 f.write_all(w.as_bytes())?;
             }
             // Some Windows line endings, as real files have.
-            f.write_all(if h % 7 == 0 { b"\r\n" } else { b"\n" })?;
+            f.write_all(if h.is_multiple_of(7) { b"\r\n" } else { b"\n" })?;
         }
         f.flush()?;
         std::fs::write(&marker, want)?;

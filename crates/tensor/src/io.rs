@@ -65,7 +65,7 @@ mod chunks;
 mod csv;
 mod lines;
 mod rows;
-pub use chunks::{READ_PART, ReadBuf};
+
 pub use lines::{LineBlock, LineReader};
 pub use rows::FileRows;
 

@@ -7,11 +7,11 @@ use bytes::Bytes;
 use std::io::Read;
 
 /// Bytes read from the stream at once (the consumer's read system call per part).
-pub const READ_PART: usize = 4 << 20;
+pub(crate) const READ_PART: usize = 4 << 20;
 
 /// A stream's bytes, read in parts of [`READ_PART`] (more for a longer line or record) and
 /// consumed from the front.
-pub struct ReadBuf<R> {
+pub(crate) struct ReadBuf<R> {
     src: R,
     /// The bytes of the last part read (with what was left of the part before it).
     data: Bytes,

@@ -8,7 +8,7 @@ secs="${1:-30}"
 shift || true
 targets=("$@")
 if [ ${#targets[@]} -eq 0 ]; then
-    targets=(compile interp run npy npz csv png jpeg resume state tfrecord example parquet)
+    targets=(compile interp run npy npz csv lines png jpeg resume state tfrecord example parquet)
 fi
 scratch="${FUZZ_SCRATCH:-$(mktemp -d)}"
 cargo fuzz build --sanitizer none

@@ -51,6 +51,7 @@ pub const TARGETS: &[(&str, Check)] = &[
     ("npy", npy),
     ("npz", npz),
     ("csv", csv),
+    ("lines", lines),
     ("resume", resume),
     ("state", state),
     ("png", png),
@@ -285,6 +286,54 @@ pub fn csv(data: &[u8]) {
         let whole = whole.expect("the streamed rows read, so the whole file reads");
         assert_eq!(whole.shape(), &[n, info.ncols]);
     }
+}
+
+/// Any bytes as a text file read by `read_lines` (the file named twice, so lines continue
+/// across files), a block of at most 1, 2, 7 or 1024 lines at a time: the lines are the
+/// reference split — `\n` ends a line and one `\r` before it is dropped, a last line
+/// without `\n` is kept whole (its `\r` too, as `TextLineDataset` keeps it), an empty file
+/// has no line — and no small file is an error.
+pub fn lines(data: &[u8]) {
+    pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
+    let path = std::env::temp_dir().join(format!("pipec-fuzz-lines-{}.txt", std::process::id()));
+    if std::fs::write(&path, data).is_err() {
+        return;
+    }
+    let mut want: Vec<&[u8]> = Vec::new();
+    let mut start = 0;
+    for (i, _) in data.iter().enumerate().filter(|(_, b)| **b == b'\n') {
+        let line = &data[start..i];
+        want.push(line.strip_suffix(b"\r").unwrap_or(line));
+        start = i + 1;
+    }
+    if start < data.len() {
+        want.push(&data[start..]);
+    }
+    for max in [1, 2, 7, 1024] {
+        let mut reader = io::LineReader::new(vec![path.clone(), path.clone()]);
+        let mut got = Vec::new();
+        loop {
+            match reader.next_lines(max) {
+                Ok(Some(block)) => {
+                    assert!(
+                        (1..=max).contains(&block.lines),
+                        "{} lines, max {max}",
+                        block.lines
+                    );
+                    let lines = block.split();
+                    assert_eq!(lines.len(), block.lines);
+                    got.extend(lines);
+                }
+                Ok(None) => break,
+                Err((p, e)) => panic!("{}: {e}", p.display()),
+            }
+        }
+        assert_eq!(got.len(), 2 * want.len(), "max {max}");
+        for (g, w) in got.iter().zip(want.iter().chain(want.iter())) {
+            assert_eq!(&g[..], *w, "max {max}");
+        }
+    }
+    let _ = std::fs::remove_file(&path);
 }
 
 /// Any bytes as a PNG file: see [`image`].

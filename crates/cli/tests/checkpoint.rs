@@ -63,23 +63,35 @@ const PROGRAMS: &[&str] = &[
         .repeat().map(|x| x * 2.0).batch(3).take(9)\n",
 ];
 
+/// `program` (written to `dir/p.pipe`) at `-O0` and `-O2`: cut at each of `cuts(total
+/// lines)` at one thread count and resumed at another, it prints the one-thread whole run.
+fn assert_cuts_resume_at_both_levels(
+    dir: &Path,
+    program: &str,
+    label: &str,
+    cuts: impl Fn(usize) -> Vec<usize>,
+) {
+    std::fs::write(dir.join("p.pipe"), program).expect("write");
+    for level in ["-O0", "-O2"] {
+        let whole = ok(&pipec(dir, &[level, "--threads", "1"]));
+        cut_resume::assert_cuts_resume(
+            |args| ok(&pipec(dir, args)),
+            &whole,
+            level,
+            &cuts(whole.lines().count()),
+            &[("1", "3"), ("3", "1"), ("2", "2")],
+            label,
+        );
+    }
+}
+
 #[test]
 fn take_then_resume_at_other_threads_prints_the_uninterrupted_run() {
     let dir = scratch("take");
     for (n, program) in PROGRAMS.iter().enumerate() {
-        std::fs::write(dir.join("p.pipe"), program).expect("write");
-        for level in ["-O0", "-O2"] {
-            let whole = ok(&pipec(&dir, &[level, "--threads", "1"]));
-            let total = whole.lines().count();
-            cut_resume::assert_cuts_resume(
-                |args| ok(&pipec(&dir, args)),
-                &whole,
-                level,
-                &[0, 1, total / 3, total / 2 + 1, total],
-                &[("1", "3"), ("3", "1"), ("2", "2")],
-                &format!("program {n}"),
-            );
-        }
+        assert_cuts_resume_at_both_levels(&dir, program, &format!("program {n}"), |total| {
+            vec![0, 1, total / 3, total / 2 + 1, total]
+        });
     }
 }
 
@@ -381,18 +393,8 @@ fn file_readers_resume_where_they_were_cut() {
         "pipeline main = read_csv(\"c.csv\", f64).map(|r| r[0] * 2.0 + r[1]).batch(4)\n",
         "pipeline main = read_tfrecord([\"a.tfrecord\", \"b.tfrecord\"]).map(|r| length(r)).batch(4)\n",
     ] {
-        std::fs::write(dir.join("p.pipe"), program).expect("write");
-        for level in ["-O0", "-O2"] {
-            let whole = ok(&pipec(&dir, &[level, "--threads", "1"]));
-            let total = whole.lines().count();
-            cut_resume::assert_cuts_resume(
-                |args| ok(&pipec(&dir, args)),
-                &whole,
-                level,
-                &[1, total / 3, total / 2 + 1, total - 1],
-                &[("1", "3"), ("3", "1"), ("2", "2")],
-                program,
-            );
-        }
+        assert_cuts_resume_at_both_levels(&dir, program, program, |total| {
+            vec![1, total / 3, total / 2 + 1, total - 1]
+        });
     }
 }

@@ -53,7 +53,7 @@ fn add(
     id
 }
 
-use crate::builtins::BoundArgs;
+use crate::builtins::{BoundArgs, req};
 use crate::eval::{Eval, Res};
 use crate::value::Value;
 use pipec_diag::{Code, Diagnostic, did_you_mean};
@@ -147,13 +147,7 @@ impl Eval<'_> {
         match m {
             "map" => {
                 let a = bind!(&["func", "num_parallel_calls", "deterministic"], 1);
-                let f = some!(
-                    self.func_arg(
-                        a[0].clone()
-                            .expect("bind_args checked the required arguments"),
-                        "map"
-                    )?
-                );
+                let f = some!(self.func_arg(req(&a, 0), "map")?);
                 let parallelism = match a[1].clone() {
                     None => Parallelism::Sequential,
                     Some((v, s)) => match some!(self.int_value(v, s, "num_parallel_calls")?) {
@@ -194,22 +188,14 @@ impl Eval<'_> {
             }
             "filter" => {
                 let a = bind!(&["predicate"], 1);
-                let pred = a[0]
-                    .clone()
-                    .expect("`bind!` checked the required predicate");
+                let pred = req(&a, 0);
                 let func = some!(self.predicate(pred, &ds.elem, span, "filter")?);
                 let elem = ds.elem.clone();
                 node(DsKind::Filter { func }, vec![ds], elem)
             }
             "batch" => {
                 let a = bind!(&["batch_size", "drop_remainder"], 1);
-                let size = some!(
-                    self.positive(
-                        a[0].clone()
-                            .expect("bind_args checked the required arguments"),
-                        "batch_size"
-                    )?
-                );
+                let size = some!(self.positive(req(&a, 0), "batch_size")?);
                 let drop_remainder = some!(self.bool_arg(a[1].clone(), false)?);
                 let dim = if drop_remainder {
                     Dim::Known(size)
@@ -238,13 +224,7 @@ impl Eval<'_> {
                     ],
                     1
                 );
-                let size = some!(
-                    self.positive(
-                        a[0].clone()
-                            .expect("bind_args checked the required arguments"),
-                        "batch_size"
-                    )?
-                );
+                let size = some!(self.positive(req(&a, 0), "batch_size")?);
                 let drop_remainder = some!(self.bool_arg(a[3].clone(), false)?);
                 let leaves: Vec<TensorType> = ds.elem.leaves().into_iter().cloned().collect();
                 let padded_shapes: Vec<Option<Vec<Option<usize>>>> = match a[1].clone() {
@@ -390,13 +370,7 @@ impl Eval<'_> {
             }
             "shuffle" => {
                 let a = bind!(&["buffer_size", "seed", "reshuffle_each_iteration"], 1);
-                let buffer = some!(
-                    self.positive(
-                        a[0].clone()
-                            .expect("bind_args checked the required arguments"),
-                        "buffer_size"
-                    )?
-                );
+                let buffer = some!(self.positive(req(&a, 0), "buffer_size")?);
                 let seed = match a[1].clone() {
                     None => None,
                     Some((v, s)) => {
@@ -454,12 +428,8 @@ impl Eval<'_> {
             }
             "reduce" => {
                 let a = bind!(&["initial_state", "reduce_func"], 2);
-                let init = a[0]
-                    .clone()
-                    .expect("bind_args checked the required arguments");
-                let f = a[1]
-                    .clone()
-                    .expect("bind_args checked the required arguments");
+                let init = req(&a, 0);
+                let f = req(&a, 1);
                 self.dataset_reduce(ds, init, f, span)
             }
             "get_single_element" => {
@@ -488,9 +458,7 @@ impl Eval<'_> {
             }
             "take" | "skip" => {
                 let a = bind!(&["count"], 1);
-                let (v, s) = a[0]
-                    .clone()
-                    .expect("bind_args checked the required arguments");
+                let (v, s) = req(&a, 0);
                 let n = some!(self.int_value(v, s, "the count")?);
                 let elem = ds.elem.clone();
                 node(
@@ -530,9 +498,7 @@ impl Eval<'_> {
             }
             "concatenate" => {
                 let a = bind!(&["dataset"], 1);
-                let (v, s) = a[0]
-                    .clone()
-                    .expect("bind_args checked the required arguments");
+                let (v, s) = req(&a, 0);
                 let Value::Dataset(other) = v else {
                     if matches!(v, Value::Poison) {
                         return Ok(Value::Poison);
@@ -567,16 +533,8 @@ impl Eval<'_> {
             }
             "shard" => {
                 let a = bind!(&["num_shards", "index"], 2);
-                let num = some!(
-                    self.positive(
-                        a[0].clone()
-                            .expect("bind_args checked the required arguments"),
-                        "num_shards"
-                    )?
-                );
-                let (v, s) = a[1]
-                    .clone()
-                    .expect("bind_args checked the required arguments");
+                let num = some!(self.positive(req(&a, 0), "num_shards")?);
+                let (v, s) = req(&a, 1);
                 let index = some!(self.int_value(v, s, "the shard index")?);
                 if index < 0 || index as usize >= num {
                     let d = Diagnostic::error(Code::BadDatasetArgument, format!("shard index {index} is out of range for {num} shards"))

@@ -9,6 +9,7 @@
 //! with its results. Functions inside the inner dataset (`range(n).map(g)`) are traced as
 //! usual and see only their own arguments and top-level names.
 
+use crate::builtins::req;
 use crate::dataset::{DsExpr, to_pipeline};
 use crate::eval::{Eval, Frame, Res, rebuild, tval_type};
 use crate::value::{TVal, Value};
@@ -83,12 +84,7 @@ impl Eval<'_> {
         span: Span,
     ) -> Res<Option<(DsKind, ElemType)>> {
         let what = if flat { "flat_map" } else { "interleave" };
-        let Some(f) = self.func_arg(
-            a[0].clone()
-                .expect("bind_args checked the required arguments"),
-            what,
-        )?
-        else {
+        let Some(f) = self.func_arg(req(&a, 0), what)? else {
             return Ok(None);
         };
         let (mut cycle_length, mut block_length) = (1, 1);

@@ -66,9 +66,7 @@ impl Eval<'_> {
         a: Vec<Option<(Value, Span)>>,
         span: Span,
     ) -> Res<Value> {
-        let (v, s) = a[0]
-            .clone()
-            .expect("bind_args checked the required arguments");
+        let (v, s) = req(&a, 0);
         let Some(t) = self.tensor_of(v, s)? else {
             return Ok(Value::Poison);
         };

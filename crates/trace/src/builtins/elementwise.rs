@@ -613,15 +613,9 @@ pub(super) fn cast(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
 }
 
 pub(super) fn where_(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
-    let (c, cs) = a[0]
-        .clone()
-        .expect("bind_args checked the required arguments");
-    let (x, xs) = a[1]
-        .clone()
-        .expect("bind_args checked the required arguments");
-    let (y, ys) = a[2]
-        .clone()
-        .expect("bind_args checked the required arguments");
+    let (c, cs) = req(&a, 0);
+    let (x, xs) = req(&a, 1);
+    let (y, ys) = req(&a, 2);
     let Some(c) = ev.tensor_of(c, cs)? else {
         return Ok(Value::Poison);
     };
@@ -657,15 +651,9 @@ pub(super) fn where_(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res
 }
 
 pub(super) fn clip(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
-    let (x, xs) = a[0]
-        .clone()
-        .expect("bind_args checked the required arguments");
-    let (lo, ls) = a[1]
-        .clone()
-        .expect("bind_args checked the required arguments");
-    let (hi, hs) = a[2]
-        .clone()
-        .expect("bind_args checked the required arguments");
+    let (x, xs) = req(&a, 0);
+    let (lo, ls) = req(&a, 1);
+    let (hi, hs) = req(&a, 2);
     let Some((x, lo)) = ev.unify(x, lo, xs, ls, "clip")? else {
         return Ok(Value::Poison);
     };

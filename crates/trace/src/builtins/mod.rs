@@ -88,7 +88,8 @@ pub(crate) struct Call {
     pub(crate) span: Span,
 }
 
-/// A bound argument the registry marks required.
+/// A bound argument the registry marks required: `bind_args` poisons a call that lacks
+/// one, so a bound call always has it (the one place that relies on that).
 pub(crate) fn req(a: &BoundArgs, i: usize) -> (Value, Span) {
     a[i].clone().expect("bind_args checked required arguments")
 }

@@ -344,9 +344,7 @@ pub(crate) fn reshape_dims(raw: &[i64]) -> Result<Vec<ReshapeDim>, String> {
 
 /// `len(x)`: a trace-time count (a symbolic dim when the first dim is `?`).
 pub(super) fn len(ev: &mut Eval<'_>, Call { args: a, .. }: Call) -> Res<Value> {
-    let (v, s) = a[0]
-        .clone()
-        .expect("bind_args checked the required arguments");
+    let (v, s) = req(&a, 0);
     match v {
         Value::Tuple(vs) | Value::List(vs) => Ok(Value::Num(Num::Int(vs.len() as i128))),
         Value::Str(st) => Ok(Value::Num(Num::Int(st.chars().count() as i128))),
@@ -374,9 +372,7 @@ pub(super) fn len(ev: &mut Eval<'_>, Call { args: a, .. }: Call) -> Res<Value> {
 
 /// `shape(x)`: the run-time shape as `i64[rank]` (SPEC §4), like `tf.shape`.
 pub(super) fn shape(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
-    let (v, s) = a[0]
-        .clone()
-        .expect("bind_args checked the required arguments");
+    let (v, s) = req(&a, 0);
     match ev.tensor_of(v, s)? {
         Some(t) => ev.shape_of(t, span),
         None => Ok(Value::Poison),

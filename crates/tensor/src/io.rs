@@ -10,53 +10,11 @@ use std::path::Path;
 
 /// `native!(dtype, T => expr)`: `Some(expr)` with `T` the Rust type of `dtype` when its
 /// elements are plain little-endian numbers a file holds as they are in memory; `None` for
-/// the dtypes that need converting (bool, half floats, strings). The one list of what reads
-/// straight into a buffer, for whole arrays and for rows.
+/// the dtypes that need converting (bool, half floats, strings). What reads straight into
+/// a buffer, for whole arrays and for rows, is the dtype family's `native` filter.
 macro_rules! native {
     ($dtype:expr, $t:ident => $e:expr) => {
-        match $dtype {
-            DType::I8 => Some({
-                type $t = i8;
-                $e
-            }),
-            DType::U8 => Some({
-                type $t = u8;
-                $e
-            }),
-            DType::I16 => Some({
-                type $t = i16;
-                $e
-            }),
-            DType::U16 => Some({
-                type $t = u16;
-                $e
-            }),
-            DType::I32 => Some({
-                type $t = i32;
-                $e
-            }),
-            DType::U32 => Some({
-                type $t = u32;
-                $e
-            }),
-            DType::I64 => Some({
-                type $t = i64;
-                $e
-            }),
-            DType::U64 => Some({
-                type $t = u64;
-                $e
-            }),
-            DType::F32 => Some({
-                type $t = f32;
-                $e
-            }),
-            DType::F64 => Some({
-                type $t = f64;
-                $e
-            }),
-            _ => None,
-        }
+        $crate::for_each_dtype!($crate::dtype_match; native, $dtype, $t, Some($e), None)
     };
 }
 pub(crate) use native;

@@ -44,8 +44,8 @@ macro_rules! for_each_dtype {
             U32 int u32;
             I64 int i64;
             U64 int u64;
-            F16 float $crate::f16;
-            BF16 float $crate::bf16;
+            F16 half $crate::f16;
+            BF16 half $crate::bf16;
             F32 float f32;
             F64 float f64;
             Str str $crate::Bytes;
@@ -54,7 +54,8 @@ macro_rules! for_each_dtype {
 }
 
 /// `$yes` when a dtype of class `$class` passes `$filter` (`all`; `plain`: not `str`;
-/// `num`: not bool or `str`; `float`), else `$no`.
+/// `num`: not bool or `str`; `float`, half floats included; `native`: the numbers a file
+/// holds as they are in memory, not bool, half floats or `str`), else `$no`.
 #[doc(hidden)]
 #[macro_export]
 macro_rules! dtype_pick {
@@ -73,7 +74,19 @@ macro_rules! dtype_pick {
     (num, float, $yes:expr, $no:expr) => {
         $yes
     };
+    (num, half, $yes:expr, $no:expr) => {
+        $yes
+    };
     (float, float, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (float, half, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (native, int, $yes:expr, $no:expr) => {
+        $yes
+    };
+    (native, float, $yes:expr, $no:expr) => {
         $yes
     };
     ($filter:ident, $class:ident, $yes:expr, $no:expr) => {

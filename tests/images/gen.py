@@ -80,6 +80,12 @@ def write_sources():
     bad[40] ^= 0xFF  # inside IDAT: the CRC no longer matches
     (SRC / "corrupt.png").write_bytes(bytes(bad))
     (SRC / "not_an_image.png").write_bytes(b"hello, I am text\n")
+    # A palette image whose PLTE chunk holds 19 bytes: not whole RGB entries.
+    ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 3, 2, 8, 3, 0, 0, 0))
+    plte = png_chunk(b"PLTE", bytes(range(19)))
+    idat = png_chunk(b"IDAT", zlib.compress(b"\x00\x00\x01\x02\x00\x03\x04\x05"))
+    (SRC / "palette_ragged.png").write_bytes(
+        b"\x89PNG\r\n\x1a\n" + ihdr + plte + idat + png_chunk(b"IEND", b""))
     # Decompression bombs: tiny files declaring huge images.
     ihdr = png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100000, 100000, 8, 2, 0, 0, 0))
     idat = png_chunk(b"IDAT", zlib.compress(b"\x00" * 1000))
@@ -138,7 +144,8 @@ def decode_cases():
     for name, op in [("truncated.png", "decode_png"), ("truncated.jpg", "decode_jpeg"),
                      ("corrupt.png", "decode_png"), ("not_an_image.png", "decode_image"),
                      ("rgb_7x5.png", "decode_jpeg"), ("rgb444_9x15.jpg", "decode_png"),
-                     ("bomb.png", "decode_png"), ("bomb.jpg", "decode_jpeg")]:
+                     ("bomb.png", "decode_png"), ("bomb.jpg", "decode_jpeg"),
+                     ("palette_ragged.png", "decode_png")]:
         cases.append({"file": name, "op": op, "channels": 0, "expect": None, "oracle": "error"})
     np.savez(EXPECT / "decode.npz", **arrays)
     return cases

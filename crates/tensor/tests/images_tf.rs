@@ -160,9 +160,13 @@ fn broken_images_and_bombs_are_errors() {
         } else {
             assert!(matches!(err, KernelError::BadImage(_)), "{file}: {err:?}");
         }
+        if file == "palette_ragged.png" {
+            // The png crate itself indexes past such a palette (a panic found by fuzzing).
+            assert!(err.to_string().contains("palette of 19 bytes"), "{err}");
+        }
         checked += 1;
     }
-    assert_eq!(checked, 8);
+    assert_eq!(checked, 9);
 }
 
 #[test]

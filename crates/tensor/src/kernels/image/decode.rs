@@ -195,6 +195,16 @@ fn decode_png(bytes: &[u8], channels: usize) -> Result<Tensor, KernelError> {
     let mut reader = decoder
         .read_info()
         .map_err(|e| bad(format!("corrupt PNG: {e}")))?;
+    // The png crate (0.18) takes a palette's length on trust when it expands one and
+    // indexes past a PLTE chunk that does not hold whole RGB entries.
+    if let Some(palette) = reader.info().palette.as_deref()
+        && palette.len() % 3 != 0
+    {
+        return Err(bad(format!(
+            "corrupt PNG: a palette of {} bytes is not whole RGB entries",
+            palette.len()
+        )));
+    }
     let (color, depth) = reader.output_color_type();
     let src_c = color.samples();
     let sample_bytes = match depth {

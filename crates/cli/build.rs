@@ -1,10 +1,11 @@
-//! Looks for the outside tools some tests need — python3 with numpy (the `exec` worker
-//! tests), Graphviz `dot` (rendering `--emit-dot`), `script` (a terminal for the progress
-//! bar) — and sets `pipec_no_numpy`, `pipec_no_dot`, `pipec_no_script` for each one
-//! missing. The tests that need a missing tool are then `#[ignore]`d with the reason, so
-//! `cargo test` lists them as ignored instead of passing them silently. With
-//! `PIPEC_REQUIRE_NUMPY` or `PIPEC_REQUIRE_DOT` set (as `.ci/run` does) nothing is ignored
-//! for that tool: the tests run and fail when it is missing.
+//! Links the `pipec` binary without PIE (see `main`), and looks for the outside tools some
+//! tests need — python3 with numpy (the `exec` worker tests), Graphviz `dot` (rendering
+//! `--emit-dot`), `script` (a terminal for the progress bar) — and sets `pipec_no_numpy`,
+//! `pipec_no_dot`, `pipec_no_script` for each one missing. The tests that need a missing
+//! tool are then `#[ignore]`d with the reason, so `cargo test` lists them as ignored
+//! instead of passing them silently. With `PIPEC_REQUIRE_NUMPY` or `PIPEC_REQUIRE_DOT` set
+//! (as `.ci/run` does) nothing is ignored for that tool: the tests run and fail when it is
+//! missing.
 //!
 //! Cargo runs this again when `PATH`, the Python environment or those variables change,
 //! or when a found tool changes; after installing a missing tool, `touch crates/cli/build.rs`
@@ -23,6 +24,13 @@ fn run(cmd: &str, args: &[&str]) -> Option<String> {
 
 fn main() {
     println!("cargo::rerun-if-changed=build.rs");
+    // `pipec` is linked as a position-dependent executable: a PIE of this size made the
+    // dynamic loader apply 37 754 relative relocations (and fault in the pages they touch)
+    // at every start, 0.2-0.35 ms of a 1.2-1.5 ms start (docs/performance.md). Libraries,
+    // stack and heap stay randomized; the Python module (a cdylib) is not affected.
+    if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("linux") {
+        println!("cargo::rustc-link-arg-bins=-no-pie");
+    }
     for var in [
         "PATH",
         "PIPEC_REQUIRE_NUMPY",

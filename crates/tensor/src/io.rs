@@ -289,8 +289,7 @@ fn read_native(
         need: usize,
         file: &std::fs::File,
     ) -> Result<Option<Tensor>, IoError> {
-        let mut v = vec![T::zeroed(); need / std::mem::size_of::<T>()];
-        read_at(file, h.data_offset as u64, bytemuck::cast_slice_mut(&mut v))?;
+        let v = read_values_at::<T>(file, h.data_offset as u64, need / std::mem::size_of::<T>())?;
         build(h, v).map(Some)
     }
     if h.big_endian {
@@ -299,24 +298,85 @@ fn read_native(
     native!(h.dtype, T => read::<T>(h, need, file)).unwrap_or(Ok(None))
 }
 
-/// Fills `buf` from `file` at `offset`: a large read in parts on the kernel threads (a
-/// one-thread copy of a 100 MB array was most of W1's serial time; a batch of images read by
-/// `from_tensor_slices` is megabytes).
-fn read_at(file: &std::fs::File, offset: u64, buf: &mut [u8]) -> std::io::Result<()> {
-    use std::os::unix::fs::FileExt;
+/// `n` values of `T` read from `file` at `offset`: a large read in parts on the kernel
+/// threads (a one-thread copy of a 100 MB array was most of W1's serial time; a batch of
+/// images read by `from_tensor_slices` is megabytes), into a buffer that is never zeroed
+/// first (zeroing every block of rows was a second pass over all the input).
+fn read_values_at<T: bytemuck::Pod>(
+    file: &std::fs::File,
+    offset: u64,
+    n: usize,
+) -> std::io::Result<Vec<T>> {
+    let mut v: Vec<T> = Vec::with_capacity(n);
+    let bytes = n * std::mem::size_of::<T>();
+    let base = v.as_mut_ptr().cast::<u8>() as usize;
     const PART: usize = 1 << 20;
-    if buf.len() < 2 * PART || !crate::kernels::pool_parallel() {
-        return file.read_exact_at(buf, offset);
-    }
-    use rayon::prelude::*;
-    // This thread only waits for the pool's threads (it is not one of them).
-    let _waiting = crate::busy::Waiting::begin();
-    buf.par_chunks_mut(PART)
-        .enumerate()
-        .try_for_each(|(k, part)| {
+    let parts = bytes.div_ceil(PART);
+    let read_part = |k: usize| {
+        let start = k * PART;
+        let len = PART.min(bytes - start);
+        read_exact_into(file, offset + start as u64, base + start, len)
+    };
+    if bytes < 2 * PART || !crate::kernels::pool_parallel() {
+        (0..parts).try_for_each(read_part)?;
+    } else {
+        use rayon::prelude::*;
+        // This thread only waits for the pool's threads (it is not one of them).
+        let _waiting = crate::busy::Waiting::begin();
+        (0..parts).into_par_iter().try_for_each(|k| {
             let _working = crate::busy::Working::begin();
-            file.read_exact_at(part, offset + (k * PART) as u64)
-        })
+            read_part(k)
+        })?;
+    }
+    // SAFETY: the parts cover the `bytes` bytes of the buffer's first `n` values, each part
+    // was filled completely by `read_exact_into` (any failure returned above, leaving the
+    // length 0), and every bit pattern is a valid `T` (`Pod`).
+    #[allow(unsafe_code)]
+    unsafe {
+        v.set_len(n)
+    };
+    Ok(v)
+}
+
+/// Fills the `len` bytes at address `at` (inside a buffer the caller owns and no one else
+/// reads until this returns) from `file` at `offset`, with `pread` so that the bytes need not
+/// be initialized first.
+fn read_exact_into(
+    file: &std::fs::File,
+    mut offset: u64,
+    mut at: usize,
+    mut len: usize,
+) -> std::io::Result<()> {
+    use std::os::fd::AsRawFd;
+    while len > 0 {
+        let off = libc::off_t::try_from(offset)
+            .map_err(|_| std::io::Error::other("file offset out of range"))?;
+        // SAFETY: `at..at + len` lies inside the caller's allocation, which nothing else
+        // touches while the read runs; `pread` only writes into it.
+        #[allow(unsafe_code)]
+        let got = unsafe { libc::pread(file.as_raw_fd(), at as *mut libc::c_void, len, off) };
+        match got {
+            0 => {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::UnexpectedEof,
+                    "failed to fill whole buffer",
+                ));
+            }
+            n if n > 0 => {
+                let n = n as usize;
+                len -= n;
+                at += n;
+                offset += n as u64;
+            }
+            _ => {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// The bytes of data `h` describes, refused when the array would pass the element limit or the

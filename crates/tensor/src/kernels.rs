@@ -19,6 +19,7 @@ mod reduce;
 pub mod scalar;
 mod shape;
 mod simd;
+pub(crate) use simd::compress_pod;
 pub mod strings;
 
 pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};

@@ -297,6 +297,20 @@ impl Tensor {
     /// The rows along axis 0 whose `keep` entry is true, copied into one new tensor
     /// (a filter's compaction of a block). `keep` has one entry per row.
     pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
+        // Scalar rows of plain numbers take `compress_pod` (vectorized for 4 and 8 bytes).
+        macro_rules! vector_compaction {
+            ($($v:ident),*) => {
+                match self {
+                    $(Tensor::$v(a) => {
+                        if let Some(packed) = compress_scalars(a, keep) {
+                            return Tensor::$v(packed);
+                        }
+                    })*
+                    _ => {}
+                }
+            };
+        }
+        vector_compaction!(I8, U8, I16, U16, I32, U32, I64, U64, F32, F64);
         map_same!(self, a => compress(a, keep))
     }
 
@@ -404,6 +418,22 @@ impl Scalar {
     }
 }
 
+/// [`compress`] of a contiguous rank-1 array of plain values by the vector kernel; `None`
+/// for other layouts.
+fn compress_scalars<T: bytemuck::Pod>(
+    a: &ArcArray<T, IxDyn>,
+    keep: &[bool],
+) -> Option<ArcArray<T, IxDyn>> {
+    if a.ndim() != 1 {
+        return None;
+    }
+    let flat = a.as_slice()?;
+    let keep = &keep[..keep.len().min(flat.len())];
+    let kept = keep.iter().filter(|&&k| k).count();
+    let data = crate::kernels::compress_pod(flat, keep, kept);
+    Some(ArcArray::from_shape_vec(IxDyn(&[kept]), data).expect("one value per kept row"))
+}
+
 fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDyn> {
     if a.ndim() == 0 {
         return a.clone();
@@ -419,8 +449,10 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
         // Scalar rows: every value is written and the cursor advances only past kept ones,
         // so the loop has no branch on the data.
         Some(flat) if row == 1 => {
-            // Slot `k` is written before the cursor passes it, and the cursor never passes
-            // `kept`: `kept + 1` initialized slots are enough.
+            // Plain numbers never get here (`compress_scalars`); for strings, bools and
+            // half floats the slots start initialized, so each overwrite drops what it
+            // replaces. Slot `k` is written before the cursor passes it, and the cursor never
+            // passes `kept`: `kept + 1` slots are enough.
             data = flat[..(kept + 1).min(flat.len())].to_vec();
             let mut k = 0;
             for (v, &keep) in flat.iter().zip(keep) {
@@ -489,6 +521,23 @@ mod tests {
             for (i, r) in kept.iter().enumerate() {
                 prop_assert_eq!(&got.index_axis0(i), r);
             }
+        }
+
+        /// Strings (values that own memory) keep the masked rows too, through the loop
+        /// that drops what it overwrites.
+        #[test]
+        fn compress_rows_keeps_masked_strings(mask in proptest::collection::vec(any::<bool>(), 0..40)) {
+            let words: Vec<crate::Bytes> =
+                (0..mask.len()).map(|i| crate::Bytes::from(format!("w{i}"))).collect();
+            let t = Tensor::from_vec(&[words.len()], words.clone()).expect("shape");
+            let got = t.compress_rows(&mask);
+            let want: Vec<crate::Bytes> = words
+                .into_iter()
+                .zip(&mask)
+                .filter(|(_, k)| **k)
+                .map(|(w, _)| w)
+                .collect();
+            prop_assert_eq!(got, Tensor::from_vec(&[want.len()], want).expect("shape"));
         }
 
         /// Every layout gathers exactly the rows asked for, repeats and any order included;

@@ -77,12 +77,18 @@ impl FileRows {
             .iter()
             .try_fold(1usize, |a, &d| a.checked_mul(d))
             .ok_or_else(|| IoError::Format("shape overflows".into()))?;
-        let row_elements: usize = h.shape[1..].iter().product();
-        if row_elements as u128 > super::MAX_ARRAY_ELEMENTS {
-            return Err(IoError::Format(format!(
-                "a row has {row_elements} elements, over the limit of 2^31 elements per tensor"
-            )));
-        }
+        // With no rows the whole array is empty, but a row's own dims may still overflow
+        // (a fuzzed header of shape `(0, 2^40, 2^40)`).
+        let row_elements = h.shape[1..]
+            .iter()
+            .try_fold(1u128, |a, &d| a.checked_mul(d as u128))
+            .filter(|&n| n <= super::MAX_ARRAY_ELEMENTS)
+            .ok_or_else(|| {
+                IoError::Format(format!(
+                    "a row of shape {:?} has over 2^31 elements, the limit per tensor",
+                    &h.shape[1..]
+                ))
+            })? as usize;
         let need = elements
             .checked_mul(h.dtype.size_bytes())
             .ok_or_else(|| IoError::Format("data size overflows".into()))?;
@@ -129,9 +135,8 @@ impl FileRows {
             end: usize,
         ) -> Result<Tensor, IoError> {
             let per_row = rows.row_bytes / std::mem::size_of::<T>().max(1);
-            let mut v = vec![T::zeroed(); (end - start) * per_row];
             let at = rows.offset + (start as u64) * rows.row_bytes as u64;
-            super::read_at(&rows.file, at, bytemuck::cast_slice_mut(&mut v)).map_err(
+            let v = super::read_values_at::<T>(&rows.file, at, (end - start) * per_row).map_err(
                 |e| match e.kind() {
                     // The file shrank after it was opened.
                     std::io::ErrorKind::UnexpectedEof => IoError::Format(format!(
@@ -195,6 +200,28 @@ mod tests {
         let _ = std::fs::remove_file(&path);
     }
 
+    /// A read of several megabytes goes in 1 MiB parts (on the kernel threads when there
+    /// are any), the last one short, into a buffer that was never zeroed: every byte is the
+    /// file's.
+    #[test]
+    fn large_reads_in_parts_are_the_whole_rows() {
+        let n = 900_001usize;
+        let t = Tensor::from_vec::<u32>(
+            &[n],
+            (0..n as u32)
+                .map(|v| v.wrapping_mul(2_654_435_761))
+                .collect(),
+        )
+        .expect("fits");
+        let path = file("parts.npy", &super::super::encode_npy(&t));
+        let rows = FileRows::open_npy(&path)
+            .expect("opens")
+            .expect("native layout");
+        assert_eq!(rows.read(3, n - 1).expect("reads"), t.slice_axis0(3, n - 1));
+        assert_eq!(rows.whole().expect("reads"), t);
+        let _ = std::fs::remove_file(&path);
+    }
+
     /// A file that shrinks while its rows are read is an error of the read, not a crash (a
     /// memory map would have been `SIGBUS`).
     #[test]
@@ -214,6 +241,36 @@ mod tests {
             err.to_string().contains("changed while being read"),
             "{err}"
         );
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A version 1.0 `.npy` file of `dict` with no data.
+    fn npy_bytes(dict: &str) -> Vec<u8> {
+        let mut header = dict.to_string();
+        while !(10 + header.len() + 1).is_multiple_of(64) {
+            header.push(' ');
+        }
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend((header.len() as u16).to_le_bytes());
+        out.extend(header.bytes());
+        out
+    }
+
+    /// An empty array whose rows would each be too large is refused, not overflowed (found
+    /// by the `npy` fuzz target).
+    #[test]
+    fn rows_too_large_to_count_are_refused() {
+        let path = file(
+            "huge_rows.npy",
+            &npy_bytes(
+                "{'descr': '<i4', 'fortran_order': False, 'shape': (0, 4294967296, 4294967296), }",
+            ),
+        );
+        let Err(err) = FileRows::open_npy(&path) else {
+            panic!("a row of 2^64 elements was accepted");
+        };
+        assert!(err.to_string().contains("over 2^31 elements"), "{err}");
         let _ = std::fs::remove_file(&path);
     }
 

@@ -636,6 +636,7 @@ fn run_blocks(
 /// of the output with its own registers. Every element is computed as in the sequential
 /// loop, so the bits are the same; the error reported is the first in output order.
 #[allow(clippy::too_many_arguments)]
+#[allow(unsafe_code)]
 fn run_parallel<T: BufElem>(
     prog: &FusedProgram<'_>,
     feeds: &[Feed<'_>],
@@ -646,17 +647,26 @@ fn run_parallel<T: BufElem>(
     block: usize,
 ) -> Result<Vec<T>, (usize, KernelError)> {
     use rayon::prelude::*;
-    let mut out: Vec<T> = full_vec(total);
+    // Written straight into spare capacity: zeroing a fresh buffer first (W2's 19 MB per
+    // batch) was a pass on the calling thread while the pool's threads waited.
+    let mut out: Vec<T> = match take_recycled(total) {
+        Some(mut v) => {
+            v.clear();
+            v
+        }
+        None => Vec::with_capacity(total),
+    };
     // The calling thread only waits for the pool's threads (it is never one of them).
     let waiting = crate::busy::Waiting::begin();
-    let results: Vec<Result<(), (usize, KernelError)>> = out
+    let results: Vec<Result<(), (usize, KernelError)>> = out.spare_capacity_mut()[..total]
         .par_chunks_mut(TASK)
         .enumerate()
         .map(|(k, part)| {
             let _working = crate::busy::Working::begin();
             let mut regs = regs.to_vec();
             let from = k * TASK;
-            run_blocks(
+            let mut written = 0;
+            let done = run_blocks(
                 prog,
                 feeds,
                 plan,
@@ -666,16 +676,30 @@ fn run_parallel<T: BufElem>(
                 from + part.len(),
                 block,
                 &mut |regs, start, n| {
-                    part[start - from..start - from + n]
-                        .copy_from_slice(&T::get(&regs[r as usize])[..n]);
+                    let dst = &mut part[start - from..start - from + n];
+                    for (d, &v) in dst.iter_mut().zip(&T::get(&regs[r as usize])[..n]) {
+                        d.write(v);
+                    }
+                    written += n;
                 },
-            )
+            );
+            match done {
+                Ok(()) if written == part.len() => Ok(()),
+                Ok(()) => unreachable!("run_blocks writes every element of its range"),
+                Err(e) => Err(e),
+            }
         })
         .collect();
     drop(waiting);
     match results.into_iter().find_map(Result::err) {
         Some(e) => Err(e),
-        None => Ok(out),
+        None => {
+            // SAFETY: the chunks cover the first `total` slots, and each task checked that
+            // `run_blocks` wrote all of its chunk (`written == part.len()`, the blocks it
+            // hands out being disjoint and in order); on any error `out` stays empty.
+            unsafe { out.set_len(total) };
+            Ok(out)
+        }
     }
 }
 
@@ -775,7 +799,8 @@ fn recycled_vec<T: TensorElem>(capacity: usize) -> Vec<T> {
 }
 
 /// A buffer of `len` elements to be overwritten: a recycled one with its old contents, else
-/// a zeroed one, which the allocator gives as untouched pages (no pass of its own).
+/// a zeroed one (a pass of its own: below the allocator's mapping threshold, set by
+/// `limits::tune_allocator`, it comes from the heap, not as untouched pages).
 fn full_vec<T: TensorElem>(len: usize) -> Vec<T> {
     match take_recycled(len) {
         Some(mut v) => {

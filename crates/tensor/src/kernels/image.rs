@@ -154,15 +154,16 @@ pub fn resize(
         // an `f32` copy of every pixel (most of them read once, by one output).
         let a = a.as_standard_layout();
         let src = a.as_slice().expect("standard layout");
-        let mut out = vec![0f32; n];
-        let (in_img, out_img) = (g.h * g.w * g.c, oh * ow * g.c);
+        // Filled row by row (no zeroing pass over the whole output first).
+        let mut out = Vec::with_capacity(n);
+        let in_img = g.h * g.w * g.c;
         // Compiled for AVX2 where the CPU has it: the lerps are `f32` sub, mul and add
         // (never fused: Rust does not contract them), so only the vector width changes.
         super::simd::with_avx2(
             #[inline(always)]
             || {
-                for (img, dst) in src.chunks(in_img).zip(out.chunks_mut(out_img)) {
-                    bilinear_u8(img, g, oh, ow, dst);
+                for img in src.chunks(in_img) {
+                    bilinear_u8(img, g, oh, ow, &mut out);
                 }
             },
         );
@@ -172,22 +173,33 @@ pub fn resize(
     let a = xf.as_array::<f32>().expect("cast to f32");
     let a = a.as_standard_layout();
     let src = a.as_slice().expect("standard layout");
-    let mut out = vec![0f32; n];
+    let mut out = Vec::with_capacity(n);
     let in_img = g.h * g.w * g.c;
     let out_img = oh * ow * g.c;
     for b in 0..g.batch {
         let img = &src[b * in_img..(b + 1) * in_img];
-        let dst = &mut out[b * out_img..(b + 1) * out_img];
+        let dst = &mut out;
         match (method, antialias) {
             (ResizeMethod::Bilinear, false) => bilinear(img, |v| v, g, oh, ow, dst),
-            (ResizeMethod::Bicubic, false) => bicubic(img, g, oh, ow, dst),
-            (ResizeMethod::Area, _) => area(img, g, oh, ow, dst),
-            (ResizeMethod::Bilinear, true) => scale_and_translate(img, g, oh, ow, &Triangle, dst),
-            (ResizeMethod::Bicubic, true) => scale_and_translate(img, g, oh, ow, &KeysCubic, dst),
+            (ResizeMethod::Bicubic, false) => bicubic(img, g, oh, ow, zeroed_tail(dst, out_img)),
+            (ResizeMethod::Area, _) => area(img, g, oh, ow, zeroed_tail(dst, out_img)),
+            (ResizeMethod::Bilinear, true) => {
+                scale_and_translate(img, g, oh, ow, &Triangle, zeroed_tail(dst, out_img))
+            }
+            (ResizeMethod::Bicubic, true) => {
+                scale_and_translate(img, g, oh, ow, &KeysCubic, zeroed_tail(dst, out_img))
+            }
             (ResizeMethod::Nearest, _) => unreachable!("handled above"),
         }
     }
     Ok(Tensor::from_vec(&shape, out).expect("length matches the shape"))
+}
+
+/// `n` zeros appended to `out`, to be written by a kernel that fills a slice.
+fn zeroed_tail(out: &mut Vec<f32>, n: usize) -> &mut [f32] {
+    let start = out.len();
+    out.resize(start + n, 0.0);
+    &mut out[start..]
 }
 
 /// TF's `CalculateResizeScale` without `align_corners`: in / out, in `f32`.
@@ -227,7 +239,8 @@ fn linear_axis(input: usize, output: usize) -> Vec<(usize, usize, f32)> {
         .collect()
 }
 
-/// One image, `[h, w, c]` of `T` read as `f32` by `to_f32`, resized bilinearly into `dst`.
+/// One image, `[h, w, c]` of `T` read as `f32` by `to_f32`, resized bilinearly and
+/// appended to `dst`.
 /// TF's `compute_lerp` operation for operation (`top + (bottom - top) * dy` of two
 /// horizontal lerps `left + (right - left) * dx`), computed in two passes: each source row
 /// a pair of output rows needs is lerped horizontally once (consecutive output rows share
@@ -238,7 +251,7 @@ fn bilinear<T: Copy>(
     g: Geom,
     oh: usize,
     ow: usize,
-    dst: &mut [f32],
+    dst: &mut Vec<f32>,
 ) {
     let c = g.c;
     let row = g.w * c;
@@ -354,8 +367,16 @@ impl LerpRow for BytesRow<'_> {
         let (offsets, weights) = (&self.offsets[..], &self.weights[..width]);
         let r = &self.src[y * row..(y + 1) * row];
         if self.whole_pixels {
-            padded[..row].copy_from_slice(r);
-            gather_pixels(padded, &self.pixels, c, lefts, rights);
+            // The 8-byte loads read up to 8 bytes past the row: in place where the image
+            // has them (every row but the last), from the padded copy otherwise.
+            let from = match self.src.get(y * row..(y + 1) * row + 8) {
+                Some(wide) => wide,
+                None => {
+                    padded[..row].copy_from_slice(r);
+                    &padded[..]
+                }
+            };
+            gather_pixels(from, &self.pixels, c, lefts, rights);
         } else {
             for ((l, rt), &(a, b)) in lefts.iter_mut().zip(rights.iter_mut()).zip(offsets) {
                 *l = r[a];
@@ -391,19 +412,21 @@ fn gather_pixels(
     }
 }
 
-/// `bilinear` of a `u8` image (see `BytesRow`).
+/// `bilinear` of a `u8` image (see `BytesRow`), appended to `dst`.
 #[inline(always)]
-fn bilinear_u8(src: &[u8], g: Geom, oh: usize, ow: usize, dst: &mut [f32]) {
+fn bilinear_u8(src: &[u8], g: Geom, oh: usize, ow: usize, dst: &mut Vec<f32>) {
     bilinear_rows(g, oh, ow * g.c, dst, &mut BytesRow::new(src, g, ow));
 }
 
-/// The vertical pass of `bilinear`: `rows.lerp_row(y, out)` writes source row `y` lerped
-/// horizontally (`width` values); each row is lerped once even when two output rows use it.
+/// The vertical pass of `bilinear`, appending `oh` rows to `dst`: `rows.lerp_row(y, out)`
+/// writes source row `y` lerped horizontally (`width` values); each row is lerped once even
+/// when two output rows use it.
 #[inline(always)]
-fn bilinear_rows(g: Geom, oh: usize, width: usize, dst: &mut [f32], rows: &mut impl LerpRow) {
+fn bilinear_rows(g: Geom, oh: usize, width: usize, dst: &mut Vec<f32>, rows: &mut impl LerpRow) {
     let (mut top, mut bottom) = (vec![0f32; width], vec![0f32; width]);
     let (mut top_y, mut bottom_y) = (usize::MAX, usize::MAX);
-    for (&(y0, y1, dy), out) in linear_axis(g.h, oh).iter().zip(dst.chunks_mut(width)) {
+    dst.reserve(oh * width);
+    for &(y0, y1, dy) in &linear_axis(g.h, oh) {
         if y0 != top_y {
             if y0 == bottom_y {
                 std::mem::swap(&mut top, &mut bottom);
@@ -421,7 +444,10 @@ fn bilinear_rows(g: Geom, oh: usize, width: usize, dst: &mut [f32], rows: &mut i
             }
             bottom_y = y1;
         }
-        for ((o, &t), &b) in out.iter_mut().zip(&top).zip(&bottom) {
+        // Zeroing one row (in L1) and writing it keeps the loop a plain vectorized one.
+        let start = dst.len();
+        dst.resize(start + width, 0.0);
+        for ((o, &t), &b) in dst[start..].iter_mut().zip(&top).zip(&bottom) {
             *o = t + (b - t) * dy;
         }
     }
@@ -785,7 +811,7 @@ mod tests {
                 })
                 .collect();
             let g = Geom { batch: 1, h, w, c };
-            let mut two = vec![0f32; oh * ow * c];
+            let mut two = Vec::new();
             bilinear(&src, |v| v, g, oh, ow, &mut two);
             let one = bilinear_one_pass(&src, g, oh, ow);
             assert!(

@@ -931,7 +931,10 @@ impl<'a> Decoder<'a> {
         };
         let comps = &frame.comps[..needed];
         let channels = if grey || n == 1 { 1 } else { 3 };
-        let mut pixels = vec![0u8; w * h * channels];
+        // Rows are made in `out` (in L1) and appended: zeroing the whole image first was a
+        // pass over half a megabyte per photo.
+        let mut pixels = Vec::with_capacity(w * h * channels);
+        let mut out = vec![0u8; w * channels];
         // Upsampled rows, one at a time, so no full-size plane is ever made.
         let mut lines: Vec<Vec<u8>> = comps
             .iter()
@@ -941,7 +944,7 @@ impl<'a> Decoder<'a> {
         simd::with_avx2(
             #[inline(always)]
             || {
-                for (y, out) in pixels.chunks_exact_mut(w * channels).enumerate() {
+                for y in 0..h {
                     let mut rows: [&[u8]; 3] = [&[]; 3];
                     for (((row, c), plane), line) in
                         rows.iter_mut().zip(comps).zip(&planes).zip(&mut lines)
@@ -950,8 +953,10 @@ impl<'a> Decoder<'a> {
                         *row = &upsample_row(plane, line, &mut sums, c, factors, y, w)[..w];
                     }
                     if needed == 1 {
-                        out.copy_from_slice(rows[0]);
-                    } else if grey {
+                        pixels.extend_from_slice(rows[0]);
+                        continue;
+                    }
+                    if grey {
                         // rgb_gray_convert: FIX(0.299), FIX(0.587), FIX(0.114) in 1/65536,
                         // rounded.
                         for (((o, &r), &g), &b) in
@@ -970,8 +975,9 @@ impl<'a> Decoder<'a> {
                             o.copy_from_slice(&[r, g, b]);
                         }
                     } else {
-                        ycc_to_rgb_row(rows[0], rows[1], rows[2], out);
+                        ycc_to_rgb_row(rows[0], rows[1], rows[2], &mut out);
                     }
+                    pixels.extend_from_slice(&out);
                 }
             },
         );
@@ -1106,11 +1112,15 @@ fn sequential_block_in(
     while k < 64 {
         refill!();
         let e = ac.fast_ac[(top >> (64 - FAST_BITS)) as usize];
-        // Bits 5 and 6 of an entry are 0, so this is the length; masked with 63 the shift
-        // below needs no other mask (x86 shifts take the count modulo 64).
-        let used = (e & 63) as u32;
+        // Bits 5 and 6 of an entry are 0 and a length is at most 16, so this is the length.
+        let used = (e & 31) as u32;
+        // The shifts take the entry itself as their count: shifting by it modulo 64 (what
+        // `wrapping_shl` means) is shifting by the length, and x86's shifts take their count
+        // modulo 64 themselves, so no mask is on the chain from one code to the next (one
+        // cycle of about 8). `used` masks with 31, not 63, so that the compiler does not
+        // reuse it as the shift count.
         if e & 0x80 != 0 {
-            top <<= used;
+            top = top.wrapping_shl(e as u32);
             n -= used;
             k += ((e >> 8) & 15) as usize;
             // `& 63` only tells the compiler what NATURAL holds.
@@ -1119,7 +1129,7 @@ fn sequential_block_in(
             continue;
         }
         let rs = if e != 0 {
-            top <<= used;
+            top = top.wrapping_shl(e as u32);
             n -= used;
             (e >> 8) as u8
         } else {
@@ -1279,7 +1289,7 @@ fn idct_plane(c: &Component) -> Vec<u8> {
 /// `idct_block` (itself on eight 32-bit lanes, or `idct_islow`); the same samples either way.
 #[inline]
 fn idct_into(coefs: &[i16; 64], quant: &[u16; 64], plane: &mut [u8], at: usize, stride: usize) {
-    if super::jpeg_avx2::idct(coefs, quant, plane, at, stride) == Some(true) {
+    if super::jpeg_avx2::idct(coefs, quant, plane, at, stride) {
         return;
     }
     let mut out = [0u8; 64];
@@ -1725,7 +1735,7 @@ mod tests {
             idct_islow(&coefs, &quant, &mut want);
             assert_eq!(idct_in_plane(&coefs, &quant), want, "{coefs:?} {quant:?}");
             let mut plane = [0u8; 64];
-            if super::super::jpeg_avx2::idct(&coefs, &quant, &mut plane, 0, 8) == Some(true) {
+            if super::super::jpeg_avx2::idct(&coefs, &quant, &mut plane, 0, 8) {
                 taken += 1;
                 assert_eq!(plane, want, "{coefs:?} {quant:?}");
             }

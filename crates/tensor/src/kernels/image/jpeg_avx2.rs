@@ -85,9 +85,8 @@ const _: () = {
 };
 
 /// IDCT of one block into `plane` (rows of 8 samples at `at`, `at + stride`, ...), as
-/// `jpeg::idct_islow` computes it. `None` when the CPU has no AVX2; `Some(false)`, with
-/// nothing written, when the block's values are outside 16 bits (the caller's scalar
-/// path then handles it).
+/// `jpeg::idct_islow` computes it; whether it did. Nothing is written when the CPU has no
+/// AVX2 or the block's values are outside 16 bits (the caller's scalar path then runs).
 #[inline]
 pub(super) fn idct(
     coefs: &[i16; 64],
@@ -95,15 +94,15 @@ pub(super) fn idct(
     plane: &mut [u8],
     at: usize,
     stride: usize,
-) -> Option<bool> {
+) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         let rows: [&mut [u8]; 8] = rows(plane, at, stride);
         // SAFETY: the CPU has AVX2 (checked just above).
-        return Some(unsafe { idct_avx2(coefs, quant, rows) });
+        return unsafe { idct_avx2(coefs, quant, rows) };
     }
     let _ = (coefs, quant, plane, at, stride);
-    None
+    false
 }
 
 /// The eight 8-sample rows of a block in `plane`.

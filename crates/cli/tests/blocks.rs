@@ -197,6 +197,35 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        // The map and the filter run as one job per block (lanes chain them): the map fails
+        // mid-block, after rows the filter kept and dropped.
+        "chained_map_error_mid_block",
+        "pipeline main = range(40000).map(|x| 1000 // (x - 31234)).filter(|x| x % 3 != 1).batch(64)",
+        &[],
+        true,
+    ),
+    (
+        // The filter fails mid-block, the map before it succeeding on the whole block.
+        "chained_filter_error_mid_block",
+        "pipeline main = range(40000).map(|x| x * 3 - 60000).filter(|x| 100 // x > -1000).batch(64)",
+        &[],
+        true,
+    ),
+    (
+        // A text that is not a number, deep in a chain of map, map, filter.
+        "chained_string_to_number_error",
+        "pipeline main = range(40000).map(|x| x * 7 % 40009).map(|x| string_to_number(where(x == 5001, \"x\", as_string(x)), i64)).filter(|x| x % 2 == 0).batch(100)",
+        &[],
+        true,
+    ),
+    (
+        // Random ops in both: the map draws by its input's positions, the filter by the map's.
+        "chained_random_map_and_filter",
+        "pipeline main = range(30000).map(|x| x + random_uniform([], 0, 100, i64, seed: 3)).filter(|x| random_uniform([], 0.0, 1.0, f32, seed: 5) < 0.5).batch(128)",
+        &[],
+        false,
+    ),
+    (
         "pure_eager_upstream_of_lanes",
         "eager fn e(x) -> i64[] {\n    return x * 2\n}\npipeline main = range(50000).map(e).batch(8).map(|b| b - 1)",
         &[],
@@ -363,5 +392,39 @@ fn stats_report_every_node_with_its_elements() {
             [(100, "%d0"), (100, "%d1"), (50, "%d2"), (7, "%d3")],
             "{level}: {stderr}"
         );
+    }
+}
+
+/// A map that runs inside the filter above it (one lane job per block through both) still
+/// has its own `--stats` line: its elements, some of the time, and the same blocks helped.
+#[test]
+fn stats_split_a_chained_stage_between_its_nodes() {
+    for threads in ["1", "2"] {
+        let out = run(
+            "stats_chained",
+            "pipeline main = range(2000000).map(|x| x * x % 7).filter(|x| x < 3).batch(1024)",
+            "-O2",
+            &["--stats", "--discard", "--threads", threads],
+        );
+        assert!(out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let nodes: Vec<Vec<&str>> = stderr
+            .lines()
+            .skip_while(|l| *l != "nodes:")
+            .skip(2)
+            .map(|l| l.split_whitespace().collect())
+            .collect();
+        let elements: Vec<&str> = nodes.iter().map(|cols| cols[2]).collect();
+        assert_eq!(
+            elements,
+            ["2000000", "2000000", "1428572", "1396"],
+            "{stderr}"
+        );
+        for node in &nodes[1..3] {
+            let secs: f64 = node[0].parse().expect("seconds");
+            assert!(secs > 0.0, "threads {threads}: {stderr}");
+        }
+        // The map's and the filter's blocks are the same jobs.
+        assert_eq!(nodes[1][3], nodes[2][3], "threads {threads}: {stderr}");
     }
 }

@@ -95,6 +95,69 @@ fn take_then_resume_at_other_threads_prints_the_uninterrupted_run() {
     }
 }
 
+/// A map and a filter over a source that lanes chain into one job per block, then a
+/// `batch`: cut anywhere (inside blocks, at their edges, inside a batch) and resumed at
+/// other thread counts, they print the whole run; random ops draw as they did.
+#[test]
+fn chained_map_filter_batch_resumes_at_any_cut() {
+    let dir = scratch("chained");
+    let programs = [
+        "pipeline main = range(50000).map(|x| x * x % 7).filter(|x| x < 3).batch(100)\n",
+        "pipeline main = range(30000).map(|x| x + random_uniform([], 0, 9, i64, seed: 2))\n\
+            .map(|x| x * 3).filter(|x| random_uniform([], 0.0, 1.0, f32, seed: 4) < 0.3)\n\
+            .batch(7)\n",
+    ];
+    for (n, program) in programs.iter().enumerate() {
+        assert_cuts_resume_at_both_levels(&dir, program, &format!("chained {n}"), |total| {
+            vec![1, total / 7, total / 3 + 1, total / 2, total - 1]
+        });
+    }
+}
+
+/// A state whose map below a filter was saved in the middle of a block (as a build that
+/// runs the map as a stage of its own may save it: its input at an earlier mark, then rows
+/// to drop) resumes with the map opened as a stage of its own: the same rows.
+#[test]
+fn a_map_saved_mid_block_resumes_as_a_stage_of_its_own() {
+    let dir = scratch("midblock");
+    std::fs::write(
+        dir.join("p.pipe"),
+        "pipeline main = range(50000).map(|x| x * x % 7).filter(|x| x < 3).batch(100)\n",
+    )
+    .expect("write");
+    let whole = ok(&pipec(&dir, &[]));
+    for threads in ["1", "2"] {
+        let first = ok(&pipec(&dir, &["--take", "40", "--save-state", "s"]));
+        let bytes = std::fs::read(dir.join("s")).expect("read the state");
+        std::fs::write(dir.join("s"), move_map_mark_back(&bytes, 1000)).expect("write");
+        let rest = ok(&pipec(&dir, &["--threads", threads, "--resume", "s"]));
+        assert_eq!(format!("{first}{rest}"), whole, "threads {threads}");
+    }
+}
+
+/// `bytes`, the state of [`a_map_saved_mid_block_resumes_as_a_stage_of_its_own`]'s run, with
+/// the map's mark `k` rows earlier and `k` outputs to drop after it: the same position.
+fn move_map_mark_back(bytes: &[u8], k: u64) -> Vec<u8> {
+    let at = b"pipec-state\n".len() + 4;
+    let len = u64::from_le_bytes(bytes[at..at + 8].try_into().expect("8 bytes")) as usize;
+    let json = std::str::from_utf8(&bytes[at + 8..at + 8 + len]).expect("a utf-8 header");
+    let range = r#"{"kind":"range","cur":"#;
+    let cur_at = json.find(range).expect("a range state") + range.len();
+    let cur_len = json[cur_at..].find(',').expect("a comma after cur");
+    let cur: u64 = json[cur_at..cur_at + cur_len].parse().expect("a number");
+    assert!(cur >= k, "{json}");
+    let old = format!(r#"{{"kind":"range","cur":{cur},"stop":50000}},"skip":0,"count":{cur},"#);
+    assert!(json.contains(&old), "{json}");
+    let back = cur - k;
+    let new = format!(r#"{{"kind":"range","cur":{back},"stop":50000}},"skip":{k},"count":{back},"#);
+    let json = json.replacen(&old, &new, 1);
+    let mut out = bytes[..at].to_vec();
+    out.extend_from_slice(&(json.len() as u64).to_le_bytes());
+    out.extend_from_slice(json.as_bytes());
+    out.extend_from_slice(&bytes[at + 8 + len..]);
+    out
+}
+
 #[test]
 fn a_resumed_run_can_be_cut_and_resumed_again() {
     let dir = scratch("chain");

@@ -224,11 +224,19 @@ impl Pending {
 
     /// Up to `max` queued rows, and the error if everything before it is out.
     pub(crate) fn take(&mut self, max: usize) -> Option<Chunk> {
+        self.take_enough(max, max)
+    }
+
+    /// Up to `max` queued rows, joining parts only while fewer than `enough` are taken; and
+    /// the error if everything before it is out. A part that already holds `enough` rows is
+    /// handed out alone: joining the next one to fill `max` would copy both on the
+    /// consumer's thread, for a consumer that takes short blocks as well.
+    pub(crate) fn take_enough(&mut self, max: usize, enough: usize) -> Option<Chunk> {
         // Usually one part fills the pull: it is handed out as it is, with no list to join.
         let mut first: Option<Block> = None;
         let mut more = Vec::new();
         let mut n = 0;
-        while n < max {
+        while n < enough.min(max) {
             let Some(mut p) = self.parts.pop_front() else {
                 break;
             };
@@ -261,5 +269,51 @@ impl Pending {
             }
         };
         Some(Chunk { block, error })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(values: std::ops::Range<i64>) -> Block {
+        let rows = values.end as usize - values.start as usize;
+        Block::Stacked {
+            leaves: vec![Tensor::from_vec(&[rows], values.collect::<Vec<i64>>()).unwrap()],
+            rows,
+        }
+    }
+
+    fn values(chunk: &Chunk) -> Vec<i64> {
+        match &chunk.block {
+            Block::Stacked { leaves, .. } => leaves[0]
+                .as_array::<i64>()
+                .unwrap()
+                .iter()
+                .copied()
+                .collect(),
+            Block::Rows(_) => panic!("expected stacked rows"),
+        }
+    }
+
+    #[test]
+    fn a_part_with_enough_rows_goes_out_alone_and_short_ones_are_joined() {
+        let mut pending = Pending::default();
+        pending.push(part(0..5));
+        pending.push(part(5..10));
+        pending.push(part(10..12));
+        // Five rows are enough for a pull of up to 8 that asks for 4: no join.
+        let c = pending.take_enough(8, 4).unwrap();
+        assert_eq!(values(&c), (0..5).collect::<Vec<_>>());
+        // Asking for 8 joins: the second part and the front of the third.
+        let c = pending.take_enough(7, 7).unwrap();
+        assert_eq!(values(&c), (5..12).collect::<Vec<_>>());
+        assert!(pending.is_empty());
+        pending.push(part(0..3));
+        pending.push(part(3..9));
+        // Fewer than `enough` in the first part: joined with the next, cut at `max`.
+        let c = pending.take_enough(6, 4).unwrap();
+        assert_eq!(values(&c), (0..6).collect::<Vec<_>>());
+        assert_eq!(pending.rows(), 3);
     }
 }

@@ -11,6 +11,12 @@
 //! the consumer's thread, as element-at-a-time execution would, and an error from the input
 //! stays behind the rows read before it.
 //!
+//! A stage runs a short list of [`Step`]s: its own node's function, and before it the maps
+//! on lanes that its node reads (`Plan::fused_input`). Each block is then one job through
+//! every step on one lane, with one hand-over instead of one per node; each step keeps its
+//! node's element positions, saved state and `--stats` line (see "Chained stages" in
+//! docs/architecture.md).
+//!
 //! Two costs on these machines shape it. Waking a parked thread takes tens of µs, longer than
 //! computing a 64 KiB block, so a helper spins for a while before it parks and the consumer
 //! only wakes one that parked. And pulling ahead is only unobservable when nothing upstream
@@ -42,10 +48,10 @@ pub(crate) enum Stage {
 /// A block's computed rows (`None`: the block must run per element).
 type Computed = Option<(Vec<Tensor>, usize)>;
 
-/// A map or filter run on lanes: the consumer's thread and the run's [`Crew`] of helpers.
-pub(crate) struct LaneStage {
+/// One node's function in a [`LaneStage`]: the stage's own node (the last step), or a map
+/// fused below it (see "Chained stages" in docs/architecture.md).
+pub(crate) struct Step {
     stage: Stage,
-    input: Box<dyn Stream>,
     /// The per-element function: for `next` and for blocks that must run per element.
     f: Arc<CompiledFn>,
     /// `f` over a block of elements, when it vectorizes; without it every element runs alone.
@@ -53,10 +59,84 @@ pub(crate) struct LaneStage {
     state: FnState,
     /// The consumer thread's lane.
     block_state: FnState,
-    /// The dataset index of the next element pulled from the input.
+    /// The dataset index of the next element this step takes.
     count: u64,
-    /// How many times this stage's node was opened before (what random ops draw with).
+    /// How many times this step's node was opened before (what random ops draw with).
     epoch: u64,
+    /// Where `--stats` counts this step's node.
+    stats: Option<(Arc<RunStats>, usize)>,
+}
+
+impl Step {
+    /// A step of node kind `stage` with `f` and its block form, whose next element has
+    /// dataset index `count`, drawing with `epoch`.
+    pub(crate) fn new(
+        stage: Stage,
+        f: Arc<CompiledFn>,
+        block_f: Option<Arc<CompiledFn>>,
+        count: u64,
+        epoch: u64,
+    ) -> Step {
+        Step {
+            stage,
+            f,
+            block_f,
+            state: FnState::default(),
+            block_state: FnState::default(),
+            count,
+            epoch,
+            stats: None,
+        }
+    }
+
+    /// Counts this step's node into `stats` (`--stats`).
+    pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> Step {
+        self.stats = stats;
+        self
+    }
+
+    /// How far one input element moves this step's dataset index (a batched map's rows
+    /// are batches: the elements inside them).
+    fn advance(&self, e: &Element) -> u64 {
+        match self.stage {
+            Stage::Map => element_count(&self.f, e),
+            Stage::Filter => 1,
+        }
+    }
+
+    /// The step on one element at dataset index `element`: its result (a map), or the
+    /// element if it is kept (a filter).
+    fn call_one(&mut self, e: Element, element: u64) -> Result<Option<Element>, Diagnostic> {
+        match self.stage {
+            Stage::Map => self
+                .f
+                .call(&mut self.state, e, element, self.epoch)
+                .map(Some),
+            Stage::Filter => {
+                let keep = self
+                    .f
+                    .call(&mut self.state, e.clone(), element, self.epoch)?;
+                Ok(passes(&keep).then_some(e))
+            }
+        }
+    }
+}
+
+/// What a job runs, bottom step first: each step's kind, block function and epoch.
+struct Chain {
+    links: Vec<(Stage, Arc<CompiledFn>, u64)>,
+    /// Whether each step's time is measured (`--stats` over fused steps).
+    timed: bool,
+}
+
+/// A map or filter run on lanes: the consumer's thread and the run's [`Crew`] of helpers.
+/// Maps fused below it run as earlier steps of the same job (one job per block).
+pub(crate) struct LaneStage {
+    /// Bottom first; the last is the stage's own node.
+    steps: Vec<Step>,
+    input: Box<dyn Stream>,
+    /// The steps' block functions, when every step has one (what jobs run).
+    chain: Option<Arc<Chain>>,
     /// The run's helpers, shared by every stage on lanes (started by the first that needs them).
     crew: Arc<Crew>,
     /// The most lanes this stage uses, the consumer's thread included.
@@ -75,8 +155,6 @@ pub(crate) struct LaneStage {
     /// Blocks pulled that were large enough to hand over: lanes start after a few, so a
     /// short stream (a small `repeat` epoch) never pays for them.
     large_blocks: usize,
-    /// Where `--stats` counts this stage's blocks.
-    stats: Option<(Arc<RunStats>, usize)>,
     /// Whether blocks pulled ahead carry a mark (the input's state before the pull), so the
     /// stage can save its position without what it computed ahead (see [`crate::state`]).
     track: bool,
@@ -85,6 +163,10 @@ pub(crate) struct LaneStage {
     /// Outputs handed out, and outputs computed (handed out or in `pending`).
     delivered: u64,
     pushed: u64,
+    /// With `--stats` over fused steps: time in the input's pulls, and each step's time in
+    /// blocks, since the consumer's last call (see [`LaneStage::credit`]).
+    input_nanos: u64,
+    step_nanos: Vec<u64>,
 }
 
 /// One block pulled ahead.
@@ -96,8 +178,8 @@ struct Ahead {
     bytes: usize,
     /// The input's error right after these rows.
     error: Option<Diagnostic>,
-    /// The dataset index of the block's first element.
-    start: u64,
+    /// Each step's dataset index of the block's first element.
+    starts: Vec<u64>,
     /// Where it is computed.
     work: Work,
     /// The input's state right before this block was pulled, when a mark was due.
@@ -152,15 +234,10 @@ impl LaneStage {
         lanes: usize,
         crew: Arc<Crew>,
     ) -> LaneStage {
-        LaneStage {
-            stage,
+        let mut s = LaneStage {
+            steps: vec![Step::new(stage, f, block_f, 0, 0)],
             input,
-            f,
-            block_f,
-            state: FnState::default(),
-            block_state: FnState::default(),
-            count: 0,
-            epoch: 0,
+            chain: None,
             crew,
             lanes,
             helped: false,
@@ -169,17 +246,29 @@ impl LaneStage {
             pending: Pending::default(),
             block_nanos: 0,
             large_blocks: 0,
-            stats: None,
             track: false,
             marks: Marks::default(),
             delivered: 0,
             pushed: 0,
-        }
+            input_nanos: 0,
+            step_nanos: Vec::new(),
+        };
+        s.rechain();
+        s
+    }
+
+    /// Runs `below`, the maps between `input` and this stage's node (bottom first), as
+    /// earlier steps of each block's job.
+    pub(crate) fn fusing(mut self, below: Vec<Step>) -> LaneStage {
+        self.steps.splice(0..0, below);
+        self.rechain();
+        self
     }
 
     /// Runs the stage as its node's epoch `epoch` (random ops draw with it).
     pub(crate) fn with_epoch(mut self, epoch: u64) -> LaneStage {
-        self.epoch = epoch;
+        self.own_mut().epoch = epoch;
+        self.rechain();
         self
     }
 
@@ -191,8 +280,47 @@ impl LaneStage {
 
     /// A stage resumed with `count` as the dataset index of the next input element.
     pub(crate) fn at_count(mut self, count: u64) -> LaneStage {
-        self.count = count;
+        self.own_mut().count = count;
         self
+    }
+
+    /// Counts this stage's blocks into node `node` of `stats` (`--stats`), and those of
+    /// the maps fused below it into theirs.
+    pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneStage {
+        self.own_mut().stats = stats;
+        if self.lanes > 1 {
+            for (s, node) in self.steps.iter().filter_map(|s| s.stats.as_ref()) {
+                s.lanes_open(*node);
+            }
+        }
+        self.rechain();
+        self
+    }
+
+    /// The step of the stage's own node.
+    fn own(&self) -> &Step {
+        self.steps.last().expect("a stage has its own step")
+    }
+
+    fn own_mut(&mut self) -> &mut Step {
+        self.steps.last_mut().expect("a stage has its own step")
+    }
+
+    /// Settles what jobs run after the steps changed.
+    fn rechain(&mut self) {
+        let links: Option<Vec<_>> = self
+            .steps
+            .iter()
+            .map(|s| s.block_f.clone().map(|f| (s.stage, f, s.epoch)))
+            .collect();
+        let timed = self.steps.len() > 1 && self.steps.iter().any(|s| s.stats.is_some());
+        self.chain = links.map(|links| Arc::new(Chain { links, timed }));
+        self.step_nanos = vec![0; self.steps.len()];
+    }
+
+    /// Whether each step's time is measured (`--stats` over fused steps).
+    fn timed(&self) -> bool {
+        self.chain.as_ref().is_some_and(|c| c.timed)
     }
 
     /// Queues computed rows for handing out.
@@ -201,27 +329,16 @@ impl LaneStage {
         self.pending.push(b);
     }
 
-    /// Counts this stage's blocks into node `node` of `stats` (`--stats`).
-    pub(crate) fn with_stats(mut self, stats: Option<(Arc<RunStats>, usize)>) -> LaneStage {
-        if let Some((s, node)) = &stats
-            && self.lanes > 1
-        {
-            s.lanes_open(*node);
-        }
-        self.stats = stats;
-        self
-    }
-
-    /// Elements in `block`, counted as the sequential map and filter count them (a batched
-    /// map's rows are batches: the elements inside them).
+    /// Elements in `block`, counted as the first step's sequential map or filter counts them
+    /// (a batched map's rows are batches: the elements inside them).
     fn elements_in(&self, block: &Block) -> u64 {
-        let f = &self.f;
-        if self.stage == Stage::Filter {
+        let first = &self.steps[0];
+        if first.stage == Stage::Filter {
             return block.len() as u64;
         }
         match block {
             Block::Stacked { leaves, rows } => {
-                if f.func().batched {
+                if first.f.func().batched {
                     leaves
                         .first()
                         .map_or(0, |t| t.shape().iter().take(2).product::<usize>())
@@ -230,7 +347,7 @@ impl LaneStage {
                     *rows as u64
                 }
             }
-            Block::Rows(rows) => rows.iter().map(|e| element_count(f, e)).sum(),
+            Block::Rows(rows) => rows.iter().map(|e| element_count(&first.f, e)).sum(),
         }
     }
 
@@ -241,32 +358,83 @@ impl LaneStage {
 
     /// Elements in a block not yet made, counted as [`LaneStage::elements_in`] counts.
     fn elements_later(&self, later: &Later) -> u64 {
-        if self.stage == Stage::Map && self.f.func().batched {
+        let first = &self.steps[0];
+        if first.stage == Stage::Map && first.f.func().batched {
             later.lead
         } else {
             later.rows as u64
         }
     }
 
+    /// Moves each step's dataset index past an input block of `rows` rows that holds `lead`
+    /// of the first step's elements; returns each step's index of the block's first element.
+    fn advance(&mut self, lead: u64, rows: u64) -> Vec<u64> {
+        let starts = self.steps.iter().map(|s| s.count).collect();
+        for (i, s) in self.steps.iter_mut().enumerate() {
+            // The steps above the first are maps of single elements (see
+            // `Plan::fused_input`), which take one element per row.
+            s.count += if i == 0 { lead } else { rows };
+        }
+        // A fused map hands each row on (`--stats` counts it when pulled, as a map
+        // stage's consumer counts it when pulled ahead).
+        let below = self.steps.len() - 1;
+        for (stats, node) in self.steps[..below].iter().filter_map(|s| s.stats.as_ref()) {
+            stats.credit(*node, rows, 0);
+        }
+        starts
+    }
+
+    /// The input's state as the stage's own node saves its input: the stream under the fused
+    /// maps, inside each map's state (a fused map holds nothing between blocks, so its state
+    /// is its input's and its count).
+    fn input_state(&mut self) -> Result<NodeState, Diagnostic> {
+        let mut st = self.input.save()?;
+        for s in &self.steps[..self.steps.len() - 1] {
+            st = NodeState::Stage {
+                input: Box::new(st),
+                skip: 0,
+                count: s.count,
+                epoch: s.epoch,
+            };
+        }
+        Ok(st)
+    }
+
+    /// `pull` on the input, its time counted with `--stats` over fused steps.
+    fn pull_input<T>(&mut self, pull: impl FnOnce(&mut dyn Stream) -> T) -> T {
+        let t = self.timed().then(Instant::now);
+        let r = pull(self.input.as_mut());
+        if let Some(t) = t {
+            self.input_nanos += nanos_since(t);
+        }
+        r
+    }
+
     /// Pulls input blocks until every lane has its share queued.
     fn fill(&mut self, max: usize) {
         loop {
             // Without helpers, one block at a time, as the sequential map and filter pull.
+            // A chain keeps as many blocks in flight as its steps did as stages of their own
+            // (W3 at 2 threads, medians of 8: 2 per lane 21.9 ms and 37% serial, 4 per lane
+            // 19.2 ms and 15%).
             let lanes = self.active_lanes();
-            let ahead_max = if lanes > 1 { lanes * AHEAD_PER_LANE } else { 1 };
+            let ahead_max = if lanes > 1 {
+                lanes * AHEAD_PER_LANE * self.steps.len()
+            } else {
+                1
+            };
             if self.input_done
                 || self.ahead.len() >= ahead_max
                 || (self.ahead.len() >= lanes && self.ahead_bytes() >= AHEAD_BYTES)
             {
                 break;
             }
-            let mark = (self.track && self.marks.due(self.pushed)).then(|| self.input.save());
-            let Some(pull) = self.input.next_pull(max) else {
+            let mark = (self.track && self.marks.due(self.pushed)).then(|| self.input_state());
+            let Some(pull) = self.pull_input(|input| input.next_pull(max)) else {
                 self.input_done = true;
                 break;
             };
-            let start = self.count;
-            // What the block function may take: a source's rows not yet made, or rows
+            // What the block functions may take: a source's rows not yet made, or rows
             // already stacked.
             let (bytes, computable, later) = match &pull {
                 Pull::Later(l) => (l.bytes, l.rows > 0, true),
@@ -276,8 +444,8 @@ impl LaneStage {
                     false,
                 ),
             };
-            let block_f = self.block_f.clone().filter(|_| computable);
-            let large = block_f.is_some() && bytes >= self.crew.min_bytes;
+            let chain = self.chain.clone().filter(|_| computable);
+            let large = chain.is_some() && bytes >= self.crew.min_bytes;
             self.large_blocks += usize::from(large);
             if large && later && !self.helped && self.lanes > 1 {
                 // A source's block is work of its own (a read, a count), so lanes start
@@ -290,34 +458,25 @@ impl LaneStage {
             let team = (self.helped && lanes > 1 && large)
                 .then(|| crew.team())
                 .flatten();
-            let (block, error, work) = match (pull, block_f, team) {
+            let (block, error, work, starts) = match (pull, chain, team) {
                 // A lane reads the source's rows and computes them in one job.
-                (Pull::Later(later), Some(f), Some(team)) => {
-                    self.count += self.elements_later(&later);
-                    let job = Arc::new(Job::new(
-                        self.stage,
-                        f,
-                        Args::Later(later.make),
-                        start,
-                        self.epoch,
-                    ));
+                (Pull::Later(later), Some(chain), Some(team)) => {
+                    let lead = self.elements_later(&later);
+                    let starts = self.advance(lead, later.rows as u64);
+                    let job = Arc::new(Job::new(chain, Args::Later(later.make), starts.clone()));
                     team.submit(job.clone());
-                    (None, None, Work::Queued(job))
+                    (None, None, Work::Queued(job), starts)
                 }
-                (pull, f, team) => {
+                (pull, chain, team) => {
                     let Chunk { block, error } = pull.now();
                     self.input_done = error.is_some();
-                    self.count += self.elements_in(&block);
-                    let work = match (&block, f) {
-                        (Block::Stacked { leaves, rows }, Some(f)) if *rows > 0 => match team {
+                    let lead = self.elements_in(&block);
+                    let starts = self.advance(lead, block.len() as u64);
+                    let work = match (&block, chain) {
+                        (Block::Stacked { leaves, rows }, Some(chain)) if *rows > 0 => match team {
                             Some(team) => {
-                                let job = Arc::new(Job::new(
-                                    self.stage,
-                                    f,
-                                    Args::Ready(leaves.clone()),
-                                    start,
-                                    self.epoch,
-                                ));
+                                let args = Args::Ready(leaves.clone());
+                                let job = Arc::new(Job::new(chain, args, starts.clone()));
                                 team.submit(job.clone());
                                 Work::Queued(job)
                             }
@@ -325,14 +484,14 @@ impl LaneStage {
                         },
                         _ => Work::Rows,
                     };
-                    (Some(block), error, work)
+                    (Some(block), error, work, starts)
                 }
             };
             self.ahead.push_back(Ahead {
                 block,
                 bytes,
                 error,
-                start,
+                starts,
                 work,
                 mark,
             });
@@ -348,11 +507,11 @@ impl LaneStage {
         }
     }
 
-    /// The block function's result for `job` (whose input is `block`, if made yet): computed
+    /// The block functions' result for `job` (whose input is `block`, if made yet): computed
     /// here if no helper took it. While a helper computes it, this thread computes later
     /// queued blocks; if the helper takes much longer than a block takes here (descheduled on
     /// a busy machine) and the input is at hand, this thread computes the block too and the
-    /// helper's copy is dropped (the function is pure: both give the same bits). Also says
+    /// helper's copy is dropped (the functions are pure: both give the same bits). Also says
     /// whether a helper's result it is.
     fn resolve(&mut self, job: &Job, block: Option<&Block>) -> (Done, bool) {
         let mut waiting_since: Option<Instant> = None;
@@ -362,7 +521,7 @@ impl LaneStage {
         loop {
             if let Some(args) = job.claim() {
                 drop(waiting.take());
-                return (self.compute(args, job.start), false);
+                return (self.compute(args, &job.starts), false);
             }
             if let Some(done) = job.take() {
                 return (done, job.by_helper.load(Ordering::Acquire));
@@ -377,7 +536,7 @@ impl LaneStage {
                 .find_map(|j| j.claim().map(|args| (j.clone(), args)));
             if let Some((other, args)) = later {
                 waiting = None;
-                let done = self.compute(args, other.start);
+                let done = self.compute(args, &other.starts);
                 other.finish(done);
                 waiting_since = None;
                 continue;
@@ -391,7 +550,7 @@ impl LaneStage {
             {
                 drop(waiting.take());
                 let leaves = leaves.clone();
-                return (self.compute(Args::Ready(leaves), job.start), false);
+                return (self.compute(Args::Ready(leaves), &job.starts), false);
             }
             spins = spins.saturating_add(1);
             if spins < 1 << 12 {
@@ -402,35 +561,41 @@ impl LaneStage {
         }
     }
 
-    /// Runs the block function on this thread (making its rows first if a source left that
-    /// to the lane), keeping a running mean of its time (which only waiting for helpers needs).
-    fn compute(&mut self, args: Args, start: u64) -> Done {
+    /// Runs the block functions on this thread (making the rows first if a source left that
+    /// to the lane), keeping a running mean of their time (which only waiting for helpers
+    /// needs).
+    fn compute(&mut self, args: Args, starts: &[u64]) -> Done {
         let t = self.helped.then(Instant::now);
         let (args, made) = made_input(args);
-        let out = match (self.block_f.as_ref(), args) {
-            (Some(f), Some(args)) => run_block(
-                self.stage,
-                f,
-                &mut self.block_state,
-                args,
-                start,
-                self.epoch,
-            ),
-            _ => None,
+        let (out, nanos) = match (self.chain.clone(), args) {
+            (Some(chain), Some(args)) => {
+                let states = self.steps.iter_mut().map(|s| &mut s.block_state);
+                run_chain(&chain, states, args, starts)
+            }
+            _ => (None, Vec::new()),
         };
         if let Some(t) = t {
-            let nanos = u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX);
+            let nanos = nanos_since(t);
             self.block_nanos = match self.block_nanos {
                 0 => nanos,
                 mean => mean / 4 * 3 + nanos / 4,
             };
         }
-        Done { out, made }
+        Done { out, made, nanos }
     }
 
+    /// Counts a block into every step's node (`--stats`).
     fn count_block(&self, by_helper: bool) {
-        if let Some((stats, node)) = &self.stats {
+        for (stats, node) in self.steps.iter().filter_map(|s| s.stats.as_ref()) {
             stats.lane_block(*node, by_helper);
+        }
+    }
+
+    /// Adds a job's time in each step (measured when timed) to what [`LaneStage::credit`]
+    /// shares out.
+    fn add_step_nanos(&mut self, nanos: &[u64]) {
+        for (sum, n) in self.step_nanos.iter_mut().zip(nanos) {
+            *sum += n;
         }
     }
 
@@ -439,20 +604,28 @@ impl LaneStage {
         Duration::from_nanos(self.block_nanos.saturating_mul(2)).max(MIN_PATIENCE)
     }
 
-    /// The stage on one element: its result (a map), or the element if it is kept (a filter).
-    fn call_one(&mut self, e: Element, element: u64) -> Result<Option<Element>, Diagnostic> {
-        match self.stage {
-            Stage::Map => self
-                .f
-                .call(&mut self.state, e, element, self.epoch)
-                .map(Some),
-            Stage::Filter => {
-                let keep = self
-                    .f
-                    .call(&mut self.state, e.clone(), element, self.epoch)?;
-                Ok(passes(&keep).then_some(e))
+    /// Runs one element through the steps, each at its dataset index in `index` (moved on
+    /// past the element): the stage's output for it, if any.
+    fn call_steps(
+        &mut self,
+        mut e: Element,
+        index: &mut [u64],
+    ) -> Result<Option<Element>, Diagnostic> {
+        let timed = self.timed();
+        for (i, step) in self.steps.iter_mut().enumerate() {
+            let element = index[i];
+            index[i] += step.advance(&e);
+            let t = timed.then(Instant::now);
+            let out = step.call_one(e, element);
+            if let Some(t) = t {
+                self.step_nanos[i] += nanos_since(t);
+            }
+            match out? {
+                Some(o) => e = o,
+                None => return Ok(None),
             }
         }
+        Ok(Some(e))
     }
 
     /// Computes the first block pulled ahead into `pending`; false when nothing was ahead.
@@ -460,7 +633,7 @@ impl LaneStage {
         let Some(Ahead {
             block,
             error,
-            start,
+            starts,
             work,
             mark,
             ..
@@ -469,18 +642,20 @@ impl LaneStage {
             return false;
         };
         if let Some(m) = mark {
-            self.marks.push(self.pushed, m, start);
+            let own_start = starts.last().copied().unwrap_or_default();
+            self.marks.push(self.pushed, m, own_start);
         }
         let (out, block, error) = match (work, block) {
             (Work::Queued(job), block) => {
                 let (done, by_helper) = self.resolve(&job, block.as_ref());
                 self.count_block(done.out.is_some() && by_helper);
+                self.add_step_nanos(&done.nanos);
                 match (block, done.made) {
                     (Some(block), _) => (done.out, block, error),
                     (None, Some(made)) => (done.out, made.block, made.error),
                     (None, None) => {
                         // Only a panic while making a source's rows loses them.
-                        self.pending.push_error(lost_block(start));
+                        self.pending.push_error(lost_block(starts[0]));
                         self.drop_ahead();
                         self.input_done = true;
                         return true;
@@ -490,7 +665,9 @@ impl LaneStage {
             (Work::Here, Some(block)) => {
                 let out = match &block {
                     Block::Stacked { leaves, .. } => {
-                        self.compute(Args::Ready(leaves.clone()), start).out
+                        let done = self.compute(Args::Ready(leaves.clone()), &starts);
+                        self.add_step_nanos(&done.nanos);
+                        done.out
                     }
                     Block::Rows(_) => None,
                 };
@@ -511,17 +688,13 @@ impl LaneStage {
             }
             return true;
         }
-        // Rows apart, or the block failed: one by one, so the error reported is the one
-        // element-at-a-time execution meets first, after the rows before it.
-        let mut index = start;
+        // Rows apart, or the block failed in some step: one by one through every step, so
+        // the error reported is the one element-at-a-time execution meets first, after the
+        // rows before it.
+        let mut index = starts;
         let mut outs = Vec::with_capacity(block.len());
         for e in block.into_rows() {
-            let element = index;
-            index += match self.stage {
-                Stage::Map => element_count(&self.f, &e),
-                Stage::Filter => 1,
-            };
-            match self.call_one(e, element) {
+            match self.call_steps(e, &mut index) {
                 Ok(Some(o)) => outs.push(o),
                 Ok(None) => {}
                 Err(d) => {
@@ -540,10 +713,32 @@ impl LaneStage {
         }
         true
     }
-}
 
-impl Stream for LaneStage {
-    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+    /// Shares the consumer's time in the call that began at `since` out to the fused maps'
+    /// nodes (`--stats`). The stage's own node is timed around the call, inclusive; each map
+    /// below it gets the input's time and its share of the rest by the steps' measured
+    /// times up to its own, so that each node's own time is its step's.
+    fn credit(&mut self, since: Instant) {
+        let total = nanos_since(since);
+        let input = std::mem::take(&mut self.input_nanos);
+        let own = total.saturating_sub(input);
+        let sum: u64 = self.step_nanos.iter().sum();
+        let mut up_to = 0u64;
+        let below = self.steps.len() - 1;
+        for (s, n) in self.steps[..below].iter().zip(&self.step_nanos) {
+            up_to += n;
+            let share = match sum {
+                0 => 0,
+                sum => (u128::from(own) * u128::from(up_to) / u128::from(sum)) as u64,
+            };
+            if let Some((stats, node)) = &s.stats {
+                stats.credit(*node, 0, input + share);
+            }
+        }
+        self.step_nanos.iter_mut().for_each(|n| *n = 0);
+    }
+
+    fn next_element(&mut self) -> Result<Option<Element>, Diagnostic> {
         loop {
             // Rows a block pull computed come first.
             if !self.pending.is_empty() {
@@ -569,15 +764,12 @@ impl Stream for LaneStage {
             if self.input_done {
                 return Ok(None);
             }
-            let Some(e) = self.input.next()? else {
+            let Some(e) = self.pull_input(|input| input.next())? else {
                 return Ok(None);
             };
-            let element = self.count;
-            self.count += match self.stage {
-                Stage::Map => element_count(&self.f, &e),
-                Stage::Filter => 1,
-            };
-            if let Some(out) = self.call_one(e, element)? {
+            let lead = self.steps[0].advance(&e);
+            let mut index = self.advance(lead, 1);
+            if let Some(out) = self.call_steps(e, &mut index)? {
                 self.delivered += 1;
                 self.pushed += 1;
                 return Ok(Some(out));
@@ -585,21 +777,24 @@ impl Stream for LaneStage {
         }
     }
 
-    fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        if self.block_f.is_none() {
+    fn next_chunk(&mut self, max: usize) -> Option<Chunk> {
+        if self.chain.is_none() {
             // One element at a time, the function's effects interleaved with the input's.
-            return gather_rows(|| self.next(), max);
+            return gather_rows(|| self.next_element(), max);
         }
-        // A map hands out each block as it comes; a filter gathers kept rows up to `max`.
-        let wanted = match self.stage {
+        // A map hands out each block as it comes; a filter gathers kept rows until it has
+        // half of `max`, so that a block's kept rows, the usual case, go out as they are
+        // (a `batch` after it then copies only the batch that spans two blocks).
+        let stage = self.own().stage;
+        let wanted = match stage {
             Stage::Map => 1,
-            Stage::Filter => max,
+            Stage::Filter => max.div_ceil(2),
         };
         while self.pending.rows() < wanted && !self.pending.has_error() {
             if !self.helped && self.lanes > 1 && self.large_blocks >= LANES_AFTER {
                 self.helped = true;
             }
-            let pull = match self.stage {
+            let pull = match stage {
                 Stage::Map => max,
                 // At least MIN_FILTER_PULL rows: pulling exactly the rows still missing
                 // would take ever smaller blocks as the output fills up.
@@ -610,31 +805,58 @@ impl Stream for LaneStage {
                 break;
             }
         }
-        let chunk = self.pending.take(max);
+        let chunk = self.pending.take_enough(max, wanted);
         if let Some(c) = &chunk {
             self.delivered += c.block.len() as u64;
         }
         chunk
     }
+}
+
+impl Stream for LaneStage {
+    fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let t = self.timed().then(Instant::now);
+        let r = self.next_element();
+        if let Some(t) = t {
+            self.credit(t);
+        }
+        r
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        let t = self.timed().then(Instant::now);
+        let r = self.next_chunk(max);
+        if let Some(t) = t {
+            self.credit(t);
+        }
+        r
+    }
 
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         let (input, skip, count) = match self.ahead.front() {
             // Nothing computed ahead: the input's own position is this stage's.
-            None if self.pending.is_empty() => (self.input.save()?, 0, self.count),
+            None if self.pending.is_empty() => (self.input_state()?, 0, self.own().count),
             Some(Ahead {
                 mark: Some(Ok(st)),
-                start,
+                starts,
                 ..
-            }) if self.pending.is_empty() => (st.clone(), 0, *start),
+            }) if self.pending.is_empty() => {
+                (st.clone(), 0, starts.last().copied().unwrap_or_default())
+            }
             _ => self.marks.at(self.delivered)?,
         };
         Ok(NodeState::Stage {
             input: Box::new(input),
             skip,
             count,
-            epoch: self.epoch,
+            epoch: self.own().epoch,
         })
     }
+}
+
+/// Nanoseconds since `t`, saturated.
+fn nanos_since(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_nanos()).unwrap_or(u64::MAX)
 }
 
 impl LaneStage {
@@ -717,20 +939,17 @@ enum Queued {
     Task(Task),
 }
 
-/// One block's run of the block function, taken by whichever lane gets to it first.
+/// One block's run of the block functions, taken by whichever lane gets to it first.
 struct Job {
-    stage: Stage,
-    /// The block function.
-    f: Arc<CompiledFn>,
+    /// The steps' block functions.
+    chain: Arc<Chain>,
     slot: Mutex<Slot>,
     /// Set once the slot holds the result, so waiting never takes the lock.
     finished: AtomicBool,
     /// Set when a helper (not the consumer's thread) computed the result.
     by_helper: AtomicBool,
-    /// The dataset index of the block's first element (for errors and random ops).
-    start: u64,
-    /// The stage's epoch (for random ops).
-    epoch: u64,
+    /// Each step's dataset index of the block's first element (for errors and random ops).
+    starts: Vec<u64>,
 }
 
 /// A job's input block.
@@ -746,6 +965,8 @@ enum Args {
 struct Done {
     out: Computed,
     made: Option<Chunk>,
+    /// Each step's time, when the chain is timed.
+    nanos: Vec<u64>,
 }
 
 enum Slot {
@@ -760,15 +981,13 @@ enum Slot {
 }
 
 impl Job {
-    fn new(stage: Stage, f: Arc<CompiledFn>, args: Args, start: u64, epoch: u64) -> Job {
+    fn new(chain: Arc<Chain>, args: Args, starts: Vec<u64>) -> Job {
         Job {
-            stage,
-            f,
+            chain,
             slot: Mutex::new(Slot::Waiting(args)),
             finished: AtomicBool::new(false),
             by_helper: AtomicBool::new(false),
-            start,
-            epoch,
+            starts,
         }
     }
 
@@ -799,6 +1018,7 @@ impl Job {
         let failed = Done {
             out: None,
             made: None,
+            nanos: Vec::new(),
         };
         // A poisoned slot (a helper panicked holding it) runs the block per element.
         let Ok(mut slot) = self.slot.lock() else {
@@ -931,6 +1151,31 @@ fn run_block(
     }
 }
 
+/// What the steps of `chain` make of one block, `args`, each step with its lane state in
+/// `states` and its index of the block's first element in `starts`: the last step's rows
+/// (`None` when a function fails), and each step's time when the chain is timed. The block
+/// stays on this thread from the first step to the last, while it is in cache.
+fn run_chain<'a>(
+    chain: &Chain,
+    states: impl Iterator<Item = &'a mut FnState>,
+    mut args: Vec<Tensor>,
+    starts: &[u64],
+) -> (Computed, Vec<u64>) {
+    let mut nanos = Vec::new();
+    let mut rows = 0;
+    for (((stage, f, epoch), state), &start) in chain.links.iter().zip(states).zip(starts) {
+        let t = chain.timed.then(Instant::now);
+        let Some(out) = run_block(*stage, f, state, args, start, *epoch) else {
+            return (None, nanos);
+        };
+        (args, rows) = out;
+        if let Some(t) = t {
+            nanos.push(nanos_since(t));
+        }
+    }
+    (Some((args, rows)), nanos)
+}
+
 /// A job's input rows, made first when a source left that to the lane: the block function's
 /// arguments (`None` for rows made short by a failed read, which the consumer hands out one
 /// by one, then the error) and the rows made.
@@ -987,33 +1232,46 @@ fn helper(shared: &Shared) {
         let Some(args) = job.claim() else {
             continue;
         };
-        let i = match states.iter().position(|(f, _)| Arc::ptr_eq(f, &job.f)) {
-            Some(i) => i,
-            None => {
-                states.push((job.f.clone(), FnState::default()));
+        // Each step's state: one function twice in a chain (`.map(f).map(f)`) gets two, so
+        // neither step starts its host instances anew each block.
+        let mut slots: Vec<usize> = Vec::with_capacity(job.chain.links.len());
+        for (_, f, _) in &job.chain.links {
+            let free =
+                (0..states.len()).find(|&i| Arc::ptr_eq(&states[i].0, f) && !slots.contains(&i));
+            slots.push(free.unwrap_or_else(|| {
+                states.push((f.clone(), FnState::default()));
                 states.len() - 1
-            }
-        };
-        let (f, state) = &mut states[i];
+            }));
+        }
+        // Lent to the job, and given back after it.
+        let mut lent: Vec<FnState> = slots
+            .iter()
+            .map(|&i| std::mem::take(&mut states[i].1))
+            .collect();
         let working = pipec_tensor::busy::Working::begin();
         // Making a source's rows is a read or a count; should it panic all the same, the
         // consumer reports the block lost instead of waiting for it forever.
         let (args, made) =
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| made_input(args)))
                 .unwrap_or((None, None));
-        let out = args.and_then(|args| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_block(job.stage, f, state, args, job.start, job.epoch)
+        let (out, nanos) = match args {
+            Some(args) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                run_chain(&job.chain, lent.iter_mut(), args, &job.starts)
             }))
             .unwrap_or_else(|_| {
-                // The state may be half-updated; the block reruns per element on the consumer.
-                *state = FnState::default();
-                None
-            })
-        });
+                // The states may be half-updated; the block reruns per element on the
+                // consumer.
+                lent.iter_mut().for_each(|s| *s = FnState::default());
+                (None, Vec::new())
+            }),
+            None => (None, Vec::new()),
+        };
+        for (&i, st) in slots.iter().zip(lent) {
+            states[i].1 = st;
+        }
         drop(working);
         job.by_helper.store(true, Ordering::Relaxed);
-        job.finish(Done { out, made });
+        job.finish(Done { out, made, nanos });
     }
 }
 
@@ -1166,6 +1424,14 @@ mod tests {
         fn next_block(&mut self, _max: usize) -> Option<Chunk> {
             self.0.pop_front()
         }
+
+        /// How many chunks are left, as a `range` state (what a state holds is not read).
+        fn save(&mut self) -> Result<NodeState, Diagnostic> {
+            Ok(NodeState::Range {
+                cur: self.0.len() as i64,
+                stop: 0,
+            })
+        }
     }
 
     /// Every value handed out, then the error's message, pulling with `pull`.
@@ -1205,7 +1471,7 @@ mod tests {
         ];
         let mut map = map_stage(chunks, 2);
         map.helped = true;
-        map.count = 11;
+        map.steps[0].count = 11;
         map.fill(64);
         assert_eq!(map.ahead.len(), 3);
         // Nothing on this thread claims them: the helper must take every one.
@@ -1394,5 +1660,95 @@ mod tests {
         });
         assert_eq!(values, kept(11..5511));
         assert_eq!(error, None);
+    }
+
+    /// [`divide`] fused below [`parity`] on `lanes` lanes, as one job per block: `y = 100 //
+    /// (x - 10)` kept when `(1000 // (y - 10)) % 2 == 0`. The map fails on the value 10, the
+    /// filter where `y` is 10 (at the value 20).
+    fn fused_stage(chunks: Vec<Chunk>, lanes: usize) -> LaneStage {
+        let (f, block_f) = divide();
+        let below = Step::new(Stage::Map, f, Some(block_f), 0, 0);
+        filter_stage(chunks, lanes).fusing(vec![below])
+    }
+
+    /// What `fused_stage` keeps of `range`, element at a time, or the value it fails on.
+    fn fused_kept(range: std::ops::Range<i64>) -> Result<Vec<i64>, i64> {
+        let floor_div = |a: i64, b: i64| a / b - i64::from(a % b != 0 && (a < 0) != (b < 0));
+        let mut out = Vec::new();
+        for x in range {
+            if x == 10 {
+                return Err(x);
+            }
+            let y = floor_div(100, x - 10);
+            if y == 10 {
+                return Err(x);
+            }
+            if floor_div(1000, y - 10).rem_euclid(2) == 0 {
+                out.push(y);
+            }
+        }
+        Ok(out)
+    }
+
+    #[test]
+    fn a_fused_map_and_filter_keep_what_the_two_keep_apart() {
+        for lanes in [1, 2, 3] {
+            let chunks: Vec<Chunk> = blocks_of_1100(30, 6);
+            let mut stage = fused_stage(chunks, lanes);
+            let (values, error) = drain(&mut stage, |m| m.next_block(500));
+            assert_eq!(Ok(values), fused_kept(30..6630), "{lanes} lanes");
+            assert_eq!(error, None);
+            // The map's dataset index moved with the filter's.
+            assert_eq!(stage.steps[0].count, 6600);
+            assert_eq!(stage.steps[1].count, 6600);
+        }
+    }
+
+    #[test]
+    fn a_failing_fused_block_stops_at_the_first_error_of_either_step() {
+        // The map fails on 10, the filter on 20: whichever an element meets first.
+        for (lo, bad) in [(0, 10), (15, 20)] {
+            for lanes in [1, 2, 3] {
+                let mut chunks: Vec<Chunk> = blocks_of_1100(30, 3);
+                chunks.push(Chunk::ok(range(lo, lo + 1100)));
+                chunks.push(Chunk::ok(range(30, 1130)));
+                let mut stage = fused_stage(chunks, lanes);
+                let (values, error) = drain(&mut stage, |m| m.next_block(300));
+                let mut want = fused_kept(30..3330).expect("no error");
+                assert_eq!(fused_kept(lo..lo + 1100), Err(bad));
+                want.extend(fused_kept(lo..bad).expect("no error before"));
+                assert_eq!(values, want, "{lanes} lanes");
+                let error = error.expect("division by zero");
+                // 3300 elements before the block; the filter counts the same positions.
+                let at = 3300 + bad - lo;
+                assert!(error.contains(&format!("element {at}")), "{error}");
+                assert!(stage.next_block(64).is_none());
+            }
+        }
+    }
+
+    #[test]
+    fn a_fused_stage_saves_the_map_state_a_map_stage_saves() {
+        let mut stage = fused_stage(blocks_of_1100(30, 2), 1).with_epoch(4);
+        stage.steps[0].epoch = 9;
+        drop(stage.next_block(4096));
+        let Ok(NodeState::Stage {
+            input,
+            skip,
+            count,
+            epoch,
+        }) = stage.save()
+        else {
+            panic!("a stage state");
+        };
+        assert_eq!((skip, epoch), (0, 4));
+        assert_eq!(count, 2200);
+        let NodeState::Stage {
+            skip, count, epoch, ..
+        } = *input
+        else {
+            panic!("the fused map's state inside");
+        };
+        assert_eq!((skip, count, epoch), (0, 2200, 9));
     }
 }

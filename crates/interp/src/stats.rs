@@ -78,6 +78,14 @@ impl RunStats {
         n.nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
+    /// Adds `rows` elements and `nanos` of inclusive time to `node`: for a map fused into the
+    /// stage above it, which has no timed stream of its own (see `crate::lanes`).
+    pub(crate) fn credit(&self, node: usize, rows: u64, nanos: u64) {
+        let n = &self.nodes[node];
+        n.elements.fetch_add(rows, Ordering::Relaxed);
+        n.nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
     /// Marks `node` as a map on lanes.
     pub(crate) fn lanes_open(&self, node: usize) {
         self.nodes[node].on_lanes.store(true, Ordering::Relaxed);

@@ -113,8 +113,14 @@ impl Stream for Batch {
     /// same buffers seen with one more axis (no copy). Rows short of a whole batch wait for
     /// the next pull, which completes them one batch at a time.
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
-        if max < 2 || !self.pending.is_empty() {
+        if max < 2 {
             return gather_rows(|| self.next(), max);
+        }
+        if !self.pending.is_empty() {
+            // Rows short of a batch are left from the last pull: complete that one batch
+            // (the only rows copied), and leave the whole batches after it to the next
+            // pull, where they are a view of the input's block again.
+            return gather_rows(|| self.next(), 1);
         }
         let chunk = self.pull_input(max.saturating_mul(self.size))?;
         self.whole_batches(chunk, max)

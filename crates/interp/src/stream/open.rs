@@ -11,7 +11,7 @@ use super::plan::{Plan, PlanKind, next_shuffle_epoch, snapshot_opens};
 use super::sources::{Csv, Lines, Range, Slices, Whole, csv_error};
 use crate::Element;
 use crate::budget::Budget;
-use crate::lanes::{LaneStage, Stage};
+use crate::lanes::{LaneStage, Stage, Step};
 use crate::rng::Rng;
 use crate::state::NodeState;
 use crate::stats::Timed;
@@ -54,14 +54,95 @@ impl Plan {
         stream
     }
 
-    /// This node, a map or a filter, over `input`, whose next input element has dataset
-    /// index `count` (0 when opened, the saved count when resumed), drawing with `epoch`
-    /// ([`Plan::next_epoch`] when opened, the saved epoch when resumed). On `lanes` lanes
-    /// (one runs it on the consumer's thread); a parallel map that cannot run on blocks
-    /// ahead is a [`ParMap`], lanes per element.
+    /// The map below this node, a map or a filter on lanes, that runs as an earlier step of
+    /// this node's lane jobs (one job per block through both; see "Chained stages" in
+    /// docs/architecture.md), if any. Both must have a block form and run on lanes. This
+    /// node must take single elements (not a batched map): a job counts each step above the
+    /// first one element per row. A filter ends a chain, since only maps go below, so every
+    /// function sees the element positions it sees unfused.
+    pub(super) fn fused_input(&self) -> Option<&Arc<Plan>> {
+        let single = match &self.kind {
+            PlanKind::Map {
+                f,
+                block_f: Some(_),
+                ..
+            } => !f.func().batched,
+            PlanKind::Filter {
+                block_f: Some(_), ..
+            } => true,
+            _ => false,
+        };
+        let below = self.inputs.first()?;
+        // A pure map's `pure_pull` says its own input is pure too: it runs on lanes.
+        let fuses = single
+            && self.blocks
+            && below.blocks
+            && below.pure_pull
+            && matches!(
+                below.kind,
+                PlanKind::Map {
+                    block_f: Some(_),
+                    ..
+                }
+            );
+        fuses.then_some(below)
+    }
+
+    /// Whether this node can resume fused at its input's saved state `st`: every fused map
+    /// saved no outputs to drop (a build that does not fuse may save a map in the middle of
+    /// a block; then the map opens as a stage of its own).
+    pub(super) fn fuses_at(&self, st: &NodeState) -> bool {
+        let Some(below) = self.fused_input() else {
+            return false;
+        };
+        match st {
+            NodeState::Stage { input, skip: 0, .. } => {
+                below.fused_input().is_none() || below.fuses_at(input)
+            }
+            _ => false,
+        }
+    }
+
+    /// This node, a map fused into the stage above it, as steps (the maps fused below it
+    /// first) over the stream under them: from the start, or at `st`, its saved state
+    /// (which [`Plan::fuses_at`] accepted).
+    pub(super) fn open_fused(
+        self: &Arc<Plan>,
+        st: Option<&NodeState>,
+    ) -> Result<(Box<dyn Stream>, Vec<Step>), Diagnostic> {
+        let PlanKind::Map { f, block_f, .. } = &self.kind else {
+            unreachable!("only maps are fused below a stage")
+        };
+        let (input_st, count, epoch) = match st {
+            None => (None, 0, self.next_epoch()),
+            Some(NodeState::Stage {
+                input,
+                count,
+                epoch,
+                ..
+            }) => (Some(input.as_ref()), *count, *epoch),
+            Some(_) => unreachable!("fuses_at accepts map states only"),
+        };
+        let (input, mut steps) = match self.fused_input() {
+            Some(below) => below.open_fused(input_st)?,
+            None => (self.inputs[0].open_at(input_st)?, Vec::new()),
+        };
+        steps.push(
+            Step::new(Stage::Map, f.clone(), block_f.clone(), count, epoch)
+                .with_stats(self.timer.clone()),
+        );
+        Ok((input, steps))
+    }
+
+    /// This node, a map or a filter, over `input` (through `below`, the maps fused under it,
+    /// if any), whose next input element has dataset index `count` (0 when opened, the saved
+    /// count when resumed), drawing with `epoch` ([`Plan::next_epoch`] when opened, the saved
+    /// epoch when resumed). On `lanes` lanes (one runs it on the consumer's thread); a
+    /// parallel map that cannot run on blocks ahead is a [`ParMap`], lanes per element.
     pub(super) fn open_stage(
         &self,
         input: Box<dyn Stream>,
+        below: Vec<Step>,
         count: u64,
         epoch: u64,
     ) -> Box<dyn Stream> {
@@ -74,6 +155,8 @@ impl Plan {
             } => {
                 let on_lanes = block_f.is_some() && self.inputs[0].pure_pull;
                 if *lanes > 1 && !on_lanes {
+                    // `fused_input` fuses only under a map on lanes.
+                    debug_assert!(below.is_empty());
                     return Box::new(ParMap::new(
                         input,
                         f.clone(),
@@ -102,6 +185,7 @@ impl Plan {
                 lanes,
                 crew.clone(),
             )
+            .fusing(below)
             .with_epoch(epoch)
             .with_stats(self.timer.clone())
             .tracking(self.track)
@@ -182,7 +266,13 @@ impl Plan {
             ),
             PlanKind::Map { .. } | PlanKind::Filter { .. } => {
                 let epoch = self.next_epoch();
-                self.open_stage(input(0)?, 0, epoch)
+                match self.fused_input() {
+                    Some(below) => {
+                        let (input, below) = below.open_fused(None)?;
+                        self.open_stage(input, below, 0, epoch)
+                    }
+                    None => self.open_stage(input(0)?, Vec::new(), 0, epoch),
+                }
             }
             PlanKind::Batch { .. } | PlanKind::PaddedBatch { .. } => self.open_batch(input(0)?, 0),
             PlanKind::Unbatch => Box::new(Unbatch::new(input(0)?, self.span, self.track)),

@@ -129,8 +129,13 @@ impl Plan {
                     epoch,
                 },
             ) => {
-                let input = self.input_at(0, input)?;
-                let mut s = self.open_stage(input, *count, *epoch);
+                let mut s = match self.fused_input().filter(|_| self.fuses_at(input)) {
+                    Some(below) => {
+                        let (input, below) = below.open_fused(Some(input))?;
+                        self.open_stage(input, below, *count, *epoch)
+                    }
+                    None => self.open_stage(self.input_at(0, input)?, Vec::new(), *count, *epoch),
+                };
                 drop_outputs(s.as_mut(), *skip)?;
                 s
             }

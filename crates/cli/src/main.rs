@@ -182,6 +182,7 @@ fn main() -> ExitCode {
         eprintln!("error[E0800]: cannot install the signal handler: {e}");
         return ExitCode::from(2);
     }
+    on_bus_errors();
     // Compile and run on a thread with a large stack: deeply nested (but accepted) programs
     // recurse in the tracer, and a stack overflow would abort instead of reporting.
     let worker = std::thread::Builder::new()
@@ -217,6 +218,11 @@ fn on_signals() -> std::io::Result<()> {
         .name("pipec-signals".into())
         .spawn(move || {
             for sig in signals.forever() {
+                if BUS_ERROR.load(Ordering::SeqCst) {
+                    pipec::kill_all_workers();
+                    TempFile::remove_all();
+                    std::process::exit(1);
+                }
                 if SAVE_ON_SIGNAL.load(Ordering::Relaxed)
                     && STOPPED_BY
                         .compare_exchange(0, sig, Ordering::SeqCst, Ordering::SeqCst)
@@ -230,6 +236,41 @@ fn on_signals() -> std::io::Result<()> {
             }
         })?;
     Ok(())
+}
+
+/// Set when a memory-mapped input faulted (`SIGBUS`): the signal thread then ends the run
+/// with exit status 1.
+static BUS_ERROR: AtomicBool = AtomicBool::new(false);
+
+/// Reports a `SIGBUS` and ends the run with status 1, cleaning up as for SIGTERM. Input
+/// arrays are memory-mapped and read in place (crates/tensor's io/rows.rs): a file truncated
+/// by another process during the run faults on its missing pages, which would otherwise kill
+/// the process without a word.
+#[allow(unsafe_code)]
+fn on_bus_errors() {
+    extern "C" fn on_sigbus(_: libc::c_int) {
+        const MESSAGE: &[u8] = b"[E0602] Error: an input file shrank while pipec was reading it \
+in place (another process truncated or rewrote it); the run stops\n";
+        BUS_ERROR.store(true, Ordering::SeqCst);
+        // SAFETY: `write`, `kill`, `getpid` and `pause` are async-signal-safe. The faulting
+        // thread must not return (it would fault again): it waits for the signal thread,
+        // woken by SIGTERM, to clean up and exit.
+        unsafe {
+            libc::write(2, MESSAGE.as_ptr().cast(), MESSAGE.len());
+            libc::kill(libc::getpid(), libc::SIGTERM);
+            loop {
+                libc::pause();
+            }
+        }
+    }
+    // SAFETY: a zeroed `sigaction` is a valid empty one; the handler only makes the calls
+    // above.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigbus as *const () as usize;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaction(libc::SIGBUS, &action, std::ptr::null_mut());
+    }
 }
 
 fn real_main(cli: Cli) -> u8 {

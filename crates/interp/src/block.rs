@@ -12,9 +12,12 @@
 
 use crate::Element;
 use pipec_diag::Diagnostic;
-use pipec_tensor::Tensor;
+use pipec_tensor::io::FileRows;
 use pipec_tensor::kernels;
+use pipec_tensor::{BorrowedTensor, Tensor, TensorRef};
 use std::collections::VecDeque;
+use std::ops::Range;
+use std::sync::Arc;
 
 /// Consecutive elements of a dataset.
 #[derive(Clone, Debug)]
@@ -173,6 +176,51 @@ pub(crate) struct Later {
     pub(crate) bytes: usize,
     /// Makes the rows; only ever a pure read or computation.
     pub(crate) make: Box<dyn FnOnce() -> Chunk + Send>,
+    /// The same rows where they already are (a mapped file), for a fused map to read in
+    /// place instead of calling `make`.
+    pub(crate) in_place: Option<InPlace>,
+}
+
+/// A source block's rows in the files that hold them: for each leaf, the file, the rows and
+/// the leaf's shape in the block.
+pub(crate) struct InPlace {
+    leaves: Vec<(Arc<FileRows>, Range<usize>, Vec<usize>)>,
+}
+
+impl InPlace {
+    /// Rows `rows` of every file, one leaf each.
+    pub(crate) fn rows(files: impl Iterator<Item = Arc<FileRows>>, rows: Range<usize>) -> InPlace {
+        let leaves = files
+            .map(|f| {
+                let mut shape = f.shape().to_vec();
+                shape[0] = rows.len();
+                (f, rows.clone(), shape)
+            })
+            .collect();
+        InPlace { leaves }
+    }
+
+    /// The rows seen as batches of `size` (their count a multiple of it), as `batch` reshapes
+    /// a block.
+    pub(crate) fn batched(mut self, size: usize) -> InPlace {
+        for (_, _, shape) in &mut self.leaves {
+            shape[0] /= size.max(1);
+            shape.insert(1, size);
+        }
+        self
+    }
+
+    /// The leaves, borrowed from the files' maps; `None` if a file is not mapped or its rows
+    /// are not aligned for their dtype.
+    pub(crate) fn leaves(&self) -> Option<Vec<TensorRef<'_>>> {
+        self.leaves
+            .iter()
+            .map(|(file, rows, shape)| {
+                let bytes = file.bytes_in_place(rows.start, rows.end)?;
+                BorrowedTensor::new(file.dtype(), shape, bytes).map(TensorRef::Borrowed)
+            })
+            .collect()
+    }
 }
 
 /// Elements a node has computed but not yet handed out, with the error that follows them.

@@ -2,8 +2,8 @@
 
 use pipec_diag::{Code, Diagnostic};
 use pipec_ir::{Function, FusedBody, FusedOp, HostInstance, OpKind};
-use pipec_tensor::Tensor;
 use pipec_tensor::kernels::KernelError;
+use pipec_tensor::{Tensor, TensorRef};
 
 /// A function prepared for repeated evaluation: where each value dies, so it is moved into
 /// its last user instead of cloned (and so freed as early as it can be).
@@ -39,6 +39,41 @@ impl CompiledFn {
     /// The function.
     pub fn func(&self) -> &Function {
         &self.func
+    }
+
+    /// Evaluates a function made of constants and one fused op on `args`, which may be
+    /// borrowed (a mapped file's rows, read in place instead of copied into a block);
+    /// `None` for any other function, for a layout the fused kernel declines and for any
+    /// failure: the caller then makes owned rows and [`CompiledFn::call`]s, which reports
+    /// errors as usual.
+    pub fn call_in_place(&self, args: &[TensorRef<'_>]) -> Option<Vec<Tensor>> {
+        let f = &self.func;
+        let (last, before) = f.ops.split_last()?;
+        let OpKind::Fused(body) = &last.kind else {
+            return None;
+        };
+        if !self.direct || args.len() != f.params.len() {
+            return None;
+        }
+        let mut consts = Vec::with_capacity(before.len());
+        for op in before {
+            let (OpKind::Const(t), [out]) = (&op.kind, op.outputs.as_slice()) else {
+                return None;
+            };
+            consts.push((*out, t));
+        }
+        let inputs = last
+            .inputs
+            .iter()
+            .map(|v| match f.params.iter().position(|p| p == v) {
+                Some(k) => Some(args[k]),
+                None => consts
+                    .iter()
+                    .find(|(out, _)| out == v)
+                    .map(|(_, t)| TensorRef::Owned(t)),
+            })
+            .collect::<Option<Vec<_>>>()?;
+        body.eval_in_place(&inputs)
     }
 
     /// Evaluates the function on `args`; `element` is the dataset element index (for

@@ -24,7 +24,7 @@
 //! (`pure_pull` in the stream plans).
 
 use crate::Element;
-use crate::block::{Block, Chunk, Later, Pending, Pull};
+use crate::block::{Block, Chunk, InPlace, Later, Pending, Pull};
 use crate::func::{CompiledFn, FnState};
 use crate::state::{Marks, NodeState};
 use crate::stats::RunStats;
@@ -444,6 +444,7 @@ impl LaneStage {
                     false,
                 ),
             };
+            let in_place = matches!(&pull, Pull::Later(l) if l.in_place.is_some());
             let chain = self.chain.clone().filter(|_| computable);
             let large = chain.is_some() && bytes >= self.crew.min_bytes;
             self.large_blocks += usize::from(large);
@@ -459,12 +460,17 @@ impl LaneStage {
                 .then(|| crew.team())
                 .flatten();
             let (block, error, work, starts) = match (pull, chain, team) {
-                // A lane reads the source's rows and computes them in one job.
-                (Pull::Later(later), Some(chain), Some(team)) => {
+                // A lane reads the source's rows and computes them in one job. Rows a map
+                // reads in place go through a job even with no lane to take it: then this
+                // thread computes it, never making the rows.
+                (Pull::Later(later), Some(chain), team) if team.is_some() || in_place => {
                     let lead = self.elements_later(&later);
                     let starts = self.advance(lead, later.rows as u64);
-                    let job = Arc::new(Job::new(chain, Args::Later(later.make), starts.clone()));
-                    team.submit(job.clone());
+                    let args = Args::Later(later.make, later.in_place);
+                    let job = Arc::new(Job::new(chain, args, starts.clone()));
+                    if let Some(team) = team {
+                        team.submit(job.clone());
+                    }
                     (None, None, Work::Queued(job), starts)
                 }
                 (pull, chain, team) => {
@@ -566,13 +572,16 @@ impl LaneStage {
     /// needs).
     fn compute(&mut self, args: Args, starts: &[u64]) -> Done {
         let t = self.helped.then(Instant::now);
-        let (args, made) = made_input(args);
-        let (out, nanos) = match (self.chain.clone(), args) {
-            (Some(chain), Some(args)) => {
+        let done = match self.chain.clone() {
+            Some(chain) => {
                 let states = self.steps.iter_mut().map(|s| &mut s.block_state);
-                run_chain(&chain, states, args, starts)
+                run_job(&chain, states, args, starts)
             }
-            _ => (None, Vec::new()),
+            None => Done {
+                out: None,
+                made: made_input(args).1,
+                nanos: Vec::new(),
+            },
         };
         if let Some(t) = t {
             let nanos = nanos_since(t);
@@ -581,7 +590,7 @@ impl LaneStage {
                 mean => mean / 4 * 3 + nanos / 4,
             };
         }
-        Done { out, made, nanos }
+        done
     }
 
     /// Counts a block into every step's node (`--stats`).
@@ -653,6 +662,8 @@ impl LaneStage {
                 match (block, done.made) {
                     (Some(block), _) => (done.out, block, error),
                     (None, Some(made)) => (done.out, made.block, made.error),
+                    // Computed from rows read in place: there is no block to fall back on.
+                    (None, None) if done.out.is_some() => (done.out, Block::Rows(Vec::new()), None),
                     (None, None) => {
                         // Only a panic while making a source's rows loses them.
                         self.pending.push_error(lost_block(starts[0]));
@@ -956,8 +967,9 @@ struct Job {
 enum Args {
     /// Rows already made.
     Ready(Vec<Tensor>),
-    /// A source's rows, made by the lane that takes the job.
-    Later(Box<dyn FnOnce() -> Chunk + Send>),
+    /// A source's rows, made by the lane that takes the job, and where they are when a map can
+    /// read them in place.
+    Later(Box<dyn FnOnce() -> Chunk + Send>, Option<InPlace>),
 }
 
 /// A job's result: the block function's rows (`None`: the block must run per element), and
@@ -1151,19 +1163,22 @@ fn run_block(
     }
 }
 
-/// What the steps of `chain` make of one block, `args`, each step with its lane state in
-/// `states` and its index of the block's first element in `starts`: the last step's rows
-/// (`None` when a function fails), and each step's time when the chain is timed. The block
-/// stays on this thread from the first step to the last, while it is in cache.
+/// What the steps of `chain` from step `from` on make of one block, `args` of `rows` rows,
+/// each step with its lane state in `states` and its index of the block's first element in
+/// `starts` (every step's): the last step's rows (`None` when a function fails), and each
+/// step's time when the chain is timed. The block stays on this thread from the first step to
+/// the last, while it is in cache.
 fn run_chain<'a>(
     chain: &Chain,
+    from: usize,
     states: impl Iterator<Item = &'a mut FnState>,
     mut args: Vec<Tensor>,
+    mut rows: usize,
     starts: &[u64],
 ) -> (Computed, Vec<u64>) {
     let mut nanos = Vec::new();
-    let mut rows = 0;
-    for (((stage, f, epoch), state), &start) in chain.links.iter().zip(states).zip(starts) {
+    let links = chain.links.iter().zip(starts).skip(from);
+    for (((stage, f, epoch), &start), state) in links.zip(states) {
         let t = chain.timed.then(Instant::now);
         let Some(out) = run_block(*stage, f, state, args, start, *epoch) else {
             return (None, nanos);
@@ -1176,13 +1191,68 @@ fn run_chain<'a>(
     (Some((args, rows)), nanos)
 }
 
+/// The chain's first step run on a source's rows read in place (never copied into a block),
+/// when that step is a map of one fused op and the kernel takes the rows' layout: its rows,
+/// how many, and its time when the chain is timed.
+fn first_in_place(chain: &Chain, place: &InPlace) -> Option<(Vec<Tensor>, usize, Option<u64>)> {
+    let (Stage::Map, f, _) = chain.links.first()? else {
+        return None;
+    };
+    let t = chain.timed.then(Instant::now);
+    let leaves = place.leaves()?;
+    let rows = *leaves.first()?.shape().first()?;
+    let out = f.call_in_place(&leaves)?;
+    Some((out, rows, t.map(nanos_since)))
+}
+
+/// What the steps of `chain` (their lane states in `states`, their block starts in `starts`)
+/// make of a job's input: the first step reads a source's rows in place when it can
+/// ([`first_in_place`]); otherwise the rows are made first. The rows made come back for the
+/// consumer's per-element fallback.
+fn run_job<'a>(
+    chain: &Chain,
+    mut states: impl Iterator<Item = &'a mut FnState>,
+    args: Args,
+    starts: &[u64],
+) -> Done {
+    if let Args::Later(_, Some(place)) = &args
+        && let Some((first, rows, first_nanos)) = first_in_place(chain, place)
+    {
+        // An in-place map is constants and one fused op: its lane state holds nothing.
+        states.next();
+        let (out, nanos) = run_chain(chain, 1, states, first, rows, starts);
+        // A later step failed: the consumer runs the block per element, from rows made after
+        // all.
+        let made = match out {
+            Some(_) => None,
+            None => made_input(args_made_later(args)).1,
+        };
+        let nanos = first_nanos.into_iter().chain(nanos).collect();
+        return Done { out, made, nanos };
+    }
+    let (args, made) = made_input(args);
+    let (out, nanos) = match args {
+        Some(args) => run_chain(chain, 0, states, args, 0, starts),
+        None => (None, Vec::new()),
+    };
+    Done { out, made, nanos }
+}
+
+/// `args` with the rows left to be made (dropping where they are in place).
+fn args_made_later(args: Args) -> Args {
+    match args {
+        Args::Later(make, _) => Args::Later(make, None),
+        ready => ready,
+    }
+}
+
 /// A job's input rows, made first when a source left that to the lane: the block function's
 /// arguments (`None` for rows made short by a failed read, which the consumer hands out one
 /// by one, then the error) and the rows made.
 fn made_input(args: Args) -> (Option<Vec<Tensor>>, Option<Chunk>) {
     match args {
         Args::Ready(args) => (Some(args), None),
-        Args::Later(make) => {
+        Args::Later(make, _) => {
             let chunk = make();
             let args = match &chunk {
                 Chunk {
@@ -1249,29 +1319,26 @@ fn helper(shared: &Shared) {
             .map(|&i| std::mem::take(&mut states[i].1))
             .collect();
         let working = pipec_tensor::busy::Working::begin();
-        // Making a source's rows is a read or a count; should it panic all the same, the
-        // consumer reports the block lost instead of waiting for it forever.
-        let (args, made) =
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| made_input(args)))
-                .unwrap_or((None, None));
-        let (out, nanos) = match args {
-            Some(args) => std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                run_chain(&job.chain, lent.iter_mut(), args, &job.starts)
-            }))
-            .unwrap_or_else(|_| {
-                // The states may be half-updated; the block reruns per element on the
-                // consumer.
-                lent.iter_mut().for_each(|s| *s = FnState::default());
-                (None, Vec::new())
-            }),
-            None => (None, Vec::new()),
-        };
+        // Should a job panic all the same, the consumer reruns a block it holds per element,
+        // and reports a block a lane was to make lost, instead of waiting for it forever.
+        let done = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            run_job(&job.chain, lent.iter_mut(), args, &job.starts)
+        }))
+        .unwrap_or_else(|_| {
+            // The states may be half-updated.
+            lent.iter_mut().for_each(|s| *s = FnState::default());
+            Done {
+                out: None,
+                made: None,
+                nanos: Vec::new(),
+            }
+        });
         for (&i, st) in slots.iter().zip(lent) {
             states[i].1 = st;
         }
         drop(working);
         job.by_helper.store(true, Ordering::Relaxed);
-        job.finish(Done { out, made, nanos });
+        job.finish(done);
     }
 }
 

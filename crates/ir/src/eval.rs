@@ -3,7 +3,7 @@
 
 use crate::function::FusedBody;
 use pipec_tensor::kernels::{self, FusedOp, FusedProgram, KernelError};
-use pipec_tensor::{DType, Tensor};
+use pipec_tensor::{DType, Tensor, TensorRef};
 
 impl FusedBody {
     /// Evaluates the scalar program on whole tensors, one instruction at a time: the
@@ -52,6 +52,18 @@ impl FusedBody {
             Ok(Some(outs)) => Ok(outs),
             _ => self.eval_located(inputs),
         }
+    }
+
+    /// Evaluates with the chunked kernel on inputs that may be borrowed (a mapped file's
+    /// rows, read in place); `None` when the kernel declines the layout or an instruction
+    /// fails: the caller then evaluates owned inputs, which finds the error exactly.
+    pub fn eval_in_place(&self, inputs: &[TensorRef<'_>]) -> Option<Vec<Tensor>> {
+        let prog = FusedProgram {
+            ops: &self.insts,
+            dtypes: &self.dtypes,
+            results: &self.results,
+        };
+        kernels::run_fused_on(&prog, inputs).ok().flatten()
     }
 
     /// [`FusedBody::eval_chunked_located`] without the failing instruction.

@@ -27,7 +27,9 @@ pub use elementwise::{
     binary, binary_slice, broadcast_shapes, clip, float_binary_slice, float_unary_slice,
     num_unary_slice, select, unary,
 };
-pub use fused::{FusedOp, FusedProgram, pool_parallel, pool_usable, run_fused, set_kernel_threads};
+pub use fused::{
+    FusedOp, FusedProgram, pool_parallel, pool_usable, run_fused, run_fused_on, set_kernel_threads,
+};
 pub use host::{boolean_mask, nonzero, sort, unique};
 pub use linalg::{matmul, one_hot};
 pub use pad::paste;

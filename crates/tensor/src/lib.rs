@@ -3,6 +3,7 @@
 
 #![warn(clippy::print_stdout, clippy::print_stderr)]
 
+mod borrowed;
 pub mod busy;
 mod dtype;
 pub mod format;
@@ -12,6 +13,7 @@ pub mod limits;
 pub mod ops;
 mod tensor;
 
+pub use borrowed::{BorrowedTensor, FromBytes, TensorRef};
 pub use bytes::Bytes;
 pub use dtype::{AnyElem, DType, Elem};
 pub use half::{bf16, f16};

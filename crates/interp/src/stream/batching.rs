@@ -153,6 +153,7 @@ impl Stream for Batch {
             lead: later.rows as u64,
             bytes: later.bytes,
             make: Box::new(move || batches_made(make(), size)),
+            in_place: later.in_place.map(|p| p.batched(size)),
         }))
     }
 

@@ -4,7 +4,7 @@
 
 use super::base::Stream;
 use crate::Element;
-use crate::block::{Block, Chunk, Later, Pull};
+use crate::block::{Block, Chunk, InPlace, Later, Pull};
 use crate::state::NodeState;
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_tensor::Tensor;
@@ -199,12 +199,21 @@ impl Stream for Slices {
             _ => rows as u64,
         };
         let bytes = rows * self.comps.iter().map(Column::row_bytes).sum::<usize>();
+        let files: Option<Vec<Arc<FileRows>>> = self
+            .comps
+            .iter()
+            .map(|c| match c {
+                Column::File(f, _) => Some(f.clone()),
+                Column::Memory(_) => None,
+            })
+            .collect();
         let (comps, span) = (self.comps.clone(), self.span);
         Some(Pull::Later(Later {
             rows,
             lead,
             bytes,
             make: Box::new(move || read_rows(&comps, start, end, span)),
+            in_place: files.map(|f| InPlace::rows(f.into_iter(), start..end)),
         }))
     }
 }
@@ -285,6 +294,7 @@ impl Stream for Range {
             lead: rows as u64,
             bytes: rows * std::mem::size_of::<i64>(),
             make: Box::new(move || arange(first, step, rows)),
+            in_place: None,
         }))
     }
 }
@@ -377,6 +387,7 @@ impl Stream for Csv {
                     lead: rows as u64,
                     bytes: block.text_len(),
                     make: Box::new(move || csv_rows(&block, &path, span)),
+                    in_place: None,
                 }))
             }
             Ok(None) => None,
@@ -445,6 +456,7 @@ impl Stream for Lines {
                     lead: rows as u64,
                     bytes: block.text.len(),
                     make: Box::new(move || str_column(block.split())),
+                    in_place: None,
                 }))
             }
             Ok(None) => None,

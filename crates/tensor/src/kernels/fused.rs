@@ -16,7 +16,7 @@ use super::{
     KernelError, binary_slice, cast_slice, float_binary_slice, float_unary_slice, num_unary_slice,
 };
 use crate::ops::{BinaryDomain, BinaryOp, UnaryDomain, UnaryOp};
-use crate::{DType, Scalar, Tensor, TensorElem};
+use crate::{DType, FromBytes, Scalar, Tensor, TensorElem, TensorRef};
 use half::{bf16, f16};
 use ndarray::{ArcArray, IxDyn};
 
@@ -72,7 +72,7 @@ enum Buf {
 }
 
 /// Element types a register can hold.
-trait BufElem: CastElem + TensorElem {
+trait BufElem: CastElem + TensorElem + FromBytes {
     fn new_buf(n: usize) -> Buf;
     fn empty_buf(capacity: usize) -> Buf;
     fn full_buf(len: usize) -> Buf;
@@ -125,7 +125,7 @@ macro_rules! with_float_type {
 
 /// How an input maps onto the output: its flat element `i % len` feeds output element `i`.
 struct Feed<'a> {
-    tensor: &'a Tensor,
+    tensor: TensorRef<'a>,
     /// The input's elements in row-major order, when not contiguous already.
     owned: Option<Tensor>,
     len: usize,
@@ -140,10 +140,24 @@ impl<'a> Feed<'a> {
     /// Only for inputs of more than one element (a one-element input is a filled register).
     fn at(&'a self, start: usize) -> Operand<'a> {
         match &self.pattern {
-            Some(p) => Operand::Feed(p, start % self.len),
-            None => Operand::Feed(self.owned.as_ref().unwrap_or(self.tensor), start),
+            Some(p) => Operand::Feed(TensorRef::Owned(p), start % self.len),
+            None => Operand::Feed(self.data(), start),
         }
     }
+
+    /// The input's elements, contiguous.
+    fn data(&'a self) -> TensorRef<'a> {
+        self.owned.as_ref().map_or(self.tensor, TensorRef::Owned)
+    }
+}
+
+/// The elements of a contiguous input of type `T`.
+fn contiguous<'a, T: BufElem>(t: TensorRef<'a>) -> &'a [T] {
+    match t {
+        TensorRef::Owned(t) => T::view(t).and_then(|a| a.as_slice()),
+        TensorRef::Borrowed(b) => b.values::<T>(),
+    }
+    .expect("feeds are contiguous and of the register's dtype")
 }
 
 /// Where an instruction reads an operand's block: a register, or, for an input, the input's
@@ -151,7 +165,7 @@ impl<'a> Feed<'a> {
 #[derive(Clone, Copy)]
 enum Operand<'a> {
     Reg(&'a Buf),
-    Feed(&'a Tensor, usize),
+    Feed(TensorRef<'a>, usize),
 }
 
 impl<'a> Operand<'a> {
@@ -159,12 +173,7 @@ impl<'a> Operand<'a> {
     fn get<T: BufElem>(self, n: usize) -> &'a [T] {
         match self {
             Operand::Reg(b) => &T::get(b)[..n],
-            Operand::Feed(t, at) => {
-                let all = T::view(t)
-                    .and_then(|a| a.as_slice())
-                    .expect("feeds are contiguous and of the register's dtype");
-                &all[at..at + n]
-            }
+            Operand::Feed(t, at) => &contiguous::<T>(t)[at..at + n],
         }
     }
 }
@@ -177,6 +186,15 @@ pub fn run_fused(
     prog: &FusedProgram<'_>,
     inputs: &[Tensor],
 ) -> Result<Option<Vec<Tensor>>, (usize, KernelError)> {
+    let refs: Vec<TensorRef<'_>> = inputs.iter().map(TensorRef::Owned).collect();
+    run_fused_on(prog, &refs)
+}
+
+/// [`run_fused`] over inputs that may be borrowed (rows of a mapped file, read in place).
+pub fn run_fused_on(
+    prog: &FusedProgram<'_>,
+    inputs: &[TensorRef<'_>],
+) -> Result<Option<Vec<Tensor>>, (usize, KernelError)> {
     let Some(shape) = output_shape(inputs) else {
         return Ok(None);
     };
@@ -186,11 +204,13 @@ pub fn run_fused(
     let total: usize = shape.iter().product();
     let mut feeds: Vec<Feed<'_>> = inputs
         .iter()
-        .map(|t| {
-            let contiguous = crate::dispatch!(t, a => a.as_slice().is_some());
-            let owned = (!contiguous).then(
-                || crate::map_same!(t, a => a.as_standard_layout().into_owned().into_shared()),
-            );
+        .map(|&t| {
+            let owned = match t {
+                TensorRef::Owned(t) if crate::dispatch!(t, a => a.as_slice().is_none()) => Some(
+                    crate::map_same!(t, a => a.as_standard_layout().into_owned().into_shared()),
+                ),
+                _ => None,
+            };
             Feed {
                 tensor: t,
                 owned,
@@ -202,8 +222,8 @@ pub fn run_fused(
     let block = BLOCK.min(total.max(1));
     for f in &mut feeds {
         if f.len > 1 && f.len < total {
-            let t = f.owned.as_ref().unwrap_or(f.tensor);
-            f.pattern = Some(pattern(t, block + f.len));
+            let t = f.data().to_tensor();
+            f.pattern = Some(pattern(&t, block + f.len));
         }
     }
     let plan = Plan::new(prog, &feeds, total);
@@ -844,7 +864,7 @@ fn take_recycled<T: TensorElem>(len: usize) -> Option<Vec<T>> {
 
 /// The output shape when every input is the full shape, a trailing part of it, or a
 /// single element.
-fn output_shape(inputs: &[Tensor]) -> Option<Vec<usize>> {
+fn output_shape(inputs: &[TensorRef<'_>]) -> Option<Vec<usize>> {
     // The usual case, without building intermediate shapes: one input of the highest rank
     // whose shape every other input either ends (a trailing part) or has one element.
     if let Some(big) = inputs.iter().max_by_key(|t| t.rank())
@@ -885,7 +905,7 @@ fn depends_on_input(prog: &FusedProgram<'_>, k: usize) -> bool {
 
 /// Whether every result has the full shape when evaluated op by op (a result computed
 /// only from constants and small inputs would be smaller there).
-fn results_are_full(prog: &FusedProgram<'_>, inputs: &[Tensor], full: &[usize]) -> bool {
+fn results_are_full(prog: &FusedProgram<'_>, inputs: &[TensorRef<'_>], full: &[usize]) -> bool {
     // The common case without allocating: each result depends on an input that has the
     // full shape (a result's shape is the broadcast of the inputs it depends on).
     if let Some(big) = inputs.iter().position(|t| t.shape() == full)
@@ -914,7 +934,7 @@ fn results_are_full(prog: &FusedProgram<'_>, inputs: &[Tensor], full: &[usize]) 
 }
 
 /// Whether the inputs and every instruction's operands have the dtypes the program says.
-fn types_ok(prog: &FusedProgram<'_>, inputs: &[Tensor]) -> bool {
+fn types_ok(prog: &FusedProgram<'_>, inputs: &[TensorRef<'_>]) -> bool {
     let d = |r: &u32| prog.dtypes.get(*r as usize).copied();
     prog.dtypes.len() == prog.ops.len()
         && prog.results.iter().all(|r| (*r as usize) < prog.ops.len())
@@ -975,9 +995,9 @@ fn copy_cyclic(buf: &mut Buf, off: usize, feed: &Feed<'_>, start: usize, n: usiz
         });
         return;
     }
-    let t = feed.owned.as_ref().unwrap_or(feed.tensor);
+    let t = feed.data();
     with_type!(t.dtype(), T => {
-        let src = T::view(t).and_then(|a| a.as_slice()).expect("contiguous by construction");
+        let src = contiguous::<T>(t);
         let dst = &mut T::get_mut(buf)[off..off + n];
         let s = start % src.len();
         if src.len() == 1 {

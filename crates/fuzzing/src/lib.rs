@@ -10,7 +10,9 @@
 mod grammar;
 mod resume;
 
-use pipec::{CompileOptions, Compiler, Diagnostic, RunOptions, SourceFile, Tensor, io};
+use pipec::{
+    BorrowedTensor, CompileOptions, Compiler, Diagnostic, RunOptions, SourceFile, Tensor, io,
+};
 use std::io::Cursor;
 
 pub use grammar::program_from_bytes;
@@ -235,6 +237,15 @@ fn npy_rows(data: &[u8]) {
                 // Compared as bytes: a NaN row equals itself.
                 let want = io::encode_npy(&t.slice_axis0(start, end));
                 assert!(io::encode_npy(&part) == want, "rows {start}..{end}");
+                // The same rows read in place from the file's map, as a fused map reads them.
+                if let Some(bytes) = rows.bytes_in_place(start, end)
+                    && let Some(b) = BorrowedTensor::new(part.dtype(), part.shape(), bytes)
+                {
+                    assert!(
+                        io::encode_npy(&b.to_tensor()) == want,
+                        "in place {start}..{end}"
+                    );
+                }
             }
         }
     }

@@ -36,7 +36,9 @@ pub use pipec_ir::{
 /// Record formats (TFRecord, `tf.train.Example`, Parquet) as a library.
 pub use pipec_records as records;
 pub use pipec_tensor::kernels::set_kernel_threads;
-pub use pipec_tensor::{DType, Tensor, busy, format, io, kernels, limits, ops};
+pub use pipec_tensor::{
+    BorrowedTensor, DType, Tensor, TensorRef, busy, format, io, kernels, limits, ops,
+};
 pub use pipec_trace::{CompileBudget, ExecFactory, ExecSpec, PrintSink};
 pub use records_out::{RecordFormat, RecordWriter};
 pub use replace::replace_file;

@@ -127,9 +127,11 @@ impl Stream for Batch {
     }
 
     /// Whole batches of a source's block that a lane reads: the batches' position is taken
-    /// now, the rows read and reshaped by the lane ([`batches_made`]).
+    /// now, the rows read and reshaped by the lane ([`batches_made`]). A single batch is
+    /// read now unless a map can read its rows in place: a large one is already read in
+    /// parallel parts on the kernel threads, faster than by one lane.
     fn next_pull(&mut self, max: usize) -> Option<Pull> {
-        if max < 2 || !self.pending.is_empty() {
+        if max == 0 || !self.pending.is_empty() {
             return self.next_block(max).map(Pull::Now);
         }
         self.mark_input();
@@ -141,7 +143,7 @@ impl Stream for Batch {
             Pull::Later(later) => later,
         };
         self.pulled += later.rows as u64;
-        if later.rows % self.size != 0 {
+        if later.rows % self.size != 0 || (max < 2 && later.in_place.is_none()) {
             // The last rows: whole batches, then a part that waits for the next pull.
             return self.whole_batches((later.make)(), max).map(Pull::Now);
         }

@@ -215,3 +215,56 @@ fn a_file_truncated_during_the_run_is_reported() {
         "{stderr}"
     );
 }
+
+/// `i64[rows]` with values `(i * 37) % 1001 - 300`, written to `name`.
+fn long_values(name: &str, rows: usize) -> PathBuf {
+    let path = dir().join(name);
+    let data: Vec<u8> = (0..rows as i64)
+        .flat_map(|i| ((i * 37) % 1001 - 300).to_le_bytes())
+        .collect();
+    write_npy(&path, "<i8", &[rows], &data);
+    path
+}
+
+#[test]
+fn a_filter_over_mapped_rows_copies_out_the_kept_ones() {
+    long_values("longs.npy", 30_000);
+    let out = same_everywhere(
+        "keep",
+        "pipeline main = from_tensor_slices(read_npy(\"longs.npy\")).filter(|x| x % 3 == 1).batch(1000)",
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want: Vec<i64> = (0..30_000i64)
+        .map(|i| (i * 37) % 1001 - 300)
+        .filter(|x| x.rem_euclid(3) == 1)
+        .collect();
+    let printed: Vec<i64> = String::from_utf8_lossy(&out.stdout)
+        .split(|c: char| c.is_whitespace() || c == '[' || c == ']')
+        .filter(|w| !w.is_empty())
+        .map(|w| w.parse().expect("an integer"))
+        .collect();
+    assert_eq!(printed, want);
+}
+
+#[test]
+fn a_filter_failing_in_the_middle_of_mapped_rows_reports_the_first_element() {
+    long_values("longs_err.npy", 30_000);
+    // The predicate divides by zero where x == 400.
+    let out = same_everywhere(
+        "keep_err",
+        "pipeline main = from_tensor_slices(read_npy(\"longs_err.npy\")).filter(|x| 10 // (x - 400) > 0).batch(100)",
+    );
+    assert!(!out.status.success());
+    let first = (0..30_000i64)
+        .position(|i| (i * 37) % 1001 - 300 == 400)
+        .expect("a zero divisor");
+    let error = first_error(&out.stderr);
+    assert!(
+        error.contains(&format!("division by zero in element {first}")),
+        "{error}"
+    );
+}

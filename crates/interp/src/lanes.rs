@@ -460,9 +460,9 @@ impl LaneStage {
                 .then(|| crew.team())
                 .flatten();
             let (block, error, work, starts) = match (pull, chain, team) {
-                // A lane reads the source's rows and computes them in one job. Rows a map
-                // reads in place go through a job even with no lane to take it: then this
-                // thread computes it, never making the rows.
+                // A lane reads the source's rows and computes them in one job. Rows a map or
+                // filter reads in place go through a job even with no lane to take it: then
+                // this thread computes it, never making the rows.
                 (Pull::Later(later), Some(chain), team) if team.is_some() || in_place => {
                     let lead = self.elements_later(&later);
                     let starts = self.advance(lead, later.rows as u64);
@@ -1192,16 +1192,28 @@ fn run_chain<'a>(
 }
 
 /// The chain's first step run on a source's rows read in place (never copied into a block),
-/// when that step is a map of one fused op and the kernel takes the rows' layout: its rows,
-/// how many, and its time when the chain is timed.
+/// when that step's function is constants and one fused op and the kernel takes the rows'
+/// layout: a map's results, or a filter's kept rows (the only rows copied); how many; and
+/// its time when the chain is timed.
 fn first_in_place(chain: &Chain, place: &InPlace) -> Option<(Vec<Tensor>, usize, Option<u64>)> {
-    let (Stage::Map, f, _) = chain.links.first()? else {
-        return None;
-    };
+    let (stage, f, _) = chain.links.first()?;
     let t = chain.timed.then(Instant::now);
     let leaves = place.leaves()?;
     let rows = *leaves.first()?.shape().first()?;
     let out = f.call_in_place(&leaves)?;
+    let (out, rows) = match stage {
+        Stage::Map => (out, rows),
+        // Only the kept rows are copied out of the file.
+        Stage::Filter => {
+            let mask = out.first()?.as_array::<bool>()?.as_slice()?;
+            if mask.len() != rows {
+                return None;
+            }
+            let kept: Vec<Tensor> = leaves.iter().map(|l| l.compress_rows(mask)).collect();
+            let n = mask.iter().filter(|&&k| k).count();
+            (kept, n)
+        }
+    };
     Some((out, rows, t.map(nanos_since)))
 }
 
@@ -1218,7 +1230,7 @@ fn run_job<'a>(
     if let Args::Later(_, Some(place)) = &args
         && let Some((first, rows, first_nanos)) = first_in_place(chain, place)
     {
-        // An in-place map is constants and one fused op: its lane state holds nothing.
+        // An in-place step is constants and one fused op: its lane state holds nothing.
         states.next();
         let (out, nanos) = run_chain(chain, 1, states, first, rows, starts);
         // A later step failed: the consumer runs the block per element, from rows made after

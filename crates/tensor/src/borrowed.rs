@@ -5,7 +5,7 @@
 //! mapping; a [`BorrowedTensor`] is that view, and a [`TensorRef`] is what a reading kernel
 //! takes: either one.
 
-use crate::{DType, Tensor};
+use crate::{DType, Tensor, TensorElem};
 use half::{bf16, f16};
 
 /// A read-only, row-major, contiguous numeric tensor over borrowed bytes (a file's mapping).
@@ -49,6 +49,38 @@ impl<'a> BorrowedTensor<'a> {
         (T::DTYPE == self.dtype)
             .then(|| T::from_bytes(self.bytes))
             .flatten()
+    }
+
+    /// The rows (along axis 0) whose `keep` entry is true, copied into a new tensor: a
+    /// filter's compaction of rows it read in place. `keep` has one entry per row.
+    pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
+        fn kept_rows<T: FromBytes + bytemuck::Pod + TensorElem>(
+            b: &BorrowedTensor<'_>,
+            keep: &[bool],
+        ) -> Tensor {
+            let src = b.values::<T>().expect("checked when built");
+            let rows = b.shape[0];
+            let keep = &keep[..keep.len().min(rows)];
+            let kept = keep.iter().filter(|&&k| k).count();
+            let row: usize = b.shape[1..].iter().product();
+            let data = if row == 1 {
+                crate::kernels::compress_pod(src, keep, kept)
+            } else {
+                let mut data = Vec::with_capacity(kept * row);
+                for (values, _) in src.chunks_exact(row).zip(keep).filter(|(_, k)| **k) {
+                    data.extend_from_slice(values);
+                }
+                data
+            };
+            let mut shape = b.shape.to_vec();
+            shape[0] = kept;
+            Tensor::from_vec(&shape, data).expect("whole rows kept")
+        }
+        if self.shape.is_empty() {
+            return self.to_tensor();
+        }
+        crate::io::native!(self.dtype, T => kept_rows::<T>(self, keep))
+            .expect("only native dtypes are borrowed")
     }
 
     /// A tensor owning a copy of the elements.
@@ -146,6 +178,15 @@ impl<'a> TensorRef<'a> {
         }
     }
 
+    /// The rows whose `keep` entry is true, copied into a new tensor (see
+    /// [`Tensor::compress_rows`]).
+    pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
+        match self {
+            TensorRef::Owned(t) => t.compress_rows(keep),
+            TensorRef::Borrowed(b) => b.compress_rows(keep),
+        }
+    }
+
     /// An owned tensor with these elements (a clone sharing the buffer, or a copy).
     pub fn to_tensor(&self) -> Tensor {
         match self {
@@ -170,6 +211,13 @@ mod tests {
         let want = Tensor::from_vec(&shape, values.clone()).expect("shape");
         assert_eq!(b.to_tensor(), want);
         assert_eq!(TensorRef::Borrowed(b).len(), 12);
+        let keep = [true, false, false, true];
+        assert_eq!(b.compress_rows(&keep), want.compress_rows(&keep));
+        let flat = [4usize * 3];
+        let b = BorrowedTensor::new(DType::I32, &flat, bytes).expect("same bytes, rank 1");
+        let keep: Vec<bool> = (0..12).map(|i| i % 5 != 2).collect();
+        let want = Tensor::from_vec(&flat, values.clone()).expect("shape");
+        assert_eq!(b.compress_rows(&keep), want.compress_rows(&keep));
         assert_eq!(TensorRef::Borrowed(b).shape(), &[4, 3]);
     }
 

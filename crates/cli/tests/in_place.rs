@@ -66,9 +66,21 @@ fn first_error(stderr: &[u8]) -> String {
 /// `program` gives the same stdout, exit status and first error at `-O0` on one thread as at
 /// `-O2` on 1, 2 and 4 threads; returns the reference run.
 fn same_everywhere(name: &str, program: &str) -> Output {
-    let reference = run(name, program, &["-O0", "--threads", "1"]);
+    same_everywhere_with(name, program, &[])
+}
+
+/// [`same_everywhere`] with `extra` arguments on every run.
+fn same_everywhere_with(name: &str, program: &str, extra: &[&str]) -> Output {
+    let with = |base: &[&str]| -> Vec<String> {
+        base.iter().chain(extra).map(|a| a.to_string()).collect()
+    };
+    let reference_args = with(&["-O0", "--threads", "1"]);
+    let reference_argv: Vec<&str> = reference_args.iter().map(String::as_str).collect();
+    let reference = run(name, program, &reference_argv);
     for threads in ["1", "2", "4"] {
-        let out = run(name, program, &["-O2", "--threads", threads]);
+        let these = with(&["-O2", "--threads", threads]);
+        let argv: Vec<&str> = these.iter().map(String::as_str).collect();
+        let out = run(name, program, &argv);
         assert_eq!(
             out.status.code(),
             reference.status.code(),
@@ -267,4 +279,39 @@ fn a_filter_failing_in_the_middle_of_mapped_rows_reports_the_first_element() {
         error.contains(&format!("division by zero in element {first}")),
         "{error}"
     );
+}
+
+/// `global_shuffle` over a mapped file too large to read whole (here: over `--max-memory`
+/// itself, which refuses reading the big-endian copy whole) copies rows out of the map as it
+/// asks for them: the same elements in the same order as over the same values read whole.
+#[test]
+fn a_global_shuffle_over_a_mapped_file_is_the_one_over_the_array_read_whole() {
+    let rows = 5_000usize;
+    let values: Vec<i64> = (0..rows as i64).map(|i| (i * 37) % 1001 - 300).collect();
+    let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
+    let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
+    write_npy(&dir().join("shuffle_le.npy"), "<i8", &[rows], &le);
+    write_npy(&dir().join("shuffle_be.npy"), ">i8", &[rows], &be);
+    for tail in [
+        ".batch(64)",
+        ".map(|x| x * 3 + 1).batch(7, drop_remainder: true)",
+    ] {
+        let program = |file: &str| {
+            format!(
+                "pipeline main = from_tensor_slices(read_npy(\"{file}\")).global_shuffle(seed: 11){tail}"
+            )
+        };
+        let cap = ["--max-memory", "30K"];
+        let mapped = same_everywhere_with("shuffle_mapped", &program("shuffle_le.npy"), &cap);
+        let whole = same_everywhere("shuffle_whole", &program("shuffle_be.npy"));
+        let refused = run("shuffle_refused", &program("shuffle_be.npy"), &cap);
+        assert!(first_error(&refused.stderr).contains("[E0701]"), "{tail}");
+        assert!(
+            mapped.status.success(),
+            "{}",
+            String::from_utf8_lossy(&mapped.stderr)
+        );
+        assert!(mapped.stdout == whole.stdout, "{tail}: the orders differ");
+        assert!(mapped.stdout.len() > 1000, "{tail}");
+    }
 }

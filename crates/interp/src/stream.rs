@@ -32,7 +32,7 @@ mod open;
 pub(crate) mod plan;
 mod restore;
 mod run;
-mod sources;
+pub(crate) mod sources;
 mod transforms;
 
 pub use base::RunOptions;

@@ -182,6 +182,45 @@ impl FileRows {
         map.get(from..to)
     }
 
+    /// Whether the file is mapped: rows in any order are then copied out of the map
+    /// ([`FileRows::gather`]) instead of reading the whole array first.
+    pub fn is_mapped(&self) -> bool {
+        self.map.is_some()
+    }
+
+    /// The rows at `positions` (each below `rows`), in that order, as one tensor of shape
+    /// `[positions.len(), ...]`, copied out of the file's map: random access (`global_shuffle`)
+    /// without the whole array in memory. `None` when the file is not mapped or a position is
+    /// past the end.
+    pub fn gather(&self, positions: &[usize]) -> Option<Tensor> {
+        fn gather<T: bytemuck::Pod + crate::TensorElem>(
+            rows: &FileRows,
+            bytes: &[u8],
+            positions: &[usize],
+        ) -> Option<Tensor> {
+            let size = std::mem::size_of::<T>();
+            let per_row = rows.row_bytes / size;
+            let mut data: Vec<T> = Vec::with_capacity(positions.len().checked_mul(per_row)?);
+            for &p in positions {
+                let at = p.checked_mul(rows.row_bytes)?;
+                let row = bytes.get(at..at.checked_add(rows.row_bytes)?)?;
+                match bytemuck::try_cast_slice::<u8, T>(row) {
+                    Ok(values) => data.extend_from_slice(values),
+                    // A stored `.npz` member may start anywhere in its archive.
+                    Err(_) => data.extend(
+                        row.chunks_exact(size)
+                            .map(bytemuck::pod_read_unaligned::<T>),
+                    ),
+                }
+            }
+            let mut shape = rows.shape.clone();
+            shape[0] = positions.len();
+            Tensor::from_vec(&shape, data)
+        }
+        let bytes = self.bytes_in_place(0, self.rows())?;
+        super::native!(self.dtype, T => gather::<T>(self, bytes, positions)).flatten()
+    }
+
     /// The whole array, read once and kept (for access in any order).
     pub fn whole(&self) -> Result<Tensor, IoError> {
         self.whole
@@ -233,6 +272,23 @@ mod tests {
         assert_eq!(rows.rows(), 5);
         assert_eq!(rows.read(1, 4).expect("reads"), t.slice_axis0(1, 4));
         assert_eq!(rows.whole().expect("reads"), t);
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// Rows gathered out of the map in any order are the rows a read gives.
+    #[test]
+    fn gathered_rows_are_the_rows_read() {
+        let t = Tensor::from_vec::<f64>(&[9, 2], (0..18).map(|v| v as f64 * 0.5).collect())
+            .expect("fits");
+        let path = file("gather.npy", &super::super::encode_npy(&t));
+        let rows = FileRows::open_npy(&path)
+            .expect("opens")
+            .expect("native layout");
+        let at = [8usize, 0, 3, 3, 7];
+        let want = t.take_rows(&at);
+        assert!(want.is_some());
+        assert_eq!(rows.gather(&at), want);
+        assert_eq!(rows.gather(&[9]), None);
         let _ = std::fs::remove_file(&path);
     }
 

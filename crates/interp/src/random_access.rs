@@ -159,6 +159,7 @@ impl RandomAccess {
                 // for; anything else is read whole first.
                 let columns = comps.iter().map(|c| match c {
                     SourceColumn::File(f, path) if f.is_mapped() && too_large_to_read(f) => {
+                        f.expect_random_access();
                         Ok(Column::Mapped(f.clone(), path.clone(), plan.span))
                     }
                     c => c.whole(plan.span).map(Column::Array),

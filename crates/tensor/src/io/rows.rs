@@ -188,6 +188,14 @@ impl FileRows {
         self.map.is_some()
     }
 
+    /// Tells the system the map will be read in random order (`global_shuffle`): no read-ahead
+    /// past the rows asked for, and pages kept once read.
+    pub fn expect_random_access(&self) {
+        if let Some(map) = &self.map {
+            let _ = map.advise(memmap2::Advice::Random);
+        }
+    }
+
     /// The rows at `positions` (each below `rows`), in that order, as one tensor of shape
     /// `[positions.len(), ...]`, copied out of the file's map: random access (`global_shuffle`)
     /// without the whole array in memory. `None` when the file is not mapped or a position is

@@ -61,16 +61,19 @@ impl<'a> BorrowedTensor<'a> {
             let src = b.values::<T>().expect("checked when built");
             let rows = b.shape[0];
             let keep = &keep[..keep.len().min(rows)];
-            let kept = keep.iter().filter(|&&k| k).count();
             let row: usize = b.shape[1..].iter().product();
-            let data = if row == 1 {
-                crate::kernels::compress_pod(src, keep, kept)
+            let (data, kept) = if row == 1 {
+                let data = crate::kernels::compress_pod(src, keep);
+                let kept = data.len();
+                (data, kept)
             } else {
+                let kept = keep.iter().filter(|&&k| k).count();
                 let mut data = Vec::with_capacity(kept * row);
-                for (values, _) in src.chunks_exact(row).zip(keep).filter(|(_, k)| **k) {
+                // Rows of no elements (shape `[n, 0]`) have nothing to copy.
+                for (values, _) in src.chunks_exact(row.max(1)).zip(keep).filter(|(_, k)| **k) {
                     data.extend_from_slice(values);
                 }
-                data
+                (data, kept)
             };
             let mut shape = b.shape.to_vec();
             shape[0] = kept;
@@ -219,6 +222,11 @@ mod tests {
         let keep: Vec<bool> = (0..12).map(|i| i % 5 != 2).collect();
         let want = Tensor::from_vec(&flat, values.clone()).expect("shape");
         assert_eq!(b.compress_rows(&keep), want.compress_rows(&keep));
+        let empty_rows = [5usize, 0];
+        let none = &bytes[..0];
+        let b = BorrowedTensor::new(DType::I32, &empty_rows, none).expect("no bytes, no elements");
+        let keep = [true, false, true, true, false];
+        assert_eq!(b.compress_rows(&keep).shape(), &[3, 0]);
     }
 
     #[test]

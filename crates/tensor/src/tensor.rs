@@ -428,10 +428,8 @@ fn compress_scalars<T: bytemuck::Pod>(
         return None;
     }
     let flat = a.as_slice()?;
-    let keep = &keep[..keep.len().min(flat.len())];
-    let kept = keep.iter().filter(|&&k| k).count();
-    let data = crate::kernels::compress_pod(flat, keep, kept);
-    Some(ArcArray::from_shape_vec(IxDyn(&[kept]), data).expect("one value per kept row"))
+    let data = crate::kernels::compress_pod(flat, keep);
+    Some(ArcArray::from_shape_vec(IxDyn(&[data.len()]), data).expect("one value per kept row"))
 }
 
 fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDyn> {

@@ -116,12 +116,12 @@ fn map_binary_avx2<A: Copy, B: Copy, U>(a: &[A], b: &[B], out: &mut [U], f: impl
 /// scalar rows); `kept` is how many entries of `keep` are true. On AVX2 CPUs 4- and 8-byte
 /// values go four or eight at a time: the mask's bytes gathered into bits pick a
 /// permutation that packs the kept lanes to the front of one unaligned store.
-pub(crate) fn compress_pod<T: bytemuck::Pod>(src: &[T], keep: &[bool], kept: usize) -> Vec<T> {
+pub(crate) fn compress_pod<T: bytemuck::Pod>(src: &[T], keep: &[bool]) -> Vec<T> {
     let n = src.len().min(keep.len());
     let (src, keep) = (&src[..n], &keep[..n]);
-    debug_assert_eq!(kept, keep.iter().filter(|&&k| k).count());
-    // A vector store writes up to eight slots from the cursor, which never passes `kept`.
-    let mut out: Vec<T> = Vec::with_capacity(kept + 8);
+    // Room for every value, so that the kept ones need not be counted first (a pass over the
+    // mask of its own); a vector store writes up to eight slots from the cursor.
+    let mut out: Vec<T> = Vec::with_capacity(n + 8);
     let spare = out.spare_capacity_mut();
     let mut k = 0;
     let mut done = 0;
@@ -130,7 +130,7 @@ pub(crate) fn compress_pod<T: bytemuck::Pod>(src: &[T], keep: &[bool], kept: usi
         let size = std::mem::size_of::<T>();
         let dst = spare.as_mut_ptr().cast::<u8>();
         // SAFETY: the CPU has AVX2 and BMI2 (checked just above); `dst` has room for
-        // `kept + 8` values and each store starts at a cursor at most `kept`.
+        // `n + 8` values and each store starts at a cursor at most `n`.
         (k, done) = unsafe {
             match size {
                 8 => compress_avx2::<4>(src.as_ptr().cast(), keep, dst, &PACK8),
@@ -143,10 +143,13 @@ pub(crate) fn compress_pod<T: bytemuck::Pod>(src: &[T], keep: &[bool], kept: usi
         spare[k].write(*v);
         k += keep as usize;
     }
-    debug_assert_eq!(k, kept);
     // SAFETY: every slot below `k` was written (by a vector store or the loop above, each
     // before the cursor passed it), and `T` is plain data.
     unsafe { out.set_len(k) };
+    if k < n / 2 {
+        // A block that kept few rows does not hold on to room for all of them.
+        out.shrink_to_fit();
+    }
     out
 }
 
@@ -280,18 +283,13 @@ mod tests {
                             _ => i >= n / 2,
                         })
                         .collect();
-                    let kept = keep.iter().filter(|&&k| k).count();
                     let want: Vec<T> = src
                         .iter()
                         .zip(&keep)
                         .filter(|(_, k)| **k)
                         .map(|(v, _)| *v)
                         .collect();
-                    assert_eq!(
-                        compress_pod(&src, &keep, kept),
-                        want,
-                        "n {n} pattern {pattern}"
-                    );
+                    assert_eq!(compress_pod(&src, &keep), want, "n {n} pattern {pattern}");
                 }
             }
         }

@@ -14,21 +14,17 @@ fn dir() -> PathBuf {
     d
 }
 
-/// A version 1.0 little-endian `.npy` file of `descr` (`<i4`, `<f8`), `shape` and `data`.
-fn write_npy(path: &Path, descr: &str, shape: &[usize], data: &[u8]) {
-    let dims: Vec<String> = shape.iter().map(|d| d.to_string()).collect();
-    let shape = match dims.len() {
-        1 => format!("({},)", dims[0]),
-        _ => format!("({})", dims.join(", ")),
-    };
-    let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
-    while !(10 + header.len() + 1).is_multiple_of(64) {
-        header.push(' ');
+/// A `.npy` file of `dtype` and `shape` holding `data`, with numpy's header (`big_endian`:
+/// the header says `>`, for bytes already swapped).
+fn write_npy(path: &Path, dtype: pipec::DType, shape: &[usize], data: &[u8], big_endian: bool) {
+    let mut out = pipec::io::npy_header(dtype, shape);
+    if big_endian {
+        let at = out
+            .iter()
+            .position(|&b| b == b'<')
+            .expect("a little-endian descr");
+        out[at] = b'>';
     }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend((header.len() as u16).to_le_bytes());
-    out.extend(header.bytes());
     out.extend(data);
     std::fs::write(path, out).expect("write npy");
 }
@@ -39,7 +35,7 @@ fn int_rows(name: &str, rows: usize) -> PathBuf {
     let data: Vec<u8> = (0..rows * 3)
         .flat_map(|k| ((((k / 3) * 7 + k % 3) % 1000) as i32 - 500).to_le_bytes())
         .collect();
-    write_npy(&path, "<i4", &[rows, 3], &data);
+    write_npy(&path, pipec::DType::I32, &[rows, 3], &data, false);
     path
 }
 
@@ -170,7 +166,7 @@ fn two_mapped_files_zipped_into_one_map() {
     let data: Vec<u8> = (0..3_000)
         .flat_map(|i| (i as f64 * 0.25).to_le_bytes())
         .collect();
-    write_npy(&path, "<f8", &[3_000], &data);
+    write_npy(&path, pipec::DType::F64, &[3_000], &data, false);
     let out = same_everywhere(
         "pair",
         "pipeline main = from_tensor_slices((read_npy(\"left.npy\"), read_npy(\"right.npy\"))).batch(500)\n    .map(|a, b| cast(a[:, 0], f64) + b)",
@@ -226,7 +222,7 @@ fn long_values(name: &str, rows: usize) -> PathBuf {
     let data: Vec<u8> = (0..rows as i64)
         .flat_map(|i| ((i * 37) % 1001 - 300).to_le_bytes())
         .collect();
-    write_npy(&path, "<i8", &[rows], &data);
+    write_npy(&path, pipec::DType::I64, &[rows], &data, false);
     path
 }
 
@@ -277,8 +273,20 @@ fn a_global_shuffle_over_a_mapped_file_is_the_one_over_the_array_read_whole() {
     let values: Vec<i64> = (0..rows as i64).map(|i| (i * 37) % 1001 - 300).collect();
     let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-    write_npy(&dir().join("shuffle_le.npy"), "<i8", &[rows], &le);
-    write_npy(&dir().join("shuffle_be.npy"), ">i8", &[rows], &be);
+    write_npy(
+        &dir().join("shuffle_le.npy"),
+        pipec::DType::I64,
+        &[rows],
+        &le,
+        false,
+    );
+    write_npy(
+        &dir().join("shuffle_be.npy"),
+        pipec::DType::I64,
+        &[rows],
+        &be,
+        true,
+    );
     for tail in [
         ".batch(64)",
         ".map(|x| x * 3 + 1).batch(7, drop_remainder: true)",

@@ -1149,17 +1149,26 @@ fn run_block(
         Stage::Map => Some((f.call(state, args, start, epoch).ok()?, rows)),
         Stage::Filter => {
             let keep = f.call(state, args.clone(), start, epoch).ok()?;
-            let mask = keep.first()?.as_array::<bool>()?.as_slice()?;
-            if mask.len() != rows {
-                return None;
-            }
+            let mask = row_mask(&keep, rows)?;
             let kept: Vec<Tensor> = args.iter().map(|t| t.compress_rows(mask)).collect();
-            let n = match kept.first().and_then(|t| t.shape().first()) {
-                Some(&n) => n,
-                None => mask.iter().filter(|&&k| k).count(),
-            };
+            let n = kept_count(&kept, mask);
             Some((kept, n))
         }
+    }
+}
+
+/// A predicate's block result as one keep flag per row (`None` if it is not that).
+fn row_mask(keep: &[Tensor], rows: usize) -> Option<&[bool]> {
+    let mask = keep.first()?.as_array::<bool>()?.as_slice()?;
+    (mask.len() == rows).then_some(mask)
+}
+
+/// How many rows `kept` (the compacted leaves) holds: the first leaf's length, else the
+/// mask's count (a block with no leaves).
+fn kept_count(kept: &[Tensor], mask: &[bool]) -> usize {
+    match kept.first().and_then(|t| t.shape().first()) {
+        Some(&n) => n,
+        None => mask.iter().filter(|&&k| k).count(),
     }
 }
 
@@ -1205,12 +1214,9 @@ fn first_in_place(chain: &Chain, place: &InPlace) -> Option<(Vec<Tensor>, usize,
         Stage::Map => (out, rows),
         // Only the kept rows are copied out of the file.
         Stage::Filter => {
-            let mask = out.first()?.as_array::<bool>()?.as_slice()?;
-            if mask.len() != rows {
-                return None;
-            }
+            let mask = row_mask(&out, rows)?;
             let kept: Vec<Tensor> = leaves.iter().map(|l| l.compress_rows(mask)).collect();
-            let n = mask.iter().filter(|&&k| k).count();
+            let n = kept_count(&kept, mask);
             (kept, n)
         }
     };

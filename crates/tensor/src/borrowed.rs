@@ -54,36 +54,13 @@ impl<'a> BorrowedTensor<'a> {
     /// The rows (along axis 0) whose `keep` entry is true, copied into a new tensor: a
     /// filter's compaction of rows it read in place. `keep` has one entry per row.
     pub fn compress_rows(&self, keep: &[bool]) -> Tensor {
-        fn kept_rows<T: FromBytes + bytemuck::Pod + TensorElem>(
-            b: &BorrowedTensor<'_>,
-            keep: &[bool],
-        ) -> Tensor {
-            let src = b.values::<T>().expect("checked when built");
-            let rows = b.shape[0];
-            let keep = &keep[..keep.len().min(rows)];
-            let row: usize = b.shape[1..].iter().product();
-            let (data, kept) = if row == 1 {
-                let data = crate::kernels::compress_pod(src, keep);
-                let kept = data.len();
-                (data, kept)
-            } else {
-                let kept = keep.iter().filter(|&&k| k).count();
-                let mut data = Vec::with_capacity(kept * row);
-                // Rows of no elements (shape `[n, 0]`) have nothing to copy.
-                for (values, _) in src.chunks_exact(row.max(1)).zip(keep).filter(|(_, k)| **k) {
-                    data.extend_from_slice(values);
-                }
-                (data, kept)
-            };
-            let mut shape = b.shape.to_vec();
-            shape[0] = kept;
-            Tensor::from_vec(&shape, data).expect("whole rows kept")
-        }
-        if self.shape.is_empty() {
-            return self.to_tensor();
-        }
-        crate::io::native!(self.dtype, T => kept_rows::<T>(self, keep))
-            .expect("only native dtypes are borrowed")
+        crate::io::native!(self.dtype, T => {
+            let values = self.values::<T>().expect("checked when built");
+            let view = ndarray::ArrayView::from_shape(ndarray::IxDyn(self.shape), values)
+                .expect("length checked when built");
+            T::wrap(crate::tensor::compress_plain(view, keep).into_shared())
+        })
+        .expect("only native dtypes are borrowed")
     }
 
     /// A tensor owning a copy of the elements.

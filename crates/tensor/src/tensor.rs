@@ -3,7 +3,7 @@
 use crate::dtype::{AnyElem, DType, Elem};
 use bytes::Bytes;
 use half::{bf16, f16};
-use ndarray::{ArcArray, IxDyn};
+use ndarray::{ArcArray, Array, ArrayView, IxDyn};
 
 /// A host tensor. Clones share the buffer (copy on write), so slicing a source
 /// into elements and passing values between ops does not copy data.
@@ -302,8 +302,8 @@ impl Tensor {
             ($($v:ident),*) => {
                 match self {
                     $(Tensor::$v(a) => {
-                        if let Some(packed) = compress_scalars(a, keep) {
-                            return Tensor::$v(packed);
+                        if let Some(packed) = compress_scalars(a.view(), keep) {
+                            return Tensor::$v(packed.into_shared());
                         }
                     })*
                     _ => {}
@@ -311,7 +311,7 @@ impl Tensor {
             };
         }
         vector_compaction!(I8, U8, I16, U16, I32, U32, I64, U64, F32, F64);
-        map_same!(self, a => compress(a, keep))
+        map_same!(self, a => compress(a.view(), keep).into_shared())
     }
 
     /// Rows `rows[0], rows[1], ...` along axis 0 copied into one new tensor (numpy's
@@ -420,21 +420,30 @@ impl Scalar {
 
 /// [`compress`] of a contiguous rank-1 array of plain values by the vector kernel; `None`
 /// for other layouts.
-fn compress_scalars<T: bytemuck::Pod>(
-    a: &ArcArray<T, IxDyn>,
+/// [`Tensor::compress_rows`] for plain numbers, wherever they are (a tensor's buffer or a
+/// mapped file's rows): vectorized for scalar rows.
+pub(crate) fn compress_plain<T: bytemuck::Pod>(
+    a: ArrayView<'_, T, IxDyn>,
     keep: &[bool],
-) -> Option<ArcArray<T, IxDyn>> {
+) -> Array<T, IxDyn> {
+    compress_scalars(a.view(), keep).unwrap_or_else(|| compress(a, keep))
+}
+
+fn compress_scalars<T: bytemuck::Pod>(
+    a: ArrayView<'_, T, IxDyn>,
+    keep: &[bool],
+) -> Option<Array<T, IxDyn>> {
     if a.ndim() != 1 {
         return None;
     }
-    let flat = a.as_slice()?;
+    let flat = a.to_slice()?;
     let data = crate::kernels::compress_pod(flat, keep);
-    Some(ArcArray::from_shape_vec(IxDyn(&[data.len()]), data).expect("one value per kept row"))
+    Some(Array::from_shape_vec(IxDyn(&[data.len()]), data).expect("one value per kept row"))
 }
 
-fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDyn> {
+fn compress<T: Clone>(a: ArrayView<'_, T, IxDyn>, keep: &[bool]) -> Array<T, IxDyn> {
     if a.ndim() == 0 {
-        return a.clone();
+        return a.to_owned();
     }
     // Entries past the last row mean nothing (callers pass one per row).
     let keep = &keep[..keep.len().min(a.shape()[0])];
@@ -443,7 +452,7 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
     let row: usize = shape[1..].iter().product();
     shape[0] = kept;
     let mut data = Vec::with_capacity(kept * row);
-    match a.as_slice() {
+    match a.to_slice() {
         // Scalar rows: every value is written and the cursor advances only past kept ones,
         // so the loop has no branch on the data.
         Some(flat) if row == 1 => {
@@ -471,7 +480,7 @@ fn compress<T: Clone>(a: &ArcArray<T, IxDyn>, keep: &[bool]) -> ArcArray<T, IxDy
             }
         }
     }
-    ArcArray::from_shape_vec(IxDyn(&shape), data)
+    Array::from_shape_vec(IxDyn(&shape), data)
         .expect("kept rows times the row length is the data length")
 }
 

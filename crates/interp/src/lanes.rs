@@ -1306,6 +1306,7 @@ fn lost_block(start: u64) -> Diagnostic {
 fn helper(shared: &Shared) {
     let mut states: Vec<(Arc<CompiledFn>, FnState)> = Vec::new();
     while let Some(work) = shared.next_job() {
+        let _lane = pipec_tensor::kernels::LaneWork::begin();
         let job = match work {
             Queued::Block(job) => job,
             Queued::Task(task) => {

@@ -28,7 +28,8 @@ pub use elementwise::{
     num_unary_slice, select, unary,
 };
 pub use fused::{
-    FusedOp, FusedProgram, pool_parallel, pool_usable, run_fused, run_fused_on, set_kernel_threads,
+    FusedOp, FusedProgram, LaneWork, pool_parallel, pool_usable, run_fused, run_fused_on,
+    set_kernel_threads,
 };
 pub use host::{boolean_mask, nonzero, sort, unique};
 pub use linalg::{matmul, one_hot};

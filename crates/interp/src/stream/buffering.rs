@@ -105,6 +105,7 @@ impl Prefetch {
                     });
                     let r = {
                         let _working = pipec_tensor::busy::Working::begin();
+                        let _lane = pipec_tensor::kernels::LaneWork::begin();
                         input.next()
                     };
                     pulled += 1;

@@ -67,7 +67,7 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
                         }
                     }
                 };
-                if v.len() >= PARALLEL_SORT_MIN && super::fused::pool_usable() {
+                if v.len() >= PARALLEL_SORT_MIN && super::fused::pool_parallel() {
                     use rayon::prelude::*;
                     // Whole rows per task.
                     let per_task = len * (PARALLEL_SORT_MIN / 4 / len).max(1);

@@ -4,7 +4,7 @@ use super::KernelError;
 use super::elementwise::Arr;
 use super::scalar::{CastElem, CastValue};
 use super::shape::standard;
-use crate::{Tensor, TensorElem, dispatch, plain_map_same};
+use crate::{AnyElem, Tensor, TensorElem, dispatch, plain_map_same};
 use ndarray::{ArcArray, Axis, Dimension, IxDyn};
 use std::cmp::Ordering;
 
@@ -42,6 +42,119 @@ fn insertion_sort<T: PartialOrd + Copy>(row: &mut [T]) {
     }
 }
 
+/// Rows sorted together by [`network_sort_group`]: one vector lane per row.
+const NETWORK_LANES: usize = 8;
+
+/// Batcher's odd-even merge sort network for rows of `n` values (`n <= SHORT_ROW`), as
+/// compare-exchanges `(i, j)`, `i < j`, and their count: the network for the next power of
+/// two with the exchanges that touch a position `>= n` left out, which is that network on
+/// a row padded with values above all others (they never move, so those exchanges never
+/// swap). 63 exchanges at most (`n = 16`).
+const fn batcher_network(n: usize) -> ([(u8, u8); 64], usize) {
+    let mut net = [(0u8, 0u8); 64];
+    let mut count = 0;
+    let size = n.next_power_of_two();
+    let mut p = 1;
+    while p < size {
+        let mut k = p;
+        while k >= 1 {
+            let mut j = k % p;
+            while j + k < size {
+                let mut i = 0;
+                while i < k && i < size - j - k {
+                    let (a, b) = (i + j, i + j + k);
+                    if a / (2 * p) == b / (2 * p) && b < n {
+                        net[count] = (a as u8, b as u8);
+                        count += 1;
+                    }
+                    i += 1;
+                }
+                j += 2 * k;
+            }
+            k /= 2;
+        }
+        p *= 2;
+    }
+    (net, count)
+}
+
+/// The network for rows of `N` values, computed at compile time (with `N` a constant, the
+/// transposition in and out of [`network_sort_group`] is unrolled).
+struct Network<const N: usize>;
+
+impl<const N: usize> Network<N> {
+    const PAIRS: ([(u8, u8); 64], usize) = batcher_network(N);
+}
+
+/// Whether every value that compares equal to `x` has `x`'s bits: then the order among
+/// equal values cannot show, and any correct sort gives the stable sort's bits. Not so for
+/// NaN (unordered) and a float zero (`-0.0 == 0.0`).
+#[inline(always)]
+fn interchangeable<T: AnyElem + PartialOrd>(x: &T) -> bool {
+    #[allow(clippy::eq_op)]
+    let ordered = x == x;
+    ordered & (!T::DTYPE.is_float() | (*x != T::default()))
+}
+
+/// Sorts consecutive rows of `len` values (`2 <= len <= SHORT_ROW`), as [`insertion_sort`]
+/// does each, bit for bit: [`NETWORK_LANES`] rows at a time through a sorting network
+/// with one vector lane per row (W4's rows of 8: about 2x the insertion sort), where
+/// every value of those rows is [`interchangeable`]; other rows by insertion.
+#[inline(always)]
+fn sort_short_rows<T: AnyElem + PartialOrd + Copy>(v: &mut [T], len: usize) {
+    macro_rules! by_len {
+        ($($n:literal)*) => {
+            match len {
+                $($n => sort_rows_by_network::<T, $n>(v),)*
+                _ => v.chunks_exact_mut(len).for_each(insertion_sort),
+            }
+        };
+    }
+    by_len!(2 3 4 5 6 7 8 9 10 11 12 13 14 15 16)
+}
+
+/// [`sort_short_rows`] for rows of `N` values.
+#[inline(always)]
+fn sort_rows_by_network<T: AnyElem + PartialOrd + Copy, const N: usize>(v: &mut [T]) {
+    let mut groups = v.chunks_exact_mut(NETWORK_LANES * N);
+    for group in &mut groups {
+        // No early exit, so that the test vectorizes.
+        if group.iter().fold(true, |all, x| all & interchangeable(x)) {
+            network_sort_group::<T, N>(group);
+        } else {
+            group.chunks_exact_mut(N).for_each(insertion_sort);
+        }
+    }
+    groups
+        .into_remainder()
+        .chunks_exact_mut(N)
+        .for_each(insertion_sort);
+}
+
+/// [`NETWORK_LANES`] rows of `N` values through [`Network`]: transposed so that each
+/// position of the rows is one vector, and each compare-exchange a compare and two blends.
+#[inline(always)]
+fn network_sort_group<T: PartialOrd + Copy + Default, const N: usize>(group: &mut [T]) {
+    let mut cols = [[T::default(); NETWORK_LANES]; N];
+    for (r, row) in group.chunks_exact(N).enumerate() {
+        for (col, &x) in cols.iter_mut().zip(row) {
+            col[r] = x;
+        }
+    }
+    let (pairs, count) = Network::<N>::PAIRS;
+    for &(i, j) in &pairs[..count] {
+        let (i, j) = (usize::from(i), usize::from(j));
+        let (a, b) = (cols[i], cols[j]);
+        cols[i] = std::array::from_fn(|r| if b[r] < a[r] { b[r] } else { a[r] });
+        cols[j] = std::array::from_fn(|r| if b[r] < a[r] { a[r] } else { b[r] });
+    }
+    for (r, row) in group.chunks_exact_mut(N).enumerate() {
+        for (x, col) in row.iter_mut().zip(&cols) {
+            *x = col[r];
+        }
+    }
+}
+
 /// Sorts along `axis`, ascending, NaN last (numpy). The sort is stable, so equal values
 /// such as `-0.0` and `0.0` keep their order (numpy's default sort is not stable).
 pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
@@ -59,12 +172,13 @@ pub fn sort(x: &Tensor, axis: usize) -> Result<Tensor, KernelError> {
             Some(flat) if axis + 1 == a.ndim() && len > 0 => {
                 let mut v = flat.to_vec();
                 let sort_rows = |part: &mut [_]| {
-                    for row in part.chunks_exact_mut(len) {
-                        if len <= SHORT_ROW {
-                            insertion_sort(row);
-                        } else {
-                            row.sort_by(nan_last);
-                        }
+                    if (2..=SHORT_ROW).contains(&len) {
+                        super::simd::with_avx2(
+                            #[inline(always)]
+                            || sort_short_rows(part, len),
+                        );
+                    } else {
+                        part.chunks_exact_mut(len).for_each(|row| row.sort_by(nan_last));
                     }
                 };
                 if v.len() >= PARALLEL_SORT_MIN && super::fused::pool_parallel() {
@@ -213,7 +327,49 @@ mod tests {
         }
     }
 
+    /// The 0-1 principle: a network that sorts every row of zeros and ones sorts every row.
+    #[test]
+    fn batcher_networks_sort_every_row_of_zeros_and_ones() {
+        for len in 2..=SHORT_ROW {
+            let (pairs, count) = batcher_network(len);
+            for bits in 0u32..1 << len {
+                let mut row: Vec<u32> = (0..len).map(|i| (bits >> i) & 1).collect();
+                for &(i, j) in &pairs[..count] {
+                    let (i, j) = (usize::from(i), usize::from(j));
+                    if row[j] < row[i] {
+                        row.swap(i, j);
+                    }
+                }
+                assert!(row.is_sorted(), "len {len}, input {bits:b}: {row:?}");
+            }
+        }
+        assert_eq!(Network::<8>::PAIRS.1, 19);
+        assert_eq!(Network::<16>::PAIRS.1, 63);
+    }
+
     proptest! {
+        /// Rows sorted 8 at a time by the network, or by insertion where a group holds a
+        /// NaN or a zero, have the bits each row sorted alone by the stable sort has.
+        #[test]
+        fn short_rows_sort_as_the_stable_sort(
+            len in 2usize..=SHORT_ROW,
+            rows in 0usize..30,
+            vals in proptest::collection::vec(tricky(), 30 * SHORT_ROW),
+            plain in any::<bool>(),
+        ) {
+            let mut got: Vec<f32> = vals[..rows * len]
+                .iter()
+                .map(|&x| if plain && (x.is_nan() || x == 0.0) { 5.0 } else { x })
+                .collect();
+            let mut want = got.clone();
+            sort_short_rows(&mut got, len);
+            for row in want.chunks_exact_mut(len) {
+                row.sort_by(nan_last);
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            prop_assert_eq!(bits(&got), bits(&want));
+        }
+
         #[test]
         fn insertion_sort_is_the_stable_nan_last_sort(row in proptest::collection::vec(tricky(), 0..=SHORT_ROW)) {
             let mut a = row.clone();

@@ -526,9 +526,20 @@ pub(crate) fn is_builtin(name: &str) -> bool {
     lookup(name).is_some()
 }
 
-/// The builtin called `name`, if there is one.
+/// The builtin called `name`, if there is one (the first of that name in [`all`]'s order):
+/// from a map built once, since a scan over every table compared a string per builtin, and
+/// an eager body looks its builtins up on every call.
 pub(crate) fn lookup(name: &str) -> Option<Builtin> {
-    all().find(|b| b.name == name)
+    static BY_NAME: std::sync::OnceLock<std::collections::HashMap<&'static str, Builtin>> =
+        std::sync::OnceLock::new();
+    let by_name = BY_NAME.get_or_init(|| {
+        let mut m = std::collections::HashMap::new();
+        for b in all() {
+            m.entry(b.name).or_insert(b);
+        }
+        m
+    });
+    by_name.get(name).copied()
 }
 
 impl Eval<'_> {

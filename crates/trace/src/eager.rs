@@ -249,7 +249,7 @@ impl EagerRun {
             .collect();
         let result = match &self.func {
             FuncVal::Decl(idx) => {
-                let ast = self.shared.ast.clone();
+                let ast = &self.shared.ast;
                 let ItemKind::Fn(decl) = &ast.items[*idx].kind else {
                     unreachable!("eager bodies are declarations")
                 };

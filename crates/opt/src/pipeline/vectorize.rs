@@ -7,7 +7,7 @@ use super::only_consumer;
 use crate::Pass;
 use pipec_diag::{Code, Diagnostic};
 use pipec_ir::vmap::vectorize;
-use pipec_ir::{Dim, DsKind, Program, TensorType};
+use pipec_ir::{Dim, DsKind, DsNodeId, Pipeline, Program, Source, TensorType};
 
 /// The `vectorize-map` pass.
 pub struct VectorizeMap;
@@ -89,6 +89,21 @@ impl Pass for VectorizeMap {
                     );
                     continue;
                 }
+                if f.ops.iter().any(|op| crate::util::op_may_fail(f, op))
+                    && upstream_may_fail(prog, p, node)
+                {
+                    // Element by element, this map fails on element i before anything
+                    // upstream runs on element j > i; after the swap `batch` pulls up to a
+                    // whole batch first, so an upstream error on j would be reported instead.
+                    note(
+                        "it may fail, and so may what runs before it: after the swap an \
+                         error upstream of `batch` on a later element would be reported \
+                         instead of this map's error on an earlier one"
+                            .into(),
+                        remarks,
+                    );
+                    continue;
+                }
                 if failure_sites(f) >= 2 {
                     // On a whole batch the op that fails first in program order is reported;
                     // element by element it is the first failing element's. With one op that
@@ -142,6 +157,57 @@ impl Pass for VectorizeMap {
         }
         changed
     }
+}
+
+/// Whether anything upstream of `node` may report an error at run time, or have an effect:
+/// every node but those that never fail (`range`, `take`, `skip`, `repeat`, `enumerate`,
+/// `shard`, `zip`, `concatenate`, `unbatch`, array sources, and maps and filters whose
+/// functions neither fail nor have effects). An array source's rows cannot fail once it is
+/// open: constants, arguments, and `.npy`/`.npz` arrays, whose header and size are checked
+/// when the pipeline opens (only the file changing under the run can fail a row, which no
+/// order of evaluation makes deterministic). Line, CSV, record and Parquet readers (bad
+/// data mid-file), `batch` (ragged rows), and nodes that hold elements (`shuffle`, `cache`,
+/// `prefetch`: the memory cap) count as failing.
+fn upstream_may_fail(prog: &Program, p: &Pipeline, node: DsNodeId) -> bool {
+    let in_memory = |srcs: &[Source]| {
+        srcs.iter().all(|s| {
+            matches!(
+                s,
+                Source::Const(_) | Source::Arg(_) | Source::Npy(_) | Source::Npz(..)
+            )
+        })
+    };
+    let mut seen = std::collections::HashSet::new();
+    let mut stack = p.inputs(node);
+    while let Some(n) = stack.pop() {
+        if !seen.insert(n) {
+            continue;
+        }
+        let quiet = match &p.graph[n].kind {
+            DsKind::Range { .. }
+            | DsKind::Take(_)
+            | DsKind::Skip(_)
+            | DsKind::Repeat(_)
+            | DsKind::Enumerate(_)
+            | DsKind::Shard { .. }
+            | DsKind::Zip
+            | DsKind::Concatenate
+            | DsKind::Unbatch => true,
+            DsKind::FromTensorSlices(srcs) | DsKind::FromTensors(srcs) | DsKind::RangeOf(srcs) => {
+                in_memory(srcs)
+            }
+            DsKind::RepeatOf(src) => in_memory(std::slice::from_ref(src)),
+            DsKind::Map { func, .. } | DsKind::Filter { func } => {
+                !super::may_fail_or_effect(prog.func(*func))
+            }
+            _ => false,
+        };
+        if !quiet {
+            return true;
+        }
+        stack.extend(p.inputs(n));
+    }
+    false
 }
 
 /// How many places in `f` may fail at run time: each op that may fail, and each

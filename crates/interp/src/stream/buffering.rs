@@ -244,7 +244,11 @@ pub(super) struct Replay {
 impl Stream for Replay {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         let e = self.elems.get(self.next).cloned();
-        self.next += 1;
+        // Polled past its end (a `batch` or `flat_map` above may ask again), the position
+        // stays at the end: a state saved then must still resume.
+        if e.is_some() {
+            self.next += 1;
+        }
         Ok(e)
     }
 

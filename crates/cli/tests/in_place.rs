@@ -273,20 +273,18 @@ fn a_global_shuffle_over_a_mapped_file_is_the_one_over_the_array_read_whole() {
     let values: Vec<i64> = (0..rows as i64).map(|i| (i * 37) % 1001 - 300).collect();
     let le: Vec<u8> = values.iter().flat_map(|v| v.to_le_bytes()).collect();
     let be: Vec<u8> = values.iter().flat_map(|v| v.to_be_bytes()).collect();
-    write_npy(
-        &dir().join("shuffle_le.npy"),
-        pipec::DType::I64,
-        &[rows],
-        &le,
-        false,
-    );
-    write_npy(
-        &dir().join("shuffle_be.npy"),
-        pipec::DType::I64,
-        &[rows],
-        &be,
-        true,
-    );
+    for (name, data, big_endian) in [
+        ("shuffle_le.npy", &le, false),
+        ("shuffle_be.npy", &be, true),
+    ] {
+        write_npy(
+            &dir().join(name),
+            pipec::DType::I64,
+            &[rows],
+            data,
+            big_endian,
+        );
+    }
     for tail in [
         ".batch(64)",
         ".map(|x| x * 3 + 1).batch(7, drop_remainder: true)",

@@ -418,8 +418,6 @@ impl Scalar {
     }
 }
 
-/// [`compress`] of a contiguous rank-1 array of plain values by the vector kernel; `None`
-/// for other layouts.
 /// [`Tensor::compress_rows`] for plain numbers, wherever they are (a tensor's buffer or a
 /// mapped file's rows): vectorized for scalar rows.
 pub(crate) fn compress_plain<T: bytemuck::Pod>(
@@ -429,6 +427,8 @@ pub(crate) fn compress_plain<T: bytemuck::Pod>(
     compress_scalars(a.view(), keep).unwrap_or_else(|| compress(a, keep))
 }
 
+/// [`compress`] of a contiguous rank-1 array of plain values by the vector kernel; `None`
+/// for other layouts.
 fn compress_scalars<T: bytemuck::Pod>(
     a: ArrayView<'_, T, IxDyn>,
     keep: &[bool],

@@ -78,7 +78,8 @@ impl Pass for VectorizeMap {
                     Dim::Unknown
                 };
                 let f = prog.func(func);
-                if drop_remainder && f.ops.iter().any(|op| crate::util::op_may_fail(f, op)) {
+                let may_fail = f.ops.iter().any(|op| crate::util::op_may_fail(f, op));
+                if drop_remainder && may_fail {
                     // After the swap, rows of a dropped final batch would never be mapped,
                     // so an error the unoptimized program reports on them would vanish.
                     note(
@@ -89,9 +90,7 @@ impl Pass for VectorizeMap {
                     );
                     continue;
                 }
-                if f.ops.iter().any(|op| crate::util::op_may_fail(f, op))
-                    && upstream_may_fail(prog, p, node)
-                {
+                if may_fail && upstream_may_fail(prog, p, node) {
                     // Element by element, this map fails on element i before anything
                     // upstream runs on element j > i; after the swap `batch` pulls up to a
                     // whole batch first, so an upstream error on j would be reported instead.

@@ -165,6 +165,36 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        "eager_branches_on_values",
+        "eager fn f(x) -> i64[] {\n    if x % 3 == 0 {\n        return x * 2\n    } else if x % 3 == 1 {\n        return -x\n    }\n    return x + 100\n}\npipeline main = range(5000).map(f).batch(7)",
+        &[],
+        false,
+    ),
+    (
+        "eager_branch_guards_a_division",
+        "eager fn g(x) -> i64[] {\n    if x % 7 != 0 {\n        return 1000 // (x % 7)\n    }\n    return x\n}\npipeline main = range(3000).map(g)",
+        &[],
+        false,
+    ),
+    (
+        "eager_branch_error_mid_block",
+        "eager fn g(x) -> i64[] {\n    if x > 1400 {\n        return 10 // (x - 1500)\n    }\n    return x\n}\npipeline main = range(2000).map(g)",
+        &[],
+        true,
+    ),
+    (
+        "eager_branches_on_rows",
+        "eager fn f(x) -> f32[4] {\n    let y = x\n    if sum(x) > 150.0 {\n        y = sort(x)\n    } else {\n        y = -x * 0.5\n    }\n    return y\n}\npipeline main = range(4000).map(|x| cast(x * 7919 % 101, f32)).batch(4).map(f)",
+        &[],
+        false,
+    ),
+    (
+        "eager_branches_beyond_the_path_limit",
+        "eager fn f(x) -> i64[] {\n    let y = x * 0\n    if x % 2 == 1 {\n        y = y + 1\n    }\n    if x % 4 >= 2 {\n        y = y + 2\n    }\n    if x % 8 >= 4 {\n        y = y + 4\n    }\n    if x % 16 >= 8 {\n        y = y + 8\n    }\n    if x % 32 >= 16 {\n        y = y + 16\n    }\n    return y * 1000 + x\n}\npipeline main = range(3000).map(f)",
+        &[],
+        false,
+    ),
+    (
         // Not planned (it prints): must run once per element, each line printed once.
         "eager_with_print_runs_per_element",
         "eager fn p(x) -> i64[] {\n    print(x)\n    return x * 2\n}\npipeline main = range(3000).map(p).filter(|x| x % 3 == 0)",

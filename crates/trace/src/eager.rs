@@ -1,12 +1,13 @@
 //! Eager functions as host functions: an `eager fn` body (or any function called through
 //! `py_function`) evaluated per element on host arrays by the same evaluator that traces.
 
-use crate::eval::{Abort, Eval, Frame, Shared};
+use crate::eval::{Abort, Eval, Frame, Guards, Shared};
 use crate::value::{FuncVal, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
-use pipec_ir::{Function, HostFn, HostFunction, HostInstance, OpKind, Shape, TensorType};
+use pipec_ir::{Function, HostFn, HostFunction, HostInstance, OpKind, Shape, TensorType, ValueId};
 use pipec_syntax::ast::{self, ExprKind, FnBody, ItemKind, StmtKind};
 use pipec_tensor::{DType, Tensor};
+use std::cell::OnceCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::Arc;
@@ -54,8 +55,9 @@ impl HostFunction for EagerBody {
         )))
     }
 
-    /// A plannable body is straight-line and pure: a block of rows at once is the same as
-    /// the rows one by one (which is what the runtime repeats when a block fails).
+    /// A plannable body is pure: a block of rows at once (each path on the rows that take
+    /// it) is the same as the rows one by one (which is what the runtime repeats when a
+    /// block fails).
     fn runs_on_blocks(&self) -> bool {
         self.plannable()
     }
@@ -144,14 +146,38 @@ impl HostFunction for PyFunction {
         Ok(Box::new(EagerRun::new(
             self.shared.clone(),
             self.func.clone(),
-            false,
+            self.plannable(),
         )))
+    }
+
+    /// As for an `eager fn`: a declared function whose body plans is pure.
+    fn runs_on_blocks(&self) -> bool {
+        self.plannable()
+    }
+}
+
+impl PyFunction {
+    /// Whether the function is a declaration whose body can be planned (a lambda or a
+    /// builtin always runs on the evaluator).
+    fn plannable(&self) -> bool {
+        match &self.func {
+            FuncVal::Decl(item) => match &self.shared.ast.items[*item].kind {
+                ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
+                _ => false,
+            },
+            _ => false,
+        }
     }
 }
 
 /// How many argument signatures one instance keeps plans for; calls with further
 /// signatures take the evaluator, so data of ever-changing shapes cannot grow memory.
 const MAX_PLANS: usize = 8;
+
+/// How many paths through its value-dependent branches one plan traces; calls that take
+/// further paths run on the evaluator, so a body branching on every value (a loop in
+/// disguise) cannot grow memory either.
+const MAX_PATHS: usize = 16;
 
 /// The dtype and shape of each argument of a call.
 type Signature = Vec<(DType, Vec<usize>)>;
@@ -162,28 +188,87 @@ struct EagerRun {
     func: FuncVal,
     /// Whether the body is simple enough to be planned (see [`plannable_decl`]).
     plannable: bool,
-    /// Plans by argument signature; `None` when tracing that signature did not give one.
+    /// Plans by argument signature (of one call, or of one row of a block: blocks run
+    /// the row's plan's paths vectorized); `None` when tracing that signature did not
+    /// give one.
     plans: Vec<(Signature, Option<Plan>)>,
-    /// Block plans by row signature: the row's plan vectorized over a leading axis of rows
-    /// (see [`HostInstance::call_rows`]); `None` when there is no row plan or it does not
-    /// vectorize.
-    block_plans: Vec<(Signature, Option<Plan>)>,
-    /// Reused per call by [`Plan::run`], so the steady state allocates only results.
+    /// Reused per call by the plans, so the steady state allocates only results.
     vals: Vec<Option<Tensor>>,
     inputs: Vec<Tensor>,
 }
 
-/// An eager body traced once for one argument signature: the ops the evaluator would
-/// run, in order. Running it gives the evaluator's tensors without re-walking the AST.
+/// An eager body traced for one argument signature: the ops the evaluator would run, one
+/// path per sequence of branches taken at the body's value-dependent conditions (`if x >
+/// 0`). A path is traced when a call first takes it; running the plan checks each
+/// condition's value (a guard) and carries on in the path that value leads to.
 struct Plan {
-    /// The traced ops; its results are the flat result leaves, in the order the evaluator
-    /// flattens them.
+    /// The argument types, for tracing further paths.
+    types: Vec<TensorType>,
+    /// The paths, the root (no branch taken) first.
+    paths: Vec<Branch>,
+}
+
+/// One path of a [`Plan`], by the branches it takes.
+struct Branch {
+    /// The branch taken at each of the path's guards, in order.
+    taken: Vec<bool>,
+    /// The traced path; `None` where tracing it gave no plan (its calls take the evaluator).
+    path: Option<Path>,
+    /// The complete path vectorized over a leading axis of rows, returning its guards'
+    /// values after its results, made for the first block that needs it; `None` inside
+    /// when it does not vectorize.
+    rows: OnceCell<Option<Path>>,
+}
+
+impl Branch {
+    fn new(taken: Vec<bool>, path: Option<Path>) -> Branch {
+        Branch {
+            taken,
+            path,
+            rows: OnceCell::new(),
+        }
+    }
+
+    /// The path over rows (see [`Branch::rows`]), for complete paths only.
+    fn rows(&self) -> Option<&Path> {
+        self.rows
+            .get_or_init(|| {
+                let path = self.path.as_ref().filter(|p| p.complete)?;
+                let mut func = path.func.clone();
+                func.results
+                    .extend(path.guards.iter().map(|&(_, cond)| cond));
+                let func = pipec_ir::vmap::vectorize(&func, pipec_ir::Dim::Unknown).ok()?;
+                Some(Path::new(func, Vec::new(), true))
+            })
+            .as_ref()
+    }
+}
+
+/// What the paths of a plan made of a block of rows: per path that some rows took, those
+/// rows (their positions in the block) and their results; and the rows no traced path
+/// took, left for calls one by one.
+struct RowsRun {
+    parts: Vec<(Vec<usize>, Vec<Tensor>)>,
+    left: Vec<usize>,
+}
+
+/// The traced ops of one path through an eager body.
+struct Path {
+    /// The ops; when the path is complete, its results are the flat result leaves in the
+    /// order the evaluator flattens them.
     func: Function,
-    /// [`Function::last_uses`]: per op and input, whether to move the value out of the value
-    /// table instead of cloning it.
+    /// The path's value-dependent conditions in order: before op `at` runs, the `bool`
+    /// value `cond` must be the branch the path took there. An open path's last guard
+    /// has no branch yet, and its ops end there.
+    guards: Vec<(usize, ValueId)>,
+    /// Whether the path reaches `return` (otherwise it ends at an undecided guard).
+    complete: bool,
+    /// Per op and input, whether to move the value out of the value table instead of
+    /// cloning it: [`Function::last_uses`] after the last guard, never before it (another
+    /// path may go on from any guard and still need the value).
     moves: Vec<Vec<bool>>,
-    /// Whether the results are exactly the last op's outputs, which are then returned as
-    /// the kernel made them.
+    /// Whether the results are exactly the last op's outputs, checked after every guard,
+    /// which are then returned as the kernel made them.
     direct: bool,
 }
 
@@ -194,36 +279,38 @@ impl EagerRun {
             func,
             plannable,
             plans: Vec::new(),
-            block_plans: Vec::new(),
             vals: Vec::new(),
             inputs: Vec::new(),
         }
     }
 
-    /// The plan for `args`' signature, tracing one on the first call with a new signature.
+    /// The plan for `args`' signature, tracing its root path on the first call with a new
+    /// signature.
     fn plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
         let FuncVal::Decl(item) = self.func else {
             return None;
         };
         let shared = &self.shared;
         lookup(&mut self.plans, args, 0, |types| {
-            trace_plan(shared, item, types)
+            let root = trace_path(shared, item, types, Vec::new())?;
+            Some(Plan {
+                types: types.to_vec(),
+                paths: vec![Branch::new(Vec::new(), Some(root))],
+            })
         })
     }
 
-    /// The block plan for `args`, whose leading axis is the rows: the row plan vectorized.
-    fn block_plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
+    /// The plan for a block whose leading axis is the rows: the plan of one row.
+    fn row_plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
         let FuncVal::Decl(item) = self.func else {
             return None;
         };
         let shared = &self.shared;
-        lookup(&mut self.block_plans, args, 1, |row_types| {
-            let row = trace_plan(shared, item, row_types)?;
-            let func = pipec_ir::vmap::vectorize(&row.func, pipec_ir::Dim::Unknown).ok()?;
+        lookup(&mut self.plans, args, 1, |types| {
+            let root = trace_path(shared, item, types, Vec::new())?;
             Some(Plan {
-                moves: func.last_uses(),
-                direct: func.results_are_last_outputs(),
-                func,
+                types: types.to_vec(),
+                paths: vec![Branch::new(Vec::new(), Some(root))],
             })
         })
     }
@@ -242,6 +329,7 @@ impl EagerRun {
                 site: Vec::new(),
             },
             depth: 0,
+            guards: None,
         };
         let args: Vec<Value> = args
             .iter()
@@ -265,6 +353,7 @@ impl EagerRun {
         let value = match result {
             Ok(v) => v,
             Err(Abort::Error(d)) => return Err(*d),
+            Err(Abort::Undecided) => unreachable!("only plan tracing sets guards"),
         };
         let mut flat = Vec::new();
         match ev.flatten_tensors(value, Span::default(), &mut flat) {
@@ -276,6 +365,7 @@ impl EagerRun {
                 ));
             }
             Err(Abort::Error(d)) => return Err(*d),
+            Err(Abort::Undecided) => unreachable!("only plan tracing sets guards"),
         }
         Ok(flat
             .into_iter()
@@ -290,30 +380,95 @@ impl EagerRun {
 impl HostInstance for EagerRun {
     fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
         if self.plannable
+            && let FuncVal::Decl(item) = self.func
             && let Some(at) = self.plan_for(args)
-            && let Some(plan) = &self.plans[at].1
-            && let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs)
+            && let Some(plan) = &mut self.plans[at].1
+            && let Some(outs) = plan.run(&self.shared, item, args, &mut self.vals, &mut self.inputs)
         {
             return Ok(outs);
         }
         self.evaluate(args)
     }
 
-    /// One run of the block plan over all rows; rows one by one when there is none or it
-    /// declines (a kernel error: the per-row calls then meet it through the evaluator).
+    /// The row plan's paths, each vectorized over the rows that take it; rows no traced
+    /// path takes yet one by one. The whole block one row at a time when there is no
+    /// plan or a path declines (a kernel error: the per-row calls then meet it through
+    /// the evaluator).
     fn call_rows(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
         let rows = args.first().and_then(|a| a.shape().first().copied());
         if self.plannable
             && rows.is_some_and(|n| n > 0)
             && args.iter().all(|a| a.shape().first().copied() == rows)
-            && let Some(at) = self.block_plan_for(args)
-            && let Some(plan) = &self.block_plans[at].1
-            && let Some(outs) = plan.run(args, &mut self.vals, &mut self.inputs)
+            && let Some(at) = self.row_plan_for(args)
+            && let Some(plan) = &self.plans[at].1
+            && let Some(run) = plan.run_rows(args, &mut self.vals, &mut self.inputs)
+            && let Some(outs) = self.gather_rows(args, run)?
         {
             return Ok(outs);
         }
         let mut per_row = PerRow(self);
         per_row.call_rows(args)
+    }
+}
+
+impl EagerRun {
+    /// The block's results in row order from what the paths made of it and calls of the
+    /// rows they left; `None` when the rows' results do not join (their shapes differ:
+    /// the caller then reports through calls one row at a time).
+    fn gather_rows(
+        &mut self,
+        args: &[Tensor],
+        mut run: RowsRun,
+    ) -> Result<Option<Vec<Tensor>>, Diagnostic> {
+        if run.left.is_empty() && run.parts.len() == 1 {
+            // Every row took one path (`parts` lists rows in block order).
+            return Ok(run.parts.pop().map(|(_, outs)| outs));
+        }
+        if !run.left.is_empty() {
+            let mut per_row = Vec::with_capacity(run.left.len());
+            for &r in &run.left {
+                let row: Vec<Tensor> = args.iter().map(|a| a.index_axis0(r)).collect();
+                per_row.push(self.call(&row)?);
+            }
+            let count = per_row.first().map_or(0, Vec::len);
+            let mut stacked = Vec::with_capacity(count);
+            for k in 0..count {
+                let parts: Option<Vec<Tensor>> =
+                    per_row.iter().map(|outs| outs.get(k).cloned()).collect();
+                match parts.and_then(|p| pipec_tensor::kernels::stack(&p, 0).ok()) {
+                    Some(t) => stacked.push(t),
+                    None => return Ok(None),
+                }
+            }
+            run.parts.push((std::mem::take(&mut run.left), stacked));
+        }
+        let rows = args
+            .first()
+            .and_then(|a| a.shape().first().copied())
+            .unwrap_or(0);
+        // Where each row's results are once the parts are joined in order.
+        let mut at = vec![0; rows];
+        let mut next = 0;
+        for (positions, _) in &run.parts {
+            for &r in positions {
+                at[r] = next;
+                next += 1;
+            }
+        }
+        let count = run.parts[0].1.len();
+        let mut outs = Vec::with_capacity(count);
+        for k in 0..count {
+            let pieces: Option<Vec<Tensor>> =
+                run.parts.iter().map(|(_, o)| o.get(k).cloned()).collect();
+            let joined = pieces
+                .and_then(|p| pipec_tensor::kernels::concat(&p, 0).ok())
+                .and_then(|j| j.take_rows(&at));
+            match joined {
+                Some(t) => outs.push(t),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some(outs))
     }
 }
 
@@ -330,11 +485,11 @@ impl HostInstance for PerRow<'_> {
 /// The entry of `plans` for `args`' signature with its first `skip` axes left out, made by
 /// `make` from the argument types on first sight; `None` when that gave no plan or when
 /// the cache is full (a new signature then takes the evaluator).
-fn lookup(
-    plans: &mut Vec<(Signature, Option<Plan>)>,
+fn lookup<T>(
+    plans: &mut Vec<(Signature, Option<T>)>,
     args: &[Tensor],
     skip: usize,
-    make: impl FnOnce(&[TensorType]) -> Option<Plan>,
+    make: impl FnOnce(&[TensorType]) -> Option<T>,
 ) -> Option<usize> {
     let key = |a: &Tensor| (a.dtype(), a.shape().get(skip..).unwrap_or(&[]).to_vec());
     let found = plans.iter().position(|(sig, _)| {
@@ -360,18 +515,237 @@ fn lookup(
 }
 
 impl Plan {
-    /// Runs the ops on `args`; `None` when a kernel fails or a result differs from the
-    /// traced type. The caller then re-evaluates with the evaluator, which (kernels being
+    /// Runs the paths on `args`, tracing a path the first time a guard leads to it; `None`
+    /// when a kernel fails, a result differs from the traced type, or the path has no
+    /// plan. The caller then re-evaluates with the evaluator, which (kernels being
     /// deterministic and the planned bodies free of side effects) fails or succeeds exactly
     /// as the evaluator alone would, with its own messages.
     fn run(
+        &mut self,
+        shared: &Arc<Shared>,
+        item: usize,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<Vec<Tensor>> {
+        let outs = self.run_paths(shared, item, args, vals, inputs);
+        // Emptied on every exit: no tensor outlives the call through the buffers.
+        vals.clear();
+        inputs.clear();
+        outs
+    }
+
+    fn run_paths(
+        &mut self,
+        shared: &Arc<Shared>,
+        item: usize,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<Vec<Tensor>> {
+        let mut p = 0;
+        let root = self.paths.first()?.path.as_ref()?;
+        vals.clear();
+        vals.resize(root.func.values.len(), None);
+        for (param, a) in root.func.params.iter().zip(args) {
+            vals[param.index()] = Some(a.clone());
+        }
+        let mut g = 0;
+        let mut i = 0;
+        loop {
+            let mut path = self.paths[p].path.as_ref()?;
+            while let Some(&(at, cond)) = path.guards.get(g)
+                && at == i
+            {
+                let taken = truth(vals.get(cond.index())?.as_ref()?)?;
+                if self.paths[p].taken.get(g) != Some(&taken) {
+                    p = self.branch(shared, item, p, g, taken)?;
+                    path = self.paths[p].path.as_ref()?;
+                    if vals.len() < path.func.values.len() {
+                        vals.resize(path.func.values.len(), None);
+                    }
+                }
+                g += 1;
+            }
+            let Some(op) = path.func.ops.get(i) else {
+                break;
+            };
+            let outs = run_op(&path.func, op, &path.moves[i], vals, inputs)?;
+            if path.direct && i + 1 == path.func.ops.len() {
+                return Some(outs);
+            }
+            for (o, t) in op.outputs.iter().zip(outs) {
+                vals[o.index()] = Some(t);
+            }
+            i += 1;
+        }
+        let path = self.paths[p].path.as_ref()?;
+        if !path.complete {
+            return None;
+        }
+        take_results(&path.func.results, vals)
+    }
+
+    /// The path that takes branch `taken` at guard `g` and the branches of path `p` before
+    /// it, traced now if no call has taken it yet; `None` once [`MAX_PATHS`] are traced.
+    fn branch(
+        &mut self,
+        shared: &Arc<Shared>,
+        item: usize,
+        p: usize,
+        g: usize,
+        taken: bool,
+    ) -> Option<usize> {
+        let before = &self.paths[p].taken[..g.min(self.paths[p].taken.len())];
+        let found = self
+            .paths
+            .iter()
+            .position(|b| b.taken.get(g) == Some(&taken) && b.taken[..g] == *before);
+        if found.is_some() {
+            return found;
+        }
+        if self.paths.len() >= MAX_PATHS {
+            return None;
+        }
+        let mut branches = before.to_vec();
+        branches.push(taken);
+        let path = trace_path(shared, item, &self.types, branches.clone()).filter(|new| {
+            self.paths[p]
+                .path
+                .as_ref()
+                .is_some_and(|old| same_up_to(old, new, g))
+        });
+        self.paths.push(Branch::new(branches, path));
+        Some(self.paths.len() - 1)
+    }
+
+    /// Runs each complete path, vectorized, on the rows of `args` no earlier path took,
+    /// keeping the rows whose guard values are the path's branches. A path that declines
+    /// (a kernel error, perhaps on rows that take another path: `if x != 0 { return 1 //
+    /// x }`) is tried again once other paths have taken rows, and whatever no path took
+    /// is left for calls one by one.
+    fn run_rows(
+        &self,
+        args: &[Tensor],
+        vals: &mut Vec<Option<Tensor>>,
+        inputs: &mut Vec<Tensor>,
+    ) -> Option<RowsRun> {
+        let rows = args.first()?.shape().first().copied()?;
+        let mut parts = Vec::new();
+        // The rows still to place, by their position in the block, and their arguments
+        // (`None`: all of `args`).
+        let mut positions: Vec<usize> = (0..rows).collect();
+        let mut rest: Option<Vec<Tensor>> = None;
+        // Paths that ran: the rows still to place do not take them.
+        let mut ran = vec![false; self.paths.len()];
+        let mut progress = true;
+        while progress && !positions.is_empty() {
+            progress = false;
+            for (branch, ran) in self.paths.iter().zip(&mut ran) {
+                if positions.is_empty() {
+                    break;
+                }
+                if *ran {
+                    continue;
+                }
+                let Some(block) = branch.rows() else {
+                    *ran = true;
+                    continue;
+                };
+                let here = rest.as_deref().unwrap_or(args);
+                let Some(mut outs) = block.run_straight(here, vals, inputs) else {
+                    continue;
+                };
+                *ran = true;
+                let Some(guards_at) = outs.len().checked_sub(branch.taken.len()) else {
+                    continue;
+                };
+                let conds = outs.split_off(guards_at);
+                let mut took = vec![true; positions.len()];
+                for (cond, &want) in conds.iter().zip(&branch.taken) {
+                    let values = cond.as_array::<bool>()?;
+                    if values.len() != took.len() {
+                        return None;
+                    }
+                    for (t, &v) in took.iter_mut().zip(values.iter()) {
+                        *t &= v == want;
+                    }
+                }
+                let count = took.iter().filter(|&&t| t).count();
+                if count == 0 {
+                    continue;
+                }
+                progress = true;
+                if count == took.len() {
+                    parts.push((std::mem::take(&mut positions), outs));
+                    break;
+                }
+                let kept = outs.iter().map(|t| t.compress_rows(&took)).collect();
+                let others: Vec<bool> = took.iter().map(|t| !t).collect();
+                let (mine, left): (Vec<_>, Vec<_>) =
+                    positions.iter().zip(&took).partition(|(_, t)| **t);
+                parts.push((mine.into_iter().map(|(r, _)| *r).collect(), kept));
+                positions = left.into_iter().map(|(r, _)| *r).collect();
+                rest = Some(here.iter().map(|t| t.compress_rows(&others)).collect());
+            }
+        }
+        Some(RowsRun {
+            parts,
+            left: positions,
+        })
+    }
+}
+
+/// Whether `new` is `old` up to and including guard `g`: the same ops before it, testing
+/// the same value. Tracing is deterministic, so this holds by construction; checking it
+/// (once per path) keeps a value table filled by `old` valid for `new` even if it did not.
+fn same_up_to(old: &Path, new: &Path, g: usize) -> bool {
+    let (Some(&(at, cond)), Some(&(new_at, new_cond))) = (old.guards.get(g), new.guards.get(g))
+    else {
+        return false;
+    };
+    at == new_at
+        && cond == new_cond
+        && old.guards[..g] == new.guards[..g]
+        && old.func.params == new.func.params
+        && new.func.ops.len() >= at
+        && format!("{:?}", &old.func.ops[..at]) == format!("{:?}", &new.func.ops[..at])
+}
+
+/// The truth of a guard's `bool` value (one element, checked when traced).
+fn truth(t: &Tensor) -> Option<bool> {
+    t.as_array::<bool>()?.iter().next().copied()
+}
+
+impl Path {
+    fn new(func: Function, guards: Vec<(usize, ValueId)>, complete: bool) -> Path {
+        let last_guard = guards.last().map(|&(at, _)| at);
+        let mut moves = func.last_uses();
+        if let Some(at) = last_guard {
+            for m in &mut moves[..at.min(func.ops.len())] {
+                m.iter_mut().for_each(|x| *x = false);
+            }
+        }
+        let direct = complete
+            && func.results_are_last_outputs()
+            && last_guard.is_none_or(|at| at < func.ops.len());
+        Path {
+            func,
+            guards,
+            complete,
+            moves,
+            direct,
+        }
+    }
+
+    /// Runs a path without guards (a block plan) on `args`; `None` as for [`Plan::run`].
+    fn run_straight(
         &self,
         args: &[Tensor],
         vals: &mut Vec<Option<Tensor>>,
         inputs: &mut Vec<Tensor>,
     ) -> Option<Vec<Tensor>> {
         let outs = self.run_ops(args, vals, inputs);
-        // Emptied on every exit: no tensor outlives the call through the buffers.
         vals.clear();
         inputs.clear();
         outs
@@ -390,24 +764,7 @@ impl Plan {
             vals[p.index()] = Some(a.clone());
         }
         for (i, op) in f.ops.iter().enumerate() {
-            inputs.clear();
-            for (v, &last) in op.inputs.iter().zip(&self.moves[i]) {
-                let slot = &mut vals[v.index()];
-                inputs.push(if last { slot.take()? } else { slot.clone()? });
-            }
-            let outs = op.kind.eval(inputs).ok()?;
-            inputs.clear();
-            // Later builtins decided on the traced types: a kernel that disagrees with the
-            // inference would make the plan diverge from the evaluator.
-            if outs.len() != op.outputs.len()
-                || !op
-                    .outputs
-                    .iter()
-                    .zip(&outs)
-                    .all(|(o, t)| is_exactly(f.ty(*o), t))
-            {
-                return None;
-            }
+            let outs = run_op(f, op, &self.moves[i], vals, inputs)?;
             if self.direct && i + 1 == f.ops.len() {
                 return Some(outs);
             }
@@ -415,18 +772,48 @@ impl Plan {
                 vals[o.index()] = Some(t);
             }
         }
-        let results = &self.func.results;
-        let mut outs = Vec::with_capacity(results.len());
-        for (k, r) in results.iter().enumerate() {
-            let slot = &mut vals[r.index()];
-            outs.push(if results[k + 1..].contains(r) {
-                slot.clone()?
-            } else {
-                slot.take()?
-            });
-        }
-        Some(outs)
+        take_results(&f.results, vals)
     }
+}
+
+/// Runs one op of a plan on the value table; `None` when its kernel fails or its results
+/// differ from the traced types (later builtins decided on the traced types: a kernel that
+/// disagrees with the inference would make the plan diverge from the evaluator).
+fn run_op(
+    f: &Function,
+    op: &pipec_ir::Op,
+    moves: &[bool],
+    vals: &mut [Option<Tensor>],
+    inputs: &mut Vec<Tensor>,
+) -> Option<Vec<Tensor>> {
+    inputs.clear();
+    for (v, &last) in op.inputs.iter().zip(moves) {
+        let slot = &mut vals[v.index()];
+        inputs.push(if last { slot.take()? } else { slot.clone()? });
+    }
+    let outs = op.kind.eval(inputs).ok()?;
+    inputs.clear();
+    let typed = outs.len() == op.outputs.len()
+        && op
+            .outputs
+            .iter()
+            .zip(&outs)
+            .all(|(o, t)| is_exactly(f.ty(*o), t));
+    typed.then_some(outs)
+}
+
+/// The result values out of the value table (moved, except for a value returned twice).
+fn take_results(results: &[ValueId], vals: &mut [Option<Tensor>]) -> Option<Vec<Tensor>> {
+    let mut outs = Vec::with_capacity(results.len());
+    for (k, r) in results.iter().enumerate() {
+        let slot = &mut vals[r.index()];
+        outs.push(if results[k + 1..].contains(r) {
+            slot.clone()?
+        } else {
+            slot.take()?
+        });
+    }
+    Some(outs)
 }
 
 /// Whether `t` has exactly the dtype and shape of `ty`; an unknown dimension (only the rows
@@ -435,10 +822,17 @@ fn is_exactly(ty: &TensorType, t: &Tensor) -> bool {
     ty.dtype == t.dtype() && ty.shape.admits(t.shape())
 }
 
-/// Traces the body of declaration `item` for arguments shaped like `args`, with the same
-/// evaluator in tracing mode; `None` when anything would make the traced ops differ from
-/// an evaluator run (any error, a poisoned or non-tensor result, a nested host call).
-fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option<Plan> {
+/// Traces the body of declaration `item` for arguments shaped like `args` with the same
+/// evaluator in tracing mode, taking the given branches at its value-dependent conditions:
+/// a complete path, or one ending at the first condition past them. `None` when anything
+/// would make the traced ops differ from an evaluator run (any error, a poisoned or
+/// non-tensor result, a nested host call).
+fn trace_path(
+    shared: &Arc<Shared>,
+    item: usize,
+    types: &[TensorType],
+    branches: Vec<bool>,
+) -> Option<Path> {
     let ast = shared.ast.clone();
     let ItemKind::Fn(decl) = &ast.items.get(item)?.kind else {
         return None;
@@ -463,19 +857,35 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
             site: Vec::new(),
         },
         depth: 0,
+        guards: Some(Guards {
+            decisions: branches,
+            met: Vec::new(),
+        }),
     };
-    let value = ev.inline_decl(decl, params, decl.name.span).ok()?;
-    let mut flat = Vec::new();
-    if !ev.flatten_tensors(value, Span::default(), &mut flat).ok()? || flat.is_empty() {
-        return None;
-    }
-    let results = flat
-        .iter()
-        .map(|t| match t {
-            TVal::Symbolic(v, _) => Some(*v),
-            TVal::Concrete(_) => None,
-        })
-        .collect::<Option<Vec<_>>>()?;
+    let traced = ev.inline_decl(decl, params, decl.name.span);
+    let guards = ev.guards.take()?.met;
+    let value = match traced {
+        Ok(v) => Some(v),
+        Err(Abort::Undecided) => None,
+        Err(Abort::Error(_)) => return None,
+    };
+    let results = match value {
+        Some(value) => {
+            let mut flat = Vec::new();
+            if !ev.flatten_tensors(value, Span::default(), &mut flat).ok()? || flat.is_empty() {
+                return None;
+            }
+            Some(
+                flat.iter()
+                    .map(|t| match t {
+                        TVal::Symbolic(v, _) => Some(*v),
+                        TVal::Concrete(_) => None,
+                    })
+                    .collect::<Option<Vec<_>>>()?,
+            )
+        }
+        None => None,
+    };
     let mut func = ev.frame.func.take()?;
     if func
         .ops
@@ -484,35 +894,53 @@ fn trace_plan(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option
     {
         return None;
     }
-    func.results = results;
-    Some(Plan {
-        moves: func.last_uses(),
-        direct: func.results_are_last_outputs(),
-        func,
-    })
+    let complete = results.is_some();
+    func.results = results.unwrap_or_default();
+    Some(Path::new(func, guards, complete))
 }
 
-/// Whether an eager body is straight-line code over its parameters: `let`s and a final
-/// `return` of literals, locals, operators and value-independent builtin (`crate::builtins::Kind::ValueIndependent`) calls. Anything
-/// else (control flow, `print`, globals, user calls, indexing, methods) always runs on
-/// the evaluator.
+/// Whether an eager body is pure code over its parameters that tracing follows exactly:
+/// `let`s, assignments, `if`/`else` and `return`s of literals, locals, operators and
+/// value-independent builtin (`crate::builtins::Kind::ValueIndependent`) calls. Anything
+/// else (loops, `print`, globals, user calls, indexing, methods) always runs on the
+/// evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
     let FnBody::Block(body) = &decl.body else {
         return false;
     };
-    let mut locals: HashSet<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
-    let Some((last, init)) = body.stmts.split_last() else {
-        return false;
-    };
-    for s in init {
-        match &s.kind {
-            StmtKind::Let { name, value } if plannable_expr(shared, &locals, value) => {
-                locals.insert(name.name.as_str());
-            }
-            _ => return false,
+    let locals: HashSet<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
+    plannable_block(shared, locals, &body.stmts)
+}
+
+/// Whether every statement of a block is plannable, with `locals` the names in scope.
+fn plannable_block<'a>(
+    shared: &Shared,
+    mut locals: HashSet<&'a str>,
+    stmts: &'a [ast::Stmt],
+) -> bool {
+    stmts.iter().all(|s| match &s.kind {
+        StmtKind::Let { name, value } => {
+            let ok = plannable_expr(shared, &locals, value);
+            locals.insert(name.name.as_str());
+            ok
         }
-    }
-    matches!(&last.kind, StmtKind::Return(Some(e)) if plannable_expr(shared, &locals, e))
+        StmtKind::Assign { target, value } => {
+            locals.contains(target.name.as_str()) && plannable_expr(shared, &locals, value)
+        }
+        StmtKind::Return(Some(e)) => plannable_expr(shared, &locals, e),
+        StmtKind::If {
+            cond,
+            then_block,
+            else_block,
+        } => {
+            plannable_expr(shared, &locals, cond)
+                && plannable_block(shared, locals.clone(), &then_block.stmts)
+                && else_block
+                    .as_ref()
+                    .is_none_or(|b| plannable_block(shared, locals.clone(), &b.stmts))
+        }
+        _ => false,
+    })
 }
 
 fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
@@ -715,8 +1143,8 @@ mod tests {
     }
 
     /// Runs `args` (leading axis = rows) through `call_rows` of a planning instance and
-    /// compares with per-row calls of a non-planning one, stacked; returns how many block
-    /// plans were made.
+    /// compares with per-row calls of a non-planning one, stacked; returns how many paths
+    /// were vectorized over rows.
     fn same_rows(src: &str, args: &[Tensor]) -> usize {
         let mut planned = instance(src, true);
         let mut plain = instance(src, false);
@@ -733,9 +1161,8 @@ mod tests {
                 }
             }
         }
-        let got = planned.call_rows(args);
-        match failed {
-            Some(d) => assert_eq!(shown(got), shown(Err(d)), "{src}"),
+        let want = match failed {
+            Some(d) => shown(Err(d)),
             None => {
                 let stacked: Vec<Tensor> = (0..per_row[0].len())
                     .map(|k| {
@@ -743,14 +1170,58 @@ mod tests {
                         pipec_tensor::kernels::stack(&parts, 0).expect("rows stack")
                     })
                     .collect();
-                assert_eq!(shown(got), shown(Ok(stacked)), "{src}");
+                shown(Ok(stacked))
             }
+        };
+        // Twice: a body that branches on values traces its paths on the first block (row
+        // by row) and runs them over rows on the second.
+        for _ in 0..2 {
+            assert_eq!(shown(planned.call_rows(args)), want, "{src}");
         }
-        planned
-            .block_plans
+        vectorized_paths(&planned)
+    }
+
+    /// How many paths of an instance's plans were vectorized over rows.
+    fn vectorized_paths(run: &EagerRun) -> usize {
+        run.plans
             .iter()
-            .filter(|(_, p)| p.is_some())
+            .filter_map(|(_, p)| p.as_ref())
+            .flat_map(|p| &p.paths)
+            .filter(|b| b.rows.get().is_some_and(Option::is_some))
             .count()
+    }
+
+    /// How many paths of the (first) plan were traced, and how many of them are complete.
+    fn traced_paths(run: &EagerRun) -> (usize, usize) {
+        let plan = run.plans[0].1.as_ref().expect("a plan");
+        let complete = plan
+            .paths
+            .iter()
+            .filter(|b| b.path.as_ref().is_some_and(|p| p.complete))
+            .count();
+        (plan.paths.len(), complete)
+    }
+
+    fn i64s(v: Vec<i64>) -> Tensor {
+        Tensor::from_vec(&[v.len()], v).expect("shape fits")
+    }
+
+    /// Calls of `src` on each scalar of `xs` through a planning and a non-planning
+    /// instance agree; and a block of all of them (twice: the first block traces paths
+    /// row by row, the second runs them over rows) equals the rows one by one. Returns
+    /// the planning instance.
+    fn same_on_scalars(src: &str, xs: &[i64]) -> EagerRun {
+        let calls: Vec<Vec<Tensor>> = xs
+            .iter()
+            .map(|&x| vec![Tensor::from_vec(&[], vec![x]).expect("a scalar")])
+            .collect();
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
+        for args in &calls {
+            assert_eq!(shown(planned.call(args)), shown(plain.call(args)), "{src}");
+        }
+        same_rows(src, &[i64s(xs.to_vec())]);
+        planned
     }
 
     #[test]
@@ -833,18 +1304,92 @@ mod tests {
         for src in planned {
             assert!(instance(src, true).plannable, "{src}");
         }
+        let branching = [
+            "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let y = x\n    if max(x) > 1.0 {\n        y = x / max(x)\n    } else {\n        let z = -x\n        y = z\n    }\n    return y\n}\n",
+        ];
+        for src in branching {
+            assert!(instance(src, true).plannable, "{src}");
+        }
         let not_planned = [
             "eager fn f(x) -> f32[?] {\n    print(x)\n    return x\n}\n",
-            "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    return unique(x)\n}\n",
             "eager fn f(x) -> f32[?] {\n    return x[0:2]\n}\n",
             "eager fn f(sort) -> f32[?] {\n    return sort(sort)\n}\n",
             "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
-            "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
+            "eager fn f(x) -> f32[?] {\n    if item(x[0]) > 0 {\n        return x\n    }\n    return -x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    while sum(x) > 0.0 {\n        x = x - 1.0\n    }\n    return x\n}\n",
+            // A name declared inside a branch is not in scope after it.
+            "eager fn f(x) -> f32[?] {\n    if true {\n        let y = x\n    }\n    return y\n}\n",
         ];
         for src in not_planned {
             assert!(!instance(src, true).plannable, "{src}");
         }
+    }
+
+    #[test]
+    fn value_dependent_branches_are_planned_path_by_path() {
+        let src = "eager fn f(x) -> i64[] {\n    if x % 3 == 0 {\n        return x * 2\n    } else if x % 3 == 1 {\n        return -x\n    }\n    return x + 100\n}\n";
+        let xs: Vec<i64> = (-20..40).collect();
+        let run = same_on_scalars(src, &xs);
+        // The root (open at the first condition), `[true]`, `[false]` (open at the
+        // second), `[false, true]` and `[false, false]`.
+        assert_eq!(traced_paths(&run), (5, 3));
+    }
+
+    #[test]
+    fn branches_over_rows_place_every_row_in_its_path() {
+        let src = "eager fn f(x) -> i64[] {\n    if x % 3 == 0 {\n        return x * 2\n    }\n    return -x\n}\n";
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
+        let block = i64s((0..50).map(|i| (i * 7919) % 97 - 40).collect());
+        let per_row: Vec<Tensor> = (0..50)
+            .map(|i| plain.call(&[block.index_axis0(i)]).expect("no error")[0].clone())
+            .collect();
+        let want = pipec_tensor::kernels::stack(&per_row, 0).expect("rows stack");
+        // The first block traces the paths row by row, the second runs them over rows.
+        for _ in 0..2 {
+            let got = planned.call_rows(std::slice::from_ref(&block));
+            assert_eq!(shown(got), shown(Ok(vec![want.clone()])));
+        }
+        assert_eq!(vectorized_paths(&planned), 2);
+    }
+
+    #[test]
+    fn a_branch_that_fails_on_rows_of_another_path_still_runs_over_rows() {
+        // Over all rows, `100 // (x % 7)` divides by zero; the rows that take it do not.
+        let src = "eager fn f(x) -> i64[] {\n    if x % 7 != 0 {\n        return 100 // (x % 7)\n    }\n    return x\n}\n";
+        let xs: Vec<i64> = (0..60).collect();
+        let run = same_on_scalars(src, &xs);
+        assert_eq!(traced_paths(&run), (3, 2));
+        let block = [i64s(xs)];
+        let mut planned = instance(src, true);
+        for _ in 0..2 {
+            planned.call_rows(&block).expect("no row fails");
+        }
+        assert_eq!(vectorized_paths(&planned), 2);
+    }
+
+    #[test]
+    fn errors_on_a_taken_branch_are_the_evaluators() {
+        let src = "eager fn f(x) -> i64[] {\n    if x > 10 {\n        return 100 // (x - 15)\n    }\n    return x\n}\n";
+        same_on_scalars(src, &[1, 12, 15, 3, 20]);
+        // A condition of more than one value: the evaluator's message.
+        let ambiguous = "eager fn f(x) -> i32[?] {\n    if x > 0 {\n        return x\n    }\n    return -x\n}\n";
+        same(
+            ambiguous,
+            &[vec![i32s(&[2], vec![1, 2])], vec![i32s(&[1], vec![-1])]],
+        );
+    }
+
+    #[test]
+    fn paths_beyond_the_limit_run_on_the_evaluator() {
+        // Five independent conditions: 32 complete paths, more than `MAX_PATHS`.
+        let src = "eager fn f(x) -> i64[] {\n    let y = x * 0\n    if x % 2 == 1 {\n        y = y + 1\n    }\n    if x % 4 >= 2 {\n        y = y + 2\n    }\n    if x % 8 >= 4 {\n        y = y + 4\n    }\n    if x % 16 >= 8 {\n        y = y + 8\n    }\n    if x % 32 >= 16 {\n        y = y + 16\n    }\n    return y * 1000 + x\n}\n";
+        let xs: Vec<i64> = (0..64).collect();
+        let run = same_on_scalars(src, &xs);
+        assert_eq!(traced_paths(&run).0, MAX_PATHS);
     }
 
     #[test]

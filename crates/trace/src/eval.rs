@@ -24,6 +24,20 @@ pub(crate) const MAX_UNROLL: usize = 10_000;
 pub(crate) enum Abort {
     /// A run-time error in an eager function.
     Error(Box<Diagnostic>),
+    /// Tracing an eager body into a plan met a value-dependent condition past the
+    /// decisions it was given ([`Guards`]): the path ends there, undecided.
+    Undecided,
+}
+
+/// While an eager body is traced into a plan: the branch to take at each value-dependent
+/// condition, in the order they are met, and where the trace met them. The concrete value
+/// of a condition is only known when the plan runs, which checks it (a guard).
+pub(crate) struct Guards {
+    /// The branch taken at the first, second, ... value-dependent condition.
+    pub decisions: Vec<bool>,
+    /// Per condition met: how many ops the traced function had then, and the `bool[]`
+    /// value it tested.
+    pub met: Vec<(usize, pipec_ir::ValueId)>,
 }
 
 /// The result of evaluating something.
@@ -135,6 +149,9 @@ pub(crate) struct Eval<'a> {
     pub comp: Option<&'a mut Compile>,
     pub frame: Frame,
     pub depth: usize,
+    /// Set while an eager body is traced into a plan: a symbolic condition then becomes
+    /// a guard instead of an error.
+    pub guards: Option<Guards>,
 }
 
 pub(crate) fn trace_program(
@@ -196,6 +213,7 @@ pub(crate) fn trace_program(
             comp: Some(&mut comp),
             frame: Frame::top(),
             depth: 0,
+            guards: None,
         };
         ev.check_declarations();
         let pipelines: Vec<&ast::Item> = ast
@@ -1056,6 +1074,9 @@ impl<'a> Eval<'a> {
                 let b = kernels::cast(&t, DType::Bool);
                 Ok(b.as_array::<bool>().and_then(|a| a.iter().next().copied()))
             }
+            Value::Tensor(TVal::Symbolic(v, ty)) if self.guards.is_some() => {
+                self.guard(v, ty, span)
+            }
             Value::Tensor(TVal::Symbolic(..)) => {
                 let fname = self.frame.fn_name.clone().unwrap_or_default();
                 let inside = if fname == "lambda" {
@@ -1088,6 +1109,36 @@ impl<'a> Eval<'a> {
                 self.fail(d)?;
                 Ok(None)
             }
+        }
+    }
+
+    /// A value-dependent condition met while tracing a plan: the truth it is cast to, as
+    /// the evaluator casts a concrete condition, becomes a guard, and the trace takes the
+    /// branch its decisions name (stopping, undecided, past them).
+    fn guard(&mut self, v: pipec_ir::ValueId, ty: TensorType, span: Span) -> Res<Option<bool>> {
+        if ty.shape.num_elements() != Some(1) {
+            // The evaluator reports an ambiguous truth (or an empty tensor); the plan
+            // leaves that to it.
+            let d = Diagnostic::error(Code::WrongKind, "a condition of more than one value")
+                .with_label(span, "");
+            self.fail(d)?;
+            return Ok(None);
+        }
+        let cond = if ty.dtype == DType::Bool {
+            v
+        } else {
+            match self.emit(OpKind::Cast(DType::Bool), vec![TVal::Symbolic(v, ty)], span)? {
+                Value::Tensor(TVal::Symbolic(c, _)) => c,
+                _ => return Ok(None),
+            }
+        };
+        let at = self.frame.func.as_ref().map_or(0, |f| f.ops.len());
+        let guards = self.guards.as_mut().expect("checked by the caller");
+        let k = guards.met.len();
+        guards.met.push((at, cond));
+        match guards.decisions.get(k) {
+            Some(&taken) => Ok(Some(taken)),
+            None => Err(Abort::Undecided),
         }
     }
 
@@ -2153,6 +2204,8 @@ impl<'a> Eval<'a> {
                 self.report(*d);
                 Value::Poison
             }
+            // Only plan tracing sets guards, and it never traces through here.
+            Err(Abort::Undecided) => Value::Poison,
         };
         self.finish_numpy_help(errors_before, &result, &base_name);
         // A poisoned part of the result was reported where it failed (perhaps outside this

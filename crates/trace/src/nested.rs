@@ -247,6 +247,8 @@ impl Eval<'_> {
                 self.report(*d);
                 Value::Poison
             }
+            // Only plan tracing sets guards, and it never traces datasets.
+            Err(crate::eval::Abort::Undecided) => Value::Poison,
         };
         if self.comp().diags.len() > errors_before || matches!(result, Value::Poison) {
             return Ok(None);

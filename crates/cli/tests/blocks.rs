@@ -190,7 +190,13 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
     ),
     (
         "eager_branches_beyond_the_path_limit",
-        "eager fn f(x) -> i64[] {\n    let y = x * 0\n    if x % 2 == 1 {\n        y = y + 1\n    }\n    if x % 4 >= 2 {\n        y = y + 2\n    }\n    if x % 8 >= 4 {\n        y = y + 4\n    }\n    if x % 16 >= 8 {\n        y = y + 8\n    }\n    if x % 32 >= 16 {\n        y = y + 16\n    }\n    return y * 1000 + x\n}\npipeline main = range(3000).map(f)",
+        "eager fn f(x) -> i64[] {\n    let n = x * 0\n    while x > 0 {\n        x = x - 1\n        n = n + 3\n    }\n    return n\n}\npipeline main = range(3000).map(|x| x % 150).map(f)",
+        &[],
+        false,
+    ),
+    (
+        "eager_loop_on_values",
+        "eager fn f(x) -> i64[] {\n    let n = x * 0\n    while x > 1 {\n        x = x // 2\n        n = n + 1\n    }\n    for i in range(3) {\n        n = n * 2 + i\n    }\n    return n\n}\npipeline main = range(3000).map(f).batch(5)",
         &[],
         false,
     ),

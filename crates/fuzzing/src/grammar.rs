@@ -223,6 +223,32 @@ fn predicate(c: &mut Choices, e: Elem) -> String {
     }
 }
 
+/// An `eager fn` named `name` over the element: branches and a counted loop whose
+/// conditions depend on values, so that its plan has several paths (at `-O0` every call
+/// runs on the evaluator, the reference the plans must match).
+fn eager_fn(c: &mut Choices, e: Elem, name: &str) -> String {
+    let dtype = if e.float { "f32" } else { "i32" };
+    let dims = vec!["?"; e.rank].join(", ");
+    let cond = |c: &mut Choices| {
+        let one = condition(c, e, 1);
+        if e.rank == 0 {
+            one
+        } else if c.pick(2) == 0 {
+            format!("any({one})")
+        } else {
+            format!("all({one})")
+        }
+    };
+    let first = cond(c);
+    let (then, otherwise) = (expr(c, e, 2), expr(c, e, 2));
+    let looped = cond(c);
+    let step = expr(c, e, 2);
+    format!(
+        "eager fn {name}(x) -> {dtype}[{dims}] {{\n    if {first} {{\n        x = {then}\n    }} else {{\n        x = {otherwise}\n    }}\n    for i in range({}) {{\n        if {looped} {{\n            x = {step}\n        }}\n    }}\n    return x\n}}\n",
+        c.pick(4)
+    )
+}
+
 /// Generates the program text for `data`.
 pub fn program_from_bytes(data: &[u8]) -> String {
     let c = &mut Choices { data, pos: 0 };
@@ -246,12 +272,13 @@ pub fn program_from_bytes(data: &[u8]) -> String {
         _ => format!("from_tensor_slices({})", literal(c, float, n, width)),
     };
     let mut text = format!("pipeline main = {source}");
+    let mut decls = String::new();
     let mut batched = false;
     for _ in 0..1 + c.pick(6) {
         if c.exhausted() {
             break;
         }
-        let step = match c.pick(12) {
+        let step = match c.pick(13) {
             0 | 1 => format!(".map(|x| {})", expr(c, e, 3)),
             2 => format!(
                 ".map(|x| {}, num_parallel_calls: {})",
@@ -281,10 +308,15 @@ pub fn program_from_bytes(data: &[u8]) -> String {
                 let p = predicate(c, e);
                 crate::table_step(|n| c.pick(n), &p).0
             }
+            11 => {
+                let name = format!("e{}", decls.len());
+                decls.push_str(&eager_fn(c, e, &name));
+                format!(".map({name})")
+            }
             _ => ".cache()".to_string(),
         };
         text.push_str(&format!("\n    {step}"));
     }
     text.push('\n');
-    text
+    decls + &text
 }

@@ -252,6 +252,7 @@ impl Compiler {
             budget: opts.budget,
             start_workers: opts.start_workers,
             dataset_runner: Some(dataset_runner(source.dir.clone())),
+            plan_eager: opts.opt_level >= 1,
         };
         let ast = Arc::new(ast);
         let pipelines: Vec<String> = ast

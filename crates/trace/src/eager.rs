@@ -66,7 +66,7 @@ impl HostFunction for EagerBody {
 impl EagerBody {
     fn plannable(&self) -> bool {
         match &self.shared.ast.items[self.item].kind {
-            ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
+            ItemKind::Fn(decl) => self.shared.plan_eager && plannable_decl(&self.shared, decl),
             _ => false,
         }
     }
@@ -162,7 +162,7 @@ impl PyFunction {
     fn plannable(&self) -> bool {
         match &self.func {
             FuncVal::Decl(item) => match &self.shared.ast.items[*item].kind {
-                ItemKind::Fn(decl) => plannable_decl(&self.shared, decl),
+                ItemKind::Fn(decl) => self.shared.plan_eager && plannable_decl(&self.shared, decl),
                 _ => false,
             },
             _ => false,
@@ -177,7 +177,7 @@ const MAX_PLANS: usize = 8;
 /// How many paths through its value-dependent branches one plan traces; calls that take
 /// further paths run on the evaluator, so a body branching on every value (a loop in
 /// disguise) cannot grow memory either.
-const MAX_PATHS: usize = 16;
+const MAX_PATHS: usize = 64;
 
 /// The dtype and shape of each argument of a call.
 type Signature = Vec<(DType, Vec<usize>)>;
@@ -860,6 +860,7 @@ fn trace_path(
         guards: Some(Guards {
             decisions: branches,
             met: Vec::new(),
+            iterations: 0,
         }),
     };
     let traced = ev.inline_decl(decl, params, decl.name.span);
@@ -900,10 +901,10 @@ fn trace_path(
 }
 
 /// Whether an eager body is pure code over its parameters that tracing follows exactly:
-/// `let`s, assignments, `if`/`else` and `return`s of literals, locals, operators and
-/// value-independent builtin (`crate::builtins::Kind::ValueIndependent`) calls. Anything
-/// else (loops, `print`, globals, user calls, indexing, methods) always runs on the
-/// evaluator.
+/// `let`s, assignments, `if`/`else`, `while`, `for` over a range and `return`s of literals,
+/// locals, operators and value-independent builtin
+/// (`crate::builtins::Kind::ValueIndependent`) calls. Anything else (`print`, globals, user
+/// calls, indexing, methods but `.numpy()`) always runs on the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
     let FnBody::Block(body) = &decl.body else {
         return false;
@@ -938,6 +939,26 @@ fn plannable_block<'a>(
                 && else_block
                     .as_ref()
                     .is_none_or(|b| plannable_block(shared, locals.clone(), &b.stmts))
+        }
+        StmtKind::While { cond, body } => {
+            plannable_expr(shared, &locals, cond)
+                && plannable_block(shared, locals.clone(), &body.stmts)
+        }
+        StmtKind::For { var, iter, body } => {
+            let bounds: Vec<&ast::Expr> = match &iter.kind {
+                ExprKind::Range { start, end } => vec![start, end],
+                ExprKind::Call { callee, args }
+                    if matches!(&callee.kind, ExprKind::Name(n) if n == "range" && !locals.contains(n.as_str()) && !shared.items.contains_key(n))
+                        && (1..=2).contains(&args.len()) =>
+                {
+                    args.iter().map(|a| &a.value).collect()
+                }
+                _ => return false,
+            };
+            let mut inner = locals.clone();
+            inner.insert(var.name.as_str());
+            bounds.iter().all(|b| plannable_expr(shared, &locals, b))
+                && plannable_block(shared, inner, &body.stmts)
         }
         _ => false,
     })
@@ -1094,6 +1115,7 @@ mod tests {
             exec_hosts: OnceLock::new(),
             print_sink: None,
             source: src.into(),
+            plan_eager: true,
         });
         let item = item.expect("the source declares `f`");
         let ItemKind::Fn(decl) = &ast.items[item].kind else {
@@ -1305,6 +1327,8 @@ mod tests {
             assert!(instance(src, true).plannable, "{src}");
         }
         let branching = [
+            "eager fn f(x) -> f32[?] {\n    while sum(x) > 0.0 {\n        x = x - 1.0\n    }\n    return x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    for i in 0..3 {\n        x = x * 2.0\n    }\n    return x\n}\n",
             "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    if max(x) > 1.0 {\n        y = x / max(x)\n    } else {\n        let z = -x\n        y = z\n    }\n    return y\n}\n",
@@ -1319,7 +1343,7 @@ mod tests {
             "eager fn f(sort) -> f32[?] {\n    return sort(sort)\n}\n",
             "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
             "eager fn f(x) -> f32[?] {\n    if item(x[0]) > 0 {\n        return x\n    }\n    return -x\n}\n",
-            "eager fn f(x) -> f32[?] {\n    while sum(x) > 0.0 {\n        x = x - 1.0\n    }\n    return x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    for i in x {\n        x = x - 1.0\n    }\n    return x\n}\n",
             // A name declared inside a branch is not in scope after it.
             "eager fn f(x) -> f32[?] {\n    if true {\n        let y = x\n    }\n    return y\n}\n",
         ];
@@ -1384,10 +1408,35 @@ mod tests {
     }
 
     #[test]
+    fn loops_are_unrolled_into_paths() {
+        // A loop on a value: one path per trip count.
+        let halving = "eager fn f(x) -> i64[] {\n    let n = x * 0\n    while x > 1 {\n        x = x // 2\n        n = n + 1\n    }\n    return n * 100 + x\n}\n";
+        let xs: Vec<i64> = (-3..60).collect();
+        let run = same_on_scalars(halving, &xs);
+        // Trip counts 0 to 5: six complete paths, and the open ones between them.
+        assert_eq!(traced_paths(&run).1, 6);
+        // A loop over a constant range: one straight path, vectorized over rows.
+        let sum = "eager fn f(x) -> i64[] {\n    let s = x * 0\n    for i in range(4) {\n        s = s + x * i\n    }\n    return s\n}\n";
+        let run = same_on_scalars(sum, &xs);
+        assert_eq!(traced_paths(&run), (1, 1));
+        assert_eq!(same_rows(sum, &[i64s(xs)]), 1);
+    }
+
+    #[test]
+    fn loops_too_long_to_plan_run_on_the_evaluator() {
+        let src = "eager fn f(x) -> i64[] {\n    let s = x\n    for i in 0..20000 {\n        s = s + 1\n    }\n    return s\n}\n";
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
+        let args = [Tensor::from_vec(&[], vec![5i64]).expect("a scalar")];
+        assert_eq!(shown(planned.call(&args)), shown(plain.call(&args)));
+        assert!(planned.plans[0].1.is_none());
+    }
+
+    #[test]
     fn paths_beyond_the_limit_run_on_the_evaluator() {
-        // Five independent conditions: 32 complete paths, more than `MAX_PATHS`.
-        let src = "eager fn f(x) -> i64[] {\n    let y = x * 0\n    if x % 2 == 1 {\n        y = y + 1\n    }\n    if x % 4 >= 2 {\n        y = y + 2\n    }\n    if x % 8 >= 4 {\n        y = y + 4\n    }\n    if x % 16 >= 8 {\n        y = y + 8\n    }\n    if x % 32 >= 16 {\n        y = y + 16\n    }\n    return y * 1000 + x\n}\n";
-        let xs: Vec<i64> = (0..64).collect();
+        // One path per trip count, 0 to 99: more than `MAX_PATHS`.
+        let src = "eager fn f(x) -> i64[] {\n    let n = x * 0\n    while x > 0 {\n        x = x - 1\n        n = n + 3\n    }\n    return n\n}\n";
+        let xs: Vec<i64> = (0..100).collect();
         let run = same_on_scalars(src, &xs);
         assert_eq!(traced_paths(&run).0, MAX_PATHS);
     }

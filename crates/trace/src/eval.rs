@@ -38,6 +38,9 @@ pub(crate) struct Guards {
     /// Per condition met: how many ops the traced function had then, and the `bool[]`
     /// value it tested.
     pub met: Vec<(usize, pipec_ir::ValueId)>,
+    /// Loop iterations unrolled so far, all loops together: a plan's trace is bounded by
+    /// [`MAX_UNROLL`] of them (a longer loop runs on the evaluator, in constant memory).
+    pub iterations: usize,
 }
 
 /// The result of evaluating something.
@@ -62,6 +65,8 @@ pub(crate) struct Shared {
     pub print_sink: Option<PrintSink>,
     /// The program's text, quoted by help lines.
     pub source: Arc<str>,
+    /// [`crate::TraceOptions::plan_eager`].
+    pub plan_eager: bool,
 }
 
 /// State that exists only while compiling.
@@ -190,6 +195,7 @@ pub(crate) fn trace_program(
         exec_hosts: OnceLock::new(),
         print_sink: opts.print_sink.clone(),
         source: opts.source.clone(),
+        plan_eager: opts.plan_eager,
     });
     let mut comp = Compile {
         opts: opts.clone(),
@@ -912,6 +918,7 @@ impl<'a> Eval<'a> {
                 Some(true) => {}
                 _ => break,
             }
+            self.plan_iteration(cond.span)?;
             self.frame
                 .site
                 .push(crate::builtins::LOOP_SITE | iterations as u64);
@@ -937,7 +944,7 @@ impl<'a> Eval<'a> {
         let Some((start, end)) = self.for_range(iter)? else {
             return Ok(Flow::Normal);
         };
-        let count = (end - start).max(0) as usize;
+        let count = end.saturating_sub(start).max(0) as usize;
         if !self.frame.eager && count > MAX_UNROLL {
             let d = Diagnostic::error(
                 Code::NotTraceTime,
@@ -955,6 +962,7 @@ impl<'a> Eval<'a> {
             if self.out_of_budget() {
                 break;
             }
+            self.plan_iteration(iter.span)?;
             self.frame.scopes.push(HashMap::from([(
                 var.name.clone(),
                 Value::Num(Num::Int(i as i128)),
@@ -1110,6 +1118,21 @@ impl<'a> Eval<'a> {
                 Ok(None)
             }
         }
+    }
+
+    /// Counts a loop iteration while tracing a plan, failing the trace past [`MAX_UNROLL`]
+    /// of them; nothing otherwise.
+    fn plan_iteration(&mut self, span: Span) -> Res<()> {
+        let Some(guards) = self.guards.as_mut() else {
+            return Ok(());
+        };
+        guards.iterations += 1;
+        if guards.iterations > MAX_UNROLL {
+            let d = Diagnostic::error(Code::NotTraceTime, "too long a loop to plan")
+                .with_label(span, "");
+            self.fail(d)?;
+        }
+        Ok(())
     }
 
     /// A value-dependent condition met while tracing a plan: the truth it is cast to, as

@@ -84,6 +84,9 @@ pub struct TraceOptions {
     /// Runs datasets folded into constants while compiling (`reduce`,
     /// `get_single_element`); without one, those are errors.
     pub dataset_runner: Option<DatasetRunner>,
+    /// Whether pure eager bodies run as traced plans, and on blocks (`-O1` and up); when
+    /// not, every call runs on the evaluator: the reference the plans are tested against.
+    pub plan_eager: bool,
 }
 
 /// The result of tracing: the IR (when there were no errors) and every diagnostic.

@@ -179,6 +179,10 @@ const MAX_PLANS: usize = 8;
 /// disguise) cannot grow memory either.
 const MAX_PATHS: usize = 64;
 
+/// How many ops the paths of one plan may hold in all (a few MB at most): a loop unrolled
+/// into long paths stops being traced when they reach it, and its calls take the evaluator.
+const MAX_PLAN_OPS: usize = 8192;
+
 /// The dtype and shape of each argument of a call.
 type Signature = Vec<(DType, Vec<usize>)>;
 
@@ -206,6 +210,8 @@ struct Plan {
     types: Vec<TensorType>,
     /// The paths, the root (no branch taken) first.
     paths: Vec<Branch>,
+    /// The ops the paths hold in all, against [`MAX_PLAN_OPS`].
+    ops: usize,
 }
 
 /// One path of a [`Plan`], by the branches it takes.
@@ -292,11 +298,7 @@ impl EagerRun {
         };
         let shared = &self.shared;
         lookup(&mut self.plans, args, 0, |types| {
-            let root = trace_path(shared, item, types, Vec::new())?;
-            Some(Plan {
-                types: types.to_vec(),
-                paths: vec![Branch::new(Vec::new(), Some(root))],
-            })
+            Plan::new(shared, item, types)
         })
     }
 
@@ -307,11 +309,7 @@ impl EagerRun {
         };
         let shared = &self.shared;
         lookup(&mut self.plans, args, 1, |types| {
-            let root = trace_path(shared, item, types, Vec::new())?;
-            Some(Plan {
-                types: types.to_vec(),
-                paths: vec![Branch::new(Vec::new(), Some(root))],
-            })
+            Plan::new(shared, item, types)
         })
     }
 
@@ -515,6 +513,16 @@ fn lookup<T>(
 }
 
 impl Plan {
+    /// A plan for arguments of `types` with its root path traced; `None` when that fails.
+    fn new(shared: &Arc<Shared>, item: usize, types: &[TensorType]) -> Option<Plan> {
+        let root = trace_path(shared, item, types, Vec::new(), MAX_PLAN_OPS)?;
+        Some(Plan {
+            types: types.to_vec(),
+            ops: root.func.ops.len(),
+            paths: vec![Branch::new(Vec::new(), Some(root))],
+        })
+    }
+
     /// Runs the paths on `args`, tracing a path the first time a guard leads to it; `None`
     /// when a kernel fails, a result differs from the traced type, or the path has no
     /// plan. The caller then re-evaluates with the evaluator, which (kernels being
@@ -604,17 +612,20 @@ impl Plan {
         if found.is_some() {
             return found;
         }
-        if self.paths.len() >= MAX_PATHS {
+        if self.paths.len() >= MAX_PATHS || self.ops >= MAX_PLAN_OPS {
             return None;
         }
         let mut branches = before.to_vec();
         branches.push(taken);
-        let path = trace_path(shared, item, &self.types, branches.clone()).filter(|new| {
-            self.paths[p]
-                .path
-                .as_ref()
-                .is_some_and(|old| same_up_to(old, new, g))
-        });
+        let allowance = MAX_PLAN_OPS - self.ops;
+        let path =
+            trace_path(shared, item, &self.types, branches.clone(), allowance).filter(|new| {
+                self.paths[p]
+                    .path
+                    .as_ref()
+                    .is_some_and(|old| same_up_to(old, new, g))
+            });
+        self.ops += path.as_ref().map_or(0, |p| p.func.ops.len());
         self.paths.push(Branch::new(branches, path));
         Some(self.paths.len() - 1)
     }
@@ -832,6 +843,7 @@ fn trace_path(
     item: usize,
     types: &[TensorType],
     branches: Vec<bool>,
+    max_ops: usize,
 ) -> Option<Path> {
     let ast = shared.ast.clone();
     let ItemKind::Fn(decl) = &ast.items.get(item)?.kind else {
@@ -861,6 +873,7 @@ fn trace_path(
             decisions: branches,
             met: Vec::new(),
             iterations: 0,
+            max_ops,
         }),
     };
     let traced = ev.inline_decl(decl, params, decl.name.span);
@@ -888,10 +901,11 @@ fn trace_path(
         None => None,
     };
     let mut func = ev.frame.func.take()?;
-    if func
-        .ops
-        .iter()
-        .any(|op| matches!(op.kind, OpKind::Eager(_)))
+    if func.ops.len() > max_ops
+        || func
+            .ops
+            .iter()
+            .any(|op| matches!(op.kind, OpKind::Eager(_)))
     {
         return None;
     }
@@ -1428,6 +1442,12 @@ mod tests {
         let mut planned = instance(src, true);
         let mut plain = instance(src, false);
         let args = [Tensor::from_vec(&[], vec![5i64]).expect("a scalar")];
+        assert_eq!(shown(planned.call(&args)), shown(plain.call(&args)));
+        assert!(planned.plans[0].1.is_none());
+        // Fewer iterations, but more ops than a plan may hold.
+        let src = "eager fn f(x) -> i64[] {\n    let s = x\n    for i in 0..3000 {\n        s = s + x * i\n    }\n    return s\n}\n";
+        let mut planned = instance(src, true);
+        let mut plain = instance(src, false);
         assert_eq!(shown(planned.call(&args)), shown(plain.call(&args)));
         assert!(planned.plans[0].1.is_none());
     }

@@ -41,6 +41,8 @@ pub(crate) struct Guards {
     /// Loop iterations unrolled so far, all loops together: a plan's trace is bounded by
     /// [`MAX_UNROLL`] of them (a longer loop runs on the evaluator, in constant memory).
     pub iterations: usize,
+    /// The most ops the trace may emit (what is left of its plan's allowance).
+    pub max_ops: usize,
 }
 
 /// The result of evaluating something.
@@ -1121,13 +1123,14 @@ impl<'a> Eval<'a> {
     }
 
     /// Counts a loop iteration while tracing a plan, failing the trace past [`MAX_UNROLL`]
-    /// of them; nothing otherwise.
+    /// of them or past its allowance of ops; nothing otherwise.
     fn plan_iteration(&mut self, span: Span) -> Res<()> {
+        let ops = self.frame.func.as_ref().map_or(0, |f| f.ops.len());
         let Some(guards) = self.guards.as_mut() else {
             return Ok(());
         };
         guards.iterations += 1;
-        if guards.iterations > MAX_UNROLL {
+        if guards.iterations > MAX_UNROLL || ops > guards.max_ops {
             let d = Diagnostic::error(Code::NotTraceTime, "too long a loop to plan")
                 .with_label(span, "");
             self.fail(d)?;

@@ -201,6 +201,12 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        "eager_indexing_and_helpers",
+        "fn clamp(v, hi) {\n    if max(v) > hi {\n        return minimum(v, hi)\n    }\n    return v\n}\neager fn f(x) -> i64[3] {\n    let n = x.shape[0]\n    if x[0] > x[n - 1] {\n        return clamp(x[::-1], 50)\n    }\n    return (x * 2 + x.sum())[::-1]\n}\npipeline main = range(3000).map(|i| (i * 7919) % 101).batch(3, drop_remainder: true).map(f)",
+        &[],
+        false,
+    ),
+    (
         // Not planned (it prints): must run once per element, each line printed once.
         "eager_with_print_runs_per_element",
         "eager fn p(x) -> i64[] {\n    print(x)\n    return x * 2\n}\npipeline main = range(3000).map(p).filter(|x| x % 3 == 0)",

@@ -233,10 +233,17 @@ fn eager_fn(c: &mut Choices, e: Elem, name: &str) -> String {
         let one = condition(c, e, 1);
         if e.rank == 0 {
             one
-        } else if c.pick(2) == 0 {
-            format!("any({one})")
         } else {
-            format!("all({one})")
+            match c.pick(3) {
+                0 => format!("any({one})"),
+                1 => format!("all({one})"),
+                // An element read by indexing (the first, or the last along axis 0).
+                _ => {
+                    let mut at = vec!["0"; e.rank];
+                    at[0] = ["0", "-1"][c.pick(2)];
+                    format!("x[{}] > {}", at.join(", "), constant(c, e.float))
+                }
+            }
         }
     };
     let first = cond(c);

@@ -916,110 +916,153 @@ fn trace_path(
 
 /// Whether an eager body is pure code over its parameters that tracing follows exactly:
 /// `let`s, assignments, `if`/`else`, `while`, `for` over a range and `return`s of literals,
-/// locals, operators and value-independent builtin
-/// (`crate::builtins::Kind::ValueIndependent`) calls. Anything else (`print`, globals, user
-/// calls, indexing, methods but `.numpy()`) always runs on the evaluator.
+/// locals, operators, indexing and slicing, tensor fields (`x.shape`), value-independent
+/// builtins (`crate::builtins::Kind::ValueIndependent`, called or as methods) and calls of
+/// traced `fn`s whose bodies are such code too. Anything else (`print`, `item`, globals,
+/// lambdas, other eager functions) always runs on the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
+    plannable_fn(shared, decl, MAX_PLANNED_CALL_DEPTH)
+}
+
+/// How deep calls of user functions from a planned body are followed when checking it
+/// (deeper, or recursive, bodies run on the evaluator).
+const MAX_PLANNED_CALL_DEPTH: usize = 8;
+
+fn plannable_fn(shared: &Shared, decl: &ast::FnDecl, calls_left: usize) -> bool {
     let FnBody::Block(body) = &decl.body else {
         return false;
     };
     let locals: HashSet<&str> = decl.params.iter().map(|p| p.name.name.as_str()).collect();
-    plannable_block(shared, locals, &body.stmts)
+    let check = Check { shared, calls_left };
+    check.block(locals, &body.stmts)
 }
 
-/// Whether every statement of a block is plannable, with `locals` the names in scope.
-fn plannable_block<'a>(
-    shared: &Shared,
-    mut locals: HashSet<&'a str>,
-    stmts: &'a [ast::Stmt],
-) -> bool {
-    stmts.iter().all(|s| match &s.kind {
-        StmtKind::Let { name, value } => {
-            let ok = plannable_expr(shared, &locals, value);
-            locals.insert(name.name.as_str());
-            ok
-        }
-        StmtKind::Assign { target, value } => {
-            locals.contains(target.name.as_str()) && plannable_expr(shared, &locals, value)
-        }
-        StmtKind::Return(Some(e)) => plannable_expr(shared, &locals, e),
-        StmtKind::If {
-            cond,
-            then_block,
-            else_block,
-        } => {
-            plannable_expr(shared, &locals, cond)
-                && plannable_block(shared, locals.clone(), &then_block.stmts)
-                && else_block
-                    .as_ref()
-                    .is_none_or(|b| plannable_block(shared, locals.clone(), &b.stmts))
-        }
-        StmtKind::While { cond, body } => {
-            plannable_expr(shared, &locals, cond)
-                && plannable_block(shared, locals.clone(), &body.stmts)
-        }
-        StmtKind::For { var, iter, body } => {
-            let bounds: Vec<&ast::Expr> = match &iter.kind {
-                ExprKind::Range { start, end } => vec![start, end],
-                ExprKind::Call { callee, args }
-                    if matches!(&callee.kind, ExprKind::Name(n) if n == "range" && !locals.contains(n.as_str()) && !shared.items.contains_key(n))
-                        && (1..=2).contains(&args.len()) =>
-                {
-                    args.iter().map(|a| &a.value).collect()
+/// The plannability check of one function body: the program, and how many more calls
+/// deep it may follow.
+struct Check<'s> {
+    shared: &'s Shared,
+    calls_left: usize,
+}
+
+impl Check<'_> {
+    /// Whether every statement of a block is plannable, with `locals` the names in scope.
+    fn block<'a>(&self, mut locals: HashSet<&'a str>, stmts: &'a [ast::Stmt]) -> bool {
+        stmts.iter().all(|s| match &s.kind {
+            StmtKind::Let { name, value } => {
+                let ok = self.expr(&locals, value);
+                locals.insert(name.name.as_str());
+                ok
+            }
+            StmtKind::Assign { target, value } => {
+                locals.contains(target.name.as_str()) && self.expr(&locals, value)
+            }
+            StmtKind::Return(Some(e)) => self.expr(&locals, e),
+            StmtKind::If {
+                cond,
+                then_block,
+                else_block,
+            } => {
+                self.expr(&locals, cond)
+                    && self.block(locals.clone(), &then_block.stmts)
+                    && else_block
+                        .as_ref()
+                        .is_none_or(|b| self.block(locals.clone(), &b.stmts))
+            }
+            StmtKind::While { cond, body } => {
+                self.expr(&locals, cond) && self.block(locals.clone(), &body.stmts)
+            }
+            StmtKind::For { var, iter, body } => {
+                let bounds: Vec<&ast::Expr> = match &iter.kind {
+                    ExprKind::Range { start, end } => vec![start, end],
+                    ExprKind::Call { callee, args }
+                        if self.is_builtin(&locals, callee, "range")
+                            && (1..=2).contains(&args.len()) =>
+                    {
+                        args.iter().map(|a| &a.value).collect()
+                    }
+                    _ => return false,
+                };
+                let mut inner = locals.clone();
+                inner.insert(var.name.as_str());
+                bounds.iter().all(|b| self.expr(&locals, b)) && self.block(inner, &body.stmts)
+            }
+            _ => false,
+        })
+    }
+
+    /// Whether `callee` is the builtin `name`, not hidden by a local or top-level name
+    /// (the evaluator's shadowing rule).
+    fn is_builtin(&self, locals: &HashSet<&str>, callee: &ast::Expr, name: &str) -> bool {
+        matches!(&callee.kind, ExprKind::Name(n) if n == name && !locals.contains(n.as_str()) && !self.shared.items.contains_key(n))
+    }
+
+    fn args(&self, locals: &HashSet<&str>, args: &[ast::Arg]) -> bool {
+        args.iter().all(|a| self.expr(locals, &a.value))
+    }
+
+    fn expr(&self, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
+        let value_independent = |name: &str| {
+            crate::builtins::lookup(name)
+                .is_some_and(|b| b.kind == crate::builtins::Kind::ValueIndependent)
+        };
+        match &e.kind {
+            ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) | ExprKind::Str(_) => true,
+            // A dtype name is a constant unless a local or top-level name hides it.
+            ExprKind::Name(n) => {
+                locals.contains(n.as_str())
+                    || (!self.shared.items.contains_key(n) && DType::from_name(n).is_some())
+            }
+            ExprKind::Tuple(xs) | ExprKind::List(xs) => xs.iter().all(|x| self.expr(locals, x)),
+            ExprKind::Unary { expr, .. } | ExprKind::Field { receiver: expr, .. } => {
+                self.expr(locals, expr)
+            }
+            ExprKind::Binary { lhs, rhs, .. } => self.expr(locals, lhs) && self.expr(locals, rhs),
+            ExprKind::Index { base, indices } => {
+                self.expr(locals, base)
+                    && indices.iter().all(|i| match i {
+                        ast::IndexItem::Expr(x) => self.expr(locals, x),
+                        ast::IndexItem::Slice {
+                            start, stop, step, ..
+                        } => [start, stop, step]
+                            .into_iter()
+                            .flatten()
+                            .all(|x| self.expr(locals, x)),
+                        ast::IndexItem::Ellipsis(_) => true,
+                    })
+            }
+            // `.numpy()` is the identity on host arrays (the plan traces it so); other
+            // methods are builtins with the receiver first.
+            ExprKind::Method {
+                receiver,
+                name,
+                args,
+            } => {
+                (name.name == "numpy" && args.is_empty() || value_independent(&name.name))
+                    && self.expr(locals, receiver)
+                    && self.args(locals, args)
+            }
+            ExprKind::Call { callee, args } => {
+                let ExprKind::Name(name) = &callee.kind else {
+                    return false;
+                };
+                if locals.contains(name.as_str()) {
+                    return false;
                 }
-                _ => return false,
-            };
-            let mut inner = locals.clone();
-            inner.insert(var.name.as_str());
-            bounds.iter().all(|b| plannable_expr(shared, &locals, b))
-                && plannable_block(shared, inner, &body.stmts)
+                if let Some(&item) = self.shared.items.get(name) {
+                    // A traced `fn` is inlined by the evaluator in both modes.
+                    let ItemKind::Fn(decl) = &self.shared.ast.items[item].kind else {
+                        return false;
+                    };
+                    return decl.kind == ast::FnKind::Traced
+                        && self.calls_left > 0
+                        && plannable_fn(self.shared, decl, self.calls_left - 1)
+                        && self.args(locals, args);
+                }
+                (name == "numpy" && args.len() == 1 || value_independent(name))
+                    && self.args(locals, args)
+            }
+            _ => false,
         }
-        _ => false,
-    })
-}
-
-fn plannable_expr(shared: &Shared, locals: &HashSet<&str>, e: &ast::Expr) -> bool {
-    match &e.kind {
-        ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) => true,
-        // A dtype name is a constant unless a local or top-level name hides it.
-        ExprKind::Name(n) => {
-            locals.contains(n.as_str())
-                || (!shared.items.contains_key(n) && DType::from_name(n).is_some())
-        }
-        ExprKind::Tuple(xs) | ExprKind::List(xs) => {
-            xs.iter().all(|x| plannable_expr(shared, locals, x))
-        }
-        ExprKind::Unary { expr, .. } => plannable_expr(shared, locals, expr),
-        // `.numpy()` is the identity on host arrays (the plan traces it so).
-        ExprKind::Method {
-            receiver,
-            name,
-            args,
-        } if name.name == "numpy" && args.is_empty() => plannable_expr(shared, locals, receiver),
-        ExprKind::Call { callee, args }
-            if matches!(&callee.kind, ExprKind::Name(n) if n == "numpy" && !locals.contains(n.as_str()) && !shared.items.contains_key(n))
-                && args.len() == 1 =>
-        {
-            plannable_expr(shared, locals, &args[0].value)
-        }
-        ExprKind::Binary { lhs, rhs, .. } => {
-            plannable_expr(shared, locals, lhs) && plannable_expr(shared, locals, rhs)
-        }
-        ExprKind::Call { callee, args } => {
-            // The same shadowing rule as the evaluator's calls: a local or top-level name
-            // hides a builtin.
-            let ExprKind::Name(name) = &callee.kind else {
-                return false;
-            };
-            !locals.contains(name.as_str())
-                && !shared.items.contains_key(name)
-                && crate::builtins::lookup(name)
-                    .is_some_and(|b| b.kind == crate::builtins::Kind::ValueIndependent)
-                && args
-                    .iter()
-                    .all(|a| plannable_expr(shared, locals, &a.value))
-        }
-        _ => false,
     }
 }
 
@@ -1341,6 +1384,9 @@ mod tests {
             assert!(instance(src, true).plannable, "{src}");
         }
         let branching = [
+            "eager fn f(x) -> f32[?] {\n    return x[0:2]\n}\n",
+            "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    if x.shape[0] > 2 && x[0] > x[-1] {\n        return x.sum(axis: 0, keepdims: true)\n    }\n    return x[::-1]\n}\n",
             "eager fn f(x) -> f32[?] {\n    while sum(x) > 0.0 {\n        x = x - 1.0\n    }\n    return x\n}\n",
             "eager fn f(x) -> f32[?] {\n    for i in 0..3 {\n        x = x * 2.0\n    }\n    return x\n}\n",
             "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
@@ -1353,9 +1399,13 @@ mod tests {
         let not_planned = [
             "eager fn f(x) -> f32[?] {\n    print(x)\n    return x\n}\n",
             "eager fn f(x) -> f32[?] {\n    return unique(x)\n}\n",
-            "eager fn f(x) -> f32[?] {\n    return x[0:2]\n}\n",
             "eager fn f(sort) -> f32[?] {\n    return sort(sort)\n}\n",
-            "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
+            // A call of another eager function, of a lambda, of a recursive function.
+            "eager fn g(x) -> f32[?] {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return g(x)\n}\n",
+            "eager fn f(x) -> f32[?] {\n    let g = |y| y * 2.0\n    return g(x)\n}\n",
+            "fn g(x) {\n    return g(x)\n}\neager fn f(x) -> f32[?] {\n    return g(x)\n}\n",
+            // A top-level value.
+            "let k = 2.0\neager fn f(x) -> f32[?] {\n    return x * k\n}\n",
             "eager fn f(x) -> f32[?] {\n    if item(x[0]) > 0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    for i in x {\n        x = x - 1.0\n    }\n    return x\n}\n",
             // A name declared inside a branch is not in scope after it.
@@ -1419,6 +1469,28 @@ mod tests {
             ambiguous,
             &[vec![i32s(&[2], vec![1, 2])], vec![i32s(&[1], vec![-1])]],
         );
+    }
+
+    #[test]
+    fn indexing_fields_methods_and_helpers_are_planned() {
+        let src = "fn clamp(v, hi) {\n    if max(v) > hi {\n        return minimum(v, hi)\n    }\n    return v\n}\neager fn f(x) -> i32[?] {\n    let n = x.shape[0]\n    if x[0] > x[n - 1] {\n        return clamp(x[::-1], 5)\n    }\n    return (x * 2 + x.sum())[::-1]\n}\n";
+        assert!(instance(src, true).plannable);
+        let calls: Vec<Vec<Tensor>> = [
+            vec![3, 1, 9, 2],
+            vec![1, 2, 3],
+            vec![8, 7, 6, 5, 4],
+            vec![0, 0],
+            vec![2, 9, 1],
+        ]
+        .into_iter()
+        .map(|v| vec![i32s(&[v.len()], v)])
+        .collect();
+        assert_eq!(same(src, &calls), 4);
+        let rows = i32s(
+            &[6, 3],
+            vec![3, 1, 2, 1, 2, 3, 9, 9, 1, 0, 5, 0, 7, 7, 7, 2, 2, 8],
+        );
+        assert_eq!(same_rows(src, &[rows]), 3);
     }
 
     #[test]

@@ -216,7 +216,7 @@ impl InPlace {
         self.leaves
             .iter()
             .map(|(file, rows, shape)| {
-                let bytes = file.bytes_in_place(rows.start, rows.end)?;
+                let bytes = file.block_in_place(rows.start, rows.end)?;
                 BorrowedTensor::new(file.dtype(), shape, bytes).map(TensorRef::Borrowed)
             })
             .collect()

@@ -182,6 +182,22 @@ impl FileRows {
         map.get(from..to)
     }
 
+    /// [`FileRows::bytes_in_place`] for a block about to be read through by the calling
+    /// thread (a lane): a large block's pages are mapped first, in one call on that thread,
+    /// rather than one fault per few pages as the kernel reads them (W5 at one thread:
+    /// 4-6% more elements per second). A kernel without `MADV_POPULATE_READ` (before Linux
+    /// 5.14) refuses it, and the reads fault as before.
+    pub fn block_in_place(&self, start: usize, end: usize) -> Option<&[u8]> {
+        let bytes = self.bytes_in_place(start, end)?;
+        if bytes.len() >= POPULATE_MIN_BYTES
+            && let Some(map) = &self.map
+        {
+            let from = bytes.as_ptr() as usize - map.as_ptr() as usize;
+            let _ = map.advise_range(memmap2::Advice::PopulateRead, from, bytes.len());
+        }
+        Some(bytes)
+    }
+
     /// Whether the file is mapped: rows in any order are then copied out of the map
     /// ([`FileRows::gather`]) instead of reading the whole array first.
     pub fn is_mapped(&self) -> bool {
@@ -245,6 +261,9 @@ impl FileRows {
             .map_err(IoError::Format)
     }
 }
+
+/// Rows read in place from at least this many bytes have their pages mapped in one call.
+const POPULATE_MIN_BYTES: usize = 64 << 10;
 
 /// The first `len` bytes of `file`, mapped read-only.
 #[allow(unsafe_code)]
@@ -314,6 +333,25 @@ mod tests {
         let b = crate::BorrowedTensor::new(DType::I32, &shape, bytes).expect("aligned");
         assert_eq!(b.to_tensor(), rows.read(2, 5).expect("reads"));
         assert_eq!(rows.bytes_in_place(5, 99).map(<[u8]>::len), Some(2 * 12));
+        let _ = std::fs::remove_file(&path);
+    }
+
+    /// A block large enough to have its pages mapped first is the same bytes.
+    #[test]
+    fn a_populated_block_is_the_rows_in_place() {
+        let n = POPULATE_MIN_BYTES / 4 + 1000;
+        let t = Tensor::from_vec::<i32>(&[n], (0..n as i32).map(|v| v ^ 0x5a5a).collect())
+            .expect("fits");
+        let path = file("populated.npy", &super::super::encode_npy(&t));
+        let rows = FileRows::open_npy(&path)
+            .expect("opens")
+            .expect("native layout");
+        for (start, end) in [(0, n), (7, n - 3), (100, 120)] {
+            assert_eq!(
+                rows.block_in_place(start, end),
+                rows.bytes_in_place(start, end)
+            );
+        }
         let _ = std::fs::remove_file(&path);
     }
 

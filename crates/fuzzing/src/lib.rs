@@ -238,7 +238,7 @@ fn npy_rows(data: &[u8]) {
                 let want = io::encode_npy(&t.slice_axis0(start, end));
                 assert!(io::encode_npy(&part) == want, "rows {start}..{end}");
                 // The same rows read in place from the file's map, as a fused map reads them.
-                if let Some(bytes) = rows.bytes_in_place(start, end)
+                if let Some(bytes) = rows.block_in_place(start, end)
                     && let Some(b) = BorrowedTensor::new(part.dtype(), part.shape(), bytes)
                 {
                     assert!(

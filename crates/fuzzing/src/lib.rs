@@ -204,7 +204,6 @@ fn run_text(text: &str) {
 }
 /// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error; read by
 /// rows from a file, the same rows.
-/// Any bytes as a `.npy` file: a tensor whose size matches its header, or an error.
 pub fn npy(data: &[u8]) {
     pipec::limits::set_max_memory(Some(FUZZ_MEMORY));
     if let Ok(t) = io::parse_npy(data) {

@@ -396,9 +396,11 @@ fn check_data_size(h: &NpyHeader) -> Result<usize, IoError> {
     let need = n
         .checked_mul(h.item_size())
         .ok_or_else(|| IoError::Format("data size overflows".into()))?;
+    // An `S0` array is held as `S1` would be: that is the file it writes back (numpy has no
+    // zero-width array either), which must read back under the same ceiling.
     let held = n as u128 * h.dtype.size_bytes() as u128
         + if h.dtype == DType::Str {
-            need as u128
+            n as u128 * h.item_size().max(1) as u128
         } else {
             0
         };

@@ -381,7 +381,9 @@ impl HostInstance for EagerRun {
             && let FuncVal::Decl(item) = self.func
             && let Some(at) = self.plan_for(args)
             && let Some(plan) = &mut self.plans[at].1
-            && let Some(outs) = plan.run(&self.shared, item, args, &mut self.vals, &mut self.inputs)
+            && let Some(outs) = emptied_after(&mut self.vals, &mut self.inputs, |vals, inputs| {
+                plan.run(&self.shared, item, args, vals, inputs)
+            })
         {
             return Ok(outs);
         }
@@ -399,7 +401,9 @@ impl HostInstance for EagerRun {
             && args.iter().all(|a| a.shape().first().copied() == rows)
             && let Some(at) = self.row_plan_for(args)
             && let Some(plan) = &self.plans[at].1
-            && let Some(run) = plan.run_rows(args, &mut self.vals, &mut self.inputs)
+            && let Some(run) = emptied_after(&mut self.vals, &mut self.inputs, |vals, inputs| {
+                plan.run_rows(args, vals, inputs)
+            })
             && let Some(outs) = self.gather_rows(args, run)?
         {
             return Ok(outs);
@@ -527,23 +531,9 @@ impl Plan {
     /// when a kernel fails, a result differs from the traced type, or the path has no
     /// plan. The caller then re-evaluates with the evaluator, which (kernels being
     /// deterministic and the planned bodies free of side effects) fails or succeeds exactly
-    /// as the evaluator alone would, with its own messages.
+    /// as the evaluator alone would, with its own messages. The value table and input
+    /// buffer are left as they are: the caller empties them ([`emptied_after`]).
     fn run(
-        &mut self,
-        shared: &Arc<Shared>,
-        item: usize,
-        args: &[Tensor],
-        vals: &mut Vec<Option<Tensor>>,
-        inputs: &mut Vec<Tensor>,
-    ) -> Option<Vec<Tensor>> {
-        let outs = self.run_paths(shared, item, args, vals, inputs);
-        // Emptied on every exit: no tensor outlives the call through the buffers.
-        vals.clear();
-        inputs.clear();
-        outs
-    }
-
-    fn run_paths(
         &mut self,
         shared: &Arc<Shared>,
         item: usize,
@@ -749,20 +739,9 @@ impl Path {
         }
     }
 
-    /// Runs a path without guards (a block plan) on `args`; `None` as for [`Plan::run`].
+    /// Runs a path without guards (vectorized over rows) on `args`; `None` as for
+    /// [`Plan::run`], whose caller empties the buffers too.
     fn run_straight(
-        &self,
-        args: &[Tensor],
-        vals: &mut Vec<Option<Tensor>>,
-        inputs: &mut Vec<Tensor>,
-    ) -> Option<Vec<Tensor>> {
-        let outs = self.run_ops(args, vals, inputs);
-        vals.clear();
-        inputs.clear();
-        outs
-    }
-
-    fn run_ops(
         &self,
         args: &[Tensor],
         vals: &mut Vec<Option<Tensor>>,
@@ -785,6 +764,19 @@ impl Path {
         }
         take_results(&f.results, vals)
     }
+}
+
+/// Runs `f` with the reused value table and input buffer, emptying both on every exit: no
+/// tensor outlives a call through them.
+fn emptied_after<T>(
+    vals: &mut Vec<Option<Tensor>>,
+    inputs: &mut Vec<Tensor>,
+    f: impl FnOnce(&mut Vec<Option<Tensor>>, &mut Vec<Tensor>) -> T,
+) -> T {
+    let out = f(vals, inputs);
+    vals.clear();
+    inputs.clear();
+    out
 }
 
 /// Runs one op of a plan on the value table; `None` when its kernel fails or its results
@@ -1373,17 +1365,12 @@ mod tests {
     }
 
     #[test]
-    fn only_straight_line_pure_bodies_are_planned() {
+    fn only_pure_bodies_are_planned() {
         let planned = [
             "eager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = exp(x)\n    return y / sum(y)\n}\n",
             "eager fn f(x) -> f32[?] {\n    return sort(x.numpy())\n}\n",
             "eager fn f(x) -> f32[?] {\n    return sort(numpy(x)) * 2.0\n}\n",
-        ];
-        for src in planned {
-            assert!(instance(src, true).plannable, "{src}");
-        }
-        let branching = [
             "eager fn f(x) -> f32[?] {\n    return x[0:2]\n}\n",
             "fn sort(x) {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return sort(x)\n}\n",
             "eager fn f(x) -> f32[?] {\n    if x.shape[0] > 2 && x[0] > x[-1] {\n        return x.sum(axis: 0, keepdims: true)\n    }\n    return x[::-1]\n}\n",
@@ -1393,7 +1380,7 @@ mod tests {
             "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    if max(x) > 1.0 {\n        y = x / max(x)\n    } else {\n        let z = -x\n        y = z\n    }\n    return y\n}\n",
         ];
-        for src in branching {
+        for src in planned {
             assert!(instance(src, true).plannable, "{src}");
         }
         let not_planned = [

@@ -59,6 +59,22 @@ fn every_cut_of_a_repeat_with_an_empty_epoch_resumes_exactly() {
     pipec_fuzzing::check_resume_at_cuts(text, &[0, 1, 2, 3, 4]);
 }
 
+/// A completed `cache` below a `repeat`, over a reshuffling `global_shuffle`: a cut at the
+/// end of an epoch leaves the cache out of the state, and the resumed run must rebuild it
+/// with the first pass's epoch, not record a later one. Found by the `resume` fuzz target.
+#[test]
+fn every_cut_of_a_cache_over_a_global_shuffle_resumes_exactly() {
+    let texts = [
+        "pipeline main = range(5).global_shuffle(seed: 52).cache()\n\
+            .shuffle(2, seed: 160, reshuffle_each_iteration: false).repeat(2)\n",
+        "pipeline main = range(6).shuffle(4, seed: 8).cache().map(|x| x * 3)\n\
+            .shuffle(3, seed: 1).repeat(3)\n",
+    ];
+    for text in texts {
+        pipec_fuzzing::check_resume_at_cuts(text, &[0, 1, 4, 5, 6, 10, 11, 12, 17]);
+    }
+}
+
 /// Cuts at many positions of pipelines through `global_shuffle`, `interleave` and
 /// `flat_map`, with random ops whose draws depend on the epoch, in and around them.
 #[test]

@@ -63,6 +63,13 @@ pub enum PlanState {
         /// The permutation's seed.
         seed: u64,
     },
+    /// A `cache` whose first pass completed: the epoch counters of the `shuffle`s below as
+    /// that pass began. A resumed run that opens it again rebuilds it with them (its
+    /// elements are not in the state), rather than recording a later epoch's.
+    Cache {
+        /// The counters, by plan id.
+        opens: Vec<(u32, u64)>,
+    },
 }
 
 /// Elements held in a state (a `shuffle` buffer): in memory, or as blob indices once encoded.

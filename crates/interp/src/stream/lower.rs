@@ -337,7 +337,16 @@ impl<'a> PlanBuilder<'a> {
                 index: *index,
             },
             DsKind::Prefetch(n) => prefetch_plan(*n),
-            DsKind::Cache => PlanKind::Cache(Default::default(), Default::default()),
+            DsKind::Cache => PlanKind::Cache(
+                Default::default(),
+                Default::default(),
+                Arc::new(std::sync::Mutex::new(
+                    match self.saved.get(&(node.index() as u32)) {
+                        Some(crate::state::PlanState::Cache { opens }) => Some(opens.clone()),
+                        _ => None,
+                    },
+                )),
+            ),
             DsKind::RangeOf(bounds) => {
                 let mut v = [0i64; 3];
                 for (slot, b) in v.iter_mut().zip(bounds) {
@@ -453,7 +462,7 @@ impl<'a> PlanBuilder<'a> {
         });
         if matches!(
             plan.kind,
-            PlanKind::Shuffle { .. } | PlanKind::GlobalShuffle { .. }
+            PlanKind::Shuffle { .. } | PlanKind::GlobalShuffle { .. } | PlanKind::Cache(..)
         ) {
             self.shuffles.push((node.index() as u32, plan.clone()));
         }

@@ -335,8 +335,15 @@ impl Plan {
             PlanKind::Prefetch(n) => {
                 Box::new(Prefetch::start(input(0)?, *n, self.span, self.track))
             }
-            PlanKind::Cache(store, first_opens) => {
+            PlanKind::Cache(store, first_opens, rebuild) => {
                 let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
+                let earlier = rebuild.lock().ok().and_then(|mut g| g.take());
+                if let (None, Some(opens)) = (&cached, earlier) {
+                    // An earlier run completed the first pass (a resumed run): its elements
+                    // again, not a later epoch's.
+                    self.rebuild_cache(&opens)?;
+                    return self.open_stream();
+                }
                 match cached {
                     Some(elems) => Box::new(Replay {
                         elems,

@@ -176,9 +176,12 @@ pub(crate) enum PlanKind {
     /// `prefetch(n)`, `n` capped at `MAX_PREFETCH`.
     Prefetch(usize),
     /// The elements once the first pass completed, and the `shuffle` counters below as
-    /// that first pass began (a resumed run rebuilds the cache with them).
+    /// that first pass began (a resumed run rebuilds the cache with them); and, in a
+    /// resumed run, the counters of a first pass an earlier run completed
+    /// (`PlanState::Cache`), to rebuild the cache from when it is next opened.
     Cache(
         Arc<Mutex<Option<Arc<Vec<Element>>>>>,
+        Arc<Mutex<Option<Opens>>>,
         Arc<Mutex<Option<Opens>>>,
     ),
     /// `interleave`/`flat_map` (`crate::interleave`).
@@ -233,9 +236,11 @@ pub(crate) struct NestedPlan {
     pub(crate) crew: Arc<Crew>,
 }
 
-/// The `shuffle` and `global_shuffle` plans' seeds. (Their epoch counters are saved by the nodes that reopen
-/// them, `repeat`, `concatenate` and `cache`, as of the position each saved: a global copy
-/// taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the position.)
+/// The `shuffle` and `global_shuffle` plans' seeds, and the first-pass counters of each
+/// `cache` whose first pass completed. (The shuffles' epoch counters are saved by the nodes
+/// that reopen them, `repeat`, `concatenate` and `cache`, as of the position each saved: a
+/// global copy taken while a `prefetch` thread runs a `repeat` ahead would be ahead of the
+/// position.)
 pub(crate) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanState> {
     shuffles
         .iter()
@@ -243,6 +248,16 @@ pub(crate) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanSt
             PlanKind::Shuffle { seed, .. } => Some((*id, PlanState::Shuffle { seed: *seed })),
             PlanKind::GlobalShuffle { seed, .. } => {
                 Some((*id, PlanState::GlobalShuffle { seed: *seed }))
+            }
+            PlanKind::Cache(store, first_opens, rebuild) => {
+                let complete = store.lock().is_ok_and(|g| g.is_some());
+                let opens = if complete {
+                    first_opens.lock().ok().and_then(|g| g.clone())
+                } else {
+                    // Not rebuilt yet in this (resumed) run: still the earlier run's.
+                    rebuild.lock().ok().and_then(|g| g.clone())
+                };
+                opens.map(|opens| (*id, PlanState::Cache { opens }))
             }
             _ => None,
         })

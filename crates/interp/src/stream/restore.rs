@@ -13,7 +13,7 @@ use super::batching::Unbatch;
 use super::buffering::{Prefetch, Replay, Shuffle};
 use super::combinators::{Concat, Repeat, Zip};
 use super::elementwise::{Enumerate, Shard, Skip, Take};
-use super::plan::{Plan, PlanKind, apply_opens, snapshot_opens};
+use super::plan::{Opens, Plan, PlanKind, apply_opens, snapshot_opens};
 use super::sources::{Range, Slices, Whole};
 use crate::budget::Budget;
 use crate::rng::Rng;
@@ -90,6 +90,22 @@ impl Plan {
             Some(p) => p.open_at(Some(st)),
             None => Err(mismatch("a node has fewer inputs than the state")),
         }
+    }
+
+    /// Fills a `cache` plan's elements as an earlier run recorded them: its first pass, run
+    /// to the end with the counters it began with, which are then set back to what they
+    /// were.
+    pub(super) fn rebuild_cache(self: &Arc<Plan>, opens: &Opens) -> Result<(), Diagnostic> {
+        let now = snapshot_opens(&self.inputs[0].below);
+        apply_opens(&self.inputs[0].below, opens);
+        let mut s = self.open_stream()?;
+        while let Some(chunk) = s.next_block(DROP_BLOCK as usize) {
+            if let Some(d) = chunk.error {
+                return Err(d);
+            }
+        }
+        apply_opens(&self.inputs[0].below, &now);
+        Ok(())
     }
 
     fn open_stream_at(self: &Arc<Plan>, st: &NodeState) -> Result<Box<dyn Stream>, Diagnostic> {
@@ -270,20 +286,10 @@ impl Plan {
                 drop_outputs(s.as_mut(), *seen)?;
                 s
             }
-            (PlanKind::Cache(store, _), NodeState::CacheReplay { next, opens }) => {
+            (PlanKind::Cache(store, ..), NodeState::CacheReplay { next, opens }) => {
                 let complete = store.lock().map(|g| g.is_some()).unwrap_or(false);
                 if !complete {
-                    // Rebuild the cache: its first pass, run to the end, with the
-                    // counters it began with.
-                    let now = snapshot_opens(&self.inputs[0].below);
-                    apply_opens(&self.inputs[0].below, opens);
-                    let mut s = self.open_stream()?;
-                    while let Some(chunk) = s.next_block(DROP_BLOCK as usize) {
-                        if let Some(d) = chunk.error {
-                            return Err(d);
-                        }
-                    }
-                    apply_opens(&self.inputs[0].below, &now);
+                    self.rebuild_cache(opens)?;
                 }
                 let elems = store
                     .lock()

@@ -65,10 +65,16 @@ impl HostFunction for EagerBody {
 
 impl EagerBody {
     fn plannable(&self) -> bool {
-        match &self.shared.ast.items[self.item].kind {
-            ItemKind::Fn(decl) => self.shared.plan_eager && plannable_decl(&self.shared, decl),
-            _ => false,
-        }
+        plannable_item(&self.shared, self.item)
+    }
+}
+
+/// Whether item `item` is a function whose body is planned (see [`plannable_decl`]), and
+/// the program is optimized (`TraceOptions::plan_eager`).
+fn plannable_item(shared: &Shared, item: usize) -> bool {
+    match &shared.ast.items[item].kind {
+        ItemKind::Fn(decl) => shared.plan_eager && plannable_decl(shared, decl),
+        _ => false,
     }
 }
 
@@ -161,10 +167,7 @@ impl PyFunction {
     /// builtin always runs on the evaluator).
     fn plannable(&self) -> bool {
         match &self.func {
-            FuncVal::Decl(item) => match &self.shared.ast.items[*item].kind {
-                ItemKind::Fn(decl) => self.shared.plan_eager && plannable_decl(&self.shared, decl),
-                _ => false,
-            },
+            FuncVal::Decl(item) => plannable_item(&self.shared, *item),
             _ => false,
         }
     }
@@ -290,25 +293,15 @@ impl EagerRun {
         }
     }
 
-    /// The plan for `args`' signature, tracing its root path on the first call with a new
-    /// signature.
-    fn plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
+    /// The plan for `args`' signature with its first `skip` axes left out (1 for a block,
+    /// whose leading axis is the rows: the plan of one row), tracing its root path on
+    /// first sight of the signature.
+    fn plan_for(&mut self, args: &[Tensor], skip: usize) -> Option<usize> {
         let FuncVal::Decl(item) = self.func else {
             return None;
         };
         let shared = &self.shared;
-        lookup(&mut self.plans, args, 0, |types| {
-            Plan::new(shared, item, types)
-        })
-    }
-
-    /// The plan for a block whose leading axis is the rows: the plan of one row.
-    fn row_plan_for(&mut self, args: &[Tensor]) -> Option<usize> {
-        let FuncVal::Decl(item) = self.func else {
-            return None;
-        };
-        let shared = &self.shared;
-        lookup(&mut self.plans, args, 1, |types| {
+        lookup(&mut self.plans, args, skip, |types| {
             Plan::new(shared, item, types)
         })
     }
@@ -379,7 +372,7 @@ impl HostInstance for EagerRun {
     fn call(&mut self, args: &[Tensor]) -> Result<Vec<Tensor>, Diagnostic> {
         if self.plannable
             && let FuncVal::Decl(item) = self.func
-            && let Some(at) = self.plan_for(args)
+            && let Some(at) = self.plan_for(args, 0)
             && let Some(plan) = &mut self.plans[at].1
             && let Some(outs) = emptied_after(&mut self.vals, &mut self.inputs, |vals, inputs| {
                 plan.run(&self.shared, item, args, vals, inputs)
@@ -399,7 +392,7 @@ impl HostInstance for EagerRun {
         if self.plannable
             && rows.is_some_and(|n| n > 0)
             && args.iter().all(|a| a.shape().first().copied() == rows)
-            && let Some(at) = self.row_plan_for(args)
+            && let Some(at) = self.plan_for(args, 1)
             && let Some(plan) = &self.plans[at].1
             && let Some(run) = emptied_after(&mut self.vals, &mut self.inputs, |vals, inputs| {
                 plan.run_rows(args, vals, inputs)
@@ -487,11 +480,11 @@ impl HostInstance for PerRow<'_> {
 /// The entry of `plans` for `args`' signature with its first `skip` axes left out, made by
 /// `make` from the argument types on first sight; `None` when that gave no plan or when
 /// the cache is full (a new signature then takes the evaluator).
-fn lookup<T>(
-    plans: &mut Vec<(Signature, Option<T>)>,
+fn lookup(
+    plans: &mut Vec<(Signature, Option<Plan>)>,
     args: &[Tensor],
     skip: usize,
-    make: impl FnOnce(&[TensorType]) -> Option<T>,
+    make: impl FnOnce(&[TensorType]) -> Option<Plan>,
 ) -> Option<usize> {
     let key = |a: &Tensor| (a.dtype(), a.shape().get(skip..).unwrap_or(&[]).to_vec());
     let found = plans.iter().position(|(sig, _)| {
@@ -662,6 +655,11 @@ impl Plan {
                     continue;
                 };
                 let conds = outs.split_off(guards_at);
+                if conds.is_empty() {
+                    // A path without guards (a straight body) takes every row.
+                    parts.push((std::mem::take(&mut positions), outs));
+                    break;
+                }
                 let mut took = vec![true; positions.len()];
                 for (cond, &want) in conds.iter().zip(&branch.taken) {
                     let values = cond.as_array::<bool>()?;

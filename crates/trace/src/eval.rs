@@ -1125,10 +1125,10 @@ impl<'a> Eval<'a> {
     /// Counts a loop iteration while tracing a plan, failing the trace past [`MAX_UNROLL`]
     /// of them or past its allowance of ops; nothing otherwise.
     fn plan_iteration(&mut self, span: Span) -> Res<()> {
-        let ops = self.frame.func.as_ref().map_or(0, |f| f.ops.len());
         let Some(guards) = self.guards.as_mut() else {
             return Ok(());
         };
+        let ops = self.frame.func.as_ref().map_or(0, |f| f.ops.len());
         guards.iterations += 1;
         if guards.iterations > MAX_UNROLL || ops > guards.max_ops {
             let d = Diagnostic::error(Code::NotTraceTime, "too long a loop to plan")
@@ -1159,7 +1159,9 @@ impl<'a> Eval<'a> {
             }
         };
         let at = self.frame.func.as_ref().map_or(0, |f| f.ops.len());
-        let guards = self.guards.as_mut().expect("checked by the caller");
+        let Some(guards) = self.guards.as_mut() else {
+            return Ok(None);
+        };
         let k = guards.met.len();
         guards.met.push((at, cond));
         match guards.decisions.get(k) {

@@ -9,7 +9,7 @@ use crate::budget::Budget;
 use crate::rng::Rng;
 use crate::state::{Marks, NodeState, Rows, not_tracked};
 use pipec_diag::{Code, Diagnostic, Span};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 /// tf.data's shuffle: fill a buffer, then emit a random slot and refill it from the input.
 pub(super) struct Shuffle {
@@ -178,16 +178,15 @@ impl Stream for Prefetch {
 /// The first pass through a `cache`: passes elements on and keeps them.
 pub(super) struct Record {
     pub(super) input: Box<dyn Stream>,
-    pub(super) store: Arc<Mutex<Option<Arc<Vec<Element>>>>>,
+    /// Where the plan keeps the elements and the first pass's counters.
+    pub(super) cell: Arc<super::plan::CacheCell>,
     pub(super) seen: Vec<Element>,
     pub(super) budget: Budget,
     /// Elements recorded, and whether the input ended (then `seen` went to the store).
     pub(super) recorded: u64,
     pub(super) ended: bool,
-    /// The `shuffle` counters below as this pass began, and where the cache keeps the
-    /// first pass's.
+    /// The `shuffle` counters below as this pass began.
     pub(super) opens: Opens,
-    pub(super) first_opens: Arc<Mutex<Option<Opens>>>,
 }
 
 impl Stream for Record {
@@ -202,7 +201,7 @@ impl Stream for Record {
             None => {
                 self.ended = true;
                 // Only the first end completes the cache (a stream may be polled past its end).
-                if let Ok(mut g) = self.store.lock()
+                if let Ok(mut g) = self.cell.elems.lock()
                     && g.is_none()
                 {
                     *g = Some(Arc::new(std::mem::take(&mut self.seen)));
@@ -218,6 +217,7 @@ impl Stream for Record {
             NodeState::CacheReplay {
                 next: self.recorded,
                 opens: self
+                    .cell
                     .first_opens
                     .lock()
                     .ok()

@@ -337,16 +337,13 @@ impl<'a> PlanBuilder<'a> {
                 index: *index,
             },
             DsKind::Prefetch(n) => prefetch_plan(*n),
-            DsKind::Cache => PlanKind::Cache(
-                Default::default(),
-                Default::default(),
-                Arc::new(std::sync::Mutex::new(
-                    match self.saved.get(&(node.index() as u32)) {
-                        Some(crate::state::PlanState::Cache { opens }) => Some(opens.clone()),
-                        _ => None,
-                    },
-                )),
-            ),
+            DsKind::Cache => PlanKind::Cache(Arc::new(super::plan::CacheCell {
+                earlier: std::sync::Mutex::new(match self.saved.get(&(node.index() as u32)) {
+                    Some(crate::state::PlanState::Cache { opens }) => Some(opens.clone()),
+                    _ => None,
+                }),
+                ..Default::default()
+            })),
             DsKind::RangeOf(bounds) => {
                 let mut v = [0i64; 3];
                 for (slot, b) in v.iter_mut().zip(bounds) {

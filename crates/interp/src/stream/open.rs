@@ -335,9 +335,9 @@ impl Plan {
             PlanKind::Prefetch(n) => {
                 Box::new(Prefetch::start(input(0)?, *n, self.span, self.track))
             }
-            PlanKind::Cache(store, first_opens, rebuild) => {
-                let cached = store.lock().map(|g| g.clone()).unwrap_or(None);
-                let earlier = rebuild.lock().ok().and_then(|mut g| g.take());
+            PlanKind::Cache(cell) => {
+                let cached = cell.elems.lock().map(|g| g.clone()).unwrap_or(None);
+                let earlier = cell.earlier.lock().ok().and_then(|mut g| g.take());
                 if let (None, Some(opens)) = (&cached, earlier) {
                     // An earlier run completed the first pass (a resumed run): its elements
                     // again, not a later epoch's.
@@ -348,7 +348,8 @@ impl Plan {
                     Some(elems) => Box::new(Replay {
                         elems,
                         next: 0,
-                        opens: first_opens
+                        opens: cell
+                            .first_opens
                             .lock()
                             .ok()
                             .and_then(|g| g.clone())
@@ -357,14 +358,13 @@ impl Plan {
                     None => Box::new(Record {
                         opens: {
                             let now = snapshot_opens(&self.inputs[0].below);
-                            if let Ok(mut g) = first_opens.lock() {
+                            if let Ok(mut g) = cell.first_opens.lock() {
                                 g.get_or_insert_with(|| now.clone());
                             }
                             now
                         },
-                        first_opens: first_opens.clone(),
                         input: input(0)?,
-                        store: store.clone(),
+                        cell: cell.clone(),
                         seen: Vec::new(),
                         budget: Budget::new(self.span, "cache"),
                         recorded: 0,

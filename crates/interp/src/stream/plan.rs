@@ -175,15 +175,8 @@ pub(crate) enum PlanKind {
     Passthrough,
     /// `prefetch(n)`, `n` capped at `MAX_PREFETCH`.
     Prefetch(usize),
-    /// The elements once the first pass completed, and the `shuffle` counters below as
-    /// that first pass began (a resumed run rebuilds the cache with them); and, in a
-    /// resumed run, the counters of a first pass an earlier run completed
-    /// (`PlanState::Cache`), to rebuild the cache from when it is next opened.
-    Cache(
-        Arc<Mutex<Option<Arc<Vec<Element>>>>>,
-        Arc<Mutex<Option<Opens>>>,
-        Arc<Mutex<Option<Opens>>>,
-    ),
+    /// `cache`: what it keeps across its openings.
+    Cache(Arc<CacheCell>),
     /// `interleave`/`flat_map` (`crate::interleave`).
     Interleave(Arc<NestedPlan>),
     /// A table transformation (`pipec_ir::TRANSFORMS`, streams in `super::transforms`),
@@ -222,6 +215,19 @@ impl Plan {
     }
 }
 
+/// What a `cache` plan keeps across its openings (shared with the streams it opens).
+#[derive(Default)]
+pub(crate) struct CacheCell {
+    /// The elements, once the first pass completed.
+    pub(crate) elems: Mutex<Option<Arc<Vec<Element>>>>,
+    /// The `shuffle` counters below as the first pass began (a resumed run rebuilds the
+    /// cache with them).
+    pub(crate) first_opens: Mutex<Option<Opens>>,
+    /// In a resumed run, the counters of a first pass an earlier run completed
+    /// (`PlanState::Cache`): the cache is rebuilt from them when it is next opened.
+    pub(crate) earlier: Mutex<Option<Opens>>,
+}
+
 /// What opening an `interleave` needs.
 pub(crate) struct NestedPlan {
     /// The element → inner-source-values function.
@@ -249,13 +255,13 @@ pub(crate) fn plan_states(shuffles: &[(u32, Arc<Plan>)]) -> BTreeMap<u32, PlanSt
             PlanKind::GlobalShuffle { seed, .. } => {
                 Some((*id, PlanState::GlobalShuffle { seed: *seed }))
             }
-            PlanKind::Cache(store, first_opens, rebuild) => {
-                let complete = store.lock().is_ok_and(|g| g.is_some());
+            PlanKind::Cache(cell) => {
+                let complete = cell.elems.lock().is_ok_and(|g| g.is_some());
                 let opens = if complete {
-                    first_opens.lock().ok().and_then(|g| g.clone())
+                    cell.first_opens.lock().ok().and_then(|g| g.clone())
                 } else {
                     // Not rebuilt yet in this (resumed) run: still the earlier run's.
-                    rebuild.lock().ok().and_then(|g| g.clone())
+                    cell.earlier.lock().ok().and_then(|g| g.clone())
                 };
                 opens.map(|opens| (*id, PlanState::Cache { opens }))
             }

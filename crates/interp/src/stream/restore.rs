@@ -286,12 +286,13 @@ impl Plan {
                 drop_outputs(s.as_mut(), *seen)?;
                 s
             }
-            (PlanKind::Cache(store, ..), NodeState::CacheReplay { next, opens }) => {
-                let complete = store.lock().map(|g| g.is_some()).unwrap_or(false);
+            (PlanKind::Cache(cell), NodeState::CacheReplay { next, opens }) => {
+                let complete = cell.elems.lock().map(|g| g.is_some()).unwrap_or(false);
                 if !complete {
                     self.rebuild_cache(opens)?;
                 }
-                let elems = store
+                let elems = cell
+                    .elems
                     .lock()
                     .ok()
                     .and_then(|g| g.clone())

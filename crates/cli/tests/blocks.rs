@@ -207,6 +207,20 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        // Host numbers: planned under range guards; the rows past them (near i64's ends)
+        // and the division by zero at x = 1500 go to the evaluator.
+        "eager_host_numbers",
+        "eager fn f(x) -> i64[] {\n    let n = item(x)\n    if n * 3 + 1 > 4000 || n % 7 == 2 {\n        return x // 3\n    }\n    if n > 2990 {\n        return cast(1, i64)\n    }\n    return cast(n / 4 > 100.5, i64) + x\n}\npipeline main = range(3000).map(|x| where(x % 1000 == 999, x * 3074457345618258602, x)).map(f).batch(9)",
+        &[],
+        false,
+    ),
+    (
+        "eager_host_number_division_by_zero_mid_block",
+        "eager fn f(x) -> f32[] {\n    let v = item(x)\n    if 1.0 / (v - 1500.0) > 0.5 {\n        return x\n    }\n    return -x\n}\npipeline main = range(2000).map(|x| cast(x, f32)).map(f)",
+        &[],
+        true,
+    ),
+    (
         // Not planned (it prints): must run once per element, each line printed once.
         "eager_with_print_runs_per_element",
         "eager fn p(x) -> i64[] {\n    print(x)\n    return x * 2\n}\npipeline main = range(3000).map(p).filter(|x| x % 3 == 0)",

@@ -232,7 +232,17 @@ fn eager_fn(c: &mut Choices, e: Elem, name: &str) -> String {
     let cond = |c: &mut Choices| {
         let one = condition(c, e, 1);
         if e.rank == 0 {
-            one
+            // Or a host number: `item` arithmetic, planned under range guards (`//` and
+            // `%` of floats are not planned: the evaluator's).
+            match c.pick(2) {
+                0 => one,
+                _ => format!(
+                    "item(x) {} {} > {}",
+                    ["*", "+", "-", "//", "%"][c.pick(5)],
+                    1 + c.pick(5),
+                    constant(c, e.float)
+                ),
+            }
         } else {
             match c.pick(3) {
                 0 => format!("any({one})"),

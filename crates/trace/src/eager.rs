@@ -226,7 +226,36 @@ struct Branch {
     /// The complete path vectorized over a leading axis of rows, returning its guards'
     /// values after its results, made for the first block that needs it; `None` inside
     /// when it does not vectorize.
-    rows: OnceCell<Option<Path>>,
+    rows: OnceCell<Option<RowsPath>>,
+}
+
+/// A path vectorized over rows. Results that are constants of the path do not vary by
+/// row, and `vmap` keeps only results that do: those are left out of `path` and
+/// broadcast to the block's rows after it runs.
+struct RowsPath {
+    path: Path,
+    /// Per result of the per-call path: its constant, or `None` for the next result of
+    /// `path`.
+    consts: Vec<Option<Tensor>>,
+}
+
+impl RowsPath {
+    /// The path's results for `rows` rows: `ran` (the varying results, in order) with the
+    /// constants broadcast in between.
+    fn results(&self, ran: Vec<Tensor>, rows: usize) -> Option<Vec<Tensor>> {
+        let mut ran = ran.into_iter();
+        self.consts
+            .iter()
+            .map(|c| match c {
+                None => ran.next(),
+                Some(t) => {
+                    let mut shape = vec![rows];
+                    shape.extend_from_slice(t.shape());
+                    pipec_tensor::kernels::broadcast_to(t, &shape).ok()
+                }
+            })
+            .collect()
+    }
 }
 
 impl Branch {
@@ -239,18 +268,37 @@ impl Branch {
     }
 
     /// The path over rows (see [`Branch::rows`]), for complete paths only.
-    fn rows(&self) -> Option<&Path> {
+    fn rows(&self) -> Option<&RowsPath> {
         self.rows
             .get_or_init(|| {
                 let path = self.path.as_ref().filter(|p| p.complete)?;
                 let mut func = path.func.clone();
-                func.results
-                    .extend(path.guards.iter().map(|&(_, cond)| cond));
+                let consts: Vec<Option<Tensor>> =
+                    func.results.iter().map(|&r| constant(&func, r)).collect();
+                func.results = func
+                    .results
+                    .iter()
+                    .zip(&consts)
+                    .filter(|(_, c)| c.is_none())
+                    .map(|(&r, _)| r)
+                    .chain(path.guards.iter().map(|&(_, cond)| cond))
+                    .collect();
                 let func = pipec_ir::vmap::vectorize(&func, pipec_ir::Dim::Unknown).ok()?;
-                Some(Path::new(func, Vec::new(), true))
+                Some(RowsPath {
+                    path: Path::new(func, Vec::new(), true),
+                    consts,
+                })
             })
             .as_ref()
     }
+}
+
+/// The tensor `v` is when a constant op of `func` makes it.
+fn constant(func: &Function, v: ValueId) -> Option<Tensor> {
+    func.ops.iter().find_map(|op| match &op.kind {
+        OpKind::Const(t) if op.outputs.first() == Some(&v) => Some(t.clone()),
+        _ => None,
+    })
 }
 
 /// What the paths of a plan made of a block of rows: per path that some rows took, those
@@ -647,7 +695,7 @@ impl Plan {
                     continue;
                 };
                 let here = rest.as_deref().unwrap_or(args);
-                let Some(mut outs) = block.run_straight(here, vals, inputs) else {
+                let Some(mut outs) = block.path.run_straight(here, vals, inputs) else {
                     continue;
                 };
                 *ran = true;
@@ -655,6 +703,7 @@ impl Plan {
                     continue;
                 };
                 let conds = outs.split_off(guards_at);
+                let outs = block.results(outs, positions.len())?;
                 if conds.is_empty() {
                     // A path without guards (a straight body) takes every row.
                     parts.push((std::mem::take(&mut positions), outs));
@@ -879,13 +928,12 @@ fn trace_path(
             if !ev.flatten_tensors(value, Span::default(), &mut flat).ok()? || flat.is_empty() {
                 return None;
             }
+            // A result known at trace time (`return 1` in a branch) is a constant of the
+            // path: the evaluator returns that very tensor on every call taking it.
             Some(
-                flat.iter()
-                    .map(|t| match t {
-                        TVal::Symbolic(v, _) => Some(*v),
-                        TVal::Concrete(_) => None,
-                    })
-                    .collect::<Option<Vec<_>>>()?,
+                flat.into_iter()
+                    .map(|t| ev.materialize(t, decl.name.span))
+                    .collect::<Vec<_>>(),
             )
         }
         None => None,
@@ -907,9 +955,10 @@ fn trace_path(
 /// Whether an eager body is pure code over its parameters that tracing follows exactly:
 /// `let`s, assignments, `if`/`else`, `while`, `for` over a range and `return`s of literals,
 /// locals, operators, indexing and slicing, tensor fields (`x.shape`), value-independent
-/// builtins (`crate::builtins::Kind::ValueIndependent`, called or as methods) and calls of
-/// traced `fn`s whose bodies are such code too. Anything else (`print`, `item`, globals,
-/// lambdas, other eager functions) always runs on the evaluator.
+/// builtins (`crate::builtins::Kind::ValueIndependent`, called or as methods), `item`
+/// (a host number, `crate::host_num`) and calls of traced `fn`s whose bodies are such code
+/// too. Anything else (`print`, globals, lambdas, other eager functions) always runs on
+/// the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
     plannable_fn(shared, decl, MAX_PLANNED_CALL_DEPTH)
 }
@@ -1020,14 +1069,16 @@ impl Check<'_> {
                         ast::IndexItem::Ellipsis(_) => true,
                     })
             }
-            // `.numpy()` is the identity on host arrays (the plan traces it so); other
-            // methods are builtins with the receiver first.
+            // `.numpy()` is the identity on host arrays (the plan traces it so), `item` a
+            // host number (`crate::host_num`); other methods are builtins with the
+            // receiver first.
             ExprKind::Method {
                 receiver,
                 name,
                 args,
             } => {
-                (name.name == "numpy" && args.is_empty() || value_independent(&name.name))
+                (matches!(name.name.as_str(), "numpy" | "item") && args.is_empty()
+                    || value_independent(&name.name))
                     && self.expr(locals, receiver)
                     && self.args(locals, args)
             }
@@ -1048,7 +1099,8 @@ impl Check<'_> {
                         && plannable_fn(self.shared, decl, self.calls_left - 1)
                         && self.args(locals, args);
                 }
-                (name == "numpy" && args.len() == 1 || value_independent(name))
+                (matches!(name.as_str(), "numpy" | "item") && args.len() == 1
+                    || value_independent(name))
                     && self.args(locals, args)
             }
             _ => false,
@@ -1376,6 +1428,8 @@ mod tests {
             "eager fn f(x) -> f32[?] {\n    for i in 0..3 {\n        x = x * 2.0\n    }\n    return x\n}\n",
             "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
+            "eager fn f(x) -> f32[?] {\n    if item(x[0]) > 0 {\n        return x\n    }\n    return -x\n}\n",
+            "eager fn f(x) -> f32[?] {\n    if x.item() > 0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    if max(x) > 1.0 {\n        y = x / max(x)\n    } else {\n        let z = -x\n        y = z\n    }\n    return y\n}\n",
         ];
         for src in planned {
@@ -1391,7 +1445,6 @@ mod tests {
             "fn g(x) {\n    return g(x)\n}\neager fn f(x) -> f32[?] {\n    return g(x)\n}\n",
             // A top-level value.
             "let k = 2.0\neager fn f(x) -> f32[?] {\n    return x * k\n}\n",
-            "eager fn f(x) -> f32[?] {\n    if item(x[0]) > 0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    for i in x {\n        x = x - 1.0\n    }\n    return x\n}\n",
             // A name declared inside a branch is not in scope after it.
             "eager fn f(x) -> f32[?] {\n    if true {\n        let y = x\n    }\n    return y\n}\n",
@@ -1525,5 +1578,98 @@ mod tests {
             .map(|n| vec![i32s(&[n], (0..n as i32).rev().collect())])
             .collect();
         assert_eq!(same(src, &calls), MAX_PLANS);
+    }
+
+    /// Integers around every bound the host-number guards test, and small ones.
+    fn edge_i64s() -> Vec<i64> {
+        let mut xs = vec![i64::MIN, i64::MIN + 1, i64::MAX, i64::MAX - 1];
+        for b in [(1i64 << 62) - 1, (1 << 31) - 1, 3_037_000_499, i64::MAX / 3] {
+            xs.extend([b - 1, b, b + 1, -b - 1, -b, 1 - b]);
+        }
+        xs.extend(-9..=9);
+        xs
+    }
+
+    #[test]
+    fn host_numbers_from_item_are_planned_exactly() {
+        let bodies = [
+            "    if item(x) > 0 {\n        return x\n    }\n    return -x\n",
+            "    if x.item() {\n        return x\n    }\n    return x * 2\n",
+            "    let n = item(x)\n    if n + 1 > 0 && n - 3 < 100 {\n        return x\n    }\n    return -x\n",
+            "    let n = item(x) * 3\n    if n % 2 == 0 {\n        return x // 2\n    }\n    return x\n",
+            "    let n = item(x)\n    if -n > 5 {\n        return x\n    }\n    return x + 1\n",
+            "    let n = item(x)\n    if n // -2 == 3 || n // 7 < -1 {\n        return x\n    }\n    return x - 1\n",
+            "    let n = item(x)\n    if n / 4 > 1.5 {\n        return x\n    }\n    return x - 1\n",
+            "    let n = item(x)\n    if n * n > 1000 {\n        return x\n    }\n    return x * 0\n",
+            "    if item(x) * 3 > 0 || -2 * item(x) > 4 {\n        return x\n    }\n    return -x\n",
+            "    if item(x) // -1 > 0 {\n        return x * 0\n    }\n    return x * 0 + 1\n",
+            "    if item(x) * 2.5 > 10.0 {\n        return cast(1, i64)\n    }\n    return cast(item(x) + 2, i64)\n",
+            // A loop on a host number, counted by a trace-time number (a constant per path).
+            "    let n = item(x) % 50\n    let steps = 0\n    while n > 1 {\n        if n % 2 == 0 {\n            n = n // 2\n        } else {\n            n = 3 * n + 1\n        }\n        steps = steps + 1\n    }\n    return cast(steps, i64)\n",
+            // Not planned: a host number meeting a tensor, or indexing.
+            "    return x * item(x)\n",
+            "    let v = [10, 20, 30]\n    return cast(v[item(x) % 3], i64)\n",
+        ];
+        let xs = edge_i64s();
+        for body in bodies {
+            let src = format!("eager fn f(x) -> i64[] {{\n{body}}}\n");
+            same_on_scalars(&src, &xs);
+        }
+        // Planned, and the blocks' rows run vectorized (the paths with constant results
+        // too).
+        for body in [bodies[0], bodies[2], bodies[8]] {
+            let src = format!("eager fn f(x) -> i64[] {{\n{body}}}\n");
+            let run = same_on_scalars(&src, &xs);
+            assert!(run.plans.iter().any(|(_, p)| p.is_some()), "{src}");
+            let mut planned = instance(&src, true);
+            let block = [i64s(xs.clone())];
+            for _ in 0..2 {
+                planned.call_rows(&block).expect("runs");
+            }
+            assert!(vectorized_paths(&planned) >= 2, "{src}");
+        }
+    }
+
+    #[test]
+    fn operands_out_of_the_planned_range_run_on_the_evaluator() {
+        let src = "eager fn f(x) -> i64[] {\n    if item(x) + 1 > 0 {\n        return x\n    }\n    return -x\n}\n";
+        let run = same_on_scalars(src, &[i64::MAX, 5, -5, (1 << 62) - 1, 1 << 62]);
+        // Two paths by the comparison, one (untraceable) past the range guard.
+        let plan = run.plans[0].1.as_ref().expect("a plan");
+        assert!(plan.paths.iter().any(|b| b.path.is_none()));
+        assert_eq!(traced_paths(&run).1, 2);
+    }
+
+    #[test]
+    fn float_host_numbers_are_planned_exactly() {
+        let bodies = [
+            "    let v = item(x)\n    if v * 2.0 > 1.0e30 {\n        return x\n    }\n    if v / 3.0 != v {\n        return -x\n    }\n    return x * 2.0\n",
+            "    if item(x) {\n        return x\n    }\n    return x + 1.0\n",
+            "    let v = item(x) - 1\n    if v < 0 || v >= 0.5 {\n        return x\n    }\n    return x - 1.0\n",
+            "    if item(x) / item(x) == 1.0 {\n        return x\n    }\n    return x + 1.0\n",
+            // `//` of floats is not planned (numpy's divmod is not floor(x / y)).
+            "    if item(x) // 0.1 > 3.0 {\n        return x\n    }\n    return x + 1.0\n",
+        ];
+        let xs = [
+            0.0f32,
+            -0.0,
+            1.0,
+            -1.0,
+            0.5,
+            0.3,
+            1e30,
+            -1e30,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            f32::MIN_POSITIVE,
+            3.0e38,
+        ];
+        for body in bodies {
+            let src = format!("eager fn f(x) -> f32[] {{\n{body}}}\n");
+            let calls: Vec<Vec<Tensor>> = xs.iter().map(|&x| vec![f32s(&[], vec![x])]).collect();
+            same(&src, &calls);
+            same_rows(&src, &[f32s(&[xs.len()], xs.to_vec())]);
+        }
     }
 }

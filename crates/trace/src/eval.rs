@@ -1067,6 +1067,7 @@ impl<'a> Eval<'a> {
         match c {
             Value::Bool(b) => Ok(Some(b)),
             Value::Num(n) => Ok(Some(n.as_f64() != 0.0)),
+            Value::HostNum(id, dtype) => self.host_truth(id, dtype, span),
             Value::Tensor(TVal::Concrete(t)) => {
                 if t.len() != 1 {
                     let d = Diagnostic::error(
@@ -1141,7 +1142,12 @@ impl<'a> Eval<'a> {
     /// A value-dependent condition met while tracing a plan: the truth it is cast to, as
     /// the evaluator casts a concrete condition, becomes a guard, and the trace takes the
     /// branch its decisions name (stopping, undecided, past them).
-    fn guard(&mut self, v: pipec_ir::ValueId, ty: TensorType, span: Span) -> Res<Option<bool>> {
+    pub(crate) fn guard(
+        &mut self,
+        v: pipec_ir::ValueId,
+        ty: TensorType,
+        span: Span,
+    ) -> Res<Option<bool>> {
         if ty.shape.num_elements() != Some(1) {
             // The evaluator reports an ambiguous truth (or an empty tensor); the plan
             // leaves that to it.

@@ -17,6 +17,7 @@ mod dataset;
 mod eager;
 mod eval;
 mod hints;
+mod host_num;
 mod infer;
 mod literal;
 mod nested;

@@ -101,6 +101,11 @@ pub enum Value {
     /// it (`reshape`), and an `i64[]` tensor computed at run time where a value is needed
     /// (`b.shape[0] == 2`, `len(b) * 2`), as `tf.shape(b)[0]` is.
     SymDim(Arc<DimOf>),
+    /// A host number whose value is known only at run time: `item(x)` of a symbolic tensor
+    /// while a plan is traced (SPEC's eager `item`). The scalar IR value holds what the
+    /// evaluator's [`Num`] would: an `i64` for `Num::Int` (kept exact by guards, see
+    /// `Eval::host_binary`), an `f64` for `Num::Float`.
+    HostNum(ValueId, DType),
     /// No value (what `print` returns).
     Unit,
     /// The result of an expression that already failed: silently propagates so that one
@@ -128,6 +133,8 @@ impl Value {
             Value::Dataset(_) => "a dataset".into(),
             Value::SymDim(_) => "a dim of unknown size".into(),
             Value::FileArray(_, ty) => format!("file data {ty} (read at run time)"),
+            Value::HostNum(_, DType::F64) => "a float".into(),
+            Value::HostNum(..) => "an integer".into(),
             Value::Unit => "no value".into(),
             Value::Poison => "an erroneous value".into(),
         }

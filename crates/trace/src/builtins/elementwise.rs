@@ -165,6 +165,7 @@ impl Eval<'_> {
             (_, Value::Poison) => Ok(Value::Poison),
             (ast::UnaryOp::Neg, Value::Num(Num::Int(i))) => Ok(Value::Num(Num::Int(-i))),
             (ast::UnaryOp::Neg, Value::Num(Num::Float(f))) => Ok(Value::Num(Num::Float(-f))),
+            (ast::UnaryOp::Neg, Value::HostNum(id, dtype)) => self.host_neg(*id, *dtype, span),
             (ast::UnaryOp::Not, Value::Bool(b)) => Ok(Value::Bool(!b)),
             _ => {
                 let uop = match op {
@@ -254,6 +255,9 @@ impl Eval<'_> {
         }
         if let (Value::Num(a), Value::Num(b)) = (&l, &r) {
             return self.num_binary(op, *a, *b, span);
+        }
+        if matches!(l, Value::HostNum(..)) || matches!(r, Value::HostNum(..)) {
+            return self.host_binary(op, &l, &r, span);
         }
         // Trace-time values that are not tensors compare by value: `x.dtype == f32`.
         let same = match (&l, &r) {
@@ -591,6 +595,7 @@ pub(super) fn cast(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<V
     let dt = some!(ev.dtype_arg(req(&a, 1))?);
     let t = match &v {
         Value::Num(_) | Value::Bool(_) => ev.weak_cast(&v, s)?,
+        Value::HostNum(id, dtype) => Some(Eval::host_tensor(*id, *dtype)),
         _ => ev.tensor_of(v, s)?,
     };
     let t = some!(t);

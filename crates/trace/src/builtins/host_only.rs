@@ -117,8 +117,10 @@ pub(super) fn numpy(_: &mut Eval<'_>, Call { args: a, .. }: Call) -> Res<Value> 
 
 pub(super) fn item(ev: &mut Eval<'_>, Call { args: a, span, .. }: Call) -> Res<Value> {
     let t = tensor!(ev, a, 0);
-    let TVal::Concrete(t) = t else {
-        return Ok(Value::Poison);
+    let t = match t {
+        TVal::Concrete(t) => t,
+        TVal::Symbolic(v, ty) if ev.guards.is_some() => return ev.plan_item(v, ty, span),
+        TVal::Symbolic(..) => return Ok(Value::Poison),
     };
     if t.len() != 1 {
         let d = Diagnostic::error(

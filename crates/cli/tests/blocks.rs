@@ -215,6 +215,13 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        // Top-level values are constants of a plan.
+        "eager_reads_top_level_values",
+        "let scale = [0.5, 2.0, -1.0]\nlet limit = 40\neager fn f(x) -> f32[3] {\n    if item(x[0]) > limit {\n        return x * scale\n    }\n    return x - scale[1]\n}\npipeline main = range(3000).map(|i| cast((i * 7919) % 101, f32)).batch(3, drop_remainder: true).map(f)",
+        &[],
+        false,
+    ),
+    (
         "eager_host_number_division_by_zero_mid_block",
         "eager fn f(x) -> f32[] {\n    let v = item(x)\n    if 1.0 / (v - 1500.0) > 0.5 {\n        return x\n    }\n    return -x\n}\npipeline main = range(2000).map(|x| cast(x, f32)).map(f)",
         &[],

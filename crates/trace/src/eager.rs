@@ -957,8 +957,8 @@ fn trace_path(
 /// locals, operators, indexing and slicing, tensor fields (`x.shape`), value-independent
 /// builtins (`crate::builtins::Kind::ValueIndependent`, called or as methods), `item`
 /// (a host number, `crate::host_num`) and calls of traced `fn`s whose bodies are such code
-/// too. Anything else (`print`, globals, lambdas, other eager functions) always runs on
-/// the evaluator.
+/// too, over parameters, locals and top-level `let`s. Anything else (`print`, lambdas,
+/// other eager functions) always runs on the evaluator.
 fn plannable_decl(shared: &Shared, decl: &ast::FnDecl) -> bool {
     plannable_fn(shared, decl, MAX_PLANNED_CALL_DEPTH)
 }
@@ -1046,10 +1046,16 @@ impl Check<'_> {
         };
         match &e.kind {
             ExprKind::Int(_) | ExprKind::Float(..) | ExprKind::Bool(_) | ExprKind::Str(_) => true,
-            // A dtype name is a constant unless a local or top-level name hides it.
+            // A dtype name is a constant unless a local or top-level name hides it; a
+            // top-level `let` is a value computed at compile time, a constant of the plan.
             ExprKind::Name(n) => {
                 locals.contains(n.as_str())
-                    || (!self.shared.items.contains_key(n) && DType::from_name(n).is_some())
+                    || match self.shared.items.get(n) {
+                        Some(&item) => {
+                            matches!(self.shared.ast.items[item].kind, ItemKind::Let { .. })
+                        }
+                        None => DType::from_name(n).is_some(),
+                    }
             }
             ExprKind::Tuple(xs) | ExprKind::List(xs) => xs.iter().all(|x| self.expr(locals, x)),
             ExprKind::Unary { expr, .. } | ExprKind::Field { receiver: expr, .. } => {
@@ -1197,11 +1203,17 @@ mod tests {
         let mut items = HashMap::new();
         let mut item = None;
         for (i, it) in ast.items.iter().enumerate() {
-            if let ItemKind::Fn(d) = &it.kind {
-                items.insert(d.name.name.clone(), i);
-                if d.name.name == "f" {
-                    item = Some(i);
+            match &it.kind {
+                ItemKind::Fn(d) => {
+                    items.insert(d.name.name.clone(), i);
+                    if d.name.name == "f" {
+                        item = Some(i);
+                    }
                 }
+                ItemKind::Let { name, .. } => {
+                    items.insert(name.name.clone(), i);
+                }
+                _ => {}
             }
         }
         let globals = OnceLock::new();
@@ -1428,6 +1440,7 @@ mod tests {
             "eager fn f(x) -> f32[?] {\n    for i in 0..3 {\n        x = x * 2.0\n    }\n    return x\n}\n",
             "eager fn f(x) -> f32[?] {\n    if sum(x) > 0.0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    y = sort(y)\n    return y\n}\n",
+            "let k = 2.0\neager fn f(x) -> f32[?] {\n    return x * k\n}\n",
             "eager fn f(x) -> f32[?] {\n    if item(x[0]) > 0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    if x.item() > 0 {\n        return x\n    }\n    return -x\n}\n",
             "eager fn f(x) -> f32[?] {\n    let y = x\n    if max(x) > 1.0 {\n        y = x / max(x)\n    } else {\n        let z = -x\n        y = z\n    }\n    return y\n}\n",
@@ -1443,8 +1456,6 @@ mod tests {
             "eager fn g(x) -> f32[?] {\n    return x\n}\neager fn f(x) -> f32[?] {\n    return g(x)\n}\n",
             "eager fn f(x) -> f32[?] {\n    let g = |y| y * 2.0\n    return g(x)\n}\n",
             "fn g(x) {\n    return g(x)\n}\neager fn f(x) -> f32[?] {\n    return g(x)\n}\n",
-            // A top-level value.
-            "let k = 2.0\neager fn f(x) -> f32[?] {\n    return x * k\n}\n",
             "eager fn f(x) -> f32[?] {\n    for i in x {\n        x = x - 1.0\n    }\n    return x\n}\n",
             // A name declared inside a branch is not in scope after it.
             "eager fn f(x) -> f32[?] {\n    if true {\n        let y = x\n    }\n    return y\n}\n",

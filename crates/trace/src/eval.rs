@@ -670,11 +670,18 @@ impl<'a> Eval<'a> {
             }
             ItemKind::Let { value, .. } => {
                 if !self.compiling() {
-                    let globals = self
-                        .shared
-                        .globals
-                        .get()
-                        .expect("globals are set before eager code runs");
+                    // Set once the whole program is compiled; eager code that runs while
+                    // compiling (a dataset run by `reduce`) comes before that.
+                    let Some(globals) = self.shared.globals.get() else {
+                        let d = Diagnostic::error(
+                            Code::NotTraceTime,
+                            format!("the eager function reads the top-level value `{name}` while the program is still being compiled"),
+                        )
+                        .with_label(span, "read here")
+                        .with_note("this dataset runs at compile time (for `reduce` or `get_single_element`), before the top-level values are all known")
+                        .with_help(format!("pass `{name}` to the function as an argument instead"));
+                        return self.fail(d);
+                    };
                     return Ok(globals.get(name).cloned().unwrap_or(Value::Poison));
                 }
                 match self.comp().globals.get(name) {

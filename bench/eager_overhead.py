@@ -36,6 +36,12 @@ CASES = {
         "    if item(x) > 0 {\n        return x\n    }\n    return -x\n",
         "where(x > 0, x, -x)",
     ),
+    # host-number arithmetic (range-guarded in the plan)
+    "item_arith": (
+        "    let n = item(x) % 1000\n    if n * 3 + 1 > 1500 {\n        return x * 2\n    }\n"
+        "    return x + 1\n",
+        "where(x % 1000 * 3 + 1 > 1500, x * 2, x + 1)",
+    ),
 }
 
 

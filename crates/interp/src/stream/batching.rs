@@ -26,7 +26,22 @@ pub(super) struct Batch {
     marks: Marks,
     /// Whether to keep marks.
     track: bool,
+    /// The bytes of one row of the last batch stacked from rows: batches of large rows
+    /// are then stacked as the rows arrive ([`Batch::next_stacking`]).
+    row_bytes: usize,
 }
+
+/// One component of a batch stacked as its rows arrive, and its first row of another
+/// shape (position in the batch, shape).
+type Component = (kernels::RowStacker, Option<(usize, Vec<usize>)>);
+
+/// Batches of at least this many bytes of rows are stacked as the rows arrive: past the
+/// cache, stacking rows only once all exist reads them back cold.
+const STACK_AS_ROWS_ARRIVE: usize = 4 << 20;
+/// Such a batch pulls about this many bytes of rows at a time.
+const STACK_PIECE: usize = 1 << 20;
+/// Room reserved up front for such a batch (a larger one grows as its rows arrive).
+const STACK_RESERVE: usize = 256 << 20;
 
 impl Batch {
     /// `batch(size, drop_remainder)` over `input`, whose next row is row `count` of the
@@ -49,7 +64,77 @@ impl Batch {
             pulled: count,
             marks: Marks::default(),
             track,
+            row_bytes: 0,
         }
+    }
+
+    /// The next batch when its rows are large: pulled a piece at a time, each row copied
+    /// into the batch as it arrives (`kernels::RowStacker`) and then dropped, so the next
+    /// rows can reuse its memory while it is in cache. Rows, errors and their order are
+    /// [`stack_rows`]'s: an upstream error before the batch is whole first, then per
+    /// component a ragged row, then a batch too large.
+    fn next_stacking(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let piece = (STACK_PIECE / self.row_bytes.max(1)).max(1);
+        let reserve = (STACK_RESERVE / self.row_bytes.max(1)).clamp(1, self.size);
+        let mut stacks: Vec<Component> = Vec::new();
+        let mut have = 0;
+        while have < self.size {
+            let Some(Chunk { block, error }) = self.pull(piece.min(self.size - have)) else {
+                break;
+            };
+            if matches!(block, Block::Stacked { .. }) {
+                // A source of stacked blocks after all: the next batches take them whole
+                // ([`Batch::next`]), a view where a block is the batch, not a copy.
+                self.row_bytes = 0;
+            }
+            for row in block.into_rows() {
+                if stacks.is_empty() {
+                    stacks = row
+                        .iter()
+                        .map(|t| (kernels::RowStacker::new(t, reserve), None))
+                        .collect();
+                }
+                for ((stack, ragged), t) in stacks.iter_mut().zip(&row) {
+                    if ragged.is_none() && !stack.push(t) {
+                        *ragged = Some((have, t.shape().to_vec()));
+                    }
+                }
+                have += 1;
+            }
+            if let Some(d) = error {
+                if have < self.size {
+                    return Err(d);
+                }
+                self.pending.push_error(d);
+            }
+        }
+        if have == 0 || (self.drop_remainder && have < self.size) {
+            return Ok(None);
+        }
+        let first = self.count;
+        self.count += have as u64;
+        let n_leaves = stacks.len();
+        let mut out = Vec::with_capacity(n_leaves);
+        for (leaf, (stack, ragged)) in stacks.into_iter().enumerate() {
+            if let Some((k, shape)) = ragged {
+                return Err(ragged_batch(
+                    stack.row_shape(),
+                    &shape,
+                    leaf,
+                    n_leaves,
+                    first,
+                    k,
+                    self.span,
+                ));
+            }
+            out.push(stack.finish().map_err(|e| {
+                Diagnostic::error(size_code(&e), e.to_string()).with_label(self.span, "")
+            })?);
+        }
+        if self.row_bytes != 0 {
+            self.row_bytes = out.iter().map(|t| t.nbytes()).sum::<usize>() / have;
+        }
+        Ok(Some(out))
     }
 
     /// Up to `max` rows: first those left over from a block pull, then the input's.
@@ -80,6 +165,9 @@ impl Batch {
 
 impl Stream for Batch {
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
+        if self.row_bytes.saturating_mul(self.size) >= STACK_AS_ROWS_ARRIVE {
+            return self.next_stacking();
+        }
         // A block of exactly the batch size is the batch itself: for a contiguous source,
         // a slice of it, copied nowhere.
         let mut parts = Vec::new();
@@ -105,7 +193,12 @@ impl Stream for Batch {
         self.count += have as u64;
         match Block::join(parts) {
             Block::Stacked { leaves, .. } => Ok(Some(leaves)),
-            Block::Rows(rows) => stack_rows(rows, self.span, first).map(Some),
+            Block::Rows(rows) => {
+                self.row_bytes = rows
+                    .first()
+                    .map_or(0, |r| r.iter().map(Tensor::nbytes).sum());
+                stack_rows(rows, self.span, first).map(Some)
+            }
         }
     }
 
@@ -296,22 +389,15 @@ pub(crate) fn stack_rows(
     for leaf in 0..n_leaves {
         let parts: Vec<Tensor> = rows.iter().map(|r| r[leaf].clone()).collect();
         if let Some(k) = parts.iter().position(|p| p.shape() != parts[0].shape()) {
-            let which = if n_leaves > 1 {
-                format!("component {leaf} of ")
-            } else {
-                String::new()
-            };
-            return Err(Diagnostic::error(
-                Code::RaggedBatch,
-                format!(
-                    "cannot batch {which}elements of different shapes: {:?} (element {first}) and {:?} (element {})",
-                    parts[0].shape(),
-                    parts[k].shape(),
-                    first + k as u64
-                ),
-            )
-            .with_label(span, "this batch")
-            .with_help("use `padded_batch(n)` to pad each batch to its longest element"));
+            return Err(ragged_batch(
+                parts[0].shape(),
+                parts[k].shape(),
+                leaf,
+                n_leaves,
+                first,
+                k,
+                span,
+            ));
         }
         out.push(
             kernels::stack(&parts, 0).map_err(|e| {
@@ -320,6 +406,32 @@ pub(crate) fn stack_rows(
         );
     }
     Ok(out)
+}
+
+/// A batch's row `k` of component `leaf` has `shape`, not the first row's `expected`.
+fn ragged_batch(
+    expected: &[usize],
+    shape: &[usize],
+    leaf: usize,
+    n_leaves: usize,
+    first: u64,
+    k: usize,
+    span: Span,
+) -> Diagnostic {
+    let which = if n_leaves > 1 {
+        format!("component {leaf} of ")
+    } else {
+        String::new()
+    };
+    Diagnostic::error(
+        Code::RaggedBatch,
+        format!(
+            "cannot batch {which}elements of different shapes: {expected:?} (element {first}) and {shape:?} (element {})",
+            first + k as u64
+        ),
+    )
+    .with_label(span, "this batch")
+    .with_help("use `padded_batch(n)` to pad each batch to its longest element")
 }
 
 /// `padded_batch(size, padded_shapes, padding_values, drop_remainder)`: rows padded to a

@@ -254,6 +254,143 @@ fn stack_rows_contiguous<T: TensorElem>(
     Tensor::from_vec(&full, out)
 }
 
+/// Rows of one shape stacked along a new first axis as they arrive, each copied while it
+/// is still in cache and then free to be dropped. A `batch` of large rows (decoded images)
+/// stacked only once all of them exist keeps every row's buffer alive until then: 32 rows
+/// of 600 KB outgrow the cache, and the rows are read back cold (measured on W6: 0.33 s of
+/// stacking for 32 rows at a time, 0.1 s for 4). The result and its errors are
+/// [`stack`]'s on the same rows.
+pub struct RowStacker {
+    rows: Box<dyn StackRows>,
+    shape: Vec<usize>,
+    dtype: DType,
+    /// Rows pushed (appended, or counted past the size limit).
+    count: usize,
+    /// Whether the rows outgrew the limits on a tensor (then nothing more is appended).
+    over: bool,
+}
+
+/// A [`RowStacker`]'s rows, of one element type.
+trait StackRows: Send {
+    /// Appends `row` if it has this element type.
+    fn push(&mut self, row: &Tensor) -> bool;
+    /// The rows so far as one tensor of `shape`.
+    fn finish(self: Box<Self>, shape: &[usize]) -> Option<Tensor>;
+}
+
+struct TypedRows<T>(Vec<T>);
+
+impl<T: TensorElem> StackRows for TypedRows<T> {
+    fn push(&mut self, row: &Tensor) -> bool {
+        let Some(a) = row.as_array::<T>() else {
+            return false;
+        };
+        match a.as_slice() {
+            Some(s) if T::DTYPE != DType::Str => append_streaming(&mut self.0, s),
+            Some(s) => self.0.extend_from_slice(s),
+            None => self.0.extend(a.iter().cloned()),
+        }
+        true
+    }
+
+    fn finish(self: Box<Self>, shape: &[usize]) -> Option<Tensor> {
+        Tensor::from_vec(shape, self.0)
+    }
+}
+
+/// Appends `src` to `dst` with stores that bypass the cache: a batch being stacked is
+/// written once and read later, by the consumer, so caching it would only evict the rows
+/// still being computed (glibc's `memcpy` streams only past about three quarters of the
+/// last-level cache, far more than a batch). Plain (`Copy`) element types only.
+#[allow(unsafe_code)]
+fn append_streaming<T: Clone>(dst: &mut Vec<T>, src: &[T]) {
+    let bytes = std::mem::size_of_val(src);
+    #[cfg(target_arch = "x86_64")]
+    if bytes >= 64 << 10 {
+        use std::arch::x86_64::{__m128i, _mm_loadu_si128, _mm_sfence, _mm_stream_si128};
+        dst.reserve(src.len());
+        let start = dst.len();
+        // SAFETY: `reserve` made room for `src.len()` more elements after `start`; every
+        // byte of that room is written below (a head and tail by plain copies, the 16-byte
+        // aligned middle by streaming stores) before `set_len` exposes it, and `T` is a
+        // plain element type (the caller excludes `str`), so a bytewise copy is a copy.
+        unsafe {
+            let to = dst.as_mut_ptr().add(start).cast::<u8>();
+            let from = src.as_ptr().cast::<u8>();
+            let head = to.align_offset(16).min(bytes);
+            std::ptr::copy_nonoverlapping(from, to, head);
+            let body = (bytes - head) / 16;
+            for k in 0..body {
+                let at = head + 16 * k;
+                let v = _mm_loadu_si128(from.add(at).cast::<__m128i>());
+                _mm_stream_si128(to.add(at).cast::<__m128i>(), v);
+            }
+            let tail = head + 16 * body;
+            std::ptr::copy_nonoverlapping(from.add(tail), to.add(tail), bytes - tail);
+            _mm_sfence();
+            dst.set_len(start + src.len());
+        }
+        return;
+    }
+    let _ = bytes;
+    dst.extend_from_slice(src);
+}
+
+impl RowStacker {
+    /// A stack for rows like `first` (not pushed yet), with room for `capacity` rows.
+    pub fn new(first: &Tensor, capacity: usize) -> RowStacker {
+        fn typed<T: TensorElem>(_: &ArcArray<T, IxDyn>, n: usize) -> Box<dyn StackRows> {
+            Box::new(TypedRows::<T>(Vec::with_capacity(n)))
+        }
+        let room = first.len().saturating_mul(capacity);
+        let room = if checked_len(&[room], first.dtype().size_bytes()).is_ok() {
+            room
+        } else {
+            0
+        };
+        RowStacker {
+            rows: dispatch!(first, a => typed(a, room)),
+            shape: first.shape().to_vec(),
+            dtype: first.dtype(),
+            count: 0,
+            over: false,
+        }
+    }
+
+    /// The shape every row must have.
+    pub fn row_shape(&self) -> &[usize] {
+        &self.shape
+    }
+
+    /// Appends a row; `false`, appending nothing, when its shape or dtype differs.
+    pub fn push(&mut self, row: &Tensor) -> bool {
+        if row.shape() != self.shape.as_slice() || row.dtype() != self.dtype {
+            return false;
+        }
+        let len = row.len();
+        self.over =
+            self.over || checked_len(&[len, self.count + 1], self.dtype.size_bytes()).is_err();
+        if !self.over && !self.rows.push(row) {
+            return false;
+        }
+        self.count += 1;
+        true
+    }
+
+    /// The rows pushed, stacked (`[count, ..row shape]`), or the error of a tensor that
+    /// large.
+    pub fn finish(self) -> Result<Tensor, KernelError> {
+        let len = self.shape.iter().product::<usize>();
+        checked_len(&[len, self.count], self.dtype.size_bytes())?;
+        let mut shape = Vec::with_capacity(self.shape.len() + 1);
+        shape.push(self.count);
+        shape.extend_from_slice(&self.shape);
+        self.rows
+            .finish(&shape)
+            .ok_or_else(|| invalid("the stacked rows do not fill their shape".into()))
+    }
+}
+
 /// Broadcasts to `shape` (numpy `broadcast_to`); the result owns its elements.
 pub fn broadcast_to(x: &Tensor, shape: &[usize]) -> Result<Tensor, KernelError> {
     if broadcast_shapes(x.shape(), shape).as_deref() != Some(shape) {
@@ -481,6 +618,32 @@ pub fn arange(n: usize, dtype: DType) -> Result<Tensor, KernelError> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn rows_stacked_as_they_arrive_equal_stack() {
+        // Odd lengths and offsets: the streaming copy's unaligned head and tail.
+        for (len, rows) in [(70_001usize, 5usize), (3, 4), (65_536, 3)] {
+            let parts: Vec<Tensor> = (0..rows)
+                .map(|r| {
+                    let v: Vec<u8> = (0..len).map(|k| (k * 31 + r * 7) as u8).collect();
+                    Tensor::from_vec(&[len], v).expect("shape fits")
+                })
+                .collect();
+            let mut s = RowStacker::new(&parts[0], 2);
+            for p in &parts {
+                assert!(s.push(p));
+            }
+            let want = stack(&parts, 0).expect("stacks");
+            assert_eq!(s.finish().expect("fits"), want);
+        }
+        let f = Tensor::from_vec(&[2, 3], vec![1.5f32; 6]).expect("shape fits");
+        let mut s = RowStacker::new(&f, 1);
+        assert!(s.push(&f));
+        assert!(!s.push(&Tensor::from_vec(&[3, 2], vec![1.5f32; 6]).expect("fits")));
+        assert!(!s.push(&Tensor::from_vec(&[2, 3], vec![1i32; 6]).expect("fits")));
+        assert!(s.push(&f));
+        assert_eq!(s.finish().expect("fits").shape(), &[2, 2, 3]);
+    }
     use super::*;
 
     /// A stack large enough to be copied on the kernel threads holds the rows in order, the

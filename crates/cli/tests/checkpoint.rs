@@ -114,6 +114,19 @@ fn chained_map_filter_batch_resumes_at_any_cut() {
     }
 }
 
+/// Batches of large rows, stacked as the rows arrive (`Batch::next_stacking`, from the
+/// second batch on), resume exactly at every cut.
+#[test]
+fn batches_of_large_rows_resume_at_any_cut() {
+    let dir = scratch("large_rows");
+    let program = "pipeline main = range(11)\n\
+        .map(|i| broadcast_to(i * 7, [300, 1000]) + reshape(arange(300000, i64), [300, 1000]))\n\
+        .batch(4).map(|b| (b[:, 299, 999], sum(b)))\n";
+    assert_cuts_resume_at_both_levels(&dir, program, "large rows", |total| {
+        (0..=total).collect()
+    });
+}
+
 /// A state whose map below a filter was saved in the middle of a block (as a build that
 /// runs the map as a stage of its own may save it: its input at an earlier mark, then rows
 /// to drop) resumes with the map opened as a stage of its own: the same rows.

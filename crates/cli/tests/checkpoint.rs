@@ -122,9 +122,7 @@ fn batches_of_large_rows_resume_at_any_cut() {
     let program = "pipeline main = range(11)\n\
         .map(|i| broadcast_to(i * 7, [300, 1000]) + reshape(arange(300000, i64), [300, 1000]))\n\
         .batch(4).map(|b| (b[:, 299, 999], sum(b)))\n";
-    assert_cuts_resume_at_both_levels(&dir, program, "large rows", |total| {
-        (0..=total).collect()
-    });
+    assert_cuts_resume_at_both_levels(&dir, program, "large rows", |total| (0..=total).collect());
 }
 
 /// A state whose map below a filter was saved in the middle of a block (as a build that

@@ -77,17 +77,10 @@ impl Batch {
         let piece = (STACK_PIECE / self.row_bytes.max(1)).max(1);
         let reserve = (STACK_RESERVE / self.row_bytes.max(1)).clamp(1, self.size);
         let mut stacks: Vec<Component> = Vec::new();
-        let mut have = 0;
-        while have < self.size {
-            let Some(Chunk { block, error }) = self.pull(piece.min(self.size - have)) else {
-                break;
-            };
-            if matches!(block, Block::Stacked { .. }) {
-                // A source of stacked blocks after all: the next batches take them whole
-                // ([`Batch::next`]), a view where a block is the batch, not a copy.
-                self.row_bytes = 0;
-            }
-            for row in block.into_rows() {
+        let mut stacked_blocks = false;
+        let gathered = self.gather(piece, |block, before| {
+            stacked_blocks |= matches!(block, Block::Stacked { .. });
+            for (k, row) in block.into_rows().into_iter().enumerate() {
                 if stacks.is_empty() {
                     stacks = row
                         .iter()
@@ -96,23 +89,19 @@ impl Batch {
                 }
                 for ((stack, ragged), t) in stacks.iter_mut().zip(&row) {
                     if ragged.is_none() && !stack.push(t) {
-                        *ragged = Some((have, t.shape().to_vec()));
+                        *ragged = Some((before + k, t.shape().to_vec()));
                     }
                 }
-                have += 1;
             }
-            if let Some(d) = error {
-                if have < self.size {
-                    return Err(d);
-                }
-                self.pending.push_error(d);
-            }
+        });
+        if stacked_blocks {
+            // A source of stacked blocks after all: the next batches take them whole
+            // ([`Batch::next`]), a view where a block is the batch, not a copy.
+            self.row_bytes = 0;
         }
-        if have == 0 || (self.drop_remainder && have < self.size) {
+        let Some((first, have)) = gathered? else {
             return Ok(None);
-        }
-        let first = self.count;
-        self.count += have as u64;
+        };
         let n_leaves = stacks.len();
         let mut out = Vec::with_capacity(n_leaves);
         for (leaf, (stack, ragged)) in stacks.into_iter().enumerate() {
@@ -135,6 +124,39 @@ impl Batch {
             self.row_bytes = out.iter().map(|t| t.nbytes()).sum::<usize>() / have;
         }
         Ok(Some(out))
+    }
+
+    /// Pulls the rows of the next batch, at most `piece` at a time, handing each block to
+    /// `take` with the number of rows before it. Gives the batch's first row and its row
+    /// count; `None` when there is no batch (the input is done, or only a remainder to
+    /// drop); or the upstream error met before the batch is whole (one met after it comes
+    /// with the next batch).
+    fn gather(
+        &mut self,
+        piece: usize,
+        mut take: impl FnMut(Block, usize),
+    ) -> Result<Option<(u64, usize)>, Diagnostic> {
+        let mut have = 0;
+        while have < self.size {
+            let Some(Chunk { block, error }) = self.pull(piece.min(self.size - have)) else {
+                break;
+            };
+            let rows = block.len();
+            take(block, have);
+            have += rows;
+            if let Some(d) = error {
+                if have < self.size {
+                    return Err(d);
+                }
+                self.pending.push_error(d);
+            }
+        }
+        if have == 0 || (self.drop_remainder && have < self.size) {
+            return Ok(None);
+        }
+        let first = self.count;
+        self.count += have as u64;
+        Ok(Some((first, have)))
     }
 
     /// Up to `max` rows: first those left over from a block pull, then the input's.
@@ -171,26 +193,9 @@ impl Stream for Batch {
         // A block of exactly the batch size is the batch itself: for a contiguous source,
         // a slice of it, copied nowhere.
         let mut parts = Vec::new();
-        let mut have = 0;
-        while have < self.size {
-            let Some(Chunk { block, error }) = self.pull(self.size - have) else {
-                break;
-            };
-            have += block.len();
-            parts.push(block);
-            if let Some(d) = error {
-                if have < self.size {
-                    return Err(d);
-                }
-                // The batch is complete before the error: it comes with the next batch.
-                self.pending.push_error(d);
-            }
-        }
-        if have == 0 || (self.drop_remainder && have < self.size) {
+        let Some((first, _)) = self.gather(self.size, |block, _| parts.push(block))? else {
             return Ok(None);
-        }
-        let first = self.count;
-        self.count += have as u64;
+        };
         match Block::join(parts) {
             Block::Stacked { leaves, .. } => Ok(Some(leaves)),
             Block::Rows(rows) => {

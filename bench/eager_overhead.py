@@ -42,6 +42,11 @@ CASES = {
         "    return x + 1\n",
         "where(x % 1000 * 3 + 1 > 1500, x * 2, x + 1)",
     ),
+    # a host number meeting a tensor (cast to its dtype under a range guard)
+    "item_tensor": (
+        "    return x * (item(x) % 7)\n",
+        "x * (x % 7)",
+    ),
 }
 
 

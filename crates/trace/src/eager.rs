@@ -1617,8 +1617,10 @@ mod tests {
             "    if item(x) * 2.5 > 10.0 {\n        return cast(1, i64)\n    }\n    return cast(item(x) + 2, i64)\n",
             // A loop on a host number, counted by a trace-time number (a constant per path).
             "    let n = item(x) % 50\n    let steps = 0\n    while n > 1 {\n        if n % 2 == 0 {\n            n = n // 2\n        } else {\n            n = 3 * n + 1\n        }\n        steps = steps + 1\n    }\n    return cast(steps, i64)\n",
-            // Not planned: a host number meeting a tensor, or indexing.
+            // A host number meeting a tensor takes its dtype.
             "    return x * item(x)\n",
+            "    return x - item(x) // 2 + x * cast(item(x) % 5 == 0, i64)\n",
+            // Not planned: indexing.
             "    let v = [10, 20, 30]\n    return cast(v[item(x) % 3], i64)\n",
         ];
         let xs = edge_i64s();
@@ -1681,6 +1683,68 @@ mod tests {
             let calls: Vec<Vec<Tensor>> = xs.iter().map(|&x| vec![f32s(&[], vec![x])]).collect();
             same(&src, &calls);
             same_rows(&src, &[f32s(&[xs.len()], xs.to_vec())]);
+        }
+    }
+
+    #[test]
+    fn host_numbers_take_the_dtype_of_the_tensor_they_meet() {
+        let ints = [
+            i32::MIN,
+            -300,
+            -129,
+            -1,
+            0,
+            1,
+            127,
+            128,
+            255,
+            256,
+            70_000,
+            i32::MAX,
+        ];
+        for (body, out) in [
+            ("    return x * item(x[0]) + item(x[1])\n", "i32[3]"),
+            ("    return cast(x, u8) + item(x[2])\n", "u8[3]"),
+            ("    return cast(x, i8) * item(x[1] // 2)\n", "i8[3]"),
+            (
+                "    return cast(x, f32) * item(x[0]) - item(x[1]) / 7\n",
+                "f32[3]",
+            ),
+            ("    return cast(x, f64) + item(x[1]) * 0.5\n", "f64[3]"),
+            ("    return cast(x, u64) + item(x[0])\n", "u64[3]"),
+        ] {
+            let src = format!("eager fn f(x) -> {out} {{\n{body}}}\n");
+            let calls: Vec<Vec<Tensor>> = ints
+                .windows(3)
+                .map(|w| vec![i32s(&[3], w.to_vec())])
+                .collect();
+            assert_eq!(same(&src, &calls), 1, "planned: {src}");
+            let rows: Vec<i32> = ints.windows(3).flatten().copied().collect();
+            same_rows(&src, &[i32s(&[rows.len() / 3, 3], rows)]);
+        }
+        let floats = [
+            0.5f32,
+            -1.5,
+            3.0e38,
+            -3.0e38,
+            f32::MAX,
+            f32::INFINITY,
+            f32::NAN,
+            1e-30,
+            7.0,
+        ];
+        for body in [
+            "    return x * item(x[0] * 2.0) + item(x[1])\n",
+            "    let v = item(x[0]) * 1.0e10\n    return x - v\n",
+        ] {
+            let src = format!("eager fn f(x) -> f32[3] {{\n{body}}}\n");
+            let calls: Vec<Vec<Tensor>> = floats
+                .windows(3)
+                .map(|w| vec![f32s(&[3], w.to_vec())])
+                .collect();
+            assert_eq!(same(&src, &calls), 1, "planned: {src}");
+            let rows: Vec<f32> = floats.windows(3).flatten().copied().collect();
+            same_rows(&src, &[f32s(&[rows.len() / 3, 3], rows)]);
         }
     }
 }

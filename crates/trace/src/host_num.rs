@@ -13,8 +13,10 @@
 //! - a division by zero, which the evaluator reports, is guarded out of `/`; the integer
 //!   kernels of `//` and `%` fail on it, and a failing plan defers to the evaluator.
 //!
-//! Anything else a host number meets (a tensor, whose dtype a number takes; a shape, an
-//! index, `**`, `print`) fails the trace, and those calls run on the evaluator.
+//! A host number meeting a tensor takes its dtype, as a number does, where that is one
+//! exact cast (`Eval::host_as`). Anything else it meets (a shape, an index, `**`,
+//! `print`, a tensor of another dtype) fails the trace, and those calls run on the
+//! evaluator.
 
 use crate::eval::{Eval, Res};
 use crate::value::{Num, TVal, Value};
@@ -151,6 +153,42 @@ impl Eval<'_> {
         self.host_result(v, DType::I64, span)
     }
 
+    /// A traced host number meeting a tensor of `dtype`, converted as the evaluator
+    /// converts a number to the dtype of the tensor it meets (`Eval::weak_to`), where that
+    /// is one exact cast: an integer to an integer dtype it fits (guarded) or to `f32`/`f64`
+    /// (both round the same integer to nearest), a float to `f64`, or to `f32` when its
+    /// magnitude is at most `f32::MAX` (guarded: the evaluator refuses a finite number that
+    /// rounds to infinity, and NaN and infinities are left to it). Anything else (`f16`,
+    /// `bool`, a float meeting integers) is not planned.
+    pub(crate) fn host_as(
+        &mut self,
+        id: ValueId,
+        from: DType,
+        dtype: DType,
+        span: Span,
+    ) -> Res<TVal> {
+        let x = TVal::Symbolic(id, TensorType::scalar(from));
+        let fits = match (from, dtype) {
+            (DType::I64, DType::F32 | DType::F64 | DType::I64) | (DType::F64, DType::F64) => None,
+            (DType::I64, int) if int.is_int() => Some(int_range(int)),
+            (DType::F64, DType::F32) => Some((
+                Tensor::scalar(-f64::from(f32::MAX)),
+                Tensor::scalar(f64::from(f32::MAX)),
+            )),
+            _ => {
+                self.not_planned(&format!("a host number used as {dtype}"), span)?;
+                return Ok(x);
+            }
+        };
+        if let Some((low, high)) = fits {
+            self.require_between(&x, low, high, span)?;
+        }
+        if from == dtype {
+            return Ok(x);
+        }
+        self.emitted(OpKind::Cast(dtype), vec![x], span)
+    }
+
     /// `-n` of a traced host number.
     pub(crate) fn host_neg(&mut self, id: ValueId, dtype: DType, span: Span) -> Res<Value> {
         let x = TVal::Symbolic(id, TensorType::scalar(dtype));
@@ -189,7 +227,7 @@ impl Eval<'_> {
     }
 
     /// Fails the trace of a plan: the calls that reach this run on the evaluator.
-    fn not_planned(&mut self, what: &str, span: Span) -> Res<Value> {
+    pub(crate) fn not_planned(&mut self, what: &str, span: Span) -> Res<Value> {
         let d = Diagnostic::error(Code::NotTraceTime, format!("{what} is not planned"))
             .with_label(span, "");
         self.fail(d)
@@ -216,17 +254,23 @@ impl Eval<'_> {
             }
             return Ok(());
         }
-        let low = self.emitted(
+        self.require_between(x, Tensor::scalar(-bound), Tensor::scalar(bound), span)
+    }
+
+    /// Requires a traced scalar to lie in `[low, high]` (scalars of its dtype; NaN does
+    /// not).
+    fn require_between(&mut self, x: &TVal, low: Tensor, high: Tensor, span: Span) -> Res<()> {
+        let above = self.emitted(
             OpKind::Binary(BinaryOp::Ge),
-            vec![x.clone(), TVal::Concrete(Tensor::scalar(-bound))],
+            vec![x.clone(), TVal::Concrete(low)],
             span,
         )?;
-        let high = self.emitted(
+        let below = self.emitted(
             OpKind::Binary(BinaryOp::Le),
-            vec![x.clone(), TVal::Concrete(Tensor::scalar(bound))],
+            vec![x.clone(), TVal::Concrete(high)],
             span,
         )?;
-        let both = self.emitted(OpKind::Binary(BinaryOp::And), vec![low, high], span)?;
+        let both = self.emitted(OpKind::Binary(BinaryOp::And), vec![above, below], span)?;
         self.require(both, span)
     }
 
@@ -308,6 +352,21 @@ fn known_i64(x: &TVal) -> Option<i64> {
         TVal::Concrete(t) => t.as_array::<i64>().and_then(|a| a.iter().next().copied()),
         TVal::Symbolic(..) => None,
     }
+}
+
+/// The values of an integer dtype, as `i64` bounds (an `i64` is never above `u64::MAX`).
+fn int_range(dtype: DType) -> (Tensor, Tensor) {
+    let (low, high): (i64, i64) = match dtype {
+        DType::I8 => (i8::MIN.into(), i8::MAX.into()),
+        DType::U8 => (0, u8::MAX.into()),
+        DType::I16 => (i16::MIN.into(), i16::MAX.into()),
+        DType::U16 => (0, u16::MAX.into()),
+        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
+        DType::U32 => (0, u32::MAX.into()),
+        DType::U64 => (0, i64::MAX),
+        _ => (i64::MIN, i64::MAX),
+    };
+    (Tensor::scalar(low), Tensor::scalar(high))
 }
 
 /// The largest magnitude of an `i64` whose product with `c` stays inside `i64`.

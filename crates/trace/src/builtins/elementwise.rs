@@ -109,6 +109,24 @@ impl Eval<'_> {
         bspan: Span,
         what: &str,
     ) -> Res<Option<(TVal, TVal)>> {
+        let host = |v: &Value| matches!(v, Value::HostNum(..));
+        if host(&a) != host(&b) {
+            // A host number meeting a tensor takes its dtype (`crate::host_num`).
+            let (h, t, hspan, tspan) = if host(&a) {
+                (&a, b.clone(), aspan, bspan)
+            } else {
+                (&b, a.clone(), bspan, aspan)
+            };
+            let (&Value::HostNum(id, from), false) = (h, Self::is_weak(&t)) else {
+                self.not_planned("a host number with a number", hspan)?;
+                return Ok(None);
+            };
+            let Some(t) = self.tensor_of(t, tspan)? else {
+                return Ok(None);
+            };
+            let h = self.host_as(id, from, tval_type(&t).dtype, hspan)?;
+            return Ok(Some(if host(&a) { (h, t) } else { (t, h) }));
+        }
         let (ta, tb) = match (Self::is_weak(&a), Self::is_weak(&b)) {
             (true, false) => {
                 let Some(tb) = self.tensor_of(b, bspan)? else {
@@ -256,7 +274,11 @@ impl Eval<'_> {
         if let (Value::Num(a), Value::Num(b)) = (&l, &r) {
             return self.num_binary(op, *a, *b, span);
         }
-        if matches!(l, Value::HostNum(..)) || matches!(r, Value::HostNum(..)) {
+        let number = |v: &Value| matches!(v, Value::HostNum(..) | Value::Num(_));
+        if (matches!(l, Value::HostNum(..)) || matches!(r, Value::HostNum(..)))
+            && number(&l)
+            && number(&r)
+        {
             return self.host_binary(op, &l, &r, span);
         }
         // Trace-time values that are not tensors compare by value: `x.dtype == f32`.

@@ -257,7 +257,18 @@ fn eager_fn(c: &mut Choices, e: Elem, name: &str) -> String {
         }
     };
     let first = cond(c);
-    let (then, otherwise) = (expr(c, e, 2), expr(c, e, 2));
+    let then = if e.rank == 0 && c.pick(2) == 1 {
+        // A host number meeting the tensor: cast to its dtype under a range guard.
+        format!(
+            "x {} item(x) {} {}",
+            ["+", "-", "*"][c.pick(3)],
+            ["+", "*", "//"][c.pick(3)],
+            1 + c.pick(4)
+        )
+    } else {
+        expr(c, e, 2)
+    };
+    let otherwise = expr(c, e, 2);
     let looped = cond(c);
     let step = expr(c, e, 2);
     format!(

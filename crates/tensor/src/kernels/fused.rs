@@ -865,8 +865,10 @@ fn take_recycled<T: TensorElem>(len: usize) -> Option<Vec<T>> {
     if capacity * std::mem::size_of::<T>() >= RECYCLE_MIN_BYTES {
         let found = RECYCLER.with(|r| {
             let mut r = r.borrow_mut();
-            let mut i = 0;
-            while i < r.lent.len() {
+            // Newest first: the buffer freed last is the one most likely still in cache
+            // (oldest first handed out, behind a batch of 32 decoded images, buffers
+            // written 30 images ago: W6's normalize wrote into cold memory).
+            for i in (0..r.lent.len()).rev() {
                 let fits = r.lent[i].dtype() == T::DTYPE && r.lent[i].len() >= capacity;
                 if fits {
                     let t = r.lent.remove(i);
@@ -881,7 +883,6 @@ fn take_recycled<T: TensorElem>(len: usize) -> Option<Vec<T>> {
                         Err(t) => r.lent.insert(i, t),
                     }
                 }
-                i += 1;
             }
             None
         });

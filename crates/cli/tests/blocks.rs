@@ -215,6 +215,14 @@ const CASES: &[(&str, &str, &[&str], bool)] = &[
         false,
     ),
     (
+        // Results known at trace time: a path's constants, broadcast over a block's rows
+        // (every result constant, or some).
+        "eager_constant_results",
+        "eager fn f(x) -> i64[] {\n    return cast(3, i64)\n}\neager fn g(x) -> (i64[], f32[2]) {\n    if x % 3 == 0 {\n        return (cast(7, i64), cast([1.5, 2.5], f32))\n    }\n    return (x, cast([0.5, 0.5], f32))\n}\npipeline main = range(3000).map(|x| (f(x), g(x))).batch(1000).map(|a, b| (sum(a), sum(b[0]), sum(b[1], axis: 0)))",
+        &[],
+        false,
+    ),
+    (
         // Top-level values are constants of a plan.
         "eager_reads_top_level_values",
         "let scale = [0.5, 2.0, -1.0]\nlet limit = 40\neager fn f(x) -> f32[3] {\n    if item(x[0]) > limit {\n        return x * scale\n    }\n    return x - scale[1]\n}\npipeline main = range(3000).map(|i| cast((i * 7919) % 101, f32)).batch(3, drop_remainder: true).map(f)",

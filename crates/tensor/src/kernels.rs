@@ -22,7 +22,7 @@ mod simd;
 pub(crate) use simd::compress_pod;
 pub mod strings;
 
-pub use cast::{cast, cast_slice, scalar_from_f64, scalar_from_i128};
+pub use cast::{cast, cast_slice, int_range, scalar_from_f64, scalar_from_i128};
 pub use elementwise::{
     binary, binary_slice, broadcast_shapes, clip, float_binary_slice, float_unary_slice,
     num_unary_slice, select, unary,

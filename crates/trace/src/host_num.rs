@@ -356,17 +356,9 @@ fn known_i64(x: &TVal) -> Option<i64> {
 
 /// The values of an integer dtype, as `i64` bounds (an `i64` is never above `u64::MAX`).
 fn int_range(dtype: DType) -> (Tensor, Tensor) {
-    let (low, high): (i64, i64) = match dtype {
-        DType::I8 => (i8::MIN.into(), i8::MAX.into()),
-        DType::U8 => (0, u8::MAX.into()),
-        DType::I16 => (i16::MIN.into(), i16::MAX.into()),
-        DType::U16 => (0, u16::MAX.into()),
-        DType::I32 => (i32::MIN.into(), i32::MAX.into()),
-        DType::U32 => (0, u32::MAX.into()),
-        DType::U64 => (0, i64::MAX),
-        _ => (i64::MIN, i64::MAX),
-    };
-    (Tensor::scalar(low), Tensor::scalar(high))
+    let (low, high) = pipec_tensor::kernels::int_range(dtype).unwrap_or((0, 0));
+    let clamp = |v: i128| v.clamp(i64::MIN.into(), i64::MAX.into()) as i64;
+    (Tensor::scalar(clamp(low)), Tensor::scalar(clamp(high)))
 }
 
 /// The largest magnitude of an `i64` whose product with `c` stays inside `i64`.

@@ -77,13 +77,10 @@ pub fn scalar_from_f64(value: f64, dtype: DType) -> Scalar {
     scalar_from_value(CastValue::Float(value), dtype)
 }
 
-/// An integer literal as a scalar of `dtype`; `None` if the value is out of the dtype's
-/// range (for floats: if it would round to infinity; for bool: unless it is 0 or 1).
-pub fn scalar_from_i128(value: i128, dtype: DType) -> Option<Scalar> {
-    if dtype.is_str() {
-        return None;
-    }
-    let (lo, hi): (i128, i128) = match dtype {
+/// The integers an integer (or `bool`) dtype holds, lowest and highest; `None` for the
+/// other dtypes.
+pub fn int_range(dtype: DType) -> Option<(i128, i128)> {
+    Some(match dtype {
         DType::Bool => (0, 1),
         DType::I8 => (i8::MIN.into(), i8::MAX.into()),
         DType::U8 => (0, u8::MAX.into()),
@@ -93,8 +90,17 @@ pub fn scalar_from_i128(value: i128, dtype: DType) -> Option<Scalar> {
         DType::U32 => (0, u32::MAX.into()),
         DType::I64 => (i64::MIN.into(), i64::MAX.into()),
         DType::U64 => (0, u64::MAX.into()),
-        _ => (i128::MIN, i128::MAX),
-    };
+        _ => return None,
+    })
+}
+
+/// An integer literal as a scalar of `dtype`; `None` if the value is out of the dtype's
+/// range (for floats: if it would round to infinity; for bool: unless it is 0 or 1).
+pub fn scalar_from_i128(value: i128, dtype: DType) -> Option<Scalar> {
+    if dtype.is_str() {
+        return None;
+    }
+    let (lo, hi) = int_range(dtype).unwrap_or((i128::MIN, i128::MAX));
     if value < lo || value > hi {
         return None;
     }

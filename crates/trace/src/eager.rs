@@ -1713,14 +1713,7 @@ mod tests {
             ("    return cast(x, f64) + item(x[1]) * 0.5\n", "f64[3]"),
             ("    return cast(x, u64) + item(x[0])\n", "u64[3]"),
         ] {
-            let src = format!("eager fn f(x) -> {out} {{\n{body}}}\n");
-            let calls: Vec<Vec<Tensor>> = ints
-                .windows(3)
-                .map(|w| vec![i32s(&[3], w.to_vec())])
-                .collect();
-            assert_eq!(same(&src, &calls), 1, "planned: {src}");
-            let rows: Vec<i32> = ints.windows(3).flatten().copied().collect();
-            same_rows(&src, &[i32s(&[rows.len() / 3, 3], rows)]);
+            planned_on_windows(&format!("eager fn f(x) -> {out} {{\n{body}}}\n"), &ints);
         }
         let floats = [
             0.5f32,
@@ -1737,14 +1730,20 @@ mod tests {
             "    return x * item(x[0] * 2.0) + item(x[1])\n",
             "    let v = item(x[0]) * 1.0e10\n    return x - v\n",
         ] {
-            let src = format!("eager fn f(x) -> f32[3] {{\n{body}}}\n");
-            let calls: Vec<Vec<Tensor>> = floats
-                .windows(3)
-                .map(|w| vec![f32s(&[3], w.to_vec())])
-                .collect();
-            assert_eq!(same(&src, &calls), 1, "planned: {src}");
-            let rows: Vec<f32> = floats.windows(3).flatten().copied().collect();
-            same_rows(&src, &[f32s(&[rows.len() / 3, 3], rows)]);
+            planned_on_windows(&format!("eager fn f(x) -> f32[3] {{\n{body}}}\n"), &floats);
         }
+    }
+
+    /// `src` called on every window of three of `values` (a planned signature, agreeing
+    /// with the evaluator) and on all the windows as one block's rows.
+    fn planned_on_windows<T: pipec_tensor::TensorElem + Copy>(src: &str, values: &[T]) {
+        let calls: Vec<Vec<Tensor>> = values
+            .windows(3)
+            .map(|w| vec![Tensor::from_vec(&[3], w.to_vec()).expect("shape fits")])
+            .collect();
+        assert_eq!(same(src, &calls), 1, "planned: {src}");
+        let rows: Vec<T> = values.windows(3).flatten().copied().collect();
+        let block = Tensor::from_vec(&[rows.len() / 3, 3], rows).expect("shape fits");
+        same_rows(src, &[block]);
     }
 }

@@ -18,7 +18,7 @@
 //! `print`, a tensor of another dtype) fails the trace, and those calls run on the
 //! evaluator.
 
-use crate::eval::{Eval, Res};
+use crate::eval::{Abort, Eval, Res};
 use crate::value::{Num, TVal, Value};
 use pipec_diag::{Code, Diagnostic, Span};
 use pipec_ir::{OpKind, TensorType, ValueId};
@@ -175,10 +175,7 @@ impl Eval<'_> {
                 Tensor::scalar(-f64::from(f32::MAX)),
                 Tensor::scalar(f64::from(f32::MAX)),
             )),
-            _ => {
-                self.not_planned(&format!("a host number used as {dtype}"), span)?;
-                return Ok(x);
-            }
+            _ => return self.not_planned(&format!("a host number used as {dtype}"), span),
         };
         if let Some((low, high)) = fits {
             self.require_between(&x, low, high, span)?;
@@ -215,8 +212,7 @@ impl Eval<'_> {
         let zero = TVal::Concrete(zero(dtype));
         let ne = self.emitted(OpKind::Binary(BinaryOp::Ne), vec![x, zero], span)?;
         let TVal::Symbolic(c, ty) = ne else {
-            self.not_planned("a known truth", span)?;
-            return Ok(None);
+            return self.not_planned("a known truth", span);
         };
         self.guard(c, ty, span)
     }
@@ -226,11 +222,13 @@ impl Eval<'_> {
         TVal::Symbolic(id, TensorType::scalar(dtype))
     }
 
-    /// Fails the trace of a plan: the calls that reach this run on the evaluator.
-    pub(crate) fn not_planned(&mut self, what: &str, span: Span) -> Res<Value> {
+    /// Fails the trace of a plan: the calls that reach this run on the evaluator. Host
+    /// numbers exist only while a plan is traced, which has no compile state to record a
+    /// diagnostic in, so this always aborts (what [`Eval::fail`] does there).
+    pub(crate) fn not_planned<T>(&self, what: &str, span: Span) -> Res<T> {
         let d = Diagnostic::error(Code::NotTraceTime, format!("{what} is not planned"))
             .with_label(span, "");
-        self.fail(d)
+        Err(Abort::Error(Box::new(d)))
     }
 
     /// Requires `cond` (a traced `bool[]`) to hold: a guard whose other branch is not
@@ -241,7 +239,7 @@ impl Eval<'_> {
             TVal::Concrete(t) => t.as_array::<bool>().and_then(|a| a.iter().next().copied()),
         };
         if decided != Some(true) {
-            self.not_planned("a host number out of the planned range", span)?;
+            return self.not_planned("a host number out of the planned range", span);
         }
         Ok(())
     }
@@ -250,7 +248,7 @@ impl Eval<'_> {
     fn require_within(&mut self, x: &TVal, bound: i64, span: Span) -> Res<()> {
         if let Some(c) = known_i64(x) {
             if c.unsigned_abs() > bound.unsigned_abs() {
-                self.not_planned("a number out of the planned range", span)?;
+                return self.not_planned("a number out of the planned range", span);
             }
             return Ok(());
         }
@@ -306,16 +304,10 @@ impl Eval<'_> {
         match x {
             Operand::Known(Num::Int(i)) => match i64::try_from(i) {
                 Ok(i) => Ok(TVal::Concrete(Tensor::scalar(i))),
-                Err(_) => {
-                    self.not_planned("an integer past i64", span)?;
-                    Ok(TVal::Concrete(Tensor::scalar(0i64)))
-                }
+                Err(_) => self.not_planned("an integer past i64", span),
             },
             Operand::Traced(id, dtype) => Ok(TVal::Symbolic(id, TensorType::scalar(dtype))),
-            Operand::Known(Num::Float(_)) => {
-                self.not_planned("a float as an integer", span)?;
-                Ok(TVal::Concrete(Tensor::scalar(0i64)))
-            }
+            Operand::Known(Num::Float(_)) => self.not_planned("a float as an integer", span),
         }
     }
 
@@ -323,10 +315,7 @@ impl Eval<'_> {
     fn emitted(&mut self, kind: OpKind, inputs: Vec<TVal>, span: Span) -> Res<TVal> {
         match self.emit(kind, inputs, span)? {
             Value::Tensor(t) => Ok(t),
-            _ => {
-                self.not_planned("an op on a host number", span)?;
-                Ok(TVal::Concrete(Tensor::scalar(false)))
-            }
+            _ => self.not_planned("an op on a host number", span),
         }
     }
 

@@ -118,8 +118,7 @@ impl Eval<'_> {
                 (&b, a.clone(), bspan, aspan)
             };
             let (&Value::HostNum(id, from), false) = (h, Self::is_weak(&t)) else {
-                self.not_planned("a host number with a number", hspan)?;
-                return Ok(None);
+                return self.not_planned("a host number with a number", hspan);
             };
             let Some(t) = self.tensor_of(t, tspan)? else {
                 return Ok(None);

@@ -8,6 +8,7 @@
 //! which order it sums, so results agree with TF's to a few ulps rather than merely
 //! resembling them; the `image` crate's resampling uses other conventions.
 
+mod bilinear_avx2;
 pub mod decode;
 mod jpeg;
 mod jpeg_avx2;
@@ -306,6 +307,10 @@ struct BytesRow<'a> {
     offsets: Vec<(usize, usize)>,
     /// Per output value.
     weights: Vec<f32>,
+    /// With two to four channels and AVX2: the vector pass's plan (`bilinear_avx2`), and
+    /// per output value the weight it uses, 0 where both neighbours are the same pixel.
+    lanes: Option<bilinear_avx2::Lanes>,
+    adjacent_weights: Vec<f32>,
     padded: Vec<u8>,
     lefts: Vec<u8>,
     rights: Vec<u8>,
@@ -326,7 +331,14 @@ impl<'a> BytesRow<'a> {
             && u32::try_from(row).is_ok()
             && axis.iter().all(|&(x0, x1, _)| x1 == x0 || x1 == x0 + 1);
         let (mut pixels, mut offsets) = (Vec::new(), Vec::new());
+        let (mut lanes, mut adjacent_weights) = (None, Vec::new());
         if whole_pixels {
+            let lefts: Vec<usize> = axis.iter().map(|&(x0, _, _)| x0 * c).collect();
+            lanes = bilinear_avx2::Lanes::new(&lefts, c);
+            adjacent_weights = axis
+                .iter()
+                .flat_map(|&(x0, x1, dx)| std::iter::repeat_n(if x1 == x0 { 0.0 } else { dx }, c))
+                .collect();
             pixels = axis
                 .iter()
                 .map(|&(x0, x1, _)| ((x0 * c) as u32, (8 * c * (x1 - x0)) as u32))
@@ -346,6 +358,8 @@ impl<'a> BytesRow<'a> {
             pixels,
             offsets,
             weights,
+            lanes,
+            adjacent_weights,
             padded: vec![0; row + 8],
             lefts: vec![0; width + 4],
             rights: vec![0; width + 4],
@@ -376,6 +390,20 @@ impl LerpRow for BytesRow<'_> {
                     &padded[..]
                 }
             };
+            if let Some(lanes) = &self.lanes {
+                let (weights, out) = (&self.adjacent_weights[..width], &mut out[..width]);
+                let done = bilinear_avx2::lerp_row(from, lanes, weights, out);
+                if done > 0 {
+                    // The last values as the vector pass computes them: the right
+                    // neighbour `c` bytes on, weighted 0 where it is the left one.
+                    for (j, (o, &dx)) in out.iter_mut().zip(weights).enumerate().skip(done) {
+                        let at = self.pixels[j / c].0 as usize + j % c;
+                        let (left, right) = (f32::from(from[at]), f32::from(from[at + c]));
+                        *o = left + (right - left) * dx;
+                    }
+                    return;
+                }
+            }
             gather_pixels(from, &self.pixels, c, lefts, rights);
         } else {
             for ((l, rt), &(a, b)) in lefts.iter_mut().zip(rights.iter_mut()).zip(offsets) {
@@ -839,6 +867,14 @@ mod tests {
             (vec![5, 4, 2], [9, 9]),
             (vec![3, 8, 1], [2, 3]),
             (vec![4, 6, 5], [3, 8]),
+            // Rows of several eight-value groups and a tail (the AVX2 pass), shrinking and
+            // growing, every start channel; equal widths (every `dx` 0, both neighbours
+            // the same pixel).
+            (vec![5, 40, 3], [4, 29]),
+            (vec![3, 33, 2], [2, 50]),
+            (vec![4, 17, 4], [3, 21]),
+            (vec![6, 20, 3], [3, 20]),
+            (vec![2, 3, 3, 3], [4, 40]),
         ] {
             let n: usize = shape.iter().product();
             let bytes: Vec<u8> = (0..n)

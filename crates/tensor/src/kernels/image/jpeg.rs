@@ -13,7 +13,8 @@
 //!
 //! How it is fast without leaving that arithmetic: the bit reader refills eight bytes at a
 //! time when none is 0xFF; an 11-bit table decodes most AC codes together with their
-//! coefficient bits; the IDCT runs both passes on 16-bit inputs with `pmaddwd`
+//! coefficient bits, and with the next symbol when it fits too (a third of the lookups
+//! on photos at quality 90 decode two); built tables are kept per thread for the next file; the IDCT runs both passes on 16-bit inputs with `pmaddwd`
 //! (`jpeg_avx2.rs`, where the CPU has AVX2) or in `i32` on eight lanes whenever the block's
 //! values are in the range where that is exact, else `idct_islow`'s `i64` code, the
 //! reference; colour conversion runs 16 pixels at a time with AVX2 (`jpeg_avx2.rs`); a
@@ -31,6 +32,8 @@
 #![allow(clippy::needless_range_loop)]
 
 use super::super::{KernelError, simd};
+use std::cell::RefCell;
+use std::sync::Arc;
 
 fn bad(msg: impl Into<String>) -> KernelError {
     KernelError::BadImage(format!("corrupt JPEG: {}", msg.into()))
@@ -66,10 +69,9 @@ pub(super) struct Decoded {
 struct Huffman {
     /// `(length << 8) | symbol` for codes of at most `LOOKAHEAD` bits; 0 for longer ones.
     lookup: Box<[u16; 1 << LOOKAHEAD]>,
-    /// For AC decoding, indexed by the next `FAST_BITS` bits: a code with its
-    /// coefficient's bits decoded whole, `value << 16 | run << 8 | 0x80 | bits used`; a
-    /// code alone, `symbol << 8 | length`; 0 for codes longer than `FAST_BITS`.
-    fast_ac: Box<[i32; 1 << FAST_BITS]>,
+    /// For AC tables, indexed by the next `FAST_BITS` bits, what they decode to (see
+    /// `fast_entry`); `None` for DC tables.
+    fast_ac: Option<Box<[u64; 1 << FAST_BITS]>>,
     /// The largest code of each length (`-1` when none), index 1..=16.
     maxcode: [i32; 18],
     /// Value index of the first code of each length, minus that code.
@@ -79,16 +81,37 @@ struct Huffman {
 
 const LOOKAHEAD: u32 = 9;
 
-/// The lookahead of `Huffman::fast_ac`: 2^11 entries of 4 bytes stay in the L1 cache, and
-/// most AC codes with their value bits fit (fewer do in 9 bits at high quality).
+/// The lookahead of `Huffman::fast_ac`: 2^11 entries of 8 bytes stay in the L1 cache, and
+/// most AC codes with their value bits fit (fewer do in 9 bits at high quality), two
+/// symbols in a third of the lookups on photos at quality 90.
 const FAST_BITS: u32 = 11;
 
+// `fast_entry` decodes the symbol after a first one with `lookup`: at most `FAST_BITS - 2`
+// bits remain after a code and a value bit.
+const _: () = assert!(FAST_BITS - 2 <= LOOKAHEAD);
+
+/// `fast_ac` entry flags and fields (the low 5 bits are the bits the entry uses, bit 5 is
+/// 0: shifting by the entry itself, modulo 64, shifts by that count).
+const FAST_COEF: u64 = 0x80;
+/// A second symbol follows the first within the lookahead.
+const FAST_PAIR: u64 = 0x40;
+/// The second symbol is an end of block.
+const FAST_EOB: u64 = 1 << 54;
+/// Shift of the bit that advances past the second symbol's coefficient (1 when there is
+/// one).
+const FAST_ADVANCE: u32 = 53;
+/// Shift of the bits the first symbol alone uses.
+const FAST_FIRST_USED: u32 = 48;
+
 impl Huffman {
-    fn new(counts: &[u8; 16], values: Vec<u8>) -> Result<Huffman, KernelError> {
+    /// The table of `counts` codes per length and their `values`; `ac` also builds the
+    /// fast AC table (a DC table never uses it).
+    fn new(counts: &[u8; 16], values: Vec<u8>, ac: bool) -> Result<Huffman, KernelError> {
         let mut maxcode = [-1i32; 18];
         let mut valoffset = [0i32; 17];
         let mut lookup = Box::new([0u16; 1 << LOOKAHEAD]);
-        let mut fast_ac = Box::new([0i32; 1 << FAST_BITS]);
+        // Each code of at most FAST_BITS bits: (length, first lookahead index, symbol).
+        let mut short = Vec::new();
         let mut code: i32 = 0;
         let mut k = 0usize;
         for len in 1..=16usize {
@@ -108,12 +131,11 @@ impl Huffman {
                         }
                     }
                     if len as u32 <= FAST_BITS {
-                        let shift = FAST_BITS - len as u32;
-                        let first = (code as usize) << shift;
-                        for (peek, e) in fast_ac.iter_mut().enumerate().skip(first).take(1 << shift)
-                        {
-                            *e = fast_entry(peek, len as u32, values[k]);
-                        }
+                        short.push((
+                            len as u32,
+                            (code as usize) << (FAST_BITS - len as u32),
+                            values[k],
+                        ));
                     }
                     code += 1;
                     k += 1;
@@ -123,6 +145,16 @@ impl Huffman {
             code <<= 1;
         }
         maxcode[17] = i32::MAX;
+        let fast_ac = ac.then(|| {
+            let mut fast = Box::new([0u64; 1 << FAST_BITS]);
+            for &(len, first, rs) in &short {
+                let span = 1usize << (FAST_BITS - len);
+                for (peek, e) in fast.iter_mut().enumerate().skip(first).take(span) {
+                    *e = fast_entry(peek, len, rs, &lookup);
+                }
+            }
+            fast
+        });
         Ok(Huffman {
             lookup,
             fast_ac,
@@ -133,21 +165,64 @@ impl Huffman {
     }
 }
 
-/// `Huffman::fast_ac`'s entry for the lookahead bits `peek`, which start with a code of
-/// `len` bits for the symbol `rs`.
-fn fast_entry(peek: usize, len: u32, rs: u8) -> i32 {
-    let (run, size) = (i32::from(rs >> 4), u32::from(rs & 15));
-    if size == 0 || len + size > FAST_BITS {
-        return (i32::from(rs) << 8) | len as i32;
-    }
-    // The `size` bits after the code, then F.2.2.1's EXTEND, as `receive_extend`.
-    let raw = ((peek >> (FAST_BITS - len - size)) & ((1 << size) - 1)) as i32;
-    let value = if raw < (1 << (size - 1)) {
+/// F.2.2.1's EXTEND: `size` (1 to 15) raw bits as a signed coefficient.
+fn extend(raw: i32, size: u32) -> i32 {
+    if raw < (1 << (size - 1)) {
         raw - (1 << size) + 1
     } else {
         raw
-    };
-    (value << 16) | (run << 8) | 0x80 | (len + size) as i32
+    }
+}
+
+/// `Huffman::fast_ac`'s entry for the lookahead bits `peek`, which start with a code of
+/// `len` bits for the symbol `rs`:
+/// - a code whose coefficient's bits fit too: `FAST_COEF`, the run at bits 8..12, the
+///   value at 16..32, the bits used; and when another whole symbol follows it in the
+///   lookahead, `FAST_PAIR` with that symbol: a coefficient (its run at 12..16, its value at
+///   32..48, bit `FAST_ADVANCE`) or an end of block (`FAST_EOB`), the bits both use, and the
+///   first's alone at `FAST_FIRST_USED` (for when the block ends after the first);
+/// - a code alone (an end of block, a run of 16 zeros, or value bits that do not fit):
+///   `symbol << 8 | length`.
+///
+/// A code of at most `FAST_BITS` bits; 0 for the longer ones (never built).
+fn fast_entry(peek: usize, len: u32, rs: u8, lookup: &[u16; 1 << LOOKAHEAD]) -> u64 {
+    let (run, size) = (u64::from(rs >> 4), u32::from(rs & 15));
+    if size == 0 || len + size > FAST_BITS {
+        return (u64::from(rs) << 8) | u64::from(len);
+    }
+    // The `size` bits after the code, then F.2.2.1's EXTEND, as `receive_extend`.
+    let raw = ((peek >> (FAST_BITS - len - size)) & ((1 << size) - 1)) as i32;
+    let value = u64::from(extend(raw, size) as u16);
+    let used = len + size;
+    let single = FAST_COEF | (run << 8) | (value << 16) | u64::from(used);
+    // The bits after the first symbol, as the start of a code (zero-padded: a code no
+    // longer than them does not depend on the padding). At most 9 remain, since the first
+    // symbol takes at least a bit of code and one of value, so `lookup` decodes them.
+    let rest = FAST_BITS - used;
+    if rest == 0 {
+        return single;
+    }
+    let tail = peek & ((1 << rest) - 1);
+    let e2 = lookup[tail << (LOOKAHEAD - rest)];
+    let (len2, rs2) = (u32::from(e2 >> 8), e2 as u8);
+    if e2 == 0 || len2 > rest {
+        return single;
+    }
+    let pair = single | FAST_PAIR | (u64::from(used) << FAST_FIRST_USED);
+    if rs2 == 0 {
+        return (pair & !31) | FAST_EOB | u64::from(used + len2);
+    }
+    let (run2, size2) = (u64::from(rs2 >> 4), u32::from(rs2 & 15));
+    if size2 == 0 || len2 + size2 > rest {
+        return single;
+    }
+    let raw2 = ((tail >> (rest - len2 - size2)) & ((1 << size2) - 1)) as i32;
+    let value2 = u64::from(extend(raw2, size2) as u16);
+    (pair & !31)
+        | (run2 << 12)
+        | (value2 << 32)
+        | (1 << FAST_ADVANCE)
+        | u64::from(used + len2 + size2)
 }
 
 /// Reads entropy-coded bits: stuffed zero bytes removed, stopping at a marker. Bits asked
@@ -398,13 +473,41 @@ struct Frame {
     mcuy: usize,
 }
 
+/// How many built Huffman tables each thread keeps: a folder of photos from one camera or
+/// encoder uses the same few tables in every file.
+const CACHED_TABLES: usize = 8;
+
+/// A built table with what it was built from: class, counts and values.
+type CachedTable = (u8, [u8; 16], Vec<u8>, Arc<Huffman>);
+
+thread_local! {
+    /// The tables this thread built last, newest first.
+    static TABLES: RefCell<Vec<CachedTable>> = const { RefCell::new(Vec::new()) };
+}
+
+/// The Huffman table of a DHT entry (class 0: DC, 1: AC), built once per thread: building
+/// an AC table's lookahead (2^11 entries) was a few percent of decoding a photo.
+fn cached_table(class: u8, counts: &[u8; 16], values: &[u8]) -> Result<Arc<Huffman>, KernelError> {
+    let same =
+        |e: &(u8, [u8; 16], Vec<u8>, Arc<Huffman>)| e.0 == class && e.1 == *counts && e.2 == values;
+    if let Some(hit) = TABLES.with_borrow(|t| t.iter().find(|e| same(e)).map(|e| e.3.clone())) {
+        return Ok(hit);
+    }
+    let table = Arc::new(Huffman::new(counts, values.to_vec(), class == 1)?);
+    TABLES.with_borrow_mut(|t| {
+        t.insert(0, (class, *counts, values.to_vec(), table.clone()));
+        t.truncate(CACHED_TABLES);
+    });
+    Ok(table)
+}
+
 struct Decoder<'a> {
     data: &'a [u8],
     pos: usize,
     frame: Option<Frame>,
     quant: [Option<[u16; 64]>; 4],
-    dc: [Option<Huffman>; 4],
-    ac: [Option<Huffman>; 4],
+    dc: [Option<Arc<Huffman>>; 4],
+    ac: [Option<Arc<Huffman>>; 4],
     restart: usize,
     /// A sequential file's blocks go through the IDCT as they are decoded, with no
     /// coefficient planes; that needs every component to be in one scan only, so a file
@@ -653,7 +756,7 @@ impl<'a> Decoder<'a> {
             if total > 256 || seg.len() < 17 + total {
                 return Err(bad("a bad Huffman table"));
             }
-            let table = Huffman::new(&counts, seg[17..17 + total].to_vec())?;
+            let table = cached_table(class, &counts, &seg[17..17 + total])?;
             if class == 0 {
                 self.dc[id] = Some(table);
             } else {
@@ -858,7 +961,19 @@ impl<'a> Decoder<'a> {
                             let (dc, ac) = (self.dc[td].as_ref(), self.ac[ta].as_ref());
                             let (dc, ac) =
                                 (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
-                            sequential_block(&mut bits, dc, ac, &mut c.pred, block)
+                            // A second scan of a component replaces only the coefficients
+                            // it decodes, as libjpeg's (which writes nonzero ones only, and
+                            // every AC value decoded is nonzero); the decoding itself needs
+                            // a block of zeros.
+                            let mut fresh = [0i16; 64];
+                            let done = sequential_block(&mut bits, dc, ac, &mut c.pred, &mut fresh);
+                            block[0] = fresh[0];
+                            for (b, &f) in block.iter_mut().zip(&fresh).skip(1) {
+                                if f != 0 {
+                                    *b = f;
+                                }
+                            }
+                            done
                         }
                         Kind::DcFirst => {
                             let dc = self.dc[td].as_ref().ok_or_else(missing_table)?;
@@ -999,7 +1114,7 @@ enum Kind {
     AcRefine,
 }
 
-/// jdhuff.c's decode_mcu for one block.
+/// jdhuff.c's decode_mcu for one block, into a block of zeros (see `sequential_block_in`).
 #[inline]
 fn sequential_block(
     bits: &mut Bits,
@@ -1032,6 +1147,9 @@ fn sequential_block_in(
     // bits (a refill reads eight bytes and counts only the whole ones that fit), so OR-ing
     // the next bytes in below the `n` bits is exact. They go back to `bits` (bottom-aligned)
     // around the cold calls and at the end.
+    // The fast table's pairs write ahead of themselves (see below), which needs `block` to
+    // hold zeros where no coefficient has been written yet.
+    let fast = ac.fast_ac.as_deref().ok_or_else(missing_table)?;
     let data = bits.data;
     let to_top = |acc: u64, n: u32| if n == 0 { 0 } else { acc << (64 - n) };
     let (mut top, mut n, mut pos, mut ended) =
@@ -1111,21 +1229,40 @@ fn sequential_block_in(
     let mut k = 1;
     while k < 64 {
         refill!();
-        let e = ac.fast_ac[(top >> (64 - FAST_BITS)) as usize];
-        // Bits 5 and 6 of an entry are 0 and a length is at most 16, so this is the length.
+        let e = fast[(top >> (64 - FAST_BITS)) as usize];
+        // Bit 5 of an entry is 0 and a length is at most 16, so this is the length.
         let used = (e & 31) as u32;
         // The shifts take the entry itself as their count: shifting by it modulo 64 (what
         // `wrapping_shl` means) is shifting by the length, and x86's shifts take their count
         // modulo 64 themselves, so no mask is on the chain from one code to the next (one
         // cycle of about 8). `used` masks with 31, not 63, so that the compiler does not
         // reuse it as the shift count.
-        if e & 0x80 != 0 {
+        if e & FAST_COEF != 0 {
+            let (before, n_before) = (top, n);
             top = top.wrapping_shl(e as u32);
             n -= used;
             k += ((e >> 8) & 15) as usize;
             // `& 63` only tells the compiler what NATURAL holds.
             block[NATURAL[k] & 63] = (e >> 16) as i16;
             k += 1;
+            if k >= 64 {
+                if e & FAST_PAIR != 0 {
+                    // The block ends with the first symbol: the second is the next block's.
+                    let first = ((e >> FAST_FIRST_USED) & 31) as u32;
+                    (top, n) = (before << first, n_before - first);
+                }
+                break;
+            }
+            // The second symbol, without a branch on whether there is one: a single
+            // coefficient's entry has run 0, value 0 and no advance, so it writes a zero
+            // where the next coefficient goes (still zero: the block starts as zeros and
+            // fills in zigzag order) and stays there.
+            k += ((e >> 12) & 15) as usize;
+            block[NATURAL[k] & 63] = (e >> 32) as i16;
+            k += ((e >> FAST_ADVANCE) & 1) as usize;
+            if e & FAST_EOB != 0 {
+                break;
+            }
             continue;
         }
         let rs = if e != 0 {
@@ -1600,7 +1737,11 @@ fn h2v2_fancy(near: &[u8], far: &[u8], dw: usize, sums: &mut Vec<u16>, out: &mut
     let l = dw - 1;
     out[0] = ((sums[0] * 4 + 8) >> 4) as u8;
     out[1] = ((sums[0] * 3 + sums[1] + 7) >> 4) as u8;
-    for (o, s) in out[2..2 * l].chunks_exact_mut(2).zip(sums.windows(3)) {
+    let done = super::jpeg_avx2::h2v2_interior(sums, out);
+    for (o, s) in out[2 + 2 * done..2 * l]
+        .chunks_exact_mut(2)
+        .zip(sums[done..].windows(3))
+    {
         let this = s[1] * 3;
         o[0] = ((this + s[0] + 8) >> 4) as u8;
         o[1] = ((this + s[2] + 7) >> 4) as u8;
@@ -1772,6 +1913,66 @@ mod tests {
     }
 
     /// The computed colour terms equal jdcolor.c's tables for every (Cb, Cr).
+    /// jdsample.c's h2v2_fancy_upsample for one output row as the C writes it, carrying
+    /// the column sums from one step to the next.
+    fn h2v2_as_in_libjpeg(near: &[u8], far: &[u8]) -> Vec<u8> {
+        let sum = |i: usize| u32::from(near[i]) * 3 + u32::from(far[i]);
+        let mut out = Vec::new();
+        let (mut this, mut next) = (sum(0), sum(1));
+        out.push(((this * 4 + 8) >> 4) as u8);
+        out.push(((this * 3 + next + 7) >> 4) as u8);
+        let mut last = this;
+        this = next;
+        for i in 2..near.len() {
+            next = sum(i);
+            out.push(((this * 3 + last + 8) >> 4) as u8);
+            out.push(((this * 3 + next + 7) >> 4) as u8);
+            last = this;
+            this = next;
+        }
+        out.push(((this * 3 + last + 8) >> 4) as u8);
+        out.push(((this * 4 + 7) >> 4) as u8);
+        out
+    }
+
+    /// The upsampling (its vector interior and scalar edges) equals libjpeg's loop on rows
+    /// of every length from 3 to 80 (whole and partial groups of 16), random and extreme
+    /// samples.
+    #[test]
+    fn h2v2_upsampling_equals_libjpeg() {
+        let mut state = 0x5DEE_CE66_D1CE_4E5Bu64;
+        for dw in 3..=80usize {
+            for pattern in 0..4 {
+                let mut sample = |i: usize| match pattern {
+                    0 => xorshift(&mut state) as u8,
+                    1 => 255,
+                    2 => 0,
+                    _ => {
+                        if i.is_multiple_of(3) {
+                            255
+                        } else {
+                            0
+                        }
+                    }
+                };
+                let near: Vec<u8> = (0..dw).map(&mut sample).collect();
+                let far: Vec<u8> = (0..dw).map(|i| sample(i + 1)).collect();
+                // Room past the row, as the decoder's line buffers have.
+                let mut out = vec![0xAB; 2 * dw + 16];
+                simd::with_avx2(|| h2v2_fancy(&near, &far, dw, &mut Vec::new(), &mut out));
+                assert_eq!(
+                    out[..2 * dw],
+                    h2v2_as_in_libjpeg(&near, &far),
+                    "{dw} {pattern}"
+                );
+                assert!(
+                    out[2 * dw..].iter().all(|&b| b == 0xAB),
+                    "wrote past the row"
+                );
+            }
+        }
+    }
+
     #[test]
     fn ycc_arithmetic_equals_the_tables() {
         const HALF: i32 = 1 << 15;

@@ -1729,15 +1729,17 @@ fn h2v1_fancy(input: &[u8], dw: usize, out: &mut [u8]) {
 /// step to the next; here each output is written from the sums it needs, the same values
 /// without a loop-carried dependency.
 fn h2v2_fancy(near: &[u8], far: &[u8], dw: usize, sums: &mut Vec<u16>, out: &mut [u8]) {
+    let (near, far) = (&near[..dw], &far[..dw]);
+    let done = super::jpeg_avx2::h2v2_interior(near, far, out);
+    // The sums the scalar part reads: the first two columns and those from `done` on.
     sums.resize(dw, 0);
     let sums = &mut sums[..dw];
-    for ((s, &n), &f) in sums.iter_mut().zip(near).zip(far) {
-        *s = u16::from(n) * 3 + u16::from(f);
+    for i in (0..2).chain(done..dw) {
+        sums[i] = u16::from(near[i]) * 3 + u16::from(far[i]);
     }
     let l = dw - 1;
     out[0] = ((sums[0] * 4 + 8) >> 4) as u8;
     out[1] = ((sums[0] * 3 + sums[1] + 7) >> 4) as u8;
-    let done = super::jpeg_avx2::h2v2_interior(sums, out);
     for (o, s) in out[2 + 2 * done..2 * l]
         .chunks_exact_mut(2)
         .zip(sums[done..].windows(3))

@@ -101,11 +101,11 @@ fn lerp_row_avx2(row: &[u8], lanes: &Lanes, weights: &[f32], out: &mut [f32]) ->
         // SAFETY: 32 in-bounds bytes.
         unsafe { _mm256_loadu_si256(m.as_ptr().cast()) }
     };
-    let masks: Vec<[__m256i; 2]> = lanes
-        .masks
-        .iter()
-        .map(|[l, r]| [load_mask(l), load_mask(r)])
-        .collect();
+    // An array, not a vector: this runs once per source row.
+    let masks: [[__m256i; 2]; 4] = std::array::from_fn(|s| {
+        let [l, r] = &lanes.masks[s % lanes.c];
+        [load_mask(l), load_mask(r)]
+    });
     let load8 = |at: u32| {
         debug_assert!(at as usize + 8 <= row.len());
         // SAFETY: every offset is at most `max_offset`, and the caller checked that

@@ -488,8 +488,7 @@ thread_local! {
 /// The Huffman table of a DHT entry (class 0: DC, 1: AC), built once per thread: building
 /// an AC table's lookahead (2^11 entries) was a few percent of decoding a photo.
 fn cached_table(class: u8, counts: &[u8; 16], values: &[u8]) -> Result<Arc<Huffman>, KernelError> {
-    let same =
-        |e: &(u8, [u8; 16], Vec<u8>, Arc<Huffman>)| e.0 == class && e.1 == *counts && e.2 == values;
+    let same = |e: &CachedTable| e.0 == class && e.1 == *counts && e.2 == values;
     if let Some(hit) = TABLES.with_borrow(|t| t.iter().find(|e| same(e)).map(|e| e.3.clone())) {
         return Ok(hit);
     }

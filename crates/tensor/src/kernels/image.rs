@@ -291,26 +291,27 @@ impl<F: FnMut(usize, &mut [f32])> LerpRow for Closure<F> {
 /// rows, so that the lerp itself (and the conversion to `f32`, which is exact) runs over
 /// whole rows and vectorizes; gathering and lerping in one loop kept every value scalar.
 /// With at most four channels one 8-byte load (from a copy of the row with room to read
-/// past its end) holds a pixel's left and right neighbours, which are the same pixel or
-/// `c` bytes apart, and each moves as one `u32` (the extra bytes land where the next
-/// pixel's overwrite them, or in the padding).
+/// past its end) holds a pixel's left neighbour and the pixel after it, and each moves as
+/// one `u32` (the extra bytes land where the next pixel's overwrite them, or in the
+/// padding). The right neighbour is always taken to be that next pixel: where TF's two
+/// neighbours are the same pixel (at the edges, or on an exact source coordinate) its
+/// `left + (right - left) * dx` is `left + 0`, and with the weight set to 0 instead the
+/// lerp gives `left + (±0)`, which is `left` too (the bytes are finite). With two to four
+/// channels and AVX2 the same rule runs eight values at a time (`bilinear_avx2`).
 struct BytesRow<'a> {
     src: &'a [u8],
     c: usize,
     row: usize,
     width: usize,
     whole_pixels: bool,
-    /// Per output pixel when `whole_pixels`: the left neighbour's offset in the row and
-    /// the right one's distance from it in bits (0 or `8 * c`).
-    pixels: Vec<(u32, u32)>,
+    /// Per output pixel when `whole_pixels`: the left neighbour's offset in the row.
+    pixels: Vec<u32>,
     /// Per output value otherwise: both neighbours' offsets.
     offsets: Vec<(usize, usize)>,
-    /// Per output value.
+    /// Per output value (0 where `whole_pixels` reads a pixel's neighbour for itself).
     weights: Vec<f32>,
-    /// With two to four channels and AVX2: the vector pass's plan (`bilinear_avx2`), and
-    /// per output value the weight it uses, 0 where both neighbours are the same pixel.
+    /// The vector pass's plan, when `whole_pixels` with two to four channels.
     lanes: Option<bilinear_avx2::Lanes>,
-    adjacent_weights: Vec<f32>,
     padded: Vec<u8>,
     lefts: Vec<u8>,
     rights: Vec<u8>,
@@ -321,28 +322,21 @@ impl<'a> BytesRow<'a> {
         let c = g.c;
         let (row, width) = (g.w * c, ow * c);
         let axis = linear_axis(g.w, ow);
-        let weights = axis
-            .iter()
-            .flat_map(|&(_, _, dx)| std::iter::repeat_n(dx, c))
-            .collect();
         // The neighbours are the same pixel or adjacent ones (rounding aside: checked), and
         // offsets fit `u32` (a row of 2^32 bytes is past every limit on a tensor anyway).
         let whole_pixels = c <= 4
             && u32::try_from(row).is_ok()
             && axis.iter().all(|&(x0, x1, _)| x1 == x0 || x1 == x0 + 1);
-        let (mut pixels, mut offsets) = (Vec::new(), Vec::new());
-        let (mut lanes, mut adjacent_weights) = (None, Vec::new());
+        let weights = axis
+            .iter()
+            .flat_map(|&(x0, x1, dx)| {
+                std::iter::repeat_n(if whole_pixels && x1 == x0 { 0.0 } else { dx }, c)
+            })
+            .collect();
+        let (mut pixels, mut offsets, mut lanes) = (Vec::new(), Vec::new(), None);
         if whole_pixels {
-            let lefts: Vec<usize> = axis.iter().map(|&(x0, _, _)| x0 * c).collect();
-            lanes = bilinear_avx2::Lanes::new(&lefts, c);
-            adjacent_weights = axis
-                .iter()
-                .flat_map(|&(x0, x1, dx)| std::iter::repeat_n(if x1 == x0 { 0.0 } else { dx }, c))
-                .collect();
-            pixels = axis
-                .iter()
-                .map(|&(x0, x1, _)| ((x0 * c) as u32, (8 * c * (x1 - x0)) as u32))
-                .collect();
+            pixels = axis.iter().map(|&(x0, _, _)| (x0 * c) as u32).collect();
+            lanes = bilinear_avx2::Lanes::new(&pixels, c);
         } else {
             offsets = axis
                 .iter()
@@ -359,7 +353,6 @@ impl<'a> BytesRow<'a> {
             offsets,
             weights,
             lanes,
-            adjacent_weights,
             padded: vec![0; row + 8],
             lefts: vec![0; width + 4],
             rights: vec![0; width + 4],
@@ -380,6 +373,8 @@ impl LerpRow for BytesRow<'_> {
         );
         let (offsets, weights) = (&self.offsets[..], &self.weights[..width]);
         let r = &self.src[y * row..(y + 1) * row];
+        // Values before `first` are done by the vector pass.
+        let mut first = 0;
         if self.whole_pixels {
             // The 8-byte loads read up to 8 bytes past the row: in place where the image
             // has them (every row but the last), from the padded copy otherwise.
@@ -391,27 +386,26 @@ impl LerpRow for BytesRow<'_> {
                 }
             };
             if let Some(lanes) = &self.lanes {
-                let (weights, out) = (&self.adjacent_weights[..width], &mut out[..width]);
-                let done = bilinear_avx2::lerp_row(from, lanes, weights, out);
-                if done > 0 {
-                    // The last values as the vector pass computes them: the right
-                    // neighbour `c` bytes on, weighted 0 where it is the left one.
-                    for (j, (o, &dx)) in out.iter_mut().zip(weights).enumerate().skip(done) {
-                        let at = self.pixels[j / c].0 as usize + j % c;
-                        let (left, right) = (f32::from(from[at]), f32::from(from[at + c]));
-                        *o = left + (right - left) * dx;
-                    }
-                    return;
-                }
+                let done = bilinear_avx2::lerp_row(from, lanes, weights, &mut out[..width]);
+                // The rest from the first pixel not wholly done (its first values again,
+                // the same way).
+                first = done / c * c;
             }
-            gather_pixels(from, &self.pixels, c, lefts, rights);
+            gather_pixels(
+                from,
+                &self.pixels[first / c..],
+                c,
+                &mut lefts[first..],
+                &mut rights[first..],
+            );
         } else {
             for ((l, rt), &(a, b)) in lefts.iter_mut().zip(rights.iter_mut()).zip(offsets) {
                 *l = r[a];
                 *rt = r[b];
             }
         }
-        let (lefts, rights, out) = (&lefts[..width], &rights[..width], &mut out[..width]);
+        let (lefts, rights) = (&lefts[first..width], &rights[first..width]);
+        let (out, weights) = (&mut out[first..width], &weights[first..]);
         for (((o, &l), &rt), &dx) in out.iter_mut().zip(lefts).zip(rights).zip(weights) {
             let (left, right) = (f32::from(l), f32::from(rt));
             *o = left + (right - left) * dx;
@@ -419,23 +413,18 @@ impl LerpRow for BytesRow<'_> {
     }
 }
 
-/// `BytesRow`'s gather with at most four channels: per output pixel, the left and right
-/// neighbours' `c` bytes (and up to `4 - c` more) into `lefts` and `rights`. Out of line:
-/// inside the image loop it ran short of registers and reloaded its slices per pixel.
+/// `BytesRow`'s gather with at most four channels: per output pixel, the bytes of its left
+/// neighbour and of the pixel after it (and up to `4 - c` more) into `lefts` and `rights`.
+/// Out of line: inside the image loop it ran short of registers and reloaded its slices
+/// per pixel.
 #[inline(never)]
-fn gather_pixels(
-    padded: &[u8],
-    pixels: &[(u32, u32)],
-    c: usize,
-    lefts: &mut [u8],
-    rights: &mut [u8],
-) {
+fn gather_pixels(padded: &[u8], pixels: &[u32], c: usize, lefts: &mut [u8], rights: &mut [u8]) {
     let mut at = 0;
-    for &(a, shift) in pixels {
+    for &a in pixels {
         let a = a as usize;
         let both = u64::from_le_bytes(padded[a..a + 8].try_into().expect("8 bytes"));
         lefts[at..at + 4].copy_from_slice(&(both as u32).to_le_bytes());
-        rights[at..at + 4].copy_from_slice(&((both >> shift) as u32).to_le_bytes());
+        rights[at..at + 4].copy_from_slice(&((both >> (8 * c)) as u32).to_le_bytes());
         at += c;
     }
 }
@@ -875,6 +864,8 @@ mod tests {
             (vec![4, 17, 4], [3, 21]),
             (vec![6, 20, 3], [3, 20]),
             (vec![2, 3, 3, 3], [4, 40]),
+            // One channel (no vector pass), growing: both neighbours one pixel at the edges.
+            (vec![4, 5, 1], [3, 13]),
         ] {
             let n: usize = shape.iter().product();
             let bytes: Vec<u8> = (0..n)

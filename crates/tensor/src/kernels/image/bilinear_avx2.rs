@@ -1,12 +1,9 @@
 //! The horizontal pass of bilinear resizing for `u8` images of two to four channels,
 //! eight output values at a time with AVX2, no gather.
 //!
-//! Every output pixel's left and right neighbours are the same source pixel or adjacent
-//! ones (`BytesRow` checks it). The same pixel happens only at the edges or on an exact
-//! source coordinate, and there TF's `left + (right - left) * dx` is `left + 0`; taking the
-//! *next* pixel as the right one with a weight of 0 gives `left + (±0)`, which is `left` as
-//! well (the bytes are finite). So every pixel reads its right neighbour `c` bytes after its
-//! left one, and one 8-byte load at the left neighbour holds both.
+//! The neighbours are `BytesRow`'s (image.rs): each output pixel reads its right neighbour
+//! `c` bytes after its left one (with a weight of 0 where TF's two neighbours are one
+//! pixel), so one 8-byte load at the left neighbour holds both.
 //!
 //! Four consecutive output values (a 128-bit lane of `f32`) come from at most two
 //! consecutive output pixels when `c >= 2`; the lane is built from those two pixels' 8-byte
@@ -39,20 +36,15 @@ pub(super) struct Lanes {
 impl Lanes {
     /// The plan for output pixels whose left neighbours start at `lefts[i]` (bytes) in a
     /// row of `c`-channel pixels; `None` unless `c` is 2 to 4 (a lane of one-channel values
-    /// spans four pixels) or the offsets do not fit `u32`.
-    pub(super) fn new(lefts: &[usize], c: usize) -> Option<Lanes> {
+    /// spans four pixels).
+    pub(super) fn new(lefts: &[u32], c: usize) -> Option<Lanes> {
         if !(2..=4).contains(&c) {
             return None;
         }
         let values = lefts.len() * c;
-        let mut offsets = Vec::with_capacity(values / 4);
-        for lane in 0..values / 4 {
-            let (first, last) = (4 * lane / c, (4 * lane + 3) / c);
-            offsets.push([
-                u32::try_from(lefts[first]).ok()?,
-                u32::try_from(lefts[last]).ok()?,
-            ]);
-        }
+        let offsets = (0..values / 4)
+            .map(|lane| [lefts[4 * lane / c], lefts[(4 * lane + 3) / c]])
+            .collect();
         let lane_mask = |s: usize, side: usize| -> [i8; 16] {
             let mut m = [-1i8; 16];
             for i in 0..4 {
@@ -75,7 +67,7 @@ impl Lanes {
             c,
             offsets,
             masks,
-            max_offset: lefts.iter().copied().max().unwrap_or(0),
+            max_offset: lefts.iter().copied().max().unwrap_or(0) as usize,
         })
     }
 }

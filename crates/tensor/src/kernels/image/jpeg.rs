@@ -13,9 +13,9 @@
 //!
 //! How it is fast without leaving that arithmetic: the bit reader refills eight bytes at a
 //! time when none is 0xFF; an 11-bit table decodes most AC codes together with their
-//! coefficient bits, and with the next symbol when it fits too (a third of the lookups
-//! on photos at quality 90 decode two); built tables are kept per thread for the next file; the IDCT runs both passes on 16-bit inputs with `pmaddwd`
-//! (`jpeg_avx2.rs`, where the CPU has AVX2) or in `i32` on eight lanes whenever the block's
+//! coefficient bits, and with the next symbol when it fits too (a third of the lookups on
+//! photos at quality 90 decode two); built tables are kept per thread for the next file;
+//! the IDCT runs both passes on 16-bit inputs with `pmaddwd` (`jpeg_avx2.rs`, where the CPU has AVX2) or in `i32` on eight lanes whenever the block's
 //! values are in the range where that is exact, else `idct_islow`'s `i64` code, the
 //! reference; colour conversion runs 16 pixels at a time with AVX2 (`jpeg_avx2.rs`); a
 //! sequential file's blocks go to samples as
@@ -166,6 +166,7 @@ impl Huffman {
 }
 
 /// F.2.2.1's EXTEND: `size` (1 to 15) raw bits as a signed coefficient.
+#[inline(always)]
 fn extend(raw: i32, size: u32) -> i32 {
     if raw < (1 << (size - 1)) {
         raw - (1 << size) + 1
@@ -369,12 +370,7 @@ impl<'a> Bits<'a> {
         if s == 0 {
             return 0;
         }
-        let r = self.bits(s) as i32;
-        if r < (1 << (s - 1)) {
-            r - (1 << s) + 1
-        } else {
-            r
-        }
+        extend(self.bits(s) as i32, s)
     }
 
     /// The next `LOOKAHEAD` bits, not consumed; needs `n >= 16` (the caller fills).
@@ -477,8 +473,8 @@ struct Frame {
 /// encoder uses the same few tables in every file.
 const CACHED_TABLES: usize = 8;
 
-/// A built table with what it was built from: class, counts and values.
-type CachedTable = (u8, [u8; 16], Vec<u8>, Arc<Huffman>);
+/// A built table with what it was built from besides its values: class and counts.
+type CachedTable = (u8, [u8; 16], Arc<Huffman>);
 
 thread_local! {
     /// The tables this thread built last, newest first.
@@ -488,13 +484,13 @@ thread_local! {
 /// The Huffman table of a DHT entry (class 0: DC, 1: AC), built once per thread: building
 /// an AC table's lookahead (2^11 entries) was a few percent of decoding a photo.
 fn cached_table(class: u8, counts: &[u8; 16], values: &[u8]) -> Result<Arc<Huffman>, KernelError> {
-    let same = |e: &CachedTable| e.0 == class && e.1 == *counts && e.2 == values;
-    if let Some(hit) = TABLES.with_borrow(|t| t.iter().find(|e| same(e)).map(|e| e.3.clone())) {
+    let same = |e: &CachedTable| e.0 == class && e.1 == *counts && e.2.values == values;
+    if let Some(hit) = TABLES.with_borrow(|t| t.iter().find(|e| same(e)).map(|e| e.2.clone())) {
         return Ok(hit);
     }
     let table = Arc::new(Huffman::new(counts, values.to_vec(), class == 1)?);
     TABLES.with_borrow_mut(|t| {
-        t.insert(0, (class, *counts, values.to_vec(), table.clone()));
+        t.insert(0, (class, *counts, table.clone()));
         t.truncate(CACHED_TABLES);
     });
     Ok(table)
@@ -1194,11 +1190,7 @@ fn sequential_block_in(
             let raw = (top >> (64 - s)) as i32;
             top <<= s;
             n -= s;
-            if raw < (1 << (s - 1)) {
-                raw - (1 << s) + 1
-            } else {
-                raw
-            }
+            extend(raw, s)
         }};
     }
     refill!();
@@ -1913,7 +1905,6 @@ mod tests {
         }
     }
 
-    /// The computed colour terms equal jdcolor.c's tables for every (Cb, Cr).
     /// jdsample.c's h2v2_fancy_upsample for one output row as the C writes it, carrying
     /// the column sums from one step to the next.
     fn h2v2_as_in_libjpeg(near: &[u8], far: &[u8]) -> Vec<u8> {
@@ -1974,6 +1965,7 @@ mod tests {
         }
     }
 
+    /// The computed colour terms equal jdcolor.c's tables for every (Cb, Cr).
     #[test]
     fn ycc_arithmetic_equals_the_tables() {
         const HALF: i32 = 1 << 15;

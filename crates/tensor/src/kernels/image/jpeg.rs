@@ -1759,7 +1759,7 @@ fn ycc_to_rgb_row(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) {
     const CR_G: i32 = fix16(0.71414);
     const CB_G: i32 = fix16(0.34414);
     let clamp = |v: i32| v.clamp(0, 255) as u8;
-    // Whole groups of 16 pixels with AVX2 where the CPU has it; the rest here.
+    // The whole row with AVX2 where the CPU has it and the row is long enough; else here.
     let done = super::jpeg_avx2::ycc_to_rgb(y, cb, cr, out);
     let (y, cb, cr, out) = (&y[done..], &cb[done..], &cr[done..], &mut out[3 * done..]);
     for (((o, &y), &b), &r) in out.chunks_exact_mut(3).zip(y).zip(cb).zip(cr) {
@@ -1965,6 +1965,30 @@ mod tests {
         }
     }
 
+    /// Rows of every width from 1 to 100 (scalar, whole 32-pixel groups, groups with an
+    /// overlapping last one) convert as jdcolor.c's formulas do, pixel by pixel, writing
+    /// nothing past the row.
+    #[test]
+    fn ycc_rows_of_every_width_equal_the_formulas() {
+        let mut state = 0x9E37_79B9_7F4A_7C15u64;
+        for width in 1..=100usize {
+            let mut plane = || -> Vec<u8> {
+                (0..width)
+                    .map(|_| (xorshift(&mut state) >> 56) as u8)
+                    .collect()
+            };
+            let (y, cb, cr) = (plane(), plane(), plane());
+            let mut out = vec![0xA5u8; 3 * width + 7];
+            ycc_to_rgb_row(&y, &cb, &cr, &mut out[..3 * width]);
+            for p in 0..width {
+                let mut want = [0u8; 3];
+                ycc_to_rgb_row(&y[p..p + 1], &cb[p..p + 1], &cr[p..p + 1], &mut want);
+                assert_eq!(out[3 * p..3 * p + 3], want, "width {width} pixel {p}");
+            }
+            assert!(out[3 * width..].iter().all(|&b| b == 0xA5), "width {width}");
+        }
+    }
+
     /// The computed colour terms equal jdcolor.c's tables for every (Cb, Cr).
     #[test]
     fn ycc_arithmetic_equals_the_tables() {
@@ -1977,10 +2001,11 @@ mod tests {
                 let crs = vec![cr; 256];
                 let mut out = vec![0u8; 256 * 3];
                 ycc_to_rgb_row(&y, &cb, &crs, &mut out);
-                // The vector part alone, on a row that leaves a scalar tail, the same.
+                // The vector pass alone on a width not a multiple of its 32 pixels (the
+                // last ones overlapping), the same.
                 let mut part = vec![0u8; 255 * 3];
                 let done = super::super::jpeg_avx2::ycc_to_rgb(&y, &cb, &crs, &mut part);
-                assert!(done == 0 || done == 240);
+                assert!(done == 0 || done == 255);
                 assert_eq!(part[..3 * done], out[..3 * done]);
                 for b in 0..256usize {
                     let (xb, xr) = (b as i32 - 128, i32::from(cr) - 128);

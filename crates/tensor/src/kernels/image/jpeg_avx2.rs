@@ -337,16 +337,19 @@ fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool 
     true
 }
 
-/// jdcolor.c's YCbCr → RGB (`jpeg::ycc_to_rgb_row`) for the first pixels of a row, sixteen
-/// at a time: how many it converted (a multiple of 16; 0 without AVX2). The rest is the
-/// caller's.
+/// jdcolor.c's YCbCr → RGB (`jpeg::ycc_to_rgb_row`) for a row of at least 32 pixels, 32 at
+/// a time (the last 32 overlapping the ones before where the width is not a multiple: the
+/// same bytes written twice): how many it converted (the whole row, or 0 for a shorter row
+/// or without AVX2, which the caller then converts).
 ///
 /// The table terms `(FIX(1.402) * x + HALF) >> 16` and the like need products wider than
 /// 16 bits, but each constant is a multiple of 2^16 plus a 16-bit one, and the multiple
 /// comes out of the shift whole: `(91881 x + 2^15) >> 16 = x + ((26345 x + 2^15) >> 16)`,
 /// `(-22554 x - 46802 y + 2^15) >> 16 = -y + ((-22554 x + 18734 y + 2^15) >> 16)`,
-/// `(116130 x + 2^15) >> 16 = 2x + ((-14942 x + 2^15) >> 16)`. The 16-bit parts are one
-/// `pmaddwd` on (Cb, Cr) pairs each; the sums then fit 16 bits and `packus` clamps.
+/// `(116130 x + 2^15) >> 16 = 2x + ((-14942 x + 2^15) >> 16)`. A one-product term is
+/// `mulhi + (the low half's top bit)`: with `p = 2^16 hi + lo` (`lo` unsigned), adding 2^15
+/// carries into `hi` exactly when `lo >= 2^15`. The two-product term is one `pmaddwd` on
+/// (Cb, Cr) pairs. The sums then fit 16 bits and `packus` clamps.
 #[inline]
 pub(super) fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
@@ -358,15 +361,34 @@ pub(super) fn ycc_to_rgb(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usiz
     0
 }
 
-/// Where each byte of 16 interleaved RGB pixels comes from: byte `i` of the 48 is channel
-/// `i % 3` of pixel `i / 3`. `RGB_MASKS[part][channel]` shuffles that channel's 16 bytes
-/// into output bytes `16 part .. 16 part + 16` (-1: a byte another channel fills).
-const RGB_MASKS: [[[i8; 16]; 3]; 3] = {
-    let mut m = [[[-1i8; 16]; 3]; 3];
-    let mut i = 0;
-    while i < 48 {
-        m[i / 16][i % 3][i % 16] = (i / 3) as i8;
-        i += 1;
+/// Interleaving 16 pixels' R, G and B (48 bytes, three 16-byte blocks) takes one byte
+/// shuffle per channel: channel `c` of pixel `p` goes to byte `(3p + c) % 16` of block
+/// `(3p + c) / 16`, and as 3 and 16 are coprime those positions are all 16, once each.
+/// `SPREAD[c]` moves each pixel's byte there; block `b` then takes each byte from the
+/// channel `(16b + j) % 3` that owns it (`OWNED[b][c]`: 0xFF where channel `c` does).
+const SPREAD: [[i8; 16]; 3] = {
+    let mut m = [[0i8; 16]; 3];
+    let mut c = 0;
+    while c < 3 {
+        let mut p = 0;
+        while p < 16 {
+            m[c][(3 * p + c) % 16] = p as i8;
+            p += 1;
+        }
+        c += 1;
+    }
+    m
+};
+const OWNED: [[[i8; 16]; 3]; 3] = {
+    let mut m = [[[0i8; 16]; 3]; 3];
+    let mut b = 0;
+    while b < 3 {
+        let mut j = 0;
+        while j < 16 {
+            m[b][(16 * b + j) % 3][j] = -1;
+            j += 1;
+        }
+        b += 1;
     }
     m
 };
@@ -374,59 +396,92 @@ const RGB_MASKS: [[[i8; 16]; 3]; 3] = {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
-    let n = y.len().min(cb.len()).min(cr.len()).min(out.len() / 3) / 16 * 16;
-    let load = |s: &[u8]| {
-        // SAFETY: `s` has 16 bytes (taken by `chunks_exact` below).
-        _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
+    let n = y.len().min(cb.len()).min(cr.len()).min(out.len() / 3);
+    if n < 32 {
+        return 0;
+    }
+    let both_lanes = |m: &[i8; 16]| {
+        // SAFETY: 16 in-bounds bytes.
+        _mm256_broadcastsi128_si256(unsafe { _mm_loadu_si128(m.as_ptr().cast()) })
     };
+    let spread: [__m256i; 3] = std::array::from_fn(|c| both_lanes(&SPREAD[c]));
+    let owned: [[__m256i; 3]; 3] =
+        std::array::from_fn(|b| std::array::from_fn(|c| both_lanes(&OWNED[b][c])));
     let pair = |lo: i32, hi: i32| _mm256_set1_epi32((hi << 16) | (lo & 0xFFFF));
-    let (k_r, k_g, k_b) = (pair(0, 26345), pair(-22554, 18734), pair(-14942, 0));
+    let k_g = pair(-22554, 18734);
+    let (k_r, k_b) = (_mm256_set1_epi16(26345), _mm256_set1_epi16(-14942));
     let half = _mm256_set1_epi32(1 << 15);
     let c128 = _mm256_set1_epi16(128);
-    // Each term for 16 pixels: pixels 0..4 and 8..12 from the low unpack, 4..8 and 12..16
-    // from the high one; `packs` puts them back in order.
-    let term = |lo: __m256i, hi: __m256i, k: __m256i| {
-        let t =
-            |v: __m256i| _mm256_srai_epi32::<16>(_mm256_add_epi32(_mm256_madd_epi16(v, k), half));
-        _mm256_packs_epi32(t(lo), t(hi))
+    let zero = _mm256_setzero_si256();
+    // `(k x + 2^15) >> 16` for one 16-bit constant (see the doc above).
+    let one_term = |x: __m256i, k: __m256i| {
+        _mm256_add_epi16(
+            _mm256_mulhi_epi16(x, k),
+            _mm256_srli_epi16::<15>(_mm256_mullo_epi16(x, k)),
+        )
     };
-    let masks: [[__m128i; 3]; 3] = std::array::from_fn(|p| {
-        // SAFETY: 16 in-bounds bytes.
-        std::array::from_fn(|c| unsafe { _mm_loadu_si128(RGB_MASKS[p][c].as_ptr().cast()) })
-    });
-    for (((yc, bc), rc), oc) in y[..n]
-        .chunks_exact(16)
-        .zip(cb[..n].chunks_exact(16))
-        .zip(cr[..n].chunks_exact(16))
-        .zip(out[..3 * n].chunks_exact_mut(48))
-    {
-        let yv = load(yc);
-        let b = _mm256_sub_epi16(load(bc), c128);
-        let r = _mm256_sub_epi16(load(rc), c128);
-        let (lo, hi) = (_mm256_unpacklo_epi16(b, r), _mm256_unpackhi_epi16(b, r));
-        let rr = _mm256_add_epi16(_mm256_add_epi16(yv, r), term(lo, hi, k_r));
-        let gg = _mm256_add_epi16(_mm256_sub_epi16(yv, r), term(lo, hi, k_g));
-        let bb = _mm256_add_epi16(
-            _mm256_add_epi16(yv, _mm256_add_epi16(b, b)),
-            term(lo, hi, k_b),
-        );
-        // Per half: R then G of pixels 0..8 (8..16); B twice. Reordered to R, G, B of
-        // pixels 0..16 each.
-        let rg = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(rr, gg));
-        let bx = _mm256_permute4x64_epi64::<0xD8>(_mm256_packus_epi16(bb, bb));
-        let ch = [
-            _mm256_castsi256_si128(rg),
-            _mm256_extracti128_si256::<1>(rg),
-            _mm256_castsi256_si128(bx),
-        ];
-        for (part, dst) in oc.chunks_exact_mut(16).enumerate() {
-            let m = &masks[part];
-            let v = _mm_or_si128(
-                _mm_or_si128(_mm_shuffle_epi8(ch[0], m[0]), _mm_shuffle_epi8(ch[1], m[1])),
-                _mm_shuffle_epi8(ch[2], m[2]),
+    let g_term = |b: __m256i, r: __m256i| {
+        let t =
+            |v: __m256i| _mm256_srai_epi32::<16>(_mm256_add_epi32(_mm256_madd_epi16(v, k_g), half));
+        // Within each lane, words 0..4 then 4..8: `packs` puts them back in order.
+        _mm256_packs_epi32(
+            t(_mm256_unpacklo_epi16(b, r)),
+            t(_mm256_unpackhi_epi16(b, r)),
+        )
+    };
+    // Whole groups, then the last 32 pixels where the groups leave some.
+    let tail = (!n.is_multiple_of(32)).then_some(n - 32);
+    for at in (0..n - 31).step_by(32).chain(tail) {
+        let load = |s: &[u8]| {
+            let s = &s[at..at + 32];
+            // SAFETY: `s` has 32 bytes.
+            unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
+        };
+        let (yv, bv, rv) = (load(y), load(cb), load(cr));
+        // Per lane, the low unpack widens bytes 0..8 and the high one 8..16; `packus` of
+        // the two gives the lane's 16 bytes back in order.
+        let channels = |yw: __m256i, b: __m256i, r: __m256i| {
+            let (b, r) = (_mm256_sub_epi16(b, c128), _mm256_sub_epi16(r, c128));
+            let rr = _mm256_add_epi16(_mm256_add_epi16(yw, r), one_term(r, k_r));
+            let gg = _mm256_add_epi16(_mm256_sub_epi16(yw, r), g_term(b, r));
+            let bb = _mm256_add_epi16(
+                _mm256_add_epi16(yw, _mm256_add_epi16(b, b)),
+                one_term(b, k_b),
             );
-            // SAFETY: `dst` has 16 bytes (`chunks_exact_mut`).
-            unsafe { _mm_storeu_si128(dst.as_mut_ptr().cast(), v) };
+            [rr, gg, bb]
+        };
+        let (lo, hi) = (
+            channels(
+                _mm256_unpacklo_epi8(yv, zero),
+                _mm256_unpacklo_epi8(bv, zero),
+                _mm256_unpacklo_epi8(rv, zero),
+            ),
+            channels(
+                _mm256_unpackhi_epi8(yv, zero),
+                _mm256_unpackhi_epi8(bv, zero),
+                _mm256_unpackhi_epi8(rv, zero),
+            ),
+        );
+        // Lane 0: pixels 0..16 of the 32, lane 1: 16..32, each channel spread.
+        let spread: [__m256i; 3] = std::array::from_fn(|c| {
+            _mm256_shuffle_epi8(_mm256_packus_epi16(lo[c], hi[c]), spread[c])
+        });
+        // Block b of each lane: lane 0's is output bytes 16b.., lane 1's 48 + 16b...
+        let blocks: [__m256i; 3] = std::array::from_fn(|b| {
+            let pick = |c: usize| _mm256_and_si256(spread[c], owned[b][c]);
+            _mm256_or_si256(_mm256_or_si256(pick(0), pick(1)), pick(2))
+        });
+        let dst = &mut out[3 * at..3 * at + 96];
+        for (k, block) in blocks.iter().enumerate() {
+            let (low, high) = (
+                _mm256_castsi256_si128(*block),
+                _mm256_extracti128_si256::<1>(*block),
+            );
+            // SAFETY: `dst` has 96 bytes; each store writes 16 of them.
+            unsafe {
+                _mm_storeu_si128(dst[16 * k..16 * k + 16].as_mut_ptr().cast(), low);
+                _mm_storeu_si128(dst[48 + 16 * k..64 + 16 * k].as_mut_ptr().cast(), high);
+            }
         }
     }
     n

@@ -883,129 +883,151 @@ impl<'a> Decoder<'a> {
         } else {
             Kind::AcRefine
         };
-        // The blocks in decoding order, one MCU at a time: every block of every component
-        // of an interleaved scan; the component's own blocks (those with image) otherwise.
-        let mut mcu_blocks: Vec<(usize, usize, usize)> = Vec::with_capacity(10);
+        // An MCU's blocks in decoding order, worked out once per scan: every block of every
+        // component of an interleaved scan (its `h` by `v` blocks in the MCU); the
+        // component's own blocks (those with image), one per MCU, otherwise.
+        let (dc_tables, ac_tables) = (&self.dc, &self.ac);
+        let slot = |ci: usize, td: usize, ta: usize, h, v, dx, dy| Slot {
+            ci,
+            dc: dc_tables[td].as_deref(),
+            ac: ac_tables[ta].as_deref(),
+            h,
+            v,
+            dx,
+            dy,
+        };
+        let slots: Vec<Slot> = if ns == 1 {
+            let (ci, td, ta) = scan[0];
+            vec![slot(ci, td, ta, 1, 1, 0, 0)]
+        } else {
+            let mut slots = Vec::with_capacity(10);
+            for &(ci, td, ta) in &scan {
+                let c = &frame.comps[ci];
+                for dy in 0..c.v {
+                    for dx in 0..c.h {
+                        slots.push(slot(ci, td, ta, c.h, c.v, dx, dy));
+                    }
+                }
+            }
+            slots
+        };
         let (mcus_x, mcus_y) = if ns == 1 {
             let c = &frame.comps[scan[0].0];
             (c.dw.div_ceil(8), c.dh.div_ceil(8))
         } else {
             (frame.mcux, frame.mcuy)
         };
-        let mut rst = 0u8;
-        let mut count = 0usize;
-        for my in 0..mcus_y {
-            for mx in 0..mcus_x {
-                if self.restart > 0 && count > 0 && count.is_multiple_of(self.restart) {
-                    let at = bits.skip_to_marker();
-                    if at + 1 >= self.data.len() {
-                        return Err(truncated());
-                    }
-                    if self.data[at + 1] != 0xD0 + rst {
-                        return Err(bad("a restart marker is missing"));
-                    }
-                    rst = (rst + 1) & 7;
-                    bits = Bits::new(self.data, at + 2);
-                    eobrun = 0;
-                    for &(ci, _, _) in &scan {
-                        frame.comps[ci].pred = 0;
-                    }
-                }
-                count += 1;
-                mcu_blocks.clear();
-                if ns == 1 {
-                    mcu_blocks.push((scan[0].0, my, mx));
-                } else {
-                    for &(ci, _, _) in &scan {
-                        let c = &frame.comps[ci];
-                        for by in 0..c.v {
-                            for bx in 0..c.h {
-                                mcu_blocks.push((ci, my * c.v + by, mx * c.h + bx));
+        let (data, restart) = (self.data, self.restart);
+        // The whole scan compiled with AVX2 and BMI2 where the CPU has them (integer code:
+        // only the instructions change), so the entropy decoder inlines into the block loop.
+        simd::with_avx2(
+            #[inline(always)]
+            || -> Result<usize, KernelError> {
+                let mut rst = 0u8;
+                let mut count = 0usize;
+                for my in 0..mcus_y {
+                    for mx in 0..mcus_x {
+                        if restart > 0 && count > 0 && count.is_multiple_of(restart) {
+                            let at = bits.skip_to_marker();
+                            if at + 1 >= data.len() {
+                                return Err(truncated());
+                            }
+                            if data[at + 1] != 0xD0 + rst {
+                                return Err(bad("a restart marker is missing"));
+                            }
+                            rst = (rst + 1) & 7;
+                            bits = Bits::new(data, at + 2);
+                            eobrun = 0;
+                            for &(ci, _, _) in &scan {
+                                frame.comps[ci].pred = 0;
                             }
                         }
-                    }
-                }
-                for &(ci, by, bx) in &mcu_blocks {
-                    let &(_, td, ta) = scan.iter().find(|s| s.0 == ci).expect("in the scan");
-                    let c = &mut frame.comps[ci];
-                    if stream {
-                        let (dc, ac) = (self.dc[td].as_ref(), self.ac[ta].as_ref());
-                        let (dc, ac) =
-                            (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
-                        let mut block = [0i16; 64];
-                        let done = simd::with_avx2(
-                            #[inline(always)]
-                            || sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block),
-                        );
-                        if bits.overrun() {
-                            return Err(bits.overrun_error());
-                        }
-                        done?;
-                        let quant = c.quant.as_ref().expect("latched above");
-                        let stride = c.bw * 8;
-                        let at = by * 8 * stride + bx * 8;
-                        idct_into(&block, quant, &mut c.samples, at, stride);
-                        continue;
-                    }
-                    let at = (by * c.bw + bx) * 64;
-                    let block: &mut [i16; 64] = (&mut c.coefs[at..at + 64])
-                        .try_into()
-                        .expect("64 coefficients");
-                    let done = match kind {
-                        Kind::Sequential => {
-                            let (dc, ac) = (self.dc[td].as_ref(), self.ac[ta].as_ref());
-                            let (dc, ac) =
-                                (dc.ok_or_else(missing_table)?, ac.ok_or_else(missing_table)?);
-                            // A second scan of a component replaces only the coefficients
-                            // it decodes, as libjpeg's (which writes nonzero ones only, and
-                            // every AC value decoded is nonzero); the decoding itself needs
-                            // a block of zeros.
-                            let mut fresh = [0i16; 64];
-                            let done = sequential_block(&mut bits, dc, ac, &mut c.pred, &mut fresh);
-                            block[0] = fresh[0];
-                            for (b, &f) in block.iter_mut().zip(&fresh).skip(1) {
-                                if f != 0 {
-                                    *b = f;
+                        count += 1;
+                        for slot in &slots {
+                            let (by, bx) = (my * slot.v + slot.dy, mx * slot.h + slot.dx);
+                            let c = &mut frame.comps[slot.ci];
+                            if stream {
+                                let dc = slot.dc.ok_or_else(missing_table)?;
+                                let ac = slot.ac.ok_or_else(missing_table)?;
+                                let mut block = [0i16; 64];
+                                let done =
+                                    sequential_block(&mut bits, dc, ac, &mut c.pred, &mut block);
+                                if bits.overrun() {
+                                    return Err(bits.overrun_error());
                                 }
+                                done?;
+                                let quant = c.quant.as_ref().expect("latched above");
+                                let stride = c.bw * 8;
+                                let at = by * 8 * stride + bx * 8;
+                                idct_into(&block, quant, &mut c.samples, at, stride);
+                                continue;
                             }
-                            done
-                        }
-                        Kind::DcFirst => {
-                            let dc = self.dc[td].as_ref().ok_or_else(missing_table)?;
-                            bits.huff(dc).and_then(|s| {
-                                if s > 15 {
-                                    return Err(bad("a bad DC difference"));
+                            let at = (by * c.bw + bx) * 64;
+                            let block: &mut [i16; 64] = (&mut c.coefs[at..at + 64])
+                                .try_into()
+                                .expect("64 coefficients");
+                            let done = match kind {
+                                Kind::Sequential => {
+                                    let dc = slot.dc.ok_or_else(missing_table)?;
+                                    let ac = slot.ac.ok_or_else(missing_table)?;
+                                    // A second scan of a component replaces only the coefficients
+                                    // it decodes, as libjpeg's (which writes nonzero ones only, and
+                                    // every AC value decoded is nonzero); the decoding itself needs
+                                    // a block of zeros.
+                                    let mut fresh = [0i16; 64];
+                                    let done = sequential_block(
+                                        &mut bits,
+                                        dc,
+                                        ac,
+                                        &mut c.pred,
+                                        &mut fresh,
+                                    );
+                                    block[0] = fresh[0];
+                                    for (b, &f) in block.iter_mut().zip(&fresh).skip(1) {
+                                        if f != 0 {
+                                            *b = f;
+                                        }
+                                    }
+                                    done
                                 }
-                                let diff = bits.receive_extend(u32::from(s));
-                                c.pred = c.pred.wrapping_add(diff);
-                                block[0] = (c.pred << al) as i16;
-                                Ok(())
-                            })
-                        }
-                        Kind::DcRefine => {
-                            if bits.bit() {
-                                block[0] |= (1i32 << al) as i16;
+                                Kind::DcFirst => {
+                                    let dc = slot.dc.ok_or_else(missing_table)?;
+                                    bits.huff(dc).and_then(|s| {
+                                        if s > 15 {
+                                            return Err(bad("a bad DC difference"));
+                                        }
+                                        let diff = bits.receive_extend(u32::from(s));
+                                        c.pred = c.pred.wrapping_add(diff);
+                                        block[0] = (c.pred << al) as i16;
+                                        Ok(())
+                                    })
+                                }
+                                Kind::DcRefine => {
+                                    if bits.bit() {
+                                        block[0] |= (1i32 << al) as i16;
+                                    }
+                                    Ok(())
+                                }
+                                Kind::AcFirst => {
+                                    let ac = slot.ac.ok_or_else(missing_table)?;
+                                    ac_first(&mut bits, ac, block, ss, se, al, &mut eobrun)
+                                }
+                                Kind::AcRefine => {
+                                    let ac = slot.ac.ok_or_else(missing_table)?;
+                                    ac_refine(&mut bits, ac, block, ss, se, al, &mut eobrun)
+                                }
+                            };
+                            // Reading past the segment came first if it happened at all (see `Bits`).
+                            if bits.overrun() {
+                                return Err(bits.overrun_error());
                             }
-                            Ok(())
+                            done?;
                         }
-                        Kind::AcFirst => {
-                            let ac = self.ac[ta].as_ref().ok_or_else(missing_table)?;
-                            ac_first(&mut bits, ac, block, ss, se, al, &mut eobrun)
-                        }
-                        Kind::AcRefine => {
-                            let ac = self.ac[ta].as_ref().ok_or_else(missing_table)?;
-                            ac_refine(&mut bits, ac, block, ss, se, al, &mut eobrun)
-                        }
-                    };
-                    // Reading past the segment came first if it happened at all (see `Bits`).
-                    if bits.overrun() {
-                        return Err(bits.overrun_error());
                     }
-                    done?;
                 }
-            }
-        }
-        Ok(bits.skip_to_marker())
+                Ok(bits.skip_to_marker())
+            },
+        )
     }
 
     fn output(self, grey: bool) -> Result<Decoded, KernelError> {
@@ -1098,6 +1120,19 @@ impl<'a> Decoder<'a> {
             pixels,
         })
     }
+}
+
+/// One block of an MCU: its component and Huffman tables (those the scan names, where they
+/// exist), and where it lies in the MCU (`dx`, `dy` of the component's `h` by `v` blocks
+/// there).
+struct Slot<'t> {
+    ci: usize,
+    dc: Option<&'t Huffman>,
+    ac: Option<&'t Huffman>,
+    h: usize,
+    v: usize,
+    dx: usize,
+    dy: usize,
 }
 
 #[derive(Clone, Copy)]

@@ -298,6 +298,10 @@ impl<F: FnMut(usize, &mut [f32])> LerpRow for Closure<F> {
 /// `left + (right - left) * dx` is `left + 0`, and with the weight set to 0 instead the
 /// lerp gives `left + (±0)`, which is `left` too (the bytes are finite). With two to four
 /// channels and AVX2 the same rule runs eight values at a time (`bilinear_avx2`).
+/// How far past a row's end `BytesRow`'s loads may read (the vector pass's 16-byte loads
+/// at a pixel's left neighbour).
+const ROW_PAD: usize = 16;
+
 struct BytesRow<'a> {
     src: &'a [u8],
     c: usize,
@@ -353,7 +357,7 @@ impl<'a> BytesRow<'a> {
             offsets,
             weights,
             lanes,
-            padded: vec![0; row + 8],
+            padded: vec![0; row + ROW_PAD],
             lefts: vec![0; width + 4],
             rights: vec![0; width + 4],
         }
@@ -376,9 +380,9 @@ impl LerpRow for BytesRow<'_> {
         // Values before `first` are done by the vector pass.
         let mut first = 0;
         if self.whole_pixels {
-            // The 8-byte loads read up to 8 bytes past the row: in place where the image
+            // The loads read up to `ROW_PAD` bytes past the row: in place where the image
             // has them (every row but the last), from the padded copy otherwise.
-            let from = match self.src.get(y * row..(y + 1) * row + 8) {
+            let from = match self.src.get(y * row..(y + 1) * row + ROW_PAD) {
                 Some(wide) => wide,
                 None => {
                     padded[..row].copy_from_slice(r);
@@ -866,6 +870,9 @@ mod tests {
             (vec![2, 3, 3, 3], [4, 40]),
             // One channel (no vector pass), growing: both neighbours one pixel at the edges.
             (vec![4, 5, 1], [3, 13]),
+            // Shrinking past what one 16-byte load per lane holds (the two-load lanes).
+            (vec![3, 64, 2], [2, 9]),
+            (vec![3, 60, 3], [2, 19]),
         ] {
             let n: usize = shape.iter().product();
             let bytes: Vec<u8> = (0..n)

@@ -29,7 +29,12 @@ pub(super) struct Lanes {
     /// Per start channel `s` of an eight-value group (the channel of its first value): the
     /// two lanes' byte shuffles for the left and for the right values.
     masks: Vec<[[i8; 32]; 2]>,
-    /// The largest offset: one check per row that every 8-byte load is inside it.
+    /// Per group of eight values (two lanes), when every lane's values lie in the 16 bytes
+    /// from its first pixel's left neighbour (shrinking by up to about 2x): the byte
+    /// shuffles for the left and right values of those 16 bytes per lane. The lane is then
+    /// one 16-byte load, with no bytes to move between registers first.
+    near: Option<Vec<[[i8; 32]; 2]>>,
+    /// The largest offset: one check per row that every load is inside it.
     max_offset: usize,
 }
 
@@ -42,7 +47,7 @@ impl Lanes {
             return None;
         }
         let values = lefts.len() * c;
-        let offsets = (0..values / 4)
+        let offsets: Vec<[u32; 2]> = (0..values / 4)
             .map(|lane| [lefts[4 * lane / c], lefts[(4 * lane + 3) / c]])
             .collect();
         let lane_mask = |s: usize, side: usize| -> [i8; 16] {
@@ -63,13 +68,39 @@ impl Lanes {
                 })
             })
             .collect();
+        let near = near_masks(lefts, c, &offsets);
         Some(Lanes {
             c,
             offsets,
             masks,
+            near,
             max_offset: lefts.iter().copied().max().unwrap_or(0) as usize,
         })
     }
+}
+
+/// `Lanes::near`'s shuffles, or `None` where some lane's bytes do not fit 16.
+fn near_masks(lefts: &[u32], c: usize, offsets: &[[u32; 2]]) -> Option<Vec<[[i8; 32]; 2]>> {
+    let lane_mask = |lane: usize, side: usize| -> Option<[i8; 16]> {
+        let mut m = [-1i8; 16];
+        for (i, slot) in m.chunks_exact_mut(4).enumerate() {
+            let value = 4 * lane + i;
+            let (pixel, ch) = (value / c, value % c);
+            let at = lefts[pixel] - offsets[lane][0] + (ch + side * c) as u32;
+            slot[0] = i8::try_from(at).ok().filter(|&b| b < 16)?;
+        }
+        Some(m)
+    };
+    (0..offsets.len() / 2)
+        .map(|group| {
+            let mut both = [[0i8; 32]; 2];
+            for (side, m) in both.iter_mut().enumerate() {
+                m[..16].copy_from_slice(&lane_mask(2 * group, side)?);
+                m[16..].copy_from_slice(&lane_mask(2 * group + 1, side)?);
+            }
+            Some(both)
+        })
+        .collect()
 }
 
 /// Lerps the first whole groups of eight values of `out` (`weights` per value) from `row`
@@ -78,9 +109,17 @@ impl Lanes {
 #[inline]
 pub(super) fn lerp_row(row: &[u8], lanes: &Lanes, weights: &[f32], out: &mut [f32]) -> usize {
     #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && lanes.max_offset + 8 <= row.len() {
-        // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { lerp_row_avx2(row, lanes, weights, out) };
+    if std::is_x86_feature_detected!("avx2") {
+        if let Some(near) = &lanes.near
+            && lanes.max_offset + 16 <= row.len()
+        {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { lerp_row_near_avx2(row, lanes, near, weights, out) };
+        }
+        if lanes.max_offset + 8 <= row.len() {
+            // SAFETY: the CPU has AVX2 (checked just above).
+            return unsafe { lerp_row_avx2(row, lanes, weights, out) };
+        }
     }
     let _ = (row, lanes, weights, out);
     0
@@ -128,4 +167,75 @@ fn lerp_row_avx2(row: &[u8], lanes: &Lanes, weights: &[f32], out: &mut [f32]) ->
         done += 8;
     }
     done
+}
+
+/// `lerp_row` with `Lanes::near`: each lane one 16-byte load at its first pixel's left
+/// neighbour.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn lerp_row_near_avx2(
+    row: &[u8],
+    lanes: &Lanes,
+    near: &[[[i8; 32]; 2]],
+    weights: &[f32],
+    out: &mut [f32],
+) -> usize {
+    let load16 = |at: u32| {
+        debug_assert!(at as usize + 16 <= row.len());
+        // SAFETY: every offset is at most `max_offset`, and the caller checked that
+        // `max_offset + 16 <= row.len()`.
+        unsafe { _mm_loadu_si128(row.as_ptr().add(at as usize).cast()) }
+    };
+    let mut done = 0;
+    for (((o, w), pair), [ml, mr]) in out
+        .chunks_exact_mut(8)
+        .zip(weights.chunks_exact(8))
+        .zip(lanes.offsets.chunks_exact(2))
+        .zip(near)
+    {
+        let v = _mm256_inserti128_si256::<1>(
+            _mm256_castsi128_si256(load16(pair[0][0])),
+            load16(pair[1][0]),
+        );
+        // SAFETY: the masks are 32 bytes each; `w` and `o` have 8 values (`chunks_exact`).
+        let (ml, mr, w) = unsafe {
+            (
+                _mm256_loadu_si256(ml.as_ptr().cast()),
+                _mm256_loadu_si256(mr.as_ptr().cast()),
+                _mm256_loadu_ps(w.as_ptr()),
+            )
+        };
+        let left = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, ml));
+        let right = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, mr));
+        let lerped = _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), w));
+        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), lerped) };
+        done += 8;
+    }
+    done
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Lanes;
+
+    /// The one-load lanes cover W6's shrinking (500 to 224 pixels of three channels) and
+    /// growing (a lane of four channels is always one pixel); a lane spanning more than 16
+    /// bytes takes the two-load pass.
+    #[test]
+    fn lanes_take_one_load_while_their_bytes_fit_sixteen() {
+        let lefts = |w: usize, ow: usize, c: usize| -> Vec<u32> {
+            (0..ow)
+                .map(|x| {
+                    let at = ((x as f32 + 0.5) * w as f32 / ow as f32 - 0.5).max(0.0) as usize;
+                    (at.min(w - 1) * c) as u32
+                })
+                .collect()
+        };
+        let near = |w, ow, c| Lanes::new(&lefts(w, ow, c), c).expect("2-4 channels").near;
+        assert!(near(500, 224, 3).is_some());
+        assert!(near(33, 50, 2).is_some());
+        assert!(near(17, 21, 4).is_some());
+        assert!(near(64, 9, 2).is_none());
+        assert!(near(60, 19, 3).is_none());
+    }
 }

@@ -97,30 +97,11 @@ pub(super) fn idct(
 ) -> bool {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
-        let rows: [&mut [u8]; 8] = rows(plane, at, stride);
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { idct_avx2(coefs, quant, rows) };
+        return unsafe { idct_avx2(coefs, quant, &mut plane[at..], stride) };
     }
     let _ = (coefs, quant, plane, at, stride);
     false
-}
-
-/// The eight 8-sample rows of a block in `plane`.
-#[cfg(target_arch = "x86_64")]
-#[inline(always)]
-fn rows(plane: &mut [u8], at: usize, stride: usize) -> [&mut [u8]; 8] {
-    let (mut rest, mut out): (&mut [u8], [&mut [u8]; 8]) = (&mut plane[at..], Default::default());
-    for (r, o) in out.iter_mut().enumerate() {
-        let taken = std::mem::take(&mut rest);
-        let (row, tail) = if r < 7 {
-            taken.split_at_mut(stride)
-        } else {
-            taken.split_at_mut(8)
-        };
-        *o = &mut row[..8];
-        rest = tail;
-    }
-    out
 }
 
 /// One pass's butterflies on eight lanes. `p04`, `p26`, `p15`, `p37`: each lane the pair
@@ -213,7 +194,17 @@ fn or_outside_i16(acc: __m256i, v: __m256i) -> __m256i {
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool {
+fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: &mut [u8], stride: usize) -> bool {
+    // The rows are 8 bytes at `r * stride`: one check here, then stores through a pointer
+    // (a slice per row cost a bounds check per row, per block).
+    if stride < 8 || out.len() < 7 * stride + 8 {
+        return false;
+    }
+    let base = out.as_mut_ptr();
+    let row = |r: usize| {
+        // SAFETY: `r < 8`, so `r * stride + 8 <= out.len()` (checked above).
+        unsafe { base.add(r * stride) }
+    };
     // SAFETY (both loads): rows r and r + 1 of 8 are 16 in-bounds values (r <= 6).
     let load = |a: &[i16; 64], r: usize| unsafe {
         _mm256_loadu_si256(a[8 * r..8 * r + 16].as_ptr().cast())
@@ -253,8 +244,10 @@ fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool 
         let dc = i32::from(coefs[0]) * i32::from(quant[0]);
         // (dc << 2 + 16) >> 5, as `idct_islow`'s shortcut, then the clamped level shift.
         let v = ((((dc << 2) + 16) >> 5) + 128).clamp(0, 255) as u8;
-        for row in out {
-            row.fill(v);
+        let fill = _mm_set1_epi8(v as i8);
+        for r in 0..8 {
+            // SAFETY: 8 bytes at `row(r)` (see `row`).
+            unsafe { _mm_storel_epi64(row(r).cast(), fill) };
         }
         return true;
     }
@@ -323,15 +316,11 @@ fn idct_avx2(coefs: &[i16; 64], quant: &[u16; 64], out: [&mut [u8]; 8]) -> bool 
         _mm256_extracti128_si256::<1>(g),
         _mm256_extracti128_si256::<1>(h),
     ];
-    let [r0, r1, r2, r3, r4, r5, r6, r7] = out;
-    for ((lo, hi), x) in [(r0, r1), (r2, r3), (r4, r5), (r6, r7)]
-        .into_iter()
-        .zip(halves)
-    {
-        // SAFETY: each row slice is 8 bytes long (`rows`).
+    for (k, x) in halves.into_iter().enumerate() {
+        // SAFETY: 8 bytes at `row(r)` for rows `2k` and `2k + 1` (see `row`).
         unsafe {
-            _mm_storel_epi64(lo.as_mut_ptr().cast(), x);
-            _mm_storeh_pd(hi.as_mut_ptr().cast(), _mm_castsi128_pd(x));
+            _mm_storel_epi64(row(2 * k).cast(), x);
+            _mm_storeh_pd(row(2 * k + 1).cast(), _mm_castsi128_pd(x));
         }
     }
     true

@@ -86,7 +86,7 @@ fn near_masks(lefts: &[u32], c: usize, offsets: &[[u32; 2]]) -> Option<Vec<[[i8;
         for (i, slot) in m.chunks_exact_mut(4).enumerate() {
             let value = 4 * lane + i;
             let (pixel, ch) = (value / c, value % c);
-            let at = lefts[pixel] - offsets[lane][0] + (ch + side * c) as u32;
+            let at = lefts[pixel].checked_sub(offsets[lane][0])? + (ch + side * c) as u32;
             slot[0] = i8::try_from(at).ok().filter(|&b| b < 16)?;
         }
         Some(m)
@@ -148,18 +148,15 @@ fn lerp_row_avx2(row: &[u8], lanes: &Lanes, weights: &[f32], out: &mut [f32]) ->
     let mut s = 0;
     let mut done = 0;
     for ((o, w), pair) in out
-        .chunks_exact_mut(8)
-        .zip(weights.chunks_exact(8))
+        .as_chunks_mut::<8>()
+        .0
+        .iter_mut()
+        .zip(weights.as_chunks::<8>().0)
         .zip(lanes.offsets.chunks_exact(2))
     {
         let v = _mm256_set_m128i(lane(pair[1]), lane(pair[0]));
         let [ml, mr] = masks[s];
-        let left = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, ml));
-        let right = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, mr));
-        // SAFETY: `w` and `o` have 8 values (`chunks_exact`).
-        let w = unsafe { _mm256_loadu_ps(w.as_ptr()) };
-        let lerped = _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), w));
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), lerped) };
+        lerp_eight(v, ml, mr, w, o);
         s += step;
         if s >= c {
             s -= c;
@@ -167,6 +164,21 @@ fn lerp_row_avx2(row: &[u8], lanes: &Lanes, weights: &[f32], out: &mut [f32]) ->
         done += 8;
     }
     done
+}
+
+/// Eight output values from the bytes of `v`: the left and right values picked by the byte
+/// shuffles `ml` and `mr` (each into the low byte of a 32-bit slot), converted to `f32` and
+/// lerped by `w` with the scalar code's `sub`, `mul`, `add`, into `o`. Both passes end here.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[inline]
+fn lerp_eight(v: __m256i, ml: __m256i, mr: __m256i, w: &[f32; 8], o: &mut [f32; 8]) {
+    let left = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, ml));
+    let right = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, mr));
+    // SAFETY: `w` and `o` are 8 values each.
+    let w = unsafe { _mm256_loadu_ps(w.as_ptr()) };
+    let lerped = _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), w));
+    unsafe { _mm256_storeu_ps(o.as_mut_ptr(), lerped) };
 }
 
 /// `lerp_row` with `Lanes::near`: each lane one 16-byte load at its first pixel's left
@@ -188,8 +200,10 @@ fn lerp_row_near_avx2(
     };
     let mut done = 0;
     for (((o, w), pair), [ml, mr]) in out
-        .chunks_exact_mut(8)
-        .zip(weights.chunks_exact(8))
+        .as_chunks_mut::<8>()
+        .0
+        .iter_mut()
+        .zip(weights.as_chunks::<8>().0)
         .zip(lanes.offsets.chunks_exact(2))
         .zip(near)
     {
@@ -197,18 +211,14 @@ fn lerp_row_near_avx2(
             _mm256_castsi128_si256(load16(pair[0][0])),
             load16(pair[1][0]),
         );
-        // SAFETY: the masks are 32 bytes each; `w` and `o` have 8 values (`chunks_exact`).
-        let (ml, mr, w) = unsafe {
+        // SAFETY: the masks are 32 bytes each.
+        let (ml, mr) = unsafe {
             (
                 _mm256_loadu_si256(ml.as_ptr().cast()),
                 _mm256_loadu_si256(mr.as_ptr().cast()),
-                _mm256_loadu_ps(w.as_ptr()),
             )
         };
-        let left = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, ml));
-        let right = _mm256_cvtepi32_ps(_mm256_shuffle_epi8(v, mr));
-        let lerped = _mm256_add_ps(left, _mm256_mul_ps(_mm256_sub_ps(right, left), w));
-        unsafe { _mm256_storeu_ps(o.as_mut_ptr(), lerped) };
+        lerp_eight(v, ml, mr, w, o);
         done += 8;
     }
     done

@@ -350,6 +350,95 @@ fn parallel_map_errors_come_in_order() {
     }
 }
 
+/// A parallel map under a `batch` stacks its results on the lanes that computed them and
+/// hands out whole batches: the batches, an error's place and a ragged batch's error are
+/// the one-thread run's, with `--stats` too (its timing wrapper passes the batch size on).
+#[test]
+fn a_parallel_map_under_a_batch_stacks_what_one_thread_stacks() {
+    let good = [
+        "rgb_48x64",
+        "rgb420_17x33",
+        "gray_11x13",
+        "progressive_21x29",
+    ];
+    let list = |odd: Option<(usize, &str)>| -> String {
+        (0..300)
+            .map(|i| match odd {
+                Some((at, name)) if i == at => format!("\"DATA/../images/src/{name}.jpg\""),
+                _ => format!("\"DATA/../images/src/{}.jpg\"", good[i % 4]),
+            })
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    // Two plain leaves, each element slow enough (the large resize) for the lanes to be used.
+    let program = format!(
+        "fn load(p) {{\n    let img = resize(decode_jpeg(read_file(p), channels: 3), [96, 96])\n    \
+         return (img[::8, ::8], sum(img))\n}}\npipeline main = from_tensor_slices([{}]).map(load)\n    \
+         .batch(7, drop_remainder: true)",
+        list(None)
+    );
+    let case = Case::new("parmap_batches", &program);
+    let one = case.path("one.npz");
+    assert_exit(
+        &case.run(&["--threads", "1", "--output", one.to_str().unwrap()]),
+        0,
+    );
+    let want = std::fs::read(&one).expect("one thread's batches");
+    for args in [
+        &["--threads", "2"][..],
+        &["--threads", "3"],
+        &["--threads", "2", "--stats"],
+    ] {
+        let out = case.path("many.npz");
+        let mut all = args.to_vec();
+        all.extend(["--output", out.to_str().unwrap()]);
+        assert_exit(&case.run(&all), 0);
+        assert!(
+            std::fs::read(&out).expect("batches") == want,
+            "{args:?} changed the batches"
+        );
+    }
+    let images = io::read_npz(&one, "arr_0").expect("reads back");
+    assert_eq!(images.shape(), &[42, 7, 12, 12, 3]);
+
+    // An element that fails, deep in the run: the batches before its batch, then its error.
+    let failing = format!(
+        "pipeline main = from_tensor_slices([{}])\n    .map(|p| sum(resize(decode_jpeg(read_file(p)), [128, 128])))\n    .batch(7)",
+        list(Some((200, "truncated")))
+    );
+    // A late element of another shape: its batch is ragged, at every thread count.
+    let ragged = format!(
+        "fn load(p) {{\n    let img = decode_jpeg(read_file(p), channels: 3)\n    \
+         return img + cast(sum(resize(img, [96, 96])) * 0.0, u8)\n}}\n\
+         pipeline main = from_tensor_slices([{}]).map(load).map(|x| x[:11, :13])\n    .batch(5)",
+        list(Some((251, "rgb444_9x15")))
+    );
+    for (name, program, batches, message) in [
+        ("parmap_batch_error", failing, 28, "element 200"),
+        ("parmap_ragged", ragged, 50, "(element 251)"),
+    ] {
+        let case = Case::new(name, &program);
+        let first = case.run(&["--threads", "1"]);
+        assert_exit(&first, 1);
+        assert_eq!(stdout(&first).matches("\n[").count() + 1, batches, "{name}");
+        assert!(stderr(&first).contains(message), "{}", stderr(&first));
+        for threads in ["2", "3"] {
+            let out = case.run(&["--threads", threads]);
+            assert_exit(&out, 1);
+            assert_eq!(
+                stdout(&out),
+                stdout(&first),
+                "{name} at --threads {threads}"
+            );
+            assert_eq!(
+                stderr(&out),
+                stderr(&first),
+                "{name} at --threads {threads}"
+            );
+        }
+    }
+}
+
 #[test]
 fn csv_errors_name_file_line_column_and_cell() {
     let case = Case::new(

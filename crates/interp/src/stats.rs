@@ -160,6 +160,10 @@ impl crate::stream::base::Stream for Timed {
         r
     }
 
+    fn stacks_rows(&mut self, rows: usize) {
+        self.inner.stacks_rows(rows);
+    }
+
     fn save(&mut self) -> Result<crate::state::NodeState, Diagnostic> {
         self.inner.save()
     }

@@ -37,8 +37,8 @@ pub use pad::paste;
 pub use reduce::reduce;
 pub use scalar::{CastElem, FloatElem, IntElem, NumElem};
 pub use shape::{
-    RowStacker, SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones, reshape, reverse,
-    shape_of, slice, slice_len, squeeze, stack, tile, transpose, zeros,
+    RowStacker, SharedRows, SliceItem, arange, broadcast_to, concat, expand_dims, fill, ones,
+    reshape, reverse, shape_of, slice, slice_len, squeeze, stack, tile, transpose, zeros,
 };
 
 use crate::DType;

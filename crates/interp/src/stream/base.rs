@@ -70,6 +70,11 @@ pub(crate) trait Stream: Send {
         self.next_block(max).map(Pull::Now)
     }
 
+    /// Says that the consumer stacks this stream's rows `rows` at a time (a `batch`): a
+    /// node that computes rows on several threads may then stack them there, and hand them
+    /// out as blocks that end on whole batches (see `ParMap`).
+    fn stacks_rows(&mut self, _rows: usize) {}
+
     /// The stream's position as of the last element it handed out (never counting what it
     /// computed ahead); see [`crate::state`]. A stream kind without a saved form says so
     /// (E0822) instead of saving a position that would resume elsewhere.

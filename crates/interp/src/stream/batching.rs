@@ -47,13 +47,14 @@ impl Batch {
     /// `batch(size, drop_remainder)` over `input`, whose next row is row `count` of the
     /// input (0 when opened; when resumed, the rows the batches delivered so far hold).
     pub(super) fn new(
-        input: Box<dyn Stream>,
+        mut input: Box<dyn Stream>,
         size: usize,
         drop_remainder: bool,
         span: Span,
         count: u64,
         track: bool,
     ) -> Batch {
+        input.stacks_rows(size);
         Batch {
             input,
             size,

@@ -5,13 +5,14 @@
 
 use super::base::{Stream, element_count};
 use crate::Element;
-use crate::block::Chunk;
+use crate::block::{Block, Chunk, Pending};
 use crate::func::{CompiledFn, FnState};
 use crate::lanes::Crew;
 use crate::state::{Marks, NodeState};
 use pipec_diag::{Code, Diagnostic};
 use pipec_tensor::Tensor;
-use std::sync::Arc;
+use pipec_tensor::kernels::SharedRows;
+use std::sync::{Arc, OnceLock};
 
 /// A parallel `map`: pulls a chunk, has its lanes (each with its own host instances) take
 /// its elements a piece at a time, and emits results in input order. Threads wake once per
@@ -24,13 +25,14 @@ pub(crate) struct ParMap {
     input: Box<dyn Stream>,
     f: Arc<CompiledFn>,
     states: Vec<FnState>,
-    out: std::vec::IntoIter<Result<Element, Diagnostic>>,
+    /// Results computed and not yet handed out, and the error after them.
+    ready: Pending,
     count: u64,
     /// The node's epoch (for random ops).
     epoch: u64,
     done: bool,
     /// An error from the input, reported once the elements read before it are out.
-    pending: Option<Diagnostic>,
+    input_error: Option<Diagnostic>,
     /// Elements handed out (this node's outputs since it was opened).
     delivered: u64,
     /// The input's state before chunk pulls, by output position (see [`crate::state`]).
@@ -48,6 +50,9 @@ pub(crate) struct ParMap {
     flight: Option<Flight>,
     /// The run's helpers, which run every lane but the consumer's.
     crew: Arc<Crew>,
+    /// The rows its consumer stacks at a time (a `batch` over this map): chunks then end on
+    /// whole batches, and the lanes stack their results into them ([`SharedRows`]).
+    stack: Option<usize>,
 }
 
 /// Elements handed to each lane per wake-up, at most.
@@ -81,11 +86,11 @@ impl ParMap {
             input,
             f,
             states: (0..lanes).map(|_| FnState::default()).collect(),
-            out: Vec::new().into_iter(),
+            ready: Pending::default(),
             count,
             epoch,
             done: false,
-            pending: None,
+            input_error: None,
             delivered: 0,
             marks: Marks::default(),
             track,
@@ -93,6 +98,7 @@ impl ParMap {
             inline_len: 1,
             result_bytes: 0,
             flight: None,
+            stack: None,
         }
     }
 }
@@ -100,7 +106,7 @@ impl ParMap {
 impl Stream for ParMap {
     fn save(&mut self) -> Result<NodeState, Diagnostic> {
         // Nothing computed ahead: the input's own position is this node's.
-        let (input, skip, count) = if self.out.len() == 0 && self.flight.is_none() {
+        let (input, skip, count) = if self.ready.is_empty() && self.flight.is_none() {
             (self.input.save()?, 0, self.count)
         } else {
             self.marks.at(self.delivered)?
@@ -114,52 +120,76 @@ impl Stream for ParMap {
     }
 
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
-        let r = self.next_inner();
-        if matches!(r, Ok(Some(_))) {
-            self.delivered += 1;
+        self.fill();
+        let Some(Chunk { block, error }) = self.ready.take(1) else {
+            return Ok(None);
+        };
+        match block.into_rows().pop() {
+            Some(e) => {
+                self.delivered += 1;
+                if let Some(d) = error {
+                    // The element first; its error with the next pull.
+                    self.ready.push_error(d);
+                }
+                Ok(Some(e))
+            }
+            None => error.map_or(Ok(None), Err),
         }
-        r
+    }
+
+    fn next_block(&mut self, max: usize) -> Option<Chunk> {
+        self.fill();
+        // A chunk's results go out as they came, never joined to the next chunk's (which
+        // would copy both): with a `batch` over the map, a chunk of whole batches.
+        let chunk = self.ready.take_enough(max, 1)?;
+        self.delivered += chunk.block.len() as u64;
+        Some(chunk)
+    }
+
+    fn stacks_rows(&mut self, rows: usize) {
+        self.stack = Some(rows.max(1));
     }
 }
 
 impl ParMap {
-    fn next_inner(&mut self) -> Result<Option<Element>, Diagnostic> {
-        loop {
-            if let Some(r) = self.out.next() {
-                return r.map(Some);
-            }
+    /// Computes results until some (or the error after the last of them) are ready, or
+    /// the input is done.
+    fn fill(&mut self) {
+        while self.ready.is_empty() {
             if let Some(flight) = self.flight.take() {
-                let results = self.join(flight);
-                let failed = results.iter().any(Result::is_err);
+                let at = self.delivered;
+                let (results, rows) = self.join(flight);
+                let failed = results.iter().any(|r| matches!(r, Outcome::Failed(_)));
                 if !failed && !self.done {
                     // The next chunk goes to the helpers now, while the consumer is busy
                     // with these results; its first element is output number `at`.
-                    let at = self.delivered + results.len() as u64;
-                    if let Some(chunk) = self.pull(at, self.chunk_len()) {
+                    let at = at + results.len() as u64;
+                    if let Some(chunk) = self.pull(at, self.chunk_len(at)) {
                         self.flight = Some(self.launch(chunk));
                     }
                 }
-                self.keep(vec![results]);
+                self.keep(results, rows);
                 continue;
             }
-            if let Some(d) = self.pending.take() {
-                return Err(d);
+            if let Some(d) = self.input_error.take() {
+                self.ready.push_error(d);
+                return;
             }
             if self.done {
-                return Ok(None);
+                return;
             }
             let want = if self.inline {
                 self.inline_len
             } else {
-                self.chunk_len()
+                self.chunk_len(self.delivered)
             };
             let Some((chunk, starts)) = self.pull(self.delivered, want) else {
-                return self.pending.take().map_or(Ok(None), Err);
+                continue;
             };
             if self.inline {
                 // On this thread until a chunk shows that threads pay off (a cheap function
                 // would spend more on starting them than on its elements).
-                self.inline_len = (2 * self.inline_len).min(self.chunk_len());
+                self.inline_len = (2 * self.inline_len).min(self.chunk_len(self.delivered));
                 let t = std::time::Instant::now();
                 let state = std::mem::take(&mut self.states[0]);
                 let (out, state) = run_part(&self.f, state, chunk, &starts, self.epoch);
@@ -167,7 +197,11 @@ impl ParMap {
                 if t.elapsed() >= PARALLEL_AFTER {
                     self.inline = false;
                 }
-                self.keep(vec![out]);
+                let out = out
+                    .into_iter()
+                    .map(|r| r.map_or_else(Outcome::Failed, Outcome::Row))
+                    .collect();
+                self.keep(out, None);
             } else {
                 self.flight = Some(self.launch((chunk, starts)));
             }
@@ -175,7 +209,7 @@ impl ParMap {
     }
 
     /// Reads up to `want` elements and their dataset indices; `None` when the input had
-    /// none left (an input error is then in `pending`). `at` is the output position of the
+    /// none left (an input error is then in `input_error`). `at` is the output position of the
     /// first, where a checkpoint mark (the input's state before them) is due.
     fn pull(&mut self, at: u64, want: usize) -> Option<(Vec<Element>, Vec<u64>)> {
         if self.track && self.marks.due(at) {
@@ -190,7 +224,7 @@ impl ParMap {
                     break;
                 }
                 Err(d) => {
-                    self.pending = Some(d);
+                    self.input_error = Some(d);
                     self.done = true;
                     break;
                 }
@@ -208,35 +242,96 @@ impl ParMap {
         Some((chunk, starts))
     }
 
-    /// Elements per chunk sent to the lanes: [`PER_LANE_CHUNK`] per lane, fewer for large
-    /// results ([`CHUNK_BYTES`]).
-    fn chunk_len(&self) -> usize {
+    /// Elements per chunk sent to the lanes, the first being output number `at`:
+    /// [`PER_LANE_CHUNK`] per lane, fewer for large results ([`CHUNK_BYTES`]); under a
+    /// `batch`, as many as end the chunk on a whole batch (at least the rest of one).
+    fn chunk_len(&self, at: u64) -> usize {
         let lanes = self.states.len();
         let by_bytes = CHUNK_BYTES / self.result_bytes.max(1);
-        by_bytes.clamp(lanes * MIN_PER_LANE, lanes * PER_LANE_CHUNK)
+        let len = by_bytes.clamp(lanes * MIN_PER_LANE, lanes * PER_LANE_CHUNK);
+        match self.stack {
+            Some(size) => {
+                let into_batch = (at % size as u64) as usize;
+                (len / size).max(1) * size - into_batch
+            }
+            None => len,
+        }
     }
 
-    /// Queues `results` (by lane, in order) for output; nothing after the first error.
-    fn keep(&mut self, results: Vec<Vec<Result<Element, Diagnostic>>>) {
-        let mut out = Vec::new();
-        for r in results.into_iter().flatten() {
-            if let Ok(e) = &r {
-                let bytes = e.iter().map(Tensor::nbytes).sum();
-                self.result_bytes = self.result_bytes.max(bytes);
-            }
-            let failed = r.is_err();
-            out.push(r);
-            if failed {
-                // Nothing after the first error in order is ever emitted.
-                self.pending = None;
-                self.done = true;
-                if let Some(f) = self.flight.take() {
-                    f.shared.cancel();
+    /// Queues `results` for output: nothing after the first error, and the rows stacked
+    /// on the lanes (`rows`) as one block when they all were.
+    fn keep(&mut self, results: Vec<Outcome>, rows: Option<SharedRows>) {
+        let mut error = None;
+        let mut kept = Vec::with_capacity(results.len());
+        for r in results {
+            match r {
+                Outcome::Failed(d) => {
+                    error = Some(d);
+                    break;
                 }
-                break;
+                r => kept.push(r),
             }
         }
-        self.out = out.into_iter();
+        let n = kept.len();
+        let all_stacked = kept.iter().all(|r| matches!(r, Outcome::Stacked));
+        let stacked = match rows {
+            Some(rows) if all_stacked && n > 0 => rows.finish(n),
+            Some(rows) => {
+                // Some results did not fit the stack (another shape): rows apart, those
+                // that did copied out of it.
+                let block = kept
+                    .into_iter()
+                    .enumerate()
+                    .map(|(k, r)| match r {
+                        Outcome::Row(e) => Some(e),
+                        _ => rows.row(k),
+                    })
+                    .collect::<Option<Vec<Element>>>();
+                match block {
+                    Some(elements) => self.ready.push(Block::Rows(elements)),
+                    None => error = Some(lost_rows()),
+                }
+                kept = Vec::new();
+                None
+            }
+            None => None,
+        };
+        match stacked {
+            Some(leaves) => {
+                let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
+                self.result_bytes = self.result_bytes.max(bytes / n);
+                self.ready.push(Block::Stacked { leaves, rows: n });
+            }
+            None if !kept.is_empty() => {
+                let mut elements = Vec::with_capacity(kept.len());
+                for r in kept {
+                    match r {
+                        Outcome::Row(e) => {
+                            let bytes = e.iter().map(Tensor::nbytes).sum();
+                            self.result_bytes = self.result_bytes.max(bytes);
+                            elements.push(e);
+                        }
+                        // Stacked rows whose stack is gone: cannot happen, since the stack
+                        // comes back with every chunk the lanes stacked into.
+                        _ => {
+                            error = Some(lost_rows());
+                            break;
+                        }
+                    }
+                }
+                self.ready.push(Block::Rows(elements));
+            }
+            None => {}
+        }
+        if let Some(d) = error {
+            // Nothing after the first error in order is ever emitted.
+            self.ready.push_error(d);
+            self.input_error = None;
+            self.done = true;
+            if let Some(f) = self.flight.take() {
+                f.shared.cancel();
+            }
+        }
     }
 
     /// Hands `chunk` to the helpers (every lane but the consumer's), who start on it at once.
@@ -257,6 +352,7 @@ impl ParMap {
             // enough that taking one (a lock and an atomic add) costs little next to the
             // calls: a chunk goes to the lanes only once one took a millisecond.
             piece: n.div_ceil(32 * lanes).max(1),
+            stack: self.stack.map(|_| OnceLock::new()),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         for lane in 1..lanes {
@@ -265,6 +361,9 @@ impl ParMap {
             let work = Box::new(move || {
                 let _working = pipec_tensor::busy::Working::begin();
                 shared.work(&mut state);
+                // Let go of the chunk before saying so: once every helper has, the consumer
+                // owns it, and with it the rows stacked into it (see `join`).
+                drop(shared);
                 let _ = tx.send((lane, state));
             });
             if self.crew.spawn(work).is_err() {
@@ -277,9 +376,9 @@ impl ParMap {
     }
 
     /// The consumer's thread takes pieces of `flight` until none are left, then waits for
-    /// the helpers; the results in order. A piece a panicking helper took yields one
-    /// internal error in its place.
-    fn join(&mut self, flight: Flight) -> Vec<Result<Element, Diagnostic>> {
+    /// the helpers; the results in order (up to the first error) and the rows the lanes
+    /// stacked. A piece a panicking helper took yields one internal error in its place.
+    fn join(&mut self, flight: Flight) -> (Vec<Outcome>, Option<SharedRows>) {
         let Flight { shared, rx } = flight;
         let mut state = std::mem::take(&mut self.states[0]);
         // A panic here is reported like a helper's: as an internal error in its place.
@@ -292,17 +391,31 @@ impl ParMap {
                 self.states[lane] = state;
             }
         }
-        let results = std::mem::take(
-            &mut *shared
-                .results
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner),
-        );
+        // Each helper let go of the chunk before its sender, so it is this thread's alone
+        // now; were it not, its stacked rows would be lost (an internal error, in `keep`).
+        let (results, rows) = match Arc::try_unwrap(shared) {
+            Ok(shared) => (
+                shared
+                    .results
+                    .into_inner()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+                shared.stack.and_then(OnceLock::into_inner).flatten(),
+            ),
+            Err(shared) => (
+                std::mem::take(
+                    &mut *shared
+                        .results
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner),
+                ),
+                None,
+            ),
+        };
         let mut out = Vec::with_capacity(results.len());
         for r in results {
             match r {
                 Some(r) => {
-                    let failed = r.is_err();
+                    let failed = matches!(r, Outcome::Failed(_));
                     out.push(r);
                     if failed {
                         break;
@@ -311,7 +424,7 @@ impl ParMap {
                 None => {
                     // Skipped after an error (which came before it, so the loop ended
                     // there) or taken by a lane that panicked.
-                    out.push(Err(Diagnostic::error(
+                    out.push(Outcome::Failed(Diagnostic::error(
                         Code::WrongKind,
                         "internal error: a map lane panicked",
                     )));
@@ -319,7 +432,7 @@ impl ParMap {
                 }
             }
         }
-        out
+        (out, rows)
     }
 }
 
@@ -332,11 +445,29 @@ impl Drop for ParMap {
     }
 }
 
+/// Rows the lanes stacked that are gone: an internal error, never expected.
+fn lost_rows() -> Diagnostic {
+    Diagnostic::error(
+        Code::WrongKind,
+        "internal error: rows a map lane stacked were lost",
+    )
+}
+
 /// A chunk on its way through the lanes.
 struct Flight {
     shared: Arc<Shared>,
     /// Each helper's lane and state, sent back when it finds no piece left.
     rx: std::sync::mpsc::Receiver<(usize, FnState)>,
+}
+
+/// One element's result.
+enum Outcome {
+    /// Kept apart.
+    Row(Element),
+    /// Written into the chunk's [`SharedRows`], at its position in the chunk.
+    Stacked,
+    /// Its call failed.
+    Failed(Diagnostic),
 }
 
 /// A chunk's elements and results, shared by the threads computing it.
@@ -345,7 +476,7 @@ struct Shared {
     epoch: u64,
     starts: Vec<u64>,
     items: std::sync::Mutex<Vec<Option<Element>>>,
-    results: std::sync::Mutex<Vec<Option<Result<Element, Diagnostic>>>>,
+    results: std::sync::Mutex<Vec<Option<Outcome>>>,
     /// The first element no thread has taken yet.
     next: std::sync::atomic::AtomicUsize,
     /// The first element whose call failed (`usize::MAX`: none yet): pieces after it are
@@ -353,10 +484,14 @@ struct Shared {
     failed: std::sync::atomic::AtomicUsize,
     /// Elements taken at a time.
     piece: usize,
+    /// Under a `batch`: the chunk's rows stacked, laid out like its first result (made by
+    /// the lane that has it; `None` inside when they cannot be: `str` leaves).
+    stack: Option<OnceLock<Option<SharedRows>>>,
 }
 
 impl Shared {
-    /// Takes pieces and computes them with `state` until none are left.
+    /// Takes pieces and computes them with `state` until none are left, each result
+    /// stacked, when the chunk is, by the lane that computed it.
     fn work(&self, state: &mut FnState) {
         use std::sync::atomic::Ordering::SeqCst;
         let n = self.starts.len();
@@ -376,9 +511,18 @@ impl Shared {
                     .map(|e| e.take().expect("each piece is taken once"))
                     .collect()
             };
-            let out = run_part_with(&self.f, state, items, &self.starts[from..to], self.epoch);
-            if out.last().is_some_and(Result::is_err) {
-                self.failed.fetch_min(from + out.len() - 1, SeqCst);
+            let mut out = Vec::with_capacity(items.len());
+            for (k, (e, &start)) in items.into_iter().zip(&self.starts[from..to]).enumerate() {
+                let outcome = match self.f.call(state, e, start, self.epoch) {
+                    Ok(e) => self.stacked(from + k, e),
+                    Err(d) => Outcome::Failed(d),
+                };
+                let failed = matches!(outcome, Outcome::Failed(_));
+                out.push(outcome);
+                if failed {
+                    self.failed.fetch_min(from + k, SeqCst);
+                    break;
+                }
             }
             let mut results = self
                 .results
@@ -387,6 +531,19 @@ impl Shared {
             for (slot, r) in results[from..].iter_mut().zip(out) {
                 *slot = Some(r);
             }
+        }
+    }
+
+    /// Result `e` of element `at`, stacked into the chunk's rows when it is stacked and
+    /// `e` fits them: copied while it is in this lane's cache, and dropped, so the lane's
+    /// next result reuses its memory.
+    fn stacked(&self, at: usize, e: Element) -> Outcome {
+        let Some(stack) = &self.stack else {
+            return Outcome::Row(e);
+        };
+        match stack.get_or_init(|| SharedRows::new(&e, self.starts.len())) {
+            Some(rows) if rows.put(at, &e) => Outcome::Stacked,
+            _ => Outcome::Row(e),
         }
     }
 

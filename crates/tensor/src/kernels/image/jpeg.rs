@@ -1756,13 +1756,15 @@ fn h2v1_fancy(input: &[u8], dw: usize, out: &mut [u8]) {
 /// without a loop-carried dependency.
 fn h2v2_fancy(near: &[u8], far: &[u8], dw: usize, sums: &mut Vec<u16>, out: &mut [u8]) {
     let (near, far) = (&near[..dw], &far[..dw]);
-    let done = super::jpeg_avx2::h2v2_interior(near, far, out);
-    // The sums the scalar part reads: the first two columns and those from `done` on.
-    sums.resize(dw, 0);
-    let sums = &mut sums[..dw];
-    for i in (0..2).chain(done..dw) {
-        sums[i] = u16::from(near[i]) * 3 + u16::from(far[i]);
-    }
+    // The column sums first, in one pass (it vectorizes): the interior then reads each
+    // column's three sums from memory, not three times widened from the rows.
+    sums.clear();
+    sums.extend(
+        near.iter()
+            .zip(far)
+            .map(|(&n, &f)| u16::from(n) * 3 + u16::from(f)),
+    );
+    let done = super::jpeg_avx2::h2v2_interior(sums, out);
     let l = dw - 1;
     out[0] = ((sums[0] * 4 + 8) >> 4) as u8;
     out[1] = ((sums[0] * 3 + sums[1] + 7) >> 4) as u8;

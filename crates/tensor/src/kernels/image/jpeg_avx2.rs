@@ -478,41 +478,41 @@ fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
 
 /// The interior of jdsample.c's h2v2 fancy upsampling (`jpeg::h2v2_fancy`), sixteen input
 /// columns at a time: for each column `i` from 1 on, output bytes `2i` and `2i + 1` from the
-/// column sums `3 * near + far` of columns `i - 1..=i + 1`. Returns how many columns it did
-/// (a multiple of 16; 0 without AVX2); the rest is the caller's. The sums are at most
+/// column sums `3 * near + far` (`sums`) of columns `i - 1..=i + 1`. Returns how many columns
+/// it did (a multiple of 16; 0 without AVX2); the rest is the caller's. The sums are at most
 /// `4 * 255`, so every intermediate fits 16 bits, and the two outputs of a column, each
 /// under 256, are one 16-bit word: the even one in its low byte, which is the byte stored
 /// first.
 #[inline]
-pub(super) fn h2v2_interior(near: &[u8], far: &[u8], out: &mut [u8]) -> usize {
+pub(super) fn h2v2_interior(sums: &[u16], out: &mut [u8]) -> usize {
     #[cfg(target_arch = "x86_64")]
     if std::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2 (checked just above).
-        return unsafe { h2v2_interior_avx2(near, far, out) };
+        return unsafe { h2v2_interior_avx2(sums, out) };
     }
-    let _ = (near, far, out);
+    let _ = (sums, out);
     0
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn h2v2_interior_avx2(near: &[u8], far: &[u8], out: &mut [u8]) -> usize {
+fn h2v2_interior_avx2(sums: &[u16], out: &mut [u8]) -> usize {
     // Columns 1 ..= width - 2 have both neighbours.
-    let width = near.len().min(far.len());
-    let columns = width.saturating_sub(2).min(out.len().saturating_sub(2) / 2) / 16 * 16;
-    let widen = |row: &[u8], at: usize| {
-        let s = &row[at..at + 16];
-        // SAFETY: `s` has 16 bytes.
-        _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(s.as_ptr().cast()) })
-    };
-    let sum = |at: usize| {
-        let n = widen(near, at);
-        _mm256_add_epi16(_mm256_add_epi16(n, _mm256_add_epi16(n, n)), widen(far, at))
+    let columns = sums
+        .len()
+        .saturating_sub(2)
+        .min(out.len().saturating_sub(2) / 2)
+        / 16
+        * 16;
+    let load = |at: usize| {
+        let s = &sums[at..at + 16];
+        // SAFETY: `s` has 16 values.
+        unsafe { _mm256_loadu_si256(s.as_ptr().cast()) }
     };
     let (eight, seven) = (_mm256_set1_epi16(8), _mm256_set1_epi16(7));
     for (block, o) in out[2..2 + 2 * columns].chunks_exact_mut(32).enumerate() {
         let i = 1 + 16 * block;
-        let (before, this, after) = (sum(i - 1), sum(i), sum(i + 1));
+        let (before, this, after) = (load(i - 1), load(i), load(i + 1));
         let three = _mm256_add_epi16(this, _mm256_add_epi16(this, this));
         let even = _mm256_srli_epi16::<4>(_mm256_add_epi16(_mm256_add_epi16(three, before), eight));
         let odd = _mm256_srli_epi16::<4>(_mm256_add_epi16(_mm256_add_epi16(three, after), seven));

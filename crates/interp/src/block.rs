@@ -270,6 +270,24 @@ impl Pending {
         self.error.get_or_insert(d);
     }
 
+    /// The next queued element; once none is left before it, the queued error (`Ok(None)`:
+    /// nothing is queued). An element's error comes with the next call, as pulling element
+    /// by element gives.
+    pub(crate) fn pop_element(&mut self) -> Result<Option<Element>, Diagnostic> {
+        let Some(Chunk { block, error }) = self.take(1) else {
+            return Ok(None);
+        };
+        match block.into_rows().pop() {
+            Some(e) => {
+                if let Some(d) = error {
+                    self.push_error(d);
+                }
+                Ok(Some(e))
+            }
+            None => error.map_or(Ok(None), Err),
+        }
+    }
+
     /// Up to `max` queued rows, and the error if everything before it is out.
     pub(crate) fn take(&mut self, max: usize) -> Option<Chunk> {
         self.take_enough(max, max)

@@ -753,20 +753,11 @@ impl LaneStage {
         loop {
             // Rows a block pull computed come first.
             if !self.pending.is_empty() {
-                let Some(Chunk { block, error }) = self.pending.take(1) else {
-                    return Ok(None);
-                };
-                return match block.into_rows().pop() {
-                    Some(e) => {
-                        self.delivered += 1;
-                        if let Some(d) = error {
-                            // The element first; its error with the next pull.
-                            self.pending.push_error(d);
-                        }
-                        Ok(Some(e))
-                    }
-                    None => error.map_or(Ok(None), Err),
-                };
+                let next = self.pending.pop_element();
+                if matches!(next, Ok(Some(_))) {
+                    self.delivered += 1;
+                }
+                return next;
             }
             // Then blocks pulled ahead (a filter's may keep nothing).
             if self.deliver() {

@@ -51,7 +51,8 @@ pub(crate) struct ParMap {
     /// The run's helpers, which run every lane but the consumer's.
     crew: Arc<Crew>,
     /// The rows its consumer stacks at a time (a `batch` over this map): chunks then end on
-    /// whole batches, and the lanes stack their results into them ([`SharedRows`]).
+    /// whole batches, and the lanes stack their results into them ([`SharedRows`]), when
+    /// [`ParMap::stacking`] says the batches are small enough.
     stack: Option<usize>,
 }
 
@@ -65,6 +66,13 @@ const PER_LANE_CHUNK: usize = 64;
 const CHUNK_BYTES: usize = 16 << 20;
 /// The fewest elements per lane in a chunk, whatever their size.
 const MIN_PER_LANE: usize = 4;
+
+/// Chunks are stacked on the lanes (cut at whole batches) only for batches of at most this
+/// many bytes of results ...
+const STACKED_BATCH_BYTES: usize = 64 << 20;
+/// ... and this many elements: a chunk is then one batch or more, and two chunks (the one
+/// handed out and the one computed ahead) are in memory at once, with their input elements.
+const STACKED_BATCH_ROWS: usize = 4096;
 
 /// A chunk that takes this long on one thread is worth splitting over the lanes: handing a
 /// part to a helper and waking it costs microseconds to tens of microseconds.
@@ -121,20 +129,11 @@ impl Stream for ParMap {
 
     fn next(&mut self) -> Result<Option<Element>, Diagnostic> {
         self.fill();
-        let Some(Chunk { block, error }) = self.ready.take(1) else {
-            return Ok(None);
-        };
-        match block.into_rows().pop() {
-            Some(e) => {
-                self.delivered += 1;
-                if let Some(d) = error {
-                    // The element first; its error with the next pull.
-                    self.ready.push_error(d);
-                }
-                Ok(Some(e))
-            }
-            None => error.map_or(Ok(None), Err),
+        let next = self.ready.pop_element();
+        if matches!(next, Ok(Some(_))) {
+            self.delivered += 1;
         }
+        next
     }
 
     fn next_block(&mut self, max: usize) -> Option<Chunk> {
@@ -249,13 +248,23 @@ impl ParMap {
         let lanes = self.states.len();
         let by_bytes = CHUNK_BYTES / self.result_bytes.max(1);
         let len = by_bytes.clamp(lanes * MIN_PER_LANE, lanes * PER_LANE_CHUNK);
-        match self.stack {
+        match self.stacking() {
             Some(size) => {
                 let into_batch = (at % size as u64) as usize;
                 (len / size).max(1) * size - into_batch
             }
             None => len,
         }
+    }
+
+    /// The batch size its chunks are stacked in, if they are: under a `batch` of at most
+    /// [`STACKED_BATCH_ROWS`] results of at most [`STACKED_BATCH_BYTES`] in all (as far
+    /// as the results so far tell: chunks go to the lanes only after one ran here).
+    fn stacking(&self) -> Option<usize> {
+        self.stack.filter(|&size| {
+            size <= STACKED_BATCH_ROWS
+                && size.saturating_mul(self.result_bytes) <= STACKED_BATCH_BYTES
+        })
     }
 
     /// Queues `results` for output: nothing after the first error, and the rows stacked
@@ -352,7 +361,7 @@ impl ParMap {
             // enough that taking one (a lock and an atomic add) costs little next to the
             // calls: a chunk goes to the lanes only once one took a millisecond.
             piece: n.div_ceil(32 * lanes).max(1),
-            stack: self.stack.map(|_| OnceLock::new()),
+            stack: self.stacking().map(|_| OnceLock::new()),
         });
         let (tx, rx) = std::sync::mpsc::channel();
         for lane in 1..lanes {

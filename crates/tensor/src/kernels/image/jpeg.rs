@@ -1756,14 +1756,10 @@ fn h2v1_fancy(input: &[u8], dw: usize, out: &mut [u8]) {
 /// without a loop-carried dependency.
 fn h2v2_fancy(near: &[u8], far: &[u8], dw: usize, sums: &mut Vec<u16>, out: &mut [u8]) {
     let (near, far) = (&near[..dw], &far[..dw]);
-    // The column sums first, in one pass (it vectorizes): the interior then reads each
-    // column's three sums from memory, not three times widened from the rows.
-    sums.clear();
-    sums.extend(
-        near.iter()
-            .zip(far)
-            .map(|(&n, &f)| u16::from(n) * 3 + u16::from(f)),
-    );
+    // The column sums first, in one pass: the interior then reads each column's three
+    // sums from memory, not three times widened from the rows.
+    sums.resize(dw, 0);
+    super::jpeg_avx2::column_sums(near, far, sums);
     let done = super::jpeg_avx2::h2v2_interior(sums, out);
     let l = dw - 1;
     out[0] = ((sums[0] * 4 + 8) >> 4) as u8;

@@ -476,6 +476,48 @@ fn ycc_to_rgb_avx2(y: &[u8], cb: &[u8], cr: &[u8], out: &mut [u8]) -> usize {
     n
 }
 
+/// The column sums `3 * near + far` of h2v2 upsampling into `sums` (as long as the rows),
+/// sixteen at a time with AVX2 (the sum of a column is at most `4 * 255`: 16 bits).
+#[inline]
+pub(super) fn column_sums(near: &[u8], far: &[u8], sums: &mut [u16]) {
+    let n = near.len().min(far.len()).min(sums.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if std::is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2 (checked just above).
+        done = unsafe { column_sums_avx2(&near[..n], &far[..n], &mut sums[..n]) };
+    }
+    for ((s, &a), &b) in sums[done..n]
+        .iter_mut()
+        .zip(&near[done..n])
+        .zip(&far[done..n])
+    {
+        *s = u16::from(a) * 3 + u16::from(b);
+    }
+}
+
+/// [`column_sums`] of whole groups of sixteen columns; how many columns it did.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+fn column_sums_avx2(near: &[u8], far: &[u8], sums: &mut [u16]) -> usize {
+    let widen = |row: &[u8]| {
+        // SAFETY: `row` has 16 bytes (a `chunks_exact` chunk).
+        _mm256_cvtepu8_epi16(unsafe { _mm_loadu_si128(row.as_ptr().cast()) })
+    };
+    let groups = sums.len() / 16;
+    for ((s, a), b) in sums
+        .chunks_exact_mut(16)
+        .zip(near.chunks_exact(16))
+        .zip(far.chunks_exact(16))
+    {
+        let a = widen(a);
+        let v = _mm256_add_epi16(_mm256_add_epi16(a, _mm256_add_epi16(a, a)), widen(b));
+        // SAFETY: `s` has 16 values (`chunks_exact_mut`).
+        unsafe { _mm256_storeu_si256(s.as_mut_ptr().cast(), v) };
+    }
+    16 * groups
+}
+
 /// The interior of jdsample.c's h2v2 fancy upsampling (`jpeg::h2v2_fancy`), sixteen input
 /// columns at a time: for each column `i` from 1 on, output bytes `2i` and `2i + 1` from the
 /// column sums `3 * near + far` (`sums`) of columns `i - 1..=i + 1`. Returns how many columns

@@ -190,16 +190,16 @@ impl ParMap {
                 // would spend more on starting them than on its elements).
                 self.inline_len = (2 * self.inline_len).min(self.chunk_len(self.delivered));
                 let t = std::time::Instant::now();
-                let state = std::mem::take(&mut self.states[0]);
-                let (out, state) = run_part(&self.f, state, chunk, &starts, self.epoch);
-                self.states[0] = state;
+                let out = run_part(
+                    &self.f,
+                    &mut self.states[0],
+                    (chunk, &starts),
+                    self.epoch,
+                    |_, e| Outcome::Row(e),
+                );
                 if t.elapsed() >= PARALLEL_AFTER {
                     self.inline = false;
                 }
-                let out = out
-                    .into_iter()
-                    .map(|r| r.map_or_else(Outcome::Failed, Outcome::Row))
-                    .collect();
                 self.keep(out, None);
             } else {
                 self.flight = Some(self.launch((chunk, starts)));
@@ -282,55 +282,40 @@ impl ParMap {
             }
         }
         let n = kept.len();
-        let all_stacked = kept.iter().all(|r| matches!(r, Outcome::Stacked));
-        let stacked = match rows {
-            Some(rows) if all_stacked && n > 0 => rows.finish(n),
-            Some(rows) => {
-                // Some results did not fit the stack (another shape): rows apart, those
-                // that did copied out of it.
-                let block = kept
-                    .into_iter()
-                    .enumerate()
-                    .map(|(k, r)| match r {
-                        Outcome::Row(e) => Some(e),
-                        _ => rows.row(k),
-                    })
-                    .collect::<Option<Vec<Element>>>();
-                match block {
-                    Some(elements) => self.ready.push(Block::Rows(elements)),
-                    None => error = Some(lost_rows()),
-                }
-                kept = Vec::new();
-                None
-            }
-            None => None,
+        let block = match rows {
+            Some(rows) if n > 0 && kept.iter().all(|r| matches!(r, Outcome::Stacked)) => rows
+                .finish(n)
+                .map(|leaves| Block::Stacked { leaves, rows: n }),
+            // Rows apart: results of another layout than the stack's (those that fit it
+            // copied back out), or no stack at all.
+            rows => kept
+                .into_iter()
+                .enumerate()
+                .map(|(k, r)| match r {
+                    Outcome::Row(e) => Some(e),
+                    _ => rows.as_ref()?.row(k),
+                })
+                .collect::<Option<Vec<Element>>>()
+                .map(Block::Rows),
         };
-        match stacked {
-            Some(leaves) => {
-                let bytes: usize = leaves.iter().map(Tensor::nbytes).sum();
-                self.result_bytes = self.result_bytes.max(bytes / n);
-                self.ready.push(Block::Stacked { leaves, rows: n });
-            }
-            None if !kept.is_empty() => {
-                let mut elements = Vec::with_capacity(kept.len());
-                for r in kept {
-                    match r {
-                        Outcome::Row(e) => {
-                            let bytes = e.iter().map(Tensor::nbytes).sum();
-                            self.result_bytes = self.result_bytes.max(bytes);
-                            elements.push(e);
-                        }
-                        // Stacked rows whose stack is gone: cannot happen, since the stack
-                        // comes back with every chunk the lanes stacked into.
-                        _ => {
-                            error = Some(lost_rows());
-                            break;
-                        }
+        match block {
+            Some(block) => {
+                let bytes = match &block {
+                    Block::Stacked { leaves, rows } => {
+                        leaves.iter().map(Tensor::nbytes).sum::<usize>() / rows
                     }
-                }
-                self.ready.push(Block::Rows(elements));
+                    Block::Rows(elements) => elements
+                        .iter()
+                        .map(|e| e.iter().map(Tensor::nbytes).sum())
+                        .max()
+                        .unwrap_or(0),
+                };
+                self.result_bytes = self.result_bytes.max(bytes);
+                self.ready.push(block);
             }
-            None => {}
+            // Stacked rows whose stack is gone: never expected, since every chunk the
+            // lanes stacked into comes back with its stack.
+            None => error = Some(lost_rows()),
         }
         if let Some(d) = error {
             // Nothing after the first error in order is ever emitted.
@@ -520,18 +505,15 @@ impl Shared {
                     .map(|e| e.take().expect("each piece is taken once"))
                     .collect()
             };
-            let mut out = Vec::with_capacity(items.len());
-            for (k, (e, &start)) in items.into_iter().zip(&self.starts[from..to]).enumerate() {
-                let outcome = match self.f.call(state, e, start, self.epoch) {
-                    Ok(e) => self.stacked(from + k, e),
-                    Err(d) => Outcome::Failed(d),
-                };
-                let failed = matches!(outcome, Outcome::Failed(_));
-                out.push(outcome);
-                if failed {
-                    self.failed.fetch_min(from + k, SeqCst);
-                    break;
-                }
+            let out = run_part(
+                &self.f,
+                state,
+                (items, &self.starts[from..to]),
+                self.epoch,
+                |k, e| self.stacked(from + k, e),
+            );
+            if out.last().is_some_and(|r| matches!(r, Outcome::Failed(_))) {
+                self.failed.fetch_min(from + out.len() - 1, SeqCst);
             }
             let mut results = self
                 .results
@@ -563,32 +545,24 @@ impl Shared {
     }
 }
 
-/// One lane's elements through `f` with the lane's `state`, stopping at the first error (the
-/// elements after it in this lane can never be reported); the results and the state.
+/// Elements through `f` with a lane's `state`, stopping at the first error (the elements
+/// after it in this lane can never be reported); each result becomes an [`Outcome`] by
+/// `kept` (given its position in `part`).
 fn run_part(
     f: &CompiledFn,
-    mut state: FnState,
-    part: Vec<Element>,
-    starts: &[u64],
-    epoch: u64,
-) -> (Vec<Result<Element, Diagnostic>>, FnState) {
-    let out = run_part_with(f, &mut state, part, starts, epoch);
-    (out, state)
-}
-
-/// `run_part` with a borrowed state.
-fn run_part_with(
-    f: &CompiledFn,
     state: &mut FnState,
-    part: Vec<Element>,
-    starts: &[u64],
+    (part, starts): (Vec<Element>, &[u64]),
     epoch: u64,
-) -> Vec<Result<Element, Diagnostic>> {
+    mut kept: impl FnMut(usize, Element) -> Outcome,
+) -> Vec<Outcome> {
     let mut out = Vec::with_capacity(part.len());
-    for (e, &start) in part.into_iter().zip(starts) {
-        let r = f.call(state, e, start, epoch);
-        let failed = r.is_err();
-        out.push(r);
+    for (k, (e, &start)) in part.into_iter().zip(starts).enumerate() {
+        let outcome = match f.call(state, e, start, epoch) {
+            Ok(e) => kept(k, e),
+            Err(d) => Outcome::Failed(d),
+        };
+        let failed = matches!(outcome, Outcome::Failed(_));
+        out.push(outcome);
         if failed {
             break;
         }

@@ -374,12 +374,13 @@ const WRITTEN: u8 = 2;
 /// One leaf's buffer of a [`SharedRows`], of one element type.
 #[allow(unsafe_code)]
 trait SharedLeaf: Send + Sync {
-    /// Writes `row` (of this leaf's dtype and row shape) as row `at`.
+    /// Writes `row` as row `at`; `false`, writing nothing, unless it has this leaf's dtype
+    /// and exactly a row's elements.
     ///
     /// # Safety
     /// The caller holds the claim on row `at` (no other thread reads or writes it), and
     /// `at` is below the stack's row count.
-    unsafe fn write(&self, at: usize, row: &Tensor);
+    unsafe fn write(&self, at: usize, row: &Tensor) -> bool;
     /// Row `at` copied out, as a tensor of `shape`.
     ///
     /// # Safety
@@ -421,24 +422,25 @@ impl<T: TensorElem + Copy> Leaf<T> {
 
 #[allow(unsafe_code)]
 impl<T: TensorElem + Copy> SharedLeaf for Leaf<T> {
-    unsafe fn write(&self, at: usize, row: &Tensor) {
-        let Some(a) = row.as_array::<T>() else {
-            return;
+    unsafe fn write(&self, at: usize, row: &Tensor) -> bool {
+        let Some(a) = row.as_array::<T>().filter(|a| a.len() == self.row) else {
+            return false;
         };
         // SAFETY: row `at` of `self.row` elements lies inside the buffer (`at` is below the
-        // row count the buffer holds), and the caller's claim makes this thread its only
-        // user; a shape checked equal to the leaf's gives exactly `self.row` elements.
+        // row count the buffer holds), the caller's claim makes this thread its only user,
+        // and `a` has exactly `self.row` elements (checked above), each written once.
         unsafe {
             let to = self.ptr.add(at * self.row);
             match a.as_slice() {
-                Some(s) => copy_streaming(to.cast::<u8>(), &s[..self.row.min(s.len())]),
+                Some(s) => copy_streaming(to.cast::<u8>(), s),
                 None => {
-                    for (k, v) in a.iter().take(self.row).enumerate() {
+                    for (k, v) in a.iter().enumerate() {
                         to.add(k).write(*v);
                     }
                 }
             }
         }
+        true
     }
 
     unsafe fn read(&self, at: usize, shape: &[usize]) -> Option<Tensor> {
@@ -515,12 +517,18 @@ impl SharedRows {
         {
             return false;
         }
-        for (leaf, t) in self.leaves.iter().zip(element) {
-            // SAFETY: this thread claimed row `at` (below the row count) just above.
-            unsafe { leaf.write(at, t) };
+        // SAFETY: this thread claimed row `at` (below the row count) just above.
+        let written = self
+            .leaves
+            .iter()
+            .zip(element)
+            .all(|(leaf, t)| unsafe { leaf.write(at, t) });
+        // A row a leaf refused (never, after the layout check) stays claimed and unwritten:
+        // `finish` and `row` then refuse it too, so no unwritten byte is ever read.
+        if written {
+            state.store(WRITTEN, Ordering::Release);
         }
-        state.store(WRITTEN, Ordering::Release);
-        true
+        written
     }
 
     /// Row `at` copied out, if it was written.
